@@ -1,0 +1,174 @@
+"""The nntrain command line. Each command parses, calls library code and prints; no training logic here.
+
+torch, pandas and scikit-learn are imported inside the commands, so `nntrain --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Train neural networks on tabular data from a YAML config.")
+
+
+def _console(stderr: bool):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _guard(fn: Callable[[], None]) -> None:
+    """A user's mistake: one message on stderr, exit 2 (3 when training diverged); never a traceback."""
+    from .errors import UserError
+
+    try:
+        fn()
+    except UserError as e:
+        _console(True).print(f"error: {e}", markup=False)
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        _console(True).print("interrupted", markup=False)
+        raise typer.Exit(130) from None
+    except Exception as e:
+        from .train import Diverged
+
+        if isinstance(e, Diverged):
+            _console(True).print(f"error: training diverged: {e}", markup=False)
+            raise typer.Exit(Diverged.exit_code) from None
+        raise
+
+
+@app.command()
+def fit(
+    config: Path = typer.Argument(..., help="the YAML config"),
+    overrides: Optional[List[str]] = typer.Argument(None, help="dotted KEY=VALUE overrides, e.g. optimizer.lr=0.001"),
+    name: Optional[str] = typer.Option(None, "--name", help="run name (folder runs/NAME)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout at the end"),
+) -> None:
+    """Train a model from CONFIG; the run folder keeps config, metrics, best.pt, last.pt and summary."""
+
+    def run() -> None:
+        from .config import load_config
+        from .train import fit as fit_run
+
+        extra = list(overrides or []) + ([f"name={name}"] if name else [])
+        cfg = load_config(config, extra)
+        out = _console(stderr=as_json)
+        summary = fit_run(cfg, config.parent, log=lambda m: out.print(m, markup=False))
+        if as_json:
+            keys = ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline")
+            print(json.dumps({k: summary[k] for k in keys}))
+
+    _guard(run)
+
+
+@app.command("eval")
+def eval_(
+    run_dir: Optional[Path] = typer.Argument(None, help="run folder; default: the newest under runs/"),
+    data: Optional[str] = typer.Option(None, "--data", help="evaluate on this file (same columns) instead of the test split"),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Metrics of a trained run on its own test split or on another file."""
+
+    def run() -> None:
+        from .inference import evaluate_run, load_run
+        from .runs import resolve_run_dir
+        from .train import format_metrics
+
+        loaded = load_run(resolve_run_dir(str(run_dir) if run_dir else None), checkpoint)
+        report = evaluate_run(loaded, data)
+        if as_json:
+            print(json.dumps(report))
+            return
+        out = _console(False)
+        out.print(f"{report['run_dir']} ({checkpoint}.pt, epoch {report['checkpoint_epoch']}) on {report['data']}, "
+                  f"{report['rows']} rows:", markup=False)
+        out.print(format_metrics(report["metrics"], report["baseline"]), markup=False)
+
+    _guard(run)
+
+
+@app.command()
+def params(
+    target: Path = typer.Argument(..., help="a config file or a run folder"),
+    overrides: Optional[List[str]] = typer.Argument(None, help="dotted KEY=VALUE overrides (config only)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Count the model's parameters layer by layer, from a config (no training) or a run folder."""
+
+    def run() -> None:
+        from .model import build_mlp, param_table
+
+        if target.is_dir():
+            from .inference import load_run
+            from .runs import resolve_run_dir
+
+            model = load_run(resolve_run_dir(str(target))).model
+        else:
+            from .config import load_config
+            from .train import load_data, n_outputs
+
+            cfg = load_config(target, list(overrides or []))
+            data = load_data(cfg, target.parent)
+            model = build_mlp(cfg.model, data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs))
+        table = param_table(model)
+        if as_json:
+            print(json.dumps(table))
+            return
+        _print_params(table)
+
+    _guard(run)
+
+
+def _print_params(table: dict) -> None:
+    from rich.table import Table
+
+    t = Table(title="parameters")
+    for col in ("layer", "type", "shape", "weights", "biases", "total", "buffers"):
+        t.add_column(col, justify="left" if col in ("layer", "type", "shape") else "right")
+    for r in table["layers"]:
+        t.add_row(r["layer"], r["type"], "x".join(map(str, r["shape"])) or "-", f"{r['weights']:,}",
+                  f"{r['biases']:,}", f"{r['total']:,}", f"{r['buffers']:,}")
+    out = _console(False)
+    out.print(t)
+    out.print(f"total {table['total']:,}  trainable {table['trainable']:,}  non-trainable {table['non_trainable']:,}  "
+              f"buffers {table['buffers']:,}  memory {table['bytes'] / 1024:.1f} KiB", markup=False)
+
+
+@app.command()
+def predict(
+    run_dir: Path = typer.Argument(..., help="the run folder"),
+    input: str = typer.Argument(..., help="CSV or Parquet of raw rows with the training columns"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="write the predictions here (CSV)"),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
+) -> None:
+    """Predict from raw rows: the stored preprocessing is applied; labels come back as in the training data."""
+
+    def run() -> None:
+        from .inference import load_run, predict_frame
+        from .runs import resolve_run_dir
+
+        frame = predict_frame(load_run(resolve_run_dir(str(run_dir)), checkpoint), input)
+        if output is None:
+            frame.to_csv(sys.stdout, index=False)
+            return
+        tmp = output.with_name(output.name + ".tmp")
+        frame.to_csv(tmp, index=False)
+        tmp.replace(output)
+        _console(True).print(f"{len(frame)} predictions written to {output}", markup=False)
+
+    _guard(run)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,381 @@
+"""The config schema, load_config(path, overrides), and the checks that the parts of a config agree.
+
+Every problem in a file is collected and reported at once, each with its key path, the value, what is
+allowed and, where the YAML gives it, the line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import UserError, did_you_mean
+
+TASKS = ("multiclass", "binary", "regression")
+
+
+def _to_spec(value: Any) -> Any:
+    """`relu` -> {"name": "relu"}; a mapping must name its component."""
+    if isinstance(value, str):
+        return {"name": value}
+    if not isinstance(value, dict):
+        raise ValueError("must be a name, e.g. relu, or a mapping with a name, e.g. {name: leaky_relu, negative_slope: 0.1}")
+    if "name" not in value:
+        raise ValueError("a mapping here needs a 'name' key, e.g. {name: leaky_relu, negative_slope: 0.1}")
+    return value
+
+
+Spec = Annotated[dict[str, Any], BeforeValidator(_to_spec)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Strict):
+    path: str = Field(description="CSV or Parquet file, or sklearn:iris|wine|breast_cancer|digits|diabetes")
+    target: str | None = Field(None, description="target column; default: the last column")
+    task: Literal["auto", "multiclass", "binary", "regression"] = "auto"
+    val_size: float = Field(0.1, gt=0, lt=1, description="fraction of the non-test rows held out to pick the best epoch")
+    test_size: float = Field(0.2, gt=0, lt=1, description="fraction of all rows, touched once at the end")
+    split_seed: int | None = Field(None, description="seed of the split; default: the run's seed")
+    scale: Literal["standard", "minmax", "none"] = "standard"
+    impute: Literal["none", "mean", "median", "most_frequent"] = Field(
+        "none", description="fill missing feature values (fitted on the training split); none: missing values are an error")
+    drop: list[str] = Field(default_factory=list, description="columns to ignore (ids, leaks)")
+
+
+class InitConfig(Strict):
+    weight: Spec = Field(default_factory=lambda: {"name": "default"})
+    bias: Spec = Field(default_factory=lambda: {"name": "default"})
+
+
+def _to_init(value: Any) -> Any:
+    """A bare name or spec in `init:` sets the weight init."""
+    if isinstance(value, str) or (isinstance(value, dict) and "name" in value):
+        return {"weight": value}
+    return value
+
+
+Init = Annotated[InitConfig, BeforeValidator(_to_init)]
+
+
+class LayerConfig(Strict):
+    size: int = Field(gt=0)
+    activation: Spec | None = Field(None, description="default: model.activation")
+    init: Init | None = Field(None, description="default: model.init")
+    dropout: float | None = Field(None, ge=0, lt=1, description="default: model.dropout")
+    batch_norm: bool | None = Field(None, description="default: model.batch_norm")
+
+
+class ModelConfig(Strict):
+    hidden: list[Annotated[int, Field(gt=0)]] | None = Field(None, description="hidden layer sizes (shorthand)")
+    layers: list[LayerConfig] | None = Field(None, description="one entry per hidden layer")
+    activation: Spec = Field(default_factory=lambda: {"name": "relu"})
+    output_activation: Spec = Field(default_factory=lambda: {"name": "identity"},
+                                    description="after the last layer; identity gives logits, as the losses expect")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    batch_norm: bool = False
+    init: Init = Field(default_factory=InitConfig)
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> ModelConfig:
+        if self.hidden is not None and self.layers is not None:
+            raise ValueError("give either model.hidden or model.layers, not both")
+        return self
+
+    def resolved_layers(self) -> list[LayerConfig]:
+        """Every hidden layer with the model-wide defaults filled in."""
+        layers = self.layers if self.layers is not None else [LayerConfig(size=s) for s in (self.hidden or [])]
+        return [LayerConfig(size=layer.size,
+                            activation=layer.activation or self.activation,
+                            init=layer.init or self.init,
+                            dropout=self.dropout if layer.dropout is None else layer.dropout,
+                            batch_norm=self.batch_norm if layer.batch_norm is None else layer.batch_norm)
+                for layer in layers]
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(30, gt=0)
+    batch_size: int | Literal["full"] = Field(32, description="an int, or `full` for full-batch gradient descent")
+    monitor: str = Field("val_loss", description="val_loss, val_accuracy, val_f1, val_roc_auc, val_rmse, val_mae, val_r2 ...")
+    patience: int | None = Field(None, gt=0, description="stop after this many epochs without improvement")
+    min_delta: float = Field(0.0, ge=0, description="smallest change of the monitored value that counts")
+    l1: float = Field(0.0, ge=0, description="L1 penalty on the weights, added to the loss")
+    grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
+    threads: int | None = Field(None, gt=0, description="CPU threads; default: torch's choice")
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("must be at least 1, or `full`")
+        return v
+
+
+class Config(Strict):
+    name: str = Field("run", description="run folder runs/NAME, then NAME-2, ...; never overwritten")
+    seed: int = 42
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+    runs_dir: str = Field("runs", description="where run folders are made")
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: Spec = Field(default_factory=lambda: {"name": "auto"}, description="auto: cross_entropy / mse by task")
+    optimizer: Spec = Field(default_factory=lambda: {"name": "adam", "lr": 0.001})
+    scheduler: Spec = Field(default_factory=lambda: {"name": "none"})
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v):
+            raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v):
+            raise ValueError("use letters, digits, '.', '_' and '-' (it names a folder)")
+        return v
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path | None, overrides: list[str] = (), raw: dict | None = None) -> Config:
+    """Read YAML, apply dotted KEY=VALUE overrides, validate, check that the parts agree."""
+    text = ""
+    if raw is None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"config file not found: {path}")
+        text = path.read_text()
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise UserError(f"{path}: not valid YAML: {e}") from None
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise UserError(f"{path}: the top level must be a mapping of keys, got {type(raw).__name__}")
+        raw.setdefault("name", path.stem)
+    raw = apply_overrides(raw, overrides)
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as e:
+        raise UserError(_format_errors(e, text), header=f"{path}: {len(e.errors())} problem(s) in the config:") from None
+    problems = semantic_problems(cfg)
+    if problems:
+        problems = [_with_line(p, text) for p in problems]
+        raise UserError(problems, header=f"{path}: {len(problems)} problem(s) in the config:")
+    return cfg
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    key, sep, value = item.partition("=")
+    if not sep or not key or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
+        raise UserError(f"override '{item}' must look like KEY=VALUE with a dotted key, e.g. optimizer.lr=0.001")
+    try:
+        parsed = yaml.safe_load(value) if value else ""
+    except yaml.YAMLError:
+        parsed = value
+    return key.split("."), parsed
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    for item in overrides:
+        keys, value = parse_override(item)
+        node = raw
+        for k in keys[:-1]:
+            child = node.get(k)
+            if isinstance(child, str):  # `optimizer: adam` then optimizer.lr=0.1
+                child = {"name": child}
+            elif not isinstance(child, dict):
+                child = {}
+            node[k] = child
+            node = child
+        node[keys[-1]] = value
+    return raw
+
+
+def _format_errors(e: ValidationError, text: str) -> list[str]:
+    out = []
+    for err in e.errors():
+        loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal[", "list[", "int", "dict["))]
+        loc = [p for p in loc if p not in ("str", "bool", "float", "InitConfig", "LayerConfig", "constrained-int")]
+        key = ".".join(loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(loc[:-1])
+            fields = list(parent.model_fields) if parent else []
+            msg = f"{key}: unknown key{did_you_mean(loc[-1], fields)}; allowed here: {', '.join(fields)}"
+        elif err["type"] == "missing":
+            msg = f"{key}: required key is missing"
+        else:
+            example = EXAMPLES.get(loc[-1] if loc else "", "")
+            msg = f"{key}={_show(err.get('input'))}: {err['msg'].removeprefix('Value error, ')}"
+            if example:
+                msg += f", e.g. {loc[-1]}: {example}"
+        out.append(_with_line(msg, text))
+    return list(dict.fromkeys(out))
+
+
+EXAMPLES = {
+    "epochs": "30", "batch_size": "32", "lr": "0.001", "val_size": "0.1", "test_size": "0.2", "seed": "42",
+    "dropout": "0.2", "hidden": "[64, 128]", "size": "64", "patience": "10", "scale": "standard",
+    "task": "auto", "device": "auto", "batch_norm": "false",
+}
+
+
+def _show(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip() if value is not None else "null"
+
+
+def _model_at(loc: list[str]) -> type[BaseModel] | None:
+    model: Any = Config
+    for part in loc:
+        if part.isdigit():
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        model = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "init": InitConfig,
+                 "layers": LayerConfig}.get(part)
+        if model is None:
+            return None
+    return model
+
+
+def _with_line(msg: str, text: str) -> str:
+    """Append ' (line N)' when the message's key path is found in the YAML text."""
+    key = msg.split(":", 1)[0].split("=", 1)[0]
+    line = yaml_line(text, key.split(".")) if text else None
+    return f"{msg} (line {line})" if line else msg
+
+
+def yaml_line(text: str, keys: list[str]) -> int | None:
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in keys:
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if k.value == key]
+            if not match:
+                return line
+            line, node = match[0][0].start_mark.line + 1, match[0][1]
+        elif isinstance(node, yaml.SequenceNode) and key.isdigit() and int(key) < len(node.value):
+            node = node.value[int(key)]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+# ---------------------------------------------------------------- agreement
+
+MONITORS = {
+    "multiclass": {"val_loss", "val_accuracy", "val_f1_macro"},
+    "binary": {"val_loss", "val_accuracy", "val_f1_macro", "val_roc_auc"},
+    "regression": {"val_loss", "val_mse", "val_rmse", "val_mae", "val_r2"},
+}
+MONITOR_ALIASES = {"val_f1": "val_f1_macro", "val_acc": "val_accuracy", "val_auc": "val_roc_auc"}
+MAXIMIZE = {"val_accuracy", "val_f1_macro", "val_roc_auc", "val_r2"}
+
+
+def monitor_name(cfg: Config) -> str:
+    m = cfg.train.monitor.strip().lower()
+    return MONITOR_ALIASES.get(m, m)
+
+
+def loss_name(cfg: Config, task: str) -> str:
+    from .components import canonical
+
+    name = str(cfg.loss["name"]).lower()
+    if name == "auto":
+        return "cross_entropy" if task in ("multiclass", "binary") else "mse"
+    return canonical("loss", name) or name
+
+
+def semantic_problems(cfg: Config) -> list[str]:
+    """Problems pydantic's types cannot see: component names and arguments, and parts that disagree."""
+    from .components import MATRIX_ONLY_INITS, canonical, spec_problems
+
+    problems: list[str] = []
+    m = cfg.model
+    problems += spec_problems("activation", m.activation, "model.activation")
+    problems += spec_problems("output_activation", m.output_activation, "model.output_activation")
+    inits = [("model.init", m.init)] + [(f"model.layers.{i}.init", l.init) for i, l in enumerate(m.layers or []) if l.init]
+    for path, init in inits:
+        problems += spec_problems("init", init.weight, f"{path}.weight")
+        problems += spec_problems("init", init.bias, f"{path}.bias")
+        if canonical("init", init.bias["name"]) in MATRIX_ONLY_INITS:
+            problems.append(f"{path}.bias={init.bias['name']}: a bias is 1-D and has no fan-in/fan-out; "
+                            f"use zeros, constant, uniform, normal or default")
+    for i, layer in enumerate(m.layers or []):
+        if layer.activation:
+            problems += spec_problems("activation", layer.activation, f"model.layers.{i}.activation")
+    if str(cfg.loss["name"]).lower() != "auto":
+        problems += spec_problems("loss", cfg.loss, "loss")
+    problems += spec_problems("optimizer", cfg.optimizer, "optimizer")
+    lr = cfg.optimizer.get("lr")
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr <= 0:
+        problems.append(f"optimizer.lr={lr}: must be greater than 0, e.g. lr: 0.001")
+    sched = canonical("scheduler", cfg.scheduler["name"])
+    if sched == "cosine":
+        cfg.scheduler.setdefault("T_max", cfg.train.epochs)
+    problems += spec_problems("scheduler", cfg.scheduler, "scheduler")
+    if sched == "multistep":
+        late = [x for x in cfg.scheduler.get("milestones", []) if isinstance(x, int) and x >= cfg.train.epochs]
+        if late:
+            problems.append(f"scheduler.milestones={cfg.scheduler['milestones']}: {late} at or past the last epoch "
+                            f"({cfg.train.epochs}) never take effect; lower them or raise train.epochs")
+    if sched == "step" and isinstance(cfg.scheduler.get("step_size"), int) and cfg.scheduler["step_size"] >= cfg.train.epochs:
+        problems.append(f"scheduler.step_size={cfg.scheduler['step_size']}: the first step comes after the last epoch "
+                        f"({cfg.train.epochs}), so the rate never decays")
+    if cfg.data.task != "auto":
+        problems += task_problems(cfg, cfg.data.task, None)
+    return problems
+
+
+def task_problems(cfg: Config, task: str, n_classes: int | None) -> list[str]:
+    """Loss, output and monitor against the task (and the number of classes, once the data is read)."""
+    problems = []
+    loss = loss_name(cfg, task)
+    out_act = str(cfg.model.output_activation["name"]).lower()
+    classes = f" ({n_classes} classes)" if n_classes else ""
+    if task == "regression" and loss in ("cross_entropy", "nll", "bce"):
+        problems.append(f"loss={loss}: the target is a regression target; use mse, l1, smooth_l1 or huber")
+    if task == "multiclass" and loss == "bce":
+        problems.append(f"loss=bce: bce is for two classes, the target has more{classes}; use cross_entropy")
+    if task in ("multiclass", "binary") and loss not in ("cross_entropy", "nll", "bce"):
+        problems.append(f"loss={loss}: the target is {task} classification{classes}; use cross_entropy"
+                        + (" or bce" if task == "binary" else ""))
+    if loss == "cross_entropy" and out_act in ("softmax", "log_softmax"):
+        problems.append(f"model.output_activation={out_act}: cross_entropy applies log-softmax itself; "
+                        f"use output_activation: identity (or loss: nll with log_softmax)")
+    if loss == "nll" and out_act != "log_softmax":
+        problems.append(f"loss=nll: nll expects log-probabilities; set model.output_activation: log_softmax "
+                        f"(or use cross_entropy)")
+    if loss == "bce" and out_act == "sigmoid":
+        problems.append("model.output_activation=sigmoid: bce here takes logits and applies the sigmoid itself; "
+                        "use output_activation: identity")
+    monitor = monitor_name(cfg)
+    if monitor not in MONITORS[task]:
+        problems.append(f"train.monitor={cfg.train.monitor}: not measured for {task}{did_you_mean(monitor, MONITORS[task])};"
+                        f" choose one of: {', '.join(sorted(MONITORS[task]))}")
+    return problems
+
+
+def to_plain(cfg: Config) -> dict:
+    """The resolved config as plain YAML-able data."""
+    return cfg.model_dump(mode="json")
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(to_plain(cfg), sort_keys=False)

@@ -1,0 +1,380 @@
+"""Read a table, check it, split it, and fit the preprocessing on the training split only.
+
+The fitted preprocessing is plain data (lists, numbers, strings) so it travels inside a checkpoint that
+loads with weights_only=True: nothing is unpickled at eval or predict time.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import UserError, did_you_mean
+
+SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
+# Integer-valued numeric targets with at most this many distinct values are read as classes.
+MAX_AUTO_CLASSES = 20
+
+
+@dataclass
+class Table:
+    frame: pd.DataFrame
+    source: str  # resolved path, or sklearn:NAME
+    sha256: str
+    is_csv: bool
+
+
+def resolve_path(path: str, base: Path | None = None) -> Path:
+    """Relative paths are tried against the working directory, then against `base` (the config's folder)."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists() or base is None:
+        return p
+    alt = base / p
+    return alt if alt.exists() else p
+
+
+def read_table(path: str, base: Path | None = None) -> Table:
+    if path.startswith("sklearn:"):
+        return _read_sklearn(path.removeprefix("sklearn:"))
+    p = resolve_path(path, base)
+    if not p.is_file():
+        raise UserError(f"data.path={path}: file not found" + (f" (also looked in {base})" if base else ""))
+    suffix = p.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        try:
+            frame = pd.read_parquet(p)
+        except Exception as e:  # pyarrow raises several types for a bad file
+            raise UserError(f"data.path={path}: cannot read it as Parquet: {e}") from None
+        is_csv = False
+    else:
+        frame = _read_csv(p, path)
+        is_csv = True
+    if frame.shape[0] == 0:
+        raise UserError(f"data.path={path}: the table has a header but no data rows")
+    return Table(frame, str(p.resolve()), _sha256(p), is_csv)
+
+
+def _read_csv(p: Path, shown: str) -> pd.DataFrame:
+    if p.stat().st_size == 0:
+        raise UserError(f"data.path={shown}: the file is empty")
+    with open(p, newline="") as f:
+        header = next(csv.reader(f), [])
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        raise UserError(f"data.path={shown}: duplicate column name(s) {', '.join(map(repr, dupes))} in the header")
+    try:
+        frame = pd.read_csv(p, index_col=False)
+    except pd.errors.EmptyDataError:
+        raise UserError(f"data.path={shown}: the file has no header or data") from None
+    except pd.errors.ParserError as e:
+        raise UserError(f"data.path={shown}: rows of unequal length: {e}".rstrip()) from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"data.path={shown}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
+    if frame.shape[1] == 1 and any(d in header[0] for d in ";\t|"):
+        raise UserError(f"data.path={shown}: only one column, '{header[0][:60]}': the file seems to use another "
+                        f"delimiter than ','; save it as comma-separated")
+    # A short row comes back padded with NaN; only then is it worth reading the file again to find it.
+    ragged = _ragged_row(p, len(header)) if frame.isna().to_numpy().any() else None
+    if ragged is not None:
+        raise UserError(f"data.path={shown}: line {ragged[0]} has {ragged[1]} fields, the header has {len(header)}")
+    return frame
+
+
+def _ragged_row(p: Path, width: int) -> tuple[int, int] | None:
+    """pandas fills short rows with NaN silently; find the first line whose field count differs."""
+    with open(p, newline="") as f:
+        for lineno, row in enumerate(csv.reader(f), start=1):
+            if row and len(row) != width:
+                return lineno, len(row)
+    return None
+
+
+def _read_sklearn(name: str) -> Table:
+    if name not in SKLEARN_DATASETS:
+        raise UserError(f"data.path=sklearn:{name}: unknown dataset{did_you_mean(name, SKLEARN_DATASETS)}; "
+                        f"choose one of: {', '.join('sklearn:' + d for d in SKLEARN_DATASETS)}")
+    from sklearn import datasets
+
+    bunch = getattr(datasets, f"load_{name}")(as_frame=True)
+    frame = bunch.frame.copy()
+    names = getattr(bunch, "target_names", None)
+    if name in ("iris", "wine", "breast_cancer") and names is not None:
+        frame["target"] = np.asarray(names)[frame["target"].to_numpy()]  # labels read as words in predictions
+    return Table(frame, f"sklearn:{name}", hashlib.sha256(f"sklearn:{name}".encode()).hexdigest(), False)
+
+
+def _sha256(p: Path) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _where(table_is_csv: bool, i: int) -> str:
+    """Rows are counted from 1 after the header; a CSV's line number is one more."""
+    return f"row {i + 1} (line {i + 2})" if table_is_csv else f"row {i + 1}"
+
+
+# ---------------------------------------------------------------- task and target
+
+
+def infer_task(y: pd.Series, asked: str) -> tuple[str, str]:
+    """(task, why). Non-numbers are classes; integer-valued numbers with few values are classes too."""
+    values = y.dropna().unique()
+    numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+    integral = numeric and np.all(np.mod(values.astype(float), 1) == 0)
+    if asked != "auto":
+        if asked == "regression" and not numeric:
+            raise UserError(f"data.task=regression: target '{y.name}' holds non-numbers such as {values[0]!r}")
+        if asked == "binary" and len(values) != 2:
+            raise UserError(f"data.task=binary: target '{y.name}' has {len(values)} distinct values, binary needs 2")
+        return asked, "set in the config"
+    if not numeric or (integral and len(values) <= MAX_AUTO_CLASSES):
+        task = "binary" if len(values) == 2 else "multiclass"
+        kind = "integer" if numeric else "distinct"
+        return task, f"{len(values)} {kind} values in '{y.name}'; set data.task to override"
+    return "regression", f"{len(values)} distinct numbers in '{y.name}'; set data.task to override"
+
+
+def _py(v: Any) -> Any:
+    """numpy scalars -> Python scalars, so they survive weights_only loading and JSON."""
+    return v.item() if hasattr(v, "item") else v
+
+
+# ---------------------------------------------------------------- preprocessing
+
+
+@dataclass
+class Prepared:
+    X: np.ndarray  # float32, every row of the table, encoded and scaled
+    y: np.ndarray  # int64 class indices, or float32 standardized regression target
+    train: np.ndarray  # row indices
+    val: np.ndarray
+    test: np.ndarray
+    prep: dict  # the fitted preprocessing, plain data
+    task_reason: str
+
+    @property
+    def task(self) -> str:
+        return self.prep["task"]
+
+    @property
+    def n_outputs(self) -> int:
+        return 1 if self.task == "regression" else len(self.prep["classes"])
+
+
+def prepare(table: Table, data_cfg: Any, seed: int) -> Prepared:
+    """Choose target and task, split, fit imputation / encoding / scaling on the training rows."""
+    df = table.frame
+    target = data_cfg.target or df.columns[-1]
+    if target not in df.columns:
+        raise UserError(f"data.target={target}: no such column{did_you_mean(target, map(str, df.columns))}; "
+                        f"columns are: {', '.join(map(str, df.columns))}")
+    missing = [c for c in data_cfg.drop if c not in df.columns]
+    if missing:
+        raise UserError(f"data.drop: no column(s) {', '.join(map(repr, missing))}; columns are: {', '.join(map(str, df.columns))}")
+    features = [c for c in df.columns if c != target and c not in data_cfg.drop]
+    if not features:
+        raise UserError(f"data.path={data_cfg.path}: no feature columns besides the target '{target}'")
+    y_raw = df[target]
+    if y_raw.isna().any():
+        i = int(np.flatnonzero(y_raw.isna().to_numpy())[0])
+        raise UserError(f"column '{target}' (the target): missing value at {_where(table.is_csv, i)}; "
+                        f"drop or fill those rows")
+    task, why = infer_task(y_raw, data_cfg.task)
+    if task == "regression":
+        yv = _numeric_column(y_raw, table.is_csv)
+        _check_finite(yv, target, table.is_csv)
+    classes = None if task == "regression" else sorted(_py(v) for v in y_raw.unique())
+    train, val, test = split(len(df), y_raw if classes else None, data_cfg, seed)
+
+    kinds, categories = {}, {}
+    for col in features:
+        kinds[col] = _column_kind(df[col], table.is_csv)
+        if kinds[col] == "categorical":
+            categories[col] = sorted(str(v) for v in df[col].dropna().unique())
+    prep: dict[str, Any] = {"target": str(target), "task": task, "classes": classes, "columns": list(map(str, features)),
+                            "kinds": kinds, "categories": categories, "impute": {}, "scale_kind": data_cfg.scale}
+    # Imputation values and scaling are fitted on the training rows only.
+    numeric = [c for c in features if kinds[c] == "numeric"]
+    train_df = df.iloc[train]
+    for col in features:
+        if df[col].isna().any():
+            if data_cfg.impute == "none":
+                i = int(np.flatnonzero(df[col].isna().to_numpy())[0])
+                raise UserError(f"column '{col}': missing value at {_where(table.is_csv, i)}; fill it, drop the "
+                                f"column (data.drop), or set data.impute: mean | median | most_frequent")
+            prep["impute"][col] = _impute_value(train_df[col], data_cfg.impute if kinds[col] == "numeric" else "most_frequent")
+    raw_num = _numeric_block(df, numeric, prep, table.is_csv)
+    shift, scale = _fit_scale(raw_num[train], data_cfg.scale)
+    prep.update(shift=shift.tolist(), scale=scale.tolist())
+    prep["encoded"] = [n for c in features for n in ([c] if kinds[c] == "numeric" else [f"{c}={v}" for v in categories[c]])]
+    if task == "regression":
+        t = yv[train]
+        prep["target_shift"], prep["target_scale"] = float(t.mean()), float(t.std() or 1.0)
+        prep["baseline"] = float(t.mean())
+    else:
+        codes = encode_labels(y_raw, classes, target, table.is_csv)
+        prep["baseline"] = int(np.bincount(codes[train], minlength=len(classes)).argmax())
+    X = encode(df, prep, table.is_csv, raw_num)
+    y = encode_target(y_raw, prep, table.is_csv)
+    return Prepared(X, y, train, val, test, prep, why)
+
+
+def split(n: int, y: pd.Series | None, data_cfg: Any, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Test first (test_size of all rows), then validation (val_size of the rest); stratified for classes."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(n)
+    rs = data_cfg.split_seed if data_cfg.split_seed is not None else seed
+    strat = y.astype(str).to_numpy() if y is not None else None
+    try:
+        rest, test = train_test_split(idx, test_size=data_cfg.test_size, random_state=rs, stratify=strat)
+        train, val = train_test_split(rest, test_size=data_cfg.val_size, random_state=rs,
+                                      stratify=None if strat is None else strat[rest])
+    except ValueError as e:
+        counts = pd.Series(strat).value_counts() if strat is not None else None
+        rare = f"; smallest class '{counts.index[-1]}' has {counts.iloc[-1]} row(s)" if counts is not None else ""
+        raise UserError(f"data: {n} row(s) cannot be split into train / val / test "
+                        f"(test_size={data_cfg.test_size}, val_size={data_cfg.val_size}){rare}: {e}") from None
+    return np.sort(train), np.sort(val), np.sort(test)
+
+
+def _column_kind(s: pd.Series, is_csv: bool) -> str:
+    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+        return "numeric"
+    present = s.dropna()
+    as_num = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
+    if len(present) and as_num.notna().mean() >= 0.5:
+        # Mostly numbers with a few words in between is a data error, never a category.
+        bad = int(np.flatnonzero(as_num.isna().to_numpy())[0])
+        i = s.index.get_loc(present.index[bad])
+        raise UserError(f"column '{s.name}': {present.iloc[bad]!r} at {_where(is_csv, i)} is not a number, "
+                        f"while {as_num.notna().mean():.0%} of the column is numeric; fix or remove that value")
+    return "categorical"
+
+
+def _numeric_column(s: pd.Series, is_csv: bool) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(s):
+        return s.to_numpy(dtype=np.float64)
+    if pd.api.types.is_numeric_dtype(s):
+        return s.to_numpy(dtype=np.float64, na_value=np.nan)
+    as_num = pd.to_numeric(s.astype(str).str.strip(), errors="coerce")
+    bad = as_num.isna() & s.notna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(f"column '{s.name}': {s.iloc[i]!r} at {_where(is_csv, i)} is not a number")
+    return as_num.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _check_finite(v: np.ndarray, col: str, is_csv: bool) -> None:
+    bad = np.isinf(v)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise UserError(f"column '{col}': infinite value {v[i]} at {_where(is_csv, i)}; fix or remove that row")
+
+
+def _impute_value(s: pd.Series, how: str) -> Any:
+    present = s.dropna()
+    if present.empty:
+        raise UserError(f"column '{s.name}': no values in the training split to impute from; drop it (data.drop)")
+    if how == "mean":
+        return float(present.astype(float).mean())
+    if how == "median":
+        return float(present.astype(float).median())
+    return _py(present.mode().iloc[0])
+
+
+def _numeric_block(df: pd.DataFrame, numeric: list[str], prep: dict, is_csv: bool) -> np.ndarray:
+    cols = []
+    for col in numeric:
+        s = df[col]
+        if col in prep["impute"]:
+            s = s.fillna(prep["impute"][col])
+        v = _numeric_column(s, is_csv)
+        if np.isnan(v).any():
+            i = int(np.flatnonzero(np.isnan(v))[0])
+            raise UserError(f"column '{col}': missing value at {_where(is_csv, i)}; fill it, drop the column "
+                            f"(data.drop), or train with data.impute")
+        _check_finite(v, col, is_csv)
+        cols.append(v)
+    return np.stack(cols, axis=1) if cols else np.zeros((len(df), 0))
+
+
+def _fit_scale(train_block: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    width = train_block.shape[1]
+    if kind == "standard":
+        shift, scale = train_block.mean(axis=0), train_block.std(axis=0)
+    elif kind == "minmax":
+        shift, scale = train_block.min(axis=0), train_block.max(axis=0) - train_block.min(axis=0)
+    else:
+        shift, scale = np.zeros(width), np.ones(width)
+    scale = np.where(scale > 0, scale, 1.0)  # a constant column stays constant instead of dividing by zero
+    return shift, scale
+
+
+# ---------------------------------------------------------------- applying the fitted preprocessing
+
+
+def encode(df: pd.DataFrame, prep: dict, is_csv: bool, raw_num: np.ndarray | None = None) -> np.ndarray:
+    """Raw rows -> the float32 matrix the model takes, with the stored preprocessing."""
+    missing = [c for c in prep["columns"] if c not in df.columns]
+    if missing:
+        raise UserError(f"input lacks column(s) {', '.join(map(repr, missing))} that the model was trained on")
+    numeric = [c for c in prep["columns"] if prep["kinds"][c] == "numeric"]
+    if raw_num is None:
+        raw_num = _numeric_block(df, numeric, prep, is_csv)
+    num = (raw_num - np.asarray(prep["shift"])) / np.asarray(prep["scale"])
+    blocks, j = [], 0
+    for col in prep["columns"]:
+        if prep["kinds"][col] == "numeric":
+            blocks.append(num[:, j:j + 1])
+            j += 1
+        else:
+            blocks.append(_one_hot(df[col], prep, is_csv))
+    return np.concatenate(blocks, axis=1).astype(np.float32) if blocks else np.zeros((len(df), 0), np.float32)
+
+
+def _one_hot(s: pd.Series, prep: dict, is_csv: bool) -> np.ndarray:
+    col = str(s.name)
+    if col in prep["impute"]:
+        s = s.fillna(prep["impute"][col])
+    cats = prep["categories"][col]
+    values = s.astype(str).where(s.notna(), None)
+    codes = pd.Categorical(values, categories=cats).codes
+    if (codes < 0).any():
+        i = int(np.flatnonzero(codes < 0)[0])
+        what = "missing value" if s.iloc[i] is None or pd.isna(s.iloc[i]) else f"value {s.iloc[i]!r} never seen in training"
+        raise UserError(f"column '{col}': {what} at {_where(is_csv, i)}; known values: {', '.join(cats[:20])}")
+    out = np.zeros((len(s), len(cats)), dtype=np.float32)
+    out[np.arange(len(s)), codes] = 1.0
+    return out
+
+
+def encode_labels(y: pd.Series, classes: list, target: str, is_csv: bool) -> np.ndarray:
+    lookup = {str(c): i for i, c in enumerate(classes)}
+    codes = np.array([lookup.get(str(v), -1) for v in y], dtype=np.int64)
+    if (codes < 0).any():
+        i = int(np.flatnonzero(codes < 0)[0])
+        raise UserError(f"column '{target}' (the target): label {y.iloc[i]!r} at {_where(is_csv, i)} was never seen "
+                        f"in training; known labels: {', '.join(map(str, classes))}")
+    return codes
+
+
+def encode_target(y: pd.Series, prep: dict, is_csv: bool) -> np.ndarray:
+    target = prep["target"]
+    if y.isna().any():
+        i = int(np.flatnonzero(y.isna().to_numpy())[0])
+        raise UserError(f"column '{target}' (the target): missing value at {_where(is_csv, i)}")
+    if prep["task"] == "regression":
+        v = _numeric_column(y, is_csv)
+        _check_finite(v, target, is_csv)
+        return ((v - prep["target_shift"]) / prep["target_scale"]).astype(np.float32)
+    return encode_labels(y, prep["classes"], target, is_csv)

@@ -1,0 +1,81 @@
+"""eval and predict from a run folder alone: the checkpoint carries the config and the fitted preprocessing."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from . import metrics as M
+from .config import Config
+from .data import encode, encode_target, read_table
+from .errors import UserError
+from .model import build_mlp
+from .runs import load_checkpoint
+from .train import evaluate, forward_all, make_criterion, to_proba
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    cfg: Config
+    model: nn.Module
+    prep: dict
+    ckpt: dict
+
+
+def load_run(run_dir: Path, checkpoint: str = "best") -> LoadedRun:
+    if checkpoint not in ("best", "last"):
+        raise UserError(f"--checkpoint={checkpoint}: choose best or last")
+    ckpt = load_checkpoint(run_dir / f"{checkpoint}.pt")
+    cfg = Config.model_validate(ckpt["config"])
+    model = build_mlp(cfg.model, ckpt["n_inputs"], ckpt["n_outputs"])
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    return LoadedRun(run_dir, cfg, model, ckpt["prep"], ckpt)
+
+
+def evaluate_run(run: LoadedRun, data_file: str | None = None) -> dict:
+    """Metrics on the run's own test split (same rows, from split.json), or on another file."""
+    prep = run.prep
+    if data_file is None:
+        table = read_table(prep["source"])
+        if table.sha256 != prep["sha256"]:
+            raise UserError(f"{prep['source']} changed since the run was trained (sha256 differs), so its test rows "
+                            f"are not the same; pass the data with --data to evaluate on it anyway")
+        split = json.loads((run.run_dir / "split.json").read_text())
+        df = table.frame.iloc[split["test"]].reset_index(drop=True)
+        label = "test split"
+    else:
+        table = read_table(data_file)
+        df, label = table.frame, data_file
+    if prep["target"] not in df.columns:
+        raise UserError(f"{label}: no target column '{prep['target']}' to evaluate against")
+    X = torch.as_tensor(encode(df, prep, table.is_csv))
+    y = torch.as_tensor(encode_target(df[prep["target"]], prep, table.is_csv))
+    values = evaluate(run.model, X, y, run.cfg, prep, make_criterion(run.cfg, prep["task"]))
+    truth = y.numpy().astype(np.float64) * prep["target_scale"] + prep["target_shift"] if prep["task"] == "regression" else y.numpy()
+    return {"run_dir": str(run.run_dir), "checkpoint_epoch": run.ckpt["epoch"], "data": label, "rows": len(df),
+            "metrics": values, "baseline": M.baseline(prep["task"], truth, prep)}
+
+
+def predict_frame(run: LoadedRun, input_path: str) -> pd.DataFrame:
+    """Raw rows in; the prediction (original label values) and class probabilities out."""
+    table = read_table(input_path)
+    prep = run.prep
+    X = torch.as_tensor(encode(table.frame, prep, table.is_csv))
+    out = forward_all(run.model, X)
+    result = pd.DataFrame(index=table.frame.index)
+    if prep["task"] == "regression":
+        result["prediction"] = out[:, 0].double().numpy() * prep["target_scale"] + prep["target_shift"]
+        return result
+    proba = to_proba(out, run.cfg).double().numpy()
+    result["prediction"] = pd.Series(np.asarray(prep["classes"], dtype=object)[proba.argmax(axis=1)]).values
+    for k, c in enumerate(prep["classes"]):
+        result[f"proba_{c}"] = proba[:, k]
+    return result

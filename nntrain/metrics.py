@@ -1,0 +1,70 @@
+"""Per-task metrics on numpy arrays, and the trivial baseline every report shows beside them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows are true classes, columns predicted ones."""
+    return np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def f1_macro(cm: np.ndarray) -> float:
+    tp = np.diag(cm).astype(float)
+    denom = cm.sum(axis=0) + cm.sum(axis=1)
+    present = cm.sum(axis=1) + cm.sum(axis=0) > 0  # classes absent from both sides do not count (as sklearn)
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    return float(f1[present].mean()) if present.any() else 0.0
+
+
+def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Probability that a random positive outranks a random negative (ties count half)."""
+    pos, neg = int(y_true.sum()), int(len(y_true) - y_true.sum())
+    if pos == 0 or neg == 0:
+        return float("nan")
+    order = np.argsort(score, kind="mergesort")
+    ranks = np.empty(len(score))
+    sorted_scores = score[order]
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    avg = first + (counts - 1) / 2.0 + 1
+    ranks[order] = np.repeat(avg, counts)
+    return float((ranks[y_true == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def classification(y_true: np.ndarray, proba: np.ndarray, loss: float | None = None) -> dict[str, float]:
+    """proba: (n, k) class probabilities."""
+    k = proba.shape[1]
+    pred = proba.argmax(axis=1)
+    cm = confusion(y_true, pred, k)
+    out = {"accuracy": float((pred == y_true).mean()), "f1_macro": f1_macro(cm)}
+    if loss is not None:
+        out["loss"] = float(loss)
+    if k == 2:
+        out["roc_auc"] = roc_auc(y_true, proba[:, 1])
+    return out
+
+
+def regression(y_true: np.ndarray, y_pred: np.ndarray, loss: float | None = None) -> dict[str, float]:
+    err = y_pred - y_true
+    mse = float(np.mean(err**2))
+    var = float(np.var(y_true))
+    out = {"mse": mse, "rmse": mse**0.5, "mae": float(np.mean(np.abs(err))),
+           "r2": 1 - mse / var if var > 0 else float("nan")}
+    if loss is not None:
+        out["loss"] = float(loss)
+    return out
+
+
+def baseline(task: str, y_true: np.ndarray, prep: dict) -> dict[str, float]:
+    """Metrics of the trivial model: the training split's majority class, or its mean."""
+    if task == "regression":
+        return regression(y_true, np.full(len(y_true), prep["baseline"]))
+    k = len(prep["classes"])
+    proba = np.zeros((len(y_true), k))
+    proba[:, prep["baseline"]] = 1.0
+    out = classification(y_true, proba)
+    if "roc_auc" in out:
+        out["roc_auc"] = 0.5
+    return out

@@ -1,0 +1,118 @@
+"""Run folders: creation without races, atomic checkpoint save, safe load, metrics.csv and summary.json."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import UserError
+
+CHECKPOINT_FORMAT = 1
+
+
+def create_run_dir(root: str | Path, name: str) -> Path:
+    """runs/NAME, else NAME-2, NAME-3, ...: os.mkdir fails when the folder exists, so two runs never share one."""
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"runs_dir={root}: cannot create it: {e.strerror}") from None
+    if not os.access(root, os.W_OK):
+        raise UserError(f"runs_dir={root}: not writable")
+    for k in range(1, 100_000):
+        path = root / (name if k == 1 else f"{name}-{k}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise UserError(f"runs_dir={root}: cannot create a run folder: {e.strerror}") from None
+    raise UserError(f"runs_dir={root}: too many runs named {name}")
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """Write NAME.tmp-PID beside the target, fsync, rename over it, fsync the folder."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """torch.load with weights_only=True; a corrupt or unsafe file is a UserError, never a traceback."""
+    if not path.is_file():
+        raise UserError(f"{path}: checkpoint not found")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: checkpoint is empty (corrupt); use the other checkpoint or retrain")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise UserError(f"{path}: refused to load: the file holds objects that would run code when unpickled "
+                        f"({str(e).splitlines()[0][:200]}). Only load checkpoints you trust.") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise UserError(f"{path}: checkpoint is corrupt or truncated ({str(e).splitlines()[0][:200]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: not an nntrain checkpoint")
+    return ckpt
+
+
+def resolve_run_dir(run_dir: str | None, runs_root: str = "runs") -> Path:
+    """The given run folder, or the newest one under runs/."""
+    if run_dir is not None:
+        path = Path(run_dir)
+        if not path.is_dir():
+            raise UserError(f"run folder not found: {path}")
+        if not (path / "config.yaml").is_file():
+            raise UserError(f"{path}: not a run folder (no config.yaml)")
+        return path
+    root = Path(runs_root)
+    runs = [p for p in root.glob("*/") if (p / "best.pt").is_file()] if root.is_dir() else []
+    if not runs:
+        raise UserError(f"no runs found under {root}/; give a run folder, e.g. nntrain eval runs/phone")
+    return max(runs, key=lambda p: (p / "config.yaml").stat().st_mtime)
+
+
+class MetricsLog:
+    """metrics.csv, one row per epoch; the header is fixed by the first row."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fields: list[str] | None = None
+
+    def append(self, row: dict[str, Any]) -> None:
+        new = self.fields is None
+        if new:
+            self.fields = list(row)
+        with open(self.path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.fields)
+            if new:
+                writer.writeheader()
+            writer.writerow({k: _fmt(v) for k, v in row.items()})
+
+
+def _fmt(v: Any) -> Any:
+    return f"{v:.6g}" if isinstance(v, float) else v
+
+
+def write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
