@@ -107,15 +107,13 @@ def spec_problems(kind: str, spec: dict[str, Any], path: str) -> list[str]:
     table = TABLES[kind]
     name = canonical(kind, spec["name"])
     if name is None:
-        return [f"{path}: unknown {kind.replace('_', ' ')} '{spec['name']}'{did_you_mean(str(spec['name']), table)};"
+        return [f"{path}.name={spec['name']}: unknown {kind.replace('_', ' ')}{did_you_mean(str(spec['name']), table)};"
                 f" choose one of: {', '.join(table)}"]
     factory = table[name]
     kwargs = {k: v for k, v in spec.items() if k != "name"}
     if factory is None:
         return [f"{path}: '{name}' takes no arguments, got {', '.join(kwargs)}"] if kwargs else []
-    allowed = [p for p in inspect.signature(factory).parameters if p not in RESERVED]
-    if kind == "init":
-        allowed = allowed[1:]  # the tensor
+    allowed = arguments(kind, name)
     bad = [k for k in kwargs if k not in allowed]
     if bad:
         return [f"{path}.{k}: '{name}' has no argument '{k}'{did_you_mean(k, allowed)};"
@@ -125,6 +123,15 @@ def spec_problems(kind: str, spec: dict[str, Any], path: str) -> list[str]:
     except (ValueError, TypeError, RuntimeError) as e:
         return [f"{path}: {name}({_fmt_kwargs(kwargs)}) is invalid: {e}"]
     return []
+
+
+def arguments(kind: str, name: str) -> list[str]:
+    """The keyword arguments a config may give to a component."""
+    factory = TABLES[kind][name]
+    if factory is None:
+        return []
+    allowed = [p for p in inspect.signature(factory).parameters if p not in RESERVED]
+    return allowed[1:] if kind == "init" else allowed  # an init's first argument is the tensor
 
 
 def _try_build(kind: str, factory: Any, kwargs: dict[str, Any]) -> None:

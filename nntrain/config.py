@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .errors import UserError, did_you_mean
 
@@ -118,6 +118,7 @@ class TrainConfig(Strict):
 
 
 class Config(Strict):
+    _notes: list[str] = PrivateAttr(default_factory=list)  # what loading changed, for fit to print
     name: str = Field("run", description="run folder runs/NAME, then NAME-2, ...; never overwritten")
     seed: int = 42
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
@@ -165,15 +166,75 @@ def load_config(path: str | Path | None, overrides: list[str] = (), raw: dict | 
             raise UserError(f"{path}: the top level must be a mapping of keys, got {type(raw).__name__}")
         raw.setdefault("name", path.stem)
     raw = apply_overrides(raw, overrides)
+    notes = _prune_after_rename(raw, overrides)
+    problems: list[str] = []
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as e:
-        raise UserError(_format_errors(e, text), header=f"{path}: {len(e.errors())} problem(s) in the config:") from None
-    problems = semantic_problems(cfg)
+        problems = _format_errors(e, text)
+        cfg, removed = _repaired(raw, e)  # so the checks below still see the rest of the file
+    else:
+        removed = []
+    if cfg is not None:
+        # a check that leans on a key replaced by its default would only mislead
+        problems += [_with_line(p, text) for p in semantic_problems(cfg) if not any(r in p for r in removed)]
     if problems:
-        problems = [_with_line(p, text) for p in problems]
-        raise UserError(problems, header=f"{path}: {len(problems)} problem(s) in the config:")
+        problems = sorted(dict.fromkeys(problems), key=_line_of)
+        raise UserError(problems, header=f"{path or 'config'}: {len(problems)} problem(s) in the config:")
+    cfg._notes = notes
     return cfg
+
+
+RENAMABLE = {"optimizer": "optimizer", "scheduler": "scheduler", "loss": "loss",
+             "model.activation": "activation", "model.output_activation": "output_activation"}
+
+
+def _prune_after_rename(raw: dict, overrides: list[str]) -> list[str]:
+    """`optimizer.name=adam` on an SGD config: drop the file's arguments adam does not take (momentum), saying so."""
+    from .components import arguments, canonical
+
+    notes = []
+    given = {item.partition("=")[0] for item in overrides}
+    for path, kind in RENAMABLE.items():
+        if f"{path}.name" not in given and path not in given:
+            continue
+        node: Any = raw
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        name = canonical(kind, node.get("name", "")) if isinstance(node, dict) else None
+        if name is None:
+            continue
+        for key in [k for k in node if k != "name" and k not in arguments(kind, name) and f"{path}.{k}" not in given]:
+            notes.append(f"{path}.{key}={node.pop(key)} dropped: {name} takes no '{key}' ({path}.name was overridden)")
+    return notes
+
+
+def _repaired(raw: dict, e: ValidationError) -> tuple[Config | None, list[str]]:
+    """The config with every invalid key removed (defaults in their place), or None if that is not valid."""
+    import copy
+
+    fixed, removed = copy.deepcopy(raw), []
+    for err in e.errors():
+        parent, key, node = None, None, fixed
+        for part in err["loc"]:  # down to the deepest key that exists (union tags like 'int' do not)
+            if isinstance(node, dict) and part in node:
+                parent, key, node = node, part, node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                parent, key, node = node, part, node[part]
+            else:
+                break
+        if isinstance(parent, dict):
+            parent.pop(key, None)
+            removed.append(".".join(str(p) for p in err["loc"][:err["loc"].index(key) + 1]))
+    try:
+        return Config.model_validate(fixed), removed
+    except ValidationError:
+        return None, removed
+
+
+def _line_of(problem: str) -> int:
+    m = re.search(r"\(line (\d+)\)$", problem)
+    return int(m.group(1)) if m else 10**9
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -204,7 +265,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 
 def _format_errors(e: ValidationError, text: str) -> list[str]:
-    out = []
+    out: list[tuple[str, str]] = []
     for err in e.errors():
         loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal[", "list[", "int", "dict["))]
         loc = [p for p in loc if p not in ("str", "bool", "float", "InitConfig", "LayerConfig", "constrained-int")]
@@ -212,16 +273,21 @@ def _format_errors(e: ValidationError, text: str) -> list[str]:
         if err["type"] == "extra_forbidden":
             parent = _model_at(loc[:-1])
             fields = list(parent.model_fields) if parent else []
-            msg = f"{key}: unknown key{did_you_mean(loc[-1], fields)}; allowed here: {', '.join(fields)}"
+            out.append((key, f"{key}: unknown key{did_you_mean(loc[-1], fields)}; allowed here: {', '.join(fields)}"))
         elif err["type"] == "missing":
-            msg = f"{key}: required key is missing"
+            out.append((key, f"{key}: required key is missing"))
+        elif out and out[-1][0] == key:
+            # one key failing every member of a union (batch_size: an int or 'full'): one line
+            out[-1] = (key, f"{out[-1][1]}, or {err['msg'].removeprefix('Input should be ')}")
         else:
-            example = EXAMPLES.get(loc[-1] if loc else "", "")
-            msg = f"{key}={_show(err.get('input'))}: {err['msg'].removeprefix('Value error, ')}"
-            if example:
-                msg += f", e.g. {loc[-1]}: {example}"
-        out.append(_with_line(msg, text))
-    return list(dict.fromkeys(out))
+            out.append((key, f"{key}={_show(err.get('input'))}: {err['msg'].removeprefix('Value error, ')}"))
+    lines = []
+    for key, msg in out:
+        leaf = key.rsplit(".", 1)[-1]
+        if leaf in EXAMPLES and "unknown key" not in msg and "missing" not in msg:
+            msg += f"; e.g. {leaf}: {EXAMPLES[leaf]}"
+        lines.append(_with_line(msg, text))
+    return lines
 
 
 EXAMPLES = {

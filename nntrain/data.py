@@ -31,12 +31,15 @@ class Table:
 
 
 def resolve_path(path: str, base: Path | None = None) -> Path:
-    """Relative paths are tried against the working directory, then against `base` (the config's folder)."""
+    """A relative path is tried in the working directory, then beside the config, then one folder up
+    (so configs/x.yaml can name data/x.csv from anywhere)."""
     p = Path(path).expanduser()
     if p.is_absolute() or p.exists() or base is None:
         return p
-    alt = base / p
-    return alt if alt.exists() else p
+    for folder in (base, base.parent):
+        if (folder / p).exists():
+            return folder / p
+    return p
 
 
 def read_table(path: str, base: Path | None = None) -> Table:
@@ -44,7 +47,7 @@ def read_table(path: str, base: Path | None = None) -> Table:
         return _read_sklearn(path.removeprefix("sklearn:"))
     p = resolve_path(path, base)
     if not p.is_file():
-        raise UserError(f"data.path={path}: file not found" + (f" (also looked in {base})" if base else ""))
+        raise UserError(f"data.path={path}: file not found" + (f" (also looked under {base} and {base.parent})" if base else ""))
     suffix = p.suffix.lower()
     if suffix in (".parquet", ".pq"):
         try:
@@ -347,8 +350,8 @@ def _one_hot(s: pd.Series, prep: dict, is_csv: bool) -> np.ndarray:
     if col in prep["impute"]:
         s = s.fillna(prep["impute"][col])
     cats = prep["categories"][col]
-    values = s.astype(str).where(s.notna(), None)
-    codes = pd.Categorical(values, categories=cats).codes
+    lookup = {c: i for i, c in enumerate(cats)}
+    codes = np.array([lookup.get(str(v), -1) if pd.notna(v) else -1 for v in s], dtype=np.int64)
     if (codes < 0).any():
         i = int(np.flatnonzero(codes < 0)[0])
         what = "missing value" if s.iloc[i] is None or pd.isna(s.iloc[i]) else f"value {s.iloc[i]!r} never seen in training"

@@ -30,4 +30,6 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     if not match:
         lower = {c.lower(): c for c in choices}
         match = [lower[m] for m in difflib.get_close_matches(word.lower(), list(lower), n=1, cutoff=0.6)]
+    if not match:  # a shortened name: slope -> negative_slope
+        match = [c for c in choices if len(word) >= 3 and (word.lower() in c.lower() or c.lower() in word.lower())][:1]
     return f" (did you mean '{match[0]}'?)" if match else ""

@@ -153,6 +153,8 @@ def fit(cfg: Config, config_dir: Path | None = None, log: Callable[[str], None] 
     table = param_table(parts.model)
     monitor = monitor_name(cfg)
     maximize = monitor in MAXIMIZE
+    for note in cfg._notes:
+        log(f"note: {note}")
     log(f"run folder: {run_dir}")
     log(f"task: {data.task} ({data.task_reason}); loss {loss_name(cfg, data.task)}; device {device}")
     log(f"rows: train {n}, val {len(data.val)}, test {len(data.test)}; {data.X.shape[1]} input features")

@@ -1,0 +1,279 @@
+"""The commands as a user runs them: output, files, exit codes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from .conftest import make_table, write_config
+
+
+@pytest.fixture
+def trained(workdir, table_csv, cli):
+    """One small run, binary with string labels."""
+    data = table_csv(task="binary", n=200)
+    cfg = write_config(workdir / "c.yaml", data)
+    result = cli("fit", cfg, "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1]), cfg, data
+
+
+def test_fit_prints_what_a_learner_needs(workdir, table_csv, cli):
+    cfg = write_config(workdir / "c.yaml", table_csv(n=200))
+    r = cli("fit", cfg, "train.epochs=4")
+    assert r.exit_code == 0, r.stderr
+    out = r.stdout
+    assert "run folder: runs/t" in out
+    assert "rows: train 144, val 16, test 40" in out
+    assert "144 samples / batch 16 -> 9 iterations per epoch" in out
+    assert sum(line.startswith("epoch ") for line in out.splitlines()) == 4
+    assert "test metrics of best.pt" in out and "(baseline" in out
+    assert "task: multiclass" in out
+
+
+def test_fit_json_and_run_folder_contents(trained, workdir):
+    summary, _, _ = trained
+    assert set(summary) >= {"run_dir", "best_epoch", "monitor", "best_value", "test"}
+    assert set(summary["test"]) == {"accuracy", "f1_macro", "loss", "roc_auc"}
+    run = workdir / summary["run_dir"]
+    assert {p.name for p in run.iterdir()} == {"config.yaml", "metrics.csv", "best.pt", "last.pt", "summary.json", "split.json"}
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert len(rows) == 3
+    assert list(rows[0]) == ["epoch", "train_loss", "val_accuracy", "val_f1_macro", "val_loss", "val_roc_auc", "lr", "seconds"]
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    assert ckpt["epoch"] == summary["best_epoch"]
+    assert {"model", "optimizer", "scheduler", "epoch", "best_value", "rng", "config", "prep"} <= set(ckpt)
+    assert ckpt["prep"]["classes"] == ["no", "yes"]
+    assert summary["best_value"] == pytest.approx(max(float(r["val_loss"]) for r in rows) if False else
+                                                  min(float(r["val_loss"]) for r in rows), rel=1e-5)
+
+
+def test_run_folders_are_never_overwritten(workdir, table_csv, cli):
+    cfg = write_config(workdir / "c.yaml", table_csv(), train={"epochs": 1})
+    for _ in range(2):
+        assert cli("fit", cfg).exit_code == 0
+    assert cli("fit", cfg, "--name", "other").exit_code == 0
+    assert sorted(p.name for p in (workdir / "runs").iterdir()) == ["other", "t", "t-2"]
+
+
+def test_config_yaml_in_run_holds_the_overrides(workdir, table_csv, cli):
+    import yaml
+
+    cfg = write_config(workdir / "c.yaml", table_csv(), train={"epochs": 1})
+    assert cli("fit", cfg, "optimizer.lr=0.005", "seed=3").exit_code == 0
+    saved = yaml.safe_load((workdir / "runs/t/config.yaml").read_text())
+    assert saved["optimizer"]["lr"] == 0.005 and saved["seed"] == 3 and saved["data"]["scale"] == "standard"
+
+
+def test_eval_repeats_the_test_metrics_of_fit(trained, cli):
+    summary, _, _ = trained
+    r = cli("eval", "--json")  # newest run under runs/
+    assert r.exit_code == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["rows"] == 40
+    for k, v in summary["test"].items():
+        assert report["metrics"][k] == pytest.approx(v, rel=1e-6)
+    assert report["baseline"]["roc_auc"] == 0.5
+    assert cli("eval", summary["run_dir"], "--checkpoint", "last").exit_code == 0
+
+
+def test_eval_on_another_file_and_human_output(trained, cli, workdir):
+    summary, _, _ = trained
+    other = workdir / "other.csv"
+    make_table(task="binary", n=50, seed=9).to_csv(other, index=False)
+    r = cli("eval", summary["run_dir"], "--data", other)
+    assert r.exit_code == 0, r.stderr
+    assert "50 rows" in r.stdout and "accuracy" in r.stdout and "baseline" in r.stdout
+
+
+def test_eval_refuses_a_changed_data_file(trained, cli):
+    summary, _, data = trained
+    data.write_text(data.read_text() + "0,0,0,yes\n")
+    r = cli("eval", summary["run_dir"])
+    assert r.exit_code == 2 and "changed since the run was trained" in r.stderr
+
+
+def test_predict_gives_original_labels_and_probabilities(trained, cli, workdir):
+    summary, _, data = trained
+    rows = pd.read_csv(data).drop(columns="y").head(5)
+    rows.to_csv(workdir / "in.csv", index=False)
+    r = cli("predict", summary["run_dir"], workdir / "in.csv", "-o", workdir / "out.csv")
+    assert r.exit_code == 0, r.stderr
+    out = pd.read_csv(workdir / "out.csv")
+    assert list(out.columns) == ["prediction", "proba_no", "proba_yes"]
+    assert set(out["prediction"]) <= {"yes", "no"}
+    assert np.allclose(out[["proba_no", "proba_yes"]].sum(axis=1), 1.0)
+    assert (out["prediction"] == np.where(out["proba_yes"] > 0.5, "yes", "no")).all()
+
+
+def test_predict_regression_in_target_units(workdir, table_csv, cli):
+    data = table_csv(task="regression", n=300)
+    cfg = write_config(workdir / "c.yaml", data, train={"epochs": 40}, loss="mse")
+    assert cli("fit", cfg).exit_code == 0
+    df = pd.read_csv(data)
+    df.head(50).to_csv(workdir / "in.csv", index=False)
+    r = cli("predict", "runs/t", workdir / "in.csv")
+    pred = pd.read_csv(pd.io.common.StringIO(r.stdout))["prediction"]
+    assert np.corrcoef(pred, df["y"].head(50))[0, 1] > 0.95
+    assert abs(pred.mean() - df["y"].head(50).mean()) < 2.0
+
+
+def test_params_from_config_and_run(repo, trained, cli):
+    r = cli("params", repo / "configs/seed_model.yaml", "--json")
+    assert r.exit_code == 0, r.stderr
+    table = json.loads(r.stdout)
+    assert table["total"] == 26 and table["trainable"] == 26
+    assert [l["total"] for l in table["layers"]] == [12, 8, 6]
+    summary, _, _ = trained
+    r = cli("params", summary["run_dir"])
+    assert r.exit_code == 0 and "total" in r.stdout and "trainable" in r.stdout
+
+
+def test_params_counts_batch_norm_buffers_apart(workdir, table_csv, cli):
+    cfg = write_config(workdir / "c.yaml", table_csv(), model={"hidden": [8], "batch_norm": True})
+    table = json.loads(cli("params", cfg, "--json").stdout)
+    bn = [l for l in table["layers"] if l["type"] == "BatchNorm1d"][0]
+    assert (bn["weights"], bn["biases"], bn["buffers"]) == (8, 8, 16)
+    assert table["total"] == (3 * 8 + 8) + 16 + (8 * 3 + 3)
+
+
+def test_phone_params_match_the_reference_network(repo, cli):
+    table = json.loads(cli("params", repo / "configs/phone.yaml", "--json").stdout)
+    assert table["total"] == (20 * 64 + 64) + (64 * 128 + 128) + (128 * 4 + 4)
+
+
+def test_seed_model_trains_from_a_fresh_clone(repo, workdir, cli):
+    r = cli("fit", repo / "configs/seed_model.yaml", "train.epochs=2", "--json")
+    assert r.exit_code == 0, r.stderr
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def no_traceback(r):
+    return "Traceback" not in r.stdout + r.stderr and r.exception is None or isinstance(r.exception, SystemExit)
+
+
+BAD_FILES = {
+    "missing": (None, "file not found"),
+    "empty": ("", "the file is empty"),
+    "header_only": ("a,b,c,y\n", "no data rows"),
+    "ragged": ("a,b,c,y\n1,2,3,0\n4,5,0\n7,8,9,1\n", "line 3 has 3 fields, the header has 4"),
+    "long_row": ("a,b,c,y\n1,2,3,0\n4,5,6,0,9\n7,8,9,1\n", "rows of unequal length"),
+    "delimiter": ("a;b;c;y\n1;2;3;0\n4;5;6;1\n", "another delimiter"),
+    "duplicate_columns": ("a,b,a,y\n1,2,3,0\n4,5,6,1\n", "duplicate column name(s) 'a'"),
+    "nan_target": (None, "column 'y' (the target): missing value at row 4 (line 5)"),
+    "word_in_numbers": (None, "column 'b': 'abc' at row 6 (line 7) is not a number"),
+    "inf": (None, "column 'c': infinite value inf at row 3 (line 4)"),
+    "missing_feature": (None, "column 'a': missing value at row 2 (line 3)"),
+    "single_row": ("a,b,c,y\n1,2,3,0\n", "cannot be split"),
+}
+
+
+def bad_file(kind: str, workdir):
+    path = workdir / f"{kind}.csv"
+    text = BAD_FILES[kind][0]
+    if kind == "missing":
+        return path
+    if text is None:
+        df = make_table(n=60)
+        df["b"] = df["b"].astype(object)
+        if kind == "nan_target":
+            df["y"] = df["y"].astype(float)
+            df.loc[3, "y"] = np.nan
+        elif kind == "word_in_numbers":
+            df.loc[5, "b"] = "abc"
+        elif kind == "inf":
+            df.loc[2, "c"] = np.inf
+        elif kind == "missing_feature":
+            df.loc[1, "a"] = np.nan
+        df.to_csv(path, index=False)
+    else:
+        path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("kind", list(BAD_FILES))
+def test_bad_data_file_exits_2_naming_the_problem(workdir, cli, kind):
+    cfg = write_config(workdir / "c.yaml", bad_file(kind, workdir))
+    r = cli("fit", cfg)
+    assert r.exit_code == 2, (r.stdout, r.stderr, r.exception)
+    assert BAD_FILES[kind][1] in r.stderr
+    assert no_traceback(r)
+    assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())
+
+
+def test_missing_target_column_suggests_a_name(workdir, table_csv, cli):
+    cfg = write_config(workdir / "c.yaml", table_csv(), data={"target": "yy"})
+    r = cli("fit", cfg)
+    assert r.exit_code == 2 and "data.target=yy: no such column (did you mean 'y'?)" in r.stderr
+
+
+def test_contradiction_found_from_the_data_before_training(workdir, table_csv, cli):
+    cfg = write_config(workdir / "c.yaml", table_csv(), loss="bce")
+    r = cli("fit", cfg)
+    assert r.exit_code == 2 and "bce is for two classes, the target has more (3 classes)" in r.stderr
+    assert not (workdir / "runs").exists()
+
+
+def test_bad_config_exits_2_with_every_problem(workdir, table_csv, cli):
+    cfg = write_config(workdir / "c.yaml", table_csv(), train={"epochs": 0}, optimizer={"name": "adamm", "lr": -1})
+    r = cli("fit", cfg)
+    assert r.exit_code == 2 and r.stdout == ""
+    assert "3 problem(s)" in r.stderr and "train.epochs=0" in r.stderr and "adamm" in r.stderr
+    assert no_traceback(r)
+
+
+def test_unseen_category_at_predict_is_an_error(workdir, table_csv, cli):
+    data = table_csv(cat=True)
+    assert cli("fit", write_config(workdir / "c.yaml", data, train={"epochs": 1})).exit_code == 0
+    df = pd.read_csv(data).head(3)
+    df.loc[1, "color"] = "purple"
+    df.to_csv(workdir / "in.csv", index=False)
+    r = cli("predict", "runs/t", workdir / "in.csv")
+    assert r.exit_code == 2 and "column 'color': value 'purple' never seen in training at row 2" in r.stderr
+
+
+def test_unseen_label_at_eval_is_an_error(trained, cli, workdir):
+    summary, _, data = trained
+    df = pd.read_csv(data).head(5)
+    df.loc[2, "y"] = "maybe"
+    df.to_csv(workdir / "e.csv", index=False)
+    r = cli("eval", summary["run_dir"], "--data", workdir / "e.csv")
+    assert r.exit_code == 2 and "label 'maybe' at row 3 (line 4) was never seen" in r.stderr
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "checkpoint is empty"),
+    (b"PK\x03\x04garbage", "corrupt or truncated"),
+])
+def test_corrupt_checkpoint_is_reported(trained, cli, workdir, content, message):
+    summary, _, _ = trained
+    (workdir / summary["run_dir"] / "best.pt").write_bytes(content)
+    for args in (("eval", summary["run_dir"]), ("predict", summary["run_dir"], "x.csv")):
+        r = cli(*args)
+        assert r.exit_code == 2 and message in r.stderr and no_traceback(r)
+
+
+class Payload:
+    def __reduce__(self):
+        return (open, ("PWNED", "w"))
+
+
+def test_checkpoint_that_would_run_code_is_refused(trained, cli, workdir):
+    summary, _, _ = trained
+    torch.save({"format": 1, "model": Payload()}, workdir / summary["run_dir"] / "best.pt")
+    r = cli("eval", summary["run_dir"])
+    assert r.exit_code == 2 and "refused to load" in r.stderr
+    assert not (workdir / "PWNED").exists()
+
+
+def test_missing_run_and_unknown_checkpoint(workdir, cli):
+    assert "no runs found" in cli("eval").stderr
+    assert cli("eval", "nope").exit_code == 2

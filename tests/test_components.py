@@ -1,0 +1,165 @@
+"""Every entry of every component table, parametrized over the tables so a new entry is tested for free."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from nntrain import components as C
+from nntrain.config import ModelConfig, load_config
+from nntrain.model import build_mlp
+from nntrain.train import fit, make_criterion
+
+from .conftest import make_table
+
+
+def run_fit(workdir, task="multiclass", n=160, **sections):
+    path = workdir / f"{task}.csv"
+    if not path.exists():
+        make_table(n=n, task=task).to_csv(path, index=False)
+    raw = {"name": "t", "seed": 0, "data": {"path": str(path)}, "model": {"hidden": [8]},
+           "optimizer": {"name": "adam", "lr": 0.01}, "train": {"epochs": 6, "batch_size": 16}}
+    for k, v in sections.items():
+        raw[k] = {**raw[k], **v} if isinstance(v, dict) and isinstance(raw.get(k), dict) else v
+    summary = fit(load_config(None, raw=raw), log=lambda m: None)
+    with open(f"{summary['run_dir']}/metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    return summary, rows
+
+
+@pytest.mark.parametrize("name", list(C.ACTIVATIONS))
+def test_activation_builds_trains_and_is_per_layer(name):
+    torch.manual_seed(0)
+    model = build_mlp(ModelConfig(hidden=[5, 4], activation=name), 3, 2)
+    acts = [m for n, m in model.named_children() if n.startswith("act")]
+    assert len(acts) == 2 and acts[0] is not acts[1]
+    assert all(type(a) is C.ACTIVATIONS[name] for a in acts)
+    x = torch.randn(7, 3)
+    out = model(x)
+    out.sum().backward()
+    assert out.shape == (7, 2)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_prelu_layers_do_not_share_their_weight():
+    model = build_mlp(ModelConfig(hidden=[4, 4], activation="prelu"), 3, 2)
+    assert model.act1.weight is not model.act2.weight
+    assert sum(p.numel() for p in model.parameters()) == (3 * 4 + 4) + 1 + (4 * 4 + 4) + 1 + (4 * 2 + 2)
+
+
+@pytest.mark.parametrize("name", list(C.INITS))
+def test_init_fills_weights_as_its_formula_says(name):
+    fan_out, fan_in = 256, 512
+    spec = {"name": name, **({"val": 0.3} if name == "constant" else {})}
+    torch.manual_seed(0)
+    model = build_mlp(ModelConfig(hidden=[fan_out], init={"weight": spec, "bias": "zeros"}), fan_in, 2)
+    w = model.fc1.weight.detach()
+    assert torch.equal(model.fc1.bias, torch.zeros(fan_out))
+    expected_std = {
+        "kaiming_normal": math.sqrt(2 / fan_in), "kaiming_uniform": math.sqrt(2 / fan_in),
+        "xavier_normal": math.sqrt(2 / (fan_in + fan_out)), "xavier_uniform": math.sqrt(2 / (fan_in + fan_out)),
+        "normal": 1.0, "uniform": 1 / math.sqrt(12), "default": 1 / math.sqrt(3 * fan_in), "trunc_normal": 0.88,
+        "orthogonal": 1 / math.sqrt(fan_in),
+    }
+    if name == "zeros":
+        assert torch.equal(w, torch.zeros_like(w))
+    elif name == "ones":
+        assert torch.equal(w, torch.ones_like(w))
+    elif name == "constant":
+        assert torch.allclose(w, torch.full_like(w, 0.3))
+    else:
+        assert w.std().item() == pytest.approx(expected_std[name], rel=0.05)
+    if name == "uniform":
+        assert w.min() >= 0 and w.max() <= 1
+    if name == "xavier_uniform":
+        assert w.abs().max() <= math.sqrt(6 / (fan_in + fan_out))
+
+
+def test_init_arguments_reach_the_init_function():
+    model = build_mlp(ModelConfig(hidden=[64], init={"weight": {"name": "normal", "mean": 5.0, "std": 0.01},
+                                                     "bias": {"name": "constant", "val": 0.5}}), 32, 2)
+    assert model.fc1.weight.mean().item() == pytest.approx(5.0, abs=0.01)
+    assert torch.equal(model.fc1.bias, torch.full((64,), 0.5))
+
+
+LOSS_TASK = {"cross_entropy": "multiclass", "nll": "multiclass", "bce": "binary", "mse": "regression",
+             "l1": "regression", "smooth_l1": "regression", "huber": "regression"}
+
+
+def test_loss_table_and_task_map_agree():
+    assert set(LOSS_TASK) == set(C.LOSSES)
+
+
+@pytest.mark.parametrize("name", list(C.LOSSES))
+def test_loss_trains_and_equals_the_torch_formula(workdir, name):
+    task = LOSS_TASK[name]
+    model = {"output_activation": "log_softmax"} if name == "nll" else {}
+    summary, rows = run_fit(workdir, task=task, loss=name, model=model)
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+    cfg = load_config(None, raw={"data": {"path": "x"}, "loss": name, "model": model})
+    crit = make_criterion(cfg, task)
+    torch.manual_seed(0)
+    if task == "regression":
+        out, y = torch.randn(6, 1), torch.randn(6)
+        ref = {"mse": nn.functional.mse_loss, "l1": nn.functional.l1_loss, "smooth_l1": nn.functional.smooth_l1_loss,
+               "huber": nn.functional.huber_loss}[name](out[:, 0], y)
+    elif task == "binary":
+        out, y = torch.randn(6, 1), torch.randint(0, 2, (6,))
+        ref = -(y * torch.log(torch.sigmoid(out[:, 0])) + (1 - y) * torch.log(1 - torch.sigmoid(out[:, 0]))).mean()
+    else:
+        logits, y = torch.randn(6, 3), torch.randint(0, 3, (6,))
+        out = torch.log_softmax(logits, 1) if name == "nll" else logits
+        ref = -torch.log_softmax(logits, 1)[torch.arange(6), y].mean()
+    assert crit(out, y).item() == pytest.approx(ref.item(), rel=1e-5)
+
+
+STATE_KEY = {"sgd": "momentum_buffer", "adagrad": "sum", "rmsprop": "square_avg", "adam": "exp_avg", "adamw": "exp_avg"}
+
+
+@pytest.mark.parametrize("name", list(C.OPTIMIZERS))
+def test_optimizer_trains_and_its_state_is_checkpointed(workdir, name):
+    lr = {"sgd": 0.1, "adagrad": 0.1}.get(name, 0.01)
+    extra = {"momentum": 0.9} if name == "sgd" else {}
+    summary, rows = run_fit(workdir, optimizer={"name": name, "lr": lr, **extra})
+    assert float(rows[-1]["train_loss"]) < 0.8 * float(rows[0]["train_loss"])
+    ckpt = torch.load(f"{summary['run_dir']}/last.pt", weights_only=True)
+    state = ckpt["optimizer"]["state"]
+    assert state and all(STATE_KEY[name] in s for s in state.values())
+
+
+SCHEDULES = {
+    "none": ({}, lambda e: 0.1),
+    "step": ({"step_size": 2, "gamma": 0.5}, lambda e: 0.1 * 0.5 ** ((e - 1) // 2)),
+    "multistep": ({"milestones": [1, 4], "gamma": 0.1}, lambda e: 0.1 * 0.1 ** ((e > 1) + (e > 4))),
+    "exponential": ({"gamma": 0.8}, lambda e: 0.1 * 0.8 ** (e - 1)),
+    "cosine": ({"T_max": 6}, lambda e: 0.05 * (1 + math.cos(math.pi * (e - 1) / 6))),
+}
+
+
+def test_schedule_table_is_covered():
+    assert set(SCHEDULES) == set(C.SCHEDULERS)
+
+
+@pytest.mark.parametrize("name", list(C.SCHEDULERS))
+def test_scheduler_sets_the_learning_rate_of_every_epoch(workdir, name):
+    kwargs, expected = SCHEDULES[name]
+    _, rows = run_fit(workdir, optimizer={"name": "sgd", "lr": 0.1}, scheduler={"name": name, **kwargs})
+    assert [float(r["lr"]) for r in rows] == pytest.approx([expected(e) for e in range(1, 7)], rel=1e-5)
+
+
+def test_batch_norm_and_dropout_are_placed_as_documented():
+    model = build_mlp(ModelConfig(hidden=[4, 3], batch_norm=True, dropout=0.3), 2, 2)
+    assert list(dict(model.named_children())) == ["fc1", "bn1", "act1", "drop1", "fc2", "bn2", "act2", "drop2", "out"]
+
+
+@pytest.mark.parametrize("batch_size, iterations", [(16, 9), (1, 144), ("full", 1)])
+def test_full_stochastic_and_mini_batch_descent(workdir, batch_size, iterations):
+    """One update per batch: the iteration count the course's three flavours of gradient descent differ in."""
+    summary, rows = run_fit(workdir, n=200, train={"epochs": 2, "batch_size": batch_size})
+    ckpt = torch.load(f"{summary['run_dir']}/last.pt", weights_only=True)
+    steps = [s["step"] for s in ckpt["optimizer"]["state"].values()]
+    assert all(int(s) == 2 * iterations for s in steps)

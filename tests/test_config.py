@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from nntrain.config import load_config
+from nntrain.errors import UserError
+
+from .conftest import REPO
+
+SHIPPED = sorted((REPO / "configs").glob("*.yaml"))
+
+
+def problems_of(path, overrides=()):
+    with pytest.raises(UserError) as info:
+        load_config(path, list(overrides))
+    return info.value.problems
+
+
+def test_every_shipped_config_is_listed():
+    names = {p.stem for p in SHIPPED}
+    assert {"phone", "iris", "breast_cancer", "diabetes", "digits", "seed_model"} <= names
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_config_loads(path):
+    cfg = load_config(path)
+    assert cfg.name == path.stem
+    assert cfg.train.epochs > 0
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_every_key_of_shipped_configs_is_explained(path):
+    """Shipped configs teach: the file opens with a comment saying what it trains."""
+    assert path.read_text().startswith("#")
+
+
+def test_overrides_use_dotted_keys_and_yaml_values(repo):
+    cfg = load_config(repo / "configs/phone.yaml",
+                      ["optimizer.name=adam", "optimizer.lr=0.001", "seed=0", "model.hidden=[32, 16]", "train.batch_size=full"])
+    assert cfg.optimizer["name"] == "adam" and cfg.optimizer["lr"] == 0.001
+    assert cfg.seed == 0 and cfg.model.hidden == [32, 16] and cfg.train.batch_size == "full"
+
+
+def test_override_turns_a_bare_name_into_a_mapping(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {path: x.csv}\noptimizer: sgd\n")
+    cfg = load_config(path, ["optimizer.lr=0.5"])
+    assert cfg.optimizer == {"name": "sgd", "lr": 0.5}
+
+
+def test_malformed_override_is_a_user_error(repo):
+    assert "KEY=VALUE" in problems_of(repo / "configs/phone.yaml", ["optimizer.lr"])[0]
+
+
+def test_seed_teaching_model_is_expressible_with_layers(repo):
+    cfg = load_config(repo / "configs/seed_model.yaml")
+    layers = cfg.model.resolved_layers()
+    assert [l.size for l in layers] == [3, 2]
+    assert [l.activation["name"] for l in layers] == ["sigmoid", "relu"]
+    assert [l.init.weight["name"] for l in layers] == ["kaiming_normal", "xavier_uniform"]
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    return path
+
+
+BASE = "data: {path: x.csv}\n"
+
+
+@pytest.mark.parametrize("text, expected", [
+    (BASE + "model: {hiden: [4]}\n", "model.hiden: unknown key (did you mean 'hidden'?)"),
+    (BASE + "optimiser: {name: sgd, lr: 0.1}\n", "optimiser: unknown key (did you mean 'optimizer'?)"),
+    (BASE + "train: {epocs: 3}\n", "train.epocs: unknown key (did you mean 'epochs'?)"),
+    (BASE + "optimizer: {name: sgd, lr: 0.1, momentm: 0.9}\n", "optimizer.momentm: 'sgd' has no argument 'momentm' (did you mean 'momentum'?)"),
+    (BASE + "optimizer: {name: adamm, lr: 0.1}\n", "optimizer.name=adamm: unknown optimizer (did you mean 'adam'?)"),
+    (BASE + "model: {activation: reluu}\n", "model.activation.name=reluu: unknown activation (did you mean 'relu'?)"),
+    (BASE + "scheduler: {name: stepp, step_size: 2}\n", "scheduler.name=stepp: unknown scheduler (did you mean 'step'?)"),
+    (BASE + "loss: cross_entropi\n", "loss.name=cross_entropi: unknown loss (did you mean 'cross_entropy'?)"),
+    (BASE + "model: {init: {weight: kaiming_normall}}\n", "model.init.weight.name=kaiming_normall: unknown init (did you mean 'kaiming_normal'?)"),
+    (BASE + "train: {epochs: ten}\n", "train.epochs=ten: Input should be a valid integer"),
+    (BASE + "train: {epochs: 0}\n", "train.epochs=0: Input should be greater than 0"),
+    (BASE + "train: {batch_size: 0}\n", "train.batch_size=0: must be at least 1, or `full`"),
+    (BASE + "train: {batch_size: half}\n", "train.batch_size=half: Input should be a valid integer"),
+    (BASE + "optimizer: {name: sgd, lr: -1}\n", "optimizer.lr=-1: must be greater than 0"),
+    (BASE + "optimizer: {name: sgd, lr: 0.1, momentum: -0.5}\n", "optimizer: sgd(lr=0.1, momentum=-0.5) is invalid: Invalid momentum value: -0.5"),
+    (BASE + "model: {dropout: 1.5}\n", "model.dropout=1.5: Input should be less than 1"),
+    ("data: {path: x.csv, val_size: 1.2}\n", "data.val_size=1.2: Input should be less than 1"),
+    ("data: {path: x.csv, scale: zscore}\n", "data.scale=zscore: Input should be 'standard', 'minmax' or 'none'"),
+    ("data: {path: x.csv, task: classify}\n", "data.task=classify: Input should be 'auto', 'multiclass', 'binary' or 'regression'"),
+    ("seed: 1\n", "data: required key is missing"),
+    (BASE + "device: gpu\n", "device=gpu: must be auto, cpu, cuda, cuda:N or mps"),
+    (BASE + "model: {hidden: [4], layers: [{size: 4}]}\n", "give either model.hidden or model.layers, not both"),
+    (BASE + "model: {init: {bias: xavier_uniform}}\n", "model.init.bias=xavier_uniform: a bias is 1-D"),
+    (BASE + "scheduler: {name: multistep, milestones: [5, 50]}\ntrain: {epochs: 30}\n", "scheduler.milestones=[5, 50]: [50] at or past the last epoch (30)"),
+    (BASE + "scheduler: {name: step, step_size: 40}\ntrain: {epochs: 30}\n", "scheduler.step_size=40: the first step comes after the last epoch"),
+    ("data: {path: x.csv, task: regression}\nloss: cross_entropy\n", "loss=cross_entropy: the target is a regression target"),
+    ("data: {path: x.csv, task: multiclass}\nloss: bce\n", "loss=bce: bce is for two classes"),
+    ("data: {path: x.csv, task: multiclass}\nloss: mse\n", "loss=mse: the target is multiclass classification"),
+    ("data: {path: x.csv, task: multiclass}\nloss: cross_entropy\nmodel: {output_activation: softmax}\n",
+     "model.output_activation=softmax: cross_entropy applies log-softmax itself"),
+    ("data: {path: x.csv, task: binary}\nloss: bce\nmodel: {output_activation: sigmoid}\n", "bce here takes logits"),
+    ("data: {path: x.csv, task: multiclass}\nloss: nll\n", "loss=nll: nll expects log-probabilities"),
+    ("data: {path: x.csv, task: regression}\ntrain: {monitor: val_accuracy}\n", "train.monitor=val_accuracy: not measured for regression"),
+    (BASE + "model: {activation: {name: leaky_relu, slope: 0.1}}\n", "'leaky_relu' has no argument 'slope' (did you mean 'negative_slope'?)"),
+    (BASE + "model: {activation: 5}\n", "must be a name, e.g. relu"),
+    (BASE + "name: 'my run/1'\n", "name=my run/1: use letters, digits"),
+])
+def test_bad_config_names_key_and_value(tmp_path, text, expected):
+    found = problems_of(write(tmp_path, text))
+    assert any(expected in p for p in found), found
+
+
+def test_all_problems_of_a_file_are_reported_together_with_lines(tmp_path):
+    text = ("data:\n  path: x.csv\n  val_size: 1.2\nmodel:\n  hiden: [64]\n  activation: reluu\n"
+            "optimizer: {name: adamm, lr: -1}\ntrain:\n  epochs: ten\n")
+    found = problems_of(write(tmp_path, text))
+    assert len(found) == 6, found
+    assert found[0].endswith("(line 3)") and "val_size" in found[0]
+    assert any("hiden" in p and p.endswith("(line 5)") for p in found)
+    assert any("adamm" in p for p in found) and any("lr=-1" in p for p in found)
+
+
+def test_check_leaning_on_an_invalid_key_is_not_reported(tmp_path):
+    """epochs is invalid, so milestones against the default 30 epochs would only mislead."""
+    found = problems_of(write(tmp_path, BASE + "scheduler: {name: multistep, milestones: [40]}\ntrain: {epochs: ten}\n"))
+    assert len(found) == 1 and "train.epochs=ten" in found[0]
+
+
+def test_yaml_syntax_error_and_non_mapping(tmp_path):
+    assert "not valid YAML" in problems_of(write(tmp_path, "data: [unclosed\n"))[0]
+    assert "must be a mapping" in problems_of(write(tmp_path, "- a\n- b\n"))[0]
+
+
+def test_names_are_case_insensitive(tmp_path):
+    cfg = load_config(write(tmp_path, BASE + "optimizer: {name: Adam, lr: 0.1}\nmodel: {activation: ReLU}\n"))
+    assert cfg.optimizer["name"] == "Adam"
+
+
+def test_resolved_config_round_trips(tmp_path, repo):
+    from nntrain.config import dump_yaml
+
+    cfg = load_config(repo / "configs/phone.yaml", ["seed=7"])
+    again = load_config(None, raw=yaml.safe_load(dump_yaml(cfg)))
+    assert again == cfg

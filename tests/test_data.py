@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nntrain.config import DataConfig
+from nntrain.data import infer_task, prepare, read_table
+from nntrain.errors import UserError
+
+from .conftest import REPO, make_table
+
+
+def prep_of(df: pd.DataFrame, tmp_path, seed=0, **data):
+    path = tmp_path / "d.csv"
+    df.to_csv(path, index=False)
+    return prepare(read_table(str(path)), DataConfig(path=str(path), **data), seed)
+
+
+@pytest.mark.parametrize("values, task", [
+    ([0, 1, 2, 3] * 5, "multiclass"),
+    (["yes", "no"] * 10, "binary"),
+    ([0, 1] * 10, "binary"),
+    (list(np.linspace(0, 1, 20)), "regression"),
+    (list(range(40)), "regression"),
+    (["a", "b", "c"] * 7, "multiclass"),
+])
+def test_task_is_inferred_from_the_target(values, task):
+    assert infer_task(pd.Series(values, name="y"), "auto")[0] == task
+
+
+def test_explicit_task_that_does_not_fit_is_an_error():
+    with pytest.raises(UserError, match="binary needs 2"):
+        infer_task(pd.Series([0, 1, 2], name="y"), "binary")
+    with pytest.raises(UserError, match="non-numbers"):
+        infer_task(pd.Series(["a", "b"], name="y"), "regression")
+
+
+def test_phone_split_sizes_are_stratified_and_disjoint(tmp_path):
+    d = prepare(read_table(str(REPO / "data/phone_price.csv")), DataConfig(path="x"), 42)
+    assert (len(d.train), len(d.val), len(d.test)) == (1440, 160, 400)
+    assert len(np.intersect1d(d.train, d.test)) == 0 and len(np.intersect1d(d.train, d.val)) == 0
+    assert len(np.union1d(np.union1d(d.train, d.val), d.test)) == 2000
+    for part in (d.train, d.val, d.test):
+        counts = np.bincount(d.y[part])
+        assert counts.max() - counts.min() <= 1  # 500 rows per class in the table
+
+
+def test_scaling_is_fitted_on_training_rows_only(tmp_path):
+    df = make_table(n=200)
+    d = prep_of(df, tmp_path, scale="standard")
+    a_train = df["a"].to_numpy()[d.train]
+    assert d.prep["shift"][0] == pytest.approx(a_train.mean())
+    assert d.prep["shift"][0] != pytest.approx(df["a"].mean())
+    assert d.X[d.train, 0].mean() == pytest.approx(0, abs=1e-5) and d.X[d.train, 0].std() == pytest.approx(1, abs=1e-4)
+    mm = prep_of(df, tmp_path, scale="minmax")
+    assert mm.X[mm.train, 0].min() == pytest.approx(0) and mm.X[mm.train, 0].max() == pytest.approx(1)
+    raw = prep_of(df, tmp_path, scale="none")
+    assert np.allclose(raw.X[:, 0], df["a"].to_numpy(), atol=1e-6)
+
+
+def test_string_columns_are_one_hot_encoded(tmp_path):
+    d = prep_of(make_table(cat=True), tmp_path)
+    assert d.prep["encoded"] == ["a", "b", "c", "color=blue", "color=green", "color=red"]
+    assert np.array_equal(d.X[:, 3:].sum(axis=1), np.ones(len(d.X)))
+
+
+def test_string_labels_become_classes(tmp_path):
+    d = prep_of(make_table(task="binary"), tmp_path)
+    assert d.prep["classes"] == ["no", "yes"] and d.task == "binary"
+
+
+def test_regression_target_is_standardized_on_train(tmp_path):
+    df = make_table(task="regression")
+    d = prep_of(df, tmp_path)
+    assert d.prep["target_shift"] == pytest.approx(df["y"].to_numpy()[d.train].mean())
+    assert d.y[d.train].mean() == pytest.approx(0, abs=1e-5)
+
+
+def test_missing_values_need_impute_and_impute_uses_train_mean(tmp_path):
+    df = make_table(n=100)
+    df.loc[7, "b"] = np.nan
+    with pytest.raises(UserError, match=r"column 'b': missing value at row 8 \(line 9\).*data.impute"):
+        prep_of(df, tmp_path)
+    d = prep_of(df, tmp_path, impute="mean")
+    b_train = df["b"].to_numpy()[d.train]
+    assert d.prep["impute"]["b"] == pytest.approx(np.nanmean(b_train))
+
+
+def test_split_seed_fixes_the_split_across_seeds(tmp_path):
+    df = make_table(n=100)
+    a = prep_of(df, tmp_path, seed=1, split_seed=5)
+    b = prep_of(df, tmp_path, seed=2, split_seed=5)
+    c = prep_of(df, tmp_path, seed=2)
+    assert np.array_equal(a.test, b.test) and not np.array_equal(a.test, c.test)
+
+
+def test_parquet_and_sklearn_sources(tmp_path):
+    df = make_table()
+    df.to_parquet(tmp_path / "t.parquet")
+    t = read_table(str(tmp_path / "t.parquet"))
+    assert t.frame.shape == df.shape and not t.is_csv
+    iris = read_table("sklearn:iris")
+    assert iris.frame.shape == (150, 5) and set(iris.frame["target"]) == {"setosa", "versicolor", "virginica"}
+    with pytest.raises(UserError, match="did you mean 'sklearn:iris'|did you mean 'iris'"):
+        read_table("sklearn:irs")
