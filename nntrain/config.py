@@ -401,9 +401,6 @@ def semantic_problems(cfg: Config) -> list[str]:
         if late:
             problems.append(f"scheduler.milestones={cfg.scheduler['milestones']}: {late} at or past the last epoch "
                             f"({cfg.train.epochs}) never take effect; lower them or raise train.epochs")
-    if sched == "step" and isinstance(cfg.scheduler.get("step_size"), int) and cfg.scheduler["step_size"] >= cfg.train.epochs:
-        problems.append(f"scheduler.step_size={cfg.scheduler['step_size']}: the first step comes after the last epoch "
-                        f"({cfg.train.epochs}), so the rate never decays")
     if cfg.data.task != "auto":
         problems += task_problems(cfg, cfg.data.task, None)
     return problems

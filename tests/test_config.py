@@ -95,7 +95,6 @@ BASE = "data: {path: x.csv}\n"
     (BASE + "model: {hidden: [4], layers: [{size: 4}]}\n", "give either model.hidden or model.layers, not both"),
     (BASE + "model: {init: {bias: xavier_uniform}}\n", "model.init.bias=xavier_uniform: a bias is 1-D"),
     (BASE + "scheduler: {name: multistep, milestones: [5, 50]}\ntrain: {epochs: 30}\n", "scheduler.milestones=[5, 50]: [50] at or past the last epoch (30)"),
-    (BASE + "scheduler: {name: step, step_size: 40}\ntrain: {epochs: 30}\n", "scheduler.step_size=40: the first step comes after the last epoch"),
     ("data: {path: x.csv, task: regression}\nloss: cross_entropy\n", "loss=cross_entropy: the target is a regression target"),
     ("data: {path: x.csv, task: multiclass}\nloss: bce\n", "loss=bce: bce is for two classes"),
     ("data: {path: x.csv, task: multiclass}\nloss: mse\n", "loss=mse: the target is multiclass classification"),
