@@ -35,31 +35,44 @@ def _guard(fn: Callable[[], None]) -> None:
         _console(True).print("interrupted", markup=False)
         raise typer.Exit(130) from None
     except Exception as e:
-        from .train import Diverged
+        from .train import Diverged, Interrupted
 
+        if isinstance(e, Interrupted):
+            _console(True).print(f"interrupted: {e}", markup=False)
+            raise typer.Exit(e.exit_code) from None
         if isinstance(e, Diverged):
-            _console(True).print(f"error: training diverged: {e}", markup=False)
+            _console(True).print(f"error: training diverged at {e}", markup=False)
             raise typer.Exit(Diverged.exit_code) from None
         raise
 
 
 @app.command()
 def fit(
-    config: Path = typer.Argument(..., help="the YAML config"),
+    config: Optional[str] = typer.Argument(None, help="the YAML config (leave out with --resume)"),
     overrides: Optional[List[str]] = typer.Argument(None, help="dotted KEY=VALUE overrides, e.g. optimizer.lr=0.001"),
     name: Optional[str] = typer.Option(None, "--name", help="run name (folder runs/NAME)"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="continue this run folder from its last.pt"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout at the end"),
 ) -> None:
     """Train a model from CONFIG; the run folder keeps config, metrics, best.pt, last.pt and summary."""
 
     def run() -> None:
+        from . import train
         from .config import load_config
-        from .train import fit as fit_run
+        from .errors import UserError
 
         extra = list(overrides or []) + ([f"name={name}"] if name else [])
-        cfg = load_config(config, extra)
+        if resume is not None:
+            if config is not None and "=" not in config:
+                raise UserError(f"give either CONFIG ({config}) or --resume RUN_DIR, not both")
+            state = train.resume(resume, ([config] if config else []) + extra)
+        else:
+            if config is None:
+                raise UserError("missing CONFIG: nntrain fit configs/phone.yaml (or --resume RUN_DIR)")
+            cfg = load_config(Path(config), extra)
+            state = train.start(cfg, Path(config).parent)
         out = _console(stderr=as_json)
-        summary = fit_run(cfg, config.parent, log=lambda m: out.print(m, markup=False))
+        summary = train.train(state, log=lambda m: out.print(m, markup=False))
         if as_json:
             keys = ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline")
             print(json.dumps({k: summary[k] for k in keys}))

@@ -371,6 +371,15 @@ def encode_labels(y: pd.Series, classes: list, target: str, is_csv: bool) -> np.
     return codes
 
 
+def load_encoded(prep: dict) -> tuple[Table, np.ndarray, np.ndarray]:
+    """The training table again, encoded with the stored preprocessing; refused if the file changed."""
+    table = read_table(prep["source"])
+    if table.sha256 != prep["sha256"]:
+        raise UserError(f"{prep['source']} changed since the run was trained (sha256 differs), so its rows are not "
+                        f"the same; evaluate on it with --data, or start a new run")
+    return table, encode(table.frame, prep, table.is_csv), encode_target(table.frame[prep["target"]], prep, table.is_csv)
+
+
 def encode_target(y: pd.Series, prep: dict, is_csv: bool) -> np.ndarray:
     target = prep["target"]
     if y.isna().any():

@@ -13,7 +13,7 @@ from torch import nn
 
 from . import metrics as M
 from .config import Config
-from .data import encode, encode_target, read_table
+from .data import encode, encode_target, load_encoded, read_table
 from .errors import UserError
 from .model import build_mlp
 from .runs import load_checkpoint
@@ -44,23 +44,19 @@ def evaluate_run(run: LoadedRun, data_file: str | None = None) -> dict:
     """Metrics on the run's own test split (same rows, from split.json), or on another file."""
     prep = run.prep
     if data_file is None:
-        table = read_table(prep["source"])
-        if table.sha256 != prep["sha256"]:
-            raise UserError(f"{prep['source']} changed since the run was trained (sha256 differs), so its test rows "
-                            f"are not the same; pass the data with --data to evaluate on it anyway")
-        split = json.loads((run.run_dir / "split.json").read_text())
-        df = table.frame.iloc[split["test"]].reset_index(drop=True)
-        label = "test split"
+        _, X_all, y_all = load_encoded(prep)
+        test = json.loads((run.run_dir / "split.json").read_text())["test"]
+        X, y, label = torch.as_tensor(X_all[test]), torch.as_tensor(y_all[test]), "test split"
     else:
         table = read_table(data_file)
-        df, label = table.frame, data_file
-    if prep["target"] not in df.columns:
-        raise UserError(f"{label}: no target column '{prep['target']}' to evaluate against")
-    X = torch.as_tensor(encode(df, prep, table.is_csv))
-    y = torch.as_tensor(encode_target(df[prep["target"]], prep, table.is_csv))
+        if prep["target"] not in table.frame.columns:
+            raise UserError(f"{data_file}: no target column '{prep['target']}' to evaluate against")
+        X = torch.as_tensor(encode(table.frame, prep, table.is_csv))
+        y = torch.as_tensor(encode_target(table.frame[prep["target"]], prep, table.is_csv))
+        label = data_file
     values = evaluate(run.model, X, y, run.cfg, prep, make_criterion(run.cfg, prep["task"]))
     truth = y.numpy().astype(np.float64) * prep["target_scale"] + prep["target_shift"] if prep["task"] == "regression" else y.numpy()
-    return {"run_dir": str(run.run_dir), "checkpoint_epoch": run.ckpt["epoch"], "data": label, "rows": len(df),
+    return {"run_dir": str(run.run_dir), "checkpoint_epoch": run.ckpt["epoch"], "data": label, "rows": len(y),
             "metrics": values, "baseline": M.baseline(prep["task"], truth, prep)}
 
 

@@ -6,6 +6,8 @@ import csv
 import json
 import os
 import pickle
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -38,22 +40,68 @@ def create_run_dir(root: str | Path, name: str) -> Path:
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """Write NAME.tmp-PID beside the target, fsync, rename over it, fsync the folder."""
+    """Write NAME.tmp-PID beside the target, fsync, rename over it, fsync the folder.
+
+    SIGINT and SIGTERM wait until the save is done, so a second Ctrl-C cannot cut it; a kill -9 leaves
+    either the old file or the new one, and at most a .tmp- file that the next start removes.
+    """
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    blocked = _block_signals()
     try:
         with open(tmp, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except (OSError, RuntimeError) as e:
+        tmp.unlink(missing_ok=True)
+        reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
+        raise UserError(f"cannot write {path}: {reason}; the earlier checkpoints in {path.parent} are intact") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
     finally:
-        os.close(fd)
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _block_signals() -> bool:
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    return True
+
+
+def clean_leftovers(run_dir: Path) -> list[Path]:
+    """Temporary files of a save that a kill interrupted."""
+    leftovers = [p for p in run_dir.iterdir() if ".tmp-" in p.name or p.name.endswith(".tmp")]
+    for p in leftovers:
+        p.unlink(missing_ok=True)
+    return leftovers
+
+
+def truncate_metrics(path: Path, epoch: int) -> None:
+    """Drop rows past the checkpoint's epoch: their checkpoint was never written. Cut in place, not rewritten."""
+    if not path.is_file():
+        return
+    with open(path, "rb+") as f:
+        header = f.readline()
+        if not header:
+            return
+        keep = f.tell()
+        for line in iter(f.readline, b""):
+            if not line.strip() or int(line.split(b",", 1)[0]) > epoch:
+                break
+            keep = f.tell()
+        f.truncate(keep)
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -91,11 +139,14 @@ def resolve_run_dir(run_dir: str | None, runs_root: str = "runs") -> Path:
 
 
 class MetricsLog:
-    """metrics.csv, one row per epoch; the header is fixed by the first row."""
+    """metrics.csv, one row per epoch; the header is fixed by the first row, or by the file when resuming."""
 
     def __init__(self, path: Path):
         self.path = path
         self.fields: list[str] | None = None
+        if path.is_file() and path.stat().st_size:
+            with open(path, newline="") as f:
+                self.fields = next(csv.reader(f))
 
     def append(self, row: dict[str, Any]) -> None:
         new = self.fields is None

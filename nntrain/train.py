@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
 import platform
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -19,7 +23,7 @@ from .config import MAXIMIZE, Config, dump_yaml, loss_name, monitor_name, task_p
 from .data import Prepared, prepare, read_table
 from .errors import UserError
 from .model import build_mlp, param_table
-from .runs import CHECKPOINT_FORMAT, MetricsLog, atomic_save, create_run_dir, write_json
+from .runs import CHECKPOINT_FORMAT, MetricsLog, atomic_save, create_run_dir, load_checkpoint, write_json
 
 EVAL_CHUNK = 65536
 CPU_THREADS = torch.get_num_threads()  # torch's default, before any run lowers it
@@ -136,110 +140,268 @@ def load_data(cfg: Config, config_dir: Path | None) -> Prepared:
     return data
 
 
-def fit(cfg: Config, config_dir: Path | None = None, log: Callable[[str], None] = print) -> dict:
-    """Train per the config; return the summary that is also written to summary.json."""
-    device = select_device(cfg.device)
-    data = load_data(cfg, config_dir)  # every data problem surfaces before a run folder exists
-    n_out = n_outputs(cfg, data.task, data.n_outputs)
-    parts = build_parts(cfg, data.X.shape[1], n_out, data.task, device)
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived; last.pt holds the state at the step where training stopped."""
+
+    def __init__(self, signum: int, run_dir: Path, epoch: int, step: int):
+        self.exit_code = 128 + signum
+        self.run_dir = run_dir
+        super().__init__(f"{signal.Signals(signum).name} at epoch {epoch + 1}, step {step}; last.pt saved. "
+                         f"Resume with: nntrain fit --resume {run_dir}")
+
+
+@dataclass
+class Run:
+    """Everything the loop needs, and everything a checkpoint must restore."""
+
+    cfg: Config
+    run_dir: Path
+    data: Prepared
+    parts: Parts
+    device: torch.device
+    threads: int
+    gen: torch.Generator  # shuffles, and nothing else, so no other random call moves the permutation
+    epoch: int = 0  # epochs finished
+    step: int = 0  # steps finished of the epoch after `epoch` (a checkpoint made on a signal)
+    epoch_gen_state: torch.Tensor | None = None  # the shuffle generator before this epoch's permutation
+    step_losses: torch.Tensor | None = None
+    best_value: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+
+    @property
+    def batch_size(self) -> int:
+        n = len(self.data.train)
+        return n if self.cfg.train.batch_size == "full" else min(self.cfg.train.batch_size, n)
+
+    def state(self) -> dict:
+        p, d = self.parts, self.data
+        return {"format": CHECKPOINT_FORMAT, "config": to_plain(self.cfg), "prep": d.prep, "n_inputs": d.X.shape[1],
+                "n_outputs": n_outputs(self.cfg, d.task, d.n_outputs), "task": d.task, "versions": versions(),
+                "epoch": self.epoch, "step": self.step, "model": p.model.state_dict(),
+                "optimizer": p.optimizer.state_dict(), "scheduler": p.scheduler.state_dict() if p.scheduler else None,
+                "best_value": self.best_value, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+                "epoch_gen_state": self.epoch_gen_state, "step_losses": self.step_losses,
+                "rng": {"torch": torch.get_rng_state(), "shuffle": self.gen.get_state(),
+                        "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []}}
+
+
+def _setup(cfg: Config, data: Prepared, device: torch.device) -> tuple[Parts, int]:
+    parts = build_parts(cfg, data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs), data.task, device)
     n = len(data.train)
     bs = n if cfg.train.batch_size == "full" else min(cfg.train.batch_size, n)
     threads = cfg.train.threads or auto_threads(sum(p.numel() for p in parts.model.parameters()) * bs)
     torch.set_num_threads(threads)
+    return parts, threads
+
+
+def start(cfg: Config, config_dir: Path | None = None) -> Run:
+    """A new run: data read and checked first, so a problem leaves no run folder behind."""
+    device = select_device(cfg.device)
+    data = load_data(cfg, config_dir)
+    parts, threads = _setup(cfg, data, device)
     run_dir = create_run_dir(cfg.runs_dir, cfg.name)
     (run_dir / "config.yaml").write_text(dump_yaml(cfg))
     write_json(run_dir / "split.json", {k: getattr(data, k).tolist() for k in ("train", "val", "test")})
+    run = Run(cfg, run_dir, data, parts, device, threads, torch.Generator().manual_seed(cfg.seed))
+    atomic_save(run.state(), run_dir / "last.pt")  # epoch 0: a run stopped in its first epoch can resume
+    return run
 
+
+# Keys a resume may change; anything else would train a different model than the checkpoint holds.
+RESUMABLE = ("train.", "device", "runs_dir", "name")
+
+
+def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
+    """Continue from last.pt with only the run folder: config, data rows, states and RNGs as they were."""
+    from .config import load_config
+    from .data import load_encoded
+    from .runs import clean_leftovers, load_checkpoint, truncate_metrics
+
+    clean_leftovers(run_dir)
+    ckpt = load_checkpoint(run_dir / "last.pt")
+    stored = ckpt["config"]
+    cfg = load_config(None, list(overrides), raw=yaml_copy(stored))
+    changed = [f"{k}: {a!r} -> {b!r}" for k, (a, b) in _diff(stored, to_plain(cfg)).items() if not k.startswith(RESUMABLE)]
+    if changed:
+        raise UserError(changed, header="these keys cannot change on resume (the checkpoint was trained with the "
+                                        "old values); start a new run instead:")
+    device = select_device(cfg.device)
+    prep = ckpt["prep"]
+    _, X, y = load_encoded(prep)
+    split = json.loads((run_dir / "split.json").read_text())
+    data = Prepared(X, y, *(np.asarray(split[k], dtype=np.int64) for k in ("train", "val", "test")), prep,
+                    "as when the run started")
+    parts, threads = _setup(cfg, data, device)
+    parts.model.load_state_dict(ckpt["model"])
+    parts.optimizer.load_state_dict(ckpt["optimizer"])
+    if parts.scheduler is not None:
+        parts.scheduler.load_state_dict(ckpt["scheduler"])  # restored, never stepped again (Lightning #4655)
+    gen = torch.Generator()
+    gen.set_state(ckpt["rng"]["shuffle"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    if device.type == "cuda" and ckpt["rng"]["cuda"]:
+        torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+    truncate_metrics(run_dir / "metrics.csv", ckpt["epoch"])
+    return Run(cfg, run_dir, data, parts, device, threads, gen, epoch=ckpt["epoch"], step=ckpt["step"],
+               epoch_gen_state=ckpt["epoch_gen_state"], step_losses=ckpt["step_losses"],
+               best_value=ckpt["best_value"], best_epoch=ckpt["best_epoch"], bad_epochs=ckpt["bad_epochs"])
+
+
+def yaml_copy(obj: dict) -> dict:
+    return json.loads(json.dumps(obj))
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = {}
+        for k in dict.fromkeys([*a, *b]):
+            out.update(_diff(a.get(k), b.get(k), f"{prefix}{k}."))
+        return out
+    return {} if a == b else {prefix.rstrip("."): (a, b)}
+
+
+@contextmanager
+def stop_flag():
+    """SIGINT and SIGTERM set a flag the loop reads between steps; the first one wins."""
+    flag: dict[str, int | None] = {"signum": None}
+
+    def handler(signum, frame):
+        if flag["signum"] is None:
+            flag["signum"] = signum
+
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def fit(cfg: Config, config_dir: Path | None = None, log: Callable[[str], None] = print) -> dict:
+    """Train per the config; return the summary that is also written to summary.json."""
+    return train(start(cfg, config_dir), log)
+
+
+def train(run: Run, log: Callable[[str], None] = print) -> dict:
+    """The loop, from wherever `run` stands, then the test metrics of best.pt."""
+    cfg, data, parts, device = run.cfg, run.data, run.parts, run.device
     X = torch.as_tensor(data.X, device=device)
     y = torch.as_tensor(data.y, device=device)
-    Xtr, ytr = X[data.train], y[data.train]
-    Xva, yva = X[data.val], y[data.val]
-    steps = math.ceil(n / bs)
+    Xtr, ytr, Xva, yva = X[data.train], y[data.train], X[data.val], y[data.val]
+    n, bs = len(Xtr), run.batch_size
     has_bn = any(isinstance(m, nn.BatchNorm1d) for m in parts.model.modules())
-    drop_last = has_bn and n % bs == 1  # batch norm cannot normalise a batch of one row
-    table = param_table(parts.model)
+    steps = math.ceil(n / bs) - (has_bn and n % bs == 1)  # batch norm cannot normalise a batch of one row
+    sizes = torch.tensor([min(bs, n - s * bs) for s in range(steps)], device=device, dtype=torch.float32)
     monitor = monitor_name(cfg)
     maximize = monitor in MAXIMIZE
+    table = param_table(parts.model)
     for note in cfg._notes:
         log(f"note: {note}")
-    log(f"run folder: {run_dir}")
+    log(f"run folder: {run.run_dir}" + (f" (resumed after epoch {run.epoch}, step {run.step})" if run.epoch or run.step else ""))
     log(f"task: {data.task} ({data.task_reason}); loss {loss_name(cfg, data.task)}; device {device}"
-        + (f", {threads} thread(s)" if device.type == "cpu" else ""))
+        + (f", {run.threads} thread(s)" if device.type == "cpu" else ""))
     log(f"rows: train {n}, val {len(data.val)}, test {len(data.test)}; {data.X.shape[1]} input features")
-    log(f"{n} samples / batch {bs} -> {steps - drop_last} iterations per epoch")
-    log(f"model: {' -> '.join([str(data.X.shape[1])] + [str(l.size) for l in cfg.model.resolved_layers()] + [str(n_out)])}, "
+    log(f"{n} samples / batch {bs} -> {steps} iterations per epoch")
+    log(f"model: {' -> '.join([str(data.X.shape[1])] + [str(l.size) for l in cfg.model.resolved_layers()] + [str(parts.model.out.out_features)])}, "
         f"{table['total']:,} parameters ({table['trainable']:,} trainable)")
 
-    gen = torch.Generator().manual_seed(cfg.seed)
-    metrics_log = MetricsLog(run_dir / "metrics.csv")
-    best_value, best_epoch, bad_epochs = None, 0, 0
+    metrics_log = MetricsLog(run.run_dir / "metrics.csv")
     l1_weights = [m.weight for m in parts.model.modules() if isinstance(m, nn.Linear)] if cfg.train.l1 else []
-    base = {"format": CHECKPOINT_FORMAT, "config": to_plain(cfg), "prep": data.prep, "n_inputs": data.X.shape[1],
-            "n_outputs": n_out, "task": data.task, "versions": versions()}
+    patience = cfg.train.patience
     t_start = time.perf_counter()
-    for epoch in range(1, cfg.train.epochs + 1):
-        t0 = time.perf_counter()
-        lr = parts.optimizer.param_groups[0]["lr"]
-        parts.model.train()
-        perm = torch.randperm(n, generator=gen).to(device)
-        total = torch.zeros((), device=device)
-        for s in range(steps - drop_last):
-            idx = perm[s * bs:(s + 1) * bs]
-            out = parts.model(Xtr[idx])
-            loss = parts.criterion(out, ytr[idx])
-            if l1_weights:
-                loss = loss + cfg.train.l1 * sum(w.abs().sum() for w in l1_weights)
-            parts.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.train.grad_clip:
-                nn.utils.clip_grad_norm_(parts.model.parameters(), cfg.train.grad_clip)
-            parts.optimizer.step()
-            total += loss.detach() * len(idx)
-        train_loss = float(total) / (n - drop_last)  # the one host sync of the epoch's steps
-        if not math.isfinite(train_loss):
-            raise Diverged(f"epoch {epoch}: the training loss became {train_loss}; best.pt (epoch {best_epoch}) is "
-                           f"kept. Try a lower optimizer.lr, train.grad_clip: 1.0, or scaled features")
-        if parts.scheduler is not None:
-            parts.scheduler.step()
-        val = evaluate(parts.model, Xva, yva, cfg, data.prep, parts.criterion)
-        value = val["loss"] if monitor == "val_loss" else val[monitor.removeprefix("val_")]
-        improved = best_value is None or (value > best_value + cfg.train.min_delta if maximize
-                                          else value < best_value - cfg.train.min_delta)
-        if improved:
-            best_value, best_epoch, bad_epochs = value, epoch, 0
-        else:
-            bad_epochs += 1
-        row = {"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
-               "lr": lr, "seconds": time.perf_counter() - t0}
-        metrics_log.append(row)
-        state = {**base, "epoch": epoch, "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
-                 "scheduler": parts.scheduler.state_dict() if parts.scheduler else None,
-                 "best_value": best_value, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
-                 "rng": {"torch": torch.get_rng_state(), "shuffle": gen.get_state(),
-                         "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else []}}
-        if improved:
-            atomic_save(state, run_dir / "best.pt")
-        atomic_save(state, run_dir / "last.pt")
-        shown = " ".join(f"{k}={v:.4f}" for k, v in val.items())
-        log(f"epoch {epoch:>3}/{cfg.train.epochs}  train_loss={train_loss:.4f}  val {shown}  lr={lr:.3g}"
-            + ("  *" if improved else ""))
-        if cfg.train.patience and bad_epochs >= cfg.train.patience:
-            log(f"early stop: {monitor} has not improved for {bad_epochs} epochs")
-            break
+    with stop_flag() as flag:
+        while run.epoch < cfg.train.epochs and not (patience and run.bad_epochs >= patience):
+            epoch = run.epoch + 1
+            t0 = time.perf_counter()
+            lr = parts.optimizer.param_groups[0]["lr"]
+            parts.model.train()
+            if run.step == 0:
+                run.epoch_gen_state = run.gen.get_state()
+                run.step_losses = torch.zeros(steps, device=device)
+            else:  # a checkpoint made mid-epoch: the same permutation again, from the step it stopped at
+                run.gen.set_state(run.epoch_gen_state)
+                run.step_losses = run.step_losses.to(device)
+            perm = torch.randperm(n, generator=run.gen).to(device)
+            for s in range(run.step, steps):
+                if flag["signum"] is not None:
+                    run.step = s
+                    run.gen.set_state(run.epoch_gen_state)  # as before this epoch's permutation, whatever s is
+                    atomic_save(run.state(), run.run_dir / "last.pt")
+                    raise Interrupted(flag["signum"], run.run_dir, run.epoch, s)
+                idx = perm[s * bs:(s + 1) * bs]
+                loss = parts.criterion(parts.model(Xtr[idx]), ytr[idx])
+                if l1_weights:
+                    loss = loss + cfg.train.l1 * sum(w.abs().sum() for w in l1_weights)
+                parts.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.train.grad_clip:
+                    nn.utils.clip_grad_norm_(parts.model.parameters(), cfg.train.grad_clip)
+                parts.optimizer.step()
+                run.step_losses[s] = loss.detach()
+                if (s + 1) % CHECK_EVERY == 0:  # a host sync every CHECK_EVERY steps, not every step
+                    _check_finite(run, s + 1 - CHECK_EVERY, s + 1)
+            _check_finite(run, 0, steps)
+            train_loss = float((run.step_losses * sizes).sum()) / float(sizes.sum())
+            run.epoch, run.step = epoch, 0
+            if parts.scheduler is not None:
+                parts.scheduler.step()
+            val = evaluate(parts.model, Xva, yva, cfg, data.prep, parts.criterion)
+            value = val["loss"] if monitor == "val_loss" else val[monitor.removeprefix("val_")]
+            improved = run.best_value is None or (value > run.best_value + cfg.train.min_delta if maximize
+                                                  else value < run.best_value - cfg.train.min_delta)
+            if improved:
+                run.best_value, run.best_epoch, run.bad_epochs = value, epoch, 0
+            else:
+                run.bad_epochs += 1
+            metrics_log.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
+                                "lr": lr, "seconds": time.perf_counter() - t0})
+            state = run.state()
+            if improved:
+                atomic_save(state, run.run_dir / "best.pt")
+            atomic_save(state, run.run_dir / "last.pt")
+            shown = " ".join(f"{k}={v:.4f}" for k, v in val.items())
+            log(f"epoch {epoch:>3}/{cfg.train.epochs}  train_loss={train_loss:.4f}  val {shown}  lr={lr:.3g}"
+                + ("  *" if improved else ""))
+            if patience and run.bad_epochs >= patience:
+                log(f"early stop: {monitor} has not improved for {run.bad_epochs} epochs")
+            if flag["signum"] is not None:
+                raise Interrupted(flag["signum"], run.run_dir, run.epoch, 0)
     seconds = time.perf_counter() - t_start
 
-    best = torch.load(run_dir / "best.pt", map_location=device, weights_only=True)
+    best = load_checkpoint(run.run_dir / "best.pt")
     parts.model.load_state_dict(best["model"])
     test = evaluate(parts.model, X[data.test], y[data.test], cfg, data.prep, parts.criterion)
     test_base = M.baseline(data.task, _labels(data, data.test), data.prep)
-    summary = {"run_dir": str(run_dir), "best_epoch": best_epoch, "monitor": monitor, "best_value": best_value,
-               "test": test, "test_baseline": test_base, "epochs_run": epoch, "train_seconds": round(seconds, 3),
-               "task": data.task, "rows": {"train": n, "val": len(data.val), "test": len(data.test)},
+    summary = {"run_dir": str(run.run_dir), "best_epoch": run.best_epoch, "monitor": monitor,
+               "best_value": run.best_value, "test": test, "test_baseline": test_base, "epochs_run": run.epoch,
+               "train_seconds": round(seconds, 3), "task": data.task,
+               "rows": {"train": n, "val": len(data.val), "test": len(data.test)},
                "data": {"source": data.prep["source"], "sha256": data.prep["sha256"]}, "versions": versions()}
-    write_json(run_dir / "summary.json", summary)
-    log(f"best epoch {best_epoch} ({monitor}={best_value:.4f}); test metrics of best.pt:")
+    write_json(run.run_dir / "summary.json", summary)
+    log(f"best epoch {run.best_epoch} ({monitor}={run.best_value:.4f}); test metrics of best.pt:")
     log(format_metrics(test, test_base))
     return summary
+
+
+CHECK_EVERY = 64
+
+
+def _check_finite(run: Run, lo: int, hi: int) -> None:
+    """Stop before a non-finite loss or weight reaches a checkpoint; last.pt and best.pt stay as they were."""
+    window = run.step_losses[lo:hi]
+    bad_loss = not bool(torch.isfinite(window).all())
+    bad_weights = not bad_loss and hi == len(run.step_losses) and not bool(
+        torch.stack([torch.isfinite(p).all() for p in run.parts.model.parameters()]).all())
+    if bad_loss or bad_weights:
+        step = lo + int((~torch.isfinite(window)).nonzero()[0]) + 1 if bad_loss else hi
+        what = "the training loss became non-finite" if bad_loss else "a weight became non-finite"
+        kept = f"best.pt (epoch {run.best_epoch}) and last.pt (epoch {run.epoch})" if run.best_epoch else "last.pt (epoch 0)"
+        raise Diverged(f"epoch {run.epoch + 1}, step {step}: {what}; {kept} kept. Try a lower optimizer.lr "
+                       f"(now {run.cfg.optimizer.get('lr')}), train.grad_clip: 1.0, or data.scale: standard")
 
 
 def _labels(data: Prepared, idx: np.ndarray) -> np.ndarray:

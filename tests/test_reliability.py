@@ -1,0 +1,360 @@
+"""Nothing lost, no one let in: kills, signals, failed saves, resume, divergence, concurrent runs.
+
+The kill and signal trials run nntrain in a real subprocess and send it real signals; what they compare
+is what a user would: the final weights, the optimizer state and metrics.csv against an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from nntrain.config import load_config
+from nntrain.errors import UserError
+from nntrain.runs import atomic_save, load_checkpoint
+from nntrain.train import Diverged, Interrupted, fit, resume, start, train
+
+from .conftest import make_table, write_config
+
+QUIET = lambda m: None  # noqa: E731
+STEPS = 68  # 1,500 rows: test 300, val 120, train 1,080; batch 16 -> 68 steps an epoch
+
+
+def config_for(workdir: Path, **sections) -> Path:
+    data = workdir / "data.csv"
+    if not data.exists():
+        make_table(n=1500, seed=1).to_csv(data, index=False)
+    base = {"model": {"hidden": [32, 16], "dropout": 0.2}, "train": {"epochs": 12, "batch_size": 16},
+            "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}, "scheduler": {"name": "step", "step_size": 3, "gamma": 0.5}}
+    for k, v in sections.items():
+        base[k] = {**base[k], **v} if k in ("model", "train") else v
+    return write_config(workdir / "c.yaml", data, **base)
+
+
+def metrics_rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "metrics.csv") as f:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    for name in ("last.pt", "best.pt"):
+        x, y = load_checkpoint(a / name), load_checkpoint(b / name)
+        assert x["epoch"] == y["epoch"]
+        assert all(torch.equal(x["model"][k], y["model"][k]) for k in x["model"]), name
+        sx, sy = x["optimizer"]["state"], y["optimizer"]["state"]
+        assert sx.keys() == sy.keys()
+        for i in sx:
+            assert all(torch.equal(torch.as_tensor(sx[i][k]), torch.as_tensor(sy[i][k])) for k in sx[i]), name
+    assert metrics_rows(a) == metrics_rows(b)
+
+
+@pytest.fixture
+def reference(workdir):
+    """The uninterrupted run every trial is compared with."""
+    cfg = load_config(config_for(workdir), ["name=ref"])
+    fit(cfg, log=QUIET)
+    return workdir / "runs" / "ref"
+
+
+def launch(workdir: Path, name: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "nntrain", "fit", str(workdir / "c.yaml"), f"name={name}"],
+                            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
+    end = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < end
+        time.sleep(0.005)
+
+
+def training_seconds(reference: Path) -> float:
+    with open(reference / "metrics.csv") as f:
+        return sum(float(r["seconds"]) for r in csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_kill_9_at_a_random_moment_then_resume_equals_uninterrupted(workdir, reference, cli):
+    rng = random.Random(0)
+    span = training_seconds(reference) * 1.5
+    equal = 0
+    for trial in range(10):
+        name = f"kill{trial}"
+        proc = launch(workdir, name)
+        wait_for(workdir / "runs" / name / "last.pt", proc)
+        time.sleep(rng.uniform(0, span))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        r = cli("fit", "--resume", workdir / "runs" / name)
+        assert r.exit_code == 0, r.stderr
+        assert not [p for p in (workdir / "runs" / name).iterdir() if ".tmp" in p.name]
+        assert_same_run(reference, workdir / "runs" / name)
+        equal += 1
+    print(f"kill -9 then resume: {equal}/10 equal to the uninterrupted run")
+    assert equal == 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_last_and_resume_equals_uninterrupted(workdir, reference, cli, sig, code):
+    rng = random.Random(int(sig))
+    span = training_seconds(reference)
+    trials = 10 if sig == signal.SIGINT else 3
+    for trial in range(trials):
+        name = f"sig{int(sig)}-{trial}"
+        proc = launch(workdir, name)
+        wait_for(workdir / "runs" / name / "last.pt", proc)
+        time.sleep(rng.uniform(0, span * 0.8))
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        if trial % 3 == 1:
+            proc.send_signal(sig)  # a second Ctrl-C, likely during the save
+        out, err = proc.communicate(timeout=30)
+        assert time.monotonic() - sent < 5
+        if proc.returncode == 0:
+            continue  # the run had finished its last step; nothing to resume
+        assert proc.returncode == code, err
+        assert "Resume with: nntrain fit --resume" in err and "Traceback" not in err
+        load_checkpoint(workdir / "runs" / name / "last.pt")
+        r = cli("fit", "--resume", workdir / "runs" / name)
+        assert r.exit_code == 0, r.stderr
+        assert_same_run(reference, workdir / "runs" / name)
+
+
+@pytest.mark.filterwarnings("ignore:Seems like")
+def test_interrupt_mid_epoch_in_process_resumes_exactly(workdir, reference):
+    """A real SIGINT to this process at step 7 of epoch 5."""
+    run = start(load_config(config_for(workdir), ["name=mid"]))
+    assert -(-len(run.data.train) // run.batch_size) == STEPS
+    calls = {"n": 0}
+    original = run.parts.optimizer.step
+
+    def step(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4 * STEPS + 7:
+            signal.raise_signal(signal.SIGINT)  # arrives during step 7; the loop stops before step 8
+        return original(*a, **k)
+
+    run.parts.optimizer.step = step
+    with pytest.raises(Interrupted) as info:
+        train(run, QUIET)
+    assert info.value.exit_code == 130
+    ckpt = load_checkpoint(workdir / "runs/mid/last.pt")
+    assert (ckpt["epoch"], ckpt["step"]) == (4, 7)
+    train(resume(workdir / "runs/mid"), QUIET)
+    assert_same_run(reference, workdir / "runs/mid")
+
+
+def test_interrupt_just_after_the_epochs_permutation_resumes_exactly(workdir, reference, monkeypatch):
+    """The signal lands between drawing epoch 5's permutation and its first step: the draw must be undone."""
+    real, calls = torch.randperm, {"n": 0}
+
+    def randperm(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            signal.raise_signal(signal.SIGINT)
+        return real(*a, **k)
+
+    run = start(load_config(config_for(workdir), ["name=edge"]))
+    monkeypatch.setattr(torch, "randperm", randperm)
+    with pytest.raises(Interrupted):
+        train(run, QUIET)
+    monkeypatch.setattr(torch, "randperm", real)
+    assert (load_checkpoint(workdir / "runs/edge/last.pt")["epoch"], load_checkpoint(workdir / "runs/edge/last.pt")["step"]) == (4, 0)
+    train(resume(workdir / "runs/edge"), QUIET)
+    assert_same_run(reference, workdir / "runs/edge")
+
+
+def test_save_failing_half_way_leaves_the_old_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    atomic_save({"format": 1, "w": torch.ones(3)}, path)
+    before = path.read_bytes()
+
+    def half_then_fail(obj, f):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", half_then_fail)
+    with pytest.raises(UserError, match="No space left on device; the earlier checkpoints .* are intact"):
+        atomic_save({"format": 1, "w": torch.zeros(3)}, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+OPTS = {"sgd": {"lr": 0.05, "momentum": 0.9}, "adagrad": {"lr": 0.05}, "rmsprop": {"lr": 0.005}, "adam": {"lr": 0.005}}
+SCHEDS = {"step": {"step_size": 2, "gamma": 0.5}, "multistep": {"milestones": [2, 5], "gamma": 0.3},
+          "exponential": {"gamma": 0.7}}
+
+
+@pytest.mark.parametrize("sched", list(SCHEDS))
+@pytest.mark.parametrize("opt", list(OPTS))
+def test_resume_matrix_learning_rate_of_every_later_epoch(workdir, opt, sched):
+    """Stopped by a real SIGINT at the end of epoch 3 of 7, then resumed: lr and weights as uninterrupted."""
+    cfg_path = config_for(workdir, optimizer={"name": opt, **OPTS[opt]}, scheduler={"name": sched, **SCHEDS[sched]},
+                          train={"epochs": 7, "batch_size": 64})
+    fit(load_config(cfg_path, ["name=full"]), log=QUIET)
+
+    def stop_after_epoch_3(msg: str) -> None:
+        if msg.startswith("epoch   3/"):
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        fit(load_config(cfg_path, ["name=cut"]), log=stop_after_epoch_3)
+    assert load_checkpoint(workdir / "runs/cut/last.pt")["epoch"] == 3
+    train(resume(workdir / "runs/cut"), QUIET)
+    lrs = [[r["lr"] for r in metrics_rows(workdir / "runs" / n)] for n in ("full", "cut")]
+    assert lrs[0] == lrs[1] and len(set(lrs[0])) > 1
+    assert_same_run(workdir / "runs/full", workdir / "runs/cut")
+
+
+def test_resume_can_extend_epochs_and_refuses_architecture_changes(workdir, cli):
+    cfg_path = config_for(workdir, train={"epochs": 3})
+    assert cli("fit", cfg_path).exit_code == 0
+    r = cli("fit", "--resume", "runs/t", "train.epochs=5", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert [row["epoch"] for row in metrics_rows(workdir / "runs/t")] == ["1", "2", "3", "4", "5"]
+    r = cli("fit", "--resume", "runs/t", "model.hidden=[8]", "optimizer.name=adam", "train.epochs=6")
+    assert r.exit_code == 2
+    assert "model.hidden: [32, 16] -> [8]" in r.stderr and "optimizer.name: 'sgd' -> 'adam'" in r.stderr
+    r = cli("fit", cfg_path, "--resume", "runs/t")
+    assert r.exit_code == 2 and "not both" in r.stderr
+
+
+def test_resume_drops_metric_rows_past_the_checkpoint(workdir):
+    cfg_path = config_for(workdir, train={"epochs": 4})
+    fit(load_config(cfg_path), log=QUIET)
+    run_dir = workdir / "runs/t"
+    ckpt = load_checkpoint(run_dir / "last.pt")
+    ckpt["epoch"] = 2  # as if killed after epoch 3's metrics row but before its last.pt
+    ckpt_path = run_dir / "last.pt"
+    lines = (run_dir / "metrics.csv").read_text().splitlines()
+    (run_dir / "metrics.csv").write_text("\n".join(lines[:4]) + "\n")  # header + epochs 1-3
+    run = resume(run_dir)
+    assert run.epoch == 4  # the checkpoint says 4; no rows dropped
+    atomic_save({**ckpt, "epoch": 2}, ckpt_path)
+    resume(run_dir)
+    assert [r["epoch"] for r in metrics_rows(run_dir)] == ["1", "2"]
+
+
+@pytest.mark.parametrize("trial", range(5))
+def test_nan_at_a_random_step_exits_3_and_keeps_best(workdir, cli, monkeypatch, trial):
+    import nntrain.train as T
+
+    bad_step = random.Random(trial).randrange(STEPS + 1, 12 * STEPS)  # after the first epoch, before the end
+    real = T.make_criterion
+    count = {"n": 0}
+
+    def poisoned(cfg, task):
+        crit = real(cfg, task)
+
+        def loss(out, y):
+            value = crit(out, y)
+            if out.requires_grad:
+                count["n"] += 1
+                if count["n"] >= bad_step:
+                    return value * float("nan")
+            return value
+
+        return loss
+
+    monkeypatch.setattr(T, "make_criterion", poisoned)
+    r = cli("fit", config_for(workdir))
+    assert r.exit_code == 3, (r.stdout, r.stderr)
+    epoch, step = (bad_step - 1) // STEPS + 1, (bad_step - 1) % STEPS + 1
+    assert f"epoch {epoch}, step {step}: the training loss became non-finite" in r.stderr
+    assert "lower optimizer.lr" in r.stderr and "Traceback" not in r.stderr
+    best, last = load_checkpoint(workdir / "runs/t/best.pt"), load_checkpoint(workdir / "runs/t/last.pt")
+    assert best["epoch"] < epoch and last["epoch"] == epoch - 1
+    assert all(torch.isfinite(v).all() for ck in (best, last) for v in ck["model"].values())
+
+
+def test_same_config_and_seed_twice_is_bit_identical(workdir):
+    cfg_path = config_for(workdir, train={"epochs": 3})
+    for name in ("a", "b"):
+        fit(load_config(cfg_path, [f"name={name}"]), log=QUIET)
+    assert_same_run(workdir / "runs/a", workdir / "runs/b")
+    ckpt = load_checkpoint(workdir / "runs/a/best.pt")
+    assert {"torch", "numpy", "pandas", "scikit-learn", "python"} <= set(ckpt["versions"])
+    assert len(ckpt["prep"]["sha256"]) == 64 and (workdir / "runs/a/split.json").is_file()
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_code_running_pickle_is_refused_by_eval_predict_and_resume(workdir, cli):
+    assert cli("fit", config_for(workdir, train={"epochs": 1})).exit_code == 0
+    for name in ("best.pt", "last.pt"):
+        torch.save({"format": 1, "model": Payload()}, workdir / "runs/t" / name)
+    (workdir / "in.csv").write_text("a,b,c\n1,2,3\n")
+    for args in (("eval", "runs/t"), ("predict", "runs/t", "in.csv"), ("fit", "--resume", "runs/t")):
+        r = cli(*args)
+        assert r.exit_code == 2 and "refused to load" in r.stderr, args
+    assert not (workdir / "PWNED").exists()
+
+
+@pytest.mark.slow
+def test_four_concurrent_fits_with_one_name_get_four_folders(workdir):
+    config_for(workdir, train={"epochs": 2})
+    procs = [subprocess.Popen([sys.executable, "-m", "nntrain", "fit", "c.yaml", f"seed={i}", "--json"], cwd=workdir,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
+    import json
+
+    results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    folders = sorted(r["run_dir"] for r in results)
+    assert folders == ["runs/t", "runs/t-2", "runs/t-3", "runs/t-4"]
+    import yaml
+
+    for folder in folders:
+        seed = yaml.safe_load((workdir / folder / "config.yaml").read_text())["seed"]
+        assert load_checkpoint(workdir / folder / "best.pt")["config"]["seed"] == seed
+    assert sorted(load_checkpoint(workdir / f / "last.pt")["config"]["seed"] for f in folders) == [0, 1, 2, 3]
+
+
+def _mount_tmpfs(path: Path, size: str, ro: bool = False) -> bool:
+    path.mkdir()
+    opts = f"size={size}" + (",ro" if ro else "")
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True).returncode == 0
+
+
+def test_disk_full_exits_2_with_earlier_checkpoints_intact(workdir, cli):
+    mnt = workdir / "small"
+    if not _mount_tmpfs(mnt, "160k"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        # 20 -> 256 -> 4: about 24 KB a checkpoint; Adam's state triples it after the first step
+        cfg_path = config_for(workdir, model={"hidden": [256]}, optimizer={"name": "adam", "lr": 0.001},
+                              train={"epochs": 50}, runs_dir=str(mnt))
+        r = cli("fit", cfg_path)
+        assert r.exit_code == 2, r.stdout
+        assert "No space left on device; the earlier checkpoints" in r.stderr and "Traceback" not in r.stderr
+        run_dir = mnt / "t"
+        assert not [p for p in run_dir.iterdir() if ".tmp" in p.name]
+        load_checkpoint(run_dir / "last.pt")
+    finally:
+        subprocess.run(["umount", str(mnt)])
+
+
+def test_runs_dir_not_writable_is_reported_before_training(workdir, cli):
+    mnt = workdir / "ro"
+    if _mount_tmpfs(mnt, "1m", ro=True):
+        try:
+            r = cli("fit", config_for(workdir), f"runs_dir={mnt}/runs")
+            assert r.exit_code == 2 and "Read-only file system" in r.stderr
+        finally:
+            subprocess.run(["umount", str(mnt)])
+    (workdir / "afile").write_text("")
+    r = cli("fit", config_for(workdir), "runs_dir=afile/runs")
+    assert r.exit_code == 2 and "runs_dir=afile/runs: cannot create it" in r.stderr
