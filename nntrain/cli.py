@@ -5,7 +5,6 @@ torch, pandas and scikit-learn are imported inside the commands, so `nntrain --h
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -23,27 +22,23 @@ def _console(stderr: bool):
 
 
 def _guard(fn: Callable[[], None]) -> None:
-    """A user's mistake: one message on stderr, exit 2 (3 when training diverged); never a traceback."""
-    from .errors import UserError
+    """A user's mistake, a divergence or a signal: one message on stderr and its exit code; never a traceback."""
+    from .errors import Stop
 
     try:
         fn()
-    except UserError as e:
-        _console(True).print(f"error: {e}", markup=False)
+    except Stop as e:
+        _console(True).print(f"{e.prefix}: {e}", markup=False)
         raise typer.Exit(e.exit_code) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before training started: nothing to save
         _console(True).print("interrupted", markup=False)
         raise typer.Exit(130) from None
-    except Exception as e:
-        from .train import Diverged, Interrupted
 
-        if isinstance(e, Interrupted):
-            _console(True).print(f"interrupted: {e}", markup=False)
-            raise typer.Exit(e.exit_code) from None
-        if isinstance(e, Diverged):
-            _console(True).print(f"error: training diverged at {e}", markup=False)
-            raise typer.Exit(Diverged.exit_code) from None
-        raise
+
+def _print_json(obj: dict) -> None:
+    from .runs import strict_json
+
+    print(strict_json(obj))
 
 
 @app.command()
@@ -58,24 +53,23 @@ def fit(
 
     def run() -> None:
         from . import train
-        from .config import load_config
         from .errors import UserError
 
-        extra = list(overrides or []) + ([f"name={name}"] if name else [])
+        extra = list(overrides or [])
         if resume is not None:
             if config is not None and "=" not in config:
                 raise UserError(f"give either CONFIG ({config}) or --resume RUN_DIR, not both")
-            state = train.resume(resume, ([config] if config else []) + extra)
+            state = train.resume(resume, ([config] if config else []) + extra + ([f"name={name}"] if name else []))
         else:
             if config is None:
                 raise UserError("missing CONFIG: nntrain fit configs/phone.yaml (or --resume RUN_DIR)")
-            cfg = load_config(Path(config), extra)
+            cfg = train.configure(Path(config), extra, name=name)
             state = train.start(cfg, Path(config).parent)
         out = _console(stderr=as_json)
         summary = train.train(state, log=lambda m: out.print(m, markup=False))
         if as_json:
             keys = ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline")
-            print(json.dumps({k: summary[k] for k in keys}))
+            _print_json({k: summary[k] for k in keys})
 
     _guard(run)
 
@@ -97,7 +91,7 @@ def eval_(
         loaded = load_run(resolve_run_dir(str(run_dir) if run_dir else None), checkpoint)
         report = evaluate_run(loaded, data)
         if as_json:
-            print(json.dumps(report))
+            _print_json(report)
             return
         out = _console(False)
         out.print(f"{report['run_dir']} ({checkpoint}.pt, epoch {report['checkpoint_epoch']}) on {report['data']}, "
@@ -116,12 +110,15 @@ def params(
     """Count the model's parameters layer by layer, from a config (no training) or a run folder."""
 
     def run() -> None:
+        from .errors import UserError
         from .model import build_mlp, param_table
 
         if target.is_dir():
             from .inference import load_run
             from .runs import resolve_run_dir
 
+            if overrides:
+                raise UserError(f"overrides ({' '.join(overrides)}) apply to a config, not to a trained run folder")
             model = load_run(resolve_run_dir(str(target))).model
         else:
             from .config import load_config
@@ -132,7 +129,7 @@ def params(
             model = build_mlp(cfg.model, data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs))
         table = param_table(model)
         if as_json:
-            print(json.dumps(table))
+            _print_json(table)
             return
         _print_params(table)
 
@@ -164,6 +161,7 @@ def predict(
     """Predict from raw rows: the stored preprocessing is applied; labels come back as in the training data."""
 
     def run() -> None:
+        from .errors import UserError
         from .inference import load_run, predict_frame
         from .runs import resolve_run_dir
 
@@ -171,9 +169,15 @@ def predict(
         if output is None:
             frame.to_csv(sys.stdout, index=False)
             return
+        if not output.parent.is_dir():
+            raise UserError(f"-o {output}: folder {output.parent} does not exist")
         tmp = output.with_name(output.name + ".tmp")
-        frame.to_csv(tmp, index=False)
-        tmp.replace(output)
+        try:
+            frame.to_csv(tmp, index=False)
+            tmp.replace(output)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise UserError(f"-o {output}: cannot write it: {e.strerror}") from None
         _console(True).print(f"{len(frame)} predictions written to {output}", markup=False)
 
     _guard(run)

@@ -18,6 +18,28 @@ from .errors import UserError, did_you_mean
 TASKS = ("multiclass", "binary", "regression")
 
 
+class Loader(yaml.SafeLoader):
+    """YAML as a user means it: `1e-3` is a number (PyYAML reads it as a string) and `yes`, `no`, `on`,
+    `off` stay strings (only true and false are booleans), as in YAML 1.2."""
+
+
+Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:float", "tag:yaml.org,2002:bool")]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                             list("tTfF"))
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
+               r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _to_spec(value: Any) -> Any:
     """`relu` -> {"name": "relu"}; a mapping must name its component."""
     if isinstance(value, str):
@@ -25,7 +47,7 @@ def _to_spec(value: Any) -> Any:
     if not isinstance(value, dict):
         raise ValueError("must be a name, e.g. relu, or a mapping with a name, e.g. {name: leaky_relu, negative_slope: 0.1}")
     if "name" not in value:
-        raise ValueError("a mapping here needs a 'name' key, e.g. {name: leaky_relu, negative_slope: 0.1}")
+        raise ValueError("a mapping here needs a 'name' key, e.g. {name: adam, lr: 0.001}")
     return value
 
 
@@ -33,7 +55,7 @@ Spec = Annotated[dict[str, Any], BeforeValidator(_to_spec)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True)
 
 
 class DataConfig(Strict):
@@ -47,6 +69,8 @@ class DataConfig(Strict):
     impute: Literal["none", "mean", "median", "most_frequent"] = Field(
         "none", description="fill missing feature values (fitted on the training split); none: missing values are an error")
     drop: list[str] = Field(default_factory=list, description="columns to ignore (ids, leaks)")
+    categorical: list[str] = Field(default_factory=list,
+                                   description="numeric columns to one-hot encode as categories (codes such as zone: 1, 2, 3)")
 
 
 class InitConfig(Strict):
@@ -72,8 +96,12 @@ class LayerConfig(Strict):
     batch_norm: bool | None = Field(None, description="default: model.batch_norm")
 
 
+DEFAULT_HIDDEN = [64, 128]
+
+
 class ModelConfig(Strict):
-    hidden: list[Annotated[int, Field(gt=0)]] | None = Field(None, description="hidden layer sizes (shorthand)")
+    hidden: list[Annotated[int, Field(gt=0)]] | None = Field(
+        None, description="hidden layer sizes (shorthand); default [64, 128] unless `layers` is given; [] is a linear model")
     layers: list[LayerConfig] | None = Field(None, description="one entry per hidden layer")
     activation: Spec = Field(default_factory=lambda: {"name": "relu"})
     output_activation: Spec = Field(default_factory=lambda: {"name": "identity"},
@@ -90,7 +118,8 @@ class ModelConfig(Strict):
 
     def resolved_layers(self) -> list[LayerConfig]:
         """Every hidden layer with the model-wide defaults filled in."""
-        layers = self.layers if self.layers is not None else [LayerConfig(size=s) for s in (self.hidden or [])]
+        sizes = DEFAULT_HIDDEN if self.hidden is None else self.hidden
+        layers = self.layers if self.layers is not None else [LayerConfig(size=s) for s in sizes]
         return [LayerConfig(size=layer.size,
                             activation=layer.activation or self.activation,
                             init=layer.init or self.init,
@@ -145,42 +174,63 @@ class Config(Strict):
         return v
 
 
+def _default(model: type[BaseModel], field: str) -> dict:
+    return model.model_fields[field].default_factory()
+
+
+# What `optimizer.lr=0.1` builds on when the file has no optimizer section.
+SPEC_DEFAULTS = {
+    "optimizer": _default(Config, "optimizer"), "scheduler": _default(Config, "scheduler"),
+    "loss": _default(Config, "loss"), "model.activation": _default(ModelConfig, "activation"),
+    "model.output_activation": _default(ModelConfig, "output_activation"),
+    "model.init.weight": {"name": "default"}, "model.init.bias": {"name": "default"},
+}
+
+
 # ---------------------------------------------------------------- loading
 
 
-def load_config(path: str | Path | None, overrides: list[str] = (), raw: dict | None = None) -> Config:
-    """Read YAML, apply dotted KEY=VALUE overrides, validate, check that the parts agree."""
+def load_config(path: str | Path | None, overrides: list[str] = (), raw: dict | None = None,
+                name: str | None = None) -> Config:
+    """Read YAML, apply dotted KEY=VALUE overrides (and --name), validate, check that the parts agree."""
     text = ""
     if raw is None:
         path = Path(path)
         if not path.is_file():
             raise UserError(f"config file not found: {path}")
-        text = path.read_text()
         try:
-            raw = yaml.safe_load(text)
+            text = path.read_text(encoding="utf-8")
+            raw = parse_yaml(text)
+        except UnicodeDecodeError:
+            raise UserError(f"{path}: not a UTF-8 text file") from None
         except yaml.YAMLError as e:
             raise UserError(f"{path}: not valid YAML: {e}") from None
         if raw is None:
             raw = {}
         if not isinstance(raw, dict):
             raise UserError(f"{path}: the top level must be a mapping of keys, got {type(raw).__name__}")
-        raw.setdefault("name", path.stem)
+        raw.setdefault("name", re.sub(r"[^A-Za-z0-9._-]", "_", path.stem).lstrip("._-") or "run")
     raw = apply_overrides(raw, overrides)
+    if name is not None:
+        raw["name"] = name  # as typed: --name 001 stays the string '001'
     notes = _prune_after_rename(raw, overrides)
+    given = {item.partition("=")[0] for item in overrides} | ({"name"} if name is not None else set())
+    locate = lambda msg: _with_line(msg, text, given)  # noqa: E731
     problems: list[str] = []
+    removed: list[str] = []
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as e:
-        problems = _format_errors(e, text)
+        problems = [locate(m) for m in _format_errors(e)]
         cfg, removed = _repaired(raw, e)  # so the checks below still see the rest of the file
-    else:
-        removed = []
     if cfg is not None:
         # a check that leans on a key replaced by its default would only mislead
-        problems += [_with_line(p, text) for p in semantic_problems(cfg) if not any(r in p for r in removed)]
+        problems += [locate(p) for p in semantic_problems(cfg) if not any(r in p for r in removed)]
     if problems:
         problems = sorted(dict.fromkeys(problems), key=_line_of)
-        raise UserError(problems, header=f"{path or 'config'}: {len(problems)} problem(s) in the config:")
+        error = UserError(problems, header=f"{path or 'config'}: {len(problems)} problem(s) in the config:")
+        error.partial = cfg  # the config with its invalid keys at their defaults, for checks against the data
+        raise error
     cfg._notes = notes
     return cfg
 
@@ -242,7 +292,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not sep or not key or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
         raise UserError(f"override '{item}' must look like KEY=VALUE with a dotted key, e.g. optimizer.lr=0.001")
     try:
-        parsed = yaml.safe_load(value) if value else ""
+        parsed = parse_yaml(value) if value else ""
     except yaml.YAMLError:
         parsed = value
     return key.split("."), parsed
@@ -252,19 +302,20 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     for item in overrides:
         keys, value = parse_override(item)
         node = raw
-        for k in keys[:-1]:
+        for depth, k in enumerate(keys[:-1]):
             child = node.get(k)
             if isinstance(child, str):  # `optimizer: adam` then optimizer.lr=0.1
                 child = {"name": child}
             elif not isinstance(child, dict):
-                child = {}
+                # optimizer.lr=0.1 with no optimizer section: start from the default optimizer
+                child = dict(SPEC_DEFAULTS.get(".".join(keys[:depth + 1]), {}))
             node[k] = child
             node = child
         node[keys[-1]] = value
     return raw
 
 
-def _format_errors(e: ValidationError, text: str) -> list[str]:
+def _format_errors(e: ValidationError) -> list[str]:
     out: list[tuple[str, str]] = []
     for err in e.errors():
         loc = [str(p) for p in err["loc"] if not str(p).startswith(("function-", "literal[", "list[", "int", "dict["))]
@@ -286,7 +337,7 @@ def _format_errors(e: ValidationError, text: str) -> list[str]:
         leaf = key.rsplit(".", 1)[-1]
         if leaf in EXAMPLES and "unknown key" not in msg and "missing" not in msg:
             msg += f"; e.g. {leaf}: {EXAMPLES[leaf]}"
-        lines.append(_with_line(msg, text))
+        lines.append(msg)
     return lines
 
 
@@ -316,9 +367,11 @@ def _model_at(loc: list[str]) -> type[BaseModel] | None:
     return model
 
 
-def _with_line(msg: str, text: str) -> str:
-    """Append ' (line N)' when the message's key path is found in the YAML text."""
+def _with_line(msg: str, text: str, overridden: set[str] = frozenset()) -> str:
+    """Append ' (line N)' when the message's key path is found in the YAML text (and was not overridden)."""
     key = msg.split(":", 1)[0].split("=", 1)[0]
+    if any(key == o or key.startswith(o + ".") or o.startswith(key + ".") for o in overridden):
+        return msg + " (from the command line)"
     line = yaml_line(text, key.split(".")) if text else None
     return f"{msg} (line {line})" if line else msg
 
@@ -386,7 +439,18 @@ def semantic_problems(cfg: Config) -> list[str]:
     for i, layer in enumerate(m.layers or []):
         if layer.activation:
             problems += spec_problems("activation", layer.activation, f"model.layers.{i}.activation")
-    if str(cfg.loss["name"]).lower() != "auto":
+    out_act = canonical("output_activation", m.output_activation["name"])
+    if out_act in ("softmax", "log_softmax") and "dim" in m.output_activation:
+        problems.append(f"model.output_activation.dim={m.output_activation['dim']}: {out_act} always runs across "
+                        f"the classes (dim 1); remove dim")
+    if cfg.train.batch_size == 1 and any(l.batch_norm for l in m.resolved_layers()):
+        problems.append("train.batch_size=1: batch norm needs at least two rows per batch to normalise; "
+                        "use a larger batch or model.batch_norm: false")
+    if str(cfg.loss["name"]).lower() == "auto":
+        if len(cfg.loss) > 1:
+            problems.append(f"loss: 'auto' takes no arguments ({', '.join(k for k in cfg.loss if k != 'name')}); "
+                            f"name the loss, e.g. {{name: huber, delta: 2.0}}")
+    else:
         problems += spec_problems("loss", cfg.loss, "loss")
     problems += spec_problems("optimizer", cfg.optimizer, "optimizer")
     lr = cfg.optimizer.get("lr")
@@ -397,7 +461,8 @@ def semantic_problems(cfg: Config) -> list[str]:
         cfg.scheduler.setdefault("T_max", cfg.train.epochs)
     problems += spec_problems("scheduler", cfg.scheduler, "scheduler")
     if sched == "multistep":
-        late = [x for x in cfg.scheduler.get("milestones", []) if isinstance(x, int) and x >= cfg.train.epochs]
+        milestones = cfg.scheduler.get("milestones")
+        late = [x for x in milestones if isinstance(x, int) and x >= cfg.train.epochs] if isinstance(milestones, list) else []
         if late:
             problems.append(f"scheduler.milestones={cfg.scheduler['milestones']}: {late} at or past the last epoch "
                             f"({cfg.train.epochs}) never take effect; lower them or raise train.epochs")
@@ -409,8 +474,10 @@ def semantic_problems(cfg: Config) -> list[str]:
 def task_problems(cfg: Config, task: str, n_classes: int | None) -> list[str]:
     """Loss, output and monitor against the task (and the number of classes, once the data is read)."""
     problems = []
+    from .components import canonical
+
     loss = loss_name(cfg, task)
-    out_act = str(cfg.model.output_activation["name"]).lower()
+    out_act = canonical("output_activation", cfg.model.output_activation["name"])
     classes = f" ({n_classes} classes)" if n_classes else ""
     if task == "regression" and loss in ("cross_entropy", "nll", "bce"):
         problems.append(f"loss={loss}: the target is a regression target; use mse, l1, smooth_l1 or huber")
@@ -425,6 +492,12 @@ def task_problems(cfg: Config, task: str, n_classes: int | None) -> list[str]:
     if loss == "nll" and out_act != "log_softmax":
         problems.append(f"loss=nll: nll expects log-probabilities; set model.output_activation: log_softmax "
                         f"(or use cross_entropy)")
+    if task == "regression" and out_act not in (None, "identity"):
+        problems.append(f"model.output_activation={out_act}: a regression output must be free to take any value "
+                        f"(the target is standardized, half of it negative); use identity")
+    if loss == "bce" and out_act in ("softmax", "log_softmax"):
+        problems.append(f"model.output_activation={out_act}: with bce there is one output, and {out_act} over one "
+                        f"value is constant; use identity")
     if loss == "bce" and out_act == "sigmoid":
         problems.append("model.output_activation=sigmoid: bce here takes logits and applies the sigmoid itself; "
                         "use output_activation: identity")

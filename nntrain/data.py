@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,65 +42,77 @@ def resolve_path(path: str, base: Path | None = None) -> Path:
     return p
 
 
-def read_table(path: str, base: Path | None = None) -> Table:
+CSV_SUFFIXES = ("", ".csv", ".txt", ".tsv", ".gz", ".bz2", ".zip", ".xz")
+
+
+def read_table(path: str, base: Path | None = None, key: str = "data.path") -> Table:
+    """A CSV (compressed too) or Parquet file, or sklearn:NAME. `key` names the argument in messages."""
     if path.startswith("sklearn:"):
-        return _read_sklearn(path.removeprefix("sklearn:"))
+        return _read_sklearn(path.removeprefix("sklearn:"), key)
     p = resolve_path(path, base)
     if not p.is_file():
-        raise UserError(f"data.path={path}: file not found" + (f" (also looked under {base} and {base.parent})" if base else ""))
+        raise UserError(f"{key}={path}: file not found" + (f" (also looked under {base} and {base.parent})" if base else ""))
     suffix = p.suffix.lower()
     if suffix in (".parquet", ".pq"):
         try:
             frame = pd.read_parquet(p)
         except Exception as e:  # pyarrow raises several types for a bad file
-            raise UserError(f"data.path={path}: cannot read it as Parquet: {e}") from None
+            raise UserError(f"{key}={path}: cannot read it as Parquet: {e}") from None
         is_csv = False
-    else:
-        frame = _read_csv(p, path)
+    elif suffix in CSV_SUFFIXES:
+        frame = _read_csv(p, f"{key}={path}")
         is_csv = True
+    else:
+        raise UserError(f"{key}={path}: '{suffix}' files are not read; save the table as CSV or Parquet")
     if frame.shape[0] == 0:
-        raise UserError(f"data.path={path}: the table has a header but no data rows")
+        raise UserError(f"{key}={path}: the table has a header but no data rows")
     return Table(frame, str(p.resolve()), _sha256(p), is_csv)
 
 
 def _read_csv(p: Path, shown: str) -> pd.DataFrame:
     if p.stat().st_size == 0:
-        raise UserError(f"data.path={shown}: the file is empty")
-    with open(p, newline="") as f:
-        header = next(csv.reader(f), [])
-    dupes = sorted({c for c in header if header.count(c) > 1})
-    if dupes:
-        raise UserError(f"data.path={shown}: duplicate column name(s) {', '.join(map(repr, dupes))} in the header")
+        raise UserError(f"{shown}: the file is empty")
+    compressed = p.suffix.lower() in (".gz", ".bz2", ".zip", ".xz")
     try:
-        frame = pd.read_csv(p, index_col=False)
+        header = [] if compressed else _header(p)
+        dupes = sorted({c for c in header if header.count(c) > 1})
+        if dupes:
+            raise UserError(f"{shown}: duplicate column name(s) {', '.join(map(repr, dupes))} in the header")
+        frame = pd.read_csv(p, index_col=False, encoding="utf-8")
     except pd.errors.EmptyDataError:
-        raise UserError(f"data.path={shown}: the file has no header or data") from None
+        raise UserError(f"{shown}: the file has no header or data") from None
     except pd.errors.ParserError as e:
-        raise UserError(f"data.path={shown}: rows of unequal length: {e}".rstrip()) from None
+        raise UserError(f"{shown}: rows of unequal length: {e}".rstrip()) from None
     except UnicodeDecodeError as e:
-        raise UserError(f"data.path={shown}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
-    if frame.shape[1] == 1 and any(d in header[0] for d in ";\t|"):
-        raise UserError(f"data.path={shown}: only one column, '{header[0][:60]}': the file seems to use another "
+        raise UserError(f"{shown}: not a UTF-8 text file ({e.reason} at byte {e.start}); save it as UTF-8 CSV") from None
+    if frame.shape[1] == 1 and any(d in str(frame.columns[0]) for d in ";\t|"):
+        raise UserError(f"{shown}: only one column, '{str(frame.columns[0])[:60]}': the file seems to use another "
                         f"delimiter than ','; save it as comma-separated")
     # A short row comes back padded with NaN; only then is it worth reading the file again to find it.
-    ragged = _ragged_row(p, len(header)) if frame.isna().to_numpy().any() else None
-    if ragged is not None:
-        raise UserError(f"data.path={shown}: line {ragged[0]} has {ragged[1]} fields, the header has {len(header)}")
+    if header and frame.isna().to_numpy().any():
+        ragged = _ragged_row(p, len(header))
+        if ragged is not None:
+            raise UserError(f"{shown}: line {ragged[0]} has {ragged[1]} fields, the header has {len(header)}")
     return frame
+
+
+def _header(p: Path) -> list[str]:
+    with open(p, newline="", encoding="utf-8") as f:
+        return next(csv.reader(f), [])
 
 
 def _ragged_row(p: Path, width: int) -> tuple[int, int] | None:
     """pandas fills short rows with NaN silently; find the first line whose field count differs."""
-    with open(p, newline="") as f:
+    with open(p, newline="", encoding="utf-8") as f:
         for lineno, row in enumerate(csv.reader(f), start=1):
             if row and len(row) != width:
                 return lineno, len(row)
     return None
 
 
-def _read_sklearn(name: str) -> Table:
+def _read_sklearn(name: str, key: str = "data.path") -> Table:
     if name not in SKLEARN_DATASETS:
-        raise UserError(f"data.path=sklearn:{name}: unknown dataset{did_you_mean(name, SKLEARN_DATASETS)}; "
+        raise UserError(f"{key}=sklearn:{name}: unknown dataset{did_you_mean(name, SKLEARN_DATASETS)}; "
                         f"choose one of: {', '.join('sklearn:' + d for d in SKLEARN_DATASETS)}")
     from sklearn import datasets
 
@@ -131,6 +143,9 @@ def _where(table_is_csv: bool, i: int) -> str:
 def infer_task(y: pd.Series, asked: str) -> tuple[str, str]:
     """(task, why). Non-numbers are classes; integer-valued numbers with few values are classes too."""
     values = y.dropna().unique()
+    if len(values) < 2:
+        raise UserError(f"column '{y.name}' (the target): every row has the same value {_py(values[0])!r}; "
+                        f"there is nothing to learn")
     numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
     integral = numeric and np.all(np.mod(values.astype(float), 1) == 0)
     if asked != "auto":
@@ -163,6 +178,7 @@ class Prepared:
     test: np.ndarray
     prep: dict  # the fitted preprocessing, plain data
     task_reason: str
+    notes: list[str] = field(default_factory=list)
 
     @property
     def task(self) -> str:
@@ -175,60 +191,70 @@ class Prepared:
 
 def prepare(table: Table, data_cfg: Any, seed: int) -> Prepared:
     """Choose target and task, split, fit imputation / encoding / scaling on the training rows."""
-    df = table.frame
-    target = data_cfg.target or df.columns[-1]
+    df, is_csv = table.frame, table.is_csv
+    if len(df) < 3:
+        raise UserError(f"data.path={data_cfg.path}: only {len(df)} row(s); the train, val and test splits need at "
+                        f"least one row each")
+    columns = list(map(str, df.columns))
+    target = data_cfg.target or columns[-1]
     if target not in df.columns:
-        raise UserError(f"data.target={target}: no such column{did_you_mean(target, map(str, df.columns))}; "
-                        f"columns are: {', '.join(map(str, df.columns))}")
-    missing = [c for c in data_cfg.drop if c not in df.columns]
-    if missing:
-        raise UserError(f"data.drop: no column(s) {', '.join(map(repr, missing))}; columns are: {', '.join(map(str, df.columns))}")
+        raise UserError(f"data.target={target}: no such column{did_you_mean(target, columns)}; "
+                        f"columns are: {', '.join(columns)}")
+    for key in ("drop", "categorical"):
+        missing = [c for c in getattr(data_cfg, key) if c not in df.columns]
+        if missing:
+            raise UserError(f"data.{key}: no column(s) {', '.join(map(repr, missing))}; columns are: {', '.join(columns)}")
+    notes = []
     features = [c for c in df.columns if c != target and c not in data_cfg.drop]
+    for col in [c for c in features if _is_saved_index(df[c])]:
+        features.remove(col)
+        notes.append(f"column '{col}' holds 0, 1, 2, ... (an index saved by pandas) and is not used as a feature")
     if not features:
         raise UserError(f"data.path={data_cfg.path}: no feature columns besides the target '{target}'")
     y_raw = df[target]
     if y_raw.isna().any():
         i = int(np.flatnonzero(y_raw.isna().to_numpy())[0])
-        raise UserError(f"column '{target}' (the target): missing value at {_where(table.is_csv, i)}; "
-                        f"drop or fill those rows")
+        raise UserError(f"column '{target}' (the target): missing value at {_where(is_csv, i)}; drop or fill those rows")
+    if _column_kind(y_raw, is_csv) == "numeric" and not pd.api.types.is_numeric_dtype(y_raw):
+        y_raw = pd.Series(_numeric_column(y_raw, is_csv), name=y_raw.name)  # numbers stored as text
     task, why = infer_task(y_raw, data_cfg.task)
-    if task == "regression":
-        yv = _numeric_column(y_raw, table.is_csv)
-        _check_finite(yv, target, table.is_csv)
     classes = None if task == "regression" else sorted(_py(v) for v in y_raw.unique())
     train, val, test = split(len(df), y_raw if classes else None, data_cfg, seed)
 
-    kinds, categories = {}, {}
-    for col in features:
-        kinds[col] = _column_kind(df[col], table.is_csv)
-        if kinds[col] == "categorical":
-            categories[col] = sorted(str(v) for v in df[col].dropna().unique())
+    kinds = {c: "categorical" if c in data_cfg.categorical else _column_kind(df[c], is_csv) for c in features}
+    categories = {c: sorted({_category(v) for v in df[c].dropna().unique()}) for c in features if kinds[c] == "categorical"}
     prep: dict[str, Any] = {"target": str(target), "task": task, "classes": classes, "columns": list(map(str, features)),
                             "kinds": kinds, "categories": categories, "impute": {}, "scale_kind": data_cfg.scale}
     # Imputation values and scaling are fitted on the training rows only.
-    numeric = [c for c in features if kinds[c] == "numeric"]
-    train_df = df.iloc[train]
-    for col in features:
-        if df[col].isna().any():
-            if data_cfg.impute == "none":
-                i = int(np.flatnonzero(df[col].isna().to_numpy())[0])
-                raise UserError(f"column '{col}': missing value at {_where(table.is_csv, i)}; fill it, drop the "
-                                f"column (data.drop), or set data.impute: mean | median | most_frequent")
+    if data_cfg.impute != "none":
+        train_df = df.iloc[train]
+        for col in (c for c in features if df[c].isna().any()):
             prep["impute"][col] = _impute_value(train_df[col], data_cfg.impute if kinds[col] == "numeric" else "most_frequent")
-    raw_num = _numeric_block(df, numeric, prep, table.is_csv)
+    raw_num = _numeric_block(df, [c for c in features if kinds[c] == "numeric"], prep, is_csv)
     shift, scale = _fit_scale(raw_num[train], data_cfg.scale)
     prep.update(shift=shift.tolist(), scale=scale.tolist())
     prep["encoded"] = [n for c in features for n in ([c] if kinds[c] == "numeric" else [f"{c}={v}" for v in categories[c]])]
     if task == "regression":
-        t = yv[train]
-        prep["target_shift"], prep["target_scale"] = float(t.mean()), float(t.std() or 1.0)
-        prep["baseline"] = float(t.mean())
+        yv = _numeric_column(y_raw, is_csv)
+        _check_finite(yv, target, is_csv)
+        prep["target_shift"], prep["target_scale"] = float(yv[train].mean()), float(yv[train].std() or 1.0)
+        prep["baseline"] = prep["target_shift"]
+        y = ((yv - prep["target_shift"]) / prep["target_scale"]).astype(np.float32)
     else:
-        codes = encode_labels(y_raw, classes, target, table.is_csv)
-        prep["baseline"] = int(np.bincount(codes[train], minlength=len(classes)).argmax())
-    X = encode(df, prep, table.is_csv, raw_num)
-    y = encode_target(y_raw, prep, table.is_csv)
-    return Prepared(X, y, train, val, test, prep, why)
+        y = encode_labels(y_raw, classes, target, is_csv)
+        prep["baseline"] = int(np.bincount(y[train], minlength=len(classes)).argmax())
+    return Prepared(encode(df, prep, is_csv, raw_num), y, train, val, test, prep, why, notes)
+
+
+def _is_saved_index(s: pd.Series) -> bool:
+    """An 'Unnamed: 0' column of 0..n-1: what DataFrame.to_csv writes unless index=False."""
+    return (str(s.name).startswith("Unnamed:") and pd.api.types.is_integer_dtype(s)
+            and np.array_equal(s.to_numpy(), np.arange(len(s))))
+
+
+def unscale(prep: dict, y: Any) -> Any:
+    """A standardized regression value (array or tensor) back in the target's own units."""
+    return y * prep["target_scale"] + prep["target_shift"]
 
 
 def split(n: int, y: pd.Series | None, data_cfg: Any, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -255,6 +281,8 @@ def _column_kind(s: pd.Series, is_csv: bool) -> str:
         return "numeric"
     present = s.dropna()
     as_num = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
+    if len(present) and as_num.notna().all():
+        return "numeric"  # numbers stored as text (a Parquet string column, say)
     if len(present) and as_num.notna().mean() >= 0.5:
         # Mostly numbers with a few words in between is a data error, never a category.
         bad = int(np.flatnonzero(as_num.isna().to_numpy())[0])
@@ -305,7 +333,7 @@ def _numeric_block(df: pd.DataFrame, numeric: list[str], prep: dict, is_csv: boo
         if np.isnan(v).any():
             i = int(np.flatnonzero(np.isnan(v))[0])
             raise UserError(f"column '{col}': missing value at {_where(is_csv, i)}; fill it, drop the column "
-                            f"(data.drop), or train with data.impute")
+                            f"(data.drop), or set data.impute: mean | median | most_frequent")
         _check_finite(v, col, is_csv)
         cols.append(v)
     return np.stack(cols, axis=1) if cols else np.zeros((len(df), 0))
@@ -351,7 +379,7 @@ def _one_hot(s: pd.Series, prep: dict, is_csv: bool) -> np.ndarray:
         s = s.fillna(prep["impute"][col])
     cats = prep["categories"][col]
     lookup = {c: i for i, c in enumerate(cats)}
-    codes = np.array([lookup.get(str(v), -1) if pd.notna(v) else -1 for v in s], dtype=np.int64)
+    codes = np.array([lookup.get(_category(v), -1) if pd.notna(v) else -1 for v in s], dtype=np.int64)
     if (codes < 0).any():
         i = int(np.flatnonzero(codes < 0)[0])
         what = "missing value" if s.iloc[i] is None or pd.isna(s.iloc[i]) else f"value {s.iloc[i]!r} never seen in training"
@@ -361,13 +389,32 @@ def _one_hot(s: pd.Series, prep: dict, is_csv: bool) -> np.ndarray:
     return out
 
 
+def _category(v: Any) -> str:
+    """A category's name: 3 and 3.0 are the same zone."""
+    v = _py(v)
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
+def _label_key(v: Any) -> Any:
+    """Labels match by value: 1, 1.0 and '1' are one class; True stays apart from 1."""
+    v = _py(v)
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    return v
+
+
 def encode_labels(y: pd.Series, classes: list, target: str, is_csv: bool) -> np.ndarray:
-    lookup = {str(c): i for i, c in enumerate(classes)}
-    codes = np.array([lookup.get(str(v), -1) for v in y], dtype=np.int64)
+    lookup = {_label_key(c): i for i, c in enumerate(classes)}
+    codes = np.array([lookup.get(_label_key(v), -1) for v in y], dtype=np.int64)
     if (codes < 0).any():
         i = int(np.flatnonzero(codes < 0)[0])
-        raise UserError(f"column '{target}' (the target): label {y.iloc[i]!r} at {_where(is_csv, i)} was never seen "
-                        f"in training; known labels: {', '.join(map(str, classes))}")
+        raise UserError(f"column '{target}' (the target): label {_py(y.iloc[i])!r} at {_where(is_csv, i)} was never "
+                        f"seen in training; known labels: {', '.join(map(str, classes))}")
     return codes
 
 

@@ -6,7 +6,14 @@ import difflib
 from collections.abc import Iterable
 
 
-class UserError(Exception):
+class Stop(Exception):
+    """An end the CLI reports in one message on stderr, with its own exit code and no traceback."""
+
+    exit_code = 1
+    prefix = "error"
+
+
+class UserError(Stop):
     """A bad config, bad data or bad argument. `problems` holds one line per problem."""
 
     exit_code = 2

@@ -13,11 +13,11 @@ from torch import nn
 
 from . import metrics as M
 from .config import Config
-from .data import encode, encode_target, load_encoded, read_table
+from .data import encode, encode_target, load_encoded, read_table, unscale
 from .errors import UserError
 from .model import build_mlp
 from .runs import load_checkpoint
-from .train import evaluate, forward_all, make_criterion, to_proba
+from .train import evaluate, forward_all, make_criterion, to_proba, truth
 
 
 @dataclass
@@ -48,27 +48,26 @@ def evaluate_run(run: LoadedRun, data_file: str | None = None) -> dict:
         test = json.loads((run.run_dir / "split.json").read_text())["test"]
         X, y, label = torch.as_tensor(X_all[test]), torch.as_tensor(y_all[test]), "test split"
     else:
-        table = read_table(data_file)
+        table = read_table(data_file, key="--data")
         if prep["target"] not in table.frame.columns:
             raise UserError(f"{data_file}: no target column '{prep['target']}' to evaluate against")
         X = torch.as_tensor(encode(table.frame, prep, table.is_csv))
         y = torch.as_tensor(encode_target(table.frame[prep["target"]], prep, table.is_csv))
         label = data_file
     values = evaluate(run.model, X, y, run.cfg, prep, make_criterion(run.cfg, prep["task"]))
-    truth = y.numpy().astype(np.float64) * prep["target_scale"] + prep["target_shift"] if prep["task"] == "regression" else y.numpy()
     return {"run_dir": str(run.run_dir), "checkpoint_epoch": run.ckpt["epoch"], "data": label, "rows": len(y),
-            "metrics": values, "baseline": M.baseline(prep["task"], truth, prep)}
+            "metrics": values, "baseline": M.baseline(prep["task"], truth(prep, y), prep)}
 
 
 def predict_frame(run: LoadedRun, input_path: str) -> pd.DataFrame:
     """Raw rows in; the prediction (original label values) and class probabilities out."""
-    table = read_table(input_path)
+    table = read_table(input_path, key="INPUT")
     prep = run.prep
     X = torch.as_tensor(encode(table.frame, prep, table.is_csv))
     out = forward_all(run.model, X)
     result = pd.DataFrame(index=table.frame.index)
     if prep["task"] == "regression":
-        result["prediction"] = out[:, 0].double().numpy() * prep["target_scale"] + prep["target_shift"]
+        result["prediction"] = unscale(prep, out[:, 0].double().numpy())
         return result
     proba = to_proba(out, run.cfg).double().numpy()
     result["prediction"] = pd.Series(np.asarray(prep["classes"], dtype=object)[proba.argmax(axis=1)]).values

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .components import build, init_tensor
+from .components import build, canonical, init_tensor
 from .config import ModelConfig
 
 
@@ -32,8 +32,9 @@ def build_mlp(cfg: ModelConfig, n_inputs: int, n_outputs: int) -> nn.Sequential:
     out = nn.Linear(width, n_outputs)
     _init_linear(out, cfg.init)
     parts["out"] = out
-    if cfg.output_activation["name"].lower() != "identity":
-        extra = {"dim": 1} if cfg.output_activation["name"].lower() in ("softmax", "log_softmax") else {}
+    out_act = canonical("output_activation", cfg.output_activation["name"])
+    if out_act != "identity":
+        extra = {"dim": 1} if out_act in ("softmax", "log_softmax") else {}
         parts["out_act"] = build("output_activation", cfg.output_activation, **extra)
     return nn.Sequential(parts)
 

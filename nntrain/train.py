@@ -20,8 +20,8 @@ from torch import nn
 from . import metrics as M
 from .components import build, canonical
 from .config import MAXIMIZE, Config, dump_yaml, loss_name, monitor_name, task_problems, to_plain
-from .data import Prepared, prepare, read_table
-from .errors import UserError
+from .data import Prepared, prepare, read_table, unscale
+from .errors import Stop, UserError
 from .model import build_mlp, param_table
 from .runs import CHECKPOINT_FORMAT, MetricsLog, atomic_save, create_run_dir, load_checkpoint, write_json
 
@@ -29,10 +29,11 @@ EVAL_CHUNK = 65536
 CPU_THREADS = torch.get_num_threads()  # torch's default, before any run lowers it
 
 
-class Diverged(Exception):
+class Diverged(Stop):
     """The loss or the weights went non-finite; the CLI exits 3."""
 
     exit_code = 3
+    prefix = "error: training diverged at"
 
 
 def auto_threads(work_per_step: int) -> int:
@@ -102,10 +103,14 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: Config, pr
     out = forward_all(model, X)
     loss = float(criterion(out, y)) if len(X) else float("nan")
     if prep["task"] == "regression":
-        scale, shift = prep["target_scale"], prep["target_shift"]
-        pred = out[:, 0].double().cpu().numpy() * scale + shift
-        return M.regression(y.double().cpu().numpy() * scale + shift, pred, loss)
-    return M.classification(y.cpu().numpy(), to_proba(out, cfg).double().cpu().numpy(), loss)
+        return M.regression(truth(prep, y), unscale(prep, out[:, 0].cpu().double().numpy()), loss)
+    return M.classification(y.cpu().numpy(), to_proba(out, cfg).cpu().double().numpy(), loss)
+
+
+def truth(prep: dict, y: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Stored targets in the units the metrics use: class indices, or the original regression values."""
+    y = y.cpu().numpy() if isinstance(y, torch.Tensor) else y
+    return unscale(prep, y.astype(np.float64)) if prep["task"] == "regression" else y
 
 
 # ---------------------------------------------------------------- the run
@@ -133,15 +138,17 @@ def load_data(cfg: Config, config_dir: Path | None) -> Prepared:
     data.prep.update(source=table.source, sha256=table.sha256)
     problems = task_problems(cfg, data.task, None if data.task == "regression" else len(data.prep["classes"]))
     if problems:
-        raise UserError(problems, header=f"the config does not fit the data ({data.task}, {data.task_reason}):")
+        raise UserError([f"{p} [data: {data.task}, {data.task_reason}]" for p in problems])
     for part, idx in (("training", data.train), ("validation", data.val), ("test", data.test)):
         if len(idx) == 0:
             raise UserError(f"data: the {part} split is empty ({len(data.X)} rows); use more rows or other split sizes")
     return data
 
 
-class Interrupted(Exception):
+class Interrupted(Stop):
     """SIGINT or SIGTERM arrived; last.pt holds the state at the step where training stopped."""
+
+    prefix = "interrupted"
 
     def __init__(self, signum: int, run_dir: Path, epoch: int, step: int):
         self.exit_code = 128 + signum
@@ -281,6 +288,24 @@ def stop_flag():
             signal.signal(s, h)
 
 
+def configure(path: Path, overrides: list[str] = (), name: str | None = None) -> Config:
+    """load_config; when the file has problems, add those that only the data reveals (bce on four classes),
+    so one message holds them all."""
+    from .config import load_config
+
+    try:
+        return load_config(path, overrides, name=name)
+    except UserError as e:
+        partial = getattr(e, "partial", None)
+        if partial is not None:
+            try:
+                load_data(partial, path.parent)
+            except UserError as more:
+                e.problems += [p for p in more.problems if p not in e.problems]
+                e.header = f"{path}: {len(e.problems)} problem(s) in the config and data:"
+        raise e from None
+
+
 def fit(cfg: Config, config_dir: Path | None = None, log: Callable[[str], None] = print) -> dict:
     """Train per the config; return the summary that is also written to summary.json."""
     return train(start(cfg, config_dir), log)
@@ -299,7 +324,7 @@ def train(run: Run, log: Callable[[str], None] = print) -> dict:
     monitor = monitor_name(cfg)
     maximize = monitor in MAXIMIZE
     table = param_table(parts.model)
-    for note in cfg._notes:
+    for note in [*cfg._notes, *data.notes]:
         log(f"note: {note}")
     log(f"run folder: {run.run_dir}" + (f" (resumed after epoch {run.epoch}, step {run.step})" if run.epoch or run.step else ""))
     log(f"task: {data.task} ({data.task_reason}); loss {loss_name(cfg, data.task)}; device {device}"
@@ -375,7 +400,7 @@ def train(run: Run, log: Callable[[str], None] = print) -> dict:
     best = load_checkpoint(run.run_dir / "best.pt")
     parts.model.load_state_dict(best["model"])
     test = evaluate(parts.model, X[data.test], y[data.test], cfg, data.prep, parts.criterion)
-    test_base = M.baseline(data.task, _labels(data, data.test), data.prep)
+    test_base = M.baseline(data.task, truth(data.prep, data.y[data.test]), data.prep)
     summary = {"run_dir": str(run.run_dir), "best_epoch": run.best_epoch, "monitor": monitor,
                "best_value": run.best_value, "test": test, "test_baseline": test_base, "epochs_run": run.epoch,
                "train_seconds": round(seconds, 3), "task": data.task,
@@ -402,13 +427,6 @@ def _check_finite(run: Run, lo: int, hi: int) -> None:
         kept = f"best.pt (epoch {run.best_epoch}) and last.pt (epoch {run.epoch})" if run.best_epoch else "last.pt (epoch 0)"
         raise Diverged(f"epoch {run.epoch + 1}, step {step}: {what}; {kept} kept. Try a lower optimizer.lr "
                        f"(now {run.cfg.optimizer.get('lr')}), train.grad_clip: 1.0, or data.scale: standard")
-
-
-def _labels(data: Prepared, idx: np.ndarray) -> np.ndarray:
-    """Targets in the units the metrics use: class indices, or the original regression values."""
-    if data.task == "regression":
-        return data.y[idx].astype(np.float64) * data.prep["target_scale"] + data.prep["target_shift"]
-    return data.y[idx]
 
 
 def format_metrics(values: dict[str, float], base: dict[str, float]) -> str:

@@ -50,8 +50,7 @@ def test_fit_json_and_run_folder_contents(trained, workdir):
     assert ckpt["epoch"] == summary["best_epoch"]
     assert {"model", "optimizer", "scheduler", "epoch", "best_value", "rng", "config", "prep"} <= set(ckpt)
     assert ckpt["prep"]["classes"] == ["no", "yes"]
-    assert summary["best_value"] == pytest.approx(max(float(r["val_loss"]) for r in rows) if False else
-                                                  min(float(r["val_loss"]) for r in rows), rel=1e-5)
+    assert summary["best_value"] == pytest.approx(min(float(r["val_loss"]) for r in rows), rel=1e-5)
 
 
 def test_run_folders_are_never_overwritten(workdir, table_csv, cli):
@@ -119,6 +118,7 @@ def test_predict_regression_in_target_units(workdir, table_csv, cli):
     df = pd.read_csv(data)
     df.head(50).to_csv(workdir / "in.csv", index=False)
     r = cli("predict", "runs/t", workdir / "in.csv")
+    assert r.exit_code == 0, r.stderr
     pred = pd.read_csv(pd.io.common.StringIO(r.stdout))["prediction"]
     assert np.corrcoef(pred, df["y"].head(50))[0, 1] > 0.95
     assert abs(pred.mean() - df["y"].head(50).mean()) < 2.0
@@ -157,7 +157,7 @@ def test_seed_model_trains_from_a_fresh_clone(repo, workdir, cli):
 
 
 def no_traceback(r):
-    return "Traceback" not in r.stdout + r.stderr and r.exception is None or isinstance(r.exception, SystemExit)
+    return "Traceback" not in r.stdout + r.stderr and (r.exception is None or isinstance(r.exception, SystemExit))
 
 
 BAD_FILES = {
@@ -172,7 +172,7 @@ BAD_FILES = {
     "word_in_numbers": (None, "column 'b': 'abc' at row 6 (line 7) is not a number"),
     "inf": (None, "column 'c': infinite value inf at row 3 (line 4)"),
     "missing_feature": (None, "column 'a': missing value at row 2 (line 3)"),
-    "single_row": ("a,b,c,y\n1,2,3,0\n", "cannot be split"),
+    "single_row": ("a,b,c,y\n1,2,3,0\n", "only 1 row(s); the train, val and test splits need at least one row each"),
 }
 
 
@@ -274,6 +274,123 @@ def test_checkpoint_that_would_run_code_is_refused(trained, cli, workdir):
     assert not (workdir / "PWNED").exists()
 
 
-def test_missing_run_and_unknown_checkpoint(workdir, cli):
-    assert "no runs found" in cli("eval").stderr
-    assert cli("eval", "nope").exit_code == 2
+def test_missing_run_and_unknown_checkpoint(trained, cli, workdir):
+    r = cli("eval", "--checkpoint", "foo")
+    assert r.exit_code == 2 and "--checkpoint=foo: choose best or last" in r.stderr
+    r = cli("eval", "nope")
+    assert r.exit_code == 2 and "run folder not found: nope" in r.stderr
+    (workdir / "runs").rename(workdir / "old")
+    r = cli("eval")
+    assert r.exit_code == 2 and "no runs found under runs/" in r.stderr
+
+
+def test_default_model_has_two_hidden_layers(workdir, table_csv, cli):
+    (workdir / "c.yaml").write_text(f"data: {{path: {table_csv()}}}\n")
+    table = json.loads(cli("params", workdir / "c.yaml", "--json").stdout)
+    assert [l["shape"] for l in table["layers"]] == [[64, 3], [128, 64], [3, 128]]
+    (workdir / "lin.yaml").write_text(f"data: {{path: {table_csv()}}}\nmodel: {{hidden: []}}\n")
+    assert json.loads(cli("params", workdir / "lin.yaml", "--json").stdout)["total"] == 3 * 3 + 3
+
+
+def test_yaml_numbers_and_words_as_a_user_means_them(workdir, table_csv, cli):
+    (workdir / "my config.yaml").write_text(f"data: {{path: {table_csv()}}}\noptimizer: {{name: adam, lr: 1e-3, weight_decay: 5e-4}}\n"
+                                            f"train: {{epochs: 1}}\n")
+    r = cli("fit", workdir / "my config.yaml", "optimizer.lr=2e-3", "--name", "001", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["run_dir"] == "runs/001"
+    import yaml
+
+    saved = yaml.safe_load((workdir / "runs/001/config.yaml").read_text())
+    assert saved["optimizer"] == {"name": "adam", "lr": 0.002, "weight_decay": 0.0005}
+    r = cli("fit", workdir / "my config.yaml", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["run_dir"] == "runs/my_config"
+
+
+def test_override_of_a_component_missing_from_the_file(workdir, table_csv, cli):
+    (workdir / "c.yaml").write_text(f"data: {{path: {table_csv()}}}\ntrain: {{epochs: 2}}\n")
+    r = cli("fit", workdir / "c.yaml", "optimizer.lr=0.01", "scheduler.name=exponential", "scheduler.gamma=0.5")
+    assert r.exit_code == 0, r.stderr
+    rows = list(csv.DictReader(open(workdir / "runs/c/metrics.csv")))
+    assert [float(r["lr"]) for r in rows] == [0.01, 0.005]
+
+
+def test_config_and_data_problems_come_in_one_message(workdir, table_csv, cli):
+    cfg = write_config(workdir / "c.yaml", table_csv(), loss="bce", train={"epochs": "ten"})
+    r = cli("fit", cfg)
+    assert r.exit_code == 2 and "2 problem(s) in the config and data" in r.stderr
+    assert "train.epochs=ten" in r.stderr and "bce is for two classes" in r.stderr
+
+
+def test_json_has_null_where_a_metric_is_undefined(workdir, cli):
+    df = make_table(n=200, task="binary")
+    df.to_csv(workdir / "d.csv", index=False)
+    assert cli("fit", write_config(workdir / "c.yaml", workdir / "d.csv", train={"epochs": 1})).exit_code == 0
+    df[df["y"] == "yes"].to_csv(workdir / "pos.csv", index=False)
+    r = cli("eval", "runs/t", "--data", workdir / "pos.csv", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["metrics"]["roc_auc"] is None
+
+
+def test_odd_but_valid_tables(workdir, cli):
+    """Numbers stored as text, an index column saved by pandas, codes declared categorical, bool columns."""
+    df = make_table(n=150)
+    df["flag"] = df["a"] > 0
+    df["zone"] = (np.arange(150) % 3) + 1
+    df["a"] = df["a"].astype(str)
+    df.to_parquet(workdir / "t.parquet")
+    df.to_csv(workdir / "t.csv")  # with the index
+    for data in ("t.parquet", "t.csv"):
+        cfg = write_config(workdir / "c.yaml", workdir / data, data={"categorical": ["zone"], "target": "y"},
+                           train={"epochs": 1})
+        r = cli("fit", cfg, "--json")
+        assert r.exit_code == 0, r.stderr
+        ckpt = torch.load(workdir / json.loads(r.stdout)["run_dir"] / "best.pt", weights_only=True)
+        assert ckpt["prep"]["encoded"] == ["a", "b", "c", "flag", "zone=1", "zone=2", "zone=3"]
+    assert "an index saved by pandas" in cli("fit", cfg).stdout
+
+
+def test_float_coded_labels_match_integer_classes(workdir, table_csv, cli):
+    data = table_csv(n=150)
+    assert cli("fit", write_config(workdir / "c.yaml", data, train={"epochs": 1})).exit_code == 0
+    df = pd.read_csv(data)
+    df["y"] = df["y"].astype(float)
+    df.to_csv(workdir / "f.csv", index=False)
+    r = cli("eval", "runs/t", "--data", workdir / "f.csv", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["rows"] == 150
+
+
+@pytest.mark.parametrize("setup, args, message", [
+    ("latin", ("fit",), "not a UTF-8 text file"),
+    ("xlsx", ("fit",), "'.xlsx' files are not read; save the table as CSV or Parquet"),
+    ("constant", ("fit",), "every row has the same value 'same'"),
+    ("word_in_target", ("fit",), "column 'y': 'oops' at row 5 (line 6) is not a number"),
+    ("bn_batch_1", ("fit", "model.batch_norm=true", "train.batch_size=1"), "batch norm needs at least two rows"),
+    ("ok", ("predict", "runs/none", "in.csv"), "run folder not found"),
+])
+def test_more_bad_input_exits_2(workdir, cli, setup, args, message):
+    df = make_table(n=60)
+    path = workdir / "d.csv"
+    if setup == "latin":
+        path.write_bytes("a,b,c,y\ncaf\xe9,1,2,0\n".encode("latin-1"))
+    elif setup == "xlsx":
+        path = workdir / "d.xlsx"
+        path.write_bytes(b"PK\x03\x04")
+    elif setup == "constant":
+        df["y"] = "same"
+    elif setup == "word_in_target":
+        df["y"] = (df["a"] * 100).round(3).astype(object)
+        df.loc[4, "y"] = "oops"
+    if not path.exists():
+        df.to_csv(path, index=False)
+    cfg = write_config(workdir / "c.yaml", path)
+    r = cli(*args[:1], *([cfg] if args[0] == "fit" else []), *args[1:])
+    assert r.exit_code == 2, (r.stdout, r.stderr)
+    assert message in r.stderr and no_traceback(r)
+
+
+def test_predict_output_folder_must_exist_and_params_refuses_overrides_on_a_run(trained, cli, workdir):
+    summary, _, data = trained
+    r = cli("predict", summary["run_dir"], data, "-o", workdir / "no/such/out.csv")
+    assert r.exit_code == 2 and "does not exist" in r.stderr
+    r = cli("params", summary["run_dir"], "model.hidden=[3]")
+    assert r.exit_code == 2 and "apply to a config, not to a trained run folder" in r.stderr

@@ -30,9 +30,15 @@ def test_shipped_config_loads(path):
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
-def test_every_key_of_shipped_configs_is_explained(path):
-    """Shipped configs teach: the file opens with a comment saying what it trains."""
+def test_shipped_configs_say_what_they_train(path):
     assert path.read_text().startswith("#")
+
+
+def test_every_key_of_the_reference_config_is_commented(repo):
+    """phone.yaml is the reference: each line that sets a value carries a comment."""
+    lines = [l for l in (repo / "configs/phone.yaml").read_text().splitlines() if l.strip() and not l.lstrip().startswith("#")]
+    bare = [l for l in lines if "#" not in l and not l.rstrip().endswith(":")]
+    assert bare == []
 
 
 def test_overrides_use_dotted_keys_and_yaml_values(repo):
@@ -106,6 +112,23 @@ BASE = "data: {path: x.csv}\n"
     (BASE + "model: {activation: {name: leaky_relu, slope: 0.1}}\n", "'leaky_relu' has no argument 'slope' (did you mean 'negative_slope'?)"),
     (BASE + "model: {activation: 5}\n", "must be a name, e.g. relu"),
     (BASE + "name: 'my run/1'\n", "name=my run/1: use letters, digits"),
+    (BASE + "model: {output_activation: {name: log_softmax, dim: 0}}\nloss: nll\n", "log_softmax always runs across the classes"),
+    (BASE + "scheduler: {name: multistep, milestones: 3}\n", "scheduler: multistep(milestones=3) is invalid"),
+    (BASE + "loss: {name: auto, delta: 2}\n", "loss: 'auto' takes no arguments (delta)"),
+    ("data: {path: x.csv, task: binary}\nloss: bce\nmodel: {output_activation: softmax}\n", "softmax over one value is constant"),
+    ("data: {path: x.csv, task: regression}\nmodel: {output_activation: sigmoid}\n", "a regression output must be free"),
+    (BASE + "model: {batch_norm: true}\ntrain: {batch_size: 1}\n", "train.batch_size=1: batch norm needs at least two rows"),
+    (BASE + "train: {patience: 0}\n", "train.patience=0: Input should be greater than 0"),
+    (BASE + "train: {grad_clip: -1}\n", "train.grad_clip=-1: Input should be greater than 0"),
+    (BASE + "train: {l1: -0.1}\n", "train.l1=-0.1: Input should be greater than or equal to 0"),
+    (BASE + "model: {hidden: [64, 0]}\n", "model.hidden.1=0: Input should be greater than 0"),
+    (BASE + "model: {layers: [{size: 4, activaton: relu}]}\n", "model.layers.0.activaton: unknown key (did you mean 'activation'?)"),
+    (BASE + "optimizer: {name: adam, lr: 0.1, betas: [0.9, 1.5]}\n", "Invalid beta parameter at index 1"),
+    ("data: {path: x.csv, test_size: 0}\n", "data.test_size=0: Input should be greater than 0"),
+    ("data: {path: x.csv, impute: zero}\n", "data.impute=zero: Input should be 'none', 'mean', 'median' or 'most_frequent'"),
+    (BASE + "train: {monitor: val_accuracy}\nloss: mse\ndata: {path: x.csv, task: regression}\n", "train.monitor=val_accuracy: not measured for regression"),
+    (BASE + "model: {activation: {negative_slope: 0.1}}\n", "a mapping here needs a 'name' key"),
+    (BASE + "seed: abc\n", "seed=abc: Input should be a valid integer"),
 ])
 def test_bad_config_names_key_and_value(tmp_path, text, expected):
     found = problems_of(write(tmp_path, text))
@@ -144,3 +167,38 @@ def test_resolved_config_round_trips(tmp_path, repo):
     cfg = load_config(repo / "configs/phone.yaml", ["seed=7"])
     again = load_config(None, raw=yaml.safe_load(dump_yaml(cfg)))
     assert again == cfg
+
+
+def _typos(word: str) -> set[str]:
+    """One slip of the fingers: a letter dropped, two swapped, one doubled."""
+    out = {word[:i] + word[i + 1:] for i in range(len(word))}
+    out |= {word[:i] + word[i + 1] + word[i] + word[i + 2:] for i in range(len(word) - 1)}
+    out |= {word[:i] + word[i] + word[i:] for i in range(len(word))}
+    return {t for t in out if t != word and t.replace("_", "")}
+
+
+SECTIONS = {"": "Config", "data": "DataConfig", "model": "ModelConfig", "train": "TrainConfig"}
+
+
+def test_key_typos_get_the_right_did_you_mean(tmp_path):
+    from nntrain import config as C
+
+    right = total = 0
+    misses = []
+    for section, model_name in SECTIONS.items():
+        fields = list(getattr(C, model_name).model_fields)
+        for key in fields:
+            for typo in sorted(_typos(key) - set(fields)):
+                raw = {"data": {"path": "x.csv"}}
+                (raw.setdefault(section, {}) if section else raw)[typo] = 1
+                try:
+                    load_config(None, raw=raw)
+                except UserError as e:
+                    total += 1
+                    hit = any(f"{typo}: unknown key (did you mean '{key}'?)" in p for p in e.problems)
+                    right += hit
+                    if not hit:
+                        misses.append(f"{section}.{typo}->{key}")
+    rate = right / total
+    print(f"did-you-mean right for {right}/{total} key typos ({rate:.1%}); misses: {misses[:12]}")
+    assert total > 300 and rate >= 0.9
