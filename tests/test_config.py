@@ -130,9 +130,12 @@ BASE = "data: {path: x.csv}\n"
     (BASE + "model: {activation: {negative_slope: 0.1}}\n", "a mapping here needs a 'name' key"),
     (BASE + "seed: abc\n", "seed=abc: Input should be a valid integer"),
 ])
-def test_bad_config_names_key_and_value(tmp_path, text, expected):
+def test_bad_config_names_key_and_value(tmp_path, cli, text, expected):
     found = problems_of(write(tmp_path, text))
     assert any(expected in p for p in found), found
+    r = cli("fit", tmp_path / "bad.yaml")
+    assert r.exit_code == 2 and expected in r.stderr and r.stdout == ""
+    assert "Traceback" not in r.stderr and (r.exception is None or isinstance(r.exception, SystemExit))
 
 
 def test_all_problems_of_a_file_are_reported_together_with_lines(tmp_path):
