@@ -136,7 +136,12 @@ class TrainConfig(Strict):
     min_delta: float = Field(0.0, ge=0, description="smallest change of the monitored value that counts")
     l1: float = Field(0.0, ge=0, description="L1 penalty on the weights, added to the loss")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
-    threads: int | None = Field(None, gt=0, description="CPU threads; default: torch's choice")
+    threads: int | None = Field(None, gt=0, description="CPU threads; default: 1 for small models, else all cores")
+    checkpoint_every: float = Field(
+        1.0, ge=0, description="seconds between writes of last.pt and best.pt (always at the end and on Ctrl-C); "
+                               "0 writes every epoch")
+    engine: Literal["auto", "fused", "autograd"] = Field(
+        "auto", description="fused: forward and backward written out (plain MLPs); auto: fused where it applies")
 
     @field_validator("batch_size")
     @classmethod

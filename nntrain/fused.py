@@ -1,0 +1,183 @@
+"""A fused training step for plain MLPs: forward and backward written out, no autograd graph.
+
+At small batches a step's time is per-op overhead, not arithmetic (DESIGN.md: about 400 us with autograd,
+a few us of it arithmetic). Writing the forward and backward of Linear -> activation -> dropout layers out
+by hand, and the SGD-momentum update as foreach ops, takes a step to a third. tests/test_fused.py checks
+every gradient against autograd in float64.
+
+Covered: Linear layers; relu, leaky_relu, tanh, sigmoid, identity; dropout; cross_entropy, bce, mse (with
+no extra loss arguments); an identity output; train.l1. Anything else (batch norm, prelu, rrelu, elu, ...,
+softmax outputs, huber) trains through autograd; `plan()` says which path and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .components import canonical
+from .config import Config, loss_name
+
+ACTIVATIONS = {"relu", "leaky_relu", "tanh", "sigmoid", "identity"}
+LOSSES = {"cross_entropy", "bce", "mse"}
+
+
+def plan(cfg: Config, task: str) -> tuple[bool, str]:
+    """(fused?, why): the path a config takes."""
+    m = cfg.model
+    layers = m.resolved_layers()
+    loss = loss_name(cfg, task)
+    for i, layer in enumerate(layers):
+        act = canonical("activation", layer.activation["name"])
+        if act not in ACTIVATIONS:
+            return False, f"layer {i + 1} uses {act}"
+        extra = set(layer.activation) - {"name", "negative_slope"}
+        if extra:
+            return False, f"layer {i + 1}'s activation has arguments {', '.join(sorted(extra))}"
+        if layer.activation.get("negative_slope", 0) < 0:
+            return False, f"layer {i + 1}'s negative_slope is below 0"
+        if layer.batch_norm:
+            return False, "batch norm"
+    if canonical("output_activation", m.output_activation["name"]) != "identity":
+        return False, f"output activation {m.output_activation['name']}"
+    if loss not in LOSSES:
+        return False, f"loss {loss}"
+    if len(cfg.loss) > 1:
+        return False, f"loss arguments {', '.join(k for k in cfg.loss if k != 'name')}"
+    return True, "plain MLP"
+
+
+@dataclass
+class _Layer:
+    linear: nn.Linear
+    act: str
+    slope: float
+    dropout: float
+
+
+class FusedStep:
+    """loss_and_grads(x, y) for a model that build_mlp made; it fills each parameter's .grad."""
+
+    def __init__(self, model: nn.Sequential, cfg: Config, task: str):
+        mods = dict(model.named_children())
+        self.layers = []
+        for k, layer in enumerate(cfg.model.resolved_layers(), start=1):
+            act = canonical("activation", layer.activation["name"])
+            slope = float(layer.activation.get("negative_slope", 0.01))
+            self.layers.append(_Layer(mods[f"fc{k}"], act, slope, float(layer.dropout or 0.0)))
+        self.out = mods["out"]
+        self.loss = loss_name(cfg, task)
+        self.l1 = cfg.train.l1
+        self.params = [p for l in self.layers for p in (l.linear.weight, l.linear.bias)] + [self.out.weight, self.out.bias]
+
+    def loss_and_grads(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        saved = []  # per hidden layer: input, activation output, dropout mask
+        h = x
+        for layer in self.layers:
+            a = _act(torch.addmm(layer.linear.bias, h, layer.linear.weight.t()), layer)
+            mask = None
+            if layer.dropout:
+                # uniform draws against p: the same masks in distribution as nn.Dropout's bernoulli_, at half the cost
+                mask = torch.rand_like(a).ge_(layer.dropout).mul_(1 / (1 - layer.dropout))
+                saved.append((h, a, mask))
+                h = a * mask
+            else:
+                saved.append((h, a, mask))
+                h = a
+        z = torch.addmm(self.out.bias, h, self.out.weight.t())
+        loss, dz = _loss_and_grad(self.loss, z, y)
+        self.out.weight.grad = dz.t().mm(h)
+        self.out.bias.grad = dz.sum(0)
+        dh = dz.mm(self.out.weight)
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer, (h_in, a, mask) = self.layers[i], saved[i]
+            if mask is not None:
+                dh = dh * mask
+            dpre = _act_backward(dh, a, layer)
+            layer.linear.weight.grad = dpre.t().mm(h_in)
+            layer.linear.bias.grad = dpre.sum(0)
+            if i:
+                dh = dpre.mm(layer.linear.weight)
+        if self.l1:
+            weights = [l.linear.weight for l in self.layers] + [self.out.weight]
+            torch._foreach_add_([w.grad for w in weights], torch._foreach_sign(weights), alpha=self.l1)
+            loss = loss + self.l1 * torch.stack(torch._foreach_norm(weights, 1)).sum()
+        return loss
+
+
+def _act(z: torch.Tensor, layer: _Layer) -> torch.Tensor:
+    if layer.act == "relu":
+        return torch.relu(z)
+    if layer.act == "leaky_relu":
+        return nn.functional.leaky_relu(z, layer.slope)
+    if layer.act == "tanh":
+        return torch.tanh(z)
+    if layer.act == "sigmoid":
+        return torch.sigmoid(z)
+    return z
+
+
+def _act_backward(da: torch.Tensor, a: torch.Tensor, layer: _Layer) -> torch.Tensor:
+    """d loss / d pre-activation, from the activation's output (enough for all five)."""
+    if layer.act == "relu":
+        return torch.ops.aten.threshold_backward(da, a, 0)
+    if layer.act == "leaky_relu":
+        return torch.where(a > 0, da, da * layer.slope)
+    if layer.act == "tanh":
+        return torch.ops.aten.tanh_backward(da, a)
+    if layer.act == "sigmoid":
+        return torch.ops.aten.sigmoid_backward(da, a)
+    return da
+
+
+def _loss_and_grad(kind: str, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    n = z.shape[0]
+    if kind == "cross_entropy":
+        logp = torch.log_softmax(z, dim=1)
+        picked = logp.gather(1, y[:, None])
+        dz = logp.exp_().scatter_add_(1, y[:, None], torch.full_like(picked, -1.0))  # softmax - one_hot
+        return picked.sum().div_(-n), dz.div_(n)
+    t = y.to(z.dtype)[:, None]
+    if kind == "bce":
+        loss = nn.functional.binary_cross_entropy_with_logits(z, t)
+        return loss, (torch.sigmoid(z) - t).div_(n)
+    diff = z - t  # mse
+    return diff.pow(2).mean(), diff.mul_(2.0 / n)
+
+
+class ForeachSGD:
+    """SGD with momentum as three foreach ops, keeping torch.optim.SGD's state, so checkpoints and resume
+    are the same on either path. Used when the optimizer is SGD without dampening and not maximizing."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer):
+        self.opt = optimizer
+
+    @staticmethod
+    def applies(optimizer: torch.optim.Optimizer) -> bool:
+        g = optimizer.param_groups
+        return (type(optimizer) is torch.optim.SGD and len(g) == 1 and not g[0]["dampening"]
+                and not g[0]["maximize"])
+
+    @torch.no_grad()
+    def step(self) -> None:
+        group = self.opt.param_groups[0]
+        params = [p for p in group["params"] if p.grad is not None]
+        grads = [p.grad for p in params]
+        lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
+        if wd:
+            grads = torch._foreach_add(grads, params, alpha=wd)
+        if momentum:
+            state = [self.opt.state[p] for p in params]
+            if "momentum_buffer" not in state[0]:
+                bufs = [g.detach().clone() for g in grads]
+                for s, b in zip(state, bufs):
+                    s["momentum_buffer"] = b
+            else:
+                bufs = [s["momentum_buffer"] for s in state]
+                torch._foreach_mul_(bufs, momentum)
+                torch._foreach_add_(bufs, grads)
+            grads = torch._foreach_add(grads, bufs, alpha=momentum) if group["nesterov"] else bufs
+        torch._foreach_add_(params, grads, alpha=-lr)
+        self.opt._opt_called = True  # what optimizer.step() marks, so the LR scheduler knows a step was taken

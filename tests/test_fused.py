@@ -1,0 +1,130 @@
+"""The fused step against autograd: every activation, loss, dropout and L1 it claims, in float64."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from nntrain.config import load_config
+from nntrain.fused import ACTIVATIONS, LOSSES, ForeachSGD, FusedStep, plan
+from nntrain.model import build_mlp
+from nntrain.train import make_criterion
+
+TASK = {"cross_entropy": "multiclass", "bce": "binary", "mse": "regression"}
+
+
+def cfg_for(act, loss, dropout, l1, slope=None):
+    activation = {"name": act, **({"negative_slope": slope} if slope is not None else {})}
+    return load_config(None, raw={"data": {"path": "x"}, "loss": loss,
+                                  "model": {"hidden": [7, 5], "activation": activation, "dropout": dropout},
+                                  "train": {"l1": l1}})
+
+
+def data(loss, n=11):
+    x = torch.randn(n, 4, dtype=torch.float64)
+    if loss == "cross_entropy":
+        return x, torch.randint(0, 3, (n,))
+    if loss == "bce":
+        return x, torch.randint(0, 2, (n,))
+    return x, torch.randn(n, dtype=torch.float64)
+
+
+COMBOS = list(itertools.product(sorted(ACTIVATIONS), sorted(LOSSES), [0.0, 0.3], [0.0, 0.01]))
+
+
+def autograd_loss(model, cfg, task, x, y, dropout, l1):
+    """The same function through torch's modules and autograd; dropout masks drawn as the fused step draws them
+    (the same seed gives the same masks)."""
+    h = x
+    for k in range(1, len(cfg.model.resolved_layers()) + 1):
+        h = getattr(model, f"act{k}")(getattr(model, f"fc{k}")(h))
+        if dropout:
+            h = h * torch.rand_like(h).ge_(dropout).mul_(1 / (1 - dropout))
+    weights = sum(m.weight.abs().sum() for m in model if isinstance(m, torch.nn.Linear))
+    return make_criterion(cfg, task)(model.out(h), y) + l1 * weights
+
+
+@pytest.mark.parametrize("act, loss, dropout, l1", COMBOS)
+def test_gradients_match_autograd(act, loss, dropout, l1):
+    cfg = cfg_for(act, loss, dropout, l1, slope=0.2 if act == "leaky_relu" else None)
+    task = TASK[loss]
+    assert plan(cfg, task) == (True, "plain MLP")
+    torch.manual_seed(1)
+    model = build_mlp(cfg.model, 4, 3 if loss == "cross_entropy" else 1).double()
+    x, y = data(loss)
+    model.train()
+    torch.manual_seed(7)
+    ref = autograd_loss(model, cfg, task, x, y, dropout, l1)
+    grads = torch.autograd.grad(ref, list(model.parameters()))
+    if not dropout:  # the written-out forward is the model's own forward
+        assert torch.allclose(ref - l1 * sum(m.weight.abs().sum() for m in model if isinstance(m, torch.nn.Linear)),
+                              make_criterion(cfg, task)(model(x), y), rtol=1e-12)
+    torch.manual_seed(7)
+    fused = FusedStep(model, cfg, task)
+    loss_value = fused.loss_and_grads(x, y)
+    assert loss_value.item() == pytest.approx(ref.item(), rel=1e-12)
+    by_param = {id(p): p.grad for p in fused.params}
+    for p, g in zip(model.parameters(), grads):
+        rel = (by_param[id(p)] - g).norm() / g.norm().clamp_min(1e-30)
+        assert rel <= 1e-5, (act, loss, dropout, l1, rel.item())
+
+
+@pytest.mark.parametrize("cfg_changes, why", [
+    ({"model": {"hidden": [4], "activation": "elu"}}, "layer 1 uses elu"),
+    ({"model": {"hidden": [4], "batch_norm": True}}, "batch norm"),
+    ({"model": {"hidden": [4], "activation": "prelu"}}, "layer 1 uses prelu"),
+    ({"loss": "huber", "data": {"path": "x", "task": "regression"}}, "loss huber"),
+    ({"loss": {"name": "cross_entropy", "label_smoothing": 0.1}}, "loss arguments label_smoothing"),
+    ({"model": {"hidden": [4], "activation": {"name": "leaky_relu", "negative_slope": -0.1}}}, "negative_slope is below 0"),
+])
+def test_everything_else_takes_the_autograd_path(cfg_changes, why):
+    raw = {"data": {"path": "x"}, **cfg_changes}
+    cfg = load_config(None, raw=raw)
+    fused, reason = plan(cfg, "regression" if cfg.data.task == "regression" else "multiclass")
+    assert not fused and why in reason
+
+
+@pytest.mark.parametrize("momentum, nesterov, wd", [(0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 1e-3), (0.5, False, 1e-2)])
+def test_foreach_sgd_equals_torch_sgd(momentum, nesterov, wd):
+    torch.manual_seed(0)
+    a = [torch.nn.Parameter(torch.randn(5, 3, dtype=torch.float64)), torch.nn.Parameter(torch.randn(5, dtype=torch.float64))]
+    b = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    opt_a = torch.optim.SGD(a, lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd)
+    opt_b = torch.optim.SGD(b, lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd)
+    assert ForeachSGD.applies(opt_b)
+    fast = ForeachSGD(opt_b)
+    for _ in range(5):
+        g = [torch.randn_like(p) for p in a]
+        for p, q, gi in zip(a, b, g):
+            p.grad, q.grad = gi.clone(), gi.clone()
+        opt_a.step()
+        fast.step()
+    for p, q in zip(a, b):
+        assert torch.allclose(p, q, rtol=1e-12, atol=1e-14)
+    sa, sb = opt_a.state_dict()["state"], opt_b.state_dict()["state"]
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert (sa[k]["momentum_buffer"] is None) == (sb[k].get("momentum_buffer") is None)
+        if sa[k]["momentum_buffer"] is not None:
+            assert torch.allclose(sa[k]["momentum_buffer"], sb[k]["momentum_buffer"], rtol=1e-12)
+
+
+def test_fused_and_autograd_fits_agree(workdir):
+    """Same config, both paths, float32: the same curve to within rounding."""
+    import csv
+
+    from nntrain.train import fit
+
+    from .conftest import make_table
+
+    make_table(n=400).to_csv(workdir / "d.csv", index=False)
+    rows = {}
+    for engine in ("fused", "autograd"):
+        raw = {"name": engine, "data": {"path": "d.csv"}, "model": {"hidden": [16, 8]},
+               "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4},
+               "train": {"epochs": 5, "batch_size": 16, "engine": engine, "l1": 1e-4}}
+        fit(load_config(None, raw=raw), log=lambda m: None)
+        rows[engine] = [float(r["val_loss"]) for r in csv.DictReader(open(workdir / "runs" / engine / "metrics.csv"))]
+    assert rows["fused"] == pytest.approx(rows["autograd"], rel=1e-3)
