@@ -230,9 +230,9 @@ def prepare(table: Table, data_cfg: Any, seed: int) -> Prepared:
         train_df = df.iloc[train]
         for col in (c for c in features if df[c].isna().any()):
             prep["impute"][col] = _impute_value(train_df[col], data_cfg.impute if kinds[col] == "numeric" else "most_frequent")
-    raw_num = _numeric_block(df, [c for c in features if kinds[c] == "numeric"], prep, is_csv)
-    shift, scale = _fit_scale(raw_num[train], data_cfg.scale)
-    prep.update(shift=shift.tolist(), scale=scale.tolist())
+    stats = [_scale_of(_numeric_values(df, c, prep, is_csv)[train], data_cfg.scale)
+             for c in features if kinds[c] == "numeric"]
+    prep.update(shift=[a for a, _ in stats], scale=[b for _, b in stats])
     prep["encoded"] = [n for c in features for n in ([c] if kinds[c] == "numeric" else [f"{c}={v}" for v in categories[c]])]
     if task == "regression":
         yv = _numeric_column(y_raw, is_csv)
@@ -243,7 +243,7 @@ def prepare(table: Table, data_cfg: Any, seed: int) -> Prepared:
     else:
         y = encode_labels(y_raw, classes, target, is_csv)
         prep["baseline"] = int(np.bincount(y[train], minlength=len(classes)).argmax())
-    return Prepared(encode(df, prep, is_csv, raw_num), y, train, val, test, prep, why, notes)
+    return Prepared(encode(df, prep, is_csv), y, train, val, test, prep, why, notes)
 
 
 def _is_saved_index(s: pd.Series) -> bool:
@@ -258,22 +258,32 @@ def unscale(prep: dict, y: Any) -> Any:
 
 
 def split(n: int, y: pd.Series | None, data_cfg: Any, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Test first (test_size of all rows), then validation (val_size of the rest); stratified for classes."""
-    from sklearn.model_selection import train_test_split
+    """Test first (test_size of all rows), then validation (val_size of the rest); stratified for classes.
 
-    idx = np.arange(n)
-    rs = data_cfg.split_seed if data_cfg.split_seed is not None else seed
-    strat = y.astype(str).to_numpy() if y is not None else None
-    try:
-        rest, test = train_test_split(idx, test_size=data_cfg.test_size, random_state=rs, stratify=strat)
-        train, val = train_test_split(rest, test_size=data_cfg.val_size, random_state=rs,
-                                      stratify=None if strat is None else strat[rest])
-    except ValueError as e:
-        counts = pd.Series(strat).value_counts() if strat is not None else None
-        rare = f"; smallest class '{counts.index[-1]}' has {counts.iloc[-1]} row(s)" if counts is not None else ""
-        raise UserError(f"data: {n} row(s) cannot be split into train / val / test "
-                        f"(test_size={data_cfg.test_size}, val_size={data_cfg.val_size}){rare}: {e}") from None
+    Written with numpy rather than scikit-learn's train_test_split: importing scikit-learn takes a second,
+    a third of a small run's whole time."""
+    rng = np.random.default_rng(data_cfg.split_seed if data_cfg.split_seed is not None else seed)
+    labels = None if y is None else pd.factorize(y.astype(str))[0]
+    rest, test = _holdout(np.arange(n), labels, data_cfg.test_size, rng)
+    train, val = _holdout(rest, None if labels is None else labels[rest], data_cfg.val_size, rng)
     return np.sort(train), np.sort(val), np.sort(test)
+
+
+def _holdout(idx: np.ndarray, labels: np.ndarray | None, size: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held out): ceil(size * n) rows held out, each class in proportion (largest remainders)."""
+    n_out = int(np.ceil(size * len(idx)))
+    if labels is None:
+        perm = rng.permutation(idx)
+        return perm[n_out:], perm[:n_out]
+    classes, counts = np.unique(labels, return_counts=True)
+    share = n_out * counts / len(idx)
+    take = np.floor(share).astype(int)
+    short = n_out - take.sum()
+    order = np.lexsort((rng.random(len(classes)), -(share - take)))  # largest remainder first, ties at random
+    take[order[:short]] += 1
+    held = [rng.permutation(idx[labels == c])[:k] for c, k in zip(classes, take)]
+    held = np.concatenate(held) if held else idx[:0]
+    return np.setdiff1d(idx, held), held
 
 
 def _column_kind(s: pd.Series, is_csv: bool) -> str:
@@ -323,54 +333,51 @@ def _impute_value(s: pd.Series, how: str) -> Any:
     return _py(present.mode().iloc[0])
 
 
-def _numeric_block(df: pd.DataFrame, numeric: list[str], prep: dict, is_csv: bool) -> np.ndarray:
-    cols = []
-    for col in numeric:
-        s = df[col]
-        if col in prep["impute"]:
-            s = s.fillna(prep["impute"][col])
-        v = _numeric_column(s, is_csv)
-        if np.isnan(v).any():
-            i = int(np.flatnonzero(np.isnan(v))[0])
-            raise UserError(f"column '{col}': missing value at {_where(is_csv, i)}; fill it, drop the column "
-                            f"(data.drop), or set data.impute: mean | median | most_frequent")
-        _check_finite(v, col, is_csv)
-        cols.append(v)
-    return np.stack(cols, axis=1) if cols else np.zeros((len(df), 0))
+def _numeric_values(df: pd.DataFrame, col: str, prep: dict, is_csv: bool) -> np.ndarray:
+    """One numeric column as float64, imputed if the run imputes it, with no missing or infinite value."""
+    s = df[col]
+    if col in prep["impute"]:
+        s = s.fillna(prep["impute"][col])
+    v = _numeric_column(s, is_csv)
+    if np.isnan(v).any():
+        i = int(np.flatnonzero(np.isnan(v))[0])
+        raise UserError(f"column '{col}': missing value at {_where(is_csv, i)}; fill it, drop the column "
+                        f"(data.drop), or set data.impute: mean | median | most_frequent")
+    _check_finite(v, col, is_csv)
+    return v
 
 
-def _fit_scale(train_block: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    width = train_block.shape[1]
+def _scale_of(v: np.ndarray, kind: str) -> tuple[float, float]:
+    """(shift, scale) of one column's training values; a constant column keeps scale 1."""
     if kind == "standard":
-        shift, scale = train_block.mean(axis=0), train_block.std(axis=0)
+        shift, scale = v.mean(), v.std()
     elif kind == "minmax":
-        shift, scale = train_block.min(axis=0), train_block.max(axis=0) - train_block.min(axis=0)
+        shift, scale = v.min(), v.max() - v.min()
     else:
-        shift, scale = np.zeros(width), np.ones(width)
-    scale = np.where(scale > 0, scale, 1.0)  # a constant column stays constant instead of dividing by zero
-    return shift, scale
+        shift, scale = 0.0, 1.0
+    return float(shift), float(scale) if scale > 0 else 1.0
 
 
-# ---------------------------------------------------------------- applying the fitted preprocessing
+def encode(df: pd.DataFrame, prep: dict, is_csv: bool) -> np.ndarray:
+    """Raw rows -> the float32 matrix the model takes, with the stored preprocessing.
 
-
-def encode(df: pd.DataFrame, prep: dict, is_csv: bool, raw_num: np.ndarray | None = None) -> np.ndarray:
-    """Raw rows -> the float32 matrix the model takes, with the stored preprocessing."""
+    Filled column by column, so the peak is the float32 matrix plus one float64 column, not a float64 copy
+    of the whole table."""
     missing = [c for c in prep["columns"] if c not in df.columns]
     if missing:
         raise UserError(f"input lacks column(s) {', '.join(map(repr, missing))} that the model was trained on")
-    numeric = [c for c in prep["columns"] if prep["kinds"][c] == "numeric"]
-    if raw_num is None:
-        raw_num = _numeric_block(df, numeric, prep, is_csv)
-    num = (raw_num - np.asarray(prep["shift"])) / np.asarray(prep["scale"])
-    blocks, j = [], 0
+    X = np.empty((len(df), len(prep["encoded"])), dtype=np.float32)
+    j = k = 0
     for col in prep["columns"]:
         if prep["kinds"][col] == "numeric":
-            blocks.append(num[:, j:j + 1])
-            j += 1
+            v = _numeric_values(df, col, prep, is_csv)
+            X[:, j] = (v - prep["shift"][k]) / prep["scale"][k]
+            j, k = j + 1, k + 1
         else:
-            blocks.append(_one_hot(df[col], prep, is_csv))
-    return np.concatenate(blocks, axis=1).astype(np.float32) if blocks else np.zeros((len(df), 0), np.float32)
+            block = _one_hot(df[col], prep, is_csv)
+            X[:, j:j + block.shape[1]] = block
+            j += block.shape[1]
+    return X
 
 
 def _one_hot(s: pd.Series, prep: dict, is_csv: bool) -> np.ndarray:

@@ -326,8 +326,10 @@ def train(run: Run, log: Callable[[str], None] = print) -> dict:
     cfg, data, parts, device = run.cfg, run.data, run.parts, run.device
     X = torch.as_tensor(data.X, device=device)
     y = torch.as_tensor(data.y, device=device)
-    Xtr, ytr, Xva, yva = X[data.train], y[data.train], X[data.val], y[data.val]
-    n, bs = len(Xtr), run.batch_size
+    # Batches index the whole matrix through the training rows' indices: no copy of the training rows.
+    train_rows = torch.as_tensor(data.train, device=device)
+    Xva, yva = X[data.val], y[data.val]
+    n, bs = len(train_rows), run.batch_size
     has_bn = any(isinstance(m, nn.BatchNorm1d) for m in parts.model.modules())
     steps = math.ceil(n / bs) - (has_bn and n % bs == 1)  # batch norm cannot normalise a batch of one row
     sizes = torch.tensor([min(bs, n - s * bs) for s in range(steps)], device=device, dtype=torch.float32)
@@ -363,18 +365,18 @@ def train(run: Run, log: Callable[[str], None] = print) -> dict:
             else:  # a checkpoint made mid-epoch: the same permutation again, from the step it stopped at
                 run.gen.set_state(run.epoch_gen_state)
                 run.step_losses = run.step_losses.to(device)
-            perm = torch.randperm(n, generator=run.gen).to(device)
+            order = train_rows[torch.randperm(n, generator=run.gen).to(device)]
             for s in range(run.step, steps):
                 if flag["signum"] is not None:
                     run.step = s
                     run.gen.set_state(run.epoch_gen_state)  # as before this epoch's permutation, whatever s is
                     saver.save()
                     raise Interrupted(flag["signum"], run.run_dir, run.epoch, s)
-                idx = perm[s * bs:(s + 1) * bs]
+                idx = order[s * bs:(s + 1) * bs]
                 if fused:
-                    loss = fused.loss_and_grads(Xtr[idx], ytr[idx])
+                    loss = fused.loss_and_grads(X[idx], y[idx])
                 else:
-                    loss = parts.criterion(parts.model(Xtr[idx]), ytr[idx])
+                    loss = parts.criterion(parts.model(X[idx]), y[idx])
                     if l1_weights:
                         loss = loss + cfg.train.l1 * sum(w.abs().sum() for w in l1_weights)
                     parts.optimizer.zero_grad(set_to_none=True)
@@ -483,8 +485,8 @@ def format_metrics(values: dict[str, float], base: dict[str, float]) -> str:
 
 
 def versions() -> dict[str, str]:
-    import pandas
-    import sklearn
+    """What reproduces a run; read from package metadata, so nothing is imported for it."""
+    from importlib.metadata import version
 
-    return {"python": platform.python_version(), "torch": str(torch.__version__), "numpy": str(np.__version__),
-            "pandas": str(pandas.__version__), "scikit-learn": str(sklearn.__version__)}
+    return {"python": platform.python_version(), "nntrain": version("nntrain"), "torch": str(torch.__version__),
+            **{name: version(name) for name in ("numpy", "pandas", "scikit-learn")}}
