@@ -222,7 +222,7 @@ def prepare(table: Table, data_cfg: Any, seed: int) -> Prepared:
     train, val, test = split(len(df), y_raw if classes else None, data_cfg, seed)
 
     kinds = {c: "categorical" if c in data_cfg.categorical else _column_kind(df[c], is_csv) for c in features}
-    categories = {c: sorted({_category(v) for v in df[c].dropna().unique()}) for c in features if kinds[c] == "categorical"}
+    categories = {c: sorted(set(_categories(df[c].dropna()))) for c in features if kinds[c] == "categorical"}
     prep: dict[str, Any] = {"target": str(target), "task": task, "classes": classes, "columns": list(map(str, features)),
                             "kinds": kinds, "categories": categories, "impute": {}, "scale_kind": data_cfg.scale}
     # Imputation values and scaling are fitted on the training rows only.
@@ -386,7 +386,7 @@ def _one_hot(s: pd.Series, prep: dict, is_csv: bool) -> np.ndarray:
         s = s.fillna(prep["impute"][col])
     cats = prep["categories"][col]
     lookup = {c: i for i, c in enumerate(cats)}
-    codes = np.array([lookup.get(_category(v), -1) if pd.notna(v) else -1 for v in s], dtype=np.int64)
+    codes = _categories(s).map(lookup).where(s.notna(), -1).fillna(-1).to_numpy(dtype=np.int64)
     if (codes < 0).any():
         i = int(np.flatnonzero(codes < 0)[0])
         what = "missing value" if s.iloc[i] is None or pd.isna(s.iloc[i]) else f"value {s.iloc[i]!r} never seen in training"
@@ -396,33 +396,33 @@ def _one_hot(s: pd.Series, prep: dict, is_csv: bool) -> np.ndarray:
     return out
 
 
-def _category(v: Any) -> str:
-    """A category's name: 3 and 3.0 are the same zone."""
-    v = _py(v)
-    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
-
-
-def _label_key(v: Any) -> Any:
-    """Labels match by value: 1, 1.0 and '1' are one class; True stays apart from 1."""
-    v = _py(v)
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return float(v)
-    if isinstance(v, str):
-        try:
-            return float(v)
-        except ValueError:
-            return v
-    return v
+def _categories(s: pd.Series) -> pd.Series:
+    """Category names as strings, vectorized; 3 and 3.0 are the same zone."""
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        v = s.astype(np.float64)
+        integral = v.notna() & (v == v.round())
+        out = v.astype(str).astype(object)
+        out[integral] = v[integral].astype(np.int64).astype(str)
+        return out
+    return s.astype(str)
 
 
 def encode_labels(y: pd.Series, classes: list, target: str, is_csv: bool) -> np.ndarray:
-    lookup = {_label_key(c): i for i, c in enumerate(classes)}
-    codes = np.array([lookup.get(_label_key(v), -1) for v in y], dtype=np.int64)
+    """Class indices, vectorized (a million labels through a Python loop take seconds). Numeric labels match
+    by value, so 1, 1.0 and '1' are one class."""
+    if all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in classes):
+        values = pd.to_numeric(y, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        ref = np.asarray(classes, dtype=np.float64)
+        pos = np.clip(np.searchsorted(ref, values), 0, len(ref) - 1)
+        codes = np.where(ref[pos] == values, pos, -1)
+    else:
+        lookup = {str(c): i for i, c in enumerate(classes)}
+        codes = y.astype(str).map(lookup).fillna(-1).to_numpy(dtype=np.int64)
     if (codes < 0).any():
         i = int(np.flatnonzero(codes < 0)[0])
         raise UserError(f"column '{target}' (the target): label {_py(y.iloc[i])!r} at {_where(is_csv, i)} was never "
                         f"seen in training; known labels: {', '.join(map(str, classes))}")
-    return codes
+    return codes.astype(np.int64)
 
 
 def load_encoded(prep: dict) -> tuple[Table, np.ndarray, np.ndarray]:

@@ -2,7 +2,7 @@
 
 At small batches a step's time is per-op overhead, not arithmetic (DESIGN.md: about 400 us with autograd,
 a few us of it arithmetic). Writing the forward and backward of Linear -> activation -> dropout layers out
-by hand, and the SGD-momentum update as foreach ops, takes a step to a third. tests/test_fused.py checks
+by hand, and the SGD-momentum update as a few ops on one flat tensor, takes a step to about half. tests/test_fused.py checks
 every gradient against autograd in float64.
 
 Covered: Linear layers; relu, leaky_relu, tanh, sigmoid, identity; dropout; cross_entropy, bce, mse (with
@@ -71,7 +71,16 @@ class FusedStep:
         self.loss = loss_name(cfg, task)
         self.l1 = cfg.train.l1
         self.params = [p for l in self.layers for p in (l.linear.weight, l.linear.bias)] + [self.out.weight, self.out.bias]
+        # Parameters and gradients become views of two flat tensors: the optimizer then updates every layer
+        # with a few ops on one tensor, and the backward writes gradients in place (out=) with no allocation.
+        self.flat = _flatten(self.params)
+        self.flat_grad = torch.zeros_like(self.flat)
+        offset = 0
+        for p in self.params:
+            p.grad = self.flat_grad[offset:offset + p.numel()].view_as(p)
+            offset += p.numel()
 
+    @torch.no_grad()  # no graph is recorded: the backward below is the one that runs
     def loss_and_grads(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         saved = []  # per hidden layer: input, activation output, dropout mask
         h = x
@@ -88,16 +97,16 @@ class FusedStep:
                 h = a
         z = torch.addmm(self.out.bias, h, self.out.weight.t())
         loss, dz = _loss_and_grad(self.loss, z, y)
-        self.out.weight.grad = dz.t().mm(h)
-        self.out.bias.grad = dz.sum(0)
+        torch.mm(dz.t(), h, out=self.out.weight.grad)
+        torch.sum(dz, 0, out=self.out.bias.grad)
         dh = dz.mm(self.out.weight)
         for i in range(len(self.layers) - 1, -1, -1):
             layer, (h_in, a, mask) = self.layers[i], saved[i]
             if mask is not None:
                 dh = dh * mask
             dpre = _act_backward(dh, a, layer)
-            layer.linear.weight.grad = dpre.t().mm(h_in)
-            layer.linear.bias.grad = dpre.sum(0)
+            torch.mm(dpre.t(), h_in, out=layer.linear.weight.grad)
+            torch.sum(dpre, 0, out=layer.linear.bias.grad)
             if i:
                 dh = dpre.mm(layer.linear.weight)
         if self.l1:
@@ -105,6 +114,16 @@ class FusedStep:
             torch._foreach_add_([w.grad for w in weights], torch._foreach_sign(weights), alpha=self.l1)
             loss = loss + self.l1 * torch.stack(torch._foreach_norm(weights, 1)).sum()
         return loss
+
+
+def _flatten(params: list[nn.Parameter]) -> torch.Tensor:
+    """Copy the parameters into one tensor and make each a view of its slice (same values, same objects)."""
+    flat = torch.cat([p.detach().reshape(-1) for p in params])
+    offset = 0
+    for p in params:
+        p.data = flat[offset:offset + p.numel()].view_as(p)
+        offset += p.numel()
+    return flat
 
 
 def _act(z: torch.Tensor, layer: _Layer) -> torch.Tensor:
@@ -147,37 +166,44 @@ def _loss_and_grad(kind: str, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.T
     return diff.pow(2).mean(), diff.mul_(2.0 / n)
 
 
-class ForeachSGD:
-    """SGD with momentum as three foreach ops, keeping torch.optim.SGD's state, so checkpoints and resume
-    are the same on either path. Used when the optimizer is SGD without dampening and not maximizing."""
+class FlatSGD:
+    """torch.optim.SGD's update (momentum, nesterov, weight decay) on the fused step's flat tensors: three
+    ops per step for the whole model instead of three per parameter. The momentum buffer is flat too, and
+    the optimizer's state holds views of it, so checkpoints and resume are the same on either path."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer):
-        self.opt = optimizer
+    def __init__(self, optimizer: torch.optim.Optimizer, fused: FusedStep):
+        self.opt, self.fused = optimizer, fused
+        self.buf: torch.Tensor | None = None
+        state = [optimizer.state.get(p, {}).get("momentum_buffer") for p in fused.params]  # .get: state is a defaultdict
+        if all(b is not None for b in state):  # resumed: the checkpoint's buffers, now one flat tensor
+            self.buf = torch.cat([b.reshape(-1) for b in state])
+            self._share_buffer()
 
     @staticmethod
-    def applies(optimizer: torch.optim.Optimizer) -> bool:
+    def applies(optimizer: torch.optim.Optimizer, fused: FusedStep) -> bool:
         g = optimizer.param_groups
         return (type(optimizer) is torch.optim.SGD and len(g) == 1 and not g[0]["dampening"]
-                and not g[0]["maximize"])
+                and not g[0]["maximize"] and {id(p) for p in g[0]["params"]} == {id(p) for p in fused.params})
+
+    def _share_buffer(self) -> None:
+        offset = 0
+        for p in self.fused.params:
+            self.opt.state[p]["momentum_buffer"] = self.buf[offset:offset + p.numel()].view_as(p)
+            offset += p.numel()
 
     @torch.no_grad()
     def step(self) -> None:
         group = self.opt.param_groups[0]
-        params = [p for p in group["params"] if p.grad is not None]
-        grads = [p.grad for p in params]
         lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
+        grad = self.fused.flat_grad
         if wd:
-            grads = torch._foreach_add(grads, params, alpha=wd)
+            grad = grad.add(self.fused.flat, alpha=wd)
         if momentum:
-            state = [self.opt.state[p] for p in params]
-            if "momentum_buffer" not in state[0]:
-                bufs = [g.detach().clone() for g in grads]
-                for s, b in zip(state, bufs):
-                    s["momentum_buffer"] = b
+            if self.buf is None:
+                self.buf = grad.clone()
+                self._share_buffer()
             else:
-                bufs = [s["momentum_buffer"] for s in state]
-                torch._foreach_mul_(bufs, momentum)
-                torch._foreach_add_(bufs, grads)
-            grads = torch._foreach_add(grads, bufs, alpha=momentum) if group["nesterov"] else bufs
-        torch._foreach_add_(params, grads, alpha=-lr)
+                self.buf.mul_(momentum).add_(grad)
+            grad = grad.add(self.buf, alpha=momentum) if group["nesterov"] else self.buf
+        self.fused.flat.add_(grad, alpha=-lr)
         self.opt._opt_called = True  # what optimizer.step() marks, so the LR scheduler knows a step was taken

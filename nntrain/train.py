@@ -23,7 +23,7 @@ from .components import build, canonical
 from .config import MAXIMIZE, Config, dump_yaml, loss_name, monitor_name, task_problems, to_plain
 from .data import Prepared, prepare, read_table, unscale
 from .errors import Stop, UserError
-from .fused import ForeachSGD, FusedStep, plan
+from .fused import FlatSGD, FusedStep, plan
 from .model import build_mlp, param_table
 from .runs import CHECKPOINT_FORMAT, MetricsLog, atomic_save, create_run_dir, load_checkpoint, write_json
 
@@ -347,7 +347,7 @@ def train(run: Run, log: Callable[[str], None] = print) -> dict:
         f"{table['total']:,} parameters ({table['trainable']:,} trainable)")
 
     fused = FusedStep(parts.model, cfg, data.task) if run.fused else None
-    stepper = ForeachSGD(parts.optimizer) if fused and ForeachSGD.applies(parts.optimizer) else parts.optimizer
+    stepper = FlatSGD(parts.optimizer, fused) if fused and FlatSGD.applies(parts.optimizer, fused) else parts.optimizer
     metrics_log = MetricsLog(run.run_dir / "metrics.csv")
     saver = Saver(run)
     l1_weights = [m.weight for m in parts.model.modules() if isinstance(m, nn.Linear)] if cfg.train.l1 else []

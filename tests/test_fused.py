@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nntrain.config import load_config
-from nntrain.fused import ACTIVATIONS, LOSSES, ForeachSGD, FusedStep, plan
+from nntrain.fused import ACTIVATIONS, LOSSES, FlatSGD, FusedStep, plan
 from nntrain.model import build_mlp
 from nntrain.train import make_criterion
 
@@ -87,28 +87,53 @@ def test_everything_else_takes_the_autograd_path(cfg_changes, why):
 
 
 @pytest.mark.parametrize("momentum, nesterov, wd", [(0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 1e-3), (0.5, False, 1e-2)])
-def test_foreach_sgd_equals_torch_sgd(momentum, nesterov, wd):
+def test_flat_sgd_equals_torch_sgd_and_resumes(momentum, nesterov, wd):
+    cfg = cfg_for("relu", "mse", 0.0, 0.0)
     torch.manual_seed(0)
-    a = [torch.nn.Parameter(torch.randn(5, 3, dtype=torch.float64)), torch.nn.Parameter(torch.randn(5, dtype=torch.float64))]
-    b = [torch.nn.Parameter(p.detach().clone()) for p in a]
-    opt_a = torch.optim.SGD(a, lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd)
-    opt_b = torch.optim.SGD(b, lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd)
-    assert ForeachSGD.applies(opt_b)
-    fast = ForeachSGD(opt_b)
-    for _ in range(5):
-        g = [torch.randn_like(p) for p in a]
-        for p, q, gi in zip(a, b, g):
-            p.grad, q.grad = gi.clone(), gi.clone()
-        opt_a.step()
-        fast.step()
-    for p, q in zip(a, b):
+    a = build_mlp(cfg.model, 4, 1).double()
+    b = build_mlp(cfg.model, 4, 1).double()
+    b.load_state_dict(a.state_dict())
+    kw = dict(lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd)
+    opt_a, opt_b = torch.optim.SGD(a.parameters(), **kw), torch.optim.SGD(b.parameters(), **kw)
+    fused = FusedStep(b, cfg, "regression")
+    assert FlatSGD.applies(opt_b, fused)
+    fast = FlatSGD(opt_b, fused)
+
+    def steps(k, fast):
+        for _ in range(k):
+            fused.flat_grad.copy_(torch.randn_like(fused.flat_grad))
+            for p, q in zip(a.parameters(), b.parameters()):
+                p.grad = q.grad.clone()
+            opt_a.step()
+            fast.step()
+
+    steps(3, fast)
+    # a resume: a fresh optimizer and flat step from the saved states
+    saved_model, saved_opt = {k: v.clone() for k, v in b.state_dict().items()}, opt_b.state_dict()
+    b.load_state_dict(saved_model)
+    opt_b = torch.optim.SGD(b.parameters(), **kw)
+    opt_b.load_state_dict(saved_opt)
+    fused = FusedStep(b, cfg, "regression")
+    steps(3, FlatSGD(opt_b, fused))
+    for p, q in zip(a.parameters(), b.parameters()):
         assert torch.allclose(p, q, rtol=1e-12, atol=1e-14)
     sa, sb = opt_a.state_dict()["state"], opt_b.state_dict()["state"]
     assert sa.keys() == sb.keys()
     for k in sa:
-        assert (sa[k]["momentum_buffer"] is None) == (sb[k].get("momentum_buffer") is None)
-        if sa[k]["momentum_buffer"] is not None:
+        if momentum:
             assert torch.allclose(sa[k]["momentum_buffer"], sb[k]["momentum_buffer"], rtol=1e-12)
+
+
+def test_flat_parameters_keep_their_values_and_checkpoint_normally():
+    cfg = cfg_for("tanh", "cross_entropy", 0.0, 0.0)
+    model = build_mlp(cfg.model, 4, 3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    FusedStep(model, cfg, "multiclass")
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    fresh = build_mlp(cfg.model, 4, 3)
+    fresh.load_state_dict(after)
+    assert all(torch.equal(before[k], v) for k, v in fresh.state_dict().items())
 
 
 def test_fused_and_autograd_fits_agree(workdir):

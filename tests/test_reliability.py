@@ -152,7 +152,7 @@ def test_interrupt_mid_epoch_in_process_resumes_exactly(workdir, monkeypatch, en
         return step
 
     if engine == "fused":
-        monkeypatch.setattr(T.ForeachSGD, "step", counting(T.ForeachSGD.step))
+        monkeypatch.setattr(T.FlatSGD, "step", counting(T.FlatSGD.step))
     else:  # the LR scheduler has wrapped step on the instance
         monkeypatch.setattr(run.parts.optimizer, "step", counting(run.parts.optimizer.step))
     with pytest.raises(Interrupted) as info:

@@ -1,0 +1,30 @@
+"""benchmarks/bench.py is a benchmark, not a timed test: here it only has to run, on its tiny sizes, and print
+a figure for every loop that needs nothing beyond nntrain's own dependencies."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+# Every loop runs in its own Python process (about ten of them, a few seconds each): well over 20 s.
+pytestmark = pytest.mark.slow
+
+
+def test_bench_tiny_runs_and_prints_every_loop():
+    proc = subprocess.run([sys.executable, "benchmarks/bench.py", "--tiny"], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for setting in ("phone", "1m"):
+        assert re.search(rf"^### {setting}:", proc.stdout, re.M), proc.stdout
+    for loop in ("reference", "autograd", "nntrain-fused", "nntrain-autograd"):
+        # | loop | training rows | validation rows | threads | ms per epoch | samples/s | vs reference |
+        rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith(f"| {loop} |")]
+        assert len(rows) == 2, (loop, proc.stdout)  # one per setting
+        for cells in rows:
+            ms = float(cells[4])
+            assert ms > 0, (loop, cells)
