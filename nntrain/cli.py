@@ -56,17 +56,18 @@ def fit(
         from .errors import UserError
 
         extra = list(overrides or [])
-        if resume is not None:
-            if config is not None and "=" not in config:
-                raise UserError(f"give either CONFIG ({config}) or --resume RUN_DIR, not both")
-            state = train.resume(resume, ([config] if config else []) + extra + ([f"name={name}"] if name else []))
-        else:
-            if config is None:
-                raise UserError("missing CONFIG: nntrain fit configs/phone.yaml (or --resume RUN_DIR)")
-            cfg = train.configure(Path(config), extra, name=name)
-            state = train.start(cfg, Path(config).parent)
         out = _console(stderr=as_json)
-        summary = train.train(state, log=lambda m: out.print(m, markup=False))
+        with train.catching_signals():
+            if resume is not None:
+                if config is not None and "=" not in config:
+                    raise UserError(f"give either CONFIG ({config}) or --resume RUN_DIR, not both")
+                state = train.resume(resume, ([config] if config else []) + extra + ([f"name={name}"] if name else []))
+            else:
+                if config is None:
+                    raise UserError("missing CONFIG: nntrain fit configs/phone.yaml (or --resume RUN_DIR)")
+                cfg = train.configure(Path(config), extra, name=name)
+                state = train.start(cfg, Path(config).parent)
+            summary = train.train(state, log=lambda m: out.print(m, markup=False))
         if as_json:
             keys = ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline")
             _print_json({k: summary[k] for k in keys})

@@ -152,11 +152,12 @@ class Interrupted(Stop):
 
     prefix = "interrupted"
 
-    def __init__(self, signum: int, run_dir: Path, epoch: int, step: int):
+    def __init__(self, signum: int, run_dir: Path | None = None, epoch: int = 0, step: int = 0):
         self.exit_code = 128 + signum
         self.run_dir = run_dir
-        super().__init__(f"{signal.Signals(signum).name} at epoch {epoch + 1}, step {step}; last.pt saved. "
-                         f"Resume with: nntrain fit --resume {run_dir}")
+        name = signal.Signals(signum).name
+        super().__init__(f"{name} at epoch {epoch + 1}, step {step}; last.pt saved. Resume with: nntrain fit "
+                         f"--resume {run_dir}" if run_dir else f"{name} before a run folder was made; nothing to resume")
 
 
 @dataclass
@@ -218,6 +219,7 @@ def start(cfg: Config, config_dir: Path | None = None) -> Run:
     data = load_data(cfg, config_dir)
     parts, threads, fused, note = _setup(cfg, data, device)
     run_dir = create_run_dir(cfg.runs_dir, cfg.name)
+    SIGNALS.armed = True  # from here a signal is saved as a resumable stop
     (run_dir / "config.yaml").write_text(dump_yaml(cfg))
     write_json(run_dir / "split.json", {k: getattr(data, k).tolist() for k in ("train", "val", "test")})
     run = Run(cfg, run_dir, data, parts, device, threads, fused, note, torch.Generator().manual_seed(cfg.seed))
@@ -236,6 +238,7 @@ def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
     from .runs import clean_leftovers, load_checkpoint, truncate_metrics
 
     clean_leftovers(run_dir)
+    SIGNALS.armed = True
     ckpt = load_checkpoint(run_dir / "last.pt")
     stored = ckpt["config"]
     cfg = load_config(None, list(overrides), raw=yaml_copy(stored))
@@ -278,24 +281,38 @@ def _diff(a: Any, b: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
     return {} if a == b else {prefix.rstrip("."): (a, b)}
 
 
+class Signals:
+    """SIGINT and SIGTERM while a run folder exists set a flag that the loop reads between steps (the first
+    signal wins; a save in progress is never cut). Before the run folder exists there is nothing to save,
+    so they stop at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.armed = False
+
+    def handler(self, signum: int, frame: Any) -> None:
+        if not self.armed:
+            raise Interrupted(signum)
+        if self.signum is None:
+            self.signum = signum
+
+
+SIGNALS = Signals()
+
+
 @contextmanager
-def stop_flag():
-    """SIGINT and SIGTERM set a flag the loop reads between steps; the first one wins."""
-    flag: dict[str, int | None] = {"signum": None}
-
-    def handler(signum, frame):
-        if flag["signum"] is None:
-            flag["signum"] = signum
-
+def catching_signals():
+    SIGNALS.signum, SIGNALS.armed = None, False
     if threading.current_thread() is not threading.main_thread():
-        yield flag
+        yield
         return
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, SIGNALS.handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield flag
+        yield
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        SIGNALS.signum, SIGNALS.armed = None, False
 
 
 def configure(path: Path, overrides: list[str] = (), name: str | None = None) -> Config:
@@ -318,7 +335,8 @@ def configure(path: Path, overrides: list[str] = (), name: str | None = None) ->
 
 def fit(cfg: Config, config_dir: Path | None = None, log: Callable[[str], None] = print) -> dict:
     """Train per the config; return the summary that is also written to summary.json."""
-    return train(start(cfg, config_dir), log)
+    with catching_signals():
+        return train(start(cfg, config_dir), log)
 
 
 def train(run: Run, log: Callable[[str], None] = print) -> dict:
@@ -353,67 +371,66 @@ def train(run: Run, log: Callable[[str], None] = print) -> dict:
     l1_weights = [m.weight for m in parts.model.modules() if isinstance(m, nn.Linear)] if cfg.train.l1 else []
     patience = cfg.train.patience
     t_start = time.perf_counter()
-    with stop_flag() as flag:
-        while run.epoch < cfg.train.epochs and not (patience and run.bad_epochs >= patience):
-            epoch = run.epoch + 1
-            t0 = time.perf_counter()
-            lr = parts.optimizer.param_groups[0]["lr"]
-            parts.model.train()
-            if run.step == 0:
-                run.epoch_gen_state = run.gen.get_state()
-                run.step_losses = torch.zeros(steps, device=device)
-            else:  # a checkpoint made mid-epoch: the same permutation again, from the step it stopped at
-                run.gen.set_state(run.epoch_gen_state)
-                run.step_losses = run.step_losses.to(device)
-            order = train_rows[torch.randperm(n, generator=run.gen).to(device)]
-            for s in range(run.step, steps):
-                if flag["signum"] is not None:
-                    run.step = s
-                    run.gen.set_state(run.epoch_gen_state)  # as before this epoch's permutation, whatever s is
-                    saver.save()
-                    raise Interrupted(flag["signum"], run.run_dir, run.epoch, s)
-                idx = order[s * bs:(s + 1) * bs]
-                if fused:
-                    loss = fused.loss_and_grads(X[idx], y[idx])
-                else:
-                    loss = parts.criterion(parts.model(X[idx]), y[idx])
-                    if l1_weights:
-                        loss = loss + cfg.train.l1 * sum(w.abs().sum() for w in l1_weights)
-                    parts.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                if cfg.train.grad_clip:
-                    nn.utils.clip_grad_norm_(parts.model.parameters(), cfg.train.grad_clip)
-                stepper.step()
-                run.step_losses[s] = loss.detach()
-                if (s + 1) % CHECK_EVERY == 0:  # a host sync every CHECK_EVERY steps, not every step
-                    _check_finite(run, s + 1 - CHECK_EVERY, s + 1, saver)
-            _check_finite(run, 0, steps, saver)
-            train_loss = float((run.step_losses * sizes).sum()) / float(sizes.sum())
-            run.epoch, run.step = epoch, 0
-            if parts.scheduler is not None:
-                parts.scheduler.step()
-            val = evaluate(parts.model, Xva, yva, cfg, data.prep, parts.criterion)
-            value = val["loss"] if monitor == "val_loss" else val[monitor.removeprefix("val_")]
-            improved = run.best_value is None or (value > run.best_value + cfg.train.min_delta if maximize
-                                                  else value < run.best_value - cfg.train.min_delta)
-            if improved:
-                run.best_value, run.best_epoch, run.bad_epochs = value, epoch, 0
-            else:
-                run.bad_epochs += 1
-            metrics_log.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
-                                "lr": lr, "seconds": time.perf_counter() - t0})
-            if improved:
-                saver.best_changed()
-            shown = " ".join(f"{k}={v:.4f}" for k, v in val.items())
-            log(f"epoch {epoch:>3}/{cfg.train.epochs}  train_loss={train_loss:.4f}  val {shown}  lr={lr:.3g}"
-                + ("  *" if improved else ""))
-            early = bool(patience and run.bad_epochs >= patience)
-            if early:
-                log(f"early stop: {monitor} has not improved for {run.bad_epochs} epochs")
-            if early or epoch == cfg.train.epochs or flag["signum"] is not None or saver.due():
+    while run.epoch < cfg.train.epochs and not (patience and run.bad_epochs >= patience):
+        epoch = run.epoch + 1
+        t0 = time.perf_counter()
+        lr = parts.optimizer.param_groups[0]["lr"]
+        parts.model.train()
+        if run.step == 0:
+            run.epoch_gen_state = run.gen.get_state()
+            run.step_losses = torch.zeros(steps, device=device)
+        else:  # a checkpoint made mid-epoch: the same permutation again, from the step it stopped at
+            run.gen.set_state(run.epoch_gen_state)
+            run.step_losses = run.step_losses.to(device)
+        order = train_rows[torch.randperm(n, generator=run.gen).to(device)]
+        for s in range(run.step, steps):
+            if SIGNALS.signum is not None:
+                run.step = s
+                run.gen.set_state(run.epoch_gen_state)  # as before this epoch's permutation, whatever s is
                 saver.save()
-            if flag["signum"] is not None:
-                raise Interrupted(flag["signum"], run.run_dir, run.epoch, 0)
+                raise Interrupted(SIGNALS.signum, run.run_dir, run.epoch, s)
+            idx = order[s * bs:(s + 1) * bs]
+            if fused:
+                loss = fused.loss_and_grads(X[idx], y[idx])
+            else:
+                loss = parts.criterion(parts.model(X[idx]), y[idx])
+                if l1_weights:
+                    loss = loss + cfg.train.l1 * sum(w.abs().sum() for w in l1_weights)
+                parts.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            if cfg.train.grad_clip:
+                nn.utils.clip_grad_norm_(parts.model.parameters(), cfg.train.grad_clip)
+            stepper.step()
+            run.step_losses[s] = loss.detach()
+            if (s + 1) % CHECK_EVERY == 0:  # a host sync every CHECK_EVERY steps, not every step
+                _check_finite(run, s + 1 - CHECK_EVERY, s + 1, saver)
+        _check_finite(run, 0, steps, saver)
+        train_loss = float((run.step_losses * sizes).sum()) / float(sizes.sum())
+        run.epoch, run.step = epoch, 0
+        if parts.scheduler is not None:
+            parts.scheduler.step()
+        val = evaluate(parts.model, Xva, yva, cfg, data.prep, parts.criterion)
+        value = val["loss"] if monitor == "val_loss" else val[monitor.removeprefix("val_")]
+        improved = run.best_value is None or (value > run.best_value + cfg.train.min_delta if maximize
+                                              else value < run.best_value - cfg.train.min_delta)
+        if improved:
+            run.best_value, run.best_epoch, run.bad_epochs = value, epoch, 0
+        else:
+            run.bad_epochs += 1
+        metrics_log.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
+                            "lr": lr, "seconds": time.perf_counter() - t0})
+        if improved:
+            saver.best_changed()
+        shown = " ".join(f"{k}={v:.4f}" for k, v in val.items())
+        log(f"epoch {epoch:>3}/{cfg.train.epochs}  train_loss={train_loss:.4f}  val {shown}  lr={lr:.3g}"
+            + ("  *" if improved else ""))
+        early = bool(patience and run.bad_epochs >= patience)
+        if early:
+            log(f"early stop: {monitor} has not improved for {run.bad_epochs} epochs")
+        if early or epoch == cfg.train.epochs or SIGNALS.signum is not None or saver.due():
+            saver.save()
+        if SIGNALS.signum is not None:
+            raise Interrupted(SIGNALS.signum, run.run_dir, run.epoch, 0)
     seconds = time.perf_counter() - t_start
 
     best = load_checkpoint(run.run_dir / "best.pt")

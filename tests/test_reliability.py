@@ -6,6 +6,7 @@ is what a user would: the final weights, the optimizer state and metrics.csv aga
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import random
@@ -21,7 +22,7 @@ import torch
 from nntrain.config import load_config
 from nntrain.errors import UserError
 from nntrain.runs import atomic_save, load_checkpoint
-from nntrain.train import Diverged, Interrupted, fit, resume, start, train
+from nntrain.train import Interrupted, catching_signals, fit, resume, start, train
 
 from .conftest import make_table, write_config
 
@@ -139,6 +140,8 @@ def test_interrupt_mid_epoch_in_process_resumes_exactly(workdir, monkeypatch, en
 
     cfg_path = config_for(workdir, train={"engine": engine})
     fit(load_config(cfg_path, ["name=ref"]), log=QUIET)
+    stack = contextlib.ExitStack()
+    stack.enter_context(catching_signals())
     run = start(load_config(cfg_path, ["name=mid"]))
     assert -(-len(run.data.train) // run.batch_size) == STEPS
     calls = {"n": 0}
@@ -157,6 +160,7 @@ def test_interrupt_mid_epoch_in_process_resumes_exactly(workdir, monkeypatch, en
         monkeypatch.setattr(run.parts.optimizer, "step", counting(run.parts.optimizer.step))
     with pytest.raises(Interrupted) as info:
         train(run, QUIET)
+    stack.close()
     monkeypatch.undo()
     assert info.value.exit_code == 130
     ckpt = load_checkpoint(workdir / "runs/mid/last.pt")
@@ -175,10 +179,11 @@ def test_interrupt_just_after_the_epochs_permutation_resumes_exactly(workdir, re
             signal.raise_signal(signal.SIGINT)
         return real(*a, **k)
 
-    run = start(load_config(config_for(workdir), ["name=edge"]))
-    monkeypatch.setattr(torch, "randperm", randperm)
-    with pytest.raises(Interrupted):
-        train(run, QUIET)
+    with catching_signals():
+        run = start(load_config(config_for(workdir), ["name=edge"]))
+        monkeypatch.setattr(torch, "randperm", randperm)
+        with pytest.raises(Interrupted):
+            train(run, QUIET)
     monkeypatch.setattr(torch, "randperm", real)
     assert (load_checkpoint(workdir / "runs/edge/last.pt")["epoch"], load_checkpoint(workdir / "runs/edge/last.pt")["step"]) == (4, 0)
     train(resume(workdir / "runs/edge"), QUIET)
