@@ -495,8 +495,8 @@ def task_problems(cfg: Config, task: str, n_classes: int | None) -> list[str]:
         problems.append(f"model.output_activation={out_act}: cross_entropy applies log-softmax itself; "
                         f"use output_activation: identity (or loss: nll with log_softmax)")
     if loss == "nll" and out_act != "log_softmax":
-        problems.append(f"loss=nll: nll expects log-probabilities; set model.output_activation: log_softmax "
-                        f"(or use cross_entropy)")
+        problems.append("loss=nll: nll expects log-probabilities; set model.output_activation: log_softmax "
+                        "(or use cross_entropy)")
     if task == "regression" and out_act not in (None, "identity"):
         problems.append(f"model.output_activation={out_act}: a regression output must be free to take any value "
                         f"(the target is standardized, half of it negative); use identity")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import platform
@@ -183,8 +184,7 @@ class Run:
 
     @property
     def batch_size(self) -> int:
-        n = len(self.data.train)
-        return n if self.cfg.train.batch_size == "full" else min(self.cfg.train.batch_size, n)
+        return batch_size(self.cfg, len(self.data.train))
 
     def state(self) -> dict:
         p, d = self.parts, self.data
@@ -198,10 +198,13 @@ class Run:
                         "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []}}
 
 
+def batch_size(cfg: Config, n_train: int) -> int:
+    return n_train if cfg.train.batch_size == "full" else min(cfg.train.batch_size, n_train)
+
+
 def _setup(cfg: Config, data: Prepared, device: torch.device) -> tuple[Parts, int, bool, str]:
     parts = build_parts(cfg, data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs), data.task, device)
-    n = len(data.train)
-    bs = n if cfg.train.batch_size == "full" else min(cfg.train.batch_size, n)
+    bs = batch_size(cfg, len(data.train))
     threads = cfg.train.threads or auto_threads(sum(p.numel() for p in parts.model.parameters()) * bs)
     torch.set_num_threads(threads)
     fusable, why = plan(cfg, data.task)
@@ -235,13 +238,14 @@ def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
     """Continue from last.pt with only the run folder: config, data rows, states and RNGs as they were."""
     from .config import load_config
     from .data import load_encoded
-    from .runs import clean_leftovers, load_checkpoint, truncate_metrics
+    from .runs import clean_leftovers, load_checkpoint, resolve_run_dir, truncate_metrics
 
+    run_dir = resolve_run_dir(str(run_dir))
     clean_leftovers(run_dir)
     SIGNALS.armed = True
     ckpt = load_checkpoint(run_dir / "last.pt")
     stored = ckpt["config"]
-    cfg = load_config(None, list(overrides), raw=yaml_copy(stored))
+    cfg = load_config(None, list(overrides), raw=json.loads(json.dumps(stored)))  # a deep copy to override
     changed = [f"{k}: {a!r} -> {b!r}" for k, (a, b) in _diff(stored, to_plain(cfg)).items() if not k.startswith(RESUMABLE)]
     if changed:
         raise UserError(changed, header="these keys cannot change on resume (the checkpoint was trained with the "
@@ -266,10 +270,6 @@ def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
     return Run(cfg, run_dir, data, parts, device, threads, fused, note, gen, epoch=ckpt["epoch"], step=ckpt["step"],
                epoch_gen_state=ckpt["epoch_gen_state"], step_losses=ckpt["step_losses"],
                best_value=ckpt["best_value"], best_epoch=ckpt["best_epoch"], bad_epochs=ckpt["bad_epochs"])
-
-
-def yaml_copy(obj: dict) -> dict:
-    return json.loads(json.dumps(obj))
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
@@ -501,6 +501,7 @@ def format_metrics(values: dict[str, float], base: dict[str, float]) -> str:
                      for k, v in values.items())
 
 
+@functools.lru_cache(maxsize=1)
 def versions() -> dict[str, str]:
     """What reproduces a run; read from package metadata, so nothing is imported for it."""
     from importlib.metadata import version
