@@ -57,7 +57,7 @@ def fit(
 
         extra = list(overrides or [])
         out = _console(stderr=as_json)
-        with train.catching_signals():
+        with train.catching_signals(then_ignore=True):
             if resume is not None:
                 if config is not None and "=" not in config:
                     raise UserError(f"give either CONFIG ({config}) or --resume RUN_DIR, not both")

@@ -301,7 +301,9 @@ SIGNALS = Signals()
 
 
 @contextmanager
-def catching_signals():
+def catching_signals(then_ignore: bool = False):
+    """SIGNALS' handler inside; afterwards the old handlers, or (then_ignore, for a command about to exit)
+    none: a Ctrl-C after the run has finished has nothing left to stop, and must not kill the exit."""
     SIGNALS.signum, SIGNALS.armed = None, False
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -311,7 +313,7 @@ def catching_signals():
         yield
     finally:
         for s, h in old.items():
-            signal.signal(s, h)
+            signal.signal(s, signal.SIG_IGN if then_ignore else h)
         SIGNALS.signum, SIGNALS.armed = None, False
 
 
