@@ -66,6 +66,7 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path") -> T
         raise UserError(f"{key}={path}: '{suffix}' files are not read; save the table as CSV or Parquet")
     if frame.shape[0] == 0:
         raise UserError(f"{key}={path}: the table has a header but no data rows")
+    frame.columns = [str(c) for c in frame.columns]  # Parquet allows integer names; configs name columns in text
     return Table(frame, str(p.resolve()), _sha256(p), is_csv)
 
 
@@ -220,6 +221,13 @@ def prepare(table: Table, data_cfg: Any, seed: int) -> Prepared:
     task, why = infer_task(y_raw, data_cfg.task)
     classes = None if task == "regression" else sorted(_py(v) for v in y_raw.unique())
     train, val, test = split(len(df), y_raw if classes else None, data_cfg, seed)
+    if classes:
+        counts = pd.Series(y_raw).value_counts()
+        missing = [c for c in classes if not (y_raw.iloc[train] == c).any()]
+        if missing:
+            raise UserError(f"column '{target}' (the target): class {missing[0]!r} has {counts.get(missing[0], 0)} "
+                            f"row(s) and none of them landed in the training split; add rows, or lower "
+                            f"data.test_size / data.val_size")
 
     kinds = {c: "categorical" if c in data_cfg.categorical else _column_kind(df[c], is_csv) for c in features}
     categories = {c: sorted(set(_categories(df[c].dropna()))) for c in features if kinds[c] == "categorical"}
@@ -399,8 +407,11 @@ def _one_hot(s: pd.Series, prep: dict, is_csv: bool) -> np.ndarray:
     codes = _categories(s).map(lookup).where(s.notna(), -1).fillna(-1).to_numpy(dtype=np.int64)
     if (codes < 0).any():
         i = int(np.flatnonzero(codes < 0)[0])
-        what = "missing value" if s.iloc[i] is None or pd.isna(s.iloc[i]) else f"value {s.iloc[i]!r} never seen in training"
-        raise UserError(f"column '{col}': {what} at {_where(is_csv, i)}; known values: {', '.join(cats[:20])}")
+        if pd.isna(s.iloc[i]):
+            raise UserError(f"column '{col}': missing value at {_where(is_csv, i)}; fill it, drop the column "
+                            f"(data.drop), or set data.impute: most_frequent")
+        raise UserError(f"column '{col}': value {s.iloc[i]!r} at {_where(is_csv, i)} was never seen in training; "
+                        f"known values: {', '.join(cats[:20])}")
     out = np.zeros((len(s), len(cats)), dtype=np.float32)
     out[np.arange(len(s)), codes] = 1.0
     return out

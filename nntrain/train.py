@@ -36,7 +36,6 @@ class Diverged(Stop):
     """The loss or the weights went non-finite; the CLI exits 3."""
 
     exit_code = 3
-    prefix = "error: training diverged at"
 
 
 def auto_threads(work_per_step: int) -> int:
@@ -231,14 +230,14 @@ def start(cfg: Config, config_dir: Path | None = None) -> Run:
 
 
 # Keys a resume may change; anything else would train a different model than the checkpoint holds.
-RESUMABLE = ("train.", "device", "runs_dir", "name")
+RESUMABLE = ("train.", "device")
 
 
 def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
     """Continue from last.pt with only the run folder: config, data rows, states and RNGs as they were."""
     from .config import load_config
     from .data import load_encoded
-    from .runs import clean_leftovers, load_checkpoint, resolve_run_dir, truncate_metrics
+    from .runs import clean_leftovers, resolve_run_dir, truncate_metrics
 
     run_dir = resolve_run_dir(str(run_dir))
     clean_leftovers(run_dir)
@@ -250,6 +249,10 @@ def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
     if changed:
         raise UserError(changed, header="these keys cannot change on resume (the checkpoint was trained with the "
                                         "old values); start a new run instead:")
+    if ckpt["step"] and cfg.train.batch_size != stored["train"]["batch_size"]:
+        raise UserError(f"train.batch_size={cfg.train.batch_size}: the run stopped in the middle of epoch "
+                        f"{ckpt['epoch'] + 1}, whose batches were cut at {stored['train']['batch_size']}; resume "
+                        f"without changing it (a change at an epoch boundary is fine)")
     device = select_device(cfg.device)
     prep = ckpt["prep"]
     _, X, y = load_encoded(prep)
@@ -405,8 +408,8 @@ def train(run: Run, log: Callable[[str], None] = print) -> dict:
             stepper.step()
             run.step_losses[s] = loss.detach()
             if (s + 1) % CHECK_EVERY == 0:  # a host sync every CHECK_EVERY steps, not every step
-                _check_finite(run, s + 1 - CHECK_EVERY, s + 1, saver)
-        _check_finite(run, 0, steps, saver)
+                _check_diverged(run, s + 1 - CHECK_EVERY, s + 1, saver)
+        _check_diverged(run, 0, steps, saver)
         train_loss = float((run.step_losses * sizes).sum()) / float(sizes.sum())
         run.epoch, run.step = epoch, 0
         if parts.scheduler is not None:
@@ -482,7 +485,7 @@ class Saver:
         self.last, self.last_epoch = time.monotonic(), self.run.epoch
 
 
-def _check_finite(run: Run, lo: int, hi: int, saver: Saver) -> None:
+def _check_diverged(run: Run, lo: int, hi: int, saver: Saver) -> None:
     """Stop before a non-finite loss or weight reaches a checkpoint; the last good best.pt is written."""
     window = run.step_losses[lo:hi]
     bad_loss = not bool(torch.isfinite(window).all())
@@ -493,9 +496,11 @@ def _check_finite(run: Run, lo: int, hi: int, saver: Saver) -> None:
         step = lo + int((~torch.isfinite(window)).nonzero()[0]) + 1 if bad_loss else hi
         what = "the training loss became non-finite" if bad_loss else "a weight became non-finite"
         kept = f"best.pt (epoch {run.best_epoch}) and " if run.best_epoch else ""
-        raise Diverged(f"epoch {run.epoch + 1}, step {step}: {what}; {kept}last.pt (epoch {saver.last_epoch}) kept. "
-                       f"Try a lower optimizer.lr (now {run.cfg.optimizer.get('lr')}), train.grad_clip: 1.0, "
-                       f"or data.scale: standard")
+        tips = [f"a lower optimizer.lr (now {run.cfg.optimizer.get('lr')})", "train.grad_clip: 1.0"]
+        if run.cfg.data.scale == "none":
+            tips.append("data.scale: standard")
+        raise Diverged(f"training diverged at epoch {run.epoch + 1}, step {step}: {what}; {kept}last.pt (epoch {saver.last_epoch}) "
+                       f"kept. Try {', '.join(tips)} in a new run")
 
 
 def format_metrics(values: dict[str, float], base: dict[str, float]) -> str:

@@ -236,7 +236,11 @@ def test_unseen_category_at_predict_is_an_error(workdir, table_csv, cli):
     df.loc[1, "color"] = "purple"
     df.to_csv(workdir / "in.csv", index=False)
     r = cli("predict", "runs/t", workdir / "in.csv")
-    assert r.exit_code == 2 and "column 'color': value 'purple' never seen in training at row 2" in r.stderr
+    assert r.exit_code == 2 and "column 'color': value 'purple' at row 2 (line 3) was never seen in training" in r.stderr
+    df.loc[1, "color"] = None
+    df.to_csv(workdir / "in.csv", index=False)
+    r = cli("predict", "runs/t", workdir / "in.csv")
+    assert r.exit_code == 2 and "column 'color': missing value at row 2 (line 3); fill it" in r.stderr
 
 
 def test_unseen_label_at_eval_is_an_error(trained, cli, workdir):
@@ -393,3 +397,15 @@ def test_predict_output_folder_must_exist_and_params_refuses_overrides_on_a_run(
     assert r.exit_code == 2 and "does not exist" in r.stderr
     r = cli("params", summary["run_dir"], "model.hidden=[3]")
     assert r.exit_code == 2 and "apply to a config, not to a trained run folder" in r.stderr
+
+
+def test_integer_column_names_and_a_class_with_no_training_row(workdir, cli):
+    df = make_table(n=60)
+    df.columns = [0, 1, 2, 3]
+    df.to_parquet(workdir / "ints.parquet")
+    r = cli("fit", write_config(workdir / "c.yaml", workdir / "ints.parquet", train={"epochs": 1}), "--json")
+    assert r.exit_code == 0, r.stderr
+    tiny = pd.DataFrame({"a": [0.1, 0.5, 0.9], "y": ["x", "x", "z"]})
+    tiny.to_csv(workdir / "tiny.csv", index=False)
+    r = cli("fit", write_config(workdir / "t.yaml", workdir / "tiny.csv"), "data.test_size=0.3", "data.val_size=0.5")
+    assert r.exit_code == 2 and "none of them landed in the training split" in r.stderr

@@ -6,7 +6,6 @@ is what a user would: the final weights, the optimizer state and metrics.csv aga
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import os
 import random
@@ -157,10 +156,6 @@ def test_interrupt_mid_epoch_in_process_resumes_exactly(workdir, monkeypatch, en
 
     cfg_path = config_for(workdir, train={"engine": engine})
     fit(load_config(cfg_path, ["name=ref"]), log=QUIET)
-    stack = contextlib.ExitStack()
-    stack.enter_context(catching_signals())
-    run = start(load_config(cfg_path, ["name=mid"]))
-    assert -(-len(run.data.train) // run.batch_size) == STEPS
     calls = {"n": 0}
 
     def counting(original):
@@ -171,14 +166,15 @@ def test_interrupt_mid_epoch_in_process_resumes_exactly(workdir, monkeypatch, en
             return original(*a, **k)
         return step
 
-    if engine == "fused":
-        monkeypatch.setattr(T.FlatSGD, "step", counting(T.FlatSGD.step))
-    else:  # the LR scheduler has wrapped step on the instance
-        monkeypatch.setattr(run.parts.optimizer, "step", counting(run.parts.optimizer.step))
-    with pytest.raises(Interrupted) as info:
-        train(run, QUIET)
-    stack.close()
-    monkeypatch.undo()
+    with catching_signals(), monkeypatch.context() as m:
+        run = start(load_config(cfg_path, ["name=mid"]))
+        assert -(-len(run.data.train) // run.batch_size) == STEPS
+        if engine == "fused":
+            m.setattr(T.FlatSGD, "step", counting(T.FlatSGD.step))
+        else:  # the LR scheduler has wrapped step on the instance
+            m.setattr(run.parts.optimizer, "step", counting(run.parts.optimizer.step))
+        with pytest.raises(Interrupted) as info:
+            train(run, QUIET)
     assert info.value.exit_code == 130
     ckpt = load_checkpoint(workdir / "runs/mid/last.pt")
     assert (ckpt["epoch"], ckpt["step"]) == (4, 7)
@@ -305,8 +301,8 @@ def test_nan_at_a_random_step_exits_3_and_keeps_best(workdir, cli, monkeypatch, 
     r = cli("fit", config_for(workdir), f"train.engine={engine}")
     assert r.exit_code == 3, (r.stdout, r.stderr)
     epoch, step = (bad_step - 1) // STEPS + 1, (bad_step - 1) % STEPS + 1
-    assert f"epoch {epoch}, step {step}: the training loss became non-finite" in r.stderr
-    assert "lower optimizer.lr" in r.stderr and "Traceback" not in r.stderr
+    assert f"error: training diverged at epoch {epoch}, step {step}: the training loss became non-finite" in r.stderr
+    assert "lower optimizer.lr (now 0.05), train.grad_clip: 1.0 in a new run" in r.stderr and "Traceback" not in r.stderr
     best, last = load_checkpoint(workdir / "runs/t/best.pt"), load_checkpoint(workdir / "runs/t/last.pt")
     assert best["epoch"] < epoch and last["epoch"] <= epoch - 1  # last.pt is written every checkpoint_every seconds
     assert all(torch.isfinite(v).all() for ck in (best, last) for v in ck["model"].values())
@@ -392,3 +388,32 @@ def test_runs_dir_not_writable_is_reported_before_training(workdir, cli):
     (workdir / "afile").write_text("")
     r = cli("fit", config_for(workdir), "runs_dir=afile/runs")
     assert r.exit_code == 2 and "runs_dir=afile/runs: cannot create it" in r.stderr
+
+
+def test_resume_mid_epoch_refuses_another_batch_size(workdir, cli, monkeypatch):
+    import nntrain.train as T
+
+    real, calls = T.FlatSGD.step, {"n": 0}
+
+    def step(self):
+        calls["n"] += 1
+        if calls["n"] == STEPS + 5:
+            signal.raise_signal(signal.SIGINT)
+        return real(self)
+
+    with monkeypatch.context() as m, pytest.raises(Interrupted):
+        m.setattr(T.FlatSGD, "step", step)
+        fit(load_config(config_for(workdir), ["name=bs"]), log=QUIET)
+    assert load_checkpoint(workdir / "runs/bs/last.pt")["step"] == 5
+    r = cli("fit", "--resume", "runs/bs", "train.batch_size=8")
+    assert r.exit_code == 2 and "resume without changing it" in r.stderr
+    assert cli("fit", "--resume", "runs/bs").exit_code == 0
+
+
+def test_fused_sgd_with_a_scheduler_raises_no_scheduler_warning(workdir):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit(load_config(config_for(workdir, train={"epochs": 3})), log=QUIET)
+    assert not [w for w in caught if "lr_scheduler" in str(w.message)]
