@@ -5,6 +5,7 @@ torch, pandas and scikit-learn are imported inside the commands, so `nntrain --h
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -180,6 +181,67 @@ def predict(
             tmp.unlink(missing_ok=True)
             raise UserError(f"-o {output}: cannot write it: {e.strerror}") from None
         _console(True).print(f"{len(frame)} predictions written to {output}", markup=False)
+
+    _guard(run)
+
+
+@app.command()
+def schema() -> None:
+    """Print the config's JSON Schema, for an editor's YAML plugin to complete and check keys."""
+    from .config import Config
+
+    doc = Config.model_json_schema()
+    doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    print(json.dumps(doc, indent=2))
+
+
+configs_app = typer.Typer(help="List the shipped example configs, or copy one to start from.",
+                          invoke_without_command=True)
+app.add_typer(configs_app, name="configs")
+
+CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def _shipped() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(CONFIGS_DIR.glob("*.yaml"))}
+
+
+@configs_app.callback()
+def configs_list(ctx: typer.Context) -> None:
+    """The shipped configs with what each trains."""
+    if ctx.invoked_subcommand:
+        return
+    from rich.table import Table
+
+    table = Table(title=f"shipped configs ({CONFIGS_DIR})")
+    table.add_column("name")
+    table.add_column("what it trains")
+    for name, path in _shipped().items():
+        first = next((l.lstrip("# ").strip() for l in path.read_text().splitlines() if l.startswith("#")), "")
+        table.add_row(name, first)
+    _console(False).print(table)
+
+
+@configs_app.command("copy")
+def configs_copy(name: str = typer.Argument(..., help="a shipped config, e.g. phone"),
+                 dest: Path = typer.Argument(..., help="where to write it (a file or a folder)")) -> None:
+    """Copy a shipped config to start from; an existing file is never overwritten."""
+
+    def run() -> None:
+        import shutil
+
+        from .errors import UserError, did_you_mean
+
+        shipped = _shipped()
+        if name.removesuffix(".yaml") not in shipped:
+            raise UserError(f"no shipped config '{name}'{did_you_mean(name, shipped)}; choose one of: {', '.join(shipped)}")
+        target = dest / f"{name.removesuffix('.yaml')}.yaml" if dest.is_dir() else dest
+        if target.exists():
+            raise UserError(f"{target} exists; choose another destination (nothing was overwritten)")
+        if not target.parent.is_dir():
+            raise UserError(f"folder {target.parent} does not exist")
+        shutil.copyfile(shipped[name.removesuffix(".yaml")], target)
+        _console(True).print(f"wrote {target}", markup=False)
 
     _guard(run)
 

@@ -409,3 +409,29 @@ def test_integer_column_names_and_a_class_with_no_training_row(workdir, cli):
     tiny.to_csv(workdir / "tiny.csv", index=False)
     r = cli("fit", write_config(workdir / "t.yaml", workdir / "tiny.csv"), "data.test_size=0.3", "data.val_size=0.5")
     assert r.exit_code == 2 and "none of them landed in the training split" in r.stderr
+
+
+def test_schema_describes_every_key_and_forbids_unknown_ones(cli):
+    from nntrain.config import Config, DataConfig, TrainConfig
+
+    r = cli("schema")
+    assert r.exit_code == 0
+    doc = json.loads(r.stdout)
+    assert set(doc["properties"]) == set(Config.model_fields) and doc["additionalProperties"] is False
+    assert set(doc["$defs"]["DataConfig"]["properties"]) == set(DataConfig.model_fields)
+    assert set(doc["$defs"]["TrainConfig"]["properties"]) == set(TrainConfig.model_fields)
+    assert doc["required"] == ["data"]
+
+
+def test_configs_lists_and_copies_without_overwriting(repo, cli, workdir):
+    r = cli("configs")
+    assert r.exit_code == 0
+    for name in ("phone", "iris", "breast_cancer", "diabetes", "digits", "seed_model"):
+        assert name in r.stdout
+    assert "Phone price classes" in r.stdout
+    r = cli("configs", "copy", "phone", workdir)
+    assert r.exit_code == 0 and (workdir / "phone.yaml").read_text() == (repo / "configs/phone.yaml").read_text()
+    r = cli("configs", "copy", "phone", workdir / "phone.yaml")
+    assert r.exit_code == 2 and "exists" in r.stderr
+    r = cli("configs", "copy", "irs", workdir)
+    assert r.exit_code == 2 and "did you mean 'iris'?" in r.stderr
