@@ -55,10 +55,11 @@ def fit(
     def run() -> None:
         from . import train
         from .errors import UserError
+        from .stopping import catching_signals
 
         extra = list(overrides or [])
         out = _console(stderr=as_json)
-        with train.catching_signals(then_ignore=True):
+        with catching_signals(then_ignore=True):
             if resume is not None:
                 if config is not None and "=" not in config:
                     raise UserError(f"give either CONFIG ({config}) or --resume RUN_DIR, not both")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -9,6 +10,7 @@ import os
 import pickle
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +184,32 @@ def write_json(path: Path, obj: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(strict_json(obj, indent=2) + "\n")
     os.replace(tmp, path)
+
+
+class Saver:
+    """Writes best.pt and last.pt at most every train.checkpoint_every seconds, and always at the end, on a
+    signal and on early stop. A small model's epoch takes milliseconds and a save about 2.5 ms: saving every
+    epoch would add a quarter to the time. A kill -9 then loses at most that many seconds of training;
+    resume reruns them to the same result."""
+
+    def __init__(self, run: Any):
+        self.run = run
+        self.last = time.monotonic()
+        self.best: dict | None = None  # a copy of the state at the newest best epoch, not yet on disk
+        self.last_epoch = run.epoch  # the epoch last.pt holds
+
+    def best_changed(self) -> None:
+        self.best = copy.deepcopy(self.run.state())
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last >= self.run.cfg.train.checkpoint_every
+
+    def save_best(self) -> None:
+        if self.best is not None:
+            atomic_save(self.best, self.run.run_dir / "best.pt")
+            self.best = None
+
+    def save(self) -> None:
+        self.save_best()  # best first: last.pt never names a best epoch that best.pt does not hold
+        atomic_save(self.run.state(), self.run.run_dir / "last.pt")
+        self.last, self.last_epoch = time.monotonic(), self.run.epoch

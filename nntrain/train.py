@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import math
 import platform
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -23,19 +19,14 @@ from . import metrics as M
 from .components import build, canonical
 from .config import MAXIMIZE, Config, dump_yaml, loss_name, monitor_name, task_problems, to_plain
 from .data import Prepared, prepare, read_table, unscale
-from .errors import Stop, UserError
+from .errors import UserError
 from .fused import FlatSGD, FusedStep, plan
 from .model import build_mlp, param_table
-from .runs import CHECKPOINT_FORMAT, MetricsLog, atomic_save, create_run_dir, load_checkpoint, write_json
+from .runs import CHECKPOINT_FORMAT, MetricsLog, Saver, atomic_save, create_run_dir, load_checkpoint, write_json
+from .stopping import SIGNALS, Diverged, Interrupted, catching_signals
 
 EVAL_CHUNK = 65536
 CPU_THREADS = torch.get_num_threads()  # torch's default, before any run lowers it
-
-
-class Diverged(Stop):
-    """The loss or the weights went non-finite; the CLI exits 3."""
-
-    exit_code = 3
 
 
 def auto_threads(work_per_step: int) -> int:
@@ -145,19 +136,6 @@ def load_data(cfg: Config, config_dir: Path | None) -> Prepared:
         if len(idx) == 0:
             raise UserError(f"data: the {part} split is empty ({len(data.X)} rows); use more rows or other split sizes")
     return data
-
-
-class Interrupted(Stop):
-    """SIGINT or SIGTERM arrived; last.pt holds the state at the step where training stopped."""
-
-    prefix = "interrupted"
-
-    def __init__(self, signum: int, run_dir: Path | None = None, epoch: int = 0, step: int = 0):
-        self.exit_code = 128 + signum
-        self.run_dir = run_dir
-        name = signal.Signals(signum).name
-        super().__init__(f"{name} at epoch {epoch + 1}, step {step}; last.pt saved. Resume with: nntrain fit "
-                         f"--resume {run_dir}" if run_dir else f"{name} before a run folder was made; nothing to resume")
 
 
 @dataclass
@@ -282,42 +260,6 @@ def _diff(a: Any, b: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
             out.update(_diff(a.get(k), b.get(k), f"{prefix}{k}."))
         return out
     return {} if a == b else {prefix.rstrip("."): (a, b)}
-
-
-class Signals:
-    """SIGINT and SIGTERM while a run folder exists set a flag that the loop reads between steps (the first
-    signal wins; a save in progress is never cut). Before the run folder exists there is nothing to save,
-    so they stop at once."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.armed = False
-
-    def handler(self, signum: int, frame: Any) -> None:
-        if not self.armed:
-            raise Interrupted(signum)
-        if self.signum is None:
-            self.signum = signum
-
-
-SIGNALS = Signals()
-
-
-@contextmanager
-def catching_signals(then_ignore: bool = False):
-    """SIGNALS' handler inside; afterwards the old handlers, or (then_ignore, for a command about to exit)
-    none: a Ctrl-C after the run has finished has nothing left to stop, and must not kill the exit."""
-    SIGNALS.signum, SIGNALS.armed = None, False
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = {s: signal.signal(s, SIGNALS.handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, signal.SIG_IGN if then_ignore else h)
-        SIGNALS.signum, SIGNALS.armed = None, False
 
 
 def configure(path: Path, overrides: list[str] = (), name: str | None = None) -> Config:
@@ -454,35 +396,6 @@ def train(run: Run, log: Callable[[str], None] = print) -> dict:
 
 
 CHECK_EVERY = 64
-
-
-class Saver:
-    """Writes best.pt and last.pt at most every train.checkpoint_every seconds, and always at the end, on a
-    signal and on early stop. A small model's epoch takes milliseconds and a save about 2.5 ms: saving every
-    epoch would add a quarter to the time. A kill -9 then loses at most that many seconds of training;
-    resume reruns them to the same result."""
-
-    def __init__(self, run: Run):
-        self.run = run
-        self.last = time.monotonic()
-        self.best: dict | None = None  # a copy of the state at the newest best epoch, not yet on disk
-        self.last_epoch = run.epoch  # the epoch last.pt holds
-
-    def best_changed(self) -> None:
-        self.best = copy.deepcopy(self.run.state())
-
-    def due(self) -> bool:
-        return time.monotonic() - self.last >= self.run.cfg.train.checkpoint_every
-
-    def save_best(self) -> None:
-        if self.best is not None:
-            atomic_save(self.best, self.run.run_dir / "best.pt")
-            self.best = None
-
-    def save(self) -> None:
-        self.save_best()  # best first: last.pt never names a best epoch that best.pt does not hold
-        atomic_save(self.run.state(), self.run.run_dir / "last.pt")
-        self.last, self.last_epoch = time.monotonic(), self.run.epoch
 
 
 def _check_diverged(run: Run, lo: int, hi: int, saver: Saver) -> None:

@@ -21,7 +21,8 @@ import torch
 from nntrain.config import load_config
 from nntrain.errors import UserError
 from nntrain.runs import atomic_save, load_checkpoint
-from nntrain.train import Interrupted, catching_signals, fit, resume, start, train
+from nntrain.stopping import Interrupted, catching_signals
+from nntrain.train import fit, resume, start, train
 
 from .conftest import make_table, write_config
 
