@@ -12,6 +12,7 @@ softmax outputs, huber) trains through autograd; `plan()` says which path and wh
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass
 
 import torch
@@ -166,34 +167,59 @@ def _loss_and_grad(kind: str, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.T
     return diff.pow(2).mean(), diff.mul_(2.0 / n)
 
 
-class FlatSGD:
-    """torch.optim.SGD's update (momentum, nesterov, weight decay) on the fused step's flat tensors: three
-    ops per step for the whole model instead of three per parameter. The momentum buffer is flat too, and
-    the optimizer's state holds views of it, so checkpoints and resume are the same on either path."""
+class FlatSGD(torch.optim.Optimizer):
+    """torch.optim.SGD (momentum, nesterov, weight decay) on the fused step's flat tensors: three ops per step
+    for the whole model instead of three per parameter.
 
-    def __init__(self, optimizer: torch.optim.Optimizer, fused: FusedStep):
-        self.opt, self.fused = optimizer, fused
-        self.buf: torch.Tensor | None = None
-        state = [optimizer.state.get(p, {}).get("momentum_buffer") for p in fused.params]  # .get: state is a defaultdict
-        if all(b is not None for b in state):  # resumed: the checkpoint's buffers, now one flat tensor
-            self.buf = torch.cat([b.reshape(-1) for b in state])
-            self._share_buffer()
+    Its state_dict is torch.optim.SGD's, so a checkpoint resumes on either path. It sets itself up without
+    Optimizer.__init__ and overrides state_dict / load_state_dict, because those base methods import
+    torch._dynamo on first use (1.2 s, a quarter of a small run); an LR scheduler needs only param_groups
+    and step, which it wraps to know a step was taken."""
+
+    ARGS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize", "foreach", "differentiable", "fused")
+
+    def __init__(self, fused: FusedStep, lr: float = 0.001, momentum: float = 0.0, weight_decay: float = 0.0,
+                 nesterov: bool = False, **ignored: object):
+        self.fused = fused
+        self.defaults = {"lr": lr, "momentum": momentum, "dampening": 0, "weight_decay": weight_decay,
+                         "nesterov": nesterov, "maximize": False, "foreach": None, "differentiable": False,
+                         "fused": None}
+        self.param_groups = [{"params": list(fused.params), **self.defaults}]
+        self.state = collections.defaultdict(dict)
+        self.buf: torch.Tensor | None = None  # flat momentum buffer; state[p]["momentum_buffer"] are views of it
 
     @staticmethod
-    def applies(optimizer: torch.optim.Optimizer, fused: FusedStep) -> bool:
-        g = optimizer.param_groups
-        return (type(optimizer) is torch.optim.SGD and len(g) == 1 and not g[0]["dampening"]
-                and not g[0]["maximize"] and {id(p) for p in g[0]["params"]} == {id(p) for p in fused.params})
+    def applies(spec: dict) -> bool:
+        """SGD whose every argument FlatSGD implements (torch checks the values before this runs)."""
+        return (canonical("optimizer", spec["name"]) == "sgd" and not spec.get("dampening", 0)
+                and not spec.get("maximize", False) and set(spec) - {"name"} <= set(FlatSGD.ARGS))
 
     def _share_buffer(self) -> None:
         offset = 0
         for p in self.fused.params:
-            self.opt.state[p]["momentum_buffer"] = self.buf[offset:offset + p.numel()].view_as(p)
+            self.state[p]["momentum_buffer"] = self.buf[offset:offset + p.numel()].view_as(p)
             offset += p.numel()
 
+    def state_dict(self) -> dict:
+        group = self.param_groups[0]
+        return {"state": {i: {"momentum_buffer": self.state[p]["momentum_buffer"]}
+                          for i, p in enumerate(self.fused.params) if p in self.state},
+                "param_groups": [{**{k: v for k, v in group.items() if k != "params"},
+                                  "params": list(range(len(self.fused.params)))}]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.param_groups[0].update({k: v for k, v in state_dict["param_groups"][0].items() if k != "params"})
+        buffers = [state_dict["state"].get(i, {}).get("momentum_buffer") for i in range(len(self.fused.params))]
+        if all(b is not None for b in buffers):
+            self.buf = torch.cat([b.reshape(-1) for b in buffers]).to(self.fused.flat)
+            self._share_buffer()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        pass  # the fused step overwrites every gradient each step
+
     @torch.no_grad()
-    def step(self) -> None:
-        group = self.opt.param_groups[0]
+    def step(self, closure: None = None) -> None:
+        group = self.param_groups[0]
         lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
         grad = self.fused.flat_grad
         if wd:
@@ -206,4 +232,3 @@ class FlatSGD:
                 self.buf.mul_(momentum).add_(grad)
             grad = grad.add(self.buf, alpha=momentum) if group["nesterov"] else self.buf
         self.fused.flat.add_(grad, alpha=-lr)
-        self.opt._opt_called = True  # what optimizer.step() marks, so the LR scheduler knows a step was taken

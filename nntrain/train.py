@@ -115,14 +115,19 @@ class Parts:
     criterion: Callable
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    fused: FusedStep | None = None  # the written-out step, when the model takes that path
 
 
-def build_parts(cfg: Config, n_in: int, n_out: int, task: str, device: torch.device) -> Parts:
+def build_parts(cfg: Config, n_in: int, n_out: int, task: str, device: torch.device, fused: bool = False) -> Parts:
     torch.manual_seed(cfg.seed)
     model = build_mlp(cfg.model, n_in, n_out).to(device)
-    optimizer = build("optimizer", cfg.optimizer, model.parameters())
+    step = FusedStep(model, cfg, task) if fused else None
+    if step is not None and FlatSGD.applies(cfg.optimizer):
+        optimizer = FlatSGD(step, **{k: v for k, v in cfg.optimizer.items() if k != "name"})
+    else:
+        optimizer = build("optimizer", cfg.optimizer, model.parameters())
     sched = None if canonical("scheduler", cfg.scheduler["name"]) == "none" else build("scheduler", cfg.scheduler, optimizer)
-    return Parts(model, make_criterion(cfg, task), optimizer, sched)
+    return Parts(model, make_criterion(cfg, task), optimizer, sched, step)
 
 
 def load_data(cfg: Config, config_dir: Path | None) -> Prepared:
@@ -148,7 +153,6 @@ class Run:
     parts: Parts
     device: torch.device
     threads: int
-    fused: bool
     path_note: str
     gen: torch.Generator  # shuffles, and nothing else, so no other random call moves the permutation
     epoch: int = 0  # epochs finished
@@ -179,30 +183,30 @@ def batch_size(cfg: Config, n_train: int) -> int:
     return n_train if cfg.train.batch_size == "full" else min(cfg.train.batch_size, n_train)
 
 
-def _setup(cfg: Config, data: Prepared, device: torch.device) -> tuple[Parts, int, bool, str]:
-    parts = build_parts(cfg, data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs), data.task, device)
-    bs = batch_size(cfg, len(data.train))
-    threads = cfg.train.threads or auto_threads(sum(p.numel() for p in parts.model.parameters()) * bs)
-    torch.set_num_threads(threads)
+def _setup(cfg: Config, data: Prepared, device: torch.device) -> tuple[Parts, int, str]:
     fusable, why = plan(cfg, data.task)
     if cfg.train.engine == "fused" and not fusable:
         raise UserError(f"train.engine=fused: this model needs autograd ({why}); use engine: auto")
     fused = fusable and cfg.train.engine != "autograd"
+    parts = build_parts(cfg, data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs), data.task, device, fused)
+    bs = batch_size(cfg, len(data.train))
+    threads = cfg.train.threads or auto_threads(sum(p.numel() for p in parts.model.parameters()) * bs)
+    torch.set_num_threads(threads)
     note = ("fused step (forward and backward written out)" if fused
             else f"autograd step ({'train.engine: autograd' if fusable else why})")
-    return parts, threads, fused, note
+    return parts, threads, note
 
 
 def start(cfg: Config, config_dir: Path | None = None) -> Run:
     """A new run: data read and checked first, so a problem leaves no run folder behind."""
     device = select_device(cfg.device)
     data = load_data(cfg, config_dir)
-    parts, threads, fused, note = _setup(cfg, data, device)
+    parts, threads, note = _setup(cfg, data, device)
     run_dir = create_run_dir(cfg.runs_dir, cfg.name)
     SIGNALS.armed = True  # from here a signal is saved as a resumable stop
     (run_dir / "config.yaml").write_text(dump_yaml(cfg))
     write_json(run_dir / "split.json", {k: getattr(data, k).tolist() for k in ("train", "val", "test")})
-    run = Run(cfg, run_dir, data, parts, device, threads, fused, note, torch.Generator().manual_seed(cfg.seed))
+    run = Run(cfg, run_dir, data, parts, device, threads, note, torch.Generator().manual_seed(cfg.seed))
     atomic_save(run.state(), run_dir / "last.pt")  # epoch 0: a run stopped in its first epoch can resume
     return run
 
@@ -237,7 +241,7 @@ def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
     split = json.loads((run_dir / "split.json").read_text())
     data = Prepared(X, y, *(np.asarray(split[k], dtype=np.int64) for k in ("train", "val", "test")), prep,
                     "as when the run started")
-    parts, threads, fused, note = _setup(cfg, data, device)
+    parts, threads, note = _setup(cfg, data, device)
     parts.model.load_state_dict(ckpt["model"])
     parts.optimizer.load_state_dict(ckpt["optimizer"])
     if parts.scheduler is not None:
@@ -248,7 +252,7 @@ def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
     if device.type == "cuda" and ckpt["rng"]["cuda"]:
         torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
     truncate_metrics(run_dir / "metrics.csv", ckpt["epoch"])
-    return Run(cfg, run_dir, data, parts, device, threads, fused, note, gen, epoch=ckpt["epoch"], step=ckpt["step"],
+    return Run(cfg, run_dir, data, parts, device, threads, note, gen, epoch=ckpt["epoch"], step=ckpt["step"],
                epoch_gen_state=ckpt["epoch_gen_state"], step_losses=ckpt["step_losses"],
                best_value=ckpt["best_value"], best_epoch=ckpt["best_epoch"], bad_epochs=ckpt["bad_epochs"])
 
@@ -311,8 +315,7 @@ def train(run: Run, log: Callable[[str], None] = print) -> dict:
     log(f"model: {' -> '.join([str(data.X.shape[1])] + [str(l.size) for l in cfg.model.resolved_layers()] + [str(parts.model.out.out_features)])}, "
         f"{table['total']:,} parameters ({table['trainable']:,} trainable)")
 
-    fused = FusedStep(parts.model, cfg, data.task) if run.fused else None
-    stepper = FlatSGD(parts.optimizer, fused) if fused and FlatSGD.applies(parts.optimizer, fused) else parts.optimizer
+    fused = parts.fused
     metrics_log = MetricsLog(run.run_dir / "metrics.csv")
     saver = Saver(run)
     l1_weights = [m.weight for m in parts.model.modules() if isinstance(m, nn.Linear)] if cfg.train.l1 else []
@@ -347,7 +350,7 @@ def train(run: Run, log: Callable[[str], None] = print) -> dict:
                 loss.backward()
             if cfg.train.grad_clip:
                 nn.utils.clip_grad_norm_(parts.model.parameters(), cfg.train.grad_clip)
-            stepper.step()
+            parts.optimizer.step()
             run.step_losses[s] = loss.detach()
             if (s + 1) % CHECK_EVERY == 0:  # a host sync every CHECK_EVERY steps, not every step
                 _check_diverged(run, s + 1 - CHECK_EVERY, s + 1, saver)

@@ -87,41 +87,43 @@ def test_everything_else_takes_the_autograd_path(cfg_changes, why):
 
 
 @pytest.mark.parametrize("momentum, nesterov, wd", [(0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 1e-3), (0.5, False, 1e-2)])
-def test_flat_sgd_equals_torch_sgd_and_resumes(momentum, nesterov, wd):
+def test_flat_sgd_equals_torch_sgd_and_resumes_from_its_state(momentum, nesterov, wd):
     cfg = cfg_for("relu", "mse", 0.0, 0.0)
     torch.manual_seed(0)
     a = build_mlp(cfg.model, 4, 1).double()
     b = build_mlp(cfg.model, 4, 1).double()
     b.load_state_dict(a.state_dict())
     kw = dict(lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd)
-    opt_a, opt_b = torch.optim.SGD(a.parameters(), **kw), torch.optim.SGD(b.parameters(), **kw)
+    opt_a = torch.optim.SGD(a.parameters(), **kw)
+    assert FlatSGD.applies({"name": "sgd", **kw}) and not FlatSGD.applies({"name": "sgd", "dampening": 0.1})
     fused = FusedStep(b, cfg, "regression")
-    assert FlatSGD.applies(opt_b, fused)
-    fast = FlatSGD(opt_b, fused)
+    opt_b = FlatSGD(fused, **kw)
 
-    def steps(k, fast):
+    def steps(k, fused, opt_b):
         for _ in range(k):
             fused.flat_grad.copy_(torch.randn_like(fused.flat_grad))
             for p, q in zip(a.parameters(), b.parameters()):
                 p.grad = q.grad.clone()
             opt_a.step()
-            fast.step()
+            opt_b.step()
 
-    steps(3, fast)
-    # a resume: a fresh optimizer and flat step from the saved states
+    steps(3, fused, opt_b)
     saved_model, saved_opt = {k: v.clone() for k, v in b.state_dict().items()}, opt_b.state_dict()
+    # torch's SGD reads FlatSGD's state, and FlatSGD reads torch's: checkpoints cross paths
+    other = torch.optim.SGD(build_mlp(cfg.model, 4, 1).double().parameters(), **kw)
+    other.load_state_dict(saved_opt)
     b.load_state_dict(saved_model)
-    opt_b = torch.optim.SGD(b.parameters(), **kw)
-    opt_b.load_state_dict(saved_opt)
     fused = FusedStep(b, cfg, "regression")
-    steps(3, FlatSGD(opt_b, fused))
+    opt_b = FlatSGD(fused, **kw)
+    opt_b.load_state_dict(opt_a.state_dict())
+    steps(3, fused, opt_b)
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.allclose(p, q, rtol=1e-12, atol=1e-14)
-    sa, sb = opt_a.state_dict()["state"], opt_b.state_dict()["state"]
-    assert sa.keys() == sb.keys()
-    for k in sa:
-        if momentum:
-            assert torch.allclose(sa[k]["momentum_buffer"], sb[k]["momentum_buffer"], rtol=1e-12)
+    sa, sb = opt_a.state_dict(), opt_b.state_dict()
+    assert sa["state"].keys() == sb["state"].keys()
+    assert {k: v for k, v in sa["param_groups"][0].items()} == sb["param_groups"][0]
+    for k in sa["state"]:
+        assert torch.allclose(sa["state"][k]["momentum_buffer"], sb["state"][k]["momentum_buffer"], rtol=1e-12)
 
 
 def test_flat_parameters_keep_their_values_and_checkpoint_normally():

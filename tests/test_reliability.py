@@ -153,7 +153,6 @@ def test_signal_saves_last_and_resume_equals_uninterrupted(workdir, long_referen
 @pytest.mark.parametrize("engine", ["fused", "autograd"])
 def test_interrupt_mid_epoch_in_process_resumes_exactly(workdir, monkeypatch, engine):
     """A real SIGINT to this process during step 7 of epoch 5, on either training path."""
-    import nntrain.train as T
 
     cfg_path = config_for(workdir, train={"engine": engine})
     fit(load_config(cfg_path, ["name=ref"]), log=QUIET)
@@ -170,10 +169,8 @@ def test_interrupt_mid_epoch_in_process_resumes_exactly(workdir, monkeypatch, en
     with catching_signals(), monkeypatch.context() as m:
         run = start(load_config(cfg_path, ["name=mid"]))
         assert -(-len(run.data.train) // run.batch_size) == STEPS
-        if engine == "fused":
-            m.setattr(T.FlatSGD, "step", counting(T.FlatSGD.step))
-        else:  # the LR scheduler has wrapped step on the instance
-            m.setattr(run.parts.optimizer, "step", counting(run.parts.optimizer.step))
+        # the LR scheduler has wrapped step on the instance: wrap that
+        m.setattr(run.parts.optimizer, "step", counting(run.parts.optimizer.step))
         with pytest.raises(Interrupted) as info:
             train(run, QUIET)
     assert info.value.exit_code == 130
@@ -391,20 +388,24 @@ def test_runs_dir_not_writable_is_reported_before_training(workdir, cli):
     assert r.exit_code == 2 and "runs_dir=afile/runs: cannot create it" in r.stderr
 
 
-def test_resume_mid_epoch_refuses_another_batch_size(workdir, cli, monkeypatch):
-    import nntrain.train as T
+def test_resume_mid_epoch_refuses_another_batch_size(workdir, cli):
+    calls = {"n": 0}
 
-    real, calls = T.FlatSGD.step, {"n": 0}
+    def log(msg):  # a real SIGINT during step 5 of epoch 2
+        if msg.startswith("epoch   1/"):
+            original = run.parts.optimizer.step
 
-    def step(self):
-        calls["n"] += 1
-        if calls["n"] == STEPS + 5:
-            signal.raise_signal(signal.SIGINT)
-        return real(self)
+            def step(*a, **k):
+                calls["n"] += 1
+                if calls["n"] == 5:
+                    signal.raise_signal(signal.SIGINT)
+                return original(*a, **k)
 
-    with monkeypatch.context() as m, pytest.raises(Interrupted):
-        m.setattr(T.FlatSGD, "step", step)
-        fit(load_config(config_for(workdir), ["name=bs"]), log=QUIET)
+            run.parts.optimizer.step = step
+
+    with catching_signals(), pytest.raises(Interrupted):
+        run = start(load_config(config_for(workdir), ["name=bs"]))
+        train(run, log)
     assert load_checkpoint(workdir / "runs/bs/last.pt")["step"] == 5
     r = cli("fit", "--resume", "runs/bs", "train.batch_size=8")
     assert r.exit_code == 2 and "resume without changing it" in r.stderr
