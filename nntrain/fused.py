@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,13 +32,13 @@ def plan(cfg: Config, task: str) -> tuple[bool, str]:
     layers = m.resolved_layers()
     loss = loss_name(cfg, task)
     for i, layer in enumerate(layers):
-        act = canonical("activation", layer.activation["name"])
+        act, slope = _activation(layer)
         if act not in ACTIVATIONS:
             return False, f"layer {i + 1} uses {act}"
         extra = set(layer.activation) - {"name", "negative_slope"}
         if extra:
             return False, f"layer {i + 1}'s activation has arguments {', '.join(sorted(extra))}"
-        if layer.activation.get("negative_slope", 0) < 0:
+        if slope < 0:
             return False, f"layer {i + 1}'s negative_slope is below 0"
         if layer.batch_norm:
             return False, "batch norm"
@@ -48,6 +49,11 @@ def plan(cfg: Config, task: str) -> tuple[bool, str]:
     if len(cfg.loss) > 1:
         return False, f"loss arguments {', '.join(k for k in cfg.loss if k != 'name')}"
     return True, "plain MLP"
+
+
+def _activation(layer: Any) -> tuple[str, float]:
+    """(name, negative slope) of a resolved layer's activation; the slope is nn.LeakyReLU's default if unset."""
+    return canonical("activation", layer.activation["name"]), float(layer.activation.get("negative_slope", 0.01))
 
 
 @dataclass
@@ -65,9 +71,7 @@ class FusedStep:
         mods = dict(model.named_children())
         self.layers = []
         for k, layer in enumerate(cfg.model.resolved_layers(), start=1):
-            act = canonical("activation", layer.activation["name"])
-            slope = float(layer.activation.get("negative_slope", 0.01))
-            self.layers.append(_Layer(mods[f"fc{k}"], act, slope, float(layer.dropout or 0.0)))
+            self.layers.append(_Layer(mods[f"fc{k}"], *_activation(layer), float(layer.dropout or 0.0)))
         self.out = mods["out"]
         self.loss = loss_name(cfg, task)
         self.l1 = cfg.train.l1
