@@ -59,7 +59,7 @@ def fit(
 
         extra = list(overrides or [])
         out = _console(stderr=as_json)
-        with catching_signals(then_ignore=True):
+        with catching_signals(then_ignore=_PROCESS["exiting"]):
             if resume is not None:
                 if config is not None and "=" not in config:
                     raise UserError(f"give either CONFIG ({config}) or --resume RUN_DIR, not both")
@@ -247,7 +247,14 @@ def configs_copy(name: str = typer.Argument(..., help="a shipped config, e.g. ph
     _guard(run)
 
 
+# Set by main(): the command owns the process and exits after it. Then a signal that arrives once training
+# has finished is ignored rather than killing the exit; a caller that runs `app` in its own process (tests
+# through CliRunner) keeps its handlers.
+_PROCESS = {"exiting": False}
+
+
 def main() -> None:
+    _PROCESS["exiting"] = True
     app()
 
 
