@@ -99,7 +99,7 @@ def epochs_done(run_dir: Path) -> int:
 @pytest.mark.slow
 def test_kill_9_at_a_random_moment_then_resume_equals_uninterrupted(workdir, long_reference, cli):
     rng = random.Random(0)
-    span = training_seconds(long_reference)
+    span = training_seconds(long_reference) * 0.8  # mostly inside training, sometimes in its last saves
     equal = cut = 0
     for trial in range(10):
         name = f"kill{trial}"
@@ -115,7 +115,7 @@ def test_kill_9_at_a_random_moment_then_resume_equals_uninterrupted(workdir, lon
         assert_same_run(long_reference, workdir / "runs" / name)
         equal += 1
     print(f"kill -9 then resume: {equal}/10 equal to the uninterrupted run ({cut} killed before the last epoch)")
-    assert equal == 10 and cut >= 7
+    assert equal == 10 and cut >= 5  # at least half the kills must land mid-run for the trial to mean much
 
 
 @pytest.mark.slow
