@@ -453,13 +453,20 @@ def encode_labels(y: pd.Series, classes: list, target: str, is_csv: bool) -> np.
     return codes.astype(np.int64)
 
 
-def load_encoded(prep: dict) -> tuple[Table, np.ndarray, np.ndarray]:
+def encode_table(table: Table, prep: dict, shown: str) -> tuple[np.ndarray, np.ndarray]:
+    """A table with the training columns and target, as (features, targets) through the stored preprocessing."""
+    if prep["target"] not in table.frame.columns:
+        raise UserError(f"{shown}: no target column '{prep['target']}' to evaluate against")
+    return encode(table.frame, prep, table.is_csv), encode_target(table.frame[prep["target"]], prep, table.is_csv)
+
+
+def load_encoded(prep: dict) -> tuple[np.ndarray, np.ndarray]:
     """The training table again, encoded with the stored preprocessing; refused if the file changed."""
     table = read_table(prep["source"])
     if table.sha256 != prep["sha256"]:
         raise UserError(f"{prep['source']} changed since the run was trained (sha256 differs), so its rows are not "
                         f"the same; evaluate on it with --data, or start a new run")
-    return table, encode(table.frame, prep, table.is_csv), encode_target(table.frame[prep["target"]], prep, table.is_csv)
+    return encode_table(table, prep, prep["source"])
 
 
 def encode_target(y: pd.Series, prep: dict, is_csv: bool) -> np.ndarray:

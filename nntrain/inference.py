@@ -13,7 +13,7 @@ from torch import nn
 
 from . import metrics as M
 from .config import Config
-from .data import encode, encode_target, load_encoded, read_table, unscale
+from .data import encode, encode_table, load_encoded, read_table, unscale
 from .errors import UserError
 from .model import build_mlp
 from .runs import load_checkpoint
@@ -44,15 +44,11 @@ def evaluate_run(run: LoadedRun, data_file: str | None = None) -> dict:
     """Metrics on the run's own test split (same rows, from split.json), or on another file."""
     prep = run.prep
     if data_file is None:
-        _, X_all, y_all = load_encoded(prep)
+        X_all, y_all = load_encoded(prep)
         test = json.loads((run.run_dir / "split.json").read_text())["test"]
         X, y, label = torch.as_tensor(X_all[test]), torch.as_tensor(y_all[test]), "test split"
     else:
-        table = read_table(data_file, key="--data")
-        if prep["target"] not in table.frame.columns:
-            raise UserError(f"{data_file}: no target column '{prep['target']}' to evaluate against")
-        X = torch.as_tensor(encode(table.frame, prep, table.is_csv))
-        y = torch.as_tensor(encode_target(table.frame[prep["target"]], prep, table.is_csv))
+        X, y = map(torch.as_tensor, encode_table(read_table(data_file, key="--data"), prep, data_file))
         label = data_file
     values = evaluate(run.model, X, y, run.cfg, prep, make_criterion(run.cfg, prep["task"]))
     return {"run_dir": str(run.run_dir), "checkpoint_epoch": run.ckpt["epoch"], "data": label, "rows": len(y),

@@ -237,7 +237,7 @@ def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
                         f"without changing it (a change at an epoch boundary is fine)")
     device = select_device(cfg.device)
     prep = ckpt["prep"]
-    _, X, y = load_encoded(prep)
+    X, y = load_encoded(prep)
     split = json.loads((run_dir / "split.json").read_text())
     data = Prepared(X, y, *(np.asarray(split[k], dtype=np.int64) for k in ("train", "val", "test")), prep,
                     "as when the run started")
