@@ -142,6 +142,8 @@ class TrainConfig(Strict):
                                "0 writes every epoch")
     engine: Literal["auto", "fused", "autograd"] = Field(
         "auto", description="fused: forward and backward written out (plain MLPs); auto: fused where it applies")
+    compile: bool = Field(False, description="run the autograd step under torch.compile (a compile of 10-60 s first; "
+                                             "pays off on large models and GPUs, not on small ones)")
 
     @field_validator("batch_size")
     @classmethod
@@ -448,6 +450,9 @@ def semantic_problems(cfg: Config) -> list[str]:
     if out_act in ("softmax", "log_softmax") and "dim" in m.output_activation:
         problems.append(f"model.output_activation.dim={m.output_activation['dim']}: {out_act} always runs across "
                         f"the classes (dim 1); remove dim")
+    if cfg.train.compile and cfg.train.engine == "fused":
+        problems.append("train.compile=true: compile runs the autograd step, and engine: fused asks for the "
+                        "written-out step; use engine: auto with compile, or drop compile")
     if cfg.train.batch_size == 1 and any(l.batch_norm for l in m.resolved_layers()):
         problems.append("train.batch_size=1: batch norm needs at least two rows per batch to normalise; "
                         "use a larger batch or model.batch_norm: false")

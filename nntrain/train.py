@@ -187,12 +187,13 @@ def _setup(cfg: Config, data: Prepared, device: torch.device) -> tuple[Parts, in
     fusable, why = plan(cfg, data.task)
     if cfg.train.engine == "fused" and not fusable:
         raise UserError(f"train.engine=fused: this model needs autograd ({why}); use engine: auto")
-    fused = fusable and cfg.train.engine != "autograd"
+    fused = fusable and cfg.train.engine != "autograd" and not cfg.train.compile
     parts = build_parts(cfg, data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs), data.task, device, fused)
     bs = batch_size(cfg, len(data.train))
     threads = cfg.train.threads or auto_threads(sum(p.numel() for p in parts.model.parameters()) * bs)
     torch.set_num_threads(threads)
     note = ("fused step (forward and backward written out)" if fused
+            else "autograd step under torch.compile (train.compile: true)" if cfg.train.compile
             else f"autograd step ({'train.engine: autograd' if fusable else why})")
     return parts, threads, note
 
@@ -316,6 +317,8 @@ def train(run: Run, log: Callable[[str], None] = print) -> dict:
         f"{table['total']:,} parameters ({table['trainable']:,} trainable)")
 
     fused = parts.fused
+    # The compiled module shares the original's parameters: checkpoints and evaluation use the original.
+    forward = torch.compile(parts.model) if cfg.train.compile else parts.model
     metrics_log = MetricsLog(run.run_dir / "metrics.csv")
     saver = Saver(run)
     l1_weights = [m.weight for m in parts.model.modules() if isinstance(m, nn.Linear)] if cfg.train.l1 else []
@@ -343,7 +346,7 @@ def train(run: Run, log: Callable[[str], None] = print) -> dict:
             if fused:
                 loss = fused.loss_and_grads(X[idx], y[idx])
             else:
-                loss = parts.criterion(parts.model(X[idx]), y[idx])
+                loss = parts.criterion(forward(X[idx]), y[idx])
                 if l1_weights:
                     loss = loss + cfg.train.l1 * sum(w.abs().sum() for w in l1_weights)
                 parts.optimizer.zero_grad(set_to_none=True)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from nntrain.config import load_config
+from nntrain.errors import UserError
 from nntrain.fused import ACTIVATIONS, LOSSES, FlatSGD, FusedStep, plan
 from nntrain.model import build_mlp
 from nntrain.train import make_criterion
@@ -155,3 +156,32 @@ def test_fused_and_autograd_fits_agree(workdir):
         fit(load_config(None, raw=raw), log=lambda m: None)
         rows[engine] = [float(r["val_loss"]) for r in csv.DictReader(open(workdir / "runs" / engine / "metrics.csv"))]
     assert rows["fused"] == pytest.approx(rows["autograd"], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_compiled_fit_matches_eager(workdir):
+    """train.compile: true runs the autograd step through torch.compile: same curve as eager, same files."""
+    import csv
+
+    from nntrain.train import fit
+
+    from .conftest import make_table
+
+    make_table(n=300).to_csv(workdir / "d.csv", index=False)
+    rows, notes = {}, {}
+    for name, compiled in (("eager", False), ("compiled", True)):
+        raw = {"name": name, "data": {"path": "d.csv"}, "model": {"hidden": [16]},
+               "optimizer": {"name": "adam", "lr": 0.01},
+               "train": {"epochs": 3, "batch_size": 32, "engine": "autograd", "compile": compiled}}
+        lines = []
+        fit(load_config(None, raw=raw), log=lines.append)
+        notes[name] = next(l for l in lines if "iterations per epoch" in l)
+        rows[name] = [float(r["val_loss"]) for r in csv.DictReader(open(workdir / "runs" / name / "metrics.csv"))]
+        assert (workdir / "runs" / name / "best.pt").is_file()
+    assert "torch.compile" in notes["compiled"] and "torch.compile" not in notes["eager"]
+    assert rows["compiled"] == pytest.approx(rows["eager"], rel=1e-4)
+
+
+def test_compile_with_fused_engine_is_a_config_problem(workdir):
+    with pytest.raises(UserError, match=r"train.compile=true.*engine: auto"):
+        load_config(None, raw={"data": {"path": "d.csv"}, "train": {"compile": True, "engine": "fused"}})
