@@ -92,7 +92,7 @@ TABLES: dict[str, dict[str, Any]] = {
 }
 ALIASES: dict[str, dict[str, str]] = {"loss": LOSS_ALIASES}
 # Arguments the tool fills in itself; a config may not set them.
-RESERVED = {"params", "optimizer", "tensor", "num_parameters", "reduction", "inplace", "last_epoch", "verbose"}
+RESERVED = {"params", "optimizer", "tensor", "generator", "num_parameters", "reduction", "inplace", "last_epoch", "verbose"}
 
 
 def canonical(kind: str, name: str) -> str | None:
@@ -130,8 +130,7 @@ def arguments(kind: str, name: str) -> list[str]:
     factory = TABLES[kind][name]
     if factory is None:
         return []
-    allowed = [p for p in inspect.signature(factory).parameters if p not in RESERVED]
-    return allowed[1:] if kind == "init" else allowed  # an init's first argument is the tensor
+    return [p for p in inspect.signature(factory).parameters if p not in RESERVED]
 
 
 EMPTY = "optimizer got an empty parameter list"

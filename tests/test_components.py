@@ -163,3 +163,12 @@ def test_full_stochastic_and_mini_batch_descent(workdir, batch_size, iterations)
     ckpt = torch.load(f"{summary['run_dir']}/last.pt", weights_only=True)
     steps = [s["step"] for s in ckpt["optimizer"]["state"].values()]
     assert all(int(s) == 2 * iterations for s in steps)
+
+
+@pytest.mark.parametrize("spec", [{"name": "uniform", "a": -0.1, "b": 0.1}, {"name": "normal", "mean": 0.5, "std": 0.01},
+                                  {"name": "constant", "val": 0.1}, {"name": "kaiming_normal", "a": 0.01, "mode": "fan_out"},
+                                  {"name": "xavier_uniform", "gain": 2.0}, {"name": "trunc_normal", "mean": 0.0, "std": 0.02}])
+def test_every_init_argument_is_accepted_from_a_config(spec):
+    """Each argument of the torch init function after the tensor, the first one included (uniform's a)."""
+    cfg = load_config(None, raw={"data": {"path": "d.csv"}, "model": {"init": {"weight": spec}}})
+    assert cfg.model.init.weight == spec
