@@ -49,12 +49,16 @@ def fit(
     name: Optional[str] = typer.Option(None, "--name", help="run name (folder runs/NAME)"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue this run folder from its last.pt"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout at the end"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar and no line per epoch"),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="also write TensorBoard event files to RUN/tensorboard"),
 ) -> None:
-    """Train a model from CONFIG; the run folder keeps config, metrics, best.pt, last.pt and summary."""
+    """Train a model from CONFIG; the run folder keeps config, metrics, best.pt, last.pt, summary and plots."""
 
     def run() -> None:
         from . import train
+        from .config import monitor_name
         from .errors import UserError
+        from .progress import Bar, Lines
         from .stopping import catching_signals
 
         extra = list(overrides or [])
@@ -69,7 +73,12 @@ def fit(
                     raise UserError("missing CONFIG: nntrain fit configs/phone.yaml (or --resume RUN_DIR)")
                 cfg = train.configure(Path(config), extra, name=name)
                 state = train.start(cfg, Path(config).parent)
-            summary = train.train(state, log=lambda m: out.print(m, markup=False))
+            log = lambda m: out.print(m, markup=False)  # noqa: E731
+            if quiet or not out.is_terminal:
+                shown = Lines(log, quiet=quiet)
+            else:
+                shown = Bar(out, monitor_name(state.cfg))
+            summary = train.train(state, log=log, progress=shown, tensorboard=tensorboard)
         if as_json:
             keys = ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline")
             _print_json({k: summary[k] for k in keys})

@@ -33,6 +33,22 @@ def roc_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[y_true == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
 
 
+def threshold_curves(y_true: np.ndarray, score: np.ndarray) -> dict[str, np.ndarray]:
+    """ROC and precision-recall points at every distinct score, highest threshold first (as scikit-learn's
+    roc_curve and precision_recall_curve, without importing scikit-learn: a second of start-up)."""
+    order = np.argsort(-score, kind="mergesort")
+    y, s = y_true[order] == 1, score[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # the last row of each run of equal scores
+    tp = np.cumsum(y)[last].astype(float)
+    fp = (last + 1) - tp
+    pos, neg = tp[-1], fp[-1]
+    precision = tp / (tp + fp)
+    recall = tp / pos if pos else np.zeros_like(tp)
+    return {"fpr": np.r_[0, fp / neg if neg else fp], "tpr": np.r_[0, recall],
+            "precision": np.r_[1, precision], "recall": np.r_[0, recall],
+            "average_precision": float(np.sum(np.diff(np.r_[0, recall]) * precision))}
+
+
 def classification(y_true: np.ndarray, proba: np.ndarray, loss: float | None = None) -> dict[str, float]:
     """proba: (n, k) class probabilities."""
     k = proba.shape[1]

@@ -156,7 +156,8 @@ class MetricsLog:
         if new:
             self.fields = list(row)
         with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.fields)
+            # extrasaction: a resume that turns train.diagnostics on keeps the header the run started with
+            writer = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow({k: _fmt(v) for k, v in row.items()})

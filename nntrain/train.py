@@ -19,9 +19,11 @@ from . import metrics as M
 from .components import build, canonical
 from .config import MAXIMIZE, Config, dump_yaml, loss_name, monitor_name, task_problems, to_plain
 from .data import Prepared, prepare, read_table, unscale
+from .diagnostics import Diagnostics
 from .errors import UserError
 from .fused import FlatSGD, FusedStep, plan
 from .model import build_mlp, param_table
+from .progress import Lines
 from .runs import CHECKPOINT_FORMAT, MetricsLog, Saver, atomic_save, create_run_dir, load_checkpoint, write_json
 from .stopping import SIGNALS, Diverged, Interrupted, catching_signals
 
@@ -93,11 +95,19 @@ def forward_all(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
 
 def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: Config, prep: dict,
              criterion: Callable) -> dict[str, float]:
+    return evaluate_with_scores(model, X, y, cfg, prep, criterion)[0]
+
+
+def evaluate_with_scores(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: Config, prep: dict,
+                         criterion: Callable) -> tuple[dict[str, float], np.ndarray]:
+    """(metrics, scores): class probabilities, or predictions in the target's units."""
     out = forward_all(model, X)
     loss = float(criterion(out, y)) if len(X) else float("nan")
     if prep["task"] == "regression":
-        return M.regression(truth(prep, y), unscale(prep, out[:, 0].cpu().double().numpy()), loss)
-    return M.classification(y.cpu().numpy(), to_proba(out, cfg).cpu().double().numpy(), loss)
+        pred = unscale(prep, out[:, 0].cpu().double().numpy())
+        return M.regression(truth(prep, y), pred, loss), pred
+    proba = to_proba(out, cfg).cpu().double().numpy()
+    return M.classification(y.cpu().numpy(), proba, loss), proba
 
 
 def truth(prep: dict, y: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -162,6 +172,8 @@ class Run:
     best_value: float | None = None
     best_epoch: int = 0
     bad_epochs: int = 0
+    diag: Diagnostics | None = None
+    diag_state: dict | None = None  # the gradient-norm sums of an epoch a checkpoint cut in the middle
 
     @property
     def batch_size(self) -> int:
@@ -175,6 +187,7 @@ class Run:
                 "optimizer": p.optimizer.state_dict(), "scheduler": p.scheduler.state_dict() if p.scheduler else None,
                 "best_value": self.best_value, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
                 "epoch_gen_state": self.epoch_gen_state, "step_losses": self.step_losses,
+                "diag": self.diag.state() if self.diag is not None else self.diag_state,
                 "rng": {"torch": torch.get_rng_state(), "shuffle": self.gen.get_state(),
                         "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []}}
 
@@ -255,7 +268,8 @@ def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
     truncate_metrics(run_dir / "metrics.csv", ckpt["epoch"])
     return Run(cfg, run_dir, data, parts, device, threads, note, gen, epoch=ckpt["epoch"], step=ckpt["step"],
                epoch_gen_state=ckpt["epoch_gen_state"], step_losses=ckpt["step_losses"],
-               best_value=ckpt["best_value"], best_epoch=ckpt["best_epoch"], bad_epochs=ckpt["bad_epochs"])
+               best_value=ckpt["best_value"], best_epoch=ckpt["best_epoch"], bad_epochs=ckpt["bad_epochs"],
+               diag_state=ckpt.get("diag"))
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
@@ -285,14 +299,38 @@ def configure(path: Path, overrides: list[str] = (), name: str | None = None) ->
         raise e from None
 
 
-def fit(cfg: Config, config_dir: Path | None = None, log: Callable[[str], None] = print) -> dict:
+def fit(cfg: Config, config_dir: Path | None = None, log: Callable[[str], None] = print, **options: Any) -> dict:
     """Train per the config; return the summary that is also written to summary.json."""
     with catching_signals():
-        return train(start(cfg, config_dir), log)
+        return train(start(cfg, config_dir), log, **options)
 
 
-def train(run: Run, log: Callable[[str], None] = print) -> dict:
-    """The loop, from wherever `run` stands, then the test metrics of best.pt."""
+def train(run: Run, log: Callable[[str], None] = print, progress: Lines | None = None,
+          tensorboard: bool = False) -> dict:
+    """The loop, from wherever `run` stands, then the test metrics of best.pt and the run's plots.
+
+    progress: how epochs are shown (default: a line each through `log`); tensorboard: also write event files
+    under RUN/tensorboard (needs the tensorboard package)."""
+    progress = progress or Lines(log)
+    tb = _tensorboard(run) if tensorboard else None
+    try:
+        return _train(run, log, progress, tb)
+    finally:
+        progress.end()
+        if tb is not None:
+            tb.close()
+
+
+def _tensorboard(run: Run) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError("--tensorboard needs the tensorboard package: pip install -e \".[tensorboard]\"") from None
+    # purge_step drops events of epochs a resume runs again, so curves never double back
+    return SummaryWriter(str(run.run_dir / "tensorboard"), purge_step=run.epoch + 1 if run.epoch else None)
+
+
+def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> dict:
     cfg, data, parts, device = run.cfg, run.data, run.parts, run.device
     X = torch.as_tensor(data.X, device=device)
     y = torch.as_tensor(data.y, device=device)
@@ -316,6 +354,9 @@ def train(run: Run, log: Callable[[str], None] = print) -> dict:
     log(f"model: {' -> '.join([str(data.X.shape[1])] + [str(l.size) for l in cfg.model.resolved_layers()] + [str(parts.model.out.out_features)])}, "
         f"{table['total']:,} parameters ({table['trainable']:,} trainable)")
 
+    diag = run.diag = Diagnostics(parts.model, cfg, steps, Xva) if cfg.train.diagnostics else None
+    if diag is not None and run.step and run.diag_state:
+        diag.load_state(run.diag_state)
     fused = parts.fused
     # The compiled module shares the original's parameters: checkpoints and evaluation use the original.
     forward = torch.compile(parts.model) if cfg.train.compile else parts.model
@@ -324,6 +365,7 @@ def train(run: Run, log: Callable[[str], None] = print) -> dict:
     l1_weights = [m.weight for m in parts.model.modules() if isinstance(m, nn.Linear)] if cfg.train.l1 else []
     patience = cfg.train.patience
     t_start = time.perf_counter()
+    progress.begin(cfg.train.epochs, run.epoch, steps)
     while run.epoch < cfg.train.epochs and not (patience and run.bad_epochs >= patience):
         epoch = run.epoch + 1
         t0 = time.perf_counter()
@@ -355,6 +397,10 @@ def train(run: Run, log: Callable[[str], None] = print) -> dict:
                 nn.utils.clip_grad_norm_(parts.model.parameters(), cfg.train.grad_clip)
             parts.optimizer.step()
             run.step_losses[s] = loss.detach()
+            if diag is not None:
+                diag.after_step(s)
+            if s % 8 == 0:
+                progress.step(s)
             if (s + 1) % CHECK_EVERY == 0:  # a host sync every CHECK_EVERY steps, not every step
                 _check_diverged(run, s + 1 - CHECK_EVERY, s + 1, saver)
         _check_diverged(run, 0, steps, saver)
@@ -370,13 +416,21 @@ def train(run: Run, log: Callable[[str], None] = print) -> dict:
             run.best_value, run.best_epoch, run.bad_epochs = value, epoch, 0
         else:
             run.bad_epochs += 1
-        metrics_log.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()},
-                            "lr": lr, "seconds": time.perf_counter() - t0})
+        diag_values = diag.epoch_values() if diag is not None else {}
+        row = {"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}, "lr": lr,
+               **diag_values, "seconds": time.perf_counter() - t0}
+        metrics_log.append(row)
         if improved:
             saver.best_changed()
         shown = " ".join(f"{k}={v:.4f}" for k, v in val.items())
-        log(f"epoch {epoch:>3}/{cfg.train.epochs}  train_loss={train_loss:.4f}  val {shown}  lr={lr:.3g}"
-            + ("  *" if improved else ""))
+        progress.epoch(epoch, f"epoch {epoch:>3}/{cfg.train.epochs}  train_loss={train_loss:.4f}  val {shown}  "
+                              f"lr={lr:.3g}" + ("  *" if improved else ""), row)
+        for warning in diag.warnings(diag_values) if diag is not None else []:
+            log(f"warning (epoch {epoch}): {warning}")
+        if tb is not None:
+            for key, value in row.items():
+                if key not in ("epoch", "seconds"):
+                    tb.add_scalar(key.replace(".", "/"), value, epoch)
         early = bool(patience and run.bad_epochs >= patience)
         if early:
             log(f"early stop: {monitor} has not improved for {run.bad_epochs} epochs")
@@ -388,7 +442,7 @@ def train(run: Run, log: Callable[[str], None] = print) -> dict:
 
     best = load_checkpoint(run.run_dir / "best.pt")
     parts.model.load_state_dict(best["model"])
-    test = evaluate(parts.model, X[data.test], y[data.test], cfg, data.prep, parts.criterion)
+    test, scores = evaluate_with_scores(parts.model, X[data.test], y[data.test], cfg, data.prep, parts.criterion)
     test_base = M.baseline(data.task, truth(data.prep, data.y[data.test]), data.prep)
     summary = {"run_dir": str(run.run_dir), "best_epoch": run.best_epoch, "monitor": monitor,
                "best_value": run.best_value, "test": test, "test_baseline": test_base, "epochs_run": run.epoch,
@@ -396,9 +450,22 @@ def train(run: Run, log: Callable[[str], None] = print) -> dict:
                "rows": {"train": n, "val": len(data.val), "test": len(data.test)},
                "data": {"source": data.prep["source"], "sha256": data.prep["sha256"]}, "versions": versions()}
     write_json(run.run_dir / "summary.json", summary)
+    progress.end()
     log(f"best epoch {run.best_epoch} ({monitor}={run.best_value:.4f}); test metrics of best.pt:")
     log(format_metrics(test, test_base))
+    written = write_plots(run.run_dir, monitor, data.task, truth(data.prep, data.y[data.test]), scores,
+                          data.prep["classes"])
+    log(f"plots: {', '.join(p.name for p in written)} in {run.run_dir}")
     return summary
+
+
+def write_plots(run_dir: Path, monitor: str, task: str, y_true: np.ndarray, scores: np.ndarray,
+                classes: list | None) -> list[Path]:
+    """PNG plots in the run folder: curves from metrics.csv, and the test split's predictions."""
+    from .plots import curve_plots, prediction_plots
+
+    names = None if classes is None else [str(c) for c in classes]
+    return curve_plots(run_dir, monitor) + prediction_plots(run_dir, task, y_true, scores, names)
 
 
 CHECK_EVERY = 64

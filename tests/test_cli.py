@@ -41,10 +41,12 @@ def test_fit_json_and_run_folder_contents(trained, workdir):
     assert set(summary) >= {"run_dir", "best_epoch", "monitor", "best_value", "test"}
     assert set(summary["test"]) == {"accuracy", "f1_macro", "loss", "roc_auc"}
     run = workdir / summary["run_dir"]
-    assert {p.name for p in run.iterdir()} == {"config.yaml", "metrics.csv", "best.pt", "last.pt", "summary.json", "split.json"}
+    assert {p.name for p in run.iterdir()} == {"config.yaml", "metrics.csv", "best.pt", "last.pt", "summary.json", "split.json",
+                                               "curves.png", "diagnostics.png", "confusion_matrix.png", "roc.png", "pr.png"}
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert len(rows) == 3
-    assert list(rows[0]) == ["epoch", "train_loss", "val_accuracy", "val_f1_macro", "val_loss", "val_roc_auc", "lr", "seconds"]
+    assert list(rows[0]) == ["epoch", "train_loss", "val_accuracy", "val_f1_macro", "val_loss", "val_roc_auc", "lr",
+                             "grad_norm.fc1", "grad_norm.out", "dead_frac.fc1", "seconds"]
     ckpt = torch.load(run / "best.pt", weights_only=True)
     assert ckpt["epoch"] == summary["best_epoch"]
     assert {"model", "optimizer", "scheduler", "epoch", "best_value", "rng", "config", "prep"} <= set(ckpt)

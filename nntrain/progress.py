@@ -1,0 +1,65 @@
+"""How `fit` reports its epochs: plain lines (a pipe, a log file, --quiet) or a live rich progress bar."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+
+class Lines:
+    """One line per epoch; with quiet, none (the run's header, warnings and result still print)."""
+
+    def __init__(self, log: Callable[[str], None], quiet: bool = False):
+        self.log, self.quiet = log, quiet
+
+    def begin(self, epochs: int, done: int, steps: int) -> None:
+        pass
+
+    def step(self, s: int) -> None:
+        pass
+
+    def epoch(self, epoch: int, line: str, row: dict[str, Any]) -> None:
+        if not self.quiet:
+            self.log(line)
+
+    def end(self) -> None:
+        pass
+
+
+class Bar(Lines):
+    """A bar over epochs with the current loss, validation metric and learning rate; a second bar over
+    batches appears when an epoch takes more than a second. Epoch lines print above the bars."""
+
+    def __init__(self, console: Any, monitor: str):
+        super().__init__(lambda m: console.print(m, markup=False))
+        self.console, self.monitor = console, monitor
+        self.progress: Any = None
+
+    def begin(self, epochs: int, done: int, steps: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.steps = steps
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                                 console=self.console, transient=True)
+        self.progress.start()
+        self.epochs = self.progress.add_task("epoch", total=epochs, completed=done, info="")
+        self.batches = self.progress.add_task("batch", total=steps, visible=False, info="")
+        self.t0 = time.perf_counter()
+
+    def step(self, s: int) -> None:
+        if time.perf_counter() - self.t0 > 1.0:
+            self.progress.update(self.batches, completed=s, visible=True)
+
+    def epoch(self, epoch: int, line: str, row: dict[str, Any]) -> None:
+        self.log(line)
+        shown = row.get(self.monitor, row.get("val_loss"))
+        info = f"loss {row['train_loss']:.4f}  {self.monitor} {shown:.4f}  lr {row['lr']:.3g}"
+        self.progress.update(self.epochs, completed=epoch, info=info)
+        self.progress.update(self.batches, completed=0)
+        self.t0 = time.perf_counter()
+
+    def end(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
