@@ -16,10 +16,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Train neural networks on tabular data from a YAML config.")
 
 
-def _console(stderr: bool):
+def _console(stderr: bool, width: int | None = None):
+    """width: for tables, when the output is not a terminal (rich would cut them to 80 columns)."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if width and not console.is_terminal:
+        console.width = width
+    return console
 
 
 def _guard(fn: Callable[[], None]) -> None:
@@ -34,6 +38,9 @@ def _guard(fn: Callable[[], None]) -> None:
     except KeyboardInterrupt:  # before training started: nothing to save
         _console(True).print("interrupted", markup=False)
         raise typer.Exit(130) from None
+
+
+TABLE_WIDTH = 160
 
 
 def _print_json(obj: dict) -> None:
@@ -193,6 +200,77 @@ def predict(
         _console(True).print(f"{len(frame)} predictions written to {output}", markup=False)
 
     _guard(run)
+
+
+@app.command()
+def runs(
+    runs_dir: Path = typer.Argument(Path("runs"), help="the folder of run folders"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The runs under RUNS_DIR, newest first: model, optimizer, epochs, best value and test metric."""
+
+    def run() -> None:
+        from .listing import list_runs, runs_table
+
+        rows = list_runs(runs_dir)
+        if as_json:
+            keep = ("name", "task", "model", "optimizer", "scheduler", "epochs", "status", "monitor", "best_value", "test")
+            _print_json({"runs": [{**{k: r[k] for k in keep}, "path": str(r["path"]),
+                                   "started": r["started"].isoformat() if r["started"] else None} for r in rows]})
+            return
+        if not rows:
+            _console(False).print(f"no runs under {runs_dir}/", markup=False)
+            return
+        _console(False, width=TABLE_WIDTH).print(runs_table(rows))
+
+    _guard(run)
+
+
+@app.command()
+def compare(
+    run_dirs: List[Path] = typer.Argument(..., help="two or more run folders"),
+    output: Path = typer.Option(Path("compare.png"), "-o", "--output", help="where to write the overlaid curves (PNG)"),
+) -> None:
+    """Overlay several runs' curves (val loss, metric, lr) and table what differs in their configs and results."""
+
+    def run() -> None:
+        import pandas as pd
+
+        from .errors import UserError
+        from .listing import compare_table, read_run
+        from .plots import compare_plot
+        from .runs import resolve_run_dir
+
+        if len(run_dirs) < 2:
+            raise UserError("compare needs at least two run folders, e.g. nntrain compare runs/sgd runs/adam")
+        rows = [read_run(resolve_run_dir(str(p))) for p in run_dirs]
+        names = [r["name"] for r in rows]
+        if len(set(names)) < len(names):
+            names = [str(r["path"]) for r in rows]
+        frames = {}
+        for name, r in zip(names, rows):
+            if not (r["path"] / "metrics.csv").is_file() or not r["path"].joinpath("metrics.csv").stat().st_size:
+                raise UserError(f"{r['path']}: no finished epoch yet (metrics.csv is missing or empty)")
+            frames[name] = pd.read_csv(r["path"] / "metrics.csv")
+        if output.suffix.lower() != ".png":
+            raise UserError(f"-o {output}: the curves are written as PNG; name a .png file")
+        if not output.parent.is_dir():
+            raise UserError(f"-o {output}: folder {output.parent} does not exist")
+        metric = _compare_metric(rows[0])
+        compare_plot(frames, output, metric)
+        out = _console(False, width=TABLE_WIDTH)
+        out.print(compare_table(dict(zip(names, rows))))
+        out.print(f"curves (val_loss, {metric}, lr): {output}", markup=False)
+
+    _guard(run)
+
+
+def _compare_metric(row: dict) -> str:
+    """The monitored metric, or when that is the loss (already the first panel) the task's headline metric."""
+    monitor = row.get("monitor") or "val_loss"
+    if monitor != "val_loss":
+        return monitor
+    return "val_r2" if row.get("task") == "regression" else "val_accuracy"
 
 
 @app.command()

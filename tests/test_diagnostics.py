@@ -136,3 +136,38 @@ def test_tensorboard_event_files_hold_the_metrics(workdir, table_csv, cli):
     assert [e.step for e in logged] == [1, 2, 3]
     assert [e.value for e in logged] == pytest.approx([float(r["val_loss"]) for r in rows], rel=1e-5)
     assert "grad_norm/fc1" in events.Tags()["scalars"]
+
+
+def test_runs_and_compare_on_fresh_runs(workdir, table_csv, cli):
+    data = table_csv(n=150)
+    cfg = write_config(workdir / "c.yaml", data, train={"epochs": 3})
+    assert cli("fit", cfg, "optimizer.name=sgd", "optimizer.lr=0.1", "optimizer.momentum=0.9", "--name", "sgd").exit_code == 0
+    assert cli("fit", cfg, "--name", "adam").exit_code == 0
+
+    listing = cli("runs")
+    assert listing.exit_code == 0
+    lines = listing.stdout.splitlines()
+    adam, sgd = (next(i for i, l in enumerate(lines) if f" {n} " in l) for n in ("adam", "sgd"))
+    assert adam < sgd  # newest first
+    assert "sgd lr=0.1 m=0.9" in lines[sgd] and "3/3" in lines[sgd] and "accuracy=" in lines[sgd]
+
+    r = cli("compare", "runs/sgd", "runs/adam", "-o", "both.png")
+    assert r.exit_code == 0, r.stderr
+    assert (workdir / "both.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = {l.split("│")[1].strip(): [c.strip() for c in l.split("│")[2:4]] for l in r.stdout.splitlines() if l.count("│") == 4}
+    assert table["optimizer.name"] == ["sgd", "adam"]
+    assert table["optimizer.momentum"] == ["0.9", "-"]
+    assert "test accuracy" in table and "name" not in table
+
+
+@pytest.mark.parametrize("args, message", [
+    (["compare", "runs/a"], "at least two run folders"),
+    (["compare", "runs/a", "runs/nope"], "run folder not found: runs/nope"),
+    (["compare", "runs/a", "runs/a", "-o", "x.txt"], "name a .png file"),
+    (["runs", "elsewhere"], "runs folder not found"),
+])
+def test_runs_and_compare_refuse_bad_input(workdir, table_csv, cli, args, message):
+    cfg = write_config(workdir / "c.yaml", table_csv(n=100), train={"epochs": 1})
+    assert cli("fit", cfg, "--name", "a").exit_code == 0
+    r = cli(*args)
+    assert r.exit_code == 2 and message in r.stderr and "Traceback" not in r.stderr
