@@ -13,6 +13,7 @@ caches or allocator state:
                     shuffle=True, zero_grad/backward/step, validation batch by batch with .item()
   autograd          a bare loop: tensors in memory, one randperm per epoch, slices, no per-step .item()
   nntrain-fused     nntrain's own loop (nntrain.train.start + train) with train.engine: fused
+  nntrain-fused-nodiag  the same with train.diagnostics: false (what the per-layer diagnostics cost)
   nntrain-autograd  the same with train.engine: autograd
   lightning         a LightningModule + Trainer      (only with `pip install -e ".[bench]"`)
   skorch            a NeuralNetClassifier            (only with `pip install -e ".[bench]"`)
@@ -57,8 +58,8 @@ REAL_PHONE = SHARED / "data" / "phone_price.csv"
 SYNTHETIC_PHONE = REPO / "data" / "phone_price.csv"
 REFERENCE_SCRIPT = SHARED / "phone_reference.py"
 
-LOOPS = ["reference", "autograd", "nntrain-fused", "nntrain-autograd", "lightning", "skorch"]
-REQUIRED = LOOPS[:4]  # the ones that need nothing beyond nntrain's own dependencies
+LOOPS = ["reference", "autograd", "nntrain-fused", "nntrain-fused-nodiag", "nntrain-autograd", "lightning", "skorch"]
+REQUIRED = LOOPS[:5]  # the ones that need nothing beyond nntrain's own dependencies
 EXTRA = {"lightning": "lightning", "skorch": "skorch"}  # loop -> module that must be importable
 RESULT_PREFIX = "BENCH-RESULT "  # frameworks print their own chatter; the parent looks for this line only
 
@@ -260,7 +261,7 @@ def nntrain_fractions(n_rows: int) -> tuple[float, float, int, int]:
     return (n_test - 0.5) / n_rows, (n_val - 0.5) / (n_rows - n_test), n_rows - n_test - n_val, n_val
 
 
-def loop_nntrain(s: Setting, table: str, engine: str) -> dict:
+def loop_nntrain(s: Setting, table: str, variant: str) -> dict:
     """nntrain's loop through its library, as `nntrain fit` runs it; the per-epoch seconds are the ones it
     writes to metrics.csv (training + validation of the epoch, without checkpoint writes)."""
     import csv
@@ -268,6 +269,7 @@ def loop_nntrain(s: Setting, table: str, engine: str) -> dict:
     from nntrain.config import load_config
     from nntrain.train import start, train
 
+    engine = variant.removesuffix("-nodiag")
     with tempfile.TemporaryDirectory(prefix="nntrain-bench-runs-") as runs:
         if table is None:  # run on its own (--loop nntrain-* --setting 1m without --table)
             table = write_synthetic(s, Path(runs))
@@ -284,7 +286,8 @@ def loop_nntrain(s: Setting, table: str, engine: str) -> dict:
             "loss": "cross_entropy",
             "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9},
             "scheduler": {"name": "none"},
-            "train": {"epochs": s.epochs, "batch_size": s.batch, "engine": engine},
+            "train": {"epochs": s.epochs, "batch_size": s.batch, "engine": engine,
+                      "diagnostics": not variant.endswith("-nodiag")},
         })
         run = start(cfg)
         summary = train(run, log=lambda line: None)

@@ -114,7 +114,8 @@ def curve_plots(run_dir: Path, monitor: str) -> list[Path]:
     panels = {p: [c for c in df.columns if c.startswith(p + ".")] for p in DIAGNOSTICS}
     panels = {p: cols for p, cols in panels.items() if cols}
     if panels:
-        fig = _figure((6.0, 2.5 + 1.5 * len(panels)))
+        fig = _figure((7.5, 1.0 + 2.2 * len(panels)))
+        fig.subplots_adjust(left=0.12, right=0.85, top=1 - 0.45 / fig.get_figheight(), bottom=0.55 / fig.get_figheight())
         axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
         for ax, (prefix, cols) in zip(axes, panels.items()):
             log = prefix == "grad_norm"  # norms span decades; fractions live in [0, 1]
@@ -127,8 +128,8 @@ def curve_plots(run_dir: Path, monitor: str) -> list[Path]:
             elif not log:
                 ax.set_ylim(-0.02, 1.02)
             _style(ax, DIAGNOSTICS[prefix], "", DIAGNOSTICS[prefix])
-            if ax.lines:
-                ax.legend(fontsize="small")
+            if ax.lines:  # beside the axes: with many layers a legend inside hides the lines
+                ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
         axes[-1].set_xlabel("epoch")
         written.append(_save(fig, run_dir / "diagnostics.png"))
     return written

@@ -21,7 +21,7 @@ def test_bench_tiny_runs_and_prints_every_loop():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for setting in ("phone", "1m"):
         assert re.search(rf"^### {setting}:", proc.stdout, re.M), proc.stdout
-    for loop in ("reference", "autograd", "nntrain-fused", "nntrain-autograd"):
+    for loop in ("reference", "autograd", "nntrain-fused", "nntrain-fused-nodiag", "nntrain-autograd"):
         # | loop | training rows | validation rows | threads | ms per epoch | samples/s | vs reference |
         rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith(f"| {loop} |")]
         assert len(rows) == 2, (loop, proc.stdout)  # one per setting

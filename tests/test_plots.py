@@ -68,7 +68,7 @@ def test_curve_plots_with_diagnostics(tmp_path):
     written = curve_plots(run, "val_accuracy")
     assert sorted(p.name for p in written) == ["curves.png", "diagnostics.png"]
     assert_png(run / "curves.png", WIDE)
-    assert_png(run / "diagnostics.png", (700, 600, 4))  # three stacked panels: 6 x (2.5 + 3 * 1.5)
+    assert_png(run / "diagnostics.png", (760, 750, 4))  # three stacked panels: 7.5 x (1 + 3 * 2.2) inches
     no_tmp_left(tmp_path)
 
 
@@ -85,7 +85,7 @@ def test_curve_plots_one_diagnostic_panel_and_missing_columns(tmp_path):
     df = metrics_frame()[["epoch", "grad_norm.fc1", "grad_norm.fc2"]]  # no losses, no monitor, no lr
     run = write_metrics(tmp_path / "run", df)
     assert [p.name for p in curve_plots(run, "val_f1_macro")] == ["curves.png", "diagnostics.png"]
-    assert_png(run / "diagnostics.png", (400, 600, 4))  # one panel: 6 x (2.5 + 1.5)
+    assert_png(run / "diagnostics.png", (320, 750, 4))  # one panel: 7.5 x (1 + 2.2)
 
 
 def test_binary_writes_confusion_roc_pr(tmp_path):
