@@ -171,3 +171,14 @@ def test_runs_and_compare_refuse_bad_input(workdir, table_csv, cli, args, messag
     assert cli("fit", cfg, "--name", "a").exit_code == 0
     r = cli(*args)
     assert r.exit_code == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_regression_fit_writes_its_plots(workdir, table_csv, cli):
+    cfg = write_config(workdir / "c.yaml", table_csv(n=120, task="regression"), train={"epochs": 2})
+    r = cli("fit", cfg)
+    assert r.exit_code == 0, r.stderr
+    run = workdir / "runs" / "t"
+    for name in ("curves.png", "diagnostics.png", "pred_vs_true.png", "residuals.png"):
+        assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert not (run / "confusion_matrix.png").exists()
+    assert "plots: curves.png, diagnostics.png, pred_vs_true.png, residuals.png" in r.stdout
