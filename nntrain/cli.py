@@ -203,6 +203,48 @@ def predict(
 
 
 @app.command()
+def sweep(
+    config: Path = typer.Argument(..., help="a YAML config with a sweep: section"),
+    overrides: Optional[List[str]] = typer.Argument(None, help="dotted KEY=VALUE overrides of the base config"),
+    trials: Optional[int] = typer.Option(None, "--trials", help="trials in the study in all (default: sweep.trials)"),
+    storage: Optional[str] = typer.Option(None, "--storage", help="sqlite:///FILE (default RUNS/sweeps.db) or postgresql://..."),
+    study: Optional[str] = typer.Option(None, "--study", help="study name (default: the config's name)"),
+    grid: bool = typer.Option(False, "--grid", help="run every combination of the listed values"),
+    as_json: bool = typer.Option(False, "--json", help="print the results as one JSON object on stdout"),
+) -> None:
+    """Search the config keys listed under sweep: with Optuna; start it on more machines to share the study."""
+
+    def run() -> None:
+        from .errors import UserError
+
+        try:
+            from .sweep import sweep as run_sweep
+        except ImportError as e:
+            raise UserError(f"nntrain sweep needs Optuna ({e}): pip install -e \".[sweep]\"") from None
+        out = _console(stderr=as_json)
+        result = run_sweep(config, list(overrides or []), trials, storage, study, grid,
+                           log=lambda m: out.print(m, markup=False))
+        if as_json:
+            _print_json(result)
+            return
+        _print_sweep(result, out)
+
+    _guard(run)
+
+
+def _print_sweep(result: dict, out) -> None:
+    counts = ", ".join(f"{n} {state}" for state, n in result["trials"].items())
+    out.print(f"study {result['study']}: {counts}; trials.csv, sweep.json in {result['root']}", markup=False)
+    if "best_trial" in result:
+        shown = " ".join(f"{k}={v}" for k, v in result["best_params"].items())
+        out.print(f"best: trial {result['best_trial']} ({shown}) {result['best_value']:.4f}, run {result['best_run']}",
+                  markup=False)
+        out.print(f"its config: {result['best_config']} (nntrain fit {result['best_config']})", markup=False)
+    if result["plots"]:
+        out.print(f"plots: {', '.join(Path(p).name for p in result['plots'])}", markup=False)
+
+
+@app.command()
 def runs(
     runs_dir: Path = typer.Argument(Path("runs"), help="the folder of run folders"),
     as_json: bool = typer.Option(False, "--json"),

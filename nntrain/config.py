@@ -167,6 +167,9 @@ class Config(Strict):
     optimizer: Spec = Field(default_factory=lambda: {"name": "adam", "lr": 0.001})
     scheduler: Spec = Field(default_factory=lambda: {"name": "none"})
     train: TrainConfig = Field(default_factory=TrainConfig)
+    sweep: dict[str, Any] | None = Field(
+        None, description="`nntrain sweep`'s search space (dotted key: [values] or {low, high, log, step}) and its "
+                          "trials, direction and pruner; `fit` ignores it")
 
     @field_validator("device")
     @classmethod

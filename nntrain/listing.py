@@ -83,6 +83,9 @@ def read_run(path: Path) -> dict:
         raise UserError(f"run folder {path}: summary.json is not an object")
     summary = summary or {}
     status = "done" if summary else "stopped" if (path / "last.pt").is_file() else "empty"
+    stopped = str(summary.get("stopped") or "")
+    if stopped:  # finished before train.epochs: say so, or it passes for a short run
+        status = "pruned" if stopped.startswith("pruned") else "early stop"
     run = summary.get("epochs_run")
     run = run if isinstance(run, int) else _metrics_rows(path / "metrics.csv")
     task = summary.get("task") or "-"

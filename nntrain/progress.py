@@ -18,9 +18,11 @@ class Lines:
     def step(self, s: int) -> None:
         pass
 
-    def epoch(self, epoch: int, line: str, row: dict[str, Any]) -> None:
+    def epoch(self, epoch: int, line: str, row: dict[str, Any]) -> str | None:
+        """Show the finished epoch; a reason returned here stops the run after it (a sweep's pruner)."""
         if not self.quiet:
             self.log(line)
+        return None
 
     def end(self) -> None:
         pass

@@ -364,6 +364,7 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
     saver = Saver(run)
     l1_weights = [m.weight for m in parts.model.modules() if isinstance(m, nn.Linear)] if cfg.train.l1 else []
     patience = cfg.train.patience
+    stopped = None  # why the run ended before train.epochs, if it did
     t_start = time.perf_counter()
     progress.begin(cfg.train.epochs, run.epoch, steps)
     while run.epoch < cfg.train.epochs and not (patience and run.bad_epochs >= patience):
@@ -423,8 +424,9 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
         if improved:
             saver.best_changed()
         shown = " ".join(f"{k}={v:.4f}" for k, v in val.items())
-        progress.epoch(epoch, f"epoch {epoch:>3}/{cfg.train.epochs}  train_loss={train_loss:.4f}  val {shown}  "
-                              f"lr={lr:.3g}" + ("  *" if improved else ""), row)
+        # progress may ask the run to stop here (a sweep's pruner): the run then ends as an early stop does
+        stop = progress.epoch(epoch, f"epoch {epoch:>3}/{cfg.train.epochs}  train_loss={train_loss:.4f}  val {shown}  "
+                                     f"lr={lr:.3g}" + ("  *" if improved else ""), row)
         for warning in diag.warnings(diag_values) if diag is not None else []:
             log(f"warning (epoch {epoch}): {warning}")
         if tb is not None:
@@ -433,11 +435,17 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
                     tb.add_scalar(key.replace(".", "/"), value, epoch)
         early = bool(patience and run.bad_epochs >= patience)
         if early:
-            log(f"early stop: {monitor} has not improved for {run.bad_epochs} epochs")
-        if early or epoch == cfg.train.epochs or SIGNALS.signum is not None or saver.due():
+            stopped = f"early stop: {monitor} has not improved for {run.bad_epochs} epochs"
+            log(stopped)
+        if stop:
+            stopped = stop
+            log(f"stopped: {stop}")
+        if early or stop or epoch == cfg.train.epochs or SIGNALS.signum is not None or saver.due():
             saver.save()
         if SIGNALS.signum is not None:
             raise Interrupted(SIGNALS.signum, run.run_dir, run.epoch, 0)
+        if stop:
+            break
     seconds = time.perf_counter() - t_start
 
     best = load_checkpoint(run.run_dir / "best.pt")
@@ -446,7 +454,7 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
     test_base = M.baseline(data.task, truth(data.prep, data.y[data.test]), data.prep)
     summary = {"run_dir": str(run.run_dir), "best_epoch": run.best_epoch, "monitor": monitor,
                "best_value": run.best_value, "test": test, "test_baseline": test_base, "epochs_run": run.epoch,
-               "train_seconds": round(seconds, 3), "task": data.task,
+               "stopped": stopped, "train_seconds": round(seconds, 3), "task": data.task,
                "rows": {"train": n, "val": len(data.val), "test": len(data.test)},
                "data": {"source": data.prep["source"], "sha256": data.prep["sha256"]}, "versions": versions()}
     write_json(run.run_dir / "summary.json", summary)

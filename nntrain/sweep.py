@@ -1,0 +1,434 @@
+"""`nntrain sweep`: an Optuna study over any config keys. Each trial is a normal run folder under
+runs/STUDY/; the study lives in a database (SQLite in runs/ by default, PostgreSQL to share it across
+machines), so any number of `nntrain sweep` processes can work on one study.
+
+Optuna hands out trials, but on SQLite two processes can pop the same one (its docs advise against SQLite
+for parallel work), and a worker cannot know how many trials the others started. So the step "are there
+fewer than N trials? then start one" runs under a lock: a file lock beside the SQLite file, a PostgreSQL
+advisory lock on a server. Within it, the grid sampler sees every running trial, so no grid point runs twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import inspect
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import yaml
+
+from .config import MAXIMIZE, Config, load_config, monitor_name, to_plain
+from .errors import UserError, did_you_mean
+from .progress import Lines
+
+SETTINGS = ("trials", "direction", "pruner")
+PRUNERS = {"none": "NopPruner", "median": "MedianPruner", "percentile": "PercentilePruner",
+           "hyperband": "HyperbandPruner", "successive_halving": "SuccessiveHalvingPruner",
+           "threshold": "ThresholdPruner"}
+DEFAULT_TRIALS = 20
+
+
+@dataclass
+class Dimension:
+    key: str  # a dotted config key
+    choices: list[str] | None = None  # values as YAML flow text: Optuna's categorical values must be scalars
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+
+    @property
+    def is_int(self) -> bool:
+        return all(isinstance(v, int) and not isinstance(v, bool) for v in (self.low, self.high, self.step or 1))
+
+    def grid(self) -> list[str] | None:
+        """Every value --grid runs, or None for a continuous range."""
+        if self.choices is not None:
+            return self.choices
+        if self.step is None:
+            return None
+        n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        return [flow(self.low + i * self.step if self.is_int else round(self.low + i * self.step, 12)) for i in range(n)]
+
+
+def flow(value: Any) -> str:
+    """A value as an override's right-hand side: [64, 128], adam, 0.001."""
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+
+
+@dataclass
+class Plan:
+    base: dict  # the resolved config without its sweep section
+    dims: list[Dimension]
+    trials: int
+    direction: str
+    pruner: dict
+    monitor: str
+
+
+def plan(cfg: Config, trials: int | None = None, grid: bool = False) -> Plan:
+    """The sweep section checked as a whole: every problem at once, each value tried against the config."""
+    section = cfg.sweep
+    if not section:
+        raise UserError("the config has no sweep section; add one, e.g. sweep: {optimizer.lr: {low: 1e-4, high: 1e-1, "
+                        "log: true}, trials: 20}")
+    base = to_plain(cfg)
+    base.pop("sweep")
+    monitor = monitor_name(cfg)
+    problems: list[str] = []
+    dims = []
+    for key, spec in section.items():
+        if key in SETTINGS:
+            continue
+        dim, found = _dimension(key, spec, base)
+        problems += found
+        if dim is not None:
+            dims.append(dim)
+    if not dims and not problems:
+        problems.append("sweep: no key to search over; add one, e.g. optimizer.lr: {low: 1e-4, high: 1e-1, log: true}")
+    direction = str(section.get("direction", "auto")).lower()
+    wanted = "maximize" if monitor in MAXIMIZE else "minimize"
+    if direction == "auto":
+        direction = wanted
+    elif direction not in ("minimize", "maximize"):
+        problems.append(f"sweep.direction={direction}: choose auto, minimize or maximize")
+    elif direction != wanted:
+        problems.append(f"sweep.direction={direction}: train.monitor={monitor} is better when "
+                        f"{'higher' if wanted == 'maximize' else 'lower'}; use direction: auto")
+    pruner = section.get("pruner", "median")
+    pruner = {"name": pruner} if isinstance(pruner, str) else pruner
+    problems += _pruner_problems(pruner)
+    n = trials if trials is not None else section.get("trials", DEFAULT_TRIALS)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        problems.append(f"sweep.trials={n}: must be a whole number of at least 1")
+    if grid and not problems:
+        continuous = [d.key for d in dims if d.grid() is None]
+        if continuous:
+            problems.append(f"--grid runs every combination of listed values; {', '.join(continuous)} "
+                            f"{'is a range' if len(continuous) == 1 else 'are ranges'} without a step: give a list "
+                            f"of values or a step")
+        else:
+            size = math.prod(len(d.grid()) for d in dims)
+            n = size if trials is None else min(n, size)
+    if problems:
+        raise UserError(problems, header=f"{len(problems)} problem(s) in the sweep section:")
+    return Plan(base, dims, n, direction, pruner, monitor)
+
+
+def _dimension(key: str, spec: Any, base: dict) -> tuple[Dimension | None, list[str]]:
+    where = f"sweep.{key}"
+    if key in ("name", "runs_dir", "sweep"):
+        return None, [f"{where}: {key} is set by the sweep itself and cannot be searched"]
+    if isinstance(spec, list):
+        if not spec:
+            return None, [f"{where}: the list of values is empty"]
+        dim = Dimension(key, choices=[flow(v) for v in spec])
+        tried = dim.choices
+    elif isinstance(spec, dict):
+        unknown = [k for k in spec if k not in ("low", "high", "log", "step")]
+        if unknown:
+            return None, [f"{where}.{k}: a range takes low, high, log and step{did_you_mean(k, ['low', 'high', 'log', 'step'])}"
+                          for k in unknown]
+        low, high, log, step = spec.get("low"), spec.get("high"), bool(spec.get("log", False)), spec.get("step")
+        numbers = [v for v in (low, high) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(numbers) < 2:
+            return None, [f"{where}: a range needs numbers low and high, e.g. {{low: 1e-4, high: 1e-1, log: true}}"]
+        if not low < high:
+            return None, [f"{where}: low ({low}) must be below high ({high})"]
+        if log and low <= 0:
+            return None, [f"{where}: a log range needs low above 0 (got {low})"]
+        if step is not None and (log or not isinstance(step, (int, float)) or step <= 0):
+            return None, [f"{where}.step={step}: a step must be a positive number, and a log range takes none"]
+        dim = Dimension(key, low=low, high=high, log=log, step=step)
+        tried = [flow(low), flow(high)]
+    else:
+        return None, [f"{where}={spec!r}: give a list of values, e.g. [sgd, adam], or a range {{low: ..., high: ...}}"]
+    problems: dict[str, str] = {}  # a problem of the key itself (an unknown key) is told once, not per value
+    for value in tried:  # each value must make a valid config on its own, as a trial would build it
+        try:
+            load_config(None, [f"{key}={value}"], raw=_copy(base))
+        except UserError as e:
+            for p in e.problems:
+                inner = p.removesuffix(" (from the command line)")
+                told = f"sweep.{inner}" if inner.startswith((f"{key}:", f"{key}=")) else f"{where}={value}: {inner}"
+                problems.setdefault(inner, told)
+    return dim, list(problems.values())
+
+
+def _copy(base: dict) -> dict:
+    return yaml.safe_load(yaml.safe_dump(base))
+
+
+def _pruner_problems(spec: Any) -> list[str]:
+    if not isinstance(spec, dict) or "name" not in spec:
+        return [f"sweep.pruner={spec!r}: give a name ({', '.join(PRUNERS)}) or {{name: median, n_warmup_steps: 5}}"]
+    name = str(spec["name"]).lower()
+    if name not in PRUNERS:
+        return [f"sweep.pruner.name={spec['name']}: unknown pruner{did_you_mean(name, PRUNERS)}; choose one of: "
+                f"{', '.join(PRUNERS)}"]
+    import optuna
+
+    cls = getattr(optuna.pruners, PRUNERS[name])
+    kwargs = {k: v for k, v in spec.items() if k != "name"}
+    try:
+        inspect.signature(cls).bind(**kwargs)
+        cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        return [f"sweep.pruner: {name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) is invalid: {e}"]
+    return []
+
+
+# ---------------------------------------------------------------- storage and the claim lock
+
+
+def storage_url(url: str | None, runs_dir: str) -> str:
+    if url is None:
+        return f"sqlite:///{(Path(runs_dir) / 'sweeps.db').resolve()}"
+    if url.startswith("sqlite:///") or url.startswith(("postgresql://", "postgresql+psycopg2://")):
+        return url
+    raise UserError(f"--storage {url}: use sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+
+
+@contextlib.contextmanager
+def claim_lock(url: str, study: str) -> Iterator[None]:
+    """Held while a worker counts the study's trials and starts one."""
+    if url.startswith("sqlite:///"):
+        with open(url.removeprefix("sqlite:///") + ".lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+        return
+    import sqlalchemy as sa
+
+    key = int(hashlib.sha256(f"nntrain-sweep:{study}".encode()).hexdigest()[:15], 16)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+    finally:
+        engine.dispose()
+
+
+def _grid_sampler() -> type:
+    from optuna.samplers import GridSampler
+
+    class Grid(GridSampler):
+        """GridSampler stops the study when the grid is used up, which only works inside study.optimize; here
+        the trial count under the claim lock ends the sweep instead."""
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            pass
+
+    return Grid
+
+
+def _Grid(space: dict) -> Any:  # noqa: N802 - a class made on first use, so importing this module needs no optuna
+    return _grid_sampler()(space)
+
+
+def open_study(url: str, name: str, p: Plan, grid: bool) -> Any:
+    """Created or loaded under the claim lock: two workers starting at once on a new SQLite file would both try to
+    create its tables."""
+    with claim_lock(url, name):
+        return _open_study(url, name, p, grid)
+
+
+def _open_study(url: str, name: str, p: Plan, grid: bool) -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    kwargs = {"engine_kwargs": {"connect_args": {"timeout": 60}}} if url.startswith("sqlite") else {}
+    try:
+        storage = optuna.storages.RDBStorage(url, **kwargs)
+    except ImportError as e:
+        raise UserError(f"--storage {url}: {e}; pip install -e \".[sweep]\" installs the PostgreSQL driver") from None
+    except Exception as e:  # a server that cannot be reached, a bad password: sqlalchemy's many error types
+        raise UserError(f"--storage {url}: cannot open it: {str(e).splitlines()[0]}") from None
+    if grid:
+        sampler = _Grid({d.key: d.grid() for d in p.dims})
+    else:
+        sampler = optuna.samplers.TPESampler()
+    pruner_spec = dict(p.pruner)
+    pruner = getattr(optuna.pruners, PRUNERS[str(pruner_spec.pop("name")).lower()])(**pruner_spec)
+    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
+                                direction=p.direction, load_if_exists=True)
+    if study.direction.name.lower() != p.direction:
+        raise UserError(f"study {name} in {url} was made to {study.direction.name.lower()}; this config asks to "
+                        f"{p.direction}: use another --study")
+    return study
+
+
+# ---------------------------------------------------------------- trials
+
+
+class Pruning(Lines):
+    """Reports each epoch's monitored value to Optuna; a pruned trial stops as an early stop does."""
+
+    def __init__(self, trial: Any, monitor: str, pruner: str):
+        super().__init__(lambda m: None, quiet=True)
+        self.trial, self.monitor, self.pruner = trial, monitor, pruner
+
+    def epoch(self, epoch: int, line: str, row: dict[str, Any]) -> str | None:
+        value = row[self.monitor]
+        if math.isfinite(value):
+            self.trial.report(value, epoch)
+        if self.trial.should_prune():
+            return f"pruned by the sweep's {self.pruner} pruner at epoch {epoch} ({self.monitor}={value:.4f})"
+        return None
+
+
+def sweep(path: Path, overrides: list[str], trials: int | None, storage: str | None, study_name: str | None,
+          grid: bool, log: Callable[[str], None]) -> dict:
+    """Run trials until the study holds the requested number; return the study's results."""
+    import optuna
+
+    from .stopping import Diverged, catching_signals
+    from .train import configure, start, train
+
+    cfg = configure(path, overrides)
+    p = plan(cfg, trials, grid)
+    name = study_name or cfg.name
+    url = storage_url(storage, cfg.runs_dir)
+    root = Path(cfg.runs_dir) / name
+    root.mkdir(parents=True, exist_ok=True)
+    study = open_study(url, name, p, grid)
+    log(f"study {name} in {url}: {p.trials} trials in all, {p.direction} {p.monitor}; "
+        f"{'grid' if grid else 'TPE'} sampler, {p.pruner['name']} pruner; run folders under {root}/")
+    ran = 0
+    with catching_signals():
+        while True:
+            with claim_lock(url, name):
+                if len(study.get_trials(deepcopy=False)) >= p.trials:
+                    break
+                trial = study.ask()
+            params = {d.key: _suggest(trial, d) for d in p.dims}
+            raw = _copy(p.base)
+            raw["runs_dir"] = str(root)
+            tcfg = load_config(None, [f"{k}={v}" for k, v in params.items()], raw=raw, name=f"trial-{trial.number:04d}")
+            t0 = time.perf_counter()
+            try:
+                run = start(tcfg, path.parent)
+                trial.set_user_attr("run_dir", str(run.run_dir))
+                summary = train(run, log=lambda m: None, progress=Pruning(trial, p.monitor, p.pruner["name"]))
+            except Diverged as e:  # recorded as failed; the sweep goes on (a high lr is what sweeps try)
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                log(f"trial {trial.number}: failed: {e}")
+                continue
+            except BaseException:  # a signal or a bad data value: the trial is marked failed, the sweep stops
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                raise
+            shown = " ".join(f"{k}={_short(v)}" for k, v in params.items())
+            if (summary["stopped"] or "").startswith("pruned"):
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                log(f"trial {trial.number}: {shown} -> {summary['stopped']}")
+            else:
+                study.tell(trial, summary["best_value"])
+                log(f"trial {trial.number}: {shown} -> {p.monitor}={summary['best_value']:.4f} "
+                    f"(test {_headline(summary)}; {time.perf_counter() - t0:.1f} s)")
+            ran += 1
+    return finish(study, root, p, log) | {"ran_here": ran}
+
+
+def _suggest(trial: Any, d: Dimension) -> str:
+    if d.choices is not None:
+        return trial.suggest_categorical(d.key, d.choices)
+    if d.is_int:
+        return flow(trial.suggest_int(d.key, d.low, d.high, step=d.step or 1, log=d.log))
+    return flow(trial.suggest_float(d.key, float(d.low), float(d.high), step=d.step, log=d.log))
+
+
+def _short(value: str) -> str:
+    """0.0025965878327835817 -> 0.002597 in what a person reads; the trial itself uses the full value."""
+    try:
+        return f"{float(value):.4g}" if any(c in value for c in ".e") else value
+    except ValueError:
+        return value
+
+
+def _headline(summary: dict) -> str:
+    test = summary["test"]
+    key = "r2" if summary["task"] == "regression" else "accuracy"
+    return f"{key}={test[key]:.4f}"
+
+
+# ---------------------------------------------------------------- results
+
+
+def finish(study: Any, root: Path, p: Plan, log: Callable[[str], None]) -> dict:
+    """The trials table, the best trial's config as a ready YAML, and Optuna's plots, all under runs/STUDY/."""
+    import optuna
+
+    from .runs import write_json
+
+    trials = study.get_trials(deepcopy=False)
+    states = {s: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
+    counts = {s.name.lower(): n for s, n in states.items() if n}
+    frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs", "duration"))
+    _atomic(root / "trials.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    result: dict[str, Any] = {"study": study.study_name, "trials": counts, "root": str(root)}
+    done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if done:
+        best = study.best_trial
+        best_cfg = yaml.safe_load((Path(best.user_attrs["run_dir"]) / "config.yaml").read_text())
+        best_cfg["name"] = f"{study.study_name}-best"
+        best_cfg["runs_dir"] = p.base["runs_dir"]
+        header = (f"# The best trial of sweep {study.study_name}: trial {best.number}, {p.monitor}={best.value:.6g}\n"
+                  f"# ({', '.join(f'{k}={v}' for k, v in best.params.items())}). Train it: nntrain fit THIS_FILE\n")
+        _atomic(root / "best.yaml", lambda tmp: tmp.write_text(header + yaml.safe_dump(best_cfg, sort_keys=False)))
+        result.update(best_trial=best.number, best_value=best.value, best_params=best.params,
+                      best_run=best.user_attrs["run_dir"], best_config=str(root / "best.yaml"))
+    result["plots"] = [str(f) for f in _plots(study, root)] if done else []
+    write_json(root / "sweep.json", result)
+    return result
+
+
+def _plots(study: Any, root: Path) -> list[Path]:
+    """Optuna's own matplotlib plots; one that cannot be drawn (importances with one trial) is left out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ov
+
+    written = []
+    names = {"optimization_history": ov.plot_optimization_history, "param_importances": ov.plot_param_importances,
+             "parallel_coordinate": ov.plot_parallel_coordinate, "slice": ov.plot_slice,
+             "intermediate_values": ov.plot_intermediate_values}
+    for name, fn in names.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "experimental" notices on every call
+            try:
+                axes = fn(study)
+            except (ValueError, RuntimeError, ZeroDivisionError):
+                continue
+        ax = axes.flat[0] if hasattr(axes, "flat") else axes
+        fig = ax.figure
+        fig.set_size_inches(max(fig.get_size_inches()[0], 8), max(fig.get_size_inches()[1], 5))
+        out = root / f"{name}.png"
+        _atomic(out, lambda tmp: fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight"))
+        plt.close(fig)
+        written.append(out)
+    return written
+
+
+def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+

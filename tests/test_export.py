@@ -1,0 +1,194 @@
+"""nntrain export: the ONNX / TorchScript file, with the preprocessing folded in, matches nntrain predict."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from nntrain.cli import app
+from nntrain.errors import UserError
+from nntrain.export import Standardize, export_run, sidecar_path
+from nntrain.inference import load_run, predict_frame
+
+from .conftest import make_table, write_config
+
+# name -> (make_table arguments, config sections). Together they reach every branch of to_proba and the layers
+# export has to treat specially (rrelu, batch norm, dropout, prelu).
+CASES = {
+    "multiclass": ({"task": "multiclass"}, {}),
+    "binary": ({"task": "binary"}, {}),  # string labels, two logits
+    "binary_bce": ({"task": "binary"}, {"loss": {"name": "bce"}}),  # one logit -> the sigmoid pair
+    "binary_bce_batch_norm": ({"task": "binary"}, {"loss": {"name": "bce"}, "model": {
+        "hidden": [8, 4], "batch_norm": True, "activation": "gelu"}}),
+    "multiclass_nll": ({"task": "multiclass"}, {"loss": {"name": "nll"}, "model": {"hidden": None,
+        "layers": [{"size": 8, "activation": "rrelu", "dropout": 0.2}, {"size": 6, "activation": "prelu", "batch_norm": True}],
+        "output_activation": {"name": "log_softmax"}}}),
+    "regression": ({"task": "regression"}, {}),
+    "regression_impute": ({"task": "regression", "missing": True}, {"data": {"impute": "median"}}),
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Runs trained once per module, on demand: name -> (run folder, data CSV)."""
+    root = tmp_path_factory.mktemp("export")
+    runner = CliRunner()
+    done: dict[str, tuple[Path, Path]] = {}
+
+    def get(name: str) -> tuple[Path, Path]:
+        if name not in done:
+            table_kw, sections = CASES[name]
+            df = make_table(n=200, task=table_kw["task"], cat=table_kw.get("cat", False))
+            if table_kw.get("missing"):
+                df.loc[df.index[::9], "b"] = np.nan
+            data = root / f"{name}.csv"
+            df.to_csv(data, index=False)
+            cfg = write_config(root / f"{name}.yaml", data, name=name, runs_dir=str(root / "runs"), **sections)
+            result = runner.invoke(app, ["fit", str(cfg), "--json", "--quiet"])
+            assert result.exit_code == 0, result.output
+            done[name] = (Path(json.loads(result.stdout.strip().splitlines()[-1])["run_dir"]), data)
+        return done[name]
+
+    return get
+
+
+def raw_test_rows(run_dir: Path, data: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(the test split's raw feature rows as float32, their row indices, prep)."""
+    prep = load_run(run_dir).prep
+    test = np.asarray(json.loads((run_dir / "split.json").read_text())["test"])
+    frame = pd.read_csv(data)
+    return frame[prep["columns"]].to_numpy(dtype=np.float32)[test], test, prep
+
+
+def expected(run_dir: Path, data: Path, test: np.ndarray) -> pd.DataFrame:
+    """What nntrain predict writes for the test rows."""
+    return predict_frame(load_run(run_dir), str(data)).iloc[test].reset_index(drop=True)
+
+
+def check_matches_predict(got: np.ndarray, want: pd.DataFrame, prep: dict) -> None:
+    if prep["task"] == "regression":
+        assert got.shape == (len(want),)
+        np.testing.assert_allclose(got, want["prediction"].to_numpy(), rtol=1e-5, atol=0)
+        return
+    proba = want[[f"proba_{c}" for c in prep["classes"]]].to_numpy()
+    assert got.shape == proba.shape
+    np.testing.assert_allclose(got, proba, rtol=0, atol=1e-5)
+    labels = np.asarray(prep["classes"], dtype=object)[got.argmax(axis=1)]
+    assert list(labels) == list(want["prediction"])
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_onnx_matches_predict_on_the_test_split(trained, name):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    run_dir, data = trained(name)
+    out = export_run(run_dir, "onnx")
+    assert out == run_dir / "model.onnx" and out.is_file()
+    X, test, prep = raw_test_rows(run_dir, data)
+    if name == "regression_impute":
+        assert prep["impute"] and np.isnan(X).any()  # NaN goes in raw; the model imputes it
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (inp,), (outp,) = session.get_inputs(), session.get_outputs()
+    assert inp.name == "features" and inp.shape == ["rows", len(prep["columns"])] and inp.type == "tensor(float)"
+    assert outp.name == ("prediction" if prep["task"] == "regression" else "probabilities")
+    assert outp.shape[0] == "rows"
+    got = session.run(None, {"features": X})[0]
+    want = expected(run_dir, data, test)
+    check_matches_predict(got, want, prep)
+    # the batch dimension is dynamic: one row gives that row's answer
+    one = session.run(None, {"features": X[3:4]})[0]
+    np.testing.assert_allclose(one, got[3:4], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["multiclass", "binary_bce", "multiclass_nll", "regression_impute"])
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+def test_torchscript_matches_predict_on_the_test_split(trained, name, tmp_path):
+    run_dir, data = trained(name)
+    out = export_run(run_dir, "torchscript", tmp_path / "m.pt")
+    assert out == tmp_path / "m.pt"
+    X, test, prep = raw_test_rows(run_dir, data)
+    module = torch.jit.load(str(out))
+    with torch.no_grad():
+        got = module(torch.from_numpy(X)).numpy()
+        one = module(torch.from_numpy(X[:1])).numpy()
+    check_matches_predict(got, expected(run_dir, data, test), prep)
+    np.testing.assert_allclose(one, got[:1], rtol=1e-6, atol=1e-7)
+    side = json.loads(sidecar_path(out).read_text())
+    assert side["format"] == "torchscript" and "deprecated" in side["note"]
+
+
+def test_sidecar_names_columns_and_outputs_in_order(trained, tmp_path):
+    pytest.importorskip("onnxscript")
+    run_dir, _ = trained("binary")
+    out = export_run(run_dir, "onnx", tmp_path / "deploy.onnx", checkpoint="last")
+    side_path = tmp_path / "deploy.onnx.json"
+    assert sidecar_path(out) == side_path
+    side = json.loads(side_path.read_text())
+    assert side["format"] == "onnx" and side["file"] == "deploy.onnx" and side["checkpoint"] == "last"
+    assert side["input"]["columns"] == ["a", "b", "c"] == load_run(run_dir).prep["columns"]
+    assert side["input"]["name"] == "features" and side["input"]["shape"] == ["rows", 3]
+    assert side["output"] == {**side["output"], "name": "probabilities", "classes": ["no", "yes"], "target": "y"}
+    assert side["task"] == "binary" and isinstance(side["opset"], int)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deploy.onnx", "deploy.onnx.json"]  # no temporary files
+
+
+def test_regression_sidecar_names_the_target(trained, tmp_path):
+    run_dir, _ = trained("regression_impute")
+    out = export_run(run_dir, "torchscript", tmp_path / "r.pt")
+    side = json.loads(sidecar_path(out).read_text())
+    assert side["output"]["name"] == "prediction" and side["output"]["target"] == "y"
+    assert list(side["input"]["imputed"]) == ["b"]
+
+
+def test_categorical_columns_are_refused_by_name(tmp_path):
+    df = make_table(n=120, task="multiclass", cat=True)
+    df.to_csv(tmp_path / "cat.csv", index=False)
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "cat.csv", runs_dir=str(tmp_path / "runs"))
+    result = CliRunner().invoke(app, ["fit", str(cfg), "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    run_dir = Path(json.loads(result.stdout.strip().splitlines()[-1])["run_dir"])
+    for fmt in ("onnx", "torchscript"):
+        with pytest.raises(UserError) as e:
+            export_run(run_dir, fmt)
+        assert e.value.exit_code == 2
+        assert "numeric features only" in str(e.value) and "'color'" in str(e.value)
+    assert not list(run_dir.glob("model*"))
+
+
+def test_user_errors(trained, tmp_path, monkeypatch):
+    run_dir, _ = trained("multiclass")
+    with pytest.raises(UserError, match="choose one of: onnx, torchscript"):
+        export_run(run_dir, "tflite")
+    with pytest.raises(UserError, match=r"folder .*nowhere does not exist"):
+        export_run(run_dir, "torchscript", tmp_path / "nowhere" / "m.pt")
+    with pytest.raises(UserError, match="is a folder"):
+        export_run(run_dir, "torchscript", tmp_path)
+    with pytest.raises(UserError, match="checkpoint"):
+        export_run(run_dir, "torchscript", run_dir / "best.pt")
+    with pytest.raises(UserError, match="run folder not found"):
+        export_run(tmp_path / "no_run", "onnx")
+    with pytest.raises(UserError, match="choose best or last"):
+        export_run(run_dir, "torchscript", tmp_path / "m.pt", checkpoint="first")
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # import onnxscript now raises ImportError
+    with pytest.raises(UserError, match=r'needs onnxscript.*pip install -e "\.\[export\]"'):
+        export_run(run_dir, "onnx", tmp_path / "m.onnx")
+    assert not list(tmp_path.glob("m.*"))
+
+
+def test_standardize_rounds_like_encode():
+    """float64 arithmetic, one rounding to float32: the same bits as data.encode for float32-exact inputs."""
+    shift, scale = [1000.123456789, -3.5], [0.0123, 7.0]
+    x = np.array([[1000.125, 2.0], [999.875, np.nan]], dtype=np.float32)
+    got = Standardize(shift, scale, [None, 0.25])(torch.from_numpy(x)).numpy()
+    want = np.empty_like(x)
+    for j in range(2):
+        v = np.where(np.isnan(x[:, j]), 0.25, x[:, j]).astype(np.float64)
+        want[:, j] = (v - shift[j]) / scale[j]
+    assert got.dtype == np.float32 and np.array_equal(got, want)

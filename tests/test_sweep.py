@@ -1,0 +1,131 @@
+"""nntrain sweep: the search space checked up front, trials as run folders, shared studies without a trial lost
+or run twice (SQLite here; PostgreSQL when NNTRAIN_TEST_POSTGRES names a server), pruned trials marked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nntrain.config import load_config
+
+from .conftest import write_config
+
+optuna = pytest.importorskip("optuna")
+
+POSTGRES = os.environ.get("NNTRAIN_TEST_POSTGRES")
+
+
+def sweep_config(workdir: Path, data: Path, sweep: dict, **sections) -> Path:
+    return write_config(workdir / "s.yaml", data, sweep=sweep, **{"train": {"epochs": 3, "batch_size": 32}, **sections})
+
+
+def load_study(url: str, name: str):
+    return optuna.load_study(study_name=name, storage=url)
+
+
+def test_every_sweep_problem_is_reported_at_once(workdir, table_csv, cli):
+    cfg = sweep_config(workdir, table_csv(n=100), {
+        "optimizer.lrr": [0.1, 0.01],
+        "optimizer.name": ["sgd", "adamm"],
+        "optimizer.lr": {"low": 0.1, "high": 0.01},
+        "model.dropout": {"low": 0.0, "high": 0.5, "log": True},
+        "direction": "maximize",
+        "pruner": {"name": "median", "n_warmup": 3},
+    })
+    r = cli("sweep", str(cfg))
+    assert r.exit_code == 2 and "Traceback" not in r.stderr
+    err = r.stderr
+    assert "6 problem(s) in the sweep section" in err
+    assert "sweep.optimizer.lrr: 'adam' has no argument 'lrr' (did you mean 'lr'?)" in err
+    assert "sweep.optimizer.name=adamm: unknown optimizer (did you mean 'adam'?)" in err
+    assert "sweep.optimizer.lr: low (0.1) must be below high (0.01)" in err
+    assert "sweep.model.dropout: a log range needs low above 0" in err
+    assert "sweep.direction=maximize: train.monitor=val_loss is better when lower" in err
+    assert "sweep.pruner: median(n_warmup=3) is invalid" in err
+    assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())
+
+
+def test_grid_needs_listed_values(workdir, table_csv, cli):
+    cfg = sweep_config(workdir, table_csv(n=100), {"optimizer.lr": {"low": 1e-3, "high": 1e-1, "log": True}})
+    r = cli("sweep", str(cfg), "--grid")
+    assert r.exit_code == 2 and "optimizer.lr is a range without a step" in r.stderr
+
+
+def test_grid_runs_every_combination_once_and_writes_results(workdir, table_csv, cli):
+    cfg = sweep_config(workdir, table_csv(n=150), {
+        "optimizer.name": ["sgd", "adam"], "model.hidden": [[8], [8, 8]], "pruner": "none"})
+    r = cli("sweep", str(cfg), "--grid", "--study", "g", "--json")
+    assert r.exit_code == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["trials"] == {"complete": 4}
+    study = load_study(f"sqlite:///{workdir / 'runs' / 'sweeps.db'}", "g")
+    combos = sorted((t.params["optimizer.name"], t.params["model.hidden"]) for t in study.trials)
+    assert combos == [("adam", "[8, 8]"), ("adam", "[8]"), ("sgd", "[8, 8]"), ("sgd", "[8]")]
+    root = workdir / "runs" / "g"
+    assert sorted(p.name for p in root.glob("trial-*")) == [f"trial-{i:04d}" for i in range(4)]
+    for t in study.trials:  # each trial is a normal run folder with its own overrides applied
+        run = Path(t.user_attrs["run_dir"])
+        saved = yaml.safe_load((run / "config.yaml").read_text())
+        assert saved["optimizer"]["name"] == t.params["optimizer.name"]
+        assert (run / "summary.json").is_file() and (run / "curves.png").is_file()
+    best = load_config(root / "best.yaml")  # a ready config: valid as it stands
+    assert best.optimizer["name"] == result["best_params"]["optimizer.name"] and best.sweep is None
+    assert "trials.csv" in os.listdir(root) and (root / "optimization_history.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_pruned_trial_leaves_a_marked_run_folder(workdir, table_csv, cli):
+    cfg = sweep_config(workdir, table_csv(n=150), {
+        "optimizer.lr": [1e-7], "pruner": {"name": "threshold", "upper": 0.5, "n_warmup_steps": 0}},
+        optimizer={"name": "sgd", "lr": 0.01})
+    r = cli("sweep", str(cfg), "--trials", "1", "--study", "p")
+    assert r.exit_code == 0, r.stderr
+    assert "pruned by the sweep's threshold pruner at epoch 1" in r.stdout
+    summary = json.loads((workdir / "runs" / "p" / "trial-0000" / "summary.json").read_text())
+    assert summary["stopped"].startswith("pruned") and summary["epochs_run"] == 1
+    assert load_study(f"sqlite:///{workdir / 'runs' / 'sweeps.db'}", "p").trials[0].state.name == "PRUNED"
+    listing = cli("runs")
+    assert "p/trial-0000" in listing.stdout and "1/3 pruned" in listing.stdout
+
+
+def run_two_workers(workdir: Path, cfg: Path, storage: str | None, study: str, trials: int) -> None:
+    cmd = [sys.executable, "-m", "nntrain", "sweep", str(cfg), "--trials", str(trials), "--study", study]
+    cmd += ["--storage", storage] if storage else []
+    procs = [subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_two_processes_share_a_study_without_losing_or_repeating_a_trial(workdir, table_csv, backend):
+    if backend == "postgresql" and not POSTGRES:
+        pytest.skip("NNTRAIN_TEST_POSTGRES is not set (.ci/run starts a server and sets it)")
+    cfg = sweep_config(workdir, table_csv(n=150), {
+        "optimizer.lr": {"low": 1e-3, "high": 1e-1, "log": True}, "model.hidden": [[8], [16]], "pruner": "none"})
+    study = f"shared-{uuid.uuid4().hex[:8]}"
+    url = POSTGRES if backend == "postgresql" else None
+    run_two_workers(workdir, cfg, url, study, trials=6)
+    trials = load_study(url or f"sqlite:///{workdir / 'runs' / 'sweeps.db'}", study).trials
+    assert sorted(t.number for t in trials) == list(range(6))  # six trials, not seven: none started twice
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    folders = sorted(t.user_attrs["run_dir"] for t in trials)
+    assert len(set(folders)) == 6  # each trial trained once, in its own folder
+    on_disk = sorted(str(p.relative_to(workdir)) for p in (workdir / "runs" / study).glob("trial-*"))
+    assert on_disk == folders
+    assert all((workdir / f / "summary.json").is_file() for f in folders)
+
+
+def test_fit_ignores_the_sweep_section(workdir, table_csv, cli):
+    cfg = sweep_config(workdir, table_csv(n=100), {"optimizer.lr": [0.1, 0.01]})
+    r = cli("fit", str(cfg))
+    assert r.exit_code == 0, r.stderr
+    assert len(list((workdir / "runs").glob("*/summary.json"))) == 1
