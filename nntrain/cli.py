@@ -6,6 +6,7 @@ torch, pandas and scikit-learn are imported inside the commands, so `nntrain --h
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -33,7 +34,8 @@ def _guard(fn: Callable[[], None]) -> None:
     try:
         fn()
     except Stop as e:
-        _console(True).print(f"{e.prefix}: {e}", markup=False)
+        if os.environ.get("RANK", "0") == "0":  # data-parallel: rank 0 speaks for the group
+            _console(True).print(f"{e.prefix}: {e}", markup=False)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:  # before training started: nothing to save
         _console(True).print("interrupted", markup=False)
@@ -41,6 +43,10 @@ def _guard(fn: Callable[[], None]) -> None:
 
 
 TABLE_WIDTH = 160
+
+
+def _exit(code: int) -> None:
+    raise typer.Exit(code)
 
 
 def _print_json(obj: dict) -> None:
@@ -58,8 +64,17 @@ def fit(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout at the end"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar and no line per epoch"),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="also write TensorBoard event files to RUN/tensorboard"),
+    nproc: int = typer.Option(1, "--nproc", help="data-parallel processes on this machine (torch.distributed.run)"),
 ) -> None:
     """Train a model from CONFIG; the run folder keeps config, metrics, best.pt, last.pt, summary and plots."""
+    if nproc != 1:
+        from .distributed import launch, launched
+
+        if not launched():
+            argv = ["fit", *([config] if config else []), *(overrides or []), *(["--name", name] if name else []),
+                    *(["--resume", str(resume)] if resume else []), *(["--json"] if as_json else []),
+                    *(["--quiet"] if quiet else []), *(["--tensorboard"] if tensorboard else [])]
+            _guard(lambda: _exit(launch(nproc, argv)))
 
     def run() -> None:
         from . import train
@@ -86,7 +101,7 @@ def fit(
             else:
                 shown = Bar(out, monitor_name(state.cfg))
             summary = train.train(state, log=log, progress=shown, tensorboard=tensorboard)
-        if as_json:
+        if as_json and "best_epoch" in summary:  # data-parallel ranks other than 0 print nothing
             keys = ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline")
             _print_json({k: summary[k] for k in keys})
 

@@ -200,17 +200,19 @@ class Saver:
         self.last_epoch = run.epoch  # the epoch last.pt holds
 
     def best_changed(self) -> None:
-        self.best = copy.deepcopy(self.run.state())
+        if self.run.writes:
+            self.best = copy.deepcopy(self.run.state())
 
     def due(self) -> bool:
         return time.monotonic() - self.last >= self.run.cfg.train.checkpoint_every
 
     def save_best(self) -> None:
-        if self.best is not None:
+        if self.best is not None and self.run.writes:
             atomic_save(self.best, self.run.run_dir / "best.pt")
             self.best = None
 
     def save(self) -> None:
         self.save_best()  # best first: last.pt never names a best epoch that best.pt does not hold
-        atomic_save(self.run.state(), self.run.run_dir / "last.pt")
+        if self.run.writes:  # in a data-parallel group, rank 0 alone
+            atomic_save(self.run.state(), self.run.run_dir / "last.pt")
         self.last, self.last_epoch = time.monotonic(), self.run.epoch

@@ -18,6 +18,10 @@ class Diverged(Stop):
     exit_code = 3
 
 
+class RanksDiverged(Stop):
+    """Data-parallel ranks ended with different weights: a bug or a non-deterministic kernel, never a user error."""
+
+
 class Interrupted(Stop):
     """SIGINT or SIGTERM arrived; last.pt holds the state at the step where training stopped."""
 

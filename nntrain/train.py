@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import platform
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,16 +27,17 @@ from .fused import FlatSGD, FusedStep, plan
 from .model import build_mlp, param_table
 from .progress import Lines
 from .runs import CHECKPOINT_FORMAT, MetricsLog, Saver, atomic_save, create_run_dir, load_checkpoint, write_json
-from .stopping import SIGNALS, Diverged, Interrupted, catching_signals
+from .stopping import SIGNALS, Diverged, Interrupted, RanksDiverged, catching_signals
 
 EVAL_CHUNK = 65536
 CPU_THREADS = torch.get_num_threads()  # torch's default, before any run lowers it
 
 
-def auto_threads(work_per_step: int) -> int:
+def auto_threads(work_per_step: int, processes: int = 1) -> int:
     """Below about 4M multiply-adds a step, thread start-up costs more than it saves (measured on 2 cores:
-    the phone model at batch 32 runs 2.7x faster on one thread than on two)."""
-    return 1 if work_per_step < 4_000_000 else CPU_THREADS
+    the phone model at batch 32 runs 2.7x faster on one thread than on two). Processes of one machine share
+    its cores."""
+    return 1 if work_per_step < 4_000_000 else max(1, os.cpu_count() // processes if processes > 1 else CPU_THREADS)
 
 
 def select_device(name: str) -> torch.device:
@@ -172,8 +175,14 @@ class Run:
     best_value: float | None = None
     best_epoch: int = 0
     bad_epochs: int = 0
+    group: Any = None  # distributed.Group when data-parallel, else None
     diag: Diagnostics | None = None
     diag_state: dict | None = None  # the gradient-norm sums of an epoch a checkpoint cut in the middle
+
+    @property
+    def writes(self) -> bool:
+        """Rank 0 (or the only process) writes the run folder; the other ranks write nothing."""
+        return self.group is None or self.group.writes
 
     @property
     def batch_size(self) -> int:
@@ -196,14 +205,18 @@ def batch_size(cfg: Config, n_train: int) -> int:
     return n_train if cfg.train.batch_size == "full" else min(cfg.train.batch_size, n_train)
 
 
-def _setup(cfg: Config, data: Prepared, device: torch.device) -> tuple[Parts, int, str]:
+def _setup(cfg: Config, data: Prepared, device: torch.device, group: Any = None) -> tuple[Parts, int, str]:
+    if group and any(layer.batch_norm for layer in cfg.model.resolved_layers()):
+        raise UserError("model.batch_norm with several processes: each rank would normalise by its own shard's "
+                        "statistics; train batch-norm models in one process")
     fusable, why = plan(cfg, data.task)
     if cfg.train.engine == "fused" and not fusable:
         raise UserError(f"train.engine=fused: this model needs autograd ({why}); use engine: auto")
     fused = fusable and cfg.train.engine != "autograd" and not cfg.train.compile
     parts = build_parts(cfg, data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs), data.task, device, fused)
     bs = batch_size(cfg, len(data.train))
-    threads = cfg.train.threads or auto_threads(sum(p.numel() for p in parts.model.parameters()) * bs)
+    threads = cfg.train.threads or auto_threads(sum(p.numel() for p in parts.model.parameters()) * bs,
+                                                group.local_world if group else 1)
     torch.set_num_threads(threads)
     note = ("fused step (forward and backward written out)" if fused
             else "autograd step under torch.compile (train.compile: true)" if cfg.train.compile
@@ -212,17 +225,28 @@ def _setup(cfg: Config, data: Prepared, device: torch.device) -> tuple[Parts, in
 
 
 def start(cfg: Config, config_dir: Path | None = None) -> Run:
-    """A new run: data read and checked first, so a problem leaves no run folder behind."""
-    device = select_device(cfg.device)
+    """A new run: data read and checked first, so a problem leaves no run folder behind. In a data-parallel
+    group every rank reads the data; rank 0 makes the run folder and tells the others its name."""
+    group = _group(cfg)
+    device = group.device if group else select_device(cfg.device)
     data = load_data(cfg, config_dir)
-    parts, threads, note = _setup(cfg, data, device)
-    run_dir = create_run_dir(cfg.runs_dir, cfg.name)
+    parts, threads, note = _setup(cfg, data, device, group)
+    run_dir = create_run_dir(cfg.runs_dir, cfg.name) if not group or group.writes else None
+    if group:
+        run_dir = Path(group.broadcast(str(run_dir) if run_dir else None))
     SIGNALS.armed = True  # from here a signal is saved as a resumable stop
-    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
-    write_json(run_dir / "split.json", {k: getattr(data, k).tolist() for k in ("train", "val", "test")})
-    run = Run(cfg, run_dir, data, parts, device, threads, note, torch.Generator().manual_seed(cfg.seed))
-    atomic_save(run.state(), run_dir / "last.pt")  # epoch 0: a run stopped in its first epoch can resume
+    run = Run(cfg, run_dir, data, parts, device, threads, note, torch.Generator().manual_seed(cfg.seed), group=group)
+    if run.writes:
+        (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+        write_json(run_dir / "split.json", {k: getattr(data, k).tolist() for k in ("train", "val", "test")})
+        atomic_save(run.state(), run_dir / "last.pt")  # epoch 0: a run stopped in its first epoch can resume
     return run
+
+
+def _group(cfg: Config) -> Any:
+    from .distributed import Group, launched
+
+    return Group(cfg.device) if launched() else None
 
 
 # Keys a resume may change; anything else would train a different model than the checkpoint holds.
@@ -236,7 +260,10 @@ def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
     from .runs import clean_leftovers, resolve_run_dir, truncate_metrics
 
     run_dir = resolve_run_dir(str(run_dir))
-    clean_leftovers(run_dir)
+    from .distributed import rank
+
+    if rank() == 0:
+        clean_leftovers(run_dir)
     SIGNALS.armed = True
     ckpt = load_checkpoint(run_dir / "last.pt")
     stored = ckpt["config"]
@@ -249,13 +276,14 @@ def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
         raise UserError(f"train.batch_size={cfg.train.batch_size}: the run stopped in the middle of epoch "
                         f"{ckpt['epoch'] + 1}, whose batches were cut at {stored['train']['batch_size']}; resume "
                         f"without changing it (a change at an epoch boundary is fine)")
-    device = select_device(cfg.device)
+    group = _group(cfg)
+    device = group.device if group else select_device(cfg.device)
     prep = ckpt["prep"]
     X, y = load_encoded(prep)
     split = json.loads((run_dir / "split.json").read_text())
     data = Prepared(X, y, *(np.asarray(split[k], dtype=np.int64) for k in ("train", "val", "test")), prep,
                     "as when the run started")
-    parts, threads, note = _setup(cfg, data, device)
+    parts, threads, note = _setup(cfg, data, device, group)
     parts.model.load_state_dict(ckpt["model"])
     parts.optimizer.load_state_dict(ckpt["optimizer"])
     if parts.scheduler is not None:
@@ -265,8 +293,9 @@ def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
     torch.set_rng_state(ckpt["rng"]["torch"])
     if device.type == "cuda" and ckpt["rng"]["cuda"]:
         torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
-    truncate_metrics(run_dir / "metrics.csv", ckpt["epoch"])
-    return Run(cfg, run_dir, data, parts, device, threads, note, gen, epoch=ckpt["epoch"], step=ckpt["step"],
+    if not group or group.writes:
+        truncate_metrics(run_dir / "metrics.csv", ckpt["epoch"])
+    return Run(cfg, run_dir, data, parts, device, threads, note, gen, group=group, epoch=ckpt["epoch"], step=ckpt["step"],
                epoch_gen_state=ckpt["epoch_gen_state"], step_losses=ckpt["step_losses"],
                best_value=ckpt["best_value"], best_epoch=ckpt["best_epoch"], bad_epochs=ckpt["bad_epochs"],
                diag_state=ckpt.get("diag"))
@@ -311,6 +340,8 @@ def train(run: Run, log: Callable[[str], None] = print, progress: Lines | None =
 
     progress: how epochs are shown (default: a line each through `log`); tensorboard: also write event files
     under RUN/tensorboard (needs the tensorboard package)."""
+    if not run.writes:  # a data-parallel rank other than 0: silent, and it writes nothing
+        log, progress, tensorboard = (lambda m: None), Lines(lambda m: None, quiet=True), False
     progress = progress or Lines(log)
     tb = _tensorboard(run) if tensorboard else None
     try:
@@ -319,6 +350,8 @@ def train(run: Run, log: Callable[[str], None] = print, progress: Lines | None =
         progress.end()
         if tb is not None:
             tb.close()
+        if run.group is not None:
+            run.group.close()
 
 
 def _tensorboard(run: Run) -> Any:
@@ -360,7 +393,9 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
     fused = parts.fused
     # The compiled module shares the original's parameters: checkpoints and evaluation use the original.
     forward = torch.compile(parts.model) if cfg.train.compile else parts.model
-    metrics_log = MetricsLog(run.run_dir / "metrics.csv")
+    group = run.group
+    params = list(parts.model.parameters())
+    metrics_log = MetricsLog(run.run_dir / "metrics.csv") if run.writes else None
     saver = Saver(run)
     l1_weights = [m.weight for m in parts.model.modules() if isinstance(m, nn.Linear)] if cfg.train.l1 else []
     patience = cfg.train.patience
@@ -378,15 +413,28 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
         else:  # a checkpoint made mid-epoch: the same permutation again, from the step it stopped at
             run.gen.set_state(run.epoch_gen_state)
             run.step_losses = run.step_losses.to(device)
+            if group and not group.writes:
+                run.step_losses.zero_()  # the stored losses are the group's sums; rank 0 alone carries them
         order = train_rows[torch.randperm(n, generator=run.gen).to(device)]
         for s in range(run.step, steps):
-            if SIGNALS.signum is not None:
+            # In a group every rank must stop at the same step: the ranks agree on it every CHECK_EVERY steps.
+            if SIGNALS.signum is not None if group is None else s % CHECK_EVERY == 0 and group.any(SIGNALS.signum is not None):
                 run.step = s
                 run.gen.set_state(run.epoch_gen_state)  # as before this epoch's permutation, whatever s is
+                if group:
+                    group.sum_(run.step_losses)
                 saver.save()
-                raise Interrupted(SIGNALS.signum, run.run_dir, run.epoch, s)
+                raise Interrupted(SIGNALS.signum or signal.SIGTERM, run.run_dir, run.epoch, s)
             idx = order[s * bs:(s + 1) * bs]
-            if fused:
+            if group:
+                idx, share = group.shard(idx)
+            if group and not len(idx):  # a last batch with fewer rows than ranks: this rank adds nothing
+                loss = torch.zeros((), device=device)
+                if fused:
+                    fused.flat_grad.zero_()
+                else:
+                    parts.optimizer.zero_grad(set_to_none=True)
+            elif fused:
                 loss = fused.loss_and_grads(X[idx], y[idx])
             else:
                 loss = parts.criterion(forward(X[idx]), y[idx])
@@ -394,6 +442,9 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
                     loss = loss + cfg.train.l1 * sum(w.abs().sum() for w in l1_weights)
                 parts.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+            if group:
+                group.reduce_grads(params, share, fused.flat_grad if fused else None)
+                loss = loss * share
             if cfg.train.grad_clip:
                 nn.utils.clip_grad_norm_(parts.model.parameters(), cfg.train.grad_clip)
             parts.optimizer.step()
@@ -404,6 +455,8 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
                 progress.step(s)
             if (s + 1) % CHECK_EVERY == 0:  # a host sync every CHECK_EVERY steps, not every step
                 _check_diverged(run, s + 1 - CHECK_EVERY, s + 1, saver)
+        if group:
+            group.sum_(run.step_losses)
         _check_diverged(run, 0, steps, saver)
         train_loss = float((run.step_losses * sizes).sum()) / float(sizes.sum())
         run.epoch, run.step = epoch, 0
@@ -420,7 +473,8 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
         diag_values = diag.epoch_values() if diag is not None else {}
         row = {"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}, "lr": lr,
                **diag_values, "seconds": time.perf_counter() - t0}
-        metrics_log.append(row)
+        if metrics_log is not None:
+            metrics_log.append(row)
         if improved:
             saver.best_changed()
         shown = " ".join(f"{k}={v:.4f}" for k, v in val.items())
@@ -440,13 +494,21 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
         if stop:
             stopped = stop
             log(f"stopped: {stop}")
-        if early or stop or epoch == cfg.train.epochs or SIGNALS.signum is not None or saver.due():
+        signalled = SIGNALS.signum is not None if group is None else group.any(SIGNALS.signum is not None)
+        if early or stop or epoch == cfg.train.epochs or signalled or saver.due():
             saver.save()
-        if SIGNALS.signum is not None:
-            raise Interrupted(SIGNALS.signum, run.run_dir, run.epoch, 0)
+        if signalled:
+            raise Interrupted(SIGNALS.signum or signal.SIGTERM, run.run_dir, run.epoch, 0)
         if stop:
             break
     seconds = time.perf_counter() - t_start
+    if group:
+        same = group.same_weights(parts.model)
+        if not same:
+            raise RanksDiverged(f"the {group.world} ranks ended with different weights; {run.run_dir} holds rank 0's")
+        log(f"data-parallel: {group.world} processes, weights identical on every rank (sha256 compared)")
+        if not group.writes:
+            return {"run_dir": str(run.run_dir), "rank": group.rank}
 
     best = load_checkpoint(run.run_dir / "best.pt")
     parts.model.load_state_dict(best["model"])

@@ -1,0 +1,108 @@
+"""Data-parallel training on the CPU with gloo and two processes: the same curve as one process with the same
+global batch, identical weights on both ranks, one set of files, resume, and no hang when a rank dies."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import write_config
+
+pytestmark = pytest.mark.slow
+
+NNTRAIN = [sys.executable, "-m", "nntrain"]
+
+
+def run(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def curve(run_dir: Path) -> list[tuple[float, float]]:
+    rows = csv.DictReader(open(run_dir / "metrics.csv"))
+    return [(float(r["train_loss"]), float(r["val_loss"])) for r in rows]
+
+
+def assert_close(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> None:
+    assert len(a) == len(b)
+    for (ta, va), (tb, vb) in zip(a, b):
+        assert ta == pytest.approx(tb, rel=1e-5) and va == pytest.approx(vb, rel=1e-5)
+
+
+@pytest.mark.parametrize("setting", [
+    {"optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}, "train": {"l1": 1e-4}},  # the fused step
+    {"optimizer": {"name": "adam", "lr": 0.01}, "train": {"engine": "autograd", "grad_clip": 1.0}},
+])
+def test_two_processes_match_one_with_the_same_global_batch(workdir, table_csv, setting):
+    # 301 training rows at batch 20: the last batch has one row, so one rank gets an empty shard.
+    cfg = write_config(workdir / "c.yaml", table_csv(n=502), model={"hidden": [16, 8]},
+                       optimizer=setting["optimizer"], train={"epochs": 4, "batch_size": 20, **setting["train"]})
+    one = run([*NNTRAIN, "fit", str(cfg), "--name", "one"], workdir)
+    two = run([*NNTRAIN, "fit", str(cfg), "--name", "two", "--nproc", "2"], workdir)
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    assert "data-parallel: 2 processes, weights identical on every rank" in two.stdout
+    assert two.stdout.count("best epoch") == 1  # rank 0 speaks; the other rank is silent
+    assert_close(curve(workdir / "runs" / "two"), curve(workdir / "runs" / "one"))
+    assert sorted(p.name for p in (workdir / "runs").iterdir()) == ["one", "two"]  # one folder per run
+    files = sorted(p.name for p in (workdir / "runs" / "two").iterdir())
+    assert files == sorted(p.name for p in (workdir / "runs" / "one").iterdir())  # one set of checkpoints
+
+
+def test_torchrun_runs_nntrain_fit_and_resume_continues(workdir, table_csv):
+    cfg = write_config(workdir / "c.yaml", table_csv(n=300), optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9},
+                       train={"epochs": 2, "batch_size": 32})
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "nntrain"]
+    first = run([*torchrun, "fit", str(cfg), "--name", "tr"], workdir)
+    assert first.returncode == 0, first.stderr
+    resumed = run([*NNTRAIN, "fit", "--resume", "runs/tr", "train.epochs=4", "--nproc", "2"], workdir)
+    assert resumed.returncode == 0, resumed.stderr
+    whole = run([*NNTRAIN, "fit", str(cfg), "train.epochs=4", "--name", "whole"], workdir)
+    assert whole.returncode == 0, whole.stderr
+    assert_close(curve(workdir / "runs" / "tr"), curve(workdir / "runs" / "whole"))
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def environ(pid: int) -> dict[str, str]:
+    pairs = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(p.decode(errors="replace").split("=", 1) for p in pairs if b"=" in p)
+
+
+def test_killing_one_rank_ends_the_others_without_a_hang(workdir, table_csv):
+    cfg = write_config(workdir / "c.yaml", table_csv(n=2000), model={"hidden": [64, 64]},
+                       train={"epochs": 100000, "batch_size": 8, "checkpoint_every": 0})
+    proc = subprocess.Popen([*NNTRAIN, "fit", str(cfg), "--nproc", "2"], cwd=workdir,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        metrics = workdir / "runs" / "t" / "metrics.csv"
+        deadline = time.monotonic() + 120
+        while not (metrics.is_file() and metrics.stat().st_size > 100) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert metrics.is_file(), "training never started"
+        workers = [w for agent in children(proc.pid) for w in children(agent)]
+        rank1 = next(w for w in workers if environ(w).get("RANK") == "1")
+        os.kill(rank1, signal.SIGKILL)
+        t0 = time.monotonic()
+        code = proc.wait(timeout=90)
+        assert time.monotonic() - t0 < 60
+        assert code != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
