@@ -260,6 +260,27 @@ def _print_sweep(result: dict, out) -> None:
 
 
 @app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="the run folder"),
+    fmt: str = typer.Option("onnx", "--format", "-f", help="onnx or torchscript"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="the model file; default RUN_DIR/model.onnx or RUN_DIR/model.pt"),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
+) -> None:
+    """Write the model with its preprocessing folded in (raw numeric feature rows in) as ONNX or TorchScript."""
+
+    def run() -> None:
+        from .export import TORCHSCRIPT_NOTE, export_run, sidecar_path
+
+        path = export_run(run_dir, fmt, output, checkpoint)
+        err = _console(True)
+        err.print(f"wrote {path} and {sidecar_path(path).name} (the input columns in order, the outputs)", markup=False)
+        if fmt.strip().lower() == "torchscript":
+            err.print(f"note: {TORCHSCRIPT_NOTE}", markup=False)
+
+    _guard(run)
+
+
+@app.command()
 def runs(
     runs_dir: Path = typer.Argument(Path("runs"), help="the folder of run folders"),
     as_json: bool = typer.Option(False, "--json"),
