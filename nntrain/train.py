@@ -501,7 +501,14 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
             raise Interrupted(SIGNALS.signum or signal.SIGTERM, run.run_dir, run.epoch, 0)
         if stop:
             break
-    seconds = time.perf_counter() - t_start
+    return _finish(run, X, y, time.perf_counter() - t_start, stopped, log, progress)
+
+
+def _finish(run: Run, X: torch.Tensor, y: torch.Tensor, seconds: float, stopped: str | None,
+            log: Callable[[str], None], progress: Lines) -> dict:
+    """After the last epoch: the ranks' weights compared, then best.pt on the test split, summary.json, plots."""
+    cfg, data, parts, group = run.cfg, run.data, run.parts, run.group
+    monitor = monitor_name(cfg)
     if group:
         same = group.same_weights(parts.model)
         if not same:
@@ -517,7 +524,7 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
     summary = {"run_dir": str(run.run_dir), "best_epoch": run.best_epoch, "monitor": monitor,
                "best_value": run.best_value, "test": test, "test_baseline": test_base, "epochs_run": run.epoch,
                "stopped": stopped, "train_seconds": round(seconds, 3), "task": data.task,
-               "rows": {"train": n, "val": len(data.val), "test": len(data.test)},
+               "rows": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
                "data": {"source": data.prep["source"], "sha256": data.prep["sha256"]}, "versions": versions()}
     write_json(run.run_dir / "summary.json", summary)
     progress.end()
