@@ -129,3 +129,10 @@ def test_fit_ignores_the_sweep_section(workdir, table_csv, cli):
     r = cli("fit", str(cfg))
     assert r.exit_code == 0, r.stderr
     assert len(list((workdir / "runs").glob("*/summary.json"))) == 1
+
+
+def test_an_unreachable_server_is_a_clear_error_with_the_password_hidden(workdir, table_csv, cli):
+    cfg = sweep_config(workdir, table_csv(n=100), {"optimizer.lr": [0.1, 0.01]})
+    r = cli("sweep", str(cfg), "--storage", "postgresql://u:secret@127.0.0.1:1/db")
+    assert r.exit_code == 2 and "Traceback" not in r.stderr
+    assert "--storage postgresql://u:***@127.0.0.1:1/db: cannot open it" in r.stderr and "secret" not in r.stderr
