@@ -418,7 +418,8 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
         order = train_rows[torch.randperm(n, generator=run.gen).to(device)]
         for s in range(run.step, steps):
             # In a group every rank must stop at the same step: the ranks agree on it every CHECK_EVERY steps.
-            if SIGNALS.signum is not None if group is None else s % CHECK_EVERY == 0 and group.any(SIGNALS.signum is not None):
+            if (SIGNALS.signum is not None if group is None
+                    else s % CHECK_EVERY == 0 and group.any(SIGNALS.signum is not None)):
                 run.step = s
                 run.gen.set_state(run.epoch_gen_state)  # as before this epoch's permutation, whatever s is
                 if group:
