@@ -144,6 +144,7 @@ class TrainConfig(Strict):
         "auto", description="fused: forward and backward written out (plain MLPs); auto: fused where it applies")
     diagnostics: bool = Field(True, description="log per-layer gradient norms and dead / saturated unit fractions "
                                                 "into metrics.csv, and warn in words when they cross a line")
+    plots: bool = Field(True, description="draw the PNG plots into the run folder at the end (about a second)")
     compile: bool = Field(False, description="run the autograd step under torch.compile (a compile of 10-60 s first; "
                                              "pays off on large models and GPUs, not on small ones)")
 

@@ -531,9 +531,10 @@ def _finish(run: Run, X: torch.Tensor, y: torch.Tensor, seconds: float, stopped:
     progress.end()
     log(f"best epoch {run.best_epoch} ({monitor}={run.best_value:.4f}); test metrics of best.pt:")
     log(format_metrics(test, test_base))
-    written = write_plots(run.run_dir, monitor, data.task, truth(data.prep, data.y[data.test]), scores,
-                          data.prep["classes"])
-    log(f"plots: {', '.join(p.name for p in written)} in {run.run_dir}")
+    if cfg.train.plots:
+        written = write_plots(run.run_dir, monitor, data.task, truth(data.prep, data.y[data.test]), scores,
+                              data.prep["classes"])
+        log(f"plots: {', '.join(p.name for p in written)} in {run.run_dir}")
     return summary
 
 

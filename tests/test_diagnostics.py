@@ -91,6 +91,14 @@ def test_diagnostics_can_be_turned_off(workdir, table_csv, cli):
     header = open(workdir / "runs" / "t" / "metrics.csv").readline()
     assert "grad_norm" not in header and "dead_frac" not in header
     assert not (workdir / "runs" / "t" / "diagnostics.png").exists()
+    assert (workdir / "runs" / "t" / "curves.png").exists()
+
+
+def test_plots_can_be_turned_off(workdir, table_csv, cli):
+    cfg = write_config(workdir / "c.yaml", table_csv(n=100), train={"epochs": 2, "plots": False})
+    r = cli("fit", cfg)
+    assert r.exit_code == 0 and "plots:" not in r.stdout
+    assert not list((workdir / "runs" / "t").glob("*.png"))
 
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
