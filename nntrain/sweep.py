@@ -194,10 +194,10 @@ def storage_url(url: str | None, runs_dir: str) -> str:
         return f"sqlite:///{(Path(runs_dir) / 'sweeps.db').resolve()}"
     if url.startswith("sqlite:///") or url.startswith(("postgresql://", "postgresql+psycopg2://")):
         return url
-    raise UserError(f"--storage {shown(url)}: use sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+    raise UserError(f"--storage {masked(url)}: use sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
 
 
-def shown(url: str) -> str:
+def masked(url: str) -> str:
     """The storage URL with its password masked, for messages and logs."""
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
 
@@ -220,7 +220,7 @@ def claim_lock(url: str, study: str) -> Iterator[None]:
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         conn_cm = engine.connect()
     except (ImportError, sa.exc.SQLAlchemyError) as e:
-        raise UserError(f"--storage {shown(url)}: cannot open it: {str(e).splitlines()[0]}") from None
+        raise UserError(f"--storage {masked(url)}: cannot open it: {str(e).splitlines()[0]}") from None
     try:
         with conn_cm as conn:
             conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
@@ -264,9 +264,9 @@ def _open_study(url: str, name: str, p: Plan, grid: bool) -> Any:
     try:
         storage = optuna.storages.RDBStorage(url, **kwargs)
     except ImportError as e:
-        raise UserError(f"--storage {shown(url)}: {e}; pip install -e \".[sweep]\" installs the PostgreSQL driver") from None
+        raise UserError(f"--storage {masked(url)}: {e}; pip install -e \".[sweep]\" installs the PostgreSQL driver") from None
     except Exception as e:  # a server that cannot be reached, a bad password: sqlalchemy's many error types
-        raise UserError(f"--storage {shown(url)}: cannot open it: {str(e).splitlines()[0]}") from None
+        raise UserError(f"--storage {masked(url)}: cannot open it: {str(e).splitlines()[0]}") from None
     if grid:
         sampler = _Grid({d.key: d.grid() for d in p.dims})
     else:
@@ -276,7 +276,7 @@ def _open_study(url: str, name: str, p: Plan, grid: bool) -> Any:
     study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
                                 direction=p.direction, load_if_exists=True)
     if study.direction.name.lower() != p.direction:
-        raise UserError(f"study {name} in {shown(url)} was made to {study.direction.name.lower()}; this config asks to "
+        raise UserError(f"study {name} in {masked(url)} was made to {study.direction.name.lower()}; this config asks to "
                         f"{p.direction}: use another --study")
     return study
 
@@ -315,7 +315,7 @@ def sweep(path: Path, overrides: list[str], trials: int | None, storage: str | N
     root = Path(cfg.runs_dir) / name
     root.mkdir(parents=True, exist_ok=True)
     study = open_study(url, name, p, grid)
-    log(f"study {name} in {shown(url)}: {p.trials} trials in all, {p.direction} {p.monitor}; "
+    log(f"study {name} in {masked(url)}: {p.trials} trials in all, {p.direction} {p.monitor}; "
         f"{'grid' if grid else 'TPE'} sampler, {p.pruner['name']} pruner; run folders under {root}/")
     ran = 0
     with catching_signals():
@@ -340,13 +340,13 @@ def sweep(path: Path, overrides: list[str], trials: int | None, storage: str | N
             except BaseException:  # a signal or a bad data value: the trial is marked failed, the sweep stops
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 raise
-            shown = " ".join(f"{k}={_short(v)}" for k, v in params.items())
+            chosen = " ".join(f"{k}={_short(v)}" for k, v in params.items())
             if (summary["stopped"] or "").startswith("pruned"):
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                log(f"trial {trial.number}: {shown} -> {summary['stopped']}")
+                log(f"trial {trial.number}: {chosen} -> {summary['stopped']}")
             else:
                 study.tell(trial, summary["best_value"])
-                log(f"trial {trial.number}: {shown} -> {p.monitor}={summary['best_value']:.4f} "
+                log(f"trial {trial.number}: {chosen} -> {p.monitor}={summary['best_value']:.4f} "
                     f"(test {_headline(summary)}; {time.perf_counter() - t0:.1f} s)")
             ran += 1
     return finish(study, root, p, log) | {"ran_here": ran}
