@@ -197,7 +197,7 @@ def predict(
     def run() -> None:
         from .errors import UserError
         from .inference import load_run, predict_frame
-        from .runs import resolve_run_dir
+        from .runs import resolve_run_dir, write_atomic
 
         frame = predict_frame(load_run(resolve_run_dir(str(run_dir)), checkpoint), input)
         if output is None:
@@ -205,12 +205,9 @@ def predict(
             return
         if not output.parent.is_dir():
             raise UserError(f"-o {output}: folder {output.parent} does not exist")
-        tmp = output.with_name(output.name + ".tmp")
         try:
-            frame.to_csv(tmp, index=False)
-            tmp.replace(output)
+            write_atomic(output, lambda f: frame.to_csv(f, index=False))
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             raise UserError(f"-o {output}: cannot write it: {e.strerror}") from None
         _console(True).print(f"{len(frame)} predictions written to {output}", markup=False)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from torch import nn
 from .config import Config
 from .data import unscale
 from .errors import Stop, UserError, did_you_mean
-from .runs import resolve_run_dir, write_json
+from .runs import resolve_run_dir, write_atomic, write_json
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 ONNX_OPSET = 18  # onnxruntime >= 1.14 runs it; torch 2.13 writes 20 unless told
@@ -119,7 +118,7 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
     if fmt == "onnx":
         data = _onnx_bytes(model, sample, prep, run_dir, checkpoint)
         _check_onnx(data, model, sample, prep)
-        _write_bytes(out, data)
+        _write(out, lambda f: f.write(data))
     else:
         _write_torchscript(out, model, sample, prep)
     write_sidecar(out, fmt, loaded, checkpoint)
@@ -283,16 +282,8 @@ def _write_torchscript(out: Path, model: nn.Sequential, sample: torch.Tensor, pr
         raise ExportFailed(f"torch.jit.trace failed: {_first_line(e)}") from None
     with torch.no_grad():
         _compare(traced(sample[:1]).numpy(), model, sample[:1], "the traced module")
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    try:
-        with _quiet_torch(), open(tmp, "wb") as f:
-            torch.jit.save(traced, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"-o {out}: cannot write it: {e.strerror}") from None
+    with _quiet_torch():
+        _write(out, lambda f: torch.jit.save(traced, f))
 
 
 def _compare(got: np.ndarray, model: nn.Module, x: torch.Tensor, what: str) -> None:
@@ -306,16 +297,10 @@ def _compare(got: np.ndarray, model: nn.Module, x: torch.Tensor, what: str) -> N
         raise ExportFailed(f"{what} disagrees with the model on sample rows (max difference {err:.3g}); nothing was written")
 
 
-def _write_bytes(out: Path, data: bytes) -> None:
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+def _write(out: Path, write: Any) -> None:
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
+        write_atomic(out, write, durable=True)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise UserError(f"-o {out}: cannot write it: {e.strerror}") from None
 
 

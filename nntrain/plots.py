@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from . import metrics as M
+from .runs import write_atomic
 
 DPI = 100
 FIGSIZE = (6.0, 4.0)
@@ -30,13 +30,7 @@ def _figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    """Save beside the target and rename, so a reader never sees half a PNG."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        fig.savefig(tmp, format="png", dpi=DPI)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=DPI))  # a reader never sees half a PNG
     return path
 
 

@@ -12,9 +12,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import Any, BinaryIO, Callable
 
 from .errors import UserError
 
@@ -42,32 +40,39 @@ def create_run_dir(root: str | Path, name: str) -> Path:
     raise UserError(f"runs_dir={root}: too many runs named {name}")
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """Write NAME.tmp-PID beside the target, fsync, rename over it, fsync the folder.
-
-    SIGINT and SIGTERM wait until the save is done, so a second Ctrl-C cannot cut it; a kill -9 leaves
-    either the old file or the new one, and at most a .tmp- file that the next start removes.
-    """
+def write_atomic(path: Path, write: Callable[[BinaryIO], Any], durable: bool = False) -> None:
+    """write(f) into NAME.tmp-PID beside the target, then rename it over the target: a reader, or a kill -9,
+    sees the old file or the new one, never half of one. durable: fsync the file and the folder too."""
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    blocked = _block_signals()
     try:
         with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
+            write(f)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except (OSError, RuntimeError) as e:
-        tmp.unlink(missing_ok=True)
-        reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
-        raise UserError(f"cannot write {path}: {reason}; the earlier checkpoints in {path.parent} are intact") from None
+        if durable:
+            fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save through write_atomic, durably. SIGINT and SIGTERM wait until the save is done, so a second
+    Ctrl-C cannot cut it; a kill -9 leaves at most a .tmp- file that the next start removes."""
+    import torch
+
+    blocked = _block_signals()
+    try:
+        write_atomic(path, lambda f: torch.save(obj, f), durable=True)
+    except (OSError, RuntimeError) as e:
+        reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
+        raise UserError(f"cannot write {path}: {reason}; the earlier checkpoints in {path.parent} are intact") from None
     finally:
         if blocked:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
@@ -111,6 +116,8 @@ def load_checkpoint(path: Path) -> dict:
     """torch.load with weights_only=True; a corrupt or unsafe file is a UserError, never a traceback."""
     if not path.is_file():
         raise UserError(f"{path}: checkpoint not found")
+    import torch
+
     if path.stat().st_size == 0:
         raise UserError(f"{path}: checkpoint is empty (corrupt); use the other checkpoint or retrain")
     try:
@@ -182,9 +189,7 @@ def strict_json(obj: Any, indent: int | None = None) -> str:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(strict_json(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, lambda f: f.write((strict_json(obj, indent=2) + "\n").encode()))
 
 
 class Saver:

@@ -15,7 +15,6 @@ import fcntl
 import hashlib
 import inspect
 import math
-import os
 import re
 import time
 import warnings
@@ -381,13 +380,13 @@ def finish(study: Any, root: Path, p: Plan, log: Callable[[str], None]) -> dict:
     """The trials table, the best trial's config as a ready YAML, and Optuna's plots, all under runs/STUDY/."""
     import optuna
 
-    from .runs import write_json
+    from .runs import write_atomic, write_json
 
     trials = study.get_trials(deepcopy=False)
     states = {s: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
     counts = {s.name.lower(): n for s, n in states.items() if n}
     frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs", "duration"))
-    _atomic(root / "trials.csv", lambda tmp: frame.to_csv(tmp, index=False))
+    write_atomic(root / "trials.csv", lambda f: frame.to_csv(f, index=False))
     result: dict[str, Any] = {"study": study.study_name, "trials": counts, "root": str(root)}
     done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if done:
@@ -397,7 +396,7 @@ def finish(study: Any, root: Path, p: Plan, log: Callable[[str], None]) -> dict:
         best_cfg["runs_dir"] = p.base["runs_dir"]
         header = (f"# The best trial of sweep {study.study_name}: trial {best.number}, {p.monitor}={best.value:.6g}\n"
                   f"# ({', '.join(f'{k}={v}' for k, v in best.params.items())}). Train it: nntrain fit THIS_FILE\n")
-        _atomic(root / "best.yaml", lambda tmp: tmp.write_text(header + yaml.safe_dump(best_cfg, sort_keys=False)))
+        write_atomic(root / "best.yaml", lambda f: f.write((header + yaml.safe_dump(best_cfg, sort_keys=False)).encode()))
         result.update(best_trial=best.number, best_value=best.value, best_params=best.params,
                       best_run=best.user_attrs["run_dir"], best_config=str(root / "best.yaml"))
     result["plots"] = [str(f) for f in _plots(study, root)] if done else []
@@ -412,6 +411,8 @@ def _plots(study: Any, root: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ov
+
+    from .runs import write_atomic
 
     written = []
     names = {"optimization_history": ov.plot_optimization_history, "param_importances": ov.plot_param_importances,
@@ -428,17 +429,7 @@ def _plots(study: Any, root: Path) -> list[Path]:
         fig = ax.figure
         fig.set_size_inches(max(fig.get_size_inches()[0], 8), max(fig.get_size_inches()[1], 5))
         out = root / f"{name}.png"
-        _atomic(out, lambda tmp: fig.savefig(tmp, format="png", dpi=90, bbox_inches="tight"))
+        write_atomic(out, lambda f: fig.savefig(f, format="png", dpi=90, bbox_inches="tight"))
         plt.close(fig)
         written.append(out)
     return written
-
-
-def _atomic(path: Path, write: Callable[[Path], Any]) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-

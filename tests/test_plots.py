@@ -60,7 +60,7 @@ def assert_png(path: Path, shape: tuple[int, int, int] = SMALL) -> None:
 
 
 def no_tmp_left(folder: Path) -> None:
-    assert not list(folder.rglob("*.tmp")), list(folder.rglob("*.tmp"))
+    assert not list(folder.rglob("*.tmp*")), list(folder.rglob("*.tmp*"))
 
 
 def test_curve_plots_with_diagnostics(tmp_path):
