@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from .errors import UserError
+from .fused import views
 
 TIMEOUT = datetime.timedelta(seconds=60)  # a collective waiting longer than this on a dead rank fails
 
@@ -68,10 +69,8 @@ class Group:
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
         buf = torch.cat([g.reshape(-1) for g in grads]).mul_(weight)
         dist.all_reduce(buf)
-        offset = 0
-        for p, g in zip(params, grads):
-            p.grad = buf[offset:offset + g.numel()].view_as(g).clone()
-            offset += g.numel()
+        for p, g in zip(params, views(buf, params)):  # a fresh buffer each step: views need no copy
+            p.grad = g
 
     def sum_(self, t: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(t)

@@ -80,10 +80,10 @@ class FusedStep:
         # with a few ops on one tensor, and the backward writes gradients in place (out=) with no allocation.
         self.flat = _flatten(self.params)
         self.flat_grad = torch.zeros_like(self.flat)
-        offset = 0
-        for p in self.params:
-            p.grad = self.flat_grad[offset:offset + p.numel()].view_as(p)
-            offset += p.numel()
+        for p, g in zip(self.params, views(self.flat_grad, self.params)):
+            p.grad = g
+        self.l1_weights = [l.linear.weight for l in self.layers] + [self.out.weight]
+        self.l1_grads = [w.grad for w in self.l1_weights]  # views of flat_grad: fixed for the run
 
     @torch.no_grad()  # no graph is recorded: the backward below is the one that runs
     def loss_and_grads(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -95,11 +95,8 @@ class FusedStep:
             if layer.dropout:
                 # uniform draws against p: the same masks in distribution as nn.Dropout's bernoulli_, at half the cost
                 mask = torch.rand_like(a).ge_(layer.dropout).mul_(1 / (1 - layer.dropout))
-                saved.append((h, a, mask))
-                h = a * mask
-            else:
-                saved.append((h, a, mask))
-                h = a
+            saved.append((h, a, mask))
+            h = a if mask is None else a * mask
         z = torch.addmm(self.out.bias, h, self.out.weight.t())
         loss, dz = _loss_and_grad(self.loss, z, y)
         torch.mm(dz.t(), h, out=self.out.weight.grad)
@@ -108,26 +105,28 @@ class FusedStep:
         for i in range(len(self.layers) - 1, -1, -1):
             layer, (h_in, a, mask) = self.layers[i], saved[i]
             if mask is not None:
-                dh = dh * mask
+                dh.mul_(mask)  # dh is always a fresh result here
             dpre = _act_backward(dh, a, layer)
             torch.mm(dpre.t(), h_in, out=layer.linear.weight.grad)
             torch.sum(dpre, 0, out=layer.linear.bias.grad)
             if i:
                 dh = dpre.mm(layer.linear.weight)
         if self.l1:
-            weights = [l.linear.weight for l in self.layers] + [self.out.weight]
-            torch._foreach_add_([w.grad for w in weights], torch._foreach_sign(weights), alpha=self.l1)
-            loss = loss + self.l1 * torch.stack(torch._foreach_norm(weights, 1)).sum()
+            torch._foreach_add_(self.l1_grads, torch._foreach_sign(self.l1_weights), alpha=self.l1)
+            loss = loss + self.l1 * torch.stack(torch._foreach_norm(self.l1_weights, 1)).sum()
         return loss
+
+
+def views(flat: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
+    """flat cut into one view per tensor of `like`, each shaped as that tensor."""
+    return [t.view_as(p) for t, p in zip(flat.split([p.numel() for p in like]), like)]
 
 
 def _flatten(params: list[nn.Parameter]) -> torch.Tensor:
     """Copy the parameters into one tensor and make each a view of its slice (same values, same objects)."""
     flat = torch.cat([p.detach().reshape(-1) for p in params])
-    offset = 0
-    for p in params:
-        p.data = flat[offset:offset + p.numel()].view_as(p)
-        offset += p.numel()
+    for p, v in zip(params, views(flat, params)):
+        p.data = v
     return flat
 
 
@@ -148,7 +147,7 @@ def _act_backward(da: torch.Tensor, a: torch.Tensor, layer: _Layer) -> torch.Ten
     if layer.act == "relu":
         return torch.ops.aten.threshold_backward(da, a, 0)
     if layer.act == "leaky_relu":
-        return torch.where(a > 0, da, da * layer.slope)
+        return torch.ops.aten.leaky_relu_backward(da, a, layer.slope, True)  # a > 0 exactly where z > 0 (slope >= 0)
     if layer.act == "tanh":
         return torch.ops.aten.tanh_backward(da, a)
     if layer.act == "sigmoid":
@@ -199,10 +198,8 @@ class FlatSGD(torch.optim.Optimizer):
                 and not spec.get("maximize", False) and set(spec) - {"name"} <= set(FlatSGD.ARGS))
 
     def _share_buffer(self) -> None:
-        offset = 0
-        for p in self.fused.params:
-            self.state[p]["momentum_buffer"] = self.buf[offset:offset + p.numel()].view_as(p)
-            offset += p.numel()
+        for p, b in zip(self.fused.params, views(self.buf, self.fused.params)):
+            self.state[p]["momentum_buffer"] = b
 
     def state_dict(self) -> dict:
         group = self.param_groups[0]

@@ -374,6 +374,7 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
     has_bn = any(isinstance(m, nn.BatchNorm1d) for m in parts.model.modules())
     steps = math.ceil(n / bs) - (has_bn and n % bs == 1)  # batch norm cannot normalise a batch of one row
     sizes = torch.tensor([min(bs, n - s * bs) for s in range(steps)], device=device, dtype=torch.float32)
+    rows_per_epoch = float(sizes.sum())
     monitor = monitor_name(cfg)
     maximize = monitor in MAXIMIZE
     table = param_table(parts.model)
@@ -418,8 +419,7 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
         order = train_rows[torch.randperm(n, generator=run.gen).to(device)]
         for s in range(run.step, steps):
             # In a group every rank must stop at the same step: the ranks agree on it every CHECK_EVERY steps.
-            if (SIGNALS.signum is not None if group is None
-                    else s % CHECK_EVERY == 0 and group.any(SIGNALS.signum is not None)):
+            if (group is None or s % CHECK_EVERY == 0) and _signalled(group):
                 run.step = s
                 run.gen.set_state(run.epoch_gen_state)  # as before this epoch's permutation, whatever s is
                 if group:
@@ -447,7 +447,7 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
                 group.reduce_grads(params, share, fused.flat_grad if fused else None)
                 loss = loss * share
             if cfg.train.grad_clip:
-                nn.utils.clip_grad_norm_(parts.model.parameters(), cfg.train.grad_clip)
+                _clip(params, cfg.train.grad_clip, fused)
             parts.optimizer.step()
             run.step_losses[s] = loss.detach()
             if diag is not None:
@@ -459,7 +459,7 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
         if group:
             group.sum_(run.step_losses)
         _check_diverged(run, 0, steps, saver)
-        train_loss = float((run.step_losses * sizes).sum()) / float(sizes.sum())
+        train_loss = float((run.step_losses * sizes).sum()) / rows_per_epoch
         run.epoch, run.step = epoch, 0
         if parts.scheduler is not None:
             parts.scheduler.step()
@@ -495,7 +495,7 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
         if stop:
             stopped = stop
             log(f"stopped: {stop}")
-        signalled = SIGNALS.signum is not None if group is None else group.any(SIGNALS.signum is not None)
+        signalled = _signalled(group)
         if early or stop or epoch == cfg.train.epochs or signalled or saver.due():
             saver.save()
         if signalled:
@@ -548,6 +548,20 @@ def write_plots(run_dir: Path, monitor: str, task: str, y_true: np.ndarray, scor
 
 
 CHECK_EVERY = 64
+
+
+def _signalled(group: Any) -> bool:
+    """A SIGINT or SIGTERM arrived; in a data-parallel group, on any rank, so that all stop at the same step."""
+    return SIGNALS.signum is not None if group is None else group.any(SIGNALS.signum is not None)
+
+
+def _clip(params: list[torch.Tensor], max_norm: float, fused: FusedStep | None) -> None:
+    """clip_grad_norm_'s rule; on the fused path as two ops on the flat gradient rather than ops per layer."""
+    if fused is None:
+        nn.utils.clip_grad_norm_(params, max_norm)
+        return
+    norm = torch.linalg.vector_norm(fused.flat_grad)
+    fused.flat_grad.mul_((max_norm / (norm + 1e-6)).clamp_(max=1.0))
 
 
 def _check_diverged(run: Run, lo: int, hi: int, saver: Saver) -> None:

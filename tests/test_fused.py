@@ -185,3 +185,22 @@ def test_compiled_fit_matches_eager(workdir):
 def test_compile_with_fused_engine_is_a_config_problem(workdir):
     with pytest.raises(UserError, match=r"train.compile=true.*engine: auto"):
         load_config(None, raw={"data": {"path": "d.csv"}, "train": {"compile": True, "engine": "fused"}})
+
+
+def test_gradient_clipping_on_the_fused_path_matches_autograd(workdir):
+    """The fused path clips its flat gradient in two ops; the rule is clip_grad_norm_'s."""
+    import csv
+
+    from nntrain.train import fit
+
+    from .conftest import make_table
+
+    make_table(n=300).to_csv(workdir / "d.csv", index=False)
+    rows = {}
+    for engine in ("fused", "autograd"):
+        raw = {"name": engine, "data": {"path": "d.csv"}, "model": {"hidden": [16, 8], "activation": "leaky_relu"},
+               "optimizer": {"name": "sgd", "lr": 0.2, "momentum": 0.9},
+               "train": {"epochs": 4, "batch_size": 16, "engine": engine, "grad_clip": 0.05}}
+        fit(load_config(None, raw=raw), log=lambda m: None)
+        rows[engine] = [float(r["val_loss"]) for r in csv.DictReader(open(workdir / "runs" / engine / "metrics.csv"))]
+    assert rows["fused"] == pytest.approx(rows["autograd"], rel=1e-3)
