@@ -7,6 +7,7 @@ loads with weights_only=True: nothing is unpickled at eval or predict time.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -229,15 +230,18 @@ def prepare(table: Table, data_cfg: Any, seed: int) -> Prepared:
     classes = None if task == "regression" else sorted(_py(v) for v in y_raw.unique())
     train, val, test = split(len(df), y_raw if classes else None, data_cfg, seed)
     if classes:
-        counts = pd.Series(y_raw).value_counts()
-        missing = [c for c in classes if not (y_raw.iloc[train] == c).any()]
+        present = set(pd.unique(y_raw.iloc[train]))
+        missing = [c for c in classes if c not in present]
         if missing:
-            raise UserError(f"column '{target}' (the target): class {missing[0]!r} has {counts.get(missing[0], 0)} "
+            count = int((y_raw == missing[0]).sum())
+            raise UserError(f"column '{target}' (the target): class {missing[0]!r} has {count} "
                             f"row(s) and none of them landed in the training split; add rows, or lower "
                             f"data.test_size / data.val_size")
 
     kinds = {c: "categorical" if c in data_cfg.categorical else _column_kind(df[c], is_csv) for c in features}
-    categories = {c: sorted(set(_categories(df[c].dropna()))) for c in features if kinds[c] == "categorical"}
+    # named from the distinct values only: turning a million rows into text takes a second
+    categories = {c: sorted(set(_categories(pd.Series(df[c].dropna().unique())))) for c in features
+                  if kinds[c] == "categorical"}
     prep: dict[str, Any] = {"target": str(target), "task": task, "classes": classes, "columns": list(map(str, features)),
                             "kinds": kinds, "categories": categories, "impute": {}, "scale_kind": data_cfg.scale}
     # Imputation values and scaling are fitted on the training rows only.
@@ -411,7 +415,9 @@ def _one_hot(s: pd.Series, prep: dict, is_csv: bool) -> np.ndarray:
         s = s.fillna(prep["impute"][col])
     cats = prep["categories"][col]
     lookup = {c: i for i, c in enumerate(cats)}
-    codes = _categories(s).map(lookup).where(s.notna(), -1).fillna(-1).to_numpy(dtype=np.int64)
+    idx, uniques = pd.factorize(s)  # each distinct value named once; -1 for a missing one
+    known = _categories(pd.Series(uniques)).map(lookup).fillna(-1).to_numpy(dtype=np.int64)
+    codes = np.where(idx >= 0, known[np.maximum(idx, 0)] if len(known) else -1, -1)
     if (codes < 0).any():
         i = int(np.flatnonzero(codes < 0)[0])
         if pd.isna(s.iloc[i]):
@@ -460,12 +466,15 @@ def encode_table(table: Table, prep: dict, shown: str) -> tuple[np.ndarray, np.n
     return encode(table.frame, prep, table.is_csv), encode_target(table.frame[prep["target"]], prep, table.is_csv)
 
 
-def load_encoded(prep: dict) -> tuple[np.ndarray, np.ndarray]:
-    """The training table again, encoded with the stored preprocessing; refused if the file changed."""
+def load_encoded(prep: dict, rows: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The training table again (or only `rows` of it), encoded with the stored preprocessing; refused if the
+    file changed."""
     table = read_table(prep["source"])
     if table.sha256 != prep["sha256"]:
         raise UserError(f"{prep['source']} changed since the run was trained (sha256 differs), so its rows are not "
                         f"the same; evaluate on it with --data, or start a new run")
+    if rows is not None:
+        table = dataclasses.replace(table, frame=table.frame.iloc[rows].reset_index(drop=True))
     return encode_table(table, prep, prep["source"])
 
 

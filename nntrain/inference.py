@@ -44,9 +44,9 @@ def evaluate_run(run: LoadedRun, data_file: str | None = None) -> dict:
     """Metrics on the run's own test split (same rows, from split.json), or on another file."""
     prep = run.prep
     if data_file is None:
-        X_all, y_all = load_encoded(prep)
         test = json.loads((run.run_dir / "split.json").read_text())["test"]
-        X, y, label = torch.as_tensor(X_all[test]), torch.as_tensor(y_all[test]), "test split"
+        X, y = map(torch.as_tensor, load_encoded(prep, rows=test))  # the test rows only
+        label = "test split"
     else:
         X, y = map(torch.as_tensor, encode_table(read_table(data_file, key="--data"), prep, data_file))
         label = data_file
