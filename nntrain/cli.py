@@ -345,7 +345,9 @@ def _compare_metric(row: dict) -> str:
     monitor = row.get("monitor") or "val_loss"
     if monitor != "val_loss":
         return monitor
-    return "val_r2" if row.get("task") == "regression" else "val_accuracy"
+    from .listing import headline_metric
+
+    return "val_" + headline_metric(row.get("task") or "")
 
 
 @app.command()

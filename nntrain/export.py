@@ -17,6 +17,7 @@ kept for deployers on LibTorch, but ONNX is the format to prefer.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 import warnings
@@ -190,8 +191,8 @@ def _is_number(v: Any) -> bool:
 
 
 def export_model(model: nn.Module, cfg: Config, prep: dict) -> nn.Sequential:
-    """standardize -> a float32 eval-mode copy of the trained layers -> probabilities or unscaled prediction."""
-    _refuse_unexportable(prep)
+    """standardize -> a float32 eval-mode copy of the trained layers -> probabilities or unscaled prediction.
+    Call _refuse_unexportable(prep) first."""
     fill = [float(prep["impute"][c]) if c in prep["impute"] else None for c in prep["columns"]]
     parts: OrderedDict[str, nn.Module] = OrderedDict(standardize=Standardize(prep["shift"], prep["scale"], fill))
     for name, layer in copy.deepcopy(model).named_children():
@@ -257,8 +258,8 @@ def _onnx_bytes(model: nn.Sequential, sample: torch.Tensor, prep: dict, run_dir:
         raise ExportFailed(f"torch.onnx.export failed on {run_dir}: {_first_line(e)}") from None
     proto = program.model_proto
     onnx.helper.set_model_props(proto, {"nntrain.run": str(run_dir), "nntrain.checkpoint": checkpoint,
-                                        "nntrain.columns": _json(prep["columns"]),
-                                        "nntrain.outputs": _json(output_labels(prep))})
+                                        "nntrain.columns": json.dumps(prep["columns"]),
+                                        "nntrain.outputs": json.dumps(output_labels(prep))})
     return proto.SerializeToString()
 
 
@@ -327,9 +328,9 @@ def write_sidecar(out: Path, fmt: str, loaded: Any, checkpoint: str) -> Path:
                   "imputed": {c: float(v) for c, v in prep["impute"].items()},
                   "note": "raw values, in this column order; standardization (and NaN -> the imputed value in the "
                           "imputed columns) happens inside the model"},
-        "output": ({"name": "prediction", "dtype": "float32", "shape": [BATCH_DIM], "target": prep["target"]}
+        "output": ({"name": output_name(prep), "dtype": "float32", "shape": [BATCH_DIM], "target": prep["target"]}
                    if regression else
-                   {"name": "probabilities", "dtype": "float32", "shape": [BATCH_DIM, len(prep["classes"])],
+                   {"name": output_name(prep), "dtype": "float32", "shape": [BATCH_DIM, len(prep["classes"])],
                     "classes": list(prep["classes"]), "target": prep["target"],
                     "note": "one probability per class, in the order of classes; the prediction is the argmax"}),
         "torch": torch.__version__,
@@ -344,12 +345,6 @@ def write_sidecar(out: Path, fmt: str, loaded: Any, checkpoint: str) -> Path:
     except OSError as e:
         raise UserError(f"{path}: cannot write it: {e.strerror}") from None
     return path
-
-
-def _json(obj: Any) -> str:
-    import json
-
-    return json.dumps(obj)
 
 
 def _first_line(e: BaseException) -> str:

@@ -14,6 +14,14 @@ from .errors import UserError
 if TYPE_CHECKING:
     from rich.table import Table
 
+PRUNED = "pruned"  # how a pruned sweep trial's summary.json "stopped" begins
+
+
+def headline_metric(task: str) -> str:
+    """The one test metric a table shows for a run of this task."""
+    return "r2" if task == "regression" else "accuracy"
+
+
 IGNORED_KEYS = ("name", "runs_dir")  # differ between every pair of runs, so they tell nothing
 
 
@@ -85,12 +93,12 @@ def read_run(path: Path) -> dict:
     status = "done" if summary else "stopped" if (path / "last.pt").is_file() else "empty"
     stopped = str(summary.get("stopped") or "")
     if stopped:  # finished before train.epochs: say so, or it passes for a short run
-        status = "pruned" if stopped.startswith("pruned") else "early stop"
+        status = PRUNED if stopped.startswith(PRUNED) else "early stop"
     run = summary.get("epochs_run")
     run = run if isinstance(run, int) else _metrics_rows(path / "metrics.csv")
     task = summary.get("task") or "-"
     test = summary.get("test") if isinstance(summary.get("test"), dict) else {}
-    key = "r2" if task == "regression" else "accuracy"
+    key = headline_metric(task)
     scheduler = _get(cfg, "scheduler", "name")
     return {
         "name": path.name, "path": path, "task": task,

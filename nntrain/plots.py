@@ -11,11 +11,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from . import metrics as M
+from .config import MAXIMIZE
 from .runs import write_atomic
 
 DPI = 100
 FIGSIZE = (6.0, 4.0)
-HIGHER_IS_BETTER = {"accuracy", "f1_macro", "roc_auc", "r2"}
 DIAGNOSTICS = {"grad_norm": "grad norm", "dead_frac": "dead fraction", "saturated_frac": "saturated fraction"}
 
 
@@ -92,7 +92,7 @@ def curve_plots(run_dir: Path, monitor: str) -> list[Path]:
     if col is not None and df[col].notna().any():
         s = df[col]
         ax_metric.plot(x, s, label=col, **mk)
-        best = s.idxmax() if col.removeprefix("val_") in HIGHER_IS_BETTER else s.idxmin()
+        best = s.idxmax() if "val_" + col.removeprefix("val_") in MAXIMIZE else s.idxmin()
         ax_metric.axvline(x[best], color="gray", linestyle="--", linewidth=1)
         ax_metric.plot([x[best]], [s[best]], marker="*", markersize=12, color="C3", linestyle="", label="best")
         ax_metric.set_title(f"{col}: best {s[best]:.4g} at epoch {x[best]}")
@@ -138,8 +138,7 @@ def prediction_plots(run_dir: Path, task: str, y_true, output, classes: list[str
         return []
     if task == "regression":
         return _regression_plots(run_dir, y.astype(float), out.ravel())
-    proba = np.column_stack([1 - out, out]) if out.ndim == 1 else out
-    return _classification_plots(run_dir, y.astype(int), proba, classes)
+    return _classification_plots(run_dir, y.astype(int), out, classes)  # out: (n, k) class probabilities
 
 
 def _classification_plots(run_dir: Path, y: np.ndarray, proba: np.ndarray, classes: list[str] | None) -> list[Path]:

@@ -11,6 +11,7 @@ advisory lock on a server. Within it, the grid sampler sees every running trial,
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import hashlib
 import inspect
@@ -26,6 +27,7 @@ import yaml
 
 from .config import MAXIMIZE, Config, load_config, monitor_name, to_plain
 from .errors import UserError, did_you_mean
+from .listing import PRUNED, headline_metric
 from .progress import Lines
 
 SETTINGS = ("trials", "direction", "pruner")
@@ -163,7 +165,7 @@ def _dimension(key: str, spec: Any, base: dict) -> tuple[Dimension | None, list[
 
 
 def _copy(base: dict) -> dict:
-    return yaml.safe_load(yaml.safe_dump(base))
+    return copy.deepcopy(base)
 
 
 def _pruner_problems(spec: Any) -> list[str]:
@@ -173,13 +175,9 @@ def _pruner_problems(spec: Any) -> list[str]:
     if name not in PRUNERS:
         return [f"sweep.pruner.name={spec['name']}: unknown pruner{did_you_mean(name, PRUNERS)}; choose one of: "
                 f"{', '.join(PRUNERS)}"]
-    import optuna
-
-    cls = getattr(optuna.pruners, PRUNERS[name])
     kwargs = {k: v for k, v in spec.items() if k != "name"}
     try:
-        inspect.signature(cls).bind(**kwargs)
-        cls(**kwargs)
+        _pruner(spec)
     except (TypeError, ValueError) as e:
         return [f"sweep.pruner: {name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) is invalid: {e}"]
     return []
@@ -231,49 +229,45 @@ def claim_lock(url: str, study: str) -> Iterator[None]:
         engine.dispose()
 
 
-def _grid_sampler() -> type:
+def _pruner(spec: dict) -> Any:
+    """The Optuna pruner a checked spec names; TypeError or ValueError for bad arguments."""
+    import optuna
+
+    cls = getattr(optuna.pruners, PRUNERS[str(spec["name"]).lower()])
+    kwargs = {k: v for k, v in spec.items() if k != "name"}
+    inspect.signature(cls).bind(**kwargs)  # names the unknown argument, where the constructor's error may not
+    return cls(**kwargs)
+
+
+def _grid(space: dict) -> Any:
+    """A GridSampler that does not stop the study when the grid is used up: that works only inside
+    study.optimize; here the trial count under the claim lock ends the sweep."""
     from optuna.samplers import GridSampler
 
     class Grid(GridSampler):
-        """GridSampler stops the study when the grid is used up, which only works inside study.optimize; here
-        the trial count under the claim lock ends the sweep instead."""
-
         def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
             pass
 
-    return Grid
-
-
-def _Grid(space: dict) -> Any:  # noqa: N802 - a class made on first use, so importing this module needs no optuna
-    return _grid_sampler()(space)
+    return Grid(space)
 
 
 def open_study(url: str, name: str, p: Plan, grid: bool) -> Any:
-    """Created or loaded under the claim lock: two workers starting at once on a new SQLite file would both try to
-    create its tables."""
-    with claim_lock(url, name):
-        return _open_study(url, name, p, grid)
-
-
-def _open_study(url: str, name: str, p: Plan, grid: bool) -> Any:
+    """Created or loaded under the claim lock: two workers starting at once on a new SQLite file would both try
+    to create its tables."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     kwargs = {"engine_kwargs": {"connect_args": {"timeout": 60}}} if url.startswith("sqlite") else {}
-    try:
-        storage = optuna.storages.RDBStorage(url, **kwargs)
-    except ImportError as e:
-        raise UserError(f"--storage {masked(url)}: {e}; pip install -e \".[sweep]\" installs the PostgreSQL driver") from None
-    except Exception as e:  # a server that cannot be reached, a bad password: sqlalchemy's many error types
-        raise UserError(f"--storage {masked(url)}: cannot open it: {str(e).splitlines()[0]}") from None
-    if grid:
-        sampler = _Grid({d.key: d.grid() for d in p.dims})
-    else:
-        sampler = optuna.samplers.TPESampler()
-    pruner_spec = dict(p.pruner)
-    pruner = getattr(optuna.pruners, PRUNERS[str(pruner_spec.pop("name")).lower()])(**pruner_spec)
-    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
-                                direction=p.direction, load_if_exists=True)
+    with claim_lock(url, name):
+        try:
+            storage = optuna.storages.RDBStorage(url, **kwargs)
+        except ImportError as e:
+            raise UserError(f"--storage {masked(url)}: {e}; pip install -e \".[sweep]\" installs the PostgreSQL driver") from None
+        except Exception as e:  # a server that cannot be reached, a bad password: sqlalchemy's many error types
+            raise UserError(f"--storage {masked(url)}: cannot open it: {str(e).splitlines()[0]}") from None
+        sampler = _grid({d.key: d.grid() for d in p.dims}) if grid else optuna.samplers.TPESampler()
+        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=_pruner(p.pruner),
+                                    direction=p.direction, load_if_exists=True)
     if study.direction.name.lower() != p.direction:
         raise UserError(f"study {name} in {masked(url)} was made to {study.direction.name.lower()}; this config asks to "
                         f"{p.direction}: use another --study")
@@ -295,7 +289,7 @@ class Pruning(Lines):
         if math.isfinite(value):
             self.trial.report(value, epoch)
         if self.trial.should_prune():
-            return f"pruned by the sweep's {self.pruner} pruner at epoch {epoch} ({self.monitor}={value:.4f})"
+            return f"{PRUNED} by the sweep's {self.pruner} pruner at epoch {epoch} ({self.monitor}={value:.4f})"
         return None
 
 
@@ -340,7 +334,7 @@ def sweep(path: Path, overrides: list[str], trials: int | None, storage: str | N
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 raise
             chosen = " ".join(f"{k}={_short(v)}" for k, v in params.items())
-            if (summary["stopped"] or "").startswith("pruned"):
+            if (summary["stopped"] or "").startswith(PRUNED):
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 log(f"trial {trial.number}: {chosen} -> {summary['stopped']}")
             else:
@@ -368,9 +362,8 @@ def _short(value: str) -> str:
 
 
 def _headline(summary: dict) -> str:
-    test = summary["test"]
-    key = "r2" if summary["task"] == "regression" else "accuracy"
-    return f"{key}={test[key]:.4f}"
+    key = headline_metric(summary["task"])
+    return f"{key}={summary['test'][key]:.4f}"
 
 
 # ---------------------------------------------------------------- results

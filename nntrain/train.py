@@ -543,8 +543,7 @@ def write_plots(run_dir: Path, monitor: str, task: str, y_true: np.ndarray, scor
     """PNG plots in the run folder: curves from metrics.csv, and the test split's predictions."""
     from .plots import curve_plots, prediction_plots
 
-    names = None if classes is None else [str(c) for c in classes]
-    return curve_plots(run_dir, monitor) + prediction_plots(run_dir, task, y_true, scores, names)
+    return curve_plots(run_dir, monitor) + prediction_plots(run_dir, task, y_true, scores, classes)
 
 
 CHECK_EVERY = 64
