@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import csv
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,18 @@ from nntrain.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_PHONE = REPO.parent / "shared" / "data" / "phone_price.csv"
+NNTRAIN = [sys.executable, "-m", "nntrain"]  # the CLI in a real subprocess
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def metrics_rows(run_dir: Path) -> list[dict[str, str]]:
+    """A run folder's metrics.csv, one dict per epoch."""
+    with open(Path(run_dir) / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def is_png(path: Path) -> bool:
+    return Path(path).read_bytes()[:8] == PNG_SIGNATURE
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import numpy as np
@@ -10,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from .conftest import make_table, write_config
+from .conftest import make_table, metrics_rows, write_config
 
 
 @pytest.fixture
@@ -43,7 +42,7 @@ def test_fit_json_and_run_folder_contents(trained, workdir):
     run = workdir / summary["run_dir"]
     assert {p.name for p in run.iterdir()} == {"config.yaml", "metrics.csv", "best.pt", "last.pt", "summary.json", "split.json",
                                                "curves.png", "diagnostics.png", "confusion_matrix.png", "roc.png", "pr.png"}
-    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    rows = metrics_rows(run)
     assert len(rows) == 3
     assert list(rows[0]) == ["epoch", "train_loss", "val_accuracy", "val_f1_macro", "val_loss", "val_roc_auc", "lr",
                              "grad_norm.fc1", "grad_norm.out", "dead_frac.fc1", "seconds"]
@@ -315,7 +314,7 @@ def test_override_of_a_component_missing_from_the_file(workdir, table_csv, cli):
     (workdir / "c.yaml").write_text(f"data: {{path: {table_csv()}}}\ntrain: {{epochs: 2}}\n")
     r = cli("fit", workdir / "c.yaml", "optimizer.lr=0.01", "scheduler.name=exponential", "scheduler.gamma=0.5")
     assert r.exit_code == 0, r.stderr
-    rows = list(csv.DictReader(open(workdir / "runs/c/metrics.csv")))
+    rows = metrics_rows(workdir / "runs/c")
     assert [float(r["lr"]) for r in rows] == [0.01, 0.005]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import re
@@ -15,7 +14,7 @@ from nntrain.config import load_config
 from nntrain.diagnostics import Diagnostics
 from nntrain.model import build_mlp
 
-from .conftest import write_config
+from .conftest import is_png, metrics_rows, write_config
 
 
 def tiny(layers: list[dict], X: torch.Tensor, steps: int = 1) -> tuple[torch.nn.Sequential, Diagnostics]:
@@ -78,7 +77,7 @@ def test_fit_logs_diagnostics_and_warns_in_words(workdir, table_csv, cli):
     cfg = write_config(workdir / "c.yaml", table_csv(n=200), model={"hidden": None, "layers": layers})
     r = cli("fit", cfg, "train.epochs=3")
     assert r.exit_code == 0, r.stderr
-    rows = list(csv.DictReader(open(workdir / "runs" / "t" / "metrics.csv")))
+    rows = metrics_rows(workdir / "runs" / "t")
     assert [float(row["dead_frac.fc1"]) for row in rows] == [1.0, 1.0, 1.0]
     assert all(float(row["grad_norm.fc1"]) == 0.0 for row in rows)  # a dead layer gets no gradient
     assert "warning (epoch 1): layer 1 (fc1): 100% of its relu units never activate" in r.stdout
@@ -139,7 +138,7 @@ def test_tensorboard_event_files_hold_the_metrics(workdir, table_csv, cli):
     run = workdir / "runs" / "t"
     events = accumulator.EventAccumulator(str(run / "tensorboard"))
     events.Reload()
-    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    rows = metrics_rows(run)
     logged = events.Scalars("val_loss")
     assert [e.step for e in logged] == [1, 2, 3]
     assert [e.value for e in logged] == pytest.approx([float(r["val_loss"]) for r in rows], rel=1e-5)
@@ -161,7 +160,7 @@ def test_runs_and_compare_on_fresh_runs(workdir, table_csv, cli):
 
     r = cli("compare", "runs/sgd", "runs/adam", "-o", "both.png")
     assert r.exit_code == 0, r.stderr
-    assert (workdir / "both.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert is_png(workdir / "both.png")
     table = {l.split("│")[1].strip(): [c.strip() for c in l.split("│")[2:4]] for l in r.stdout.splitlines() if l.count("│") == 4}
     assert table["optimizer.name"] == ["sgd", "adam"]
     assert table["optimizer.momentum"] == ["0.9", "-"]
@@ -187,6 +186,6 @@ def test_a_regression_fit_writes_its_plots(workdir, table_csv, cli):
     assert r.exit_code == 0, r.stderr
     run = workdir / "runs" / "t"
     for name in ("curves.png", "diagnostics.png", "pred_vs_true.png", "residuals.png"):
-        assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert is_png(run / name), name
     assert not (run / "confusion_matrix.png").exists()
     assert "plots: curves.png, diagnostics.png, pred_vs_true.png, residuals.png" in r.stdout

@@ -3,7 +3,6 @@ global batch, identical weights on both ranks, one set of files, resume, and no 
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import subprocess
@@ -13,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import write_config
+from .conftest import NNTRAIN, metrics_rows, write_config
 
 pytestmark = pytest.mark.slow
 
-NNTRAIN = [sys.executable, "-m", "nntrain"]
 
 
 def run(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -25,8 +23,7 @@ def run(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Complete
 
 
 def curve(run_dir: Path) -> list[tuple[float, float]]:
-    rows = csv.DictReader(open(run_dir / "metrics.csv"))
-    return [(float(r["train_loss"]), float(r["val_loss"])) for r in rows]
+    return [(float(r["train_loss"]), float(r["val_loss"])) for r in metrics_rows(run_dir)]
 
 
 def assert_close(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> None:

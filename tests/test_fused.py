@@ -139,44 +139,45 @@ def test_flat_parameters_keep_their_values_and_checkpoint_normally():
     assert all(torch.equal(before[k], v) for k, v in fresh.state_dict().items())
 
 
-def test_fused_and_autograd_fits_agree(workdir):
-    """Same config, both paths, float32: the same curve to within rounding."""
-    import csv
-
+def val_losses(workdir, raw: dict, log=lambda m: None) -> list[float]:
+    """Fit `raw` on d.csv in workdir; its validation loss per epoch."""
     from nntrain.train import fit
 
+    from .conftest import metrics_rows
+
+    fit(load_config(None, raw={"data": {"path": "d.csv"}, **raw}), log=log)
+    return [float(r["val_loss"]) for r in metrics_rows(workdir / "runs" / raw["name"])]
+
+
+@pytest.mark.parametrize("model, optimizer, train", [
+    ({"hidden": [16, 8]}, {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4}, {"l1": 1e-4}),
+    # the fused path clips its flat gradient in two ops; the rule is clip_grad_norm_'s
+    ({"hidden": [16, 8], "activation": "leaky_relu"}, {"name": "sgd", "lr": 0.2, "momentum": 0.9}, {"grad_clip": 0.05}),
+], ids=["l1-weight-decay", "leaky-relu-grad-clip"])
+def test_fused_and_autograd_fits_agree(workdir, model, optimizer, train):
+    """Same config, both paths, float32: the same curve to within rounding."""
     from .conftest import make_table
 
     make_table(n=400).to_csv(workdir / "d.csv", index=False)
-    rows = {}
-    for engine in ("fused", "autograd"):
-        raw = {"name": engine, "data": {"path": "d.csv"}, "model": {"hidden": [16, 8]},
-               "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4},
-               "train": {"epochs": 5, "batch_size": 16, "engine": engine, "l1": 1e-4}}
-        fit(load_config(None, raw=raw), log=lambda m: None)
-        rows[engine] = [float(r["val_loss"]) for r in csv.DictReader(open(workdir / "runs" / engine / "metrics.csv"))]
+    rows = {engine: val_losses(workdir, {"name": engine, "model": model, "optimizer": optimizer,
+                                         "train": {"epochs": 5, "batch_size": 16, "engine": engine, **train}})
+            for engine in ("fused", "autograd")}
     assert rows["fused"] == pytest.approx(rows["autograd"], rel=1e-3)
 
 
 @pytest.mark.slow
 def test_compiled_fit_matches_eager(workdir):
     """train.compile: true runs the autograd step through torch.compile: same curve as eager, same files."""
-    import csv
-
-    from nntrain.train import fit
-
     from .conftest import make_table
 
     make_table(n=300).to_csv(workdir / "d.csv", index=False)
     rows, notes = {}, {}
     for name, compiled in (("eager", False), ("compiled", True)):
-        raw = {"name": name, "data": {"path": "d.csv"}, "model": {"hidden": [16]},
-               "optimizer": {"name": "adam", "lr": 0.01},
+        raw = {"name": name, "model": {"hidden": [16]}, "optimizer": {"name": "adam", "lr": 0.01},
                "train": {"epochs": 3, "batch_size": 32, "engine": "autograd", "compile": compiled}}
         lines = []
-        fit(load_config(None, raw=raw), log=lines.append)
+        rows[name] = val_losses(workdir, raw, log=lines.append)
         notes[name] = next(l for l in lines if "iterations per epoch" in l)
-        rows[name] = [float(r["val_loss"]) for r in csv.DictReader(open(workdir / "runs" / name / "metrics.csv"))]
         assert (workdir / "runs" / name / "best.pt").is_file()
     assert "torch.compile" in notes["compiled"] and "torch.compile" not in notes["eager"]
     assert rows["compiled"] == pytest.approx(rows["eager"], rel=1e-4)
@@ -185,22 +186,3 @@ def test_compiled_fit_matches_eager(workdir):
 def test_compile_with_fused_engine_is_a_config_problem(workdir):
     with pytest.raises(UserError, match=r"train.compile=true.*engine: auto"):
         load_config(None, raw={"data": {"path": "d.csv"}, "train": {"compile": True, "engine": "fused"}})
-
-
-def test_gradient_clipping_on_the_fused_path_matches_autograd(workdir):
-    """The fused path clips its flat gradient in two ops; the rule is clip_grad_norm_'s."""
-    import csv
-
-    from nntrain.train import fit
-
-    from .conftest import make_table
-
-    make_table(n=300).to_csv(workdir / "d.csv", index=False)
-    rows = {}
-    for engine in ("fused", "autograd"):
-        raw = {"name": engine, "data": {"path": "d.csv"}, "model": {"hidden": [16, 8], "activation": "leaky_relu"},
-               "optimizer": {"name": "sgd", "lr": 0.2, "momentum": 0.9},
-               "train": {"epochs": 4, "batch_size": 16, "engine": engine, "grad_clip": 0.05}}
-        fit(load_config(None, raw=raw), log=lambda m: None)
-        rows[engine] = [float(r["val_loss"]) for r in csv.DictReader(open(workdir / "runs" / engine / "metrics.csv"))]
-    assert rows["fused"] == pytest.approx(rows["autograd"], rel=1e-3)

@@ -14,7 +14,8 @@ from matplotlib.image import imread
 
 from nntrain.plots import compare_plot, curve_plots, prediction_plots
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+from .conftest import PNG_SIGNATURE
+
 SMALL = (400, 600, 4)  # 6x4 inches at dpi 100, RGBA
 WIDE = (360, 1200, 4)  # curves.png: loss, metric and lr side by side, 12x3.6 inches
 

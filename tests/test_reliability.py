@@ -11,7 +11,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from nntrain.runs import atomic_save, load_checkpoint
 from nntrain.stopping import Interrupted, catching_signals
 from nntrain.train import fit, resume, start, train
 
-from .conftest import make_table, write_config
+from .conftest import NNTRAIN, make_table, write_config
 
 QUIET = lambda m: None  # noqa: E731
 STEPS = 68  # 1,500 rows: test 300, val 120, train 1,080; batch 16 -> 68 steps an epoch
@@ -67,7 +66,7 @@ def reference(workdir):
 
 
 def launch(workdir: Path, name: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "nntrain", "fit", str(workdir / "c.yaml"), f"name={name}"],
+    return subprocess.Popen([*NNTRAIN, "fit", str(workdir / "c.yaml"), f"name={name}"],
                             cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -335,7 +334,7 @@ def test_code_running_pickle_is_refused_by_eval_predict_and_resume(workdir, cli)
 @pytest.mark.slow
 def test_four_concurrent_fits_with_one_name_get_four_folders(workdir):
     config_for(workdir, train={"epochs": 2})
-    procs = [subprocess.Popen([sys.executable, "-m", "nntrain", "fit", "c.yaml", f"seed={i}", "--json"], cwd=workdir,
+    procs = [subprocess.Popen([*NNTRAIN, "fit", "c.yaml", f"seed={i}", "--json"], cwd=workdir,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
     import json
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import yaml
 
 from nntrain.config import load_config
 
-from .conftest import write_config
+from .conftest import NNTRAIN, is_png, write_config
 
 optuna = pytest.importorskip("optuna")
 
@@ -77,7 +76,7 @@ def test_grid_runs_every_combination_once_and_writes_results(workdir, table_csv,
         assert (run / "summary.json").is_file() and (run / "curves.png").is_file()
     best = load_config(root / "best.yaml")  # a ready config: valid as it stands
     assert best.optimizer["name"] == result["best_params"]["optimizer.name"] and best.sweep is None
-    assert "trials.csv" in os.listdir(root) and (root / "optimization_history.png").read_bytes()[:4] == b"\x89PNG"
+    assert "trials.csv" in os.listdir(root) and is_png(root / "optimization_history.png")
 
 
 def test_a_pruned_trial_leaves_a_marked_run_folder(workdir, table_csv, cli):
@@ -95,7 +94,7 @@ def test_a_pruned_trial_leaves_a_marked_run_folder(workdir, table_csv, cli):
 
 
 def run_two_workers(workdir: Path, cfg: Path, storage: str | None, study: str, trials: int) -> None:
-    cmd = [sys.executable, "-m", "nntrain", "sweep", str(cfg), "--trials", str(trials), "--study", study]
+    cmd = [*NNTRAIN, "sweep", str(cfg), "--trials", str(trials), "--study", study]
     cmd += ["--storage", storage] if storage else []
     procs = [subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
