@@ -455,7 +455,7 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
             if s % 8 == 0:
                 progress.step(s)
             if (s + 1) % CHECK_EVERY == 0:  # a host sync every CHECK_EVERY steps, not every step
-                _check_diverged(run, s + 1 - CHECK_EVERY, s + 1, saver)
+                _check_diverged(run, s + 1 - CHECK_EVERY, s + 1, saver, group)
         if group:
             group.sum_(run.step_losses)
         _check_diverged(run, 0, steps, saver)
@@ -563,9 +563,13 @@ def _clip(params: list[torch.Tensor], max_norm: float, fused: FusedStep | None) 
     fused.flat_grad.mul_((max_norm / (norm + 1e-6)).clamp_(max=1.0))
 
 
-def _check_diverged(run: Run, lo: int, hi: int, saver: Saver) -> None:
-    """Stop before a non-finite loss or weight reaches a checkpoint; the last good best.pt is written."""
-    window = run.step_losses[lo:hi]
+def _check_diverged(run: Run, lo: int, hi: int, saver: Saver, group: Any = None) -> None:
+    """Stop before a non-finite loss or weight reaches a checkpoint; the last good best.pt is written.
+
+    `group`: the step losses are still each rank's own, so the window is summed over the ranks first (a copy):
+    every rank then sees the same non-finite step and all stop together, rather than one stopping and the
+    others waiting for it in the next all-reduce."""
+    window = run.step_losses[lo:hi] if group is None else group.sum_(run.step_losses[lo:hi].clone())
     bad_loss = not bool(torch.isfinite(window).all())
     bad_weights = not bad_loss and hi == len(run.step_losses) and not bool(
         torch.stack([torch.isfinite(p).all() for p in run.parts.model.parameters()]).all())

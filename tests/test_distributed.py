@@ -103,3 +103,45 @@ def test_killing_one_rank_ends_the_others_without_a_hang(workdir, table_csv):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def _diverge_on_rank_1(rank: int, port: int, out: str) -> None:
+    """One rank of a real gloo group: rank 1 alone has a non-finite loss, on the last step of a window."""
+    import types
+
+    import torch
+
+    from nntrain.distributed import Group
+    from nntrain.stopping import Diverged
+    from nntrain.train import CHECK_EVERY, _check_diverged
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    group = Group("cpu")
+    losses = torch.full((2 * CHECK_EVERY,), 0.5)
+    if rank == 1:
+        losses[CHECK_EVERY - 1] = float("nan")
+    cfg = types.SimpleNamespace(optimizer={"lr": 0.1}, data=types.SimpleNamespace(scale="standard"))
+    run = types.SimpleNamespace(step_losses=losses, epoch=0, best_epoch=0, cfg=cfg)
+    saver = types.SimpleNamespace(save_best=lambda: None, last_epoch=0)
+    try:
+        _check_diverged(run, 0, CHECK_EVERY, saver, group)
+        said = "no stop"
+    except Diverged as e:
+        said = str(e)
+    group.any(True)  # both ranks got here: neither is left waiting in a collective
+    Path(out, f"rank{rank}").write_text(said)
+    group.close()
+
+
+def test_a_non_finite_loss_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_diverge_on_rank_1, args=(port, str(tmp_path)), nprocs=2, start_method="spawn", join=True)
+    said = [(tmp_path / f"rank{r}").read_text() for r in (0, 1)]
+    assert said[0] == said[1]
+    assert said[0].startswith("training diverged at epoch 1, step 64: the training loss became non-finite")
