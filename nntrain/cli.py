@@ -77,6 +77,10 @@ def fit(
             _guard(lambda: _exit(launch(nproc, argv)))
 
     def run() -> None:
+        if config is not None and resume is None:
+            from .data import hash_ahead
+
+            hash_ahead(Path(config), list(overrides or []))
         from . import train
         from .config import monitor_name
         from .errors import UserError

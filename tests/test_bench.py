@@ -28,3 +28,13 @@ def test_bench_tiny_runs_and_prints_every_loop():
         for cells in rows:
             ms = float(cells[4])
             assert ms > 0, (loop, cells)
+
+
+def test_load_benchmark_runs_small_and_reports_ratio_and_memory():
+    proc = subprocess.run([sys.executable, "benchmarks/load.py", "--rows", "20000", "--repeats", "1"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ratio = re.search(r"^ratio: ([0-9.]+)x read_csv", proc.stdout, re.M)
+    peak = re.search(r"nntrain fit (-?[0-9,]+) MiB = (-?[0-9.]+)x the float32 matrix", proc.stdout)
+    assert ratio and peak, proc.stdout
+    assert float(ratio.group(1)) > 0

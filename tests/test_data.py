@@ -104,3 +104,51 @@ def test_parquet_and_sklearn_sources(tmp_path):
     assert iris.frame.shape == (150, 5) and set(iris.frame["target"]) == {"setosa", "versicolor", "virginica"}
     with pytest.raises(UserError, match="did you mean 'sklearn:iris'|did you mean 'iris'"):
         read_table("sklearn:irs")
+
+
+def test_big_tables_encode_on_threads_to_the_same_matrix_and_name_the_first_bad_column(tmp_path, monkeypatch):
+    import nntrain.data as D
+
+    n = D.PARALLEL_ROWS + 3_001  # over the threshold, and not a multiple of the row block
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(5, 2, n), "zone": rng.choice(["n", "s"], n), "b": rng.normal(-1, 9, n),
+                       "c": rng.integers(0, 1000, n), "y": rng.choice(["p", "q", "r"], n)})
+    path = tmp_path / "big.csv"
+    df.to_csv(path, index=False)
+    table = read_table(str(path))
+    threaded = prepare(table, DataConfig(path="x"), 0)
+    monkeypatch.setattr(D, "THREADS", 1)
+    serial = prepare(table, DataConfig(path="x"), 0)
+    assert np.array_equal(threaded.X, serial.X) and threaded.prep == serial.prep
+    assert threaded.prep["encoded"] == ["a", "zone=n", "zone=s", "b", "c"]
+    b = df["b"].to_numpy()[threaded.train]
+    assert threaded.X[:, 3] == pytest.approx((df["b"].to_numpy() - b.mean()) / b.std(), abs=1e-5)
+
+    monkeypatch.setattr(D, "THREADS", 2)
+    df["c"] = df["c"].astype(float)
+    df.loc[n - 5, "c"] = np.inf  # a later column, a later row
+    df.loc[70_000, "b"] = np.nan
+    df.to_csv(path, index=False)
+    with pytest.raises(UserError, match=r"column 'b': missing value at row 70001 \(line 70002\)"):
+        prepare(read_table(str(path)), DataConfig(path="x"), 0)
+
+
+def test_the_recorded_sha256_is_the_files_and_follows_a_rewrite(tmp_path):
+    import hashlib
+    import os
+
+    from nntrain.data import hash_ahead, sha256_soon
+
+    path = tmp_path / "t.csv"
+    make_table(n=40).to_csv(path, index=False)
+    config = tmp_path / "c.yaml"
+    config.write_text("data:\n  path: t.csv\n")
+    hash_ahead(config, [])  # what fit does before importing torch: the same file's digest is under way
+    assert sha256_soon(path).result() == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert read_table("t.csv", tmp_path).sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    stat = path.stat()
+    text = path.read_text()
+    path.write_text(text.replace("1", "2", 1))  # same size, other bytes
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert read_table(str(path)).sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert read_table(str(path)).sha256 != hashlib.sha256(text.encode()).hexdigest()
