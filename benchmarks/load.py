@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import REPO, Setting, synthetic_frame  # noqa: E402
+from bench import REPO, Setting, synthetic_frame
 
 # VmHWM, not getrusage's ru_maxrss: on Linux the latter keeps the high-water mark of the forked parent
 # across exec, so every child would report at least this process's size. RssAnon has no high-water mark of
