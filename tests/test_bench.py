@@ -35,6 +35,6 @@ def test_load_benchmark_runs_small_and_reports_ratio_and_memory():
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ratio = re.search(r"^ratio: ([0-9.]+)x read_csv", proc.stdout, re.M)
-    peak = re.search(r"nntrain fit (-?[0-9,]+) MiB = (-?[0-9.]+)x the float32 matrix", proc.stdout)
+    peak = re.search(r"nntrain fit: resident ([0-9,]+) MiB = ([0-9.]+)x; anonymous ([0-9,]+) MiB", proc.stdout)
     assert ratio and peak, proc.stdout
-    assert float(ratio.group(1)) > 0
+    assert float(ratio.group(1)) > 0 and float(peak.group(2)) > 0
