@@ -149,23 +149,25 @@ def params(
 
     def run() -> None:
         from .errors import UserError
-        from .model import build_mlp, param_table
 
         if target.is_dir():
             from .inference import load_run
+            from .model import param_table
             from .runs import resolve_run_dir
 
             if overrides:
                 raise UserError(f"overrides ({' '.join(overrides)}) apply to a config, not to a trained run folder")
-            model = load_run(resolve_run_dir(str(target))).model
+            table = param_table(load_run(resolve_run_dir(str(target))).model)
         else:
+            # No torch from a config (its import alone takes 1-2 s): names are checked, the arguments of
+            # components are left to fit, and the layers are counted from the config.
             from .config import load_config
-            from .train import load_data, n_outputs
+            from .data import load_data
+            from .model import n_outputs, planned_table
 
-            cfg = load_config(target, list(overrides or []))
+            cfg = load_config(target, list(overrides or []), arguments_too=False)
             data = load_data(cfg, target.parent)
-            model = build_mlp(cfg.model, data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs))
-        table = param_table(model)
+            table = planned_table(cfg.model, data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs))
         if as_json:
             _print_json(table)
             return

@@ -204,8 +204,9 @@ SPEC_DEFAULTS = {
 
 
 def load_config(path: str | Path | None, overrides: list[str] = (), raw: dict | None = None,
-                name: str | None = None) -> Config:
-    """Read YAML, apply dotted KEY=VALUE overrides (and --name), validate, check that the parts agree."""
+                name: str | None = None, arguments_too: bool = True) -> Config:
+    """Read YAML, apply dotted KEY=VALUE overrides (and --name), validate, check that the parts agree.
+    arguments_too=False checks component names but not their arguments, which needs torch (`params`)."""
     text = ""
     if raw is None:
         path = Path(path)
@@ -238,7 +239,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), raw: dict | 
         cfg, removed = _repaired(raw, e)  # so the checks below still see the rest of the file
     if cfg is not None:
         # a check that leans on a key replaced by its default would only mislead
-        problems += [locate(p) for p in semantic_problems(cfg) if not any(r in p for r in removed)]
+        problems += [locate(p) for p in semantic_problems(cfg, arguments_too) if not any(r in p for r in removed)]
     if problems:
         problems = sorted(dict.fromkeys(problems), key=_line_of)
         error = UserError(problems, header=f"{path or 'config'}: {len(problems)} problem(s) in the config:")
@@ -434,24 +435,24 @@ def loss_name(cfg: Config, task: str) -> str:
     return canonical("loss", name) or name
 
 
-def semantic_problems(cfg: Config) -> list[str]:
+def semantic_problems(cfg: Config, arguments_too: bool = True) -> list[str]:
     """Problems pydantic's types cannot see: component names and arguments, and parts that disagree."""
     from .components import MATRIX_ONLY_INITS, canonical, spec_problems
 
     problems: list[str] = []
     m = cfg.model
-    problems += spec_problems("activation", m.activation, "model.activation")
-    problems += spec_problems("output_activation", m.output_activation, "model.output_activation")
+    problems += spec_problems("activation", m.activation, "model.activation", arguments_too)
+    problems += spec_problems("output_activation", m.output_activation, "model.output_activation", arguments_too)
     inits = [("model.init", m.init)] + [(f"model.layers.{i}.init", l.init) for i, l in enumerate(m.layers or []) if l.init]
     for path, init in inits:
-        problems += spec_problems("init", init.weight, f"{path}.weight")
-        problems += spec_problems("init", init.bias, f"{path}.bias")
+        problems += spec_problems("init", init.weight, f"{path}.weight", arguments_too)
+        problems += spec_problems("init", init.bias, f"{path}.bias", arguments_too)
         if canonical("init", init.bias["name"]) in MATRIX_ONLY_INITS:
             problems.append(f"{path}.bias={init.bias['name']}: a bias is 1-D and has no fan-in/fan-out; "
                             f"use zeros, constant, uniform, normal or default")
     for i, layer in enumerate(m.layers or []):
         if layer.activation:
-            problems += spec_problems("activation", layer.activation, f"model.layers.{i}.activation")
+            problems += spec_problems("activation", layer.activation, f"model.layers.{i}.activation", arguments_too)
     out_act = canonical("output_activation", m.output_activation["name"])
     if out_act in ("softmax", "log_softmax") and "dim" in m.output_activation:
         problems.append(f"model.output_activation.dim={m.output_activation['dim']}: {out_act} always runs across "
@@ -467,15 +468,15 @@ def semantic_problems(cfg: Config) -> list[str]:
             problems.append(f"loss: 'auto' takes no arguments ({', '.join(k for k in cfg.loss if k != 'name')}); "
                             f"name the loss, e.g. {{name: huber, delta: 2.0}}")
     else:
-        problems += spec_problems("loss", cfg.loss, "loss")
-    problems += spec_problems("optimizer", cfg.optimizer, "optimizer")
+        problems += spec_problems("loss", cfg.loss, "loss", arguments_too)
+    problems += spec_problems("optimizer", cfg.optimizer, "optimizer", arguments_too)
     lr = cfg.optimizer.get("lr")
     if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr <= 0:
         problems.append(f"optimizer.lr={lr}: must be greater than 0, e.g. lr: 0.001")
     sched = canonical("scheduler", cfg.scheduler["name"])
     if sched == "cosine":
         cfg.scheduler.setdefault("T_max", cfg.train.epochs)
-    problems += spec_problems("scheduler", cfg.scheduler, "scheduler")
+    problems += spec_problems("scheduler", cfg.scheduler, "scheduler", arguments_too)
     if sched == "multistep":
         milestones = cfg.scheduler.get("milestones")
         late = [x for x in milestones if isinstance(x, int) and x >= cfg.train.epochs] if isinstance(milestones, list) else []

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from .config import Config, task_problems
 from .errors import UserError, did_you_mean
 
 SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
@@ -311,6 +312,20 @@ def prepare(table: Table, data_cfg: Any, seed: int) -> Prepared:
         y = encode_labels(y_raw, classes, target, is_csv)
         prep["baseline"] = int(np.bincount(y[train], minlength=len(classes)).argmax())
     return Prepared(encode(df, prep, is_csv, values), y, train, val, test, prep, why, notes)
+
+
+def load_data(cfg: Config, config_dir: Path | None) -> Prepared:
+    """The config's table read, checked against the config and prepared: what `fit` trains on."""
+    table = read_table(cfg.data.path, config_dir)
+    data = prepare(table, cfg.data, cfg.seed)
+    data.prep.update(source=table.source, sha256=table.sha256)
+    problems = task_problems(cfg, data.task, None if data.task == "regression" else len(data.prep["classes"]))
+    if problems:
+        raise UserError([f"{p} [data: {data.task}, {data.task_reason}]" for p in problems])
+    for part, idx in (("training", data.train), ("validation", data.val), ("test", data.test)):
+        if len(idx) == 0:
+            raise UserError(f"data: the {part} split is empty ({len(data.X)} rows); use more rows or other split sizes")
+    return data
 
 
 def _is_saved_index(s: pd.Series) -> bool:

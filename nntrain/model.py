@@ -1,22 +1,32 @@
-"""Build the MLP from the config, and count its parameters layer by layer."""
+"""Build the MLP from the config, and count its parameters layer by layer (from a built model, or from the
+config alone without torch: `nntrain params CONFIG`)."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+from .components import ACTIVATIONS, OUTPUT_ACTIVATIONS, build, canonical, init_tensor
+from .config import Config, ModelConfig, loss_name
 
-from .components import build, canonical, init_tensor
-from .config import ModelConfig
+if TYPE_CHECKING:
+    from torch import nn
+
+
+def n_outputs(cfg: Config, task: str, n_classes: int) -> int:
+    if task == "regression" or loss_name(cfg, task) == "bce":
+        return 1
+    return n_classes
 
 
 def build_mlp(cfg: ModelConfig, n_inputs: int, n_outputs: int) -> nn.Sequential:
     """fcK -> [bnK] -> actK -> [dropK] per hidden layer, then `out` (and the output activation if any).
 
-    Each layer gets its own activation module: a shared PReLU would share its weight.
+    Each layer gets its own activation module: a shared PReLU would share its weight. planned_table() counts
+    the same layers without building them: a change here is a change there (a test compares the two).
     """
+    from torch import nn
+
     parts: OrderedDict[str, nn.Module] = OrderedDict()
     width = n_inputs
     for k, layer in enumerate(cfg.resolved_layers(), start=1):
@@ -40,6 +50,8 @@ def build_mlp(cfg: ModelConfig, n_inputs: int, n_outputs: int) -> nn.Sequential:
 
 
 def _init_linear(fc: nn.Linear, init: Any) -> None:
+    import torch
+
     with torch.no_grad():
         init_tensor(init.weight, fc.weight)
         init_tensor(init.bias, fc.bias)
@@ -76,3 +88,32 @@ def param_table(model: nn.Module) -> dict:
         "bytes": sum(p.numel() * p.element_size() for p in params)
         + sum(b.numel() * b.element_size() for b in model.buffers()),
     }
+
+
+def planned_table(cfg: ModelConfig, n_inputs: int, n_outputs: int) -> dict:
+    """param_table(build_mlp(cfg, n_inputs, n_outputs)), worked out from the config without torch."""
+    rows, width = [], n_inputs
+
+    def row(name: str, kind: str, weight: list[int], biases: int = 0, buffers: int = 0) -> None:
+        weights = weight[0] * (weight[1] if len(weight) > 1 else 1)
+        rows.append({"layer": name, "type": kind, "shape": weight, "weights": weights, "biases": biases,
+                     "total": weights + biases, "trainable": weights + biases, "buffers": buffers})
+
+    def activation(name: str, spec: dict, table: dict[str, str], key: str) -> None:
+        if canonical(key, spec["name"]) == "prelu":  # one slope: num_parameters is nntrain's to set, and it keeps 1
+            row(name, table["prelu"], [1])
+
+    for k, layer in enumerate(cfg.resolved_layers(), start=1):
+        row(f"fc{k}", "Linear", [layer.size, width], layer.size)
+        if layer.batch_norm:
+            row(f"bn{k}", "BatchNorm1d", [layer.size], layer.size, buffers=2 * layer.size)  # running mean and var
+        activation(f"act{k}", layer.activation, ACTIVATIONS, "activation")
+        width = layer.size
+    row("out", "Linear", [n_outputs, width], n_outputs)
+    activation("out_act", cfg.output_activation, OUTPUT_ACTIVATIONS, "output_activation")
+    total = sum(r["total"] for r in rows)
+    batch_norms = sum(r["type"] == "BatchNorm1d" for r in rows)
+    buffers = sum(r["buffers"] for r in rows)
+    # float32 parameters and running statistics, and each batch norm's int64 count of batches
+    return {"layers": rows, "total": total, "trainable": total, "non_trainable": 0, "buffers": buffers,
+            "bytes": 4 * (total + buffers) + 8 * batch_norms}

@@ -19,12 +19,12 @@ from torch import nn
 
 from . import metrics as M
 from .components import build, canonical
-from .config import MAXIMIZE, Config, dump_yaml, loss_name, monitor_name, task_problems, to_plain
-from .data import Prepared, prepare, read_table, unscale
+from .config import MAXIMIZE, Config, dump_yaml, loss_name, monitor_name, to_plain
+from .data import Prepared, load_data, unscale
 from .diagnostics import Diagnostics
 from .errors import UserError
 from .fused import FlatSGD, FusedStep, plan
-from .model import build_mlp, param_table
+from .model import build_mlp, n_outputs, param_table
 from .progress import Lines
 from .runs import CHECKPOINT_FORMAT, MetricsLog, Saver, atomic_save, create_run_dir, load_checkpoint, write_json
 from .stopping import SIGNALS, Diverged, Interrupted, RanksDiverged, catching_signals
@@ -69,12 +69,6 @@ def make_criterion(cfg: Config, task: str) -> Callable[[torch.Tensor, torch.Tens
     if name in ("cross_entropy", "nll"):
         return fn
     return lambda out, y: fn(out[:, 0], y.to(out.dtype))
-
-
-def n_outputs(cfg: Config, task: str, n_classes: int) -> int:
-    if task == "regression" or loss_name(cfg, task) == "bce":
-        return 1
-    return n_classes
 
 
 def to_proba(out: torch.Tensor, cfg: Config) -> torch.Tensor:
@@ -141,19 +135,6 @@ def build_parts(cfg: Config, n_in: int, n_out: int, task: str, device: torch.dev
         optimizer = build("optimizer", cfg.optimizer, model.parameters())
     sched = None if canonical("scheduler", cfg.scheduler["name"]) == "none" else build("scheduler", cfg.scheduler, optimizer)
     return Parts(model, make_criterion(cfg, task), optimizer, sched, step)
-
-
-def load_data(cfg: Config, config_dir: Path | None) -> Prepared:
-    table = read_table(cfg.data.path, config_dir)
-    data = prepare(table, cfg.data, cfg.seed)
-    data.prep.update(source=table.source, sha256=table.sha256)
-    problems = task_problems(cfg, data.task, None if data.task == "regression" else len(data.prep["classes"]))
-    if problems:
-        raise UserError([f"{p} [data: {data.task}, {data.task_reason}]" for p in problems])
-    for part, idx in (("training", data.train), ("validation", data.val), ("test", data.test)):
-        if len(idx) == 0:
-            raise UserError(f"data: the {part} split is empty ({len(data.X)} rows); use more rows or other split sizes")
-    return data
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -141,6 +142,34 @@ def test_params_counts_batch_norm_buffers_apart(workdir, table_csv, cli):
     bn = [l for l in table["layers"] if l["type"] == "BatchNorm1d"][0]
     assert (bn["weights"], bn["biases"], bn["buffers"]) == (8, 8, 16)
     assert table["total"] == (3 * 8 + 8) + 16 + (8 * 3 + 3)
+
+
+def test_params_from_a_config_imports_no_torch_and_equals_the_trained_runs(repo, trained, workdir):
+    """What `params CONFIG` prints without torch is what the run folder's real model holds."""
+    import subprocess
+    import sys
+
+    summary, _, _ = trained
+    config = Path(summary["run_dir"]) / "config.yaml"
+    code = ("import sys, json\nfrom nntrain.cli import app\ntry:\n    app(['params', sys.argv[1], '--json'], "
+            "standalone_mode=False)\nfinally:\n    print(json.dumps({'torch': 'torch' in sys.modules}), file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code, str(config)], cwd=workdir, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stderr.strip().splitlines()[-1]) == {"torch": False}
+    from_run = subprocess.run([sys.executable, "-m", "nntrain", "params", summary["run_dir"], "--json"], cwd=workdir,
+                              capture_output=True, text=True, timeout=120)
+    assert json.loads(r.stdout) == json.loads(from_run.stdout)
+
+
+def test_params_checks_names_from_a_config_and_leaves_argument_values_to_fit(workdir, table_csv, cli):
+    cfg = write_config(workdir / "c.yaml", table_csv(), model={"activation": "relux"})
+    r = cli("params", cfg)
+    assert r.exit_code == 2 and "model.activation.name=relux: unknown activation (did you mean 'relu'" in r.stderr
+    cfg = write_config(workdir / "c.yaml", table_csv(), optimizer={"name": "sgd", "lr": 0.1, "nesterov": True})
+    assert cli("params", cfg).exit_code == 0
+    r = cli("fit", cfg)
+    assert r.exit_code == 2 and "optimizer: sgd(lr=0.1, nesterov=True) is invalid: Nesterov momentum" in r.stderr
 
 
 def test_phone_params_match_the_reference_network(repo, cli):

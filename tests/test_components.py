@@ -11,7 +11,7 @@ from torch import nn
 
 from nntrain import components as C
 from nntrain.config import ModelConfig, load_config
-from nntrain.model import build_mlp
+from nntrain.model import build_mlp, param_table, planned_table
 from nntrain.train import fit, make_criterion
 
 from .conftest import make_table
@@ -37,7 +37,7 @@ def test_activation_builds_trains_and_is_per_layer(name):
     model = build_mlp(ModelConfig(hidden=[5, 4], activation=name), 3, 2)
     acts = [m for n, m in model.named_children() if n.startswith("act")]
     assert len(acts) == 2 and acts[0] is not acts[1]
-    assert all(type(a) is C.ACTIVATIONS[name] for a in acts)
+    assert all(type(a) is C.factory("activation", name) for a in acts)
     x = torch.randn(7, 3)
     out = model(x)
     out.sum().backward()
@@ -172,3 +172,24 @@ def test_every_init_argument_is_accepted_from_a_config(spec):
     """Each argument of the torch init function after the tensor, the first one included (uniform's a)."""
     cfg = load_config(None, raw={"data": {"path": "d.csv"}, "model": {"init": {"weight": spec}}})
     assert cfg.model.init.weight == spec
+
+
+@pytest.mark.parametrize("model", [
+    {"hidden": [64, 128]},
+    {"hidden": [5, 4], "batch_norm": True, "dropout": 0.3, "activation": "prelu"},
+    {"layers": [{"size": 7, "activation": "prelu", "batch_norm": True}, {"size": 3, "activation": "tanh"}],
+     "output_activation": "prelu"},
+    {"hidden": [9], "activation": {"name": "leaky_relu", "negative_slope": 0.2}, "output_activation": "log_softmax"},
+    {"hidden": [], "batch_norm": True},
+])
+@pytest.mark.parametrize("n_out", [1, 3])
+def test_the_count_from_a_config_equals_the_built_models(model, n_out):
+    cfg = ModelConfig(**model)
+    assert planned_table(cfg, 6, n_out) == param_table(build_mlp(cfg, 6, n_out))
+
+
+@pytest.mark.parametrize("kind", list(C.TABLES))
+def test_every_table_name_resolves_to_its_torch_object(kind):
+    for name, attr in C.TABLES[kind].items():
+        obj = C.factory(kind, name)
+        assert obj is None if attr is None else obj.__name__ == attr
