@@ -71,7 +71,7 @@ def timing(path: Path, repeats: int) -> tuple[list[float], list[float], float]:
     import pandas as pd
 
     from nntrain.config import load_config
-    from nntrain.train import load_data
+    from nntrain.data import load_data
 
     cfg = load_config(None, raw={"data": {"path": str(path)}})
     read, load = [], []
