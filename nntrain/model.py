@@ -3,10 +3,11 @@ config alone without torch: `nntrain params CONFIG`)."""
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from .components import ACTIVATIONS, OUTPUT_ACTIVATIONS, build, canonical, init_tensor
+from .components import build, canonical, init_tensor
 from .config import Config, ModelConfig, loss_name
 
 if TYPE_CHECKING:
@@ -95,22 +96,22 @@ def planned_table(cfg: ModelConfig, n_inputs: int, n_outputs: int) -> dict:
     rows, width = [], n_inputs
 
     def row(name: str, kind: str, weight: list[int], biases: int = 0, buffers: int = 0) -> None:
-        weights = weight[0] * (weight[1] if len(weight) > 1 else 1)
+        weights = math.prod(weight)
         rows.append({"layer": name, "type": kind, "shape": weight, "weights": weights, "biases": biases,
                      "total": weights + biases, "trainable": weights + biases, "buffers": buffers})
 
-    def activation(name: str, spec: dict, table: dict[str, str], key: str) -> None:
-        if canonical(key, spec["name"]) == "prelu":  # one slope: num_parameters is nntrain's to set, and it keeps 1
-            row(name, table["prelu"], [1])
+    def prelu(name: str, spec: dict, kind: str) -> None:
+        if canonical(kind, spec["name"]) == "prelu":  # one slope: num_parameters is nntrain's to set, and it keeps 1
+            row(name, "PReLU", [1])
 
     for k, layer in enumerate(cfg.resolved_layers(), start=1):
         row(f"fc{k}", "Linear", [layer.size, width], layer.size)
         if layer.batch_norm:
             row(f"bn{k}", "BatchNorm1d", [layer.size], layer.size, buffers=2 * layer.size)  # running mean and var
-        activation(f"act{k}", layer.activation, ACTIVATIONS, "activation")
+        prelu(f"act{k}", layer.activation, "activation")
         width = layer.size
     row("out", "Linear", [n_outputs, width], n_outputs)
-    activation("out_act", cfg.output_activation, OUTPUT_ACTIVATIONS, "output_activation")
+    prelu("out_act", cfg.output_activation, "output_activation")
     total = sum(r["total"] for r in rows)
     batch_norms = sum(r["type"] == "BatchNorm1d" for r in rows)
     buffers = sum(r["buffers"] for r in rows)
