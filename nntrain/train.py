@@ -24,6 +24,7 @@ from .data import Prepared, load_data, unscale
 from .diagnostics import Diagnostics
 from .errors import UserError
 from .fused import FlatSGD, FusedStep, plan
+from .listing import flatten
 from .model import build_mlp, n_outputs, param_table
 from .progress import Lines
 from .runs import CHECKPOINT_FORMAT, MetricsLog, Saver, atomic_save, create_run_dir, load_checkpoint, write_json
@@ -249,7 +250,9 @@ def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
     ckpt = load_checkpoint(run_dir / "last.pt")
     stored = ckpt["config"]
     cfg = load_config(None, list(overrides), raw=json.loads(json.dumps(stored)))  # a deep copy to override
-    changed = [f"{k}: {a!r} -> {b!r}" for k, (a, b) in _diff(stored, to_plain(cfg)).items() if not k.startswith(RESUMABLE)]
+    was, now = flatten(stored), flatten(to_plain(cfg))
+    changed = [f"{k}: {was.get(k)!r} -> {now.get(k)!r}" for k in dict.fromkeys([*was, *now])
+               if was.get(k) != now.get(k) and not k.startswith(RESUMABLE)]
     if changed:
         raise UserError(changed, header="these keys cannot change on resume (the checkpoint was trained with the "
                                         "old values); start a new run instead:")
@@ -280,15 +283,6 @@ def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
                epoch_gen_state=ckpt["epoch_gen_state"], step_losses=ckpt["step_losses"],
                best_value=ckpt["best_value"], best_epoch=ckpt["best_epoch"], bad_epochs=ckpt["bad_epochs"],
                diag_state=ckpt.get("diag"))
-
-
-def _diff(a: Any, b: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = {}
-        for k in dict.fromkeys([*a, *b]):
-            out.update(_diff(a.get(k), b.get(k), f"{prefix}{k}."))
-        return out
-    return {} if a == b else {prefix.rstrip("."): (a, b)}
 
 
 def configure(path: Path, overrides: list[str] = (), name: str | None = None) -> Config:

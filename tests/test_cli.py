@@ -465,3 +465,12 @@ def test_configs_lists_and_copies_without_overwriting(repo, cli, workdir):
     assert r.exit_code == 2 and "exists" in r.stderr
     r = cli("configs", "copy", "irs", workdir)
     assert r.exit_code == 2 and "did you mean 'iris'?" in r.stderr
+
+
+def test_resume_refuses_a_change_to_the_model_and_names_each_key(trained, cli):
+    summary, _, _ = trained
+    r = cli("fit", "--resume", summary["run_dir"], "model.hidden=[3]", "optimizer.lr=0.5", "train.epochs=9")
+    assert r.exit_code == 2 and no_traceback(r)
+    assert "these keys cannot change on resume" in r.stderr
+    assert "model.hidden: [" in r.stderr and "-> [3]" in r.stderr and "optimizer.lr:" in r.stderr
+    assert "train.epochs" not in r.stderr  # train.* may change
