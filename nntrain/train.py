@@ -433,7 +433,7 @@ def _train(run: Run, log: Callable[[str], None], progress: Lines, tb: Any) -> di
                 _check_diverged(run, s + 1 - CHECK_EVERY, s + 1, saver, group)
         if group:
             group.sum_(run.step_losses)
-        _check_diverged(run, 0, steps, saver)
+        _check_diverged(run, steps - steps % CHECK_EVERY, steps, saver)  # the windows before it were checked above
         train_loss = float((run.step_losses * sizes).sum()) / rows_per_epoch
         run.epoch, run.step = epoch, 0
         if parts.scheduler is not None:
