@@ -74,6 +74,8 @@ class Diagnostics:
 
     @torch.no_grad()
     def activation_fractions(self) -> dict[str, float]:
+        if not any(a in DEAD_FAMILY or a in SATURATING for a in self.acts):
+            return {}  # nothing to measure: no forward pass
         was_training = self.model.training
         self.model.eval()
         out: dict[str, float] = {}
@@ -92,6 +94,8 @@ class Diagnostics:
                     near = (h <= lo + margin) | (h >= hi - margin)
                     out[f"saturated_frac.{layer}"] = _mean(near.float().mean(dim=0) > 0.5) if len(h) else math.nan
                 k += 1
+                if k == len(self.acts):
+                    break  # the layers after the last hidden activation tell nothing
         self.model.train(was_training)
         return out
 
