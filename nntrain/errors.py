@@ -30,6 +30,12 @@ class UserError(Stop):
         return "\n".join([head, *(f"  - {p}" for p in self.problems)])
 
 
+def first_line(e: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (its type's name when it has none), for a one-line error."""
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:limit]
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean X?)' for the closest choice, or '' when none is close."""
     choices = list(choices)

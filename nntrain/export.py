@@ -33,7 +33,7 @@ from torch import nn
 
 from .config import Config
 from .data import unscale
-from .errors import Stop, UserError, did_you_mean
+from .errors import Stop, UserError, did_you_mean, first_line
 from .runs import resolve_run_dir, write_atomic, write_json
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -255,7 +255,7 @@ def _onnx_bytes(model: nn.Sequential, sample: torch.Tensor, prep: dict, run_dir:
                                         input_names=[INPUT_NAME], output_names=[output_name(prep)],
                                         dynamic_shapes=({0: rows},))
     except Exception as e:  # noqa: BLE001 - the exporter raises its own types from several layers
-        raise ExportFailed(f"torch.onnx.export failed on {run_dir}: {_first_line(e)}") from None
+        raise ExportFailed(f"torch.onnx.export failed on {run_dir}: {first_line(e, 300)}") from None
     proto = program.model_proto
     onnx.helper.set_model_props(proto, {"nntrain.run": str(run_dir), "nntrain.checkpoint": checkpoint,
                                         "nntrain.columns": json.dumps(prep["columns"]),
@@ -280,7 +280,7 @@ def _write_torchscript(out: Path, model: nn.Sequential, sample: torch.Tensor, pr
         with _quiet_torch(), torch.no_grad():
             traced = torch.jit.trace(model, (sample,), check_trace=False)
     except Exception as e:  # noqa: BLE001 - as above: any failure of torch's tracer is reported, not a traceback
-        raise ExportFailed(f"torch.jit.trace failed: {_first_line(e)}") from None
+        raise ExportFailed(f"torch.jit.trace failed: {first_line(e, 300)}") from None
     with torch.no_grad():
         _compare(traced(sample[:1]).numpy(), model, sample[:1], "the traced module")
     with _quiet_torch():
@@ -346,7 +346,3 @@ def write_sidecar(out: Path, fmt: str, loaded: Any, checkpoint: str) -> Path:
         raise UserError(f"{path}: cannot write it: {e.strerror}") from None
     return path
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return (text.splitlines()[0] if text else type(e).__name__)[:300]

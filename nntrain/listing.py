@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -67,7 +67,7 @@ def _load(path: Path, loader: Any, folder: Path) -> Any:
         return loader(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:  # JSONDecodeError is a ValueError
         mark = getattr(e, "problem_mark", None)  # YAML's own message spans lines; keep its problem and line
-        why = f"{e.problem} (line {mark.line + 1})" if mark else str(e).splitlines()[0]  # type: ignore[attr-defined]
+        why = f"{e.problem} (line {mark.line + 1})" if mark else first_line(e)  # type: ignore[attr-defined]
         raise UserError(f"run folder {folder}: cannot read {path.name}: {why}") from None
 
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 CHECKPOINT_FORMAT = 1
 
@@ -71,7 +71,7 @@ def atomic_save(obj: Any, path: Path) -> None:
     try:
         write_atomic(path, lambda f: torch.save(obj, f), durable=True)
     except (OSError, RuntimeError) as e:
-        reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
+        reason = getattr(e, "strerror", None) or first_line(e)
         raise UserError(f"cannot write {path}: {reason}; the earlier checkpoints in {path.parent} are intact") from None
     finally:
         if blocked:
@@ -124,9 +124,9 @@ def load_checkpoint(path: Path) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise UserError(f"{path}: refused to load: the file holds objects that would run code when unpickled "
-                        f"({str(e).splitlines()[0][:200]}). Only load checkpoints you trust.") from None
+                        f"({first_line(e, 200)}). Only load checkpoints you trust.") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise UserError(f"{path}: checkpoint is corrupt or truncated ({str(e).splitlines()[0][:200]})") from None
+        raise UserError(f"{path}: checkpoint is corrupt or truncated ({first_line(e, 200)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path}: not an nntrain checkpoint")
     return ckpt

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 import yaml
 
 from .config import MAXIMIZE, Config, load_config, monitor_name, to_plain
-from .errors import UserError, did_you_mean
+from .errors import UserError, did_you_mean, first_line
 from .listing import PRUNED, headline_metric
 from .progress import Lines
 
@@ -217,7 +217,7 @@ def claim_lock(url: str, study: str) -> Iterator[None]:
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         conn_cm = engine.connect()
     except (ImportError, sa.exc.SQLAlchemyError) as e:
-        raise UserError(f"--storage {masked(url)}: cannot open it: {str(e).splitlines()[0]}") from None
+        raise UserError(f"--storage {masked(url)}: cannot open it: {first_line(e)}") from None
     try:
         with conn_cm as conn:
             conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
@@ -264,7 +264,7 @@ def open_study(url: str, name: str, p: Plan, grid: bool) -> Any:
         except ImportError as e:
             raise UserError(f"--storage {masked(url)}: {e}; pip install -e \".[sweep]\" installs the PostgreSQL driver") from None
         except Exception as e:  # a server that cannot be reached, a bad password: sqlalchemy's many error types
-            raise UserError(f"--storage {masked(url)}: cannot open it: {str(e).splitlines()[0]}") from None
+            raise UserError(f"--storage {masked(url)}: cannot open it: {first_line(e)}") from None
         sampler = _grid({d.key: d.grid() for d in p.dims}) if grid else optuna.samplers.TPESampler()
         study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=_pruner(p.pruner),
                                     direction=p.direction, load_if_exists=True)
