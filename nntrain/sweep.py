@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import optuna
 import yaml
 
 from .config import MAXIMIZE, Config, load_config, monitor_name, to_plain
@@ -231,8 +232,6 @@ def claim_lock(url: str, study: str) -> Iterator[None]:
 
 def _pruner(spec: dict) -> Any:
     """The Optuna pruner a checked spec names; TypeError or ValueError for bad arguments."""
-    import optuna
-
     cls = getattr(optuna.pruners, PRUNERS[str(spec["name"]).lower()])
     kwargs = {k: v for k, v in spec.items() if k != "name"}
     inspect.signature(cls).bind(**kwargs)  # names the unknown argument, where the constructor's error may not
@@ -254,8 +253,6 @@ def _grid(space: dict) -> Any:
 def open_study(url: str, name: str, p: Plan, grid: bool) -> Any:
     """Created or loaded under the claim lock: two workers starting at once on a new SQLite file would both try
     to create its tables."""
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     kwargs = {"engine_kwargs": {"connect_args": {"timeout": 60}}} if url.startswith("sqlite") else {}
     with claim_lock(url, name):
@@ -296,8 +293,6 @@ class Pruning(Lines):
 def sweep(path: Path, overrides: list[str], trials: int | None, storage: str | None, study_name: str | None,
           grid: bool, log: Callable[[str], None]) -> dict:
     """Run trials until the study holds the requested number; return the study's results."""
-    import optuna
-
     from .stopping import Diverged, catching_signals
     from .train import configure, start, train
 
@@ -371,8 +366,6 @@ def _headline(summary: dict) -> str:
 
 def finish(study: Any, root: Path, p: Plan, log: Callable[[str], None]) -> dict:
     """The trials table, the best trial's config as a ready YAML, and Optuna's plots, all under runs/STUDY/."""
-    import optuna
-
     from .runs import write_atomic, write_json
 
     trials = study.get_trials(deepcopy=False)

@@ -474,3 +474,15 @@ def test_resume_refuses_a_change_to_the_model_and_names_each_key(trained, cli):
     assert "these keys cannot change on resume" in r.stderr
     assert "model.hidden: [" in r.stderr and "-> [3]" in r.stderr and "optimizer.lr:" in r.stderr
     assert "train.epochs" not in r.stderr  # train.* may change
+
+
+def test_sweep_without_optuna_says_how_to_install_it(workdir, table_csv):
+    import subprocess
+    import sys
+
+    cfg = write_config(workdir / "c.yaml", table_csv())
+    code = ("import sys\nsys.modules['optuna'] = None  # as if it were not installed\nfrom nntrain.cli import app\n"
+            "app(['sweep', sys.argv[1]])")
+    r = subprocess.run([sys.executable, "-c", code, str(cfg)], cwd=workdir, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert 'nntrain sweep needs Optuna' in r.stderr and 'pip install -e ".[sweep]"' in r.stderr
