@@ -6,7 +6,6 @@ torch, pandas and scikit-learn are imported inside the commands, so `nntrain --h
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -29,12 +28,13 @@ def _console(stderr: bool, width: int | None = None):
 
 def _guard(fn: Callable[[], None]) -> None:
     """A user's mistake, a divergence or a signal: one message on stderr and its exit code; never a traceback."""
+    from .distributed import rank
     from .errors import Stop
 
     try:
         fn()
     except Stop as e:
-        if os.environ.get("RANK", "0") == "0":  # data-parallel: rank 0 speaks for the group
+        if rank() == 0:  # data-parallel: rank 0 speaks for the group
             _console(True).print(f"{e.prefix}: {e}", markup=False)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:  # before training started: nothing to save

@@ -13,13 +13,14 @@ import hashlib
 import os
 import subprocess
 import sys
-from typing import Any
-
-import torch
-import torch.distributed as dist
+from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
-from .fused import views
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported by Group alone: `fit --nproc N` only launches workers, and needs none of it (1-2 s).
 
 TIMEOUT = datetime.timedelta(seconds=60)  # a collective waiting longer than this on a dead rank fails
 
@@ -37,6 +38,9 @@ class Group:
     """This process's place in the group, and the few collectives the loop needs."""
 
     def __init__(self, device_name: str):
+        import torch
+        import torch.distributed as dist
+
         self.rank, self.world = rank(), int(os.environ["WORLD_SIZE"])
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self.local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(self.world)))
@@ -50,6 +54,9 @@ class Group:
             raise UserError(f"device={device_name}: data-parallel training runs on cuda (NCCL) or cpu (gloo)")
         if not dist.is_initialized():
             dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
+        self.dist = dist
+        self._grad_buf: torch.Tensor | None = None  # the autograd path's gradients, flat, reused every step
+        self._grad_views: list[torch.Tensor] = []
 
     @property
     def writes(self) -> bool:
@@ -57,34 +64,44 @@ class Group:
 
     def shard(self, idx: torch.Tensor) -> tuple[torch.Tensor, float]:
         """This rank's contiguous part of a global batch, and its share of the batch's rows."""
-        part = torch.tensor_split(idx, self.world)[self.rank]
+        part = idx.tensor_split(self.world)[self.rank]
         return part, len(part) / len(idx)
 
     def reduce_grads(self, params: list[torch.Tensor], weight: float, flat: torch.Tensor | None = None) -> None:
         """Sum of the ranks' weighted gradients, in place. `flat`: the fused step's gradients as one tensor."""
         if flat is not None:
             flat.mul_(weight)
-            dist.all_reduce(flat)
+            self.dist.all_reduce(flat)
             return
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        buf = torch.cat([g.reshape(-1) for g in grads]).mul_(weight)
-        dist.all_reduce(buf)
-        for p, g in zip(params, views(buf, params)):  # a fresh buffer each step: views need no copy
+        import torch
+
+        grads = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params]
+        if self._grad_buf is None:
+            from .fused import views
+
+            self._grad_buf = torch.cat(grads)
+            self._grad_views = views(self._grad_buf, params)
+        else:  # the loop sets every .grad to None before backward, so none of them is a view of this buffer now
+            torch.cat(grads, out=self._grad_buf)
+        self.dist.all_reduce(self._grad_buf.mul_(weight))
+        for p, g in zip(params, self._grad_views):
             p.grad = g
 
     def sum_(self, t: torch.Tensor) -> torch.Tensor:
-        dist.all_reduce(t)
+        self.dist.all_reduce(t)
         return t
 
     def any(self, flag: bool) -> bool:
         """True on every rank if it is true on one: all ranks stop at the same step or none does."""
+        import torch
+
         t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        self.dist.all_reduce(t, op=self.dist.ReduceOp.MAX)
         return bool(t.item())
 
     def broadcast(self, obj: Any) -> Any:
         box = [obj]
-        dist.broadcast_object_list(box, src=0)
+        self.dist.broadcast_object_list(box, src=0)
         return box[0]
 
     def same_weights(self, model: torch.nn.Module) -> bool:
@@ -93,12 +110,12 @@ class Group:
         for p in model.parameters():
             h.update(p.detach().cpu().contiguous().numpy().tobytes())
         digests = [None] * self.world
-        dist.all_gather_object(digests, h.hexdigest())
+        self.dist.all_gather_object(digests, h.hexdigest())
         return len(set(digests)) == 1
 
     def close(self) -> None:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        if self.dist.is_initialized():
+            self.dist.destroy_process_group()
 
 
 def launch(nproc: int, argv: list[str]) -> int:
