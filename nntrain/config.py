@@ -6,6 +6,7 @@ allowed and, where the YAML gives it, the line.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -437,22 +438,25 @@ def loss_name(cfg: Config, task: str) -> str:
 
 def semantic_problems(cfg: Config, arguments_too: bool = True) -> list[str]:
     """Problems pydantic's types cannot see: component names and arguments, and parts that disagree."""
-    from .components import MATRIX_ONLY_INITS, canonical, spec_problems
+    from .components import MATRIX_ONLY_INITS, canonical
+    from .components import spec_problems as check
+
+    spec_problems = functools.partial(check, arguments_too=arguments_too)
 
     problems: list[str] = []
     m = cfg.model
-    problems += spec_problems("activation", m.activation, "model.activation", arguments_too)
-    problems += spec_problems("output_activation", m.output_activation, "model.output_activation", arguments_too)
+    problems += spec_problems("activation", m.activation, "model.activation")
+    problems += spec_problems("output_activation", m.output_activation, "model.output_activation")
     inits = [("model.init", m.init)] + [(f"model.layers.{i}.init", l.init) for i, l in enumerate(m.layers or []) if l.init]
     for path, init in inits:
-        problems += spec_problems("init", init.weight, f"{path}.weight", arguments_too)
-        problems += spec_problems("init", init.bias, f"{path}.bias", arguments_too)
+        problems += spec_problems("init", init.weight, f"{path}.weight")
+        problems += spec_problems("init", init.bias, f"{path}.bias")
         if canonical("init", init.bias["name"]) in MATRIX_ONLY_INITS:
             problems.append(f"{path}.bias={init.bias['name']}: a bias is 1-D and has no fan-in/fan-out; "
                             f"use zeros, constant, uniform, normal or default")
     for i, layer in enumerate(m.layers or []):
         if layer.activation:
-            problems += spec_problems("activation", layer.activation, f"model.layers.{i}.activation", arguments_too)
+            problems += spec_problems("activation", layer.activation, f"model.layers.{i}.activation")
     out_act = canonical("output_activation", m.output_activation["name"])
     if out_act in ("softmax", "log_softmax") and "dim" in m.output_activation:
         problems.append(f"model.output_activation.dim={m.output_activation['dim']}: {out_act} always runs across "
@@ -468,15 +472,15 @@ def semantic_problems(cfg: Config, arguments_too: bool = True) -> list[str]:
             problems.append(f"loss: 'auto' takes no arguments ({', '.join(k for k in cfg.loss if k != 'name')}); "
                             f"name the loss, e.g. {{name: huber, delta: 2.0}}")
     else:
-        problems += spec_problems("loss", cfg.loss, "loss", arguments_too)
-    problems += spec_problems("optimizer", cfg.optimizer, "optimizer", arguments_too)
+        problems += spec_problems("loss", cfg.loss, "loss")
+    problems += spec_problems("optimizer", cfg.optimizer, "optimizer")
     lr = cfg.optimizer.get("lr")
     if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr <= 0:
         problems.append(f"optimizer.lr={lr}: must be greater than 0, e.g. lr: 0.001")
     sched = canonical("scheduler", cfg.scheduler["name"])
     if sched == "cosine":
         cfg.scheduler.setdefault("T_max", cfg.train.epochs)
-    problems += spec_problems("scheduler", cfg.scheduler, "scheduler", arguments_too)
+    problems += spec_problems("scheduler", cfg.scheduler, "scheduler")
     if sched == "multistep":
         milestones = cfg.scheduler.get("milestones")
         late = [x for x in milestones if isinstance(x, int) and x >= cfg.train.epochs] if isinstance(milestones, list) else []
