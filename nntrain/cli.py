@@ -201,20 +201,14 @@ def predict(
     """Predict from raw rows: the stored preprocessing is applied; labels come back as in the training data."""
 
     def run() -> None:
-        from .errors import UserError
         from .inference import load_run, predict_frame
-        from .runs import resolve_run_dir, write_atomic
+        from .runs import output_file, resolve_run_dir, write_output
 
         frame = predict_frame(load_run(resolve_run_dir(str(run_dir)), checkpoint), input)
         if output is None:
             frame.to_csv(sys.stdout, index=False)
             return
-        if not output.parent.is_dir():
-            raise UserError(f"-o {output}: folder {output.parent} does not exist")
-        try:
-            write_atomic(output, lambda f: frame.to_csv(f, index=False))
-        except OSError as e:
-            raise UserError(f"-o {output}: cannot write it: {e.strerror}") from None
+        write_output(output_file(output), lambda f: frame.to_csv(f, index=False), f"-o {output}")
         _console(True).print(f"{len(frame)} predictions written to {output}", markup=False)
 
     _guard(run)
@@ -320,7 +314,7 @@ def compare(
         from .errors import UserError
         from .listing import compare_table, read_run
         from .plots import compare_plot
-        from .runs import resolve_run_dir
+        from .runs import output_file, resolve_run_dir
 
         if len(run_dirs) < 2:
             raise UserError("compare needs at least two run folders, e.g. nntrain compare runs/sgd runs/adam")
@@ -335,8 +329,7 @@ def compare(
             frames[name] = pd.read_csv(r["path"] / "metrics.csv")
         if output.suffix.lower() != ".png":
             raise UserError(f"-o {output}: the curves are written as PNG; name a .png file")
-        if not output.parent.is_dir():
-            raise UserError(f"-o {output}: folder {output.parent} does not exist")
+        output_file(output)
         metric = _compare_metric(rows[0])
         compare_plot(frames, output, metric)
         out = _console(False, width=TABLE_WIDTH)

@@ -34,7 +34,7 @@ from torch import nn
 from .config import Config
 from .data import unscale
 from .errors import Stop, UserError, did_you_mean, first_line
-from .runs import resolve_run_dir, write_atomic, write_json
+from .runs import json_bytes, output_file, resolve_run_dir, write_output
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 ONNX_OPSET = 18  # onnxruntime >= 1.14 runs it; torch 2.13 writes 20 unless told
@@ -119,7 +119,7 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
     if fmt == "onnx":
         data = _onnx_bytes(model, sample, prep, run_dir, checkpoint)
         _check_onnx(data, model, sample, prep)
-        _write(out, lambda f: f.write(data))
+        write_output(out, lambda f: f.write(data), f"-o {out}", durable=True)
     else:
         _write_torchscript(out, model, sample, prep)
     write_sidecar(out, fmt, loaded, checkpoint)
@@ -160,8 +160,7 @@ def _output_path(run_dir: Path, fmt: str, out: Path | None) -> Path:
     out = Path(out)
     if out.is_dir():
         raise UserError(f"-o {out}: is a folder; name the file, e.g. {out / ('model' + FORMATS[fmt])}")
-    if not out.parent.is_dir():
-        raise UserError(f"-o {out}: folder {out.parent} does not exist")
+    output_file(out)
     if out.resolve() in {(run_dir / f"{c}.pt").resolve() for c in ("best", "last")}:
         raise UserError(f"-o {out}: that is the run's checkpoint; choose another file name")
     return out
@@ -284,7 +283,7 @@ def _write_torchscript(out: Path, model: nn.Sequential, sample: torch.Tensor, pr
     with torch.no_grad():
         _compare(traced(sample[:1]).numpy(), model, sample[:1], "the traced module")
     with _quiet_torch():
-        _write(out, lambda f: torch.jit.save(traced, f))
+        write_output(out, lambda f: torch.jit.save(traced, f), f"-o {out}", durable=True)
 
 
 def _compare(got: np.ndarray, model: nn.Module, x: torch.Tensor, what: str) -> None:
@@ -296,13 +295,6 @@ def _compare(got: np.ndarray, model: nn.Module, x: torch.Tensor, what: str) -> N
     if not np.all((np.abs(got - want) <= tol) | (np.isnan(got) & np.isnan(want))):
         err = float(np.nanmax(np.abs(got - want)))
         raise ExportFailed(f"{what} disagrees with the model on sample rows (max difference {err:.3g}); nothing was written")
-
-
-def _write(out: Path, write: Any) -> None:
-    try:
-        write_atomic(out, write, durable=True)
-    except OSError as e:
-        raise UserError(f"-o {out}: cannot write it: {e.strerror}") from None
 
 
 # ---------------------------------------------------------------- the sidecar
@@ -340,9 +332,6 @@ def write_sidecar(out: Path, fmt: str, loaded: Any, checkpoint: str) -> Path:
     else:
         doc["note"] = TORCHSCRIPT_NOTE
     path = sidecar_path(out)
-    try:
-        write_json(path, doc)
-    except OSError as e:
-        raise UserError(f"{path}: cannot write it: {e.strerror}") from None
+    write_output(path, lambda f: f.write(json_bytes(doc)), str(path))
     return path
 

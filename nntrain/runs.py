@@ -188,8 +188,28 @@ def strict_json(obj: Any, indent: int | None = None) -> str:
     return json.dumps(finite(obj), indent=indent)
 
 
+def output_file(out: Path) -> Path:
+    """A file the user named with -o: its folder must exist (nothing is made on a typo's behalf)."""
+    if not out.parent.is_dir():
+        raise UserError(f"-o {out}: folder {out.parent} does not exist")
+    return out
+
+
+def write_output(path: Path, write: Callable[[BinaryIO], Any], shown: str, durable: bool = False) -> None:
+    """write_atomic for a file the user asked for; a disk or permission error names `shown` and is a UserError."""
+    try:
+        write_atomic(path, write, durable)
+    except OSError as e:
+        raise UserError(f"{shown}: cannot write it: {e.strerror}") from None
+
+
+def json_bytes(obj: Any) -> bytes:
+    """What write_json writes: strict, indented JSON and a newline."""
+    return (strict_json(obj, indent=2) + "\n").encode()
+
+
 def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, lambda f: f.write((strict_json(obj, indent=2) + "\n").encode()))
+    write_atomic(path, lambda f: f.write(json_bytes(obj)))
 
 
 class Saver:
