@@ -346,7 +346,7 @@ def _format_errors(e: ValidationError) -> list[str]:
             # one key failing every member of a union (batch_size: an int or 'full'): one line
             out[-1] = (key, f"{out[-1][1]}, or {err['msg'].removeprefix('Input should be ')}")
         else:
-            out.append((key, f"{key}={_show(err.get('input'))}: {err['msg'].removeprefix('Value error, ')}"))
+            out.append((key, f"{key}={flow(err.get('input'), width=80)}: {err['msg'].removeprefix('Value error, ')}"))
     lines = []
     for key, msg in out:
         leaf = key.rsplit(".", 1)[-1]
@@ -363,8 +363,9 @@ EXAMPLES = {
 }
 
 
-def _show(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip() if value is not None else "null"
+def flow(value: Any, width: int = 10**6) -> str:
+    """A value in YAML's one-line form, as an override's right-hand side takes it: [64, 128], adam, 0.001, null."""
+    return yaml.safe_dump(value, default_flow_style=True, width=width).strip().removesuffix("...").strip()
 
 
 def _model_at(loc: list[str]) -> type[BaseModel] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,8 +30,9 @@ def _figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
     return fig
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=DPI))  # a reader never sees half a PNG
+def save_png(fig: Figure, path: Path, **savefig: Any) -> Path:
+    options = {"dpi": DPI, **savefig}
+    write_atomic(path, lambda f: fig.savefig(f, format="png", **options))  # a reader never sees half a PNG
     return path
 
 
@@ -103,7 +105,7 @@ def curve_plots(run_dir: Path, monitor: str) -> list[Path]:
         ax_lr.plot(x, df["lr"], drawstyle="steps-post")
         if _spans(df["lr"], 10):
             ax_lr.set_yscale("log")
-    written.append(_save(fig, run_dir / "curves.png"))
+    written.append(save_png(fig, run_dir / "curves.png"))
 
     panels = {p: [c for c in df.columns if c.startswith(p + ".")] for p in DIAGNOSTICS}
     panels = {p: cols for p, cols in panels.items() if cols}
@@ -125,7 +127,7 @@ def curve_plots(run_dir: Path, monitor: str) -> list[Path]:
             if ax.lines:  # beside the axes: with many layers a legend inside hides the lines
                 ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
         axes[-1].set_xlabel("epoch")
-        written.append(_save(fig, run_dir / "diagnostics.png"))
+        written.append(save_png(fig, run_dir / "diagnostics.png"))
     return written
 
 
@@ -157,7 +159,7 @@ def _classification_plots(run_dir: Path, y: np.ndarray, proba: np.ndarray, class
     rotate = max(len(s) for s in labels) > 4
     ax.set_xticks(range(k), labels, rotation=45 if rotate else 0, ha="right" if rotate else "center")
     ax.set_yticks(range(k), labels)
-    written = [_save(fig, run_dir / "confusion_matrix.png")]
+    written = [save_png(fig, run_dir / "confusion_matrix.png")]
 
     if k != 2 or len(np.unique(y)) < 2:  # ROC and PR need both classes
         return written
@@ -167,7 +169,7 @@ def _classification_plots(run_dir: Path, y: np.ndarray, proba: np.ndarray, class
     ax.plot(c["fpr"], c["tpr"], label=f"AUC = {M.roc_auc(y, p):.4g}")
     ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="chance")
     ax.legend(loc="lower right")
-    written.append(_save(fig, run_dir / "roc.png"))
+    written.append(save_png(fig, run_dir / "roc.png"))
 
     rate = float(np.mean(y == 1))
     fig, ax = _single("precision-recall curve", "recall", "precision")
@@ -175,7 +177,7 @@ def _classification_plots(run_dir: Path, y: np.ndarray, proba: np.ndarray, class
     ax.axhline(rate, linestyle="--", color="gray", label=f"positive rate = {rate:.4g}")
     ax.set_ylim(-0.02, 1.02)
     ax.legend(loc="lower left")
-    written.append(_save(fig, run_dir / "pr.png"))
+    written.append(save_png(fig, run_dir / "pr.png"))
     return written
 
 
@@ -191,7 +193,7 @@ def _regression_plots(run_dir: Path, y: np.ndarray, pred: np.ndarray) -> list[Pa
     lo, hi = min(y.min(), pred.min()), max(y.max(), pred.max())
     ax.plot([lo, hi], [lo, hi], linestyle="--", color="gray", label="y = x")
     ax.legend(loc="upper left")
-    written = [_save(fig, run_dir / "pred_vs_true.png")]
+    written = [save_png(fig, run_dir / "pred_vs_true.png")]
 
     resid = y - pred
     fig = _figure()
@@ -202,7 +204,7 @@ def _regression_plots(run_dir: Path, y: np.ndarray, pred: np.ndarray) -> list[Pa
     hist.hist(resid, bins=min(30, max(5, y.size // 10)), orientation="horizontal", color="C0", alpha=0.7)
     hist.axhline(0, linestyle="--", color="gray")
     _style(hist, "distribution", "count", "")
-    written.append(_save(fig, run_dir / "residuals.png"))
+    written.append(save_png(fig, run_dir / "residuals.png"))
     return written
 
 
@@ -226,4 +228,4 @@ def compare_plot(runs: dict[str, pd.DataFrame], out: Path, metric: str) -> Path:
         _style(ax, col, "epoch", col)
     for ax in [ax for ax in axes if ax.lines][:1]:  # one legend is enough: colors match across panels
         ax.legend(fontsize="small")
-    return _save(fig, out)
+    return save_png(fig, out)

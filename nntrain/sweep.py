@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 import optuna
 import yaml
 
-from .config import MAXIMIZE, Config, load_config, monitor_name, to_plain
+from .config import MAXIMIZE, Config, flow, load_config, monitor_name, to_plain
 from .errors import UserError, did_you_mean, first_line
 from .listing import PRUNED, headline_metric
 from .progress import Lines
@@ -59,11 +59,6 @@ class Dimension:
             return None
         n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
         return [flow(self.low + i * self.step if self.is_int else round(self.low + i * self.step, 12)) for i in range(n)]
-
-
-def flow(value: Any) -> str:
-    """A value as an override's right-hand side: [64, 128], adam, 0.001."""
-    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
 
 
 @dataclass
@@ -398,7 +393,7 @@ def _plots(study: Any, root: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ov
 
-    from .runs import write_atomic
+    from .plots import save_png
 
     written = []
     names = {"optimization_history": ov.plot_optimization_history, "param_importances": ov.plot_param_importances,
@@ -414,8 +409,6 @@ def _plots(study: Any, root: Path) -> list[Path]:
         ax = axes.flat[0] if hasattr(axes, "flat") else axes
         fig = ax.figure
         fig.set_size_inches(max(fig.get_size_inches()[0], 8), max(fig.get_size_inches()[1], 5))
-        out = root / f"{name}.png"
-        write_atomic(out, lambda f: fig.savefig(f, format="png", dpi=90, bbox_inches="tight"))
+        written.append(save_png(fig, root / f"{name}.png", dpi=90, bbox_inches="tight"))
         plt.close(fig)
-        written.append(out)
     return written
