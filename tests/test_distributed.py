@@ -145,3 +145,14 @@ def test_a_non_finite_loss_on_one_rank_stops_every_rank_at_the_same_step(tmp_pat
     said = [(tmp_path / f"rank{r}").read_text() for r in (0, 1)]
     assert said[0] == said[1]
     assert said[0].startswith("training diverged at epoch 1, step 64: the training loss became non-finite")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_asking_for_cuda_without_it_is_a_user_error_in_a_group_too(monkeypatch):
+    from nntrain.distributed import Group
+    from nntrain.errors import UserError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(UserError, match="device=cuda: CUDA is not available on this machine"):
+        Group("cuda")
