@@ -63,15 +63,15 @@ def peak_mib(body: str) -> tuple[float, float]:
 
 def timing(path: Path, repeats: int) -> tuple[list[float], list[float], float]:
     """(read_csv seconds, load_data seconds, sha256 seconds), in this process, fit's order of imports."""
-    from nntrain.data import sha256_soon
+    from nntrain.tables import sha256_soon
 
     t0 = time.perf_counter()
     sha256_soon(path).result()  # what fit starts before importing torch; cached for the loads below
     sha_s = time.perf_counter() - t0
     import pandas as pd
 
-    from nntrain.config import load_config
-    from nntrain.data import load_data
+    from nntrain.loading import load_config
+    from nntrain.preprocess import load_data
 
     cfg = load_config(None, raw={"data": {"path": str(path)}})
     read, load = [], []

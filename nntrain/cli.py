@@ -5,6 +5,7 @@ torch, pandas and scikit-learn are imported inside the commands, so `nntrain --h
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -42,21 +43,46 @@ def _guard(fn: Callable[[], None]) -> None:
         raise typer.Exit(130) from None
 
 
+def guarded(command: Callable[..., None]) -> Callable[..., None]:
+    """A command whose body runs under _guard; typer reads the command's own signature through functools.wraps."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs) -> None:
+        _guard(lambda: command(*args, **kwargs))
+
+    return run
+
+
 TABLE_WIDTH = 160
 
 
-def _exit(code: int) -> None:
-    raise typer.Exit(code)
+def _argv_again(ctx: typer.Context, leave_out: str) -> list[str]:
+    """The running command's own arguments, rebuilt from what typer parsed (less `leave_out`): what `fit --nproc`
+    hands its workers. Built from the parameters' declarations, so a new option travels without a change here."""
+    argv = [ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name == leave_out or value is None or value is False:
+            continue
+        if param.param_type_name == "argument":
+            argv += [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+        elif value is True:
+            argv.append(param.opts[0])
+        else:
+            argv += [param.opts[0], str(value)]
+    return argv
 
 
 def _print_json(obj: dict) -> None:
-    from .runs import strict_json
+    from .plain import strict_json
 
     print(strict_json(obj))
 
 
 @app.command()
+@guarded
 def fit(
+    ctx: typer.Context,
     config: Optional[str] = typer.Argument(None, help="the YAML config (leave out with --resume)"),
     overrides: Optional[List[str]] = typer.Argument(None, help="dotted KEY=VALUE overrides, e.g. optimizer.lr=0.001"),
     name: Optional[str] = typer.Option(None, "--name", help="run name (folder runs/NAME)"),
@@ -71,48 +97,42 @@ def fit(
         from .distributed import launch, launched
 
         if not launched():
-            argv = ["fit", *([config] if config else []), *(overrides or []), *(["--name", name] if name else []),
-                    *(["--resume", str(resume)] if resume else []), *(["--json"] if as_json else []),
-                    *(["--quiet"] if quiet else []), *(["--tensorboard"] if tensorboard else [])]
-            _guard(lambda: _exit(launch(nproc, argv)))
+            raise typer.Exit(launch(nproc, _argv_again(ctx, leave_out="nproc")))
+    if config is not None and resume is None:
+        from .tables import hash_ahead
 
-    def run() -> None:
-        if config is not None and resume is None:
-            from .data import hash_ahead
+        hash_ahead(Path(config), list(overrides or []))
+    from .errors import UserError
+    from .metrics import monitor_name
+    from .progress import Bar, Lines
+    from .session import configure, resume as resumed, start
+    from .stopping import catching_signals
+    from .train import train
 
-            hash_ahead(Path(config), list(overrides or []))
-        from . import train
-        from .config import monitor_name
-        from .errors import UserError
-        from .progress import Bar, Lines
-        from .stopping import catching_signals
-
-        extra = list(overrides or [])
-        out = _console(stderr=as_json)
-        with catching_signals(then_ignore=_PROCESS["exiting"]):
-            if resume is not None:
-                if config is not None and "=" not in config:
-                    raise UserError(f"give either CONFIG ({config}) or --resume RUN_DIR, not both")
-                state = train.resume(resume, ([config] if config else []) + extra + ([f"name={name}"] if name else []))
-            else:
-                if config is None:
-                    raise UserError("missing CONFIG: nntrain fit configs/phone.yaml (or --resume RUN_DIR)")
-                cfg = train.configure(Path(config), extra, name=name)
-                state = train.start(cfg, Path(config).parent)
-            log = lambda m: out.print(m, markup=False)  # noqa: E731
-            if quiet or not out.is_terminal:
-                shown = Lines(log, quiet=quiet)
-            else:
-                shown = Bar(out, monitor_name(state.cfg))
-            summary = train.train(state, log=log, progress=shown, tensorboard=tensorboard)
-        if as_json and "best_epoch" in summary:  # data-parallel ranks other than 0 print nothing
-            keys = ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline")
-            _print_json({k: summary[k] for k in keys})
-
-    _guard(run)
+    extra = list(overrides or [])
+    out = _console(stderr=as_json)
+    with catching_signals(then_ignore=_PROCESS["exiting"]):
+        if resume is not None:
+            if config is not None and "=" not in config:
+                raise UserError(f"give either CONFIG ({config}) or --resume RUN_DIR, not both")
+            state = resumed(resume, ([config] if config else []) + extra + ([f"name={name}"] if name else []))
+        else:
+            if config is None:
+                raise UserError("missing CONFIG: nntrain fit configs/phone.yaml (or --resume RUN_DIR)")
+            state = start(configure(Path(config), extra, name=name), Path(config).parent)
+        log = lambda m: out.print(m, markup=False)  # noqa: E731
+        if quiet or not out.is_terminal:
+            shown = Lines(log, quiet=quiet)
+        else:
+            shown = Bar(out, monitor_name(state.cfg.train.monitor))
+        summary = train(state, log=log, progress=shown, tensorboard=tensorboard)
+    if as_json and "best_epoch" in summary:  # data-parallel ranks other than 0 print nothing
+        keys = ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline")
+        _print_json({k: summary[k] for k in keys})
 
 
 @app.command("eval")
+@guarded
 def eval_(
     run_dir: Optional[Path] = typer.Argument(None, help="run folder; default: the newest under runs/"),
     data: Optional[str] = typer.Option(None, "--data", help="evaluate on this file (same columns) instead of the test split"),
@@ -121,25 +141,23 @@ def eval_(
 ) -> None:
     """Metrics of a trained run on its own test split or on another file."""
 
-    def run() -> None:
-        from .inference import evaluate_run, load_run
-        from .runs import resolve_run_dir
-        from .train import format_metrics
+    from .inference import evaluate_run, load_run
+    from .progress import format_metrics
+    from .runs import resolve_run_dir
 
-        loaded = load_run(resolve_run_dir(str(run_dir) if run_dir else None), checkpoint)
-        report = evaluate_run(loaded, data)
-        if as_json:
-            _print_json(report)
-            return
-        out = _console(False)
-        out.print(f"{report['run_dir']} ({checkpoint}.pt, epoch {report['checkpoint_epoch']}) on {report['data']}, "
-                  f"{report['rows']} rows:", markup=False)
-        out.print(format_metrics(report["metrics"], report["baseline"]), markup=False)
-
-    _guard(run)
+    loaded = load_run(resolve_run_dir(str(run_dir) if run_dir else None), checkpoint)
+    report = evaluate_run(loaded, data)
+    if as_json:
+        _print_json(report)
+        return
+    out = _console(False)
+    out.print(f"{report['run_dir']} ({checkpoint}.pt, epoch {report['checkpoint_epoch']}) on {report['data']}, "
+              f"{report['rows']} rows:", markup=False)
+    out.print(format_metrics(report["metrics"], report["baseline"]), markup=False)
 
 
 @app.command()
+@guarded
 def params(
     target: Path = typer.Argument(..., help="a config file or a run folder"),
     overrides: Optional[List[str]] = typer.Argument(None, help="dotted KEY=VALUE overrides (config only)"),
@@ -147,33 +165,30 @@ def params(
 ) -> None:
     """Count the model's parameters layer by layer, from a config (no training) or a run folder."""
 
-    def run() -> None:
-        from .errors import UserError
+    from .errors import UserError
 
-        if target.is_dir():
-            from .inference import load_run
-            from .model import param_table
-            from .runs import resolve_run_dir
+    if target.is_dir():
+        from .inference import load_run
+        from .model import param_table
+        from .runs import resolve_run_dir
 
-            if overrides:
-                raise UserError(f"overrides ({' '.join(overrides)}) apply to a config, not to a trained run folder")
-            table = param_table(load_run(resolve_run_dir(str(target))).model)
-        else:
-            # No torch from a config (its import alone takes 1-2 s): names are checked, the arguments of
-            # components are left to fit, and the layers are counted from the config.
-            from .config import load_config
-            from .data import load_data
-            from .model import n_outputs, planned_table
+        if overrides:
+            raise UserError(f"overrides ({' '.join(overrides)}) apply to a config, not to a trained run folder")
+        table = param_table(load_run(resolve_run_dir(str(target))).model)
+    else:
+        # No torch from a config (its import alone takes 1-2 s): names are checked, the arguments of
+        # components are left to fit, and the layers are counted from the config.
+        from .loading import load_config
+        from .model import n_outputs, planned_table
+        from .preprocess import load_data
 
-            cfg = load_config(target, list(overrides or []), arguments_too=False)
-            data = load_data(cfg, target.parent)
-            table = planned_table(cfg.model, data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs))
-        if as_json:
-            _print_json(table)
-            return
-        _print_params(table)
-
-    _guard(run)
+        cfg = load_config(target, list(overrides or []), arguments_too=False)
+        data = load_data(cfg, target.parent)
+        table = planned_table(cfg.model, data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs))
+    if as_json:
+        _print_json(table)
+        return
+    _print_params(table)
 
 
 def _print_params(table: dict) -> None:
@@ -192,6 +207,7 @@ def _print_params(table: dict) -> None:
 
 
 @app.command()
+@guarded
 def predict(
     run_dir: Path = typer.Argument(..., help="the run folder"),
     input: str = typer.Argument(..., help="CSV or Parquet of raw rows with the training columns"),
@@ -200,21 +216,19 @@ def predict(
 ) -> None:
     """Predict from raw rows: the stored preprocessing is applied; labels come back as in the training data."""
 
-    def run() -> None:
-        from .inference import load_run, predict_frame
-        from .runs import output_file, resolve_run_dir, write_output
+    from .inference import load_run, predict_frame
+    from .runs import output_file, resolve_run_dir, write_output
 
-        frame = predict_frame(load_run(resolve_run_dir(str(run_dir)), checkpoint), input)
-        if output is None:
-            frame.to_csv(sys.stdout, index=False)
-            return
-        write_output(output_file(output), lambda f: frame.to_csv(f, index=False), f"-o {output}")
-        _console(True).print(f"{len(frame)} predictions written to {output}", markup=False)
-
-    _guard(run)
+    frame = predict_frame(load_run(resolve_run_dir(str(run_dir)), checkpoint), input)
+    if output is None:
+        frame.to_csv(sys.stdout, index=False)
+        return
+    write_output(output_file(output), lambda f: frame.to_csv(f, index=False), f"-o {output}")
+    _console(True).print(f"{len(frame)} predictions written to {output}", markup=False)
 
 
 @app.command()
+@guarded
 def sweep(
     config: Path = typer.Argument(..., help="a YAML config with a sweep: section"),
     overrides: Optional[List[str]] = typer.Argument(None, help="dotted KEY=VALUE overrides of the base config"),
@@ -226,22 +240,19 @@ def sweep(
 ) -> None:
     """Search the config keys listed under sweep: with Optuna; start it on more machines to share the study."""
 
-    def run() -> None:
-        from .errors import UserError
+    from .errors import UserError
 
-        try:
-            from .sweep import sweep as run_sweep
-        except ImportError as e:
-            raise UserError(f"nntrain sweep needs Optuna ({e}): pip install -e \".[sweep]\"") from None
-        out = _console(stderr=as_json)
-        result = run_sweep(config, list(overrides or []), trials, storage, study, grid,
-                           log=lambda m: out.print(m, markup=False))
-        if as_json:
-            _print_json(result)
-            return
-        _print_sweep(result, out)
-
-    _guard(run)
+    try:
+        from .sweep import sweep as run_sweep
+    except ImportError as e:
+        raise UserError(f"nntrain sweep needs Optuna ({e}): pip install -e \".[sweep]\"") from None
+    out = _console(stderr=as_json)
+    result = run_sweep(config, list(overrides or []), trials, storage, study, grid,
+                       log=lambda m: out.print(m, markup=False))
+    if as_json:
+        _print_json(result)
+        return
+    _print_sweep(result, out)
 
 
 def _print_sweep(result: dict, out) -> None:
@@ -257,6 +268,7 @@ def _print_sweep(result: dict, out) -> None:
 
 
 @app.command()
+@guarded
 def export(
     run_dir: Path = typer.Argument(..., help="the run folder"),
     fmt: str = typer.Option("onnx", "--format", "-f", help="onnx or torchscript"),
@@ -265,78 +277,71 @@ def export(
 ) -> None:
     """Write the model with its preprocessing folded in (raw numeric feature rows in) as ONNX or TorchScript."""
 
-    def run() -> None:
-        from .export import TORCHSCRIPT_NOTE, export_run, sidecar_path
+    from .export import TORCHSCRIPT_NOTE, export_run, sidecar_path
 
-        path = export_run(run_dir, fmt, output, checkpoint)
-        err = _console(True)
-        err.print(f"wrote {path} and {sidecar_path(path).name} (the input columns in order, the outputs)", markup=False)
-        if fmt.strip().lower() == "torchscript":
-            err.print(f"note: {TORCHSCRIPT_NOTE}", markup=False)
-
-    _guard(run)
+    path = export_run(run_dir, fmt, output, checkpoint)
+    err = _console(True)
+    err.print(f"wrote {path} and {sidecar_path(path).name} (the input columns in order, the outputs)", markup=False)
+    if fmt.strip().lower() == "torchscript":
+        err.print(f"note: {TORCHSCRIPT_NOTE}", markup=False)
 
 
 @app.command()
+@guarded
 def runs(
     runs_dir: Path = typer.Argument(Path("runs"), help="the folder of run folders"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The runs under RUNS_DIR, newest first: model, optimizer, epochs, best value and test metric."""
 
-    def run() -> None:
-        from .listing import list_runs, runs_table
+    from .listing import list_runs, runs_table
 
-        rows = list_runs(runs_dir)
-        if as_json:
-            keep = ("name", "task", "model", "optimizer", "scheduler", "epochs", "status", "monitor", "best_value", "test")
-            _print_json({"runs": [{**{k: r[k] for k in keep}, "path": str(r["path"]),
-                                   "started": r["started"].isoformat() if r["started"] else None} for r in rows]})
-            return
-        if not rows:
-            _console(False).print(f"no runs under {runs_dir}/", markup=False)
-            return
-        _console(False, width=TABLE_WIDTH).print(runs_table(rows))
-
-    _guard(run)
+    rows = list_runs(runs_dir)
+    if as_json:
+        keep = ("name", "task", "model", "optimizer", "scheduler", "epochs", "status", "monitor", "best_value", "test")
+        _print_json({"runs": [{**{k: r[k] for k in keep}, "path": str(r["path"]),
+                               "started": r["started"].isoformat() if r["started"] else None} for r in rows]})
+        return
+    if not rows:
+        _console(False).print(f"no runs under {runs_dir}/", markup=False)
+        return
+    _console(False, width=TABLE_WIDTH).print(runs_table(rows))
 
 
 @app.command()
+@guarded
 def compare(
     run_dirs: List[Path] = typer.Argument(..., help="two or more run folders"),
     output: Path = typer.Option(Path("compare.png"), "-o", "--output", help="where to write the overlaid curves (PNG)"),
 ) -> None:
     """Overlay several runs' curves (val loss, metric, lr) and table what differs in their configs and results."""
 
-    def run() -> None:
-        import pandas as pd
+    import pandas as pd
 
-        from .errors import UserError
-        from .listing import compare_table, read_run
-        from .plots import compare_plot
-        from .runs import output_file, resolve_run_dir
+    from .errors import UserError
+    from .listing import compare_table, read_run
+    from .plots import compare_plot
+    from .runs import output_file, resolve_run_dir
 
-        if len(run_dirs) < 2:
-            raise UserError("compare needs at least two run folders, e.g. nntrain compare runs/sgd runs/adam")
-        rows = [read_run(resolve_run_dir(str(p))) for p in run_dirs]
-        names = [r["name"] for r in rows]
-        if len(set(names)) < len(names):
-            names = [str(r["path"]) for r in rows]
-        frames = {}
-        for name, r in zip(names, rows):
-            if not (r["path"] / "metrics.csv").is_file() or not r["path"].joinpath("metrics.csv").stat().st_size:
-                raise UserError(f"{r['path']}: no finished epoch yet (metrics.csv is missing or empty)")
-            frames[name] = pd.read_csv(r["path"] / "metrics.csv")
-        if output.suffix.lower() != ".png":
-            raise UserError(f"-o {output}: the curves are written as PNG; name a .png file")
-        output_file(output)
-        metric = _compare_metric(rows[0])
-        compare_plot(frames, output, metric)
-        out = _console(False, width=TABLE_WIDTH)
-        out.print(compare_table(dict(zip(names, rows))))
-        out.print(f"curves (val_loss, {metric}, lr): {output}", markup=False)
-
-    _guard(run)
+    if len(run_dirs) < 2:
+        raise UserError("compare needs at least two run folders, e.g. nntrain compare runs/sgd runs/adam")
+    rows = [read_run(resolve_run_dir(str(p))) for p in run_dirs]
+    names = [r["name"] for r in rows]
+    if len(set(names)) < len(names):
+        names = [str(r["path"]) for r in rows]
+    frames = {}
+    for name, r in zip(names, rows):
+        if not (r["path"] / "metrics.csv").is_file() or not r["path"].joinpath("metrics.csv").stat().st_size:
+            raise UserError(f"{r['path']}: no finished epoch yet (metrics.csv is missing or empty)")
+        frames[name] = pd.read_csv(r["path"] / "metrics.csv")
+    if output.suffix.lower() != ".png":
+        raise UserError(f"-o {output}: the curves are written as PNG; name a .png file")
+    output_file(output)
+    metric = _compare_metric(rows[0])
+    compare_plot(frames, output, metric)
+    out = _console(False, width=TABLE_WIDTH)
+    out.print(compare_table(dict(zip(names, rows))))
+    out.print(f"curves (val_loss, {metric}, lr): {output}", markup=False)
 
 
 def _compare_metric(row: dict) -> str:
@@ -344,9 +349,9 @@ def _compare_metric(row: dict) -> str:
     monitor = row.get("monitor") or "val_loss"
     if monitor != "val_loss":
         return monitor
-    from .listing import headline_metric
+    from .metrics import headline
 
-    return "val_" + headline_metric(row.get("task") or "")
+    return "val_" + headline(row.get("task") or "")
 
 
 @app.command()
@@ -387,27 +392,25 @@ def configs_list(ctx: typer.Context) -> None:
 
 
 @configs_app.command("copy")
+@guarded
 def configs_copy(name: str = typer.Argument(..., help="a shipped config, e.g. phone"),
                  dest: Path = typer.Argument(..., help="where to write it (a file or a folder)")) -> None:
     """Copy a shipped config to start from; an existing file is never overwritten."""
 
-    def run() -> None:
-        import shutil
+    import shutil
 
-        from .errors import UserError, did_you_mean
+    from .errors import UserError, did_you_mean
 
-        shipped = _shipped()
-        if name.removesuffix(".yaml") not in shipped:
-            raise UserError(f"no shipped config '{name}'{did_you_mean(name, shipped)}; choose one of: {', '.join(shipped)}")
-        target = dest / f"{name.removesuffix('.yaml')}.yaml" if dest.is_dir() else dest
-        if target.exists():
-            raise UserError(f"{target} exists; choose another destination (nothing was overwritten)")
-        if not target.parent.is_dir():
-            raise UserError(f"folder {target.parent} does not exist")
-        shutil.copyfile(shipped[name.removesuffix(".yaml")], target)
-        _console(True).print(f"wrote {target}", markup=False)
-
-    _guard(run)
+    shipped = _shipped()
+    if name.removesuffix(".yaml") not in shipped:
+        raise UserError(f"no shipped config '{name}'{did_you_mean(name, shipped)}; choose one of: {', '.join(shipped)}")
+    target = dest / f"{name.removesuffix('.yaml')}.yaml" if dest.is_dir() else dest
+    if target.exists():
+        raise UserError(f"{target} exists; choose another destination (nothing was overwritten)")
+    if not target.parent.is_dir():
+        raise UserError(f"folder {target.parent} does not exist")
+    shutil.copyfile(shipped[name.removesuffix(".yaml")], target)
+    _console(True).print(f"wrote {target}", markup=False)
 
 
 # Set by main(): the command owns the process and exits after it. Then a signal that arrives once training

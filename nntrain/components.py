@@ -1,5 +1,8 @@
-"""Name -> constructor tables for every component a config can name, and the checks on their arguments.
+"""Every component a config can name, one record per entry: the torch object it builds and what the rest of
+nntrain needs to know about it (an activation's family, a loss's tasks, what the fused step writes out).
 
+Fused support, the diagnostics, the config checks and the README's table are read from these records;
+adding a component is one entry here (and the tests, which are parametrized over the tables, cover it).
 A spec is a dict {"name": ..., **kwargs}; config.py turns the YAML shorthand `relu` into {"name": "relu"}.
 """
 
@@ -7,82 +10,115 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
-from .errors import did_you_mean
+from .errors import Problem, did_you_mean
 
-# The tables name torch's classes and functions rather than hold them, so that checking a name (and
-# `nntrain params CONFIG`) needs no torch import; factory() looks the object up on first use.
-ACTIVATIONS: dict[str, str] = {
-    "identity": "Identity",
-    "sigmoid": "Sigmoid",
-    "tanh": "Tanh",
-    "relu": "ReLU",
-    "leaky_relu": "LeakyReLU",
-    "prelu": "PReLU",
-    "rrelu": "RReLU",
-    "elu": "ELU",
-    "gelu": "GELU",
-    "selu": "SELU",
-    "silu": "SiLU",
-    "mish": "Mish",
-    "softplus": "Softplus",
-    "hardtanh": "Hardtanh",
-    "relu6": "ReLU6",
+CLASSES = frozenset({"multiclass", "binary"})
+REGRESSION = frozenset({"regression"})
+
+
+@dataclass(frozen=True)
+class Component:
+    # The tables name torch's classes and functions rather than hold them, so that checking a name (and
+    # `nntrain params CONFIG`) needs no torch import; factory() looks the object up on first use.
+    attr: str | None  # the torch object's name in its kind's module; None: nothing is built
+    fused: bool = False  # the written-out step (fused.py) implements it
+    note: str = ""  # shown in the README's table
+
+
+@dataclass(frozen=True)
+class Activation(Component):
+    # relu: a unit whose input is <= 0 on every row passes no gradient (it is dead); saturating: a bounded
+    # output that passes little gradient near its bounds; linear: the identity; smooth: everything else
+    family: str = "smooth"
+    bounds: tuple[float, float] | None = None  # a saturating activation's output range
+    across_outputs: bool = False  # normalises across the outputs (dim 1): after the output layer only
+    gives: str = "values"  # what it makes of the output layer: "probs", "log_probs" or plain "values"
+
+
+@dataclass(frozen=True)
+class Init(Component):
+    matrix_only: bool = False  # needs a fan-in and fan-out, so it cannot fill a 1-D bias
+
+
+@dataclass(frozen=True)
+class Loss(Component):
+    tasks: frozenset[str] = REGRESSION
+    one_output: bool = True  # one output per row (bce's single logit, a regression value), not one per class
+    takes: str = "values"  # what it expects from the model: "logits", "log_probs" or "values"
+    applies: str = ""  # what it applies to the logits itself
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "identity": Activation("Identity", fused=True, family="linear"),
+    "sigmoid": Activation("Sigmoid", fused=True, family="saturating", bounds=(0.0, 1.0), gives="probs"),
+    "tanh": Activation("Tanh", fused=True, family="saturating", bounds=(-1.0, 1.0)),
+    "relu": Activation("ReLU", fused=True, family="relu"),
+    "leaky_relu": Activation("LeakyReLU", fused=True),
+    "prelu": Activation("PReLU"),
+    "rrelu": Activation("RReLU"),
+    "elu": Activation("ELU"),
+    "gelu": Activation("GELU"),
+    "selu": Activation("SELU"),
+    "silu": Activation("SiLU"),
+    "mish": Activation("Mish"),
+    "softplus": Activation("Softplus"),
+    "hardtanh": Activation("Hardtanh", family="saturating", bounds=(-1.0, 1.0)),
+    "relu6": Activation("ReLU6", family="relu"),
 }
-# Allowed after the output layer only: they normalise across the outputs.
-OUTPUT_ACTIVATIONS: dict[str, str] = {
+OUTPUT_ACTIVATIONS: dict[str, Activation] = {
     **ACTIVATIONS,
-    "softmax": "Softmax",
-    "log_softmax": "LogSoftmax",
+    "softmax": Activation("Softmax", across_outputs=True, gives="probs"),
+    "log_softmax": Activation("LogSoftmax", across_outputs=True, gives="log_probs"),
 }
 
-INITS: dict[str, str | None] = {
-    "default": None,  # what nn.Linear does on its own
-    "uniform": "uniform_",
-    "normal": "normal_",
-    "zeros": "zeros_",
-    "ones": "ones_",
-    "constant": "constant_",
-    "kaiming_uniform": "kaiming_uniform_",
-    "kaiming_normal": "kaiming_normal_",
-    "xavier_uniform": "xavier_uniform_",
-    "xavier_normal": "xavier_normal_",
-    "orthogonal": "orthogonal_",
-    "trunc_normal": "trunc_normal_",
-}
-# These need a fan-in and fan-out, so they cannot fill a 1-D bias.
-MATRIX_ONLY_INITS = {"kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal", "orthogonal"}
-
-LOSSES: dict[str, str] = {
-    "cross_entropy": "CrossEntropyLoss",
-    "nll": "NLLLoss",
-    "bce": "BCEWithLogitsLoss",  # takes logits: numerically stable, no sigmoid in the model
-    "mse": "MSELoss",
-    "l1": "L1Loss",
-    "smooth_l1": "SmoothL1Loss",
-    "huber": "HuberLoss",
-}
-LOSS_ALIASES = {"mae": "l1", "ce": "cross_entropy", "binary_cross_entropy": "bce"}
-CLASSIFICATION_LOSSES = {"cross_entropy", "nll", "bce"}
-
-OPTIMIZERS: dict[str, str] = {
-    "sgd": "SGD",
-    "adagrad": "Adagrad",
-    "rmsprop": "RMSprop",
-    "adam": "Adam",
-    "adamw": "AdamW",
+INITS: dict[str, Init] = {
+    "default": Init(None, note="what nn.Linear does on its own"),
+    "uniform": Init("uniform_"),
+    "normal": Init("normal_"),
+    "zeros": Init("zeros_"),
+    "ones": Init("ones_"),
+    "constant": Init("constant_"),
+    "kaiming_uniform": Init("kaiming_uniform_", matrix_only=True),
+    "kaiming_normal": Init("kaiming_normal_", matrix_only=True),
+    "xavier_uniform": Init("xavier_uniform_", matrix_only=True),
+    "xavier_normal": Init("xavier_normal_", matrix_only=True),
+    "orthogonal": Init("orthogonal_", matrix_only=True),
+    "trunc_normal": Init("trunc_normal_"),
 }
 
-SCHEDULERS: dict[str, str | None] = {
-    "none": None,
-    "step": "StepLR",
-    "multistep": "MultiStepLR",
-    "exponential": "ExponentialLR",
-    "cosine": "CosineAnnealingLR",
+LOSSES: dict[str, Loss] = {
+    "cross_entropy": Loss("CrossEntropyLoss", fused=True, tasks=CLASSES, one_output=False, takes="logits",
+                          applies="log-softmax"),
+    "nll": Loss("NLLLoss", tasks=CLASSES, one_output=False, takes="log_probs"),
+    # takes logits: numerically stable, no sigmoid in the model
+    "bce": Loss("BCEWithLogitsLoss", fused=True, tasks=frozenset({"binary"}), takes="logits", applies="the sigmoid",
+                note="with logits"),
+    "mse": Loss("MSELoss", fused=True),
+    "l1": Loss("L1Loss"),
+    "smooth_l1": Loss("SmoothL1Loss"),
+    "huber": Loss("HuberLoss"),
 }
 
-TABLES: dict[str, dict[str, Any]] = {
+OPTIMIZERS: dict[str, Component] = {
+    "sgd": Component("SGD", fused=True, note="momentum, nesterov, weight_decay"),
+    "adagrad": Component("Adagrad"),
+    "rmsprop": Component("RMSprop"),
+    "adam": Component("Adam"),
+    "adamw": Component("AdamW"),
+}
+
+SCHEDULERS: dict[str, Component] = {
+    "none": Component(None),
+    "step": Component("StepLR"),
+    "multistep": Component("MultiStepLR"),
+    "exponential": Component("ExponentialLR"),
+    "cosine": Component("CosineAnnealingLR", note="T_max defaults to train.epochs"),
+}
+
+TABLES: dict[str, dict[str, Component]] = {
     "activation": ACTIVATIONS,
     "output_activation": OUTPUT_ACTIVATIONS,
     "init": INITS,
@@ -90,12 +126,13 @@ TABLES: dict[str, dict[str, Any]] = {
     "optimizer": OPTIMIZERS,
     "scheduler": SCHEDULERS,
 }
-ALIASES: dict[str, dict[str, str]] = {"loss": LOSS_ALIASES}
+ALIASES: dict[str, dict[str, str]] = {"loss": {"mae": "l1", "ce": "cross_entropy", "binary_cross_entropy": "bce"}}
 # The torch module each kind's names live in.
 MODULES = {"activation": "torch.nn", "output_activation": "torch.nn", "init": "torch.nn.init", "loss": "torch.nn",
            "optimizer": "torch.optim", "scheduler": "torch.optim.lr_scheduler"}
 # Arguments the tool fills in itself; a config may not set them.
-RESERVED = {"params", "optimizer", "tensor", "generator", "num_parameters", "reduction", "inplace", "last_epoch", "verbose"}
+RESERVED = {"params", "optimizer", "tensor", "generator", "num_parameters", "reduction", "inplace", "last_epoch",
+            "verbose"}
 
 
 def canonical(kind: str, name: str) -> str | None:
@@ -105,34 +142,44 @@ def canonical(kind: str, name: str) -> str | None:
     return key if key in TABLES[kind] else None
 
 
+def record(kind: str, name: str) -> Any:
+    """The entry a (case-insensitive, possibly aliased) name stands for; call only with a checked name."""
+    return TABLES[kind][canonical(kind, name)]
+
+
+def names(kind: str, where: Callable[[Any], bool]) -> list[str]:
+    """The names of a kind whose entries satisfy `where`, in table order: the suggestions in messages."""
+    return [n for n, r in TABLES[kind].items() if where(r)]
+
+
 def factory(kind: str, name: str) -> Any:
     """The torch class or function a canonical name stands for (None for 'default' init and 'none' scheduler)."""
-    attr = TABLES[kind][name]
+    attr = TABLES[kind][name].attr
     return None if attr is None else getattr(importlib.import_module(MODULES[kind]), attr)
 
 
-def spec_problems(kind: str, spec: dict[str, Any], path: str, arguments_too: bool = True) -> list[str]:
+def spec_problems(kind: str, spec: dict[str, Any], path: str, arguments_too: bool = True) -> list[Problem]:
     """Everything wrong with one component spec: unknown name, unknown or bad arguments. With
     arguments_too=False only the name is checked, and torch is not imported."""
     table = TABLES[kind]
     name = canonical(kind, spec["name"])
     if name is None:
-        return [f"{path}.name={spec['name']}: unknown {kind.replace('_', ' ')}{did_you_mean(str(spec['name']), table)};"
-                f" choose one of: {', '.join(table)}"]
+        return [Problem(f"{path}.name", f"unknown {kind.replace('_', ' ')}{did_you_mean(str(spec['name']), table)}; "
+                                        f"choose one of: {', '.join(table)}", value=str(spec["name"]))]
     kwargs = {k: v for k, v in spec.items() if k != "name"}
-    if table[name] is None:
-        return [f"{path}: '{name}' takes no arguments, got {', '.join(kwargs)}"] if kwargs else []
+    if table[name].attr is None:
+        return [Problem(path, f"'{name}' takes no arguments, got {', '.join(kwargs)}")] if kwargs else []
     if not arguments_too:
         return []
     allowed = arguments(kind, name)
     bad = [k for k in kwargs if k not in allowed]
     if bad:
-        return [f"{path}.{k}: '{name}' has no argument '{k}'{did_you_mean(k, allowed)};"
-                f" its arguments are: {', '.join(allowed) or 'none'}" for k in bad]
+        return [Problem(f"{path}.{k}", f"'{name}' has no argument '{k}'{did_you_mean(k, allowed)}; "
+                                       f"its arguments are: {', '.join(allowed) or 'none'}") for k in bad]
     try:
         _try_build(kind, factory(kind, name), kwargs)
     except (ValueError, TypeError, RuntimeError) as e:
-        return [f"{path}: {name}({_fmt_kwargs(kwargs)}) is invalid: {e}"]
+        return [Problem(path, f"{name}({_fmt_kwargs(kwargs)}) is invalid: {e}")]
     return []
 
 
@@ -186,3 +233,31 @@ def init_tensor(spec: dict[str, Any], tensor: Any) -> None:
     fn = factory("init", canonical("init", spec["name"]))
     if fn is not None:
         fn(tensor, **{k: v for k, v in spec.items() if k != "name"})
+
+
+def readme_table() -> str:
+    """The README's components table, written from the records (a test keeps the two equal)."""
+    rows = ["| kind | name | what the tool knows of it |", "| --- | --- | --- |"]
+    for kind, table in TABLES.items():
+        for name, r in table.items():
+            if kind == "output_activation" and name in ACTIVATIONS:
+                continue
+            aliases = [a for a, n in ALIASES.get(kind, {}).items() if n == name]
+            rows.append(f"| {kind} | {name}{''.join(f' ({a})' for a in aliases)} | {_describe(r)} |")
+    return "\n".join(rows)
+
+
+def _describe(r: Component) -> str:
+    facts = []
+    if isinstance(r, Activation):
+        facts += {"relu": ["can die (dead_frac)"], "saturating": [f"saturates at {r.bounds} (saturated_frac)"],
+                  "linear": ["no activation"]}.get(r.family, [])
+        facts += [f"output only, gives {r.gives.replace('_', '-')}"] if r.across_outputs else []
+    elif isinstance(r, Loss):
+        facts += [" / ".join(sorted(r.tasks)), f"takes {r.takes.replace('_', '-')}"]
+        facts += ["one output"] if r.one_output and r.tasks & CLASSES else []
+    elif isinstance(r, Init) and r.matrix_only:
+        facts.append("weights only")
+    facts += ["fused step"] if r.fused else []
+    facts += [r.note] if r.note else []
+    return "; ".join(facts) or "-"

@@ -12,13 +12,11 @@ import math
 import torch
 from torch import nn
 
-from .components import canonical
-from .config import Config
+from .components import ACTIVATIONS, canonical
 
-# Units of these "never activate" when their input is <= 0 on every row: a dead ReLU passes no gradient.
-DEAD_FAMILY = {"relu", "relu6", "leaky_relu", "prelu", "rrelu", "elu", "selu"}
-# Output bounds; a unit whose output is within 1% of the range from a bound passes almost no gradient.
-SATURATING = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "hardtanh": (-1.0, 1.0)}
+# An activation's family (components.ACTIVATIONS) says what to measure: a unit of the relu family whose input
+# is <= 0 on every row passes no gradient (it is dead); a saturating unit whose output is within NEAR of the
+# range from a bound passes almost none. Leaky, smooth and linear units pass gradient everywhere.
 NEAR = 0.01
 GRAD_SAMPLES = 8
 SAMPLE_ROWS = 2048
@@ -30,12 +28,12 @@ VANISH_WARN = 1e-3  # first layer's gradient norm against the output layer's
 class Diagnostics:
     """One per run: `after_step` on every step (it samples), `epoch_values` once an epoch."""
 
-    def __init__(self, model: nn.Sequential, cfg: Config, steps: int, X_val: torch.Tensor):
-        mods = dict(model.named_children())
+    def __init__(self, model: nn.Sequential, steps: int, X_val: torch.Tensor):
         self.model = model
-        self.acts = [canonical("activation", layer.activation["name"]) for layer in cfg.model.resolved_layers()]
-        self.names = [f"fc{k}" for k in range(1, len(self.acts) + 1)]
-        self.weights = [mods[name].weight for name in self.names] + [mods["out"].weight]
+        self.names = [layer.name for layer in model.hidden]
+        self.acts = [canonical("activation", layer.activation["name"]) for layer in model.hidden]
+        self.families = [ACTIVATIONS[a].family for a in self.acts]
+        self.weights = [layer.linear.weight for layer in model.hidden] + [model.out.weight]
         self.stride = max(1, math.ceil(steps / GRAD_SAMPLES))
         self.sums = torch.zeros(len(self.weights), device=X_val.device)
         self.count = 0
@@ -46,8 +44,8 @@ class Diagnostics:
 
     def columns(self) -> list[str]:
         cols = [f"grad_norm.{n}" for n in [*self.names, "out"]]
-        cols += [f"dead_frac.{n}" for n, a in zip(self.names, self.acts) if a in DEAD_FAMILY]
-        cols += [f"saturated_frac.{n}" for n, a in zip(self.names, self.acts) if a in SATURATING]
+        cols += [f"dead_frac.{n}" for n, f in zip(self.names, self.families) if f == "relu"]
+        cols += [f"saturated_frac.{n}" for n, f in zip(self.names, self.families) if f == "saturating"]
         return cols
 
     def after_step(self, s: int) -> None:
@@ -74,28 +72,22 @@ class Diagnostics:
 
     @torch.no_grad()
     def activation_fractions(self) -> dict[str, float]:
-        if not any(a in DEAD_FAMILY or a in SATURATING for a in self.acts):
+        measured = [k for k, f in enumerate(self.families) if f in ("relu", "saturating")]
+        if not measured:
             return {}  # nothing to measure: no forward pass
         was_training = self.model.training
         self.model.eval()
         out: dict[str, float] = {}
-        h, pre, k = self.X, None, 0
-        for name, module in self.model.named_children():
-            h = module(h)
-            if name.startswith(("fc", "bn")):
-                pre = h
-            elif name.startswith("act"):
-                act, layer = self.acts[k], self.names[k]
-                if act in DEAD_FAMILY:
-                    out[f"dead_frac.{layer}"] = _mean((pre <= 0).all(dim=0)) if len(h) else math.nan
-                elif act in SATURATING:
-                    lo, hi = SATURATING[act]
-                    margin = NEAR * (hi - lo)
-                    near = (h <= lo + margin) | (h >= hi - margin)
-                    out[f"saturated_frac.{layer}"] = _mean(near.float().mean(dim=0) > 0.5) if len(h) else math.nan
-                k += 1
-                if k == len(self.acts):
-                    break  # the layers after the last hidden activation tell nothing
+        for k, (layer, pre, a) in enumerate(self.model.hidden_outputs(self.X)):
+            if self.families[k] == "relu":
+                out[f"dead_frac.{layer.name}"] = _mean((pre <= 0).all(dim=0)) if len(a) else math.nan
+            elif self.families[k] == "saturating":
+                lo, hi = ACTIVATIONS[self.acts[k]].bounds
+                margin = NEAR * (hi - lo)
+                near = (a <= lo + margin) | (a >= hi - margin)
+                out[f"saturated_frac.{layer.name}"] = _mean(near.float().mean(dim=0) > 0.5) if len(a) else math.nan
+            if k == measured[-1]:
+                break  # the layers after the last measured one tell nothing
         self.model.train(was_training)
         return out
 

@@ -45,7 +45,7 @@ class Group:
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self.local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(self.world)))
         if device_name != "auto":
-            from .train import select_device
+            from .device import select_device
 
             select_device(device_name)  # one process's checks first: CUDA present, the index there, ...
         cuda = torch.cuda.is_available() and device_name in ("auto", "cuda") or device_name.startswith("cuda")

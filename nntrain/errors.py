@@ -1,9 +1,16 @@
-"""The one exception type for a user's mistake: the CLI prints it without a traceback and exits 2."""
+"""How nntrain tells a user what went wrong: Stop and its kinds, and problems as records.
+
+A Problem is data (the key, the value as written, what is wrong, where the YAML sets it): checks collect
+them, loading adds their lines, a sweep renames their keys, and they are formatted once, when printed. No
+code reads a key, a line or a state back out of a message.
+"""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 
 class Stop(Exception):
@@ -13,21 +20,80 @@ class Stop(Exception):
     prefix = "error"
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a config, its data or an argument; str() is the line a user reads."""
+
+    key: str  # the dotted config key it is about ("" when it is about no one key)
+    message: str  # what is wrong, and what to do
+    value: str | None = None  # the value as the user wrote it: shown as key=value
+    line: int | None = None  # the YAML line that sets the key
+    from_command_line: bool = False  # an override set the key
+    leans_on: tuple[str, ...] = ()  # other keys whose values the check read (epochs, for milestones)
+
+    def __str__(self) -> str:
+        head = self.key if self.value is None else f"{self.key}={self.value}"
+        text = f"{head}: {self.message}" if head else self.message
+        if self.from_command_line:
+            return f"{text} (from the command line)"
+        return f"{text} (line {self.line})" if self.line else text
+
+    def reads(self, key: str) -> bool:
+        """Whether the problem rests on `key` (or a key inside it)."""
+        return any(k == key or k.startswith(key + ".") for k in (self.key, *self.leans_on))
+
+
+def problem(item: str | Problem) -> Problem:
+    """A Problem as it is, or a message that names no key as one."""
+    return item if isinstance(item, Problem) else Problem("", str(item))
+
+
 class UserError(Stop):
-    """A bad config, bad data or bad argument. `problems` holds one line per problem."""
+    """A bad config, bad data or bad argument: one Problem or several."""
 
     exit_code = 2
 
-    def __init__(self, problems: str | list[str], header: str | None = None):
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
-        self.header = header
+    def __init__(self, problems: str | Problem | Iterable[str | Problem], header: str | None = None):
+        items = [problems] if isinstance(problems, (str, Problem)) else list(problems)
+        self.problems = [problem(p) for p in items]
+        self._header = header
         super().__init__(str(self))
+
+    @property
+    def header(self) -> str | None:
+        return self._header
 
     def __str__(self) -> str:
         if self.header is None and len(self.problems) == 1:
-            return self.problems[0]
+            return str(self.problems[0])
         head = self.header or f"{len(self.problems)} problems:"
         return "\n".join([head, *(f"  - {p}" for p in self.problems)])
+
+
+class ConfigError(UserError):
+    """The problems of one config (and, once it is read, of its data), with the config as far as it is valid:
+    `partial` holds every invalid key at its default, so checks against the data can still run on it."""
+
+    def __init__(self, problems: Iterable[Problem], source: str, partial: Any = None):
+        self.source, self.partial, self.with_data = source, partial, False
+        super().__init__(ordered(problems))
+
+    @property
+    def header(self) -> str:
+        parts = "config and data" if self.with_data else "config"
+        return f"{self.source}: {len(self.problems)} problem(s) in the {parts}:"
+
+    def add_data_problems(self, more: Iterable[Problem]) -> None:
+        self.problems += [p for p in more if p not in self.problems]
+        self.with_data = True
+
+
+def ordered(problems: Iterable[Problem]) -> list[Problem]:
+    """Each problem once (as the user reads it), by the YAML line that sets its key (those without a line last)."""
+    once: dict[str, Problem] = {}
+    for p in problems:
+        once.setdefault(str(p), p)
+    return sorted(once.values(), key=lambda p: p.line or 10**9)
 
 
 def first_line(e: BaseException, limit: int | None = None) -> str:

@@ -2,9 +2,9 @@
 
 The exported graph is `standardize -> the trained layers -> head`:
   - standardize: NaN -> the training-split value in imputed columns, then (x - shift) / scale, computed in
-    float64 and rounded to float32 exactly as data.encode does;
-  - head: class probabilities through train.to_proba (the very function `nntrain predict` uses), or the
-    regression output back in the target's units through data.unscale (in float64, then float32).
+    float64 and rounded to float32 exactly as encoding.encode does;
+  - head: class probabilities through heads.to_proba (the very function `nntrain predict` uses), or the
+    regression output back in the target's units through encoding.unscale (in float64, then float32).
 Input: float32 [rows, len(columns)], the raw values of prep["columns"] in that order. Categorical columns
 are refused: their one-hot encoding takes text, which a float graph cannot.
 
@@ -32,8 +32,9 @@ import torch
 from torch import nn
 
 from .config import Config
-from .data import unscale
+from .encoding import unscale
 from .errors import Stop, UserError, did_you_mean, first_line
+from .heads import to_proba
 from .runs import json_bytes, output_file, resolve_run_dir, write_output
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -56,7 +57,7 @@ class ExportFailed(Stop):
 class Standardize(nn.Module):
     """Raw float32 feature rows -> the scaled matrix the first layer was trained on.
 
-    As data.encode: imputed columns get their fill value for NaN, then (x - shift) / scale in float64, rounded
+    As encoding.encode: imputed columns get their fill value for NaN, then (x - shift) / scale in float64, rounded
     once to float32. A NaN in a column that was not imputed stays NaN (nntrain predict refuses such a row)."""
 
     def __init__(self, shift: list[float], scale: list[float], fill: list[float | None]):
@@ -76,15 +77,13 @@ class Standardize(nn.Module):
 
 
 class Probabilities(nn.Module):
-    """Model outputs -> class probabilities: train.to_proba itself, so an export cannot drift from predict."""
+    """Model outputs -> class probabilities: heads.to_proba itself, so an export cannot drift from predict."""
 
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
 
     def forward(self, out: torch.Tensor) -> torch.Tensor:
-        from .train import to_proba
-
         return to_proba(out, self.cfg)
 
 
@@ -234,7 +233,7 @@ def _quiet_torch() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"nntrain\.train")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"nntrain\.heads")
         for lg in loggers:
             lg.setLevel(logging.ERROR)
         try:

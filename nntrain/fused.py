@@ -19,20 +19,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from .components import canonical
+from . import components
 from .config import Config, loss_name
 
-ACTIVATIONS = {"relu", "leaky_relu", "tanh", "sigmoid", "identity"}
-LOSSES = {"cross_entropy", "bce", "mse"}
+# What the written-out step implements, from the component records.
+ACTIVATIONS = {name for name, r in components.ACTIVATIONS.items() if r.fused}
+LOSSES = {name for name, r in components.LOSSES.items() if r.fused}
 
 
 def plan(cfg: Config, task: str) -> tuple[bool, str]:
     """(fused?, why): the path a config takes."""
     m = cfg.model
-    layers = m.resolved_layers()
     loss = loss_name(cfg, task)
-    for i, layer in enumerate(layers):
-        act, slope = _activation(layer)
+    for i, layer in enumerate(m.resolved_layers()):
+        act, slope = _activation(layer.activation)
         if act not in ACTIVATIONS:
             return False, f"layer {i + 1} uses {act}"
         extra = set(layer.activation) - {"name", "negative_slope"}
@@ -42,7 +42,7 @@ def plan(cfg: Config, task: str) -> tuple[bool, str]:
             return False, f"layer {i + 1}'s negative_slope is below 0"
         if layer.batch_norm:
             return False, "batch norm"
-    if canonical("output_activation", m.output_activation["name"]) != "identity":
+    if components.record("output_activation", m.output_activation["name"]).family != "linear":
         return False, f"output activation {m.output_activation['name']}"
     if loss not in LOSSES:
         return False, f"loss {loss}"
@@ -51,9 +51,9 @@ def plan(cfg: Config, task: str) -> tuple[bool, str]:
     return True, "plain MLP"
 
 
-def _activation(layer: Any) -> tuple[str, float]:
-    """(name, negative slope) of a resolved layer's activation; the slope is nn.LeakyReLU's default if unset."""
-    return canonical("activation", layer.activation["name"]), float(layer.activation.get("negative_slope", 0.01))
+def _activation(spec: dict) -> tuple[str, float]:
+    """(name, negative slope) of an activation spec; the slope is nn.LeakyReLU's default if unset."""
+    return components.canonical("activation", spec["name"]), float(spec.get("negative_slope", 0.01))
 
 
 @dataclass
@@ -68,21 +68,18 @@ class FusedStep:
     """loss_and_grads(x, y) for a model that build_mlp made; it fills each parameter's .grad."""
 
     def __init__(self, model: nn.Sequential, cfg: Config, task: str):
-        mods = dict(model.named_children())
-        self.layers = []
-        for k, layer in enumerate(cfg.model.resolved_layers(), start=1):
-            self.layers.append(_Layer(mods[f"fc{k}"], *_activation(layer), float(layer.dropout or 0.0)))
-        self.out = mods["out"]
+        self.layers = [_Layer(h.linear, *_activation(h.activation), h.dropout) for h in model.hidden]
+        self.out = model.out
         self.loss = loss_name(cfg, task)
         self.l1 = cfg.train.l1
-        self.params = [p for l in self.layers for p in (l.linear.weight, l.linear.bias)] + [self.out.weight, self.out.bias]
+        self.params = [p for layer in self.layers for p in (layer.linear.weight, layer.linear.bias)] + [self.out.weight, self.out.bias]
         # Parameters and gradients become views of two flat tensors: the optimizer then updates every layer
         # with a few ops on one tensor, and the backward writes gradients in place (out=) with no allocation.
         self.flat = _flatten(self.params)
         self.flat_grad = torch.zeros_like(self.flat)
         for p, g in zip(self.params, views(self.flat_grad, self.params)):
             p.grad = g
-        self.l1_weights = [l.linear.weight for l in self.layers] + [self.out.weight]
+        self.l1_weights = [layer.linear.weight for layer in self.layers] + [self.out.weight]
         self.l1_grads = [w.grad for w in self.l1_weights]  # views of flat_grad: fixed for the run
 
     @torch.no_grad()  # no graph is recorded: the backward below is the one that runs
@@ -194,7 +191,7 @@ class FlatSGD(torch.optim.Optimizer):
     @staticmethod
     def applies(spec: dict) -> bool:
         """SGD whose every argument FlatSGD implements (torch checks the values before this runs)."""
-        return (canonical("optimizer", spec["name"]) == "sgd" and not spec.get("dampening", 0)
+        return (components.record("optimizer", spec["name"]).fused and not spec.get("dampening", 0)
                 and not spec.get("maximize", False) and set(spec) - {"name"} <= set(FlatSGD.ARGS))
 
     def _share_buffer(self) -> None:

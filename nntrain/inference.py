@@ -13,11 +13,12 @@ from torch import nn
 
 from . import metrics as M
 from .config import Config
-from .data import encode, encode_table, load_encoded, read_table, unscale
+from .encoding import encode, encode_table, load_encoded, unscale
 from .errors import UserError
+from .heads import evaluate, forward_all, make_criterion, to_proba, truth
 from .model import build_mlp
 from .runs import load_checkpoint
-from .train import evaluate, forward_all, make_criterion, to_proba, truth
+from .tables import read_table
 
 
 @dataclass

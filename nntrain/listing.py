@@ -10,17 +10,16 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from .errors import UserError, first_line
+from .metrics import headline
+from .plain import flatten
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-PRUNED = "pruned"  # how a pruned sweep trial's summary.json "stopped" begins
-
-
-def headline_metric(task: str) -> str:
-    """The one test metric a table shows for a run of this task."""
-    return "r2" if task == "regression" else "accuracy"
-
+# summary.json's status (runs.STATUSES) as the table shows it; a folder without summary.json is "stopped" (it
+# has a last.pt to resume from) or "empty"
+SHOWN = {"completed": "done", "early_stop": "early stop", "pruned": "pruned", "diverged": "diverged",
+         "interrupted": "interrupted"}
 
 IGNORED_KEYS = ("name", "runs_dir")  # differ between every pair of runs, so they tell nothing
 
@@ -90,15 +89,12 @@ def read_run(path: Path) -> dict:
     if summary is not None and not isinstance(summary, dict):
         raise UserError(f"run folder {path}: summary.json is not an object")
     summary = summary or {}
-    status = "done" if summary else "stopped" if (path / "last.pt").is_file() else "empty"
-    stopped = str(summary.get("stopped") or "")
-    if stopped:  # finished before train.epochs: say so, or it passes for a short run
-        status = PRUNED if stopped.startswith(PRUNED) else "early stop"
+    status = SHOWN.get(_status(summary), "done") if summary else "stopped" if (path / "last.pt").is_file() else "empty"
     run = summary.get("epochs_run")
     run = run if isinstance(run, int) else _metrics_rows(path / "metrics.csv")
     task = summary.get("task") or "-"
     test = summary.get("test") if isinstance(summary.get("test"), dict) else {}
-    key = headline_metric(task)
+    key = headline(task)
     scheduler = _get(cfg, "scheduler", "name")
     return {
         "name": path.name, "path": path, "task": task,
@@ -110,6 +106,11 @@ def read_run(path: Path) -> dict:
         "test_metric": (key, test[key]) if key in test else None, "test": test,
         "started": datetime.fromtimestamp(cfg_path.stat().st_mtime), "config": cfg, "error": None,
     }
+
+
+def _status(summary: dict) -> str:
+    """summary.json's status; a summary written before there was one has a reason only when it stopped early."""
+    return summary.get("status") or ("early_stop" if summary.get("stopped") else "completed")
 
 
 def list_runs(root: Path) -> list[dict]:
@@ -162,20 +163,6 @@ def runs_table(rows: list[dict]) -> Table:
         cells = [r["name"], r["task"], r["model"], r["optimizer"], _epochs(r), _best(r), test, f"{r['started']:%Y-%m-%d %H:%M}"]
         table.add_row(*(Text(c) for c in cells))
     return table
-
-
-def flatten(cfg: dict, prefix: str = "") -> dict[str, Any]:
-    """{'optimizer': {'lr': 0.1}} -> {'optimizer.lr': 0.1}: one key per setting, so runs compare key by key."""
-    out: dict[str, Any] = {}
-    for k, v in cfg.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, key + "."))
-        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):  # model.layers: per layer
-            out.update(flatten({str(i): x for i, x in enumerate(v)}, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def config_differences(configs: dict[str, dict]) -> dict[str, list]:

@@ -1,8 +1,59 @@
-"""Per-task metrics on numpy arrays, and the trivial baseline every report shows beside them."""
+"""The metrics: which exist for which task and which way is better (one table), their values on numpy
+arrays, and the trivial baseline every report shows beside them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+CLASSES = frozenset({"multiclass", "binary"})
+REGRESSION = frozenset({"regression"})
+
+
+@dataclass(frozen=True)
+class Metric:
+    tasks: frozenset[str]
+    maximize: bool  # higher is better
+
+
+# Every name classification() and regression() return (a test keeps the two in step); "val_" + name is a
+# monitor, "test" holds them after training.
+METRICS: dict[str, Metric] = {
+    "loss": Metric(CLASSES | REGRESSION, maximize=False),
+    "accuracy": Metric(CLASSES, maximize=True),
+    "f1_macro": Metric(CLASSES, maximize=True),
+    "roc_auc": Metric(frozenset({"binary"}), maximize=True),
+    "mse": Metric(REGRESSION, maximize=False),
+    "rmse": Metric(REGRESSION, maximize=False),
+    "mae": Metric(REGRESSION, maximize=False),
+    "r2": Metric(REGRESSION, maximize=True),
+}
+HEADLINE = {"multiclass": "accuracy", "binary": "accuracy", "regression": "r2"}  # the one a table shows
+ALIASES = {"f1": "f1_macro", "acc": "accuracy", "auc": "roc_auc"}  # train.monitor: val_f1 is val_f1_macro
+
+
+def monitor_name(text: str) -> str:
+    """train.monitor as written -> the metrics.csv column it names: val_f1 -> val_f1_macro."""
+    m = str(text).strip().lower()
+    short = m.removeprefix("val_")
+    return f"val_{ALIASES[short]}" if m.startswith("val_") and short in ALIASES else m
+
+
+def monitors(task: str) -> set[str]:
+    """The metrics.csv columns a run of this task can monitor."""
+    return {f"val_{name}" for name, m in METRICS.items() if task in m.tasks}
+
+
+def maximize(name: str) -> bool:
+    """Whether higher is better, for a metric name with or without its val_ / test prefix."""
+    metric = METRICS.get(str(name).removeprefix("val_"))
+    return bool(metric and metric.maximize)
+
+
+def headline(task: str) -> str:
+    """The one test metric a table shows for a run of this task."""
+    return HEADLINE.get(task, "accuracy")
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:

@@ -1,61 +1,115 @@
-"""Build the MLP from the config, and count its parameters layer by layer (from a built model, or from the
+"""The MLP a config describes, and its parameters counted layer by layer (from a built model, or from the
 config alone without torch: `nntrain params CONFIG`)."""
 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .components import build, canonical, init_tensor
+from .components import LOSSES, build, canonical, init_tensor, record
 from .config import Config, ModelConfig, loss_name
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 
 def n_outputs(cfg: Config, task: str, n_classes: int) -> int:
-    if task == "regression" or loss_name(cfg, task) == "bce":
+    """One output for regression and for a loss that takes one logit (bce); else one per class."""
+    if task == "regression" or LOSSES[loss_name(cfg, task)].one_output:
         return 1
     return n_classes
 
 
-def build_mlp(cfg: ModelConfig, n_inputs: int, n_outputs: int) -> nn.Sequential:
-    """fcK -> [bnK] -> actK -> [dropK] per hidden layer, then `out` (and the output activation if any).
+@dataclass(frozen=True)
+class Hidden:
+    """One hidden layer: Linear -> [BatchNorm1d] -> activation -> [Dropout], and its settings."""
 
-    Each layer gets its own activation module: a shared PReLU would share its weight. planned_table() counts
-    the same layers without building them: a change here is a change there (a test compares the two).
-    """
+    name: str  # fcK: how the layer is named in `nntrain params`, metrics.csv columns and warnings
+    linear: nn.Linear
+    norm: nn.BatchNorm1d | None
+    act: nn.Module
+    drop: nn.Dropout | None
+    activation: dict  # the activation's spec: {"name": ..., **arguments}
+    dropout: float
+
+
+def mlp_class() -> type:
+    """The MLP class, defined on first use so that importing this module needs no torch."""
+    global _MLP
+    if _MLP is None:
+        _MLP = _define_mlp()
+    return _MLP
+
+
+_MLP: type | None = None
+
+
+def _define_mlp() -> type:
     from torch import nn
 
-    parts: OrderedDict[str, nn.Module] = OrderedDict()
-    width = n_inputs
-    for k, layer in enumerate(cfg.resolved_layers(), start=1):
-        fc = nn.Linear(width, layer.size)
-        _init_linear(fc, layer.init)
-        parts[f"fc{k}"] = fc
-        if layer.batch_norm:
-            parts[f"bn{k}"] = nn.BatchNorm1d(layer.size)
-        parts[f"act{k}"] = build("activation", layer.activation)
-        if layer.dropout:
-            parts[f"drop{k}"] = nn.Dropout(layer.dropout)
-        width = layer.size
-    out = nn.Linear(width, n_outputs)
-    _init_linear(out, cfg.init)
-    parts["out"] = out
-    out_act = canonical("output_activation", cfg.output_activation["name"])
-    if out_act != "identity":
-        extra = {"dim": 1} if out_act in ("softmax", "log_softmax") else {}
-        parts["out_act"] = build("output_activation", cfg.output_activation, **extra)
-    return nn.Sequential(parts)
+    class MLP(nn.Sequential):
+        """fcK -> [bnK] -> actK -> [dropK] per hidden layer, then `out` (and `out_act`, the output activation).
+
+        The children keep these names, the state_dict keys of every checkpoint nntrain has written, so old
+        checkpoints load as they are. Code outside this module finds the layers through `hidden` (one Hidden
+        record per layer, in order) and `out`, never by reading a name."""
+
+        def __init__(self, cfg: ModelConfig, n_inputs: int, n_out: int):
+            super().__init__()
+            hidden, width = [], n_inputs
+            for k, layer in enumerate(cfg.resolved_layers(), start=1):
+                hidden.append(self._hidden(k, width, layer))
+                width = layer.size
+            self.hidden = tuple(hidden)
+            self.add_module("out", _linear(width, n_out, cfg.init))
+            spec = cfg.output_activation
+            if canonical("output_activation", spec["name"]) != "identity":
+                extra = {"dim": 1} if record("output_activation", spec["name"]).across_outputs else {}
+                self.add_module("out_act", build("output_activation", spec, **extra))
+
+        def _hidden(self, k: int, width: int, layer: Any) -> Hidden:
+            # each layer builds its own activation module: a shared PReLU would share its weight
+            parts = {f"fc{k}": _linear(width, layer.size, layer.init),
+                     f"bn{k}": nn.BatchNorm1d(layer.size) if layer.batch_norm else None,
+                     f"act{k}": build("activation", layer.activation),
+                     f"drop{k}": nn.Dropout(layer.dropout) if layer.dropout else None}
+            for name, module in parts.items():
+                if module is not None:
+                    self.add_module(name, module)
+            linear, norm, act, drop = parts.values()
+            return Hidden(f"fc{k}", linear, norm, act, drop, layer.activation, float(layer.dropout or 0.0))
+
+        def hidden_outputs(self, x: torch.Tensor) -> Iterator[tuple[Hidden, torch.Tensor, torch.Tensor]]:
+            """(layer, pre-activation, activation) of each hidden layer in turn, as the forward computes them."""
+            for layer in self.hidden:
+                pre = layer.linear(x)
+                if layer.norm is not None:
+                    pre = layer.norm(pre)
+                a = layer.act(pre)
+                yield layer, pre, a
+                x = a if layer.drop is None else layer.drop(a)
+
+    return MLP
 
 
-def _init_linear(fc: nn.Linear, init: Any) -> None:
+def build_mlp(cfg: ModelConfig, n_inputs: int, n_out: int) -> nn.Sequential:
+    """The MLP of a model config. planned_table() counts the same layers without building them: a change here
+    is a change there (a test compares the two)."""
+    return mlp_class()(cfg, n_inputs, n_out)
+
+
+def _linear(n_in: int, n_out: int, init: Any) -> nn.Linear:
     import torch
+    from torch import nn
 
+    fc = nn.Linear(n_in, n_out)
     with torch.no_grad():
         init_tensor(init.weight, fc.weight)
         init_tensor(init.bias, fc.bias)
+    return fc
 
 
 def param_table(model: nn.Module) -> dict:
@@ -91,8 +145,8 @@ def param_table(model: nn.Module) -> dict:
     }
 
 
-def planned_table(cfg: ModelConfig, n_inputs: int, n_outputs: int) -> dict:
-    """param_table(build_mlp(cfg, n_inputs, n_outputs)), worked out from the config without torch."""
+def planned_table(cfg: ModelConfig, n_inputs: int, n_out: int) -> dict:
+    """param_table(build_mlp(cfg, n_inputs, n_out)), worked out from the config without torch."""
     rows, width = [], n_inputs
 
     def row(name: str, kind: str, weight: list[int], biases: int = 0, buffers: int = 0) -> None:
@@ -110,7 +164,7 @@ def planned_table(cfg: ModelConfig, n_inputs: int, n_outputs: int) -> dict:
             row(f"bn{k}", "BatchNorm1d", [layer.size], layer.size, buffers=2 * layer.size)  # running mean and var
         prelu(f"act{k}", layer.activation, "activation")
         width = layer.size
-    row("out", "Linear", [n_outputs, width], n_outputs)
+    row("out", "Linear", [n_out, width], n_out)
     prelu("out_act", cfg.output_activation, "output_activation")
     total = sum(r["total"] for r in rows)
     batch_norms = sum(r["type"] == "BatchNorm1d" for r in rows)

@@ -12,7 +12,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from . import metrics as M
-from .config import MAXIMIZE
 from .runs import write_atomic
 
 DPI = 100
@@ -94,7 +93,7 @@ def curve_plots(run_dir: Path, monitor: str) -> list[Path]:
     if col is not None and df[col].notna().any():
         s = df[col]
         ax_metric.plot(x, s, label=col, **mk)
-        best = s.idxmax() if "val_" + col.removeprefix("val_") in MAXIMIZE else s.idxmin()
+        best = s.idxmax() if M.maximize(col) else s.idxmin()
         ax_metric.axvline(x[best], color="gray", linestyle="--", linewidth=1)
         ax_metric.plot([x[best]], [s[best]], marker="*", markersize=12, color="C3", linestyle="", label="best")
         ax_metric.set_title(f"{col}: best {s[best]:.4g} at epoch {x[best]}")

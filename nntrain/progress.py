@@ -1,4 +1,5 @@
-"""How `fit` reports its epochs: plain lines (a pipe, a log file, --quiet) or a live rich progress bar."""
+"""How `fit` shows its epochs (plain lines for a pipe, a log file or --quiet; a live rich progress bar on a
+terminal) and how a metrics report reads. Display only: nothing here decides when a run stops."""
 
 from __future__ import annotations
 
@@ -18,11 +19,10 @@ class Lines:
     def step(self, s: int) -> None:
         pass
 
-    def epoch(self, epoch: int, line: str, row: dict[str, Any]) -> str | None:
-        """Show the finished epoch; a reason returned here stops the run after it (a sweep's pruner)."""
+    def epoch(self, epoch: int, line: str, row: dict[str, Any]) -> None:
+        """Show the finished epoch."""
         if not self.quiet:
             self.log(line)
-        return None
 
     def end(self) -> None:
         pass
@@ -65,3 +65,9 @@ class Bar(Lines):
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+def format_metrics(values: dict[str, float], base: dict[str, float]) -> str:
+    """One metric a line, with the trivial baseline beside it where there is one."""
+    return "\n".join(f"  {k:<9} {v:.4f}" + (f"   (baseline {base[k]:.4f})" if k in base else "")
+                     for k, v in values.items())

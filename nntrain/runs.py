@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import copy
 import csv
-import json
-import math
+import functools
 import os
+import platform
 import pickle
 import signal
 import threading
@@ -15,8 +15,21 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 from .errors import UserError, first_line
+from .plain import strict_json
 
 CHECKPOINT_FORMAT = 1
+# How a run ended, summary.json's "status": all its epochs; early stopping; a sweep's pruner; a non-finite loss
+# or weight; a signal (resumable with fit --resume).
+STATUSES = ("completed", "early_stop", "pruned", "diverged", "interrupted")
+
+
+@functools.lru_cache(maxsize=1)
+def versions() -> dict[str, str]:
+    """What reproduces a run; read from package metadata, so nothing is imported for it."""
+    from importlib.metadata import version
+
+    return {"python": platform.python_version(),
+            **{name: version(name) for name in ("nntrain", "torch", "numpy", "pandas", "scikit-learn")}}
 
 
 def create_run_dir(root: str | Path, name: str) -> Path:
@@ -172,20 +185,6 @@ class MetricsLog:
 
 def _fmt(v: Any) -> Any:
     return f"{v:.6g}" if isinstance(v, float) else v
-
-
-def strict_json(obj: Any, indent: int | None = None) -> str:
-    """JSON that strict parsers accept: NaN and infinities (an AUC with one class present) become null."""
-    def finite(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: finite(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [finite(x) for x in v]
-        return v
-
-    return json.dumps(finite(obj), indent=indent)
 
 
 def output_file(out: Path) -> Path:

@@ -16,6 +16,7 @@ class Diverged(Stop):
     """The loss or the weights went non-finite; the CLI exits 3."""
 
     exit_code = 3
+    status = "diverged"  # summary.json's status (runs.STATUSES)
 
 
 class RanksDiverged(Stop):
@@ -26,6 +27,7 @@ class Interrupted(Stop):
     """SIGINT or SIGTERM arrived; last.pt holds the state at the step where training stopped."""
 
     prefix = "interrupted"
+    status = "interrupted"
 
     def __init__(self, signum: int, run_dir: Path | None = None, epoch: int = 0, step: int = 0):
         self.exit_code = 128 + signum

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import fcntl
 import hashlib
 import inspect
@@ -26,10 +27,15 @@ from typing import Any, Callable, Iterator
 import optuna
 import yaml
 
-from .config import MAXIMIZE, Config, flow, load_config, monitor_name, to_plain
-from .errors import UserError, did_you_mean, first_line
-from .listing import PRUNED, headline_metric
+from . import metrics
+from .config import Config, to_plain
+from .errors import Problem, UserError, did_you_mean, first_line
+from .loading import load_config
+from .plain import flow
 from .progress import Lines
+from .session import configure, start
+from .stopping import Diverged, catching_signals
+from .train import Halt, train
 
 SETTINGS = ("trials", "direction", "pruner")
 PRUNERS = {"none": "NopPruner", "median": "MedianPruner", "percentile": "PercentilePruner",
@@ -79,8 +85,8 @@ def plan(cfg: Config, trials: int | None = None, grid: bool = False) -> Plan:
                         "log: true}, trials: 20}")
     base = to_plain(cfg)
     base.pop("sweep")
-    monitor = monitor_name(cfg)
-    problems: list[str] = []
+    monitor = metrics.monitor_name(cfg.train.monitor)
+    problems: list[str | Problem] = []
     dims = []
     for key, spec in section.items():
         if key in SETTINGS:
@@ -92,7 +98,7 @@ def plan(cfg: Config, trials: int | None = None, grid: bool = False) -> Plan:
     if not dims and not problems:
         problems.append("sweep: no key to search over; add one, e.g. optimizer.lr: {low: 1e-4, high: 1e-1, log: true}")
     direction = str(section.get("direction", "auto")).lower()
-    wanted = "maximize" if monitor in MAXIMIZE else "minimize"
+    wanted = "maximize" if metrics.maximize(monitor) else "minimize"
     if direction == "auto":
         direction = wanted
     elif direction not in ("minimize", "maximize"):
@@ -148,15 +154,15 @@ def _dimension(key: str, spec: Any, base: dict) -> tuple[Dimension | None, list[
         tried = [flow(low), flow(high)]
     else:
         return None, [f"{where}={spec!r}: give a list of values, e.g. [sgd, adam], or a range {{low: ..., high: ...}}"]
-    problems: dict[str, str] = {}  # a problem of the key itself (an unknown key) is told once, not per value
+    problems: dict[str, Problem] = {}  # a problem of the key itself (an unknown key) is told once, not per value
     for value in tried:  # each value must make a valid config on its own, as a trial would build it
         try:
             load_config(None, [f"{key}={value}"], raw=_copy(base))
         except UserError as e:
             for p in e.problems:
-                inner = p.removesuffix(" (from the command line)")
-                told = f"sweep.{inner}" if inner.startswith((f"{key}:", f"{key}=")) else f"{where}={value}: {inner}"
-                problems.setdefault(inner, told)
+                inner = dataclasses.replace(p, from_command_line=False)
+                told = dataclasses.replace(inner, key=f"sweep.{key}") if p.key == key else Problem(where, str(inner), value)
+                problems.setdefault(str(inner), told)
     return dim, list(problems.values())
 
 
@@ -269,28 +275,24 @@ def open_study(url: str, name: str, p: Plan, grid: bool) -> Any:
 # ---------------------------------------------------------------- trials
 
 
-class Pruning(Lines):
-    """Reports each epoch's monitored value to Optuna; a pruned trial stops as an early stop does."""
+class Pruner:
+    """A trial's should_stop hook: reports each epoch's monitored value to Optuna, and halts a pruned trial."""
 
     def __init__(self, trial: Any, monitor: str, pruner: str):
-        super().__init__(lambda m: None, quiet=True)
         self.trial, self.monitor, self.pruner = trial, monitor, pruner
 
-    def epoch(self, epoch: int, line: str, row: dict[str, Any]) -> str | None:
+    def __call__(self, epoch: int, row: dict[str, Any]) -> Halt | None:
         value = row[self.monitor]
         if math.isfinite(value):
             self.trial.report(value, epoch)
         if self.trial.should_prune():
-            return f"{PRUNED} by the sweep's {self.pruner} pruner at epoch {epoch} ({self.monitor}={value:.4f})"
+            return Halt("pruned", f"pruned by the sweep's {self.pruner} pruner at epoch {epoch} ({self.monitor}={value:.4f})")
         return None
 
 
 def sweep(path: Path, overrides: list[str], trials: int | None, storage: str | None, study_name: str | None,
           grid: bool, log: Callable[[str], None]) -> dict:
     """Run trials until the study holds the requested number; return the study's results."""
-    from .stopping import Diverged, catching_signals
-    from .train import configure, start, train
-
     cfg = configure(path, overrides)
     p = plan(cfg, trials, grid)
     name = study_name or cfg.name
@@ -315,7 +317,8 @@ def sweep(path: Path, overrides: list[str], trials: int | None, storage: str | N
             try:
                 run = start(tcfg, path.parent)
                 trial.set_user_attr("run_dir", str(run.run_dir))
-                summary = train(run, log=lambda m: None, progress=Pruning(trial, p.monitor, p.pruner["name"]))
+                summary = train(run, log=lambda m: None, progress=Lines(lambda m: None, quiet=True),
+                                should_stop=Pruner(trial, p.monitor, p.pruner["name"]))
             except Diverged as e:  # recorded as failed; the sweep goes on (a high lr is what sweeps try)
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 log(f"trial {trial.number}: failed: {e}")
@@ -324,7 +327,7 @@ def sweep(path: Path, overrides: list[str], trials: int | None, storage: str | N
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 raise
             chosen = " ".join(f"{k}={_short(v)}" for k, v in params.items())
-            if (summary["stopped"] or "").startswith(PRUNED):
+            if summary["status"] == "pruned":
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
                 log(f"trial {trial.number}: {chosen} -> {summary['stopped']}")
             else:
@@ -352,7 +355,7 @@ def _short(value: str) -> str:
 
 
 def _headline(summary: dict) -> str:
-    key = headline_metric(summary["task"])
+    key = metrics.headline(summary["task"])
     return f"{key}={summary['test'][key]:.4f}"
 
 

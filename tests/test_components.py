@@ -10,9 +10,11 @@ import torch
 from torch import nn
 
 from nntrain import components as C
-from nntrain.config import ModelConfig, load_config
+from nntrain.config import ModelConfig
+from nntrain.heads import make_criterion
+from nntrain.loading import load_config
 from nntrain.model import build_mlp, param_table, planned_table
-from nntrain.train import fit, make_criterion
+from nntrain.train import fit
 
 from .conftest import make_table
 
@@ -190,6 +192,7 @@ def test_the_count_from_a_config_equals_the_built_models(model, n_out):
 
 @pytest.mark.parametrize("kind", list(C.TABLES))
 def test_every_table_name_resolves_to_its_torch_object(kind):
-    for name, attr in C.TABLES[kind].items():
+    for name, entry in C.TABLES[kind].items():
+        attr = entry.attr
         obj = C.factory(kind, name)
         assert obj is None if attr is None else obj.__name__ == attr

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from nntrain.config import load_config
+from nntrain.loading import load_config
 from nntrain.errors import UserError
 
 from .conftest import REPO
@@ -14,7 +14,7 @@ SHIPPED = sorted((REPO / "configs").glob("*.yaml"))
 def problems_of(path, overrides=()):
     with pytest.raises(UserError) as info:
         load_config(path, list(overrides))
-    return info.value.problems
+    return [str(p) for p in info.value.problems]  # as the user reads them
 
 
 def test_every_shipped_config_is_listed():
@@ -198,7 +198,7 @@ def test_key_typos_get_the_right_did_you_mean(tmp_path):
                     load_config(None, raw=raw)
                 except UserError as e:
                     total += 1
-                    hit = any(f"{typo}: unknown key (did you mean '{key}'?)" in p for p in e.problems)
+                    hit = any(f"{typo}: unknown key (did you mean '{key}'?)" in str(p) for p in e.problems)
                     right += hit
                     if not hit:
                         misses.append(f"{section}.{typo}->{key}")

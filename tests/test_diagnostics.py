@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from nntrain.config import load_config
+from nntrain.loading import load_config
 from nntrain.diagnostics import Diagnostics
 from nntrain.model import build_mlp
 
@@ -20,7 +20,7 @@ from .conftest import is_png, metrics_rows, write_config
 def tiny(layers: list[dict], X: torch.Tensor, steps: int = 1) -> tuple[torch.nn.Sequential, Diagnostics]:
     cfg = load_config(None, raw={"data": {"path": "d.csv"}, "model": {"layers": layers}})
     model = build_mlp(cfg.model, X.shape[1], 2)
-    return model, Diagnostics(model, cfg, steps, X)
+    return model, Diagnostics(model, steps, X)
 
 
 def test_fractions_match_a_hand_computation():
@@ -44,14 +44,14 @@ def test_fractions_match_a_hand_computation():
 
 def test_a_layer_forced_dead_reads_one_and_forced_saturated_reads_one():
     X = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
-    model, diag = tiny([{"size": 8, "activation": "leaky_relu"}, {"size": 6, "activation": "sigmoid"}], X)
+    model, diag = tiny([{"size": 8, "activation": "relu"}, {"size": 6, "activation": "sigmoid"}], X)
     with torch.no_grad():
         model.fc1.bias.fill_(-1e3)
         model.fc2.bias.fill_(1e3)
     values = diag.activation_fractions()
     assert values == {"dead_frac.fc1": 1.0, "saturated_frac.fc2": 1.0}
     warnings = diag.warnings({**values, "grad_norm.fc1": 1.0, "grad_norm.out": 1.0})
-    assert warnings[0] == ("layer 1 (fc1): 100% of its leaky_relu units never activate on the validation rows; "
+    assert warnings[0] == ("layer 1 (fc1): 100% of its relu units never activate on the validation rows; "
                            "try leaky_relu or a smaller optimizer.lr")
     assert "layer 2 (fc2): 100% of its sigmoid units are saturated" in warnings[1]
     assert diag.warnings({**values, "grad_norm.fc1": 1.0, "grad_norm.out": 1.0}) == []  # once a run

@@ -7,11 +7,11 @@ import itertools
 import pytest
 import torch
 
-from nntrain.config import load_config
+from nntrain.loading import load_config
 from nntrain.errors import UserError
 from nntrain.fused import ACTIVATIONS, LOSSES, FlatSGD, FusedStep, plan
 from nntrain.model import build_mlp
-from nntrain.train import make_criterion
+from nntrain.heads import make_criterion
 
 TASK = {"cross_entropy": "multiclass", "bce": "binary", "mse": "regression"}
 

@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from nntrain.config import load_config
+from nntrain.loading import load_config
 from nntrain.errors import UserError
 from nntrain.runs import atomic_save, load_checkpoint
 from nntrain.stopping import Interrupted, catching_signals
-from nntrain.train import fit, resume, start, train
+from nntrain.session import resume, start
+from nntrain.train import fit, train
 
 from .conftest import NNTRAIN, make_table, write_config
 
@@ -274,7 +275,8 @@ def test_resume_drops_metric_rows_past_the_checkpoint(workdir):
 @pytest.mark.parametrize("trial", range(5))
 def test_nan_at_a_random_step_exits_3_and_keeps_best(workdir, cli, monkeypatch, trial):
     """Even trials poison the fused step's loss, odd ones the autograd criterion's."""
-    import nntrain.train as T
+    import nntrain.fused as F
+    import nntrain.session as S
 
     bad_step = random.Random(trial).randrange(STEPS + 1, 12 * STEPS)  # after the first epoch, before the end
     count = {"n": 0}
@@ -285,16 +287,16 @@ def test_nan_at_a_random_step_exits_3_and_keeps_best(workdir, cli, monkeypatch, 
 
     engine = "fused" if trial % 2 == 0 else "autograd"
     if engine == "fused":
-        real_step = T.FusedStep.loss_and_grads
-        monkeypatch.setattr(T.FusedStep, "loss_and_grads", lambda self, x, y: poison(real_step(self, x, y)))
+        real_step = F.FusedStep.loss_and_grads
+        monkeypatch.setattr(F.FusedStep, "loss_and_grads", lambda self, x, y: poison(real_step(self, x, y)))
     else:
-        real = T.make_criterion
+        real = S.make_criterion
 
         def poisoned(cfg, task):
             crit = real(cfg, task)
             return lambda out, y: poison(crit(out, y)) if out.requires_grad else crit(out, y)
 
-        monkeypatch.setattr(T, "make_criterion", poisoned)
+        monkeypatch.setattr(S, "make_criterion", poisoned)
     r = cli("fit", config_for(workdir), f"train.engine={engine}")
     assert r.exit_code == 3, (r.stdout, r.stderr)
     epoch, step = (bad_step - 1) // STEPS + 1, (bad_step - 1) % STEPS + 1

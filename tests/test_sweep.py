@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nntrain.config import load_config
+from nntrain.loading import load_config
 
 from .conftest import NNTRAIN, is_png, write_config
 

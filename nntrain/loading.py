@@ -1,0 +1,247 @@
+"""load_config(path, overrides): YAML read as a user means it, dotted KEY=VALUE overrides applied, the schema
+validated and the parts checked, every problem of the file reported at once with its key, value and line.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .checks import semantic_problems
+from .config import SPEC_DEFAULTS, Config
+from .errors import ConfigError, Problem, UserError, did_you_mean
+from .plain import flow
+
+
+class Loader(yaml.SafeLoader):
+    """YAML as a user means it: `1e-3` is a number (PyYAML reads it as a string) and `yes`, `no`, `on`,
+    `off` stay strings (only true and false are booleans), as in YAML 1.2."""
+
+
+Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:float", "tag:yaml.org,2002:bool")]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                             list("tTfF"))
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
+               r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def load_config(path: str | Path | None, overrides: list[str] = (), raw: dict | None = None,
+                name: str | None = None, arguments_too: bool = True) -> Config:
+    """Read YAML, apply dotted KEY=VALUE overrides (and --name), validate, check that the parts agree.
+    arguments_too=False checks component names but not their arguments, which needs torch (`params`).
+    Raises ConfigError with every problem, and the config with its invalid keys at their defaults."""
+    text = ""
+    if raw is None:
+        path = Path(path)
+        text, raw = _read(path)
+    raw = apply_overrides(raw, overrides)
+    if name is not None:
+        raw["name"] = name  # as typed: --name 001 stays the string '001'
+    notes = _prune_after_rename(raw, overrides)
+    given = {item.partition("=")[0] for item in overrides} | ({"name"} if name is not None else set())
+    problems: list[Problem] = []
+    removed: list[str] = []
+    try:
+        cfg = Config.model_validate(raw)
+    except ValidationError as e:
+        problems = _format_errors(e)
+        cfg, removed = _repaired(raw, e)  # so the checks below still see the rest of the file
+    if cfg is not None:
+        # a check that leans on a key replaced by its default would only mislead
+        problems += [p for p in semantic_problems(cfg, arguments_too) if not any(p.reads(r) for r in removed)]
+    if problems:
+        raise ConfigError([_locate(p, text, given) for p in problems], source=str(path or "config"), partial=cfg)
+    cfg._notes = notes
+    return cfg
+
+
+def _read(path: Path) -> tuple[str, dict]:
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = parse_yaml(text)
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a UTF-8 text file") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML: {e}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: the top level must be a mapping of keys, got {type(raw).__name__}")
+    raw.setdefault("name", re.sub(r"[^A-Za-z0-9._-]", "_", path.stem).lstrip("._-") or "run")
+    return text, raw
+
+
+RENAMABLE = {"optimizer": "optimizer", "scheduler": "scheduler", "loss": "loss",
+             "model.activation": "activation", "model.output_activation": "output_activation"}
+
+
+def _prune_after_rename(raw: dict, overrides: list[str]) -> list[str]:
+    """`optimizer.name=adam` on an SGD config: drop the file's arguments adam does not take (momentum), saying so."""
+    from .components import arguments, canonical
+
+    notes = []
+    given = {item.partition("=")[0] for item in overrides}
+    for path, kind in RENAMABLE.items():
+        if f"{path}.name" not in given and path not in given:
+            continue
+        node: Any = raw
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        name = canonical(kind, node.get("name", "")) if isinstance(node, dict) else None
+        if name is None:
+            continue
+        for key in [k for k in node if k != "name" and k not in arguments(kind, name) and f"{path}.{k}" not in given]:
+            notes.append(f"{path}.{key}={node.pop(key)} dropped: {name} takes no '{key}' ({path}.name was overridden)")
+    return notes
+
+
+def _repaired(raw: dict, e: ValidationError) -> tuple[Config | None, list[str]]:
+    """The config with every invalid key removed (defaults in their place), or None if that is not valid; and
+    the dotted keys removed."""
+    fixed, removed = copy.deepcopy(raw), []
+    for err in e.errors():
+        parent, key, node = None, None, fixed
+        for part in err["loc"]:  # down to the deepest key that exists (union tags like 'int' do not)
+            if isinstance(node, dict) and part in node:
+                parent, key, node = node, part, node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                parent, key, node = node, part, node[part]
+            else:
+                break
+        if isinstance(parent, dict):
+            parent.pop(key, None)
+            removed.append(".".join(str(p) for p in err["loc"][:err["loc"].index(key) + 1]))
+    try:
+        return Config.model_validate(fixed), removed
+    except ValidationError:
+        return None, removed
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    key, sep, value = item.partition("=")
+    if not sep or not key or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
+        raise UserError(f"override '{item}' must look like KEY=VALUE with a dotted key, e.g. optimizer.lr=0.001")
+    try:
+        parsed = parse_yaml(value) if value else ""
+    except yaml.YAMLError:
+        parsed = value
+    return key.split("."), parsed
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    for item in overrides:
+        keys, value = parse_override(item)
+        node = raw
+        for depth, k in enumerate(keys[:-1]):
+            child = node.get(k)
+            if isinstance(child, str):  # `optimizer: adam` then optimizer.lr=0.1
+                child = {"name": child}
+            elif not isinstance(child, dict):
+                # optimizer.lr=0.1 with no optimizer section: start from the default optimizer
+                child = dict(SPEC_DEFAULTS.get(".".join(keys[:depth + 1]), {}))
+            node[k] = child
+            node = child
+        node[keys[-1]] = value
+    return raw
+
+
+# pydantic's names for the members of a union and for constrained types: not keys of the config
+TYPE_TAGS = ("function-", "literal[", "list[", "int", "dict[")
+TYPE_NAMES = ("str", "bool", "float", "InitConfig", "LayerConfig", "constrained-int")
+EXAMPLES = {
+    "epochs": "30", "batch_size": "32", "lr": "0.001", "val_size": "0.1", "test_size": "0.2", "seed": "42",
+    "dropout": "0.2", "hidden": "[64, 128]", "size": "64", "patience": "10", "scale": "standard",
+    "task": "auto", "device": "auto", "batch_norm": "false",
+}
+
+
+def _format_errors(e: ValidationError) -> list[Problem]:
+    """pydantic's errors as Problems: one per key, with a correct example where one helps."""
+    out: list[Problem] = []
+    for err in e.errors():
+        loc = [str(p) for p in err["loc"] if not str(p).startswith(TYPE_TAGS)]
+        loc = [p for p in loc if p not in TYPE_NAMES]
+        key = ".".join(loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(loc[:-1])
+            fields = list(parent.model_fields) if parent else []
+            out.append(Problem(key, f"unknown key{did_you_mean(loc[-1], fields)}; allowed here: {', '.join(fields)}"))
+            continue
+        if err["type"] == "missing":
+            out.append(Problem(key, "required key is missing"))
+            continue
+        if out and out[-1].key == key and out[-1].value is not None:
+            # one key failing every member of a union (batch_size: an int or 'full'): one line
+            out[-1] = dataclasses.replace(out[-1], message=f"{out[-1].message}, or "
+                                                           f"{err['msg'].removeprefix('Input should be ')}")
+            continue
+        out.append(Problem(key, err["msg"].removeprefix("Value error, "), value=flow(err.get("input"), width=80)))
+    leaf = lambda p: p.key.rsplit(".", 1)[-1]  # noqa: E731
+    return [dataclasses.replace(p, message=f"{p.message}; e.g. {leaf(p)}: {EXAMPLES[leaf(p)]}")
+            if p.value is not None and leaf(p) in EXAMPLES else p for p in out]
+
+
+def _model_at(loc: list[str]) -> type[BaseModel] | None:
+    """The schema model a key path leads to (model.layers.0 -> LayerConfig), read from the fields' types."""
+    model: Any = Config
+    for part in loc:
+        if part.isdigit():
+            continue
+        field = model.model_fields.get(part)
+        model = _submodel(field.annotation) if field is not None else None
+        if model is None:
+            return None
+    return model
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for m in map(_submodel, typing.get_args(annotation)) if m is not None), None)
+
+
+def _locate(p: Problem, text: str, overridden: set[str]) -> Problem:
+    """The problem with the YAML line that sets its key, or marked as set on the command line."""
+    if any(p.key == o or p.key.startswith(o + ".") or o.startswith(p.key + ".") for o in overridden):
+        return dataclasses.replace(p, from_command_line=True)
+    line = yaml_line(text, p.key.split(".")) if text else None
+    return dataclasses.replace(p, line=line) if line else p
+
+
+def yaml_line(text: str, keys: list[str]) -> int | None:
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for key in keys:
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if k.value == key]
+            if not match:
+                return line
+            line, node = match[0][0].start_mark.line + 1, match[0][1]
+        elif isinstance(node, yaml.SequenceNode) and key.isdigit() and int(key) < len(node.value):
+            node = node.value[int(key)]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

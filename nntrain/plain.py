@@ -1,0 +1,46 @@
+"""Plain data, as YAML and JSON hold it: nested dicts flattened to dotted keys, one-line YAML, strict JSON.
+
+Imports nothing heavier than yaml, so the run listing (`nntrain runs`) can use it and stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import yaml
+
+
+def flatten(cfg: dict, prefix: str = "") -> dict[str, Any]:
+    """{'optimizer': {'lr': 0.1}} -> {'optimizer.lr': 0.1}: one key per setting, so configs compare key by key."""
+    out: dict[str, Any] = {}
+    for k, v in cfg.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):  # model.layers: per layer
+            out.update(flatten({str(i): x for i, x in enumerate(v)}, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def flow(value: Any, width: int = 10**6) -> str:
+    """A value in YAML's one-line form, as an override's right-hand side takes it: [64, 128], adam, 0.001, null."""
+    return yaml.safe_dump(value, default_flow_style=True, width=width).strip().removesuffix("...").strip()
+
+
+def strict_json(obj: Any, indent: int | None = None) -> str:
+    """JSON that strict parsers accept: NaN and infinities (an AUC with one class present) become null."""
+
+    def finite(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [finite(x) for x in v]
+        return v
+
+    return json.dumps(finite(obj), indent=indent)

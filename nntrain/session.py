@@ -1,0 +1,214 @@
+"""A run's state: its parts built from the config, started fresh or resumed from last.pt, and what a
+checkpoint holds. The loop that moves the state on is train.py's."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .components import build, canonical
+from .config import Config, dump_yaml, to_plain
+from .device import auto_threads, select_device
+from .diagnostics import Diagnostics
+from .encoding import load_encoded
+from .errors import ConfigError, UserError
+from .fused import FlatSGD, FusedStep, plan
+from .heads import make_criterion
+from .loading import load_config
+from .model import build_mlp, n_outputs
+from .plain import flatten
+from .preprocess import Prepared, load_data
+from .runs import CHECKPOINT_FORMAT, atomic_save, clean_leftovers, create_run_dir, load_checkpoint, resolve_run_dir
+from .runs import truncate_metrics, versions, write_json
+from .stopping import SIGNALS
+
+
+@dataclass
+class Parts:
+    model: nn.Module
+    criterion: Callable
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    fused: FusedStep | None = None  # the written-out step, when the model takes that path
+
+
+def build_parts(cfg: Config, n_in: int, n_out: int, task: str, device: torch.device, fused: bool = False) -> Parts:
+    torch.manual_seed(cfg.seed)
+    model = build_mlp(cfg.model, n_in, n_out).to(device)
+    step = FusedStep(model, cfg, task) if fused else None
+    if step is not None and FlatSGD.applies(cfg.optimizer):
+        optimizer = FlatSGD(step, **{k: v for k, v in cfg.optimizer.items() if k != "name"})
+    else:
+        optimizer = build("optimizer", cfg.optimizer, model.parameters())
+    none = canonical("scheduler", cfg.scheduler["name"]) == "none"
+    scheduler = None if none else build("scheduler", cfg.scheduler, optimizer)
+    return Parts(model, make_criterion(cfg, task), optimizer, scheduler, step)
+
+
+@dataclass
+class Run:
+    """Everything the loop needs, and everything a checkpoint must restore."""
+
+    cfg: Config
+    run_dir: Path
+    data: Prepared
+    parts: Parts
+    device: torch.device
+    threads: int
+    path_note: str
+    gen: torch.Generator  # shuffles, and nothing else, so no other random call moves the permutation
+    epoch: int = 0  # epochs finished
+    step: int = 0  # steps finished of the epoch after `epoch` (a checkpoint made on a signal)
+    epoch_gen_state: torch.Tensor | None = None  # the shuffle generator before this epoch's permutation
+    step_losses: torch.Tensor | None = None
+    best_value: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    group: Any = None  # distributed.Group when data-parallel, else None
+    diag: Diagnostics | None = None
+    diag_state: dict | None = None  # the gradient-norm sums of an epoch a checkpoint cut in the middle
+
+    @property
+    def writes(self) -> bool:
+        """Rank 0 (or the only process) writes the run folder; the other ranks write nothing."""
+        return self.group is None or self.group.writes
+
+    @property
+    def batch_size(self) -> int:
+        return batch_size(self.cfg, len(self.data.train))
+
+    def state(self) -> dict:
+        p, d = self.parts, self.data
+        return {"format": CHECKPOINT_FORMAT, "config": to_plain(self.cfg), "prep": d.prep, "n_inputs": d.X.shape[1],
+                "n_outputs": n_outputs(self.cfg, d.task, d.n_outputs), "task": d.task, "versions": versions(),
+                "epoch": self.epoch, "step": self.step, "model": p.model.state_dict(),
+                "optimizer": p.optimizer.state_dict(), "scheduler": p.scheduler.state_dict() if p.scheduler else None,
+                "best_value": self.best_value, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+                "epoch_gen_state": self.epoch_gen_state, "step_losses": self.step_losses,
+                "diag": self.diag.state() if self.diag is not None else self.diag_state,
+                "rng": {"torch": torch.get_rng_state(), "shuffle": self.gen.get_state(),
+                        "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []}}
+
+
+def batch_size(cfg: Config, n_train: int) -> int:
+    return n_train if cfg.train.batch_size == "full" else min(cfg.train.batch_size, n_train)
+
+
+def _setup(cfg: Config, data: Prepared, device: torch.device, group: Any = None) -> tuple[Parts, int, str]:
+    if group and any(layer.batch_norm for layer in cfg.model.resolved_layers()):
+        raise UserError("model.batch_norm with several processes: each rank would normalise by its own shard's "
+                        "statistics; train batch-norm models in one process")
+    fusable, why = plan(cfg, data.task)
+    if cfg.train.engine == "fused" and not fusable:
+        raise UserError(f"train.engine=fused: this model needs autograd ({why}); use engine: auto")
+    fused = fusable and cfg.train.engine != "autograd" and not cfg.train.compile
+    parts = build_parts(cfg, data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs), data.task, device, fused)
+    bs = batch_size(cfg, len(data.train))
+    threads = cfg.train.threads or auto_threads(sum(p.numel() for p in parts.model.parameters()) * bs,
+                                                group.local_world if group else 1)
+    torch.set_num_threads(threads)
+    note = ("fused step (forward and backward written out)" if fused
+            else "autograd step under torch.compile (train.compile: true)" if cfg.train.compile
+            else f"autograd step ({'train.engine: autograd' if fusable else why})")
+    return parts, threads, note
+
+
+def configure(path: Path, overrides: list[str] = (), name: str | None = None) -> Config:
+    """load_config; when the file has problems, add those that only the data reveals (bce on four classes),
+    so one message holds them all."""
+    try:
+        return load_config(path, overrides, name=name)
+    except ConfigError as e:
+        if e.partial is not None:
+            try:
+                load_data(e.partial, path.parent)
+            except UserError as more:
+                e.add_data_problems(more.problems)
+        raise e from None
+
+
+def start(cfg: Config, config_dir: Path | None = None) -> Run:
+    """A new run: data read and checked first, so a problem leaves no run folder behind. In a data-parallel
+    group every rank reads the data; rank 0 makes the run folder and tells the others its name."""
+    group = _group(cfg)
+    device = group.device if group else select_device(cfg.device)
+    data = load_data(cfg, config_dir)
+    parts, threads, note = _setup(cfg, data, device, group)
+    run_dir = create_run_dir(cfg.runs_dir, cfg.name) if not group or group.writes else None
+    if group:
+        run_dir = Path(group.broadcast(str(run_dir) if run_dir else None))
+    SIGNALS.armed = True  # from here a signal is saved as a resumable stop
+    run = Run(cfg, run_dir, data, parts, device, threads, note, torch.Generator().manual_seed(cfg.seed), group=group)
+    if run.writes:
+        (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+        write_json(run_dir / "split.json", {k: getattr(data, k).tolist() for k in ("train", "val", "test")})
+        atomic_save(run.state(), run_dir / "last.pt")  # epoch 0: a run stopped in its first epoch can resume
+    return run
+
+
+def _group(cfg: Config) -> Any:
+    from .distributed import Group, launched
+
+    return Group(cfg.device) if launched() else None
+
+
+# Keys a resume may change; anything else would train a different model than the checkpoint holds.
+RESUMABLE = ("train.", "device")
+
+
+def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
+    """Continue from last.pt with only the run folder: config, data rows, states and RNGs as they were."""
+    from .distributed import rank
+
+    run_dir = resolve_run_dir(str(run_dir))
+    if rank() == 0:
+        clean_leftovers(run_dir)
+    SIGNALS.armed = True
+    ckpt = load_checkpoint(run_dir / "last.pt")
+    cfg = _resumed_config(ckpt, overrides)
+    group = _group(cfg)
+    device = group.device if group else select_device(cfg.device)
+    prep = ckpt["prep"]
+    X, y = load_encoded(prep)
+    split = json.loads((run_dir / "split.json").read_text())
+    data = Prepared(X, y, *(np.asarray(split[k], dtype=np.int64) for k in ("train", "val", "test")), prep,
+                    "as when the run started")
+    parts, threads, note = _setup(cfg, data, device, group)
+    parts.model.load_state_dict(ckpt["model"])
+    parts.optimizer.load_state_dict(ckpt["optimizer"])
+    if parts.scheduler is not None:
+        parts.scheduler.load_state_dict(ckpt["scheduler"])  # restored, never stepped again (Lightning #4655)
+    gen = torch.Generator()
+    gen.set_state(ckpt["rng"]["shuffle"])
+    torch.set_rng_state(ckpt["rng"]["torch"])
+    if device.type == "cuda" and ckpt["rng"]["cuda"]:
+        torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+    if not group or group.writes:
+        truncate_metrics(run_dir / "metrics.csv", ckpt["epoch"])
+    return Run(cfg, run_dir, data, parts, device, threads, note, gen, group=group, epoch=ckpt["epoch"], step=ckpt["step"],
+               epoch_gen_state=ckpt["epoch_gen_state"], step_losses=ckpt["step_losses"],
+               best_value=ckpt["best_value"], best_epoch=ckpt["best_epoch"], bad_epochs=ckpt["bad_epochs"],
+               diag_state=ckpt.get("diag"))
+
+
+def _resumed_config(ckpt: dict, overrides: list[str]) -> Config:
+    """The checkpoint's config with the overrides a resume may apply; any other change is refused."""
+    stored = ckpt["config"]
+    cfg = load_config(None, list(overrides), raw=json.loads(json.dumps(stored)))  # a deep copy to override
+    was, now = flatten(stored), flatten(to_plain(cfg))
+    changed = [f"{k}: {was.get(k)!r} -> {now.get(k)!r}" for k in dict.fromkeys([*was, *now])
+               if was.get(k) != now.get(k) and not k.startswith(RESUMABLE)]
+    if changed:
+        raise UserError(changed, header="these keys cannot change on resume (the checkpoint was trained with the "
+                                        "old values); start a new run instead:")
+    if ckpt["step"] and cfg.train.batch_size != stored["train"]["batch_size"]:
+        raise UserError(f"train.batch_size={cfg.train.batch_size}: the run stopped in the middle of epoch "
+                        f"{ckpt['epoch'] + 1}, whose batches were cut at {stored['train']['batch_size']}; resume "
+                        f"without changing it (a change at an epoch boundary is fine)")
+    return cfg
