@@ -368,7 +368,7 @@ configs_app = typer.Typer(help="List the shipped example configs, or copy one to
                           invoke_without_command=True)
 app.add_typer(configs_app, name="configs")
 
-CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"  # package data: there in every install
 
 
 def _shipped() -> dict[str, Path]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from .conftest import make_table, metrics_rows, write_config
+from .conftest import NNTRAIN, make_table, metrics_rows, write_config
 
 
 @pytest.fixture
@@ -465,6 +468,39 @@ def test_configs_lists_and_copies_without_overwriting(repo, cli, workdir):
     assert r.exit_code == 2 and "exists" in r.stderr
     r = cli("configs", "copy", "irs", workdir)
     assert r.exit_code == 2 and "did you mean 'iris'?" in r.stderr
+
+
+def test_a_non_editable_install_lists_and_copies_every_shipped_config(repo, tmp_path):
+    """The wheel pip builds (what `pip install .` installs), installed away from the checkout."""
+    import zipfile
+
+    import shutil
+
+    # built from a copy: setuptools packs whatever a build/ folder left from an earlier build holds
+    source = tmp_path / "src"
+    shutil.copytree(repo, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".*venv*", "venv", "build", "dist", "*.egg-info", "runs", "tests", "__pycache__", ".pytest_cache"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    built = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", source],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "dist").glob("nntrain-*.whl")
+    shipped = sorted(p.name for p in (repo / "configs").glob("*.yaml"))
+    packed = sorted(n.removeprefix("nntrain/configs/") for n in zipfile.ZipFile(wheel).namelist()
+                    if n.startswith("nntrain/configs/"))
+    assert packed == shipped and len(shipped) >= 6
+    site = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--target", site, wheel], check=True)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    run = lambda *args: subprocess.run([*NNTRAIN, *args], cwd=tmp_path, env=env, capture_output=True, text=True)  # noqa: E731
+    where = subprocess.run([sys.executable, "-c", "import nntrain; print(nntrain.__file__)"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True).stdout
+    assert where.startswith(str(site)), where  # the installed copy, not the checkout
+    listed = run("configs")
+    assert listed.returncode == 0 and all(name.removesuffix(".yaml") in listed.stdout for name in shipped)
+    copied = run("configs", "copy", "phone", "mine.yaml")
+    assert copied.returncode == 0, copied.stderr
+    assert (tmp_path / "mine.yaml").read_text() == (repo / "configs/phone.yaml").read_text()
 
 
 def test_resume_refuses_a_change_to_the_model_and_names_each_key(trained, cli):
