@@ -80,8 +80,7 @@ def setting(name: str, tiny: bool) -> Setting:
     if name == "phone":
         # The phone table is small enough to keep at full size; --tiny only trains fewer epochs.
         return Setting("phone", (64, 128), 0.2, 32, epochs=8 if tiny else 40, warmup=2 if tiny else 5)
-    return Setting("1m", (256, 256), 0.0, 1024, epochs=2 if tiny else 3, warmup=1,
-                   rows=20_000 if tiny else 1_000_000)
+    return Setting("1m", (256, 256), 0.0, 1024, epochs=2 if tiny else 3, warmup=1, rows=20_000 if tiny else 1_000_000)
 
 
 # ---------------------------------------------------------------- data (in the child processes)
@@ -133,8 +132,12 @@ def reference_split(s: Setting, table: str | None):
     X, y = frame.iloc[:, :-1].to_numpy(), frame.iloc[:, -1].to_numpy()
     X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.2, random_state=42)
     scaler = StandardScaler().fit(X_train)
-    return (scaler.transform(X_train).astype(np.float32), y_train.astype(np.int64),
-            scaler.transform(X_val).astype(np.float32), y_val.astype(np.int64))
+    return (
+        scaler.transform(X_train).astype(np.float32),
+        y_train.astype(np.int64),
+        scaler.transform(X_val).astype(np.float32),
+        y_val.astype(np.int64),
+    )
 
 
 # ---------------------------------------------------------------- the model every hand-written loop uses
@@ -236,7 +239,7 @@ def loop_autograd(s: Setting, table: str | None) -> dict:
         perm = torch.randperm(n)
         total = torch.zeros(())
         for start in range(0, n, s.batch):
-            idx = perm[start:start + s.batch]
+            idx = perm[start : start + s.batch]
             loss = criterion(model(Xtr[idx]), ytr[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -247,8 +250,13 @@ def loop_autograd(s: Setting, table: str | None) -> dict:
             accuracy = float((model(Xva).argmax(1) == yva).float().mean())
         train_loss = float(total) / n  # the epoch's one host sync for the training loss
         seconds.append(time.perf_counter() - t0)
-    return {"seconds": seconds, "train_rows": n, "val_rows": len(Xva), "val_accuracy": accuracy,
-            "train_loss": train_loss}
+    return {
+        "seconds": seconds,
+        "train_rows": n,
+        "val_rows": len(Xva),
+        "val_accuracy": accuracy,
+        "train_loss": train_loss,
+    }
 
 
 def nntrain_fractions(n_rows: int) -> tuple[float, float, int, int]:
@@ -280,23 +288,38 @@ def loop_nntrain(s: Setting, table: str, variant: str) -> dict:
         else:
             n_rows = s.rows
         test_size, val_size, _, _ = nntrain_fractions(n_rows)
-        cfg = load_config(None, raw={
-            "name": f"bench-{engine}", "seed": 42, "device": "cpu", "runs_dir": runs,
-            "data": {"path": table, "test_size": test_size, "val_size": val_size, "scale": "standard"},
-            "model": {"hidden": list(s.hidden), "activation": "relu", "dropout": s.dropout, "init": "default"},
-            "loss": "cross_entropy",
-            "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9},
-            "scheduler": {"name": "none"},
-            "train": {"epochs": s.epochs, "batch_size": s.batch, "engine": engine,
-                      "diagnostics": not variant.endswith("-nodiag")},
-        })
+        cfg = load_config(
+            None,
+            raw={
+                "name": f"bench-{engine}",
+                "seed": 42,
+                "device": "cpu",
+                "runs_dir": runs,
+                "data": {"path": table, "test_size": test_size, "val_size": val_size, "scale": "standard"},
+                "model": {"hidden": list(s.hidden), "activation": "relu", "dropout": s.dropout, "init": "default"},
+                "loss": "cross_entropy",
+                "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9},
+                "scheduler": {"name": "none"},
+                "train": {
+                    "epochs": s.epochs,
+                    "batch_size": s.batch,
+                    "engine": engine,
+                    "diagnostics": not variant.endswith("-nodiag"),
+                },
+            },
+        )
         run = start(cfg)
         summary = train(run, log=lambda line: None)
         with open(run.run_dir / "metrics.csv", newline="") as f:
             rows = list(csv.DictReader(f))
-    out = {"seconds": [float(r["seconds"]) for r in rows], "train_rows": summary["rows"]["train"],
-           "val_rows": summary["rows"]["val"], "val_accuracy": float(rows[-1]["val_accuracy"]),
-           "threads": run.threads, "path": run.path_note}
+    out = {
+        "seconds": [float(r["seconds"]) for r in rows],
+        "train_rows": summary["rows"]["train"],
+        "val_rows": summary["rows"]["val"],
+        "val_accuracy": float(rows[-1]["val_accuracy"]),
+        "threads": run.threads,
+        "path": run.path_note,
+    }
     if run.diag is not None:
         out["diagnostics_ms"] = diagnostics_ms(run.diag, summary["rows"]["train"], s.batch)
     return out
@@ -362,12 +385,27 @@ def loop_lightning(s: Setting, table: str | None) -> dict:
                 self.t0 = None
 
     timer = EpochTimer()
-    trainer = L.Trainer(max_epochs=s.epochs, accelerator="cpu", devices=1, enable_checkpointing=False,
-                        logger=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[timer])
-    trainer.fit(Module(), DataLoader(TensorDataset(Xtr, ytr), batch_size=s.batch, shuffle=True),
-                DataLoader(TensorDataset(Xva, yva), batch_size=s.batch, shuffle=False))
-    return {"seconds": timer.seconds, "train_rows": len(Xtr), "val_rows": len(Xva),
-            "val_accuracy": float(trainer.callback_metrics["val_acc"])}
+    trainer = L.Trainer(
+        max_epochs=s.epochs,
+        accelerator="cpu",
+        devices=1,
+        enable_checkpointing=False,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
+    trainer.fit(
+        Module(),
+        DataLoader(TensorDataset(Xtr, ytr), batch_size=s.batch, shuffle=True),
+        DataLoader(TensorDataset(Xva, yva), batch_size=s.batch, shuffle=False),
+    )
+    return {
+        "seconds": timer.seconds,
+        "train_rows": len(Xtr),
+        "val_rows": len(Xva),
+        "val_accuracy": float(trainer.callback_metrics["val_acc"]),
+    }
 
 
 def loop_skorch(s: Setting, table: str | None) -> dict:
@@ -384,12 +422,25 @@ def loop_skorch(s: Setting, table: str | None) -> dict:
     seed_everything()
     Xtr, ytr, Xva, yva = reference_split(s, table)
     net = NeuralNetClassifier(
-        make_net(Xtr.shape[1], s), criterion=nn.CrossEntropyLoss,  # skorch's default is NLLLoss
-        optimizer=torch.optim.SGD, lr=0.01, optimizer__momentum=0.9, batch_size=s.batch, max_epochs=s.epochs,
-        iterator_train__shuffle=True, train_split=predefined_split(Dataset(Xva, yva)), device="cpu", verbose=0)
+        make_net(Xtr.shape[1], s),
+        criterion=nn.CrossEntropyLoss,  # skorch's default is NLLLoss
+        optimizer=torch.optim.SGD,
+        lr=0.01,
+        optimizer__momentum=0.9,
+        batch_size=s.batch,
+        max_epochs=s.epochs,
+        iterator_train__shuffle=True,
+        train_split=predefined_split(Dataset(Xva, yva)),
+        device="cpu",
+        verbose=0,
+    )
     net.fit(Xtr, ytr)
-    return {"seconds": list(net.history[:, "dur"]), "train_rows": len(Xtr), "val_rows": len(Xva),
-            "val_accuracy": float(net.history[-1, "valid_acc"])}
+    return {
+        "seconds": list(net.history[:, "dur"]),
+        "train_rows": len(Xtr),
+        "val_rows": len(Xva),
+        "val_accuracy": float(net.history[-1, "valid_acc"]),
+    }
 
 
 def run_child(loop: str, s: Setting, table: str | None) -> None:
@@ -399,8 +450,12 @@ def run_child(loop: str, s: Setting, table: str | None) -> None:
     if loop.startswith("nntrain-"):
         result = loop_nntrain(s, table, loop.removeprefix("nntrain-"))
     else:
-        result = {"reference": loop_reference, "autograd": loop_autograd, "lightning": loop_lightning,
-                  "skorch": loop_skorch}[loop](s, table)
+        result = {
+            "reference": loop_reference,
+            "autograd": loop_autograd,
+            "lightning": loop_lightning,
+            "skorch": loop_skorch,
+        }[loop](s, table)
         result["threads"] = torch.get_num_threads()
     print(RESULT_PREFIX + json.dumps({"loop": loop, "setting": s.name, **result}), flush=True)
 
@@ -409,7 +464,7 @@ def run_child(loop: str, s: Setting, table: str | None) -> None:
 
 
 def steady_ms(seconds: list[float], s: Setting) -> float:
-    window = seconds[s.warmup:] or seconds  # e.g. epochs 6-40 of 40
+    window = seconds[s.warmup :] or seconds  # e.g. epochs 6-40 of 40
     return 1000 * statistics.median(window)
 
 
@@ -420,14 +475,17 @@ def spawn(loop: str, s: Setting, tiny: bool, table: str | None, timeout: float) 
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX):])
+            return json.loads(line[len(RESULT_PREFIX) :])
     tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
     return {"loop": loop, "error": f"exit {proc.returncode}: {tail}"}
 
 
 def print_table(s: Setting, results: list[dict], header: str) -> None:
     print(f"\n### {header}\n")
-    print("| loop | training rows | validation rows | threads | ms per epoch | samples/s | x reference (loop ms / reference ms) |")
+    print(
+        "| loop | training rows | validation rows | threads | ms per epoch | samples/s "
+        "| x reference (loop ms / reference ms) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     ref = next((r for r in results if r["loop"] == "reference" and "seconds" in r), None)
     ref_ms = steady_ms(ref["seconds"], s) if ref else None
@@ -437,13 +495,17 @@ def print_table(s: Setting, results: list[dict], header: str) -> None:
             continue
         ms = steady_ms(r["seconds"], s)
         ratio = f"{ms / ref_ms:.2f}" if ref_ms else "n/a"
-        print(f"| {r['loop']} | {r['train_rows']:,} | {r['val_rows']:,} | {r['threads']} | {ms:.2f} | "
-              f"{r['train_rows'] / (ms / 1000):,.0f} | {ratio} |")
+        print(
+            f"| {r['loop']} | {r['train_rows']:,} | {r['val_rows']:,} | {r['threads']} | {ms:.2f} | "
+            f"{r['train_rows'] / (ms / 1000):,.0f} | {ratio} |"
+        )
     for r in results:
         if "diagnostics_ms" in r and "seconds" in r:
             ms = steady_ms(r["seconds"], s)
-            print(f"\n{r['loop']}: the per-layer diagnostics cost {r['diagnostics_ms']:.2f} ms per epoch, timed in its "
-                  f"process ({r['diagnostics_ms'] / ms:.1%} of its {ms:.2f} ms epoch; goal: under 10%)")
+            print(
+                f"\n{r['loop']}: the per-layer diagnostics cost {r['diagnostics_ms']:.2f} ms per epoch, timed in its "
+                f"process ({r['diagnostics_ms'] / ms:.1%} of its {ms:.2f} ms epoch; goal: under 10%)"
+            )
     notes = [f"{r['loop']}: {r['path']}" for r in results if r.get("path")]
     accs = ", ".join(f"{r['loop']} {r['val_accuracy']:.3f}" for r in results if "val_accuracy" in r)
     print(f"\nvalidation accuracy after the last epoch (a check that every loop trains): {accs}")
@@ -477,21 +539,29 @@ def commands(table: Path, tmp: Path) -> None:
     print("|---|---:|")
     rows = []
     if REFERENCE_SCRIPT.is_file():
-        rows.append((f"python phone_reference.py {table.name} x.pt 30",
-                     [sys.executable, str(REFERENCE_SCRIPT), str(table), str(tmp / "x.pt"), "30"]))
+        rows.append(
+            (
+                f"python phone_reference.py {table.name} x.pt 30",
+                [sys.executable, str(REFERENCE_SCRIPT), str(table), str(tmp / "x.pt"), "30"],
+            )
+        )
     else:
         print(f"| python phone_reference.py (skipped: {REFERENCE_SCRIPT} is absent) | |")
     rows += [
-        (f"nntrain fit configs/phone.yaml data.path={table.name} train.epochs=30",
-         [*nn_cmd, "fit", "configs/phone.yaml", f"data.path={table}", "train.epochs=30", f"runs_dir={tmp / 'runs'}"]),
+        (
+            f"nntrain fit configs/phone.yaml data.path={table.name} train.epochs=30",
+            [*nn_cmd, "fit", "configs/phone.yaml", f"data.path={table}", "train.epochs=30", f"runs_dir={tmp / 'runs'}"],
+        ),
         ("nntrain --help", [*nn_cmd, "--help"]),
         ("nntrain params configs/phone.yaml", [*nn_cmd, "params", "configs/phone.yaml"]),
     ]
     for label, cmd in rows:
         print(f"| {label} | {time_command(cmd):.2f} |", flush=True)
-    print("\n(nntrain fit runs configs/phone.yaml as shipped: its split leaves 1,440 training rows, and it adds "
-          "L1, weight decay, a cosine schedule and the test evaluation; the reference script trains on 1,600 "
-          "unscaled rows and saves its best model.)")
+    print(
+        "\n(nntrain fit runs configs/phone.yaml as shipped: its split leaves 1,440 training rows, and it adds "
+        "L1, weight decay, a cosine schedule and the test evaluation; the reference script trains on 1,600 "
+        "unscaled rows and saves its best model.)"
+    )
 
 
 def parent(args: argparse.Namespace) -> int:
@@ -500,8 +570,10 @@ def parent(args: argparse.Namespace) -> int:
     print("# nntrain loop benchmark" + (" (--tiny: sizes too small for the figures to mean much)" if args.tiny else ""))
     import torch
 
-    print(f"machine: {platform.processor() or platform.machine()}, os.cpu_count()={os.cpu_count()}, "
-          f"torch {torch.__version__} (default threads {torch.get_num_threads()}), Python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, os.cpu_count()={os.cpu_count()}, "
+        f"torch {torch.__version__} (default threads {torch.get_num_threads()}), Python {platform.python_version()}"
+    )
     failed = []
     with tempfile.TemporaryDirectory(prefix="nntrain-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -509,14 +581,18 @@ def parent(args: argparse.Namespace) -> int:
             s = setting(name, args.tiny)
             if name == "phone":
                 data_path = str(table)
-                header = (f"phone: {table_note}; 20-64-128-4, dropout 0.2, batch 32; {s.epochs} epochs, "
-                          f"median of epochs {s.warmup + 1}-{s.epochs}")
+                header = (
+                    f"phone: {table_note}; 20-64-128-4, dropout 0.2, batch 32; {s.epochs} epochs, "
+                    f"median of epochs {s.warmup + 1}-{s.epochs}"
+                )
             else:
                 # nntrain reads a file; the other loops build the same seeded table in memory.
                 data_path = write_synthetic(s, tmp)
-                header = (f"1m: synthetic {s.rows:,} x {s.features} float32 (numpy default_rng(0)), 4 classes; "
-                          f"{s.features}-256-256-4, no dropout, batch 1024; {s.epochs} epochs, "
-                          f"median of epochs {s.warmup + 1}-{s.epochs}")
+                header = (
+                    f"1m: synthetic {s.rows:,} x {s.features} float32 (numpy default_rng(0)), 4 classes; "
+                    f"{s.features}-256-256-4, no dropout, batch 1024; {s.epochs} epochs, "
+                    f"median of epochs {s.warmup + 1}-{s.epochs}"
+                )
             load_before = os.getloadavg()[0]
             results = []
             for loop in LOOPS:
@@ -539,8 +615,10 @@ def parent(args: argparse.Namespace) -> int:
             print_table(s, results, header)
             # Other work on the machine slows the multi-threaded loops most (their threads wait on each
             # other): a load average near or above the core count means the figures above are disturbed.
-            print(f"load average while it ran: {load_before:.2f} before, {os.getloadavg()[0]:.2f} after "
-                  f"(1-minute; {os.cpu_count()} CPUs)")
+            print(
+                f"load average while it ran: {load_before:.2f} before, {os.getloadavg()[0]:.2f} after "
+                f"(1-minute; {os.cpu_count()} CPUs)"
+            )
         if args.commands and not args.tiny:
             commands(table, tmp)
     if failed:
@@ -555,8 +633,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--setting", choices=["phone", "1m"], help="only this setting (default: both)")
     ap.add_argument("--loop", choices=LOOPS, help="run this one loop in this process and print a JSON line")
     ap.add_argument("--table", help="(with --loop) the phone CSV, or the synthetic table nntrain reads")
-    ap.add_argument("--commands", action=argparse.BooleanOptionalAction, default=True,
-                    help="also time whole commands (reference script vs nntrain fit); off with --tiny")
+    ap.add_argument(
+        "--commands",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time whole commands (reference script vs nntrain fit); off with --tiny",
+    )
     ap.add_argument("--skip-frameworks-1m", action="store_true", help="leave Lightning and skorch out of 1m")
     ap.add_argument("--timeout", type=float, default=1200, help="seconds allowed per loop process")
     args = ap.parse_args(argv)

@@ -98,25 +98,35 @@ def main(argv: list[str] | None = None) -> int:
         path = tmp / "synthetic.csv"
         synthetic_frame(s).to_csv(path, index=False)
         matrix_mib = s.rows * s.features * 4 / 2**20
-        print(f"# loading {s.rows:,} x {s.features} CSV ({path.stat().st_size / 1e6:,.0f} MB); float32 matrix "
-              f"{matrix_mib:,.1f} MiB")
+        print(
+            f"# loading {s.rows:,} x {s.features} CSV ({path.stat().st_size / 1e6:,.0f} MB); float32 matrix "
+            f"{matrix_mib:,.1f} MiB"
+        )
         read, load, sha_s = timing(path, args.repeats)
         r, ld = statistics.median(read), statistics.median(load)
         print(f"pandas.read_csv alone: {r:.2f} s (median of {', '.join(f'{x:.2f}' for x in read)})")
         print(f"nntrain load_data:     {ld:.2f} s (median of {', '.join(f'{x:.2f}' for x in load)})")
-        print(f"ratio: {ld / r:.2f}x read_csv (goal <= 1.2); the sha256 alone took {sha_s:.2f} s, computed while "
-              f"torch imports")
+        print(
+            f"ratio: {ld / r:.2f}x read_csv (goal <= 1.2); the sha256 alone took {sha_s:.2f} s, computed while "
+            f"torch imports"
+        )
         base = peak_mib("import torch, pandas, nntrain.train, nntrain.cli")
         config = tmp / "load.yaml"
-        config.write_text(f"data:\n  path: {path}\nmodel:\n  hidden: [256, 256]\ntrain:\n  epochs: 1\n"
-                          f"  batch_size: 1024\n  plots: false\nruns_dir: {tmp / 'runs'}\n")
+        config.write_text(
+            f"data:\n  path: {path}\nmodel:\n  hidden: [256, 256]\ntrain:\n  epochs: 1\n"
+            f"  batch_size: 1024\n  plots: false\nruns_dir: {tmp / 'runs'}\n"
+        )
         fit = peak_mib(f"from nntrain.cli import app\napp(['fit', {str(config)!r}, '--quiet'], standalone_mode=False)")
         alone = peak_mib(f"import torch, pandas, nntrain.train, nntrain.cli\npandas.read_csv({str(path)!r})")
-        print(f"peak memory above the imports ({base[0]:,.0f} MiB resident, {base[1]:,.0f} MiB anonymous), as a "
-              f"multiple of the float32 matrix (goal <= 5):")
+        print(
+            f"peak memory above the imports ({base[0]:,.0f} MiB resident, {base[1]:,.0f} MiB anonymous), as a "
+            f"multiple of the float32 matrix (goal <= 5):"
+        )
         for label, (rss, anon) in (("nntrain fit", fit), ("pandas.read_csv alone", alone)):
-            print(f"  {label}: resident {rss - base[0]:,.0f} MiB = {(rss - base[0]) / matrix_mib:.1f}x; anonymous "
-                  f"{anon - base[1]:,.0f} MiB = {(anon - base[1]) / matrix_mib:.1f}x")
+            print(
+                f"  {label}: resident {rss - base[0]:,.0f} MiB = {(rss - base[0]) / matrix_mib:.1f}x; anonymous "
+                f"{anon - base[1]:,.0f} MiB = {(anon - base[1]) / matrix_mib:.1f}x"
+            )
     return 0
 
 

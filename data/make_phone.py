@@ -13,9 +13,29 @@ from pathlib import Path
 
 import numpy as np
 
-COLUMNS = ["battery_power", "blue", "clock_speed", "dual_sim", "fc", "four_g", "int_memory", "m_dep",
-           "mobile_wt", "n_cores", "pc", "px_height", "px_width", "ram", "sc_h", "sc_w", "talk_time",
-           "three_g", "touch_screen", "wifi", "price_range"]
+COLUMNS = [
+    "battery_power",
+    "blue",
+    "clock_speed",
+    "dual_sim",
+    "fc",
+    "four_g",
+    "int_memory",
+    "m_dep",
+    "mobile_wt",
+    "n_cores",
+    "pc",
+    "px_height",
+    "px_width",
+    "ram",
+    "sc_h",
+    "sc_w",
+    "talk_time",
+    "three_g",
+    "touch_screen",
+    "wifi",
+    "price_range",
+]
 
 
 def make(n: int = 2000, seed: int = 0) -> list[list]:
@@ -34,10 +54,29 @@ def make(n: int = 2000, seed: int = 0) -> list[list]:
     score += rng.normal(0, 0.12, n)
     label = np.empty(n, dtype=int)
     label[np.argsort(score, kind="stable")] = np.repeat(np.arange(4), n // 4)
-    cols = [battery, rng.integers(0, 2, n), rng.integers(5, 31, n) / 10, rng.integers(0, 2, n), fc, four_g,
-            rng.integers(2, 65, n), rng.integers(1, 11, n) / 10, rng.integers(80, 201, n), rng.integers(1, 9, n),
-            pc, px_h, px_w, ram, sc_h, sc_w, rng.integers(2, 21, n), three_g, rng.integers(0, 2, n),
-            rng.integers(0, 2, n), label]
+    cols = [
+        battery,
+        rng.integers(0, 2, n),
+        rng.integers(5, 31, n) / 10,
+        rng.integers(0, 2, n),
+        fc,
+        four_g,
+        rng.integers(2, 65, n),
+        rng.integers(1, 11, n) / 10,
+        rng.integers(80, 201, n),
+        rng.integers(1, 9, n),
+        pc,
+        px_h,
+        px_w,
+        ram,
+        sc_h,
+        sc_w,
+        rng.integers(2, 21, n),
+        three_g,
+        rng.integers(0, 2, n),
+        rng.integers(0, 2, n),
+        label,
+    ]
     return [[c[i].item() for c in cols] for i in range(n)]
 
 

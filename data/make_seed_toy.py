@@ -18,5 +18,7 @@ if __name__ == "__main__":
     with open(out, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["x1", "x2", "x3", "label"])
-        w.writerows([[round(float(a), 4), round(float(b), 4), round(float(c), 4), int(l)] for (a, b, c), l in zip(x, label)])
+        w.writerows(
+            [[round(float(a), 4), round(float(b), 4), round(float(c), 4), int(lab)] for (a, b, c), lab in zip(x, label)]
+        )
     print(f"wrote {out}")

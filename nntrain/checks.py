@@ -28,13 +28,23 @@ def semantic_problems(cfg: Config, arguments_too: bool = True) -> list[Problem]:
             problems += spec("activation", layer.activation, f"model.layers.{i}.activation")
     out_act = canonical("output_activation", m.output_activation["name"])
     if out_act is not None and OUTPUT_ACTIVATIONS[out_act].across_outputs and "dim" in m.output_activation:
-        problems.append(Problem("model.output_activation.dim", f"{out_act} always runs across the classes (dim 1); "
-                                f"remove dim", value=str(m.output_activation["dim"])))
+        problems.append(
+            Problem(
+                "model.output_activation.dim",
+                f"{out_act} always runs across the classes (dim 1); remove dim",
+                value=str(m.output_activation["dim"]),
+            )
+        )
     problems += _training_problems(cfg)
     if str(cfg.loss["name"]).lower() == "auto":
         if len(cfg.loss) > 1:
-            problems.append(Problem("loss", f"'auto' takes no arguments ({', '.join(k for k in cfg.loss if k != 'name')}); "
-                                    f"name the loss, e.g. {{name: huber, delta: 2.0}}"))
+            problems.append(
+                Problem(
+                    "loss",
+                    f"'auto' takes no arguments ({', '.join(k for k in cfg.loss if k != 'name')}); "
+                    f"name the loss, e.g. {{name: huber, delta: 2.0}}",
+                )
+            )
     else:
         problems += spec("loss", cfg.loss, "loss")
     problems += spec("optimizer", cfg.optimizer, "optimizer")
@@ -51,28 +61,46 @@ def semantic_problems(cfg: Config, arguments_too: bool = True) -> list[Problem]:
 def _init_problems(cfg: Config, spec: functools.partial) -> list[Problem]:
     m = cfg.model
     problems = []
-    inits = [("model.init", m.init)] + [(f"model.layers.{i}.init", lay.init) for i, lay in enumerate(m.layers or [])
-                                        if lay.init]
+    inits = [("model.init", m.init)] + [
+        (f"model.layers.{i}.init", lay.init) for i, lay in enumerate(m.layers or []) if lay.init
+    ]
     for path, init in inits:
         problems += spec("init", init.weight, f"{path}.weight")
         problems += spec("init", init.bias, f"{path}.bias")
         name = canonical("init", init.bias["name"])
         if name is not None and record("init", name).matrix_only:
-            problems.append(Problem(f"{path}.bias", "a bias is 1-D and has no fan-in/fan-out; use zeros, constant, "
-                                    "uniform, normal or default", value=str(init.bias["name"])))
+            problems.append(
+                Problem(
+                    f"{path}.bias",
+                    "a bias is 1-D and has no fan-in/fan-out; use zeros, constant, uniform, normal or default",
+                    value=str(init.bias["name"]),
+                )
+            )
     return problems
 
 
 def _training_problems(cfg: Config) -> list[Problem]:
     problems = []
     if cfg.train.compile and cfg.train.engine == "fused":
-        problems.append(Problem("train.compile", "compile runs the autograd step, and engine: fused asks for the "
-                                "written-out step; use engine: auto with compile, or drop compile", value="true",
-                                leans_on=("train.engine",)))
+        problems.append(
+            Problem(
+                "train.compile",
+                "compile runs the autograd step, and engine: fused asks for the "
+                "written-out step; use engine: auto with compile, or drop compile",
+                value="true",
+                leans_on=("train.engine",),
+            )
+        )
     if cfg.train.batch_size == 1 and any(lay.batch_norm for lay in cfg.model.resolved_layers()):
-        problems.append(Problem("train.batch_size", "batch norm needs at least two rows per batch to normalise; "
-                                "use a larger batch or model.batch_norm: false", value="1",
-                                leans_on=("model.batch_norm", "model.layers")))
+        problems.append(
+            Problem(
+                "train.batch_size",
+                "batch norm needs at least two rows per batch to normalise; "
+                "use a larger batch or model.batch_norm: false",
+                value="1",
+                leans_on=("model.batch_norm", "model.layers"),
+            )
+        )
     return problems
 
 
@@ -80,11 +108,20 @@ def _milestone_problems(cfg: Config) -> list[Problem]:
     if canonical("scheduler", cfg.scheduler["name"]) != "multistep":
         return []
     milestones = cfg.scheduler.get("milestones")
-    late = [x for x in milestones if isinstance(x, int) and x >= cfg.train.epochs] if isinstance(milestones, list) else []
+    late = (
+        [x for x in milestones if isinstance(x, int) and x >= cfg.train.epochs] if isinstance(milestones, list) else []
+    )
     if not late:
         return []
-    return [Problem("scheduler.milestones", f"{late} at or past the last epoch ({cfg.train.epochs}) never take effect; "
-                    f"lower them or raise train.epochs", value=str(milestones), leans_on=("train.epochs",))]
+    return [
+        Problem(
+            "scheduler.milestones",
+            f"{late} at or past the last epoch ({cfg.train.epochs}) never take effect; "
+            f"lower them or raise train.epochs",
+            value=str(milestones),
+            leans_on=("train.epochs",),
+        )
+    ]
 
 
 def task_problems(cfg: Config, task: str, n_classes: int | None) -> list[Problem]:
@@ -93,8 +130,14 @@ def task_problems(cfg: Config, task: str, n_classes: int | None) -> list[Problem
     monitor = metrics.monitor_name(cfg.train.monitor)
     allowed = metrics.monitors(task)
     if monitor not in allowed:
-        problems.append(Problem("train.monitor", f"not measured for {task}{did_you_mean(monitor, allowed)}; choose "
-                                f"one of: {', '.join(sorted(allowed))}", value=cfg.train.monitor, leans_on=("data.task",)))
+        problems.append(
+            Problem(
+                "train.monitor",
+                f"not measured for {task}{did_you_mean(monitor, allowed)}; choose one of: {', '.join(sorted(allowed))}",
+                value=cfg.train.monitor,
+                leans_on=("data.task",),
+            )
+        )
     return problems
 
 
@@ -110,13 +153,25 @@ def _loss_task_problems(cfg: Config, task: str, n_classes: int | None) -> list[P
         return []
     lean = ("data.task",)
     if task == "regression":
-        return [Problem("loss", f"the target is a regression target; use "
-                        f"{_either(names('loss', lambda r: task in r.tasks))}", value=name, leans_on=lean)]
+        return [
+            Problem(
+                "loss",
+                f"the target is a regression target; use {_either(names('loss', lambda r: task in r.tasks))}",
+                value=name,
+                leans_on=lean,
+            )
+        ]
     logits = _either(names("loss", lambda r: task in r.tasks and r.takes == "logits"))
     classes = f" ({n_classes} classes)" if n_classes else ""
     if loss.tasks & {"multiclass", "binary"}:  # a loss for other classes: bce on more than two
-        return [Problem("loss", f"{name} is for two classes, the target has more{classes}; use {logits}", value=name,
-                        leans_on=lean)]
+        return [
+            Problem(
+                "loss",
+                f"{name} is for two classes, the target has more{classes}; use {logits}",
+                value=name,
+                leans_on=lean,
+            )
+        ]
     return [Problem("loss", f"the target is {task} classification{classes}; use {logits}", value=name, leans_on=lean)]
 
 
@@ -137,18 +192,35 @@ def _output_problems(cfg: Config, task: str) -> list[Problem]:
     problems = []
     if logits_out and act.across_outputs and not loss.one_output:
         takes_log_probs = _either(names("loss", lambda r: r.takes == "log_probs" and r.tasks == loss.tasks))
-        problems.append(wrong(f"{name} applies {loss.applies} itself; use output_activation: identity (or loss: "
-                              f"{takes_log_probs} with {log_probs})"))
+        problems.append(
+            wrong(
+                f"{name} applies {loss.applies} itself; use output_activation: identity (or loss: "
+                f"{takes_log_probs} with {log_probs})"
+            )
+        )
     if loss.takes == "log_probs" and (act is None or act.gives != "log_probs"):
         instead = _either(names("loss", lambda r: r.takes == "logits" and r.tasks == loss.tasks))
-        problems.append(Problem("loss", f"{name} expects log-probabilities; set model.output_activation: {log_probs} "
-                                f"(or use {instead})", value=name, leans_on=("model.output_activation",)))
+        problems.append(
+            Problem(
+                "loss",
+                f"{name} expects log-probabilities; set model.output_activation: {log_probs} (or use {instead})",
+                value=name,
+                leans_on=("model.output_activation",),
+            )
+        )
     if task == "regression" and act is not None and act.family != "linear":
-        problems.append(wrong("a regression output must be free to take any value (the target is standardized, half "
-                              "of it negative); use identity"))
+        problems.append(
+            wrong(
+                "a regression output must be free to take any value (the target is standardized, half "
+                "of it negative); use identity"
+            )
+        )
     if logits_out and loss.one_output and act.across_outputs:
-        problems.append(wrong(f"with {name} there is one output, and {act_name} over one value is constant; use identity"))
+        problems.append(
+            wrong(f"with {name} there is one output, and {act_name} over one value is constant; use identity")
+        )
     if logits_out and loss.one_output and act.gives == "probs" and not act.across_outputs:
-        problems.append(wrong(f"{name} here takes logits and applies {loss.applies} itself; use output_activation: "
-                              f"identity"))
+        problems.append(
+            wrong(f"{name} here takes logits and applies {loss.applies} itself; use output_activation: identity")
+        )
     return problems

@@ -8,13 +8,17 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, List, Optional
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Train neural networks on tabular data from a YAML config.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train neural networks on tabular data from a YAML config.",
+)
 
 
 def _console(stderr: bool, width: int | None = None):
@@ -83,13 +87,15 @@ def _print_json(obj: dict) -> None:
 @guarded
 def fit(
     ctx: typer.Context,
-    config: Optional[str] = typer.Argument(None, help="the YAML config (leave out with --resume)"),
-    overrides: Optional[List[str]] = typer.Argument(None, help="dotted KEY=VALUE overrides, e.g. optimizer.lr=0.001"),
-    name: Optional[str] = typer.Option(None, "--name", help="run name (folder runs/NAME)"),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="continue this run folder from its last.pt"),
+    config: str | None = typer.Argument(None, help="the YAML config (leave out with --resume)"),
+    overrides: list[str] | None = typer.Argument(None, help="dotted KEY=VALUE overrides, e.g. optimizer.lr=0.001"),
+    name: str | None = typer.Option(None, "--name", help="run name (folder runs/NAME)"),
+    resume: Path | None = typer.Option(None, "--resume", help="continue this run folder from its last.pt"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout at the end"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar and no line per epoch"),
-    tensorboard: bool = typer.Option(False, "--tensorboard", help="also write TensorBoard event files to RUN/tensorboard"),
+    tensorboard: bool = typer.Option(
+        False, "--tensorboard", help="also write TensorBoard event files to RUN/tensorboard"
+    ),
     nproc: int = typer.Option(1, "--nproc", help="data-parallel processes on this machine (torch.distributed.run)"),
 ) -> None:
     """Train a model from CONFIG; the run folder keeps config, metrics, best.pt, last.pt, summary and plots."""
@@ -105,7 +111,8 @@ def fit(
     from .errors import UserError
     from .metrics import monitor_name
     from .progress import Bar, Lines
-    from .session import configure, resume as resumed, start
+    from .session import configure, start
+    from .session import resume as resumed
     from .stopping import catching_signals
     from .train import train
 
@@ -134,8 +141,10 @@ def fit(
 @app.command("eval")
 @guarded
 def eval_(
-    run_dir: Optional[Path] = typer.Argument(None, help="run folder; default: the newest under runs/"),
-    data: Optional[str] = typer.Option(None, "--data", help="evaluate on this file (same columns) instead of the test split"),
+    run_dir: Path | None = typer.Argument(None, help="run folder; default: the newest under runs/"),
+    data: str | None = typer.Option(
+        None, "--data", help="evaluate on this file (same columns) instead of the test split"
+    ),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -151,8 +160,11 @@ def eval_(
         _print_json(report)
         return
     out = _console(False)
-    out.print(f"{report['run_dir']} ({checkpoint}.pt, epoch {report['checkpoint_epoch']}) on {report['data']}, "
-              f"{report['rows']} rows:", markup=False)
+    out.print(
+        f"{report['run_dir']} ({checkpoint}.pt, epoch {report['checkpoint_epoch']}) on {report['data']}, "
+        f"{report['rows']} rows:",
+        markup=False,
+    )
     out.print(format_metrics(report["metrics"], report["baseline"]), markup=False)
 
 
@@ -160,7 +172,7 @@ def eval_(
 @guarded
 def params(
     target: Path = typer.Argument(..., help="a config file or a run folder"),
-    overrides: Optional[List[str]] = typer.Argument(None, help="dotted KEY=VALUE overrides (config only)"),
+    overrides: list[str] | None = typer.Argument(None, help="dotted KEY=VALUE overrides (config only)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Count the model's parameters layer by layer, from a config (no training) or a run folder."""
@@ -198,12 +210,22 @@ def _print_params(table: dict) -> None:
     for col in ("layer", "type", "shape", "weights", "biases", "total", "buffers"):
         t.add_column(col, justify="left" if col in ("layer", "type", "shape") else "right")
     for r in table["layers"]:
-        t.add_row(r["layer"], r["type"], "x".join(map(str, r["shape"])) or "-", f"{r['weights']:,}",
-                  f"{r['biases']:,}", f"{r['total']:,}", f"{r['buffers']:,}")
+        t.add_row(
+            r["layer"],
+            r["type"],
+            "x".join(map(str, r["shape"])) or "-",
+            f"{r['weights']:,}",
+            f"{r['biases']:,}",
+            f"{r['total']:,}",
+            f"{r['buffers']:,}",
+        )
     out = _console(False)
     out.print(t)
-    out.print(f"total {table['total']:,}  trainable {table['trainable']:,}  non-trainable {table['non_trainable']:,}  "
-              f"buffers {table['buffers']:,}  memory {table['bytes'] / 1024:.1f} KiB", markup=False)
+    out.print(
+        f"total {table['total']:,}  trainable {table['trainable']:,}  non-trainable {table['non_trainable']:,}  "
+        f"buffers {table['buffers']:,}  memory {table['bytes'] / 1024:.1f} KiB",
+        markup=False,
+    )
 
 
 @app.command()
@@ -211,7 +233,7 @@ def _print_params(table: dict) -> None:
 def predict(
     run_dir: Path = typer.Argument(..., help="the run folder"),
     input: str = typer.Argument(..., help="CSV or Parquet of raw rows with the training columns"),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="write the predictions here (CSV)"),
+    output: Path | None = typer.Option(None, "-o", "--output", help="write the predictions here (CSV)"),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
 ) -> None:
     """Predict from raw rows: the stored preprocessing is applied; labels come back as in the training data."""
@@ -231,10 +253,12 @@ def predict(
 @guarded
 def sweep(
     config: Path = typer.Argument(..., help="a YAML config with a sweep: section"),
-    overrides: Optional[List[str]] = typer.Argument(None, help="dotted KEY=VALUE overrides of the base config"),
-    trials: Optional[int] = typer.Option(None, "--trials", help="trials in the study in all (default: sweep.trials)"),
-    storage: Optional[str] = typer.Option(None, "--storage", help="sqlite:///FILE (default RUNS/sweeps.db) or postgresql://..."),
-    study: Optional[str] = typer.Option(None, "--study", help="study name (default: the config's name)"),
+    overrides: list[str] | None = typer.Argument(None, help="dotted KEY=VALUE overrides of the base config"),
+    trials: int | None = typer.Option(None, "--trials", help="trials in the study in all (default: sweep.trials)"),
+    storage: str | None = typer.Option(
+        None, "--storage", help="sqlite:///FILE (default RUNS/sweeps.db) or postgresql://..."
+    ),
+    study: str | None = typer.Option(None, "--study", help="study name (default: the config's name)"),
     grid: bool = typer.Option(False, "--grid", help="run every combination of the listed values"),
     as_json: bool = typer.Option(False, "--json", help="print the results as one JSON object on stdout"),
 ) -> None:
@@ -245,10 +269,11 @@ def sweep(
     try:
         from .sweep import sweep as run_sweep
     except ImportError as e:
-        raise UserError(f"nntrain sweep needs Optuna ({e}): pip install -e \".[sweep]\"") from None
+        raise UserError(f'nntrain sweep needs Optuna ({e}): pip install -e ".[sweep]"') from None
     out = _console(stderr=as_json)
-    result = run_sweep(config, list(overrides or []), trials, storage, study, grid,
-                       log=lambda m: out.print(m, markup=False))
+    result = run_sweep(
+        config, list(overrides or []), trials, storage, study, grid, log=lambda m: out.print(m, markup=False)
+    )
     if as_json:
         _print_json(result)
         return
@@ -260,8 +285,10 @@ def _print_sweep(result: dict, out) -> None:
     out.print(f"study {result['study']}: {counts}; trials.csv, sweep.json in {result['root']}", markup=False)
     if "best_trial" in result:
         shown = " ".join(f"{k}={v}" for k, v in result["best_params"].items())
-        out.print(f"best: trial {result['best_trial']} ({shown}) {result['best_value']:.4f}, run {result['best_run']}",
-                  markup=False)
+        out.print(
+            f"best: trial {result['best_trial']} ({shown}) {result['best_value']:.4f}, run {result['best_run']}",
+            markup=False,
+        )
         out.print(f"its config: {result['best_config']} (nntrain fit {result['best_config']})", markup=False)
     if result["plots"]:
         out.print(f"plots: {', '.join(Path(p).name for p in result['plots'])}", markup=False)
@@ -272,7 +299,9 @@ def _print_sweep(result: dict, out) -> None:
 def export(
     run_dir: Path = typer.Argument(..., help="the run folder"),
     fmt: str = typer.Option("onnx", "--format", "-f", help="onnx or torchscript"),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="the model file; default RUN_DIR/model.onnx or RUN_DIR/model.pt"),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="the model file; default RUN_DIR/model.onnx or RUN_DIR/model.pt"
+    ),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
 ) -> None:
     """Write the model with its preprocessing folded in (raw numeric feature rows in) as ONNX or TorchScript."""
@@ -299,8 +328,18 @@ def runs(
     rows = list_runs(runs_dir)
     if as_json:
         keep = ("name", "task", "model", "optimizer", "scheduler", "epochs", "status", "monitor", "best_value", "test")
-        _print_json({"runs": [{**{k: r[k] for k in keep}, "path": str(r["path"]),
-                               "started": r["started"].isoformat() if r["started"] else None} for r in rows]})
+        _print_json(
+            {
+                "runs": [
+                    {
+                        **{k: r[k] for k in keep},
+                        "path": str(r["path"]),
+                        "started": r["started"].isoformat() if r["started"] else None,
+                    }
+                    for r in rows
+                ]
+            }
+        )
         return
     if not rows:
         _console(False).print(f"no runs under {runs_dir}/", markup=False)
@@ -311,7 +350,7 @@ def runs(
 @app.command()
 @guarded
 def compare(
-    run_dirs: List[Path] = typer.Argument(..., help="two or more run folders"),
+    run_dirs: list[Path] = typer.Argument(..., help="two or more run folders"),
     output: Path = typer.Option(Path("compare.png"), "-o", "--output", help="where to write the overlaid curves (PNG)"),
 ) -> None:
     """Overlay several runs' curves (val loss, metric, lr) and table what differs in their configs and results."""
@@ -364,8 +403,9 @@ def schema() -> None:
     print(json.dumps(doc, indent=2))
 
 
-configs_app = typer.Typer(help="List the shipped example configs, or copy one to start from.",
-                          invoke_without_command=True)
+configs_app = typer.Typer(
+    help="List the shipped example configs, or copy one to start from.", invoke_without_command=True
+)
 app.add_typer(configs_app, name="configs")
 
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"  # package data: there in every install
@@ -386,15 +426,17 @@ def configs_list(ctx: typer.Context) -> None:
     table.add_column("name")
     table.add_column("what it trains")
     for name, path in _shipped().items():
-        first = next((l.lstrip("# ").strip() for l in path.read_text().splitlines() if l.startswith("#")), "")
+        first = next((line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
         table.add_row(name, first)
     _console(False).print(table)
 
 
 @configs_app.command("copy")
 @guarded
-def configs_copy(name: str = typer.Argument(..., help="a shipped config, e.g. phone"),
-                 dest: Path = typer.Argument(..., help="where to write it (a file or a folder)")) -> None:
+def configs_copy(
+    name: str = typer.Argument(..., help="a shipped config, e.g. phone"),
+    dest: Path = typer.Argument(..., help="where to write it (a file or a folder)"),
+) -> None:
     """Copy a shipped config to start from; an existing file is never overwritten."""
 
     import shutil

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .errors import Problem, did_you_mean
 
@@ -90,12 +91,19 @@ INITS: dict[str, Init] = {
 }
 
 LOSSES: dict[str, Loss] = {
-    "cross_entropy": Loss("CrossEntropyLoss", fused=True, tasks=CLASSES, one_output=False, takes="logits",
-                          applies="log-softmax"),
+    "cross_entropy": Loss(
+        "CrossEntropyLoss", fused=True, tasks=CLASSES, one_output=False, takes="logits", applies="log-softmax"
+    ),
     "nll": Loss("NLLLoss", tasks=CLASSES, one_output=False, takes="log_probs"),
     # takes logits: numerically stable, no sigmoid in the model
-    "bce": Loss("BCEWithLogitsLoss", fused=True, tasks=frozenset({"binary"}), takes="logits", applies="the sigmoid",
-                note="with logits"),
+    "bce": Loss(
+        "BCEWithLogitsLoss",
+        fused=True,
+        tasks=frozenset({"binary"}),
+        takes="logits",
+        applies="the sigmoid",
+        note="with logits",
+    ),
     "mse": Loss("MSELoss", fused=True),
     "l1": Loss("L1Loss"),
     "smooth_l1": Loss("SmoothL1Loss"),
@@ -128,11 +136,26 @@ TABLES: dict[str, dict[str, Component]] = {
 }
 ALIASES: dict[str, dict[str, str]] = {"loss": {"mae": "l1", "ce": "cross_entropy", "binary_cross_entropy": "bce"}}
 # The torch module each kind's names live in.
-MODULES = {"activation": "torch.nn", "output_activation": "torch.nn", "init": "torch.nn.init", "loss": "torch.nn",
-           "optimizer": "torch.optim", "scheduler": "torch.optim.lr_scheduler"}
+MODULES = {
+    "activation": "torch.nn",
+    "output_activation": "torch.nn",
+    "init": "torch.nn.init",
+    "loss": "torch.nn",
+    "optimizer": "torch.optim",
+    "scheduler": "torch.optim.lr_scheduler",
+}
 # Arguments the tool fills in itself; a config may not set them.
-RESERVED = {"params", "optimizer", "tensor", "generator", "num_parameters", "reduction", "inplace", "last_epoch",
-            "verbose"}
+RESERVED = {
+    "params",
+    "optimizer",
+    "tensor",
+    "generator",
+    "num_parameters",
+    "reduction",
+    "inplace",
+    "last_epoch",
+    "verbose",
+}
 
 
 def canonical(kind: str, name: str) -> str | None:
@@ -164,8 +187,14 @@ def spec_problems(kind: str, spec: dict[str, Any], path: str, arguments_too: boo
     table = TABLES[kind]
     name = canonical(kind, spec["name"])
     if name is None:
-        return [Problem(f"{path}.name", f"unknown {kind.replace('_', ' ')}{did_you_mean(str(spec['name']), table)}; "
-                                        f"choose one of: {', '.join(table)}", value=str(spec["name"]))]
+        return [
+            Problem(
+                f"{path}.name",
+                f"unknown {kind.replace('_', ' ')}{did_you_mean(str(spec['name']), table)}; "
+                f"choose one of: {', '.join(table)}",
+                value=str(spec["name"]),
+            )
+        ]
     kwargs = {k: v for k, v in spec.items() if k != "name"}
     if table[name].attr is None:
         return [Problem(path, f"'{name}' takes no arguments, got {', '.join(kwargs)}")] if kwargs else []
@@ -174,8 +203,14 @@ def spec_problems(kind: str, spec: dict[str, Any], path: str, arguments_too: boo
     allowed = arguments(kind, name)
     bad = [k for k in kwargs if k not in allowed]
     if bad:
-        return [Problem(f"{path}.{k}", f"'{name}' has no argument '{k}'{did_you_mean(k, allowed)}; "
-                                       f"its arguments are: {', '.join(allowed) or 'none'}") for k in bad]
+        return [
+            Problem(
+                f"{path}.{k}",
+                f"'{name}' has no argument '{k}'{did_you_mean(k, allowed)}; "
+                f"its arguments are: {', '.join(allowed) or 'none'}",
+            )
+            for k in bad
+        ]
     try:
         _try_build(kind, factory(kind, name), kwargs)
     except (ValueError, TypeError, RuntimeError) as e:
@@ -250,8 +285,11 @@ def readme_table() -> str:
 def _describe(r: Component) -> str:
     facts = []
     if isinstance(r, Activation):
-        facts += {"relu": ["can die (dead_frac)"], "saturating": [f"saturates at {r.bounds} (saturated_frac)"],
-                  "linear": ["no activation"]}.get(r.family, [])
+        facts += {
+            "relu": ["can die (dead_frac)"],
+            "saturating": [f"saturates at {r.bounds} (saturated_frac)"],
+            "linear": ["no activation"],
+        }.get(r.family, [])
         facts += [f"output only, gives {r.gives.replace('_', '-')}"] if r.across_outputs else []
     elif isinstance(r, Loss):
         facts += [" / ".join(sorted(r.tasks)), f"takes {r.takes.replace('_', '-')}"]

@@ -21,7 +21,9 @@ def _to_spec(value: Any) -> Any:
     if isinstance(value, str):
         return {"name": value}
     if not isinstance(value, dict):
-        raise ValueError("must be a name, e.g. relu, or a mapping with a name, e.g. {name: leaky_relu, negative_slope: 0.1}")
+        raise ValueError(
+            "must be a name, e.g. relu, or a mapping with a name, e.g. {name: leaky_relu, negative_slope: 0.1}"
+        )
     if "name" not in value:
         raise ValueError("a mapping here needs a 'name' key, e.g. {name: adam, lr: 0.001}")
     return value
@@ -38,15 +40,21 @@ class DataConfig(Strict):
     path: str = Field(description="CSV or Parquet file, or sklearn:iris|wine|breast_cancer|digits|diabetes")
     target: str | None = Field(None, description="target column; default: the last column")
     task: Literal["auto", "multiclass", "binary", "regression"] = "auto"
-    val_size: float = Field(0.1, gt=0, lt=1, description="fraction of the non-test rows held out to pick the best epoch")
+    val_size: float = Field(
+        0.1, gt=0, lt=1, description="fraction of the non-test rows held out to pick the best epoch"
+    )
     test_size: float = Field(0.2, gt=0, lt=1, description="fraction of all rows, touched once at the end")
     split_seed: int | None = Field(None, description="seed of the split; default: the run's seed")
     scale: Literal["standard", "minmax", "none"] = "standard"
     impute: Literal["none", "mean", "median", "most_frequent"] = Field(
-        "none", description="fill missing feature values (fitted on the training split); none: missing values are an error")
+        "none",
+        description="fill missing feature values (fitted on the training split); none: missing values are an error",
+    )
     drop: list[str] = Field(default_factory=list, description="columns to ignore (ids, leaks)")
-    categorical: list[str] = Field(default_factory=list,
-                                   description="numeric columns to one-hot encode as categories (codes such as zone: 1, 2, 3)")
+    categorical: list[str] = Field(
+        default_factory=list,
+        description="numeric columns to one-hot encode as categories (codes such as zone: 1, 2, 3)",
+    )
 
 
 class InitConfig(Strict):
@@ -77,11 +85,15 @@ DEFAULT_HIDDEN = [64, 128]
 
 class ModelConfig(Strict):
     hidden: list[Annotated[int, Field(gt=0)]] | None = Field(
-        None, description="hidden layer sizes (shorthand); default [64, 128] unless `layers` is given; [] is a linear model")
+        None,
+        description="hidden layer sizes (shorthand); default [64, 128] unless `layers` is given; [] is a linear model",
+    )
     layers: list[LayerConfig] | None = Field(None, description="one entry per hidden layer")
     activation: Spec = Field(default_factory=lambda: {"name": "relu"})
-    output_activation: Spec = Field(default_factory=lambda: {"name": "identity"},
-                                    description="after the last layer; identity gives logits, as the losses expect")
+    output_activation: Spec = Field(
+        default_factory=lambda: {"name": "identity"},
+        description="after the last layer; identity gives logits, as the losses expect",
+    )
     dropout: float = Field(0.0, ge=0, lt=1)
     batch_norm: bool = False
     init: Init = Field(default_factory=InitConfig)
@@ -96,33 +108,49 @@ class ModelConfig(Strict):
         """Every hidden layer with the model-wide defaults filled in."""
         sizes = DEFAULT_HIDDEN if self.hidden is None else self.hidden
         layers = self.layers if self.layers is not None else [LayerConfig(size=s) for s in sizes]
-        return [LayerConfig(size=layer.size,
-                            activation=layer.activation or self.activation,
-                            init=layer.init or self.init,
-                            dropout=self.dropout if layer.dropout is None else layer.dropout,
-                            batch_norm=self.batch_norm if layer.batch_norm is None else layer.batch_norm)
-                for layer in layers]
+        return [
+            LayerConfig(
+                size=layer.size,
+                activation=layer.activation or self.activation,
+                init=layer.init or self.init,
+                dropout=self.dropout if layer.dropout is None else layer.dropout,
+                batch_norm=self.batch_norm if layer.batch_norm is None else layer.batch_norm,
+            )
+            for layer in layers
+        ]
 
 
 class TrainConfig(Strict):
     epochs: int = Field(30, gt=0)
     batch_size: int | Literal["full"] = Field(32, description="an int, or `full` for full-batch gradient descent")
-    monitor: str = Field("val_loss", description="val_loss, val_accuracy, val_f1, val_roc_auc, val_rmse, val_mae, val_r2 ...")
+    monitor: str = Field(
+        "val_loss", description="val_loss, val_accuracy, val_f1, val_roc_auc, val_rmse, val_mae, val_r2 ..."
+    )
     patience: int | None = Field(None, gt=0, description="stop after this many epochs without improvement")
     min_delta: float = Field(0.0, ge=0, description="smallest change of the monitored value that counts")
     l1: float = Field(0.0, ge=0, description="L1 penalty on the weights, added to the loss")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
     threads: int | None = Field(None, gt=0, description="CPU threads; default: 1 for small models, else all cores")
     checkpoint_every: float = Field(
-        1.0, ge=0, description="seconds between writes of last.pt and best.pt (always at the end and on Ctrl-C); "
-                               "0 writes every epoch")
+        1.0,
+        ge=0,
+        description="seconds between writes of last.pt and best.pt (always at the end and on Ctrl-C); "
+        "0 writes every epoch",
+    )
     engine: Literal["auto", "fused", "autograd"] = Field(
-        "auto", description="fused: forward and backward written out (plain MLPs); auto: fused where it applies")
-    diagnostics: bool = Field(True, description="log per-layer gradient norms and dead / saturated unit fractions "
-                                                "into metrics.csv, and warn in words when they cross a line")
+        "auto", description="fused: forward and backward written out (plain MLPs); auto: fused where it applies"
+    )
+    diagnostics: bool = Field(
+        True,
+        description="log per-layer gradient norms and dead / saturated unit fractions "
+        "into metrics.csv, and warn in words when they cross a line",
+    )
     plots: bool = Field(True, description="draw the PNG plots into the run folder at the end (about a second)")
-    compile: bool = Field(False, description="run the autograd step under torch.compile (a compile of 10-60 s first; "
-                                             "pays off on large models and GPUs, not on small ones)")
+    compile: bool = Field(
+        False,
+        description="run the autograd step under torch.compile (a compile of 10-60 s first; "
+        "pays off on large models and GPUs, not on small ones)",
+    )
 
     @field_validator("batch_size")
     @classmethod
@@ -145,8 +173,10 @@ class Config(Strict):
     scheduler: Spec = Field(default_factory=lambda: {"name": "none"})
     train: TrainConfig = Field(default_factory=TrainConfig)
     sweep: dict[str, Any] | None = Field(
-        None, description="`nntrain sweep`'s search space (dotted key: [values] or {low, high, log, step}) and its "
-                          "trials, direction and pruner; `fit` ignores it")
+        None,
+        description="`nntrain sweep`'s search space (dotted key: [values] or {low, high, log, step}) and its "
+        "trials, direction and pruner; `fit` ignores it",
+    )
 
     @model_validator(mode="after")
     def _resolve(self) -> Config:
@@ -177,10 +207,13 @@ def _default(model: type[BaseModel], field: str) -> dict:
 
 # What `optimizer.lr=0.1` builds on when the file has no optimizer section.
 SPEC_DEFAULTS = {
-    "optimizer": _default(Config, "optimizer"), "scheduler": _default(Config, "scheduler"),
-    "loss": _default(Config, "loss"), "model.activation": _default(ModelConfig, "activation"),
+    "optimizer": _default(Config, "optimizer"),
+    "scheduler": _default(Config, "scheduler"),
+    "loss": _default(Config, "loss"),
+    "model.activation": _default(ModelConfig, "activation"),
     "model.output_activation": _default(ModelConfig, "output_activation"),
-    "model.init.weight": {"name": "default"}, "model.init.bias": {"name": "default"},
+    "model.init.weight": {"name": "default"},
+    "model.init.bias": {"name": "default"},
 }
 
 

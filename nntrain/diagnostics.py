@@ -97,18 +97,33 @@ class Diagnostics:
         for k, (name, act) in enumerate(zip(self.names, self.acts), start=1):
             dead = values.get(f"dead_frac.{name}", math.nan)
             if dead >= DEAD_WARN:
-                found.append((("dead", name), f"layer {k} ({name}): {dead:.0%} of its {act} units never activate on "
-                                              f"the validation rows; try leaky_relu or a smaller optimizer.lr"))
+                found.append(
+                    (
+                        ("dead", name),
+                        f"layer {k} ({name}): {dead:.0%} of its {act} units never activate on "
+                        f"the validation rows; try leaky_relu or a smaller optimizer.lr",
+                    )
+                )
             sat = values.get(f"saturated_frac.{name}", math.nan)
             if sat >= SATURATED_WARN:
-                found.append((("saturated", name), f"layer {k} ({name}): {sat:.0%} of its {act} units are saturated "
-                                                   f"(output within 1% of its bounds), so little gradient passes; try "
-                                                   f"relu, xavier init, data.scale: standard or a smaller optimizer.lr"))
+                found.append(
+                    (
+                        ("saturated", name),
+                        f"layer {k} ({name}): {sat:.0%} of its {act} units are saturated "
+                        f"(output within 1% of its bounds), so little gradient passes; try "
+                        f"relu, xavier init, data.scale: standard or a smaller optimizer.lr",
+                    )
+                )
         first, last = values.get("grad_norm.fc1", math.nan), values.get("grad_norm.out", math.nan)
         if self.names and last > 0 and first < VANISH_WARN * last:
-            found.append((("vanishing", "fc1"), f"vanishing gradients: layer 1's gradient norm is {first / last:.1e} of the "
-                                                f"output layer's, so the early layers barely learn; try relu, "
-                                                f"batch_norm or fewer layers"))
+            found.append(
+                (
+                    ("vanishing", "fc1"),
+                    f"vanishing gradients: layer 1's gradient norm is {first / last:.1e} of the "
+                    f"output layer's, so the early layers barely learn; try relu, "
+                    f"batch_norm or fewer layers",
+                )
+            )
         new = [(key, text) for key, text in found if key not in self.warned]
         self.warned.update(key for key, _ in new)
         return [text for _, text in new]

@@ -127,8 +127,16 @@ def launch(nproc: int, argv: list[str]) -> int:
     on this machine. Its exit status: a worker's failure ends the others, so a dead rank never hangs the rest."""
     if nproc < 1:
         raise UserError(f"--nproc {nproc}: give 1 or more processes")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "nntrain", *argv]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "nntrain",
+        *argv,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     proc = subprocess.Popen(cmd, env=env)
     try:

@@ -19,6 +19,7 @@ import pandas as pd
 from .errors import UserError
 from .tables import Table, read_table, where
 
+
 def py(v: Any) -> Any:
     """numpy scalars -> Python scalars, so they survive weights_only loading and JSON."""
     return v.item() if hasattr(v, "item") else v
@@ -58,8 +59,10 @@ def numeric_values(df: pd.DataFrame, col: str, prep: dict, is_csv: bool) -> np.n
     if not np.isfinite(v).all():  # one pass over the column; where the bad value is, only when there is one
         i = int(np.flatnonzero(~np.isfinite(v))[0])
         if np.isnan(v[i]):
-            raise UserError(f"column '{col}': missing value at {where(is_csv, i)}; fill it, drop the column "
-                            f"(data.drop), or set data.impute: mean | median | most_frequent")
+            raise UserError(
+                f"column '{col}': missing value at {where(is_csv, i)}; fill it, drop the column "
+                f"(data.drop), or set data.impute: mean | median | most_frequent"
+            )
         check_finite(v, col, is_csv)
     return v
 
@@ -81,7 +84,7 @@ def encode(df: pd.DataFrame, prep: dict, is_csv: bool, values: dict[str, np.ndar
             j += 1
         else:
             block = _one_hot(df[col], prep, is_csv)
-            X[:, j:j + block.shape[1]] = block
+            X[:, j : j + block.shape[1]] = block
             j += block.shape[1]
     shift, scale = np.asarray(prep["shift"])[:, None], np.asarray(prep["scale"])[:, None]
     if where and where[-1] - where[0] == len(where) - 1:
@@ -93,7 +96,7 @@ def encode(df: pd.DataFrame, prep: dict, is_csv: bool, values: dict[str, np.ndar
         block = np.empty((len(columns), ROWS_PER_BLOCK))
         for start in part:
             stop = min(start + ROWS_PER_BLOCK, part.stop)
-            b = block[:, :stop - start]
+            b = block[:, : stop - start]
             for i, v in enumerate(columns):
                 b[i] = v[start:stop]
             b -= shift
@@ -133,10 +136,14 @@ def _one_hot(s: pd.Series, prep: dict, is_csv: bool) -> np.ndarray:
     if (codes < 0).any():
         i = int(np.flatnonzero(codes < 0)[0])
         if pd.isna(s.iloc[i]):
-            raise UserError(f"column '{col}': missing value at {where(is_csv, i)}; fill it, drop the column "
-                            f"(data.drop), or set data.impute: most_frequent")
-        raise UserError(f"column '{col}': value {s.iloc[i]!r} at {where(is_csv, i)} was never seen in training; "
-                        f"known values: {', '.join(cats[:20])}")
+            raise UserError(
+                f"column '{col}': missing value at {where(is_csv, i)}; fill it, drop the column "
+                f"(data.drop), or set data.impute: most_frequent"
+            )
+        raise UserError(
+            f"column '{col}': value {s.iloc[i]!r} at {where(is_csv, i)} was never seen in training; "
+            f"known values: {', '.join(cats[:20])}"
+        )
     out = np.zeros((len(s), len(cats)), dtype=np.float32)
     out[np.arange(len(s)), codes] = 1.0
     return out
@@ -166,8 +173,10 @@ def encode_labels(y: pd.Series, classes: list, target: str, is_csv: bool) -> np.
         codes = y.astype(str).map(lookup).fillna(-1).to_numpy(dtype=np.int64)
     if (codes < 0).any():
         i = int(np.flatnonzero(codes < 0)[0])
-        raise UserError(f"column '{target}' (the target): label {py(y.iloc[i])!r} at {where(is_csv, i)} was never "
-                        f"seen in training; known labels: {', '.join(map(str, classes))}")
+        raise UserError(
+            f"column '{target}' (the target): label {py(y.iloc[i])!r} at {where(is_csv, i)} was never "
+            f"seen in training; known labels: {', '.join(map(str, classes))}"
+        )
     return codes.astype(np.int64)
 
 
@@ -183,8 +192,10 @@ def load_encoded(prep: dict, rows: list[int] | None = None) -> tuple[np.ndarray,
     file changed."""
     table = read_table(prep["source"])
     if table.sha256 != prep["sha256"]:
-        raise UserError(f"{prep['source']} changed since the run was trained (sha256 differs), so its rows are not "
-                        f"the same; evaluate on it with --data, or start a new run")
+        raise UserError(
+            f"{prep['source']} changed since the run was trained (sha256 differs), so its rows are not "
+            f"the same; evaluate on it with --data, or start a new run"
+        )
     if rows is not None:
         table = dataclasses.replace(table, frame=table.frame.iloc[rows].reset_index(drop=True))
     return encode_table(table, prep, prep["source"])

@@ -40,8 +40,10 @@ from .runs import json_bytes, output_file, resolve_run_dir, write_output
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 ONNX_OPSET = 18  # onnxruntime >= 1.14 runs it; torch 2.13 writes 20 unless told
 INSTALL_HINT = 'pip install -e ".[export]"'
-TORCHSCRIPT_NOTE = ("TorchScript is deprecated in torch 2.13 (torch.jit.trace and torch.jit.load warn "
-                    "DeprecationWarning); prefer --format onnx")
+TORCHSCRIPT_NOTE = (
+    "TorchScript is deprecated in torch 2.13 (torch.jit.trace and torch.jit.load warn "
+    "DeprecationWarning); prefer --format onnx"
+)
 INPUT_NAME = "features"
 BATCH_DIM = "rows"
 # Tolerances of the check each export runs on sample rows before writing anything.
@@ -66,7 +68,9 @@ class Standardize(nn.Module):
         self.register_buffer("scale", torch.tensor(scale, dtype=torch.float64))
         self.impute = any(f is not None for f in fill)
         if self.impute:
-            self.register_buffer("fill", torch.tensor([math.nan if f is None else f for f in fill], dtype=torch.float64))
+            self.register_buffer(
+                "fill", torch.tensor([math.nan if f is None else f for f in fill], dtype=torch.float64)
+            )
             self.register_buffer("imputed", torch.tensor([f is not None for f in fill]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,8 +140,10 @@ def sidecar_path(out: Path) -> Path:
 def _check_format(fmt: str) -> str:
     key = str(fmt).strip().lower()
     if key not in FORMATS:
-        raise UserError(f"--format={fmt}: unknown export format{did_you_mean(str(fmt), FORMATS)}; "
-                        f"choose one of: {', '.join(FORMATS)}")
+        raise UserError(
+            f"--format={fmt}: unknown export format{did_you_mean(str(fmt), FORMATS)}; "
+            f"choose one of: {', '.join(FORMATS)}"
+        )
     return key
 
 
@@ -149,8 +155,10 @@ def _require_onnx() -> None:
         except ImportError:
             missing.append(module)
     if missing:
-        raise UserError(f"--format onnx needs {' and '.join(missing)}, which are not installed; install the export "
-                        f"extra: {INSTALL_HINT}")
+        raise UserError(
+            f"--format onnx needs {' and '.join(missing)}, which are not installed; install the export "
+            f"extra: {INSTALL_HINT}"
+        )
 
 
 def _output_path(run_dir: Path, fmt: str, out: Path | None) -> Path:
@@ -169,13 +177,17 @@ def _refuse_unexportable(prep: dict) -> None:
     categorical = [c for c in prep["columns"] if prep["kinds"][c] != "numeric"]
     if categorical:
         names = ", ".join(repr(c) for c in categorical)
-        raise UserError(f"export takes numeric features only; categorical column(s) {names} are one-hot encoded from "
-                        f"their text values, which an exported float model cannot take. Retrain without them "
-                        f"(data.drop: [{', '.join(categorical)}]) or use nntrain predict")
+        raise UserError(
+            f"export takes numeric features only; categorical column(s) {names} are one-hot encoded from "
+            f"their text values, which an exported float model cannot take. Retrain without them "
+            f"(data.drop: [{', '.join(categorical)}]) or use nntrain predict"
+        )
     bad = [c for c, v in prep["impute"].items() if not _is_number(v)]
     if bad:
-        raise UserError(f"export: column(s) {', '.join(map(repr, bad))} are imputed with a non-number "
-                        f"({prep['impute'][bad[0]]!r}); use nntrain predict")
+        raise UserError(
+            f"export: column(s) {', '.join(map(repr, bad))} are imputed with a non-number "
+            f"({prep['impute'][bad[0]]!r}); use nntrain predict"
+        )
 
 
 def _is_number(v: Any) -> bool:
@@ -231,7 +243,9 @@ def _quiet_torch() -> Iterator[None]:
     loggers = [logging.getLogger(n) for n in ("torch.onnx._internal.exporter._registration", "torch.onnx")]
     levels = [lg.level for lg in loggers]
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+        warnings.filterwarnings(
+            "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+        )
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"nntrain\.heads")
         for lg in loggers:
@@ -249,15 +263,29 @@ def _onnx_bytes(model: nn.Sequential, sample: torch.Tensor, prep: dict, run_dir:
     rows = torch.export.Dim(BATCH_DIM)
     try:
         with _quiet_torch(), torch.no_grad():
-            program = torch.onnx.export(model, (sample,), None, dynamo=True, opset_version=ONNX_OPSET, verbose=False,
-                                        input_names=[INPUT_NAME], output_names=[output_name(prep)],
-                                        dynamic_shapes=({0: rows},))
+            program = torch.onnx.export(
+                model,
+                (sample,),
+                None,
+                dynamo=True,
+                opset_version=ONNX_OPSET,
+                verbose=False,
+                input_names=[INPUT_NAME],
+                output_names=[output_name(prep)],
+                dynamic_shapes=({0: rows},),
+            )
     except Exception as e:  # noqa: BLE001 - the exporter raises its own types from several layers
         raise ExportFailed(f"torch.onnx.export failed on {run_dir}: {first_line(e, 300)}") from None
     proto = program.model_proto
-    onnx.helper.set_model_props(proto, {"nntrain.run": str(run_dir), "nntrain.checkpoint": checkpoint,
-                                        "nntrain.columns": json.dumps(prep["columns"]),
-                                        "nntrain.outputs": json.dumps(output_labels(prep))})
+    onnx.helper.set_model_props(
+        proto,
+        {
+            "nntrain.run": str(run_dir),
+            "nntrain.checkpoint": checkpoint,
+            "nntrain.columns": json.dumps(prep["columns"]),
+            "nntrain.outputs": json.dumps(output_labels(prep)),
+        },
+    )
     return proto.SerializeToString()
 
 
@@ -293,7 +321,9 @@ def _compare(got: np.ndarray, model: nn.Module, x: torch.Tensor, what: str) -> N
     tol = CHECK_ATOL * np.maximum(1.0, np.abs(want))
     if not np.all((np.abs(got - want) <= tol) | (np.isnan(got) & np.isnan(want))):
         err = float(np.nanmax(np.abs(got - want)))
-        raise ExportFailed(f"{what} disagrees with the model on sample rows (max difference {err:.3g}); nothing was written")
+        raise ExportFailed(
+            f"{what} disagrees with the model on sample rows (max difference {err:.3g}); nothing was written"
+        )
 
 
 # ---------------------------------------------------------------- the sidecar
@@ -315,15 +345,27 @@ def write_sidecar(out: Path, fmt: str, loaded: Any, checkpoint: str) -> Path:
         "checkpoint": checkpoint,
         "epoch": loaded.ckpt.get("epoch"),
         "task": prep["task"],
-        "input": {"name": INPUT_NAME, "dtype": "float32", "shape": [BATCH_DIM, n_in], "columns": list(prep["columns"]),
-                  "imputed": {c: float(v) for c, v in prep["impute"].items()},
-                  "note": "raw values, in this column order; standardization (and NaN -> the imputed value in the "
-                          "imputed columns) happens inside the model"},
-        "output": ({"name": output_name(prep), "dtype": "float32", "shape": [BATCH_DIM], "target": prep["target"]}
-                   if regression else
-                   {"name": output_name(prep), "dtype": "float32", "shape": [BATCH_DIM, len(prep["classes"])],
-                    "classes": list(prep["classes"]), "target": prep["target"],
-                    "note": "one probability per class, in the order of classes; the prediction is the argmax"}),
+        "input": {
+            "name": INPUT_NAME,
+            "dtype": "float32",
+            "shape": [BATCH_DIM, n_in],
+            "columns": list(prep["columns"]),
+            "imputed": {c: float(v) for c, v in prep["impute"].items()},
+            "note": "raw values, in this column order; standardization (and NaN -> the imputed value in the "
+            "imputed columns) happens inside the model",
+        },
+        "output": (
+            {"name": output_name(prep), "dtype": "float32", "shape": [BATCH_DIM], "target": prep["target"]}
+            if regression
+            else {
+                "name": output_name(prep),
+                "dtype": "float32",
+                "shape": [BATCH_DIM, len(prep["classes"])],
+                "classes": list(prep["classes"]),
+                "target": prep["target"],
+                "note": "one probability per class, in the order of classes; the prediction is the argmax",
+            }
+        ),
         "torch": torch.__version__,
     }
     if fmt == "onnx":
@@ -333,4 +375,3 @@ def write_sidecar(out: Path, fmt: str, loaded: Any, checkpoint: str) -> Path:
     path = sidecar_path(out)
     write_output(path, lambda f: f.write(json_bytes(doc)), str(path))
     return path
-

@@ -2,8 +2,8 @@
 
 At small batches a step's time is per-op overhead, not arithmetic (DESIGN.md: about 400 us with autograd,
 a few us of it arithmetic). Writing the forward and backward of Linear -> activation -> dropout layers out
-by hand, and the SGD-momentum update as a few ops on one flat tensor, takes a step to about half. tests/test_fused.py checks
-every gradient against autograd in float64.
+by hand, and the SGD-momentum update as a few ops on one flat tensor, takes a step to about half.
+tests/test_fused.py checks every gradient against autograd in float64.
 
 Covered: Linear layers; relu, leaky_relu, tanh, sigmoid, identity; dropout; cross_entropy, bce, mse (with
 no extra loss arguments); an identity output; train.l1. Anything else (batch norm, prelu, rrelu, elu, ...,
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -72,7 +71,10 @@ class FusedStep:
         self.out = model.out
         self.loss = loss_name(cfg, task)
         self.l1 = cfg.train.l1
-        self.params = [p for layer in self.layers for p in (layer.linear.weight, layer.linear.bias)] + [self.out.weight, self.out.bias]
+        self.params = [p for layer in self.layers for p in (layer.linear.weight, layer.linear.bias)] + [
+            self.out.weight,
+            self.out.bias,
+        ]
         # Parameters and gradients become views of two flat tensors: the optimizer then updates every layer
         # with a few ops on one tensor, and the backward writes gradients in place (out=) with no allocation.
         self.flat = _flatten(self.params)
@@ -178,12 +180,27 @@ class FlatSGD(torch.optim.Optimizer):
 
     ARGS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize", "foreach", "differentiable", "fused")
 
-    def __init__(self, fused: FusedStep, lr: float = 0.001, momentum: float = 0.0, weight_decay: float = 0.0,
-                 nesterov: bool = False, **ignored: object):
+    def __init__(
+        self,
+        fused: FusedStep,
+        lr: float = 0.001,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        **ignored: object,
+    ):
         self.fused = fused
-        self.defaults = {"lr": lr, "momentum": momentum, "dampening": 0, "weight_decay": weight_decay,
-                         "nesterov": nesterov, "maximize": False, "foreach": None, "differentiable": False,
-                         "fused": None}
+        self.defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": 0,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+            "maximize": False,
+            "foreach": None,
+            "differentiable": False,
+            "fused": None,
+        }
         self.param_groups = [{"params": list(fused.params), **self.defaults}]
         self.state = collections.defaultdict(dict)
         self.buf: torch.Tensor | None = None  # flat momentum buffer; state[p]["momentum_buffer"] are views of it
@@ -191,8 +208,12 @@ class FlatSGD(torch.optim.Optimizer):
     @staticmethod
     def applies(spec: dict) -> bool:
         """SGD whose every argument FlatSGD implements (torch checks the values before this runs)."""
-        return (components.record("optimizer", spec["name"]).fused and not spec.get("dampening", 0)
-                and not spec.get("maximize", False) and set(spec) - {"name"} <= set(FlatSGD.ARGS))
+        return (
+            components.record("optimizer", spec["name"]).fused
+            and not spec.get("dampening", 0)
+            and not spec.get("maximize", False)
+            and set(spec) - {"name"} <= set(FlatSGD.ARGS)
+        )
 
     def _share_buffer(self) -> None:
         for p, b in zip(self.fused.params, views(self.buf, self.fused.params)):
@@ -200,10 +221,16 @@ class FlatSGD(torch.optim.Optimizer):
 
     def state_dict(self) -> dict:
         group = self.param_groups[0]
-        return {"state": {i: {"momentum_buffer": self.state[p]["momentum_buffer"]}
-                          for i, p in enumerate(self.fused.params) if p in self.state},
-                "param_groups": [{**{k: v for k, v in group.items() if k != "params"},
-                                  "params": list(range(len(self.fused.params)))}]}
+        return {
+            "state": {
+                i: {"momentum_buffer": self.state[p]["momentum_buffer"]}
+                for i, p in enumerate(self.fused.params)
+                if p in self.state
+            },
+            "param_groups": [
+                {**{k: v for k, v in group.items() if k != "params"}, "params": list(range(len(self.fused.params)))}
+            ],
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.param_groups[0].update({k: v for k, v in state_dict["param_groups"][0].items() if k != "params"})

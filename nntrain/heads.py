@@ -3,7 +3,7 @@ units, and the metrics of a split."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -43,16 +43,18 @@ def to_proba(out: torch.Tensor, cfg: Config) -> torch.Tensor:
 @torch.no_grad()
 def forward_all(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
     model.eval()
-    return torch.cat([model(X[i:i + EVAL_CHUNK]) for i in range(0, len(X), EVAL_CHUNK)]) if len(X) else X[:, :0]
+    return torch.cat([model(X[i : i + EVAL_CHUNK]) for i in range(0, len(X), EVAL_CHUNK)]) if len(X) else X[:, :0]
 
 
-def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: Config, prep: dict,
-             criterion: Callable) -> dict[str, float]:
+def evaluate(
+    model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: Config, prep: dict, criterion: Callable
+) -> dict[str, float]:
     return evaluate_with_scores(model, X, y, cfg, prep, criterion)[0]
 
 
-def evaluate_with_scores(model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: Config, prep: dict,
-                         criterion: Callable) -> tuple[dict[str, float], np.ndarray]:
+def evaluate_with_scores(
+    model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: Config, prep: dict, criterion: Callable
+) -> tuple[dict[str, float], np.ndarray]:
     """(metrics, scores): class probabilities, or predictions in the target's units."""
     out = forward_all(model, X)
     loss = float(criterion(out, y)) if len(X) else float("nan")

@@ -52,8 +52,14 @@ def evaluate_run(run: LoadedRun, data_file: str | None = None) -> dict:
         X, y = map(torch.as_tensor, encode_table(read_table(data_file, key="--data"), prep, data_file))
         label = data_file
     values = evaluate(run.model, X, y, run.cfg, prep, make_criterion(run.cfg, prep["task"]))
-    return {"run_dir": str(run.run_dir), "checkpoint_epoch": run.ckpt["epoch"], "data": label, "rows": len(y),
-            "metrics": values, "baseline": M.baseline(prep["task"], truth(prep, y), prep)}
+    return {
+        "run_dir": str(run.run_dir),
+        "checkpoint_epoch": run.ckpt["epoch"],
+        "data": label,
+        "rows": len(y),
+        "metrics": values,
+        "baseline": M.baseline(prep["task"], truth(prep, y), prep),
+    }
 
 
 def predict_frame(run: LoadedRun, input_path: str) -> pd.DataFrame:

@@ -18,8 +18,13 @@ if TYPE_CHECKING:
 
 # summary.json's status (runs.STATUSES) as the table shows it; a folder without summary.json is "stopped" (it
 # has a last.pt to resume from) or "empty"
-SHOWN = {"completed": "done", "early_stop": "early stop", "pruned": "pruned", "diverged": "diverged",
-         "interrupted": "interrupted"}
+SHOWN = {
+    "completed": "done",
+    "early_stop": "early stop",
+    "pruned": "pruned",
+    "diverged": "diverged",
+    "interrupted": "interrupted",
+}
 
 IGNORED_KEYS = ("name", "runs_dir")  # differ between every pair of runs, so they tell nothing
 
@@ -97,14 +102,21 @@ def read_run(path: Path) -> dict:
     key = headline(task)
     scheduler = _get(cfg, "scheduler", "name")
     return {
-        "name": path.name, "path": path, "task": task,
+        "name": path.name,
+        "path": path,
+        "task": task,
         "model": _model(cfg["model"]) if isinstance(cfg.get("model"), dict) else "-",
         "optimizer": _optimizer(cfg.get("optimizer")),
         "scheduler": None if scheduler in (None, "none") else str(scheduler),
-        "epochs": f"{run}/{_get(cfg, 'train', 'epochs') or '-'}", "status": status,
-        "monitor": summary.get("monitor") or _get(cfg, "train", "monitor"), "best_value": summary.get("best_value"),
-        "test_metric": (key, test[key]) if key in test else None, "test": test,
-        "started": datetime.fromtimestamp(cfg_path.stat().st_mtime), "config": cfg, "error": None,
+        "epochs": f"{run}/{_get(cfg, 'train', 'epochs') or '-'}",
+        "status": status,
+        "monitor": summary.get("monitor") or _get(cfg, "train", "monitor"),
+        "best_value": summary.get("best_value"),
+        "test_metric": (key, test[key]) if key in test else None,
+        "test": test,
+        "started": datetime.fromtimestamp(cfg_path.stat().st_mtime),
+        "config": cfg,
+        "error": None,
     }
 
 
@@ -123,17 +135,34 @@ def list_runs(root: Path) -> list[dict]:
         if (d / "config.yaml").is_file():
             found.append((d, d.name))
         else:
-            found += [(t, f"{d.name}/{t.name}") for t in sorted(d.iterdir()) if t.is_dir() and (t / "config.yaml").is_file()]
+            found += [
+                (t, f"{d.name}/{t.name}") for t in sorted(d.iterdir()) if t.is_dir() and (t / "config.yaml").is_file()
+            ]
     rows = []
     for path, name in found:
         try:
             rows.append({**read_run(path), "name": name})
         except (UserError, OSError, ValueError, TypeError, AttributeError, KeyError) as e:  # odd hand edits
             # one bad folder must not hide every other run: a 'broken' row says why
-            rows.append({"name": name, "path": path, "task": "-", "model": "-", "optimizer": "-", "scheduler": None,
-                         "epochs": "-", "status": "broken", "monitor": None, "best_value": None, "test_metric": None,
-                         "test": {}, "started": datetime.fromtimestamp((path / "config.yaml").stat().st_mtime),
-                         "config": {}, "error": str(e)})
+            rows.append(
+                {
+                    "name": name,
+                    "path": path,
+                    "task": "-",
+                    "model": "-",
+                    "optimizer": "-",
+                    "scheduler": None,
+                    "epochs": "-",
+                    "status": "broken",
+                    "monitor": None,
+                    "best_value": None,
+                    "test_metric": None,
+                    "test": {},
+                    "started": datetime.fromtimestamp((path / "config.yaml").stat().st_mtime),
+                    "config": {},
+                    "error": str(e),
+                }
+            )
     return sorted(rows, key=lambda r: (-r["started"].timestamp(), r["name"]))
 
 
@@ -160,7 +189,16 @@ def runs_table(rows: list[dict]) -> Table:
     table = Table("name", "task", "model", "optimizer", "epochs", "best", "test", "started")
     for r in rows:
         test = f"{r['test_metric'][0]}={_fmt(r['test_metric'][1])}" if r["test_metric"] else "-"
-        cells = [r["name"], r["task"], r["model"], r["optimizer"], _epochs(r), _best(r), test, f"{r['started']:%Y-%m-%d %H:%M}"]
+        cells = [
+            r["name"],
+            r["task"],
+            r["model"],
+            r["optimizer"],
+            _epochs(r),
+            _best(r),
+            test,
+            f"{r['started']:%Y-%m-%d %H:%M}",
+        ]
         table.add_row(*(Text(c) for c in cells))
     return table
 

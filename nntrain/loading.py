@@ -29,21 +29,30 @@ Loader.yaml_implicit_resolvers = {
     k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:float", "tag:yaml.org,2002:bool")]
     for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                             list("tTfF"))
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
-               r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
-    list("-+0123456789."))
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
+        r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
 
 
 def parse_yaml(text: str) -> Any:
     return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
 
 
-def load_config(path: str | Path | None, overrides: list[str] = (), raw: dict | None = None,
-                name: str | None = None, arguments_too: bool = True) -> Config:
+def load_config(
+    path: str | Path | None,
+    overrides: list[str] = (),
+    raw: dict | None = None,
+    name: str | None = None,
+    arguments_too: bool = True,
+) -> Config:
     """Read YAML, apply dotted KEY=VALUE overrides (and --name), validate, check that the parts agree.
     arguments_too=False checks component names but not their arguments, which needs torch (`params`).
     Raises ConfigError with every problem, and the config with its invalid keys at their defaults."""
@@ -90,8 +99,13 @@ def _read(path: Path) -> tuple[str, dict]:
     return text, raw
 
 
-RENAMABLE = {"optimizer": "optimizer", "scheduler": "scheduler", "loss": "loss",
-             "model.activation": "activation", "model.output_activation": "output_activation"}
+RENAMABLE = {
+    "optimizer": "optimizer",
+    "scheduler": "scheduler",
+    "loss": "loss",
+    "model.activation": "activation",
+    "model.output_activation": "output_activation",
+}
 
 
 def _prune_after_rename(raw: dict, overrides: list[str]) -> list[str]:
@@ -121,15 +135,14 @@ def _repaired(raw: dict, e: ValidationError) -> tuple[Config | None, list[str]]:
     for err in e.errors():
         parent, key, node = None, None, fixed
         for part in err["loc"]:  # down to the deepest key that exists (union tags like 'int' do not)
-            if isinstance(node, dict) and part in node:
-                parent, key, node = node, part, node[part]
-            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            in_dict = isinstance(node, dict) and part in node
+            if in_dict or isinstance(node, list) and isinstance(part, int) and part < len(node):
                 parent, key, node = node, part, node[part]
             else:
                 break
         if isinstance(parent, dict):
             parent.pop(key, None)
-            removed.append(".".join(str(p) for p in err["loc"][:err["loc"].index(key) + 1]))
+            removed.append(".".join(str(p) for p in err["loc"][: err["loc"].index(key) + 1]))
     try:
         return Config.model_validate(fixed), removed
     except ValidationError:
@@ -157,7 +170,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
                 child = {"name": child}
             elif not isinstance(child, dict):
                 # optimizer.lr=0.1 with no optimizer section: start from the default optimizer
-                child = dict(SPEC_DEFAULTS.get(".".join(keys[:depth + 1]), {}))
+                child = dict(SPEC_DEFAULTS.get(".".join(keys[: depth + 1]), {}))
             node[k] = child
             node = child
         node[keys[-1]] = value
@@ -168,9 +181,20 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 TYPE_TAGS = ("function-", "literal[", "list[", "int", "dict[")
 TYPE_NAMES = ("str", "bool", "float", "InitConfig", "LayerConfig", "constrained-int")
 EXAMPLES = {
-    "epochs": "30", "batch_size": "32", "lr": "0.001", "val_size": "0.1", "test_size": "0.2", "seed": "42",
-    "dropout": "0.2", "hidden": "[64, 128]", "size": "64", "patience": "10", "scale": "standard",
-    "task": "auto", "device": "auto", "batch_norm": "false",
+    "epochs": "30",
+    "batch_size": "32",
+    "lr": "0.001",
+    "val_size": "0.1",
+    "test_size": "0.2",
+    "seed": "42",
+    "dropout": "0.2",
+    "hidden": "[64, 128]",
+    "size": "64",
+    "patience": "10",
+    "scale": "standard",
+    "task": "auto",
+    "device": "auto",
+    "batch_norm": "false",
 }
 
 
@@ -191,13 +215,18 @@ def _format_errors(e: ValidationError) -> list[Problem]:
             continue
         if out and out[-1].key == key and out[-1].value is not None:
             # one key failing every member of a union (batch_size: an int or 'full'): one line
-            out[-1] = dataclasses.replace(out[-1], message=f"{out[-1].message}, or "
-                                                           f"{err['msg'].removeprefix('Input should be ')}")
+            out[-1] = dataclasses.replace(
+                out[-1], message=f"{out[-1].message}, or {err['msg'].removeprefix('Input should be ')}"
+            )
             continue
         out.append(Problem(key, err["msg"].removeprefix("Value error, "), value=flow(err.get("input"), width=80)))
     leaf = lambda p: p.key.rsplit(".", 1)[-1]  # noqa: E731
-    return [dataclasses.replace(p, message=f"{p.message}; e.g. {leaf(p)}: {EXAMPLES[leaf(p)]}")
-            if p.value is not None and leaf(p) in EXAMPLES else p for p in out]
+    return [
+        dataclasses.replace(p, message=f"{p.message}; e.g. {leaf(p)}: {EXAMPLES[leaf(p)]}")
+        if p.value is not None and leaf(p) in EXAMPLES
+        else p
+        for p in out
+    ]
 
 
 def _model_at(loc: list[str]) -> type[BaseModel] | None:

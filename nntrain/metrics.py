@@ -95,9 +95,13 @@ def threshold_curves(y_true: np.ndarray, score: np.ndarray) -> dict[str, np.ndar
     pos, neg = tp[-1], fp[-1]
     precision = tp / (tp + fp)
     recall = tp / pos if pos else np.zeros_like(tp)
-    return {"fpr": np.r_[0, fp / neg if neg else fp], "tpr": np.r_[0, recall],
-            "precision": np.r_[1, precision], "recall": np.r_[0, recall],
-            "average_precision": float(np.sum(np.diff(np.r_[0, recall]) * precision))}
+    return {
+        "fpr": np.r_[0, fp / neg if neg else fp],
+        "tpr": np.r_[0, recall],
+        "precision": np.r_[1, precision],
+        "recall": np.r_[0, recall],
+        "average_precision": float(np.sum(np.diff(np.r_[0, recall]) * precision)),
+    }
 
 
 def classification(y_true: np.ndarray, proba: np.ndarray, loss: float | None = None) -> dict[str, float]:
@@ -117,8 +121,12 @@ def regression(y_true: np.ndarray, y_pred: np.ndarray, loss: float | None = None
     err = y_pred - y_true
     mse = float(np.mean(err**2))
     var = float(np.var(y_true))
-    out = {"mse": mse, "rmse": mse**0.5, "mae": float(np.mean(np.abs(err))),
-           "r2": 1 - mse / var if var > 0 else float("nan")}
+    out = {
+        "mse": mse,
+        "rmse": mse**0.5,
+        "mae": float(np.mean(np.abs(err))),
+        "r2": 1 - mse / var if var > 0 else float("nan"),
+    }
     if loss is not None:
         out["loss"] = float(loss)
     return out

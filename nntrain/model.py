@@ -72,10 +72,12 @@ def _define_mlp() -> type:
 
         def _hidden(self, k: int, width: int, layer: Any) -> Hidden:
             # each layer builds its own activation module: a shared PReLU would share its weight
-            parts = {f"fc{k}": _linear(width, layer.size, layer.init),
-                     f"bn{k}": nn.BatchNorm1d(layer.size) if layer.batch_norm else None,
-                     f"act{k}": build("activation", layer.activation),
-                     f"drop{k}": nn.Dropout(layer.dropout) if layer.dropout else None}
+            parts = {
+                f"fc{k}": _linear(width, layer.size, layer.init),
+                f"bn{k}": nn.BatchNorm1d(layer.size) if layer.batch_norm else None,
+                f"act{k}": build("activation", layer.activation),
+                f"drop{k}": nn.Dropout(layer.dropout) if layer.dropout else None,
+            }
             for name, module in parts.items():
                 if module is not None:
                     self.add_module(name, module)
@@ -123,16 +125,18 @@ def param_table(model: nn.Module) -> dict:
         weight = params.get("weight")
         bias = params.get("bias")
         total = sum(p.numel() for p in params.values())
-        rows.append({
-            "layer": name,
-            "type": type(module).__name__,
-            "shape": list(weight.shape) if weight is not None else [],
-            "weights": weight.numel() if weight is not None else 0,
-            "biases": bias.numel() if bias is not None else 0,
-            "total": total,
-            "trainable": sum(p.numel() for p in params.values() if p.requires_grad),
-            "buffers": sum(b.numel() for b in buffers),
-        })
+        rows.append(
+            {
+                "layer": name,
+                "type": type(module).__name__,
+                "shape": list(weight.shape) if weight is not None else [],
+                "weights": weight.numel() if weight is not None else 0,
+                "biases": bias.numel() if bias is not None else 0,
+                "total": total,
+                "trainable": sum(p.numel() for p in params.values() if p.requires_grad),
+                "buffers": sum(b.numel() for b in buffers),
+            }
+        )
     params = list(model.parameters())
     return {
         "layers": rows,
@@ -151,8 +155,18 @@ def planned_table(cfg: ModelConfig, n_inputs: int, n_out: int) -> dict:
 
     def row(name: str, kind: str, weight: list[int], biases: int = 0, buffers: int = 0) -> None:
         weights = math.prod(weight)
-        rows.append({"layer": name, "type": kind, "shape": weight, "weights": weights, "biases": biases,
-                     "total": weights + biases, "trainable": weights + biases, "buffers": buffers})
+        rows.append(
+            {
+                "layer": name,
+                "type": kind,
+                "shape": weight,
+                "weights": weights,
+                "biases": biases,
+                "total": weights + biases,
+                "trainable": weights + biases,
+                "buffers": buffers,
+            }
+        )
 
     def prelu(name: str, spec: dict, kind: str) -> None:
         if canonical(kind, spec["name"]) == "prelu":  # one slope: num_parameters is nntrain's to set, and it keeps 1
@@ -170,5 +184,11 @@ def planned_table(cfg: ModelConfig, n_inputs: int, n_out: int) -> dict:
     batch_norms = sum(r["type"] == "BatchNorm1d" for r in rows)
     buffers = sum(r["buffers"] for r in rows)
     # float32 parameters and running statistics, and each batch norm's int64 count of batches
-    return {"layers": rows, "total": total, "trainable": total, "non_trainable": 0, "buffers": buffers,
-            "bytes": 4 * (total + buffers) + 8 * batch_norms}
+    return {
+        "layers": rows,
+        "total": total,
+        "trainable": total,
+        "non_trainable": 0,
+        "buffers": buffers,
+        "bytes": 4 * (total + buffers) + 8 * batch_norms,
+    }

@@ -24,8 +24,14 @@ def _figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
     fig = Figure(figsize=figsize, dpi=DPI)
     FigureCanvasAgg(fig)  # attach Agg now, rather than savefig switching canvases per call
     wide = figsize[0] > 8
-    fig.subplots_adjust(left=0.06 if wide else 0.15, right=0.98 if wide else 0.96, bottom=0.13 if wide else 0.12,
-                        top=0.9, wspace=0.3, hspace=0.45)
+    fig.subplots_adjust(
+        left=0.06 if wide else 0.15,
+        right=0.98 if wide else 0.96,
+        bottom=0.13 if wide else 0.12,
+        top=0.9,
+        wspace=0.3,
+        hspace=0.45,
+    )
     return fig
 
 
@@ -76,8 +82,12 @@ def curve_plots(run_dir: Path, monitor: str) -> list[Path]:
     df = pd.read_csv(run_dir / "metrics.csv")
     if df.empty:
         return []
+    diagnostics = _diagnostics_png(df, run_dir / "diagnostics.png")
+    return [_curves_png(df, run_dir / "curves.png", monitor), *([diagnostics] if diagnostics else [])]
+
+
+def _curves_png(df: pd.DataFrame, path: Path, monitor: str) -> Path:
     x, mk = _epochs(df)
-    written = []
     fig = _figure((12.0, 3.6))
     ax_loss, ax_metric, ax_lr = fig.subplots(1, 3)
     _style(ax_loss, "loss", "epoch", "loss")
@@ -104,30 +114,34 @@ def curve_plots(run_dir: Path, monitor: str) -> list[Path]:
         ax_lr.plot(x, df["lr"], drawstyle="steps-post")
         if _spans(df["lr"], 10):
             ax_lr.set_yscale("log")
-    written.append(save_png(fig, run_dir / "curves.png"))
+    return save_png(fig, path)
 
+
+def _diagnostics_png(df: pd.DataFrame, path: Path) -> Path | None:
+    """One panel per kind of diagnostic column (grad_norm.fc1, dead_frac.fc1, ...), a line per layer."""
+    x, mk = _epochs(df)
     panels = {p: [c for c in df.columns if c.startswith(p + ".")] for p in DIAGNOSTICS}
     panels = {p: cols for p, cols in panels.items() if cols}
-    if panels:
-        fig = _figure((7.5, 1.0 + 2.2 * len(panels)))
-        fig.subplots_adjust(left=0.12, right=0.85, top=1 - 0.45 / fig.get_figheight(), bottom=0.55 / fig.get_figheight())
-        axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
-        for ax, (prefix, cols) in zip(axes, panels.items()):
-            log = prefix == "grad_norm"  # norms span decades; fractions live in [0, 1]
-            for c in cols:
-                y = df[c].astype(float).where(lambda v: v > 0) if log else df[c].astype(float)
-                if y.notna().any():  # NaN stays a gap, never a zero
-                    ax.plot(x, y, label=c.removeprefix(prefix + "."), **mk)
-            if log and ax.lines:
-                ax.set_yscale("log")
-            elif not log:
-                ax.set_ylim(-0.02, 1.02)
-            _style(ax, DIAGNOSTICS[prefix], "", DIAGNOSTICS[prefix])
-            if ax.lines:  # beside the axes: with many layers a legend inside hides the lines
-                ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        axes[-1].set_xlabel("epoch")
-        written.append(save_png(fig, run_dir / "diagnostics.png"))
-    return written
+    if not panels:
+        return None
+    fig = _figure((7.5, 1.0 + 2.2 * len(panels)))
+    fig.subplots_adjust(left=0.12, right=0.85, top=1 - 0.45 / fig.get_figheight(), bottom=0.55 / fig.get_figheight())
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (prefix, cols) in zip(axes, panels.items()):
+        log = prefix == "grad_norm"  # norms span decades; fractions live in [0, 1]
+        for c in cols:
+            y = df[c].astype(float).where(lambda v: v > 0) if log else df[c].astype(float)
+            if y.notna().any():  # NaN stays a gap, never a zero
+                ax.plot(x, y, label=c.removeprefix(prefix + "."), **mk)
+        if log and ax.lines:
+            ax.set_yscale("log")
+        elif not log:
+            ax.set_ylim(-0.02, 1.02)
+        _style(ax, DIAGNOSTICS[prefix], "", DIAGNOSTICS[prefix])
+        if ax.lines:  # beside the axes: with many layers a legend inside hides the lines
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axes[-1].set_xlabel("epoch")
+    return save_png(fig, path)
 
 
 def prediction_plots(run_dir: Path, task: str, y_true, output, classes: list[str] | None = None) -> list[Path]:
@@ -153,8 +167,15 @@ def _classification_plots(run_dir: Path, y: np.ndarray, proba: np.ndarray, class
     fig.colorbar(im, ax=ax)
     if k <= 20:  # beyond that the numbers overlap
         for i, j in np.ndindex(cm.shape):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize="small",
-                    color="white" if cm[i, j] > max(cm.max(), 1) / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(cm[i, j]),
+                ha="center",
+                va="center",
+                fontsize="small",
+                color="white" if cm[i, j] > max(cm.max(), 1) / 2 else "black",
+            )
     rotate = max(len(s) for s in labels) > 4
     ax.set_xticks(range(k), labels, rotation=45 if rotate else 0, ha="right" if rotate else "center")
     ax.set_yticks(range(k), labels)

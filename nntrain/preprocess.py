@@ -27,8 +27,9 @@ def infer_task(y: pd.Series, asked: str) -> tuple[str, str]:
     """(task, why). Non-numbers are classes; integer-valued numbers with few values are classes too."""
     values = y.dropna().unique()
     if len(values) < 2:
-        raise UserError(f"column '{y.name}' (the target): every row has the same value {py(values[0])!r}; "
-                        f"there is nothing to learn")
+        raise UserError(
+            f"column '{y.name}' (the target): every row has the same value {py(values[0])!r}; there is nothing to learn"
+        )
     numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
     integral = numeric and np.all(np.mod(values.astype(float), 1) == 0)
     if asked != "auto":
@@ -83,17 +84,22 @@ def prepare(table: Table, data_cfg: Any, seed: int) -> Prepared:
 def _columns(df: pd.DataFrame, data_cfg: Any) -> tuple[str, list[str], list[str]]:
     """(target, feature columns, notes): the columns the config names, checked against the table."""
     if len(df) < 3:
-        raise UserError(f"data.path={data_cfg.path}: only {len(df)} row(s); the train, val and test splits need at "
-                        f"least one row each")
+        raise UserError(
+            f"data.path={data_cfg.path}: only {len(df)} row(s); the train, val and test splits need at "
+            f"least one row each"
+        )
     columns = list(map(str, df.columns))
     target = data_cfg.target or columns[-1]
     if target not in df.columns:
-        raise UserError(f"data.target={target}: no such column{did_you_mean(target, columns)}; "
-                        f"columns are: {', '.join(columns)}")
+        raise UserError(
+            f"data.target={target}: no such column{did_you_mean(target, columns)}; columns are: {', '.join(columns)}"
+        )
     for key in ("drop", "categorical"):
         missing = [c for c in getattr(data_cfg, key) if c not in df.columns]
         if missing:
-            raise UserError(f"data.{key}: no column(s) {', '.join(map(repr, missing))}; columns are: {', '.join(columns)}")
+            raise UserError(
+                f"data.{key}: no column(s) {', '.join(map(repr, missing))}; columns are: {', '.join(columns)}"
+            )
     notes = []
     features = [c for c in df.columns if c != target and c not in data_cfg.drop]
     for col in [c for c in features if _is_saved_index(df[c])]:
@@ -107,8 +113,9 @@ def _columns(df: pd.DataFrame, data_cfg: Any) -> tuple[str, list[str], list[str]
 def _target_values(y_raw: pd.Series, is_csv: bool) -> pd.Series:
     if y_raw.isna().any():
         i = int(np.flatnonzero(y_raw.isna().to_numpy())[0])
-        raise UserError(f"column '{y_raw.name}' (the target): missing value at {where(is_csv, i)}; drop or fill those "
-                        f"rows")
+        raise UserError(
+            f"column '{y_raw.name}' (the target): missing value at {where(is_csv, i)}; drop or fill those rows"
+        )
     if _column_kind(y_raw, is_csv) == "numeric" and not pd.api.types.is_numeric_dtype(y_raw):
         return pd.Series(numeric_column(y_raw, is_csv), name=y_raw.name)  # numbers stored as text
     return y_raw
@@ -119,18 +126,22 @@ def _check_every_class_trains(y_raw: pd.Series, classes: list, train: np.ndarray
     missing = [c for c in classes if c not in present]
     if missing:
         count = int((y_raw == missing[0]).sum())
-        raise UserError(f"column '{y_raw.name}' (the target): class {missing[0]!r} has {count} row(s) and none of them "
-                        f"landed in the training split; add rows, or lower data.test_size / data.val_size")
+        raise UserError(
+            f"column '{y_raw.name}' (the target): class {missing[0]!r} has {count} row(s) and none of them "
+            f"landed in the training split; add rows, or lower data.test_size / data.val_size"
+        )
 
 
-def _fit_features(df: pd.DataFrame, features: list[str], data_cfg: Any, train: np.ndarray, is_csv: bool,
-                  prep: dict) -> dict[str, np.ndarray]:
+def _fit_features(
+    df: pd.DataFrame, features: list[str], data_cfg: Any, train: np.ndarray, is_csv: bool, prep: dict
+) -> dict[str, np.ndarray]:
     """Fill prep with each column's kind, levels, imputation and scaling (fitted on the training rows only);
     return the numeric columns as read and checked, so encode does not read them again."""
     kinds = {c: "categorical" if c in data_cfg.categorical else _column_kind(df[c], is_csv) for c in features}
     # named from the distinct values only: turning a million rows into text takes a second
-    levels = {c: sorted(set(categories(pd.Series(df[c].dropna().unique())))) for c in features
-              if kinds[c] == "categorical"}
+    levels = {
+        c: sorted(set(categories(pd.Series(df[c].dropna().unique())))) for c in features if kinds[c] == "categorical"
+    }
     prep.update(columns=list(map(str, features)), kinds=kinds, categories=levels, impute={}, scale_kind=data_cfg.scale)
     if data_cfg.impute != "none":
         train_df = df.iloc[train]
@@ -176,8 +187,11 @@ def load_data(cfg: Config, config_dir: Path | None) -> Prepared:
 
 def _is_saved_index(s: pd.Series) -> bool:
     """An 'Unnamed: 0' column of 0..n-1: what DataFrame.to_csv writes unless index=False."""
-    return (str(s.name).startswith("Unnamed:") and pd.api.types.is_integer_dtype(s)
-            and np.array_equal(s.to_numpy(), np.arange(len(s))))
+    return (
+        str(s.name).startswith("Unnamed:")
+        and pd.api.types.is_integer_dtype(s)
+        and np.array_equal(s.to_numpy(), np.arange(len(s)))
+    )
 
 
 def _column_kind(s: pd.Series, is_csv: bool) -> str:
@@ -191,8 +205,10 @@ def _column_kind(s: pd.Series, is_csv: bool) -> str:
         # Mostly numbers with a few words in between is a data error, never a category.
         bad = int(np.flatnonzero(as_num.isna().to_numpy())[0])
         i = s.index.get_loc(present.index[bad])
-        raise UserError(f"column '{s.name}': {present.iloc[bad]!r} at {where(is_csv, i)} is not a number, "
-                        f"while {as_num.notna().mean():.0%} of the column is numeric; fix or remove that value")
+        raise UserError(
+            f"column '{s.name}': {present.iloc[bad]!r} at {where(is_csv, i)} is not a number, "
+            f"while {as_num.notna().mean():.0%} of the column is numeric; fix or remove that value"
+        )
     return "categorical"
 
 

@@ -4,7 +4,8 @@ terminal) and how a metrics report reads. Display only: nothing here decides whe
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class Lines:
@@ -38,12 +39,26 @@ class Bar(Lines):
         self.progress: Any = None
 
     def begin(self, epochs: int, done: int, steps: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.steps = steps
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-                                 console=self.console, transient=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=self.console,
+            transient=True,
+        )
         self.progress.start()
         self.epochs = self.progress.add_task("epoch", total=epochs, completed=done, info="")
         self.batches = self.progress.add_task("batch", total=steps, visible=False, info="")
@@ -69,5 +84,6 @@ class Bar(Lines):
 
 def format_metrics(values: dict[str, float], base: dict[str, float]) -> str:
     """One metric a line, with the trivial baseline beside it where there is one."""
-    return "\n".join(f"  {k:<9} {v:.4f}" + (f"   (baseline {base[k]:.4f})" if k in base else "")
-                     for k, v in values.items())
+    return "\n".join(
+        f"  {k:<9} {v:.4f}" + (f"   (baseline {base[k]:.4f})" if k in base else "") for k, v in values.items()
+    )

@@ -6,13 +6,14 @@ import copy
 import csv
 import functools
 import os
-import platform
 import pickle
+import platform
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 from .errors import UserError, first_line
 from .plain import strict_json
@@ -28,8 +29,10 @@ def versions() -> dict[str, str]:
     """What reproduces a run; read from package metadata, so nothing is imported for it."""
     from importlib.metadata import version
 
-    return {"python": platform.python_version(),
-            **{name: version(name) for name in ("nntrain", "torch", "numpy", "pandas", "scikit-learn")}}
+    return {
+        "python": platform.python_version(),
+        **{name: version(name) for name in ("nntrain", "torch", "numpy", "pandas", "scikit-learn")},
+    }
 
 
 def create_run_dir(root: str | Path, name: str) -> Path:
@@ -136,8 +139,10 @@ def load_checkpoint(path: Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise UserError(f"{path}: refused to load: the file holds objects that would run code when unpickled "
-                        f"({first_line(e, 200)}). Only load checkpoints you trust.") from None
+        raise UserError(
+            f"{path}: refused to load: the file holds objects that would run code when unpickled "
+            f"({first_line(e, 200)}). Only load checkpoints you trust."
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise UserError(f"{path}: checkpoint is corrupt or truncated ({first_line(e, 200)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:

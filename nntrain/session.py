@@ -4,9 +4,10 @@ checkpoint holds. The loop that moves the state on is train.py's."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,8 +25,17 @@ from .loading import load_config
 from .model import build_mlp, n_outputs
 from .plain import flatten
 from .preprocess import Prepared, load_data
-from .runs import CHECKPOINT_FORMAT, atomic_save, clean_leftovers, create_run_dir, load_checkpoint, resolve_run_dir
-from .runs import truncate_metrics, versions, write_json
+from .runs import (
+    CHECKPOINT_FORMAT,
+    atomic_save,
+    clean_leftovers,
+    create_run_dir,
+    load_checkpoint,
+    resolve_run_dir,
+    truncate_metrics,
+    versions,
+    write_json,
+)
 from .stopping import SIGNALS
 
 
@@ -85,15 +95,31 @@ class Run:
 
     def state(self) -> dict:
         p, d = self.parts, self.data
-        return {"format": CHECKPOINT_FORMAT, "config": to_plain(self.cfg), "prep": d.prep, "n_inputs": d.X.shape[1],
-                "n_outputs": n_outputs(self.cfg, d.task, d.n_outputs), "task": d.task, "versions": versions(),
-                "epoch": self.epoch, "step": self.step, "model": p.model.state_dict(),
-                "optimizer": p.optimizer.state_dict(), "scheduler": p.scheduler.state_dict() if p.scheduler else None,
-                "best_value": self.best_value, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
-                "epoch_gen_state": self.epoch_gen_state, "step_losses": self.step_losses,
-                "diag": self.diag.state() if self.diag is not None else self.diag_state,
-                "rng": {"torch": torch.get_rng_state(), "shuffle": self.gen.get_state(),
-                        "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []}}
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": to_plain(self.cfg),
+            "prep": d.prep,
+            "n_inputs": d.X.shape[1],
+            "n_outputs": n_outputs(self.cfg, d.task, d.n_outputs),
+            "task": d.task,
+            "versions": versions(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "model": p.model.state_dict(),
+            "optimizer": p.optimizer.state_dict(),
+            "scheduler": p.scheduler.state_dict() if p.scheduler else None,
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "epoch_gen_state": self.epoch_gen_state,
+            "step_losses": self.step_losses,
+            "diag": self.diag.state() if self.diag is not None else self.diag_state,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "shuffle": self.gen.get_state(),
+                "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            },
+        }
 
 
 def batch_size(cfg: Config, n_train: int) -> int:
@@ -102,20 +128,27 @@ def batch_size(cfg: Config, n_train: int) -> int:
 
 def _setup(cfg: Config, data: Prepared, device: torch.device, group: Any = None) -> tuple[Parts, int, str]:
     if group and any(layer.batch_norm for layer in cfg.model.resolved_layers()):
-        raise UserError("model.batch_norm with several processes: each rank would normalise by its own shard's "
-                        "statistics; train batch-norm models in one process")
+        raise UserError(
+            "model.batch_norm with several processes: each rank would normalise by its own shard's "
+            "statistics; train batch-norm models in one process"
+        )
     fusable, why = plan(cfg, data.task)
     if cfg.train.engine == "fused" and not fusable:
         raise UserError(f"train.engine=fused: this model needs autograd ({why}); use engine: auto")
     fused = fusable and cfg.train.engine != "autograd" and not cfg.train.compile
     parts = build_parts(cfg, data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs), data.task, device, fused)
     bs = batch_size(cfg, len(data.train))
-    threads = cfg.train.threads or auto_threads(sum(p.numel() for p in parts.model.parameters()) * bs,
-                                                group.local_world if group else 1)
+    threads = cfg.train.threads or auto_threads(
+        sum(p.numel() for p in parts.model.parameters()) * bs, group.local_world if group else 1
+    )
     torch.set_num_threads(threads)
-    note = ("fused step (forward and backward written out)" if fused
-            else "autograd step under torch.compile (train.compile: true)" if cfg.train.compile
-            else f"autograd step ({'train.engine: autograd' if fusable else why})")
+    note = (
+        "fused step (forward and backward written out)"
+        if fused
+        else "autograd step under torch.compile (train.compile: true)"
+        if cfg.train.compile
+        else f"autograd step ({'train.engine: autograd' if fusable else why})"
+    )
     return parts, threads, note
 
 
@@ -177,8 +210,9 @@ def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
     prep = ckpt["prep"]
     X, y = load_encoded(prep)
     split = json.loads((run_dir / "split.json").read_text())
-    data = Prepared(X, y, *(np.asarray(split[k], dtype=np.int64) for k in ("train", "val", "test")), prep,
-                    "as when the run started")
+    data = Prepared(
+        X, y, *(np.asarray(split[k], dtype=np.int64) for k in ("train", "val", "test")), prep, "as when the run started"
+    )
     parts, threads, note = _setup(cfg, data, device, group)
     parts.model.load_state_dict(ckpt["model"])
     parts.optimizer.load_state_dict(ckpt["optimizer"])
@@ -191,10 +225,25 @@ def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
         torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
     if not group or group.writes:
         truncate_metrics(run_dir / "metrics.csv", ckpt["epoch"])
-    return Run(cfg, run_dir, data, parts, device, threads, note, gen, group=group, epoch=ckpt["epoch"], step=ckpt["step"],
-               epoch_gen_state=ckpt["epoch_gen_state"], step_losses=ckpt["step_losses"],
-               best_value=ckpt["best_value"], best_epoch=ckpt["best_epoch"], bad_epochs=ckpt["bad_epochs"],
-               diag_state=ckpt.get("diag"))
+    return Run(
+        cfg,
+        run_dir,
+        data,
+        parts,
+        device,
+        threads,
+        note,
+        gen,
+        group=group,
+        epoch=ckpt["epoch"],
+        step=ckpt["step"],
+        epoch_gen_state=ckpt["epoch_gen_state"],
+        step_losses=ckpt["step_losses"],
+        best_value=ckpt["best_value"],
+        best_epoch=ckpt["best_epoch"],
+        bad_epochs=ckpt["bad_epochs"],
+        diag_state=ckpt.get("diag"),
+    )
 
 
 def _resumed_config(ckpt: dict, overrides: list[str]) -> Config:
@@ -202,13 +251,21 @@ def _resumed_config(ckpt: dict, overrides: list[str]) -> Config:
     stored = ckpt["config"]
     cfg = load_config(None, list(overrides), raw=json.loads(json.dumps(stored)))  # a deep copy to override
     was, now = flatten(stored), flatten(to_plain(cfg))
-    changed = [f"{k}: {was.get(k)!r} -> {now.get(k)!r}" for k in dict.fromkeys([*was, *now])
-               if was.get(k) != now.get(k) and not k.startswith(RESUMABLE)]
+    changed = [
+        f"{k}: {was.get(k)!r} -> {now.get(k)!r}"
+        for k in dict.fromkeys([*was, *now])
+        if was.get(k) != now.get(k) and not k.startswith(RESUMABLE)
+    ]
     if changed:
-        raise UserError(changed, header="these keys cannot change on resume (the checkpoint was trained with the "
-                                        "old values); start a new run instead:")
+        raise UserError(
+            changed,
+            header="these keys cannot change on resume (the checkpoint was trained with the "
+            "old values); start a new run instead:",
+        )
     if ckpt["step"] and cfg.train.batch_size != stored["train"]["batch_size"]:
-        raise UserError(f"train.batch_size={cfg.train.batch_size}: the run stopped in the middle of epoch "
-                        f"{ckpt['epoch'] + 1}, whose batches were cut at {stored['train']['batch_size']}; resume "
-                        f"without changing it (a change at an epoch boundary is fine)")
+        raise UserError(
+            f"train.batch_size={cfg.train.batch_size}: the run stopped in the middle of epoch "
+            f"{ckpt['epoch'] + 1}, whose batches were cut at {stored['train']['batch_size']}; resume "
+            f"without changing it (a change at an epoch boundary is fine)"
+        )
     return cfg

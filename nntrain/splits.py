@@ -18,7 +18,9 @@ def split(n: int, y: pd.Series | None, data_cfg: Any, seed: int) -> tuple[np.nda
     return np.sort(train), np.sort(val), np.sort(test)
 
 
-def _holdout(idx: np.ndarray, labels: np.ndarray | None, size: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _holdout(
+    idx: np.ndarray, labels: np.ndarray | None, size: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(kept, held out): ceil(size * n) rows held out, each class in proportion (largest remainders)."""
     n_out = int(np.ceil(size * len(idx)))
     if labels is None:

@@ -33,8 +33,11 @@ class Interrupted(Stop):
         self.exit_code = 128 + signum
         self.run_dir = run_dir
         name = signal.Signals(signum).name
-        super().__init__(f"{name} at epoch {epoch + 1}, step {step}; last.pt saved. Resume with: nntrain fit "
-                         f"--resume {run_dir}" if run_dir else f"{name} before a run folder was made; nothing to resume")
+        super().__init__(
+            f"{name} at epoch {epoch + 1}, step {step}; last.pt saved. Resume with: nntrain fit --resume {run_dir}"
+            if run_dir
+            else f"{name} before a run folder was made; nothing to resume"
+        )
 
 
 class Signals:

@@ -20,9 +20,10 @@ import math
 import re
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import optuna
 import yaml
@@ -38,9 +39,14 @@ from .stopping import Diverged, catching_signals
 from .train import Halt, train
 
 SETTINGS = ("trials", "direction", "pruner")
-PRUNERS = {"none": "NopPruner", "median": "MedianPruner", "percentile": "PercentilePruner",
-           "hyperband": "HyperbandPruner", "successive_halving": "SuccessiveHalvingPruner",
-           "threshold": "ThresholdPruner"}
+PRUNERS = {
+    "none": "NopPruner",
+    "median": "MedianPruner",
+    "percentile": "PercentilePruner",
+    "hyperband": "HyperbandPruner",
+    "successive_halving": "SuccessiveHalvingPruner",
+    "threshold": "ThresholdPruner",
+}
 DEFAULT_TRIALS = 20
 
 
@@ -64,7 +70,9 @@ class Dimension:
         if self.step is None:
             return None
         n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
-        return [flow(self.low + i * self.step if self.is_int else round(self.low + i * self.step, 12)) for i in range(n)]
+        return [
+            flow(self.low + i * self.step if self.is_int else round(self.low + i * self.step, 12)) for i in range(n)
+        ]
 
 
 @dataclass
@@ -81,8 +89,10 @@ def plan(cfg: Config, trials: int | None = None, grid: bool = False) -> Plan:
     """The sweep section checked as a whole: every problem at once, each value tried against the config."""
     section = cfg.sweep
     if not section:
-        raise UserError("the config has no sweep section; add one, e.g. sweep: {optimizer.lr: {low: 1e-4, high: 1e-1, "
-                        "log: true}, trials: 20}")
+        raise UserError(
+            "the config has no sweep section; add one, e.g. sweep: {optimizer.lr: {low: 1e-4, high: 1e-1, "
+            "log: true}, trials: 20}"
+        )
     base = to_plain(cfg)
     base.pop("sweep")
     monitor = metrics.monitor_name(cfg.train.monitor)
@@ -104,8 +114,10 @@ def plan(cfg: Config, trials: int | None = None, grid: bool = False) -> Plan:
     elif direction not in ("minimize", "maximize"):
         problems.append(f"sweep.direction={direction}: choose auto, minimize or maximize")
     elif direction != wanted:
-        problems.append(f"sweep.direction={direction}: train.monitor={monitor} is better when "
-                        f"{'higher' if wanted == 'maximize' else 'lower'}; use direction: auto")
+        problems.append(
+            f"sweep.direction={direction}: train.monitor={monitor} is better when "
+            f"{'higher' if wanted == 'maximize' else 'lower'}; use direction: auto"
+        )
     pruner = section.get("pruner", "median")
     pruner = {"name": pruner} if isinstance(pruner, str) else pruner
     problems += _pruner_problems(pruner)
@@ -115,9 +127,11 @@ def plan(cfg: Config, trials: int | None = None, grid: bool = False) -> Plan:
     if grid and not problems:
         continuous = [d.key for d in dims if d.grid() is None]
         if continuous:
-            problems.append(f"--grid runs every combination of listed values; {', '.join(continuous)} "
-                            f"{'is a range' if len(continuous) == 1 else 'are ranges'} without a step: give a list "
-                            f"of values or a step")
+            problems.append(
+                f"--grid runs every combination of listed values; {', '.join(continuous)} "
+                f"{'is a range' if len(continuous) == 1 else 'are ranges'} without a step: give a list "
+                f"of values or a step"
+            )
         else:
             size = math.prod(len(d.grid()) for d in dims)
             n = size if trials is None else min(n, size)
@@ -138,8 +152,10 @@ def _dimension(key: str, spec: Any, base: dict) -> tuple[Dimension | None, list[
     elif isinstance(spec, dict):
         unknown = [k for k in spec if k not in ("low", "high", "log", "step")]
         if unknown:
-            return None, [f"{where}.{k}: a range takes low, high, log and step{did_you_mean(k, ['low', 'high', 'log', 'step'])}"
-                          for k in unknown]
+            return None, [
+                f"{where}.{k}: a range takes low, high, log and step{did_you_mean(k, ['low', 'high', 'log', 'step'])}"
+                for k in unknown
+            ]
         low, high, log, step = spec.get("low"), spec.get("high"), bool(spec.get("log", False)), spec.get("step")
         numbers = [v for v in (low, high) if isinstance(v, (int, float)) and not isinstance(v, bool)]
         if len(numbers) < 2:
@@ -161,7 +177,11 @@ def _dimension(key: str, spec: Any, base: dict) -> tuple[Dimension | None, list[
         except UserError as e:
             for p in e.problems:
                 inner = dataclasses.replace(p, from_command_line=False)
-                told = dataclasses.replace(inner, key=f"sweep.{key}") if p.key == key else Problem(where, str(inner), value)
+                told = (
+                    dataclasses.replace(inner, key=f"sweep.{key}")
+                    if p.key == key
+                    else Problem(where, str(inner), value)
+                )
                 problems.setdefault(str(inner), told)
     return dim, list(problems.values())
 
@@ -175,8 +195,10 @@ def _pruner_problems(spec: Any) -> list[str]:
         return [f"sweep.pruner={spec!r}: give a name ({', '.join(PRUNERS)}) or {{name: median, n_warmup_steps: 5}}"]
     name = str(spec["name"]).lower()
     if name not in PRUNERS:
-        return [f"sweep.pruner.name={spec['name']}: unknown pruner{did_you_mean(name, PRUNERS)}; choose one of: "
-                f"{', '.join(PRUNERS)}"]
+        return [
+            f"sweep.pruner.name={spec['name']}: unknown pruner{did_you_mean(name, PRUNERS)}; choose one of: "
+            f"{', '.join(PRUNERS)}"
+        ]
     kwargs = {k: v for k, v in spec.items() if k != "name"}
     try:
         _pruner(spec)
@@ -260,15 +282,25 @@ def open_study(url: str, name: str, p: Plan, grid: bool) -> Any:
         try:
             storage = optuna.storages.RDBStorage(url, **kwargs)
         except ImportError as e:
-            raise UserError(f"--storage {masked(url)}: {e}; pip install -e \".[sweep]\" installs the PostgreSQL driver") from None
+            raise UserError(
+                f'--storage {masked(url)}: {e}; pip install -e ".[sweep]" installs the PostgreSQL driver'
+            ) from None
         except Exception as e:  # a server that cannot be reached, a bad password: sqlalchemy's many error types
             raise UserError(f"--storage {masked(url)}: cannot open it: {first_line(e)}") from None
         sampler = _grid({d.key: d.grid() for d in p.dims}) if grid else optuna.samplers.TPESampler()
-        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=_pruner(p.pruner),
-                                    direction=p.direction, load_if_exists=True)
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            sampler=sampler,
+            pruner=_pruner(p.pruner),
+            direction=p.direction,
+            load_if_exists=True,
+        )
     if study.direction.name.lower() != p.direction:
-        raise UserError(f"study {name} in {masked(url)} was made to {study.direction.name.lower()}; this config asks to "
-                        f"{p.direction}: use another --study")
+        raise UserError(
+            f"study {name} in {masked(url)} was made to {study.direction.name.lower()}; this config asks to "
+            f"{p.direction}: use another --study"
+        )
     return study
 
 
@@ -286,12 +318,21 @@ class Pruner:
         if math.isfinite(value):
             self.trial.report(value, epoch)
         if self.trial.should_prune():
-            return Halt("pruned", f"pruned by the sweep's {self.pruner} pruner at epoch {epoch} ({self.monitor}={value:.4f})")
+            return Halt(
+                "pruned", f"pruned by the sweep's {self.pruner} pruner at epoch {epoch} ({self.monitor}={value:.4f})"
+            )
         return None
 
 
-def sweep(path: Path, overrides: list[str], trials: int | None, storage: str | None, study_name: str | None,
-          grid: bool, log: Callable[[str], None]) -> dict:
+def sweep(
+    path: Path,
+    overrides: list[str],
+    trials: int | None,
+    storage: str | None,
+    study_name: str | None,
+    grid: bool,
+    log: Callable[[str], None],
+) -> dict:
     """Run trials until the study holds the requested number; return the study's results."""
     cfg = configure(path, overrides)
     p = plan(cfg, trials, grid)
@@ -300,8 +341,10 @@ def sweep(path: Path, overrides: list[str], trials: int | None, storage: str | N
     root = Path(cfg.runs_dir) / name
     root.mkdir(parents=True, exist_ok=True)
     study = open_study(url, name, p, grid)
-    log(f"study {name} in {masked(url)}: {p.trials} trials in all, {p.direction} {p.monitor}; "
-        f"{'grid' if grid else 'TPE'} sampler, {p.pruner['name']} pruner; run folders under {root}/")
+    log(
+        f"study {name} in {masked(url)}: {p.trials} trials in all, {p.direction} {p.monitor}; "
+        f"{'grid' if grid else 'TPE'} sampler, {p.pruner['name']} pruner; run folders under {root}/"
+    )
     ran = 0
     with catching_signals():
         while True:
@@ -309,33 +352,40 @@ def sweep(path: Path, overrides: list[str], trials: int | None, storage: str | N
                 if len(study.get_trials(deepcopy=False)) >= p.trials:
                     break
                 trial = study.ask()
-            params = {d.key: _suggest(trial, d) for d in p.dims}
-            raw = _copy(p.base)
-            raw["runs_dir"] = str(root)
-            tcfg = load_config(None, [f"{k}={v}" for k, v in params.items()], raw=raw, name=f"trial-{trial.number:04d}")
-            t0 = time.perf_counter()
-            try:
-                run = start(tcfg, path.parent)
-                trial.set_user_attr("run_dir", str(run.run_dir))
-                summary = train(run, log=lambda m: None, progress=Lines(lambda m: None, quiet=True),
-                                should_stop=Pruner(trial, p.monitor, p.pruner["name"]))
-            except Diverged as e:  # recorded as failed; the sweep goes on (a high lr is what sweeps try)
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                log(f"trial {trial.number}: failed: {e}")
-                continue
-            except BaseException:  # a signal or a bad data value: the trial is marked failed, the sweep stops
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                raise
-            chosen = " ".join(f"{k}={_short(v)}" for k, v in params.items())
-            if summary["status"] == "pruned":
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                log(f"trial {trial.number}: {chosen} -> {summary['stopped']}")
-            else:
-                study.tell(trial, summary["best_value"])
-                log(f"trial {trial.number}: {chosen} -> {p.monitor}={summary['best_value']:.4f} "
-                    f"(test {_headline(summary)}; {time.perf_counter() - t0:.1f} s)")
-            ran += 1
+            ran += _run_trial(study, trial, p, root, path.parent, log)
     return finish(study, root, p, log) | {"ran_here": ran}
+
+
+def _run_trial(study: Any, trial: Any, p: Plan, root: Path, config_dir: Path, log: Callable[[str], None]) -> int:
+    """One trial in its own run folder, told to the study: completed, pruned or failed. 1 if it trained."""
+    params = {d.key: _suggest(trial, d) for d in p.dims}
+    raw = _copy(p.base)
+    raw["runs_dir"] = str(root)
+    cfg = load_config(None, [f"{k}={v}" for k, v in params.items()], raw=raw, name=f"trial-{trial.number:04d}")
+    t0 = time.perf_counter()
+    try:
+        run = start(cfg, config_dir)
+        trial.set_user_attr("run_dir", str(run.run_dir))
+        quiet = Lines(lambda m: None, quiet=True)
+        summary = train(run, log=lambda m: None, progress=quiet, should_stop=Pruner(trial, p.monitor, p.pruner["name"]))
+    except Diverged as e:  # recorded as failed; the sweep goes on (a high lr is what sweeps try)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        log(f"trial {trial.number}: failed: {e}")
+        return 0
+    except BaseException:  # a signal or a bad data value: the trial is marked failed, the sweep stops
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        raise
+    chosen = " ".join(f"{k}={_short(v)}" for k, v in params.items())
+    if summary["status"] == "pruned":
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        log(f"trial {trial.number}: {chosen} -> {summary['stopped']}")
+    else:
+        study.tell(trial, summary["best_value"])
+        log(
+            f"trial {trial.number}: {chosen} -> {p.monitor}={summary['best_value']:.4f} "
+            f"(test {_headline(summary)}; {time.perf_counter() - t0:.1f} s)"
+        )
+    return 1
 
 
 def _suggest(trial: Any, d: Dimension) -> str:
@@ -378,11 +428,20 @@ def finish(study: Any, root: Path, p: Plan, log: Callable[[str], None]) -> dict:
         best_cfg = yaml.safe_load((Path(best.user_attrs["run_dir"]) / "config.yaml").read_text())
         best_cfg["name"] = f"{study.study_name}-best"
         best_cfg["runs_dir"] = p.base["runs_dir"]
-        header = (f"# The best trial of sweep {study.study_name}: trial {best.number}, {p.monitor}={best.value:.6g}\n"
-                  f"# ({', '.join(f'{k}={v}' for k, v in best.params.items())}). Train it: nntrain fit THIS_FILE\n")
-        write_atomic(root / "best.yaml", lambda f: f.write((header + yaml.safe_dump(best_cfg, sort_keys=False)).encode()))
-        result.update(best_trial=best.number, best_value=best.value, best_params=best.params,
-                      best_run=best.user_attrs["run_dir"], best_config=str(root / "best.yaml"))
+        header = (
+            f"# The best trial of sweep {study.study_name}: trial {best.number}, {p.monitor}={best.value:.6g}\n"
+            f"# ({', '.join(f'{k}={v}' for k, v in best.params.items())}). Train it: nntrain fit THIS_FILE\n"
+        )
+        write_atomic(
+            root / "best.yaml", lambda f: f.write((header + yaml.safe_dump(best_cfg, sort_keys=False)).encode())
+        )
+        result.update(
+            best_trial=best.number,
+            best_value=best.value,
+            best_params=best.params,
+            best_run=best.user_attrs["run_dir"],
+            best_config=str(root / "best.yaml"),
+        )
     result["plots"] = [str(f) for f in _plots(study, root)] if done else []
     write_json(root / "sweep.json", result)
     return result
@@ -399,9 +458,13 @@ def _plots(study: Any, root: Path) -> list[Path]:
     from .plots import save_png
 
     written = []
-    names = {"optimization_history": ov.plot_optimization_history, "param_importances": ov.plot_param_importances,
-             "parallel_coordinate": ov.plot_parallel_coordinate, "slice": ov.plot_slice,
-             "intermediate_values": ov.plot_intermediate_values}
+    names = {
+        "optimization_history": ov.plot_optimization_history,
+        "param_importances": ov.plot_param_importances,
+        "parallel_coordinate": ov.plot_parallel_coordinate,
+        "slice": ov.plot_slice,
+        "intermediate_values": ov.plot_intermediate_values,
+    }
     for name, fn in names.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "experimental" notices on every call

@@ -4,6 +4,7 @@ pass silently (duplicate or ragged columns, another delimiter), with the file's 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import ctypes
 import hashlib
@@ -50,7 +51,9 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path") -> T
         return _read_sklearn(path.removeprefix("sklearn:"), key)
     p = resolve_path(path, base)
     if not p.is_file():
-        raise UserError(f"{key}={path}: file not found" + (f" (also looked under {base} and {base.parent})" if base else ""))
+        raise UserError(
+            f"{key}={path}: file not found" + (f" (also looked under {base} and {base.parent})" if base else "")
+        )
     digest = sha256_soon(p)  # already under way when fit started it before importing torch
     frame, is_csv = _read_frame(p, p.suffix.lower(), f"{key}={path}")
     sha256 = digest.result()
@@ -89,10 +92,14 @@ def _read_csv(p: Path, shown: str) -> pd.DataFrame:
     except pd.errors.ParserError as e:
         raise UserError(f"{shown}: rows of unequal length: {e}".rstrip()) from None
     except UnicodeDecodeError as e:
-        raise UserError(f"{shown}: not a UTF-8 text file ({e.reason} at byte {e.start}); save it as UTF-8 CSV") from None
+        raise UserError(
+            f"{shown}: not a UTF-8 text file ({e.reason} at byte {e.start}); save it as UTF-8 CSV"
+        ) from None
     if frame.shape[1] == 1 and any(d in str(frame.columns[0]) for d in ";\t|"):
-        raise UserError(f"{shown}: only one column, '{str(frame.columns[0])[:60]}': the file seems to use another "
-                        f"delimiter than ','; save it as comma-separated")
+        raise UserError(
+            f"{shown}: only one column, '{str(frame.columns[0])[:60]}': the file seems to use another "
+            f"delimiter than ','; save it as comma-separated"
+        )
     _trim_heap()
     # A short row comes back with its last fields NaN; only then is it worth reading the file again to find it.
     if header and frame.iloc[:, -1].hasnans:
@@ -106,10 +113,8 @@ def _trim_heap() -> None:
     """Hand freed heap memory back to the system (glibc's malloc_trim; elsewhere nothing). pandas' parallel
     parse frees its per-chunk buffers into malloc's arenas, which kept them resident: 320 MiB beside a 1M x 50
     table, while the float32 matrix is made next to it."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def _header(p: Path) -> list[str]:
@@ -128,8 +133,10 @@ def _ragged_row(p: Path, width: int) -> tuple[int, int] | None:
 
 def _read_sklearn(name: str, key: str = "data.path") -> Table:
     if name not in SKLEARN_DATASETS:
-        raise UserError(f"{key}=sklearn:{name}: unknown dataset{did_you_mean(name, SKLEARN_DATASETS)}; "
-                        f"choose one of: {', '.join('sklearn:' + d for d in SKLEARN_DATASETS)}")
+        raise UserError(
+            f"{key}=sklearn:{name}: unknown dataset{did_you_mean(name, SKLEARN_DATASETS)}; "
+            f"choose one of: {', '.join('sklearn:' + d for d in SKLEARN_DATASETS)}"
+        )
     from sklearn import datasets
 
     bunch = getattr(datasets, f"load_{name}")(as_frame=True)

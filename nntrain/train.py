@@ -1,6 +1,6 @@
 """The loop: from wherever a Run stands to its last epoch, then the test metrics of best.pt, summary.json and
 the plots. The step (written out or autograd, in one process or a data-parallel group) is chosen once per
-run by make_step; the loop never asks which it runs.
+run by steps.make_step; the loop never asks which it runs.
 """
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from __future__ import annotations
 import math
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from . import metrics as M
 from .config import Config, loss_name
@@ -25,6 +25,7 @@ from .model import param_table
 from .progress import Lines, format_metrics
 from .runs import MetricsLog, Saver, load_checkpoint, versions, write_json
 from .session import Run, start
+from .steps import make_step
 from .stopping import SIGNALS, Diverged, Interrupted, RanksDiverged, catching_signals
 
 CHECK_EVERY = 64  # steps between the loop's host syncs: the divergence check, a data-parallel signal check
@@ -47,8 +48,13 @@ def fit(cfg: Config, config_dir: Path | None = None, log: Callable[[str], None] 
         return train(start(cfg, config_dir), log, **options)
 
 
-def train(run: Run, log: Callable[[str], None] = print, progress: Lines | None = None, tensorboard: bool = False,
-          should_stop: ShouldStop | None = None) -> dict:
+def train(
+    run: Run,
+    log: Callable[[str], None] = print,
+    progress: Lines | None = None,
+    tensorboard: bool = False,
+    should_stop: ShouldStop | None = None,
+) -> dict:
     """The loop, from wherever `run` stands, then the test metrics of best.pt and the run's plots.
 
     progress: how epochs are shown (default: a line each through `log`); tensorboard: also write event files
@@ -76,7 +82,7 @@ def _tensorboard(run: Run) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        raise UserError("--tensorboard needs the tensorboard package: pip install -e \".[tensorboard]\"") from None
+        raise UserError('--tensorboard needs the tensorboard package: pip install -e ".[tensorboard]"') from None
     # purge_step drops events of epochs a resume runs again, so curves never double back
     return SummaryWriter(str(run.run_dir / "tensorboard"), purge_step=run.epoch + 1 if run.epoch else None)
 
@@ -111,9 +117,25 @@ def _loop(run: Run, log: Callable[[str], None], progress: Lines, tb: Any, should
     has_bn = any(layer.norm is not None for layer in run.parts.model.hidden)
     steps = math.ceil(n / bs) - (has_bn and n % bs == 1)  # batch norm cannot normalise a batch of one row
     sizes = torch.tensor([min(bs, n - s * bs) for s in range(steps)], device=device, dtype=torch.float32)
-    return Loop(X, y, torch.as_tensor(data.train, device=device), X[data.val], y[data.val], bs, steps, sizes,
-                M.monitor_name(run.cfg.train.monitor), make_step(run, X, y), _interrupt_check(run.group), Saver(run),
-                MetricsLog(run.run_dir / "metrics.csv") if run.writes else None, log, progress, tb, should_stop)
+    return Loop(
+        X,
+        y,
+        torch.as_tensor(data.train, device=device),
+        X[data.val],
+        y[data.val],
+        bs,
+        steps,
+        sizes,
+        M.monitor_name(run.cfg.train.monitor),
+        make_step(run, X, y),
+        _interrupt_check(run.group),
+        Saver(run),
+        MetricsLog(run.run_dir / "metrics.csv") if run.writes else None,
+        log,
+        progress,
+        tb,
+        should_stop,
+    )
 
 
 def _header(run: Run, loop: Loop) -> list[str]:
@@ -122,12 +144,14 @@ def _header(run: Run, loop: Loop) -> list[str]:
     resumed = f" (resumed after epoch {run.epoch}, step {run.step})" if run.epoch or run.step else ""
     threads = f", {run.threads} thread(s)" if run.device.type == "cpu" else ""
     sizes = [data.X.shape[1], *(layer.linear.out_features for layer in model.hidden), model.out.out_features]
-    return [*(f"note: {note}" for note in [*cfg._notes, *data.notes]),
-            f"run folder: {run.run_dir}{resumed}",
-            f"task: {data.task} ({data.task_reason}); loss {loss_name(cfg, data.task)}; device {run.device}{threads}",
-            f"rows: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}; {data.X.shape[1]} input features",
-            f"{len(data.train)} samples / batch {loop.batch} -> {loop.steps} iterations per epoch; {run.path_note}",
-            f"model: {' -> '.join(map(str, sizes))}, {table['total']:,} parameters ({table['trainable']:,} trainable)"]
+    return [
+        *(f"note: {note}" for note in [*cfg._notes, *data.notes]),
+        f"run folder: {run.run_dir}{resumed}",
+        f"task: {data.task} ({data.task_reason}); loss {loss_name(cfg, data.task)}; device {run.device}{threads}",
+        f"rows: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}; {data.X.shape[1]} input features",
+        f"{len(data.train)} samples / batch {loop.batch} -> {loop.steps} iterations per epoch; {run.path_note}",
+        f"model: {' -> '.join(map(str, sizes))}, {table['total']:,} parameters ({table['trainable']:,} trainable)",
+    ]
 
 
 def _train(run: Run, loop: Loop, t_start: float) -> dict:
@@ -166,7 +190,7 @@ def _epoch(run: Run, loop: Loop) -> float:
     for s in range(run.step, loop.steps):
         if loop.interrupted(s):
             _stop_mid_epoch(run, loop, s)
-        run.step_losses[s] = loop.step(order[s * bs:(s + 1) * bs])
+        run.step_losses[s] = loop.step(order[s * bs : (s + 1) * bs])
         if diag is not None:
             diag.after_step(s)
         if s % 8 == 0:
@@ -198,22 +222,35 @@ def _end_of_epoch(run: Run, loop: Loop, train_loss: float, lr: float, t0: float)
         parts.scheduler.step()
     val = evaluate(parts.model, loop.X_val, loop.y_val, cfg, run.data.prep, parts.criterion)
     value = val["loss"] if loop.monitor == "val_loss" else val[loop.monitor.removeprefix("val_")]
-    improved = run.best_value is None or (value > run.best_value + cfg.train.min_delta if M.maximize(loop.monitor)
-                                          else value < run.best_value - cfg.train.min_delta)
+    improved = run.best_value is None or (
+        value > run.best_value + cfg.train.min_delta
+        if M.maximize(loop.monitor)
+        else value < run.best_value - cfg.train.min_delta
+    )
     if improved:
         run.best_value, run.best_epoch, run.bad_epochs = value, epoch, 0
     else:
         run.bad_epochs += 1
     diag_values = run.diag.epoch_values() if run.diag is not None else {}
-    row = {"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}, "lr": lr,
-           **diag_values, "seconds": time.perf_counter() - t0}
+    row = {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        **{f"val_{k}": v for k, v in val.items()},
+        "lr": lr,
+        **diag_values,
+        "seconds": time.perf_counter() - t0,
+    }
     if loop.metrics_log is not None:
         loop.metrics_log.append(row)
     if improved:
         loop.saver.best_changed()
     shown = " ".join(f"{k}={v:.4f}" for k, v in val.items())
-    loop.progress.epoch(epoch, f"epoch {epoch:>3}/{cfg.train.epochs}  train_loss={train_loss:.4f}  val {shown}  "
-                               f"lr={lr:.3g}" + ("  *" if improved else ""), row)
+    loop.progress.epoch(
+        epoch,
+        f"epoch {epoch:>3}/{cfg.train.epochs}  train_loss={train_loss:.4f}  val {shown}  "
+        f"lr={lr:.3g}" + ("  *" if improved else ""),
+        row,
+    )
     asked = loop.should_stop(epoch, row) if loop.should_stop is not None else None
     _report(run, loop, epoch, row, diag_values)
     halt = _halt(run, loop, asked)
@@ -251,11 +288,20 @@ def _halt(run: Run, loop: Loop, asked: Halt | None) -> Halt | None:
 def _summary(run: Run, status: str, stopped: str | None, seconds: float) -> dict:
     """summary.json without the test metrics: what every run that ends says of itself."""
     data = run.data
-    return {"run_dir": str(run.run_dir), "status": status, "best_epoch": run.best_epoch,
-            "monitor": M.monitor_name(run.cfg.train.monitor), "best_value": run.best_value, "epochs_run": run.epoch,
-            "stopped": stopped, "train_seconds": round(seconds, 3), "task": data.task,
-            "rows": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
-            "data": {"source": data.prep["source"], "sha256": data.prep["sha256"]}, "versions": versions()}
+    return {
+        "run_dir": str(run.run_dir),
+        "status": status,
+        "best_epoch": run.best_epoch,
+        "monitor": M.monitor_name(run.cfg.train.monitor),
+        "best_value": run.best_value,
+        "epochs_run": run.epoch,
+        "stopped": stopped,
+        "train_seconds": round(seconds, 3),
+        "task": data.task,
+        "rows": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
+        "data": {"source": data.prep["source"], "sha256": data.prep["sha256"]},
+        "versions": versions(),
+    }
 
 
 def _finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:
@@ -269,8 +315,9 @@ def _finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:
             return {"run_dir": str(run.run_dir), "rank": group.rank}
     parts.model.load_state_dict(load_checkpoint(run.run_dir / "best.pt")["model"])
     test_rows = data.test
-    test, scores = evaluate_with_scores(parts.model, loop.X[test_rows], loop.y[test_rows], run.cfg, data.prep,
-                                        parts.criterion)
+    test, scores = evaluate_with_scores(
+        parts.model, loop.X[test_rows], loop.y[test_rows], run.cfg, data.prep, parts.criterion
+    )
     y_test = truth(data.prep, data.y[test_rows])
     summary = _summary(run, halt.status if halt else "completed", halt.reason if halt else None, seconds)
     summary.update(test=test, test_baseline=M.baseline(data.task, y_test, data.prep))
@@ -284,94 +331,13 @@ def _finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:
     return summary
 
 
-def write_plots(run_dir: Path, monitor: str, task: str, y_true: np.ndarray, scores: np.ndarray,
-                classes: list | None) -> list[Path]:
+def write_plots(
+    run_dir: Path, monitor: str, task: str, y_true: np.ndarray, scores: np.ndarray, classes: list | None
+) -> list[Path]:
     """PNG plots in the run folder: curves from metrics.csv, and the test split's predictions."""
     from .plots import curve_plots, prediction_plots
 
     return curve_plots(run_dir, monitor) + prediction_plots(run_dir, task, y_true, scores, classes)
-
-
-# ---------------------------------------------------------------- the step, chosen once
-
-
-def make_step(run: Run, X: torch.Tensor, y: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A batch's row indices in, its loss out: the gradients computed (written out, or by autograd), summed
-    over a data-parallel group's ranks, clipped, and applied by the optimizer."""
-    parts = run.parts
-    grads = _fused_grads(parts.fused, X, y) if parts.fused is not None else _autograd_grads(run, X, y)
-    if run.group is not None:
-        grads = _sharded(grads, run)
-    clip = _clipper(run)
-    optimizer = parts.optimizer
-
-    def step(idx: torch.Tensor) -> torch.Tensor:
-        loss = grads(idx)
-        clip()
-        optimizer.step()  # looked up at each step: an LR scheduler wraps the instance's step
-        return loss.detach()
-
-    return step
-
-
-def _fused_grads(fused: Any, X: torch.Tensor, y: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    return lambda idx: fused.loss_and_grads(X[idx], y[idx])
-
-
-def _autograd_grads(run: Run, X: torch.Tensor, y: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    cfg, parts = run.cfg, run.parts
-    # The compiled module shares the original's parameters: checkpoints and evaluation use the original.
-    forward = torch.compile(parts.model) if cfg.train.compile else parts.model
-    l1, optimizer, criterion = cfg.train.l1, parts.optimizer, parts.criterion
-    l1_weights = [m.weight for m in parts.model.modules() if isinstance(m, nn.Linear)] if l1 else []
-
-    def grads(idx: torch.Tensor) -> torch.Tensor:
-        loss = criterion(forward(X[idx]), y[idx])
-        if l1_weights:
-            loss = loss + l1 * sum(w.abs().sum() for w in l1_weights)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        return loss
-
-    return grads
-
-
-def _sharded(grads: Callable, run: Run) -> Callable[[torch.Tensor], torch.Tensor]:
-    """This rank's contiguous part of each batch, its gradients weighted by its share and summed over the ranks."""
-    group, fused, optimizer = run.group, run.parts.fused, run.parts.optimizer
-    params = list(run.parts.model.parameters())
-    flat = fused.flat_grad if fused is not None else None
-
-    def step(idx: torch.Tensor) -> torch.Tensor:
-        part, share = group.shard(idx)
-        if len(part):
-            loss = grads(part)
-        else:  # a last batch with fewer rows than ranks: this rank adds nothing
-            loss = torch.zeros((), device=run.device)
-            if flat is not None:
-                flat.zero_()
-            else:
-                optimizer.zero_grad(set_to_none=True)
-        group.reduce_grads(params, share, flat)
-        return loss * share
-
-    return step
-
-
-def _clipper(run: Run) -> Callable[[], None]:
-    """clip_grad_norm_'s rule; on the fused path as two ops on the flat gradient rather than ops per layer."""
-    max_norm, fused = run.cfg.train.grad_clip, run.parts.fused
-    if not max_norm:
-        return lambda: None
-    if fused is None:
-        params = list(run.parts.model.parameters())
-        return lambda: nn.utils.clip_grad_norm_(params, max_norm)
-
-    def clip() -> None:
-        norm = torch.linalg.vector_norm(fused.flat_grad)
-        fused.flat_grad.mul_((max_norm / (norm + 1e-6)).clamp_(max=1.0))
-
-    return clip
 
 
 def _interrupt_check(group: Any) -> Callable[[int], bool]:
@@ -395,8 +361,11 @@ def _check_diverged(run: Run, lo: int, hi: int, saver: Saver, group: Any = None)
     others waiting for it in the next all-reduce."""
     window = run.step_losses[lo:hi] if group is None else group.sum_(run.step_losses[lo:hi].clone())
     bad_loss = not bool(torch.isfinite(window).all())
-    bad_weights = not bad_loss and hi == len(run.step_losses) and not bool(
-        torch.stack([torch.isfinite(p).all() for p in run.parts.model.parameters()]).all())
+    bad_weights = (
+        not bad_loss
+        and hi == len(run.step_losses)
+        and not bool(torch.stack([torch.isfinite(p).all() for p in run.parts.model.parameters()]).all())
+    )
     if bad_loss or bad_weights:
         saver.save_best()
         step = lo + int((~torch.isfinite(window)).nonzero()[0]) + 1 if bad_loss else hi
@@ -405,5 +374,7 @@ def _check_diverged(run: Run, lo: int, hi: int, saver: Saver, group: Any = None)
         tips = [f"a lower optimizer.lr (now {run.cfg.optimizer.get('lr')})", "train.grad_clip: 1.0"]
         if run.cfg.data.scale == "none":
             tips.append("data.scale: standard")
-        raise Diverged(f"training diverged at epoch {run.epoch + 1}, step {step}: {what}; {kept}last.pt (epoch "
-                       f"{saver.last_epoch}) kept. Try {', '.join(tips)} in a new run")
+        raise Diverged(
+            f"training diverged at epoch {run.epoch + 1}, step {step}: {what}; {kept}last.pt (epoch "
+            f"{saver.last_epoch}) kept. Try {', '.join(tips)} in a new run"
+        )

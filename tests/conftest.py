@@ -71,8 +71,14 @@ def write_config(path: Path, data_path: Path | str, **sections) -> Path:
     """A small config: tiny epochs so a fit takes well under a second."""
     import yaml
 
-    cfg = {"name": "t", "seed": 0, "data": {"path": str(data_path)}, "model": {"hidden": [8]},
-           "optimizer": {"name": "adam", "lr": 0.01}, "train": {"epochs": 3, "batch_size": 16}}
+    cfg = {
+        "name": "t",
+        "seed": 0,
+        "data": {"path": str(data_path)},
+        "model": {"hidden": [8]},
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "train": {"epochs": 3, "batch_size": 16},
+    }
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(cfg.get(key), dict):
             cfg[key] = {**cfg[key], **value}

@@ -31,11 +31,14 @@ def test_phone_on_the_synthetic_table(workdir, cli):
     assert mean_test(cli, "phone.yaml", "accuracy") >= 0.90
 
 
-@pytest.mark.parametrize("config, metric, goal", [
-    ("digits.yaml", "accuracy", 0.95),
-    ("breast_cancer.yaml", "accuracy", 0.95),
-    ("diabetes.yaml", "r2", 0.38),
-    ("iris.yaml", "accuracy", 0.90),
-])
+@pytest.mark.parametrize(
+    "config, metric, goal",
+    [
+        ("digits.yaml", "accuracy", 0.95),
+        ("breast_cancer.yaml", "accuracy", 0.95),
+        ("diabetes.yaml", "r2", 0.38),
+        ("iris.yaml", "accuracy", 0.90),
+    ],
+)
 def test_sklearn_datasets(workdir, cli, config, metric, goal):
     assert mean_test(cli, config, metric) >= goal

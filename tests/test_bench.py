@@ -16,8 +16,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_bench_tiny_runs_and_prints_every_loop():
-    proc = subprocess.run([sys.executable, "benchmarks/bench.py", "--tiny"], cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/bench.py", "--tiny"], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for setting in ("phone", "1m"):
         assert re.search(rf"^### {setting}:", proc.stdout, re.M), proc.stdout
@@ -31,8 +32,13 @@ def test_bench_tiny_runs_and_prints_every_loop():
 
 
 def test_load_benchmark_runs_small_and_reports_ratio_and_memory():
-    proc = subprocess.run([sys.executable, "benchmarks/load.py", "--rows", "20000", "--repeats", "1"], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/load.py", "--rows", "20000", "--repeats", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ratio = re.search(r"^ratio: ([0-9.]+)x read_csv", proc.stdout, re.M)
     peak = re.search(r"nntrain fit: resident ([0-9,]+) MiB = ([0-9.]+)x; anonymous ([0-9,]+) MiB", proc.stdout)

@@ -44,12 +44,34 @@ def test_fit_json_and_run_folder_contents(trained, workdir):
     assert set(summary) >= {"run_dir", "best_epoch", "monitor", "best_value", "test"}
     assert set(summary["test"]) == {"accuracy", "f1_macro", "loss", "roc_auc"}
     run = workdir / summary["run_dir"]
-    assert {p.name for p in run.iterdir()} == {"config.yaml", "metrics.csv", "best.pt", "last.pt", "summary.json", "split.json",
-                                               "curves.png", "diagnostics.png", "confusion_matrix.png", "roc.png", "pr.png"}
+    assert {p.name for p in run.iterdir()} == {
+        "config.yaml",
+        "metrics.csv",
+        "best.pt",
+        "last.pt",
+        "summary.json",
+        "split.json",
+        "curves.png",
+        "diagnostics.png",
+        "confusion_matrix.png",
+        "roc.png",
+        "pr.png",
+    }
     rows = metrics_rows(run)
     assert len(rows) == 3
-    assert list(rows[0]) == ["epoch", "train_loss", "val_accuracy", "val_f1_macro", "val_loss", "val_roc_auc", "lr",
-                             "grad_norm.fc1", "grad_norm.out", "dead_frac.fc1", "seconds"]
+    assert list(rows[0]) == [
+        "epoch",
+        "train_loss",
+        "val_accuracy",
+        "val_f1_macro",
+        "val_loss",
+        "val_roc_auc",
+        "lr",
+        "grad_norm.fc1",
+        "grad_norm.out",
+        "dead_frac.fc1",
+        "seconds",
+    ]
     ckpt = torch.load(run / "best.pt", weights_only=True)
     assert ckpt["epoch"] == summary["best_epoch"]
     assert {"model", "optimizer", "scheduler", "epoch", "best_value", "rng", "config", "prep"} <= set(ckpt)
@@ -133,7 +155,7 @@ def test_params_from_config_and_run(repo, trained, cli):
     assert r.exit_code == 0, r.stderr
     table = json.loads(r.stdout)
     assert table["total"] == 26 and table["trainable"] == 26
-    assert [l["total"] for l in table["layers"]] == [12, 8, 6]
+    assert [row["total"] for row in table["layers"]] == [12, 8, 6]
     summary, _, _ = trained
     r = cli("params", summary["run_dir"])
     assert r.exit_code == 0 and "total" in r.stdout and "trainable" in r.stdout
@@ -142,7 +164,7 @@ def test_params_from_config_and_run(repo, trained, cli):
 def test_params_counts_batch_norm_buffers_apart(workdir, table_csv, cli):
     cfg = write_config(workdir / "c.yaml", table_csv(), model={"hidden": [8], "batch_norm": True})
     table = json.loads(cli("params", cfg, "--json").stdout)
-    bn = [l for l in table["layers"] if l["type"] == "BatchNorm1d"][0]
+    bn = [row for row in table["layers"] if row["type"] == "BatchNorm1d"][0]
     assert (bn["weights"], bn["biases"], bn["buffers"]) == (8, 8, 16)
     assert table["total"] == (3 * 8 + 8) + 16 + (8 * 3 + 3)
 
@@ -154,14 +176,22 @@ def test_params_from_a_config_imports_no_torch_and_equals_the_trained_runs(repo,
 
     summary, _, _ = trained
     config = Path(summary["run_dir"]) / "config.yaml"
-    code = ("import sys, json\nfrom nntrain.cli import app\ntry:\n    app(['params', sys.argv[1], '--json'], "
-            "standalone_mode=False)\nfinally:\n    print(json.dumps({'torch': 'torch' in sys.modules}), file=sys.stderr)")
-    r = subprocess.run([sys.executable, "-c", code, str(config)], cwd=workdir, capture_output=True, text=True,
-                       timeout=120)
+    code = (
+        "import sys, json\nfrom nntrain.cli import app\ntry:\n    app(['params', sys.argv[1], '--json'], "
+        "standalone_mode=False)\nfinally:\n    print(json.dumps({'torch': 'torch' in sys.modules}), file=sys.stderr)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(config)], cwd=workdir, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stderr.strip().splitlines()[-1]) == {"torch": False}
-    from_run = subprocess.run([sys.executable, "-m", "nntrain", "params", summary["run_dir"], "--json"], cwd=workdir,
-                              capture_output=True, text=True, timeout=120)
+    from_run = subprocess.run(
+        [sys.executable, "-m", "nntrain", "params", summary["run_dir"], "--json"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert json.loads(r.stdout) == json.loads(from_run.stdout)
 
 
@@ -269,7 +299,9 @@ def test_unseen_category_at_predict_is_an_error(workdir, table_csv, cli):
     df.loc[1, "color"] = "purple"
     df.to_csv(workdir / "in.csv", index=False)
     r = cli("predict", "runs/t", workdir / "in.csv")
-    assert r.exit_code == 2 and "column 'color': value 'purple' at row 2 (line 3) was never seen in training" in r.stderr
+    assert (
+        r.exit_code == 2 and "column 'color': value 'purple' at row 2 (line 3) was never seen in training" in r.stderr
+    )
     df.loc[1, "color"] = None
     df.to_csv(workdir / "in.csv", index=False)
     r = cli("predict", "runs/t", workdir / "in.csv")
@@ -285,10 +317,13 @@ def test_unseen_label_at_eval_is_an_error(trained, cli, workdir):
     assert r.exit_code == 2 and "label 'maybe' at row 3 (line 4) was never seen" in r.stderr
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "checkpoint is empty"),
-    (b"PK\x03\x04garbage", "corrupt or truncated"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "checkpoint is empty"),
+        (b"PK\x03\x04garbage", "corrupt or truncated"),
+    ],
+)
 def test_corrupt_checkpoint_is_reported(trained, cli, workdir, content, message):
     summary, _, _ = trained
     (workdir / summary["run_dir"] / "best.pt").write_bytes(content)
@@ -323,14 +358,16 @@ def test_missing_run_and_unknown_checkpoint(trained, cli, workdir):
 def test_default_model_has_two_hidden_layers(workdir, table_csv, cli):
     (workdir / "c.yaml").write_text(f"data: {{path: {table_csv()}}}\n")
     table = json.loads(cli("params", workdir / "c.yaml", "--json").stdout)
-    assert [l["shape"] for l in table["layers"]] == [[64, 3], [128, 64], [3, 128]]
+    assert [row["shape"] for row in table["layers"]] == [[64, 3], [128, 64], [3, 128]]
     (workdir / "lin.yaml").write_text(f"data: {{path: {table_csv()}}}\nmodel: {{hidden: []}}\n")
     assert json.loads(cli("params", workdir / "lin.yaml", "--json").stdout)["total"] == 3 * 3 + 3
 
 
 def test_yaml_numbers_and_words_as_a_user_means_them(workdir, table_csv, cli):
-    (workdir / "my config.yaml").write_text(f"data: {{path: {table_csv()}}}\noptimizer: {{name: adam, lr: 1e-3, weight_decay: 5e-4}}\n"
-                                            f"train: {{epochs: 1}}\n")
+    (workdir / "my config.yaml").write_text(
+        f"data: {{path: {table_csv()}}}\noptimizer: {{name: adam, lr: 1e-3, weight_decay: 5e-4}}\n"
+        f"train: {{epochs: 1}}\n"
+    )
     r = cli("fit", workdir / "my config.yaml", "optimizer.lr=2e-3", "--name", "001", "--json")
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["run_dir"] == "runs/001"
@@ -375,8 +412,9 @@ def test_odd_but_valid_tables(workdir, cli):
     df.to_parquet(workdir / "t.parquet")
     df.to_csv(workdir / "t.csv")  # with the index
     for data in ("t.parquet", "t.csv"):
-        cfg = write_config(workdir / "c.yaml", workdir / data, data={"categorical": ["zone"], "target": "y"},
-                           train={"epochs": 1})
+        cfg = write_config(
+            workdir / "c.yaml", workdir / data, data={"categorical": ["zone"], "target": "y"}, train={"epochs": 1}
+        )
         r = cli("fit", cfg, "--json")
         assert r.exit_code == 0, r.stderr
         ckpt = torch.load(workdir / json.loads(r.stdout)["run_dir"] / "best.pt", weights_only=True)
@@ -395,14 +433,17 @@ def test_float_coded_labels_match_integer_classes(workdir, table_csv, cli):
     assert json.loads(r.stdout)["rows"] == 150
 
 
-@pytest.mark.parametrize("setup, args, message", [
-    ("latin", ("fit",), "not a UTF-8 text file"),
-    ("xlsx", ("fit",), "'.xlsx' files are not read; save the table as CSV or Parquet"),
-    ("constant", ("fit",), "every row has the same value 'same'"),
-    ("word_in_target", ("fit",), "column 'y': 'oops' at row 5 (line 6) is not a number"),
-    ("bn_batch_1", ("fit", "model.batch_norm=true", "train.batch_size=1"), "batch norm needs at least two rows"),
-    ("ok", ("predict", "runs/none", "in.csv"), "run folder not found"),
-])
+@pytest.mark.parametrize(
+    "setup, args, message",
+    [
+        ("latin", ("fit",), "not a UTF-8 text file"),
+        ("xlsx", ("fit",), "'.xlsx' files are not read; save the table as CSV or Parquet"),
+        ("constant", ("fit",), "every row has the same value 'same'"),
+        ("word_in_target", ("fit",), "column 'y': 'oops' at row 5 (line 6) is not a number"),
+        ("bn_batch_1", ("fit", "model.batch_norm=true", "train.batch_size=1"), "batch norm needs at least two rows"),
+        ("ok", ("predict", "runs/none", "in.csv"), "run folder not found"),
+    ],
+)
 def test_more_bad_input_exits_2(workdir, cli, setup, args, message):
     df = make_table(n=60)
     path = workdir / "d.csv"
@@ -472,29 +513,45 @@ def test_configs_lists_and_copies_without_overwriting(repo, cli, workdir):
 
 def test_a_non_editable_install_lists_and_copies_every_shipped_config(repo, tmp_path):
     """The wheel pip builds (what `pip install .` installs), installed away from the checkout."""
-    import zipfile
-
     import shutil
+    import zipfile
 
     # built from a copy: setuptools packs whatever a build/ folder left from an earlier build holds
     source = tmp_path / "src"
-    shutil.copytree(repo, source, symlinks=True, ignore=shutil.ignore_patterns(
-        ".git", ".*venv*", "venv", "build", "dist", "*.egg-info", "runs", "tests", "__pycache__", ".pytest_cache"))
+    shutil.copytree(
+        repo,
+        source,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            ".git", ".*venv*", "venv", "build", "dist", "*.egg-info", "runs", "tests", "__pycache__", ".pytest_cache"
+        ),
+    )
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    built = subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", source],
-                           capture_output=True, text=True)
+    built = subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", source],
+        capture_output=True,
+        text=True,
+    )
     assert built.returncode == 0, built.stderr
     (wheel,) = (tmp_path / "dist").glob("nntrain-*.whl")
     shipped = sorted(p.name for p in (repo / "configs").glob("*.yaml"))
-    packed = sorted(n.removeprefix("nntrain/configs/") for n in zipfile.ZipFile(wheel).namelist()
-                    if n.startswith("nntrain/configs/"))
+    packed = sorted(
+        n.removeprefix("nntrain/configs/")
+        for n in zipfile.ZipFile(wheel).namelist()
+        if n.startswith("nntrain/configs/")
+    )
     assert packed == shipped and len(shipped) >= 6
     site = tmp_path / "site"
     subprocess.run([*pip, "install", "--no-deps", "--target", site, wheel], check=True)
     env = {**os.environ, "PYTHONPATH": str(site)}
     run = lambda *args: subprocess.run([*NNTRAIN, *args], cwd=tmp_path, env=env, capture_output=True, text=True)  # noqa: E731
-    where = subprocess.run([sys.executable, "-c", "import nntrain; print(nntrain.__file__)"], cwd=tmp_path, env=env,
-                           capture_output=True, text=True).stdout
+    where = subprocess.run(
+        [sys.executable, "-c", "import nntrain; print(nntrain.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert where.startswith(str(site)), where  # the installed copy, not the checkout
     listed = run("configs")
     assert listed.returncode == 0 and all(name.removesuffix(".yaml") in listed.stdout for name in shipped)
@@ -517,8 +574,10 @@ def test_sweep_without_optuna_says_how_to_install_it(workdir, table_csv):
     import sys
 
     cfg = write_config(workdir / "c.yaml", table_csv())
-    code = ("import sys\nsys.modules['optuna'] = None  # as if it were not installed\nfrom nntrain.cli import app\n"
-            "app(['sweep', sys.argv[1]])")
+    code = (
+        "import sys\nsys.modules['optuna'] = None  # as if it were not installed\nfrom nntrain.cli import app\n"
+        "app(['sweep', sys.argv[1]])"
+    )
     r = subprocess.run([sys.executable, "-c", code, str(cfg)], cwd=workdir, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert 'nntrain sweep needs Optuna' in r.stderr and 'pip install -e ".[sweep]"' in r.stderr
+    assert "nntrain sweep needs Optuna" in r.stderr and 'pip install -e ".[sweep]"' in r.stderr

@@ -23,8 +23,14 @@ def run_fit(workdir, task="multiclass", n=160, **sections):
     path = workdir / f"{task}.csv"
     if not path.exists():
         make_table(n=n, task=task).to_csv(path, index=False)
-    raw = {"name": "t", "seed": 0, "data": {"path": str(path)}, "model": {"hidden": [8]},
-           "optimizer": {"name": "adam", "lr": 0.01}, "train": {"epochs": 6, "batch_size": 16}}
+    raw = {
+        "name": "t",
+        "seed": 0,
+        "data": {"path": str(path)},
+        "model": {"hidden": [8]},
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "train": {"epochs": 6, "batch_size": 16},
+    }
     for k, v in sections.items():
         raw[k] = {**raw[k], **v} if isinstance(v, dict) and isinstance(raw.get(k), dict) else v
     summary = fit(load_config(None, raw=raw), log=lambda m: None)
@@ -62,9 +68,14 @@ def test_init_fills_weights_as_its_formula_says(name):
     w = model.fc1.weight.detach()
     assert torch.equal(model.fc1.bias, torch.zeros(fan_out))
     expected_std = {
-        "kaiming_normal": math.sqrt(2 / fan_in), "kaiming_uniform": math.sqrt(2 / fan_in),
-        "xavier_normal": math.sqrt(2 / (fan_in + fan_out)), "xavier_uniform": math.sqrt(2 / (fan_in + fan_out)),
-        "normal": 1.0, "uniform": 1 / math.sqrt(12), "default": 1 / math.sqrt(3 * fan_in), "trunc_normal": 0.88,
+        "kaiming_normal": math.sqrt(2 / fan_in),
+        "kaiming_uniform": math.sqrt(2 / fan_in),
+        "xavier_normal": math.sqrt(2 / (fan_in + fan_out)),
+        "xavier_uniform": math.sqrt(2 / (fan_in + fan_out)),
+        "normal": 1.0,
+        "uniform": 1 / math.sqrt(12),
+        "default": 1 / math.sqrt(3 * fan_in),
+        "trunc_normal": 0.88,
         "orthogonal": 1 / math.sqrt(fan_in),
     }
     if name == "zeros":
@@ -82,14 +93,27 @@ def test_init_fills_weights_as_its_formula_says(name):
 
 
 def test_init_arguments_reach_the_init_function():
-    model = build_mlp(ModelConfig(hidden=[64], init={"weight": {"name": "normal", "mean": 5.0, "std": 0.01},
-                                                     "bias": {"name": "constant", "val": 0.5}}), 32, 2)
+    model = build_mlp(
+        ModelConfig(
+            hidden=[64],
+            init={"weight": {"name": "normal", "mean": 5.0, "std": 0.01}, "bias": {"name": "constant", "val": 0.5}},
+        ),
+        32,
+        2,
+    )
     assert model.fc1.weight.mean().item() == pytest.approx(5.0, abs=0.01)
     assert torch.equal(model.fc1.bias, torch.full((64,), 0.5))
 
 
-LOSS_TASK = {"cross_entropy": "multiclass", "nll": "multiclass", "bce": "binary", "mse": "regression",
-             "l1": "regression", "smooth_l1": "regression", "huber": "regression"}
+LOSS_TASK = {
+    "cross_entropy": "multiclass",
+    "nll": "multiclass",
+    "bce": "binary",
+    "mse": "regression",
+    "l1": "regression",
+    "smooth_l1": "regression",
+    "huber": "regression",
+}
 
 
 def test_loss_table_and_task_map_agree():
@@ -107,8 +131,12 @@ def test_loss_trains_and_equals_the_torch_formula(workdir, name):
     torch.manual_seed(0)
     if task == "regression":
         out, y = torch.randn(6, 1), torch.randn(6)
-        ref = {"mse": nn.functional.mse_loss, "l1": nn.functional.l1_loss, "smooth_l1": nn.functional.smooth_l1_loss,
-               "huber": nn.functional.huber_loss}[name](out[:, 0], y)
+        ref = {
+            "mse": nn.functional.mse_loss,
+            "l1": nn.functional.l1_loss,
+            "smooth_l1": nn.functional.smooth_l1_loss,
+            "huber": nn.functional.huber_loss,
+        }[name](out[:, 0], y)
     elif task == "binary":
         out, y = torch.randn(6, 1), torch.randint(0, 2, (6,))
         ref = -(y * torch.log(torch.sigmoid(out[:, 0])) + (1 - y) * torch.log(1 - torch.sigmoid(out[:, 0]))).mean()
@@ -167,23 +195,40 @@ def test_full_stochastic_and_mini_batch_descent(workdir, batch_size, iterations)
     assert all(int(s) == 2 * iterations for s in steps)
 
 
-@pytest.mark.parametrize("spec", [{"name": "uniform", "a": -0.1, "b": 0.1}, {"name": "normal", "mean": 0.5, "std": 0.01},
-                                  {"name": "constant", "val": 0.1}, {"name": "kaiming_normal", "a": 0.01, "mode": "fan_out"},
-                                  {"name": "xavier_uniform", "gain": 2.0}, {"name": "trunc_normal", "mean": 0.0, "std": 0.02}])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"name": "uniform", "a": -0.1, "b": 0.1},
+        {"name": "normal", "mean": 0.5, "std": 0.01},
+        {"name": "constant", "val": 0.1},
+        {"name": "kaiming_normal", "a": 0.01, "mode": "fan_out"},
+        {"name": "xavier_uniform", "gain": 2.0},
+        {"name": "trunc_normal", "mean": 0.0, "std": 0.02},
+    ],
+)
 def test_every_init_argument_is_accepted_from_a_config(spec):
     """Each argument of the torch init function after the tensor, the first one included (uniform's a)."""
     cfg = load_config(None, raw={"data": {"path": "d.csv"}, "model": {"init": {"weight": spec}}})
     assert cfg.model.init.weight == spec
 
 
-@pytest.mark.parametrize("model", [
-    {"hidden": [64, 128]},
-    {"hidden": [5, 4], "batch_norm": True, "dropout": 0.3, "activation": "prelu"},
-    {"layers": [{"size": 7, "activation": "prelu", "batch_norm": True}, {"size": 3, "activation": "tanh"}],
-     "output_activation": "prelu"},
-    {"hidden": [9], "activation": {"name": "leaky_relu", "negative_slope": 0.2}, "output_activation": "log_softmax"},
-    {"hidden": [], "batch_norm": True},
-])
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"hidden": [64, 128]},
+        {"hidden": [5, 4], "batch_norm": True, "dropout": 0.3, "activation": "prelu"},
+        {
+            "layers": [{"size": 7, "activation": "prelu", "batch_norm": True}, {"size": 3, "activation": "tanh"}],
+            "output_activation": "prelu",
+        },
+        {
+            "hidden": [9],
+            "activation": {"name": "leaky_relu", "negative_slope": 0.2},
+            "output_activation": "log_softmax",
+        },
+        {"hidden": [], "batch_norm": True},
+    ],
+)
 @pytest.mark.parametrize("n_out", [1, 3])
 def test_the_count_from_a_config_equals_the_built_models(model, n_out):
     cfg = ModelConfig(**model)

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from nntrain.loading import load_config
 from nntrain.errors import UserError
+from nntrain.loading import load_config
 
 from .conftest import REPO
 
@@ -36,14 +36,20 @@ def test_shipped_configs_say_what_they_train(path):
 
 def test_every_key_of_the_reference_config_is_commented(repo):
     """phone.yaml is the reference: each line that sets a value carries a comment."""
-    lines = [l for l in (repo / "configs/phone.yaml").read_text().splitlines() if l.strip() and not l.lstrip().startswith("#")]
-    bare = [l for l in lines if "#" not in l and not l.rstrip().endswith(":")]
+    lines = [
+        line
+        for line in (repo / "configs/phone.yaml").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    bare = [line for line in lines if "#" not in line and not line.rstrip().endswith(":")]
     assert bare == []
 
 
 def test_overrides_use_dotted_keys_and_yaml_values(repo):
-    cfg = load_config(repo / "configs/phone.yaml",
-                      ["optimizer.name=adam", "optimizer.lr=0.001", "seed=0", "model.hidden=[32, 16]", "train.batch_size=full"])
+    cfg = load_config(
+        repo / "configs/phone.yaml",
+        ["optimizer.name=adam", "optimizer.lr=0.001", "seed=0", "model.hidden=[32, 16]", "train.batch_size=full"],
+    )
     assert cfg.optimizer["name"] == "adam" and cfg.optimizer["lr"] == 0.001
     assert cfg.seed == 0 and cfg.model.hidden == [32, 16] and cfg.train.batch_size == "full"
 
@@ -62,9 +68,9 @@ def test_malformed_override_is_a_user_error(repo):
 def test_seed_teaching_model_is_expressible_with_layers(repo):
     cfg = load_config(repo / "configs/seed_model.yaml")
     layers = cfg.model.resolved_layers()
-    assert [l.size for l in layers] == [3, 2]
-    assert [l.activation["name"] for l in layers] == ["sigmoid", "relu"]
-    assert [l.init.weight["name"] for l in layers] == ["kaiming_normal", "xavier_uniform"]
+    assert [layer.size for layer in layers] == [3, 2]
+    assert [layer.activation["name"] for layer in layers] == ["sigmoid", "relu"]
+    assert [layer.init.weight["name"] for layer in layers] == ["kaiming_normal", "xavier_uniform"]
 
 
 def write(tmp_path, text: str):
@@ -76,60 +82,122 @@ def write(tmp_path, text: str):
 BASE = "data: {path: x.csv}\n"
 
 
-@pytest.mark.parametrize("text, expected", [
-    (BASE + "model: {hiden: [4]}\n", "model.hiden: unknown key (did you mean 'hidden'?)"),
-    (BASE + "optimiser: {name: sgd, lr: 0.1}\n", "optimiser: unknown key (did you mean 'optimizer'?)"),
-    (BASE + "train: {epocs: 3}\n", "train.epocs: unknown key (did you mean 'epochs'?)"),
-    (BASE + "optimizer: {name: sgd, lr: 0.1, momentm: 0.9}\n", "optimizer.momentm: 'sgd' has no argument 'momentm' (did you mean 'momentum'?)"),
-    (BASE + "optimizer: {name: adamm, lr: 0.1}\n", "optimizer.name=adamm: unknown optimizer (did you mean 'adam'?)"),
-    (BASE + "model: {activation: reluu}\n", "model.activation.name=reluu: unknown activation (did you mean 'relu'?)"),
-    (BASE + "scheduler: {name: stepp, step_size: 2}\n", "scheduler.name=stepp: unknown scheduler (did you mean 'step'?)"),
-    (BASE + "loss: cross_entropi\n", "loss.name=cross_entropi: unknown loss (did you mean 'cross_entropy'?)"),
-    (BASE + "model: {init: {weight: kaiming_normall}}\n", "model.init.weight.name=kaiming_normall: unknown init (did you mean 'kaiming_normal'?)"),
-    (BASE + "train: {epochs: ten}\n", "train.epochs=ten: Input should be a valid integer"),
-    (BASE + "train: {epochs: 0}\n", "train.epochs=0: Input should be greater than 0"),
-    (BASE + "train: {batch_size: 0}\n", "train.batch_size=0: must be at least 1, or `full`"),
-    (BASE + "train: {batch_size: half}\n", "train.batch_size=half: Input should be a valid integer"),
-    (BASE + "optimizer: {name: sgd, lr: -1}\n", "optimizer.lr=-1: must be greater than 0"),
-    (BASE + "optimizer: {name: sgd, lr: 0.1, momentum: -0.5}\n", "optimizer: sgd(lr=0.1, momentum=-0.5) is invalid: Invalid momentum value: -0.5"),
-    (BASE + "model: {dropout: 1.5}\n", "model.dropout=1.5: Input should be less than 1"),
-    ("data: {path: x.csv, val_size: 1.2}\n", "data.val_size=1.2: Input should be less than 1"),
-    ("data: {path: x.csv, scale: zscore}\n", "data.scale=zscore: Input should be 'standard', 'minmax' or 'none'"),
-    ("data: {path: x.csv, task: classify}\n", "data.task=classify: Input should be 'auto', 'multiclass', 'binary' or 'regression'"),
-    ("seed: 1\n", "data: required key is missing"),
-    (BASE + "device: gpu\n", "device=gpu: must be auto, cpu, cuda, cuda:N or mps"),
-    (BASE + "model: {hidden: [4], layers: [{size: 4}]}\n", "give either model.hidden or model.layers, not both"),
-    (BASE + "model: {init: {bias: xavier_uniform}}\n", "model.init.bias=xavier_uniform: a bias is 1-D"),
-    (BASE + "scheduler: {name: multistep, milestones: [5, 50]}\ntrain: {epochs: 30}\n", "scheduler.milestones=[5, 50]: [50] at or past the last epoch (30)"),
-    ("data: {path: x.csv, task: regression}\nloss: cross_entropy\n", "loss=cross_entropy: the target is a regression target"),
-    ("data: {path: x.csv, task: multiclass}\nloss: bce\n", "loss=bce: bce is for two classes"),
-    ("data: {path: x.csv, task: multiclass}\nloss: mse\n", "loss=mse: the target is multiclass classification"),
-    ("data: {path: x.csv, task: multiclass}\nloss: cross_entropy\nmodel: {output_activation: softmax}\n",
-     "model.output_activation=softmax: cross_entropy applies log-softmax itself"),
-    ("data: {path: x.csv, task: binary}\nloss: bce\nmodel: {output_activation: sigmoid}\n", "bce here takes logits"),
-    ("data: {path: x.csv, task: multiclass}\nloss: nll\n", "loss=nll: nll expects log-probabilities"),
-    ("data: {path: x.csv, task: regression}\ntrain: {monitor: val_accuracy}\n", "train.monitor=val_accuracy: not measured for regression"),
-    (BASE + "model: {activation: {name: leaky_relu, slope: 0.1}}\n", "'leaky_relu' has no argument 'slope' (did you mean 'negative_slope'?)"),
-    (BASE + "model: {activation: 5}\n", "must be a name, e.g. relu"),
-    (BASE + "name: 'my run/1'\n", "name=my run/1: use letters, digits"),
-    (BASE + "model: {output_activation: {name: log_softmax, dim: 0}}\nloss: nll\n", "log_softmax always runs across the classes"),
-    (BASE + "scheduler: {name: multistep, milestones: 3}\n", "scheduler: multistep(milestones=3) is invalid"),
-    (BASE + "loss: {name: auto, delta: 2}\n", "loss: 'auto' takes no arguments (delta)"),
-    ("data: {path: x.csv, task: binary}\nloss: bce\nmodel: {output_activation: softmax}\n", "softmax over one value is constant"),
-    ("data: {path: x.csv, task: regression}\nmodel: {output_activation: sigmoid}\n", "a regression output must be free"),
-    (BASE + "model: {batch_norm: true}\ntrain: {batch_size: 1}\n", "train.batch_size=1: batch norm needs at least two rows"),
-    (BASE + "train: {patience: 0}\n", "train.patience=0: Input should be greater than 0"),
-    (BASE + "train: {grad_clip: -1}\n", "train.grad_clip=-1: Input should be greater than 0"),
-    (BASE + "train: {l1: -0.1}\n", "train.l1=-0.1: Input should be greater than or equal to 0"),
-    (BASE + "model: {hidden: [64, 0]}\n", "model.hidden.1=0: Input should be greater than 0"),
-    (BASE + "model: {layers: [{size: 4, activaton: relu}]}\n", "model.layers.0.activaton: unknown key (did you mean 'activation'?)"),
-    (BASE + "optimizer: {name: adam, lr: 0.1, betas: [0.9, 1.5]}\n", "Invalid beta parameter at index 1"),
-    ("data: {path: x.csv, test_size: 0}\n", "data.test_size=0: Input should be greater than 0"),
-    ("data: {path: x.csv, impute: zero}\n", "data.impute=zero: Input should be 'none', 'mean', 'median' or 'most_frequent'"),
-    (BASE + "train: {monitor: val_accuracy}\nloss: mse\ndata: {path: x.csv, task: regression}\n", "train.monitor=val_accuracy: not measured for regression"),
-    (BASE + "model: {activation: {negative_slope: 0.1}}\n", "a mapping here needs a 'name' key"),
-    (BASE + "seed: abc\n", "seed=abc: Input should be a valid integer"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (BASE + "model: {hiden: [4]}\n", "model.hiden: unknown key (did you mean 'hidden'?)"),
+        (BASE + "optimiser: {name: sgd, lr: 0.1}\n", "optimiser: unknown key (did you mean 'optimizer'?)"),
+        (BASE + "train: {epocs: 3}\n", "train.epocs: unknown key (did you mean 'epochs'?)"),
+        (
+            BASE + "optimizer: {name: sgd, lr: 0.1, momentm: 0.9}\n",
+            "optimizer.momentm: 'sgd' has no argument 'momentm' (did you mean 'momentum'?)",
+        ),
+        (
+            BASE + "optimizer: {name: adamm, lr: 0.1}\n",
+            "optimizer.name=adamm: unknown optimizer (did you mean 'adam'?)",
+        ),
+        (
+            BASE + "model: {activation: reluu}\n",
+            "model.activation.name=reluu: unknown activation (did you mean 'relu'?)",
+        ),
+        (
+            BASE + "scheduler: {name: stepp, step_size: 2}\n",
+            "scheduler.name=stepp: unknown scheduler (did you mean 'step'?)",
+        ),
+        (BASE + "loss: cross_entropi\n", "loss.name=cross_entropi: unknown loss (did you mean 'cross_entropy'?)"),
+        (
+            BASE + "model: {init: {weight: kaiming_normall}}\n",
+            "model.init.weight.name=kaiming_normall: unknown init (did you mean 'kaiming_normal'?)",
+        ),
+        (BASE + "train: {epochs: ten}\n", "train.epochs=ten: Input should be a valid integer"),
+        (BASE + "train: {epochs: 0}\n", "train.epochs=0: Input should be greater than 0"),
+        (BASE + "train: {batch_size: 0}\n", "train.batch_size=0: must be at least 1, or `full`"),
+        (BASE + "train: {batch_size: half}\n", "train.batch_size=half: Input should be a valid integer"),
+        (BASE + "optimizer: {name: sgd, lr: -1}\n", "optimizer.lr=-1: must be greater than 0"),
+        (
+            BASE + "optimizer: {name: sgd, lr: 0.1, momentum: -0.5}\n",
+            "optimizer: sgd(lr=0.1, momentum=-0.5) is invalid: Invalid momentum value: -0.5",
+        ),
+        (BASE + "model: {dropout: 1.5}\n", "model.dropout=1.5: Input should be less than 1"),
+        ("data: {path: x.csv, val_size: 1.2}\n", "data.val_size=1.2: Input should be less than 1"),
+        ("data: {path: x.csv, scale: zscore}\n", "data.scale=zscore: Input should be 'standard', 'minmax' or 'none'"),
+        (
+            "data: {path: x.csv, task: classify}\n",
+            "data.task=classify: Input should be 'auto', 'multiclass', 'binary' or 'regression'",
+        ),
+        ("seed: 1\n", "data: required key is missing"),
+        (BASE + "device: gpu\n", "device=gpu: must be auto, cpu, cuda, cuda:N or mps"),
+        (BASE + "model: {hidden: [4], layers: [{size: 4}]}\n", "give either model.hidden or model.layers, not both"),
+        (BASE + "model: {init: {bias: xavier_uniform}}\n", "model.init.bias=xavier_uniform: a bias is 1-D"),
+        (
+            BASE + "scheduler: {name: multistep, milestones: [5, 50]}\ntrain: {epochs: 30}\n",
+            "scheduler.milestones=[5, 50]: [50] at or past the last epoch (30)",
+        ),
+        (
+            "data: {path: x.csv, task: regression}\nloss: cross_entropy\n",
+            "loss=cross_entropy: the target is a regression target",
+        ),
+        ("data: {path: x.csv, task: multiclass}\nloss: bce\n", "loss=bce: bce is for two classes"),
+        ("data: {path: x.csv, task: multiclass}\nloss: mse\n", "loss=mse: the target is multiclass classification"),
+        (
+            "data: {path: x.csv, task: multiclass}\nloss: cross_entropy\nmodel: {output_activation: softmax}\n",
+            "model.output_activation=softmax: cross_entropy applies log-softmax itself",
+        ),
+        (
+            "data: {path: x.csv, task: binary}\nloss: bce\nmodel: {output_activation: sigmoid}\n",
+            "bce here takes logits",
+        ),
+        ("data: {path: x.csv, task: multiclass}\nloss: nll\n", "loss=nll: nll expects log-probabilities"),
+        (
+            "data: {path: x.csv, task: regression}\ntrain: {monitor: val_accuracy}\n",
+            "train.monitor=val_accuracy: not measured for regression",
+        ),
+        (
+            BASE + "model: {activation: {name: leaky_relu, slope: 0.1}}\n",
+            "'leaky_relu' has no argument 'slope' (did you mean 'negative_slope'?)",
+        ),
+        (BASE + "model: {activation: 5}\n", "must be a name, e.g. relu"),
+        (BASE + "name: 'my run/1'\n", "name=my run/1: use letters, digits"),
+        (
+            BASE + "model: {output_activation: {name: log_softmax, dim: 0}}\nloss: nll\n",
+            "log_softmax always runs across the classes",
+        ),
+        (BASE + "scheduler: {name: multistep, milestones: 3}\n", "scheduler: multistep(milestones=3) is invalid"),
+        (BASE + "loss: {name: auto, delta: 2}\n", "loss: 'auto' takes no arguments (delta)"),
+        (
+            "data: {path: x.csv, task: binary}\nloss: bce\nmodel: {output_activation: softmax}\n",
+            "softmax over one value is constant",
+        ),
+        (
+            "data: {path: x.csv, task: regression}\nmodel: {output_activation: sigmoid}\n",
+            "a regression output must be free",
+        ),
+        (
+            BASE + "model: {batch_norm: true}\ntrain: {batch_size: 1}\n",
+            "train.batch_size=1: batch norm needs at least two rows",
+        ),
+        (BASE + "train: {patience: 0}\n", "train.patience=0: Input should be greater than 0"),
+        (BASE + "train: {grad_clip: -1}\n", "train.grad_clip=-1: Input should be greater than 0"),
+        (BASE + "train: {l1: -0.1}\n", "train.l1=-0.1: Input should be greater than or equal to 0"),
+        (BASE + "model: {hidden: [64, 0]}\n", "model.hidden.1=0: Input should be greater than 0"),
+        (
+            BASE + "model: {layers: [{size: 4, activaton: relu}]}\n",
+            "model.layers.0.activaton: unknown key (did you mean 'activation'?)",
+        ),
+        (BASE + "optimizer: {name: adam, lr: 0.1, betas: [0.9, 1.5]}\n", "Invalid beta parameter at index 1"),
+        ("data: {path: x.csv, test_size: 0}\n", "data.test_size=0: Input should be greater than 0"),
+        (
+            "data: {path: x.csv, impute: zero}\n",
+            "data.impute=zero: Input should be 'none', 'mean', 'median' or 'most_frequent'",
+        ),
+        (
+            BASE + "train: {monitor: val_accuracy}\nloss: mse\ndata: {path: x.csv, task: regression}\n",
+            "train.monitor=val_accuracy: not measured for regression",
+        ),
+        (BASE + "model: {activation: {negative_slope: 0.1}}\n", "a mapping here needs a 'name' key"),
+        (BASE + "seed: abc\n", "seed=abc: Input should be a valid integer"),
+    ],
+)
 def test_bad_config_names_key_and_value(tmp_path, cli, text, expected):
     found = problems_of(write(tmp_path, text))
     assert any(expected in p for p in found), found
@@ -139,8 +207,10 @@ def test_bad_config_names_key_and_value(tmp_path, cli, text, expected):
 
 
 def test_all_problems_of_a_file_are_reported_together_with_lines(tmp_path):
-    text = ("data:\n  path: x.csv\n  val_size: 1.2\nmodel:\n  hiden: [64]\n  activation: reluu\n"
-            "optimizer: {name: adamm, lr: -1}\ntrain:\n  epochs: ten\n")
+    text = (
+        "data:\n  path: x.csv\n  val_size: 1.2\nmodel:\n  hiden: [64]\n  activation: reluu\n"
+        "optimizer: {name: adamm, lr: -1}\ntrain:\n  epochs: ten\n"
+    )
     found = problems_of(write(tmp_path, text))
     assert len(found) == 6, found
     assert found[0].endswith("(line 3)") and "val_size" in found[0]
@@ -150,7 +220,9 @@ def test_all_problems_of_a_file_are_reported_together_with_lines(tmp_path):
 
 def test_check_leaning_on_an_invalid_key_is_not_reported(tmp_path):
     """epochs is invalid, so milestones against the default 30 epochs would only mislead."""
-    found = problems_of(write(tmp_path, BASE + "scheduler: {name: multistep, milestones: [40]}\ntrain: {epochs: ten}\n"))
+    found = problems_of(
+        write(tmp_path, BASE + "scheduler: {name: multistep, milestones: [40]}\ntrain: {epochs: ten}\n")
+    )
     assert len(found) == 1 and "train.epochs=ten" in found[0]
 
 
@@ -174,8 +246,8 @@ def test_resolved_config_round_trips(tmp_path, repo):
 
 def _typos(word: str) -> set[str]:
     """One slip of the fingers: a letter dropped, two swapped, one doubled."""
-    out = {word[:i] + word[i + 1:] for i in range(len(word))}
-    out |= {word[:i] + word[i + 1] + word[i] + word[i + 2:] for i in range(len(word) - 1)}
+    out = {word[:i] + word[i + 1 :] for i in range(len(word))}
+    out |= {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1)}
     out |= {word[:i] + word[i] + word[i:] for i in range(len(word))}
     return {t for t in out if t != word and t.replace("_", "")}
 

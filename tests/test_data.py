@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from nntrain.config import DataConfig
+from nntrain.errors import UserError
 from nntrain.preprocess import infer_task, prepare
 from nntrain.tables import read_table
-from nntrain.errors import UserError
 
 from .conftest import REPO, make_table
 
@@ -18,14 +18,17 @@ def prep_of(df: pd.DataFrame, tmp_path, seed=0, **data):
     return prepare(read_table(str(path)), DataConfig(path=str(path), **data), seed)
 
 
-@pytest.mark.parametrize("values, task", [
-    ([0, 1, 2, 3] * 5, "multiclass"),
-    (["yes", "no"] * 10, "binary"),
-    ([0, 1] * 10, "binary"),
-    (list(np.linspace(0, 1, 20)), "regression"),
-    (list(range(40)), "regression"),
-    (["a", "b", "c"] * 7, "multiclass"),
-])
+@pytest.mark.parametrize(
+    "values, task",
+    [
+        ([0, 1, 2, 3] * 5, "multiclass"),
+        (["yes", "no"] * 10, "binary"),
+        ([0, 1] * 10, "binary"),
+        (list(np.linspace(0, 1, 20)), "regression"),
+        (list(range(40)), "regression"),
+        (["a", "b", "c"] * 7, "multiclass"),
+    ],
+)
 def test_task_is_inferred_from_the_target(values, task):
     assert infer_task(pd.Series(values, name="y"), "auto")[0] == task
 
@@ -112,8 +115,15 @@ def test_big_tables_encode_on_threads_to_the_same_matrix_and_name_the_first_bad_
 
     n = D.PARALLEL_ROWS + 3_001  # over the threshold, and not a multiple of the row block
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"a": rng.normal(5, 2, n), "zone": rng.choice(["n", "s"], n), "b": rng.normal(-1, 9, n),
-                       "c": rng.integers(0, 1000, n), "y": rng.choice(["p", "q", "r"], n)})
+    df = pd.DataFrame(
+        {
+            "a": rng.normal(5, 2, n),
+            "zone": rng.choice(["n", "s"], n),
+            "b": rng.normal(-1, 9, n),
+            "c": rng.integers(0, 1000, n),
+            "y": rng.choice(["p", "q", "r"], n),
+        }
+    )
     path = tmp_path / "big.csv"
     df.to_csv(path, index=False)
     table = read_table(str(path))

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from nntrain.loading import load_config
 from nntrain.diagnostics import Diagnostics
+from nntrain.loading import load_config
 from nntrain.model import build_mlp
 
 from .conftest import is_png, metrics_rows, write_config
@@ -38,7 +38,9 @@ def test_fractions_match_a_hand_computation():
     values = diag.activation_fractions()
     assert values == {"dead_frac.fc1": pytest.approx(1 / 3), "saturated_frac.fc2": 0.0}
     with torch.no_grad():
-        model.fc1.bias.copy_(torch.tensor([0.5, -3.0, -1.0]))  # unit 0 now 1.5, 0.5, -0.5, 2.5 -> tanh(10 u0) saturated on 3 of 4
+        model.fc1.bias.copy_(
+            torch.tensor([0.5, -3.0, -1.0])
+        )  # unit 0 now 1.5, 0.5, -0.5, 2.5 -> tanh(10 u0) saturated on 3 of 4
     assert diag.activation_fractions()["saturated_frac.fc2"] == 0.5
 
 
@@ -51,8 +53,10 @@ def test_a_layer_forced_dead_reads_one_and_forced_saturated_reads_one():
     values = diag.activation_fractions()
     assert values == {"dead_frac.fc1": 1.0, "saturated_frac.fc2": 1.0}
     warnings = diag.warnings({**values, "grad_norm.fc1": 1.0, "grad_norm.out": 1.0})
-    assert warnings[0] == ("layer 1 (fc1): 100% of its relu units never activate on the validation rows; "
-                           "try leaky_relu or a smaller optimizer.lr")
+    assert warnings[0] == (
+        "layer 1 (fc1): 100% of its relu units never activate on the validation rows; "
+        "try leaky_relu or a smaller optimizer.lr"
+    )
     assert "layer 2 (fc2): 100% of its sigmoid units are saturated" in warnings[1]
     assert diag.warnings({**values, "grad_norm.fc1": 1.0, "grad_norm.out": 1.0}) == []  # once a run
 
@@ -87,7 +91,7 @@ def test_fit_logs_diagnostics_and_warns_in_words(workdir, table_csv, cli):
 def test_diagnostics_can_be_turned_off(workdir, table_csv, cli):
     cfg = write_config(workdir / "c.yaml", table_csv(n=100), train={"epochs": 2, "diagnostics": False})
     assert cli("fit", cfg).exit_code == 0
-    header = open(workdir / "runs" / "t" / "metrics.csv").readline()
+    header = (workdir / "runs" / "t" / "metrics.csv").read_text().splitlines()[0]
     assert "grad_norm" not in header and "dead_frac" not in header
     assert not (workdir / "runs" / "t" / "diagnostics.png").exists()
     assert (workdir / "runs" / "t" / "curves.png").exists()
@@ -148,31 +152,41 @@ def test_tensorboard_event_files_hold_the_metrics(workdir, table_csv, cli):
 def test_runs_and_compare_on_fresh_runs(workdir, table_csv, cli):
     data = table_csv(n=150)
     cfg = write_config(workdir / "c.yaml", data, train={"epochs": 3})
-    assert cli("fit", cfg, "optimizer.name=sgd", "optimizer.lr=0.1", "optimizer.momentum=0.9", "--name", "sgd").exit_code == 0
+    assert (
+        cli("fit", cfg, "optimizer.name=sgd", "optimizer.lr=0.1", "optimizer.momentum=0.9", "--name", "sgd").exit_code
+        == 0
+    )
     assert cli("fit", cfg, "--name", "adam").exit_code == 0
 
     listing = cli("runs")
     assert listing.exit_code == 0
     lines = listing.stdout.splitlines()
-    adam, sgd = (next(i for i, l in enumerate(lines) if f" {n} " in l) for n in ("adam", "sgd"))
+    adam, sgd = (next(i for i, line in enumerate(lines) if f" {n} " in line) for n in ("adam", "sgd"))
     assert adam < sgd  # newest first
     assert "sgd lr=0.1 m=0.9" in lines[sgd] and "3/3" in lines[sgd] and "accuracy=" in lines[sgd]
 
     r = cli("compare", "runs/sgd", "runs/adam", "-o", "both.png")
     assert r.exit_code == 0, r.stderr
     assert is_png(workdir / "both.png")
-    table = {l.split("│")[1].strip(): [c.strip() for c in l.split("│")[2:4]] for l in r.stdout.splitlines() if l.count("│") == 4}
+    table = {
+        line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:4]]
+        for line in r.stdout.splitlines()
+        if line.count("│") == 4
+    }
     assert table["optimizer.name"] == ["sgd", "adam"]
     assert table["optimizer.momentum"] == ["0.9", "-"]
     assert "test accuracy" in table and "name" not in table
 
 
-@pytest.mark.parametrize("args, message", [
-    (["compare", "runs/a"], "at least two run folders"),
-    (["compare", "runs/a", "runs/nope"], "run folder not found: runs/nope"),
-    (["compare", "runs/a", "runs/a", "-o", "x.txt"], "name a .png file"),
-    (["runs", "elsewhere"], "runs folder not found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["compare", "runs/a"], "at least two run folders"),
+        (["compare", "runs/a", "runs/nope"], "run folder not found: runs/nope"),
+        (["compare", "runs/a", "runs/a", "-o", "x.txt"], "name a .png file"),
+        (["runs", "elsewhere"], "runs folder not found"),
+    ],
+)
 def test_runs_and_compare_refuse_bad_input(workdir, table_csv, cli, args, message):
     cfg = write_config(workdir / "c.yaml", table_csv(n=100), train={"epochs": 1})
     assert cli("fit", cfg, "--name", "a").exit_code == 0

@@ -17,7 +17,6 @@ from .conftest import NNTRAIN, metrics_rows, write_config
 pytestmark = pytest.mark.slow
 
 
-
 def run(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
@@ -32,14 +31,22 @@ def assert_close(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> 
         assert ta == pytest.approx(tb, rel=1e-5) and va == pytest.approx(vb, rel=1e-5)
 
 
-@pytest.mark.parametrize("setting", [
-    {"optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}, "train": {"l1": 1e-4}},  # the fused step
-    {"optimizer": {"name": "adam", "lr": 0.01}, "train": {"engine": "autograd", "grad_clip": 1.0}},
-])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}, "train": {"l1": 1e-4}},  # the fused step
+        {"optimizer": {"name": "adam", "lr": 0.01}, "train": {"engine": "autograd", "grad_clip": 1.0}},
+    ],
+)
 def test_two_processes_match_one_with_the_same_global_batch(workdir, table_csv, setting):
     # 301 training rows at batch 20: the last batch has one row, so one rank gets an empty shard.
-    cfg = write_config(workdir / "c.yaml", table_csv(n=502), model={"hidden": [16, 8]},
-                       optimizer=setting["optimizer"], train={"epochs": 4, "batch_size": 20, **setting["train"]})
+    cfg = write_config(
+        workdir / "c.yaml",
+        table_csv(n=502),
+        model={"hidden": [16, 8]},
+        optimizer=setting["optimizer"],
+        train={"epochs": 4, "batch_size": 20, **setting["train"]},
+    )
     one = run([*NNTRAIN, "fit", str(cfg), "--name", "one"], workdir)
     two = run([*NNTRAIN, "fit", str(cfg), "--name", "two", "--nproc", "2"], workdir)
     assert one.returncode == 0, one.stderr
@@ -53,8 +60,12 @@ def test_two_processes_match_one_with_the_same_global_batch(workdir, table_csv, 
 
 
 def test_torchrun_runs_nntrain_fit_and_resume_continues(workdir, table_csv):
-    cfg = write_config(workdir / "c.yaml", table_csv(n=300), optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9},
-                       train={"epochs": 2, "batch_size": 32})
+    cfg = write_config(
+        workdir / "c.yaml",
+        table_csv(n=300),
+        optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9},
+        train={"epochs": 2, "batch_size": 32},
+    )
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "nntrain"]
     first = run([*torchrun, "fit", str(cfg), "--name", "tr"], workdir)
     assert first.returncode == 0, first.stderr
@@ -83,10 +94,19 @@ def environ(pid: int) -> dict[str, str]:
 
 
 def test_killing_one_rank_ends_the_others_without_a_hang(workdir, table_csv):
-    cfg = write_config(workdir / "c.yaml", table_csv(n=2000), model={"hidden": [64, 64]},
-                       train={"epochs": 100000, "batch_size": 8, "checkpoint_every": 0})
-    proc = subprocess.Popen([*NNTRAIN, "fit", str(cfg), "--nproc", "2"], cwd=workdir,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    cfg = write_config(
+        workdir / "c.yaml",
+        table_csv(n=2000),
+        model={"hidden": [64, 64]},
+        train={"epochs": 100000, "batch_size": 8, "checkpoint_every": 0},
+    )
+    proc = subprocess.Popen(
+        [*NNTRAIN, "fit", str(cfg), "--nproc", "2"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         metrics = workdir / "runs" / "t" / "metrics.csv"
         deadline = time.monotonic() + 120

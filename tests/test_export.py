@@ -25,11 +25,24 @@ CASES = {
     "multiclass": ({"task": "multiclass"}, {}),
     "binary": ({"task": "binary"}, {}),  # string labels, two logits
     "binary_bce": ({"task": "binary"}, {"loss": {"name": "bce"}}),  # one logit -> the sigmoid pair
-    "binary_bce_batch_norm": ({"task": "binary"}, {"loss": {"name": "bce"}, "model": {
-        "hidden": [8, 4], "batch_norm": True, "activation": "gelu"}}),
-    "multiclass_nll": ({"task": "multiclass"}, {"loss": {"name": "nll"}, "model": {"hidden": None,
-        "layers": [{"size": 8, "activation": "rrelu", "dropout": 0.2}, {"size": 6, "activation": "prelu", "batch_norm": True}],
-        "output_activation": {"name": "log_softmax"}}}),
+    "binary_bce_batch_norm": (
+        {"task": "binary"},
+        {"loss": {"name": "bce"}, "model": {"hidden": [8, 4], "batch_norm": True, "activation": "gelu"}},
+    ),
+    "multiclass_nll": (
+        {"task": "multiclass"},
+        {
+            "loss": {"name": "nll"},
+            "model": {
+                "hidden": None,
+                "layers": [
+                    {"size": 8, "activation": "rrelu", "dropout": 0.2},
+                    {"size": 6, "activation": "prelu", "batch_norm": True},
+                ],
+                "output_activation": {"name": "log_softmax"},
+            },
+        },
+    ),
     "regression": ({"task": "regression"}, {}),
     "regression_impute": ({"task": "regression", "missing": True}, {"data": {"impute": "median"}}),
 }

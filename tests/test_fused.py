@@ -7,20 +7,26 @@ import itertools
 import pytest
 import torch
 
-from nntrain.loading import load_config
 from nntrain.errors import UserError
 from nntrain.fused import ACTIVATIONS, LOSSES, FlatSGD, FusedStep, plan
-from nntrain.model import build_mlp
 from nntrain.heads import make_criterion
+from nntrain.loading import load_config
+from nntrain.model import build_mlp
 
 TASK = {"cross_entropy": "multiclass", "bce": "binary", "mse": "regression"}
 
 
 def cfg_for(act, loss, dropout, l1, slope=None):
     activation = {"name": act, **({"negative_slope": slope} if slope is not None else {})}
-    return load_config(None, raw={"data": {"path": "x"}, "loss": loss,
-                                  "model": {"hidden": [7, 5], "activation": activation, "dropout": dropout},
-                                  "train": {"l1": l1}})
+    return load_config(
+        None,
+        raw={
+            "data": {"path": "x"},
+            "loss": loss,
+            "model": {"hidden": [7, 5], "activation": activation, "dropout": dropout},
+            "train": {"l1": l1},
+        },
+    )
 
 
 def data(loss, n=11):
@@ -60,8 +66,11 @@ def test_gradients_match_autograd(act, loss, dropout, l1):
     ref = autograd_loss(model, cfg, task, x, y, dropout, l1)
     grads = torch.autograd.grad(ref, list(model.parameters()))
     if not dropout:  # the written-out forward is the model's own forward
-        assert torch.allclose(ref - l1 * sum(m.weight.abs().sum() for m in model if isinstance(m, torch.nn.Linear)),
-                              make_criterion(cfg, task)(model(x), y), rtol=1e-12)
+        assert torch.allclose(
+            ref - l1 * sum(m.weight.abs().sum() for m in model if isinstance(m, torch.nn.Linear)),
+            make_criterion(cfg, task)(model(x), y),
+            rtol=1e-12,
+        )
     torch.manual_seed(7)
     fused = FusedStep(model, cfg, task)
     loss_value = fused.loss_and_grads(x, y)
@@ -72,14 +81,20 @@ def test_gradients_match_autograd(act, loss, dropout, l1):
         assert rel <= 1e-5, (act, loss, dropout, l1, rel.item())
 
 
-@pytest.mark.parametrize("cfg_changes, why", [
-    ({"model": {"hidden": [4], "activation": "elu"}}, "layer 1 uses elu"),
-    ({"model": {"hidden": [4], "batch_norm": True}}, "batch norm"),
-    ({"model": {"hidden": [4], "activation": "prelu"}}, "layer 1 uses prelu"),
-    ({"loss": "huber", "data": {"path": "x", "task": "regression"}}, "loss huber"),
-    ({"loss": {"name": "cross_entropy", "label_smoothing": 0.1}}, "loss arguments label_smoothing"),
-    ({"model": {"hidden": [4], "activation": {"name": "leaky_relu", "negative_slope": -0.1}}}, "negative_slope is below 0"),
-])
+@pytest.mark.parametrize(
+    "cfg_changes, why",
+    [
+        ({"model": {"hidden": [4], "activation": "elu"}}, "layer 1 uses elu"),
+        ({"model": {"hidden": [4], "batch_norm": True}}, "batch norm"),
+        ({"model": {"hidden": [4], "activation": "prelu"}}, "layer 1 uses prelu"),
+        ({"loss": "huber", "data": {"path": "x", "task": "regression"}}, "loss huber"),
+        ({"loss": {"name": "cross_entropy", "label_smoothing": 0.1}}, "loss arguments label_smoothing"),
+        (
+            {"model": {"hidden": [4], "activation": {"name": "leaky_relu", "negative_slope": -0.1}}},
+            "negative_slope is below 0",
+        ),
+    ],
+)
 def test_everything_else_takes_the_autograd_path(cfg_changes, why):
     raw = {"data": {"path": "x"}, **cfg_changes}
     cfg = load_config(None, raw=raw)
@@ -87,14 +102,16 @@ def test_everything_else_takes_the_autograd_path(cfg_changes, why):
     assert not fused and why in reason
 
 
-@pytest.mark.parametrize("momentum, nesterov, wd", [(0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 1e-3), (0.5, False, 1e-2)])
+@pytest.mark.parametrize(
+    "momentum, nesterov, wd", [(0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 1e-3), (0.5, False, 1e-2)]
+)
 def test_flat_sgd_equals_torch_sgd_and_resumes_from_its_state(momentum, nesterov, wd):
     cfg = cfg_for("relu", "mse", 0.0, 0.0)
     torch.manual_seed(0)
     a = build_mlp(cfg.model, 4, 1).double()
     b = build_mlp(cfg.model, 4, 1).double()
     b.load_state_dict(a.state_dict())
-    kw = dict(lr=0.1, momentum=momentum, nesterov=nesterov, weight_decay=wd)
+    kw = {"lr": 0.1, "momentum": momentum, "nesterov": nesterov, "weight_decay": wd}
     opt_a = torch.optim.SGD(a.parameters(), **kw)
     assert FlatSGD.applies({"name": "sgd", **kw}) and not FlatSGD.applies({"name": "sgd", "dampening": 0.1})
     fused = FusedStep(b, cfg, "regression")
@@ -122,7 +139,7 @@ def test_flat_sgd_equals_torch_sgd_and_resumes_from_its_state(momentum, nesterov
         assert torch.allclose(p, q, rtol=1e-12, atol=1e-14)
     sa, sb = opt_a.state_dict(), opt_b.state_dict()
     assert sa["state"].keys() == sb["state"].keys()
-    assert {k: v for k, v in sa["param_groups"][0].items()} == sb["param_groups"][0]
+    assert dict(sa["param_groups"][0].items()) == sb["param_groups"][0]
     for k in sa["state"]:
         assert torch.allclose(sa["state"][k]["momentum_buffer"], sb["state"][k]["momentum_buffer"], rtol=1e-12)
 
@@ -149,19 +166,36 @@ def val_losses(workdir, raw: dict, log=lambda m: None) -> list[float]:
     return [float(r["val_loss"]) for r in metrics_rows(workdir / "runs" / raw["name"])]
 
 
-@pytest.mark.parametrize("model, optimizer, train", [
-    ({"hidden": [16, 8]}, {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4}, {"l1": 1e-4}),
-    # the fused path clips its flat gradient in two ops; the rule is clip_grad_norm_'s
-    ({"hidden": [16, 8], "activation": "leaky_relu"}, {"name": "sgd", "lr": 0.2, "momentum": 0.9}, {"grad_clip": 0.05}),
-], ids=["l1-weight-decay", "leaky-relu-grad-clip"])
+@pytest.mark.parametrize(
+    "model, optimizer, train",
+    [
+        ({"hidden": [16, 8]}, {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4}, {"l1": 1e-4}),
+        # the fused path clips its flat gradient in two ops; the rule is clip_grad_norm_'s
+        (
+            {"hidden": [16, 8], "activation": "leaky_relu"},
+            {"name": "sgd", "lr": 0.2, "momentum": 0.9},
+            {"grad_clip": 0.05},
+        ),
+    ],
+    ids=["l1-weight-decay", "leaky-relu-grad-clip"],
+)
 def test_fused_and_autograd_fits_agree(workdir, model, optimizer, train):
     """Same config, both paths, float32: the same curve to within rounding."""
     from .conftest import make_table
 
     make_table(n=400).to_csv(workdir / "d.csv", index=False)
-    rows = {engine: val_losses(workdir, {"name": engine, "model": model, "optimizer": optimizer,
-                                         "train": {"epochs": 5, "batch_size": 16, "engine": engine, **train}})
-            for engine in ("fused", "autograd")}
+    rows = {
+        engine: val_losses(
+            workdir,
+            {
+                "name": engine,
+                "model": model,
+                "optimizer": optimizer,
+                "train": {"epochs": 5, "batch_size": 16, "engine": engine, **train},
+            },
+        )
+        for engine in ("fused", "autograd")
+    }
     assert rows["fused"] == pytest.approx(rows["autograd"], rel=1e-3)
 
 
@@ -173,11 +207,15 @@ def test_compiled_fit_matches_eager(workdir):
     make_table(n=300).to_csv(workdir / "d.csv", index=False)
     rows, notes = {}, {}
     for name, compiled in (("eager", False), ("compiled", True)):
-        raw = {"name": name, "model": {"hidden": [16]}, "optimizer": {"name": "adam", "lr": 0.01},
-               "train": {"epochs": 3, "batch_size": 32, "engine": "autograd", "compile": compiled}}
+        raw = {
+            "name": name,
+            "model": {"hidden": [16]},
+            "optimizer": {"name": "adam", "lr": 0.01},
+            "train": {"epochs": 3, "batch_size": 32, "engine": "autograd", "compile": compiled},
+        }
         lines = []
         rows[name] = val_losses(workdir, raw, log=lines.append)
-        notes[name] = next(l for l in lines if "iterations per epoch" in l)
+        notes[name] = next(line for line in lines if "iterations per epoch" in line)
         assert (workdir / "runs" / name / "best.pt").is_file()
     assert "torch.compile" in notes["compiled"] and "torch.compile" not in notes["eager"]
     assert rows["compiled"] == pytest.approx(rows["eager"], rel=1e-4)

@@ -28,10 +28,20 @@ T0 = 1_700_000_000  # 2023-11-14: a fixed start time, so order and the 'started'
 
 def config(name: str, optimizer: dict | None = None, **model) -> dict:
     return {
-        "name": name, "seed": 42, "device": "auto", "runs_dir": "runs",
+        "name": name,
+        "seed": 42,
+        "device": "auto",
+        "runs_dir": "runs",
         "data": {"path": "sklearn:iris", "target": None, "task": "auto", "drop": []},
-        "model": {"hidden": [64, 128], "layers": None, "activation": {"name": "relu"},
-                  "output_activation": {"name": "identity"}, "dropout": 0.0, "batch_norm": False, **model},
+        "model": {
+            "hidden": [64, 128],
+            "layers": None,
+            "activation": {"name": "relu"},
+            "output_activation": {"name": "identity"},
+            "dropout": 0.0,
+            "batch_norm": False,
+            **model,
+        },
         "loss": {"name": "cross_entropy"},
         "optimizer": optimizer or {"name": "sgd", "lr": 0.01, "momentum": 0.9},
         "scheduler": {"name": "none"},
@@ -39,8 +49,15 @@ def config(name: str, optimizer: dict | None = None, **model) -> dict:
     }
 
 
-def make_run(root: Path, name: str, cfg: dict | None = None, summary: dict | None = None, epochs: int = 30,
-             started: float = T0, last: bool = True) -> Path:
+def make_run(
+    root: Path,
+    name: str,
+    cfg: dict | None = None,
+    summary: dict | None = None,
+    epochs: int = 30,
+    started: float = T0,
+    last: bool = True,
+) -> Path:
     """A run folder as training leaves it: config.yaml (its mtime is the start), metrics.csv, summary.json."""
     run = root / name
     run.mkdir(parents=True)
@@ -58,8 +75,17 @@ def make_run(root: Path, name: str, cfg: dict | None = None, summary: dict | Non
 
 def summary(task: str = "multiclass", epochs: int = 30, **test) -> dict:
     test = test or {"accuracy": 0.9666666, "f1_macro": 0.96, "loss": 0.0714}
-    return {"run_dir": "x", "best_epoch": 12, "monitor": "val_loss", "best_value": 0.08621817, "test": test,
-            "test_baseline": {}, "epochs_run": epochs, "train_seconds": 1.0, "task": task}
+    return {
+        "run_dir": "x",
+        "best_epoch": 12,
+        "monitor": "val_loss",
+        "best_value": 0.08621817,
+        "test": test,
+        "test_baseline": {},
+        "epochs_run": epochs,
+        "train_seconds": 1.0,
+        "task": task,
+    }
 
 
 def render(table) -> str:
@@ -82,8 +108,14 @@ def test_finished_classification_run_row(tmp_path):
 
 
 def test_model_and_optimizer_strings(tmp_path):
-    cfg = config("r", {"name": "adam", "lr": 0.003, "weight_decay": 0.001}, hidden=[32], activation={"name": "tanh"},
-                 batch_norm=True, dropout=0.2)
+    cfg = config(
+        "r",
+        {"name": "adam", "lr": 0.003, "weight_decay": 0.001},
+        hidden=[32],
+        activation={"name": "tanh"},
+        batch_norm=True,
+        dropout=0.2,
+    )
     cfg["scheduler"] = {"name": "step", "step_size": 10}
     row = read_run(make_run(tmp_path, "r", cfg, summary=summary("regression", r2=0.4416, mse=3.0)))
     assert row["model"] == "mlp 32 tanh +bn +drop0.2"
@@ -92,8 +124,13 @@ def test_model_and_optimizer_strings(tmp_path):
     assert row["test_metric"] == ("r2", 0.4416)
 
     layers = [{"size": 3, "activation": {"name": "sigmoid"}}, {"size": 2, "activation": None}]
-    row = read_run(make_run(tmp_path, "layers", config("layers", {"name": "sgd", "lr": 0.1, "momentum": 0.0},
-                                                        hidden=None, layers=layers)))
+    row = read_run(
+        make_run(
+            tmp_path,
+            "layers",
+            config("layers", {"name": "sgd", "lr": 0.1, "momentum": 0.0}, hidden=None, layers=layers),
+        )
+    )
     assert row["model"] == "mlp 3-2 sigmoid/relu"  # the second layer falls back to model.activation
     assert row["optimizer"] == "sgd lr=0.1"  # momentum 0 is left out
 
@@ -145,8 +182,19 @@ def test_list_runs_newest_first_nested_sweeps_broken_and_non_runs(tmp_path):
     assert by_name["study/trial-2"]["status"] == "stopped"
 
     text = render(runs_table(rows))
-    for cell in ("name", "started", "study/trial-1", "mlp 64-128 relu", "sgd lr=0.01 m=0.9", "30/30",
-                 "val_loss=0.08622", "accuracy=0.9667", "3/30 stopped", "broken", f"{datetime.fromtimestamp(T0):%Y-%m-%d %H:%M}"):
+    for cell in (
+        "name",
+        "started",
+        "study/trial-1",
+        "mlp 64-128 relu",
+        "sgd lr=0.01 m=0.9",
+        "30/30",
+        "val_loss=0.08622",
+        "accuracy=0.9667",
+        "3/30 stopped",
+        "broken",
+        f"{datetime.fromtimestamp(T0):%Y-%m-%d %H:%M}",
+    ):
         assert cell in text, cell
 
 
@@ -171,11 +219,31 @@ def test_config_differences_sgd_vs_adam():
 
 def test_compare_table(tmp_path):
     a = read_run(make_run(tmp_path, "run-sgd", summary=summary()))
-    b = read_run(make_run(tmp_path, "run-adam", config("run-adam", {"name": "adam", "lr": 0.01}),
-                          summary=summary(accuracy=0.5, loss=1.25, f1_macro=0.4, roc_auc=0.7)))
+    b = read_run(
+        make_run(
+            tmp_path,
+            "run-adam",
+            config("run-adam", {"name": "adam", "lr": 0.01}),
+            summary=summary(accuracy=0.5, loss=1.25, f1_macro=0.4, roc_auc=0.7),
+        )
+    )
     text = render(compare_table({"run-sgd": a, "run-adam": b}))
-    for cell in ("run-sgd", "run-adam", "optimizer.name", "optimizer.momentum", "sgd", "adam", "0.9",
-                 "val_loss=0.08622", "30/30", "test accuracy", "0.9667", "test loss", "1.25", "test f1_macro"):
+    for cell in (
+        "run-sgd",
+        "run-adam",
+        "optimizer.name",
+        "optimizer.momentum",
+        "sgd",
+        "adam",
+        "0.9",
+        "val_loss=0.08622",
+        "30/30",
+        "test accuracy",
+        "0.9667",
+        "test loss",
+        "1.25",
+        "test f1_macro",
+    ):
         assert cell in text, cell
     assert "roc_auc" not in text  # only test metrics both runs have
     assert "runs_dir" not in text and "optimizer.lr" not in text

@@ -23,11 +23,13 @@ WIDE = (360, 1200, 4)  # curves.png: loss, metric and lr side by side, 12x3.6 in
 def metrics_frame(epochs: int = 12, diagnostics: bool = True, task: str = "multiclass", seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     e = np.arange(1, epochs + 1)
-    df = pd.DataFrame({
-        "epoch": e,
-        "train_loss": 2.0 * np.exp(-0.4 * e) + 0.01,
-        "val_loss": 2.2 * np.exp(-0.3 * e) + 0.05 + rng.uniform(0, 0.02, epochs),
-    })
+    df = pd.DataFrame(
+        {
+            "epoch": e,
+            "train_loss": 2.0 * np.exp(-0.4 * e) + 0.01,
+            "val_loss": 2.2 * np.exp(-0.3 * e) + 0.05 + rng.uniform(0, 0.02, epochs),
+        }
+    )
     if task == "regression":
         df["val_mse"] = df["val_loss"]
         df["val_r2"] = 1 - df["val_loss"]

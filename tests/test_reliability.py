@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from nntrain.loading import load_config
 from nntrain.errors import UserError
+from nntrain.loading import load_config
 from nntrain.runs import atomic_save, load_checkpoint
-from nntrain.stopping import Interrupted, catching_signals
 from nntrain.session import resume, start
+from nntrain.stopping import Interrupted, catching_signals
 from nntrain.train import fit, train
 
 from .conftest import NNTRAIN, make_table, write_config
@@ -34,8 +34,12 @@ def config_for(workdir: Path, **sections) -> Path:
     data = workdir / "data.csv"
     if not data.exists():
         make_table(n=1500, seed=1).to_csv(data, index=False)
-    base = {"model": {"hidden": [32, 16], "dropout": 0.2}, "train": {"epochs": 12, "batch_size": 16},
-            "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}, "scheduler": {"name": "step", "step_size": 3, "gamma": 0.5}}
+    base = {
+        "model": {"hidden": [32, 16], "dropout": 0.2},
+        "train": {"epochs": 12, "batch_size": 16},
+        "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+        "scheduler": {"name": "step", "step_size": 3, "gamma": 0.5},
+    }
     for k, v in sections.items():
         base[k] = {**base[k], **v} if k in ("model", "train") else v
     return write_config(workdir / "c.yaml", data, **base)
@@ -67,8 +71,13 @@ def reference(workdir):
 
 
 def launch(workdir: Path, name: str) -> subprocess.Popen:
-    return subprocess.Popen([*NNTRAIN, "fit", str(workdir / "c.yaml"), f"name={name}"],
-                            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [*NNTRAIN, "fit", str(workdir / "c.yaml"), f"name={name}"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -164,6 +173,7 @@ def test_interrupt_mid_epoch_in_process_resumes_exactly(workdir, monkeypatch, en
             if calls["n"] == 4 * STEPS + 7:
                 signal.raise_signal(signal.SIGINT)  # arrives during step 7; the loop stops before step 8
             return original(*a, **k)
+
         return step
 
     with catching_signals(), monkeypatch.context() as m:
@@ -196,7 +206,10 @@ def test_interrupt_just_after_the_epochs_permutation_resumes_exactly(workdir, re
         with pytest.raises(Interrupted):
             train(run, QUIET)
     monkeypatch.setattr(torch, "randperm", real)
-    assert (load_checkpoint(workdir / "runs/edge/last.pt")["epoch"], load_checkpoint(workdir / "runs/edge/last.pt")["step"]) == (4, 0)
+    assert (
+        load_checkpoint(workdir / "runs/edge/last.pt")["epoch"],
+        load_checkpoint(workdir / "runs/edge/last.pt")["step"],
+    ) == (4, 0)
     train(resume(workdir / "runs/edge"), QUIET)
     assert_same_run(reference, workdir / "runs/edge")
 
@@ -218,16 +231,23 @@ def test_save_failing_half_way_leaves_the_old_checkpoint(tmp_path, monkeypatch):
 
 
 OPTS = {"sgd": {"lr": 0.05, "momentum": 0.9}, "adagrad": {"lr": 0.05}, "rmsprop": {"lr": 0.005}, "adam": {"lr": 0.005}}
-SCHEDS = {"step": {"step_size": 2, "gamma": 0.5}, "multistep": {"milestones": [2, 5], "gamma": 0.3},
-          "exponential": {"gamma": 0.7}}
+SCHEDS = {
+    "step": {"step_size": 2, "gamma": 0.5},
+    "multistep": {"milestones": [2, 5], "gamma": 0.3},
+    "exponential": {"gamma": 0.7},
+}
 
 
 @pytest.mark.parametrize("sched", list(SCHEDS))
 @pytest.mark.parametrize("opt", list(OPTS))
 def test_resume_matrix_learning_rate_of_every_later_epoch(workdir, opt, sched):
     """Stopped by a real SIGINT at the end of epoch 3 of 7, then resumed: lr and weights as uninterrupted."""
-    cfg_path = config_for(workdir, optimizer={"name": opt, **OPTS[opt]}, scheduler={"name": sched, **SCHEDS[sched]},
-                          train={"epochs": 7, "batch_size": 64})
+    cfg_path = config_for(
+        workdir,
+        optimizer={"name": opt, **OPTS[opt]},
+        scheduler={"name": sched, **SCHEDS[sched]},
+        train={"epochs": 7, "batch_size": 64},
+    )
     fit(load_config(cfg_path, ["name=full"]), log=QUIET)
 
     def stop_after_epoch_3(msg: str) -> None:
@@ -301,7 +321,9 @@ def test_nan_at_a_random_step_exits_3_and_keeps_best(workdir, cli, monkeypatch, 
     assert r.exit_code == 3, (r.stdout, r.stderr)
     epoch, step = (bad_step - 1) // STEPS + 1, (bad_step - 1) % STEPS + 1
     assert f"error: training diverged at epoch {epoch}, step {step}: the training loss became non-finite" in r.stderr
-    assert "lower optimizer.lr (now 0.05), train.grad_clip: 1.0 in a new run" in r.stderr and "Traceback" not in r.stderr
+    assert (
+        "lower optimizer.lr (now 0.05), train.grad_clip: 1.0 in a new run" in r.stderr and "Traceback" not in r.stderr
+    )
     best, last = load_checkpoint(workdir / "runs/t/best.pt"), load_checkpoint(workdir / "runs/t/last.pt")
     assert best["epoch"] < epoch and last["epoch"] <= epoch - 1  # last.pt is written every checkpoint_every seconds
     assert all(torch.isfinite(v).all() for ck in (best, last) for v in ck["model"].values())
@@ -336,8 +358,16 @@ def test_code_running_pickle_is_refused_by_eval_predict_and_resume(workdir, cli)
 @pytest.mark.slow
 def test_four_concurrent_fits_with_one_name_get_four_folders(workdir):
     config_for(workdir, train={"epochs": 2})
-    procs = [subprocess.Popen([*NNTRAIN, "fit", "c.yaml", f"seed={i}", "--json"], cwd=workdir,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
+    procs = [
+        subprocess.Popen(
+            [*NNTRAIN, "fit", "c.yaml", f"seed={i}", "--json"],
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4)
+    ]
     import json
 
     results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
@@ -364,8 +394,13 @@ def test_disk_full_exits_2_with_earlier_checkpoints_intact(workdir, cli):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
         # 20 -> 256 -> 4: about 24 KB a checkpoint; Adam's state triples it after the first step
-        cfg_path = config_for(workdir, model={"hidden": [256]}, optimizer={"name": "adam", "lr": 0.001},
-                              train={"epochs": 50}, runs_dir=str(mnt))
+        cfg_path = config_for(
+            workdir,
+            model={"hidden": [256]},
+            optimizer={"name": "adam", "lr": 0.001},
+            train={"epochs": 50},
+            runs_dir=str(mnt),
+        )
         r = cli("fit", cfg_path)
         assert r.exit_code == 2, r.stdout
         assert "No space left on device; the earlier checkpoints" in r.stderr and "Traceback" not in r.stderr

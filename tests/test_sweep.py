@@ -30,14 +30,18 @@ def load_study(url: str, name: str):
 
 
 def test_every_sweep_problem_is_reported_at_once(workdir, table_csv, cli):
-    cfg = sweep_config(workdir, table_csv(n=100), {
-        "optimizer.lrr": [0.1, 0.01],
-        "optimizer.name": ["sgd", "adamm"],
-        "optimizer.lr": {"low": 0.1, "high": 0.01},
-        "model.dropout": {"low": 0.0, "high": 0.5, "log": True},
-        "direction": "maximize",
-        "pruner": {"name": "median", "n_warmup": 3},
-    })
+    cfg = sweep_config(
+        workdir,
+        table_csv(n=100),
+        {
+            "optimizer.lrr": [0.1, 0.01],
+            "optimizer.name": ["sgd", "adamm"],
+            "optimizer.lr": {"low": 0.1, "high": 0.01},
+            "model.dropout": {"low": 0.0, "high": 0.5, "log": True},
+            "direction": "maximize",
+            "pruner": {"name": "median", "n_warmup": 3},
+        },
+    )
     r = cli("sweep", str(cfg))
     assert r.exit_code == 2 and "Traceback" not in r.stderr
     err = r.stderr
@@ -58,8 +62,9 @@ def test_grid_needs_listed_values(workdir, table_csv, cli):
 
 
 def test_grid_runs_every_combination_once_and_writes_results(workdir, table_csv, cli):
-    cfg = sweep_config(workdir, table_csv(n=150), {
-        "optimizer.name": ["sgd", "adam"], "model.hidden": [[8], [8, 8]], "pruner": "none"})
+    cfg = sweep_config(
+        workdir, table_csv(n=150), {"optimizer.name": ["sgd", "adam"], "model.hidden": [[8], [8, 8]], "pruner": "none"}
+    )
     r = cli("sweep", str(cfg), "--grid", "--study", "g", "--json")
     assert r.exit_code == 0, r.stderr
     result = json.loads(r.stdout)
@@ -80,9 +85,12 @@ def test_grid_runs_every_combination_once_and_writes_results(workdir, table_csv,
 
 
 def test_a_pruned_trial_leaves_a_marked_run_folder(workdir, table_csv, cli):
-    cfg = sweep_config(workdir, table_csv(n=150), {
-        "optimizer.lr": [1e-7], "pruner": {"name": "threshold", "upper": 0.5, "n_warmup_steps": 0}},
-        optimizer={"name": "sgd", "lr": 0.01})
+    cfg = sweep_config(
+        workdir,
+        table_csv(n=150),
+        {"optimizer.lr": [1e-7], "pruner": {"name": "threshold", "upper": 0.5, "n_warmup_steps": 0}},
+        optimizer={"name": "sgd", "lr": 0.01},
+    )
     r = cli("sweep", str(cfg), "--trials", "1", "--study", "p")
     assert r.exit_code == 0, r.stderr
     assert "pruned by the sweep's threshold pruner at epoch 1" in r.stdout
@@ -96,10 +104,11 @@ def test_a_pruned_trial_leaves_a_marked_run_folder(workdir, table_csv, cli):
 def run_two_workers(workdir: Path, cfg: Path, storage: str | None, study: str, trials: int) -> None:
     cmd = [*NNTRAIN, "sweep", str(cfg), "--trials", str(trials), "--study", study]
     cmd += ["--storage", storage] if storage else []
-    procs = [subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err
 
 
@@ -108,8 +117,11 @@ def run_two_workers(workdir: Path, cfg: Path, storage: str | None, study: str, t
 def test_two_processes_share_a_study_without_losing_or_repeating_a_trial(workdir, table_csv, backend):
     if backend == "postgresql" and not POSTGRES:
         pytest.skip("NNTRAIN_TEST_POSTGRES is not set (.ci/run starts a server and sets it)")
-    cfg = sweep_config(workdir, table_csv(n=150), {
-        "optimizer.lr": {"low": 1e-3, "high": 1e-1, "log": True}, "model.hidden": [[8], [16]], "pruner": "none"})
+    cfg = sweep_config(
+        workdir,
+        table_csv(n=150),
+        {"optimizer.lr": {"low": 1e-3, "high": 1e-1, "log": True}, "model.hidden": [[8], [16]], "pruner": "none"},
+    )
     study = f"shared-{uuid.uuid4().hex[:8]}"
     url = POSTGRES if backend == "postgresql" else None
     run_two_workers(workdir, cfg, url, study, trials=6)
