@@ -102,7 +102,6 @@ LOSSES: dict[str, Loss] = {
         tasks=frozenset({"binary"}),
         takes="logits",
         applies="the sigmoid",
-        note="with logits",
     ),
     "mse": Loss("MSELoss", fused=True),
     "l1": Loss("L1Loss"),
@@ -111,7 +110,9 @@ LOSSES: dict[str, Loss] = {
 }
 
 OPTIMIZERS: dict[str, Component] = {
-    "sgd": Component("SGD", fused=True, note="momentum, nesterov, weight_decay"),
+    "sgd": Component(
+        "SGD", fused=True, note="on the fused step one flat update, momentum, nesterov and weight_decay too"
+    ),
     "adagrad": Component("Adagrad"),
     "rmsprop": Component("RMSprop"),
     "adam": Component("Adam"),
@@ -271,31 +272,51 @@ def init_tensor(spec: dict[str, Any], tensor: Any) -> None:
 
 
 def readme_table() -> str:
-    """The README's components table, written from the records (a test keeps the two equal)."""
-    rows = ["| kind | name | what the tool knows of it |", "| --- | --- | --- |"]
+    """The README's components table, written from the records (a test keeps the README's copy equal)."""
+    rows = [
+        "| kind | names | the fused step writes out | what else nntrain knows of them |",
+        "| --- | --- | --- | --- |",
+    ]
     for kind, table in TABLES.items():
-        for name, r in table.items():
-            if kind == "output_activation" and name in ACTIVATIONS:
-                continue
-            aliases = [a for a, n in ALIASES.get(kind, {}).items() if n == name]
-            rows.append(f"| {kind} | {name}{''.join(f' ({a})' for a in aliases)} | {_describe(r)} |")
+        own = {n: r for n, r in table.items() if kind != "output_activation" or n not in ACTIVATIONS}
+        shown = " ".join(n + "".join(f" ({a})" for a, to in ALIASES.get(kind, {}).items() if to == n) for n in own)
+        if kind == "output_activation":
+            shown = f"the activations, {', '.join(own)}"
+        fused = " ".join(n for n, r in table.items() if r.fused and _fused_here(kind, r)) or "-"
+        rows.append(f"| {kind} | {shown} | {fused} | {'; '.join(_facts(kind, table)) or '-'} |")
     return "\n".join(rows)
 
 
-def _describe(r: Component) -> str:
-    facts = []
-    if isinstance(r, Activation):
-        facts += {
-            "relu": ["can die (dead_frac)"],
-            "saturating": [f"saturates at {r.bounds} (saturated_frac)"],
-            "linear": ["no activation"],
-        }.get(r.family, [])
-        facts += [f"output only, gives {r.gives.replace('_', '-')}"] if r.across_outputs else []
-    elif isinstance(r, Loss):
-        facts += [" / ".join(sorted(r.tasks)), f"takes {r.takes.replace('_', '-')}"]
-        facts += ["one output"] if r.one_output and r.tasks & CLASSES else []
-    elif isinstance(r, Init) and r.matrix_only:
-        facts.append("weights only")
-    facts += ["fused step"] if r.fused else []
-    facts += [r.note] if r.note else []
-    return "; ".join(facts) or "-"
+def _fused_here(kind: str, r: Component) -> bool:
+    """After the output layer the fused step takes no activation at all."""
+    return kind != "output_activation" or r.family == "linear"
+
+
+def _facts(kind: str, table: dict[str, Component]) -> list[str]:
+    def group(label: str, where: Callable[[Any], bool], detail: Callable[[str, Any], str] = lambda n, r: n) -> list:
+        chosen = [detail(n, r) for n, r in table.items() if where(r)]
+        return [f"{label}: {', '.join(chosen)}"] if chosen else []
+
+    notes = [f"{n}: {r.note}" for n, r in table.items() if r.note]
+    if kind == "activation":
+        return (
+            notes
+            + group("dead units measured (dead_frac)", lambda r: r.family == "relu")
+            + group(
+                "saturation measured (saturated_frac)",
+                lambda r: r.family == "saturating",
+                lambda n, r: f"{n} {r.bounds[0]:g} to {r.bounds[1]:g}",
+            )
+        )
+    if kind == "output_activation":
+        return notes + group("across the outputs", lambda r: r.across_outputs, lambda n, r: f"{n} (gives {r.gives})")
+    if kind == "init":
+        return notes + group("weights only (a bias has no fan-in)", lambda r: r.matrix_only)
+    if kind == "loss":
+        return notes + (
+            group("classes, from logits", lambda r: r.tasks == CLASSES and r.takes == "logits")
+            + group("classes, from log-probabilities", lambda r: r.takes == "log_probs")
+            + group("two classes, one logit", lambda r: r.tasks == {"binary"})
+            + group("regression", lambda r: r.tasks == REGRESSION)
+        )
+    return notes + (["stepped once per epoch"] if kind == "scheduler" else [])

@@ -241,3 +241,47 @@ def test_every_table_name_resolves_to_its_torch_object(kind):
         attr = entry.attr
         obj = C.factory(kind, name)
         assert obj is None if attr is None else obj.__name__ == attr
+
+
+@pytest.mark.parametrize("name", list(C.ACTIVATIONS))
+def test_an_activations_record_says_what_torch_does(name):
+    """The family the diagnostics rely on, checked against the activation itself: a relu-family unit passes no
+    gradient below zero (it can die), every other one passes some there; a saturating one stays in its bounds
+    and comes close to both."""
+    record = C.ACTIVATIONS[name]
+    act = C.build("activation", {"name": name}).eval()
+    x = torch.linspace(-3, -0.1, 30, requires_grad=True)
+    act(x).sum().backward()
+    assert (x.grad.abs().max() == 0) == (record.family == "relu"), record.family
+    wide = act(torch.linspace(-50, 50, 101)).detach()
+    if record.family == "saturating":
+        lo, hi = record.bounds
+        assert lo <= wide.min() < lo + 0.01 and hi - 0.01 < wide.max() <= hi
+    else:
+        assert record.bounds is None
+    if record.family == "linear":
+        assert torch.equal(wide, torch.linspace(-50, 50, 101))
+
+
+@pytest.mark.parametrize("name", list(C.ACTIVATIONS))
+def test_the_diagnostics_measure_what_the_family_allows(name):
+    from nntrain.diagnostics import Diagnostics
+
+    model = build_mlp(ModelConfig(hidden=[4], activation=name), 3, 2)
+    columns = Diagnostics(model, 1, torch.zeros(5, 3)).columns()
+    family = C.ACTIVATIONS[name].family
+    assert ("dead_frac.fc1" in columns) == (family == "relu")
+    assert ("saturated_frac.fc1" in columns) == (family == "saturating")
+
+
+@pytest.mark.parametrize("name", list(C.LOSSES))
+def test_a_losss_record_gives_its_outputs_and_criterion(name):
+    """one_output: one column per row (bce's logit, a regression value), else one per class."""
+    from nntrain.model import n_outputs
+
+    record = C.LOSSES[name]
+    task = LOSS_TASK[name]
+    assert task in record.tasks
+    model = {"output_activation": "log_softmax"} if name == "nll" else {}
+    cfg = load_config(None, raw={"data": {"path": "x", "task": task}, "loss": name, "model": model})
+    assert n_outputs(cfg, task, 3 if task == "multiclass" else 2) == (1 if record.one_output else 3)
