@@ -277,3 +277,20 @@ def test_key_typos_get_the_right_did_you_mean(tmp_path):
     rate = right / total
     print(f"did-you-mean right for {right}/{total} key typos ({rate:.1%}); misses: {misses[:12]}")
     assert total > 300 and rate >= 0.9
+
+
+def test_problems_are_records_with_their_key_line_and_the_config_as_far_as_valid(tmp_path):
+    from nntrain.errors import ConfigError
+
+    text = BASE + "train:\n  epochs: ten\n  batch_size: 8\noptimizer: {name: adam, lr: -1}\n"
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), ["model.activation=reluu"])
+    by_key = {p.key: p for p in info.value.problems}
+    assert set(by_key) == {"train.epochs", "optimizer", "optimizer.lr", "model.activation.name"}
+    assert (by_key["train.epochs"].value, by_key["train.epochs"].line) == (
+        "ten",
+        text.split("\n").index("  epochs: ten") + 1,
+    )
+    assert by_key["optimizer.lr"].value == "-1" and by_key["model.activation.name"].from_command_line
+    partial = info.value.partial
+    assert partial.train.epochs == 30 and partial.train.batch_size == 8  # the invalid key at its default, the rest kept

@@ -7,6 +7,7 @@ is what a user would: the final weights, the optimizer state and metrics.csv aga
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import signal
@@ -455,3 +456,76 @@ def test_fused_sgd_with_a_scheduler_raises_no_scheduler_warning(workdir):
         warnings.simplefilter("always")
         fit(load_config(config_for(workdir, train={"epochs": 3})), log=QUIET)
     assert not [w for w in caught if "lr_scheduler" in str(w.message)]
+
+
+def test_summary_says_how_each_run_ended_and_the_listing_shows_it(workdir):
+    """summary.json's status, written by every run that ends, and read by `nntrain runs` (no message parsed)."""
+    from nntrain.listing import list_runs
+    from nntrain.stopping import Diverged
+    from nntrain.train import Halt
+
+    cfg = config_for(workdir, train={"epochs": 4})
+    fit(load_config(cfg, ["name=done"]), log=QUIET)
+    fit(load_config(cfg, ["name=early", "train.patience=1", "train.min_delta=1000"]), log=QUIET)
+    with pytest.raises(Diverged):
+        fit(load_config(cfg, ["name=nan", "optimizer.lr=1e30"]), log=QUIET)
+
+    def stop_after_epoch_2(msg: str) -> None:
+        if msg.startswith("epoch   2/"):
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        fit(load_config(cfg, ["name=cut"]), log=stop_after_epoch_2)
+    asked = []
+
+    def hook(epoch: int, row: dict) -> Halt | None:
+        asked.append((epoch, row["epoch"]))
+        return Halt("pruned", "pruned by a test at epoch 2") if epoch == 2 else None
+
+    with catching_signals():
+        train(start(load_config(cfg, ["name=hook"])), QUIET, should_stop=hook)
+    assert asked == [(1, 1), (2, 2)]
+
+    def summary(name: str) -> dict:
+        return json.loads((workdir / "runs" / name / "summary.json").read_text())
+
+    ended = {n: (summary(n)["status"], summary(n)["epochs_run"]) for n in ("done", "early", "nan", "cut", "hook")}
+    assert ended == {
+        "done": ("completed", 4),
+        "early": ("early_stop", 2),
+        "nan": ("diverged", 0),
+        "cut": ("interrupted", 2),
+        "hook": ("pruned", 2),
+    }
+    assert summary("hook")["stopped"] == "pruned by a test at epoch 2" and "test" in summary("hook")
+    assert "test" not in summary("cut") and summary("cut")["stopped"].startswith("SIGINT at epoch 3")
+    shown = {r["name"]: r["status"] for r in list_runs(workdir / "runs")}
+    assert shown == {"done": "done", "early": "early stop", "nan": "diverged", "cut": "interrupted", "hook": "pruned"}
+    train(resume(workdir / "runs" / "cut"), QUIET)  # the resumed run's summary replaces the interrupted one's
+    assert (summary("cut")["status"], summary("cut")["epochs_run"]) == ("completed", 4)
+
+
+def test_a_run_folder_written_by_nntrain_at_509edb1_still_loads(workdir, cli, repo):
+    """tests/data/legacy_509edb1 was written by 509edb1, whose model was an nn.Sequential of fc1, bn1, act1, ...
+    (batch norm, PReLU, dropout, log_softmax and nll): eval, predict and params give what they gave then."""
+    import io
+    import shutil
+
+    import numpy as np
+    import pandas as pd
+
+    run = workdir / "old"
+    shutil.copytree(repo / "tests" / "data" / "legacy_509edb1", run)
+    data = repo / "data" / "seed_toy.csv"
+    r = cli("predict", run, data)
+    assert r.exit_code == 0, r.stderr
+    got, want = pd.read_csv(io.StringIO(r.stdout)), pd.read_csv(run / "pred.csv")
+    assert list(got.columns) == list(want.columns) == ["prediction", "proba_0", "proba_1"]
+    assert (got["prediction"] == want["prediction"]).all()
+    assert np.allclose(got[["proba_0", "proba_1"]], want[["proba_0", "proba_1"]], rtol=0, atol=1e-6)
+    r = cli("eval", run, "--data", data, "--json")
+    report, then = json.loads(r.stdout), json.loads((run / "eval.json").read_text())
+    assert report["metrics"] == pytest.approx(then["metrics"], abs=1e-6) and report["baseline"] == then["baseline"]
+    assert report["checkpoint_epoch"] == then["checkpoint_epoch"] == 6
+    r = cli("params", run, "--json")
+    assert json.loads(r.stdout) == json.loads((run / "params.json").read_text())
