@@ -37,6 +37,7 @@ class Activation(Component):
     bounds: tuple[float, float] | None = None  # a saturating activation's output range
     across_outputs: bool = False  # normalises across the outputs (dim 1): after the output layer only
     gives: str = "values"  # what it makes of the output layer: "probs", "log_probs" or plain "values"
+    parameters: int = 0  # learnable parameters it holds: PReLU's one slope (num_parameters is nntrain's, and 1)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ ACTIVATIONS: dict[str, Activation] = {
     "tanh": Activation("Tanh", fused=True, family="saturating", bounds=(-1.0, 1.0)),
     "relu": Activation("ReLU", fused=True, family="relu"),
     "leaky_relu": Activation("LeakyReLU", fused=True),
-    "prelu": Activation("PReLU"),
+    "prelu": Activation("PReLU", parameters=1),
     "rrelu": Activation("RReLU"),
     "elu": Activation("ELU"),
     "gelu": Activation("GELU"),

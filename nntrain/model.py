@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .components import LOSSES, build, canonical, init_tensor, record
+from .components import LOSSES, build, init_tensor, record
 from .config import Config, ModelConfig, loss_name
 
 if TYPE_CHECKING:
@@ -66,8 +66,9 @@ def _define_mlp() -> type:
             self.hidden = tuple(hidden)
             self.add_module("out", _linear(width, n_out, cfg.init))
             spec = cfg.output_activation
-            if canonical("output_activation", spec["name"]) != "identity":
-                extra = {"dim": 1} if record("output_activation", spec["name"]).across_outputs else {}
+            out_act = record("output_activation", spec["name"])
+            if out_act.family != "linear":  # identity adds no module
+                extra = {"dim": 1} if out_act.across_outputs else {}
                 self.add_module("out_act", build("output_activation", spec, **extra))
 
         def _hidden(self, k: int, width: int, layer: Any) -> Hidden:
@@ -168,18 +169,19 @@ def planned_table(cfg: ModelConfig, n_inputs: int, n_out: int) -> dict:
             }
         )
 
-    def prelu(name: str, spec: dict, kind: str) -> None:
-        if canonical(kind, spec["name"]) == "prelu":  # one slope: num_parameters is nntrain's to set, and it keeps 1
-            row(name, "PReLU", [1])
+    def activation(name: str, spec: dict, kind: str) -> None:
+        r = record(kind, spec["name"])
+        if r.parameters:
+            row(name, r.attr, [r.parameters])
 
     for k, layer in enumerate(cfg.resolved_layers(), start=1):
         row(f"fc{k}", "Linear", [layer.size, width], layer.size)
         if layer.batch_norm:
             row(f"bn{k}", "BatchNorm1d", [layer.size], layer.size, buffers=2 * layer.size)  # running mean and var
-        prelu(f"act{k}", layer.activation, "activation")
+        activation(f"act{k}", layer.activation, "activation")
         width = layer.size
     row("out", "Linear", [n_out, width], n_out)
-    prelu("out_act", cfg.output_activation, "output_activation")
+    activation("out_act", cfg.output_activation, "output_activation")
     total = sum(r["total"] for r in rows)
     batch_norms = sum(r["type"] == "BatchNorm1d" for r in rows)
     buffers = sum(r["buffers"] for r in rows)
