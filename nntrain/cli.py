@@ -235,17 +235,20 @@ def predict(
     input: str = typer.Argument(..., help="CSV or Parquet of raw rows with the training columns"),
     output: Path | None = typer.Option(None, "-o", "--output", help="write the predictions here (CSV)"),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
+    force: bool = typer.Option(False, "--force", help="replace an existing output file"),
 ) -> None:
     """Predict from raw rows: the stored preprocessing is applied; labels come back as in the training data."""
 
     from .inference import load_run, predict_frame
     from .runs import output_file, resolve_run_dir, write_output
 
+    if output is not None:
+        output_file(output, force, inputs=[input])
     frame = predict_frame(load_run(resolve_run_dir(str(run_dir)), checkpoint), input)
     if output is None:
         frame.to_csv(sys.stdout, index=False)
         return
-    write_output(output_file(output), lambda f: frame.to_csv(f, index=False), f"-o {output}")
+    write_output(output, lambda f: frame.to_csv(f, index=False), f"-o {output}")
     _console(True).print(f"{len(frame)} predictions written to {output}", markup=False)
 
 
@@ -303,12 +306,13 @@ def export(
         None, "-o", "--output", help="the model file; default RUN_DIR/model.onnx or RUN_DIR/model.pt"
     ),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
+    force: bool = typer.Option(False, "--force", help="replace an existing model file and sidecar"),
 ) -> None:
     """Write the model with its preprocessing folded in (raw numeric feature rows in) as ONNX or TorchScript."""
 
     from .export import TORCHSCRIPT_NOTE, export_run, sidecar_path
 
-    path = export_run(run_dir, fmt, output, checkpoint)
+    path = export_run(run_dir, fmt, output, checkpoint, force)
     err = _console(True)
     err.print(f"wrote {path} and {sidecar_path(path).name} (the input columns in order, the outputs)", markup=False)
     if fmt.strip().lower() == "torchscript":
@@ -352,6 +356,7 @@ def runs(
 def compare(
     run_dirs: list[Path] = typer.Argument(..., help="two or more run folders"),
     output: Path = typer.Option(Path("compare.png"), "-o", "--output", help="where to write the overlaid curves (PNG)"),
+    force: bool = typer.Option(False, "--force", help="replace an existing output file"),
 ) -> None:
     """Overlay several runs' curves (val loss, metric, lr) and table what differs in their configs and results."""
 
@@ -375,7 +380,7 @@ def compare(
         frames[name] = pd.read_csv(r["path"] / "metrics.csv")
     if output.suffix.lower() != ".png":
         raise UserError(f"-o {output}: the curves are written as PNG; name a .png file")
-    output_file(output)
+    output_file(output, force)
     metric = _compare_metric(rows[0])
     compare_plot(frames, output, metric)
     out = _console(False, width=TABLE_WIDTH)
@@ -439,19 +444,19 @@ def configs_copy(
 ) -> None:
     """Copy a shipped config to start from; an existing file is never overwritten."""
 
-    import shutil
-
     from .errors import UserError, did_you_mean
+    from .runs import write_output
 
     shipped = _shipped()
     if name.removesuffix(".yaml") not in shipped:
         raise UserError(f"no shipped config '{name}'{did_you_mean(name, shipped)}; choose one of: {', '.join(shipped)}")
     target = dest / f"{name.removesuffix('.yaml')}.yaml" if dest.is_dir() else dest
-    if target.exists():
+    if target.exists() or target.is_symlink():  # a dangling link too: writing through it would land elsewhere
         raise UserError(f"{target} exists; choose another destination (nothing was overwritten)")
     if not target.parent.is_dir():
         raise UserError(f"folder {target.parent} does not exist")
-    shutil.copyfile(shipped[name.removesuffix(".yaml")], target)
+    text = shipped[name.removesuffix(".yaml")].read_bytes()
+    write_output(target, lambda f: f.write(text), str(target))
     _console(True).print(f"wrote {target}", markup=False)
 
 

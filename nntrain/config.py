@@ -196,9 +196,17 @@ class Config(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v):
-            raise ValueError("use letters, digits, '.', '_' and '-' (it names a folder)")
+        if not folder_name(v):
+            raise ValueError(FOLDER_NAME_RULE)
         return v
+
+
+FOLDER_NAME_RULE = "use letters, digits, '.', '_' and '-', starting with a letter or digit (it names a folder)"
+
+
+def folder_name(text: str) -> bool:
+    """A name that makes one folder inside runs_dir: no '/', no '..', not absolute, not hidden."""
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text) is not None
 
 
 def _default(model: type[BaseModel], field: str) -> dict:

@@ -102,7 +102,7 @@ class Unscale(nn.Module):
         return unscale(self.prep, out[:, 0].double()).float()
 
 
-def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str = "best") -> Path:
+def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str = "best", force: bool = False) -> Path:
     """Write RUN_DIR's model (best.pt or last.pt) as ONNX or TorchScript, with its preprocessing folded in,
     and a sidecar FILE.json naming the input columns in order and the outputs. Returns the model file's path.
 
@@ -114,7 +114,7 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
     loaded = load_run(run_dir, checkpoint)
     prep = loaded.prep
     _refuse_unexportable(prep)  # before asking for the extra: installing it would not help
-    out = _output_path(run_dir, fmt, out)
+    out = _output_path(run_dir, fmt, out, force)
     if fmt == "onnx":
         _require_onnx()
     model = export_model(loaded.model, loaded.cfg, prep)
@@ -161,15 +161,18 @@ def _require_onnx() -> None:
         )
 
 
-def _output_path(run_dir: Path, fmt: str, out: Path | None) -> Path:
+def _output_path(run_dir: Path, fmt: str, out: Path | None, force: bool) -> Path:
+    """The model file and its sidecar, both checked as outputs; without -o, the run's own model file, which the
+    next export of the run replaces."""
     if out is None:
         return run_dir / f"model{FORMATS[fmt]}"
     out = Path(out)
     if out.is_dir():
         raise UserError(f"-o {out}: is a folder; name the file, e.g. {out / ('model' + FORMATS[fmt])}")
-    output_file(out)
     if out.resolve() in {(run_dir / f"{c}.pt").resolve() for c in ("best", "last")}:
         raise UserError(f"-o {out}: that is the run's checkpoint; choose another file name")
+    output_file(out, force)
+    output_file(sidecar_path(out), force, shown=f"-o {out} (its sidecar {sidecar_path(out).name})")
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import fcntl
 import functools
 import os
 import pickle
@@ -11,7 +12,7 @@ import platform
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -19,6 +20,7 @@ from .errors import UserError, first_line
 from .plain import strict_json
 
 CHECKPOINT_FORMAT = 1
+LOCK_FILE = ".lock"  # held (flock) by the one process that writes a run folder
 # How a run ended, summary.json's "status": all its epochs; early stopping; a sweep's pruner; a non-finite loss
 # or weight; a signal (resumable with fit --resume).
 STATUSES = ("completed", "early_stop", "pruned", "diverged", "interrupted")
@@ -105,27 +107,110 @@ def _block_signals() -> bool:
 
 
 def clean_leftovers(run_dir: Path) -> list[Path]:
-    """Temporary files of a save that a kill interrupted."""
-    leftovers = [p for p in run_dir.iterdir() if ".tmp-" in p.name or p.name.endswith(".tmp")]
+    """Temporary files of a save that a kill interrupted: NAME.tmp-PID whose process is gone (a live PID's file
+    is a save in progress, never touched), and plain NAME.tmp."""
+    leftovers = [
+        p
+        for p in run_dir.iterdir()
+        if (".tmp-" in p.name and not _alive(p.name.rsplit(".tmp-", 1)[1])) or p.name.endswith(".tmp")
+    ]
     for p in leftovers:
         p.unlink(missing_ok=True)
     return leftovers
 
 
+def _alive(pid: str) -> bool:
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+class RunLock:
+    """An exclusive flock on RUN/.lock, held by the one process that writes a run folder (fit, resume, a sweep
+    trial) for as long as it does. The kernel drops it when the process dies, so a kill -9 leaves no stale
+    lock; the file holds the holder's PID for the message a second writer gets. Within one process the lock
+    is shared: it is a second process that must not write the folder."""
+
+    _held: dict[Path, list] = {}  # resolved folder -> [fd, count], for this process
+
+    def __init__(self, run_dir: Path):
+        self.key, self.holding = Path(run_dir).resolve(), True
+        if self.key in RunLock._held:
+            RunLock._held[self.key][1] += 1
+            return
+        path = self.key / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as e:
+            raise UserError(f"{path}: cannot open the run folder's lock file: {e.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise UserError(
+                f"{run_dir} is being written by process {holder} (a fit, a resume or a sweep trial); "
+                f"wait for it to end, or stop it, and try again"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        RunLock._held[self.key] = [fd, 1]
+
+    def release(self) -> None:
+        held = RunLock._held.get(self.key)
+        if held is None or not self.holding:
+            return
+        self.holding = False
+        held[1] -= 1
+        if held[1] == 0:
+            del RunLock._held[self.key]
+            os.close(held[0])  # closing the descriptor drops the flock
+
+
+def _in_place(path: Path) -> Path:
+    """A run file written in place (metrics.csv): never through a link, which would write the file it names."""
+    if path.is_symlink():
+        raise UserError(
+            f"{path}: is a symbolic link (to {os.readlink(path)}); nntrain writes it in place and never "
+            f"through a link: put the file itself there, then resume"
+        )
+    return path
+
+
 def truncate_metrics(path: Path, epoch: int) -> None:
     """Drop rows past the checkpoint's epoch: their checkpoint was never written. Cut in place, not rewritten."""
-    if not path.is_file():
+    if not _in_place(path).is_file():
         return
     with open(path, "rb+") as f:
         header = f.readline()
         if not header:
             return
         keep = f.tell()
-        for line in iter(f.readline, b""):
-            if not line.strip() or int(line.split(b",", 1)[0]) > epoch:
+        for number, line in enumerate(iter(f.readline, b""), start=2):
+            first = line.split(b",", 1)[0].strip()
+            if not line.strip():
+                break
+            if not first.isdigit():
+                raise UserError(
+                    f"{path}: line {number} does not start with an epoch number ({_shown(first)}), so "
+                    f"it is not a row nntrain wrote; remove or fix that line, then resume"
+                )
+            if int(first) > epoch:
                 break
             keep = f.tell()
         f.truncate(keep)
+
+
+def _shown(raw: bytes) -> str:
+    """At most 20 printable characters of a damaged field, for a message."""
+    text = "".join(c if c.isprintable() else "?" for c in raw[:20].decode(errors="replace"))
+    return repr(text)
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -170,7 +255,7 @@ class MetricsLog:
     """metrics.csv, one row per epoch; the header is fixed by the first row, or by the file when resuming."""
 
     def __init__(self, path: Path):
-        self.path = path
+        self.path = _in_place(path)
         self.fields: list[str] | None = None
         if path.is_file() and path.stat().st_size:
             with open(path, newline="") as f:
@@ -192,10 +277,30 @@ def _fmt(v: Any) -> Any:
     return f"{v:.6g}" if isinstance(v, float) else v
 
 
-def output_file(out: Path) -> Path:
-    """A file the user named with -o: its folder must exist (nothing is made on a typo's behalf)."""
+# What nntrain keeps in a run folder; none of them is ever an output the user names with -o.
+RUN_FILES = frozenset({"config.yaml", "split.json", "summary.json", "metrics.csv", "best.pt", "last.pt", LOCK_FILE})
+
+
+def is_run_folder(path: Path) -> bool:
+    return (path / "config.yaml").is_file() and any((path / f).is_file() for f in ("last.pt", "best.pt"))
+
+
+def output_file(out: Path, force: bool = False, inputs: Iterable[str | Path] = (), shown: str | None = None) -> Path:
+    """A file the user named with -o, checked before anything is computed or written: its folder exists; it is
+    neither a folder, nor one of the inputs, nor a file of a run folder; and an existing file (or a link) is
+    replaced only with --force."""
+    out, shown = Path(out), shown or f"-o {out}"
     if not out.parent.is_dir():
-        raise UserError(f"-o {out}: folder {out.parent} does not exist")
+        raise UserError(f"{shown}: folder {out.parent} does not exist")
+    if out.is_dir():
+        raise UserError(f"{shown}: is a folder; name the file to write")
+    for given in inputs:
+        if out.exists() and Path(given).exists() and os.path.samefile(out, given):
+            raise UserError(f"{shown}: that is the input file {given}; write the output to another file")
+    if is_run_folder(out.parent) and (out.name in RUN_FILES or out.exists() or out.is_symlink()):
+        raise UserError(f"{shown}: {out.name} belongs to the run folder {out.parent}; write the output outside it")
+    if (out.exists() or out.is_symlink()) and not force:
+        raise UserError(f"{shown}: {out} exists; add --force to replace it, or choose another file")
     return out
 
 

@@ -3,8 +3,9 @@ checkpoint holds. The loop that moves the state on is train.py's."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from .plain import flatten
 from .preprocess import Prepared, load_data
 from .runs import (
     CHECKPOINT_FORMAT,
+    RunLock,
     atomic_save,
     clean_leftovers,
     create_run_dir,
@@ -83,6 +85,7 @@ class Run:
     group: Any = None  # distributed.Group when data-parallel, else None
     diag: Diagnostics | None = None
     diag_state: dict | None = None  # the gradient-norm sums of an epoch a checkpoint cut in the middle
+    lock: RunLock | None = None  # held while this process writes the run folder (rank 0 alone)
 
     @property
     def writes(self) -> bool:
@@ -173,16 +176,30 @@ def start(cfg: Config, config_dir: Path | None = None) -> Run:
     device = group.device if group else select_device(cfg.device)
     data = load_data(cfg, config_dir)
     parts, threads, note = _setup(cfg, data, device, group)
-    run_dir = create_run_dir(cfg.runs_dir, cfg.name) if not group or group.writes else None
+    writes = not group or group.writes
+    run_dir = create_run_dir(cfg.runs_dir, cfg.name) if writes else None
+    lock = RunLock(run_dir) if writes else None
     if group:
         run_dir = Path(group.broadcast(str(run_dir) if run_dir else None))
     SIGNALS.armed = True  # from here a signal is saved as a resumable stop
-    run = Run(cfg, run_dir, data, parts, device, threads, note, torch.Generator().manual_seed(cfg.seed), group=group)
-    if run.writes:
-        (run_dir / "config.yaml").write_text(dump_yaml(cfg))
-        write_json(run_dir / "split.json", {k: getattr(data, k).tolist() for k in ("train", "val", "test")})
-        atomic_save(run.state(), run_dir / "last.pt")  # epoch 0: a run stopped in its first epoch can resume
+    gen = torch.Generator().manual_seed(cfg.seed)
+    run = Run(cfg, run_dir, data, parts, device, threads, note, gen, group=group, lock=lock)
+    if writes:
+        with _released_on_error(lock):
+            (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+            write_json(run_dir / "split.json", {k: getattr(data, k).tolist() for k in ("train", "val", "test")})
+            atomic_save(run.state(), run_dir / "last.pt")  # epoch 0: a run stopped in its first epoch can resume
     return run
+
+
+@contextlib.contextmanager
+def _released_on_error(lock: RunLock | None) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
 
 
 def _group(cfg: Config) -> Any:
@@ -200,7 +217,13 @@ def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
     from .distributed import rank
 
     run_dir = resolve_run_dir(str(run_dir))
-    if rank() == 0:
+    lock = RunLock(run_dir) if rank() == 0 else None  # before anything is read: another process may be writing
+    with _released_on_error(lock):
+        return _resumed(run_dir, overrides, lock)
+
+
+def _resumed(run_dir: Path, overrides: list[str], lock: RunLock | None) -> Run:
+    if lock is not None:
         clean_leftovers(run_dir)
     SIGNALS.armed = True
     ckpt = load_checkpoint(run_dir / "last.pt")
@@ -243,6 +266,7 @@ def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
         best_epoch=ckpt["best_epoch"],
         bad_epochs=ckpt["bad_epochs"],
         diag_state=ckpt.get("diag"),
+        lock=lock,
     )
 
 

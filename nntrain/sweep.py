@@ -29,7 +29,7 @@ import optuna
 import yaml
 
 from . import metrics
-from .config import Config, to_plain
+from .config import FOLDER_NAME_RULE, Config, folder_name, to_plain
 from .errors import Problem, UserError, did_you_mean, first_line
 from .loading import load_config
 from .plain import flow
@@ -334,6 +334,8 @@ def sweep(
     log: Callable[[str], None],
 ) -> dict:
     """Run trials until the study holds the requested number; return the study's results."""
+    if study_name is not None and not folder_name(study_name):  # it names the folder of the trials
+        raise UserError(f"--study {study_name}: {FOLDER_NAME_RULE} under runs_dir")
     cfg = configure(path, overrides)
     p = plan(cfg, trials, grid)
     name = study_name or cfg.name

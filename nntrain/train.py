@@ -76,6 +76,8 @@ def train(
             tb.close()
         if run.group is not None:
             run.group.close()
+        if run.lock is not None:
+            run.lock.release()
 
 
 def _tensorboard(run: Run) -> Any:

@@ -45,6 +45,7 @@ def test_fit_json_and_run_folder_contents(trained, workdir):
     assert set(summary["test"]) == {"accuracy", "f1_macro", "loss", "roc_auc"}
     run = workdir / summary["run_dir"]
     assert {p.name for p in run.iterdir()} == {
+        ".lock",  # the writer's flock: a second process may not write the folder
         "config.yaml",
         "metrics.csv",
         "best.pt",

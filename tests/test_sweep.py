@@ -147,3 +147,11 @@ def test_an_unreachable_server_is_a_clear_error_with_the_password_hidden(workdir
     r = cli("sweep", str(cfg), "--storage", "postgresql://u:secret@127.0.0.1:1/db")
     assert r.exit_code == 2 and "Traceback" not in r.stderr
     assert "--storage postgresql://u:***@127.0.0.1:1/db: cannot open it" in r.stderr and "secret" not in r.stderr
+
+
+@pytest.mark.parametrize("study", ["..", "../../x", "/tmp/abs", ".hidden", "a/b"])
+def test_a_study_name_names_one_folder_inside_runs_dir(workdir, table_csv, cli, study):
+    cfg = sweep_config(workdir, table_csv(n=100), {"optimizer.lr": [0.1, 0.01]})
+    r = cli("sweep", str(cfg), "--study", study)
+    assert r.exit_code == 2 and f"--study {study}: use letters, digits" in r.stderr and "Traceback" not in r.stderr
+    assert not (workdir / "runs").exists() and not (workdir / "trials.csv").exists()

@@ -1,0 +1,156 @@
+"""Nothing a user names can destroy what nntrain keeps: -o never replaces an input, a run folder's file or, without
+--force, an existing file; nothing is written through a link; one process writes a run folder at a time."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .conftest import NNTRAIN, make_table, write_config
+
+RUN_FILES = ("best.pt", "last.pt", "config.yaml", "split.json", "summary.json", "metrics.csv", "curves.png")
+
+
+@pytest.fixture
+def run(workdir, cli):
+    """A finished run folder and the file it trained on."""
+    data = workdir / "t.csv"
+    make_table(n=120).to_csv(data, index=False)
+    r = cli("fit", write_config(workdir / "c.yaml", data), "--json", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    return workdir / json.loads(r.stdout)["run_dir"], data
+
+
+def snapshot(folder) -> dict:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def refused(r, *words: str) -> bool:
+    return r.exit_code == 2 and all(w in r.stderr for w in words) and "Traceback" not in r.stderr
+
+
+def test_predict_never_writes_over_its_input_or_a_run_folders_files(run, cli, workdir):
+    run_dir, data = run
+    before, table = snapshot(run_dir), data.read_bytes()
+    assert refused(cli("predict", run_dir, data, "-o", data, "--force"), "that is the input file")
+    os.link(data, workdir / "alias.csv")  # the same file under another name
+    assert refused(cli("predict", run_dir, data, "-o", workdir / "alias.csv", "--force"), "that is the input file")
+    for name in RUN_FILES:
+        r = cli("predict", run_dir, data, "-o", run_dir / name, "--force")
+        assert refused(r, f"{name} belongs to the run folder"), (name, r.stderr)
+    assert snapshot(run_dir) == before and data.read_bytes() == table
+    out = workdir / "p.csv"
+    assert cli("predict", run_dir, data, "-o", out).exit_code == 0
+    assert refused(cli("predict", run_dir, data, "-o", out), "exists; add --force")
+    assert cli("predict", run_dir, data, "-o", out, "--force").exit_code == 0
+    assert cli("eval", run_dir).exit_code == 0  # the checkpoint is whole
+
+
+def test_compare_and_export_follow_the_same_rule_for_the_model_and_its_sidecar(run, cli, workdir):
+    run_dir, _ = run
+    assert cli("fit", workdir / "c.yaml", "--name", "other", "--quiet").exit_code == 0
+    before = snapshot(run_dir)
+    r = cli("compare", run_dir, "runs/other", "-o", run_dir / "curves.png", "--force")
+    assert refused(r, "curves.png belongs to the run folder")
+    r = cli("export", run_dir, "--format", "torchscript", "-o", run_dir / "split", "--force")
+    assert refused(r, "split.json belongs to the run folder")  # the sidecar would have replaced split.json
+    assert snapshot(run_dir) == before and cli("eval", run_dir).exit_code == 0
+    assert cli("compare", run_dir, "runs/other", "-o", "both.png").exit_code == 0
+    assert refused(cli("compare", run_dir, "runs/other", "-o", "both.png"), "exists; add --force")
+    assert cli("compare", run_dir, "runs/other", "-o", "both.png", "--force").exit_code == 0
+    args = ("export", run_dir, "--format", "torchscript", "-o", workdir / "m.pt")
+    assert cli(*args).exit_code == 0
+    (workdir / "m.pt").unlink()  # the model is gone, its sidecar is not
+    assert refused(cli(*args), "m.pt.json", "exists; add --force")
+    assert cli(*args, "--force").exit_code == 0 and (workdir / "m.pt").is_file()
+
+
+def test_configs_copy_never_writes_through_a_dangling_link(workdir, cli):
+    (workdir / "elsewhere").mkdir()
+    (workdir / "mine.yaml").symlink_to(workdir / "elsewhere" / "target.yaml")
+    assert refused(cli("configs", "copy", "iris", workdir / "mine.yaml"), "exists")
+    assert not (workdir / "elsewhere" / "target.yaml").exists()
+
+
+def test_resume_never_writes_through_a_linked_metrics_csv(run, cli, workdir):
+    run_dir, _ = run
+    outside = workdir / "somebody_elses.csv"
+    (run_dir / "metrics.csv").rename(outside)
+    (run_dir / "metrics.csv").symlink_to(outside)
+    before = outside.read_bytes()
+    r = cli("fit", "--resume", run_dir, "train.epochs=5")
+    assert refused(r, "metrics.csv: is a symbolic link")
+    assert outside.read_bytes() == before
+
+
+def test_resume_on_a_damaged_metrics_csv_names_the_line(run, cli):
+    run_dir, _ = run
+    lines = (run_dir / "metrics.csv").read_bytes().splitlines(keepends=True)
+    (run_dir / "metrics.csv").write_bytes(b"".join([lines[0], lines[1], b"\x00\x00garbage,1,2\n", *lines[2:]]))
+    r = cli("fit", "--resume", run_dir, "train.epochs=5")
+    assert refused(r, "metrics.csv: line 3 does not start with an epoch number")
+
+
+def wait_for(condition, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_one_process_writes_a_run_folder_and_a_killed_one_leaves_no_lock(workdir):
+    data = workdir / "big.csv"
+    make_table(n=3000, seed=2).to_csv(data, index=False)
+    cfg = write_config(workdir / "long.yaml", data, train={"epochs": 2000, "batch_size": 16})
+    busy = subprocess.Popen(
+        [*NNTRAIN, "fit", str(cfg), "--quiet"], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    run_dir = workdir / "runs" / "t"
+    try:
+        wait_for(lambda: (run_dir / "metrics.csv").is_file() and (run_dir / "metrics.csv").stat().st_size > 0)
+        live = run_dir / f"other.pt.tmp-{busy.pid}"  # a temporary file of the running process
+        live.write_bytes(b"in progress")
+        second = subprocess.run(
+            [*NNTRAIN, "fit", "--resume", str(run_dir), "train.epochs=2001"],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert second.returncode == 2 and f"is being written by process {busy.pid}" in second.stderr
+        assert live.is_file() and busy.poll() is None  # the running one is untouched and still training
+    finally:
+        busy.send_signal(signal.SIGKILL)
+        busy.wait()
+    mine = run_dir / f"last.pt.tmp-{os.getpid()}"  # a live PID (this test's): never removed
+    mine.write_bytes(b"x")
+    third = subprocess.run(
+        [*NNTRAIN, "fit", "--resume", str(run_dir), "train.epochs=1"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert third.returncode == 0, third.stderr  # the kernel dropped the killed process's lock
+    assert not live.exists() and mine.exists()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_lock_held_in_this_process_is_shared_and_dropped_with_its_last_holder(tmp_path):
+    from nntrain.runs import RunLock
+
+    (tmp_path / "r").mkdir()
+    a, b = RunLock(tmp_path / "r"), RunLock(tmp_path / "r")
+    probe = [sys.executable, "-c", f"from nntrain.runs import RunLock; RunLock({str(tmp_path / 'r')!r})"]
+    a.release()
+    a.release()  # a second release of one holder changes nothing
+    held = subprocess.run(probe, capture_output=True, text=True)
+    assert held.returncode == 1 and f"is being written by process {os.getpid()}" in held.stderr
+    b.release()
+    assert subprocess.run(probe, capture_output=True, text=True).returncode == 0
