@@ -8,6 +8,7 @@ activation gives), so a new loss or activation is checked without a new rule.
 from __future__ import annotations
 
 import functools
+import math
 
 from . import metrics
 from .components import LOSSES, OUTPUT_ACTIVATIONS, canonical, names, record, spec_problems
@@ -47,10 +48,12 @@ def semantic_problems(cfg: Config, arguments_too: bool = True) -> list[Problem]:
             )
     else:
         problems += spec("loss", cfg.loss, "loss")
-    problems += spec("optimizer", cfg.optimizer, "optimizer")
-    lr = cfg.optimizer.get("lr")
-    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr <= 0:
-        problems.append(Problem("optimizer.lr", "must be greater than 0, e.g. lr: 0.001", value=str(lr)))
+    lr = cfg.optimizer.get("lr", 1.0)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        problems.append(Problem("optimizer.lr", "must be a number greater than 0, e.g. lr: 0.001", value=str(lr)))
+        problems += spec("optimizer", {k: v for k, v in cfg.optimizer.items() if k != "lr"}, "optimizer")
+    else:
+        problems += spec("optimizer", cfg.optimizer, "optimizer")
     problems += spec("scheduler", cfg.scheduler, "scheduler")
     problems += _milestone_problems(cfg)
     if cfg.data.task != "auto":

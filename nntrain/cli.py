@@ -191,12 +191,17 @@ def params(
         # No torch from a config (its import alone takes 1-2 s): names are checked, the arguments of
         # components are left to fit, and the layers are counted from the config.
         from .loading import load_config
+        from .memory import too_big
         from .model import n_outputs, planned_table
         from .preprocess import load_data
 
         cfg = load_config(target, list(overrides or []), arguments_too=False)
         data = load_data(cfg, target.parent)
-        table = planned_table(cfg.model, data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs))
+        n_in, n_out = data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs)
+        table = planned_table(cfg.model, n_in, n_out)
+        why = too_big(cfg, n_in, n_out, cfg.train.batch_rows(len(data.train)), len(data.X))
+        if why is not None:
+            _console(True).print(f"warning: {why}: `nntrain fit` would refuse it", markup=False)
     if as_json:
         _print_json(table)
         return

@@ -46,6 +46,11 @@ class Init(Component):
 
 
 @dataclass(frozen=True)
+class Optimizer(Component):
+    state: int = 0  # buffers the size of the parameters it keeps (momentum, moment estimates)
+
+
+@dataclass(frozen=True)
 class Loss(Component):
     tasks: frozenset[str] = REGRESSION
     one_output: bool = True  # one output per row (bce's single logit, a regression value), not one per class
@@ -110,14 +115,14 @@ LOSSES: dict[str, Loss] = {
     "huber": Loss("HuberLoss"),
 }
 
-OPTIMIZERS: dict[str, Component] = {
-    "sgd": Component(
-        "SGD", fused=True, note="on the fused step one flat update, momentum, nesterov and weight_decay too"
+OPTIMIZERS: dict[str, Optimizer] = {
+    "sgd": Optimizer(
+        "SGD", fused=True, state=1, note="on the fused step one flat update, momentum, nesterov and weight_decay too"
     ),
-    "adagrad": Component("Adagrad"),
-    "rmsprop": Component("RMSprop"),
-    "adam": Component("Adam"),
-    "adamw": Component("AdamW"),
+    "adagrad": Optimizer("Adagrad", state=1),
+    "rmsprop": Optimizer("RMSprop", state=3),  # square average, and momentum and grad average when asked for
+    "adam": Optimizer("Adam", state=2),
+    "adamw": Optimizer("AdamW", state=2),
 }
 
 SCHEDULERS: dict[str, Component] = {

@@ -32,8 +32,12 @@ def _to_spec(value: Any) -> Any:
 Spec = Annotated[dict[str, Any], BeforeValidator(_to_spec)]
 
 
+MAX_SEED = 2**63 - 1  # what torch.manual_seed takes; numpy's generators take any non-negative int
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True)
+    # allow_inf_nan: an infinite or NaN number is never a setting (l1: .inf would train on an infinite loss)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True, allow_inf_nan=False)
 
 
 class DataConfig(Strict):
@@ -44,7 +48,7 @@ class DataConfig(Strict):
         0.1, gt=0, lt=1, description="fraction of the non-test rows held out to pick the best epoch"
     )
     test_size: float = Field(0.2, gt=0, lt=1, description="fraction of all rows, touched once at the end")
-    split_seed: int | None = Field(None, description="seed of the split; default: the run's seed")
+    split_seed: int | None = Field(None, ge=0, le=MAX_SEED, description="seed of the split; default: the run's seed")
     scale: Literal["standard", "minmax", "none"] = "standard"
     impute: Literal["none", "mean", "median", "most_frequent"] = Field(
         "none",
@@ -121,7 +125,7 @@ class ModelConfig(Strict):
 
 
 class TrainConfig(Strict):
-    epochs: int = Field(30, gt=0)
+    epochs: int = Field(30, gt=0, le=1_000_000)
     batch_size: int | Literal["full"] = Field(32, description="an int, or `full` for full-batch gradient descent")
     monitor: str = Field(
         "val_loss", description="val_loss, val_accuracy, val_f1, val_roc_auc, val_rmse, val_mae, val_r2 ..."
@@ -130,7 +134,9 @@ class TrainConfig(Strict):
     min_delta: float = Field(0.0, ge=0, description="smallest change of the monitored value that counts")
     l1: float = Field(0.0, ge=0, description="L1 penalty on the weights, added to the loss")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
-    threads: int | None = Field(None, gt=0, description="CPU threads; default: 1 for small models, else all cores")
+    threads: int | None = Field(
+        None, gt=0, le=4096, description="CPU threads; default: 1 for small models, else all cores"
+    )
     checkpoint_every: float = Field(
         1.0,
         ge=0,
@@ -152,6 +158,10 @@ class TrainConfig(Strict):
         "pays off on large models and GPUs, not on small ones)",
     )
 
+    def batch_rows(self, n_train: int) -> int:
+        """Rows a step takes: `full` is every training row, and never more rows than there are."""
+        return n_train if self.batch_size == "full" else min(self.batch_size, n_train)
+
     @field_validator("batch_size")
     @classmethod
     def _positive(cls, v: int | str) -> int | str:
@@ -163,7 +173,9 @@ class TrainConfig(Strict):
 class Config(Strict):
     _notes: list[str] = PrivateAttr(default_factory=list)  # what loading changed, for fit to print
     name: str = Field("run", description="run folder runs/NAME, then NAME-2, ...; never overwritten")
-    seed: int = 42
+    seed: int = Field(
+        42, ge=0, le=MAX_SEED, description="weights, dropout, shuffling and (unless data.split_seed) the split"
+    )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
     runs_dir: str = Field("runs", description="where run folders are made")
     data: DataConfig

@@ -19,10 +19,32 @@ from .config import SPEC_DEFAULTS, Config
 from .errors import ConfigError, Problem, UserError, did_you_mean
 from .plain import flow
 
+MAX_BYTES = 4 * 2**20  # a config is a page of keys; a bigger file is not one
+MAX_NODES = 100_000  # scalars, lists and mappings once aliases are expanded: a billion laughs is refused
+
 
 class Loader(yaml.SafeLoader):
     """YAML as a user means it: `1e-3` is a number (PyYAML reads it as a string) and `yes`, `no`, `on`,
-    `off` stay strings (only true and false are booleans), as in YAML 1.2."""
+    `off` stay strings (only true and false are booleans), as in YAML 1.2. A key given twice in one mapping is
+    an error (PyYAML keeps the last silently: a second `train:` dropped the whole first one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, (list, dict)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} is given twice, on line {seen[key]} and line {line}: the second would "
+                    f"replace the whole first; merge them into one",
+                    key_node.start_mark,
+                )
+            seen.setdefault(key, line)
+        return super().construct_mapping(node, deep)
 
 
 Loader.yaml_implicit_resolvers = {
@@ -43,7 +65,29 @@ Loader.add_implicit_resolver(
 
 
 def parse_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
+    """A YAML document, refused when its aliases expand it out of proportion (before anything is built)."""
+    loader = Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        expanded = _expanded_size(node, {})
+        if expanded > MAX_NODES:
+            raise yaml.YAMLError(f"it expands to {expanded:,} values through its aliases (at most {MAX_NODES:,})")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Values in the document once every alias is copied out; each node is counted once (an alias shares it)."""
+    if id(node) not in sizes:
+        sizes[id(node)] = 1  # a node that contains itself counts once (and PyYAML refuses to build it)
+        if isinstance(node, yaml.SequenceNode):
+            sizes[id(node)] += sum(_expanded_size(n, sizes) for n in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            sizes[id(node)] += sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    return sizes[id(node)]
 
 
 def load_config(
@@ -84,6 +128,8 @@ def load_config(
 def _read(path: Path) -> tuple[str, dict]:
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
+    if path.stat().st_size > MAX_BYTES:
+        raise UserError(f"{path}: {path.stat().st_size:,} bytes is not a config (at most {MAX_BYTES:,})")
     try:
         text = path.read_text(encoding="utf-8")
         raw = parse_yaml(text)

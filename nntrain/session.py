@@ -23,6 +23,7 @@ from .errors import ConfigError, UserError
 from .fused import FlatSGD, FusedStep, plan
 from .heads import make_criterion
 from .loading import load_config
+from .memory import check_fits
 from .model import build_mlp, n_outputs
 from .plain import flatten
 from .preprocess import Prepared, load_data
@@ -94,13 +95,13 @@ class Run:
 
     @property
     def batch_size(self) -> int:
-        return batch_size(self.cfg, len(self.data.train))
+        return self.cfg.train.batch_rows(len(self.data.train))
 
     def state(self) -> dict:
         p, d = self.parts, self.data
         return {
             "format": CHECKPOINT_FORMAT,
-            "config": to_plain(self.cfg),
+            "config": {**to_plain(self.cfg), "sweep": None},  # the search space is the study's, not the model's
             "prep": d.prep,
             "n_inputs": d.X.shape[1],
             "n_outputs": n_outputs(self.cfg, d.task, d.n_outputs),
@@ -125,10 +126,6 @@ class Run:
         }
 
 
-def batch_size(cfg: Config, n_train: int) -> int:
-    return n_train if cfg.train.batch_size == "full" else min(cfg.train.batch_size, n_train)
-
-
 def _setup(cfg: Config, data: Prepared, device: torch.device, group: Any = None) -> tuple[Parts, int, str]:
     if group and any(layer.batch_norm for layer in cfg.model.resolved_layers()):
         raise UserError(
@@ -139,8 +136,9 @@ def _setup(cfg: Config, data: Prepared, device: torch.device, group: Any = None)
     if cfg.train.engine == "fused" and not fusable:
         raise UserError(f"train.engine=fused: this model needs autograd ({why}); use engine: auto")
     fused = fusable and cfg.train.engine != "autograd" and not cfg.train.compile
-    parts = build_parts(cfg, data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs), data.task, device, fused)
-    bs = batch_size(cfg, len(data.train))
+    n_in, n_out, bs = data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs), cfg.train.batch_rows(len(data.train))
+    check_fits(cfg, n_in, n_out, bs, len(data.X), device)  # before a single weight is allocated
+    parts = build_parts(cfg, n_in, n_out, data.task, device, fused)
     threads = cfg.train.threads or auto_threads(
         sum(p.numel() for p in parts.model.parameters()) * bs, group.local_world if group else 1
     )

@@ -4,6 +4,7 @@ pass silently (duplicate or ragged columns, another delimiter), with the file's 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import ctypes
@@ -42,6 +43,7 @@ def resolve_path(path: str, base: Path | None = None) -> Path:
     return p
 
 
+MAX_COLUMNS = 20_000  # wider tables are not what an MLP on one machine is for, and pandas takes minutes on them
 CSV_SUFFIXES = ("", ".csv", ".txt", ".tsv", ".gz", ".bz2", ".zip", ".xz")
 
 
@@ -59,6 +61,10 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path") -> T
     sha256 = digest.result()
     if frame.shape[0] == 0:
         raise UserError(f"{key}={path}: the table has a header but no data rows")
+    if frame.shape[1] > MAX_COLUMNS:
+        raise UserError(
+            f"{key}={path}: the table has {frame.shape[1]:,} columns; nntrain reads at most {MAX_COLUMNS:,}"
+        )
     frame.columns = [str(c) for c in frame.columns]  # Parquet allows integer names; configs name columns in text
     return Table(frame, str(p.resolve()), sha256, is_csv)
 
@@ -80,9 +86,13 @@ def _read_csv(p: Path, shown: str) -> pd.DataFrame:
     compressed = p.suffix.lower() in (".gz", ".bz2", ".zip", ".xz")
     try:
         header = [] if compressed else _header(p)
-        dupes = sorted({c for c in header if header.count(c) > 1})
+        if len(header) > MAX_COLUMNS:
+            raise UserError(f"{shown}: the header has {len(header):,} columns; nntrain reads at most {MAX_COLUMNS:,}")
+        dupes = sorted(c for c, n in collections.Counter(header).items() if n > 1)
         if dupes:
-            raise UserError(f"{shown}: duplicate column name(s) {', '.join(map(repr, dupes))} in the header")
+            more = f" and {len(dupes) - 10:,} more" if len(dupes) > 10 else ""
+            shown_dupes = ", ".join(map(repr, dupes[:10])) + more
+            raise UserError(f"{shown}: duplicate column name(s) {shown_dupes} in the header")
         # dtype={} infers every column as usual; any dict makes pandas 3.1 keep one array per column instead of
         # copying them into one consolidated block at the end, which lowers the peak by a third (888 against 1,226
         # MiB on a 1M x 50 table)

@@ -294,3 +294,57 @@ def test_problems_are_records_with_their_key_line_and_the_config_as_far_as_valid
     assert by_key["optimizer.lr"].value == "-1" and by_key["model.activation.name"].from_command_line
     partial = info.value.partial
     assert partial.train.epochs == 30 and partial.train.batch_size == 8  # the invalid key at its default, the rest kept
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("train.epochs=1e12", "train.epochs=1000000000000.0: Input should be less than or equal to 1000000"),
+        ("seed=-1", "seed=-1: Input should be greater than or equal to 0"),
+        (
+            "seed=99999999999999999999",
+            "seed=99999999999999999999: Input should be less than or equal to 9223372036854775807",
+        ),
+        ("data.split_seed=-3", "data.split_seed=-3: Input should be greater than or equal to 0"),
+        ("optimizer.lr=nan", "optimizer.lr=nan: must be a number greater than 0"),
+        ("optimizer.lr=.nan", "optimizer.lr=nan: must be a number greater than 0"),
+        ("optimizer.lr=fast", "optimizer.lr=fast: must be a number greater than 0"),
+        ("train.l1=.inf", "train.l1=.inf: Input should be a finite number"),
+        ("train.threads=100000", "train.threads=100000: Input should be less than or equal to 4096"),
+    ],
+)
+def test_numbers_out_of_range_name_their_key(tmp_path, cli, override, expected):
+    r = cli("fit", write(tmp_path, "data: {path: sklearn:iris}\n"), override)
+    assert r.exit_code == 2 and expected in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.count("optimizer") <= 1 or "lr" not in override  # one problem for a bad lr, not torch's too
+
+
+def test_a_key_given_twice_in_one_mapping_is_refused_naming_both_lines(tmp_path, cli):
+    text = "data: {path: sklearn:iris}\ntrain:\n  plots: false\nseed: 1\ntrain:\n  epochs: 3\n"
+    r = cli("fit", write(tmp_path, text))
+    assert r.exit_code == 2 and "key 'train' is given twice, on line 2 and line 5" in r.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_alias_bomb_and_a_huge_file_are_refused_before_anything_is_made(tmp_path, cli, workdir):
+    import time
+
+    lines = ["data: {path: sklearn:iris}", "sweep:", '  a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for name, prev in zip("bcdefgh", "abcdefg"):
+        lines.append(f"  {name}: &{name} [{', '.join([f'*{prev}'] * 9)}]")
+    t0 = time.perf_counter()
+    r = cli("fit", write(tmp_path, "\n".join(lines) + "\n"))
+    assert r.exit_code == 2 and "expands to 54,481,019 values through its aliases" in r.stderr
+    assert time.perf_counter() - t0 < 10 and not (workdir / "runs").exists()
+    (tmp_path / "big.yaml").write_text("data: {path: sklearn:iris}\n" + "# padding\n" * 500_000)
+    r = cli("fit", tmp_path / "big.yaml")
+    assert r.exit_code == 2 and "bytes is not a config" in r.stderr and not (workdir / "runs").exists()
+
+
+def test_checkpoints_do_not_carry_the_sweep_section(workdir, cli):
+    import torch
+
+    text = "data: {path: sklearn:iris}\ntrain: {epochs: 2, plots: false}\nsweep: {optimizer.lr: [0.1, 0.01, 0.001]}\n"
+    assert cli("fit", write(workdir, text)).exit_code == 0
+    ckpt = torch.load(workdir / "runs" / "bad" / "best.pt", weights_only=True)
+    assert ckpt["config"]["sweep"] is None and cli("fit", "--resume", "runs/bad", "train.epochs=3").exit_code == 0

@@ -154,3 +154,29 @@ def test_a_lock_held_in_this_process_is_shared_and_dropped_with_its_last_holder(
     assert held.returncode == 1 and f"is being written by process {os.getpid()}" in held.stderr
     b.release()
     assert subprocess.run(probe, capture_output=True, text=True).returncode == 0
+
+
+def test_a_model_the_machine_cannot_hold_is_refused_before_it_is_built(workdir, cli):
+    from nntrain.memory import available_bytes
+
+    cfg = write_config(workdir / "c.yaml", "sklearn:iris")
+    for hidden in ("[1e9]", "[100000, 100000]"):
+        r = cli("fit", cfg, f"model.hidden={hidden}", "--quiet")
+        assert refused(r, "parameters need about", "available", "use smaller model.hidden"), r.stderr
+        r = cli("params", cfg, f"model.hidden={hidden}")
+        assert r.exit_code == 0 and "warning:" in r.stderr and "`nntrain fit` would refuse it" in r.stderr
+    assert not (workdir / "runs").exists() and available_bytes() > 0
+    assert cli("params", cfg).stderr == ""  # a model that fits: no warning
+
+
+def test_a_header_too_wide_is_refused_in_linear_time(workdir, cli):
+    for n, expected in (
+        (1_000_000, "the header has 1,000,000 columns; nntrain reads at most 20,000"),
+        (20_000, "duplicate column name(s) 'c0' in the header"),
+    ):
+        cols = [f"c{i}" for i in range(n)]
+        cols[-1] = "c0"
+        (workdir / "wide.csv").write_text(",".join(cols) + "\n" + ",".join(["1"] * n) + "\n")
+        t0 = time.perf_counter()
+        r = cli("fit", write_config(workdir / "c.yaml", workdir / "wide.csv"))
+        assert refused(r, expected) and time.perf_counter() - t0 < 10, r.stderr

@@ -1,0 +1,69 @@
+"""How much memory training a config takes, worked out from the config before anything is built, against what
+the machine has: a model that cannot fit is refused with both figures, never left to the kernel's OOM killer.
+
+Imports no torch unless the device is a GPU, so `nntrain params CONFIG` can warn without it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .components import record
+from .config import Config
+from .errors import UserError
+from .model import planned_table
+
+EVAL_ROWS = 65536  # heads.EVAL_CHUNK: the rows one evaluation forward holds at once
+ACTIVATION_COPIES = 4  # per unit and row in a step: pre-activation, activation, dropout mask, its gradient
+
+
+def training_bytes(cfg: Config, n_inputs: int, n_out: int, batch: int, rows: int) -> int:
+    """float32 weights, their gradients and the optimizer's state, and the larger of a step's activations and an
+    evaluation chunk's. An estimate: close for big models, where it matters."""
+    table = planned_table(cfg.model, n_inputs, n_out)
+    state = record("optimizer", cfg.optimizer["name"]).state
+    widths = [n_inputs, *(layer.size for layer in cfg.model.resolved_layers()), n_out]
+    weights = 4 * ((2 + state) * table["total"] + table["buffers"])
+    step = 4 * ACTIVATION_COPIES * batch * sum(widths)
+    evaluation = 4 * 2 * min(rows, EVAL_ROWS) * max(widths)
+    return weights + max(step, evaluation)
+
+
+def available_bytes(device: Any = "cpu") -> int | None:
+    """Memory free for a run on the device: the GPU's free memory, or the system's MemAvailable (None if unknown)."""
+    kind = getattr(device, "type", str(device).split(":")[0])
+    if kind == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def gib(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**28 else f"{n / 2**20:,.0f} MiB"
+
+
+def too_big(cfg: Config, n_inputs: int, n_out: int, batch: int, rows: int, device: Any = "cpu") -> str | None:
+    """Why the model cannot train here, in words, or None when it fits."""
+    need, have = training_bytes(cfg, n_inputs, n_out, batch, rows), available_bytes(device)
+    if have is None or need <= have:
+        return None
+    total = planned_table(cfg.model, n_inputs, n_out)["total"]
+    return (
+        f"{total:,} parameters need about {gib(need)} to train at batch {batch} (weights, gradients, "
+        f"{cfg.optimizer['name']} state and activations); {device} has {gib(have)} available"
+    )
+
+
+def check_fits(cfg: Config, n_inputs: int, n_out: int, batch: int, rows: int, device: Any) -> None:
+    """Refuse, before any tensor is allocated, a model that the device cannot hold."""
+    why = too_big(cfg, n_inputs, n_out, batch, rows, device)
+    if why is not None:
+        raise UserError(f"model: {why}; use smaller model.hidden sizes (or a smaller train.batch_size)")
