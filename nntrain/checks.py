@@ -48,9 +48,9 @@ def semantic_problems(cfg: Config, arguments_too: bool = True) -> list[Problem]:
             )
     else:
         problems += spec("loss", cfg.loss, "loss")
-    lr = cfg.optimizer.get("lr", 1.0)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        problems.append(Problem("optimizer.lr", "must be a number greater than 0, e.g. lr: 0.001", value=str(lr)))
+    lr_problem = _lr_problem(cfg.optimizer.get("lr", 1.0))
+    if lr_problem is not None:  # torch's own check of it names no key: the other arguments are checked alone
+        problems.append(lr_problem)
         problems += spec("optimizer", {k: v for k, v in cfg.optimizer.items() if k != "lr"}, "optimizer")
     else:
         problems += spec("optimizer", cfg.optimizer, "optimizer")
@@ -59,6 +59,18 @@ def semantic_problems(cfg: Config, arguments_too: bool = True) -> list[Problem]:
     if cfg.data.task != "auto":
         problems += task_problems(cfg, cfg.data.task, None)
     return problems
+
+
+def _lr_problem(lr: object) -> Problem | None:
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)):
+        why = "must be a number greater than 0"
+    elif not math.isfinite(lr):
+        why = "must be a finite number greater than 0"
+    elif lr <= 0:
+        why = "must be greater than 0"
+    else:
+        return None
+    return Problem("optimizer.lr", f"{why}, e.g. lr: 0.001", value=str(lr))
 
 
 def _init_problems(cfg: Config, spec: functools.partial) -> list[Problem]:

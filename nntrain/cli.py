@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +30,7 @@ def _console(stderr: bool, width: int | None = None):
     console = Console(stderr=stderr, highlight=False, soft_wrap=True)
     if width and not console.is_terminal:
         console.width = width
+    console.on_broken_pipe = _stdout_closed  # rich's own would exit 1 at once, a run unsaved
     return console
 
 
@@ -45,6 +48,21 @@ def _guard(fn: Callable[[], None]) -> None:
     except KeyboardInterrupt:  # before training started: nothing to save
         _console(True).print("interrupted", markup=False)
         raise typer.Exit(130) from None
+    except BrokenPipeError:  # stdout's reader went away (`nntrain runs | head -1`): a normal end, said nowhere
+        _stdout_closed()
+        raise typer.Exit(128 + signal.SIGPIPE) from None
+
+
+def _stdout_closed() -> None:
+    """Whatever follows for stdout goes nowhere. A run in progress (`nntrain fit ... | head -1`) goes on to its
+    next step, saves and stops as on SIGPIPE; any other command ends there, quietly."""
+    from .stopping import SIGNALS
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if not SIGNALS.armed:
+        raise BrokenPipeError
+    if SIGNALS.signum is None:
+        SIGNALS.signum = signal.SIGPIPE
 
 
 def guarded(command: Callable[..., None]) -> Callable[..., None]:
@@ -241,15 +259,19 @@ def predict(
     output: Path | None = typer.Option(None, "-o", "--output", help="write the predictions here (CSV)"),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
     force: bool = typer.Option(False, "--force", help="replace an existing output file"),
+    raw: bool = typer.Option(
+        False, "--raw", help="write labels as they are, even those a spreadsheet runs as formulas"
+    ),
 ) -> None:
     """Predict from raw rows: the stored preprocessing is applied; labels come back as in the training data."""
 
-    from .inference import load_run, predict_frame
+    from .inference import load_run, predict_frame, spreadsheet_safe
     from .runs import output_file, resolve_run_dir, write_output
 
     if output is not None:
         output_file(output, force, inputs=[input])
     frame = predict_frame(load_run(resolve_run_dir(str(run_dir)), checkpoint), input)
+    frame = frame if raw else spreadsheet_safe(frame)
     if output is None:
         frame.to_csv(sys.stdout, index=False)
         return
@@ -337,6 +359,7 @@ def runs(
     rows = list_runs(runs_dir)
     if as_json:
         keep = ("name", "task", "model", "optimizer", "scheduler", "epochs", "status", "monitor", "best_value", "test")
+        keep += ("config_edited",)
         _print_json(
             {
                 "runs": [
@@ -387,7 +410,10 @@ def compare(
         raise UserError(f"-o {output}: the curves are written as PNG; name a .png file")
     output_file(output, force)
     metric = _compare_metric(rows[0])
-    compare_plot(frames, output, metric)
+    try:
+        compare_plot(frames, output, metric)
+    except OSError as e:
+        raise UserError(f"-o {output}: cannot write it: {e.strerror or e}") from None
     out = _console(False, width=TABLE_WIDTH)
     out.print(compare_table(dict(zip(names, rows))))
     out.print(f"curves (val_loss, {metric}, lr): {output}", markup=False)

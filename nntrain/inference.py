@@ -62,6 +62,26 @@ def evaluate_run(run: LoadedRun, data_file: str | None = None) -> dict:
     }
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV Injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells and headers that would start a formula get a leading ' (a class label =HYPERLINK(...) stays
+    text); numbers stay numbers."""
+
+    def cell(value: object) -> object:
+        return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+    safe = frame.copy()
+    safe.columns = [cell(str(c)) for c in frame.columns]
+    for i in range(safe.shape[1]):
+        column = safe.iloc[:, i]
+        if column.dtype == object or pd.api.types.is_string_dtype(column):
+            safe.isetitem(i, column.map(cell))
+    return safe
+
+
 def predict_frame(run: LoadedRun, input_path: str) -> pd.DataFrame:
     """Raw rows in; the prediction (original label values) and class probabilities out."""
     table = read_table(input_path, key="INPUT")

@@ -94,6 +94,7 @@ def read_run(path: Path) -> dict:
     if summary is not None and not isinstance(summary, dict):
         raise UserError(f"run folder {path}: summary.json is not an object")
     summary = summary or {}
+    cfg, edited = _trained_config(cfg, summary)
     status = SHOWN.get(_status(summary), "done") if summary else "stopped" if (path / "last.pt").is_file() else "empty"
     run = summary.get("epochs_run")
     run = run if isinstance(run, int) else _metrics_rows(path / "metrics.csv")
@@ -116,7 +117,19 @@ def read_run(path: Path) -> dict:
         "test": test,
         "started": datetime.fromtimestamp(cfg_path.stat().st_mtime),
         "config": cfg,
+        "config_edited": edited,
         "error": None,
+    }
+
+
+def _trained_config(on_disk: dict, summary: dict) -> tuple[dict, bool]:
+    """The config the run was trained with, which summary.json records (eval and predict read the checkpoint's,
+    never config.yaml), and whether config.yaml was edited since. A run without a summary has only config.yaml."""
+    trained = summary.get("config")
+    if not isinstance(trained, dict):
+        return on_disk, False
+    return trained, {k: v for k, v in on_disk.items() if k != "sweep"} != {
+        k: v for k, v in trained.items() if k != "sweep"
     }
 
 
@@ -160,6 +173,7 @@ def list_runs(root: Path) -> list[dict]:
                     "test": {},
                     "started": datetime.fromtimestamp((path / "config.yaml").stat().st_mtime),
                     "config": {},
+                    "config_edited": False,
                     "error": str(e),
                 }
             )
@@ -190,7 +204,7 @@ def runs_table(rows: list[dict]) -> Table:
     for r in rows:
         test = f"{r['test_metric'][0]}={_fmt(r['test_metric'][1])}" if r["test_metric"] else "-"
         cells = [
-            r["name"],
+            r["name"] + (" (config.yaml edited)" if r.get("config_edited") else ""),
             r["task"],
             r["model"],
             r["optimizer"],

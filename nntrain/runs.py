@@ -6,9 +6,11 @@ import copy
 import csv
 import fcntl
 import functools
+import io
 import os
 import pickle
 import platform
+import shutil
 import signal
 import threading
 import time
@@ -90,7 +92,11 @@ def atomic_save(obj: Any, path: Path) -> None:
         write_atomic(path, lambda f: torch.save(obj, f), durable=True)
     except (OSError, RuntimeError) as e:
         reason = getattr(e, "strerror", None) or first_line(e)
-        raise UserError(f"cannot write {path}: {reason}; the earlier checkpoints in {path.parent} are intact") from None
+        if isinstance(e, RuntimeError) and shutil.disk_usage(path.parent).free < 2**20:
+            reason = f"No space left on device (torch: {first_line(e, 80)})"  # torch's words for a full disk
+        kept = [p.name for p in (path.parent / "best.pt", path.parent / "last.pt") if p.is_file()]
+        said = f"the earlier checkpoints in {path.parent} are intact ({', '.join(kept)})" if kept else "none was saved"
+        raise UserError(f"cannot write {path}: {reason}; {said}") from None
     finally:
         if blocked:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
@@ -262,15 +268,27 @@ class MetricsLog:
                 self.fields = next(csv.reader(f))
 
     def append(self, row: dict[str, Any]) -> None:
+        """One row (and the header first), written in one go; a failed write leaves the file as it was."""
         new = self.fields is None
+        fields = list(row) if new else self.fields
+        text = io.StringIO(newline="")
+        # extrasaction: a resume that turns train.diagnostics on keeps the header the run started with
+        writer = csv.DictWriter(text, fieldnames=fields, extrasaction="ignore")
         if new:
-            self.fields = list(row)
-        with open(self.path, "a", newline="") as f:
-            # extrasaction: a resume that turns train.diagnostics on keeps the header the run started with
-            writer = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow({k: _fmt(v) for k, v in row.items()})
+            writer.writeheader()
+        writer.writerow({k: _fmt(v) for k, v in row.items()})
+        size = self.path.stat().st_size if self.path.exists() else None
+        try:
+            with open(self.path, "ab") as f:
+                f.write(text.getvalue().encode())
+        except OSError as e:
+            if size is None:
+                self.path.unlink(missing_ok=True)  # no file rather than an empty one
+            else:
+                os.truncate(self.path, size)
+            kept = "its earlier rows are intact" if size else "no row of it was kept"
+            raise UserError(f"cannot write {self.path}: {e.strerror}; {kept}") from None
+        self.fields = fields
 
 
 def _fmt(v: Any) -> Any:
@@ -318,7 +336,19 @@ def json_bytes(obj: Any) -> bytes:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, lambda f: f.write(json_bytes(obj)))
+    write_run_file(path, json_bytes(obj))
+
+
+def write_text(path: Path, text: str) -> None:
+    write_run_file(path, text.encode())
+
+
+def write_run_file(path: Path, data: bytes) -> None:
+    """A run folder's file, whole or not at all; a full disk is a UserError naming it."""
+    try:
+        write_atomic(path, lambda f: f.write(data))
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or first_line(e)}") from None
 
 
 class Saver:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ from .runs import (
     truncate_metrics,
     versions,
     write_json,
+    write_text,
 )
 from .stopping import SIGNALS
 
@@ -183,20 +185,23 @@ def start(cfg: Config, config_dir: Path | None = None) -> Run:
     gen = torch.Generator().manual_seed(cfg.seed)
     run = Run(cfg, run_dir, data, parts, device, threads, note, gen, group=group, lock=lock)
     if writes:
-        with _released_on_error(lock):
-            (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+        with _released_on_error(lock, remove=run_dir):
+            write_text(run_dir / "config.yaml", dump_yaml(cfg))
             write_json(run_dir / "split.json", {k: getattr(data, k).tolist() for k in ("train", "val", "test")})
             atomic_save(run.state(), run_dir / "last.pt")  # epoch 0: a run stopped in its first epoch can resume
     return run
 
 
 @contextlib.contextmanager
-def _released_on_error(lock: RunLock | None) -> Iterator[None]:
+def _released_on_error(lock: RunLock | None, remove: Path | None = None) -> Iterator[None]:
+    """On an error: the lock released, and `remove` (a run folder made a moment ago, half-written) deleted."""
     try:
         yield
     except BaseException:
         if lock is not None:
             lock.release()
+        if remove is not None:
+            shutil.rmtree(remove, ignore_errors=True)
         raise
 
 
@@ -226,6 +231,8 @@ def _resumed(run_dir: Path, overrides: list[str], lock: RunLock | None) -> Run:
     SIGNALS.armed = True
     ckpt = load_checkpoint(run_dir / "last.pt")
     cfg = _resumed_config(ckpt, overrides)
+    if lock is not None:  # the train.* keys a resume changed (epochs, say) are the run's from now on
+        write_text(run_dir / "config.yaml", dump_yaml(cfg))
     group = _group(cfg)
     device = group.device if group else select_device(cfg.device)
     prep = ckpt["prep"]

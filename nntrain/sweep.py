@@ -416,13 +416,13 @@ def _headline(summary: dict) -> str:
 
 def finish(study: Any, root: Path, p: Plan, log: Callable[[str], None]) -> dict:
     """The trials table, the best trial's config as a ready YAML, and Optuna's plots, all under runs/STUDY/."""
-    from .runs import write_atomic, write_json
+    from .runs import write_json, write_output, write_text
 
     trials = study.get_trials(deepcopy=False)
     states = {s: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
     counts = {s.name.lower(): n for s, n in states.items() if n}
     frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs", "duration"))
-    write_atomic(root / "trials.csv", lambda f: frame.to_csv(f, index=False))
+    write_output(root / "trials.csv", lambda f: frame.to_csv(f, index=False), str(root / "trials.csv"))
     result: dict[str, Any] = {"study": study.study_name, "trials": counts, "root": str(root)}
     done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if done:
@@ -434,9 +434,7 @@ def finish(study: Any, root: Path, p: Plan, log: Callable[[str], None]) -> dict:
             f"# The best trial of sweep {study.study_name}: trial {best.number}, {p.monitor}={best.value:.6g}\n"
             f"# ({', '.join(f'{k}={v}' for k, v in best.params.items())}). Train it: nntrain fit THIS_FILE\n"
         )
-        write_atomic(
-            root / "best.yaml", lambda f: f.write((header + yaml.safe_dump(best_cfg, sort_keys=False)).encode())
-        )
+        write_text(root / "best.yaml", header + yaml.safe_dump(best_cfg, sort_keys=False))
         result.update(
             best_trial=best.number,
             best_value=best.value,
@@ -444,7 +442,11 @@ def finish(study: Any, root: Path, p: Plan, log: Callable[[str], None]) -> dict:
             best_run=best.user_attrs["run_dir"],
             best_config=str(root / "best.yaml"),
         )
-    result["plots"] = [str(f) for f in _plots(study, root)] if done else []
+    try:
+        result["plots"] = [str(f) for f in _plots(study, root)] if done else []
+    except OSError as e:  # the study and its tables are whole without them
+        log(f"warning: the sweep's plots were not written: {e.strerror or e}")
+        result["plots"] = []
     write_json(root / "sweep.json", result)
     return result
 

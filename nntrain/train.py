@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import metrics as M
-from .config import Config, loss_name
+from .config import Config, loss_name, to_plain
 from .diagnostics import Diagnostics
 from .errors import UserError
 from .heads import evaluate, evaluate_with_scores, truth
@@ -302,6 +302,7 @@ def _summary(run: Run, status: str, stopped: str | None, seconds: float) -> dict
         "task": data.task,
         "rows": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
         "data": {"source": data.prep["source"], "sha256": data.prep["sha256"]},
+        "config": {**to_plain(run.cfg), "sweep": None},  # what was trained, whatever is done to config.yaml
         "versions": versions(),
     }
 
@@ -328,8 +329,11 @@ def _finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:
     loop.log(f"best epoch {run.best_epoch} ({summary['monitor']}={run.best_value:.4f}); test metrics of best.pt:")
     loop.log(format_metrics(test, summary["test_baseline"]))
     if run.cfg.train.plots:
-        written = write_plots(run.run_dir, summary["monitor"], data.task, y_test, scores, data.prep["classes"])
-        loop.log(f"plots: {', '.join(p.name for p in written)} in {run.run_dir}")
+        try:
+            written = write_plots(run.run_dir, summary["monitor"], data.task, y_test, scores, data.prep["classes"])
+            loop.log(f"plots: {', '.join(p.name for p in written)} in {run.run_dir}")
+        except OSError as e:  # the run is whole without them
+            loop.log(f"warning: the plots were not written: {e.strerror or e}; the run folder is complete otherwise")
     return summary
 
 

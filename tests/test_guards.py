@@ -180,3 +180,48 @@ def test_a_header_too_wide_is_refused_in_linear_time(workdir, cli):
         t0 = time.perf_counter()
         r = cli("fit", write_config(workdir / "c.yaml", workdir / "wide.csv"))
         assert refused(r, expected) and time.perf_counter() - t0 < 10, r.stderr
+
+
+def test_a_closed_stdout_saves_and_ends_the_run_as_on_sigpipe(workdir):
+    """`nntrain fit ... | head -1`: the reader goes, the run saves and exits 141 with one line on stderr."""
+    cfg = write_config(workdir / "c.yaml", "sklearn:digits", train={"epochs": 3000, "batch_size": 16})
+    p = subprocess.Popen(
+        [*NNTRAIN, "fit", str(cfg)], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert p.stdout.readline().startswith("run folder: runs/t")
+    p.stdout.close()
+    assert p.wait(timeout=120) == 128 + signal.SIGPIPE
+    err = p.stderr.read()
+    assert "interrupted: SIGPIPE at epoch" in err and "last.pt saved" in err and "Traceback" not in err
+    assert "Exception ignored" not in err
+    done = subprocess.run([*NNTRAIN, "fit", "--resume", "runs/t", "train.epochs=1"], cwd=workdir, capture_output=True)
+    assert done.returncode == 0
+
+
+def test_predictions_never_reach_a_spreadsheet_as_formulas(workdir, cli):
+    df = make_table(n=150)
+    df["y"] = df["y"].map({0: '=HYPERLINK("http://x","y")', 1: "+1", 2: "@SUM(1)"})
+    df.to_csv(workdir / "f.csv", index=False)
+    assert cli("fit", write_config(workdir / "c.yaml", workdir / "f.csv"), "--quiet").exit_code == 0
+    r = cli("predict", "runs/t", workdir / "f.csv")
+    cells = {line.split(",")[0] for line in r.stdout.splitlines()[1:]}
+    assert r.exit_code == 0 and cells and all(c.startswith(("'", "\"'")) for c in cells), cells
+    header = r.stdout.splitlines()[0]
+    assert header.startswith("prediction,") and "proba_=HYPERLINK" not in header.split(",")[1][:1]
+    raw = cli("predict", "runs/t", workdir / "f.csv", "--raw")
+    assert any(line.startswith(("=", '"=', "+", "@")) for line in raw.stdout.splitlines()[1:])
+
+
+def test_runs_shows_a_resumed_runs_epochs_and_marks_an_edited_config(workdir, cli):
+    from nntrain.listing import list_runs
+
+    cfg = write_config(workdir / "c.yaml", "sklearn:iris", train={"epochs": 2})
+    assert cli("fit", cfg, "--quiet").exit_code == 0
+    assert cli("fit", "--resume", "runs/t", "train.epochs=4", "--quiet").exit_code == 0
+    (row,) = list_runs(workdir / "runs")
+    assert (row["epochs"], row["config_edited"]) == ("4/4", False)
+    text = (workdir / "runs" / "t" / "config.yaml").read_text()
+    (workdir / "runs" / "t" / "config.yaml").write_text(text.replace("hidden:\n  - 8", "hidden:\n  - 512"))
+    (row,) = list_runs(workdir / "runs")
+    assert row["config_edited"] and row["model"] == "mlp 8 relu"  # what was trained, not the edit
+    assert "t (config.yaml edited)" in cli("runs").stdout

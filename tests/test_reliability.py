@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from nntrain.errors import UserError
 from nntrain.loading import load_config
@@ -529,3 +530,36 @@ def test_a_run_folder_written_by_nntrain_at_509edb1_still_loads(workdir, cli, re
     assert report["checkpoint_epoch"] == then["checkpoint_epoch"] == 6
     r = cli("params", run, "--json")
     assert json.loads(r.stdout) == json.loads((run / "params.json").read_text())
+
+
+@pytest.mark.parametrize("size", ["4k", "12k", "24k", "40k", "60k", "80k", "120k"])
+def test_a_disk_filling_at_any_point_gives_a_true_message_and_whole_files(workdir, size):
+    """A real tmpfs of each size fills at another moment: config.yaml, split.json, last.pt, metrics.csv, best.pt,
+    a plot. Each ends in exit 2 naming the file and the full disk (or 0 with a warning for a plot), no traceback,
+    and leaves no run folder or a run folder whose every file is whole."""
+    mnt = workdir / "small"
+    if not _mount_tmpfs(mnt, size):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        data = workdir / "d.csv"
+        make_table(n=1500, seed=1).to_csv(data, index=False)
+        cfg = write_config(workdir / "c.yaml", data, runs_dir=str(mnt / "runs"), train={"epochs": 5, "batch_size": 16})
+        r = subprocess.run([*NNTRAIN, "fit", str(cfg), "--quiet"], cwd=workdir, capture_output=True, text=True)
+        assert "Traceback" not in r.stderr and r.returncode in (0, 2), r.stderr
+        if r.returncode == 2:
+            assert "No space left on device" in r.stderr and "cannot write" in r.stderr
+        else:
+            assert (mnt / "runs" / "t" / "summary.json").is_file()
+            assert "warning: the plots were not written" in r.stdout or (mnt / "runs" / "t" / "curves.png").is_file()
+        run_dir = mnt / "runs" / "t"
+        if run_dir.exists():
+            files = {p.name: p for p in run_dir.iterdir()}
+            assert not [n for n in files if ".tmp" in n]
+            assert yaml.safe_load(files["config.yaml"].read_text())["name"] == "t"
+            load_checkpoint(files["last.pt"])
+            if "metrics.csv" in files:
+                assert files["metrics.csv"].read_text().startswith("epoch,train_loss")
+            if "best.pt" in files:
+                load_checkpoint(files["best.pt"])
+    finally:
+        subprocess.run(["umount", str(mnt)])
