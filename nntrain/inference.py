@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import ValidationError
 from torch import nn
 
 from . import metrics as M
@@ -16,8 +17,8 @@ from .config import Config
 from .encoding import encode, encode_table, load_encoded, unscale
 from .errors import UserError
 from .heads import evaluate, forward_all, make_criterion, to_proba, truth
-from .model import build_mlp
-from .runs import load_checkpoint
+from .model import build_mlp, weights_mismatch
+from .runs import load_run_checkpoint
 from .tables import read_table
 
 
@@ -33,12 +34,26 @@ class LoadedRun:
 def load_run(run_dir: Path, checkpoint: str = "best") -> LoadedRun:
     if checkpoint not in ("best", "last"):
         raise UserError(f"--checkpoint={checkpoint}: choose best or last")
-    ckpt = load_checkpoint(run_dir / f"{checkpoint}.pt")
-    cfg = Config.model_validate(ckpt["config"])
+    path = run_dir / f"{checkpoint}.pt"
+    ckpt = load_run_checkpoint(run_dir, checkpoint)
+    cfg = stored_config(ckpt, path)
+    wrong = weights_mismatch(cfg.model, ckpt["n_inputs"], ckpt["n_outputs"], ckpt["model"])
+    if wrong is not None:
+        raise UserError(f"{path}: its weights do not fit its own config: {wrong}")
     model = build_mlp(cfg.model, ckpt["n_inputs"], ckpt["n_outputs"])
     model.load_state_dict(ckpt["model"])
     model.eval()
     return LoadedRun(run_dir, cfg, model, ckpt["prep"], ckpt)
+
+
+def stored_config(ckpt: dict, path: Path) -> Config:
+    """The config a checkpoint was trained with, checked as the schema checks a file."""
+    try:
+        return Config.model_validate(ckpt["config"])
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise UserError(f"{path}: its stored config is not valid ({where}: {err['msg']}); retrain") from None
 
 
 def evaluate_run(run: LoadedRun, data_file: str | None = None) -> dict:

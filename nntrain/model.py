@@ -115,6 +115,18 @@ def _linear(n_in: int, n_out: int, init: Any) -> nn.Linear:
     return fc
 
 
+def weights_mismatch(cfg: ModelConfig, n_inputs: int, n_out: int, state: dict) -> str | None:
+    """Where stored weights lack the shape the config builds, in words (None if none): checked before anything
+    is built, so a checkpoint that claims a huge layer allocates nothing."""
+    for row in planned_table(cfg, n_inputs, n_out)["layers"]:
+        key = f"{row['layer']}.weight"
+        got = state.get(key)
+        shape = list(got.shape) if hasattr(got, "shape") else None
+        if shape != row["shape"]:
+            return f"{key} is {shape or 'missing'} where its config makes {row['shape']}"
+    return None
+
+
 def param_table(model: nn.Module) -> dict:
     """Per-module parameters (weights, biases, others), buffers apart, and memory in bytes."""
     rows = []

@@ -7,6 +7,7 @@ import csv
 import fcntl
 import functools
 import io
+import json
 import os
 import pickle
 import platform
@@ -238,6 +239,71 @@ def load_checkpoint(path: Path) -> dict:
         raise UserError(f"{path}: checkpoint is corrupt or truncated ({first_line(e, 200)})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path}: not an nntrain checkpoint")
+    wrong = _malformed(ckpt)
+    if wrong is not None:
+        raise UserError(f"{path}: not a whole nntrain checkpoint: {wrong}; use the other checkpoint or retrain")
+    return ckpt
+
+
+# What eval, predict, params, export and resume read from a checkpoint, checked before any of it is used.
+CHECKPOINT_TYPES = {
+    "config": dict,
+    "prep": dict,
+    "n_inputs": int,
+    "n_outputs": int,
+    "task": str,
+    "epoch": int,
+    "model": dict,
+}
+PREP_KEYS = (
+    "target",
+    "task",
+    "classes",
+    "columns",
+    "kinds",
+    "categories",
+    "impute",
+    "shift",
+    "scale",
+    "encoded",
+    "source",
+    "sha256",
+)
+
+
+def _malformed(ckpt: dict) -> str | None:
+    """What is missing or inconsistent in a checkpoint that torch loaded, in words; None when it is whole."""
+    for key, kind in CHECKPOINT_TYPES.items():
+        if not isinstance(ckpt.get(key), kind) or isinstance(ckpt.get(key), bool):
+            return f"'{key}' is missing or not a {kind.__name__}"
+    prep = ckpt["prep"]
+    missing = [k for k in PREP_KEYS if k not in prep]
+    if missing:
+        return f"its preprocessing lacks {', '.join(missing)}"
+    if not isinstance(prep["encoded"], list) or ckpt["n_inputs"] != len(prep["encoded"]):
+        return f"n_inputs is {ckpt['n_inputs']:,}, which its preprocessing's columns do not make"
+    outputs = (1,) if prep["task"] == "regression" else (1, len(prep["classes"] or ()))
+    if ckpt["task"] != prep["task"] or ckpt["n_outputs"] not in outputs:
+        return "its task and number of outputs disagree with its preprocessing"
+    return None
+
+
+def load_run_checkpoint(run_dir: Path, name: str) -> dict:
+    """RUN/NAME.pt, refused when it is another run's: the run id it holds must be the one in RUN/split.json."""
+    path = run_dir / f"{name}.pt"
+    ckpt = load_checkpoint(path)
+    split = run_dir / "split.json"
+    try:
+        mine = json.loads(split.read_text()).get("run_id") if split.is_file() else None
+    except (OSError, ValueError, AttributeError) as e:
+        raise UserError(f"{split}: cannot read it: {first_line(e)}") from None
+    theirs = ckpt.get("run_id")
+    if (mine or theirs) and mine != theirs:
+        raise UserError(
+            f"{path}: is the checkpoint of another run ({theirs or 'one without an id'}), not of this folder's "
+            f"({mine or 'one without an id'}); put this run's own {name}.pt back, or use the other run's "
+            f"folder"
+        )
     return ckpt
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from .fused import FlatSGD, FusedStep, plan
 from .heads import make_criterion
 from .loading import load_config
 from .memory import check_fits
-from .model import build_mlp, n_outputs
+from .model import build_mlp, n_outputs, weights_mismatch
 from .plain import flatten
 from .preprocess import Prepared, load_data
 from .runs import (
@@ -34,7 +35,7 @@ from .runs import (
     atomic_save,
     clean_leftovers,
     create_run_dir,
-    load_checkpoint,
+    load_run_checkpoint,
     resolve_run_dir,
     truncate_metrics,
     versions,
@@ -89,6 +90,7 @@ class Run:
     diag: Diagnostics | None = None
     diag_state: dict | None = None  # the gradient-norm sums of an epoch a checkpoint cut in the middle
     lock: RunLock | None = None  # held while this process writes the run folder (rank 0 alone)
+    run_id: str | None = None  # in every checkpoint and in split.json: another run's checkpoint is refused
 
     @property
     def writes(self) -> bool:
@@ -109,6 +111,7 @@ class Run:
             "n_outputs": n_outputs(self.cfg, d.task, d.n_outputs),
             "task": d.task,
             "versions": versions(),
+            "run_id": self.run_id,
             "epoch": self.epoch,
             "step": self.step,
             "model": p.model.state_dict(),
@@ -183,11 +186,15 @@ def start(cfg: Config, config_dir: Path | None = None) -> Run:
         run_dir = Path(group.broadcast(str(run_dir) if run_dir else None))
     SIGNALS.armed = True  # from here a signal is saved as a resumable stop
     gen = torch.Generator().manual_seed(cfg.seed)
-    run = Run(cfg, run_dir, data, parts, device, threads, note, gen, group=group, lock=lock)
+    run_id = uuid.uuid4().hex if writes else None
+    if group:
+        run_id = group.broadcast(run_id)
+    run = Run(cfg, run_dir, data, parts, device, threads, note, gen, group=group, lock=lock, run_id=run_id)
     if writes:
         with _released_on_error(lock, remove=run_dir):
             write_text(run_dir / "config.yaml", dump_yaml(cfg))
-            write_json(run_dir / "split.json", {k: getattr(data, k).tolist() for k in ("train", "val", "test")})
+            split = {k: getattr(data, k).tolist() for k in ("train", "val", "test")}
+            write_json(run_dir / "split.json", {"run_id": run_id, **split})
             atomic_save(run.state(), run_dir / "last.pt")  # epoch 0: a run stopped in its first epoch can resume
     return run
 
@@ -229,8 +236,11 @@ def _resumed(run_dir: Path, overrides: list[str], lock: RunLock | None) -> Run:
     if lock is not None:
         clean_leftovers(run_dir)
     SIGNALS.armed = True
-    ckpt = load_checkpoint(run_dir / "last.pt")
+    ckpt = load_run_checkpoint(run_dir, "last")
     cfg = _resumed_config(ckpt, overrides)
+    wrong = weights_mismatch(cfg.model, ckpt["n_inputs"], ckpt["n_outputs"], ckpt["model"])
+    if wrong is not None:
+        raise UserError(f"{run_dir / 'last.pt'}: its weights do not fit its own config: {wrong}")
     if lock is not None:  # the train.* keys a resume changed (epochs, say) are the run's from now on
         write_text(run_dir / "config.yaml", dump_yaml(cfg))
     group = _group(cfg)
@@ -272,13 +282,18 @@ def _resumed(run_dir: Path, overrides: list[str], lock: RunLock | None) -> Run:
         bad_epochs=ckpt["bad_epochs"],
         diag_state=ckpt.get("diag"),
         lock=lock,
+        run_id=ckpt.get("run_id"),
     )
 
 
 def _resumed_config(ckpt: dict, overrides: list[str]) -> Config:
     """The checkpoint's config with the overrides a resume may apply; any other change is refused."""
     stored = ckpt["config"]
-    cfg = load_config(None, list(overrides), raw=json.loads(json.dumps(stored)))  # a deep copy to override
+    try:
+        cfg = load_config(None, list(overrides), raw=json.loads(json.dumps(stored)))  # a deep copy to override
+    except ConfigError as e:
+        e.source = "last.pt's stored config and the overrides"
+        raise
     was, now = flatten(stored), flatten(to_plain(cfg))
     changed = [
         f"{k}: {was.get(k)!r} -> {now.get(k)!r}"

@@ -225,3 +225,40 @@ def test_runs_shows_a_resumed_runs_epochs_and_marks_an_edited_config(workdir, cl
     (row,) = list_runs(workdir / "runs")
     assert row["config_edited"] and row["model"] == "mlp 8 relu"  # what was trained, not the edit
     assert "t (config.yaml edited)" in cli("runs").stdout
+
+
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        (lambda c: c.pop("config"), "not a whole nntrain checkpoint: 'config' is missing"),
+        (lambda c: c.pop("prep"), "not a whole nntrain checkpoint: 'prep' is missing"),
+        (lambda c: c.pop("epoch"), "not a whole nntrain checkpoint: 'epoch' is missing"),
+        (lambda c: c.update(n_inputs=10**10), "n_inputs is 10,000,000,000, which its preprocessing's columns"),
+        (lambda c: c["config"]["model"].update(hidden="wide"), "its stored config is not valid (model.hidden"),
+        (lambda c: c["config"]["model"].update(hidden=[10**6]), "its weights do not fit its own config: fc1.weight is"),
+    ],
+)
+def test_a_malformed_checkpoint_is_refused_by_every_reader(run, cli, damage, expected):
+    import torch
+
+    from nntrain.runs import atomic_save
+
+    run_dir, data = run
+    for name in ("best.pt", "last.pt"):
+        ckpt = torch.load(run_dir / name, weights_only=True)
+        damage(ckpt)
+        atomic_save(ckpt, run_dir / name)
+    for args in (("eval", run_dir), ("predict", run_dir, data), ("params", run_dir), ("fit", "--resume", run_dir)):
+        r = cli(*args)
+        assert refused(r) and (expected in r.stderr or "stored config" in r.stderr), (args, r.stderr)
+
+
+def test_another_runs_checkpoint_in_a_folder_is_refused(run, cli, workdir):
+    run_dir, data = run
+    assert cli("fit", workdir / "c.yaml", "--name", "wider", "model.hidden=[16]", "--quiet").exit_code == 0
+    rows = (run_dir / "metrics.csv").read_bytes()
+    for name in ("best.pt", "last.pt"):
+        (run_dir / name).write_bytes((workdir / "runs" / "wider" / name).read_bytes())
+    for args in (("eval", run_dir), ("predict", run_dir, data), ("fit", "--resume", run_dir, "train.epochs=9")):
+        assert refused(cli(*args), "is the checkpoint of another run"), args
+    assert (run_dir / "metrics.csv").read_bytes() == rows  # never resumed over the folder's own rows
