@@ -11,13 +11,14 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .errors import UserError
-from .tables import Table, read_table, where
+from .tables import Table, quoted, read_table, sha256_soon, shortened, where
 
 
 def py(v: Any) -> Any:
@@ -39,7 +40,7 @@ def numeric_column(s: pd.Series, is_csv: bool) -> np.ndarray:
     bad = as_num.isna() & s.notna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise UserError(f"column '{s.name}': {s.iloc[i]!r} at {where(is_csv, i)} is not a number")
+        raise UserError(f"column {quoted(s.name)}: {quoted(s.iloc[i])} at {where(is_csv, i)} is not a number")
     return as_num.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
@@ -141,8 +142,8 @@ def _one_hot(s: pd.Series, prep: dict, is_csv: bool) -> np.ndarray:
                 f"(data.drop), or set data.impute: most_frequent"
             )
         raise UserError(
-            f"column '{col}': value {s.iloc[i]!r} at {where(is_csv, i)} was never seen in training; "
-            f"known values: {', '.join(cats[:20])}"
+            f"column {quoted(col)}: value {quoted(s.iloc[i])} at {where(is_csv, i)} was never seen in training; "
+            f"known values: {', '.join(shortened(c, 20) for c in cats[:20])}"
         )
     out = np.zeros((len(s), len(cats)), dtype=np.float32)
     out[np.arange(len(s)), codes] = 1.0
@@ -174,8 +175,8 @@ def encode_labels(y: pd.Series, classes: list, target: str, is_csv: bool) -> np.
     if (codes < 0).any():
         i = int(np.flatnonzero(codes < 0)[0])
         raise UserError(
-            f"column '{target}' (the target): label {py(y.iloc[i])!r} at {where(is_csv, i)} was never "
-            f"seen in training; known labels: {', '.join(map(str, classes))}"
+            f"column {quoted(target)} (the target): label {quoted(py(y.iloc[i]))} at {where(is_csv, i)} was never "
+            f"seen in training; known labels: {', '.join(shortened(c, 20) for c in classes[:20])}"
         )
     return codes.astype(np.int64)
 
@@ -190,12 +191,20 @@ def encode_table(table: Table, prep: dict, shown: str) -> tuple[np.ndarray, np.n
 def load_encoded(prep: dict, rows: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The training table again (or only `rows` of it), encoded with the stored preprocessing; refused if the
     file changed."""
-    table = read_table(prep["source"])
+    source = prep["source"]
+    changed = UserError(
+        f"{source} changed since the run was trained (sha256 differs), so its rows are not the same; evaluate on it "
+        f"with --data, or start a new run"
+    )
+    if not source.startswith("sklearn:"):  # hashed before it is parsed: a checkpoint names the file it reads
+        path = Path(source)
+        if not path.is_file():
+            raise UserError(f"{source}: the file the run was trained on is not there any more; evaluate with --data")
+        if sha256_soon(path).result() != prep["sha256"]:
+            raise changed
+    table = read_table(source)
     if table.sha256 != prep["sha256"]:
-        raise UserError(
-            f"{prep['source']} changed since the run was trained (sha256 differs), so its rows are not "
-            f"the same; evaluate on it with --data, or start a new run"
-        )
+        raise changed
     if rows is not None:
         table = dataclasses.replace(table, frame=table.frame.iloc[rows].reset_index(drop=True))
     return encode_table(table, prep, prep["source"])

@@ -17,7 +17,7 @@ from .config import Config
 from .encoding import categories, check_finite, encode, encode_labels, map_rows, numeric_column, numeric_values, py
 from .errors import UserError, did_you_mean
 from .splits import split
-from .tables import Table, read_table, where
+from .tables import Table, quoted, read_table, shortened, where
 
 # Integer-valued numeric targets with at most this many distinct values are read as classes.
 MAX_AUTO_CLASSES = 20
@@ -28,13 +28,16 @@ def infer_task(y: pd.Series, asked: str) -> tuple[str, str]:
     values = y.dropna().unique()
     if len(values) < 2:
         raise UserError(
-            f"column '{y.name}' (the target): every row has the same value {py(values[0])!r}; there is nothing to learn"
+            f"column {quoted(y.name)} (the target): every row has the same value {quoted(py(values[0]))}; there is "
+            f"nothing to learn"
         )
     numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
     integral = numeric and np.all(np.mod(values.astype(float), 1) == 0)
     if asked != "auto":
         if asked == "regression" and not numeric:
-            raise UserError(f"data.task=regression: target '{y.name}' holds non-numbers such as {values[0]!r}")
+            raise UserError(
+                f"data.task=regression: target {quoted(y.name)} holds non-numbers such as {quoted(values[0])}"
+            )
         if asked == "binary" and len(values) != 2:
             raise UserError(f"data.task=binary: target '{y.name}' has {len(values)} distinct values, binary needs 2")
         return asked, "set in the config"
@@ -92,13 +95,13 @@ def _columns(df: pd.DataFrame, data_cfg: Any) -> tuple[str, list[str], list[str]
     target = data_cfg.target or columns[-1]
     if target not in df.columns:
         raise UserError(
-            f"data.target={target}: no such column{did_you_mean(target, columns)}; columns are: {', '.join(columns)}"
+            f"data.target={target}: no such column{did_you_mean(target, columns)}; columns are: {_listed(columns)}"
         )
     for key in ("drop", "categorical"):
         missing = [c for c in getattr(data_cfg, key) if c not in df.columns]
         if missing:
             raise UserError(
-                f"data.{key}: no column(s) {', '.join(map(repr, missing))}; columns are: {', '.join(columns)}"
+                f"data.{key}: no column(s) {', '.join(map(repr, missing))}; columns are: {_listed(columns)}"
             )
     notes = []
     features = [c for c in df.columns if c != target and c not in data_cfg.drop]
@@ -106,8 +109,14 @@ def _columns(df: pd.DataFrame, data_cfg: Any) -> tuple[str, list[str], list[str]
         features.remove(col)
         notes.append(f"column '{col}' holds 0, 1, 2, ... (an index saved by pandas) and is not used as a feature")
     if not features:
-        raise UserError(f"data.path={data_cfg.path}: no feature columns besides the target '{target}'")
+        raise UserError(f"data.path={data_cfg.path}: no feature columns besides the target {quoted(target)}")
     return target, features, notes
+
+
+def _listed(columns: list[str], most: int = 30) -> str:
+    """Column names for a message: each cut to 40 characters, at most `most` of them."""
+    shown = ", ".join(shortened(c) for c in columns[:most])
+    return shown + (f" and {len(columns) - most:,} more" if len(columns) > most else "")
 
 
 def _target_values(y_raw: pd.Series, is_csv: bool) -> pd.Series:
@@ -127,7 +136,7 @@ def _check_every_class_trains(y_raw: pd.Series, classes: list, train: np.ndarray
     if missing:
         count = int((y_raw == missing[0]).sum())
         raise UserError(
-            f"column '{y_raw.name}' (the target): class {missing[0]!r} has {count} row(s) and none of them "
+            f"column {quoted(y_raw.name)} (the target): class {quoted(missing[0])} has {count} row(s) and none of them "
             f"landed in the training split; add rows, or lower data.test_size / data.val_size"
         )
 
@@ -206,7 +215,7 @@ def _column_kind(s: pd.Series, is_csv: bool) -> str:
         bad = int(np.flatnonzero(as_num.isna().to_numpy())[0])
         i = s.index.get_loc(present.index[bad])
         raise UserError(
-            f"column '{s.name}': {present.iloc[bad]!r} at {where(is_csv, i)} is not a number, "
+            f"column {quoted(s.name)}: {quoted(present.iloc[bad])} at {where(is_csv, i)} is not a number, "
             f"while {as_num.notna().mean():.0%} of the column is numeric; fix or remove that value"
         )
     return "categorical"

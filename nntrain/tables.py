@@ -13,6 +13,7 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -107,7 +108,7 @@ def _read_csv(p: Path, shown: str) -> pd.DataFrame:
         ) from None
     if frame.shape[1] == 1 and any(d in str(frame.columns[0]) for d in ";\t|"):
         raise UserError(
-            f"{shown}: only one column, '{str(frame.columns[0])[:60]}': the file seems to use another "
+            f"{shown}: only one column, {quoted(frame.columns[0])}: the file seems to use another "
             f"delimiter than ','; save it as comma-separated"
         )
     _trim_heap()
@@ -117,6 +118,18 @@ def _read_csv(p: Path, shown: str) -> pd.DataFrame:
         if ragged is not None:
             raise UserError(f"{shown}: line {ragged[0]} has {ragged[1]} fields, the header has {len(header)}")
     return frame
+
+
+def shortened(value: Any, limit: int = 40) -> str:
+    """A value read from a file the user named, for a message: at most `limit` printable characters of it (a
+    data.path at the wrong file must not print that file)."""
+    text = "".join(c if c.isprintable() else "?" for c in str(value))
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def quoted(value: Any, limit: int = 40) -> str:
+    """shortened(value), in quotes when it is text."""
+    return repr(shortened(value, limit)) if isinstance(value, str) else shortened(value, limit)
 
 
 def _trim_heap() -> None:

@@ -262,3 +262,25 @@ def test_another_runs_checkpoint_in_a_folder_is_refused(run, cli, workdir):
     for args in (("eval", run_dir), ("predict", run_dir, data), ("fit", "--resume", run_dir, "train.epochs=9")):
         assert refused(cli(*args), "is the checkpoint of another run"), args
     assert (run_dir / "metrics.csv").read_bytes() == rows  # never resumed over the folder's own rows
+
+
+def test_messages_quote_at_most_forty_characters_of_a_file_and_never_a_file_a_checkpoint_names(run, cli, workdir):
+    import torch
+
+    from nntrain.runs import atomic_save
+
+    secret = "root:$6$Zm9vYmFyYmF6cXV4cXV1eA$c2VjcmV0IGhhc2ggb2YgYSBwYXNzd29yZCB0aGF0IG11c3Qgbm90IGxlYWs:19000:0"
+    (workdir / "shadow").write_text(secret + "\n" + "daemon:*:19000:0:99999:7:::\n" * 5)
+    r = cli("fit", write_config(workdir / "s.yaml", workdir / "shadow"))
+    assert refused(r, f"no feature columns besides the target '{secret[:40]}...'")
+    assert secret[40:60] not in r.stderr
+    (workdir / "semi").write_text(secret.replace(":", ";") + "\n" + "a;b\n" * 5)
+    r = cli("fit", write_config(workdir / "s.yaml", workdir / "semi"))
+    assert refused(r, "only one column, 'root;$6$") and secret[40:60] not in r.stderr
+    run_dir, _ = run
+    for name in ("best.pt", "last.pt"):  # a checkpoint that names another file as its training data
+        ckpt = torch.load(run_dir / name, weights_only=True)
+        ckpt["prep"]["source"] = str(workdir / "shadow")
+        atomic_save(ckpt, run_dir / name)
+    r = cli("eval", run_dir)
+    assert refused(r, "changed since the run was trained") and "root" not in r.stderr.replace(str(workdir), "")
