@@ -1,11 +1,8 @@
 """`nntrain sweep`: an Optuna study over any config keys. Each trial is a normal run folder under
 runs/STUDY/; the study lives in a database (SQLite in runs/ by default, PostgreSQL to share it across
-machines), so any number of `nntrain sweep` processes can work on one study.
-
-Optuna hands out trials, but on SQLite two processes can pop the same one (its docs advise against SQLite
-for parallel work), and a worker cannot know how many trials the others started. So the step "are there
-fewer than N trials? then start one" runs under a lock: a file lock beside the SQLite file, a PostgreSQL
-advisory lock on a server. Within it, the grid sampler sees every running trial, so no grid point runs twice.
+machines), so any number of `nntrain sweep` processes can work on one study (studies.py: the claim lock
+under which a worker starts a trial, and the heartbeat that re-runs a dead worker's trial). Under the claim
+lock the grid sampler sees every running trial, so no grid point runs twice.
 """
 
 from __future__ import annotations
@@ -13,14 +10,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import fcntl
-import hashlib
 import inspect
 import math
-import re
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +30,20 @@ from .plain import flow
 from .progress import Lines
 from .session import configure, start
 from .stopping import Diverged, catching_signals
+from .studies import (
+    DEFAULT_HEARTBEAT,
+    ask,
+    beating,
+    claim_lock,
+    fail_stale_trials,
+    masked,
+    open_storage,
+    storage_url,
+    tally,
+)
 from .train import Halt, train
 
-SETTINGS = ("trials", "direction", "pruner")
+SETTINGS = ("trials", "direction", "pruner", "heartbeat")
 PRUNERS = {
     "none": "NopPruner",
     "median": "MedianPruner",
@@ -83,6 +88,7 @@ class Plan:
     direction: str
     pruner: dict
     monitor: str
+    heartbeat: int  # seconds between a running trial's heartbeats
 
 
 def plan(cfg: Config, trials: int | None = None, grid: bool = False) -> Plan:
@@ -124,6 +130,9 @@ def plan(cfg: Config, trials: int | None = None, grid: bool = False) -> Plan:
     n = trials if trials is not None else section.get("trials", DEFAULT_TRIALS)
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         problems.append(f"sweep.trials={n}: must be a whole number of at least 1")
+    heartbeat = section.get("heartbeat", DEFAULT_HEARTBEAT)
+    if not isinstance(heartbeat, int) or isinstance(heartbeat, bool) or not 1 <= heartbeat <= 3600:
+        problems.append(f"sweep.heartbeat={heartbeat}: seconds between a trial's heartbeats, a whole number 1-3600")
     if grid and not problems:
         continuous = [d.key for d in dims if d.grid() is None]
         if continuous:
@@ -137,7 +146,7 @@ def plan(cfg: Config, trials: int | None = None, grid: bool = False) -> Plan:
             n = size if trials is None else min(n, size)
     if problems:
         raise UserError(problems, header=f"{len(problems)} problem(s) in the sweep section:")
-    return Plan(base, dims, n, direction, pruner, monitor)
+    return Plan(base, dims, n, direction, pruner, monitor, heartbeat)
 
 
 def _dimension(key: str, spec: Any, base: dict) -> tuple[Dimension | None, list[str]]:
@@ -210,49 +219,6 @@ def _pruner_problems(spec: Any) -> list[str]:
 # ---------------------------------------------------------------- storage and the claim lock
 
 
-def storage_url(url: str | None, runs_dir: str) -> str:
-    if url is None:
-        return f"sqlite:///{(Path(runs_dir) / 'sweeps.db').resolve()}"
-    if url.startswith("sqlite:///") or url.startswith(("postgresql://", "postgresql+psycopg2://")):
-        return url
-    raise UserError(f"--storage {masked(url)}: use sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
-
-
-def masked(url: str) -> str:
-    """The storage URL with its password masked, for messages and logs."""
-    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
-
-
-@contextlib.contextmanager
-def claim_lock(url: str, study: str) -> Iterator[None]:
-    """Held while a worker counts the study's trials and starts one."""
-    if url.startswith("sqlite:///"):
-        with open(url.removeprefix("sqlite:///") + ".lock", "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
-        return
-    import sqlalchemy as sa
-
-    key = int(hashlib.sha256(f"nntrain-sweep:{study}".encode()).hexdigest()[:15], 16)
-    try:
-        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-        conn_cm = engine.connect()
-    except (ImportError, sa.exc.SQLAlchemyError) as e:
-        raise UserError(f"--storage {masked(url)}: cannot open it: {first_line(e)}") from None
-    try:
-        with conn_cm as conn:
-            conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            try:
-                yield
-            finally:
-                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-    finally:
-        engine.dispose()
-
-
 def _pruner(spec: dict) -> Any:
     """The Optuna pruner a checked spec names; TypeError or ValueError for bad arguments."""
     cls = getattr(optuna.pruners, PRUNERS[str(spec["name"]).lower()])
@@ -273,14 +239,13 @@ def _grid(space: dict) -> Any:
     return Grid(space)
 
 
-def open_study(url: str, name: str, p: Plan, grid: bool) -> Any:
-    """Created or loaded under the claim lock: two workers starting at once on a new SQLite file would both try
-    to create its tables."""
+def open_study(url: str, name: str, p: Plan, grid: bool, log: Callable[[str], None]) -> tuple[Any, Any]:
+    """(study, storage), created or loaded under the claim lock: two workers starting at once on a new SQLite
+    file would both try to create its tables."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    kwargs = {"engine_kwargs": {"connect_args": {"timeout": 60}}} if url.startswith("sqlite") else {}
-    with claim_lock(url, name):
+    with claim_lock(url, name, log):
         try:
-            storage = optuna.storages.RDBStorage(url, **kwargs)
+            storage = open_storage(url, p.heartbeat)
         except ImportError as e:
             raise UserError(
                 f'--storage {masked(url)}: {e}; pip install -e ".[sweep]" installs the PostgreSQL driver'
@@ -301,7 +266,7 @@ def open_study(url: str, name: str, p: Plan, grid: bool) -> Any:
             f"study {name} in {masked(url)} was made to {study.direction.name.lower()}; this config asks to "
             f"{p.direction}: use another --study"
         )
-    return study
+    return study, storage
 
 
 # ---------------------------------------------------------------- trials
@@ -339,23 +304,49 @@ def sweep(
     cfg = configure(path, overrides)
     p = plan(cfg, trials, grid)
     name = study_name or cfg.name
-    url = storage_url(storage, cfg.runs_dir)
+    url = storage_url(storage, f"sqlite:///{(Path(cfg.runs_dir) / 'sweeps.db').resolve()}")
     root = Path(cfg.runs_dir) / name
     root.mkdir(parents=True, exist_ok=True)
-    study = open_study(url, name, p, grid)
+    study, db = open_study(url, name, p, grid, log)
     log(
         f"study {name} in {masked(url)}: {p.trials} trials in all, {p.direction} {p.monitor}; "
         f"{'grid' if grid else 'TPE'} sampler, {p.pruner['name']} pruner; run folders under {root}/"
     )
-    ran = 0
-    with catching_signals():
-        while True:
-            with claim_lock(url, name):
-                if len(study.get_trials(deepcopy=False)) >= p.trials:
-                    break
-                trial = study.ask()
-            ran += _run_trial(study, trial, p, root, path.parent, log)
-    return finish(study, root, p, log) | {"ran_here": ran}
+    try:
+        with catching_signals():
+            ran = _work(study, db, url, p, root, path.parent, log)
+        return finish(study, root, p, log) | {"ran_here": ran}
+    except (optuna.exceptions.StorageInternalError, _database_errors()) as e:
+        raise UserError(
+            f"--storage {masked(url)}: the study's database stopped answering ({first_line(e, 200)}); the trials it "
+            f"recorded are kept: run the sweep again to go on"
+        ) from None
+
+
+def _database_errors() -> type:
+    import sqlalchemy as sa
+
+    return sa.exc.SQLAlchemyError
+
+
+def _work(study: Any, db: Any, url: str, p: Plan, root: Path, config_dir: Path, log: Callable[[str], None]) -> int:
+    """Trials until the study holds p.trials that count, none running or waiting; the trials this worker ran."""
+    ran, told_waiting = 0, False
+    while True:
+        with claim_lock(url, study.study_name, log):
+            fail_stale_trials(study)  # a worker that stopped beating: its trial failed and queued again
+            counted, running, waiting = tally(study.get_trials(deepcopy=False))
+            trial = ask(study) if waiting or counted < p.trials else None
+        if trial is None and not running:
+            return ran
+        if trial is None:  # other workers' last trials: wait for them to end, or to go stale and come back
+            if not told_waiting:
+                log(f"waiting for {running} running trial(s) of other workers to end")
+                told_waiting = True
+            time.sleep(min(p.heartbeat, 5))
+            continue
+        with beating(db, trial, p.heartbeat):
+            ran += _run_trial(study, trial, p, root, config_dir, log)
 
 
 def _run_trial(study: Any, trial: Any, p: Plan, root: Path, config_dir: Path, log: Callable[[str], None]) -> int:
@@ -375,7 +366,8 @@ def _run_trial(study: Any, trial: Any, p: Plan, root: Path, config_dir: Path, lo
         log(f"trial {trial.number}: failed: {e}")
         return 0
     except BaseException:  # a signal or a bad data value: the trial is marked failed, the sweep stops
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        with contextlib.suppress(Exception):  # not when the database itself is what failed
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
         raise
     chosen = " ".join(f"{k}={_short(v)}" for k, v in params.items())
     if summary["status"] == "pruned":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -155,3 +156,102 @@ def test_a_study_name_names_one_folder_inside_runs_dir(workdir, table_csv, cli, 
     r = cli("sweep", str(cfg), "--study", study)
     assert r.exit_code == 2 and f"--study {study}: use letters, digits" in r.stderr and "Traceback" not in r.stderr
     assert not (workdir / "runs").exists() and not (workdir / "trials.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "url, hidden",
+    [
+        ("postgresql://u:secret@h:5432/db", "secret"),
+        ("postgresql://:secret@host/db", "secret"),
+        ("postgresql://u:p@secret@host/db", "secret"),
+        ("postgresql://host/db?password=secret&sslmode=disable", "secret"),
+    ],
+)
+def test_the_storage_password_is_masked_in_every_form(url, hidden):
+    from nntrain.studies import masked
+
+    shown = masked(url)
+    assert hidden not in shown and "***" in shown and shown.split("://")[0] == "postgresql"
+
+
+def test_a_storage_url_that_does_not_parse_is_a_clear_error(workdir, table_csv, cli):
+    cfg = sweep_config(workdir, table_csv(n=100), {"optimizer.lr": [0.1, 0.01]})
+    r = cli("sweep", str(cfg), "--storage", "postgresql://u:pw@host:notaport/db")
+    assert r.exit_code == 2 and "not a database URL" in r.stderr and "Traceback" not in r.stderr
+    assert "pw@" not in r.stderr
+
+
+def test_a_sweep_waiting_on_the_claim_lock_says_who_holds_it(workdir, table_csv):
+    import fcntl
+
+    cfg = sweep_config(workdir, table_csv(n=100), {"optimizer.lr": [0.1, 0.01]})
+    (workdir / "runs").mkdir()
+    with open(workdir / "runs" / "sweeps.db.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        p = subprocess.Popen(
+            [*NNTRAIN, "sweep", str(cfg), "--grid"],
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        line = p.stdout.readline()
+        assert (
+            f"waiting for the study's claim lock ({workdir / 'runs' / 'sweeps.db.lock'}), held by process "
+            f"{os.getpid()}" in line
+        ), line
+    out, _ = p.communicate(timeout=300)  # the lock is released: it goes on
+    assert p.returncode == 0 and "2 complete" in out
+
+
+def test_a_killed_workers_trial_is_failed_and_run_again_so_every_grid_point_completes(workdir, table_csv):
+    cfg = sweep_config(
+        workdir,
+        table_csv(n=300),
+        {"model.hidden": [[8], [12], [4]], "heartbeat": 1, "pruner": "none"},
+        train={"epochs": 150, "batch_size": 8},
+    )
+    cmd = [*NNTRAIN, "sweep", str(cfg), "--grid", "--study", "k"]
+    first = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    metrics = workdir / "runs" / "k" / "trial-0000" / "metrics.csv"
+    deadline = time.monotonic() + 120
+    while not (metrics.is_file() and metrics.stat().st_size > 0):
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.05)
+    first.kill()  # SIGKILL: trial 0 stays RUNNING in the study, its heartbeat stops
+    first.wait()
+    second = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr
+    trials = load_study(f"sqlite:///{workdir / 'runs' / 'sweeps.db'}", "k").trials
+    done = sorted(str(t.params["model.hidden"]) for t in trials if t.state.name == "COMPLETE")
+    assert done == ["[12]", "[4]", "[8]"]  # every grid point, the killed one included
+    assert [t.state.name for t in trials if t.number == 0] == ["FAIL"]
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+
+
+def test_a_database_that_stops_answering_mid_sweep_is_a_clear_error(workdir, table_csv):
+    cfg = sweep_config(
+        workdir,
+        table_csv(n=300),
+        {"model.hidden": [[8], [12], [4], [6]], "pruner": "none"},
+        train={"epochs": 60, "batch_size": 8},
+    )
+    p = subprocess.Popen(
+        [*NNTRAIN, "sweep", str(cfg), "--grid", "--study", "gone"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    second_trial = workdir / "runs" / "gone" / "trial-0001"
+    deadline = time.monotonic() + 120
+    while not second_trial.is_dir():
+        assert time.monotonic() < deadline and p.poll() is None
+        time.sleep(0.05)
+    db = workdir / "runs" / "sweeps.db"
+    db.unlink()
+    db.mkdir()  # the database file is gone and cannot be made again
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 2 and "the study's database stopped answering" in err and "Traceback" not in err
