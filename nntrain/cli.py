@@ -30,7 +30,8 @@ def _console(stderr: bool, width: int | None = None):
     console = Console(stderr=stderr, highlight=False, soft_wrap=True)
     if width and not console.is_terminal:
         console.width = width
-    console.on_broken_pipe = _stdout_closed  # rich's own would exit 1 at once, a run unsaved
+    if not stderr:
+        console.on_broken_pipe = _stdout_closed  # rich's own would exit 1 at once, a run unsaved
     return console
 
 
@@ -49,18 +50,25 @@ def _guard(fn: Callable[[], None]) -> None:
         _console(True).print("interrupted", markup=False)
         raise typer.Exit(130) from None
     except BrokenPipeError:  # stdout's reader went away (`nntrain runs | head -1`): a normal end, said nowhere
-        _stdout_closed()
+        _discard_stdout()
         raise typer.Exit(128 + signal.SIGPIPE) from None
 
 
+def _discard_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def _stdout_closed() -> None:
-    """Whatever follows for stdout goes nowhere. A run in progress (`nntrain fit ... | head -1`) goes on to its
-    next step, saves and stops as on SIGPIPE; any other command ends there, quietly."""
+    """rich's broken-pipe hook for stdout: whatever follows for stdout goes nowhere. A run in progress (`nntrain
+    fit ... | head -1`) goes on to its next step, saves and stops as on SIGPIPE; any other command ends there,
+    quietly, with SIGPIPE's exit code."""
     from .stopping import SIGNALS
 
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    _discard_stdout()
     if not SIGNALS.armed:
-        raise BrokenPipeError
+        raise typer.Exit(128 + signal.SIGPIPE)
     if SIGNALS.signum is None:
         SIGNALS.signum = signal.SIGPIPE
 
@@ -217,9 +225,11 @@ def params(
         data = load_data(cfg, target.parent)
         n_in, n_out = data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs)
         table = planned_table(cfg.model, n_in, n_out)
-        why = too_big(cfg, n_in, n_out, cfg.train.batch_rows(len(data.train)), len(data.X))
+        # on the CPU only: a GPU's free memory needs torch, which params does without
+        batch, rows = cfg.train.batch_rows(len(data.train)), len(data.X)
+        why = None if cfg.device.startswith("cuda") else too_big(cfg, n_in, n_out, batch, rows)
         if why is not None:
-            _console(True).print(f"warning: {why}: `nntrain fit` would refuse it", markup=False)
+            _console(True).print(f"warning: {why}: `nntrain fit` on the CPU would refuse it", markup=False)
     if as_json:
         _print_json(table)
         return

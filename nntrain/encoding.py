@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import UserError
-from .tables import Table, quoted, read_table, sha256_soon, shortened, where
+from .errors import UserError, quoted, shortened
+from .tables import Table, read_table, sha256_soon, where
 
 
 def py(v: Any) -> Any:

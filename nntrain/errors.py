@@ -96,6 +96,24 @@ def ordered(problems: Iterable[Problem]) -> list[Problem]:
     return sorted(once.values(), key=lambda p: p.line or 10**9)
 
 
+def shortened(value: Any, limit: int = 40) -> str:
+    """A value read from a file the user named, for a message: at most `limit` printable characters of it (a
+    data.path at the wrong file must not print that file)."""
+    text = "".join(c if c.isprintable() else "?" for c in str(value))
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def quoted(value: Any, limit: int = 40) -> str:
+    """shortened(value), in quotes when it is text."""
+    return repr(shortened(value, limit)) if isinstance(value, str) else shortened(value, limit)
+
+
+def in_one_line(e: BaseException, limit: int = 200) -> str:
+    """An exception's whole message on one line, cut to `limit` (torch's load_state_dict puts its facts on the
+    lines after the first)."""
+    return " ".join(str(e).split())[:limit] or type(e).__name__
+
+
 def first_line(e: BaseException, limit: int | None = None) -> str:
     """The first line of an exception's message (its type's name when it has none), for a one-line error."""
     text = str(e).strip()

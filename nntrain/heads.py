@@ -13,8 +13,7 @@ from . import metrics as M
 from .components import LOSSES, build
 from .config import Config, loss_name, output_activation
 from .encoding import unscale
-
-EVAL_CHUNK = 65536
+from .memory import EVAL_ROWS
 
 
 def make_criterion(cfg: Config, task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -43,7 +42,7 @@ def to_proba(out: torch.Tensor, cfg: Config) -> torch.Tensor:
 @torch.no_grad()
 def forward_all(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
     model.eval()
-    return torch.cat([model(X[i : i + EVAL_CHUNK]) for i in range(0, len(X), EVAL_CHUNK)]) if len(X) else X[:, :0]
+    return torch.cat([model(X[i : i + EVAL_ROWS]) for i in range(0, len(X), EVAL_ROWS)]) if len(X) else X[:, :0]
 
 
 def evaluate(

@@ -15,7 +15,7 @@ from torch import nn
 from . import metrics as M
 from .config import Config
 from .encoding import encode, encode_table, load_encoded, unscale
-from .errors import UserError
+from .errors import UserError, in_one_line
 from .heads import evaluate, forward_all, make_criterion, to_proba, truth
 from .model import build_mlp, weights_mismatch
 from .runs import load_run_checkpoint
@@ -41,7 +41,10 @@ def load_run(run_dir: Path, checkpoint: str = "best") -> LoadedRun:
     if wrong is not None:
         raise UserError(f"{path}: its weights do not fit its own config: {wrong}")
     model = build_mlp(cfg.model, ckpt["n_inputs"], ckpt["n_outputs"])
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError, TypeError) as e:  # a bias or a buffer of another shape, a key too many
+        raise UserError(f"{path}: its weights do not fit its own config ({in_one_line(e)})") from None
     model.eval()
     return LoadedRun(run_dir, cfg, model, ckpt["prep"], ckpt)
 

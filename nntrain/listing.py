@@ -12,6 +12,7 @@ import yaml
 from .errors import UserError, first_line
 from .metrics import headline
 from .plain import flatten
+from .runs import RESUMABLE
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -124,13 +125,16 @@ def read_run(path: Path) -> dict:
 
 def _trained_config(on_disk: dict, summary: dict) -> tuple[dict, bool]:
     """The config the run was trained with, which summary.json records (eval and predict read the checkpoint's,
-    never config.yaml), and whether config.yaml was edited since. A run without a summary has only config.yaml."""
+    never config.yaml), and whether config.yaml was edited since in a key that shapes the model (a resume may
+    change train.* and device). A run without a summary has only config.yaml."""
     trained = summary.get("config")
     if not isinstance(trained, dict):
         return on_disk, False
-    return trained, {k: v for k, v in on_disk.items() if k != "sweep"} != {
-        k: v for k, v in trained.items() if k != "sweep"
-    }
+
+    def model_keys(cfg: dict) -> dict:
+        return {k: v for k, v in flatten(cfg).items() if not k.startswith((*RESUMABLE, "sweep"))}
+
+    return trained, model_keys(on_disk) != model_keys(trained)
 
 
 def _status(summary: dict) -> str:

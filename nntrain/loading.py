@@ -35,7 +35,11 @@ class Loader(yaml.SafeLoader):
                 continue
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
-            if not isinstance(key, (list, dict)) and key in seen:
+            try:
+                hash(key)
+            except TypeError:
+                continue  # PyYAML refuses an unhashable key below, in its own words
+            if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None,
                     None,

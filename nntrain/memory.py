@@ -1,5 +1,6 @@
 """How much memory training a config takes, worked out from the config before anything is built, against what
-the machine has: a model that cannot fit is refused with both figures, never left to the kernel's OOM killer.
+the machine has (MemAvailable, or a GPU's free memory; a container's own limit is not read): a model that
+cannot fit is refused with both figures rather than left to the kernel's OOM killer.
 
 Imports no torch unless the device is a GPU, so `nntrain params CONFIG` can warn without it.
 """
@@ -13,7 +14,7 @@ from .config import Config
 from .errors import UserError
 from .model import planned_table
 
-EVAL_ROWS = 65536  # heads.EVAL_CHUNK: the rows one evaluation forward holds at once
+EVAL_ROWS = 65536  # the rows one evaluation forward holds at once (heads.forward_all's chunk)
 ACTIVATION_COPIES = 4  # per unit and row in a step: pre-activation, activation, dropout mask, its gradient
 
 

@@ -15,9 +15,9 @@ import pandas as pd
 from .checks import task_problems
 from .config import Config
 from .encoding import categories, check_finite, encode, encode_labels, map_rows, numeric_column, numeric_values, py
-from .errors import UserError, did_you_mean
+from .errors import UserError, did_you_mean, quoted, shortened
 from .splits import split
-from .tables import Table, quoted, read_table, shortened, where
+from .tables import Table, read_table, where
 
 # Integer-valued numeric targets with at most this many distinct values are read as classes.
 MAX_AUTO_CLASSES = 20

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import UserError, first_line
+from .errors import UserError, first_line, quoted
 from .plain import strict_json
 
 CHECKPOINT_FORMAT = 1
@@ -93,7 +93,7 @@ def atomic_save(obj: Any, path: Path) -> None:
         write_atomic(path, lambda f: torch.save(obj, f), durable=True)
     except (OSError, RuntimeError) as e:
         reason = getattr(e, "strerror", None) or first_line(e)
-        if isinstance(e, RuntimeError) and shutil.disk_usage(path.parent).free < 2**20:
+        if isinstance(e, RuntimeError) and _free_bytes(path.parent) < 2**20:
             reason = f"No space left on device (torch: {first_line(e, 80)})"  # torch's words for a full disk
         kept = [p.name for p in (path.parent / "best.pt", path.parent / "last.pt") if p.is_file()]
         said = f"the earlier checkpoints in {path.parent} are intact ({', '.join(kept)})" if kept else "none was saved"
@@ -151,23 +151,14 @@ class RunLock:
         if self.key in RunLock._held:
             RunLock._held[self.key][1] += 1
             return
-        path = self.key / LOCK_FILE
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-        except OSError as e:
-            raise UserError(f"{path}: cannot open the run folder's lock file: {e.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
+
+        def busy(holder: str) -> None:
             raise UserError(
                 f"{run_dir} is being written by process {holder} (a fit, a resume or a sweep trial); "
                 f"wait for it to end, or stop it, and try again"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        RunLock._held[self.key] = [fd, 1]
+            )
+
+        RunLock._held[self.key] = [pid_lock(self.key / LOCK_FILE, busy), 1]
 
     def release(self) -> None:
         held = RunLock._held.get(self.key)
@@ -178,6 +169,30 @@ class RunLock:
         if held[1] == 0:
             del RunLock._held[self.key]
             os.close(held[0])  # closing the descriptor drops the flock
+
+
+def pid_lock(path: Path, busy: Callable[[str], None]) -> int:
+    """An exclusive flock on `path` (never through a link), with this process's PID written in it; its descriptor,
+    whose closing drops the lock. When another process holds it, busy(its PID) is called: it raises to give up,
+    or returns to wait for the lock."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        raise UserError(f"{path}: cannot open this lock file: {e.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            busy(os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except BaseException as e:
+        os.close(fd)
+        if isinstance(e, OSError):
+            raise UserError(f"{path}: cannot lock it: {e.strerror}") from None
+        raise
+    return fd
 
 
 def _in_place(path: Path) -> Path:
@@ -204,8 +219,9 @@ def truncate_metrics(path: Path, epoch: int) -> None:
             if not line.strip():
                 break
             if not first.isdigit():
+                shown = quoted(first.decode(errors="replace"), 20)
                 raise UserError(
-                    f"{path}: line {number} does not start with an epoch number ({_shown(first)}), so "
+                    f"{path}: line {number} does not start with an epoch number ({shown}), so "
                     f"it is not a row nntrain wrote; remove or fix that line, then resume"
                 )
             if int(first) > epoch:
@@ -214,10 +230,11 @@ def truncate_metrics(path: Path, epoch: int) -> None:
         f.truncate(keep)
 
 
-def _shown(raw: bytes) -> str:
-    """At most 20 printable characters of a damaged field, for a message."""
-    text = "".join(c if c.isprintable() else "?" for c in raw[:20].decode(errors="replace"))
-    return repr(text)
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 2**63
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -245,7 +262,8 @@ def load_checkpoint(path: Path) -> dict:
     return ckpt
 
 
-# What eval, predict, params, export and resume read from a checkpoint, checked before any of it is used.
+# What every reader (eval, predict, params, export, resume) takes from a checkpoint, checked before any of it is
+# used; what resume alone reads is session.RESUME_KEYS.
 CHECKPOINT_TYPES = {
     "config": dict,
     "prep": dict,
@@ -362,7 +380,27 @@ def _fmt(v: Any) -> Any:
 
 
 # What nntrain keeps in a run folder; none of them is ever an output the user names with -o.
-RUN_FILES = frozenset({"config.yaml", "split.json", "summary.json", "metrics.csv", "best.pt", "last.pt", LOCK_FILE})
+RUN_FILES = frozenset(
+    {
+        "config.yaml",
+        "split.json",
+        "summary.json",
+        "metrics.csv",
+        "best.pt",
+        "last.pt",
+        LOCK_FILE,
+        "tensorboard",
+        "curves.png",
+        "diagnostics.png",
+        "confusion_matrix.png",
+        "roc.png",
+        "pr.png",
+        "pred_vs_true.png",
+        "residuals.png",
+    }
+)
+# Keys a resume may change; anything else would train a different model than the checkpoint holds.
+RESUMABLE = ("train.", "device")
 
 
 def is_run_folder(path: Path) -> bool:
@@ -371,8 +409,8 @@ def is_run_folder(path: Path) -> bool:
 
 def output_file(out: Path, force: bool = False, inputs: Iterable[str | Path] = (), shown: str | None = None) -> Path:
     """A file the user named with -o, checked before anything is computed or written: its folder exists; it is
-    neither a folder, nor one of the inputs, nor a file of a run folder; and an existing file (or a link) is
-    replaced only with --force."""
+    neither a folder, nor one of the inputs, nor one of the files nntrain keeps in a run folder (RUN_FILES);
+    and an existing file (or a link) is replaced only with --force."""
     out, shown = Path(out), shown or f"-o {out}"
     if not out.parent.is_dir():
         raise UserError(f"{shown}: folder {out.parent} does not exist")
@@ -381,7 +419,7 @@ def output_file(out: Path, force: bool = False, inputs: Iterable[str | Path] = (
     for given in inputs:
         if out.exists() and Path(given).exists() and os.path.samefile(out, given):
             raise UserError(f"{shown}: that is the input file {given}; write the output to another file")
-    if is_run_folder(out.parent) and (out.name in RUN_FILES or out.exists() or out.is_symlink()):
+    if is_run_folder(out.parent) and (out.name in RUN_FILES or ".tmp" in out.name):
         raise UserError(f"{shown}: {out.name} belongs to the run folder {out.parent}; write the output outside it")
     if (out.exists() or out.is_symlink()) and not force:
         raise UserError(f"{shown}: {out} exists; add --force to replace it, or choose another file")
@@ -411,10 +449,7 @@ def write_text(path: Path, text: str) -> None:
 
 def write_run_file(path: Path, data: bytes) -> None:
     """A run folder's file, whole or not at all; a full disk is a UserError naming it."""
-    try:
-        write_atomic(path, lambda f: f.write(data))
-    except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror or first_line(e)}") from None
+    write_output(path, lambda f: f.write(data), str(path))
 
 
 class Saver:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from .config import Config, dump_yaml, to_plain
 from .device import auto_threads, select_device
 from .diagnostics import Diagnostics
 from .encoding import load_encoded
-from .errors import ConfigError, UserError
+from .errors import ConfigError, UserError, in_one_line
 from .fused import FlatSGD, FusedStep, plan
 from .heads import make_criterion
 from .loading import load_config
@@ -31,6 +32,7 @@ from .plain import flatten
 from .preprocess import Prepared, load_data
 from .runs import (
     CHECKPOINT_FORMAT,
+    RESUMABLE,
     RunLock,
     atomic_save,
     clean_leftovers,
@@ -180,18 +182,17 @@ def start(cfg: Config, config_dir: Path | None = None) -> Run:
     data = load_data(cfg, config_dir)
     parts, threads, note = _setup(cfg, data, device, group)
     writes = not group or group.writes
-    run_dir = create_run_dir(cfg.runs_dir, cfg.name) if writes else None
-    lock = RunLock(run_dir) if writes else None
-    if group:
-        run_dir = Path(group.broadcast(str(run_dir) if run_dir else None))
-    SIGNALS.armed = True  # from here a signal is saved as a resumable stop
-    gen = torch.Generator().manual_seed(cfg.seed)
-    run_id = uuid.uuid4().hex if writes else None
-    if group:
-        run_id = group.broadcast(run_id)
-    run = Run(cfg, run_dir, data, parts, device, threads, note, gen, group=group, lock=lock, run_id=run_id)
-    if writes:
-        with _released_on_error(lock, remove=run_dir):
+    made = create_run_dir(cfg.runs_dir, cfg.name) if writes else None
+    with _released_on_error(None, remove=made):
+        lock = RunLock(made) if writes else None
+    with _released_on_error(lock, remove=made):
+        run_dir, run_id = made, uuid.uuid4().hex if writes else None
+        if group:
+            run_dir, run_id = Path(group.broadcast(str(made) if made else None)), group.broadcast(run_id)
+        SIGNALS.armed = True  # from here a signal is saved as a resumable stop
+        gen = torch.Generator().manual_seed(cfg.seed)
+        run = Run(cfg, run_dir, data, parts, device, threads, note, gen, group=group, lock=lock, run_id=run_id)
+        if writes:
             write_text(run_dir / "config.yaml", dump_yaml(cfg))
             split = {k: getattr(data, k).tolist() for k in ("train", "val", "test")}
             write_json(run_dir / "split.json", {"run_id": run_id, **split})
@@ -218,10 +219,6 @@ def _group(cfg: Config) -> Any:
     return Group(cfg.device) if launched() else None
 
 
-# Keys a resume may change; anything else would train a different model than the checkpoint holds.
-RESUMABLE = ("train.", "device")
-
-
 def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
     """Continue from last.pt with only the run folder: config, data rows, states and RNGs as they were."""
     from .distributed import rank
@@ -236,33 +233,28 @@ def _resumed(run_dir: Path, overrides: list[str], lock: RunLock | None) -> Run:
     if lock is not None:
         clean_leftovers(run_dir)
     SIGNALS.armed = True
+    path = run_dir / "last.pt"
     ckpt = load_run_checkpoint(run_dir, "last")
+    missing = [k for k in RESUME_KEYS if k not in ckpt]
+    if missing:
+        raise UserError(f"{path}: cannot resume from it: it lacks {', '.join(missing)}; use --checkpoint best to eval")
     cfg = _resumed_config(ckpt, overrides)
     wrong = weights_mismatch(cfg.model, ckpt["n_inputs"], ckpt["n_outputs"], ckpt["model"])
     if wrong is not None:
-        raise UserError(f"{run_dir / 'last.pt'}: its weights do not fit its own config: {wrong}")
-    if lock is not None:  # the train.* keys a resume changed (epochs, say) are the run's from now on
-        write_text(run_dir / "config.yaml", dump_yaml(cfg))
+        raise UserError(f"{path}: its weights do not fit its own config: {wrong}")
     group = _group(cfg)
     device = group.device if group else select_device(cfg.device)
     prep = ckpt["prep"]
     X, y = load_encoded(prep)
     split = json.loads((run_dir / "split.json").read_text())
-    data = Prepared(
-        X, y, *(np.asarray(split[k], dtype=np.int64) for k in ("train", "val", "test")), prep, "as when the run started"
-    )
+    rows = (np.asarray(split[k], dtype=np.int64) for k in ("train", "val", "test"))
+    data = Prepared(X, y, *rows, prep, "as when the run started")
     parts, threads, note = _setup(cfg, data, device, group)
-    parts.model.load_state_dict(ckpt["model"])
-    parts.optimizer.load_state_dict(ckpt["optimizer"])
-    if parts.scheduler is not None:
-        parts.scheduler.load_state_dict(ckpt["scheduler"])  # restored, never stepped again (Lightning #4655)
-    gen = torch.Generator()
-    gen.set_state(ckpt["rng"]["shuffle"])
-    torch.set_rng_state(ckpt["rng"]["torch"])
-    if device.type == "cuda" and ckpt["rng"]["cuda"]:
-        torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
-    if not group or group.writes:
+    gen = _restored(parts, ckpt, device, path)
+    if lock is not None:
         truncate_metrics(run_dir / "metrics.csv", ckpt["epoch"])
+        _rewrite_config(run_dir / "config.yaml", cfg)
+    kept = {k: ckpt[k] for k in ("epoch", "step", "epoch_gen_state", "step_losses", "best_value", "best_epoch")}
     return Run(
         cfg,
         run_dir,
@@ -273,17 +265,56 @@ def _resumed(run_dir: Path, overrides: list[str], lock: RunLock | None) -> Run:
         note,
         gen,
         group=group,
-        epoch=ckpt["epoch"],
-        step=ckpt["step"],
-        epoch_gen_state=ckpt["epoch_gen_state"],
-        step_losses=ckpt["step_losses"],
-        best_value=ckpt["best_value"],
-        best_epoch=ckpt["best_epoch"],
         bad_epochs=ckpt["bad_epochs"],
         diag_state=ckpt.get("diag"),
         lock=lock,
         run_id=ckpt.get("run_id"),
+        **kept,
     )
+
+
+# What a resume reads besides what every reader does (runs.load_checkpoint checks those).
+RESUME_KEYS = (
+    "step",
+    "optimizer",
+    "scheduler",
+    "rng",
+    "best_value",
+    "best_epoch",
+    "bad_epochs",
+    "epoch_gen_state",
+    "step_losses",
+)
+
+
+def _restored(parts: Parts, ckpt: dict, device: torch.device, path: Path) -> torch.Generator:
+    """The model, optimizer, scheduler and RNGs as the checkpoint left them; the shuffle generator."""
+    try:
+        parts.model.load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError, TypeError) as e:  # a bias or a buffer of another shape, a key too many
+        raise UserError(f"{path}: its weights do not fit its own config ({in_one_line(e)})") from None
+    try:
+        parts.optimizer.load_state_dict(ckpt["optimizer"])
+        if parts.scheduler is not None:
+            parts.scheduler.load_state_dict(ckpt["scheduler"])  # restored, never stepped again (Lightning #4655)
+        gen = torch.Generator()
+        gen.set_state(ckpt["rng"]["shuffle"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if device.type == "cuda" and ckpt["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path}: its optimizer, scheduler or RNG states are damaged ({in_one_line(e)})") from None
+    return gen
+
+
+def _rewrite_config(path: Path, cfg: Config) -> None:
+    """config.yaml with the train.* keys this resume changed (runs would show 4/2 epochs); its time stays the
+    run's start, which `runs` shows."""
+    text = dump_yaml(cfg)
+    if path.read_text() != text:
+        stat = path.stat()
+        write_text(path, text)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def _resumed_config(ckpt: dict, overrides: list[str]) -> Config:

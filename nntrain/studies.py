@@ -11,7 +11,6 @@ advisory lock on a server.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import inspect
 import os
@@ -19,11 +18,13 @@ import re
 import threading
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import optuna
 
 from .errors import UserError, first_line
+from .runs import pid_lock
 
 DEFAULT_HEARTBEAT = 30  # seconds between a running trial's heartbeats; stale after twice that
 
@@ -80,16 +81,10 @@ def claim_lock(url: str, study: str, log: Callable[[str], None] = lambda m: None
 
 @contextlib.contextmanager
 def _file_lock(path: str, log: Callable[[str], None]) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = pid_lock(
+        Path(path), lambda holder: log(f"waiting for the study's claim lock ({path}), held by process {holder}")
+    )
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            log(f"waiting for the study's claim lock ({path}), held by process {holder}")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # closing drops the lock
@@ -142,16 +137,23 @@ def fail_stale_trials(study: Any) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
-def ask(study: Any) -> Any:
+def ask(study: Any, storage: Any, heartbeat: int) -> Any:
+    """A new trial (a queued retry first), marked as one that beats and with its first heartbeat already given:
+    a worker killed before its heartbeat thread starts still leaves a trial that goes stale."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna warns that heartbeats are meant for study.optimize; ours beat too
-        return study.ask()
+        trial = study.ask()
+    storage.record_heartbeat(trial._trial_id)
+    trial.set_user_attr("heartbeat", heartbeat)
+    return trial
 
 
 def tally(trials: list[Any]) -> tuple[int, int, int]:
-    """(trials that count toward the total, running, waiting): a failed trial that was queued again counts once,
-    as its retry."""
+    """(trials that count toward the total, running ones that beat, waiting): a failed trial that was queued
+    again counts once, as its retry. A running trial that never beat (an older nntrain's) is not waited for:
+    it would never go stale."""
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     state = optuna.trial.TrialState
     counted = sum(1 for t in trials if not (t.state == state.FAIL and t.number in retried))
-    return (counted, sum(t.state == state.RUNNING for t in trials), sum(t.state == state.WAITING for t in trials))
+    running = sum(t.state == state.RUNNING and "heartbeat" in t.user_attrs for t in trials)
+    return counted, running, sum(t.state == state.WAITING for t in trials)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 import yaml
 
 from . import metrics
@@ -29,7 +30,7 @@ from .loading import load_config
 from .plain import flow
 from .progress import Lines
 from .session import configure, start
-from .stopping import Diverged, catching_signals
+from .stopping import SIGNALS, Diverged, Interrupted, catching_signals
 from .studies import (
     DEFAULT_HEARTBEAT,
     ask,
@@ -316,17 +317,11 @@ def sweep(
         with catching_signals():
             ran = _work(study, db, url, p, root, path.parent, log)
         return finish(study, root, p, log) | {"ran_here": ran}
-    except (optuna.exceptions.StorageInternalError, _database_errors()) as e:
+    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as e:
         raise UserError(
             f"--storage {masked(url)}: the study's database stopped answering ({first_line(e, 200)}); the trials it "
             f"recorded are kept: run the sweep again to go on"
         ) from None
-
-
-def _database_errors() -> type:
-    import sqlalchemy as sa
-
-    return sa.exc.SQLAlchemyError
 
 
 def _work(study: Any, db: Any, url: str, p: Plan, root: Path, config_dir: Path, log: Callable[[str], None]) -> int:
@@ -336,13 +331,15 @@ def _work(study: Any, db: Any, url: str, p: Plan, root: Path, config_dir: Path, 
         with claim_lock(url, study.study_name, log):
             fail_stale_trials(study)  # a worker that stopped beating: its trial failed and queued again
             counted, running, waiting = tally(study.get_trials(deepcopy=False))
-            trial = ask(study) if waiting or counted < p.trials else None
+            trial = ask(study, db, p.heartbeat) if waiting or counted < p.trials else None
         if trial is None and not running:
             return ran
         if trial is None:  # other workers' last trials: wait for them to end, or to go stale and come back
             if not told_waiting:
                 log(f"waiting for {running} running trial(s) of other workers to end")
                 told_waiting = True
+            if SIGNALS.signum is not None:  # a signal while waiting: nothing of this worker's to save
+                raise Interrupted(SIGNALS.signum)
             time.sleep(min(p.heartbeat, 5))
             continue
         with beating(db, trial, p.heartbeat):
@@ -362,7 +359,7 @@ def _run_trial(study: Any, trial: Any, p: Plan, root: Path, config_dir: Path, lo
         quiet = Lines(lambda m: None, quiet=True)
         summary = train(run, log=lambda m: None, progress=quiet, should_stop=Pruner(trial, p.monitor, p.pruner["name"]))
     except Diverged as e:  # recorded as failed; the sweep goes on (a high lr is what sweeps try)
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        _tell(study, trial, log, state=optuna.trial.TrialState.FAIL)
         log(f"trial {trial.number}: failed: {e}")
         return 0
     except BaseException:  # a signal or a bad data value: the trial is marked failed, the sweep stops
@@ -371,15 +368,27 @@ def _run_trial(study: Any, trial: Any, p: Plan, root: Path, config_dir: Path, lo
         raise
     chosen = " ".join(f"{k}={_short(v)}" for k, v in params.items())
     if summary["status"] == "pruned":
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        _tell(study, trial, log, state=optuna.trial.TrialState.PRUNED)
         log(f"trial {trial.number}: {chosen} -> {summary['stopped']}")
     else:
-        study.tell(trial, summary["best_value"])
+        _tell(study, trial, log, values=summary["best_value"])
         log(
             f"trial {trial.number}: {chosen} -> {p.monitor}={summary['best_value']:.4f} "
             f"(test {_headline(summary)}; {time.perf_counter() - t0:.1f} s)"
         )
     return 1
+
+
+def _tell(study: Any, trial: Any, log: Callable[[str], None], **result: Any) -> None:
+    """The trial's end told to the study; if another worker already failed it as stale (its heartbeats were
+    missed) it has been queued again, and this result stays in its run folder only."""
+    try:
+        study.tell(trial, **result)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        log(
+            f"trial {trial.number}: another worker failed it as stale meanwhile and queued it again; its run "
+            f"folder keeps this result"
+        )
 
 
 def _suggest(trial: Any, d: Dimension) -> str:

@@ -13,13 +13,12 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from .errors import UserError, did_you_mean
+from .errors import UserError, did_you_mean, quoted
 
 SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
 
@@ -44,7 +43,9 @@ def resolve_path(path: str, base: Path | None = None) -> Path:
     return p
 
 
-MAX_COLUMNS = 20_000  # wider tables are not what an MLP on one machine is for, and pandas takes minutes on them
+# Wider tables are not what an MLP on one machine is for, and pandas takes minutes on them. A plain CSV is refused
+# from its header line, before it is parsed; a compressed CSV or a Parquet file once it is read.
+MAX_COLUMNS = 20_000
 CSV_SUFFIXES = ("", ".csv", ".txt", ".tsv", ".gz", ".bz2", ".zip", ".xz")
 
 
@@ -118,18 +119,6 @@ def _read_csv(p: Path, shown: str) -> pd.DataFrame:
         if ragged is not None:
             raise UserError(f"{shown}: line {ragged[0]} has {ragged[1]} fields, the header has {len(header)}")
     return frame
-
-
-def shortened(value: Any, limit: int = 40) -> str:
-    """A value read from a file the user named, for a message: at most `limit` printable characters of it (a
-    data.path at the wrong file must not print that file)."""
-    text = "".join(c if c.isprintable() else "?" for c in str(value))
-    return text[:limit] + ("..." if len(text) > limit else "")
-
-
-def quoted(value: Any, limit: int = 40) -> str:
-    """shortened(value), in quotes when it is text."""
-    return repr(shortened(value, limit)) if isinstance(value, str) else shortened(value, limit)
 
 
 def _trim_heap() -> None:

@@ -5,6 +5,7 @@ run by steps.make_step; the loop never asks which it runs.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import time
@@ -68,7 +69,8 @@ def train(
         return _train(run, _loop(run, log, progress, tb, should_stop), t_start)
     except (Diverged, Interrupted) as e:
         if run.writes:  # the run folder says how it ended; there are no test metrics to give
-            write_json(run.run_dir / "summary.json", _summary(run, e.status, str(e), time.perf_counter() - t_start))
+            with contextlib.suppress(UserError):  # a full disk: the stop's own message is the one to give
+                write_json(run.run_dir / "summary.json", _summary(run, e.status, str(e), time.perf_counter() - t_start))
         raise
     finally:
         progress.end()

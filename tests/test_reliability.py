@@ -107,16 +107,25 @@ def epochs_done(run_dir: Path) -> int:
     return len(metrics_rows(run_dir)) if (run_dir / "metrics.csv").exists() else 0
 
 
+def random_moment(rng: random.Random, run_dir: Path, proc: subprocess.Popen, reference: Path) -> None:
+    """Wait until a random epoch of the 60 (0: before the first has ended), then a random part of an epoch more:
+    a moment drawn from the subprocess's own progress, so a slow or busy machine does not push every kill past
+    the end (a delay drawn from the reference run's time did: 3 of 10 kills landed mid-run under load)."""
+    target, epoch = rng.randrange(0, 60), training_seconds(reference) / 60
+    while epochs_done(run_dir) < target and proc.poll() is None:
+        time.sleep(0.002)
+    time.sleep(rng.uniform(0, epoch))
+
+
 @pytest.mark.slow
 def test_kill_9_at_a_random_moment_then_resume_equals_uninterrupted(workdir, long_reference, cli):
     rng = random.Random(0)
-    span = training_seconds(long_reference) * 0.8  # mostly inside training, sometimes in its last saves
     equal = cut = 0
     for trial in range(10):
         name = f"kill{trial}"
         proc = launch(workdir, name)
         wait_for(workdir / "runs" / name / "last.pt", proc)
-        time.sleep(rng.uniform(0, span))
+        random_moment(rng, workdir / "runs" / name, proc, long_reference)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         cut += epochs_done(workdir / "runs" / name) < 60
@@ -133,14 +142,13 @@ def test_kill_9_at_a_random_moment_then_resume_equals_uninterrupted(workdir, lon
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_saves_last_and_resume_equals_uninterrupted(workdir, long_reference, cli, sig, code):
     rng = random.Random(int(sig))
-    span = training_seconds(long_reference)
     trials = 10 if sig == signal.SIGINT else 3
     interrupted = 0
     for trial in range(trials):
         name = f"sig{int(sig)}-{trial}"
         proc = launch(workdir, name)
         wait_for(workdir / "runs" / name / "last.pt", proc)
-        time.sleep(rng.uniform(0, span * 0.8))
+        random_moment(rng, workdir / "runs" / name, proc, long_reference)
         sent = time.monotonic()
         proc.send_signal(sig)
         if trial % 3 == 1:

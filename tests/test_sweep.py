@@ -255,3 +255,16 @@ def test_a_database_that_stops_answering_mid_sweep_is_a_clear_error(workdir, tab
     db.mkdir()  # the database file is gone and cannot be made again
     _, err = p.communicate(timeout=300)
     assert p.returncode == 2 and "the study's database stopped answering" in err and "Traceback" not in err
+
+
+def test_a_running_trial_that_never_beat_does_not_hold_the_sweep(workdir, table_csv, cli):
+    """A trial left RUNNING by an nntrain without heartbeats never goes stale; a worker does not wait for it."""
+    cfg = sweep_config(workdir, table_csv(n=100), {"optimizer.lr": [0.1, 0.01], "heartbeat": 1})
+    (workdir / "runs").mkdir()
+    url = f"sqlite:///{workdir / 'runs' / 'sweeps.db'}"
+    old = optuna.create_study(study_name="old", storage=url)
+    old.ask()  # RUNNING, no heartbeat, no worker
+    r = cli("sweep", str(cfg), "--study", "old", "--trials", "3")
+    assert r.exit_code == 0, r.stderr
+    states = sorted(t.state.name for t in load_study(url, "old").trials)
+    assert states == ["COMPLETE", "COMPLETE", "RUNNING"]
