@@ -33,6 +33,8 @@ class Diagnostics:
         self.names = [layer.name for layer in model.hidden]
         self.acts = [canonical("activation", layer.activation["name"]) for layer in model.hidden]
         self.families = [ACTIVATIONS[a].family for a in self.acts]
+        # the last hidden layer whose units are measured, or -1: no forward pass at all
+        self.last_measured = max((k for k, f in enumerate(self.families) if f in ("relu", "saturating")), default=-1)
         self.weights = [layer.linear.weight for layer in model.hidden] + [model.out.weight]
         self.stride = max(1, math.ceil(steps / GRAD_SAMPLES))
         self.sums = torch.zeros(len(self.weights), device=X_val.device)
@@ -72,8 +74,7 @@ class Diagnostics:
 
     @torch.no_grad()
     def activation_fractions(self) -> dict[str, float]:
-        measured = [k for k, f in enumerate(self.families) if f in ("relu", "saturating")]
-        if not measured:
+        if self.last_measured < 0:
             return {}  # nothing to measure: no forward pass
         was_training = self.model.training
         self.model.eval()
@@ -86,7 +87,7 @@ class Diagnostics:
                 margin = NEAR * (hi - lo)
                 near = (a <= lo + margin) | (a >= hi - margin)
                 out[f"saturated_frac.{layer.name}"] = _mean(near.float().mean(dim=0) > 0.5) if len(a) else math.nan
-            if k == measured[-1]:
+            if k == self.last_measured:
                 break  # the layers after the last measured one tell nothing
         self.model.train(was_training)
         return out

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import UserError, quoted, shortened
+from .errors import UserError, listed, quoted
 from .tables import Table, read_table, sha256_soon, where
 
 
@@ -143,7 +143,7 @@ def _one_hot(s: pd.Series, prep: dict, is_csv: bool) -> np.ndarray:
             )
         raise UserError(
             f"column {quoted(col)}: value {quoted(s.iloc[i])} at {where(is_csv, i)} was never seen in training; "
-            f"known values: {', '.join(shortened(c, 20) for c in cats[:20])}"
+            f"known values: {listed(cats, most=20, limit=20)}"
         )
     out = np.zeros((len(s), len(cats)), dtype=np.float32)
     out[np.arange(len(s)), codes] = 1.0
@@ -176,7 +176,7 @@ def encode_labels(y: pd.Series, classes: list, target: str, is_csv: bool) -> np.
         i = int(np.flatnonzero(codes < 0)[0])
         raise UserError(
             f"column {quoted(target)} (the target): label {quoted(py(y.iloc[i]))} at {where(is_csv, i)} was never "
-            f"seen in training; known labels: {', '.join(shortened(c, 20) for c in classes[:20])}"
+            f"seen in training; known labels: {listed(classes, most=20, limit=20)}"
         )
     return codes.astype(np.int64)
 

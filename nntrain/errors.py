@@ -108,6 +108,13 @@ def quoted(value: Any, limit: int = 40) -> str:
     return repr(shortened(value, limit)) if isinstance(value, str) else shortened(value, limit)
 
 
+def listed(values: Iterable[Any], most: int = 30, limit: int = 40, quote: bool = False) -> str:
+    """Values read from a user's file, for a message: each shortened (or quoted), at most `most` of them."""
+    values = list(values)
+    shown = ", ".join((quoted if quote else shortened)(v, limit) for v in values[:most])
+    return shown + (f" and {len(values) - most:,} more" if len(values) > most else "")
+
+
 def in_one_line(e: BaseException, limit: int = 200) -> str:
     """An exception's whole message on one line, cut to `limit` (torch's load_state_dict puts its facts on the
     lines after the first)."""

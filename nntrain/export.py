@@ -169,8 +169,6 @@ def _output_path(run_dir: Path, fmt: str, out: Path | None, force: bool) -> Path
     out = Path(out)
     if out.is_dir():
         raise UserError(f"-o {out}: is a folder; name the file, e.g. {out / ('model' + FORMATS[fmt])}")
-    if out.resolve() in {(run_dir / f"{c}.pt").resolve() for c in ("best", "last")}:
-        raise UserError(f"-o {out}: that is the run's checkpoint; choose another file name")
     output_file(out, force)
     output_file(sidecar_path(out), force, shown=f"-o {out} (its sidecar {sidecar_path(out).name})")
     return out

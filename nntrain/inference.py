@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,10 +14,10 @@ from torch import nn
 from . import metrics as M
 from .config import Config
 from .encoding import encode, encode_table, load_encoded, unscale
-from .errors import UserError, in_one_line
+from .errors import UserError
 from .heads import evaluate, forward_all, make_criterion, to_proba, truth
-from .model import build_mlp, weights_mismatch
-from .runs import load_run_checkpoint
+from .model import build_mlp, check_weights, load_weights
+from .runs import load_run_checkpoint, split_rows
 from .tables import read_table
 
 
@@ -29,24 +28,20 @@ class LoadedRun:
     model: nn.Module
     prep: dict
     ckpt: dict
+    split: dict  # split.json: the rows of each split, and the run id
 
 
 def load_run(run_dir: Path, checkpoint: str = "best") -> LoadedRun:
     if checkpoint not in ("best", "last"):
         raise UserError(f"--checkpoint={checkpoint}: choose best or last")
     path = run_dir / f"{checkpoint}.pt"
-    ckpt = load_run_checkpoint(run_dir, checkpoint)
+    ckpt, split = load_run_checkpoint(run_dir, checkpoint)
     cfg = stored_config(ckpt, path)
-    wrong = weights_mismatch(cfg.model, ckpt["n_inputs"], ckpt["n_outputs"], ckpt["model"])
-    if wrong is not None:
-        raise UserError(f"{path}: its weights do not fit its own config: {wrong}")
+    check_weights(cfg.model, ckpt, path)
     model = build_mlp(cfg.model, ckpt["n_inputs"], ckpt["n_outputs"])
-    try:
-        model.load_state_dict(ckpt["model"])
-    except (RuntimeError, KeyError, TypeError) as e:  # a bias or a buffer of another shape, a key too many
-        raise UserError(f"{path}: its weights do not fit its own config ({in_one_line(e)})") from None
+    load_weights(model, ckpt, path)
     model.eval()
-    return LoadedRun(run_dir, cfg, model, ckpt["prep"], ckpt)
+    return LoadedRun(run_dir, cfg, model, ckpt["prep"], ckpt, split)
 
 
 def stored_config(ckpt: dict, path: Path) -> Config:
@@ -63,7 +58,7 @@ def evaluate_run(run: LoadedRun, data_file: str | None = None) -> dict:
     """Metrics on the run's own test split (same rows, from split.json), or on another file."""
     prep = run.prep
     if data_file is None:
-        test = json.loads((run.run_dir / "split.json").read_text())["test"]
+        (test,) = split_rows(run.split, run.run_dir, "test")
         X, y = map(torch.as_tensor, load_encoded(prep, rows=test))  # the test rows only
         label = "test split"
     else:

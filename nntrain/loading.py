@@ -124,7 +124,8 @@ def load_config(
         # a check that leans on a key replaced by its default would only mislead
         problems += [p for p in semantic_problems(cfg, arguments_too) if not any(p.reads(r) for r in removed)]
     if problems:
-        raise ConfigError([_locate(p, text, given) for p in problems], source=str(path or "config"), partial=cfg)
+        root = _composed(text)  # once, for every problem's line
+        raise ConfigError([_locate(p, root, given) for p in problems], source=str(path or "config"), partial=cfg)
     cfg._notes = notes
     return cfg
 
@@ -298,19 +299,24 @@ def _submodel(annotation: Any) -> type[BaseModel] | None:
     return next((m for m in map(_submodel, typing.get_args(annotation)) if m is not None), None)
 
 
-def _locate(p: Problem, text: str, overridden: set[str]) -> Problem:
+def _locate(p: Problem, root: yaml.Node | None, overridden: set[str]) -> Problem:
     """The problem with the YAML line that sets its key, or marked as set on the command line."""
     if any(p.key == o or p.key.startswith(o + ".") or o.startswith(p.key + ".") for o in overridden):
         return dataclasses.replace(p, from_command_line=True)
-    line = yaml_line(text, p.key.split(".")) if text else None
+    line = yaml_line(root, p.key.split(".")) if root is not None else None
     return dataclasses.replace(p, line=line) if line else p
 
 
-def yaml_line(text: str, keys: list[str]) -> int | None:
+def _composed(text: str) -> yaml.Node | None:
+    """The file's node tree, for line numbers (None for no file, or one that does not parse)."""
     try:
-        node = yaml.compose(text)
+        return yaml.compose(text) if text else None
     except yaml.YAMLError:
         return None
+
+
+def yaml_line(node: yaml.Node, keys: list[str]) -> int | None:
+    """The line that sets the dotted key `keys` in a composed document, or the deepest part of it found."""
     line = None
     for key in keys:
         if isinstance(node, yaml.MappingNode):

@@ -6,10 +6,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .components import LOSSES, build, init_tensor, record
 from .config import Config, ModelConfig, loss_name
+from .errors import UserError, in_one_line
 
 if TYPE_CHECKING:
     import torch
@@ -115,16 +117,27 @@ def _linear(n_in: int, n_out: int, init: Any) -> nn.Linear:
     return fc
 
 
-def weights_mismatch(cfg: ModelConfig, n_inputs: int, n_out: int, state: dict) -> str | None:
-    """Where stored weights lack the shape the config builds, in words (None if none): checked before anything
-    is built, so a checkpoint that claims a huge layer allocates nothing."""
-    for row in planned_table(cfg, n_inputs, n_out)["layers"]:
+def check_weights(cfg: ModelConfig, ckpt: dict, path: Path) -> None:
+    """Refuse stored weights that lack the shapes the config builds: checked from the config before anything is
+    built, so a checkpoint that claims a huge layer allocates nothing."""
+    for row in planned_table(cfg, ckpt["n_inputs"], ckpt["n_outputs"])["layers"]:
         key = f"{row['layer']}.weight"
-        got = state.get(key)
+        got = ckpt["model"].get(key)
         shape = list(got.shape) if hasattr(got, "shape") else None
         if shape != row["shape"]:
-            return f"{key} is {shape or 'missing'} where its config makes {row['shape']}"
-    return None
+            raise UserError(
+                f"{path}: its weights do not fit its own config: {key} is {shape or 'missing'} where "
+                f"its config makes {row['shape']}"
+            )
+
+
+def load_weights(model: nn.Module, ckpt: dict, path: Path) -> None:
+    """model.load_state_dict(ckpt["model"]); what check_weights cannot see (a bias or a buffer of another shape,
+    a key too many) is a UserError too."""
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, KeyError, TypeError) as e:
+        raise UserError(f"{path}: its weights do not fit its own config ({in_one_line(e)})") from None
 
 
 def param_table(model: nn.Module) -> dict:

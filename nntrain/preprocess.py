@@ -15,7 +15,7 @@ import pandas as pd
 from .checks import task_problems
 from .config import Config
 from .encoding import categories, check_finite, encode, encode_labels, map_rows, numeric_column, numeric_values, py
-from .errors import UserError, did_you_mean, quoted, shortened
+from .errors import UserError, did_you_mean, listed, quoted
 from .splits import split
 from .tables import Table, read_table, where
 
@@ -95,14 +95,12 @@ def _columns(df: pd.DataFrame, data_cfg: Any) -> tuple[str, list[str], list[str]
     target = data_cfg.target or columns[-1]
     if target not in df.columns:
         raise UserError(
-            f"data.target={target}: no such column{did_you_mean(target, columns)}; columns are: {_listed(columns)}"
+            f"data.target={target}: no such column{did_you_mean(target, columns)}; columns are: {listed(columns)}"
         )
     for key in ("drop", "categorical"):
         missing = [c for c in getattr(data_cfg, key) if c not in df.columns]
         if missing:
-            raise UserError(
-                f"data.{key}: no column(s) {', '.join(map(repr, missing))}; columns are: {_listed(columns)}"
-            )
+            raise UserError(f"data.{key}: no column(s) {', '.join(map(repr, missing))}; columns are: {listed(columns)}")
     notes = []
     features = [c for c in df.columns if c != target and c not in data_cfg.drop]
     for col in [c for c in features if _is_saved_index(df[c])]:
@@ -111,12 +109,6 @@ def _columns(df: pd.DataFrame, data_cfg: Any) -> tuple[str, list[str], list[str]
     if not features:
         raise UserError(f"data.path={data_cfg.path}: no feature columns besides the target {quoted(target)}")
     return target, features, notes
-
-
-def _listed(columns: list[str], most: int = 30) -> str:
-    """Column names for a message: each cut to 40 characters, at most `most` of them."""
-    shown = ", ".join(shortened(c) for c in columns[:most])
-    return shown + (f" and {len(columns) - most:,} more" if len(columns) > most else "")
 
 
 def _target_values(y_raw: pd.Series, is_csv: bool) -> pd.Series:

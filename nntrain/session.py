@@ -27,7 +27,7 @@ from .fused import FlatSGD, FusedStep, plan
 from .heads import make_criterion
 from .loading import load_config
 from .memory import check_fits
-from .model import build_mlp, n_outputs, weights_mismatch
+from .model import build_mlp, check_weights, load_weights, n_outputs
 from .plain import flatten
 from .preprocess import Prepared, load_data
 from .runs import (
@@ -39,6 +39,7 @@ from .runs import (
     create_run_dir,
     load_run_checkpoint,
     resolve_run_dir,
+    split_rows,
     truncate_metrics,
     versions,
     write_json,
@@ -234,20 +235,17 @@ def _resumed(run_dir: Path, overrides: list[str], lock: RunLock | None) -> Run:
         clean_leftovers(run_dir)
     SIGNALS.armed = True
     path = run_dir / "last.pt"
-    ckpt = load_run_checkpoint(run_dir, "last")
+    ckpt, split = load_run_checkpoint(run_dir, "last")
     missing = [k for k in RESUME_KEYS if k not in ckpt]
     if missing:
         raise UserError(f"{path}: cannot resume from it: it lacks {', '.join(missing)}; use --checkpoint best to eval")
     cfg = _resumed_config(ckpt, overrides)
-    wrong = weights_mismatch(cfg.model, ckpt["n_inputs"], ckpt["n_outputs"], ckpt["model"])
-    if wrong is not None:
-        raise UserError(f"{path}: its weights do not fit its own config: {wrong}")
+    check_weights(cfg.model, ckpt, path)
     group = _group(cfg)
     device = group.device if group else select_device(cfg.device)
     prep = ckpt["prep"]
     X, y = load_encoded(prep)
-    split = json.loads((run_dir / "split.json").read_text())
-    rows = (np.asarray(split[k], dtype=np.int64) for k in ("train", "val", "test"))
+    rows = (np.asarray(r, dtype=np.int64) for r in split_rows(split, run_dir, "train", "val", "test"))
     data = Prepared(X, y, *rows, prep, "as when the run started")
     parts, threads, note = _setup(cfg, data, device, group)
     gen = _restored(parts, ckpt, device, path)
@@ -289,10 +287,7 @@ RESUME_KEYS = (
 
 def _restored(parts: Parts, ckpt: dict, device: torch.device, path: Path) -> torch.Generator:
     """The model, optimizer, scheduler and RNGs as the checkpoint left them; the shuffle generator."""
-    try:
-        parts.model.load_state_dict(ckpt["model"])
-    except (RuntimeError, KeyError, TypeError) as e:  # a bias or a buffer of another shape, a key too many
-        raise UserError(f"{path}: its weights do not fit its own config ({in_one_line(e)})") from None
+    load_weights(parts.model, ckpt, path)
     try:
         parts.optimizer.load_state_dict(ckpt["optimizer"])
         if parts.scheduler is not None:

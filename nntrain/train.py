@@ -103,6 +103,7 @@ class Loop:
     batch: int
     steps: int
     sizes: torch.Tensor  # rows in each step's batch
+    rows: int  # their sum: the rows an epoch trains on
     monitor: str
     step: Callable[[torch.Tensor], torch.Tensor]  # a batch's row indices -> its loss, the update done
     interrupted: Callable[[int], bool]  # asked before each step
@@ -120,7 +121,7 @@ def _loop(run: Run, log: Callable[[str], None], progress: Lines, tb: Any, should
     n, bs = len(data.train), run.batch_size
     has_bn = any(layer.norm is not None for layer in run.parts.model.hidden)
     steps = math.ceil(n / bs) - (has_bn and n % bs == 1)  # batch norm cannot normalise a batch of one row
-    sizes = torch.tensor([min(bs, n - s * bs) for s in range(steps)], device=device, dtype=torch.float32)
+    sizes = [min(bs, n - s * bs) for s in range(steps)]
     return Loop(
         X,
         y,
@@ -129,7 +130,8 @@ def _loop(run: Run, log: Callable[[str], None], progress: Lines, tb: Any, should
         y[data.val],
         bs,
         steps,
-        sizes,
+        torch.tensor(sizes, device=device, dtype=torch.float32),
+        sum(sizes),
         M.monitor_name(run.cfg.train.monitor),
         make_step(run, X, y),
         _interrupt_check(run.group),
@@ -204,7 +206,7 @@ def _epoch(run: Run, loop: Loop) -> float:
     if run.group:
         run.group.sum_(run.step_losses)
     _check_diverged(run, loop.steps - loop.steps % CHECK_EVERY, loop.steps, loop.saver)  # earlier windows: above
-    return float((run.step_losses * loop.sizes).sum()) / float(loop.sizes.sum())
+    return float((run.step_losses * loop.sizes).sum()) / loop.rows
 
 
 def _stop_mid_epoch(run: Run, loop: Loop, s: int) -> None:

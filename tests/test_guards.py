@@ -97,6 +97,11 @@ def test_resume_on_a_damaged_metrics_csv_names_the_line(run, cli):
     assert refused(r, "metrics.csv: line 3 does not start with an epoch number")
 
 
+def nntrain(cwd, *args) -> subprocess.CompletedProcess:
+    """The CLI in a subprocess of its own (a second process, for the lock)."""
+    return subprocess.run([*NNTRAIN, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
 def wait_for(condition, seconds: float = 60.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -116,13 +121,7 @@ def test_one_process_writes_a_run_folder_and_a_killed_one_leaves_no_lock(workdir
         wait_for(lambda: (run_dir / "metrics.csv").is_file() and (run_dir / "metrics.csv").stat().st_size > 0)
         live = run_dir / f"other.pt.tmp-{busy.pid}"  # a temporary file of the running process
         live.write_bytes(b"in progress")
-        second = subprocess.run(
-            [*NNTRAIN, "fit", "--resume", str(run_dir), "train.epochs=2001"],
-            cwd=workdir,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        second = nntrain(workdir, "fit", "--resume", run_dir, "train.epochs=2001")
         assert second.returncode == 2 and f"is being written by process {busy.pid}" in second.stderr
         assert live.is_file() and busy.poll() is None  # the running one is untouched and still training
     finally:
@@ -130,13 +129,7 @@ def test_one_process_writes_a_run_folder_and_a_killed_one_leaves_no_lock(workdir
         busy.wait()
     mine = run_dir / f"last.pt.tmp-{os.getpid()}"  # a live PID (this test's): never removed
     mine.write_bytes(b"x")
-    third = subprocess.run(
-        [*NNTRAIN, "fit", "--resume", str(run_dir), "train.epochs=1"],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    third = nntrain(workdir, "fit", "--resume", run_dir, "train.epochs=1")
     assert third.returncode == 0, third.stderr  # the kernel dropped the killed process's lock
     assert not live.exists() and mine.exists()
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
