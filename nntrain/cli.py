@@ -164,6 +164,15 @@ def fit(
         _print_json({k: summary[k] for k in keys})
 
 
+STRICT_HELP = "a level never seen in training (or text in a date column) is an error, not an unknown level"
+
+
+def _warn(notes: list[str]) -> None:
+    """What the encoding read as unknown, on stderr."""
+    for note in notes:
+        _console(True).print(f"warning: {note}", markup=False)
+
+
 @app.command("eval")
 @guarded
 def eval_(
@@ -173,6 +182,7 @@ def eval_(
     ),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
     as_json: bool = typer.Option(False, "--json"),
+    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
     """Metrics of a trained run on its own test split or on another file."""
 
@@ -181,7 +191,8 @@ def eval_(
     from .runs import resolve_run_dir
 
     loaded = load_run(resolve_run_dir(str(run_dir) if run_dir else None), checkpoint)
-    report = evaluate_run(loaded, data)
+    report = evaluate_run(loaded, data, strict)
+    _warn(report["notes"])
     if as_json:
         _print_json(report)
         return
@@ -272,15 +283,19 @@ def predict(
     raw: bool = typer.Option(
         False, "--raw", help="write labels as they are, even those a spreadsheet runs as formulas"
     ),
+    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
 ) -> None:
     """Predict from raw rows: the stored preprocessing is applied; labels come back as in the training data."""
 
+    from .encoding import Report
     from .inference import load_run, predict_frame, spreadsheet_safe
     from .runs import output_file, resolve_run_dir, write_output
 
     if output is not None:
         output_file(output, force, inputs=[input])
-    frame = predict_frame(load_run(resolve_run_dir(str(run_dir)), checkpoint), input)
+    report = Report(strict)
+    frame = predict_frame(load_run(resolve_run_dir(str(run_dir)), checkpoint), input, report)
+    _warn(report.notes)
     frame = frame if raw else spreadsheet_safe(frame)
     if output is None:
         frame.to_csv(sys.stdout, index=False)

@@ -258,7 +258,21 @@ def _try_build(kind: str, fn: Any, kwargs: dict[str, Any]) -> None:
         stand_in.param_groups, stand_in.defaults, stand_in.state = [{"lr": 0.1, "params": []}], {}, {}
         fn(stand_in, **kwargs)
     else:
-        fn(**kwargs)
+        fn(**tensor_arguments(kwargs))
+
+
+# Loss arguments that torch takes as tensors and a YAML file gives as lists of numbers
+TENSOR_ARGUMENTS = ("weight", "pos_weight")
+
+
+def tensor_arguments(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A loss's `weight: [1, 2, 3]` as the float tensor torch wants (it refuses a list)."""
+    import torch
+
+    return {
+        k: torch.tensor(v, dtype=torch.float32) if k in TENSOR_ARGUMENTS and v is not None else v
+        for k, v in kwargs.items()
+    }
 
 
 def _fmt_kwargs(kwargs: dict[str, Any]) -> str:
@@ -268,6 +282,8 @@ def _fmt_kwargs(kwargs: dict[str, Any]) -> str:
 def build(kind: str, spec: dict[str, Any], *args: Any, **extra: Any) -> Any:
     """Construct a validated spec: build('optimizer', spec, model.parameters())."""
     kwargs = {k: v for k, v in spec.items() if k != "name"}
+    if kind == "loss":
+        kwargs = tensor_arguments(kwargs)
     return factory(kind, canonical(kind, spec["name"]))(*args, **kwargs, **extra)
 
 

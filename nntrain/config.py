@@ -50,15 +50,47 @@ class DataConfig(Strict):
     test_size: float = Field(0.2, gt=0, lt=1, description="fraction of all rows, touched once at the end")
     split_seed: int | None = Field(None, ge=0, le=MAX_SEED, description="seed of the split; default: the run's seed")
     scale: Literal["standard", "minmax", "none"] = "standard"
-    impute: Literal["none", "mean", "median", "most_frequent"] = Field(
-        "none",
-        description="fill missing feature values (fitted on the training split); none: missing values are an error",
+    impute: Literal["auto", "none", "mean", "median", "most_frequent"] = Field(
+        "auto",
+        description="missing feature values, fitted on the training split. auto: numbers get the median and a 0/1 "
+        "'was missing' column, strings a level of their own; none: a missing value is an error",
     )
+    missing_target: Literal["drop", "error"] = Field("drop", description="rows whose target is missing")
     drop: list[str] = Field(default_factory=list, description="columns to ignore (ids, leaks)")
     categorical: list[str] = Field(
         default_factory=list,
-        description="numeric columns to one-hot encode as categories (codes such as zone: 1, 2, 3)",
+        description="numeric columns to read as categories (codes such as zone: 1, 2, 3)",
     )
+    dates: list[str] = Field(
+        default_factory=list,
+        description="columns to read as dates (ISO-like text is found without it): year, month, day, weekday, "
+        "hour and days since the training split's earliest",
+    )
+    one_hot_max: int = Field(
+        32, ge=1, description="a string column with more levels than this is learned through an embedding"
+    )
+    min_level_count: int = Field(
+        5, ge=1, description="an embedded column's levels with fewer training rows share its unknown row"
+    )
+    class_weight: Literal["balanced"] | dict[str, Annotated[float, Field(ge=0)]] | None = Field(
+        None, description="balanced, or {label: weight}: the loss weights each class's rows"
+    )
+    weight: str | None = Field(None, description="a column of per-row weights for the loss and the metrics")
+    val_path: str | None = Field(None, description="a file of validation rows (the same columns as data.path)")
+    test_path: str | None = Field(None, description="a file of test rows (the same columns as data.path)")
+    split_column: str | None = Field(None, description="a column saying train, val or test for each row")
+    group: str | None = Field(None, description="a column of groups: a group's rows stay in one split")
+    time_column: str | None = Field(None, description="a date or number column: the latest rows are val and test")
+
+    @model_validator(mode="after")
+    def _one_split(self) -> DataConfig:
+        if self.split_column and (self.val_path or self.test_path or self.group or self.time_column):
+            raise ValueError(
+                "data.split_column says each row's split: give no val_path, test_path, group or time_column"
+            )
+        if self.group and self.time_column:
+            raise ValueError("give either data.group or data.time_column, not both")
+        return self
 
 
 class InitConfig(Strict):

@@ -1,6 +1,10 @@
 """Apply a fitted preprocessing to raw rows: the float32 matrix the model takes, class indices, and
 regression values back in the target's units. Fitting it is preprocess.py's job.
 
+The matrix's columns, in order: per feature column its scaled number, its scaled date parts, or its one-hot
+block; then a 0/1 "was missing" column per imputed column that had missing values in training; then one
+integer code per embedded column (0: a rare or unseen level), which the model's embedding layer reads.
+
 The fitted preprocessing is plain data (lists, numbers, strings) so it travels inside a checkpoint that
 loads with weights_only=True: nothing is unpickled at eval or predict time.
 """
@@ -17,8 +21,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import dates
 from .errors import UserError, listed, quoted
 from .tables import Table, read_table, sha256_soon, where
+
+MISSING = "(missing)"  # the level a missing string becomes under data.impute: auto
 
 
 def py(v: Any) -> Any:
@@ -51,45 +58,125 @@ def check_finite(v: np.ndarray, col: str, is_csv: bool) -> None:
         raise UserError(f"column '{col}': infinite value {v[i]} at {where(is_csv, i)}; fix or remove that row")
 
 
-def numeric_values(df: pd.DataFrame, col: str, prep: dict, is_csv: bool) -> np.ndarray:
-    """One numeric column as float64, imputed if the run imputes it, with no missing or infinite value."""
-    s = df[col]
-    if col in prep["impute"]:
-        s = s.fillna(prep["impute"][col])
-    v = numeric_column(s, is_csv)
+def filled(v: np.ndarray, name: str, prep: dict, is_csv: bool) -> np.ndarray:
+    """A numeric source (a column or a date part) with its fill value in missing places; without one, a missing
+    value is an error, as is an infinite one."""
+    fill = prep["impute"].get(name)
+    if fill is not None:
+        v = np.where(np.isnan(v), fill, v)
     if not np.isfinite(v).all():  # one pass over the column; where the bad value is, only when there is one
         i = int(np.flatnonzero(~np.isfinite(v))[0])
         if np.isnan(v[i]):
             raise UserError(
-                f"column '{col}': missing value at {where(is_csv, i)}; fill it, drop the column "
-                f"(data.drop), or set data.impute: mean | median | most_frequent"
+                f"column '{name}': missing value at {where(is_csv, i)}; fill it, drop the column "
+                f"(data.drop), or set data.impute: auto | mean | median | most_frequent"
             )
-        check_finite(v, col, is_csv)
+        check_finite(v, name, is_csv)
     return v
 
 
-def encode(df: pd.DataFrame, prep: dict, is_csv: bool, values: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    """Raw rows -> the float32 matrix the model takes, with the stored preprocessing. `values`: numeric
-    columns already read and checked (by prepare).
+def numeric_names(prep: dict) -> list[str]:
+    """The numeric sources, in the matrix's order: numeric columns, and each date column's kept parts."""
+    out = []
+    for col in prep["columns"]:
+        if prep["kinds"][col] == "numeric":
+            out.append(col)
+        elif prep["kinds"][col] == "date":
+            out += [dates.part_name(col, p) for p in prep["dates"][col]["parts"]]
+    return out
 
-    Written straight into float32, never as a float64 copy of the whole table."""
+
+def raw_sources(df: pd.DataFrame, prep: dict, is_csv: bool, report: Report) -> dict[str, np.ndarray]:
+    """Every numeric source before imputation, by name: numeric columns, and each date column's kept parts."""
+    out = {}
+    for col in prep["columns"]:
+        kind = prep["kinds"][col]
+        if kind == "numeric":
+            out[col] = numeric_column(df[col], is_csv)
+        elif kind == "date":
+            out.update(date_parts(df[col], prep, is_csv, report))
+    return out
+
+
+def date_parts(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> dict[str, np.ndarray]:
+    col, fitted = str(s.name), prep["dates"][str(s.name)]
+    secs = dates.seconds(s)
+    bad = dates.unreadable(s, secs)
+    if bad.any():
+        report.unseen(s, bad, is_csv, "read as missing dates", what="not a date")
+    parts = dates.parts(secs, fitted["origin"])
+    out = {dates.part_name(col, p): parts[p] for p in fitted["parts"]}
+    out[col] = secs  # its missing places feed the indicator column, where it has one
+    return out
+
+
+@dataclasses.dataclass
+class Report:
+    """Values encoding reads as unknown (a level never seen in training, text in a date column): said in
+    notes, or an error under strict (--strict)."""
+
+    strict: bool = False
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    def unseen(self, s: pd.Series, rows: np.ndarray, is_csv: bool, then: str, what: str = "never seen in training"):
+        """`rows` of column `s` hold such values; `then` says what encoding did with them."""
+        i = int(np.flatnonzero(rows)[0])
+        example, col = MISSING if pd.isna(s.iloc[i]) else s.iloc[i], s.name
+        if self.strict:
+            raise UserError(f"column {quoted(col)}: value {quoted(example)} at {where(is_csv, i)}: {what} (--strict)")
+        self.notes.append(
+            f"column {quoted(col)}: {int(rows.sum()):,} row(s) with a value {what}, such as {quoted(example)}; {then}"
+        )
+
+
+def encode(
+    df: pd.DataFrame,
+    prep: dict,
+    is_csv: bool,
+    sources: dict[str, np.ndarray] | None = None,
+    report: Report | None = None,
+) -> np.ndarray:
+    """Raw rows -> the float32 matrix the model takes, with the stored preprocessing. `sources`: the numeric
+    sources already read (by prepare). Written straight into float32, never as a float64 copy of the table."""
+    report = report or Report()
     missing = [c for c in prep["columns"] if c not in df.columns]
     if missing:
         raise UserError(f"input lacks column(s) {', '.join(map(repr, missing))} that the model was trained on")
+    raw = sources if sources is not None else raw_sources(df, prep, is_csv, report)
     X = np.empty((len(df), len(prep["encoded"])), dtype=np.float32)
-    where, columns, j = [], [], 0
+    at, columns, j = [], [], 0
     for col in prep["columns"]:
-        if prep["kinds"][col] == "numeric":
-            where.append(j)
-            columns.append(values[col] if values else numeric_values(df, col, prep, is_csv))
+        kind = prep["kinds"][col]
+        if kind in ("numeric", "date"):
+            names = [col] if kind == "numeric" else [dates.part_name(col, p) for p in prep["dates"][col]["parts"]]
+            for name in names:
+                at.append(j)
+                columns.append(filled(raw[name], name, prep, is_csv))
+                j += 1
+        elif kind == "categorical":
+            width = len(prep["categories"][col])
+            codes = level_codes(df[col], prep, is_csv, report)
+            block = X[:, j : j + width]
+            block[:] = 0.0
+            known = codes > 0
+            block[np.flatnonzero(known), codes[known] - 1] = 1.0
+            j += width
+    _fill_scaled(X, at, columns, prep)
+    for col in prep.get("indicators", []):
+        X[:, j] = np.isnan(raw[col])
+        j += 1
+    for col in prep["columns"]:
+        if prep["kinds"][col] == "embedded":
+            X[:, j] = level_codes(df[col], prep, is_csv, report)
             j += 1
-        else:
-            block = _one_hot(df[col], prep, is_csv)
-            X[:, j : j + block.shape[1]] = block
-            j += block.shape[1]
+    return X
+
+
+def _fill_scaled(X: np.ndarray, at: list[int], columns: list[np.ndarray], prep: dict) -> None:
+    """(x - shift) / scale of every numeric source into its column of X."""
     shift, scale = np.asarray(prep["shift"])[:, None], np.asarray(prep["scale"])[:, None]
-    if where and where[-1] - where[0] == len(where) - 1:
-        where = slice(where[0], where[-1] + 1)  # a run of columns, written without fancy indexing
+    if at and at[-1] - at[0] == len(at) - 1:
+        at = slice(at[0], at[-1] + 1)  # a run of columns, written without fancy indexing
 
     def fill(part: range) -> None:
         # A block of rows at a time and every numeric column at once, with the block in cache: float64 columns
@@ -102,12 +189,12 @@ def encode(df: pd.DataFrame, prep: dict, is_csv: bool, values: dict[str, np.ndar
                 b[i] = v[start:stop]
             b -= shift
             b /= scale
-            X[start:stop, where] = b.T
+            X[start:stop, at] = b.T
 
-    n, parts = len(df), THREADS if len(df) >= PARALLEL_ROWS else 1
+    n = len(X)
+    parts = THREADS if n >= PARALLEL_ROWS else 1
     if columns:
         map_rows(fill, [range(n * i // parts, n * (i + 1) // parts, ROWS_PER_BLOCK) for i in range(parts)], n)
-    return X
 
 
 ROWS_PER_BLOCK = 8192
@@ -125,29 +212,36 @@ def map_rows(fn: Callable, items: Iterable, n_rows: int) -> list:
         return list(pool.map(fn, items))
 
 
-def _one_hot(s: pd.Series, prep: dict, is_csv: bool) -> np.ndarray:
+def level_codes(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> np.ndarray:
+    """1 + each row's level among the column's kept ones; 0 for a level not kept (rarer than
+    data.min_level_count in training, or never seen: said in `report`). A missing value takes its fill level;
+    without one it is an error."""
     col = str(s.name)
-    if col in prep["impute"]:
-        s = s.fillna(prep["impute"][col])
-    cats = prep["categories"][col]
-    lookup = {c: i for i, c in enumerate(cats)}
+    lookup = {c: i + 1 for i, c in enumerate(prep["categories"][col])}
     idx, uniques = pd.factorize(s)  # each distinct value named once; -1 for a missing one
-    known = categories(pd.Series(uniques)).map(lookup).fillna(-1).to_numpy(dtype=np.int64)
-    codes = np.where(idx >= 0, known[np.maximum(idx, 0)] if len(known) else -1, -1)
-    if (codes < 0).any():
-        i = int(np.flatnonzero(codes < 0)[0])
-        if pd.isna(s.iloc[i]):
+    names = categories(pd.Series(uniques, dtype=object if len(uniques) == 0 else None))
+    by_unique = names.map(lookup).fillna(0).to_numpy(dtype=np.int64)
+    new = by_unique == 0
+    if col in prep.get("rare", {}):
+        new &= ~names.isin(prep["rare"][col]).to_numpy()
+    present = idx >= 0
+    safe = np.maximum(idx, 0)
+    codes = np.where(present, by_unique[safe], 0) if len(uniques) else np.zeros(len(s), dtype=np.int64)
+    unseen = present & new[safe] if len(uniques) else np.zeros(len(s), dtype=bool)
+    if not present.all():
+        fill = prep["impute"].get(col)
+        if fill is None:
+            i = int(np.flatnonzero(~present)[0])
             raise UserError(
                 f"column '{col}': missing value at {where(is_csv, i)}; fill it, drop the column "
-                f"(data.drop), or set data.impute: most_frequent"
+                f"(data.drop), or set data.impute: auto | most_frequent"
             )
-        raise UserError(
-            f"column {quoted(col)}: value {quoted(s.iloc[i])} at {where(is_csv, i)} was never seen in training; "
-            f"known values: {listed(cats, most=20, limit=20)}"
-        )
-    out = np.zeros((len(s), len(cats)), dtype=np.float32)
-    out[np.arange(len(s)), codes] = 1.0
-    return out
+        codes[~present] = lookup.get(categories(pd.Series([fill])).iloc[0], 0)
+        unseen |= ~present & (codes == 0)
+    if unseen.any():
+        one_hot = prep["kinds"][col] == "categorical"
+        report.unseen(s, unseen, is_csv, f"encoded as {'an all-zero one-hot' if one_hot else 'the unknown level'}")
+    return codes
 
 
 def categories(s: pd.Series) -> pd.Series:
@@ -181,17 +275,76 @@ def encode_labels(y: pd.Series, classes: list, target: str, is_csv: bool) -> np.
     return codes.astype(np.int64)
 
 
-def encode_table(table: Table, prep: dict, shown: str) -> tuple[np.ndarray, np.ndarray]:
-    """A table with the training columns and target, as (features, targets) through the stored preprocessing."""
-    if prep["target"] not in table.frame.columns:
-        raise UserError(f"{shown}: no target column '{prep['target']}' to evaluate against")
-    return encode(table.frame, prep, table.is_csv), encode_target(table.frame[prep["target"]], prep, table.is_csv)
+@dataclasses.dataclass
+class Encoded:
+    """Rows through the stored preprocessing: features, targets, the weight column's values and the loss's
+    per-row weights (None where all rows weigh the same)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    weights: np.ndarray | None
+    loss_weights: np.ndarray | None
 
 
-def load_encoded(prep: dict, rows: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The training table again (or only `rows` of it), encoded with the stored preprocessing; refused if the
-    file changed."""
-    source = prep["source"]
+def encode_table(
+    table: Table, prep: dict, shown: str, report: Report | None = None, every_row: bool = False
+) -> Encoded:
+    """A table with the training columns and target, through the stored preprocessing. Rows without a target
+    are left out (said in `report`) when the run dropped such rows in training; `every_row` keeps them, with
+    target 0, so that row numbers stay the file's (a resume's split.json)."""
+    report = report or Report()
+    target = prep["target"]
+    if target not in table.frame.columns:
+        raise UserError(f"{shown}: no target column '{target}' to evaluate against")
+    frame = table.frame
+    absent = frame[target].isna().to_numpy() if prep.get("missing_target") == "drop" else np.zeros(len(frame), bool)
+    if absent.any() and not every_row:
+        report.notes.append(f"{int(absent.sum()):,} row(s) without a target {quoted(target)} left out")
+        frame, absent = frame.loc[~absent].reset_index(drop=True), absent[~absent]
+    X = encode(frame, prep, table.is_csv, report=report)
+    y = encode_target(frame[target], prep, table.is_csv, absent)
+    weights = row_weights(frame, prep, table.is_csv) if prep.get("weight") else None
+    return Encoded(X, y, weights, loss_weights(prep, y, weights))
+
+
+def loss_weights(prep: dict, y: np.ndarray, weights: np.ndarray | None) -> np.ndarray | None:
+    """Each row's weight in the loss: its class's weight (data.class_weight) times its data.weight."""
+    per_class = prep.get("class_weight")
+    if per_class is None:
+        return weights
+    by_class = np.asarray(per_class, dtype=np.float64)[y]
+    return by_class if weights is None else by_class * weights
+
+
+def row_weights(frame: pd.DataFrame, prep: dict, is_csv: bool) -> np.ndarray:
+    """The weight column: finite numbers, none negative, not all zero."""
+    col = prep["weight"]
+    if col not in frame.columns:
+        raise UserError(f"input lacks the weight column {quoted(col)} (data.weight)")
+    w = numeric_column(frame[col], is_csv)
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise UserError(
+            f"column {quoted(col)} (data.weight): {quoted(py(frame[col].iloc[i]))} at {where(is_csv, i)}; "
+            f"a weight is a number of at least 0"
+        )
+    return w
+
+
+def load_encoded(prep: dict, rows: list[int] | None = None, report: Report | None = None) -> Encoded:
+    """The training table again (with the run's own val / test files after it), or only `rows` of it, through
+    the stored preprocessing; refused if a file changed. Every row of it stays when `rows` is None."""
+    tables = [read_training_file(prep["source"], prep["sha256"])]
+    tables += [read_training_file(f["source"], f["sha256"]) for f in prep.get("files", [])]
+    frame = pd.concat([t.frame for t in tables], ignore_index=True) if len(tables) > 1 else tables[0].frame
+    if rows is not None:
+        frame = frame.iloc[rows].reset_index(drop=True)
+    table = Table(frame, prep["source"], prep["sha256"], all(t.is_csv for t in tables))
+    return encode_table(table, prep, prep["source"], report, every_row=rows is None)
+
+
+def read_training_file(source: str, sha256: str) -> Table:
     changed = UserError(
         f"{source} changed since the run was trained (sha256 differs), so its rows are not the same; evaluate on it "
         f"with --data, or start a new run"
@@ -200,18 +353,21 @@ def load_encoded(prep: dict, rows: list[int] | None = None) -> tuple[np.ndarray,
         path = Path(source)
         if not path.is_file():
             raise UserError(f"{source}: the file the run was trained on is not there any more; evaluate with --data")
-        if sha256_soon(path).result() != prep["sha256"]:
+        if sha256_soon(path).result() != sha256:
             raise changed
     table = read_table(source)
-    if table.sha256 != prep["sha256"]:
+    if table.sha256 != sha256:
         raise changed
-    if rows is not None:
-        table = dataclasses.replace(table, frame=table.frame.iloc[rows].reset_index(drop=True))
-    return encode_table(table, prep, prep["source"])
+    return table
 
 
-def encode_target(y: pd.Series, prep: dict, is_csv: bool) -> np.ndarray:
+def encode_target(y: pd.Series, prep: dict, is_csv: bool, absent: np.ndarray | None = None) -> np.ndarray:
+    """Class indices, or the standardized value; 0 in `absent` rows (those without a target a run left out)."""
     target = prep["target"]
+    if absent is not None and absent.any():
+        out = np.zeros(len(y), dtype=np.float32 if prep["task"] == "regression" else np.int64)
+        out[~absent] = encode_target(y[~absent], prep, is_csv)
+        return out
     if y.isna().any():
         i = int(np.flatnonzero(y.isna().to_numpy())[0])
         raise UserError(f"column '{target}' (the target): missing value at {where(is_csv, i)}")

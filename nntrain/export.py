@@ -1,12 +1,16 @@
-"""Export a run's model with its preprocessing folded in: raw numeric feature rows in, predictions out.
+"""Export a run's model with its preprocessing folded in: raw feature rows in, predictions out.
 
-The exported graph is `standardize -> the trained layers -> head`:
-  - standardize: NaN -> the training-split value in imputed columns, then (x - shift) / scale, computed in
-    float64 and rounded to float32 exactly as encoding.encode does;
+The exported graph is `encode -> the trained layers -> head`:
+  - encode: as encoding.encode. Numbers: NaN -> the training-split value in imputed columns, then
+    (x - shift) / scale, computed in float64 and rounded to float32; a 0/1 "was missing" column per indicator.
+    Strings (ONNX only): each column's text -> its level code through an ai.onnx.ml LabelEncoder (a level
+    not kept in training -> 0, the unknown level), then one-hot or the embedding's code;
   - head: class probabilities through heads.to_proba (the very function `nntrain predict` uses), or the
     regression output back in the target's units through encoding.unscale (in float64, then float32).
-Input: float32 [rows, len(columns)], the raw values of prep["columns"] in that order. Categorical columns
-are refused: their one-hot encoding takes text, which a float graph cannot.
+Inputs: `features`, float32 [rows, len(numeric inputs)]: the raw values of the numeric columns and, for each
+date column, its parts (year, month, ... as the sidecar lists them, "days" counted from the sidecar's origin);
+and, when the run has string columns, `strings`, string [rows, len(string columns)], "" for a missing value.
+Unknown levels are encoded as predict encodes them, without predict's warning.
 
 ONNX goes through torch.onnx.export's torch.export-based exporter (dynamo=True, the default since torch 2.9;
 the TorchScript-based one, dynamo=False, warns DeprecationWarning); it needs the `export` extra (onnx,
@@ -24,15 +28,18 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from .config import Config
-from .encoding import unscale
+from .dates import part_name
+from .encoding import categories, numeric_names, unscale
 from .errors import Stop, UserError, did_you_mean, first_line
 from .heads import to_proba
 from .runs import json_bytes, output_file, resolve_run_dir, write_output
@@ -45,6 +52,9 @@ TORCHSCRIPT_NOTE = (
     "DeprecationWarning); prefer --format onnx"
 )
 INPUT_NAME = "features"
+STRINGS_NAME = "strings"
+CODES_NAME = "codes"  # the level codes the string front hands the torch graph
+ML_OPSET = 3  # ai.onnx.ml: LabelEncoder with keys_strings / values_int64
 BATCH_DIM = "rows"
 # Tolerances of the check each export runs on sample rows before writing anything.
 CHECK_ATOL = 1e-4
@@ -80,6 +90,61 @@ class Standardize(nn.Module):
         return ((x - self.shift) / self.scale).float()
 
 
+def string_inputs(prep: dict) -> list[str]:
+    """The `strings` input's columns: one-hot and embedded columns, in the table's order."""
+    return [c for c in prep["columns"] if prep["kinds"][c] in ("categorical", "embedded")]
+
+
+class Encode(nn.Module):
+    """(raw numbers, level codes) -> the matrix the model was trained on, in encoding.encode's column order:
+    per column its scaled number or date parts or one-hot block, then the indicators, then the embedded codes."""
+
+    def __init__(self, prep: dict):
+        super().__init__()
+        numeric, strings = numeric_names(prep), string_inputs(prep)
+        fill = [float(prep["impute"][c]) if c in prep["impute"] else None for c in numeric]
+        self.standardize = Standardize(prep["shift"], prep["scale"], fill)
+        self.pieces = []  # ("num", start, stop) | ("hot", code column, levels)
+        for col in prep["columns"]:
+            kind = prep["kinds"][col]
+            if kind in ("numeric", "date"):
+                names = [col] if kind == "numeric" else [part_name(col, p) for p in prep["dates"][col]["parts"]]
+                start = numeric.index(names[0])
+                self.pieces.append(("num", start, start + len(names)))
+            elif kind == "categorical":
+                self.pieces.append(("hot", strings.index(col), len(prep["categories"][col])))
+        # a date's indicator reads its first part: missing dates have every part missing
+        self.indicators = [
+            numeric.index(c if c in numeric else part_name(c, prep["dates"][c]["parts"][0]))
+            for c in prep.get("indicators", [])
+        ]
+        self.embedded = [strings.index(c) for c in strings if prep["kinds"][c] == "embedded"]
+
+    def forward(self, features: torch.Tensor, codes: torch.Tensor | None = None) -> torch.Tensor:
+        scaled = self.standardize(features)
+        out = []
+        for kind, a, b in self.pieces:
+            if kind == "num":
+                out.append(scaled[:, a:b])
+            else:
+                levels = torch.arange(1, b + 1, device=codes.device, dtype=codes.dtype)
+                out.append((codes[:, a : a + 1] == levels).float())
+        out += [torch.isnan(features[:, j : j + 1]).float() for j in self.indicators]
+        out += [codes[:, j : j + 1].float() for j in self.embedded]
+        return torch.cat(out, dim=1)
+
+
+class Exported(nn.Module):
+    """encode -> the trained layers -> head; takes `codes` only when the run has string columns."""
+
+    def __init__(self, encode: Encode, net: nn.Sequential, strings: bool):
+        super().__init__()
+        self.encode, self.net, self.strings = encode, net, strings
+
+    def forward(self, features: torch.Tensor, codes: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(self.encode(features, codes))
+
+
 class Probabilities(nn.Module):
     """Model outputs -> class probabilities: heads.to_proba itself, so an export cannot drift from predict."""
 
@@ -113,7 +178,7 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
     run_dir = resolve_run_dir(str(run_dir))
     loaded = load_run(run_dir, checkpoint)
     prep = loaded.prep
-    _refuse_unexportable(prep)  # before asking for the extra: installing it would not help
+    _refuse_unexportable(prep, fmt)  # before asking for the extra: installing it would not help
     out = _output_path(run_dir, fmt, out, force)
     if fmt == "onnx":
         _require_onnx()
@@ -121,7 +186,7 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
     sample = sample_rows(prep)
     if fmt == "onnx":
         data = _onnx_bytes(model, sample, prep, run_dir, checkpoint)
-        _check_onnx(data, model, sample, prep)
+        _check_onnx(data, model, sample)
         write_output(out, lambda f: f.write(data), f"-o {out}", durable=True)
     else:
         _write_torchscript(out, model, sample, prep)
@@ -174,16 +239,15 @@ def _output_path(run_dir: Path, fmt: str, out: Path | None, force: bool) -> Path
     return out
 
 
-def _refuse_unexportable(prep: dict) -> None:
-    categorical = [c for c in prep["columns"] if prep["kinds"][c] != "numeric"]
-    if categorical:
-        names = ", ".join(repr(c) for c in categorical)
+def _refuse_unexportable(prep: dict, fmt: str) -> None:
+    strings = string_inputs(prep)
+    if strings and fmt != "onnx":
+        names = ", ".join(repr(c) for c in strings)
         raise UserError(
-            f"export takes numeric features only; categorical column(s) {names} are one-hot encoded from "
-            f"their text values, which an exported float model cannot take. Retrain without them "
-            f"(data.drop: [{', '.join(categorical)}]) or use nntrain predict"
+            f"--format {fmt} takes numbers only; string column(s) {names} are encoded from their text, which "
+            f"ONNX takes (--format onnx) and TorchScript cannot"
         )
-    bad = [c for c, v in prep["impute"].items() if not _is_number(v)]
+    bad = [c for c in numeric_names(prep) if c in prep["impute"] and not _is_number(prep["impute"][c])]
     if bad:
         raise UserError(
             f"export: column(s) {', '.join(map(repr, bad))} are imputed with a non-number "
@@ -201,11 +265,10 @@ def _is_number(v: Any) -> bool:
 # ---------------------------------------------------------------- the exported model
 
 
-def export_model(model: nn.Module, cfg: Config, prep: dict) -> nn.Sequential:
-    """standardize -> a float32 eval-mode copy of the trained layers -> probabilities or unscaled prediction.
-    Call _refuse_unexportable(prep) first."""
-    fill = [float(prep["impute"][c]) if c in prep["impute"] else None for c in prep["columns"]]
-    parts: OrderedDict[str, nn.Module] = OrderedDict(standardize=Standardize(prep["shift"], prep["scale"], fill))
+def export_model(model: nn.Module, cfg: Config, prep: dict) -> Exported:
+    """encode -> a float32 eval-mode copy of the trained layers -> probabilities or unscaled prediction.
+    Call _refuse_unexportable(prep, fmt) first."""
+    parts: OrderedDict[str, nn.Module] = OrderedDict()
     for name, layer in copy.deepcopy(model).named_children():
         if isinstance(layer, nn.RReLU):
             # Its eval-mode forward is a leaky ReLU with the mean slope; the ONNX exporter has no rrelu.
@@ -215,24 +278,59 @@ def export_model(model: nn.Module, cfg: Config, prep: dict) -> nn.Sequential:
         parts["unscale"] = Unscale(prep["target_shift"], prep["target_scale"])
     else:
         parts["proba"] = Probabilities(cfg)
-    return nn.Sequential(parts).float().eval()
+    net = nn.Sequential(parts)
+    return Exported(Encode(prep), net, bool(string_inputs(prep))).float().eval()
 
 
 def output_name(prep: dict) -> str:
     return "prediction" if prep["task"] == "regression" else "probabilities"
 
 
-def sample_rows(prep: dict, n: int = 7) -> torch.Tensor:
+@dataclass
+class Sample:
+    """Example rows for the export and the check after it: numbers, and the strings with their level codes."""
+
+    features: torch.Tensor
+    strings: np.ndarray | None  # object array of str
+    codes: torch.Tensor | None
+
+    def inputs(self, n: int | None = None) -> tuple:
+        """The torch graph's arguments, on the first n rows."""
+        rows = slice(n)
+        return (self.features[rows],) if self.codes is None else (self.features[rows], self.codes[rows])
+
+
+def sample_rows(prep: dict, n: int = 7) -> Sample:
     """Raw-looking rows around the training distribution (shift + scale * noise), with a NaN in each imputed
-    column: used as the example input of the export and for the check after it."""
+    column; string columns take their levels in turn, a missing value ("") and an unseen one."""
     g = torch.Generator().manual_seed(0)
     shift = torch.tensor(prep["shift"], dtype=torch.float64)
     scale = torch.tensor(prep["scale"], dtype=torch.float64)
     x = (shift + scale * torch.randn(n, len(shift), generator=g, dtype=torch.float64)).float()
-    for j, col in enumerate(prep["columns"]):
+    for j, col in enumerate(numeric_names(prep)):
         if col in prep["impute"]:
             x[j % n, j] = math.nan
-    return x
+    columns = string_inputs(prep)
+    if not columns:
+        return Sample(x, None, None)
+    text = np.empty((n, len(columns)), dtype=object)
+    for j, col in enumerate(columns):
+        choices = [*prep["categories"][col], "", "never seen in training"]
+        text[:, j] = [choices[(i + j) % len(choices)] for i in range(n)]
+    codes = np.zeros((n, len(columns)), dtype=np.int64)
+    for j, col in enumerate(columns):
+        lookup, other = string_codes(prep, col)
+        codes[:, j] = [lookup.get(v, other) for v in text[:, j]]
+    return Sample(x, text, torch.from_numpy(codes))
+
+
+def string_codes(prep: dict, col: str) -> tuple[dict[str, int], int]:
+    """({text: level code}, the code of any other text): what the graph's LabelEncoder holds for a column, the
+    codes encoding.level_codes gives. "" stands for a missing value: the fill level's code (0 without one)."""
+    lookup = {c: i + 1 for i, c in enumerate(prep["categories"][col])}
+    fill = prep["impute"].get(col)
+    missing = lookup.get(categories(pd.Series([fill])).iloc[0], 0) if fill is not None else 0
+    return {**lookup, "": missing}, 0
 
 
 @contextmanager
@@ -248,6 +346,7 @@ def _quiet_torch() -> Iterator[None]:
             "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
         )
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=r"# The axis name: .* will not be used", category=UserWarning)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"nntrain\.heads")
         for lg in loggers:
             lg.setLevel(logging.ERROR)
@@ -258,67 +357,113 @@ def _quiet_torch() -> Iterator[None]:
                 lg.setLevel(level)
 
 
-def _onnx_bytes(model: nn.Sequential, sample: torch.Tensor, prep: dict, run_dir: Path, checkpoint: str) -> bytes:
+def _onnx_bytes(model: Exported, sample: Sample, prep: dict, run_dir: Path, checkpoint: str) -> bytes:
     import onnx
 
     rows = torch.export.Dim(BATCH_DIM)
+    names = [INPUT_NAME] + ([CODES_NAME] if model.strings else [])
     try:
         with _quiet_torch(), torch.no_grad():
             program = torch.onnx.export(
                 model,
-                (sample,),
+                sample.inputs(),
                 None,
                 dynamo=True,
                 opset_version=ONNX_OPSET,
                 verbose=False,
-                input_names=[INPUT_NAME],
+                input_names=names,
                 output_names=[output_name(prep)],
-                dynamic_shapes=({0: rows},),
+                dynamic_shapes=tuple({0: rows} for _ in names),
             )
     except Exception as e:  # noqa: BLE001 - the exporter raises its own types from several layers
         raise ExportFailed(f"torch.onnx.export failed on {run_dir}: {first_line(e, 300)}") from None
     proto = program.model_proto
+    if model.strings:
+        proto = onnx.compose.merge_models(_string_front(prep, proto), proto, io_map=[(CODES_NAME, CODES_NAME)])
     onnx.helper.set_model_props(
         proto,
         {
             "nntrain.run": str(run_dir),
             "nntrain.checkpoint": checkpoint,
-            "nntrain.columns": json.dumps(prep["columns"]),
+            "nntrain.columns": json.dumps(numeric_names(prep)),
+            "nntrain.strings": json.dumps(string_inputs(prep)),
             "nntrain.outputs": json.dumps(output_labels(prep)),
         },
     )
     return proto.SerializeToString()
 
 
-def _check_onnx(data: bytes, model: nn.Module, sample: torch.Tensor, prep: dict) -> None:
+def _string_front(prep: dict, like: Any) -> Any:
+    """A graph `strings` [rows, columns] -> `codes` int64 [rows, columns]: per column, a Gather of its text and
+    an ai.onnx.ml LabelEncoder holding its levels' codes; made for the ir version and opsets of `like`."""
+    from onnx import TensorProto, helper
+
+    columns, nodes, outs = string_inputs(prep), [], []
+    for j, col in enumerate(columns):
+        lookup, other = string_codes(prep, col)
+        index = helper.make_tensor(f"col{j}", TensorProto.INT64, [], [j])
+        nodes.append(helper.make_node("Constant", [], [f"col{j}"], value=index))
+        nodes.append(helper.make_node("Gather", [STRINGS_NAME, f"col{j}"], [f"text{j}"], axis=1))
+        nodes.append(
+            helper.make_node(
+                "LabelEncoder",
+                [f"text{j}"],
+                [f"code{j}"],
+                domain="ai.onnx.ml",
+                keys_strings=list(lookup),
+                values_int64s=list(lookup.values()),
+                default_int64=other,
+            )
+        )
+        axes = helper.make_tensor(f"axes{j}", TensorProto.INT64, [1], [1])
+        nodes.append(helper.make_node("Constant", [], [f"axes{j}"], value=axes))
+        nodes.append(helper.make_node("Unsqueeze", [f"code{j}", f"axes{j}"], [f"codes{j}"]))
+        outs.append(f"codes{j}")
+    nodes.append(helper.make_node("Concat", outs, [CODES_NAME], axis=1))
+    graph = helper.make_graph(
+        nodes,
+        "nntrain_strings",
+        [helper.make_tensor_value_info(STRINGS_NAME, TensorProto.STRING, [BATCH_DIM, len(columns)])],
+        [helper.make_tensor_value_info(CODES_NAME, TensorProto.INT64, [BATCH_DIM, len(columns)])],
+    )
+    opsets = {o.domain: o.version for o in like.opset_import}
+    opsets["ai.onnx.ml"] = max(opsets.get("ai.onnx.ml", 0), ML_OPSET)
+    imports = [helper.make_opsetid(d, v) for d, v in opsets.items()]
+    return helper.make_model(graph, opset_imports=imports, ir_version=like.ir_version)
+
+
+def _check_onnx(data: bytes, model: Exported, sample: Sample) -> None:
     """Run the file in onnxruntime when it is installed; the batch dimension is checked too (1 row, all rows)."""
     try:
         import onnxruntime as ort
     except ImportError:
         return
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    for x in (sample[:1], sample):
-        got = session.run(None, {INPUT_NAME: x.numpy()})[0]
-        _compare(got, model, x, "onnxruntime")
+    for n in (1, None):
+        feed = {INPUT_NAME: sample.features[:n].numpy()}
+        if sample.strings is not None:
+            feed[STRINGS_NAME] = sample.strings[:n]
+        got = session.run(None, feed)[0]
+        _compare(got, model, sample.inputs(n), "onnxruntime")
 
 
-def _write_torchscript(out: Path, model: nn.Sequential, sample: torch.Tensor, prep: dict) -> None:
+def _write_torchscript(out: Path, model: Exported, sample: Sample, prep: dict) -> None:
     try:
         with _quiet_torch(), torch.no_grad():
-            traced = torch.jit.trace(model, (sample,), check_trace=False)
+            traced = torch.jit.trace(model, sample.inputs(), check_trace=False)
     except Exception as e:  # noqa: BLE001 - as above: any failure of torch's tracer is reported, not a traceback
         raise ExportFailed(f"torch.jit.trace failed: {first_line(e, 300)}") from None
     with torch.no_grad():
-        _compare(traced(sample[:1]).numpy(), model, sample[:1], "the traced module")
+        _compare(traced(*sample.inputs(1)).numpy(), model, sample.inputs(1), "the traced module")
     with _quiet_torch():
         write_output(out, lambda f: torch.jit.save(traced, f), f"-o {out}", durable=True)
 
 
-def _compare(got: np.ndarray, model: nn.Module, x: torch.Tensor, what: str) -> None:
+def _compare(got: np.ndarray, model: nn.Module, inputs: tuple, what: str) -> None:
     with torch.no_grad():
-        want = model(x).numpy()
+        want = model(*inputs).numpy()
     if got.shape != want.shape:
-        raise ExportFailed(f"{what} gave shape {got.shape} for {len(x)} row(s), the model {want.shape}")
+        raise ExportFailed(f"{what} gave shape {got.shape} for {len(inputs[0])} row(s), the model {want.shape}")
     tol = CHECK_ATOL * np.maximum(1.0, np.abs(want))
     if not np.all((np.abs(got - want) <= tol) | (np.isnan(got) & np.isnan(want))):
         err = float(np.nanmax(np.abs(got - want)))
@@ -330,6 +475,32 @@ def _compare(got: np.ndarray, model: nn.Module, x: torch.Tensor, what: str) -> N
 # ---------------------------------------------------------------- the sidecar
 
 
+def _text_and_dates(prep: dict) -> dict:
+    """The sidecar's account of the `strings` input and of the date columns' parts, where the run has them."""
+    doc, strings = {}, string_inputs(prep)
+    if strings:
+        doc["strings"] = {
+            "name": STRINGS_NAME,
+            "dtype": "string",
+            "shape": [BATCH_DIM, len(strings)],
+            "columns": strings,
+            "note": 'text as the table holds it (numbers as text: "3", not "3.0"), "" for a missing value; a '
+            "level never seen in training is encoded as unknown (all-zero one-hot, or the embedding's unknown "
+            "row), as nntrain predict does",
+        }
+    if prep.get("dates"):
+        doc["dates"] = {
+            col: {
+                "parts": [part_name(col, p) for p in d["parts"]],
+                "origin": pd.Timestamp(d["origin"], unit="s").isoformat(),
+                "note": "year, month, day (1-31), weekday (Monday 0), hour (with minutes as a fraction), days "
+                "since origin; in UTC; NaN for a missing date",
+            }
+            for col, d in prep["dates"].items()
+        }
+    return doc
+
+
 def output_labels(prep: dict) -> list:
     """The output's columns: the class labels in order, or the target's name."""
     return [prep["target"]] if prep["task"] == "regression" else list(prep["classes"])
@@ -337,7 +508,7 @@ def output_labels(prep: dict) -> list:
 
 def write_sidecar(out: Path, fmt: str, loaded: Any, checkpoint: str) -> Path:
     prep = loaded.prep
-    n_in = len(prep["columns"])
+    numeric = numeric_names(prep)
     regression = prep["task"] == "regression"
     doc = {
         "format": fmt,
@@ -349,9 +520,9 @@ def write_sidecar(out: Path, fmt: str, loaded: Any, checkpoint: str) -> Path:
         "input": {
             "name": INPUT_NAME,
             "dtype": "float32",
-            "shape": [BATCH_DIM, n_in],
-            "columns": list(prep["columns"]),
-            "imputed": {c: float(v) for c, v in prep["impute"].items()},
+            "shape": [BATCH_DIM, len(numeric)],
+            "columns": numeric,
+            "imputed": {c: float(prep["impute"][c]) for c in numeric if c in prep["impute"]},
             "note": "raw values, in this column order; standardization (and NaN -> the imputed value in the "
             "imputed columns) happens inside the model",
         },
@@ -369,6 +540,7 @@ def write_sidecar(out: Path, fmt: str, loaded: Any, checkpoint: str) -> Path:
         ),
         "torch": torch.__version__,
     }
+    doc.update(_text_and_dates(prep))
     if fmt == "onnx":
         doc["opset"] = ONNX_OPSET
     else:

@@ -26,9 +26,11 @@ ACTIVATIONS = {name for name, r in components.ACTIVATIONS.items() if r.fused}
 LOSSES = {name for name, r in components.LOSSES.items() if r.fused}
 
 
-def plan(cfg: Config, task: str) -> tuple[bool, str]:
-    """(fused?, why): the path a config takes."""
+def plan(cfg: Config, task: str, embedded: bool = False) -> tuple[bool, str]:
+    """(fused?, why): the path a config takes (`embedded`: the data has columns learned through embeddings)."""
     m = cfg.model
+    if embedded:
+        return False, "embedded string columns"
     loss = loss_name(cfg, task)
     for i, layer in enumerate(m.resolved_layers()):
         act, slope = _activation(layer.activation)
@@ -85,7 +87,7 @@ class FusedStep:
         self.l1_grads = [w.grad for w in self.l1_weights]  # views of flat_grad: fixed for the run
 
     @torch.no_grad()  # no graph is recorded: the backward below is the one that runs
-    def loss_and_grads(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def loss_and_grads(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
         saved = []  # per hidden layer: input, activation output, dropout mask
         h = x
         for layer in self.layers:
@@ -97,7 +99,7 @@ class FusedStep:
             saved.append((h, a, mask))
             h = a if mask is None else a * mask
         z = torch.addmm(self.out.bias, h, self.out.weight.t())
-        loss, dz = _loss_and_grad(self.loss, z, y)
+        loss, dz = _loss_and_grad(self.loss, z, y, w)
         torch.mm(dz.t(), h, out=self.out.weight.grad)
         torch.sum(dz, 0, out=self.out.bias.grad)
         dh = dz.mm(self.out.weight)
@@ -154,7 +156,11 @@ def _act_backward(da: torch.Tensor, a: torch.Tensor, layer: _Layer) -> torch.Ten
     return da
 
 
-def _loss_and_grad(kind: str, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _loss_and_grad(
+    kind: str, z: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if w is not None:
+        return _weighted_loss_and_grad(kind, z, y, w)
     n = z.shape[0]
     if kind == "cross_entropy":
         logp = torch.log_softmax(z, dim=1)
@@ -167,6 +173,24 @@ def _loss_and_grad(kind: str, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.T
         return loss, (torch.sigmoid(z) - t).div_(n)
     diff = z - t  # mse
     return diff.pow(2).mean(), diff.mul_(2.0 / n)
+
+
+def _weighted_loss_and_grad(
+    kind: str, z: torch.Tensor, y: torch.Tensor, w: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """sum(w * loss) / sum(w) and its gradient: each row's part scaled by its share of the weight."""
+    share = (w / w.sum())[:, None]
+    if kind == "cross_entropy":
+        logp = torch.log_softmax(z, dim=1)
+        picked = logp.gather(1, y[:, None])
+        dz = logp.exp_().scatter_add_(1, y[:, None], torch.full_like(picked, -1.0))
+        return -(picked * share).sum(), dz.mul_(share)
+    t = y.to(z.dtype)[:, None]
+    if kind == "bce":
+        loss = nn.functional.binary_cross_entropy_with_logits(z, t, weight=share, reduction="sum")
+        return loss, (torch.sigmoid(z) - t).mul_(share)
+    diff = z - t  # mse
+    return (diff.pow(2) * share).sum(), diff.mul_(2.0 * share)
 
 
 class FlatSGD(torch.optim.Optimizer):

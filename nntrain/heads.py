@@ -4,6 +4,8 @@ units, and the metrics of a split."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,14 +18,26 @@ from .encoding import unscale
 from .memory import EVAL_ROWS
 
 
-def make_criterion(cfg: Config, task: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """loss(outputs, targets) with the targets as stored: class indices or the standardized value."""
+def make_criterion(cfg: Config, task: str, weighted: bool = False) -> Callable[..., torch.Tensor]:
+    """loss(outputs, targets, row_weights=None) with the targets as stored: class indices or the standardized
+    value. With row weights (built `weighted`), the weighted mean sum(w * loss) / sum(w)."""
     name = loss_name(cfg, task)
-    spec = {"name": name, **{k: v for k, v in cfg.loss.items() if k != "name"}}
-    fn = build("loss", spec)
-    if not LOSSES[name].one_output:
-        return fn
-    return lambda out, y: fn(out[:, 0], y.to(out.dtype))
+    args = {k: v for k, v in cfg.loss.items() if k != "name"}
+    fn = build("loss", {"name": name, **args})
+    per_row = build("loss", {"name": name, **args, "reduction": "none"}) if weighted else None
+    one = LOSSES[name].one_output
+    moved = [m for m in (fn, per_row) if m is not None and any(True for _ in m.buffers())]
+
+    def criterion(out: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
+        for m in moved:
+            m.to(out.device)
+        if one:
+            out, y = out[:, 0], y.to(out.dtype)
+        if w is None:
+            return fn(out, y)
+        return (per_row(out, y) * w).sum() / w.sum()
+
+    return criterion
 
 
 def to_proba(out: torch.Tensor, cfg: Config) -> torch.Tensor:
@@ -45,23 +59,42 @@ def forward_all(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
     return torch.cat([model(X[i : i + EVAL_ROWS]) for i in range(0, len(X), EVAL_ROWS)]) if len(X) else X[:, :0]
 
 
-def evaluate(
-    model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: Config, prep: dict, criterion: Callable
-) -> dict[str, float]:
-    return evaluate_with_scores(model, X, y, cfg, prep, criterion)[0]
+@dataclass
+class Rows:
+    """Rows to evaluate: features, stored targets, and their weights in the loss and in the metrics (None:
+    all rows weigh the same)."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+    loss_weights: torch.Tensor | None = None
+    weights: np.ndarray | None = None
+
+    @staticmethod
+    def take(X: torch.Tensor, y: torch.Tensor, loss_weights: Any, weights: Any, idx: Any) -> Rows:
+        """Rows `idx` of the whole table's tensors (and of the weight arrays, when there are weights)."""
+        return Rows(
+            X[idx],
+            y[idx],
+            None if loss_weights is None else loss_weights[idx],
+            None if weights is None else weights[idx],
+        )
+
+
+def evaluate(model: nn.Module, rows: Rows, cfg: Config, prep: dict, criterion: Callable) -> dict[str, float]:
+    return evaluate_with_scores(model, rows, cfg, prep, criterion)[0]
 
 
 def evaluate_with_scores(
-    model: nn.Module, X: torch.Tensor, y: torch.Tensor, cfg: Config, prep: dict, criterion: Callable
+    model: nn.Module, rows: Rows, cfg: Config, prep: dict, criterion: Callable
 ) -> tuple[dict[str, float], np.ndarray]:
     """(metrics, scores): class probabilities, or predictions in the target's units."""
-    out = forward_all(model, X)
-    loss = float(criterion(out, y)) if len(X) else float("nan")
+    out = forward_all(model, rows.X)
+    loss = float(criterion(out, rows.y, rows.loss_weights)) if len(rows.X) else float("nan")
     if prep["task"] == "regression":
         pred = unscale(prep, out[:, 0].cpu().double().numpy())
-        return M.regression(truth(prep, y), pred, loss), pred
+        return M.regression(truth(prep, rows.y), pred, loss, rows.weights), pred
     proba = to_proba(out, cfg).cpu().double().numpy()
-    return M.classification(y.cpu().numpy(), proba, loss), proba
+    return M.classification(rows.y.cpu().numpy(), proba, loss, rows.weights), proba
 
 
 def truth(prep: dict, y: torch.Tensor | np.ndarray) -> np.ndarray:

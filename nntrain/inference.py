@@ -13,10 +13,10 @@ from torch import nn
 
 from . import metrics as M
 from .config import Config
-from .encoding import encode, encode_table, load_encoded, unscale
+from .encoding import Report, encode, encode_table, load_encoded, unscale
 from .errors import UserError
-from .heads import evaluate, forward_all, make_criterion, to_proba, truth
-from .model import build_mlp, check_weights, load_weights
+from .heads import Rows, evaluate, forward_all, make_criterion, to_proba, truth
+from .model import build_mlp, check_weights, embeds_of, load_weights
 from .runs import load_run_checkpoint, split_rows
 from .tables import read_table
 
@@ -38,7 +38,7 @@ def load_run(run_dir: Path, checkpoint: str = "best") -> LoadedRun:
     ckpt, split = load_run_checkpoint(run_dir, checkpoint)
     cfg = stored_config(ckpt, path)
     check_weights(cfg.model, ckpt, path)
-    model = build_mlp(cfg.model, ckpt["n_inputs"], ckpt["n_outputs"])
+    model = build_mlp(cfg.model, ckpt["n_inputs"], ckpt["n_outputs"], embeds_of(ckpt["prep"]))
     load_weights(model, ckpt, path)
     model.eval()
     return LoadedRun(run_dir, cfg, model, ckpt["prep"], ckpt, split)
@@ -54,25 +54,33 @@ def stored_config(ckpt: dict, path: Path) -> Config:
         raise UserError(f"{path}: its stored config is not valid ({where}: {err['msg']}); retrain") from None
 
 
-def evaluate_run(run: LoadedRun, data_file: str | None = None) -> dict:
-    """Metrics on the run's own test split (same rows, from split.json), or on another file."""
-    prep = run.prep
+def evaluate_run(run: LoadedRun, data_file: str | None = None, strict: bool = False) -> dict:
+    """Metrics on the run's own test split (same rows, from split.json), or on another file; `notes` says what
+    the encoding read as unknown (under `strict`, that is an error)."""
+    prep, report = run.prep, Report(strict)
     if data_file is None:
         (test,) = split_rows(run.split, run.run_dir, "test")
-        X, y = map(torch.as_tensor, load_encoded(prep, rows=test))  # the test rows only
+        e = load_encoded(prep, rows=test, report=report)  # the test rows only
         label = "test split"
     else:
-        X, y = map(torch.as_tensor, encode_table(read_table(data_file, key="--data"), prep, data_file))
+        e = encode_table(read_table(data_file, key="--data"), prep, data_file, report)
         label = data_file
-    values = evaluate(run.model, X, y, run.cfg, prep, make_criterion(run.cfg, prep["task"]))
+    rows = Rows(torch.as_tensor(e.X), torch.as_tensor(e.y), _tensor(e.loss_weights), e.weights)
+    weighted = e.loss_weights is not None
+    values = evaluate(run.model, rows, run.cfg, prep, make_criterion(run.cfg, prep["task"], weighted))
     return {
         "run_dir": str(run.run_dir),
         "checkpoint_epoch": run.ckpt["epoch"],
         "data": label,
-        "rows": len(y),
+        "rows": len(e.y),
         "metrics": values,
-        "baseline": M.baseline(prep["task"], truth(prep, y), prep),
+        "baseline": M.baseline(prep["task"], truth(prep, e.y), prep, e.weights),
+        "notes": report.notes,
     }
+
+
+def _tensor(a: np.ndarray | None) -> torch.Tensor | None:
+    return None if a is None else torch.as_tensor(a, dtype=torch.float32)
 
 
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV Injection").
@@ -95,11 +103,12 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
-def predict_frame(run: LoadedRun, input_path: str) -> pd.DataFrame:
-    """Raw rows in; the prediction (original label values) and class probabilities out."""
+def predict_frame(run: LoadedRun, input_path: str, report: Report | None = None) -> pd.DataFrame:
+    """Raw rows in; the prediction (original label values) and class probabilities out. `report` gathers what
+    the encoding read as unknown."""
     table = read_table(input_path, key="INPUT")
     prep = run.prep
-    X = torch.as_tensor(encode(table.frame, prep, table.is_csv))
+    X = torch.as_tensor(encode(table.frame, prep, table.is_csv, report=report))
     out = forward_all(run.model, X)
     result = pd.DataFrame(index=table.frame.index)
     if prep["task"] == "regression":

@@ -12,6 +12,7 @@ from typing import Any
 from .components import record
 from .config import Config
 from .errors import UserError
+from .machine import available_bytes, gib
 from .model import planned_table
 
 EVAL_ROWS = 65536  # the rows one evaluation forward holds at once (heads.forward_all's chunk)
@@ -28,27 +29,6 @@ def training_bytes(cfg: Config, n_inputs: int, n_out: int, batch: int, rows: int
     step = 4 * ACTIVATION_COPIES * batch * sum(widths)
     evaluation = 4 * 2 * min(rows, EVAL_ROWS) * max(widths)
     return weights + max(step, evaluation)
-
-
-def available_bytes(device: Any = "cpu") -> int | None:
-    """Memory free for a run on the device: the GPU's free memory, or the system's MemAvailable (None if unknown)."""
-    kind = getattr(device, "type", str(device).split(":")[0])
-    if kind == "cuda":
-        import torch
-
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def gib(n: int) -> str:
-    return f"{n / 2**30:,.1f} GiB" if n >= 2**28 else f"{n / 2**20:,.0f} MiB"
 
 
 def too_big(cfg: Config, n_inputs: int, n_out: int, batch: int, rows: int, device: Any = "cpu") -> str | None:

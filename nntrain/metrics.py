@@ -22,6 +22,7 @@ class Metric:
 METRICS: dict[str, Metric] = {
     "loss": Metric(CLASSES | REGRESSION, maximize=False),
     "accuracy": Metric(CLASSES, maximize=True),
+    "balanced_accuracy": Metric(CLASSES, maximize=True),
     "f1_macro": Metric(CLASSES, maximize=True),
     "roc_auc": Metric(frozenset({"binary"}), maximize=True),
     "mse": Metric(REGRESSION, maximize=False),
@@ -30,7 +31,8 @@ METRICS: dict[str, Metric] = {
     "r2": Metric(REGRESSION, maximize=True),
 }
 HEADLINE = {"multiclass": "accuracy", "binary": "accuracy", "regression": "r2"}  # the one a table shows
-ALIASES = {"f1": "f1_macro", "acc": "accuracy", "auc": "roc_auc"}  # train.monitor: val_f1 is val_f1_macro
+# train.monitor: val_f1 is val_f1_macro
+ALIASES = {"f1": "f1_macro", "acc": "accuracy", "auc": "roc_auc", "bacc": "balanced_accuracy"}
 
 
 def monitor_name(text: str) -> str:
@@ -56,9 +58,17 @@ def headline(task: str) -> str:
     return HEADLINE.get(task, "accuracy")
 
 
-def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """Rows are true classes, columns predicted ones."""
-    return np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, w: np.ndarray | None = None) -> np.ndarray:
+    """Rows are true classes, columns predicted ones; each row counts `w` (its weight) when given."""
+    cells = np.bincount(y_true * n_classes + y_pred, weights=w, minlength=n_classes * n_classes)
+    return cells.reshape(n_classes, n_classes)
+
+
+def balanced_accuracy(cm: np.ndarray) -> float:
+    """The mean recall over the classes that have rows (as scikit-learn's balanced_accuracy_score)."""
+    support = cm.sum(axis=1)
+    present = support > 0
+    return float((np.diag(cm)[present] / support[present]).mean()) if present.any() else 0.0
 
 
 def f1_macro(cm: np.ndarray) -> float:
@@ -104,12 +114,15 @@ def threshold_curves(y_true: np.ndarray, score: np.ndarray) -> dict[str, np.ndar
     }
 
 
-def classification(y_true: np.ndarray, proba: np.ndarray, loss: float | None = None) -> dict[str, float]:
-    """proba: (n, k) class probabilities."""
+def classification(
+    y_true: np.ndarray, proba: np.ndarray, loss: float | None = None, w: np.ndarray | None = None
+) -> dict[str, float]:
+    """proba: (n, k) class probabilities; `w`: row weights (roc_auc stays unweighted)."""
     k = proba.shape[1]
     pred = proba.argmax(axis=1)
-    cm = confusion(y_true, pred, k)
-    out = {"accuracy": float((pred == y_true).mean()), "f1_macro": f1_macro(cm)}
+    cm = confusion(y_true, pred, k, w)
+    accuracy = float(np.trace(cm) / cm.sum()) if cm.sum() > 0 else float("nan")
+    out = {"accuracy": accuracy, "balanced_accuracy": balanced_accuracy(cm), "f1_macro": f1_macro(cm)}
     if loss is not None:
         out["loss"] = float(loss)
     if k == 2:
@@ -117,14 +130,17 @@ def classification(y_true: np.ndarray, proba: np.ndarray, loss: float | None = N
     return out
 
 
-def regression(y_true: np.ndarray, y_pred: np.ndarray, loss: float | None = None) -> dict[str, float]:
+def regression(
+    y_true: np.ndarray, y_pred: np.ndarray, loss: float | None = None, w: np.ndarray | None = None
+) -> dict[str, float]:
+    """`w`: row weights, for weighted means."""
     err = y_pred - y_true
-    mse = float(np.mean(err**2))
-    var = float(np.var(y_true))
+    mse = float(np.average(err**2, weights=w))
+    var = float(np.average((y_true - np.average(y_true, weights=w)) ** 2, weights=w))
     out = {
         "mse": mse,
         "rmse": mse**0.5,
-        "mae": float(np.mean(np.abs(err))),
+        "mae": float(np.average(np.abs(err), weights=w)),
         "r2": 1 - mse / var if var > 0 else float("nan"),
     }
     if loss is not None:
@@ -132,14 +148,14 @@ def regression(y_true: np.ndarray, y_pred: np.ndarray, loss: float | None = None
     return out
 
 
-def baseline(task: str, y_true: np.ndarray, prep: dict) -> dict[str, float]:
+def baseline(task: str, y_true: np.ndarray, prep: dict, w: np.ndarray | None = None) -> dict[str, float]:
     """Metrics of the trivial model: the training split's majority class, or its mean."""
     if task == "regression":
-        return regression(y_true, np.full(len(y_true), prep["baseline"]))
+        return regression(y_true, np.full(len(y_true), prep["baseline"]), w=w)
     k = len(prep["classes"])
     proba = np.zeros((len(y_true), k))
     proba[:, prep["baseline"]] = 1.0
-    out = classification(y_true, proba)
+    out = classification(y_true, proba, w=w)
     if "roc_auc" in out:
         out["roc_auc"] = 0.5
     return out

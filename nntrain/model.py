@@ -59,9 +59,12 @@ def _define_mlp() -> type:
         checkpoints load as they are. Code outside this module finds the layers through `hidden` (one Hidden
         record per layer, in order) and `out`, never by reading a name."""
 
-        def __init__(self, cfg: ModelConfig, n_inputs: int, n_out: int):
+        def __init__(self, cfg: ModelConfig, n_inputs: int, n_out: int, embeds: list[list[int]] = ()):
             super().__init__()
             hidden, width = [], n_inputs
+            if embeds:  # the matrix's last len(embeds) columns are level codes, looked up first
+                self.add_module("embed", _define_embed()(n_inputs - len(embeds), embeds))
+                width = n_inputs - len(embeds) + sum(d for _, d in embeds)
             for k, layer in enumerate(cfg.resolved_layers(), start=1):
                 hidden.append(self._hidden(k, width, layer))
                 width = layer.size
@@ -89,6 +92,8 @@ def _define_mlp() -> type:
 
         def hidden_outputs(self, x: torch.Tensor) -> Iterator[tuple[Hidden, torch.Tensor, torch.Tensor]]:
             """(layer, pre-activation, activation) of each hidden layer in turn, as the forward computes them."""
+            if hasattr(self, "embed"):
+                x = self.embed(x)
             for layer in self.hidden:
                 pre = layer.linear(x)
                 if layer.norm is not None:
@@ -100,10 +105,37 @@ def _define_mlp() -> type:
     return MLP
 
 
-def build_mlp(cfg: ModelConfig, n_inputs: int, n_out: int) -> nn.Sequential:
+def _define_embed() -> type:
+    import torch
+    from torch import nn
+
+    class Embed(nn.Module):
+        """The dense columns as they are, then each level-code column through its own nn.Embedding (row 0: the
+        level of rare and unseen values)."""
+
+        def __init__(self, n_dense: int, embeds: list[list[int]]):
+            super().__init__()
+            self.n_dense = n_dense
+            self.tables = nn.ModuleList(nn.Embedding(levels, dim) for levels, dim in embeds)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            codes = x[:, self.n_dense :].long()
+            looked_up = [table(codes[:, i]) for i, table in enumerate(self.tables)]
+            return torch.cat([x[:, : self.n_dense], *looked_up], dim=1)
+
+    return Embed
+
+
+def embeds_of(prep: dict) -> list[list[int]]:
+    """[levels, size] of each embedded column, in the matrix's order: its kept levels and the unknown row."""
+    cols = [c for c in prep.get("columns", []) if prep["kinds"][c] == "embedded"]
+    return [[len(prep["categories"][c]) + 1, prep["embedding"][c]] for c in cols]
+
+
+def build_mlp(cfg: ModelConfig, n_inputs: int, n_out: int, embeds: list[list[int]] = ()) -> nn.Sequential:
     """The MLP of a model config. planned_table() counts the same layers without building them: a change here
     is a change there (a test compares the two)."""
-    return mlp_class()(cfg, n_inputs, n_out)
+    return mlp_class()(cfg, n_inputs, n_out, embeds)
 
 
 def _linear(n_in: int, n_out: int, init: Any) -> nn.Linear:
@@ -120,7 +152,7 @@ def _linear(n_in: int, n_out: int, init: Any) -> nn.Linear:
 def check_weights(cfg: ModelConfig, ckpt: dict, path: Path) -> None:
     """Refuse stored weights that lack the shapes the config builds: checked from the config before anything is
     built, so a checkpoint that claims a huge layer allocates nothing."""
-    for row in planned_table(cfg, ckpt["n_inputs"], ckpt["n_outputs"])["layers"]:
+    for row in planned_table(cfg, ckpt["n_inputs"], ckpt["n_outputs"], embeds_of(ckpt["prep"]))["layers"]:
         key = f"{row['layer']}.weight"
         got = ckpt["model"].get(key)
         shape = list(got.shape) if hasattr(got, "shape") else None
@@ -143,7 +175,7 @@ def load_weights(model: nn.Module, ckpt: dict, path: Path) -> None:
 def param_table(model: nn.Module) -> dict:
     """Per-module parameters (weights, biases, others), buffers apart, and memory in bytes."""
     rows = []
-    for name, module in model.named_children():
+    for name, module in model.named_modules():
         params = dict(module.named_parameters(recurse=False))
         buffers = [b for b in module.buffers(recurse=False) if b.is_floating_point()]
         if not params and not buffers:
@@ -175,9 +207,9 @@ def param_table(model: nn.Module) -> dict:
     }
 
 
-def planned_table(cfg: ModelConfig, n_inputs: int, n_out: int) -> dict:
-    """param_table(build_mlp(cfg, n_inputs, n_out)), worked out from the config without torch."""
-    rows, width = [], n_inputs
+def planned_table(cfg: ModelConfig, n_inputs: int, n_out: int, embeds: list[list[int]] = ()) -> dict:
+    """param_table(build_mlp(cfg, n_inputs, n_out, embeds)), worked out from the config without torch."""
+    rows, width = [], n_inputs - len(embeds) + sum(d for _, d in embeds)
 
     def row(name: str, kind: str, weight: list[int], biases: int = 0, buffers: int = 0) -> None:
         weights = math.prod(weight)
@@ -199,6 +231,8 @@ def planned_table(cfg: ModelConfig, n_inputs: int, n_out: int) -> dict:
         if r.parameters:
             row(name, r.attr, [r.parameters])
 
+    for i, (levels, dim) in enumerate(embeds):
+        row(f"embed.tables.{i}", "Embedding", [levels, dim])
     for k, layer in enumerate(cfg.resolved_layers(), start=1):
         row(f"fc{k}", "Linear", [layer.size, width], layer.size)
         if layer.batch_norm:

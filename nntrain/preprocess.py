@@ -1,5 +1,6 @@
-"""Fit the preprocessing on the training rows: choose the target and the task, split, and fit imputation,
-one-hot levels and scaling, as plain data (encoding.py applies it). load_data is what `fit` trains on.
+"""Fit the preprocessing on the training rows: choose the target and the task, split, and fit each column's
+handling (numbers imputed and scaled, dates into parts, strings one-hot or embedded) and the row weights, as
+plain data (encoding.py applies it). load_data is what `fit` trains on; every choice is said in a note.
 """
 
 from __future__ import annotations
@@ -12,15 +13,34 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import dates
 from .checks import task_problems
 from .config import Config
-from .encoding import categories, check_finite, encode, encode_labels, map_rows, numeric_column, numeric_values, py
+from .encoding import (
+    MISSING,
+    Report,
+    categories,
+    check_finite,
+    encode,
+    encode_labels,
+    filled,
+    loss_weights,
+    numeric_column,
+    numeric_names,
+    py,
+    raw_sources,
+    row_weights,
+)
 from .errors import UserError, did_you_mean, listed, quoted
+from .machine import available_bytes, gib
 from .splits import split
 from .tables import Table, read_table, where
 
 # Integer-valued numeric targets with at most this many distinct values are read as classes.
 MAX_AUTO_CLASSES = 20
+# A string column with at least this share of distinct values among its training rows reads as an ID.
+ID_LIKE = 0.9
+EMBEDDING_MAX = 32  # the widest embedding: fastai's rule min(600, 1.6 * levels ** 0.56), capped for a small MLP
 
 
 def infer_task(y: pd.Series, asked: str) -> tuple[str, str]:
@@ -51,13 +71,15 @@ def infer_task(y: pd.Series, asked: str) -> tuple[str, str]:
 @dataclass
 class Prepared:
     X: np.ndarray  # float32, every row of the table, encoded and scaled
-    y: np.ndarray  # int64 class indices, or float32 standardized regression target
-    train: np.ndarray  # row indices
+    y: np.ndarray  # int64 class indices, or float32 standardized regression target (0 where it is missing)
+    train: np.ndarray  # row indices (rows without a target are in none of the three)
     val: np.ndarray
     test: np.ndarray
     prep: dict  # the fitted preprocessing, plain data
     task_reason: str
     notes: list[str] = field(default_factory=list)
+    loss_weights: np.ndarray | None = None  # per row: class weight x the weight column; None: all equal
+    weights: np.ndarray | None = None  # per row: the weight column (data.weight), which the metrics use too
 
     @property
     def task(self) -> str:
@@ -68,20 +90,30 @@ class Prepared:
         return 1 if self.task == "regression" else len(self.prep["classes"])
 
 
-def prepare(table: Table, data_cfg: Any, seed: int) -> Prepared:
-    """Choose target and task, split, fit imputation / encoding / scaling on the training rows."""
+def prepare(table: Table, data_cfg: Any, seed: int, given: dict | None = None) -> Prepared:
+    """Choose target and task, split, fit the features' handling and the weights on the training rows.
+    `given`: {"val": rows, "test": rows} of the table that came from data.val_path / data.test_path."""
     df, is_csv = table.frame, table.is_csv
     target, features, notes = _columns(df, data_cfg)
-    y_raw = _target_values(df[target], is_csv)
-    task, why = infer_task(y_raw, data_cfg.task)
-    classes = None if task == "regression" else sorted(py(v) for v in y_raw.unique())
-    train, val, test = split(len(df), y_raw if classes else None, data_cfg, seed)
+    y_raw, rows = _target_values(df[target], is_csv, data_cfg.missing_target, notes)
+    task, why = infer_task(y_raw.iloc[rows], data_cfg.task)
+    classes = None if task == "regression" else sorted(py(v) for v in y_raw.iloc[rows].unique())
+    labels = pd.factorize(y_raw)[0] if classes else None
+    train, val, test, how = split(df, rows, labels, data_cfg, seed, given or {})
+    if not how.startswith("at random"):  # the default says nothing new
+        notes.append(f"split {how}: train {len(train):,}, val {len(val):,}, test {len(test):,} rows")
     if classes:
         _check_every_class_trains(y_raw, classes, train)
-    prep = {"target": str(target), "task": task, "classes": classes}
-    values = _fit_features(df, features, data_cfg, train, is_csv, prep)
-    y = _fit_target(y_raw, prep, train, is_csv)
-    return Prepared(encode(df, prep, is_csv, values), y, train, val, test, prep, why, notes)
+    prep = {"target": str(target), "task": task, "classes": classes, "missing_target": data_cfg.missing_target}
+    prep["split"] = how
+    sources = _fit_features(df, features, data_cfg, train, is_csv, prep, notes)
+    y = _fit_target(y_raw, rows, prep, train, is_csv)
+    per_row, weights = _fit_weights(df, y, data_cfg, train, is_csv, prep, notes)
+    _check_matrix_fits(prep, len(df))
+    report = Report()
+    X = encode(df, prep, is_csv, sources, report)
+    notes += [f"{note} (validation / test rows)" for note in report.notes]
+    return Prepared(X, y, train, val, test, prep, why, notes, per_row, weights)
 
 
 def _columns(df: pd.DataFrame, data_cfg: Any) -> tuple[str, list[str], list[str]]:
@@ -97,29 +129,42 @@ def _columns(df: pd.DataFrame, data_cfg: Any) -> tuple[str, list[str], list[str]
         raise UserError(
             f"data.target={target}: no such column{did_you_mean(target, columns)}; columns are: {listed(columns)}"
         )
-    for key in ("drop", "categorical"):
-        missing = [c for c in getattr(data_cfg, key) if c not in df.columns]
+    for key in ("drop", "categorical", "dates", "weight", "split_column", "group", "time_column"):
+        named = getattr(data_cfg, key)
+        missing = [c for c in ([named] if isinstance(named, str) else named or []) if c not in df.columns]
         if missing:
             raise UserError(f"data.{key}: no column(s) {', '.join(map(repr, missing))}; columns are: {listed(columns)}")
     notes = []
-    features = [c for c in df.columns if c != target and c not in data_cfg.drop]
+    apart = {data_cfg.weight: "the row weights", data_cfg.split_column: "the split", data_cfg.group: "the groups"}
+    features = [c for c in df.columns if c != target and c not in data_cfg.drop and c not in apart]
+    notes += [f"column {quoted(c)} holds {what} and is not used as a feature" for c, what in apart.items() if c]
     for col in [c for c in features if _is_saved_index(df[c])]:
         features.remove(col)
-        notes.append(f"column '{col}' holds 0, 1, 2, ... (an index saved by pandas) and is not used as a feature")
+        notes.append(f"column '{col}' holds 0, 1, 2, ... (an index saved with the table) and is not used as a feature")
     if not features:
         raise UserError(f"data.path={data_cfg.path}: no feature columns besides the target {quoted(target)}")
     return target, features, notes
 
 
-def _target_values(y_raw: pd.Series, is_csv: bool) -> pd.Series:
-    if y_raw.isna().any():
-        i = int(np.flatnonzero(y_raw.isna().to_numpy())[0])
+def _target_values(y_raw: pd.Series, is_csv: bool, missing: str, notes: list[str]) -> tuple[pd.Series, np.ndarray]:
+    """(the target's values, the rows that have one); rows without one are dropped with a note, or refused."""
+    absent = y_raw.isna().to_numpy()
+    if absent.any() and missing == "error":
+        i = int(np.flatnonzero(absent)[0])
         raise UserError(
-            f"column '{y_raw.name}' (the target): missing value at {where(is_csv, i)}; drop or fill those rows"
+            f"column '{y_raw.name}' (the target): missing value at {where(is_csv, i)}; drop or fill those rows, "
+            f"or set data.missing_target: drop"
         )
-    if _column_kind(y_raw, is_csv) == "numeric" and not pd.api.types.is_numeric_dtype(y_raw):
-        return pd.Series(numeric_column(y_raw, is_csv), name=y_raw.name)  # numbers stored as text
-    return y_raw
+    if absent.all():
+        raise UserError(f"column {quoted(y_raw.name)} (the target): every value is missing")
+    if absent.any():
+        notes.append(
+            f"{int(absent.sum()):,} row(s) without a target {quoted(y_raw.name)} left out of every split "
+            f"(data.missing_target: drop); split.json counts rows as in the file"
+        )
+    if _column_kind(y_raw.dropna(), is_csv) == "numeric" and not pd.api.types.is_numeric_dtype(y_raw):
+        y_raw = pd.Series(numeric_column(y_raw, is_csv), name=y_raw.name)  # numbers stored as text
+    return y_raw, np.flatnonzero(~absent)
 
 
 def _check_every_class_trains(y_raw: pd.Series, classes: list, train: np.ndarray) -> None:
@@ -134,48 +179,198 @@ def _check_every_class_trains(y_raw: pd.Series, classes: list, train: np.ndarray
 
 
 def _fit_features(
-    df: pd.DataFrame, features: list[str], data_cfg: Any, train: np.ndarray, is_csv: bool, prep: dict
+    df: pd.DataFrame, features: list[str], data_cfg: Any, train: np.ndarray, is_csv: bool, prep: dict, notes: list
 ) -> dict[str, np.ndarray]:
-    """Fill prep with each column's kind, levels, imputation and scaling (fitted on the training rows only);
-    return the numeric columns as read and checked, so encode does not read them again."""
-    kinds = {c: "categorical" if c in data_cfg.categorical else _column_kind(df[c], is_csv) for c in features}
-    # named from the distinct values only: turning a million rows into text takes a second
-    levels = {
-        c: sorted(set(categories(pd.Series(df[c].dropna().unique())))) for c in features if kinds[c] == "categorical"
-    }
-    prep.update(columns=list(map(str, features)), kinds=kinds, categories=levels, impute={}, scale_kind=data_cfg.scale)
-    if data_cfg.impute != "none":
-        train_df = df.iloc[train]
-        for col in (c for c in features if df[c].isna().any()):
-            how = data_cfg.impute if kinds[col] == "numeric" else "most_frequent"
-            prep["impute"][col] = _impute_value(train_df[col], how)
-    numeric = [c for c in features if kinds[c] == "numeric"]
-    values = dict(zip(numeric, map_rows(lambda c: numeric_values(df, c, prep, is_csv), numeric, len(df))))
-    stats = map_rows(lambda v: _scale_of(v[train], data_cfg.scale), values.values(), len(df))
-    prep.update(shift=[a for a, _ in stats], scale=[b for _, b in stats])
-    prep["encoded"] = [n for c in features for n in ([c] if kinds[c] == "numeric" else [f"{c}={v}" for v in levels[c]])]
-    return values
+    """Fill prep with each column's kind, levels, date parts, imputation and scaling (fitted on the training
+    rows only); return the numeric sources as read, so encode does not read them again."""
+    if data_cfg.impute == "auto":
+        empty = [c for c in features if df[c].iloc[train].isna().all()]
+        features = [c for c in features if c not in empty]
+        if empty:
+            notes.append(f"column(s) {listed(empty, quote=True)} have no value in the training rows and are left out")
+    kinds = {c: _kind(df[c], data_cfg, is_csv) for c in features}
+    prep.update(columns=list(map(str, features)), kinds=kinds, categories={}, rare={}, embedding={}, impute={})
+    prep.update(indicators=[], dates={}, scale_kind=data_cfg.scale)
+    for col in (c for c in features if kinds[c] == "categorical"):
+        if data_cfg.impute == "auto":
+            prep["impute"][col] = MISSING
+        elif data_cfg.impute != "none" and df[col].isna().any():
+            prep["impute"][col] = _impute_value(df[col].iloc[train], "most_frequent")
+        _fit_levels(df[col], data_cfg, train, prep, notes)
+    levels = [c for c in features if prep["impute"].get(c) == MISSING and df[c].iloc[train].isna().any()]
+    if levels:
+        level = quoted(MISSING)
+        notes.append(f"data.impute: auto: missing strings are the level {level} in {listed(levels, quote=True)}")
+    for col in (c for c in features if kinds[c] == "date"):
+        _fit_dates(df[col], train, prep, notes)
+    sources = raw_sources(df, prep, is_csv, Report())
+    _fit_imputation(sources, data_cfg.impute, train, prep, notes)
+    names = numeric_names(prep)
+    stats = [_scale_of(filled(sources[n], n, prep, is_csv)[train], data_cfg.scale) for n in names]
+    prep.update(shift=[a for a, _ in stats], scale=[b for _, b in stats], encoded=_encoded_names(prep))
+    return sources
 
 
-def _fit_target(y_raw: pd.Series, prep: dict, train: np.ndarray, is_csv: bool) -> np.ndarray:
-    """Class indices, or the regression target standardized on the training rows; prep gets the baseline."""
-    target = prep["target"]
+def _kind(s: pd.Series, data_cfg: Any, is_csv: bool) -> str:
+    if s.name in data_cfg.categorical:
+        return "categorical"
+    if s.name in data_cfg.dates or dates.is_date_column(s):
+        return "date"
+    return _column_kind(s, is_csv)
+
+
+def _fit_levels(s: pd.Series, data_cfg: Any, train: np.ndarray, prep: dict, notes: list) -> None:
+    """A string column's levels from its training rows: one-hot up to data.one_hot_max of them, else an
+    embedding whose levels rarer than data.min_level_count share one row with unseen levels."""
+    col, part = str(s.name), s.iloc[train]
+    counts = part.value_counts()
+    counts.index = categories(pd.Series(counts.index)).to_numpy()
+    counts = counts.groupby(level=0).sum()  # 3 and 3.0 are one level
+    fill = prep["impute"].get(col)
+    if fill is not None and part.isna().any():
+        name = categories(pd.Series([fill])).iloc[0]
+        counts[name] = counts.get(name, 0) + int(part.isna().sum())
+    if len(counts) <= data_cfg.one_hot_max:
+        prep["categories"][col] = sorted(counts.index)
+        return
+    kept = counts[counts >= data_cfg.min_level_count]
+    prep["kinds"][col] = "embedded"
+    prep["categories"][col] = sorted(kept.index)
+    prep["rare"][col] = sorted(counts.index[counts < data_cfg.min_level_count])
+    dim = prep["embedding"][col] = int(min(EMBEDDING_MAX, round(1.6 * (len(kept) + 1) ** 0.56)))
+    notes.append(
+        f"column {quoted(col)}: {len(counts):,} levels in training, more than data.one_hot_max "
+        f"({data_cfg.one_hot_max}): learned through an embedding of size {dim}; {len(prep['rare'][col]):,} level(s) "
+        f"with fewer than {data_cfg.min_level_count} rows (data.min_level_count) share its unknown row"
+    )
+    present = int(part.notna().sum())
+    if present >= 20 and part.nunique() >= ID_LIKE * present:
+        notes.append(
+            f"warning: column {quoted(col)} looks like an ID ({part.nunique():,} distinct values in {present:,} "
+            f"training rows); it can carry nothing to new rows: leave it out with data.drop: [{col}]"
+        )
+
+
+def _fit_dates(s: pd.Series, train: np.ndarray, prep: dict, notes: list) -> None:
+    """A date column's origin (its earliest training value) and the parts that vary in training."""
+    col = str(s.name)
+    secs = dates.seconds(s)
+    origin = float(np.nanmin(secs[train])) if not np.isnan(secs[train]).all() else 0.0
+    parts = dates.parts(secs[train], origin)
+    kept = [p for p in dates.PARTS if np.nanstd(parts[p]) > 0] if not np.isnan(secs[train]).all() else []
+    prep["dates"][col] = {"origin": origin, "parts": kept or ["days"]}
+    start = pd.Timestamp(origin, unit="s").isoformat()
+    notes.append(f"column {quoted(col)} read as dates: {', '.join(prep['dates'][col]['parts'])} (days since {start})")
+    bad = dates.unreadable(s, secs)
+    if bad.any():
+        notes.append(f"column {quoted(col)}: {int(bad.sum()):,} value(s) that are not dates read as missing")
+
+
+def _fit_imputation(sources: dict[str, np.ndarray], how: str, train: np.ndarray, prep: dict, notes: list) -> None:
+    """auto: every numeric source gets its training median, and a column with missing training values also a
+    "was missing" column; mean | median | most_frequent: columns with a missing value get that fill."""
+    if how == "none":
+        return
+    names = numeric_names(prep)
+    for name in names:
+        v = sources[name]
+        if how == "auto" or np.isnan(v).any():
+            prep["impute"][name] = _impute_value(pd.Series(v[train], name=name), "median" if how == "auto" else how)
+    if how == "auto":
+        prep["indicators"] = [c for c in prep["columns"] if c in sources and np.isnan(sources[c][train]).any()]
+        if prep["indicators"]:
+            notes.append(
+                f"data.impute: auto: missing numbers get the training median and a 0/1 'was missing' column in "
+                f"{listed(prep['indicators'], quote=True)}"
+            )
+
+
+def _encoded_names(prep: dict) -> list[str]:
+    out = []
+    for col in prep["columns"]:
+        kind = prep["kinds"][col]
+        if kind == "numeric":
+            out.append(col)
+        elif kind == "date":
+            out += [dates.part_name(col, p) for p in prep["dates"][col]["parts"]]
+        elif kind == "categorical":
+            out += [f"{col}={v}" for v in prep["categories"][col]]
+    out += [f"{col}.missing" for col in prep["indicators"]]
+    return out + [col for col in prep["columns"] if prep["kinds"][col] == "embedded"]
+
+
+def _check_matrix_fits(prep: dict, rows: int) -> None:
+    """Refuse, before it is allocated, a float32 matrix that would not fit in the memory available."""
+    need, have = rows * len(prep["encoded"]) * 4, available_bytes()
+    if have is None or need <= 0.8 * have:
+        return
+    widths = {c: len(prep["categories"][c]) for c in prep["columns"] if prep["kinds"][c] == "categorical"}
+    widest = sorted(widths, key=widths.get, reverse=True)[:5]
+    raise UserError(
+        f"data: the encoded table would take {gib(need)} ({rows:,} rows x {len(prep['encoded']):,} columns of "
+        f"float32), more than the {gib(have)} available; widest one-hot column(s): "
+        f"{', '.join(f'{quoted(c)} ({widths[c]:,})' for c in widest) or 'none'}; lower data.one_hot_max, or drop "
+        f"columns (data.drop)"
+    )
+
+
+def _fit_target(y_raw: pd.Series, rows: np.ndarray, prep: dict, train: np.ndarray, is_csv: bool) -> np.ndarray:
+    """Class indices, or the regression target standardized on the training rows (0 in rows without a target);
+    prep gets the baseline."""
+    target, present = prep["target"], y_raw.iloc[rows]
     if prep["task"] != "regression":
-        y = encode_labels(y_raw, prep["classes"], target, is_csv)
+        y = np.zeros(len(y_raw), dtype=np.int64)
+        y[rows] = encode_labels(present, prep["classes"], target, is_csv)
         prep["baseline"] = int(np.bincount(y[train], minlength=len(prep["classes"])).argmax())
         return y
     yv = numeric_column(y_raw, is_csv)
     check_finite(yv, target, is_csv)
     prep["target_shift"], prep["target_scale"] = float(yv[train].mean()), float(yv[train].std() or 1.0)
     prep["baseline"] = prep["target_shift"]
-    return ((yv - prep["target_shift"]) / prep["target_scale"]).astype(np.float32)
+    return np.nan_to_num((yv - prep["target_shift"]) / prep["target_scale"]).astype(np.float32)
+
+
+def _fit_weights(
+    df: pd.DataFrame, y: np.ndarray, data_cfg: Any, train: np.ndarray, is_csv: bool, prep: dict, notes: list
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(loss weights, row weights) per row: the class weights times data.weight's column, and that column."""
+    prep["weight"], prep["class_weight"] = data_cfg.weight, None
+    weights = row_weights(df, prep, is_csv) if data_cfg.weight else None
+    if weights is not None and not weights[train].any():
+        raise UserError(f"column {quoted(data_cfg.weight)} (data.weight): every training row has weight 0")
+    if data_cfg.weight:
+        notes.append(f"rows weighted by column {quoted(data_cfg.weight)} in the loss and the metrics")
+    if data_cfg.class_weight is None:
+        return weights, weights
+    if prep["task"] == "regression":
+        raise UserError("data.class_weight: the target is a number (regression); class weights need classes")
+    prep["class_weight"] = _class_weights(data_cfg.class_weight, y[train], prep["classes"])
+    shown = ", ".join(f"{c}: {w:.3g}" for c, w in zip(prep["classes"], prep["class_weight"]))
+    how = "balanced" if data_cfg.class_weight == "balanced" else "given"
+    notes.append(f"class weights ({how}) in the loss: {shown}")
+    return loss_weights(prep, y, weights), weights
+
+
+def _class_weights(given: Any, y_train: np.ndarray, classes: list) -> list[float]:
+    """balanced: n / (classes x rows of the class), as scikit-learn's; a mapping: label -> weight, 1 if unnamed."""
+    if given == "balanced":
+        counts = np.bincount(y_train, minlength=len(classes))
+        return [float(len(y_train) / (len(classes) * c)) if c else 0.0 for c in counts]
+    names = [str(c) for c in classes]
+    unknown = [k for k in given if str(k) not in names]
+    if unknown:
+        raise UserError(
+            f"data.class_weight: no class {listed(unknown, quote=True)} in the target; classes are: {listed(names)}"
+        )
+    return [float(given.get(n, 1.0)) for n in names]
 
 
 def load_data(cfg: Config, config_dir: Path | None) -> Prepared:
-    """The config's table read, checked against the config and prepared: what `fit` trains on."""
-    table = read_table(cfg.data.path, config_dir)
-    data = prepare(table, cfg.data, cfg.seed)
-    data.prep.update(source=table.source, sha256=table.sha256)
+    """The config's table (and its own val / test files) read, checked against the config and prepared: what
+    `fit` trains on."""
+    table, given, files = read_tables(cfg.data, config_dir)
+    data = prepare(table, cfg.data, cfg.seed, given)
+    data.prep.update(source=table.source, sha256=table.sha256, files=files, notes=data.notes)
     problems = task_problems(cfg, data.task, None if data.task == "regression" else len(data.prep["classes"]))
     if problems:
         facts = f" [data: {data.task}, {data.task_reason}]"
@@ -186,13 +381,42 @@ def load_data(cfg: Config, config_dir: Path | None) -> Prepared:
     return data
 
 
+def read_tables(data_cfg: Any, config_dir: Path | None) -> tuple[Table, dict, list[dict]]:
+    """data.path, with the rows of data.val_path and data.test_path after its own: (the table, the rows each
+    given file holds, the files as the checkpoint records them)."""
+    table = read_table(data_cfg.path, config_dir)
+    frames, given, files, start = [table.frame], {}, [], len(table.frame)
+    for part in ("val", "test"):
+        path = getattr(data_cfg, f"{part}_path")
+        if path is None:
+            continue
+        extra = read_table(path, config_dir, key=f"data.{part}_path")
+        if sorted(extra.frame.columns) != sorted(table.frame.columns):
+            lacks = sorted(set(table.frame.columns) - set(extra.frame.columns))
+            more = sorted(set(extra.frame.columns) - set(table.frame.columns))
+            raise UserError(
+                f"data.{part}_path={path}: its columns differ from data.path's"
+                + (f"; it lacks {listed(lacks, quote=True)}" if lacks else "")
+                + (f"; it adds {listed(more, quote=True)}" if more else "")
+            )
+        frames.append(extra.frame[table.frame.columns])
+        given[part] = np.arange(start, start + len(extra.frame))
+        files.append({"part": part, "source": extra.source, "sha256": extra.sha256, "rows": len(extra.frame)})
+        start += len(extra.frame)
+    if given:
+        frame = pd.concat(frames, ignore_index=True)
+        table = Table(frame, table.source, table.sha256, table.is_csv)
+    return table, given, files
+
+
 def _is_saved_index(s: pd.Series) -> bool:
-    """An 'Unnamed: 0' column of 0..n-1: what DataFrame.to_csv writes unless index=False."""
-    return (
-        str(s.name).startswith("Unnamed:")
-        and pd.api.types.is_integer_dtype(s)
-        and np.array_equal(s.to_numpy(), np.arange(len(s)))
-    )
+    """An 'Unnamed: 0' column of 0..n-1, what DataFrame.to_csv writes unless index=False, or R's row names
+    (1..n, as 'rownames' or an empty header)."""
+    named = str(s.name).startswith("Unnamed:") or str(s.name) == "rownames"
+    if not named or not pd.api.types.is_integer_dtype(s):
+        return False
+    v = s.to_numpy()
+    return np.array_equal(v, np.arange(len(s))) or np.array_equal(v, np.arange(1, len(s) + 1))
 
 
 def _column_kind(s: pd.Series, is_csv: bool) -> str:

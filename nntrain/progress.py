@@ -85,5 +85,5 @@ class Bar(Lines):
 def format_metrics(values: dict[str, float], base: dict[str, float]) -> str:
     """One metric a line, with the trivial baseline beside it where there is one."""
     return "\n".join(
-        f"  {k:<9} {v:.4f}" + (f"   (baseline {base[k]:.4f})" if k in base else "") for k, v in values.items()
+        f"  {k:<17} {v:.4f}" + (f"   (baseline {base[k]:.4f})" if k in base else "") for k, v in values.items()
     )

@@ -27,7 +27,7 @@ from .fused import FlatSGD, FusedStep, plan
 from .heads import make_criterion
 from .loading import load_config
 from .memory import check_fits
-from .model import build_mlp, check_weights, load_weights, n_outputs
+from .model import build_mlp, check_weights, embeds_of, load_weights, n_outputs
 from .plain import flatten
 from .preprocess import Prepared, load_data
 from .runs import (
@@ -57,9 +57,12 @@ class Parts:
     fused: FusedStep | None = None  # the written-out step, when the model takes that path
 
 
-def build_parts(cfg: Config, n_in: int, n_out: int, task: str, device: torch.device, fused: bool = False) -> Parts:
+def build_parts(
+    cfg: Config, n_in: int, n_out: int, prep: dict, device: torch.device, fused: bool = False, weighted: bool = False
+) -> Parts:
     torch.manual_seed(cfg.seed)
-    model = build_mlp(cfg.model, n_in, n_out).to(device)
+    task = prep["task"]
+    model = build_mlp(cfg.model, n_in, n_out, embeds_of(prep)).to(device)
     step = FusedStep(model, cfg, task) if fused else None
     if step is not None and FlatSGD.applies(cfg.optimizer):
         optimizer = FlatSGD(step, **{k: v for k, v in cfg.optimizer.items() if k != "name"})
@@ -67,7 +70,7 @@ def build_parts(cfg: Config, n_in: int, n_out: int, task: str, device: torch.dev
         optimizer = build("optimizer", cfg.optimizer, model.parameters())
     none = canonical("scheduler", cfg.scheduler["name"]) == "none"
     scheduler = None if none else build("scheduler", cfg.scheduler, optimizer)
-    return Parts(model, make_criterion(cfg, task), optimizer, scheduler, step)
+    return Parts(model, make_criterion(cfg, task, weighted), optimizer, scheduler, step)
 
 
 @dataclass
@@ -140,13 +143,13 @@ def _setup(cfg: Config, data: Prepared, device: torch.device, group: Any = None)
             "model.batch_norm with several processes: each rank would normalise by its own shard's "
             "statistics; train batch-norm models in one process"
         )
-    fusable, why = plan(cfg, data.task)
+    fusable, why = plan(cfg, data.task, embedded=bool(embeds_of(data.prep)))
     if cfg.train.engine == "fused" and not fusable:
         raise UserError(f"train.engine=fused: this model needs autograd ({why}); use engine: auto")
     fused = fusable and cfg.train.engine != "autograd" and not cfg.train.compile
     n_in, n_out, bs = data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs), cfg.train.batch_rows(len(data.train))
     check_fits(cfg, n_in, n_out, bs, len(data.X), device)  # before a single weight is allocated
-    parts = build_parts(cfg, n_in, n_out, data.task, device, fused)
+    parts = build_parts(cfg, n_in, n_out, data.prep, device, fused, weighted=data.loss_weights is not None)
     threads = cfg.train.threads or auto_threads(
         sum(p.numel() for p in parts.model.parameters()) * bs, group.local_world if group else 1
     )
@@ -196,7 +199,8 @@ def start(cfg: Config, config_dir: Path | None = None) -> Run:
         if writes:
             write_text(run_dir / "config.yaml", dump_yaml(cfg))
             split = {k: getattr(data, k).tolist() for k in ("train", "val", "test")}
-            write_json(run_dir / "split.json", {"run_id": run_id, **split})
+            how = {"how": data.prep.get("split"), "files": data.prep.get("files", [])}
+            write_json(run_dir / "split.json", {"run_id": run_id, **how, **split})
             atomic_save(run.state(), run_dir / "last.pt")  # epoch 0: a run stopped in its first epoch can resume
     return run
 
@@ -244,9 +248,9 @@ def _resumed(run_dir: Path, overrides: list[str], lock: RunLock | None) -> Run:
     group = _group(cfg)
     device = group.device if group else select_device(cfg.device)
     prep = ckpt["prep"]
-    X, y = load_encoded(prep)
     rows = (np.asarray(r, dtype=np.int64) for r in split_rows(split, run_dir, "train", "val", "test"))
-    data = Prepared(X, y, *rows, prep, "as when the run started")
+    e = load_encoded(prep)
+    data = Prepared(e.X, e.y, *rows, prep, "as when the run started", loss_weights=e.loss_weights, weights=e.weights)
     parts, threads, note = _setup(cfg, data, device, group)
     gen = _restored(parts, ckpt, device, path)
     if lock is not None:

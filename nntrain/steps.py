@@ -14,11 +14,13 @@ from torch import nn
 from .session import Run
 
 
-def make_step(run: Run, X: torch.Tensor, y: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+def make_step(
+    run: Run, X: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """A batch's row indices in, its loss out: the gradients computed (written out, or by autograd), summed
-    over a data-parallel group's ranks, clipped, and applied by the optimizer."""
+    over a data-parallel group's ranks, clipped, and applied by the optimizer. `w`: each row's loss weight."""
     parts = run.parts
-    grads = _fused_grads(parts.fused, X, y) if parts.fused is not None else _autograd_grads(run, X, y)
+    grads = _fused_grads(parts.fused, X, y, w) if parts.fused is not None else _autograd_grads(run, X, y, w)
     if run.group is not None:
         grads = _sharded(grads, run)
     clip = _clipper(run)
@@ -33,11 +35,13 @@ def make_step(run: Run, X: torch.Tensor, y: torch.Tensor) -> Callable[[torch.Ten
     return step
 
 
-def _fused_grads(fused: Any, X: torch.Tensor, y: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-    return lambda idx: fused.loss_and_grads(X[idx], y[idx])
+def _fused_grads(fused: Any, X: torch.Tensor, y: torch.Tensor, w: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    if w is None:
+        return lambda idx: fused.loss_and_grads(X[idx], y[idx])
+    return lambda idx: fused.loss_and_grads(X[idx], y[idx], w[idx])
 
 
-def _autograd_grads(run: Run, X: torch.Tensor, y: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+def _autograd_grads(run: Run, X: torch.Tensor, y: torch.Tensor, w: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     cfg, parts = run.cfg, run.parts
     # The compiled module shares the original's parameters: checkpoints and evaluation use the original.
     forward = torch.compile(parts.model) if cfg.train.compile else parts.model
@@ -45,7 +49,7 @@ def _autograd_grads(run: Run, X: torch.Tensor, y: torch.Tensor) -> Callable[[tor
     l1_weights = [m.weight for m in parts.model.modules() if isinstance(m, nn.Linear)] if l1 else []
 
     def grads(idx: torch.Tensor) -> torch.Tensor:
-        loss = criterion(forward(X[idx]), y[idx])
+        loss = criterion(forward(X[idx]), y[idx]) if w is None else criterion(forward(X[idx]), y[idx], w[idx])
         if l1_weights:
             loss = loss + l1 * sum(w.abs().sum() for w in l1_weights)
         optimizer.zero_grad(set_to_none=True)

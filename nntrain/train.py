@@ -21,7 +21,7 @@ from . import metrics as M
 from .config import Config, loss_name, to_plain
 from .diagnostics import Diagnostics
 from .errors import UserError
-from .heads import evaluate, evaluate_with_scores, truth
+from .heads import Rows, evaluate, evaluate_with_scores, truth
 from .model import param_table
 from .progress import Lines, format_metrics
 from .runs import MetricsLog, Saver, load_checkpoint, versions, write_json
@@ -98,8 +98,8 @@ class Loop:
     X: torch.Tensor
     y: torch.Tensor
     train_rows: torch.Tensor  # batches index X through these: no copy of the training rows
-    X_val: torch.Tensor
-    y_val: torch.Tensor
+    loss_weights: torch.Tensor | None  # each row's weight in the loss; None: all the same
+    val: Rows
     batch: int
     steps: int
     sizes: torch.Tensor  # rows in each step's batch
@@ -118,6 +118,7 @@ class Loop:
 def _loop(run: Run, log: Callable[[str], None], progress: Lines, tb: Any, should_stop: ShouldStop | None) -> Loop:
     data, device = run.data, run.device
     X, y = torch.as_tensor(data.X, device=device), torch.as_tensor(data.y, device=device)
+    lw = None if data.loss_weights is None else torch.as_tensor(data.loss_weights, device=device).float()
     n, bs = len(data.train), run.batch_size
     has_bn = any(layer.norm is not None for layer in run.parts.model.hidden)
     steps = math.ceil(n / bs) - (has_bn and n % bs == 1)  # batch norm cannot normalise a batch of one row
@@ -126,14 +127,14 @@ def _loop(run: Run, log: Callable[[str], None], progress: Lines, tb: Any, should
         X,
         y,
         torch.as_tensor(data.train, device=device),
-        X[data.val],
-        y[data.val],
+        lw,
+        Rows.take(X, y, lw, data.weights, data.val),
         bs,
         steps,
         torch.tensor(sizes, device=device, dtype=torch.float32),
         sum(sizes),
         M.monitor_name(run.cfg.train.monitor),
-        make_step(run, X, y),
+        make_step(run, X, y, lw),
         _interrupt_check(run.group),
         Saver(run),
         MetricsLog(run.run_dir / "metrics.csv") if run.writes else None,
@@ -149,7 +150,8 @@ def _header(run: Run, loop: Loop) -> list[str]:
     table = param_table(model)
     resumed = f" (resumed after epoch {run.epoch}, step {run.step})" if run.epoch or run.step else ""
     threads = f", {run.threads} thread(s)" if run.device.type == "cpu" else ""
-    sizes = [data.X.shape[1], *(layer.linear.out_features for layer in model.hidden), model.out.out_features]
+    first = model.hidden[0].linear if model.hidden else model.out
+    sizes = [first.in_features, *(layer.linear.out_features for layer in model.hidden), model.out.out_features]
     return [
         *(f"note: {note}" for note in [*cfg._notes, *data.notes]),
         f"run folder: {run.run_dir}{resumed}",
@@ -164,7 +166,7 @@ def _train(run: Run, loop: Loop, t_start: float) -> dict:
     cfg = run.cfg
     for line in _header(run, loop):
         loop.log(line)
-    run.diag = Diagnostics(run.parts.model, loop.steps, loop.X_val) if cfg.train.diagnostics else None
+    run.diag = Diagnostics(run.parts.model, loop.steps, loop.val.X) if cfg.train.diagnostics else None
     if run.diag is not None and run.step and run.diag_state:
         run.diag.load_state(run.diag_state)
     halt = None
@@ -226,7 +228,7 @@ def _end_of_epoch(run: Run, loop: Loop, train_loss: float, lr: float, t0: float)
     run.step = 0
     if parts.scheduler is not None:
         parts.scheduler.step()
-    val = evaluate(parts.model, loop.X_val, loop.y_val, cfg, run.data.prep, parts.criterion)
+    val = evaluate(parts.model, loop.val, cfg, run.data.prep, parts.criterion)
     value = val["loss"] if loop.monitor == "val_loss" else val[loop.monitor.removeprefix("val_")]
     improved = run.best_value is None or (
         value > run.best_value + cfg.train.min_delta
@@ -305,7 +307,13 @@ def _summary(run: Run, status: str, stopped: str | None, seconds: float) -> dict
         "train_seconds": round(seconds, 3),
         "task": data.task,
         "rows": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
-        "data": {"source": data.prep["source"], "sha256": data.prep["sha256"]},
+        "data": {
+            "source": data.prep["source"],
+            "sha256": data.prep["sha256"],
+            "files": data.prep.get("files", []),  # data.val_path / data.test_path
+            "split": data.prep.get("split"),
+            "notes": data.prep.get("notes", []),  # the choices fit printed
+        },
         "config": {**to_plain(run.cfg), "sweep": None},  # what was trained, whatever is done to config.yaml
         "versions": versions(),
     }
@@ -322,12 +330,11 @@ def _finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:
             return {"run_dir": str(run.run_dir), "rank": group.rank}
     parts.model.load_state_dict(load_checkpoint(run.run_dir / "best.pt")["model"])
     test_rows = data.test
-    test, scores = evaluate_with_scores(
-        parts.model, loop.X[test_rows], loop.y[test_rows], run.cfg, data.prep, parts.criterion
-    )
+    rows = Rows.take(loop.X, loop.y, loop.loss_weights, data.weights, test_rows)
+    test, scores = evaluate_with_scores(parts.model, rows, run.cfg, data.prep, parts.criterion)
     y_test = truth(data.prep, data.y[test_rows])
     summary = _summary(run, halt.status if halt else "completed", halt.reason if halt else None, seconds)
-    summary.update(test=test, test_baseline=M.baseline(data.task, y_test, data.prep))
+    summary.update(test=test, test_baseline=M.baseline(data.task, y_test, data.prep, rows.weights))
     write_json(run.run_dir / "summary.json", summary)
     loop.progress.end()
     loop.log(f"best epoch {run.best_epoch} ({summary['monitor']}={run.best_value:.4f}); test metrics of best.pt:")

@@ -42,7 +42,7 @@ def test_fit_prints_what_a_learner_needs(workdir, table_csv, cli):
 def test_fit_json_and_run_folder_contents(trained, workdir):
     summary, _, _ = trained
     assert set(summary) >= {"run_dir", "best_epoch", "monitor", "best_value", "test"}
-    assert set(summary["test"]) == {"accuracy", "f1_macro", "loss", "roc_auc"}
+    assert set(summary["test"]) == {"accuracy", "balanced_accuracy", "f1_macro", "loss", "roc_auc"}
     run = workdir / summary["run_dir"]
     assert {p.name for p in run.iterdir()} == {
         ".lock",  # the writer's flock: a second process may not write the folder
@@ -64,6 +64,7 @@ def test_fit_json_and_run_folder_contents(trained, workdir):
         "epoch",
         "train_loss",
         "val_accuracy",
+        "val_balanced_accuracy",
         "val_f1_macro",
         "val_loss",
         "val_roc_auc",
@@ -262,9 +263,13 @@ def bad_file(kind: str, workdir):
     return path
 
 
+# the settings under which a missing value is an error (by default it is imputed, and a row without a target dropped)
+STRICT_DATA = {"nan_target": {"missing_target": "error"}, "missing_feature": {"impute": "none"}}
+
+
 @pytest.mark.parametrize("kind", list(BAD_FILES))
 def test_bad_data_file_exits_2_naming_the_problem(workdir, cli, kind):
-    cfg = write_config(workdir / "c.yaml", bad_file(kind, workdir))
+    cfg = write_config(workdir / "c.yaml", bad_file(kind, workdir), data=STRICT_DATA.get(kind, {}))
     r = cli("fit", cfg)
     assert r.exit_code == 2, (r.stdout, r.stderr, r.exception)
     assert BAD_FILES[kind][1] in r.stderr
@@ -293,16 +298,16 @@ def test_bad_config_exits_2_with_every_problem(workdir, table_csv, cli):
     assert no_traceback(r)
 
 
-def test_unseen_category_at_predict_is_an_error(workdir, table_csv, cli):
+def test_unseen_category_at_predict_is_an_error_under_strict(workdir, table_csv, cli):
     data = table_csv(cat=True)
-    assert cli("fit", write_config(workdir / "c.yaml", data, train={"epochs": 1})).exit_code == 0
+    cfg = write_config(workdir / "c.yaml", data, train={"epochs": 1}, data={"impute": "none"})
+    assert cli("fit", cfg).exit_code == 0
     df = pd.read_csv(data).head(3)
     df.loc[1, "color"] = "purple"
     df.to_csv(workdir / "in.csv", index=False)
-    r = cli("predict", "runs/t", workdir / "in.csv")
-    assert (
-        r.exit_code == 2 and "column 'color': value 'purple' at row 2 (line 3) was never seen in training" in r.stderr
-    )
+    r = cli("predict", "runs/t", workdir / "in.csv", "--strict")
+    assert r.exit_code == 2
+    assert "column 'color': value 'purple' at row 2 (line 3): never seen in training (--strict)" in r.stderr
     df.loc[1, "color"] = None
     df.to_csv(workdir / "in.csv", index=False)
     r = cli("predict", "runs/t", workdir / "in.csv")
@@ -420,7 +425,7 @@ def test_odd_but_valid_tables(workdir, cli):
         assert r.exit_code == 0, r.stderr
         ckpt = torch.load(workdir / json.loads(r.stdout)["run_dir"] / "best.pt", weights_only=True)
         assert ckpt["prep"]["encoded"] == ["a", "b", "c", "flag", "zone=1", "zone=2", "zone=3"]
-    assert "an index saved by pandas" in cli("fit", cfg).stdout
+    assert "an index saved with the table" in cli("fit", cfg).stdout
 
 
 def test_float_coded_labels_match_integer_classes(workdir, table_csv, cli):

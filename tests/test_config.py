@@ -188,7 +188,7 @@ BASE = "data: {path: x.csv}\n"
         ("data: {path: x.csv, test_size: 0}\n", "data.test_size=0: Input should be greater than 0"),
         (
             "data: {path: x.csv, impute: zero}\n",
-            "data.impute=zero: Input should be 'none', 'mean', 'median' or 'most_frequent'",
+            "data.impute=zero: Input should be 'auto', 'none', 'mean', 'median' or 'most_frequent'",
         ),
         (
             "train: {monitor: val_accuracy}\nloss: mse\ndata: {path: x.csv, task: regression}\n",

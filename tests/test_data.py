@@ -81,11 +81,11 @@ def test_regression_target_is_standardized_on_train(tmp_path):
     assert d.y[d.train].mean() == pytest.approx(0, abs=1e-5)
 
 
-def test_missing_values_need_impute_and_impute_uses_train_mean(tmp_path):
+def test_missing_values_under_impute_none_are_an_error_and_impute_uses_train_mean(tmp_path):
     df = make_table(n=100)
     df.loc[7, "b"] = np.nan
     with pytest.raises(UserError, match=r"column 'b': missing value at row 8 \(line 9\).*data.impute"):
-        prep_of(df, tmp_path)
+        prep_of(df, tmp_path, impute="none")
     d = prep_of(df, tmp_path, impute="mean")
     b_train = df["b"].to_numpy()[d.train]
     assert d.prep["impute"]["b"] == pytest.approx(np.nanmean(b_train))
@@ -141,7 +141,7 @@ def test_big_tables_encode_on_threads_to_the_same_matrix_and_name_the_first_bad_
     df.loc[70_000, "b"] = np.nan
     df.to_csv(path, index=False)
     with pytest.raises(UserError, match=r"column 'b': missing value at row 70001 \(line 70002\)"):
-        prepare(read_table(str(path)), DataConfig(path="x"), 0)
+        prepare(read_table(str(path)), DataConfig(path="x", impute="none"), 0)
 
 
 def test_the_recorded_sha256_is_the_files_and_follows_a_rewrite(tmp_path):

