@@ -34,7 +34,7 @@ from .encoding import (
 from .errors import UserError, did_you_mean, listed, quoted
 from .machine import available_bytes, gib
 from .splits import split
-from .tables import Table, read_table, where
+from .tables import Table, read_tables, where
 
 # Integer-valued numeric targets with at most this many distinct values are read as classes.
 MAX_AUTO_CLASSES = 20
@@ -112,7 +112,7 @@ def prepare(table: Table, data_cfg: Any, seed: int, given: dict | None = None) -
     _check_matrix_fits(prep, len(df))
     report = Report()
     X = encode(df, prep, is_csv, sources, report)
-    notes += [f"{note} (validation / test rows)" for note in report.notes]
+    notes += [f"{note} (rows outside the training split)" for note in report.notes]
     return Prepared(X, y, train, val, test, prep, why, notes, per_row, weights)
 
 
@@ -379,34 +379,6 @@ def load_data(cfg: Config, config_dir: Path | None) -> Prepared:
         if len(idx) == 0:
             raise UserError(f"data: the {part} split is empty ({len(data.X)} rows); use more rows or other split sizes")
     return data
-
-
-def read_tables(data_cfg: Any, config_dir: Path | None) -> tuple[Table, dict, list[dict]]:
-    """data.path, with the rows of data.val_path and data.test_path after its own: (the table, the rows each
-    given file holds, the files as the checkpoint records them)."""
-    table = read_table(data_cfg.path, config_dir)
-    frames, given, files, start = [table.frame], {}, [], len(table.frame)
-    for part in ("val", "test"):
-        path = getattr(data_cfg, f"{part}_path")
-        if path is None:
-            continue
-        extra = read_table(path, config_dir, key=f"data.{part}_path")
-        if sorted(extra.frame.columns) != sorted(table.frame.columns):
-            lacks = sorted(set(table.frame.columns) - set(extra.frame.columns))
-            more = sorted(set(extra.frame.columns) - set(table.frame.columns))
-            raise UserError(
-                f"data.{part}_path={path}: its columns differ from data.path's"
-                + (f"; it lacks {listed(lacks, quote=True)}" if lacks else "")
-                + (f"; it adds {listed(more, quote=True)}" if more else "")
-            )
-        frames.append(extra.frame[table.frame.columns])
-        given[part] = np.arange(start, start + len(extra.frame))
-        files.append({"part": part, "source": extra.source, "sha256": extra.sha256, "rows": len(extra.frame)})
-        start += len(extra.frame)
-    if given:
-        frame = pd.concat(frames, ignore_index=True)
-        table = Table(frame, table.source, table.sha256, table.is_csv)
-    return table, given, files
 
 
 def _is_saved_index(s: pd.Series) -> bool:

@@ -13,6 +13,7 @@ import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -117,6 +118,34 @@ def _read_csv(p: Path, shown: str) -> pd.DataFrame:
         if ragged is not None:
             raise UserError(f"{shown}: line {ragged[0]} has {ragged[1]} fields, the header has {len(header)}")
     return frame
+
+
+def read_tables(data_cfg: Any, config_dir: Path | None) -> tuple[Table, dict, list[dict]]:
+    """data.path, with the rows of data.val_path and data.test_path after its own: (the table, the rows each
+    given file holds, the files as the checkpoint records them)."""
+    table = read_table(data_cfg.path, config_dir)
+    frames, given, files, start = [table.frame], {}, [], len(table.frame)
+    for part in ("val", "test"):
+        path = getattr(data_cfg, f"{part}_path")
+        if path is None:
+            continue
+        extra = read_table(path, config_dir, key=f"data.{part}_path")
+        if sorted(extra.frame.columns) != sorted(table.frame.columns):
+            lacks = sorted(set(table.frame.columns) - set(extra.frame.columns))
+            more = sorted(set(extra.frame.columns) - set(table.frame.columns))
+            raise UserError(
+                f"data.{part}_path={path}: its columns differ from data.path's"
+                + (f"; it lacks {listed(lacks, quote=True)}" if lacks else "")
+                + (f"; it adds {listed(more, quote=True)}" if more else "")
+            )
+        frames.append(extra.frame[table.frame.columns])
+        given[part] = np.arange(start, start + len(extra.frame))
+        files.append({"part": part, "source": extra.source, "sha256": extra.sha256, "rows": len(extra.frame)})
+        start += len(extra.frame)
+    if given:
+        frame = pd.concat(frames, ignore_index=True)
+        table = Table(frame, table.source, table.sha256, table.is_csv)
+    return table, given, files
 
 
 def _trim_heap() -> None:
