@@ -97,7 +97,7 @@ def prepare(table: Table, data_cfg: Any, seed: int, given: dict | None = None) -
     target, features, notes = _columns(df, data_cfg)
     y_raw, rows = _target_values(df[target], is_csv, data_cfg.missing_target, notes)
     task, why = infer_task(y_raw.iloc[rows], data_cfg.task)
-    classes = None if task == "regression" else sorted(py(v) for v in y_raw.iloc[rows].unique())
+    classes = None if task == "regression" else sorted(_label(v) for v in y_raw.iloc[rows].unique())
     labels = pd.factorize(y_raw)[0] if classes else None
     train, val, test, how = split(df, rows, labels, data_cfg, seed, given or {})
     if not how.startswith("at random"):  # the default says nothing new
@@ -114,6 +114,12 @@ def prepare(table: Table, data_cfg: Any, seed: int, given: dict | None = None) -
     X = encode(df, prep, is_csv, sources, report)
     notes += [f"{note} (rows outside the training split)" for note in report.notes]
     return Prepared(X, y, train, val, test, prep, why, notes, per_row, weights)
+
+
+def _label(v: Any) -> Any:
+    """A class label as plain data: 1.0 is 1 (a column of integers with a missing value reads as floats)."""
+    v = py(v)
+    return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
 def _columns(df: pd.DataFrame, data_cfg: Any) -> tuple[str, list[str], list[str]]:
@@ -255,9 +261,15 @@ def _fit_dates(s: pd.Series, train: np.ndarray, prep: dict, notes: list) -> None
     """A date column's origin (its earliest training value) and the parts that vary in training."""
     col = str(s.name)
     secs = dates.seconds(s)
-    origin = float(np.nanmin(secs[train])) if not np.isnan(secs[train]).all() else 0.0
+    if np.isnan(secs[train]).all():
+        example = s.dropna().iloc[0] if s.notna().any() else None
+        raise UserError(
+            f"column {quoted(col)}: no date in the training rows (such as {quoted(example)}); "
+            f"name only date columns in data.dates"
+        )
+    origin = float(np.nanmin(secs[train]))
     parts = dates.parts(secs[train], origin)
-    kept = [p for p in dates.PARTS if np.nanstd(parts[p]) > 0] if not np.isnan(secs[train]).all() else []
+    kept = [p for p in dates.PARTS if np.nanstd(parts[p]) > 0]
     prep["dates"][col] = {"origin": origin, "parts": kept or ["days"]}
     start = pd.Timestamp(origin, unit="s").isoformat()
     notes.append(f"column {quoted(col)} read as dates: {', '.join(prep['dates'][col]['parts'])} (days since {start})")
@@ -345,6 +357,8 @@ def _fit_weights(
     if prep["task"] == "regression":
         raise UserError("data.class_weight: the target is a number (regression); class weights need classes")
     prep["class_weight"] = _class_weights(data_cfg.class_weight, y[train], prep["classes"])
+    if not np.asarray(prep["class_weight"])[y[train]].any():
+        raise UserError("data.class_weight: every training row has weight 0; give some class a weight above 0")
     shown = ", ".join(f"{c}: {w:.3g}" for c, w in zip(prep["classes"], prep["class_weight"]))
     how = "balanced" if data_cfg.class_weight == "balanced" else "given"
     notes.append(f"class weights ({how}) in the loss: {shown}")

@@ -95,6 +95,15 @@ def test_rows_without_a_target_are_dropped_and_split_json_counts_the_files_rows(
     assert r.exit_code == 0, r.stderr
 
 
+def test_integer_labels_stay_integers_when_a_missing_target_made_the_column_floats(tmp_path):
+    df = make_table(n=100, task="binary")
+    df["y"] = (df["y"] == "yes").astype(float)
+    df.loc[3, "y"] = np.nan
+    d = prep_of(df, tmp_path)
+    assert d.prep["classes"] == [0, 1] and all(isinstance(c, int) for c in d.prep["classes"])
+    assert prep_of(df, tmp_path, class_weight={"1": 3.0}).prep["class_weight"] == [1.0, 3.0]
+
+
 def test_missing_target_error_keeps_the_strict_message(tmp_path):
     df = make_table(n=60)
     df["y"] = df["y"].astype(float)
@@ -134,6 +143,11 @@ def test_data_dates_reads_a_column_detection_would_not(tmp_path):
     assert prep_of(df, tmp_path).prep["kinds"]["day"] == "embedded"  # 100 levels: not ISO-like, so text
     d = prep_of(df, tmp_path, dates=["day"])
     assert d.prep["kinds"]["day"] == "date" and "day.days" in d.prep["encoded"]
+
+
+def test_a_column_named_in_data_dates_without_dates_is_refused_by_name(tmp_path):
+    with pytest.raises(UserError, match=r"column 'a': no date in the training rows .* name only date columns"):
+        prep_of(make_table(n=60), tmp_path, dates=["a"])
 
 
 # ---------------------------------------------------------------- many levels, unseen levels
