@@ -303,7 +303,11 @@ def encode_table(
         frame, absent = frame.loc[~absent].reset_index(drop=True), absent[~absent]
     X = encode(frame, prep, table.is_csv, report=report)
     y = encode_target(frame[target], prep, table.is_csv, absent)
-    weights = row_weights(frame, prep, table.is_csv) if prep.get("weight") else None
+    weights = None
+    if prep.get("weight") in frame.columns:
+        weights = row_weights(frame, prep, table.is_csv)
+    elif prep.get("weight"):
+        report.notes.append(f"no weight column {quoted(prep['weight'])} (data.weight): every row weighs the same")
     return Encoded(X, y, weights, loss_weights(prep, y, weights))
 
 

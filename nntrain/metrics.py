@@ -3,6 +3,7 @@ arrays, and the trivial baseline every report shows beside them."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,7 +134,15 @@ def classification(
 def regression(
     y_true: np.ndarray, y_pred: np.ndarray, loss: float | None = None, w: np.ndarray | None = None
 ) -> dict[str, float]:
-    """`w`: row weights, for weighted means."""
+    """`w`: row weights, for weighted means (all zero: every metric is NaN)."""
+    if w is not None and not np.sum(w) > 0:
+        return {
+            "mse": math.nan,
+            "rmse": math.nan,
+            "mae": math.nan,
+            "r2": math.nan,
+            **({"loss": loss} if loss is not None else {}),
+        }
     err = y_pred - y_true
     mse = float(np.average(err**2, weights=w))
     var = float(np.average((y_true - np.average(y_true, weights=w)) ** 2, weights=w))

@@ -108,7 +108,7 @@ def prepare(table: Table, data_cfg: Any, seed: int, given: dict | None = None) -
     prep["split"] = how
     sources = _fit_features(df, features, data_cfg, train, is_csv, prep, notes)
     y = _fit_target(y_raw, rows, prep, train, is_csv)
-    per_row, weights = _fit_weights(df, y, data_cfg, train, is_csv, prep, notes)
+    per_row, weights = _fit_weights(df, y, data_cfg, (train, val, test), is_csv, prep, notes)
     _check_matrix_fits(prep, len(df))
     report = Report()
     X = encode(df, prep, is_csv, sources, report)
@@ -343,13 +343,15 @@ def _fit_target(y_raw: pd.Series, rows: np.ndarray, prep: dict, train: np.ndarra
 
 
 def _fit_weights(
-    df: pd.DataFrame, y: np.ndarray, data_cfg: Any, train: np.ndarray, is_csv: bool, prep: dict, notes: list
+    df: pd.DataFrame, y: np.ndarray, data_cfg: Any, splits: tuple, is_csv: bool, prep: dict, notes: list
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(loss weights, row weights) per row: the class weights times data.weight's column, and that column."""
+    train, val, test = splits
     prep["weight"], prep["class_weight"] = data_cfg.weight, None
     weights = row_weights(df, prep, is_csv) if data_cfg.weight else None
-    if weights is not None and not weights[train].any():
-        raise UserError(f"column {quoted(data_cfg.weight)} (data.weight): every training row has weight 0")
+    for part, idx in (("training", train), ("validation", val), ("test", test)):
+        if weights is not None and len(idx) and not weights[idx].any():
+            raise UserError(f"column {quoted(data_cfg.weight)} (data.weight): every {part} row has weight 0")
     if data_cfg.weight:
         notes.append(f"rows weighted by column {quoted(data_cfg.weight)} in the loss and the metrics")
     if data_cfg.class_weight is None:

@@ -276,6 +276,20 @@ def test_row_weights_weigh_the_metrics_and_zero_weights_leave_rows_out(workdir, 
     assert "w" not in ckpt["prep"]["columns"] and ckpt["prep"]["weight"] == "w"
 
 
+def test_weights_of_zero_for_a_whole_split_are_refused_and_eval_without_the_column_is_unweighted(workdir, cli):
+    df = make_table(n=200)
+    df["w"] = 1.0
+    df.to_csv(workdir / "t.csv", index=False)
+    fit(cli, config(workdir, workdir / "t.csv", data={"weight": "w"}, train={"epochs": 1}))
+    df.drop(columns="w").to_csv(workdir / "plain.csv", index=False)
+    r = cli("eval", "runs/t", "--data", workdir / "plain.csv")
+    assert r.exit_code == 0 and "no weight column 'w' (data.weight): every row weighs the same" in r.stderr
+    df["w"] = 0.0
+    df.loc[:9, "w"] = 1.0
+    with pytest.raises(UserError, match=r"column 'w' \(data.weight\): every (validation|test) row has weight 0"):
+        prep_of(df, workdir, weight="w", seed=3)
+
+
 @pytest.mark.parametrize("monitor", ["val_balanced_accuracy", "val_f1"])
 def test_balanced_accuracy_and_f1_are_monitors(workdir, table_csv, cli, monitor):
     summary = fit(cli, config(workdir, table_csv(), train={"epochs": 2, "monitor": monitor}))
