@@ -194,7 +194,7 @@ def _fit_features(
         features = [c for c in features if c not in empty]
         if empty:
             notes.append(f"column(s) {listed(empty, quote=True)} have no value in the training rows and are left out")
-    kinds = {c: _kind(df[c], data_cfg, is_csv) for c in features}
+    kinds = {c: _kind(df[c], data_cfg, is_csv, notes) for c in features}
     prep.update(columns=list(map(str, features)), kinds=kinds, categories={}, rare={}, embedding={}, impute={})
     prep.update(indicators=[], dates={}, scale_kind=data_cfg.scale)
     for col in (c for c in features if kinds[c] == "categorical"):
@@ -217,12 +217,16 @@ def _fit_features(
     return sources
 
 
-def _kind(s: pd.Series, data_cfg: Any, is_csv: bool) -> str:
+def _kind(s: pd.Series, data_cfg: Any, is_csv: bool, notes: list) -> str:
     if s.name in data_cfg.categorical:
         return "categorical"
     if s.name in data_cfg.dates or dates.is_date_column(s):
         return "date"
-    return _column_kind(s, is_csv)
+    kind = _column_kind(s, is_csv)
+    if kind == "mixed":
+        notes.append(f"column {quoted(s.name)} holds a few distinct numbers and text: read as categories")
+        return "categorical"
+    return kind
 
 
 def _fit_levels(s: pd.Series, data_cfg: Any, train: np.ndarray, prep: dict, notes: list) -> None:
@@ -407,22 +411,29 @@ def _is_saved_index(s: pd.Series) -> bool:
     return np.array_equal(v, np.arange(len(s))) or np.array_equal(v, np.arange(1, len(s) + 1))
 
 
+# A column of numbers and text with at most this many distinct values is categories (0, 1, 2, >3); with more, the
+# text is a stray word among measurements, and an error.
+MIXED_LEVELS = 32
+
+
 def _column_kind(s: pd.Series, is_csv: bool) -> str:
+    """numeric, categorical, or mixed: numbers and text, with few distinct values (read as categories).
+    Decided on the distinct values, each counted once with its rows."""
     if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
         return "numeric"
-    present = s.dropna()
-    as_num = pd.to_numeric(present.astype(str).str.strip(), errors="coerce")
-    if len(present) and as_num.notna().all():
+    counts = s.value_counts()
+    numbers = pd.to_numeric(pd.Series(counts.index.astype(str)).str.strip(), errors="coerce").notna().to_numpy()
+    if len(counts) and numbers.all():
         return "numeric"  # numbers stored as text (a Parquet string column, say)
-    if len(present) and as_num.notna().mean() >= 0.5:
-        # Mostly numbers with a few words in between is a data error, never a category.
-        bad = int(np.flatnonzero(as_num.isna().to_numpy())[0])
-        i = s.index.get_loc(present.index[bad])
+    share = counts.to_numpy()[numbers].sum() / max(counts.sum(), 1)
+    if len(counts) and share >= 0.5 and len(counts) > MIXED_LEVELS:
+        # Measurements with a few words in between is a data error, never a category.
+        i = int(np.flatnonzero(s.isin(counts.index[~numbers]).to_numpy())[0])
         raise UserError(
-            f"column {quoted(s.name)}: {quoted(present.iloc[bad])} at {where(is_csv, i)} is not a number, "
-            f"while {as_num.notna().mean():.0%} of the column is numeric; fix or remove that value"
+            f"column {quoted(s.name)}: {quoted(s.iloc[i])} at {where(is_csv, i)} is not a number, "
+            f"while {share:.0%} of the column is numeric; fix or remove that value"
         )
-    return "categorical"
+    return "mixed" if len(counts) and share >= 0.5 else "categorical"
 
 
 def _impute_value(s: pd.Series, how: str) -> Any:
