@@ -123,6 +123,9 @@ def fit(
         False, "--tensorboard", help="also write TensorBoard event files to RUN/tensorboard"
     ),
     nproc: int = typer.Option(1, "--nproc", help="data-parallel processes on this machine (torch.distributed.run)"),
+    no_cache: bool = typer.Option(
+        False, "--no-cache", help="prepare the data anew, neither reading nor writing the cache (data.cache=false)"
+    ),
 ) -> None:
     """Train a model from CONFIG; the run folder keeps config, metrics, best.pt, last.pt, summary and plots."""
     if nproc != 1:
@@ -152,6 +155,7 @@ def fit(
         else:
             if config is None:
                 raise UserError("missing CONFIG: nntrain fit configs/phone.yaml (or --resume RUN_DIR)")
+            extra += ["data.cache=false"] if no_cache else []
             state = start(configure(Path(config), extra, name=name), Path(config).parent)
         log = lambda m: out.print(m, markup=False)  # noqa: E731
         if quiet or not out.is_terminal:

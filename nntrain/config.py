@@ -81,6 +81,11 @@ class DataConfig(Strict):
     split_column: str | None = Field(None, description="a column saying train, val or test for each row")
     group: str | None = Field(None, description="a column of groups: a group's rows stay in one split")
     time_column: str | None = Field(None, description="a date or number column: the latest rows are val and test")
+    cache: bool = Field(
+        True, description="keep the prepared data (matrix, splits, preprocessing) for the next fit of the same file"
+    )
+    cache_dir: str | None = Field(None, description="where the cache lives; default RUNS_DIR/.cache")
+    cache_max_gb: float = Field(4.0, ge=0, description="the cache's size; the least recently used entries go first")
 
     @model_validator(mode="after")
     def _one_split(self) -> DataConfig:

@@ -325,7 +325,7 @@ def row_weights(frame: pd.DataFrame, prep: dict, is_csv: bool) -> np.ndarray:
     col = prep["weight"]
     if col not in frame.columns:
         raise UserError(f"input lacks the weight column {quoted(col)} (data.weight)")
-    w = numeric_column(frame[col], is_csv)
+    w = np.array(numeric_column(frame[col], is_csv))  # a copy: pandas hands out read-only views
     bad = ~np.isfinite(w) | (w < 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])

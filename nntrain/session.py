@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .cache import cached_data
 from .components import build, canonical
 from .config import Config, dump_yaml, to_plain
 from .device import auto_threads, select_device
@@ -183,7 +184,7 @@ def start(cfg: Config, config_dir: Path | None = None) -> Run:
     group every rank reads the data; rank 0 makes the run folder and tells the others its name."""
     group = _group(cfg)
     device = group.device if group else select_device(cfg.device)
-    data = load_data(cfg, config_dir)
+    data, keep = cached_data(cfg, config_dir)
     parts, threads, note = _setup(cfg, data, device, group)
     writes = not group or group.writes
     made = create_run_dir(cfg.runs_dir, cfg.name) if writes else None
@@ -202,6 +203,7 @@ def start(cfg: Config, config_dir: Path | None = None) -> Run:
             how = {"how": data.prep.get("split"), "files": data.prep.get("files", [])}
             write_json(run_dir / "split.json", {"run_id": run_id, **how, **split})
             atomic_save(run.state(), run_dir / "last.pt")  # epoch 0: a run stopped in its first epoch can resume
+            keep()  # the prepared data, for the next fit of the same file
     return run
 
 

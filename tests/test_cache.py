@@ -1,0 +1,104 @@
+"""The prepared-data cache (issue 14): a second fit of the same file reads it, and trains exactly as the first;
+a changed file, a corrupt entry or another data setting is a miss; the cache stays within its size."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from nntrain import tables
+from nntrain.cache import cache_dir, cached_data
+from nntrain.loading import load_config
+
+from .conftest import make_table, write_config
+
+
+def entries(workdir):
+    folder = workdir / "runs" / ".cache"
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
+
+
+def fit(cli, cfg, *overrides):
+    r = cli("fit", cfg, "--json", "--quiet", *overrides)
+    assert r.exit_code == 0, (r.stdout, r.stderr, r.exception)
+    return json.loads(r.stdout), r
+
+
+@pytest.fixture
+def setup(workdir):
+    data = workdir / "t.csv"
+    df = make_table(n=300, cat=True)
+    df.loc[::9, "b"] = np.nan
+    df.to_csv(data, index=False)
+    return write_config(workdir / "c.yaml", data, train={"epochs": 2}), data
+
+
+def test_a_second_fit_reads_the_cache_and_trains_the_same(workdir, cli, setup):
+    cfg, _ = setup
+    first, r = fit(cli, cfg)
+    assert "data from the cache" not in r.stderr and len(entries(workdir)) == 1
+    second, r = fit(cli, cfg)
+    assert "note: data from the cache" in r.stderr
+    assert second["test"] == first["test"] and second["best_value"] == first["best_value"]
+    fresh, r = fit(cli, cfg, "--no-cache")
+    assert "data from the cache" not in r.stderr and fresh["test"] == first["test"]
+    loaded, _ = cached_data(load_config(cfg), cfg.parent)
+    plain, _ = cached_data(load_config(cfg, ["data.cache=false"]), cfg.parent)
+    assert np.array_equal(loaded.X, plain.X) and loaded.prep == plain.prep
+    assert all(np.array_equal(getattr(loaded, k), getattr(plain, k)) for k in ("y", "train", "val", "test"))
+
+
+def test_a_changed_file_is_a_miss_even_with_the_same_size_and_time(workdir, cli, setup):
+    cfg, data = setup
+    fit(cli, cfg)
+    st = data.stat()
+    text = data.read_text()
+    data.write_text(text.replace("red", "rex"))  # same size
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))  # same modification time: the sha256 tells
+    tables._DIGESTS.clear()  # as in a new process: a digest is kept per path, size and time within one
+    _, r = fit(cli, cfg)
+    assert "data from the cache" not in r.stderr
+    loaded, _ = cached_data(load_config(cfg), cfg.parent)
+    assert "color=rex" in loaded.prep["encoded"]
+
+
+def test_a_corrupt_entry_is_rebuilt_never_trusted(workdir, cli, setup):
+    cfg, _ = setup
+    first, _ = fit(cli, cfg)
+    (entry,) = entries(workdir)
+    (entry / "X.npy").write_bytes(b"\x93NUMPY garbage")
+    again, r = fit(cli, cfg)
+    assert "data from the cache" not in r.stderr and again["test"] == first["test"]
+    (entry,) = entries(workdir)
+    (entry / "meta.json").write_text("{")
+    _, r = fit(cli, cfg)
+    assert "data from the cache" not in r.stderr
+    _, r = fit(cli, cfg)
+    assert "data from the cache" in r.stderr  # rebuilt whole
+
+
+def test_other_data_settings_are_other_entries_and_the_oldest_goes_past_the_limit(workdir, cli, setup):
+    cfg, _ = setup
+    fit(cli, cfg)
+    fit(cli, cfg, "data.impute=median")
+    fit(cli, cfg, "seed=3")  # the split follows the seed
+    fit(cli, cfg, "seed=3", "data.split_seed=1")
+    fit(cli, cfg, "seed=4", "data.split_seed=1")  # the same split: a hit
+    assert len(entries(workdir)) == 4
+    size = sum(f.stat().st_size for f in entries(workdir)[0].iterdir())
+    fit(cli, cfg, "data.scale=minmax", f"data.cache_max_gb={2.5 * size / 2**30}")
+    assert len(entries(workdir)) == 2
+
+
+def test_a_fit_refused_after_the_data_leaves_no_cache_entry(workdir, cli, setup):
+    cfg, _ = setup
+    r = cli("fit", cfg, "model.hidden=[2000000000]")  # fits the data, not the memory
+    assert r.exit_code == 2 and entries(workdir) == []
+
+
+def test_cache_dir_is_settable(workdir, setup):
+    cfg, _ = setup
+    assert cache_dir(load_config(cfg, ["data.cache_dir=elsewhere"]), cfg.parent).name == "elsewhere"
