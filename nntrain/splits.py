@@ -55,7 +55,8 @@ def _holdout_rule(frame: pd.DataFrame, labels: np.ndarray | None, data_cfg: Any,
 def _stratified(
     idx: np.ndarray, labels: np.ndarray | None, size: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(kept, held out): ceil(size * n) rows held out, each class in proportion (largest remainders)."""
+    """(kept, held out): ceil(size * n) rows held out, each class in proportion (largest remainders), but never
+    a class's last row: every class keeps one (a class of one row trains, and is in no other split)."""
     n_out = int(np.ceil(size * len(idx)))
     if labels is None:
         perm = rng.permutation(idx)
@@ -67,6 +68,9 @@ def _stratified(
     short = n_out - take.sum()
     order = np.lexsort((rng.random(len(classes)), -(share - take)))  # largest remainder first, ties at random
     take[order[:short]] += 1
+    take = np.minimum(take, counts[classes] - 1)
+    for j in order:  # what a class's last row could not give, from the classes with rows to spare
+        take[j] += min(counts[classes][j] - 1 - take[j], n_out - take.sum())
     out = np.zeros(len(idx), dtype=bool)
     for c, k in zip(classes, take):
         out[rng.permutation(np.flatnonzero(labels == c))[:k]] = True

@@ -479,7 +479,7 @@ def test_predict_output_folder_must_exist_and_params_refuses_overrides_on_a_run(
     assert r.exit_code == 2 and "apply to a config, not to a trained run folder" in r.stderr
 
 
-def test_integer_column_names_and_a_class_with_no_training_row(workdir, cli):
+def test_integer_column_names_and_a_class_that_cannot_be_split(workdir, cli):
     df = make_table(n=60)
     df.columns = [0, 1, 2, 3]
     df.to_parquet(workdir / "ints.parquet")
@@ -488,7 +488,8 @@ def test_integer_column_names_and_a_class_with_no_training_row(workdir, cli):
     tiny = pd.DataFrame({"a": [0.1, 0.5, 0.9], "y": ["x", "x", "z"]})
     tiny.to_csv(workdir / "tiny.csv", index=False)
     r = cli("fit", write_config(workdir / "t.yaml", workdir / "tiny.csv"), "data.test_size=0.3", "data.val_size=0.5")
-    assert r.exit_code == 2 and "none of them landed in the training split" in r.stderr
+    # every class keeps a training row, so the validation split has none to take
+    assert r.exit_code == 2 and "the validation split is empty (3 rows)" in r.stderr
 
 
 def test_schema_describes_every_key_and_forbids_unknown_ones(cli):

@@ -104,6 +104,15 @@ def test_integer_labels_stay_integers_when_a_missing_target_made_the_column_floa
     assert prep_of(df, tmp_path, class_weight={"1": 3.0}).prep["class_weight"] == [1.0, 3.0]
 
 
+def test_a_class_of_one_row_trains_instead_of_stopping_the_fit(tmp_path):
+    df = make_table(n=100)
+    df["y"] = df["y"].astype(str)
+    df.loc[42, "y"] = "rare"
+    d = prep_of(df, tmp_path)
+    rare = d.prep["classes"].index("rare")
+    assert 42 in d.train and rare not in d.y[d.val] and rare not in d.y[d.test]
+
+
 def test_missing_target_error_keeps_the_strict_message(tmp_path):
     df = make_table(n=60)
     df["y"] = df["y"].astype(float)
