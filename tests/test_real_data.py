@@ -277,6 +277,13 @@ def test_balanced_class_weights_follow_the_training_counts(tmp_path):
     assert d.loss_weights[d.train] == pytest.approx(np.asarray(d.prep["class_weight"])[d.y[d.train]])
 
 
+def test_class_weights_for_numbers_or_an_unknown_class_are_refused_by_name(tmp_path):
+    with pytest.raises(UserError, match=r"data.class_weight: the target is a number \(regression\)"):
+        prep_of(make_table(n=60, task="regression"), tmp_path, class_weight="balanced")
+    with pytest.raises(UserError, match=r"data.class_weight: no class 'maybe' in the target; classes are: no, yes"):
+        prep_of(make_table(n=60, task="binary"), tmp_path, class_weight={"maybe": 2.0})
+
+
 def test_a_loss_weight_list_is_a_tensor_now(workdir, table_csv, cli):
     cfg = config(workdir, table_csv(), loss={"name": "cross_entropy", "weight": [1, 2, 3]})
     assert fit(cli, cfg)["test"]["accuracy"] > 0
