@@ -146,7 +146,9 @@ def _columns(df: pd.DataFrame, data_cfg: Any) -> tuple[str, list[str], list[str]
     notes += [f"column {quoted(c)} holds {what} and is not used as a feature" for c, what in apart.items() if c]
     for col in [c for c in features if _is_saved_index(df[c])]:
         features.remove(col)
-        notes.append(f"column '{col}' holds 0, 1, 2, ... (an index saved with the table) and is not used as a feature")
+        notes.append(
+            f"column '{col}' holds the row numbers (an index saved with the table) and is not used as a feature"
+        )
     if not features:
         raise UserError(f"data.path={data_cfg.path}: no feature columns besides the target {quoted(target)}")
     return target, features, notes
@@ -248,10 +250,16 @@ def _fit_levels(s: pd.Series, data_cfg: Any, train: np.ndarray, prep: dict, note
     prep["categories"][col] = sorted(kept.index)
     prep["rare"][col] = sorted(counts.index[counts < data_cfg.min_level_count])
     dim = prep["embedding"][col] = int(min(EMBEDDING_MAX, round(1.6 * (len(kept) + 1) ** 0.56)))
+    rare = len(prep["rare"][col])
+    pooled = (
+        f"; {rare:,} level(s) with fewer than {data_cfg.min_level_count} rows (data.min_level_count) share its "
+        f"unknown row"
+        if rare
+        else ""
+    )
     notes.append(
         f"column {quoted(col)}: {len(counts):,} levels in training, more than data.one_hot_max "
-        f"({data_cfg.one_hot_max}): learned through an embedding of size {dim}; {len(prep['rare'][col]):,} level(s) "
-        f"with fewer than {data_cfg.min_level_count} rows (data.min_level_count) share its unknown row"
+        f"({data_cfg.one_hot_max}): learned through an embedding of size {dim}{pooled}"
     )
     present = int(part.notna().sum())
     if present >= 20 and part.nunique() >= ID_LIKE * present:
