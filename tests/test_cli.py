@@ -86,7 +86,7 @@ def test_run_folders_are_never_overwritten(workdir, table_csv, cli):
     for _ in range(2):
         assert cli("fit", cfg).exit_code == 0
     assert cli("fit", cfg, "--name", "other").exit_code == 0
-    assert sorted(p.name for p in (workdir / "runs").iterdir()) == ["other", "t", "t-2"]
+    assert sorted(p.name for p in (workdir / "runs").iterdir() if not p.name.startswith(".")) == ["other", "t", "t-2"]
 
 
 def test_config_yaml_in_run_holds_the_overrides(workdir, table_csv, cli):

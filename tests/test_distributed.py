@@ -54,7 +54,10 @@ def test_two_processes_match_one_with_the_same_global_batch(workdir, table_csv, 
     assert "data-parallel: 2 processes, weights identical on every rank" in two.stdout
     assert two.stdout.count("best epoch") == 1  # rank 0 speaks; the other rank is silent
     assert_close(curve(workdir / "runs" / "two"), curve(workdir / "runs" / "one"))
-    assert sorted(p.name for p in (workdir / "runs").iterdir()) == ["one", "two"]  # one folder per run
+    assert sorted(p.name for p in (workdir / "runs").iterdir() if not p.name.startswith(".")) == [
+        "one",
+        "two",
+    ]  # one folder per run
     files = sorted(p.name for p in (workdir / "runs" / "two").iterdir())
     assert files == sorted(p.name for p in (workdir / "runs" / "one").iterdir())  # one set of checkpoints
 
