@@ -64,10 +64,10 @@ def peak_mib(body: str) -> tuple[float, float]:
     return int(rss) / 1024, int(anon) / 1024
 
 
-def cache_timing(path: Path, repeats: int, runs: Path) -> tuple[float, list[float]]:
-    """(seconds of the miss that writes the entry, seconds of each hit with the file hashed anew): a second
-    `fit` of the file, as far as its data goes. The hit includes the whole sha256, which fit overlaps with the
-    torch import."""
+def cache_timing(path: Path, repeats: int, runs: Path) -> tuple[float, list[float], list[float]]:
+    """(seconds of the miss that writes the entry, of each hit with the sha256 ready, of each hit that hashes the
+    file itself): a second `fit` of the file, as far as its data goes. fit starts the sha256 before it imports
+    torch (1-2 s), so by the time it reads the data the digest is there: the first hit figure is fit's."""
     from nntrain import tables
     from nntrain.cache import cached_data
     from nntrain.loading import load_config
@@ -78,15 +78,17 @@ def cache_timing(path: Path, repeats: int, runs: Path) -> tuple[float, list[floa
     keep()
     miss = time.perf_counter() - t0
     del data
-    hits = []
-    for _ in range(repeats):
-        tables._DIGESTS.clear()
-        t0 = time.perf_counter()
-        data, _ = cached_data(cfg, None)
-        float(data.X[:, 0].sum())  # the matrix read once, not only mapped
-        hits.append(time.perf_counter() - t0)
-        del data
-    return miss, hits
+    ready, hashing = [], []
+    for times, fresh in ((hashing, True), (ready, False)):
+        for _ in range(repeats):
+            if fresh:
+                tables._DIGESTS.clear()
+            t0 = time.perf_counter()
+            data, _ = cached_data(cfg, None)
+            float(data.X[:, 0].sum())  # the matrix read once, not only mapped
+            times.append(time.perf_counter() - t0)
+            del data
+    return miss, ready, hashing
 
 
 def timing(path: Path, repeats: int) -> tuple[list[float], list[float], float]:
@@ -138,13 +140,14 @@ def main(argv: list[str] | None = None) -> int:
             f"ratio: {ld / r:.2f}x read_csv (goal <= 1.2); the sha256 alone took {sha_s:.2f} s, computed while "
             f"torch imports"
         )
-        miss, hits = cache_timing(path, args.repeats, tmp / "cache-runs")
-        hit = statistics.median(hits)
+        miss, ready, hashing = cache_timing(path, args.repeats, tmp / "cache-runs")
         print(f"cache: the first load with its entry written {miss:.2f} s ({miss / r:.2f}x read_csv)")
-        print(
-            f"cache: a second load, the file hashed again and the matrix read once: {hit:.2f} s (median of "
-            f"{', '.join(f'{x:.2f}' for x in hits)}) = {hit / r:.2f}x read_csv (goal <= 0.15)"
-        )
+        for label, hits in (("the sha256 ready, as in fit", ready), ("hashing the file too", hashing)):
+            hit = statistics.median(hits)
+            print(
+                f"cache: a second load ({label}; the matrix read once): {hit:.2f} s (median of "
+                f"{', '.join(f'{x:.2f}' for x in hits)}) = {hit / r:.2f}x read_csv (goal <= 0.15)"
+            )
         base = peak_mib("import torch, pandas, nntrain.train, nntrain.cli")
         config = tmp / "load.yaml"
         config.write_text(

@@ -61,10 +61,12 @@ def check_finite(v: np.ndarray, col: str, is_csv: bool) -> None:
 def filled(v: np.ndarray, name: str, prep: dict, is_csv: bool) -> np.ndarray:
     """A numeric source (a column or a date part) with its fill value in missing places; without one, a missing
     value is an error, as is an infinite one."""
+    if np.isfinite(v).all():  # one pass over the column, and no copy, for a column without a gap
+        return v
     fill = prep["impute"].get(name)
     if fill is not None:
         v = np.where(np.isnan(v), fill, v)
-    if not np.isfinite(v).all():  # one pass over the column; where the bad value is, only when there is one
+    if not np.isfinite(v).all():  # where the bad value is, only when there is one
         i = int(np.flatnonzero(~np.isfinite(v))[0])
         if np.isnan(v[i]):
             raise UserError(

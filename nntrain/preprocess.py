@@ -23,8 +23,8 @@ from .encoding import (
     check_finite,
     encode,
     encode_labels,
-    filled,
     loss_weights,
+    map_rows,
     numeric_column,
     numeric_names,
     py,
@@ -192,7 +192,7 @@ def _fit_features(
     """Fill prep with each column's kind, levels, date parts, imputation and scaling (fitted on the training
     rows only); return the numeric sources as read, so encode does not read them again."""
     if data_cfg.impute == "auto":
-        empty = [c for c in features if df[c].iloc[train].isna().all()]
+        empty = [c for c in features if df[c].hasnans and df[c].isna().to_numpy()[train].all()]
         features = [c for c in features if c not in empty]
         if empty:
             notes.append(f"column(s) {listed(empty, quote=True)} have no value in the training rows and are left out")
@@ -214,8 +214,10 @@ def _fit_features(
     sources = raw_sources(df, prep, is_csv, Report())
     _fit_imputation(sources, data_cfg.impute, train, prep, notes)
     names = numeric_names(prep)
-    stats = [_scale_of(filled(sources[n], n, prep, is_csv)[train], data_cfg.scale) for n in names]
-    prep.update(shift=[a for a, _ in stats], scale=[b for _, b in stats], encoded=_encoded_names(prep))
+    stats = map_rows(lambda n: _scale_of(_training_part(sources[n], n, prep, train), data_cfg.scale), names, len(df))
+    prep.update(shift=[a for a, _, _ in stats], scale=[b for _, b, _ in stats], encoded=_encoded_names(prep))
+    if data_cfg.impute == "auto":  # a column complete in training: the training mean, should a value be missing later
+        prep["impute"].update({n: mean for n, (_, _, mean) in zip(names, stats) if n not in prep["impute"]})
     return sources
 
 
@@ -291,22 +293,48 @@ def _fit_dates(s: pd.Series, train: np.ndarray, prep: dict, notes: list) -> None
 
 
 def _fit_imputation(sources: dict[str, np.ndarray], how: str, train: np.ndarray, prep: dict, notes: list) -> None:
-    """auto: every numeric source gets its training median, and a column with missing training values also a
-    "was missing" column; mean | median | most_frequent: columns with a missing value get that fill."""
+    """auto: a numeric source with missing training values gets its training median (and, per column, a "was
+    missing" column; the others get their training mean once it is computed with the scaling); mean | median |
+    most_frequent: columns with a missing value get that fill."""
     if how == "none":
         return
-    names = numeric_names(prep)
-    for name in names:
-        v = sources[name]
-        if how == "auto" or np.isnan(v).any():
-            prep["impute"][name] = _impute_value(pd.Series(v[train], name=name), "median" if how == "auto" else how)
+    missing = {n for n, v in sources.items() if _has_nan(v)}  # whole columns first: no copy
+    gaps = [n for n in numeric_names(prep) if n in missing]
     if how == "auto":
-        prep["indicators"] = [c for c in prep["columns"] if c in sources and np.isnan(sources[c][train]).any()]
+        gaps = [n for n in gaps if np.isnan(sources[n][train]).any()]
+        fills = map_rows(lambda n: _training_median(sources[n], train, n), gaps, len(train))
+    else:
+        fills = [_impute_value(pd.Series(sources[n][train], name=n), how) for n in gaps]
+    prep["impute"].update(zip(gaps, fills))
+    if how == "auto":
+        prep["indicators"] = [c for c in prep["columns"] if c in missing and np.isnan(sources[c][train]).any()]
         if prep["indicators"]:
             notes.append(
                 f"data.impute: auto: missing numbers get the training median and a 0/1 'was missing' column in "
                 f"{listed(prep['indicators'], quote=True)}"
             )
+
+
+def _has_nan(v: np.ndarray) -> bool:
+    """A NaN makes the sum NaN: one pass with no temporary array for the usual column without one."""
+    return bool(np.isnan(v.sum()) and np.isnan(v).any())
+
+
+def _training_part(v: np.ndarray, name: str, prep: dict, train: np.ndarray) -> np.ndarray:
+    """A numeric source's training values, filled where the run fills them. A value still missing or infinite
+    makes the stats NaN, and encode, which runs next, names its row."""
+    part = v[train]
+    fill = prep["impute"].get(name)
+    return part if fill is None or not np.isnan(part).any() else np.where(np.isnan(part), fill, part)
+
+
+def _training_median(v: np.ndarray, train: np.ndarray, name: str) -> float:
+    part = v[train]
+    if np.isnan(part).any():
+        part = part[~np.isnan(part)]
+    if not len(part):
+        raise UserError(f"column {quoted(name)}: no values in the training split to impute from; drop it (data.drop)")
+    return float(np.median(part))
 
 
 def _encoded_names(prep: dict) -> list[str]:
@@ -455,12 +483,13 @@ def _impute_value(s: pd.Series, how: str) -> Any:
     return py(present.mode().iloc[0])
 
 
-def _scale_of(v: np.ndarray, kind: str) -> tuple[float, float]:
-    """(shift, scale) of one column's training values; a constant column keeps scale 1."""
+def _scale_of(v: np.ndarray, kind: str) -> tuple[float, float, float]:
+    """(shift, scale, mean) of one column's training values; a constant column keeps scale 1."""
+    mean = v.mean()
     if kind == "standard":
-        shift, scale = v.mean(), v.std()
+        shift, scale = mean, v.std()
     elif kind == "minmax":
         shift, scale = v.min(), v.max() - v.min()
     else:
         shift, scale = 0.0, 1.0
-    return float(shift), float(scale) if scale > 0 else 1.0
+    return float(shift), float(scale) if scale > 0 else 1.0, float(mean)
