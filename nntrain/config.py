@@ -52,8 +52,9 @@ class DataConfig(Strict):
     scale: Literal["standard", "minmax", "none"] = "standard"
     impute: Literal["auto", "none", "mean", "median", "most_frequent"] = Field(
         "auto",
-        description="missing feature values, fitted on the training split. auto: numbers get the median and a 0/1 "
-        "'was missing' column, strings a level of their own; none: a missing value is an error",
+        description="missing feature values, fitted on the training split. auto: numbers missing in training get "
+        "the median and a 0/1 'was missing' column (missing only later: the training mean), strings a level of "
+        "their own; none: a missing value is an error",
     )
     missing_target: Literal["drop", "error"] = Field("drop", description="rows whose target is missing")
     drop: list[str] = Field(default_factory=list, description="columns to ignore (ids, leaks)")
