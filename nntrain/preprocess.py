@@ -447,9 +447,12 @@ def _is_saved_index(s: pd.Series) -> bool:
     return np.array_equal(v, np.arange(len(s))) or np.array_equal(v, np.arange(1, len(s) + 1))
 
 
-# A column of numbers and text with at most this many distinct values is categories (0, 1, 2, >3); with more, the
-# text is a stray word among measurements, and an error.
+# A column of numbers and text is categories (0, 1, 2, >3; codes such as 2, M10, 188SL) unless it has more than
+# MIXED_LEVELS distinct values and its text is a stray word or two among measurements (at most STRAY_WORDS
+# distinct ones, in at most STRAY_SHARE of the rows): that is a data error.
 MIXED_LEVELS = 32
+STRAY_WORDS = 5
+STRAY_SHARE = 0.1
 
 
 def _column_kind(s: pd.Series, is_csv: bool) -> str:
@@ -462,7 +465,8 @@ def _column_kind(s: pd.Series, is_csv: bool) -> str:
     if len(counts) and numbers.all():
         return "numeric"  # numbers stored as text (a Parquet string column, say)
     share = counts.to_numpy()[numbers].sum() / max(counts.sum(), 1)
-    if len(counts) and share >= 0.5 and len(counts) > MIXED_LEVELS:
+    stray = (~numbers).sum() <= STRAY_WORDS and share >= 1 - STRAY_SHARE
+    if len(counts) and len(counts) > MIXED_LEVELS and stray:
         # Measurements with a few words in between is a data error, never a category.
         i = int(np.flatnonzero(s.isin(counts.index[~numbers]).to_numpy())[0])
         raise UserError(

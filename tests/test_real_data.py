@@ -154,12 +154,15 @@ def test_data_dates_reads_a_column_detection_would_not(tmp_path):
     assert d.prep["kinds"]["day"] == "date" and "day.days" in d.prep["encoded"]
 
 
-def test_a_few_numbers_and_text_are_categories_many_numbers_and_a_word_an_error(tmp_path):
+def test_a_few_numbers_and_text_or_codes_are_categories_many_numbers_and_a_stray_word_an_error(tmp_path):
     df = make_table(n=200)
     df["incomes"] = np.random.default_rng(0).choice(["0", "1", "2", "3", ">3"], 200)
     d = prep_of(df, tmp_path)
     assert d.prep["kinds"]["incomes"] == "categorical" and "incomes=>3" in d.prep["encoded"]
     assert any("'incomes' holds a few distinct numbers and text" in n for n in d.notes)
+    codes = [str(i) if i % 2 else f"M{i}" for i in range(100)]  # course numbers: 2, M10, ...
+    df["course"] = np.random.default_rng(1).choice(codes, 200)
+    assert prep_of(df, tmp_path).prep["kinds"]["course"] in ("categorical", "embedded")
     df["incomes"] = df["a"].astype(str)
     df.loc[7, "incomes"] = "n.a."
     with pytest.raises(UserError, match=r"column 'incomes': 'n.a.' at row 8 \(line 9\) is not a number"):
