@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config
-from .preprocess import Prepared, load_data
+from .preprocess import Prepared, check_against, load_data
 from .tables import resolve_path, sha256_soon
 
 ARRAYS = ("X", "y", "train", "val", "test", "loss_weights", "weights")
@@ -43,6 +43,7 @@ def cached_data(cfg: Config, config_dir: Path | None) -> tuple[Prepared, Callabl
     entry = cache_dir(cfg, config_dir) / _key(cfg, files)
     data = _read(entry, files)
     if data is not None:
+        check_against(cfg, data)  # the entry was made under another loss, say
         data.notes.append(f"data from the cache ({entry}; the files' sha256 checked); data.cache=false skips it")
         return data, lambda: None
     data = load_data(cfg, config_dir)

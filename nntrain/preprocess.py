@@ -427,6 +427,13 @@ def load_data(cfg: Config, config_dir: Path | None) -> Prepared:
     table, given, files = read_tables(cfg.data, config_dir)
     data = prepare(table, cfg.data, cfg.seed, given)
     data.prep.update(source=table.source, sha256=table.sha256, files=files, notes=data.notes)
+    check_against(cfg, data)
+    return data
+
+
+def check_against(cfg: Config, data: Prepared) -> None:
+    """The config against what the data is (bce on four classes), and the three splits not empty: for data
+    prepared now or read from the cache."""
     problems = task_problems(cfg, data.task, None if data.task == "regression" else len(data.prep["classes"]))
     if problems:
         facts = f" [data: {data.task}, {data.task_reason}]"
@@ -434,7 +441,6 @@ def load_data(cfg: Config, config_dir: Path | None) -> Prepared:
     for part, idx in (("training", data.train), ("validation", data.val), ("test", data.test)):
         if len(idx) == 0:
             raise UserError(f"data: the {part} split is empty ({len(data.X)} rows); use more rows or other split sizes")
-    return data
 
 
 def _is_saved_index(s: pd.Series) -> bool:

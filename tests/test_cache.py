@@ -99,6 +99,14 @@ def test_a_fit_refused_after_the_data_leaves_no_cache_entry(workdir, cli, setup)
     assert r.exit_code == 2 and entries(workdir) == []
 
 
+def test_a_hit_is_checked_against_the_config_as_fresh_data_is(workdir, cli, setup):
+    cfg, _ = setup
+    fit(cli, cfg)  # three classes, cross_entropy: the entry is written
+    r = cli("fit", cfg, "loss=bce")
+    assert r.exit_code == 2, r.stderr
+    assert "loss=bce: bce is for two classes, the target has more (3 classes)" in r.stderr
+
+
 def test_cache_dir_is_settable(workdir, setup):
     cfg, _ = setup
     assert cache_dir(load_config(cfg, ["data.cache_dir=elsewhere"]), cfg.parent).name == "elsewhere"
