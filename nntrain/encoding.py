@@ -77,15 +77,25 @@ def filled(v: np.ndarray, name: str, prep: dict, is_csv: bool) -> np.ndarray:
     return v
 
 
+def source_names(prep: dict, col: str) -> list[str]:
+    """A column's numeric sources: itself if numeric, its kept parts if a date, none otherwise."""
+    kind = prep["kinds"][col]
+    if kind == "date":
+        return [dates.part_name(col, p) for p in prep["dates"][col]["parts"]]
+    return [col] if kind == "numeric" else []
+
+
 def numeric_names(prep: dict) -> list[str]:
     """The numeric sources, in the matrix's order: numeric columns, and each date column's kept parts."""
-    out = []
-    for col in prep["columns"]:
-        if prep["kinds"][col] == "numeric":
-            out.append(col)
-        elif prep["kinds"][col] == "date":
-            out += [dates.part_name(col, p) for p in prep["dates"][col]["parts"]]
-    return out
+    return [name for col in prep["columns"] for name in source_names(prep, col)]
+
+
+def level_lookup(prep: dict, col: str) -> tuple[dict[str, int], int]:
+    """({level: code}, the code a missing value takes): codes from 1 in the kept levels' order; a missing value
+    is its fill level's code, 0 (unknown) when that level is not kept or there is no fill."""
+    lookup = {c: i + 1 for i, c in enumerate(prep["categories"][col])}
+    fill = prep["impute"].get(col)
+    return lookup, lookup.get(categories(pd.Series([fill])).iloc[0], 0) if fill is not None else 0
 
 
 def raw_sources(df: pd.DataFrame, prep: dict, is_csv: bool, report: Report) -> dict[str, np.ndarray]:
@@ -150,8 +160,7 @@ def encode(
     for col in prep["columns"]:
         kind = prep["kinds"][col]
         if kind in ("numeric", "date"):
-            names = [col] if kind == "numeric" else [dates.part_name(col, p) for p in prep["dates"][col]["parts"]]
-            for name in names:
+            for name in source_names(prep, col):
                 at.append(j)
                 columns.append(filled(raw[name], name, prep, is_csv))
                 j += 1
@@ -219,7 +228,7 @@ def level_codes(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> np.nd
     data.min_level_count in training, or never seen: said in `report`). A missing value takes its fill level;
     without one it is an error."""
     col = str(s.name)
-    lookup = {c: i + 1 for i, c in enumerate(prep["categories"][col])}
+    lookup, missing_code = level_lookup(prep, col)
     idx, uniques = pd.factorize(s)  # each distinct value named once; -1 for a missing one
     names = categories(pd.Series(uniques, dtype=object if len(uniques) == 0 else None))
     by_unique = names.map(lookup).fillna(0).to_numpy(dtype=np.int64)
@@ -231,14 +240,13 @@ def level_codes(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> np.nd
     codes = np.where(present, by_unique[safe], 0) if len(uniques) else np.zeros(len(s), dtype=np.int64)
     unseen = present & new[safe] if len(uniques) else np.zeros(len(s), dtype=bool)
     if not present.all():
-        fill = prep["impute"].get(col)
-        if fill is None:
+        if col not in prep["impute"]:
             i = int(np.flatnonzero(~present)[0])
             raise UserError(
                 f"column '{col}': missing value at {where(is_csv, i)}; fill it, drop the column "
                 f"(data.drop), or set data.impute: auto | most_frequent"
             )
-        codes[~present] = lookup.get(categories(pd.Series([fill])).iloc[0], 0)
+        codes[~present] = missing_code
         unseen |= ~present & (codes == 0)
     if unseen.any():
         one_hot = prep["kinds"][col] == "categorical"

@@ -39,7 +39,7 @@ from torch import nn
 
 from .config import Config
 from .dates import part_name
-from .encoding import categories, numeric_names, unscale
+from .encoding import level_lookup, numeric_names, source_names, unscale
 from .errors import Stop, UserError, did_you_mean, first_line
 from .heads import to_proba
 from .runs import json_bytes, output_file, resolve_run_dir, write_output
@@ -108,7 +108,7 @@ class Encode(nn.Module):
         for col in prep["columns"]:
             kind = prep["kinds"][col]
             if kind in ("numeric", "date"):
-                names = [col] if kind == "numeric" else [part_name(col, p) for p in prep["dates"][col]["parts"]]
+                names = source_names(prep, col)
                 start = numeric.index(names[0])
                 self.pieces.append(("num", start, start + len(names)))
             elif kind == "categorical":
@@ -327,9 +327,7 @@ def sample_rows(prep: dict, n: int = 7) -> Sample:
 def string_codes(prep: dict, col: str) -> tuple[dict[str, int], int]:
     """({text: level code}, the code of any other text): what the graph's LabelEncoder holds for a column, the
     codes encoding.level_codes gives. "" stands for a missing value: the fill level's code (0 without one)."""
-    lookup = {c: i + 1 for i, c in enumerate(prep["categories"][col])}
-    fill = prep["impute"].get(col)
-    missing = lookup.get(categories(pd.Series([fill])).iloc[0], 0) if fill is not None else 0
+    lookup, missing = level_lookup(prep, col)
     return {**lookup, "": missing}, 0
 
 

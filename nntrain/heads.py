@@ -26,11 +26,11 @@ def make_criterion(cfg: Config, task: str, weighted: bool = False) -> Callable[.
     fn = build("loss", {"name": name, **args})
     per_row = build("loss", {"name": name, **args, "reduction": "none"}) if weighted else None
     one = LOSSES[name].one_output
-    moved = [m for m in (fn, per_row) if m is not None and any(True for _ in m.buffers())]
+    unplaced = [m for m in (fn, per_row) if m is not None and any(True for _ in m.buffers())]
 
     def criterion(out: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
-        for m in moved:
-            m.to(out.device)
+        while unplaced:  # a weight: [..] tensor goes to the outputs' device once, not at every step
+            unplaced.pop().to(out.device)
         if one:
             out, y = out[:, 0], y.to(out.dtype)
         if w is None:

@@ -30,6 +30,7 @@ from .encoding import (
     py,
     raw_sources,
     row_weights,
+    source_names,
 )
 from .errors import UserError, did_you_mean, listed, quoted
 from .machine import available_bytes, gib
@@ -340,12 +341,8 @@ def _training_median(v: np.ndarray, train: np.ndarray, name: str) -> float:
 def _encoded_names(prep: dict) -> list[str]:
     out = []
     for col in prep["columns"]:
-        kind = prep["kinds"][col]
-        if kind == "numeric":
-            out.append(col)
-        elif kind == "date":
-            out += [dates.part_name(col, p) for p in prep["dates"][col]["parts"]]
-        elif kind == "categorical":
+        out += source_names(prep, col)
+        if prep["kinds"][col] == "categorical":
             out += [f"{col}={v}" for v in prep["categories"][col]]
     out += [f"{col}.missing" for col in prep["indicators"]]
     return out + [col for col in prep["columns"] if prep["kinds"][col] == "embedded"]
