@@ -116,7 +116,9 @@ def fit(
     config: str | None = typer.Argument(None, help="the YAML config (leave out with --resume)"),
     overrides: list[str] | None = typer.Argument(None, help="dotted KEY=VALUE overrides, e.g. optimizer.lr=0.001"),
     name: str | None = typer.Option(None, "--name", help="run name (folder runs/NAME)"),
-    resume: Path | None = typer.Option(None, "--resume", help="continue this run folder from its last.pt"),
+    resume: list[Path] | None = typer.Option(
+        None, "--resume", help="continue this run folder from its last.pt (repeat it: runs trained together)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout at the end"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar and no line per epoch"),
     tensorboard: bool = typer.Option(
@@ -126,8 +128,22 @@ def fit(
     no_cache: bool = typer.Option(
         False, "--no-cache", help="prepare the data anew, neither reading nor writing the cache (data.cache=false)"
     ),
+    seeds: str | None = typer.Option(
+        None, "--seeds", help="train one run per seed, e.g. 0,1,2 (together, on the stacked engine), runs/NAME-seedS"
+    ),
 ) -> None:
     """Train a model from CONFIG; the run folder keeps config, metrics, best.pt, last.pt, summary and plots."""
+    if seeds is not None:
+        return _fit_seeds(
+            config,
+            list(overrides or []) + (["data.cache=false"] if no_cache else []),
+            name,
+            seeds,
+            quiet,
+            as_json,
+            resume,
+            nproc,
+        )
     if nproc != 1:
         from .distributed import launch, launched
 
@@ -147,6 +163,9 @@ def fit(
 
     extra = list(overrides or [])
     out = _console(stderr=as_json)
+    if resume and len(resume) > 1:
+        return _resume_together(resume, ([config] if config else []) + extra, quiet)
+    resume = resume[0] if resume else None
     with catching_signals(then_ignore=_PROCESS["exiting"]):
         if resume is not None:
             if config is not None and "=" not in config:
@@ -166,6 +185,65 @@ def fit(
     if as_json and "best_epoch" in summary:  # data-parallel ranks other than 0 print nothing
         keys = ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline")
         _print_json({k: summary[k] for k in keys})
+
+
+def _resume_together(run_dirs: list[Path], overrides: list[str], quiet: bool) -> None:
+    from .stopping import Diverged, catching_signals
+    from .together import resume_many
+
+    out = _console(stderr=False)
+    log = lambda m: out.print(m, markup=False)  # noqa: E731
+    with catching_signals(then_ignore=_PROCESS["exiting"]):
+        results = resume_many(run_dirs, overrides, log, quiet)
+    _print_results([""] * len(run_dirs), results, log)
+    failed = [r for r in results if isinstance(r, Diverged)]
+    if failed:
+        raise failed[0]
+
+
+def _print_results(labels: list[str], results: list, log: Callable[[str], None]) -> None:
+    """A line per run trained together: its folder and test metrics, or how it diverged."""
+    from .stopping import Diverged
+
+    for label, r in zip(labels, results):
+        if isinstance(r, Diverged):
+            log(f"{label}{r.run_dir}: diverged: {r}")
+        else:
+            shown = " ".join(f"{k}={v:.4f}" for k, v in r["test"].items() if isinstance(v, float))
+            log(f"{label}{r['run_dir']}: best epoch {r['best_epoch']}; test {shown}")
+
+
+def _fit_seeds(
+    config: str | None, extra: list[str], name: str | None, seeds: str, quiet: bool, as_json: bool, resume, nproc: int
+) -> None:
+    from .errors import UserError
+    from .session import configure
+    from .stopping import Diverged, catching_signals
+    from .together import fit_many, seeds_line
+
+    try:
+        chosen = [int(s) for s in seeds.split(",")]
+    except ValueError:
+        raise UserError(f"--seeds {seeds}: give whole numbers separated by commas, e.g. --seeds 0,1,2") from None
+    if resume is not None or nproc != 1 or config is None or len(set(chosen)) != len(chosen):
+        raise UserError(f"--seeds {seeds}: with a CONFIG, distinct seeds, and neither --resume nor --nproc")
+    path = Path(config)
+    base = configure(path, extra, name=name).name
+    cfgs = [configure(path, [*extra, f"seed={s}"], name=f"{base}-seed{s}") for s in chosen]
+    out = _console(stderr=as_json)
+    log = lambda m: out.print(m, markup=False)  # noqa: E731
+    with catching_signals(then_ignore=_PROCESS["exiting"]):
+        results = fit_many(cfgs, path.parent, log, quiet)
+    _print_results([f"seed {s}, " for s in chosen], results, log)
+    line = seeds_line(chosen, results)
+    log(line)
+    if as_json:
+        _print_json(
+            {"seeds": chosen, "runs": [getattr(r, "get", lambda k: None)("run_dir") for r in results], "line": line}
+        )
+    failed = [r for r in results if isinstance(r, Diverged)]
+    if failed:
+        raise failed[0]
 
 
 STRICT_HELP = "a level never seen in training (or text in a date column) is an error, not an unknown level"
@@ -320,6 +398,12 @@ def sweep(
     study: str | None = typer.Option(None, "--study", help="study name (default: the config's name)"),
     grid: bool = typer.Option(False, "--grid", help="run every combination of the listed values"),
     as_json: bool = typer.Option(False, "--json", help="print the results as one JSON object on stdout"),
+    batch: int | None = typer.Option(
+        None,
+        "--batch",
+        min=1,
+        help="trials trained together at most (default 16, fewer if memory is short; 1: one at a time)",
+    ),
 ) -> None:
     """Search the config keys listed under sweep: with Optuna; start it on more machines to share the study."""
 
@@ -330,9 +414,10 @@ def sweep(
     except ImportError as e:
         raise UserError(f'nntrain sweep needs Optuna ({e}): pip install -e ".[sweep]"') from None
     out = _console(stderr=as_json)
-    result = run_sweep(
-        config, list(overrides or []), trials, storage, study, grid, log=lambda m: out.print(m, markup=False)
-    )
+    from .sweep import AUTO_BATCH
+
+    log = lambda m: out.print(m, markup=False)  # noqa: E731
+    result = run_sweep(config, list(overrides or []), trials, storage, study, grid, log, batch or AUTO_BATCH)
     if as_json:
         _print_json(result)
         return

@@ -48,6 +48,7 @@ class Init(Component):
 @dataclass(frozen=True)
 class Optimizer(Component):
     state: int = 0  # buffers the size of the parameters it keeps (momentum, moment estimates)
+    stacked: str = ""  # the update stackopt.py writes for K stacked models at once ("sgd", "adam"); "": each its own
 
 
 @dataclass(frozen=True)
@@ -117,12 +118,16 @@ LOSSES: dict[str, Loss] = {
 
 OPTIMIZERS: dict[str, Optimizer] = {
     "sgd": Optimizer(
-        "SGD", fused=True, state=1, note="on the fused step one flat update, momentum, nesterov and weight_decay too"
+        "SGD",
+        fused=True,
+        state=1,
+        stacked="sgd",
+        note="on the fused step one flat update, momentum, nesterov and weight_decay too",
     ),
     "adagrad": Optimizer("Adagrad", state=1),
     "rmsprop": Optimizer("RMSprop", state=3),  # square average, and momentum and grad average when asked for
-    "adam": Optimizer("Adam", state=2),
-    "adamw": Optimizer("AdamW", state=2),
+    "adam": Optimizer("Adam", state=2, stacked="adam"),
+    "adamw": Optimizer("AdamW", state=2, stacked="adam"),
 }
 
 SCHEDULERS: dict[str, Component] = {

@@ -33,7 +33,7 @@ def plan(cfg: Config, task: str, embedded: bool = False) -> tuple[bool, str]:
         return False, "embedded string columns"
     loss = loss_name(cfg, task)
     for i, layer in enumerate(m.resolved_layers()):
-        act, slope = _activation(layer.activation)
+        act, slope = activation(layer.activation)
         if act not in ACTIVATIONS:
             return False, f"layer {i + 1} uses {act}"
         extra = set(layer.activation) - {"name", "negative_slope"}
@@ -52,13 +52,13 @@ def plan(cfg: Config, task: str, embedded: bool = False) -> tuple[bool, str]:
     return True, "plain MLP"
 
 
-def _activation(spec: dict) -> tuple[str, float]:
+def activation(spec: dict) -> tuple[str, float]:
     """(name, negative slope) of an activation spec; the slope is nn.LeakyReLU's default if unset."""
     return components.canonical("activation", spec["name"]), float(spec.get("negative_slope", 0.01))
 
 
 @dataclass
-class _Layer:
+class Layer:
     linear: nn.Linear
     act: str
     slope: float
@@ -69,7 +69,7 @@ class FusedStep:
     """loss_and_grads(x, y) for a model that build_mlp made; it fills each parameter's .grad."""
 
     def __init__(self, model: nn.Sequential, cfg: Config, task: str):
-        self.layers = [_Layer(h.linear, *_activation(h.activation), h.dropout) for h in model.hidden]
+        self.layers = [Layer(h.linear, *activation(h.activation), h.dropout) for h in model.hidden]
         self.out = model.out
         self.loss = loss_name(cfg, task)
         self.l1 = cfg.train.l1
@@ -91,7 +91,7 @@ class FusedStep:
         saved = []  # per hidden layer: input, activation output, dropout mask
         h = x
         for layer in self.layers:
-            a = _act(torch.addmm(layer.linear.bias, h, layer.linear.weight.t()), layer)
+            a = act(torch.addmm(layer.linear.bias, h, layer.linear.weight.t()), layer)
             mask = None
             if layer.dropout:
                 # uniform draws against p: the same masks in distribution as nn.Dropout's bernoulli_, at half the cost
@@ -99,7 +99,7 @@ class FusedStep:
             saved.append((h, a, mask))
             h = a if mask is None else a * mask
         z = torch.addmm(self.out.bias, h, self.out.weight.t())
-        loss, dz = _loss_and_grad(self.loss, z, y, w)
+        loss, dz = loss_and_grad(self.loss, z, y, w)
         torch.mm(dz.t(), h, out=self.out.weight.grad)
         torch.sum(dz, 0, out=self.out.bias.grad)
         dh = dz.mm(self.out.weight)
@@ -107,7 +107,7 @@ class FusedStep:
             layer, (h_in, a, mask) = self.layers[i], saved[i]
             if mask is not None:
                 dh.mul_(mask)  # dh is always a fresh result here
-            dpre = _act_backward(dh, a, layer)
+            dpre = act_backward(dh, a, layer)
             torch.mm(dpre.t(), h_in, out=layer.linear.weight.grad)
             torch.sum(dpre, 0, out=layer.linear.bias.grad)
             if i:
@@ -131,7 +131,7 @@ def _flatten(params: list[nn.Parameter]) -> torch.Tensor:
     return flat
 
 
-def _act(z: torch.Tensor, layer: _Layer) -> torch.Tensor:
+def act(z: torch.Tensor, layer: Layer) -> torch.Tensor:
     if layer.act == "relu":
         return torch.relu(z)
     if layer.act == "leaky_relu":
@@ -143,7 +143,7 @@ def _act(z: torch.Tensor, layer: _Layer) -> torch.Tensor:
     return z
 
 
-def _act_backward(da: torch.Tensor, a: torch.Tensor, layer: _Layer) -> torch.Tensor:
+def act_backward(da: torch.Tensor, a: torch.Tensor, layer: Layer) -> torch.Tensor:
     """d loss / d pre-activation, from the activation's output (enough for all five)."""
     if layer.act == "relu":
         return torch.ops.aten.threshold_backward(da, a, 0)
@@ -156,41 +156,43 @@ def _act_backward(da: torch.Tensor, a: torch.Tensor, layer: _Layer) -> torch.Ten
     return da
 
 
-def _loss_and_grad(
+def loss_and_grad(
     kind: str, z: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch's mean loss and its gradient in z. z: [B, C] for one model, or [K, B, C] for K stacked ones
+    (y and w: [B] or [K, B]), whose loss is then one per model, [K]."""
     if w is not None:
         return _weighted_loss_and_grad(kind, z, y, w)
-    n = z.shape[0]
+    n = z.shape[-2]
     if kind == "cross_entropy":
-        logp = torch.log_softmax(z, dim=1)
-        picked = logp.gather(1, y[:, None])
-        dz = logp.exp_().scatter_add_(1, y[:, None], torch.full_like(picked, -1.0))  # softmax - one_hot
-        return picked.sum().div_(-n), dz.div_(n)
-    t = y.to(z.dtype)[:, None]
+        logp = torch.log_softmax(z, dim=-1)
+        picked = logp.gather(-1, y[..., None])
+        dz = logp.exp_().scatter_add_(-1, y[..., None], torch.full_like(picked, -1.0))  # softmax - one_hot
+        return picked.sum((-2, -1)).div_(-n), dz.div_(n)
+    t = y.to(z.dtype)[..., None]
     if kind == "bce":
-        loss = nn.functional.binary_cross_entropy_with_logits(z, t)
+        loss = nn.functional.binary_cross_entropy_with_logits(z, t, reduction="none").mean((-2, -1))
         return loss, (torch.sigmoid(z) - t).div_(n)
     diff = z - t  # mse
-    return diff.pow(2).mean(), diff.mul_(2.0 / n)
+    return diff.pow(2).mean((-2, -1)), diff.mul_(2.0 / n)
 
 
 def _weighted_loss_and_grad(
     kind: str, z: torch.Tensor, y: torch.Tensor, w: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """sum(w * loss) / sum(w) and its gradient: each row's part scaled by its share of the weight."""
-    share = (w / w.sum())[:, None]
+    share = (w / w.sum(-1, keepdim=True))[..., None]
     if kind == "cross_entropy":
-        logp = torch.log_softmax(z, dim=1)
-        picked = logp.gather(1, y[:, None])
-        dz = logp.exp_().scatter_add_(1, y[:, None], torch.full_like(picked, -1.0))
-        return -(picked * share).sum(), dz.mul_(share)
-    t = y.to(z.dtype)[:, None]
+        logp = torch.log_softmax(z, dim=-1)
+        picked = logp.gather(-1, y[..., None])
+        dz = logp.exp_().scatter_add_(-1, y[..., None], torch.full_like(picked, -1.0))
+        return -(picked * share).sum((-2, -1)), dz.mul_(share)
+    t = y.to(z.dtype)[..., None]
     if kind == "bce":
-        loss = nn.functional.binary_cross_entropy_with_logits(z, t, weight=share, reduction="sum")
+        loss = nn.functional.binary_cross_entropy_with_logits(z, t, reduction="none").mul_(share).sum((-2, -1))
         return loss, (torch.sigmoid(z) - t).mul_(share)
     diff = z - t  # mse
-    return (diff.pow(2) * share).sum(), diff.mul_(2.0 * share)
+    return (diff.pow(2) * share).sum((-2, -1)), diff.mul_(2.0 * share)
 
 
 class FlatSGD(torch.optim.Optimizer):

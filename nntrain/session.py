@@ -121,8 +121,8 @@ class Run:
             "run_id": self.run_id,
             "epoch": self.epoch,
             "step": self.step,
-            "model": p.model.state_dict(),
-            "optimizer": p.optimizer.state_dict(),
+            "model": _own(p.model.state_dict()),
+            "optimizer": _own(p.optimizer.state_dict()),
             "scheduler": p.scheduler.state_dict() if p.scheduler else None,
             "best_value": self.best_value,
             "best_epoch": self.best_epoch,
@@ -138,7 +138,23 @@ class Run:
         }
 
 
-def _setup(cfg: Config, data: Prepared, device: torch.device, group: Any = None) -> tuple[Parts, int, str]:
+def _own(state: Any) -> Any:
+    """`state` with each tensor that is a view of a larger one (a stacked member's rows) copied out: saved as a
+    view, a member's checkpoint would hold every member's weights."""
+    if isinstance(state, dict):
+        return {k: _own(v) for k, v in state.items()}
+    if isinstance(state, list):
+        return [_own(v) for v in state]
+    if isinstance(state, torch.Tensor) and state.untyped_storage().nbytes() > state.nelement() * state.element_size():
+        return state.clone()
+    return state
+
+
+def _setup(
+    cfg: Config, data: Prepared, device: torch.device, group: Any = None, stacked: bool = False
+) -> tuple[Parts, int, str]:
+    """The run's parts, thread count and the step's note. `stacked`: another engine steps the model (together.py),
+    so the parts are built without the written-out step's flat tensors."""
     if group and any(layer.batch_norm for layer in cfg.model.resolved_layers()):
         raise UserError(
             "model.batch_norm with several processes: each rank would normalise by its own shard's "
@@ -150,7 +166,8 @@ def _setup(cfg: Config, data: Prepared, device: torch.device, group: Any = None)
     fused = fusable and cfg.train.engine != "autograd" and not cfg.train.compile
     n_in, n_out, bs = data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs), cfg.train.batch_rows(len(data.train))
     check_fits(cfg, n_in, n_out, bs, len(data.X), device)  # before a single weight is allocated
-    parts = build_parts(cfg, n_in, n_out, data.prep, device, fused, weighted=data.loss_weights is not None)
+    weighted = data.loss_weights is not None
+    parts = build_parts(cfg, n_in, n_out, data.prep, device, fused and not stacked, weighted=weighted)
     threads = cfg.train.threads or auto_threads(
         sum(p.numel() for p in parts.model.parameters()) * bs, group.local_world if group else 1
     )
@@ -179,13 +196,14 @@ def configure(path: Path, overrides: list[str] = (), name: str | None = None) ->
         raise e from None
 
 
-def start(cfg: Config, config_dir: Path | None = None) -> Run:
+def start(cfg: Config, config_dir: Path | None = None, stacked: bool = False) -> Run:
     """A new run: data read and checked first, so a problem leaves no run folder behind. In a data-parallel
-    group every rank reads the data; rank 0 makes the run folder and tells the others its name."""
+    group every rank reads the data; rank 0 makes the run folder and tells the others its name. `stacked`: the
+    run is to be trained with others on the stacked engine (together.py)."""
     group = _group(cfg)
     device = group.device if group else select_device(cfg.device)
     data, keep = cached_data(cfg, config_dir)
-    parts, threads, note = _setup(cfg, data, device, group)
+    parts, threads, note = _setup(cfg, data, device, group, stacked)
     writes = not group or group.writes
     made = create_run_dir(cfg.runs_dir, cfg.name) if writes else None
     with _released_on_error(None, remove=made):
@@ -204,6 +222,15 @@ def start(cfg: Config, config_dir: Path | None = None) -> Run:
             write_json(run_dir / "split.json", {"run_id": run_id, **how, **split})
             atomic_save(run.state(), run_dir / "last.pt")  # epoch 0: a run stopped in its first epoch can resume
             keep()  # the prepared data, for the next fit of the same file
+    return run
+
+
+def rebuild_alone(run: Run) -> Run:
+    """A run started or resumed `stacked` that trains alone after all: its parts built again for the lone engine,
+    and its last.pt's states and RNGs restored into them (other runs' set-up moved the global RNG since)."""
+    run.parts, run.threads, run.path_note = _setup(run.cfg, run.data, run.device, run.group)
+    ckpt, _ = load_run_checkpoint(run.run_dir, "last")
+    run.gen = _restored(run.parts, ckpt, run.device, run.run_dir / "last.pt")
     return run
 
 
@@ -226,17 +253,18 @@ def _group(cfg: Config) -> Any:
     return Group(cfg.device) if launched() else None
 
 
-def resume(run_dir: Path, overrides: list[str] = ()) -> Run:
-    """Continue from last.pt with only the run folder: config, data rows, states and RNGs as they were."""
+def resume(run_dir: Path, overrides: list[str] = (), stacked: bool = False) -> Run:
+    """Continue from last.pt with only the run folder: config, data rows, states and RNGs as they were.
+    `stacked`: to be trained with others on the stacked engine (together.py)."""
     from .distributed import rank
 
     run_dir = resolve_run_dir(str(run_dir))
     lock = RunLock(run_dir) if rank() == 0 else None  # before anything is read: another process may be writing
     with _released_on_error(lock):
-        return _resumed(run_dir, overrides, lock)
+        return _resumed(run_dir, overrides, lock, stacked)
 
 
-def _resumed(run_dir: Path, overrides: list[str], lock: RunLock | None) -> Run:
+def _resumed(run_dir: Path, overrides: list[str], lock: RunLock | None, stacked: bool = False) -> Run:
     if lock is not None:
         clean_leftovers(run_dir)
     SIGNALS.armed = True
@@ -253,7 +281,7 @@ def _resumed(run_dir: Path, overrides: list[str], lock: RunLock | None) -> Run:
     rows = (np.asarray(r, dtype=np.int64) for r in split_rows(split, run_dir, "train", "val", "test"))
     e = load_encoded(prep)
     data = Prepared(e.X, e.y, *rows, prep, "as when the run started", loss_weights=e.loss_weights, weights=e.weights)
-    parts, threads, note = _setup(cfg, data, device, group)
+    parts, threads, note = _setup(cfg, data, device, group, stacked)
     gen = _restored(parts, ckpt, device, path)
     if lock is not None:
         truncate_metrics(run_dir / "metrics.csv", ckpt["epoch"])

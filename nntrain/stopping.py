@@ -29,12 +29,18 @@ class Interrupted(Stop):
     prefix = "interrupted"
     status = "interrupted"
 
-    def __init__(self, signum: int, run_dir: Path | None = None, epoch: int = 0, step: int = 0):
+    def __init__(
+        self, signum: int, run_dir: Path | None = None, epoch: int = 0, step: int = 0, together: list[Path] = ()
+    ):
+        """together: the run folders trained with run_dir on the stacked engine (each saved its last.pt); resumed
+        together, they go on exactly as they would have."""
         self.exit_code = 128 + signum
         self.run_dir = run_dir
         name = signal.Signals(signum).name
+        folders = " ".join(f"--resume {d}" for d in together or [run_dir])
+        saved = f"last.pt saved in {len(together)} run folders" if together else "last.pt saved"
         super().__init__(
-            f"{name} at epoch {epoch + 1}, step {step}; last.pt saved. Resume with: nntrain fit --resume {run_dir}"
+            f"{name} at epoch {epoch + 1}, step {step}; {saved}. Resume with: nntrain fit {folders}"
             if run_dir
             else f"{name} before a run folder was made; nothing to resume"
         )

@@ -28,8 +28,7 @@ from .config import FOLDER_NAME_RULE, Config, folder_name, to_plain
 from .errors import Problem, UserError, did_you_mean, first_line
 from .loading import load_config
 from .plain import flow
-from .progress import Lines
-from .session import configure, start
+from .session import configure
 from .stopping import SIGNALS, Diverged, Interrupted, catching_signals
 from .studies import (
     DEFAULT_HEARTBEAT,
@@ -42,7 +41,8 @@ from .studies import (
     storage_url,
     tally,
 )
-from .train import Halt, train
+from .together import fit_many
+from .train import Halt
 
 SETTINGS = ("trials", "direction", "pruner", "heartbeat")
 PRUNERS = {
@@ -54,6 +54,7 @@ PRUNERS = {
     "threshold": "ThresholdPruner",
 }
 DEFAULT_TRIALS = 20
+AUTO_BATCH = 16  # trials claimed at once by default; together.py splits a group that memory cannot hold
 
 
 @dataclass
@@ -298,8 +299,10 @@ def sweep(
     study_name: str | None,
     grid: bool,
     log: Callable[[str], None],
+    batch: int = AUTO_BATCH,
 ) -> dict:
-    """Run trials until the study holds the requested number; return the study's results."""
+    """Run trials until the study holds the requested number; return the study's results. `batch`: trials
+    claimed and trained together at most (those of one shape share the stacked engine); 1: one at a time."""
     if study_name is not None and not folder_name(study_name):  # it names the folder of the trials
         raise UserError(f"--study {study_name}: {FOLDER_NAME_RULE} under runs_dir")
     cfg = configure(path, overrides)
@@ -311,11 +314,12 @@ def sweep(
     study, db = open_study(url, name, p, grid, log)
     log(
         f"study {name} in {masked(url)}: {p.trials} trials in all, {p.direction} {p.monitor}; "
-        f"{'grid' if grid else 'TPE'} sampler, {p.pruner['name']} pruner; run folders under {root}/"
+        f"{'grid' if grid else 'TPE'} sampler, {p.pruner['name']} pruner; up to {batch} trial(s) trained at once; "
+        f"run folders under {root}/"
     )
     try:
         with catching_signals():
-            ran = _work(study, db, url, p, root, path.parent, log)
+            ran = _work(study, db, url, p, root, path.parent, log, batch)
         return finish(study, root, p, log) | {"ran_here": ran}
     except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as e:
         raise UserError(
@@ -324,17 +328,23 @@ def sweep(
         ) from None
 
 
-def _work(study: Any, db: Any, url: str, p: Plan, root: Path, config_dir: Path, log: Callable[[str], None]) -> int:
-    """Trials until the study holds p.trials that count, none running or waiting; the trials this worker ran."""
+def _work(
+    study: Any, db: Any, url: str, p: Plan, root: Path, config_dir: Path, log: Callable[[str], None], batch: int
+) -> int:
+    """Trials until the study holds p.trials that count, none running or waiting; the trials this worker ran.
+    Up to `batch` trials are claimed at once and trained together where their shapes agree (together.py)."""
     ran, told_waiting = 0, False
     while True:
         with claim_lock(url, study.study_name, log):
             fail_stale_trials(study)  # a worker that stopped beating: its trial failed and queued again
             counted, running, waiting = tally(study.get_trials(deepcopy=False))
-            trial = ask(study, db, p.heartbeat) if waiting or counted < p.trials else None
-        if trial is None and not running:
+            trials = []
+            while len(trials) < batch and (waiting or counted < p.trials):
+                trials.append(ask(study, db, p.heartbeat))
+                waiting, counted = (waiting - 1, counted) if waiting else (waiting, counted + 1)
+        if not trials and not running:
             return ran
-        if trial is None:  # other workers' last trials: wait for them to end, or to go stale and come back
+        if not trials:  # other workers' last trials: wait for them to end, or to go stale and come back
             if not told_waiting:
                 log(f"waiting for {running} running trial(s) of other workers to end")
                 told_waiting = True
@@ -342,41 +352,60 @@ def _work(study: Any, db: Any, url: str, p: Plan, root: Path, config_dir: Path, 
                 raise Interrupted(SIGNALS.signum)
             time.sleep(min(p.heartbeat, 5))
             continue
-        with beating(db, trial, p.heartbeat):
-            ran += _run_trial(study, trial, p, root, config_dir, log)
+        with contextlib.ExitStack() as beats:
+            for trial in trials:
+                beats.enter_context(beating(db, trial, p.heartbeat))
+            ran += _run_trials(study, trials, p, root, config_dir, log)
 
 
-def _run_trial(study: Any, trial: Any, p: Plan, root: Path, config_dir: Path, log: Callable[[str], None]) -> int:
-    """One trial in its own run folder, told to the study: completed, pruned or failed. 1 if it trained."""
-    params = {d.key: _suggest(trial, d) for d in p.dims}
-    raw = _copy(p.base)
-    raw["runs_dir"] = str(root)
-    cfg = load_config(None, [f"{k}={v}" for k, v in params.items()], raw=raw, name=f"trial-{trial.number:04d}")
+def _run_trials(
+    study: Any, trials: list[Any], p: Plan, root: Path, config_dir: Path, log: Callable[[str], None]
+) -> int:
+    """The trials, each in its own run folder, told to the study: completed, pruned or failed. How many trained."""
+    params = [{d.key: _suggest(trial, d) for d in p.dims} for trial in trials]
+    cfgs = []
+    for trial, chosen in zip(trials, params):
+        raw = _copy(p.base)
+        raw["runs_dir"] = str(root)
+        cfgs.append(
+            load_config(None, [f"{k}={v}" for k, v in chosen.items()], raw=raw, name=f"trial-{trial.number:04d}")
+        )
     t0 = time.perf_counter()
+
+    def started(runs: list[Any]) -> None:
+        for trial, run in zip(trials, runs):
+            trial.set_user_attr("run_dir", str(run.run_dir))
+
+    hooks = [Pruner(trial, p.monitor, p.pruner["name"]) for trial in trials]
     try:
-        run = start(cfg, config_dir)
-        trial.set_user_attr("run_dir", str(run.run_dir))
-        quiet = Lines(lambda m: None, quiet=True)
-        summary = train(run, log=lambda m: None, progress=quiet, should_stop=Pruner(trial, p.monitor, p.pruner["name"]))
-    except Diverged as e:  # recorded as failed; the sweep goes on (a high lr is what sweeps try)
-        _tell(study, trial, log, state=optuna.trial.TrialState.FAIL)
-        log(f"trial {trial.number}: failed: {e}")
-        return 0
-    except BaseException:  # a signal or a bad data value: the trial is marked failed, the sweep stops
-        with contextlib.suppress(Exception):  # not when the database itself is what failed
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        results = fit_many(cfgs, config_dir, lambda m: None, should_stop=hooks, started=started)
+    except BaseException:  # a signal or a bad data value: the trials are marked failed, the sweep stops
+        for trial in trials:
+            with contextlib.suppress(Exception):  # not when the database itself is what failed
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
         raise
-    chosen = " ".join(f"{k}={_short(v)}" for k, v in params.items())
-    if summary["status"] == "pruned":
+    seconds = time.perf_counter() - t0
+    for trial, chosen, summary in zip(trials, params, results):
+        _told(study, trial, p, chosen, summary, seconds, log)
+    return sum(isinstance(r, dict) for r in results)
+
+
+def _told(study: Any, trial: Any, p: Plan, chosen: dict, summary: Any, seconds: float, log: Callable) -> None:
+    """One trial's result told to the study and logged (a divergence fails the trial; the sweep goes on: a high
+    lr is what sweeps try)."""
+    shown = " ".join(f"{k}={_short(v)}" for k, v in chosen.items())
+    if isinstance(summary, Diverged):
+        _tell(study, trial, log, state=optuna.trial.TrialState.FAIL)
+        log(f"trial {trial.number}: failed: {summary}")
+    elif summary["status"] == "pruned":
         _tell(study, trial, log, state=optuna.trial.TrialState.PRUNED)
-        log(f"trial {trial.number}: {chosen} -> {summary['stopped']}")
+        log(f"trial {trial.number}: {shown} -> {summary['stopped']}")
     else:
         _tell(study, trial, log, values=summary["best_value"])
         log(
-            f"trial {trial.number}: {chosen} -> {p.monitor}={summary['best_value']:.4f} "
-            f"(test {_headline(summary)}; {time.perf_counter() - t0:.1f} s)"
+            f"trial {trial.number}: {shown} -> {p.monitor}={summary['best_value']:.4f} "
+            f"(test {_headline(summary)}; {seconds:.1f} s)"
         )
-    return 1
 
 
 def _tell(study: Any, trial: Any, log: Callable[[str], None], **result: Any) -> None:

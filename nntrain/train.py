@@ -66,11 +66,13 @@ def train(
     tb = _tensorboard(run) if tensorboard else None
     t_start = time.perf_counter()
     try:
-        return _train(run, _loop(run, log, progress, tb, should_stop), t_start)
+        return _train(run, prepare_loop(run, log, progress, tb, should_stop), t_start)
     except (Diverged, Interrupted) as e:
         if run.writes:  # the run folder says how it ended; there are no test metrics to give
             with contextlib.suppress(UserError):  # a full disk: the stop's own message is the one to give
-                write_json(run.run_dir / "summary.json", _summary(run, e.status, str(e), time.perf_counter() - t_start))
+                write_json(
+                    run.run_dir / "summary.json", summary_of(run, e.status, str(e), time.perf_counter() - t_start)
+                )
         raise
     finally:
         progress.end()
@@ -115,7 +117,15 @@ class Loop:
     should_stop: ShouldStop | None
 
 
-def _loop(run: Run, log: Callable[[str], None], progress: Lines, tb: Any, should_stop: ShouldStop | None) -> Loop:
+def prepare_loop(
+    run: Run,
+    log: Callable[[str], None],
+    progress: Lines,
+    tb: Any,
+    should_stop: ShouldStop | None,
+    step: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> Loop:
+    """`step`: given when another engine steps this run (together.py's stacked members); else make_step's."""
     data, device = run.data, run.device
     X, y = torch.as_tensor(data.X, device=device), torch.as_tensor(data.y, device=device)
     lw = None if data.loss_weights is None else torch.as_tensor(data.loss_weights, device=device).float()
@@ -134,7 +144,7 @@ def _loop(run: Run, log: Callable[[str], None], progress: Lines, tb: Any, should
         torch.tensor(sizes, device=device, dtype=torch.float32),
         sum(sizes),
         M.monitor_name(run.cfg.train.monitor),
-        make_step(run, X, y, lw),
+        step or make_step(run, X, y, lw),
         _interrupt_check(run.group),
         Saver(run),
         MetricsLog(run.run_dir / "metrics.csv") if run.writes else None,
@@ -145,7 +155,7 @@ def _loop(run: Run, log: Callable[[str], None], progress: Lines, tb: Any, should
     )
 
 
-def _header(run: Run, loop: Loop) -> list[str]:
+def header(run: Run, loop: Loop) -> list[str]:
     cfg, data, model = run.cfg, run.data, run.parts.model
     table = param_table(model)
     resumed = f" (resumed after epoch {run.epoch}, step {run.step})" if run.epoch or run.step else ""
@@ -164,11 +174,9 @@ def _header(run: Run, loop: Loop) -> list[str]:
 
 def _train(run: Run, loop: Loop, t_start: float) -> dict:
     cfg = run.cfg
-    for line in _header(run, loop):
+    for line in header(run, loop):
         loop.log(line)
-    run.diag = Diagnostics(run.parts.model, loop.steps, loop.val.X) if cfg.train.diagnostics else None
-    if run.diag is not None and run.step and run.diag_state:
-        run.diag.load_state(run.diag_state)
+    start_diagnostics(run, loop)
     halt = None
     patience = cfg.train.patience
     loop.progress.begin(cfg.train.epochs, run.epoch, loop.steps)
@@ -176,10 +184,17 @@ def _train(run: Run, loop: Loop, t_start: float) -> dict:
         t0 = time.perf_counter()
         lr = run.parts.optimizer.param_groups[0]["lr"]
         train_loss = _epoch(run, loop)
-        halt = _end_of_epoch(run, loop, train_loss, lr, t0)
+        halt = end_of_epoch(run, loop, train_loss, lr, t0)
         if halt is not None:
             break
-    return _finish(run, loop, time.perf_counter() - t_start, halt)
+    return finish(run, loop, time.perf_counter() - t_start, halt)
+
+
+def start_diagnostics(run: Run, loop: Loop) -> None:
+    """run.diag when train.diagnostics asks for it, with the sums of an epoch a checkpoint cut in the middle."""
+    run.diag = Diagnostics(run.parts.model, loop.steps, loop.val.X) if run.cfg.train.diagnostics else None
+    if run.diag is not None and run.step and run.diag_state:
+        run.diag.load_state(run.diag_state)
 
 
 def _epoch(run: Run, loop: Loop) -> float:
@@ -204,24 +219,28 @@ def _epoch(run: Run, loop: Loop) -> float:
         if s % 8 == 0:
             loop.progress.step(s)
         if (s + 1) % CHECK_EVERY == 0:  # a host sync every CHECK_EVERY steps, not every step
-            _check_diverged(run, s + 1 - CHECK_EVERY, s + 1, loop.saver, run.group)
+            check_diverged(run, s + 1 - CHECK_EVERY, s + 1, loop.saver, run.group)
     if run.group:
         run.group.sum_(run.step_losses)
-    _check_diverged(run, loop.steps - loop.steps % CHECK_EVERY, loop.steps, loop.saver)  # earlier windows: above
+    check_diverged(run, loop.steps - loop.steps % CHECK_EVERY, loop.steps, loop.saver)  # earlier windows: above
     return float((run.step_losses * loop.sizes).sum()) / loop.rows
 
 
 def _stop_mid_epoch(run: Run, loop: Loop, s: int) -> None:
+    save_mid_epoch(run, loop, s)
+    raise Interrupted(SIGNALS.signum or signal.SIGTERM, run.run_dir, run.epoch, s)
+
+
+def save_mid_epoch(run: Run, loop: Loop, s: int) -> None:
     """A signal between steps: last.pt holds the epoch so far, and resume finishes it exactly."""
     run.step = s
     run.gen.set_state(run.epoch_gen_state)  # as before this epoch's permutation, whatever s is
     if run.group:
         run.group.sum_(run.step_losses)
     loop.saver.save()
-    raise Interrupted(SIGNALS.signum or signal.SIGTERM, run.run_dir, run.epoch, s)
 
 
-def _end_of_epoch(run: Run, loop: Loop, train_loss: float, lr: float, t0: float) -> Halt | None:
+def end_of_epoch(run: Run, loop: Loop, train_loss: float, lr: float, t0: float) -> Halt | None:
     """Validation, the metrics row, the best checkpoint, the checks that end a run; a Halt if it ends here."""
     cfg, parts = run.cfg, run.parts
     epoch = run.epoch = run.epoch + 1
@@ -293,7 +312,7 @@ def _halt(run: Run, loop: Loop, asked: Halt | None) -> Halt | None:
     return halt
 
 
-def _summary(run: Run, status: str, stopped: str | None, seconds: float) -> dict:
+def summary_of(run: Run, status: str, stopped: str | None, seconds: float) -> dict:
     """summary.json without the test metrics: what every run that ends says of itself."""
     data = run.data
     return {
@@ -319,7 +338,7 @@ def _summary(run: Run, status: str, stopped: str | None, seconds: float) -> dict
     }
 
 
-def _finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:
+def finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:
     """After the last epoch: the ranks' weights compared, then best.pt on the test split, summary.json, plots."""
     data, parts, group = run.data, run.parts, run.group
     if group:
@@ -333,7 +352,7 @@ def _finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:
     rows = Rows.take(loop.X, loop.y, loop.loss_weights, data.weights, test_rows)
     test, scores = evaluate_with_scores(parts.model, rows, run.cfg, data.prep, parts.criterion)
     y_test = truth(data.prep, data.y[test_rows])
-    summary = _summary(run, halt.status if halt else "completed", halt.reason if halt else None, seconds)
+    summary = summary_of(run, halt.status if halt else "completed", halt.reason if halt else None, seconds)
     summary.update(test=test, test_baseline=M.baseline(data.task, y_test, data.prep, rows.weights))
     write_json(run.run_dir / "summary.json", summary)
     loop.progress.end()
@@ -370,7 +389,7 @@ def _signalled(group: Any) -> bool:
     return SIGNALS.signum is not None if group is None else group.any(SIGNALS.signum is not None)
 
 
-def _check_diverged(run: Run, lo: int, hi: int, saver: Saver, group: Any = None) -> None:
+def check_diverged(run: Run, lo: int, hi: int, saver: Saver, group: Any = None) -> None:
     """Stop before a non-finite loss or weight reaches a checkpoint; the last good best.pt is written.
 
     `group`: the step losses are still each rank's own, so the window is summed over the ranks first (a copy):

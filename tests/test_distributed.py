@@ -136,7 +136,7 @@ def _diverge_on_rank_1(rank: int, port: int, out: str) -> None:
 
     from nntrain.distributed import Group
     from nntrain.stopping import Diverged
-    from nntrain.train import CHECK_EVERY, _check_diverged
+    from nntrain.train import CHECK_EVERY, check_diverged
 
     os.environ.update(RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     group = Group("cpu")
@@ -147,7 +147,7 @@ def _diverge_on_rank_1(rank: int, port: int, out: str) -> None:
     run = types.SimpleNamespace(step_losses=losses, epoch=0, best_epoch=0, cfg=cfg)
     saver = types.SimpleNamespace(save_best=lambda: None, last_epoch=0)
     try:
-        _check_diverged(run, 0, CHECK_EVERY, saver, group)
+        check_diverged(run, 0, CHECK_EVERY, saver, group)
         said = "no stop"
     except Diverged as e:
         said = str(e)

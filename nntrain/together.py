@@ -1,0 +1,383 @@
+"""Several runs trained at once on the stacked engine (stack.py, stackopt.py): one step for all members, then
+each member's own end of epoch exactly as train.py does it for one run (validation, its metrics.csv row,
+best.pt, its scheduler, early stopping, a sweep's pruner). Each member's run folder ends as a lone fit's
+would. A member that stops (early stop, pruned, diverged, out of epochs) keeps its weights while the others
+go on: its rows are still computed with the rest, and its rate is 0.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .components import canonical
+from .config import Config, loss_name, to_plain
+from .device import auto_threads
+from .errors import UserError
+from .fused import plan
+from .machine import available_bytes
+from .memory import training_bytes
+from .metrics import headline
+from .model import embeds_of
+from .progress import Lines
+from .runs import write_json
+from .session import Run, rebuild_alone, start
+from .stack import AutogradStack, FusedStack, Stack
+from .stackopt import stacked_optimizer
+from .stopping import SIGNALS, Diverged, Interrupted
+from .train import (
+    CHECK_EVERY,
+    Halt,
+    Loop,
+    ShouldStop,
+    check_diverged,
+    end_of_epoch,
+    finish,
+    header,
+    prepare_loop,
+    save_mid_epoch,
+    start_diagnostics,
+    summary_of,
+    train,
+)
+
+
+def key(run: Run) -> tuple | None:
+    """Runs with equal keys can be trained together; None: this one trains alone (torch.compile, data-parallel)."""
+    cfg, data = run.cfg, run.data
+    if cfg.train.compile or run.group is not None:
+        return None
+    fused, _ = (
+        plan(cfg, data.task, embedded=bool(embeds_of(data.prep))) if cfg.train.engine != "autograd" else (False, "")
+    )
+    model = to_plain(cfg.model)
+    if fused:  # the written-out step takes each member's dropout rate and L1 weight
+        model = [layer.activation for layer in cfg.model.resolved_layers()]
+    opt = cfg.optimizer
+    return (
+        fused,
+        (run.epoch, run.step),  # resumed runs go on together only from the same point
+        str(run.device),
+        tuple(tuple(p.shape) for p in run.parts.model.parameters()),
+        run.batch_size,
+        len(data.train),
+        data.loss_weights is not None,
+        canonical("optimizer", opt["name"]),
+        tuple(sorted((k, str(v)) for k, v in opt.items() if k in ("nesterov", "amsgrad", "maximize", "dampening"))),
+        repr(model),
+        repr(cfg.loss) + loss_name(cfg, data.task),
+    )
+
+
+def groups(runs: list[Run]) -> list[list[Run]]:
+    """The runs cut into groups that train together, in order of their first member; lone runs alone."""
+    found: dict = {}
+    alone = []
+    for run in runs:
+        k = key(run)
+        if k is None:
+            alone.append([run])
+        else:
+            found.setdefault(k, []).append(run)
+    return list(found.values()) + alone
+
+
+@dataclass
+class Member:
+    run: Run
+    loop: Loop
+    halt: Halt | None = None
+    done: bool = False
+    result: dict | Diverged | None = None  # the summary, or how it diverged
+
+
+def train_together(
+    runs: list[Run],
+    log: Callable[[str], None] = print,
+    should_stop: list[ShouldStop | None] | None = None,
+    quiet: bool = True,
+) -> list[dict | Diverged]:
+    """Train `runs` (of one key()) together; each one's summary, or the Diverged that ended it, in order.
+    quiet: no line per epoch (the header and the engine's line still print)."""
+    silent = Lines(lambda m: None, quiet=True)
+    stops = should_stop or [None] * len(runs)
+    t_start = time.perf_counter()
+    members: list[Member] = []
+    try:
+        engine = Engine(runs)
+        members = [Member(r, prepare_loop(r, silent.log, silent, None, s, step=_unused)) for r, s in zip(runs, stops)]
+        for m in members:
+            start_diagnostics(m.run, m.loop)
+        for line in header(runs[0], members[0].loop):
+            if not line.startswith(("run folder:", "model:")) and "iterations per epoch" not in line:
+                log(line)
+        log(engine.describe())
+        while not all(m.done for m in members):
+            _epoch(engine, members, t_start)
+            if not quiet:
+                log(_epoch_line(members))
+        return [m.result for m in members]
+    except Interrupted as e:
+        for m in members:
+            if not m.done:
+                write_json(
+                    m.run.run_dir / "summary.json", summary_of(m.run, e.status, str(e), time.perf_counter() - t_start)
+                )
+        raise
+    finally:
+        for r in runs:
+            if r.lock is not None:
+                r.lock.release()
+
+
+def _unused(idx: torch.Tensor) -> torch.Tensor:
+    raise AssertionError("a stacked member is stepped by its Engine")
+
+
+def _epoch(engine: Engine, members: list[Member], t_start: float) -> None:
+    """The steps of one epoch for all, then each member's end of epoch; a signal there is raised after every
+    member has saved."""
+    t0 = time.perf_counter()
+    lrs = [m.run.parts.optimizer.param_groups[0]["lr"] for m in members]
+    losses = engine.epoch(members).tolist()
+    signalled: list[Path] = []
+    for k, m in enumerate(members):
+        if m.done:
+            continue
+        try:
+            m.halt = end_of_epoch(m.run, m.loop, losses[k], lrs[k], t0)
+        except Interrupted:  # this member saved; the others save too before the signal is raised
+            signalled.append(m.run.run_dir)
+            continue
+        if m.halt is not None or m.run.epoch >= m.run.cfg.train.epochs:
+            m.done = True
+            engine.opt.stop(k)
+            m.result = finish(m.run, m.loop, time.perf_counter() - t_start, m.halt)
+    if SIGNALS.signum is not None:  # arrived during this loop: those asked before it save now, at the same epoch
+        going = [m for m in members if not m.done]
+        for m in going:
+            if m.run.run_dir not in signalled:
+                m.loop.saver.save()
+        dirs = [m.run.run_dir for m in going]
+        if dirs:
+            raise Interrupted(SIGNALS.signum, dirs[0], going[0].run.epoch, 0, together=dirs)
+
+
+def _epoch_line(members: list[Member]) -> str:
+    monitor = members[0].loop.monitor
+    shown = " ".join(f"{m.run.best_value:.4f}" if m.run.best_value is not None else "-" for m in members)
+    active = sum(not m.done for m in members)
+    epoch = max(m.run.epoch for m in members)
+    return f"epoch {epoch:>3}: {active}/{len(members)} members training; best {monitor} of each: {shown}"
+
+
+class Engine:
+    """The stacked model, step and optimizer of a group of runs, and their data as [K, ...] tensors (one
+    tensor for all when the members' data are the same)."""
+
+    def __init__(self, runs: list[Run]):
+        self.runs, self.k = runs, len(runs)
+        first = runs[0]
+        models = [r.parts.model for r in runs]
+        self.stack = Stack(models)
+        self.fused = key(first)[0]
+        l1 = [r.cfg.train.l1 for r in runs]
+        if self.fused:
+            self.step_fn = FusedStack(self.stack, l1, loss_name(first.cfg, first.data.task))
+        else:
+            self.step_fn = AutogradStack(self.stack, l1, first.parts.criterion)
+        self.opt = stacked_optimizer(self.stack, [r.parts.optimizer for r in runs], [r.cfg.optimizer for r in runs])
+        clip = [r.cfg.train.grad_clip or float("inf") for r in runs]
+        self.clip = None if all(c == float("inf") for c in clip) else torch.tensor(clip)[:, None].to(self.stack.flat)
+        self.X, self.shared_x = _stacked([r.data.X for r in runs], first.device)
+        self.y, _ = _stacked([r.data.y for r in runs], first.device, always=True)
+        weights = [r.data.loss_weights for r in runs]
+        self.w = None if weights[0] is None else _stacked(weights, first.device, always=True)[0].float()
+        self.rows = torch.stack([torch.as_tensor(r.data.train, device=first.device) for r in runs])
+        self.member = torch.arange(self.k, device=first.device)[:, None]
+        threads = first.cfg.train.threads or auto_threads(self.stack.flat.numel() * first.batch_size)
+        torch.set_num_threads(threads)
+        self.threads = threads
+
+    def describe(self) -> str:
+        n = self.stack.flat.shape[1]
+        mib = self.stack.flat.numel() * self.stack.flat.element_size() * 4 / 2**20  # weights, gradients, 2 states
+        path = "fused step (written out)" if self.fused else "autograd step (vmap over the members)"
+        data = "the same data" if self.shared_x else "each its own data"
+        return (
+            f"batched: {self.k} members x {n:,} parameters, {path}, {type(self.opt).__name__} update, {data}; "
+            f"about {mib:.1f} MiB of weights, gradients and optimizer state; {self.threads} thread(s)"
+        )
+
+    def batch(self, orders: torch.Tensor, s: int, bs: int, same_order: bool) -> tuple:
+        """x: [B, F] when every member takes the same rows of the same data, else [K, B, F]; y, w: [K, B]."""
+        idx = orders[:, s * bs : (s + 1) * bs]  # [K, B] rows of the file
+        x = self.X[self.member, idx] if not self.shared_x else self.X[idx[0]] if same_order else self.X[idx]
+        return x, self.y[self.member, idx], None if self.w is None else self.w[self.member, idx]
+
+    def epoch(self, members: list[Member]) -> torch.Tensor:
+        """One epoch's steps for every member from the step they stand at (the same for all); each member's
+        mean training loss. Stopped members' rows are computed too, with their rates at 0."""
+        runs, loop = self.runs, members[0].loop
+        start = runs[0].step
+        for r in runs:
+            r.parts.model.train()
+            if r.step == 0:
+                r.epoch_gen_state = r.gen.get_state()
+            else:
+                r.gen.set_state(r.epoch_gen_state)
+        n, bs = len(runs[0].data.train), loop.batch
+        perms = torch.stack([torch.randperm(n, generator=r.gen) for r in runs]).to(self.rows.device)
+        orders = self.rows.gather(1, perms)
+        same_order = bool((orders == orders[0]).all())
+        losses = torch.zeros(self.k, loop.steps, device=self.rows.device)
+        if start:
+            losses[:] = torch.stack([r.step_losses.to(losses.device) for r in runs])
+        for r, row in zip(runs, losses):
+            r.step_losses = row
+        diags = [r.diag for r in runs if r.diag is not None]
+        for s in range(start, loop.steps):
+            if SIGNALS.signum is not None:
+                self._interrupted(members, s)
+            x, y, w = self.batch(orders, s, bs, same_order)
+            losses[:, s] = self.step_fn.loss_and_grads(x, y, w)
+            if self.clip is not None:
+                self.stack.clip(self.clip)
+            self.opt.step()
+            for d in diags:
+                d.after_step(s)
+            if (s + 1) % CHECK_EVERY == 0:
+                self._check(members, s + 1 - CHECK_EVERY, s + 1)
+        self._check(members, loop.steps - loop.steps % CHECK_EVERY, loop.steps)
+        return (losses * loop.sizes).sum(1) / loop.rows
+
+    def _interrupted(self, members: list[Member], s: int) -> None:
+        """A signal between steps: each member still training saves last.pt where it stands, resumable alone."""
+        for m in members:
+            if not m.done:
+                save_mid_epoch(m.run, m.loop, s)
+        saved = [m.run.run_dir for m in members if not m.done]
+        raise Interrupted(SIGNALS.signum, saved[0], self.runs[0].epoch, s, together=saved)
+
+    def _check(self, members: list[Member], lo: int, hi: int) -> None:
+        """A member whose loss or weights became non-finite stops (as a lone run would), the others go on."""
+        for k, m in enumerate(members):
+            if m.done:
+                continue
+            try:
+                check_diverged(m.run, lo, hi, m.loop.saver)
+            except Diverged as e:
+                e.run_dir = m.run.run_dir
+                m.done, m.result = True, e
+                self.opt.stop(k)
+                write_json(m.run.run_dir / "summary.json", summary_of(m.run, e.status, str(e), 0.0))
+
+
+def _stacked(arrays: list[np.ndarray], device: torch.device, always: bool = False) -> tuple[torch.Tensor, bool]:
+    """(tensor, shared): one [N, ...] tensor when every member's array is the same, else [K, N, ...]."""
+    first = arrays[0]
+    same = all(a is first or (a.shape == first.shape and np.array_equal(a, first)) for a in arrays[1:])
+    if same and not always:
+        return torch.as_tensor(first, device=device), True
+    if any(a.shape != first.shape for a in arrays):
+        raise UserError("members trained together need data of one shape")
+    return torch.as_tensor(np.stack(arrays), device=device), same
+
+
+def fit_many(
+    cfgs: list[Config],
+    config_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+    quiet: bool = True,
+    should_stop: list[ShouldStop | None] | None = None,
+    started: Callable[[list[Run]], None] | None = None,
+) -> list[dict | Diverged]:
+    """Start a run per config (every folder made before any trains; none left if one cannot start), then
+    train those that can go together on the stacked engine, as many at once as memory holds, and the others
+    alone. Results in order. `started`: told the runs once all have their folders."""
+    runs: list[Run] = []
+    try:
+        for cfg in cfgs:
+            runs.append(start(cfg, config_dir, stacked=True))
+    except BaseException:
+        for run in runs:
+            if run.lock is not None:
+                run.lock.release()
+            shutil.rmtree(run.run_dir, ignore_errors=True)
+        raise
+    if started is not None:
+        started(runs)
+    return train_groups(runs, log, quiet, should_stop)
+
+
+def resume_many(run_dirs: list[Path], overrides: list[str], log: Callable[[str], None], quiet: bool) -> list:
+    """Runs that trained together, resumed together: from the same epoch and step they go on exactly as they
+    would have (those at different points train in separate groups)."""
+    from .session import resume
+
+    runs: list[Run] = []
+    try:
+        for d in run_dirs:
+            runs.append(resume(d, overrides, stacked=True))
+    except BaseException:
+        for run in runs:
+            if run.lock is not None:
+                run.lock.release()
+        raise
+    return train_groups(runs, log, quiet)
+
+
+def train_groups(
+    runs: list[Run], log: Callable[[str], None], quiet: bool, should_stop: list[ShouldStop | None] | None = None
+) -> list[dict | Diverged]:
+    """The runs in groups of one key(), each group on the stacked engine (as many at once as memory holds),
+    a run no other can join on the lone engine. Results in the runs' order."""
+    stops = dict(zip(map(id, runs), should_stop or [None] * len(runs)))
+    results: dict[int, dict | Diverged] = {}
+    for group in (part for g in groups(runs) for part in _fitting(g)):
+        hooks = [stops[id(r)] for r in group]
+        if len(group) == 1:
+            results[id(group[0])] = _alone(group[0], log, quiet, hooks[0])
+        else:
+            results.update(zip(map(id, group), train_together(group, log, hooks, quiet)))
+    return [results[id(r)] for r in runs]
+
+
+def _fitting(group: list[Run]) -> list[list[Run]]:
+    """The group cut into parts whose stacked training fits in half the free memory (an estimate per member:
+    weights, gradients, optimizer state, activations and its own copy of the data)."""
+    first = group[0]
+    n_in, n_out = first.data.X.shape[1], first.parts.model.out.out_features
+    data = first.data.X.nbytes + first.data.y.nbytes
+    each = training_bytes(first.cfg, n_in, n_out, first.batch_size, len(first.data.X)) + data
+    have = available_bytes(first.device)
+    size = len(group) if have is None else max(1, min(len(group), int(have * 0.5 // each)))
+    return [group[i : i + size] for i in range(0, len(group), size)]
+
+
+def _alone(run: Run, log: Callable[[str], None], quiet: bool, should_stop: ShouldStop | None) -> dict | Diverged:
+    """A run no other can join, on the lone engine (its parts rebuilt with the written-out step where it applies)."""
+    try:
+        return train(rebuild_alone(run), log, progress=Lines(log, quiet=quiet), should_stop=should_stop)
+    except Diverged as e:
+        e.run_dir = run.run_dir
+        return e
+
+
+def seeds_line(seeds: list[int], results: list[dict | Diverged]) -> str:
+    """The test metric's mean and spread over the seeds that finished: what --seeds is for."""
+    done = [r for r in results if isinstance(r, dict)]
+    if not done:
+        return f"seeds {','.join(map(str, seeds))}: none finished"
+    name = headline(done[0]["task"])
+    values = np.array([r["test"][name] for r in done])
+    spread = f" ± {values.std(ddof=1):.4f} (mean ± standard deviation)" if len(values) > 1 else ""
+    failed = f"; {len(results) - len(done)} diverged" if len(done) < len(results) else ""
+    return f"seeds {','.join(map(str, seeds))}: test {name} {values.mean():.4f}{spread} over {len(done)} runs{failed}"

@@ -1,0 +1,161 @@
+"""Runs trained together on the stacked engine: each member's run folder holds what a lone fit of its config
+would (the same weights on the shared path), members stop on their own, a diverged member leaves the others
+be, an interrupted batch resumes bit-identically, and `sweep --batch` gives the trials `--batch 1` gives."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import pytest
+import torch
+
+from nntrain.loading import load_config
+from nntrain.runs import load_checkpoint
+from nntrain.stopping import Diverged, Interrupted, catching_signals
+from nntrain.together import Engine, fit_many, resume_many
+from nntrain.train import fit
+
+from .conftest import metrics_rows, write_config
+
+QUIET = lambda m: None  # noqa: E731
+FILES = {"config.yaml", "split.json", "metrics.csv", "best.pt", "last.pt", "summary.json", "curves.png"}
+
+
+def cfgs_for(path, overrides: list[list[str]], names: list[str]):
+    return [load_config(path, o, name=n) for o, n in zip(overrides, names)]
+
+
+def weights(run_dir, which="best.pt"):
+    return load_checkpoint(run_dir / which)["model"]
+
+
+def assert_close_runs(a, b, atol=1e-6):
+    """The same epochs, the same best epoch, weights within atol, metrics.csv's values within atol."""
+    for which in ("best.pt", "last.pt"):
+        x, y = load_checkpoint(a / which), load_checkpoint(b / which)
+        assert x["epoch"] == y["epoch"], which
+        for k in x["model"]:
+            assert torch.allclose(x["model"][k].float(), y["model"][k].float(), atol=atol), (which, k)
+    rows_a, rows_b = metrics_rows(a), metrics_rows(b)
+    assert [r.keys() for r in rows_a] == [r.keys() for r in rows_b]
+    for ra, rb in zip(rows_a, rows_b):
+        for key in ra:
+            if key != "seconds":
+                assert float(ra[key]) == pytest.approx(float(rb[key]), abs=atol * 10), key
+
+
+@pytest.fixture
+def small(workdir, table_csv):
+    return write_config(workdir / "c.yaml", table_csv(n=300), train={"epochs": 4, "batch_size": 16})
+
+
+@pytest.mark.parametrize(
+    "extra, atol",
+    [
+        (["optimizer.name=sgd", "optimizer.lr=0.05", "optimizer.momentum=0.9", "train.l1=0.001"], 1e-6),
+        (["optimizer.name=adamw", "optimizer.weight_decay=0.01", "scheduler.name=cosine"], 1e-5),
+        # autograd under vmap (SGD: Adam would blow a bias's rounding noise up, batch norm zeroing its gradient)
+        (["model.batch_norm=true", "model.activation=elu", "train.grad_clip=0.5", "optimizer.name=sgd"], 1e-5),
+    ],
+)
+def test_each_member_equals_a_lone_fit_of_its_config(small, workdir, extra, atol):
+    seeds = [["seed=0", *extra], ["seed=1", *extra], ["seed=2", *extra, "optimizer.lr=0.003"]]
+    results = fit_many(cfgs_for(small, seeds, ["m0", "m1", "m2"]), log=QUIET)
+    assert [r["status"] for r in results] == ["completed"] * 3
+    for i, o in enumerate(seeds):
+        fit(load_config(small, o, name=f"lone{i}"), log=QUIET)
+        assert_close_runs(workdir / "runs" / f"m{i}", workdir / "runs" / f"lone{i}", atol)
+        assert FILES <= {p.name for p in (workdir / "runs" / f"m{i}").iterdir()}
+
+
+def test_members_stop_on_their_own_and_a_diverged_one_leaves_the_others_be(small, workdir):
+    sgd = ["optimizer.name=sgd", "optimizer.lr=0.05"]
+    overrides = [[*sgd, "train.epochs=2"], [*sgd, "train.epochs=5"], [*sgd, "optimizer.lr=1e12"]]
+    results = fit_many(cfgs_for(small, overrides, ["short", "long", "wild"]), log=QUIET)
+    assert results[0]["epochs_run"] == 2 and results[1]["epochs_run"] == 5
+    assert isinstance(results[2], Diverged) and "diverged" in str(results[2])
+    assert load_checkpoint(workdir / "runs/wild/last.pt")["epoch"] < 5
+    import json
+
+    assert json.loads((workdir / "runs/wild/summary.json").read_text())["status"] == "diverged"
+    for name, o in (("short", overrides[0]), ("long", overrides[1])):
+        fit(load_config(small, o, name=f"lone-{name}"), log=QUIET)
+        assert_close_runs(workdir / "runs" / name, workdir / "runs" / f"lone-{name}")
+
+
+def test_a_members_checkpoint_holds_its_own_weights_only(small, workdir):
+    fit_many(cfgs_for(small, [["seed=0"]] * 4, ["a", "b", "c", "d"]), log=QUIET)
+    fit(load_config(small, ["seed=0"], name="lone"), log=QUIET)
+    lone = (workdir / "runs/lone/best.pt").stat().st_size
+    assert (workdir / "runs/a/best.pt").stat().st_size < lone * 1.1
+
+
+@pytest.mark.filterwarnings("ignore:Seems like")
+def test_an_interrupted_batch_resumed_together_equals_the_uninterrupted_one(small, workdir, monkeypatch):
+    overrides = [["seed=0", "model.dropout=0.2"], ["seed=1", "model.dropout=0.2"]]
+    fit_many(cfgs_for(small, overrides, ["ref0", "ref1"]), log=QUIET)
+    calls = {"n": 0}
+    real = Engine.__init__
+
+    def init(self, runs):  # a real SIGINT in the middle of epoch 3 (14 steps an epoch)
+        real(self, runs)
+        step = self.opt.step
+
+        def counting():
+            calls["n"] += 1
+            if calls["n"] == 2 * 14 + 6:
+                signal.raise_signal(signal.SIGINT)
+            step()
+
+        self.opt.step = counting
+
+    monkeypatch.setattr(Engine, "__init__", init)
+    with catching_signals(), pytest.raises(Interrupted) as info:
+        fit_many(cfgs_for(small, overrides, ["mid0", "mid1"]), log=QUIET)
+    assert "--resume runs/mid0 --resume runs/mid1" in str(info.value)
+    stood = [(c["epoch"], c["step"]) for c in (load_checkpoint(workdir / f"runs/mid{i}/last.pt") for i in (0, 1))]
+    assert stood[0] == stood[1] and stood[0][0] == 2 and stood[0][1] > 0  # in the middle of epoch 3, both
+    monkeypatch.setattr(Engine, "__init__", real)
+    with catching_signals():
+        resume_many([workdir / "runs/mid0", workdir / "runs/mid1"], [], QUIET, True)
+    for i in (0, 1):
+        a, b = load_checkpoint(workdir / f"runs/ref{i}/best.pt"), load_checkpoint(workdir / f"runs/mid{i}/best.pt")
+        assert a["epoch"] == b["epoch"] and all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_fit_seeds_prints_each_run_and_the_mean_and_spread(small, workdir, cli):
+    r = cli("fit", small, "--seeds", "0,1,2", "-q")
+    assert r.exit_code == 0, r.output
+    assert "batched: 3 members x" in r.output
+    assert "seeds 0,1,2: test accuracy" in r.output and "± " in r.output
+    assert {p.name for p in (workdir / "runs").iterdir()} >= {"t-seed0", "t-seed1", "t-seed2"}
+    bad = cli("fit", small, "--seeds", "0,x")
+    assert bad.exit_code == 2 and "--seeds 0,x" in bad.output
+
+
+@pytest.mark.skipif(
+    "optuna" not in sys.modules and __import__("importlib").util.find_spec("optuna") is None, reason="needs optuna"
+)
+def test_sweep_batch_gives_the_trials_of_one_at_a_time(small, workdir, cli):
+    import yaml
+
+    raw = yaml.safe_load(small.read_text())
+    raw["sweep"] = {"optimizer.lr": [0.003, 0.01, 0.03], "model.hidden": [[8], [6, 4]], "pruner": "none"}
+    small.write_text(yaml.safe_dump(raw))
+    values = {}
+    for batch in ("1", "6"):
+        r = cli("sweep", small, "--grid", "--study", f"s{batch}", "--batch", batch, "--json")
+        assert r.exit_code == 0, r.output
+        folders = sorted((workdir / "runs" / f"s{batch}").glob("trial-*"))
+        assert len(folders) == 6
+        values[batch] = {
+            (
+                str(yaml.safe_load((f / "config.yaml").read_text())["optimizer"]["lr"]),
+                str(yaml.safe_load((f / "config.yaml").read_text())["model"]["hidden"]),
+            ): __import__("json").loads((f / "summary.json").read_text())["best_value"]
+            for f in folders
+        }
+    assert values["1"].keys() == values["6"].keys()
+    for k in values["1"]:
+        assert values["1"][k] == pytest.approx(values["6"][k], abs=1e-5), k
