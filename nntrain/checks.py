@@ -36,6 +36,15 @@ def semantic_problems(cfg: Config, arguments_too: bool = True) -> list[Problem]:
                 value=str(m.output_activation["dim"]),
             )
         )
+    if m.ensemble > 1 and out_act is not None and OUTPUT_ACTIVATIONS[out_act].family != "linear":
+        problems.append(
+            Problem(
+                "model.ensemble",
+                f"the members' probabilities are averaged from their logits; with model.ensemble use "
+                f"output_activation: identity (not {out_act})",
+                value=str(m.ensemble),
+            )
+        )
     problems += _training_problems(cfg)
     if str(cfg.loss["name"]).lower() == "auto":
         if len(cfg.loss) > 1:

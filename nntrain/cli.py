@@ -133,26 +133,10 @@ def fit(
     ),
 ) -> None:
     """Train a model from CONFIG; the run folder keeps config, metrics, best.pt, last.pt, summary and plots."""
-    if seeds is not None:
-        return _fit_seeds(
-            config,
-            list(overrides or []) + (["data.cache=false"] if no_cache else []),
-            name,
-            seeds,
-            quiet,
-            as_json,
-            resume,
-            nproc,
-        )
-    if nproc != 1:
-        from .distributed import launch, launched
-
-        if not launched():
-            raise typer.Exit(launch(nproc, _argv_again(ctx, leave_out="nproc")))
-    if config is not None and resume is None:
-        from .tables import hash_ahead
-
-        hash_ahead(Path(config), list(overrides or []))
+    if seeds is not None or (resume and len(resume) > 1):
+        together = list(overrides or []) + (["data.cache=false"] if no_cache and seeds else [])
+        return _fit_together(config, together, name, seeds, resume, quiet, as_json, nproc)
+    _before_fit(ctx, config, overrides, resume, nproc)
     from .errors import UserError
     from .metrics import monitor_name
     from .progress import Bar, Lines
@@ -163,8 +147,6 @@ def fit(
 
     extra = list(overrides or [])
     out = _console(stderr=as_json)
-    if resume and len(resume) > 1:
-        return _resume_together(resume, ([config] if config else []) + extra, quiet)
     resume = resume[0] if resume else None
     with catching_signals(then_ignore=_PROCESS["exiting"]):
         if resume is not None:
@@ -177,28 +159,78 @@ def fit(
             extra += ["data.cache=false"] if no_cache else []
             state = start(configure(Path(config), extra, name=name), Path(config).parent)
         log = lambda m: out.print(m, markup=False)  # noqa: E731
-        if quiet or not out.is_terminal:
-            shown = Lines(log, quiet=quiet)
-        else:
-            shown = Bar(out, monitor_name(state.cfg.train.monitor))
+        terminal = out.is_terminal and not quiet
+        shown = Bar(out, monitor_name(state.cfg.train.monitor)) if terminal else Lines(log, quiet=quiet)
         summary = train(state, log=log, progress=shown, tensorboard=tensorboard)
     if as_json and "best_epoch" in summary:  # data-parallel ranks other than 0 print nothing
-        keys = ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline")
-        _print_json({k: summary[k] for k in keys})
+        _print_json(
+            {k: summary[k] for k in ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline")}
+        )
 
 
-def _resume_together(run_dirs: list[Path], overrides: list[str], quiet: bool) -> None:
+def _before_fit(ctx: typer.Context, config: str | None, overrides: list[str] | None, resume, nproc: int) -> None:
+    """--nproc: this process becomes the launcher of the group; else the data file's sha256 starts hashing on
+    its own thread while torch imports."""
+    if nproc != 1:
+        from .distributed import launch, launched
+
+        if not launched():
+            raise typer.Exit(launch(nproc, _argv_again(ctx, leave_out="nproc")))
+    if config is not None and resume is None:
+        from .tables import hash_ahead
+
+        hash_ahead(Path(config), list(overrides or []))
+
+
+def _fit_together(
+    config: str | None,
+    extra: list[str],
+    name: str | None,
+    seeds: str | None,
+    resume: list[Path] | None,
+    quiet: bool,
+    as_json: bool,
+    nproc: int,
+) -> None:
+    """fit --seeds (a run per seed), or --resume given several run folders: trained together where they can."""
+    from .session import configure
     from .stopping import Diverged, catching_signals
-    from .together import resume_many
+    from .together import fit_many, resume_many, seeds_line
 
-    out = _console(stderr=False)
+    out = _console(stderr=as_json)
     log = lambda m: out.print(m, markup=False)  # noqa: E731
-    with catching_signals(then_ignore=_PROCESS["exiting"]):
-        results = resume_many(run_dirs, overrides, log, quiet)
-    _print_results([""] * len(run_dirs), results, log)
+    if seeds is None:
+        with catching_signals(then_ignore=_PROCESS["exiting"]):
+            results = resume_many(resume, ([config] if config else []) + extra, log, quiet)
+        _print_results([""] * len(resume), results, log)
+    else:
+        chosen = _seeds(seeds, config, resume, nproc)
+        path = Path(config)
+        base = configure(path, extra, name=name).name
+        cfgs = [configure(path, [*extra, f"seed={s}"], name=f"{base}-seed{s}") for s in chosen]
+        with catching_signals(then_ignore=_PROCESS["exiting"]):
+            results = fit_many(cfgs, path.parent, log, quiet)
+        _print_results([f"seed {s}, " for s in chosen], results, log)
+        line = seeds_line(chosen, results)
+        log(line)
+        if as_json:
+            runs = [r["run_dir"] if isinstance(r, dict) else str(r.run_dir) for r in results]
+            _print_json({"seeds": chosen, "runs": runs, "line": line})
     failed = [r for r in results if isinstance(r, Diverged)]
     if failed:
         raise failed[0]
+
+
+def _seeds(seeds: str, config: str | None, resume: list[Path] | None, nproc: int) -> list[int]:
+    from .errors import UserError
+
+    try:
+        chosen = [int(s) for s in seeds.split(",")]
+    except ValueError:
+        raise UserError(f"--seeds {seeds}: give whole numbers separated by commas, e.g. --seeds 0,1,2") from None
+    if resume or nproc != 1 or config is None or len(set(chosen)) != len(chosen):
+        raise UserError(f"--seeds {seeds}: give a CONFIG and distinct seeds, and neither --resume nor --nproc")
+    return chosen
 
 
 def _print_results(labels: list[str], results: list, log: Callable[[str], None]) -> None:
@@ -211,39 +243,6 @@ def _print_results(labels: list[str], results: list, log: Callable[[str], None])
         else:
             shown = " ".join(f"{k}={v:.4f}" for k, v in r["test"].items() if isinstance(v, float))
             log(f"{label}{r['run_dir']}: best epoch {r['best_epoch']}; test {shown}")
-
-
-def _fit_seeds(
-    config: str | None, extra: list[str], name: str | None, seeds: str, quiet: bool, as_json: bool, resume, nproc: int
-) -> None:
-    from .errors import UserError
-    from .session import configure
-    from .stopping import Diverged, catching_signals
-    from .together import fit_many, seeds_line
-
-    try:
-        chosen = [int(s) for s in seeds.split(",")]
-    except ValueError:
-        raise UserError(f"--seeds {seeds}: give whole numbers separated by commas, e.g. --seeds 0,1,2") from None
-    if resume is not None or nproc != 1 or config is None or len(set(chosen)) != len(chosen):
-        raise UserError(f"--seeds {seeds}: with a CONFIG, distinct seeds, and neither --resume nor --nproc")
-    path = Path(config)
-    base = configure(path, extra, name=name).name
-    cfgs = [configure(path, [*extra, f"seed={s}"], name=f"{base}-seed{s}") for s in chosen]
-    out = _console(stderr=as_json)
-    log = lambda m: out.print(m, markup=False)  # noqa: E731
-    with catching_signals(then_ignore=_PROCESS["exiting"]):
-        results = fit_many(cfgs, path.parent, log, quiet)
-    _print_results([f"seed {s}, " for s in chosen], results, log)
-    line = seeds_line(chosen, results)
-    log(line)
-    if as_json:
-        _print_json(
-            {"seeds": chosen, "runs": [getattr(r, "get", lambda k: None)("run_dir") for r in results], "line": line}
-        )
-    failed = [r for r in results if isinstance(r, Diverged)]
-    if failed:
-        raise failed[0]
 
 
 STRICT_HELP = "a level never seen in training (or text in a date column) is an error, not an unknown level"

@@ -139,6 +139,13 @@ class ModelConfig(Strict):
     dropout: float = Field(0.0, ge=0, lt=1)
     batch_norm: bool = False
     init: Init = Field(default_factory=InitConfig)
+    ensemble: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="members of this shape trained together (their own initial weights, the same batches); "
+        "eval, predict and export average their probabilities (regression: their predictions)",
+    )
 
     @model_validator(mode="after")
     def _one_layout(self) -> ModelConfig:

@@ -268,12 +268,14 @@ def _is_number(v: Any) -> bool:
 def export_model(model: nn.Module, cfg: Config, prep: dict) -> Exported:
     """encode -> a float32 eval-mode copy of the trained layers -> probabilities or unscaled prediction.
     Call _refuse_unexportable(prep, fmt) first."""
-    parts: OrderedDict[str, nn.Module] = OrderedDict()
-    for name, layer in copy.deepcopy(model).named_children():
-        if isinstance(layer, nn.RReLU):
-            # Its eval-mode forward is a leaky ReLU with the mean slope; the ONNX exporter has no rrelu.
-            layer = nn.LeakyReLU((layer.lower + layer.upper) / 2)
-        parts[name] = layer
+    net = copy.deepcopy(model)
+    for mlp in getattr(net, "members", [net]):  # model.ensemble: each member's layers
+        for name, layer in list(mlp.named_children()):
+            if isinstance(layer, nn.RReLU):
+                # Its eval-mode forward is a leaky ReLU with the mean slope; the ONNX exporter has no rrelu.
+                setattr(mlp, name, nn.LeakyReLU((layer.lower + layer.upper) / 2))
+    ensemble = hasattr(net, "members")
+    parts: OrderedDict[str, nn.Module] = OrderedDict([("ensemble", net)] if ensemble else net.named_children())
     if prep["task"] == "regression":
         parts["unscale"] = Unscale(prep["target_shift"], prep["target_scale"])
     else:

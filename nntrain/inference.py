@@ -38,7 +38,7 @@ def load_run(run_dir: Path, checkpoint: str = "best") -> LoadedRun:
     ckpt, split = load_run_checkpoint(run_dir, checkpoint)
     cfg = stored_config(ckpt, path)
     check_weights(cfg.model, ckpt, path)
-    model = build_mlp(cfg.model, ckpt["n_inputs"], ckpt["n_outputs"], embeds_of(ckpt["prep"]))
+    model = build_mlp(cfg.model, ckpt["n_inputs"], ckpt["n_outputs"], embeds_of(ckpt["prep"]), ckpt["task"])
     load_weights(model, ckpt, path)
     model.eval()
     return LoadedRun(run_dir, cfg, model, ckpt["prep"], ckpt, split)

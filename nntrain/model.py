@@ -132,10 +132,59 @@ def embeds_of(prep: dict) -> list[list[int]]:
     return [[len(prep["categories"][c]) + 1, prep["embedding"][c]] for c in cols]
 
 
-def build_mlp(cfg: ModelConfig, n_inputs: int, n_out: int, embeds: list[list[int]] = ()) -> nn.Sequential:
-    """The MLP of a model config. planned_table() counts the same layers without building them: a change here
-    is a change there (a test compares the two)."""
+def build_mlp(
+    cfg: ModelConfig, n_inputs: int, n_out: int, embeds: list[list[int]] = (), task: str | None = None
+) -> nn.Module:
+    """The MLP of a model config (with model.ensemble, its members: `task` says how their outputs combine).
+    planned_table() counts the same layers without building them: a change here is a change there (a test
+    compares the two)."""
+    if cfg.ensemble > 1:
+        return _define_ensemble()(cfg, n_inputs, n_out, embeds, task)
     return mlp_class()(cfg, n_inputs, n_out, embeds)
+
+
+def _define_ensemble() -> type:
+    import math
+
+    import torch
+    from torch import nn
+
+    class Ensemble(nn.Module):
+        """model.ensemble MLPs of one shape (children members.0, members.1, ...), trained together (stack.py).
+        The forward gives what one MLP's would for the members' mean: the log of the mean class probabilities
+        (logits to a softmax), the logit of the mean probability (one bce logit), the mean prediction
+        (regression). `hidden` and `out` are the first member's, for the header and the diagnostics."""
+
+        def __init__(self, cfg: ModelConfig, n_inputs: int, n_out: int, embeds: list[list[int]], task: str | None):
+            super().__init__()
+            if task is None:
+                raise ValueError("an ensemble needs its task to combine its members")
+            self.members = nn.ModuleList(mlp_class()(cfg, n_inputs, n_out, embeds) for _ in range(cfg.ensemble))
+            self.combine = "mean" if task == "regression" else "softmax" if n_out > 1 else "sigmoid"
+
+        @property
+        def hidden(self) -> tuple:
+            return self.members[0].hidden
+
+        @property
+        def out(self) -> nn.Linear:
+            return self.members[0].out
+
+        def hidden_outputs(self, x: torch.Tensor) -> Iterator:
+            return self.members[0].hidden_outputs(x)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            z = torch.stack([m(x) for m in self.members])
+            if self.combine == "mean":
+                return z.mean(0)
+            log_k = math.log(len(self.members))
+            if self.combine == "softmax":
+                return torch.logsumexp(torch.log_softmax(z, -1), 0) - log_k
+            log_p = torch.logsumexp(nn.functional.logsigmoid(z), 0) - log_k
+            log_q = torch.logsumexp(nn.functional.logsigmoid(-z), 0) - log_k
+            return log_p - log_q  # the logit of the mean probability
+
+    return Ensemble
 
 
 def _linear(n_in: int, n_out: int, init: Any) -> nn.Linear:
@@ -241,8 +290,10 @@ def planned_table(cfg: ModelConfig, n_inputs: int, n_out: int, embeds: list[list
         width = layer.size
     row("out", "Linear", [n_out, width], n_out)
     activation("out_act", cfg.output_activation, "output_activation")
+    if cfg.ensemble > 1:
+        rows = [{**r, "layer": f"members.{i}.{r['layer']}"} for i in range(cfg.ensemble) for r in rows]
     total = sum(r["total"] for r in rows)
-    batch_norms = sum(r["type"] == "BatchNorm1d" for r in rows)
+    batch_norms = sum(r["type"] == "BatchNorm1d" for r in rows)  # each member's
     buffers = sum(r["buffers"] for r in rows)
     # float32 parameters and running statistics, and each batch norm's int64 count of batches
     return {

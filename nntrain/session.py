@@ -63,10 +63,12 @@ def build_parts(
 ) -> Parts:
     torch.manual_seed(cfg.seed)
     task = prep["task"]
-    model = build_mlp(cfg.model, n_in, n_out, embeds_of(prep)).to(device)
+    model = build_mlp(cfg.model, n_in, n_out, embeds_of(prep), task).to(device)
     step = FusedStep(model, cfg, task) if fused else None
     if step is not None and FlatSGD.applies(cfg.optimizer):
         optimizer = FlatSGD(step, **{k: v for k, v in cfg.optimizer.items() if k != "name"})
+    elif cfg.model.ensemble > 1:  # a param group per member: stackopt.py reads each member's own
+        optimizer = build("optimizer", cfg.optimizer, [{"params": list(m.parameters())} for m in model.members])
     else:
         optimizer = build("optimizer", cfg.optimizer, model.parameters())
     none = canonical("scheduler", cfg.scheduler["name"]) == "none"
@@ -164,16 +166,23 @@ def _setup(
     if cfg.train.engine == "fused" and not fusable:
         raise UserError(f"train.engine=fused: this model needs autograd ({why}); use engine: auto")
     fused = fusable and cfg.train.engine != "autograd" and not cfg.train.compile
+    k = cfg.model.ensemble
+    if k > 1 and (group or cfg.train.compile):
+        raise UserError(
+            f"model.ensemble={k}: its members train stacked in one process, without --nproc or train.compile"
+        )
     n_in, n_out, bs = data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs), cfg.train.batch_rows(len(data.train))
     check_fits(cfg, n_in, n_out, bs, len(data.X), device)  # before a single weight is allocated
     weighted = data.loss_weights is not None
-    parts = build_parts(cfg, n_in, n_out, data.prep, device, fused and not stacked, weighted=weighted)
+    parts = build_parts(cfg, n_in, n_out, data.prep, device, fused and not stacked and k == 1, weighted=weighted)
     threads = cfg.train.threads or auto_threads(
         sum(p.numel() for p in parts.model.parameters()) * bs, group.local_world if group else 1
     )
     torch.set_num_threads(threads)
     note = (
-        "fused step (forward and backward written out)"
+        f"{k} members stacked, {'fused step' if fused else 'autograd under vmap'}"
+        if k > 1
+        else "fused step (forward and backward written out)"
         if fused
         else "autograd step under torch.compile (train.compile: true)"
         if cfg.train.compile

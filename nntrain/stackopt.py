@@ -1,8 +1,9 @@
-"""The optimizer step of K stacked members at once. Each member keeps its own torch optimizer: its
-hyperparameters are read from there at every step (so a member's scheduler changes that member's rate), and
-its state tensors are views of the stacked state, so its state_dict is the one a lone run would save and a
-lone run can resume it. SGD and Adam/AdamW (the records' `stacked` field) are written out on the [K, P] rows
-as torch writes them; any other optimizer steps each member's own (correct, at K times the ops).
+"""The optimizer step of K stacked members at once. Each member keeps its own torch optimizer (or, for the
+members of one model.ensemble, its own param group of the run's one optimizer): its hyperparameters are read
+from there at every step (so a member's scheduler changes that member's rate), and its state tensors are
+views of the stacked state, so its state_dict is the one a lone run would save and a lone run can resume it.
+SGD and Adam/AdamW (the records' `stacked` field) are written out on the [K, P] rows as torch writes them;
+any other optimizer steps each member's own (correct, at K times the ops).
 """
 
 from __future__ import annotations
@@ -25,12 +26,17 @@ def stacked_optimizer(stack: Stack, optimizers: list[torch.optim.Optimizer], spe
 
 
 class Each:
-    """Each member's own optimizer, stepped in turn; a stopped member is not stepped."""
+    """Each member's own optimizer, stepped in turn (a stopped member is not); or the one optimizer whose param
+    groups are the members'."""
 
     KEYS: tuple[str, ...] = ("lr",)
 
     def __init__(self, stack: Stack, optimizers: list[torch.optim.Optimizer]):
         self.stack, self.opts = stack, optimizers
+        if len(optimizers) == stack.k:
+            self.groups, self.states = [o.param_groups[0] for o in optimizers], [o.state for o in optimizers]
+        else:  # model.ensemble: one optimizer, a param group per member
+            self.groups, self.states = optimizers[0].param_groups, [optimizers[0].state] * stack.k
         self.active = torch.ones(stack.k, 1, dtype=stack.flat.dtype, device=stack.flat.device)
         self.seen: list | None = None
         self.values: list[torch.Tensor] = []
@@ -42,6 +48,9 @@ class Each:
         self.seen = None
 
     def step(self) -> None:
+        if len(self.opts) < self.stack.k:
+            self.opts[0].step()
+            return
         for o, on in zip(self.opts, self.active[:, 0].tolist()):
             if on:
                 o.step()
@@ -51,7 +60,7 @@ class Each:
 
     def hyper(self) -> list[torch.Tensor]:
         """Each of KEYS as a [K, 1] tensor (the rate times `active`), rebuilt only when a value changed."""
-        now = [self.read(o.param_groups[0]) for o in self.opts]
+        now = [self.read(g) for g in self.groups]
         if now != self.seen:
             self.seen = now
             like = self.stack.flat
@@ -67,17 +76,17 @@ class Each:
     def _share(self, k: int, key: str, rows: torch.Tensor) -> None:
         """state[p][key] of member k's parameters: views of its row of `rows`."""
         for p, view in zip(self.params[k], self.stack.split(rows).values()):
-            self.opts[k].state[p][key] = view[k]
+            self.states[k][p][key] = view[k]
 
     def _gather(self, key: str, members: list[bool] | None = None) -> torch.Tensor | None:
         """The members' state[p][key] as [K, P] rows (zeros for a member not in `members`), when every member
         asked for has it (after a resume); else None."""
         rows = []
-        for k, (o, ps) in enumerate(zip(self.opts, self.params)):
+        for k, (st, ps) in enumerate(zip(self.states, self.params)):
             if members is not None and not members[k]:
                 rows.append(torch.zeros_like(self.stack.flat[k]))
                 continue
-            state = [o.state.get(p, {}).get(key) for p in ps]
+            state = [st.get(p, {}).get(key) for p in ps]
             if any(t is None for t in state):
                 return None
             rows.append(torch.cat([t.reshape(-1) for t in state]).to(self.stack.flat))
@@ -91,9 +100,8 @@ class StackedSGD(Each):
 
     def __init__(self, stack: Stack, optimizers: list[torch.optim.Optimizer]):
         super().__init__(stack, optimizers)
-        groups = [o.param_groups[0] for o in optimizers]
-        self.nesterov = groups[0]["nesterov"]
-        self.momentum = [g["momentum"] != 0 for g in groups]
+        self.nesterov = self.groups[0]["nesterov"]
+        self.momentum = [g["momentum"] != 0 for g in self.groups]
         self.buf: torch.Tensor | None = None
         self.adopt()
 
@@ -142,7 +150,7 @@ class StackedAdam(Each):
     def adopt(self) -> None:
         m, v = self._gather("exp_avg"), self._gather("exp_avg_sq")
         if m is not None and v is not None:
-            first = self.opts[0].state[self.params[0][0]]
+            first = self.states[0][self.params[0][0]]
             self._start(m, v, float(first["step"]))
 
     def _start(self, m: torch.Tensor, v: torch.Tensor, t: float) -> None:
@@ -153,7 +161,7 @@ class StackedAdam(Each):
             self._share(k, "exp_avg", m)
             self._share(k, "exp_avg_sq", v)
             for i, p in enumerate(self.params[k]):
-                self.opts[k].state[p]["step"] = self.steps[k, i]
+                self.states[k][p]["step"] = self.steps[k, i]
 
     @torch.no_grad()
     def step(self) -> None:

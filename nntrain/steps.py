@@ -19,6 +19,8 @@ def make_step(
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """A batch's row indices in, its loss out: the gradients computed (written out, or by autograd), summed
     over a data-parallel group's ranks, clipped, and applied by the optimizer. `w`: each row's loss weight."""
+    if run.cfg.model.ensemble > 1:
+        return _ensemble_step(run, X, y, w)
     parts = run.parts
     grads = _fused_grads(parts.fused, X, y, w) if parts.fused is not None else _autograd_grads(run, X, y, w)
     if run.group is not None:
@@ -31,6 +33,34 @@ def make_step(
         clip()
         optimizer.step()  # looked up at each step: an LR scheduler wraps the instance's step
         return loss.detach()
+
+    return step
+
+
+def _ensemble_step(run: Run, X: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> Callable:
+    """model.ensemble: the members stacked (stack.py), each on the same batch; the step's loss is their mean,
+    each member's gradients those of its own loss."""
+    from .config import loss_name
+    from .fused import plan
+    from .model import embeds_of
+    from .stack import AutogradStack, FusedStack, Stack
+    from .stackopt import stacked_optimizer
+
+    cfg, parts, data = run.cfg, run.parts, run.data
+    stack = Stack(list(parts.model.members))
+    k, l1 = stack.k, [cfg.train.l1] * stack.k
+    fused = plan(cfg, data.task, embedded=bool(embeds_of(data.prep)))[0] and cfg.train.engine != "autograd"
+    engine = FusedStack(stack, l1, loss_name(cfg, data.task)) if fused else AutogradStack(stack, l1, parts.criterion)
+    optimizer = stacked_optimizer(stack, [parts.optimizer], [cfg.optimizer])
+    clip = torch.full((k, 1), float(cfg.train.grad_clip)).to(stack.flat) if cfg.train.grad_clip else None
+
+    def step(idx: torch.Tensor) -> torch.Tensor:
+        rows_w = None if w is None else w[idx].expand(k, -1)
+        loss = engine.loss_and_grads(X[idx], y[idx].expand(k, -1), rows_w).mean()
+        if clip is not None:
+            stack.clip(clip)
+        optimizer.step()
+        return loss
 
     return step
 

@@ -8,7 +8,6 @@ go on: its rows are still computed with the rest, and its rate is 0.
 from __future__ import annotations
 
 import shutil
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass

@@ -66,7 +66,7 @@ def test_each_member_equals_a_lone_fit_of_its_config(small, workdir, extra, atol
     for i, o in enumerate(seeds):
         fit(load_config(small, o, name=f"lone{i}"), log=QUIET)
         assert_close_runs(workdir / "runs" / f"m{i}", workdir / "runs" / f"lone{i}", atol)
-        assert FILES <= {p.name for p in (workdir / "runs" / f"m{i}").iterdir()}
+        assert {p.name for p in (workdir / "runs" / f"m{i}").iterdir()} >= FILES
 
 
 def test_members_stop_on_their_own_and_a_diverged_one_leaves_the_others_be(small, workdir):
@@ -159,3 +159,97 @@ def test_sweep_batch_gives_the_trials_of_one_at_a_time(small, workdir, cli):
     assert values["1"].keys() == values["6"].keys()
     for k in values["1"]:
         assert values["1"][k] == pytest.approx(values["6"][k], abs=1e-5), k
+
+
+# ---------------------------------------------------------------- model.ensemble: K members in one run
+
+
+def test_an_ensembles_first_member_trains_as_the_lone_model_and_predict_averages_the_members(small, workdir, cli):
+    sgd = ["optimizer.name=sgd", "optimizer.lr=0.05", "optimizer.momentum=0.9", "train.l1=0.001"]
+    fit(load_config(small, sgd, name="lone"), log=QUIET)
+    fit(load_config(small, [*sgd, "model.ensemble=3"], name="ens"), log=QUIET)
+    ens, lone = load_checkpoint(workdir / "runs/ens/last.pt"), load_checkpoint(workdir / "runs/lone/last.pt")
+    assert {k.split(".")[1] for k in ens["model"]} == {"0", "1", "2"}
+    for k, v in lone["model"].items():  # the same seed, the same batches: member 0 is the lone model
+        assert torch.allclose(ens["model"][f"members.0.{k}"], v, atol=1e-6), k
+    assert not torch.equal(ens["model"]["members.1.fc1.weight"], ens["model"]["members.0.fc1.weight"])
+    r = cli("predict", workdir / "runs/ens", small.parent / "t.csv")
+    assert r.exit_code == 0, r.output
+    import io
+
+    import pandas as pd
+
+    from nntrain.inference import load_run
+
+    shown = pd.read_csv(io.StringIO(r.stdout))
+    loaded = load_run(workdir / "runs/ens", "best")
+    X = torch.as_tensor(pd.read_csv(small.parent / "t.csv").drop(columns="y").to_numpy(), dtype=torch.float32)
+    prep = load_checkpoint(workdir / "runs/ens/best.pt")["prep"]
+    x = (X - torch.tensor(prep["shift"], dtype=torch.float32)) / torch.tensor(prep["scale"], dtype=torch.float32)
+    with torch.no_grad():
+        mean = torch.stack([torch.softmax(m(x), 1) for m in loaded.model.members]).mean(0)
+    assert torch.allclose(torch.tensor(shown[["proba_0", "proba_1", "proba_2"]].to_numpy()).float(), mean, atol=1e-5)
+    p = cli("params", workdir / "runs/ens")
+    assert p.exit_code == 0 and "members.2.out" in p.output
+    single = sum(v.numel() for v in lone["model"].values())
+    assert f"total {3 * single:,}" in p.output
+
+
+@pytest.mark.parametrize("task, loss", [("binary", "bce"), ("binary", "cross_entropy"), ("regression", "mse")])
+def test_an_ensemble_averages_probabilities_or_predictions(workdir, table_csv, task, loss, cli):
+    data = table_csv(n=200, task=task)
+    cfg = write_config(workdir / "c.yaml", data, model={"hidden": [8], "ensemble": 4}, loss=loss)
+    r = cli("fit", cfg, "-q", "--json")
+    assert r.exit_code == 0, r.output
+    assert cli("eval", workdir / "runs/t").exit_code == 0
+    from nntrain.inference import load_run
+
+    loaded = load_run(workdir / "runs/t", "best")
+    x = torch.randn(5, 3)
+    with torch.no_grad():
+        z = torch.stack([m(x) for m in loaded.model.members])
+        got = loaded.model(x)
+    if loss == "bce":
+        assert torch.allclose(torch.sigmoid(got), torch.sigmoid(z).mean(0), atol=1e-6)
+    elif loss == "cross_entropy":
+        assert torch.allclose(torch.softmax(got, 1), torch.softmax(z, 2).mean(0), atol=1e-6)
+    else:
+        assert torch.allclose(got, z.mean(0), atol=1e-6)
+
+
+def test_an_ensemble_with_a_softmax_output_is_refused_naming_the_key(small, cli):
+    r = cli("fit", small, "model.ensemble=3", "model.output_activation=softmax", "loss=nll")
+    assert r.exit_code == 2 and "model.ensemble" in r.output
+
+
+@pytest.mark.filterwarnings("ignore:Seems like")
+@pytest.mark.parametrize("extra", [[], ["model.batch_norm=true", "model.dropout=0.2"]])
+def test_an_interrupted_ensemble_resumes_bit_identically(small, workdir, monkeypatch, extra):
+    from nntrain.session import resume, start
+    from nntrain.train import train
+
+    over = ["model.ensemble=3", "optimizer.name=adam", *extra]
+    fit(load_config(small, over, name="ref"), log=QUIET)
+    calls = {"n": 0}
+    with catching_signals(), monkeypatch.context() as m:
+        run = start(load_config(small, over, name="mid"))
+        import nntrain.stackopt as so
+
+        original = so.Each.hyper
+
+        def counting(self):
+            calls["n"] += 1
+            if calls["n"] == 14 + 5:
+                signal.raise_signal(signal.SIGINT)
+            return original(self)
+
+        m.setattr(so.Each, "hyper", counting)  # the stacked update asks for its settings once a step
+        with pytest.raises(Interrupted):
+            train(run, QUIET)
+    ckpt = load_checkpoint(workdir / "runs/mid/last.pt")
+    assert (ckpt["epoch"], ckpt["step"]) == (1, 5)
+    with catching_signals():
+        train(resume(workdir / "runs/mid"), QUIET)
+    for which in ("best.pt", "last.pt"):
+        a, b = load_checkpoint(workdir / f"runs/ref/{which}"), load_checkpoint(workdir / f"runs/mid/{which}")
+        assert a["epoch"] == b["epoch"] and all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
