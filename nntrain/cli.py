@@ -98,6 +98,8 @@ def _argv_again(ctx: typer.Context, leave_out: str) -> list[str]:
             argv += [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
         elif value is True:
             argv.append(param.opts[0])
+        elif isinstance(value, (list, tuple)):  # a repeatable option: once per value
+            argv += [a for v in value for a in (param.opts[0], str(v))]
         else:
             argv += [param.opts[0], str(value)]
     return argv
