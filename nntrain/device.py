@@ -18,6 +18,13 @@ def auto_threads(work_per_step: int, processes: int = 1) -> int:
     return 1 if work_per_step < 4_000_000 else max(1, os.cpu_count() // processes if processes > 1 else CPU_THREADS)
 
 
+def stacked_threads(elements: int, work_per_step: int) -> int:
+    """Threads for K stacked models (stack.py): their step is as much elementwise passes over the [K, P] rows as
+    matrix products, and torch splits an elementwise op across threads from 32k elements per thread; measured on
+    2 cores (the phone model): 8 and 16 members 15% faster on both cores, 4 members 30% slower."""
+    return CPU_THREADS if elements >= 65536 else auto_threads(work_per_step)
+
+
 def select_device(name: str) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():

@@ -52,8 +52,12 @@ class Diagnostics:
 
     def after_step(self, s: int) -> None:
         if s % self.stride == 0:
-            self.sums += torch.stack(torch._foreach_norm([w.grad for w in self.weights]))
-            self.count += 1
+            self.add_norms(torch.stack(torch._foreach_norm([w.grad for w in self.weights])))
+
+    def add_norms(self, norms: torch.Tensor) -> None:
+        """One sampled step's gradient norms, one per layer (together.py works them out for all members at once)."""
+        self.sums += norms
+        self.count += 1
 
     def state(self) -> dict:
         return {"sums": self.sums.cpu().clone(), "count": self.count}

@@ -195,6 +195,15 @@ def _weighted_loss_and_grad(
     return (diff.pow(2) * share).sum((-2, -1)), diff.mul_(2.0 * share)
 
 
+@dataclass
+class Held:
+    """What FlatSGD reads of a FusedStep when another engine computes and applies the step (stack.py's members):
+    the parameters, and a tensor of their dtype and device."""
+
+    params: list[nn.Parameter]
+    flat: torch.Tensor
+
+
 class FlatSGD(torch.optim.Optimizer):
     """torch.optim.SGD (momentum, nesterov, weight decay) on the fused step's flat tensors: three ops per step
     for the whole model instead of three per parameter.

@@ -80,15 +80,18 @@ class Rows:
         )
 
 
-def evaluate(model: nn.Module, rows: Rows, cfg: Config, prep: dict, criterion: Callable) -> dict[str, float]:
-    return evaluate_with_scores(model, rows, cfg, prep, criterion)[0]
+def evaluate(
+    model: nn.Module, rows: Rows, cfg: Config, prep: dict, criterion: Callable, out: torch.Tensor | None = None
+) -> dict[str, float]:
+    return evaluate_with_scores(model, rows, cfg, prep, criterion, out)[0]
 
 
 def evaluate_with_scores(
-    model: nn.Module, rows: Rows, cfg: Config, prep: dict, criterion: Callable
+    model: nn.Module, rows: Rows, cfg: Config, prep: dict, criterion: Callable, out: torch.Tensor | None = None
 ) -> tuple[dict[str, float], np.ndarray]:
-    """(metrics, scores): class probabilities, or predictions in the target's units."""
-    out = forward_all(model, rows.X)
+    """(metrics, scores): class probabilities, or predictions in the target's units. `out`: the model's outputs
+    on the rows when already worked out (together.py's members, all in one forward)."""
+    out = forward_all(model, rows.X) if out is None else out
     loss = float(criterion(out, rows.y, rows.loss_weights)) if len(rows.X) else float("nan")
     if prep["task"] == "regression":
         pred = unscale(prep, out[:, 0].cpu().double().numpy())

@@ -24,7 +24,7 @@ from .device import auto_threads, select_device
 from .diagnostics import Diagnostics
 from .encoding import load_encoded
 from .errors import ConfigError, UserError, in_one_line
-from .fused import FlatSGD, FusedStep, plan
+from .fused import FlatSGD, FusedStep, Held, plan
 from .heads import make_criterion
 from .loading import load_config
 from .memory import check_fits
@@ -59,14 +59,27 @@ class Parts:
 
 
 def build_parts(
-    cfg: Config, n_in: int, n_out: int, prep: dict, device: torch.device, fused: bool = False, weighted: bool = False
+    cfg: Config,
+    n_in: int,
+    n_out: int,
+    prep: dict,
+    device: torch.device,
+    fused: bool = False,
+    weighted: bool = False,
+    stacked: bool = False,
 ) -> Parts:
+    """`stacked`: another engine steps the model (together.py); an SGD optimizer is then a FlatSGD that only
+    holds the settings and state (torch.optim.SGD's constructor imports torch._dynamo: 2 s)."""
     torch.manual_seed(cfg.seed)
     task = prep["task"]
     model = build_mlp(cfg.model, n_in, n_out, embeds_of(prep), task).to(device)
     step = FusedStep(model, cfg, task) if fused else None
+    arguments = {k: v for k, v in cfg.optimizer.items() if k != "name"}
     if step is not None and FlatSGD.applies(cfg.optimizer):
-        optimizer = FlatSGD(step, **{k: v for k, v in cfg.optimizer.items() if k != "name"})
+        optimizer = FlatSGD(step, **arguments)
+    elif stacked and FlatSGD.applies(cfg.optimizer):
+        params = list(model.parameters())
+        optimizer = FlatSGD(Held(params, params[0]), **arguments)
     elif cfg.model.ensemble > 1:  # a param group per member: stackopt.py reads each member's own
         optimizer = build("optimizer", cfg.optimizer, [{"params": list(m.parameters())} for m in model.members])
     else:
@@ -174,7 +187,7 @@ def _setup(
     n_in, n_out, bs = data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs), cfg.train.batch_rows(len(data.train))
     check_fits(cfg, n_in, n_out, bs, len(data.X), device)  # before a single weight is allocated
     weighted = data.loss_weights is not None
-    parts = build_parts(cfg, n_in, n_out, data.prep, device, fused and not stacked and k == 1, weighted=weighted)
+    parts = build_parts(cfg, n_in, n_out, data.prep, device, fused and not stacked and k == 1, weighted, stacked)
     threads = cfg.train.threads or auto_threads(
         sum(p.numel() for p in parts.model.parameters()) * bs, group.local_world if group else 1
     )

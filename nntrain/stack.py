@@ -11,6 +11,8 @@ lone model in float64.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -23,7 +25,10 @@ class Stack:
     def __init__(self, models: list[nn.Module]):
         self.models, self.k = models, len(models)
         named = [dict(m.named_parameters()) for m in models]
-        self.names = list(named[0])
+        linear = {f"{n}.weight" for n, m in models[0].named_modules() if isinstance(m, nn.Linear)}
+        # Linear weights first: train.l1 then reads and writes one block of columns, flat[:, :self.n_weights]
+        self.names = sorted(named[0], key=lambda n: n not in linear)
+        self.n_weights = sum(named[0][n].numel() for n in self.names if n in linear)
         self.shapes = [named[0][n].shape for n in self.names]
         self.sizes = [named[0][n].numel() for n in self.names]
         self.flat = torch.stack([torch.cat([p[n].detach().reshape(-1) for n in self.names]) for p in named])
@@ -43,10 +48,12 @@ class Stack:
         cut = rows.split(self.sizes, dim=1)
         return {n: c.view(self.k, *s) for n, c, s in zip(self.names, cut, self.shapes)}
 
-    def weight_columns(self) -> torch.Tensor:
-        """1 for the columns of Linear weights (what train.l1 charges), 0 for biases and the rest."""
-        linear = {f"{n}.weight" for n, m in self.models[0].named_modules() if isinstance(m, nn.Linear)}
-        return torch.cat([torch.full((s,), float(n in linear)) for n, s in zip(self.names, self.sizes)]).to(self.flat)
+    def l1(self, rates: torch.Tensor | float) -> torch.Tensor:
+        """train.l1's penalty of each member ([K]), its gradient added to the members' gradients. rates: one
+        float for all, or [K, 1]."""
+        w = self.flat[:, : self.n_weights]
+        self.grad[:, : self.n_weights].add_(w.sign().mul_(rates))
+        return torch.linalg.vector_norm(w, 1, dim=1) * (rates if isinstance(rates, float) else rates[:, 0])
 
     def clip(self, max_norms: torch.Tensor) -> None:
         """clip_grad_norm_ per member ([K, 1] limits, inf for none), as the lone fused step clips."""
@@ -61,6 +68,20 @@ def per_member(values: list[float], like: torch.Tensor) -> torch.Tensor | float 
     if len(set(values)) == 1:
         return float(values[0])
     return torch.tensor(values, dtype=like.dtype, device=like.device)[:, None, None]
+
+
+def dropout_mask(shape: torch.Size, p: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
+    """0 or 1/keep per element, kept with probability 1 - p (p rounded to 1/32768). Four 15-bit draws from
+    each random int64: the member dimension makes masks K times as many as one model's, and torch's uniform_
+    draws about 4x slower per element."""
+    n = math.prod(shape)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=like.device).random_()
+    draws = words.view(torch.int16)[:n].view(shape).bitwise_and_(0x7FFF)  # uniform on 0 .. 32767
+    if isinstance(p, float):
+        cut = min(round(p * 32768), 32767)
+        return draws.ge_(cut).to(like.dtype).mul_(32768 / (32768 - cut))
+    cut = (p * 32768).round_().clamp_(max=32767)
+    return draws.ge_(cut.to(torch.int16)).to(like.dtype).mul_(32768 / (32768 - cut))
 
 
 def _batched(h: torch.Tensor, k: int) -> torch.Tensor:
@@ -83,9 +104,15 @@ class FusedStack:
         self.db = [stack.grads[f"{n}.bias"] for n in names]
         self.drop = [per_member([m.hidden[i].dropout for m in stack.models], stack.flat) for i in range(len(names) - 1)]
         rates = per_member(l1, stack.flat)
-        self.l1_rates = rates if rates is None or isinstance(rates, float) else rates[:, 0, 0]
-        self.l1_columns = stack.weight_columns()
-        self.l1 = None if rates is None else self.l1_columns * (rates if isinstance(rates, float) else rates[:, 0])
+        self.l1 = rates if rates is None or isinstance(rates, float) else rates[:, 0]
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The members' outputs [K, rows, outputs] as in eval mode (no dropout)."""
+        h = x
+        for layer, W, b in zip(self.layers, self.W, self.b):
+            h = act(torch.baddbmm(b[:, None], _batched(h, self.stack.k), W.transpose(1, 2)), layer)
+        return torch.baddbmm(self.b[-1][:, None], _batched(h, self.stack.k), self.W[-1].transpose(1, 2))
 
     @torch.no_grad()  # no graph: the backward below is the one that runs
     def loss_and_grads(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
@@ -93,7 +120,7 @@ class FusedStack:
         for layer, W, b, p in zip(self.layers, self.W, self.b, self.drop):
             h = _batched(h, k)
             a = act(torch.baddbmm(b[:, None], h, W.transpose(1, 2)), layer)
-            mask = None if p is None else torch.rand_like(a).ge_(p).div_(1 - p)
+            mask = None if p is None else dropout_mask(a.shape, p, a)
             saved.append((h, a, mask))
             h = a if mask is None else a * mask
         h = _batched(h, k)
@@ -112,9 +139,7 @@ class FusedStack:
             if i:
                 dh = torch.bmm(dpre, self.W[i])
         if self.l1 is not None:
-            flat = self.stack.flat
-            self.stack.grad.addcmul_(flat.sign(), self.l1)
-            loss = loss + flat.abs().mv(self.l1_columns) * self.l1_rates
+            loss = loss + self.stack.l1(self.l1)
         return loss
 
 
@@ -129,7 +154,20 @@ class AutogradStack:
         self.leaf = stack.flat.detach().requires_grad_()  # flat's storage: updates to flat are the leaf's
         self.leaf.grad = stack.grad  # backward accumulates into the stack's gradient rows
         self.l1 = torch.tensor(l1, dtype=stack.flat.dtype, device=stack.flat.device) if any(l1) else None
-        self.l1_columns = stack.weight_columns() if any(l1) else None
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The members' outputs [K, rows, outputs] in eval mode (batch norm's running statistics, no dropout)."""
+        from torch.func import functional_call, vmap
+
+        template, was = self.template, self.template.training
+        template.eval()
+        try:
+            one = lambda p, b, x: functional_call(template, (p, b), (x,))  # noqa: E731
+            dims = (0, 0, 0 if x.dim() == 3 else None)
+            return vmap(one, in_dims=dims)(self.stack.split(self.stack.flat), self.stack.buffers, x)
+        finally:
+            template.train(was)
 
     def loss_and_grads(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
         from torch.func import functional_call, vmap
@@ -145,7 +183,8 @@ class AutogradStack:
             self.stack.split(self.leaf), self.stack.buffers, x, y, w
         )
         if self.l1 is not None:
-            losses = losses + self.l1 * (self.leaf.abs() * self.l1_columns).sum(1)
+            weights = self.leaf[:, : self.stack.n_weights]
+            losses = losses + self.l1 * torch.linalg.vector_norm(weights, 1, dim=1)
         self.stack.grad.zero_()
         losses.sum().backward()
         return losses.detach()

@@ -40,7 +40,7 @@ class Each:
         self.active = torch.ones(stack.k, 1, dtype=stack.flat.dtype, device=stack.flat.device)
         self.seen: list | None = None
         self.values: list[torch.Tensor] = []
-        self.params = [list(m.parameters()) for m in stack.models]
+        self.params = [[dict(m.named_parameters())[n] for n in stack.names] for m in stack.models]  # stack order
 
     def stop(self, k: int) -> None:
         """Member k's weights stay as they are from here (its rate is 0); the others go on."""
@@ -120,14 +120,14 @@ class StackedSGD(Each):
     def step(self) -> None:
         lr, momentum, wd = self.hyper()
         flat, grad = self.stack.flat, self.stack.grad
-        if self.seen and any(v[2] for v in self.seen):
+        if any(v[2] for v in self.seen):
             grad = grad.addcmul(flat, wd)
         if any(self.momentum):
             if self.buf is None:
                 self.buf = grad.clone()
                 self._share_buffer()
-            else:
-                self.buf.mul_(momentum).add_(grad)
+            else:  # buf = momentum * buf + grad, in one pass (the rows are memory-bound at these sizes)
+                torch.addcmul(grad, self.buf, momentum, out=self.buf)
             grad = grad.addcmul(self.buf, momentum) if self.nesterov else self.buf
         flat.addcmul_(grad, lr, value=-1.0)
 

@@ -18,11 +18,11 @@ import torch
 
 from .components import canonical
 from .config import Config, loss_name, to_plain
-from .device import auto_threads
+from .device import stacked_threads
 from .errors import UserError
 from .fused import plan
 from .machine import available_bytes
-from .memory import training_bytes
+from .memory import EVAL_ROWS, training_bytes
 from .metrics import headline
 from .model import embeds_of
 from .progress import Lines
@@ -49,9 +49,10 @@ from .train import (
 
 
 def key(run: Run) -> tuple | None:
-    """Runs with equal keys can be trained together; None: this one trains alone (torch.compile, data-parallel)."""
+    """Runs with equal keys can be trained together; None: this one trains alone (torch.compile, data-parallel,
+    a model.ensemble, whose members are already stacked)."""
     cfg, data = run.cfg, run.data
-    if cfg.train.compile or run.group is not None:
+    if cfg.train.compile or run.group is not None or cfg.model.ensemble > 1:
         return None
     fused, _ = (
         plan(cfg, data.task, embedded=bool(embeds_of(data.prep))) if cfg.train.engine != "autograd" else (False, "")
@@ -115,7 +116,7 @@ def train_together(
         for m in members:
             start_diagnostics(m.run, m.loop)
         for line in header(runs[0], members[0].loop):
-            if not line.startswith(("run folder:", "model:")) and "iterations per epoch" not in line:
+            if not line.startswith("run folder:") and "iterations per epoch" not in line:
                 log(line)
         log(engine.describe())
         while not all(m.done for m in members):
@@ -141,15 +142,29 @@ def _unused(idx: torch.Tensor) -> torch.Tensor:
 
 
 def _epoch(engine: Engine, members: list[Member], t_start: float) -> None:
-    """The steps of one epoch for all, then each member's end of epoch; a signal there is raised after every
-    member has saved."""
+    """The steps of one epoch for all, then each member's end of epoch."""
     t0 = time.perf_counter()
     lrs = [m.run.parts.optimizer.param_groups[0]["lr"] for m in members]
     losses = engine.epoch(members).tolist()
+    outs = engine.val_outputs(members)
+    torch.set_num_threads(1)  # the members' ends of epoch are small ops, which threads only slow down
+    try:
+        _ends(engine, members, losses, lrs, outs, (t0, t_start))
+    finally:
+        torch.set_num_threads(engine.threads)
+
+
+def _ends(
+    engine: Engine, members: list[Member], losses: list, lrs: list, outs: torch.Tensor | None, times: tuple
+) -> None:
+    """Each member's end of epoch as train.py's (`outs`: its validation outputs, worked out for all at once); a
+    signal here is raised once every member still training has saved."""
+    t0, t_start = times
     signalled: list[Path] = []
     for k, m in enumerate(members):
         if m.done:
             continue
+        m.loop.val_out = None if outs is None else outs[k]
         try:
             m.halt = end_of_epoch(m.run, m.loop, losses[k], lrs[k], t0)
         except Interrupted:  # this member saved; the others save too before the signal is raised
@@ -200,8 +215,14 @@ class Engine:
         weights = [r.data.loss_weights for r in runs]
         self.w = None if weights[0] is None else _stacked(weights, first.device, always=True)[0].float()
         self.rows = torch.stack([torch.as_tensor(r.data.train, device=first.device) for r in runs])
-        self.member = torch.arange(self.k, device=first.device)[:, None]
-        threads = first.cfg.train.threads or auto_threads(self.stack.flat.numel() * first.batch_size)
+        n = len(first.data.X)
+        self.offsets = torch.arange(self.k, device=first.device)[:, None] * n
+        # one-dimensional gathers: indexing [K, N, ...] by (member, row) pairs costs about 3x more
+        self.X_rows = self.X.view(self.k * n, -1) if not self.shared_x else None
+        self.y_rows = self.y.view(-1)
+        self.w_rows = None if self.w is None else self.w.view(-1)
+        n = self.stack.flat.numel()
+        threads = first.cfg.train.threads or stacked_threads(n, n * first.batch_size)
         torch.set_num_threads(threads)
         self.threads = threads
 
@@ -218,8 +239,9 @@ class Engine:
     def batch(self, orders: torch.Tensor, s: int, bs: int, same_order: bool) -> tuple:
         """x: [B, F] when every member takes the same rows of the same data, else [K, B, F]; y, w: [K, B]."""
         idx = orders[:, s * bs : (s + 1) * bs]  # [K, B] rows of the file
-        x = self.X[self.member, idx] if not self.shared_x else self.X[idx[0]] if same_order else self.X[idx]
-        return x, self.y[self.member, idx], None if self.w is None else self.w[self.member, idx]
+        rows = idx + self.offsets  # rows of the members' data laid end to end
+        x = self.X_rows[rows] if not self.shared_x else self.X[idx[0]] if same_order else self.X[idx]
+        return x, self.y_rows[rows], None if self.w is None else self.w_rows[rows]
 
     def epoch(self, members: list[Member]) -> torch.Tensor:
         """One epoch's steps for every member from the step they stand at (the same for all); each member's
@@ -241,7 +263,8 @@ class Engine:
             losses[:] = torch.stack([r.step_losses.to(losses.device) for r in runs])
         for r, row in zip(runs, losses):
             r.step_losses = row
-        diags = [r.diag for r in runs if r.diag is not None]
+        diags = [(k, r.diag) for k, r in enumerate(runs) if r.diag is not None]
+        layers = [f"{h.name}.weight" for h in runs[0].parts.model.hidden] + ["out.weight"]
         for s in range(start, loop.steps):
             if SIGNALS.signum is not None:
                 self._interrupted(members, s)
@@ -250,12 +273,28 @@ class Engine:
             if self.clip is not None:
                 self.stack.clip(self.clip)
             self.opt.step()
-            for d in diags:
-                d.after_step(s)
+            if diags and s % diags[0][1].stride == 0:  # every member's gradient norms in one op per layer
+                norms = torch.stack([torch.linalg.vector_norm(self.stack.grads[n], dim=(1, 2)) for n in layers])
+                for k, d in diags:
+                    d.add_norms(norms[:, k])
             if (s + 1) % CHECK_EVERY == 0:
                 self._check(members, s + 1 - CHECK_EVERY, s + 1)
         self._check(members, loop.steps - loop.steps % CHECK_EVERY, loop.steps)
         return (losses * loop.sizes).sum(1) / loop.rows
+
+    def val_outputs(self, members: list[Member]) -> torch.Tensor | None:
+        """Every member's outputs on its validation rows, [K, rows, outputs], in one stacked forward (chunks of
+        rows); None when the members validate on different numbers of rows (each then runs its own)."""
+        rows = [len(m.loop.val.X) for m in members]
+        if len(set(rows)) != 1 or not rows[0]:
+            return None
+        if self.shared_x and all(np.array_equal(m.run.data.val, members[0].run.data.val) for m in members):
+            x = members[0].loop.val.X  # [V, F]: the same rows for all
+        else:
+            x = torch.stack([m.loop.val.X for m in members])
+        chunk = max(1, EVAL_ROWS // self.k)
+        parts = [self.step_fn.forward(x[..., i : i + chunk, :]) for i in range(0, rows[0], chunk)]
+        return torch.cat(parts, dim=1)
 
     def _interrupted(self, members: list[Member], s: int) -> None:
         """A signal between steps: each member still training saves last.pt where it stands, resumable alone."""

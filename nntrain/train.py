@@ -115,6 +115,7 @@ class Loop:
     progress: Lines
     tb: Any
     should_stop: ShouldStop | None
+    val_out: torch.Tensor | None = None  # this epoch's validation outputs, when another engine worked them out
 
 
 def prepare_loop(
@@ -247,7 +248,7 @@ def end_of_epoch(run: Run, loop: Loop, train_loss: float, lr: float, t0: float) 
     run.step = 0
     if parts.scheduler is not None:
         parts.scheduler.step()
-    val = evaluate(parts.model, loop.val, cfg, run.data.prep, parts.criterion)
+    val = evaluate(parts.model, loop.val, cfg, run.data.prep, parts.criterion, loop.val_out)
     value = val["loss"] if loop.monitor == "val_loss" else val[loop.monitor.removeprefix("val_")]
     improved = run.best_value is None or (
         value > run.best_value + cfg.train.min_delta

@@ -44,3 +44,16 @@ def test_load_benchmark_runs_small_and_reports_ratio_and_memory():
     peak = re.search(r"nntrain fit: resident ([0-9,]+) MiB = ([0-9.]+)x; anonymous ([0-9,]+) MiB", proc.stdout)
     assert ratio and peak, proc.stdout
     assert float(ratio.group(1)) > 0 and float(peak.group(2)) > 0
+
+
+def test_many_models_benchmark_runs_small_and_prints_its_three_ratios():
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/many.py", "--tiny"], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = re.findall(r"^\| (\d+) \| ([0-9.]+) \| ([0-9.]+)x \|", proc.stdout, re.M)
+    assert [r[0] for r in rows] == ["1", "2"] and float(rows[0][2]) == 1.0, proc.stdout
+    sweep = re.search(r"^--batch 1: ([0-9.]+) s; default batching: ([0-9.]+) s; ratio: ([0-9.]+)x", proc.stdout, re.M)
+    big = re.search(r"4 stacked over one member alone: ([0-9.]+)x", proc.stdout)
+    assert sweep and big, proc.stdout
+    assert float(sweep.group(3)) > 0 and float(big.group(1)) > 0
