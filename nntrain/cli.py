@@ -195,9 +195,9 @@ def _fit_together(
     nproc: int,
 ) -> None:
     """fit --seeds (a run per seed), or --resume given several run folders: trained together where they can."""
+    from .many import fit_many, resume_many, seeds_line
     from .session import configure
     from .stopping import Diverged, catching_signals
-    from .together import fit_many, resume_many, seeds_line
 
     out = _console(stderr=as_json)
     log = lambda m: out.print(m, markup=False)  # noqa: E731

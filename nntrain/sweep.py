@@ -27,6 +27,7 @@ from . import metrics
 from .config import FOLDER_NAME_RULE, Config, folder_name, to_plain
 from .errors import Problem, UserError, did_you_mean, first_line
 from .loading import load_config
+from .many import fit_many
 from .plain import flow
 from .session import configure
 from .stopping import SIGNALS, Diverged, Interrupted, catching_signals
@@ -41,7 +42,6 @@ from .studies import (
     storage_url,
     tally,
 )
-from .together import fit_many
 from .train import Halt
 
 SETTINGS = ("trials", "direction", "pruner", "heartbeat")

@@ -1,5 +1,5 @@
-"""Several runs trained at once on the stacked engine (stack.py, stackopt.py): one step for all members, then
-each member's own end of epoch exactly as train.py does it for one run (validation, its metrics.csv row,
+"""Runs of one shape trained at once on the stacked engine (stack.py, stackopt.py): one step for all members,
+then each member's own end of epoch exactly as train.py does it for one run (validation, its metrics.csv row,
 best.pt, its scheduler, early stopping, a sweep's pruner). Each member's run folder ends as a lone fit's
 would. A member that stops (early stop, pruned, diverged, out of epochs) keeps its weights while the others
 go on: its rows are still computed with the rest, and its rate is 0.
@@ -7,7 +7,6 @@ go on: its rows are still computed with the rest, and its rate is 0.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,18 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .components import canonical
-from .config import Config, loss_name, to_plain
+from .config import loss_name
 from .device import stacked_threads
 from .errors import UserError
 from .fused import plan
-from .machine import available_bytes
-from .memory import EVAL_ROWS, training_bytes
-from .metrics import headline
+from .memory import EVAL_ROWS
 from .model import embeds_of
 from .progress import Lines
 from .runs import write_json
-from .session import Run, rebuild_alone, start
+from .session import Run
 from .stack import AutogradStack, FusedStack, Stack
 from .stackopt import stacked_optimizer
 from .stopping import SIGNALS, Diverged, Interrupted
@@ -44,49 +40,13 @@ from .train import (
     save_mid_epoch,
     start_diagnostics,
     summary_of,
-    train,
 )
 
 
-def key(run: Run) -> tuple | None:
-    """Runs with equal keys can be trained together; None: this one trains alone (torch.compile, data-parallel,
-    a model.ensemble, whose members are already stacked)."""
+def written_out(run: Run) -> bool:
+    """Whether the run's members step with the written-out step (else autograd under vmap)."""
     cfg, data = run.cfg, run.data
-    if cfg.train.compile or run.group is not None or cfg.model.ensemble > 1:
-        return None
-    fused, _ = (
-        plan(cfg, data.task, embedded=bool(embeds_of(data.prep))) if cfg.train.engine != "autograd" else (False, "")
-    )
-    model = to_plain(cfg.model)
-    if fused:  # the written-out step takes each member's dropout rate and L1 weight
-        model = [layer.activation for layer in cfg.model.resolved_layers()]
-    opt = cfg.optimizer
-    return (
-        fused,
-        (run.epoch, run.step),  # resumed runs go on together only from the same point
-        str(run.device),
-        tuple(tuple(p.shape) for p in run.parts.model.parameters()),
-        run.batch_size,
-        len(data.train),
-        data.loss_weights is not None,
-        canonical("optimizer", opt["name"]),
-        tuple(sorted((k, str(v)) for k, v in opt.items() if k in ("nesterov", "amsgrad", "maximize", "dampening"))),
-        repr(model),
-        repr(cfg.loss) + loss_name(cfg, data.task),
-    )
-
-
-def groups(runs: list[Run]) -> list[list[Run]]:
-    """The runs cut into groups that train together, in order of their first member; lone runs alone."""
-    found: dict = {}
-    alone = []
-    for run in runs:
-        k = key(run)
-        if k is None:
-            alone.append([run])
-        else:
-            found.setdefault(k, []).append(run)
-    return list(found.values()) + alone
+    return cfg.train.engine != "autograd" and plan(cfg, data.task, embedded=bool(embeds_of(data.prep)))[0]
 
 
 @dataclass
@@ -201,7 +161,7 @@ class Engine:
         first = runs[0]
         models = [r.parts.model for r in runs]
         self.stack = Stack(models)
-        self.fused = key(first)[0]
+        self.fused = written_out(first)
         l1 = [r.cfg.train.l1 for r in runs]
         if self.fused:
             self.step_fn = FusedStack(self.stack, l1, loss_name(first.cfg, first.data.task))
@@ -327,95 +287,3 @@ def _stacked(arrays: list[np.ndarray], device: torch.device, always: bool = Fals
     if any(a.shape != first.shape for a in arrays):
         raise UserError("members trained together need data of one shape")
     return torch.as_tensor(np.stack(arrays), device=device), same
-
-
-def fit_many(
-    cfgs: list[Config],
-    config_dir: Path | None = None,
-    log: Callable[[str], None] = print,
-    quiet: bool = True,
-    should_stop: list[ShouldStop | None] | None = None,
-    started: Callable[[list[Run]], None] | None = None,
-) -> list[dict | Diverged]:
-    """Start a run per config (every folder made before any trains; none left if one cannot start), then
-    train those that can go together on the stacked engine, as many at once as memory holds, and the others
-    alone. Results in order. `started`: told the runs once all have their folders."""
-    runs: list[Run] = []
-    try:
-        for cfg in cfgs:
-            runs.append(start(cfg, config_dir, stacked=True))
-    except BaseException:
-        for run in runs:
-            if run.lock is not None:
-                run.lock.release()
-            shutil.rmtree(run.run_dir, ignore_errors=True)
-        raise
-    if started is not None:
-        started(runs)
-    return train_groups(runs, log, quiet, should_stop)
-
-
-def resume_many(run_dirs: list[Path], overrides: list[str], log: Callable[[str], None], quiet: bool) -> list:
-    """Runs that trained together, resumed together: from the same epoch and step they go on exactly as they
-    would have (those at different points train in separate groups)."""
-    from .session import resume
-
-    runs: list[Run] = []
-    try:
-        for d in run_dirs:
-            runs.append(resume(d, overrides, stacked=True))
-    except BaseException:
-        for run in runs:
-            if run.lock is not None:
-                run.lock.release()
-        raise
-    return train_groups(runs, log, quiet)
-
-
-def train_groups(
-    runs: list[Run], log: Callable[[str], None], quiet: bool, should_stop: list[ShouldStop | None] | None = None
-) -> list[dict | Diverged]:
-    """The runs in groups of one key(), each group on the stacked engine (as many at once as memory holds),
-    a run no other can join on the lone engine. Results in the runs' order."""
-    stops = dict(zip(map(id, runs), should_stop or [None] * len(runs)))
-    results: dict[int, dict | Diverged] = {}
-    for group in (part for g in groups(runs) for part in _fitting(g)):
-        hooks = [stops[id(r)] for r in group]
-        if len(group) == 1:
-            results[id(group[0])] = _alone(group[0], log, quiet, hooks[0])
-        else:
-            results.update(zip(map(id, group), train_together(group, log, hooks, quiet)))
-    return [results[id(r)] for r in runs]
-
-
-def _fitting(group: list[Run]) -> list[list[Run]]:
-    """The group cut into parts whose stacked training fits in half the free memory (an estimate per member:
-    weights, gradients, optimizer state, activations and its own copy of the data)."""
-    first = group[0]
-    n_in, n_out = first.data.X.shape[1], first.parts.model.out.out_features
-    data = first.data.X.nbytes + first.data.y.nbytes
-    each = training_bytes(first.cfg, n_in, n_out, first.batch_size, len(first.data.X)) + data
-    have = available_bytes(first.device)
-    size = len(group) if have is None else max(1, min(len(group), int(have * 0.5 // each)))
-    return [group[i : i + size] for i in range(0, len(group), size)]
-
-
-def _alone(run: Run, log: Callable[[str], None], quiet: bool, should_stop: ShouldStop | None) -> dict | Diverged:
-    """A run no other can join, on the lone engine (its parts rebuilt with the written-out step where it applies)."""
-    try:
-        return train(rebuild_alone(run), log, progress=Lines(log, quiet=quiet), should_stop=should_stop)
-    except Diverged as e:
-        e.run_dir = run.run_dir
-        return e
-
-
-def seeds_line(seeds: list[int], results: list[dict | Diverged]) -> str:
-    """The test metric's mean and spread over the seeds that finished: what --seeds is for."""
-    done = [r for r in results if isinstance(r, dict)]
-    if not done:
-        return f"seeds {','.join(map(str, seeds))}: none finished"
-    name = headline(done[0]["task"])
-    values = np.array([r["test"][name] for r in done])
-    spread = f" ± {values.std(ddof=1):.4f} (mean ± standard deviation)" if len(values) > 1 else ""
-    failed = f"; {len(results) - len(done)} diverged" if len(done) < len(results) else ""
-    return f"seeds {','.join(map(str, seeds))}: test {name} {values.mean():.4f}{spread} over {len(done)} runs{failed}"

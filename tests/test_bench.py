@@ -48,7 +48,7 @@ def test_load_benchmark_runs_small_and_reports_ratio_and_memory():
 
 def test_many_models_benchmark_runs_small_and_prints_its_three_ratios():
     proc = subprocess.run(
-        [sys.executable, "benchmarks/many.py", "--tiny"], cwd=REPO, capture_output=True, text=True, timeout=600
+        [sys.executable, "benchmarks/stacked.py", "--tiny"], cwd=REPO, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = re.findall(r"^\| (\d+) \| ([0-9.]+) \| ([0-9.]+)x \|", proc.stdout, re.M)

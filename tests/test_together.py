@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from nntrain.loading import load_config
+from nntrain.many import fit_many, resume_many
 from nntrain.runs import load_checkpoint
 from nntrain.stopping import Diverged, Interrupted, catching_signals
-from nntrain.together import Engine, fit_many, resume_many
+from nntrain.together import Engine
 from nntrain.train import fit
 
 from .conftest import metrics_rows, write_config

@@ -1,7 +1,7 @@
 """Many models for the price of one: the stacked engine (nntrain/stack.py) against the same models one by one.
 
-    python benchmarks/many.py            # the three figures below (a few minutes on 2 cores)
-    python benchmarks/many.py --tiny     # small sizes: a check that it runs (what the tests do)
+    python benchmarks/stacked.py            # the three figures below (a few minutes on 2 cores)
+    python benchmarks/stacked.py --tiny     # small sizes: a check that it runs (what the tests do)
 
 1. epochs  The phone setting (configs/phone.yaml: 20-64-128-4, ReLU, dropout 0.2, SGD with momentum, L1,
            batch 32; the real table from ../shared/data when it is there, else the repository's synthetic
@@ -61,7 +61,7 @@ def epoch_seconds(run_dirs: list[str]) -> float:
 
 def bench_epochs(workdir: Path, sizes: list[int], epochs: int, rounds: int) -> dict[int, float]:
     from nntrain.loading import load_config
-    from nntrain.together import fit_many
+    from nntrain.many import fit_many
 
     path = phone_config(workdir, epochs)
     found: dict[int, list[float]] = {k: [] for k in [1, *sizes]}
