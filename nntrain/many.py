@@ -13,6 +13,7 @@ import numpy as np
 
 from .components import canonical
 from .config import Config, loss_name, to_plain
+from .errors import UserError
 from .machine import available_bytes
 from .memory import training_bytes
 from .metrics import headline
@@ -82,8 +83,13 @@ def fit_many(
 def resume_many(run_dirs: list[Path], overrides: list[str], log: Callable[[str], None], quiet: bool) -> list:
     """Runs that trained together, resumed together: from the same epoch and step they go on exactly as they
     would have (those at different points train in separate groups)."""
+    from .runs import resolve_run_dir
     from .session import resume
 
+    folders = [resolve_run_dir(str(d)).resolve() for d in run_dirs]
+    twice = sorted({str(d) for d in folders if folders.count(d) > 1})
+    if twice:
+        raise UserError(f"--resume {', '.join(twice)}: each run folder once")
     return train_groups(_all_or_none([lambda d=d: resume(d, overrides, stacked=True) for d in run_dirs]), log, quiet)
 
 

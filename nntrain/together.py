@@ -79,6 +79,10 @@ def train_together(
             if not line.startswith("run folder:") and "iterations per epoch" not in line:
                 log(line)
         log(engine.describe())
+        for k, m in enumerate(members):  # resumed at its end already (a lone resume then only finishes too)
+            cfg, run = m.run.cfg, m.run
+            if run.epoch >= cfg.train.epochs or (cfg.train.patience and run.bad_epochs >= cfg.train.patience):
+                _done(engine, m, k, None, t_start)
         while not all(m.done for m in members):
             _epoch(engine, members, t_start)
             if not quiet:
@@ -131,9 +135,7 @@ def _ends(
             signalled.append(m.run.run_dir)
             continue
         if m.halt is not None or m.run.epoch >= m.run.cfg.train.epochs:
-            m.done = True
-            engine.opt.stop(k)
-            m.result = finish(m.run, m.loop, time.perf_counter() - t_start, m.halt)
+            _done(engine, m, k, m.halt, t_start)
     if SIGNALS.signum is not None:  # arrived during this loop: those asked before it save now, at the same epoch
         going = [m for m in members if not m.done]
         for m in going:
@@ -142,6 +144,14 @@ def _ends(
         dirs = [m.run.run_dir for m in going]
         if dirs:
             raise Interrupted(SIGNALS.signum, dirs[0], going[0].run.epoch, 0, together=dirs)
+
+
+def _done(engine: Engine, m: Member, k: int, halt: Halt | None, t_start: float) -> None:
+    """Member k has trained its last epoch: its weights stay as they are, and its run is finished as train.py
+    finishes one (best.pt on the test split, summary.json, plots)."""
+    m.done = True
+    engine.opt.stop(k)
+    m.result = finish(m.run, m.loop, time.perf_counter() - t_start, halt)
 
 
 def _epoch_line(members: list[Member]) -> str:

@@ -254,3 +254,13 @@ def test_an_interrupted_ensemble_resumes_bit_identically(small, workdir, monkeyp
     for which in ("best.pt", "last.pt"):
         a, b = load_checkpoint(workdir / f"runs/ref/{which}"), load_checkpoint(workdir / f"runs/mid/{which}")
         assert a["epoch"] == b["epoch"] and all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_resuming_finished_members_together_trains_no_more_and_one_folder_twice_is_refused(small, workdir, cli):
+    fit_many(cfgs_for(small, [["seed=0"], ["seed=1"]], ["f0", "f1"]), log=QUIET)
+    r = cli("fit", "--resume", workdir / "runs/f0", "--resume", workdir / "runs/f1")
+    assert r.exit_code == 0, r.output
+    assert [len(metrics_rows(workdir / f"runs/f{i}")) for i in (0, 1)] == [4, 4]
+    assert load_checkpoint(workdir / "runs/f0/last.pt")["epoch"] == 4
+    twice = cli("fit", "--resume", workdir / "runs/f0", "--resume", workdir / "runs/f0")
+    assert twice.exit_code == 2 and "each run folder once" in twice.output
