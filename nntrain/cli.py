@@ -614,7 +614,22 @@ _PROCESS = {"exiting": False}
 
 def main() -> None:
     _PROCESS["exiting"] = True
-    app()
+    from .distributed import launched
+
+    if not launched():
+        app()
+        return
+    # A data-parallel worker has written its files and destroyed its process group by now, yet interpreter
+    # finalization can still abort in gloo's threads now and then ("terminate called without an active
+    # exception", exit -6; pytorch PR #179291 describes it): the worker leaves without finalization.
+    try:
+        app()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
