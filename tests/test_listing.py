@@ -122,6 +122,9 @@ def test_model_and_optimizer_strings(tmp_path):
     assert row["optimizer"] == "adam lr=0.003"
     assert row["scheduler"] == "step"
     assert row["test_metric"] == ("r2", 0.4416)
+    cfg["model"]["ensemble"] = 4
+    ensemble = read_run(make_run(tmp_path, "e", cfg, summary=summary("regression", r2=0.5, mse=2.0)))
+    assert ensemble["model"] == "mlp 32 tanh +bn +drop0.2 x4"
 
     layers = [{"size": 3, "activation": {"name": "sigmoid"}}, {"size": 2, "activation": None}]
     row = read_run(
