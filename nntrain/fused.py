@@ -52,6 +52,13 @@ def plan(cfg: Config, task: str, embedded: bool = False) -> tuple[bool, str]:
     return True, "plain MLP"
 
 
+def written_out(cfg: Config, task: str, prep: dict) -> bool:
+    """Whether a model of this config, on data prepared as `prep`, steps with the written-out step."""
+    from .model import embeds_of
+
+    return cfg.train.engine != "autograd" and plan(cfg, task, embedded=bool(embeds_of(prep)))[0]
+
+
 def activation(spec: dict) -> tuple[str, float]:
     """(name, negative slope) of an activation spec; the slope is nn.LeakyReLU's default if unset."""
     return components.canonical("activation", spec["name"]), float(spec.get("negative_slope", 0.01))

@@ -14,13 +14,14 @@ import numpy as np
 from .components import canonical
 from .config import Config, loss_name, to_plain
 from .errors import UserError
+from .fused import written_out
 from .machine import available_bytes
 from .memory import training_bytes
 from .metrics import headline
 from .progress import Lines
 from .session import Run, rebuild_alone, start
 from .stopping import Diverged
-from .together import train_together, written_out
+from .together import train_together
 from .train import ShouldStop, train
 
 
@@ -30,7 +31,7 @@ def key(run: Run) -> tuple | None:
     cfg, data = run.cfg, run.data
     if cfg.train.compile or run.group is not None or cfg.model.ensemble > 1:
         return None
-    fused = written_out(run)
+    fused = written_out(cfg, data.task, data.prep)
     model = to_plain(cfg.model)
     if fused:  # the written-out step takes each member's dropout rate and L1 weight
         model = [layer.activation for layer in cfg.model.resolved_layers()]

@@ -61,6 +61,20 @@ class Stack:
         self.grad.mul_((max_norms / (norms + 1e-6)).clamp_(max=1.0))
 
 
+def stacked_step(
+    stack: Stack, fused: bool, l1: list[float], loss: str, criterion: object
+) -> FusedStack | AutogradStack:
+    """The members' step: written out where the fused path covers their model, else autograd under vmap."""
+    return FusedStack(stack, l1, loss) if fused else AutogradStack(stack, l1, criterion)
+
+
+def clip_limits(limits: list[float | None], like: torch.Tensor) -> torch.Tensor | None:
+    """Each member's train.grad_clip as [K, 1] (inf: none), or None when no member clips."""
+    if not any(limits):
+        return None
+    return torch.tensor([c or math.inf for c in limits], dtype=like.dtype, device=like.device)[:, None]
+
+
 def per_member(values: list[float], like: torch.Tensor) -> torch.Tensor | float | None:
     """A setting the members may differ in: None if all 0, one float if all agree, else a [K, 1, 1] tensor."""
     if not any(values):

@@ -41,18 +41,17 @@ def _ensemble_step(run: Run, X: torch.Tensor, y: torch.Tensor, w: torch.Tensor |
     """model.ensemble: the members stacked (stack.py), each on the same batch; the step's loss is their mean,
     each member's gradients those of its own loss."""
     from .config import loss_name
-    from .fused import plan
-    from .model import embeds_of
-    from .stack import AutogradStack, FusedStack, Stack
+    from .fused import written_out
+    from .stack import Stack, clip_limits, stacked_step
     from .stackopt import stacked_optimizer
 
     cfg, parts, data = run.cfg, run.parts, run.data
     stack = Stack(list(parts.model.members))
-    k, l1 = stack.k, [cfg.train.l1] * stack.k
-    fused = plan(cfg, data.task, embedded=bool(embeds_of(data.prep)))[0] and cfg.train.engine != "autograd"
-    engine = FusedStack(stack, l1, loss_name(cfg, data.task)) if fused else AutogradStack(stack, l1, parts.criterion)
+    k = stack.k
+    fused = written_out(cfg, data.task, data.prep)
+    engine = stacked_step(stack, fused, [cfg.train.l1] * k, loss_name(cfg, data.task), parts.criterion)
     optimizer = stacked_optimizer(stack, [parts.optimizer], [cfg.optimizer])
-    clip = torch.full((k, 1), float(cfg.train.grad_clip)).to(stack.flat) if cfg.train.grad_clip else None
+    clip = clip_limits([cfg.train.grad_clip] * k, stack.flat)
 
     def step(idx: torch.Tensor) -> torch.Tensor:
         rows_w = None if w is None else w[idx].expand(k, -1)

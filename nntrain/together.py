@@ -18,13 +18,12 @@ import torch
 from .config import loss_name
 from .device import stacked_threads
 from .errors import UserError
-from .fused import plan
+from .fused import written_out
 from .memory import EVAL_ROWS
-from .model import embeds_of
 from .progress import Lines
 from .runs import write_json
 from .session import Run
-from .stack import AutogradStack, FusedStack, Stack
+from .stack import Stack, clip_limits, stacked_step
 from .stackopt import stacked_optimizer
 from .stopping import SIGNALS, Diverged, Interrupted
 from .train import (
@@ -41,12 +40,6 @@ from .train import (
     start_diagnostics,
     summary_of,
 )
-
-
-def written_out(run: Run) -> bool:
-    """Whether the run's members step with the written-out step (else autograd under vmap)."""
-    cfg, data = run.cfg, run.data
-    return cfg.train.engine != "autograd" and plan(cfg, data.task, embedded=bool(embeds_of(data.prep)))[0]
 
 
 @dataclass
@@ -171,15 +164,13 @@ class Engine:
         first = runs[0]
         models = [r.parts.model for r in runs]
         self.stack = Stack(models)
-        self.fused = written_out(first)
+        self.fused = written_out(first.cfg, first.data.task, first.data.prep)
+        loss = loss_name(first.cfg, first.data.task)
         l1 = [r.cfg.train.l1 for r in runs]
-        if self.fused:
-            self.step_fn = FusedStack(self.stack, l1, loss_name(first.cfg, first.data.task))
-        else:
-            self.step_fn = AutogradStack(self.stack, l1, first.parts.criterion)
+        self.step_fn = stacked_step(self.stack, self.fused, l1, loss, first.parts.criterion)
         self.opt = stacked_optimizer(self.stack, [r.parts.optimizer for r in runs], [r.cfg.optimizer for r in runs])
-        clip = [r.cfg.train.grad_clip or float("inf") for r in runs]
-        self.clip = None if all(c == float("inf") for c in clip) else torch.tensor(clip)[:, None].to(self.stack.flat)
+        self.clip = clip_limits([r.cfg.train.grad_clip for r in runs], self.stack.flat)
+        self.val_x: torch.Tensor | None = None  # the members' validation rows, gathered at the first epoch's end
         self.X, self.shared_x = _stacked([r.data.X for r in runs], first.device)
         self.y, _ = _stacked([r.data.y for r in runs], first.device, always=True)
         weights = [r.data.loss_weights for r in runs]
@@ -258,12 +249,11 @@ class Engine:
         rows = [len(m.loop.val.X) for m in members]
         if len(set(rows)) != 1 or not rows[0]:
             return None
-        if self.shared_x and all(np.array_equal(m.run.data.val, members[0].run.data.val) for m in members):
-            x = members[0].loop.val.X  # [V, F]: the same rows for all
-        else:
-            x = torch.stack([m.loop.val.X for m in members])
+        if self.val_x is None:  # the rows never change: gathered once
+            same = self.shared_x and all(np.array_equal(m.run.data.val, members[0].run.data.val) for m in members)
+            self.val_x = members[0].loop.val.X if same else torch.stack([m.loop.val.X for m in members])
         chunk = max(1, EVAL_ROWS // self.k)
-        parts = [self.step_fn.forward(x[..., i : i + chunk, :]) for i in range(0, rows[0], chunk)]
+        parts = [self.step_fn.forward(self.val_x[..., i : i + chunk, :]) for i in range(0, rows[0], chunk)]
         return torch.cat(parts, dim=1)
 
     def _interrupted(self, members: list[Member], s: int) -> None:
