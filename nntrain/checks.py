@@ -63,7 +63,10 @@ def semantic_problems(cfg: Config, arguments_too: bool = True) -> list[Problem]:
         problems += spec("optimizer", {k: v for k, v in cfg.optimizer.items() if k != "lr"}, "optimizer")
     else:
         problems += spec("optimizer", cfg.optimizer, "optimizer")
-    problems += spec("scheduler", cfg.scheduler, "scheduler")
+    scheduler = cfg.scheduler
+    if cfg.train.epochs == "auto" and canonical("scheduler", scheduler["name"]) == "cosine":
+        scheduler = {"T_max": 1, **scheduler}  # fit sets it to the epochs it chooses
+    problems += spec("scheduler", scheduler, "scheduler")
     problems += _milestone_problems(cfg)
     if cfg.data.task != "auto":
         problems += task_problems(cfg, cfg.data.task, None)
@@ -133,7 +136,9 @@ def _milestone_problems(cfg: Config) -> list[Problem]:
         return []
     milestones = cfg.scheduler.get("milestones")
     late = (
-        [x for x in milestones if isinstance(x, int) and x >= cfg.train.epochs] if isinstance(milestones, list) else []
+        [x for x in milestones if isinstance(x, int) and x >= cfg.train.epochs]
+        if isinstance(milestones, list) and isinstance(cfg.train.epochs, int)
+        else []
     )
     if not late:
         return []

@@ -312,13 +312,13 @@ def params(
         # components are left to fit, and the layers are counted from the config.
         from .loading import load_config
         from .memory import too_big
-        from .model import embeds_of, n_outputs, planned_table
+        from .model import embeds_of, n_outputs, numerics_of, planned_table
         from .preprocess import load_data
 
         cfg = load_config(target, list(overrides or []), arguments_too=False)
         data = load_data(cfg, target.parent)
         n_in, n_out = data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs)
-        table = planned_table(cfg.model, n_in, n_out, embeds_of(data.prep))
+        table = planned_table(cfg.model, n_in, n_out, embeds_of(data.prep), numerics_of(data.prep))
         # on the CPU only: a GPU's free memory needs torch, which params does without
         batch, rows = cfg.train.batch_rows(len(data.train)), len(data.X)
         why = None if cfg.device.startswith("cuda") else too_big(cfg, n_in, n_out, batch, rows)

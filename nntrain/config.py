@@ -7,6 +7,7 @@ overrides is loading.py's job; whether the parts agree is checks.py's.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -49,7 +50,11 @@ class DataConfig(Strict):
     )
     test_size: float = Field(0.2, gt=0, lt=1, description="fraction of all rows, touched once at the end")
     split_seed: int | None = Field(None, ge=0, le=MAX_SEED, description="seed of the split; default: the run's seed")
-    scale: Literal["standard", "minmax", "none"] = "standard"
+    scale: Literal["standard", "robust", "minmax", "none"] = Field(
+        "standard",
+        description="numbers, fitted on the training split: standard (mean, standard deviation); robust (median, "
+        "interquartile range, then x / sqrt(1 + (x / 3)^2): far values clipped smoothly towards +-3); minmax; none",
+    )
     impute: Literal["auto", "none", "mean", "median", "most_frequent"] = Field(
         "auto",
         description="missing feature values, fitted on the training split. auto: numbers missing in training get "
@@ -125,6 +130,29 @@ class LayerConfig(Strict):
 DEFAULT_HIDDEN = [64, 128]
 
 
+class NumericEmbeddingConfig(Strict):
+    """Each numeric column x through its own embedding (Gorishniy et al., NeurIPS 2022), then ReLU(Linear(...))
+    per column: periodic, [cos(2 pi c x), sin(2 pi c x)] with `frequencies` learned c ~ N(0, sigma^2);
+    piecewise_linear, x's position in each of `bins` quantile bins of the training values (0 below, 1 above)."""
+
+    name: Literal["periodic", "piecewise_linear"] = "periodic"
+    frequencies: int = Field(16, gt=0, le=256, description="periodic: learned frequencies c per column")
+    sigma: float = Field(0.1, gt=0, description="periodic: the standard deviation of the frequencies' first values")
+    bins: int = Field(
+        16,
+        gt=0,
+        le=64,
+        description="piecewise_linear: quantile bins per column (fewer if it has fewer distinct values)",
+    )
+    size: int = Field(8, gt=0, le=256, description="the embedding's width per column")
+
+
+def _to_embedding(value: Any) -> Any:
+    if value in (None, "none"):
+        return None
+    return {"name": value} if isinstance(value, str) else value
+
+
 class ModelConfig(Strict):
     hidden: list[Annotated[int, Field(gt=0)]] | None = Field(
         None,
@@ -139,6 +167,9 @@ class ModelConfig(Strict):
     dropout: float = Field(0.0, ge=0, lt=1)
     batch_norm: bool = False
     init: Init = Field(default_factory=InitConfig)
+    numeric_embedding: Annotated[NumericEmbeddingConfig | None, BeforeValidator(_to_embedding)] = Field(
+        None, description="none, or periodic (or {name: periodic, frequencies, size, sigma}): numbers embedded first"
+    )
     ensemble: int = Field(
         1,
         ge=1,
@@ -169,9 +200,23 @@ class ModelConfig(Strict):
         ]
 
 
+# train.epochs auto: about this many training rows seen in all (small tables get the most epochs), clipped.
+AUTO_EPOCH_ROWS = 1_000_000
+AUTO_EPOCHS = (10, 100)
+AUTO_BATCH = (64, 256)  # train.batch_size auto: the power of 2 nearest training rows / 32, clipped
+
+
 class TrainConfig(Strict):
-    epochs: int = Field(30, gt=0, le=1_000_000)
-    batch_size: int | Literal["full"] = Field(32, description="an int, or `full` for full-batch gradient descent")
+    epochs: int | Literal["auto"] = Field(
+        30,
+        description="passes over the training split; auto: about 1,000,000 training rows in all, from 10 to 100 "
+        "epochs (said when fit starts, and written into the run's config.yaml)",
+    )
+    batch_size: int | Literal["full", "auto"] = Field(
+        32,
+        description="an int, `full` for full-batch gradient descent, or auto: the power of 2 nearest the training "
+        "rows / 32, from 64 to 256",
+    )
     monitor: str = Field(
         "val_loss", description="val_loss, val_accuracy, val_f1, val_roc_auc, val_rmse, val_mae, val_r2 ..."
     )
@@ -205,14 +250,41 @@ class TrainConfig(Strict):
 
     def batch_rows(self, n_train: int) -> int:
         """Rows a step takes: `full` is every training row, and never more rows than there are."""
-        return n_train if self.batch_size == "full" else min(self.batch_size, n_train)
+        if self.batch_size == "full":
+            return n_train
+        if self.batch_size == "auto":
+            low, high = AUTO_BATCH
+            return min(max(low, 2 ** round(math.log2(max(n_train, 1) / 32))), high, n_train)
+        return min(self.batch_size, n_train)
 
     @field_validator("batch_size")
     @classmethod
     def _positive(cls, v: int | str) -> int | str:
         if isinstance(v, int) and v < 1:
-            raise ValueError("must be at least 1, or `full`")
+            raise ValueError("must be at least 1, `full` or `auto`")
         return v
+
+    @field_validator("epochs")
+    @classmethod
+    def _epochs(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 0 < v <= 1_000_000:
+            raise ValueError("must be from 1 to 1,000,000, or `auto`")
+        return v
+
+
+def fix_epochs(cfg: Config, n_train: int) -> None:
+    """train.epochs auto -> its number for this many training rows (and a cosine schedule's T_max), in place and
+    said in a note, before anything is built from it."""
+    if cfg.train.epochs != "auto":
+        return
+    low, high = AUTO_EPOCHS
+    cfg.train.epochs = min(max(low, math.ceil(AUTO_EPOCH_ROWS / max(n_train, 1))), high)
+    if canonical("scheduler", cfg.scheduler["name"]) == "cosine":
+        cfg.scheduler.setdefault("T_max", cfg.train.epochs)
+    cfg._notes.append(
+        f"train.epochs auto: {cfg.train.epochs} for {n_train:,} training rows (about {AUTO_EPOCH_ROWS:,} rows in "
+        f"all, from {low} to {high} epochs)"
+    )
 
 
 class Config(Strict):
@@ -222,6 +294,11 @@ class Config(Strict):
         42, ge=0, le=MAX_SEED, description="weights, dropout, shuffling and (unless data.split_seed) the split"
     )
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+    recipe: Literal["tabular", "course"] = Field(
+        "course",
+        description="the defaults of the keys a config leaves out: tabular (recipe.py; the default of a file that "
+        "names no model) or course (the schema's own, as each key says)",
+    )
     runs_dir: str = Field("runs", description="where run folders are made")
     data: DataConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -239,7 +316,7 @@ class Config(Strict):
     def _resolve(self) -> Config:
         """Defaults that follow from other keys. The spec dict is changed in place: an assignment would run
         the validators again."""
-        if canonical("scheduler", self.scheduler["name"]) == "cosine":
+        if canonical("scheduler", self.scheduler["name"]) == "cosine" and self.train.epochs != "auto":
             self.scheduler.setdefault("T_max", self.train.epochs)
         return self
 

@@ -184,8 +184,9 @@ def encode(
 
 
 def _fill_scaled(X: np.ndarray, at: list[int], columns: list[np.ndarray], prep: dict) -> None:
-    """(x - shift) / scale of every numeric source into its column of X."""
+    """(x - shift) / scale of every numeric source into its column of X (data.scale robust: then smooth_clip)."""
     shift, scale = np.asarray(prep["shift"])[:, None], np.asarray(prep["scale"])[:, None]
+    clip = prep.get("scale_kind") == "robust"
     if at and at[-1] - at[0] == len(at) - 1:
         at = slice(at[0], at[-1] + 1)  # a run of columns, written without fancy indexing
 
@@ -200,6 +201,8 @@ def _fill_scaled(X: np.ndarray, at: list[int], columns: list[np.ndarray], prep: 
                 b[i] = v[start:stop]
             b -= shift
             b /= scale
+            if clip:
+                b /= np.sqrt(1 + (b / CLIP) ** 2)
             X[start:stop, at] = b.T
 
     n = len(X)
@@ -208,6 +211,7 @@ def _fill_scaled(X: np.ndarray, at: list[int], columns: list[np.ndarray], prep: 
         map_rows(fill, [range(n * i // parts, n * (i + 1) // parts, ROWS_PER_BLOCK) for i in range(parts)], n)
 
 
+CLIP = 3.0  # data.scale robust: x / sqrt(1 + (x / CLIP)^2), RealMLP's smooth clipping (Holzmueller et al., 2024)
 ROWS_PER_BLOCK = 8192
 # numpy releases the GIL over a whole column, so on big tables the per-column work runs on every core.
 THREADS = os.cpu_count() or 1

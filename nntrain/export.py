@@ -39,7 +39,7 @@ from torch import nn
 
 from .config import Config
 from .dates import part_name
-from .encoding import level_lookup, numeric_names, source_names, unscale
+from .encoding import CLIP, level_lookup, numeric_names, source_names, unscale
 from .errors import Stop, UserError, did_you_mean, first_line
 from .heads import to_proba
 from .runs import json_bytes, output_file, resolve_run_dir, write_output
@@ -72,8 +72,9 @@ class Standardize(nn.Module):
     As encoding.encode: imputed columns get their fill value for NaN, then (x - shift) / scale in float64, rounded
     once to float32. A NaN in a column that was not imputed stays NaN (nntrain predict refuses such a row)."""
 
-    def __init__(self, shift: list[float], scale: list[float], fill: list[float | None]):
+    def __init__(self, shift: list[float], scale: list[float], fill: list[float | None], clip: bool = False):
         super().__init__()
+        self.clip = clip
         self.register_buffer("shift", torch.tensor(shift, dtype=torch.float64))
         self.register_buffer("scale", torch.tensor(scale, dtype=torch.float64))
         self.impute = any(f is not None for f in fill)
@@ -87,7 +88,10 @@ class Standardize(nn.Module):
         x = x.double()
         if self.impute:
             x = torch.where(torch.isnan(x) & self.imputed, self.fill, x)
-        return ((x - self.shift) / self.scale).float()
+        x = (x - self.shift) / self.scale
+        if self.clip:
+            x = x / torch.sqrt(1 + (x / CLIP) ** 2)
+        return x.float()
 
 
 def string_inputs(prep: dict) -> list[str]:
@@ -103,7 +107,7 @@ class Encode(nn.Module):
         super().__init__()
         numeric, strings = numeric_names(prep), string_inputs(prep)
         fill = [float(prep["impute"][c]) if c in prep["impute"] else None for c in numeric]
-        self.standardize = Standardize(prep["shift"], prep["scale"], fill)
+        self.standardize = Standardize(prep["shift"], prep["scale"], fill, prep.get("scale_kind") == "robust")
         self.pieces = []  # ("num", start, stop) | ("hot", code column, levels)
         for col in prep["columns"]:
             kind = prep["kinds"][col]

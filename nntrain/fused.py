@@ -31,6 +31,8 @@ def plan(cfg: Config, task: str, embedded: bool = False) -> tuple[bool, str]:
     m = cfg.model
     if embedded:
         return False, "embedded string columns"
+    if m.numeric_embedding is not None:
+        return False, "numeric embeddings"
     loss = loss_name(cfg, task)
     for i, layer in enumerate(m.resolved_layers()):
         act, slope = activation(layer.activation)

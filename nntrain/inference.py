@@ -16,7 +16,7 @@ from .config import Config
 from .encoding import Report, encode, encode_table, load_encoded, unscale
 from .errors import UserError
 from .heads import Rows, evaluate, forward_all, make_criterion, to_proba, truth
-from .model import build_mlp, check_weights, embeds_of, load_weights
+from .model import build_mlp, check_weights, embeds_of, load_weights, numerics_of
 from .runs import load_run_checkpoint, split_rows
 from .tables import read_table
 
@@ -38,7 +38,8 @@ def load_run(run_dir: Path, checkpoint: str = "best") -> LoadedRun:
     ckpt, split = load_run_checkpoint(run_dir, checkpoint)
     cfg = stored_config(ckpt, path)
     check_weights(cfg.model, ckpt, path)
-    model = build_mlp(cfg.model, ckpt["n_inputs"], ckpt["n_outputs"], embeds_of(ckpt["prep"]), ckpt["task"])
+    prep = ckpt["prep"]
+    model = build_mlp(cfg.model, ckpt["n_inputs"], ckpt["n_outputs"], embeds_of(prep), ckpt["task"], numerics_of(prep))
     load_weights(model, ckpt, path)
     model.eval()
     return LoadedRun(run_dir, cfg, model, ckpt["prep"], ckpt, split)

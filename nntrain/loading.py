@@ -18,6 +18,7 @@ from .checks import semantic_problems
 from .config import SPEC_DEFAULTS, Config
 from .errors import ConfigError, Problem, UserError, did_you_mean
 from .plain import flow
+from .recipe import with_recipe
 
 MAX_BYTES = 4 * 2**20  # a config is a page of keys; a bigger file is not one
 MAX_NODES = 100_000  # scalars, lists and mappings once aliases are expanded: a billion laughs is refused
@@ -108,7 +109,7 @@ def load_config(
     if raw is None:
         path = Path(path)
         text, raw = _read(path)
-    raw = apply_overrides(raw, overrides)
+    raw = apply_overrides(with_recipe(raw, overrides), overrides)
     if name is not None:
         raw["name"] = name  # as typed: --name 001 stays the string '001'
     notes = _prune_after_rename(raw, overrides)
@@ -191,9 +192,12 @@ def _repaired(raw: dict, e: ValidationError) -> tuple[Config | None, list[str]]:
                 parent, key, node = node, part, node[part]
             else:
                 break
+        dotted = ".".join(str(p) for p in err["loc"][: err["loc"].index(key) + 1]) if parent is not None else ""
+        if any(r == dotted or r.startswith(dotted + ".") for r in removed):
+            continue  # a union's other member failing on a key already removed: its parent stays
         if isinstance(parent, dict):
             parent.pop(key, None)
-            removed.append(".".join(str(p) for p in err["loc"][: err["loc"].index(key) + 1]))
+            removed.append(dotted)
     try:
         return Config.model_validate(fixed), removed
     except ValidationError:

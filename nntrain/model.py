@@ -59,12 +59,11 @@ def _define_mlp() -> type:
         checkpoints load as they are. Code outside this module finds the layers through `hidden` (one Hidden
         record per layer, in order) and `out`, never by reading a name."""
 
-        def __init__(self, cfg: ModelConfig, n_inputs: int, n_out: int, embeds: list[list[int]] = ()):
+        def __init__(
+            self, cfg: ModelConfig, n_inputs: int, n_out: int, embeds: list[list[int]] = (), numeric: list = ()
+        ):
             super().__init__()
-            hidden, width = [], n_inputs
-            if embeds:  # the matrix's last len(embeds) columns are level codes, looked up first
-                self.add_module("embed", _define_embed()(n_inputs - len(embeds), embeds))
-                width = n_inputs - len(embeds) + sum(d for _, d in embeds)
+            hidden, width = [], _add_inputs(self, cfg, n_inputs, embeds, numeric)
             for k, layer in enumerate(cfg.resolved_layers(), start=1):
                 hidden.append(self._hidden(k, width, layer))
                 width = layer.size
@@ -92,6 +91,8 @@ def _define_mlp() -> type:
 
         def hidden_outputs(self, x: torch.Tensor) -> Iterator[tuple[Hidden, torch.Tensor, torch.Tensor]]:
             """(layer, pre-activation, activation) of each hidden layer in turn, as the forward computes them."""
+            if hasattr(self, "num_embed"):
+                x = self.num_embed(x)
             if hasattr(self, "embed"):
                 x = self.embed(x)
             for layer in self.hidden:
@@ -103,6 +104,19 @@ def _define_mlp() -> type:
                 x = a if layer.drop is None else layer.drop(a)
 
     return MLP
+
+
+def _add_inputs(mlp: nn.Module, cfg: ModelConfig, n_inputs: int, embeds: list[list[int]], numeric: list) -> int:
+    """The MLP's modules before its first layer (numeric embeddings, then level-code embeddings), and the width
+    they give that layer."""
+    if cfg.numeric_embedding is not None and numeric:  # before `embed`: it keeps the codes last
+        spec = cfg.numeric_embedding
+        mlp.add_module("num_embed", _define_num_embed()(n_inputs - len(embeds), numeric, spec))
+        n_inputs += len(numeric) * (spec.size - 1)
+    if embeds:  # the matrix's last len(embeds) columns are level codes, looked up first
+        mlp.add_module("embed", _define_embed()(n_inputs - len(embeds), embeds))
+        return n_inputs - len(embeds) + sum(d for _, d in embeds)
+    return n_inputs
 
 
 def _define_embed() -> type:
@@ -126,6 +140,75 @@ def _define_embed() -> type:
     return Embed
 
 
+def _define_num_embed() -> type:
+    import torch
+    from torch import nn
+
+    class NumEmbed(nn.Module):
+        """Columns `at` of the dense part (the numbers and date parts) replaced by their embeddings, placed after
+        the other dense columns; the level codes after the dense part stay last, for `embed`. Per column:
+        periodic [cos(2 pi c x), sin(2 pi c x)] or piecewise-linear bin positions, then ReLU(Linear)."""
+
+        def __init__(self, n_dense: int, numeric: list[tuple[int, list[float]]], spec: Any):
+            super().__init__()
+            at = [a for a, _ in numeric]
+            self.n_dense, self.periodic = n_dense, spec.name == "periodic"
+            self.at, self.rest = at, sorted(set(range(n_dense)) - set(at))  # lists: index on any device
+            m, k = len(at), 2 * spec.frequencies if self.periodic else spec.bins
+            if self.periodic:
+                self.frequencies = nn.Parameter(torch.randn(m, spec.frequencies) * spec.sigma)
+            else:
+                lower, width = bin_table([e for _, e in numeric], spec.bins)
+                self.register_buffer("lower", torch.tensor(lower), persistent=False)
+                self.register_buffer("width", torch.tensor(width), persistent=False)
+            bound = 1 / math.sqrt(k)  # nn.Linear's default init, per column
+            self.weight = nn.Parameter(torch.empty(m, k, spec.size).uniform_(-bound, bound))
+            self.bias = nn.Parameter(torch.empty(m, spec.size).uniform_(-bound, bound))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            dense = x[:, : self.n_dense]
+            v = dense[:, self.at, None]
+            if self.periodic:
+                v = 2 * math.pi * v * self.frequencies
+                features = torch.cat([torch.cos(v), torch.sin(v)], -1)
+            else:
+                features = ((v - self.lower) / self.width).clamp(0, 1)
+            z = torch.einsum("bmk,mkd->bmd", features, self.weight) + self.bias
+            return torch.cat([dense[:, self.rest], torch.relu(z).flatten(1), x[:, self.n_dense :]], dim=1)
+
+    return NumEmbed
+
+
+FAR = 1e30  # the lower edge of a column's unused bins: x never reaches them (position 0)
+
+
+def bin_table(edges: list[list[float]], bins: int) -> tuple[list[list[float]], list[list[float]]]:
+    """(lower edge, width) of each column's `bins` bins, from its quantile edges (at most `bins` of them kept,
+    evenly among the quantiles); a column with fewer bins gets unused ones that always read 0."""
+    lower, width = [], []
+    for e in edges:
+        if len(e) - 1 > bins:
+            e = [e[round(i * (len(e) - 1) / bins)] for i in range(bins + 1)]
+        lo, w = e[:-1], [b - a for a, b in zip(e[:-1], e[1:])]
+        lower.append(lo + [FAR] * (bins - len(lo)))
+        width.append(w + [1.0] * (bins - len(w)))
+    return lower, width
+
+
+def numerics_of(prep: dict) -> list[tuple[int, list[float]]]:
+    """(the matrix's column, its bin edges in scaled units) of each number and date part, in order; one-hot
+    blocks, indicators and level codes are the other columns."""
+    from .encoding import source_names
+
+    at, j = [], 0
+    for col in prep.get("columns", []):
+        n = len(source_names(prep, col))
+        at += range(j, j + n)
+        j += n + (len(prep["categories"][col]) if prep["kinds"][col] == "categorical" else 0)
+    edges = prep.get("edges") or [[]] * len(at)
+    return list(zip(at, edges))
+
+
 def embeds_of(prep: dict) -> list[list[int]]:
     """[levels, size] of each embedded column, in the matrix's order: its kept levels and the unknown row."""
     cols = [c for c in prep.get("columns", []) if prep["kinds"][c] == "embedded"]
@@ -133,14 +216,19 @@ def embeds_of(prep: dict) -> list[list[int]]:
 
 
 def build_mlp(
-    cfg: ModelConfig, n_inputs: int, n_out: int, embeds: list[list[int]] = (), task: str | None = None
+    cfg: ModelConfig,
+    n_inputs: int,
+    n_out: int,
+    embeds: list[list[int]] = (),
+    task: str | None = None,
+    numeric: list = (),
 ) -> nn.Module:
     """The MLP of a model config (with model.ensemble, its members: `task` says how their outputs combine).
     planned_table() counts the same layers without building them: a change here is a change there (a test
     compares the two)."""
     if cfg.ensemble > 1:
-        return _define_ensemble()(cfg, n_inputs, n_out, embeds, task)
-    return mlp_class()(cfg, n_inputs, n_out, embeds)
+        return _define_ensemble()(cfg, n_inputs, n_out, embeds, task, numeric)
+    return mlp_class()(cfg, n_inputs, n_out, embeds, numeric)
 
 
 def _define_ensemble() -> type:
@@ -155,11 +243,12 @@ def _define_ensemble() -> type:
         (logits to a softmax), the logit of the mean probability (one bce logit), the mean prediction
         (regression). `hidden` and `out` are the first member's, for the header and the diagnostics."""
 
-        def __init__(self, cfg: ModelConfig, n_inputs: int, n_out: int, embeds: list[list[int]], task: str | None):
+        def __init__(self, cfg: ModelConfig, n_inputs: int, n_out: int, embeds: list, task: str | None, numeric: list):
             super().__init__()
             if task is None:
                 raise ValueError("an ensemble needs its task to combine its members")
-            self.members = nn.ModuleList(mlp_class()(cfg, n_inputs, n_out, embeds) for _ in range(cfg.ensemble))
+            members = (mlp_class()(cfg, n_inputs, n_out, embeds, numeric) for _ in range(cfg.ensemble))
+            self.members = nn.ModuleList(members)
             self.combine = "mean" if task == "regression" else "softmax" if n_out > 1 else "sigmoid"
 
         @property
@@ -201,7 +290,8 @@ def _linear(n_in: int, n_out: int, init: Any) -> nn.Linear:
 def check_weights(cfg: ModelConfig, ckpt: dict, path: Path) -> None:
     """Refuse stored weights that lack the shapes the config builds: checked from the config before anything is
     built, so a checkpoint that claims a huge layer allocates nothing."""
-    for row in planned_table(cfg, ckpt["n_inputs"], ckpt["n_outputs"], embeds_of(ckpt["prep"]))["layers"]:
+    prep = ckpt["prep"]
+    for row in planned_table(cfg, ckpt["n_inputs"], ckpt["n_outputs"], embeds_of(prep), numerics_of(prep))["layers"]:
         key = f"{row['layer']}.weight"
         got = ckpt["model"].get(key)
         shape = list(got.shape) if hasattr(got, "shape") else None
@@ -256,11 +346,14 @@ def param_table(model: nn.Module) -> dict:
     }
 
 
-def planned_table(cfg: ModelConfig, n_inputs: int, n_out: int, embeds: list[list[int]] = ()) -> dict:
-    """param_table(build_mlp(cfg, n_inputs, n_out, embeds)), worked out from the config without torch."""
+def planned_table(
+    cfg: ModelConfig, n_inputs: int, n_out: int, embeds: list[list[int]] = (), numeric: list = ()
+) -> dict:
+    """param_table(build_mlp(cfg, n_inputs, n_out, embeds, numeric=numeric)), worked out from the config
+    without torch."""
     rows, width = [], n_inputs - len(embeds) + sum(d for _, d in embeds)
 
-    def row(name: str, kind: str, weight: list[int], biases: int = 0, buffers: int = 0) -> None:
+    def row(name: str, kind: str, weight: list[int], biases: int = 0, buffers: int = 0, other: int = 0) -> None:
         weights = math.prod(weight)
         rows.append(
             {
@@ -269,8 +362,8 @@ def planned_table(cfg: ModelConfig, n_inputs: int, n_out: int, embeds: list[list
                 "shape": weight,
                 "weights": weights,
                 "biases": biases,
-                "total": weights + biases,
-                "trainable": weights + biases,
+                "total": weights + biases + other,
+                "trainable": weights + biases + other,
                 "buffers": buffers,
             }
         )
@@ -280,6 +373,15 @@ def planned_table(cfg: ModelConfig, n_inputs: int, n_out: int, embeds: list[list
         if r.parameters:
             row(name, r.attr, [r.parameters])
 
+    spec = cfg.numeric_embedding
+    if spec is not None and numeric:
+        m = len(numeric)
+        if spec.name == "periodic":
+            shape, other, buffers = [m, 2 * spec.frequencies, spec.size], m * spec.frequencies, 0
+        else:
+            shape, other, buffers = [m, spec.bins, spec.size], 0, 2 * m * spec.bins  # each bin's edge and width
+        row("num_embed", "NumEmbed", shape, m * spec.size, buffers=buffers, other=other)
+        width += m * (spec.size - 1)
     for i, (levels, dim) in enumerate(embeds):
         row(f"embed.tables.{i}", "Embedding", [levels, dim])
     for k, layer in enumerate(cfg.resolved_layers(), start=1):

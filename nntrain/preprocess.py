@@ -17,6 +17,7 @@ from . import dates
 from .checks import task_problems
 from .config import Config
 from .encoding import (
+    CLIP,
     MISSING,
     Report,
     categories,
@@ -217,6 +218,8 @@ def _fit_features(
     names = numeric_names(prep)
     stats = map_rows(lambda n: _scale_of(_training_part(sources[n], n, prep, train), data_cfg.scale), names, len(df))
     prep.update(shift=[a for a, _, _ in stats], scale=[b for _, b, _ in stats], encoded=_encoded_names(prep))
+    parts = [_training_part(sources[n], n, prep, train) for n in names]
+    prep["edges"] = [_edges(v, a, b, data_cfg.scale) for v, (a, b, _) in zip(parts, stats)]
     if data_cfg.impute == "auto":  # a column complete in training: the training mean, should a value be missing later
         prep["impute"].update({n: mean for n, (_, _, mean) in zip(names, stats) if n not in prep["impute"]})
     return sources
@@ -491,12 +494,30 @@ def _impute_value(s: pd.Series, how: str) -> Any:
 
 
 def _scale_of(v: np.ndarray, kind: str) -> tuple[float, float, float]:
-    """(shift, scale, mean) of one column's training values; a constant column keeps scale 1."""
+    """(shift, scale, mean) of one column's training values; a constant column keeps scale 1. robust: the
+    median, and the interquartile range over a normal's (1.349), so a normal column gets about its standard
+    deviation; where the quartiles meet (a mostly-constant column), half the range (encoding clips it smoothly)."""
     mean = v.mean()
     if kind == "standard":
         shift, scale = mean, v.std()
     elif kind == "minmax":
         shift, scale = v.min(), v.max() - v.min()
+    elif kind == "robust":
+        q1, shift, q3 = np.quantile(v, [0.25, 0.5, 0.75])
+        scale = (q3 - q1) / NORMAL_IQR if q3 > q1 else (v.max() - v.min()) / 2
     else:
         shift, scale = 0.0, 1.0
     return float(shift), float(scale) if scale > 0 else 1.0, float(mean)
+
+
+NORMAL_IQR = 1.3489795  # a standard normal's interquartile range
+MAX_BINS = 64  # model.numeric_embedding piecewise_linear: at most this many quantile bins per number
+
+
+def _edges(v: np.ndarray, shift: float, scale: float, kind: str) -> list[float]:
+    """The training values' quantiles 0, 1/64, ..., 1 in scaled units, without repeats: the bin edges of a
+    piecewise-linear numeric embedding (a column of few values has few bins)."""
+    q = (np.quantile(v, np.linspace(0, 1, MAX_BINS + 1)) - shift) / scale
+    if kind == "robust":
+        q = q / np.sqrt(1 + (q / CLIP) ** 2)
+    return [float(x) for x in np.unique(q.astype(np.float32))]

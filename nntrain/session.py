@@ -19,7 +19,7 @@ from torch import nn
 
 from .cache import cached_data
 from .components import build, canonical
-from .config import Config, dump_yaml, to_plain
+from .config import Config, dump_yaml, fix_epochs, to_plain
 from .device import auto_threads, select_device
 from .diagnostics import Diagnostics
 from .encoding import load_encoded
@@ -28,7 +28,7 @@ from .fused import FlatSGD, FusedStep, Held, plan
 from .heads import make_criterion
 from .loading import load_config
 from .memory import check_fits
-from .model import build_mlp, check_weights, embeds_of, load_weights, n_outputs
+from .model import build_mlp, check_weights, embeds_of, load_weights, n_outputs, numerics_of
 from .plain import flatten
 from .preprocess import Prepared, load_data
 from .runs import (
@@ -72,7 +72,7 @@ def build_parts(
     holds the settings and state (torch.optim.SGD's constructor imports torch._dynamo: 2 s)."""
     torch.manual_seed(cfg.seed)
     task = prep["task"]
-    model = build_mlp(cfg.model, n_in, n_out, embeds_of(prep), task).to(device)
+    model = build_mlp(cfg.model, n_in, n_out, embeds_of(prep), task, numerics_of(prep)).to(device)
     step = FusedStep(model, cfg, task) if fused else None
     arguments = {k: v for k, v in cfg.optimizer.items() if k != "name"}
     if step is not None and FlatSGD.applies(cfg.optimizer):
@@ -225,6 +225,7 @@ def start(cfg: Config, config_dir: Path | None = None, stacked: bool = False) ->
     group = _group(cfg)
     device = group.device if group else select_device(cfg.device)
     data, keep = cached_data(cfg, config_dir)
+    fix_epochs(cfg, len(data.train))
     parts, threads, note = _setup(cfg, data, device, group, stacked)
     writes = not group or group.writes
     made = create_run_dir(cfg.runs_dir, cfg.name) if writes else None
@@ -380,7 +381,7 @@ def _resumed_config(ckpt: dict, overrides: list[str]) -> Config:
     changed = [
         f"{k}: {was.get(k)!r} -> {now.get(k)!r}"
         for k in dict.fromkeys([*was, *now])
-        if was.get(k) != now.get(k) and not k.startswith(RESUMABLE)
+        if was.get(k) != now.get(k) and not k.startswith(RESUMABLE) and k in was  # a newer nntrain's key: its default
     ]
     if changed:
         raise UserError(

@@ -24,6 +24,7 @@ from .errors import UserError
 from .heads import Rows, evaluate, evaluate_with_scores, truth
 from .model import param_table
 from .progress import Lines, format_metrics
+from .recipe import described
 from .runs import MetricsLog, Saver, load_checkpoint, versions, write_json
 from .session import Run, start
 from .steps import make_step
@@ -163,9 +164,11 @@ def header(run: Run, loop: Loop) -> list[str]:
     threads = f", {run.threads} thread(s)" if run.device.type == "cpu" else ""
     first = model.hidden[0].linear if model.hidden else model.out
     sizes = [first.in_features, *(layer.linear.out_features for layer in model.hidden), model.out.out_features]
+    recipe = described(cfg)
     return [
         *(f"note: {note}" for note in [*cfg._notes, *data.notes]),
         f"run folder: {run.run_dir}{resumed}",
+        *([recipe] if recipe else []),
         f"task: {data.task} ({data.task_reason}); loss {loss_name(cfg, data.task)}; device {run.device}{threads}",
         f"rows: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}; {data.X.shape[1]} input features",
         f"{len(data.train)} samples / batch {loop.batch} -> {loop.steps} iterations per epoch; {run.path_note}",

@@ -362,9 +362,12 @@ def test_missing_run_and_unknown_checkpoint(trained, cli, workdir):
 
 
 def test_default_model_has_two_hidden_layers(workdir, table_csv, cli):
-    (workdir / "c.yaml").write_text(f"data: {{path: {table_csv()}}}\n")
+    (workdir / "c.yaml").write_text(f"data: {{path: {table_csv()}}}\nmodel: {{dropout: 0.1}}\n")
     table = json.loads(cli("params", workdir / "c.yaml", "--json").stdout)
     assert [row["shape"] for row in table["layers"]] == [[64, 3], [128, 64], [3, 128]]
+    (workdir / "data.yaml").write_text(f"data: {{path: {table_csv()}}}\n")  # the tabular recipe's model
+    table = json.loads(cli("params", workdir / "data.yaml", "--json").stdout)
+    assert [row["shape"] for row in table["layers"]] == [[3, 32, 8], [256, 24], [256, 256], [256, 256], [3, 256]]
     (workdir / "lin.yaml").write_text(f"data: {{path: {table_csv()}}}\nmodel: {{hidden: []}}\n")
     assert json.loads(cli("params", workdir / "lin.yaml", "--json").stdout)["total"] == 3 * 3 + 3
 

@@ -87,8 +87,12 @@ def test_gradients_match_autograd(act, loss, dropout, l1):
         ({"model": {"hidden": [4], "activation": "elu"}}, "layer 1 uses elu"),
         ({"model": {"hidden": [4], "batch_norm": True}}, "batch norm"),
         ({"model": {"hidden": [4], "activation": "prelu"}}, "layer 1 uses prelu"),
-        ({"loss": "huber", "data": {"path": "x", "task": "regression"}}, "loss huber"),
-        ({"loss": {"name": "cross_entropy", "label_smoothing": 0.1}}, "loss arguments label_smoothing"),
+        ({"loss": "huber", "data": {"path": "x", "task": "regression"}, "recipe": "course"}, "loss huber"),
+        (
+            {"loss": {"name": "cross_entropy", "label_smoothing": 0.1}, "recipe": "course"},
+            "loss arguments label_smoothing",
+        ),
+        ({}, "numeric embeddings"),  # the tabular recipe's, for a config that names no model
         (
             {"model": {"hidden": [4], "activation": {"name": "leaky_relu", "negative_slope": -0.1}}},
             "negative_slope is below 0",

@@ -34,3 +34,19 @@ def test_real_tables_bench_runs_on_pima(tmp_path):
     assert 0.5 <= float(cells["nntrain"].split()[0]) <= 1, cells
     assert 0.5 <= float(cells["HGB"]) <= 1, cells
     assert (tmp_path / "Pima.tr.csv").is_file() and any((tmp_path / "runs").iterdir())
+
+
+def test_default_time_bench_times_a_default_fit_on_a_flights_sample(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/default_time.py", "--rows", "1500", "--set", "train.epochs=2"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = [line for line in proc.stdout.splitlines() if line.startswith("| 0 |")]
+    assert len(row) == 1, proc.stdout
+    cells = [c.strip() for c in row[0].split("|")[1:-1]]
+    assert cells[2] == "2/2"  # epochs run / the config's, the override taken
+    assert 0 < float(cells[3]) < 300 and -1 < float(cells[4]) <= 1 and -1 < float(cells[5]) <= 1
