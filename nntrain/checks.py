@@ -57,9 +57,10 @@ def semantic_problems(cfg: Config, arguments_too: bool = True) -> list[Problem]:
             )
     else:
         problems += spec("loss", cfg.loss, "loss")
-    lr_problem = _lr_problem(cfg.optimizer.get("lr", 1.0))
-    if lr_problem is not None:  # torch's own check of it names no key: the other arguments are checked alone
-        problems.append(lr_problem)
+    lr = cfg.optimizer.get("lr", 1.0)
+    lr_problem = None if lr == "auto" else _lr_problem(lr)  # auto: fit sets it from the batch size
+    if lr_problem is not None or lr == "auto":  # torch's own check of it names no key: the rest are checked alone
+        problems += [lr_problem] if lr_problem else []
         problems += spec("optimizer", {k: v for k, v in cfg.optimizer.items() if k != "lr"}, "optimizer")
     else:
         problems += spec("optimizer", cfg.optimizer, "optimizer")
@@ -75,7 +76,7 @@ def semantic_problems(cfg: Config, arguments_too: bool = True) -> list[Problem]:
 
 def _lr_problem(lr: object) -> Problem | None:
     if isinstance(lr, bool) or not isinstance(lr, (int, float)):
-        why = "must be a number greater than 0"
+        why = "must be a number greater than 0, or auto"
     elif not math.isfinite(lr):
         why = "must be a finite number greater than 0"
     elif lr <= 0:

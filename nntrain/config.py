@@ -203,6 +203,7 @@ class ModelConfig(Strict):
 # train.epochs auto: about this many training rows seen in all (small tables get the most epochs), clipped.
 AUTO_EPOCH_ROWS = 1_000_000
 AUTO_EPOCHS = (10, 100)
+AUTO_LR, AUTO_LR_BATCH = 0.002, 256  # optimizer.lr auto: AUTO_LR x sqrt(batch / AUTO_LR_BATCH)
 AUTO_BATCH = (64, 256)  # train.batch_size auto: the power of 2 nearest training rows / 32, clipped
 
 
@@ -272,9 +273,20 @@ class TrainConfig(Strict):
         return v
 
 
-def fix_epochs(cfg: Config, n_train: int) -> None:
-    """train.epochs auto -> its number for this many training rows (and a cosine schedule's T_max), in place and
-    said in a note, before anything is built from it."""
+def fix_auto(cfg: Config, n_train: int) -> None:
+    """train.epochs auto and optimizer.lr auto -> their numbers for this many training rows, in place and said in
+    notes, before anything is built from them."""
+    _fix_epochs(cfg, n_train)
+    if cfg.optimizer.get("lr") == "auto":
+        batch = cfg.train.batch_rows(n_train)
+        cfg.optimizer["lr"] = float(f"{AUTO_LR * math.sqrt(batch / AUTO_LR_BATCH):.3g}")
+        cfg._notes.append(
+            f"optimizer.lr auto: {cfg.optimizer['lr']:g} for batches of {batch} ({AUTO_LR:g} x sqrt(batch / "
+            f"{AUTO_LR_BATCH}))"
+        )
+
+
+def _fix_epochs(cfg: Config, n_train: int) -> None:
     if cfg.train.epochs != "auto":
         return
     low, high = AUTO_EPOCHS

@@ -26,7 +26,7 @@ TABULAR: dict[str, Any] = {
         "dropout": 0.1,
         "numeric_embedding": {"name": "periodic", "frequencies": 16, "size": 8, "sigma": 0.1},
     },
-    "optimizer": {"name": "adamw", "lr": 0.001, "weight_decay": 0.02, "betas": [0.9, 0.95]},
+    "optimizer": {"name": "adamw", "lr": "auto", "weight_decay": 0.02, "betas": [0.9, 0.95]},
     "scheduler": {"name": "cosine"},
     "train": {"epochs": "auto", "batch_size": "auto"},
 }

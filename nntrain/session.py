@@ -19,7 +19,7 @@ from torch import nn
 
 from .cache import cached_data
 from .components import build, canonical
-from .config import Config, dump_yaml, fix_epochs, to_plain
+from .config import Config, dump_yaml, fix_auto, to_plain
 from .device import auto_threads, select_device
 from .diagnostics import Diagnostics
 from .encoding import load_encoded
@@ -225,7 +225,7 @@ def start(cfg: Config, config_dir: Path | None = None, stacked: bool = False) ->
     group = _group(cfg)
     device = group.device if group else select_device(cfg.device)
     data, keep = cached_data(cfg, config_dir)
-    fix_epochs(cfg, len(data.train))
+    fix_auto(cfg, len(data.train))
     parts, threads, note = _setup(cfg, data, device, group, stacked)
     writes = not group or group.writes
     made = create_run_dir(cfg.runs_dir, cfg.name) if writes else None

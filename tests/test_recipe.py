@@ -153,17 +153,26 @@ def test_piecewise_linear_bins_come_from_the_training_quantiles():
 
 
 def test_auto_epochs_and_batch_follow_the_training_rows():
-    from nntrain.config import Config, fix_epochs
+    from nntrain.config import Config, fix_auto
 
     def epochs(n_train: int) -> int:
         cfg = Config.model_validate({"data": {"path": "x"}, "train": {"epochs": "auto"}, "scheduler": "cosine"})
-        fix_epochs(cfg, n_train)
+        fix_auto(cfg, n_train)
         assert cfg.scheduler["T_max"] == cfg.train.epochs and "train.epochs auto" in cfg._notes[-1]
         return cfg.train.epochs
 
     assert [epochs(n) for n in (200, 10_000, 50_000, 10_000_000)] == [100, 100, 20, 10]
     train = Config.model_validate({"data": {"path": "x"}, "train": {"batch_size": "auto"}}).train
     assert [train.batch_rows(n) for n in (40, 300, 5_000, 1_000_000)] == [40, 64, 128, 256]
+
+    def lr(n_train: int) -> float:
+        raw = {"data": {"path": "x"}, "train": {"batch_size": "auto"}, "optimizer": {"name": "adamw", "lr": "auto"}}
+        cfg = Config.model_validate(raw)
+        fix_auto(cfg, n_train)
+        assert "optimizer.lr auto" in cfg._notes[-1]
+        return cfg.optimizer["lr"]
+
+    assert [lr(n) for n in (300, 5_000, 1_000_000)] == [0.001, 0.00141, 0.002]  # 0.002 x sqrt(batch / 256)
 
 
 def test_auto_epochs_are_written_into_the_run_and_kept_on_resume(workdir, table_csv, cli):

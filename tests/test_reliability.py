@@ -413,7 +413,9 @@ def test_disk_full_exits_2_with_earlier_checkpoints_intact(workdir, cli):
         )
         r = cli("fit", cfg_path)
         assert r.exit_code == 2, r.stdout
-        assert "No space left on device; the earlier checkpoints" in r.stderr and "Traceback" not in r.stderr
+        # torch.save reports a full disk as an OSError or, mid-write, as its own RuntimeError: both say so
+        assert "No space left on device" in r.stderr and "; the earlier checkpoints in" in r.stderr
+        assert "Traceback" not in r.stderr
         run_dir = mnt / "t"
         assert not [p for p in run_dir.iterdir() if ".tmp" in p.name]
         load_checkpoint(run_dir / "last.pt")
