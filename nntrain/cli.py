@@ -310,9 +310,10 @@ def params(
     else:
         # No torch from a config (its import alone takes 1-2 s): names are checked, the arguments of
         # components are left to fit, and the layers are counted from the config.
+        from .inputs import embeds_of, numerics_of
         from .loading import load_config
         from .memory import too_big
-        from .model import embeds_of, n_outputs, numerics_of, planned_table
+        from .model import n_outputs, planned_table
         from .preprocess import load_data
 
         cfg = load_config(target, list(overrides or []), arguments_too=False)

@@ -168,7 +168,9 @@ class ModelConfig(Strict):
     batch_norm: bool = False
     init: Init = Field(default_factory=InitConfig)
     numeric_embedding: Annotated[NumericEmbeddingConfig | None, BeforeValidator(_to_embedding)] = Field(
-        None, description="none, or periodic (or {name: periodic, frequencies, size, sigma}): numbers embedded first"
+        None,
+        description="none, periodic or piecewise_linear (or {name: ..., size, ...}): each number and date part "
+        "embedded before the first layer",
     )
     ensemble: int = Field(
         1,

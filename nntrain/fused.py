@@ -56,7 +56,7 @@ def plan(cfg: Config, task: str, embedded: bool = False) -> tuple[bool, str]:
 
 def written_out(cfg: Config, task: str, prep: dict) -> bool:
     """Whether a model of this config, on data prepared as `prep`, steps with the written-out step."""
-    from .model import embeds_of
+    from .inputs import embeds_of
 
     return cfg.train.engine != "autograd" and plan(cfg, task, embedded=bool(embeds_of(prep)))[0]
 

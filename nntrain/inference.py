@@ -16,7 +16,8 @@ from .config import Config
 from .encoding import Report, encode, encode_table, load_encoded, unscale
 from .errors import UserError
 from .heads import Rows, evaluate, forward_all, make_criterion, to_proba, truth
-from .model import build_mlp, check_weights, embeds_of, load_weights, numerics_of
+from .inputs import embeds_of, numerics_of
+from .model import build_mlp, check_weights, load_weights
 from .runs import load_run_checkpoint, split_rows
 from .tables import read_table
 

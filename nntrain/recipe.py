@@ -12,8 +12,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-RECIPES = ("tabular", "course")
-
 # Sections that are one component (a name and its arguments): the recipe gives the whole of one the config
 # leaves out, and nothing inside one it names (its own arguments are the component's defaults).
 WHOLE = ("loss", "optimizer", "scheduler")
@@ -82,7 +80,7 @@ def described(cfg: Any) -> str | None:
     for section, values in TABULAR.items():
         keys += [section] if section in WHOLE else [f"{section}.{k}" for k in values]
     shown = " ".join(f"{k}={flow(_at(plain, k))}" for k in keys)
-    return f"recipe: tabular (the config names no model; recipe=course for the schema's defaults): {shown}"
+    return f"recipe: tabular (recipe=course for the schema's defaults): {shown}"
 
 
 def _at(plain: dict, key: str) -> Any:

@@ -26,9 +26,10 @@ from .encoding import load_encoded
 from .errors import ConfigError, UserError, in_one_line
 from .fused import FlatSGD, FusedStep, Held, plan
 from .heads import make_criterion
+from .inputs import embeds_of, numerics_of
 from .loading import load_config
 from .memory import check_fits
-from .model import build_mlp, check_weights, embeds_of, load_weights, n_outputs, numerics_of
+from .model import build_mlp, check_weights, load_weights, n_outputs
 from .plain import flatten
 from .preprocess import Prepared, load_data
 from .runs import (

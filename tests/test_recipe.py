@@ -135,7 +135,8 @@ def test_piecewise_linear_bins_come_from_the_training_quantiles():
     import torch
 
     from nntrain.config import ModelConfig
-    from nntrain.model import bin_table, build_mlp, param_table, planned_table
+    from nntrain.inputs import bin_table
+    from nntrain.model import build_mlp, param_table, planned_table
 
     lower, width = bin_table([[0.0, 1.0, 2.0, 4.0], [5.0, 6.0]], bins=3)
     assert lower == [[0.0, 1.0, 2.0], [5.0, 1e30, 1e30]] and width == [[1.0, 1.0, 2.0], [1.0, 1.0, 1.0]]
