@@ -45,6 +45,15 @@ CASES = {
     ),
     "regression": ({"task": "regression"}, {}),
     "regression_impute": ({"task": "regression", "missing": True}, {"data": {"impute": "median"}}),
+    # the tabular recipe's parts: robust scaling's smooth clip and both numeric embeddings in the graph
+    "multiclass_periodic": (
+        {"task": "multiclass", "missing": True},
+        {"data": {"scale": "robust"}, "model": {"hidden": [8], "numeric_embedding": "periodic"}},
+    ),
+    "regression_piecewise": (
+        {"task": "regression"},
+        {"data": {"scale": "robust"}, "model": {"hidden": [8], "numeric_embedding": "piecewise_linear"}},
+    ),
 }
 
 

@@ -58,6 +58,8 @@ def small(workdir, table_csv):
         (["optimizer.name=adamw", "optimizer.weight_decay=0.01", "scheduler.name=cosine"], 1e-5),
         # autograd under vmap (SGD: Adam would blow a bias's rounding noise up, batch norm zeroing its gradient)
         (["model.batch_norm=true", "model.activation=elu", "train.grad_clip=0.5", "optimizer.name=sgd"], 1e-5),
+        (["model.numeric_embedding=periodic", "data.scale=robust", "optimizer.name=sgd"], 1e-5),
+        (["model.numeric_embedding={name: piecewise_linear, bins: 4}", "optimizer.name=sgd"], 1e-5),
     ],
 )
 def test_each_member_equals_a_lone_fit_of_its_config(small, workdir, extra, atol):
