@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 
 def phone_config(workdir: Path, epochs: int | None, plots: bool = False, **extra) -> Path:
-    """configs/phone.yaml on the phone table; `epochs` None: the config's own (100)."""
+    """configs/phone.yaml on the phone table; `epochs` None: the config's own (200)."""
     raw = yaml.safe_load((REPO / "configs" / "phone.yaml").read_text())
     raw["data"]["path"] = str(REAL if REAL.exists() else REPO / "data" / "phone_price.csv")
     raw["train"].update(plots=plots, checkpoint_every=3600, **({"epochs": epochs} if epochs else {}))
