@@ -102,6 +102,20 @@ def bin_table(edges: list[list[float]], bins: int) -> tuple[list[list[float]], l
     return lower, width
 
 
+MAX_BINS = 64  # model.numeric_embedding piecewise_linear: at most this many quantile bins per number
+
+
+def fit_edges(X: Any, train: Any, prep: dict) -> None:
+    """prep["edges"]: per number and date part, its training values' quantiles 0, 1/64, ..., 1 in the matrix's
+    (scaled) units without repeats, the bins of a piecewise-linear embedding; kept in the checkpoint with the
+    rest of the preprocessing. Only a run that needs them pays for them."""
+    import numpy as np
+
+    at = [a for a, _ in numerics_of(prep)]
+    q = np.quantile(X[np.asarray(train)][:, at], np.linspace(0, 1, MAX_BINS + 1), axis=0)
+    prep["edges"] = [[float(v) for v in np.unique(q[:, j])] for j in range(len(at))]
+
+
 def numerics_of(prep: dict) -> list[tuple[int, list[float]]]:
     """(the matrix's column, its bin edges in scaled units) of each number and date part, in order; one-hot
     blocks, indicators and level codes are the other columns."""

@@ -17,7 +17,6 @@ from . import dates
 from .checks import task_problems
 from .config import Config
 from .encoding import (
-    CLIP,
     MISSING,
     Report,
     categories,
@@ -218,8 +217,6 @@ def _fit_features(
     names = numeric_names(prep)
     stats = map_rows(lambda n: _scale_of(_training_part(sources[n], n, prep, train), data_cfg.scale), names, len(df))
     prep.update(shift=[a for a, _, _ in stats], scale=[b for _, b, _ in stats], encoded=_encoded_names(prep))
-    parts = [_training_part(sources[n], n, prep, train) for n in names]
-    prep["edges"] = [_edges(v, a, b, data_cfg.scale) for v, (a, b, _) in zip(parts, stats)]
     if data_cfg.impute == "auto":  # a column complete in training: the training mean, should a value be missing later
         prep["impute"].update({n: mean for n, (_, _, mean) in zip(names, stats) if n not in prep["impute"]})
     return sources
@@ -511,13 +508,3 @@ def _scale_of(v: np.ndarray, kind: str) -> tuple[float, float, float]:
 
 
 NORMAL_IQR = 1.3489795  # a standard normal's interquartile range
-MAX_BINS = 64  # model.numeric_embedding piecewise_linear: at most this many quantile bins per number
-
-
-def _edges(v: np.ndarray, shift: float, scale: float, kind: str) -> list[float]:
-    """The training values' quantiles 0, 1/64, ..., 1 in scaled units, without repeats: the bin edges of a
-    piecewise-linear numeric embedding (a column of few values has few bins)."""
-    q = (np.quantile(v, np.linspace(0, 1, MAX_BINS + 1)) - shift) / scale
-    if kind == "robust":
-        q = q / np.sqrt(1 + (q / CLIP) ** 2)
-    return [float(x) for x in np.unique(q.astype(np.float32))]

@@ -26,7 +26,7 @@ from .encoding import load_encoded
 from .errors import ConfigError, UserError, in_one_line
 from .fused import FlatSGD, FusedStep, Held, plan
 from .heads import make_criterion
-from .inputs import embeds_of, numerics_of
+from .inputs import embeds_of, fit_edges, numerics_of
 from .loading import load_config
 from .memory import check_fits
 from .model import build_mlp, check_weights, load_weights, n_outputs
@@ -227,6 +227,8 @@ def start(cfg: Config, config_dir: Path | None = None, stacked: bool = False) ->
     device = group.device if group else select_device(cfg.device)
     data, keep = cached_data(cfg, config_dir)
     fix_auto(cfg, len(data.train))
+    if getattr(cfg.model.numeric_embedding, "name", None) == "piecewise_linear":
+        fit_edges(data.X, data.train, data.prep)
     parts, threads, note = _setup(cfg, data, device, group, stacked)
     writes = not group or group.writes
     made = create_run_dir(cfg.runs_dir, cfg.name) if writes else None
