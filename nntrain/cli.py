@@ -319,10 +319,11 @@ def params(
         cfg = load_config(target, list(overrides or []), arguments_too=False)
         data = load_data(cfg, target.parent)
         n_in, n_out = data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs)
-        table = planned_table(cfg.model, n_in, n_out, embeds_of(data.prep), numerics_of(data.prep))
+        numeric = numerics_of(data.prep)
+        table = planned_table(cfg.model, n_in, n_out, embeds_of(data.prep), numeric)
         # on the CPU only: a GPU's free memory needs torch, which params does without
         batch, rows = cfg.train.batch_rows(len(data.train)), len(data.X)
-        why = None if cfg.device.startswith("cuda") else too_big(cfg, n_in, n_out, batch, rows)
+        why = None if cfg.device.startswith("cuda") else too_big(cfg, n_in, n_out, batch, rows, numeric=numeric)
         if why is not None:
             _console(True).print(f"warning: {why}: `nntrain fit` on the CPU would refuse it", markup=False)
     if as_json:

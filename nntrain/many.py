@@ -15,6 +15,7 @@ from .components import canonical
 from .config import Config, loss_name, to_plain
 from .errors import UserError
 from .fused import written_out
+from .inputs import numerics_of
 from .machine import available_bytes
 from .memory import training_bytes
 from .metrics import headline
@@ -133,7 +134,8 @@ def _fitting(group: list[Run]) -> list[list[Run]]:
     first = group[0]
     n_in, n_out = first.data.X.shape[1], first.parts.model.out.out_features
     data = first.data.X.nbytes + first.data.y.nbytes
-    each = training_bytes(first.cfg, n_in, n_out, first.batch_size, len(first.data.X)) + data
+    numeric = numerics_of(first.data.prep)
+    each = training_bytes(first.cfg, n_in, n_out, first.batch_size, len(first.data.X), numeric) + data
     have = available_bytes(first.device)
     size = len(group) if have is None else max(1, min(len(group), int(have * 0.5 // each)))
     return [group[i : i + size] for i in range(0, len(group), size)]

@@ -19,32 +19,39 @@ EVAL_ROWS = 65536  # the rows one evaluation forward holds at once (heads.forwar
 ACTIVATION_COPIES = 4  # per unit and row in a step: pre-activation, activation, dropout mask, its gradient
 
 
-def training_bytes(cfg: Config, n_inputs: int, n_out: int, batch: int, rows: int) -> int:
+def training_bytes(cfg: Config, n_inputs: int, n_out: int, batch: int, rows: int, numeric: list = ()) -> int:
     """float32 weights, their gradients and the optimizer's state, and the larger of a step's activations and an
-    evaluation chunk's. An estimate: close for big models, where it matters."""
-    table = planned_table(cfg.model, n_inputs, n_out)
+    evaluation chunk's. An estimate: close for big models, where it matters. `numeric`: the matrix's numeric
+    columns (inputs.numerics_of), which model.numeric_embedding widens."""
+    table = planned_table(cfg.model, n_inputs, n_out, numeric=numeric)
     state = record("optimizer", cfg.optimizer["name"]).state
     widths = [n_inputs, *(layer.size for layer in cfg.model.resolved_layers()), n_out]
+    spec = cfg.model.numeric_embedding
+    if spec is not None and numeric:  # the per-column features, then the embedded width the first layer takes
+        features = 2 * spec.frequencies if spec.name == "periodic" else spec.bins
+        widths += [len(numeric) * features, n_inputs + len(numeric) * (spec.size - 1)]
     weights = 4 * ((2 + state) * table["total"] + table["buffers"])
     step = 4 * ACTIVATION_COPIES * batch * sum(widths)
     evaluation = 4 * 2 * min(rows, EVAL_ROWS) * max(widths)
     return weights + max(step, evaluation)
 
 
-def too_big(cfg: Config, n_inputs: int, n_out: int, batch: int, rows: int, device: Any = "cpu") -> str | None:
+def too_big(
+    cfg: Config, n_inputs: int, n_out: int, batch: int, rows: int, device: Any = "cpu", numeric: list = ()
+) -> str | None:
     """Why the model cannot train here, in words, or None when it fits."""
-    need, have = training_bytes(cfg, n_inputs, n_out, batch, rows), available_bytes(device)
+    need, have = training_bytes(cfg, n_inputs, n_out, batch, rows, numeric), available_bytes(device)
     if have is None or need <= have:
         return None
-    total = planned_table(cfg.model, n_inputs, n_out)["total"]
+    total = planned_table(cfg.model, n_inputs, n_out, numeric=numeric)["total"]
     return (
         f"{total:,} parameters need about {gib(need)} to train at batch {batch} (weights, gradients, "
         f"{cfg.optimizer['name']} state and activations); {device} has {gib(have)} available"
     )
 
 
-def check_fits(cfg: Config, n_inputs: int, n_out: int, batch: int, rows: int, device: Any) -> None:
+def check_fits(cfg: Config, n_inputs: int, n_out: int, batch: int, rows: int, device: Any, numeric: list = ()) -> None:
     """Refuse, before any tensor is allocated, a model that the device cannot hold."""
-    why = too_big(cfg, n_inputs, n_out, batch, rows, device)
+    why = too_big(cfg, n_inputs, n_out, batch, rows, device, numeric)
     if why is not None:
         raise UserError(f"model: {why}; use smaller model.hidden sizes (or a smaller train.batch_size)")

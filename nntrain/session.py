@@ -186,7 +186,7 @@ def _setup(
             f"model.ensemble={k}: its members train stacked in one process, without --nproc or train.compile"
         )
     n_in, n_out, bs = data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs), cfg.train.batch_rows(len(data.train))
-    check_fits(cfg, n_in, n_out, bs, len(data.X), device)  # before a single weight is allocated
+    check_fits(cfg, n_in, n_out, bs, len(data.X), device, numerics_of(data.prep))  # before any weight exists
     weighted = data.loss_weights is not None
     parts = build_parts(cfg, n_in, n_out, data.prep, device, fused and not stacked and k == 1, weighted, stacked)
     threads = cfg.train.threads or auto_threads(

@@ -189,3 +189,20 @@ def test_auto_epochs_are_written_into_the_run_and_kept_on_resume(workdir, table_
     again = cli("fit", "--resume", str(workdir / "runs" / "a"), "train.epochs=102")
     assert again.exit_code == 0, again.output
     assert len(metrics_rows(workdir / "runs" / "a")) == 102
+
+
+def test_the_memory_estimate_counts_the_numeric_embeddings(monkeypatch):
+    from nntrain import memory
+    from nntrain.config import Config
+
+    raw = {"data": {"path": "x"}, "model": {"hidden": [256], "numeric_embedding": "periodic"}, "optimizer": "adam"}
+    cfg = Config.model_validate(raw)
+    numeric = [(i, []) for i in range(1000)]
+    plain = memory.training_bytes(cfg, 1000, 2, 256, 10_000)
+    embedded = memory.training_bytes(cfg, 1000, 2, 256, 10_000, numeric)
+    # Adam: weights, gradients and two moments of a first layer 8x as wide (1000 x 8 inputs, not 1000)
+    assert embedded - plain >= 4 * 4 * 256 * 1000 * 7
+    monkeypatch.setattr(memory, "available_bytes", lambda device: (plain + embedded) // 2)
+    assert memory.too_big(cfg, 1000, 2, 256, 10_000) is None
+    why = memory.too_big(cfg, 1000, 2, 256, 10_000, numeric=numeric)
+    assert why is not None and "parameters need about" in why
