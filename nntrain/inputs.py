@@ -60,7 +60,8 @@ def _define_num_embed() -> type:
             super().__init__()
             at = [a for a, _ in numeric]
             self.n_dense, self.periodic = n_dense, spec.name == "periodic"
-            self.at, self.rest = at, sorted(set(range(n_dense)) - set(at))  # lists: index on any device
+            # index tensors, not buffers (param tables count buffers as state); moved to the input's device once
+            self.at, self.rest = torch.tensor(at), torch.tensor(sorted(set(range(n_dense)) - set(at)), dtype=torch.long)
             m, k = len(at), 2 * spec.frequencies if self.periodic else spec.bins
             if self.periodic:
                 self.frequencies = nn.Parameter(torch.randn(m, spec.frequencies) * spec.sigma)
@@ -74,6 +75,8 @@ def _define_num_embed() -> type:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             dense = x[:, : self.n_dense]
+            if self.at.device != x.device:
+                self.at, self.rest = self.at.to(x.device), self.rest.to(x.device)
             v = dense[:, self.at, None]
             if self.periodic:
                 v = 2 * math.pi * v * self.frequencies

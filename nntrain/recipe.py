@@ -12,6 +12,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .config import to_plain
+from .plain import flow
+
 # Sections that are one component (a name and its arguments): the recipe gives the whole of one the config
 # leaves out, and nothing inside one it names (its own arguments are the component's defaults).
 WHOLE = ("loss", "optimizer", "scheduler")
@@ -72,9 +75,6 @@ def described(cfg: Any) -> str | None:
     (an override or the file may have changed it)."""
     if cfg.recipe != "tabular":
         return None
-    from .config import to_plain
-    from .plain import flow
-
     plain = to_plain(cfg)
     keys = []
     for section, values in TABULAR.items():

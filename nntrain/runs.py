@@ -31,11 +31,6 @@ STATUSES = ("completed", "early_stop", "pruned", "diverged", "interrupted")
 @functools.lru_cache(maxsize=1)
 def versions() -> dict[str, str]:
     """What reproduces a run; read from package metadata, so nothing is imported for it."""
-    return dict(_versions())
-
-
-@functools.cache  # the installed packages do not change under a running process; reading them costs 0.3 ms
-def _versions() -> dict[str, str]:
     from importlib.metadata import version
 
     return {
