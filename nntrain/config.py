@@ -48,7 +48,9 @@ class DataConfig(Strict):
     val_size: float = Field(
         0.1, gt=0, lt=1, description="fraction of the non-test rows held out to pick the best epoch"
     )
-    test_size: float = Field(0.2, gt=0, lt=1, description="fraction of all rows, touched once at the end")
+    test_size: float = Field(
+        0.2, ge=0, lt=1, description="fraction of all rows, touched once at the end; 0: no test split (all rows train)"
+    )
     split_seed: int | None = Field(None, ge=0, le=MAX_SEED, description="seed of the split; default: the run's seed")
     scale: Literal["standard", "robust", "minmax", "none"] = Field(
         "standard",

@@ -62,6 +62,8 @@ def evaluate_run(run: LoadedRun, data_file: str | None = None, strict: bool = Fa
     prep, report = run.prep, Report(strict)
     if data_file is None:
         (test,) = split_rows(run.split, run.run_dir, "test")
+        if not test:
+            raise UserError(f"{run.run_dir} has no test split (data.test_size=0): evaluate it on a file with --data")
         e = load_encoded(prep, rows=test, report=report)  # the test rows only
         label = "test split"
     else:

@@ -156,6 +156,8 @@ def seeds_line(seeds: list[int], results: list[dict | Diverged]) -> str:
     if not done:
         return f"seeds {','.join(map(str, seeds))}: none finished"
     name = headline(done[0]["task"])
+    if name not in done[0]["test"]:
+        return f"seeds {','.join(map(str, seeds))}: {len(done)} runs finished; no test split (data.test_size=0)"
     values = np.array([r["test"][name] for r in done])
     spread = f" ± {values.std(ddof=1):.4f} (mean ± standard deviation)" if len(values) > 1 else ""
     failed = f"; {len(results) - len(done)} diverged" if len(done) < len(results) else ""

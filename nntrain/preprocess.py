@@ -435,8 +435,9 @@ def check_against(cfg: Config, data: Prepared) -> None:
     if problems:
         facts = f" [data: {data.task}, {data.task_reason}]"
         raise UserError([dataclasses.replace(p, message=p.message + facts) for p in problems])
+    no_test = cfg.data.test_size == 0 and not (cfg.data.test_path or cfg.data.split_column)
     for part, idx in (("training", data.train), ("validation", data.val), ("test", data.test)):
-        if len(idx) == 0:
+        if len(idx) == 0 and not (part == "test" and no_test):
             raise UserError(f"data: the {part} split is empty ({len(data.X)} rows); use more rows or other split sizes")
 
 

@@ -30,7 +30,7 @@ def split(
     holdout, how = _holdout_rule(frame, labels, data_cfg, rng)
     test = fixed.get("test")
     if test is None:
-        rest, test = holdout(rest, data_cfg.test_size)
+        rest, test = holdout(rest, data_cfg.test_size) if data_cfg.test_size else (rest, np.array([], np.int64))
     val = fixed.get("val")
     if val is None:
         rest, val = holdout(rest, data_cfg.val_size)

@@ -438,7 +438,7 @@ def _short(value: str) -> str:
 
 def _headline(summary: dict) -> str:
     key = metrics.headline(summary["task"])
-    return f"{key}={summary['test'][key]:.4f}"
+    return f"{key}={summary['test'][key]:.4f}" if key in summary["test"] else "no test split"
 
 
 # ---------------------------------------------------------------- results

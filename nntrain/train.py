@@ -183,7 +183,7 @@ def _train(run: Run, loop: Loop, t_start: float) -> dict:
     start_diagnostics(run, loop)
     halt = None
     patience = cfg.train.patience
-    loop.progress.begin(cfg.train.epochs, run.epoch, loop.steps)
+    loop.progress.begin(cfg.train.epochs, run.epoch, loop.steps, loop.monitor)
     while run.epoch < cfg.train.epochs and not (patience and run.bad_epochs >= patience):
         t0 = time.perf_counter()
         lr = run.parts.optimizer.param_groups[0]["lr"]
@@ -352,16 +352,22 @@ def finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:
         if not group.writes:
             return {"run_dir": str(run.run_dir), "rank": group.rank}
     parts.model.load_state_dict(load_checkpoint(run.run_dir / "best.pt")["model"])
-    test_rows = data.test
-    rows = Rows.take(loop.X, loop.y, loop.loss_weights, data.weights, test_rows)
-    test, scores = evaluate_with_scores(parts.model, rows, run.cfg, data.prep, parts.criterion)
-    y_test = truth(data.prep, data.y[test_rows])
     summary = summary_of(run, halt.status if halt else "completed", halt.reason if halt else None, seconds)
-    summary.update(test=test, test_baseline=M.baseline(data.task, y_test, data.prep, rows.weights))
+    summary.update(test={}, test_baseline={})
+    y_test, scores = None, None
+    if len(data.test):
+        rows = Rows.take(loop.X, loop.y, loop.loss_weights, data.weights, data.test)
+        test, scores = evaluate_with_scores(parts.model, rows, run.cfg, data.prep, parts.criterion)
+        y_test = truth(data.prep, data.y[data.test])
+        summary.update(test=test, test_baseline=M.baseline(data.task, y_test, data.prep, rows.weights))
     write_json(run.run_dir / "summary.json", summary)
     loop.progress.end()
-    loop.log(f"best epoch {run.best_epoch} ({summary['monitor']}={run.best_value:.4f}); test metrics of best.pt:")
-    loop.log(format_metrics(test, summary["test_baseline"]))
+    best = f"best epoch {run.best_epoch} ({summary['monitor']}={run.best_value:.4f})"
+    if y_test is None:
+        loop.log(f"{best}; no test split (data.test_size=0)")
+    else:
+        loop.log(f"{best}; test metrics of best.pt:")
+        loop.log(format_metrics(summary["test"], summary["test_baseline"]))
     if run.cfg.train.plots:
         try:
             written = write_plots(run.run_dir, summary["monitor"], data.task, y_test, scores, data.prep["classes"])
@@ -372,12 +378,13 @@ def finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:
 
 
 def write_plots(
-    run_dir: Path, monitor: str, task: str, y_true: np.ndarray, scores: np.ndarray, classes: list | None
+    run_dir: Path, monitor: str, task: str, y_true: np.ndarray | None, scores: np.ndarray | None, classes: list | None
 ) -> list[Path]:
-    """PNG plots in the run folder: curves from metrics.csv, and the test split's predictions."""
+    """PNG plots in the run folder: curves from metrics.csv, and the test split's predictions (if it has one)."""
     from .plots import curve_plots, prediction_plots
 
-    return curve_plots(run_dir, monitor) + prediction_plots(run_dir, task, y_true, scores, classes)
+    curves = curve_plots(run_dir, monitor)
+    return curves if y_true is None else curves + prediction_plots(run_dir, task, y_true, scores, classes)
 
 
 def _interrupt_check(group: Any) -> Callable[[int], bool]:

@@ -188,7 +188,7 @@ BASE = "data: {path: x.csv}\n"
             "model.layers.0.activaton: unknown key (did you mean 'activation'?)",
         ),
         (BASE + "optimizer: {name: adam, lr: 0.1, betas: [0.9, 1.5]}\n", "Invalid beta parameter at index 1"),
-        ("data: {path: x.csv, test_size: 0}\n", "data.test_size=0: Input should be greater than 0"),
+        ("data: {path: x.csv, test_size: -0.1}\n", "data.test_size=-0.1: Input should be greater than or equal to 0"),
         (
             "data: {path: x.csv, impute: zero}\n",
             "data.impute=zero: Input should be 'auto', 'none', 'mean', 'median' or 'most_frequent'",
