@@ -1,3 +1,20 @@
-"""nntrain: train neural networks on tabular data from a YAML config."""
+"""nntrain: train neural networks on tabular data from a YAML config.
+
+    import nntrain
+    run = nntrain.fit("configs/phone.yaml", {"optimizer.lr": 0.01})   # or a dict, and data=a DataFrame
+    run.metrics.plot(x="epoch", y=["train_loss", "val_loss"])
+    run.predict(frame)                                                 # nntrain.load("runs/phone") later
+
+The API (fit, resume, load, Run) is imported on first use, so `import nntrain` costs no torch import.
+"""
 
 __version__ = "0.1.0"
+__all__ = ["DataWarning", "Run", "fit", "load", "resume"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'nntrain' has no attribute {name!r}")

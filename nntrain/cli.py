@@ -5,6 +5,7 @@ torch, pandas and scikit-learn are imported inside the commands, so `nntrain --h
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -19,6 +20,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: rich's panels cost a tenth of a second of imports per --help
     help="Train neural networks on tabular data from a YAML config.",
 )
 
@@ -133,41 +135,46 @@ def fit(
     seeds: str | None = typer.Option(
         None, "--seeds", help="train one run per seed, e.g. 0,1,2 (together, on the stacked engine), runs/NAME-seedS"
     ),
+    mlflow: bool = typer.Option(
+        False, "--mlflow", help="log the run to MLflow when it ends: to $MLFLOW_TRACKING_URI, else ./mlruns"
+    ),
+    mlflow_uri: str | None = typer.Option(
+        None, "--mlflow-uri", help="log the run to this MLflow tracking URI (a server's http://..., sqlite:///FILE)"
+    ),
 ) -> None:
     """Train a model from CONFIG; the run folder keeps config, metrics, best.pt, last.pt, summary and plots."""
     if seeds is not None or (resume and len(resume) > 1):
         together = list(overrides or []) + (["data.cache=false"] if no_cache and seeds else [])
-        return _fit_together(config, together, name, seeds, resume, quiet, as_json, nproc)
+        return _fit_together(config, together, name, seeds, resume, quiet, as_json, nproc, _mlflow(mlflow, mlflow_uri))
     _before_fit(ctx, config, overrides, resume, nproc)
+    from . import api
     from .errors import UserError
-    from .metrics import monitor_name
     from .progress import Bar, Lines
-    from .session import configure, start
-    from .session import resume as resumed
     from .stopping import catching_signals
-    from .train import train
 
     extra = list(overrides or [])
     out = _console(stderr=as_json)
-    resume = resume[0] if resume else None
+    log = lambda m: out.print(m, markup=False)  # noqa: E731
+    shown = Bar(out) if out.is_terminal and not quiet else Lines(log, quiet=quiet)
+    track = {"log": log, "progress": shown, "tensorboard": tensorboard, "mlflow": _mlflow(mlflow, mlflow_uri)}
     with catching_signals(then_ignore=_PROCESS["exiting"]):
-        if resume is not None:
+        if resume:
             if config is not None and "=" not in config:
                 raise UserError(f"give either CONFIG ({config}) or --resume RUN_DIR, not both")
-            state = resumed(resume, ([config] if config else []) + extra + ([f"name={name}"] if name else []))
+            extra = ([config] if config else []) + extra + ([f"name={name}"] if name else [])
+            run = api.resume(resume[0], extra, **track)
         else:
             if config is None:
                 raise UserError("missing CONFIG: nntrain fit configs/phone.yaml (or --resume RUN_DIR)")
-            extra += ["data.cache=false"] if no_cache else []
-            state = start(configure(Path(config), extra, name=name), Path(config).parent)
-        log = lambda m: out.print(m, markup=False)  # noqa: E731
-        terminal = out.is_terminal and not quiet
-        shown = Bar(out, monitor_name(state.cfg.train.monitor)) if terminal else Lines(log, quiet=quiet)
-        summary = train(state, log=log, progress=shown, tensorboard=tensorboard)
-    if as_json and "best_epoch" in summary:  # data-parallel ranks other than 0 print nothing
-        _print_json(
-            {k: summary[k] for k in ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline")}
-        )
+            run = api.fit(Path(config), extra + (["data.cache=false"] if no_cache else []), name=name, **track)
+    if as_json and isinstance(run, api.Run):  # data-parallel ranks other than 0 print nothing
+        keep = ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline")
+        _print_json({k: run.summary[k] for k in keep})
+
+
+def _mlflow(flag: bool, uri: str | None) -> str | bool | None:
+    """--mlflow-uri URI, or --mlflow (True: $MLFLOW_TRACKING_URI, else ./mlruns), or neither: the config says."""
+    return uri if uri is not None else (True if flag else None)
 
 
 def _before_fit(ctx: typer.Context, config: str | None, overrides: list[str] | None, resume, nproc: int) -> None:
@@ -193,11 +200,14 @@ def _fit_together(
     quiet: bool,
     as_json: bool,
     nproc: int,
+    mlflow: str | None,
 ) -> None:
-    """fit --seeds (a run per seed), or --resume given several run folders: trained together where they can."""
+    """fit --seeds (a run per seed), or --resume given several run folders: trained together where they can;
+    each logged to MLflow after."""
     from .many import fit_many, resume_many, seeds_line
     from .session import configure
     from .stopping import Diverged, catching_signals
+    from .tracking import tracker_for
 
     out = _console(stderr=as_json)
     log = lambda m: out.print(m, markup=False)  # noqa: E731
@@ -210,8 +220,11 @@ def _fit_together(
         path = Path(config)
         base = configure(path, extra, name=name).name
         cfgs = [configure(path, [*extra, f"seed={s}"], name=f"{base}-seed{s}") for s in chosen]
+        tracker = tracker_for(mlflow, cfgs[0])
         with catching_signals(then_ignore=_PROCESS["exiting"]):
             results = fit_many(cfgs, path.parent, log, quiet)
+        for r in results if tracker else []:
+            tracker.log_run(Path(r.run_dir if isinstance(r, Diverged) else r["run_dir"]))
         _print_results([f"seed {s}, " for s in chosen], results, log)
         line = seeds_line(chosen, results)
         log(line)
@@ -250,10 +263,21 @@ def _print_results(labels: list[str], results: list, log: Callable[[str], None])
 STRICT_HELP = "a level never seen in training (or text in a date column) is an error, not an unknown level"
 
 
-def _warn(notes: list[str]) -> None:
-    """What the encoding read as unknown, on stderr."""
-    for note in notes:
-        _console(True).print(f"warning: {note}", markup=False)
+@contextlib.contextmanager
+def _data_warnings():
+    """The API's DataWarnings (what the encoding read as unknown) as `warning:` lines on stderr."""
+    import warnings
+
+    from .api import DataWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, DataWarning):
+            _console(True).print(f"warning: {w.message}", markup=False)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 @app.command("eval")
@@ -269,13 +293,13 @@ def eval_(
 ) -> None:
     """Metrics of a trained run on its own test split or on another file."""
 
-    from .inference import evaluate_run, load_run
+    from . import api
     from .progress import format_metrics
     from .runs import resolve_run_dir
 
-    loaded = load_run(resolve_run_dir(str(run_dir) if run_dir else None), checkpoint)
-    report = evaluate_run(loaded, data, strict)
-    _warn(report["notes"])
+    run = api.load(resolve_run_dir(str(run_dir) if run_dir else None), checkpoint)
+    with _data_warnings():
+        report = run.report(data, strict)
     if as_json:
         _print_json(report)
         return
@@ -300,13 +324,11 @@ def params(
     from .errors import UserError
 
     if target.is_dir():
-        from .inference import load_run
-        from .model import param_table
-        from .runs import resolve_run_dir
+        from . import api
 
         if overrides:
             raise UserError(f"overrides ({' '.join(overrides)}) apply to a config, not to a trained run folder")
-        table = param_table(load_run(resolve_run_dir(str(target))).model)
+        table = api.load(target).params()
     else:
         # No torch from a config (its import alone takes 1-2 s): names are checked, the arguments of
         # components are left to fit, and the layers are counted from the config.
@@ -372,15 +394,15 @@ def predict(
 ) -> None:
     """Predict from raw rows: the stored preprocessing is applied; labels come back as in the training data."""
 
-    from .encoding import Report
-    from .inference import load_run, predict_frame, spreadsheet_safe
-    from .runs import output_file, resolve_run_dir, write_output
+    from . import api
+    from .inference import spreadsheet_safe
+    from .runs import output_file, write_output
 
     if output is not None:
         output_file(output, force, inputs=[input])
-    report = Report(strict)
-    frame = predict_frame(load_run(resolve_run_dir(str(run_dir)), checkpoint), input, report)
-    _warn(report.notes)
+    run = api.load(run_dir, checkpoint)
+    with _data_warnings():
+        frame = run.predict(input, strict)
     frame = frame if raw else spreadsheet_safe(frame)
     if output is None:
         frame.to_csv(sys.stdout, index=False)
@@ -407,6 +429,8 @@ def sweep(
         min=1,
         help="trials trained together at most (default 16, fewer if memory is short; 1: one at a time)",
     ),
+    mlflow: bool = typer.Option(False, "--mlflow", help="log each trial to MLflow, nested under the study's run"),
+    mlflow_uri: str | None = typer.Option(None, "--mlflow-uri", help="the MLflow tracking URI (implies --mlflow)"),
 ) -> None:
     """Search the config keys listed under sweep: with Optuna; start it on more machines to share the study."""
 
@@ -420,7 +444,8 @@ def sweep(
     from .sweep import AUTO_BATCH
 
     log = lambda m: out.print(m, markup=False)  # noqa: E731
-    result = run_sweep(config, list(overrides or []), trials, storage, study, grid, log, batch or AUTO_BATCH)
+    extra, track = list(overrides or []), _mlflow(mlflow, mlflow_uri)
+    result = run_sweep(config, extra, trials, storage, study, grid, log, batch or AUTO_BATCH, track)
     if as_json:
         _print_json(result)
         return

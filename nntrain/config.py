@@ -247,6 +247,11 @@ class TrainConfig(Strict):
         "into metrics.csv, and warn in words when they cross a line",
     )
     plots: bool = Field(True, description="draw the PNG plots into the run folder at the end (about a second)")
+    mlflow: bool | str | None = Field(
+        None,
+        description="log the run to MLflow when it ends (needs nntrain[mlflow]): true for $MLFLOW_TRACKING_URI "
+        "(else ./mlruns), or a tracking URI (http://HOST:PORT, sqlite:///FILE, a folder); as fit --mlflow",
+    )
     compile: bool = Field(
         False,
         description="run the autograd step under torch.compile (a compile of 10-60 s first; "

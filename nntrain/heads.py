@@ -56,6 +56,7 @@ def to_proba(out: torch.Tensor, cfg: Config) -> torch.Tensor:
 @torch.no_grad()
 def forward_all(model: nn.Module, X: torch.Tensor) -> torch.Tensor:
     model.eval()
+    X = X.to(next(model.parameters()).dtype)  # a model made float64 (Run.in_float64) takes float64 rows
     return torch.cat([model(X[i : i + EVAL_ROWS]) for i in range(0, len(X), EVAL_ROWS)]) if len(X) else X[:, :0]
 
 

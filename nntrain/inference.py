@@ -19,7 +19,7 @@ from .heads import Rows, evaluate, forward_all, make_criterion, to_proba, truth
 from .inputs import embeds_of, numerics_of
 from .model import build_mlp, check_weights, load_weights
 from .runs import load_run_checkpoint, split_rows
-from .tables import read_table
+from .tables import Table, read_table
 
 
 @dataclass
@@ -35,15 +35,24 @@ class LoadedRun:
 def load_run(run_dir: Path, checkpoint: str = "best") -> LoadedRun:
     if checkpoint not in ("best", "last"):
         raise UserError(f"--checkpoint={checkpoint}: choose best or last")
-    path = run_dir / f"{checkpoint}.pt"
     ckpt, split = load_run_checkpoint(run_dir, checkpoint)
+    return from_checkpoint(run_dir, ckpt, split, run_dir / f"{checkpoint}.pt")
+
+
+# What predicting and evaluating read of a checkpoint (not the optimizer's state nor the RNGs)
+MODEL_KEYS = ("format", "config", "prep", "n_inputs", "n_outputs", "task", "versions", "run_id", "epoch", "model")
+
+
+def from_checkpoint(run_dir: Path, ckpt: dict, split: dict, path: Path) -> LoadedRun:
+    """The model built from its config and loaded with the checkpoint's weights; `path` names it in messages."""
     cfg = stored_config(ckpt, path)
     check_weights(cfg.model, ckpt, path)
     prep = ckpt["prep"]
     model = build_mlp(cfg.model, ckpt["n_inputs"], ckpt["n_outputs"], embeds_of(prep), ckpt["task"], numerics_of(prep))
     load_weights(model, ckpt, path)
     model.eval()
-    return LoadedRun(run_dir, cfg, model, ckpt["prep"], ckpt, split)
+    kept = {k: ckpt[k] for k in MODEL_KEYS if k in ckpt}
+    return LoadedRun(run_dir, cfg, model, prep, kept, split)
 
 
 def stored_config(ckpt: dict, path: Path) -> Config:
@@ -56,9 +65,9 @@ def stored_config(ckpt: dict, path: Path) -> Config:
         raise UserError(f"{path}: its stored config is not valid ({where}: {err['msg']}); retrain") from None
 
 
-def evaluate_run(run: LoadedRun, data_file: str | None = None, strict: bool = False) -> dict:
-    """Metrics on the run's own test split (same rows, from split.json), or on another file; `notes` says what
-    the encoding read as unknown (under `strict`, that is an error)."""
+def evaluate_run(run: LoadedRun, data_file: str | Table | None = None, strict: bool = False) -> dict:
+    """Metrics on the run's own test split (same rows, from split.json), or on another file (or a Table in
+    memory); `notes` says what the encoding read as unknown (under `strict`, that is an error)."""
     prep, report = run.prep, Report(strict)
     if data_file is None:
         (test,) = split_rows(run.split, run.run_dir, "test")
@@ -67,8 +76,9 @@ def evaluate_run(run: LoadedRun, data_file: str | None = None, strict: bool = Fa
         e = load_encoded(prep, rows=test, report=report)  # the test rows only
         label = "test split"
     else:
-        e = encode_table(read_table(data_file, key="--data"), prep, data_file, report)
-        label = data_file
+        table = _read(data_file, "--data")
+        label = data_file if isinstance(data_file, str) else "a DataFrame"
+        e = encode_table(table, prep, label, report)
     rows = Rows(torch.as_tensor(e.X), torch.as_tensor(e.y), _tensor(e.loss_weights), e.weights)
     weighted = e.loss_weights is not None
     values = evaluate(run.model, rows, run.cfg, prep, make_criterion(run.cfg, prep["task"], weighted))
@@ -107,10 +117,14 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
-def predict_frame(run: LoadedRun, input_path: str, report: Report | None = None) -> pd.DataFrame:
-    """Raw rows in; the prediction (original label values) and class probabilities out. `report` gathers what
-    the encoding read as unknown."""
-    table = read_table(input_path, key="INPUT")
+def _read(data: str | Table, key: str) -> Table:
+    return data if isinstance(data, Table) else read_table(data, key=key)
+
+
+def predict_frame(run: LoadedRun, data: str | Table, report: Report | None = None) -> pd.DataFrame:
+    """Raw rows in (a file, or a Table in memory); the prediction (original label values) and class
+    probabilities out. `report` gathers what the encoding read as unknown."""
+    table = _read(data, "INPUT")
     prep = run.prep
     X = torch.as_tensor(encode(table.frame, prep, table.is_csv, report=report))
     out = forward_all(run.model, X)

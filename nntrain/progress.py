@@ -14,7 +14,7 @@ class Lines:
     def __init__(self, log: Callable[[str], None], quiet: bool = False):
         self.log, self.quiet = log, quiet
 
-    def begin(self, epochs: int, done: int, steps: int) -> None:
+    def begin(self, epochs: int, done: int, steps: int, monitor: str = "val_loss") -> None:
         pass
 
     def step(self, s: int) -> None:
@@ -33,12 +33,12 @@ class Bar(Lines):
     """A bar over epochs with the current loss, validation metric and learning rate; a second bar over
     batches appears when an epoch takes more than a second. Epoch lines print above the bars."""
 
-    def __init__(self, console: Any, monitor: str):
+    def __init__(self, console: Any):
         super().__init__(lambda m: console.print(m, markup=False))
-        self.console, self.monitor = console, monitor
+        self.console, self.monitor = console, "val_loss"
         self.progress: Any = None
 
-    def begin(self, epochs: int, done: int, steps: int) -> None:
+    def begin(self, epochs: int, done: int, steps: int, monitor: str = "val_loss") -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -48,7 +48,7 @@ class Bar(Lines):
             TimeRemainingColumn,
         )
 
-        self.steps = steps
+        self.steps, self.monitor = steps, monitor
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),

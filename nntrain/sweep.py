@@ -42,6 +42,7 @@ from .studies import (
     storage_url,
     tally,
 )
+from .tracking import tracker_for
 from .train import Halt
 
 SETTINGS = ("trials", "direction", "pruner", "heartbeat")
@@ -300,6 +301,7 @@ def sweep(
     grid: bool,
     log: Callable[[str], None],
     batch: int = AUTO_BATCH,
+    mlflow: str | bool | None = None,
 ) -> dict:
     """Run trials until the study holds the requested number; return the study's results. `batch`: trials
     claimed and trained together at most (those of one shape share the stacked engine); 1: one at a time."""
@@ -311,6 +313,9 @@ def sweep(
     url = storage_url(storage, f"sqlite:///{(Path(cfg.runs_dir) / 'sweeps.db').resolve()}")
     root = Path(cfg.runs_dir) / name
     root.mkdir(parents=True, exist_ok=True)
+    tracker = tracker_for(mlflow, cfg)  # the trials are nested MLflow runs under one run of the study
+    parent = tracker.parent(name) if tracker else None
+    track = (lambda run_dir: tracker.log_run(run_dir, parent=parent)) if tracker else None
     study, db = open_study(url, name, p, grid, log)
     log(
         f"study {name} in {masked(url)}: {p.trials} trials in all, {p.direction} {p.monitor}; "
@@ -319,8 +324,11 @@ def sweep(
     )
     try:
         with catching_signals():
-            ran = _work(study, db, url, p, root, path.parent, log, batch)
-        return finish(study, root, p, log) | {"ran_here": ran}
+            ran = _work(study, db, url, p, root, path.parent, log, batch, track)
+        result = finish(study, root, p, log) | {"ran_here": ran}
+        if tracker:
+            tracker.end_parent(parent, result, root, p.monitor)
+        return result
     except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as e:
         raise UserError(
             f"--storage {masked(url)}: the study's database stopped answering ({first_line(e, 200)}); the trials it "
@@ -329,7 +337,15 @@ def sweep(
 
 
 def _work(
-    study: Any, db: Any, url: str, p: Plan, root: Path, config_dir: Path, log: Callable[[str], None], batch: int
+    study: Any,
+    db: Any,
+    url: str,
+    p: Plan,
+    root: Path,
+    config_dir: Path,
+    log: Callable[[str], None],
+    batch: int,
+    track: Callable[[Path], Any] | None = None,
 ) -> int:
     """Trials until the study holds p.trials that count, none running or waiting; the trials this worker ran.
     Up to `batch` trials are claimed at once and trained together where their shapes agree (together.py)."""
@@ -355,13 +371,20 @@ def _work(
         with contextlib.ExitStack() as beats:
             for trial in trials:
                 beats.enter_context(beating(db, trial, p.heartbeat))
-            ran += _run_trials(study, trials, p, root, config_dir, log)
+            ran += _run_trials(study, trials, p, root, config_dir, log, track)
 
 
 def _run_trials(
-    study: Any, trials: list[Any], p: Plan, root: Path, config_dir: Path, log: Callable[[str], None]
+    study: Any,
+    trials: list[Any],
+    p: Plan,
+    root: Path,
+    config_dir: Path,
+    log: Callable[[str], None],
+    track: Callable[[Path], Any] | None = None,
 ) -> int:
-    """The trials, each in its own run folder, told to the study: completed, pruned or failed. How many trained."""
+    """The trials, each in its own run folder, told to the study: completed, pruned or failed (and each handed
+    to `track`, MLflow's). How many trained."""
     params = [{d.key: _suggest(trial, d) for d in p.dims} for trial in trials]
     cfgs = []
     for trial, chosen in zip(trials, params):
@@ -387,6 +410,8 @@ def _run_trials(
     seconds = time.perf_counter() - t0
     for trial, chosen, summary in zip(trials, params, results):
         _told(study, trial, p, chosen, summary, seconds, log)
+        if track is not None:
+            track(Path(summary.run_dir if isinstance(summary, Diverged) else summary["run_dir"]))
     return sum(isinstance(r, dict) for r in results)
 
 

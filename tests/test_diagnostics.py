@@ -129,7 +129,7 @@ def test_progress_bar_on_a_terminal(workdir, table_csv):
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=120, highlight=False)
     raw = {"name": "bar", "data": {"path": str(table_csv(n=120))}, "train": {"epochs": 3}}
-    fit(load_config(None, raw=raw), log=lambda m: console.print(m, markup=False), progress=Bar(console, "val_loss"))
+    fit(load_config(None, raw=raw), log=lambda m: console.print(m, markup=False), progress=Bar(console))
     text = buf.getvalue()
     assert CONTROL.search(text)
     assert re.search(r"epoch\s+3/3", text) and "loss" in text and "lr" in text

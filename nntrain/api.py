@@ -1,0 +1,277 @@
+"""The Python API: fit, resume and load give a Run; the CLI's fit, eval and predict call these and only print.
+
+Errors are raised as the CLI reports them: UserError (a ConfigError for a config) with the same messages.
+What the encoding reads as unknown (a level never seen in training) comes as a DataWarning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import Config
+from .errors import UserError
+from .loading import load_config
+from .runs import write_output
+from .tracking import tracker_for
+
+Data = str | Path | pd.DataFrame
+
+
+class DataWarning(UserWarning):
+    """The data read at eval or predict time holds what training never saw (read as unknown)."""
+
+
+class Run:
+    """A trained run: its folder, summary, metrics per epoch, and the model (in memory) to evaluate and predict.
+
+    The model is kept in memory, so a Run still predicts when its folder was a temporary one (the estimators')."""
+
+    def __init__(self, run_dir: str | Path, checkpoint: str = "best"):
+        from .inference import load_run
+        from .runs import resolve_run_dir
+
+        self.run_dir = resolve_run_dir(str(run_dir))
+        self.checkpoint = checkpoint
+        self._loaded = load_run(self.run_dir, checkpoint)
+        summary = self.run_dir / "summary.json"
+        self.summary: dict = json.loads(summary.read_text()) if summary.is_file() else {}
+        metrics = self.run_dir / "metrics.csv"
+        has_rows = metrics.is_file() and metrics.stat().st_size
+        self.metrics: pd.DataFrame = pd.read_csv(metrics) if has_rows else pd.DataFrame()
+
+    def __getstate__(self) -> dict:
+        """Pickled without the model object (its class is made at run time): the weights, rebuilt on load."""
+        loaded = self._loaded
+        return {**vars(self), "_loaded": (loaded.run_dir, loaded.ckpt, loaded.split)}
+
+    def __setstate__(self, state: dict) -> None:
+        from .inference import from_checkpoint
+
+        run_dir, ckpt, split = state["_loaded"]
+        vars(self).update(state, _loaded=from_checkpoint(run_dir, ckpt, split, run_dir / "(pickled)"))
+
+    @property
+    def config(self) -> Config:
+        return self._loaded.cfg
+
+    @property
+    def task(self) -> str:
+        return self._loaded.prep["task"]
+
+    @property
+    def classes(self) -> list | None:
+        return self._loaded.prep.get("classes")
+
+    def in_float64(self) -> Run:
+        """Predict in float64 from here on: a row's prediction no longer moves (by 1e-7) with the number of rows
+        predicted beside it, as float32 matrix products do; what scikit-learn's checks ask of an estimator."""
+        self._loaded.model.double()
+        return self
+
+    def params(self) -> dict:
+        """The parameter table `nntrain params RUN_DIR --json` prints: per layer, and the totals."""
+        from .model import param_table
+
+        return param_table(self._loaded.model)
+
+    def report(self, data: Data | None = None, strict: bool = False) -> dict:
+        """What `nntrain eval --json` prints: metrics, their baselines, rows, and where they come from."""
+        from .inference import evaluate_run
+
+        report = evaluate_run(self._loaded, _table_or_path(data), strict)
+        _warn(report["notes"])
+        return report
+
+    def evaluate(self, data: Data | None = None, strict: bool = False) -> dict:
+        """Metrics of the checkpoint on the run's test split, or on `data` (a file or a DataFrame)."""
+        return self.report(data, strict)["metrics"]
+
+    def predict(self, data: Data, strict: bool = False) -> pd.DataFrame:
+        """Raw rows in (a DataFrame or a file with the training columns): `prediction`, and `proba_<class>`
+        columns for a classifier; labels as they were in the training data."""
+        from .encoding import Report
+        from .inference import predict_frame
+
+        report = Report(strict)
+        frame = predict_frame(self._loaded, _table_or_path(data, "INPUT"), report)
+        _warn(report.notes)
+        return frame
+
+    def __repr__(self) -> str:
+        test = self.summary.get("test") or {}
+        shown = " ".join(f"{k}={v:.4f}" for k, v in test.items() if isinstance(v, float))
+        status = self.summary.get("status", "unfinished")
+        return f"Run({str(self.run_dir)!r}, {self.task}, {status}, test {shown or '-'})"
+
+
+def load(run_dir: str | Path, checkpoint: str = "best") -> Run:
+    """A finished (or stopped) run from its folder alone; checkpoint: best or last."""
+    return Run(run_dir, checkpoint)
+
+
+def fit(
+    config: str | Path | dict | Config,
+    overrides: list[str] | dict[str, Any] | None = None,
+    data: Data | None = None,
+    *,
+    name: str | None = None,
+    log: Callable[[str], None] | None = print,
+    progress: Any = None,
+    tensorboard: bool = False,
+    mlflow: str | bool | None = None,
+) -> Run:
+    """Train per `config` (a YAML path, a dict or a Config) with dotted `overrides` (["optimizer.lr=0.01"] or
+    {"optimizer.lr": 0.01}); `data` (a DataFrame or a file) stands for data.path. log: where the run's lines
+    go (None: nowhere); progress: how epochs show (default: no line per epoch)."""
+    from .session import start
+
+    cfg, config_dir = configured(config, overrides, data, name)
+    fresh = None  # a DataFrame stored for this fit: removed if the fit does not start
+    if isinstance(data, pd.DataFrame):
+        path = frame_file(data, Path(cfg.runs_dir))
+        fresh = path if not path.is_file() else None
+        store(data, path)
+        cfg.data.path = str(path)
+    tracker = tracker_for(mlflow, cfg)  # before the run folder: a server that does not answer leaves none behind
+
+    def begin() -> Any:
+        try:
+            return start(cfg, config_dir)
+        except BaseException:
+            if fresh is not None:
+                fresh.unlink(missing_ok=True)
+            raise
+
+    return _trained(begin, tracker, log, progress, tensorboard)
+
+
+def resume(
+    run_dir: str | Path,
+    overrides: list[str] | dict[str, Any] | None = None,
+    *,
+    log: Callable[[str], None] | None = print,
+    progress: Any = None,
+    tensorboard: bool = False,
+    mlflow: str | bool | None = None,
+) -> Run:
+    """Continue a stopped run from its last.pt; overrides may lengthen it (train.epochs=...). It is logged to
+    MLflow (`mlflow`, or the run's train.mlflow) as a new MLflow run once it ends."""
+    from .session import resume as resumed
+
+    extra = _override_list(overrides)
+    return _trained(lambda: resumed(Path(run_dir), extra), tracker_for(mlflow, None), log, progress, tensorboard)
+
+
+def _trained(begin: Callable, tracker: Any, log, progress, tensorboard: bool) -> Run:
+    from .progress import Lines
+    from .stopping import catching_signals
+    from .train import train
+
+    log = log or (lambda m: None)
+    with catching_signals():
+        state = begin()
+        tracker = tracker or tracker_for(None, state.cfg)
+        try:
+            summary = train(state, log=log, progress=progress or Lines(log, quiet=True), tensorboard=tensorboard)
+        except BaseException:
+            if tracker is not None and state.writes:  # what the folder holds: its status says how it ended
+                with contextlib.suppress(Exception):
+                    tracker.log_run(state.run_dir)
+            raise
+    if "best_epoch" not in summary:  # a data-parallel rank other than 0: rank 0 holds the run
+        return summary
+    if tracker is not None:
+        rid = tracker.log_run(state.run_dir)
+        log(f"mlflow: run {rid} in {tracker.uri}")
+    return Run(state.run_dir)
+
+
+def configured(
+    config: str | Path | dict | Config,
+    overrides: list[str] | dict[str, Any] | None = None,
+    data: Data | None = None,
+    name: str | None = None,
+) -> tuple[Config, Path | None]:
+    """(the validated config, the folder its relative paths start from): from a file, a dict or a Config, with
+    `data` as data.path (a DataFrame holds its place until fit stores it under RUNS_DIR/.data)."""
+    from .session import configure
+
+    extra = _override_list(overrides)
+    if isinstance(data, (str, Path)):
+        extra.append(f"data.path={json.dumps(str(data))}")
+    elif data is not None:
+        extra.append('data.path="DataFrame"')  # stands in until the frame is stored, once runs_dir is known
+    if isinstance(config, (str, Path)):
+        cfg, config_dir = configure(Path(config), extra, name=name), Path(config).parent
+    elif isinstance(config, (dict, Config)):
+        raw = config.model_dump(mode="json") if isinstance(config, Config) else json.loads(json.dumps(config))
+        raw.setdefault("name", "run")
+        cfg, config_dir = load_config(None, extra, raw=raw, name=name), None
+    else:
+        raise UserError(f"config: give a YAML path, a dict or a Config, not {type(config).__name__}")
+    if data is not None and not isinstance(data, (str, Path, pd.DataFrame)):
+        raise UserError(f"data: give a pandas DataFrame or a file path, not {type(data).__name__}")
+    return cfg, config_dir
+
+
+def _override_list(overrides: list[str] | dict[str, Any] | None) -> list[str]:
+    if overrides is None:
+        return []
+    if isinstance(overrides, dict):  # JSON is YAML: 0.01, "adam", [64, 64] and null read back as they were
+        return [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
+    if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
+        raise UserError('overrides: give a list of "KEY=VALUE" strings or a dict of KEY: value')
+    return list(overrides)
+
+
+def frame_file(frame: pd.DataFrame, runs_dir: Path) -> Path:
+    """Where a DataFrame is stored: RUNS_DIR/.data/SHA.parquet, named by its content (stored once)."""
+    frame = _named(frame)
+    try:
+        hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+    except TypeError as e:
+        raise UserError(f"data: a column holds values that are not numbers, text or dates ({e})") from None
+    head = json.dumps([list(frame.columns), [str(t) for t in frame.dtypes]]).encode()
+    return runs_dir / ".data" / f"{hashlib.sha256(head + hashed).hexdigest()[:32]}.parquet"
+
+
+def store(frame: pd.DataFrame, path: Path) -> None:
+    """The DataFrame as Parquet at `path`, unless it is there already."""
+    if path.is_file():
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_output(path, lambda f: _named(frame).to_parquet(f, index=False), "data (the DataFrame, as Parquet)")
+    except (ImportError, ValueError, TypeError) as e:  # pyarrow's ArrowTypeError / ArrowInvalid are both
+        raise UserError(f"data: the DataFrame cannot be stored as Parquet: {e}") from None
+
+
+def _named(frame: pd.DataFrame) -> pd.DataFrame:
+    names = [str(c) for c in frame.columns]
+    if len(set(names)) < len(names):
+        raise UserError("data: the DataFrame has duplicate column names")
+    return frame.set_axis(names, axis=1).reset_index(drop=True)
+
+
+def _table_or_path(data: Data | None, key: str = "--data") -> Any:
+    """A file path as text, or a DataFrame as a Table (typed columns, as from Parquet); None stays None."""
+    if data is None or isinstance(data, (str, Path)):
+        return None if data is None else str(data)
+    if not isinstance(data, pd.DataFrame):
+        raise UserError(f"{key}: give a pandas DataFrame or a file path, not {type(data).__name__}")
+    from .tables import Table
+
+    return Table(_named(data), "DataFrame", "", False)
+
+
+def _warn(notes: list[str]) -> None:
+    for note in notes:
+        warnings.warn(note, DataWarning, stacklevel=3)

@@ -1,0 +1,139 @@
+"""The Python API: nntrain.fit / resume / load and the Run they give, against what the CLI does with the same run."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nntrain
+from nntrain.errors import ConfigError, UserError
+
+from .conftest import NNTRAIN, make_table, write_config
+
+SMALL = {"model": {"hidden": [8]}, "optimizer": {"name": "adam", "lr": 0.01}, "train": {"epochs": 3, "batch_size": 16}}
+
+
+def small(**data) -> dict:
+    return {"name": "api", **SMALL, "data": {"target": "y", **data}}
+
+
+def test_import_nntrain_imports_no_torch_and_fit_is_there():
+    code = "import sys, nntrain; f = nntrain.fit; print('torch' in sys.modules, callable(f))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["False", "True"], r.stderr
+
+
+def test_fit_a_dataframe_returns_a_run_with_summary_metrics_evaluate_and_predict(workdir):
+    df = make_table(150, cat=True)
+    run = nntrain.fit(small(), data=df, log=None)
+    assert run.run_dir.resolve() == workdir / "runs" / "api"
+    assert run.summary["status"] == "completed" and run.summary["rows"]["test"] == 30
+    assert list(run.metrics["epoch"]) == [1, 2, 3] and {"train_loss", "val_loss", "lr"} <= set(run.metrics)
+    assert run.evaluate() == pytest.approx(run.summary["test"])  # the test split, from split.json
+    # the frame was stored once as Parquet under runs/.data; the run folder names it
+    stored = list((workdir / "runs" / ".data").glob("*.parquet"))
+    assert len(stored) == 1 and run.summary["data"]["source"] == str(stored[0].resolve())
+    out = run.predict(df.drop(columns="y").head(5))
+    assert list(out.columns) == ["prediction", "proba_0", "proba_1", "proba_2"]
+    assert np.allclose(out.filter(like="proba_").sum(axis=1), 1.0)
+
+
+def test_load_gives_the_same_run_and_what_the_cli_prints(workdir, cli):
+    df = make_table(150, task="binary")
+    run = nntrain.fit(small(), data=df, log=None)
+    again = nntrain.load(run.run_dir)
+    assert again.summary == run.summary and again.metrics.equals(run.metrics)
+    r = subprocess.run(
+        [*NNTRAIN, "eval", str(run.run_dir), "--json"], cwd=workdir, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["metrics"] == pytest.approx(again.evaluate())
+    df.head(7).to_csv(workdir / "rows.csv", index=False)
+    r = subprocess.run(
+        [*NNTRAIN, "predict", str(run.run_dir), "rows.csv"], cwd=workdir, capture_output=True, text=True, timeout=120
+    )
+    cli_rows = pd.read_csv(pd.io.common.StringIO(r.stdout))
+    api_rows = again.predict(df.head(7))
+    assert list(cli_rows["prediction"]) == list(api_rows["prediction"])
+    assert np.allclose(cli_rows["proba_yes"], api_rows["proba_yes"])
+    assert json.loads(cli("params", run.run_dir, "--json").stdout) == again.params()
+    assert again.params()["total"] == (3 * 8 + 8) + (8 * 2 + 2)  # 3 inputs -> 8 -> 2 classes
+
+
+def test_a_config_file_with_overrides_as_a_dict_or_a_list(workdir, table_csv):
+    path = write_config(workdir / "c.yaml", table_csv())
+    by_dict = nntrain.fit(path, {"train.epochs": 2, "model.hidden": [4, 4]}, log=None)
+    assert by_dict.summary["epochs_run"] == 2 and by_dict.config.model.hidden == [4, 4]
+    by_list = nntrain.fit(str(path), ["train.epochs=2", "model.hidden=[4, 4]"], log=None)
+    assert by_list.summary["config"] == {**by_dict.summary["config"], "name": by_list.config.name}
+    assert by_list.run_dir.name == "t-2"  # the second run of the same name, as with the CLI
+
+
+def test_errors_are_raised_with_the_cli_messages(workdir, table_csv, cli):
+    path = write_config(workdir / "c.yaml", table_csv())
+    with pytest.raises(ConfigError) as api_error:
+        nntrain.fit(path, {"optimizer.lr": -1}, log=None)
+    r = cli("fit", path, "optimizer.lr=-1")
+    assert r.exit_code == 2 and str(api_error.value) in r.output
+    with pytest.raises(UserError, match="data.target=nope: no such column"):
+        nntrain.fit(small(target="nope"), data=make_table(), log=None)
+    assert not (workdir / "runs" / "api").exists()
+    assert list((workdir / "runs" / ".data").glob("*")) == []  # the frame stored for a fit that never started
+    with pytest.raises(UserError, match="not a run folder"):
+        nntrain.load(workdir)
+    run = nntrain.fit(small(), data=make_table(), log=None)
+    with pytest.raises(UserError, match="checkpoint=middle: choose best or last"):
+        nntrain.load(run.run_dir, "middle")
+
+
+def test_unknown_levels_at_predict_time_come_as_data_warnings(workdir):
+    df = make_table(150, cat=True)
+    run = nntrain.fit(small(), data=df, log=None)
+    new = df.drop(columns="y").head(3).assign(color=["red", "purple", "green"])
+    with pytest.warns(nntrain.DataWarning, match="purple"):
+        out = run.predict(new)
+    assert len(out) == 3
+    with pytest.raises(UserError, match="purple"):
+        run.predict(new, strict=True)
+
+
+def test_a_run_pickles_with_its_model_and_predicts_the_same(workdir):
+    df = make_table(120, task="regression")
+    run = nntrain.fit(small(), data=df, log=None)
+    back = pickle.loads(pickle.dumps(run))
+    assert back.summary == run.summary
+    assert np.array_equal(back.predict(df).to_numpy(), run.predict(df).to_numpy())
+
+
+def test_resume_through_the_api_continues_the_run(workdir):
+    df = make_table(120)
+    run = nntrain.fit(small(), data=df, log=None)
+    longer = nntrain.resume(run.run_dir, {"train.epochs": 5}, log=None)
+    assert longer.run_dir == run.run_dir and list(longer.metrics["epoch"]) == [1, 2, 3, 4, 5]
+
+
+def test_no_test_split_trains_on_the_rest_and_says_so(workdir, cli):
+    lines = []
+    run = nntrain.fit(small(test_size=0), data=make_table(100), log=lines.append)
+    assert run.summary["rows"] == {"train": 90, "val": 10, "test": 0} and run.summary["test"] == {}
+    assert any("no test split (data.test_size=0)" in line for line in lines)
+    r = cli("eval", run.run_dir)
+    assert r.exit_code == 2 and "has no test split (data.test_size=0)" in r.output
+    assert run.evaluate(make_table(40, seed=1))["accuracy"] > 0.5
+
+
+def test_bad_arguments_name_what_to_give(workdir):
+    with pytest.raises(UserError, match="config: give a YAML path, a dict or a Config"):
+        nntrain.fit(42, log=None)
+    with pytest.raises(UserError, match="data: give a pandas DataFrame or a file path"):
+        nntrain.fit(small(), data=[1, 2, 3], log=None)
+    with pytest.raises(UserError, match="overrides: give a list"):
+        nntrain.fit(small(), "optimizer.lr=0.1", data=make_table(), log=None)
+    with pytest.raises(UserError, match="duplicate column names"):
+        nntrain.fit(small(), data=pd.DataFrame([[1, 2, 3]], columns=["a", "a", "y"]), log=None)
