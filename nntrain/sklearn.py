@@ -1,0 +1,160 @@
+"""scikit-learn estimators: NNClassifier and NNRegressor train an nntrain config on (X, y).
+
+The constructor takes the config (a YAML path or a dict; None: the tabular recipe) and dotted overrides as
+keyword arguments with `__` for the dot (optimizer__lr=0.01 is optimizer.lr=0.01), which get_params and
+set_params expose, so GridSearchCV(param_grid={"nn__optimizer__lr": [...]}) works through a Pipeline.
+
+fit(X, y) trains on every row but a validation split (data.val_size, 10%) that picks the best epoch: there is
+no test split (data.test_size=0); score on your own held-out rows. Without `run_dir` the run folder is a
+temporary one, removed after fit: the model lives in the estimator (`run_`), which pickles.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
+
+from . import api
+from .errors import Stop
+
+FIXED = ("config", "run_dir", "verbose")  # the arguments that are not config overrides
+
+
+class _NNEstimator(BaseEstimator):
+    _task = ""  # the data.task the estimator trains
+
+    def __init__(self, config: str | dict | None = None, *, run_dir: str | None = None, verbose: bool = False,
+                 **overrides: Any):  # fmt: skip
+        self.config = config
+        self.run_dir = run_dir
+        self.verbose = verbose
+        self._overrides = dict(overrides)  # the config keys, as given (optimizer__lr)
+
+    def __getattr__(self, name: str) -> Any:  # an override reads as the attribute it is to scikit-learn
+        overrides = self.__dict__.get("_overrides", {})
+        if name in overrides:
+            return overrides[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {**{k: getattr(self, k) for k in FIXED}, **self._overrides}
+
+    def set_params(self, **params: Any) -> _NNEstimator:
+        for key, value in params.items():
+            if key in FIXED:
+                setattr(self, key, value)
+            elif key.startswith("_") or key.endswith("_"):
+                raise ValueError(f"{key}: not a parameter of {type(self).__name__} (a config key, or one of {FIXED})")
+            else:
+                self._overrides[key] = value
+        return self
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing values are imputed, as in a table
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = False
+        return tags
+
+    def _frame(self, X: Any, reset: bool) -> pd.DataFrame:
+        """X as the DataFrame nntrain reads: a DataFrame's own columns, or x0, x1, ... for an array."""
+        if isinstance(X, pd.DataFrame):
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            if len(X) == 0:
+                raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
+            return X.set_axis([str(c) for c in X.columns], axis=1).reset_index(drop=True)
+        X = check_array(X, dtype=None, ensure_all_finite="allow-nan")
+        if X.dtype.kind == "O":
+            _only_plain_values(X)
+        validate_data(self, X, reset=reset, skip_check_array=True)
+        return pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+
+    def _fit(self, X: Any, y: np.ndarray, task: str) -> _NNEstimator:
+        frame = self._frame(X, reset=True)
+        if len(frame) < 2:
+            raise ValueError(f"{len(frame)} sample(s): fit needs 2 or more, rows to train on and to validate on")
+        target = next(n for n in ("target", "y", "_target") if n not in frame.columns)
+        frame[target] = y
+        base = self.config if self.config is not None else {"data": {}}
+        extra = {k.replace("__", "."): v for k, v in self._overrides.items()}
+        fixed = {"data.target": target, "data.task": task, "data.test_size": 0, "data.cache": False}
+        temp = None if self.run_dir else tempfile.mkdtemp(prefix="nntrain-")
+        fixed |= {"runs_dir": self.run_dir or temp, "train.plots": self.run_dir is not None}
+        try:
+            self.run_ = api.fit(base, {**extra, **fixed}, data=frame, name=type(self).__name__,
+                                log=print if self.verbose else None)  # fmt: skip
+        except Stop as e:  # a bad value or config, said as nntrain says it, as the ValueError scikit-learn expects
+            raise ValueError(str(e)) from None
+        finally:
+            if temp is not None:
+                shutil.rmtree(temp, ignore_errors=True)
+        return self
+
+    def _predicted(self, X: Any) -> pd.DataFrame:
+        check_is_fitted(self, "run_")
+        try:
+            return self.run_.in_float64().predict(self._frame(X, reset=False))
+        except Stop as e:
+            raise ValueError(str(e)) from None
+
+
+class NNClassifier(ClassifierMixin, _NNEstimator):
+    """An nntrain classifier: labels of any type (text, numbers, booleans); predict_proba in classes_ order."""
+
+    def fit(self, X: Any, y: Any) -> NNClassifier:
+        y = column_or_1d(_given(self, y), warn=True)
+        check_classification_targets(y)
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        if len(self.classes_) == 1:
+            raise ValueError(f"y has one class ({self.classes_[0]!r}): a classifier needs two or more")
+        task = "binary" if len(self.classes_) == 2 else "multiclass"
+        return self._fit(X, codes, task)  # class codes: nntrain's class k is classes_[k]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        out = self._predicted(X)
+        proba = np.zeros((len(out), len(self.classes_)))
+        for k in range(len(self.classes_)):
+            if f"proba_{k}" in out:
+                proba[:, k] = out[f"proba_{k}"].to_numpy()
+        return proba
+
+    def predict(self, X: Any) -> np.ndarray:
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
+
+
+class NNRegressor(RegressorMixin, _NNEstimator):
+    """An nntrain regressor of one numeric target."""
+
+    def fit(self, X: Any, y: Any) -> NNRegressor:
+        y = column_or_1d(check_array(_given(self, y), ensure_2d=False, dtype="numeric"), warn=True)
+        return self._fit(X, y.astype(np.float64), "regression")
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self._predicted(X)["prediction"].to_numpy(dtype=np.float64)
+
+
+def _given(estimator: Any, y: Any) -> Any:
+    if y is None:
+        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None")
+    return y
+
+
+def _only_plain_values(X: np.ndarray) -> None:
+    """An object array holds numbers, text, booleans or missing values; anything else is refused as
+    scikit-learn refuses it."""
+    for value in X.ravel():
+        if not (value is None or isinstance(value, (str, bytes, int, float, bool, np.generic))):
+            raise TypeError(f"argument must be a string or a real number, not '{type(value).__name__}'")
+
+
+__all__ = ["NNClassifier", "NNRegressor"]

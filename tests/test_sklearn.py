@@ -1,0 +1,93 @@
+"""nntrain.sklearn: the estimators pass scikit-learn's own checks and work in its pipelines, searches and pickles."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from nntrain.sklearn import NNClassifier, NNRegressor
+
+from .conftest import make_table
+
+FAST = {"train__epochs": 15}
+
+
+@pytest.mark.slow
+@parametrize_with_checks([NNClassifier(), NNRegressor()])
+def test_scikit_learn_estimator_checks(estimator, check):
+    """Every check of sklearn.utils.estimator_checks, on the estimators as constructed by default (the tabular
+    recipe); README lists the outcome. No expected failures."""
+    check(estimator)
+
+
+def test_a_dataframe_with_text_columns_and_labels_and_missing_values(workdir):
+    df = make_table(200, task="binary", cat=True)
+    df.loc[::7, "b"] = np.nan
+    X, y = df.drop(columns="y"), df["y"]
+    clf = NNClassifier(**FAST).fit(X, y)
+    assert list(clf.classes_) == ["no", "yes"] and clf.n_features_in_ == 4
+    assert list(clf.feature_names_in_) == ["a", "b", "c", "color"]
+    proba = clf.predict_proba(X)
+    assert proba.shape == (200, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert set(clf.predict(X)) <= {"no", "yes"} and clf.score(X, y) > 0.85
+    with pytest.raises(ValueError, match="X has 3 features, but NNClassifier is expecting 4"):
+        clf.predict(X.to_numpy()[:, :3])
+
+
+def test_no_run_folder_unless_asked_and_one_where_asked(workdir, tmp_path, monkeypatch):
+    import tempfile
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    df = make_table(100, task="regression")
+    NNRegressor(**FAST).fit(df[["a", "b", "c"]], df["y"])
+    assert list(temp.iterdir()) == [] and not (workdir / "runs").exists()
+    kept = NNRegressor(run_dir=str(workdir / "keep"), **FAST).fit(df[["a", "b", "c"]], df["y"])
+    assert kept.run_.run_dir.name == "NNRegressor" and (workdir / "keep" / "NNRegressor" / "best.pt").is_file()
+    assert kept.run_.summary["rows"] == {"train": 90, "val": 10, "test": 0}  # fit(X, y) trains on every row but val
+
+
+def test_overrides_are_parameters_for_clone_set_params_and_a_search(workdir):
+    df = make_table(150)
+    X, y = df[["a", "b", "c"]].to_numpy(), df["y"].to_numpy()
+    clf = NNClassifier(optimizer__lr=0.01, **FAST)
+    assert clf.get_params() == {"config": None, "run_dir": None, "verbose": False, "optimizer__lr": 0.01, **FAST}
+    assert clone(clf).get_params() == clf.get_params()
+    assert clf.set_params(model__hidden=[16]).model__hidden == [16]
+    search = GridSearchCV(clf, {"optimizer__lr": [0.003, 0.03]}, cv=2).fit(X, y)
+    assert search.best_params_["optimizer__lr"] in (0.003, 0.03)
+    trained = search.best_estimator_.run_.summary["config"]
+    assert trained["optimizer"]["lr"] == search.best_params_["optimizer__lr"] and trained["model"]["hidden"] == [16]
+    scores = cross_val_score(NNClassifier(**FAST), X, y, cv=3)
+    assert scores.shape == (3,) and scores.mean() > 0.7
+
+
+def test_a_fitted_estimator_pickles_and_predicts_the_same(workdir):
+    df = make_table(120, task="regression")
+    reg = NNRegressor(**FAST).fit(df[["a", "b", "c"]], df["y"])
+    back = pickle.loads(pickle.dumps(reg))
+    assert np.array_equal(back.predict(df[["a", "b", "c"]]), reg.predict(df[["a", "b", "c"]]))
+    assert reg.score(df[["a", "b", "c"]], df["y"]) > 0.8
+
+
+def test_a_config_file_and_its_errors_as_value_errors(workdir):
+    import yaml
+
+    (workdir / "c.yaml").write_text(yaml.safe_dump({"model": {"hidden": [8]}, "train": {"epochs": 3}}))
+    df = make_table(100)
+    clf = NNClassifier(str(workdir / "c.yaml")).fit(df[["a", "b"]], df["y"])
+    assert clf.run_.config.model.hidden == [8] and clf.run_.config.train.epochs == 3
+    with pytest.raises(ValueError, match=r"optimizer\.lrr"):
+        NNClassifier(optimizer__lrr=0.1).fit(df[["a", "b"]], df["y"])
+    with pytest.raises(ValueError, match="y has one class"):
+        NNClassifier().fit(df[["a", "b"]], np.zeros(100))
+    with pytest.raises(ValueError, match="requires y"):
+        NNRegressor().fit(df[["a", "b"]], None)
+    assert pd.api.types.is_float_dtype(NNRegressor(**FAST).fit(df[["a", "b"]], df["a"]).predict(df[["a", "b"]]))
