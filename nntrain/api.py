@@ -1,4 +1,4 @@
-"""The Python API: fit, resume and load give a Run; the CLI's fit, eval and predict call these and only print.
+"""The Python API: fit, resume, load and the rest give what the commands print; the CLI calls these and prints.
 
 Errors are raised as the CLI reports them: UserError (a ConfigError for a config) with the same messages.
 What the encoding reads as unknown (a level never seen in training) comes as a DataWarning.
@@ -20,6 +20,7 @@ from .config import Config
 from .errors import UserError
 from .loading import load_config
 from .runs import write_output
+from .stopping import Diverged
 from .tracking import tracker_for
 
 Data = str | Path | pd.DataFrame
@@ -105,6 +106,10 @@ class Run:
         _warn(report.notes)
         return frame
 
+    def export(self, fmt: str = "onnx", output: str | Path | None = None, force: bool = False) -> Path:
+        """The model with its preprocessing folded in, as ONNX or TorchScript, as `nntrain export`; its path."""
+        return export(self.run_dir, fmt, output, self.checkpoint, force)
+
     def __repr__(self) -> str:
         test = self.summary.get("test") or {}
         shown = " ".join(f"{k}={v:.4f}" for k, v in test.items() if isinstance(v, float))
@@ -167,18 +172,110 @@ def resume(
     from .session import resume as resumed
 
     extra = _override_list(overrides)
-    return _trained(lambda: resumed(Path(run_dir), extra), tracker_for(mlflow, None), log, progress, tensorboard)
+    return _trained(lambda: resumed(Path(run_dir), extra), None, log, progress, tensorboard, mlflow)
 
 
-def _trained(begin: Callable, tracker: Any, log, progress, tensorboard: bool) -> Run:
-    from .progress import Lines
+def export(
+    run_dir: str | Path,
+    fmt: str = "onnx",
+    output: str | Path | None = None,
+    checkpoint: str = "best",
+    force: bool = False,
+) -> Path:
+    """RUN_DIR's model as ONNX or TorchScript with its preprocessing folded in, and the sidecar FILE.json (the
+    input columns, the outputs); nothing is written unless it matches the checkpoint on sample rows."""
+    from .export import export_run
+
+    return export_run(Path(run_dir), fmt, None if output is None else Path(output), checkpoint, force)
+
+
+def fit_seeds(
+    config: str | Path | dict | Config,
+    seeds: list[int],
+    overrides: list[str] | dict[str, Any] | None = None,
+    *,
+    name: str | None = None,
+    log: Callable[[str], None] | None = print,
+    quiet: bool = True,
+    mlflow: str | bool | None = None,
+) -> list[Run | Diverged]:
+    """A run per seed (NAME-seedS), trained together on the stacked engine where they can: what `fit --seeds`
+    does. A seed that diverged is its Diverged error in the list (the CLI then exits 3)."""
+    from .many import fit_many
+
+    extra = _override_list(overrides)
+    base = configured(config, extra, name=name)[0].name
+    made = [configured(config, [*extra, f"seed={s}"], name=f"{base}-seed{s}") for s in seeds]
+    cfgs, config_dir = [c for c, _ in made], made[0][1]
+    tracker = tracker_for(mlflow, cfgs[0])
+    with _signals():
+        results = fit_many(cfgs, config_dir, log or (lambda m: None), quiet)
+    return [_ended(r, tracker) for r in results]
+
+
+def resume_together(
+    run_dirs: list[str | Path],
+    overrides: list[str] | dict[str, Any] | None = None,
+    *,
+    log: Callable[[str], None] | None = print,
+    quiet: bool = True,
+    mlflow: str | bool | None = None,
+) -> list[Run | Diverged]:
+    """Runs that were trained together (fit_seeds, a sweep's batch), resumed together from their last.pt."""
+    from .many import resume_many
+
+    tracker = tracker_for(mlflow, None)
+    with _signals():
+        results = resume_many([Path(d) for d in run_dirs], _override_list(overrides), log or (lambda m: None), quiet)
+    return [_ended(r, tracker) for r in results]
+
+
+def _ended(result: dict | Diverged, tracker: Any) -> Run | Diverged:
+    """A run trained with others, logged to MLflow if asked; its Run, or how it diverged."""
+    run_dir = Path(result.run_dir if isinstance(result, Diverged) else result["run_dir"])
+    if tracker is not None:
+        tracker.log_run(run_dir)
+    return result if isinstance(result, Diverged) else Run(run_dir)
+
+
+def _signals():
     from .stopping import catching_signals
+
+    return catching_signals()
+
+
+def sweep(
+    config: str | Path,
+    overrides: list[str] | dict[str, Any] | None = None,
+    *,
+    trials: int | None = None,
+    storage: str | None = None,
+    study: str | None = None,
+    grid: bool = False,
+    batch: int | None = None,
+    log: Callable[[str], None] | None = print,
+    mlflow: str | bool | None = None,
+) -> dict:
+    """An Optuna study over the config's sweep: section, as `nntrain sweep`; the dict `sweep --json` prints."""
+    try:
+        from .sweep import AUTO_BATCH
+        from .sweep import sweep as run_sweep
+    except ImportError as e:
+        raise UserError(f'nntrain sweep needs Optuna ({e}): pip install -e ".[sweep]"') from None
+    extra, log = _override_list(overrides), log or (lambda m: None)
+    return run_sweep(Path(config), extra, trials, storage, study, grid, log, batch or AUTO_BATCH, mlflow)
+
+
+def _trained(begin: Callable, tracker: Any, log, progress, tensorboard: bool, mlflow: Any = None) -> Run:
+    """begin() starts or resumes the run, which then trains; `tracker` (else one for `mlflow` and the run's
+    config) logs it to MLflow when it ends, however it ends."""
+    from .progress import Lines
     from .train import train
 
     log = log or (lambda m: None)
-    with catching_signals():
+    with _signals():
         state = begin()
-        tracker = tracker or tracker_for(None, state.cfg)
+        tracker = tracker or tracker_for(mlflow, state.cfg)
         try:
             summary = train(state, log=log, progress=progress or Lines(log, quiet=True), tensorboard=tensorboard)
         except BaseException:

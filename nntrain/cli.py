@@ -202,35 +202,30 @@ def _fit_together(
     nproc: int,
     mlflow: str | None,
 ) -> None:
-    """fit --seeds (a run per seed), or --resume given several run folders: trained together where they can;
-    each logged to MLflow after."""
-    from .many import fit_many, resume_many, seeds_line
-    from .session import configure
+    """fit --seeds (a run per seed), or --resume given several run folders: trained together where they can."""
+    from . import api
+    from .many import seeds_line
     from .stopping import Diverged, catching_signals
-    from .tracking import tracker_for
 
     out = _console(stderr=as_json)
     log = lambda m: out.print(m, markup=False)  # noqa: E731
     if seeds is None:
         with catching_signals(then_ignore=_PROCESS["exiting"]):
-            results = resume_many(resume, ([config] if config else []) + extra, log, quiet)
+            extra = ([config] if config else []) + extra
+            runs = api.resume_together(resume, extra, log=log, quiet=quiet, mlflow=mlflow)
+        results = [r.summary if isinstance(r, api.Run) else r for r in runs]
         _print_results([""] * len(resume), results, log)
     else:
         chosen = _seeds(seeds, config, resume, nproc)
-        path = Path(config)
-        base = configure(path, extra, name=name).name
-        cfgs = [configure(path, [*extra, f"seed={s}"], name=f"{base}-seed{s}") for s in chosen]
-        tracker = tracker_for(mlflow, cfgs[0])
         with catching_signals(then_ignore=_PROCESS["exiting"]):
-            results = fit_many(cfgs, path.parent, log, quiet)
-        for r in results if tracker else []:
-            tracker.log_run(Path(r.run_dir if isinstance(r, Diverged) else r["run_dir"]))
+            runs = api.fit_seeds(Path(config), chosen, extra, name=name, log=log, quiet=quiet, mlflow=mlflow)
+        results = [r.summary if isinstance(r, api.Run) else r for r in runs]
         _print_results([f"seed {s}, " for s in chosen], results, log)
         line = seeds_line(chosen, results)
         log(line)
         if as_json:
-            runs = [r["run_dir"] if isinstance(r, dict) else str(r.run_dir) for r in results]
-            _print_json({"seeds": chosen, "runs": runs, "line": line})
+            dirs = [r["run_dir"] if isinstance(r, dict) else str(r.run_dir) for r in results]
+            _print_json({"seeds": chosen, "runs": dirs, "line": line})
     failed = [r for r in results if isinstance(r, Diverged)]
     if failed:
         raise failed[0]
@@ -434,18 +429,13 @@ def sweep(
 ) -> None:
     """Search the config keys listed under sweep: with Optuna; start it on more machines to share the study."""
 
-    from .errors import UserError
+    from . import api
 
-    try:
-        from .sweep import sweep as run_sweep
-    except ImportError as e:
-        raise UserError(f'nntrain sweep needs Optuna ({e}): pip install -e ".[sweep]"') from None
     out = _console(stderr=as_json)
-    from .sweep import AUTO_BATCH
-
     log = lambda m: out.print(m, markup=False)  # noqa: E731
-    extra, track = list(overrides or []), _mlflow(mlflow, mlflow_uri)
-    result = run_sweep(config, extra, trials, storage, study, grid, log, batch or AUTO_BATCH, track)
+    track = _mlflow(mlflow, mlflow_uri)
+    result = api.sweep(config, list(overrides or []), trials=trials, storage=storage, study=study, grid=grid,
+                       batch=batch, log=log, mlflow=track)  # fmt: skip
     if as_json:
         _print_json(result)
         return
@@ -479,9 +469,10 @@ def export(
 ) -> None:
     """Write the model with its preprocessing folded in (raw numeric feature rows in) as ONNX or TorchScript."""
 
-    from .export import TORCHSCRIPT_NOTE, export_run, sidecar_path
+    from . import api
+    from .export import TORCHSCRIPT_NOTE, sidecar_path
 
-    path = export_run(run_dir, fmt, output, checkpoint, force)
+    path = api.export(run_dir, fmt, output, checkpoint, force)
     err = _console(True)
     err.print(f"wrote {path} and {sidecar_path(path).name} (the input columns in order, the outputs)", markup=False)
     if fmt.strip().lower() == "torchscript":

@@ -82,7 +82,7 @@ class _NNEstimator(BaseEstimator):
         frame = self._frame(X, reset=True)
         if len(frame) < 2:
             raise ValueError(f"{len(frame)} sample(s): fit needs 2 or more, rows to train on and to validate on")
-        target = next(n for n in ("target", "y", "_target") if n not in frame.columns)
+        target = next(n for n in ("target", *(f"target_{k}" for k in range(frame.shape[1] + 1))) if n not in frame)
         frame[target] = y
         base = self.config if self.config is not None else {"data": {}}
         extra = {k.replace("__", "."): v for k, v in self._overrides.items()}

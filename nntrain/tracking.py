@@ -49,14 +49,15 @@ def store_of(uri: str | None) -> tuple[str, str | None]:
 
 
 def tracker_for(mlflow: str | bool | None, cfg: Any) -> Tracker | None:
-    """A Tracker for `mlflow` (a URI; True: $MLFLOW_TRACKING_URI, else ./mlruns), else for the config's
-    train.mlflow; or None."""
+    """A Tracker, or None. mlflow: a URI; True: on (the config's train.mlflow URI, else $MLFLOW_TRACKING_URI,
+    else ./mlruns); False: off; None: as the config's train.mlflow says."""
     import os
 
-    uri = mlflow if mlflow is not None else (cfg.train.mlflow if cfg is not None else None)
-    if uri is None or uri is False:
+    given = cfg.train.mlflow if cfg is not None else None
+    if mlflow is False or (mlflow is None and not given):
         return None
-    return Tracker(os.environ.get("MLFLOW_TRACKING_URI") if uri is True else str(uri))
+    uri = mlflow if isinstance(mlflow, str) else given if isinstance(given, str) else None
+    return Tracker(uri or os.environ.get("MLFLOW_TRACKING_URI"))
 
 
 class Tracker:

@@ -137,3 +137,19 @@ def test_bad_arguments_name_what_to_give(workdir):
         nntrain.fit(small(), "optimizer.lr=0.1", data=make_table(), log=None)
     with pytest.raises(UserError, match="duplicate column names"):
         nntrain.fit(small(), data=pd.DataFrame([[1, 2, 3]], columns=["a", "a", "y"]), log=None)
+
+
+def test_seeds_sweeps_and_exports_are_functions_too(workdir, table_csv):
+    path = write_config(workdir / "c.yaml", table_csv(n=120))
+    runs = nntrain.fit_seeds(path, [0, 1], {"train.epochs": 2}, log=None)
+    assert [r.run_dir.name for r in runs] == ["t-seed0", "t-seed1"]
+    assert [r.config.seed for r in runs] == [0, 1] and runs[0].summary["test"] != runs[1].summary["test"]
+    pytest.importorskip("optuna")
+    sweep = write_config(workdir / "s.yaml", table_csv(n=120), sweep={"model.hidden": [[4], [8]], "pruner": "none"})
+    result = nntrain.sweep(sweep, grid=True, study="g", log=None)
+    assert result["trials"] == {"complete": 2} and result["best_params"]["model.hidden"] in ("[4]", "[8]")
+    pytest.importorskip("onnxruntime")
+    model = runs[0].export("onnx")
+    assert (
+        model == runs[0].run_dir / "model.onnx" and model.is_file() and (runs[0].run_dir / "model.onnx.json").is_file()
+    )

@@ -90,4 +90,5 @@ def test_a_config_file_and_its_errors_as_value_errors(workdir):
         NNClassifier().fit(df[["a", "b"]], np.zeros(100))
     with pytest.raises(ValueError, match="requires y"):
         NNRegressor().fit(df[["a", "b"]], None)
-    assert pd.api.types.is_float_dtype(NNRegressor(**FAST).fit(df[["a", "b"]], df["a"]).predict(df[["a", "b"]]))
+    X = df[["a", "b"]].rename(columns={"a": "target"})  # a feature may bear the name the target column would
+    assert pd.api.types.is_float_dtype(NNRegressor(**FAST).fit(X, df["b"]).predict(X))
