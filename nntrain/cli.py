@@ -200,7 +200,7 @@ def _fit_together(
     quiet: bool,
     as_json: bool,
     nproc: int,
-    mlflow: str | None,
+    mlflow: str | bool | None,
 ) -> None:
     """fit --seeds (a run per seed), or --resume given several run folders: trained together where they can."""
     from . import api

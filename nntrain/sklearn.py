@@ -28,7 +28,7 @@ FIXED = ("config", "run_dir", "verbose")  # the arguments that are not config ov
 
 
 class _NNEstimator(BaseEstimator):
-    _task = ""  # the data.task the estimator trains
+    """What the two estimators share: parameters, input checks, fit through nntrain.fit, prediction."""
 
     def __init__(self, config: str | dict | None = None, *, run_dir: str | None = None, verbose: bool = False,
                  **overrides: Any):  # fmt: skip

@@ -12,9 +12,11 @@ import contextlib
 import io
 import json
 import math
+import numbers
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .errors import UserError, first_line
@@ -88,18 +90,23 @@ class Tracker:
         tags |= {"status": summary.get("status", "failed")}
         if parent:
             tags["mlflow.parentRunId"] = parent
-        run = self.client.create_run(self.experiment, tags=tags)
-        rid = run.info.run_id
         try:
-            self._params(rid, flatten(config))
-            self._metrics(rid, run_dir, summary)
-            for path in sorted(run_dir.iterdir()):
-                if path.is_file() and path.name not in SKIPPED:
-                    self.client.log_artifact(rid, str(path))
-        except BaseException:
-            self._terminated(rid, "FAILED")
-            raise
-        self._terminated(rid, STATUS.get(tags["status"], "FAILED"))
+            rid = self.client.create_run(self.experiment, tags=tags).info.run_id
+            try:
+                self._params(rid, flatten(config))
+                self._metrics(rid, run_dir, summary)
+                for path in sorted(run_dir.iterdir()):
+                    if path.is_file() and path.name not in SKIPPED:
+                        self.client.log_artifact(rid, str(path))
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._terminated(rid, "FAILED")
+                raise
+            self._terminated(rid, STATUS.get(tags["status"], "FAILED"))
+        except Exception as e:  # the store went away mid-way, say: the run folder itself is whole
+            raise UserError(
+                f"mlflow {self.uri}: logging {run_dir} failed ({first_line(e, 300)}); the run folder is complete"
+            ) from None
         return rid
 
     def _terminated(self, rid: str, status: str) -> None:
@@ -188,7 +195,7 @@ def flatten(config: dict, prefix: str = "") -> dict[str, str]:
 
 
 def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)
 
 
 def _json(path: Path) -> dict:
