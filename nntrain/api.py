@@ -106,6 +106,19 @@ class Run:
         _warn(report.notes)
         return frame
 
+    def explain(self, data: Data | None = None, repeats: int = 5, seed: int = 0) -> dict:
+        """Permutation importance on the test split (or `data`), one row per original column, as `nntrain
+        explain` prints it; also written to RUN_DIR/importance.csv and importance.png. {"metric", "base",
+        "rows", "data", "table" (a DataFrame, most important first), "files"}."""
+        from .explain import importance
+        from .plots import importance_png
+
+        result = importance(self._loaded, _table_or_path(data), repeats, seed)
+        csv = self.run_dir / "importance.csv"
+        write_output(csv, lambda f: result["table"].to_csv(f, index=False), str(csv))
+        result["files"] = [csv, importance_png(result["table"], self.run_dir / "importance.png", result["metric"])]
+        return result
+
     def export(self, fmt: str = "onnx", output: str | Path | None = None, force: bool = False) -> Path:
         """The model with its preprocessing folded in, as ONNX or TorchScript, as `nntrain export`; its path."""
         return export(self.run_dir, fmt, output, self.checkpoint, force)

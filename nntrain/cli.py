@@ -458,6 +458,41 @@ def _print_sweep(result: dict, out) -> None:
 
 @app.command()
 @guarded
+def explain(
+    run_dir: Path = typer.Argument(..., help="the run folder"),
+    data: str | None = typer.Option(None, "--data", help="rows of this file (same columns) instead of the test split"),
+    repeats: int = typer.Option(5, "--repeats", help="shuffles per column"),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Which columns matter: permutation importance on the test split, written to RUN_DIR/importance.csv, .png."""
+    from rich.table import Table
+
+    from . import api
+
+    with _data_warnings():
+        result = api.load(run_dir, checkpoint).explain(data, repeats)
+    rows = result["table"].to_dict(orient="records")
+    if as_json:
+        keep = {k: result[k] for k in ("metric", "base", "rows", "data")}
+        _print_json({**keep, "columns": rows, "files": [str(p) for p in result["files"]]})
+        return
+    t = Table(title=f"permutation importance: {result['metric']} made worse when a column is shuffled")
+    for col, justify in (("column", "left"), ("importance", "right"), ("std", "right")):
+        t.add_column(col, justify=justify)
+    for r in rows:
+        t.add_row(str(r["column"]), f"{r['importance']:.4f}", f"{r['std']:.4f}")
+    out = _console(False, width=TABLE_WIDTH)
+    out.print(t)
+    out.print(
+        f"{result['data']}, {result['rows']} rows, {result['metric']} {result['base']:.4f} unshuffled, {repeats} "
+        f"shuffle(s) per column; {', '.join(p.name for p in result['files'])} in {run_dir}",
+        markup=False,
+    )
+
+
+@app.command()
+@guarded
 def export(
     run_dir: Path = typer.Argument(..., help="the run folder"),
     fmt: str = typer.Option("onnx", "--format", "-f", help="onnx or torchscript"),

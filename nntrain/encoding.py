@@ -353,13 +353,17 @@ def row_weights(frame: pd.DataFrame, prep: dict, is_csv: bool) -> np.ndarray:
 def load_encoded(prep: dict, rows: list[int] | None = None, report: Report | None = None) -> Encoded:
     """The training table again (with the run's own val / test files after it), or only `rows` of it, through
     the stored preprocessing; refused if a file changed. Every row of it stays when `rows` is None."""
+    return encode_table(load_table(prep, rows), prep, prep["source"], report, every_row=rows is None)
+
+
+def load_table(prep: dict, rows: list[int] | None = None) -> Table:
+    """The training table's raw rows again (with the run's own val / test files after it), or only `rows`."""
     tables = [read_training_file(prep["source"], prep["sha256"])]
     tables += [read_training_file(f["source"], f["sha256"]) for f in prep.get("files", [])]
     frame = pd.concat([t.frame for t in tables], ignore_index=True) if len(tables) > 1 else tables[0].frame
     if rows is not None:
         frame = frame.iloc[rows].reset_index(drop=True)
-    table = Table(frame, prep["source"], prep["sha256"], all(t.is_csv for t in tables))
-    return encode_table(table, prep, prep["source"], report, every_row=rows is None)
+    return Table(frame, prep["source"], prep["sha256"], all(t.is_csv for t in tables))
 
 
 def read_training_file(source: str, sha256: str) -> Table:

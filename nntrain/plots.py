@@ -249,3 +249,15 @@ def compare_plot(runs: dict[str, pd.DataFrame], out: Path, metric: str) -> Path:
     for ax in [ax for ax in axes if ax.lines][:1]:  # one legend is enough: colors match across panels
         ax.legend(fontsize="small")
     return save_png(fig, out)
+
+
+def importance_png(table: pd.DataFrame, path: Path, metric: str, most: int = 30) -> Path:
+    """Permutation importance as horizontal bars (the most important on top), the spread as error bars."""
+    shown = table.head(most).iloc[::-1]
+    fig = _figure((7.0, max(2.5, 0.3 * len(shown) + 1.2)))
+    fig.subplots_adjust(left=0.3)
+    ax = fig.subplots()
+    _style(ax, f"permutation importance ({metric} made worse)", f"mean change of {metric} for the worse", "")
+    ax.barh([str(c) for c in shown["column"]], shown["importance"], xerr=shown["std"], color="tab:blue", alpha=0.8)
+    ax.axvline(0, color="gray", linewidth=1)
+    return save_png(fig, path)
