@@ -202,6 +202,24 @@ def export(
     return export_run(Path(run_dir), fmt, None if output is None else Path(output), checkpoint, force)
 
 
+def lr_find(
+    config: str | Path | dict | Config,
+    overrides: list[str] | dict[str, Any] | None = None,
+    *,
+    steps: int = 200,
+    start: float = 1e-7,
+    end: float = 10.0,
+    log: Callable[[str], None] | None = print,
+) -> dict:
+    """The learning-rate range test, as `nntrain lr-find`: {"suggested", "lowest", "rows" (a DataFrame of step,
+    lr, loss, smoothed), "files" (lr_find.csv, lr_find.png under RUNS_DIR/NAME-lr-find), "run_dir"}."""
+    from .lrfind import lr_find as range_test
+
+    cfg, config_dir = configured(config, overrides)
+    with _signals():
+        return range_test(cfg, config_dir, steps, start, end, log or (lambda m: None))
+
+
 def fit_seeds(
     config: str | Path | dict | Config,
     seeds: list[int],

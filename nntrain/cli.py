@@ -456,6 +456,31 @@ def _print_sweep(result: dict, out) -> None:
         out.print(f"plots: {', '.join(Path(p).name for p in result['plots'])}", markup=False)
 
 
+@app.command("lr-find")
+@guarded
+def lr_find(
+    config: Path = typer.Argument(..., help="the YAML config"),
+    overrides: list[str] | None = typer.Argument(None, help="dotted KEY=VALUE overrides"),
+    steps: int = typer.Option(200, "--steps", help="steps of the test, each at a higher rate"),
+    start: float = typer.Option(1e-7, "--start", help="the first rate"),
+    end: float = typer.Option(10.0, "--end", help="the last rate (the test stops earlier if the loss diverges)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The learning-rate range test: the loss as the rate rises; suggests optimizer.lr (RUNS/NAME-lr-find/)."""
+    from . import api
+
+    out = _console(stderr=as_json)
+    result = api.lr_find(config, list(overrides or []), steps=steps, start=start, end=end,
+                         log=lambda m: out.print(m, markup=False))  # fmt: skip
+    files = [str(p) for p in result["files"]]
+    if as_json:
+        _print_json({"suggested": result["suggested"], "lowest": result["lowest"], "files": files})
+        return
+    shown = f"optimizer.lr={result['suggested']:.3g}"
+    out.print(f"suggested: {shown} (the smoothed loss falls fastest there); curve: {files[1]}", markup=False)
+    out.print(f"nntrain fit {config} {shown}", markup=False)
+
+
 @app.command()
 @guarded
 def explain(

@@ -261,3 +261,17 @@ def importance_png(table: pd.DataFrame, path: Path, metric: str, most: int = 30)
     ax.barh([str(c) for c in shown["column"]], shown["importance"], xerr=shown["std"], color="tab:blue", alpha=0.8)
     ax.axvline(0, color="gray", linewidth=1)
     return save_png(fig, path)
+
+
+def lr_find_png(rows: pd.DataFrame, path: Path, suggested: float) -> Path:
+    """The range test: the loss (faint) and its smoothed curve against the rate on a log axis, the suggestion
+    marked."""
+    fig, ax = _single("learning-rate range test", "learning rate", "training loss")
+    ax.set_xscale("log")
+    ax.plot(rows["lr"], rows["loss"], color="tab:blue", alpha=0.25, linewidth=1, label="loss")
+    ax.plot(rows["lr"], rows["smoothed"], color="tab:blue", label="smoothed")
+    ax.axvline(suggested, color="tab:red", linestyle="--", linewidth=1, label=f"suggested {suggested:.3g}")
+    top = rows["smoothed"].iloc[: max(2, len(rows) // 10)].max()  # the settling start sets the scale, not a blow-up
+    ax.set_ylim(rows["smoothed"].min() * 0.9, max(top, rows["smoothed"].min()) * 1.1)
+    ax.legend()
+    return save_png(fig, path)
