@@ -75,6 +75,9 @@ ACTIVATIONS: dict[str, Activation] = {
     "softplus": Activation("Softplus"),
     "hardtanh": Activation("Hardtanh", family="saturating", bounds=(-1.0, 1.0)),
     "relu6": Activation("ReLU6", family="relu"),
+    "step": Activation(
+        "nntrain.activations:Step", family="relu", note="the course's step: derivative 0, nothing before it learns"
+    ),
 }
 OUTPUT_ACTIVATIONS: dict[str, Activation] = {
     **ACTIVATIONS,
@@ -190,7 +193,10 @@ def names(kind: str, where: Callable[[Any], bool]) -> list[str]:
 def factory(kind: str, name: str) -> Any:
     """The torch class or function a canonical name stands for (None for 'default' init and 'none' scheduler)."""
     attr = TABLES[kind][name].attr
-    return None if attr is None else getattr(importlib.import_module(MODULES[kind]), attr)
+    if attr is None:
+        return None
+    module, _, own = attr.rpartition(":")  # "nntrain.activations:Step": one of nntrain's own, not torch's
+    return getattr(importlib.import_module(module or MODULES[kind]), own)
 
 
 def spec_problems(kind: str, spec: dict[str, Any], path: str, arguments_too: bool = True) -> list[Problem]:

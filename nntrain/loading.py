@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .checks import semantic_problems
+from .components import canonical
 from .config import SPEC_DEFAULTS, Config
 from .errors import ConfigError, Problem, UserError, did_you_mean
 from .plain import flow
@@ -127,8 +128,28 @@ def load_config(
     if problems:
         root = _composed(text)  # once, for every problem's line
         raise ConfigError([_locate(p, root, given) for p in problems], source=str(path or "config"), partial=cfg)
-    cfg._notes = notes
+    cfg._notes = notes + step_notes(cfg)
     return cfg
+
+
+def step_notes(cfg: Config) -> list[str]:
+    """The step activation is accepted for the lesson it teaches, with a warning of what it does."""
+
+    def is_step(spec: dict | None, kind: str = "activation") -> bool:
+        return spec is not None and canonical(kind, spec["name"]) == "step"
+
+    layers = cfg.model.layers
+    uses_default = layers is None or any(layer.activation is None for layer in layers)
+    keys = ["model.activation"] if uses_default and is_step(cfg.model.activation) else []
+    keys += [f"model.layers[{k}].activation" for k, layer in enumerate(layers or []) if is_step(layer.activation)]
+    if is_step(cfg.model.output_activation, "output_activation"):
+        keys.append("model.output_activation")
+    if not keys:
+        return []
+    return [
+        f"warning: {', '.join(keys)} = step: its derivative is 0 everywhere, so no layer before it learns (the "
+        f"activation lesson's point; train with relu or a smooth activation)"
+    ]
 
 
 def _read(path: Path) -> tuple[str, dict]:

@@ -263,7 +263,7 @@ def planned_table(
     def activation(name: str, spec: dict, kind: str) -> None:
         r = record(kind, spec["name"])
         if r.parameters:
-            row(name, r.attr, [r.parameters])
+            row(name, r.attr.rpartition(":")[2], [r.parameters])
 
     spec = cfg.numeric_embedding
     if spec is not None and numeric:

@@ -166,7 +166,7 @@ def header(run: Run, loop: Loop) -> list[str]:
     sizes = [first.in_features, *(layer.linear.out_features for layer in model.hidden), model.out.out_features]
     recipe = described(cfg)
     return [
-        *(f"note: {note}" for note in [*cfg._notes, *data.notes]),
+        *(note if note.startswith("warning: ") else f"note: {note}" for note in [*cfg._notes, *data.notes]),
         f"run folder: {run.run_dir}{resumed}",
         *([recipe] if recipe else []),
         f"task: {data.task} ({data.task_reason}); loss {loss_name(cfg, data.task)}; device {run.device}{threads}",
