@@ -660,6 +660,21 @@ def configs_list(ctx: typer.Context) -> None:
     _console(False).print(table)
 
 
+@configs_app.command("show")
+@guarded
+def configs_show(config: Path = typer.Argument(..., help="a config file (its base: chain is merged)")) -> None:
+    """The config as its base: chain merges it, key by key, as fit reads it (before overrides and defaults)."""
+    import yaml
+
+    from .loading import read_with_bases
+
+    chain, merged, notes = read_with_bases(config)
+    print(f"# {' <- '.join(str(p) for p, _ in reversed(chain))}")
+    for note in notes:
+        print(f"# note: {note}")
+    print(yaml.safe_dump(merged, sort_keys=False, default_flow_style=None).rstrip())
+
+
 @configs_app.command("copy")
 @guarded
 def configs_copy(

@@ -30,13 +30,15 @@ class Problem:
     line: int | None = None  # the YAML line that sets the key
     from_command_line: bool = False  # an override set the key
     leans_on: tuple[str, ...] = ()  # other keys whose values the check read (epochs, for milestones)
+    file: str | None = None  # the base config that sets the key, when not the file given (base: inheritance)
 
     def __str__(self) -> str:
         head = self.key if self.value is None else f"{self.key}={self.value}"
         text = f"{head}: {self.message}" if head else self.message
         if self.from_command_line:
             return f"{text} (from the command line)"
-        return f"{text} (line {self.line})" if self.line else text
+        where = f"{self.file} line {self.line}" if self.file else f"line {self.line}"
+        return f"{text} ({where})" if self.line else text
 
     def reads(self, key: str) -> bool:
         """Whether the problem rests on `key` (or a key inside it)."""

@@ -106,14 +106,15 @@ def load_config(
     """Read YAML, apply dotted KEY=VALUE overrides (and --name), validate, check that the parts agree.
     arguments_too=False checks component names but not their arguments, which needs torch (`params`).
     Raises ConfigError with every problem, and the config with its invalid keys at their defaults."""
-    text = ""
+    chain: list[tuple[Path, str]] = []
+    notes: list[str] = []
     if raw is None:
         path = Path(path)
-        text, raw = _read(path)
+        chain, raw, notes = read_with_bases(path)
     raw = apply_overrides(with_recipe(raw, overrides), overrides)
     if name is not None:
         raw["name"] = name  # as typed: --name 001 stays the string '001'
-    notes = _prune_after_rename(raw, overrides)
+    notes += _prune_after_rename(raw, overrides)
     given = {item.partition("=")[0] for item in overrides} | ({"name"} if name is not None else set())
     problems: list[Problem] = []
     removed: list[str] = []
@@ -126,8 +127,8 @@ def load_config(
         # a check that leans on a key replaced by its default would only mislead
         problems += [p for p in semantic_problems(cfg, arguments_too) if not any(p.reads(r) for r in removed)]
     if problems:
-        root = _composed(text)  # once, for every problem's line
-        raise ConfigError([_locate(p, root, given) for p in problems], source=str(path or "config"), partial=cfg)
+        roots = [(p, _composed(text)) for p, text in chain]  # once, for every problem's line
+        raise ConfigError([_locate(p, roots, given) for p in problems], source=str(path or "config"), partial=cfg)
     cfg._notes = notes + step_notes(cfg)
     return cfg
 
@@ -150,6 +151,51 @@ def step_notes(cfg: Config) -> list[str]:
         f"warning: {', '.join(keys)} = step: its derivative is 0 everywhere, so no layer before it learns (the "
         f"activation lesson's point; train with relu or a smooth activation)"
     ]
+
+
+MAX_BASES = 32
+
+
+def read_with_bases(path: Path) -> tuple[list[tuple[Path, str]], dict, list[str]]:
+    """The file merged over its `base:` chain, key by key: ([(file, text)] the file first, then its bases; the
+    merged mapping; notes). A base's path is relative to the file naming it; a cycle is refused. Switching a
+    component's name drops the base's arguments the new one does not take, as an override does."""
+    chain: list[tuple[Path, str, dict]] = []
+    at = path
+    while True:
+        if any(at.resolve() == seen.resolve() for seen, _, _ in chain):
+            cycle = " -> ".join(str(p) for p, _, _ in chain) + f" -> {at}"
+            raise UserError(f"{chain[-1][0]}: base: {at} makes a cycle ({cycle})")
+        text, raw = _read(at)
+        chain.append((at, text, raw))
+        base = raw.pop("base", None)
+        if base is None:
+            break
+        if not isinstance(base, str) or not base or len(chain) >= MAX_BASES:
+            raise UserError(f"{at}: base: give the path of another YAML config (at most {MAX_BASES} in a chain)")
+        named, at = at, Path(base).expanduser() if Path(base).expanduser().is_absolute() else at.parent / base
+        if not at.is_file():
+            raise UserError(f"{named}: base: {base}: file not found (looked for {at})")
+    merged, notes = chain[-1][2], []
+    for file, _, raw in reversed(chain[:-1]):
+        if file != path:
+            raw.pop("name", None)  # a base's own file name is not the run's
+        given = _merge(merged, raw)
+        notes += [n.replace("was overridden", f"is set in {file}") for n in _prune_after_rename(merged, given)]
+    return [(p, text) for p, text, _ in chain], merged, notes
+
+
+def _merge(into: dict, over: dict, prefix: str = "") -> list[str]:
+    """`over`'s keys into `into`, nested mappings key by key (lists and values replace); the dotted keys set,
+    as `KEY=` items for _prune_after_rename."""
+    given = []
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            given += [f"{prefix}{k}="] + _merge(into[k], v, f"{prefix}{k}.")
+        else:
+            into[k] = copy.deepcopy(v)
+            given.append(f"{prefix}{k}=")
+    return given
 
 
 def _read(path: Path) -> tuple[str, dict]:
@@ -324,11 +370,17 @@ def _submodel(annotation: Any) -> type[BaseModel] | None:
     return next((m for m in map(_submodel, typing.get_args(annotation)) if m is not None), None)
 
 
-def _locate(p: Problem, root: yaml.Node | None, overridden: set[str]) -> Problem:
-    """The problem with the YAML line that sets its key, or marked as set on the command line."""
+def _locate(p: Problem, roots: list[tuple[Path, yaml.Node | None]], overridden: set[str]) -> Problem:
+    """The problem with the YAML line that sets its key (in the file, else in the base that sets it), or marked
+    as set on the command line."""
     if any(p.key == o or p.key.startswith(o + ".") or o.startswith(p.key + ".") for o in overridden):
         return dataclasses.replace(p, from_command_line=True)
-    line = yaml_line(root, p.key.split(".")) if root is not None else None
+    keys = p.key.split(".")
+    for k, (file, root) in enumerate(roots):
+        line = yaml_line(root, keys, whole=True) if root is not None else None
+        if line:
+            return dataclasses.replace(p, line=line, file=str(file) if k else None)
+    line = yaml_line(roots[0][1], keys) if roots and roots[0][1] is not None else None
     return dataclasses.replace(p, line=line) if line else p
 
 
@@ -340,18 +392,19 @@ def _composed(text: str) -> yaml.Node | None:
         return None
 
 
-def yaml_line(node: yaml.Node, keys: list[str]) -> int | None:
-    """The line that sets the dotted key `keys` in a composed document, or the deepest part of it found."""
+def yaml_line(node: yaml.Node, keys: list[str], whole: bool = False) -> int | None:
+    """The line that sets the dotted key `keys` in a composed document, or the deepest part of it found (whole:
+    None unless the key itself is there)."""
     line = None
     for key in keys:
         if isinstance(node, yaml.MappingNode):
             match = [(k, v) for k, v in node.value if k.value == key]
             if not match:
-                return line
+                return None if whole else line
             line, node = match[0][0].start_mark.line + 1, match[0][1]
         elif isinstance(node, yaml.SequenceNode) and key.isdigit() and int(key) < len(node.value):
             node = node.value[int(key)]
             line = node.start_mark.line + 1
         else:
-            return line
+            return None if whole else line
     return line
