@@ -139,6 +139,9 @@ SCHEDULERS: dict[str, Component] = {
     "multistep": Component("MultiStepLR"),
     "exponential": Component("ExponentialLR"),
     "cosine": Component("CosineAnnealingLR", note="T_max defaults to train.epochs"),
+    "plateau": Component(
+        "ReduceLROnPlateau", note="stepped with train.monitor's value after validation; mode follows the monitor"
+    ),
 }
 
 TABLES: dict[str, dict[str, Component]] = {

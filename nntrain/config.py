@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .components import canonical, record
+from .metrics import maximize, monitor_name
 
 
 def _to_spec(value: Any) -> Any:
@@ -339,6 +340,8 @@ class Config(Strict):
         the validators again."""
         if canonical("scheduler", self.scheduler["name"]) == "cosine" and self.train.epochs != "auto":
             self.scheduler.setdefault("T_max", self.train.epochs)
+        if canonical("scheduler", self.scheduler["name"]) == "plateau":
+            self.scheduler.setdefault("mode", "max" if maximize(monitor_name(self.train.monitor)) else "min")
         return self
 
     @field_validator("device")

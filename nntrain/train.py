@@ -249,10 +249,13 @@ def end_of_epoch(run: Run, loop: Loop, train_loss: float, lr: float, t0: float) 
     cfg, parts = run.cfg, run.parts
     epoch = run.epoch = run.epoch + 1
     run.step = 0
-    if parts.scheduler is not None:
+    plateau = isinstance(parts.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    if parts.scheduler is not None and not plateau:
         parts.scheduler.step()
     val = evaluate(parts.model, loop.val, cfg, run.data.prep, parts.criterion, loop.val_out)
     value = val["loss"] if loop.monitor == "val_loss" else val[loop.monitor.removeprefix("val_")]
+    if plateau:  # stepped with the monitored value, once it is known
+        parts.scheduler.step(value)
     improved = run.best_value is None or (
         value > run.best_value + cfg.train.min_delta
         if M.maximize(loop.monitor)

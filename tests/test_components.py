@@ -167,6 +167,11 @@ SCHEDULES = {
     "multistep": ({"milestones": [1, 4], "gamma": 0.1}, lambda e: 0.1 * 0.1 ** ((e > 1) + (e > 4))),
     "exponential": ({"gamma": 0.8}, lambda e: 0.1 * 0.8 ** (e - 1)),
     "cosine": ({"T_max": 6}, lambda e: 0.05 * (1 + math.cos(math.pi * (e - 1) / 6))),
+    # no epoch improves by 10 (an absolute threshold), so after the first each one halves the rate
+    "plateau": (
+        {"patience": 0, "factor": 0.5, "threshold": 10, "threshold_mode": "abs"},
+        lambda e: 0.1 * 0.5 ** max(0, e - 2),
+    ),
 }
 
 
@@ -179,6 +184,13 @@ def test_scheduler_sets_the_learning_rate_of_every_epoch(workdir, name):
     kwargs, expected = SCHEDULES[name]
     _, rows = run_fit(workdir, optimizer={"name": "sgd", "lr": 0.1}, scheduler={"name": name, **kwargs})
     assert [float(r["lr"]) for r in rows] == pytest.approx([expected(e) for e in range(1, 7)], rel=1e-5)
+
+
+def test_plateau_follows_the_monitor_and_waits_for_a_real_stall(workdir):
+    cfg = load_config(None, raw={"data": {"path": "x"}, "scheduler": "plateau", "train": {"monitor": "val_accuracy"}})
+    assert cfg.scheduler == {"name": "plateau", "mode": "max"}
+    _, rows = run_fit(workdir, optimizer={"name": "sgd", "lr": 0.1}, scheduler={"name": "plateau", "patience": 100})
+    assert {float(r["lr"]) for r in rows} == {0.1}  # an improving (or patient) run keeps its rate
 
 
 def test_batch_norm_and_dropout_are_placed_as_documented():

@@ -245,6 +245,7 @@ SCHEDS = {
     "step": {"step_size": 2, "gamma": 0.5},
     "multistep": {"milestones": [2, 5], "gamma": 0.3},
     "exponential": {"gamma": 0.7},
+    "plateau": {"patience": 0, "factor": 0.5, "threshold": 10, "threshold_mode": "abs"},
 }
 
 
