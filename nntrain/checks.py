@@ -67,8 +67,10 @@ def semantic_problems(cfg: Config, arguments_too: bool = True) -> list[Problem]:
     scheduler = cfg.scheduler
     if cfg.train.epochs == "auto" and canonical("scheduler", scheduler["name"]) == "cosine":
         scheduler = {"T_max": 1, **scheduler}  # fit sets it to the epochs it chooses
-    problems += spec("scheduler", scheduler, "scheduler")
-    problems += _milestone_problems(cfg)
+    if canonical("scheduler", scheduler["name"]) == "onecycle":
+        scheduler = {"max_lr": 0.1, "total_steps": 1, **scheduler}  # fit sets them from optimizer.lr and the rows
+    problems += spec("scheduler", scheduler, "scheduler", optimizer=cfg.optimizer)
+    problems += _milestone_problems(cfg) + _warmup_problems(cfg)
     if cfg.data.task != "auto":
         problems += task_problems(cfg, cfg.data.task, None)
     return problems
@@ -130,6 +132,25 @@ def _training_problems(cfg: Config) -> list[Problem]:
             )
         )
     return problems
+
+
+def _warmup_problems(cfg: Config) -> list[Problem]:
+    """scheduler.warmup_epochs: a whole number of epochs, fewer than the run's, before a schedule that steps
+    once per epoch (plateau and onecycle keep their own pace)."""
+    warm = cfg.scheduler.get("warmup_epochs")
+    if warm is None:
+        return []
+    key, name = "scheduler.warmup_epochs", canonical("scheduler", cfg.scheduler["name"])
+    if isinstance(warm, bool) or not isinstance(warm, int) or warm < 1:
+        return [Problem(key, "give a whole number of epochs, 1 or more", value=str(warm))]
+    if name in ("plateau", "onecycle"):
+        return [Problem(key, f"{name} does not follow a warmup (onecycle warms up itself)", value=str(warm))]
+    epochs = cfg.train.epochs
+    if epochs != "auto" and warm >= epochs:
+        return [
+            Problem(key, f"must be fewer than train.epochs ({epochs})", value=str(warm), leans_on=("train.epochs",))
+        ]
+    return []
 
 
 def _milestone_problems(cfg: Config) -> list[Problem]:

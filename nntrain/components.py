@@ -138,11 +138,16 @@ SCHEDULERS: dict[str, Component] = {
     "step": Component("StepLR"),
     "multistep": Component("MultiStepLR"),
     "exponential": Component("ExponentialLR"),
-    "cosine": Component("CosineAnnealingLR", note="T_max defaults to train.epochs"),
+    "cosine": Component("CosineAnnealingLR", note="T_max defaults to train.epochs (less warmup_epochs)"),
     "plateau": Component(
         "ReduceLROnPlateau", note="stepped with train.monitor's value after validation; mode follows the monitor"
     ),
+    "onecycle": Component(
+        "OneCycleLR", note="stepped after every step; max_lr defaults to optimizer.lr, total_steps to the run's"
+    ),
 }
+# nntrain's own argument of every schedule: epochs of linear warmup (from lr / (N + 1) up to lr) before it
+WARMUP = "warmup_epochs"
 
 TABLES: dict[str, dict[str, Component]] = {
     "activation": ACTIVATIONS,
@@ -202,9 +207,12 @@ def factory(kind: str, name: str) -> Any:
     return getattr(importlib.import_module(module or MODULES[kind]), own)
 
 
-def spec_problems(kind: str, spec: dict[str, Any], path: str, arguments_too: bool = True) -> list[Problem]:
+def spec_problems(
+    kind: str, spec: dict[str, Any], path: str, arguments_too: bool = True, optimizer: dict | None = None
+) -> list[Problem]:
     """Everything wrong with one component spec: unknown name, unknown or bad arguments. With
-    arguments_too=False only the name is checked, and torch is not imported."""
+    arguments_too=False only the name is checked, and torch is not imported. `optimizer`: the optimizer a
+    scheduler is checked against (onecycle needs one with momentum or betas)."""
     table = TABLES[kind]
     name = canonical(kind, spec["name"])
     if name is None:
@@ -216,7 +224,7 @@ def spec_problems(kind: str, spec: dict[str, Any], path: str, arguments_too: boo
                 value=str(spec["name"]),
             )
         ]
-    kwargs = {k: v for k, v in spec.items() if k != "name"}
+    kwargs = {k: v for k, v in spec.items() if k != "name" and not (kind == "scheduler" and k == WARMUP)}
     if table[name].attr is None:
         return [Problem(path, f"'{name}' takes no arguments, got {', '.join(kwargs)}")] if kwargs else []
     if not arguments_too:
@@ -233,7 +241,7 @@ def spec_problems(kind: str, spec: dict[str, Any], path: str, arguments_too: boo
             for k in bad
         ]
     try:
-        _try_build(kind, factory(kind, name), kwargs)
+        _try_build(kind, factory(kind, name), kwargs, optimizer)
     except (ValueError, TypeError, RuntimeError) as e:
         return [Problem(path, f"{name}({_fmt_kwargs(kwargs)}) is invalid: {e}")]
     return []
@@ -250,7 +258,7 @@ def arguments(kind: str, name: str) -> list[str]:
 EMPTY = "optimizer got an empty parameter list"
 
 
-def _try_build(kind: str, fn: Any, kwargs: dict[str, Any]) -> None:
+def _try_build(kind: str, fn: Any, kwargs: dict[str, Any], optimizer: dict | None = None) -> None:
     """Build the component once on a dummy, so torch's own argument checks run before training.
 
     Optimizers and schedulers are checked without a real optimizer: building one imports torch._dynamo
@@ -268,11 +276,24 @@ def _try_build(kind: str, fn: Any, kwargs: dict[str, Any]) -> None:
             if str(e) != EMPTY:
                 raise
     elif kind == "scheduler":
-        stand_in = object.__new__(torch.optim.SGD)
-        stand_in.param_groups, stand_in.defaults, stand_in.state = [{"lr": 0.1, "params": []}], {}, {}
+        stand_in, group = _stand_in(optimizer)
+        stand_in.param_groups, stand_in.defaults, stand_in.state = [{**group, "params": []}], dict(group), {}
         fn(stand_in, **kwargs)
     else:
         fn(**tensor_arguments(kwargs))
+
+
+def _stand_in(optimizer: dict | None) -> tuple[Any, dict[str, Any]]:
+    """An unbuilt optimizer of the config's kind and its one param group's settings (its defaults, then the
+    config's), for a scheduler to be checked against."""
+    import torch
+
+    name = canonical("optimizer", optimizer["name"]) if optimizer else None
+    cls = factory("optimizer", name) if name else torch.optim.SGD
+    group = {k: p.default for k, p in inspect.signature(cls).parameters.items() if p.default is not p.empty}
+    group |= {k: v for k, v in (optimizer or {}).items() if k != "name" and k in group}
+    group["lr"] = group["lr"] if isinstance(group.get("lr"), (int, float)) else 0.1  # lr: auto, or none given
+    return object.__new__(cls), group
 
 
 # Loss arguments that torch takes as tensors and a YAML file gives as lists of numbers
@@ -295,7 +316,7 @@ def _fmt_kwargs(kwargs: dict[str, Any]) -> str:
 
 def build(kind: str, spec: dict[str, Any], *args: Any, **extra: Any) -> Any:
     """Construct a validated spec: build('optimizer', spec, model.parameters())."""
-    kwargs = {k: v for k, v in spec.items() if k != "name"}
+    kwargs = {k: v for k, v in spec.items() if k != "name" and not (kind == "scheduler" and k == WARMUP)}
     if kind == "loss":
         kwargs = tensor_arguments(kwargs)
     return factory(kind, canonical(kind, spec["name"]))(*args, **kwargs, **extra)
@@ -355,4 +376,8 @@ def _facts(kind: str, table: dict[str, Component]) -> list[str]:
             + group("two classes, one logit", lambda r: r.tasks == {"binary"})
             + group("regression", lambda r: r.tasks == REGRESSION)
         )
-    return notes + (["stepped once per epoch"] if kind == "scheduler" else [])
+    return notes + (
+        ["the others stepped once per epoch; warmup_epochs: N puts linear warmup before any but plateau and onecycle"]
+        if kind == "scheduler"
+        else []
+    )

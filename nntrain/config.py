@@ -285,15 +285,18 @@ class TrainConfig(Strict):
 
 def fix_auto(cfg: Config, n_train: int) -> None:
     """train.epochs auto and optimizer.lr auto -> their numbers for this many training rows, in place and said in
-    notes, before anything is built from them."""
+    notes, before anything is built from them; and onecycle's max_lr and total_steps (the run's steps)."""
     _fix_epochs(cfg, n_train)
+    batch = cfg.train.batch_rows(n_train)
     if cfg.optimizer.get("lr") == "auto":
-        batch = cfg.train.batch_rows(n_train)
         cfg.optimizer["lr"] = float(f"{AUTO_LR * math.sqrt(batch / AUTO_LR_BATCH):.3g}")
         cfg._notes.append(
             f"optimizer.lr auto: {cfg.optimizer['lr']:g} for batches of {batch} ({AUTO_LR:g} x sqrt(batch / "
             f"{AUTO_LR_BATCH}))"
         )
+    if canonical("scheduler", cfg.scheduler["name"]) == "onecycle":
+        cfg.scheduler.setdefault("max_lr", cfg.optimizer.get("lr", 0.001))
+        cfg.scheduler.setdefault("total_steps", cfg.train.epochs * math.ceil(n_train / batch))
 
 
 def _fix_epochs(cfg: Config, n_train: int) -> None:
@@ -302,7 +305,7 @@ def _fix_epochs(cfg: Config, n_train: int) -> None:
     low, high = AUTO_EPOCHS
     cfg.train.epochs = min(max(low, math.ceil(AUTO_EPOCH_ROWS / max(n_train, 1))), high)
     if canonical("scheduler", cfg.scheduler["name"]) == "cosine":
-        cfg.scheduler.setdefault("T_max", cfg.train.epochs)
+        cfg.scheduler.setdefault("T_max", cfg.train.epochs - int(cfg.scheduler.get("warmup_epochs") or 0))
     cfg._notes.append(
         f"train.epochs auto: {cfg.train.epochs} for {n_train:,} training rows (about {AUTO_EPOCH_ROWS:,} rows in "
         f"all, from {low} to {high} epochs)"
@@ -339,7 +342,7 @@ class Config(Strict):
         """Defaults that follow from other keys. The spec dict is changed in place: an assignment would run
         the validators again."""
         if canonical("scheduler", self.scheduler["name"]) == "cosine" and self.train.epochs != "auto":
-            self.scheduler.setdefault("T_max", self.train.epochs)
+            self.scheduler.setdefault("T_max", self.train.epochs - int(self.scheduler.get("warmup_epochs") or 0))
         if canonical("scheduler", self.scheduler["name"]) == "plateau":
             self.scheduler.setdefault("mode", "max" if maximize(monitor_name(self.train.monitor)) else "min")
         return self

@@ -23,14 +23,14 @@ from .progress import Lines
 from .session import Run, rebuild_alone, start
 from .stopping import Diverged
 from .together import train_together
-from .train import ShouldStop, train
+from .train import ShouldStop, per_step, train
 
 
 def key(run: Run) -> tuple | None:
     """Runs with equal keys can be trained together; None: this one trains alone (torch.compile, data-parallel,
-    a model.ensemble, whose members are already stacked)."""
+    a model.ensemble, whose members are already stacked, a schedule stepped every step)."""
     cfg, data = run.cfg, run.data
-    if cfg.train.compile or run.group is not None or cfg.model.ensemble > 1:
+    if cfg.train.compile or run.group is not None or cfg.model.ensemble > 1 or per_step(run.parts.scheduler):
         return None
     fused = written_out(cfg, data.task, data.prep)
     model = to_plain(cfg.model)

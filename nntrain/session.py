@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .cache import cached_data
-from .components import build, canonical
+from .components import WARMUP, build, canonical
 from .config import Config, dump_yaml, fix_auto, to_plain
 from .device import auto_threads, select_device
 from .diagnostics import Diagnostics
@@ -85,9 +85,21 @@ def build_parts(
         optimizer = build("optimizer", cfg.optimizer, [{"params": list(m.parameters())} for m in model.members])
     else:
         optimizer = build("optimizer", cfg.optimizer, model.parameters())
-    none = canonical("scheduler", cfg.scheduler["name"]) == "none"
-    scheduler = None if none else build("scheduler", cfg.scheduler, optimizer)
-    return Parts(model, make_criterion(cfg, task, weighted), optimizer, scheduler, step)
+    return Parts(model, make_criterion(cfg, task, weighted), optimizer, _scheduler(cfg, optimizer), step)
+
+
+def _scheduler(cfg: Config, optimizer: torch.optim.Optimizer) -> Any:
+    """The config's schedule, after scheduler.warmup_epochs of linear warmup when it names some; None: none."""
+    main = (
+        None
+        if canonical("scheduler", cfg.scheduler["name"]) == "none"
+        else build("scheduler", cfg.scheduler, optimizer)
+    )
+    warm = cfg.scheduler.get(WARMUP)
+    if not warm:
+        return main
+    warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1 / (warm + 1), total_iters=warm)
+    return warmup if main is None else torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, main], [warm])
 
 
 @dataclass
@@ -391,6 +403,11 @@ def _resumed_config(ckpt: dict, overrides: list[str]) -> Config:
             changed,
             header="these keys cannot change on resume (the checkpoint was trained with the "
             "old values); start a new run instead:",
+        )
+    if canonical("scheduler", cfg.scheduler["name"]) == "onecycle" and cfg.train.epochs != stored["train"]["epochs"]:
+        raise UserError(
+            f"train.epochs={cfg.train.epochs}: the run's onecycle schedule was laid out over its "
+            f"{stored['train']['epochs']} epochs ({cfg.scheduler['total_steps']} steps); start a new run to go longer"
         )
     if ckpt["step"] and cfg.train.batch_size != stored["train"]["batch_size"]:
         raise UserError(

@@ -117,6 +117,7 @@ class Loop:
     tb: Any
     should_stop: ShouldStop | None
     val_out: torch.Tensor | None = None  # this epoch's validation outputs, when another engine worked them out
+    step_scheduler: Any = None  # a schedule stepped after every step (onecycle), else None
 
 
 def prepare_loop(
@@ -135,7 +136,7 @@ def prepare_loop(
     has_bn = any(layer.norm is not None for layer in run.parts.model.hidden)
     steps = math.ceil(n / bs) - (has_bn and n % bs == 1)  # batch norm cannot normalise a batch of one row
     sizes = [min(bs, n - s * bs) for s in range(steps)]
-    return Loop(
+    loop = Loop(
         X,
         y,
         torch.as_tensor(data.train, device=device),
@@ -155,6 +156,8 @@ def prepare_loop(
         tb,
         should_stop,
     )
+    loop.step_scheduler = run.parts.scheduler if per_step(run.parts.scheduler) else None
+    return loop
 
 
 def header(run: Run, loop: Loop) -> list[str]:
@@ -218,6 +221,8 @@ def _epoch(run: Run, loop: Loop) -> float:
         if loop.interrupted(s):
             _stop_mid_epoch(run, loop, s)
         run.step_losses[s] = loop.step(order[s * bs : (s + 1) * bs])
+        if loop.step_scheduler is not None:  # onecycle: its rate moves every step
+            loop.step_scheduler.step()
         if diag is not None:
             diag.after_step(s)
         if s % 8 == 0:
@@ -228,6 +233,11 @@ def _epoch(run: Run, loop: Loop) -> float:
         run.group.sum_(run.step_losses)
     check_diverged(run, loop.steps - loop.steps % CHECK_EVERY, loop.steps, loop.saver)  # earlier windows: above
     return float((run.step_losses * loop.sizes).sum()) / loop.rows
+
+
+def per_step(scheduler: Any) -> bool:
+    """A schedule stepped after every training step, not at the end of each epoch (onecycle)."""
+    return isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
 
 
 def _stop_mid_epoch(run: Run, loop: Loop, s: int) -> None:
@@ -250,7 +260,7 @@ def end_of_epoch(run: Run, loop: Loop, train_loss: float, lr: float, t0: float) 
     epoch = run.epoch = run.epoch + 1
     run.step = 0
     plateau = isinstance(parts.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-    if parts.scheduler is not None and not plateau:
+    if parts.scheduler is not None and not plateau and not per_step(parts.scheduler):
         parts.scheduler.step()
     val = evaluate(parts.model, loop.val, cfg, run.data.prep, parts.criterion, loop.val_out)
     value = val["loss"] if loop.monitor == "val_loss" else val[loop.monitor.removeprefix("val_")]

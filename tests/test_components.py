@@ -172,7 +172,21 @@ SCHEDULES = {
         {"patience": 0, "factor": 0.5, "threshold": 10, "threshold_mode": "abs"},
         lambda e: 0.1 * 0.5 ** max(0, e - 2),
     ),
+    # stepped after each of an epoch's 8 steps (115 training rows / 16): the rate at each epoch's first step
+    "onecycle": ({}, lambda e: one_cycle_rates(0.1, steps=8, epochs=6)[e - 1]),
 }
+
+
+def one_cycle_rates(max_lr: float, steps: int, epochs: int) -> list[float]:
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=max_lr, momentum=0.9)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=steps * epochs)
+    rates = []
+    for _ in range(epochs):
+        rates.append(opt.param_groups[0]["lr"])
+        for _ in range(steps):
+            opt.step()
+            sched.step()
+    return rates
 
 
 def test_schedule_table_is_covered():
@@ -184,6 +198,30 @@ def test_scheduler_sets_the_learning_rate_of_every_epoch(workdir, name):
     kwargs, expected = SCHEDULES[name]
     _, rows = run_fit(workdir, optimizer={"name": "sgd", "lr": 0.1}, scheduler={"name": name, **kwargs})
     assert [float(r["lr"]) for r in rows] == pytest.approx([expected(e) for e in range(1, 7)], rel=1e-5)
+
+
+def test_a_warmup_rises_linearly_then_the_schedule_runs_over_the_epochs_left(workdir):
+    scheduler = {"name": "cosine", "warmup_epochs": 2}
+    _, rows = run_fit(workdir, optimizer={"name": "sgd", "lr": 0.1}, scheduler=scheduler)
+    cosine = [0.05 * (1 + math.cos(math.pi * k / 4)) for k in range(4)]  # T_max: the 6 epochs less the 2 of warmup
+    assert [float(r["lr"]) for r in rows] == pytest.approx([0.1 / 3, 0.2 / 3, *cosine], rel=1e-5)
+    _, rows = run_fit(workdir, optimizer={"name": "sgd", "lr": 0.1}, scheduler={"name": "none", "warmup_epochs": 3})
+    assert [float(r["lr"]) for r in rows] == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1, 0.1], rel=1e-5)
+
+
+def test_warmup_and_onecycle_refuse_what_they_cannot_do(workdir):
+    from nntrain.errors import ConfigError
+
+    def problems(**raw):
+        with pytest.raises(ConfigError) as e:
+            load_config(None, raw={"data": {"path": "x"}, "train": {"epochs": 5}, **raw})
+        return str(e.value)
+
+    assert "scheduler.warmup_epochs=5: must be fewer than train.epochs (5)" in problems(
+        scheduler={"name": "step", "step_size": 1, "warmup_epochs": 5}
+    )
+    assert "plateau does not follow a warmup" in problems(scheduler={"name": "plateau", "warmup_epochs": 1})
+    assert "cycle_momentum" in problems(optimizer={"name": "adagrad", "lr": 0.1}, scheduler="onecycle")
 
 
 def test_plateau_follows_the_monitor_and_waits_for_a_real_stall(workdir):

@@ -246,6 +246,8 @@ SCHEDS = {
     "multistep": {"milestones": [2, 5], "gamma": 0.3},
     "exponential": {"gamma": 0.7},
     "plateau": {"patience": 0, "factor": 0.5, "threshold": 10, "threshold_mode": "abs"},
+    "onecycle": {"cycle_momentum": False},  # stepped every step; adagrad has no momentum to cycle
+    "warmup": {"name": "step", "step_size": 2, "gamma": 0.5, "warmup_epochs": 2},
 }
 
 
@@ -256,7 +258,7 @@ def test_resume_matrix_learning_rate_of_every_later_epoch(workdir, opt, sched):
     cfg_path = config_for(
         workdir,
         optimizer={"name": opt, **OPTS[opt]},
-        scheduler={"name": sched, **SCHEDS[sched]},
+        scheduler={"name": sched, **SCHEDS[sched]},  # "warmup" names its schedule itself
         train={"epochs": 7, "batch_size": 64},
     )
     fit(load_config(cfg_path, ["name=full"]), log=QUIET)
