@@ -9,7 +9,20 @@ The API (fit, resume, load, Run) is imported on first use, so `import nntrain` c
 """
 
 __version__ = "0.1.0"
-__all__ = ["DataWarning", "Run", "export", "fit", "fit_seeds", "load", "lr_find", "resume", "resume_together", "sweep"]
+__all__ = [
+    "DataWarning",
+    "Folds",
+    "Run",
+    "cv",
+    "export",
+    "fit",
+    "fit_seeds",
+    "load",
+    "lr_find",
+    "resume",
+    "resume_together",
+    "sweep",
+]
 
 
 def __getattr__(name: str):

@@ -130,8 +130,11 @@ class Run:
         return f"Run({str(self.run_dir)!r}, {self.task}, {status}, test {shown or '-'})"
 
 
-def load(run_dir: str | Path, checkpoint: str = "best") -> Run:
-    """A finished (or stopped) run from its folder alone; checkpoint: best or last."""
+def load(run_dir: str | Path, checkpoint: str = "best") -> Run | Folds:
+    """A finished (or stopped) run from its folder alone; checkpoint: best or last. A cross-validation folder
+    (one with cv.json) gives its Folds."""
+    if (Path(run_dir) / "cv.json").is_file():
+        return Folds(run_dir, checkpoint)
     return Run(run_dir, checkpoint)
 
 
@@ -218,6 +221,56 @@ def lr_find(
     cfg, config_dir = configured(config, overrides)
     with _signals():
         return range_test(cfg, config_dir, steps, start, end, log or (lambda m: None))
+
+
+class Folds:
+    """A cross-validation folder (RUNS_DIR/NAME-cv): each fold's Run, cv.json, and predictions averaged over
+    the folds' models (class probabilities, or values)."""
+
+    def __init__(self, folder: str | Path, checkpoint: str = "best"):
+        from .crossval import read_cv
+
+        self.run_dir = Path(folder)
+        self.summary = read_cv(self.run_dir)
+        self.runs = [Run(f["run_dir"], checkpoint) for f in self.summary["folds"] if "diverged" not in f]
+
+    def predict(self, data: Data, strict: bool = False) -> pd.DataFrame:
+        import numpy as np
+
+        frames = [run.predict(data, strict) for run in self.runs]
+        mean = sum(f.drop(columns="prediction") for f in frames) / len(frames) if frames[0].shape[1] > 1 else None
+        if mean is None:  # regression: the folds' values averaged
+            return frames[0].assign(prediction=sum(f["prediction"] for f in frames) / len(frames))
+        labels = np.asarray(self.runs[0].classes, dtype=object)
+        return mean.assign(prediction=labels[mean.to_numpy().argmax(axis=1)])[["prediction", *mean.columns]]
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("report", "evaluate", "explain", "params", "export", "metrics"):
+            raise UserError(
+                f"{self.run_dir} is a cross-validation folder: {name} works on one fold's run ({self.run_dir}/fold1); "
+                f"cv.json holds every fold's metrics"
+            )
+        raise AttributeError(name)
+
+    def __repr__(self) -> str:
+        return f"Folds({str(self.run_dir)!r}, {len(self.runs)} folds)"
+
+
+def cv(
+    config: str | Path | dict | Config,
+    overrides: list[str] | dict[str, Any] | None = None,
+    *,
+    folds: int = 5,
+    log: Callable[[str], None] | None = print,
+    quiet: bool = True,
+) -> Folds:
+    """k-fold cross-validation, as `nntrain cv`: a run per fold under RUNS_DIR/NAME-cv/, and cv.json."""
+    from .crossval import cross_validate
+
+    cfg, config_dir = configured(config, overrides)
+    with _signals():
+        report = cross_validate(cfg, config_dir, folds, log or (lambda m: None), quiet)
+    return Folds(report["root"])
 
 
 def fit_seeds(

@@ -456,6 +456,48 @@ def _print_sweep(result: dict, out) -> None:
         out.print(f"plots: {', '.join(Path(p).name for p in result['plots'])}", markup=False)
 
 
+@app.command()
+@guarded
+def cv(
+    config: Path = typer.Argument(..., help="the YAML config"),
+    overrides: list[str] | None = typer.Argument(None, help="dotted KEY=VALUE overrides"),
+    folds: int = typer.Option(5, "--folds", help="folds of the non-test rows (stratified, or by data.group)"),
+    quiet: bool = typer.Option(True, "--quiet/--verbose", help="a line per epoch of every fold, or not"),
+    as_json: bool = typer.Option(False, "--json", help="print cv.json on stdout at the end"),
+) -> None:
+    """k-fold cross-validation: a run per fold under RUNS/NAME-cv/, each fold's metrics, their mean and spread."""
+    from rich.table import Table
+
+    from . import api
+
+    out = _console(stderr=as_json)
+    result = api.cv(config, list(overrides or []), folds=folds, log=lambda m: out.print(m, markup=False), quiet=quiet)
+    report = result.summary
+    if as_json:
+        _print_json(report)
+        return
+    head, monitor = report["headline"], report["monitor"].removeprefix("val_")
+    t = Table(title=f"{folds}-fold cross-validation: {report['root']}")
+    for col in ("fold", "best epoch", f"val {monitor}", f"val {head}", f"test {head}", "test loss"):
+        t.add_column(col, justify="right")
+    for f in report["folds"]:
+        if "diverged" in f:
+            t.add_row(str(f["fold"]), "diverged", "", "", "", "")
+            continue
+        cells = (f["val"][monitor], f["val"][head], f["test"].get(head), f["test"].get("loss"))
+        t.add_row(str(f["fold"]), str(f["best_epoch"]), *(_cell(v) for v in cells))
+    s = report["summary"]
+    for stat in ("mean", "std"):
+        cells = (s["val"].get(monitor), s["val"].get(head), s["test"].get(head), s["test"].get("loss"))
+        t.add_row(stat, "", *(_cell(c[stat] if c else None) for c in cells))
+    out.print(t)
+    out.print(f"cv.json in {report['root']}; nntrain predict {report['root']} ROWS averages the folds", markup=False)
+
+
+def _cell(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
 @app.command("lr-find")
 @guarded
 def lr_find(

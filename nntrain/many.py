@@ -72,11 +72,15 @@ def fit_many(
     quiet: bool = True,
     should_stop: list[ShouldStop | None] | None = None,
     started: Callable[[list[Run]], None] | None = None,
+    data: list | None = None,
 ) -> list[dict | Diverged]:
     """Start a run per config (every folder made before any trains; none left if one cannot start), then
     train those that can go together on the stacked engine, as many at once as memory holds, and the others
-    alone. Results in order. `started`: told the runs once all have their folders."""
-    runs = _all_or_none([lambda c=c: start(c, config_dir, stacked=True) for c in cfgs], remove=True)
+    alone. Results in order. `started`: told the runs once all have their folders; `data`: each run's
+    prepared data (cross-validation folds), else each reads its own."""
+    data = data or [None] * len(cfgs)
+    openers = [lambda c=c, d=d: start(c, config_dir, stacked=True, data=d) for c, d in zip(cfgs, data)]
+    runs = _all_or_none(openers, remove=True)
     if started is not None:
         started(runs)
     return train_groups(runs, log, quiet, should_stop)

@@ -418,11 +418,11 @@ def _class_weights(given: Any, y_train: np.ndarray, classes: list) -> list[float
     return [float(given.get(n, 1.0)) for n in names]
 
 
-def load_data(cfg: Config, config_dir: Path | None) -> Prepared:
+def load_data(cfg: Config, config_dir: Path | None, rows: dict | None = None) -> Prepared:
     """The config's table (and its own val / test files) read, checked against the config and prepared: what
-    `fit` trains on."""
+    `fit` trains on. `rows`: {"val": rows, "test": rows} fixed by the caller (a cross-validation fold)."""
     table, given, files = read_tables(cfg.data, config_dir)
-    data = prepare(table, cfg.data, cfg.seed, given)
+    data = prepare(table, cfg.data, cfg.seed, {**given, **(rows or {})})
     data.prep.update(source=table.source, sha256=table.sha256, files=files, notes=data.notes)
     check_against(cfg, data)
     return data

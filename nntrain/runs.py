@@ -340,6 +340,8 @@ def resolve_run_dir(run_dir: str | None, runs_root: str = "runs") -> Path:
         path = Path(run_dir)
         if not path.is_dir():
             raise UserError(f"run folder not found: {path}")
+        if (path / "cv.json").is_file():
+            raise UserError(f"{path}: a cross-validation folder: give one of its runs ({path}/fold1); cv.json has all")
         if not (path / "config.yaml").is_file():
             raise UserError(f"{path}: not a run folder (no config.yaml)")
         return path

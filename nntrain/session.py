@@ -231,13 +231,14 @@ def configure(path: Path, overrides: list[str] = (), name: str | None = None) ->
         raise e from None
 
 
-def start(cfg: Config, config_dir: Path | None = None, stacked: bool = False) -> Run:
+def start(cfg: Config, config_dir: Path | None = None, stacked: bool = False, data: Prepared | None = None) -> Run:
     """A new run: data read and checked first, so a problem leaves no run folder behind. In a data-parallel
     group every rank reads the data; rank 0 makes the run folder and tells the others its name. `stacked`: the
-    run is to be trained with others on the stacked engine (together.py)."""
+    run is to be trained with others on the stacked engine (together.py); `data`: prepared by the caller (a
+    cross-validation fold's)."""
     group = _group(cfg)
     device = group.device if group else select_device(cfg.device)
-    data, keep = cached_data(cfg, config_dir)
+    data, keep = (data, lambda: None) if data is not None else cached_data(cfg, config_dir)
     fix_auto(cfg, len(data.train))
     if getattr(cfg.model.numeric_embedding, "name", None) == "piecewise_linear":
         fit_edges(data.X, data.train, data.prep)

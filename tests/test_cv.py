@@ -1,0 +1,76 @@
+"""nntrain cv: folds of the non-test rows, a run per fold, cv.json's mean and spread, predictions averaged."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import nntrain
+
+from .conftest import make_table, write_config
+
+
+def splits(run_dir) -> dict:
+    return json.loads((run_dir / "split.json").read_text())
+
+
+def test_folds_cover_the_non_test_rows_once_and_report_mean_and_spread(workdir, table_csv, cli):
+    config = write_config(workdir / "c.yaml", table_csv(n=150), train={"epochs": 3, "batch_size": 16})
+    r = cli("cv", config, "--folds", "3", "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    root = workdir / "runs" / "t-cv"
+    assert report["root"] == str(root.relative_to(workdir)) and (root / "cv.json").is_file()
+    parts = [splits(root / f"fold{k}") for k in (1, 2, 3)]
+    assert cli("fit", config).exit_code == 0  # a plain fit of the same config: the same test rows
+    assert all(p["test"] == splits(workdir / "runs" / "t")["test"] for p in parts)
+    vals = [set(p["val"]) for p in parts]
+    rest = set(parts[0]["train"]) | vals[0]
+    assert set().union(*vals) == rest and sum(map(len, vals)) == len(rest) == 120  # each row validates once
+    y = pd.read_csv(workdir / "t.csv")["y"].to_numpy()
+    counts = np.array([np.bincount(y[sorted(v)], minlength=3) for v in vals])
+    assert (counts.max(axis=0) - counts.min(axis=0) <= 1).all()  # stratified
+    tests = np.array([f["test"]["accuracy"] for f in report["folds"]])
+    assert report["summary"]["test"]["accuracy"]["mean"] == pytest.approx(tests.mean())
+    assert report["summary"]["test"]["accuracy"]["std"] == pytest.approx(tests.std(ddof=1))
+    r = cli("cv", config, "--folds", "3")
+    assert "3-fold cross-validation" in r.stdout and "mean" in r.stdout and "std" in r.stdout
+
+
+def test_predict_on_the_cv_folder_averages_the_folds(workdir, table_csv, cli):
+    config = write_config(workdir / "c.yaml", table_csv(n=150))
+    folds = nntrain.cv(config, folds=2, log=None)
+    rows = make_table(10, seed=3).drop(columns="y")
+    each = [run.predict(rows).filter(like="proba_") for run in folds.runs]
+    averaged = folds.predict(rows)
+    assert np.allclose(averaged.filter(like="proba_"), (each[0] + each[1]) / 2)
+    labels = np.array(folds.runs[0].classes)[averaged.filter(like="proba_").to_numpy().argmax(axis=1)]
+    assert list(averaged["prediction"]) == list(labels)
+    rows.to_csv(workdir / "rows.csv", index=False)
+    r = cli("predict", folds.run_dir, "rows.csv")
+    assert r.exit_code == 0 and np.allclose(
+        pd.read_csv(pd.io.common.StringIO(r.stdout)).filter(like="proba_"), averaged.filter(like="proba_")
+    )
+    r = cli("eval", folds.run_dir)
+    assert r.exit_code == 2 and "a cross-validation folder: give one of its runs" in r.stderr
+
+
+def test_groups_stay_in_one_fold_and_bad_settings_are_refused(workdir, cli):
+    df = make_table(160)
+    df["shop"] = np.arange(160) % 16
+    df.to_csv(workdir / "g.csv", index=False)
+    config = write_config(workdir / "c.yaml", workdir / "g.csv", data={"path": "g.csv", "group": "shop", "target": "y"})
+    assert cli("cv", config, "--folds", "4").exit_code == 0
+    shops = [set(df["shop"][splits(workdir / "runs/t-cv" / f"fold{k}")["val"]]) for k in range(1, 5)]
+    assert all(not (a & b) for i, a in enumerate(shops) for b in shops[i + 1 :])
+    r = cli("cv", config, "--folds", "1")
+    assert r.exit_code == 2 and "--folds 1: give 2 to 20" in r.stderr
+    r = cli("cv", config, "--folds", "30")
+    assert r.exit_code == 2 and "--folds 30" in r.stderr
+    df.assign(part=np.where(np.arange(160) < 120, "train", "test")).to_csv(workdir / "s.csv", index=False)
+    split = write_config(workdir / "s.yaml", workdir / "s.csv", data={"path": "s.csv", "split_column": "part", "target": "y"})
+    r = cli("cv", split)
+    assert r.exit_code == 2 and "data.split_column: it fixes the validation rows" in r.stderr
