@@ -71,6 +71,8 @@ def test_groups_stay_in_one_fold_and_bad_settings_are_refused(workdir, cli):
     r = cli("cv", config, "--folds", "30")
     assert r.exit_code == 2 and "--folds 30" in r.stderr
     df.assign(part=np.where(np.arange(160) < 120, "train", "test")).to_csv(workdir / "s.csv", index=False)
-    split = write_config(workdir / "s.yaml", workdir / "s.csv", data={"path": "s.csv", "split_column": "part", "target": "y"})
+    split = write_config(
+        workdir / "s.yaml", workdir / "s.csv", data={"path": "s.csv", "split_column": "part", "target": "y"}
+    )
     r = cli("cv", split)
     assert r.exit_code == 2 and "data.split_column: it fixes the validation rows" in r.stderr
