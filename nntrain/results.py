@@ -1,0 +1,179 @@
+"""What the API gives back: a Run (one trained run, its model in memory) and Folds (a cross-validation
+folder), and how they read data given as a DataFrame or a file."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import Config
+from .errors import UserError
+from .runs import write_output
+
+Data = str | Path | pd.DataFrame
+
+
+class DataWarning(UserWarning):
+    """The data read at eval or predict time holds what training never saw (read as unknown)."""
+
+
+class Run:
+    """A trained run: its folder, summary, metrics per epoch, and the model (in memory) to evaluate and predict.
+
+    The model is kept in memory, so a Run still predicts when its folder was a temporary one (the estimators')."""
+
+    def __init__(self, run_dir: str | Path, checkpoint: str = "best"):
+        from .inference import load_run
+        from .runs import resolve_run_dir
+
+        self.run_dir = resolve_run_dir(str(run_dir))
+        self.checkpoint = checkpoint
+        self._loaded = load_run(self.run_dir, checkpoint)
+        summary = self.run_dir / "summary.json"
+        self.summary: dict = json.loads(summary.read_text()) if summary.is_file() else {}
+        metrics = self.run_dir / "metrics.csv"
+        has_rows = metrics.is_file() and metrics.stat().st_size
+        self.metrics: pd.DataFrame = pd.read_csv(metrics) if has_rows else pd.DataFrame()
+
+    def __getstate__(self) -> dict:
+        """Pickled without the model object (its class is made at run time): the weights, rebuilt on load."""
+        loaded = self._loaded
+        return {**vars(self), "_loaded": (loaded.run_dir, loaded.ckpt, loaded.split)}
+
+    def __setstate__(self, state: dict) -> None:
+        from .inference import from_checkpoint
+
+        run_dir, ckpt, split = state["_loaded"]
+        vars(self).update(state, _loaded=from_checkpoint(run_dir, ckpt, split, run_dir / "(pickled)"))
+
+    @property
+    def config(self) -> Config:
+        return self._loaded.cfg
+
+    @property
+    def task(self) -> str:
+        return self._loaded.prep["task"]
+
+    @property
+    def classes(self) -> list | None:
+        return self._loaded.prep.get("classes")
+
+    def in_float64(self) -> Run:
+        """Predict in float64 from here on: a row's prediction no longer moves (by 1e-7) with the number of rows
+        predicted beside it, as float32 matrix products do; what scikit-learn's checks ask of an estimator."""
+        self._loaded.model.double()
+        return self
+
+    def params(self) -> dict:
+        """The parameter table `nntrain params RUN_DIR --json` prints: per layer, and the totals."""
+        from .model import param_table
+
+        return param_table(self._loaded.model)
+
+    def report(self, data: Data | None = None, strict: bool = False) -> dict:
+        """What `nntrain eval --json` prints: metrics, their baselines, rows, and where they come from."""
+        from .inference import evaluate_run
+
+        report = evaluate_run(self._loaded, table_or_path(data), strict)
+        _warn(report["notes"])
+        return report
+
+    def evaluate(self, data: Data | None = None, strict: bool = False) -> dict:
+        """Metrics of the checkpoint on the run's test split, or on `data` (a file or a DataFrame)."""
+        return self.report(data, strict)["metrics"]
+
+    def predict(self, data: Data, strict: bool = False) -> pd.DataFrame:
+        """Raw rows in (a DataFrame or a file with the training columns): `prediction`, and `proba_<class>`
+        columns for a classifier; labels as they were in the training data."""
+        from .encoding import Report
+        from .inference import predict_frame
+
+        report = Report(strict)
+        frame = predict_frame(self._loaded, table_or_path(data, "INPUT"), report)
+        _warn(report.notes)
+        return frame
+
+    def explain(self, data: Data | None = None, repeats: int = 5, seed: int = 0) -> dict:
+        """Permutation importance on the test split (or `data`), one row per original column, as `nntrain
+        explain` prints it; also written to RUN_DIR/importance.csv and importance.png. {"metric", "base",
+        "rows", "data", "table" (a DataFrame, most important first), "files"}."""
+        from .explain import importance
+        from .plots import importance_png
+
+        result = importance(self._loaded, table_or_path(data), repeats, seed)
+        csv = self.run_dir / "importance.csv"
+        write_output(csv, lambda f: result["table"].to_csv(f, index=False), str(csv))
+        result["files"] = [csv, importance_png(result["table"], self.run_dir / "importance.png", result["metric"])]
+        return result
+
+    def export(self, fmt: str = "onnx", output: str | Path | None = None, force: bool = False) -> Path:
+        """The model with its preprocessing folded in, as ONNX or TorchScript, as `nntrain export`; its path."""
+        from .export import export_run
+
+        return export_run(self.run_dir, fmt, None if output is None else Path(output), self.checkpoint, force)
+
+    def __repr__(self) -> str:
+        test = self.summary.get("test") or {}
+        shown = " ".join(f"{k}={v:.4f}" for k, v in test.items() if isinstance(v, float))
+        status = self.summary.get("status", "unfinished")
+        return f"Run({str(self.run_dir)!r}, {self.task}, {status}, test {shown or '-'})"
+
+
+class Folds:
+    """A cross-validation folder (RUNS_DIR/NAME-cv): each fold's Run, cv.json, and predictions averaged over
+    the folds' models (class probabilities, or values)."""
+
+    def __init__(self, folder: str | Path, checkpoint: str = "best"):
+        from .crossval import read_cv
+
+        self.run_dir = Path(folder)
+        self.summary = read_cv(self.run_dir)
+        self.runs = [Run(f["run_dir"], checkpoint) for f in self.summary["folds"] if "diverged" not in f]
+
+    def predict(self, data: Data, strict: bool = False) -> pd.DataFrame:
+        import numpy as np
+
+        frames = [run.predict(data, strict) for run in self.runs]
+        mean = sum(f.drop(columns="prediction") for f in frames) / len(frames) if frames[0].shape[1] > 1 else None
+        if mean is None:  # regression: the folds' values averaged
+            return frames[0].assign(prediction=sum(f["prediction"] for f in frames) / len(frames))
+        labels = np.asarray(self.runs[0].classes, dtype=object)
+        return mean.assign(prediction=labels[mean.to_numpy().argmax(axis=1)])[["prediction", *mean.columns]]
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("report", "evaluate", "explain", "params", "export", "metrics"):
+            raise UserError(
+                f"{self.run_dir} is a cross-validation folder: {name} works on one fold's run ({self.run_dir}/fold1); "
+                f"cv.json holds every fold's metrics"
+            )
+        raise AttributeError(name)
+
+    def __repr__(self) -> str:
+        return f"Folds({str(self.run_dir)!r}, {len(self.runs)} folds)"
+
+
+def named(frame: pd.DataFrame) -> pd.DataFrame:
+    names = [str(c) for c in frame.columns]
+    if len(set(names)) < len(names):
+        raise UserError("data: the DataFrame has duplicate column names")
+    return frame.set_axis(names, axis=1).reset_index(drop=True)
+
+
+def table_or_path(data: Data | None, key: str = "--data") -> Any:
+    """A file path as text, or a DataFrame as a Table (typed columns, as from Parquet); None stays None."""
+    if data is None or isinstance(data, (str, Path)):
+        return None if data is None else str(data)
+    if not isinstance(data, pd.DataFrame):
+        raise UserError(f"{key}: give a pandas DataFrame or a file path, not {type(data).__name__}")
+    from .tables import Table
+
+    return Table(named(data), "DataFrame", "", False)
+
+
+def _warn(notes: list[str]) -> None:
+    for note in notes:
+        warnings.warn(note, DataWarning, stacklevel=3)
