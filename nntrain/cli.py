@@ -470,7 +470,7 @@ def cv(
 
     from . import api
 
-    out = _console(stderr=as_json)
+    out = _console(stderr=as_json, width=TABLE_WIDTH)
     result = api.cv(config, list(overrides or []), folds=folds, log=lambda m: out.print(m, markup=False), quiet=quiet)
     report = result.summary
     if as_json:
@@ -492,6 +492,10 @@ def cv(
         t.add_row(stat, "", *(_cell(c[stat] if c else None) for c in cells))
     out.print(t)
     out.print(f"cv.json in {report['root']}; nntrain predict {report['root']} ROWS averages the folds", markup=False)
+    failed = [f for f in report["folds"] if "diverged" in f]
+    if failed:  # as fit --seeds: the folds that finished are kept, the exit code says one did not
+        _console(True).print(f"fold {failed[0]['fold']} diverged: {failed[0]['diverged']}", markup=False)
+        raise typer.Exit(3)
 
 
 def _cell(v: float | None) -> str:
