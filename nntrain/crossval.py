@@ -17,7 +17,7 @@ from . import metrics as M
 from .config import Config
 from .errors import UserError
 from .many import fit_many
-from .preprocess import load_data
+from .preprocess import prepared
 from .runs import create_run_dir, write_json
 from .stopping import Diverged
 from .tables import read_tables
@@ -30,18 +30,19 @@ def cross_validate(
 ) -> dict:
     """Train a run per fold under RUNS_DIR/NAME-cv/ and write cv.json there; its contents."""
     _check(cfg, folds)
-    base = load_data(cfg, config_dir)
-    vals = fold_rows(cfg, config_dir, base, folds)
+    tables = read_tables(cfg.data, config_dir)  # read once; each fold prepares it with its own rows
+    base = prepared(cfg, tables)
+    vals = fold_rows(cfg, tables[0].frame, base, folds)
     root = create_run_dir(cfg.runs_dir, f"{cfg.name}-cv")
     cfgs, data = [], []
     for k, val in enumerate(vals, start=1):
         fold = copy.deepcopy(cfg)
         fold.name, fold.runs_dir = f"fold{k}", str(root)
-        prepared = load_data(fold, config_dir, rows={"val": val, "test": base.test})
-        prepared.prep["split"] = f"fold {k} of {folds} as validation, the run's test split as test"
-        prepared.notes = [n for n in prepared.notes if not n.startswith("split ")]
+        one = prepared(fold, tables, rows={"val": val, "test": base.test})
+        one.prep["split"] = f"fold {k} of {folds} as validation, the run's test split as test"
+        one.notes = [n for n in one.notes if not n.startswith("split ")]
         cfgs.append(fold)
-        data.append(prepared)
+        data.append(one)
     log(f"{folds} folds of {sum(map(len, vals)):,} rows ({base.prep['split']}); test split {len(base.test):,} rows")
     results = fit_many(cfgs, config_dir, log, quiet, data=data)
     report = _report(cfg, results, root)
@@ -57,7 +58,7 @@ def _check(cfg: Config, folds: int) -> None:
             raise UserError(f"data.{key}: it fixes the validation rows; cv chooses them fold by fold (leave it out)")
 
 
-def fold_rows(cfg: Config, config_dir: Path | None, base, folds: int) -> list[np.ndarray]:
+def fold_rows(cfg: Config, frame, base, folds: int) -> list[np.ndarray]:
     """The non-test rows cut into `folds` validation sets: whole groups, else stratified by class, else at
     random; seeded by the split's seed."""
     from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
@@ -66,7 +67,7 @@ def fold_rows(cfg: Config, config_dir: Path | None, base, folds: int) -> list[np
     seed = cfg.data.split_seed if cfg.data.split_seed is not None else cfg.seed
     try:
         if cfg.data.group:
-            groups = read_tables(cfg.data, config_dir)[0].frame[cfg.data.group].to_numpy()[rest]
+            groups = frame[cfg.data.group].to_numpy()[rest]
             cuts = GroupKFold(n_splits=folds).split(rest, groups=groups)
         elif base.task != "regression":
             cuts = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(rest, base.y[rest])

@@ -418,10 +418,16 @@ def _class_weights(given: Any, y_train: np.ndarray, classes: list) -> list[float
     return [float(given.get(n, 1.0)) for n in names]
 
 
-def load_data(cfg: Config, config_dir: Path | None, rows: dict | None = None) -> Prepared:
+def load_data(cfg: Config, config_dir: Path | None) -> Prepared:
     """The config's table (and its own val / test files) read, checked against the config and prepared: what
-    `fit` trains on. `rows`: {"val": rows, "test": rows} fixed by the caller (a cross-validation fold)."""
-    table, given, files = read_tables(cfg.data, config_dir)
+    `fit` trains on."""
+    return prepared(cfg, read_tables(cfg.data, config_dir))
+
+
+def prepared(cfg: Config, tables: tuple, rows: dict | None = None) -> Prepared:
+    """read_tables' result prepared and checked against the config; `rows`: {"val": rows, "test": rows} fixed
+    by the caller (a cross-validation fold, whose table is read once for all folds)."""
+    table, given, files = tables
     data = prepare(table, cfg.data, cfg.seed, {**given, **(rows or {})})
     data.prep.update(source=table.source, sha256=table.sha256, files=files, notes=data.notes)
     check_against(cfg, data)
