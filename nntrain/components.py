@@ -52,6 +52,13 @@ class Optimizer(Component):
 
 
 @dataclass(frozen=True)
+class Schedule(Component):
+    # when the loop steps it: "epoch" (at each epoch's end), "step" (after every training step) or "value" (with
+    # the monitored value, once validation has it)
+    pace: str = "epoch"
+
+
+@dataclass(frozen=True)
 class Loss(Component):
     tasks: frozenset[str] = REGRESSION
     one_output: bool = True  # one output per row (bce's single logit, a regression value), not one per class
@@ -133,17 +140,21 @@ OPTIMIZERS: dict[str, Optimizer] = {
     "adamw": Optimizer("AdamW", state=2, stacked="adam"),
 }
 
-SCHEDULERS: dict[str, Component] = {
-    "none": Component(None),
-    "step": Component("StepLR"),
-    "multistep": Component("MultiStepLR"),
-    "exponential": Component("ExponentialLR"),
-    "cosine": Component("CosineAnnealingLR", note="T_max defaults to train.epochs (less warmup_epochs)"),
-    "plateau": Component(
-        "ReduceLROnPlateau", note="stepped with train.monitor's value after validation; mode follows the monitor"
+SCHEDULERS: dict[str, Schedule] = {
+    "none": Schedule(None),
+    "step": Schedule("StepLR"),
+    "multistep": Schedule("MultiStepLR"),
+    "exponential": Schedule("ExponentialLR"),
+    "cosine": Schedule("CosineAnnealingLR", note="T_max defaults to train.epochs (less warmup_epochs)"),
+    "plateau": Schedule(
+        "ReduceLROnPlateau",
+        pace="value",
+        note="stepped with train.monitor's value after validation; mode follows the monitor",
     ),
-    "onecycle": Component(
-        "OneCycleLR", note="stepped after every step; max_lr defaults to optimizer.lr, total_steps to the run's"
+    "onecycle": Schedule(
+        "OneCycleLR",
+        pace="step",
+        note="stepped after every step; max_lr defaults to optimizer.lr, total_steps to the run's",
     ),
 }
 # nntrain's own argument of every schedule: epochs of linear warmup (from lr / (N + 1) up to lr) before it

@@ -23,14 +23,14 @@ from .progress import Lines
 from .session import Run, rebuild_alone, start
 from .stopping import Diverged
 from .together import train_together
-from .train import ShouldStop, per_step, train
+from .train import ShouldStop, pace, train
 
 
 def key(run: Run) -> tuple | None:
     """Runs with equal keys can be trained together; None: this one trains alone (torch.compile, data-parallel,
     a model.ensemble, whose members are already stacked, a schedule stepped every step)."""
     cfg, data = run.cfg, run.data
-    if cfg.train.compile or run.group is not None or cfg.model.ensemble > 1 or per_step(run.parts.scheduler):
+    if cfg.train.compile or run.group is not None or cfg.model.ensemble > 1 or pace(cfg) == "step":
         return None
     fused = written_out(cfg, data.task, data.prep)
     model = to_plain(cfg.model)

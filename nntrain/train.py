@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from . import metrics as M
+from .components import record
 from .config import Config, loss_name, to_plain
 from .diagnostics import Diagnostics
 from .errors import UserError
@@ -156,7 +157,7 @@ def prepare_loop(
         tb,
         should_stop,
     )
-    loop.step_scheduler = run.parts.scheduler if per_step(run.parts.scheduler) else None
+    loop.step_scheduler = run.parts.scheduler if pace(run.cfg) == "step" else None
     return loop
 
 
@@ -235,9 +236,9 @@ def _epoch(run: Run, loop: Loop) -> float:
     return float((run.step_losses * loop.sizes).sum()) / loop.rows
 
 
-def per_step(scheduler: Any) -> bool:
-    """A schedule stepped after every training step, not at the end of each epoch (onecycle)."""
-    return isinstance(scheduler, torch.optim.lr_scheduler.OneCycleLR)
+def pace(cfg: Config) -> str:
+    """When the config's schedule is stepped: "epoch", "step" or "value" (its record's `pace`)."""
+    return record("scheduler", cfg.scheduler["name"]).pace
 
 
 def _stop_mid_epoch(run: Run, loop: Loop, s: int) -> None:
@@ -259,12 +260,12 @@ def end_of_epoch(run: Run, loop: Loop, train_loss: float, lr: float, t0: float) 
     cfg, parts = run.cfg, run.parts
     epoch = run.epoch = run.epoch + 1
     run.step = 0
-    plateau = isinstance(parts.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-    if parts.scheduler is not None and not plateau and not per_step(parts.scheduler):
+    stepped = pace(cfg) if parts.scheduler is not None else None
+    if stepped == "epoch":
         parts.scheduler.step()
     val = evaluate(parts.model, loop.val, cfg, run.data.prep, parts.criterion, loop.val_out)
     value = val["loss"] if loop.monitor == "val_loss" else val[loop.monitor.removeprefix("val_")]
-    if plateau:  # stepped with the monitored value, once it is known
+    if stepped == "value":  # plateau: stepped with the monitored value, once it is known
         parts.scheduler.step(value)
     improved = run.best_value is None or (
         value > run.best_value + cfg.train.min_delta
