@@ -20,7 +20,7 @@ from .errors import UserError
 from .loading import load_config
 from .results import Data, DataWarning, Folds, Run, named  # noqa: F401 (DataWarning: nntrain.DataWarning)
 from .runs import write_output
-from .stopping import Diverged
+from .stopping import Diverged, catching_signals
 from .tracking import tracker_for
 
 
@@ -113,7 +113,7 @@ def lr_find(
     from .lrfind import lr_find as range_test
 
     cfg, config_dir = configured(config, overrides)
-    with _signals():
+    with catching_signals():
         return range_test(cfg, config_dir, steps, start, end, log or (lambda m: None))
 
 
@@ -129,7 +129,7 @@ def cv(
     from .crossval import cross_validate
 
     cfg, config_dir = configured(config, overrides)
-    with _signals():
+    with catching_signals():
         report = cross_validate(cfg, config_dir, folds, log or (lambda m: None), quiet)
     return Folds(report["root"])
 
@@ -153,7 +153,7 @@ def fit_seeds(
     made = [configured(config, [*extra, f"seed={s}"], name=f"{base}-seed{s}") for s in seeds]
     cfgs, config_dir = [c for c, _ in made], made[0][1]
     tracker = tracker_for(mlflow, cfgs[0])
-    with _signals():
+    with catching_signals():
         results = fit_many(cfgs, config_dir, log or (lambda m: None), quiet)
     return [_ended(r, tracker) for r in results]
 
@@ -170,7 +170,7 @@ def resume_together(
     from .many import resume_many
 
     tracker = tracker_for(mlflow, None)
-    with _signals():
+    with catching_signals():
         results = resume_many([Path(d) for d in run_dirs], _override_list(overrides), log or (lambda m: None), quiet)
     return [_ended(r, tracker) for r in results]
 
@@ -181,12 +181,6 @@ def _ended(result: dict | Diverged, tracker: Any) -> Run | Diverged:
     if tracker is not None:
         tracker.log_run(run_dir)
     return result if isinstance(result, Diverged) else Run(run_dir)
-
-
-def _signals():
-    from .stopping import catching_signals
-
-    return catching_signals()
 
 
 def sweep(
@@ -218,7 +212,7 @@ def _trained(begin: Callable, tracker: Any, log, progress, tensorboard: bool, ml
     from .train import train
 
     log = log or (lambda m: None)
-    with _signals():
+    with catching_signals():
         state = begin()
         tracker = tracker or tracker_for(mlflow, state.cfg)
         try:
