@@ -38,6 +38,7 @@ class Activation(Component):
     across_outputs: bool = False  # normalises across the outputs (dim 1): after the output layer only
     gives: str = "values"  # what it makes of the output layer: "probs", "log_probs" or plain "values"
     parameters: int = 0  # learnable parameters it holds: PReLU's one slope (num_parameters is nntrain's, and 1)
+    warning: str = ""  # said when a config uses it: accepted, but it does not do what a user may expect
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,11 @@ ACTIVATIONS: dict[str, Activation] = {
     "hardtanh": Activation("Hardtanh", family="saturating", bounds=(-1.0, 1.0)),
     "relu6": Activation("ReLU6", family="relu"),
     "step": Activation(
-        "nntrain.activations:Step", family="relu", note="the course's step: derivative 0, nothing before it learns"
+        "nntrain.activations:Step",
+        family="relu",
+        note="the course's step: derivative 0, nothing before it learns",
+        warning="its derivative is 0 everywhere, so no layer before it learns (the activation lesson's point; "
+        "train with relu or a smooth activation)",
     ),
 }
 OUTPUT_ACTIVATIONS: dict[str, Activation] = {

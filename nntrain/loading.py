@@ -13,7 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from .checks import semantic_problems
-from .components import canonical
+from .components import canonical, record
 from .config import SPEC_DEFAULTS, Config
 from .errors import ConfigError, Problem, UserError
 from .located import composed, format_errors, locate
@@ -127,28 +127,22 @@ def load_config(
     if problems:
         roots = [(p, composed(text)) for p, text in chain]  # once, for every problem's line
         raise ConfigError([locate(p, roots, given) for p in problems], source=str(path or "config"), partial=cfg)
-    cfg._notes = notes + step_notes(cfg)
+    cfg._notes = notes + activation_warnings(cfg)
     return cfg
 
 
-def step_notes(cfg: Config) -> list[str]:
-    """The step activation is accepted for the lesson it teaches, with a warning of what it does."""
-
-    def is_step(spec: dict | None, kind: str = "activation") -> bool:
-        return spec is not None and canonical(kind, spec["name"]) == "step"
-
+def activation_warnings(cfg: Config) -> list[str]:
+    """What the activations' records warn of (the step: nothing before it learns), for each key that uses one."""
     layers = cfg.model.layers
     uses_default = layers is None or any(layer.activation is None for layer in layers)
-    keys = ["model.activation"] if uses_default and is_step(cfg.model.activation) else []
-    keys += [f"model.layers[{k}].activation" for k, layer in enumerate(layers or []) if is_step(layer.activation)]
-    if is_step(cfg.model.output_activation, "output_activation"):
-        keys.append("model.output_activation")
-    if not keys:
-        return []
-    return [
-        f"warning: {', '.join(keys)} = step: its derivative is 0 everywhere, so no layer before it learns (the "
-        f"activation lesson's point; train with relu or a smooth activation)"
-    ]
+    specs = [("model.activation", "activation", cfg.model.activation)] if uses_default else []
+    specs += [(f"model.layers[{k}].activation", "activation", layer.activation) for k, layer in enumerate(layers or [])]
+    specs.append(("model.output_activation", "output_activation", cfg.model.output_activation))
+    said: dict[str, list[str]] = {}
+    for key, kind, spec in specs:
+        if spec is not None and record(kind, spec["name"]).warning:
+            said.setdefault(f"{canonical(kind, spec['name'])}: {record(kind, spec['name']).warning}", []).append(key)
+    return [f"warning: {', '.join(keys)} = {text}" for text, keys in said.items()]
 
 
 MAX_BASES = 32
