@@ -12,7 +12,7 @@ caches or allocator state:
   reference         the course script's loop (../shared/phone_reference.py): DataLoader(TensorDataset),
                     shuffle=True, zero_grad/backward/step, validation batch by batch with .item()
   autograd          a bare loop: tensors in memory, one randperm per epoch, slices, no per-step .item()
-  nntrain-fused     nntrain's own loop (nntrain.session.start + nntrain.train.train) with train.engine: fused
+  nntrain-fused     nntrain's own loop (nntrain.engine.state.start + nntrain.engine.loop.train) with train.engine: fused
   nntrain-fused-nodiag  the same with train.diagnostics: false (what the per-layer diagnostics cost)
   nntrain-autograd  the same with train.engine: autograd
   lightning         a LightningModule + Trainer      (only with `pip install -e ".[bench]"`)
@@ -274,9 +274,9 @@ def loop_nntrain(s: Setting, table: str, variant: str) -> dict:
     writes to metrics.csv (training + validation of the epoch, without checkpoint writes)."""
     import csv
 
-    from nntrain.loading import load_config
-    from nntrain.session import start
-    from nntrain.train import train
+    from nntrain.config.loading import load_config
+    from nntrain.engine.loop import train
+    from nntrain.engine.state import start
 
     engine = variant.removesuffix("-nodiag")
     with tempfile.TemporaryDirectory(prefix="nntrain-bench-runs-") as runs:

@@ -68,9 +68,9 @@ def cache_timing(path: Path, repeats: int, runs: Path) -> tuple[float, list[floa
     """(seconds of the miss that writes the entry, of each hit with the sha256 ready, of each hit that hashes the
     file itself): a second `fit` of the file, as far as its data goes. fit starts the sha256 before it imports
     torch (1-2 s), so by the time it reads the data the digest is there: the first hit figure is fit's."""
-    from nntrain import tables
-    from nntrain.cache import cached_data
-    from nntrain.loading import load_config
+    from nntrain.data import tables
+    from nntrain.config.loading import load_config
+    from nntrain.data.cache import cached_data
 
     cfg = load_config(None, raw={"data": {"path": str(path)}, "runs_dir": str(runs)})
     t0 = time.perf_counter()
@@ -93,15 +93,15 @@ def cache_timing(path: Path, repeats: int, runs: Path) -> tuple[float, list[floa
 
 def timing(path: Path, repeats: int) -> tuple[list[float], list[float], float]:
     """(read_csv seconds, load_data seconds, sha256 seconds), in this process, fit's order of imports."""
-    from nntrain.tables import sha256_soon
+    from nntrain.data.tables import sha256_soon
 
     t0 = time.perf_counter()
     sha256_soon(path).result()  # what fit starts before importing torch; cached for the loads below
     sha_s = time.perf_counter() - t0
     import pandas as pd
 
-    from nntrain.loading import load_config
-    from nntrain.preprocess import load_data
+    from nntrain.config.loading import load_config
+    from nntrain.data.prepare import load_data
 
     cfg = load_config(None, raw={"data": {"path": str(path)}})
     read, load = [], []
@@ -148,14 +148,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"cache: a second load ({label}; the matrix read once): {hit:.2f} s (median of "
                 f"{', '.join(f'{x:.2f}' for x in hits)}) = {hit / r:.2f}x read_csv (goal <= 0.15)"
             )
-        base = peak_mib("import torch, pandas, nntrain.train, nntrain.cli")
+        base = peak_mib("import torch, pandas, nntrain.engine.loop, nntrain.cli")
         config = tmp / "load.yaml"
         config.write_text(
             f"data:\n  path: {path}\nmodel:\n  hidden: [256, 256]\ntrain:\n  epochs: 1\n"
             f"  batch_size: 1024\n  plots: false\nruns_dir: {tmp / 'runs'}\n"
         )
         fit = peak_mib(f"from nntrain.cli import app\napp(['fit', {str(config)!r}, '--quiet'], standalone_mode=False)")
-        alone = peak_mib(f"import torch, pandas, nntrain.train, nntrain.cli\npandas.read_csv({str(path)!r})")
+        alone = peak_mib(f"import torch, pandas, nntrain.engine.loop, nntrain.cli\npandas.read_csv({str(path)!r})")
         print(
             f"peak memory above the imports ({base[0]:,.0f} MiB resident, {base[1]:,.0f} MiB anonymous), as a "
             f"multiple of the float32 matrix (goal <= 5):"

@@ -60,8 +60,8 @@ def epoch_seconds(run_dirs: list[str]) -> float:
 
 
 def bench_epochs(workdir: Path, sizes: list[int], epochs: int, rounds: int) -> dict[int, float]:
-    from nntrain.loading import load_config
-    from nntrain.many import fit_many
+    from nntrain.config.loading import load_config
+    from nntrain.engine.run_groups import fit_many
 
     path = phone_config(workdir, epochs)
     found: dict[int, list[float]] = {k: [] for k in [1, *sizes]}
@@ -93,12 +93,12 @@ def bench_sweep(workdir: Path, epochs: int | None, lrs: int, seeds: int) -> dict
 def bench_big(rows: int, features: int, hidden: list[int], batch: int, k: int, steps: int, rounds: int) -> dict:
     import torch
 
-    from nntrain.components import build
-    from nntrain.fused import FusedStep
-    from nntrain.loading import load_config
-    from nntrain.model import build_mlp
-    from nntrain.stack import FusedStack, Stack
-    from nntrain.stackopt import stacked_optimizer
+    from nntrain.config.components import build
+    from nntrain.config.loading import load_config
+    from nntrain.engine.fused import FusedStep
+    from nntrain.engine.stacked import FusedStack, Stack
+    from nntrain.engine.stacked_optim import stacked_optimizer
+    from nntrain.model.mlp import build_mlp
 
     torch.set_num_threads(os.cpu_count() or 1)
     gen = torch.Generator().manual_seed(0)

@@ -27,7 +27,7 @@ __all__ = [
 
 def __getattr__(name: str):
     if name in __all__:
-        from . import api
+        from nntrain import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'nntrain' has no attribute {name!r}")

@@ -1,3 +1,3 @@
-from .cli import main
+from nntrain.cli import main
 
 main()

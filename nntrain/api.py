@@ -15,13 +15,13 @@ from typing import Any
 
 import pandas as pd
 
-from .config import Config
-from .errors import UserError
-from .loading import load_config
-from .results import Data, DataWarning, Folds, Run, named  # noqa: F401 (DataWarning: nntrain.DataWarning)
-from .runs import write_output
-from .stopping import Diverged, catching_signals
-from .tracking import tracker_for
+from nntrain.config.loading import load_config
+from nntrain.config.schema import Config
+from nntrain.engine.stopping import Diverged, catching_signals
+from nntrain.errors import UserError
+from nntrain.results import Data, DataWarning, Folds, Run, named  # noqa: F401 (DataWarning: nntrain.DataWarning)
+from nntrain.runs.folders import write_output
+from nntrain.runs.tracking import tracker_for
 
 
 def load(run_dir: str | Path, checkpoint: str = "best") -> Run | Folds:
@@ -46,7 +46,7 @@ def fit(
     """Train per `config` (a YAML path, a dict or a Config) with dotted `overrides` (["optimizer.lr=0.01"] or
     {"optimizer.lr": 0.01}); `data` (a DataFrame or a file) stands for data.path. log: where the run's lines
     go (None: nowhere); progress: how epochs show (default: no line per epoch)."""
-    from .session import start
+    from nntrain.engine.state import start
 
     cfg, config_dir = configured(config, overrides, data, name)
     fresh = None  # a DataFrame stored for this fit: removed if the fit does not start
@@ -79,7 +79,7 @@ def resume(
 ) -> Run:
     """Continue a stopped run from its last.pt; overrides may lengthen it (train.epochs=...). It is logged to
     MLflow (`mlflow`, or the run's train.mlflow) as a new MLflow run once it ends."""
-    from .session import resume as resumed
+    from nntrain.engine.state import resume as resumed
 
     extra = _override_list(overrides)
     return _trained(lambda: resumed(Path(run_dir), extra), None, log, progress, tensorboard, mlflow)
@@ -94,7 +94,7 @@ def export(
 ) -> Path:
     """RUN_DIR's model as ONNX or TorchScript with its preprocessing folded in, and the sidecar FILE.json (the
     input columns, the outputs); nothing is written unless it matches the checkpoint on sample rows."""
-    from .export import export_run
+    from nntrain.tools.export import export_run
 
     return export_run(Path(run_dir), fmt, None if output is None else Path(output), checkpoint, force)
 
@@ -110,7 +110,7 @@ def lr_find(
 ) -> dict:
     """The learning-rate range test, as `nntrain lr-find`: {"suggested", "lowest", "rows" (a DataFrame of step,
     lr, loss, smoothed), "files" (lr_find.csv, lr_find.png under RUNS_DIR/NAME-lr-find), "run_dir"}."""
-    from .lrfind import lr_find as range_test
+    from nntrain.tools.lr_find import lr_find as range_test
 
     cfg, config_dir = configured(config, overrides)
     with catching_signals():
@@ -126,7 +126,7 @@ def cv(
     quiet: bool = True,
 ) -> Folds:
     """k-fold cross-validation, as `nntrain cv`: a run per fold under RUNS_DIR/NAME-cv/, and cv.json."""
-    from .crossval import cross_validate
+    from nntrain.tools.crossval import cross_validate
 
     cfg, config_dir = configured(config, overrides)
     with catching_signals():
@@ -146,7 +146,7 @@ def fit_seeds(
 ) -> list[Run | Diverged]:
     """A run per seed (NAME-seedS), trained together on the stacked engine where they can: what `fit --seeds`
     does. A seed that diverged is its Diverged error in the list (the CLI then exits 3)."""
-    from .many import fit_many
+    from nntrain.engine.run_groups import fit_many
 
     extra = _override_list(overrides)
     base = configured(config, extra, name=name)[0].name
@@ -167,7 +167,7 @@ def resume_together(
     mlflow: str | bool | None = None,
 ) -> list[Run | Diverged]:
     """Runs that were trained together (fit_seeds, a sweep's batch), resumed together from their last.pt."""
-    from .many import resume_many
+    from nntrain.engine.run_groups import resume_many
 
     tracker = tracker_for(mlflow, None)
     with catching_signals():
@@ -197,8 +197,8 @@ def sweep(
 ) -> dict:
     """An Optuna study over the config's sweep: section, as `nntrain sweep`; the dict `sweep --json` prints."""
     try:
-        from .sweep import AUTO_BATCH
-        from .sweep import sweep as run_sweep
+        from nntrain.tools.sweep import AUTO_BATCH
+        from nntrain.tools.sweep import sweep as run_sweep
     except ImportError as e:
         raise UserError(f'nntrain sweep needs Optuna ({e}): pip install -e ".[sweep]"') from None
     extra, log = _override_list(overrides), log or (lambda m: None)
@@ -208,8 +208,8 @@ def sweep(
 def _trained(begin: Callable, tracker: Any, log, progress, tensorboard: bool, mlflow: Any = None) -> Run:
     """begin() starts or resumes the run, which then trains; `tracker` (else one for `mlflow` and the run's
     config) logs it to MLflow when it ends, however it ends."""
-    from .progress import Lines
-    from .train import train
+    from nntrain.engine.loop import train
+    from nntrain.engine.progress import Lines
 
     log = log or (lambda m: None)
     with catching_signals():
@@ -238,7 +238,7 @@ def configured(
 ) -> tuple[Config, Path | None]:
     """(the validated config, the folder its relative paths start from): from a file, a dict or a Config, with
     `data` as data.path (a DataFrame holds its place until fit stores it under RUNS_DIR/.data)."""
-    from .session import configure
+    from nntrain.engine.state import configure
 
     extra = _override_list(overrides)
     if isinstance(data, (str, Path)):

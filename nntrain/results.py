@@ -10,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 
-from .config import Config
-from .errors import UserError
-from .runs import write_output
+from nntrain.config.schema import Config
+from nntrain.errors import UserError
+from nntrain.runs.folders import write_output
 
 Data = str | Path | pd.DataFrame
 
@@ -27,8 +27,8 @@ class Run:
     The model is kept in memory, so a Run still predicts when its folder was a temporary one (the estimators')."""
 
     def __init__(self, run_dir: str | Path, checkpoint: str = "best"):
-        from .inference import load_run
-        from .runs import resolve_run_dir
+        from nntrain.runs.folders import resolve_run_dir
+        from nntrain.tools.inference import load_run
 
         self.run_dir = resolve_run_dir(str(run_dir))
         self.checkpoint = checkpoint
@@ -45,7 +45,7 @@ class Run:
         return {**vars(self), "_loaded": (loaded.run_dir, loaded.ckpt, loaded.split)}
 
     def __setstate__(self, state: dict) -> None:
-        from .inference import from_checkpoint
+        from nntrain.tools.inference import from_checkpoint
 
         run_dir, ckpt, split = state["_loaded"]
         vars(self).update(state, _loaded=from_checkpoint(run_dir, ckpt, split, run_dir / "(pickled)"))
@@ -70,13 +70,13 @@ class Run:
 
     def params(self) -> dict:
         """The parameter table `nntrain params RUN_DIR --json` prints: per layer, and the totals."""
-        from .model import param_table
+        from nntrain.model.mlp import param_table
 
         return param_table(self._loaded.model)
 
     def report(self, data: Data | None = None, strict: bool = False) -> dict:
         """What `nntrain eval --json` prints: metrics, their baselines, rows, and where they come from."""
-        from .inference import evaluate_run
+        from nntrain.tools.inference import evaluate_run
 
         report = evaluate_run(self._loaded, table_or_path(data), strict)
         _warn(report["notes"])
@@ -89,8 +89,8 @@ class Run:
     def predict(self, data: Data, strict: bool = False) -> pd.DataFrame:
         """Raw rows in (a DataFrame or a file with the training columns): `prediction`, and `proba_<class>`
         columns for a classifier; labels as they were in the training data."""
-        from .encoding import Report
-        from .inference import predict_frame
+        from nntrain.data.encoding import Report
+        from nntrain.tools.inference import predict_frame
 
         report = Report(strict)
         frame = predict_frame(self._loaded, table_or_path(data, "INPUT"), report)
@@ -101,8 +101,8 @@ class Run:
         """Permutation importance on the test split (or `data`), one row per original column, as `nntrain
         explain` prints it; also written to RUN_DIR/importance.csv and importance.png. {"metric", "base",
         "rows", "data", "table" (a DataFrame, most important first), "files"}."""
-        from .explain import importance
-        from .plots import importance_png
+        from nntrain.runs.plots import importance_png
+        from nntrain.tools.explain import importance
 
         result = importance(self._loaded, table_or_path(data), repeats, seed)
         csv = self.run_dir / "importance.csv"
@@ -112,7 +112,7 @@ class Run:
 
     def export(self, fmt: str = "onnx", output: str | Path | None = None, force: bool = False) -> Path:
         """The model with its preprocessing folded in, as ONNX or TorchScript, as `nntrain export`; its path."""
-        from .export import export_run
+        from nntrain.tools.export import export_run
 
         return export_run(self.run_dir, fmt, None if output is None else Path(output), self.checkpoint, force)
 
@@ -128,7 +128,7 @@ class Folds:
     the folds' models (class probabilities, or values)."""
 
     def __init__(self, folder: str | Path, checkpoint: str = "best"):
-        from .crossval import read_cv
+        from nntrain.tools.crossval import read_cv
 
         self.run_dir = Path(folder)
         self.summary = read_cv(self.run_dir)
@@ -169,7 +169,7 @@ def table_or_path(data: Data | None, key: str = "--data") -> Any:
         return None if data is None else str(data)
     if not isinstance(data, pd.DataFrame):
         raise UserError(f"{key}: give a pandas DataFrame or a file path, not {type(data).__name__}")
-    from .tables import Table
+    from nntrain.data.tables import Table
 
     return Table(named(data), "DataFrame", "", False)
 

@@ -21,8 +21,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
-from . import api
-from .errors import Stop
+from nntrain import api
+from nntrain.errors import Stop
 
 FIXED = ("config", "run_dir", "verbose")  # the arguments that are not config overrides
 

@@ -12,9 +12,8 @@ import pandas as pd
 import pytest
 
 import nntrain
-from nntrain.errors import ConfigError, UserError
-
 from .conftest import NNTRAIN, make_table, write_config
+from nntrain.errors import ConfigError, UserError
 
 SMALL = {"model": {"hidden": [8]}, "optimizer": {"name": "adam", "lr": 0.01}, "train": {"epochs": 3, "batch_size": 16}}
 

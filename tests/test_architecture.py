@@ -8,8 +8,7 @@ import re
 
 import pytest
 
-from nntrain import components
-
+from nntrain.config import components
 from .conftest import REPO
 
 PACKAGE = REPO / "nntrain"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from nntrain.loading import load_config
+from nntrain.config.loading import load_config
 
 
 def write(path, text: str):

@@ -9,11 +9,10 @@ import os
 import numpy as np
 import pytest
 
-from nntrain import tables
-from nntrain.cache import cache_dir, cached_data
-from nntrain.loading import load_config
-
+from nntrain.data import tables
+from nntrain.config.loading import load_config
 from .conftest import make_table, write_config
+from nntrain.data.cache import cache_dir, cached_data
 
 
 def entries(workdir):

@@ -496,7 +496,7 @@ def test_integer_column_names_and_a_class_that_cannot_be_split(workdir, cli):
 
 
 def test_schema_describes_every_key_and_forbids_unknown_ones(cli):
-    from nntrain.config import Config, DataConfig, TrainConfig
+    from nntrain.config.schema import Config, DataConfig, TrainConfig
 
     r = cli("schema")
     assert r.exit_code == 0

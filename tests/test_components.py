@@ -9,14 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from nntrain import components as C
-from nntrain.config import ModelConfig
-from nntrain.heads import make_criterion
-from nntrain.loading import load_config
-from nntrain.model import build_mlp, param_table, planned_table
-from nntrain.train import fit
-
+from nntrain.config import components as C
+from nntrain.config.loading import load_config
+from nntrain.config.schema import ModelConfig
 from .conftest import make_table
+from nntrain.engine.loop import fit
+from nntrain.model.heads import make_criterion
+from nntrain.model.mlp import build_mlp, param_table, planned_table
 
 
 def run_fit(workdir, task="multiclass", n=160, **sections):
@@ -315,7 +314,7 @@ def test_an_activations_record_says_what_torch_does(name):
 
 @pytest.mark.parametrize("name", list(C.ACTIVATIONS))
 def test_the_diagnostics_measure_what_the_family_allows(name):
-    from nntrain.diagnostics import Diagnostics
+    from nntrain.engine.diagnostics import Diagnostics
 
     model = build_mlp(ModelConfig(hidden=[4], activation=name), 3, 2)
     columns = Diagnostics(model, 1, torch.zeros(5, 3)).columns()
@@ -327,7 +326,7 @@ def test_the_diagnostics_measure_what_the_family_allows(name):
 @pytest.mark.parametrize("name", list(C.LOSSES))
 def test_a_losss_record_gives_its_outputs_and_criterion(name):
     """one_output: one column per row (bce's logit, a regression value), else one per class."""
-    from nntrain.model import n_outputs
+    from nntrain.model.mlp import n_outputs
 
     record = C.LOSSES[name]
     task = LOSS_TASK[name]

@@ -3,10 +3,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from nntrain.errors import UserError
-from nntrain.loading import load_config
-
+from nntrain.config.loading import load_config
 from .conftest import REPO
+from nntrain.errors import UserError
 
 SHIPPED = sorted((REPO / "configs").glob("*.yaml"))
 
@@ -240,7 +239,7 @@ def test_names_are_case_insensitive(tmp_path):
 
 
 def test_resolved_config_round_trips(tmp_path, repo):
-    from nntrain.config import dump_yaml
+    from nntrain.config.schema import dump_yaml
 
     cfg = load_config(repo / "configs/phone.yaml", ["seed=7"])
     again = load_config(None, raw=yaml.safe_load(dump_yaml(cfg)))
@@ -259,7 +258,7 @@ SECTIONS = {"": "Config", "data": "DataConfig", "model": "ModelConfig", "train":
 
 
 def test_key_typos_get_the_right_did_you_mean(tmp_path):
-    from nntrain import config as C
+    from nntrain.config import schema as C
 
     right = total = 0
     misses = []

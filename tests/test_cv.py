@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 import nntrain
-
 from .conftest import make_table, write_config
 
 

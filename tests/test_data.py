@@ -4,12 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nntrain.config import DataConfig
-from nntrain.errors import UserError
-from nntrain.preprocess import infer_task, prepare
-from nntrain.tables import read_table
-
+from nntrain.config.schema import DataConfig
 from .conftest import REPO, make_table
+from nntrain.data.prepare import infer_task, prepare
+from nntrain.data.tables import read_table
+from nntrain.errors import UserError
 
 
 def prep_of(df: pd.DataFrame, tmp_path, seed=0, **data):
@@ -111,7 +110,7 @@ def test_parquet_and_sklearn_sources(tmp_path):
 
 
 def test_big_tables_encode_on_threads_to_the_same_matrix_and_name_the_first_bad_column(tmp_path, monkeypatch):
-    import nntrain.encoding as D
+    import nntrain.data.encoding as D
 
     n = D.PARALLEL_ROWS + 3_001  # over the threshold, and not a multiple of the row block
     rng = np.random.default_rng(0)
@@ -148,7 +147,7 @@ def test_the_recorded_sha256_is_the_files_and_follows_a_rewrite(tmp_path):
     import hashlib
     import os
 
-    from nntrain.tables import hash_ahead, sha256_soon
+    from nntrain.data.tables import hash_ahead, sha256_soon
 
     path = tmp_path / "t.csv"
     make_table(n=40).to_csv(path, index=False)

@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from nntrain.diagnostics import Diagnostics
-from nntrain.loading import load_config
-from nntrain.model import build_mlp
-
+from nntrain.config.loading import load_config
 from .conftest import is_png, metrics_rows, write_config
+from nntrain.engine.diagnostics import Diagnostics
+from nntrain.model.mlp import build_mlp
 
 
 def tiny(layers: list[dict], X: torch.Tensor, steps: int = 1) -> tuple[torch.nn.Sequential, Diagnostics]:
@@ -123,8 +122,8 @@ def test_progress_bar_on_a_terminal(workdir, table_csv):
     """On a terminal: a live bar (control characters) with the epoch lines printed above it."""
     from rich.console import Console
 
-    from nntrain.progress import Bar
-    from nntrain.train import fit
+    from nntrain.engine.loop import fit
+    from nntrain.engine.progress import Bar
 
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=120, highlight=False)

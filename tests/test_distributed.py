@@ -134,9 +134,9 @@ def _diverge_on_rank_1(rank: int, port: int, out: str) -> None:
 
     import torch
 
-    from nntrain.distributed import Group
-    from nntrain.stopping import Diverged
-    from nntrain.train import CHECK_EVERY, check_diverged
+    from nntrain.engine.distributed import Group
+    from nntrain.engine.loop import CHECK_EVERY, check_diverged
+    from nntrain.engine.stopping import Diverged
 
     os.environ.update(RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     group = Group("cpu")
@@ -172,7 +172,7 @@ def test_a_non_finite_loss_on_one_rank_stops_every_rank_at_the_same_step(tmp_pat
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
 def test_asking_for_cuda_without_it_is_a_user_error_in_a_group_too(monkeypatch):
-    from nntrain.distributed import Group
+    from nntrain.engine.distributed import Group
     from nntrain.errors import UserError
 
     monkeypatch.setenv("WORLD_SIZE", "2")

@@ -7,11 +7,11 @@ import itertools
 import pytest
 import torch
 
+from nntrain.config.loading import load_config
+from nntrain.engine.fused import ACTIVATIONS, LOSSES, FlatSGD, FusedStep, plan
 from nntrain.errors import UserError
-from nntrain.fused import ACTIVATIONS, LOSSES, FlatSGD, FusedStep, plan
-from nntrain.heads import make_criterion
-from nntrain.loading import load_config
-from nntrain.model import build_mlp
+from nntrain.model.heads import make_criterion
+from nntrain.model.mlp import build_mlp
 
 TASK = {"cross_entropy": "multiclass", "bce": "binary", "mse": "regression"}
 
@@ -162,9 +162,8 @@ def test_flat_parameters_keep_their_values_and_checkpoint_normally():
 
 def val_losses(workdir, raw: dict, log=lambda m: None) -> list[float]:
     """Fit `raw` on d.csv in workdir; its validation loss per epoch."""
-    from nntrain.train import fit
-
     from .conftest import metrics_rows
+    from nntrain.engine.loop import fit
 
     fit(load_config(None, raw={"data": {"path": "d.csv"}, **raw}), log=log)
     return [float(r["val_loss"]) for r in metrics_rows(workdir / "runs" / raw["name"])]

@@ -136,11 +136,11 @@ def test_one_process_writes_a_run_folder_and_a_killed_one_leaves_no_lock(workdir
 
 
 def test_a_lock_held_in_this_process_is_shared_and_dropped_with_its_last_holder(tmp_path):
-    from nntrain.runs import RunLock
+    from nntrain.runs.folders import RunLock
 
     (tmp_path / "r").mkdir()
     a, b = RunLock(tmp_path / "r"), RunLock(tmp_path / "r")
-    probe = [sys.executable, "-c", f"from nntrain.runs import RunLock; RunLock({str(tmp_path / 'r')!r})"]
+    probe = [sys.executable, "-c", f"from nntrain.runs.folders import RunLock; RunLock({str(tmp_path / 'r')!r})"]
     a.release()
     a.release()  # a second release of one holder changes nothing
     held = subprocess.run(probe, capture_output=True, text=True)
@@ -150,7 +150,7 @@ def test_a_lock_held_in_this_process_is_shared_and_dropped_with_its_last_holder(
 
 
 def test_a_model_the_machine_cannot_hold_is_refused_before_it_is_built(workdir, cli):
-    from nntrain.memory import available_bytes
+    from nntrain.model.memory import available_bytes
 
     cfg = write_config(workdir / "c.yaml", "sklearn:iris")
     for hidden in ("[1e9]", "[100000, 100000]"):
@@ -206,7 +206,7 @@ def test_predictions_never_reach_a_spreadsheet_as_formulas(workdir, cli):
 
 
 def test_runs_shows_a_resumed_runs_epochs_and_marks_an_edited_config(workdir, cli):
-    from nntrain.listing import list_runs
+    from nntrain.runs.listing import list_runs
 
     cfg = write_config(workdir / "c.yaml", "sklearn:iris", train={"epochs": 2})
     assert cli("fit", cfg, "--quiet").exit_code == 0
@@ -242,7 +242,7 @@ def test_runs_shows_a_resumed_runs_epochs_and_marks_an_edited_config(workdir, cl
 def test_a_malformed_checkpoint_is_refused_by_every_reader(run, cli, damage, expected):
     import torch
 
-    from nntrain.runs import atomic_save
+    from nntrain.runs.folders import atomic_save
 
     run_dir, data = run
     for name in ("best.pt", "last.pt"):
@@ -271,7 +271,7 @@ def test_another_runs_checkpoint_in_a_folder_is_refused(run, cli, workdir):
 def test_messages_quote_at_most_forty_characters_of_a_file_and_never_a_file_a_checkpoint_names(run, cli, workdir):
     import torch
 
-    from nntrain.runs import atomic_save
+    from nntrain.runs.folders import atomic_save
 
     secret = "root:$6$Zm9vYmFyYmF6cXV4cXV1eA$c2VjcmV0IGhhc2ggb2YgYSBwYXNzd29yZCB0aGF0IG11c3Qgbm90IGxlYWs:19000:0"
     (workdir / "shadow").write_text(secret + "\n" + "daemon:*:19000:0:99999:7:::\n" * 5)

@@ -14,7 +14,7 @@ import yaml
 from rich.console import Console
 
 from nntrain.errors import UserError
-from nntrain.listing import (
+from nntrain.runs.listing import (
     compare_table,
     config_differences,
     flatten,
@@ -253,5 +253,5 @@ def test_compare_table(tmp_path):
 
 
 def test_import_pulls_in_neither_torch_nor_pandas():
-    code = "import nntrain.listing, sys; assert 'torch' not in sys.modules and 'pandas' not in sys.modules"
+    code = "import nntrain.runs.listing, sys; assert 'torch' not in sys.modules and 'pandas' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nntrain.lrfind import suggest
-
 from .conftest import is_png, write_config
+from nntrain.tools.lr_find import suggest
 
 
 def test_the_suggestion_is_where_a_curve_falls_fastest():

@@ -11,13 +11,12 @@ import pandas as pd
 import pytest
 import torch
 
-from nntrain.config import Config, DataConfig
-from nntrain.encoding import numeric_names
-from nntrain.errors import UserError
-from nntrain.preprocess import prepare
-from nntrain.tables import read_table
-
+from nntrain.config.schema import Config, DataConfig
 from .conftest import make_table, write_config
+from nntrain.data.encoding import numeric_names
+from nntrain.data.prepare import prepare
+from nntrain.data.tables import read_table
+from nntrain.errors import UserError
 
 
 def prep_of(df: pd.DataFrame, tmp_path, seed=0, **data):
@@ -215,7 +214,7 @@ def test_an_id_column_is_named_in_a_warning(tmp_path):
 
 
 def test_a_matrix_that_would_not_fit_is_refused_before_it_is_allocated(tmp_path, monkeypatch):
-    import nntrain.preprocess as P
+    import nntrain.data.prepare as P
 
     df = make_table(n=3000)
     df["code"] = [f"c{i}" for i in range(3000)]

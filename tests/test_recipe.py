@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from nntrain.config import Config, to_plain
-from nntrain.loading import load_config
-from nntrain.recipe import TABULAR
-
+from nntrain.config.loading import load_config
+from nntrain.config.recipe import TABULAR
+from nntrain.config.schema import Config, to_plain
 from .conftest import REPO, make_table, metrics_rows
 
 
@@ -91,7 +90,7 @@ def test_fit_header_lists_the_recipe_and_config_yaml_keeps_it(workdir, cli):
 
 
 def test_robust_scaling_centres_on_the_median_and_clips_far_values_smoothly(workdir):
-    from nntrain.preprocess import load_data
+    from nntrain.data.prepare import load_data
 
     rng = np.random.default_rng(0)
     df = make_table(400, "regression")
@@ -134,9 +133,9 @@ def test_numeric_embeddings_train_predict_and_count_their_parameters(workdir, cl
 def test_piecewise_linear_bins_come_from_the_training_quantiles():
     import torch
 
-    from nntrain.config import ModelConfig
-    from nntrain.inputs import bin_table
-    from nntrain.model import build_mlp, param_table, planned_table
+    from nntrain.config.schema import ModelConfig
+    from nntrain.model.embeddings import bin_table
+    from nntrain.model.mlp import build_mlp, param_table, planned_table
 
     lower, width = bin_table([[0.0, 1.0, 2.0, 4.0], [5.0, 6.0]], bins=3)
     assert lower == [[0.0, 1.0, 2.0], [5.0, 1e30, 1e30]] and width == [[1.0, 1.0, 2.0], [1.0, 1.0, 1.0]]
@@ -154,7 +153,7 @@ def test_piecewise_linear_bins_come_from_the_training_quantiles():
 
 
 def test_auto_epochs_and_batch_follow_the_training_rows():
-    from nntrain.config import Config, fix_auto
+    from nntrain.config.schema import Config, fix_auto
 
     def epochs(n_train: int) -> int:
         cfg = Config.model_validate({"data": {"path": "x"}, "train": {"epochs": "auto"}, "scheduler": "cosine"})
@@ -192,8 +191,8 @@ def test_auto_epochs_are_written_into_the_run_and_kept_on_resume(workdir, table_
 
 
 def test_the_memory_estimate_counts_the_numeric_embeddings(monkeypatch):
-    from nntrain import memory
-    from nntrain.config import Config
+    from nntrain.model import memory
+    from nntrain.config.schema import Config
 
     raw = {"data": {"path": "x"}, "model": {"hidden": [256], "numeric_embedding": "periodic"}, "optimizer": "adam"}
     cfg = Config.model_validate(raw)

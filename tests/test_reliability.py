@@ -19,14 +19,13 @@ import pytest
 import torch
 import yaml
 
-from nntrain.errors import UserError
-from nntrain.loading import load_config
-from nntrain.runs import atomic_save, load_checkpoint
-from nntrain.session import resume, start
-from nntrain.stopping import Interrupted, catching_signals
-from nntrain.train import fit, train
-
+from nntrain.config.loading import load_config
 from .conftest import NNTRAIN, make_table, write_config
+from nntrain.engine.loop import fit, train
+from nntrain.engine.state import resume, start
+from nntrain.engine.stopping import Interrupted, catching_signals
+from nntrain.errors import UserError
+from nntrain.runs.folders import atomic_save, load_checkpoint
 
 QUIET = lambda m: None  # noqa: E731
 STEPS = 68  # 1,500 rows: test 300, val 120, train 1,080; batch 16 -> 68 steps an epoch
@@ -308,8 +307,8 @@ def test_resume_drops_metric_rows_past_the_checkpoint(workdir):
 @pytest.mark.parametrize("trial", range(5))
 def test_nan_at_a_random_step_exits_3_and_keeps_best(workdir, cli, monkeypatch, trial):
     """Even trials poison the fused step's loss, odd ones the autograd criterion's."""
-    import nntrain.fused as F
-    import nntrain.session as S
+    import nntrain.engine.fused as F
+    import nntrain.engine.state as S
 
     bad_step = random.Random(trial).randrange(STEPS + 1, 12 * STEPS)  # after the first epoch, before the end
     count = {"n": 0}
@@ -474,9 +473,9 @@ def test_fused_sgd_with_a_scheduler_raises_no_scheduler_warning(workdir):
 
 def test_summary_says_how_each_run_ended_and_the_listing_shows_it(workdir):
     """summary.json's status, written by every run that ends, and read by `nntrain runs` (no message parsed)."""
-    from nntrain.listing import list_runs
-    from nntrain.stopping import Diverged
-    from nntrain.train import Halt
+    from nntrain.engine.loop import Halt
+    from nntrain.engine.stopping import Diverged
+    from nntrain.runs.listing import list_runs
 
     cfg = config_for(workdir, train={"epochs": 4})
     fit(load_config(cfg, ["name=done"]), log=QUIET)

@@ -11,9 +11,8 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from nntrain.sklearn import NNClassifier, NNRegressor
-
 from .conftest import make_table
+from nntrain.sklearn import NNClassifier, NNRegressor
 
 FAST = {"train__epochs": 15}
 

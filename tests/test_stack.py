@@ -9,13 +9,13 @@ import itertools
 import pytest
 import torch
 
-from nntrain.components import build
-from nntrain.fused import ACTIVATIONS, LOSSES, FusedStep
-from nntrain.heads import make_criterion
-from nntrain.loading import load_config
-from nntrain.model import build_mlp
-from nntrain.stack import AutogradStack, FusedStack, Stack
-from nntrain.stackopt import Each, StackedAdam, StackedSGD, stacked_optimizer
+from nntrain.config.components import build
+from nntrain.config.loading import load_config
+from nntrain.engine.fused import ACTIVATIONS, LOSSES, FusedStep
+from nntrain.engine.stacked import AutogradStack, FusedStack, Stack
+from nntrain.engine.stacked_optim import Each, StackedAdam, StackedSGD, stacked_optimizer
+from nntrain.model.heads import make_criterion
+from nntrain.model.mlp import build_mlp
 
 TASK = {"cross_entropy": "multiclass", "bce": "binary", "mse": "regression"}
 K = 3

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from nntrain import components as C
-from nntrain.config import ModelConfig
-from nntrain.model import build_mlp
-
+from nntrain.config import components as C
+from nntrain.config.schema import ModelConfig
 from .conftest import write_config
+from nntrain.model.mlp import build_mlp
 
 
 def test_step_is_zero_below_one_above_and_passes_a_zero_gradient():

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nntrain.loading import load_config
-
+from nntrain.config.loading import load_config
 from .conftest import NNTRAIN, is_png, write_config
 
 optuna = pytest.importorskip("optuna")
@@ -168,7 +167,7 @@ def test_a_study_name_names_one_folder_inside_runs_dir(workdir, table_csv, cli, 
     ],
 )
 def test_the_storage_password_is_masked_in_every_form(url, hidden):
-    from nntrain.studies import masked
+    from nntrain.tools.studies import masked
 
     shown = masked(url)
     assert hidden not in shown and "***" in shown and shown.split("://")[0] == "postgresql"

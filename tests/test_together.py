@@ -10,14 +10,13 @@ import sys
 import pytest
 import torch
 
-from nntrain.loading import load_config
-from nntrain.many import fit_many, resume_many
-from nntrain.runs import load_checkpoint
-from nntrain.stopping import Diverged, Interrupted, catching_signals
-from nntrain.together import Engine
-from nntrain.train import fit
-
+from nntrain.config.loading import load_config
 from .conftest import metrics_rows, write_config
+from nntrain.engine.loop import fit
+from nntrain.engine.run_groups import fit_many, resume_many
+from nntrain.engine.stacked_runs import Engine
+from nntrain.engine.stopping import Diverged, Interrupted, catching_signals
+from nntrain.runs.folders import load_checkpoint
 
 QUIET = lambda m: None  # noqa: E731
 FILES = {"config.yaml", "split.json", "metrics.csv", "best.pt", "last.pt", "summary.json", "curves.png"}
@@ -182,7 +181,7 @@ def test_an_ensembles_first_member_trains_as_the_lone_model_and_predict_averages
 
     import pandas as pd
 
-    from nntrain.inference import load_run
+    from nntrain.tools.inference import load_run
 
     shown = pd.read_csv(io.StringIO(r.stdout))
     loaded = load_run(workdir / "runs/ens", "best")
@@ -205,7 +204,7 @@ def test_an_ensemble_averages_probabilities_or_predictions(workdir, table_csv, t
     r = cli("fit", cfg, "-q", "--json")
     assert r.exit_code == 0, r.output
     assert cli("eval", workdir / "runs/t").exit_code == 0
-    from nntrain.inference import load_run
+    from nntrain.tools.inference import load_run
 
     loaded = load_run(workdir / "runs/t", "best")
     x = torch.randn(5, 3)
@@ -228,15 +227,15 @@ def test_an_ensemble_with_a_softmax_output_is_refused_naming_the_key(small, cli)
 @pytest.mark.filterwarnings("ignore:Seems like")
 @pytest.mark.parametrize("extra", [[], ["model.batch_norm=true", "model.dropout=0.2"]])
 def test_an_interrupted_ensemble_resumes_bit_identically(small, workdir, monkeypatch, extra):
-    from nntrain.session import resume, start
-    from nntrain.train import train
+    from nntrain.engine.loop import train
+    from nntrain.engine.state import resume, start
 
     over = ["model.ensemble=3", "optimizer.name=adam", *extra]
     fit(load_config(small, over, name="ref"), log=QUIET)
     calls = {"n": 0}
     with catching_signals(), monkeypatch.context() as m:
         run = start(load_config(small, over, name="mid"))
-        import nntrain.stackopt as so
+        import nntrain.engine.stacked_optim as so
 
         original = so.Each.hyper
 

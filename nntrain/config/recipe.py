@@ -1,0 +1,89 @@
+"""The tabular recipe: the defaults a config gets for what it leaves out when it names no model.
+
+A config file that names a `model` section is a lesson's (or a user's own design): it trains exactly what it
+names, with the course's defaults (config.py's schema) for the rest. A file that names no model (`data.path`
+and `data.target` are enough) gets this recipe instead, chosen from measurements on the real-table suite
+(README, "Defaults"). `recipe: tabular` or `recipe: course` in the file (or as an override) decides it either
+way. The resolved config.yaml shows every value, so a learner can read the recipe and change it key by key.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from nntrain.config.schema import to_plain
+from nntrain.plaindata import flow
+
+# Sections that are one component (a name and its arguments): the recipe gives the whole of one the config
+# leaves out, and nothing inside one it names (its own arguments are the component's defaults).
+WHOLE = ("loss", "optimizer", "scheduler")
+
+TABULAR: dict[str, Any] = {
+    "data": {"scale": "robust"},
+    "model": {
+        "hidden": [256, 256, 256],
+        "activation": {"name": "relu"},
+        "dropout": 0.1,
+        "numeric_embedding": {"name": "periodic", "frequencies": 16, "size": 8, "sigma": 0.1},
+    },
+    "optimizer": {"name": "adamw", "lr": "auto", "weight_decay": 0.02, "betas": [0.9, 0.95]},
+    "scheduler": {"name": "cosine"},
+    "train": {"epochs": "auto", "batch_size": "auto"},
+}
+
+
+def chosen(raw: dict, overrides: list[str]) -> str:
+    """The recipe of a config file and its overrides: as given, else tabular where the file names no model."""
+    for item in reversed(list(overrides)):
+        key, _, value = item.partition("=")
+        if key.strip() == "recipe":
+            return value.strip()
+    if "recipe" in raw:
+        return str(raw["recipe"])
+    return "course" if "model" in raw else "tabular"
+
+
+def with_recipe(raw: dict, overrides: list[str]) -> dict:
+    """`raw` with `recipe` resolved and, for the tabular recipe, its values wherever the file has none (before
+    the overrides apply, so an override changes one key of the recipe). An unknown recipe is left for the schema
+    to refuse."""
+    name = chosen(raw, overrides)
+    out = {**raw, "recipe": name}
+    if name != "tabular":
+        return out
+    for section, values in TABULAR.items():
+        given = out.get(section)
+        if section in WHOLE:
+            out.setdefault(section, copy.deepcopy(values))
+        elif isinstance(given, dict) or (given is None and section != "data"):  # no data: the schema says so
+            out[section] = _merged(given or {}, values)
+    return out
+
+
+def _merged(given: dict, values: dict) -> dict:
+    merged = dict(given)
+    for key, value in values.items():
+        if key == "hidden" and "layers" in given:
+            continue  # model.layers says the hidden layers itself
+        merged.setdefault(key, copy.deepcopy(value))
+    return merged
+
+
+def described(cfg: Any) -> str | None:
+    """fit's header line for a tabular-recipe config: each key the recipe sets, with the value it trains with
+    (an override or the file may have changed it)."""
+    if cfg.recipe != "tabular":
+        return None
+    plain = to_plain(cfg)
+    keys = []
+    for section, values in TABULAR.items():
+        keys += [section] if section in WHOLE else [f"{section}.{k}" for k in values]
+    shown = " ".join(f"{k}={flow(_at(plain, k))}" for k in keys)
+    return f"recipe: tabular (recipe=course for the schema's defaults): {shown}"
+
+
+def _at(plain: dict, key: str) -> Any:
+    for part in key.split("."):
+        plain = plain.get(part) if isinstance(plain, dict) else None
+    return plain

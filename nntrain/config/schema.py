@@ -1,0 +1,408 @@
+"""The config schema: every key, its type, its default and what it means (pydantic models).
+
+Defaults that follow from other keys are resolved here, in validators (a cosine schedule's T_max is
+train.epochs), so the resolved config.yaml shows them and no check has to fill them in. Reading YAML and
+overrides is loading.py's job; whether the parts agree is checks.py's.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from nntrain.config.components import canonical, record
+from nntrain.metrics import maximize, monitor_name
+
+
+def _to_spec(value: Any) -> Any:
+    """`relu` -> {"name": "relu"}; a mapping must name its component."""
+    if isinstance(value, str):
+        return {"name": value}
+    if not isinstance(value, dict):
+        raise ValueError(
+            "must be a name, e.g. relu, or a mapping with a name, e.g. {name: leaky_relu, negative_slope: 0.1}"
+        )
+    if "name" not in value:
+        raise ValueError("a mapping here needs a 'name' key, e.g. {name: adam, lr: 0.001}")
+    return value
+
+
+Spec = Annotated[dict[str, Any], BeforeValidator(_to_spec)]
+
+
+MAX_SEED = 2**63 - 1  # what torch.manual_seed takes; numpy's generators take any non-negative int
+
+
+class Strict(BaseModel):
+    # allow_inf_nan: an infinite or NaN number is never a setting (l1: .inf would train on an infinite loss)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True, allow_inf_nan=False)
+
+
+class DataConfig(Strict):
+    path: str = Field(description="CSV or Parquet file, or sklearn:iris|wine|breast_cancer|digits|diabetes")
+    target: str | None = Field(None, description="target column; default: the last column")
+    task: Literal["auto", "multiclass", "binary", "regression"] = "auto"
+    val_size: float = Field(
+        0.1, gt=0, lt=1, description="fraction of the non-test rows held out to pick the best epoch"
+    )
+    test_size: float = Field(
+        0.2, ge=0, lt=1, description="fraction of all rows, touched once at the end; 0: no test split (all rows train)"
+    )
+    split_seed: int | None = Field(None, ge=0, le=MAX_SEED, description="seed of the split; default: the run's seed")
+    scale: Literal["standard", "robust", "minmax", "none"] = Field(
+        "standard",
+        description="numbers, fitted on the training split: standard (mean, standard deviation); robust (median, "
+        "interquartile range, then x / sqrt(1 + (x / 3)^2): far values clipped smoothly towards +-3); minmax; none",
+    )
+    impute: Literal["auto", "none", "mean", "median", "most_frequent"] = Field(
+        "auto",
+        description="missing feature values, fitted on the training split. auto: numbers missing in training get "
+        "the median and a 0/1 'was missing' column (missing only later: the training mean), strings a level of "
+        "their own; none: a missing value is an error",
+    )
+    missing_target: Literal["drop", "error"] = Field("drop", description="rows whose target is missing")
+    drop: list[str] = Field(default_factory=list, description="columns to ignore (ids, leaks)")
+    categorical: list[str] = Field(
+        default_factory=list,
+        description="numeric columns to read as categories (codes such as zone: 1, 2, 3)",
+    )
+    dates: list[str] = Field(
+        default_factory=list,
+        description="columns to read as dates (ISO-like text is found without it): year, month, day, weekday, "
+        "hour and days since the training split's earliest",
+    )
+    one_hot_max: int = Field(
+        32, ge=1, description="a string column with more levels than this is learned through an embedding"
+    )
+    min_level_count: int = Field(
+        5, ge=1, description="an embedded column's levels with fewer training rows share its unknown row"
+    )
+    class_weight: Literal["balanced"] | dict[str, Annotated[float, Field(ge=0)]] | None = Field(
+        None, description="balanced, or {label: weight}: the loss weights each class's rows"
+    )
+    weight: str | None = Field(None, description="a column of per-row weights for the loss and the metrics")
+    val_path: str | None = Field(None, description="a file of validation rows (the same columns as data.path)")
+    test_path: str | None = Field(None, description="a file of test rows (the same columns as data.path)")
+    split_column: str | None = Field(None, description="a column saying train, val or test for each row")
+    group: str | None = Field(None, description="a column of groups: a group's rows stay in one split")
+    time_column: str | None = Field(None, description="a date or number column: the latest rows are val and test")
+    cache: bool = Field(
+        True, description="keep the prepared data (matrix, splits, preprocessing) for the next fit of the same file"
+    )
+    cache_dir: str | None = Field(None, description="where the cache lives; default RUNS_DIR/.cache")
+    cache_max_gb: float = Field(4.0, ge=0, description="the cache's size; the least recently used entries go first")
+
+    @model_validator(mode="after")
+    def _one_split(self) -> DataConfig:
+        if self.split_column and (self.val_path or self.test_path or self.group or self.time_column):
+            raise ValueError(
+                "data.split_column says each row's split: give no val_path, test_path, group or time_column"
+            )
+        if self.group and self.time_column:
+            raise ValueError("give either data.group or data.time_column, not both")
+        return self
+
+
+class InitConfig(Strict):
+    weight: Spec = Field(default_factory=lambda: {"name": "default"})
+    bias: Spec = Field(default_factory=lambda: {"name": "default"})
+
+
+def _to_init(value: Any) -> Any:
+    """A bare name or spec in `init:` sets the weight init."""
+    if isinstance(value, str) or (isinstance(value, dict) and "name" in value):
+        return {"weight": value}
+    return value
+
+
+Init = Annotated[InitConfig, BeforeValidator(_to_init)]
+
+
+class LayerConfig(Strict):
+    size: int = Field(gt=0)
+    activation: Spec | None = Field(None, description="default: model.activation")
+    init: Init | None = Field(None, description="default: model.init")
+    dropout: float | None = Field(None, ge=0, lt=1, description="default: model.dropout")
+    batch_norm: bool | None = Field(None, description="default: model.batch_norm")
+
+
+DEFAULT_HIDDEN = [64, 128]
+
+
+class NumericEmbeddingConfig(Strict):
+    """Each numeric column x through its own embedding (Gorishniy et al., NeurIPS 2022), then ReLU(Linear(...))
+    per column: periodic, [cos(2 pi c x), sin(2 pi c x)] with `frequencies` learned c ~ N(0, sigma^2);
+    piecewise_linear, x's position in each of `bins` quantile bins of the training values (0 below, 1 above)."""
+
+    name: Literal["periodic", "piecewise_linear"] = "periodic"
+    frequencies: int = Field(16, gt=0, le=256, description="periodic: learned frequencies c per column")
+    sigma: float = Field(0.1, gt=0, description="periodic: the standard deviation of the frequencies' first values")
+    bins: int = Field(
+        16,
+        gt=0,
+        le=64,
+        description="piecewise_linear: quantile bins per column (fewer if it has fewer distinct values)",
+    )
+    size: int = Field(8, gt=0, le=256, description="the embedding's width per column")
+
+
+def _to_embedding(value: Any) -> Any:
+    if value in (None, "none"):
+        return None
+    return {"name": value} if isinstance(value, str) else value
+
+
+class ModelConfig(Strict):
+    hidden: list[Annotated[int, Field(gt=0)]] | None = Field(
+        None,
+        description="hidden layer sizes (shorthand); default [64, 128] unless `layers` is given; [] is a linear model",
+    )
+    layers: list[LayerConfig] | None = Field(None, description="one entry per hidden layer")
+    activation: Spec = Field(default_factory=lambda: {"name": "relu"})
+    output_activation: Spec = Field(
+        default_factory=lambda: {"name": "identity"},
+        description="after the last layer; identity gives logits, as the losses expect",
+    )
+    dropout: float = Field(0.0, ge=0, lt=1)
+    batch_norm: bool = False
+    init: Init = Field(default_factory=InitConfig)
+    numeric_embedding: Annotated[NumericEmbeddingConfig | None, BeforeValidator(_to_embedding)] = Field(
+        None,
+        description="none, periodic or piecewise_linear (or {name: ..., size, ...}): each number and date part "
+        "embedded before the first layer",
+    )
+    ensemble: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="members of this shape trained together (their own initial weights, the same batches); "
+        "eval, predict and export average their probabilities (regression: their predictions)",
+    )
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> ModelConfig:
+        if self.hidden is not None and self.layers is not None:
+            raise ValueError("give either model.hidden or model.layers, not both")
+        return self
+
+    def resolved_layers(self) -> list[LayerConfig]:
+        """Every hidden layer with the model-wide defaults filled in."""
+        sizes = DEFAULT_HIDDEN if self.hidden is None else self.hidden
+        layers = self.layers if self.layers is not None else [LayerConfig(size=s) for s in sizes]
+        return [
+            LayerConfig(
+                size=layer.size,
+                activation=layer.activation or self.activation,
+                init=layer.init or self.init,
+                dropout=self.dropout if layer.dropout is None else layer.dropout,
+                batch_norm=self.batch_norm if layer.batch_norm is None else layer.batch_norm,
+            )
+            for layer in layers
+        ]
+
+
+# train.epochs auto: about this many training rows seen in all (small tables get the most epochs), clipped.
+AUTO_EPOCH_ROWS = 1_000_000
+AUTO_EPOCHS = (10, 100)
+AUTO_LR, AUTO_LR_BATCH = 0.002, 256  # optimizer.lr auto: AUTO_LR x sqrt(batch / AUTO_LR_BATCH)
+AUTO_BATCH = (64, 256)  # train.batch_size auto: the power of 2 nearest training rows / 32, clipped
+
+
+class TrainConfig(Strict):
+    epochs: int | Literal["auto"] = Field(
+        30,
+        description="passes over the training split; auto: about 1,000,000 training rows in all, from 10 to 100 "
+        "epochs (said when fit starts, and written into the run's config.yaml)",
+    )
+    batch_size: int | Literal["full", "auto"] = Field(
+        32,
+        description="an int, `full` for full-batch gradient descent, or auto: the power of 2 nearest the training "
+        "rows / 32, from 64 to 256",
+    )
+    monitor: str = Field(
+        "val_loss", description="val_loss, val_accuracy, val_f1, val_roc_auc, val_rmse, val_mae, val_r2 ..."
+    )
+    patience: int | None = Field(None, gt=0, description="stop after this many epochs without improvement")
+    min_delta: float = Field(0.0, ge=0, description="smallest change of the monitored value that counts")
+    l1: float = Field(0.0, ge=0, description="L1 penalty on the weights, added to the loss")
+    grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
+    threads: int | None = Field(
+        None, gt=0, le=4096, description="CPU threads; default: 1 for small models, else all cores"
+    )
+    checkpoint_every: float = Field(
+        1.0,
+        ge=0,
+        description="seconds between writes of last.pt and best.pt (always at the end and on Ctrl-C); "
+        "0 writes every epoch",
+    )
+    engine: Literal["auto", "fused", "autograd"] = Field(
+        "auto", description="fused: forward and backward written out (plain MLPs); auto: fused where it applies"
+    )
+    diagnostics: bool = Field(
+        True,
+        description="log per-layer gradient norms and dead / saturated unit fractions "
+        "into metrics.csv, and warn in words when they cross a line",
+    )
+    plots: bool = Field(True, description="draw the PNG plots into the run folder at the end (about a second)")
+    mlflow: bool | str | None = Field(
+        None,
+        description="log the run to MLflow when it ends (needs nntrain[mlflow]): true for $MLFLOW_TRACKING_URI "
+        "(else ./mlruns), or a tracking URI (http://HOST:PORT, sqlite:///FILE, a folder); as fit --mlflow",
+    )
+    compile: bool = Field(
+        False,
+        description="run the autograd step under torch.compile (a compile of 10-60 s first; "
+        "pays off on large models and GPUs, not on small ones)",
+    )
+
+    def batch_rows(self, n_train: int) -> int:
+        """Rows a step takes: `full` is every training row, and never more rows than there are."""
+        if self.batch_size == "full":
+            return n_train
+        if self.batch_size == "auto":
+            low, high = AUTO_BATCH
+            return min(max(low, 2 ** round(math.log2(max(n_train, 1) / 32))), high, n_train)
+        return min(self.batch_size, n_train)
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("must be at least 1, `full` or `auto`")
+        return v
+
+    @field_validator("epochs")
+    @classmethod
+    def _epochs(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 0 < v <= 1_000_000:
+            raise ValueError("must be from 1 to 1,000,000, or `auto`")
+        return v
+
+
+def fix_auto(cfg: Config, n_train: int) -> None:
+    """train.epochs auto and optimizer.lr auto -> their numbers for this many training rows, in place and said in
+    notes, before anything is built from them; and onecycle's max_lr and total_steps (the run's steps)."""
+    _fix_epochs(cfg, n_train)
+    batch = cfg.train.batch_rows(n_train)
+    if cfg.optimizer.get("lr") == "auto":
+        cfg.optimizer["lr"] = float(f"{AUTO_LR * math.sqrt(batch / AUTO_LR_BATCH):.3g}")
+        cfg._notes.append(
+            f"optimizer.lr auto: {cfg.optimizer['lr']:g} for batches of {batch} ({AUTO_LR:g} x sqrt(batch / "
+            f"{AUTO_LR_BATCH}))"
+        )
+    if canonical("scheduler", cfg.scheduler["name"]) == "onecycle":
+        cfg.scheduler.setdefault("max_lr", cfg.optimizer.get("lr", 0.001))
+        cfg.scheduler.setdefault("total_steps", cfg.train.epochs * math.ceil(n_train / batch))
+
+
+def _fix_epochs(cfg: Config, n_train: int) -> None:
+    if cfg.train.epochs != "auto":
+        return
+    low, high = AUTO_EPOCHS
+    cfg.train.epochs = min(max(low, math.ceil(AUTO_EPOCH_ROWS / max(n_train, 1))), high)
+    if canonical("scheduler", cfg.scheduler["name"]) == "cosine":
+        cfg.scheduler.setdefault("T_max", cfg.train.epochs - int(cfg.scheduler.get("warmup_epochs") or 0))
+    cfg._notes.append(
+        f"train.epochs auto: {cfg.train.epochs} for {n_train:,} training rows (about {AUTO_EPOCH_ROWS:,} rows in "
+        f"all, from {low} to {high} epochs)"
+    )
+
+
+class Config(Strict):
+    _notes: list[str] = PrivateAttr(default_factory=list)  # what loading changed, for fit to print
+    name: str = Field("run", description="run folder runs/NAME, then NAME-2, ...; never overwritten")
+    seed: int = Field(
+        42, ge=0, le=MAX_SEED, description="weights, dropout, shuffling and (unless data.split_seed) the split"
+    )
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N | mps")
+    recipe: Literal["tabular", "course"] = Field(
+        "course",
+        description="the defaults of the keys a config leaves out: tabular (recipe.py; the default of a file that "
+        "names no model) or course (the schema's own, as each key says)",
+    )
+    runs_dir: str = Field("runs", description="where run folders are made")
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    loss: Spec = Field(default_factory=lambda: {"name": "auto"}, description="auto: cross_entropy / mse by task")
+    optimizer: Spec = Field(default_factory=lambda: {"name": "adam", "lr": 0.001})
+    scheduler: Spec = Field(default_factory=lambda: {"name": "none"})
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    sweep: dict[str, Any] | None = Field(
+        None,
+        description="`nntrain sweep`'s search space (dotted key: [values] or {low, high, log, step}) and its "
+        "trials, direction and pruner; `fit` ignores it",
+    )
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Config:
+        """Defaults that follow from other keys. The spec dict is changed in place: an assignment would run
+        the validators again."""
+        if canonical("scheduler", self.scheduler["name"]) == "cosine" and self.train.epochs != "auto":
+            self.scheduler.setdefault("T_max", self.train.epochs - int(self.scheduler.get("warmup_epochs") or 0))
+        if canonical("scheduler", self.scheduler["name"]) == "plateau":
+            self.scheduler.setdefault("mode", "max" if maximize(monitor_name(self.train.monitor)) else "min")
+        return self
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v):
+            raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not folder_name(v):
+            raise ValueError(FOLDER_NAME_RULE)
+        return v
+
+
+FOLDER_NAME_RULE = "use letters, digits, '.', '_' and '-', starting with a letter or digit (it names a folder)"
+
+
+def folder_name(text: str) -> bool:
+    """A name that makes one folder inside runs_dir: no '/', no '..', not absolute, not hidden."""
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text) is not None
+
+
+def _default(model: type[BaseModel], field: str) -> dict:
+    return model.model_fields[field].default_factory()
+
+
+# What `optimizer.lr=0.1` builds on when the file has no optimizer section.
+SPEC_DEFAULTS = {
+    "optimizer": _default(Config, "optimizer"),
+    "scheduler": _default(Config, "scheduler"),
+    "loss": _default(Config, "loss"),
+    "model.activation": _default(ModelConfig, "activation"),
+    "model.output_activation": _default(ModelConfig, "output_activation"),
+    "model.init.weight": {"name": "default"},
+    "model.init.bias": {"name": "default"},
+}
+
+
+def loss_name(cfg: Config, task: str) -> str:
+    """The loss a config trains with: `auto` is cross_entropy for classes, mse for regression."""
+    name = str(cfg.loss["name"]).lower()
+    if name == "auto":
+        return "cross_entropy" if task in ("multiclass", "binary") else "mse"
+    return canonical("loss", name) or name
+
+
+def output_activation(cfg: Config) -> Any:
+    """The output activation's record (components.Activation) of a checked config."""
+    return record("output_activation", cfg.model.output_activation["name"])
+
+
+def to_plain(cfg: Config) -> dict:
+    """The resolved config as plain YAML-able data."""
+    return cfg.model_dump(mode="json")
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(to_plain(cfg), sort_keys=False)

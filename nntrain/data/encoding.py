@@ -1,0 +1,400 @@
+"""Apply a fitted preprocessing to raw rows: the float32 matrix the model takes, class indices, and
+regression values back in the target's units. Fitting it is preprocess.py's job.
+
+The matrix's columns, in order: per feature column its scaled number, its scaled date parts, or its one-hot
+block; then a 0/1 "was missing" column per imputed column that had missing values in training; then one
+integer code per embedded column (0: a rare or unseen level), which the model's embedding layer reads.
+
+The fitted preprocessing is plain data (lists, numbers, strings) so it travels inside a checkpoint that
+loads with weights_only=True: nothing is unpickled at eval or predict time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nntrain.data import dates
+from nntrain.data.tables import Table, read_table, sha256_soon, where
+from nntrain.errors import UserError, listed, quoted
+
+MISSING = "(missing)"  # the level a missing string becomes under data.impute: auto
+
+
+def py(v: Any) -> Any:
+    """numpy scalars -> Python scalars, so they survive weights_only loading and JSON."""
+    return v.item() if hasattr(v, "item") else v
+
+
+def unscale(prep: dict, y: Any) -> Any:
+    """A standardized regression value (array or tensor) back in the target's own units."""
+    return y * prep["target_scale"] + prep["target_shift"]
+
+
+def numeric_column(s: pd.Series, is_csv: bool) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(s):
+        return s.to_numpy(dtype=np.float64)
+    if pd.api.types.is_numeric_dtype(s):
+        return s.to_numpy(dtype=np.float64, na_value=np.nan)
+    as_num = pd.to_numeric(s.astype(str).str.strip(), errors="coerce")
+    bad = as_num.isna() & s.notna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(f"column {quoted(s.name)}: {quoted(s.iloc[i])} at {where(is_csv, i)} is not a number")
+    return as_num.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def check_finite(v: np.ndarray, col: str, is_csv: bool) -> None:
+    bad = np.isinf(v)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise UserError(f"column '{col}': infinite value {v[i]} at {where(is_csv, i)}; fix or remove that row")
+
+
+def filled(v: np.ndarray, name: str, prep: dict, is_csv: bool) -> np.ndarray:
+    """A numeric source (a column or a date part) with its fill value in missing places; without one, a missing
+    value is an error, as is an infinite one."""
+    if np.isfinite(v).all():  # one pass over the column, and no copy, for a column without a gap
+        return v
+    fill = prep["impute"].get(name)
+    if fill is not None:
+        v = np.where(np.isnan(v), fill, v)
+    if not np.isfinite(v).all():  # where the bad value is, only when there is one
+        i = int(np.flatnonzero(~np.isfinite(v))[0])
+        if np.isnan(v[i]):
+            raise UserError(
+                f"column '{name}': missing value at {where(is_csv, i)}; fill it, drop the column "
+                f"(data.drop), or set data.impute: auto | mean | median | most_frequent"
+            )
+        check_finite(v, name, is_csv)
+    return v
+
+
+def source_names(prep: dict, col: str) -> list[str]:
+    """A column's numeric sources: itself if numeric, its kept parts if a date, none otherwise."""
+    kind = prep["kinds"][col]
+    if kind == "date":
+        return [dates.part_name(col, p) for p in prep["dates"][col]["parts"]]
+    return [col] if kind == "numeric" else []
+
+
+def numeric_names(prep: dict) -> list[str]:
+    """The numeric sources, in the matrix's order: numeric columns, and each date column's kept parts."""
+    return [name for col in prep["columns"] for name in source_names(prep, col)]
+
+
+def level_lookup(prep: dict, col: str) -> tuple[dict[str, int], int]:
+    """({level: code}, the code a missing value takes): codes from 1 in the kept levels' order; a missing value
+    is its fill level's code, 0 (unknown) when that level is not kept or there is no fill."""
+    lookup = {c: i + 1 for i, c in enumerate(prep["categories"][col])}
+    fill = prep["impute"].get(col)
+    return lookup, lookup.get(categories(pd.Series([fill])).iloc[0], 0) if fill is not None else 0
+
+
+def raw_sources(df: pd.DataFrame, prep: dict, is_csv: bool, report: Report) -> dict[str, np.ndarray]:
+    """Every numeric source before imputation, by name: numeric columns, and each date column's kept parts."""
+    out = {}
+    for col in prep["columns"]:
+        kind = prep["kinds"][col]
+        if kind == "numeric":
+            out[col] = numeric_column(df[col], is_csv)
+        elif kind == "date":
+            out.update(date_parts(df[col], prep, is_csv, report))
+    return out
+
+
+def date_parts(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> dict[str, np.ndarray]:
+    col, fitted = str(s.name), prep["dates"][str(s.name)]
+    secs = dates.seconds(s)
+    bad = dates.unreadable(s, secs)
+    if bad.any():
+        report.unseen(s, bad, is_csv, "read as missing dates", what="not a date")
+    parts = dates.parts(secs, fitted["origin"])
+    out = {dates.part_name(col, p): parts[p] for p in fitted["parts"]}
+    out[col] = secs  # its missing places feed the indicator column, where it has one
+    return out
+
+
+@dataclasses.dataclass
+class Report:
+    """Values encoding reads as unknown (a level never seen in training, text in a date column): said in
+    notes, or an error under strict (--strict)."""
+
+    strict: bool = False
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    def unseen(self, s: pd.Series, rows: np.ndarray, is_csv: bool, then: str, what: str = "never seen in training"):
+        """`rows` of column `s` hold such values; `then` says what encoding did with them."""
+        i = int(np.flatnonzero(rows)[0])
+        example, col = MISSING if pd.isna(s.iloc[i]) else s.iloc[i], s.name
+        if self.strict:
+            raise UserError(f"column {quoted(col)}: value {quoted(example)} at {where(is_csv, i)}: {what} (--strict)")
+        self.notes.append(
+            f"column {quoted(col)}: {int(rows.sum()):,} row(s) with a value {what}, such as {quoted(example)}; {then}"
+        )
+
+
+def encode(
+    df: pd.DataFrame,
+    prep: dict,
+    is_csv: bool,
+    sources: dict[str, np.ndarray] | None = None,
+    report: Report | None = None,
+) -> np.ndarray:
+    """Raw rows -> the float32 matrix the model takes, with the stored preprocessing. `sources`: the numeric
+    sources already read (by prepare). Written straight into float32, never as a float64 copy of the table."""
+    report = report or Report()
+    missing = [c for c in prep["columns"] if c not in df.columns]
+    if missing:
+        raise UserError(f"input lacks column(s) {', '.join(map(repr, missing))} that the model was trained on")
+    raw = sources if sources is not None else raw_sources(df, prep, is_csv, report)
+    X = np.empty((len(df), len(prep["encoded"])), dtype=np.float32)
+    at, columns, j = [], [], 0
+    for col in prep["columns"]:
+        kind = prep["kinds"][col]
+        if kind in ("numeric", "date"):
+            for name in source_names(prep, col):
+                at.append(j)
+                columns.append(filled(raw[name], name, prep, is_csv))
+                j += 1
+        elif kind == "categorical":
+            width = len(prep["categories"][col])
+            codes = level_codes(df[col], prep, is_csv, report)
+            block = X[:, j : j + width]
+            block[:] = 0.0
+            known = codes > 0
+            block[np.flatnonzero(known), codes[known] - 1] = 1.0
+            j += width
+    _fill_scaled(X, at, columns, prep)
+    for col in prep.get("indicators", []):
+        X[:, j] = np.isnan(raw[col])
+        j += 1
+    for col in prep["columns"]:
+        if prep["kinds"][col] == "embedded":
+            X[:, j] = level_codes(df[col], prep, is_csv, report)
+            j += 1
+    return X
+
+
+def _fill_scaled(X: np.ndarray, at: list[int], columns: list[np.ndarray], prep: dict) -> None:
+    """(x - shift) / scale of every numeric source into its column of X (data.scale robust: then smooth_clip)."""
+    shift, scale = np.asarray(prep["shift"])[:, None], np.asarray(prep["scale"])[:, None]
+    clip = prep.get("scale_kind") == "robust"
+    if at and at[-1] - at[0] == len(at) - 1:
+        at = slice(at[0], at[-1] + 1)  # a run of columns, written without fancy indexing
+
+    def fill(part: range) -> None:
+        # A block of rows at a time and every numeric column at once, with the block in cache: float64 columns
+        # in, float32 rows out (column by column over the whole row-major matrix took four times as long).
+        block = np.empty((len(columns), ROWS_PER_BLOCK))
+        for start in part:
+            stop = min(start + ROWS_PER_BLOCK, part.stop)
+            b = block[:, : stop - start]
+            for i, v in enumerate(columns):
+                b[i] = v[start:stop]
+            b -= shift
+            b /= scale
+            if clip:
+                b /= np.sqrt(1 + (b / CLIP) ** 2)
+            X[start:stop, at] = b.T
+
+    n = len(X)
+    parts = THREADS if n >= PARALLEL_ROWS else 1
+    if columns:
+        map_rows(fill, [range(n * i // parts, n * (i + 1) // parts, ROWS_PER_BLOCK) for i in range(parts)], n)
+
+
+CLIP = 3.0  # data.scale robust: x / sqrt(1 + (x / CLIP)^2), RealMLP's smooth clipping (Holzmueller et al., 2024)
+ROWS_PER_BLOCK = 8192
+# numpy releases the GIL over a whole column, so on big tables the per-column work runs on every core.
+THREADS = os.cpu_count() or 1
+PARALLEL_ROWS = 100_000
+
+
+def map_rows(fn: Callable, items: Iterable, n_rows: int) -> list:
+    """[fn(x) for x in items], on THREADS threads for tables of PARALLEL_ROWS rows or more; the first error in
+    item order is raised, as a plain loop would."""
+    if n_rows < PARALLEL_ROWS or THREADS == 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(THREADS) as pool:
+        return list(pool.map(fn, items))
+
+
+def level_codes(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> np.ndarray:
+    """1 + each row's level among the column's kept ones; 0 for a level not kept (rarer than
+    data.min_level_count in training, or never seen: said in `report`). A missing value takes its fill level;
+    without one it is an error."""
+    col = str(s.name)
+    lookup, missing_code = level_lookup(prep, col)
+    idx, uniques = pd.factorize(s)  # each distinct value named once; -1 for a missing one
+    names = categories(pd.Series(uniques, dtype=object if len(uniques) == 0 else None))
+    by_unique = names.map(lookup).fillna(0).to_numpy(dtype=np.int64)
+    new = by_unique == 0
+    if col in prep.get("rare", {}):
+        new &= ~names.isin(prep["rare"][col]).to_numpy()
+    present = idx >= 0
+    safe = np.maximum(idx, 0)
+    codes = np.where(present, by_unique[safe], 0) if len(uniques) else np.zeros(len(s), dtype=np.int64)
+    unseen = present & new[safe] if len(uniques) else np.zeros(len(s), dtype=bool)
+    if not present.all():
+        if col not in prep["impute"]:
+            i = int(np.flatnonzero(~present)[0])
+            raise UserError(
+                f"column '{col}': missing value at {where(is_csv, i)}; fill it, drop the column "
+                f"(data.drop), or set data.impute: auto | most_frequent"
+            )
+        codes[~present] = missing_code
+        unseen |= ~present & (codes == 0)
+    if unseen.any():
+        one_hot = prep["kinds"][col] == "categorical"
+        report.unseen(s, unseen, is_csv, f"encoded as {'an all-zero one-hot' if one_hot else 'the unknown level'}")
+    return codes
+
+
+def categories(s: pd.Series) -> pd.Series:
+    """Category names as strings, vectorized; 3 and 3.0 are the same zone."""
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        v = s.astype(np.float64)
+        integral = v.notna() & (v == v.round())
+        out = v.astype(str).astype(object)
+        out[integral] = v[integral].astype(np.int64).astype(str)
+        return out
+    return s.astype(str)
+
+
+def encode_labels(y: pd.Series, classes: list, target: str, is_csv: bool) -> np.ndarray:
+    """Class indices, vectorized (a million labels through a Python loop take seconds). Numeric labels match
+    by value, so 1, 1.0 and '1' are one class."""
+    if all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in classes):
+        values = pd.to_numeric(y, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        ref = np.asarray(classes, dtype=np.float64)
+        pos = np.clip(np.searchsorted(ref, values), 0, len(ref) - 1)
+        codes = np.where(ref[pos] == values, pos, -1)
+    else:
+        lookup = {str(c): i for i, c in enumerate(classes)}
+        codes = y.astype(str).map(lookup).fillna(-1).to_numpy(dtype=np.int64)
+    if (codes < 0).any():
+        i = int(np.flatnonzero(codes < 0)[0])
+        raise UserError(
+            f"column {quoted(target)} (the target): label {quoted(py(y.iloc[i]))} at {where(is_csv, i)} was never "
+            f"seen in training; known labels: {listed(classes, most=20, limit=20)}"
+        )
+    return codes.astype(np.int64)
+
+
+@dataclasses.dataclass
+class Encoded:
+    """Rows through the stored preprocessing: features, targets, the weight column's values and the loss's
+    per-row weights (None where all rows weigh the same)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    weights: np.ndarray | None
+    loss_weights: np.ndarray | None
+
+
+def encode_table(
+    table: Table, prep: dict, shown: str, report: Report | None = None, every_row: bool = False
+) -> Encoded:
+    """A table with the training columns and target, through the stored preprocessing. Rows without a target
+    are left out (said in `report`) when the run dropped such rows in training; `every_row` keeps them, with
+    target 0, so that row numbers stay the file's (a resume's split.json)."""
+    report = report or Report()
+    target = prep["target"]
+    if target not in table.frame.columns:
+        raise UserError(f"{shown}: no target column '{target}' to evaluate against")
+    frame = table.frame
+    absent = frame[target].isna().to_numpy() if prep.get("missing_target") == "drop" else np.zeros(len(frame), bool)
+    if absent.any() and not every_row:
+        report.notes.append(f"{int(absent.sum()):,} row(s) without a target {quoted(target)} left out")
+        frame, absent = frame.loc[~absent].reset_index(drop=True), absent[~absent]
+    X = encode(frame, prep, table.is_csv, report=report)
+    y = encode_target(frame[target], prep, table.is_csv, absent)
+    weights = None
+    if prep.get("weight") in frame.columns:
+        weights = row_weights(frame, prep, table.is_csv)
+    elif prep.get("weight"):
+        report.notes.append(f"no weight column {quoted(prep['weight'])} (data.weight): every row weighs the same")
+    return Encoded(X, y, weights, loss_weights(prep, y, weights))
+
+
+def loss_weights(prep: dict, y: np.ndarray, weights: np.ndarray | None) -> np.ndarray | None:
+    """Each row's weight in the loss: its class's weight (data.class_weight) times its data.weight."""
+    per_class = prep.get("class_weight")
+    if per_class is None:
+        return weights
+    by_class = np.asarray(per_class, dtype=np.float64)[y]
+    return by_class if weights is None else by_class * weights
+
+
+def row_weights(frame: pd.DataFrame, prep: dict, is_csv: bool) -> np.ndarray:
+    """The weight column: finite numbers, none negative, not all zero."""
+    col = prep["weight"]
+    if col not in frame.columns:
+        raise UserError(f"input lacks the weight column {quoted(col)} (data.weight)")
+    w = np.array(numeric_column(frame[col], is_csv))  # a copy: pandas hands out read-only views
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise UserError(
+            f"column {quoted(col)} (data.weight): {quoted(py(frame[col].iloc[i]))} at {where(is_csv, i)}; "
+            f"a weight is a number of at least 0"
+        )
+    return w
+
+
+def load_encoded(prep: dict, rows: list[int] | None = None, report: Report | None = None) -> Encoded:
+    """The training table again (with the run's own val / test files after it), or only `rows` of it, through
+    the stored preprocessing; refused if a file changed. Every row of it stays when `rows` is None."""
+    return encode_table(load_table(prep, rows), prep, prep["source"], report, every_row=rows is None)
+
+
+def load_table(prep: dict, rows: list[int] | None = None) -> Table:
+    """The training table's raw rows again (with the run's own val / test files after it), or only `rows`."""
+    tables = [read_training_file(prep["source"], prep["sha256"])]
+    tables += [read_training_file(f["source"], f["sha256"]) for f in prep.get("files", [])]
+    frame = pd.concat([t.frame for t in tables], ignore_index=True) if len(tables) > 1 else tables[0].frame
+    if rows is not None:
+        frame = frame.iloc[rows].reset_index(drop=True)
+    return Table(frame, prep["source"], prep["sha256"], all(t.is_csv for t in tables))
+
+
+def read_training_file(source: str, sha256: str) -> Table:
+    changed = UserError(
+        f"{source} changed since the run was trained (sha256 differs), so its rows are not the same; evaluate on it "
+        f"with --data, or start a new run"
+    )
+    if not source.startswith("sklearn:"):  # hashed before it is parsed: a checkpoint names the file it reads
+        path = Path(source)
+        if not path.is_file():
+            raise UserError(f"{source}: the file the run was trained on is not there any more; evaluate with --data")
+        if sha256_soon(path).result() != sha256:
+            raise changed
+    table = read_table(source)
+    if table.sha256 != sha256:
+        raise changed
+    return table
+
+
+def encode_target(y: pd.Series, prep: dict, is_csv: bool, absent: np.ndarray | None = None) -> np.ndarray:
+    """Class indices, or the standardized value; 0 in `absent` rows (those without a target a run left out)."""
+    target = prep["target"]
+    if absent is not None and absent.any():
+        out = np.zeros(len(y), dtype=np.float32 if prep["task"] == "regression" else np.int64)
+        out[~absent] = encode_target(y[~absent], prep, is_csv)
+        return out
+    if y.isna().any():
+        i = int(np.flatnonzero(y.isna().to_numpy())[0])
+        raise UserError(f"column '{target}' (the target): missing value at {where(is_csv, i)}")
+    if prep["task"] == "regression":
+        v = numeric_column(y, is_csv)
+        check_finite(v, target, is_csv)
+        return ((v - prep["target_shift"]) / prep["target_scale"]).astype(np.float32)
+    return encode_labels(y, prep["classes"], target, is_csv)

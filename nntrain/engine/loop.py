@@ -1,0 +1,441 @@
+"""The loop: from wherever a Run stands to its last epoch, then the test metrics of best.pt, summary.json and
+the plots. The step (written out or autograd, in one process or a data-parallel group) is chosen once per
+run by steps.make_step; the loop never asks which it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nntrain import metrics as M
+from nntrain.config.components import record
+from nntrain.config.recipe import described
+from nntrain.config.schema import Config, loss_name, to_plain
+from nntrain.engine.diagnostics import Diagnostics
+from nntrain.engine.progress import Lines, format_metrics
+from nntrain.engine.state import Run, start
+from nntrain.engine.steps import make_step
+from nntrain.engine.stopping import SIGNALS, Diverged, Interrupted, RanksDiverged, catching_signals
+from nntrain.errors import UserError
+from nntrain.model.heads import Rows, evaluate, evaluate_with_scores, truth
+from nntrain.model.mlp import param_table
+from nntrain.runs.folders import MetricsLog, Saver, load_checkpoint, versions, write_json
+
+CHECK_EVERY = 64  # steps between the loop's host syncs: the divergence check, a data-parallel signal check
+
+
+@dataclass(frozen=True)
+class Halt:
+    """Why a run ends before train.epochs: what a should_stop hook returns (a sweep's pruner), or early stop."""
+
+    status: str  # one of runs.STATUSES
+    reason: str  # in words, for the log and summary.json's "stopped"
+
+
+ShouldStop = Callable[[int, dict], "Halt | None"]  # (epoch, metrics row) -> stop after this epoch, or not
+
+
+def fit(cfg: Config, config_dir: Path | None = None, log: Callable[[str], None] = print, **options: Any) -> dict:
+    """Train per the config; return the summary that is also written to summary.json."""
+    with catching_signals():
+        return train(start(cfg, config_dir), log, **options)
+
+
+def train(
+    run: Run,
+    log: Callable[[str], None] = print,
+    progress: Lines | None = None,
+    tensorboard: bool = False,
+    should_stop: ShouldStop | None = None,
+) -> dict:
+    """The loop, from wherever `run` stands, then the test metrics of best.pt and the run's plots.
+
+    progress: how epochs are shown (default: a line each through `log`); tensorboard: also write event files
+    under RUN/tensorboard (needs the tensorboard package); should_stop: asked after every epoch."""
+    if not run.writes:  # a data-parallel rank other than 0: silent, and it writes nothing
+        log, progress, tensorboard = (lambda m: None), Lines(lambda m: None, quiet=True), False
+    progress = progress or Lines(log)
+    tb = _tensorboard(run) if tensorboard else None
+    t_start = time.perf_counter()
+    try:
+        return _train(run, prepare_loop(run, log, progress, tb, should_stop), t_start)
+    except (Diverged, Interrupted) as e:
+        if run.writes:  # the run folder says how it ended; there are no test metrics to give
+            with contextlib.suppress(UserError):  # a full disk: the stop's own message is the one to give
+                write_json(
+                    run.run_dir / "summary.json", summary_of(run, e.status, str(e), time.perf_counter() - t_start)
+                )
+        raise
+    finally:
+        progress.end()
+        if tb is not None:
+            tb.close()
+        if run.group is not None:
+            run.group.close()
+        if run.lock is not None:
+            run.lock.release()
+
+
+def _tensorboard(run: Run) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UserError('--tensorboard needs the tensorboard package: pip install -e ".[tensorboard]"') from None
+    # purge_step drops events of epochs a resume runs again, so curves never double back
+    return SummaryWriter(str(run.run_dir / "tensorboard"), purge_step=run.epoch + 1 if run.epoch else None)
+
+
+@dataclass
+class Loop:
+    """What every epoch of a run uses: the data on the device, the batches, the step, where results go."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+    train_rows: torch.Tensor  # batches index X through these: no copy of the training rows
+    loss_weights: torch.Tensor | None  # each row's weight in the loss; None: all the same
+    val: Rows
+    batch: int
+    steps: int
+    sizes: torch.Tensor  # rows in each step's batch
+    rows: int  # their sum: the rows an epoch trains on
+    monitor: str
+    step: Callable[[torch.Tensor], torch.Tensor]  # a batch's row indices -> its loss, the update done
+    interrupted: Callable[[int], bool]  # asked before each step
+    saver: Saver
+    metrics_log: MetricsLog | None
+    log: Callable[[str], None]
+    progress: Lines
+    tb: Any
+    should_stop: ShouldStop | None
+    val_out: torch.Tensor | None = None  # this epoch's validation outputs, when another engine worked them out
+    step_scheduler: Any = None  # a schedule stepped after every step (onecycle), else None
+
+
+def prepare_loop(
+    run: Run,
+    log: Callable[[str], None],
+    progress: Lines,
+    tb: Any,
+    should_stop: ShouldStop | None,
+    step: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> Loop:
+    """`step`: given when another engine steps this run (together.py's stacked members); else make_step's."""
+    data, device = run.data, run.device
+    X, y = torch.as_tensor(data.X, device=device), torch.as_tensor(data.y, device=device)
+    lw = None if data.loss_weights is None else torch.as_tensor(data.loss_weights, device=device).float()
+    n, bs = len(data.train), run.batch_size
+    has_bn = any(layer.norm is not None for layer in run.parts.model.hidden)
+    steps = math.ceil(n / bs) - (has_bn and n % bs == 1)  # batch norm cannot normalise a batch of one row
+    sizes = [min(bs, n - s * bs) for s in range(steps)]
+    loop = Loop(
+        X,
+        y,
+        torch.as_tensor(data.train, device=device),
+        lw,
+        Rows.take(X, y, lw, data.weights, data.val),
+        bs,
+        steps,
+        torch.tensor(sizes, device=device, dtype=torch.float32),
+        sum(sizes),
+        M.monitor_name(run.cfg.train.monitor),
+        step or make_step(run, X, y, lw),
+        _interrupt_check(run.group),
+        Saver(run),
+        MetricsLog(run.run_dir / "metrics.csv") if run.writes else None,
+        log,
+        progress,
+        tb,
+        should_stop,
+    )
+    loop.step_scheduler = run.parts.scheduler if pace(run.cfg) == "step" else None
+    return loop
+
+
+def header(run: Run, loop: Loop) -> list[str]:
+    cfg, data, model = run.cfg, run.data, run.parts.model
+    table = param_table(model)
+    resumed = f" (resumed after epoch {run.epoch}, step {run.step})" if run.epoch or run.step else ""
+    threads = f", {run.threads} thread(s)" if run.device.type == "cpu" else ""
+    first = model.hidden[0].linear if model.hidden else model.out
+    sizes = [first.in_features, *(layer.linear.out_features for layer in model.hidden), model.out.out_features]
+    recipe = described(cfg)
+    return [
+        *(note if note.startswith("warning: ") else f"note: {note}" for note in [*cfg._notes, *data.notes]),
+        f"run folder: {run.run_dir}{resumed}",
+        *([recipe] if recipe else []),
+        f"task: {data.task} ({data.task_reason}); loss {loss_name(cfg, data.task)}; device {run.device}{threads}",
+        f"rows: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}; {data.X.shape[1]} input features",
+        f"{len(data.train)} samples / batch {loop.batch} -> {loop.steps} iterations per epoch; {run.path_note}",
+        f"model: {' -> '.join(map(str, sizes))}, {table['total']:,} parameters ({table['trainable']:,} trainable)",
+    ]
+
+
+def _train(run: Run, loop: Loop, t_start: float) -> dict:
+    cfg = run.cfg
+    for line in header(run, loop):
+        loop.log(line)
+    start_diagnostics(run, loop)
+    halt = None
+    patience = cfg.train.patience
+    loop.progress.begin(cfg.train.epochs, run.epoch, loop.steps, loop.monitor)
+    while run.epoch < cfg.train.epochs and not (patience and run.bad_epochs >= patience):
+        t0 = time.perf_counter()
+        lr = run.parts.optimizer.param_groups[0]["lr"]
+        train_loss = _epoch(run, loop)
+        halt = end_of_epoch(run, loop, train_loss, lr, t0)
+        if halt is not None:
+            break
+    return finish(run, loop, time.perf_counter() - t_start, halt)
+
+
+def start_diagnostics(run: Run, loop: Loop) -> None:
+    """run.diag when train.diagnostics asks for it, with the sums of an epoch a checkpoint cut in the middle."""
+    run.diag = Diagnostics(run.parts.model, loop.steps, loop.val.X) if run.cfg.train.diagnostics else None
+    if run.diag is not None and run.step and run.diag_state:
+        run.diag.load_state(run.diag_state)
+
+
+def _epoch(run: Run, loop: Loop) -> float:
+    """The steps of one epoch, from run.step; the epoch's mean training loss."""
+    run.parts.model.train()
+    if run.step == 0:
+        run.epoch_gen_state = run.gen.get_state()
+        run.step_losses = torch.zeros(loop.steps, device=run.device)
+    else:  # a checkpoint made mid-epoch: the same permutation again, from the step it stopped at
+        run.gen.set_state(run.epoch_gen_state)
+        run.step_losses = run.step_losses.to(run.device)
+        if not run.writes:
+            run.step_losses.zero_()  # the stored losses are the group's sums; rank 0 alone carries them
+    order = loop.train_rows[torch.randperm(len(loop.train_rows), generator=run.gen).to(run.device)]
+    bs, diag = loop.batch, run.diag
+    for s in range(run.step, loop.steps):
+        if loop.interrupted(s):
+            _stop_mid_epoch(run, loop, s)
+        run.step_losses[s] = loop.step(order[s * bs : (s + 1) * bs])
+        if loop.step_scheduler is not None:  # onecycle: its rate moves every step
+            loop.step_scheduler.step()
+        if diag is not None:
+            diag.after_step(s)
+        if s % 8 == 0:
+            loop.progress.step(s)
+        if (s + 1) % CHECK_EVERY == 0:  # a host sync every CHECK_EVERY steps, not every step
+            check_diverged(run, s + 1 - CHECK_EVERY, s + 1, loop.saver, run.group)
+    if run.group:
+        run.group.sum_(run.step_losses)
+    check_diverged(run, loop.steps - loop.steps % CHECK_EVERY, loop.steps, loop.saver)  # earlier windows: above
+    return float((run.step_losses * loop.sizes).sum()) / loop.rows
+
+
+def pace(cfg: Config) -> str:
+    """When the config's schedule is stepped: "epoch", "step" or "value" (its record's `pace`)."""
+    return record("scheduler", cfg.scheduler["name"]).pace
+
+
+def _stop_mid_epoch(run: Run, loop: Loop, s: int) -> None:
+    save_mid_epoch(run, loop, s)
+    raise Interrupted(SIGNALS.signum or signal.SIGTERM, run.run_dir, run.epoch, s)
+
+
+def save_mid_epoch(run: Run, loop: Loop, s: int) -> None:
+    """A signal between steps: last.pt holds the epoch so far, and resume finishes it exactly."""
+    run.step = s
+    run.gen.set_state(run.epoch_gen_state)  # as before this epoch's permutation, whatever s is
+    if run.group:
+        run.group.sum_(run.step_losses)
+    loop.saver.save()
+
+
+def end_of_epoch(run: Run, loop: Loop, train_loss: float, lr: float, t0: float) -> Halt | None:
+    """Validation, the metrics row, the best checkpoint, the checks that end a run; a Halt if it ends here."""
+    cfg, parts = run.cfg, run.parts
+    epoch = run.epoch = run.epoch + 1
+    run.step = 0
+    stepped = pace(cfg) if parts.scheduler is not None else None
+    if stepped == "epoch":
+        parts.scheduler.step()
+    val = evaluate(parts.model, loop.val, cfg, run.data.prep, parts.criterion, loop.val_out)
+    value = val["loss"] if loop.monitor == "val_loss" else val[loop.monitor.removeprefix("val_")]
+    if stepped == "value":  # plateau: stepped with the monitored value, once it is known
+        parts.scheduler.step(value)
+    improved = run.best_value is None or (
+        value > run.best_value + cfg.train.min_delta
+        if M.maximize(loop.monitor)
+        else value < run.best_value - cfg.train.min_delta
+    )
+    if improved:
+        run.best_value, run.best_epoch, run.bad_epochs = value, epoch, 0
+    else:
+        run.bad_epochs += 1
+    diag_values = run.diag.epoch_values() if run.diag is not None else {}
+    row = {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        **{f"val_{k}": v for k, v in val.items()},
+        "lr": lr,
+        **diag_values,
+        "seconds": time.perf_counter() - t0,
+    }
+    if loop.metrics_log is not None:
+        loop.metrics_log.append(row)
+    if improved:
+        loop.saver.best_changed()
+    shown = " ".join(f"{k}={v:.4f}" for k, v in val.items())
+    loop.progress.epoch(
+        epoch,
+        f"epoch {epoch:>3}/{cfg.train.epochs}  train_loss={train_loss:.4f}  val {shown}  "
+        f"lr={lr:.3g}" + ("  *" if improved else ""),
+        row,
+    )
+    asked = loop.should_stop(epoch, row) if loop.should_stop is not None else None
+    _report(run, loop, epoch, row, diag_values)
+    halt = _halt(run, loop, asked)
+    signalled = _signalled(run.group)
+    if halt or epoch == cfg.train.epochs or signalled or loop.saver.due():
+        loop.saver.save()
+    if signalled:
+        raise Interrupted(SIGNALS.signum or signal.SIGTERM, run.run_dir, run.epoch, 0)
+    return halt
+
+
+def _report(run: Run, loop: Loop, epoch: int, row: dict, diag_values: dict) -> None:
+    """The diagnostics' warnings in words, and the row in TensorBoard."""
+    for warning in run.diag.warnings(diag_values) if run.diag is not None else []:
+        loop.log(f"warning (epoch {epoch}): {warning}")
+    if loop.tb is not None:
+        for key, value in row.items():
+            if key not in ("epoch", "seconds"):
+                loop.tb.add_scalar(key.replace(".", "/"), value, epoch)
+
+
+def _halt(run: Run, loop: Loop, asked: Halt | None) -> Halt | None:
+    """Early stop, or what the should_stop hook asked for (which wins when both happen), each logged."""
+    halt = None
+    patience = run.cfg.train.patience
+    if patience and run.bad_epochs >= patience:
+        halt = Halt("early_stop", f"early stop: {loop.monitor} has not improved for {run.bad_epochs} epochs")
+        loop.log(halt.reason)
+    if asked is not None:
+        halt = asked
+        loop.log(f"stopped: {asked.reason}")
+    return halt
+
+
+def summary_of(run: Run, status: str, stopped: str | None, seconds: float) -> dict:
+    """summary.json without the test metrics: what every run that ends says of itself."""
+    data = run.data
+    return {
+        "run_dir": str(run.run_dir),
+        "status": status,
+        "best_epoch": run.best_epoch,
+        "monitor": M.monitor_name(run.cfg.train.monitor),
+        "best_value": run.best_value,
+        "epochs_run": run.epoch,
+        "stopped": stopped,
+        "train_seconds": round(seconds, 3),
+        "task": data.task,
+        "rows": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
+        "data": {
+            "source": data.prep["source"],
+            "sha256": data.prep["sha256"],
+            "files": data.prep.get("files", []),  # data.val_path / data.test_path
+            "split": data.prep.get("split"),
+            "notes": data.prep.get("notes", []),  # the choices fit printed
+        },
+        "config": {**to_plain(run.cfg), "sweep": None},  # what was trained, whatever is done to config.yaml
+        "versions": versions(),
+    }
+
+
+def finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:
+    """After the last epoch: the ranks' weights compared, then best.pt on the test split, summary.json, plots."""
+    data, parts, group = run.data, run.parts, run.group
+    if group:
+        if not group.same_weights(parts.model):
+            raise RanksDiverged(f"the {group.world} ranks ended with different weights; {run.run_dir} holds rank 0's")
+        loop.log(f"data-parallel: {group.world} processes, weights identical on every rank (sha256 compared)")
+        if not group.writes:
+            return {"run_dir": str(run.run_dir), "rank": group.rank}
+    parts.model.load_state_dict(load_checkpoint(run.run_dir / "best.pt")["model"])
+    summary = summary_of(run, halt.status if halt else "completed", halt.reason if halt else None, seconds)
+    summary.update(test={}, test_baseline={})
+    y_test, scores = None, None
+    if len(data.test):
+        rows = Rows.take(loop.X, loop.y, loop.loss_weights, data.weights, data.test)
+        test, scores = evaluate_with_scores(parts.model, rows, run.cfg, data.prep, parts.criterion)
+        y_test = truth(data.prep, data.y[data.test])
+        summary.update(test=test, test_baseline=M.baseline(data.task, y_test, data.prep, rows.weights))
+    write_json(run.run_dir / "summary.json", summary)
+    loop.progress.end()
+    best = f"best epoch {run.best_epoch} ({summary['monitor']}={run.best_value:.4f})"
+    if y_test is None:
+        loop.log(f"{best}; no test split (data.test_size=0)")
+    else:
+        loop.log(f"{best}; test metrics of best.pt:")
+        loop.log(format_metrics(summary["test"], summary["test_baseline"]))
+    if run.cfg.train.plots:
+        try:
+            written = write_plots(run.run_dir, summary["monitor"], data.task, y_test, scores, data.prep["classes"])
+            loop.log(f"plots: {', '.join(p.name for p in written)} in {run.run_dir}")
+        except OSError as e:  # the run is whole without them
+            loop.log(f"warning: the plots were not written: {e.strerror or e}; the run folder is complete otherwise")
+    return summary
+
+
+def write_plots(
+    run_dir: Path, monitor: str, task: str, y_true: np.ndarray | None, scores: np.ndarray | None, classes: list | None
+) -> list[Path]:
+    """PNG plots in the run folder: curves from metrics.csv, and the test split's predictions (if it has one)."""
+    from nntrain.runs.plots import curve_plots, prediction_plots
+
+    curves = curve_plots(run_dir, monitor)
+    return curves if y_true is None else curves + prediction_plots(run_dir, task, y_true, scores, classes)
+
+
+def _interrupt_check(group: Any) -> Callable[[int], bool]:
+    """Asked before each step. In a group every rank must stop at the same step, so the ranks agree on it every
+    CHECK_EVERY steps."""
+    if group is None:
+        return lambda s: SIGNALS.signum is not None
+    return lambda s: s % CHECK_EVERY == 0 and group.any(SIGNALS.signum is not None)
+
+
+def _signalled(group: Any) -> bool:
+    """A SIGINT or SIGTERM arrived; in a data-parallel group, on any rank, so that all stop at the same step."""
+    return SIGNALS.signum is not None if group is None else group.any(SIGNALS.signum is not None)
+
+
+def check_diverged(run: Run, lo: int, hi: int, saver: Saver, group: Any = None) -> None:
+    """Stop before a non-finite loss or weight reaches a checkpoint; the last good best.pt is written.
+
+    `group`: the step losses are still each rank's own, so the window is summed over the ranks first (a copy):
+    every rank then sees the same non-finite step and all stop together, rather than one stopping and the
+    others waiting for it in the next all-reduce."""
+    window = run.step_losses[lo:hi] if group is None else group.sum_(run.step_losses[lo:hi].clone())
+    bad_loss = not bool(torch.isfinite(window).all())
+    bad_weights = (
+        not bad_loss
+        and hi == len(run.step_losses)
+        and not bool(torch.stack([torch.isfinite(p).all() for p in run.parts.model.parameters()]).all())
+    )
+    if bad_loss or bad_weights:
+        saver.save_best()
+        step = lo + int((~torch.isfinite(window)).nonzero()[0]) + 1 if bad_loss else hi
+        what = "the training loss became non-finite" if bad_loss else "a weight became non-finite"
+        kept = f"best.pt (epoch {run.best_epoch}) and " if run.best_epoch else ""
+        tips = [f"a lower optimizer.lr (now {run.cfg.optimizer.get('lr')})", "train.grad_clip: 1.0"]
+        if run.cfg.data.scale == "none":
+            tips.append("data.scale: standard")
+        raise Diverged(
+            f"training diverged at epoch {run.epoch + 1}, step {step}: {what}; {kept}last.pt (epoch "
+            f"{saver.last_epoch}) kept. Try {', '.join(tips)} in a new run"
+        )

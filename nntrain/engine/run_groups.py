@@ -1,0 +1,168 @@
+"""Several runs at once: `fit --seeds`, a sweep's batch of trials, runs resumed together. Each is started (or
+resumed) with its own run folder, the runs are grouped by what can share the stacked engine (together.py),
+each group is cut to what memory holds, and a run no other can join trains on the lone engine.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from nntrain.config.components import canonical
+from nntrain.config.schema import Config, loss_name, to_plain
+from nntrain.engine.fused import written_out
+from nntrain.engine.loop import ShouldStop, pace, train
+from nntrain.engine.progress import Lines
+from nntrain.engine.stacked_runs import train_together
+from nntrain.engine.state import Run, rebuild_alone, start
+from nntrain.engine.stopping import Diverged
+from nntrain.errors import UserError
+from nntrain.metrics import headline
+from nntrain.model.embeddings import numerics_of
+from nntrain.model.memory import training_bytes
+from nntrain.resources import available_bytes
+
+
+def key(run: Run) -> tuple | None:
+    """Runs with equal keys can be trained together; None: this one trains alone (torch.compile, data-parallel,
+    a model.ensemble, whose members are already stacked, a schedule stepped every step)."""
+    cfg, data = run.cfg, run.data
+    if cfg.train.compile or run.group is not None or cfg.model.ensemble > 1 or pace(cfg) == "step":
+        return None
+    fused = written_out(cfg, data.task, data.prep)
+    model = to_plain(cfg.model)
+    if fused:  # the written-out step takes each member's dropout rate and L1 weight
+        model = [layer.activation for layer in cfg.model.resolved_layers()]
+    opt = cfg.optimizer
+    return (
+        fused,
+        (run.epoch, run.step),  # resumed runs go on together only from the same point
+        str(run.device),
+        tuple(tuple(p.shape) for p in run.parts.model.parameters()),
+        run.batch_size,
+        len(data.train),
+        data.loss_weights is not None,
+        canonical("optimizer", opt["name"]),
+        tuple(sorted((k, str(v)) for k, v in opt.items() if k in ("nesterov", "amsgrad", "maximize", "dampening"))),
+        repr(model),
+        repr(cfg.loss) + loss_name(cfg, data.task),
+    )
+
+
+def groups(runs: list[Run]) -> list[list[Run]]:
+    """The runs cut into groups that train together, in order of their first member; lone runs alone."""
+    found: dict = {}
+    alone = []
+    for run in runs:
+        k = key(run)
+        if k is None:
+            alone.append([run])
+        else:
+            found.setdefault(k, []).append(run)
+    return list(found.values()) + alone
+
+
+def fit_many(
+    cfgs: list[Config],
+    config_dir: Path | None = None,
+    log: Callable[[str], None] = print,
+    quiet: bool = True,
+    should_stop: list[ShouldStop | None] | None = None,
+    started: Callable[[list[Run]], None] | None = None,
+    data: list | None = None,
+) -> list[dict | Diverged]:
+    """Start a run per config (every folder made before any trains; none left if one cannot start), then
+    train those that can go together on the stacked engine, as many at once as memory holds, and the others
+    alone. Results in order. `started`: told the runs once all have their folders; `data`: each run's
+    prepared data (cross-validation folds), else each reads its own."""
+    data = data or [None] * len(cfgs)
+    openers = [lambda c=c, d=d: start(c, config_dir, stacked=True, data=d) for c, d in zip(cfgs, data)]
+    runs = _all_or_none(openers, remove=True)
+    if started is not None:
+        started(runs)
+    return train_groups(runs, log, quiet, should_stop)
+
+
+def resume_many(run_dirs: list[Path], overrides: list[str], log: Callable[[str], None], quiet: bool) -> list:
+    """Runs that trained together, resumed together: from the same epoch and step they go on exactly as they
+    would have (those at different points train in separate groups)."""
+    from nntrain.engine.state import resume
+    from nntrain.runs.folders import resolve_run_dir
+
+    folders = [resolve_run_dir(str(d)).resolve() for d in run_dirs]
+    twice = sorted({str(d) for d in folders if folders.count(d) > 1})
+    if twice:
+        raise UserError(f"--resume {', '.join(twice)}: each run folder once")
+    return train_groups(_all_or_none([lambda d=d: resume(d, overrides, stacked=True) for d in run_dirs]), log, quiet)
+
+
+def _all_or_none(openers: list[Callable[[], Run]], remove: bool = False) -> list[Run]:
+    """Each opener's run; if one fails, the runs opened before it let go of their folders (and, `remove`: new
+    folders, deleted) before the error goes on."""
+    runs: list[Run] = []
+    try:
+        for opener in openers:
+            runs.append(opener())
+    except BaseException:
+        for run in runs:
+            if run.lock is not None:
+                run.lock.release()
+            if remove:
+                shutil.rmtree(run.run_dir, ignore_errors=True)
+        raise
+    return runs
+
+
+def train_groups(
+    runs: list[Run], log: Callable[[str], None], quiet: bool, should_stop: list[ShouldStop | None] | None = None
+) -> list[dict | Diverged]:
+    """The runs in groups of one key(), each group on the stacked engine (as many at once as memory holds),
+    a run no other can join on the lone engine. Results in the runs' order."""
+    stops = dict(zip(map(id, runs), should_stop or [None] * len(runs)))
+    results: dict[int, dict | Diverged] = {}
+    for group in (part for g in groups(runs) for part in _fitting(g)):
+        hooks = [stops[id(r)] for r in group]
+        if len(group) == 1:
+            results[id(group[0])] = _alone(group[0], log, quiet, hooks[0])
+        else:
+            results.update(zip(map(id, group), train_together(group, log, hooks, quiet)))
+    return [results[id(r)] for r in runs]
+
+
+def _fitting(group: list[Run]) -> list[list[Run]]:
+    """The group cut into parts whose stacked training fits in half the free memory (an estimate per member:
+    weights, gradients, optimizer state, activations and its own copy of the data)."""
+    first = group[0]
+    n_in, n_out = first.data.X.shape[1], first.parts.model.out.out_features
+    data = first.data.X.nbytes + first.data.y.nbytes
+    numeric = numerics_of(first.data.prep)
+    each = training_bytes(first.cfg, n_in, n_out, first.batch_size, len(first.data.X), numeric) + data
+    have = available_bytes(first.device)
+    size = len(group) if have is None else max(1, min(len(group), int(have * 0.5 // each)))
+    return [group[i : i + size] for i in range(0, len(group), size)]
+
+
+def _alone(run: Run, log: Callable[[str], None], quiet: bool, should_stop: ShouldStop | None) -> dict | Diverged:
+    """A run no other can join, on the lone engine (its parts rebuilt with the written-out step where it applies)."""
+    try:
+        return train(rebuild_alone(run), log, progress=Lines(log, quiet=quiet), should_stop=should_stop)
+    except Diverged as e:
+        e.run_dir = run.run_dir
+        return e
+
+
+def seeds_line(seeds: list[int], results: list[dict | Diverged]) -> str:
+    """The test metric's mean and spread over the seeds that finished: what --seeds is for."""
+    done = [r for r in results if isinstance(r, dict)]
+    if not done:
+        return f"seeds {','.join(map(str, seeds))}: none finished"
+    name = headline(done[0]["task"])
+    if name not in done[0]["test"]:
+        return f"seeds {','.join(map(str, seeds))}: {len(done)} runs finished; no test split (data.test_size=0)"
+    values = np.array([r["test"][name] for r in done])
+    spread = f" ± {values.std(ddof=1):.4f} (mean ± standard deviation)" if len(values) > 1 else ""
+    failed = f"; {len(results) - len(done)} diverged" if len(done) < len(results) else ""
+    return f"seeds {','.join(map(str, seeds))}: test {name} {values.mean():.4f}{spread} over {len(done)} runs{failed}"

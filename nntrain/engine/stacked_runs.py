@@ -1,0 +1,289 @@
+"""Runs of one shape trained at once on the stacked engine (stack.py, stackopt.py): one step for all members,
+then each member's own end of epoch exactly as train.py does it for one run (validation, its metrics.csv row,
+best.pt, its scheduler, early stopping, a sweep's pruner). Each member's run folder ends as a lone fit's
+would. A member that stops (early stop, pruned, diverged, out of epochs) keeps its weights while the others
+go on: its rows are still computed with the rest, and its rate is 0.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nntrain.config.schema import loss_name
+from nntrain.engine.device import stacked_threads
+from nntrain.engine.fused import written_out
+from nntrain.engine.loop import (
+    CHECK_EVERY,
+    Halt,
+    Loop,
+    ShouldStop,
+    check_diverged,
+    end_of_epoch,
+    finish,
+    header,
+    prepare_loop,
+    save_mid_epoch,
+    start_diagnostics,
+    summary_of,
+)
+from nntrain.engine.progress import Lines
+from nntrain.engine.stacked import Stack, clip_limits, stacked_step
+from nntrain.engine.stacked_optim import stacked_optimizer
+from nntrain.engine.state import Run
+from nntrain.engine.stopping import SIGNALS, Diverged, Interrupted
+from nntrain.errors import UserError
+from nntrain.model.memory import EVAL_ROWS
+from nntrain.runs.folders import write_json
+
+
+@dataclass
+class Member:
+    run: Run
+    loop: Loop
+    halt: Halt | None = None
+    done: bool = False
+    result: dict | Diverged | None = None  # the summary, or how it diverged
+
+
+def train_together(
+    runs: list[Run],
+    log: Callable[[str], None] = print,
+    should_stop: list[ShouldStop | None] | None = None,
+    quiet: bool = True,
+) -> list[dict | Diverged]:
+    """Train `runs` (of one key()) together; each one's summary, or the Diverged that ended it, in order.
+    quiet: no line per epoch (the header and the engine's line still print)."""
+    silent = Lines(lambda m: None, quiet=True)
+    stops = should_stop or [None] * len(runs)
+    t_start = time.perf_counter()
+    members: list[Member] = []
+    try:
+        engine = Engine(runs)
+        members = [Member(r, prepare_loop(r, silent.log, silent, None, s, step=_unused)) for r, s in zip(runs, stops)]
+        for m in members:
+            start_diagnostics(m.run, m.loop)
+        for line in header(runs[0], members[0].loop):
+            if not line.startswith("run folder:") and "iterations per epoch" not in line:
+                log(line)
+        log(engine.describe())
+        for k, m in enumerate(members):  # resumed at its end already (a lone resume then only finishes too)
+            cfg, run = m.run.cfg, m.run
+            if run.epoch >= cfg.train.epochs or (cfg.train.patience and run.bad_epochs >= cfg.train.patience):
+                _done(engine, m, k, None, t_start)
+        while not all(m.done for m in members):
+            _epoch(engine, members, t_start)
+            if not quiet:
+                log(_epoch_line(members))
+        return [m.result for m in members]
+    except Interrupted as e:
+        for m in members:
+            if not m.done:
+                write_json(
+                    m.run.run_dir / "summary.json", summary_of(m.run, e.status, str(e), time.perf_counter() - t_start)
+                )
+        raise
+    finally:
+        for r in runs:
+            if r.lock is not None:
+                r.lock.release()
+
+
+def _unused(idx: torch.Tensor) -> torch.Tensor:
+    raise AssertionError("a stacked member is stepped by its Engine")
+
+
+def _epoch(engine: Engine, members: list[Member], t_start: float) -> None:
+    """The steps of one epoch for all, then each member's end of epoch."""
+    t0 = time.perf_counter()
+    lrs = [m.run.parts.optimizer.param_groups[0]["lr"] for m in members]
+    losses = engine.epoch(members).tolist()
+    outs = engine.val_outputs(members)
+    torch.set_num_threads(1)  # the members' ends of epoch are small ops, which threads only slow down
+    try:
+        _ends(engine, members, losses, lrs, outs, (t0, t_start))
+    finally:
+        torch.set_num_threads(engine.threads)
+
+
+def _ends(
+    engine: Engine, members: list[Member], losses: list, lrs: list, outs: torch.Tensor | None, times: tuple
+) -> None:
+    """Each member's end of epoch as train.py's (`outs`: its validation outputs, worked out for all at once); a
+    signal here is raised once every member still training has saved."""
+    t0, t_start = times
+    signalled: list[Path] = []
+    for k, m in enumerate(members):
+        if m.done:
+            continue
+        m.loop.val_out = None if outs is None else outs[k]
+        try:
+            m.halt = end_of_epoch(m.run, m.loop, losses[k], lrs[k], t0)
+        except Interrupted:  # this member saved; the others save too before the signal is raised
+            signalled.append(m.run.run_dir)
+            continue
+        if m.halt is not None or m.run.epoch >= m.run.cfg.train.epochs:
+            _done(engine, m, k, m.halt, t_start)
+    if SIGNALS.signum is not None:  # arrived during this loop: those asked before it save now, at the same epoch
+        going = [m for m in members if not m.done]
+        for m in going:
+            if m.run.run_dir not in signalled:
+                m.loop.saver.save()
+        dirs = [m.run.run_dir for m in going]
+        if dirs:
+            raise Interrupted(SIGNALS.signum, dirs[0], going[0].run.epoch, 0, together=dirs)
+
+
+def _done(engine: Engine, m: Member, k: int, halt: Halt | None, t_start: float) -> None:
+    """Member k has trained its last epoch: its weights stay as they are, and its run is finished as train.py
+    finishes one (best.pt on the test split, summary.json, plots)."""
+    m.done = True
+    engine.opt.stop(k)
+    m.result = finish(m.run, m.loop, time.perf_counter() - t_start, halt)
+
+
+def _epoch_line(members: list[Member]) -> str:
+    monitor = members[0].loop.monitor
+    shown = " ".join(f"{m.run.best_value:.4f}" if m.run.best_value is not None else "-" for m in members)
+    active = sum(not m.done for m in members)
+    epoch = max(m.run.epoch for m in members)
+    return f"epoch {epoch:>3}: {active}/{len(members)} members training; best {monitor} of each: {shown}"
+
+
+class Engine:
+    """The stacked model, step and optimizer of a group of runs, and their data as [K, ...] tensors (one
+    tensor for all when the members' data are the same)."""
+
+    def __init__(self, runs: list[Run]):
+        self.runs, self.k = runs, len(runs)
+        first = runs[0]
+        models = [r.parts.model for r in runs]
+        self.stack = Stack(models)
+        self.fused = written_out(first.cfg, first.data.task, first.data.prep)
+        loss = loss_name(first.cfg, first.data.task)
+        l1 = [r.cfg.train.l1 for r in runs]
+        self.step_fn = stacked_step(self.stack, self.fused, l1, loss, first.parts.criterion)
+        self.opt = stacked_optimizer(self.stack, [r.parts.optimizer for r in runs], [r.cfg.optimizer for r in runs])
+        self.clip = clip_limits([r.cfg.train.grad_clip for r in runs], self.stack.flat)
+        self.val_x: torch.Tensor | None = None  # the members' validation rows, gathered at the first epoch's end
+        self.X, self.shared_x = _stacked([r.data.X for r in runs], first.device)
+        self.y, _ = _stacked([r.data.y for r in runs], first.device, always=True)
+        weights = [r.data.loss_weights for r in runs]
+        self.w = None if weights[0] is None else _stacked(weights, first.device, always=True)[0].float()
+        self.rows = torch.stack([torch.as_tensor(r.data.train, device=first.device) for r in runs])
+        n = len(first.data.X)
+        self.offsets = torch.arange(self.k, device=first.device)[:, None] * n
+        # one-dimensional gathers: indexing [K, N, ...] by (member, row) pairs costs about 3x more
+        self.X_rows = self.X.view(self.k * n, -1) if not self.shared_x else None
+        self.y_rows = self.y.view(-1)
+        self.w_rows = None if self.w is None else self.w.view(-1)
+        n = self.stack.flat.numel()
+        threads = first.cfg.train.threads or stacked_threads(n, n * first.batch_size)
+        torch.set_num_threads(threads)
+        self.threads = threads
+
+    def describe(self) -> str:
+        n = self.stack.flat.shape[1]
+        mib = self.stack.flat.numel() * self.stack.flat.element_size() * 4 / 2**20  # weights, gradients, 2 states
+        path = "fused step (written out)" if self.fused else "autograd step (vmap over the members)"
+        data = "the same data" if self.shared_x else "each its own data"
+        return (
+            f"batched: {self.k} members x {n:,} parameters, {path}, {type(self.opt).__name__} update, {data}; "
+            f"about {mib:.1f} MiB of weights, gradients and optimizer state; {self.threads} thread(s)"
+        )
+
+    def batch(self, orders: torch.Tensor, s: int, bs: int, same_order: bool) -> tuple:
+        """x: [B, F] when every member takes the same rows of the same data, else [K, B, F]; y, w: [K, B]."""
+        idx = orders[:, s * bs : (s + 1) * bs]  # [K, B] rows of the file
+        rows = idx + self.offsets  # rows of the members' data laid end to end
+        x = self.X_rows[rows] if not self.shared_x else self.X[idx[0]] if same_order else self.X[idx]
+        return x, self.y_rows[rows], None if self.w is None else self.w_rows[rows]
+
+    def epoch(self, members: list[Member]) -> torch.Tensor:
+        """One epoch's steps for every member from the step they stand at (the same for all); each member's
+        mean training loss. Stopped members' rows are computed too, with their rates at 0."""
+        runs, loop = self.runs, members[0].loop
+        start = runs[0].step
+        for r in runs:
+            r.parts.model.train()
+            if r.step == 0:
+                r.epoch_gen_state = r.gen.get_state()
+            else:
+                r.gen.set_state(r.epoch_gen_state)
+        n, bs = len(runs[0].data.train), loop.batch
+        perms = torch.stack([torch.randperm(n, generator=r.gen) for r in runs]).to(self.rows.device)
+        orders = self.rows.gather(1, perms)
+        same_order = bool((orders == orders[0]).all())
+        losses = torch.zeros(self.k, loop.steps, device=self.rows.device)
+        if start:
+            losses[:] = torch.stack([r.step_losses.to(losses.device) for r in runs])
+        for r, row in zip(runs, losses):
+            r.step_losses = row
+        diags = [(k, r.diag) for k, r in enumerate(runs) if r.diag is not None]
+        layers = [f"{h.name}.weight" for h in runs[0].parts.model.hidden] + ["out.weight"]
+        for s in range(start, loop.steps):
+            if SIGNALS.signum is not None:
+                self._interrupted(members, s)
+            x, y, w = self.batch(orders, s, bs, same_order)
+            losses[:, s] = self.step_fn.loss_and_grads(x, y, w)
+            if self.clip is not None:
+                self.stack.clip(self.clip)
+            self.opt.step()
+            if diags and s % diags[0][1].stride == 0:  # every member's gradient norms in one op per layer
+                norms = torch.stack([torch.linalg.vector_norm(self.stack.grads[n], dim=(1, 2)) for n in layers])
+                for k, d in diags:
+                    d.add_norms(norms[:, k])
+            if (s + 1) % CHECK_EVERY == 0:
+                self._check(members, s + 1 - CHECK_EVERY, s + 1)
+        self._check(members, loop.steps - loop.steps % CHECK_EVERY, loop.steps)
+        return (losses * loop.sizes).sum(1) / loop.rows
+
+    def val_outputs(self, members: list[Member]) -> torch.Tensor | None:
+        """Every member's outputs on its validation rows, [K, rows, outputs], in one stacked forward (chunks of
+        rows); None when the members validate on different numbers of rows (each then runs its own)."""
+        rows = [len(m.loop.val.X) for m in members]
+        if len(set(rows)) != 1 or not rows[0]:
+            return None
+        if self.val_x is None:  # the rows never change: gathered once
+            same = self.shared_x and all(np.array_equal(m.run.data.val, members[0].run.data.val) for m in members)
+            self.val_x = members[0].loop.val.X if same else torch.stack([m.loop.val.X for m in members])
+        chunk = max(1, EVAL_ROWS // self.k)
+        parts = [self.step_fn.forward(self.val_x[..., i : i + chunk, :]) for i in range(0, rows[0], chunk)]
+        return torch.cat(parts, dim=1)
+
+    def _interrupted(self, members: list[Member], s: int) -> None:
+        """A signal between steps: each member still training saves last.pt where it stands, resumable alone."""
+        for m in members:
+            if not m.done:
+                save_mid_epoch(m.run, m.loop, s)
+        saved = [m.run.run_dir for m in members if not m.done]
+        raise Interrupted(SIGNALS.signum, saved[0], self.runs[0].epoch, s, together=saved)
+
+    def _check(self, members: list[Member], lo: int, hi: int) -> None:
+        """A member whose loss or weights became non-finite stops (as a lone run would), the others go on."""
+        for k, m in enumerate(members):
+            if m.done:
+                continue
+            try:
+                check_diverged(m.run, lo, hi, m.loop.saver)
+            except Diverged as e:
+                e.run_dir = m.run.run_dir
+                m.done, m.result = True, e
+                self.opt.stop(k)
+                write_json(m.run.run_dir / "summary.json", summary_of(m.run, e.status, str(e), 0.0))
+
+
+def _stacked(arrays: list[np.ndarray], device: torch.device, always: bool = False) -> tuple[torch.Tensor, bool]:
+    """(tensor, shared): one [N, ...] tensor when every member's array is the same, else [K, N, ...]."""
+    first = arrays[0]
+    same = all(a is first or (a.shape == first.shape and np.array_equal(a, first)) for a in arrays[1:])
+    if same and not always:
+        return torch.as_tensor(first, device=device), True
+    if any(a.shape != first.shape for a in arrays):
+        raise UserError("members trained together need data of one shape")
+    return torch.as_tensor(np.stack(arrays), device=device), same

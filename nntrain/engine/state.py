@@ -1,0 +1,419 @@
+"""A run's state: its parts built from the config, started fresh or resumed from last.pt, and what a
+checkpoint holds. The loop that moves the state on is train.py's."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nntrain.config.components import WARMUP, build, canonical
+from nntrain.config.loading import load_config
+from nntrain.config.schema import Config, dump_yaml, fix_auto, to_plain
+from nntrain.data.cache import cached_data
+from nntrain.data.encoding import load_encoded
+from nntrain.data.prepare import Prepared, load_data
+from nntrain.engine.device import auto_threads, select_device
+from nntrain.engine.diagnostics import Diagnostics
+from nntrain.engine.fused import FlatSGD, FusedStep, Held, plan
+from nntrain.engine.stopping import SIGNALS
+from nntrain.errors import ConfigError, UserError, in_one_line
+from nntrain.model.embeddings import embeds_of, fit_edges, numerics_of
+from nntrain.model.heads import make_criterion
+from nntrain.model.memory import check_fits
+from nntrain.model.mlp import build_mlp, check_weights, load_weights, n_outputs
+from nntrain.plaindata import flatten
+from nntrain.runs.folders import (
+    CHECKPOINT_FORMAT,
+    RESUMABLE,
+    RunLock,
+    atomic_save,
+    clean_leftovers,
+    create_run_dir,
+    load_run_checkpoint,
+    resolve_run_dir,
+    split_rows,
+    truncate_metrics,
+    versions,
+    write_json,
+    write_text,
+)
+
+
+@dataclass
+class Parts:
+    model: nn.Module
+    criterion: Callable
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    fused: FusedStep | None = None  # the written-out step, when the model takes that path
+
+
+def build_parts(
+    cfg: Config,
+    n_in: int,
+    n_out: int,
+    prep: dict,
+    device: torch.device,
+    fused: bool = False,
+    weighted: bool = False,
+    stacked: bool = False,
+) -> Parts:
+    """`stacked`: another engine steps the model (together.py); an SGD optimizer is then a FlatSGD that only
+    holds the settings and state (torch.optim.SGD's constructor imports torch._dynamo: 2 s)."""
+    torch.manual_seed(cfg.seed)
+    task = prep["task"]
+    model = build_mlp(cfg.model, n_in, n_out, embeds_of(prep), task, numerics_of(prep)).to(device)
+    step = FusedStep(model, cfg, task) if fused else None
+    arguments = {k: v for k, v in cfg.optimizer.items() if k != "name"}
+    if step is not None and FlatSGD.applies(cfg.optimizer):
+        optimizer = FlatSGD(step, **arguments)
+    elif stacked and FlatSGD.applies(cfg.optimizer):
+        params = list(model.parameters())
+        optimizer = FlatSGD(Held(params, params[0]), **arguments)
+    elif cfg.model.ensemble > 1:  # a param group per member: stackopt.py reads each member's own
+        optimizer = build("optimizer", cfg.optimizer, [{"params": list(m.parameters())} for m in model.members])
+    else:
+        optimizer = build("optimizer", cfg.optimizer, model.parameters())
+    return Parts(model, make_criterion(cfg, task, weighted), optimizer, _scheduler(cfg, optimizer), step)
+
+
+def _scheduler(cfg: Config, optimizer: torch.optim.Optimizer) -> Any:
+    """The config's schedule, after scheduler.warmup_epochs of linear warmup when it names some; None: none."""
+    main = (
+        None
+        if canonical("scheduler", cfg.scheduler["name"]) == "none"
+        else build("scheduler", cfg.scheduler, optimizer)
+    )
+    warm = cfg.scheduler.get(WARMUP)
+    if not warm:
+        return main
+    warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1 / (warm + 1), total_iters=warm)
+    return warmup if main is None else torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, main], [warm])
+
+
+@dataclass
+class Run:
+    """Everything the loop needs, and everything a checkpoint must restore."""
+
+    cfg: Config
+    run_dir: Path
+    data: Prepared
+    parts: Parts
+    device: torch.device
+    threads: int
+    path_note: str
+    gen: torch.Generator  # shuffles, and nothing else, so no other random call moves the permutation
+    epoch: int = 0  # epochs finished
+    step: int = 0  # steps finished of the epoch after `epoch` (a checkpoint made on a signal)
+    epoch_gen_state: torch.Tensor | None = None  # the shuffle generator before this epoch's permutation
+    step_losses: torch.Tensor | None = None
+    best_value: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    group: Any = None  # distributed.Group when data-parallel, else None
+    diag: Diagnostics | None = None
+    diag_state: dict | None = None  # the gradient-norm sums of an epoch a checkpoint cut in the middle
+    lock: RunLock | None = None  # held while this process writes the run folder (rank 0 alone)
+    run_id: str | None = None  # in every checkpoint and in split.json: another run's checkpoint is refused
+
+    @property
+    def writes(self) -> bool:
+        """Rank 0 (or the only process) writes the run folder; the other ranks write nothing."""
+        return self.group is None or self.group.writes
+
+    @property
+    def batch_size(self) -> int:
+        return self.cfg.train.batch_rows(len(self.data.train))
+
+    def state(self) -> dict:
+        p, d = self.parts, self.data
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": {**to_plain(self.cfg), "sweep": None},  # the search space is the study's, not the model's
+            "prep": d.prep,
+            "n_inputs": d.X.shape[1],
+            "n_outputs": n_outputs(self.cfg, d.task, d.n_outputs),
+            "task": d.task,
+            "versions": versions(),
+            "run_id": self.run_id,
+            "epoch": self.epoch,
+            "step": self.step,
+            "model": _own(p.model.state_dict()),
+            "optimizer": _own(p.optimizer.state_dict()),
+            "scheduler": p.scheduler.state_dict() if p.scheduler else None,
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "epoch_gen_state": self.epoch_gen_state,
+            "step_losses": self.step_losses,
+            "diag": self.diag.state() if self.diag is not None else self.diag_state,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "shuffle": self.gen.get_state(),
+                "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+            },
+        }
+
+
+def _own(state: Any) -> Any:
+    """`state` with each tensor that is a view of a larger one (a stacked member's rows) copied out: saved as a
+    view, a member's checkpoint would hold every member's weights."""
+    if isinstance(state, dict):
+        return {k: _own(v) for k, v in state.items()}
+    if isinstance(state, list):
+        return [_own(v) for v in state]
+    if isinstance(state, torch.Tensor) and state.untyped_storage().nbytes() > state.nelement() * state.element_size():
+        return state.clone()
+    return state
+
+
+def _setup(
+    cfg: Config, data: Prepared, device: torch.device, group: Any = None, stacked: bool = False
+) -> tuple[Parts, int, str]:
+    """The run's parts, thread count and the step's note. `stacked`: another engine steps the model (together.py),
+    so the parts are built without the written-out step's flat tensors."""
+    if group and any(layer.batch_norm for layer in cfg.model.resolved_layers()):
+        raise UserError(
+            "model.batch_norm with several processes: each rank would normalise by its own shard's "
+            "statistics; train batch-norm models in one process"
+        )
+    fusable, why = plan(cfg, data.task, embedded=bool(embeds_of(data.prep)))
+    if cfg.train.engine == "fused" and not fusable:
+        raise UserError(f"train.engine=fused: this model needs autograd ({why}); use engine: auto")
+    fused = fusable and cfg.train.engine != "autograd" and not cfg.train.compile
+    k = cfg.model.ensemble
+    if k > 1 and (group or cfg.train.compile):
+        raise UserError(
+            f"model.ensemble={k}: its members train stacked in one process, without --nproc or train.compile"
+        )
+    n_in, n_out, bs = data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs), cfg.train.batch_rows(len(data.train))
+    check_fits(cfg, n_in, n_out, bs, len(data.X), device, numerics_of(data.prep))  # before any weight exists
+    weighted = data.loss_weights is not None
+    parts = build_parts(cfg, n_in, n_out, data.prep, device, fused and not stacked and k == 1, weighted, stacked)
+    threads = cfg.train.threads or auto_threads(
+        sum(p.numel() for p in parts.model.parameters()) * bs, group.local_world if group else 1
+    )
+    torch.set_num_threads(threads)
+    note = (
+        f"{k} members stacked, {'fused step' if fused else 'autograd under vmap'}"
+        if k > 1
+        else "fused step (forward and backward written out)"
+        if fused
+        else "autograd step under torch.compile (train.compile: true)"
+        if cfg.train.compile
+        else f"autograd step ({'train.engine: autograd' if fusable else why})"
+    )
+    return parts, threads, note
+
+
+def configure(path: Path, overrides: list[str] = (), name: str | None = None) -> Config:
+    """load_config; when the file has problems, add those that only the data reveals (bce on four classes),
+    so one message holds them all."""
+    try:
+        return load_config(path, overrides, name=name)
+    except ConfigError as e:
+        if e.partial is not None:
+            try:
+                load_data(e.partial, path.parent)
+            except UserError as more:
+                e.add_data_problems(more.problems)
+        raise e from None
+
+
+def start(cfg: Config, config_dir: Path | None = None, stacked: bool = False, data: Prepared | None = None) -> Run:
+    """A new run: data read and checked first, so a problem leaves no run folder behind. In a data-parallel
+    group every rank reads the data; rank 0 makes the run folder and tells the others its name. `stacked`: the
+    run is to be trained with others on the stacked engine (together.py); `data`: prepared by the caller (a
+    cross-validation fold's)."""
+    group = _group(cfg)
+    device = group.device if group else select_device(cfg.device)
+    data, keep = (data, lambda: None) if data is not None else cached_data(cfg, config_dir)
+    fix_auto(cfg, len(data.train))
+    if getattr(cfg.model.numeric_embedding, "name", None) == "piecewise_linear":
+        fit_edges(data.X, data.train, data.prep)
+    parts, threads, note = _setup(cfg, data, device, group, stacked)
+    writes = not group or group.writes
+    made = create_run_dir(cfg.runs_dir, cfg.name) if writes else None
+    with _released_on_error(None, remove=made):
+        lock = RunLock(made) if writes else None
+    with _released_on_error(lock, remove=made):
+        run_dir, run_id = made, uuid.uuid4().hex if writes else None
+        if group:
+            run_dir, run_id = Path(group.broadcast(str(made) if made else None)), group.broadcast(run_id)
+        SIGNALS.armed = True  # from here a signal is saved as a resumable stop
+        gen = torch.Generator().manual_seed(cfg.seed)
+        run = Run(cfg, run_dir, data, parts, device, threads, note, gen, group=group, lock=lock, run_id=run_id)
+        if writes:
+            write_text(run_dir / "config.yaml", dump_yaml(cfg))
+            split = {k: getattr(data, k).tolist() for k in ("train", "val", "test")}
+            how = {"how": data.prep.get("split"), "files": data.prep.get("files", [])}
+            write_json(run_dir / "split.json", {"run_id": run_id, **how, **split})
+            atomic_save(run.state(), run_dir / "last.pt")  # epoch 0: a run stopped in its first epoch can resume
+            keep()  # the prepared data, for the next fit of the same file
+    return run
+
+
+def rebuild_alone(run: Run) -> Run:
+    """A run started or resumed `stacked` that trains alone after all: its parts built again for the lone engine,
+    and its last.pt's states and RNGs restored into them (other runs' set-up moved the global RNG since)."""
+    run.parts, run.threads, run.path_note = _setup(run.cfg, run.data, run.device, run.group)
+    ckpt, _ = load_run_checkpoint(run.run_dir, "last")
+    run.gen = _restored(run.parts, ckpt, run.device, run.run_dir / "last.pt")
+    return run
+
+
+@contextlib.contextmanager
+def _released_on_error(lock: RunLock | None, remove: Path | None = None) -> Iterator[None]:
+    """On an error: the lock released, and `remove` (a run folder made a moment ago, half-written) deleted."""
+    try:
+        yield
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        if remove is not None:
+            shutil.rmtree(remove, ignore_errors=True)
+        raise
+
+
+def _group(cfg: Config) -> Any:
+    from nntrain.engine.distributed import Group, launched
+
+    return Group(cfg.device) if launched() else None
+
+
+def resume(run_dir: Path, overrides: list[str] = (), stacked: bool = False) -> Run:
+    """Continue from last.pt with only the run folder: config, data rows, states and RNGs as they were.
+    `stacked`: to be trained with others on the stacked engine (together.py)."""
+    from nntrain.engine.distributed import rank
+
+    run_dir = resolve_run_dir(str(run_dir))
+    lock = RunLock(run_dir) if rank() == 0 else None  # before anything is read: another process may be writing
+    with _released_on_error(lock):
+        return _resumed(run_dir, overrides, lock, stacked)
+
+
+def _resumed(run_dir: Path, overrides: list[str], lock: RunLock | None, stacked: bool = False) -> Run:
+    if lock is not None:
+        clean_leftovers(run_dir)
+    SIGNALS.armed = True
+    path = run_dir / "last.pt"
+    ckpt, split = load_run_checkpoint(run_dir, "last")
+    missing = [k for k in RESUME_KEYS if k not in ckpt]
+    if missing:
+        raise UserError(f"{path}: cannot resume from it: it lacks {', '.join(missing)}; use --checkpoint best to eval")
+    cfg = _resumed_config(ckpt, overrides)
+    check_weights(cfg.model, ckpt, path)
+    group = _group(cfg)
+    device = group.device if group else select_device(cfg.device)
+    prep = ckpt["prep"]
+    rows = (np.asarray(r, dtype=np.int64) for r in split_rows(split, run_dir, "train", "val", "test"))
+    e = load_encoded(prep)
+    data = Prepared(e.X, e.y, *rows, prep, "as when the run started", loss_weights=e.loss_weights, weights=e.weights)
+    parts, threads, note = _setup(cfg, data, device, group, stacked)
+    gen = _restored(parts, ckpt, device, path)
+    if lock is not None:
+        truncate_metrics(run_dir / "metrics.csv", ckpt["epoch"])
+        _rewrite_config(run_dir / "config.yaml", cfg)
+    kept = {k: ckpt[k] for k in ("epoch", "step", "epoch_gen_state", "step_losses", "best_value", "best_epoch")}
+    return Run(
+        cfg,
+        run_dir,
+        data,
+        parts,
+        device,
+        threads,
+        note,
+        gen,
+        group=group,
+        bad_epochs=ckpt["bad_epochs"],
+        diag_state=ckpt.get("diag"),
+        lock=lock,
+        run_id=ckpt.get("run_id"),
+        **kept,
+    )
+
+
+# What a resume reads besides what every reader does (runs.load_checkpoint checks those).
+RESUME_KEYS = (
+    "step",
+    "optimizer",
+    "scheduler",
+    "rng",
+    "best_value",
+    "best_epoch",
+    "bad_epochs",
+    "epoch_gen_state",
+    "step_losses",
+)
+
+
+def _restored(parts: Parts, ckpt: dict, device: torch.device, path: Path) -> torch.Generator:
+    """The model, optimizer, scheduler and RNGs as the checkpoint left them; the shuffle generator."""
+    load_weights(parts.model, ckpt, path)
+    try:
+        parts.optimizer.load_state_dict(ckpt["optimizer"])
+        if parts.scheduler is not None:
+            parts.scheduler.load_state_dict(ckpt["scheduler"])  # restored, never stepped again (Lightning #4655)
+        gen = torch.Generator()
+        gen.set_state(ckpt["rng"]["shuffle"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if device.type == "cuda" and ckpt["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path}: its optimizer, scheduler or RNG states are damaged ({in_one_line(e)})") from None
+    return gen
+
+
+def _rewrite_config(path: Path, cfg: Config) -> None:
+    """config.yaml with the train.* keys this resume changed (runs would show 4/2 epochs); its time stays the
+    run's start, which `runs` shows."""
+    text = dump_yaml(cfg)
+    if path.read_text() != text:
+        stat = path.stat()
+        write_text(path, text)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def _resumed_config(ckpt: dict, overrides: list[str]) -> Config:
+    """The checkpoint's config with the overrides a resume may apply; any other change is refused."""
+    stored = ckpt["config"]
+    try:
+        cfg = load_config(None, list(overrides), raw=json.loads(json.dumps(stored)))  # a deep copy to override
+    except ConfigError as e:
+        e.source = "last.pt's stored config and the overrides"
+        raise
+    was, now = flatten(stored), flatten(to_plain(cfg))
+    changed = [
+        f"{k}: {was.get(k)!r} -> {now.get(k)!r}"
+        for k in dict.fromkeys([*was, *now])
+        if was.get(k) != now.get(k) and not k.startswith(RESUMABLE) and k in was  # a newer nntrain's key: its default
+    ]
+    if changed:
+        raise UserError(
+            changed,
+            header="these keys cannot change on resume (the checkpoint was trained with the "
+            "old values); start a new run instead:",
+        )
+    if canonical("scheduler", cfg.scheduler["name"]) == "onecycle" and cfg.train.epochs != stored["train"]["epochs"]:
+        raise UserError(
+            f"train.epochs={cfg.train.epochs}: the run's onecycle schedule was laid out over its "
+            f"{stored['train']['epochs']} epochs ({cfg.scheduler['total_steps']} steps); start a new run to go longer"
+        )
+    if ckpt["step"] and cfg.train.batch_size != stored["train"]["batch_size"]:
+        raise UserError(
+            f"train.batch_size={cfg.train.batch_size}: the run stopped in the middle of epoch "
+            f"{ckpt['epoch'] + 1}, whose batches were cut at {stored['train']['batch_size']}; resume "
+            f"without changing it (a change at an epoch boundary is fine)"
+        )
+    return cfg

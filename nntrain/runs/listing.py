@@ -1,0 +1,255 @@
+"""`nntrain runs` / `nntrain compare`: read run folders without torch or pandas, so listing starts fast."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from nntrain.errors import UserError, first_line
+from nntrain.metrics import headline
+from nntrain.plaindata import flatten
+from nntrain.runs.folders import RESUMABLE
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+# summary.json's status (runs.STATUSES) as the table shows it; a folder without summary.json is "stopped" (it
+# has a last.pt to resume from) or "empty"
+SHOWN = {
+    "completed": "done",
+    "early_stop": "early stop",
+    "pruned": "pruned",
+    "diverged": "diverged",
+    "interrupted": "interrupted",
+}
+
+IGNORED_KEYS = ("name", "runs_dir")  # differ between every pair of runs, so they tell nothing
+
+
+def _get(d: Any, *keys: str) -> Any:
+    """d[k1][k2]... or None: a hand-edited config may lack a section or hold the wrong type."""
+    for k in keys:
+        d = d.get(k) if isinstance(d, dict) else None
+    return d
+
+
+def _act(spec: Any) -> str | None:
+    return _get(spec, "name") if isinstance(spec, dict) else spec
+
+
+def _model(m: dict) -> str:
+    """'mlp 64-128 relu +bn +drop0.2 x4' (x4: model.ensemble): the shape a user picks runs by; per-layer settings
+    override the model's."""
+    layers = m.get("layers") if isinstance(m.get("layers"), list) else None
+    layers = [lay if isinstance(lay, dict) else {} for lay in layers] if layers is not None else None
+    sizes = [lay.get("size") for lay in layers] if layers is not None else m.get("hidden")
+    sizes = [64, 128] if sizes is None else sizes  # the config's default when neither is given
+    if not sizes:
+        return "linear"
+    own = layers or [{} for _ in sizes]
+    acts = list(dict.fromkeys(str(_act(lay.get("activation")) or _act(m.get("activation"))) for lay in own))
+    text = f"mlp {'-'.join(str(s) for s in sizes)} {'/'.join(acts)}"
+    if any(lay.get("batch_norm") if lay.get("batch_norm") is not None else m.get("batch_norm") for lay in own):
+        text += " +bn"
+    drops = [lay.get("dropout") if lay.get("dropout") is not None else m.get("dropout") for lay in own]
+    drop = max((d for d in drops if isinstance(d, (int, float))), default=0)
+    k = m.get("ensemble")
+    return text + (f" +drop{drop:g}" if drop > 0 else "") + (f" x{k}" if isinstance(k, int) and k > 1 else "")
+
+
+def _optimizer(o: Any) -> str:
+    """'sgd lr=0.01 m=0.9': the settings that most often tell two runs apart."""
+    if not isinstance(o, dict):
+        return "-"
+    text = str(o.get("name", "-")) + (f" lr={o['lr']:g}" if isinstance(o.get("lr"), (int, float)) else "")
+    return text + (f" m={o['momentum']:g}" if isinstance(o.get("momentum"), (int, float)) and o["momentum"] else "")
+
+
+def _load(path: Path, loader: Any, folder: Path) -> Any:
+    try:
+        return loader(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:  # JSONDecodeError is a ValueError
+        mark = getattr(e, "problem_mark", None)  # YAML's own message spans lines; keep its problem and line
+        why = f"{e.problem} (line {mark.line + 1})" if mark else first_line(e)  # type: ignore[attr-defined]
+        raise UserError(f"run folder {folder}: cannot read {path.name}: {why}") from None
+
+
+def _metrics_rows(path: Path) -> int:
+    """Finished epochs of a run that never wrote summary.json: one metrics.csv line per epoch after the header."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
+    return max(0, sum(1 for line in lines if line.strip()) - 1)
+
+
+def read_run(path: Path) -> dict:
+    """One listing row for a run folder; UserError naming the folder when its config or summary is unreadable."""
+    path = Path(path)
+    cfg_path = path / "config.yaml"
+    if not cfg_path.is_file():
+        raise UserError(f"run folder {path}: no config.yaml (not a run folder)")
+    cfg = _load(cfg_path, yaml.safe_load, path)
+    if not isinstance(cfg, dict):
+        raise UserError(f"run folder {path}: config.yaml is not a mapping")
+    summary = _load(path / "summary.json", json.loads, path) if (path / "summary.json").is_file() else None
+    if summary is not None and not isinstance(summary, dict):
+        raise UserError(f"run folder {path}: summary.json is not an object")
+    summary = summary or {}
+    cfg, edited = _trained_config(cfg, summary)
+    status = SHOWN.get(_status(summary), "done") if summary else "stopped" if (path / "last.pt").is_file() else "empty"
+    run = summary.get("epochs_run")
+    run = run if isinstance(run, int) else _metrics_rows(path / "metrics.csv")
+    task = summary.get("task") or "-"
+    test = summary.get("test") if isinstance(summary.get("test"), dict) else {}
+    key = headline(task)
+    scheduler = _get(cfg, "scheduler", "name")
+    return {
+        "name": path.name,
+        "path": path,
+        "task": task,
+        "model": _model(cfg["model"]) if isinstance(cfg.get("model"), dict) else "-",
+        "optimizer": _optimizer(cfg.get("optimizer")),
+        "scheduler": None if scheduler in (None, "none") else str(scheduler),
+        "epochs": f"{run}/{_get(cfg, 'train', 'epochs') or '-'}",
+        "status": status,
+        "monitor": summary.get("monitor") or _get(cfg, "train", "monitor"),
+        "best_value": summary.get("best_value"),
+        "test_metric": (key, test[key]) if key in test else None,
+        "test": test,
+        "started": datetime.fromtimestamp(cfg_path.stat().st_mtime),
+        "config": cfg,
+        "config_edited": edited,
+        "error": None,
+    }
+
+
+def _trained_config(on_disk: dict, summary: dict) -> tuple[dict, bool]:
+    """The config the run was trained with, which summary.json records (eval and predict read the checkpoint's,
+    never config.yaml), and whether config.yaml was edited since in a key that shapes the model (a resume may
+    change train.* and device). A run without a summary has only config.yaml."""
+    trained = summary.get("config")
+    if not isinstance(trained, dict):
+        return on_disk, False
+
+    def model_keys(cfg: dict) -> dict:
+        return {k: v for k, v in flatten(cfg).items() if not k.startswith((*RESUMABLE, "sweep"))}
+
+    return trained, model_keys(on_disk) != model_keys(trained)
+
+
+def _status(summary: dict) -> str:
+    """summary.json's status; a summary written before there was one has a reason only when it stopped early."""
+    return summary.get("status") or ("early_stop" if summary.get("stopped") else "completed")
+
+
+def list_runs(root: Path) -> list[dict]:
+    """Rows for root/RUN and root/STUDY/TRIAL folders (sweeps), newest first."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"runs folder not found: {root}")
+    found: list[tuple[Path, str]] = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if (d / "config.yaml").is_file():
+            found.append((d, d.name))
+        else:
+            found += [
+                (t, f"{d.name}/{t.name}") for t in sorted(d.iterdir()) if t.is_dir() and (t / "config.yaml").is_file()
+            ]
+    rows = []
+    for path, name in found:
+        try:
+            rows.append({**read_run(path), "name": name})
+        except (UserError, OSError, ValueError, TypeError, AttributeError, KeyError) as e:  # odd hand edits
+            # one bad folder must not hide every other run: a 'broken' row says why
+            rows.append(
+                {
+                    "name": name,
+                    "path": path,
+                    "task": "-",
+                    "model": "-",
+                    "optimizer": "-",
+                    "scheduler": None,
+                    "epochs": "-",
+                    "status": "broken",
+                    "monitor": None,
+                    "best_value": None,
+                    "test_metric": None,
+                    "test": {},
+                    "started": datetime.fromtimestamp((path / "config.yaml").stat().st_mtime),
+                    "config": {},
+                    "config_edited": False,
+                    "error": str(e),
+                }
+            )
+    return sorted(rows, key=lambda r: (-r["started"].timestamp(), r["name"]))
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _best(r: dict) -> str:
+    return f"{r.get('monitor')}={_fmt(r['best_value'])}" if r.get("best_value") is not None else "-"
+
+
+def _epochs(r: dict) -> str:
+    """'30/30' for a finished run, '3/30 stopped' otherwise: an unfinished run must not pass for a short one."""
+    if r.get("status", "done") == "done":
+        return str(r.get("epochs", "-"))
+    return r["status"] if r.get("epochs", "-") == "-" else f"{r['epochs']} {r['status']}"
+
+
+def runs_table(rows: list[dict]) -> Table:
+    """A rich Table for `nntrain runs`; cells are Text, so names like 'a[1]' are not read as markup."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table("name", "task", "model", "optimizer", "epochs", "best", "test", "started")
+    for r in rows:
+        test = f"{r['test_metric'][0]}={_fmt(r['test_metric'][1])}" if r["test_metric"] else "-"
+        cells = [
+            r["name"] + (" (config.yaml edited)" if r.get("config_edited") else ""),
+            r["task"],
+            r["model"],
+            r["optimizer"],
+            _epochs(r),
+            _best(r),
+            test,
+            f"{r['started']:%Y-%m-%d %H:%M}",
+        ]
+        table.add_row(*(Text(c) for c in cells))
+    return table
+
+
+def config_differences(configs: dict[str, dict]) -> dict[str, list]:
+    """Dotted key -> one value per run (in configs' order; None when missing), for keys whose values differ.
+
+    Keys come in config order, a key only some runs have kept beside its section (scheduler.gamma by scheduler.name).
+    """
+    flat = [flatten(c or {}) for c in configs.values()]
+    seen = list(dict.fromkeys(k for f in flat for k in f if k not in IGNORED_KEYS))
+    sections = list(dict.fromkeys(k.split(".")[0] for k in seen))
+    keys = sorted(seen, key=lambda k: (sections.index(k.split(".")[0]), seen.index(k)))
+    diffs = {k: [f.get(k) for f in flat] for k in keys}
+    return {k: vals for k, vals in diffs.items() if any(v != vals[0] for v in vals[1:])}
+
+
+def compare_table(runs: dict[str, dict]) -> Table:
+    """A rich Table for `nntrain compare`: what differs in the configs, then what each run achieved."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table("", *runs)
+    rows = list(runs.values())
+    for key, vals in config_differences({n: r.get("config") or {} for n, r in runs.items()}).items():
+        table.add_row(Text(key), *(Text(_fmt(v)) for v in vals))
+    table.add_row(Text("best"), *(Text(_best(r)) for r in rows))
+    table.add_row(Text("epochs"), *(Text(_epochs(r)) for r in rows))
+    tests = [r.get("test") or {} for r in rows]
+    with_test = [t for t in tests if t]
+    shared = [k for k in (with_test[0] if with_test else {}) if all(k in t for t in with_test)]
+    for k in shared:
+        table.add_row(Text(f"test {k}"), *(Text(_fmt(t.get(k))) for t in tests))
+    return table

@@ -1,0 +1,60 @@
+"""Which columns matter: permutation importance of a trained run, one row per original column.
+
+A column's values are shuffled across the rows (a one-hot or embedded column moves as one; a date column's
+parts move with it, being computed from it), the rows go through the stored preprocessing and the model,
+and the monitored metric is measured again: its mean change for the worse over `repeats` shuffles, with
+the standard deviation, is the column's importance (Breiman 2001; scikit-learn's permutation_importance).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from nntrain import metrics as M
+from nntrain.data.encoding import load_table
+from nntrain.data.tables import Table, read_table
+from nntrain.errors import UserError
+from nntrain.runs.folders import split_rows
+from nntrain.tools.inference import LoadedRun, evaluate_run
+
+MAX_REPEATS = 100
+
+
+def importance(run: LoadedRun, data: str | Table | None = None, repeats: int = 5, seed: int = 0) -> dict:
+    """{"metric", "base", "rows", "data", "table": DataFrame (column, importance, std, and the metric after each
+    shuffle), most important first}."""
+    if not 1 <= repeats <= MAX_REPEATS:
+        raise UserError(f"--repeats {repeats}: give 1 to {MAX_REPEATS}")
+    table, label = _rows(run, data)
+    metric = M.monitor_name(run.cfg.train.monitor).removeprefix("val_")
+    worse = -1.0 if M.maximize(metric) else 1.0  # a change for the worse counts positive
+
+    def score(frame: pd.DataFrame) -> float:
+        return evaluate_run(run, Table(frame, table.source, table.sha256, table.is_csv))["metrics"][metric]
+
+    base = score(table.frame)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for col in run.prep["columns"]:
+        after = []
+        for _ in range(repeats):
+            shuffled = table.frame.copy()
+            shuffled[col] = table.frame[col].to_numpy()[rng.permutation(len(shuffled))]
+            after.append(score(shuffled))
+        drops = worse * (np.array(after) - base)
+        rows.append({"column": col, "importance": drops.mean(), "std": drops.std(ddof=1) if repeats > 1 else 0.0})
+    frame = pd.DataFrame(rows).sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
+    return {"metric": metric, "base": base, "rows": len(table.frame), "data": label, "table": frame}
+
+
+def _rows(run: LoadedRun, data: str | Table | None) -> tuple[Table, str]:
+    """The raw rows to shuffle: the run's test split (from split.json), or a file, or a Table in memory."""
+    if isinstance(data, Table):
+        return data, "a DataFrame"
+    if data is not None:
+        return read_table(data, key="--data"), data
+    (test,) = split_rows(run.split, run.run_dir, "test")
+    if not test:
+        raise UserError(f"{run.run_dir} has no test split (data.test_size=0): explain it on a file with --data")
+    return load_table(run.prep, test), "test split"

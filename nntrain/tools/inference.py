@@ -1,0 +1,139 @@
+"""eval and predict from a run folder alone: the checkpoint carries the config and the fitted preprocessing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import ValidationError
+from torch import nn
+
+from nntrain import metrics as M
+from nntrain.config.schema import Config
+from nntrain.data.encoding import Report, encode, encode_table, load_encoded, unscale
+from nntrain.data.tables import Table, read_table
+from nntrain.errors import UserError
+from nntrain.model.embeddings import embeds_of, numerics_of
+from nntrain.model.heads import Rows, evaluate, forward_all, make_criterion, to_proba, truth
+from nntrain.model.mlp import build_mlp, check_weights, load_weights
+from nntrain.runs.folders import load_run_checkpoint, split_rows
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    cfg: Config
+    model: nn.Module
+    prep: dict
+    ckpt: dict
+    split: dict  # split.json: the rows of each split, and the run id
+
+
+def load_run(run_dir: Path, checkpoint: str = "best") -> LoadedRun:
+    if checkpoint not in ("best", "last"):
+        raise UserError(f"--checkpoint={checkpoint}: choose best or last")
+    ckpt, split = load_run_checkpoint(run_dir, checkpoint)
+    return from_checkpoint(run_dir, ckpt, split, run_dir / f"{checkpoint}.pt")
+
+
+# What predicting and evaluating read of a checkpoint (not the optimizer's state nor the RNGs)
+MODEL_KEYS = ("format", "config", "prep", "n_inputs", "n_outputs", "task", "versions", "run_id", "epoch", "model")
+
+
+def from_checkpoint(run_dir: Path, ckpt: dict, split: dict, path: Path) -> LoadedRun:
+    """The model built from its config and loaded with the checkpoint's weights; `path` names it in messages."""
+    cfg = stored_config(ckpt, path)
+    check_weights(cfg.model, ckpt, path)
+    prep = ckpt["prep"]
+    model = build_mlp(cfg.model, ckpt["n_inputs"], ckpt["n_outputs"], embeds_of(prep), ckpt["task"], numerics_of(prep))
+    load_weights(model, ckpt, path)
+    model.eval()
+    kept = {k: ckpt[k] for k in MODEL_KEYS if k in ckpt}
+    return LoadedRun(run_dir, cfg, model, prep, kept, split)
+
+
+def stored_config(ckpt: dict, path: Path) -> Config:
+    """The config a checkpoint was trained with, checked as the schema checks a file."""
+    try:
+        return Config.model_validate(ckpt["config"])
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise UserError(f"{path}: its stored config is not valid ({where}: {err['msg']}); retrain") from None
+
+
+def evaluate_run(run: LoadedRun, data_file: str | Table | None = None, strict: bool = False) -> dict:
+    """Metrics on the run's own test split (same rows, from split.json), or on another file (or a Table in
+    memory); `notes` says what the encoding read as unknown (under `strict`, that is an error)."""
+    prep, report = run.prep, Report(strict)
+    if data_file is None:
+        (test,) = split_rows(run.split, run.run_dir, "test")
+        if not test:
+            raise UserError(f"{run.run_dir} has no test split (data.test_size=0): evaluate it on a file with --data")
+        e = load_encoded(prep, rows=test, report=report)  # the test rows only
+        label = "test split"
+    else:
+        table = _read(data_file, "--data")
+        label = data_file if isinstance(data_file, str) else "a DataFrame"
+        e = encode_table(table, prep, label, report)
+    rows = Rows(torch.as_tensor(e.X), torch.as_tensor(e.y), _tensor(e.loss_weights), e.weights)
+    weighted = e.loss_weights is not None
+    values = evaluate(run.model, rows, run.cfg, prep, make_criterion(run.cfg, prep["task"], weighted))
+    return {
+        "run_dir": str(run.run_dir),
+        "checkpoint_epoch": run.ckpt["epoch"],
+        "data": label,
+        "rows": len(e.y),
+        "metrics": values,
+        "baseline": M.baseline(prep["task"], truth(prep, e.y), prep, e.weights),
+        "notes": report.notes,
+    }
+
+
+def _tensor(a: np.ndarray | None) -> torch.Tensor | None:
+    return None if a is None else torch.as_tensor(a, dtype=torch.float32)
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV Injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells and headers that would start a formula get a leading ' (a class label =HYPERLINK(...) stays
+    text); numbers stay numbers."""
+
+    def cell(value: object) -> object:
+        return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+    safe = frame.copy()
+    safe.columns = [cell(str(c)) for c in frame.columns]
+    for i in range(safe.shape[1]):
+        column = safe.iloc[:, i]
+        if column.dtype == object or pd.api.types.is_string_dtype(column):
+            safe.isetitem(i, column.map(cell))
+    return safe
+
+
+def _read(data: str | Table, key: str) -> Table:
+    return data if isinstance(data, Table) else read_table(data, key=key)
+
+
+def predict_frame(run: LoadedRun, data: str | Table, report: Report | None = None) -> pd.DataFrame:
+    """Raw rows in (a file, or a Table in memory); the prediction (original label values) and class
+    probabilities out. `report` gathers what the encoding read as unknown."""
+    table = _read(data, "INPUT")
+    prep = run.prep
+    X = torch.as_tensor(encode(table.frame, prep, table.is_csv, report=report))
+    out = forward_all(run.model, X)
+    result = pd.DataFrame(index=table.frame.index)
+    if prep["task"] == "regression":
+        result["prediction"] = unscale(prep, out[:, 0].double().numpy())
+        return result
+    proba = to_proba(out, run.cfg).double().numpy()
+    result["prediction"] = pd.Series(np.asarray(prep["classes"], dtype=object)[proba.argmax(axis=1)]).values
+    for k, c in enumerate(prep["classes"]):
+        result[f"proba_{c}"] = proba[:, k]
+    return result
