@@ -68,8 +68,8 @@ def cache_timing(path: Path, repeats: int, runs: Path) -> tuple[float, list[floa
     """(seconds of the miss that writes the entry, of each hit with the sha256 ready, of each hit that hashes the
     file itself): a second `fit` of the file, as far as its data goes. fit starts the sha256 before it imports
     torch (1-2 s), so by the time it reads the data the digest is there: the first hit figure is fit's."""
-    from nntrain.data import tables
     from nntrain.config.loading import load_config
+    from nntrain.data import tables
     from nntrain.data.cache import cached_data
 
     cfg = load_config(None, raw={"data": {"path": str(path)}, "runs_dir": str(runs)})

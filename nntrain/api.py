@@ -20,7 +20,7 @@ from nntrain.config.schema import Config
 from nntrain.engine.stopping import Diverged, catching_signals
 from nntrain.errors import UserError
 from nntrain.results import Data, DataWarning, Folds, Run, named  # noqa: F401 (DataWarning: nntrain.DataWarning)
-from nntrain.runs.folders import write_output
+from nntrain.runs.files import write_output
 from nntrain.runs.tracking import tracker_for
 
 

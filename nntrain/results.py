@@ -12,7 +12,7 @@ import pandas as pd
 
 from nntrain.config.schema import Config
 from nntrain.errors import UserError
-from nntrain.runs.folders import write_output
+from nntrain.runs.files import write_output
 
 Data = str | Path | pd.DataFrame
 
@@ -89,7 +89,7 @@ class Run:
     def predict(self, data: Data, strict: bool = False) -> pd.DataFrame:
         """Raw rows in (a DataFrame or a file with the training columns): `prediction`, and `proba_<class>`
         columns for a classifier; labels as they were in the training data."""
-        from nntrain.data.encoding import Report
+        from nntrain.data.columns import Report
         from nntrain.tools.inference import predict_frame
 
         report = Report(strict)

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 import nntrain
-from .conftest import NNTRAIN, make_table, write_config
 from nntrain.errors import ConfigError, UserError
+
+from .conftest import NNTRAIN, make_table, write_config
 
 SMALL = {"model": {"hidden": [8]}, "optimizer": {"name": "adam", "lr": 0.01}, "train": {"epochs": 3, "batch_size": 16}}
 

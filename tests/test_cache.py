@@ -9,10 +9,11 @@ import os
 import numpy as np
 import pytest
 
-from nntrain.data import tables
 from nntrain.config.loading import load_config
-from .conftest import make_table, write_config
+from nntrain.data import tables
 from nntrain.data.cache import cache_dir, cached_data
+
+from .conftest import make_table, write_config
 
 
 def entries(workdir):

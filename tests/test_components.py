@@ -12,10 +12,11 @@ from torch import nn
 from nntrain.config import components as C
 from nntrain.config.loading import load_config
 from nntrain.config.schema import ModelConfig
-from .conftest import make_table
 from nntrain.engine.loop import fit
 from nntrain.model.heads import make_criterion
 from nntrain.model.mlp import build_mlp, param_table, planned_table
+
+from .conftest import make_table
 
 
 def run_fit(workdir, task="multiclass", n=160, **sections):

@@ -4,8 +4,9 @@ import pytest
 import yaml
 
 from nntrain.config.loading import load_config
-from .conftest import REPO
 from nntrain.errors import UserError
+
+from .conftest import REPO
 
 SHIPPED = sorted((REPO / "configs").glob("*.yaml"))
 

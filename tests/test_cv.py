@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import nntrain
+
 from .conftest import make_table, write_config
 
 

@@ -5,10 +5,11 @@ import pandas as pd
 import pytest
 
 from nntrain.config.schema import DataConfig
-from .conftest import REPO, make_table
 from nntrain.data.prepare import infer_task, prepare
 from nntrain.data.tables import read_table
 from nntrain.errors import UserError
+
+from .conftest import REPO, make_table
 
 
 def prep_of(df: pd.DataFrame, tmp_path, seed=0, **data):
@@ -110,7 +111,7 @@ def test_parquet_and_sklearn_sources(tmp_path):
 
 
 def test_big_tables_encode_on_threads_to_the_same_matrix_and_name_the_first_bad_column(tmp_path, monkeypatch):
-    import nntrain.data.encoding as D
+    import nntrain.data.columns as D
 
     n = D.PARALLEL_ROWS + 3_001  # over the threshold, and not a multiple of the row block
     rng = np.random.default_rng(0)

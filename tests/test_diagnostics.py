@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from nntrain.config.loading import load_config
-from .conftest import is_png, metrics_rows, write_config
 from nntrain.engine.diagnostics import Diagnostics
 from nntrain.model.mlp import build_mlp
+
+from .conftest import is_png, metrics_rows, write_config
 
 
 def tiny(layers: list[dict], X: torch.Tensor, steps: int = 1) -> tuple[torch.nn.Sequential, Diagnostics]:

@@ -135,7 +135,8 @@ def _diverge_on_rank_1(rank: int, port: int, out: str) -> None:
     import torch
 
     from nntrain.engine.distributed import Group
-    from nntrain.engine.loop import CHECK_EVERY, check_diverged
+    from nntrain.engine.loop import check_diverged
+    from nntrain.engine.loop_state import CHECK_EVERY
     from nntrain.engine.stopping import Diverged
 
     os.environ.update(RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))

@@ -13,10 +13,13 @@ import torch
 from typer.testing import CliRunner
 
 from nntrain.cli import app
-from .conftest import make_table, write_config
 from nntrain.errors import UserError
-from nntrain.tools.export import Standardize, export_run, sidecar_path
+from nntrain.tools.export import export_run
+from nntrain.tools.export_graph import Standardize
+from nntrain.tools.export_sidecar import sidecar_path
 from nntrain.tools.inference import load_run, predict_frame
+
+from .conftest import make_table, write_config
 
 # name -> (make_table arguments, config sections). Together they reach every branch of to_proba and the layers
 # export has to treat specially (rrelu, batch norm, dropout, prelu).

@@ -162,8 +162,9 @@ def test_flat_parameters_keep_their_values_and_checkpoint_normally():
 
 def val_losses(workdir, raw: dict, log=lambda m: None) -> list[float]:
     """Fit `raw` on d.csv in workdir; its validation loss per epoch."""
-    from .conftest import metrics_rows
     from nntrain.engine.loop import fit
+
+    from .conftest import metrics_rows
 
     fit(load_config(None, raw={"data": {"path": "d.csv"}, **raw}), log=log)
     return [float(r["val_loss"]) for r in metrics_rows(workdir / "runs" / raw["name"])]

@@ -242,7 +242,7 @@ def test_runs_shows_a_resumed_runs_epochs_and_marks_an_edited_config(workdir, cl
 def test_a_malformed_checkpoint_is_refused_by_every_reader(run, cli, damage, expected):
     import torch
 
-    from nntrain.runs.folders import atomic_save
+    from nntrain.runs.files import atomic_save
 
     run_dir, data = run
     for name in ("best.pt", "last.pt"):
@@ -271,7 +271,7 @@ def test_another_runs_checkpoint_in_a_folder_is_refused(run, cli, workdir):
 def test_messages_quote_at_most_forty_characters_of_a_file_and_never_a_file_a_checkpoint_names(run, cli, workdir):
     import torch
 
-    from nntrain.runs.folders import atomic_save
+    from nntrain.runs.files import atomic_save
 
     secret = "root:$6$Zm9vYmFyYmF6cXV4cXV1eA$c2VjcmV0IGhhc2ggb2YgYSBwYXNzd29yZCB0aGF0IG11c3Qgbm90IGxlYWs:19000:0"
     (workdir / "shadow").write_text(secret + "\n" + "daemon:*:19000:0:99999:7:::\n" * 5)

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from .conftest import is_png, write_config
 from nntrain.tools.lr_find import suggest
+
+from .conftest import is_png, write_config
 
 
 def test_the_suggestion_is_where_a_curve_falls_fastest():

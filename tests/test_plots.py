@@ -12,8 +12,9 @@ pytest.importorskip("matplotlib")
 
 from matplotlib.image import imread
 
-from .conftest import PNG_SIGNATURE
 from nntrain.runs.plots import compare_plot, curve_plots, prediction_plots
+
+from .conftest import PNG_SIGNATURE
 
 SMALL = (400, 600, 4)  # 6x4 inches at dpi 100, RGBA
 WIDE = (360, 1200, 4)  # curves.png: loss, metric and lr side by side, 12x3.6 inches

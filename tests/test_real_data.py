@@ -12,11 +12,12 @@ import pytest
 import torch
 
 from nntrain.config.schema import Config, DataConfig
-from .conftest import make_table, write_config
-from nntrain.data.encoding import numeric_names
+from nntrain.data.columns import numeric_names
 from nntrain.data.prepare import prepare
 from nntrain.data.tables import read_table
 from nntrain.errors import UserError
+
+from .conftest import make_table, write_config
 
 
 def prep_of(df: pd.DataFrame, tmp_path, seed=0, **data):

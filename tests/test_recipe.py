@@ -12,6 +12,7 @@ import yaml
 from nntrain.config.loading import load_config
 from nntrain.config.recipe import TABULAR
 from nntrain.config.schema import Config, to_plain
+
 from .conftest import REPO, make_table, metrics_rows
 
 
@@ -153,7 +154,8 @@ def test_piecewise_linear_bins_come_from_the_training_quantiles():
 
 
 def test_auto_epochs_and_batch_follow_the_training_rows():
-    from nntrain.config.schema import Config, fix_auto
+    from nntrain.config.recipe import fix_auto
+    from nntrain.config.schema import Config
 
     def epochs(n_train: int) -> int:
         cfg = Config.model_validate({"data": {"path": "x"}, "train": {"epochs": "auto"}, "scheduler": "cosine"})
@@ -191,8 +193,8 @@ def test_auto_epochs_are_written_into_the_run_and_kept_on_resume(workdir, table_
 
 
 def test_the_memory_estimate_counts_the_numeric_embeddings(monkeypatch):
-    from nntrain.model import memory
     from nntrain.config.schema import Config
+    from nntrain.model import memory
 
     raw = {"data": {"path": "x"}, "model": {"hidden": [256], "numeric_embedding": "periodic"}, "optimizer": "adam"}
     cfg = Config.model_validate(raw)

@@ -20,12 +20,14 @@ import torch
 import yaml
 
 from nntrain.config.loading import load_config
-from .conftest import NNTRAIN, make_table, write_config
 from nntrain.engine.loop import fit, train
 from nntrain.engine.state import resume, start
 from nntrain.engine.stopping import Interrupted, catching_signals
 from nntrain.errors import UserError
-from nntrain.runs.folders import atomic_save, load_checkpoint
+from nntrain.runs.checkpoints import load_checkpoint
+from nntrain.runs.files import atomic_save
+
+from .conftest import NNTRAIN, make_table, write_config
 
 QUIET = lambda m: None  # noqa: E731
 STEPS = 68  # 1,500 rows: test 300, val 120, train 1,080; batch 16 -> 68 steps an epoch
@@ -473,7 +475,7 @@ def test_fused_sgd_with_a_scheduler_raises_no_scheduler_warning(workdir):
 
 def test_summary_says_how_each_run_ended_and_the_listing_shows_it(workdir):
     """summary.json's status, written by every run that ends, and read by `nntrain runs` (no message parsed)."""
-    from nntrain.engine.loop import Halt
+    from nntrain.engine.loop_state import Halt
     from nntrain.engine.stopping import Diverged
     from nntrain.runs.listing import list_runs
 

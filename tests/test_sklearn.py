@@ -11,8 +11,9 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from .conftest import make_table
 from nntrain.sklearn import NNClassifier, NNRegressor
+
+from .conftest import make_table
 
 FAST = {"train__epochs": 15}
 

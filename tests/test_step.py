@@ -7,8 +7,9 @@ import torch
 
 from nntrain.config import components as C
 from nntrain.config.schema import ModelConfig
-from .conftest import write_config
 from nntrain.model.mlp import build_mlp
+
+from .conftest import write_config
 
 
 def test_step_is_zero_below_one_above_and_passes_a_zero_gradient():

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from nntrain.config.loading import load_config
+
 from .conftest import NNTRAIN, is_png, write_config
 
 optuna = pytest.importorskip("optuna")

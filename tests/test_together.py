@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from nntrain.config.loading import load_config
-from .conftest import metrics_rows, write_config
 from nntrain.engine.loop import fit
 from nntrain.engine.run_groups import fit_many, resume_many
 from nntrain.engine.stacked_runs import Engine
 from nntrain.engine.stopping import Diverged, Interrupted, catching_signals
-from nntrain.runs.folders import load_checkpoint
+from nntrain.runs.checkpoints import load_checkpoint
+
+from .conftest import metrics_rows, write_config
 
 QUIET = lambda m: None  # noqa: E731
 FILES = {"config.yaml", "split.json", "metrics.csv", "best.pt", "last.pt", "summary.json", "curves.png"}

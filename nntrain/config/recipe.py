@@ -1,7 +1,7 @@
 """The tabular recipe: the defaults a config gets for what it leaves out when it names no model.
 
 A config file that names a `model` section is a lesson's (or a user's own design): it trains exactly what it
-names, with the course's defaults (config.py's schema) for the rest. A file that names no model (`data.path`
+names, with the course's defaults (schema.py) for the rest. A file that names no model (`data.path`
 and `data.target` are enough) gets this recipe instead, chosen from measurements on the real-table suite
 (README, "Defaults"). `recipe: tabular` or `recipe: course` in the file (or as an override) decides it either
 way. The resolved config.yaml shows every value, so a learner can read the recipe and change it key by key.
@@ -10,9 +10,14 @@ way. The resolved config.yaml shows every value, so a learner can read the recip
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
-from nntrain.config.schema import to_plain
+from nntrain.config.components import canonical
+from nntrain.config.schema import (
+    Config,
+    to_plain,
+)
 from nntrain.plaindata import flow
 
 # Sections that are one component (a name and its arguments): the recipe gives the whole of one the config
@@ -87,3 +92,42 @@ def _at(plain: dict, key: str) -> Any:
     for part in key.split("."):
         plain = plain.get(part) if isinstance(plain, dict) else None
     return plain
+
+
+# train.epochs auto: about this many training rows seen in all (small tables get the most epochs), clipped.
+AUTO_EPOCH_ROWS = 1_000_000
+
+
+AUTO_EPOCHS = (10, 100)
+
+
+AUTO_LR, AUTO_LR_BATCH = 0.002, 256  # optimizer.lr auto: AUTO_LR x sqrt(batch / AUTO_LR_BATCH)
+
+
+def fix_auto(cfg: Config, n_train: int) -> None:
+    """train.epochs auto and optimizer.lr auto -> their numbers for this many training rows, in place and said in
+    notes, before anything is built from them; and onecycle's max_lr and total_steps (the run's steps)."""
+    _fix_epochs(cfg, n_train)
+    batch = cfg.train.batch_rows(n_train)
+    if cfg.optimizer.get("lr") == "auto":
+        cfg.optimizer["lr"] = float(f"{AUTO_LR * math.sqrt(batch / AUTO_LR_BATCH):.3g}")
+        cfg._notes.append(
+            f"optimizer.lr auto: {cfg.optimizer['lr']:g} for batches of {batch} ({AUTO_LR:g} x sqrt(batch / "
+            f"{AUTO_LR_BATCH}))"
+        )
+    if canonical("scheduler", cfg.scheduler["name"]) == "onecycle":
+        cfg.scheduler.setdefault("max_lr", cfg.optimizer.get("lr", 0.001))
+        cfg.scheduler.setdefault("total_steps", cfg.train.epochs * math.ceil(n_train / batch))
+
+
+def _fix_epochs(cfg: Config, n_train: int) -> None:
+    if cfg.train.epochs != "auto":
+        return
+    low, high = AUTO_EPOCHS
+    cfg.train.epochs = min(max(low, math.ceil(AUTO_EPOCH_ROWS / max(n_train, 1))), high)
+    if canonical("scheduler", cfg.scheduler["name"]) == "cosine":
+        cfg.scheduler.setdefault("T_max", cfg.train.epochs - int(cfg.scheduler.get("warmup_epochs") or 0))
+    cfg._notes.append(
+        f"train.epochs auto: {cfg.train.epochs} for {n_train:,} training rows (about {AUTO_EPOCH_ROWS:,} rows in "
+        f"all, from {low} to {high} epochs)"
+    )

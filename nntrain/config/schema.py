@@ -205,10 +205,6 @@ class ModelConfig(Strict):
         ]
 
 
-# train.epochs auto: about this many training rows seen in all (small tables get the most epochs), clipped.
-AUTO_EPOCH_ROWS = 1_000_000
-AUTO_EPOCHS = (10, 100)
-AUTO_LR, AUTO_LR_BATCH = 0.002, 256  # optimizer.lr auto: AUTO_LR x sqrt(batch / AUTO_LR_BATCH)
 AUTO_BATCH = (64, 256)  # train.batch_size auto: the power of 2 nearest training rows / 32, clipped
 
 
@@ -281,35 +277,6 @@ class TrainConfig(Strict):
         if isinstance(v, int) and not 0 < v <= 1_000_000:
             raise ValueError("must be from 1 to 1,000,000, or `auto`")
         return v
-
-
-def fix_auto(cfg: Config, n_train: int) -> None:
-    """train.epochs auto and optimizer.lr auto -> their numbers for this many training rows, in place and said in
-    notes, before anything is built from them; and onecycle's max_lr and total_steps (the run's steps)."""
-    _fix_epochs(cfg, n_train)
-    batch = cfg.train.batch_rows(n_train)
-    if cfg.optimizer.get("lr") == "auto":
-        cfg.optimizer["lr"] = float(f"{AUTO_LR * math.sqrt(batch / AUTO_LR_BATCH):.3g}")
-        cfg._notes.append(
-            f"optimizer.lr auto: {cfg.optimizer['lr']:g} for batches of {batch} ({AUTO_LR:g} x sqrt(batch / "
-            f"{AUTO_LR_BATCH}))"
-        )
-    if canonical("scheduler", cfg.scheduler["name"]) == "onecycle":
-        cfg.scheduler.setdefault("max_lr", cfg.optimizer.get("lr", 0.001))
-        cfg.scheduler.setdefault("total_steps", cfg.train.epochs * math.ceil(n_train / batch))
-
-
-def _fix_epochs(cfg: Config, n_train: int) -> None:
-    if cfg.train.epochs != "auto":
-        return
-    low, high = AUTO_EPOCHS
-    cfg.train.epochs = min(max(low, math.ceil(AUTO_EPOCH_ROWS / max(n_train, 1))), high)
-    if canonical("scheduler", cfg.scheduler["name"]) == "cosine":
-        cfg.scheduler.setdefault("T_max", cfg.train.epochs - int(cfg.scheduler.get("warmup_epochs") or 0))
-    cfg._notes.append(
-        f"train.epochs auto: {cfg.train.epochs} for {n_train:,} training rows (about {AUTO_EPOCH_ROWS:,} rows in "
-        f"all, from {low} to {high} epochs)"
-    )
 
 
 class Config(Strict):

@@ -1,5 +1,5 @@
 """Apply a fitted preprocessing to raw rows: the float32 matrix the model takes, class indices, and
-regression values back in the target's units. Fitting it is preprocess.py's job.
+regression values back in the target's units. Fitting it is fitting.py's job; reading the raw values, columns.py's.
 
 The matrix's columns, in order: per feature column its scaled number, its scaled date parts, or its one-hot
 block; then a 0/1 "was missing" column per imputed column that had missing values in training; then one
@@ -12,50 +12,29 @@ loads with weights_only=True: nothing is unpickled at eval or predict time.
 from __future__ import annotations
 
 import dataclasses
-import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from nntrain.data import dates
-from nntrain.data.tables import Table, read_table, sha256_soon, where
+from nntrain.data.columns import (
+    Report,
+    categories,
+    check_finite,
+    map_rows,
+    numeric_column,
+    py,
+    raw_sources,
+    row_parts,
+    source_names,
+)
+from nntrain.data.tables import Table, where
 from nntrain.errors import UserError, listed, quoted
-
-MISSING = "(missing)"  # the level a missing string becomes under data.impute: auto
-
-
-def py(v: Any) -> Any:
-    """numpy scalars -> Python scalars, so they survive weights_only loading and JSON."""
-    return v.item() if hasattr(v, "item") else v
 
 
 def unscale(prep: dict, y: Any) -> Any:
     """A standardized regression value (array or tensor) back in the target's own units."""
     return y * prep["target_scale"] + prep["target_shift"]
-
-
-def numeric_column(s: pd.Series, is_csv: bool) -> np.ndarray:
-    if pd.api.types.is_bool_dtype(s):
-        return s.to_numpy(dtype=np.float64)
-    if pd.api.types.is_numeric_dtype(s):
-        return s.to_numpy(dtype=np.float64, na_value=np.nan)
-    as_num = pd.to_numeric(s.astype(str).str.strip(), errors="coerce")
-    bad = as_num.isna() & s.notna()
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise UserError(f"column {quoted(s.name)}: {quoted(s.iloc[i])} at {where(is_csv, i)} is not a number")
-    return as_num.to_numpy(dtype=np.float64, na_value=np.nan)
-
-
-def check_finite(v: np.ndarray, col: str, is_csv: bool) -> None:
-    bad = np.isinf(v)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise UserError(f"column '{col}': infinite value {v[i]} at {where(is_csv, i)}; fix or remove that row")
 
 
 def filled(v: np.ndarray, name: str, prep: dict, is_csv: bool) -> np.ndarray:
@@ -77,68 +56,12 @@ def filled(v: np.ndarray, name: str, prep: dict, is_csv: bool) -> np.ndarray:
     return v
 
 
-def source_names(prep: dict, col: str) -> list[str]:
-    """A column's numeric sources: itself if numeric, its kept parts if a date, none otherwise."""
-    kind = prep["kinds"][col]
-    if kind == "date":
-        return [dates.part_name(col, p) for p in prep["dates"][col]["parts"]]
-    return [col] if kind == "numeric" else []
-
-
-def numeric_names(prep: dict) -> list[str]:
-    """The numeric sources, in the matrix's order: numeric columns, and each date column's kept parts."""
-    return [name for col in prep["columns"] for name in source_names(prep, col)]
-
-
 def level_lookup(prep: dict, col: str) -> tuple[dict[str, int], int]:
     """({level: code}, the code a missing value takes): codes from 1 in the kept levels' order; a missing value
     is its fill level's code, 0 (unknown) when that level is not kept or there is no fill."""
     lookup = {c: i + 1 for i, c in enumerate(prep["categories"][col])}
     fill = prep["impute"].get(col)
     return lookup, lookup.get(categories(pd.Series([fill])).iloc[0], 0) if fill is not None else 0
-
-
-def raw_sources(df: pd.DataFrame, prep: dict, is_csv: bool, report: Report) -> dict[str, np.ndarray]:
-    """Every numeric source before imputation, by name: numeric columns, and each date column's kept parts."""
-    out = {}
-    for col in prep["columns"]:
-        kind = prep["kinds"][col]
-        if kind == "numeric":
-            out[col] = numeric_column(df[col], is_csv)
-        elif kind == "date":
-            out.update(date_parts(df[col], prep, is_csv, report))
-    return out
-
-
-def date_parts(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> dict[str, np.ndarray]:
-    col, fitted = str(s.name), prep["dates"][str(s.name)]
-    secs = dates.seconds(s)
-    bad = dates.unreadable(s, secs)
-    if bad.any():
-        report.unseen(s, bad, is_csv, "read as missing dates", what="not a date")
-    parts = dates.parts(secs, fitted["origin"])
-    out = {dates.part_name(col, p): parts[p] for p in fitted["parts"]}
-    out[col] = secs  # its missing places feed the indicator column, where it has one
-    return out
-
-
-@dataclasses.dataclass
-class Report:
-    """Values encoding reads as unknown (a level never seen in training, text in a date column): said in
-    notes, or an error under strict (--strict)."""
-
-    strict: bool = False
-    notes: list[str] = dataclasses.field(default_factory=list)
-
-    def unseen(self, s: pd.Series, rows: np.ndarray, is_csv: bool, then: str, what: str = "never seen in training"):
-        """`rows` of column `s` hold such values; `then` says what encoding did with them."""
-        i = int(np.flatnonzero(rows)[0])
-        example, col = MISSING if pd.isna(s.iloc[i]) else s.iloc[i], s.name
-        if self.strict:
-            raise UserError(f"column {quoted(col)}: value {quoted(example)} at {where(is_csv, i)}: {what} (--strict)")
-        self.notes.append(
-            f"column {quoted(col)}: {int(rows.sum()):,} row(s) with a value {what}, such as {quoted(example)}; {then}"
-        )
 
 
 def encode(
@@ -206,25 +129,13 @@ def _fill_scaled(X: np.ndarray, at: list[int], columns: list[np.ndarray], prep: 
             X[start:stop, at] = b.T
 
     n = len(X)
-    parts = THREADS if n >= PARALLEL_ROWS else 1
+    parts = row_parts(n)
     if columns:
         map_rows(fill, [range(n * i // parts, n * (i + 1) // parts, ROWS_PER_BLOCK) for i in range(parts)], n)
 
 
 CLIP = 3.0  # data.scale robust: x / sqrt(1 + (x / CLIP)^2), RealMLP's smooth clipping (Holzmueller et al., 2024)
 ROWS_PER_BLOCK = 8192
-# numpy releases the GIL over a whole column, so on big tables the per-column work runs on every core.
-THREADS = os.cpu_count() or 1
-PARALLEL_ROWS = 100_000
-
-
-def map_rows(fn: Callable, items: Iterable, n_rows: int) -> list:
-    """[fn(x) for x in items], on THREADS threads for tables of PARALLEL_ROWS rows or more; the first error in
-    item order is raised, as a plain loop would."""
-    if n_rows < PARALLEL_ROWS or THREADS == 1:
-        return [fn(x) for x in items]
-    with ThreadPoolExecutor(THREADS) as pool:
-        return list(pool.map(fn, items))
 
 
 def level_codes(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> np.ndarray:
@@ -256,17 +167,6 @@ def level_codes(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> np.nd
         one_hot = prep["kinds"][col] == "categorical"
         report.unseen(s, unseen, is_csv, f"encoded as {'an all-zero one-hot' if one_hot else 'the unknown level'}")
     return codes
-
-
-def categories(s: pd.Series) -> pd.Series:
-    """Category names as strings, vectorized; 3 and 3.0 are the same zone."""
-    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-        v = s.astype(np.float64)
-        integral = v.notna() & (v == v.round())
-        out = v.astype(str).astype(object)
-        out[integral] = v[integral].astype(np.int64).astype(str)
-        return out
-    return s.astype(str)
 
 
 def encode_labels(y: pd.Series, classes: list, target: str, is_csv: bool) -> np.ndarray:
@@ -348,39 +248,6 @@ def row_weights(frame: pd.DataFrame, prep: dict, is_csv: bool) -> np.ndarray:
             f"a weight is a number of at least 0"
         )
     return w
-
-
-def load_encoded(prep: dict, rows: list[int] | None = None, report: Report | None = None) -> Encoded:
-    """The training table again (with the run's own val / test files after it), or only `rows` of it, through
-    the stored preprocessing; refused if a file changed. Every row of it stays when `rows` is None."""
-    return encode_table(load_table(prep, rows), prep, prep["source"], report, every_row=rows is None)
-
-
-def load_table(prep: dict, rows: list[int] | None = None) -> Table:
-    """The training table's raw rows again (with the run's own val / test files after it), or only `rows`."""
-    tables = [read_training_file(prep["source"], prep["sha256"])]
-    tables += [read_training_file(f["source"], f["sha256"]) for f in prep.get("files", [])]
-    frame = pd.concat([t.frame for t in tables], ignore_index=True) if len(tables) > 1 else tables[0].frame
-    if rows is not None:
-        frame = frame.iloc[rows].reset_index(drop=True)
-    return Table(frame, prep["source"], prep["sha256"], all(t.is_csv for t in tables))
-
-
-def read_training_file(source: str, sha256: str) -> Table:
-    changed = UserError(
-        f"{source} changed since the run was trained (sha256 differs), so its rows are not the same; evaluate on it "
-        f"with --data, or start a new run"
-    )
-    if not source.startswith("sklearn:"):  # hashed before it is parsed: a checkpoint names the file it reads
-        path = Path(source)
-        if not path.is_file():
-            raise UserError(f"{source}: the file the run was trained on is not there any more; evaluate with --data")
-        if sha256_soon(path).result() != sha256:
-            raise changed
-    table = read_table(source)
-    if table.sha256 != sha256:
-        raise changed
-    return table
 
 
 def encode_target(y: pd.Series, prep: dict, is_csv: bool, absent: np.ndarray | None = None) -> np.ndarray:

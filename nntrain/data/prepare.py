@@ -1,6 +1,6 @@
-"""Fit the preprocessing on the training rows: choose the target and the task, split, and fit each column's
-handling (numbers imputed and scaled, dates into parts, strings one-hot or embedded) and the row weights, as
-plain data (encoding.py applies it). load_data is what `fit` trains on; every choice is said in a note.
+"""What `fit` trains on (load_data): the target and the task chosen, the rows split, the preprocessing fitted
+on the training rows (fitting.py) and applied to every row (encoding.py), checked against the config. Every
+choice is said in a note.
 """
 
 from __future__ import annotations
@@ -15,23 +15,9 @@ import pandas as pd
 
 from nntrain.config.checks import task_problems
 from nntrain.config.schema import Config
-from nntrain.data import dates
-from nntrain.data.encoding import (
-    MISSING,
-    Report,
-    categories,
-    check_finite,
-    encode,
-    encode_labels,
-    loss_weights,
-    map_rows,
-    numeric_column,
-    numeric_names,
-    py,
-    raw_sources,
-    row_weights,
-    source_names,
-)
+from nntrain.data.columns import Report, numeric_column, py
+from nntrain.data.encoding import encode
+from nntrain.data.fitting import column_kind, fit_features, fit_target, fit_weights
 from nntrain.data.splits import split
 from nntrain.data.tables import Table, read_tables, where
 from nntrain.errors import UserError, did_you_mean, listed, quoted
@@ -39,9 +25,6 @@ from nntrain.resources import available_bytes, gib
 
 # Integer-valued numeric targets with at most this many distinct values are read as classes.
 MAX_AUTO_CLASSES = 20
-# A string column with at least this share of distinct values among its training rows reads as an ID.
-ID_LIKE = 0.9
-EMBEDDING_MAX = 32  # the widest embedding: fastai's rule min(600, 1.6 * levels ** 0.56), capped for a small MLP
 
 
 def infer_task(y: pd.Series, asked: str) -> tuple[str, str]:
@@ -107,9 +90,9 @@ def prepare(table: Table, data_cfg: Any, seed: int, given: dict | None = None) -
         _check_every_class_trains(y_raw, classes, train)
     prep = {"target": str(target), "task": task, "classes": classes, "missing_target": data_cfg.missing_target}
     prep["split"] = how
-    sources = _fit_features(df, features, data_cfg, train, is_csv, prep, notes)
-    y = _fit_target(y_raw, rows, prep, train, is_csv)
-    per_row, weights = _fit_weights(df, y, data_cfg, (train, val, test), is_csv, prep, notes)
+    sources = fit_features(df, features, data_cfg, train, is_csv, prep, notes)
+    y = fit_target(y_raw, rows, prep, train, is_csv)
+    per_row, weights = fit_weights(df, y, data_cfg, (train, val, test), is_csv, prep, notes)
     _check_matrix_fits(prep, len(df))
     report = Report()
     X = encode(df, prep, is_csv, sources, report)
@@ -171,7 +154,7 @@ def _target_values(y_raw: pd.Series, is_csv: bool, missing: str, notes: list[str
             f"{int(absent.sum()):,} row(s) without a target {quoted(y_raw.name)} left out of every split "
             f"(data.missing_target: drop); split.json counts rows as in the file"
         )
-    if _column_kind(y_raw.dropna(), is_csv) == "numeric" and not pd.api.types.is_numeric_dtype(y_raw):
+    if column_kind(y_raw.dropna(), is_csv) == "numeric" and not pd.api.types.is_numeric_dtype(y_raw):
         y_raw = pd.Series(numeric_column(y_raw, is_csv), name=y_raw.name)  # numbers stored as text
     return y_raw, np.flatnonzero(~absent)
 
@@ -187,167 +170,6 @@ def _check_every_class_trains(y_raw: pd.Series, classes: list, train: np.ndarray
         )
 
 
-def _fit_features(
-    df: pd.DataFrame, features: list[str], data_cfg: Any, train: np.ndarray, is_csv: bool, prep: dict, notes: list
-) -> dict[str, np.ndarray]:
-    """Fill prep with each column's kind, levels, date parts, imputation and scaling (fitted on the training
-    rows only); return the numeric sources as read, so encode does not read them again."""
-    if data_cfg.impute == "auto":
-        empty = [c for c in features if df[c].hasnans and df[c].isna().to_numpy()[train].all()]
-        features = [c for c in features if c not in empty]
-        if empty:
-            notes.append(f"column(s) {listed(empty, quote=True)} have no value in the training rows and are left out")
-    kinds = {c: _kind(df[c], data_cfg, is_csv, notes) for c in features}
-    prep.update(columns=list(map(str, features)), kinds=kinds, categories={}, rare={}, embedding={}, impute={})
-    prep.update(indicators=[], dates={}, scale_kind=data_cfg.scale)
-    for col in (c for c in features if kinds[c] == "categorical"):
-        if data_cfg.impute == "auto":
-            prep["impute"][col] = MISSING
-        elif data_cfg.impute != "none" and df[col].isna().any():
-            prep["impute"][col] = _impute_value(df[col].iloc[train], "most_frequent")
-        _fit_levels(df[col], data_cfg, train, prep, notes)
-    levels = [c for c in features if prep["impute"].get(c) == MISSING and df[c].iloc[train].isna().any()]
-    if levels:
-        level = quoted(MISSING)
-        notes.append(f"data.impute: auto: missing strings are the level {level} in {listed(levels, quote=True)}")
-    for col in (c for c in features if kinds[c] == "date"):
-        _fit_dates(df[col], train, prep, notes)
-    sources = raw_sources(df, prep, is_csv, Report())
-    _fit_imputation(sources, data_cfg.impute, train, prep, notes)
-    names = numeric_names(prep)
-    stats = map_rows(lambda n: _scale_of(_training_part(sources[n], n, prep, train), data_cfg.scale), names, len(df))
-    prep.update(shift=[a for a, _, _ in stats], scale=[b for _, b, _ in stats], encoded=_encoded_names(prep))
-    if data_cfg.impute == "auto":  # a column complete in training: the training mean, should a value be missing later
-        prep["impute"].update({n: mean for n, (_, _, mean) in zip(names, stats) if n not in prep["impute"]})
-    return sources
-
-
-def _kind(s: pd.Series, data_cfg: Any, is_csv: bool, notes: list) -> str:
-    if s.name in data_cfg.categorical:
-        return "categorical"
-    if s.name in data_cfg.dates or dates.is_date_column(s):
-        return "date"
-    kind = _column_kind(s, is_csv)
-    if kind == "mixed":
-        notes.append(f"column {quoted(s.name)} holds a few distinct numbers and text: read as categories")
-        return "categorical"
-    return kind
-
-
-def _fit_levels(s: pd.Series, data_cfg: Any, train: np.ndarray, prep: dict, notes: list) -> None:
-    """A string column's levels from its training rows: one-hot up to data.one_hot_max of them, else an
-    embedding whose levels rarer than data.min_level_count share one row with unseen levels."""
-    col, part = str(s.name), s.iloc[train]
-    counts = part.value_counts()
-    counts.index = categories(pd.Series(counts.index)).to_numpy()
-    counts = counts.groupby(level=0).sum()  # 3 and 3.0 are one level
-    fill = prep["impute"].get(col)
-    if fill is not None and part.isna().any():
-        name = categories(pd.Series([fill])).iloc[0]
-        counts[name] = counts.get(name, 0) + int(part.isna().sum())
-    if len(counts) <= data_cfg.one_hot_max:
-        prep["categories"][col] = sorted(counts.index)
-        return
-    kept = counts[counts >= data_cfg.min_level_count]
-    prep["kinds"][col] = "embedded"
-    prep["categories"][col] = sorted(kept.index)
-    prep["rare"][col] = sorted(counts.index[counts < data_cfg.min_level_count])
-    dim = prep["embedding"][col] = int(min(EMBEDDING_MAX, round(1.6 * (len(kept) + 1) ** 0.56)))
-    rare = len(prep["rare"][col])
-    pooled = (
-        f"; {rare:,} level(s) with fewer than {data_cfg.min_level_count} rows (data.min_level_count) share its "
-        f"unknown row"
-        if rare
-        else ""
-    )
-    notes.append(
-        f"column {quoted(col)}: {len(counts):,} levels in training, more than data.one_hot_max "
-        f"({data_cfg.one_hot_max}): learned through an embedding of size {dim}{pooled}"
-    )
-    present = int(part.notna().sum())
-    if present >= 20 and part.nunique() >= ID_LIKE * present:
-        notes.append(
-            f"warning: column {quoted(col)} looks like an ID ({part.nunique():,} distinct values in {present:,} "
-            f"training rows); it can carry nothing to new rows: leave it out with data.drop: [{col}]"
-        )
-
-
-def _fit_dates(s: pd.Series, train: np.ndarray, prep: dict, notes: list) -> None:
-    """A date column's origin (its earliest training value) and the parts that vary in training."""
-    col = str(s.name)
-    secs = dates.seconds(s)
-    if np.isnan(secs[train]).all():
-        example = s.dropna().iloc[0] if s.notna().any() else None
-        raise UserError(
-            f"column {quoted(col)}: no date in the training rows (such as {quoted(example)}); "
-            f"name only date columns in data.dates"
-        )
-    origin = float(np.nanmin(secs[train]))
-    parts = dates.parts(secs[train], origin)
-    kept = [p for p in dates.PARTS if np.nanstd(parts[p]) > 0]
-    prep["dates"][col] = {"origin": origin, "parts": kept or ["days"]}
-    start = pd.Timestamp(origin, unit="s").isoformat()
-    notes.append(f"column {quoted(col)} read as dates: {', '.join(prep['dates'][col]['parts'])} (days since {start})")
-    bad = dates.unreadable(s, secs)
-    if bad.any():
-        notes.append(f"column {quoted(col)}: {int(bad.sum()):,} value(s) that are not dates read as missing")
-
-
-def _fit_imputation(sources: dict[str, np.ndarray], how: str, train: np.ndarray, prep: dict, notes: list) -> None:
-    """auto: a numeric source with missing training values gets its training median (and, per column, a "was
-    missing" column; the others get their training mean once it is computed with the scaling); mean | median |
-    most_frequent: columns with a missing value get that fill."""
-    if how == "none":
-        return
-    missing = {n for n, v in sources.items() if _has_nan(v)}  # whole columns first: no copy
-    gaps = [n for n in numeric_names(prep) if n in missing]
-    if how == "auto":
-        gaps = [n for n in gaps if np.isnan(sources[n][train]).any()]
-        fills = map_rows(lambda n: _training_median(sources[n], train, n), gaps, len(train))
-    else:
-        fills = [_impute_value(pd.Series(sources[n][train], name=n), how) for n in gaps]
-    prep["impute"].update(zip(gaps, fills))
-    if how == "auto":
-        prep["indicators"] = [c for c in prep["columns"] if c in missing and np.isnan(sources[c][train]).any()]
-        if prep["indicators"]:
-            notes.append(
-                f"data.impute: auto: missing numbers get the training median and a 0/1 'was missing' column in "
-                f"{listed(prep['indicators'], quote=True)}"
-            )
-
-
-def _has_nan(v: np.ndarray) -> bool:
-    """A NaN makes the sum NaN: one pass with no temporary array for the usual column without one."""
-    return bool(np.isnan(v.sum()) and np.isnan(v).any())
-
-
-def _training_part(v: np.ndarray, name: str, prep: dict, train: np.ndarray) -> np.ndarray:
-    """A numeric source's training values, filled where the run fills them. A value still missing or infinite
-    makes the stats NaN, and encode, which runs next, names its row."""
-    part = v[train]
-    fill = prep["impute"].get(name)
-    return part if fill is None or not np.isnan(part).any() else np.where(np.isnan(part), fill, part)
-
-
-def _training_median(v: np.ndarray, train: np.ndarray, name: str) -> float:
-    part = v[train]
-    if np.isnan(part).any():
-        part = part[~np.isnan(part)]
-    if not len(part):
-        raise UserError(f"column {quoted(name)}: no values in the training split to impute from; drop it (data.drop)")
-    return float(np.median(part))
-
-
-def _encoded_names(prep: dict) -> list[str]:
-    out = []
-    for col in prep["columns"]:
-        out += source_names(prep, col)
-        if prep["kinds"][col] == "categorical":
-            out += [f"{col}={v}" for v in prep["categories"][col]]
-    out += [f"{col}.missing" for col in prep["indicators"]]
-    return out + [col for col in prep["columns"] if prep["kinds"][col] == "embedded"]
-
-
 def _check_matrix_fits(prep: dict, rows: int) -> None:
     """Refuse, before it is allocated, a float32 matrix that would not fit in the memory available."""
     need, have = rows * len(prep["encoded"]) * 4, available_bytes()
@@ -361,61 +183,6 @@ def _check_matrix_fits(prep: dict, rows: int) -> None:
         f"{', '.join(f'{quoted(c)} ({widths[c]:,})' for c in widest) or 'none'}; lower data.one_hot_max, or drop "
         f"columns (data.drop)"
     )
-
-
-def _fit_target(y_raw: pd.Series, rows: np.ndarray, prep: dict, train: np.ndarray, is_csv: bool) -> np.ndarray:
-    """Class indices, or the regression target standardized on the training rows (0 in rows without a target);
-    prep gets the baseline."""
-    target, present = prep["target"], y_raw.iloc[rows]
-    if prep["task"] != "regression":
-        y = np.zeros(len(y_raw), dtype=np.int64)
-        y[rows] = encode_labels(present, prep["classes"], target, is_csv)
-        prep["baseline"] = int(np.bincount(y[train], minlength=len(prep["classes"])).argmax())
-        return y
-    yv = numeric_column(y_raw, is_csv)
-    check_finite(yv, target, is_csv)
-    prep["target_shift"], prep["target_scale"] = float(yv[train].mean()), float(yv[train].std() or 1.0)
-    prep["baseline"] = prep["target_shift"]
-    return np.nan_to_num((yv - prep["target_shift"]) / prep["target_scale"]).astype(np.float32)
-
-
-def _fit_weights(
-    df: pd.DataFrame, y: np.ndarray, data_cfg: Any, splits: tuple, is_csv: bool, prep: dict, notes: list
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(loss weights, row weights) per row: the class weights times data.weight's column, and that column."""
-    train, val, test = splits
-    prep["weight"], prep["class_weight"] = data_cfg.weight, None
-    weights = row_weights(df, prep, is_csv) if data_cfg.weight else None
-    for part, idx in (("training", train), ("validation", val), ("test", test)):
-        if weights is not None and len(idx) and not weights[idx].any():
-            raise UserError(f"column {quoted(data_cfg.weight)} (data.weight): every {part} row has weight 0")
-    if data_cfg.weight:
-        notes.append(f"rows weighted by column {quoted(data_cfg.weight)} in the loss and the metrics")
-    if data_cfg.class_weight is None:
-        return weights, weights
-    if prep["task"] == "regression":
-        raise UserError("data.class_weight: the target is a number (regression); class weights need classes")
-    prep["class_weight"] = _class_weights(data_cfg.class_weight, y[train], prep["classes"])
-    if not np.asarray(prep["class_weight"])[y[train]].any():
-        raise UserError("data.class_weight: every training row has weight 0; give some class a weight above 0")
-    shown = ", ".join(f"{c}: {w:.3g}" for c, w in zip(prep["classes"], prep["class_weight"]))
-    how = "balanced" if data_cfg.class_weight == "balanced" else "given"
-    notes.append(f"class weights ({how}) in the loss: {shown}")
-    return loss_weights(prep, y, weights), weights
-
-
-def _class_weights(given: Any, y_train: np.ndarray, classes: list) -> list[float]:
-    """balanced: n / (classes x rows of the class), as scikit-learn's; a mapping: label -> weight, 1 if unnamed."""
-    if given == "balanced":
-        counts = np.bincount(y_train, minlength=len(classes))
-        return [float(len(y_train) / (len(classes) * c)) if c else 0.0 for c in counts]
-    names = [str(c) for c in classes]
-    unknown = [k for k in given if str(k) not in names]
-    if unknown:
-        raise UserError(
-            f"data.class_weight: no class {listed(unknown, quote=True)} in the target; classes are: {listed(names)}"
-        )
-    return [float(given.get(n, 1.0)) for n in names]
 
 
 def load_data(cfg: Config, config_dir: Path | None) -> Prepared:
@@ -455,63 +222,3 @@ def _is_saved_index(s: pd.Series) -> bool:
         return False
     v = s.to_numpy()
     return np.array_equal(v, np.arange(len(s))) or np.array_equal(v, np.arange(1, len(s) + 1))
-
-
-# A column of numbers and text is categories (0, 1, 2, >3; codes such as 2, M10, 188SL) unless it has more than
-# MIXED_LEVELS distinct values and its text is a stray word or two among measurements (at most STRAY_WORDS
-# distinct ones, in at most STRAY_SHARE of the rows): that is a data error.
-MIXED_LEVELS = 32
-STRAY_WORDS = 5
-STRAY_SHARE = 0.1
-
-
-def _column_kind(s: pd.Series, is_csv: bool) -> str:
-    """numeric, categorical, or mixed: numbers and text, with few distinct values (read as categories).
-    Decided on the distinct values, each counted once with its rows."""
-    if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
-        return "numeric"
-    counts = s.value_counts()
-    numbers = pd.to_numeric(pd.Series(counts.index.astype(str)).str.strip(), errors="coerce").notna().to_numpy()
-    if len(counts) and numbers.all():
-        return "numeric"  # numbers stored as text (a Parquet string column, say)
-    share = counts.to_numpy()[numbers].sum() / max(counts.sum(), 1)
-    stray = (~numbers).sum() <= STRAY_WORDS and share >= 1 - STRAY_SHARE
-    if len(counts) and len(counts) > MIXED_LEVELS and stray:
-        # Measurements with a few words in between is a data error, never a category.
-        i = int(np.flatnonzero(s.isin(counts.index[~numbers]).to_numpy())[0])
-        raise UserError(
-            f"column {quoted(s.name)}: {quoted(s.iloc[i])} at {where(is_csv, i)} is not a number, "
-            f"while {share:.0%} of the column is numeric; fix or remove that value"
-        )
-    return "mixed" if len(counts) and share >= 0.5 else "categorical"
-
-
-def _impute_value(s: pd.Series, how: str) -> Any:
-    present = s.dropna()
-    if present.empty:
-        raise UserError(f"column '{s.name}': no values in the training split to impute from; drop it (data.drop)")
-    if how == "mean":
-        return float(present.astype(float).mean())
-    if how == "median":
-        return float(present.astype(float).median())
-    return py(present.mode().iloc[0])
-
-
-def _scale_of(v: np.ndarray, kind: str) -> tuple[float, float, float]:
-    """(shift, scale, mean) of one column's training values; a constant column keeps scale 1. robust: the
-    median, and the interquartile range over a normal's (1.349), so a normal column gets about its standard
-    deviation; where the quartiles meet (a mostly-constant column), half the range (encoding clips it smoothly)."""
-    mean = v.mean()
-    if kind == "standard":
-        shift, scale = mean, v.std()
-    elif kind == "minmax":
-        shift, scale = v.min(), v.max() - v.min()
-    elif kind == "robust":
-        q1, shift, q3 = np.quantile(v, [0.25, 0.5, 0.75])
-        scale = (q3 - q1) / NORMAL_IQR if q3 > q1 else (v.max() - v.min()) / 2
-    else:
-        shift, scale = 0.0, 1.0
-    return float(shift), float(scale) if scale > 0 else 1.0, float(mean)
-
-
-NORMAL_IQR = 1.3489795  # a standard normal's interquartile range

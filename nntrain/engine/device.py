@@ -19,7 +19,7 @@ def auto_threads(work_per_step: int, processes: int = 1) -> int:
 
 
 def stacked_threads(elements: int, work_per_step: int) -> int:
-    """Threads for K stacked models (stack.py): their step is as much elementwise passes over the [K, P] rows as
+    """Threads for K stacked models (stacked.py): their step is as much elementwise passes over the [K, P] rows as
     matrix products, and torch splits an elementwise op across threads from 32k elements per thread; measured on
     2 cores (the phone model): 8 and 16 members 15% faster on both cores, 4 members 30% slower."""
     return CPU_THREADS if elements >= 65536 else auto_threads(work_per_step)

@@ -55,7 +55,7 @@ class Diagnostics:
             self.add_norms(torch.stack(torch._foreach_norm([w.grad for w in self.weights])))
 
     def add_norms(self, norms: torch.Tensor) -> None:
-        """One sampled step's gradient norms, one per layer (together.py works them out for all members at once)."""
+        """One sampled step's gradient norms, one per layer (stacked_runs.py works them out for all members at once)."""
         self.sums += norms
         self.count += 1
 

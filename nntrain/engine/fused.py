@@ -206,7 +206,7 @@ def _weighted_loss_and_grad(
 
 @dataclass
 class Held:
-    """What FlatSGD reads of a FusedStep when another engine computes and applies the step (stack.py's members):
+    """What FlatSGD reads of a FusedStep when another engine computes and applies the step (stacked.py's members):
     the parameters, and a tensor of their dtype and device."""
 
     params: list[nn.Parameter]

@@ -6,43 +6,35 @@ run by steps.make_step; the loop never asks which it runs.
 from __future__ import annotations
 
 import contextlib
-import math
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from nntrain import metrics as M
-from nntrain.config.components import record
-from nntrain.config.recipe import described
-from nntrain.config.schema import Config, loss_name, to_plain
-from nntrain.engine.diagnostics import Diagnostics
-from nntrain.engine.progress import Lines, format_metrics
+from nntrain.config.schema import Config
+from nntrain.engine.finish import finish, summary_of
+from nntrain.engine.loop_state import (
+    CHECK_EVERY,
+    Halt,
+    Loop,
+    ShouldStop,
+    _tensorboard,
+    header,
+    pace,
+    prepare_loop,
+    start_diagnostics,
+)
+from nntrain.engine.progress import Lines
 from nntrain.engine.state import Run, start
-from nntrain.engine.steps import make_step
-from nntrain.engine.stopping import SIGNALS, Diverged, Interrupted, RanksDiverged, catching_signals
+from nntrain.engine.stopping import SIGNALS, Diverged, Interrupted, catching_signals
 from nntrain.errors import UserError
-from nntrain.model.heads import Rows, evaluate, evaluate_with_scores, truth
-from nntrain.model.mlp import param_table
-from nntrain.runs.folders import MetricsLog, Saver, load_checkpoint, versions, write_json
-
-CHECK_EVERY = 64  # steps between the loop's host syncs: the divergence check, a data-parallel signal check
-
-
-@dataclass(frozen=True)
-class Halt:
-    """Why a run ends before train.epochs: what a should_stop hook returns (a sweep's pruner), or early stop."""
-
-    status: str  # one of runs.STATUSES
-    reason: str  # in words, for the log and summary.json's "stopped"
-
-
-ShouldStop = Callable[[int, dict], "Halt | None"]  # (epoch, metrics row) -> stop after this epoch, or not
+from nntrain.model.heads import evaluate
+from nntrain.runs.checkpoints import Saver
+from nntrain.runs.files import write_json
 
 
 def fit(cfg: Config, config_dir: Path | None = None, log: Callable[[str], None] = print, **options: Any) -> dict:
@@ -86,100 +78,6 @@ def train(
             run.lock.release()
 
 
-def _tensorboard(run: Run) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise UserError('--tensorboard needs the tensorboard package: pip install -e ".[tensorboard]"') from None
-    # purge_step drops events of epochs a resume runs again, so curves never double back
-    return SummaryWriter(str(run.run_dir / "tensorboard"), purge_step=run.epoch + 1 if run.epoch else None)
-
-
-@dataclass
-class Loop:
-    """What every epoch of a run uses: the data on the device, the batches, the step, where results go."""
-
-    X: torch.Tensor
-    y: torch.Tensor
-    train_rows: torch.Tensor  # batches index X through these: no copy of the training rows
-    loss_weights: torch.Tensor | None  # each row's weight in the loss; None: all the same
-    val: Rows
-    batch: int
-    steps: int
-    sizes: torch.Tensor  # rows in each step's batch
-    rows: int  # their sum: the rows an epoch trains on
-    monitor: str
-    step: Callable[[torch.Tensor], torch.Tensor]  # a batch's row indices -> its loss, the update done
-    interrupted: Callable[[int], bool]  # asked before each step
-    saver: Saver
-    metrics_log: MetricsLog | None
-    log: Callable[[str], None]
-    progress: Lines
-    tb: Any
-    should_stop: ShouldStop | None
-    val_out: torch.Tensor | None = None  # this epoch's validation outputs, when another engine worked them out
-    step_scheduler: Any = None  # a schedule stepped after every step (onecycle), else None
-
-
-def prepare_loop(
-    run: Run,
-    log: Callable[[str], None],
-    progress: Lines,
-    tb: Any,
-    should_stop: ShouldStop | None,
-    step: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> Loop:
-    """`step`: given when another engine steps this run (together.py's stacked members); else make_step's."""
-    data, device = run.data, run.device
-    X, y = torch.as_tensor(data.X, device=device), torch.as_tensor(data.y, device=device)
-    lw = None if data.loss_weights is None else torch.as_tensor(data.loss_weights, device=device).float()
-    n, bs = len(data.train), run.batch_size
-    has_bn = any(layer.norm is not None for layer in run.parts.model.hidden)
-    steps = math.ceil(n / bs) - (has_bn and n % bs == 1)  # batch norm cannot normalise a batch of one row
-    sizes = [min(bs, n - s * bs) for s in range(steps)]
-    loop = Loop(
-        X,
-        y,
-        torch.as_tensor(data.train, device=device),
-        lw,
-        Rows.take(X, y, lw, data.weights, data.val),
-        bs,
-        steps,
-        torch.tensor(sizes, device=device, dtype=torch.float32),
-        sum(sizes),
-        M.monitor_name(run.cfg.train.monitor),
-        step or make_step(run, X, y, lw),
-        _interrupt_check(run.group),
-        Saver(run),
-        MetricsLog(run.run_dir / "metrics.csv") if run.writes else None,
-        log,
-        progress,
-        tb,
-        should_stop,
-    )
-    loop.step_scheduler = run.parts.scheduler if pace(run.cfg) == "step" else None
-    return loop
-
-
-def header(run: Run, loop: Loop) -> list[str]:
-    cfg, data, model = run.cfg, run.data, run.parts.model
-    table = param_table(model)
-    resumed = f" (resumed after epoch {run.epoch}, step {run.step})" if run.epoch or run.step else ""
-    threads = f", {run.threads} thread(s)" if run.device.type == "cpu" else ""
-    first = model.hidden[0].linear if model.hidden else model.out
-    sizes = [first.in_features, *(layer.linear.out_features for layer in model.hidden), model.out.out_features]
-    recipe = described(cfg)
-    return [
-        *(note if note.startswith("warning: ") else f"note: {note}" for note in [*cfg._notes, *data.notes]),
-        f"run folder: {run.run_dir}{resumed}",
-        *([recipe] if recipe else []),
-        f"task: {data.task} ({data.task_reason}); loss {loss_name(cfg, data.task)}; device {run.device}{threads}",
-        f"rows: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}; {data.X.shape[1]} input features",
-        f"{len(data.train)} samples / batch {loop.batch} -> {loop.steps} iterations per epoch; {run.path_note}",
-        f"model: {' -> '.join(map(str, sizes))}, {table['total']:,} parameters ({table['trainable']:,} trainable)",
-    ]
-
-
 def _train(run: Run, loop: Loop, t_start: float) -> dict:
     cfg = run.cfg
     for line in header(run, loop):
@@ -196,13 +94,6 @@ def _train(run: Run, loop: Loop, t_start: float) -> dict:
         if halt is not None:
             break
     return finish(run, loop, time.perf_counter() - t_start, halt)
-
-
-def start_diagnostics(run: Run, loop: Loop) -> None:
-    """run.diag when train.diagnostics asks for it, with the sums of an epoch a checkpoint cut in the middle."""
-    run.diag = Diagnostics(run.parts.model, loop.steps, loop.val.X) if run.cfg.train.diagnostics else None
-    if run.diag is not None and run.step and run.diag_state:
-        run.diag.load_state(run.diag_state)
 
 
 def _epoch(run: Run, loop: Loop) -> float:
@@ -234,11 +125,6 @@ def _epoch(run: Run, loop: Loop) -> float:
         run.group.sum_(run.step_losses)
     check_diverged(run, loop.steps - loop.steps % CHECK_EVERY, loop.steps, loop.saver)  # earlier windows: above
     return float((run.step_losses * loop.sizes).sum()) / loop.rows
-
-
-def pace(cfg: Config) -> str:
-    """When the config's schedule is stepped: "epoch", "step" or "value" (its record's `pace`)."""
-    return record("scheduler", cfg.scheduler["name"]).pace
 
 
 def _stop_mid_epoch(run: Run, loop: Loop, s: int) -> None:
@@ -328,85 +214,6 @@ def _halt(run: Run, loop: Loop, asked: Halt | None) -> Halt | None:
         halt = asked
         loop.log(f"stopped: {asked.reason}")
     return halt
-
-
-def summary_of(run: Run, status: str, stopped: str | None, seconds: float) -> dict:
-    """summary.json without the test metrics: what every run that ends says of itself."""
-    data = run.data
-    return {
-        "run_dir": str(run.run_dir),
-        "status": status,
-        "best_epoch": run.best_epoch,
-        "monitor": M.monitor_name(run.cfg.train.monitor),
-        "best_value": run.best_value,
-        "epochs_run": run.epoch,
-        "stopped": stopped,
-        "train_seconds": round(seconds, 3),
-        "task": data.task,
-        "rows": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
-        "data": {
-            "source": data.prep["source"],
-            "sha256": data.prep["sha256"],
-            "files": data.prep.get("files", []),  # data.val_path / data.test_path
-            "split": data.prep.get("split"),
-            "notes": data.prep.get("notes", []),  # the choices fit printed
-        },
-        "config": {**to_plain(run.cfg), "sweep": None},  # what was trained, whatever is done to config.yaml
-        "versions": versions(),
-    }
-
-
-def finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:
-    """After the last epoch: the ranks' weights compared, then best.pt on the test split, summary.json, plots."""
-    data, parts, group = run.data, run.parts, run.group
-    if group:
-        if not group.same_weights(parts.model):
-            raise RanksDiverged(f"the {group.world} ranks ended with different weights; {run.run_dir} holds rank 0's")
-        loop.log(f"data-parallel: {group.world} processes, weights identical on every rank (sha256 compared)")
-        if not group.writes:
-            return {"run_dir": str(run.run_dir), "rank": group.rank}
-    parts.model.load_state_dict(load_checkpoint(run.run_dir / "best.pt")["model"])
-    summary = summary_of(run, halt.status if halt else "completed", halt.reason if halt else None, seconds)
-    summary.update(test={}, test_baseline={})
-    y_test, scores = None, None
-    if len(data.test):
-        rows = Rows.take(loop.X, loop.y, loop.loss_weights, data.weights, data.test)
-        test, scores = evaluate_with_scores(parts.model, rows, run.cfg, data.prep, parts.criterion)
-        y_test = truth(data.prep, data.y[data.test])
-        summary.update(test=test, test_baseline=M.baseline(data.task, y_test, data.prep, rows.weights))
-    write_json(run.run_dir / "summary.json", summary)
-    loop.progress.end()
-    best = f"best epoch {run.best_epoch} ({summary['monitor']}={run.best_value:.4f})"
-    if y_test is None:
-        loop.log(f"{best}; no test split (data.test_size=0)")
-    else:
-        loop.log(f"{best}; test metrics of best.pt:")
-        loop.log(format_metrics(summary["test"], summary["test_baseline"]))
-    if run.cfg.train.plots:
-        try:
-            written = write_plots(run.run_dir, summary["monitor"], data.task, y_test, scores, data.prep["classes"])
-            loop.log(f"plots: {', '.join(p.name for p in written)} in {run.run_dir}")
-        except OSError as e:  # the run is whole without them
-            loop.log(f"warning: the plots were not written: {e.strerror or e}; the run folder is complete otherwise")
-    return summary
-
-
-def write_plots(
-    run_dir: Path, monitor: str, task: str, y_true: np.ndarray | None, scores: np.ndarray | None, classes: list | None
-) -> list[Path]:
-    """PNG plots in the run folder: curves from metrics.csv, and the test split's predictions (if it has one)."""
-    from nntrain.runs.plots import curve_plots, prediction_plots
-
-    curves = curve_plots(run_dir, monitor)
-    return curves if y_true is None else curves + prediction_plots(run_dir, task, y_true, scores, classes)
-
-
-def _interrupt_check(group: Any) -> Callable[[int], bool]:
-    """Asked before each step. In a group every rank must stop at the same step, so the ranks agree on it every
-    CHECK_EVERY steps."""
-    if group is None:
-        return lambda s: SIGNALS.signum is not None
-    return lambda s: s % CHECK_EVERY == 0 and group.any(SIGNALS.signum is not None)
 
 
 def _signalled(group: Any) -> bool:

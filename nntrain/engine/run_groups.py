@@ -1,5 +1,5 @@
 """Several runs at once: `fit --seeds`, a sweep's batch of trials, runs resumed together. Each is started (or
-resumed) with its own run folder, the runs are grouped by what can share the stacked engine (together.py),
+resumed) with its own run folder, the runs are grouped by what can share the stacked engine (stacked_runs.py),
 each group is cut to what memory holds, and a run no other can join trains on the lone engine.
 """
 
@@ -14,7 +14,8 @@ import numpy as np
 from nntrain.config.components import canonical
 from nntrain.config.schema import Config, loss_name, to_plain
 from nntrain.engine.fused import written_out
-from nntrain.engine.loop import ShouldStop, pace, train
+from nntrain.engine.loop import train
+from nntrain.engine.loop_state import ShouldStop, pace
 from nntrain.engine.progress import Lines
 from nntrain.engine.stacked_runs import train_together
 from nntrain.engine.state import Run, rebuild_alone, start

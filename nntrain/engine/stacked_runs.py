@@ -1,5 +1,5 @@
-"""Runs of one shape trained at once on the stacked engine (stack.py, stackopt.py): one step for all members,
-then each member's own end of epoch exactly as train.py does it for one run (validation, its metrics.csv row,
+"""Runs of one shape trained at once on the stacked engine (stacked.py, stacked_optim.py): one step for all members,
+then each member's own end of epoch exactly as loop.py does it for one run (validation, its metrics.csv row,
 best.pt, its scheduler, early stopping, a sweep's pruner). Each member's run folder ends as a lone fit's
 would. A member that stops (early stop, pruned, diverged, out of epochs) keeps its weights while the others
 go on: its rows are still computed with the rest, and its rate is 0.
@@ -17,21 +17,10 @@ import torch
 
 from nntrain.config.schema import loss_name
 from nntrain.engine.device import stacked_threads
+from nntrain.engine.finish import finish, summary_of
 from nntrain.engine.fused import written_out
-from nntrain.engine.loop import (
-    CHECK_EVERY,
-    Halt,
-    Loop,
-    ShouldStop,
-    check_diverged,
-    end_of_epoch,
-    finish,
-    header,
-    prepare_loop,
-    save_mid_epoch,
-    start_diagnostics,
-    summary_of,
-)
+from nntrain.engine.loop import check_diverged, end_of_epoch, save_mid_epoch
+from nntrain.engine.loop_state import CHECK_EVERY, Halt, Loop, ShouldStop, header, prepare_loop, start_diagnostics
 from nntrain.engine.progress import Lines
 from nntrain.engine.stacked import Stack, clip_limits, stacked_step
 from nntrain.engine.stacked_optim import stacked_optimizer
@@ -39,7 +28,7 @@ from nntrain.engine.state import Run
 from nntrain.engine.stopping import SIGNALS, Diverged, Interrupted
 from nntrain.errors import UserError
 from nntrain.model.memory import EVAL_ROWS
-from nntrain.runs.folders import write_json
+from nntrain.runs.files import write_json
 
 
 @dataclass
@@ -114,7 +103,7 @@ def _epoch(engine: Engine, members: list[Member], t_start: float) -> None:
 def _ends(
     engine: Engine, members: list[Member], losses: list, lrs: list, outs: torch.Tensor | None, times: tuple
 ) -> None:
-    """Each member's end of epoch as train.py's (`outs`: its validation outputs, worked out for all at once); a
+    """Each member's end of epoch as loop.py's (`outs`: its validation outputs, worked out for all at once); a
     signal here is raised once every member still training has saved."""
     t0, t_start = times
     signalled: list[Path] = []
@@ -140,7 +129,7 @@ def _ends(
 
 
 def _done(engine: Engine, m: Member, k: int, halt: Halt | None, t_start: float) -> None:
-    """Member k has trained its last epoch: its weights stay as they are, and its run is finished as train.py
+    """Member k has trained its last epoch: its weights stay as they are, and its run is finished as loop.py
     finishes one (best.pt on the test split, summary.json, plots)."""
     m.done = True
     engine.opt.stop(k)

@@ -1,5 +1,5 @@
 """A run's state: its parts built from the config, started fresh or resumed from last.pt, and what a
-checkpoint holds. The loop that moves the state on is train.py's."""
+checkpoint holds. The loop that moves the state on is loop.py's."""
 
 from __future__ import annotations
 
@@ -8,98 +8,35 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from nntrain.config.components import WARMUP, build, canonical
+from nntrain.config.components import canonical
 from nntrain.config.loading import load_config
-from nntrain.config.schema import Config, dump_yaml, fix_auto, to_plain
+from nntrain.config.recipe import fix_auto
+from nntrain.config.schema import Config, dump_yaml, to_plain
 from nntrain.data.cache import cached_data
-from nntrain.data.encoding import load_encoded
 from nntrain.data.prepare import Prepared, load_data
+from nntrain.data.reread import load_encoded
 from nntrain.engine.device import auto_threads, select_device
 from nntrain.engine.diagnostics import Diagnostics
-from nntrain.engine.fused import FlatSGD, FusedStep, Held, plan
+from nntrain.engine.fused import plan
+from nntrain.engine.parts import Parts, build_parts
 from nntrain.engine.stopping import SIGNALS
 from nntrain.errors import ConfigError, UserError, in_one_line
 from nntrain.model.embeddings import embeds_of, fit_edges, numerics_of
-from nntrain.model.heads import make_criterion
 from nntrain.model.memory import check_fits
-from nntrain.model.mlp import build_mlp, check_weights, load_weights, n_outputs
+from nntrain.model.mlp import check_weights, load_weights, n_outputs
 from nntrain.plaindata import flatten
-from nntrain.runs.folders import (
-    CHECKPOINT_FORMAT,
-    RESUMABLE,
-    RunLock,
-    atomic_save,
-    clean_leftovers,
-    create_run_dir,
-    load_run_checkpoint,
-    resolve_run_dir,
-    split_rows,
-    truncate_metrics,
-    versions,
-    write_json,
-    write_text,
-)
-
-
-@dataclass
-class Parts:
-    model: nn.Module
-    criterion: Callable
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None
-    fused: FusedStep | None = None  # the written-out step, when the model takes that path
-
-
-def build_parts(
-    cfg: Config,
-    n_in: int,
-    n_out: int,
-    prep: dict,
-    device: torch.device,
-    fused: bool = False,
-    weighted: bool = False,
-    stacked: bool = False,
-) -> Parts:
-    """`stacked`: another engine steps the model (together.py); an SGD optimizer is then a FlatSGD that only
-    holds the settings and state (torch.optim.SGD's constructor imports torch._dynamo: 2 s)."""
-    torch.manual_seed(cfg.seed)
-    task = prep["task"]
-    model = build_mlp(cfg.model, n_in, n_out, embeds_of(prep), task, numerics_of(prep)).to(device)
-    step = FusedStep(model, cfg, task) if fused else None
-    arguments = {k: v for k, v in cfg.optimizer.items() if k != "name"}
-    if step is not None and FlatSGD.applies(cfg.optimizer):
-        optimizer = FlatSGD(step, **arguments)
-    elif stacked and FlatSGD.applies(cfg.optimizer):
-        params = list(model.parameters())
-        optimizer = FlatSGD(Held(params, params[0]), **arguments)
-    elif cfg.model.ensemble > 1:  # a param group per member: stackopt.py reads each member's own
-        optimizer = build("optimizer", cfg.optimizer, [{"params": list(m.parameters())} for m in model.members])
-    else:
-        optimizer = build("optimizer", cfg.optimizer, model.parameters())
-    return Parts(model, make_criterion(cfg, task, weighted), optimizer, _scheduler(cfg, optimizer), step)
-
-
-def _scheduler(cfg: Config, optimizer: torch.optim.Optimizer) -> Any:
-    """The config's schedule, after scheduler.warmup_epochs of linear warmup when it names some; None: none."""
-    main = (
-        None
-        if canonical("scheduler", cfg.scheduler["name"]) == "none"
-        else build("scheduler", cfg.scheduler, optimizer)
-    )
-    warm = cfg.scheduler.get(WARMUP)
-    if not warm:
-        return main
-    warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1 / (warm + 1), total_iters=warm)
-    return warmup if main is None else torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, main], [warm])
+from nntrain.runs.checkpoints import CHECKPOINT_FORMAT, load_run_checkpoint, split_rows, versions
+from nntrain.runs.files import atomic_save, write_json, write_text
+from nntrain.runs.folders import RESUMABLE, RunLock, clean_leftovers, create_run_dir, resolve_run_dir
+from nntrain.runs.metrics_log import truncate_metrics
 
 
 @dataclass
@@ -181,7 +118,7 @@ def _own(state: Any) -> Any:
 def _setup(
     cfg: Config, data: Prepared, device: torch.device, group: Any = None, stacked: bool = False
 ) -> tuple[Parts, int, str]:
-    """The run's parts, thread count and the step's note. `stacked`: another engine steps the model (together.py),
+    """The run's parts, thread count and the step's note. `stacked`: another engine steps the model (stacked_runs.py),
     so the parts are built without the written-out step's flat tensors."""
     if group and any(layer.batch_norm for layer in cfg.model.resolved_layers()):
         raise UserError(
@@ -234,7 +171,7 @@ def configure(path: Path, overrides: list[str] = (), name: str | None = None) ->
 def start(cfg: Config, config_dir: Path | None = None, stacked: bool = False, data: Prepared | None = None) -> Run:
     """A new run: data read and checked first, so a problem leaves no run folder behind. In a data-parallel
     group every rank reads the data; rank 0 makes the run folder and tells the others its name. `stacked`: the
-    run is to be trained with others on the stacked engine (together.py); `data`: prepared by the caller (a
+    run is to be trained with others on the stacked engine (stacked_runs.py); `data`: prepared by the caller (a
     cross-validation fold's)."""
     group = _group(cfg)
     device = group.device if group else select_device(cfg.device)
@@ -294,7 +231,7 @@ def _group(cfg: Config) -> Any:
 
 def resume(run_dir: Path, overrides: list[str] = (), stacked: bool = False) -> Run:
     """Continue from last.pt with only the run folder: config, data rows, states and RNGs as they were.
-    `stacked`: to be trained with others on the stacked engine (together.py)."""
+    `stacked`: to be trained with others on the stacked engine (stacked_runs.py)."""
     from nntrain.engine.distributed import rank
 
     run_dir = resolve_run_dir(str(run_dir))

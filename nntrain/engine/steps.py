@@ -38,7 +38,7 @@ def make_step(
 
 
 def _ensemble_step(run: Run, X: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> Callable:
-    """model.ensemble: the members stacked (stack.py), each on the same batch; the step's loss is their mean,
+    """model.ensemble: the members stacked (stacked.py), each on the same batch; the step's loss is their mean,
     each member's gradients those of its own loss."""
     from nntrain.config.schema import loss_name
     from nntrain.engine.fused import written_out

@@ -16,7 +16,7 @@ class Diverged(Stop):
     """The loss or the weights went non-finite; the CLI exits 3."""
 
     exit_code = 3
-    status = "diverged"  # summary.json's status (runs.STATUSES)
+    status = "diverged"  # summary.json's status (folders.STATUSES)
 
 
 class RanksDiverged(Stop):

@@ -1,6 +1,6 @@
 """The modules before an MLP's first layer, and where their columns are in the matrix: each level-code column
 through its nn.Embedding, each number and date part through a periodic or piecewise-linear embedding
-(model.numeric_embedding). model.py builds them; their layout comes from the fitted preprocessing."""
+(model.numeric_embedding). mlp.py builds them; their layout comes from the fitted preprocessing."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ def fit_edges(X: Any, train: Any, prep: dict) -> None:
 def numerics_of(prep: dict) -> list[tuple[int, list[float]]]:
     """(the matrix's column, its bin edges in scaled units) of each number and date part, in order; one-hot
     blocks, indicators and level codes are the other columns."""
-    from nntrain.data.encoding import source_names
+    from nntrain.data.columns import source_names
 
     at, j = [], 0
     for col in prep.get("columns", []):

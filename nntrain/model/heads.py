@@ -91,7 +91,7 @@ def evaluate_with_scores(
     model: nn.Module, rows: Rows, cfg: Config, prep: dict, criterion: Callable, out: torch.Tensor | None = None
 ) -> tuple[dict[str, float], np.ndarray]:
     """(metrics, scores): class probabilities, or predictions in the target's units. `out`: the model's outputs
-    on the rows when already worked out (together.py's members, all in one forward)."""
+    on the rows when already worked out (stacked_runs.py's members, all in one forward)."""
     out = forward_all(model, rows.X) if out is None else out
     loss = float(criterion(out, rows.y, rows.loss_weights)) if len(rows.X) else float("nan")
     if prep["task"] == "regression":

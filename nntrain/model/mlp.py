@@ -130,7 +130,7 @@ def _define_ensemble() -> type:
     from torch import nn
 
     class Ensemble(nn.Module):
-        """model.ensemble MLPs of one shape (children members.0, members.1, ...), trained together (stack.py).
+        """model.ensemble MLPs of one shape (children members.0, members.1, ...), trained together (stacked.py).
         The forward gives what one MLP's would for the members' mean: the log of the mean class probabilities
         (logits to a softmax), the logit of the mean probability (one bce logit), the mean prediction
         (regression). `hidden` and `out` are the first member's, for the header and the diagnostics."""

@@ -17,7 +17,7 @@ from nntrain.runs.folders import RESUMABLE
 if TYPE_CHECKING:
     from rich.table import Table
 
-# summary.json's status (runs.STATUSES) as the table shows it; a folder without summary.json is "stopped" (it
+# summary.json's status (folders.STATUSES) as the table shows it; a folder without summary.json is "stopped" (it
 # has a last.pt to resume from) or "empty"
 SHOWN = {
     "completed": "done",

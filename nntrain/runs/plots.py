@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from nntrain import metrics as M
-from nntrain.runs.folders import write_atomic
+from nntrain.runs.files import write_atomic
 
 DPI = 100
 FIGSIZE = (6.0, 4.0)

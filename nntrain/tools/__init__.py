@@ -1,9 +1,10 @@
 """Tools built on trained runs and on the engine: evaluation and prediction, export, explanations, the
 learning-rate range test, cross-validation and sweeps.
 
-Modules: `inference` (eval and predict from a run folder), `explain` (permutation importance), `export` (ONNX
-and TorchScript), `lr_find` (the range test), `crossval` (k-fold cross-validation), `studies` and `sweep`
-(Optuna studies over config keys).
+Modules: `inference` (eval and predict from a run folder), `explain` (permutation importance), `export_graph`,
+`export_sidecar` and `export` (ONNX and TorchScript with the preprocessing folded in), `lr_find` (the range
+test), `crossval` (k-fold cross-validation), `studies`, `sweep_space` and `sweep` (Optuna studies over config
+keys).
 
 May import: nntrain.errors, nntrain.metrics, nntrain.plaindata, nntrain.resources, nntrain.config, nntrain.data,
 nntrain.model, nntrain.runs, nntrain.engine.

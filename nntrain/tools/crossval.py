@@ -20,7 +20,8 @@ from nntrain.data.tables import read_tables
 from nntrain.engine.run_groups import fit_many
 from nntrain.engine.stopping import Diverged
 from nntrain.errors import UserError
-from nntrain.runs.folders import create_run_dir, write_json
+from nntrain.runs.files import write_json
+from nntrain.runs.folders import create_run_dir
 
 MAX_FOLDS = 20
 

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 
 from nntrain import metrics as M
-from nntrain.data.encoding import load_table
+from nntrain.data.reread import load_table
 from nntrain.data.tables import Table, read_table
 from nntrain.errors import UserError
-from nntrain.runs.folders import split_rows
+from nntrain.runs.checkpoints import split_rows
 from nntrain.tools.inference import LoadedRun, evaluate_run
 
 MAX_REPEATS = 100

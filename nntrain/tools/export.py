@@ -20,12 +20,10 @@ kept for deployers on LibTorch, but ONNX is the format to prefer.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
 import warnings
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,29 +31,30 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
-from nntrain.config.schema import Config
-from nntrain.data.dates import part_name
-from nntrain.data.encoding import CLIP, level_lookup, numeric_names, source_names, unscale
+from nntrain.data.columns import numeric_names
 from nntrain.errors import Stop, UserError, did_you_mean, first_line
-from nntrain.model.heads import to_proba
-from nntrain.runs.folders import json_bytes, output_file, resolve_run_dir, write_output
+from nntrain.runs.files import output_file, write_output
+from nntrain.runs.folders import resolve_run_dir
+from nntrain.tools.export_graph import (
+    BATCH_DIM,
+    CODES_NAME,
+    INPUT_NAME,
+    ML_OPSET,
+    ONNX_OPSET,
+    STRINGS_NAME,
+    Exported,
+    export_model,
+    output_name,
+    string_codes,
+    string_inputs,
+)
+from nntrain.tools.export_sidecar import output_labels, sidecar_path, write_sidecar
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
-ONNX_OPSET = 18  # onnxruntime >= 1.14 runs it; torch 2.13 writes 20 unless told
 INSTALL_HINT = 'pip install -e ".[export]"'
-TORCHSCRIPT_NOTE = (
-    "TorchScript is deprecated in torch 2.13 (torch.jit.trace and torch.jit.load warn "
-    "DeprecationWarning); prefer --format onnx"
-)
-INPUT_NAME = "features"
-STRINGS_NAME = "strings"
-CODES_NAME = "codes"  # the level codes the string front hands the torch graph
-ML_OPSET = 3  # ai.onnx.ml: LabelEncoder with keys_strings / values_int64
-BATCH_DIM = "rows"
 # Tolerances of the check each export runs on sample rows before writing anything.
 CHECK_ATOL = 1e-4
 
@@ -64,111 +63,6 @@ class ExportFailed(Stop):
     """torch could not export this model, or the exported file disagrees with the model: not the user's mistake."""
 
     exit_code = 1
-
-
-class Standardize(nn.Module):
-    """Raw float32 feature rows -> the scaled matrix the first layer was trained on.
-
-    As encoding.encode: imputed columns get their fill value for NaN, then (x - shift) / scale in float64, rounded
-    once to float32. A NaN in a column that was not imputed stays NaN (nntrain predict refuses such a row)."""
-
-    def __init__(self, shift: list[float], scale: list[float], fill: list[float | None], clip: bool = False):
-        super().__init__()
-        self.clip = clip
-        self.register_buffer("shift", torch.tensor(shift, dtype=torch.float64))
-        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float64))
-        self.impute = any(f is not None for f in fill)
-        if self.impute:
-            self.register_buffer(
-                "fill", torch.tensor([math.nan if f is None else f for f in fill], dtype=torch.float64)
-            )
-            self.register_buffer("imputed", torch.tensor([f is not None for f in fill]))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.double()
-        if self.impute:
-            x = torch.where(torch.isnan(x) & self.imputed, self.fill, x)
-        x = (x - self.shift) / self.scale
-        if self.clip:
-            x = x / torch.sqrt(1 + (x / CLIP) ** 2)
-        return x.float()
-
-
-def string_inputs(prep: dict) -> list[str]:
-    """The `strings` input's columns: one-hot and embedded columns, in the table's order."""
-    return [c for c in prep["columns"] if prep["kinds"][c] in ("categorical", "embedded")]
-
-
-class Encode(nn.Module):
-    """(raw numbers, level codes) -> the matrix the model was trained on, in encoding.encode's column order:
-    per column its scaled number or date parts or one-hot block, then the indicators, then the embedded codes."""
-
-    def __init__(self, prep: dict):
-        super().__init__()
-        numeric, strings = numeric_names(prep), string_inputs(prep)
-        fill = [float(prep["impute"][c]) if c in prep["impute"] else None for c in numeric]
-        self.standardize = Standardize(prep["shift"], prep["scale"], fill, prep.get("scale_kind") == "robust")
-        self.pieces = []  # ("num", start, stop) | ("hot", code column, levels)
-        for col in prep["columns"]:
-            kind = prep["kinds"][col]
-            if kind in ("numeric", "date"):
-                names = source_names(prep, col)
-                start = numeric.index(names[0])
-                self.pieces.append(("num", start, start + len(names)))
-            elif kind == "categorical":
-                self.pieces.append(("hot", strings.index(col), len(prep["categories"][col])))
-        # a date's indicator reads its first part: missing dates have every part missing
-        self.indicators = [
-            numeric.index(c if c in numeric else part_name(c, prep["dates"][c]["parts"][0]))
-            for c in prep.get("indicators", [])
-        ]
-        self.embedded = [strings.index(c) for c in strings if prep["kinds"][c] == "embedded"]
-
-    def forward(self, features: torch.Tensor, codes: torch.Tensor | None = None) -> torch.Tensor:
-        scaled = self.standardize(features)
-        out = []
-        for kind, a, b in self.pieces:
-            if kind == "num":
-                out.append(scaled[:, a:b])
-            else:
-                levels = torch.arange(1, b + 1, device=codes.device, dtype=codes.dtype)
-                out.append((codes[:, a : a + 1] == levels).float())
-        out += [torch.isnan(features[:, j : j + 1]).float() for j in self.indicators]
-        out += [codes[:, j : j + 1].float() for j in self.embedded]
-        return torch.cat(out, dim=1)
-
-
-class Exported(nn.Module):
-    """encode -> the trained layers -> head; takes `codes` only when the run has string columns."""
-
-    def __init__(self, encode: Encode, net: nn.Sequential, strings: bool):
-        super().__init__()
-        self.encode, self.net, self.strings = encode, net, strings
-
-    def forward(self, features: torch.Tensor, codes: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(self.encode(features, codes))
-
-
-class Probabilities(nn.Module):
-    """Model outputs -> class probabilities: heads.to_proba itself, so an export cannot drift from predict."""
-
-    def __init__(self, cfg: Config):
-        super().__init__()
-        self.cfg = cfg
-
-    def forward(self, out: torch.Tensor) -> torch.Tensor:
-        return to_proba(out, self.cfg)
-
-
-class Unscale(nn.Module):
-    """The standardized regression output -> the prediction in the target's units, one value per row."""
-
-    def __init__(self, target_shift: float, target_scale: float):
-        super().__init__()
-        self.prep = {"target_shift": float(target_shift), "target_scale": float(target_scale)}
-
-    def forward(self, out: torch.Tensor) -> torch.Tensor:
-        return unscale(self.prep, out[:, 0].double()).float()
 
 
 def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str = "best", force: bool = False) -> Path:
@@ -196,11 +90,6 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
         _write_torchscript(out, model, sample, prep)
     write_sidecar(out, fmt, loaded, checkpoint)
     return out
-
-
-def sidecar_path(out: Path) -> Path:
-    """model.onnx -> model.onnx.json: an ONNX and a TorchScript export in one folder keep their own."""
-    return out.with_name(out.name + ".json")
 
 
 # ---------------------------------------------------------------- checks
@@ -269,29 +158,6 @@ def _is_number(v: Any) -> bool:
 # ---------------------------------------------------------------- the exported model
 
 
-def export_model(model: nn.Module, cfg: Config, prep: dict) -> Exported:
-    """encode -> a float32 eval-mode copy of the trained layers -> probabilities or unscaled prediction.
-    Call _refuse_unexportable(prep, fmt) first."""
-    net = copy.deepcopy(model)
-    for mlp in getattr(net, "members", [net]):  # model.ensemble: each member's layers
-        for name, layer in list(mlp.named_children()):
-            if isinstance(layer, nn.RReLU):
-                # Its eval-mode forward is a leaky ReLU with the mean slope; the ONNX exporter has no rrelu.
-                setattr(mlp, name, nn.LeakyReLU((layer.lower + layer.upper) / 2))
-    ensemble = hasattr(net, "members")
-    parts: OrderedDict[str, nn.Module] = OrderedDict([("ensemble", net)] if ensemble else net.named_children())
-    if prep["task"] == "regression":
-        parts["unscale"] = Unscale(prep["target_shift"], prep["target_scale"])
-    else:
-        parts["proba"] = Probabilities(cfg)
-    net = nn.Sequential(parts)
-    return Exported(Encode(prep), net, bool(string_inputs(prep))).float().eval()
-
-
-def output_name(prep: dict) -> str:
-    return "prediction" if prep["task"] == "regression" else "probabilities"
-
-
 @dataclass
 class Sample:
     """Example rows for the export and the check after it: numbers, and the strings with their level codes."""
@@ -328,13 +194,6 @@ def sample_rows(prep: dict, n: int = 7) -> Sample:
         lookup, other = string_codes(prep, col)
         codes[:, j] = [lookup.get(v, other) for v in text[:, j]]
     return Sample(x, text, torch.from_numpy(codes))
-
-
-def string_codes(prep: dict, col: str) -> tuple[dict[str, int], int]:
-    """({text: level code}, the code of any other text): what the graph's LabelEncoder holds for a column, the
-    codes encoding.level_codes gives. "" stands for a missing value: the fill level's code (0 without one)."""
-    lookup, missing = level_lookup(prep, col)
-    return {**lookup, "": missing}, 0
 
 
 @contextmanager
@@ -477,78 +336,3 @@ def _compare(got: np.ndarray, model: nn.Module, inputs: tuple, what: str) -> Non
 
 
 # ---------------------------------------------------------------- the sidecar
-
-
-def _text_and_dates(prep: dict) -> dict:
-    """The sidecar's account of the `strings` input and of the date columns' parts, where the run has them."""
-    doc, strings = {}, string_inputs(prep)
-    if strings:
-        doc["strings"] = {
-            "name": STRINGS_NAME,
-            "dtype": "string",
-            "shape": [BATCH_DIM, len(strings)],
-            "columns": strings,
-            "note": 'text as the table holds it (numbers as text: "3", not "3.0"), "" for a missing value; a '
-            "level never seen in training is encoded as unknown (all-zero one-hot, or the embedding's unknown "
-            "row), as nntrain predict does",
-        }
-    if prep.get("dates"):
-        doc["dates"] = {
-            col: {
-                "parts": [part_name(col, p) for p in d["parts"]],
-                "origin": pd.Timestamp(d["origin"], unit="s").isoformat(),
-                "note": "year, month, day (1-31), weekday (Monday 0), hour (with minutes as a fraction), days "
-                "since origin; in UTC; NaN for a missing date",
-            }
-            for col, d in prep["dates"].items()
-        }
-    return doc
-
-
-def output_labels(prep: dict) -> list:
-    """The output's columns: the class labels in order, or the target's name."""
-    return [prep["target"]] if prep["task"] == "regression" else list(prep["classes"])
-
-
-def write_sidecar(out: Path, fmt: str, loaded: Any, checkpoint: str) -> Path:
-    prep = loaded.prep
-    numeric = numeric_names(prep)
-    regression = prep["task"] == "regression"
-    doc = {
-        "format": fmt,
-        "file": out.name,
-        "run_dir": str(loaded.run_dir),
-        "checkpoint": checkpoint,
-        "epoch": loaded.ckpt.get("epoch"),
-        "task": prep["task"],
-        "input": {
-            "name": INPUT_NAME,
-            "dtype": "float32",
-            "shape": [BATCH_DIM, len(numeric)],
-            "columns": numeric,
-            "imputed": {c: float(prep["impute"][c]) for c in numeric if c in prep["impute"]},
-            "note": "raw values, in this column order; standardization (and NaN -> the imputed value in the "
-            "imputed columns) happens inside the model",
-        },
-        "output": (
-            {"name": output_name(prep), "dtype": "float32", "shape": [BATCH_DIM], "target": prep["target"]}
-            if regression
-            else {
-                "name": output_name(prep),
-                "dtype": "float32",
-                "shape": [BATCH_DIM, len(prep["classes"])],
-                "classes": list(prep["classes"]),
-                "target": prep["target"],
-                "note": "one probability per class, in the order of classes; the prediction is the argmax",
-            }
-        ),
-        "torch": torch.__version__,
-    }
-    doc.update(_text_and_dates(prep))
-    if fmt == "onnx":
-        doc["opset"] = ONNX_OPSET
-    else:
-        doc["note"] = TORCHSCRIPT_NOTE
-    path = sidecar_path(out)
-    write_output(path, lambda f: f.write(json_bytes(doc)), str(path))
-    return path

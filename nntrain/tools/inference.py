@@ -13,13 +13,15 @@ from torch import nn
 
 from nntrain import metrics as M
 from nntrain.config.schema import Config
-from nntrain.data.encoding import Report, encode, encode_table, load_encoded, unscale
+from nntrain.data.columns import Report
+from nntrain.data.encoding import encode, encode_table, unscale
+from nntrain.data.reread import load_encoded
 from nntrain.data.tables import Table, read_table
 from nntrain.errors import UserError
 from nntrain.model.embeddings import embeds_of, numerics_of
 from nntrain.model.heads import Rows, evaluate, forward_all, make_criterion, to_proba, truth
 from nntrain.model.mlp import build_mlp, check_weights, load_weights
-from nntrain.runs.folders import load_run_checkpoint, split_rows
+from nntrain.runs.checkpoints import load_run_checkpoint, split_rows
 
 
 @dataclass

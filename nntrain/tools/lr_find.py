@@ -16,14 +16,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from nntrain.config.schema import Config, fix_auto
+from nntrain.config.recipe import fix_auto
+from nntrain.config.schema import Config
 from nntrain.data.cache import cached_data
 from nntrain.engine.device import select_device
-from nntrain.engine.state import build_parts
+from nntrain.engine.parts import build_parts
 from nntrain.errors import UserError
 from nntrain.model.embeddings import fit_edges
 from nntrain.model.mlp import n_outputs
-from nntrain.runs.folders import create_run_dir, write_output
+from nntrain.runs.files import write_output
+from nntrain.runs.folders import create_run_dir
 
 SMOOTHING = 0.98  # the loss's exponential moving average, bias-corrected (fastai's)
 DIVERGED = 4.0  # the test stops once the smoothed loss is this many times its lowest

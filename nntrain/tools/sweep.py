@@ -8,14 +8,10 @@ lock the grid sampler sees every running trial, so no grid point runs twice.
 from __future__ import annotations
 
 import contextlib
-import copy
-import dataclasses
-import inspect
 import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +21,15 @@ import yaml
 
 from nntrain import metrics
 from nntrain.config.loading import load_config
-from nntrain.config.schema import FOLDER_NAME_RULE, Config, folder_name, to_plain
-from nntrain.engine.loop import Halt
+from nntrain.config.schema import FOLDER_NAME_RULE, folder_name
+from nntrain.engine.loop_state import Halt
 from nntrain.engine.run_groups import fit_many
 from nntrain.engine.state import configure
 from nntrain.engine.stopping import SIGNALS, Diverged, Interrupted, catching_signals
-from nntrain.errors import Problem, UserError, did_you_mean, first_line
+from nntrain.errors import UserError, first_line
 from nntrain.plaindata import flow
 from nntrain.runs.tracking import tracker_for
 from nntrain.tools.studies import (
-    DEFAULT_HEARTBEAT,
     ask,
     beating,
     claim_lock,
@@ -44,202 +39,12 @@ from nntrain.tools.studies import (
     storage_url,
     tally,
 )
+from nntrain.tools.sweep_space import Dimension, Plan, copied, grid_sampler, make_pruner, plan
 
-SETTINGS = ("trials", "direction", "pruner", "heartbeat")
-PRUNERS = {
-    "none": "NopPruner",
-    "median": "MedianPruner",
-    "percentile": "PercentilePruner",
-    "hyperband": "HyperbandPruner",
-    "successive_halving": "SuccessiveHalvingPruner",
-    "threshold": "ThresholdPruner",
-}
-DEFAULT_TRIALS = 20
-AUTO_BATCH = 16  # trials claimed at once by default; together.py splits a group that memory cannot hold
-
-
-@dataclass
-class Dimension:
-    key: str  # a dotted config key
-    choices: list[str] | None = None  # values as YAML flow text: Optuna's categorical values must be scalars
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
-
-    @property
-    def is_int(self) -> bool:
-        return all(isinstance(v, int) and not isinstance(v, bool) for v in (self.low, self.high, self.step or 1))
-
-    def grid(self) -> list[str] | None:
-        """Every value --grid runs, or None for a continuous range."""
-        if self.choices is not None:
-            return self.choices
-        if self.step is None:
-            return None
-        n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
-        return [
-            flow(self.low + i * self.step if self.is_int else round(self.low + i * self.step, 12)) for i in range(n)
-        ]
-
-
-@dataclass
-class Plan:
-    base: dict  # the resolved config without its sweep section
-    dims: list[Dimension]
-    trials: int
-    direction: str
-    pruner: dict
-    monitor: str
-    heartbeat: int  # seconds between a running trial's heartbeats
-
-
-def plan(cfg: Config, trials: int | None = None, grid: bool = False) -> Plan:
-    """The sweep section checked as a whole: every problem at once, each value tried against the config."""
-    section = cfg.sweep
-    if not section:
-        raise UserError(
-            "the config has no sweep section; add one, e.g. sweep: {optimizer.lr: {low: 1e-4, high: 1e-1, "
-            "log: true}, trials: 20}"
-        )
-    base = to_plain(cfg)
-    base.pop("sweep")
-    monitor = metrics.monitor_name(cfg.train.monitor)
-    problems: list[str | Problem] = []
-    dims = []
-    for key, spec in section.items():
-        if key in SETTINGS:
-            continue
-        dim, found = _dimension(key, spec, base)
-        problems += found
-        if dim is not None:
-            dims.append(dim)
-    if not dims and not problems:
-        problems.append("sweep: no key to search over; add one, e.g. optimizer.lr: {low: 1e-4, high: 1e-1, log: true}")
-    direction = str(section.get("direction", "auto")).lower()
-    wanted = "maximize" if metrics.maximize(monitor) else "minimize"
-    if direction == "auto":
-        direction = wanted
-    elif direction not in ("minimize", "maximize"):
-        problems.append(f"sweep.direction={direction}: choose auto, minimize or maximize")
-    elif direction != wanted:
-        problems.append(
-            f"sweep.direction={direction}: train.monitor={monitor} is better when "
-            f"{'higher' if wanted == 'maximize' else 'lower'}; use direction: auto"
-        )
-    pruner = section.get("pruner", "median")
-    pruner = {"name": pruner} if isinstance(pruner, str) else pruner
-    problems += _pruner_problems(pruner)
-    n = trials if trials is not None else section.get("trials", DEFAULT_TRIALS)
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        problems.append(f"sweep.trials={n}: must be a whole number of at least 1")
-    heartbeat = section.get("heartbeat", DEFAULT_HEARTBEAT)
-    if not isinstance(heartbeat, int) or isinstance(heartbeat, bool) or not 1 <= heartbeat <= 3600:
-        problems.append(f"sweep.heartbeat={heartbeat}: seconds between a trial's heartbeats, a whole number 1-3600")
-    if grid and not problems:
-        continuous = [d.key for d in dims if d.grid() is None]
-        if continuous:
-            problems.append(
-                f"--grid runs every combination of listed values; {', '.join(continuous)} "
-                f"{'is a range' if len(continuous) == 1 else 'are ranges'} without a step: give a list "
-                f"of values or a step"
-            )
-        else:
-            size = math.prod(len(d.grid()) for d in dims)
-            n = size if trials is None else min(n, size)
-    if problems:
-        raise UserError(problems, header=f"{len(problems)} problem(s) in the sweep section:")
-    return Plan(base, dims, n, direction, pruner, monitor, heartbeat)
-
-
-def _dimension(key: str, spec: Any, base: dict) -> tuple[Dimension | None, list[str]]:
-    where = f"sweep.{key}"
-    if key in ("name", "runs_dir", "sweep"):
-        return None, [f"{where}: {key} is set by the sweep itself and cannot be searched"]
-    if isinstance(spec, list):
-        if not spec:
-            return None, [f"{where}: the list of values is empty"]
-        dim = Dimension(key, choices=[flow(v) for v in spec])
-        tried = dim.choices
-    elif isinstance(spec, dict):
-        unknown = [k for k in spec if k not in ("low", "high", "log", "step")]
-        if unknown:
-            return None, [
-                f"{where}.{k}: a range takes low, high, log and step{did_you_mean(k, ['low', 'high', 'log', 'step'])}"
-                for k in unknown
-            ]
-        low, high, log, step = spec.get("low"), spec.get("high"), bool(spec.get("log", False)), spec.get("step")
-        numbers = [v for v in (low, high) if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if len(numbers) < 2:
-            return None, [f"{where}: a range needs numbers low and high, e.g. {{low: 1e-4, high: 1e-1, log: true}}"]
-        if not low < high:
-            return None, [f"{where}: low ({low}) must be below high ({high})"]
-        if log and low <= 0:
-            return None, [f"{where}: a log range needs low above 0 (got {low})"]
-        if step is not None and (log or not isinstance(step, (int, float)) or step <= 0):
-            return None, [f"{where}.step={step}: a step must be a positive number, and a log range takes none"]
-        dim = Dimension(key, low=low, high=high, log=log, step=step)
-        tried = [flow(low), flow(high)]
-    else:
-        return None, [f"{where}={spec!r}: give a list of values, e.g. [sgd, adam], or a range {{low: ..., high: ...}}"]
-    problems: dict[str, Problem] = {}  # a problem of the key itself (an unknown key) is told once, not per value
-    for value in tried:  # each value must make a valid config on its own, as a trial would build it
-        try:
-            load_config(None, [f"{key}={value}"], raw=_copy(base))
-        except UserError as e:
-            for p in e.problems:
-                inner = dataclasses.replace(p, from_command_line=False)
-                told = (
-                    dataclasses.replace(inner, key=f"sweep.{key}")
-                    if p.key == key
-                    else Problem(where, str(inner), value)
-                )
-                problems.setdefault(str(inner), told)
-    return dim, list(problems.values())
-
-
-def _copy(base: dict) -> dict:
-    return copy.deepcopy(base)
-
-
-def _pruner_problems(spec: Any) -> list[str]:
-    if not isinstance(spec, dict) or "name" not in spec:
-        return [f"sweep.pruner={spec!r}: give a name ({', '.join(PRUNERS)}) or {{name: median, n_warmup_steps: 5}}"]
-    name = str(spec["name"]).lower()
-    if name not in PRUNERS:
-        return [
-            f"sweep.pruner.name={spec['name']}: unknown pruner{did_you_mean(name, PRUNERS)}; choose one of: "
-            f"{', '.join(PRUNERS)}"
-        ]
-    kwargs = {k: v for k, v in spec.items() if k != "name"}
-    try:
-        _pruner(spec)
-    except (TypeError, ValueError) as e:
-        return [f"sweep.pruner: {name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) is invalid: {e}"]
-    return []
+AUTO_BATCH = 16  # trials claimed at once by default; stacked_runs.py splits a group that memory cannot hold
 
 
 # ---------------------------------------------------------------- storage and the claim lock
-
-
-def _pruner(spec: dict) -> Any:
-    """The Optuna pruner a checked spec names; TypeError or ValueError for bad arguments."""
-    cls = getattr(optuna.pruners, PRUNERS[str(spec["name"]).lower()])
-    kwargs = {k: v for k, v in spec.items() if k != "name"}
-    inspect.signature(cls).bind(**kwargs)  # names the unknown argument, where the constructor's error may not
-    return cls(**kwargs)
-
-
-def _grid(space: dict) -> Any:
-    """A GridSampler that does not stop the study when the grid is used up: that works only inside
-    study.optimize; here the trial count under the claim lock ends the sweep."""
-    from optuna.samplers import GridSampler
-
-    class Grid(GridSampler):
-        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
-            pass
-
-    return Grid(space)
 
 
 def open_study(url: str, name: str, p: Plan, grid: bool, log: Callable[[str], None]) -> tuple[Any, Any]:
@@ -255,12 +60,12 @@ def open_study(url: str, name: str, p: Plan, grid: bool, log: Callable[[str], No
             ) from None
         except Exception as e:  # a server that cannot be reached, a bad password: sqlalchemy's many error types
             raise UserError(f"--storage {masked(url)}: cannot open it: {first_line(e)}") from None
-        sampler = _grid({d.key: d.grid() for d in p.dims}) if grid else optuna.samplers.TPESampler()
+        sampler = grid_sampler({d.key: d.grid() for d in p.dims}) if grid else optuna.samplers.TPESampler()
         study = optuna.create_study(
             study_name=name,
             storage=storage,
             sampler=sampler,
-            pruner=_pruner(p.pruner),
+            pruner=make_pruner(p.pruner),
             direction=p.direction,
             load_if_exists=True,
         )
@@ -348,7 +153,7 @@ def _work(
     track: Callable[[Path], Any] | None = None,
 ) -> int:
     """Trials until the study holds p.trials that count, none running or waiting; the trials this worker ran.
-    Up to `batch` trials are claimed at once and trained together where their shapes agree (together.py)."""
+    Up to `batch` trials are claimed at once and trained together where their shapes agree (stacked_runs.py)."""
     ran, told_waiting = 0, False
     while True:
         with claim_lock(url, study.study_name, log):
@@ -388,7 +193,7 @@ def _run_trials(
     params = [{d.key: _suggest(trial, d) for d in p.dims} for trial in trials]
     cfgs = []
     for trial, chosen in zip(trials, params):
-        raw = _copy(p.base)
+        raw = copied(p.base)
         raw["runs_dir"] = str(root)
         cfgs.append(
             load_config(None, [f"{k}={v}" for k, v in chosen.items()], raw=raw, name=f"trial-{trial.number:04d}")
@@ -471,7 +276,7 @@ def _headline(summary: dict) -> str:
 
 def finish(study: Any, root: Path, p: Plan, log: Callable[[str], None]) -> dict:
     """The trials table, the best trial's config as a ready YAML, and Optuna's plots, all under runs/STUDY/."""
-    from nntrain.runs.folders import write_json, write_output, write_text
+    from nntrain.runs.files import write_json, write_output, write_text
 
     trials = study.get_trials(deepcopy=False)
     states = {s: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}

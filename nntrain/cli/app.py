@@ -1,0 +1,159 @@
+"""What every command shares: the typer app, the one error guard (a Stop's message and exit code, never a
+traceback), stdout that may close under us, JSON and table output, and main()."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: rich's panels cost a tenth of a second of imports per --help
+    help="Train neural networks on tabular data from a YAML config.",
+)
+
+
+def console(stderr: bool, width: int | None = None):
+    """width: for tables, when the output is not a terminal (rich would cut them to 80 columns)."""
+    from rich.console import Console
+
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if width and not console.is_terminal:
+        console.width = width
+    if not stderr:
+        console.on_broken_pipe = _stdout_closed  # rich's own would exit 1 at once, a run unsaved
+    return console
+
+
+def _guard(fn: Callable[[], None]) -> None:
+    """A user's mistake, a divergence or a signal: one message on stderr and its exit code; never a traceback."""
+    from nntrain.engine.distributed import rank
+    from nntrain.errors import Stop
+
+    try:
+        fn()
+    except Stop as e:
+        if rank() == 0:  # data-parallel: rank 0 speaks for the group
+            console(True).print(f"{e.prefix}: {e}", markup=False)
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:  # before training started: nothing to save
+        console(True).print("interrupted", markup=False)
+        raise typer.Exit(130) from None
+    except BrokenPipeError:  # stdout's reader went away (`nntrain runs | head -1`): a normal end, said nowhere
+        _discard_stdout()
+        raise typer.Exit(128 + signal.SIGPIPE) from None
+
+
+def _discard_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _stdout_closed() -> None:
+    """rich's broken-pipe hook for stdout: whatever follows for stdout goes nowhere. A run in progress (`nntrain
+    fit ... | head -1`) goes on to its next step, saves and stops as on SIGPIPE; any other command ends there,
+    quietly, with SIGPIPE's exit code."""
+    from nntrain.engine.stopping import SIGNALS
+
+    _discard_stdout()
+    if not SIGNALS.armed:
+        raise typer.Exit(128 + signal.SIGPIPE)
+    if SIGNALS.signum is None:
+        SIGNALS.signum = signal.SIGPIPE
+
+
+def guarded(command: Callable[..., None]) -> Callable[..., None]:
+    """A command whose body runs under _guard; typer reads the command's own signature through functools.wraps."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs) -> None:
+        _guard(lambda: command(*args, **kwargs))
+
+    return run
+
+
+TABLE_WIDTH = 160
+
+
+def argv_again(ctx: typer.Context, leave_out: str) -> list[str]:
+    """The running command's own arguments, rebuilt from what typer parsed (less `leave_out`): what `fit --nproc`
+    hands its workers. Built from the parameters' declarations, so a new option travels without a change here."""
+    argv = [ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name == leave_out or value is None or value is False:
+            continue
+        if param.param_type_name == "argument":
+            argv += [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
+        elif value is True:
+            argv.append(param.opts[0])
+        elif isinstance(value, (list, tuple)):  # a repeatable option: once per value
+            argv += [a for v in value for a in (param.opts[0], str(v))]
+        else:
+            argv += [param.opts[0], str(value)]
+    return argv
+
+
+def print_json(obj: dict) -> None:
+    from nntrain.plaindata import strict_json
+
+    print(strict_json(obj))
+
+
+STRICT_HELP = "a level never seen in training (or text in a date column) is an error, not an unknown level"
+
+
+@contextlib.contextmanager
+def data_warnings():
+    """The API's DataWarnings (what the encoding read as unknown) as `warning:` lines on stderr."""
+    import warnings
+
+    from nntrain.api import DataWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        yield
+    for w in caught:
+        if issubclass(w.category, DataWarning):
+            console(True).print(f"warning: {w.message}", markup=False)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+# Set by main(): the command owns the process and exits after it. Then a signal that arrives once training
+# has finished is ignored rather than killing the exit; a caller that runs `app` in its own process (tests
+# through CliRunner) keeps its handlers.
+PROCESS = {"exiting": False}
+
+
+def main() -> None:
+    PROCESS["exiting"] = True
+    from nntrain.engine.distributed import launched
+
+    if not launched():
+        app()
+        return
+    # A data-parallel worker has written its files and destroyed its process group by now, yet interpreter
+    # finalization can still abort in gloo's threads now and then ("terminate called without an active
+    # exception", exit -6; pytorch PR #179291 describes it): the worker leaves without finalization.
+    try:
+        app()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""What a run did and what it gives: `eval`, `params`, `predict`, `runs`, `compare`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from nntrain.cli.app import (
+    STRICT_HELP,
+    TABLE_WIDTH,
+    console,
+    data_warnings,
+    guarded,
+    print_json,
+)
+
+
+@guarded
+def eval_(
+    run_dir: Path | None = typer.Argument(None, help="run folder; default: the newest under runs/"),
+    data: str | None = typer.Option(
+        None, "--data", help="evaluate on this file (same columns) instead of the test split"
+    ),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
+    as_json: bool = typer.Option(False, "--json"),
+    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
+) -> None:
+    """Metrics of a trained run on its own test split or on another file."""
+
+    from nntrain import api
+    from nntrain.engine.progress import format_metrics
+    from nntrain.runs.folders import resolve_run_dir
+
+    run = api.load(resolve_run_dir(str(run_dir) if run_dir else None), checkpoint)
+    with data_warnings():
+        report = run.report(data, strict)
+    if as_json:
+        print_json(report)
+        return
+    out = console(False)
+    out.print(
+        f"{report['run_dir']} ({checkpoint}.pt, epoch {report['checkpoint_epoch']}) on {report['data']}, "
+        f"{report['rows']} rows:",
+        markup=False,
+    )
+    out.print(format_metrics(report["metrics"], report["baseline"]), markup=False)
+
+
+@guarded
+def params(
+    target: Path = typer.Argument(..., help="a config file or a run folder"),
+    overrides: list[str] | None = typer.Argument(None, help="dotted KEY=VALUE overrides (config only)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Count the model's parameters layer by layer, from a config (no training) or a run folder."""
+
+    from nntrain.errors import UserError
+
+    if target.is_dir():
+        from nntrain import api
+
+        if overrides:
+            raise UserError(f"overrides ({' '.join(overrides)}) apply to a config, not to a trained run folder")
+        table = api.load(target).params()
+    else:
+        # No torch from a config (its import alone takes 1-2 s): names are checked, the arguments of
+        # components are left to fit, and the layers are counted from the config.
+        from nntrain.config.loading import load_config
+        from nntrain.data.prepare import load_data
+        from nntrain.model.embeddings import embeds_of, numerics_of
+        from nntrain.model.memory import too_big
+        from nntrain.model.mlp import n_outputs, planned_table
+
+        cfg = load_config(target, list(overrides or []), arguments_too=False)
+        data = load_data(cfg, target.parent)
+        n_in, n_out = data.X.shape[1], n_outputs(cfg, data.task, data.n_outputs)
+        numeric = numerics_of(data.prep)
+        table = planned_table(cfg.model, n_in, n_out, embeds_of(data.prep), numeric)
+        # on the CPU only: a GPU's free memory needs torch, which params does without
+        batch, rows = cfg.train.batch_rows(len(data.train)), len(data.X)
+        why = None if cfg.device.startswith("cuda") else too_big(cfg, n_in, n_out, batch, rows, numeric=numeric)
+        if why is not None:
+            console(True).print(f"warning: {why}: `nntrain fit` on the CPU would refuse it", markup=False)
+    if as_json:
+        print_json(table)
+        return
+    _print_params(table)
+
+
+def _print_params(table: dict) -> None:
+    from rich.table import Table
+
+    t = Table(title="parameters")
+    for col in ("layer", "type", "shape", "weights", "biases", "total", "buffers"):
+        t.add_column(col, justify="left" if col in ("layer", "type", "shape") else "right")
+    for r in table["layers"]:
+        t.add_row(
+            r["layer"],
+            r["type"],
+            "x".join(map(str, r["shape"])) or "-",
+            f"{r['weights']:,}",
+            f"{r['biases']:,}",
+            f"{r['total']:,}",
+            f"{r['buffers']:,}",
+        )
+    out = console(False)
+    out.print(t)
+    out.print(
+        f"total {table['total']:,}  trainable {table['trainable']:,}  non-trainable {table['non_trainable']:,}  "
+        f"buffers {table['buffers']:,}  memory {table['bytes'] / 1024:.1f} KiB",
+        markup=False,
+    )
+
+
+@guarded
+def predict(
+    run_dir: Path = typer.Argument(..., help="the run folder"),
+    input: str = typer.Argument(..., help="CSV or Parquet of raw rows with the training columns"),
+    output: Path | None = typer.Option(None, "-o", "--output", help="write the predictions here (CSV)"),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
+    force: bool = typer.Option(False, "--force", help="replace an existing output file"),
+    raw: bool = typer.Option(
+        False, "--raw", help="write labels as they are, even those a spreadsheet runs as formulas"
+    ),
+    strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
+) -> None:
+    """Predict from raw rows: the stored preprocessing is applied; labels come back as in the training data."""
+
+    from nntrain import api
+    from nntrain.runs.files import output_file, write_output
+    from nntrain.tools.inference import spreadsheet_safe
+
+    if output is not None:
+        output_file(output, force, inputs=[input])
+    run = api.load(run_dir, checkpoint)
+    with data_warnings():
+        frame = run.predict(input, strict)
+    frame = frame if raw else spreadsheet_safe(frame)
+    if output is None:
+        frame.to_csv(sys.stdout, index=False)
+        return
+    write_output(output, lambda f: frame.to_csv(f, index=False), f"-o {output}")
+    console(True).print(f"{len(frame)} predictions written to {output}", markup=False)
+
+
+@guarded
+def runs(
+    runs_dir: Path = typer.Argument(Path("runs"), help="the folder of run folders"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The runs under RUNS_DIR, newest first: model, optimizer, epochs, best value and test metric."""
+
+    from nntrain.runs.listing import list_runs, runs_table
+
+    rows = list_runs(runs_dir)
+    if as_json:
+        keep = ("name", "task", "model", "optimizer", "scheduler", "epochs", "status", "monitor", "best_value", "test")
+        keep += ("config_edited",)
+        print_json(
+            {
+                "runs": [
+                    {
+                        **{k: r[k] for k in keep},
+                        "path": str(r["path"]),
+                        "started": r["started"].isoformat() if r["started"] else None,
+                    }
+                    for r in rows
+                ]
+            }
+        )
+        return
+    if not rows:
+        console(False).print(f"no runs under {runs_dir}/", markup=False)
+        return
+    console(False, width=TABLE_WIDTH).print(runs_table(rows))
+
+
+@guarded
+def compare(
+    run_dirs: list[Path] = typer.Argument(..., help="two or more run folders"),
+    output: Path = typer.Option(Path("compare.png"), "-o", "--output", help="where to write the overlaid curves (PNG)"),
+    force: bool = typer.Option(False, "--force", help="replace an existing output file"),
+) -> None:
+    """Overlay several runs' curves (val loss, metric, lr) and table what differs in their configs and results."""
+
+    import pandas as pd
+
+    from nntrain.errors import UserError
+    from nntrain.runs.files import output_file
+    from nntrain.runs.folders import resolve_run_dir
+    from nntrain.runs.listing import compare_table, read_run
+    from nntrain.runs.plots import compare_plot
+
+    if len(run_dirs) < 2:
+        raise UserError("compare needs at least two run folders, e.g. nntrain compare runs/sgd runs/adam")
+    rows = [read_run(resolve_run_dir(str(p))) for p in run_dirs]
+    names = [r["name"] for r in rows]
+    if len(set(names)) < len(names):
+        names = [str(r["path"]) for r in rows]
+    frames = {}
+    for name, r in zip(names, rows):
+        if not (r["path"] / "metrics.csv").is_file() or not r["path"].joinpath("metrics.csv").stat().st_size:
+            raise UserError(f"{r['path']}: no finished epoch yet (metrics.csv is missing or empty)")
+        frames[name] = pd.read_csv(r["path"] / "metrics.csv")
+    if output.suffix.lower() != ".png":
+        raise UserError(f"-o {output}: the curves are written as PNG; name a .png file")
+    output_file(output, force)
+    metric = _compare_metric(rows[0])
+    try:
+        compare_plot(frames, output, metric)
+    except OSError as e:
+        raise UserError(f"-o {output}: cannot write it: {e.strerror or e}") from None
+    out = console(False, width=TABLE_WIDTH)
+    out.print(compare_table(dict(zip(names, rows))))
+    out.print(f"curves (val_loss, {metric}, lr): {output}", markup=False)
+
+
+def _compare_metric(row: dict) -> str:
+    """The monitored metric, or when that is the loss (already the first panel) the task's headline metric."""
+    monitor = row.get("monitor") or "val_loss"
+    if monitor != "val_loss":
+        return monitor
+    from nntrain.metrics import headline
+
+    return "val_" + headline(row.get("task") or "")

@@ -1,0 +1,133 @@
+"""A column's raw values, read the same way when the preprocessing is fitted (fitting.py) and when it is
+applied (encoding.py): numbers out of text, a date column's parts, level names, and what encoding reads as
+unknown (Report). Below both, so the walk from a table to its matrix goes down, never back and forth."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nntrain.data import dates
+from nntrain.data.tables import where
+from nntrain.errors import UserError, quoted
+
+MISSING = "(missing)"  # the level a missing string becomes under data.impute: auto
+
+
+def py(v: Any) -> Any:
+    """numpy scalars -> Python scalars, so they survive weights_only loading and JSON."""
+    return v.item() if hasattr(v, "item") else v
+
+
+def numeric_column(s: pd.Series, is_csv: bool) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(s):
+        return s.to_numpy(dtype=np.float64)
+    if pd.api.types.is_numeric_dtype(s):
+        return s.to_numpy(dtype=np.float64, na_value=np.nan)
+    as_num = pd.to_numeric(s.astype(str).str.strip(), errors="coerce")
+    bad = as_num.isna() & s.notna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(f"column {quoted(s.name)}: {quoted(s.iloc[i])} at {where(is_csv, i)} is not a number")
+    return as_num.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def check_finite(v: np.ndarray, col: str, is_csv: bool) -> None:
+    bad = np.isinf(v)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise UserError(f"column '{col}': infinite value {v[i]} at {where(is_csv, i)}; fix or remove that row")
+
+
+def source_names(prep: dict, col: str) -> list[str]:
+    """A column's numeric sources: itself if numeric, its kept parts if a date, none otherwise."""
+    kind = prep["kinds"][col]
+    if kind == "date":
+        return [dates.part_name(col, p) for p in prep["dates"][col]["parts"]]
+    return [col] if kind == "numeric" else []
+
+
+def numeric_names(prep: dict) -> list[str]:
+    """The numeric sources, in the matrix's order: numeric columns, and each date column's kept parts."""
+    return [name for col in prep["columns"] for name in source_names(prep, col)]
+
+
+def raw_sources(df: pd.DataFrame, prep: dict, is_csv: bool, report: Report) -> dict[str, np.ndarray]:
+    """Every numeric source before imputation, by name: numeric columns, and each date column's kept parts."""
+    out = {}
+    for col in prep["columns"]:
+        kind = prep["kinds"][col]
+        if kind == "numeric":
+            out[col] = numeric_column(df[col], is_csv)
+        elif kind == "date":
+            out.update(date_parts(df[col], prep, is_csv, report))
+    return out
+
+
+def date_parts(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> dict[str, np.ndarray]:
+    col, fitted = str(s.name), prep["dates"][str(s.name)]
+    secs = dates.seconds(s)
+    bad = dates.unreadable(s, secs)
+    if bad.any():
+        report.unseen(s, bad, is_csv, "read as missing dates", what="not a date")
+    parts = dates.parts(secs, fitted["origin"])
+    out = {dates.part_name(col, p): parts[p] for p in fitted["parts"]}
+    out[col] = secs  # its missing places feed the indicator column, where it has one
+    return out
+
+
+@dataclasses.dataclass
+class Report:
+    """Values encoding reads as unknown (a level never seen in training, text in a date column): said in
+    notes, or an error under strict (--strict)."""
+
+    strict: bool = False
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    def unseen(self, s: pd.Series, rows: np.ndarray, is_csv: bool, then: str, what: str = "never seen in training"):
+        """`rows` of column `s` hold such values; `then` says what encoding did with them."""
+        i = int(np.flatnonzero(rows)[0])
+        example, col = MISSING if pd.isna(s.iloc[i]) else s.iloc[i], s.name
+        if self.strict:
+            raise UserError(f"column {quoted(col)}: value {quoted(example)} at {where(is_csv, i)}: {what} (--strict)")
+        self.notes.append(
+            f"column {quoted(col)}: {int(rows.sum()):,} row(s) with a value {what}, such as {quoted(example)}; {then}"
+        )
+
+
+# numpy releases the GIL over a whole column, so on big tables the per-column work runs on every core.
+THREADS = os.cpu_count() or 1
+
+
+PARALLEL_ROWS = 100_000
+
+
+def row_parts(n_rows: int) -> int:
+    """How many threads work on a table of n_rows: THREADS from PARALLEL_ROWS rows on, else one."""
+    return THREADS if n_rows >= PARALLEL_ROWS else 1
+
+
+def map_rows(fn: Callable, items: Iterable, n_rows: int) -> list:
+    """[fn(x) for x in items], on THREADS threads for tables of PARALLEL_ROWS rows or more; the first error in
+    item order is raised, as a plain loop would."""
+    if n_rows < PARALLEL_ROWS or THREADS == 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(THREADS) as pool:
+        return list(pool.map(fn, items))
+
+
+def categories(s: pd.Series) -> pd.Series:
+    """Category names as strings, vectorized; 3 and 3.0 are the same zone."""
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        v = s.astype(np.float64)
+        integral = v.notna() & (v == v.round())
+        out = v.astype(str).astype(object)
+        out[integral] = v[integral].astype(np.int64).astype(str)
+        return out
+    return s.astype(str)

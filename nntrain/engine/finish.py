@@ -1,0 +1,89 @@
+"""The end of a fit: the test metrics of best.pt, summary.json with the run's status and why it stopped, and
+the plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from nntrain import metrics as M
+from nntrain.config.schema import to_plain
+from nntrain.engine.loop_state import Halt, Loop
+from nntrain.engine.progress import format_metrics
+from nntrain.engine.state import Run
+from nntrain.engine.stopping import RanksDiverged
+from nntrain.model.heads import Rows, evaluate_with_scores, truth
+from nntrain.runs.checkpoints import load_checkpoint, versions
+from nntrain.runs.files import write_json
+
+
+def summary_of(run: Run, status: str, stopped: str | None, seconds: float) -> dict:
+    """summary.json without the test metrics: what every run that ends says of itself."""
+    data = run.data
+    return {
+        "run_dir": str(run.run_dir),
+        "status": status,
+        "best_epoch": run.best_epoch,
+        "monitor": M.monitor_name(run.cfg.train.monitor),
+        "best_value": run.best_value,
+        "epochs_run": run.epoch,
+        "stopped": stopped,
+        "train_seconds": round(seconds, 3),
+        "task": data.task,
+        "rows": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
+        "data": {
+            "source": data.prep["source"],
+            "sha256": data.prep["sha256"],
+            "files": data.prep.get("files", []),  # data.val_path / data.test_path
+            "split": data.prep.get("split"),
+            "notes": data.prep.get("notes", []),  # the choices fit printed
+        },
+        "config": {**to_plain(run.cfg), "sweep": None},  # what was trained, whatever is done to config.yaml
+        "versions": versions(),
+    }
+
+
+def finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:
+    """After the last epoch: the ranks' weights compared, then best.pt on the test split, summary.json, plots."""
+    data, parts, group = run.data, run.parts, run.group
+    if group:
+        if not group.same_weights(parts.model):
+            raise RanksDiverged(f"the {group.world} ranks ended with different weights; {run.run_dir} holds rank 0's")
+        loop.log(f"data-parallel: {group.world} processes, weights identical on every rank (sha256 compared)")
+        if not group.writes:
+            return {"run_dir": str(run.run_dir), "rank": group.rank}
+    parts.model.load_state_dict(load_checkpoint(run.run_dir / "best.pt")["model"])
+    summary = summary_of(run, halt.status if halt else "completed", halt.reason if halt else None, seconds)
+    summary.update(test={}, test_baseline={})
+    y_test, scores = None, None
+    if len(data.test):
+        rows = Rows.take(loop.X, loop.y, loop.loss_weights, data.weights, data.test)
+        test, scores = evaluate_with_scores(parts.model, rows, run.cfg, data.prep, parts.criterion)
+        y_test = truth(data.prep, data.y[data.test])
+        summary.update(test=test, test_baseline=M.baseline(data.task, y_test, data.prep, rows.weights))
+    write_json(run.run_dir / "summary.json", summary)
+    loop.progress.end()
+    best = f"best epoch {run.best_epoch} ({summary['monitor']}={run.best_value:.4f})"
+    if y_test is None:
+        loop.log(f"{best}; no test split (data.test_size=0)")
+    else:
+        loop.log(f"{best}; test metrics of best.pt:")
+        loop.log(format_metrics(summary["test"], summary["test_baseline"]))
+    if run.cfg.train.plots:
+        try:
+            written = write_plots(run.run_dir, summary["monitor"], data.task, y_test, scores, data.prep["classes"])
+            loop.log(f"plots: {', '.join(p.name for p in written)} in {run.run_dir}")
+        except OSError as e:  # the run is whole without them
+            loop.log(f"warning: the plots were not written: {e.strerror or e}; the run folder is complete otherwise")
+    return summary
+
+
+def write_plots(
+    run_dir: Path, monitor: str, task: str, y_true: np.ndarray | None, scores: np.ndarray | None, classes: list | None
+) -> list[Path]:
+    """PNG plots in the run folder: curves from metrics.csv, and the test split's predictions (if it has one)."""
+    from nntrain.runs.plots import curve_plots, prediction_plots
+
+    curves = curve_plots(run_dir, monitor)
+    return curves if y_true is None else curves + prediction_plots(run_dir, task, y_true, scores, classes)

@@ -1,0 +1,70 @@
+"""A run's parts built from its config: the model, the criterion, the optimizer and the schedule (with its
+warmup), on the run's device; what start and resume both build before restoring any state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from nntrain.config.components import WARMUP, build, canonical
+from nntrain.config.schema import Config
+from nntrain.engine.fused import FlatSGD, FusedStep, Held
+from nntrain.model.embeddings import embeds_of, numerics_of
+from nntrain.model.heads import make_criterion
+from nntrain.model.mlp import build_mlp
+
+
+@dataclass
+class Parts:
+    model: nn.Module
+    criterion: Callable
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    fused: FusedStep | None = None  # the written-out step, when the model takes that path
+
+
+def build_parts(
+    cfg: Config,
+    n_in: int,
+    n_out: int,
+    prep: dict,
+    device: torch.device,
+    fused: bool = False,
+    weighted: bool = False,
+    stacked: bool = False,
+) -> Parts:
+    """`stacked`: another engine steps the model (stacked_runs.py); an SGD optimizer is then a FlatSGD that only
+    holds the settings and state (torch.optim.SGD's constructor imports torch._dynamo: 2 s)."""
+    torch.manual_seed(cfg.seed)
+    task = prep["task"]
+    model = build_mlp(cfg.model, n_in, n_out, embeds_of(prep), task, numerics_of(prep)).to(device)
+    step = FusedStep(model, cfg, task) if fused else None
+    arguments = {k: v for k, v in cfg.optimizer.items() if k != "name"}
+    if step is not None and FlatSGD.applies(cfg.optimizer):
+        optimizer = FlatSGD(step, **arguments)
+    elif stacked and FlatSGD.applies(cfg.optimizer):
+        params = list(model.parameters())
+        optimizer = FlatSGD(Held(params, params[0]), **arguments)
+    elif cfg.model.ensemble > 1:  # a param group per member: stacked_optim.py reads each member's own
+        optimizer = build("optimizer", cfg.optimizer, [{"params": list(m.parameters())} for m in model.members])
+    else:
+        optimizer = build("optimizer", cfg.optimizer, model.parameters())
+    return Parts(model, make_criterion(cfg, task, weighted), optimizer, _scheduler(cfg, optimizer), step)
+
+
+def _scheduler(cfg: Config, optimizer: torch.optim.Optimizer) -> Any:
+    """The config's schedule, after scheduler.warmup_epochs of linear warmup when it names some; None: none."""
+    main = (
+        None
+        if canonical("scheduler", cfg.scheduler["name"]) == "none"
+        else build("scheduler", cfg.scheduler, optimizer)
+    )
+    warm = cfg.scheduler.get(WARMUP)
+    if not warm:
+        return main
+    warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1 / (warm + 1), total_iters=warm)
+    return warmup if main is None else torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, main], [warm])

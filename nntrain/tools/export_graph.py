@@ -1,0 +1,176 @@
+"""The exported graph as torch modules: encode (numbers imputed and scaled, level codes) -> the trained layers
+-> the head (probabilities, or predictions in the target's units); its input and output names."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from nntrain.config.schema import Config
+from nntrain.data.columns import numeric_names, source_names
+from nntrain.data.dates import part_name
+from nntrain.data.encoding import CLIP, level_lookup, unscale
+from nntrain.model.heads import to_proba
+
+
+class Standardize(nn.Module):
+    """Raw float32 feature rows -> the scaled matrix the first layer was trained on.
+
+    As encoding.encode: imputed columns get their fill value for NaN, then (x - shift) / scale in float64, rounded
+    once to float32. A NaN in a column that was not imputed stays NaN (nntrain predict refuses such a row)."""
+
+    def __init__(self, shift: list[float], scale: list[float], fill: list[float | None], clip: bool = False):
+        super().__init__()
+        self.clip = clip
+        self.register_buffer("shift", torch.tensor(shift, dtype=torch.float64))
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float64))
+        self.impute = any(f is not None for f in fill)
+        if self.impute:
+            self.register_buffer(
+                "fill", torch.tensor([math.nan if f is None else f for f in fill], dtype=torch.float64)
+            )
+            self.register_buffer("imputed", torch.tensor([f is not None for f in fill]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.double()
+        if self.impute:
+            x = torch.where(torch.isnan(x) & self.imputed, self.fill, x)
+        x = (x - self.shift) / self.scale
+        if self.clip:
+            x = x / torch.sqrt(1 + (x / CLIP) ** 2)
+        return x.float()
+
+
+def string_inputs(prep: dict) -> list[str]:
+    """The `strings` input's columns: one-hot and embedded columns, in the table's order."""
+    return [c for c in prep["columns"] if prep["kinds"][c] in ("categorical", "embedded")]
+
+
+class Encode(nn.Module):
+    """(raw numbers, level codes) -> the matrix the model was trained on, in encoding.encode's column order:
+    per column its scaled number or date parts or one-hot block, then the indicators, then the embedded codes."""
+
+    def __init__(self, prep: dict):
+        super().__init__()
+        numeric, strings = numeric_names(prep), string_inputs(prep)
+        fill = [float(prep["impute"][c]) if c in prep["impute"] else None for c in numeric]
+        self.standardize = Standardize(prep["shift"], prep["scale"], fill, prep.get("scale_kind") == "robust")
+        self.pieces = []  # ("num", start, stop) | ("hot", code column, levels)
+        for col in prep["columns"]:
+            kind = prep["kinds"][col]
+            if kind in ("numeric", "date"):
+                names = source_names(prep, col)
+                start = numeric.index(names[0])
+                self.pieces.append(("num", start, start + len(names)))
+            elif kind == "categorical":
+                self.pieces.append(("hot", strings.index(col), len(prep["categories"][col])))
+        # a date's indicator reads its first part: missing dates have every part missing
+        self.indicators = [
+            numeric.index(c if c in numeric else part_name(c, prep["dates"][c]["parts"][0]))
+            for c in prep.get("indicators", [])
+        ]
+        self.embedded = [strings.index(c) for c in strings if prep["kinds"][c] == "embedded"]
+
+    def forward(self, features: torch.Tensor, codes: torch.Tensor | None = None) -> torch.Tensor:
+        scaled = self.standardize(features)
+        out = []
+        for kind, a, b in self.pieces:
+            if kind == "num":
+                out.append(scaled[:, a:b])
+            else:
+                levels = torch.arange(1, b + 1, device=codes.device, dtype=codes.dtype)
+                out.append((codes[:, a : a + 1] == levels).float())
+        out += [torch.isnan(features[:, j : j + 1]).float() for j in self.indicators]
+        out += [codes[:, j : j + 1].float() for j in self.embedded]
+        return torch.cat(out, dim=1)
+
+
+class Exported(nn.Module):
+    """encode -> the trained layers -> head; takes `codes` only when the run has string columns."""
+
+    def __init__(self, encode: Encode, net: nn.Sequential, strings: bool):
+        super().__init__()
+        self.encode, self.net, self.strings = encode, net, strings
+
+    def forward(self, features: torch.Tensor, codes: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(self.encode(features, codes))
+
+
+class Probabilities(nn.Module):
+    """Model outputs -> class probabilities: heads.to_proba itself, so an export cannot drift from predict."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+
+    def forward(self, out: torch.Tensor) -> torch.Tensor:
+        return to_proba(out, self.cfg)
+
+
+class Unscale(nn.Module):
+    """The standardized regression output -> the prediction in the target's units, one value per row."""
+
+    def __init__(self, target_shift: float, target_scale: float):
+        super().__init__()
+        self.prep = {"target_shift": float(target_shift), "target_scale": float(target_scale)}
+
+    def forward(self, out: torch.Tensor) -> torch.Tensor:
+        return unscale(self.prep, out[:, 0].double()).float()
+
+
+def export_model(model: nn.Module, cfg: Config, prep: dict) -> Exported:
+    """encode -> a float32 eval-mode copy of the trained layers -> probabilities or unscaled prediction.
+    Call _refuse_unexportable(prep, fmt) first."""
+    net = copy.deepcopy(model)
+    for mlp in getattr(net, "members", [net]):  # model.ensemble: each member's layers
+        for name, layer in list(mlp.named_children()):
+            if isinstance(layer, nn.RReLU):
+                # Its eval-mode forward is a leaky ReLU with the mean slope; the ONNX exporter has no rrelu.
+                setattr(mlp, name, nn.LeakyReLU((layer.lower + layer.upper) / 2))
+    ensemble = hasattr(net, "members")
+    parts: OrderedDict[str, nn.Module] = OrderedDict([("ensemble", net)] if ensemble else net.named_children())
+    if prep["task"] == "regression":
+        parts["unscale"] = Unscale(prep["target_shift"], prep["target_scale"])
+    else:
+        parts["proba"] = Probabilities(cfg)
+    net = nn.Sequential(parts)
+    return Exported(Encode(prep), net, bool(string_inputs(prep))).float().eval()
+
+
+def output_name(prep: dict) -> str:
+    return "prediction" if prep["task"] == "regression" else "probabilities"
+
+
+def string_codes(prep: dict, col: str) -> tuple[dict[str, int], int]:
+    """({text: level code}, the code of any other text): what the graph's LabelEncoder holds for a column, the
+    codes encoding.level_codes gives. "" stands for a missing value: the fill level's code (0 without one)."""
+    lookup, missing = level_lookup(prep, col)
+    return {**lookup, "": missing}, 0
+
+
+ONNX_OPSET = 18  # onnxruntime >= 1.14 runs it; torch 2.13 writes 20 unless told
+
+
+TORCHSCRIPT_NOTE = (
+    "TorchScript is deprecated in torch 2.13 (torch.jit.trace and torch.jit.load warn "
+    "DeprecationWarning); prefer --format onnx"
+)
+
+
+INPUT_NAME = "features"
+
+
+STRINGS_NAME = "strings"
+
+
+CODES_NAME = "codes"  # the level codes the string front hands the torch graph
+
+
+ML_OPSET = 3  # ai.onnx.ml: LabelEncoder with keys_strings / values_int64
+
+
+BATCH_DIM = "rows"

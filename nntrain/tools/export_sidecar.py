@@ -1,0 +1,103 @@
+"""The JSON written beside an export: its inputs (columns in order, text and date columns), its outputs and
+labels, the versions and checkpoint it came from: what a program loading the file needs to feed it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from nntrain.data.columns import numeric_names
+from nntrain.data.dates import part_name
+from nntrain.runs.files import json_bytes, write_output
+from nntrain.tools.export_graph import (
+    BATCH_DIM,
+    INPUT_NAME,
+    ONNX_OPSET,
+    STRINGS_NAME,
+    TORCHSCRIPT_NOTE,
+    output_name,
+    string_inputs,
+)
+
+
+def sidecar_path(out: Path) -> Path:
+    """model.onnx -> model.onnx.json: an ONNX and a TorchScript export in one folder keep their own."""
+    return out.with_name(out.name + ".json")
+
+
+def _text_and_dates(prep: dict) -> dict:
+    """The sidecar's account of the `strings` input and of the date columns' parts, where the run has them."""
+    doc, strings = {}, string_inputs(prep)
+    if strings:
+        doc["strings"] = {
+            "name": STRINGS_NAME,
+            "dtype": "string",
+            "shape": [BATCH_DIM, len(strings)],
+            "columns": strings,
+            "note": 'text as the table holds it (numbers as text: "3", not "3.0"), "" for a missing value; a '
+            "level never seen in training is encoded as unknown (all-zero one-hot, or the embedding's unknown "
+            "row), as nntrain predict does",
+        }
+    if prep.get("dates"):
+        doc["dates"] = {
+            col: {
+                "parts": [part_name(col, p) for p in d["parts"]],
+                "origin": pd.Timestamp(d["origin"], unit="s").isoformat(),
+                "note": "year, month, day (1-31), weekday (Monday 0), hour (with minutes as a fraction), days "
+                "since origin; in UTC; NaN for a missing date",
+            }
+            for col, d in prep["dates"].items()
+        }
+    return doc
+
+
+def output_labels(prep: dict) -> list:
+    """The output's columns: the class labels in order, or the target's name."""
+    return [prep["target"]] if prep["task"] == "regression" else list(prep["classes"])
+
+
+def write_sidecar(out: Path, fmt: str, loaded: Any, checkpoint: str) -> Path:
+    prep = loaded.prep
+    numeric = numeric_names(prep)
+    regression = prep["task"] == "regression"
+    doc = {
+        "format": fmt,
+        "file": out.name,
+        "run_dir": str(loaded.run_dir),
+        "checkpoint": checkpoint,
+        "epoch": loaded.ckpt.get("epoch"),
+        "task": prep["task"],
+        "input": {
+            "name": INPUT_NAME,
+            "dtype": "float32",
+            "shape": [BATCH_DIM, len(numeric)],
+            "columns": numeric,
+            "imputed": {c: float(prep["impute"][c]) for c in numeric if c in prep["impute"]},
+            "note": "raw values, in this column order; standardization (and NaN -> the imputed value in the "
+            "imputed columns) happens inside the model",
+        },
+        "output": (
+            {"name": output_name(prep), "dtype": "float32", "shape": [BATCH_DIM], "target": prep["target"]}
+            if regression
+            else {
+                "name": output_name(prep),
+                "dtype": "float32",
+                "shape": [BATCH_DIM, len(prep["classes"])],
+                "classes": list(prep["classes"]),
+                "target": prep["target"],
+                "note": "one probability per class, in the order of classes; the prediction is the argmax",
+            }
+        ),
+        "torch": torch.__version__,
+    }
+    doc.update(_text_and_dates(prep))
+    if fmt == "onnx":
+        doc["opset"] = ONNX_OPSET
+    else:
+        doc["note"] = TORCHSCRIPT_NOTE
+    path = sidecar_path(out)
+    write_output(path, lambda f: f.write(json_bytes(doc)), str(path))
+    return path
