@@ -227,7 +227,10 @@ class TrainConfig(Strict):
     l1: float = Field(0.0, ge=0, description="L1 penalty on the weights, added to the loss")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")
     threads: int | None = Field(
-        None, gt=0, le=4096, description="CPU threads; default: 1 for small models, else all cores"
+        None,
+        gt=0,
+        le=4096,
+        description="CPU threads; default: 1 for small models, else the cores no other process keeps busy",
     )
     checkpoint_every: float = Field(
         1.0,
