@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from nntrain.errors import UserError, did_you_mean, listed, quoted
 
@@ -216,9 +215,13 @@ def sha256_soon(p: Path) -> Future:
 def hash_ahead(config: Path, overrides: list[str]) -> None:
     """Start hashing the data file a config names before the config is even checked: `fit` calls this before
     importing torch, which takes one core for 1-2 s. Anything odd is left alone for the real check to report."""
+    from nntrain.config.loading import MAX_BYTES, parse_yaml
+
     try:
         given = [o.split("=", 1)[1] for o in overrides if o.startswith("data.path=")]
-        path = given[-1] if given else yaml.safe_load(config.read_text(encoding="utf-8"))["data"]["path"]
+        if not given and config.stat().st_size > MAX_BYTES:
+            return  # not a config: the real check refuses it without reading it
+        path = given[-1] if given else parse_yaml(config.read_text(encoding="utf-8"))["data"]["path"]
         p = resolve_path(str(path), config.parent)
         if not str(path).startswith("sklearn:") and p.is_file():
             sha256_soon(p)
