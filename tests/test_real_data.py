@@ -453,3 +453,18 @@ def test_nycflights13_flights_with_every_column_trains_within_4_gb(tmp_path):
     assert peak_kib < 4 * 2**20, f"peak resident {peak_kib / 2**20:.2f} GiB"
     assert "9,430 row(s) without a target 'arr_delay'" in r.stdout
     assert "column 'time_hour' read as dates" in r.stdout and "'tailnum'" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.weight=y", "data.weight=y: 'y' is the target (data.target)"),
+        ("data.drop=[y]", "data.drop=y: 'y' is the target (data.target)"),
+        ("data.time_column=y", "data.time_column=y: 'y' is the target (data.target)"),
+        ("data.weight=a data.group=a", "data.weight and data.group both name column 'a'"),
+    ],
+)
+def test_the_target_or_one_column_in_two_roles_is_refused_naming_both_keys(workdir, table_csv, cli, override, message):
+    r = cli("fit", config(workdir, table_csv()), *override.split())
+    assert r.exit_code == 2 and message in r.stderr, r.output
+    assert not (workdir / "runs" / "t").exists()
