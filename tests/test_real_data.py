@@ -354,6 +354,25 @@ def test_a_given_file_with_other_columns_is_refused_by_name(workdir, cli):
     assert r.exit_code == 2 and "data.val_path=" in r.stderr and "it lacks 'c'" in r.stderr
 
 
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"test_path": "t.csv"}, "data.test_path=t.csv: the same file as data.path"),
+        ({"test_path": "copy.csv"}, "data.test_path=copy.csv: the same content as data.path"),
+        ({"val_path": "v.csv", "test_path": "v2.csv"}, "data.test_path=v2.csv: the same content as data.val_path"),
+    ],
+)
+def test_a_given_file_that_is_the_training_file_or_its_copy_is_refused(workdir, cli, data, message):
+    df = make_table(n=100)
+    df.to_csv(workdir / "t.csv", index=False)
+    df.to_csv(workdir / "copy.csv", index=False)
+    df[:30].to_csv(workdir / "v.csv", index=False)
+    df[:30].to_csv(workdir / "v2.csv", index=False)
+    r = cli("fit", config(workdir, workdir / "t.csv", data=data))
+    assert r.exit_code == 2 and message in r.stderr and "every test row would also be a row of" in r.stderr
+    assert not (workdir / "runs" / "t").exists()
+
+
 def test_a_split_column_says_each_rows_split(tmp_path):
     df = make_table(n=100)
     df["part"] = np.where(np.arange(100) < 60, "train", np.where(np.arange(100) < 80, "Valid", "TEST"))

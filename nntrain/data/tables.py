@@ -139,11 +139,19 @@ def read_tables(data_cfg: Any, config_dir: Path | None) -> tuple[Table, dict, li
     given file holds, the files as the checkpoint records them)."""
     table = read_table(data_cfg.path, config_dir)
     frames, given, files, start = [table.frame], {}, [], len(table.frame)
+    seen = [("data.path", table.source, table.sha256)]
     for part in ("val", "test"):
         path = getattr(data_cfg, f"{part}_path")
         if path is None:
             continue
         extra = read_table(path, config_dir, key=f"data.{part}_path")
+        for earlier, source, sha256 in seen:
+            if extra.source == source or extra.sha256 == sha256:
+                raise UserError(
+                    f"data.{part}_path={path}: the same {'file' if extra.source == source else 'content'} as "
+                    f"{earlier}; every {part} row would also be a row of {earlier}: name a file of other rows"
+                )
+        seen.append((f"data.{part}_path", extra.source, extra.sha256))
         if sorted(extra.frame.columns) != sorted(table.frame.columns):
             lacks = sorted(set(table.frame.columns) - set(extra.frame.columns))
             more = sorted(set(extra.frame.columns) - set(table.frame.columns))
