@@ -226,3 +226,37 @@ def test_a_cell_over_128_kib_with_a_missing_last_value_reads_and_a_short_row_nam
     (tmp_path / "r.csv").write_text('a,note,y\n1,"two\nlines",1\n2,x,0\n3,x\n4,x,1\n')
     with pytest.raises(UserError, match="r.csv: line 5 has 2 fields"):
         read_table(str(tmp_path / "r.csv"))
+
+
+def nested_table() -> pd.DataFrame:
+    df = make_table(60)
+    df["tags"] = [[1, 2]] * 60
+    return df
+
+
+def test_a_parquet_list_or_struct_column_is_refused_naming_it_by_fit_predict_and_the_api(workdir, cli):
+    import nntrain
+
+    from .conftest import write_config
+
+    nested_table().to_parquet(workdir / "t.parquet", index=False)
+    make_table(60).assign(s=[{"k": 1}] * 60).to_parquet(workdir / "s.parquet", index=False)
+    config = write_config(workdir / "c.yaml", workdir / "t.parquet", data={"target": "y"}, train={"epochs": 1})
+    r = cli("fit", config)
+    assert r.exit_code == 2 and "column 'tags': row 1 holds a list" in r.stderr and "Traceback" not in r.output
+    r = cli("fit", config, f"data.path={workdir / 's.parquet'}")
+    assert r.exit_code == 2 and "column 's': row 1 holds a mapping (struct)" in r.stderr
+    assert not (workdir / "runs").exists()
+    with pytest.raises(UserError, match="data: column 'tags': row 1 holds a list"):
+        nntrain.fit({"model": {"hidden": [8]}, "data": {"target": "y"}}, data=nested_table(), log=None)
+    complex_frame = make_table(60).assign(z=lambda d: d.a + 1j * d.b)
+    with pytest.raises(UserError, match="data: column 'z' holds complex128 values"):
+        nntrain.fit({"model": {"hidden": [8]}, "data": {"target": "y"}}, data=complex_frame, log=None)
+    assert not list((workdir / "runs").glob(".data/*"))
+    r = cli("fit", config, "data.drop=[tags]", "--quiet")  # a column left out is not read
+    assert r.exit_code == 0, r.output
+    assert cli("predict", "runs/t", workdir / "t.parquet").exit_code == 0
+    make_table(60).assign(tags=lambda d: d.a).to_parquet(workdir / "flat.parquet", index=False)
+    assert cli("fit", config, f"data.path={workdir / 'flat.parquet'}", "--name", "flat", "--quiet").exit_code == 0
+    r = cli("predict", "runs/flat", workdir / "t.parquet")
+    assert r.exit_code == 2 and "input: column 'tags': row 1 holds a list" in r.stderr, r.output

@@ -28,7 +28,7 @@ from nntrain.data.columns import (
     row_parts,
     source_names,
 )
-from nntrain.data.tables import Table, where
+from nntrain.data.tables import Table, check_columns, where
 from nntrain.errors import UserError, listed, quoted
 
 
@@ -77,6 +77,8 @@ def encode(
     missing = [c for c in prep["columns"] if c not in df.columns]
     if missing:
         raise UserError(f"input lacks column(s) {', '.join(map(repr, missing))} that the model was trained on")
+    if sources is None:
+        check_columns(df[prep["columns"]], "input")  # what prepare checked in training
     raw = sources if sources is not None else raw_sources(df, prep, is_csv, report)
     X = np.empty((len(df), len(prep["encoded"])), dtype=np.float32)
     at, columns, j = [], [], 0

@@ -19,7 +19,7 @@ from nntrain.data.columns import Report, numeric_column, py
 from nntrain.data.encoding import encode
 from nntrain.data.fitting import column_kind, fit_features, fit_target, fit_weights
 from nntrain.data.splits import split
-from nntrain.data.tables import Table, read_tables, where
+from nntrain.data.tables import Table, check_columns, read_tables, where
 from nntrain.errors import UserError, did_you_mean, listed, quoted
 from nntrain.resources import available_bytes, gib
 
@@ -136,6 +136,8 @@ def _columns(df: pd.DataFrame, data_cfg: Any) -> tuple[str, list[str], list[str]
         )
     if not features:
         raise UserError(f"data.path={data_cfg.path}: no feature columns besides the target {quoted(target)}")
+    roles = [c for c in (data_cfg.weight, data_cfg.split_column, data_cfg.group) if c]
+    check_columns(df[[*features, target, *roles]], f"data.path={data_cfg.path}")  # a Parquet list column
     return target, features, notes
 
 

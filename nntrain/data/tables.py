@@ -81,6 +81,31 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path") -> T
     return Table(frame, str(p.resolve()), sha256, is_csv)
 
 
+NESTED = {list: "a list", tuple: "a list", np.ndarray: "a list", dict: "a mapping (struct)", set: "a set"}
+
+
+def check_columns(frame: pd.DataFrame, shown: str) -> None:
+    """Refuse a column nntrain cannot encode, naming it: complex, interval, period or sparse values, or cells
+    holding lists, mappings or sets (Parquet list and struct columns; a DataFrame's object columns)."""
+    for name in frame.columns:
+        col = frame[name]
+        if pd.api.types.is_complex_dtype(col.dtype) or isinstance(
+            col.dtype, (pd.IntervalDtype, pd.PeriodDtype, pd.SparseDtype)
+        ):
+            raise UserError(
+                f"{shown}: column {quoted(name)} holds {col.dtype} values; nntrain reads numbers, text and dates"
+            )
+        if col.dtype == object:
+            nested = col.map(lambda v: isinstance(v, tuple(NESTED))).to_numpy(dtype=bool)
+            if nested.any():
+                i = int(nested.argmax())
+                kind = next(k for t, k in NESTED.items() if isinstance(col.iloc[i], t))
+                raise UserError(
+                    f"{shown}: column {quoted(name)}: row {i + 1} holds {kind}; nntrain reads numbers, text and "
+                    f"dates: drop the column (data.drop) or flatten it into columns of its own"
+                )
+
+
 def _read_frame(p: Path, suffix: str, shown: str) -> tuple[pd.DataFrame, bool]:
     if suffix in (".parquet", ".pq"):
         try:
