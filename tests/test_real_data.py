@@ -321,6 +321,21 @@ def test_weights_of_zero_for_a_whole_split_are_refused_and_eval_without_the_colu
         prep_of(df, workdir, weight="w", seed=3)
 
 
+def test_weights_beyond_float32_weigh_as_their_ratios_and_a_span_float32_cannot_hold_is_refused(workdir, cli):
+    df = make_table(n=120)
+    results = {}
+    for name, w in (("one", 1.0), ("big", 3e38), ("huge", 1e39), ("tiny", 1e-45)):
+        df.assign(w=w).to_csv(workdir / f"{name}.csv", index=False)
+        cfg = config(workdir, workdir / f"{name}.csv", data={"weight": "w"}, train={"epochs": 3})
+        results[name] = fit(cli, cfg, "--name", name)
+    for name in ("big", "huge", "tiny"):
+        assert results[name]["test"] == pytest.approx(results["one"]["test"], rel=1e-5), name
+    df.assign(w=np.where(np.arange(120) % 2, 1.0, 1e-45)).to_csv(workdir / "span.csv", index=False)
+    r = cli("fit", config(workdir, workdir / "span.csv", data={"weight": "w"}), "--name", "span")
+    assert r.exit_code == 2 and "column 'w' (data.weight): weights from 1e-45 to 1 span more than float32" in r.stderr
+    assert not (workdir / "runs" / "span").exists()
+
+
 @pytest.mark.parametrize("monitor", ["val_balanced_accuracy", "val_f1"])
 def test_balanced_accuracy_and_f1_are_monitors(workdir, table_csv, cli, monitor):
     summary = fit(cli, config(workdir, table_csv(), train={"epochs": 2, "monitor": monitor}))

@@ -237,7 +237,7 @@ def loss_weights(prep: dict, y: np.ndarray, weights: np.ndarray | None) -> np.nd
 
 
 def row_weights(frame: pd.DataFrame, prep: dict, is_csv: bool) -> np.ndarray:
-    """The weight column: finite numbers, none negative, not all zero."""
+    """The weight column: finite numbers, none negative, scaled so that the largest is 1."""
     col = prep["weight"]
     if col not in frame.columns:
         raise UserError(f"input lacks the weight column {quoted(col)} (data.weight)")
@@ -248,6 +248,24 @@ def row_weights(frame: pd.DataFrame, prep: dict, is_csv: bool) -> np.ndarray:
         raise UserError(
             f"column {quoted(col)} (data.weight): {quoted(py(frame[col].iloc[i]))} at {where(is_csv, i)}; "
             f"a weight is a number of at least 0"
+        )
+    return _scaled(w, col)
+
+
+def _scaled(w: np.ndarray, col: str) -> np.ndarray:
+    """Weights divided by the largest, in float64: only their ratios count (every loss and metric is a weighted
+    mean), and float32 then holds them; 3e38 or 1e-45 everywhere is weight 1, not an overflow or a denormal.
+    Refused when the smallest positive weight would still fall below what float32 holds."""
+    top = w.max(initial=0.0)
+    if top <= 0:
+        return w
+    w = w / top
+    tiny = np.finfo(np.float32).tiny
+    if ((w > 0) & (w < tiny)).any():
+        low = float(np.min(w[w > 0])) * top
+        raise UserError(
+            f"column {quoted(col)} (data.weight): weights from {low:.3g} to {top:.3g} span more than float32 holds "
+            f"(a ratio over {1 / tiny:.0e}); give the smallest ones 0 or raise them"
         )
     return w
 
