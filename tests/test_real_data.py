@@ -13,6 +13,7 @@ import torch
 
 from nntrain.config.schema import Config, DataConfig
 from nntrain.data.columns import numeric_names
+from nntrain.data.encoding import encode_labels
 from nntrain.data.prepare import prepare
 from nntrain.data.tables import read_table
 from nntrain.errors import UserError
@@ -502,3 +503,25 @@ def test_the_target_or_one_column_in_two_roles_is_refused_naming_both_keys(workd
     r = cli("fit", config(workdir, table_csv()), *override.split())
     assert r.exit_code == 2 and message in r.stderr, r.output
     assert not (workdir / "runs" / "t").exists()
+
+
+CODES = [1234567890123456789, 1234567890123456790, 1234567890123456791]
+
+
+def test_19_digit_integer_codes_stay_distinct_levels_and_classes(workdir, cli):
+    df = make_table(n=120)
+    df.insert(0, "code", [CODES[i % 3] for i in range(120)])
+    df.to_csv(workdir / "t.csv", index=False)
+    fit(cli, config(workdir, workdir / "t.csv", data={"categorical": ["code"]}, train={"epochs": 1}))
+    levels = torch.load(workdir / "runs" / "t" / "best.pt", weights_only=True)["prep"]["categories"]["code"]
+    assert levels == [str(c) for c in CODES]
+    df.head(3).to_csv(workdir / "rows.csv", index=False)
+    r = cli("predict", "runs/t", workdir / "rows.csv", "--strict")
+    assert r.exit_code == 0 and "never seen" not in r.stderr, r.output
+    labels = make_table(n=120).assign(y=[CODES[i % 3] for i in range(120)])
+    labels.to_csv(workdir / "labels.csv", index=False)
+    fit(cli, config(workdir, workdir / "labels.csv", train={"epochs": 1}), "--name", "labels")
+    assert torch.load(workdir / "runs" / "labels" / "best.pt", weights_only=True)["prep"]["classes"] == CODES
+    assert encode_labels(pd.Series(CODES * 2), CODES, "y", True).tolist() == [0, 1, 2, 0, 1, 2]
+    r = cli("predict", "runs/labels", workdir / "labels.csv", "--raw")
+    assert r.exit_code == 0 and set(pd.read_csv(io.StringIO(r.stdout), dtype=str)["prediction"]) <= set(map(str, CODES))

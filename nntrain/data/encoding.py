@@ -175,8 +175,14 @@ def encode_labels(y: pd.Series, classes: list, target: str, is_csv: bool) -> np.
     """Class indices, vectorized (a million labels through a Python loop take seconds). Numeric labels match
     by value, so 1, 1.0 and '1' are one class."""
     if all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in classes):
-        values = pd.to_numeric(y, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        ref = np.asarray(classes, dtype=np.float64)
+        # int64 labels compare as integers: through float64, 19-digit labels would merge into one class
+        exact = y.dtype.kind == "i" and not y.hasnans and all(type(c) is int for c in classes)
+        values = (
+            y.to_numpy(dtype=np.int64)
+            if exact
+            else pd.to_numeric(y, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        )
+        ref = np.asarray(classes, dtype=np.int64 if exact else np.float64)
         pos = np.clip(np.searchsorted(ref, values), 0, len(ref) - 1)
         codes = np.where(ref[pos] == values, pos, -1)
     else:
