@@ -525,3 +525,18 @@ def test_19_digit_integer_codes_stay_distinct_levels_and_classes(workdir, cli):
     assert encode_labels(pd.Series(CODES * 2), CODES, "y", True).tolist() == [0, 1, 2, 0, 1, 2]
     r = cli("predict", "runs/labels", workdir / "labels.csv", "--raw")
     assert r.exit_code == 0 and set(pd.read_csv(io.StringIO(r.stdout), dtype=str)["prediction"]) <= set(map(str, CODES))
+
+
+def test_an_id_column_keeps_checkpoints_small_and_its_notes_say_rare_or_never_seen(workdir, cli):
+    df = make_table(n=10_000).assign(id=[f"user-{i:07d}" for i in range(10_000)])
+    df.to_csv(workdir / "ids.csv", index=False)
+    fit(cli, config(workdir, workdir / "ids.csv", train={"epochs": 1, "batch_size": 1024}))
+    run = workdir / "runs" / "t"
+    assert (run / "last.pt").stat().st_size < 100_000 and (run / "best.pt").stat().st_size < 100_000
+    prep = torch.load(run / "best.pt", weights_only=True)["prep"]
+    assert prep["rare_count"]["id"] > 5_000 and len(prep["rare"]["id"]) == 5
+    df.head(3).assign(id=["user-0000000", "user-0000001", "nobody"]).to_csv(workdir / "rows.csv", index=False)
+    r = cli("predict", run, workdir / "rows.csv")
+    assert r.exit_code == 0 and "with a value rare in training or never seen, such as" in r.stderr, r.output
+    r = cli("predict", run, workdir / "rows.csv", "--strict")
+    assert r.exit_code == 2 and ": rare in training or never seen (--strict)" in r.stderr

@@ -167,7 +167,9 @@ def level_codes(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> np.nd
         unseen |= ~present & (codes == 0)
     if unseen.any():
         one_hot = prep["kinds"][col] == "categorical"
-        report.unseen(s, unseen, is_csv, f"encoded as {'an all-zero one-hot' if one_hot else 'the unknown level'}")
+        then = f"encoded as {'an all-zero one-hot' if one_hot else 'the unknown level'}"
+        capped = col in prep.get("rare_count", {})  # only a few of its rare levels were kept: cannot tell
+        report.unseen(s, unseen, is_csv, then, "rare in training or never seen" if capped else "never seen in training")
     return codes
 
 
