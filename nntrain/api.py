@@ -17,6 +17,7 @@ import pandas as pd
 
 from nntrain.config.loading import load_config
 from nntrain.config.schema import Config
+from nntrain.data.tables import check_columns
 from nntrain.engine.stopping import Diverged, catching_signals
 from nntrain.errors import UserError
 from nntrain.results import Data, DataWarning, Folds, Run, named  # noqa: F401 (DataWarning: nntrain.DataWarning)
@@ -271,6 +272,7 @@ def _override_list(overrides: list[str] | dict[str, Any] | None) -> list[str]:
 def frame_file(frame: pd.DataFrame, runs_dir: Path) -> Path:
     """Where a DataFrame is stored: RUNS_DIR/.data/SHA.parquet, named by its content (stored once)."""
     frame = named(frame)
+    check_columns(frame, "data")
     try:
         hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
     except TypeError as e:

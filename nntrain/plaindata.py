@@ -11,6 +11,22 @@ from typing import Any
 
 import yaml
 
+MAX_DEPTH = 64  # lists and mappings inside each other; a config nests 4 or 5 deep
+
+
+def check_depth(text: str) -> None:
+    """Refuse YAML (or JSON) nested deeper than MAX_DEPTH before anything recursive (PyYAML's composer, pydantic,
+    a dump) sees it; the event parser walked here is a loop, so any depth is counted safely."""
+    depth = 0
+    for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise yaml.YAMLError(f"it nests lists and mappings more than {MAX_DEPTH} levels deep (line {line})")
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
+
 
 def flatten(cfg: dict, prefix: str = "") -> dict[str, Any]:
     """{'optimizer': {'lr': 0.1}} -> {'optimizer.lr': 0.1}: one key per setting, so configs compare key by key."""

@@ -103,10 +103,11 @@ class Run:
         "rows", "data", "table" (a DataFrame, most important first), "files"}."""
         from nntrain.runs.plots import importance_png
         from nntrain.tools.explain import importance
+        from nntrain.tools.inference import spreadsheet_safe
 
         result = importance(self._loaded, table_or_path(data), repeats, seed)
-        csv = self.run_dir / "importance.csv"
-        write_output(csv, lambda f: result["table"].to_csv(f, index=False), str(csv))
+        csv = self.run_dir / "importance.csv"  # column names are the data's text: escaped as predict's cells are
+        write_output(csv, lambda f: spreadsheet_safe(result["table"]).to_csv(f, index=False), str(csv))
         result["files"] = [csv, importance_png(result["table"], self.run_dir / "importance.png", result["metric"])]
         return result
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -351,3 +353,37 @@ def test_checkpoints_do_not_carry_the_sweep_section(workdir, cli):
     assert cli("fit", write(workdir, text)).exit_code == 0
     ckpt = torch.load(workdir / "runs" / "bad" / "best.pt", weights_only=True)
     assert ckpt["config"]["sweep"] is None and cli("fit", "--resume", "runs/bad", "train.epochs=3").exit_code == 0
+
+
+def test_a_data_file_given_as_the_config_is_refused_before_it_is_read(tmp_path, cli, workdir, monkeypatch):
+    import nntrain.data.tables as tables
+
+    big = tmp_path / "big.csv"
+    big.write_text("a,b,c\n" + "0.1,0.2,0.3\n" * 450_000)  # over 4 MiB
+    read_text, read = Path.read_text, []
+
+    def recorded(self, *a, **kw):
+        read.append(self)
+        return read_text(self, *a, **kw)
+
+    monkeypatch.setattr(Path, "read_text", recorded)
+    tables.hash_ahead(big, [])  # what fit runs first, before importing torch
+    assert big not in read, "the config was read before its size was checked"
+    r = cli("fit", big)
+    assert r.exit_code == 2 and "bytes is not a config" in r.stderr and not (workdir / "runs").exists()
+
+
+def deep_yaml(depth: int, key: str = "sweep: {x: ", close: str = "}") -> str:
+    head = "name: t\ndata: {path: sklearn:iris}\nmodel: {hidden: [8]}\ntrain: {epochs: 3, plots: false}\n"
+    return head + key + "[" * depth + "]" * depth + close + "\n"
+
+
+@pytest.mark.parametrize("text", [deep_yaml(400), deep_yaml(490, "x: ", ""), deep_yaml(20_000, "x: ", "")])
+def test_deeply_nested_yaml_is_refused_by_fit_and_configs_show(tmp_path, cli, workdir, text):
+    path = tmp_path / "deep.yaml"
+    path.write_text(text)
+    for args in (("fit", path), ("configs", "show", path)):
+        r = cli(*args)
+        assert r.exit_code == 2 and "not valid YAML" in r.stderr and "line 5" in r.stderr, r.output
+        assert "Traceback" not in r.output
+    assert not (workdir / "runs").exists()

@@ -163,3 +163,100 @@ def test_the_recorded_sha256_is_the_files_and_follows_a_rewrite(tmp_path):
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     assert read_table(str(path)).sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert read_table(str(path)).sha256 != hashlib.sha256(text.encode()).hexdigest()
+
+
+def damaged(folder, name: str):
+    """A compressed CSV that cannot be read: cut off, not compressed at all, a zip of two files or none, garbage."""
+    import gzip
+    import zipfile
+
+    text = make_table(120).to_csv(index=False).encode()
+    path = folder / name
+    if name == "cut.csv.gz":
+        path.write_bytes(gzip.compress(text)[:600])
+    elif name == "plain.csv.gz":
+        path.write_bytes(text)
+    elif name.endswith(".zip"):
+        with zipfile.ZipFile(path, "w") as z:
+            for member in ("a.csv", "b.csv")[: 2 if name == "two.csv.zip" else 0]:
+                z.writestr(member, text)
+    else:
+        path.write_bytes((b"\xfd7zXZ\x00" if name.endswith(".xz") else b"BZh91AY&SY") + b"garbage" * 10)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("cut.csv.gz", "gzip-compressed CSV: Compressed file ended"),
+        ("plain.csv.gz", "gzip-compressed CSV: Not a gzipped file"),
+        ("two.csv.zip", "zip holding one CSV: Multiple files found"),
+        ("none.csv.zip", "zip holding one CSV: Zero files found"),
+        ("bad.csv.xz", "xz-compressed CSV: Corrupt input data"),
+        ("bad.csv.bz2", "bzip2-compressed CSV: Invalid data stream"),
+    ],
+)
+def test_a_damaged_compressed_csv_is_named_with_what_is_wrong(tmp_path, name, said):
+    path = damaged(tmp_path, name)
+    with pytest.raises(UserError, match=f"data.path={path}: cannot read it as an? {said}"):
+        read_table(str(path))
+
+
+def test_fit_and_predict_on_a_damaged_compressed_csv_exit_2_without_a_traceback(workdir, cli):
+    from .conftest import write_config
+
+    make_table(120).to_csv(workdir / "t.csv", index=False)
+    config = write_config(workdir / "c.yaml", workdir / "t.csv", train={"epochs": 1, "plots": False})
+    path = damaged(workdir, "cut.csv.gz")
+    r = cli("fit", config, f"data.path={path}", "--name", "cut")
+    assert r.exit_code == 2 and "cannot read it as a gzip-compressed CSV" in r.stderr and "Traceback" not in r.output
+    assert not (workdir / "runs" / "cut").exists() and cli("fit", config, "--quiet").exit_code == 0
+    r = cli("predict", "runs/t", path)
+    assert r.exit_code == 2 and f"INPUT={path}: cannot read it as a gzip-compressed CSV" in r.stderr, r.output
+
+
+def test_a_cell_over_128_kib_with_a_missing_last_value_reads_and_a_short_row_names_its_physical_line(tmp_path):
+    df = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "note": ["z" * (200 * 1024), "x", "x", "x"], "y": [1, None, 0, 1]})
+    df.to_csv(tmp_path / "big.csv", index=False)
+    assert read_table(str(tmp_path / "big.csv")).frame.shape == (4, 3)
+    with open(tmp_path / "big.csv", "a") as f:
+        f.write("5,x\n")
+    with pytest.raises(UserError, match="big.csv: line 6 has 2 fields, the header has 3"):
+        read_table(str(tmp_path / "big.csv"))
+    (tmp_path / "r.csv").write_text('a,note,y\n1,"two\nlines",1\n2,x,0\n3,x\n4,x,1\n')
+    with pytest.raises(UserError, match="r.csv: line 5 has 2 fields"):
+        read_table(str(tmp_path / "r.csv"))
+
+
+def nested_table() -> pd.DataFrame:
+    df = make_table(60)
+    df["tags"] = [[1, 2]] * 60
+    return df
+
+
+def test_a_parquet_list_or_struct_column_is_refused_naming_it_by_fit_predict_and_the_api(workdir, cli):
+    import nntrain
+
+    from .conftest import write_config
+
+    nested_table().to_parquet(workdir / "t.parquet", index=False)
+    make_table(60).assign(s=[{"k": 1}] * 60).to_parquet(workdir / "s.parquet", index=False)
+    config = write_config(workdir / "c.yaml", workdir / "t.parquet", data={"target": "y"}, train={"epochs": 1})
+    r = cli("fit", config)
+    assert r.exit_code == 2 and "column 'tags': row 1 holds a list" in r.stderr and "Traceback" not in r.output
+    r = cli("fit", config, f"data.path={workdir / 's.parquet'}")
+    assert r.exit_code == 2 and "column 's': row 1 holds a mapping (struct)" in r.stderr
+    assert not (workdir / "runs").exists()
+    with pytest.raises(UserError, match="data: column 'tags': row 1 holds a list"):
+        nntrain.fit({"model": {"hidden": [8]}, "data": {"target": "y"}}, data=nested_table(), log=None)
+    complex_frame = make_table(60).assign(z=lambda d: d.a + 1j * d.b)
+    with pytest.raises(UserError, match="data: column 'z' holds complex128 values"):
+        nntrain.fit({"model": {"hidden": [8]}, "data": {"target": "y"}}, data=complex_frame, log=None)
+    assert not list((workdir / "runs").glob(".data/*"))
+    r = cli("fit", config, "data.drop=[tags]", "--quiet")  # a column left out is not read
+    assert r.exit_code == 0, r.output
+    assert cli("predict", "runs/t", workdir / "t.parquet").exit_code == 0
+    make_table(60).assign(tags=lambda d: d.a).to_parquet(workdir / "flat.parquet", index=False)
+    assert cli("fit", config, f"data.path={workdir / 'flat.parquet'}", "--name", "flat", "--quiet").exit_code == 0
+    r = cli("predict", "runs/flat", workdir / "t.parquet")
+    assert r.exit_code == 2 and "input: column 'tags': row 1 holds a list" in r.stderr, r.output

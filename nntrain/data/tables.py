@@ -9,7 +9,11 @@ import contextlib
 import csv
 import ctypes
 import hashlib
+import lzma
 import threading
+import zipfile
+import zlib
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +21,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from nntrain.errors import UserError, did_you_mean, listed, quoted
+from nntrain.errors import UserError, did_you_mean, first_line, listed, quoted
 
 SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
 
@@ -47,7 +50,13 @@ def resolve_path(path: str, base: Path | None = None) -> Path:
 # Wider tables are not what an MLP on one machine is for, and pandas takes minutes on them. A plain CSV is refused
 # from its header line, before it is parsed; a compressed CSV or a Parquet file once it is read.
 MAX_COLUMNS = 20_000
-CSV_SUFFIXES = ("", ".csv", ".txt", ".tsv", ".gz", ".bz2", ".zip", ".xz")
+COMPRESSIONS = {
+    ".gz": "a gzip-compressed CSV",
+    ".bz2": "a bzip2-compressed CSV",
+    ".xz": "an xz-compressed CSV",
+    ".zip": "a zip holding one CSV",
+}
+CSV_SUFFIXES = ("", ".csv", ".txt", ".tsv", *COMPRESSIONS)
 
 
 def read_table(path: str, base: Path | None = None, key: str = "data.path") -> Table:
@@ -72,6 +81,31 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path") -> T
     return Table(frame, str(p.resolve()), sha256, is_csv)
 
 
+NESTED = {list: "a list", tuple: "a list", np.ndarray: "a list", dict: "a mapping (struct)", set: "a set"}
+
+
+def check_columns(frame: pd.DataFrame, shown: str) -> None:
+    """Refuse a column nntrain cannot encode, naming it: complex, interval, period or sparse values, or cells
+    holding lists, mappings or sets (Parquet list and struct columns; a DataFrame's object columns)."""
+    for name in frame.columns:
+        col = frame[name]
+        if pd.api.types.is_complex_dtype(col.dtype) or isinstance(
+            col.dtype, (pd.IntervalDtype, pd.PeriodDtype, pd.SparseDtype)
+        ):
+            raise UserError(
+                f"{shown}: column {quoted(name)} holds {col.dtype} values; nntrain reads numbers, text and dates"
+            )
+        if col.dtype == object:
+            nested = col.map(lambda v: isinstance(v, tuple(NESTED))).to_numpy(dtype=bool)
+            if nested.any():
+                i = int(nested.argmax())
+                kind = next(k for t, k in NESTED.items() if isinstance(col.iloc[i], t))
+                raise UserError(
+                    f"{shown}: column {quoted(name)}: row {i + 1} holds {kind}; nntrain reads numbers, text and "
+                    f"dates: drop the column (data.drop) or flatten it into columns of its own"
+                )
+
+
 def _read_frame(p: Path, suffix: str, shown: str) -> tuple[pd.DataFrame, bool]:
     if suffix in (".parquet", ".pq"):
         try:
@@ -86,9 +120,9 @@ def _read_frame(p: Path, suffix: str, shown: str) -> tuple[pd.DataFrame, bool]:
 def _read_csv(p: Path, shown: str) -> pd.DataFrame:
     if p.stat().st_size == 0:
         raise UserError(f"{shown}: the file is empty")
-    compressed = p.suffix.lower() in (".gz", ".bz2", ".zip", ".xz")
+    compressed = p.suffix.lower() in COMPRESSIONS
     try:
-        header = [] if compressed else _header(p)
+        header = [] if compressed else _header(p, shown)
         if len(header) > MAX_COLUMNS:
             raise UserError(f"{shown}: the header has {len(header):,} columns; nntrain reads at most {MAX_COLUMNS:,}")
         dupes = sorted(c for c, n in collections.Counter(header).items() if n > 1)
@@ -106,6 +140,11 @@ def _read_csv(p: Path, shown: str) -> pd.DataFrame:
         raise UserError(
             f"{shown}: not a UTF-8 text file ({e.reason} at byte {e.start}); save it as UTF-8 CSV"
         ) from None
+    except (OSError, EOFError, lzma.LZMAError, zlib.error, zipfile.BadZipFile, ValueError) as e:
+        if not compressed:
+            raise
+        why = first_line(e) if str(e).strip() else "it ends early"  # a cut-off gzip: EOFError with no message
+        raise UserError(f"{shown}: cannot read it as {COMPRESSIONS[p.suffix.lower()]}: {why}") from None
     if frame.shape[1] == 1 and any(d in str(frame.columns[0]) for d in ";\t|"):
         raise UserError(
             f"{shown}: only one column, {quoted(frame.columns[0])}: the file seems to use another "
@@ -114,7 +153,7 @@ def _read_csv(p: Path, shown: str) -> pd.DataFrame:
     _trim_heap()
     # A short row comes back with its last fields NaN; only then is it worth reading the file again to find it.
     if header and frame.iloc[:, -1].hasnans:
-        ragged = _ragged_row(p, len(header))
+        ragged = _ragged_row(p, len(header), shown)
         if ragged is not None:
             raise UserError(f"{shown}: line {ragged[0]} has {ragged[1]} fields, the header has {len(header)}")
     return frame
@@ -125,11 +164,19 @@ def read_tables(data_cfg: Any, config_dir: Path | None) -> tuple[Table, dict, li
     given file holds, the files as the checkpoint records them)."""
     table = read_table(data_cfg.path, config_dir)
     frames, given, files, start = [table.frame], {}, [], len(table.frame)
+    seen = [("data.path", table.source, table.sha256)]
     for part in ("val", "test"):
         path = getattr(data_cfg, f"{part}_path")
         if path is None:
             continue
         extra = read_table(path, config_dir, key=f"data.{part}_path")
+        for earlier, source, sha256 in seen:
+            if extra.source == source or extra.sha256 == sha256:
+                raise UserError(
+                    f"data.{part}_path={path}: the same {'file' if extra.source == source else 'content'} as "
+                    f"{earlier}; every {part} row would also be a row of {earlier}: name a file of other rows"
+                )
+        seen.append((f"data.{part}_path", extra.source, extra.sha256))
         if sorted(extra.frame.columns) != sorted(table.frame.columns):
             lacks = sorted(set(table.frame.columns) - set(extra.frame.columns))
             more = sorted(set(extra.frame.columns) - set(table.frame.columns))
@@ -156,17 +203,32 @@ def _trim_heap() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
-def _header(p: Path) -> list[str]:
-    with open(p, newline="", encoding="utf-8") as f:
+@contextlib.contextmanager
+def _any_field_size(shown: str) -> Iterator[None]:
+    """The stdlib csv reader with no field limit (its default, 128 KiB, refused cells pandas read), its errors
+    as the file's; the process-wide limit is put back after."""
+    old = csv.field_size_limit(2**31 - 1)
+    try:
+        yield
+    except csv.Error as e:
+        raise UserError(f"{shown}: not a CSV file the reader can follow: {e}") from None
+    finally:
+        csv.field_size_limit(old)
+
+
+def _header(p: Path, shown: str = "") -> list[str]:
+    with open(p, newline="", encoding="utf-8") as f, _any_field_size(shown or str(p)):
         return next(csv.reader(f), [])
 
 
-def _ragged_row(p: Path, width: int) -> tuple[int, int] | None:
-    """pandas fills short rows with NaN silently; find the first line whose field count differs."""
-    with open(p, newline="", encoding="utf-8") as f:
-        for lineno, row in enumerate(csv.reader(f), start=1):
+def _ragged_row(p: Path, width: int, shown: str = "") -> tuple[int, int] | None:
+    """pandas fills short rows with NaN silently; find the first row whose field count differs: (the physical
+    line it ends on, its fields)."""
+    with open(p, newline="", encoding="utf-8") as f, _any_field_size(shown or str(p)):
+        reader = csv.reader(f)
+        for row in reader:
             if row and len(row) != width:
-                return lineno, len(row)
+                return reader.line_num, len(row)
     return None
 
 
@@ -216,9 +278,13 @@ def sha256_soon(p: Path) -> Future:
 def hash_ahead(config: Path, overrides: list[str]) -> None:
     """Start hashing the data file a config names before the config is even checked: `fit` calls this before
     importing torch, which takes one core for 1-2 s. Anything odd is left alone for the real check to report."""
+    from nntrain.config.loading import MAX_BYTES, parse_yaml
+
     try:
         given = [o.split("=", 1)[1] for o in overrides if o.startswith("data.path=")]
-        path = given[-1] if given else yaml.safe_load(config.read_text(encoding="utf-8"))["data"]["path"]
+        if not given and config.stat().st_size > MAX_BYTES:
+            return  # not a config: the real check refuses it without reading it
+        path = given[-1] if given else parse_yaml(config.read_text(encoding="utf-8"))["data"]["path"]
         p = resolve_path(str(path), config.parent)
         if not str(path).startswith("sklearn:") and p.is_file():
             sha256_soon(p)

@@ -11,7 +11,7 @@ import yaml
 
 from nntrain.errors import UserError, first_line
 from nntrain.metrics import headline
-from nntrain.plaindata import flatten
+from nntrain.plaindata import check_depth, flatten
 from nntrain.runs.folders import RESUMABLE
 
 if TYPE_CHECKING:
@@ -69,10 +69,15 @@ def _optimizer(o: Any) -> str:
     return text + (f" m={o['momentum']:g}" if isinstance(o.get("momentum"), (int, float)) and o["momentum"] else "")
 
 
+def _safe_yaml(text: str) -> Any:
+    check_depth(text)  # a hand-edited config.yaml nested 500 deep would overflow PyYAML's recursive composer
+    return yaml.safe_load(text)
+
+
 def _load(path: Path, loader: Any, folder: Path) -> Any:
     try:
         return loader(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as e:  # JSONDecodeError is a ValueError
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError, yaml.YAMLError) as e:  # JSON: ValueError
         mark = getattr(e, "problem_mark", None)  # YAML's own message spans lines; keep its problem and line
         why = f"{e.problem} (line {mark.line + 1})" if mark else first_line(e)  # type: ignore[attr-defined]
         raise UserError(f"run folder {folder}: cannot read {path.name}: {why}") from None
@@ -90,7 +95,7 @@ def read_run(path: Path) -> dict:
     cfg_path = path / "config.yaml"
     if not cfg_path.is_file():
         raise UserError(f"run folder {path}: no config.yaml (not a run folder)")
-    cfg = _load(cfg_path, yaml.safe_load, path)
+    cfg = _load(cfg_path, _safe_yaml, path)
     if not isinstance(cfg, dict):
         raise UserError(f"run folder {path}: config.yaml is not a mapping")
     summary = _load(path / "summary.json", json.loads, path) if (path / "summary.json").is_file() else None
@@ -161,7 +166,7 @@ def list_runs(root: Path) -> list[dict]:
     for path, name in found:
         try:
             rows.append({**read_run(path), "name": name})
-        except (UserError, OSError, ValueError, TypeError, AttributeError, KeyError) as e:  # odd hand edits
+        except Exception as e:  # odd hand edits: anything one folder raises
             # one bad folder must not hide every other run: a 'broken' row says why
             rows.append(
                 {

@@ -13,6 +13,7 @@ import io
 import json
 import math
 import numbers
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,12 @@ def store_of(uri: str | None) -> tuple[str, str | None]:
     uri = uri or DEFAULT_URI
     if "://" in uri or uri.startswith("file:"):
         return uri, None
+    if re.match(r"[^/\\]{2,}:", uri):  # HOST:PORT, http:host: a scheme forgotten, not a folder (C:\ is one)
+        host = re.sub(r"^https?:/?", "", uri)
+        raise UserError(
+            f"mlflow URI {uri} looks like HOST:PORT with its scheme left out; give http://{host} "
+            f"(or ./{uri} for a folder of that name)"
+        )
     folder = Path(uri).expanduser().resolve()
     try:
         folder.mkdir(parents=True, exist_ok=True)

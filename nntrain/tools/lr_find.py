@@ -40,6 +40,11 @@ def lr_find(
     log: Callable[[str], None] = print,
 ) -> dict:
     """{"suggested", "lowest", "rows": DataFrame (step, lr, loss, smoothed), "files"}: see the module."""
+    for option, rate in (("--start", start), ("--end", end)):
+        if not math.isfinite(rate):
+            raise UserError(
+                f"lr-find: {option} {rate}: give a finite rate, e.g. {option} {1e-7 if option == '--start' else 10:g}"
+            )
     if not (0 < start < end) or not 10 <= steps <= 10_000:
         raise UserError(f"lr-find: give 0 < --start < --end and 10 to 10000 --steps (got {start}, {end}, {steps})")
     data, _ = cached_data(cfg, config_dir)
@@ -93,8 +98,19 @@ def _losses(cfg: Config, data, parts, device: torch.device, lrs: np.ndarray) -> 
         if smoothed > DIVERGED * best:
             break
     if len(out) < 10:
-        raise UserError(f"lr-find: the loss diverged within {len(out)} steps; lower --start (now {lrs[0]:g})")
+        raise UserError(f"lr-find: the loss diverged within {len(out)} steps; " + _advice(lrs, len(out)))
     return pd.DataFrame(out)
+
+
+def _advice(lrs: np.ndarray, done: int) -> str:
+    """What to change, from the rates tried: the first one too high, or the rate climbing too fast per step."""
+    if done == 0:
+        return f"lower --start (now {lrs[0]:g}): the loss was not finite at the very first rate"
+    factor = lrs[1] / lrs[0]
+    return (
+        f"it blew up at lr={lrs[min(done, len(lrs) - 1)]:.3g}, the rate growing x{factor:.3g} per step; "
+        f"lower --end (now {lrs[-1]:g}) or raise --steps (now {len(lrs)})"
+    )
 
 
 def suggest(rows: pd.DataFrame) -> tuple[float, float]:
