@@ -160,6 +160,12 @@ def named(frame: pd.DataFrame) -> pd.DataFrame:
     names = [str(c) for c in frame.columns]
     if len(set(names)) < len(names):
         raise UserError("data: the DataFrame has duplicate column names")
+    for name, dtype in zip(names, frame.dtypes):
+        if pd.api.types.is_complex_dtype(dtype):
+            raise UserError(
+                f"data: column {name!r} holds complex numbers ({dtype}); give real numbers "
+                f"(its real and imaginary parts as two columns, say)"
+            )
     return frame.set_axis(names, axis=1).reset_index(drop=True)
 
 
