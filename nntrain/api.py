@@ -22,6 +22,7 @@ from nntrain.config.loading import load_config
 from nntrain.config.schema import Config
 from nntrain.engine.stopping import Diverged, catching_signals
 from nntrain.errors import UserError
+from nntrain.plaindata import flow
 from nntrain.results import Data, DataWarning, Folds, Run, named  # noqa: F401 (DataWarning: nntrain.DataWarning)
 from nntrain.runs.files import write_output
 from nntrain.runs.tracking import tracker_for
@@ -239,7 +240,7 @@ def configured(
 
     extra = _override_list(overrides)
     if isinstance(data, (str, Path)):
-        extra.append(f"data.path={json.dumps(str(data))}")
+        extra.append(f"data.path={_as_yaml(str(data))}")
     elif data is not None:
         extra.append('data.path="DataFrame"')  # stands in until the frame is stored, once runs_dir is known
     if isinstance(config, (str, Path)):
@@ -258,11 +259,17 @@ def configured(
 def _override_list(overrides: list[str] | dict[str, Any] | None) -> list[str]:
     if overrides is None:
         return []
-    if isinstance(overrides, dict):  # JSON is YAML: 0.01, "adam", [64, 64] and null read back as they were
-        return [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
+    if isinstance(overrides, dict):
+        return [f"{k}={_as_yaml(v)}" for k, v in overrides.items()]
     if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
         raise UserError('overrides: give a list of "KEY=VALUE" strings or a dict of KEY: value')
     return list(overrides)
+
+
+def _as_yaml(value: Any) -> str:
+    """A Python value as an override's YAML text that reads back as the same value: through JSON first (numpy
+    numbers, tuples), then YAML's own escapes (JSON's surrogate pairs would read back as two lone surrogates)."""
+    return flow(json.loads(json.dumps(value)))
 
 
 def frame_file(frame: pd.DataFrame, runs_dir: Path) -> Path:

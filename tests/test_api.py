@@ -208,3 +208,13 @@ def test_a_complex_column_is_named_in_a_clear_error(workdir):
     with pytest.raises(UserError, match="column 'z' holds complex numbers"):
         nntrain.fit(small(), data=df, log=None)
     assert not (workdir / "runs").exists() or list((workdir / "runs").rglob("*.parquet")) == []
+
+
+def test_paths_and_names_outside_the_bmp_reach_the_config_as_given(workdir):
+    """Issue 26 (22): an emoji in data=, in a dict override or a column name read as "file not found"."""
+    make_table(120).to_csv(workdir / "t😀.csv", index=False)
+    cfg = {"model": {"hidden": [8]}, "train": {"epochs": 1, "plots": False}}
+    assert nntrain.fit(cfg, data="t😀.csv", log=None).config.data.path == "t😀.csv"
+    assert nntrain.fit(cfg, {"data.path": "t😀.csv"}, log=None).config.data.path == "t😀.csv"
+    frame = make_table(120).rename(columns={"y": "y\x80😀"})  # a C1 control character too
+    assert nntrain.fit(cfg, {"data.target": "y\x80😀"}, data=frame, log=None).config.data.target == "y\x80😀"
