@@ -218,3 +218,15 @@ def test_paths_and_names_outside_the_bmp_reach_the_config_as_given(workdir):
     assert nntrain.fit(cfg, {"data.path": "t😀.csv"}, log=None).config.data.path == "t😀.csv"
     frame = make_table(120).rename(columns={"y": "y\x80😀"})  # a C1 control character too
     assert nntrain.fit(cfg, {"data.target": "y\x80😀"}, data=frame, log=None).config.data.target == "y\x80😀"
+
+
+def test_the_errors_the_api_raises_are_nntrain_names_without_torch():
+    """Issue 26 (A2): nntrain.UserError (and ConfigError, Diverged, ...) were not exported."""
+    code = (
+        "import sys, nntrain, nntrain.errors as e, nntrain.engine.stopping as s\n"
+        "ok = [nntrain.UserError is e.UserError, nntrain.ConfigError is e.ConfigError, nntrain.Stop is e.Stop,\n"
+        "      nntrain.Diverged is s.Diverged, nntrain.Interrupted is s.Interrupted]\n"
+        "print(all(ok), 'torch' in sys.modules, {'UserError', 'Diverged'} <= set(nntrain.__all__))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["True", "False", "True"], r.stderr
