@@ -5,11 +5,21 @@
     run.metrics.plot(x="epoch", y=["train_loss", "val_loss"])
     run.predict(frame)                                                 # nntrain.load("runs/phone") later
 
-The API (fit, resume, load, Run) is imported on first use, so `import nntrain` costs no torch import.
+The API (fit, resume, load, Run) is imported on first use, so `import nntrain` costs no torch import; so are
+the errors it raises (UserError, ConfigError and Stop from nntrain.errors; Diverged and Interrupted from
+nntrain.engine.stopping), which import no torch either.
 """
 
 __version__ = "0.1.0"
+ERRORS = {
+    "Stop": "nntrain.errors",
+    "UserError": "nntrain.errors",
+    "ConfigError": "nntrain.errors",
+    "Diverged": "nntrain.engine.stopping",
+    "Interrupted": "nntrain.engine.stopping",
+}
 __all__ = [
+    *ERRORS,
     "DataWarning",
     "Folds",
     "Run",
@@ -26,6 +36,10 @@ __all__ = [
 
 
 def __getattr__(name: str):
+    if name in ERRORS:
+        import importlib
+
+        return getattr(importlib.import_module(ERRORS[name]), name)
     if name in __all__:
         from nntrain import api
 

@@ -7,9 +7,12 @@ What the encoding reads as unknown (a level never seen in training) comes as a D
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
-from collections.abc import Callable
+import os
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from nntrain.config.schema import Config
 from nntrain.data.tables import check_columns
 from nntrain.engine.stopping import Diverged, catching_signals
 from nntrain.errors import UserError
+from nntrain.plaindata import flow
 from nntrain.results import Data, DataWarning, Folds, Run, named  # noqa: F401 (DataWarning: nntrain.DataWarning)
 from nntrain.runs.files import write_output
 from nntrain.runs.tracking import tracker_for
@@ -50,21 +54,15 @@ def fit(
     from nntrain.engine.state import start
 
     cfg, config_dir = configured(config, overrides, data, name)
-    fresh = None  # a DataFrame stored for this fit: removed if the fit does not start
-    if isinstance(data, pd.DataFrame):
-        path = frame_file(data, Path(cfg.runs_dir))
-        fresh = path if not path.is_file() else None
-        store(data, path)
-        cfg.data.path = str(path)
-    tracker = tracker_for(mlflow, cfg)  # before the run folder: a server that does not answer leaves none behind
+    path = frame_file(data, Path(cfg.runs_dir)) if isinstance(data, pd.DataFrame) else None
+    tracker = tracker_for(mlflow, cfg)  # before the frame and the run folder: a dead server leaves neither behind
 
     def begin() -> Any:
-        try:
+        if path is None:
             return start(cfg, config_dir)
-        except BaseException:
-            if fresh is not None:
-                fresh.unlink(missing_ok=True)
-            raise
+        with stored(data, path):
+            cfg.data.path = str(path)
+            return start(cfg, config_dir)
 
     return _trained(begin, tracker, log, progress, tensorboard)
 
@@ -243,7 +241,7 @@ def configured(
 
     extra = _override_list(overrides)
     if isinstance(data, (str, Path)):
-        extra.append(f"data.path={json.dumps(str(data))}")
+        extra.append(f"data.path={_as_yaml(str(data))}")
     elif data is not None:
         extra.append('data.path="DataFrame"')  # stands in until the frame is stored, once runs_dir is known
     if isinstance(config, (str, Path)):
@@ -262,11 +260,17 @@ def configured(
 def _override_list(overrides: list[str] | dict[str, Any] | None) -> list[str]:
     if overrides is None:
         return []
-    if isinstance(overrides, dict):  # JSON is YAML: 0.01, "adam", [64, 64] and null read back as they were
-        return [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
+    if isinstance(overrides, dict):
+        return [f"{k}={_as_yaml(v)}" for k, v in overrides.items()]
     if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
         raise UserError('overrides: give a list of "KEY=VALUE" strings or a dict of KEY: value')
     return list(overrides)
+
+
+def _as_yaml(value: Any) -> str:
+    """A Python value as an override's YAML text that reads back as the same value: through JSON first (numpy
+    numbers, tuples), then YAML's own escapes (JSON's surrogate pairs would read back as two lone surrogates)."""
+    return flow(json.loads(json.dumps(value)))
 
 
 def frame_file(frame: pd.DataFrame, runs_dir: Path) -> Path:
@@ -281,12 +285,58 @@ def frame_file(frame: pd.DataFrame, runs_dir: Path) -> Path:
     return runs_dir / ".data" / f"{hashlib.sha256(head + hashed).hexdigest()[:32]}.parquet"
 
 
-def store(frame: pd.DataFrame, path: Path) -> None:
-    """The DataFrame as Parquet at `path`, unless it is there already."""
-    if path.is_file():
-        return
+@contextlib.contextmanager
+def stored(frame: pd.DataFrame, path: Path) -> Iterator[None]:
+    """The DataFrame stored at `path` while a fit starts (the run folder's config.yaml then names it). A fit
+    that fails before it starts removes the file only if this call wrote it and no other fit uses it: every
+    starting fit holds a shared lock on the folder RUNS_DIR/.data, the one removing takes it exclusively (not
+    waiting; busy: the file stays), and a run folder whose config.yaml names the file keeps it too."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_output(path, lambda f: named(frame).to_parquet(f, index=False), "data (the DataFrame, as Parquet)")
-    except (ImportError, ValueError, TypeError) as e:  # pyarrow's ArrowTypeError / ArrowInvalid are both
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError as e:
+        raise UserError(f"data: the DataFrame cannot be stored under {path.parent}: {e.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        made = store(frame, path)
+        try:
+            yield
+        except BaseException:
+            if made and _alone(fd) and not _named_by_a_run(path):
+                path.unlink(missing_ok=True)
+            raise
+    finally:
+        os.close(fd)  # drops the lock
+
+
+def _alone(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+def _named_by_a_run(path: Path) -> bool:
+    runs = path.parent.parent
+    return any(path.name in c.read_text(errors="replace") for c in runs.glob("*/config.yaml") if c.is_file())
+
+
+def store(frame: pd.DataFrame, path: Path) -> bool:
+    """The DataFrame as Parquet at `path`, unless it is there already; True if this call wrote it (written
+    under a name of its own, then linked into place only if no other fit got there first)."""
+    if path.is_file():
+        return False
+    tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
+    try:
+        write_output(tmp, lambda f: named(frame).to_parquet(f, index=False), "data (the DataFrame, as Parquet)")
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except (ImportError, ValueError, TypeError, NotImplementedError) as e:  # pyarrow's Arrow*Error are these
         raise UserError(f"data: the DataFrame cannot be stored as Parquet: {e}") from None
+    except OSError as e:
+        raise UserError(f"data: the DataFrame cannot be stored at {path}: {e.strerror}") from None
+    finally:
+        tmp.unlink(missing_ok=True)

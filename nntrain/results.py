@@ -99,23 +99,44 @@ class Run:
 
     def explain(self, data: Data | None = None, repeats: int = 5, seed: int = 0) -> dict:
         """Permutation importance on the test split (or `data`), one row per original column, as `nntrain
-        explain` prints it; also written to RUN_DIR/importance.csv and importance.png. {"metric", "base",
-        "rows", "data", "table" (a DataFrame, most important first), "files"}."""
+        explain` prints it; also written to RUN_DIR/importance.csv and importance.png while the run folder is
+        there (an estimator's temporary one is not: then "files" is empty). {"metric", "base", "rows", "data",
+        "table" (a DataFrame, most important first), "files"}."""
         from nntrain.runs.plots import importance_png
         from nntrain.tools.explain import importance
         from nntrain.tools.inference import spreadsheet_safe
 
+        if data is None and not self.run_dir.is_dir():
+            raise UserError(f"explain: {self._gone()}; give data= (rows with the target column) to explain it on")
         result = importance(self._loaded, table_or_path(data), repeats, seed)
-        csv = self.run_dir / "importance.csv"  # column names are the data's text: escaped as predict's cells are
-        write_output(csv, lambda f: spreadsheet_safe(result["table"]).to_csv(f, index=False), str(csv))
-        result["files"] = [csv, importance_png(result["table"], self.run_dir / "importance.png", result["metric"])]
+        result["files"] = []
+        if self.run_dir.is_dir():
+            csv = self.run_dir / "importance.csv"  # column names are the data's text: escaped as predict's cells
+            write_output(csv, lambda f: spreadsheet_safe(result["table"]).to_csv(f, index=False), str(csv))
+            png = importance_png(result["table"], self.run_dir / "importance.png", result["metric"])
+            result["files"] = [csv, png]
         return result
 
     def export(self, fmt: str = "onnx", output: str | Path | None = None, force: bool = False) -> Path:
-        """The model with its preprocessing folded in, as ONNX or TorchScript, as `nntrain export`; its path."""
-        from nntrain.tools.export import export_run
+        """The model with its preprocessing folded in, as ONNX or TorchScript, as `nntrain export`; its path.
+        Without `output` it goes into the run folder; a run whose folder is gone (an estimator's temporary one)
+        is exported from memory to `output`."""
+        from nntrain.tools.export import export_loaded, export_run
+        from nntrain.tools.inference import from_checkpoint
 
-        return export_run(self.run_dir, fmt, None if output is None else Path(output), self.checkpoint, force)
+        if self.run_dir.is_dir():
+            return export_run(self.run_dir, fmt, None if output is None else Path(output), self.checkpoint, force)
+        if output is None:
+            raise UserError(f"export: {self._gone()}; give output=FILE to write the model there")
+        loaded = self._loaded  # its model may be in float64 (in_float64): a float32 one built from its weights
+        loaded = from_checkpoint(loaded.run_dir, loaded.ckpt, loaded.split, loaded.run_dir / "(in memory)")
+        return export_loaded(loaded, fmt, Path(output), self.checkpoint, force)
+
+    def _gone(self) -> str:
+        return (
+            f"this run's folder {self.run_dir} is not there any more (an estimator fitted without run_dir "
+            f"removes its temporary folder and keeps the model in memory; fit with run_dir=... to keep it)"
+        )
 
     def __repr__(self) -> str:
         test = self.summary.get("test") or {}
@@ -161,6 +182,12 @@ def named(frame: pd.DataFrame) -> pd.DataFrame:
     names = [str(c) for c in frame.columns]
     if len(set(names)) < len(names):
         raise UserError("data: the DataFrame has duplicate column names")
+    for name, dtype in zip(names, frame.dtypes):
+        if pd.api.types.is_complex_dtype(dtype):
+            raise UserError(
+                f"data: column {name!r} holds complex numbers ({dtype}); give real numbers "
+                f"(its real and imaginary parts as two columns, say)"
+            )
     return frame.set_axis(names, axis=1).reset_index(drop=True)
 
 

@@ -6,7 +6,9 @@ set_params expose, so GridSearchCV(param_grid={"nn__optimizer__lr": [...]}) work
 
 fit(X, y) trains on every row but a validation split (data.val_size, 10%) that picks the best epoch: there is
 no test split (data.test_size=0); score on your own held-out rows. Without `run_dir` the run folder is a
-temporary one, removed after fit: the model lives in the estimator (`run_`), which pickles.
+temporary one, removed after fit: the model lives in the estimator (`run_`), which pickles, predicts, explains
+given rows and exports to a file named with output=. A signal (Ctrl-C) during fit is a KeyboardInterrupt, which
+scikit-learn's searches let through, never a failed fit.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from nntrain import api
+from nntrain.engine.stopping import Interrupted
 from nntrain.errors import Stop
 
 FIXED = ("config", "run_dir", "verbose")  # the arguments that are not config overrides
+TEMPORARY = "the run folder was a temporary one and is removed; fit with run_dir=... to keep a resumable run"
 
 
 class _NNEstimator(BaseEstimator):
@@ -92,6 +96,9 @@ class _NNEstimator(BaseEstimator):
         try:
             self.run_ = api.fit(base, {**extra, **fixed}, data=frame, name=type(self).__name__,
                                 log=print if self.verbose else None)  # fmt: skip
+        except Interrupted as e:  # a signal stops a search too: never a failed fit that scikit-learn passes over
+            kept = str(e) if self.run_dir else f"{str(e).split(';')[0]}; {TEMPORARY}"
+            raise KeyboardInterrupt(kept) from None
         except Stop as e:  # a bad value or config, said as nntrain says it, as the ValueError scikit-learn expects
             raise ValueError(str(e)) from None
         finally:

@@ -153,3 +153,80 @@ def test_seeds_sweeps_and_exports_are_functions_too(workdir, table_csv):
     assert (
         model == runs[0].run_dir / "model.onnx" and model.is_file() and (runs[0].run_dir / "model.onnx.json").is_file()
     )
+
+
+def refused_frame_fit(df):
+    """A fit refused once its data is read (a batch-norm model cannot take the fused engine)."""
+    cfg = small()
+    cfg["model"] = {"hidden": [8], "batch_norm": True}
+    cfg["train"] = {**cfg["train"], "engine": "fused"}
+    with pytest.raises(UserError):
+        nntrain.fit(cfg, data=df, log=None)
+
+
+def test_a_refused_fit_never_removes_a_stored_frame_another_fit_uses(workdir, cli):
+    """Issue 26 (3): two fits of one DataFrame at once; the refused one removed the Parquet the other trained on."""
+    import fcntl
+    import os
+
+    df = make_table(120)
+    run = nntrain.fit(small(), data=df, log=None)
+    (stored,) = (workdir / "runs" / ".data").glob("*.parquet")
+    stored.unlink()  # as when both fits found no file: the refused one writes it, the other's run names it
+    refused_frame_fit(df)
+    assert stored.is_file() and cli("eval", run.run_dir).exit_code == 0
+    other = make_table(120, seed=1)
+    fd = os.open(workdir / "runs" / ".data", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH)  # another fit of the same frame is starting
+    try:
+        refused_frame_fit(other)
+    finally:
+        os.close(fd)
+    assert len(list((workdir / "runs" / ".data").glob("*.parquet"))) == 2
+    run = nntrain.fit(small(), data=other, log=None)  # the file the refused fit left is the one it trains on
+    assert cli("eval", run.run_dir).exit_code == 0
+    refused_frame_fit(make_table(120, seed=2))  # no one else: removed
+    assert len(list((workdir / "runs" / ".data").glob("*"))) == 2
+
+
+def test_an_unreachable_mlflow_store_leaves_no_stored_frame(workdir, monkeypatch):
+    """Issue 26 (28): the tracker is resolved before the frame is stored."""
+    import nntrain.api
+
+    def dead(*args):
+        raise UserError("mlflow: cannot use the tracking store")
+
+    monkeypatch.setattr(nntrain.api, "tracker_for", dead)
+    with pytest.raises(UserError, match="tracking store"):
+        nntrain.fit(small(), data=make_table(60), mlflow="http://127.0.0.1:9", log=None)
+    assert list((workdir / "runs").rglob("*")) in ([], [workdir / "runs" / ".data"])
+
+
+def test_a_complex_column_is_named_in_a_clear_error(workdir):
+    """Issue 26 (A3): a complex128 column gave pyarrow's ArrowNotImplementedError."""
+    df = make_table(60).assign(z=lambda d: d.a + 1j * d.b)
+    with pytest.raises(UserError, match="column 'z' holds complex numbers"):
+        nntrain.fit(small(), data=df, log=None)
+    assert not (workdir / "runs").exists() or list((workdir / "runs").rglob("*.parquet")) == []
+
+
+def test_paths_and_names_outside_the_bmp_reach_the_config_as_given(workdir):
+    """Issue 26 (22): an emoji in data=, in a dict override or a column name read as "file not found"."""
+    make_table(120).to_csv(workdir / "t😀.csv", index=False)
+    cfg = {"model": {"hidden": [8]}, "train": {"epochs": 1, "plots": False}}
+    assert nntrain.fit(cfg, data="t😀.csv", log=None).config.data.path == "t😀.csv"
+    assert nntrain.fit(cfg, {"data.path": "t😀.csv"}, log=None).config.data.path == "t😀.csv"
+    frame = make_table(120).rename(columns={"y": "y\x80😀"})  # a C1 control character too
+    assert nntrain.fit(cfg, {"data.target": "y\x80😀"}, data=frame, log=None).config.data.target == "y\x80😀"
+
+
+def test_the_errors_the_api_raises_are_nntrain_names_without_torch():
+    """Issue 26 (A2): nntrain.UserError (and ConfigError, Diverged, ...) were not exported."""
+    code = (
+        "import sys, nntrain, nntrain.errors as e, nntrain.engine.stopping as s\n"
+        "ok = [nntrain.UserError is e.UserError, nntrain.ConfigError is e.ConfigError, nntrain.Stop is e.Stop,\n"
+        "      nntrain.Diverged is s.Diverged, nntrain.Interrupted is s.Interrupted]\n"
+        "print(all(ok), 'torch' in sys.modules, {'UserError', 'Diverged'} <= set(nntrain.__all__))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.split() == ["True", "False", "True"], r.stderr

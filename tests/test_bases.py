@@ -60,3 +60,22 @@ def test_cycles_missing_bases_and_bad_values_are_refused(workdir, cli):
     write(workdir / "d.yaml", "base: [a.yaml]\n")
     r = cli("fit", "d.yaml")
     assert r.exit_code == 2 and "d.yaml: base: give the path of another YAML config" in r.stderr
+
+
+def test_a_dict_config_takes_base_as_a_file_does(workdir):
+    """Issue 26 (A1): the API's dict config refused base: as an unknown key; its base is under the working folder."""
+    import pytest
+
+    from nntrain.api import configured
+    from nntrain.errors import UserError
+
+    lesson(workdir)
+    write(workdir / "mine.yaml", "base: lessons/adam.yaml\nmodel: {dropout: 0.3}\n")
+    from_file = load_config(workdir / "mine.yaml")
+    given = {"name": "mine", "base": "lessons/adam.yaml", "model": {"dropout": 0.3}}
+    from_dict, _ = configured(given)
+    assert from_dict.model_dump() == from_file.model_dump() and given["base"] == "lessons/adam.yaml"
+    assert any("optimizer.momentum=0.9 dropped: adam takes no 'momentum'" in n for n in from_dict._notes)
+    assert configured({"base": "lessons/adam.yaml"})[0].name == "run"
+    with pytest.raises(UserError, match="config: base: nope.yaml: file not found"):
+        configured({"base": "nope.yaml"})

@@ -110,3 +110,60 @@ def test_a_hit_is_checked_against_the_config_as_fresh_data_is(workdir, cli, setu
 def test_cache_dir_is_settable(workdir, setup):
     cfg, _ = setup
     assert cache_dir(load_config(cfg, ["data.cache_dir=elsewhere"]), cfg.parent).name == "elsewhere"
+
+
+def test_eviction_never_removes_what_the_cache_did_not_write(workdir, cli, setup):
+    """Issue 26 (1): a data.cache_dir holding the user's folders keeps them past cache_max_gb; a relative
+    cache_dir is under the working directory, never found one folder up beside the config."""
+    cfg, _ = setup
+    (workdir / "mine" / "photos").mkdir(parents=True)
+    (workdir / "mine" / "photos" / "a.jpg").write_bytes(os.urandom(100_000))
+    (workdir / "mine" / "0123456789abcdef0123456789abcdef").mkdir()  # named like a key, not the cache's
+    (workdir / "mine" / "0123456789abcdef0123456789abcdef" / "X.npy").write_bytes(b"mine")
+    for p in (workdir / "mine").iterdir():
+        os.utime(p, (0, 0))  # the oldest there
+    fit(cli, cfg, "data.cache_dir=mine")
+    (entry,) = [p for p in (workdir / "mine").iterdir() if (p / "meta.json").is_file()]
+    limit = 1.5 * sum(f.stat().st_size for f in entry.iterdir()) / 2**30  # one entry, not two, nor the photos
+    fit(cli, cfg, "data.cache_dir=mine", f"data.cache_max_gb={limit}", "data.impute=median")
+    assert not entry.exists()  # the cache's own older entry went
+    assert (workdir / "mine" / "photos" / "a.jpg").stat().st_size == 100_000
+    assert (workdir / "mine" / "0123456789abcdef0123456789abcdef" / "X.npy").read_bytes() == b"mine"
+    assert len([p for p in (workdir / "mine").iterdir() if (p / "meta.json").is_file()]) == 1  # the newest entry
+    (workdir / "proj" / "configs").mkdir(parents=True)
+    (workdir / "proj" / "stuff" / "keep").mkdir(parents=True)
+    (workdir / "proj" / "stuff" / "keep" / "big.bin").write_bytes(b"x")
+    nested = write_config(workdir / "proj" / "configs" / "c.yaml", workdir / "t.csv", data={"cache_dir": "stuff"})
+    fit(cli, nested)
+    assert sorted(p.name for p in (workdir / "proj" / "stuff").iterdir()) == ["keep"]
+    assert len(list((workdir / "stuff").iterdir())) == 1
+
+
+def test_the_runs_folder_as_cache_dir_is_refused_and_no_run_is_lost(workdir, cli, setup):
+    """Issue 26 (2): data.cache_dir=runs would have evicted the older runs and the run being trained."""
+    cfg, _ = setup
+    fit(cli, cfg, "--name", "old")
+    r = cli("fit", cfg, "--name", "new", "data.cache_dir=runs", "data.cache_max_gb=0.00001")
+    assert r.exit_code == 2 and "data.cache_dir=runs: that is the runs folder" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not (workdir / "runs" / "new").exists()
+    assert (workdir / "runs" / "old" / "best.pt").is_file()
+    fit(cli, cfg, "--name", "new", "data.cache_dir=runs/store", "data.cache_max_gb=0.00001")
+    fit(cli, cfg, "--name", "newer", "data.cache_dir=runs/store", "data.cache_max_gb=0.00001", "seed=3")
+    assert all((workdir / "runs" / n / "summary.json").is_file() for n in ("old", "new", "newer"))
+
+
+def test_an_altered_array_in_an_entry_is_a_miss_and_said(workdir, cli, setup):
+    """Issue 26 (12): an entry's own arrays are checked against the sha256 it recorded; y.npy altered after
+    it was written is not trained on, a note says why, and the entry is rebuilt."""
+    cfg, _ = setup
+    first, _ = fit(cli, cfg, "--name", "first")
+    (entry,) = entries(workdir)
+    y = np.load(entry / "y.npy")
+    np.save(entry / "y.npy", np.random.default_rng(1).permutation(y))
+    second, r = fit(cli, cfg, "--name", "second")
+    assert "data from the cache" not in r.stderr
+    assert "y.npy altered since it was written" in r.stderr and "prepared again" in r.stderr
+    assert second["test"] == first["test"]
+    assert np.array_equal(np.load(entry / "y.npy"), y)  # rebuilt
+    _, r = fit(cli, cfg, "--name", "third")
+    assert "the files' and the entry's sha256 checked" in r.stderr

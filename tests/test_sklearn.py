@@ -92,3 +92,57 @@ def test_a_config_file_and_its_errors_as_value_errors(workdir):
         NNRegressor().fit(df[["a", "b"]], None)
     X = df[["a", "b"]].rename(columns={"a": "target"})  # a feature may bear the name the target column would
     assert pd.api.types.is_float_dtype(NNRegressor(**FAST).fit(X, df["b"]).predict(X))
+
+
+def test_a_run_fitted_without_run_dir_explains_from_memory_and_says_what_export_needs(workdir):
+    """Issue 26 (23): run_.export() and run_.explain() named the removed temporary folder."""
+    from nntrain.errors import UserError
+
+    df = make_table(120, task="binary")
+    X, y = df[["a", "b", "c"]], df["y"]
+    clf = NNClassifier(**FAST).fit(X, y)
+    with pytest.raises(UserError, match="an estimator fitted without run_dir .* give output=FILE"):
+        clf.run_.export()
+    with pytest.raises(UserError, match="give data="):
+        clf.run_.explain()
+    result = clf.run_.explain(X.assign(target=(y == "yes").astype(int)), repeats=2)
+    assert sorted(result["table"]["column"]) == ["a", "b", "c"] and result["files"] == []
+    assert list(workdir.iterdir()) == []
+
+
+@pytest.mark.slow  # the ONNX export's first import
+def test_a_run_fitted_without_run_dir_exports_from_memory_to_a_named_file(workdir):
+    import onnxruntime as ort
+
+    df = make_table(120, task="binary")
+    X, y = df[["a", "b", "c"]], df["y"]
+    clf = NNClassifier(**FAST).fit(X, y)
+    clf.predict_proba(X)  # the model in memory is now float64: the export is built from its float32 weights
+    out = clf.run_.export(output=workdir / "m.onnx")
+    assert out == workdir / "m.onnx" and (workdir / "m.onnx.json").is_file()
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (proba,) = session.run(None, {"features": X.to_numpy(np.float32)})
+    assert np.allclose(proba, clf.predict_proba(X), atol=1e-4)
+
+
+def test_an_interrupt_during_fit_stops_a_search_and_names_no_removed_folder(workdir, monkeypatch):
+    """Issue 26 (8): Ctrl-C became a ValueError that GridSearchCV recorded as one failed fit and went on."""
+    import signal
+    import tempfile
+    from pathlib import Path
+
+    import nntrain.api
+    from nntrain.engine.stopping import Interrupted
+
+    def interrupted(config, overrides, **kw):
+        raise Interrupted(signal.SIGINT, Path(overrides["runs_dir"]) / "NNClassifier", epoch=4)
+
+    df = make_table(120)
+    X, y = df[["a", "b", "c"]], df["y"]
+    monkeypatch.setattr(nntrain.api, "fit", interrupted)
+    with pytest.raises(KeyboardInterrupt) as e:
+        GridSearchCV(NNClassifier(**FAST), {"optimizer__lr": [0.01, 0.02]}, cv=2).fit(X, y)
+    assert "SIGINT at epoch 5" in str(e.value) and "run_dir=" in str(e.value)
+    assert tempfile.gettempdir() not in str(e.value)
+    with pytest.raises(KeyboardInterrupt, match="nntrain fit --resume .*keep/NNClassifier"):
+        NNClassifier(run_dir=str(workdir / "keep"), **FAST).fit(X, y)

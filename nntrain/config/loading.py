@@ -112,6 +112,8 @@ def load_config(
     if raw is None:
         path = Path(path)
         chain, raw, notes = read_with_bases(path)
+    elif "base" in raw:
+        raw, notes = with_bases(raw, Path.cwd())
     raw = apply_overrides(with_recipe(raw, overrides), overrides)
     if name is not None:
         raw["name"] = name  # as typed: --name 001 stays the string '001'
@@ -178,6 +180,25 @@ def read_with_bases(path: Path) -> tuple[list[tuple[Path, str]], dict, list[str]
         given = _merge(merged, raw)
         notes += [n.replace("was overridden", f"is set in {file}") for n in _prune_after_rename(merged, given)]
     return [(p, text) for p, text, _ in chain], merged, notes
+
+
+def with_bases(raw: dict, folder: Path) -> tuple[dict, list[str]]:
+    """A mapping given as the config (the API's dict) merged over its `base:` chain as a file is over its own;
+    a relative base is under `folder` (the working directory): (the merged mapping, notes)."""
+    raw = dict(raw)
+    base = raw.pop("base")
+    if not isinstance(base, str) or not base:
+        raise UserError(f"config: base: give the path of a YAML config, not {base!r}")
+    at = Path(base).expanduser()
+    at = at if at.is_absolute() else folder / at
+    if not at.is_file():
+        raise UserError(f"config: base: {base}: file not found (looked for {at})")
+    _, merged, notes = read_with_bases(at)
+    merged.pop("name", None)  # a base's own file name is not the run's
+    given = _merge(merged, raw)
+    return merged, notes + [
+        n.replace("was overridden", "is set in the config") for n in _prune_after_rename(merged, given)
+    ]
 
 
 def _merge(into: dict, over: dict, prefix: str = "") -> list[str]:

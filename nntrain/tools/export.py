@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -53,6 +53,9 @@ from nntrain.tools.export_graph import (
 )
 from nntrain.tools.export_sidecar import output_labels, sidecar_path, write_sidecar
 
+if TYPE_CHECKING:
+    from nntrain.tools.inference import LoadedRun
+
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 INSTALL_HINT = 'pip install -e ".[export]"'
 # Tolerances of the check each export runs on sample rows before writing anything.
@@ -74,16 +77,21 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
 
     fmt = _check_format(fmt)
     run_dir = resolve_run_dir(str(run_dir))
-    loaded = load_run(run_dir, checkpoint)
+    return export_loaded(load_run(run_dir, checkpoint), fmt, out, checkpoint, force)
+
+
+def export_loaded(loaded: LoadedRun, fmt: str, out: Path | None, checkpoint: str, force: bool = False) -> Path:
+    """export_run for a run already loaded (a Run in memory, whose folder may be gone: then `out` is given)."""
+    fmt = _check_format(fmt)
     prep = loaded.prep
     _refuse_unexportable(prep, fmt)  # before asking for the extra: installing it would not help
-    out = _output_path(run_dir, fmt, out, force)
+    out = _output_path(loaded.run_dir, fmt, out, force)
     if fmt == "onnx":
         _require_onnx()
     model = export_model(loaded.model, loaded.cfg, prep)
     sample = sample_rows(prep)
     if fmt == "onnx":
-        data = _onnx_bytes(model, sample, prep, run_dir, checkpoint)
+        data = _onnx_bytes(model, sample, prep, loaded.run_dir, checkpoint)
         _check_onnx(data, model, sample)
         write_output(out, lambda f: f.write(data), f"-o {out}", durable=True)
     else:
