@@ -177,8 +177,10 @@ def resume_together(
 
 def _ended(result: dict | Diverged, tracker: Any) -> Run | Diverged:
     """A run trained with others, logged to MLflow if asked; its Run, or how it diverged."""
+    from nntrain.engine.finish import UNCHANGED
+
     run_dir = Path(result.run_dir if isinstance(result, Diverged) else result["run_dir"])
-    if tracker is not None:
+    if tracker is not None and not (isinstance(result, dict) and result.get(UNCHANGED)):
         tracker.log_run(run_dir)
     return result if isinstance(result, Diverged) else Run(run_dir)
 
@@ -208,6 +210,7 @@ def sweep(
 def _trained(begin: Callable, tracker: Any, log, progress, tensorboard: bool, mlflow: Any = None) -> Run:
     """begin() starts or resumes the run, which then trains; `tracker` (else one for `mlflow` and the run's
     config) logs it to MLflow when it ends, however it ends."""
+    from nntrain.engine.finish import UNCHANGED
     from nntrain.engine.loop import train
     from nntrain.engine.progress import Lines
 
@@ -224,7 +227,7 @@ def _trained(begin: Callable, tracker: Any, log, progress, tensorboard: bool, ml
             raise
     if "best_epoch" not in summary:  # a data-parallel rank other than 0: rank 0 holds the run
         return summary
-    if tracker is not None:
+    if tracker is not None and not summary.get(UNCHANGED):  # nothing trained: nothing new to log
         rid = tracker.log_run(state.run_dir)
         log(f"mlflow: run {rid} in {tracker.uri}")
     return Run(state.run_dir)

@@ -520,6 +520,24 @@ def test_summary_says_how_each_run_ended_and_the_listing_shows_it(workdir):
     assert (summary("cut")["status"], summary("cut")["epochs_run"]) == ("completed", 4)
 
 
+def test_resuming_a_run_with_nothing_left_to_train_leaves_its_summary_byte_identical(workdir, cli):
+    """An early-stopped run (and finished seed members resumed together): the resume says so and keeps how and
+    why the run ended."""
+    cfg = config_for(workdir, train={"epochs": 6, "patience": 1, "min_delta": 1000})
+    assert cli("fit", cfg, "--name", "es").exit_code == 0
+    assert cli("fit", cfg, "--seeds", "0,1", "--name", "m").exit_code == 0
+    folders = [workdir / "runs" / n for n in ("es", "m-seed0", "m-seed1")]
+    before = [(f / "summary.json").read_bytes() for f in folders]
+    assert json.loads(before[0])["status"] == "early_stop"
+    r = cli("fit", "--resume", folders[0])
+    assert r.exit_code == 0, r.output
+    assert "ended at epoch 2 (early_stop: early stop:" in r.output and "nothing to train" in r.output
+    r = cli("fit", "--resume", folders[1], "--resume", folders[2])
+    assert r.exit_code == 0, r.output
+    assert r.output.count("nothing to train") == 2
+    assert [(f / "summary.json").read_bytes() for f in folders] == before
+
+
 def test_a_run_folder_written_by_nntrain_at_509edb1_still_loads(workdir, cli, repo):
     """tests/data/legacy_509edb1 was written by 509edb1, whose model was an nn.Sequential of fc1, bn1, act1, ...
     (batch norm, PReLU, dropout, log_softmax and nll): eval, predict and params give what they gave then."""

@@ -17,7 +17,7 @@ import torch
 
 from nntrain.config.schema import loss_name
 from nntrain.engine.device import stacked_threads
-from nntrain.engine.finish import finish, summary_of
+from nntrain.engine.finish import UNCHANGED, ended_already, finish, nothing_to_train, summary_of
 from nntrain.engine.fused import written_out
 from nntrain.engine.loop import check_diverged, end_of_epoch, save_mid_epoch
 from nntrain.engine.loop_state import CHECK_EVERY, Halt, Loop, ShouldStop, header, prepare_loop, start_diagnostics
@@ -63,7 +63,12 @@ def train_together(
         log(engine.describe())
         for k, m in enumerate(members):  # resumed at its end already (a lone resume then only finishes too)
             cfg, run = m.run.cfg, m.run
-            if run.epoch >= cfg.train.epochs or (cfg.train.patience and run.bad_epochs >= cfg.train.patience):
+            ended = ended_already(run)
+            if ended is not None:  # its run folder stays as it is
+                m.done, m.result = True, {**ended, "run_dir": str(run.run_dir), UNCHANGED: True}
+                engine.opt.stop(k)
+                log(nothing_to_train(run.run_dir, ended))
+            elif run.epoch >= cfg.train.epochs or (cfg.train.patience and run.bad_epochs >= cfg.train.patience):
                 _done(engine, m, k, None, t_start)
         while not all(m.done for m in members):
             _epoch(engine, members, t_start)
