@@ -48,6 +48,7 @@ def fit(
     go (None: nowhere); progress: how epochs show (default: no line per epoch)."""
     from nntrain.engine.state import start
 
+    _check_tensorboard(tensorboard)
     cfg, config_dir = configured(config, overrides, data, name)
     fresh = None  # a DataFrame stored for this fit: removed if the fit does not start
     if isinstance(data, pd.DataFrame):
@@ -81,6 +82,7 @@ def resume(
     MLflow (`mlflow`, or the run's train.mlflow) as a new MLflow run once it ends."""
     from nntrain.engine.state import resume as resumed
 
+    _check_tensorboard(tensorboard)
     extra = _override_list(overrides)
     return _trained(lambda: resumed(Path(run_dir), extra), None, log, progress, tensorboard, mlflow)
 
@@ -143,18 +145,20 @@ def fit_seeds(
     log: Callable[[str], None] | None = print,
     quiet: bool = True,
     mlflow: str | bool | None = None,
+    tensorboard: bool = False,
 ) -> list[Run | Diverged]:
     """A run per seed (NAME-seedS), trained together on the stacked engine where they can: what `fit --seeds`
     does. A seed that diverged is its Diverged error in the list (the CLI then exits 3)."""
     from nntrain.engine.run_groups import fit_many
 
+    _check_tensorboard(tensorboard)
     extra = _override_list(overrides)
     base = configured(config, extra, name=name)[0].name
     made = [configured(config, [*extra, f"seed={s}"], name=f"{base}-seed{s}") for s in seeds]
     cfgs, config_dir = [c for c, _ in made], made[0][1]
     tracker = tracker_for(mlflow, cfgs[0])
     with catching_signals():
-        results = fit_many(cfgs, config_dir, log or (lambda m: None), quiet)
+        results = fit_many(cfgs, config_dir, log or (lambda m: None), quiet, tensorboard=tensorboard)
     return [_ended(r, tracker) for r in results]
 
 
@@ -165,13 +169,16 @@ def resume_together(
     log: Callable[[str], None] | None = print,
     quiet: bool = True,
     mlflow: str | bool | None = None,
+    tensorboard: bool = False,
 ) -> list[Run | Diverged]:
     """Runs that were trained together (fit_seeds, a sweep's batch), resumed together from their last.pt."""
     from nntrain.engine.run_groups import resume_many
 
+    _check_tensorboard(tensorboard)
     tracker = tracker_for(mlflow, None)
+    extra, log = _override_list(overrides), log or (lambda m: None)
     with catching_signals():
-        results = resume_many([Path(d) for d in run_dirs], _override_list(overrides), log or (lambda m: None), quiet)
+        results = resume_many([Path(d) for d in run_dirs], extra, log, quiet, tensorboard)
     return [_ended(r, tracker) for r in results]
 
 
@@ -231,6 +238,14 @@ def _trained(begin: Callable, tracker: Any, log, progress, tensorboard: bool, ml
         rid = tracker.log_run(state.run_dir)
         log(f"mlflow: run {rid} in {tracker.uri}")
     return Run(state.run_dir)
+
+
+def _check_tensorboard(tensorboard: bool) -> None:
+    """--tensorboard without the package is refused before any run folder is made."""
+    if tensorboard:
+        from nntrain.engine.loop_state import tensorboard_writer
+
+        tensorboard_writer()
 
 
 def configured(
