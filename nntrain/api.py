@@ -21,7 +21,7 @@ from nntrain.engine.stopping import Diverged, catching_signals
 from nntrain.errors import UserError
 from nntrain.results import Data, DataWarning, Folds, Run, named  # noqa: F401 (DataWarning: nntrain.DataWarning)
 from nntrain.runs.files import write_output
-from nntrain.runs.tracking import tracker_for
+from nntrain.runs.tracking import stored_mlflow, tracker_for
 
 
 def load(run_dir: str | Path, checkpoint: str = "best") -> Run | Folds:
@@ -120,19 +120,38 @@ def lr_find(
 
 
 def cv(
-    config: str | Path | dict | Config,
+    config: str | Path | dict | Config | None,
     overrides: list[str] | dict[str, Any] | None = None,
     *,
     folds: int = 5,
     log: Callable[[str], None] | None = print,
     quiet: bool = True,
+    resume: str | Path | None = None,
+    mlflow: str | bool | None = None,
 ) -> Folds:
-    """k-fold cross-validation, as `nntrain cv`: a run per fold under RUNS_DIR/NAME-cv/, and cv.json."""
-    from nntrain.tools.crossval import cross_validate
+    """k-fold cross-validation, as `nntrain cv`: a run per fold under RUNS_DIR/NAME-cv/, and cv.json. resume: a
+    cv folder whose cross-validation was interrupted, finished (config None). mlflow (or the config's
+    train.mlflow): each fold logged as an MLflow run, nested under one run of the cross-validation."""
+    from nntrain.tools.crossval import cross_validate, resume_cv
 
-    cfg, config_dir = configured(config, overrides)
-    with catching_signals():
-        report = cross_validate(cfg, config_dir, folds, log or (lambda m: None), quiet)
+    log = log or (lambda m: None)
+    if resume is not None:
+        if config is not None or overrides:
+            raise UserError(f"give either CONFIG or --resume {resume} (a cv folder goes on as it was), not both")
+        with catching_signals():
+            report = resume_cv(Path(resume), log, quiet)
+        first = Path(resume) / Path(report["folds"][0]["run_dir"]).name
+        tracker = tracker_for(mlflow, None, stored_mlflow(first))
+    else:
+        cfg, config_dir = configured(config, overrides)
+        tracker = tracker_for(mlflow, cfg)  # before the cv folder: a server that does not answer leaves none
+        with catching_signals():
+            report = cross_validate(cfg, config_dir, folds, log, quiet)
+    if tracker is not None:
+        root = Path(report["root"])
+        dirs = [root / Path(f["run_dir"]).name for f in report["folds"]]
+        rid = tracker.log_group(f"cv {root.name}", dirs, [root / "cv.json"])
+        log(f"mlflow: run {rid} in {tracker.uri}, a nested run per fold")
     return Folds(report["root"])
 
 
@@ -175,11 +194,20 @@ def resume_together(
     from nntrain.engine.run_groups import resume_many
 
     _check_tensorboard(tensorboard)
-    tracker = tracker_for(mlflow, None)
+    tracker = tracker_for(mlflow, None)  # given: asked before anything trains
     extra, log = _override_list(overrides), log or (lambda m: None)
     with catching_signals():
         results = resume_many([Path(d) for d in run_dirs], extra, log, quiet, tensorboard)
-    return [_ended(r, tracker) for r in results]
+    if tracker is not None or mlflow is False:
+        return [_ended(r, tracker) for r in results]
+    trackers: dict[str, Any] = {}  # each run's own train.mlflow says
+    ended = []
+    for r in results:
+        given = stored_mlflow(Path(r.run_dir if isinstance(r, Diverged) else r["run_dir"]))
+        if repr(given) not in trackers:
+            trackers[repr(given)] = tracker_for(None, None, given)
+        ended.append(_ended(r, trackers[repr(given)]))
+    return ended
 
 
 def _ended(result: dict | Diverged, tracker: Any) -> Run | Diverged:

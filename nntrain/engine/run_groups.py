@@ -19,7 +19,7 @@ from nntrain.engine.loop_state import ShouldStop, pace
 from nntrain.engine.progress import Lines
 from nntrain.engine.stacked_runs import train_together
 from nntrain.engine.state import Run, rebuild_alone, start
-from nntrain.engine.stopping import Diverged
+from nntrain.engine.stopping import Diverged, Interrupted
 from nntrain.errors import UserError
 from nntrain.metrics import headline
 from nntrain.model.embeddings import numerics_of
@@ -132,12 +132,22 @@ def train_groups(
     a run no other can join on the lone engine. Results in the runs' order."""
     stops = dict(zip(map(id, runs), should_stop or [None] * len(runs)))
     results: dict[int, dict | Diverged] = {}
-    for group in (part for g in groups(runs) for part in _fitting(g)):
+    parts = [part for g in groups(runs) for part in _fitting(g)]
+    for i, group in enumerate(parts):
         hooks = [stops[id(r)] for r in group]
-        if len(group) == 1:
-            results[id(group[0])] = _alone(group[0], log, quiet, hooks[0], tensorboard)
-        else:
-            results.update(zip(map(id, group), train_together(group, log, hooks, quiet, tensorboard)))
+        try:
+            if len(group) == 1:
+                results[id(group[0])] = _alone(group[0], log, quiet, hooks[0], tensorboard)
+            else:
+                results.update(zip(map(id, group), train_together(group, log, hooks, quiet, tensorboard)))
+        except BaseException as e:
+            waiting = [r for later in parts[i + 1 :] for r in later]
+            for r in waiting:  # they never trained: their folders are let go as they are (resumable)
+                if r.lock is not None:
+                    r.lock.release()
+            if isinstance(e, Interrupted):  # the runs still to train are named too
+                raise e.also([r.run_dir for r in waiting]) from None
+            raise
     return [results[id(r)] for r in runs]
 
 
