@@ -26,7 +26,7 @@ from nntrain.errors import UserError
 from nntrain.plaindata import flow
 from nntrain.results import Data, DataWarning, Folds, Run, named  # noqa: F401 (DataWarning: nntrain.DataWarning)
 from nntrain.runs.files import write_output
-from nntrain.runs.tracking import tracker_for
+from nntrain.runs.tracking import stored_mlflow, tracker_for
 
 
 def load(run_dir: str | Path, checkpoint: str = "best") -> Run | Folds:
@@ -53,6 +53,7 @@ def fit(
     go (None: nowhere); progress: how epochs show (default: no line per epoch)."""
     from nntrain.engine.state import start
 
+    _check_tensorboard(tensorboard)
     cfg, config_dir = configured(config, overrides, data, name)
     path = frame_file(data, Path(cfg.runs_dir)) if isinstance(data, pd.DataFrame) else None
     tracker = tracker_for(mlflow, cfg)  # before the frame and the run folder: a dead server leaves neither behind
@@ -80,6 +81,7 @@ def resume(
     MLflow (`mlflow`, or the run's train.mlflow) as a new MLflow run once it ends."""
     from nntrain.engine.state import resume as resumed
 
+    _check_tensorboard(tensorboard)
     extra = _override_list(overrides)
     return _trained(lambda: resumed(Path(run_dir), extra), None, log, progress, tensorboard, mlflow)
 
@@ -117,19 +119,38 @@ def lr_find(
 
 
 def cv(
-    config: str | Path | dict | Config,
+    config: str | Path | dict | Config | None,
     overrides: list[str] | dict[str, Any] | None = None,
     *,
     folds: int = 5,
     log: Callable[[str], None] | None = print,
     quiet: bool = True,
+    resume: str | Path | None = None,
+    mlflow: str | bool | None = None,
 ) -> Folds:
-    """k-fold cross-validation, as `nntrain cv`: a run per fold under RUNS_DIR/NAME-cv/, and cv.json."""
-    from nntrain.tools.crossval import cross_validate
+    """k-fold cross-validation, as `nntrain cv`: a run per fold under RUNS_DIR/NAME-cv/, and cv.json. resume: a
+    cv folder whose cross-validation was interrupted, finished (config None). mlflow (or the config's
+    train.mlflow): each fold logged as an MLflow run, nested under one run of the cross-validation."""
+    from nntrain.tools.crossval import cross_validate, resume_cv
 
-    cfg, config_dir = configured(config, overrides)
-    with catching_signals():
-        report = cross_validate(cfg, config_dir, folds, log or (lambda m: None), quiet)
+    log = log or (lambda m: None)
+    if resume is not None:
+        if config is not None or overrides:
+            raise UserError(f"give either CONFIG or --resume {resume} (a cv folder goes on as it was), not both")
+        with catching_signals():
+            report = resume_cv(Path(resume), log, quiet)
+        first = Path(resume) / Path(report["folds"][0]["run_dir"]).name
+        tracker = tracker_for(mlflow, None, stored_mlflow(first))
+    else:
+        cfg, config_dir = configured(config, overrides)
+        tracker = tracker_for(mlflow, cfg)  # before the cv folder: a server that does not answer leaves none
+        with catching_signals():
+            report = cross_validate(cfg, config_dir, folds, log, quiet)
+    if tracker is not None:
+        root = Path(report["root"])
+        dirs = [root / Path(f["run_dir"]).name for f in report["folds"]]
+        rid = tracker.log_group(f"cv {root.name}", dirs, [root / "cv.json"])
+        log(f"mlflow: run {rid} in {tracker.uri}, a nested run per fold")
     return Folds(report["root"])
 
 
@@ -142,18 +163,20 @@ def fit_seeds(
     log: Callable[[str], None] | None = print,
     quiet: bool = True,
     mlflow: str | bool | None = None,
+    tensorboard: bool = False,
 ) -> list[Run | Diverged]:
     """A run per seed (NAME-seedS), trained together on the stacked engine where they can: what `fit --seeds`
     does. A seed that diverged is its Diverged error in the list (the CLI then exits 3)."""
     from nntrain.engine.run_groups import fit_many
 
+    _check_tensorboard(tensorboard)
     extra = _override_list(overrides)
     base = configured(config, extra, name=name)[0].name
     made = [configured(config, [*extra, f"seed={s}"], name=f"{base}-seed{s}") for s in seeds]
     cfgs, config_dir = [c for c, _ in made], made[0][1]
     tracker = tracker_for(mlflow, cfgs[0])
     with catching_signals():
-        results = fit_many(cfgs, config_dir, log or (lambda m: None), quiet)
+        results = fit_many(cfgs, config_dir, log or (lambda m: None), quiet, tensorboard=tensorboard)
     return [_ended(r, tracker) for r in results]
 
 
@@ -164,20 +187,34 @@ def resume_together(
     log: Callable[[str], None] | None = print,
     quiet: bool = True,
     mlflow: str | bool | None = None,
+    tensorboard: bool = False,
 ) -> list[Run | Diverged]:
     """Runs that were trained together (fit_seeds, a sweep's batch), resumed together from their last.pt."""
     from nntrain.engine.run_groups import resume_many
 
-    tracker = tracker_for(mlflow, None)
+    _check_tensorboard(tensorboard)
+    tracker = tracker_for(mlflow, None)  # given: asked before anything trains
+    extra, log = _override_list(overrides), log or (lambda m: None)
     with catching_signals():
-        results = resume_many([Path(d) for d in run_dirs], _override_list(overrides), log or (lambda m: None), quiet)
-    return [_ended(r, tracker) for r in results]
+        results = resume_many([Path(d) for d in run_dirs], extra, log, quiet, tensorboard)
+    if tracker is not None or mlflow is False:
+        return [_ended(r, tracker) for r in results]
+    trackers: dict[str, Any] = {}  # each run's own train.mlflow says
+    ended = []
+    for r in results:
+        given = stored_mlflow(Path(r.run_dir if isinstance(r, Diverged) else r["run_dir"]))
+        if repr(given) not in trackers:
+            trackers[repr(given)] = tracker_for(None, None, given)
+        ended.append(_ended(r, trackers[repr(given)]))
+    return ended
 
 
 def _ended(result: dict | Diverged, tracker: Any) -> Run | Diverged:
     """A run trained with others, logged to MLflow if asked; its Run, or how it diverged."""
+    from nntrain.engine.finish import UNCHANGED
+
     run_dir = Path(result.run_dir if isinstance(result, Diverged) else result["run_dir"])
-    if tracker is not None:
+    if tracker is not None and not (isinstance(result, dict) and result.get(UNCHANGED)):
         tracker.log_run(run_dir)
     return result if isinstance(result, Diverged) else Run(run_dir)
 
@@ -207,6 +244,7 @@ def sweep(
 def _trained(begin: Callable, tracker: Any, log, progress, tensorboard: bool, mlflow: Any = None) -> Run:
     """begin() starts or resumes the run, which then trains; `tracker` (else one for `mlflow` and the run's
     config) logs it to MLflow when it ends, however it ends."""
+    from nntrain.engine.finish import UNCHANGED
     from nntrain.engine.loop import train
     from nntrain.engine.progress import Lines
 
@@ -223,10 +261,18 @@ def _trained(begin: Callable, tracker: Any, log, progress, tensorboard: bool, ml
             raise
     if "best_epoch" not in summary:  # a data-parallel rank other than 0: rank 0 holds the run
         return summary
-    if tracker is not None:
+    if tracker is not None and not summary.get(UNCHANGED):  # nothing trained: nothing new to log
         rid = tracker.log_run(state.run_dir)
         log(f"mlflow: run {rid} in {tracker.uri}")
     return Run(state.run_dir)
+
+
+def _check_tensorboard(tensorboard: bool) -> None:
+    """--tensorboard without the package is refused before any run folder is made."""
+    if tensorboard:
+        from nntrain.engine.loop_state import tensorboard_writer
+
+        tensorboard_writer()
 
 
 def configured(

@@ -154,10 +154,18 @@ class Folds:
 
         self.run_dir = Path(folder)
         self.summary = read_cv(self.run_dir)
-        self.runs = [Run(f["run_dir"], checkpoint) for f in self.summary["folds"] if "diverged" not in f]
+        # a fold's folder is found in the cv folder, wherever that was made or moved, from whatever working folder
+        folders = [self.run_dir / Path(f["run_dir"]).name for f in self.summary["folds"] if "diverged" not in f]
+        self.runs = [Run(d, checkpoint) for d in folders]
 
     def predict(self, data: Data, strict: bool = False) -> pd.DataFrame:
         import numpy as np
+
+        if not self.runs:
+            raise UserError(
+                f"{self.run_dir}: every fold diverged (cv.json says how), so no fold has a model to predict with; "
+                f"run the cross-validation again with a lower optimizer.lr"
+            )
 
         frames = [run.predict(data, strict) for run in self.runs]
         mean = sum(f.drop(columns="prediction") for f in frames) / len(frames) if frames[0].shape[1] > 1 else None

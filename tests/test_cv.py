@@ -76,3 +76,75 @@ def test_groups_stay_in_one_fold_and_bad_settings_are_refused(workdir, cli):
     )
     r = cli("cv", split)
     assert r.exit_code == 2 and "data.split_column: it fixes the validation rows" in r.stderr
+
+
+def test_an_interrupted_cv_is_finished_by_cv_resume_as_if_never_stopped(workdir, table_csv, cli, monkeypatch):
+    """120 rows in 5 folds: training sizes 76 and 77, two stacked groups; a SIGINT during the first group. The
+    message names one command; it trains the unfinished folds (the never-started ones too) and writes cv.json."""
+    import signal
+
+    from nntrain.engine.stopping import Interrupted
+
+    config = write_config(workdir / "c.yaml", table_csv(n=120), train={"epochs": 6, "batch_size": 16})
+    nntrain.cv(config, ["name=full"], folds=5, log=None)
+
+    def stop_at_epoch_2(msg: str) -> None:
+        if msg.startswith("epoch   2"):  # the first group's second epoch, lone or stacked
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(Interrupted) as e:
+        nntrain.cv(config, folds=5, log=stop_at_epoch_2, quiet=False)
+    assert str(e.value).endswith("Resume with: nntrain cv --resume runs/t-cv") and "run(s) not yet trained" in str(
+        e.value
+    )
+    rows = make_table(10, seed=3).drop(columns="y")
+    rows.to_csv(workdir / "rows.csv", index=False)
+    r = cli("predict", "runs/t-cv", "rows.csv")
+    assert r.exit_code == 2 and "finish it with: nntrain cv --resume runs/t-cv" in r.stderr
+    r = cli("cv", "--resume", "runs/t-cv")
+    assert r.exit_code == 0, r.output
+    done, full = (json.loads((workdir / "runs" / n / "cv.json").read_text()) for n in ("t-cv", "full-cv"))
+    assert [(f["fold"], f["best_epoch"], f["val"]) for f in done["folds"]] == [
+        (f["fold"], f["best_epoch"], f["val"]) for f in full["folds"]
+    ]
+    assert cli("predict", "runs/t-cv", "rows.csv").exit_code == 0
+    r = cli("cv", "--resume", "runs/t-cv")
+    assert r.exit_code == 2 and "nothing to resume" in r.stderr
+
+
+def test_predict_on_a_cv_whose_every_fold_diverged_says_no_fold_has_a_model(workdir, table_csv, cli):
+    config = write_config(workdir / "c.yaml", table_csv(n=120, task="regression"))
+    r = cli("cv", config, "optimizer.name=sgd", "optimizer.lr=1e30", "--folds", "2")
+    assert r.exit_code == 3
+    make_table(10, seed=3).drop(columns="y").to_csv(workdir / "rows.csv", index=False)
+    r = cli("predict", "runs/t-cv", "rows.csv")
+    assert r.exit_code == 2 and "every fold diverged" in r.stderr and "no fold has a model" in r.stderr
+    with pytest.raises(nntrain.UserError if hasattr(nntrain, "UserError") else Exception, match="every fold diverged"):
+        nntrain.load(workdir / "runs/t-cv").predict(make_table(5).drop(columns="y"))
+
+
+@pytest.mark.parametrize("extra", [[], ["train.engine=fused", "model.batch_norm=true"]])
+def test_a_refused_cv_leaves_no_folder_and_names_the_rare_class_and_folds(workdir, cli, extra):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(60, 3)), columns=list("abc"))
+    df["y"] = np.where(df.a > 0, "hi", "lo")
+    if not extra:
+        df.loc[0, "y"] = "rare"  # one row: in one fold's validation rows, so that fold cannot train it
+    df.to_csv(workdir / "t.csv", index=False)
+    config = write_config(workdir / "c.yaml", "t.csv", data={"path": "t.csv", "target": "y"})
+    r = cli("cv", config, "--folds", "2", *extra)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    if not extra:
+        assert "class 'rare'" in r.stderr and "--folds" in r.stderr and "data.val_size" not in r.stderr
+        assert "least populated" not in r.stderr
+    assert not (workdir / "runs" / "t-cv").exists()
+
+
+def test_a_cv_folder_predicts_from_another_working_folder(workdir, table_csv, monkeypatch):
+    config = write_config(workdir / "c.yaml", table_csv(n=120))
+    nntrain.cv(config, folds=2, log=None)
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    rows = make_table(5, seed=3).drop(columns="y")
+    assert len(nntrain.load(workdir / "runs/t-cv").predict(rows)) == 5

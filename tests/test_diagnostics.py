@@ -149,6 +149,47 @@ def test_tensorboard_event_files_hold_the_metrics(workdir, table_csv, cli):
     assert "grad_norm/fc1" in events.Tags()["scalars"]
 
 
+def test_tensorboard_with_seeds_and_several_resumes_writes_each_runs_event_files(workdir, table_csv, cli):
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    cfg = write_config(workdir / "c.yaml", table_csv(n=120), train={"epochs": 3})
+    assert cli("fit", cfg, "--seeds", "0,1", "--tensorboard").exit_code == 0
+    runs = [workdir / "runs" / f"t-seed{s}" for s in (0, 1)]
+    r = cli("fit", "--resume", runs[0], "--resume", runs[1], "train.epochs=5", "--tensorboard")
+    assert r.exit_code == 0, r.output
+    for run in runs:
+        events = accumulator.EventAccumulator(str(run / "tensorboard"))
+        events.Reload()
+        assert [e.step for e in events.Scalars("val_loss")] == [1, 2, 3, 4, 5]
+    for flag in (["--nproc", "2"], ["--name", "x"]):
+        r = cli("fit", "--resume", runs[0], "--resume", runs[1], "train.epochs=6", *flag)
+        assert r.exit_code == 2 and f"{flag[0]}: not with several --resume" in r.stderr
+
+
+def test_tensorboard_missing_is_refused_before_any_run_folder_is_made(workdir, table_csv, cli, monkeypatch):
+    import subprocess
+    import sys
+
+    from nntrain import api
+    from nntrain.errors import UserError
+
+    cfg = write_config(workdir / "c.yaml", table_csv(n=120), train={"epochs": 2})
+    assert cli("fit", cfg, "--name", "done").exit_code == 0
+    for module in ("tensorboard", "torch.utils.tensorboard"):  # as if it were not installed
+        monkeypatch.setitem(sys.modules, module, None)
+    for extra in ([], ["--seeds", "0,1"]):
+        r = cli("fit", cfg, "--tensorboard", *extra)
+        assert r.exit_code == 2 and "--tensorboard needs the tensorboard package" in r.stderr
+    assert sorted(p.name for p in (workdir / "runs").iterdir() if not p.name.startswith(".")) == ["done"]
+    with pytest.raises(UserError, match="tensorboard package"):
+        api.resume(workdir / "runs/done", ["train.epochs=3"], tensorboard=True)
+    other = subprocess.run(  # this process holds no lock on the folder: another one may resume it
+        [sys.executable, "-m", "nntrain", "fit", "--resume", "runs/done", "train.epochs=3", "-q"],
+        capture_output=True,
+        text=True,
+    )
+    assert other.returncode == 0, other.stderr
+
+
 def test_runs_and_compare_on_fresh_runs(workdir, table_csv, cli):
     data = table_csv(n=150)
     cfg = write_config(workdir / "c.yaml", data, train={"epochs": 3})

@@ -464,6 +464,39 @@ def test_resume_mid_epoch_refuses_another_batch_size(workdir, cli):
     assert cli("fit", "--resume", "runs/bs").exit_code == 0
 
 
+def test_a_onecycle_run_resumed_at_an_epoch_boundary_refuses_another_batch_size(workdir, cli):
+    cfg = config_for(workdir, scheduler={"name": "onecycle"}, train={"epochs": 4, "patience": 1, "min_delta": 1e9})
+    assert cli("fit", cfg, "--name", "oc").exit_code == 0  # early-stopped after epoch 2, at a boundary
+    before = (workdir / "runs/oc/last.pt").read_bytes()
+    r = cli("fit", "--resume", "runs/oc", "train.patience=null", "train.batch_size=8")
+    assert r.exit_code == 2 and "train.batch_size=8" in r.stderr and "scheduler.total_steps" in r.stderr
+    assert "Traceback" not in r.output and (workdir / "runs/oc/last.pt").read_bytes() == before
+    assert cli("fit", "--resume", "runs/oc", "train.patience=null").exit_code == 0
+
+
+@pytest.mark.parametrize("warmup", [0, 2])
+def test_a_finished_cosine_run_extended_follows_the_cosine_of_the_longer_run(workdir, cli, warmup):
+    """The rate never climbs back up the old curve: from epoch 7 it is a 12-epoch run's, falling to the end;
+    scheduler.T_max may be given on resume (not below the epochs the cosine has run)."""
+    import math
+
+    sched = {"name": "cosine", **({"warmup_epochs": warmup} if warmup else {})}
+    cfg = config_for(workdir, scheduler=sched, optimizer={"name": "adam", "lr": 0.01}, train={"epochs": 6})
+    assert cli("fit", cfg, "--name", "cos").exit_code == 0
+    r = cli("fit", "--resume", "runs/cos", "train.epochs=12")
+    assert r.exit_code == 0 and f"scheduler.T_max: {6 - warmup} -> {12 - warmup}" in r.output
+    lrs = [float(row["lr"]) for row in metrics_rows(workdir / "runs/cos")]
+    t_max = 12 - warmup
+    expected = [0.01 * (1 + math.cos(math.pi * (e - warmup) / t_max)) / 2 for e in range(6, 12)]
+    assert lrs[6:] == pytest.approx(expected, rel=1e-5)
+    assert all(a > b for a, b in zip(lrs[6:], lrs[7:]))  # falling to the end, never climbing
+    assert cli("fit", "--resume", "runs/cos", "train.epochs=18", f"scheduler.T_max={18 - warmup}").exit_code == 0
+    lrs = [float(row["lr"]) for row in metrics_rows(workdir / "runs/cos")]
+    assert len(lrs) == 18 and all(a > b for a, b in zip(lrs[12:], lrs[13:]))
+    r = cli("fit", "--resume", "runs/cos", "train.epochs=20", "scheduler.T_max=5")
+    assert r.exit_code == 2 and "scheduler.T_max=5" in r.stderr
+
+
 def test_fused_sgd_with_a_scheduler_raises_no_scheduler_warning(workdir):
     import warnings
 
@@ -518,6 +551,24 @@ def test_summary_says_how_each_run_ended_and_the_listing_shows_it(workdir):
     assert shown == {"done": "done", "early": "early stop", "nan": "diverged", "cut": "interrupted", "hook": "pruned"}
     train(resume(workdir / "runs" / "cut"), QUIET)  # the resumed run's summary replaces the interrupted one's
     assert (summary("cut")["status"], summary("cut")["epochs_run"]) == ("completed", 4)
+
+
+def test_resuming_a_run_with_nothing_left_to_train_leaves_its_summary_byte_identical(workdir, cli):
+    """An early-stopped run (and finished seed members resumed together): the resume says so and keeps how and
+    why the run ended."""
+    cfg = config_for(workdir, train={"epochs": 6, "patience": 1, "min_delta": 1000})
+    assert cli("fit", cfg, "--name", "es").exit_code == 0
+    assert cli("fit", cfg, "--seeds", "0,1", "--name", "m").exit_code == 0
+    folders = [workdir / "runs" / n for n in ("es", "m-seed0", "m-seed1")]
+    before = [(f / "summary.json").read_bytes() for f in folders]
+    assert json.loads(before[0])["status"] == "early_stop"
+    r = cli("fit", "--resume", folders[0])
+    assert r.exit_code == 0, r.output
+    assert "ended at epoch 2 (early_stop: early stop:" in r.output and "nothing to train" in r.output
+    r = cli("fit", "--resume", folders[1], "--resume", folders[2])
+    assert r.exit_code == 0, r.output
+    assert r.output.count("nothing to train") == 2
+    assert [(f / "summary.json").read_bytes() for f in folders] == before
 
 
 def test_a_run_folder_written_by_nntrain_at_509edb1_still_loads(workdir, cli, repo):

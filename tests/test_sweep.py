@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -131,9 +132,34 @@ def test_two_processes_share_a_study_without_losing_or_repeating_a_trial(workdir
     assert all(t.state.name == "COMPLETE" for t in trials)
     folders = sorted(t.user_attrs["run_dir"] for t in trials)
     assert len(set(folders)) == 6  # each trial trained once, in its own folder
-    on_disk = sorted(str(p.relative_to(workdir)) for p in (workdir / "runs" / study).glob("trial-*"))
+    on_disk = sorted(str(p.resolve()) for p in (workdir / "runs" / study).glob("trial-*"))
     assert on_disk == folders
     assert all((workdir / f / "summary.json").is_file() for f in folders)
+
+
+@pytest.mark.slow
+def test_a_study_continued_from_another_working_folder_finishes(workdir, table_csv):
+    """Worker 2 works in another folder; the best trial is worker 1's, stored (as an older nntrain did) relative
+    to worker 1's folder: its config comes from the study's base config and the trial's values."""
+    (workdir / "A").mkdir(), (workdir / "B").mkdir()
+    cfg = sweep_config(workdir / "A", table_csv("A/t.csv", n=120), {"optimizer.lr": [0.01], "pruner": "none"})
+    url = f"sqlite:///{workdir / 'shared.db'}"
+
+    def worker(folder: str, trials: int) -> subprocess.CompletedProcess:
+        cmd = [*NNTRAIN, "sweep", str(cfg), "--trials", str(trials), "--study", "s", "--storage", url]
+        return subprocess.run(cmd, cwd=workdir / folder, capture_output=True, text=True, timeout=300)
+
+    assert worker("A", 1).returncode == 0
+    study = load_study(url, "s")
+    (first,) = study.trials
+    assert Path(first.user_attrs["run_dir"]).is_absolute()
+    with sqlite3.connect(workdir / "shared.db") as db:  # as an older nntrain stored it
+        db.execute("UPDATE trial_user_attributes SET value_json = ? WHERE key = 'run_dir'", ['"runs/s/trial-0000"'])
+    r = worker("B", 2)
+    assert r.returncode == 0, r.stderr
+    best = yaml.safe_load((workdir / "B/runs/s/best.yaml").read_text())
+    assert best["optimizer"]["lr"] == 0.01 and best["model"]["hidden"] == [8]
+    assert Path(load_study(url, "s").trials[1].user_attrs["run_dir"]).is_absolute()
 
 
 def test_fit_ignores_the_sweep_section(workdir, table_csv, cli):

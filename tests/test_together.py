@@ -266,3 +266,15 @@ def test_resuming_finished_members_together_trains_no_more_and_one_folder_twice_
     assert load_checkpoint(workdir / "runs/f0/last.pt")["epoch"] == 4
     twice = cli("fit", "--resume", workdir / "runs/f0", "--resume", workdir / "runs/f0")
     assert twice.exit_code == 2 and "each run folder once" in twice.output
+
+
+def test_resuming_several_runs_with_json_prints_one_object_naming_each_run(small, workdir, cli):
+    import json
+
+    assert cli("fit", small, "--seeds", "0,1").exit_code == 0
+    runs = [str(workdir / "runs" / f"t-seed{s}") for s in (0, 1)]
+    r = cli("fit", "--resume", runs[0], "--resume", runs[1], "train.epochs=5", "--json")
+    assert r.exit_code == 0, r.output
+    printed = json.loads(r.stdout)
+    assert [run["run_dir"] for run in printed["runs"]] == runs
+    assert all(run["best_epoch"] >= 1 and "test" in run for run in printed["runs"])

@@ -82,6 +82,30 @@ def test_the_config_key_and_the_tracking_uri_variable(workdir, table_csv):
     assert run.info.status == "FINISHED" and not (workdir / "mlruns" / "mlflow.db").exists()
 
 
+@pytest.mark.slow
+def test_train_mlflow_is_honoured_by_cv_and_by_resuming_several_runs(workdir, table_csv):
+    """cv: each fold nested under one run of the cross-validation; --resume A --resume B: a run each, as a lone
+    resume logs one (the runs' own train.mlflow; no --mlflow given)."""
+    store = f"sqlite:///{workdir / 'store.db'}"
+    config = write_config(workdir / "c.yaml", table_csv(n=100), train={"epochs": 3, "batch_size": 16, "mlflow": store})
+    env = {**os.environ, "MLFLOW_EXPERIMENT_NAME": experiment(workdir)}
+
+    def nntrain(*args: str) -> None:
+        r = subprocess.run([*NNTRAIN, *args], cwd=workdir, capture_output=True, text=True, timeout=300, env=env)
+        assert r.returncode == 0, r.stderr
+
+    nntrain("cv", str(config), "--folds", "2")
+    client = mlflow.MlflowClient(tracking_uri=store)
+    found = {r.info.run_name: r for r in runs_of(client, workdir)}
+    assert set(found) == {"cv t-cv", "fold1", "fold2"}
+    parent = found["cv t-cv"].info.run_id
+    assert all(found[f].data.tags["mlflow.parentRunId"] == parent for f in ("fold1", "fold2"))
+    nntrain("fit", str(config), "--seeds", "0,1")
+    nntrain("fit", "--resume", "runs/t-seed0", "--resume", "runs/t-seed1", "train.epochs=4")
+    names = sorted(r.info.run_name for r in runs_of(client, workdir))
+    assert names == sorted(["cv t-cv", "fold1", "fold2"] + ["t-seed0", "t-seed1"] * 2)
+
+
 def test_without_the_package_the_install_hint_and_no_run_folder(workdir, table_csv):
     config = write_config(workdir / "c.yaml", table_csv(n=100))
     code = "import sys; sys.modules['mlflow'] = None; from nntrain.cli import main; sys.argv[0] = 'nntrain'; main()"

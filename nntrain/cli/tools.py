@@ -67,25 +67,35 @@ def _print_sweep(result: dict, out) -> None:
 
 @guarded
 def cv(
-    config: Path = typer.Argument(..., help="the YAML config"),
+    config: Path | None = typer.Argument(None, help="the YAML config (leave out with --resume)"),
     overrides: list[str] | None = typer.Argument(None, help="dotted KEY=VALUE overrides"),
     folds: int = typer.Option(5, "--folds", help="folds of the non-test rows (stratified, or by data.group)"),
     quiet: bool = typer.Option(True, "--quiet/--verbose", help="a line per epoch of every fold, or not"),
     as_json: bool = typer.Option(False, "--json", help="print cv.json on stdout at the end"),
+    resume: Path | None = typer.Option(
+        None, "--resume", help="finish this interrupted cross-validation (RUNS/NAME-cv): its unfinished folds"
+    ),
+    mlflow: bool = typer.Option(False, "--mlflow", help="log each fold to MLflow, nested under the cv's run"),
+    mlflow_uri: str | None = typer.Option(None, "--mlflow-uri", help="the MLflow tracking URI (implies --mlflow)"),
 ) -> None:
     """k-fold cross-validation: a run per fold under RUNS/NAME-cv/, each fold's metrics, their mean and spread."""
     from rich.table import Table
 
     from nntrain import api
+    from nntrain.errors import UserError
 
+    if (config is None) == (resume is None):
+        raise UserError("give a CONFIG, or --resume RUNS/NAME-cv to finish an interrupted cross-validation")
     out = console(stderr=as_json, width=TABLE_WIDTH)
-    result = api.cv(config, list(overrides or []), folds=folds, log=lambda m: out.print(m, markup=False), quiet=quiet)
+    log = lambda m: out.print(m, markup=False)  # noqa: E731
+    track = mlflow_option(mlflow, mlflow_uri)
+    result = api.cv(config, list(overrides or []), folds=folds, log=log, quiet=quiet, resume=resume, mlflow=track)
     report = result.summary
     if as_json:
         print_json(report)
         return
     head, monitor = report["headline"], report["monitor"].removeprefix("val_")
-    t = Table(title=f"{folds}-fold cross-validation: {report['root']}")
+    t = Table(title=f"{len(report['folds'])}-fold cross-validation: {report['root']}")
     for col in ("fold", "best epoch", f"val {monitor}", f"val {head}", f"test {head}", "test loss"):
         t.add_column(col, justify="right")
     for f in report["folds"]:

@@ -47,9 +47,8 @@ def fit(
     """Train a model from CONFIG; the run folder keeps config, metrics, best.pt, last.pt, summary and plots."""
     if seeds is not None or (resume and len(resume) > 1):
         together = list(overrides or []) + (["data.cache=false"] if no_cache and seeds else [])
-        return _fit_together(
-            config, together, name, seeds, resume, quiet, as_json, nproc, mlflow_option(mlflow, mlflow_uri)
-        )
+        track = {"quiet": quiet, "mlflow": mlflow_option(mlflow, mlflow_uri), "tensorboard": tensorboard}
+        return _fit_together(config, together, name, seeds, resume, as_json, nproc, track)
     _before_fit(ctx, config, overrides, resume, nproc)
     from nntrain import api
     from nntrain.engine.progress import Bar, Lines
@@ -72,8 +71,12 @@ def fit(
                 raise UserError("missing CONFIG: nntrain fit configs/phone.yaml (or --resume RUN_DIR)")
             run = api.fit(Path(config), extra + (["data.cache=false"] if no_cache else []), name=name, **track)
     if as_json and isinstance(run, api.Run):  # data-parallel ranks other than 0 print nothing
-        keep = ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline")
-        print_json({k: run.summary[k] for k in keep})
+        print_json(_run_json(run.summary))
+
+
+def _run_json(summary: dict) -> dict:
+    """What fit --json prints of a run."""
+    return {k: summary[k] for k in ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline")}
 
 
 def mlflow_option(flag: bool, uri: str | None) -> str | bool | None:
@@ -101,28 +104,38 @@ def _fit_together(
     name: str | None,
     seeds: str | None,
     resume: list[Path] | None,
-    quiet: bool,
     as_json: bool,
     nproc: int,
-    mlflow: str | bool | None,
+    track: dict,
 ) -> None:
-    """fit --seeds (a run per seed), or --resume given several run folders: trained together where they can."""
+    """fit --seeds (a run per seed), or --resume given several run folders: trained together where they can.
+    track: quiet, mlflow and tensorboard, as api.fit_seeds and api.resume_together take them."""
     from nntrain import api
     from nntrain.engine.run_groups import seeds_line
     from nntrain.engine.stopping import Diverged, catching_signals
+    from nntrain.errors import UserError
 
     out = console(stderr=as_json)
     log = lambda m: out.print(m, markup=False)  # noqa: E731
     if seeds is None:
+        for flag, given in (("--nproc", nproc != 1), ("--name", name is not None)):
+            if given:
+                raise UserError(
+                    f"{flag}: not with several --resume (each run goes on in its own folder, in one process)"
+                )
         with catching_signals(then_ignore=PROCESS["exiting"]):
             extra = ([config] if config else []) + extra
-            runs = api.resume_together(resume, extra, log=log, quiet=quiet, mlflow=mlflow)
+            runs = api.resume_together(resume, extra, log=log, **track)
         results = [r.summary if isinstance(r, api.Run) else r for r in runs]
         _print_results([""] * len(resume), results, log)
+        if as_json:
+            each = [{"run_dir": str(r.run_dir), "diverged": str(r)} if isinstance(r, Diverged) else _run_json(r)
+                    for r in results]  # fmt: skip
+            print_json({"runs": each})
     else:
         chosen = _seeds(seeds, config, resume, nproc)
         with catching_signals(then_ignore=PROCESS["exiting"]):
-            runs = api.fit_seeds(Path(config), chosen, extra, name=name, log=log, quiet=quiet, mlflow=mlflow)
+            runs = api.fit_seeds(Path(config), chosen, extra, name=name, log=log, **track)
         results = [r.summary if isinstance(r, api.Run) else r for r in runs]
         _print_results([f"seed {s}, " for s in chosen], results, log)
         line = seeds_line(chosen, results)

@@ -3,6 +3,7 @@ the plots."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,32 @@ def summary_of(run: Run, status: str, stopped: str | None, seconds: float) -> di
         "config": {**to_plain(run.cfg), "sweep": None},  # what was trained, whatever is done to config.yaml
         "versions": versions(),
     }
+
+
+UNCHANGED = "unchanged"  # in the summary a resume with nothing to train gives back (never in summary.json)
+
+
+def ended_already(run: Run) -> dict | None:
+    """The summary.json of a run with nothing left to train (its epochs done, or early-stopped) when it already
+    says how the run ended at this epoch: a resume then leaves the run folder as it is. Else None."""
+    cfg = run.cfg.train
+    if run.step or not (run.epoch >= cfg.epochs or (cfg.patience and run.bad_epochs >= cfg.patience)):
+        return None
+    try:
+        summary = json.loads((run.run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    ended = isinstance(summary, dict) and summary.get("status") in ("completed", "early_stop", "pruned")
+    return summary if ended and summary.get("epochs_run") == run.epoch else None
+
+
+def nothing_to_train(run_dir: Path, summary: dict) -> str:
+    """What a resume with nothing to train says."""
+    why = f": {summary['stopped']}" if summary.get("stopped") else ""
+    return (
+        f"{run_dir}: ended at epoch {summary['epochs_run']} ({summary['status']}{why}); nothing to "
+        f"train, summary.json unchanged (raise train.epochs, or train.patience, to train on)"
+    )
 
 
 def finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:

@@ -16,7 +16,7 @@ import torch
 
 from nntrain import metrics as M
 from nntrain.config.schema import Config
-from nntrain.engine.finish import finish, summary_of
+from nntrain.engine.finish import UNCHANGED, ended_already, finish, nothing_to_train, summary_of
 from nntrain.engine.loop_state import (
     CHECK_EVERY,
     Halt,
@@ -57,9 +57,18 @@ def train(
     if not run.writes:  # a data-parallel rank other than 0: silent, and it writes nothing
         log, progress, tensorboard = (lambda m: None), Lines(lambda m: None, quiet=True), False
     progress = progress or Lines(log)
-    tb = _tensorboard(run) if tensorboard else None
+    tb = None
     t_start = time.perf_counter()
     try:
+        ended = ended_already(run)
+        if ended is not None:  # resumed at its end: the run folder stays as it is
+            log(nothing_to_train(run.run_dir, ended))
+            return (
+                {**ended, "run_dir": str(run.run_dir), UNCHANGED: True}
+                if run.writes
+                else {"run_dir": str(run.run_dir), "rank": run.group.rank}
+            )
+        tb = _tensorboard(run) if tensorboard else None
         return _train(run, prepare_loop(run, log, progress, tb, should_stop), t_start)
     except (Diverged, Interrupted) as e:
         if run.writes:  # the run folder says how it ended; there are no test metrics to give

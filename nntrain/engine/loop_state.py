@@ -39,11 +39,18 @@ class Halt:
 ShouldStop = Callable[[int, dict], "Halt | None"]  # (epoch, metrics row) -> stop after this epoch, or not
 
 
-def _tensorboard(run: Run) -> Any:
+def tensorboard_writer() -> Any:
+    """TensorBoard's SummaryWriter class, or a UserError when the package is missing: asked before a run folder
+    is made, so that a missing package leaves none behind."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise UserError('--tensorboard needs the tensorboard package: pip install -e ".[tensorboard]"') from None
+    return SummaryWriter
+
+
+def _tensorboard(run: Run) -> Any:
+    SummaryWriter = tensorboard_writer()  # noqa: N806
     # purge_step drops events of epochs a resume runs again, so curves never double back
     return SummaryWriter(str(run.run_dir / "tensorboard"), purge_step=run.epoch + 1 if run.epoch else None)
 

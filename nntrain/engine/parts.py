@@ -3,6 +3,7 @@ warmup), on the run's device; what start and resume both build before restoring 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -68,3 +69,24 @@ def _scheduler(cfg: Config, optimizer: torch.optim.Optimizer) -> Any:
         return main
     warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1 / (warm + 1), total_iters=warm)
     return warmup if main is None else torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, main], [warm])
+
+
+def follow_schedule(scheduler: Any, cfg: Config) -> None:
+    """A cosine schedule restored from a checkpoint whose T_max or eta_min a resume changed (a longer run): the
+    new values, and the rate where the new curve stands at the schedule's epoch, so it goes on along one cosine
+    (stepped on from the old rate, it would keep the old curve's shape: at its end, a rate of 0 for good)."""
+    if scheduler is None or canonical("scheduler", cfg.scheduler["name"]) != "cosine":
+        return
+    sequential = isinstance(scheduler, torch.optim.lr_scheduler.SequentialLR)
+    cosine = scheduler._schedulers[-1] if sequential else scheduler
+    t_max, eta_min = cfg.scheduler["T_max"], cfg.scheduler.get("eta_min", 0.0)
+    if (cosine.T_max, cosine.eta_min) == (t_max, eta_min):
+        return
+    cosine.T_max, cosine.eta_min = t_max, eta_min
+    if sequential and scheduler.last_epoch < scheduler._milestones[0]:
+        return  # still warming up: the cosine starts from its own start later
+    t = cosine.last_epoch
+    lrs = [eta_min + (base - eta_min) * (1 + math.cos(math.pi * t / t_max)) / 2 for base in cosine.base_lrs]
+    for group, lr in zip(scheduler.optimizer.param_groups, lrs):
+        group["lr"] = lr
+    cosine._last_lr = scheduler._last_lr = lrs

@@ -19,7 +19,7 @@ from nntrain.engine.loop_state import ShouldStop, pace
 from nntrain.engine.progress import Lines
 from nntrain.engine.stacked_runs import train_together
 from nntrain.engine.state import Run, rebuild_alone, start
-from nntrain.engine.stopping import Diverged
+from nntrain.engine.stopping import Diverged, Interrupted
 from nntrain.errors import UserError
 from nntrain.metrics import headline
 from nntrain.model.embeddings import numerics_of
@@ -74,20 +74,23 @@ def fit_many(
     should_stop: list[ShouldStop | None] | None = None,
     started: Callable[[list[Run]], None] | None = None,
     data: list | None = None,
+    tensorboard: bool = False,
 ) -> list[dict | Diverged]:
     """Start a run per config (every folder made before any trains; none left if one cannot start), then
     train those that can go together on the stacked engine, as many at once as memory holds, and the others
     alone. Results in order. `started`: told the runs once all have their folders; `data`: each run's
-    prepared data (cross-validation folds), else each reads its own."""
+    prepared data (cross-validation folds), else each reads its own; tensorboard: event files in each run folder."""
     data = data or [None] * len(cfgs)
     openers = [lambda c=c, d=d: start(c, config_dir, stacked=True, data=d) for c, d in zip(cfgs, data)]
     runs = _all_or_none(openers, remove=True)
     if started is not None:
         started(runs)
-    return train_groups(runs, log, quiet, should_stop)
+    return train_groups(runs, log, quiet, should_stop, tensorboard)
 
 
-def resume_many(run_dirs: list[Path], overrides: list[str], log: Callable[[str], None], quiet: bool) -> list:
+def resume_many(
+    run_dirs: list[Path], overrides: list[str], log: Callable[[str], None], quiet: bool, tensorboard: bool = False
+) -> list:
     """Runs that trained together, resumed together: from the same epoch and step they go on exactly as they
     would have (those at different points train in separate groups)."""
     from nntrain.engine.state import resume
@@ -97,7 +100,8 @@ def resume_many(run_dirs: list[Path], overrides: list[str], log: Callable[[str],
     twice = sorted({str(d) for d in folders if folders.count(d) > 1})
     if twice:
         raise UserError(f"--resume {', '.join(twice)}: each run folder once")
-    return train_groups(_all_or_none([lambda d=d: resume(d, overrides, stacked=True) for d in run_dirs]), log, quiet)
+    runs = _all_or_none([lambda d=d: resume(d, overrides, stacked=True) for d in run_dirs])
+    return train_groups(runs, log, quiet, tensorboard=tensorboard)
 
 
 def _all_or_none(openers: list[Callable[[], Run]], remove: bool = False) -> list[Run]:
@@ -118,18 +122,32 @@ def _all_or_none(openers: list[Callable[[], Run]], remove: bool = False) -> list
 
 
 def train_groups(
-    runs: list[Run], log: Callable[[str], None], quiet: bool, should_stop: list[ShouldStop | None] | None = None
+    runs: list[Run],
+    log: Callable[[str], None],
+    quiet: bool,
+    should_stop: list[ShouldStop | None] | None = None,
+    tensorboard: bool = False,
 ) -> list[dict | Diverged]:
     """The runs in groups of one key(), each group on the stacked engine (as many at once as memory holds),
     a run no other can join on the lone engine. Results in the runs' order."""
     stops = dict(zip(map(id, runs), should_stop or [None] * len(runs)))
     results: dict[int, dict | Diverged] = {}
-    for group in (part for g in groups(runs) for part in _fitting(g)):
+    parts = [part for g in groups(runs) for part in _fitting(g)]
+    for i, group in enumerate(parts):
         hooks = [stops[id(r)] for r in group]
-        if len(group) == 1:
-            results[id(group[0])] = _alone(group[0], log, quiet, hooks[0])
-        else:
-            results.update(zip(map(id, group), train_together(group, log, hooks, quiet)))
+        try:
+            if len(group) == 1:
+                results[id(group[0])] = _alone(group[0], log, quiet, hooks[0], tensorboard)
+            else:
+                results.update(zip(map(id, group), train_together(group, log, hooks, quiet, tensorboard)))
+        except BaseException as e:
+            waiting = [r for later in parts[i + 1 :] for r in later]
+            for r in waiting:  # they never trained: their folders are let go as they are (resumable)
+                if r.lock is not None:
+                    r.lock.release()
+            if isinstance(e, Interrupted):  # the runs still to train are named too
+                raise e.also([r.run_dir for r in waiting]) from None
+            raise
     return [results[id(r)] for r in runs]
 
 
@@ -146,10 +164,13 @@ def _fitting(group: list[Run]) -> list[list[Run]]:
     return [group[i : i + size] for i in range(0, len(group), size)]
 
 
-def _alone(run: Run, log: Callable[[str], None], quiet: bool, should_stop: ShouldStop | None) -> dict | Diverged:
+def _alone(
+    run: Run, log: Callable[[str], None], quiet: bool, should_stop: ShouldStop | None, tensorboard: bool = False
+) -> dict | Diverged:
     """A run no other can join, on the lone engine (its parts rebuilt with the written-out step where it applies)."""
     try:
-        return train(rebuild_alone(run), log, progress=Lines(log, quiet=quiet), should_stop=should_stop)
+        shown = Lines(log, quiet=quiet)
+        return train(rebuild_alone(run), log, progress=shown, should_stop=should_stop, tensorboard=tensorboard)
     except Diverged as e:
         e.run_dir = run.run_dir
         return e

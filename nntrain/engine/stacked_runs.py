@@ -17,10 +17,19 @@ import torch
 
 from nntrain.config.schema import loss_name
 from nntrain.engine.device import stacked_threads
-from nntrain.engine.finish import finish, summary_of
+from nntrain.engine.finish import UNCHANGED, ended_already, finish, nothing_to_train, summary_of
 from nntrain.engine.fused import written_out
 from nntrain.engine.loop import check_diverged, end_of_epoch, save_mid_epoch
-from nntrain.engine.loop_state import CHECK_EVERY, Halt, Loop, ShouldStop, header, prepare_loop, start_diagnostics
+from nntrain.engine.loop_state import (
+    CHECK_EVERY,
+    Halt,
+    Loop,
+    ShouldStop,
+    _tensorboard,
+    header,
+    prepare_loop,
+    start_diagnostics,
+)
 from nntrain.engine.progress import Lines
 from nntrain.engine.stacked import Stack, clip_limits, stacked_step
 from nntrain.engine.stacked_optim import stacked_optimizer
@@ -45,16 +54,20 @@ def train_together(
     log: Callable[[str], None] = print,
     should_stop: list[ShouldStop | None] | None = None,
     quiet: bool = True,
+    tensorboard: bool = False,
 ) -> list[dict | Diverged]:
     """Train `runs` (of one key()) together; each one's summary, or the Diverged that ended it, in order.
-    quiet: no line per epoch (the header and the engine's line still print)."""
+    quiet: no line per epoch (the header and the engine's line still print); tensorboard: each member writes
+    event files under its RUN/tensorboard, as a lone fit does."""
     silent = Lines(lambda m: None, quiet=True)
     stops = should_stop or [None] * len(runs)
     t_start = time.perf_counter()
     members: list[Member] = []
     try:
         engine = Engine(runs)
-        members = [Member(r, prepare_loop(r, silent.log, silent, None, s, step=_unused)) for r, s in zip(runs, stops)]
+        for r, s in zip(runs, stops):
+            tb = _tensorboard(r) if tensorboard else None
+            members.append(Member(r, prepare_loop(r, silent.log, silent, tb, s, step=_unused)))
         for m in members:
             start_diagnostics(m.run, m.loop)
         for line in header(runs[0], members[0].loop):
@@ -63,7 +76,12 @@ def train_together(
         log(engine.describe())
         for k, m in enumerate(members):  # resumed at its end already (a lone resume then only finishes too)
             cfg, run = m.run.cfg, m.run
-            if run.epoch >= cfg.train.epochs or (cfg.train.patience and run.bad_epochs >= cfg.train.patience):
+            ended = ended_already(run)
+            if ended is not None:  # its run folder stays as it is
+                m.done, m.result = True, {**ended, "run_dir": str(run.run_dir), UNCHANGED: True}
+                engine.opt.stop(k)
+                log(nothing_to_train(run.run_dir, ended))
+            elif run.epoch >= cfg.train.epochs or (cfg.train.patience and run.bad_epochs >= cfg.train.patience):
                 _done(engine, m, k, None, t_start)
         while not all(m.done for m in members):
             _epoch(engine, members, t_start)
@@ -78,6 +96,9 @@ def train_together(
                 )
         raise
     finally:
+        for m in members:
+            if m.loop.tb is not None:
+                m.loop.tb.close()
         for r in runs:
             if r.lock is not None:
                 r.lock.release()

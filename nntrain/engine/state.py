@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nntrain.config.components import canonical
+from nntrain.config.components import WARMUP, canonical
 from nntrain.config.loading import load_config
 from nntrain.config.recipe import fix_auto
 from nntrain.config.schema import Config, dump_yaml, to_plain
@@ -26,7 +26,7 @@ from nntrain.data.reread import load_encoded
 from nntrain.engine.device import auto_threads, select_device
 from nntrain.engine.diagnostics import Diagnostics
 from nntrain.engine.fused import plan
-from nntrain.engine.parts import Parts, build_parts
+from nntrain.engine.parts import Parts, build_parts, follow_schedule
 from nntrain.engine.stopping import SIGNALS
 from nntrain.errors import ConfigError, UserError, in_one_line
 from nntrain.model.embeddings import embeds_of, fit_edges, numerics_of
@@ -207,6 +207,7 @@ def rebuild_alone(run: Run) -> Run:
     run.parts, run.threads, run.path_note = _setup(run.cfg, run.data, run.device, run.group)
     ckpt, _ = load_run_checkpoint(run.run_dir, "last")
     run.gen = _restored(run.parts, ckpt, run.device, run.run_dir / "last.pt")
+    follow_schedule(run.parts.scheduler, run.cfg)
     return run
 
 
@@ -259,6 +260,7 @@ def _resumed(run_dir: Path, overrides: list[str], lock: RunLock | None, stacked:
     data = Prepared(e.X, e.y, *rows, prep, "as when the run started", loss_weights=e.loss_weights, weights=e.weights)
     parts, threads, note = _setup(cfg, data, device, group, stacked)
     gen = _restored(parts, ckpt, device, path)
+    follow_schedule(parts.scheduler, cfg)
     if lock is not None:
         truncate_metrics(run_dir / "metrics.csv", ckpt["epoch"])
         _rewrite_config(run_dir / "config.yaml", cfg)
@@ -279,6 +281,30 @@ def _resumed(run_dir: Path, overrides: list[str], lock: RunLock | None, stacked:
         run_id=ckpt.get("run_id"),
         **kept,
     )
+
+
+def _lengthened_schedule(ckpt: dict, cfg: Config, overrides: list[str]) -> tuple[str, ...]:
+    """A cosine schedule follows a resume's new length: its T_max, when it was derived from train.epochs (less
+    warmup), is derived again for the new train.epochs (a note says so), unless the resume gives scheduler.T_max;
+    engine/parts.follow_schedule then sets the rate where the new curve stands. The keys it lets change."""
+    if canonical("scheduler", cfg.scheduler["name"]) != "cosine":
+        return ()
+    stored, warm = ckpt["config"], int(cfg.scheduler.get(WARMUP) or 0)
+    given = {o.split("=", 1)[0].strip() for o in overrides}
+    old_epochs, old_t = stored["train"]["epochs"], stored["scheduler"].get("T_max")
+    if "scheduler.T_max" not in given and cfg.train.epochs != old_epochs and old_t == old_epochs - warm:
+        cfg.scheduler["T_max"] = cfg.train.epochs - warm
+        cfg._notes.append(
+            f"scheduler.T_max: {old_t} -> {cfg.scheduler['T_max']} for train.epochs={cfg.train.epochs}: from epoch "
+            f"{ckpt['epoch'] + 1} the rate follows the cosine a run of {cfg.train.epochs} epochs has"
+        )
+    done = ckpt["epoch"] - warm
+    if isinstance(cfg.scheduler.get("T_max"), int) and cfg.scheduler["T_max"] < done:
+        raise UserError(
+            f"scheduler.T_max={cfg.scheduler['T_max']}: the run has already trained {done} epochs of its cosine; "
+            f"give at least {done}"
+        )
+    return ("scheduler.T_max", "scheduler.eta_min")
 
 
 # What a resume reads besides what every reader does (runs.load_checkpoint checks those).
@@ -330,11 +356,12 @@ def _resumed_config(ckpt: dict, overrides: list[str]) -> Config:
     except ConfigError as e:
         e.source = "last.pt's stored config and the overrides"
         raise
+    may_change = RESUMABLE + _lengthened_schedule(ckpt, cfg, overrides)
     was, now = flatten(stored), flatten(to_plain(cfg))
     changed = [
         f"{k}: {was.get(k)!r} -> {now.get(k)!r}"
         for k in dict.fromkeys([*was, *now])
-        if was.get(k) != now.get(k) and not k.startswith(RESUMABLE) and k in was  # a newer nntrain's key: its default
+        if was.get(k) != now.get(k) and not k.startswith(may_change) and k in was  # a newer nntrain's key: its default
     ]
     if changed:
         raise UserError(
@@ -342,10 +369,17 @@ def _resumed_config(ckpt: dict, overrides: list[str]) -> Config:
             header="these keys cannot change on resume (the checkpoint was trained with the "
             "old values); start a new run instead:",
         )
-    if canonical("scheduler", cfg.scheduler["name"]) == "onecycle" and cfg.train.epochs != stored["train"]["epochs"]:
+    onecycle = canonical("scheduler", cfg.scheduler["name"]) == "onecycle"
+    if onecycle and cfg.train.epochs != stored["train"]["epochs"]:
         raise UserError(
             f"train.epochs={cfg.train.epochs}: the run's onecycle schedule was laid out over its "
             f"{stored['train']['epochs']} epochs ({cfg.scheduler['total_steps']} steps); start a new run to go longer"
+        )
+    if onecycle and cfg.train.batch_size != stored["train"]["batch_size"]:
+        raise UserError(
+            f"train.batch_size={cfg.train.batch_size}: the run's onecycle schedule was laid out over "
+            f"{cfg.scheduler['total_steps']} steps (scheduler.total_steps) of batches of "
+            f"{stored['train']['batch_size']}; resume without changing it, or start a new run"
         )
     if ckpt["step"] and cfg.train.batch_size != stored["train"]["batch_size"]:
         raise UserError(

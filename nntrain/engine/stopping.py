@@ -36,14 +36,31 @@ class Interrupted(Stop):
         together, they go on exactly as they would have."""
         self.exit_code = 128 + signum
         self.run_dir = run_dir
+        self.together = list(together)
         name = signal.Signals(signum).name
-        folders = " ".join(f"--resume {d}" for d in together or [run_dir])
         saved = f"last.pt saved in {len(together)} run folders" if together else "last.pt saved"
+        self.said = f"{name} at epoch {epoch + 1}, step {step}; {saved}"
+        folders = " ".join(f"--resume {d}" for d in together or [run_dir])
         super().__init__(
-            f"{name} at epoch {epoch + 1}, step {step}; {saved}. Resume with: nntrain fit {folders}"
+            f"{self.said}. Resume with: nntrain fit {folders}"
             if run_dir
             else f"{name} before a run folder was made; nothing to resume"
         )
+
+    def also(self, waiting: list[Path]) -> Interrupted:
+        """The same stop, whose resume command also names runs that were still waiting their turn (other groups
+        of runs started together): resumed with the others, they train from their first epoch."""
+        if self.run_dir is not None and waiting:
+            folders = " ".join(f"--resume {d}" for d in [*(self.together or [self.run_dir]), *waiting])
+            self.said += f"; {len(waiting)} run(s) not yet trained"
+            self.args = (f"{self.said}. Resume with: nntrain fit {folders}",)
+        return self
+
+    def resume_with(self, command: str) -> Interrupted:
+        """The same stop, finished by another command (a cross-validation's `nntrain cv --resume`)."""
+        if self.run_dir is not None:
+            self.args = (f"{self.said}. Resume with: {command}",)
+        return self
 
 
 class Signals:

@@ -57,12 +57,12 @@ def store_of(uri: str | None) -> tuple[str, str | None]:
     return f"sqlite:///{folder / 'mlflow.db'}", (folder / "artifacts").as_uri()
 
 
-def tracker_for(mlflow: str | bool | None, cfg: Any) -> Tracker | None:
+def tracker_for(mlflow: str | bool | None, cfg: Any, given: str | bool | None = None) -> Tracker | None:
     """A Tracker, or None. mlflow: a URI; True: on (the config's train.mlflow URI, else $MLFLOW_TRACKING_URI,
-    else ./mlruns); False: off; None: as the config's train.mlflow says."""
+    else ./mlruns); False: off; None: as the config's train.mlflow (or, without a config, `given`) says."""
     import os
 
-    given = cfg.train.mlflow if cfg is not None else None
+    given = cfg.train.mlflow if cfg is not None else given
     if mlflow is False or (mlflow is None and not given):
         return None
     uri = mlflow if isinstance(mlflow, str) else given if isinstance(given, str) else None
@@ -145,6 +145,21 @@ class Tracker:
         for i in range(0, len(rows), 1000):  # a batch holds at most 1000 metrics
             self.client.log_batch(rid, metrics=rows[i : i + 1000])
 
+    def log_group(self, name: str, run_dirs: list[Path], files: list[Path]) -> str:
+        """Runs made together (a cross-validation's folds), each nested under one parent run NAME that keeps
+        `files` as artifacts; the parent's id."""
+        try:
+            rid = self.client.create_run(self.experiment, tags={"mlflow.runName": name}).info.run_id
+        except Exception as e:
+            raise UserError(f"mlflow {self.uri}: logging {name} failed ({first_line(e, 300)})") from None
+        for run_dir in run_dirs:
+            self.log_run(run_dir, parent=rid)
+        with contextlib.suppress(Exception):
+            for path in files:
+                self.client.log_artifact(rid, str(path))
+            self._terminated(rid, "FINISHED")
+        return rid
+
     def parent(self, study: str) -> str:
         """The study's parent run: the one already tagged with its name (another worker's), or a new one."""
         query = f"tags.`nntrain.study` = '{study}' and attributes.status = 'RUNNING'"
@@ -203,6 +218,12 @@ def flatten(config: dict, prefix: str = "") -> dict[str, str]:
 
 def _number(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)
+
+
+def stored_mlflow(run_dir: Path) -> str | bool | None:
+    """The train.mlflow a run folder was trained with (its summary.json's config, else config.yaml)."""
+    config = _json(run_dir / "summary.json").get("config") or _yaml(run_dir / "config.yaml")
+    return ((config or {}).get("train") or {}).get("mlflow")
 
 
 def _json(path: Path) -> dict:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,37 +19,87 @@ from nntrain import metrics as M
 from nntrain.config.schema import Config
 from nntrain.data.prepare import prepared
 from nntrain.data.tables import read_tables
-from nntrain.engine.run_groups import fit_many
-from nntrain.engine.stopping import Diverged
-from nntrain.errors import UserError
+from nntrain.engine.run_groups import fit_many, resume_many
+from nntrain.engine.stopping import Diverged, Interrupted
+from nntrain.errors import UserError, quoted
 from nntrain.runs.files import write_json
 from nntrain.runs.folders import create_run_dir
 
 MAX_FOLDS = 20
+CV_FILE = "cv.json"
 
 
 def cross_validate(
     cfg: Config, config_dir: Path | None, folds: int, log: Callable[[str], None], quiet: bool = True
 ) -> dict:
-    """Train a run per fold under RUNS_DIR/NAME-cv/ and write cv.json there; its contents."""
+    """Train a run per fold under RUNS_DIR/NAME-cv/ and write cv.json there; its contents. Every fold's data is
+    prepared and checked before the folder is made; cv.json names the folds (status "running") before any
+    trains, so that `cv --resume` finishes an interrupted cross-validation."""
     _check(cfg, folds)
     tables = read_tables(cfg.data, config_dir)  # read once; each fold prepares it with its own rows
     base = prepared(cfg, tables)
     vals = fold_rows(cfg, tables[0].frame, base, folds)
-    root = create_run_dir(cfg.runs_dir, f"{cfg.name}-cv")
     cfgs, data = [], []
     for k, val in enumerate(vals, start=1):
         fold = copy.deepcopy(cfg)
-        fold.name, fold.runs_dir = f"fold{k}", str(root)
+        fold.name = f"fold{k}"
         one = prepared(fold, tables, rows={"val": val, "test": base.test})
         one.prep["split"] = f"fold {k} of {folds} as validation, the run's test split as test"
         one.notes = [n for n in one.notes if not n.startswith("split ")]
         cfgs.append(fold)
         data.append(one)
+    root = create_run_dir(cfg.runs_dir, f"{cfg.name}-cv")
+    monitor = M.monitor_name(cfg.train.monitor)
+    for fold in cfgs:
+        fold.runs_dir = str(root)
+
+    def started(runs: list) -> None:  # every fold has its folder: from here the cv is resumable
+        plan = [{"fold": k, "run_dir": str(r.run_dir.resolve())} for k, r in enumerate(runs, start=1)]
+        write_json(root / CV_FILE, {"status": "running", "folds": plan, "monitor": monitor, "root": str(root)})
+
     log(f"{folds} folds of {sum(map(len, vals)):,} rows ({base.prep['split']}); test split {len(base.test):,} rows")
-    results = fit_many(cfgs, config_dir, log, quiet, data=data)
-    report = _report(cfg, results, root)
-    write_json(root / "cv.json", report)
+    try:
+        results = fit_many(cfgs, config_dir, log, quiet, data=data, started=started)
+    except BaseException as e:
+        if not (root / CV_FILE).is_file():  # no fold started: nothing to keep
+            shutil.rmtree(root, ignore_errors=True)
+        elif isinstance(e, Interrupted):
+            raise e.resume_with(f"nntrain cv --resume {root}") from None
+        raise
+    return _written(root, monitor, results)
+
+
+def resume_cv(root: Path, log: Callable[[str], None], quiet: bool = True) -> dict:
+    """An interrupted cross-validation finished: its unfinished folds (those never started too) resumed
+    together, then cv.json written."""
+    plan = read_cv(root, finished=False)
+    if plan.get("status") != "running":
+        raise UserError(f"{root}: its cross-validation has finished (cv.json); nothing to resume")
+    dirs = [root / Path(f["run_dir"]).name for f in plan["folds"]]
+    ended = {d: _ended(d) for d in dirs}
+    going = [d for d in dirs if ended[d] is None]
+    log(f"{root}: {len(dirs) - len(going)} of {len(dirs)} folds finished; resuming {len(going)}")
+    try:
+        resumed = dict(zip(going, resume_many(going, [], log, quiet))) if going else {}
+    except Interrupted as e:
+        raise e.resume_with(f"nntrain cv --resume {root}") from None
+    return _written(root, plan["monitor"], [ended[d] or resumed[d] for d in dirs])
+
+
+def _ended(run_dir: Path) -> dict | Diverged | None:
+    """A fold's summary when it has finished (or how it diverged); None when it has still to train."""
+    path = run_dir / "summary.json"
+    summary = json.loads(path.read_text()) if path.is_file() else {}
+    if summary.get("status") == "diverged":
+        e = Diverged(summary.get("stopped") or "diverged")
+        e.run_dir = run_dir
+        return e
+    return {**summary, "run_dir": str(run_dir)} if summary.get("status") in ("completed", "early_stop") else None
+
+
+def _written(root: Path, monitor: str, results: list) -> dict:
+    report = _report(monitor, results, root)
+    write_json(root / CV_FILE, report)
     return report
 
 
@@ -74,24 +126,45 @@ def fold_rows(cfg: Config, frame, base, folds: int) -> list[np.ndarray]:
             cuts = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(rest, base.y[rest])
         else:
             cuts = KFold(n_splits=folds, shuffle=True, random_state=seed).split(rest)
-        return [np.sort(rest[val]) for _, val in cuts]
+        with warnings.catch_warnings():  # a class rarer than the folds: the check below says what matters
+            warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+            vals = [np.sort(rest[val]) for _, val in cuts]
     except ValueError as e:  # fewer groups or rows than folds
         raise UserError(f"--folds {folds}: {e}") from None
+    if base.task != "regression":
+        _every_class_trains(base, rest, vals)
+    return vals
 
 
-def _report(cfg: Config, results: list, root: Path) -> dict:
+def _every_class_trains(base, rest: np.ndarray, vals: list[np.ndarray]) -> None:
+    """Each fold's training rows (the other folds') hold every class, else that fold could not learn it."""
+    classes = base.prep["classes"]
+    for k, val in enumerate(vals, start=1):
+        present = set(np.unique(base.y[np.setdiff1d(rest, val)]).tolist())
+        missing = [c for c in range(len(classes)) if c not in present]
+        if missing:
+            count = int((base.y[rest] == missing[0]).sum())
+            raise UserError(
+                f"column {quoted(base.prep['target'])} (the target): class {quoted(classes[missing[0]])} has {count} "
+                f"row(s) outside the test split, all in fold {k}'s validation rows, so fold {k} has none to train "
+                f"on; use fewer --folds, or add rows of that class"
+            )
+
+
+def _report(monitor: str, results: list, root: Path) -> dict:
     """Per fold: its run, best epoch, validation metrics at that epoch and test metrics; then mean and std."""
     import pandas as pd
 
     rows = []
     for k, r in enumerate(results, start=1):
         if isinstance(r, Diverged):
-            rows.append({"fold": k, "run_dir": str(r.run_dir), "diverged": str(r)})
+            rows.append({"fold": k, "run_dir": str(Path(r.run_dir).resolve()), "diverged": str(r)})
             continue
         metrics = pd.read_csv(Path(r["run_dir"]) / "metrics.csv")
         at_best = metrics[metrics["epoch"] == r["best_epoch"]].iloc[0]
         val = {c.removeprefix("val_"): float(at_best[c]) for c in metrics.columns if c.startswith("val_")}
-        rows.append({"fold": k, "run_dir": r["run_dir"], "best_epoch": r["best_epoch"], "val": val, "test": r["test"]})
+        run_dir = str(Path(r["run_dir"]).resolve())
+        rows.append({"fold": k, "run_dir": run_dir, "best_epoch": r["best_epoch"], "val": val, "test": r["test"]})
     done = [r for r in rows if "diverged" not in r]
     summary = {}
     for part in ("val", "test"):
@@ -103,7 +176,7 @@ def _report(cfg: Config, results: list, root: Path) -> dict:
         "folds": rows,
         "summary": summary,
         "headline": M.headline(task or "multiclass"),
-        "monitor": M.monitor_name(cfg.train.monitor),
+        "monitor": monitor,
         "root": str(root),
     }
 
@@ -112,8 +185,15 @@ def _spread(v: np.ndarray) -> dict:
     return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
 
 
-def read_cv(folder: Path) -> dict:
-    path = folder / "cv.json"
+def read_cv(folder: Path, finished: bool = True) -> dict:
+    """cv.json; `finished`: refused while its cross-validation is still to finish (interrupted)."""
+    path = folder / CV_FILE
     if not path.is_file():
         raise UserError(f"{folder}: not a cross-validation folder (no cv.json)")
-    return json.loads(path.read_text())
+    report = json.loads(path.read_text())
+    if finished and report.get("status") == "running":
+        raise UserError(
+            f"{folder}: its cross-validation did not finish (stopped before every fold had trained); finish it "
+            f"with: nntrain cv --resume {folder}"
+        )
+    return report

@@ -21,7 +21,7 @@ import yaml
 
 from nntrain import metrics
 from nntrain.config.loading import load_config
-from nntrain.config.schema import FOLDER_NAME_RULE, folder_name
+from nntrain.config.schema import FOLDER_NAME_RULE, dump_yaml, folder_name
 from nntrain.engine.loop_state import Halt
 from nntrain.engine.run_groups import fit_many
 from nntrain.engine.state import configure
@@ -202,7 +202,7 @@ def _run_trials(
 
     def started(runs: list[Any]) -> None:
         for trial, run in zip(trials, runs):
-            trial.set_user_attr("run_dir", str(run.run_dir))
+            trial.set_user_attr("run_dir", str(run.run_dir.resolve()))  # other workers work in other folders
 
     hooks = [Pruner(trial, p.monitor, p.pruner["name"]) for trial in trials]
     try:
@@ -287,7 +287,7 @@ def finish(study: Any, root: Path, p: Plan, log: Callable[[str], None]) -> dict:
     done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if done:
         best = study.best_trial
-        best_cfg = yaml.safe_load((Path(best.user_attrs["run_dir"]) / "config.yaml").read_text())
+        best_cfg = _config_of(best, root, p)
         best_cfg["name"] = f"{study.study_name}-best"
         best_cfg["runs_dir"] = p.base["runs_dir"]
         header = (
@@ -299,7 +299,7 @@ def finish(study: Any, root: Path, p: Plan, log: Callable[[str], None]) -> dict:
             best_trial=best.number,
             best_value=best.value,
             best_params=best.params,
-            best_run=best.user_attrs["run_dir"],
+            best_run=str(_trial_dir(best.user_attrs["run_dir"], root)),
             best_config=str(root / "best.yaml"),
         )
     try:
@@ -309,6 +309,23 @@ def finish(study: Any, root: Path, p: Plan, log: Callable[[str], None]) -> dict:
         result["plots"] = []
     write_json(root / "sweep.json", result)
     return result
+
+
+def _trial_dir(stored: str, root: Path) -> Path:
+    """A trial's run folder: absolute as stored; a relative one (stored by an older nntrain, relative to the
+    worker's working folder) is a folder of the study's, under root."""
+    path = Path(stored)
+    return path if path.is_absolute() else root / path.name
+
+
+def _config_of(trial: Any, root: Path, p: Plan) -> dict:
+    """The trial's config.yaml; when its folder is not here (another worker's, on another machine), the study's
+    base config with the trial's values, as _run_trials builds it."""
+    path = _trial_dir(trial.user_attrs.get("run_dir", ""), root) / "config.yaml"
+    if path.is_file():
+        return yaml.safe_load(path.read_text())
+    cfg = load_config(None, [f"{k}={v}" for k, v in trial.params.items()], raw=copied(p.base))
+    return yaml.safe_load(dump_yaml(cfg))
 
 
 def _plots(study: Any, root: Path) -> list[Path]:
