@@ -19,16 +19,20 @@ from nntrain.config.loading import load_config
 from nntrain.config.schema import Config
 from nntrain.engine.stopping import Diverged, catching_signals
 from nntrain.errors import UserError
-from nntrain.results import Data, DataWarning, Folds, Run, named  # noqa: F401 (DataWarning: nntrain.DataWarning)
+from nntrain.results import Bag, Data, DataWarning, Folds, Run, named  # noqa: F401 (DataWarning: nntrain.DataWarning)
 from nntrain.runs.files import write_output
 from nntrain.runs.tracking import tracker_for
 
 
 def load(run_dir: str | Path, checkpoint: str = "best") -> Run | Folds:
     """A finished (or stopped) run from its folder alone; checkpoint: best or last. A cross-validation folder
-    (one with cv.json) gives its Folds."""
+    (one with cv.json) gives its Folds, a bag's folder (train.bag, with bag.json) its Bag."""
+    from nntrain.tools.bagging import is_bag
+
     if (Path(run_dir) / "cv.json").is_file():
         return Folds(run_dir, checkpoint)
+    if is_bag(Path(run_dir)):
+        return Bag(run_dir, checkpoint)
     return Run(run_dir, checkpoint)
 
 
@@ -42,10 +46,11 @@ def fit(
     progress: Any = None,
     tensorboard: bool = False,
     mlflow: str | bool | None = None,
-) -> Run:
+) -> Run | Bag:
     """Train per `config` (a YAML path, a dict or a Config) with dotted `overrides` (["optimizer.lr=0.01"] or
     {"optimizer.lr": 0.01}); `data` (a DataFrame or a file) stands for data.path. log: where the run's lines
-    go (None: nowhere); progress: how epochs show (default: no line per epoch)."""
+    go (None: nowhere); progress: how epochs show (default: no line per epoch). A config with train.bag >= 2
+    trains a cross-fitted bag and gives its Bag."""
     from nntrain.engine.state import start
 
     cfg, config_dir = configured(config, overrides, data, name)
@@ -56,6 +61,8 @@ def fit(
         store(data, path)
         cfg.data.path = str(path)
     tracker = tracker_for(mlflow, cfg)  # before the run folder: a server that does not answer leaves none behind
+    if cfg.train.bag > 1:
+        return _bagged(cfg, config_dir, log, tensorboard or tracker is not None)
 
     def begin() -> Any:
         try:
@@ -66,6 +73,16 @@ def fit(
             raise
 
     return _trained(begin, tracker, log, progress, tensorboard)
+
+
+def _bagged(cfg: Config, config_dir: Path | None, log: Callable[[str], None] | None, extra: bool) -> Bag:
+    from nntrain.tools.bagging import fit_bag
+
+    if extra:
+        raise UserError(f"train.bag={cfg.train.bag}: TensorBoard and MLflow logging of a bag are not there yet")
+    with catching_signals():
+        summary = fit_bag(cfg, config_dir, log or (lambda m: None))
+    return Bag(summary["run_dir"])
 
 
 def resume(

@@ -156,6 +156,60 @@ class Folds:
         return f"Folds({str(self.run_dir)!r}, {len(self.runs)} folds)"
 
 
+class Bag:
+    """A cross-fitted bag (train.bag): its members' Runs, summary.json (the out-of-fold metrics as `val`), and
+    predictions and metrics of the members averaged (class probabilities, or values)."""
+
+    def __init__(self, folder: str | Path, checkpoint: str = "best"):
+        from nntrain.tools.bagging import load_members
+
+        self.run_dir = Path(folder)
+        self.checkpoint = checkpoint
+        summary = self.run_dir / "summary.json"
+        self.summary: dict = json.loads(summary.read_text()) if summary.is_file() else {}
+        self.plan, self._members = load_members(self.run_dir, checkpoint)
+
+    @property
+    def task(self) -> str:
+        return self._members[0].prep["task"]
+
+    @property
+    def classes(self) -> list | None:
+        return self._members[0].prep.get("classes")
+
+    @property
+    def oof(self) -> pd.DataFrame:
+        """Every non-test row's out-of-fold prediction (oof.csv): its row in the file, fold, target, prediction."""
+        return pd.read_csv(self.run_dir / "oof.csv")
+
+    def report(self, data: Data | None = None, strict: bool = False) -> dict:
+        from nntrain.tools.bagging import bag_report
+
+        report = bag_report(self.run_dir, self.checkpoint, table_or_path(data), strict)
+        _warn(report["notes"])
+        return report
+
+    def evaluate(self, data: Data | None = None, strict: bool = False) -> dict:
+        return self.report(data, strict)["metrics"]
+
+    def predict(self, data: Data, strict: bool = False) -> pd.DataFrame:
+        from nntrain.data.columns import Report
+        from nntrain.tools.bagging import bag_predict
+
+        report = Report(strict)
+        frame = bag_predict(self.run_dir, table_or_path(data, "INPUT"), self.checkpoint, report)
+        _warn(report.notes)
+        return frame
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("explain", "params", "metrics"):
+            raise UserError(f"{self.run_dir} is a bag: {name} works on one member's run ({self.run_dir}/member1)")
+        raise AttributeError(name)
+
+    def __repr__(self) -> str:
+        return f"Bag({str(self.run_dir)!r}, {len(self._members)} members)"
+
+
 def named(frame: pd.DataFrame) -> pd.DataFrame:
     names = [str(c) for c in frame.columns]
     if len(set(names)) < len(names):

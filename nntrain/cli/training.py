@@ -71,9 +71,9 @@ def fit(
             if config is None:
                 raise UserError("missing CONFIG: nntrain fit configs/phone.yaml (or --resume RUN_DIR)")
             run = api.fit(Path(config), extra + (["data.cache=false"] if no_cache else []), name=name, **track)
-    if as_json and isinstance(run, api.Run):  # data-parallel ranks other than 0 print nothing
-        keep = ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline")
-        print_json({k: run.summary[k] for k in keep})
+    if as_json and isinstance(run, (api.Run, api.Bag)):  # data-parallel ranks other than 0 print nothing
+        keep = ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline", "val", "bag")
+        print_json({k: run.summary[k] for k in keep if k in run.summary})
 
 
 def mlflow_option(flag: bool, uri: str | None) -> str | bool | None:
