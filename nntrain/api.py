@@ -97,6 +97,12 @@ def resume(
     """Continue a stopped run from its last.pt; overrides may lengthen it (train.epochs=...). It is logged to
     MLflow (`mlflow`, or the run's train.mlflow) as a new MLflow run once it ends."""
     from nntrain.engine.state import resume as resumed
+    from nntrain.tools.bagging import is_bag, resume_bag
+
+    if is_bag(Path(run_dir)):
+        with catching_signals():
+            resume_bag(Path(run_dir), _override_list(overrides), log or (lambda m: None))
+        return Bag(run_dir)
 
     extra = _override_list(overrides)
     return _trained(lambda: resumed(Path(run_dir), extra), None, log, progress, tensorboard, mlflow)

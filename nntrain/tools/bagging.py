@@ -26,7 +26,7 @@ from nntrain import metrics as M
 from nntrain.config.schema import Config, dump_yaml
 from nntrain.data.prepare import Prepared, check_against, prepare
 from nntrain.data.tables import Table, read_tables
-from nntrain.engine.stopping import Diverged
+from nntrain.engine.stopping import Diverged, Interrupted
 from nntrain.errors import UserError
 from nntrain.model.heads import forward_all, to_proba, truth
 from nntrain.runs.files import write_json, write_run_file, write_text
@@ -63,8 +63,37 @@ def fit_bag(cfg: Config, config_dir: Path | None, log: Callable[[str], None], qu
         f"bag: {k} members, each early-stopped on its own fold of the {sum(map(len, folds)):,} non-test rows "
         f"(preprocessing fitted on them all); test split {len(whole.test):,} rows; {root}"
     )
-    results = fit_many(cfgs, config_dir, log, quiet, data=data)
+    try:
+        results = fit_many(cfgs, config_dir, log, quiet, data=data)
+    except Interrupted as e:  # each member saved its last.pt: the bag resumes as one
+        raise Interrupted(e.signum, root, e.epoch, e.step) from None
     return finish_bag(root, cfg, results, time.perf_counter() - t0, log)
+
+
+def resume_bag(root: Path, overrides: list[str], log: Callable[[str], None], quiet: bool = True) -> dict:
+    """The members a stop cut short, resumed together from their last.pt; then the bag finished as fit_bag
+    finishes it (oof.csv, summary.json)."""
+    from nntrain.config.loading import load_config
+    from nntrain.engine.run_groups import resume_many
+
+    t0 = time.perf_counter()
+    plan = json.loads((root / BAG_FILE).read_text())
+    cfg = load_config(root / "config.yaml")
+    folders = [root / n for n in plan["members"]]
+    done = {f: _ended(f) for f in folders}
+    pending = [f for f, r in done.items() if r is None]
+    log(f"bag {root}: {len(pending)} of {len(folders)} members to resume")
+    resumed = dict(zip(pending, resume_many(pending, overrides, log, quiet))) if pending else {}
+    return finish_bag(root, cfg, [resumed.get(f) or done[f] for f in folders], time.perf_counter() - t0, log)
+
+
+def _ended(member: Path) -> dict | Diverged | None:
+    """A member's result when it has ended (summary.json, not interrupted), else None."""
+    path = member / "summary.json"
+    summary = json.loads(path.read_text()) if path.is_file() else {}
+    if summary.get("status") in (None, "interrupted"):
+        return None
+    return Diverged(summary.get("stopped") or "diverged") if summary["status"] == "diverged" else summary
 
 
 def check_bag(cfg: Config) -> None:

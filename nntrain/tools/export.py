@@ -46,6 +46,7 @@ from nntrain.tools.export_graph import (
     ONNX_OPSET,
     STRINGS_NAME,
     Exported,
+    export_bag,
     export_model,
     output_name,
     string_codes,
@@ -70,17 +71,22 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
     and a sidecar FILE.json naming the input columns in order and the outputs. Returns the model file's path.
 
     Nothing is written unless the exported model matches the checkpoint's model on sample rows."""
+    from nntrain.tools.bagging import is_bag, load_members
     from nntrain.tools.inference import load_run
 
     fmt = _check_format(fmt)
     run_dir = resolve_run_dir(str(run_dir))
-    loaded = load_run(run_dir, checkpoint)
+    members = load_members(run_dir, checkpoint)[1] if is_bag(run_dir) else [load_run(run_dir, checkpoint)]
+    loaded = members[0]
     prep = loaded.prep
     _refuse_unexportable(prep, fmt)  # before asking for the extra: installing it would not help
     out = _output_path(run_dir, fmt, out, force)
     if fmt == "onnx":
         _require_onnx()
-    model = export_model(loaded.model, loaded.cfg, prep)
+    if len(members) > 1:  # a bag: its members averaged
+        model = export_bag([m.model for m in members], loaded.cfg, prep)
+    else:
+        model = export_model(loaded.model, loaded.cfg, prep)
     sample = sample_rows(prep)
     if fmt == "onnx":
         data = _onnx_bytes(model, sample, prep, run_dir, checkpoint)

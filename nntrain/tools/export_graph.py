@@ -141,6 +141,23 @@ def export_model(model: nn.Module, cfg: Config, prep: dict) -> Exported:
     return Exported(Encode(prep), net, bool(string_inputs(prep))).float().eval()
 
 
+class Averaged(nn.Module):
+    """A bag's members (each its layers and head) averaged: class probabilities, or predictions."""
+
+    def __init__(self, nets: list[nn.Module]):
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([net(x) for net in self.nets]).mean(dim=0)
+
+
+def export_bag(models: list[nn.Module], cfg: Config, prep: dict) -> Exported:
+    """One encode (the members share the bag's preprocessing) -> every member's layers and head, averaged."""
+    nets = [export_model(model, cfg, prep).net for model in models]
+    return Exported(Encode(prep), Averaged(nets), bool(string_inputs(prep))).float().eval()
+
+
 def output_name(prep: dict) -> str:
     return "prediction" if prep["task"] == "regression" else "probabilities"
 
