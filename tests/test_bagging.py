@@ -49,7 +49,7 @@ def test_a_bag_trains_a_member_per_fold_and_keeps_every_non_test_row_out_of_fold
 
 
 def test_eval_predict_and_export_of_a_bag_average_its_members(workdir, cli):
-    assert cli("fit", bag_config(workdir, k=3), "--quiet").exit_code == 0
+    assert cli("fit", bag_config(workdir, k=3), "--quiet", "train.linear=false").exit_code == 0
     root = workdir / "runs" / "t"
     members = [
         pd.read_csv(pd.io.common.StringIO(cli("predict", root / f"member{k}", "t.csv").output)) for k in (1, 2, 3)
@@ -101,6 +101,31 @@ def test_seeds_of_a_bag_config_train_one_model_each_and_say_so(workdir, cli):
     assert (workdir / "runs" / "t-seed0" / "best.pt").is_file() and not (
         workdir / "runs" / "t-seed0" / "bag.json"
     ).exists()
+
+
+def test_a_linear_model_beside_the_bag_takes_the_share_the_out_of_fold_predictions_give_it(workdir, cli):
+    """y is linear in the numbers: the linear model's share is chosen high on the out-of-fold rows, and eval,
+    predict, oof.csv and the ONNX export all give the mixture."""
+    assert cli("fit", bag_config(workdir, task="regression", k=3), "--quiet", "train.linear=true").exit_code == 0
+    root = workdir / "runs" / "t"
+    summary = json.loads((root / "summary.json").read_text())
+    plan = json.loads((root / "bag.json").read_text())
+    assert summary["linear_weight"] == plan["linear"]["weight"] >= 0.5 and len(plan["linear"]["models"]) == 3
+    oof = pd.read_csv(root / "oof.csv")
+    assert summary["val"]["r2"] == pytest.approx(M.regression(oof["target"], oof["prediction"])["r2"])
+    bag = pd.read_csv(pd.io.common.StringIO(cli("predict", root, "t.csv").output))
+    report = json.loads(cli("eval", root, "--json").output)
+    assert report["metrics"]["r2"] == pytest.approx(summary["test"]["r2"])
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    assert cli("export", root).exit_code == 0
+    frame = pd.read_csv("t.csv")
+    out = ort.InferenceSession(str(root / "model.onnx")).run(
+        None,
+        {"features": frame[["a", "b", "c"]].to_numpy(np.float32), "strings": frame[["color"]].to_numpy(object)},
+    )[0]
+    assert np.abs(out.reshape(-1) - bag["prediction"].to_numpy()).max() < 1e-3
 
 
 @pytest.mark.slow

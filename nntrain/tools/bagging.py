@@ -33,6 +33,7 @@ from nntrain.runs.files import write_json, write_run_file, write_text
 from nntrain.runs.folders import create_run_dir
 from nntrain.tools.crossval import fold_rows
 from nntrain.tools.inference import LoadedRun, load_run, read_input
+from nntrain.tools.linear_path import blend_weight, fit_linear, linear_scores, mixed
 
 BAG_FILE = "bag.json"
 OOF_FILE = "oof.csv"
@@ -142,14 +143,34 @@ def members(cfg: Config, whole: Prepared, folds: list[np.ndarray], root: Path) -
 
 
 def finish_bag(root: Path, cfg: Config, results: list, seconds: float, log: Callable[[str], None]) -> dict:
-    """The members' out-of-fold predictions (oof.csv) and their metrics, the averaged test metrics, summary.json."""
+    """The out-of-fold predictions (oof.csv) and their metrics, the test metrics, the linear model beside the
+    members (train.linear) with its weight, summary.json."""
+    from nntrain.data.reread import load_encoded
+
     plan = json.loads((root / BAG_FILE).read_text())
-    loaded = [load_run(root / name) for name, r in zip(plan["members"], results) if not isinstance(r, Diverged)]
-    if not loaded:
+    done = [k for k, r in enumerate(results) if not isinstance(r, Diverged)]
+    if not done:
         raise UserError(f"{root}: every member of the bag diverged; see each member's message above")
+    loaded = [load_run(root / plan["members"][k]) for k in done]
+    prep = loaded[0].prep
+    e = load_encoded(prep)  # every row of the training table(s), through the shared preprocessing
     folds = [np.asarray(f, dtype=np.int64) for f in plan["folds"]]
-    kept = [f for f, r in zip(folds, results) if not isinstance(r, Diverged)]
-    oof, summary = out_of_fold(loaded, kept, root)
+    rows = np.concatenate([folds[k] for k in done])
+    net = np.concatenate([scores_of(run, e.X[folds[k]]) for run, k in zip(loaded, done)])
+    y, w = e.y[rows], None if e.weights is None else e.weights[rows]
+    plan.pop("linear", None)
+    scores = net
+    if cfg.train.linear:
+        plan["linear"] = fit_linear(prep, e.X, e.y, e.weights, folds)
+        lin = np.concatenate([linear_scores(plan["linear"], prep, e.X[folds[k]], model=k) for k in done])
+        plan["linear"]["weight"] = blend_weight(prep, y, net, lin, w)
+        scores = mixed(net, plan["linear"], prep, e.X[rows])
+        write_json(root / BAG_FILE, plan)
+    fold = np.concatenate([np.full(len(folds[k]), k + 1) for k in done])
+    order = np.argsort(rows)
+    oof = pd.DataFrame({"row": rows[order], "fold": fold[order], "target": _labels(prep, truth(prep, y[order]))})
+    oof = pd.concat([oof, _columns(prep, scores[order])], axis=1)
+    summary = {"val": _metrics(prep, y, scores, w), "task": prep["task"]}
     summary.update(
         status="completed" if len(loaded) == len(results) else "diverged",
         bag=len(results),
@@ -160,41 +181,30 @@ def finish_bag(root: Path, cfg: Config, results: list, seconds: float, log: Call
         run_dir=str(root),
     )
     summary["best_value"] = summary["val"].get(summary["monitor"].removeprefix("val_"))
+    if "linear" in plan:
+        summary["linear_weight"] = plan["linear"]["weight"]
     test = np.asarray(plan["test"], dtype=np.int64)
     if len(test):
-        summary["test"], summary["test_baseline"] = test_metrics(loaded, test)
+        w_test = None if e.weights is None else e.weights[test]
+        summary["test"], summary["test_baseline"] = test_metrics(
+            loaded, plan.get("linear"), e.X[test], e.y[test], w_test
+        )
     write_run_file(root / OOF_FILE, oof.to_csv(index=False).encode())
     write_json(root / "summary.json", summary)
     name = M.headline(summary["task"])
     shown = f"; test {name} {summary['test'][name]:.4f}" if "test" in summary else ""
-    log(f"bag of {len(loaded)}: out-of-fold {name} {summary['val'][name]:.4f}{shown} ({root / OOF_FILE})")
+    linear = f" (a linear model's share: {plan['linear']['weight']:.2f})" if "linear" in plan else ""
+    log(f"bag of {len(loaded)}{linear}: out-of-fold {name} {summary['val'][name]:.4f}{shown} ({root / OOF_FILE})")
     return summary
 
 
-def out_of_fold(loaded: list[LoadedRun], folds: list[np.ndarray], root: Path) -> tuple[pd.DataFrame, dict]:
-    """oof.csv's rows (the file's row, its fold, the target, the prediction and class probabilities) and the
-    metrics of those predictions, with the task."""
-    from nntrain.data.reread import load_encoded
-
+def test_metrics(
+    loaded: list[LoadedRun], linear: dict | None, X: np.ndarray, y: np.ndarray, w: np.ndarray | None
+) -> tuple[dict, dict]:
+    """The bag's metrics on rows already encoded, and the trivial baseline's."""
     prep = loaded[0].prep
-    e = load_encoded(prep)  # every row of the training table(s), through the shared preprocessing
-    rows = np.concatenate(folds)
-    scores = np.concatenate([scores_of(run, e.X[f]) for run, f in zip(loaded, folds)])
-    order = np.argsort(rows)
-    rows, scores, fold = rows[order], scores[order], np.repeat(np.arange(1, len(folds) + 1), list(map(len, folds)))
-    y, w = e.y[rows], None if e.weights is None else e.weights[rows]
-    metrics = _metrics(prep, y, scores, w)
-    frame = pd.DataFrame({"row": rows, "fold": fold[order], "target": _labels(prep, truth(prep, y))})
-    return pd.concat([frame, _columns(prep, scores)], axis=1), {"val": metrics, "task": prep["task"]}
-
-
-def test_metrics(loaded: list[LoadedRun], test: np.ndarray) -> tuple[dict, dict]:
-    from nntrain.data.reread import load_encoded
-
-    prep = loaded[0].prep
-    e = load_encoded(prep, rows=test.tolist())
-    scores = averaged(loaded, e.X)
-    return _metrics(prep, e.y, scores, e.weights), M.baseline(prep["task"], truth(prep, e.y), prep, e.weights)
+    scores = mixed(averaged(loaded, X), linear, prep, X)
+    return _metrics(prep, y, scores, w), M.baseline(prep["task"], truth(prep, y), prep, w)
 
 
 def scores_of(run: LoadedRun, X: np.ndarray) -> np.ndarray:
@@ -256,12 +266,15 @@ def bag_report(root: Path, checkpoint: str = "best", data: str | Table | None = 
     if data is None:
         if not plan["test"]:
             raise UserError(f"{root} has no test split (data.test_size=0): evaluate it on a file with --data")
-        metrics, baseline = test_metrics(loaded, np.asarray(plan["test"], dtype=np.int64))
+        from nntrain.data.reread import load_encoded
+
+        e = load_encoded(prep, rows=plan["test"])
+        metrics, baseline = test_metrics(loaded, plan.get("linear"), e.X, e.y, e.weights)
         rows, label = len(plan["test"]), "test split"
     else:
         label = data if isinstance(data, str) else "a DataFrame"
         e = encode_table(read_input(data, "--data"), prep, label, report)
-        metrics = _metrics(prep, e.y, averaged(loaded, e.X), e.weights)
+        metrics = _metrics(prep, e.y, mixed(averaged(loaded, e.X), plan.get("linear"), prep, e.X), e.weights)
         baseline = M.baseline(prep["task"], truth(prep, e.y), prep, e.weights)
         rows = len(e.y)
     epochs = [run.ckpt["epoch"] for run in loaded]
@@ -282,7 +295,8 @@ def bag_predict(root: Path, data: str | Table, checkpoint: str = "best", report=
     the bag's, shared by every member)."""
     from nntrain.data.encoding import encode
 
-    _, loaded = load_members(root, checkpoint)
+    plan, loaded = load_members(root, checkpoint)
     table = read_input(data, "INPUT")
-    X = encode(table.frame, loaded[0].prep, table.is_csv, report=report)
-    return _columns(loaded[0].prep, averaged(loaded, X)).set_axis(table.frame.index)
+    prep = loaded[0].prep
+    X = encode(table.frame, prep, table.is_csv, report=report)
+    return _columns(prep, mixed(averaged(loaded, X), plan.get("linear"), prep, X)).set_axis(table.frame.index)

@@ -76,15 +76,15 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
 
     fmt = _check_format(fmt)
     run_dir = resolve_run_dir(str(run_dir))
-    members = load_members(run_dir, checkpoint)[1] if is_bag(run_dir) else [load_run(run_dir, checkpoint)]
+    plan, members = load_members(run_dir, checkpoint) if is_bag(run_dir) else ({}, [load_run(run_dir, checkpoint)])
     loaded = members[0]
     prep = loaded.prep
     _refuse_unexportable(prep, fmt)  # before asking for the extra: installing it would not help
     out = _output_path(run_dir, fmt, out, force)
     if fmt == "onnx":
         _require_onnx()
-    if len(members) > 1:  # a bag: its members averaged
-        model = export_bag([m.model for m in members], loaded.cfg, prep)
+    if plan:  # a bag: its members averaged (and its linear model mixed in)
+        model = export_bag([m.model for m in members], loaded.cfg, prep, plan.get("linear"))
     else:
         model = export_model(loaded.model, loaded.cfg, prep)
     sample = sample_rows(prep)
