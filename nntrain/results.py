@@ -177,6 +177,22 @@ class Bag:
     def classes(self) -> list | None:
         return self._members[0].prep.get("classes")
 
+    def __getstate__(self) -> dict:
+        """Pickled as a Run is: each member's weights, rebuilt on load."""
+        return {**vars(self), "_members": [(m.run_dir, m.ckpt, m.split) for m in self._members]}
+
+    def __setstate__(self, state: dict) -> None:
+        from nntrain.tools.inference import from_checkpoint
+
+        members = [from_checkpoint(d, ckpt, split, d / "(pickled)") for d, ckpt, split in state["_members"]]
+        vars(self).update(state, _members=members)
+
+    def in_float64(self) -> Bag:
+        """Predict in float64 from here on (Run.in_float64), every member."""
+        for member in self._members:
+            member.model.double()
+        return self
+
     @property
     def oof(self) -> pd.DataFrame:
         """Every non-test row's out-of-fold prediction (oof.csv): its row in the file, fold, target, prediction."""
@@ -185,7 +201,7 @@ class Bag:
     def report(self, data: Data | None = None, strict: bool = False) -> dict:
         from nntrain.tools.bagging import bag_report
 
-        report = bag_report(self.run_dir, self.checkpoint, table_or_path(data), strict)
+        report = bag_report(self.run_dir, self.plan, self._members, table_or_path(data), strict)
         _warn(report["notes"])
         return report
 
@@ -197,7 +213,7 @@ class Bag:
         from nntrain.tools.bagging import bag_predict
 
         report = Report(strict)
-        frame = bag_predict(self.run_dir, table_or_path(data, "INPUT"), self.checkpoint, report)
+        frame = bag_predict(self.plan, self._members, table_or_path(data, "INPUT"), report)
         _warn(report.notes)
         return frame
 

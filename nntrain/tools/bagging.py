@@ -256,12 +256,14 @@ def load_members(root: Path, checkpoint: str = "best") -> tuple[dict, list[Loade
     return plan, loaded
 
 
-def bag_report(root: Path, checkpoint: str = "best", data: str | Table | None = None, strict: bool = False) -> dict:
-    """What eval reports of a bag: the averaged members on the bag's test split, or on `data`."""
+def bag_report(
+    root: Path, plan: dict, loaded: list[LoadedRun], data: str | Table | None = None, strict: bool = False
+) -> dict:
+    """What eval reports of a bag (its plan and members, loaded): the members' mean on the bag's test split (read
+    again from its file), or on `data`."""
     from nntrain.data.columns import Report
     from nntrain.data.encoding import encode_table
 
-    plan, loaded = load_members(root, checkpoint)
     prep, report = loaded[0].prep, Report(strict)
     if data is None:
         if not plan["test"]:
@@ -290,12 +292,11 @@ def bag_report(root: Path, checkpoint: str = "best", data: str | Table | None = 
     }
 
 
-def bag_predict(root: Path, data: str | Table, checkpoint: str = "best", report=None) -> pd.DataFrame:
+def bag_predict(plan: dict, loaded: list[LoadedRun], data: str | Table, report=None) -> pd.DataFrame:
     """Raw rows in; the members' averaged probabilities (or predictions) out, encoded once (the preprocessing is
-    the bag's, shared by every member)."""
+    the bag's, shared by every member); from the members in memory, so a bag whose folder is gone predicts."""
     from nntrain.data.encoding import encode
 
-    plan, loaded = load_members(root, checkpoint)
     table = read_input(data, "INPUT")
     prep = loaded[0].prep
     X = encode(table.frame, prep, table.is_csv, report=report)
