@@ -24,16 +24,20 @@ from nntrain.data.tables import check_columns
 from nntrain.engine.stopping import Diverged, catching_signals
 from nntrain.errors import UserError
 from nntrain.plaindata import flow
-from nntrain.results import Data, DataWarning, Folds, Run, named  # noqa: F401 (DataWarning: nntrain.DataWarning)
+from nntrain.results import Bag, Data, DataWarning, Folds, Run, named  # noqa: F401 (DataWarning: nntrain.DataWarning)
 from nntrain.runs.files import write_output
 from nntrain.runs.tracking import stored_mlflow, tracker_for
 
 
 def load(run_dir: str | Path, checkpoint: str = "best") -> Run | Folds:
     """A finished (or stopped) run from its folder alone; checkpoint: best or last. A cross-validation folder
-    (one with cv.json) gives its Folds."""
+    (one with cv.json) gives its Folds, a bag's folder (train.bag, with bag.json) its Bag."""
+    from nntrain.tools.bagging import is_bag
+
     if (Path(run_dir) / "cv.json").is_file():
         return Folds(run_dir, checkpoint)
+    if is_bag(Path(run_dir)):
+        return Bag(run_dir, checkpoint)
     return Run(run_dir, checkpoint)
 
 
@@ -47,16 +51,19 @@ def fit(
     progress: Any = None,
     tensorboard: bool = False,
     mlflow: str | bool | None = None,
-) -> Run:
+) -> Run | Bag:
     """Train per `config` (a YAML path, a dict or a Config) with dotted `overrides` (["optimizer.lr=0.01"] or
     {"optimizer.lr": 0.01}); `data` (a DataFrame or a file) stands for data.path. log: where the run's lines
-    go (None: nowhere); progress: how epochs show (default: no line per epoch)."""
+    go (None: nowhere); progress: how epochs show (default: no line per epoch). A config with train.bag >= 2
+    trains a cross-fitted bag and gives its Bag."""
     from nntrain.engine.state import start
 
     _check_tensorboard(tensorboard)
     cfg, config_dir = configured(config, overrides, data, name)
     path = frame_file(data, Path(cfg.runs_dir)) if isinstance(data, pd.DataFrame) else None
     tracker = tracker_for(mlflow, cfg)  # before the frame and the run folder: a dead server leaves neither behind
+    if cfg.train.bag > 1:
+        return _bagged(cfg, config_dir, log, tensorboard or tracker is not None, data, path)
 
     def begin() -> Any:
         if path is None:
@@ -66,6 +73,19 @@ def fit(
             return start(cfg, config_dir)
 
     return _trained(begin, tracker, log, progress, tensorboard)
+
+
+def _bagged(cfg: Config, config_dir: Path | None, log: Callable | None, extra: bool, data: Any, path: Any) -> Bag:
+    """fit of a config with train.bag >= 2 (tools/bagging.py); a DataFrame stored as fit stores it."""
+    from nntrain.tools.bagging import fit_bag
+
+    if extra:
+        raise UserError(f"train.bag={cfg.train.bag}: TensorBoard and MLflow logging of a bag are not there yet")
+    with catching_signals(), stored(data, path) if path is not None else contextlib.nullcontext():
+        if path is not None:
+            cfg.data.path = str(path)
+        summary = fit_bag(cfg, config_dir, log or (lambda m: None))
+    return Bag(summary["run_dir"])
 
 
 def resume(
@@ -80,6 +100,12 @@ def resume(
     """Continue a stopped run from its last.pt; overrides may lengthen it (train.epochs=...). It is logged to
     MLflow (`mlflow`, or the run's train.mlflow) as a new MLflow run once it ends."""
     from nntrain.engine.state import resume as resumed
+    from nntrain.tools.bagging import is_bag, resume_bag
+
+    if is_bag(Path(run_dir)):
+        with catching_signals():
+            resume_bag(Path(run_dir), _override_list(overrides), log or (lambda m: None))
+        return Bag(run_dir)
 
     _check_tensorboard(tensorboard)
     extra = _override_list(overrides)

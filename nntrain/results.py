@@ -186,6 +186,76 @@ class Folds:
         return f"Folds({str(self.run_dir)!r}, {len(self.runs)} folds)"
 
 
+class Bag:
+    """A cross-fitted bag (train.bag): its members' Runs, summary.json (the out-of-fold metrics as `val`), and
+    predictions and metrics of the members averaged (class probabilities, or values)."""
+
+    def __init__(self, folder: str | Path, checkpoint: str = "best"):
+        from nntrain.tools.bagging import load_members
+
+        self.run_dir = Path(folder)
+        self.checkpoint = checkpoint
+        summary = self.run_dir / "summary.json"
+        self.summary: dict = json.loads(summary.read_text()) if summary.is_file() else {}
+        self.plan, self._members = load_members(self.run_dir, checkpoint)
+
+    @property
+    def task(self) -> str:
+        return self._members[0].prep["task"]
+
+    @property
+    def classes(self) -> list | None:
+        return self._members[0].prep.get("classes")
+
+    def __getstate__(self) -> dict:
+        """Pickled as a Run is: each member's weights, rebuilt on load."""
+        return {**vars(self), "_members": [(m.run_dir, m.ckpt, m.split) for m in self._members]}
+
+    def __setstate__(self, state: dict) -> None:
+        from nntrain.tools.inference import from_checkpoint
+
+        members = [from_checkpoint(d, ckpt, split, d / "(pickled)") for d, ckpt, split in state["_members"]]
+        vars(self).update(state, _members=members)
+
+    def in_float64(self) -> Bag:
+        """Predict in float64 from here on (Run.in_float64), every member."""
+        for member in self._members:
+            member.model.double()
+        return self
+
+    @property
+    def oof(self) -> pd.DataFrame:
+        """Every non-test row's out-of-fold prediction (oof.csv): its row in the file, fold, target, prediction."""
+        return pd.read_csv(self.run_dir / "oof.csv")
+
+    def report(self, data: Data | None = None, strict: bool = False) -> dict:
+        from nntrain.tools.bagging import bag_report
+
+        report = bag_report(self.run_dir, self.plan, self._members, table_or_path(data), strict)
+        _warn(report["notes"])
+        return report
+
+    def evaluate(self, data: Data | None = None, strict: bool = False) -> dict:
+        return self.report(data, strict)["metrics"]
+
+    def predict(self, data: Data, strict: bool = False) -> pd.DataFrame:
+        from nntrain.data.columns import Report
+        from nntrain.tools.bagging import bag_predict
+
+        report = Report(strict)
+        frame = bag_predict(self.plan, self._members, table_or_path(data, "INPUT"), report)
+        _warn(report.notes)
+        return frame
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("explain", "params", "metrics"):
+            raise UserError(f"{self.run_dir} is a bag: {name} works on one member's run ({self.run_dir}/member1)")
+        raise AttributeError(name)
+
+    def __repr__(self) -> str:
+        return f"Bag({str(self.run_dir)!r}, {len(self._members)} members)"
+
+
 def named(frame: pd.DataFrame) -> pd.DataFrame:
     names = [str(c) for c in frame.columns]
     if len(set(names)) < len(names):

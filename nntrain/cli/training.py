@@ -70,13 +70,14 @@ def fit(
             if config is None:
                 raise UserError("missing CONFIG: nntrain fit configs/phone.yaml (or --resume RUN_DIR)")
             run = api.fit(Path(config), extra + (["data.cache=false"] if no_cache else []), name=name, **track)
-    if as_json and isinstance(run, api.Run):  # data-parallel ranks other than 0 print nothing
+    if as_json and isinstance(run, (api.Run, api.Bag)):  # data-parallel ranks other than 0 print nothing
         print_json(_run_json(run.summary))
 
 
 def _run_json(summary: dict) -> dict:
-    """What fit --json prints of a run."""
-    return {k: summary[k] for k in ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline")}
+    """What fit --json prints of a run (of a bag, also its out-of-fold metrics and size)."""
+    keep = ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline", "val", "bag")
+    return {k: summary[k] for k in keep if k in summary and (k not in ("val", "bag") or "bag" in summary)}
 
 
 def mlflow_option(flag: bool, uri: str | None) -> str | bool | None:

@@ -223,6 +223,18 @@ class TrainConfig(Strict):
         "val_loss", description="val_loss, val_accuracy, val_f1, val_roc_auc, val_rmse, val_mae, val_r2 ..."
     )
     patience: int | None = Field(None, gt=0, description="stop after this many epochs without improvement")
+    bag: int = Field(
+        0,
+        ge=0,
+        le=20,
+        description="a cross-fitted bag of this many members: member k trains on the non-test rows less fold k and "
+        "is early-stopped on fold k; predictions average the members; 0 or 1: one model",
+    )
+    linear: bool = Field(
+        False,
+        description="with train.bag: a linear model beside the members, cross-fitted on the same folds, mixed in by "
+        "the weight that does best on the out-of-fold predictions",
+    )
     min_delta: float = Field(0.0, ge=0, description="smallest change of the monitored value that counts")
     l1: float = Field(0.0, ge=0, description="L1 penalty on the weights, added to the loss")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this value")

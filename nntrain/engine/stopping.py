@@ -35,7 +35,7 @@ class Interrupted(Stop):
         """together: the run folders trained with run_dir on the stacked engine (each saved its last.pt); resumed
         together, they go on exactly as they would have."""
         self.exit_code = 128 + signum
-        self.run_dir = run_dir
+        self.signum, self.run_dir, self.epoch, self.step = signum, run_dir, epoch, step
         self.together = list(together)
         name = signal.Signals(signum).name
         saved = f"last.pt saved in {len(together)} run folders" if together else "last.pt saved"

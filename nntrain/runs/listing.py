@@ -117,7 +117,7 @@ def read_run(path: Path) -> dict:
         "model": _model(cfg["model"]) if isinstance(cfg.get("model"), dict) else "-",
         "optimizer": _optimizer(cfg.get("optimizer")),
         "scheduler": None if scheduler in (None, "none") else str(scheduler),
-        "epochs": f"{run}/{_get(cfg, 'train', 'epochs') or '-'}",
+        "epochs": _bag_epochs(summary) if summary.get("bag") else f"{run}/{_get(cfg, 'train', 'epochs') or '-'}",
         "status": status,
         "monitor": summary.get("monitor") or _get(cfg, "train", "monitor"),
         "best_value": summary.get("best_value"),
@@ -128,6 +128,12 @@ def read_run(path: Path) -> dict:
         "config_edited": edited,
         "error": None,
     }
+
+
+def _bag_epochs(summary: dict) -> str:
+    """A bag's row: its members and their best epochs ('bag of 5, best 12-31'), not one run's count."""
+    best = [e for e in summary.get("best_epoch") or [] if isinstance(e, int)]
+    return f"bag of {summary['bag']}" + (f", best {min(best)}-{max(best)}" if best else "")
 
 
 def _trained_config(on_disk: dict, summary: dict) -> tuple[dict, bool]:

@@ -46,6 +46,7 @@ from nntrain.tools.export_graph import (
     ONNX_OPSET,
     STRINGS_NAME,
     Exported,
+    export_bag,
     export_model,
     output_name,
     string_codes,
@@ -73,22 +74,32 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
     and a sidecar FILE.json naming the input columns in order and the outputs. Returns the model file's path.
 
     Nothing is written unless the exported model matches the checkpoint's model on sample rows."""
+    from nntrain.tools.bagging import is_bag, load_members
     from nntrain.tools.inference import load_run
 
     fmt = _check_format(fmt)
     run_dir = resolve_run_dir(str(run_dir))
+    if is_bag(run_dir):  # the bag's members averaged (and its linear model mixed in)
+        plan, members = load_members(run_dir, checkpoint)
+        return export_loaded(members[0], fmt, out, checkpoint, force, (run_dir, plan, members))
     return export_loaded(load_run(run_dir, checkpoint), fmt, out, checkpoint, force)
 
 
-def export_loaded(loaded: LoadedRun, fmt: str, out: Path | None, checkpoint: str, force: bool = False) -> Path:
-    """export_run for a run already loaded (a Run in memory, whose folder may be gone: then `out` is given)."""
+def export_loaded(
+    loaded: LoadedRun, fmt: str, out: Path | None, checkpoint: str, force: bool = False, bag: tuple | None = None
+) -> Path:
+    """export_run for a run already loaded (a Run in memory, whose folder may be gone: then `out` is given);
+    `bag`: (its folder, bag.json, its members loaded), `loaded` being the first member."""
     fmt = _check_format(fmt)
     prep = loaded.prep
     _refuse_unexportable(prep, fmt)  # before asking for the extra: installing it would not help
-    out = _output_path(loaded.run_dir, fmt, out, force)
+    out = _output_path(bag[0] if bag else loaded.run_dir, fmt, out, force)
     if fmt == "onnx":
         _require_onnx()
-    model = export_model(loaded.model, loaded.cfg, prep)
+    if bag:
+        model = export_bag([m.model for m in bag[2]], loaded.cfg, prep, bag[1].get("linear"))
+    else:
+        model = export_model(loaded.model, loaded.cfg, prep)
     sample = sample_rows(prep)
     if fmt == "onnx":
         data = _onnx_bytes(model, sample, prep, loaded.run_dir, checkpoint)

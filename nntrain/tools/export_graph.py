@@ -141,6 +141,49 @@ def export_model(model: nn.Module, cfg: Config, prep: dict) -> Exported:
     return Exported(Encode(prep), net, bool(string_inputs(prep))).float().eval()
 
 
+class Averaged(nn.Module):
+    """A bag's members (each its layers and head) averaged: class probabilities, or predictions."""
+
+    def __init__(self, nets: list[nn.Module]):
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([net(x) for net in self.nets]).mean(dim=0)
+
+
+class LinearMix(nn.Module):
+    """The members' mean mixed with the bag's linear model (linear_path.py) by its weight: the fold models'
+    probabilities (softmax of their logits) or predictions (unscaled), averaged, on the matrix's columns."""
+
+    def __init__(self, net: nn.Module, linear: dict, prep: dict):
+        super().__init__()
+        self.net, self.weight = net, float(linear["weight"])
+        self.regression = prep["task"] == "regression"
+        self.register_buffer("cols", torch.tensor(linear["columns"], dtype=torch.long))
+        self.register_buffer("coef", torch.tensor([m["coef"] for m in linear["models"]], dtype=torch.float32))
+        self.register_buffer("intercept", torch.tensor([m["intercept"] for m in linear["models"]], dtype=torch.float32))
+        self.shift, self.scale = prep.get("target_shift", 0.0), prep.get("target_scale", 1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x[:, self.cols]
+        if self.regression:  # coef [M, d] -> [N, M]
+            lin = (z @ self.coef.T + self.intercept).mean(dim=1) * self.scale + self.shift
+        else:  # coef [M, C, d] -> logits [M, N, C]
+            logits = torch.matmul(z[None], self.coef.transpose(1, 2)) + self.intercept[:, None, :]
+            lin = torch.softmax(logits, dim=-1).mean(dim=0)
+        return (1 - self.weight) * self.net(x) + self.weight * lin
+
+
+def export_bag(models: list[nn.Module], cfg: Config, prep: dict, linear: dict | None = None) -> Exported:
+    """One encode (the members share the bag's preprocessing) -> every member's layers and head, averaged (and
+    mixed with the bag's linear model, where it has one)."""
+    net: nn.Module = Averaged([export_model(model, cfg, prep).net for model in models])
+    if linear and linear["weight"] > 0:
+        net = LinearMix(net, linear, prep)
+    return Exported(Encode(prep), net, bool(string_inputs(prep))).float().eval()
+
+
 def output_name(prep: dict) -> str:
     return "prediction" if prep["task"] == "regression" else "probabilities"
 

@@ -78,7 +78,7 @@ def evaluate_run(run: LoadedRun, data_file: str | Table | None = None, strict: b
         e = load_encoded(prep, rows=test, report=report)  # the test rows only
         label = "test split"
     else:
-        table = _read(data_file, "--data")
+        table = read_input(data_file, "--data")
         label = data_file if isinstance(data_file, str) else "a DataFrame"
         e = encode_table(table, prep, label, report)
     rows = Rows(torch.as_tensor(e.X), torch.as_tensor(e.y), _tensor(e.loss_weights), e.weights)
@@ -119,14 +119,14 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
-def _read(data: str | Table, key: str) -> Table:
+def read_input(data: str | Table, key: str) -> Table:
     return data if isinstance(data, Table) else read_table(data, key=key)
 
 
 def predict_frame(run: LoadedRun, data: str | Table, report: Report | None = None) -> pd.DataFrame:
     """Raw rows in (a file, or a Table in memory); the prediction (original label values) and class
     probabilities out. `report` gathers what the encoding read as unknown."""
-    table = _read(data, "INPUT")
+    table = read_input(data, "INPUT")
     prep = run.prep
     X = torch.as_tensor(encode(table.frame, prep, table.is_csv, report=report))
     out = forward_all(run.model, X)

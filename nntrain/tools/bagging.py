@@ -1,0 +1,303 @@
+"""A cross-fitted bag (train.bag: K), the protocol of TabArena: the non-test rows are cut into K folds as
+`nntrain cv` cuts them; member k trains on the other folds and is early-stopped and best-epoch-chosen on fold
+k. The preprocessing is fitted once on every non-test row (as AutoGluon's bags do), so the members share one
+matrix and train as one on the stacked engine (their training rows cut to one length: at most a row each).
+
+Every non-test row gets an out-of-fold prediction from the one member that never trained on it (oof.csv);
+their metrics are the bag's validation score. eval, predict and export average the members' class
+probabilities (or predictions). The bag's folder holds bag.json (its plan, written before any member trains),
+summary.json and oof.csv, and a run folder per member (memberK), each a normal run.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from nntrain import metrics as M
+from nntrain.config.schema import Config, dump_yaml
+from nntrain.data.prepare import Prepared, check_against, prepare
+from nntrain.data.tables import Table, read_tables
+from nntrain.engine.stopping import Diverged, Interrupted
+from nntrain.errors import UserError
+from nntrain.model.heads import forward_all, to_proba, truth
+from nntrain.runs.files import write_json, write_run_file, write_text
+from nntrain.runs.folders import create_run_dir
+from nntrain.tools.crossval import fold_rows
+from nntrain.tools.inference import LoadedRun, load_run, read_input
+from nntrain.tools.linear_path import blend_weight, fit_linear, linear_scores, mixed
+
+BAG_FILE = "bag.json"
+OOF_FILE = "oof.csv"
+
+
+def is_bag(folder: Path) -> bool:
+    return (Path(folder) / BAG_FILE).is_file()
+
+
+def fit_bag(cfg: Config, config_dir: Path | None, log: Callable[[str], None], quiet: bool = True) -> dict:
+    """Train the bag of cfg.train.bag members under RUNS_DIR/NAME; its summary (also summary.json there)."""
+    from nntrain.engine.run_groups import fit_many
+
+    k = cfg.train.bag
+    check_bag(cfg)
+    t0 = time.perf_counter()
+    tables = read_tables(cfg.data, config_dir)
+    whole = _whole(cfg, tables)
+    folds = fold_rows(cfg, tables[0].frame, whole, k)
+    root = create_run_dir(cfg.runs_dir, cfg.name)
+    cfgs, data = members(cfg, whole, folds, root)
+    plan = {"members": [c.name for c in cfgs], "folds": [f.tolist() for f in folds], "test": whole.test.tolist()}
+    write_json(root / BAG_FILE, plan)
+    rest = np.sort(np.concatenate(folds)).tolist()  # what every tool reads of a run's split: the bag trained on these
+    write_json(root / "split.json", {"train": rest, "val": [], "test": plan["test"], "bag": k})
+    write_text(root / "config.yaml", dump_yaml(cfg))
+    log(
+        f"bag: {k} members, each early-stopped on its own fold of the {sum(map(len, folds)):,} non-test rows "
+        f"(preprocessing fitted on them all); test split {len(whole.test):,} rows; {root}"
+    )
+    try:
+        results = fit_many(cfgs, config_dir, log, quiet, data=data)
+    except Interrupted as e:  # each member saved its last.pt: the bag resumes as one
+        raise Interrupted(e.signum, root, e.epoch, e.step) from None
+    return finish_bag(root, cfg, results, time.perf_counter() - t0, log)
+
+
+def resume_bag(root: Path, overrides: list[str], log: Callable[[str], None], quiet: bool = True) -> dict:
+    """The members a stop cut short, resumed together from their last.pt; then the bag finished as fit_bag
+    finishes it (oof.csv, summary.json)."""
+    from nntrain.config.loading import load_config
+    from nntrain.engine.run_groups import resume_many
+
+    t0 = time.perf_counter()
+    plan = json.loads((root / BAG_FILE).read_text())
+    cfg = load_config(root / "config.yaml")
+    folders = [root / n for n in plan["members"]]
+    done = {f: _ended(f) for f in folders}
+    pending = [f for f, r in done.items() if r is None]
+    log(f"bag {root}: {len(pending)} of {len(folders)} members to resume")
+    resumed = dict(zip(pending, resume_many(pending, overrides, log, quiet))) if pending else {}
+    return finish_bag(root, cfg, [resumed.get(f) or done[f] for f in folders], time.perf_counter() - t0, log)
+
+
+def _ended(member: Path) -> dict | Diverged | None:
+    """A member's result when it has ended (summary.json, not interrupted), else None."""
+    path = member / "summary.json"
+    summary = json.loads(path.read_text()) if path.is_file() else {}
+    if summary.get("status") in (None, "interrupted"):
+        return None
+    return Diverged(summary.get("stopped") or "diverged") if summary["status"] == "diverged" else summary
+
+
+def check_bag(cfg: Config) -> None:
+    for key in ("split_column", "val_path", "time_column"):
+        if getattr(cfg.data, key):
+            raise UserError(
+                f"train.bag={cfg.train.bag}: data.{key} fixes the validation rows, while a bag chooses them fold by "
+                f"fold; leave one of them out"
+            )
+    if cfg.model.ensemble > 1:
+        raise UserError(f"train.bag={cfg.train.bag} and model.ensemble={cfg.model.ensemble}: choose one of them")
+    if cfg.train.compile:
+        raise UserError(f"train.bag={cfg.train.bag}: its members train stacked, without train.compile")
+
+
+def _whole(cfg: Config, tables: tuple) -> Prepared:
+    """The table prepared with the preprocessing fitted on every non-test row: the test split is the one a lone
+    fit of the config would hold out, and no validation split (each member takes its fold)."""
+    table, given, files = tables
+    data = prepare(table, cfg.data, cfg.seed, {**given, "val": np.array([], dtype=np.int64)})
+    data.prep.update(source=table.source, sha256=table.sha256, files=files, notes=data.notes)
+    data.prep["split"] = "bagged: fold k of the non-test rows validates member k"
+    data.notes = [n for n in data.notes if not n.startswith("split ")]  # the split is said by fit_bag
+    return data
+
+
+def members(cfg: Config, whole: Prepared, folds: list[np.ndarray], root: Path) -> tuple[list[Config], list]:
+    """Each member's config (a lone run's: no bag) and data: the whole matrix, its training rows (the other
+    folds, cut to one length so the members stack) and its fold as validation."""
+    rest = np.concatenate(folds)
+    trains = [np.setdiff1d(rest, f) for f in folds]
+    keep = min(map(len, trains))
+    rng = np.random.default_rng(cfg.seed)
+    cfgs, data = [], []
+    for k, (fold, train) in enumerate(zip(folds, trains), start=1):
+        if len(train) > keep and len(train) - keep <= len(folds):  # a row or two: one length for the stack
+            train = np.sort(rng.choice(train, keep, replace=False))
+        member = copy.deepcopy(cfg)
+        member.name, member.runs_dir, member.train.bag = f"member{k}", str(root), 0
+        prep = {**whole.prep, "split": f"bag member {k} of {len(folds)}: fold {k} validates, the other folds train"}
+        one = dataclasses.replace(whole, train=train, val=fold, prep=prep, notes=list(whole.notes))
+        check_against(member, one)
+        cfgs.append(member)
+        data.append(one)
+    return cfgs, data
+
+
+def finish_bag(root: Path, cfg: Config, results: list, seconds: float, log: Callable[[str], None]) -> dict:
+    """The out-of-fold predictions (oof.csv) and their metrics, the test metrics, the linear model beside the
+    members (train.linear) with its weight, summary.json."""
+    from nntrain.data.reread import load_encoded
+
+    plan = json.loads((root / BAG_FILE).read_text())
+    done = [k for k, r in enumerate(results) if not isinstance(r, Diverged)]
+    if not done:
+        raise UserError(f"{root}: every member of the bag diverged; see each member's message above")
+    loaded = [load_run(root / plan["members"][k]) for k in done]
+    prep = loaded[0].prep
+    e = load_encoded(prep)  # every row of the training table(s), through the shared preprocessing
+    folds = [np.asarray(f, dtype=np.int64) for f in plan["folds"]]
+    rows = np.concatenate([folds[k] for k in done])
+    net = np.concatenate([scores_of(run, e.X[folds[k]]) for run, k in zip(loaded, done)])
+    y, w = e.y[rows], None if e.weights is None else e.weights[rows]
+    plan.pop("linear", None)
+    scores = net
+    if cfg.train.linear:
+        plan["linear"] = fit_linear(prep, e.X, e.y, e.weights, folds)
+        lin = np.concatenate([linear_scores(plan["linear"], prep, e.X[folds[k]], model=k) for k in done])
+        plan["linear"]["weight"] = blend_weight(prep, y, net, lin, w)
+        scores = mixed(net, plan["linear"], prep, e.X[rows])
+        write_json(root / BAG_FILE, plan)
+    fold = np.concatenate([np.full(len(folds[k]), k + 1) for k in done])
+    order = np.argsort(rows)
+    oof = pd.DataFrame({"row": rows[order], "fold": fold[order], "target": _labels(prep, truth(prep, y[order]))})
+    oof = pd.concat([oof, _columns(prep, scores[order])], axis=1)
+    summary = {"val": _metrics(prep, y, scores, w), "task": prep["task"]}
+    summary.update(
+        status="completed" if len(loaded) == len(results) else "diverged",
+        bag=len(results),
+        members=[str(root / n) for n in plan["members"]],
+        best_epoch=[r["best_epoch"] if isinstance(r, dict) else None for r in results],
+        seconds=round(seconds, 2),
+        monitor=M.monitor_name(cfg.train.monitor),
+        run_dir=str(root),
+    )
+    summary["best_value"] = summary["val"].get(summary["monitor"].removeprefix("val_"))
+    if "linear" in plan:
+        summary["linear_weight"] = plan["linear"]["weight"]
+    test = np.asarray(plan["test"], dtype=np.int64)
+    if len(test):
+        w_test = None if e.weights is None else e.weights[test]
+        summary["test"], summary["test_baseline"] = test_metrics(
+            loaded, plan.get("linear"), e.X[test], e.y[test], w_test
+        )
+    write_run_file(root / OOF_FILE, oof.to_csv(index=False).encode())
+    write_json(root / "summary.json", summary)
+    name = M.headline(summary["task"])
+    shown = f"; test {name} {summary['test'][name]:.4f}" if "test" in summary else ""
+    linear = f" (a linear model's share: {plan['linear']['weight']:.2f})" if "linear" in plan else ""
+    log(f"bag of {len(loaded)}{linear}: out-of-fold {name} {summary['val'][name]:.4f}{shown} ({root / OOF_FILE})")
+    return summary
+
+
+def test_metrics(
+    loaded: list[LoadedRun], linear: dict | None, X: np.ndarray, y: np.ndarray, w: np.ndarray | None
+) -> tuple[dict, dict]:
+    """The bag's metrics on rows already encoded, and the trivial baseline's."""
+    prep = loaded[0].prep
+    scores = mixed(averaged(loaded, X), linear, prep, X)
+    return _metrics(prep, y, scores, w), M.baseline(prep["task"], truth(prep, y), prep, w)
+
+
+def scores_of(run: LoadedRun, X: np.ndarray) -> np.ndarray:
+    """One member's class probabilities, or predictions in the target's units, in float64."""
+    from nntrain.data.encoding import unscale
+
+    out = forward_all(run.model, torch.as_tensor(X))
+    if run.prep["task"] == "regression":
+        return unscale(run.prep, out[:, 0].double().numpy())
+    return to_proba(out, run.cfg).double().numpy()
+
+
+def averaged(loaded: list[LoadedRun], X: np.ndarray) -> np.ndarray:
+    return sum(scores_of(run, X) for run in loaded) / len(loaded)
+
+
+def _metrics(prep: dict, y: np.ndarray, scores: np.ndarray, w: np.ndarray | None) -> dict:
+    """The metrics of averaged scores; the loss is their log loss (classes) or the mean squared error of the
+    standardized target (regression), as the members' criteria measure it."""
+    if prep["task"] == "regression":
+        z = (scores - prep["target_shift"]) / prep["target_scale"]
+        target = truth(prep, y)
+        loss = float(np.average(((target - prep["target_shift"]) / prep["target_scale"] - z) ** 2, weights=w))
+        return M.regression(target, scores, loss, w)
+    p = np.clip(scores[np.arange(len(y)), y], 1e-12, 1.0)
+    return M.classification(y, scores, float(np.average(-np.log(p), weights=w)), w)
+
+
+def _labels(prep: dict, values: np.ndarray) -> np.ndarray:
+    return values if prep["task"] == "regression" else np.asarray(prep["classes"], dtype=object)[values]
+
+
+def _columns(prep: dict, scores: np.ndarray) -> pd.DataFrame:
+    """`prediction` in the target's labels or units, and `proba_<class>` per class."""
+    if prep["task"] == "regression":
+        return pd.DataFrame({"prediction": scores})
+    frame = pd.DataFrame({"prediction": _labels(prep, scores.argmax(axis=1))})
+    for k, c in enumerate(prep["classes"]):
+        frame[f"proba_{c}"] = scores[:, k]
+    return frame
+
+
+def load_members(root: Path, checkpoint: str = "best") -> tuple[dict, list[LoadedRun]]:
+    """(bag.json, the members that have a checkpoint): what eval, predict and export of a bag read."""
+    plan = json.loads((root / BAG_FILE).read_text())
+    loaded = [load_run(root / n, checkpoint) for n in plan["members"] if (root / n / f"{checkpoint}.pt").is_file()]
+    if not loaded:
+        raise UserError(f"{root}: no member of the bag has a {checkpoint}.pt (did every member diverge?)")
+    return plan, loaded
+
+
+def bag_report(
+    root: Path, plan: dict, loaded: list[LoadedRun], data: str | Table | None = None, strict: bool = False
+) -> dict:
+    """What eval reports of a bag (its plan and members, loaded): the members' mean on the bag's test split (read
+    again from its file), or on `data`."""
+    from nntrain.data.columns import Report
+    from nntrain.data.encoding import encode_table
+
+    prep, report = loaded[0].prep, Report(strict)
+    if data is None:
+        if not plan["test"]:
+            raise UserError(f"{root} has no test split (data.test_size=0): evaluate it on a file with --data")
+        from nntrain.data.reread import load_encoded
+
+        e = load_encoded(prep, rows=plan["test"])
+        metrics, baseline = test_metrics(loaded, plan.get("linear"), e.X, e.y, e.weights)
+        rows, label = len(plan["test"]), "test split"
+    else:
+        label = data if isinstance(data, str) else "a DataFrame"
+        e = encode_table(read_input(data, "--data"), prep, label, report)
+        metrics = _metrics(prep, e.y, mixed(averaged(loaded, e.X), plan.get("linear"), prep, e.X), e.weights)
+        baseline = M.baseline(prep["task"], truth(prep, e.y), prep, e.weights)
+        rows = len(e.y)
+    epochs = [run.ckpt["epoch"] for run in loaded]
+    return {
+        "run_dir": str(root),
+        "checkpoint_epoch": epochs,
+        "data": label,
+        "rows": rows,
+        "metrics": metrics,
+        "baseline": baseline,
+        "notes": report.notes,
+        "members": len(loaded),
+    }
+
+
+def bag_predict(plan: dict, loaded: list[LoadedRun], data: str | Table, report=None) -> pd.DataFrame:
+    """Raw rows in; the members' averaged probabilities (or predictions) out, encoded once (the preprocessing is
+    the bag's, shared by every member); from the members in memory, so a bag whose folder is gone predicts."""
+    from nntrain.data.encoding import encode
+
+    table = read_input(data, "INPUT")
+    prep = loaded[0].prep
+    X = encode(table.frame, prep, table.is_csv, report=report)
+    return _columns(prep, mixed(averaged(loaded, X), plan.get("linear"), prep, X)).set_axis(table.frame.index)

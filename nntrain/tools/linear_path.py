@@ -1,0 +1,97 @@
+"""A linear model beside a bag (train.linear): cross-fitted on the bag's folds like its members, on the bag's
+encoded matrix less its level-code columns (numbers scaled, date parts, one-hot, missing indicators), and
+mixed with the members' mean by the one weight that does best on the out-of-fold predictions. Where a linear
+model wins (a few real tables do), the weight goes to it; where it does not, to the network.
+
+Stored as plain numbers in bag.json: per fold model, the logits' coefficients and intercepts over every class
+(a class a fold never saw: an intercept of -1e9), or a regression's coefficients; and the weight.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from nntrain.data.encoding import unscale
+
+WEIGHTS = np.linspace(0.0, 1.0, 21)  # the linear model's share, tried on the out-of-fold predictions
+UNSEEN = -1e9  # the intercept of a class a fold's model never saw: probability 0
+
+
+def linear_columns(prep: dict) -> list[int]:
+    """The matrix's columns a linear model reads: all but the level codes of embedded columns (at the end)."""
+    embedded = sum(prep["kinds"][c] == "embedded" for c in prep["columns"])
+    return list(range(len(prep["encoded"]) - embedded))
+
+
+def fit_linear(prep: dict, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, folds: list[np.ndarray]) -> dict:
+    """One model per fold, trained on the other folds: {"columns", "models"} (see the module's docstring)."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    cols = linear_columns(prep)
+    rest = np.concatenate(folds)
+    models = []
+    for fold in folds:
+        train = np.setdiff1d(rest, fold)
+        x, weights = X[np.ix_(train, cols)].astype(np.float64), None if w is None else w[train]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # lbfgs's ConvergenceWarning: the model is still the best it found
+            if prep["task"] == "regression":
+                m = Ridge(alpha=1.0).fit(x, y[train], sample_weight=weights)
+                models.append({"coef": m.coef_.tolist(), "intercept": float(m.intercept_)})
+            else:
+                m = LogisticRegression(C=1.0, max_iter=500).fit(x, y[train], sample_weight=weights)
+                models.append(_full_classes(m, len(prep["classes"])))
+    return {"columns": cols, "models": models}
+
+
+def _full_classes(m, k: int) -> dict:
+    """A fitted LogisticRegression as logits over all k classes (binary: [0, z])."""
+    coef, intercept = np.zeros((k, m.coef_.shape[1])), np.full(k, UNSEEN)
+    seen = m.classes_.astype(int)
+    if len(seen) == 2 and m.coef_.shape[0] == 1:
+        coef[seen[1]], intercept[seen[0]], intercept[seen[1]] = m.coef_[0], 0.0, m.intercept_[0]
+    else:
+        coef[seen], intercept[seen] = m.coef_, m.intercept_
+    return {"coef": coef.tolist(), "intercept": intercept.tolist()}
+
+
+def linear_scores(linear: dict, prep: dict, X: np.ndarray, model: int | None = None) -> np.ndarray:
+    """Class probabilities (or predictions in the target's units) of the fold models' mean, or of one."""
+    x = X[:, linear["columns"]].astype(np.float64)
+    models = linear["models"] if model is None else [linear["models"][model]]
+    out = []
+    for m in models:
+        z = x @ np.asarray(m["coef"], dtype=np.float64).T + np.asarray(m["intercept"], dtype=np.float64)
+        if prep["task"] == "regression":
+            out.append(unscale(prep, z))
+        else:
+            z = np.exp(z - z.max(axis=1, keepdims=True))
+            out.append(z / z.sum(axis=1, keepdims=True))
+    return sum(out) / len(out)
+
+
+def out_of_fold(linear: dict, prep: dict, X: np.ndarray, folds: list[np.ndarray]) -> np.ndarray:
+    """Each fold's rows scored by the model that did not train on them, in the folds' order."""
+    return np.concatenate([linear_scores(linear, prep, X[f], model=k) for k, f in enumerate(folds)])
+
+
+def blend_weight(prep: dict, y: np.ndarray, net: np.ndarray, lin: np.ndarray, w: np.ndarray | None) -> float:
+    """The linear model's share with the least out-of-fold loss (log loss; squared error in the target's units)."""
+
+    def loss(share: float) -> float:
+        mixed = (1 - share) * net + share * lin
+        if prep["task"] == "regression":
+            return float(np.average((unscale(prep, y.astype(np.float64)) - mixed) ** 2, weights=w))
+        return float(np.average(-np.log(np.clip(mixed[np.arange(len(y)), y], 1e-12, 1)), weights=w))
+
+    losses = [loss(s) for s in WEIGHTS]
+    return float(WEIGHTS[int(np.argmin(losses))])
+
+
+def mixed(net: np.ndarray, linear: dict | None, prep: dict, X: np.ndarray) -> np.ndarray:
+    """The bag's scores: the members' mean, mixed with the linear model by its weight (none: the members')."""
+    if not linear or linear["weight"] == 0:
+        return net
+    return (1 - linear["weight"]) * net + linear["weight"] * linear_scores(linear, prep, X)

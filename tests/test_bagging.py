@@ -1,0 +1,150 @@
+"""train.bag: K members cross-fitted on the non-test rows, trained as one; out-of-fold predictions for every
+non-test row; eval, predict and export average the members."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nntrain import metrics as M
+
+from .conftest import NNTRAIN, make_table, write_config
+
+
+def bag_config(workdir, task="multiclass", k=4, **train):
+    make_table(n=160, task=task, cat=True).to_csv(workdir / "t.csv", index=False)
+    return write_config(workdir / "c.yaml", "t.csv", data={"target": "y"}, train={"bag": k, "epochs": 4, **train})
+
+
+def test_a_bag_trains_a_member_per_fold_and_keeps_every_non_test_row_out_of_fold(workdir, cli):
+    r = cli("fit", bag_config(workdir), "--json", "--quiet")
+    assert r.exit_code == 0, r.output
+    root = workdir / "runs" / "t"
+    summary = json.loads((root / "summary.json").read_text())
+    plan = json.loads((root / "bag.json").read_text())
+    split = json.loads((root / "split.json").read_text())
+    assert summary["bag"] == 4 and summary["status"] == "completed" and len(summary["members"]) == 4
+    folds, test = [set(f) for f in plan["folds"]], set(plan["test"])
+    rest = set(range(160)) - test
+    assert set().union(*folds) == rest and sum(map(len, folds)) == len(rest) and set(split["test"]) == test
+    for k, fold in enumerate(folds, start=1):  # member k validates on fold k and trains on the others
+        member = json.loads((root / f"member{k}" / "split.json").read_text())
+        assert set(member["val"]) == fold and set(member["train"]) <= rest - fold
+        assert len(rest - fold) - len(member["train"]) <= 1  # cut to one length for the stack: a row at most
+    oof = pd.read_csv(root / "oof.csv")
+    assert sorted(oof["row"]) == sorted(rest) and all(oof["fold"].between(1, 4))
+    y = make_table(n=160, task="multiclass", cat=True)["y"].to_numpy()
+    assert (oof["target"].to_numpy() == y[oof["row"]]).all()
+    proba = oof[[c for c in oof.columns if c.startswith("proba_")]].to_numpy()
+    assert np.allclose(proba.sum(axis=1), 1) and summary["val"]["accuracy"] == pytest.approx(
+        M.classification(oof["target"].to_numpy(), proba)["accuracy"]
+    )
+
+
+def test_eval_predict_and_export_of_a_bag_average_its_members(workdir, cli):
+    assert cli("fit", bag_config(workdir, k=3), "--quiet", "train.linear=false").exit_code == 0
+    root = workdir / "runs" / "t"
+    members = [
+        pd.read_csv(pd.io.common.StringIO(cli("predict", root / f"member{k}", "t.csv").output)) for k in (1, 2, 3)
+    ]
+    bag = pd.read_csv(pd.io.common.StringIO(cli("predict", root, "t.csv").output))
+    cols = [c for c in bag.columns if c.startswith("proba_")]
+    mean = sum(m[cols] for m in members) / 3
+    assert np.allclose(bag[cols], mean, atol=1e-6)
+    assert (bag["prediction"].astype(str) == mean.to_numpy().argmax(axis=1).astype(str)).all()
+    report = json.loads(cli("eval", root, "--json").output)
+    summary = json.loads((root / "summary.json").read_text())
+    assert report["rows"] == len(json.loads((root / "bag.json").read_text())["test"])
+    assert report["metrics"]["accuracy"] == pytest.approx(summary["test"]["accuracy"])
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    r = cli("export", root)
+    assert r.exit_code == 0, r.output
+    frame = pd.read_csv("t.csv")
+    out = ort.InferenceSession(str(root / "model.onnx")).run(
+        None,
+        {"features": frame[["a", "b", "c"]].to_numpy(np.float32), "strings": frame[["color"]].to_numpy(object)},
+    )[0]
+    assert np.abs(out - bag[cols].to_numpy()).max() < 1e-5
+
+
+def test_a_regression_bag_averages_values_in_the_target_units(workdir, cli):
+    assert cli("fit", bag_config(workdir, task="regression", k=3), "--quiet").exit_code == 0
+    root = workdir / "runs" / "t"
+    oof = pd.read_csv(root / "oof.csv")
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["val"]["r2"] == pytest.approx(M.regression(oof["target"], oof["prediction"])["r2"])
+    assert summary["val"]["r2"] > 0.5 and abs(oof["prediction"].mean() - oof["target"].mean()) < 3
+
+
+def test_a_bag_refuses_a_fixed_validation_split_and_leaves_nothing(workdir, cli):
+    cfg = bag_config(workdir)
+    frame = pd.read_csv(workdir / "t.csv").assign(part=["train"] * 100 + ["val"] * 30 + ["test"] * 30)
+    frame.to_csv(workdir / "t.csv", index=False)
+    r = cli("fit", cfg, "data.split_column=part")
+    assert r.exit_code == 2 and "train.bag=4: data.split_column fixes the validation rows" in r.output
+    assert not (workdir / "runs" / "t").exists()
+
+
+def test_seeds_of_a_bag_config_train_one_model_each_and_say_so(workdir, cli):
+    r = cli("fit", bag_config(workdir), "--seeds", "0,1")
+    assert r.exit_code == 0, r.output
+    assert "train.bag=4 left out: this trains one model" in r.output
+    assert (workdir / "runs" / "t-seed0" / "best.pt").is_file() and not (
+        workdir / "runs" / "t-seed0" / "bag.json"
+    ).exists()
+
+
+def test_a_linear_model_beside_the_bag_takes_the_share_the_out_of_fold_predictions_give_it(workdir, cli):
+    """y is linear in the numbers: the linear model's share is chosen high on the out-of-fold rows, and eval,
+    predict, oof.csv and the ONNX export all give the mixture."""
+    assert cli("fit", bag_config(workdir, task="regression", k=3), "--quiet", "train.linear=true").exit_code == 0
+    root = workdir / "runs" / "t"
+    summary = json.loads((root / "summary.json").read_text())
+    plan = json.loads((root / "bag.json").read_text())
+    assert summary["linear_weight"] == plan["linear"]["weight"] >= 0.5 and len(plan["linear"]["models"]) == 3
+    oof = pd.read_csv(root / "oof.csv")
+    assert summary["val"]["r2"] == pytest.approx(M.regression(oof["target"], oof["prediction"])["r2"])
+    bag = pd.read_csv(pd.io.common.StringIO(cli("predict", root, "t.csv").output))
+    report = json.loads(cli("eval", root, "--json").output)
+    assert report["metrics"]["r2"] == pytest.approx(summary["test"]["r2"])
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    assert cli("export", root).exit_code == 0
+    frame = pd.read_csv("t.csv")
+    out = ort.InferenceSession(str(root / "model.onnx")).run(
+        None,
+        {"features": frame[["a", "b", "c"]].to_numpy(np.float32), "strings": frame[["color"]].to_numpy(object)},
+    )[0]
+    assert np.abs(out.reshape(-1) - bag["prediction"].to_numpy()).max() < 1e-3
+
+
+@pytest.mark.slow
+def test_a_bag_stopped_by_ctrl_c_resumes_to_the_same_out_of_fold_predictions(workdir):
+    cfg = bag_config(workdir, k=3, epochs=60, checkpoint_every=0.0)
+    whole = subprocess.run([*NNTRAIN, "fit", str(cfg), "--quiet", "--name", "whole"], capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+    proc = subprocess.Popen([*NNTRAIN, "fit", str(cfg), "--quiet", "--name", "cut"], stderr=subprocess.PIPE, text=True)
+    member = workdir / "runs" / "cut" / "member1" / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not member.is_file() or len(member.read_text().splitlines()) < 10):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "nntrain fit --resume runs/cut" in err and not (workdir / "runs" / "cut" / "oof.csv").exists()
+    r = subprocess.run([*NNTRAIN, "fit", "--resume", "runs/cut", "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    a = pd.read_csv(workdir / "runs" / "whole" / "oof.csv")
+    b = pd.read_csv(workdir / "runs" / "cut" / "oof.csv")
+    pd.testing.assert_frame_equal(a, b)
+    assert sys.executable
