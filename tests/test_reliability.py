@@ -310,7 +310,7 @@ def test_resume_drops_metric_rows_past_the_checkpoint(workdir):
 def test_nan_at_a_random_step_exits_3_and_keeps_best(workdir, cli, monkeypatch, trial):
     """Even trials poison the fused step's loss, odd ones the autograd criterion's."""
     import nntrain.engine.fused as F
-    import nntrain.engine.state as S
+    import nntrain.engine.parts as S
 
     bad_step = random.Random(trial).randrange(STEPS + 1, 12 * STEPS)  # after the first epoch, before the end
     count = {"n": 0}
