@@ -143,7 +143,7 @@ def _warmup_problems(cfg: Config) -> list[Problem]:
     key, name = "scheduler.warmup_epochs", canonical("scheduler", cfg.scheduler["name"])
     if isinstance(warm, bool) or not isinstance(warm, int) or warm < 1:
         return [Problem(key, "give a whole number of epochs, 1 or more", value=str(warm))]
-    if name in ("plateau", "onecycle"):
+    if name in ("plateau", "onecycle", "anneal"):
         return [Problem(key, f"{name} does not follow a warmup (onecycle warms up itself)", value=str(warm))]
     epochs = cfg.train.epochs
     if epochs != "auto" and warm >= epochs:

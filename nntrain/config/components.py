@@ -158,6 +158,12 @@ SCHEDULERS: dict[str, Schedule] = {
         pace="value",
         note="stepped with train.monitor's value after validation; mode follows the monitor",
     ),
+    "anneal": Schedule(
+        "nntrain.engine.schedules:AnnealOnStall",
+        pace="value",
+        note="nntrain's own: the optimizer's rate until train.monitor stalls for patience epochs, then a half "
+        "cosine to 0 over fraction of the epochs run (at least min_epochs), and the run ends",
+    ),
     "onecycle": Schedule(
         "OneCycleLR",
         pace="step",

@@ -325,7 +325,7 @@ class Config(Strict):
         the validators again."""
         if canonical("scheduler", self.scheduler["name"]) == "cosine" and self.train.epochs != "auto":
             self.scheduler.setdefault("T_max", self.train.epochs - int(self.scheduler.get("warmup_epochs") or 0))
-        if canonical("scheduler", self.scheduler["name"]) == "plateau":
+        if canonical("scheduler", self.scheduler["name"]) in ("plateau", "anneal"):
             self.scheduler.setdefault("mode", "max" if maximize(monitor_name(self.train.monitor)) else "min")
         return self
 

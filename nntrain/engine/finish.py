@@ -51,8 +51,7 @@ UNCHANGED = "unchanged"  # in the summary a resume with nothing to train gives b
 def ended_already(run: Run) -> dict | None:
     """The summary.json of a run with nothing left to train (its epochs done, or early-stopped) when it already
     says how the run ended at this epoch: a resume then leaves the run folder as it is. Else None."""
-    cfg = run.cfg.train
-    if run.step or not (run.epoch >= cfg.epochs or (cfg.patience and run.bad_epochs >= cfg.patience)):
+    if run.step or not run.ended:
         return None
     try:
         summary = json.loads((run.run_dir / "summary.json").read_text())

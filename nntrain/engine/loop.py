@@ -93,9 +93,8 @@ def _train(run: Run, loop: Loop, t_start: float) -> dict:
         loop.log(line)
     start_diagnostics(run, loop)
     halt = None
-    patience = cfg.train.patience
     loop.progress.begin(cfg.train.epochs, run.epoch, loop.steps, loop.monitor)
-    while run.epoch < cfg.train.epochs and not (patience and run.bad_epochs >= patience):
+    while not run.ended:
         t0 = time.perf_counter()
         lr = run.parts.optimizer.param_groups[0]["lr"]
         train_loss = _epoch(run, loop)
@@ -215,9 +214,10 @@ def _report(run: Run, loop: Loop, epoch: int, row: dict, diag_values: dict) -> N
 def _halt(run: Run, loop: Loop, asked: Halt | None) -> Halt | None:
     """Early stop, or what the should_stop hook asked for (which wins when both happen), each logged."""
     halt = None
-    patience = run.cfg.train.patience
-    if patience and run.bad_epochs >= patience:
-        halt = Halt("early_stop", f"early stop: {loop.monitor} has not improved for {run.bad_epochs} epochs")
+    if run.stopped_early:
+        finished = getattr(run.parts.scheduler, "finished", False)  # the anneal schedule (schedules.py) ended
+        how = run.parts.scheduler.describe() if finished else f"has not improved for {run.bad_epochs} epochs"
+        halt = Halt("early_stop", f"early stop: {loop.monitor} {how}")
         loop.log(halt.reason)
     if asked is not None:
         halt = asked

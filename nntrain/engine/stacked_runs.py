@@ -75,13 +75,13 @@ def train_together(
                 log(line)
         log(engine.describe())
         for k, m in enumerate(members):  # resumed at its end already (a lone resume then only finishes too)
-            cfg, run = m.run.cfg, m.run
+            run = m.run
             ended = ended_already(run)
             if ended is not None:  # its run folder stays as it is
                 m.done, m.result = True, {**ended, "run_dir": str(run.run_dir), UNCHANGED: True}
                 engine.opt.stop(k)
                 log(nothing_to_train(run.run_dir, ended))
-            elif run.epoch >= cfg.train.epochs or (cfg.train.patience and run.bad_epochs >= cfg.train.patience):
+            elif run.ended:
                 _done(engine, m, k, None, t_start)
         while not all(m.done for m in members):
             _epoch(engine, members, t_start)

@@ -73,6 +73,17 @@ class Run:
     def batch_size(self) -> int:
         return self.cfg.train.batch_rows(len(self.data.train))
 
+    @property
+    def stopped_early(self) -> bool:
+        """train.patience epochs without improvement, or the anneal schedule (schedules.py) at its end."""
+        patience = self.cfg.train.patience
+        return bool(patience and self.bad_epochs >= patience) or getattr(self.parts.scheduler, "finished", False)
+
+    @property
+    def ended(self) -> bool:
+        """Nothing left to train: every epoch, or stopped early."""
+        return self.epoch >= self.cfg.train.epochs or self.stopped_early
+
     def state(self) -> dict:
         p, d = self.parts, self.data
         return {

@@ -1,0 +1,68 @@
+"""Schedules torch lacks: `anneal`, which stops where learning stops and anneals from there.
+
+The rate stays at the optimizer's until the monitored value has not improved for `patience` epochs; then it
+falls along a half cosine to 0 over `fraction` of the epochs run so far (at least `min_epochs`), and the run
+ends (the loop asks `finished`). On the real tables most fits found their best epoch in the first third of a
+fixed cosine schedule and spent the rest past it; here the best epoch comes at the end of the anneal, and a
+run takes about as many epochs as it needs. Stepped with the monitored value, as plateau is.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+
+class AnnealOnStall(torch.optim.lr_scheduler.LRScheduler):
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        patience: int = 8,
+        fraction: float = 0.25,
+        min_epochs: int = 5,
+        mode: str = "min",
+        min_delta: float = 0.0,
+        last_epoch: int = -1,
+    ):
+        if patience < 1 or min_epochs < 1 or not 0 <= fraction <= 10 or mode not in ("min", "max"):
+            raise ValueError("patience and min_epochs: 1 or more; fraction: 0 to 10; mode: min or max")
+        self.patience, self.fraction, self.min_epochs = patience, fraction, min_epochs
+        self.mode, self.min_delta = mode, min_delta
+        self.best: float | None = None
+        self.bad_epochs = 0
+        self.anneal_start: int | None = None  # the epoch the anneal began after
+        self.anneal_epochs = 0
+        super().__init__(optimizer, last_epoch)
+
+    def step(self, metrics: Any = None) -> None:  # type: ignore[override]
+        """After an epoch, with its monitored value (None: the first call, from the constructor)."""
+        if metrics is not None and self.anneal_start is None:
+            value = float(metrics)
+            better = self.best is None or (
+                value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+            )
+            self.best, self.bad_epochs = (value, 0) if better else (self.best, self.bad_epochs + 1)
+            if self.bad_epochs >= self.patience:
+                self.anneal_start = self.last_epoch + 1
+                self.anneal_epochs = max(self.min_epochs, round(self.fraction * self.anneal_start))
+        super().step()
+
+    def get_lr(self) -> list[float]:
+        if self.anneal_start is None:
+            return list(self.base_lrs)
+        t = min(self.last_epoch - self.anneal_start + 1, self.anneal_epochs)  # 1 .. anneal_epochs
+        factor = 0.5 * (1 + math.cos(math.pi * t / (self.anneal_epochs + 1)))
+        return [base * factor for base in self.base_lrs]
+
+    @property
+    def finished(self) -> bool:
+        """The anneal has reached 0: the run ends here."""
+        return self.anneal_start is not None and self.last_epoch - self.anneal_start >= self.anneal_epochs
+
+    def describe(self) -> str:
+        return (
+            f"had not improved for {self.patience} epochs at epoch {self.anneal_start}; the rate then annealed to 0 "
+            f"over {self.anneal_epochs} epochs"
+        )
