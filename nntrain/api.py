@@ -7,12 +7,8 @@ What the encoding reads as unknown (a level never seen in training) comes as a D
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import json
-import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +16,11 @@ import pandas as pd
 
 from nntrain.config.loading import load_config
 from nntrain.config.schema import Config
-from nntrain.data.tables import check_columns
+from nntrain.data.frames import frame_file, stored
 from nntrain.engine.stopping import Diverged, catching_signals
 from nntrain.errors import UserError
 from nntrain.plaindata import flow
-from nntrain.results import Bag, Data, DataWarning, Folds, Run, named  # noqa: F401 (DataWarning: nntrain.DataWarning)
-from nntrain.runs.files import write_output
+from nntrain.results import Bag, Data, Folds, Run
 from nntrain.runs.tracking import stored_mlflow, tracker_for
 
 
@@ -343,72 +338,3 @@ def _as_yaml(value: Any) -> str:
     """A Python value as an override's YAML text that reads back as the same value: through JSON first (numpy
     numbers, tuples), then YAML's own escapes (JSON's surrogate pairs would read back as two lone surrogates)."""
     return flow(json.loads(json.dumps(value)))
-
-
-def frame_file(frame: pd.DataFrame, runs_dir: Path) -> Path:
-    """Where a DataFrame is stored: RUNS_DIR/.data/SHA.parquet, named by its content (stored once)."""
-    frame = named(frame)
-    check_columns(frame, "data")
-    try:
-        hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
-    except TypeError as e:
-        raise UserError(f"data: a column holds values that are not numbers, text or dates ({e})") from None
-    head = json.dumps([list(frame.columns), [str(t) for t in frame.dtypes]]).encode()
-    return runs_dir / ".data" / f"{hashlib.sha256(head + hashed).hexdigest()[:32]}.parquet"
-
-
-@contextlib.contextmanager
-def stored(frame: pd.DataFrame, path: Path) -> Iterator[None]:
-    """The DataFrame stored at `path` while a fit starts (the run folder's config.yaml then names it). A fit
-    that fails before it starts removes the file only if this call wrote it and no other fit uses it: every
-    starting fit holds a shared lock on the folder RUNS_DIR/.data, the one removing takes it exclusively (not
-    waiting; busy: the file stays), and a run folder whose config.yaml names the file keeps it too."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError as e:
-        raise UserError(f"data: the DataFrame cannot be stored under {path.parent}: {e.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        made = store(frame, path)
-        try:
-            yield
-        except BaseException:
-            if made and _alone(fd) and not _named_by_a_run(path):
-                path.unlink(missing_ok=True)
-            raise
-    finally:
-        os.close(fd)  # drops the lock
-
-
-def _alone(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except OSError:
-        return False
-
-
-def _named_by_a_run(path: Path) -> bool:
-    runs = path.parent.parent
-    return any(path.name in c.read_text(errors="replace") for c in runs.glob("*/config.yaml") if c.is_file())
-
-
-def store(frame: pd.DataFrame, path: Path) -> bool:
-    """The DataFrame as Parquet at `path`, unless it is there already; True if this call wrote it (written
-    under a name of its own, then linked into place only if no other fit got there first)."""
-    if path.is_file():
-        return False
-    tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
-    try:
-        write_output(tmp, lambda f: named(frame).to_parquet(f, index=False), "data (the DataFrame, as Parquet)")
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    except (ImportError, ValueError, TypeError, NotImplementedError) as e:  # pyarrow's Arrow*Error are these
-        raise UserError(f"data: the DataFrame cannot be stored as Parquet: {e}") from None
-    except OSError as e:
-        raise UserError(f"data: the DataFrame cannot be stored at {path}: {e.strerror}") from None
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from nntrain.config.schema import Config
+from nntrain.data.frames import named
 from nntrain.errors import UserError
 from nntrain.runs.files import write_output
 
@@ -254,19 +255,6 @@ class Bag:
 
     def __repr__(self) -> str:
         return f"Bag({str(self.run_dir)!r}, {len(self._members)} members)"
-
-
-def named(frame: pd.DataFrame) -> pd.DataFrame:
-    names = [str(c) for c in frame.columns]
-    if len(set(names)) < len(names):
-        raise UserError("data: the DataFrame has duplicate column names")
-    for name, dtype in zip(names, frame.dtypes):
-        if pd.api.types.is_complex_dtype(dtype):
-            raise UserError(
-                f"data: column {name!r} holds complex numbers ({dtype}); give real numbers "
-                f"(its real and imaginary parts as two columns, say)"
-            )
-    return frame.set_axis(names, axis=1).reset_index(drop=True)
 
 
 def table_or_path(data: Data | None, key: str = "--data") -> Any:

@@ -172,6 +172,11 @@ SCHEDULES = {
         {"patience": 0, "factor": 0.5, "threshold": 10, "threshold_mode": "abs"},
         lambda e: 0.1 * 0.5 ** max(0, e - 2),
     ),
+    # no epoch improves by 10, so the stall is found after epoch 2 and the rate falls to 0 over 4 epochs
+    "anneal": (
+        {"patience": 1, "min_delta": 10, "min_epochs": 4},
+        lambda e: 0.1 if e <= 2 else 0.05 * (1 + math.cos(math.pi * (e - 2) / 5)),
+    ),
     # stepped after each of an epoch's 8 steps (115 training rows / 16): the rate at each epoch's first step
     "onecycle": ({}, lambda e: one_cycle_rates(0.1, steps=8, epochs=6)[e - 1]),
 }
@@ -198,6 +203,13 @@ def test_scheduler_sets_the_learning_rate_of_every_epoch(workdir, name):
     kwargs, expected = SCHEDULES[name]
     _, rows = run_fit(workdir, optimizer={"name": "sgd", "lr": 0.1}, scheduler={"name": name, **kwargs})
     assert [float(r["lr"]) for r in rows] == pytest.approx([expected(e) for e in range(1, 7)], rel=1e-5)
+
+
+def test_the_anneal_schedule_ends_the_run_where_its_anneal_ends(workdir):
+    scheduler = {"name": "anneal", "patience": 1, "min_delta": 10, "min_epochs": 3}
+    summary, rows = run_fit(workdir, optimizer={"name": "sgd", "lr": 0.1}, scheduler=scheduler, train={"epochs": 50})
+    assert len(rows) == 5 and summary["status"] == "early_stop"
+    assert "had not improved for 1 epochs at epoch 2; the rate then annealed to 0 over 3 epochs" in summary["stopped"]
 
 
 def test_a_warmup_rises_linearly_then_the_schedule_runs_over_the_epochs_left(workdir):

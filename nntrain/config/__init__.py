@@ -6,5 +6,5 @@ Modules: `components` (one record per nameable component: activations, inits, lo
 `checks` (do the parts agree), `locations` (where in the YAML a problem was written), `loading` (YAML,
 `base:` chains and KEY=VALUE overrides into a checked `Config`).
 
-May import: nntrain.errors, nntrain.metrics, nntrain.plaindata.
+May import: nntrain.errors, nntrain.metrics, nntrain.plaindata, nntrain.runs.
 """

@@ -4,7 +4,8 @@ Modules, in the order a config's table goes through them: `tables` (read a file)
 their parts), `splits` (train / validation / test rows), `columns` (a column's raw values, read alike when
 fitting and applying), `encoding` (apply a fitted preprocessing: raw rows -> the float32 matrix), `fitting`
 (fit it on the training rows), `prepare` (target, task, split, fit, apply: `load_data`, what `fit` trains on),
-`reread` (a run's own table read again), `cache` (prepared data kept for the next fit).
+`reread` (a run's own table read again), `cache` (prepared data kept for the next fit), `frames` (a DataFrame
+given through the API, stored as Parquet).
 
-May import: nntrain.errors, nntrain.metrics, nntrain.plaindata, nntrain.resources, nntrain.config.
+May import: nntrain.errors, nntrain.metrics, nntrain.plaindata, nntrain.resources, nntrain.runs, nntrain.config.
 """

@@ -4,8 +4,6 @@ checkpoint holds. The loop that moves the state on is loop.py's."""
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -16,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from nntrain.config.components import WARMUP, canonical
 from nntrain.config.loading import load_config
 from nntrain.config.recipe import fix_auto
 from nntrain.config.schema import Config, dump_yaml, to_plain
@@ -27,15 +24,15 @@ from nntrain.engine.device import auto_threads, select_device
 from nntrain.engine.diagnostics import Diagnostics
 from nntrain.engine.fused import plan
 from nntrain.engine.parts import Parts, build_parts, follow_schedule
+from nntrain.engine.resumed import _resumed_config, _rewrite_config
 from nntrain.engine.stopping import SIGNALS
 from nntrain.errors import ConfigError, UserError, in_one_line
 from nntrain.model.embeddings import embeds_of, fit_edges, numerics_of
 from nntrain.model.memory import check_fits
 from nntrain.model.mlp import check_weights, load_weights, n_outputs
-from nntrain.plaindata import flatten
 from nntrain.runs.checkpoints import CHECKPOINT_FORMAT, load_run_checkpoint, split_rows, versions
 from nntrain.runs.files import atomic_save, write_json, write_text
-from nntrain.runs.folders import RESUMABLE, RunLock, clean_leftovers, create_run_dir, resolve_run_dir
+from nntrain.runs.folders import RunLock, clean_leftovers, create_run_dir, resolve_run_dir
 from nntrain.runs.metrics_log import truncate_metrics
 
 
@@ -297,30 +294,6 @@ def _resumed(run_dir: Path, overrides: list[str], lock: RunLock | None, stacked:
     )
 
 
-def _lengthened_schedule(ckpt: dict, cfg: Config, overrides: list[str]) -> tuple[str, ...]:
-    """A cosine schedule follows a resume's new length: its T_max, when it was derived from train.epochs (less
-    warmup), is derived again for the new train.epochs (a note says so), unless the resume gives scheduler.T_max;
-    engine/parts.follow_schedule then sets the rate where the new curve stands. The keys it lets change."""
-    if canonical("scheduler", cfg.scheduler["name"]) != "cosine":
-        return ()
-    stored, warm = ckpt["config"], int(cfg.scheduler.get(WARMUP) or 0)
-    given = {o.split("=", 1)[0].strip() for o in overrides}
-    old_epochs, old_t = stored["train"]["epochs"], stored["scheduler"].get("T_max")
-    if "scheduler.T_max" not in given and cfg.train.epochs != old_epochs and old_t == old_epochs - warm:
-        cfg.scheduler["T_max"] = cfg.train.epochs - warm
-        cfg._notes.append(
-            f"scheduler.T_max: {old_t} -> {cfg.scheduler['T_max']} for train.epochs={cfg.train.epochs}: from epoch "
-            f"{ckpt['epoch'] + 1} the rate follows the cosine a run of {cfg.train.epochs} epochs has"
-        )
-    done = ckpt["epoch"] - warm
-    if isinstance(cfg.scheduler.get("T_max"), int) and cfg.scheduler["T_max"] < done:
-        raise UserError(
-            f"scheduler.T_max={cfg.scheduler['T_max']}: the run has already trained {done} epochs of its cosine; "
-            f"give at least {done}"
-        )
-    return ("scheduler.T_max", "scheduler.eta_min")
-
-
 # What a resume reads besides what every reader does (runs.load_checkpoint checks those).
 RESUME_KEYS = (
     "step",
@@ -350,55 +323,3 @@ def _restored(parts: Parts, ckpt: dict, device: torch.device, path: Path) -> tor
     except (RuntimeError, ValueError, KeyError, TypeError) as e:
         raise UserError(f"{path}: its optimizer, scheduler or RNG states are damaged ({in_one_line(e)})") from None
     return gen
-
-
-def _rewrite_config(path: Path, cfg: Config) -> None:
-    """config.yaml with the train.* keys this resume changed (runs would show 4/2 epochs); its time stays the
-    run's start, which `runs` shows."""
-    text = dump_yaml(cfg)
-    if path.read_text() != text:
-        stat = path.stat()
-        write_text(path, text)
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-
-
-def _resumed_config(ckpt: dict, overrides: list[str]) -> Config:
-    """The checkpoint's config with the overrides a resume may apply; any other change is refused."""
-    stored = ckpt["config"]
-    try:
-        cfg = load_config(None, list(overrides), raw=json.loads(json.dumps(stored)))  # a deep copy to override
-    except ConfigError as e:
-        e.source = "last.pt's stored config and the overrides"
-        raise
-    may_change = RESUMABLE + _lengthened_schedule(ckpt, cfg, overrides)
-    was, now = flatten(stored), flatten(to_plain(cfg))
-    changed = [
-        f"{k}: {was.get(k)!r} -> {now.get(k)!r}"
-        for k in dict.fromkeys([*was, *now])
-        if was.get(k) != now.get(k) and not k.startswith(may_change) and k in was  # a newer nntrain's key: its default
-    ]
-    if changed:
-        raise UserError(
-            changed,
-            header="these keys cannot change on resume (the checkpoint was trained with the "
-            "old values); start a new run instead:",
-        )
-    onecycle = canonical("scheduler", cfg.scheduler["name"]) == "onecycle"
-    if onecycle and cfg.train.epochs != stored["train"]["epochs"]:
-        raise UserError(
-            f"train.epochs={cfg.train.epochs}: the run's onecycle schedule was laid out over its "
-            f"{stored['train']['epochs']} epochs ({cfg.scheduler['total_steps']} steps); start a new run to go longer"
-        )
-    if onecycle and cfg.train.batch_size != stored["train"]["batch_size"]:
-        raise UserError(
-            f"train.batch_size={cfg.train.batch_size}: the run's onecycle schedule was laid out over "
-            f"{cfg.scheduler['total_steps']} steps (scheduler.total_steps) of batches of "
-            f"{stored['train']['batch_size']}; resume without changing it, or start a new run"
-        )
-    if ckpt["step"] and cfg.train.batch_size != stored["train"]["batch_size"]:
-        raise UserError(
-            f"train.batch_size={cfg.train.batch_size}: the run stopped in the middle of epoch "
-            f"{ckpt['epoch'] + 1}, whose batches were cut at {stored['train']['batch_size']}; resume "
-            f"without changing it (a change at an epoch boundary is fine)"
-        )
-    return cfg

@@ -4,5 +4,6 @@ Modules: `activations` (activations torch lacks), `embeddings` (the modules befo
 (the MLP and its parameter tables), `memory` (what training it needs against what the machine has), `heads`
 (the criterion, outputs -> probabilities or predictions, evaluation).
 
-May import: nntrain.errors, nntrain.metrics, nntrain.plaindata, nntrain.resources, nntrain.config, nntrain.data.
+May import: nntrain.errors, nntrain.metrics, nntrain.plaindata, nntrain.resources, nntrain.runs, nntrain.config,
+nntrain.data.
 """
