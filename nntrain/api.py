@@ -20,7 +20,7 @@ from nntrain.data.frames import frame_file, stored
 from nntrain.engine.stopping import Diverged, catching_signals
 from nntrain.errors import UserError
 from nntrain.plaindata import flow
-from nntrain.results import Bag, Data, Folds, Run
+from nntrain.results import Bag, Data, DataWarning, Folds, Run  # noqa: F401 (DataWarning: nntrain.DataWarning)
 from nntrain.runs.tracking import stored_mlflow, tracker_for
 
 

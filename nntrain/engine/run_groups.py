@@ -100,8 +100,23 @@ def resume_many(
     twice = sorted({str(d) for d in folders if folders.count(d) > 1})
     if twice:
         raise UserError(f"--resume {', '.join(twice)}: each run folder once")
-    runs = _all_or_none([lambda d=d: resume(d, overrides, stacked=True) for d in run_dirs])
+    chosen = _common_checkpoints(folders)
+    runs = _all_or_none([lambda d=d, c=c: resume(d, overrides, stacked=True, checkpoint=c) for d, c in chosen])
     return train_groups(runs, log, quiet, tensorboard=tensorboard)
+
+
+def _common_checkpoints(folders: list[Path]) -> list[tuple[Path, str]]:
+    """(folder, "last" or "last.prev") per run: members a kill -9 caught one save apart resume from the epoch
+    they all hold, those ahead from their previous save, so the group goes on together, exactly."""
+    from nntrain.runs.checkpoints import load_checkpoint
+    from nntrain.runs.folders import PREVIOUS
+
+    def epoch(path: Path) -> int | None:
+        return load_checkpoint(path)["epoch"] if path.is_file() else None
+
+    points = [(epoch(d / "last.pt"), epoch(d / PREVIOUS)) for d in folders]
+    common = min((e if e is not None else p) for e, p in points if e is not None or p is not None) if points else 0
+    return [(d, "last.prev" if e != common and p == common else "last") for d, (e, p) in zip(folders, points)]
 
 
 def _all_or_none(openers: list[Callable[[], Run]], remove: bool = False) -> list[Run]:

@@ -68,8 +68,11 @@ def train_together(
         for r, s in zip(runs, stops):
             tb = _tensorboard(r) if tensorboard else None
             members.append(Member(r, prepare_loop(r, silent.log, silent, tb, s, step=_unused)))
+        engine.now = time.monotonic()
         for m in members:
             start_diagnostics(m.run, m.loop)
+            m.loop.saver.clock, m.loop.saver.last = (lambda: engine.now), engine.now  # saved together, resumed together
+            m.loop.saver.keep_previous = True
         for line in header(runs[0], members[0].loop):
             if not line.startswith("run folder:") and "iterations per epoch" not in line:
                 log(line)
@@ -127,6 +130,7 @@ def _ends(
     """Each member's end of epoch as loop.py's (`outs`: its validation outputs, worked out for all at once); a
     signal here is raised once every member still training has saved."""
     t0, t_start = times
+    engine.now = time.monotonic()  # one clock for the members' savers: they save at the same epochs
     signalled: list[Path] = []
     for k, m in enumerate(members):
         if m.done:
@@ -196,6 +200,7 @@ class Engine:
         threads = first.cfg.train.threads or stacked_threads(n, n * first.batch_size)
         torch.set_num_threads(threads)
         self.threads = threads
+        self.now = 0.0  # the time the members' savers read: one per epoch end, so they agree on when to save
 
     def describe(self) -> str:
         n = self.stack.flat.shape[1]

@@ -32,7 +32,7 @@ from nntrain.model.memory import check_fits
 from nntrain.model.mlp import check_weights, load_weights, n_outputs
 from nntrain.runs.checkpoints import CHECKPOINT_FORMAT, load_run_checkpoint, split_rows, versions
 from nntrain.runs.files import atomic_save, write_json, write_text
-from nntrain.runs.folders import RunLock, clean_leftovers, create_run_dir, resolve_run_dir
+from nntrain.runs.folders import PREVIOUS, RunLock, clean_leftovers, create_run_dir, resolve_run_dir
 from nntrain.runs.metrics_log import truncate_metrics
 
 
@@ -241,23 +241,28 @@ def _group(cfg: Config) -> Any:
     return Group(cfg.device) if launched() else None
 
 
-def resume(run_dir: Path, overrides: list[str] = (), stacked: bool = False) -> Run:
+def resume(run_dir: Path, overrides: list[str] = (), stacked: bool = False, checkpoint: str = "last") -> Run:
     """Continue from last.pt with only the run folder: config, data rows, states and RNGs as they were.
-    `stacked`: to be trained with others on the stacked engine (stacked_runs.py)."""
+    `stacked`: to be trained with others on the stacked engine (stacked_runs.py); `checkpoint`: "last.prev"
+    for a member a save ahead of the others (run_groups.resume_many), or when a kill left no last.pt."""
     from nntrain.engine.distributed import rank
 
     run_dir = resolve_run_dir(str(run_dir))
     lock = RunLock(run_dir) if rank() == 0 else None  # before anything is read: another process may be writing
     with _released_on_error(lock):
-        return _resumed(run_dir, overrides, lock, stacked)
+        return _resumed(run_dir, overrides, lock, stacked, checkpoint)
 
 
-def _resumed(run_dir: Path, overrides: list[str], lock: RunLock | None, stacked: bool = False) -> Run:
+def _resumed(
+    run_dir: Path, overrides: list[str], lock: RunLock | None, stacked: bool = False, checkpoint: str = "last"
+) -> Run:
     if lock is not None:
         clean_leftovers(run_dir)
     SIGNALS.armed = True
-    path = run_dir / "last.pt"
-    ckpt, split = load_run_checkpoint(run_dir, "last")
+    if not (run_dir / "last.pt").is_file() and (run_dir / PREVIOUS).is_file():  # killed between the two renames
+        checkpoint = PREVIOUS.removesuffix(".pt")
+    path = run_dir / f"{checkpoint}.pt"
+    ckpt, split = load_run_checkpoint(run_dir, checkpoint)
     missing = [k for k in RESUME_KEYS if k not in ckpt]
     if missing:
         raise UserError(f"{path}: cannot resume from it: it lacks {', '.join(missing)}; use --checkpoint best to eval")

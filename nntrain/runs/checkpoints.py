@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import pickle
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from nntrain.errors import UserError, first_line
 from nntrain.runs.files import atomic_save
+from nntrain.runs.folders import PREVIOUS
 
 CHECKPOINT_FORMAT = 1
 
@@ -155,16 +158,20 @@ class Saver:
 
     def __init__(self, run: Any):
         self.run = run
-        self.last = time.monotonic()
+        self.clock: Callable[[], float] = time.monotonic  # stacked members share one (stacked_runs.py)
+        self.last = self.clock()
         self.best: dict | None = None  # a copy of the state at the newest best epoch, not yet on disk
         self.last_epoch = run.epoch  # the epoch last.pt holds
+        # A stacked member keeps its last.pt before each save as last.prev.pt: a kill -9 between two members'
+        # saves leaves them one save apart, and the ones ahead resume from their previous (run_groups.py).
+        self.keep_previous = False
 
     def best_changed(self) -> None:
         if self.run.writes:
             self.best = snapshot(self.run.state())
 
     def due(self) -> bool:
-        return time.monotonic() - self.last >= self.run.cfg.train.checkpoint_every
+        return self.clock() - self.last >= self.run.cfg.train.checkpoint_every
 
     def save_best(self) -> None:
         if self.best is not None and self.run.writes:
@@ -174,5 +181,8 @@ class Saver:
     def save(self) -> None:
         self.save_best()  # best first: last.pt never names a best epoch that best.pt does not hold
         if self.run.writes:  # in a data-parallel group, rank 0 alone
-            atomic_save(self.run.state(), self.run.run_dir / "last.pt")
-        self.last, self.last_epoch = time.monotonic(), self.run.epoch
+            last = self.run.run_dir / "last.pt"
+            if self.keep_previous and last.is_file():
+                os.replace(last, self.run.run_dir / PREVIOUS)
+            atomic_save(self.run.state(), last)
+        self.last, self.last_epoch = self.clock(), self.run.epoch

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nntrain.errors import UserError
 
+PREVIOUS = "last.prev.pt"  # a stacked member's last.pt before its newest save (checkpoints.Saver)
 LOCK_FILE = ".lock"  # held (flock) by the one process that writes a run folder
 # How a run ended, summary.json's "status": all its epochs; early stopping; a sweep's pruner; a non-finite loss
 # or weight; a signal (resumable with fit --resume).
@@ -146,6 +147,7 @@ RUN_FILES = frozenset(
         "metrics.csv",
         "best.pt",
         "last.pt",
+        PREVIOUS,
         LOCK_FILE,
         "tensorboard",
         "curves.png",
