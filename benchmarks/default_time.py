@@ -55,7 +55,10 @@ def fit_seed(folder: Path, csv: Path, seed: int, extra: list[str]) -> dict:
     df = pd.read_csv(csv)
     args = argparse.Namespace(threads=2, min_frequency=5)
     t1 = time.perf_counter()
-    _, hgb, linear = baselines(df, "arr_delay", "regression", rows, seed, args)
+    got, failed = baselines(df, "arr_delay", "regression", rows, seed, args, ["hgb", "linear"])
+    if failed:
+        raise SystemExit("; ".join(failed))
+    hgb, linear = got["hgb"], got["linear"]
     base_s = time.perf_counter() - t1
     return {
         "seed": seed,

@@ -1,4 +1,5 @@
-"""nntrain with its defaults on 15 real tables, against gradient boosting and a linear model on the same split.
+"""nntrain with its defaults on 15 real tables, against gradient boosting, a linear model, CatBoost and TabM on
+the same split.
 
     python benchmarks/real_tables.py                                   # 15 tables x seeds 0 1 2 (long)
     python benchmarks/real_tables.py --tables Pima.tr mpg Affairs --seeds 0 --epochs 5   # a quick look
@@ -25,8 +26,19 @@ imputation + one-hot encoding of strings. For both, ISO date strings become year
 (hour where there is a time) and days since the earliest. Where fit left no split.json, the baselines use
 a seeded split of the same sizes (test 20%, validation 10% of the rest), marked "own split".
 
+Two more baselines where their packages are installed (`pip install -e ".[bench]"`), with their own
+defaults and the same date parts: CatBoost (random_seed, verbose=0, thread_count and no catboost_info/
+folder set; strings as cat_features, missing ones as "nan"; numbers as they are) and TabM (ICLR 2025) as
+pytabkit's TabM_D_Classifier / TabM_D_Regressor (random_state and n_threads set; it holds out 20% of the
+training rows for early stopping). TabM refuses missing numbers: they get the training rows' median and a
+0/1 missing column; strings go in as categories. --baselines picks which run; baselines.json in --out
+keeps each one's metrics and fit seconds per split, and a rerun fits only the ones it lacks.
+TabM is slow on a CPU (260 s for wa_churn's 5,000 training rows on one thread): --baselines
+hgb,linear,catboost leaves it out.
+
 The table shows accuracy (classes) or R^2 (regression), mean +- sample std over seeds, the differences
-nntrain - HGB and nntrain - linear, RMSE and its ratio nntrain / HGB for regression, and the exit codes.
+nntrain - HGB and nntrain - linear, RMSE and its ratio nntrain / HGB for regression, and the exit codes;
+with CatBoost and TabM, their metric, fit seconds and nntrain - CatBoost.
 """
 
 from __future__ import annotations
@@ -47,6 +59,7 @@ REPO = Path(__file__).resolve().parents[1]
 NNTRAIN = [sys.executable, "-m", "nntrain"]
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 MAX_HGB_CATEGORIES = 250  # HistGradientBoosting refuses categories beyond max_bins (255): codes beyond that
+EXTRA = {"catboost": ("CatBoost", "catboost"), "tabm": ("TabM", "pytabkit")}  # optional: report name, package
 
 
 @dataclass(frozen=True)
@@ -130,6 +143,8 @@ class SeedResult:
     trivial: dict[str, float] = field(default_factory=dict)  # the training rows' majority class, or their mean
     hgb: dict[str, float] = field(default_factory=dict)
     linear: dict[str, float] = field(default_factory=dict)
+    catboost: dict[str, float] = field(default_factory=dict)  # each baseline's also holds its fit_s
+    tabm: dict[str, float] = field(default_factory=dict)
     own_split: bool = False
 
 
@@ -348,32 +363,107 @@ def linear_model(X, task: str, min_frequency: int):
     return make_pipeline(prep, LogisticRegression(max_iter=2000) if task != "regression" else Ridge())
 
 
-def baselines(df, target: str, task: str, rows: dict, seed: int, args: argparse.Namespace) -> tuple[dict, ...]:
-    """(trivial, HGB, linear) metrics on the test rows, fitted on the training rows, on args.threads threads
-    (OpenMP's spinning threads make a 200-row HGB fit 40x slower on a busy 2-core box)."""
+def split_parts(df, target: str, task: str, rows: dict) -> tuple[dict, dict]:
+    """X and y of the training and test rows whose target is present, ISO dates as their parts."""
     import numpy as np
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-    from sklearn.exceptions import ConvergenceWarning
-    from threadpoolctl import threadpool_limits
 
     df = date_parts(df.drop(columns=[target])).assign(**{target: df[target]})  # one origin for "days since"
     part = {k: df.iloc[np.asarray(rows[k], dtype=int)] for k in ("train", "test")}
     part = {k: v[v[target].notna()] for k, v in part.items()}
     X = {k: v.drop(columns=[target]) for k, v in part.items()}
     y = {k: v[target] if task == "regression" else v[target].astype(str) for k, v in part.items()}
-    hgb_cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
-    hgb = hgb_cls(categorical_features="from_dtype", random_state=seed)
-    h_train, h_test = hgb_frames(X["train"], X["test"])
-    with threadpool_limits(args.threads):
-        hgb.fit(h_train, y["train"])
-    lin = {k: v.apply(lambda s: s.astype(object).where(s.notna(), np.nan) if is_string(s) else s) for k, v in X.items()}
-    model = linear_model(lin["train"], task, args.min_frequency)
-    with warnings.catch_warnings(), threadpool_limits(args.threads):
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(lin["train"], y["train"])
+    return X, y
+
+
+def baselines(df, target: str, task: str, rows: dict, seed: int, args, names: list[str]) -> tuple[dict, list]:
+    """({"trivial": metrics, NAME: metrics and fit_s for each of names}, failures): fitted on the training rows,
+    scored on the test rows, on args.threads threads (OpenMP's spinning threads make a 200-row HGB fit 40x
+    slower on a busy 2-core box)."""
+    from threadpoolctl import threadpool_limits
+
+    X, y = split_parts(df, target, task, rows)
     const = y["train"].mean() if task == "regression" else y["train"].mode().iloc[0]
-    trivial = score(task, y["test"], [const] * len(y["test"]))
-    return trivial, score(task, y["test"], hgb.predict(h_test)), score(task, y["test"], model.predict(lin["test"]))
+    out, failed = {"trivial": score(task, y["test"], [const] * len(y["test"]))}, []
+    for name in names:
+        try:
+            with threadpool_limits(args.threads):
+                pred, fit_s = FITS[name](X, y["train"], task, seed, args)
+            out[name] = {**score(task, y["test"], pred), "fit_s": fit_s}
+        except Exception as e:  # a baseline that fails is reported, like nntrain's failures
+            failed.append(f"baseline {name} failed: {type(e).__name__}: {e}")
+    return out, failed
+
+
+def timed(model, X: dict, y_train, **fit_args) -> tuple:
+    """The model's predictions on X["test"], and the seconds its fit on X["train"] took."""
+    import numpy as np
+
+    t0 = time.perf_counter()
+    model.fit(X["train"], y_train, **fit_args)
+    fit_s = time.perf_counter() - t0
+    return np.ravel(model.predict(X["test"])), fit_s
+
+
+def fit_hgb(X: dict, y, task: str, seed: int, args) -> tuple:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
+    frames = dict(zip(("train", "test"), hgb_frames(X["train"], X["test"])))
+    return timed(cls(categorical_features="from_dtype", random_state=seed), frames, y)
+
+
+def fit_linear(X: dict, y, task: str, seed: int, args) -> tuple:
+    import numpy as np
+    from sklearn.exceptions import ConvergenceWarning
+
+    lin = {k: v.apply(lambda s: s.astype(object).where(s.notna(), np.nan) if is_string(s) else s) for k, v in X.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return timed(linear_model(lin["train"], task, args.min_frequency), lin, y)
+
+
+def fit_catboost(X: dict, y, task: str, seed: int, args) -> tuple:
+    """CatBoost's defaults; allow_writing_files=False only keeps its catboost_info/ logs out of the cwd."""
+    from catboost import CatBoostClassifier, CatBoostRegressor
+
+    cats = [c for c in X["train"].columns if is_string(X["train"][c])]
+    as_text = {c: lambda v, c=c: v[c].astype(object).where(v[c].notna(), "nan").astype(str) for c in cats}
+    X = {k: v.assign(**as_text) for k, v in X.items()}
+    cls = CatBoostRegressor if task == "regression" else CatBoostClassifier
+    model = cls(random_seed=seed, verbose=0, thread_count=args.threads, allow_writing_files=False)
+    return timed(model, X, y, cat_features=cats)
+
+
+def fit_tabm(X: dict, y, task: str, seed: int, args) -> tuple:
+    """TabM's defaults as pytabkit sets them (k=32, early stopping on 20% of the training rows)."""
+    from pytabkit import TabM_D_Classifier, TabM_D_Regressor
+
+    cls = TabM_D_Regressor if task == "regression" else TabM_D_Classifier
+    X, cats = tabm_frames(X)
+    return timed(cls(random_state=seed, n_threads=args.threads), X, y, cat_col_names=cats)
+
+
+def tabm_frames(X: dict) -> tuple[dict, list[str]]:
+    """TabM refuses missing numbers: they get the training rows' median, plus a 0/1 column where the training rows
+    had any missing; strings stay objects (TabM encodes them, missing and unseen values as one level)."""
+    import numpy as np
+
+    train = X["train"]
+    cats = [c for c in train.columns if is_string(train[c])]
+    out = {k: v.copy() for k, v in X.items()}
+    for col in train.columns:
+        median = float(train[col].astype(float).median()) if col not in cats else 0.0
+        for v in out.values():
+            if col in cats:
+                v[col] = v[col].astype(object).where(v[col].notna(), np.nan)
+                continue
+            if train[col].isna().any():
+                v[f"{col}_missing"] = v[col].isna().astype(float)
+            v[col] = v[col].astype(float).fillna(median if median == median else 0.0)
+    return out, cats
+
+
+FITS = {"hgb": fit_hgb, "linear": fit_linear, "catboost": fit_catboost, "tabm": fit_tabm}
 
 
 def infer_task(y) -> str:
@@ -429,14 +519,19 @@ def bench_seed(name: str, seed: int, folder: Path, args: argparse.Namespace, cac
     res.own_split = not (rows and "train" in rows and "test" in rows)
     rows = own_split(df, spec.target, task, seed) if res.own_split else rows
     key = f"{name} {seed} {task} {hash_rows(rows)}"
+    todo = [b for b in args.baselines if b not in cache.get(key, {})]
     try:
-        if key not in cache:
-            cache[key] = baselines(df.drop(columns=list(spec.drop)), spec.target, task, rows, seed, args)
-        res.trivial, res.hgb, res.linear = cache[key]
+        if todo or key not in cache:
+            got, failed = baselines(df.drop(columns=list(spec.drop)), spec.target, task, rows, seed, args, todo)
+            cache[key] = {**cache.get(key, {}), **got}
+            res.checks += failed
     except Exception as e:  # a baseline that fails is reported, like nntrain's failures
         res.checks.append(f"baselines failed: {type(e).__name__}: {e}")
+    for who in ("trivial", *args.baselines):
+        setattr(res, who, cache.get(key, {}).get(who, {}))
     codes = " ".join(f"{k} {s.cell()}" for k, s in res.steps.items())
-    print(f"# {name} seed {seed}: {codes}; nntrain {short(res.nntrain)}; HGB {short(res.hgb)}", file=sys.stderr)
+    base = "; ".join(f"{who} {short(getattr(res, who))}" for who in args.baselines)
+    print(f"# {name} seed {seed}: {codes}; nntrain {short(res.nntrain)}; {base}", file=sys.stderr)
     return res
 
 
@@ -454,7 +549,8 @@ def bench_all(folder: Path, args: argparse.Namespace) -> list[dict]:
     import pandas as pd
 
     cache_file = folder / "baselines.json"
-    cache = {k: tuple(v) for k, v in (read_json(cache_file) or {}).items()}
+    old = ("trivial", "hgb", "linear")  # baselines.json before CatBoost and TabM: a list of these three
+    cache = {k: v if isinstance(v, dict) else dict(zip(old, v)) for k, v in (read_json(cache_file) or {}).items()}
     csvs = {name: write_table(name, folder) for name in args.tables}
     jobs = [(name, seed) for name in args.tables for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -503,12 +599,36 @@ HEADER = (
 )
 
 
+def header(names: list[str]) -> str:
+    """HEADER with CatBoost's and TabM's columns after "nntrain - better", where they are in names."""
+    cols = HEADER.strip("| ").split(" | ")
+    at = cols.index("nntrain - better") + 1
+    extra = [col for who in names if who in EXTRA for col in extra_columns(who)]
+    return "| " + " | ".join(cols[:at] + extra + cols[at:]) + " |"
+
+
+def extra_columns(who: str) -> list[str]:
+    name = EXTRA[who][0]
+    return [name, f"{name} fit s"] + ([f"nntrain - {name}"] if who == "catboost" else [])
+
+
+def extra_cells(res: list[SeedResult], who: str, metric: str, nn: list[float]) -> list[str]:
+    got = [getattr(r, who).get(metric, float("nan")) for r in res]
+    cells = [fmt(mean(got)), fmt(mean([getattr(r, who).get("fit_s", float("nan")) for r in res]), 1)]
+    return cells + ([fmt(paired(nn, got), sign=True)] if who == "catboost" else [])
+
+
+def better(a: list[float], b: list[float]) -> list[float]:
+    """Per seed, the better of two baselines' metrics (the one there is where the other is missing)."""
+    return [max((v for v in pair if v == v), default=float("nan")) for pair in zip(a, b)]
+
+
 def own_split_mark(res: list[SeedResult]) -> str:
     seeds = [str(r.seed) for r in res if r.own_split]
     return f" (own split: seed {', '.join(seeds)})" if seeds else ""
 
 
-def table_line(t: dict) -> str:
+def table_line(t: dict, names: list[str]) -> str:
     res = t["results"]
     task = res[0].task
     metric = "accuracy" if task != "regression" else "r2"
@@ -532,7 +652,10 @@ def table_line(t: dict) -> str:
         fmt(mean(lin)),
         fmt(paired(nn, hgb), sign=True),
         fmt(paired(nn, lin), sign=True),
-        fmt(paired(nn, [max(h, q) for h, q in zip(hgb, lin)]), sign=True),
+        fmt(paired(nn, better(hgb, lin)), sign=True),
+    ]
+    cells += [cell for who in names if who in EXTRA for cell in extra_cells(res, who, metric, nn)]
+    cells += [
         rmse_cell,
         "-" if task != "regression" else fmt(rmse["nntrain"] / rmse["hgb"], 2),
         f"{mean([r.fit_s for r in res]):.1f}",
@@ -541,21 +664,22 @@ def table_line(t: dict) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def suite_means(tables: list[dict]) -> dict[str, list[float]]:
-    """Per table, the mean over seeds of each one's test metric (accuracy or R^2), and of the better baseline."""
-    out: dict[str, list[float]] = {"nntrain": [], "hgb": [], "linear": [], "better": []}
+def suite_means(tables: list[dict], names: list[str]) -> dict[str, list[float]]:
+    """Per table, the mean over seeds of each one's test metric (accuracy or R^2), and of the better of HGB and
+    linear."""
+    out: dict[str, list[float]] = {who: [] for who in ("nntrain", *names, "better")}
     for t in tables:
         metric = "accuracy" if t["results"][0].task != "regression" else "r2"
         got = {w: [getattr(r, w).get(metric, float("nan")) for r in t["results"]] for w in ("nntrain", "hgb", "linear")}
-        for who, values in got.items():
-            out[who].append(mean(values))
-        out["better"].append(mean([max(h, q) for h, q in zip(got["hgb"], got["linear"])]))
+        got |= {w: [getattr(r, w).get(metric, float("nan")) for r in t["results"]] for w in names}
+        for who in out:
+            out[who].append(mean(better(got["hgb"], got["linear"]) if who == "better" else got[who]))
     return out
 
 
-def summary_lines(tables: list[dict]) -> list[str]:
+def summary_lines(tables: list[dict], names: list[str]) -> list[str]:
     """The issue's figures: tables within 0.01 of the better of HGB and linear, and the suite's means."""
-    m = suite_means(tables)
+    m = suite_means(tables, names)
     gaps = [n - b for n, b in zip(m["nntrain"], m["better"])]
     close = sum(g >= -0.01 for g in gaps if g == g)
     worst = min((g, t["name"]) for g, t in zip(gaps, tables) if g == g) if any(g == g for g in gaps) else None
@@ -583,24 +707,42 @@ def notes(tables: list[dict]) -> list[str]:
     return out
 
 
-def report(tables: list[dict], seeds: list[int], overrides: list[str]) -> str:
+def report(tables: list[dict], seeds: list[int], overrides: list[str], names: list[str]) -> str:
+    head = header(names)
     lines = [
         f"Seeds {' '.join(map(str, seeds))}; nntrain defaults" + (f" with {' '.join(overrides)}" if overrides else ""),
         "",
-        HEADER,
-        "|" + " --- |" * (HEADER.count("|") - 1),
+        head,
+        "|" + " --- |" * (head.count("|") - 1),
     ]
-    lines += [table_line(t) for t in tables]
-    lines += [""] + summary_lines(tables)
+    lines += [table_line(t, names) for t in tables]
+    lines += [""] + summary_lines(tables, names)
     lines += [
         "rows: the CSV's data rows; features: its columns less the target and data.drop; trivial: the training",
-        "rows' majority class or mean (R^2 about 0); fit s: the whole `fit` command, imports included. Exit codes",
+        "rows' majority class or mean (R^2 about 0); fit s: the whole `fit` command, imports included; a",
+        "baseline's fit s: its fit alone, on --threads threads, as timed when baselines.json got it. Exit codes",
         "per seed, * where stderr held a Traceback, - where not run (fit left no run folder). eval's test metric",
         "and the one recomputed from predict's output are checked against summary.json's; a disagreement is",
         "listed below.",
         "",
     ]
     return "\n".join(lines + notes(tables)) + "\n"
+
+
+def chosen_baselines(ap: argparse.ArgumentParser, asked: list[str] | None) -> list[str]:
+    """The baselines asked for (default: all), less those whose package is not installed (a note for each)."""
+    import importlib.util
+
+    known = ["hgb", "linear", *EXTRA]
+    if unknown := [b for b in asked or [] if b not in known]:
+        ap.error(f"--baselines: unknown {', '.join(unknown)}; choose from {','.join(known)}")
+    chosen = []
+    for who in [b for b in known if b in (asked or known)]:
+        if who in EXTRA and importlib.util.find_spec(EXTRA[who][1]) is None:
+            print(f"# {EXTRA[who][0]} skipped: {EXTRA[who][1]} is not installed (the bench extra)", file=sys.stderr)
+        else:
+            chosen.append(who)
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -612,6 +754,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, help="passed to fit as train.epochs=N")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="another fit override")
     ap.add_argument("--min-frequency", type=int, default=5, help="the linear model's OneHotEncoder min_frequency")
+    ap.add_argument("--baselines", type=lambda v: v.split(","), help="of hgb,linear,catboost,tabm (default: all)")
     ap.add_argument("--threads", type=int, default=1, help="threads for the baselines (OpenMP, BLAS)")
     ap.add_argument("--jobs", type=int, default=1, help="fits run at a time (each its own process)")
     ap.add_argument("--fit-only", action="store_true", help="skip eval and predict (and their agreement checks)")
@@ -619,12 +762,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.out and args.out.resolve().is_relative_to(REPO):
         ap.error(f"--out {args.out} is inside the repository; give a folder outside it")
+    args.baselines = chosen_baselines(ap, args.baselines)
     with tempfile.TemporaryDirectory(prefix="nntrain-real-") as tmp:
         folder = args.out.resolve() if args.out else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         print(f"# work folder {folder}", file=sys.stderr)
         tables = bench_all(folder, args)
-    text = report(tables, args.seeds, overrides(args))
+    text = report(tables, args.seeds, overrides(args), args.baselines)
     print(text, end="")
     if args.report:
         args.report.write_text(text)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from .conftest import run_benchmark
@@ -14,18 +16,38 @@ def test_real_tables_bench_runs_on_pima(tmp_path):
     args = ["--tables", "Pima.tr", "--seeds", "0", "--out", str(tmp_path), "--epochs", "5"]
     args += ["--set", "train.plots=false"]
     proc = run_benchmark("real_tables.py", *args, timeout=300)
+    cells = pima_cells(proc)
+    assert cells["exit fit/eval/predict"] == "0/0/0", proc.stdout + proc.stderr
+    assert cells["metric"] == "accuracy", cells
+    assert 0.5 <= float(cells["nntrain"].split()[0]) <= 1, cells
+    assert 0.5 <= float(cells["HGB"]) <= 1, cells
+    assert (tmp_path / "Pima.tr.csv").is_file() and any((tmp_path / "runs").iterdir())
+
+
+def pima_cells(proc) -> dict[str, str]:
+    """The report's Pima.tr row, by column name."""
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     header = next(line for line in lines if line.startswith("| table |"))
     names = [c.strip() for c in header.split("|")[1:-1]]
     rows = [line for line in lines if line.startswith("| Pima.tr |")]
     assert len(rows) == 1, proc.stdout
-    cells = dict(zip(names, (c.strip() for c in rows[0].split("|")[1:-1])))
-    assert cells["exit fit/eval/predict"] == "0/0/0", proc.stdout + proc.stderr
-    assert cells["metric"] == "accuracy", cells
-    assert 0.5 <= float(cells["nntrain"].split()[0]) <= 1, cells
-    assert 0.5 <= float(cells["HGB"]) <= 1, cells
-    assert (tmp_path / "Pima.tr.csv").is_file() and any((tmp_path / "runs").iterdir())
+    return dict(zip(names, (c.strip() for c in rows[0].split("|")[1:-1])))
+
+
+@pytest.mark.slow
+def test_real_tables_bench_adds_catboost_and_tabm_columns_and_caches_them(tmp_path):
+    pytest.importorskip("catboost")
+    pytest.importorskip("pytabkit")
+    args = ["--tables", "Pima.tr", "--seeds", "0", "--out", str(tmp_path), "--epochs", "2", "--fit-only"]
+    proc = run_benchmark("real_tables.py", *args, "--baselines", "catboost,tabm", "--set", "train.plots=false")
+    cells = pima_cells(proc)
+    for name in ("CatBoost", "TabM"):
+        assert 0.5 <= float(cells[name]) <= 1 and float(cells[f"{name} fit s"]) >= 0, cells
+    assert cells["nntrain - CatBoost"].startswith(("+", "-")) and cells["HGB"] == "-", cells  # HGB not asked for
+    assert "catboost" in proc.stdout and "tabm" in proc.stdout  # the suite summary's means
+    (entry,) = json.loads((tmp_path / "baselines.json").read_text()).values()
+    assert {"trivial", "catboost", "tabm"} <= entry.keys() and "fit_s" in entry["tabm"], entry
 
 
 def test_default_time_bench_times_a_default_fit_on_a_flights_sample(tmp_path):
