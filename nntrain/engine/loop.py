@@ -22,10 +22,10 @@ from nntrain.engine.loop_state import (
     Halt,
     Loop,
     ShouldStop,
-    _tensorboard,
     header,
     pace,
     prepare_loop,
+    run_tensorboard,
     start_diagnostics,
 )
 from nntrain.engine.progress import Lines
@@ -68,7 +68,7 @@ def train(
                 if run.writes
                 else {"run_dir": str(run.run_dir), "rank": run.group.rank}
             )
-        tb = _tensorboard(run) if tensorboard else None
+        tb = run_tensorboard(run) if tensorboard else None
         return _train(run, prepare_loop(run, log, progress, tb, should_stop), t_start)
     except (Diverged, Interrupted) as e:
         if run.writes:  # the run folder says how it ended; there are no test metrics to give

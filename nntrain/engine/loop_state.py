@@ -49,7 +49,8 @@ def tensorboard_writer() -> Any:
     return SummaryWriter
 
 
-def _tensorboard(run: Run) -> Any:
+def run_tensorboard(run: Run) -> Any:
+    """The run's TensorBoard writer, under RUN/tensorboard."""
     SummaryWriter = tensorboard_writer()  # noqa: N806
     # purge_step drops events of epochs a resume runs again, so curves never double back
     return SummaryWriter(str(run.run_dir / "tensorboard"), purge_step=run.epoch + 1 if run.epoch else None)

@@ -40,7 +40,7 @@ def _lengthened_schedule(ckpt: dict, cfg: Config, overrides: list[str]) -> tuple
     return ("scheduler.T_max", "scheduler.eta_min")
 
 
-def _rewrite_config(path: Path, cfg: Config) -> None:
+def rewrite_config(path: Path, cfg: Config) -> None:
     """config.yaml with the train.* keys this resume changed (runs would show 4/2 epochs); its time stays the
     run's start, which `runs` shows."""
     text = dump_yaml(cfg)
@@ -50,7 +50,7 @@ def _rewrite_config(path: Path, cfg: Config) -> None:
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-def _resumed_config(ckpt: dict, overrides: list[str]) -> Config:
+def resumed_config(ckpt: dict, overrides: list[str]) -> Config:
     """The checkpoint's config with the overrides a resume may apply; any other change is refused."""
     stored = ckpt["config"]
     try:

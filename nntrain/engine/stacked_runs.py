@@ -25,9 +25,9 @@ from nntrain.engine.loop_state import (
     Halt,
     Loop,
     ShouldStop,
-    _tensorboard,
     header,
     prepare_loop,
+    run_tensorboard,
     start_diagnostics,
 )
 from nntrain.engine.progress import Lines
@@ -66,7 +66,7 @@ def train_together(
     try:
         engine = Engine(runs)
         for r, s in zip(runs, stops):
-            tb = _tensorboard(r) if tensorboard else None
+            tb = run_tensorboard(r) if tensorboard else None
             members.append(Member(r, prepare_loop(r, silent.log, silent, tb, s, step=_unused)))
         engine.now = time.monotonic()
         for m in members:

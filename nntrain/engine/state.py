@@ -24,7 +24,7 @@ from nntrain.engine.device import auto_threads, select_device
 from nntrain.engine.diagnostics import Diagnostics
 from nntrain.engine.fused import plan
 from nntrain.engine.parts import Parts, build_parts, follow_schedule
-from nntrain.engine.resumed import _resumed_config, _rewrite_config
+from nntrain.engine.resumed import resumed_config, rewrite_config
 from nntrain.engine.stopping import SIGNALS
 from nntrain.errors import ConfigError, UserError, in_one_line
 from nntrain.model.embeddings import embeds_of, fit_edges, numerics_of
@@ -266,7 +266,7 @@ def _resumed(
     missing = [k for k in RESUME_KEYS if k not in ckpt]
     if missing:
         raise UserError(f"{path}: cannot resume from it: it lacks {', '.join(missing)}; use --checkpoint best to eval")
-    cfg = _resumed_config(ckpt, overrides)
+    cfg = resumed_config(ckpt, overrides)
     check_weights(cfg.model, ckpt, path)
     group = _group(cfg)
     device = group.device if group else select_device(cfg.device)
@@ -279,7 +279,7 @@ def _resumed(
     follow_schedule(parts.scheduler, cfg)
     if lock is not None:
         truncate_metrics(run_dir / "metrics.csv", ckpt["epoch"])
-        _rewrite_config(run_dir / "config.yaml", cfg)
+        rewrite_config(run_dir / "config.yaml", cfg)
     kept = {k: ckpt[k] for k in ("epoch", "step", "epoch_gen_state", "step_losses", "best_value", "best_epoch")}
     return Run(
         cfg,
