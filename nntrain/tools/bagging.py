@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,8 +54,10 @@ def fit_bag(cfg: Config, config_dir: Path | None, log: Callable[[str], None], qu
     tables = read_tables(cfg.data, config_dir)
     whole = _whole(cfg, tables)
     folds = fold_rows(cfg, tables[0].frame, whole, k)
+    cfgs, data = members(cfg, whole, folds)  # every member checked before the bag's folder is made
     root = create_run_dir(cfg.runs_dir, cfg.name)
-    cfgs, data = members(cfg, whole, folds, root)
+    for member in cfgs:
+        member.runs_dir = str(root)
     plan = {"members": [c.name for c in cfgs], "folds": [f.tolist() for f in folds], "test": whole.test.tolist()}
     write_json(root / BAG_FILE, plan)
     rest = np.sort(np.concatenate(folds)).tolist()  # what every tool reads of a run's split: the bag trained on these
@@ -68,6 +71,9 @@ def fit_bag(cfg: Config, config_dir: Path | None, log: Callable[[str], None], qu
         results = fit_many(cfgs, config_dir, log, quiet, data=data)
     except Interrupted as e:  # each member saved its last.pt: the bag resumes as one
         raise Interrupted(e.signum, root, e.epoch, e.step) from None
+    except UserError:  # refused before a member started (fit_many removed theirs): no bag left behind
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     return finish_bag(root, cfg, results, time.perf_counter() - t0, log)
 
 
@@ -98,6 +104,10 @@ def _ended(member: Path) -> dict | Diverged | None:
 
 
 def check_bag(cfg: Config) -> None:
+    from nntrain.engine.distributed import launched
+
+    if launched():
+        raise UserError(f"train.bag={cfg.train.bag}: a bag trains in one process, its members stacked (no --nproc)")
     for key in ("split_column", "val_path", "time_column"):
         if getattr(cfg.data, key):
             raise UserError(
@@ -121,7 +131,7 @@ def _whole(cfg: Config, tables: tuple) -> Prepared:
     return data
 
 
-def members(cfg: Config, whole: Prepared, folds: list[np.ndarray], root: Path) -> tuple[list[Config], list]:
+def members(cfg: Config, whole: Prepared, folds: list[np.ndarray]) -> tuple[list[Config], list]:
     """Each member's config (a lone run's: no bag) and data: the whole matrix, its training rows (the other
     folds, cut to one length so the members stack) and its fold as validation."""
     rest = np.concatenate(folds)
@@ -133,7 +143,7 @@ def members(cfg: Config, whole: Prepared, folds: list[np.ndarray], root: Path) -
         if len(train) > keep and len(train) - keep <= len(folds):  # a row or two: one length for the stack
             train = np.sort(rng.choice(train, keep, replace=False))
         member = copy.deepcopy(cfg)
-        member.name, member.runs_dir, member.train.bag = f"member{k}", str(root), 0
+        member.name, member.train.bag = f"member{k}", 0
         prep = {**whole.prep, "split": f"bag member {k} of {len(folds)}: fold {k} validates, the other folds train"}
         one = dataclasses.replace(whole, train=train, val=fold, prep=prep, notes=list(whole.notes))
         check_against(member, one)
