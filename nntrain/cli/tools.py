@@ -6,17 +6,11 @@ from pathlib import Path
 
 import typer
 
-from nntrain.cli.app import (
-    TABLE_WIDTH,
-    console,
-    data_warnings,
-    guarded,
-    print_json,
-)
+from nntrain.cli import app as common
 from nntrain.cli.training import mlflow_option
 
 
-@guarded
+@common.guarded
 def sweep(
     config: Path = typer.Argument(..., help="a YAML config with a sweep: section"),
     overrides: list[str] | None = typer.Argument(None, help="dotted KEY=VALUE overrides of the base config"),
@@ -40,13 +34,13 @@ def sweep(
 
     from nntrain import api
 
-    out = console(stderr=as_json)
+    out = common.console(stderr=as_json)
     log = lambda m: out.print(m, markup=False)  # noqa: E731
     track = mlflow_option(mlflow, mlflow_uri)
     result = api.sweep(config, list(overrides or []), trials=trials, storage=storage, study=study, grid=grid,
                        batch=batch, log=log, mlflow=track)  # fmt: skip
     if as_json:
-        print_json(result)
+        common.print_json(result)
         return
     _print_sweep(result, out)
 
@@ -65,7 +59,7 @@ def _print_sweep(result: dict, out) -> None:
         out.print(f"plots: {', '.join(Path(p).name for p in result['plots'])}", markup=False)
 
 
-@guarded
+@common.guarded
 def cv(
     config: Path | None = typer.Argument(None, help="the YAML config (leave out with --resume)"),
     overrides: list[str] | None = typer.Argument(None, help="dotted KEY=VALUE overrides"),
@@ -86,13 +80,13 @@ def cv(
 
     if (config is None) == (resume is None):
         raise UserError("give a CONFIG, or --resume RUNS/NAME-cv to finish an interrupted cross-validation")
-    out = console(stderr=as_json, width=TABLE_WIDTH)
+    out = common.console(stderr=as_json, width=common.TABLE_WIDTH)
     log = lambda m: out.print(m, markup=False)  # noqa: E731
     track = mlflow_option(mlflow, mlflow_uri)
     result = api.cv(config, list(overrides or []), folds=folds, log=log, quiet=quiet, resume=resume, mlflow=track)
     report = result.summary
     if as_json:
-        print_json(report)
+        common.print_json(report)
         return
     head, monitor = report["headline"], report["monitor"].removeprefix("val_")
     t = Table(title=f"{len(report['folds'])}-fold cross-validation: {report['root']}")
@@ -112,7 +106,7 @@ def cv(
     out.print(f"cv.json in {report['root']}; nntrain predict {report['root']} ROWS averages the folds", markup=False)
     failed = [f for f in report["folds"] if "diverged" in f]
     if failed:  # as fit --seeds: the folds that finished are kept, the exit code says one did not
-        console(True).print(f"fold {failed[0]['fold']} diverged: {failed[0]['diverged']}", markup=False)
+        common.console(True).print(f"fold {failed[0]['fold']} diverged: {failed[0]['diverged']}", markup=False)
         raise typer.Exit(3)
 
 
@@ -120,7 +114,7 @@ def _cell(v: float | None) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
-@guarded
+@common.guarded
 def lr_find(
     config: Path = typer.Argument(..., help="the YAML config"),
     overrides: list[str] | None = typer.Argument(None, help="dotted KEY=VALUE overrides"),
@@ -132,19 +126,19 @@ def lr_find(
     """The learning-rate range test: the loss as the rate rises; suggests optimizer.lr (RUNS/NAME-lr-find/)."""
     from nntrain import api
 
-    out = console(stderr=as_json)
+    out = common.console(stderr=as_json)
     result = api.lr_find(config, list(overrides or []), steps=steps, start=start, end=end,
                          log=lambda m: out.print(m, markup=False))  # fmt: skip
     files = [str(p) for p in result["files"]]
     if as_json:
-        print_json({"suggested": result["suggested"], "lowest": result["lowest"], "files": files})
+        common.print_json({"suggested": result["suggested"], "lowest": result["lowest"], "files": files})
         return
     shown = f"optimizer.lr={result['suggested']:.3g}"
     out.print(f"suggested: {shown} (the smoothed loss falls fastest there); curve: {files[1]}", markup=False)
     out.print(f"nntrain fit {config} {shown}", markup=False)
 
 
-@guarded
+@common.guarded
 def explain(
     run_dir: Path = typer.Argument(..., help="the run folder"),
     data: str | None = typer.Option(None, "--data", help="rows of this file (same columns) instead of the test split"),
@@ -157,19 +151,19 @@ def explain(
 
     from nntrain import api
 
-    with data_warnings():
+    with common.data_warnings():
         result = api.load(run_dir, checkpoint).explain(data, repeats)
     rows = result["table"].to_dict(orient="records")
     if as_json:
         keep = {k: result[k] for k in ("metric", "base", "rows", "data")}
-        print_json({**keep, "columns": rows, "files": [str(p) for p in result["files"]]})
+        common.print_json({**keep, "columns": rows, "files": [str(p) for p in result["files"]]})
         return
     t = Table(title=f"permutation importance: {result['metric']} made worse when a column is shuffled")
     for col, justify in (("column", "left"), ("importance", "right"), ("std", "right")):
         t.add_column(col, justify=justify)
     for r in rows:
         t.add_row(str(r["column"]), f"{r['importance']:.4f}", f"{r['std']:.4f}")
-    out = console(False, width=TABLE_WIDTH)
+    out = common.console(False, width=common.TABLE_WIDTH)
     out.print(t)
     out.print(
         f"{result['data']}, {result['rows']} rows, {result['metric']} {result['base']:.4f} unshuffled, {repeats} "
@@ -178,7 +172,7 @@ def explain(
     )
 
 
-@guarded
+@common.guarded
 def export(
     run_dir: Path = typer.Argument(..., help="the run folder"),
     fmt: str = typer.Option("onnx", "--format", "-f", help="onnx or torchscript"),
@@ -195,7 +189,7 @@ def export(
     from nntrain.tools.export_sidecar import sidecar_path
 
     path = api.export(run_dir, fmt, output, checkpoint, force)
-    err = console(True)
+    err = common.console(True)
     err.print(f"wrote {path} and {sidecar_path(path).name} (the input columns in order, the outputs)", markup=False)
     if fmt.strip().lower() == "torchscript":
         err.print(f"note: {TORCHSCRIPT_NOTE}", markup=False)

@@ -16,20 +16,11 @@ import numpy as np
 import torch
 
 from nntrain.config.schema import loss_name
+from nntrain.engine import loop_state as ls
 from nntrain.engine.device import stacked_threads
 from nntrain.engine.finish import UNCHANGED, ended_already, finish, nothing_to_train, summary_of
 from nntrain.engine.fused import written_out
 from nntrain.engine.loop import check_diverged, end_of_epoch, save_mid_epoch
-from nntrain.engine.loop_state import (
-    CHECK_EVERY,
-    Halt,
-    Loop,
-    ShouldStop,
-    header,
-    prepare_loop,
-    run_tensorboard,
-    start_diagnostics,
-)
 from nntrain.engine.progress import Lines
 from nntrain.engine.stacked import Stack, clip_limits, stacked_step
 from nntrain.engine.stacked_optim import stacked_optimizer
@@ -43,8 +34,8 @@ from nntrain.runs.files import write_json
 @dataclass
 class Member:
     run: Run
-    loop: Loop
-    halt: Halt | None = None
+    loop: ls.Loop
+    halt: ls.Halt | None = None
     done: bool = False
     result: dict | Diverged | None = None  # the summary, or how it diverged
 
@@ -52,7 +43,7 @@ class Member:
 def train_together(
     runs: list[Run],
     log: Callable[[str], None] = print,
-    should_stop: list[ShouldStop | None] | None = None,
+    should_stop: list[ls.ShouldStop | None] | None = None,
     quiet: bool = True,
     tensorboard: bool = False,
 ) -> list[dict | Diverged]:
@@ -66,14 +57,14 @@ def train_together(
     try:
         engine = Engine(runs)
         for r, s in zip(runs, stops):
-            tb = run_tensorboard(r) if tensorboard else None
-            members.append(Member(r, prepare_loop(r, silent.log, silent, tb, s, step=_unused)))
+            tb = ls.run_tensorboard(r) if tensorboard else None
+            members.append(Member(r, ls.prepare_loop(r, silent.log, silent, tb, s, step=_unused)))
         engine.now = time.monotonic()
         for m in members:
-            start_diagnostics(m.run, m.loop)
+            ls.start_diagnostics(m.run, m.loop)
             m.loop.saver.clock, m.loop.saver.last = (lambda: engine.now), engine.now  # saved together, resumed together
             m.loop.saver.keep_previous = True
-        for line in header(runs[0], members[0].loop):
+        for line in ls.header(runs[0], members[0].loop):
             if not line.startswith("run folder:") and "iterations per epoch" not in line:
                 log(line)
         log(engine.describe())
@@ -153,7 +144,7 @@ def _ends(
             raise Interrupted(SIGNALS.signum, dirs[0], going[0].run.epoch, 0, together=dirs)
 
 
-def _done(engine: Engine, m: Member, k: int, halt: Halt | None, t_start: float) -> None:
+def _done(engine: Engine, m: Member, k: int, halt: ls.Halt | None, t_start: float) -> None:
     """Member k has trained its last epoch: its weights stay as they are, and its run is finished as loop.py
     finishes one (best.pt on the test split, summary.json, plots)."""
     m.done = True
@@ -253,9 +244,9 @@ class Engine:
                 norms = torch.stack([torch.linalg.vector_norm(self.stack.grads[n], dim=(1, 2)) for n in layers])
                 for k, d in diags:
                     d.add_norms(norms[:, k])
-            if (s + 1) % CHECK_EVERY == 0:
-                self._check(members, s + 1 - CHECK_EVERY, s + 1)
-        self._check(members, loop.steps - loop.steps % CHECK_EVERY, loop.steps)
+            if (s + 1) % ls.CHECK_EVERY == 0:
+                self._check(members, s + 1 - ls.CHECK_EVERY, s + 1)
+        self._check(members, loop.steps - loop.steps % ls.CHECK_EVERY, loop.steps)
         return (losses * loop.sizes).sum(1) / loop.rows
 
     def val_outputs(self, members: list[Member]) -> torch.Tensor | None:
