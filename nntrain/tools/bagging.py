@@ -74,7 +74,7 @@ def fit_bag(cfg: Config, config_dir: Path | None, log: Callable[[str], None], qu
     except UserError:  # refused before a member started (fit_many removed theirs): no bag left behind
         shutil.rmtree(root, ignore_errors=True)
         raise
-    return finish_bag(root, cfg, results, time.perf_counter() - t0, log)
+    return finish_bag(root, cfg, results, time.perf_counter() - t0, log, whole)
 
 
 def resume_bag(root: Path, overrides: list[str], log: Callable[[str], None], quiet: bool = True) -> dict:
@@ -152,9 +152,12 @@ def members(cfg: Config, whole: Prepared, folds: list[np.ndarray]) -> tuple[list
     return cfgs, data
 
 
-def finish_bag(root: Path, cfg: Config, results: list, seconds: float, log: Callable[[str], None]) -> dict:
+def finish_bag(
+    root: Path, cfg: Config, results: list, seconds: float, log: Callable[[str], None], whole: Prepared | None = None
+) -> dict:
     """The out-of-fold predictions (oof.csv) and their metrics, the test metrics, the linear model beside the
-    members (train.linear) with its weight, summary.json."""
+    members (train.linear) with its weight, summary.json. `whole`: the bag's matrix when it is still in memory
+    (a fit), else the table is read and encoded again (a resume)."""
     from nntrain.data.reread import load_encoded
 
     plan = json.loads((root / BAG_FILE).read_text())
@@ -163,7 +166,7 @@ def finish_bag(root: Path, cfg: Config, results: list, seconds: float, log: Call
         raise UserError(f"{root}: every member of the bag diverged; see each member's message above")
     loaded = [load_run(root / plan["members"][k]) for k in done]
     prep = loaded[0].prep
-    e = load_encoded(prep)  # every row of the training table(s), through the shared preprocessing
+    e = whole if whole is not None else load_encoded(prep)  # every row, through the shared preprocessing
     folds = [np.asarray(f, dtype=np.int64) for f in plan["folds"]]
     rows = np.concatenate([folds[k] for k in done])
     net = np.concatenate([scores_of(run, e.X[folds[k]]) for run, k in zip(loaded, done)])
