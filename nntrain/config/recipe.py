@@ -33,8 +33,8 @@ TABULAR: dict[str, Any] = {
         "numeric_embedding": {"name": "periodic", "frequencies": 16, "size": 8, "sigma": 0.1},
     },
     "optimizer": {"name": "adamw", "lr": "auto", "weight_decay": 0.02, "betas": [0.9, 0.95]},
-    "scheduler": {"name": "cosine"},
-    "train": {"epochs": "auto", "batch_size": "auto"},
+    "scheduler": {"name": "anneal", "patience": 8},
+    "train": {"epochs": "auto", "batch_size": "auto", "bag": "auto", "linear": True},
 }
 
 
@@ -84,6 +84,8 @@ def described(cfg: Any) -> str | None:
     keys = []
     for section, values in TABULAR.items():
         keys += [section] if section in WHOLE else [f"{section}.{k}" for k in values]
+    if cfg._bag:  # a bag's member trains alone, as one of the bag's
+        plain["train"]["bag"] = cfg._bag
     shown = " ".join(f"{k}={flow(_at(plain, k))}" for k in keys)
     return f"recipe: tabular (recipe=course for the schema's defaults): {shown}"
 

@@ -223,12 +223,11 @@ class TrainConfig(Strict):
         "val_loss", description="val_loss, val_accuracy, val_f1, val_roc_auc, val_rmse, val_mae, val_r2 ..."
     )
     patience: int | None = Field(None, gt=0, description="stop after this many epochs without improvement")
-    bag: int = Field(
+    bag: int | Literal["auto"] = Field(
         0,
-        ge=0,
-        le=20,
         description="a cross-fitted bag of this many members: member k trains on the non-test rows less fold k and "
-        "is early-stopped on fold k; predictions average the members; 0 or 1: one model",
+        "is early-stopped on fold k; predictions average the members; 0 or 1: one model; auto: "
+        "5 members up to 10,000 non-test rows, one model above (and where a bag cannot train)",
     )
     linear: bool = Field(
         False,
@@ -286,6 +285,13 @@ class TrainConfig(Strict):
             raise ValueError("must be at least 1, `full` or `auto`")
         return v
 
+    @field_validator("bag")
+    @classmethod
+    def _bag(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 0 <= v <= 20:
+            raise ValueError("must be from 0 to 20 members, or `auto`")
+        return v
+
     @field_validator("epochs")
     @classmethod
     def _epochs(cls, v: int | str) -> int | str:
@@ -296,6 +302,7 @@ class TrainConfig(Strict):
 
 class Config(Strict):
     _notes: list[str] = PrivateAttr(default_factory=list)  # what loading changed, for fit to print
+    _bag: int = PrivateAttr(0)  # a bag's member: the bag's size, for the header's recipe line
     name: str = Field("run", description="run folder runs/NAME, then NAME-2, ...; never overwritten")
     seed: int = Field(
         42, ge=0, le=MAX_SEED, description="weights, dropout, shuffling and (unless data.split_seed) the split"

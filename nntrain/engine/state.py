@@ -181,6 +181,8 @@ def start(cfg: Config, config_dir: Path | None = None, stacked: bool = False, da
     group every rank reads the data; rank 0 makes the run folder and tells the others its name. `stacked`: the
     run is to be trained with others on the stacked engine (stacked_runs.py); `data`: prepared by the caller (a
     cross-validation fold's)."""
+    if cfg.train.bag == "auto":  # a bag is fit's choice (tools/bagging.py); elsewhere auto is one model
+        cfg.train.bag = 1
     if cfg.train.bag > 1:  # a bag is fit's (tools/bagging.py); --seeds, sweeps, cv and --nproc train one model
         cfg._notes.append(f"train.bag={cfg.train.bag} left out: this trains one model (`nntrain fit` trains bags)")
         cfg.train.bag = 0

@@ -26,7 +26,7 @@ import torch
 from nntrain import metrics as M
 from nntrain.config.schema import Config, dump_yaml
 from nntrain.data.prepare import Prepared, check_against, prepare
-from nntrain.data.tables import Table, read_tables
+from nntrain.data.tables import Table, read_table, read_tables
 from nntrain.engine.stopping import Diverged, Interrupted
 from nntrain.errors import UserError
 from nntrain.model.heads import forward_all, to_proba, truth
@@ -38,6 +38,9 @@ from nntrain.tools.linear_path import blend_weight, fit_linear, linear_scores, m
 
 BAG_FILE = "bag.json"
 OOF_FILE = "oof.csv"
+
+
+AUTO_MEMBERS, AUTO_MAX_ROWS = 5, 10_000  # train.bag auto: this many members up to this many non-test rows
 
 
 def is_bag(folder: Path) -> bool:
@@ -103,6 +106,37 @@ def _ended(member: Path) -> dict | Diverged | None:
     return Diverged(summary.get("stopped") or "diverged") if summary["status"] == "diverged" else summary
 
 
+def auto_bag(cfg: Config, config_dir: Path | None, tracked: bool, frame: pd.DataFrame | None = None) -> None:
+    """train.bag auto -> a number, in place and said in a note: AUTO_MEMBERS up to AUTO_MAX_ROWS non-test rows
+    (above, a bag's time grows past a default's and one model is as good), else one model, as also where a bag
+    cannot train (the reason is said). `frame`: the DataFrame that stands for data.path."""
+    if cfg.train.bag != "auto":
+        return
+    why = _no_bag(cfg, tracked)
+    if why is None:
+        rows = _non_test_rows(cfg, config_dir, frame)
+        if rows > AUTO_MAX_ROWS:
+            why = f"{rows:,} non-test rows (bags up to {AUTO_MAX_ROWS:,})"
+    cfg.train.bag = 1 if why else AUTO_MEMBERS
+    said = f"one model: {why}" if why else f"a bag of {AUTO_MEMBERS} members (up to {AUTO_MAX_ROWS:,} non-test rows)"
+    cfg._notes.append(f"train.bag auto: {said}")
+
+
+def _non_test_rows(cfg: Config, config_dir: Path | None, frame: pd.DataFrame | None) -> int:
+    """data.path's rows less the test split's (data.test_path's rows are all another file's)."""
+    rows = len(frame if frame is not None else read_table(cfg.data.path, config_dir).frame)
+    return rows if cfg.data.test_path else round(rows * (1 - cfg.data.test_size))
+
+
+def _no_bag(cfg: Config, tracked: bool) -> str | None:
+    """Why a bag cannot train this config (check_bag's refusals), or None."""
+    try:
+        check_bag(cfg)
+    except UserError as e:
+        return str(e).partition(": ")[2]
+    return "TensorBoard and MLflow log one model" if tracked else None
+
+
 def check_bag(cfg: Config) -> None:
     from nntrain.engine.distributed import launched
 
@@ -143,7 +177,8 @@ def members(cfg: Config, whole: Prepared, folds: list[np.ndarray]) -> tuple[list
         if len(train) > keep and len(train) - keep <= len(folds):  # a row or two: one length for the stack
             train = np.sort(rng.choice(train, keep, replace=False))
         member = copy.deepcopy(cfg)
-        member.name, member.train.bag = f"member{k}", 0
+        member.name, member.train.bag, member._bag = f"member{k}", 0, len(folds)
+        member.train.plots = False  # a member's curves: its metrics.csv (a plot each would cost a second apiece)
         prep = {**whole.prep, "split": f"bag member {k} of {len(folds)}: fold {k} validates, the other folds train"}
         one = dataclasses.replace(whole, train=train, val=fold, prep=prep, notes=list(whole.notes))
         check_against(member, one)

@@ -25,25 +25,39 @@ def linear_columns(prep: dict) -> list[int]:
     return list(range(len(prep["encoded"]) - embedded))
 
 
+STRENGTHS = (0.01, 0.1, 1.0, 10.0, 100.0)  # ridge's alpha, logistic regression's 1 / C: tried out of fold
+
+
 def fit_linear(prep: dict, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, folds: list[np.ndarray]) -> dict:
-    """One model per fold, trained on the other folds: {"columns", "models"} (see the module's docstring)."""
+    """One model per fold, trained on the other folds, at the regularization strength (of STRENGTHS) whose
+    out-of-fold loss is least: {"columns", "strength", "models"} (see the module's docstring)."""
+    cols = linear_columns(prep)
+    best = None
+    for strength in STRENGTHS:
+        linear = {"columns": cols, "strength": strength, "models": _fold_models(prep, X, y, w, folds, strength)}
+        rows = np.concatenate(folds)
+        loss = _loss(prep, y[rows], out_of_fold(linear, prep, X, folds), None if w is None else w[rows])
+        if best is None or loss < best[0]:
+            best = (loss, linear)
+    return best[1]
+
+
+def _fold_models(prep: dict, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, folds: list, strength: float):
     from sklearn.linear_model import LogisticRegression, Ridge
 
-    cols = linear_columns(prep)
-    rest = np.concatenate(folds)
-    models = []
+    cols, rest, models = linear_columns(prep), np.concatenate(folds), []
     for fold in folds:
         train = np.setdiff1d(rest, fold)
         x, weights = X[np.ix_(train, cols)].astype(np.float64), None if w is None else w[train]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # lbfgs's ConvergenceWarning: the model is still the best it found
             if prep["task"] == "regression":
-                m = Ridge(alpha=1.0).fit(x, y[train], sample_weight=weights)
+                m = Ridge(alpha=strength).fit(x, y[train], sample_weight=weights)
                 models.append({"coef": m.coef_.tolist(), "intercept": float(m.intercept_)})
             else:
-                m = LogisticRegression(C=1.0, max_iter=500).fit(x, y[train], sample_weight=weights)
+                m = LogisticRegression(C=1 / strength, max_iter=500).fit(x, y[train], sample_weight=weights)
                 models.append(_full_classes(m, len(prep["classes"])))
-    return {"columns": cols, "models": models}
+    return models
 
 
 def _full_classes(m, k: int) -> dict:
@@ -79,15 +93,14 @@ def out_of_fold(linear: dict, prep: dict, X: np.ndarray, folds: list[np.ndarray]
 
 def blend_weight(prep: dict, y: np.ndarray, net: np.ndarray, lin: np.ndarray, w: np.ndarray | None) -> float:
     """The linear model's share with the least out-of-fold loss (log loss; squared error in the target's units)."""
-
-    def loss(share: float) -> float:
-        mixed = (1 - share) * net + share * lin
-        if prep["task"] == "regression":
-            return float(np.average((unscale(prep, y.astype(np.float64)) - mixed) ** 2, weights=w))
-        return float(np.average(-np.log(np.clip(mixed[np.arange(len(y)), y], 1e-12, 1)), weights=w))
-
-    losses = [loss(s) for s in WEIGHTS]
+    losses = [_loss(prep, y, (1 - share) * net + share * lin, w) for share in WEIGHTS]
     return float(WEIGHTS[int(np.argmin(losses))])
+
+
+def _loss(prep: dict, y: np.ndarray, scores: np.ndarray, w: np.ndarray | None) -> float:
+    if prep["task"] == "regression":
+        return float(np.average((unscale(prep, y.astype(np.float64)) - scores) ** 2, weights=w))
+    return float(np.average(-np.log(np.clip(scores[np.arange(len(y)), y], 1e-12, 1)), weights=w))
 
 
 def mixed(net: np.ndarray, linear: dict | None, prep: dict, X: np.ndarray) -> np.ndarray:
