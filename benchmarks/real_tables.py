@@ -216,15 +216,28 @@ def headline(task: str, metrics: dict) -> dict[str, float]:
 
 
 def nntrain_seed(
-    name: str, csv: Path, folder: Path, seed: int, overrides: list[str], timeout: float, fit_only: bool = False
+    name: str,
+    csv: Path,
+    folder: Path,
+    seed: int,
+    overrides: list[str],
+    timeout: float,
+    fit_only: bool = False,
+    reuse: bool = False,
 ) -> tuple:
     """(SeedResult, run folder or None): fit, then (unless fit_only) eval and predict on the run folder fit
     printed."""
     res = SeedResult(seed)
     config = write_config(folder, name, csv, seed)
     t0, started = time.perf_counter(), time.time()
-    res.steps["fit"] = run(["fit", str(config), "--json", "--quiet", *overrides], timeout)
-    res.fit_s = time.perf_counter() - t0
+    run_dir = folder / "runs" / f"{name}-s{seed}"
+    done = read_json(run_dir / "summary.json") if reuse else None
+    if done and done.get("test"):  # --reuse: a finished run of an earlier invocation (its fit time as it saved it)
+        res.steps["fit"], res.fit_s = Step(0, False, "", json.dumps({"run_dir": str(run_dir)})), done.get("seconds")
+        fit_only = True
+    else:
+        res.steps["fit"] = run(["fit", str(config), "--json", "--quiet", *overrides], timeout)
+        res.fit_s = time.perf_counter() - t0
     run_dir = find_run(folder, f"{name}-s{seed}", res.steps["fit"].stdout, started)
     summary = read_json(run_dir / "summary.json") if run_dir else None
     if summary is None:
@@ -512,7 +525,7 @@ def bench_seed(name: str, seed: int, folder: Path, args: argparse.Namespace, cac
 
     spec, csv = TABLES[name], folder / f"{name}.csv"
     df = pd.read_csv(csv)  # the file nntrain reads, as pandas reads it
-    res, run_dir = nntrain_seed(name, csv, folder, seed, overrides(args), args.timeout, args.fit_only)
+    res, run_dir = nntrain_seed(name, csv, folder, seed, overrides(args), args.timeout, args.fit_only, args.reuse)
     task = res.task or infer_task(df[spec.target])
     res.task = task
     rows = read_json(run_dir / "split.json") if run_dir else None
@@ -758,6 +771,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="threads for the baselines (OpenMP, BLAS)")
     ap.add_argument("--jobs", type=int, default=1, help="fits run at a time (each its own process)")
     ap.add_argument("--fit-only", action="store_true", help="skip eval and predict (and their agreement checks)")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="read a finished run of an earlier invocation in --out instead of fitting it again (to add baselines)",
+    )
     ap.add_argument("--timeout", type=float, default=3600, help="seconds allowed per nntrain command")
     args = ap.parse_args(argv)
     if args.out and args.out.resolve().is_relative_to(REPO):

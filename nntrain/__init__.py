@@ -20,6 +20,7 @@ ERRORS = {
 }
 __all__ = [
     *ERRORS,
+    "Bag",
     "DataWarning",
     "Folds",
     "Run",

@@ -103,20 +103,11 @@ class Run:
         explain` prints it; also written to RUN_DIR/importance.csv and importance.png while the run folder is
         there (an estimator's temporary one is not: then "files" is empty). {"metric", "base", "rows", "data",
         "table" (a DataFrame, most important first), "files"}."""
-        from nntrain.runs.plots import importance_png
         from nntrain.tools.explain import importance
-        from nntrain.tools.inference import spreadsheet_safe
 
         if data is None and not self.run_dir.is_dir():
             raise UserError(f"explain: {self._gone()}; give data= (rows with the target column) to explain it on")
-        result = importance(self._loaded, table_or_path(data), repeats, seed)
-        result["files"] = []
-        if self.run_dir.is_dir():
-            csv = self.run_dir / "importance.csv"  # column names are the data's text: escaped as predict's cells
-            write_output(csv, lambda f: spreadsheet_safe(result["table"]).to_csv(f, index=False), str(csv))
-            png = importance_png(result["table"], self.run_dir / "importance.png", result["metric"])
-            result["files"] = [csv, png]
-        return result
+        return _explained(self.run_dir, importance(self._loaded, table_or_path(data), repeats, seed))
 
     def export(self, fmt: str = "onnx", output: str | Path | None = None, force: bool = False) -> Path:
         """The model with its preprocessing folded in, as ONNX or TorchScript, as `nntrain export`; its path.
@@ -199,6 +190,8 @@ class Bag:
         summary = self.run_dir / "summary.json"
         self.summary: dict = json.loads(summary.read_text()) if summary.is_file() else {}
         self.plan, self._members = load_members(self.run_dir, checkpoint)
+        frames = [pd.read_csv(m.run_dir / "metrics.csv").assign(member=k) for k, m in enumerate(self._members, 1)]
+        self.metrics: pd.DataFrame = pd.concat(frames, ignore_index=True)  # every member's metrics.csv, `member` k
 
     @property
     def task(self) -> str:
@@ -248,13 +241,37 @@ class Bag:
         _warn(report.notes)
         return frame
 
-    def __getattr__(self, name: str) -> Any:
-        if name in ("explain", "params", "metrics"):
-            raise UserError(f"{self.run_dir} is a bag: {name} works on one member's run ({self.run_dir}/member1)")
-        raise AttributeError(name)
+    def explain(self, data: Data | None = None, repeats: int = 5, seed: int = 0) -> dict:
+        """Permutation importance of the members' mean, as Run.explain gives it (importance.csv, .png in the bag's
+        folder)."""
+        from nntrain.tools.explain import importance
+
+        if data is None and not self.run_dir.is_dir():
+            raise UserError(f"explain: {self.run_dir} is gone; give data= (rows with the target column) to explain it on")
+        bag = (self.run_dir, self.plan, self._members)
+        return _explained(self.run_dir, importance(self._members[0], table_or_path(data), repeats, seed, bag))
+
+    def params(self) -> dict:
+        """One member's parameter table (every member has the same layers), with `members`: their number."""
+        from nntrain.model.mlp import param_table
+
+        return {**param_table(self._members[0].model), "members": len(self._members)}
 
     def __repr__(self) -> str:
         return f"Bag({str(self.run_dir)!r}, {len(self._members)} members)"
+
+
+def _explained(folder: Path, result: dict) -> dict:
+    """An importance result with its files (importance.csv, .png) written to `folder` while it is there."""
+    from nntrain.runs.plots import importance_png
+    from nntrain.tools.inference import spreadsheet_safe
+
+    result["files"] = []
+    if folder.is_dir():
+        csv = folder / "importance.csv"  # column names are the data's text: escaped as predict's cells
+        write_output(csv, lambda f: spreadsheet_safe(result["table"]).to_csv(f, index=False), str(csv))
+        result["files"] = [csv, importance_png(result["table"], folder / "importance.png", result["metric"])]
+    return result
 
 
 def table_or_path(data: Data | None, key: str = "--data") -> Any:

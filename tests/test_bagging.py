@@ -148,3 +148,99 @@ def test_a_bag_stopped_by_ctrl_c_resumes_to_the_same_out_of_fold_predictions(wor
     b = pd.read_csv(workdir / "runs" / "cut" / "oof.csv")
     pd.testing.assert_frame_equal(a, b)
     assert sys.executable
+
+
+def recipe_config(workdir, rows=200, task="multiclass", **sections):
+    make_table(n=rows, task=task, cat=True).to_csv(workdir / "t.csv", index=False)
+    import yaml
+
+    cfg = {"name": "t", "seed": 0, "data": {"path": "t.csv", "target": "y"}, "train": {"epochs": 3}, **sections}
+    (workdir / "c.yaml").write_text(yaml.safe_dump(cfg))
+    return workdir / "c.yaml"
+
+
+def test_the_recipe_bags_a_small_table_and_writes_the_bags_plots(workdir, cli):
+    r = cli("fit", recipe_config(workdir), "train.threads=1")
+    assert r.exit_code == 0, r.output
+    root = workdir / "runs" / "t"
+    assert "note: train.bag auto: a bag of 5 members (up to 10,000 non-test rows)" in r.output
+    assert json.loads((root / "summary.json").read_text())["bag"] == 5
+    assert {p.name for p in root.glob("*.png")} == {"curves.png", "confusion_matrix.png"}
+    assert not list(root.glob("member*/*.png"))  # a member's curves are its metrics.csv
+    plan = json.loads((root / "bag.json").read_text())
+    assert "linear" in plan  # the recipe's linear model beside the members
+
+
+@pytest.mark.parametrize(
+    ("rows", "extra", "why"),
+    [
+        (100, [], "one model: 80 non-test rows, too few for 5 folds (bags from 100)"),
+        (300, ["model.ensemble=2"], "one model: model.ensemble=2 is an ensemble already (choose it or a bag)"),
+        (300, ["data.val_path=v.csv"], "one model: data.val_path fixes the validation rows"),
+    ],
+)
+def test_the_recipe_trains_one_model_where_a_bag_cannot_and_says_why(workdir, cli, rows, extra, why):
+    path = recipe_config(workdir, rows=rows)
+    make_table(n=40, task="multiclass", cat=True, seed=5).to_csv(workdir / "v.csv", index=False)
+    r = cli("fit", path, "train.threads=1", *extra)
+    assert r.exit_code == 0, r.output
+    assert f"note: train.bag auto: {why}" in r.output
+    assert (workdir / "runs" / "t" / "best.pt").is_file() and not (workdir / "runs" / "t" / "bag.json").exists()
+
+
+def test_the_recipe_trains_one_model_above_the_row_limit_and_for_a_rare_class(workdir, monkeypatch):
+    import nntrain
+    from nntrain.tools import bagging
+
+    frame = make_table(n=300, task="multiclass", cat=True)
+    config = {"data": {"target": "y"}, "runs_dir": "runs", "train": {"epochs": 2, "threads": 1}}
+    monkeypatch.setattr(bagging, "AUTO_MAX_ROWS", 200)
+    lines: list[str] = []
+    run = nntrain.fit(config, data=frame, log=lines.append)
+    assert isinstance(run, nntrain.Run)
+    assert "note: train.bag auto: one model: 240 non-test rows (bags up to 200)" in lines
+    monkeypatch.setattr(bagging, "AUTO_MAX_ROWS", 10_000)
+    rare = frame.assign(y=np.where(np.arange(300) < 6, "rare", frame["y"].astype(str)))
+    lines.clear()
+    assert isinstance(nntrain.fit(config, data=rare, log=lines.append), nntrain.Run)
+    assert "note: train.bag auto: one model: the rarest class of 'y' has 6 row(s), too few for 5 folds" in lines
+
+
+def test_the_linear_models_strength_is_the_one_with_the_least_out_of_fold_loss(workdir, cli):
+    from sklearn.linear_model import Ridge
+
+    from nntrain.data.reread import load_encoded
+    from nntrain.tools.bagging import load_members
+    from nntrain.tools.linear_path import STRENGTHS, linear_columns
+
+    assert cli("fit", bag_config(workdir, task="regression", k=3), "--quiet", "train.linear=true").exit_code == 0
+    root = workdir / "runs" / "t"
+    plan, loaded = load_members(root)
+    prep = loaded[0].prep
+    e, cols = load_encoded(prep), linear_columns(prep)
+    folds = [np.asarray(f) for f in plan["folds"]]
+    rest = np.concatenate(folds)
+
+    def oof_loss(alpha):
+        err = []
+        for fold in folds:
+            train = np.setdiff1d(rest, fold)
+            m = Ridge(alpha=alpha).fit(e.X[np.ix_(train, cols)], e.y[train])
+            err.append((m.predict(e.X[np.ix_(fold, cols)]) - e.y[fold]) * prep["target_scale"])
+        return float(np.mean(np.concatenate(err) ** 2))
+
+    losses = {a: oof_loss(a) for a in STRENGTHS}
+    assert plan["linear"]["strength"] == min(losses, key=losses.get)
+
+
+def test_a_bag_in_python_gives_its_members_curves_and_explains_its_mean(workdir, cli):
+    import nntrain
+
+    assert cli("fit", bag_config(workdir, k=3), "--quiet").exit_code == 0
+    bag = nntrain.load("runs/t")
+    assert sorted(bag.metrics["member"].unique()) == [1, 2, 3] and len(bag.metrics) == 12  # 4 epochs each
+    result = bag.explain(repeats=2)
+    assert set(result["table"]["column"]) == {"a", "b", "c", "color"}
+    assert result["metric"] == "loss" and result["base"] == pytest.approx(bag.evaluate()["loss"])
+    assert bag.params()["members"] == 3 and bag.params()["total"] == bag.params()["trainable"] > 0
+    assert (workdir / "runs" / "t" / "importance.csv").is_file()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 
 from .conftest import REPO
@@ -31,9 +32,15 @@ def test_the_readme_has_its_two_examples():
 
 
 def test_the_notebook_example(workdir):
+    import nntrain
+
     ns = run(examples()[0])
-    assert ns["run"].summary["test"]["accuracy"] > 0.9 and len(ns["run"].metrics) == ns["run"].summary["epochs_run"]
-    assert ns["again"].summary == ns["run"].summary and (workdir / "runs" / "run" / "best.pt").is_file()
+    bag = ns["run"]
+    assert isinstance(bag, nntrain.Bag) and bag.summary["bag"] == 5
+    assert bag.summary["test"]["accuracy"] > 0.9 and bag.summary["val"]["accuracy"] > 0.9
+    epochs = [len(pd.read_csv(workdir / "runs" / "run" / f"member{k}" / "metrics.csv")) for k in range(1, 6)]
+    assert bag.metrics.groupby("member").size().tolist() == epochs
+    assert ns["again"].summary == bag.summary and (workdir / "runs" / "run" / "oof.csv").is_file()
 
 
 @pytest.mark.slow

@@ -83,11 +83,12 @@ def test_fit_header_lists_the_recipe_and_config_yaml_keeps_it(workdir, cli):
     assert result.exit_code == 0, result.output
     line = next(ln for ln in result.output.splitlines() if ln.startswith("recipe: tabular"))
     assert "data.scale=robust" in line and "optimizer={" in line and "train.epochs=2" in line
+    assert "train.bag=5" in line and "note: train.bag auto: a bag of 5 members" in result.output
     saved = yaml.safe_load((workdir / "runs" / "r" / "config.yaml").read_text())
     assert saved["recipe"] == "tabular" and saved["model"]["numeric_embedding"]["name"] == "periodic"
     again = load_config(workdir / "runs" / "r" / "config.yaml")  # the resolved file trains the same thing again
-    assert to_plain(again) == {**saved}
-    assert len(metrics_rows(workdir / "runs" / "r")) == 2
+    assert to_plain(again) == {**saved} and saved["train"]["bag"] == 5
+    assert len(metrics_rows(workdir / "runs" / "r" / "member1")) == 2
 
 
 def test_robust_scaling_centres_on_the_median_and_clips_far_values_smoothly(workdir):

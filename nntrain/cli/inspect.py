@@ -112,6 +112,8 @@ def _print_params(table: dict) -> None:
         f"buffers {table['buffers']:,}  memory {table['bytes'] / 1024:.1f} KiB",
         markup=False,
     )
+    if "members" in table:
+        out.print(f"a bag of {table['members']} members, each with these layers", markup=False)
 
 
 @guarded

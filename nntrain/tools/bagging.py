@@ -40,7 +40,9 @@ BAG_FILE = "bag.json"
 OOF_FILE = "oof.csv"
 
 
-AUTO_MEMBERS, AUTO_MAX_ROWS = 5, 10_000  # train.bag auto: this many members up to this many non-test rows
+# train.bag auto: this many members from AUTO_MIN_ROWS to AUTO_MAX_ROWS non-test rows, each class (of a target
+# with at most AUTO_MAX_CLASSES values) with two rows a fold
+AUTO_MEMBERS, AUTO_MIN_ROWS, AUTO_MAX_ROWS, AUTO_MAX_CLASSES = 5, 100, 10_000, 50
 
 
 def is_bag(folder: Path) -> bool:
@@ -114,44 +116,49 @@ def auto_bag(cfg: Config, config_dir: Path | None, tracked: bool, frame: pd.Data
         return
     why = _no_bag(cfg, tracked)
     if why is None:
-        rows = _non_test_rows(cfg, config_dir, frame)
-        if rows > AUTO_MAX_ROWS:
-            why = f"{rows:,} non-test rows (bags up to {AUTO_MAX_ROWS:,})"
+        why = _too_big_or_small(cfg, frame if frame is not None else read_table(cfg.data.path, config_dir).frame)
     cfg.train.bag = 1 if why else AUTO_MEMBERS
     said = f"one model: {why}" if why else f"a bag of {AUTO_MEMBERS} members (up to {AUTO_MAX_ROWS:,} non-test rows)"
     cfg._notes.append(f"train.bag auto: {said}")
 
 
-def _non_test_rows(cfg: Config, config_dir: Path | None, frame: pd.DataFrame | None) -> int:
-    """data.path's rows less the test split's (data.test_path's rows are all another file's)."""
-    rows = len(frame if frame is not None else read_table(cfg.data.path, config_dir).frame)
-    return rows if cfg.data.test_path else round(rows * (1 - cfg.data.test_size))
+def _too_big_or_small(cfg: Config, frame: pd.DataFrame) -> str | None:
+    """Why data.path's rows call for one model (too many non-test rows, or too few for the folds), or None."""
+    rows = len(frame) if cfg.data.test_path else round(len(frame) * (1 - cfg.data.test_size))
+    if rows > AUTO_MAX_ROWS:
+        return f"{rows:,} non-test rows (bags up to {AUTO_MAX_ROWS:,})"
+    if rows < AUTO_MIN_ROWS:
+        return f"{rows:,} non-test rows, too few for {AUTO_MEMBERS} folds (bags from {AUTO_MIN_ROWS})"
+    target = frame.get(cfg.data.target) if cfg.data.target else None
+    if target is None or cfg.data.task == "regression":
+        return None
+    counts = target.value_counts()
+    rarest = int(counts.min()) if len(counts) else 0
+    if len(counts) <= AUTO_MAX_CLASSES and rarest < 2 * AUTO_MEMBERS:
+        return f"the rarest class of {cfg.data.target!r} has {rarest} row(s), too few for {AUTO_MEMBERS} folds"
+    return None
 
 
 def _no_bag(cfg: Config, tracked: bool) -> str | None:
-    """Why a bag cannot train this config (check_bag's refusals), or None."""
-    try:
-        check_bag(cfg)
-    except UserError as e:
-        return str(e).partition(": ")[2]
+    """Why a bag cannot train this config, or None."""
+    from nntrain.engine.distributed import launched
+
+    if launched():
+        return "a bag trains in one process, its members stacked (no --nproc)"
+    for key in ("split_column", "val_path", "time_column"):
+        if getattr(cfg.data, key):
+            return f"data.{key} fixes the validation rows, while a bag chooses them fold by fold"
+    if cfg.model.ensemble > 1:
+        return f"model.ensemble={cfg.model.ensemble} is an ensemble already (choose it or a bag)"
+    if cfg.train.compile:
+        return "a bag's members train stacked, without train.compile"
     return "TensorBoard and MLflow log one model" if tracked else None
 
 
 def check_bag(cfg: Config) -> None:
-    from nntrain.engine.distributed import launched
-
-    if launched():
-        raise UserError(f"train.bag={cfg.train.bag}: a bag trains in one process, its members stacked (no --nproc)")
-    for key in ("split_column", "val_path", "time_column"):
-        if getattr(cfg.data, key):
-            raise UserError(
-                f"train.bag={cfg.train.bag}: data.{key} fixes the validation rows, while a bag chooses them fold by "
-                f"fold; leave one of them out"
-            )
-    if cfg.model.ensemble > 1:
-        raise UserError(f"train.bag={cfg.train.bag} and model.ensemble={cfg.model.ensemble}: choose one of them")
-    if cfg.train.compile:
-        raise UserError(f"train.bag={cfg.train.bag}: its members train stacked, without train.compile")
+    why = _no_bag(cfg, False)
+    if why is not None:
+        raise UserError(f"train.bag={cfg.train.bag}: {why}; train.bag=1 trains one model")
 
 
 def _whole(cfg: Config, tables: tuple) -> Prepared:
@@ -232,18 +239,35 @@ def finish_bag(
     if "linear" in plan:
         summary["linear_weight"] = plan["linear"]["weight"]
     test = np.asarray(plan["test"], dtype=np.int64)
-    if len(test):
+    test_scores = mixed(averaged(loaded, e.X[test]), plan.get("linear"), prep, e.X[test]) if len(test) else None
+    if test_scores is not None:
         w_test = None if e.weights is None else e.weights[test]
-        summary["test"], summary["test_baseline"] = test_metrics(
-            loaded, plan.get("linear"), e.X[test], e.y[test], w_test
-        )
+        summary["test"] = _metrics(prep, e.y[test], test_scores, w_test)
+        summary["test_baseline"] = M.baseline(prep["task"], truth(prep, e.y[test]), prep, w_test)
     write_run_file(root / OOF_FILE, oof.to_csv(index=False).encode())
     write_json(root / "summary.json", summary)
     name = M.headline(summary["task"])
     shown = f"; test {name} {summary['test'][name]:.4f}" if "test" in summary else ""
     linear = f" (a linear model's share: {plan['linear']['weight']:.2f})" if "linear" in plan else ""
     log(f"bag of {len(loaded)}{linear}: out-of-fold {name} {summary['val'][name]:.4f}{shown} ({root / OOF_FILE})")
+    if cfg.train.plots:
+        _plots(root, loaded, None if test_scores is None else truth(prep, e.y[test]), test_scores, log)
     return summary
+
+
+def _plots(root: Path, loaded: list, y_test, test_scores, log: Callable[[str], None]) -> None:
+    """curves.png (every member's validation curves on shared axes) and the test split's prediction plots."""
+    from nntrain.runs.plots import compare_plot, prediction_plots
+
+    prep = loaded[0].prep
+    try:
+        curves = {run.run_dir.name: pd.read_csv(run.run_dir / "metrics.csv") for run in loaded}
+        written = [compare_plot(curves, root / "curves.png", M.headline(prep["task"]))]
+        if y_test is not None:
+            written += prediction_plots(root, prep["task"], y_test, test_scores, prep.get("classes"))
+        log(f"plots: {', '.join(p.name for p in written)} in {root}")
+    except OSError as e:  # the bag is whole without them
+        log(f"warning: the plots were not written: {e.strerror or e}; the bag's folder is complete otherwise")
 
 
 def test_metrics(

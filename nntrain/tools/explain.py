@@ -21,17 +21,23 @@ from nntrain.tools.inference import LoadedRun, evaluate_run
 MAX_REPEATS = 100
 
 
-def importance(run: LoadedRun, data: str | Table | None = None, repeats: int = 5, seed: int = 0) -> dict:
+def importance(
+    run: LoadedRun, data: str | Table | None = None, repeats: int = 5, seed: int = 0, bag: tuple | None = None
+) -> dict:
     """{"metric", "base", "rows", "data", "table": DataFrame (column, importance, std, and the metric after each
-    shuffle), most important first}."""
+    shuffle), most important first}. bag: (its folder, bag.json, its members) where `run` is a bag's first
+    member: the members' mean is what is scored, on the bag's test split."""
+    from nntrain.tools.bagging import bag_report
+
     if not 1 <= repeats <= MAX_REPEATS:
         raise UserError(f"--repeats {repeats}: give 1 to {MAX_REPEATS}")
-    table, label = _rows(run, data)
+    table, label = _rows(run, data, None if bag is None else (bag[0], bag[1]["test"]))
     metric = M.monitor_name(run.cfg.train.monitor).removeprefix("val_")
     worse = -1.0 if M.maximize(metric) else 1.0  # a change for the worse counts positive
 
     def score(frame: pd.DataFrame) -> float:
-        return evaluate_run(run, Table(frame, table.source, table.sha256, table.is_csv))["metrics"][metric]
+        rows = Table(frame, table.source, table.sha256, table.is_csv)
+        return (evaluate_run(run, rows) if bag is None else bag_report(*bag, rows))["metrics"][metric]
 
     base = score(table.frame)
     rng = np.random.default_rng(seed)
@@ -48,13 +54,14 @@ def importance(run: LoadedRun, data: str | Table | None = None, repeats: int = 5
     return {"metric": metric, "base": base, "rows": len(table.frame), "data": label, "table": frame}
 
 
-def _rows(run: LoadedRun, data: str | Table | None) -> tuple[Table, str]:
-    """The raw rows to shuffle: the run's test split (from split.json), or a file, or a Table in memory."""
+def _rows(run: LoadedRun, data: str | Table | None, bag_test: tuple | None) -> tuple[Table, str]:
+    """The raw rows to shuffle: the run's test split (from split.json; a bag's: (folder, rows)), or a file, or
+    a Table in memory."""
     if isinstance(data, Table):
         return data, "a DataFrame"
     if data is not None:
         return read_table(data, key="--data"), data
-    (test,) = split_rows(run.split, run.run_dir, "test")
+    folder, test = (run.run_dir, split_rows(run.split, run.run_dir, "test")[0]) if bag_test is None else bag_test
     if not test:
-        raise UserError(f"{run.run_dir} has no test split (data.test_size=0): explain it on a file with --data")
+        raise UserError(f"{folder} has no test split (data.test_size=0): explain it on a file with --data")
     return load_table(run.prep, test), "test split"
