@@ -35,6 +35,13 @@ def write_table(folder: Path, rows: int) -> Path:
     return csv
 
 
+def epochs_run(summary: dict) -> int:
+    """A run's epochs, or the most any member of a bag ran."""
+    if "members" not in summary:
+        return summary["epochs_run"]
+    return max(read_json(Path(m) / "summary.json")["epochs_run"] for m in summary["members"])
+
+
 def fit_seed(folder: Path, csv: Path, seed: int, extra: list[str]) -> dict:
     import subprocess
 
@@ -63,7 +70,7 @@ def fit_seed(folder: Path, csv: Path, seed: int, extra: list[str]) -> dict:
     return {
         "seed": seed,
         "fit_s": seconds,
-        "epochs": summary.get("epochs_run"),
+        "epochs": epochs_run(summary),
         "of": cfg["train"]["epochs"],
         "train_rows": len(rows["train"]),
         "r2": summary["test"]["r2"],

@@ -247,9 +247,19 @@ class Bag:
         from nntrain.tools.explain import importance
 
         if data is None and not self.run_dir.is_dir():
-            raise UserError(f"explain: {self.run_dir} is gone; give data= (rows with the target column) to explain it on")
+            raise UserError(
+                f"explain: {self.run_dir} is gone; give data= (rows with the target column) to explain it on"
+            )
         bag = (self.run_dir, self.plan, self._members)
         return _explained(self.run_dir, importance(self._members[0], table_or_path(data), repeats, seed, bag))
+
+    def export(self, fmt: str = "onnx", output: str | Path | None = None, force: bool = False) -> Path:
+        """The members' mean with the bag's preprocessing folded in, as `nntrain export RUN_DIR`; its path."""
+        from nntrain.tools.export import export_run
+
+        if not self.run_dir.is_dir():
+            raise UserError(f"export: the bag's folder {self.run_dir} is not there any more; fit with run_dir=...")
+        return export_run(self.run_dir, fmt, None if output is None else Path(output), self.checkpoint, force)
 
     def params(self) -> dict:
         """One member's parameter table (every member has the same layers), with `members`: their number."""

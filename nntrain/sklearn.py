@@ -5,10 +5,13 @@ keyword arguments with `__` for the dot (optimizer__lr=0.01 is optimizer.lr=0.01
 set_params expose, so GridSearchCV(param_grid={"nn__optimizer__lr": [...]}) works through a Pipeline.
 
 fit(X, y) trains on every row but a validation split (data.val_size, 10%) that picks the best epoch: there is
-no test split (data.test_size=0); score on your own held-out rows. Without `run_dir` the run folder is a
-temporary one, removed after fit: the model lives in the estimator (`run_`), which pickles, predicts, explains
-given rows and exports to a file named with output=. A signal (Ctrl-C) during fit is a KeyboardInterrupt, which
-scikit-learn's searches let through, never a failed fit.
+no test split (data.test_size=0); score on your own held-out rows. With config=None the recipe trains one model
+(scikit-learn's searches cross-validate around it already); train__bag=5 (or "auto") makes it the recipe's bag,
+which `run_` then holds (a Bag: it predicts, pickles and explains given rows as a Run does).
+
+Without `run_dir` the run folder is a temporary one, removed after fit: the model lives in the estimator
+(`run_`), which pickles, predicts, explains given rows and exports to a file named with output=. A signal
+(Ctrl-C) during fit is a KeyboardInterrupt, which scikit-learn's searches let through, never a failed fit.
 """
 
 from __future__ import annotations
@@ -90,6 +93,8 @@ class _NNEstimator(BaseEstimator):
         frame[target] = y
         base = self.config if self.config is not None else {"data": {}}
         extra = {k.replace("__", "."): v for k, v in self._overrides.items()}
+        if self.config is None:  # the recipe's one model: a search cross-validates around it already
+            extra = {"train.bag": 1, **extra}
         fixed = {"data.target": target, "data.task": task, "data.test_size": 0, "data.cache": False}
         temp = None if self.run_dir else tempfile.mkdtemp(prefix="nntrain-")
         fixed |= {"runs_dir": self.run_dir or temp, "train.plots": self.run_dir is not None}

@@ -389,7 +389,7 @@ def test_yaml_numbers_and_words_as_a_user_means_them(workdir, table_csv, cli):
 
 
 def test_override_of_a_component_missing_from_the_file(workdir, table_csv, cli):
-    (workdir / "c.yaml").write_text(f"data: {{path: {table_csv()}}}\ntrain: {{epochs: 2}}\n")
+    (workdir / "c.yaml").write_text(f"data: {{path: {table_csv()}}}\ntrain: {{epochs: 2, bag: 1}}\n")
     r = cli("fit", workdir / "c.yaml", "optimizer.lr=0.01", "scheduler.name=exponential", "scheduler.gamma=0.5")
     assert r.exit_code == 0, r.stderr
     rows = metrics_rows(workdir / "runs/c")

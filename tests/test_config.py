@@ -349,7 +349,8 @@ def test_an_alias_bomb_and_a_huge_file_are_refused_before_anything_is_made(tmp_p
 def test_checkpoints_do_not_carry_the_sweep_section(workdir, cli):
     import torch
 
-    text = "data: {path: sklearn:iris}\ntrain: {epochs: 2, plots: false}\nsweep: {optimizer.lr: [0.1, 0.01, 0.001]}\n"
+    text = "data: {path: sklearn:iris}\ntrain: {epochs: 2, plots: false, bag: 1}\n"
+    text += "sweep: {optimizer.lr: [0.1, 0.01, 0.001]}\n"
     assert cli("fit", write(workdir, text)).exit_code == 0
     ckpt = torch.load(workdir / "runs" / "bad" / "best.pt", weights_only=True)
     assert ckpt["config"]["sweep"] is None and cli("fit", "--resume", "runs/bad", "train.epochs=3").exit_code == 0

@@ -146,3 +146,16 @@ def test_an_interrupt_during_fit_stops_a_search_and_names_no_removed_folder(work
     assert tempfile.gettempdir() not in str(e.value)
     with pytest.raises(KeyboardInterrupt, match="nntrain fit --resume .*keep/NNClassifier"):
         NNClassifier(run_dir=str(workdir / "keep"), **FAST).fit(X, y)
+
+
+def test_a_bag_asked_of_an_estimator_predicts_the_members_mean_and_pickles(workdir):
+    import nntrain
+
+    df = make_table(200)
+    X, y = df[["a", "b", "c"]], df["y"]
+    clf = NNClassifier(train__bag=3, train__epochs=3, train__threads=1).fit(X, y)
+    assert isinstance(clf.run_, nntrain.Bag) and len(clf.run_.metrics["member"].unique()) == 3
+    proba = clf.predict_proba(X)
+    assert proba.shape == (200, len(clf.classes_)) and np.allclose(proba.sum(axis=1), 1)
+    assert np.allclose(pickle.loads(pickle.dumps(clf)).predict_proba(X), proba)
+    assert isinstance(NNClassifier(train__epochs=1).fit(X, y).run_, nntrain.Run)  # the recipe alone: one model
