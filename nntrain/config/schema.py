@@ -65,6 +65,11 @@ class DataConfig(Strict):
         "their own; none: a missing value is an error",
     )
     missing_target: Literal["drop", "error"] = Field("drop", description="rows whose target is missing")
+    target_transform: Literal["none", "log", "auto"] = Field(
+        "none",
+        description="regression: train on log(target), predict exp of the output (every value > 0); auto: log where "
+        "every value is > 0 and the log makes the training values' skew nearer 0 by half or more",
+    )
     drop: list[str] = Field(default_factory=list, description="columns to ignore (ids, leaks)")
     categorical: list[str] = Field(
         default_factory=list,

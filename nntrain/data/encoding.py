@@ -31,10 +31,22 @@ from nntrain.data.columns import (
 from nntrain.data.tables import Table, check_columns, where
 from nntrain.errors import UserError, listed, quoted
 
+LOG_MAX = 700.0  # the log of a value a float64 holds: exp beyond it is infinite
+
 
 def unscale(prep: dict, y: Any) -> Any:
-    """A standardized regression value (array or tensor) back in the target's own units."""
-    return y * prep["target_scale"] + prep["target_shift"]
+    """A standardized regression value (array or tensor) back in the target's own units (exp of it, where the
+    target was trained as its log)."""
+    v = y * prep["target_scale"] + prep["target_shift"]
+    if prep.get("target_transform") != "log":
+        return v
+    return v.clamp(max=LOG_MAX).exp() if hasattr(v, "clamp") else np.exp(np.minimum(v, LOG_MAX))
+
+
+def scale_target(prep: dict, v: np.ndarray) -> np.ndarray:
+    """Target values in the target's units -> the standardized values the model trains on (unscale's inverse)."""
+    t = np.log(v) if prep.get("target_transform") == "log" else v
+    return (t - prep["target_shift"]) / prep["target_scale"]
 
 
 def filled(v: np.ndarray, name: str, prep: dict, is_csv: bool) -> np.ndarray:
@@ -291,5 +303,11 @@ def encode_target(y: pd.Series, prep: dict, is_csv: bool, absent: np.ndarray | N
     if prep["task"] == "regression":
         v = numeric_column(y, is_csv)
         check_finite(v, target, is_csv)
-        return ((v - prep["target_shift"]) / prep["target_scale"]).astype(np.float32)
+        if prep.get("target_transform") == "log" and not np.all(v > 0):
+            i = int(np.flatnonzero(~(v > 0))[0])
+            raise UserError(
+                f"column '{target}' (the target): {v[i]:g} at {where(is_csv, i)}; the model was trained on the log "
+                f"of the target (data.target_transform), which needs every value above 0"
+            )
+        return scale_target(prep, v).astype(np.float32)
     return encode_labels(y, prep["classes"], target, is_csv)

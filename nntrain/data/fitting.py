@@ -203,20 +203,54 @@ def _encoded_names(prep: dict) -> list[str]:
     return out + [col for col in prep["columns"] if prep["kinds"][col] == "embedded"]
 
 
-def fit_target(y_raw: pd.Series, rows: np.ndarray, prep: dict, train: np.ndarray, is_csv: bool) -> np.ndarray:
-    """Class indices, or the regression target standardized on the training rows (0 in rows without a target);
-    prep gets the baseline."""
+def fit_target(
+    y_raw: pd.Series, rows: np.ndarray, prep: dict, train: np.ndarray, is_csv: bool, notes: list[str]
+) -> np.ndarray:
+    """Class indices, or the regression target (its log under target_transform) standardized on the training
+    rows (0 in rows without a target); prep gets the baseline and the transform it chose."""
     target, present = prep["target"], y_raw.iloc[rows]
     if prep["task"] != "regression":
+        prep.pop("target_transform", None)
         y = np.zeros(len(y_raw), dtype=np.int64)
         y[rows] = encode_labels(present, prep["classes"], target, is_csv)
         prep["baseline"] = int(np.bincount(y[train], minlength=len(prep["classes"])).argmax())
         return y
     yv = numeric_column(y_raw, is_csv)
     check_finite(yv, target, is_csv)
-    prep["target_shift"], prep["target_scale"] = float(yv[train].mean()), float(yv[train].std() or 1.0)
-    prep["baseline"] = prep["target_shift"]
-    return np.nan_to_num((yv - prep["target_shift"]) / prep["target_scale"]).astype(np.float32)
+    prep["target_transform"] = _transform(prep, yv, rows, train, notes)
+    t = np.log(np.where(yv > 0, yv, 1.0)) if prep["target_transform"] == "log" else yv
+    prep["target_shift"], prep["target_scale"] = float(t[train].mean()), float(t[train].std() or 1.0)
+    prep["baseline"] = float(np.average(yv[train]))  # the trivial prediction: the training mean, in units
+    return np.nan_to_num((t - prep["target_shift"]) / prep["target_scale"]).astype(np.float32)
+
+
+def _transform(prep: dict, yv: np.ndarray, rows: np.ndarray, train: np.ndarray, notes: list[str]) -> str:
+    """data.target_transform resolved: "log" or "none" (auto said in a note where it takes the log)."""
+    asked, target = prep.get("target_transform", "none"), prep["target"]
+    positive = bool(np.all(yv[rows] > 0))
+    if asked == "log" and not positive:
+        i = int(rows[np.flatnonzero(yv[rows] <= 0)[0]])
+        raise UserError(
+            f"data.target_transform=log: column {quoted(target)} (the target) has {yv[i]:g} in row {i + 1}; the log "
+            f"needs every value above 0 (data.target_transform=none trains on the values as they are)"
+        )
+    if asked != "auto":
+        return asked
+    if not positive:
+        return "none"
+    skew, log_skew = _skew(yv[train]), _skew(np.log(yv[train]))
+    if abs(log_skew) > abs(skew) / 2:
+        return "none"
+    notes.append(
+        f"data.target_transform auto: log ({quoted(target)} skewed {skew:.2f}, its log {log_skew:.2f}); "
+        f"predictions are exp of the output"
+    )
+    return "log"
+
+
+def _skew(v: np.ndarray) -> float:
+    sd = float(v.std())
+    return 0.0 if sd == 0 else float(np.mean((v - v.mean()) ** 3) / sd**3)
 
 
 def fit_weights(

@@ -89,9 +89,10 @@ def prepare(table: Table, data_cfg: Any, seed: int, given: dict | None = None) -
     if classes:
         _check_every_class_trains(y_raw, classes, train)
     prep = {"target": str(target), "task": task, "classes": classes, "missing_target": data_cfg.missing_target}
+    prep["target_transform"] = data_cfg.target_transform
     prep["split"] = how
     sources = fit_features(df, features, data_cfg, train, is_csv, prep, notes)
-    y = fit_target(y_raw, rows, prep, train, is_csv)
+    y = fit_target(y_raw, rows, prep, train, is_csv, notes)
     per_row, weights = fit_weights(df, y, data_cfg, (train, val, test), is_csv, prep, notes)
     _check_matrix_fits(prep, len(df))
     report = Report()

@@ -297,9 +297,10 @@ def _metrics(prep: dict, y: np.ndarray, scores: np.ndarray, w: np.ndarray | None
     """The metrics of averaged scores; the loss is their log loss (classes) or the mean squared error of the
     standardized target (regression), as the members' criteria measure it."""
     if prep["task"] == "regression":
-        z = (scores - prep["target_shift"]) / prep["target_scale"]
+        from nntrain.data.encoding import scale_target
+
         target = truth(prep, y)
-        loss = float(np.average(((target - prep["target_shift"]) / prep["target_scale"] - z) ** 2, weights=w))
+        loss = float(np.average((y - scale_target(prep, scores)) ** 2, weights=w))
         return M.regression(target, scores, loss, w)
     p = np.clip(scores[np.arange(len(y)), y], 1e-12, 1.0)
     return M.classification(y, scores, float(np.average(-np.log(p), weights=w)), w)

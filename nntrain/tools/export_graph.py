@@ -114,9 +114,9 @@ class Probabilities(nn.Module):
 class Unscale(nn.Module):
     """The standardized regression output -> the prediction in the target's units, one value per row."""
 
-    def __init__(self, target_shift: float, target_scale: float):
+    def __init__(self, prep: dict):
         super().__init__()
-        self.prep = {"target_shift": float(target_shift), "target_scale": float(target_scale)}
+        self.prep = {k: prep.get(k) for k in ("target_shift", "target_scale", "target_transform")}
 
     def forward(self, out: torch.Tensor) -> torch.Tensor:
         return unscale(self.prep, out[:, 0].double()).float()
@@ -134,7 +134,7 @@ def export_model(model: nn.Module, cfg: Config, prep: dict) -> Exported:
     ensemble = hasattr(net, "members")
     parts: OrderedDict[str, nn.Module] = OrderedDict([("ensemble", net)] if ensemble else net.named_children())
     if prep["task"] == "regression":
-        parts["unscale"] = Unscale(prep["target_shift"], prep["target_scale"])
+        parts["unscale"] = Unscale(prep)
     else:
         parts["proba"] = Probabilities(cfg)
     net = nn.Sequential(parts)
@@ -163,12 +163,12 @@ class LinearMix(nn.Module):
         self.register_buffer("cols", torch.tensor(linear["columns"], dtype=torch.long))
         self.register_buffer("coef", torch.tensor([m["coef"] for m in linear["models"]], dtype=torch.float32))
         self.register_buffer("intercept", torch.tensor([m["intercept"] for m in linear["models"]], dtype=torch.float32))
-        self.shift, self.scale = prep.get("target_shift", 0.0), prep.get("target_scale", 1.0)
+        self.target = {k: prep.get(k) for k in ("target_shift", "target_scale", "target_transform")}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = x[:, self.cols]
         if self.regression:  # coef [M, d] -> [N, M]
-            lin = (z @ self.coef.T + self.intercept).mean(dim=1) * self.scale + self.shift
+            lin = unscale(self.target, (z @ self.coef.T + self.intercept).double()).float().mean(dim=1)
         else:  # coef [M, C, d] -> logits [M, N, C]
             logits = torch.matmul(z[None], self.coef.transpose(1, 2)) + self.intercept[:, None, :]
             lin = torch.softmax(logits, dim=-1).mean(dim=0)
