@@ -75,28 +75,51 @@ class Run:
 
         return param_table(self._loaded.model)
 
-    def report(self, data: Data | None = None, strict: bool = False) -> dict:
-        """What `nntrain eval --json` prints: metrics, their baselines, rows, and where they come from."""
+    def report(self, data: Data | None = None, strict: bool = False, level: float | None = 0.9) -> dict:
+        """What `nntrain eval --json` prints: metrics, their baselines, rows, and where they come from; with
+        `level`, "conformal": the coverage and width (or set size) of predict's intervals (or sets) there."""
+        from nntrain.runs.checkpoints import split_rows
+        from nntrain.tools.bag_inference import scores_of
         from nntrain.tools.inference import evaluate_run
 
         report = evaluate_run(self._loaded, table_or_path(data), strict)
         _warn(report["notes"])
+        if level is not None:
+            test = split_rows(self._loaded.split, self.run_dir, "test")[0] if data is None else None
+            scorer = lambda X: (scores_of(self._loaded, X), None)  # noqa: E731
+            report["conformal"] = _coverage(self._loaded.prep, test, data, level, self.held_out, scorer)
         return report
 
     def evaluate(self, data: Data | None = None, strict: bool = False) -> dict:
         """Metrics of the checkpoint on the run's test split, or on `data` (a file or a DataFrame)."""
         return self.report(data, strict)["metrics"]
 
-    def predict(self, data: Data, strict: bool = False) -> pd.DataFrame:
+    def predict(
+        self, data: Data, strict: bool = False, interval: float | None = None, sets: float | None = None
+    ) -> pd.DataFrame:
         """Raw rows in (a DataFrame or a file with the training columns): `prediction`, and `proba_<class>`
-        columns for a classifier; labels as they were in the training data."""
+        columns for a classifier; labels as they were in the training data. interval=0.9 adds `lower` and
+        `upper` (a regression), sets=0.9 `set` and `set_size` (a classifier): split conformal on the
+        validation rows, holding the truth with that probability."""
         from nntrain.data.columns import Report
+        from nntrain.tools.conformal import with_bounds
         from nntrain.tools.inference import predict_frame
 
         report = Report(strict)
         frame = predict_frame(self._loaded, table_or_path(data, "INPUT"), report)
         _warn(report.notes)
-        return frame
+        if interval is None and sets is None:
+            return frame
+        return with_bounds(frame, self._loaded.prep, self.held_out(), interval, sets)
+
+    def held_out(self) -> dict:
+        """The validation rows' residuals or true-class probabilities (what intervals and sets are calibrated
+        on), computed once and kept: an estimator's run keeps them when its folder goes."""
+        from nntrain.tools.conformal import run_held_out
+
+        if getattr(self, "_held", None) is None:
+            self._held = run_held_out(self._loaded)
+        return self._held
 
     def explain(self, data: Data | None = None, repeats: int = 5, seed: int = 0) -> dict:
         """Permutation importance on the test split (or `data`), one row per original column, as `nntrain
@@ -150,9 +173,16 @@ class Folds:
         folders = [self.run_dir / Path(f["run_dir"]).name for f in self.summary["folds"] if "diverged" not in f]
         self.runs = [Run(d, checkpoint) for d in folders]
 
-    def predict(self, data: Data, strict: bool = False) -> pd.DataFrame:
+    def predict(
+        self, data: Data, strict: bool = False, interval: float | None = None, sets: float | None = None
+    ) -> pd.DataFrame:
         import numpy as np
 
+        if interval is not None or sets is not None:
+            raise UserError(
+                f"{self.run_dir} is a cross-validation folder: intervals and sets come from a bag (train.bag, whose "
+                f"out-of-fold rows calibrate them) or from one run (its validation rows)"
+            )
         if not self.runs:
             raise UserError(
                 f"{self.run_dir}: every fold diverged (cv.json says how), so no fold has a model to predict with; "
@@ -183,7 +213,7 @@ class Bag:
     predictions and metrics of the members averaged (class probabilities, or values)."""
 
     def __init__(self, folder: str | Path, checkpoint: str = "best"):
-        from nntrain.tools.bagging import load_members
+        from nntrain.tools.bag_inference import load_members
 
         self.run_dir = Path(folder)
         self.checkpoint = checkpoint
@@ -192,6 +222,9 @@ class Bag:
         self.plan, self._members = load_members(self.run_dir, checkpoint)
         frames = [pd.read_csv(m.run_dir / "metrics.csv").assign(member=k) for k, m in enumerate(self._members, 1)]
         self.metrics: pd.DataFrame = pd.concat(frames, ignore_index=True)  # every member's metrics.csv, `member` k
+        oof = self.run_dir / "oof.csv"
+        # kept: intervals and sets calibrate on it (labels as written: "NA" is a class, not a missing value)
+        self._oof = pd.read_csv(oof, dtype={"target": object}, keep_default_na=False) if oof.is_file() else None
 
     @property
     def task(self) -> str:
@@ -220,26 +253,46 @@ class Bag:
     @property
     def oof(self) -> pd.DataFrame:
         """Every non-test row's out-of-fold prediction (oof.csv): its row in the file, fold, target, prediction."""
-        return pd.read_csv(self.run_dir / "oof.csv")
+        if self._oof is None:
+            raise UserError(f"{self.run_dir} has no oof.csv: the bag has not finished (nntrain fit --resume)")
+        return self._oof.copy()
 
-    def report(self, data: Data | None = None, strict: bool = False) -> dict:
-        from nntrain.tools.bagging import bag_report
+    def report(self, data: Data | None = None, strict: bool = False, level: float | None = 0.9) -> dict:
+        from nntrain.tools.bag_inference import bag_report, bag_scores
 
         report = bag_report(self.run_dir, self.plan, self._members, table_or_path(data), strict)
         _warn(report["notes"])
+        if level is not None:
+            scorer = lambda X: bag_scores(self.plan, self._members, X, self.task == "regression")  # noqa: E731
+            test = self.plan["test"] if data is None else None
+            report["conformal"] = _coverage(self._members[0].prep, test, data, level, self.held_out, scorer)
         return report
 
     def evaluate(self, data: Data | None = None, strict: bool = False) -> dict:
         return self.report(data, strict)["metrics"]
 
-    def predict(self, data: Data, strict: bool = False) -> pd.DataFrame:
+    def predict(
+        self, data: Data, strict: bool = False, interval: float | None = None, sets: float | None = None
+    ) -> pd.DataFrame:
+        """As Run.predict, the members' mean; interval: CV+ from the out-of-fold rows, sets: LAC from them."""
         from nntrain.data.columns import Report
-        from nntrain.tools.bagging import bag_predict
+        from nntrain.tools.bag_inference import bag_predict
+        from nntrain.tools.conformal import with_bounds
 
         report = Report(strict)
-        frame = bag_predict(self.plan, self._members, table_or_path(data, "INPUT"), report)
+        wanted = interval is not None and self.task == "regression"
+        got = bag_predict(self.plan, self._members, table_or_path(data, "INPUT"), report, members=wanted)
+        frame, members = got if wanted else (got, None)
         _warn(report.notes)
-        return frame
+        if interval is None and sets is None:
+            return frame
+        return with_bounds(frame, self._members[0].prep, self.held_out(), interval, sets, members)
+
+    def held_out(self) -> dict:
+        """The out-of-fold residuals (per fold) or true-class probabilities, from oof.csv when the bag loaded."""
+        from nntrain.tools.conformal import bag_held_out
+
+        return bag_held_out(self.oof, self._members[0].prep)
 
     def explain(self, data: Data | None = None, repeats: int = 5, seed: int = 0) -> dict:
         """Permutation importance of the members' mean, as Run.explain gives it (importance.csv, .png in the bag's
@@ -269,6 +322,29 @@ class Bag:
 
     def __repr__(self) -> str:
         return f"Bag({str(self.run_dir)!r}, {len(self._members)} members)"
+
+
+def _coverage(prep: dict, test: list | None, data: Data | None, level: float, held, scorer) -> dict:
+    """eval's "conformal": the coverage of predict's intervals or sets at `level` on the test rows (or `data`),
+    calibrated on held() (a run's validation rows, a bag's out-of-fold rows); a note where it cannot be."""
+    from nntrain.data.columns import Report
+    from nntrain.data.encoding import encode_table
+    from nntrain.data.reread import load_encoded
+    from nntrain.tools.conformal import checked_level, coverage_report
+    from nntrain.tools.inference import read_input
+
+    checked_level(level, "--level")
+    rows = table_or_path(data)
+    e = (
+        load_encoded(prep, rows=test)
+        if rows is None
+        else encode_table(read_input(rows, "--data"), prep, "--data", Report())
+    )
+    mean, members = scorer(e.X)
+    try:
+        return coverage_report(prep, e.y, mean, held(), level, members)
+    except UserError as err:  # too few held-out rows for the level, or none
+        return {"level": level, "note": str(err)}
 
 
 def _explained(folder: Path, result: dict) -> dict:

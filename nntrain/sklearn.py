@@ -16,6 +16,7 @@ Without `run_dir` the run folder is a temporary one, removed after fit: the mode
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from typing import Any
@@ -106,15 +107,18 @@ class _NNEstimator(BaseEstimator):
             raise KeyboardInterrupt(kept) from None
         except Stop as e:  # a bad value or config, said as nntrain says it, as the ValueError scikit-learn expects
             raise ValueError(str(e)) from None
+        else:
+            with contextlib.suppress(Stop):  # kept before a temporary folder goes: what intervals and sets need
+                self.run_.held_out()
         finally:
             if temp is not None:
                 shutil.rmtree(temp, ignore_errors=True)
         return self
 
-    def _predicted(self, X: Any) -> pd.DataFrame:
+    def _predicted(self, X: Any, **bounds: float) -> pd.DataFrame:
         check_is_fitted(self, "run_")
         try:
-            return self.run_.in_float64().predict(self._frame(X, reset=False))
+            return self.run_.in_float64().predict(self._frame(X, reset=False), **bounds)
         except Stop as e:
             raise ValueError(str(e)) from None
 
@@ -143,6 +147,13 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         proba = self.predict_proba(X)
         return self.classes_[proba.argmax(axis=1)]
 
+    def predict_set(self, X: Any, level: float = 0.9) -> np.ndarray:
+        """Which of classes_ each row's prediction set holds (rows x classes, bool): the set holds the true class
+        with probability `level` (LAC, calibrated on the validation rows, or a bag's out-of-fold rows)."""
+        out = self._predicted(X, sets=level)
+        chosen = [set(s.split(" | ")) for s in out["set"]]
+        return np.array([[str(k) in row for k in range(len(self.classes_))] for row in chosen])
+
 
 class NNRegressor(RegressorMixin, _NNEstimator):
     """An nntrain regressor of one numeric target."""
@@ -153,6 +164,11 @@ class NNRegressor(RegressorMixin, _NNEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         return self._predicted(X)["prediction"].to_numpy(dtype=np.float64)
+
+    def predict_interval(self, X: Any, level: float = 0.9) -> np.ndarray:
+        """(lower, upper) per row (rows x 2): an interval holding the truth with probability `level` (split
+        conformal on the validation rows; CV+ on a bag's out-of-fold rows)."""
+        return self._predicted(X, interval=level)[["lower", "upper"]].to_numpy(dtype=np.float64)
 
 
 def _given(estimator: Any, y: Any) -> Any:

@@ -210,7 +210,7 @@ def test_the_linear_models_strength_is_the_one_with_the_least_out_of_fold_loss(w
     from sklearn.linear_model import Ridge
 
     from nntrain.data.reread import load_encoded
-    from nntrain.tools.bagging import load_members
+    from nntrain.tools.bag_inference import load_members
     from nntrain.tools.linear_path import STRENGTHS, linear_columns
 
     assert cli("fit", bag_config(workdir, task="regression", k=3), "--quiet", "train.linear=true").exit_code == 0

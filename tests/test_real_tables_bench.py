@@ -58,3 +58,14 @@ def test_default_time_bench_times_a_default_fit_on_a_flights_sample(tmp_path):
     cells = [c.strip() for c in row[0].split("|")[1:-1]]
     assert cells[2] == "2/2"  # epochs run / the config's, the override taken
     assert 0 < float(cells[3]) < 300 and -1 < float(cells[4]) <= 1 and -1 < float(cells[5]) <= 1
+
+
+def test_conformal_bench_reports_the_coverage_of_a_real_tables_run(tmp_path):
+    args = ["--tables", "Pima.tr", "--seeds", "0", "--out", str(tmp_path), "--epochs", "3", "--fit-only"]
+    assert run_benchmark("real_tables.py", *args, "--set", "train.plots=false", timeout=300).returncode == 0
+    proc = run_benchmark("conformal.py", str(tmp_path), "--no-mapie", timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| Pima.tr |"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[1] == "1" and cells[2] == "bag, LAC" and 0.5 <= float(cells[3]) <= 1 and 1 <= float(cells[4]) <= 2
+    assert "classification: mean coverage" in proc.stdout

@@ -26,6 +26,7 @@ def eval_(
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
     as_json: bool = typer.Option(False, "--json"),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
+    level: float = typer.Option(0.9, "--level", help="the coverage asked of the intervals or sets it reports"),
 ) -> None:
     """Metrics of a trained run on its own test split or on another file."""
 
@@ -35,7 +36,7 @@ def eval_(
 
     run = api.load(resolve_run_dir(str(run_dir) if run_dir else None), checkpoint)
     with data_warnings():
-        report = run.report(data, strict)
+        report = run.report(data, strict, level)
     if as_json:
         print_json(report)
         return
@@ -46,6 +47,31 @@ def eval_(
         markup=False,
     )
     out.print(format_metrics(report["metrics"], report["baseline"]), markup=False)
+    if report.get("calibration"):
+        c = report["calibration"]
+        before, after = c["before"], c["after"]
+        shown = ", ".join(f"{k} {before[k]:.4f} -> {after[k]:.4f}" for k in ("log_loss", "brier", "ece"))
+        out.print(
+            f"calibration (temperature {c['temperature']:g}, fitted on the out-of-fold rows): {shown}", markup=False
+        )
+    if report.get("conformal"):
+        out.print(conformal_line(report["conformal"], "members" in report), markup=False)
+
+
+def conformal_line(c: dict, bag: bool) -> str:
+    """eval's line on the intervals (or sets) predict --interval (--sets) would give."""
+    if "note" in c:
+        return f"intervals / sets at {c['level']:g}: {c['note']}"
+    rows = "out-of-fold rows" if bag else "validation rows"
+    if "mean_width" in c:
+        what, how, size = "intervals", "CV+" if bag else "split conformal", f"mean width {c['mean_width']:.4g}"
+    else:
+        what, how, size = "sets", "LAC", f"mean size {c['mean_set_size']:.3g}"
+    flag = "--interval" if what == "intervals" else "--sets"
+    return (
+        f"{c['level']:.0%} {what} (predict {flag} {c['level']:g}): coverage {c['coverage']:.3f}, {size} ({how} "
+        f"on the {rows})"
+    )
 
 
 @guarded
@@ -127,6 +153,12 @@ def predict(
         False, "--raw", help="write labels as they are, even those a spreadsheet runs as formulas"
     ),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
+    interval: float | None = typer.Option(
+        None, "--interval", help="regression: add lower and upper, holding the truth with this probability (0.9)"
+    ),
+    sets: float | None = typer.Option(
+        None, "--sets", help="classification: add set and set_size, the classes holding the truth with this probability"
+    ),
 ) -> None:
     """Predict from raw rows: the stored preprocessing is applied; labels come back as in the training data."""
 
@@ -138,7 +170,7 @@ def predict(
         output_file(output, force, inputs=[input])
     run = api.load(run_dir, checkpoint)
     with data_warnings():
-        frame = run.predict(input, strict)
+        frame = run.predict(input, strict, interval=interval, sets=sets)
     frame = frame if raw else spreadsheet_safe(frame)
     if output is None:
         frame.to_csv(sys.stdout, index=False)

@@ -275,3 +275,19 @@ def lr_find_png(rows: pd.DataFrame, path: Path, suggested: float) -> Path:
     ax.set_ylim(rows["smoothed"].min() * 0.9, max(top, rows["smoothed"].min()) * 1.1)
     ax.legend()
     return save_png(fig, path)
+
+
+def reliability_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, bins: int = 15) -> Path:
+    """A reliability diagram: per confidence bin of the top class, its accuracy against its mean confidence, one
+    line per set of probabilities (e.g. before and after calibration); the diagonal is perfect calibration."""
+    fig, ax = _single("reliability (top class; 15 bins)", "mean confidence", "accuracy")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfectly calibrated")
+    for label, (proba, y) in curves.items():
+        conf, right = proba.max(axis=1), proba.argmax(axis=1) == y
+        which = np.minimum((conf * bins).astype(int), bins - 1)
+        used = [b for b in range(bins) if (which == b).any()]
+        ax.plot(
+            [conf[which == b].mean() for b in used], [right[which == b].mean() for b in used], marker="o", label=label
+        )
+    ax.legend(loc="upper left")
+    return save_png(fig, path)

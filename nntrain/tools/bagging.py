@@ -21,22 +21,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from nntrain import metrics as M
 from nntrain.config.schema import Config, dump_yaml
 from nntrain.data.prepare import Prepared, check_against, prepare
-from nntrain.data.tables import Table, read_table, read_tables
+from nntrain.data.tables import read_table, read_tables
 from nntrain.engine.stopping import Diverged, Interrupted
 from nntrain.errors import UserError
-from nntrain.model.heads import forward_all, to_proba, truth
+from nntrain.model.heads import truth
 from nntrain.runs.files import write_json, write_run_file, write_text
 from nntrain.runs.folders import create_run_dir
+from nntrain.tools.bag_inference import BAG_FILE, bag_scores, labels_of, mean_metrics, prediction_columns, scores_of
+from nntrain.tools.calibration import calibrated, fit_temperature
 from nntrain.tools.crossval import fold_rows
-from nntrain.tools.inference import LoadedRun, load_run, read_input
+from nntrain.tools.inference import load_run
 from nntrain.tools.linear_path import blend_weight, fit_linear, linear_scores, mixed
 
-BAG_FILE = "bag.json"
 OOF_FILE = "oof.csv"
 
 
@@ -220,12 +220,17 @@ def finish_bag(
         lin = np.concatenate([linear_scores(plan["linear"], prep, e.X[folds[k]], model=k) for k in done])
         plan["linear"]["weight"] = blend_weight(prep, y, net, lin, w)
         scores = mixed(net, plan["linear"], prep, e.X[rows])
-        write_json(root / BAG_FILE, plan)
+    plan.pop("temperature", None)
+    raw = scores
+    if prep["task"] != "regression":  # calibrated on the out-of-fold rows; oof.csv holds them calibrated
+        plan["temperature"] = fit_temperature(scores, y, w)
+        scores = calibrated(scores, plan["temperature"])
+    write_json(root / BAG_FILE, plan)
     fold = np.concatenate([np.full(len(folds[k]), k + 1) for k in done])
     order = np.argsort(rows)
-    oof = pd.DataFrame({"row": rows[order], "fold": fold[order], "target": _labels(prep, truth(prep, y[order]))})
-    oof = pd.concat([oof, _columns(prep, scores[order])], axis=1)
-    summary = {"val": _metrics(prep, y, scores, w), "task": prep["task"]}
+    oof = pd.DataFrame({"row": rows[order], "fold": fold[order], "target": labels_of(prep, truth(prep, y[order]))})
+    oof = pd.concat([oof, prediction_columns(prep, scores[order])], axis=1)
+    summary = {"val": mean_metrics(prep, y, scores, w), "task": prep["task"]}
     summary.update(
         status="completed" if len(loaded) == len(results) else "diverged",
         bag=len(results),
@@ -238,11 +243,13 @@ def finish_bag(
     summary["best_value"] = summary["val"].get(summary["monitor"].removeprefix("val_"))
     if "linear" in plan:
         summary["linear_weight"] = plan["linear"]["weight"]
+    if "temperature" in plan:
+        summary["temperature"] = plan["temperature"]
     test = np.asarray(plan["test"], dtype=np.int64)
-    test_scores = mixed(averaged(loaded, e.X[test]), plan.get("linear"), prep, e.X[test]) if len(test) else None
+    test_scores = bag_scores(plan, loaded, e.X[test])[0] if len(test) else None
     if test_scores is not None:
         w_test = None if e.weights is None else e.weights[test]
-        summary["test"] = _metrics(prep, e.y[test], test_scores, w_test)
+        summary["test"] = mean_metrics(prep, e.y[test], test_scores, w_test)
         summary["test_baseline"] = M.baseline(prep["task"], truth(prep, e.y[test]), prep, w_test)
     write_run_file(root / OOF_FILE, oof.to_csv(index=False).encode())
     write_json(root / "summary.json", summary)
@@ -251,13 +258,15 @@ def finish_bag(
     linear = f" (a linear model's share: {plan['linear']['weight']:.2f})" if "linear" in plan else ""
     log(f"bag of {len(loaded)}{linear}: out-of-fold {name} {summary['val'][name]:.4f}{shown} ({root / OOF_FILE})")
     if cfg.train.plots:
-        _plots(root, loaded, None if test_scores is None else truth(prep, e.y[test]), test_scores, log)
+        held_out = None if prep["task"] == "regression" else (raw, scores, y)
+        _plots(root, loaded, None if test_scores is None else truth(prep, e.y[test]), test_scores, held_out, log)
     return summary
 
 
-def _plots(root: Path, loaded: list, y_test, test_scores, log: Callable[[str], None]) -> None:
-    """curves.png (every member's validation curves on shared axes) and the test split's prediction plots."""
-    from nntrain.runs.plots import compare_plot, prediction_plots
+def _plots(root: Path, loaded: list, y_test, test_scores, held_out, log: Callable[[str], None]) -> None:
+    """curves.png (every member's validation curves on shared axes), the test split's prediction plots and, for
+    a classifier, calibration.png: the out-of-fold rows' reliability before and after the temperature."""
+    from nntrain.runs.plots import compare_plot, prediction_plots, reliability_png
 
     prep = loaded[0].prep
     try:
@@ -265,112 +274,10 @@ def _plots(root: Path, loaded: list, y_test, test_scores, log: Callable[[str], N
         written = [compare_plot(curves, root / "curves.png", M.headline(prep["task"]))]
         if y_test is not None:
             written += prediction_plots(root, prep["task"], y_test, test_scores, prep.get("classes"))
+        if held_out is not None:
+            raw, tempered, y = held_out
+            curves = {"out-of-fold, as trained": (raw, y), "out-of-fold, calibrated": (tempered, y)}
+            written.append(reliability_png(curves, root / "calibration.png"))
         log(f"plots: {', '.join(p.name for p in written)} in {root}")
     except OSError as e:  # the bag is whole without them
         log(f"warning: the plots were not written: {e.strerror or e}; the bag's folder is complete otherwise")
-
-
-def test_metrics(
-    loaded: list[LoadedRun], linear: dict | None, X: np.ndarray, y: np.ndarray, w: np.ndarray | None
-) -> tuple[dict, dict]:
-    """The bag's metrics on rows already encoded, and the trivial baseline's."""
-    prep = loaded[0].prep
-    scores = mixed(averaged(loaded, X), linear, prep, X)
-    return _metrics(prep, y, scores, w), M.baseline(prep["task"], truth(prep, y), prep, w)
-
-
-def scores_of(run: LoadedRun, X: np.ndarray) -> np.ndarray:
-    """One member's class probabilities, or predictions in the target's units, in float64."""
-    from nntrain.data.encoding import unscale
-
-    out = forward_all(run.model, torch.as_tensor(X))
-    if run.prep["task"] == "regression":
-        return unscale(run.prep, out[:, 0].double().numpy())
-    return to_proba(out, run.cfg).double().numpy()
-
-
-def averaged(loaded: list[LoadedRun], X: np.ndarray) -> np.ndarray:
-    return sum(scores_of(run, X) for run in loaded) / len(loaded)
-
-
-def _metrics(prep: dict, y: np.ndarray, scores: np.ndarray, w: np.ndarray | None) -> dict:
-    """The metrics of averaged scores; the loss is their log loss (classes) or the mean squared error of the
-    standardized target (regression), as the members' criteria measure it."""
-    if prep["task"] == "regression":
-        from nntrain.data.encoding import scale_target
-
-        target = truth(prep, y)
-        loss = float(np.average((y - scale_target(prep, scores)) ** 2, weights=w))
-        return M.regression(target, scores, loss, w)
-    p = np.clip(scores[np.arange(len(y)), y], 1e-12, 1.0)
-    return M.classification(y, scores, float(np.average(-np.log(p), weights=w)), w)
-
-
-def _labels(prep: dict, values: np.ndarray) -> np.ndarray:
-    return values if prep["task"] == "regression" else np.asarray(prep["classes"], dtype=object)[values]
-
-
-def _columns(prep: dict, scores: np.ndarray) -> pd.DataFrame:
-    """`prediction` in the target's labels or units, and `proba_<class>` per class."""
-    if prep["task"] == "regression":
-        return pd.DataFrame({"prediction": scores})
-    frame = pd.DataFrame({"prediction": _labels(prep, scores.argmax(axis=1))})
-    for k, c in enumerate(prep["classes"]):
-        frame[f"proba_{c}"] = scores[:, k]
-    return frame
-
-
-def load_members(root: Path, checkpoint: str = "best") -> tuple[dict, list[LoadedRun]]:
-    """(bag.json, the members that have a checkpoint): what eval, predict and export of a bag read."""
-    plan = json.loads((root / BAG_FILE).read_text())
-    loaded = [load_run(root / n, checkpoint) for n in plan["members"] if (root / n / f"{checkpoint}.pt").is_file()]
-    if not loaded:
-        raise UserError(f"{root}: no member of the bag has a {checkpoint}.pt (did every member diverge?)")
-    return plan, loaded
-
-
-def bag_report(
-    root: Path, plan: dict, loaded: list[LoadedRun], data: str | Table | None = None, strict: bool = False
-) -> dict:
-    """What eval reports of a bag (its plan and members, loaded): the members' mean on the bag's test split (read
-    again from its file), or on `data`."""
-    from nntrain.data.columns import Report
-    from nntrain.data.encoding import encode_table
-
-    prep, report = loaded[0].prep, Report(strict)
-    if data is None:
-        if not plan["test"]:
-            raise UserError(f"{root} has no test split (data.test_size=0): evaluate it on a file with --data")
-        from nntrain.data.reread import load_encoded
-
-        e = load_encoded(prep, rows=plan["test"])
-        metrics, baseline = test_metrics(loaded, plan.get("linear"), e.X, e.y, e.weights)
-        rows, label = len(plan["test"]), "test split"
-    else:
-        label = data if isinstance(data, str) else "a DataFrame"
-        e = encode_table(read_input(data, "--data"), prep, label, report)
-        metrics = _metrics(prep, e.y, mixed(averaged(loaded, e.X), plan.get("linear"), prep, e.X), e.weights)
-        baseline = M.baseline(prep["task"], truth(prep, e.y), prep, e.weights)
-        rows = len(e.y)
-    epochs = [run.ckpt["epoch"] for run in loaded]
-    return {
-        "run_dir": str(root),
-        "checkpoint_epoch": epochs,
-        "data": label,
-        "rows": rows,
-        "metrics": metrics,
-        "baseline": baseline,
-        "notes": report.notes,
-        "members": len(loaded),
-    }
-
-
-def bag_predict(plan: dict, loaded: list[LoadedRun], data: str | Table, report=None) -> pd.DataFrame:
-    """Raw rows in; the members' averaged probabilities (or predictions) out, encoded once (the preprocessing is
-    the bag's, shared by every member); from the members in memory, so a bag whose folder is gone predicts."""
-    from nntrain.data.encoding import encode
-
-    table = read_input(data, "INPUT")
-    prep = loaded[0].prep
-    X = encode(table.frame, prep, table.is_csv, report=report)
-    return _columns(prep, mixed(averaged(loaded, X), plan.get("linear"), prep, X)).set_axis(table.frame.index)

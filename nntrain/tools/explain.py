@@ -27,7 +27,7 @@ def importance(
     """{"metric", "base", "rows", "data", "table": DataFrame (column, importance, std, and the metric after each
     shuffle), most important first}. bag: (its folder, bag.json, its members) where `run` is a bag's first
     member: the members' mean is what is scored, on the bag's test split."""
-    from nntrain.tools.bagging import bag_report
+    from nntrain.tools.bag_inference import bag_report
 
     if not 1 <= repeats <= MAX_REPEATS:
         raise UserError(f"--repeats {repeats}: give 1 to {MAX_REPEATS}")

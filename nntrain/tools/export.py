@@ -74,7 +74,8 @@ def export_run(run_dir: Path, fmt: str, out: Path | None = None, checkpoint: str
     and a sidecar FILE.json naming the input columns in order and the outputs. Returns the model file's path.
 
     Nothing is written unless the exported model matches the checkpoint's model on sample rows."""
-    from nntrain.tools.bagging import is_bag, load_members
+    from nntrain.tools.bag_inference import load_members
+    from nntrain.tools.bagging import is_bag
     from nntrain.tools.inference import load_run
 
     fmt = _check_format(fmt)
@@ -97,7 +98,7 @@ def export_loaded(
     if fmt == "onnx":
         _require_onnx()
     if bag:
-        model = export_bag([m.model for m in bag[2]], loaded.cfg, prep, bag[1].get("linear"))
+        model = export_bag([m.model for m in bag[2]], loaded.cfg, prep, bag[1].get("linear"), bag[1].get("temperature"))
     else:
         model = export_model(loaded.model, loaded.cfg, prep)
     sample = sample_rows(prep)

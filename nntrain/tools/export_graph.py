@@ -175,12 +175,27 @@ class LinearMix(nn.Module):
         return (1 - self.weight) * self.net(x) + self.weight * lin
 
 
-def export_bag(models: list[nn.Module], cfg: Config, prep: dict, linear: dict | None = None) -> Exported:
+class Tempered(nn.Module):
+    """Class probabilities calibrated by a temperature (calibration.py): softmax(log p / T)."""
+
+    def __init__(self, net: nn.Module, temperature: float):
+        super().__init__()
+        self.net, self.temperature = net, float(temperature)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(torch.log(self.net(x).clamp(min=1e-12)) / self.temperature, dim=-1)
+
+
+def export_bag(
+    models: list[nn.Module], cfg: Config, prep: dict, linear: dict | None = None, temperature: float | None = None
+) -> Exported:
     """One encode (the members share the bag's preprocessing) -> every member's layers and head, averaged (and
-    mixed with the bag's linear model, where it has one)."""
+    mixed with the bag's linear model, where it has one; calibrated by its temperature)."""
     net: nn.Module = Averaged([export_model(model, cfg, prep).net for model in models])
     if linear and linear["weight"] > 0:
         net = LinearMix(net, linear, prep)
+    if temperature and temperature != 1.0 and prep["task"] != "regression":
+        net = Tempered(net, temperature)
     return Exported(Encode(prep), net, bool(string_inputs(prep))).float().eval()
 
 

@@ -1,0 +1,143 @@
+"""What eval, predict, explain and export read of a trained bag (tools/bagging.py trains it): its members loaded,
+their scores averaged (mixed with the bag's linear model), the metrics of the mean, the rows it predicts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from nntrain import metrics as M
+from nntrain.data.tables import Table
+from nntrain.errors import UserError
+from nntrain.model.heads import forward_all, to_proba, truth
+from nntrain.tools.inference import LoadedRun, load_run, read_input
+from nntrain.tools.linear_path import mixed
+
+BAG_FILE = "bag.json"
+
+
+def scores_of(run: LoadedRun, X: np.ndarray) -> np.ndarray:
+    """One member's class probabilities, or predictions in the target's units, in float64."""
+    from nntrain.data.encoding import unscale
+
+    out = forward_all(run.model, torch.as_tensor(X))
+    if run.prep["task"] == "regression":
+        return unscale(run.prep, out[:, 0].double().numpy())
+    return to_proba(out, run.cfg).double().numpy()
+
+
+def averaged(loaded: list[LoadedRun], X: np.ndarray) -> np.ndarray:
+    return sum(scores_of(run, X) for run in loaded) / len(loaded)
+
+
+def mean_metrics(prep: dict, y: np.ndarray, scores: np.ndarray, w: np.ndarray | None) -> dict:
+    """The metrics of averaged scores; the loss is their log loss (classes) or the mean squared error of the
+    standardized target (regression), as the members' criteria measure it."""
+    if prep["task"] == "regression":
+        from nntrain.data.encoding import scale_target
+
+        target = truth(prep, y)
+        loss = float(np.average((y - scale_target(prep, scores)) ** 2, weights=w))
+        return M.regression(target, scores, loss, w)
+    p = np.clip(scores[np.arange(len(y)), y], 1e-12, 1.0)
+    return M.classification(y, scores, float(np.average(-np.log(p), weights=w)), w)
+
+
+def labels_of(prep: dict, values: np.ndarray) -> np.ndarray:
+    return values if prep["task"] == "regression" else np.asarray(prep["classes"], dtype=object)[values]
+
+
+def prediction_columns(prep: dict, scores: np.ndarray) -> pd.DataFrame:
+    """`prediction` in the target's labels or units, and `proba_<class>` per class."""
+    if prep["task"] == "regression":
+        return pd.DataFrame({"prediction": scores})
+    frame = pd.DataFrame({"prediction": labels_of(prep, scores.argmax(axis=1))})
+    for k, c in enumerate(prep["classes"]):
+        frame[f"proba_{c}"] = scores[:, k]
+    return frame
+
+
+def load_members(root: Path, checkpoint: str = "best") -> tuple[dict, list[LoadedRun]]:
+    """(bag.json, the members that have a checkpoint): what eval, predict and export of a bag read."""
+    plan = json.loads((root / BAG_FILE).read_text())
+    loaded = [load_run(root / n, checkpoint) for n in plan["members"] if (root / n / f"{checkpoint}.pt").is_file()]
+    if not loaded:
+        raise UserError(f"{root}: no member of the bag has a {checkpoint}.pt (did every member diverge?)")
+    return plan, loaded
+
+
+def bag_report(
+    root: Path, plan: dict, loaded: list[LoadedRun], data: str | Table | None = None, strict: bool = False
+) -> dict:
+    """What eval reports of a bag (its plan and members, loaded): the members' mean on the bag's test split (read
+    again from its file), or on `data`; for a classifier also "calibration": the temperature and the log loss,
+    Brier score and ECE of the probabilities before and after it."""
+    from nntrain.data.columns import Report
+    from nntrain.data.encoding import encode_table
+    from nntrain.data.reread import load_encoded
+    from nntrain.tools.calibration import calibrated, measures
+
+    prep, report = loaded[0].prep, Report(strict)
+    if data is None and not plan["test"]:
+        raise UserError(f"{root} has no test split (data.test_size=0): evaluate it on a file with --data")
+    label = "test split" if data is None else data if isinstance(data, str) else "a DataFrame"
+    if data is None:
+        e = load_encoded(prep, rows=plan["test"])
+    else:
+        e = encode_table(read_input(data, "--data"), prep, label, report)
+    raw, _ = bag_scores({**plan, "temperature": None}, loaded, e.X)
+    scores = raw if prep["task"] == "regression" else calibrated(raw, plan.get("temperature"))
+    out = {
+        "run_dir": str(root),
+        "checkpoint_epoch": [run.ckpt["epoch"] for run in loaded],
+        "data": label,
+        "rows": len(e.y),
+        "metrics": mean_metrics(prep, e.y, scores, e.weights),
+        "baseline": M.baseline(prep["task"], truth(prep, e.y), prep, e.weights),
+        "notes": report.notes,
+        "members": len(loaded),
+    }
+    if prep["task"] != "regression":
+        t = plan.get("temperature")
+        out["calibration"] = {"temperature": t, "before": measures(raw, e.y), "after": measures(scores, e.y)}
+    return out
+
+
+def bag_predict(plan: dict, loaded: list[LoadedRun], data: str | Table, report=None, members: bool = False):
+    """Raw rows in; the members' averaged probabilities (or predictions) out, encoded once (the preprocessing is
+    the bag's, shared by every member); from the members in memory, so a bag whose folder is gone predicts.
+    members: also each member's own predictions (bag_scores), from the same pass."""
+    from nntrain.data.encoding import encode
+
+    table = read_input(data, "INPUT")
+    prep = loaded[0].prep
+    X = encode(table.frame, prep, table.is_csv, report=report)
+    mean, own = bag_scores(plan, loaded, X, members)
+    frame = prediction_columns(prep, mean).set_axis(table.frame.index)
+    return (frame, own) if members else frame
+
+
+def bag_scores(plan: dict, loaded: list[LoadedRun], X: np.ndarray, members: bool = False) -> tuple:
+    """(the bag's scores: the members' mean mixed with its linear model (class probabilities calibrated by its
+    temperature), and where `members` asks, each member's
+    number with its own scores mixed with its fold's linear model: what CV+ intervals need; else None)."""
+    from nntrain.tools.calibration import calibrated
+    from nntrain.tools.linear_path import linear_scores
+
+    prep, linear = loaded[0].prep, plan.get("linear")
+    nets = [scores_of(run, X) for run in loaded]
+    mean = mixed(sum(nets) / len(nets), linear, prep, X)
+    if prep["task"] != "regression":
+        mean = calibrated(mean, plan.get("temperature"))
+    if not members:
+        return mean, None
+    share = linear["weight"] if linear else 0.0
+    own = []
+    for run, net in zip(loaded, nets):
+        k = int(run.run_dir.name.removeprefix("member"))
+        own.append((k, net if not share else (1 - share) * net + share * linear_scores(linear, prep, X, model=k - 1)))
+    return mean, own

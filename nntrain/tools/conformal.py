@@ -1,0 +1,165 @@
+"""Prediction intervals (regression) and prediction sets (classification) from held-out predictions, with no
+refit: conformal prediction.
+
+A bag's out-of-fold rows give CV+ intervals (Barber et al. 2021, "jackknife+ after cross-validation"): for a new
+row x and the rows i of fold k, the values mu_k(x) - R_i and mu_k(x) + R_i, where mu_k is the model that did not
+train on fold k (member k, mixed with the linear model's fold model k where the bag has one) and R_i = |y_i -
+mu_k(x_i)|; the interval runs from the floor(alpha (n + 1))-th smallest of the first to the ceil((1 - alpha)
+(n + 1))-th smallest of the second. A lone run gives split-conformal intervals from its validation rows:
+prediction -/+ the ceil((n + 1)(1 - alpha))-th smallest residual. Sets are LAC's (Sadinle et al. 2019): the
+classes whose probability is at least 1 - q, q that rank of the held-out rows' 1 - p(true class).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nntrain.errors import UserError
+
+CHUNK = 2_000_000  # values (rows x calibration rows) ranked at a time: memory stays bounded on big files
+
+
+def checked_level(level: float, key: str) -> float:
+    if not 0 < level < 1:
+        raise UserError(f"{key} {level}: give the coverage as a fraction between 0 and 1 (0.9: nine in ten)")
+    return float(level)
+
+
+def rank(n: int, level: float, key: str) -> int:
+    """The 1-based rank of the conformal quantile among n held-out scores; refused where n is too few."""
+    k = math.ceil((n + 1) * level - 1e-9)  # (n + 1) level may be a whole number a float overshoots
+    if k > n:
+        raise UserError(
+            f"{key} {level}: {n} held-out rows give no finite bound at that level (at most {n / (n + 1):.3f}); "
+            f"ask for a lower one, or train on more rows"
+        )
+    return k
+
+
+def cv_plus(
+    member_preds: list[np.ndarray], residuals: list[np.ndarray], level: float, key: str = "--interval"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) for each row of the members' predictions (member k's: member_preds[k], N rows), from
+    fold k's absolute out-of-fold residuals (residuals[k])."""
+    n = sum(len(r) for r in residuals)
+    k = rank(n, level, key)
+    count = len(member_preds[0])
+    lower, upper = np.empty(count), np.empty(count)
+    step = max(1, CHUNK // max(n, 1))
+    for start in range(0, count, step):
+        part = slice(start, start + step)
+        lows = np.concatenate([p[part, None] - r[None, :] for p, r in zip(member_preds, residuals)], axis=1)
+        highs = np.concatenate([p[part, None] + r[None, :] for p, r in zip(member_preds, residuals)], axis=1)
+        lower[part] = -np.partition(-lows, k - 1, axis=1)[:, k - 1]  # the k-th largest: floor(alpha (n+1))-th smallest
+        upper[part] = np.partition(highs, k - 1, axis=1)[:, k - 1]
+    return lower, upper
+
+
+def split_interval(
+    prediction: np.ndarray, residuals: np.ndarray, level: float, key: str = "--interval"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper): prediction -/+ the conformal quantile of held-out absolute residuals."""
+    k = rank(len(residuals), level, key)
+    q = np.partition(residuals, k - 1)[k - 1]
+    return prediction - q, prediction + q
+
+
+def lac_sets(proba: np.ndarray, true_proba: np.ndarray, level: float, key: str = "--sets") -> np.ndarray:
+    """Which classes are in each row's set (N x classes, bool), from the held-out rows' probability of their
+    true class; a row whose set would be empty keeps its most probable class."""
+    scores = 1.0 - true_proba
+    k = rank(len(scores), level, key)
+    q = np.partition(scores, k - 1)[k - 1]
+    members = proba >= 1.0 - q - 1e-12
+    members[np.arange(len(proba)), proba.argmax(axis=1)] = True
+    return members
+
+
+def set_columns(members: np.ndarray, classes: list) -> dict[str, list | np.ndarray]:
+    """`set`: each row's classes in the classes' order, joined by ` | `; `set_size`: how many."""
+    names = [str(c) for c in classes]
+    joined = [" | ".join(n for n, m in zip(names, row) if m) for row in members]
+    return {"set": joined, "set_size": members.sum(axis=1)}
+
+
+def coverage(task: str, truth: np.ndarray, lower_or_sets, upper: np.ndarray | None = None) -> dict[str, float]:
+    """What eval reports: the share of rows inside (coverage) and the mean width, or the mean set size."""
+    if task == "regression":
+        inside = (truth >= lower_or_sets) & (truth <= upper)
+        return {"coverage": float(inside.mean()), "mean_width": float(np.mean(upper - lower_or_sets))}
+    inside = lower_or_sets[np.arange(len(truth)), truth]
+    return {"coverage": float(inside.mean()), "mean_set_size": float(lower_or_sets.sum(axis=1).mean())}
+
+
+def bag_held_out(oof, prep: dict) -> dict:
+    """What a bag's intervals and sets are calibrated on, from its oof.csv: per fold (1, 2, ...) the absolute
+    residuals, or every out-of-fold row's probability of its true class."""
+    if prep["task"] == "regression":
+        resid = (oof["target"].astype(float) - oof["prediction"]).abs()
+        return {"residuals": {int(k): resid[oof["fold"] == k].to_numpy() for k in sorted(oof["fold"].unique())}}
+    classes = [str(c) for c in prep["classes"]]
+    proba = oof[[f"proba_{c}" for c in prep["classes"]]].to_numpy()
+    index = {c: i for i, c in enumerate(classes)}
+    true = np.array([index[str(t)] for t in oof["target"]])
+    return {"true_proba": proba[np.arange(len(true)), true]}
+
+
+def run_held_out(run) -> dict:
+    """A lone run's validation rows through its model: their absolute residuals, or true-class probabilities."""
+    import torch
+
+    from nntrain.data.encoding import unscale
+    from nntrain.data.reread import load_encoded
+    from nntrain.model.heads import forward_all, to_proba, truth
+    from nntrain.runs.checkpoints import split_rows
+
+    (val,) = split_rows(run.split, run.run_dir, "val")
+    if not val:
+        raise UserError(f"{run.run_dir} has no validation rows to calibrate intervals or sets on")
+    e = load_encoded(run.prep, rows=val)
+    out = forward_all(run.model, torch.as_tensor(e.X))
+    if run.prep["task"] == "regression":
+        return {"residuals": np.abs(truth(run.prep, e.y) - unscale(run.prep, out[:, 0].double().numpy()))}
+    proba = to_proba(out, run.cfg).double().numpy()
+    return {"true_proba": proba[np.arange(len(e.y)), e.y]}
+
+
+def with_bounds(frame, prep: dict, held: dict, interval: float | None, sets: float | None, members=None):
+    """`frame` (predict's) with `lower`, `upper` (regression, --interval) or `set`, `set_size` (--sets).
+    members: a bag's per-member predictions (CV+, member k's matching fold k); None: split conformal."""
+    if interval is not None and prep["task"] == "regression":
+        level = checked_level(interval, "--interval")
+        if members is None:
+            lower, upper = split_interval(frame["prediction"].to_numpy(), held["residuals"], level)
+        else:
+            folds = [held["residuals"][k] for k, _ in members]
+            lower, upper = cv_plus([p for _, p in members], folds, level)
+        frame = frame.assign(lower=lower, upper=upper)
+    elif interval is not None:
+        raise UserError("--interval is for a regression; a classifier's runs give prediction sets: --sets LEVEL")
+    if sets is not None and prep["task"] != "regression":
+        proba = frame[[f"proba_{c}" for c in prep["classes"]]].to_numpy()
+        frame = frame.assign(
+            **set_columns(lac_sets(proba, held["true_proba"], checked_level(sets, "--sets")), prep["classes"])
+        )
+    elif sets is not None:
+        raise UserError("--sets is for a classifier; a regression's runs give intervals: --interval LEVEL")
+    return frame
+
+
+def coverage_report(prep: dict, y: np.ndarray, mean: np.ndarray, held: dict, level: float, members=None) -> dict:
+    """eval's line: on rows with a known target (encoded y), the coverage of the intervals (or sets) predict
+    would give at `level`, and their mean width (or mean size)."""
+    from nntrain.model.heads import truth
+
+    if prep["task"] == "regression":
+        if members is None:
+            lower, upper = split_interval(mean, held["residuals"], level, "--level")
+        else:
+            lower, upper = cv_plus(
+                [p for _, p in members], [held["residuals"][k] for k, _ in members], level, "--level"
+            )
+        return {"level": level, **coverage("regression", truth(prep, y), lower, upper)}
+    return {"level": level, **coverage(prep["task"], y, lac_sets(mean, held["true_proba"], level, "--level"))}

@@ -1,0 +1,86 @@
+"""Calibration (tools/calibration.py): a bag's probabilities carry a temperature fitted on its out-of-fold rows;
+it agrees with scikit-learn's temperature scaling, never makes the held-out log loss worse, and reaches eval,
+predict, the ONNX export and the bag's plots."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from nntrain.tools.calibration import calibrated, ece, fit_temperature, log_loss
+
+from .conftest import make_table, write_config
+
+
+class Sharpened(ClassifierMixin, BaseEstimator):
+    """A fitted classifier's probabilities raised to the third power: over-confident, by T = 3."""
+
+    def __init__(self, model=None):
+        self.model = model
+
+    def fit(self, X, y):
+        self.classes_ = self.model.classes_
+        return self
+
+    def predict_proba(self, X):
+        return calibrated(self.model.predict_proba(X), 1 / 3)
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def test_the_temperature_undoes_over_confidence_as_scikit_learns_does():
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 3))
+    y = (X[:, 0] + rng.normal(size=3000) > 0).astype(int) + (X[:, 1] + rng.normal(size=3000) > 0.5)
+    sharp = Sharpened(LogisticRegression().fit(X[:1000], y[:1000])).fit(X, y)
+    held = sharp.predict_proba(X[1000:2000])
+    t = fit_temperature(held, y[1000:2000])
+    assert 2.5 < t < 3.5 and log_loss(calibrated(held, t), y[1000:2000]) < log_loss(held, y[1000:2000])
+    theirs = CalibratedClassifierCV(FrozenEstimator(sharp), method="temperature").fit(X[1000:2000], y[1000:2000])
+    ours = calibrated(sharp.predict_proba(X[2000:]), t)
+    assert np.abs(ours - theirs.predict_proba(X[2000:])).max() < 0.01
+    assert ece(ours, y[2000:]) < ece(sharp.predict_proba(X[2000:]), y[2000:])
+
+
+def test_a_temperature_that_does_not_help_is_one():
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.ones(3), size=500)
+    y = np.array([rng.choice(3, p=row) for row in p])  # calibrated by construction
+    t = fit_temperature(p, y)
+    assert 0.8 < t < 1.25 and log_loss(calibrated(p, t), y) <= log_loss(p, y)
+
+
+def test_a_bags_temperature_reaches_eval_predict_oof_and_the_onnx_export(workdir, cli):
+    make_table(n=300, task="multiclass", cat=True).to_csv("t.csv", index=False)
+    path = write_config(workdir / "c.yaml", "t.csv", data={"target": "y"}, train={"epochs": 40, "bag": 3})
+    assert cli("fit", path, "--quiet", "train.plots=true").exit_code == 0
+    root = workdir / "runs" / "t"
+    plan = json.loads((root / "bag.json").read_text())
+    t = plan["temperature"]
+    assert t != 1.0 and (root / "calibration.png").is_file()
+    report = json.loads(cli("eval", root, "--json").output)
+    c = report["calibration"]
+    assert c["temperature"] == t and c["after"]["log_loss"] == pytest.approx(report["metrics"]["loss"])
+    assert "calibration (temperature" in cli("eval", root).output
+    out = pd.read_csv(pd.io.common.StringIO(cli("predict", root, "t.csv").output))
+    proba = out[[c for c in out.columns if c.startswith("proba_")]].to_numpy()
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["temperature"] == t
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    assert cli("export", root).exit_code == 0
+    frame = pd.read_csv("t.csv")
+    got = ort.InferenceSession(str(root / "model.onnx")).run(
+        None, {"features": frame[["a", "b", "c"]].to_numpy(np.float32), "strings": frame[["color"]].to_numpy(object)}
+    )[0]
+    assert np.abs(got - proba).max() < 1e-4
