@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from nntrain import metrics as M
+from nntrain.tools.calibration import calibrated
 
 from .conftest import NNTRAIN, make_table, write_config
 
@@ -57,7 +58,8 @@ def test_eval_predict_and_export_of_a_bag_average_its_members(workdir, cli):
     bag = pd.read_csv(pd.io.common.StringIO(cli("predict", root, "t.csv").output))
     cols = [c for c in bag.columns if c.startswith("proba_")]
     mean = sum(m[cols] for m in members) / 3
-    assert np.allclose(bag[cols], mean, atol=1e-6)
+    t = json.loads((root / "bag.json").read_text())["temperature"]  # the mean, calibrated (test_calibration.py)
+    assert np.allclose(bag[cols], calibrated(mean.to_numpy(), t), atol=1e-6)
     assert (bag["prediction"].astype(str) == mean.to_numpy().argmax(axis=1).astype(str)).all()
     report = json.loads(cli("eval", root, "--json").output)
     summary = json.loads((root / "summary.json").read_text())
@@ -165,7 +167,7 @@ def test_the_recipe_bags_a_small_table_and_writes_the_bags_plots(workdir, cli):
     root = workdir / "runs" / "t"
     assert "note: train.bag auto: a bag of 5 members (up to 10,000 non-test rows)" in r.output
     assert json.loads((root / "summary.json").read_text())["bag"] == 5
-    assert {p.name for p in root.glob("*.png")} == {"curves.png", "confusion_matrix.png"}
+    assert {p.name for p in root.glob("*.png")} == {"curves.png", "confusion_matrix.png", "calibration.png"}
     assert not list(root.glob("member*/*.png"))  # a member's curves are its metrics.csv
     plan = json.loads((root / "bag.json").read_text())
     assert "linear" in plan  # the recipe's linear model beside the members

@@ -230,14 +230,11 @@ class TrainConfig(Strict):
     patience: int | None = Field(None, gt=0, description="stop after this many epochs without improvement")
     bag: int | Literal["auto"] = Field(
         0,
-        description="a cross-fitted bag of this many members: member k trains on the non-test rows less fold k and "
-        "is early-stopped on fold k; predictions average the members; 0 or 1: one model; auto: "
-        "5 members up to 10,000 non-test rows, one model above (and where a bag cannot train)",
+        description="a cross-fitted bag of K members, each early-stopped on its own fold of the non-test rows; "
+        "0 or 1: one model; auto: 5 from 100 to 10,000 non-test rows, else one model",
     )
     linear: bool = Field(
-        False,
-        description="with train.bag: a linear model beside the members, cross-fitted on the same folds, mixed in by "
-        "the weight that does best on the out-of-fold predictions",
+        False, description="with train.bag: a linear model beside the members, mixed in by its out-of-fold weight"
     )
     min_delta: float = Field(0.0, ge=0, description="smallest change of the monitored value that counts")
     l1: float = Field(0.0, ge=0, description="L1 penalty on the weights, added to the loss")

@@ -211,20 +211,8 @@ def finish_bag(
     e = whole if whole is not None else load_encoded(prep)  # every row, through the shared preprocessing
     folds = [np.asarray(f, dtype=np.int64) for f in plan["folds"]]
     rows = np.concatenate([folds[k] for k in done])
-    net = np.concatenate([scores_of(run, e.X[folds[k]]) for run, k in zip(loaded, done)])
     y, w = e.y[rows], None if e.weights is None else e.weights[rows]
-    plan.pop("linear", None)
-    scores = net
-    if cfg.train.linear:
-        plan["linear"] = fit_linear(prep, e.X, e.y, e.weights, folds)
-        lin = np.concatenate([linear_scores(plan["linear"], prep, e.X[folds[k]], model=k) for k in done])
-        plan["linear"]["weight"] = blend_weight(prep, y, net, lin, w)
-        scores = mixed(net, plan["linear"], prep, e.X[rows])
-    plan.pop("temperature", None)
-    raw = scores
-    if prep["task"] != "regression":  # calibrated on the out-of-fold rows; oof.csv holds them calibrated
-        plan["temperature"] = fit_temperature(scores, y, w)
-        scores = calibrated(scores, plan["temperature"])
+    raw, scores = _out_of_fold(cfg, plan, loaded, e, folds, done)
     write_json(root / BAG_FILE, plan)
     fold = np.concatenate([np.full(len(folds[k]), k + 1) for k in done])
     order = np.argsort(rows)
@@ -261,6 +249,27 @@ def finish_bag(
         held_out = None if prep["task"] == "regression" else (raw, scores, y)
         _plots(root, loaded, None if test_scores is None else truth(prep, e.y[test]), test_scores, held_out, log)
     return summary
+
+
+def _out_of_fold(cfg: Config, plan: dict, loaded: list, e, folds: list, done: list) -> tuple:
+    """(the out-of-fold scores as trained, and calibrated): the members' on their own folds, mixed with the linear
+    model (train.linear: fitted here, its weight chosen on them), then a classifier's temperature fitted on them;
+    plan gets both."""
+    prep = loaded[0].prep
+    rows = np.concatenate([folds[k] for k in done])
+    y, w = e.y[rows], None if e.weights is None else e.weights[rows]
+    scores = np.concatenate([scores_of(run, e.X[folds[k]]) for run, k in zip(loaded, done)])
+    plan.pop("linear", None)
+    plan.pop("temperature", None)
+    if cfg.train.linear:
+        plan["linear"] = fit_linear(prep, e.X, e.y, e.weights, folds)
+        lin = np.concatenate([linear_scores(plan["linear"], prep, e.X[folds[k]], model=k) for k in done])
+        plan["linear"]["weight"] = blend_weight(prep, y, scores, lin, w)
+        scores = mixed(scores, plan["linear"], prep, e.X[rows])
+    if prep["task"] == "regression":
+        return scores, scores
+    plan["temperature"] = fit_temperature(scores, y, w)  # oof.csv holds them calibrated
+    return scores, calibrated(scores, plan["temperature"])
 
 
 def _plots(root: Path, loaded: list, y_test, test_scores, held_out, log: Callable[[str], None]) -> None:
