@@ -112,22 +112,27 @@ def bag_held_out(oof, prep: dict) -> dict:
 
 def run_held_out(run) -> dict:
     """A lone run's validation rows through its model: their absolute residuals, or true-class probabilities."""
-    import torch
-
-    from nntrain.data.encoding import unscale
     from nntrain.data.reread import load_encoded
-    from nntrain.model.heads import forward_all, to_proba, truth
+    from nntrain.model.heads import truth
     from nntrain.runs.checkpoints import split_rows
+    from nntrain.tools.bag_inference import scores_of
 
     (val,) = split_rows(run.split, run.run_dir, "val")
     if not val:
         raise UserError(f"{run.run_dir} has no validation rows to calibrate intervals or sets on")
     e = load_encoded(run.prep, rows=val)
-    out = forward_all(run.model, torch.as_tensor(e.X))
+    scores = scores_of(run, e.X)
     if run.prep["task"] == "regression":
-        return {"residuals": np.abs(truth(run.prep, e.y) - unscale(run.prep, out[:, 0].double().numpy()))}
-    proba = to_proba(out, run.cfg).double().numpy()
-    return {"true_proba": proba[np.arange(len(e.y)), e.y]}
+        return {"residuals": np.abs(truth(run.prep, e.y) - scores)}
+    return {"true_proba": scores[np.arange(len(e.y)), e.y]}
+
+
+def bounds(prediction: np.ndarray, held: dict, level: float, members=None, key: str = "--interval") -> tuple:
+    """(lower, upper): CV+ where a bag's members are given ((fold k, member k's predictions) each), else split
+    conformal around `prediction`."""
+    if members is None:
+        return split_interval(prediction, held["residuals"], level, key)
+    return cv_plus([p for _, p in members], [held["residuals"][k] for k, _ in members], level, key)
 
 
 def with_bounds(frame, prep: dict, held: dict, interval: float | None, sets: float | None, members=None):
@@ -135,11 +140,7 @@ def with_bounds(frame, prep: dict, held: dict, interval: float | None, sets: flo
     members: a bag's per-member predictions (CV+, member k's matching fold k); None: split conformal."""
     if interval is not None and prep["task"] == "regression":
         level = checked_level(interval, "--interval")
-        if members is None:
-            lower, upper = split_interval(frame["prediction"].to_numpy(), held["residuals"], level)
-        else:
-            folds = [held["residuals"][k] for k, _ in members]
-            lower, upper = cv_plus([p for _, p in members], folds, level)
+        lower, upper = bounds(frame["prediction"].to_numpy(), held, level, members)
         frame = frame.assign(lower=lower, upper=upper)
     elif interval is not None:
         raise UserError("--interval is for a regression; a classifier's runs give prediction sets: --sets LEVEL")
@@ -159,11 +160,6 @@ def coverage_report(prep: dict, y: np.ndarray, mean: np.ndarray, held: dict, lev
     from nntrain.model.heads import truth
 
     if prep["task"] == "regression":
-        if members is None:
-            lower, upper = split_interval(mean, held["residuals"], level, "--level")
-        else:
-            lower, upper = cv_plus(
-                [p for _, p in members], [held["residuals"][k] for k, _ in members], level, "--level"
-            )
+        lower, upper = bounds(mean, held, level, members, "--level")
         return {"level": level, **coverage("regression", truth(prep, y), lower, upper)}
     return {"level": level, **coverage(prep["task"], y, lac_sets(mean, held["true_proba"], level, "--level"))}
