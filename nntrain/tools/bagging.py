@@ -58,7 +58,7 @@ def fit_bag(cfg: Config, config_dir: Path | None, log: Callable[[str], None], qu
     t0 = time.perf_counter()
     tables = read_tables(cfg.data, config_dir)
     whole = _whole(cfg, tables)
-    folds = fold_rows(cfg, tables[0].frame, whole, k)
+    folds = fold_rows(cfg, tables[0].frame, whole, k, f"train.bag={k}")
     cfgs, data = members(cfg, whole, folds)  # every member checked before the bag's folder is made
     root = create_run_dir(cfg.runs_dir, cfg.name)
     for member in cfgs:

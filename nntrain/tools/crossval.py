@@ -111,9 +111,9 @@ def _check(cfg: Config, folds: int) -> None:
             raise UserError(f"data.{key}: it fixes the validation rows; cv chooses them fold by fold (leave it out)")
 
 
-def fold_rows(cfg: Config, frame, base, folds: int) -> list[np.ndarray]:
+def fold_rows(cfg: Config, frame, base, folds: int, said: str | None = None) -> list[np.ndarray]:
     """The non-test rows cut into `folds` validation sets: whole groups, else stratified by class, else at
-    random; seeded by the split's seed."""
+    random; seeded by the split's seed. said: how a refusal names the setting (default --folds K)."""
     from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
     rest = np.sort(np.concatenate([base.train, base.val]))
@@ -130,13 +130,13 @@ def fold_rows(cfg: Config, frame, base, folds: int) -> list[np.ndarray]:
             warnings.filterwarnings("ignore", "The least populated class", UserWarning)
             vals = [np.sort(rest[val]) for _, val in cuts]
     except ValueError as e:  # fewer groups or rows than folds
-        raise UserError(f"--folds {folds}: {e}") from None
+        raise UserError(f"{said or f'--folds {folds}'}: {e}") from None
     if base.task != "regression":
-        _every_class_trains(base, rest, vals)
+        _every_class_trains(base, rest, vals, "train.bag" if said else "--folds")
     return vals
 
 
-def _every_class_trains(base, rest: np.ndarray, vals: list[np.ndarray]) -> None:
+def _every_class_trains(base, rest: np.ndarray, vals: list[np.ndarray], key: str) -> None:
     """Each fold's training rows (the other folds') hold every class, else that fold could not learn it."""
     classes = base.prep["classes"]
     for k, val in enumerate(vals, start=1):
@@ -147,7 +147,7 @@ def _every_class_trains(base, rest: np.ndarray, vals: list[np.ndarray]) -> None:
             raise UserError(
                 f"column {quoted(base.prep['target'])} (the target): class {quoted(classes[missing[0]])} has {count} "
                 f"row(s) outside the test split, all in fold {k}'s validation rows, so fold {k} has none to train "
-                f"on; use fewer --folds, or add rows of that class"
+                f"on; use fewer folds ({key}), or add rows of that class"
             )
 
 
