@@ -43,22 +43,24 @@ def cv_plus(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(lower, upper) for each row of the members' predictions (member k's: member_preds[k], N rows), from
     fold k's absolute out-of-fold residuals (residuals[k]). Both bounds are the m-th value from an end
-    (m = n + 1 - the conformal rank), which only a fold's m largest residuals can reach: the rest are left out."""
+    (m = n + 1 - the conformal rank), which only a fold's m largest residuals can reach: the rest are left out.
+    Ranked in float32 (3x faster) around each row's mean prediction, so the error is 1e-7 of the residuals'
+    size, not of the target's."""
     n = sum(len(r) for r in residuals)
     m = n + 1 - rank(n, level, key)
-    # in float32 (3x faster to rank; 1e-7 of the bound's size): m-th values of N x (K m) arrays are the cost
-    tops = [np.sort(np.asarray(r, dtype=np.float32))[-m:] for r in residuals]
-    member_preds = [np.asarray(p, dtype=np.float32) for p in member_preds]
-    count = len(member_preds[0])
-    lower, upper = np.empty(count), np.empty(count)
+    tops = [np.sort(np.asarray(r, dtype=np.float64))[-m:].astype(np.float32) for r in residuals]
+    preds = np.stack([np.asarray(p, dtype=np.float64) for p in member_preds], axis=1)  # N x members
+    centre = preds.mean(axis=1)
+    offsets = (preds - centre[:, None]).astype(np.float32)
+    lower, upper = np.empty(len(preds)), np.empty(len(preds))
     step = max(1, CHUNK // max(sum(map(len, tops)), 1))
-    for start in range(0, count, step):
+    for start in range(0, len(preds), step):
         part = slice(start, start + step)
-        highs = np.concatenate([p[part, None] + r[None, :] for p, r in zip(member_preds, tops)], axis=1)
-        lows = np.concatenate([p[part, None] - r[None, :] for p, r in zip(member_preds, tops)], axis=1)
+        highs = np.concatenate([offsets[part, k, None] + r[None, :] for k, r in enumerate(tops)], axis=1)
+        lows = np.concatenate([offsets[part, k, None] - r[None, :] for k, r in enumerate(tops)], axis=1)
         upper[part] = -np.partition(-highs, m - 1, axis=1)[:, m - 1]  # the m-th largest: the rank-th smallest
         lower[part] = np.partition(lows, m - 1, axis=1)[:, m - 1]  # the m-th smallest: floor(alpha (n + 1))-th
-    return lower, upper
+    return centre + lower, centre + upper
 
 
 def split_interval(
