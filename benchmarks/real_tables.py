@@ -233,7 +233,8 @@ def nntrain_seed(
     run_dir = folder / "runs" / f"{name}-s{seed}"
     done = read_json(run_dir / "summary.json") if reuse else None
     if done and done.get("test"):  # --reuse: a finished run of an earlier invocation (its fit time as it saved it)
-        res.steps["fit"], res.fit_s = Step(0, False, "", json.dumps({"run_dir": str(run_dir)})), done.get("seconds")
+        res.steps["fit"] = Step(0, False, "", json.dumps({"run_dir": str(run_dir)}))
+        res.fit_s = done.get("seconds") or float("nan")
         fit_only = True
     else:
         res.steps["fit"] = run(["fit", str(config), "--json", "--quiet", *overrides], timeout)
