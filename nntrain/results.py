@@ -92,7 +92,7 @@ class Run:
 
     def evaluate(self, data: Data | None = None, strict: bool = False) -> dict:
         """Metrics of the checkpoint on the run's test split, or on `data` (a file or a DataFrame)."""
-        return self.report(data, strict)["metrics"]
+        return self.report(data, strict, level=None)["metrics"]
 
     def predict(
         self, data: Data, strict: bool = False, interval: float | None = None, sets: float | None = None
@@ -269,7 +269,7 @@ class Bag:
         return report
 
     def evaluate(self, data: Data | None = None, strict: bool = False) -> dict:
-        return self.report(data, strict)["metrics"]
+        return self.report(data, strict, level=None)["metrics"]
 
     def predict(
         self, data: Data, strict: bool = False, interval: float | None = None, sets: float | None = None
