@@ -22,7 +22,27 @@ class DataWarning(UserWarning):
     """The data read at eval or predict time holds what training never saw (read as unknown)."""
 
 
-class Run:
+class _Evaluated:
+    """What a Run and a Bag share: eval's report, with the coverage of what predict's intervals (or sets) would
+    give, and evaluate. Each says its preprocessing (_prep), its metrics (_metrics_report), its test rows and its
+    scores of encoded rows (mean, and a bag's members for CV+)."""
+
+    def report(self, data: Data | None = None, strict: bool = False, level: float | None = 0.9) -> dict:
+        """What `nntrain eval --json` prints: metrics, their baselines, rows, and where they come from; with
+        `level`, "conformal": the coverage and width (or set size) of predict's intervals (or sets) there."""
+        report = self._metrics_report(table_or_path(data), strict)
+        _warn(report["notes"])
+        if level is not None:
+            test = self._test_rows() if data is None else None
+            report["conformal"] = _coverage(self._prep, test, data, level, self.held_out, self._scores)
+        return report
+
+    def evaluate(self, data: Data | None = None, strict: bool = False) -> dict:
+        """Metrics on the test split, or on `data` (a file or a DataFrame)."""
+        return self.report(data, strict, level=None)["metrics"]
+
+
+class Run(_Evaluated):
     """A trained run: its folder, summary, metrics per epoch, and the model (in memory) to evaluate and predict.
 
     The model is kept in memory, so a Run still predicts when its folder was a temporary one (the estimators')."""
@@ -75,24 +95,24 @@ class Run:
 
         return param_table(self._loaded.model)
 
-    def report(self, data: Data | None = None, strict: bool = False, level: float | None = 0.9) -> dict:
-        """What `nntrain eval --json` prints: metrics, their baselines, rows, and where they come from; with
-        `level`, "conformal": the coverage and width (or set size) of predict's intervals (or sets) there."""
-        from nntrain.runs.checkpoints import split_rows
-        from nntrain.tools.bag_inference import scores_of
+    @property
+    def _prep(self) -> dict:
+        return self._loaded.prep
+
+    def _metrics_report(self, rows: Any, strict: bool) -> dict:
         from nntrain.tools.inference import evaluate_run
 
-        report = evaluate_run(self._loaded, table_or_path(data), strict)
-        _warn(report["notes"])
-        if level is not None:
-            test = split_rows(self._loaded.split, self.run_dir, "test")[0] if data is None else None
-            scorer = lambda X: (scores_of(self._loaded, X), None)  # noqa: E731
-            report["conformal"] = _coverage(self._loaded.prep, test, data, level, self.held_out, scorer)
-        return report
+        return evaluate_run(self._loaded, rows, strict)
 
-    def evaluate(self, data: Data | None = None, strict: bool = False) -> dict:
-        """Metrics of the checkpoint on the run's test split, or on `data` (a file or a DataFrame)."""
-        return self.report(data, strict, level=None)["metrics"]
+    def _test_rows(self) -> list[int]:
+        from nntrain.runs.checkpoints import split_rows
+
+        return split_rows(self._loaded.split, self.run_dir, "test")[0]
+
+    def _scores(self, X: Any) -> tuple:
+        from nntrain.tools.bag_inference import scores_of
+
+        return scores_of(self._loaded, X), None
 
     def predict(
         self, data: Data, strict: bool = False, interval: float | None = None, sets: float | None = None
@@ -208,7 +228,7 @@ class Folds:
         return f"Folds({str(self.run_dir)!r}, {len(self.runs)} folds)"
 
 
-class Bag:
+class Bag(_Evaluated):
     """A cross-fitted bag (train.bag): its members' Runs, summary.json (the out-of-fold metrics as `val`), and
     predictions and metrics of the members averaged (class probabilities, or values)."""
 
@@ -257,19 +277,22 @@ class Bag:
             raise UserError(f"{self.run_dir} has no oof.csv: the bag has not finished (nntrain fit --resume)")
         return self._oof.copy()
 
-    def report(self, data: Data | None = None, strict: bool = False, level: float | None = 0.9) -> dict:
-        from nntrain.tools.bag_inference import bag_report, bag_scores
+    @property
+    def _prep(self) -> dict:
+        return self._members[0].prep
 
-        report = bag_report(self.run_dir, self.plan, self._members, table_or_path(data), strict)
-        _warn(report["notes"])
-        if level is not None:
-            scorer = lambda X: bag_scores(self.plan, self._members, X, self.task == "regression")  # noqa: E731
-            test = self.plan["test"] if data is None else None
-            report["conformal"] = _coverage(self._members[0].prep, test, data, level, self.held_out, scorer)
-        return report
+    def _metrics_report(self, rows: Any, strict: bool) -> dict:
+        from nntrain.tools.bag_inference import bag_report
 
-    def evaluate(self, data: Data | None = None, strict: bool = False) -> dict:
-        return self.report(data, strict, level=None)["metrics"]
+        return bag_report(self.run_dir, self.plan, self._members, rows, strict)
+
+    def _test_rows(self) -> list[int]:
+        return self.plan["test"]
+
+    def _scores(self, X: Any) -> tuple:
+        from nntrain.tools.bag_inference import bag_scores
+
+        return bag_scores(self.plan, self._members, X, self.task == "regression")
 
     def predict(
         self, data: Data, strict: bool = False, interval: float | None = None, sets: float | None = None
