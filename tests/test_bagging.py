@@ -246,3 +246,26 @@ def test_a_bag_in_python_gives_its_members_curves_and_explains_its_mean(workdir,
     assert result["metric"] == "loss" and result["base"] == pytest.approx(bag.evaluate()["loss"])
     assert bag.params()["members"] == 3 and bag.params()["total"] == bag.params()["trainable"] > 0
     assert (workdir / "runs" / "t" / "importance.csv").is_file()
+
+
+def test_a_rows_out_of_fold_prediction_mixes_only_models_that_left_it_out(workdir, cli):
+    """oof.csv's value of a row in fold k: member k's prediction mixed with the linear model's fold-k model,
+    never with the linear models that trained on the row."""
+    from nntrain.data.reread import load_encoded
+    from nntrain.tools.bag_inference import load_members, scores_of
+    from nntrain.tools.linear_path import linear_scores
+
+    assert cli("fit", bag_config(workdir, task="regression", k=3), "--quiet", "train.linear=true").exit_code == 0
+    root = workdir / "runs" / "t"
+    plan, loaded = load_members(root)
+    share = plan["linear"]["weight"]
+    assert share > 0  # the linear models count in oof.csv
+    prep = loaded[0].prep
+    e = load_encoded(prep)
+    oof = pd.read_csv(root / "oof.csv")
+    for k, run in enumerate(loaded):
+        rows = oof.loc[oof["fold"] == k + 1, "row"].to_numpy()
+        own = scores_of(run, e.X[rows])
+        lin = linear_scores(plan["linear"], prep, e.X[rows], model=k)
+        want = (1 - share) * own + share * lin
+        assert np.allclose(oof.loc[oof["fold"] == k + 1, "prediction"].to_numpy(), want, rtol=1e-6)

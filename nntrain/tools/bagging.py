@@ -35,7 +35,7 @@ from nntrain.tools.bag_inference import BAG_FILE, bag_scores, labels_of, mean_me
 from nntrain.tools.calibration import calibrated, fit_temperature
 from nntrain.tools.crossval import fold_rows
 from nntrain.tools.inference import load_run
-from nntrain.tools.linear_path import blend_weight, fit_linear, linear_scores, mixed
+from nntrain.tools.linear_path import blend_weight, fit_linear, linear_scores
 
 OOF_FILE = "oof.csv"
 
@@ -264,8 +264,8 @@ def _out_of_fold(cfg: Config, plan: dict, loaded: list, e, folds: list, done: li
     if cfg.train.linear:
         plan["linear"] = fit_linear(prep, e.X, e.y, e.weights, folds)
         lin = np.concatenate([linear_scores(plan["linear"], prep, e.X[folds[k]], model=k) for k in done])
-        plan["linear"]["weight"] = blend_weight(prep, y, scores, lin, w)
-        scores = mixed(scores, plan["linear"], prep, e.X[rows])
+        share = plan["linear"]["weight"] = blend_weight(prep, y, scores, lin, w)
+        scores = (1 - share) * scores + share * lin  # each row's linear score from the fold model that left it out
     if prep["task"] == "regression":
         return scores, scores
     plan["temperature"] = fit_temperature(scores, y, w)  # oof.csv holds them calibrated
