@@ -146,10 +146,13 @@ def _setup(
     check_fits(cfg, n_in, n_out, bs, len(data.X), device, numerics_of(data.prep))  # before any weight exists
     weighted = data.loss_weights is not None
     parts = build_parts(cfg, n_in, n_out, data.prep, device, fused and not stacked and k == 1, weighted, stacked)
-    threads = cfg.train.threads or auto_threads(
-        sum(p.numel() for p in parts.model.parameters()) * bs, group.local_world if group else 1
-    )
-    torch.set_num_threads(threads)
+    if stacked:  # the stacked engine chooses the group's threads (stacked_runs.Engine): no probe per member
+        threads = cfg.train.threads or torch.get_num_threads()
+    else:
+        threads = cfg.train.threads or auto_threads(
+            sum(p.numel() for p in parts.model.parameters()) * bs, group.local_world if group else 1
+        )
+        torch.set_num_threads(threads)
     note = (
         f"{k} members stacked, {'fused step' if fused else 'autograd under vmap'}"
         if k > 1
