@@ -315,7 +315,9 @@ class Bag(_Evaluated):
         """The out-of-fold residuals (per fold) or true-class probabilities, from oof.csv when the bag loaded."""
         from nntrain.tools.conformal import bag_held_out
 
-        return bag_held_out(self.oof, self._members[0].prep)
+        if getattr(self, "_held", None) is None:
+            self._held = bag_held_out(self.oof, self._members[0].prep)
+        return self._held
 
     def explain(self, data: Data | None = None, repeats: int = 5, seed: int = 0) -> dict:
         """Permutation importance of the members' mean, as Run.explain gives it (importance.csv, .png in the bag's

@@ -150,9 +150,12 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
     def predict_set(self, X: Any, level: float = 0.9) -> np.ndarray:
         """Which of classes_ each row's prediction set holds (rows x classes, bool): the set holds the true class
         with probability `level` (LAC, calibrated on the validation rows, or a bag's out-of-fold rows)."""
-        out = self._predicted(X, sets=level)
-        chosen = [set(s.split(" | ")) for s in out["set"]]
-        return np.array([[str(k) in row for k in range(len(self.classes_))] for row in chosen])
+        from nntrain.tools.conformal import checked_level, lac_sets
+
+        try:
+            return lac_sets(self.predict_proba(X), self.run_.held_out()["true_proba"], checked_level(level, "level"))
+        except Stop as e:
+            raise ValueError(str(e)) from None
 
 
 class NNRegressor(RegressorMixin, _NNEstimator):
