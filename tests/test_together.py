@@ -314,3 +314,26 @@ def test_seeds_killed_with_sigkill_resume_together_to_the_uninterrupted_weights(
             assert a["epoch"] == b["epoch"] == 60
             assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), (trial, s)
     assert sys.executable
+
+
+def test_a_member_resumed_from_last_prev_that_trains_alone_keeps_last_prevs_weights(workdir, table_csv, cli):
+    """A stacked member resumed a save behind (last.prev.pt) and then rebuilt for the lone engine restores the
+    checkpoint it resumed from, not the newer last.pt."""
+    import torch
+
+    from nntrain.engine.state import rebuild_alone, resume
+
+    path = write_config(workdir / "c.yaml", table_csv(), train={"epochs": 3, "checkpoint_every": 0.0})
+    assert cli("fit", path, "--seeds", "0,1", "--quiet").exit_code == 0
+    member = workdir / "runs" / "t-seed0"
+    assert (member / "last.prev.pt").is_file()
+    run = resume(member, stacked=True, checkpoint="last.prev")
+    try:
+        alone = rebuild_alone(run)
+        prev = torch.load(member / "last.prev.pt", weights_only=True)["model"]
+        now = alone.parts.model.state_dict()
+        assert alone.epoch == torch.load(member / "last.prev.pt", weights_only=True)["epoch"]
+        assert all(torch.equal(now[k].cpu(), prev[k]) for k in prev)
+    finally:
+        if run.lock is not None:
+            run.lock.release()

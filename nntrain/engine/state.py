@@ -60,6 +60,7 @@ class Run:
     diag_state: dict | None = None  # the gradient-norm sums of an epoch a checkpoint cut in the middle
     lock: RunLock | None = None  # held while this process writes the run folder (rank 0 alone)
     run_id: str | None = None  # in every checkpoint and in split.json: another run's checkpoint is refused
+    checkpoint: str = "last"  # the checkpoint it started from: rebuild_alone restores that one
 
     @property
     def writes(self) -> bool:
@@ -221,8 +222,8 @@ def rebuild_alone(run: Run) -> Run:
     """A run started or resumed `stacked` that trains alone after all: its parts built again for the lone engine,
     and its last.pt's states and RNGs restored into them (other runs' set-up moved the global RNG since)."""
     run.parts, run.threads, run.path_note = _setup(run.cfg, run.data, run.device, run.group)
-    ckpt, _ = load_run_checkpoint(run.run_dir, "last")
-    run.gen = _restored(run.parts, ckpt, run.device, run.run_dir / "last.pt")
+    ckpt, _ = load_run_checkpoint(run.run_dir, run.checkpoint)
+    run.gen = _restored(run.parts, ckpt, run.device, run.run_dir / f"{run.checkpoint}.pt")
     follow_schedule(run.parts.scheduler, run.cfg)
     return run
 
@@ -300,6 +301,7 @@ def _resumed(
         diag_state=ckpt.get("diag"),
         lock=lock,
         run_id=ckpt.get("run_id"),
+        checkpoint=path.stem,
         **kept,
     )
 
