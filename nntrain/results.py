@@ -23,9 +23,8 @@ class DataWarning(UserWarning):
 
 
 class _Evaluated:
-    """What a Run and a Bag share: eval's report, with the coverage of what predict's intervals (or sets) would
-    give, and evaluate. Each says its preprocessing (_prep), its metrics (_metrics_report), its test rows and its
-    scores of encoded rows (mean, and a bag's members for CV+)."""
+    """What a Run and a Bag share: eval's report (with the coverage of predict's intervals or sets) and evaluate;
+    each gives its _prep, _metrics_report, _test_rows and _scores (the mean, and a bag's members for CV+)."""
 
     def report(self, data: Data | None = None, strict: bool = False, level: float | None = 0.9) -> dict:
         """What `nntrain eval --json` prints: metrics, their baselines, rows, and where they come from; with
