@@ -17,6 +17,7 @@ from nntrain.data.columns import Report
 from nntrain.data.encoding import encode, encode_table, unscale
 from nntrain.data.reread import load_encoded
 from nntrain.data.tables import Table, read_table
+from nntrain.engine.device import inference_threads
 from nntrain.errors import UserError
 from nntrain.model.embeddings import embeds_of, numerics_of
 from nntrain.model.heads import Rows, evaluate, forward_all, make_criterion, to_proba, truth
@@ -38,6 +39,7 @@ def load_run(run_dir: Path, checkpoint: str = "best") -> LoadedRun:
     if checkpoint not in ("best", "last"):
         raise UserError(f"--checkpoint={checkpoint}: choose best or last")
     ckpt, split = load_run_checkpoint(run_dir, checkpoint)
+    inference_threads()
     return from_checkpoint(run_dir, ckpt, split, run_dir / f"{checkpoint}.pt")
 
 
