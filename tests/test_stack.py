@@ -1,5 +1,6 @@
-"""K stacked members against K lone models, in float64: the written-out step (fused.py's components) and
-autograd through vmap (the rest), every optimizer on the rows, members that differ in their settings."""
+"""K stacked members against K lone models, in float64: the written-out step (fused.py's components), autograd
+through the batched forward (embeddings) and through vmap (the rest), every optimizer on the rows, members that
+differ in their settings."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import torch
 from nntrain.config.components import build
 from nntrain.config.loading import load_config
 from nntrain.engine.fused import ACTIVATIONS, LOSSES, FusedStep
-from nntrain.engine.stacked import AutogradStack, FusedStack, Stack
+from nntrain.engine.stacked import AutogradStack, FusedStack, Stack, stacked_step
+from nntrain.engine.stacked_batched import BatchedStack
 from nntrain.engine.stacked_optim import Each, StackedAdam, StackedSGD, stacked_optimizer
 from nntrain.model.heads import make_criterion
 from nntrain.model.mlp import build_mlp
@@ -125,6 +127,61 @@ def test_autograd_stack_gives_each_member_its_lone_gradients_and_batch_norm_stat
             assert torch.allclose(g, q.grad, rtol=1e-9, atol=1e-12)
         for (name, a), b in zip(m.named_buffers(), members[k].buffers()):
             assert torch.allclose(a.double(), b.double()), name
+
+
+EMBEDDED = [  # (model, rows weighted): numbers through an embedding, and a level-code column of 5 levels
+    ({"numeric_embedding": {"name": "periodic", "frequencies": 3, "size": 2}, "activation": "gelu"}, False),
+    ({"numeric_embedding": {"name": "piecewise_linear", "bins": 4, "size": 3}}, True),
+    ({"activation": "silu"}, True),
+]
+
+
+@pytest.mark.parametrize("model, weighted", EMBEDDED)
+@pytest.mark.parametrize("shared", [True, False])
+def test_batched_stack_gives_each_member_its_lone_gradients_with_embeddings(model, weighted, shared):
+    cfg = config(model, "cross_entropy", l1=0.01)
+    members = []
+    for s in range(K):
+        torch.manual_seed(s)  # inputs: 3 numbers (two embedded), then one level code; each member's own bins
+        edges = [[-1.0, -0.2 + s / 10, 0.3, 1.0], [-2.0, s / 5, 2.0]]
+        members.append(build_mlp(cfg.model, 4, 3, embeds=[[5, 2]], numeric=list(zip([0, 2], edges))).double())
+    lone = [build_mlp_like(m) for m in members]
+    stack = Stack(members)
+    criterion = make_criterion(cfg, "multiclass", weighted)
+    step = stacked_step(stack, False, [0.01] * K, "cross_entropy", criterion)
+    assert isinstance(step, BatchedStack)
+    x, y = batch("cross_entropy", k=None if shared else K)
+    x[..., 3] = torch.randint(0, 5, x.shape[:-1]).double()
+    y = y.expand(K, -1) if shared else y
+    w = torch.rand(K, 9, dtype=torch.float64) + 0.5 if weighted else None
+    losses = step.loss_and_grads(x, y, w)
+    outputs = step.forward(x)
+    for k, m in enumerate(lone):
+        m.eval()  # dropout 0: train and eval forward agree
+        xk = x if shared else x[k]
+        weights = sum(mod.weight.abs().sum() for mod in m.modules() if isinstance(mod, torch.nn.Linear))
+        args = (y[k],) if w is None else (y[k], w[k])
+        ref = criterion(m(xk), *args) + 0.01 * weights
+        grads = torch.autograd.grad(ref, list(m.parameters()))
+        assert torch.allclose(losses[k], ref, rtol=1e-10)
+        assert torch.allclose(outputs[k], m(xk), rtol=1e-10)
+        for g, q in zip(grads, members[k].parameters()):
+            assert torch.allclose(g, q.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_batched_stack_draws_dropout_for_each_member_at_its_own_rate():
+    cfgs = [config({"dropout": p, "numeric_embedding": {"name": "periodic"}}) for p in (0.0, 0.5)]
+    members = []
+    for c in cfgs:
+        torch.manual_seed(0)
+        members.append(build_mlp(c.model, 4, 3, numeric=[(0, [])]).double())
+    stack = Stack(members)
+    step = stacked_step(stack, False, [0.0, 0.0], "cross_entropy", make_criterion(cfgs[0], "multiclass"))
+    x, _ = batch("cross_entropy", n=50)
+    params = stack.split(stack.flat)
+    trained, evaluated = step._forward(params, x, train=True), step.forward(x)
+    assert torch.equal(trained[0], evaluated[0])  # rate 0: no mask
+    assert (trained[1] - evaluated[1]).abs().max() > 1e-3
 
 
 OPTIMIZERS = [

@@ -5,7 +5,8 @@ does the work of K members in about one member's number of ops (DESIGN.md: a sma
 Each member stays a whole nn.Module whose parameters and buffers are views of its rows, so evaluation,
 checkpoints and a member's own optimizer and scheduler see an ordinary model. Two steps, as for one model:
 fused.py's written-out forward and backward with baddbmm over the members, for what the fused path covers;
-otherwise autograd through torch.func.vmap over the members. tests/test_stack.py checks each member against a
+autograd through the members' batched forward (stacked_batched.py) for the other MLPs it covers (numeric and
+level-code embeddings); otherwise autograd through torch.func.vmap over the members. tests/test_stack.py checks each member against a
 lone model in float64.
 """
 
@@ -61,11 +62,14 @@ class Stack:
         self.grad.mul_((max_norms / (norms + 1e-6)).clamp_(max=1.0))
 
 
-def stacked_step(
-    stack: Stack, fused: bool, l1: list[float], loss: str, criterion: object
-) -> FusedStack | AutogradStack:
-    """The members' step: written out where the fused path covers their model, else autograd under vmap."""
-    return FusedStack(stack, l1, loss) if fused else AutogradStack(stack, l1, criterion)
+def stacked_step(stack: Stack, fused: bool, l1: list[float], loss: str, criterion: object) -> object:
+    """The members' step: written out where the fused path covers their model, else autograd through their
+    batched forward (stacked_batched.py) where that covers it, else autograd under vmap."""
+    from nntrain.engine.stacked_batched import BatchedStack, covers
+
+    if fused:
+        return FusedStack(stack, l1, loss)
+    return BatchedStack(stack, l1, criterion) if covers(stack.models[0]) else AutogradStack(stack, l1, criterion)
 
 
 def clip_limits(limits: list[float | None], like: torch.Tensor) -> torch.Tensor | None:

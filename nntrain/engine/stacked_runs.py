@@ -78,7 +78,10 @@ def train_together(
             elif run.ended:
                 _done(engine, m, k, None, t_start)
         while not all(m.done for m in members):
-            _epoch(engine, members, t_start)
+            going = [m for m in members if not m.done]
+            if len(going) < engine.k:  # the stopped members' rows leave the stack: no step computes them again
+                engine = engine.of([m.run for m in going])
+            _epoch(engine, going, t_start)
             if not quiet:
                 log(_epoch_line(members))
         return [m.result for m in members]
@@ -160,11 +163,18 @@ def _epoch_line(members: list[Member]) -> str:
     return f"epoch {epoch:>3}: {active}/{len(members)} members training; best {monitor} of each: {shown}"
 
 
+PATHS = {
+    "FusedStack": "fused step (written out)",
+    "BatchedStack": "autograd step (batched forward)",
+    "AutogradStack": "autograd step (vmap over the members)",
+}
+
+
 class Engine:
     """The stacked model, step and optimizer of a group of runs, and their data as [K, ...] tensors (one
     tensor for all when the members' data are the same)."""
 
-    def __init__(self, runs: list[Run]):
+    def __init__(self, runs: list[Run], threads: int | None = None):
         self.runs, self.k = runs, len(runs)
         first = runs[0]
         models = [r.parts.model for r in runs]
@@ -188,15 +198,23 @@ class Engine:
         self.y_rows = self.y.view(-1)
         self.w_rows = None if self.w is None else self.w.view(-1)
         n = self.stack.flat.numel()
-        threads = first.cfg.train.threads or stacked_threads(n, n * first.batch_size)
+        threads = threads or first.cfg.train.threads or stacked_threads(n, n * first.batch_size)
         torch.set_num_threads(threads)
         self.threads = threads
         self.now = 0.0  # the time the members' savers read: one per epoch end, so they agree on when to save
 
+    def of(self, runs: list[Run]) -> Engine:
+        """An engine of some of these members, at the same step: their weights (rows of a new stack), their
+        optimizer states (adopted from their own optimizers, whose state tensors are views of this one's) and
+        its threads and clock; the members left out keep the weights they have."""
+        engine = Engine(runs, self.threads)
+        engine.now = self.now
+        return engine
+
     def describe(self) -> str:
         n = self.stack.flat.shape[1]
         mib = self.stack.flat.numel() * self.stack.flat.element_size() * 4 / 2**20  # weights, gradients, 2 states
-        path = "fused step (written out)" if self.fused else "autograd step (vmap over the members)"
+        path = PATHS[type(self.step_fn).__name__]
         data = "the same data" if self.shared_x else "each its own data"
         return (
             f"batched: {self.k} members x {n:,} parameters, {path}, {type(self.opt).__name__} update, {data}; "
