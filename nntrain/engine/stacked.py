@@ -6,8 +6,8 @@ Each member stays a whole nn.Module whose parameters and buffers are views of it
 checkpoints and a member's own optimizer and scheduler see an ordinary model. Two steps, as for one model:
 fused.py's written-out forward and backward with baddbmm over the members, for what the fused path covers;
 autograd through the members' batched forward (stacked_batched.py) for the other MLPs it covers (numeric and
-level-code embeddings); otherwise autograd through torch.func.vmap over the members. tests/test_stack.py checks each member against a
-lone model in float64.
+level-code embeddings); otherwise autograd through torch.func.vmap over the members. tests/test_stack.py checks
+each member against a lone model in float64.
 """
 
 from __future__ import annotations

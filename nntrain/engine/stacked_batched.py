@@ -88,7 +88,7 @@ def _embed(module: nn.Module, p: dict[str, torch.Tensor], x: torch.Tensor) -> to
     """embeddings.Embed's forward for every member: each member looks its codes up in its own rows."""
     codes = x[..., module.n_dense :].long()
     looked_up = []
-    for i, table in enumerate(module.tables):
+    for i in range(len(module.tables)):
         rows = p[f"embed.tables.{i}.weight"]  # [K, levels, dim]
         at = codes[..., i] + torch.arange(rows.shape[0], device=x.device)[:, None] * rows.shape[1]
         looked_up.append(rows.reshape(-1, rows.shape[2])[at])
