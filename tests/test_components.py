@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -210,6 +211,25 @@ def test_the_anneal_schedule_ends_the_run_where_its_anneal_ends(workdir):
     summary, rows = run_fit(workdir, optimizer={"name": "sgd", "lr": 0.1}, scheduler=scheduler, train={"epochs": 50})
     assert len(rows) == 5 and summary["status"] == "early_stop"
     assert "had not improved for 1 epochs at epoch 2; the rate then annealed to 0 over 3 epochs" in summary["stopped"]
+
+
+@pytest.mark.parametrize("from_best", [True, False])
+def test_the_anneal_from_best_starts_from_the_best_epochs_weights(workdir, from_best):
+    """min_delta 10: epoch 1 stays the best. Trained 2 epochs, then resumed for a third, after which the anneal
+    begins: the resumed run reads the best weights from best.pt, and last.pt holds what the anneal starts from."""
+    from nntrain.engine.loop import train
+    from nntrain.engine.state import resume
+    from nntrain.runs.checkpoints import load_checkpoint
+
+    scheduler = {"name": "anneal", "patience": 2, "min_delta": 10, "min_epochs": 3, "from_best": from_best}
+    sections = {"optimizer": {"name": "sgd", "lr": 0.1}, "scheduler": scheduler}
+    summary, _ = run_fit(workdir, train={"epochs": 2, "min_delta": 10}, **sections)
+    run_dir = Path(summary["run_dir"])
+    train(resume(run_dir, ["train.epochs=3"]), lambda m: None)
+    best, last = (load_checkpoint(run_dir / f) for f in ("best.pt", "last.pt"))
+    assert best["epoch"] == 1 and last["epoch"] == 3
+    same = all(torch.equal(best["model"][k], last["model"][k]) for k in best["model"])
+    assert same == from_best
 
 
 def test_a_warmup_rises_linearly_then_the_schedule_runs_over_the_epochs_left(workdir):

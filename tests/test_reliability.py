@@ -248,6 +248,8 @@ SCHEDS = {
     "exponential": {"gamma": 0.7},
     "plateau": {"patience": 0, "factor": 0.5, "threshold": 10, "threshold_mode": "abs"},
     "anneal": {"patience": 1, "min_delta": 10, "min_epochs": 4},  # the anneal starts after epoch 2: cut inside it
+    # from epoch 1's weights, after epoch 4: the resumed run reads them from best.pt
+    "from_best": {"name": "anneal", "patience": 3, "min_delta": 10, "min_epochs": 2, "from_best": True},
     "onecycle": {"cycle_momentum": False},  # stepped every step; adagrad has no momentum to cycle
     "warmup": {"name": "step", "step_size": 2, "gamma": 0.5, "warmup_epochs": 2},
 }

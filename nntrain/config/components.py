@@ -162,7 +162,8 @@ SCHEDULERS: dict[str, Schedule] = {
         "nntrain.engine.schedules:AnnealOnStall",
         pace="value",
         note="nntrain's own: the optimizer's rate until train.monitor stalls for patience epochs, then a half "
-        "cosine to 0 over fraction of the epochs run (at least min_epochs), and the run ends",
+        "cosine to 0 over fraction of the epochs run (at least min_epochs), and the run ends; from_best: the "
+        "anneal starts from the best epoch's weights",
     ),
     "onecycle": Schedule(
         "OneCycleLR",

@@ -33,7 +33,7 @@ from nntrain.engine.state import Run, start
 from nntrain.engine.stopping import SIGNALS, Diverged, Interrupted, catching_signals
 from nntrain.errors import UserError
 from nntrain.model.heads import evaluate
-from nntrain.runs.checkpoints import Saver
+from nntrain.runs.checkpoints import Saver, load_checkpoint
 from nntrain.runs.files import write_json
 
 
@@ -170,6 +170,7 @@ def end_of_epoch(run: Run, loop: Loop, train_loss: float, lr: float, t0: float) 
         run.best_value, run.best_epoch, run.bad_epochs = value, epoch, 0
     else:
         run.bad_epochs += 1
+    _from_best(run, improved)
     diag_values = run.diag.epoch_values() if run.diag is not None else {}
     row = {
         "epoch": epoch,
@@ -199,6 +200,21 @@ def end_of_epoch(run: Run, loop: Loop, train_loss: float, lr: float, t0: float) 
     if signalled:
         raise Interrupted(SIGNALS.signum or signal.SIGTERM, run.run_dir, run.epoch, 0)
     return halt
+
+
+def _from_best(run: Run, improved: bool) -> None:
+    """The anneal schedule's from_best: a copy of the weights at each better epoch, put back where the anneal
+    begins (after a resume, best.pt's: every rank reads the same file)."""
+    scheduler = run.parts.scheduler
+    if not getattr(scheduler, "from_best", False):
+        return
+    model = run.parts.model
+    if improved:
+        run.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    elif scheduler.restarts:
+        if run.best_weights is None:
+            run.best_weights = load_checkpoint(run.run_dir / "best.pt")["model"]
+        model.load_state_dict(run.best_weights)
 
 
 def _report(run: Run, loop: Loop, epoch: int, row: dict, diag_values: dict) -> None:

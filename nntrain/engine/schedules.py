@@ -4,7 +4,9 @@ The rate stays at the optimizer's until the monitored value has not improved for
 falls along a half cosine to 0 over `fraction` of the epochs run so far (at least `min_epochs`), and the run
 ends (the loop asks `finished`). On the real tables most fits found their best epoch in the first third of a
 fixed cosine schedule and spent the rest past it; here the best epoch comes at the end of the anneal, and a
-run takes about as many epochs as it needs. Stepped with the monitored value, as plateau is.
+run takes about as many epochs as it needs. Stepped with the monitored value, as plateau is. With `from_best`
+the anneal starts from the best epoch's weights rather than from those `patience` epochs past it (the loop
+puts them back, loop.py).
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ class AnnealOnStall(torch.optim.lr_scheduler.LRScheduler):
         min_epochs: int = 5,
         mode: str = "min",
         min_delta: float = 0.0,
+        from_best: bool = False,
         last_epoch: int = -1,
     ):
         if patience < 1 or min_epochs < 1 or not 0 <= fraction <= 10 or mode not in ("min", "max"):
             raise ValueError("patience and min_epochs: 1 or more; fraction: 0 to 10; mode: min or max")
         self.patience, self.fraction, self.min_epochs = patience, fraction, min_epochs
-        self.mode, self.min_delta = mode, min_delta
+        self.mode, self.min_delta, self.from_best = mode, min_delta, bool(from_best)
         self.best: float | None = None
         self.bad_epochs = 0
         self.anneal_start: int | None = None  # the epoch the anneal began after
@@ -57,6 +60,12 @@ class AnnealOnStall(torch.optim.lr_scheduler.LRScheduler):
         return [base * factor for base in self.base_lrs]
 
     @property
+    def restarts(self) -> bool:
+        """from_best, and the anneal begins after the epoch just stepped: the loop puts the best epoch's weights
+        back before the next epoch trains."""
+        return self.from_best and self.anneal_start == self.last_epoch
+
+    @property
     def finished(self) -> bool:
         """The anneal has reached 0: the run ends here."""
         return self.anneal_start is not None and self.last_epoch - self.anneal_start >= self.anneal_epochs
@@ -64,5 +73,5 @@ class AnnealOnStall(torch.optim.lr_scheduler.LRScheduler):
     def describe(self) -> str:
         return (
             f"had not improved for {self.patience} epochs at epoch {self.anneal_start}; the rate then annealed to 0 "
-            f"over {self.anneal_epochs} epochs"
+            f"over {self.anneal_epochs} epochs" + (" from the best epoch's weights" if self.from_best else "")
         )

@@ -61,6 +61,7 @@ class Run:
     lock: RunLock | None = None  # held while this process writes the run folder (rank 0 alone)
     run_id: str | None = None  # in every checkpoint and in split.json: another run's checkpoint is refused
     checkpoint: str = "last"  # the checkpoint it started from: rebuild_alone restores that one
+    best_weights: dict | None = None  # the anneal's from_best: the model's state at the best epoch (loop.py)
 
     @property
     def writes(self) -> bool:
