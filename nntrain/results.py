@@ -362,7 +362,7 @@ def _coverage(prep: dict, test: list | None, data: Data | None, level: float, he
     e = (
         load_encoded(prep, rows=test)
         if rows is None
-        else encode_table(read_input(rows, "--data"), prep, "--data", Report())
+        else encode_table(read_input(rows, "--data", prep), prep, "--data", Report())
     )
     mean, members = scorer(e.X)
     try:

@@ -230,7 +230,8 @@ BAD_FILES = {
     "header_only": ("a,b,c,y\n", "no data rows"),
     "ragged": ("a,b,c,y\n1,2,3,0\n4,5,0\n7,8,9,1\n", "line 3 has 3 fields, the header has 4"),
     "long_row": ("a,b,c,y\n1,2,3,0\n4,5,6,0,9\n7,8,9,1\n", "rows of unequal length"),
-    "delimiter": ("a;b;c;y\n1;2;3;0\n4;5;6;1\n", "another delimiter"),
+    # no delimiter splits every line alike: read with commas, one column holding semicolons
+    "delimiter": ("a;b;c;y\n1;2;3;0\n4;5;6;1;\n", "seem separated by another delimiter than commas; set data.sep"),
     "duplicate_columns": ("a,b,a,y\n1,2,3,0\n4,5,6,1\n", "duplicate column name(s) 'a'"),
     "nan_target": (None, "column 'y' (the target): missing value at row 4 (line 5)"),
     "word_in_numbers": (None, "column 'b': 'abc' at row 6 (line 7) is not a number"),
@@ -446,7 +447,8 @@ def test_float_coded_labels_match_integer_classes(workdir, table_csv, cli):
     "setup, args, message",
     [
         ("latin", ("fit",), "not a UTF-8 text file"),
-        ("xlsx", ("fit",), "'.xlsx' files are not read; save the table as CSV or Parquet"),
+        ("xlsx", ("fit",), "cannot read it as an Excel workbook"),
+        ("odt", ("fit",), "'.odt' files are not read; nntrain reads CSV / TSV (compressed too), Excel (.xlsx)"),
         ("constant", ("fit",), "every row has the same value 'same'"),
         ("word_in_target", ("fit",), "column 'y': 'oops' at row 5 (line 6) is not a number"),
         ("bn_batch_1", ("fit", "model.batch_norm=true", "train.batch_size=1"), "batch norm needs at least two rows"),
@@ -458,8 +460,8 @@ def test_more_bad_input_exits_2(workdir, cli, setup, args, message):
     path = workdir / "d.csv"
     if setup == "latin":
         path.write_bytes("a,b,c,y\ncaf\xe9,1,2,0\n".encode("latin-1"))
-    elif setup == "xlsx":
-        path = workdir / "d.xlsx"
+    elif setup in ("xlsx", "odt"):
+        path = workdir / f"d.{setup}"
         path.write_bytes(b"PK\x03\x04")
     elif setup == "constant":
         df["y"] = "same"

@@ -356,10 +356,11 @@ def test_checkpoints_do_not_carry_the_sweep_section(workdir, cli):
     assert ckpt["config"]["sweep"] is None and cli("fit", "--resume", "runs/bad", "train.epochs=3").exit_code == 0
 
 
-def test_a_data_file_given_as_the_config_is_refused_before_it_is_read(tmp_path, cli, workdir, monkeypatch):
+def test_a_big_file_given_as_the_config_is_refused_before_it_is_read(tmp_path, cli, workdir, monkeypatch):
+    """A file that is no config and whose suffix names no table (a table trains: test_fit_table.py)."""
     import nntrain.data.tables as tables
 
-    big = tmp_path / "big.csv"
+    big = tmp_path / "big.dat"
     big.write_text("a,b,c\n" + "0.1,0.2,0.3\n" * 450_000)  # over 4 MiB
     read_text, read = Path.read_text, []
 

@@ -177,7 +177,9 @@ def test_a_header_too_wide_is_refused_in_linear_time(workdir, cli):
 
 def test_a_closed_stdout_saves_and_ends_the_run_as_on_sigpipe(workdir):
     """`nntrain fit ... | head -1`: the reader goes, the run saves and exits 141 with one line on stderr."""
-    cfg = write_config(workdir / "c.yaml", "sklearn:digits", train={"epochs": 3000, "batch_size": 16})
+    cfg = write_config(
+        workdir / "c.yaml", "sklearn:digits", data={"target": "target"}, train={"epochs": 3000, "batch_size": 16}
+    )
     p = subprocess.Popen(
         [*NNTRAIN, "fit", str(cfg)], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

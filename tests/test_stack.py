@@ -13,8 +13,8 @@ import torch
 from nntrain.config.components import build
 from nntrain.config.loading import load_config
 from nntrain.engine.fused import ACTIVATIONS, LOSSES, FusedStep
-from nntrain.engine.stacked import AutogradStack, FusedStack, Stack, stacked_step
-from nntrain.engine.stacked_batched import BatchedStack
+from nntrain.engine.stacked import AutogradStack, FusedStack, Stack
+from nntrain.engine.stacked_batched import BatchedStack, stacked_step
 from nntrain.engine.stacked_optim import Each, StackedAdam, StackedSGD, stacked_optimizer
 from nntrain.model.heads import make_criterion
 from nntrain.model.mlp import build_mlp

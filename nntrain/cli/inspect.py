@@ -145,7 +145,9 @@ def _print_params(table: dict) -> None:
 @guarded
 def predict(
     run_dir: Path = typer.Argument(..., help="the run folder"),
-    input: str = typer.Argument(..., help="CSV or Parquet of raw rows with the training columns"),
+    input: str = typer.Argument(
+        ..., help="a table file (CSV, Excel, Parquet, ...) of raw rows with the training columns"
+    ),
     output: Path | None = typer.Option(None, "-o", "--output", help="write the predictions here (CSV)"),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
     force: bool = typer.Option(False, "--force", help="replace an existing output file"),

@@ -19,8 +19,11 @@ from nntrain.cli.app import (
 @guarded
 def fit(
     ctx: typer.Context,
-    config: str | None = typer.Argument(None, help="the YAML config (leave out with --resume)"),
+    config: str | None = typer.Argument(
+        None, help="the YAML config, or a table file (CSV, TSV, Excel, Parquet, ...) to train the recipe on"
+    ),
     overrides: list[str] | None = typer.Argument(None, help="dotted KEY=VALUE overrides, e.g. optimizer.lr=0.001"),
+    target: str | None = typer.Option(None, "--target", help="the column to predict (data.target)"),
     name: str | None = typer.Option(None, "--name", help="run name (folder runs/NAME)"),
     resume: list[Path] | None = typer.Option(
         None, "--resume", help="continue this run folder from its last.pt (repeat it: runs trained together)"
@@ -44,7 +47,13 @@ def fit(
         None, "--mlflow-uri", help="log the run to this MLflow tracking URI (a server's http://..., sqlite:///FILE)"
     ),
 ) -> None:
-    """Train a model from CONFIG; the run folder keeps config, metrics, best.pt, last.pt, summary and plots."""
+    """Train a model from CONFIG, or the tabular recipe on a TABLE file (nntrain fit house.csv --target price);
+    the run folder keeps config, metrics, best.pt, last.pt, summary and plots."""
+    if resume:
+        if target:
+            raise _error("--target: not with --resume (the run keeps its target)")
+    else:
+        config, overrides = _source(config, overrides, target)
     if seeds is not None or (resume and len(resume) > 1):
         together = list(overrides or []) + (["data.cache=false"] if no_cache and seeds else [])
         track = {"quiet": quiet, "mlflow": mlflow_option(mlflow, mlflow_uri), "tensorboard": tensorboard}
@@ -53,25 +62,68 @@ def fit(
     from nntrain import api
     from nntrain.engine.progress import Bar, Lines
     from nntrain.engine.stopping import catching_signals
-    from nntrain.errors import UserError
 
-    extra = list(overrides or [])
+    extra = list(overrides or []) + (["data.cache=false"] if no_cache and not resume else [])
     out = console(stderr=as_json)
     log = lambda m: out.print(m, markup=False)  # noqa: E731
     shown = Bar(out) if out.is_terminal and not quiet else Lines(log, quiet=quiet)
     track = {"log": log, "progress": shown, "tensorboard": tensorboard, "mlflow": mlflow_option(mlflow, mlflow_uri)}
     with catching_signals(then_ignore=PROCESS["exiting"]):
-        if resume:
-            if config is not None and "=" not in config:
-                raise UserError(f"give either CONFIG ({config}) or --resume RUN_DIR, not both")
-            extra = ([config] if config else []) + extra + ([f"name={name}"] if name else [])
-            run = api.resume(resume[0], extra, **track)
-        else:
-            if config is None:
-                raise UserError("missing CONFIG: nntrain fit configs/phone.yaml (or --resume RUN_DIR)")
-            run = api.fit(Path(config), extra + (["data.cache=false"] if no_cache else []), name=name, **track)
+        run = _fit_one(config, extra, name, resume, track)
+    if isinstance(config, dict) and isinstance(run, (api.Run, api.Bag)):
+        saved = run.run_dir / "config.yaml"
+        log(f"the whole config: {saved}; train it again: nntrain fit {saved}")
     if as_json and isinstance(run, (api.Run, api.Bag)):  # data-parallel ranks other than 0 print nothing
         print_json(_run_json(run.summary))
+
+
+def _fit_one(config: str | dict | None, extra: list[str], name: str | None, resume: list[Path] | None, track: dict):
+    """One run, fitted or resumed (a data-parallel rank other than 0 gives None)."""
+    from nntrain import api
+    from nntrain.errors import UserError
+
+    if resume:
+        if config is not None and "=" not in config:
+            raise UserError(f"give either CONFIG ({config}) or --resume RUN_DIR, not both")
+        extra = ([config] if config else []) + extra + ([f"name={name}"] if name else [])
+        return api.resume(resume[0], extra, **track)
+    if config is None:
+        raise UserError(
+            "missing CONFIG: nntrain fit configs/phone.yaml, nntrain fit TABLE --target COLUMN (or --resume RUN_DIR)"
+        )
+    return api.fit(_loaded(config), extra, name=name, **track)
+
+
+def _source(config: str | None, overrides: list[str] | None, target: str | None) -> tuple[str | dict | None, list]:
+    """What fit's CONFIG names: a YAML config file; a table file (the recipe trains on it, the run named after
+    the file), or, where it is KEY=VALUE and no such file, the first override of a config with no file."""
+    from nntrain.data.readers import is_table
+
+    extra = list(overrides or []) + ([f"data.target={target}"] if target else [])
+    if config is None:
+        return ({}, extra) if target else (None, extra)
+    if "=" in config and not Path(config).exists():
+        extra = [config, *extra]
+        paths = [o.partition("=")[2] for o in extra if o.startswith("data.path=")]
+        return ({"name": _stem(paths[-1])} if paths else {}), extra
+    if config.startswith("sklearn:") or is_table(Path(config)):
+        return {"name": _stem(config), "data": {"path": config}}, extra
+    return config, extra
+
+
+def _stem(table: str) -> str:
+    """The run's name for a table: house.csv.gz -> house, sklearn:iris -> iris."""
+    return table.removeprefix("sklearn:") if table.startswith("sklearn:") else Path(table).name.split(".")[0]
+
+
+def _loaded(config: str | dict) -> Path | dict:
+    return config if isinstance(config, dict) else Path(config)
+
+
+def _error(message: str) -> Exception:
+    from nntrain.errors import UserError
+
+    return UserError(message)
 
 
 def _run_json(summary: dict) -> dict:
@@ -96,7 +148,7 @@ def _before_fit(ctx: typer.Context, config: str | None, overrides: list[str] | N
     if config is not None and resume is None:
         from nntrain.data.tables import hash_ahead
 
-        hash_ahead(Path(config), list(overrides or []))
+        hash_ahead(config, list(overrides or []))
 
 
 def _fit_together(
@@ -136,7 +188,7 @@ def _fit_together(
     else:
         chosen = _seeds(seeds, config, resume, nproc)
         with catching_signals(then_ignore=PROCESS["exiting"]):
-            runs = api.fit_seeds(Path(config), chosen, extra, name=name, log=log, **track)
+            runs = api.fit_seeds(_loaded(config), chosen, extra, name=name, log=log, **track)
         results = [r.summary if isinstance(r, api.Run) else r for r in runs]
         _print_results([f"seed {s}, " for s in chosen], results, log)
         line = seeds_line(chosen, results)

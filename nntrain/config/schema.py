@@ -12,9 +12,11 @@ import re
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, PrivateAttr, field_validator, model_validator
 
 from nntrain.config.components import canonical, record
+from nntrain.config.data_section import DataConfig
+from nntrain.config.strict import MAX_SEED, Strict
 from nntrain.metrics import maximize, monitor_name
 
 
@@ -32,84 +34,6 @@ def _to_spec(value: Any) -> Any:
 
 
 Spec = Annotated[dict[str, Any], BeforeValidator(_to_spec)]
-
-
-MAX_SEED = 2**63 - 1  # what torch.manual_seed takes; numpy's generators take any non-negative int
-
-
-class Strict(BaseModel):
-    # allow_inf_nan: an infinite or NaN number is never a setting (l1: .inf would train on an infinite loss)
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True, allow_inf_nan=False)
-
-
-class DataConfig(Strict):
-    path: str = Field(description="CSV or Parquet file, or sklearn:iris|wine|breast_cancer|digits|diabetes")
-    target: str | None = Field(None, description="target column; default: the last column")
-    task: Literal["auto", "multiclass", "binary", "regression"] = "auto"
-    val_size: float = Field(
-        0.1, gt=0, lt=1, description="fraction of the non-test rows held out to pick the best epoch"
-    )
-    test_size: float = Field(
-        0.2, ge=0, lt=1, description="fraction of all rows, touched once at the end; 0: no test split (all rows train)"
-    )
-    split_seed: int | None = Field(None, ge=0, le=MAX_SEED, description="seed of the split; default: the run's seed")
-    scale: Literal["standard", "robust", "minmax", "none"] = Field(
-        "standard",
-        description="numbers, fitted on the training split: standard (mean, standard deviation); robust (median, "
-        "interquartile range, then x / sqrt(1 + (x / 3)^2): far values clipped smoothly towards +-3); minmax; none",
-    )
-    impute: Literal["auto", "none", "mean", "median", "most_frequent"] = Field(
-        "auto",
-        description="missing feature values, fitted on the training split. auto: numbers missing in training get "
-        "the median and a 0/1 'was missing' column (missing only later: the training mean), strings a level of "
-        "their own; none: a missing value is an error",
-    )
-    missing_target: Literal["drop", "error"] = Field("drop", description="rows whose target is missing")
-    target_transform: Literal["none", "log", "auto"] = Field(
-        "none",
-        description="regression: train on log(target), predict exp of the output (every value > 0); auto: log where "
-        "every value is > 0 and the log makes the training values' skew nearer 0 by half or more",
-    )
-    drop: list[str] = Field(default_factory=list, description="columns to ignore (ids, leaks)")
-    categorical: list[str] = Field(
-        default_factory=list,
-        description="numeric columns to read as categories (codes such as zone: 1, 2, 3)",
-    )
-    dates: list[str] = Field(
-        default_factory=list,
-        description="columns to read as dates (ISO-like text is found without it): year, month, day, weekday, "
-        "hour and days since the training split's earliest",
-    )
-    one_hot_max: int = Field(
-        32, ge=1, description="a string column with more levels than this is learned through an embedding"
-    )
-    min_level_count: int = Field(
-        5, ge=1, description="an embedded column's levels with fewer training rows share its unknown row"
-    )
-    class_weight: Literal["balanced"] | dict[str, Annotated[float, Field(ge=0)]] | None = Field(
-        None, description="balanced, or {label: weight}: the loss weights each class's rows"
-    )
-    weight: str | None = Field(None, description="a column of per-row weights for the loss and the metrics")
-    val_path: str | None = Field(None, description="a file of validation rows (the same columns as data.path)")
-    test_path: str | None = Field(None, description="a file of test rows (the same columns as data.path)")
-    split_column: str | None = Field(None, description="a column saying train, val or test for each row")
-    group: str | None = Field(None, description="a column of groups: a group's rows stay in one split")
-    time_column: str | None = Field(None, description="a date or number column: the latest rows are val and test")
-    cache: bool = Field(
-        True, description="keep the prepared data (matrix, splits, preprocessing) for the next fit of the same file"
-    )
-    cache_dir: str | None = Field(None, description="where the cache lives; default RUNS_DIR/.cache")
-    cache_max_gb: float = Field(4.0, ge=0, description="the cache's size; the least recently used entries go first")
-
-    @model_validator(mode="after")
-    def _one_split(self) -> DataConfig:
-        if self.split_column and (self.val_path or self.test_path or self.group or self.time_column):
-            raise ValueError(
-                "data.split_column says each row's split: give no val_path, test_path, group or time_column"
-            )
-        if self.group and self.time_column:
-            raise ValueError("give either data.group or data.time_column, not both")
-        return self
 
 
 class InitConfig(Strict):

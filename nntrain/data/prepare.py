@@ -19,7 +19,7 @@ from nntrain.data.columns import Report, numeric_column, py
 from nntrain.data.encoding import encode
 from nntrain.data.fitting import column_kind, fit_features, fit_target, fit_weights
 from nntrain.data.splits import split
-from nntrain.data.tables import Table, check_columns, read_tables, where
+from nntrain.data.tables import READ_KEYS, Table, check_columns, read_tables, where
 from nntrain.errors import UserError, did_you_mean, listed, quoted
 from nntrain.resources import available_bytes, gib
 
@@ -44,6 +44,12 @@ def infer_task(y: pd.Series, asked: str) -> tuple[str, str]:
             )
         if asked == "binary" and len(values) != 2:
             raise UserError(f"data.task=binary: target '{y.name}' has {len(values)} distinct values, binary needs 2")
+        if asked == "multiclass" and numeric and len(values) > MAX_AUTO_CLASSES and len(values) > len(y) / 2:
+            raise UserError(
+                f"data.task=multiclass: target {quoted(y.name)} holds {len(values):,} distinct numbers in "
+                f"{len(y):,} rows, a class for every other row or more: a quantity to predict (data.task=regression)"
+                f", or make it classes first (bins)"
+            )
         return asked, "set in the config"
     if not numeric or (integral and len(values) <= MAX_AUTO_CLASSES):
         task = "binary" if len(values) == 2 else "multiclass"
@@ -126,7 +132,7 @@ def _columns(df: pd.DataFrame, data_cfg: Any) -> tuple[str, list[str], list[str]
         if missing:
             raise UserError(f"data.{key}: no column(s) {', '.join(map(repr, missing))}; columns are: {listed(columns)}")
     _check_roles(data_cfg, target)
-    notes = []
+    notes = [] if data_cfg.target else [f"target: {quoted(target)}, the last column (data.target was not given)"]
     apart = {data_cfg.weight: "the row weights", data_cfg.split_column: "the split", data_cfg.group: "the groups"}
     features = [c for c in df.columns if c != target and c not in data_cfg.drop and c not in apart]
     notes += [f"column {quoted(c)} holds {what} and is not used as a feature" for c, what in apart.items() if c]
@@ -215,7 +221,11 @@ def prepared(cfg: Config, tables: tuple, rows: dict | None = None) -> Prepared:
     by the caller (a cross-validation fold, whose table is read once for all folds)."""
     table, given, files = tables
     data = prepare(table, cfg.data, cfg.seed, {**given, **(rows or {})})
+    data.notes[:0] = table.notes
     data.prep.update(source=table.source, sha256=table.sha256, files=files, notes=data.notes)
+    read = {k: getattr(cfg.data, k) for k in READ_KEYS if getattr(cfg.data, k) is not None}
+    if read:  # how the files are read again (eval, resume) and how predict reads new ones
+        data.prep["read"] = read
     check_against(cfg, data)
     return data
 

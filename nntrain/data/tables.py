@@ -1,5 +1,6 @@
-"""Read a table: CSV (compressed too), Parquet or a scikit-learn bundled set, checked for what pandas lets
-pass silently (duplicate or ragged columns, another delimiter), with the file's sha256 computed on the side.
+"""Read a table: a file of one of readers.py's formats or a scikit-learn bundled set, a delimited text file
+checked for what pandas lets pass silently (duplicate or ragged columns, another delimiter), with the file's
+sha256 computed on the side.
 """
 
 from __future__ import annotations
@@ -15,13 +16,24 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from nntrain.data.readers import (
+    COMPRESSIONS,
+    DELIMITERS,
+    NAMES,
+    Options,
+    delimiter,
+    is_text,
+    kind_of,
+    read_frame,
+    read_text,
+)
 from nntrain.errors import UserError, did_you_mean, first_line, listed, quoted
 
 SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
@@ -33,6 +45,7 @@ class Table:
     source: str  # resolved path, or sklearn:NAME
     sha256: str
     is_csv: bool
+    notes: list[str] = field(default_factory=list)  # what reading it found (a delimiter, decimal commas)
 
 
 def resolve_path(path: str, base: Path | None = None) -> Path:
@@ -50,26 +63,24 @@ def resolve_path(path: str, base: Path | None = None) -> Path:
 # Wider tables are not what an MLP on one machine is for, and pandas takes minutes on them. A plain CSV is refused
 # from its header line, before it is parsed; a compressed CSV or a Parquet file once it is read.
 MAX_COLUMNS = 20_000
-COMPRESSIONS = {
-    ".gz": "a gzip-compressed CSV",
-    ".bz2": "a bzip2-compressed CSV",
-    ".xz": "an xz-compressed CSV",
-    ".zip": "a zip holding one CSV",
-}
-CSV_SUFFIXES = ("", ".csv", ".txt", ".tsv", *COMPRESSIONS)
 
 
-def read_table(path: str, base: Path | None = None, key: str = "data.path") -> Table:
-    """A CSV (compressed too) or Parquet file, or sklearn:NAME. `key` names the argument in messages."""
+def read_table(path: str, base: Path | None = None, key: str = "data.path", options: Options | None = None) -> Table:
+    """A table file (readers.py's formats) or sklearn:NAME. `key` names the argument in messages; `options`: the
+    config's data.sep, data.decimal and data.thousands, and the notes of what was found reading it."""
     if path.startswith("sklearn:"):
         return _read_sklearn(path.removeprefix("sklearn:"), key)
     p = resolve_path(path, base)
     if not p.is_file():
-        raise UserError(
-            f"{key}={path}: file not found" + (f" (also looked under {base} and {base.parent})" if base else "")
+        looked = (
+            "" if base is None else f" (also looked under {', '.join(dict.fromkeys(map(str, (base, base.parent))))})"
         )
+        raise UserError(f"{key}={path}: file not found{looked}")
     digest = sha256_soon(p)  # already under way when fit started it before importing torch
-    frame, is_csv = _read_frame(p, p.suffix.lower(), f"{key}={path}")
+    options = options or Options()
+    shown = f"{key}={path}"
+    is_csv = is_text(p)
+    frame = _read_csv(p, shown, options) if is_csv else read_frame(p, shown, options)
     sha256 = digest.result()
     if frame.shape[0] == 0:
         raise UserError(f"{key}={path}: the table has a header but no data rows")
@@ -78,7 +89,7 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path") -> T
             f"{key}={path}: the table has {frame.shape[1]:,} columns; nntrain reads at most {MAX_COLUMNS:,}"
         )
     frame.columns = [str(c) for c in frame.columns]  # Parquet allows integer names; configs name columns in text
-    return Table(frame, str(p.resolve()), sha256, is_csv)
+    return Table(frame, str(p.resolve()), sha256, is_csv, options.notes)
 
 
 NESTED = {list: "a list", tuple: "a list", np.ndarray: "a list", dict: "a mapping (struct)", set: "a set"}
@@ -106,32 +117,19 @@ def check_columns(frame: pd.DataFrame, shown: str) -> None:
                 )
 
 
-def _read_frame(p: Path, suffix: str, shown: str) -> tuple[pd.DataFrame, bool]:
-    if suffix in (".parquet", ".pq"):
-        try:
-            return pd.read_parquet(p), False
-        except Exception as e:  # pyarrow raises several types for a bad file
-            raise UserError(f"{shown}: cannot read it as Parquet: {e}") from None
-    if suffix in CSV_SUFFIXES:
-        return _read_csv(p, shown), True
-    raise UserError(f"{shown}: '{suffix}' files are not read; save the table as CSV or Parquet")
-
-
-def _read_csv(p: Path, shown: str) -> pd.DataFrame:
+def _read_csv(p: Path, shown: str, options: Options) -> pd.DataFrame:
     if p.stat().st_size == 0:
         raise UserError(f"{shown}: the file is empty")
-    compressed = p.suffix.lower() in COMPRESSIONS
+    compressed = bool(kind_of(p)[1])
     try:
-        header = [] if compressed else _header(p, shown)
+        sep = delimiter(p, options)
+        header = [] if compressed else _header(p, sep, shown)
         if len(header) > MAX_COLUMNS:
             raise UserError(f"{shown}: the header has {len(header):,} columns; nntrain reads at most {MAX_COLUMNS:,}")
         dupes = sorted(c for c, n in collections.Counter(header).items() if n > 1)
         if dupes:
             raise UserError(f"{shown}: duplicate column name(s) {listed(dupes, most=10, quote=True)} in the header")
-        # dtype={} infers every column as usual; any dict makes pandas 3.1 keep one array per column instead of
-        # copying them into one consolidated block at the end, which lowers the peak by a third (888 against 1,226
-        # MiB on a 1M x 50 table)
-        frame = pd.read_csv(p, index_col=False, encoding="utf-8", dtype={})
+        frame = read_text(p, sep, options)
     except pd.errors.EmptyDataError:
         raise UserError(f"{shown}: the file has no header or data") from None
     except pd.errors.ParserError as e:
@@ -144,16 +142,16 @@ def _read_csv(p: Path, shown: str) -> pd.DataFrame:
         if not compressed:
             raise
         why = first_line(e) if str(e).strip() else "it ends early"  # a cut-off gzip: EOFError with no message
-        raise UserError(f"{shown}: cannot read it as {COMPRESSIONS[p.suffix.lower()]}: {why}") from None
-    if frame.shape[1] == 1 and any(d in str(frame.columns[0]) for d in ";\t|"):
+        raise UserError(f"{shown}: cannot read it as {COMPRESSIONS[kind_of(p)[1]]}: {why}") from None
+    if frame.shape[1] == 1 and any(d in str(frame.columns[0]) for d in DELIMITERS if d != sep):
         raise UserError(
-            f"{shown}: only one column, {quoted(frame.columns[0])}: the file seems to use another "
-            f"delimiter than ','; save it as comma-separated"
+            f"{shown}: only one column, {quoted(frame.columns[0])}: the fields seem separated by another "
+            f"delimiter than {NAMES.get(sep, repr(sep))}s; set data.sep"
         )
     _trim_heap()
     # A short row comes back with its last fields NaN; only then is it worth reading the file again to find it.
     if header and frame.iloc[:, -1].hasnans:
-        ragged = _ragged_row(p, len(header), shown)
+        ragged = _ragged_row(p, len(header), sep, shown)
         if ragged is not None:
             raise UserError(f"{shown}: line {ragged[0]} has {ragged[1]} fields, the header has {len(header)}")
     return frame
@@ -162,14 +160,15 @@ def _read_csv(p: Path, shown: str) -> pd.DataFrame:
 def read_tables(data_cfg: Any, config_dir: Path | None) -> tuple[Table, dict, list[dict]]:
     """data.path, with the rows of data.val_path and data.test_path after its own: (the table, the rows each
     given file holds, the files as the checkpoint records them)."""
-    table = read_table(data_cfg.path, config_dir)
+    table = read_table(data_cfg.path, config_dir, options=read_options(data_cfg))
     frames, given, files, start = [table.frame], {}, [], len(table.frame)
     seen = [("data.path", table.source, table.sha256)]
     for part in ("val", "test"):
         path = getattr(data_cfg, f"{part}_path")
         if path is None:
             continue
-        extra = read_table(path, config_dir, key=f"data.{part}_path")
+        extra = read_table(path, config_dir, key=f"data.{part}_path", options=read_options(data_cfg))
+        table.notes += extra.notes
         for earlier, source, sha256 in seen:
             if extra.source == source or extra.sha256 == sha256:
                 raise UserError(
@@ -191,8 +190,17 @@ def read_tables(data_cfg: Any, config_dir: Path | None) -> tuple[Table, dict, li
         start += len(extra.frame)
     if given:
         frame = pd.concat(frames, ignore_index=True)
-        table = Table(frame, table.source, table.sha256, table.is_csv)
+        table = Table(frame, table.source, table.sha256, table.is_csv, table.notes)
     return table, given, files
+
+
+READ_KEYS = ("sep", "decimal", "thousands")
+
+
+def read_options(data_cfg: Any) -> Options:
+    """data.sep, data.decimal and data.thousands (a config's, or a run's prep["read"]), as readers.py takes them."""
+    get = data_cfg.get if isinstance(data_cfg, dict) else lambda k: getattr(data_cfg, k)
+    return Options(*(get(k) for k in READ_KEYS))
 
 
 def _trim_heap() -> None:
@@ -216,16 +224,16 @@ def _any_field_size(shown: str) -> Iterator[None]:
         csv.field_size_limit(old)
 
 
-def _header(p: Path, shown: str = "") -> list[str]:
+def _header(p: Path, sep: str, shown: str = "") -> list[str]:
     with open(p, newline="", encoding="utf-8") as f, _any_field_size(shown or str(p)):
-        return next(csv.reader(f), [])
+        return next(csv.reader(f, delimiter=sep), [])
 
 
-def _ragged_row(p: Path, width: int, shown: str = "") -> tuple[int, int] | None:
+def _ragged_row(p: Path, width: int, sep: str, shown: str = "") -> tuple[int, int] | None:
     """pandas fills short rows with NaN silently; find the first row whose field count differs: (the physical
     line it ends on, its fields)."""
     with open(p, newline="", encoding="utf-8") as f, _any_field_size(shown or str(p)):
-        reader = csv.reader(f)
+        reader = csv.reader(f, delimiter=sep)
         for row in reader:
             if row and len(row) != width:
                 return reader.line_num, len(row)
@@ -275,17 +283,23 @@ def sha256_soon(p: Path) -> Future:
     return _DIGESTS[key]
 
 
-def hash_ahead(config: Path, overrides: list[str]) -> None:
-    """Start hashing the data file a config names before the config is even checked: `fit` calls this before
-    importing torch, which takes one core for 1-2 s. Anything odd is left alone for the real check to report."""
+def hash_ahead(config: str | dict, overrides: list[str]) -> None:
+    """Start hashing the data file a config names (or the table fit was given) before the config is even
+    checked: `fit` calls this before importing torch, which takes one core for 1-2 s. Anything odd is left
+    alone for the real check to report."""
     from nntrain.config.loading import MAX_BYTES, parse_yaml
 
     try:
         given = [o.split("=", 1)[1] for o in overrides if o.startswith("data.path=")]
-        if not given and config.stat().st_size > MAX_BYTES:
-            return  # not a config: the real check refuses it without reading it
-        path = given[-1] if given else parse_yaml(config.read_text(encoding="utf-8"))["data"]["path"]
-        p = resolve_path(str(path), config.parent)
+        if isinstance(config, dict):
+            path, base = given[-1] if given else config["data"]["path"], Path.cwd()
+        else:
+            config = Path(config)
+            if not given and config.stat().st_size > MAX_BYTES:
+                return  # not a config: the real check refuses it without reading it
+            path = given[-1] if given else parse_yaml(config.read_text(encoding="utf-8"))["data"]["path"]
+            base = config.parent
+        p = resolve_path(str(path), base)
         if not str(path).startswith("sklearn:") and p.is_file():
             sha256_soon(p)
     except Exception:

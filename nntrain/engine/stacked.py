@@ -62,16 +62,6 @@ class Stack:
         self.grad.mul_((max_norms / (norms + 1e-6)).clamp_(max=1.0))
 
 
-def stacked_step(stack: Stack, fused: bool, l1: list[float], loss: str, criterion: object) -> object:
-    """The members' step: written out where the fused path covers their model, else autograd through their
-    batched forward (stacked_batched.py) where that covers it, else autograd under vmap."""
-    from nntrain.engine.stacked_batched import BatchedStack, covers
-
-    if fused:
-        return FusedStack(stack, l1, loss)
-    return BatchedStack(stack, l1, criterion) if covers(stack.models[0]) else AutogradStack(stack, l1, criterion)
-
-
 def clip_limits(limits: list[float | None], like: torch.Tensor) -> torch.Tensor | None:
     """Each member's train.grad_clip as [K, 1] (inf: none), or None when no member clips."""
     if not any(limits):

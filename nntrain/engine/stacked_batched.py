@@ -3,7 +3,8 @@ numeric embedding one einsum, each level-code table one lookup, the members' own
 It has about one member's number of ops where vmap's functional_call pays its overhead on every op of every
 step (5 members of the recipe's model at batches of 64: about half the time of vmap's step, DESIGN.md: a small
 step is per-op overhead). It covers the MLPs of mlp.py without batch norm, a PReLU or an output activation;
-stacked.AutogradStack (vmap) trains the rest. tests/test_stack.py checks each member against a lone model.
+stacked.AutogradStack (vmap) trains the rest; stacked_step chooses among the three.
+tests/test_stack.py checks each member against a lone model.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ import math
 import torch
 from torch import nn
 
-from nntrain.engine.stacked import Stack, _batched, dropout_mask, per_member
+from nntrain.engine.stacked import AutogradStack, FusedStack, Stack, _batched, dropout_mask, per_member
+
+
+def stacked_step(stack: Stack, fused: bool, l1: list[float], loss: str, criterion: object) -> object:
+    """The members' step: written out where the fused path covers their model, else autograd through their
+    batched forward (stacked_batched.py) where that covers it, else autograd under vmap."""
+    if fused:
+        return FusedStack(stack, l1, loss)
+    return BatchedStack(stack, l1, criterion) if covers(stack.models[0]) else AutogradStack(stack, l1, criterion)
 
 
 def covers(model: nn.Module) -> bool:

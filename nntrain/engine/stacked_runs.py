@@ -22,7 +22,8 @@ from nntrain.engine.finish import UNCHANGED, ended_already, finish, nothing_to_t
 from nntrain.engine.fused import written_out
 from nntrain.engine.loop import check_diverged, end_of_epoch, save_mid_epoch
 from nntrain.engine.progress import Lines
-from nntrain.engine.stacked import Stack, clip_limits, stacked_step
+from nntrain.engine.stacked import Stack, clip_limits
+from nntrain.engine.stacked_batched import stacked_step
 from nntrain.engine.stacked_optim import stacked_optimizer
 from nntrain.engine.state import Run
 from nntrain.engine.stopping import SIGNALS, Diverged, Interrupted

@@ -42,7 +42,8 @@ def _ensemble_step(run: Run, X: torch.Tensor, y: torch.Tensor, w: torch.Tensor |
     each member's gradients those of its own loss."""
     from nntrain.config.schema import loss_name
     from nntrain.engine.fused import written_out
-    from nntrain.engine.stacked import Stack, clip_limits, stacked_step
+    from nntrain.engine.stacked import Stack, clip_limits
+    from nntrain.engine.stacked_batched import stacked_step
     from nntrain.engine.stacked_optim import stacked_optimizer
 
     cfg, parts, data = run.cfg, run.parts, run.data

@@ -88,7 +88,7 @@ def bag_report(
     if data is None:
         e = load_encoded(prep, rows=plan["test"])
     else:
-        e = encode_table(read_input(data, "--data"), prep, label, report)
+        e = encode_table(read_input(data, "--data", prep), prep, label, report)
     raw, _ = bag_scores({**plan, "temperature": None}, loaded, e.X)
     scores = raw if prep["task"] == "regression" else calibrated(raw, plan.get("temperature"))
     out = {
@@ -113,8 +113,8 @@ def bag_predict(plan: dict, loaded: list[LoadedRun], data: str | Table, report=N
     members: also each member's own predictions (bag_scores), from the same pass."""
     from nntrain.data.encoding import encode
 
-    table = read_input(data, "INPUT")
     prep = loaded[0].prep
+    table = read_input(data, "INPUT", prep)
     X = encode(table.frame, prep, table.is_csv, report=report)
     mean, own = bag_scores(plan, loaded, X, members)
     frame = prediction_columns(prep, mean).set_axis(table.frame.index)

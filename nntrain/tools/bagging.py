@@ -25,7 +25,7 @@ import pandas as pd
 from nntrain import metrics as M
 from nntrain.config.schema import Config, dump_yaml
 from nntrain.data.prepare import Prepared, check_against, prepare
-from nntrain.data.tables import read_table, read_tables
+from nntrain.data.tables import read_options, read_table, read_tables
 from nntrain.engine.stopping import Diverged, Interrupted
 from nntrain.errors import UserError
 from nntrain.model.heads import truth
@@ -116,7 +116,10 @@ def auto_bag(cfg: Config, config_dir: Path | None, tracked: bool, frame: pd.Data
         return
     why = _no_bag(cfg, tracked)
     if why is None:
-        why = _too_big_or_small(cfg, frame if frame is not None else read_table(cfg.data.path, config_dir).frame)
+        why = _too_big_or_small(
+            cfg,
+            frame if frame is not None else read_table(cfg.data.path, config_dir, options=read_options(cfg.data)).frame,
+        )
     cfg.train.bag = 1 if why else AUTO_MEMBERS
     said = f"one model: {why}" if why else f"a bag of {AUTO_MEMBERS} members (up to {AUTO_MAX_ROWS:,} non-test rows)"
     cfg._notes.append(f"train.bag auto: {said}")

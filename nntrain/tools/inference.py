@@ -16,7 +16,7 @@ from nntrain.config.schema import Config
 from nntrain.data.columns import Report
 from nntrain.data.encoding import encode, encode_table, unscale
 from nntrain.data.reread import load_encoded
-from nntrain.data.tables import Table, read_table
+from nntrain.data.tables import Table, read_options, read_table
 from nntrain.engine.device import inference_threads
 from nntrain.errors import UserError
 from nntrain.model.embeddings import embeds_of, numerics_of
@@ -80,7 +80,7 @@ def evaluate_run(run: LoadedRun, data_file: str | Table | None = None, strict: b
         e = load_encoded(prep, rows=test, report=report)  # the test rows only
         label = "test split"
     else:
-        table = read_input(data_file, "--data")
+        table = read_input(data_file, "--data", prep)
         label = data_file if isinstance(data_file, str) else "a DataFrame"
         e = encode_table(table, prep, label, report)
     rows = Rows(torch.as_tensor(e.X), torch.as_tensor(e.y), _tensor(e.loss_weights), e.weights)
@@ -121,15 +121,16 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
-def read_input(data: str | Table, key: str) -> Table:
-    return data if isinstance(data, Table) else read_table(data, key=key)
+def read_input(data: str | Table, key: str, prep: dict) -> Table:
+    """A file given to eval or predict, read as the run's own were (data.sep, data.decimal, data.thousands)."""
+    return data if isinstance(data, Table) else read_table(data, key=key, options=read_options(prep.get("read", {})))
 
 
 def predict_frame(run: LoadedRun, data: str | Table, report: Report | None = None) -> pd.DataFrame:
     """Raw rows in (a file, or a Table in memory); the prediction (original label values) and class
     probabilities out. `report` gathers what the encoding read as unknown."""
-    table = read_input(data, "INPUT")
     prep = run.prep
+    table = read_input(data, "INPUT", prep)
     X = torch.as_tensor(encode(table.frame, prep, table.is_csv, report=report))
     out = forward_all(run.model, X)
     result = pd.DataFrame(index=table.frame.index)

@@ -1,0 +1,62 @@
+"""A user's first commands: `nntrain fit TABLE --target COL` trains the recipe on the table and says how to train
+it again; `nntrain fit data.path=... data.target=...` needs no config file; a missing target is said; a
+classification of a quantity is refused."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from .conftest import make_table
+
+QUICK = ("train.epochs=2", "train.bag=1")
+
+
+def test_fit_a_table_with_target_trains_the_recipe_and_prints_how_to_train_it_again(workdir, cli):
+    make_table(n=150, task="binary").to_csv(workdir / "house.csv", index=False)
+    r = cli("fit", "house.csv", "--target", "a", *QUICK, "--json")
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["run_dir"] == "runs/house"
+    assert "recipe: tabular" in r.stderr and "task: regression" in r.stderr  # 'a' is a quantity
+    saved = workdir / "runs/house/config.yaml"
+    assert f"train it again: nntrain fit {saved.relative_to(workdir)}" in r.stderr
+    cfg = yaml.safe_load(saved.read_text())
+    assert cfg["data"]["path"] == "house.csv" and cfg["data"]["target"] == "a" and cfg["train"]["epochs"] == 2
+    again = cli("fit", "runs/house/config.yaml", "name=again", "--json")
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout)["test"] == out["test"]  # the same run, from the config it wrote
+
+
+def test_fit_with_keys_only_needs_no_config_file_and_names_the_run_after_the_table(workdir, cli):
+    make_table(n=150).to_csv(workdir / "flowers.tsv", index=False, sep="\t")
+    r = cli("fit", "data.path=flowers.tsv", "data.target=y", *QUICK, "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["run_dir"] == "runs/flowers"
+    assert "task: multiclass" in r.stderr
+
+
+def test_without_a_target_the_header_says_which_column_is_predicted(workdir, cli):
+    make_table(n=150).to_csv(workdir / "t.csv", index=False)
+    r = cli("fit", "t.csv", *QUICK)
+    assert r.exit_code == 0, r.stderr
+    assert "target: 'y', the last column (data.target was not given)" in r.stdout
+    r = cli("fit", "t.csv", "--target", "y", *QUICK, "name=named")
+    assert r.exit_code == 0 and "the last column" not in r.stdout
+
+
+def test_a_classification_of_a_quantity_is_refused_with_its_count(workdir, cli):
+    df = make_table(n=150, task="regression")
+    df.to_csv(workdir / "prices.csv", index=False)
+    r = cli("fit", "prices.csv", "--target", "y", "data.task=multiclass", *QUICK)
+    assert r.exit_code == 2 and "Traceback" not in r.stderr
+    assert "data.task=multiclass: target 'y' holds 150 distinct numbers in 150 rows" in r.stderr
+    assert "data.task=regression" in r.stderr and not (workdir / "runs").exists()
+
+
+def test_target_is_refused_with_resume_and_a_missing_table_is_named(workdir, cli):
+    r = cli("fit", "--resume", "runs/x", "--target", "y")
+    assert r.exit_code == 2 and "--target: not with --resume" in r.stderr
+    r = cli("fit", "nothere.csv", "--target", "y")
+    assert r.exit_code == 2 and "data.path=nothere.csv: file not found" in r.stderr
