@@ -17,7 +17,7 @@ class Stop(Exception):
     """An end the CLI reports in one message on stderr, with its own exit code and no traceback."""
 
     exit_code = 1
-    prefix = "error"
+    prefix = "Error"  # as click and typer begin theirs (a wrong option): one prefix for every error
 
 
 @dataclass(frozen=True)

@@ -233,6 +233,9 @@ def test_check_leaning_on_an_invalid_key_is_not_reported(tmp_path):
 
 def test_yaml_syntax_error_and_non_mapping(tmp_path):
     assert "not valid YAML" in problems_of(write(tmp_path, "data: [unclosed\n"))[0]
+    said = problems_of(write(tmp_path, "data:\n  path: x.csv\n   target: y\n"))[0]
+    assert "not valid YAML: line 3, column 10: mapping values are not allowed" in said  # the file's own line
+    assert "<unicode string>" not in said
     assert "must be a mapping" in problems_of(write(tmp_path, "- a\n- b\n"))[0]
 
 

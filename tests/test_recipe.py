@@ -186,7 +186,8 @@ def test_auto_epochs_are_written_into_the_run_and_kept_on_resume(workdir, table_
     assert result.exit_code == 0, result.output
     assert "train.epochs auto: 100 for 86 training rows" in result.output
     saved = yaml.safe_load((workdir / "runs" / "a" / "config.yaml").read_text())
-    assert saved["train"]["epochs"] == 100 and saved["train"]["batch_size"] == "auto"
+    assert saved["train"]["epochs"] == 100 and saved["train"]["batch_size"] == 64  # the numbers it trained with
+    assert "train.batch_size auto: 64 for 86 training rows" in result.output
     assert len(metrics_rows(workdir / "runs" / "a")) == 100
     again = cli("fit", "--resume", str(workdir / "runs" / "a"), "train.epochs=102")
     assert again.exit_code == 0, again.output

@@ -337,7 +337,7 @@ def test_nan_at_a_random_step_exits_3_and_keeps_best(workdir, cli, monkeypatch, 
     r = cli("fit", config_for(workdir), f"train.engine={engine}")
     assert r.exit_code == 3, (r.stdout, r.stderr)
     epoch, step = (bad_step - 1) // STEPS + 1, (bad_step - 1) % STEPS + 1
-    assert f"error: training diverged at epoch {epoch}, step {step}: the training loss became non-finite" in r.stderr
+    assert f"Error: training diverged at epoch {epoch}, step {step}: the training loss became non-finite" in r.stderr
     assert (
         "lower optimizer.lr (now 0.05), train.grad_clip: 1.0 in a new run" in r.stderr and "Traceback" not in r.stderr
     )

@@ -113,7 +113,7 @@ def test_without_the_package_the_install_hint_and_no_run_folder(workdir, table_c
         [sys.executable, "-c", code, "fit", str(config), "--mlflow"], cwd=workdir, capture_output=True, text=True
     )
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert 'error: --mlflow needs the MLflow package: pip install "nntrain[mlflow]"' in r.stderr
+    assert 'Error: --mlflow needs the MLflow package: pip install "nntrain[mlflow]"' in r.stderr
     assert not (workdir / "runs" / "t").exists()
 
 

@@ -225,7 +225,7 @@ def _read(path: Path) -> tuple[str, dict]:
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a UTF-8 text file") from None
     except yaml.YAMLError as e:
-        raise UserError(f"{path}: not valid YAML: {e}") from None
+        raise UserError(f"{path}: not valid YAML: {yaml_problem(e)}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -316,3 +316,13 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
 
 
 # pydantic's names for the members of a union and for constrained types: not keys of the config
+
+
+def yaml_problem(e: yaml.YAMLError) -> str:
+    """PyYAML's error in nntrain's words: the problem and the line and column of the file where it was found
+    (PyYAML names the text "<unicode string>" and adds the line where the construct it was reading began)."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    context = getattr(e, "context", None)
+    return f"{where}{problem}" + (f" ({context})" if context else "")

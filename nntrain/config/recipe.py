@@ -15,6 +15,7 @@ from typing import Any
 
 from nntrain.config.components import canonical
 from nntrain.config.schema import (
+    AUTO_BATCH,
     Config,
     to_plain,
 )
@@ -107,10 +108,18 @@ AUTO_LR, AUTO_LR_BATCH = 0.002, 256  # optimizer.lr auto: AUTO_LR x sqrt(batch /
 
 
 def fix_auto(cfg: Config, n_train: int) -> None:
-    """train.epochs auto and optimizer.lr auto -> their numbers for this many training rows, in place and said in
-    notes, before anything is built from them; and onecycle's max_lr and total_steps (the run's steps)."""
+    """train.epochs, train.batch_size and optimizer.lr auto -> their numbers for this many training rows, in place
+    and said in notes, before anything is built from them; and onecycle's max_lr and total_steps (the run's
+    steps)."""
     _fix_epochs(cfg, n_train)
     batch = cfg.train.batch_rows(n_train)
+    if cfg.train.batch_size == "auto":  # the number trained with, in the header and config.yaml
+        cfg.train.batch_size = batch
+        low, high = AUTO_BATCH
+        cfg._notes.append(
+            f"train.batch_size auto: {batch} for {n_train:,} training rows (the power of 2 nearest rows / 32, "
+            f"from {low} to {high})"
+        )
     if cfg.optimizer.get("lr") == "auto":
         cfg.optimizer["lr"] = float(f"{AUTO_LR * math.sqrt(batch / AUTO_LR_BATCH):.3g}")
         cfg._notes.append(

@@ -3,6 +3,7 @@ leftovers of a killed save cleaned, found by name, and told apart from other fol
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from collections.abc import Callable
@@ -93,13 +94,32 @@ class RunLock:
         held[1] -= 1
         if held[1] == 0:
             del RunLock._held[self.key]
-            os.close(held[0])  # closing the descriptor drops the flock
+            unlock_file(self.key / LOCK_FILE, held[0])  # closing the descriptor drops the flock
 
 
 def pid_lock(path: Path, busy: Callable[[str], None]) -> int:
     """An exclusive flock on `path` (never through a link), with this process's PID written in it; its descriptor,
     whose closing drops the lock. When another process holds it, busy(its PID) is called: it raises to give up,
-    or returns to wait for the lock."""
+    or returns to wait for the lock. A holder removes the file when it lets go (unlock_file): a lock taken on a
+    file already removed is taken again on the new one."""
+    while True:
+        fd = _locked(path, busy)
+        try:
+            if os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def unlock_file(path: Path, fd: int) -> None:
+    """Remove the lock file, then let go of it: no finished folder keeps a .lock."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    os.close(fd)
+
+
+def _locked(path: Path, busy: Callable[[str], None]) -> int:
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as e:
