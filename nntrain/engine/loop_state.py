@@ -135,10 +135,36 @@ def header(run: Run, loop: Loop) -> list[str]:
         f"run folder: {run.run_dir}{resumed}",
         *([recipe] if recipe else []),
         f"task: {data.task} ({data.task_reason}); loss {loss_name(cfg, data.task)}; device {run.device}{threads}",
-        f"rows: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}; {data.X.shape[1]} input features",
+        f"rows: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}; {_columns(data)}",
         f"{len(data.train)} samples / batch {loop.batch} -> {loop.steps} iterations per epoch; {run.path_note}",
-        f"model: {' -> '.join(map(str, sizes))}, {table['total']:,} parameters ({table['trainable']:,} trainable)",
+        f"model: {' -> '.join(map(str, sizes))}, {table['total']:,} parameters ({table['trainable']:,} trainable)"
+        + _inputs(model, sizes[0]),
     ]
+
+
+def _columns(data: Any) -> str:
+    """How many columns the model reads, and from how many of the table's."""
+    n, given = data.X.shape[1], len(data.prep.get("columns", [])) or data.X.shape[1]
+    more = " (one-hot levels, date parts and 'was missing' indicators add columns)" if n > given else ""
+    return f"{n} input columns from {given} of the table's{more}"
+
+
+def _inputs(model: Any, width: int) -> str:
+    """What the first layer's inputs are, where embeddings widen the input columns."""
+    if not (hasattr(model, "num_embed") or hasattr(model, "embed")):
+        return ""
+    parts, rest = [], width
+    if hasattr(model, "num_embed"):
+        m, size = model.num_embed.weight.shape[0], model.num_embed.weight.shape[2]
+        parts.append(f"{m} number(s) x {size} (their {'periodic' if model.num_embed.periodic else 'binned'} embedding)")
+        rest -= m * size
+    if hasattr(model, "embed"):
+        dims = [t.embedding_dim for t in model.embed.tables]
+        parts.append(f"{len(dims)} level-code column(s) -> {sum(dims)} (their embeddings)")
+        rest -= sum(dims)
+    if rest > 0:
+        parts.append(f"{rest} other column(s) as they are")
+    return f"; its {width} inputs: " + ", ".join(parts)
 
 
 def start_diagnostics(run: Run, loop: Loop) -> None:
