@@ -232,6 +232,20 @@ def test_the_anneal_from_best_starts_from_the_best_epochs_weights(workdir, from_
     assert same == from_best
 
 
+def test_the_l1_penalty_is_reported_apart_from_the_training_loss(workdir):
+    """train_loss is the data's loss (comparable with val_loss); train_l1_penalty the penalty of the weights at
+    the epoch's end, here checked against last.pt's."""
+    from nntrain.runs.checkpoints import load_checkpoint
+
+    summary, rows = run_fit(workdir, train={"epochs": 3, "batch_size": 16, "l1": 0.01})
+    last = load_checkpoint(Path(summary["run_dir"]) / "last.pt")["model"]
+    weights = sum(float(v.abs().sum()) for k, v in last.items() if k.endswith(".weight"))
+    assert float(rows[-1]["train_l1_penalty"]) == pytest.approx(0.01 * weights, rel=1e-5)
+    assert float(rows[-1]["train_loss"]) < 2 * float(rows[-1]["val_loss"])  # was 4-5x it, the penalty included
+    _, plain = run_fit(workdir, train={"epochs": 3, "batch_size": 16})
+    assert "train_l1_penalty" not in plain[0]
+
+
 def test_a_warmup_rises_linearly_then_the_schedule_runs_over_the_epochs_left(workdir):
     scheduler = {"name": "cosine", "warmup_epochs": 2}
     _, rows = run_fit(workdir, optimizer={"name": "sgd", "lr": 0.1}, scheduler=scheduler)

@@ -172,9 +172,11 @@ def end_of_epoch(run: Run, loop: Loop, train_loss: float, lr: float, t0: float) 
         run.bad_epochs += 1
     _from_best(run, improved)
     diag_values = run.diag.epoch_values() if run.diag is not None else {}
+    penalty = {"train_l1_penalty": l1_penalty(run)} if cfg.train.l1 else {}
     row = {
         "epoch": epoch,
         "train_loss": train_loss,
+        **penalty,
         **{f"val_{k}": v for k, v in val.items()},
         "lr": lr,
         **diag_values,
@@ -187,7 +189,9 @@ def end_of_epoch(run: Run, loop: Loop, train_loss: float, lr: float, t0: float) 
     shown = " ".join(f"{k}={v:.4f}" for k, v in val.items())
     loop.progress.epoch(
         epoch,
-        f"epoch {epoch:>3}/{cfg.train.epochs}  train_loss={train_loss:.4f}  val {shown}  "
+        f"epoch {epoch:>3}/{cfg.train.epochs}  train_loss={train_loss:.4f}"
+        + (f" (+ l1 penalty {penalty['train_l1_penalty']:.4f})" if penalty else "")
+        + f"  val {shown}  "
         f"lr={lr:.3g}" + ("  *" if improved else ""),
         row,
     )
@@ -200,6 +204,14 @@ def end_of_epoch(run: Run, loop: Loop, train_loss: float, lr: float, t0: float) 
     if signalled:
         raise Interrupted(SIGNALS.signum or signal.SIGTERM, run.run_dir, run.epoch, 0)
     return halt
+
+
+def l1_penalty(run: Run) -> float:
+    """train.l1 times the linear weights' absolute sum at the epoch's end: the penalty the training loss leaves
+    out (it is the data's loss alone, comparable with the validation loss); for model.ensemble, per member."""
+    weights = [m.weight for m in run.parts.model.modules() if isinstance(m, torch.nn.Linear)]
+    members = len(getattr(run.parts.model, "members", [None]))
+    return run.cfg.train.l1 * float(sum(w.detach().abs().sum() for w in weights)) / members
 
 
 def _from_best(run: Run, improved: bool) -> None:

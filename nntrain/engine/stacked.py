@@ -49,12 +49,10 @@ class Stack:
         cut = rows.split(self.sizes, dim=1)
         return {n: c.view(self.k, *s) for n, c, s in zip(self.names, cut, self.shapes)}
 
-    def l1(self, rates: torch.Tensor | float) -> torch.Tensor:
-        """train.l1's penalty of each member ([K]), its gradient added to the members' gradients. rates: one
-        float for all, or [K, 1]."""
+    def l1(self, rates: torch.Tensor | float) -> None:
+        """train.l1's penalty's gradient added to the members' gradients. rates: one float for all, or [K, 1]."""
         w = self.flat[:, : self.n_weights]
         self.grad[:, : self.n_weights].add_(w.sign().mul_(rates))
-        return torch.linalg.vector_norm(w, 1, dim=1) * (rates if isinstance(rates, float) else rates[:, 0])
 
     def clip(self, max_norms: torch.Tensor) -> None:
         """clip_grad_norm_ per member ([K, 1] limits, inf for none), as the lone fused step clips."""
@@ -147,7 +145,7 @@ class FusedStack:
             if i:
                 dh = torch.bmm(dpre, self.W[i])
         if self.l1 is not None:
-            loss = loss + self.stack.l1(self.l1)
+            self.stack.l1(self.l1)
         return loss
 
 
@@ -190,9 +188,11 @@ class AutogradStack:
         losses = vmap(one, in_dims=dims, randomness="different")(
             self.stack.split(self.leaf), self.stack.buffers, x, y, w
         )
-        if self.l1 is not None:
-            weights = self.leaf[:, : self.stack.n_weights]
-            losses = losses + self.l1 * torch.linalg.vector_norm(weights, 1, dim=1)
         self.stack.grad.zero_()
-        losses.sum().backward()
+        penalized(losses, self.leaf[:, : self.stack.n_weights], self.l1).sum().backward()
         return losses.detach()
+
+
+def penalized(losses: torch.Tensor, weights: torch.Tensor, l1: torch.Tensor | None) -> torch.Tensor:
+    """Each member's loss plus its train.l1 penalty, for the backward; the losses alone are what a step reports."""
+    return losses if l1 is None else losses + l1 * torch.linalg.vector_norm(weights, 1, dim=1)

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from nntrain.engine.stacked import AutogradStack, FusedStack, Stack, _batched, dropout_mask, per_member
+from nntrain.engine.stacked import AutogradStack, FusedStack, Stack, _batched, dropout_mask, penalized, per_member
 
 
 def stacked_step(stack: Stack, fused: bool, l1: list[float], loss: str, criterion: object) -> object:
@@ -57,11 +57,8 @@ class BatchedStack:
         out = self._forward(self.stack.split(self.leaf), x, train=True)
         dims = (0, 0, None if w is None else 0)
         losses = vmap(self.criterion, in_dims=dims)(out, y, w)
-        if self.l1 is not None:
-            weights = self.leaf[:, : self.stack.n_weights]
-            losses = losses + self.l1 * torch.linalg.vector_norm(weights, 1, dim=1)
         self.stack.grad.zero_()
-        losses.sum().backward()
+        penalized(losses, self.leaf[:, : self.stack.n_weights], self.l1).sum().backward()
         return losses.detach()
 
     def _forward(self, p: dict[str, torch.Tensor], x: torch.Tensor, train: bool) -> torch.Tensor:

@@ -79,12 +79,13 @@ def _autograd_grads(run: Run, X: torch.Tensor, y: torch.Tensor, w: Any) -> Calla
     l1_weights = [m.weight for m in parts.model.modules() if isinstance(m, nn.Linear)] if l1 else []
 
     def grads(idx: torch.Tensor) -> torch.Tensor:
+        """The gradients of the loss and train.l1's penalty; the loss alone returned (the penalty is reported
+        apart, loop.py)."""
         loss = criterion(forward(X[idx]), y[idx]) if w is None else criterion(forward(X[idx]), y[idx], w[idx])
-        if l1_weights:
-            loss = loss + l1 * sum(w.abs().sum() for w in l1_weights)
+        total = loss + l1 * sum(w.abs().sum() for w in l1_weights) if l1_weights else loss
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        return loss
+        total.backward()
+        return loss.detach()
 
     return grads
 
