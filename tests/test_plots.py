@@ -125,6 +125,28 @@ def test_regression_writes_pred_vs_true_and_residuals(tmp_path):
     no_tmp_left(tmp_path)
 
 
+def test_every_plot_says_which_run_and_which_rows_it_shows(tmp_path, monkeypatch):
+    import nntrain.runs.plots as plots
+
+    said, save = {}, plots.save_png
+    monkeypatch.setattr(plots, "save_png", lambda fig, path, **kw: said.setdefault(path.name, fig) and save(fig, path))
+    run = tmp_path / "house"
+    run.mkdir()
+    rng = np.random.default_rng(3)
+    y = rng.normal(50_000, 20_000, 300)  # prices: wide numbers on the axes
+    prediction_plots(run, "regression", y, y + rng.normal(0, 5_000, 300))
+    prediction_plots(run, "binary", (y > 50_000).astype(int), np.stack([np.full(300, 0.4), np.full(300, 0.6)], 1))
+    for name in ("pred_vs_true.png", "residuals.png", "confusion_matrix.png", "roc.png", "pr.png"):
+        assert said[name].get_suptitle() == "house: the test split, 300 rows", name
+    ticks = [t for t in said["residuals.png"].axes[0].get_xticks() if 0 < t]
+    assert len(ticks) <= 6  # few enough that 50,000-like labels do not run together
+    pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "lr": [0.1, 0.1]}).to_csv(
+        run / "metrics.csv", index=False
+    )
+    curve_plots(run, "val_loss")
+    assert said["curves.png"].get_suptitle().startswith("house: train_loss on the training rows")
+
+
 def test_binary_single_class_skips_roc_and_pr(tmp_path):
     rng = np.random.default_rng(4)
     p1 = rng.uniform(size=30)

@@ -223,7 +223,7 @@ def compare(
 
     import pandas as pd
 
-    from nntrain.errors import UserError
+    from nntrain.errors import UserError, listed
     from nntrain.runs.files import output_file
     from nntrain.runs.folders import resolve_run_dir
     from nntrain.runs.listing import compare_table, read_run
@@ -245,7 +245,7 @@ def compare(
     output_file(output, force)
     metric = _compare_metric(rows[0])
     try:
-        compare_plot(frames, output, metric)
+        compare_plot(frames, output, metric, f"{listed(frames, most=6)}: each run's validation rows")
     except OSError as e:
         raise UserError(f"-o {output}: cannot write it: {e.strerror or e}") from None
     out = console(False, width=TABLE_WIDTH)

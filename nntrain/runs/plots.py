@@ -35,6 +35,13 @@ def _figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
     return fig
 
 
+def origin(fig: Figure, text: str) -> Figure:
+    """Which run and which rows a figure shows, in small print above its panels."""
+    fig.suptitle(text, fontsize="small", color="dimgray", y=0.995)
+    fig.subplots_adjust(top=min(fig.subplotpars.top, 1 - 0.55 / fig.get_figheight()))
+    return fig
+
+
 def save_png(fig: Figure, path: Path, **savefig: Any) -> Path:
     options = {"dpi": DPI, **savefig}
     write_atomic(path, lambda f: fig.savefig(f, format="png", **options))  # a reader never sees half a PNG
@@ -82,13 +89,14 @@ def curve_plots(run_dir: Path, monitor: str) -> list[Path]:
     df = pd.read_csv(run_dir / "metrics.csv")
     if df.empty:
         return []
-    diagnostics = _diagnostics_png(df, run_dir / "diagnostics.png")
-    return [_curves_png(df, run_dir / "curves.png", monitor), *([diagnostics] if diagnostics else [])]
+    diagnostics = _diagnostics_png(df, run_dir / "diagnostics.png", run_dir.name)
+    return [_curves_png(df, run_dir / "curves.png", monitor, run_dir.name), *([diagnostics] if diagnostics else [])]
 
 
-def _curves_png(df: pd.DataFrame, path: Path, monitor: str) -> Path:
+def _curves_png(df: pd.DataFrame, path: Path, monitor: str, run: str) -> Path:
     x, mk = _epochs(df)
-    fig = _figure((12.0, 3.6))
+    rows = f"{run}: train_loss on the training rows (the loss alone), val_ on the validation rows"
+    fig = origin(_figure((12.0, 3.6)), rows)
     ax_loss, ax_metric, ax_lr = fig.subplots(1, 3)
     _style(ax_loss, "loss", "epoch", "loss")
     for c in (c for c in ("train_loss", "val_loss") if c in df):
@@ -117,7 +125,7 @@ def _curves_png(df: pd.DataFrame, path: Path, monitor: str) -> Path:
     return save_png(fig, path)
 
 
-def _diagnostics_png(df: pd.DataFrame, path: Path) -> Path | None:
+def _diagnostics_png(df: pd.DataFrame, path: Path, run: str) -> Path | None:
     """One panel per kind of diagnostic column (grad_norm.fc1, dead_frac.fc1, ...), a line per layer."""
     x, mk = _epochs(df)
     panels = {p: [c for c in df.columns if c.startswith(p + ".")] for p in DIAGNOSTICS}
@@ -141,22 +149,26 @@ def _diagnostics_png(df: pd.DataFrame, path: Path) -> Path | None:
         if ax.lines:  # beside the axes: with many layers a legend inside hides the lines
             ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[-1].set_xlabel("epoch")
+    origin(fig, f"{run}: gradient norms on the training rows, unit fractions on the validation rows")
     return save_png(fig, path)
 
 
 def prediction_plots(run_dir: Path, task: str, y_true, output, classes: list[str] | None = None) -> list[Path]:
-    """Where the model is wrong, not just how much: confusion, ROC/PR, or residuals."""
+    """Where the model is wrong, not just how much: confusion, ROC/PR, or residuals; of the test split."""
     run_dir = Path(run_dir)
     y = np.asarray(y_true).ravel()
     out = np.asarray(output, dtype=float)
     if y.size == 0 or out.size == 0:
         return []
+    shown = f"{run_dir.name}: the test split, {y.size:,} rows"
     if task == "regression":
-        return _regression_plots(run_dir, y.astype(float), out.ravel())
-    return _classification_plots(run_dir, y.astype(int), out, classes)  # out: (n, k) class probabilities
+        return _regression_plots(run_dir, y.astype(float), out.ravel(), shown)
+    return _classification_plots(run_dir, y.astype(int), out, classes, shown)  # out: (n, k) class probabilities
 
 
-def _classification_plots(run_dir: Path, y: np.ndarray, proba: np.ndarray, classes: list[str] | None) -> list[Path]:
+def _classification_plots(
+    run_dir: Path, y: np.ndarray, proba: np.ndarray, classes: list[str] | None, shown: str
+) -> list[Path]:
     k = proba.shape[1]
     pred = proba.argmax(axis=1)
     cm = M.confusion(y, pred, k)
@@ -179,7 +191,7 @@ def _classification_plots(run_dir: Path, y: np.ndarray, proba: np.ndarray, class
     rotate = max(len(s) for s in labels) > 4
     ax.set_xticks(range(k), labels, rotation=45 if rotate else 0, ha="right" if rotate else "center")
     ax.set_yticks(range(k), labels)
-    written = [save_png(fig, run_dir / "confusion_matrix.png")]
+    written = [save_png(origin(fig, shown), run_dir / "confusion_matrix.png")]
 
     if k != 2 or len(np.unique(y)) < 2:  # ROC and PR need both classes
         return written
@@ -189,7 +201,7 @@ def _classification_plots(run_dir: Path, y: np.ndarray, proba: np.ndarray, class
     ax.plot(c["fpr"], c["tpr"], label=f"AUC = {M.roc_auc(y, p):.4g}")
     ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="chance")
     ax.legend(loc="lower right")
-    written.append(save_png(fig, run_dir / "roc.png"))
+    written.append(save_png(origin(fig, shown), run_dir / "roc.png"))
 
     rate = float(np.mean(y == 1))
     fig, ax = _single("precision-recall curve", "recall", "precision")
@@ -197,11 +209,11 @@ def _classification_plots(run_dir: Path, y: np.ndarray, proba: np.ndarray, class
     ax.axhline(rate, linestyle="--", color="gray", label=f"positive rate = {rate:.4g}")
     ax.set_ylim(-0.02, 1.02)
     ax.legend(loc="lower left")
-    written.append(save_png(fig, run_dir / "pr.png"))
+    written.append(save_png(origin(fig, shown), run_dir / "pr.png"))
     return written
 
 
-def _regression_plots(run_dir: Path, y: np.ndarray, pred: np.ndarray) -> list[Path]:
+def _regression_plots(run_dir: Path, y: np.ndarray, pred: np.ndarray, shown: str) -> list[Path]:
     ok = np.isfinite(y) & np.isfinite(pred)
     y, pred = y[ok], pred[ok]
     if y.size == 0:
@@ -213,7 +225,7 @@ def _regression_plots(run_dir: Path, y: np.ndarray, pred: np.ndarray) -> list[Pa
     lo, hi = min(y.min(), pred.min()), max(y.max(), pred.max())
     ax.plot([lo, hi], [lo, hi], linestyle="--", color="gray", label="y = x")
     ax.legend(loc="upper left")
-    written = [save_png(fig, run_dir / "pred_vs_true.png")]
+    written = [save_png(origin(fig, shown), run_dir / "pred_vs_true.png")]
 
     resid = y - pred
     fig = _figure()
@@ -224,12 +236,14 @@ def _regression_plots(run_dir: Path, y: np.ndarray, pred: np.ndarray) -> list[Pa
     hist.hist(resid, bins=min(30, max(5, y.size // 10)), orientation="horizontal", color="C0", alpha=0.7)
     hist.axhline(0, linestyle="--", color="gray")
     _style(hist, "distribution", "count", "")
-    written.append(save_png(fig, run_dir / "residuals.png"))
+    for axis in (ax.xaxis, ax.yaxis, hist.xaxis):  # wide numbers (prices) ran together at matplotlib's default
+        axis.set_major_locator(MaxNLocator(nbins=4 if axis is hist.xaxis else 5))
+    written.append(save_png(origin(fig, shown), run_dir / "residuals.png"))
     return written
 
 
-def compare_plot(runs: dict[str, pd.DataFrame], out: Path, metric: str) -> Path:
-    """Several runs on shared axes, to see which setting helped and when."""
+def compare_plot(runs: dict[str, pd.DataFrame], out: Path, metric: str, shown: str | None = None) -> Path:
+    """Several runs on shared axes, to see which setting helped and when; `shown`: which runs and rows."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig = _figure((12.0, 4.0))
@@ -248,7 +262,7 @@ def compare_plot(runs: dict[str, pd.DataFrame], out: Path, metric: str) -> Path:
         _style(ax, col, "epoch", col)
     for ax in [ax for ax in axes if ax.lines][:1]:  # one legend is enough: colors match across panels
         ax.legend(fontsize="small")
-    return save_png(fig, out)
+    return save_png(origin(fig, shown) if shown else fig, out)
 
 
 def importance_png(table: pd.DataFrame, path: Path, metric: str, most: int = 30) -> Path:
@@ -277,10 +291,11 @@ def lr_find_png(rows: pd.DataFrame, path: Path, suggested: float) -> Path:
     return save_png(fig, path)
 
 
-def reliability_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, bins: int = 15) -> Path:
+def reliability_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, shown: str, bins: int = 15) -> Path:
     """A reliability diagram: per confidence bin of the top class, its accuracy against its mean confidence, one
     line per set of probabilities (e.g. before and after calibration); the diagonal is perfect calibration."""
-    fig, ax = _single("reliability (top class; 15 bins)", "mean confidence", "accuracy")
+    fig, ax = _single(f"reliability (top class; {bins} bins)", "mean confidence", "accuracy")
+    origin(fig, shown)
     ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfectly calibrated")
     for label, (proba, y) in curves.items():
         conf, right = proba.max(axis=1), proba.argmax(axis=1) == y

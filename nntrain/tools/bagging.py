@@ -283,13 +283,15 @@ def _plots(root: Path, loaded: list, y_test, test_scores, held_out, log: Callabl
     prep = loaded[0].prep
     try:
         curves = {run.run_dir.name: pd.read_csv(run.run_dir / "metrics.csv") for run in loaded}
-        written = [compare_plot(curves, root / "curves.png", M.headline(prep["task"]))]
+        each = f"{root.name}: each member on its own validation fold"
+        written = [compare_plot(curves, root / "curves.png", M.headline(prep["task"]), each)]
         if y_test is not None:
             written += prediction_plots(root, prep["task"], y_test, test_scores, prep.get("classes"))
         if held_out is not None:
             raw, tempered, y = held_out
             curves = {"out-of-fold, as trained": (raw, y), "out-of-fold, calibrated": (tempered, y)}
-            written.append(reliability_png(curves, root / "calibration.png"))
+            shown = f"{root.name}: the out-of-fold rows, {len(y):,}"
+            written.append(reliability_png(curves, root / "calibration.png", shown))
         log(f"plots: {', '.join(p.name for p in written)} in {root}")
     except OSError as e:  # the bag is whole without them
         log(f"warning: the plots were not written: {e.strerror or e}; the bag's folder is complete otherwise")
