@@ -138,7 +138,7 @@ def test_every_plot_says_which_run_and_which_rows_it_shows(tmp_path, monkeypatch
     prediction_plots(run, "binary", (y > 50_000).astype(int), np.stack([np.full(300, 0.4), np.full(300, 0.6)], 1))
     for name in ("pred_vs_true.png", "residuals.png", "confusion_matrix.png", "roc.png", "pr.png"):
         assert said[name].get_suptitle() == "house: the test split, 300 rows", name
-    ticks = [t for t in said["residuals.png"].axes[0].get_xticks() if 0 < t]
+    ticks = [t for t in said["residuals.png"].axes[0].get_xticks() if t > 0]
     assert len(ticks) <= 6  # few enough that 50,000-like labels do not run together
     pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "lr": [0.1, 0.1]}).to_csv(
         run / "metrics.csv", index=False
