@@ -514,6 +514,9 @@ def test_configs_lists_and_copies_without_overwriting(repo, cli, workdir):
     for name in ("phone", "iris", "breast_cancer", "diabetes", "digits", "seed_model"):
         assert name in r.stdout
     assert "Phone price classes" in r.stdout
+    from nntrain.cli.configs import first_sentence  # a sentence over two comment lines is shown whole
+
+    assert first_sentence((repo / "configs/deep_sigmoid.yaml").read_text()).endswith("layers under plain SGD.")
     r = cli("configs", "copy", "phone", workdir)
     assert r.exit_code == 0 and (workdir / "phone.yaml").read_text() == (repo / "configs/phone.yaml").read_text()
     r = cli("configs", "copy", "phone", workdir / "phone.yaml")

@@ -45,9 +45,20 @@ def configs_list(ctx: typer.Context) -> None:
     table.add_column("name")
     table.add_column("what it trains")
     for name, path in _shipped().items():
-        first = next((line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
-        table.add_row(name, first)
+        table.add_row(name, first_sentence(path.read_text()))
     console(False).print(table)
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a config's opening comment, however many lines it runs over."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("# ").strip())
+    comment = " ".join(lines)
+    end = comment.find(". ")
+    return comment if end < 0 else comment[: end + 1]
 
 
 @configs_app.command("show")
