@@ -60,3 +60,21 @@ def test_target_is_refused_with_resume_and_a_missing_table_is_named(workdir, cli
     assert r.exit_code == 2 and "--target: not with --resume" in r.stderr
     r = cli("fit", "nothere.csv", "--target", "y")
     assert r.exit_code == 2 and "data.path=nothere.csv: file not found" in r.stderr
+
+
+def test_eval_on_a_file_of_training_rows_says_the_score_flatters(workdir, cli):
+    df = make_table(n=150, task="regression")
+    df.to_csv(workdir / "t.csv", index=False)
+    r = cli("fit", "t.csv", "--target", "y", *QUICK, "--json")
+    assert r.exit_code == 0, r.stderr
+    split = json.loads((workdir / "runs/t/split.json").read_text())
+    r = cli("eval", "runs/t", "--data", "t.csv")
+    assert r.exit_code == 0, r.stderr
+    assert f"{len(split['train'])} of its 150 rows are rows the run trained on" in r.stderr + r.stdout
+    df.iloc[split["test"]].to_csv(workdir / "unseen.csv", index=False)
+    r = cli("eval", "runs/t", "--data", "unseen.csv")
+    assert r.exit_code == 0 and "trained on" not in r.stderr + r.stdout
+    bag = cli("fit", "t.csv", "--target", "y", "train.epochs=2", "train.bag=3", "name=bag")
+    assert bag.exit_code == 0, bag.stderr
+    r = cli("eval", "runs/bag", "--data", "t.csv")  # a bag trained on every row but its test split's
+    assert r.exit_code == 0 and "120 of its 150 rows are rows the run trained on" in r.stderr + r.stdout

@@ -45,3 +45,28 @@ def read_training_file(source: str, sha256: str, read: dict | None = None) -> Ta
     if table.sha256 != sha256:
         raise changed
     return table
+
+
+def seen_in_training(prep: dict, table: Table, trained: list[int] | None, test: list[int] | None = None) -> str | None:
+    """A note where rows of `table` equal, in every column the run reads and its target, rows it trained on
+    (`trained`, a run's training rows; or, for a bag, every row of its table but `test`): their score flatters
+    it. None where none do, or where the training file is gone or changed."""
+    import numpy as np
+
+    try:
+        own = load_table(prep).frame
+    except UserError:
+        return None
+    rows = trained if trained is not None else np.setdiff1d(np.arange(len(own)), test or [])
+    cols = [c for c in [*prep.get("columns", []), prep["target"]] if c in own.columns and c in table.frame.columns]
+    if not cols or not len(rows):
+        return None
+    ours = pd.util.hash_pandas_object(own.iloc[rows][cols], index=False).to_numpy()
+    theirs = pd.util.hash_pandas_object(table.frame[cols], index=False).to_numpy()
+    n = int(np.isin(theirs, ours).sum())
+    if not n:
+        return None
+    return (
+        f"{n:,} of its {len(theirs):,} rows are rows the run trained on (the same values in every column): their "
+        f"score flatters it; evaluate on rows it never saw (its test split: eval without --data)"
+    )

@@ -78,7 +78,7 @@ def bag_report(
     Brier score and ECE of the probabilities before and after it."""
     from nntrain.data.columns import Report
     from nntrain.data.encoding import encode_table
-    from nntrain.data.reread import load_encoded
+    from nntrain.data.reread import load_encoded, seen_in_training
     from nntrain.tools.calibration import calibrated, measures
 
     prep, report = loaded[0].prep, Report(strict)
@@ -88,7 +88,10 @@ def bag_report(
     if data is None:
         e = load_encoded(prep, rows=plan["test"])
     else:
-        e = encode_table(read_input(data, "--data", prep), prep, label, report)
+        table = read_input(data, "--data", prep)
+        e = encode_table(table, prep, label, report)
+        seen = seen_in_training(prep, table, None, plan["test"])
+        report.notes += [seen] if seen else []
     raw, _ = bag_scores({**plan, "temperature": None}, loaded, e.X)
     scores = raw if prep["task"] == "regression" else calibrated(raw, plan.get("temperature"))
     out = {

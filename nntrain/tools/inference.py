@@ -15,7 +15,7 @@ from nntrain import metrics as M
 from nntrain.config.schema import Config
 from nntrain.data.columns import Report
 from nntrain.data.encoding import encode, encode_table, unscale
-from nntrain.data.reread import load_encoded
+from nntrain.data.reread import load_encoded, seen_in_training
 from nntrain.data.tables import Table, read_options, read_table
 from nntrain.engine.device import inference_threads
 from nntrain.errors import UserError
@@ -83,6 +83,8 @@ def evaluate_run(run: LoadedRun, data_file: str | Table | None = None, strict: b
         table = read_input(data_file, "--data", prep)
         label = data_file if isinstance(data_file, str) else "a DataFrame"
         e = encode_table(table, prep, label, report)
+        seen = seen_in_training(prep, table, split_rows(run.split, run.run_dir, "train")[0])
+        report.notes += [seen] if seen else []
     rows = Rows(torch.as_tensor(e.X), torch.as_tensor(e.y), _tensor(e.loss_weights), e.weights)
     weighted = e.loss_weights is not None
     values = evaluate(run.model, rows, run.cfg, prep, make_criterion(run.cfg, prep["task"], weighted))
