@@ -84,6 +84,13 @@ def test_grid_runs_every_combination_once_and_writes_results(workdir, table_csv,
     best = load_config(root / "best.yaml")  # a ready config: valid as it stands
     assert best.optimizer["name"] == result["best_params"]["optimizer.name"] and best.sweep is None
     assert "trials.csv" in os.listdir(root) and is_png(root / "optimization_history.png")
+    # each trial's line: its validation value and its own training time, never its test score unless asked
+    lines = [line for line in r.stderr.splitlines() if line.startswith("trial ")]
+    seconds = [json.loads((Path(t.user_attrs["run_dir"]) / "summary.json").read_text()) for t in study.trials]
+    assert len(lines) == 4 and not any("test" in line for line in lines)
+    assert {f"{s['train_seconds']:.1f} s)" for s in seconds} == {line.rsplit("(", 1)[1] for line in lines}
+    shown = cli("sweep", str(cfg), "--grid", "--study", "shown", "sweep.show_test=true")
+    assert shown.exit_code == 0 and sum("(test accuracy=" in line for line in shown.stdout.splitlines()) == 4
 
 
 def test_a_pruned_trial_leaves_a_marked_run_folder(workdir, table_csv, cli):

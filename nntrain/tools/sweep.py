@@ -198,7 +198,6 @@ def _run_trials(
         cfgs.append(
             load_config(None, [f"{k}={v}" for k, v in chosen.items()], raw=raw, name=f"trial-{trial.number:04d}")
         )
-    t0 = time.perf_counter()
 
     def started(runs: list[Any]) -> None:
         for trial, run in zip(trials, runs):
@@ -212,17 +211,17 @@ def _run_trials(
             with contextlib.suppress(Exception):  # not when the database itself is what failed
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
         raise
-    seconds = time.perf_counter() - t0
     for trial, chosen, summary in zip(trials, params, results):
-        _told(study, trial, p, chosen, summary, seconds, log)
+        _told(study, trial, p, chosen, summary, log)
         if track is not None:
             track(Path(summary.run_dir if isinstance(summary, Diverged) else summary["run_dir"]))
     return sum(isinstance(r, dict) for r in results)
 
 
-def _told(study: Any, trial: Any, p: Plan, chosen: dict, summary: Any, seconds: float, log: Callable) -> None:
+def _told(study: Any, trial: Any, p: Plan, chosen: dict, summary: Any, log: Callable) -> None:
     """One trial's result told to the study and logged (a divergence fails the trial; the sweep goes on: a high
-    lr is what sweeps try)."""
+    lr is what sweeps try): its validation value and its own training time; its test metric only where
+    sweep.show_test asks (a trial chosen on its test score is a test score no longer)."""
     shown = " ".join(f"{k}={_short(v)}" for k, v in chosen.items())
     if isinstance(summary, Diverged):
         _tell(study, trial, log, state=optuna.trial.TrialState.FAIL)
@@ -232,9 +231,10 @@ def _told(study: Any, trial: Any, p: Plan, chosen: dict, summary: Any, seconds: 
         log(f"trial {trial.number}: {shown} -> {summary['stopped']}")
     else:
         _tell(study, trial, log, values=summary["best_value"])
+        test = f"test {_headline(summary)}; " if p.show_test else ""
         log(
             f"trial {trial.number}: {shown} -> {p.monitor}={summary['best_value']:.4f} "
-            f"(test {_headline(summary)}; {seconds:.1f} s)"
+            f"({test}{summary['train_seconds']:.1f} s)"
         )
 
 

@@ -22,7 +22,7 @@ from nntrain.tools.studies import (
     DEFAULT_HEARTBEAT,
 )
 
-SETTINGS = ("trials", "direction", "pruner", "heartbeat")
+SETTINGS = ("trials", "direction", "pruner", "heartbeat", "show_test")
 
 
 PRUNERS = {
@@ -72,6 +72,7 @@ class Plan:
     pruner: dict
     monitor: str
     heartbeat: int  # seconds between a running trial's heartbeats
+    show_test: bool = False  # each trial's line shows its test metric too (choose on validation: off by default)
 
 
 def plan(cfg: Config, trials: int | None = None, grid: bool = False) -> Plan:
@@ -116,6 +117,9 @@ def plan(cfg: Config, trials: int | None = None, grid: bool = False) -> Plan:
     heartbeat = section.get("heartbeat", DEFAULT_HEARTBEAT)
     if not isinstance(heartbeat, int) or isinstance(heartbeat, bool) or not 1 <= heartbeat <= 3600:
         problems.append(f"sweep.heartbeat={heartbeat}: seconds between a trial's heartbeats, a whole number 1-3600")
+    show_test = section.get("show_test", False)
+    if not isinstance(show_test, bool):
+        problems.append(f"sweep.show_test={show_test}: true or false")
     if grid and not problems:
         continuous = [d.key for d in dims if d.grid() is None]
         if continuous:
@@ -129,7 +133,7 @@ def plan(cfg: Config, trials: int | None = None, grid: bool = False) -> Plan:
             n = size if trials is None else min(n, size)
     if problems:
         raise UserError(problems, header=f"{len(problems)} problem(s) in the sweep section:")
-    return Plan(base, dims, n, direction, pruner, monitor, heartbeat)
+    return Plan(base, dims, n, direction, pruner, monitor, heartbeat, show_test)
 
 
 def _dimension(key: str, spec: Any, base: dict) -> tuple[Dimension | None, list[str]]:
