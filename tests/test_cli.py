@@ -519,6 +519,10 @@ def test_configs_lists_and_copies_without_overwriting(repo, cli, workdir):
     assert first_sentence((repo / "configs/deep_sigmoid.yaml").read_text()).endswith("layers under plain SGD.")
     r = cli("configs", "copy", "phone", workdir)
     assert r.exit_code == 0 and (workdir / "phone.yaml").read_text() == (repo / "configs/phone.yaml").read_text()
+    r = cli("configs", "copy", "phone", workdir / "my.yaml")  # named after its file: its runs go to runs/my
+    shipped = (repo / "configs/phone.yaml").read_text()
+    line = next(x for x in shipped.splitlines() if x.startswith("name: phone"))
+    assert r.exit_code == 0 and (workdir / "my.yaml").read_text() == shipped.replace(line, line.replace("phone", "my"))
     r = cli("configs", "copy", "phone", workdir / "phone.yaml")
     assert r.exit_code == 2 and "exists" in r.stderr
     r = cli("configs", "copy", "irs", workdir)

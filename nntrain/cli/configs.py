@@ -95,6 +95,23 @@ def configs_copy(
         raise UserError(f"{target} exists; choose another destination (nothing was overwritten)")
     if not target.parent.is_dir():
         raise UserError(f"folder {target.parent} does not exist")
-    text = shipped[name.removesuffix(".yaml")].read_bytes()
-    write_output(target, lambda f: f.write(text), str(target))
+    text = renamed(shipped[name.removesuffix(".yaml")].read_text(encoding="utf-8"), target)
+    write_output(target, lambda f: f.write(text.encode("utf-8")), str(target))
     console(True).print(f"wrote {target}", markup=False)
+
+
+def renamed(text: str, target: Path) -> str:
+    """A copied config named after its new file (my.yaml: name: my), so its runs land in runs/my rather than
+    in the shipped config's folder; the rest as shipped, comments included."""
+    import re
+
+    from nntrain.config.schema import folder_name
+
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", target.stem).lstrip("._-")
+    if not stem or not folder_name(stem):
+        return text
+    found = re.search(r"(?m)^name:[ \t]*([^\s#]+).*$", text)
+    if found is None:
+        return text
+    line = found.group(0).replace(found.group(1), stem)  # the name, and the comment that names its folder
+    return text[: found.start()] + line + text[found.end() :]
