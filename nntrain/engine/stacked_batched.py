@@ -33,16 +33,13 @@ def covers(model: nn.Module) -> bool:
     return all(h.norm is None and not any(True for _ in h.act.parameters()) for h in hidden)
 
 
-class BatchedStack:
+class BatchedStack(AutogradStack):
     """The step of stacked.py for K members of a model covers() accepts: x [B, F] (the same rows for all) or
-    [K, B, F]; y, w [K, B]. The members' losses are the criterion's under vmap (a few ops)."""
+    [K, B, F]; y, w [K, B]. The members' losses are the criterion's under vmap (a few ops). AutogradStack's
+    leaf and penalty, its forward and step written with batched ops instead of vmap over the module."""
 
     def __init__(self, stack: Stack, l1: list[float], criterion: object):
-        self.stack, self.criterion = stack, criterion
-        self.template = stack.models[0]
-        self.leaf = stack.flat.detach().requires_grad_()  # flat's storage: updates to flat are the leaf's
-        self.leaf.grad = stack.grad  # backward accumulates into the stack's gradient rows
-        self.l1 = torch.tensor(l1, dtype=stack.flat.dtype, device=stack.flat.device) if any(l1) else None
+        super().__init__(stack, l1, criterion)
         hidden = self.template.hidden
         self.drop = [per_member([m.hidden[i].dropout for m in stack.models], stack.flat) for i in range(len(hidden))]
 
