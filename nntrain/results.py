@@ -13,7 +13,6 @@ import pandas as pd
 from nntrain.config.schema import Config
 from nntrain.data.frames import named
 from nntrain.errors import UserError
-from nntrain.runs.files import write_output
 
 Data = str | Path | pd.DataFrame
 
@@ -145,11 +144,11 @@ class Run(_Evaluated):
         explain` prints it; also written to RUN_DIR/importance.csv and importance.png while the run folder is
         there (an estimator's temporary one is not: then "files" is empty). {"metric", "base", "rows", "data",
         "table" (a DataFrame, most important first), "files"}."""
-        from nntrain.tools.explain import importance
+        from nntrain.tools.explain import explained, importance
 
         if data is None and not self.run_dir.is_dir():
             raise UserError(f"explain: {self._gone()}; give data= (rows with the target column) to explain it on")
-        return _explained(self.run_dir, importance(self._loaded, table_or_path(data), repeats, seed))
+        return explained(self.run_dir, importance(self._loaded, table_or_path(data), repeats, seed))
 
     def export(self, fmt: str = "onnx", output: str | Path | None = None, force: bool = False) -> Path:
         """The model with its preprocessing folded in, as ONNX or TorchScript, as `nntrain export`; its path.
@@ -321,14 +320,14 @@ class Bag(_Evaluated):
     def explain(self, data: Data | None = None, repeats: int = 5, seed: int = 0) -> dict:
         """Permutation importance of the members' mean, as Run.explain gives it (importance.csv, .png in the bag's
         folder)."""
-        from nntrain.tools.explain import importance
+        from nntrain.tools.explain import explained, importance
 
         if data is None and not self.run_dir.is_dir():
             raise UserError(
                 f"explain: {self.run_dir} is gone; give data= (rows with the target column) to explain it on"
             )
         bag = (self.run_dir, self.plan, self._members)
-        return _explained(self.run_dir, importance(self._members[0], table_or_path(data), repeats, seed, bag))
+        return explained(self.run_dir, importance(self._members[0], table_or_path(data), repeats, seed, bag))
 
     def export(self, fmt: str = "onnx", output: str | Path | None = None, force: bool = False) -> Path:
         """The members' mean with the bag's preprocessing folded in, as `nntrain export RUN_DIR`; its path."""
@@ -369,19 +368,6 @@ def _coverage(prep: dict, test: list | None, data: Data | None, level: float, he
         return coverage_report(prep, e.y, mean, held(), level, members)
     except UserError as err:  # too few held-out rows for the level, or none
         return {"level": level, "note": str(err)}
-
-
-def _explained(folder: Path, result: dict) -> dict:
-    """An importance result with its files (importance.csv, .png) written to `folder` while it is there."""
-    from nntrain.runs.plots import importance_png
-    from nntrain.tools.inference import spreadsheet_safe
-
-    result["files"] = []
-    if folder.is_dir():
-        csv = folder / "importance.csv"  # column names are the data's text: escaped as predict's cells
-        write_output(csv, lambda f: spreadsheet_safe(result["table"]).to_csv(f, index=False), str(csv))
-        result["files"] = [csv, importance_png(result["table"], folder / "importance.png", result["metric"])]
-    return result
 
 
 def table_or_path(data: Data | None, key: str = "--data") -> Any:

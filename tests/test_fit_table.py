@@ -78,3 +78,13 @@ def test_eval_on_a_file_of_training_rows_says_the_score_flatters(workdir, cli):
     assert bag.exit_code == 0, bag.stderr
     r = cli("eval", "runs/bag", "--data", "t.csv")  # a bag trained on every row but its test split's
     assert r.exit_code == 0 and "120 of its 150 rows are rows the run trained on" in r.stderr + r.stdout
+
+
+def test_cv_and_lr_find_take_a_table_and_its_target_too(workdir, cli):
+    make_table(n=150).to_csv(workdir / "t.csv", index=False)
+    r = cli("cv", "t.csv", "--target", "y", "--folds", "2", "train.epochs=2", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["root"] == "runs/t-cv" and len(json.loads(r.stdout)["folds"]) == 2
+    r = cli("lr-find", "t.csv", "--target", "y", "--steps", "20")
+    assert r.exit_code == 0, r.stderr
+    assert "nntrain fit t.csv --target y optimizer.lr=" in r.stdout

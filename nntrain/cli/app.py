@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import typer
 
@@ -157,3 +158,32 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def config_source(
+    config: str | None, overrides: list[str] | None, target: str | None
+) -> tuple[str | dict | None, list[str]]:
+    """What a command's CONFIG names (fit, cv, lr-find): a YAML config file; a table file (the recipe trains on
+    it, the run named after the file); or, where it is KEY=VALUE and no such file, the first override of a
+    config with no file."""
+    from nntrain.data.readers import is_table
+
+    extra = list(overrides or []) + ([f"data.target={target}"] if target else [])
+    if config is None:
+        return ({}, extra) if target else (None, extra)
+    if "=" in config and not Path(config).exists():
+        extra = [config, *extra]
+        paths = [o.partition("=")[2] for o in extra if o.startswith("data.path=")]
+        return ({"name": table_stem(paths[-1])} if paths else {}), extra
+    if config.startswith("sklearn:") or is_table(Path(config)):
+        return {"name": table_stem(config), "data": {"path": config}}, extra
+    return config, extra
+
+
+def table_stem(table: str) -> str:
+    """The run's name for a table: house.csv.gz -> house, sklearn:iris -> iris."""
+    return table.removeprefix("sklearn:") if table.startswith("sklearn:") else Path(table).name.split(".")[0]
+
+
+def loaded_config(config: str | dict) -> Path | dict:
+    return config if isinstance(config, dict) else Path(config)

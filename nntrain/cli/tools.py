@@ -61,8 +61,11 @@ def _print_sweep(result: dict, out) -> None:
 
 @common.guarded
 def cv(
-    config: Path | None = typer.Argument(None, help="the YAML config (leave out with --resume)"),
+    config: str | None = typer.Argument(
+        None, help="the YAML config, or a table file to cross-validate the recipe on (leave out with --resume)"
+    ),
     overrides: list[str] | None = typer.Argument(None, help="dotted KEY=VALUE overrides"),
+    target: str | None = typer.Option(None, "--target", help="the column to predict (data.target)"),
     folds: int = typer.Option(5, "--folds", help="folds of the non-test rows (stratified, or by data.group)"),
     quiet: bool = typer.Option(True, "--quiet/--verbose", help="a line per epoch of every fold, or not"),
     as_json: bool = typer.Option(False, "--json", help="print cv.json on stdout at the end"),
@@ -78,12 +81,14 @@ def cv(
     from nntrain import api
     from nntrain.errors import UserError
 
-    if (config is None) == (resume is None):
+    if (config is None and not target) == (resume is None):
         raise UserError("give a CONFIG, or --resume RUNS/NAME-cv to finish an interrupted cross-validation")
+    config, extra = common.config_source(config, overrides, target)
     out = common.console(stderr=as_json, width=common.TABLE_WIDTH)
     log = lambda m: out.print(m, markup=False)  # noqa: E731
     track = mlflow_option(mlflow, mlflow_uri)
-    result = api.cv(config, list(overrides or []), folds=folds, log=log, quiet=quiet, resume=resume, mlflow=track)
+    config = None if config is None else common.loaded_config(config)
+    result = api.cv(config, extra, folds=folds, log=log, quiet=quiet, resume=resume, mlflow=track)
     report = result.summary
     if as_json:
         common.print_json(report)
@@ -116,8 +121,9 @@ def _cell(v: float | None) -> str:
 
 @common.guarded
 def lr_find(
-    config: Path = typer.Argument(..., help="the YAML config"),
+    config: str = typer.Argument(..., help="the YAML config, or a table file (the recipe's model on it)"),
     overrides: list[str] | None = typer.Argument(None, help="dotted KEY=VALUE overrides"),
+    target: str | None = typer.Option(None, "--target", help="the column to predict (data.target)"),
     steps: int = typer.Option(200, "--steps", help="steps of the test, each at a higher rate"),
     start: float = typer.Option(1e-7, "--start", help="the first rate"),
     end: float = typer.Option(10.0, "--end", help="the last rate (the test stops earlier if the loss diverges)"),
@@ -127,7 +133,8 @@ def lr_find(
     from nntrain import api
 
     out = common.console(stderr=as_json)
-    result = api.lr_find(config, list(overrides or []), steps=steps, start=start, end=end,
+    source, extra = common.config_source(config, overrides, target)
+    result = api.lr_find(common.loaded_config(source), extra, steps=steps, start=start, end=end,
                          log=lambda m: out.print(m, markup=False))  # fmt: skip
     files = [str(p) for p in result["files"]]
     if as_json:
@@ -135,7 +142,8 @@ def lr_find(
         return
     shown = f"optimizer.lr={result['suggested']:.3g}"
     out.print(f"suggested: {shown} (the smoothed loss falls fastest there); curve: {files[1]}", markup=False)
-    out.print(f"nntrain fit {config} {shown}", markup=False)
+    again = f"{config} --target {target}" if target else config
+    out.print(f"nntrain fit {again} {shown}", markup=False)
 
 
 @common.guarded

@@ -10,8 +10,10 @@ import typer
 from nntrain.cli.app import (
     PROCESS,
     argv_again,
+    config_source,
     console,
     guarded,
+    loaded_config,
     print_json,
 )
 
@@ -53,7 +55,7 @@ def fit(
         if target:
             raise _error("--target: not with --resume (the run keeps its target)")
     else:
-        config, overrides = _source(config, overrides, target)
+        config, overrides = config_source(config, overrides, target)
     if seeds is not None or (resume and len(resume) > 1):
         together = list(overrides or []) + (["data.cache=false"] if no_cache and seeds else [])
         track = {"quiet": quiet, "mlflow": mlflow_option(mlflow, mlflow_uri), "tensorboard": tensorboard}
@@ -91,33 +93,7 @@ def _fit_one(config: str | dict | None, extra: list[str], name: str | None, resu
         raise UserError(
             "missing CONFIG: nntrain fit configs/phone.yaml, nntrain fit TABLE --target COLUMN (or --resume RUN_DIR)"
         )
-    return api.fit(_loaded(config), extra, name=name, **track)
-
-
-def _source(config: str | None, overrides: list[str] | None, target: str | None) -> tuple[str | dict | None, list]:
-    """What fit's CONFIG names: a YAML config file; a table file (the recipe trains on it, the run named after
-    the file), or, where it is KEY=VALUE and no such file, the first override of a config with no file."""
-    from nntrain.data.readers import is_table
-
-    extra = list(overrides or []) + ([f"data.target={target}"] if target else [])
-    if config is None:
-        return ({}, extra) if target else (None, extra)
-    if "=" in config and not Path(config).exists():
-        extra = [config, *extra]
-        paths = [o.partition("=")[2] for o in extra if o.startswith("data.path=")]
-        return ({"name": _stem(paths[-1])} if paths else {}), extra
-    if config.startswith("sklearn:") or is_table(Path(config)):
-        return {"name": _stem(config), "data": {"path": config}}, extra
-    return config, extra
-
-
-def _stem(table: str) -> str:
-    """The run's name for a table: house.csv.gz -> house, sklearn:iris -> iris."""
-    return table.removeprefix("sklearn:") if table.startswith("sklearn:") else Path(table).name.split(".")[0]
-
-
-def _loaded(config: str | dict) -> Path | dict:
-    return config if isinstance(config, dict) else Path(config)
+    return api.fit(loaded_config(config), extra, name=name, **track)
 
 
 def _error(message: str) -> Exception:
@@ -188,7 +164,7 @@ def _fit_together(
     else:
         chosen = _seeds(seeds, config, resume, nproc)
         with catching_signals(then_ignore=PROCESS["exiting"]):
-            runs = api.fit_seeds(_loaded(config), chosen, extra, name=name, log=log, **track)
+            runs = api.fit_seeds(loaded_config(config), chosen, extra, name=name, log=log, **track)
         results = [r.summary if isinstance(r, api.Run) else r for r in runs]
         _print_results([f"seed {s}, " for s in chosen], results, log)
         line = seeds_line(chosen, results)

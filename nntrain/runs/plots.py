@@ -99,8 +99,8 @@ def _curves_png(df: pd.DataFrame, path: Path, monitor: str, run: str) -> Path:
     fig = origin(_figure((12.0, 3.6)), rows)
     ax_loss, ax_metric, ax_lr = fig.subplots(1, 3)
     _style(ax_loss, "loss", "epoch", "loss")
-    for c in (c for c in ("train_loss", "val_loss") if c in df):
-        ax_loss.plot(x, df[c], label=c, **mk)
+    for c in (c for c in ("train_loss", "val_loss", "train_l1_penalty") if c in df):
+        ax_loss.plot(x, df[c], label=c, **mk, **({"linestyle": ":"} if c == "train_l1_penalty" else {}))
     if _spans(df[[c for c in ("train_loss", "val_loss") if c in df]], 20):
         ax_loss.set_yscale("log")
     if ax_loss.lines:
@@ -265,7 +265,7 @@ def compare_plot(runs: dict[str, pd.DataFrame], out: Path, metric: str, shown: s
     return save_png(origin(fig, shown) if shown else fig, out)
 
 
-def importance_png(table: pd.DataFrame, path: Path, metric: str, most: int = 30) -> Path:
+def importance_png(table: pd.DataFrame, path: Path, metric: str, shown: str, most: int = 30) -> Path:
     """Permutation importance as horizontal bars (the most important on top), the spread as error bars."""
     shown = table.head(most).iloc[::-1]
     fig = _figure((7.0, max(2.5, 0.3 * len(shown) + 1.2)))
@@ -274,10 +274,10 @@ def importance_png(table: pd.DataFrame, path: Path, metric: str, most: int = 30)
     _style(ax, f"permutation importance ({metric} made worse)", f"mean change of {metric} for the worse", "")
     ax.barh([str(c) for c in shown["column"]], shown["importance"], xerr=shown["std"], color="tab:blue", alpha=0.8)
     ax.axvline(0, color="gray", linewidth=1)
-    return save_png(fig, path)
+    return save_png(origin(fig, shown), path)
 
 
-def lr_find_png(rows: pd.DataFrame, path: Path, suggested: float) -> Path:
+def lr_find_png(rows: pd.DataFrame, path: Path, suggested: float, shown: str) -> Path:
     """The range test: the loss (faint) and its smoothed curve against the rate on a log axis, the suggestion
     marked."""
     fig, ax = _single("learning-rate range test", "learning rate", "training loss")
@@ -288,7 +288,7 @@ def lr_find_png(rows: pd.DataFrame, path: Path, suggested: float) -> Path:
     top = rows["smoothed"].iloc[: max(2, len(rows) // 10)].max()  # the settling start sets the scale, not a blow-up
     ax.set_ylim(rows["smoothed"].min() * 0.9, max(top, rows["smoothed"].min()) * 1.1)
     ax.legend()
-    return save_png(fig, path)
+    return save_png(origin(fig, shown), path)
 
 
 def reliability_png(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, shown: str, bins: int = 15) -> Path:

@@ -8,6 +8,8 @@ the standard deviation, is the column's importance (Breiman 2001; scikit-learn's
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -65,3 +67,18 @@ def _rows(run: LoadedRun, data: str | Table | None, bag_test: tuple | None) -> t
     if not test:
         raise UserError(f"{folder} has no test split (data.test_size=0): explain it on a file with --data")
     return load_table(run.prep, test), "test split"
+
+
+def explained(folder: Path, result: dict) -> dict:
+    """An importance result with its files (importance.csv, .png) written to `folder` while it is there."""
+    from nntrain.runs.files import write_output
+    from nntrain.runs.plots import importance_png
+    from nntrain.tools.inference import spreadsheet_safe
+
+    result["files"] = []
+    if folder.is_dir():
+        csv = folder / "importance.csv"  # column names are the data's text: escaped as predict's cells
+        write_output(csv, lambda f: spreadsheet_safe(result["table"]).to_csv(f, index=False), str(csv))
+        shown, png = f"{folder.name}: {result['data']}, {result['rows']:,} rows", folder / "importance.png"
+        result["files"] = [csv, importance_png(result["table"], png, result["metric"], shown)]
+    return result

@@ -61,7 +61,7 @@ def lr_find(
     write_output(csv, lambda f: rows.to_csv(f, index=False), str(csv))
     from nntrain.runs.plots import lr_find_png
 
-    png = lr_find_png(rows, folder / "lr_find.png", suggested)
+    png = lr_find_png(rows, folder / "lr_find.png", suggested, f"{cfg.name}: training batches of its training rows")
     log(f"{len(rows)} steps from lr={start:g} to lr={rows['lr'].iloc[-1]:.3g}; lowest smoothed loss at lr={lowest:.3g}")
     return {"suggested": suggested, "lowest": lowest, "rows": rows, "files": [csv, png], "run_dir": folder}
 
