@@ -575,7 +575,8 @@ def test_a_non_editable_install_lists_and_copies_every_shipped_config(repo, tmp_
     assert listed.returncode == 0 and all(name.removesuffix(".yaml") in listed.stdout for name in shipped)
     copied = run("configs", "copy", "phone", "mine.yaml")
     assert copied.returncode == 0, copied.stderr
-    assert (tmp_path / "mine.yaml").read_text() == (repo / "configs/phone.yaml").read_text()
+    got = (tmp_path / "mine.yaml").read_text()  # named after its file; the rest as shipped
+    assert got.replace("mine", "phone") == (repo / "configs/phone.yaml").read_text() and "name: mine" in got
 
 
 def test_resume_refuses_a_change_to_the_model_and_names_each_key(trained, cli):
