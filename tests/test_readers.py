@@ -59,6 +59,17 @@ def test_one_table_in_every_format_trains_to_the_same_test_metric(workdir, cli):
     assert "decimal comma" in quoted.stderr + quoted.stdout and "separated by" not in quoted.stderr + quoted.stdout
 
 
+def test_a_bag_says_what_reading_its_table_found_and_reads_it_so_again(workdir, cli):
+    df = make_table(n=150, task="regression")
+    df.to_csv(workdir / "semi.csv", index=False, sep=";", decimal=",")
+    cfg = write_config(workdir / "c.yaml", workdir / "semi.csv", data={"target": "y", "sep": ";"}, train={"bag": 3})
+    r = cli("fit", cfg)
+    assert r.exit_code == 0, r.stderr
+    assert "semi.csv: 'a', 'b', 'c', 'y' read as numbers written with a decimal comma" in r.stdout
+    r = cli("eval", "runs/t", "--json")  # the bag's test rows read again, as the fit read them
+    assert r.exit_code == 0, r.stderr
+
+
 def test_a_comma_that_may_group_thousands_is_refused_naming_the_keys_then_read_as_told(workdir, cli):
     df = make_table(n=150, task="regression")
     df["price"] = [f"{v:,}" for v in (df["a"].abs() * 5000 + 1000).round().astype(int)]  # 1,299 or 1.299?

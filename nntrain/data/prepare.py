@@ -220,13 +220,20 @@ def prepared(cfg: Config, tables: tuple, rows: dict | None = None) -> Prepared:
     """read_tables' result prepared and checked against the config; `rows`: {"val": rows, "test": rows} fixed
     by the caller (a cross-validation fold, whose table is read once for all folds)."""
     table, given, files = tables
-    data = prepare(table, cfg.data, cfg.seed, {**given, **(rows or {})})
+    data = stamped(prepare(table, cfg.data, cfg.seed, {**given, **(rows or {})}), cfg, tables)
+    check_against(cfg, data)
+    return data
+
+
+def stamped(data: Prepared, cfg: Config, tables: tuple) -> Prepared:
+    """`data` with what reading its files found first among its notes, and its preprocessing naming the files
+    (source, sha256, the val / test files) and how they are read (data.sep, data.decimal, data.thousands)."""
+    table, _, files = tables
     data.notes[:0] = table.notes
     data.prep.update(source=table.source, sha256=table.sha256, files=files, notes=data.notes)
     read = {k: getattr(cfg.data, k) for k in READ_KEYS if getattr(cfg.data, k) is not None}
     if read:  # how the files are read again (eval, resume) and how predict reads new ones
         data.prep["read"] = read
-    check_against(cfg, data)
     return data
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from nntrain import metrics as M
 from nntrain.config.schema import Config, dump_yaml
-from nntrain.data.prepare import Prepared, check_against, prepare
+from nntrain.data.prepare import Prepared, check_against, prepare, stamped
 from nntrain.data.tables import read_options, read_table, read_tables
 from nntrain.engine.stopping import Diverged, Interrupted
 from nntrain.errors import UserError
@@ -167,9 +167,8 @@ def check_bag(cfg: Config) -> None:
 def _whole(cfg: Config, tables: tuple) -> Prepared:
     """The table prepared with the preprocessing fitted on every non-test row: the test split is the one a lone
     fit of the config would hold out, and no validation split (each member takes its fold)."""
-    table, given, files = tables
-    data = prepare(table, cfg.data, cfg.seed, {**given, "val": np.array([], dtype=np.int64)})
-    data.prep.update(source=table.source, sha256=table.sha256, files=files, notes=data.notes)
+    table, given, _ = tables
+    data = stamped(prepare(table, cfg.data, cfg.seed, {**given, "val": np.array([], dtype=np.int64)}), cfg, tables)
     data.prep["split"] = "bagged: fold k of the non-test rows validates member k"
     data.notes = [n for n in data.notes if not n.startswith("split ")]  # the split is said by fit_bag
     return data
