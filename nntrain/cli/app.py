@@ -156,10 +156,6 @@ def main() -> None:
     os._exit(code)
 
 
-if __name__ == "__main__":
-    main()
-
-
 def config_source(
     config: str | None, overrides: list[str] | None, target: str | None
 ) -> tuple[str | dict | None, list[str]]:
@@ -187,3 +183,7 @@ def table_stem(table: str) -> str:
 
 def loaded_config(config: str | dict) -> Path | dict:
     return config if isinstance(config, dict) else Path(config)
+
+
+if __name__ == "__main__":
+    main()
