@@ -88,3 +88,16 @@ def test_cv_and_lr_find_take_a_table_and_its_target_too(workdir, cli):
     r = cli("lr-find", "t.csv", "--target", "y", "--steps", "20")
     assert r.exit_code == 0, r.stderr
     assert "nntrain fit t.csv --target y optimizer.lr=" in r.stdout
+
+
+def test_the_header_says_where_the_models_input_width_comes_from(workdir, cli):
+    df = make_table(n=150, cat=True)  # a, b, c and color (3 levels, one-hot): 6 input columns from 4
+    df.to_csv(workdir / "t.csv", index=False)
+    r = cli("fit", "t.csv", "--target", "y", *QUICK)
+    assert r.exit_code == 0, r.stderr
+    assert "6 input columns from 4 of the table's (one-hot levels, date parts and 'was missing' indicators" in r.stdout
+    # the recipe's periodic embedding widens each number to 8; the one-hot columns go in as they are
+    assert (
+        "model: 27 -> 256" in r.stdout
+        and "its 27 inputs: 3 number(s) x 8 (their periodic embedding), 3 other" in r.stdout
+    )
