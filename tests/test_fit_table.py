@@ -101,3 +101,9 @@ def test_the_header_says_where_the_models_input_width_comes_from(workdir, cli):
         "model: 27 -> 256" in r.stdout
         and "its 27 inputs: 3 number(s) x 8 (their periodic embedding), 3 other" in r.stdout
     )
+
+
+def test_a_missing_table_names_each_folder_looked_in_once(workdir, cli):
+    (workdir / "c.yaml").write_text("data:\n  path: nothere.csv\n")
+    r = cli("fit", "c.yaml")
+    assert r.exit_code == 2 and "data.path=nothere.csv: file not found (also looked under .)" in r.stderr
