@@ -186,8 +186,11 @@ def _decimal_commas(frame: pd.DataFrame, name: str, notes: list[str]) -> None:
         s = frame[col]
         if not (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)):
             continue
+        head = s.dropna().head(100).astype(str).str.strip()  # a text column (names, levels) fails here already
+        if head.empty or not head.str.fullmatch(DECIMAL_COMMA).all():
+            continue
         values = s.dropna().astype(str).str.strip()
-        if values.empty or not values.str.fullmatch(DECIMAL_COMMA).all():
+        if not values.str.fullmatch(DECIMAL_COMMA).all():
             continue
         commas = values[values.str.contains(",", regex=False)]
         if commas.empty:
