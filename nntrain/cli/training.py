@@ -51,10 +51,11 @@ def fit(
 ) -> None:
     """Train a model from CONFIG, or the tabular recipe on a TABLE file (nntrain fit house.csv --target price);
     the run folder keeps config, metrics, best.pt, last.pt, summary and plots."""
-    if resume:
-        if target:
-            raise _error("--target: not with --resume (the run keeps its target)")
-    else:
+    if resume and target:
+        from nntrain.errors import UserError
+
+        raise UserError("--target: not with --resume (the run keeps its target)")
+    if not resume:
         config, overrides = config_source(config, overrides, target)
     if seeds is not None or (resume and len(resume) > 1):
         together = list(overrides or []) + (["data.cache=false"] if no_cache and seeds else [])
@@ -94,12 +95,6 @@ def _fit_one(config: str | dict | None, extra: list[str], name: str | None, resu
             "missing CONFIG: nntrain fit configs/phone.yaml, nntrain fit TABLE --target COLUMN (or --resume RUN_DIR)"
         )
     return api.fit(loaded_config(config), extra, name=name, **track)
-
-
-def _error(message: str) -> Exception:
-    from nntrain.errors import UserError
-
-    return UserError(message)
 
 
 def _run_json(summary: dict) -> dict:

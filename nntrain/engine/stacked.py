@@ -99,6 +99,8 @@ class FusedStack:
     """fused.FusedStep for K members: x [B, in] (the same rows for all) or [K, B, in]; y, w [K, B]. Members
     share the activations and the loss; dropout rates and train.l1 may differ."""
 
+    path = "fused step (written out)"
+
     def __init__(self, stack: Stack, l1: list[float], loss: str):
         first = stack.models[0]
         self.stack, self.loss = stack, loss
@@ -153,6 +155,8 @@ class AutogradStack:
     """Autograd for K members of one module structure: the first member's module called with each member's
     parameters and buffers under torch.func.vmap (batch norm keeps each member's own running statistics;
     dropout draws each member's own masks), one backward for all."""
+
+    path = "autograd step (vmap over the members)"
 
     def __init__(self, stack: Stack, l1: list[float], criterion: object):
         self.stack, self.criterion = stack, criterion

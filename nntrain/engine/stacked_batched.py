@@ -38,6 +38,8 @@ class BatchedStack(AutogradStack):
     [K, B, F]; y, w [K, B]. The members' losses are the criterion's under vmap (a few ops). AutogradStack's
     leaf and penalty, its forward and step written with batched ops instead of vmap over the module."""
 
+    path = "autograd step (batched forward)"
+
     def __init__(self, stack: Stack, l1: list[float], criterion: object):
         super().__init__(stack, l1, criterion)
         hidden = self.template.hidden

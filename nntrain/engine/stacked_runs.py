@@ -164,13 +164,6 @@ def _epoch_line(members: list[Member]) -> str:
     return f"epoch {epoch:>3}: {active}/{len(members)} members training; best {monitor} of each: {shown}"
 
 
-PATHS = {
-    "FusedStack": "fused step (written out)",
-    "BatchedStack": "autograd step (batched forward)",
-    "AutogradStack": "autograd step (vmap over the members)",
-}
-
-
 class Engine:
     """The stacked model, step and optimizer of a group of runs, and their data as [K, ...] tensors (one
     tensor for all when the members' data are the same)."""
@@ -215,7 +208,7 @@ class Engine:
     def describe(self) -> str:
         n = self.stack.flat.shape[1]
         mib = self.stack.flat.numel() * self.stack.flat.element_size() * 4 / 2**20  # weights, gradients, 2 states
-        path = PATHS[type(self.step_fn).__name__]
+        path = self.step_fn.path
         data = "the same data" if self.shared_x else "each its own data"
         return (
             f"batched: {self.k} members x {n:,} parameters, {path}, {type(self.opt).__name__} update, {data}; "
