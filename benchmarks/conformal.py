@@ -54,7 +54,7 @@ def hgb_ece(csv: Path, name: str, run_dir: Path, seed: int) -> float:
     import pandas as pd
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    from nntrain.tools.calibration import ece
+    from nntrain.model.calibration import ece
 
     spec, split = TABLES[name], read_json(run_dir / "split.json")
     rows = {"train": sorted(split["train"] + split.get("val", [])), "test": split["test"]}

@@ -108,7 +108,7 @@ class Run(_Evaluated):
         return split_rows(self._loaded.split, self.run_dir, "test")[0]
 
     def _scores(self, X: Any) -> tuple:
-        from nntrain.tools.bag_inference import scores_of
+        from nntrain.tools.inference import scores_of
 
         return scores_of(self._loaded, X), None
 
@@ -194,25 +194,38 @@ class Folds:
     def predict(
         self, data: Data, strict: bool = False, interval: float | None = None, sets: float | None = None
     ) -> pd.DataFrame:
+        """The folds' models averaged; interval=0.9 adds `lower` and `upper` (CV+: fold k's prediction with the
+        residuals of the rows fold k held out), sets=0.9 `set` and `set_size` (LAC on every fold's held-out rows)."""
         import numpy as np
 
-        if interval is not None or sets is not None:
-            raise UserError(
-                f"{self.run_dir} is a cross-validation folder: intervals and sets come from a bag (train.bag, whose "
-                f"out-of-fold rows calibrate them) or from one run (its validation rows)"
-            )
+        from nntrain.tools.conformal import with_bounds
+
         if not self.runs:
             raise UserError(
                 f"{self.run_dir}: every fold diverged (cv.json says how), so no fold has a model to predict with; "
                 f"run the cross-validation again with a lower optimizer.lr"
             )
-
         frames = [run.predict(data, strict) for run in self.runs]
         mean = sum(f.drop(columns="prediction") for f in frames) / len(frames) if frames[0].shape[1] > 1 else None
         if mean is None:  # regression: the folds' values averaged
-            return frames[0].assign(prediction=sum(f["prediction"] for f in frames) / len(frames))
-        labels = np.asarray(self.runs[0].classes, dtype=object)
-        return mean.assign(prediction=labels[mean.to_numpy().argmax(axis=1)])[["prediction", *mean.columns]]
+            frame = frames[0].assign(prediction=sum(f["prediction"] for f in frames) / len(frames))
+        else:
+            labels = np.asarray(self.runs[0].classes, dtype=object)
+            frame = mean.assign(prediction=labels[mean.to_numpy().argmax(axis=1)])[["prediction", *mean.columns]]
+        if interval is None and sets is None:
+            return frame
+        members = [(k, f["prediction"].to_numpy()) for k, f in enumerate(frames, start=1)] if mean is None else None
+        return with_bounds(frame, self.runs[0]._prep, self.held_out(), interval, sets, members)
+
+    def held_out(self) -> dict:
+        """What the folder's intervals and sets are calibrated on: each fold's held-out rows through its model (its
+        validation rows), residuals per fold, or every such row's probability of its true class."""
+        import numpy as np
+
+        held = [run.held_out() for run in self.runs]
+        if "residuals" in held[0]:
+            return {"residuals": {k: h["residuals"] for k, h in enumerate(held, start=1)}}
+        return {"true_proba": np.concatenate([h["true_proba"] for h in held])}
 
     def __getattr__(self, name: str) -> Any:
         if name in ("report", "evaluate", "explain", "params", "export", "metrics"):

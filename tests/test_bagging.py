@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from nntrain import metrics as M
-from nntrain.tools.calibration import calibrated
+from nntrain.model.calibration import calibrated
 
 from .conftest import NNTRAIN, make_table, write_config
 

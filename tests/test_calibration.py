@@ -1,4 +1,4 @@
-"""Calibration (tools/calibration.py): a bag's probabilities carry a temperature fitted on its out-of-fold rows;
+"""Calibration (model/calibration.py): a bag's probabilities carry a temperature fitted on its out-of-fold rows;
 it agrees with scikit-learn's temperature scaling, never makes the held-out log loss worse, and reaches eval,
 predict, the ONNX export and the bag's plots."""
 
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from nntrain.tools.calibration import calibrated, ece, fit_temperature, log_loss
+from nntrain.model.calibration import calibrated, ece, fit_temperature, log_loss
 
 from .conftest import make_table, write_config
 
@@ -84,3 +84,54 @@ def test_a_bags_temperature_reaches_eval_predict_oof_and_the_onnx_export(workdir
         None, {"features": frame[["a", "b", "c"]].to_numpy(np.float32), "strings": frame[["color"]].to_numpy(object)}
     )[0]
     assert np.abs(got - proba).max() < 1e-4
+
+
+@pytest.mark.parametrize(("task", "extra"), [("multiclass", {}), ("binary", {"loss": {"name": "bce"}})])
+def test_a_lone_runs_temperature_is_fitted_on_its_validation_rows_and_reaches_predict_eval_and_onnx(
+    workdir, cli, task, extra
+):
+    from nntrain.data.reread import load_encoded
+    from nntrain.model.calibration import fit_temperature
+    from nntrain.runs.checkpoints import load_checkpoint
+    from nntrain.tools.inference import load_run, raw_scores
+
+    make_table(n=400, task=task).to_csv("t.csv", index=False)
+    train = {"epochs": 60, "plots": True}
+    path = write_config(workdir / "c.yaml", "t.csv", data={"target": "y"}, train=train, **extra)
+    r = cli("fit", path)
+    assert r.exit_code == 0, r.output
+    root = workdir / "runs" / "t"
+    t = load_checkpoint(root / "best.pt")["temperature"]
+    run = load_run(root)
+    val = load_encoded(run.prep, rows=json.loads((root / "split.json").read_text())["val"])
+    assert t == fit_temperature(raw_scores(run, val.X), val.y) != 1.0  # fitted on the validation rows
+    assert f"calibration: temperature {t:g}, fitted on the {len(val.y)} validation rows" in r.output
+    assert json.loads((root / "summary.json").read_text())["calibration"]["temperature"] == t
+    assert (root / "calibration.png").is_file()
+    frame = pd.read_csv("t.csv")
+    out = pd.read_csv(pd.io.common.StringIO(cli("predict", root, "t.csv").output))
+    proba = out[[c for c in out.columns if c.startswith("proba_")]].to_numpy()
+    expected = calibrated(raw_scores(run, load_encoded(run.prep).X), t)
+    assert np.abs(proba - expected).max() < 1e-6
+    report = json.loads(cli("eval", root, "--json").output)
+    c = report["calibration"]
+    assert c["temperature"] == t and c["after"]["log_loss"] == pytest.approx(report["metrics"]["loss"])
+    assert "fitted on the validation rows" in cli("eval", root).output
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    assert cli("export", root).exit_code == 0
+    got = ort.InferenceSession(str(root / "model.onnx")).run(
+        None, {"features": frame[["a", "b", "c"]].to_numpy(np.float32)}
+    )
+    assert np.abs(got[0] - proba).max() < 1e-4
+
+
+def test_a_bags_members_carry_no_temperature_of_their_own(workdir, cli):
+    from nntrain.runs.checkpoints import load_checkpoint
+
+    make_table(n=300, task="multiclass").to_csv("t.csv", index=False)
+    path = write_config(workdir / "c.yaml", "t.csv", data={"target": "y"}, train={"epochs": 40, "bag": 3})
+    assert cli("fit", path, "--quiet").exit_code == 0
+    members = sorted((workdir / "runs" / "t").glob("member*/best.pt"))
+    assert len(members) == 3 and all("temperature" not in load_checkpoint(p) for p in members)

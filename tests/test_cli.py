@@ -56,7 +56,9 @@ def test_fit_json_and_run_folder_contents(trained, workdir):
         "confusion_matrix.png",
         "roc.png",
         "pr.png",
+        "calibration.png",  # the validation rows' reliability before and after the run's temperature
     }
+    assert summary["calibration"]["temperature"] != 1.0
     rows = metrics_rows(run)
     assert len(rows) == 3
     assert list(rows[0]) == [

@@ -52,8 +52,8 @@ def test_lac_sets_agree_with_mapies_split_conformal_classifier():
     ours = lac_sets(model.predict_proba(X[test]), true, 0.9)
     theirs = mapie.SplitConformalClassifier(model, confidence_level=0.9, prefit=True)
     _, sets = theirs.conformalize(X[calib], y[calib]).predict_set(X[test])
-    nonempty = sets[:, :, 0].any(axis=1)  # ours keeps the most probable class where LAC's set is empty
-    assert nonempty.mean() > 0.9 and (ours[nonempty] == sets[nonempty, :, 0]).all()
+    assert (ours == sets[:, :, 0]).all()
+    assert not sets[:, :, 0].all(axis=1).any()  # the sets differ in size: the check has something to compare
 
 
 def test_split_interval_is_the_conformal_rank_of_the_residuals_and_refuses_too_few_rows():
@@ -94,8 +94,10 @@ def test_a_runs_sets_hold_its_prediction_and_come_through_the_python_api(workdir
     )
     run = nntrain.load("runs/t")
     out = run.predict("t.csv", sets=0.8)
-    assert (out["set_size"] >= 1).all() and all(str(p) in s.split(" | ") for p, s in zip(out["prediction"], out["set"]))
-    assert run.report()["conformal"]["mean_set_size"] >= 1
+    held = out[out["set_size"] >= 1]  # a non-empty set holds the top class; an empty one is written as ""
+    assert len(held) > 200 and all(str(p) in s.split(" | ") for p, s in zip(held["prediction"], held["set"]))
+    assert (out.loc[out["set_size"] == 0, "set"].fillna("") == "").all()
+    assert run.report()["conformal"]["mean_set_size"] > 0.5
     wide = run.predict("t.csv", sets=0.95)
     assert (wide["set_size"] >= out["set_size"]).all()  # a higher level never gives a smaller set
 

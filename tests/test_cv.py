@@ -148,3 +148,31 @@ def test_a_cv_folder_predicts_from_another_working_folder(workdir, table_csv, mo
     monkeypatch.chdir(elsewhere)
     rows = make_table(5, seed=3).drop(columns="y")
     assert len(nntrain.load(workdir / "runs/t-cv").predict(rows)) == 5
+
+
+def test_a_cv_folder_gives_cv_plus_intervals_and_sets_from_each_folds_held_out_rows(workdir, table_csv, cli):
+    from nntrain.tools.conformal import cv_plus, lac_sets
+
+    table = make_table(300, task="regression", seed=1)
+    table["y"] += np.random.default_rng(0).normal(0, 2.0, len(table))  # noise: intervals of some width
+    table.to_csv("r.csv", index=False)
+    config = write_config(workdir / "c.yaml", "r.csv", data={"target": "y"}, train={"epochs": 30})
+    folds = nntrain.cv(config, folds=3, log=None)
+    rows = make_table(40, seed=5).drop(columns="y")
+    out = folds.predict(rows, interval=0.8)
+    preds = [run.predict(rows)["prediction"].to_numpy() for run in folds.runs]
+    lower, upper = cv_plus(preds, [run.held_out()["residuals"] for run in folds.runs], 0.8)
+    assert np.allclose(out["lower"], lower) and np.allclose(out["upper"], upper)
+    assert (out["lower"] < out["prediction"]).all() and (out["prediction"] < out["upper"]).all()
+    rows.to_csv("rows.csv", index=False)
+    r = cli("predict", folds.run_dir, "rows.csv", "--interval", "0.8")
+    assert r.exit_code == 0 and np.allclose(pd.read_csv(pd.io.common.StringIO(r.stdout))["upper"], upper)
+
+    classes = write_config(workdir / "k.yaml", table_csv(n=300), train={"epochs": 20})
+    folds = nntrain.cv(classes, folds=3, log=None)
+    out = folds.predict(rows, sets=0.8)
+    true = np.concatenate([run.held_out()["true_proba"] for run in folds.runs])
+    members = lac_sets(out.filter(like="proba_").to_numpy(), true, 0.8)
+    assert (out["set_size"].to_numpy() == members.sum(axis=1)).all() and len(true) == 240
+    r = cli("predict", folds.run_dir, "rows.csv", "--interval", "0.8")
+    assert r.exit_code == 2 and "--interval is for a regression" in r.stderr

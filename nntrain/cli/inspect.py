@@ -51,9 +51,7 @@ def eval_(
         c = report["calibration"]
         before, after = c["before"], c["after"]
         shown = ", ".join(f"{k} {before[k]:.4f} -> {after[k]:.4f}" for k in ("log_loss", "brier", "ece"))
-        out.print(
-            f"calibration (temperature {c['temperature']:g}, fitted on the out-of-fold rows): {shown}", markup=False
-        )
+        out.print(f"calibration (temperature {c['temperature']:g}, fitted on {c['fitted_on']}): {shown}", markup=False)
     if report.get("conformal"):
         out.print(conformal_line(report["conformal"], "members" in report), markup=False)
 

@@ -99,7 +99,7 @@ def _fit_one(config: str | dict | None, extra: list[str], name: str | None, resu
 
 def _run_json(summary: dict) -> dict:
     """What fit --json prints of a run (of a bag, also its out-of-fold metrics and size)."""
-    keep = ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline", "val", "bag")
+    keep = ("run_dir", "best_epoch", "monitor", "best_value", "test", "test_baseline", "val", "bag", "calibration")
     return {k: summary[k] for k in keep if k in summary and (k not in ("val", "bag") or "bag" in summary)}
 
 

@@ -14,9 +14,10 @@ from nntrain.engine.loop_state import Halt, Loop
 from nntrain.engine.progress import format_metrics
 from nntrain.engine.state import Run
 from nntrain.engine.stopping import RanksDiverged
+from nntrain.model.calibration import calibrated, fit_temperature, log_loss
 from nntrain.model.heads import Rows, evaluate_with_scores, truth
 from nntrain.runs.checkpoints import load_checkpoint, versions
-from nntrain.runs.files import write_json
+from nntrain.runs.files import atomic_save, write_json
 
 
 def summary_of(run: Run, status: str, stopped: str | None, seconds: float) -> dict:
@@ -82,12 +83,16 @@ def finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:
     parts.model.load_state_dict(load_checkpoint(run.run_dir / "best.pt")["model"])
     summary = summary_of(run, halt.status if halt else "completed", halt.reason if halt else None, seconds)
     summary.update(test={}, test_baseline={})
-    y_test, scores = None, None
+    y_test, scores, held = None, None, calibrate(run, loop)
     if len(data.test):
         rows = Rows.take(loop.X, loop.y, loop.loss_weights, data.weights, data.test)
         test, scores = evaluate_with_scores(parts.model, rows, run.cfg, data.prep, parts.criterion)
         y_test = truth(data.prep, data.y[data.test])
+        if held:  # what predict and eval give: the probabilities calibrated
+            test, scores = tempered(held[3], scores, y_test, rows.weights)
         summary.update(test=test, test_baseline=M.baseline(data.task, y_test, data.prep, rows.weights))
+    if held:
+        summary["calibration"] = held[3]
     write_json(run.run_dir / "summary.json", summary)
     loop.progress.end()
     best = f"best epoch {run.best_epoch} ({summary['monitor']}={run.best_value:.4f})"
@@ -96,9 +101,12 @@ def finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:
     else:
         loop.log(f"{best}; test metrics of best.pt:")
         loop.log(format_metrics(summary["test"], summary["test_baseline"]))
+    if held:
+        loop.log(calibration_line(held[3]))
     if run.cfg.train.plots:
         try:
             written = write_plots(run.run_dir, summary["monitor"], data.task, y_test, scores, data.prep["classes"])
+            written += [reliability(run.run_dir, *held[:3])] if held else []
             loop.log(f"plots: {', '.join(p.name for p in written)} in {run.run_dir}")
         except OSError as e:  # the run is whole without them
             loop.log(f"warning: the plots were not written: {e.strerror or e}; the run folder is complete otherwise")
@@ -113,3 +121,49 @@ def write_plots(
 
     curves = curve_plots(run_dir, monitor)
     return curves if y_true is None else curves + prediction_plots(run_dir, task, y_true, scores, classes)
+
+
+def calibrate(run: Run, loop: Loop) -> tuple | None:
+    """A lone classifier's temperature, fitted on its validation rows through best.pt's model (loaded) and stored
+    in best.pt, where predict, eval, the API and export read it. A bag's member gets none: its bag fits one on
+    the out-of-fold rows. (the validation rows' probabilities as trained and calibrated, their targets, and for
+    summary.json the temperature with the log losses before and after), or None where it would be 1."""
+    data = run.data
+    if data.task == "regression" or run.cfg._bag or not len(data.val):
+        return None
+    rows = Rows.take(loop.X, loop.y, loop.loss_weights, data.weights, data.val)
+    _, raw = evaluate_with_scores(run.parts.model, rows, run.cfg, data.prep, run.parts.criterion)
+    y = rows.y.cpu().numpy()
+    t = fit_temperature(raw, y, rows.weights)
+    if t == 1.0:
+        return None
+    best = run.run_dir / "best.pt"
+    atomic_save({**load_checkpoint(best), "temperature": t}, best)
+    after = calibrated(raw, t)
+    losses = [log_loss(raw, y, rows.weights), log_loss(after, y, rows.weights)]
+    return raw, after, y, {"temperature": t, "rows": len(y), "val_log_loss": losses}
+
+
+def tempered(said: dict, raw: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> tuple[dict, np.ndarray]:
+    """The test split's metrics and probabilities calibrated by said's temperature, as eval computes them; said
+    gets the test log loss before and after."""
+    after = calibrated(raw, said["temperature"])
+    said["test_log_loss"] = [log_loss(raw, y, w), log_loss(after, y, w)]
+    return M.classification(y, after, said["test_log_loss"][1], w), after
+
+
+def calibration_line(said: dict) -> str:
+    losses = {k.removesuffix("_log_loss"): v for k, v in said.items() if k.endswith("_log_loss")}
+    shown = [f"{k} {a:.4f} -> {b:.4f}" for k, (a, b) in losses.items()]
+    return (
+        f"calibration: temperature {said['temperature']:g}, fitted on the {said['rows']:,} validation rows; log loss "
+        f"{', '.join(shown)}; the test metrics above, predict, eval and export apply it"
+    )
+
+
+def reliability(run_dir: Path, raw: np.ndarray, after: np.ndarray, y: np.ndarray) -> Path:
+    """calibration.png: the validation rows' reliability before and after the temperature."""
+    from nntrain.runs.plots import reliability_png
+
+    curves = {"validation, as trained": (raw, y), "validation, calibrated": (after, y)}
+    return reliability_png(curves, run_dir / "calibration.png", f"{run_dir.name}: the validation rows, {len(y):,}")

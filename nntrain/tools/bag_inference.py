@@ -7,27 +7,15 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import torch
 
 from nntrain import metrics as M
 from nntrain.data.tables import Table
 from nntrain.errors import UserError
-from nntrain.model.heads import forward_all, to_proba, truth
-from nntrain.tools.inference import LoadedRun, load_run, read_input
+from nntrain.model.heads import truth
+from nntrain.tools.inference import LoadedRun, load_run, prediction_columns, read_input, scores_of
 from nntrain.tools.linear_path import mixed
 
 BAG_FILE = "bag.json"
-
-
-def scores_of(run: LoadedRun, X: np.ndarray) -> np.ndarray:
-    """One member's class probabilities, or predictions in the target's units, in float64."""
-    from nntrain.data.encoding import unscale
-
-    out = forward_all(run.model, torch.as_tensor(X))
-    if run.prep["task"] == "regression":
-        return unscale(run.prep, out[:, 0].double().numpy())
-    return to_proba(out, run.cfg).double().numpy()
 
 
 def averaged(loaded: list[LoadedRun], X: np.ndarray) -> np.ndarray:
@@ -45,20 +33,6 @@ def mean_metrics(prep: dict, y: np.ndarray, scores: np.ndarray, w: np.ndarray | 
         return M.regression(target, scores, loss, w)
     p = np.clip(scores[np.arange(len(y)), y], 1e-12, 1.0)
     return M.classification(y, scores, float(np.average(-np.log(p), weights=w)), w)
-
-
-def labels_of(prep: dict, values: np.ndarray) -> np.ndarray:
-    return values if prep["task"] == "regression" else np.asarray(prep["classes"], dtype=object)[values]
-
-
-def prediction_columns(prep: dict, scores: np.ndarray) -> pd.DataFrame:
-    """`prediction` in the target's labels or units, and `proba_<class>` per class."""
-    if prep["task"] == "regression":
-        return pd.DataFrame({"prediction": scores})
-    frame = pd.DataFrame({"prediction": labels_of(prep, scores.argmax(axis=1))})
-    for k, c in enumerate(prep["classes"]):
-        frame[f"proba_{c}"] = scores[:, k]
-    return frame
 
 
 def load_members(root: Path, checkpoint: str = "best") -> tuple[dict, list[LoadedRun]]:
@@ -79,7 +53,7 @@ def bag_report(
     from nntrain.data.columns import Report
     from nntrain.data.encoding import encode_table
     from nntrain.data.reread import load_encoded, seen_in_training
-    from nntrain.tools.calibration import calibrated, measures
+    from nntrain.model.calibration import calibrated, measures
 
     prep, report = loaded[0].prep, Report(strict)
     if data is None and not plan["test"]:
@@ -106,7 +80,8 @@ def bag_report(
     }
     if prep["task"] != "regression":
         t = plan.get("temperature")
-        out["calibration"] = {"temperature": t, "before": measures(raw, e.y), "after": measures(scores, e.y)}
+        shown = {"temperature": t, "fitted_on": "the out-of-fold rows"}
+        out["calibration"] = {**shown, "before": measures(raw, e.y), "after": measures(scores, e.y)}
     return out
 
 
@@ -128,7 +103,7 @@ def bag_scores(plan: dict, loaded: list[LoadedRun], X: np.ndarray, members: bool
     """(the bag's scores: the members' mean mixed with its linear model (class probabilities calibrated by its
     temperature), and where `members` asks, each member's
     number with its own scores mixed with its fold's linear model: what CV+ intervals need; else None)."""
-    from nntrain.tools.calibration import calibrated
+    from nntrain.model.calibration import calibrated
     from nntrain.tools.linear_path import linear_scores
 
     prep, linear = loaded[0].prep, plan.get("linear")

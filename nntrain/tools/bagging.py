@@ -28,13 +28,13 @@ from nntrain.data.prepare import Prepared, check_against, prepare, stamped
 from nntrain.data.tables import read_options, read_table, read_tables
 from nntrain.engine.stopping import Diverged, Interrupted
 from nntrain.errors import UserError
+from nntrain.model.calibration import calibrated, fit_temperature
 from nntrain.model.heads import truth
 from nntrain.runs.files import write_json, write_run_file, write_text
 from nntrain.runs.folders import create_run_dir
-from nntrain.tools.bag_inference import BAG_FILE, bag_scores, labels_of, mean_metrics, prediction_columns, scores_of
-from nntrain.tools.calibration import calibrated, fit_temperature
+from nntrain.tools.bag_inference import BAG_FILE, bag_scores, mean_metrics
 from nntrain.tools.crossval import fold_rows
-from nntrain.tools.inference import load_run
+from nntrain.tools.inference import labels_of, load_run, prediction_columns, scores_of
 from nntrain.tools.linear_path import blend_weight, fit_linear, linear_scores
 
 OOF_FILE = "oof.csv"

@@ -74,13 +74,13 @@ def split_interval(
 
 def lac_sets(proba: np.ndarray, true_proba: np.ndarray, level: float, key: str = "--sets") -> np.ndarray:
     """Which classes are in each row's set (N x classes, bool), from the held-out rows' probability of their
-    true class; a row whose set would be empty keeps its most probable class."""
+    true class: LAC, as MAPIE gives it. A set may be empty: no class of that row is as probable as the true
+    class was on `level` of the held-out rows (the row is unlike them); keeping its top class there would make
+    every set cover more than the level on a table the model mostly gets right."""
     scores = 1.0 - true_proba
     k = rank(len(scores), level, key)
     q = np.partition(scores, k - 1)[k - 1]
-    members = proba >= 1.0 - q - 1e-12
-    members[np.arange(len(proba)), proba.argmax(axis=1)] = True
-    return members
+    return proba >= 1.0 - q - 1e-12
 
 
 def set_columns(members: np.ndarray, classes: list) -> dict[str, list | np.ndarray]:
@@ -117,7 +117,7 @@ def run_held_out(run) -> dict:
     from nntrain.data.reread import load_encoded
     from nntrain.model.heads import truth
     from nntrain.runs.checkpoints import split_rows
-    from nntrain.tools.bag_inference import scores_of
+    from nntrain.tools.inference import scores_of
 
     (val,) = split_rows(run.split, run.run_dir, "val")
     if not val:

@@ -100,7 +100,7 @@ def export_loaded(
     if bag:
         model = export_bag([m.model for m in bag[2]], loaded.cfg, prep, bag[1].get("linear"), bag[1].get("temperature"))
     else:
-        model = export_model(loaded.model, loaded.cfg, prep)
+        model = export_model(loaded.model, loaded.cfg, prep, loaded.ckpt.get("temperature"))
     sample = sample_rows(prep)
     if fmt == "onnx":
         data = _onnx_bytes(model, sample, prep, loaded.run_dir, checkpoint)

@@ -122,9 +122,9 @@ class Unscale(nn.Module):
         return unscale(self.prep, out[:, 0].double()).float()
 
 
-def export_model(model: nn.Module, cfg: Config, prep: dict) -> Exported:
-    """encode -> a float32 eval-mode copy of the trained layers -> probabilities or unscaled prediction.
-    Call _refuse_unexportable(prep, fmt) first."""
+def export_model(model: nn.Module, cfg: Config, prep: dict, temperature: float | None = None) -> Exported:
+    """encode -> a float32 eval-mode copy of the trained layers -> probabilities (calibrated by a lone run's
+    temperature) or unscaled prediction. Call _refuse_unexportable(prep, fmt) first."""
     net = copy.deepcopy(model)
     for mlp in getattr(net, "members", [net]):  # model.ensemble: each member's layers
         for name, layer in list(mlp.named_children()):
@@ -137,6 +137,8 @@ def export_model(model: nn.Module, cfg: Config, prep: dict) -> Exported:
         parts["unscale"] = Unscale(prep)
     else:
         parts["proba"] = Probabilities(cfg)
+        if temperature and temperature != 1.0:
+            parts["calibrate"] = Tempered(temperature)
     net = nn.Sequential(parts)
     return Exported(Encode(prep), net, bool(string_inputs(prep))).float().eval()
 
@@ -178,12 +180,12 @@ class LinearMix(nn.Module):
 class Tempered(nn.Module):
     """Class probabilities calibrated by a temperature (calibration.py): softmax(log p / T)."""
 
-    def __init__(self, net: nn.Module, temperature: float):
+    def __init__(self, temperature: float):
         super().__init__()
-        self.net, self.temperature = net, float(temperature)
+        self.temperature = float(temperature)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(torch.log(self.net(x).clamp(min=1e-12)) / self.temperature, dim=-1)
+    def forward(self, p: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(torch.log(p.clamp(min=1e-12)) / self.temperature, dim=-1)
 
 
 def export_bag(
@@ -195,7 +197,7 @@ def export_bag(
     if linear and linear["weight"] > 0:
         net = LinearMix(net, linear, prep)
     if temperature and temperature != 1.0 and prep["task"] != "regression":
-        net = Tempered(net, temperature)
+        net = nn.Sequential(net, Tempered(temperature))
     return Exported(Encode(prep), net, bool(string_inputs(prep))).float().eval()
 
 

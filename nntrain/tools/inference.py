@@ -19,6 +19,7 @@ from nntrain.data.reread import load_encoded, seen_in_training
 from nntrain.data.tables import Table, read_options, read_table
 from nntrain.engine.device import inference_threads
 from nntrain.errors import UserError
+from nntrain.model.calibration import calibrated, log_loss, measures
 from nntrain.model.embeddings import embeds_of, numerics_of
 from nntrain.model.heads import Rows, evaluate, forward_all, make_criterion, to_proba, truth
 from nntrain.model.mlp import build_mlp, check_weights, load_weights
@@ -44,7 +45,19 @@ def load_run(run_dir: Path, checkpoint: str = "best") -> LoadedRun:
 
 
 # What predicting and evaluating read of a checkpoint (not the optimizer's state nor the RNGs)
-MODEL_KEYS = ("format", "config", "prep", "n_inputs", "n_outputs", "task", "versions", "run_id", "epoch", "model")
+MODEL_KEYS = (
+    "format",
+    "config",
+    "prep",
+    "n_inputs",
+    "n_outputs",
+    "task",
+    "versions",
+    "run_id",
+    "epoch",
+    "model",
+    "temperature",
+)
 
 
 def from_checkpoint(run_dir: Path, ckpt: dict, split: dict, path: Path) -> LoadedRun:
@@ -87,16 +100,26 @@ def evaluate_run(run: LoadedRun, data_file: str | Table | None = None, strict: b
         report.notes += [seen] if seen else []
     rows = Rows(torch.as_tensor(e.X), torch.as_tensor(e.y), _tensor(e.loss_weights), e.weights)
     weighted = e.loss_weights is not None
-    values = evaluate(run.model, rows, run.cfg, prep, make_criterion(run.cfg, prep["task"], weighted))
-    return {
+    out = {
         "run_dir": str(run.run_dir),
         "checkpoint_epoch": run.ckpt["epoch"],
         "data": label,
         "rows": len(e.y),
-        "metrics": values,
+        "metrics": evaluate(run.model, rows, run.cfg, prep, make_criterion(run.cfg, prep["task"], weighted)),
         "baseline": M.baseline(prep["task"], truth(prep, e.y), prep, e.weights),
         "notes": report.notes,
     }
+    if run.ckpt.get("temperature"):  # what predict gives: the calibrated probabilities, and the change
+        raw = raw_scores(run, e.X)
+        after = calibrated(raw, run.ckpt["temperature"])
+        out["metrics"] = {**out["metrics"], **M.classification(e.y, after, log_loss(after, e.y, e.weights), e.weights)}
+        out["calibration"] = {
+            "temperature": run.ckpt["temperature"],
+            "fitted_on": "the validation rows",
+            "before": measures(raw, e.y),
+            "after": measures(after, e.y),
+        }
+    return out
 
 
 def _tensor(a: np.ndarray | None) -> torch.Tensor | None:
@@ -131,16 +154,36 @@ def read_input(data: str | Table, key: str, prep: dict) -> Table:
 def predict_frame(run: LoadedRun, data: str | Table, report: Report | None = None) -> pd.DataFrame:
     """Raw rows in (a file, or a Table in memory); the prediction (original label values) and class
     probabilities out. `report` gathers what the encoding read as unknown."""
-    prep = run.prep
-    table = read_input(data, "INPUT", prep)
-    X = torch.as_tensor(encode(table.frame, prep, table.is_csv, report=report))
-    out = forward_all(run.model, X)
-    result = pd.DataFrame(index=table.frame.index)
+    table = read_input(data, "INPUT", run.prep)
+    X = encode(table.frame, run.prep, table.is_csv, report=report)
+    return prediction_columns(run.prep, scores_of(run, X)).set_axis(table.frame.index)
+
+
+def raw_scores(run: LoadedRun, X: np.ndarray) -> np.ndarray:
+    """The model's class probabilities (as trained, before any temperature), or predictions in the target's
+    units, in float64."""
+    out = forward_all(run.model, torch.as_tensor(X))
+    if run.prep["task"] == "regression":
+        return unscale(run.prep, out[:, 0].double().numpy())
+    return to_proba(out, run.cfg).double().numpy()
+
+
+def scores_of(run: LoadedRun, X: np.ndarray) -> np.ndarray:
+    """What the run predicts: raw_scores, a lone run's class probabilities calibrated by the temperature fit
+    stored in best.pt (none in a bag's member: its bag has one for the members' mean)."""
+    scores = raw_scores(run, X)
+    return calibrated(scores, run.ckpt.get("temperature")) if run.prep["task"] != "regression" else scores
+
+
+def labels_of(prep: dict, values: np.ndarray) -> np.ndarray:
+    return values if prep["task"] == "regression" else np.asarray(prep["classes"], dtype=object)[values]
+
+
+def prediction_columns(prep: dict, scores: np.ndarray) -> pd.DataFrame:
+    """`prediction` in the target's labels or units, and `proba_<class>` per class."""
     if prep["task"] == "regression":
-        result["prediction"] = unscale(prep, out[:, 0].double().numpy())
-        return result
-    proba = to_proba(out, run.cfg).double().numpy()
-    result["prediction"] = pd.Series(np.asarray(prep["classes"], dtype=object)[proba.argmax(axis=1)]).values
+        return pd.DataFrame({"prediction": scores})
+    frame = pd.DataFrame({"prediction": labels_of(prep, scores.argmax(axis=1))})
     for k, c in enumerate(prep["classes"]):
-        result[f"proba_{c}"] = proba[:, k]
-    return result
+        frame[f"proba_{c}"] = scores[:, k]
+    return frame
