@@ -52,12 +52,16 @@ def fit(
     go (None: nowhere); progress: how epochs show (default: no line per epoch). A config with train.bag >= 2
     trains a cross-fitted bag and gives its Bag."""
     from nntrain.engine.state import start
+    from nntrain.engine.streamed import start_streamed, stream_files
     from nntrain.tools.bagging import auto_bag
 
     _check_tensorboard(tensorboard)
     cfg, config_dir = configured(config, overrides, data, name)
     path = frame_file(data, Path(cfg.runs_dir)) if isinstance(data, pd.DataFrame) else None
     tracker = tracker_for(mlflow, cfg)  # before the frame and the run folder: a dead server leaves neither behind
+    files, why = stream_files(cfg, config_dir) if path is None else (None, "")
+    if files:  # a Parquet table streamed from disk (engine/streamed.py): one model
+        return _trained(lambda: start_streamed(cfg, config_dir, files, why), tracker, log, progress, tensorboard)
     auto_bag(cfg, config_dir, tensorboard or tracker is not None, data if isinstance(data, pd.DataFrame) else None)
     if cfg.train.bag > 1:
         return _bagged(cfg, config_dir, log, tensorboard or tracker is not None, data, path)

@@ -105,7 +105,8 @@ class Run(_Evaluated):
     def _test_rows(self) -> list[int]:
         from nntrain.runs.checkpoints import split_rows
 
-        return split_rows(self._loaded.split, self.run_dir, "test")[0]
+        stream = "stream" in self._loaded.prep  # a streamed run's test rows are a hash's, read again from its files
+        return [] if stream else split_rows(self._loaded.split, self.run_dir, "test")[0]
 
     def _scores(self, X: Any) -> tuple:
         from nntrain.tools.inference import scores_of
@@ -366,16 +367,16 @@ def _coverage(prep: dict, test: list | None, data: Data | None, level: float, he
     from nntrain.data.columns import Report
     from nntrain.data.encoding import encode_table
     from nntrain.data.reread import load_encoded
+    from nntrain.data.stream import stored_rows
     from nntrain.tools.conformal import checked_level, coverage_report
     from nntrain.tools.inference import read_input
 
     checked_level(level, "--level")
     rows = table_or_path(data)
-    e = (
-        load_encoded(prep, rows=test)
-        if rows is None
-        else encode_table(read_input(rows, "--data", prep), prep, "--data", Report())
-    )
+    if rows is not None:
+        e = encode_table(read_input(rows, "--data", prep), prep, "--data", Report())
+    else:  # the test split: a streamed run's read again a chunk at a time
+        e = stored_rows(prep, "test") if "stream" in prep else load_encoded(prep, rows=test)
     mean, members = scorer(e.X)
     try:
         return coverage_report(prep, e.y, mean, held(), level, members)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -163,20 +165,39 @@ def predict(
     """Predict from raw rows: the stored preprocessing is applied; labels come back as in the training data."""
 
     from nntrain import api
+    from nntrain.data.stream import parquet_files
     from nntrain.runs.files import output_file, write_output
     from nntrain.tools.inference import spreadsheet_safe
 
     if output is not None:
         output_file(output, force, inputs=[input])
     run = api.load(run_dir, checkpoint)
+    files = parquet_files(input)  # Parquet (a file, folder or glob) is read and written a chunk at a time
+    written = 0
+
+    def write(f: Any) -> None:
+        nonlocal written
+        frames = _chunked(run, files, input, strict, interval, sets) if files else None
+        for i, frame in enumerate(frames or [run.predict(input, strict, interval=interval, sets=sets)]):
+            (frame if raw else spreadsheet_safe(frame)).to_csv(f, index=False, header=i == 0)
+            written += len(frame)
+
     with data_warnings():
-        frame = run.predict(input, strict, interval=interval, sets=sets)
-    frame = frame if raw else spreadsheet_safe(frame)
-    if output is None:
-        frame.to_csv(sys.stdout, index=False)
-        return
-    write_output(output, lambda f: frame.to_csv(f, index=False), f"-o {output}")
-    console(True).print(f"{len(frame)} predictions written to {output}", markup=False)
+        if output is None:
+            write(sys.stdout)
+            return
+        write_output(output, write, f"-o {output}")
+    console(True).print(f"{written} predictions written to {output}", markup=False)
+
+
+def _chunked(run: Any, files: list[str], shown: str, strict: bool, interval: Any, sets: Any) -> Iterator[Any]:
+    """Predictions of the Parquet files' rows, a chunk (data/stream.py's) at a time: memory stays flat."""
+    from nntrain.data.stream import chunks, open_source
+
+    source = open_source(files, shown)
+    for fragment in source.fragments:
+        for _, frame in chunks(source, fragment):
+            yield run.predict(frame, strict, interval=interval, sets=sets)
 
 
 @guarded

@@ -77,6 +77,26 @@ class DataConfig(Strict):
     split_column: str | None = Field(None, description="a column saying train, val or test for each row")
     group: str | None = Field(None, description="a column of groups: a group's rows stay in one split")
     time_column: str | None = Field(None, description="a date or number column: the latest rows are val and test")
+    stream: Literal["auto", True, False] = Field(
+        "auto",
+        description="read a Parquet data.path (a file, folder or glob) a chunk at a time while training: auto "
+        "streams where the encoded table would take more than half the memory available",
+    )
+    id: str | None = Field(
+        None, description="a streamed run's row key: its hash splits the rows (default: file and row)"
+    )
+    sample_rows: int = Field(
+        200_000, ge=1_000, description="a streamed run fits its preprocessing on a seeded sample of this many rows"
+    )
+    eval_rows: int = Field(
+        250_000, ge=100, description="a streamed run scores at most this many validation (and test) rows"
+    )
+    shuffle_rows: int = Field(65_536, ge=1, description="a streamed run's shuffle buffer, in rows")
+    stream_lanes: int | Literal["auto"] = Field(
+        "auto",
+        description="a streamed run reads its row groups in this many lanes, each giving an equal part of every "
+        "batch; torchrun's ranks share them out (auto: one per rank); the same lanes train the same with any ranks",
+    )
     cache: bool = Field(
         True, description="keep the prepared data (matrix, splits, preprocessing) for the next fit of the same file"
     )

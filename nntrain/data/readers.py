@@ -211,3 +211,34 @@ def _decimal_commas(frame: pd.DataFrame, name: str, notes: list[str]) -> None:
             f"{name}: {listed(found, most=8, quote=True)} read as numbers written with a decimal comma "
             f"(data.decimal=',' says so; data.decimal='.' keeps them as text)"
         )
+
+
+def parquet_parts(path: str, resolved: Path) -> list[str] | None:
+    """The Parquet files a data.path names as a folder (every .parquet under it) or a glob; None where it names
+    one file (or nothing: the caller says so)."""
+    import glob
+
+    if any(c in path for c in "*?["):
+        found = sorted(glob.glob(str(Path(path).expanduser()), recursive=True))
+        files = [f for f in found if f.endswith(PARQUET) and Path(f).is_file()]
+        if not files:
+            raise UserError(f"{path}: the pattern matches no Parquet file (.parquet, .pq)")
+        return files
+    if resolved.is_dir():
+        files = sorted(str(f) for f in resolved.rglob("*") if f.suffix in PARQUET and f.is_file())
+        if not files:
+            raise UserError(f"{path}: the folder holds no Parquet file (.parquet, .pq)")
+        return files
+    return None
+
+
+def parts_digest(files: list[str]) -> str:
+    """Of the files' names, sizes and modification times: hashing every byte of a folder of tables is not an
+    option."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in files:
+        st = Path(f).stat()
+        h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()

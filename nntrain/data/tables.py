@@ -31,6 +31,8 @@ from nntrain.data.readers import (
     delimiter,
     is_text,
     kind_of,
+    parquet_parts,
+    parts_digest,
     read_frame,
     read_text,
 )
@@ -71,6 +73,11 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path", opti
     if path.startswith("sklearn:"):
         return _read_sklearn(path.removeprefix("sklearn:"), key)
     p = resolve_path(path, base)
+    parts = parquet_parts(path, p)
+    if parts:  # a folder or glob of Parquet files, read whole (data.stream reads them a chunk at a time)
+        frame = pd.concat([read_frame(Path(f), f"{key}={f}", Options()) for f in parts], ignore_index=True)
+        frame.columns = [str(c) for c in frame.columns]
+        return Table(frame, str(p.resolve()) if p.is_dir() else path, parts_digest(parts), False, [])
     if not p.is_file():
         looked = (
             "" if base is None else f" (also looked under {', '.join(dict.fromkeys(map(str, (base, base.parent))))})"
@@ -160,6 +167,11 @@ def _read_csv(p: Path, shown: str, options: Options) -> pd.DataFrame:
 def read_tables(data_cfg: Any, config_dir: Path | None) -> tuple[Table, dict, list[dict]]:
     """data.path, with the rows of data.val_path and data.test_path after its own: (the table, the rows each
     given file holds, the files as the checkpoint records them)."""
+    if getattr(data_cfg, "stream", None) is True:  # fit of one model streams (engine/streamed.py); not this
+        raise UserError(
+            "data.stream=true: only `nntrain fit` of one model streams its table; cross-validation, sweeps, --seeds, "
+            "bags and lr-find read it into memory: set data.stream=false (or auto)"
+        )
     table = read_table(data_cfg.path, config_dir, options=read_options(data_cfg))
     frames, given, files, start = [table.frame], {}, [], len(table.frame)
     seen = [("data.path", table.source, table.sha256)]

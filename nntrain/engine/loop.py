@@ -97,7 +97,7 @@ def _train(run: Run, loop: Loop, t_start: float) -> dict:
     while not run.ended:
         t0 = time.perf_counter()
         lr = run.parts.optimizer.param_groups[0]["lr"]
-        train_loss = _epoch(run, loop)
+        train_loss = (loop.epoch or _epoch)(run, loop)
         halt = end_of_epoch(run, loop, train_loss, lr, t0)
         if halt is not None:
             break

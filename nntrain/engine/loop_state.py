@@ -19,6 +19,7 @@ from nntrain.engine.progress import Lines
 from nntrain.engine.state import Run
 from nntrain.engine.steps import make_step
 from nntrain.engine.stopping import SIGNALS
+from nntrain.engine.stream_epoch import streamed
 from nntrain.errors import UserError
 from nntrain.model.heads import Rows
 from nntrain.model.mlp import param_table
@@ -80,6 +81,7 @@ class Loop:
     should_stop: ShouldStop | None
     val_out: torch.Tensor | None = None  # this epoch's validation outputs, when another engine worked them out
     step_scheduler: Any = None  # a schedule stepped after every step (onecycle), else None
+    epoch: Callable[[Run, Any], float] | None = None  # a streamed run's epoch (stream_epoch.py); None: loop.py's
 
 
 def prepare_loop(
@@ -96,7 +98,7 @@ def prepare_loop(
     lw = None if data.loss_weights is None else torch.as_tensor(data.loss_weights, device=device).float()
     n, bs = len(data.train), run.batch_size
     has_bn = any(layer.norm is not None for layer in run.parts.model.hidden)
-    steps = math.ceil(n / bs) - (has_bn and n % bs == 1)  # batch norm cannot normalise a batch of one row
+    steps = math.ceil(n / bs) - (has_bn and n % bs == 1) if n else 0  # batch norm cannot normalise a batch of one row
     sizes = [min(bs, n - s * bs) for s in range(steps)]
     loop = Loop(
         X,
@@ -119,7 +121,7 @@ def prepare_loop(
         should_stop,
     )
     loop.step_scheduler = run.parts.scheduler if pace(run.cfg) == "step" else None
-    return loop
+    return streamed(run, loop) if "stream" in data.prep else loop
 
 
 def header(run: Run, loop: Loop) -> list[str]:
@@ -130,13 +132,14 @@ def header(run: Run, loop: Loop) -> list[str]:
     first = model.hidden[0].linear if model.hidden else model.out
     sizes = [first.in_features, *(layer.linear.out_features for layer in model.hidden), model.out.out_features]
     recipe = described(cfg)
+    train = loop.rows if "stream" in data.prep else len(data.train)
     return [
         *(note if note.startswith("warning: ") else f"note: {note}" for note in [*cfg._notes, *data.notes]),
         f"run folder: {run.run_dir}{resumed}",
         *([recipe] if recipe else []),
         f"task: {data.task} ({data.task_reason}); loss {loss_name(cfg, data.task)}; device {run.device}{threads}",
-        f"rows: train {len(data.train)}, val {len(data.val)}, test {len(data.test)}; {_columns(data)}",
-        f"{len(data.train)} samples / batch {loop.batch} -> {loop.steps} iterations per epoch; {run.path_note}",
+        f"rows: train {train}, val {len(data.val)}, test {len(data.test)}; {_columns(data)}",
+        f"{train} samples / batch {loop.batch} -> {loop.steps} iterations per epoch; {run.path_note}",
         f"model: {' -> '.join(map(str, sizes))}, {table['total']:,} parameters ({table['trainable']:,} trainable)"
         + _inputs(model, sizes[0]),
     ]

@@ -20,6 +20,7 @@ from nntrain.config.schema import Config, dump_yaml, to_plain
 from nntrain.data.cache import cached_data
 from nntrain.data.prepare import Prepared, load_data
 from nntrain.data.reread import load_encoded
+from nntrain.data.stream import resumed_data
 from nntrain.engine.device import auto_threads, select_device
 from nntrain.engine.diagnostics import Diagnostics
 from nntrain.engine.fused import plan
@@ -70,7 +71,8 @@ class Run:
 
     @property
     def batch_size(self) -> int:
-        return self.cfg.train.batch_rows(len(self.data.train))
+        stream = self.data.prep.get("stream")  # a streamed run holds none of its training rows
+        return self.cfg.train.batch_rows(stream["rows"]["train"] if stream else len(self.data.train))
 
     @property
     def stopped_early(self) -> bool:
@@ -277,10 +279,7 @@ def _resumed(
     check_weights(cfg.model, ckpt, path)
     group = _group(cfg)
     device = group.device if group else select_device(cfg.device)
-    prep = ckpt["prep"]
-    rows = (np.asarray(r, dtype=np.int64) for r in split_rows(split, run_dir, "train", "val", "test"))
-    e = load_encoded(prep)
-    data = Prepared(e.X, e.y, *rows, prep, "as when the run started", loss_weights=e.loss_weights, weights=e.weights)
+    data = _resumed_data(ckpt["prep"], split, run_dir)
     parts, threads, note = _setup(cfg, data, device, group, stacked)
     gen = _restored(parts, ckpt, device, path)
     follow_schedule(parts.scheduler, cfg)
@@ -305,6 +304,16 @@ def _resumed(
         checkpoint=path.stem,
         **kept,
     )
+
+
+def _resumed_data(prep: dict, split: dict, run_dir: Path) -> Prepared:
+    """The run's data as it started: its table read again, split as split.json says; a streamed run's evaluated
+    rows (its training rows stream, stream_epoch.py)."""
+    if "stream" in prep:
+        return resumed_data(prep)
+    rows = (np.asarray(r, dtype=np.int64) for r in split_rows(split, run_dir, "train", "val", "test"))
+    e = load_encoded(prep)
+    return Prepared(e.X, e.y, *rows, prep, "as when the run started", loss_weights=e.loss_weights, weights=e.weights)
 
 
 # What a resume reads besides what every reader does (runs.load_checkpoint checks those).

@@ -15,16 +15,18 @@ from nntrain.engine.state import Run
 
 
 def make_step(
-    run: Run, X: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None
+    run: Run, X: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None, share: Callable[[], float] | None = None
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """A batch's row indices in, its loss out: the gradients computed (written out, or by autograd), summed
-    over a data-parallel group's ranks, clipped, and applied by the optimizer. `w`: each row's loss weight."""
+    over a data-parallel group's ranks, clipped, and applied by the optimizer. `w`: each row's loss weight.
+    `share`: in a group, each rank steps on its own rows (a streamed run's), weighted by share(), its part of
+    the step's rows; without it a rank takes its part of the global batch's indices."""
     if run.cfg.model.ensemble > 1:
         return _ensemble_step(run, X, y, w)
     parts = run.parts
     grads = _fused_grads(parts.fused, X, y, w) if parts.fused is not None else _autograd_grads(run, X, y, w)
     if run.group is not None:
-        grads = _sharded(grads, run)
+        grads = _sharded(grads, run) if share is None else _weighted(grads, run, share)
     clip = _clipper(run)
     optimizer = parts.optimizer
 
@@ -108,6 +110,19 @@ def _sharded(grads: Callable, run: Run) -> Callable[[torch.Tensor], torch.Tensor
                 optimizer.zero_grad(set_to_none=True)
         group.reduce_grads(params, share, flat)
         return loss * share
+
+    return step
+
+
+def _weighted(grads: Callable, run: Run, share: Callable[[], float]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """This rank's own rows' gradients, weighted by its share of the step's rows and summed over the ranks."""
+    group, fused = run.group, run.parts.fused
+    params = list(run.parts.model.parameters())
+
+    def step(idx: torch.Tensor) -> torch.Tensor:
+        loss, weight = grads(idx), share()
+        group.reduce_grads(params, weight, fused.flat_grad if fused is not None else None)
+        return loss * weight
 
     return step
 

@@ -16,6 +16,7 @@ from nntrain.config.schema import Config
 from nntrain.data.columns import Report
 from nntrain.data.encoding import encode, encode_table, unscale
 from nntrain.data.reread import load_encoded, seen_in_training
+from nntrain.data.stream import stored_rows
 from nntrain.data.tables import Table, read_options, read_table
 from nntrain.engine.device import inference_threads
 from nntrain.errors import UserError
@@ -86,7 +87,9 @@ def evaluate_run(run: LoadedRun, data_file: str | Table | None = None, strict: b
     """Metrics on the run's own test split (same rows, from split.json), or on another file (or a Table in
     memory); `notes` says what the encoding read as unknown (under `strict`, that is an error)."""
     prep, report = run.prep, Report(strict)
-    if data_file is None:
+    if data_file is None and "stream" in prep:  # a streamed run: its test rows, read again a chunk at a time
+        e, label = stored_rows(prep, "test"), "test split"
+    elif data_file is None:
         (test,) = split_rows(run.split, run.run_dir, "test")
         if not test:
             raise UserError(f"{run.run_dir} has no test split (data.test_size=0): evaluate it on a file with --data")
@@ -96,8 +99,9 @@ def evaluate_run(run: LoadedRun, data_file: str | Table | None = None, strict: b
         table = read_input(data_file, "--data", prep)
         label = data_file if isinstance(data_file, str) else "a DataFrame"
         e = encode_table(table, prep, label, report)
-        seen = seen_in_training(prep, table, split_rows(run.split, run.run_dir, "train")[0])
-        report.notes += [seen] if seen else []
+        if "stream" not in prep:  # a streamed run's split.json lists no rows
+            seen = seen_in_training(prep, table, split_rows(run.split, run.run_dir, "train")[0])
+            report.notes += [seen] if seen else []
     rows = Rows(torch.as_tensor(e.X), torch.as_tensor(e.y), _tensor(e.loss_weights), e.weights)
     weighted = e.loss_weights is not None
     out = {

@@ -1,0 +1,307 @@
+"""Parquet datasets larger than memory, read a bounded chunk at a time (pyarrow): the files a data.path names
+(a folder, a glob or one file), whether to stream them, a bounded seeded sample to fit the preprocessing on,
+the split by a hash of each row's key, and the encoded chunks of one split in a per-epoch seeded order
+through a shuffle buffer. Nothing here holds more than a chunk, the buffer and the sample at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nntrain.data.readers import PARQUET, parquet_parts, parts_digest
+from nntrain.data.tables import Table, resolve_path
+from nntrain.errors import UserError
+
+CHUNK_ROWS = 32_768  # rows read at a time from a row group (a forward of 64k rows can take 0.5 GB)
+PARTS = {"train": 0, "val": 1, "test": 2}
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """One row group of one file: where its rows are, and how many."""
+
+    file: int
+    group: int
+    rows: int
+
+
+@dataclass
+class Source:
+    files: list[str]
+    fragments: list[Fragment]
+    columns: list[str]
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.fragments)
+
+    @property
+    def sha256(self) -> str:
+        return parts_digest(self.files)
+
+    def describe(self) -> str:
+        return f"{self.rows:,} rows in {len(self.files)} Parquet file(s), {len(self.fragments)} row group(s)"
+
+
+def parquet_files(path: str, base: Path | None = None) -> list[str] | None:
+    """The Parquet files data.path names: a folder (every .parquet under it), a glob, or one file; None where it
+    names something else (a CSV: read whole)."""
+    p = resolve_path(path, base)
+    parts = parquet_parts(path, p)
+    if parts:
+        return parts
+    return [str(p)] if p.suffix in PARQUET and p.is_file() else None
+
+
+def open_source(files: list[str], shown: str) -> Source:
+    """The files' row groups from their footers, and the columns, which every file must share."""
+    import pyarrow.parquet as pq
+
+    fragments, columns = [], None
+    for i, f in enumerate(files):
+        try:
+            meta = pq.ParquetFile(f).metadata
+        except (OSError, ValueError) as e:
+            raise UserError(f"data.path={shown}: {f} is not a readable Parquet file ({e})") from None
+        names = [meta.schema.column(k).name for k in range(meta.num_columns)]
+        if columns is None:
+            columns = names
+        elif set(names) != set(columns):
+            raise UserError(
+                f"data.path={shown}: {f} has other columns than {files[0]}: {sorted(set(names) ^ set(columns))}"
+            )
+        fragments += [Fragment(i, g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
+    fragments = [f for f in fragments if f.rows]
+    if not fragments:
+        raise UserError(f"data.path={shown}: the Parquet files hold no rows")
+    return Source(list(files), fragments, list(columns or []))
+
+
+def chunks(source: Source, fragment: Fragment, columns: list[str] | None = None) -> Iterator[tuple[int, pd.DataFrame]]:
+    """(the row number in its file of the chunk's first row, the chunk) of one row group, CHUNK_ROWS at a time."""
+    import pyarrow.parquet as pq
+
+    first = sum(f.rows for f in source.fragments if f.file == fragment.file and f.group < fragment.group)
+    reader = pq.ParquetFile(source.files[fragment.file])
+    for batch in reader.iter_batches(batch_size=CHUNK_ROWS, row_groups=[fragment.group], columns=columns):
+        frame = batch.to_pandas()
+        yield first, frame
+        first += len(frame)
+
+
+def survey(source: Source, split: HashSplit, target: str, rows: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """One pass over the table, a chunk at a time: about `rows` rows drawn at random (each with the same chance,
+    seeded; all of them where the table has no more), what the preprocessing is fitted on; and per row group,
+    the rows of each part that have a target (fragments x 3: train, val, test), which fix an epoch's steps."""
+    share = min(1.0, rows / source.rows)
+    rng = np.random.default_rng([seed, 7])
+    taken, counts = [], np.zeros((len(source.fragments), 3), dtype=np.int64)
+    for i, fragment in enumerate(source.fragments):
+        for first, frame in chunks(source, fragment):
+            u = uniform(row_keys(frame, split.id, fragment, first), split.seed)
+            known = frame[target].notna().to_numpy() if target in frame.columns else np.ones(len(frame), bool)
+            counts[i] += np.bincount(split.part_of(u)[known], minlength=3)
+            taken.append(frame if share >= 1 else frame.loc[rng.random(len(frame)) < share])
+    return pd.concat(taken, ignore_index=True), counts
+
+
+def _mixed(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: uint64 -> well-mixed uint64."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def uniform(keys: np.ndarray, seed: int) -> np.ndarray:
+    """Each key's place in [0, 1): the same on every rank, every epoch and every resume."""
+    with np.errstate(over="ignore"):
+        mixed = _mixed(keys.astype(np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15))
+    return (mixed >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def row_keys(frame: pd.DataFrame, id_column: str | None, fragment: Fragment, first: int) -> np.ndarray:
+    """A row's key: its data.id value (hashed), else its file and row number."""
+    if id_column:
+        return pd.util.hash_array(frame[id_column].astype(str).to_numpy(dtype=object), categorize=False)
+    return (np.uint64(fragment.file) << np.uint64(40)) + np.arange(first, first + len(frame), dtype=np.uint64)
+
+
+@dataclass(frozen=True)
+class HashSplit:
+    """Test: u < test; validation: test <= u < test + val; training: the rest. Evaluation reads at most a
+    bounded share of each (u below test_eval, or between test and val_eval): a 50M-row table's validation
+    split need not be scored whole every epoch."""
+
+    seed: int
+    test: float
+    val: float
+    test_eval: float
+    val_eval: float
+    id: str | None = None
+
+    def part_of(self, u: np.ndarray) -> np.ndarray:
+        return np.where(u < self.test, 2, np.where(u < self.test + self.val, 1, 0)).astype(np.int8)
+
+    def evaluated(self, u: np.ndarray, part: str) -> np.ndarray:
+        if part == "test":
+            return u < self.test_eval
+        return (u >= self.test) & (u < self.test + self.val_eval)
+
+    def plain(self) -> dict:
+        return {k: getattr(self, k) for k in ("seed", "test", "val", "test_eval", "val_eval", "id")}
+
+
+def hash_split(rows: int, seed: int, test: float, val: float, eval_rows: int, id_column: str | None) -> HashSplit:
+    """test and val: the shares data.test_size and data.val_size give; each evaluated on at most eval_rows."""
+    cap = lambda share: share if share * rows <= eval_rows else eval_rows / rows  # noqa: E731
+    return HashSplit(seed, test, val, cap(test), cap(val), id_column)
+
+
+def part_rows(frame: pd.DataFrame, split: HashSplit, fragment: Fragment, first: int, part: str, evaluate: bool):
+    """The chunk's rows of one part (only its evaluated share where `evaluate`)."""
+    u = uniform(row_keys(frame, split.id, fragment, first), split.seed)
+    keep = split.evaluated(u, part) if evaluate else split.part_of(u) == PARTS[part]
+    return frame.loc[keep].reset_index(drop=True)
+
+
+def table_of(frame: pd.DataFrame, source: Source) -> Table:
+    return Table(frame, ",".join(source.files[:3]) + (" ..." if len(source.files) > 3 else ""), "", False)
+
+
+def _encoded(frame: pd.DataFrame, source: Source, prep: dict):
+    from nntrain.data.columns import Report
+    from nntrain.data.encoding import encode_table
+
+    return encode_table(table_of(frame, source), prep, "data.path", Report())
+
+
+def evaluated_rows(source: Source, prep: dict, split: HashSplit, part: str):
+    """The evaluated share of one part ("val" or "test"), encoded, in the files' order: (X, y, weights,
+    loss_weights), bounded by the split's eval share."""
+    got = []
+    for fragment in source.fragments:
+        for first, frame in chunks(source, fragment):
+            rows = part_rows(frame, split, fragment, first, part, evaluate=True)
+            if len(rows):
+                got.append(_encoded(rows, source, prep))
+    if not got:
+        raise UserError(f"data.path: the streamed {part} split is empty; use more rows or a larger data.{part}_size")
+    X, y = np.concatenate([e.X for e in got]), np.concatenate([e.y for e in got])
+    w = None if got[0].weights is None else np.concatenate([e.weights for e in got])
+    lw = None if got[0].loss_weights is None else np.concatenate([e.loss_weights for e in got])
+    return X, y, w, lw
+
+
+def lane_fragments(n: int, seed: int, epoch: int, lane: int, lanes: int) -> np.ndarray:
+    """The row groups one lane reads in this epoch, in order: a seeded permutation, dealt out to the lanes."""
+    return np.random.default_rng([seed, epoch, 11]).permutation(n)[lane::lanes]
+
+
+def lane_rows(counts: np.ndarray, seed: int, epoch: int, lanes: int) -> list[int]:
+    """The training rows each lane holds in this epoch (counts: survey's, per row group and part)."""
+    return [int(counts[lane_fragments(len(counts), seed, epoch, k, lanes), 0].sum()) for k in range(lanes)]
+
+
+def epoch_steps(counts: np.ndarray, seed: int, epoch: int, lanes: int, batch: int) -> list[list[int]]:
+    """Per step, each lane's rows in it: every lane gives batch / lanes rows a step (fewer in its last) until the
+    shortest lane ends, so that every rank (a rank trains whole lanes) takes the same steps."""
+    share = batch // lanes
+    rows = lane_rows(counts, seed, epoch, lanes)
+    steps = min(-(-r // share) for r in rows)
+    return [[min(share, r - s * share) for r in rows] for s in range(steps)]
+
+
+def _lane(
+    source: Source, prep: dict, split: HashSplit, epoch: int, lane: int, lanes: int, batch: int, buffer_rows: int
+):
+    """One lane's batches: its row groups in order, each chunk's training rows encoded into a buffer; each time it
+    holds buffer_rows rows it is shuffled (seeded by epoch and lane) and its whole batches go out, the rest
+    staying for the next fill."""
+    rng = np.random.default_rng([split.seed, epoch, lane, 13])
+    held: list = []
+
+    def drained(last: bool) -> Iterator[tuple]:
+        X = np.concatenate([e[0] for e in held])
+        y = np.concatenate([e[1] for e in held])
+        lw = None if held[0][2] is None else np.concatenate([e[2] for e in held])
+        order = rng.permutation(len(y))
+        whole = len(y) if last else len(y) - len(y) % batch
+        for s in range(0, whole, batch):
+            idx = order[s : s + batch]
+            yield X[idx], y[idx], None if lw is None else lw[idx]
+        rest = order[whole:]
+        held.clear()
+        if len(rest):
+            held.append((X[rest], y[rest], None if lw is None else lw[rest]))
+
+    have = 0
+    for i in lane_fragments(len(source.fragments), split.seed, epoch, lane, lanes):
+        fragment = source.fragments[i]
+        for first, frame in chunks(source, fragment):
+            rows = part_rows(frame, split, fragment, first, "train", evaluate=False)
+            if not len(rows):
+                continue
+            e = _encoded(rows, source, prep)
+            held.append((e.X, e.y, e.loss_weights))
+            have += len(e.y)
+            if have >= buffer_rows:
+                yield from drained(last=False)
+                have = sum(len(h[1]) for h in held)
+    if held:
+        yield from drained(last=True)
+
+
+def train_batches(
+    source: Source, prep: dict, split: HashSplit, epoch: int, batch: int, buffer_rows: int, lanes: int, mine: list[int]
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """An epoch's training batches (X, y, loss weights) of the lanes `mine` (all of them in one process; a rank's
+    share under torchrun): at each step every lane's next batch / lanes rows, joined. A global batch is the same
+    rows however many ranks share the lanes, and the same on every resume."""
+    share, each = batch // lanes, max(1, buffer_rows // lanes)
+    streams = [_lane(source, prep, split, epoch, k, lanes, share, each) for k in mine]
+    for parts in zip(*streams):
+        lw = None if parts[0][2] is None else np.concatenate([p[2] for p in parts])
+        yield np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), lw
+
+
+def evaluation_data(source: Source, split: HashSplit, prep: dict, reason: str, notes: list[str] | None = None):
+    """What a streamed run holds in memory (data/prepare.Prepared): the evaluated rows of its validation and test
+    splits, encoded, as `val` and `test`; no training rows (they stream)."""
+    from nntrain.data.prepare import Prepared
+
+    got = [evaluated_rows(source, prep, split, "val")]
+    if split.test > 0:
+        got.append(evaluated_rows(source, prep, split, "test"))
+    n_val = len(got[0][1])
+    joined = [None if got[0][k] is None else np.concatenate([g[k] for g in got]) for k in range(4)]
+    X, y, w, lw = joined
+    test = np.arange(n_val, len(y), dtype=np.int64)
+    empty = np.empty(0, dtype=np.int64)
+    return Prepared(X, y, empty, np.arange(n_val, dtype=np.int64), test, prep, reason, notes or [], lw, w)
+
+
+def stored_rows(prep: dict, part: str):
+    """A streamed run's evaluated rows of one part ("val" or "test"), read again from its files (encoding.Encoded)."""
+    from nntrain.data.encoding import Encoded
+
+    stream = prep["stream"]
+    source = open_source(stream["files"], stream["path"])
+    return Encoded(*evaluated_rows(source, prep, HashSplit(**stream["split"]), part))
+
+
+def resumed_data(prep: dict):
+    """A streamed run's evaluated rows again, for a resume; refused where its files changed since it started."""
+    stream = prep["stream"]
+    source = open_source(stream["files"], stream["path"])
+    if source.sha256 != prep.get("sha256"):
+        raise UserError(
+            f"data.path={stream['path']}: its Parquet files changed since the run started (names, sizes or times); "
+            f"a resume would train on other rows: start a new run"
+        )
+    return evaluation_data(source, HashSplit(**stream["split"]), prep, "as when the run started")

@@ -1,0 +1,114 @@
+"""A streamed run's epoch (data.stream): the training batches come from the Parquet files a chunk at a time
+(data/stream.py) rather than from a matrix in memory. Each batch is copied into fixed buffers that the run's
+step (steps.make_step: written out or autograd) reads as rows 0..n, so every step path works unchanged. An
+epoch's batches are the same on every resume: a signal or a periodic save records the step, and a resumed
+epoch reads its batches again and trains from that step on.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import numpy as np
+import torch
+
+from nntrain.data.stream import HashSplit, Source, epoch_steps, open_source, train_batches
+from nntrain.engine.state import Run
+from nntrain.engine.steps import make_step
+from nntrain.engine.stopping import SIGNALS, Diverged, Interrupted
+from nntrain.errors import UserError
+
+
+def source_of(prep: dict) -> tuple[Source, HashSplit]:
+    stream = prep["stream"]
+    return open_source(stream["files"], stream["path"]), HashSplit(**stream["split"])
+
+
+def lanes_of(cfg: Any, world: int, rank: int = 0) -> tuple[int, list[int]]:
+    """(the stream's lanes, this rank's): data.stream_lanes, or auto: one per rank. A global batch is the same
+    rows with one rank or several when the lanes are the same."""
+    setting = cfg.data.stream_lanes
+    lanes = world if setting == "auto" else int(setting)
+    if lanes % world:
+        raise UserError(
+            f"data.stream_lanes={lanes}: each of the {world} ranks trains whole lanes; use a multiple of {world}"
+        )
+    if int(cfg.train.batch_size) % lanes:
+        raise UserError(
+            f"train.batch_size={cfg.train.batch_size}: each of the {lanes} lanes (data.stream_lanes) gives an "
+            f"equal part of a batch; use a multiple of {lanes}"
+        )
+    return lanes, list(range(rank, lanes, world))
+
+
+def streamed(run: Run, loop: Any) -> Any:
+    """`loop` (loop_state.prepare_loop's, over the run's evaluated rows) made to train from the stream: its
+    step reads fixed buffers, its steps and rows are the training split's, its epoch is `epoch` below."""
+    source, split = source_of(run.data.prep)
+    counts = np.asarray(run.data.prep["stream"]["counts"], dtype=np.int64)
+    lanes, mine = lanes_of(run.cfg, *((run.group.world, run.group.rank) if run.group else (1, 0)))
+    bs, seed = int(run.cfg.train.batch_size), split.seed
+    d, device = run.data.X.shape[1], run.device
+    X = torch.empty(bs, d, dtype=torch.float32, device=device)
+    y = torch.empty(bs, dtype=torch.as_tensor(run.data.y[:1]).dtype, device=device)
+    lw = None if run.data.loss_weights is None else torch.empty(bs, dtype=torch.float32, device=device)
+    share = [1.0]  # this rank's part of the step's rows
+    step, idx = make_step(run, X, y, lw, share=lambda: share[0]), torch.arange(bs, device=device)
+
+    def one(xb: np.ndarray, yb: np.ndarray, wb: np.ndarray | None) -> torch.Tensor:
+        n = len(yb)
+        X[:n].copy_(torch.from_numpy(xb))
+        y[:n].copy_(torch.from_numpy(yb))
+        if lw is not None:
+            lw[:n].copy_(torch.from_numpy(wb.astype(np.float32)))
+        return step(idx[:n])
+
+    def epoch(run: Run, loop: Any) -> float:
+        run.parts.model.train()
+        plan = epoch_steps(counts, seed, run.epoch + 1, lanes, bs)
+        first = run.step
+        if not first or run.step_losses is None:
+            run.step_losses = torch.zeros(len(plan), device=device)
+        batches = train_batches(source, run.data.prep, split, run.epoch + 1, bs, run.cfg.data.shuffle_rows, lanes, mine)
+        for s, (xb, yb, wb) in zip(range(len(plan)), batches):
+            if s < first:
+                continue  # trained before the stop this epoch resumes from
+            if loop.interrupted(s):
+                _stop(run, loop, s)
+            share[0] = sum(plan[s][k] for k in mine) / sum(plan[s])
+            run.step_losses[s] = one(xb, yb, wb) * sum(plan[s])  # the step's loss summed over its rows
+            if loop.step_scheduler is not None:
+                loop.step_scheduler.step()
+            if s % 8 == 0:
+                loop.progress.step(s)
+            if loop.saver.due():  # a long epoch: a kill -9 loses at most train.checkpoint_every seconds
+                run.step = s + 1
+                loop.saver.save()
+        run.step = 0
+        if run.group:
+            run.group.sum_(run.step_losses)
+        _check_finite(run, loop)
+        return float(run.step_losses.sum()) / sum(map(sum, plan))
+
+    first = epoch_steps(counts, seed, 1, lanes, bs)
+    loop.step, loop.epoch = one, epoch
+    loop.batch, loop.steps, loop.rows = bs, len(first), int(counts[:, 0].sum())
+    return loop
+
+
+def _stop(run: Run, loop: Any, s: int) -> None:
+    run.step = s
+    loop.saver.save()
+    raise Interrupted(SIGNALS.signum or signal.SIGTERM, run.run_dir, run.epoch, s)
+
+
+def _check_finite(run: Run, loop: Any) -> None:
+    if bool(torch.isfinite(run.step_losses).all()):
+        return
+    loop.saver.save_best()
+    step = int((~torch.isfinite(run.step_losses)).nonzero()[0]) + 1
+    raise Diverged(
+        f"training diverged at epoch {run.epoch + 1}, step {step}: the training loss became non-finite; best.pt "
+        f"(epoch {run.best_epoch}) and last.pt (epoch {loop.saver.last_epoch}) kept. Try a lower optimizer.lr"
+    )

@@ -1,0 +1,147 @@
+"""Streamed runs (data.stream): a folder of Parquet files trained a chunk at a time, split by a hash of each
+row's key, evaluated and predicted as any run; exact resume after kill -9 in the middle of an epoch; two ranks
+sharing the lanes train as one process does; what a streamed run cannot do is refused by name."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from .conftest import NNTRAIN, make_table, metrics_rows, write_config
+
+
+def write_folder(folder, n=3000, files=3, group=400, seed=0):
+    """`n` rows of make_table (with a category) in `files` Parquet files of `group`-row row groups."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir()
+    table = make_table(n=n, task="binary", seed=seed, cat=True)
+    table.insert(0, "key", [f"k{i}" for i in range(n)])
+    for k, part in enumerate(np.array_split(np.arange(n), files)):
+        pq.write_table(pa.Table.from_pandas(table.iloc[part], preserve_index=False), folder / f"p{k}.parquet",
+                       row_group_size=group)  # fmt: skip
+    return table
+
+
+def streamed_config(workdir, folder, **train):
+    return write_config(
+        workdir / "s.yaml",
+        str(folder),
+        data={"target": "y", "drop": ["key"], "stream": True, "eval_rows": 5000},
+        train={"epochs": 3, "batch_size": 32, **train},
+    )
+
+
+def test_a_parquet_folder_streams_and_eval_and_predict_agree_with_fit(workdir, cli):
+    table = write_folder(workdir / "t")
+    r = cli("fit", streamed_config(workdir, workdir / "t"))
+    assert r.exit_code == 0, r.output
+    assert "streamed: 3,000 rows in 3 Parquet file(s), 9 row group(s)" in r.output
+    assert "split by a hash of each row's file and row number: train" in r.output
+    run = workdir / "runs" / "t"
+    split = json.loads((run / "split.json").read_text())
+    assert "stream" in split and "test" not in split  # the rule, not the rows
+    summary = json.loads((run / "summary.json").read_text())
+    report = json.loads(cli("eval", run, "--json").output)
+    assert report["metrics"] == pytest.approx(summary["test"]) and 450 < report["rows"] < 750  # about 20%
+    assert report["metrics"]["accuracy"] > 0.85  # it learned
+    out = pd.read_csv(pd.io.common.StringIO(cli("predict", run, str(workdir / "t")).output))
+    import nntrain
+
+    whole = nntrain.load(run).predict(table.drop(columns="y"))
+    assert len(out) == 3000 and np.allclose(out["proba_yes"], whole["proba_yes"], atol=1e-6)
+    r = cli("predict", run, str(workdir / "t"), "-o", "p.csv", "--sets", "0.9")
+    assert r.exit_code == 0 and "3000 predictions written to p.csv" in r.output
+    assert set(pd.read_csv("p.csv").columns) == {"prediction", "proba_no", "proba_yes", "set", "set_size"}
+
+
+def test_the_hash_split_follows_the_id_not_where_a_row_is_stored(workdir):
+    from nntrain.data.stream import Fragment, hash_split, row_keys, uniform
+
+    frame = pd.DataFrame({"key": [f"k{i}" for i in range(5000)]})
+    split = hash_split(5000, 3, 0.2, 0.1, 10_000, "key")
+    here = split.part_of(uniform(row_keys(frame, "key", Fragment(0, 0, 5000), 0), 3))
+    moved = frame.iloc[::-1].reset_index(drop=True)
+    there = split.part_of(uniform(row_keys(moved, "key", Fragment(4, 2, 5000), 900), 3))
+    assert (here == there[::-1]).all()
+    assert abs((here == 2).mean() - 0.2) < 0.02 and abs((here == 1).mean() - 0.1) < 0.02
+
+
+@pytest.mark.slow
+def test_a_streamed_run_killed_mid_epoch_resumes_to_the_same_metrics(workdir):
+    write_folder(workdir / "t", n=6000)
+    cfg = streamed_config(workdir, workdir / "t", epochs=3, checkpoint_every=0)
+    full = subprocess.run([*NNTRAIN, "fit", str(cfg), "--name", "full"], cwd=workdir, capture_output=True, text=True)
+    assert full.returncode == 0, full.stderr
+    proc = subprocess.Popen([*NNTRAIN, "fit", str(cfg), "--name", "cut"], cwd=workdir, stdout=subprocess.DEVNULL)
+    metrics = workdir / "runs" / "cut" / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 2):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    import torch
+
+    step = torch.load(workdir / "runs" / "cut" / "last.pt", weights_only=True)["step"]
+    assert step > 0  # killed in the middle of an epoch: the resume starts there
+    r = subprocess.run([*NNTRAIN, "fit", "--resume", "runs/cut"], cwd=workdir, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f", step {step})" in r.stdout
+    drop = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
+    assert drop(metrics_rows(workdir / "runs" / "cut")) == drop(metrics_rows(workdir / "runs" / "full"))
+
+
+@pytest.mark.slow
+def test_two_ranks_sharing_the_lanes_train_as_one_process_does(workdir):
+    write_folder(workdir / "t", n=4000, files=4)
+    cfg = streamed_config(workdir, workdir / "t", epochs=2)
+    lanes = "data.stream_lanes=2"
+    one = subprocess.run(
+        [*NNTRAIN, "fit", str(cfg), lanes, "--name", "one"], cwd=workdir, capture_output=True, text=True
+    )
+    two = subprocess.run(
+        [*NNTRAIN, "fit", str(cfg), lanes, "--name", "two", "--nproc", "2"], cwd=workdir, capture_output=True, text=True
+    )
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    assert "data-parallel: 2 processes, weights identical on every rank" in two.stdout
+    for a, b in zip(metrics_rows(workdir / "runs" / "one"), metrics_rows(workdir / "runs" / "two")):
+        assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=1e-4)
+        assert float(a["val_loss"]) == pytest.approx(float(b["val_loss"]), rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        (["data.split_column=color"], "data.split_column: a streamed run splits its rows by a hash"),
+        (["train.bag=5"], "train.bag=5: a streamed run trains one model"),
+        (["data.stream_lanes=3"], "train.batch_size=32: each of the 3 lanes"),
+        (["data.id=nope"], "data.id=nope: no such column"),
+    ],
+)
+def test_what_a_streamed_run_cannot_do_is_refused_by_name(workdir, cli, setting, message):
+    write_folder(workdir / "t")
+    r = cli("fit", streamed_config(workdir, workdir / "t"), *setting)
+    assert r.exit_code == 2 and message in r.stderr and "Traceback" not in r.output
+    assert not (workdir / "runs" / "t").exists()
+
+
+def test_streaming_a_csv_or_cross_validating_a_stream_is_refused_and_a_small_folder_reads_whole(workdir, cli):
+    table = write_folder(workdir / "t")
+    table.to_csv("t.csv", index=False)
+    r = cli("fit", write_config(workdir / "c.yaml", "t.csv", data={"target": "y", "stream": True}))
+    assert r.exit_code == 2 and "data.stream=true streams Parquet" in r.stderr
+    r = cli("cv", streamed_config(workdir, workdir / "t"), "--folds", "2")
+    assert r.exit_code == 2 and "only `nntrain fit` of one model streams" in r.stderr
+    cfg = write_config(workdir / "f.yaml", str(workdir / "t"), data={"target": "y", "drop": ["key"]})
+    r = cli("fit", cfg, "--name", "whole")
+    assert r.exit_code == 0 and "streamed" not in r.output and "rows: train 2160, val 240, test 600" in r.output
