@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -85,8 +86,9 @@ def timed(cmd: list[str], cwd: Path) -> dict:
 def fit(folder: Path, work: Path, name: str, epochs: int, extra: list[str]) -> dict:
     cmd = [sys.executable, "-m", "nntrain", "fit", f"data.path={folder}", "data.target=y", "data.drop=[id]",
            f"name={name}", f"runs_dir={work / 'runs'}", f"train.epochs={epochs}", "train.plots=false",
-           "train.bag=1", "train.patience=0", "scheduler=constant", "model.hidden=[128,128]",
+           "train.bag=1", "scheduler=none", "model.hidden=[128,128]",
            "model.numeric_embedding=none", "train.batch_size=1024", "train.threads=1", *extra]  # fmt: skip
+    shutil.rmtree(work / "runs" / name, ignore_errors=True)  # else fit makes NAME-2 and this reads the old run
     got = timed(cmd, work)
     summary = json.loads((work / "runs" / name / "summary.json").read_text())
     metrics = (work / "runs" / name / "metrics.csv").read_text().splitlines()

@@ -45,3 +45,12 @@ def test_many_models_benchmark_runs_small_and_prints_its_three_ratios():
     big = re.search(r"4 stacked over one member alone: ([0-9.]+)x", proc.stdout)
     assert sweep and big, proc.stdout
     assert float(sweep.group(3)) > 0 and float(big.group(1)) > 0
+
+
+def test_stream_benchmark_writes_its_table_and_prints_both_ways(tmp_path):
+    proc = run_benchmark("stream.py", "run", str(tmp_path), "--rows", "30000", "--in-memory", "30000", timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [line.split("|")[1:-1] for line in proc.stdout.splitlines() if line.startswith("| 30,000 |")]
+    assert [r[1].strip() for r in rows] == ["streamed", "in memory"], proc.stdout
+    for cells in rows:
+        assert float(cells[4].replace(",", "")) > 0 and 0 < float(cells[5]) < 4 and float(cells[6]) > 0.6

@@ -53,6 +53,8 @@ def test_a_parquet_folder_streams_and_eval_and_predict_agree_with_fit(workdir, c
     report = json.loads(cli("eval", run, "--json").output)
     assert report["metrics"] == pytest.approx(summary["test"]) and 450 < report["rows"] < 750  # about 20%
     assert report["metrics"]["accuracy"] > 0.85  # it learned
+    rows = metrics_rows(run)
+    assert len(rows) == 3 and all(float(row["grad_norm.fc1"]) > 0 for row in rows)  # diagnostics see the steps
     out = pd.read_csv(pd.io.common.StringIO(cli("predict", run, str(workdir / "t")).output))
     import nntrain
 
@@ -61,6 +63,9 @@ def test_a_parquet_folder_streams_and_eval_and_predict_agree_with_fit(workdir, c
     r = cli("predict", run, str(workdir / "t"), "-o", "p.csv", "--sets", "0.9")
     assert r.exit_code == 0 and "3000 predictions written to p.csv" in r.output
     assert set(pd.read_csv("p.csv").columns) == {"prediction", "proba_no", "proba_yes", "set", "set_size"}
+    r = cli("explain", run, "--repeats", "1", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["rows"] == report["rows"]  # the same test rows eval scored
 
 
 def test_the_hash_split_follows_the_id_not_where_a_row_is_stored(workdir):

@@ -181,15 +181,19 @@ def _encoded(frame: pd.DataFrame, source: Source, prep: dict):
     return encode_table(table_of(frame, source), prep, "data.path", Report())
 
 
-def evaluated_rows(source: Source, prep: dict, split: HashSplit, part: str):
-    """The evaluated share of one part ("val" or "test"), encoded, in the files' order: (X, y, weights,
-    loss_weights), bounded by the split's eval share."""
-    got = []
+def evaluated_frames(source: Source, split: HashSplit, part: str) -> Iterator[pd.DataFrame]:
+    """The evaluated share of one part ("val" or "test") as raw rows, a chunk at a time, in the files' order."""
     for fragment in source.fragments:
         for first, frame in chunks(source, fragment):
             rows = part_rows(frame, split, fragment, first, part, evaluate=True)
             if len(rows):
-                got.append(_encoded(rows, source, prep))
+                yield rows
+
+
+def evaluated_rows(source: Source, prep: dict, split: HashSplit, part: str):
+    """The evaluated share of one part, encoded: (X, y, weights, loss_weights), bounded by the split's eval
+    share."""
+    got = [_encoded(rows, source, prep) for rows in evaluated_frames(source, split, part)]
     if not got:
         raise UserError(f"data.path: the streamed {part} split is empty; use more rows or a larger data.{part}_size")
     X, y = np.concatenate([e.X for e in got]), np.concatenate([e.y for e in got])
@@ -293,6 +297,14 @@ def stored_rows(prep: dict, part: str):
     stream = prep["stream"]
     source = open_source(stream["files"], stream["path"])
     return Encoded(*evaluated_rows(source, prep, HashSplit(**stream["split"]), part))
+
+
+def stored_table(prep: dict, part: str) -> Table:
+    """A streamed run's evaluated rows of one part as raw rows (what explain shuffles)."""
+    stream = prep["stream"]
+    source = open_source(stream["files"], stream["path"])
+    frames = list(evaluated_frames(source, HashSplit(**stream["split"]), part))
+    return table_of(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=source.columns), source)
 
 
 def resumed_data(prep: dict):

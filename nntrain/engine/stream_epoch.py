@@ -1,8 +1,9 @@
 """A streamed run's epoch (data.stream): the training batches come from the Parquet files a chunk at a time
 (data/stream.py) rather than from a matrix in memory. Each batch is copied into fixed buffers that the run's
 step (steps.make_step: written out or autograd) reads as rows 0..n, so every step path works unchanged. An
-epoch's batches are the same on every resume: a signal or a periodic save records the step, and a resumed
-epoch reads its batches again and trains from that step on.
+epoch's batches are the same on every resume: a signal or a periodic save (one process; under torchrun, at a
+signal and each epoch's end) records the step, and a resumed epoch reads its batches again and trains from
+that step on.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def streamed(run: Run, loop: Any) -> Any:
         first = run.step
         if not first or run.step_losses is None:
             run.step_losses = torch.zeros(len(plan), device=device)
+        elif not run.writes:
+            run.step_losses.zero_()  # the stored losses are the group's sums; rank 0 alone carries them
         batches = train_batches(source, run.data.prep, split, run.epoch + 1, bs, run.cfg.data.shuffle_rows, lanes, mine)
         for s, (xb, yb, wb) in zip(range(len(plan)), batches):
             if s < first:
@@ -80,9 +83,11 @@ def streamed(run: Run, loop: Any) -> Any:
             run.step_losses[s] = one(xb, yb, wb) * sum(plan[s])  # the step's loss summed over its rows
             if loop.step_scheduler is not None:
                 loop.step_scheduler.step()
+            if run.diag is not None:
+                run.diag.after_step(s)
             if s % 8 == 0:
                 loop.progress.step(s)
-            if loop.saver.due():  # a long epoch: a kill -9 loses at most train.checkpoint_every seconds
+            if run.group is None and loop.saver.due():  # a kill -9 loses at most train.checkpoint_every seconds
                 run.step = s + 1
                 loop.saver.save()
         run.step = 0
@@ -98,7 +103,10 @@ def streamed(run: Run, loop: Any) -> Any:
 
 
 def _stop(run: Run, loop: Any, s: int) -> None:
+    """A signal between steps: last.pt holds the epoch so far (the group's losses summed), resumed from step s."""
     run.step = s
+    if run.group:
+        run.group.sum_(run.step_losses)
     loop.saver.save()
     raise Interrupted(SIGNALS.signum or signal.SIGTERM, run.run_dir, run.epoch, s)
 

@@ -87,12 +87,13 @@ def start_streamed(cfg: Config, config_dir: Path | None, files: list[str], why: 
         *([why] if why else []),
         f"streamed: {source.describe()}; preprocessing fitted on a seeded sample of {len(frame):,} rows",
         f"split by a hash of each row's {key}: train {sizes['train']:,}, val {sizes['val']:,}, test "
-        f"{sizes['test']:,}; scored each epoch: up to {d.eval_rows:,} of the validation rows (and of the test rows)",
+        f"{sizes['test']:,}; held in memory and scored: up to {d.eval_rows:,} validation and {d.eval_rows:,} test rows",
     ]
     fix_auto(cfg, sizes["train"])  # epochs, batch size and rate for the rows that stream, not the sample's
     lanes_of(cfg, int(os.environ.get("WORLD_SIZE", "1")))  # refused before a run folder exists
+    held = evaluation_data(source, split, sampled.prep, sampled.task_reason, sampled.notes)  # before any folder
     run = start(cfg, config_dir, data=sampled)
-    run.data = evaluation_data(source, split, sampled.prep, sampled.task_reason, sampled.notes)
+    run.data = held
     if run.writes:
         plain = {"run_id": run.run_id, "stream": split.plain(), "files": source.files}
         write_json(run.run_dir / "split.json", plain)

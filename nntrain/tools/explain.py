@@ -15,6 +15,7 @@ import pandas as pd
 
 from nntrain import metrics as M
 from nntrain.data.reread import load_table
+from nntrain.data.stream import stored_table
 from nntrain.data.tables import Table, read_table
 from nntrain.errors import UserError
 from nntrain.runs.checkpoints import split_rows
@@ -63,6 +64,8 @@ def _rows(run: LoadedRun, data: str | Table | None, bag_test: tuple | None) -> t
         return data, "a DataFrame"
     if data is not None:
         return read_table(data, key="--data"), data
+    if "stream" in run.prep:  # a streamed run: its test rows are a hash's, read again from its files
+        return stored_table(run.prep, "test"), "test split"
     folder, test = (run.run_dir, split_rows(run.split, run.run_dir, "test")[0]) if bag_test is None else bag_test
     if not test:
         raise UserError(f"{folder} has no test split (data.test_size=0): explain it on a file with --data")
