@@ -129,7 +129,8 @@ def calibrate(run: Run, loop: Loop) -> tuple | None:
     the out-of-fold rows. (the validation rows' probabilities as trained and calibrated, their targets, and for
     summary.json the temperature with the log losses before and after), or None where it would be 1."""
     data = run.data
-    if data.task == "regression" or run.cfg._bag or not len(data.val):
+    member = run.cfg._bag or (run.run_dir.parent / "bag.json").is_file()  # a resumed member has no _bag
+    if data.task == "regression" or member or not len(data.val):
         return None
     rows = Rows.take(loop.X, loop.y, loop.loss_weights, data.weights, data.val)
     _, raw = evaluate_with_scores(run.parts.model, rows, run.cfg, data.prep, run.parts.criterion)
