@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,20 +95,41 @@ def chunks(source: Source, fragment: Fragment, columns: list[str] | None = None)
         first += len(frame)
 
 
-def survey(source: Source, split: HashSplit, target: str, rows: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """One pass over the table, a chunk at a time: about `rows` rows drawn at random (each with the same chance,
-    seeded; all of them where the table has no more), what the preprocessing is fitted on; and per row group,
+@dataclass(frozen=True)
+class Share:
+    """Which row groups this process reads (under torchrun, every world-th from its rank) and how the ranks'
+    pieces are joined (gather: one list of every rank's; None in one process). Pieces are keyed by where they
+    come from, so the joined result is the same whatever the ranks."""
+
+    rank: int = 0
+    world: int = 1
+    gather: Any = None
+
+    def mine(self, n: int) -> range:
+        return range(self.rank, n, self.world)
+
+    def joined(self, pieces: list) -> list:
+        every = pieces if self.gather is None else [p for rank in self.gather(pieces) for p in rank]
+        return [item for _, item in sorted(every, key=lambda kv: kv[0])]
+
+
+def survey(source: Source, split: HashSplit, target: str, rows: int, seed: int, share: Share = Share()):
+    """One pass over this process's row groups, a chunk at a time: about `rows` rows of the table drawn at
+    random (each with the same chance, seeded per row group, so the draw is the same however the row groups are
+    shared out; every row where the table has no more), what the preprocessing is fitted on; and per row group,
     the rows of each part that have a target (fragments x 3: train, val, test), which fix an epoch's steps."""
-    share = min(1.0, rows / source.rows)
-    rng = np.random.default_rng([seed, 7])
+    chance = min(1.0, rows / source.rows)
     taken, counts = [], np.zeros((len(source.fragments), 3), dtype=np.int64)
-    for i, fragment in enumerate(source.fragments):
-        for first, frame in chunks(source, fragment):
+    for i in share.mine(len(source.fragments)):
+        fragment, rng = source.fragments[i], np.random.default_rng([seed, 7, i])
+        for c, (first, frame) in enumerate(chunks(source, fragment)):
             u = uniform(row_keys(frame, split.id, fragment, first), split.seed)
             known = frame[target].notna().to_numpy() if target in frame.columns else np.ones(len(frame), bool)
             counts[i] += np.bincount(split.part_of(u)[known], minlength=3)
-            taken.append(frame if share >= 1 else frame.loc[rng.random(len(frame)) < share])
-    return pd.concat(taken, ignore_index=True), counts
+            taken.append(((i, c), frame if chance >= 1 else frame.loc[rng.random(len(frame)) < chance]))
+    if share.gather is not None:
+        counts = sum(share.gather(counts))
+    return pd.concat(share.joined(taken), ignore_index=True), counts
 
 
 def _mixed(x: np.ndarray) -> np.ndarray:
@@ -181,25 +203,25 @@ def _encoded(frame: pd.DataFrame, source: Source, prep: dict):
     return encode_table(table_of(frame, source), prep, "data.path", Report())
 
 
-def evaluated_frames(source: Source, split: HashSplit, part: str) -> Iterator[pd.DataFrame]:
-    """The evaluated share of one part ("val" or "test") as raw rows, a chunk at a time, in the files' order."""
-    for fragment in source.fragments:
-        for first, frame in chunks(source, fragment):
+def evaluated_frames(source: Source, split: HashSplit, part: str, share: Share = Share()) -> Iterator[tuple]:
+    """The evaluated share of one part ("val" or "test") of this process's row groups, as raw rows, a chunk at a
+    time: ((row group, chunk), rows)."""
+    for i in share.mine(len(source.fragments)):
+        fragment = source.fragments[i]
+        for c, (first, frame) in enumerate(chunks(source, fragment)):
             rows = part_rows(frame, split, fragment, first, part, evaluate=True)
             if len(rows):
-                yield rows
+                yield (i, c), rows
 
 
-def evaluated_rows(source: Source, prep: dict, split: HashSplit, part: str):
-    """The evaluated share of one part, encoded: (X, y, weights, loss_weights), bounded by the split's eval
-    share."""
-    got = [_encoded(rows, source, prep) for rows in evaluated_frames(source, split, part)]
+def evaluated_rows(source: Source, prep: dict, split: HashSplit, part: str, share: Share = Share()):
+    """The evaluated share of one part, encoded, every rank's joined in the files' order: (X, y, weights,
+    loss_weights), bounded by the split's eval share."""
+    mine = [(key, _encoded(rows, source, prep)) for key, rows in evaluated_frames(source, split, part, share)]
+    got = share.joined([(key, (e.X, e.y, e.weights, e.loss_weights)) for key, e in mine])
     if not got:
         raise UserError(f"data.path: the streamed {part} split is empty; use more rows or a larger data.{part}_size")
-    X, y = np.concatenate([e.X for e in got]), np.concatenate([e.y for e in got])
-    w = None if got[0].weights is None else np.concatenate([e.weights for e in got])
-    lw = None if got[0].loss_weights is None else np.concatenate([e.loss_weights for e in got])
-    return X, y, w, lw
+    return tuple(None if got[0][k] is None else np.concatenate([g[k] for g in got]) for k in range(4))
 
 
 def lane_fragments(n: int, seed: int, epoch: int, lane: int, lanes: int) -> np.ndarray:
@@ -274,14 +296,16 @@ def train_batches(
         yield np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), lw
 
 
-def evaluation_data(source: Source, split: HashSplit, prep: dict, reason: str, notes: list[str] | None = None):
+def evaluation_data(
+    source: Source, split: HashSplit, prep: dict, reason: str, notes: list[str] | None = None, share: Share = Share()
+):
     """What a streamed run holds in memory (data/prepare.Prepared): the evaluated rows of its validation and test
-    splits, encoded, as `val` and `test`; no training rows (they stream)."""
+    splits, encoded, as `val` and `test`; no training rows (they stream). Each rank reads its own row groups."""
     from nntrain.data.prepare import Prepared
 
-    got = [evaluated_rows(source, prep, split, "val")]
+    got = [evaluated_rows(source, prep, split, "val", share)]
     if split.test > 0:
-        got.append(evaluated_rows(source, prep, split, "test"))
+        got.append(evaluated_rows(source, prep, split, "test", share))
     n_val = len(got[0][1])
     joined = [None if got[0][k] is None else np.concatenate([g[k] for g in got]) for k in range(4)]
     X, y, w, lw = joined
@@ -303,11 +327,11 @@ def stored_table(prep: dict, part: str) -> Table:
     """A streamed run's evaluated rows of one part as raw rows (what explain shuffles)."""
     stream = prep["stream"]
     source = open_source(stream["files"], stream["path"])
-    frames = list(evaluated_frames(source, HashSplit(**stream["split"]), part))
+    frames = [rows for _, rows in evaluated_frames(source, HashSplit(**stream["split"]), part)]
     return table_of(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=source.columns), source)
 
 
-def resumed_data(prep: dict):
+def resumed_data(prep: dict, share: Share = Share()):
     """A streamed run's evaluated rows again, for a resume; refused where its files changed since it started."""
     stream = prep["stream"]
     source = open_source(stream["files"], stream["path"])
@@ -316,4 +340,4 @@ def resumed_data(prep: dict):
             f"data.path={stream['path']}: its Parquet files changed since the run started (names, sizes or times); "
             f"a resume would train on other rows: start a new run"
         )
-    return evaluation_data(source, HashSplit(**stream["split"]), prep, "as when the run started")
+    return evaluation_data(source, HashSplit(**stream["split"]), prep, "as when the run started", share=share)

@@ -103,6 +103,12 @@ class Group:
         self.dist.all_reduce(t, op=self.dist.ReduceOp.MAX)
         return bool(t.item())
 
+    def gather(self, obj: Any) -> list:
+        """Every rank's `obj`, in rank order, on every rank."""
+        every = [None] * self.world
+        self.dist.all_gather_object(every, obj)
+        return every
+
     def broadcast(self, obj: Any) -> Any:
         box = [obj]
         self.dist.broadcast_object_list(box, src=0)

@@ -20,7 +20,7 @@ from nntrain.config.schema import Config, dump_yaml, to_plain
 from nntrain.data.cache import cached_data
 from nntrain.data.prepare import Prepared, load_data
 from nntrain.data.reread import load_encoded
-from nntrain.data.stream import resumed_data
+from nntrain.data.stream import Share, resumed_data
 from nntrain.engine.device import auto_threads, select_device
 from nntrain.engine.diagnostics import Diagnostics
 from nntrain.engine.fused import plan
@@ -279,7 +279,7 @@ def _resumed(
     check_weights(cfg.model, ckpt, path)
     group = _group(cfg)
     device = group.device if group else select_device(cfg.device)
-    data = _resumed_data(ckpt["prep"], split, run_dir)
+    data = _resumed_data(ckpt["prep"], split, run_dir, group)
     parts, threads, note = _setup(cfg, data, device, group, stacked)
     gen = _restored(parts, ckpt, device, path)
     follow_schedule(parts.scheduler, cfg)
@@ -306,11 +306,11 @@ def _resumed(
     )
 
 
-def _resumed_data(prep: dict, split: dict, run_dir: Path) -> Prepared:
+def _resumed_data(prep: dict, split: dict, run_dir: Path, group: Any = None) -> Prepared:
     """The run's data as it started: its table read again, split as split.json says; a streamed run's evaluated
-    rows (its training rows stream, stream_epoch.py)."""
+    rows (its training rows stream, stream_epoch.py), each rank reading its own row groups."""
     if "stream" in prep:
-        return resumed_data(prep)
+        return resumed_data(prep, Share(group.rank, group.world, group.gather) if group else Share())
     rows = (np.asarray(r, dtype=np.int64) for r in split_rows(split, run_dir, "train", "val", "test"))
     e = load_encoded(prep)
     return Prepared(e.X, e.y, *rows, prep, "as when the run started", loss_weights=e.loss_weights, weights=e.weights)

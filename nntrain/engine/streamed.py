@@ -13,7 +13,7 @@ from typing import Any
 from nntrain.config.recipe import fix_auto
 from nntrain.config.schema import Config
 from nntrain.data.prepare import prepare
-from nntrain.data.stream import evaluation_data, hash_split, open_source, parquet_files, survey, table_of
+from nntrain.data.stream import Share, evaluation_data, hash_split, open_source, parquet_files, survey, table_of
 from nntrain.engine.stream_epoch import lanes_of
 from nntrain.errors import UserError
 from nntrain.resources import available_bytes, gib
@@ -67,7 +67,8 @@ def start_streamed(cfg: Config, config_dir: Path | None, files: list[str], why: 
     target = d.target or source.columns[-1]
     if d.id and d.id not in source.columns:
         raise UserError(f"data.id={d.id}: no such column in the Parquet files")
-    frame, counts = survey(source, split, target, d.sample_rows, cfg.seed)
+    share = shared(cfg)
+    frame, counts = survey(source, split, target, d.sample_rows, cfg.seed, share)
     sampled = prepare(table_of(frame, source), d, cfg.seed)
     sizes = dict(zip(("train", "val", "test"), (int(n) for n in counts.sum(axis=0))))
     key = f"data.id={d.id}" if d.id else "file and row number"
@@ -91,10 +92,21 @@ def start_streamed(cfg: Config, config_dir: Path | None, files: list[str], why: 
     ]
     fix_auto(cfg, sizes["train"])  # epochs, batch size and rate for the rows that stream, not the sample's
     lanes_of(cfg, int(os.environ.get("WORLD_SIZE", "1")))  # refused before a run folder exists
-    held = evaluation_data(source, split, sampled.prep, sampled.task_reason, sampled.notes)  # before any folder
+    held = evaluation_data(source, split, sampled.prep, sampled.task_reason, sampled.notes, share)  # before a folder
     run = start(cfg, config_dir, data=sampled)
     run.data = held
     if run.writes:
         plain = {"run_id": run.run_id, "stream": split.plain(), "files": source.files}
         write_json(run.run_dir / "split.json", plain)
     return run
+
+
+def shared(cfg: Config) -> Share:
+    """Under torchrun, this rank's part of the passes over the files (the group made now: start() finds it made);
+    in one process, every row group."""
+    from nntrain.engine.distributed import Group, launched
+
+    if not launched():
+        return Share()
+    group = Group(cfg.device)
+    return Share(group.rank, group.world, group.gather)
