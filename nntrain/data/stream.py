@@ -1,7 +1,8 @@
 """Parquet datasets larger than memory, read a bounded chunk at a time (pyarrow): the files a data.path names
 (a folder, a glob or one file), whether to stream them, a bounded seeded sample to fit the preprocessing on,
 the split by a hash of each row's key, and the encoded chunks of one split in a per-epoch seeded order
-through a shuffle buffer. Nothing here holds more than a chunk, the buffer and the sample at once.
+through a shuffle buffer. Nothing here holds more than a chunk, the buffers, the sample and the evaluated rows
+at once.
 """
 
 from __future__ import annotations
