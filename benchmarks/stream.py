@@ -109,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             make(args.folder / f"rows{n}", n)
         return 0
     args.folder.mkdir(parents=True, exist_ok=True)
-    print("| rows | how | fit s | epoch s (last) | train rows/s | peak GB (fit) | test accuracy | predict s | peak GB (predict) |")
+    print(
+        "| rows | how | fit s | epoch s (last) | train rows/s | peak GB (fit) | test accuracy | predict s | peak GB (predict) |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for n in args.rows:
         data = make(args.folder / f"rows{n}", n)

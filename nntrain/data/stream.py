@@ -106,6 +106,11 @@ class Share:
     world: int = 1
     gather: Any = None
 
+    @staticmethod
+    def of(group: Any) -> Share:
+        """A data-parallel group's (engine/distributed.Group) share; every row group where there is none."""
+        return Share(group.rank, group.world, group.gather) if group is not None else Share()
+
     def mine(self, n: int) -> range:
         return range(self.rank, n, self.world)
 

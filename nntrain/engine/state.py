@@ -310,7 +310,7 @@ def _resumed_data(prep: dict, split: dict, run_dir: Path, group: Any = None) -> 
     """The run's data as it started: its table read again, split as split.json says; a streamed run's evaluated
     rows (its training rows stream, stream_epoch.py), each rank reading its own row groups."""
     if "stream" in prep:
-        return resumed_data(prep, Share(group.rank, group.world, group.gather) if group else Share())
+        return resumed_data(prep, Share.of(group))
     rows = (np.asarray(r, dtype=np.int64) for r in split_rows(split, run_dir, "train", "val", "test"))
     e = load_encoded(prep)
     return Prepared(e.X, e.y, *rows, prep, "as when the run started", loss_weights=e.loss_weights, weights=e.weights)

@@ -106,7 +106,4 @@ def shared(cfg: Config) -> Share:
     in one process, every row group."""
     from nntrain.engine.distributed import Group, launched
 
-    if not launched():
-        return Share()
-    group = Group(cfg.device)
-    return Share(group.rank, group.world, group.gather)
+    return Share.of(Group(cfg.device) if launched() else None)
