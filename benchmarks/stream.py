@@ -109,9 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             make(args.folder / f"rows{n}", n)
         return 0
     args.folder.mkdir(parents=True, exist_ok=True)
-    print(
-        "| rows | how | fit s | epoch s (last) | train rows/s | peak GB (fit) | test accuracy | predict s | peak GB (predict) |"
-    )
+    head = ["rows", "how", "fit s", "epoch s (last)", "train rows/s", "peak GB (fit)", "test accuracy", "predict s"]
+    print("| " + " | ".join([*head, "peak GB (predict)"]) + " |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for n in args.rows:
         data = make(args.folder / f"rows{n}", n)
