@@ -23,7 +23,7 @@ class DataWarning(UserWarning):
 
 class _Evaluated:
     """What a Run and a Bag share: eval's report (with the coverage of predict's intervals or sets) and evaluate;
-    each gives its _prep, _metrics_report, _test_rows and _scores (the mean, and a bag's members for CV+)."""
+    each gives its _prep, _metrics_report, _test_encoded and _scores (the mean, and a bag's members for CV+)."""
 
     def report(self, data: Data | None = None, strict: bool = False, level: float | None = 0.9) -> dict:
         """What `nntrain eval --json` prints: metrics, their baselines, rows, and where they come from; with
@@ -31,8 +31,7 @@ class _Evaluated:
         report = self._metrics_report(table_or_path(data), strict)
         _warn(report["notes"])
         if level is not None:
-            test = self._test_rows() if data is None else None
-            report["conformal"] = _coverage(self._prep, test, data, level, self.held_out, self._scores)
+            report["conformal"] = _coverage(self._prep, self._test_encoded, data, level, self.held_out, self._scores)
         return report
 
     def evaluate(self, data: Data | None = None, strict: bool = False) -> dict:
@@ -102,11 +101,10 @@ class Run(_Evaluated):
 
         return evaluate_run(self._loaded, rows, strict)
 
-    def _test_rows(self) -> list[int]:
-        from nntrain.runs.checkpoints import split_rows
+    def _test_encoded(self) -> Any:
+        from nntrain.data.reread import split_encoded
 
-        stream = "stream" in self._loaded.prep  # a streamed run's test rows are a hash's, read again from its files
-        return [] if stream else split_rows(self._loaded.split, self.run_dir, "test")[0]
+        return split_encoded(self._loaded.prep, self._loaded.split, self.run_dir, "test")
 
     def _scores(self, X: Any) -> tuple:
         from nntrain.tools.inference import scores_of
@@ -298,8 +296,10 @@ class Bag(_Evaluated):
 
         return bag_report(self.run_dir, self.plan, self._members, rows, strict)
 
-    def _test_rows(self) -> list[int]:
-        return self.plan["test"]
+    def _test_encoded(self) -> Any:
+        from nntrain.data.reread import load_encoded
+
+        return load_encoded(self._prep, rows=self.plan["test"]) if self.plan["test"] else None
 
     def _scores(self, X: Any) -> tuple:
         from nntrain.tools.bag_inference import bag_scores
@@ -361,22 +361,20 @@ class Bag(_Evaluated):
         return f"Bag({str(self.run_dir)!r}, {len(self._members)} members)"
 
 
-def _coverage(prep: dict, test: list | None, data: Data | None, level: float, held, scorer) -> dict:
-    """eval's "conformal": the coverage of predict's intervals or sets at `level` on the test rows (or `data`),
-    calibrated on held() (a run's validation rows, a bag's out-of-fold rows); a note where it cannot be."""
+def _coverage(prep: dict, test: Any, data: Data | None, level: float, held, scorer) -> dict:
+    """eval's "conformal": the coverage of predict's intervals or sets at `level` on the test rows (test(), their
+    encoding) or on `data`, calibrated on held() (a run's validation rows, a bag's out-of-fold rows); a note
+    where it cannot be."""
     from nntrain.data.columns import Report
     from nntrain.data.encoding import encode_table
-    from nntrain.data.reread import load_encoded
-    from nntrain.data.stream import stored_rows
     from nntrain.tools.conformal import checked_level, coverage_report
     from nntrain.tools.inference import read_input
 
     checked_level(level, "--level")
     rows = table_or_path(data)
-    if rows is not None:
-        e = encode_table(read_input(rows, "--data", prep), prep, "--data", Report())
-    else:  # the test split: a streamed run's read again a chunk at a time
-        e = stored_rows(prep, "test") if "stream" in prep else load_encoded(prep, rows=test)
+    e = test() if rows is None else encode_table(read_input(rows, "--data", prep), prep, "--data", Report())
+    if e is None:
+        return {"level": level, "note": "no test split (data.test_size=0)"}
     mean, members = scorer(e.X)
     try:
         return coverage_report(prep, e.y, mean, held(), level, members)

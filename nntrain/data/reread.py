@@ -19,6 +19,39 @@ def load_encoded(prep: dict, rows: list[int] | None = None, report: Report | Non
     return encode_table(load_table(prep, rows), prep, prep["source"], report, every_row=rows is None)
 
 
+def split_encoded(prep: dict, split: dict, run_dir: Path, part: str, report: Report | None = None) -> Encoded | None:
+    """A run's rows of one split ("val" or "test") through its preprocessing: those split.json lists, read again
+    from its table, or a streamed run's by its hash rule (data/stream.py); None where the split is empty."""
+    from nntrain.data.stream import stored_rows
+
+    if "stream" in prep:
+        return stored_rows(prep, part) if prep["stream"]["split"][part] > 0 else None
+    rows = _listed(split, run_dir, part)
+    return load_encoded(prep, rows=rows, report=report) if rows else None
+
+
+def split_table(prep: dict, split: dict, run_dir: Path, part: str) -> Table | None:
+    """split_encoded's rows as raw rows (what explain shuffles)."""
+    from nntrain.data.stream import stored_table
+
+    if "stream" in prep:
+        return stored_table(prep, part) if prep["stream"]["split"][part] > 0 else None
+    rows = _listed(split, run_dir, part)
+    return load_table(prep, rows) if rows else None
+
+
+def seen_in_run(prep: dict, table: Table, split: dict, run_dir: Path) -> str | None:
+    """seen_in_training for a run's training rows as split.json lists them; None for a streamed run (its
+    split.json holds a hash rule, and its table may be larger than memory)."""
+    return None if "stream" in prep else seen_in_training(prep, table, _listed(split, run_dir, "train"))
+
+
+def _listed(split: dict, run_dir: Path, part: str) -> list[int]:
+    from nntrain.runs.checkpoints import split_rows
+
+    return split_rows(split, run_dir, part)[0]
+
+
 def load_table(prep: dict, rows: list[int] | None = None) -> Table:
     """The training table's raw rows again (with the run's own val / test files after it), or only `rows`."""
     read = prep.get("read", {})

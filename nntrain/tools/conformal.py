@@ -114,19 +114,13 @@ def bag_held_out(oof, prep: dict) -> dict:
 
 def run_held_out(run) -> dict:
     """A lone run's validation rows through its model: their absolute residuals, or true-class probabilities."""
-    from nntrain.data.reread import load_encoded
-    from nntrain.data.stream import stored_rows
+    from nntrain.data.reread import split_encoded
     from nntrain.model.heads import truth
-    from nntrain.runs.checkpoints import split_rows
     from nntrain.tools.inference import scores_of
 
-    if "stream" in run.prep:  # a streamed run: its evaluated validation rows, read again a chunk at a time
-        e = stored_rows(run.prep, "val")
-    else:
-        (val,) = split_rows(run.split, run.run_dir, "val")
-        if not val:
-            raise UserError(f"{run.run_dir} has no validation rows to calibrate intervals or sets on")
-        e = load_encoded(run.prep, rows=val)
+    e = split_encoded(run.prep, run.split, run.run_dir, "val")
+    if e is None:
+        raise UserError(f"{run.run_dir} has no validation rows to calibrate intervals or sets on")
     scores = scores_of(run, e.X)
     if run.prep["task"] == "regression":
         return {"residuals": np.abs(truth(run.prep, e.y) - scores)}

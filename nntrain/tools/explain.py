@@ -14,11 +14,9 @@ import numpy as np
 import pandas as pd
 
 from nntrain import metrics as M
-from nntrain.data.reread import load_table
-from nntrain.data.stream import stored_table
+from nntrain.data.reread import load_table, split_table
 from nntrain.data.tables import Table, read_table
 from nntrain.errors import UserError
-from nntrain.runs.checkpoints import split_rows
 from nntrain.tools.inference import LoadedRun, evaluate_run
 
 MAX_REPEATS = 100
@@ -64,12 +62,14 @@ def _rows(run: LoadedRun, data: str | Table | None, bag_test: tuple | None) -> t
         return data, "a DataFrame"
     if data is not None:
         return read_table(data, key="--data"), data
-    if "stream" in run.prep:  # a streamed run: its test rows are a hash's, read again from its files
-        return stored_table(run.prep, "test"), "test split"
-    folder, test = (run.run_dir, split_rows(run.split, run.run_dir, "test")[0]) if bag_test is None else bag_test
-    if not test:
+    if bag_test is None:
+        table, folder = split_table(run.prep, run.split, run.run_dir, "test"), run.run_dir
+    else:
+        folder, test = bag_test
+        table = load_table(run.prep, test) if test else None
+    if table is None:
         raise UserError(f"{folder} has no test split (data.test_size=0): explain it on a file with --data")
-    return load_table(run.prep, test), "test split"
+    return table, "test split"
 
 
 def explained(folder: Path, result: dict) -> dict:

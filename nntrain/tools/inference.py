@@ -15,16 +15,15 @@ from nntrain import metrics as M
 from nntrain.config.schema import Config
 from nntrain.data.columns import Report
 from nntrain.data.encoding import encode, encode_table, unscale
-from nntrain.data.reread import load_encoded, seen_in_training
-from nntrain.data.stream import stored_rows
+from nntrain.data.reread import seen_in_run, split_encoded
 from nntrain.data.tables import Table, read_options, read_table
 from nntrain.engine.device import inference_threads
 from nntrain.errors import UserError
 from nntrain.model.calibration import calibrated, log_loss, measures
 from nntrain.model.embeddings import embeds_of, numerics_of
-from nntrain.model.heads import Rows, evaluate, forward_all, make_criterion, to_proba, truth
+from nntrain.model.heads import Rows, evaluate_with_scores, forward_all, make_criterion, to_proba, truth
 from nntrain.model.mlp import build_mlp, check_weights, load_weights
-from nntrain.runs.checkpoints import load_run_checkpoint, split_rows
+from nntrain.runs.checkpoints import load_run_checkpoint
 
 
 @dataclass
@@ -87,34 +86,29 @@ def evaluate_run(run: LoadedRun, data_file: str | Table | None = None, strict: b
     """Metrics on the run's own test split (same rows, from split.json), or on another file (or a Table in
     memory); `notes` says what the encoding read as unknown (under `strict`, that is an error)."""
     prep, report = run.prep, Report(strict)
-    if data_file is None and "stream" in prep:  # a streamed run: its test rows, read again a chunk at a time
-        e, label = stored_rows(prep, "test"), "test split"
-    elif data_file is None:
-        (test,) = split_rows(run.split, run.run_dir, "test")
-        if not test:
+    if data_file is None:
+        e, label = split_encoded(prep, run.split, run.run_dir, "test", report), "test split"  # those rows only
+        if e is None:
             raise UserError(f"{run.run_dir} has no test split (data.test_size=0): evaluate it on a file with --data")
-        e = load_encoded(prep, rows=test, report=report)  # the test rows only
-        label = "test split"
     else:
         table = read_input(data_file, "--data", prep)
         label = data_file if isinstance(data_file, str) else "a DataFrame"
         e = encode_table(table, prep, label, report)
-        if "stream" not in prep:  # a streamed run's split.json lists no rows
-            seen = seen_in_training(prep, table, split_rows(run.split, run.run_dir, "train")[0])
-            report.notes += [seen] if seen else []
+        seen = seen_in_run(prep, table, run.split, run.run_dir)
+        report.notes += [seen] if seen else []
     rows = Rows(torch.as_tensor(e.X), torch.as_tensor(e.y), _tensor(e.loss_weights), e.weights)
-    weighted = e.loss_weights is not None
+    criterion = make_criterion(run.cfg, prep["task"], e.loss_weights is not None)
+    metrics, raw = evaluate_with_scores(run.model, rows, run.cfg, prep, criterion)
     out = {
         "run_dir": str(run.run_dir),
         "checkpoint_epoch": run.ckpt["epoch"],
         "data": label,
         "rows": len(e.y),
-        "metrics": evaluate(run.model, rows, run.cfg, prep, make_criterion(run.cfg, prep["task"], weighted)),
+        "metrics": metrics,
         "baseline": M.baseline(prep["task"], truth(prep, e.y), prep, e.weights),
         "notes": report.notes,
     }
     if run.ckpt.get("temperature"):  # what predict gives: the calibrated probabilities, and the change
-        raw = raw_scores(run, e.X)
         after = calibrated(raw, run.ckpt["temperature"])
         out["metrics"] = {**out["metrics"], **M.classification(e.y, after, log_loss(after, e.y, e.weights), e.weights)}
         out["calibration"] = {
