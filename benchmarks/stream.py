@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     ap.add_argument("--in-memory", type=int, nargs="*", default=[1_000_000], help="row counts also fitted in memory")
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="each fit's seed (and its split's)")
     args = ap.parse_args(argv)
     if args.what == "make":
         for n in args.rows:
@@ -110,14 +111,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.folder.mkdir(parents=True, exist_ok=True)
     head = ["rows", "how", "fit s", "epoch s (last)", "train rows/s", "peak GB (fit)", "test accuracy", "predict s"]
-    print("| " + " | ".join([*head, "peak GB (predict)"]) + " |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| " + " | ".join([*head, "peak GB (predict)", "seed"]) + " |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for n in args.rows:
         data = make(args.folder / f"rows{n}", n)
         hows = ["streamed"] + (["in memory"] if n in args.in_memory else [])
-        for how in hows:
-            name = f"{'s' if how == 'streamed' else 'm'}{n}"
+        for seed, how in [(seed, how) for seed in args.seeds for how in hows]:
+            name = f"{'s' if how == 'streamed' else 'm'}{n}-seed{seed}"
             extra = ["data.stream=true"] if how == "streamed" else ["data.stream=false", "data.cache=false"]
+            extra.append(f"seed={seed}")
             got = fit(data, args.folder, name, args.epochs, extra)
             train_rows = n * (1 - 0.2 - 0.1)
             out = args.folder / f"{name}.csv"
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"| {n:,} | {how} | {got['seconds']:.1f} | {got['epoch_seconds'][-1]:.1f} | "
                 f"{train_rows / got['epoch_seconds'][-1]:,.0f} | {got['peak_gb']:.2f} | {got['accuracy']:.4f} | "
-                f"{pred['seconds']:.1f} | {pred['peak_gb']:.2f} |",
+                f"{pred['seconds']:.1f} | {pred['peak_gb']:.2f} | {seed} |",
                 flush=True,
             )
     return 0
