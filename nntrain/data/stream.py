@@ -90,7 +90,9 @@ def chunks(source: Source, fragment: Fragment, columns: list[str] | None = None)
 
     first = sum(f.rows for f in source.fragments if f.file == fragment.file and f.group < fragment.group)
     reader = pq.ParquetFile(source.files[fragment.file])
-    for batch in reader.iter_batches(batch_size=CHUNK_ROWS, row_groups=[fragment.group], columns=columns):
+    for batch in reader.iter_batches(
+        batch_size=CHUNK_ROWS, row_groups=[fragment.group], columns=columns, use_threads=False
+    ):
         frame = batch.to_pandas()
         yield first, frame
         first += len(frame)
