@@ -97,7 +97,8 @@ def test_a_lone_runs_temperature_is_fitted_on_its_validation_rows_and_reaches_pr
 
     make_table(n=400, task=task).to_csv("t.csv", index=False)
     train = {"epochs": 60, "plots": True}
-    path = write_config(workdir / "c.yaml", "t.csv", data={"target": "y"}, train=train, **extra)
+    data = {"target": "y", "val_size": 0.35}  # 112 validation rows: a temperature needs 100
+    path = write_config(workdir / "c.yaml", "t.csv", data=data, train=train, **extra)
     r = cli("fit", path)
     assert r.exit_code == 0, r.output
     root = workdir / "runs" / "t"
@@ -125,6 +126,20 @@ def test_a_lone_runs_temperature_is_fitted_on_its_validation_rows_and_reaches_pr
         None, {"features": frame[["a", "b", "c"]].to_numpy(np.float32)}
     )
     assert np.abs(got[0] - proba).max() < 1e-4
+
+
+def test_a_few_validation_rows_fit_no_temperature_and_the_run_says_so(workdir, cli):
+    from nntrain.runs.checkpoints import load_checkpoint
+
+    make_table(n=300, task="multiclass").to_csv("t.csv", index=False)
+    path = write_config(workdir / "c.yaml", "t.csv", data={"target": "y"}, train={"epochs": 20})
+    r = cli("fit", path)
+    assert r.exit_code == 0, r.output
+    root = workdir / "runs" / "t"
+    val = len(json.loads((root / "split.json").read_text())["val"])
+    assert f"calibration: none, {val} validation rows are fewer than the 100 a temperature needs" in r.output
+    assert "temperature" not in load_checkpoint(root / "best.pt")
+    assert "calibration" not in json.loads((root / "summary.json").read_text())
 
 
 def test_a_bags_members_carry_no_temperature_of_their_own(workdir, cli):

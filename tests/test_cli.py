@@ -56,9 +56,8 @@ def test_fit_json_and_run_folder_contents(trained, workdir):
         "confusion_matrix.png",
         "roc.png",
         "pr.png",
-        "calibration.png",  # the validation rows' reliability before and after the run's temperature
-    }
-    assert summary["calibration"]["temperature"] != 1.0
+    }  # no calibration.png: 32 validation rows fit no temperature (test_calibration.py has one that does)
+    assert "calibration" not in summary
     rows = metrics_rows(run)
     assert len(rows) == 3
     assert list(rows[0]) == [

@@ -14,7 +14,7 @@ from nntrain.engine.loop_state import Halt, Loop
 from nntrain.engine.progress import format_metrics
 from nntrain.engine.state import Run
 from nntrain.engine.stopping import RanksDiverged
-from nntrain.model.calibration import calibrated, fit_temperature, log_loss
+from nntrain.model.calibration import MIN_ROWS, calibrated, fit_temperature, log_loss
 from nntrain.model.heads import Rows, evaluate_with_scores, truth
 from nntrain.runs.checkpoints import load_checkpoint, versions
 from nntrain.runs.files import atomic_save, write_json
@@ -84,6 +84,7 @@ def finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:
     summary = summary_of(run, halt.status if halt else "completed", halt.reason if halt else None, seconds)
     summary.update(test={}, test_baseline={})
     y_test, scores, held = None, None, calibrate(run, loop)
+    none_why, held = (held, None) if isinstance(held, str) else (None, held)
     if len(data.test):
         rows = Rows.take(loop.X, loop.y, loop.loss_weights, data.weights, data.test)
         test, scores = evaluate_with_scores(parts.model, rows, run.cfg, data.prep, parts.criterion)
@@ -101,8 +102,8 @@ def finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:
     else:
         loop.log(f"{best}; test metrics of best.pt:")
         loop.log(format_metrics(summary["test"], summary["test_baseline"]))
-    if held:
-        loop.log(calibration_line(held[3]))
+    if held or none_why:
+        loop.log(calibration_line(held[3]) if held else none_why)
     if run.cfg.train.plots:
         try:
             written = write_plots(run.run_dir, summary["monitor"], data.task, y_test, scores, data.prep["classes"])
@@ -123,11 +124,12 @@ def write_plots(
     return curves if y_true is None else curves + prediction_plots(run_dir, task, y_true, scores, classes)
 
 
-def calibrate(run: Run, loop: Loop) -> tuple | None:
+def calibrate(run: Run, loop: Loop) -> tuple | str | None:
     """A lone classifier's temperature, fitted on its validation rows through best.pt's model (loaded) and stored
     in best.pt, where predict, eval, the API and export read it. A bag's member gets none: its bag fits one on
     the out-of-fold rows. (the validation rows' probabilities as trained and calibrated, their targets, and for
-    summary.json the temperature with the log losses before and after), or None where it would be 1."""
+    summary.json the temperature with the log losses before and after), or None where it would be 1, or the line
+    saying why there is none (too few validation rows)."""
     data = run.data
     member = run.cfg._bag or (run.run_dir.parent / "bag.json").is_file()  # a resumed member has no _bag
     if data.task == "regression" or member or not len(data.val):
@@ -135,6 +137,8 @@ def calibrate(run: Run, loop: Loop) -> tuple | None:
     rows = Rows.take(loop.X, loop.y, loop.loss_weights, data.weights, data.val)
     _, raw = evaluate_with_scores(run.parts.model, rows, run.cfg, data.prep, run.parts.criterion)
     y = rows.y.cpu().numpy()
+    if len(y) < MIN_ROWS:
+        return f"calibration: none, {len(y)} validation rows are fewer than the {MIN_ROWS} a temperature needs"
     t = fit_temperature(raw, y, rows.weights)
     if t == 1.0:
         return None

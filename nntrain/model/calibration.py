@@ -13,6 +13,9 @@ import numpy as np
 # on digits) made the test split's log loss worse; from 0.7 it never rose by more than 0.004.
 T_RANGE = (0.7, 20.0)
 BINS = 15
+# Fewer held-out rows fit no temperature: on iris's 24 validation rows one came out at 0.7 and raised the test
+# split's log loss from 0.134 to 0.164. The suite's bags fit theirs on 120 out-of-fold rows and more.
+MIN_ROWS = 100
 
 
 def calibrated(proba: np.ndarray, temperature: float | None) -> np.ndarray:
@@ -25,8 +28,12 @@ def calibrated(proba: np.ndarray, temperature: float | None) -> np.ndarray:
 
 
 def fit_temperature(proba: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> float:
-    """The temperature with the least (weighted) log loss on held-out rows, to 3 significant digits."""
+    """The temperature with the least (weighted) log loss on held-out rows, to 3 significant digits; 1 on fewer
+    than MIN_ROWS rows."""
     from scipy.optimize import minimize_scalar
+
+    if len(y) < MIN_ROWS:
+        return 1.0
 
     def loss(log_t: float) -> float:
         return log_loss(calibrated(proba, float(np.exp(log_t))), y, w)
