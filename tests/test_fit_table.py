@@ -107,3 +107,19 @@ def test_a_missing_table_names_each_folder_looked_in_once(workdir, cli):
     (workdir / "c.yaml").write_text("data:\n  path: nothere.csv\n")
     r = cli("fit", "c.yaml")
     assert r.exit_code == 2 and "data.path=nothere.csv: file not found (also looked under .)" in r.stderr
+
+
+def test_a_folder_or_glob_of_parquet_files_is_a_table_named_after_its_folder(workdir, cli):
+    (workdir / "sales").mkdir()
+    table = make_table(n=150)
+    table.iloc[:80].to_parquet(workdir / "sales" / "a.parquet", index=False)
+    table.iloc[80:].to_parquet(workdir / "sales" / "b.parquet", index=False)
+    r = cli("fit", "sales/*.parquet", "--target", "y", *QUICK, "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["run_dir"] == "runs/sales"
+    line = next(x for x in r.stderr.splitlines() if x.startswith("rows: train"))
+    assert sum(int(w.strip(",;")) for w in line.split()[2:7:2]) == 150  # both files' rows, read whole
+    (workdir / "none").mkdir()
+    r = cli("fit", "none", "--target", "y")
+    assert r.exit_code == 2 and "none: the folder holds no Parquet file" in r.stderr
+    assert not (workdir / "runs" / "none").exists()

@@ -171,14 +171,23 @@ def config_source(
         extra = [config, *extra]
         paths = [o.partition("=")[2] for o in extra if o.startswith("data.path=")]
         return ({"name": table_stem(paths[-1])} if paths else {}), extra
-    if config.startswith("sklearn:") or is_table(Path(config)):
+    if config.startswith("sklearn:") or is_table(Path(config)) or is_folder_table(config):
         return {"name": table_stem(config), "data": {"path": config}}, extra
     return config, extra
 
 
+def is_folder_table(path: str) -> bool:
+    """A folder or a glob of Parquet files (read whole or streamed, data.stream); the data says which."""
+    return Path(path).is_dir() or any(c in path for c in "*?[")
+
+
 def table_stem(table: str) -> str:
-    """The run's name for a table: house.csv.gz -> house, sklearn:iris -> iris."""
-    return table.removeprefix("sklearn:") if table.startswith("sklearn:") else Path(table).name.split(".")[0]
+    """The run's name for a table: house.csv.gz -> house, sklearn:iris -> iris, clicks/ and clicks/*.parquet ->
+    clicks."""
+    if table.startswith("sklearn:"):
+        return table.removeprefix("sklearn:")
+    p = Path(table)
+    return (p.parent if any(c in p.name for c in "*?[") else p).name.split(".")[0] or "table"
 
 
 def loaded_config(config: str | dict) -> Path | dict:

@@ -42,7 +42,8 @@ def stream_files(cfg: Config, config_dir: Path | None) -> tuple[list[str] | None
     return None, ""
 
 
-def check_streamable(cfg: Config) -> None:
+def check_streamable(cfg: Config) -> str | None:
+    """Refuses what a streamed run cannot do; the header's note where train.bag auto became one model."""
     given = [k for k in NOT_STREAMED if getattr(cfg.data, k)]
     if given:
         raise UserError(
@@ -50,15 +51,19 @@ def check_streamable(cfg: Config) -> None:
             f"to read the table into memory and split it as data.{given[0]} says"
         )
     if cfg.train.bag not in (0, 1, "auto"):
-        raise UserError(f"train.bag={cfg.train.bag}: a streamed run trains one model; set data.stream=false for a bag")
-    cfg.train.bag = 1
+        raise UserError(
+            f"train.bag={cfg.train.bag}: a streamed run trains one model (model.ensemble stacks several on the same "
+            "batches); set data.stream=false for a cross-fitted bag"
+        )
+    auto, cfg.train.bag = cfg.train.bag == "auto", 1
+    return "train.bag auto: one model (a streamed run trains one, or a model.ensemble, not a bag)" if auto else None
 
 
 def start_streamed(cfg: Config, config_dir: Path | None, files: list[str], why: str) -> Any:
     """The run (engine/state.Run) started from a bounded sample, holding its evaluated rows; loop.train trains it."""
     from nntrain.engine.state import start
 
-    check_streamable(cfg)
+    bag = check_streamable(cfg)
     source = open_source(files, cfg.data.path)
     d = cfg.data
     split = hash_split(
@@ -86,6 +91,7 @@ def start_streamed(cfg: Config, config_dir: Path | None, files: list[str], why: 
     )
     sampled.notes[:0] = [
         *([why] if why else []),
+        *([bag] if bag else []),
         f"streamed: {source.describe()}; preprocessing fitted on a seeded sample of {len(frame):,} rows",
         f"split by a hash of each row's {key}: train {sizes['train']:,}, val {sizes['val']:,}, test "
         f"{sizes['test']:,}; held in memory and scored: up to {d.eval_rows:,} validation and {d.eval_rows:,} test rows",
