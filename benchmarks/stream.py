@@ -72,15 +72,44 @@ def make(folder: Path, rows: int, seed: int = 0) -> Path:
 
 
 def timed(cmd: list[str], cwd: Path) -> dict:
-    """Wall seconds and peak RSS (GNU time's maximum resident set size, the process and its waited-for
-    children) of a command."""
+    """Wall seconds and peak memory of a command: the most its process tree (a streamed fit's reader process
+    too) held at once (proportional set sizes, sampled every 0.25 s), and never below GNU time's maximum
+    resident set size (the most one process held)."""
     t = time.perf_counter()
-    r = subprocess.run(["/usr/bin/time", "-v", *cmd], cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.Popen(["/usr/bin/time", "-v", *cmd], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    tree_peak = 0
+    while proc.poll() is None:
+        tree_peak = max(tree_peak, tree_rss(proc.pid))
+        time.sleep(0.25)
+    out, err = proc.communicate()
     seconds = time.perf_counter() - t
-    if r.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
-    peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr).group(1)) * 1024
-    return {"seconds": seconds, "peak_gb": peak / 2**30, "out": r.stdout}
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{out[-2000:]}\n{err[-3000:]}")
+    peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", err).group(1)) * 1024
+    return {"seconds": seconds, "peak_gb": max(peak, tree_peak) / 2**30, "out": out}
+
+
+def tree_rss(pid: int) -> int:
+    """The proportional set size (Linux /proc smaps_rollup; 0 elsewhere) of a process and all its descendants:
+    pages a forked reader shares with the fit count once, split between them."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo += children.get(p, [])
+        try:
+            found = re.search(r"^Pss:\s+(\d+) kB", Path(f"/proc/{p}/smaps_rollup").read_text(), re.M)
+        except OSError:
+            continue
+        total += int(found.group(1)) * 1024 if found else 0
+    return total
 
 
 def fit(folder: Path, work: Path, name: str, epochs: int, extra: list[str]) -> dict:

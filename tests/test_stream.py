@@ -82,21 +82,26 @@ def test_the_hash_split_follows_the_id_not_where_a_row_is_stored(workdir):
 
 @pytest.mark.slow
 def test_a_streamed_run_killed_mid_epoch_resumes_to_the_same_metrics(workdir):
+    """The cut run reads its batches in a worker process (data.stream_workers=1), the full one in its own: the
+    same batches and the same random draws, so the same metrics.csv."""
     write_folder(workdir / "t", n=6000)
     cfg = streamed_config(workdir, workdir / "t", epochs=3, checkpoint_every=0)
     full = subprocess.run([*NNTRAIN, "fit", str(cfg), "--name", "full"], cwd=workdir, capture_output=True, text=True)
     assert full.returncode == 0, full.stderr
-    proc = subprocess.Popen([*NNTRAIN, "fit", str(cfg), "--name", "cut"], cwd=workdir, stdout=subprocess.DEVNULL)
-    metrics = workdir / "runs" / "cut" / "metrics.csv"
+    cut = [*NNTRAIN, "fit", str(cfg), "--name", "cut", "data.stream_workers=1"]
+    proc = subprocess.Popen(cut, cwd=workdir, stdout=subprocess.DEVNULL)
+    import torch
+
+    metrics, last = workdir / "runs" / "cut" / "metrics.csv", workdir / "runs" / "cut" / "last.pt"
+    step = lambda: torch.load(last, weights_only=True)["step"]  # noqa: E731 (last.pt is replaced whole)
     deadline = time.time() + 120
     while time.time() < deadline and not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 2):
         time.sleep(0.05)
-    time.sleep(0.5)
+    while time.time() < deadline and not 0 < step() < 40:  # early in epoch 2 or 3 (of 112 steps)
+        time.sleep(0.03)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    import torch
-
-    step = torch.load(workdir / "runs" / "cut" / "last.pt", weights_only=True)["step"]
+    step = step()
     assert step > 0  # killed in the middle of an epoch: the resume starts there
     r = subprocess.run([*NNTRAIN, "fit", "--resume", "runs/cut"], cwd=workdir, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -150,3 +155,33 @@ def test_streaming_a_csv_or_cross_validating_a_stream_is_refused_and_a_small_fol
     cfg = write_config(workdir / "f.yaml", str(workdir / "t"), data={"target": "y", "drop": ["key"]})
     r = cli("fit", cfg, "--name", "whole")
     assert r.exit_code == 0 and "streamed" not in r.output and "rows: train 2160, val 240, test 600" in r.output
+
+
+def test_a_folder_and_target_alone_stream_an_ensemble_with_weights_logged_to_mlflow(workdir, cli):
+    """`nntrain fit FOLDER --target y`: the run is named after the folder; model.ensemble, the weight column and
+    class weights train on the stream; MLflow holds what the run folder holds."""
+    import mlflow
+
+    table = write_folder(workdir / "clicks")
+    table["w"] = np.random.default_rng(1).uniform(0.5, 2.0, len(table))
+    for k, part in enumerate(np.array_split(np.arange(len(table)), 3)):  # the same files with a weight column
+        table.iloc[part].to_parquet(workdir / "clicks" / f"p{k}.parquet", index=False, row_group_size=400)
+    store = f"sqlite:///{workdir / 'ml.db'}"
+    r = cli("fit", "clicks", "--target", "y", "data.stream=true", "data.drop=[key]", "data.weight=w",
+            "data.class_weight=balanced", "model.ensemble=3", "train.epochs=2", "train.batch_size=64",
+            f"train.mlflow={store}")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "train.bag auto: one model (a streamed run trains one, or a model.ensemble, not a bag)" in r.output
+    assert "rows weighted by column 'w'" in r.output and "class weights (balanced) in the loss" in r.output
+    assert "3 members stacked" in r.output
+    run = workdir / "runs" / "clicks"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["test"]["accuracy"] > 0.85
+    assert json.loads(cli("eval", run, "--json").output)["metrics"] == pytest.approx(summary["test"])
+    client = mlflow.MlflowClient(tracking_uri=store)
+    (logged,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert logged.data.params["model.ensemble"] == "3" and logged.data.params["data.weight"] == "w"
+    for name, value in summary["test"].items():
+        assert logged.data.metrics[f"test_{name}"] == pytest.approx(value)
+    history = client.get_metric_history(logged.info.run_id, "train_loss")
+    assert [m.value for m in history] == pytest.approx(list(pd.read_csv(run / "metrics.csv")["train_loss"]))

@@ -97,6 +97,11 @@ class DataConfig(Strict):
         description="a streamed run reads its row groups in this many lanes, each giving an equal part of every "
         "batch; torchrun's ranks share them out (auto: one per rank); the same lanes train the same with any ranks",
     )
+    stream_workers: Literal["auto", 0, 1] = Field(
+        "auto",
+        description="1: a streamed run reads and encodes its batches in a DataLoader worker process, overlapping "
+        "the steps; 0: in the training process; auto: 1 where the machine has a second core",
+    )
     cache: bool = Field(
         True, description="keep the prepared data (matrix, splits, preprocessing) for the next fit of the same file"
     )

@@ -97,6 +97,18 @@ class RunLock:
             unlock_file(self.key / LOCK_FILE, held[0])  # closing the descriptor drops the flock
 
 
+def _forget_locks_in_child() -> None:
+    """A forked child (a streamed run's DataLoader worker) closes its copies of the run locks' descriptors: a
+    flock is held while any copy is open, so a worker outliving a killed fit would keep its folder locked."""
+    for fd, _ in RunLock._held.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    RunLock._held.clear()
+
+
+os.register_at_fork(after_in_child=_forget_locks_in_child)
+
+
 def pid_lock(path: Path, busy: Callable[[str], None]) -> int:
     """An exclusive flock on `path` (never through a link), with this process's PID written in it; its descriptor,
     whose closing drops the lock. When another process holds it, busy(its PID) is called: it raises to give up,
