@@ -100,7 +100,7 @@ class DataConfig(Strict):
     stream_workers: Literal["auto", 0, 1] = Field(
         "auto",
         description="1: a streamed run reads and encodes its batches in a DataLoader worker process, overlapping "
-        "the steps; 0: in the training process; auto: 1 where the machine has a second core",
+        "the steps; 0: in the training process; auto: 1 where the machine has a core beyond its torchrun ranks'",
     )
     cache: bool = Field(
         True, description="keep the prepared data (matrix, splits, preprocessing) for the next fit of the same file"
