@@ -119,6 +119,8 @@ def test_a_folder_or_glob_of_parquet_files_is_a_table_named_after_its_folder(wor
     assert json.loads(r.stdout)["run_dir"] == "runs/sales"
     line = next(x for x in r.stderr.splitlines() if x.startswith("rows: train"))
     assert sum(int(w.strip(",;")) for w in line.split()[2:7:2]) == 150  # both files' rows, read whole
+    r = cli("fit", "runs/sales")  # a run folder is not a table: what was meant is said
+    assert r.exit_code == 2 and "runs/sales is a run folder: nntrain fit --resume runs/sales trains it on" in r.stderr
     (workdir / "none").mkdir()
     r = cli("fit", "none", "--target", "y")
     assert r.exit_code == 2 and "none: the folder holds no Parquet file" in r.stderr

@@ -177,7 +177,16 @@ def config_source(
 
 
 def is_folder_table(path: str) -> bool:
-    """A folder or a glob of Parquet files (read whole or streamed, data.stream); the data says which."""
+    """A folder or a glob of Parquet files (read whole or streamed, data.stream); the data says which. A run
+    folder is refused with what was likely meant."""
+    from nntrain.errors import UserError
+    from nntrain.runs.folders import is_run_folder
+
+    if is_run_folder(Path(path)):
+        raise UserError(
+            f"{path} is a run folder: nntrain fit --resume {path} trains it on, "
+            f"nntrain fit {Path(path) / 'config.yaml'} trains it again"
+        )
     return Path(path).is_dir() or any(c in path for c in "*?[")
 
 
