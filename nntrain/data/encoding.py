@@ -157,10 +157,9 @@ def level_codes(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> np.nd
     data.min_level_count in training, or never seen: said in `report`). A missing value takes its fill level;
     without one it is an error."""
     col = str(s.name)
-    lookup, missing_code = level_lookup(prep, col)
     idx, uniques = pd.factorize(s)  # each distinct value named once; -1 for a missing one
     names = categories(pd.Series(uniques, dtype=object if len(uniques) == 0 else None))
-    by_unique = names.map(lookup).fillna(0).to_numpy(dtype=np.int64)
+    by_unique = pd.Index(prep["categories"][col], dtype=object).get_indexer(names.astype(object)) + 1  # 0: not kept
     new = by_unique == 0
     if col in prep.get("rare", {}):
         new &= ~names.isin(prep["rare"][col]).to_numpy()
@@ -175,7 +174,7 @@ def level_codes(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> np.nd
                 f"column '{col}': missing value at {where(is_csv, i)}; fill it, drop the column "
                 f"(data.drop), or set data.impute: auto | most_frequent"
             )
-        codes[~present] = missing_code
+        codes[~present] = level_lookup(prep, col)[1]
         unseen |= ~present & (codes == 0)
     if unseen.any():
         one_hot = prep["kinds"][col] == "categorical"
