@@ -80,7 +80,7 @@ def timed(cmd: list[str], cwd: Path) -> dict:
                             text=True)  # fmt: skip
     tree_peak = 0
     while proc.poll() is None:
-        tree_peak = max(tree_peak, tree_rss(proc.pid))
+        tree_peak = max(tree_peak, tree_pss(proc.pid))
         time.sleep(0.25)
     out, err = proc.communicate()
     seconds = time.perf_counter() - t
@@ -90,7 +90,7 @@ def timed(cmd: list[str], cwd: Path) -> dict:
     return {"seconds": seconds, "peak_gb": max(peak, tree_peak) / 2**30, "out": out}
 
 
-def tree_rss(pid: int) -> int:
+def tree_pss(pid: int) -> int:
     """The proportional set size (Linux /proc smaps_rollup; 0 elsewhere) of a process and all its descendants:
     pages a forked reader shares with the fit count once, split between them."""
     children: dict[int, list[int]] = {}

@@ -163,6 +163,8 @@ def config_source(
     it, the run named after the file); or, where it is KEY=VALUE and no such file, the first override of a
     config with no file."""
     from nntrain.data.readers import is_table
+    from nntrain.errors import UserError
+    from nntrain.runs.folders import is_run_folder
 
     extra = list(overrides or []) + ([f"data.target={target}"] if target else [])
     if config is None:
@@ -171,22 +173,18 @@ def config_source(
         extra = [config, *extra]
         paths = [o.partition("=")[2] for o in extra if o.startswith("data.path=")]
         return ({"name": table_stem(paths[-1])} if paths else {}), extra
+    if is_run_folder(Path(config)):
+        raise UserError(
+            f"{config} is a run folder: nntrain fit --resume {config} trains it on, "
+            f"nntrain fit {Path(config) / 'config.yaml'} trains it again"
+        )
     if config.startswith("sklearn:") or is_table(Path(config)) or is_folder_table(config):
         return {"name": table_stem(config), "data": {"path": config}}, extra
     return config, extra
 
 
 def is_folder_table(path: str) -> bool:
-    """A folder or a glob of Parquet files (read whole or streamed, data.stream); the data says which. A run
-    folder is refused with what was likely meant."""
-    from nntrain.errors import UserError
-    from nntrain.runs.folders import is_run_folder
-
-    if is_run_folder(Path(path)):
-        raise UserError(
-            f"{path} is a run folder: nntrain fit --resume {path} trains it on, "
-            f"nntrain fit {Path(path) / 'config.yaml'} trains it again"
-        )
+    """A folder or a glob of Parquet files (read whole or streamed, data.stream); the data says which."""
     return Path(path).is_dir() or any(c in path for c in "*?[")
 
 

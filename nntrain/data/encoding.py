@@ -71,9 +71,15 @@ def filled(v: np.ndarray, name: str, prep: dict, is_csv: bool) -> np.ndarray:
 def level_lookup(prep: dict, col: str) -> tuple[dict[str, int], int]:
     """({level: code}, the code a missing value takes): codes from 1 in the kept levels' order; a missing value
     is its fill level's code, 0 (unknown) when that level is not kept or there is no fill."""
-    lookup = {c: i + 1 for i, c in enumerate(prep["categories"][col])}
-    fill = prep["impute"].get(col)
-    return lookup, lookup.get(categories(pd.Series([fill])).iloc[0], 0) if fill is not None else 0
+    return {c: i + 1 for i, c in enumerate(prep["categories"][col])}, missing_code(prep, col)
+
+
+def missing_code(prep: dict, col: str) -> int:
+    """The code a missing value takes: its fill level's, 0 (unknown) when that level is not kept or there is no
+    fill."""
+    fill, kept = prep["impute"].get(col), prep["categories"][col]
+    name = None if fill is None else categories(pd.Series([fill])).iloc[0]
+    return kept.index(name) + 1 if name is not None and name in kept else 0
 
 
 def encode(
@@ -174,7 +180,7 @@ def level_codes(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> np.nd
                 f"column '{col}': missing value at {where(is_csv, i)}; fill it, drop the column "
                 f"(data.drop), or set data.impute: auto | most_frequent"
             )
-        codes[~present] = level_lookup(prep, col)[1]
+        codes[~present] = missing_code(prep, col)
         unseen |= ~present & (codes == 0)
     if unseen.any():
         one_hot = prep["kinds"][col] == "categorical"
