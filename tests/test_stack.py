@@ -15,7 +15,7 @@ from nntrain.config.loading import load_config
 from nntrain.engine.fused import ACTIVATIONS, LOSSES, FusedStep
 from nntrain.engine.stacked import AutogradStack, FusedStack, Stack
 from nntrain.engine.stacked_batched import BatchedStack, stacked_step
-from nntrain.engine.stacked_optim import Each, StackedAdam, StackedSGD, stacked_optimizer
+from nntrain.engine.stacked_optim import Each, HeldAdam, StackedAdam, StackedSGD, stacked_optimizer
 from nntrain.model.heads import make_criterion
 from nntrain.model.mlp import build_mlp
 
@@ -204,8 +204,14 @@ def test_optimizers_on_the_rows_equal_torch_per_member_and_resume_from_a_lone_st
     members = models(cfg, 3)
     lone = [build_mlp_like(m) for m in members]
     stack = Stack(members)
-    mine = [build("optimizer", s, m.parameters()) for s, m in zip(specs, members)]
+    # a bag's members hold Adam as HeldAdam (build_parts): torch's settings, without torch's constructor
+    held = HeldAdam.applies(spec)
+    mine = [
+        HeldAdam(s, list(m.parameters())) if held else build("optimizer", s, m.parameters())
+        for s, m in zip(specs, members)
+    ]
     theirs = [build("optimizer", s, m.parameters()) for s, m in zip(specs, lone)]
+    assert held == (kind is StackedAdam)
     opt = stacked_optimizer(stack, mine, specs)
     assert type(opt) is kind
 
@@ -229,6 +235,10 @@ def test_optimizers_on_the_rows_equal_torch_per_member_and_resume_from_a_lone_st
                 assert torch.allclose(
                     torch.as_tensor(value).double(), torch.as_tensor(saved[k]["state"][i][key]).double()
                 )
+        assert lone_state["param_groups"] == saved[k]["param_groups"]
+        fresh = build("optimizer", specs[k], build_mlp_like(members[k]).parameters())
+        fresh.load_state_dict(copy.deepcopy(saved[k]))  # and torch's optimizer takes a member's
+        assert fresh.state_dict()["param_groups"] == lone_state["param_groups"]
         mine[k].load_state_dict(copy.deepcopy(lone_state))  # torch would share the tensors otherwise
     opt.adopt()
     steps(3)

@@ -313,12 +313,27 @@ def _stand_in(optimizer: dict | None) -> tuple[Any, dict[str, Any]]:
     config's), for a scheduler to be checked against."""
     import torch
 
-    name = canonical("optimizer", optimizer["name"]) if optimizer else None
-    cls = factory("optimizer", name) if name else torch.optim.SGD
-    group = {k: p.default for k, p in inspect.signature(cls).parameters.items() if p.default is not p.empty}
-    group |= {k: v for k, v in (optimizer or {}).items() if k != "name" and k in group}
+    cls, group = optimizer_settings(optimizer) if optimizer else (torch.optim.SGD, _defaults(torch.optim.SGD))
     group["lr"] = group["lr"] if isinstance(group.get("lr"), (int, float)) else 0.1  # lr: auto, or none given
     return object.__new__(cls), group
+
+
+def optimizer_settings(spec: dict) -> tuple[Any, dict[str, Any]]:
+    """The optimizer class a spec names and the param group torch would build from it: the class's defaults,
+    then the spec's values (a YAML list as the tuple torch keeps; AdamW's decoupled weight decay, which its
+    signature does not show, included)."""
+    import torch
+
+    cls = factory("optimizer", canonical("optimizer", spec["name"]))
+    group = _defaults(cls)
+    group |= {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items() if k != "name" and k in group}
+    if issubclass(cls, torch.optim.AdamW):
+        group["decoupled_weight_decay"] = True
+    return cls, group
+
+
+def _defaults(cls: Any) -> dict[str, Any]:
+    return {k: p.default for k, p in inspect.signature(cls).parameters.items() if p.default is not p.empty}
 
 
 # Loss arguments that torch takes as tensors and a YAML file gives as lists of numbers

@@ -14,6 +14,7 @@ from torch import nn
 from nntrain.config.components import WARMUP, build, canonical
 from nntrain.config.schema import Config
 from nntrain.engine.fused import FlatSGD, FusedStep, Held
+from nntrain.engine.stacked_optim import HeldAdam
 from nntrain.model.embeddings import embeds_of, numerics_of
 from nntrain.model.heads import make_criterion
 from nntrain.model.mlp import build_mlp
@@ -38,8 +39,9 @@ def build_parts(
     weighted: bool = False,
     stacked: bool = False,
 ) -> Parts:
-    """`stacked`: another engine steps the model (stacked_runs.py); an SGD optimizer is then a FlatSGD that only
-    holds the settings and state (torch.optim.SGD's constructor imports torch._dynamo: 2 s)."""
+    """`stacked`: another engine steps the model (stacked_runs.py); an SGD, Adam or AdamW optimizer is then a
+    FlatSGD or HeldAdam that only holds the settings and state (torch.optim's constructors import
+    torch._dynamo: 2 s)."""
     torch.manual_seed(cfg.seed)
     task = prep["task"]
     model = build_mlp(cfg.model, n_in, n_out, embeds_of(prep), task, numerics_of(prep)).to(device)
@@ -50,6 +52,8 @@ def build_parts(
     elif stacked and FlatSGD.applies(cfg.optimizer):
         params = list(model.parameters())
         optimizer = FlatSGD(Held(params, params[0]), **arguments)
+    elif stacked and cfg.model.ensemble == 1 and HeldAdam.applies(cfg.optimizer):
+        optimizer = HeldAdam(cfg.optimizer, list(model.parameters()))
     elif cfg.model.ensemble > 1:  # a param group per member: stacked_optim.py reads each member's own
         optimizer = build("optimizer", cfg.optimizer, [{"params": list(m.parameters())} for m in model.members])
     else:

@@ -8,16 +8,20 @@ any other optimizer steps each member's own (correct, at K times the ops).
 
 from __future__ import annotations
 
+import collections
+
 import torch
 
-from nntrain.config.components import record
+from nntrain.config.components import optimizer_settings, record
 from nntrain.engine.stacked import Stack
+
+UNPLAIN = ("maximize", "amsgrad", "capturable", "differentiable", "dampening")  # what the stacked steps do not write
 
 
 def stacked_optimizer(stack: Stack, optimizers: list[torch.optim.Optimizer], specs: list[dict]) -> Each:
     kind = record("optimizer", specs[0]["name"]).stacked
     group = optimizers[0].param_groups[0]
-    plain = not any(group.get(k) for k in ("maximize", "amsgrad", "capturable", "differentiable", "dampening"))
+    plain = not any(group.get(k) for k in UNPLAIN)
     if kind == "sgd" and plain:
         return StackedSGD(stack, optimizers)
     if kind == "adam" and plain:
@@ -198,3 +202,40 @@ class StackedAdam(Each):
                     [flat[k]], [grad[k]], [self.m[k]], [self.v[k]], [], [step],
                     lr=lr, beta1=beta1, beta2=beta2, weight_decay=wd, eps=eps, amsgrad=False, maximize=False,
                 )  # fmt: skip
+
+
+class HeldAdam(torch.optim.Optimizer):
+    """A stacked member's Adam or AdamW as StackedAdam steps it: its settings and state, in torch's own format
+    (its state_dict loads into torch.optim.Adam / AdamW and theirs into it), but never stepped itself. Set up
+    without Optimizer.__init__ and with its own state_dict / load_state_dict, whose torch versions import
+    torch._dynamo (2 s, a fifth of a small table's bagged fit); an LR scheduler needs only param_groups and
+    step."""
+
+    def __init__(self, spec: dict, params: list[torch.nn.Parameter]):
+        _, self.defaults = optimizer_settings(spec)
+        self.param_groups = [{"params": params, **self.defaults}]
+        self.state: dict = collections.defaultdict(dict)
+
+    @staticmethod
+    def applies(spec: dict) -> bool:
+        return record("optimizer", spec["name"]).stacked == "adam" and not any(spec.get(k) for k in UNPLAIN)
+
+    def state_dict(self) -> dict:
+        params = self.param_groups[0]["params"]
+        group = {k: v for k, v in self.param_groups[0].items() if k != "params"}
+        state = {i: dict(self.state[p]) for i, p in enumerate(params) if self.state.get(p)}
+        return {"state": state, "param_groups": [{**group, "params": list(range(len(params)))}]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        group = self.param_groups[0]
+        group.update({k: v for k, v in state_dict["param_groups"][0].items() if k != "params"})
+        for i, p in enumerate(group["params"]):
+            saved = state_dict["state"].get(i, state_dict["state"].get(str(i)))
+            if saved:  # as torch casts them: the moments to the parameter, the step count kept a float tensor
+                self.state[p] = {k: v if k == "step" else v.to(p) for k, v in saved.items()}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        pass  # the stacked step computes every gradient afresh
+
+    def step(self, closure: None = None) -> None:
+        raise RuntimeError("a stacked member's Adam is stepped by StackedAdam, on the stacked rows")
