@@ -9,11 +9,10 @@ Stored as plain numbers in bag.json: per fold model, the logits' coefficients an
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from nntrain.data.encoding import unscale
+from nntrain.tools.linear_fit import Logistic, logistic, ridge
 
 WEIGHTS = np.linspace(0.0, 1.0, 21)  # the linear model's share, tried on the out-of-fold predictions
 UNSEEN = -1e9  # the intercept of a class a fold's model never saw: probability 0
@@ -47,30 +46,25 @@ def _fold_path(prep: dict, x: np.ndarray, train: np.ndarray, y: np.ndarray, w: n
     """One fold's model at each of STRENGTHS, trained on its `train` rows (`x`). A logistic regression goes from
     the strongest regularization to the weakest, each fit starting from the last one's coefficients (the same
     optimum, about 6x fewer iterations)."""
-    from sklearn.linear_model import LogisticRegression, Ridge
-
-    x, weights, models = x.astype(np.float64), None if w is None else w[train], {}
-    logistic = LogisticRegression(max_iter=500, warm_start=True)
+    x, weights, models, last = x.astype(np.float64), None if w is None else w[train], {}, None
     for strength in sorted(STRENGTHS, reverse=True):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # lbfgs's ConvergenceWarning: the model is still the best it found
-            if prep["task"] == "regression":
-                m = Ridge(alpha=strength).fit(x, y[train], sample_weight=weights)
-                models[strength] = {"coef": m.coef_.tolist(), "intercept": float(m.intercept_)}
-            else:
-                logistic.set_params(C=1 / strength).fit(x, y[train], sample_weight=weights)
-                models[strength] = _full_classes(logistic, len(prep["classes"]))
+        if prep["task"] == "regression":
+            coef, intercept = ridge(x, y[train].astype(np.float64), strength, weights)
+            models[strength] = {"coef": coef.tolist(), "intercept": intercept}
+        else:
+            last = logistic(x, y[train], 1 / strength, weights, last)
+            models[strength] = _full_classes(last, len(prep["classes"]))
     return models
 
 
-def _full_classes(m, k: int) -> dict:
-    """A fitted LogisticRegression as logits over all k classes (binary: [0, z])."""
-    coef, intercept = np.zeros((k, m.coef_.shape[1])), np.full(k, UNSEEN)
-    seen = m.classes_.astype(int)
-    if len(seen) == 2 and m.coef_.shape[0] == 1:
-        coef[seen[1]], intercept[seen[0]], intercept[seen[1]] = m.coef_[0], 0.0, m.intercept_[0]
+def _full_classes(m: Logistic, k: int) -> dict:
+    """A fitted logistic regression as logits over all k classes (binary: [0, z])."""
+    coef, intercept = np.zeros((k, m.coef.shape[1])), np.full(k, UNSEEN)
+    seen = m.classes.astype(int)
+    if len(seen) == 2 and m.coef.shape[0] == 1:
+        coef[seen[1]], intercept[seen[0]], intercept[seen[1]] = m.coef[0], 0.0, m.intercept[0]
     else:
-        coef[seen], intercept[seen] = m.coef_, m.intercept_
+        coef[seen], intercept[seen] = m.coef, m.intercept
     return {"coef": coef.tolist(), "intercept": intercept.tolist()}
 
 
