@@ -10,7 +10,7 @@ what a user on a laptop with a browser, a CI runner or a notebook beside other w
             the count the default gave before it read the machine (on 2 cores).
    bag      the same on --bag-rows rows, which the recipe trains as a bag of 5 members (stacked).
 2. stacked  `fit --seeds 0..15` of configs/phone.yaml for 4 epochs: the median epoch of the 16 members
-            trained together (metrics.csv's seconds), default threads.
+            trained together (metrics.csv's seconds), default threads; then both with train.threads=1.
 3. sweep    the 16-trial grid of benchmarks/stacked.py (optimizer.lr x seed, 20 epochs) batched (the default)
             and with --batch 1: the batched sweep must stay well under one trial at a time, busy too.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -84,20 +85,29 @@ def bag_case(work: Path, rows: int) -> tuple[str, float, float]:
     return (f"default fit, {rows:,} rows (a bag of 5), default threads", times[False], times[True])
 
 
-def stacked_case(work: Path) -> tuple[str, float, float]:
+def stacked_case(work: Path, threads: int | None = None) -> tuple[str, float, float]:
+    """threads: train.threads for both runs (None: the default). One thread on both shows what the machine
+    itself loses beside a busy process (a shared core's caches, or its hyperthread sibling), the thread
+    choice apart."""
     cfg = phone_config(work, epochs=4)
     times = {}
     for on in (False, True):
-        name = f"s{on}"
+        name = f"s{on}{threads or ''}"
+        extra = [f"train.threads={threads}"] if threads else []
         with busy(on):
-            wall([*NNTRAIN, "fit", str(cfg), "--seeds", ",".join(map(str, range(16))), "--quiet", "--name", name], work)
+            seeds = ",".join(map(str, range(16)))
+            wall([*NNTRAIN, "fit", str(cfg), *extra, "--seeds", seeds, "--quiet", "--name", name], work)
         seconds = []
         for run in sorted((work / "runs").glob(f"{name}-seed*")):
             rows = (run / "metrics.csv").read_text().splitlines()[1:]
             header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
             seconds += [float(r.split(",")[header.index("seconds")]) for r in rows]
         times[on] = statistics.median(seconds)
-    return ("16 stacked members, one epoch", times[False], times[True])
+    return (
+        f"16 stacked members, one epoch{f', train.threads={threads}' if threads else ''}",
+        times[False],
+        times[True],
+    )
 
 
 def sweep_case(work: Path) -> list[tuple[str, float, float]]:
@@ -112,24 +122,35 @@ def sweep_case(work: Path) -> list[tuple[str, float, float]]:
     ]
 
 
+def cases_once(work: Path, args: argparse.Namespace) -> list[tuple[str, float, float]]:
+    rows = []
+    if "fit" in args.cases:
+        rows += fit_case(work, args.rows)
+    if "bag" in args.cases:
+        rows.append(bag_case(work, args.bag_rows))
+    if "stacked" in args.cases:
+        rows += [stacked_case(work), stacked_case(work, threads=1)]
+    if "sweep" in args.cases:
+        rows += sweep_case(work)
+    for run in (work / "runs").glob("*"):  # the next repeat names its runs again
+        shutil.rmtree(run)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=20000)
     ap.add_argument("--bag-rows", type=int, default=5000)
     cases = ["fit", "bag", "stacked", "sweep"]
     ap.add_argument("--cases", nargs="+", default=cases, choices=cases)
+    ap.add_argument("--repeat", type=int, default=1, help="measure every case this many times; medians shown")
     args = ap.parse_args()
-    rows = []
+    measured: dict[str, list[tuple[float, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        if "fit" in args.cases:
-            rows += fit_case(work, args.rows)
-        if "bag" in args.cases:
-            rows.append(bag_case(work, args.bag_rows))
-        if "stacked" in args.cases:
-            rows.append(stacked_case(work))
-        if "sweep" in args.cases:
-            rows += sweep_case(work)
+        for _ in range(args.repeat):  # a noisy machine: idle and busy interleaved, the medians kept
+            for label, idle, loaded in cases_once(Path(tmp), args):
+                measured.setdefault(label, []).append((idle, loaded))
+    rows = [(label, *(statistics.median(v[i] for v in got) for i in (0, 1))) for label, got in measured.items()]
     print("| case | idle s | busy s | busy / idle |\n| --- | --- | --- | --- |")
     for label, idle, loaded in rows:
         print(f"| {label} | {idle:.3f} | {loaded:.3f} | {loaded / idle:.2f} |")
