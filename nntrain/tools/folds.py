@@ -1,6 +1,6 @@
 """Rows cut into k folds as scikit-learn's KFold and StratifiedKFold (shuffle=True) cut them: the same rows for
 the same seed, without importing scikit-learn, whose import is 1.7 s of a small table's bagged fit. A bag's
-folds and cv's come from here; tests/test_cv.py checks them equal to scikit-learn's."""
+folds and cv's come from here; tests/test_linear_fit.py checks them equal to scikit-learn's."""
 
 from __future__ import annotations
 
