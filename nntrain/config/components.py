@@ -313,7 +313,8 @@ def _stand_in(optimizer: dict | None) -> tuple[Any, dict[str, Any]]:
     config's), for a scheduler to be checked against."""
     import torch
 
-    cls, group = optimizer_settings(optimizer) if optimizer else (torch.optim.SGD, _defaults(torch.optim.SGD))
+    known = optimizer and canonical("optimizer", optimizer["name"])  # an unknown name is said elsewhere
+    cls, group = optimizer_settings(optimizer) if known else (torch.optim.SGD, _defaults(torch.optim.SGD))
     group["lr"] = group["lr"] if isinstance(group.get("lr"), (int, float)) else 0.1  # lr: auto, or none given
     return object.__new__(cls), group
 
