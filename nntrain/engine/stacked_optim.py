@@ -230,7 +230,7 @@ class HeldAdam(torch.optim.Optimizer):
         group = self.param_groups[0]
         group.update({k: v for k, v in state_dict["param_groups"][0].items() if k != "params"})
         for i, p in enumerate(group["params"]):
-            saved = state_dict["state"].get(i, state_dict["state"].get(str(i)))
+            saved = state_dict["state"].get(i)
             if saved:  # as torch casts them: the moments to the parameter, the step count kept a float tensor
                 self.state[p] = {k: v if k == "step" else v.to(p) for k, v in saved.items()}
 
