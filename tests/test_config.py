@@ -124,7 +124,7 @@ BASE = "data: {path: x.csv}\n"
         ("data: {path: x.csv, val_size: 1.2}\n", "data.val_size=1.2: Input should be less than 1"),
         (
             "data: {path: x.csv, scale: zscore}\n",
-            "data.scale=zscore: Input should be 'standard', 'robust', 'minmax' or 'none'",
+            "data.scale=zscore: Input should be 'standard', 'robust', 'quantile', 'minmax' or 'none'",
         ),
         (
             "data: {path: x.csv, task: classify}\n",

@@ -13,9 +13,10 @@ import torch
 from typer.testing import CliRunner
 
 from nntrain.cli import app
+from nntrain.data.quantiles import knots, mapped
 from nntrain.errors import UserError
 from nntrain.tools.export import export_run
-from nntrain.tools.export_graph import Standardize
+from nntrain.tools.export_graph import QuantileMap, Standardize
 from nntrain.tools.export_sidecar import sidecar_path
 from nntrain.tools.inference import load_run, predict_frame
 
@@ -51,6 +52,11 @@ CASES = {
     "multiclass_periodic": (
         {"task": "multiclass", "missing": True},
         {"data": {"scale": "robust"}, "model": {"hidden": [8], "numeric_embedding": "periodic"}},
+    ),
+    # data.scale: quantile's knots in the graph (quantiles.py), with the training median filling a gap
+    "regression_quantile": (
+        {"task": "regression", "missing": True},
+        {"data": {"scale": "quantile"}, "model": {"hidden": [8], "numeric_embedding": "periodic"}},
     ),
     "regression_piecewise": (
         {"task": "regression"},
@@ -217,3 +223,25 @@ def test_standardize_rounds_like_encode():
         v = np.where(np.isnan(x[:, j]), 0.25, x[:, j]).astype(np.float64)
         want[:, j] = (v - shift[j]) / scale[j]
     assert got.dtype == np.float32 and np.array_equal(got, want)
+
+
+def test_the_graphs_quantile_map_is_numpys_interp_through_the_knots():
+    """Below, at, between and above the knots, on ties, a NaN, a one-knot (constant) column and columns whose
+    knots fill the padded width exactly."""
+    rng = np.random.default_rng(0)
+    columns = [
+        rng.lognormal(0, 2, 3000),  # 100 knots
+        np.repeat([0.0, 1.0, 5.0], [700, 200, 100]),  # ties: three knots
+        np.full(50, 2.5),  # constant: one knot
+        rng.normal(size=30_000),  # 1,000 knots
+        rng.normal(size=480),  # 16 knots: the width 16 exactly
+    ]
+    fitted = [knots(v) for v in columns]
+    x = np.stack(
+        [[*v[:40], v.min() - 1, v.max() + 1, np.nan, k[0][0], k[0][1 % len(k[0])]] for v, k in zip(columns, fitted)], 1
+    )
+    got = QuantileMap(fitted)(torch.from_numpy(x)).numpy()
+    want = np.stack([mapped(x[:, j], k) for j, k in enumerate(fitted)], 1)
+    gap = np.isnan(x)
+    np.testing.assert_allclose(got[~gap], want[~gap], rtol=0, atol=1e-12)
+    assert np.isnan(got[gap]).all() and (got[~gap[:, 2], 2] == 0).all()

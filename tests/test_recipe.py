@@ -4,6 +4,7 @@ it does not, and the parts it is built from (robust scaling, periodic numeric em
 from __future__ import annotations
 
 import json
+from statistics import NormalDist
 
 import numpy as np
 import pytest
@@ -108,6 +109,40 @@ def test_robust_scaling_centres_on_the_median_and_clips_far_values_smoothly(work
         load_config(data_only(workdir, data={"path": "t.csv", "target": "y"}), ["recipe=course"]), None
     )
     assert standard.X[standard.train, 0].max() > 5  # standard scaling leaves the tail far out
+
+
+def test_quantile_scaling_maps_ranks_onto_a_normal_as_scikit_learn_does(workdir):
+    from sklearn.preprocessing import QuantileTransformer
+
+    from nntrain.data.prepare import load_data
+
+    rng = np.random.default_rng(0)
+    df = make_table(3000, "regression")
+    df["a"] = rng.lognormal(0, 2, 3000)  # a long right tail
+    df["b"] = np.where(rng.random(3000) < 0.7, 0.0, rng.exponential(size=3000))  # 70% zeros: tied quantiles
+    df.loc[df.index[::10], "c"] = np.nan  # filled with the training median before the map
+    df.to_csv("t.csv", index=False)
+    data = load_data(load_config(data_only(workdir, data={"path": "t.csv", "target": "y", "scale": "quantile"})), None)
+    train, column = data.train, {c: data.X[:, data.prep["encoded"].index(c)] for c in ("a", "b", "c")}
+    raw = df["a"].to_numpy()
+    sk = QuantileTransformer(n_quantiles=len(train) // 30, output_distribution="normal").fit(raw[train, None])
+    got, want = column["a"], sk.transform(raw[:, None])[:, 0]
+    at, _ = data.prep["quantiles"]["a"]
+    inner = (raw >= at[1]) & (raw <= at[-2])  # the outer intervals apart: see the end of this test
+    on_knot = inner & np.isin(raw, at)
+    np.testing.assert_allclose(got[on_knot], want[on_knot], atol=1e-5)  # on the knots the same
+    # between two knots linear in the normal's units, where scikit-learn is linear in ranks: close
+    assert np.abs(got - want)[inner].max() < 0.05 and np.median(np.abs(got - want)) < 0.005
+    # scikit-learn maps the training minimum to -5.2 on any number of rows; here to the level half a row above 0
+    end = NormalDist().inv_cdf(0.5 / len(train))
+    assert np.isclose(got[train].min(), end, atol=1e-6) and np.isclose(got[train].max(), -end, atol=1e-6)
+    assert abs(np.median(got[train])) < 0.02
+    assert np.all(np.diff(got[np.argsort(raw)]) >= 0)  # the order kept
+    zeros = column["b"][df["b"].to_numpy() == 0.0]
+    assert np.ptp(zeros) == 0 and abs(zeros[0] - -0.385) < 0.02  # 70% of the rows tied at 0: the 35% level
+    gaps = df["c"].isna().to_numpy()
+    filled = np.interp(data.prep["impute"]["c"], *data.prep["quantiles"]["c"])
+    assert np.allclose(column["c"][gaps], filled) and abs(filled) < 0.1  # a gap: the training median's place
 
 
 @pytest.mark.parametrize("ensemble", [1, 3])

@@ -35,10 +35,12 @@ class DataConfig(Strict):
         0.2, ge=0, lt=1, description="fraction of all rows, touched once at the end; 0: no test split (all rows train)"
     )
     split_seed: int | None = Field(None, ge=0, le=MAX_SEED, description="seed of the split; default: the run's seed")
-    scale: Literal["standard", "robust", "minmax", "none"] = Field(
+    scale: Literal["standard", "robust", "quantile", "minmax", "none"] = Field(
         "standard",
         description="numbers, fitted on the training split: standard (mean, standard deviation); robust (median, "
-        "interquartile range, then x / sqrt(1 + (x / 3)^2): far values clipped smoothly towards +-3); minmax; none",
+        "interquartile range, then x / sqrt(1 + (x / 3)^2): far values clipped smoothly towards +-3); quantile "
+        "(each value's rank among the training values, onto a standard normal, as QuantileTransformer's normal "
+        "output); minmax; none",
     )
     impute: Literal["auto", "none", "mean", "median", "most_frequent"] = Field(
         "auto",

@@ -28,6 +28,7 @@ from nntrain.data.columns import (
     row_parts,
     source_names,
 )
+from nntrain.data.quantiles import mapped
 from nntrain.data.tables import Table, check_columns, where
 from nntrain.errors import UserError, listed, quoted
 
@@ -100,12 +101,14 @@ def encode(
     raw = sources if sources is not None else raw_sources(df, prep, is_csv, report)
     X = np.empty((len(df), len(prep["encoded"])), dtype=np.float32)
     at, columns, j = [], [], 0
+    knots = prep.get("quantiles")  # data.scale: quantile
     for col in prep["columns"]:
         kind = prep["kinds"][col]
         if kind in ("numeric", "date"):
             for name in source_names(prep, col):
                 at.append(j)
-                columns.append(filled(raw[name], name, prep, is_csv))
+                v = filled(raw[name], name, prep, is_csv)
+                columns.append(v if knots is None else mapped(v, knots[name]))
                 j += 1
         elif kind == "categorical":
             width = len(prep["categories"][col])
@@ -127,8 +130,11 @@ def encode(
 
 
 def _fill_scaled(X: np.ndarray, at: list[int], columns: list[np.ndarray], prep: dict) -> None:
-    """(x - shift) / scale of every numeric source into its column of X (data.scale robust: then smooth_clip)."""
+    """(x - shift) / scale of every numeric source into its column of X (data.scale robust: then smooth_clip;
+    quantile: the columns come mapped, and go in as they are)."""
     shift, scale = np.asarray(prep["shift"])[:, None], np.asarray(prep["scale"])[:, None]
+    if prep.get("quantiles") is not None:
+        shift, scale = np.zeros_like(shift), np.ones_like(scale)
     clip = prep.get("scale_kind") == "robust"
     if at and at[-1] - at[0] == len(at) - 1:
         at = slice(at[0], at[-1] + 1)  # a run of columns, written without fancy indexing

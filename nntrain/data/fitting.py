@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nntrain.data import dates
+from nntrain.data import dates, quantiles
 from nntrain.data.columns import (
     MISSING,
     Report,
@@ -63,6 +63,9 @@ def fit_features(
     names = numeric_names(prep)
     stats = map_rows(lambda n: _scale_of(_training_part(sources[n], n, prep, train), data_cfg.scale), names, len(df))
     prep.update(shift=[a for a, _, _ in stats], scale=[b for _, b, _ in stats], encoded=_encoded_names(prep))
+    if data_cfg.scale == "quantile":
+        training = [_training_part(sources[n], n, prep, train) for n in names]
+        prep["quantiles"] = dict(zip(names, map_rows(quantiles.knots, training, len(df))))
     if data_cfg.impute == "auto":  # a column complete in training: the training mean, should a value be missing later
         prep["impute"].update({n: mean for n, (_, _, mean) in zip(names, stats) if n not in prep["impute"]})
     return sources
@@ -345,7 +348,7 @@ def _scale_of(v: np.ndarray, kind: str) -> tuple[float, float, float]:
         shift, scale = mean, v.std()
     elif kind == "minmax":
         shift, scale = v.min(), v.max() - v.min()
-    elif kind == "robust":
+    elif kind in ("robust", "quantile"):  # quantile: kept for the export's sample rows; quantiles.py maps
         q1, shift, q3 = np.quantile(v, [0.25, 0.5, 0.75])
         scale = (q3 - q1) / NORMAL_IQR if q3 > q1 else (v.max() - v.min()) / 2
     else:

@@ -23,9 +23,12 @@ class Standardize(nn.Module):
     As encoding.encode: imputed columns get their fill value for NaN, then (x - shift) / scale in float64, rounded
     once to float32. A NaN in a column that was not imputed stays NaN (nntrain predict refuses such a row)."""
 
-    def __init__(self, shift: list[float], scale: list[float], fill: list[float | None], clip: bool = False):
+    def __init__(
+        self, shift: list[float], scale: list[float], fill: list[float | None], clip: bool = False, knots=None
+    ):
         super().__init__()
         self.clip = clip
+        self.quantile = QuantileMap(knots) if knots else None  # data.scale: quantile, in place of the scale
         self.register_buffer("shift", torch.tensor(shift, dtype=torch.float64))
         self.register_buffer("scale", torch.tensor(scale, dtype=torch.float64))
         self.impute = any(f is not None for f in fill)
@@ -39,10 +42,42 @@ class Standardize(nn.Module):
         x = x.double()
         if self.impute:
             x = torch.where(torch.isnan(x) & self.imputed, self.fill, x)
+        if self.quantile is not None:
+            return self.quantile(x).float()
         x = (x - self.shift) / self.scale
         if self.clip:
             x = x / torch.sqrt(1 + (x / CLIP) ** 2)
         return x.float()
+
+
+class QuantileMap(nn.Module):
+    """quantiles.mapped in the graph: each column's piecewise-linear map through its knots. The knot below a
+    value is found by a branchless binary search (gathers and compares: ONNX has no searchsorted), over the
+    knots padded with +inf to a power of two."""
+
+    def __init__(self, knots: list[list[list[float]]]):
+        super().__init__()
+        width = 1 << max(1, (max(len(k) for k, _ in knots) - 1).bit_length())
+        at = torch.full((width, len(knots)), math.inf, dtype=torch.float64)
+        value = torch.zeros((width, len(knots)), dtype=torch.float64)
+        for j, (k, z) in enumerate(knots):
+            at[: len(k), j] = torch.tensor(k, dtype=torch.float64)
+            value[: len(k), j], value[len(k) :, j] = torch.tensor(z, dtype=torch.float64), z[-1]
+        self.register_buffer("at", at)
+        self.register_buffer("value", value)
+        self.width = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        below = torch.zeros(x.shape, dtype=torch.long, device=x.device)  # the last knot <= x (0 under the first)
+        step = self.width // 2
+        while step:
+            higher = below + step
+            below = torch.where(self.at.gather(0, higher) <= x, higher, below)
+            step //= 2
+        below = below.clamp(max=self.width - 2)
+        k0, k1 = self.at.gather(0, below), self.at.gather(0, below + 1)
+        z0, z1 = self.value.gather(0, below), self.value.gather(0, below + 1)
+        return z0 + ((x - k0) / (k1 - k0)).clamp(0.0, 1.0) * (z1 - z0)  # past the last knot: k1 is inf, t 0
 
 
 def string_inputs(prep: dict) -> list[str]:
@@ -58,7 +93,9 @@ class Encode(nn.Module):
         super().__init__()
         numeric, strings = numeric_names(prep), string_inputs(prep)
         fill = [float(prep["impute"][c]) if c in prep["impute"] else None for c in numeric]
-        self.standardize = Standardize(prep["shift"], prep["scale"], fill, prep.get("scale_kind") == "robust")
+        knots = [prep["quantiles"][c] for c in numeric] if prep.get("quantiles") is not None else None
+        clip = prep.get("scale_kind") == "robust"
+        self.standardize = Standardize(prep["shift"], prep["scale"], fill, clip, knots)
         self.pieces = []  # ("num", start, stop) | ("hot", code column, levels)
         for col in prep["columns"]:
             kind = prep["kinds"][col]
