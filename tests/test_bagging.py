@@ -105,10 +105,13 @@ def test_seeds_of_a_bag_config_train_one_model_each_and_say_so(workdir, cli):
     ).exists()
 
 
-def test_a_linear_model_beside_the_bag_takes_the_share_the_out_of_fold_predictions_give_it(workdir, cli):
+@pytest.mark.parametrize("scale", ["standard", "quantile"])
+def test_a_linear_model_beside_the_bag_takes_the_share_the_out_of_fold_predictions_give_it(workdir, cli, scale):
     """y is linear in the numbers: the linear model's share is chosen high on the out-of-fold rows, and eval,
-    predict, oof.csv and the ONNX export all give the mixture."""
-    assert cli("fit", bag_config(workdir, task="regression", k=3), "--quiet", "train.linear=true").exit_code == 0
+    predict, oof.csv and the ONNX export all give the mixture. Under data.scale: quantile the linear model reads
+    the numbers back from their ranks (linear_path.linear_inputs), in the export too."""
+    cfg = bag_config(workdir, task="regression", k=3)
+    assert cli("fit", cfg, "--quiet", "train.linear=true", f"data.scale={scale}").exit_code == 0
     root = workdir / "runs" / "t"
     summary = json.loads((root / "summary.json").read_text())
     plan = json.loads((root / "bag.json").read_text())

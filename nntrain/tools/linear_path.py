@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nntrain.data.encoding import unscale
+from nntrain.data.columns import numeric_names
+from nntrain.data.encoding import CLIP, unscale
 from nntrain.tools.linear_fit import Logistic, logistic, ridge
 
 WEIGHTS = np.linspace(0.0, 1.0, 21)  # the linear model's share, tried on the out-of-fold predictions
@@ -24,6 +25,28 @@ def linear_columns(prep: dict) -> list[int]:
     return list(range(len(prep["encoded"]) - embedded))
 
 
+def unranked(prep: dict, cols: list[int]) -> list[tuple[int, list, float, float]]:
+    """Under data.scale: quantile, the linear model's number columns to take back from their ranks: (position in
+    `cols`, knots, the column's robust shift and scale). A linear model gains nothing from ranks: on the real
+    phone table its share fell from 0.7-0.95 on robust-scaled numbers to 0-0.1 on their ranks."""
+    knots = prep.get("quantiles")
+    if not knots:
+        return []
+    numeric = {name: i for i, name in enumerate(numeric_names(prep))}
+    named = [(j, prep["encoded"][c]) for j, c in enumerate(cols)]
+    return [(j, knots[n], prep["shift"][numeric[n]], prep["scale"][numeric[n]]) for j, n in named if n in knots]
+
+
+def linear_inputs(prep: dict, X: np.ndarray, cols: list[int]) -> np.ndarray:
+    """The linear model's inputs, float64: the matrix's columns `cols`, each number under data.scale: quantile
+    back at its value (within the training range), scaled as data.scale: robust scales it."""
+    x = X[:, cols].astype(np.float64)
+    for j, knot, shift, scale in unranked(prep, cols):
+        v = (np.interp(x[:, j], knot[1], knot[0]) - shift) / scale
+        x[:, j] = v / np.sqrt(1 + (v / CLIP) ** 2)
+    return x
+
+
 STRENGTHS = (0.01, 0.1, 1.0, 10.0, 100.0)  # ridge's alpha, logistic regression's 1 / C: tried out of fold
 
 
@@ -31,7 +54,8 @@ def fit_linear(prep: dict, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, f
     """One model per fold, trained on the other folds, at the regularization strength (of STRENGTHS) whose
     out-of-fold loss is least: {"columns", "strength", "models"} (see the module's docstring)."""
     cols, rest = linear_columns(prep), np.concatenate(folds)
-    paths = [_fold_path(prep, X[np.ix_(np.setdiff1d(rest, f), cols)], np.setdiff1d(rest, f), y, w) for f in folds]
+    x = linear_inputs(prep, X, cols)
+    paths = [_fold_path(prep, x[np.setdiff1d(rest, f)], np.setdiff1d(rest, f), y, w) for f in folds]
     best = None
     for strength in STRENGTHS:
         linear = {"columns": cols, "strength": strength, "models": [path[strength] for path in paths]}
@@ -46,7 +70,7 @@ def _fold_path(prep: dict, x: np.ndarray, train: np.ndarray, y: np.ndarray, w: n
     """One fold's model at each of STRENGTHS, trained on its `train` rows (`x`). A logistic regression goes from
     the strongest regularization to the weakest, each fit starting from the last one's coefficients (the same
     optimum, about 6x fewer iterations)."""
-    x, weights, models, last = x.astype(np.float64), None if w is None else w[train], {}, None
+    weights, models, last = None if w is None else w[train], {}, None
     for strength in sorted(STRENGTHS, reverse=True):
         if prep["task"] == "regression":
             coef, intercept = ridge(x, y[train].astype(np.float64), strength, weights)
@@ -70,7 +94,7 @@ def _full_classes(m: Logistic, k: int) -> dict:
 
 def linear_scores(linear: dict, prep: dict, X: np.ndarray, model: int | None = None) -> np.ndarray:
     """Class probabilities (or predictions in the target's units) of the fold models' mean, or of one."""
-    x = X[:, linear["columns"]].astype(np.float64)
+    x = linear_inputs(prep, X, linear["columns"])
     models = linear["models"] if model is None else [linear["models"][model]]
     out = []
     for m in models:
