@@ -83,7 +83,7 @@ def test_fit_header_lists_the_recipe_and_config_yaml_keeps_it(workdir, cli):
     result = cli("fit", path, "--name", "r")
     assert result.exit_code == 0, result.output
     line = next(ln for ln in result.output.splitlines() if ln.startswith("recipe: tabular"))
-    assert "data.scale=robust" in line and "optimizer={" in line and "train.epochs=2" in line
+    assert "data.scale=quantile" in line and "optimizer={" in line and "train.epochs=2" in line
     assert "train.bag=5" in line and "note: train.bag auto: a bag of 5 members" in result.output
     saved = yaml.safe_load((workdir / "runs" / "r" / "config.yaml").read_text())
     assert saved["recipe"] == "tabular" and saved["model"]["numeric_embedding"]["name"] == "periodic"

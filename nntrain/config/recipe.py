@@ -26,7 +26,7 @@ from nntrain.plaindata import flow
 WHOLE = ("loss", "optimizer", "scheduler")
 
 TABULAR: dict[str, Any] = {
-    "data": {"scale": "robust"},
+    "data": {"scale": "quantile"},
     "model": {
         "hidden": [256, 256, 256],
         "activation": {"name": "relu"},
