@@ -133,7 +133,7 @@ def test_iso_dates_become_parts_never_one_hot(tmp_path):
     d = prep_of(df, tmp_path)
     assert d.prep["kinds"]["when"] == "date"
     parts = d.prep["dates"]["when"]["parts"]
-    assert set(parts) == {"year", "month", "day", "weekday", "hour", "days"}
+    assert set(parts) == {"year", "month", "day", "weekday", "yearday", "hour", "days"}
     assert not any(n.startswith("when=") for n in d.prep["encoded"])
     origin = stamps[d.train[d.train != 9]].min()
     days = (stamps - origin) / pd.Timedelta(days=1)
@@ -453,6 +453,7 @@ def test_onnx_export_takes_strings_and_matches_predict(workdir, cli):
         "when.month": when.dt.month,
         "when.day": when.dt.day,
         "when.weekday": when.dt.day_of_week,
+        "when.yearday": when.dt.day_of_year,
         "when.hour": when.dt.hour + when.dt.minute / 60,
         "when.days": (when - origin) / pd.Timedelta(days=1),
     }

@@ -159,7 +159,7 @@ def test_numeric_embeddings_train_predict_and_count_their_parameters(workdir, cl
     table = json.loads(params.output)
     embed = [r for r in table["layers"] if r["layer"].endswith("num_embed")]
     assert len(embed) == ensemble
-    n_numeric = 3 + 3  # a, b, c and the date parts day, weekday, days since (year and month are constant: left out)
+    n_numeric = 3 + 4  # a, b, c and the date parts day, weekday, yearday, days (year and month constant: left out)
     assert embed[0]["shape"] == [n_numeric, 32, 8]
     evaluated = cli("eval", str(run), "--json")
     assert json.loads(evaluated.output.strip().splitlines()[-1])["metrics"]["accuracy"] == pytest.approx(

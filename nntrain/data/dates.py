@@ -1,5 +1,6 @@
 """Dates and times: which columns hold them, and their numeric parts (year, month, day of month, day of week,
-hour of day, and days since the training split's earliest value). A date is never one level per distinct value.
+day of year, hour of day, and days since the training split's earliest value). A date is never one level per
+distinct value.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import pandas as pd
 
 # ISO-like: 2013-01-01, 2013-1-1, 2013-01-01 05:00, 2013-01-01T05:00:00.5Z, 2013-01-01 05:00:00+01:00
 ISO_LIKE = r"\d{4}-\d{1,2}-\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?: ?(?:Z|UTC|[+-]\d{2}:?\d{2}))?"
-PARTS = ("year", "month", "day", "weekday", "hour", "days")
+PARTS = ("year", "month", "day", "weekday", "yearday", "hour", "days")
 SECONDS_PER_DAY = 86_400.0
 # Distinct values looked at to decide; a column of dates has every one of them ISO-like.
 SAMPLE = 2_000
@@ -59,6 +60,7 @@ def parts(secs: np.ndarray, origin: float) -> dict[str, np.ndarray]:
         "month": t.month.to_numpy(dtype=np.float64),
         "day": t.day.to_numpy(dtype=np.float64),
         "weekday": t.day_of_week.to_numpy(dtype=np.float64),
+        "yearday": t.day_of_year.to_numpy(dtype=np.float64),  # a holiday on its date, in one number
         "hour": (t.hour + t.minute / 60 + t.second / 3600).to_numpy(dtype=np.float64),
         "days": (secs - origin) / SECONDS_PER_DAY,
     }

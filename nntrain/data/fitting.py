@@ -61,11 +61,11 @@ def fit_features(
     sources = raw_sources(df, prep, is_csv, Report())
     _fit_imputation(sources, data_cfg.impute, train, prep, notes)
     names = numeric_names(prep)
-    stats = map_rows(lambda n: _scale_of(_training_part(sources[n], n, prep, train), data_cfg.scale), names, len(df))
+    fitted = map_rows(lambda n: _scaling(_training_part(sources[n], n, prep, train), data_cfg.scale), names, len(df))
+    stats = [s for s, _ in fitted]
     prep.update(shift=[a for a, _, _ in stats], scale=[b for _, b, _ in stats], encoded=_encoded_names(prep))
     if data_cfg.scale == "quantile":
-        training = [_training_part(sources[n], n, prep, train) for n in names]
-        prep["quantiles"] = dict(zip(names, map_rows(quantiles.knots, training, len(df))))
+        prep["quantiles"] = {n: k for n, (_, k) in zip(names, fitted)}
     if data_cfg.impute == "auto":  # a column complete in training: the training mean, should a value be missing later
         prep["impute"].update({n: mean for n, (_, _, mean) in zip(names, stats) if n not in prep["impute"]})
     return sources
@@ -339,6 +339,11 @@ def _impute_value(s: pd.Series, how: str) -> Any:
     return py(present.mode().iloc[0])
 
 
+def _scaling(v: np.ndarray, kind: str) -> tuple[tuple[float, float, float], list | None]:
+    """(_scale_of's stats, the column's quantile knots under data.scale: quantile, else None)."""
+    return _scale_of(v, kind), quantiles.knots(v) if kind == "quantile" else None
+
+
 def _scale_of(v: np.ndarray, kind: str) -> tuple[float, float, float]:
     """(shift, scale, mean) of one column's training values; a constant column keeps scale 1. robust: the
     median, and the interquartile range over a normal's (1.349), so a normal column gets about its standard
@@ -348,7 +353,7 @@ def _scale_of(v: np.ndarray, kind: str) -> tuple[float, float, float]:
         shift, scale = mean, v.std()
     elif kind == "minmax":
         shift, scale = v.min(), v.max() - v.min()
-    elif kind in ("robust", "quantile"):  # quantile: kept for the export's sample rows; quantiles.py maps
+    elif kind in ("robust", "quantile"):  # quantile: for the bag's linear model and the export's sample rows
         q1, shift, q3 = np.quantile(v, [0.25, 0.5, 0.75])
         scale = (q3 - q1) / NORMAL_IQR if q3 > q1 else (v.max() - v.min()) / 2
     else:

@@ -25,7 +25,12 @@ class Standardize(nn.Module):
     once to float32. A NaN in a column that was not imputed stays NaN (nntrain predict refuses such a row)."""
 
     def __init__(
-        self, shift: list[float], scale: list[float], fill: list[float | None], clip: bool = False, knots=None
+        self,
+        shift: list[float],
+        scale: list[float],
+        fill: list[float | None],
+        clip: bool = False,
+        knots: list | None = None,
     ):
         super().__init__()
         self.clip = clip

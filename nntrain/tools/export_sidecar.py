@@ -46,8 +46,8 @@ def _text_and_dates(prep: dict) -> dict:
             col: {
                 "parts": [part_name(col, p) for p in d["parts"]],
                 "origin": pd.Timestamp(d["origin"], unit="s").isoformat(),
-                "note": "year, month, day (1-31), weekday (Monday 0), hour (with minutes as a fraction), days "
-                "since origin; in UTC; NaN for a missing date",
+                "note": "year, month, day (1-31), weekday (Monday 0), yearday (1-366), hour (minutes as a fraction), "
+                "days since origin; in UTC; NaN for a missing date",
             }
             for col, d in prep["dates"].items()
         }
