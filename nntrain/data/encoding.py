@@ -133,8 +133,7 @@ def _fill_scaled(X: np.ndarray, at: list[int], columns: list[np.ndarray], prep: 
     """(x - shift) / scale of every numeric source into its column of X (data.scale robust: then smooth_clip;
     quantile: the columns come mapped, and go in as they are)."""
     shift, scale = np.asarray(prep["shift"])[:, None], np.asarray(prep["scale"])[:, None]
-    if prep.get("quantiles") is not None:
-        shift, scale = np.zeros_like(shift), np.ones_like(scale)
+    scaled = prep.get("quantiles") is None
     clip = prep.get("scale_kind") == "robust"
     if at and at[-1] - at[0] == len(at) - 1:
         at = slice(at[0], at[-1] + 1)  # a run of columns, written without fancy indexing
@@ -148,8 +147,9 @@ def _fill_scaled(X: np.ndarray, at: list[int], columns: list[np.ndarray], prep: 
             b = block[:, : stop - start]
             for i, v in enumerate(columns):
                 b[i] = v[start:stop]
-            b -= shift
-            b /= scale
+            if scaled:
+                b -= shift
+                b /= scale
             if clip:
                 b /= np.sqrt(1 + (b / CLIP) ** 2)
             X[start:stop, at] = b.T

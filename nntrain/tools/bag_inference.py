@@ -13,7 +13,7 @@ from nntrain.data.tables import Table
 from nntrain.errors import UserError
 from nntrain.model.heads import truth
 from nntrain.tools.inference import LoadedRun, load_run, prediction_columns, read_input, scores_of
-from nntrain.tools.linear_path import mixed
+from nntrain.tools.linear_path import fold_scores
 
 BAG_FILE = "bag.json"
 
@@ -104,18 +104,20 @@ def bag_scores(plan: dict, loaded: list[LoadedRun], X: np.ndarray, members: bool
     temperature), and where `members` asks, each member's
     number with its own scores mixed with its fold's linear model: what CV+ intervals need; else None)."""
     from nntrain.model.calibration import calibrated
-    from nntrain.tools.linear_path import linear_scores
 
     prep, linear = loaded[0].prep, plan.get("linear")
+    share = linear["weight"] if linear else 0.0
+    lin = fold_scores(linear, prep, X) if share else None  # the linear model's inputs read once
     nets = [scores_of(run, X) for run in loaded]
-    mean = mixed(sum(nets) / len(nets), linear, prep, X)
+    mean = sum(nets) / len(nets)
+    if share:  # the members' mean mixed with the linear model by its weight
+        mean = (1 - share) * mean + share * (sum(lin) / len(lin))
     if prep["task"] != "regression":
         mean = calibrated(mean, plan.get("temperature"))
     if not members:
         return mean, None
-    share = linear["weight"] if linear else 0.0
     own = []
     for run, net in zip(loaded, nets):
         k = int(run.run_dir.name.removeprefix("member"))
-        own.append((k, net if not share else (1 - share) * net + share * linear_scores(linear, prep, X, model=k - 1)))
+        own.append((k, net if not share else (1 - share) * net + share * lin[k - 1]))
     return mean, own

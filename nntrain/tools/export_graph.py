@@ -211,16 +211,14 @@ class LinearMix(nn.Module):
         self.target = {k: prep.get(k) for k in ("target_shift", "target_scale", "target_transform")}
         undo = unranked(prep, linear["columns"])  # data.scale: quantile: numbers back from their ranks
         self.unrank = QuantileMap([[z, k] for _, (k, z), _, _ in undo]) if undo else None
-        if undo:
+        if undo:  # then scaled as data.scale: robust scales them
+            self.rescale = Standardize([s for *_, s, _ in undo], [s for *_, s in undo], [None] * len(undo), True)
             self.register_buffer("at", torch.tensor([j for j, *_ in undo], dtype=torch.long))
-            self.register_buffer("shift", torch.tensor([s for *_, s, _ in undo], dtype=torch.float64))
-            self.register_buffer("scale", torch.tensor([s for *_, s in undo], dtype=torch.float64))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = x[:, self.cols]
         if self.unrank is not None:  # as linear_path.linear_inputs
-            v = (self.unrank(z[:, self.at].double()) - self.shift) / self.scale
-            z = z.index_copy(1, self.at, (v / torch.sqrt(1 + (v / CLIP) ** 2)).float())
+            z = z.index_copy(1, self.at, self.rescale(self.unrank(z[:, self.at].double())))
         if self.regression:  # coef [M, d] -> [N, M]
             lin = unscale(self.target, (z @ self.coef.T + self.intercept).double()).float().mean(dim=1)
         else:  # coef [M, C, d] -> logits [M, N, C]

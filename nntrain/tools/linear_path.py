@@ -60,7 +60,7 @@ def fit_linear(prep: dict, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, f
     for strength in STRENGTHS:
         linear = {"columns": cols, "strength": strength, "models": [path[strength] for path in paths]}
         rows = rest
-        loss = _loss(prep, y[rows], out_of_fold(linear, prep, X, folds), None if w is None else w[rows])
+        loss = _loss(prep, y[rows], out_of_fold(linear, prep, x, folds), None if w is None else w[rows])
         if best is None or loss < best[0]:
             best = (loss, linear)
     return best[1]
@@ -94,22 +94,31 @@ def _full_classes(m: Logistic, k: int) -> dict:
 
 def linear_scores(linear: dict, prep: dict, X: np.ndarray, model: int | None = None) -> np.ndarray:
     """Class probabilities (or predictions in the target's units) of the fold models' mean, or of one."""
+    if model is None:
+        scores = fold_scores(linear, prep, X)
+        return sum(scores) / len(scores)
+    return _scored(linear["models"][model], prep, linear_inputs(prep, X, linear["columns"]))
+
+
+def fold_scores(linear: dict, prep: dict, X: np.ndarray) -> list[np.ndarray]:
+    """Each fold model's scores on the rows of X, their inputs read once."""
     x = linear_inputs(prep, X, linear["columns"])
-    models = linear["models"] if model is None else [linear["models"][model]]
-    out = []
-    for m in models:
-        z = x @ np.asarray(m["coef"], dtype=np.float64).T + np.asarray(m["intercept"], dtype=np.float64)
-        if prep["task"] == "regression":
-            out.append(unscale(prep, z))
-        else:
-            z = np.exp(z - z.max(axis=1, keepdims=True))
-            out.append(z / z.sum(axis=1, keepdims=True))
-    return sum(out) / len(out)
+    return [_scored(m, prep, x) for m in linear["models"]]
 
 
-def out_of_fold(linear: dict, prep: dict, X: np.ndarray, folds: list[np.ndarray]) -> np.ndarray:
-    """Each fold's rows scored by the model that did not train on them, in the folds' order."""
-    return np.concatenate([linear_scores(linear, prep, X[f], model=k) for k, f in enumerate(folds)])
+def _scored(m: dict, prep: dict, x: np.ndarray) -> np.ndarray:
+    """One fold model's scores on its inputs `x` (linear_inputs)."""
+    z = x @ np.asarray(m["coef"], dtype=np.float64).T + np.asarray(m["intercept"], dtype=np.float64)
+    if prep["task"] == "regression":
+        return unscale(prep, z)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def out_of_fold(linear: dict, prep: dict, x: np.ndarray, folds: list[np.ndarray]) -> np.ndarray:
+    """Each fold's rows scored by the model that did not train on them, in the folds' order (`x`: every row's
+    inputs, linear_inputs)."""
+    return np.concatenate([_scored(linear["models"][k], prep, x[f]) for k, f in enumerate(folds)])
 
 
 def blend_weight(prep: dict, y: np.ndarray, net: np.ndarray, lin: np.ndarray, w: np.ndarray | None) -> float:
@@ -122,10 +131,3 @@ def _loss(prep: dict, y: np.ndarray, scores: np.ndarray, w: np.ndarray | None) -
     if prep["task"] == "regression":
         return float(np.average((unscale(prep, y.astype(np.float64)) - scores) ** 2, weights=w))
     return float(np.average(-np.log(np.clip(scores[np.arange(len(y)), y], 1e-12, 1)), weights=w))
-
-
-def mixed(net: np.ndarray, linear: dict | None, prep: dict, X: np.ndarray) -> np.ndarray:
-    """The bag's scores: the members' mean, mixed with the linear model by its weight (none: the members')."""
-    if not linear or linear["weight"] == 0:
-        return net
-    return (1 - linear["weight"]) * net + linear["weight"] * linear_scores(linear, prep, X)
