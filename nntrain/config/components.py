@@ -163,7 +163,7 @@ SCHEDULERS: dict[str, Schedule] = {
         pace="value",
         note="nntrain's own: the optimizer's rate until train.monitor stalls for patience epochs, then a half "
         "cosine to 0 over fraction of the epochs run (at least min_epochs), and the run ends; from_best: the "
-        "anneal starts from the best epoch's weights",
+        "anneal starts from the best epoch's weights; start: the anneal's first rate, a fraction of the optimizer's",
     ),
     "onecycle": Schedule(
         "OneCycleLR",
