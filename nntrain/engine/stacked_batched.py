@@ -35,7 +35,8 @@ def covers(model: nn.Module) -> bool:
 
 class BatchedStack(AutogradStack):
     """The step of stacked.py for K members of a model covers() accepts: x [B, F] (the same rows for all) or
-    [K, B, F]; y, w [K, B]. The members' losses are the criterion's under vmap (a few ops). AutogradStack's
+    [K, B, F]; y, w [K, B]. The members' losses are the criterion's, member by member (under vmap, torch's
+    cross entropy imports sympy through its decomposition: 0.3 s of a small bagged fit). AutogradStack's
     leaf and penalty, its forward and step written with batched ops instead of vmap over the module."""
 
     path = "autograd step (batched forward)"
@@ -51,11 +52,8 @@ class BatchedStack(AutogradStack):
         return self._forward(self.stack.split(self.stack.flat), x, train=False)
 
     def loss_and_grads(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
-        from torch.func import vmap
-
         out = self._forward(self.stack.split(self.leaf), x, train=True)
-        dims = (0, 0, None if w is None else 0)
-        losses = vmap(self.criterion, in_dims=dims)(out, y, w)
+        losses = torch.stack([self.criterion(o, y[k], None if w is None else w[k]) for k, o in enumerate(out)])
         self.stack.grad.zero_()
         penalized(losses, self.leaf[:, : self.stack.n_weights], self.l1).sum().backward()
         return losses.detach()
