@@ -216,9 +216,10 @@ def test_the_anneal_schedule_ends_the_run_where_its_anneal_ends(workdir):
 def test_the_anneal_starts_at_its_fraction_of_the_rate(workdir):
     """start 0.25: after the stall (epoch 2) the rate falls along the same half cosine, from a quarter of sgd's."""
     scheduler = {"name": "anneal", "patience": 1, "min_delta": 10, "min_epochs": 4, "start": 0.25}
-    _, rows = run_fit(workdir, optimizer={"name": "sgd", "lr": 0.1}, scheduler=scheduler, train={"epochs": 50})
+    summary, rows = run_fit(workdir, optimizer={"name": "sgd", "lr": 0.1}, scheduler=scheduler, train={"epochs": 50})
     expected = [0.1, 0.1] + [0.0125 * (1 + math.cos(math.pi * t / 5)) for t in range(1, 5)]
     assert [float(r["lr"]) for r in rows] == pytest.approx(expected, rel=1e-5)
+    assert summary["stopped"].endswith("annealed to 0 over 4 epochs, from 0.25 times the optimizer's")
 
 
 def test_an_anneal_start_out_of_range_is_refused_naming_the_key(workdir):

@@ -78,7 +78,9 @@ class AnnealOnStall(torch.optim.lr_scheduler.LRScheduler):
         return self.anneal_start is not None and self.last_epoch - self.anneal_start >= self.anneal_epochs
 
     def describe(self) -> str:
+        how = [f"from {self.start:g} times the optimizer's"] if self.start != 1 else []
+        how += ["from the best epoch's weights"] if self.from_best else []
         return (
             f"had not improved for {self.patience} epochs at epoch {self.anneal_start}; the rate then annealed to 0 "
-            f"over {self.anneal_epochs} epochs" + (" from the best epoch's weights" if self.from_best else "")
+            f"over {self.anneal_epochs} epochs" + "".join(f", {h}" for h in how)
         )
