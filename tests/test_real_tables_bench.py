@@ -69,3 +69,22 @@ def test_conformal_bench_reports_the_coverage_of_a_real_tables_run(tmp_path):
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[1] == "1" and cells[2] == "bag, LAC" and 0.5 <= float(cells[3]) <= 1 and 1 <= float(cells[4]) <= 2
     assert "classification: mean coverage" in proc.stdout
+
+
+def test_target_encoding_bench_trains_a_run_again_on_its_target_encoded_strings(tmp_path):
+    """mpg's `model` (38 levels) is encoded at --min-levels 30; `manufacturer` (15) and the rest are not. The
+    run is trained again on the same test rows, and the report gives both test R2s."""
+    import pandas as pd
+
+    args = ["--tables", "mpg", "--seeds", "0", "--out", str(tmp_path), "--epochs", "3", "--fit-only"]
+    assert run_benchmark("real_tables.py", *args, "--set", "train.plots=false", timeout=300).returncode == 0
+    proc = run_benchmark("target_encoding.py", str(tmp_path), "--set", "train.epochs=3", timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| mpg |"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    before = json.loads((tmp_path / "runs" / "mpg-s0" / "summary.json").read_text())["test"]["r2"]
+    assert cells[:4] == ["mpg", "0", "model", "r2"] and float(cells[4]) == pytest.approx(before, abs=5e-5)
+    encoded = pd.read_csv(tmp_path / "target_encoded" / "mpg-s0.csv")
+    assert pd.api.types.is_float_dtype(encoded["model"]) and not pd.api.types.is_numeric_dtype(encoded["manufacturer"])
+    again = json.loads((tmp_path / "target_encoded" / "runs" / "mpg-s0" / "summary.json").read_text())
+    assert float(cells[5]) == pytest.approx(again["test"]["r2"], abs=5e-5) and again["epochs_run"] == 3
