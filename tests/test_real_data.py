@@ -133,7 +133,8 @@ def test_iso_dates_become_parts_never_one_hot(tmp_path):
     d = prep_of(df, tmp_path)
     assert d.prep["kinds"]["when"] == "date"
     parts = d.prep["dates"]["when"]["parts"]
-    assert set(parts) == {"year", "month", "day", "weekday", "yearday", "hour", "days"}
+    cycles = {f"{p}_{f}" for p in ("month", "weekday", "yearday", "hour") for f in ("sin", "cos")}
+    assert set(parts) == {"year", "month", "day", "weekday", "yearday", "hour", "days"} | cycles
     assert not any(n.startswith("when=") for n in d.prep["encoded"])
     origin = stamps[d.train[d.train != 9]].min()
     days = (stamps - origin) / pd.Timedelta(days=1)
@@ -457,6 +458,9 @@ def test_onnx_export_takes_strings_and_matches_predict(workdir, cli):
         "when.hour": when.dt.hour + when.dt.minute / 60,
         "when.days": (when - origin) / pd.Timedelta(days=1),
     }
+    for part, period in {"month": 12, "weekday": 7, "yearday": 365.25, "hour": 24}.items():
+        parts[f"when.{part}_sin"] = np.sin(2 * np.pi * parts[f"when.{part}"] / period)
+        parts[f"when.{part}_cos"] = np.cos(2 * np.pi * parts[f"when.{part}"] / period)
     features = np.column_stack([parts[c] if c in parts else rows[c] for c in side["input"]["columns"]])
     strings = rows[side["strings"]["columns"]].fillna("").astype(str).to_numpy(dtype=object)
     session = ort.InferenceSession(str(workdir / "runs" / "t" / "model.onnx"))

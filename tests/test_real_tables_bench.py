@@ -71,20 +71,42 @@ def test_conformal_bench_reports_the_coverage_of_a_real_tables_run(tmp_path):
     assert "classification: mean coverage" in proc.stdout
 
 
-def test_target_encoding_bench_trains_a_run_again_on_its_target_encoded_strings(tmp_path):
+def test_column_alternatives_bench_trains_a_run_again_on_its_target_encoded_strings(tmp_path):
     """mpg's `model` (38 levels) is encoded at --min-levels 30; `manufacturer` (15) and the rest are not. The
     run is trained again on the same test rows, and the report gives both test R2s."""
     import pandas as pd
 
     args = ["--tables", "mpg", "--seeds", "0", "--out", str(tmp_path), "--epochs", "3", "--fit-only"]
     assert run_benchmark("real_tables.py", *args, "--set", "train.plots=false", timeout=300).returncode == 0
-    proc = run_benchmark("target_encoding.py", str(tmp_path), "--set", "train.epochs=3", timeout=300)
+    proc = run_benchmark(
+        "column_alternatives.py", str(tmp_path), "--kind", "target", "--set", "train.epochs=3", timeout=300
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     row = next(line for line in proc.stdout.splitlines() if line.startswith("| mpg |"))
     cells = [c.strip() for c in row.split("|")[1:-1]]
     before = json.loads((tmp_path / "runs" / "mpg-s0" / "summary.json").read_text())["test"]["r2"]
     assert cells[:4] == ["mpg", "0", "model", "r2"] and float(cells[4]) == pytest.approx(before, abs=5e-5)
-    encoded = pd.read_csv(tmp_path / "target_encoded" / "mpg-s0.csv")
+    encoded = pd.read_csv(tmp_path / "target" / "mpg-s0.csv")
     assert pd.api.types.is_float_dtype(encoded["model"]) and not pd.api.types.is_numeric_dtype(encoded["manufacturer"])
-    again = json.loads((tmp_path / "target_encoded" / "runs" / "mpg-s0" / "summary.json").read_text())
+    again = json.loads((tmp_path / "target" / "runs" / "mpg-s0" / "summary.json").read_text())
     assert float(cells[5]) == pytest.approx(again["test"]["r2"], abs=5e-5) and again["epochs_run"] == 3
+
+
+def test_column_alternatives_cyclic_puts_the_sine_and_cosine_of_date_parts_beside_the_dates():
+    """Only the date column gets them (a string of other words does not), hour only where there are times."""
+    import importlib.util
+
+    import numpy as np
+    import pandas as pd
+
+    from .conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("column_alternatives", REPO / "benchmarks" / "column_alternatives.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    frame = pd.DataFrame({"day": ["2024-03-01", "2024-06-15", "2024-12-31"], "town": ["a", "b", "c"], "y": [1, 2, 3]})
+    out, dated = bench.cyclic(frame, "y")
+    assert dated == ["day"] and "town" in out and not any(c.startswith(("town_", "day_hour")) for c in out)
+    assert out["day_month_sin"].to_numpy() == pytest.approx(np.sin(2 * np.pi * np.array([3, 6, 12]) / 12))
+    assert out["day_day_of_week_cos"].to_numpy() == pytest.approx(np.cos(2 * np.pi * np.array([4, 5, 1]) / 7))
+    assert out["day_day_of_year_sin"].iloc[0] == pytest.approx(np.sin(2 * np.pi * 61 / 365.25))

@@ -159,7 +159,9 @@ def test_numeric_embeddings_train_predict_and_count_their_parameters(workdir, cl
     table = json.loads(params.output)
     embed = [r for r in table["layers"] if r["layer"].endswith("num_embed")]
     assert len(embed) == ensemble
-    n_numeric = 3 + 4  # a, b, c and the date parts day, weekday, yearday, days (year and month constant: left out)
+    # a, b, c and the date parts day, weekday, yearday, days and the sin and cos of weekday and yearday (year, month
+    # and hour constant: left out, and their cycles')
+    n_numeric = 3 + 8
     assert embed[0]["shape"] == [n_numeric, 32, 8]
     evaluated = cli("eval", str(run), "--json")
     assert json.loads(evaluated.output.strip().splitlines()[-1])["metrics"]["accuracy"] == pytest.approx(

@@ -62,7 +62,7 @@ class DataConfig(Strict):
     dates: list[str] = Field(
         default_factory=list,
         description="columns to read as dates (ISO-like text is found without it): year, month, day, weekday, "
-        "day of year, hour and days since the training split's earliest",
+        "day of year, hour, days since the training split's earliest, and the sine and cosine of the cycles",
     )
     one_hot_max: int = Field(
         32, ge=1, description="a string column with more levels than this is learned through an embedding"

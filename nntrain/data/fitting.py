@@ -142,7 +142,8 @@ def _fit_dates(s: pd.Series, train: np.ndarray, prep: dict, notes: list) -> None
         )
     origin = float(np.nanmin(secs[train]))
     parts = dates.parts(secs[train], origin)
-    kept = [p for p in dates.PARTS if np.nanstd(parts[p]) > 0]
+    # constant parts left out (max > min: the std of a constant sine need not come out 0)
+    kept = [p for p in dates.PARTS if np.nanmax(parts[p]) > np.nanmin(parts[p])]
     prep["dates"][col] = {"origin": origin, "parts": kept or ["days"]}
     start = pd.Timestamp(origin, unit="s").isoformat()
     notes.append(f"column {quoted(col)} read as dates: {', '.join(prep['dates'][col]['parts'])} (days since {start})")

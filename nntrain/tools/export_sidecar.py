@@ -47,7 +47,8 @@ def _text_and_dates(prep: dict) -> dict:
                 "parts": [part_name(col, p) for p in d["parts"]],
                 "origin": pd.Timestamp(d["origin"], unit="s").isoformat(),
                 "note": "year, month, day (1-31), weekday (Monday 0), yearday (1-366), hour (minutes as a fraction), "
-                "days since origin; in UTC; NaN for a missing date",
+                "days since origin; P_sin and P_cos: sin and cos of 2 pi P / its period (month 12, weekday 7, "
+                "yearday 365.25, hour 24); in UTC; NaN for a missing date",
             }
             for col, d in prep["dates"].items()
         }
