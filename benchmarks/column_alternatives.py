@@ -8,6 +8,8 @@ shows both test metrics, seed by seed, and their means per table.
   folds it is not in, and applied to its test rows).
 - `--kind cyclic`: beside each date column (nntrain reads its parts: month, day, weekday, hour, day of year...),
   the sine and cosine of its month, day of week, day of year and (where it has times) hour, as number columns.
+  From 12a3c98 on nntrain makes these parts itself (data/dates.py), so this kind measures them on a checkout
+  before it, as round six did; on today's code it would add them a second time.
 
     python benchmarks/real_tables.py --out /tmp/rt --fit-only --set train.threads=1   # first: the runs
     python benchmarks/column_alternatives.py /tmp/rt --kind target                    # then: again, encoded
@@ -33,11 +35,13 @@ CYCLES = {"month": 12, "day_of_week": 7, "day_of_year": 365.25, "hour": 24}
 
 
 def string_columns(frame, target: str) -> tuple[list[str], list[str]]:
-    """(the string columns nntrain embeds or one-hot encodes, those it reads as dates)."""
+    """(the string columns nntrain embeds or one-hot encodes, those it reads as dates: its own test)."""
     import pandas as pd
 
+    from nntrain.data.dates import is_date_column
+
     strings = [c for c in frame.columns if c != target and not pd.api.types.is_numeric_dtype(frame[c])]
-    dated = [c for c in strings if pd.to_datetime(frame[c], errors="coerce", format="mixed").notna().mean() >= 0.9]
+    dated = [c for c in strings if is_date_column(frame[c])]
     return [c for c in strings if c not in dated], dated
 
 
