@@ -125,6 +125,10 @@ def test_model_and_optimizer_strings(tmp_path):
     cfg["model"]["ensemble"] = 4
     ensemble = read_run(make_run(tmp_path, "e", cfg, summary=summary("regression", r2=0.5, mse=2.0)))
     assert ensemble["model"] == "mlp 32 tanh +bn +drop0.2 x4"
+    del cfg["model"]["ensemble"]
+    cfg["model"]["shared_members"] = 8
+    shared = read_run(make_run(tmp_path, "s", cfg, summary=summary("regression", r2=0.5, mse=2.0)))
+    assert shared["model"] == "mlp 32 tanh +bn +drop0.2 x8 shared"
 
     layers = [{"size": 3, "activation": {"name": "sigmoid"}}, {"size": 2, "activation": None}]
     row = read_run(

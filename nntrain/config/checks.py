@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 from nntrain import metrics
 from nntrain.config.components import LOSSES, OUTPUT_ACTIVATIONS, canonical, names, record, spec_problems
@@ -36,15 +37,7 @@ def semantic_problems(cfg: Config, arguments_too: bool = True) -> list[Problem]:
                 value=str(m.output_activation["dim"]),
             )
         )
-    if m.ensemble > 1 and out_act is not None and OUTPUT_ACTIVATIONS[out_act].family != "linear":
-        problems.append(
-            Problem(
-                "model.ensemble",
-                f"the members' probabilities are averaged from their logits; with model.ensemble use "
-                f"output_activation: identity (not {out_act})",
-                value=str(m.ensemble),
-            )
-        )
+    problems += _member_problems(m, out_act)
     problems += _training_problems(cfg)
     if str(cfg.loss["name"]).lower() == "auto":
         if len(cfg.loss) > 1:
@@ -73,6 +66,32 @@ def semantic_problems(cfg: Config, arguments_too: bool = True) -> list[Problem]:
     problems += _milestone_problems(cfg) + _warmup_problems(cfg)
     if cfg.data.task != "auto":
         problems += task_problems(cfg, cfg.data.task, None)
+    return problems
+
+
+def _member_problems(m: Any, out_act: str | None) -> list[Problem]:
+    """model.ensemble and model.shared_members: members average their probabilities from logits, and one model
+    is one of the two kinds."""
+    problems = []
+    for key, k in (("ensemble", m.ensemble), ("shared_members", m.shared_members)):
+        if k > 1 and out_act is not None and OUTPUT_ACTIVATIONS[out_act].family != "linear":
+            problems.append(
+                Problem(
+                    f"model.{key}",
+                    f"the members' probabilities are averaged from their logits; with model.{key} use "
+                    f"output_activation: identity (not {out_act})",
+                    value=str(k),
+                )
+            )
+    if m.ensemble > 1 and m.shared_members > 1:
+        problems.append(
+            Problem(
+                "model.shared_members",
+                f"model.ensemble={m.ensemble} trains members apart and shared_members members that share their layers: "
+                "choose one",
+                value=str(m.shared_members),
+            )
+        )
     return problems
 
 

@@ -111,6 +111,14 @@ class ModelConfig(Strict):
         description="members of this shape trained together (their own initial weights, the same batches); "
         "eval, predict and export average their probabilities (regression: their predictions)",
     )
+    shared_members: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="k members sharing one MLP's embeddings and hidden layers (TabM-mini): each scales the first "
+        "layer's inputs by its own weights and has its own output layer; trained on the mean of their losses, "
+        "predicting the mean of their probabilities (regression: predictions); 1: one model",
+    )
 
     @model_validator(mode="after")
     def _one_layout(self) -> ModelConfig:

@@ -33,6 +33,8 @@ def plan(cfg: Config, task: str, embedded: bool = False) -> tuple[bool, str]:
         return False, "embedded string columns"
     if m.numeric_embedding is not None:
         return False, "numeric embeddings"
+    if m.shared_members > 1:
+        return False, "shared members"
     loss = loss_name(cfg, task)
     for i, layer in enumerate(m.resolved_layers()):
         act, slope = activation(layer.activation)

@@ -130,7 +130,8 @@ def header(run: Run, loop: Loop) -> list[str]:
     resumed = f" (resumed after epoch {run.epoch}, step {run.step})" if run.epoch or run.step else ""
     threads = f", {run.threads} thread(s)" if run.device.type == "cpu" else ""
     first = model.hidden[0].linear if model.hidden else model.out
-    sizes = [first.in_features, *(layer.linear.out_features for layer in model.hidden), model.out.out_features]
+    k = getattr(model, "k", 1)  # model.shared_members: their output layers are one
+    sizes = [first.in_features, *(layer.linear.out_features for layer in model.hidden), model.out.out_features // k]
     recipe = described(cfg)
     train = loop.rows if "stream" in data.prep else len(data.train)
     return [
@@ -140,9 +141,15 @@ def header(run: Run, loop: Loop) -> list[str]:
         f"task: {data.task} ({data.task_reason}); loss {loss_name(cfg, data.task)}; device {run.device}{threads}",
         f"rows: train {train}, val {len(data.val)}, test {len(data.test)}; {_columns(data)}",
         f"{train} samples / batch {loop.batch} -> {loop.steps} iterations per epoch; {run.path_note}",
-        f"model: {' -> '.join(map(str, sizes))}, {table['total']:,} parameters ({table['trainable']:,} trainable)"
-        + _inputs(model, sizes[0]),
+        f"model: {' -> '.join(map(str, sizes))}{_shared(k)}, {table['total']:,} parameters "
+        f"({table['trainable']:,} trainable)" + _inputs(model, sizes[0]),
     ]
+
+
+def _shared(k: int) -> str:
+    if k == 1:
+        return ""
+    return f" x {k} members sharing the hidden layers (each its own input scaling and output layer)"
 
 
 def _columns(data: Any) -> str:

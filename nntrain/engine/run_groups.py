@@ -170,7 +170,8 @@ def _fitting(group: list[Run]) -> list[list[Run]]:
     """The group cut into parts whose stacked training fits in half the free memory (an estimate per member:
     weights, gradients, optimizer state, activations and its own copy of the data)."""
     first = group[0]
-    n_in, n_out = first.data.X.shape[1], first.parts.model.out.out_features
+    model = first.parts.model
+    n_in, n_out = first.data.X.shape[1], model.out.out_features // getattr(model, "k", 1)  # k shared members' outputs
     data = first.data.X.nbytes + first.data.y.nbytes
     numeric = numerics_of(first.data.prep)
     each = training_bytes(first.cfg, n_in, n_out, first.batch_size, len(first.data.X), numeric) + data

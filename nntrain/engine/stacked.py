@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from nntrain.engine.fused import Layer, act, act_backward, activation, loss_and_grad
+from nntrain.model.shared import members_loss
 
 
 class Stack:
@@ -183,10 +184,14 @@ class AutogradStack:
         from torch.func import functional_call, vmap
 
         template, criterion = self.template, self.criterion
+        shared = hasattr(template, "member_outputs")  # model.shared_members: the mean of their losses
 
         def one(params: dict, buffers: dict, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
-            out = functional_call(template, (params, buffers), (x,))
-            return criterion(out, y) if w is None else criterion(out, y, w)
+            if shared:
+                return members_loss(
+                    criterion, functional_call(template, (params, buffers), (x,), {"members": True}), y, w
+                )
+            return criterion(functional_call(template, (params, buffers), (x,)), y, w)
 
         dims = (0, 0, 0 if x.dim() == 3 else None, 0, None if w is None else 0)
         losses = vmap(one, in_dims=dims, randomness="different")(

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from nntrain.engine.stacked import AutogradStack, FusedStack, Stack, _batched, dropout_mask, penalized, per_member
+from nntrain.model.shared import members_loss, members_mean
 
 
 def stacked_step(stack: Stack, fused: bool, l1: list[float], loss: str, criterion: object) -> object:
@@ -44,19 +45,24 @@ class BatchedStack(AutogradStack):
     def __init__(self, stack: Stack, l1: list[float], criterion: object):
         super().__init__(stack, l1, criterion)
         hidden = self.template.hidden
+        self.shared = hasattr(self.template, "member_outputs")  # model.shared_members
         self.drop = [per_member([m.hidden[i].dropout for m in stack.models], stack.flat) for i in range(len(hidden))]
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The members' outputs [K, rows, outputs] as in eval mode (no dropout)."""
-        return self._forward(self.stack.split(self.stack.flat), x, train=False)
+        out = self._forward(self.stack.split(self.stack.flat), x, train=False)
+        return members_mean(out.transpose(0, 1), self.template.combine) if self.shared else out
 
     def loss_and_grads(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
         out = self._forward(self.stack.split(self.leaf), x, train=True)
-        losses = torch.stack([self.criterion(o, y[k], None if w is None else w[k]) for k, o in enumerate(out)])
+        losses = torch.stack([self._loss(o, y[k], None if w is None else w[k]) for k, o in enumerate(out)])
         self.stack.grad.zero_()
         penalized(losses, self.leaf[:, : self.stack.n_weights], self.l1).sum().backward()
         return losses.detach()
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+        return members_loss(self.criterion, out, y, w) if self.shared else self.criterion(out, y, w)
 
     def _forward(self, p: dict[str, torch.Tensor], x: torch.Tensor, train: bool) -> torch.Tensor:
         k, model = self.stack.k, self.template
@@ -65,11 +71,18 @@ class BatchedStack(AutogradStack):
         if hasattr(model, "embed"):
             x = _embed(model.embed, p, _batched(x, k))
         h = _batched(x, k)
+        rows = h.shape[1]
+        if self.shared:  # each shared member's scaling of the rows, [K, members * rows, inputs]
+            h = (h[:, None] * p["adapter.weight"][:, :, None]).flatten(1, 2)
         for layer, rate in zip(model.hidden, self.drop):
             h = layer.act(torch.baddbmm(p[f"{layer.name}.bias"][:, None], h, p[f"{layer.name}.weight"].transpose(1, 2)))
             if train and rate is not None:
                 h = h * dropout_mask(h.shape, rate, h)
-        return torch.baddbmm(p["out.bias"][:, None], h, p["out.weight"].transpose(1, 2))
+        if not self.shared:
+            return torch.baddbmm(p["out.bias"][:, None], h, p["out.weight"].transpose(1, 2))
+        j, n = model.k, model.n_out  # [K, members, rows, outputs]: each shared member's own output layer
+        W, b = p["out.weight"].view(k, j, n, -1), p["out.bias"].view(k, j, 1, n)
+        return torch.matmul(h.view(k, j, rows, -1), W.transpose(2, 3)) + b
 
 
 def _num_embed(module: nn.Module, p: dict[str, torch.Tensor], buffers: dict, x: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from nntrain.config.schema import ModelConfig
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
 
@@ -24,6 +25,15 @@ def add_inputs(mlp: nn.Module, cfg: ModelConfig, n_inputs: int, embeds: list[lis
         mlp.add_module("embed", _define_embed()(n_inputs - len(embeds), embeds))
         return n_inputs - len(embeds) + sum(d for _, d in embeds)
     return n_inputs
+
+
+def first_inputs(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The first layer's inputs: x through the modules add_inputs gave `mlp`."""
+    if hasattr(mlp, "num_embed"):
+        x = mlp.num_embed(x)
+    if hasattr(mlp, "embed"):
+        x = mlp.embed(x)
+    return x
 
 
 def _define_embed() -> type:

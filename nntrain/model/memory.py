@@ -31,8 +31,9 @@ def training_bytes(cfg: Config, n_inputs: int, n_out: int, batch: int, rows: int
         features = 2 * spec.frequencies if spec.name == "periodic" else spec.bins
         widths += [len(numeric) * features, n_inputs + len(numeric) * (spec.size - 1)]
     weights = 4 * ((2 + state) * table["total"] + table["buffers"])
-    step = 4 * ACTIVATION_COPIES * batch * sum(widths)
-    evaluation = 4 * 2 * min(rows, EVAL_ROWS) * max(widths)
+    copies = cfg.model.shared_members  # shared members: each row goes through the layers once per member
+    step = 4 * ACTIVATION_COPIES * batch * copies * sum(widths)
+    evaluation = 4 * 2 * min(rows, EVAL_ROWS) * copies * max(widths)
     return weights + max(step, evaluation)
 
 

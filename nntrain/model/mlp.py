@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from nntrain.config.components import LOSSES, build, init_tensor, record
 from nntrain.config.schema import Config, ModelConfig, loss_name
 from nntrain.errors import UserError, in_one_line
-from nntrain.model.embeddings import add_inputs, embeds_of, numerics_of
+from nntrain.model.embeddings import add_inputs, embeds_of, first_inputs, numerics_of
+from nntrain.model.shared import combine_of, members_mean, shared_class
 
 if TYPE_CHECKING:
     import torch
@@ -92,10 +93,10 @@ def _define_mlp() -> type:
 
         def hidden_outputs(self, x: torch.Tensor) -> Iterator[tuple[Hidden, torch.Tensor, torch.Tensor]]:
             """(layer, pre-activation, activation) of each hidden layer in turn, as the forward computes them."""
-            if hasattr(self, "num_embed"):
-                x = self.num_embed(x)
-            if hasattr(self, "embed"):
-                x = self.embed(x)
+            return self.layer_outputs(first_inputs(self, x))
+
+        def layer_outputs(self, x: torch.Tensor) -> Iterator[tuple[Hidden, torch.Tensor, torch.Tensor]]:
+            """hidden_outputs from the first layer's inputs."""
             for layer in self.hidden:
                 pre = layer.linear(x)
                 if layer.norm is not None:
@@ -120,28 +121,25 @@ def build_mlp(
     compares the two)."""
     if cfg.ensemble > 1:
         return _define_ensemble()(cfg, n_inputs, n_out, embeds, task, numeric)
+    if cfg.shared_members > 1:
+        return shared_class(mlp_class())(cfg, n_inputs, n_out, embeds, task, numeric)
     return mlp_class()(cfg, n_inputs, n_out, embeds, numeric)
 
 
 def _define_ensemble() -> type:
-    import math
-
     import torch
     from torch import nn
 
     class Ensemble(nn.Module):
         """model.ensemble MLPs of one shape (children members.0, members.1, ...), trained together (stacked.py).
-        The forward gives what one MLP's would for the members' mean: the log of the mean class probabilities
-        (logits to a softmax), the logit of the mean probability (one bce logit), the mean prediction
-        (regression). `hidden` and `out` are the first member's, for the header and the diagnostics."""
+        The forward gives what one MLP's would for the members' mean (members_mean). `hidden` and `out` are the
+        first member's, for the header and the diagnostics."""
 
         def __init__(self, cfg: ModelConfig, n_inputs: int, n_out: int, embeds: list, task: str | None, numeric: list):
             super().__init__()
-            if task is None:
-                raise ValueError("an ensemble needs its task to combine its members")
             members = (mlp_class()(cfg, n_inputs, n_out, embeds, numeric) for _ in range(cfg.ensemble))
             self.members = nn.ModuleList(members)
-            self.combine = "mean" if task == "regression" else "softmax" if n_out > 1 else "sigmoid"
+            self.combine = combine_of(task, n_out)
 
         @property
         def hidden(self) -> tuple:
@@ -155,15 +153,7 @@ def _define_ensemble() -> type:
             return self.members[0].hidden_outputs(x)
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            z = torch.stack([m(x) for m in self.members])
-            if self.combine == "mean":
-                return z.mean(0)
-            log_k = math.log(len(self.members))
-            if self.combine == "softmax":
-                return torch.logsumexp(torch.log_softmax(z, -1), 0) - log_k
-            log_p = torch.logsumexp(nn.functional.logsigmoid(z), 0) - log_k
-            log_q = torch.logsumexp(nn.functional.logsigmoid(-z), 0) - log_k
-            return log_p - log_q  # the logit of the mean probability
+            return members_mean(torch.stack([m(x) for m in self.members]), self.combine)
 
     return Ensemble
 
@@ -245,20 +235,8 @@ def planned_table(
     without torch."""
     rows, width = [], n_inputs - len(embeds) + sum(d for _, d in embeds)
 
-    def row(name: str, kind: str, weight: list[int], biases: int = 0, buffers: int = 0, other: int = 0) -> None:
-        weights = math.prod(weight)
-        rows.append(
-            {
-                "layer": name,
-                "type": kind,
-                "shape": weight,
-                "weights": weights,
-                "biases": biases,
-                "total": weights + biases + other,
-                "trainable": weights + biases + other,
-                "buffers": buffers,
-            }
-        )
+    def row(*args: Any, **kwargs: Any) -> None:
+        rows.append(_row(*args, **kwargs))
 
     def activation(name: str, spec: dict, kind: str) -> None:
         r = record(kind, spec["name"])
@@ -276,14 +254,18 @@ def planned_table(
         width += m * (spec.size - 1)
     for i, (levels, dim) in enumerate(embeds):
         row(f"embed.tables.{i}", "Embedding", [levels, dim])
+    first = width  # the first layer's inputs
     for k, layer in enumerate(cfg.resolved_layers(), start=1):
         row(f"fc{k}", "Linear", [layer.size, width], layer.size)
         if layer.batch_norm:
             row(f"bn{k}", "BatchNorm1d", [layer.size], layer.size, buffers=2 * layer.size)  # running mean and var
         activation(f"act{k}", layer.activation, "activation")
         width = layer.size
-    row("out", "Linear", [n_out, width], n_out)
+    shared = cfg.shared_members  # their output layers in one, then their scalings of the first layer's inputs
+    row("out", "Linear", [shared * n_out, width], shared * n_out)
     activation("out_act", cfg.output_activation, "output_activation")
+    if shared > 1:
+        row("adapter", "Adapter", [shared, first])
     if cfg.ensemble > 1:
         rows = [{**r, "layer": f"members.{i}.{r['layer']}"} for i in range(cfg.ensemble) for r in rows]
     total = sum(r["total"] for r in rows)
@@ -297,4 +279,20 @@ def planned_table(
         "non_trainable": 0,
         "buffers": buffers,
         "bytes": 4 * (total + buffers) + 8 * batch_norms,
+    }
+
+
+def _row(name: str, kind: str, weight: list[int], biases: int = 0, buffers: int = 0, other: int = 0) -> dict:
+    """One layer's row of param_table, from its weight's shape and its other counts."""
+    weights = math.prod(weight)
+    total = weights + biases + other
+    return {
+        "layer": name,
+        "type": kind,
+        "shape": weight,
+        "weights": weights,
+        "biases": biases,
+        "total": total,
+        "trainable": total,
+        "buffers": buffers,
     }

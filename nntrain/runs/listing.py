@@ -42,8 +42,8 @@ def _act(spec: Any) -> str | None:
 
 
 def _model(m: dict) -> str:
-    """'mlp 64-128 relu +bn +drop0.2 x4' (x4: model.ensemble): the shape a user picks runs by; per-layer settings
-    override the model's."""
+    """'mlp 64-128 relu +bn +drop0.2 x4' (x4: model.ensemble; 'x8 shared': model.shared_members): the shape a
+    user picks runs by; per-layer settings override the model's."""
     layers = m.get("layers") if isinstance(m.get("layers"), list) else None
     layers = [lay if isinstance(lay, dict) else {} for lay in layers] if layers is not None else None
     sizes = [lay.get("size") for lay in layers] if layers is not None else m.get("hidden")
@@ -57,8 +57,9 @@ def _model(m: dict) -> str:
         text += " +bn"
     drops = [lay.get("dropout") if lay.get("dropout") is not None else m.get("dropout") for lay in own]
     drop = max((d for d in drops if isinstance(d, (int, float))), default=0)
-    k = m.get("ensemble")
-    return text + (f" +drop{drop:g}" if drop > 0 else "") + (f" x{k}" if isinstance(k, int) and k > 1 else "")
+    k, shared = m.get("ensemble"), m.get("shared_members")
+    text += (f" +drop{drop:g}" if drop > 0 else "") + (f" x{k}" if isinstance(k, int) and k > 1 else "")
+    return text + (f" x{shared} shared" if isinstance(shared, int) and shared > 1 else "")
 
 
 def _optimizer(o: Any) -> str:

@@ -174,8 +174,8 @@ def export_model(model: nn.Module, cfg: Config, prep: dict, temperature: float |
             if isinstance(layer, nn.RReLU):
                 # Its eval-mode forward is a leaky ReLU with the mean slope; the ONNX exporter has no rrelu.
                 setattr(mlp, name, nn.LeakyReLU((layer.lower + layer.upper) / 2))
-    ensemble = hasattr(net, "members")
-    parts: OrderedDict[str, nn.Module] = OrderedDict([("ensemble", net)] if ensemble else net.named_children())
+    whole = hasattr(net, "members") or hasattr(net, "member_outputs")  # model.ensemble or shared_members
+    parts: OrderedDict[str, nn.Module] = OrderedDict([("ensemble", net)] if whole else net.named_children())
     if prep["task"] == "regression":
         parts["unscale"] = Unscale(prep)
     else:
