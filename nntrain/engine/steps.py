@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from nntrain.engine.state import Run
-from nntrain.model.shared import members_loss
+from nntrain.model.shared import step_loss
 
 
 def make_step(
@@ -80,16 +80,11 @@ def _autograd_grads(run: Run, X: torch.Tensor, y: torch.Tensor, w: Any) -> Calla
     forward = torch.compile(parts.model) if cfg.train.compile else parts.model
     l1, optimizer, criterion = cfg.train.l1, parts.optimizer, parts.criterion
     l1_weights = [m.weight for m in parts.model.modules() if isinstance(m, nn.Linear)] if l1 else []
-    shared = hasattr(parts.model, "member_outputs")  # model.shared_members: the mean of the members' losses
 
     def grads(idx: torch.Tensor) -> torch.Tensor:
         """The gradients of the loss and train.l1's penalty; the loss alone returned (the penalty is reported
         apart, loop.py)."""
-        rows_w = None if w is None else w[idx]
-        if shared:
-            loss = members_loss(criterion, forward(X[idx], members=True), y[idx], rows_w)
-        else:
-            loss = criterion(forward(X[idx]), y[idx], rows_w)
+        loss = step_loss(forward, criterion, X[idx], y[idx], None if w is None else w[idx])
         total = loss + l1 * sum(w.abs().sum() for w in l1_weights) if l1_weights else loss
         optimizer.zero_grad(set_to_none=True)
         total.backward()

@@ -39,6 +39,14 @@ def members_loss(criterion: Any, z: torch.Tensor, y: torch.Tensor, w: torch.Tens
     return criterion(z.flatten(0, 1), tiled, None if w is None else w.repeat(k))
 
 
+def step_loss(model: Any, criterion: Any, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> Any:
+    """The loss a training step takes: the criterion of the model's output, or shared members' mean loss.
+    `model` may be a torch.compile wrapper, which passes attribute lookups to the module it wraps."""
+    if hasattr(model, "member_outputs"):
+        return members_loss(criterion, model(x, members=True), y, w)
+    return criterion(model(x), y, w)
+
+
 def combine_of(task: str | None, n_out: int) -> str:
     """How members' outputs combine: mean (regression), softmax (class logits) or sigmoid (one bce logit)."""
     if task is None:

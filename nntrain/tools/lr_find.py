@@ -24,6 +24,7 @@ from nntrain.engine.parts import build_parts
 from nntrain.errors import UserError
 from nntrain.model.embeddings import fit_edges
 from nntrain.model.mlp import n_outputs
+from nntrain.model.shared import step_loss
 from nntrain.runs.files import write_output
 from nntrain.runs.folders import create_run_dir
 
@@ -85,7 +86,7 @@ def _losses(cfg: Config, data, parts, device: torch.device, lrs: np.ndarray) -> 
         for group in opt.param_groups:
             group["lr"] = float(lr)
         opt.zero_grad(set_to_none=True)
-        loss = criterion(model(X[idx]), y[idx], None if w is None else w[idx])
+        loss = step_loss(model, criterion, X[idx], y[idx], None if w is None else w[idx])
         loss.backward()
         opt.step()
         value = loss.detach().item()
