@@ -25,7 +25,7 @@ def by_hand(m, x: torch.Tensor) -> torch.Tensor:
     """Member j's outputs [J, rows, outputs] from the shared layers' weights, computed apart for each member."""
     h0 = first_inputs(m, x)
     out = []
-    for j in range(m.k):
+    for j in range(m.n_shared):
         h = h0 * m.adapter.weight[j]
         for layer in m.hidden:
             h = layer.act(layer.linear(h))

@@ -130,7 +130,7 @@ def header(run: Run, loop: Loop) -> list[str]:
     resumed = f" (resumed after epoch {run.epoch}, step {run.step})" if run.epoch or run.step else ""
     threads = f", {run.threads} thread(s)" if run.device.type == "cpu" else ""
     first = model.hidden[0].linear if model.hidden else model.out
-    k = getattr(model, "k", 1)  # model.shared_members: their output layers are one
+    k = getattr(model, "n_shared", 1)  # model.shared_members: their output layers are one
     sizes = [first.in_features, *(layer.linear.out_features for layer in model.hidden), model.out.out_features // k]
     recipe = described(cfg)
     train = loop.rows if "stream" in data.prep else len(data.train)

@@ -170,8 +170,8 @@ def _fitting(group: list[Run]) -> list[list[Run]]:
     """The group cut into parts whose stacked training fits in half the free memory (an estimate per member:
     weights, gradients, optimizer state, activations and its own copy of the data)."""
     first = group[0]
-    model = first.parts.model
-    n_in, n_out = first.data.X.shape[1], model.out.out_features // getattr(model, "k", 1)  # k shared members' outputs
+    model = first.parts.model  # model.shared_members: `out` holds each member's outputs
+    n_in, n_out = first.data.X.shape[1], model.out.out_features // getattr(model, "n_shared", 1)
     data = first.data.X.nbytes + first.data.y.nbytes
     numeric = numerics_of(first.data.prep)
     each = training_bytes(first.cfg, n_in, n_out, first.batch_size, len(first.data.X), numeric) + data

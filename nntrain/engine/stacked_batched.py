@@ -80,7 +80,7 @@ class BatchedStack(AutogradStack):
                 h = h * dropout_mask(h.shape, rate, h)
         if not self.shared:
             return torch.baddbmm(p["out.bias"][:, None], h, p["out.weight"].transpose(1, 2))
-        j, n = model.k, model.n_out  # [K, members, rows, outputs]: each shared member's own output layer
+        j, n = model.n_shared, model.n_out  # [K, members, rows, outputs]: each shared member's own output layer
         W, b = p["out.weight"].view(k, j, n, -1), p["out.bias"].view(k, j, 1, n)
         return torch.matmul(h.view(k, j, rows, -1), W.transpose(2, 3)) + b
 

@@ -101,7 +101,7 @@ def _define(mlp: type) -> type:
         def __init__(self, cfg: ModelConfig, n_inputs: int, n_out: int, embeds: list, task: str | None, numeric: list):
             k = cfg.shared_members
             super().__init__(cfg, n_inputs, k * n_out, embeds, numeric)
-            self.k, self.n_out, self.combine = k, n_out, combine_of(task, n_out)
+            self.n_shared, self.n_out, self.combine = k, n_out, combine_of(task, n_out)
             widths = torch.tensor(sections(cfg, n_inputs, embeds, numeric))
             signs = torch.randint(0, 2, (k, len(widths))).float() * 2 - 1
             self.adapter = Adapter(signs.repeat_interleave(widths, dim=1))
@@ -115,8 +115,9 @@ def _define(mlp: type) -> type:
                 h = layer.linear(h)
                 h = layer.act(h if layer.norm is None else layer.norm(h))
                 h = h if layer.drop is None else layer.drop(h)
-            W = self.out.weight.view(self.k, self.n_out, -1)
-            return torch.baddbmm(self.out.bias.view(self.k, 1, self.n_out), h.view(self.k, rows, -1), W.transpose(1, 2))
+            k, n = self.n_shared, self.n_out
+            W, b = self.out.weight.view(k, n, -1), self.out.bias.view(k, 1, n)
+            return torch.baddbmm(b, h.view(k, rows, -1), W.transpose(1, 2))
 
         def forward(self, x: torch.Tensor, members: bool = False) -> torch.Tensor:
             """The members' mean (as one model's output), or with `members` each member's outputs."""
