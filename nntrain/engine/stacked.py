@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from nntrain.engine.fused import Layer, act, act_backward, activation, loss_and_grad
-from nntrain.model.shared import members_loss
+from nntrain.model.shared import is_shared, members_loss
 
 
 class Stack:
@@ -184,7 +184,7 @@ class AutogradStack:
         from torch.func import functional_call, vmap
 
         template, criterion = self.template, self.criterion
-        shared = hasattr(template, "member_outputs")  # model.shared_members: the mean of their losses
+        shared = is_shared(template)  # model.shared_members: the mean of their losses
 
         def one(params: dict, buffers: dict, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
             if shared:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from nntrain.engine.stacked import AutogradStack, FusedStack, Stack, _batched, dropout_mask, penalized, per_member
-from nntrain.model.shared import members_loss, members_mean
+from nntrain.model.shared import is_shared, members_loss, members_mean
 
 
 def stacked_step(stack: Stack, fused: bool, l1: list[float], loss: str, criterion: object) -> object:
@@ -45,7 +45,7 @@ class BatchedStack(AutogradStack):
     def __init__(self, stack: Stack, l1: list[float], criterion: object):
         super().__init__(stack, l1, criterion)
         hidden = self.template.hidden
-        self.shared = hasattr(self.template, "member_outputs")  # model.shared_members
+        self.shared = is_shared(self.template)
         self.drop = [per_member([m.hidden[i].dropout for m in stack.models], stack.flat) for i in range(len(hidden))]
 
     @torch.no_grad()

@@ -39,10 +39,15 @@ def members_loss(criterion: Any, z: torch.Tensor, y: torch.Tensor, w: torch.Tens
     return criterion(z.flatten(0, 1), tiled, None if w is None else w.repeat(k))
 
 
+def is_shared(model: Any) -> bool:
+    """Whether `model` is model.shared_members' (or a torch.compile wrapper of one)."""
+    return hasattr(model, "member_outputs")
+
+
 def step_loss(model: Any, criterion: Any, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> Any:
     """The loss a training step takes: the criterion of the model's output, or shared members' mean loss.
     `model` may be a torch.compile wrapper, which passes attribute lookups to the module it wraps."""
-    if hasattr(model, "member_outputs"):
+    if is_shared(model):
         return members_loss(criterion, model(x, members=True), y, w)
     return criterion(model(x), y, w)
 

@@ -15,6 +15,7 @@ from nntrain.data.columns import numeric_names, source_names
 from nntrain.data.dates import part_name
 from nntrain.data.encoding import CLIP, level_lookup, unscale
 from nntrain.model.heads import to_proba
+from nntrain.model.shared import is_shared
 from nntrain.tools.linear_path import unranked
 
 
@@ -174,7 +175,7 @@ def export_model(model: nn.Module, cfg: Config, prep: dict, temperature: float |
             if isinstance(layer, nn.RReLU):
                 # Its eval-mode forward is a leaky ReLU with the mean slope; the ONNX exporter has no rrelu.
                 setattr(mlp, name, nn.LeakyReLU((layer.lower + layer.upper) / 2))
-    whole = hasattr(net, "members") or hasattr(net, "member_outputs")  # model.ensemble or shared_members
+    whole = hasattr(net, "members") or is_shared(net)  # model.ensemble or shared_members
     parts: OrderedDict[str, nn.Module] = OrderedDict([("ensemble", net)] if whole else net.named_children())
     if prep["task"] == "regression":
         parts["unscale"] = Unscale(prep)
