@@ -4,6 +4,8 @@ fit to predict and export."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -81,7 +83,7 @@ def test_stacked_shared_members_get_their_lone_models_gradients(model, engine):
     for s in range(K):
         torch.manual_seed(s)
         members.append(build_mlp(cfg.model, 4, 3, task="multiclass", numeric=[(0, []), (1, [])]).double())
-    lone = [build_mlp_copy(m) for m in members]
+    lone = [copy.deepcopy(m) for m in members]
     stack = Stack(members)
     criterion = make_criterion(cfg, "multiclass", True)
     step = stacked_step(stack, False, [0.01] * K, "cross_entropy", criterion)
@@ -99,12 +101,6 @@ def test_stacked_shared_members_get_their_lone_models_gradients(model, engine):
             assert torch.allclose(g, q.grad, rtol=1e-9, atol=1e-12)
         m.eval()
         assert torch.allclose(step.forward(x)[k], m(x[k]), rtol=1e-9)
-
-
-def build_mlp_copy(m):
-    import copy
-
-    return copy.deepcopy(m)
 
 
 @pytest.fixture()

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from nntrain.engine.stacked import AutogradStack, FusedStack, Stack, _batched, dropout_mask, penalized, per_member
-from nntrain.model.shared import is_shared, members_loss, members_mean
+from nntrain.model.shared import heads, is_shared, members_loss, members_mean, scaled
 
 
 def stacked_step(stack: Stack, fused: bool, l1: list[float], loss: str, criterion: object) -> object:
@@ -71,18 +71,15 @@ class BatchedStack(AutogradStack):
         if hasattr(model, "embed"):
             x = _embed(model.embed, p, _batched(x, k))
         h = _batched(x, k)
-        rows = h.shape[1]
         if self.shared:  # each shared member's scaling of the rows, [K, members * rows, inputs]
-            h = (h[:, None] * p["adapter.weight"][:, :, None]).flatten(1, 2)
+            h = scaled(h, p["adapter.weight"])
         for layer, rate in zip(model.hidden, self.drop):
             h = layer.act(torch.baddbmm(p[f"{layer.name}.bias"][:, None], h, p[f"{layer.name}.weight"].transpose(1, 2)))
             if train and rate is not None:
                 h = h * dropout_mask(h.shape, rate, h)
         if not self.shared:
             return torch.baddbmm(p["out.bias"][:, None], h, p["out.weight"].transpose(1, 2))
-        j, n = model.n_shared, model.n_out  # [K, members, rows, outputs]: each shared member's own output layer
-        W, b = p["out.weight"].view(k, j, n, -1), p["out.bias"].view(k, j, 1, n)
-        return torch.matmul(h.view(k, j, rows, -1), W.transpose(2, 3)) + b
+        return heads(h, p["out.weight"], p["out.bias"], model.n_shared)  # [K, members, rows, outputs]
 
 
 def _num_embed(module: nn.Module, p: dict[str, torch.Tensor], buffers: dict, x: torch.Tensor) -> torch.Tensor:

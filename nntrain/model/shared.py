@@ -39,6 +39,22 @@ def members_loss(criterion: Any, z: torch.Tensor, y: torch.Tensor, w: torch.Tens
     return criterion(z.flatten(0, 1), tiled, None if w is None else w.repeat(k))
 
 
+def scaled(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Each member's scaling of the rows: h [..., rows, inputs] by weight [..., k, inputs] -> [..., k * rows,
+    inputs] (the leading dimensions: a stack's members, stacked_batched.py)."""
+    return (h.unsqueeze(-3) * weight.unsqueeze(-2)).flatten(-3, -2)
+
+
+def heads(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int) -> torch.Tensor:
+    """Each member's own output layer on its rows: h [..., k * rows, hidden], `out`'s weight [..., k * outputs,
+    hidden] and bias [..., k * outputs] -> [..., k, rows, outputs]."""
+    import torch
+
+    lead, n = h.shape[:-2], bias.shape[-1] // k
+    W = weight.view(*lead, k, n, -1).transpose(-1, -2)
+    return torch.matmul(h.view(*lead, k, h.shape[-2] // k, -1), W) + bias.view(*lead, k, 1, n)
+
+
 def is_shared(model: Any) -> bool:
     """Whether `model` is model.shared_members' (or a torch.compile wrapper of one)."""
     return hasattr(model, "member_outputs")
@@ -113,16 +129,12 @@ def _define(mlp: type) -> type:
 
         def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
             """Each member's outputs, [k, rows, outputs]."""
-            h = first_inputs(self, x)
-            rows = h.shape[0]
-            h = (h[None] * self.adapter.weight[:, None]).flatten(0, 1)  # [k * rows, inputs]
+            h = scaled(first_inputs(self, x), self.adapter.weight)  # [k * rows, inputs]
             for layer in self.hidden:
                 h = layer.linear(h)
                 h = layer.act(h if layer.norm is None else layer.norm(h))
                 h = h if layer.drop is None else layer.drop(h)
-            k, n = self.n_shared, self.n_out
-            W, b = self.out.weight.view(k, n, -1), self.out.bias.view(k, 1, n)
-            return torch.baddbmm(b, h.view(k, rows, -1), W.transpose(1, 2))
+            return heads(h, self.out.weight, self.out.bias, self.n_shared)
 
         def forward(self, x: torch.Tensor, members: bool = False) -> torch.Tensor:
             """The members' mean (as one model's output), or with `members` each member's outputs."""
