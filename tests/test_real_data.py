@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from nntrain.config.schema import Config, DataConfig
-from nntrain.data.columns import numeric_names
-from nntrain.data.encoding import encode_labels
+from nntrain.data.columns import Report, numeric_names
+from nntrain.data.encoding import encode, encode_labels
 from nntrain.data.prepare import prepare
 from nntrain.data.tables import read_table
 from nntrain.errors import UserError
@@ -150,10 +150,88 @@ def test_iso_dates_become_parts_never_one_hot(tmp_path):
 
 def test_data_dates_reads_a_column_detection_would_not(tmp_path):
     df = make_table(n=100)
-    df["day"] = pd.date_range("2021-03-01", periods=100, freq="D").strftime("%Y/%m/%d")
+    df["day"] = pd.date_range("2021-03-01", periods=100, freq="D").strftime("%A %d %B %Y")  # Monday 01 March 2021
     assert prep_of(df, tmp_path).prep["kinds"]["day"] == "embedded"  # 100 levels: not ISO-like, so text
     d = prep_of(df, tmp_path, dates=["day"])
     assert d.prep["kinds"]["day"] == "date" and "day.days" in d.prep["encoded"]
+
+
+def days_of(d, col="when") -> np.ndarray:
+    """A date column's days since its origin, as the encoded matrix holds them (unscaled)."""
+    k = numeric_names(d.prep).index(f"{col}.days")
+    return d.X[:, d.prep["encoded"].index(f"{col}.days")] * d.prep["scale"][k] + d.prep["shift"][k]
+
+
+WRITTEN = {  # strftime format -> the order nntrain finds
+    "%d/%m/%Y": "dmy",
+    "%m/%d/%Y": "mdy",
+    "%d.%m.%Y %H:%M": "dmy",
+    "%d-%m-%Y": "dmy",
+    "%Y/%m/%d": "ymd",
+    "%d %b %Y": "named",
+    "%B %d, %Y": "named",
+}
+
+
+@pytest.mark.parametrize("fmt", list(WRITTEN))
+def test_dates_written_day_or_month_first_read_as_the_dates_they_are(tmp_path, fmt):
+    df = make_table(n=300)
+    stamps = pd.date_range("2019-12-20 06:00", periods=300, freq="61h")
+    df["when"] = stamps.strftime(fmt)
+    d = prep_of(df, tmp_path)
+    assert d.prep["kinds"]["when"] == "date" and d.prep["dates"]["when"]["order"] == WRITTEN[fmt]
+    true = pd.to_datetime(df["when"], format=fmt)
+    assert np.allclose(days_of(d), (true - true[d.train].min()) / pd.Timedelta(days=1), atol=1e-3)
+    first = {"dmy": "day first", "mdy": "month first"}.get(WRITTEN[fmt])
+    assert any(f"'when': dates written {first}" in n for n in d.notes) == bool(first)
+    assert not any("warning" in n and "'when'" in n for n in d.notes)
+
+
+def test_a_date_in_the_other_order_at_predict_is_not_a_date_and_said(tmp_path):
+    df = make_table(n=200)
+    stamps = pd.date_range("2020-01-01", periods=200, freq="D")
+    df["when"] = stamps.strftime("%d/%m/%Y")
+    d = prep_of(df, tmp_path)
+    rows = df.head(5).copy()
+    rows.loc[1, "when"] = stamps[20].strftime("%m/%d/%Y")  # 01/21/2020: no month 21
+    report = Report()
+    X = encode(rows, d.prep, True, report=report)
+    j = d.prep["encoded"].index("when.days")
+    assert np.allclose(X[[0, 2, 3, 4], j], d.X[[0, 2, 3, 4], j]) and X[1, j] != d.X[1, j]
+    assert any("'when': 1 row(s) with a value not a date, such as '01/21/2020'" in n for n in report.notes)
+    with pytest.raises(UserError, match=r"column 'when': value '01/21/2020' at row 2 .*not a date \(--strict\)"):
+        encode(rows, d.prep, True, report=Report(strict=True))
+
+
+def test_an_order_the_values_leave_open_is_a_guess_said_and_data_date_order_sets_it(tmp_path):
+    df = make_table(n=200)
+    rng = np.random.default_rng(0)
+    stamps = pd.to_datetime([f"2020-{m:02d}-{d:02d}" for m, d in rng.integers(1, 13, (200, 2))])
+    df["when"] = stamps.strftime("%m/%d/%Y")  # no field above 12
+    guessed = prep_of(df, tmp_path)
+    assert guessed.prep["dates"]["when"]["order"] == "mdy"
+    warning = [n for n in guessed.notes if n.startswith("warning: column 'when'")]
+    assert warning and "no value has a field above 12" in warning[0]
+    assert "data.date_order: {when: day_first} reads them the other way" in warning[0]
+    df["when"] = stamps.strftime("%d/%m/%Y")
+    d = prep_of(df, tmp_path, date_order={"when": "day_first"})
+    assert d.prep["dates"]["when"]["order"] == "dmy" and np.allclose(days_of(d), days_of(guessed), atol=1e-3)
+    assert not any(n.startswith("warning: column 'when'") for n in d.notes)
+    monthly = make_table(n=60)
+    monthly["when"] = pd.date_range("2020-01-01", periods=60, freq="MS").strftime("%d/%m/%Y")  # 01/02/2020: the 1st
+    assert prep_of(monthly, tmp_path).prep["dates"]["when"]["order"] == "dmy"
+    with pytest.raises(UserError, match=r"data.date_order: no column\(s\) 'sold'"):
+        prep_of(df, tmp_path, date_order={"sold": "day_first"})
+
+
+def test_time_column_orders_day_first_dates_by_their_time(tmp_path):
+    df = make_table(n=200)
+    stamps = pd.date_range("2020-01-01", periods=200, freq="D")
+    df["when"] = stamps.strftime("%d/%m/%Y")  # as text, 02/01/2020 sorts before 31/01/2020 and 01/02/2020 after it
+    df = df.sample(frac=1, random_state=0).reset_index(drop=True)
+    d = prep_of(df, tmp_path, time_column="when")
+    t = pd.to_datetime(df["when"], format="%d/%m/%Y")
+    assert t[d.train].max() < t[d.val].min() and t[d.val].max() < t[d.test].min()
 
 
 def test_a_few_numbers_and_text_or_codes_are_categories_many_numbers_and_a_stray_word_an_error(tmp_path):
@@ -449,6 +527,7 @@ def test_onnx_export_takes_strings_and_matches_predict(workdir, cli):
     want = pd.read_csv(io.StringIO(cli("predict", "runs/t", workdir / "in.csv").stdout))
     when = pd.to_datetime(rows["when"], utc=True)
     origin = pd.Timestamp(side["dates"]["when"]["origin"], tz="UTC")
+    assert side["dates"]["when"]["written"] == "2013-01-31"
     parts = {
         "when.year": when.dt.year,
         "when.month": when.dt.month,

@@ -61,8 +61,14 @@ class DataConfig(Strict):
     )
     dates: list[str] = Field(
         default_factory=list,
-        description="columns to read as dates (ISO-like text is found without it): year, month, day, weekday, "
+        description="columns to read as dates (found without it where written 2013-01-31, 2013/01/31, 31/01/2013, "
+        "01/31/2013, 31.01.2013 or 31 Jan 2013): year, month, day, weekday, "
         "day of year, hour, days since the training split's earliest, and the sine and cosine of the cycles",
+    )
+    date_order: dict[str, Literal["day_first", "month_first"]] = Field(
+        default_factory=dict,
+        description="{column: day_first or month_first}: how a date column writes 03/04/2013 where its values leave "
+        "it open (found without it where a day is above 12)",
     )
     one_hot_max: int = Field(
         32, ge=1, description="a string column with more levels than this is learned through an embedding"

@@ -72,7 +72,7 @@ def raw_sources(df: pd.DataFrame, prep: dict, is_csv: bool, report: Report) -> d
 
 def date_parts(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> dict[str, np.ndarray]:
     col, fitted = str(s.name), prep["dates"][str(s.name)]
-    secs = dates.seconds(s)
+    secs = dates.seconds(s, fitted.get("order", "iso"))
     bad = dates.unreadable(s, secs)
     if bad.any():
         report.unseen(s, bad, is_csv, "read as missing dates", what="not a date")

@@ -8,8 +8,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-# ISO-like: 2013-01-01, 2013-1-1, 2013-01-01 05:00, 2013-01-01T05:00:00.5Z, 2013-01-01 05:00:00+01:00
-ISO_LIKE = r"\d{4}-\d{1,2}-\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?: ?(?:Z|UTC|[+-]\d{2}:?\d{2}))?"
+TIME = r"(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?: ?(?:Z|UTC|[+-]\d{2}:?\d{2}))?"
+# How a column writes its dates (its "order", kept in the checkpoint so that predict reads them as fit did):
+# iso: 2013-01-01, 2013-1-1, 2013-01-01 05:00, 2013-01-01T05:00:00.5Z, 2013-01-01 05:00:00+01:00
+# ymd: 2013/01/31, 2013.01.31; dmy: 31/01/2013, 31.01.2013, 31-01-2013; mdy: 01/31/2013 (each with a time or not)
+# named: 31 Jan 2013, 31-January-2013, Jan 31, 2013 (English month names)
+ISO_LIKE = r"\d{4}-\d{1,2}-\d{1,2}" + TIME
+YMD = r"(\d{4})([/.])(\d{1,2})\2(\d{1,2})(" + TIME + ")"
+DAY_MONTH = r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4})(" + TIME + ")"  # day and month in either order
+MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+NAMED = rf"(?:\d{{1,2}}[ -]{MONTH}[ -]\d{{4}}|{MONTH} \d{{1,2}},? \d{{4}})" + TIME
+WRITTEN = {"iso": "2013-01-31", "ymd": "2013/01/31", "dmy": "31/01/2013", "mdy": "01/31/2013", "named": "31 Jan 2013"}
+# data.date_order's words for the two orders a table can leave open
+SAID = {"day_first": "dmy", "month_first": "mdy"}
 # The cycles' sine and cosine beside them: December next to January, Sunday next to Monday, 23:00 next to
 # midnight. On the suite's four date tables (benchmarks/column_alternatives.py --kind cyclic, seeds 0-2) Chicago
 # gained 0.023 R2, hotel_rates and weather 0.002; email lost 0.002 (2 of 785 test rows).
@@ -22,34 +33,73 @@ SECONDS_PER_DAY = 86_400.0
 SAMPLE = 2_000
 
 
-def is_date_column(s: pd.Series) -> bool:
-    """A datetime column, or text whose every distinct value (a sample of them on big columns) is ISO-like."""
+def date_order(s: pd.Series) -> tuple[str | None, str]:
+    """(how the column writes its dates, or None where it holds none; a note where its values leave day and
+    month open). A datetime column is iso; text is a date column where every distinct value (a sample of them
+    on big columns) is written one same way."""
     if pd.api.types.is_datetime64_any_dtype(s):
-        return True
+        return "iso", ""
     if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
-        return False
+        return None, ""
     values = pd.Series(s.dropna().unique())
     if values.empty:
-        return False
+        return None, ""
     if len(values) > SAMPLE:
         values = values.sample(SAMPLE, random_state=0)
     text = values.astype(str).str.strip()
-    return bool(text.str.fullmatch(ISO_LIKE).all())
+    for order, pattern in (("iso", ISO_LIKE), ("ymd", YMD), ("named", NAMED)):
+        if text.str.fullmatch(pattern, case=False).all():
+            return order, ""
+    fields = text.str.extract(f"^{DAY_MONTH}$")
+    if fields[0].isna().any():
+        return None, ""
+    return _day_or_month_first(fields[0].astype(int), fields[2].astype(int), fields[1].iloc[0])
 
 
-def seconds(s: pd.Series) -> np.ndarray:
-    """Seconds since 1970 (UTC; a value without a zone is read as UTC), NaN where missing or not a date."""
+def _day_or_month_first(first: pd.Series, second: pd.Series, sep: str) -> tuple[str | None, str]:
+    """A field above 12 is the day; where both stay at 12 or less, a constant field is the day (monthly rows on
+    the 1st), else dots are day first (31.01.2013, as every table that writes them) and the others month first."""
+    if min(first.min(), second.min()) < 1 or max(first.max(), second.max()) > 31:
+        return None, ""
+    big_first, big_second = first.max() > 12, second.max() > 12
+    if big_first and big_second:
+        return None, ""
+    if big_first or big_second:
+        return ("dmy" if big_first else "mdy"), ""
+    if first.nunique() == 1 < second.nunique():
+        return "dmy", "every value's first field is the same"
+    if second.nunique() == 1 < first.nunique():
+        return "mdy", "every value's second field is the same"
+    return ("dmy" if sep == "." else "mdy"), "no value has a field above 12"
+
+
+def is_date_column(s: pd.Series) -> bool:
+    return date_order(s)[0] is not None
+
+
+def seconds(s: pd.Series, order: str = "iso") -> np.ndarray:
+    """Seconds since 1970 (UTC; a value without a zone is read as UTC), NaN where missing or not a date written
+    in the column's order."""
     if pd.api.types.is_datetime64_any_dtype(s):
         t = s if getattr(s.dt, "tz", None) is not None else s.dt.tz_localize("UTC")
     else:
-        text = s.astype("string").str.strip().str.replace(r" ?UTC$", "Z", regex=True)
-        t = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+        text = s.astype("string").str.strip()
+        text = _year_first(text, order) if order in ("ymd", "dmy", "mdy") else text
+        text = text.str.replace(r" ?UTC$", "Z", regex=True)
+        t = pd.to_datetime(text, format="mixed" if order == "named" else "ISO8601", utc=True, errors="coerce")
         if t.isna().sum() > s.isna().sum():  # a date ISO8601 cannot read (2013-1-1): any format, value by value
             t = t.fillna(pd.to_datetime(text.where(t.isna()), format="mixed", utc=True, errors="coerce"))
     naive = t.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
     out = naive.astype(np.int64).astype(np.float64) / 1e9
     out[np.isnat(naive)] = np.nan
     return out
+
+
+def _year_first(text: pd.Series, order: str) -> pd.Series:
+    """ymd, dmy and mdy text as ISO (2013-01-31 and its time); a value not written so becomes missing."""
+    f = text.str.extract(f"^{YMD if order == 'ymd' else DAY_MONTH}$")
+    year, month, day = {"ymd": (0, 2, 3), "dmy": (3, 2, 0), "mdy": (3, 0, 2)}[order]
+    return f[year] + "-" + f[month].str.zfill(2) + "-" + f[day].str.zfill(2) + f[4]
 
 
 def unreadable(s: pd.Series, secs: np.ndarray) -> np.ndarray:

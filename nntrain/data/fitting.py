@@ -57,7 +57,7 @@ def fit_features(
         level = quoted(MISSING)
         notes.append(f"data.impute: auto: missing strings are the level {level} in {listed(levels, quote=True)}")
     for col in (c for c in features if kinds[c] == "date"):
-        _fit_dates(df[col], train, prep, notes)
+        _fit_dates(df[col], data_cfg.date_order.get(col), train, prep, notes)
     sources = raw_sources(df, prep, is_csv, Report())
     _fit_imputation(sources, data_cfg.impute, train, prep, notes)
     names = numeric_names(prep)
@@ -74,7 +74,7 @@ def fit_features(
 def _kind(s: pd.Series, data_cfg: Any, is_csv: bool, notes: list) -> str:
     if s.name in data_cfg.categorical:
         return "categorical"
-    if s.name in data_cfg.dates or dates.is_date_column(s):
+    if s.name in data_cfg.dates or s.name in data_cfg.date_order or dates.is_date_column(s):
         return "date"
     kind = column_kind(s, is_csv)
     if kind == "mixed":
@@ -130,10 +130,13 @@ def _fit_levels(s: pd.Series, data_cfg: Any, train: np.ndarray, prep: dict, note
         )
 
 
-def _fit_dates(s: pd.Series, train: np.ndarray, prep: dict, notes: list) -> None:
-    """A date column's origin (its earliest training value) and the parts that vary in training."""
+def _fit_dates(s: pd.Series, said: str | None, train: np.ndarray, prep: dict, notes: list) -> None:
+    """A date column's order (data.date_order's, else the one its values show), origin (its earliest training
+    value) and the parts that vary in training."""
     col = str(s.name)
-    secs = dates.seconds(s)
+    order, open_because = (dates.SAID[said], "") if said else dates.date_order(s)
+    order = order or "iso"  # named in data.dates, written some other way: each value as it reads best
+    secs = dates.seconds(s, order)
     if np.isnan(secs[train]).all():
         example = s.dropna().iloc[0] if s.notna().any() else None
         raise UserError(
@@ -144,12 +147,25 @@ def _fit_dates(s: pd.Series, train: np.ndarray, prep: dict, notes: list) -> None
     parts = dates.parts(secs[train], origin)
     # constant parts left out (max > min: the std of a constant sine need not come out 0)
     kept = [p for p in dates.PARTS if np.nanmax(parts[p]) > np.nanmin(parts[p])]
-    prep["dates"][col] = {"origin": origin, "parts": kept or ["days"]}
+    prep["dates"][col] = {"origin": origin, "parts": kept or ["days"], "order": order}
     start = pd.Timestamp(origin, unit="s").isoformat()
     notes.append(f"column {quoted(col)} read as dates: {', '.join(prep['dates'][col]['parts'])} (days since {start})")
+    if order in ("dmy", "mdy"):
+        notes.append(_order_note(col, order, open_because))
     bad = dates.unreadable(s, secs)
     if bad.any():
         notes.append(f"column {quoted(col)}: {int(bad.sum()):,} value(s) that are not dates read as missing")
+
+
+def _order_note(col: str, order: str, open_because: str) -> str:
+    first = f"{'day' if order == 'dmy' else 'month'} first ({dates.WRITTEN[order]})"
+    if not open_because:
+        return f"column {quoted(col)}: dates written {first}"
+    other = "month_first" if order == "dmy" else "day_first"
+    return (
+        f"warning: column {quoted(col)}: dates read {first}, a guess: {open_because}; "
+        f"data.date_order: {{{col}: {other}}} reads them the other way"
+    )
 
 
 def _fit_imputation(sources: dict[str, np.ndarray], how: str, train: np.ndarray, prep: dict, notes: list) -> None:

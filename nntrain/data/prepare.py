@@ -126,7 +126,7 @@ def _columns(df: pd.DataFrame, data_cfg: Any) -> tuple[str, list[str], list[str]
         raise UserError(
             f"data.target={target}: no such column{did_you_mean(target, columns)}; columns are: {listed(columns)}"
         )
-    for key in ("drop", "categorical", "dates", "weight", "split_column", "group", "time_column"):
+    for key in ("drop", "categorical", "dates", "date_order", "weight", "split_column", "group", "time_column"):
         named = getattr(data_cfg, key)
         missing = [c for c in ([named] if isinstance(named, str) else named or []) if c not in df.columns]
         if missing:
@@ -152,7 +152,7 @@ def _check_roles(data_cfg: Any, target: str) -> None:
     """The target has no other role (a weight column equal to it leaks the label into the loss); weight,
     split_column, group and time_column name different columns."""
     said = "data.target" if data_cfg.target else "data.target's default, the last column"
-    for key in ("drop", "categorical", "dates", "weight", "split_column", "group", "time_column"):
+    for key in ("drop", "categorical", "dates", "date_order", "weight", "split_column", "group", "time_column"):
         named = getattr(data_cfg, key)
         if target in ([named] if isinstance(named, str) else named or []):
             raise UserError(f"data.{key}={target}: {quoted(target)} is the target ({said}); a column has one role")

@@ -45,7 +45,7 @@ def _holdout_rule(frame: pd.DataFrame, labels: np.ndarray | None, data_cfg: Any,
         codes = pd.factorize(frame[data_cfg.group])[0]
         return lambda idx, size: _by_group(idx, codes, size, rng), f"by group ({quoted(data_cfg.group)} kept whole)"
     if data_cfg.time_column:
-        order = _time_order(frame[data_cfg.time_column])
+        order = _time_order(frame[data_cfg.time_column], data_cfg.date_order.get(data_cfg.time_column))
         return lambda idx, size: _latest(idx, order, size), f"by time (the latest {quoted(data_cfg.time_column)})"
     if labels is None:
         return lambda idx, size: _stratified(idx, None, size, rng), "at random"
@@ -92,11 +92,13 @@ def _by_group(
     return idx[~out], idx[out]
 
 
-def _time_order(s: pd.Series) -> np.ndarray:
-    """Each row's rank in time (a date column, or numbers); a missing time is refused."""
-    from nntrain.data.dates import is_date_column, seconds
+def _time_order(s: pd.Series, said: str | None) -> np.ndarray:
+    """Each row's rank in time (a date column, in data.date_order's order or the one its values show, or
+    numbers); a missing time is refused."""
+    from nntrain.data.dates import SAID, date_order, seconds
 
-    values = seconds(s) if is_date_column(s) else pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
+    order = SAID[said] if said else date_order(s)[0]
+    values = seconds(s, order) if order else pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
     if np.isnan(values).any():
         i = int(np.flatnonzero(np.isnan(values))[0])
         raise UserError(
