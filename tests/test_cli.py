@@ -446,7 +446,7 @@ def test_float_coded_labels_match_integer_classes(workdir, table_csv, cli):
 @pytest.mark.parametrize(
     "setup, args, message",
     [
-        ("latin", ("fit",), "not a UTF-8 text file"),
+        ("utf16", ("fit",), "d.csv: not a text file (illegal UTF-16 surrogate"),
         ("xlsx", ("fit",), "cannot read it as an Excel workbook"),
         ("odt", ("fit",), "'.odt' files are not read; nntrain reads CSV / TSV (compressed too), Excel (.xlsx)"),
         ("constant", ("fit",), "every row has the same value 'same'"),
@@ -458,8 +458,8 @@ def test_float_coded_labels_match_integer_classes(workdir, table_csv, cli):
 def test_more_bad_input_exits_2(workdir, cli, setup, args, message):
     df = make_table(n=60)
     path = workdir / "d.csv"
-    if setup == "latin":
-        path.write_bytes("a,b,c,y\ncaf\xe9,1,2,0\n".encode("latin-1"))
+    if setup == "utf16":  # a UTF-16 byte order mark, then a half of a character pair
+        path.write_bytes(b"\xff\xfe" + "a,b,c,y\n".encode("utf-16-le") + b"\x00\xd8" + "1,2,3,4\n".encode("utf-16-le"))
     elif setup in ("xlsx", "odt"):
         path = workdir / f"d.{setup}"
         path.write_bytes(b"PK\x03\x04")

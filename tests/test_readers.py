@@ -75,11 +75,11 @@ def test_a_comma_that_may_group_thousands_is_refused_naming_the_keys_then_read_a
     df["price"] = [f"{v:,}" for v in (df["a"].abs() * 5000 + 1000).round().astype(int)]  # 1,299 or 1.299?
     df.loc[0, "price"] = "1,299"
     path = workdir / "prices.csv"
-    df.to_csv(path, index=False)
+    df.to_csv(path, index=False, sep=";")  # its other numbers have points: pandas reads them, nothing decides
     cfg = write_config(workdir / "c.yaml", path, data={"target": "y"})
     r = cli("fit", cfg)
     assert r.exit_code == 2 and "Traceback" not in r.stderr + r.stdout
-    assert "column 'price' holds numbers such as '" in r.stderr
+    assert "column 'price' holds numbers such as '1,299'" in r.stderr
     assert "set data.decimal=',' (decimal) or data.thousands=',' (thousands)" in r.stderr
     assert not (workdir / "runs").exists()
     r = cli("fit", cfg, "data.thousands=,", "--json")
@@ -89,6 +89,82 @@ def test_a_comma_that_may_group_thousands_is_refused_naming_the_keys_then_read_a
     assert prep["kinds"]["price"] == "numeric" and prep["read"] == {"thousands": ","}
     r = cli("eval", run, "--data", path, "--json")  # eval reads a file as the run's were read
     assert r.exit_code == 0, r.stderr
+
+
+def _read(path, **options):
+    from nntrain.data.readers import Options
+    from nntrain.data.tables import read_table
+
+    return read_table(str(path), options=Options(**options))
+
+
+def test_numbers_with_thousands_commas_currency_percent_and_missing_marks_are_numbers(tmp_path):
+    price = [1299.0, 12.5, 1234567.25, 980.0, 15000.0]
+    text = pd.DataFrame(
+        {
+            "price": ["$1,299", "$12.50", "$1,234,567.25", "$980", "$15,000"],
+            "share": ["12.5%", "3%", "100%", "0.5%", "45%"],
+            "count": ["1,299", "12", "1,234,567", "980", "15,000"],  # 1,299 alone: the file's commas decide
+            "score": ["3.5", "?", "-", "7", "n.a."],
+            "town": ["Bern", "Genf", "Basel", "Chur", "Biel"],
+            "swiss": ["1'299", "12.5", "1'234'567.25", "980", "15'000"],
+            "height": ["5'10", "6'1", "5'6", "5'11", "6'0"],  # feet and inches: text
+        }
+    )
+    text.to_csv(tmp_path / "us.csv", index=False)
+    table = _read(tmp_path / "us.csv")
+    got = table.frame
+    assert got["price"].tolist() == price and got["count"].tolist() == [1299, 12, 1234567, 980, 15000]
+    assert got["share"].tolist() == [12.5, 3, 100, 0.5, 45] and got["town"].tolist() == text["town"].tolist()
+    assert got["swiss"].tolist() == [1299, 12.5, 1234567.25, 980, 15000]
+    assert got["height"].tolist() == text["height"].tolist()
+    assert got["score"].tolist()[0] == 3.5 and got["score"].isna().tolist() == [False, True, True, False, True]
+    said = " ".join(table.notes)
+    assert "'price', 'count', 'swiss' read as numbers whose commas group thousands" in said
+    assert "'share' read as numbers without their currency or percent signs" in said
+    assert "column 'score': '-', '?', 'n.a.' read as missing" in said
+    eu = pd.DataFrame(
+        {
+            "price": ["1.299,00 €", "12,50 €", "1.234.567,25 €", "980 €", "15.000 €"],
+            "small": ["0,826", "0,5", "1,25", "0,001", "2"],  # 0,826: never a thousands comma
+            "wide": ["1\u00a0299", "12,5", "1\u00a0234\u00a0567,25", "980", "15\u00a0000"],  # French groups
+        }
+    )
+    eu.to_csv(tmp_path / "eu.csv", index=False, sep=";")
+    got = _read(tmp_path / "eu.csv").frame
+    assert got["price"].tolist() == price and got["small"].tolist() == [0.826, 0.5, 1.25, 0.001, 2.0]
+    assert got["wide"].tolist() == [1299, 12.5, 1234567.25, 980, 15000]
+
+
+def test_a_file_excel_saved_as_windows_1252_or_utf_16_reads_as_utf_8_would(tmp_path):
+    df = make_table(n=40, cat=True)
+    df["town"] = ["Zürich", "Genève", "Bâle", "€-zone"] * 10
+    df.to_csv(tmp_path / "utf8.csv", index=False)
+    df.to_csv(tmp_path / "windows.csv", index=False, encoding="cp1252")
+    df.to_csv(tmp_path / "unicode.txt", index=False, sep="\t", encoding="utf-16")
+    want = _read(tmp_path / "utf8.csv").frame
+    for name, said in (("windows.csv", "Windows-1252"), ("unicode.txt", "UTF-16")):
+        table = _read(tmp_path / name)
+        pd.testing.assert_frame_equal(table.frame, want)
+        assert f"{name}: read as {said} text (not UTF-8)" in table.notes
+
+
+def test_a_workbook_reads_its_largest_sheet_or_the_one_data_sheet_names(workdir, cli):
+    pytest.importorskip("openpyxl")
+    df = make_table(n=120)
+    with pd.ExcelWriter(workdir / "book.xlsx") as w:
+        pd.DataFrame({"about": ["prices of 2024", "source: the shop"]}).to_excel(w, sheet_name="notes", index=False)
+        df.to_excel(w, sheet_name="rows", index=False)
+        df.head(60).to_excel(w, sheet_name="first half", index=False)
+    table = _read(workdir / "book.xlsx")
+    assert len(table.frame) == 120 and "book.xlsx: read its sheet 'rows', the largest of 'notes', 'rows'" in (
+        " ".join(table.notes)
+    )
+    assert len(_read(workdir / "book.xlsx", sheet="first half").frame) == 60
+    cfg = write_config(workdir / "c.yaml", workdir / "book.xlsx")
+    r = cli("fit", cfg, "data.sheet=Sheet1")
+    assert r.exit_code == 2 and "data.sheet=Sheet1: no such sheet" in r.stderr and "first half" in r.stderr
+    assert not (workdir / "runs").exists()
 
 
 def test_data_sep_names_a_delimiter_and_refuses_what_is_not_one(workdir, cli):

@@ -24,8 +24,11 @@ class DataConfig(Strict):
         None, description="a text file's decimal mark; default: '.', and ',' for columns whose every number has one"
     )
     thousands: Literal[",", ".", " ", "'", "_"] | None = Field(
-        None, description="a text file's thousands separator (1,299); default: none"
+        None,
+        description="a text file's thousands separator (1,299); default: ',' where a column shows it (1,234.5), "
+        "or in a comma-separated file; else none",
     )
+    sheet: str | None = Field(None, description="an Excel workbook's sheet, by name; default: the one with most cells")
     target: str | None = Field(None, description="target column; default: the last column")
     task: Literal["auto", "multiclass", "binary", "regression"] = "auto"
     val_size: float = Field(

@@ -1,8 +1,10 @@
 """The file formats a table comes in, read into a DataFrame: delimited text (its delimiter sniffed: comma,
-semicolon, tab or pipe; compressed too; tables.py checks its header and rows), Excel, JSON Lines, Parquet and
-Feather / Arrow IPC. Numbers written
-with a decimal comma ("42,0", as European spreadsheets export them) become numbers, said in a note; where the
-comma could as well group thousands ("1,299" throughout), the reader asks for data.decimal instead of guessing."""
+semicolon, tab or pipe; compressed too; tables.py checks its header and rows and tries the encodings Excel
+saves in), Excel (the sheet with most cells), JSON Lines, Parquet and Feather / Arrow IPC. Numbers written as
+spreadsheets export them become numbers, said in a note: with a decimal comma ("42,0"), commas grouping
+thousands ("1,234.5"), a currency or percent sign ("$12", "12.5%"), among marks of missing values ("?", "-");
+where a comma could as well group thousands as mark decimals ("1,299" throughout) and nothing in the file
+decides, the reader asks for data.decimal instead of guessing."""
 
 from __future__ import annotations
 
@@ -39,12 +41,15 @@ NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 @dataclass
 class Options:
-    """How to read a file: data.sep, data.decimal and data.thousands as given (None: found from the file)."""
+    """How to read a file: data.sep, data.decimal, data.thousands and data.sheet as given (None: found from the
+    file)."""
 
     sep: str | None = None
     decimal: str | None = None
     thousands: str | None = None
+    sheet: str | None = None
     notes: list[str] = field(default_factory=list)  # what was found, for the run's header
+    encoding: str = "utf-8"  # tables.py tries UTF-8, then what Excel saves (UTF-16, Windows-1252)
 
 
 def kind_of(p: Path) -> tuple[str, str]:
@@ -100,10 +105,18 @@ def _read_excel(p: Path, kind: str, shown: str, options: Options) -> pd.DataFram
             f"{shown}: reading {kind} files needs the {engine} package: pip install 'nntrain[excel]' (or save the "
             f"sheet as CSV)"
         ) from None
-    sheets = _guarded(lambda: pd.ExcelFile(p, engine=engine).sheet_names, shown, "an Excel workbook")
-    if len(sheets) > 1:
-        options.notes.append(f"{p.name}: read its first sheet, {quoted(sheets[0])}, of {len(sheets)}")
-    return _guarded(lambda: pd.read_excel(p, sheet_name=0, engine=engine), shown, "an Excel workbook")
+    book = _guarded(lambda: pd.read_excel(p, sheet_name=None, engine=engine), shown, "an Excel workbook")
+    if options.sheet is not None:
+        if options.sheet not in book:
+            raise UserError(f"data.sheet={options.sheet}: no such sheet in {shown}; its sheets: {listed(list(book))}")
+        return book[options.sheet]
+    name = max(book, key=lambda k: book[k].size)  # a workbook's notes or legend beside its table
+    if len(book) > 1:
+        options.notes.append(
+            f"{p.name}: read its sheet {quoted(name)}, the largest of {listed(list(book), quote=True)} (data.sheet "
+            f"names another)"
+        )
+    return book[name]
 
 
 def delimiter(p: Path, options: Options) -> str:
@@ -112,7 +125,7 @@ def delimiter(p: Path, options: Options) -> str:
     if options.sep is not None:
         return options.sep
     kind, compression = kind_of(p)
-    sample, whole = _sample(p, compression)
+    sample, whole = _sample(p, compression, options.encoding)
     sep = sniff(sample, TEXT[kind], whole)
     if sep != TEXT[kind]:
         options.notes.append(
@@ -132,10 +145,10 @@ def read_text(p: Path, sep: str, options: Options) -> pd.DataFrame:
         # copying them into one consolidated block at the end, which lowers the peak by a third (888 against
         # 1,226 MiB on a 1M x 50 table)
         frame = pd.read_csv(
-            p, sep=sep, decimal=decimal, thousands=thousands, index_col=False, encoding="utf-8", dtype={}
+            p, sep=sep, decimal=decimal, thousands=thousands, index_col=False, encoding=options.encoding, dtype={}
         )
     if options.decimal is None:
-        _decimal_commas(frame, p.name, options.notes)
+        _numbers_in_text(frame, p.name, options.notes, sep)
     return frame
 
 
@@ -157,7 +170,7 @@ def sniff(sample: str, expected: str, whole: bool = True) -> str:
     return best
 
 
-def _sample(p: Path, compression: str) -> tuple[str, bool]:
+def _sample(p: Path, compression: str, encoding: str = "utf-8") -> tuple[str, bool]:
     """The start of the file as text (decompressed), and whether that is the whole file."""
     if compression == ".zip":
         with zipfile.ZipFile(p) as z:
@@ -170,47 +183,114 @@ def _sample(p: Path, compression: str) -> tuple[str, bool]:
         opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(compression, open)
         with opener(p, "rb") as f:
             raw = f.read(SAMPLE_BYTES + 1)
-    text = io.TextIOWrapper(io.BytesIO(raw[:SAMPLE_BYTES]), encoding="utf-8", errors="replace", newline="").read()
+    text = io.TextIOWrapper(io.BytesIO(raw[:SAMPLE_BYTES]), encoding=encoding, errors="replace", newline="").read()
     return text, len(raw) <= SAMPLE_BYTES
 
 
-# a number with a decimal comma, its thousands grouped by points or not: 42,0  -3,75  1.234,5  1234  5,1e-05
-DECIMAL_COMMA = re.compile(r"[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?([eE][+-]?\d+)?")
+# a number with a decimal comma, its thousands grouped by points, spaces or not: 42,0  -3,75  1.234,5  1 234,5
+DECIMAL_COMMA = re.compile(r"[+-]?(\d{1,3}([. ]\d{3})+|\d+)(,\d+)?([eE][+-]?\d+)?")
+# a number with a decimal point, its thousands grouped by commas (or apostrophes, as Swiss tables write them):
+# 1,234.5  -12,000  1'234.5  0.5
+THOUSANDS_COMMA = re.compile(r"[+-]?(\d{1,3}([,']\d{3})+|\d+)(\.\d+)?([eE][+-]?\d+)?")
+# a comma that may group thousands as well as mark decimals (1,299; never 0,299 nor 1,2999)
+EITHER = re.compile(r"[+-]?[1-9]\d{0,2},\d{3}")
+# Beside a number: currency signs and a percent sign (dropped: 12.5% is 12.5), and the spaces that group
+# thousands in French tables (non-breaking, thin); missing-value marks beyond pandas' own NA, NULL, ...
+SIGNS = r"[$€£¥%\u00a0\u202f\u2009]"
+MARKS = ("?", "-", "--", ".", "n.a.", "N.A.", "na", "#N/A", "#VALUE!", "#DIV/0!")
 
 
-def _decimal_commas(frame: pd.DataFrame, name: str, notes: list[str]) -> None:
-    """Text columns whose every value is a number with a decimal comma become numbers, in place, with a note;
-    where every comma has three digits after it (a thousands separator just as well) the reader refuses."""
-    found, unsure = [], []
+def _numbers_in_text(frame: pd.DataFrame, name: str, notes: list[str], sep: str) -> None:
+    """Text columns whose every value is a number written with a decimal comma, or with commas grouping its
+    thousands, or with a currency or percent sign, become numbers, in place, with a note; so do numbers among
+    missing-value marks (?, -). Where every comma may group thousands as well (1,299), another column of the
+    file decides (1.234,5 or 1,234.5), else a comma-separated file's comma groups thousands (a file whose
+    decimals are commas separates its fields otherwise), else the reader refuses."""
+    found: dict[str, list[str]] = {"decimal": [], "thousands": [], "signs": []}
+    unsure, marked = [], {}
     for col in frame.columns:
         s = frame[col]
         if not (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)):
             continue
-        head = s.dropna().head(100).astype(str).str.strip()  # a text column (names, levels) fails here already
-        if head.empty or not head.str.fullmatch(DECIMAL_COMMA).all():
+        head = _cleaned(s.dropna().head(100))  # a text column (names, levels) fails here already
+        head = head[~head.isin(MARKS)]
+        if head.empty or not (head.str.fullmatch(DECIMAL_COMMA) | head.str.fullmatch(THOUSANDS_COMMA)).all():
             continue
-        values = s.dropna().astype(str).str.strip()
-        if not values.str.fullmatch(DECIMAL_COMMA).all():
+        values = _cleaned(s)
+        marks = values.isin(MARKS)
+        kind = _comma_kind(values[values.notna() & ~marks])
+        if kind is None:
             continue
-        commas = values[values.str.contains(",", regex=False)]
-        if commas.empty:
+        if kind == "either":
+            unsure.append(col)
             continue
-        if commas.str.fullmatch(r"[^eE]*,\d{3}").all():
-            unsure.append((col, commas.iloc[0]))
-            continue
-        frame[col] = pd.to_numeric(s.str.strip().str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
-        found.append(col)
-    if unsure:
-        col, value = unsure[0]
+        frame[col] = _as_number(values.mask(marks), kind)
+        if kind != "plain" or (values != s.astype("string").str.strip()).any():
+            found["signs" if kind == "plain" else kind].append(col)
+        if marks.any():
+            marked[col] = sorted(values[marks].unique())
+    decided = "decimal" if found["decimal"] and not found["thousands"] else "thousands" if found["thousands"] else None
+    decided = decided or ("thousands" if sep == "," else None)
+    if unsure and decided is None:
+        col = unsure[0]
+        value = frame[col][_cleaned(frame[col]).str.fullmatch(EITHER).fillna(False)].iloc[0]
         raise UserError(
             f"{name}: column {quoted(col)} holds numbers such as {quoted(value)} whose comma is a decimal mark or a "
             f"thousands separator: set data.decimal=',' (decimal) or data.thousands=',' (thousands)"
         )
-    if found:
+    for col in unsure:
+        values = _cleaned(frame[col])
+        marks = values.isin(MARKS)
+        frame[col] = _as_number(values.mask(marks), decided)
+        found[decided].append(col)
+        if marks.any():
+            marked[col] = sorted(values[marks].unique())
+    _said(found, marked, name, notes)
+
+
+def _cleaned(s: pd.Series) -> pd.Series:
+    return s.astype("string").str.replace(SIGNS, "", regex=True).str.strip()
+
+
+def _comma_kind(values: pd.Series) -> str | None:
+    """decimal (1.234,5), thousands (1,234.5), either (1,299 throughout), plain (12 once its signs are left
+    out), or None: not numbers."""
+    if values.empty:
+        return None
+    comma = values.str.contains(",", regex=False)
+    if values.str.fullmatch(DECIMAL_COMMA).all() and comma.any():
+        return "either" if values[comma].str.fullmatch(EITHER).all() else "decimal"
+    if values.str.fullmatch(THOUSANDS_COMMA).all():
+        return "thousands" if values.str.contains(r"\d[,']\d").any() else "plain"
+    return None
+
+
+def _as_number(values: pd.Series, kind: str) -> pd.Series:
+    if kind == "decimal":
+        values = values.str.replace(r"[. ]", "", regex=True).str.replace(",", ".", regex=False)
+    else:
+        values = values.str.replace(r"[,']", "", regex=True)
+    return pd.to_numeric(values).astype("float64")
+
+
+def _said(found: dict[str, list[str]], marked: dict[str, list[str]], name: str, notes: list[str]) -> None:
+    if found["decimal"]:
         notes.append(
-            f"{name}: {listed(found, most=8, quote=True)} read as numbers written with a decimal comma "
+            f"{name}: {listed(found['decimal'], most=8, quote=True)} read as numbers written with a decimal comma "
             f"(data.decimal=',' says so; data.decimal='.' keeps them as text)"
         )
+    if found["thousands"]:
+        notes.append(
+            f"{name}: {listed(found['thousands'], most=8, quote=True)} read as numbers whose commas group "
+            f"thousands (1,234.5; data.thousands=',' says so; data.decimal='.' keeps them as text)"
+        )
+    if found["signs"]:
+        notes.append(
+            f"{name}: {listed(found['signs'], most=8, quote=True)} read as numbers without their currency or "
+            f"percent signs (12.5% is 12.5; data.decimal='.' keeps them as text)"
+        )
+    for col, marks in marked.items():
+        notes.append(f"{name}: column {quoted(col)}: {listed(marks, quote=True)} read as missing")
 
 
 def parquet_parts(path: str, resolved: Path) -> list[str] | None:

@@ -124,32 +124,57 @@ def check_columns(frame: pd.DataFrame, shown: str) -> None:
                 )
 
 
+# Encodings tried after UTF-8, as Excel saves CSV and text: "Unicode text" as UTF-16 (with its byte order mark),
+# "CSV" on Windows as Windows-1252; Latin-1 reads any byte.
+ENCODINGS = {"utf-16": "UTF-16", "cp1252": "Windows-1252", "latin-1": "Latin-1"}
+
+
 def _read_csv(p: Path, shown: str, options: Options) -> pd.DataFrame:
     if p.stat().st_size == 0:
         raise UserError(f"{shown}: the file is empty")
+    with open(p, "rb") as f:
+        utf16 = f.read(2) in (b"\xff\xfe", b"\xfe\xff") and not kind_of(p)[1]
+    said, tries = len(options.notes), ["utf-16"] if utf16 else ["utf-8", "cp1252", "latin-1"]
+    for encoding in tries:
+        del options.notes[said:]  # what a failed try found
+        options.encoding = encoding
+        try:
+            frame, sep, header = _read_delimited(p, shown, options)
+            break
+        except UnicodeDecodeError as e:
+            if encoding == tries[-1]:  # Latin-1 reads any byte; a UTF-16 mark on other bytes
+                raise UserError(f"{shown}: not a text file ({e.reason} at byte {e.start})") from None
+    if encoding != "utf-8":
+        options.notes.append(f"{p.name}: read as {ENCODINGS[encoding]} text (not UTF-8)")
+    return _checked(frame, p, sep, header, shown, options.encoding)
+
+
+def _read_delimited(p: Path, shown: str, options: Options) -> tuple[pd.DataFrame, str, list[str]]:
     compressed = bool(kind_of(p)[1])
     try:
         sep = delimiter(p, options)
-        header = [] if compressed else _header(p, sep, shown)
+        header = [] if compressed else _header(p, sep, shown, options.encoding)
         if len(header) > MAX_COLUMNS:
             raise UserError(f"{shown}: the header has {len(header):,} columns; nntrain reads at most {MAX_COLUMNS:,}")
         dupes = sorted(c for c, n in collections.Counter(header).items() if n > 1)
         if dupes:
             raise UserError(f"{shown}: duplicate column name(s) {listed(dupes, most=10, quote=True)} in the header")
-        frame = read_text(p, sep, options)
+        return read_text(p, sep, options), sep, header
     except pd.errors.EmptyDataError:
         raise UserError(f"{shown}: the file has no header or data") from None
     except pd.errors.ParserError as e:
         raise UserError(f"{shown}: rows of unequal length: {e}".rstrip()) from None
-    except UnicodeDecodeError as e:
-        raise UserError(
-            f"{shown}: not a UTF-8 text file ({e.reason} at byte {e.start}); save it as UTF-8 CSV"
-        ) from None
+    except UnicodeDecodeError:
+        raise
     except (OSError, EOFError, lzma.LZMAError, zlib.error, zipfile.BadZipFile, ValueError) as e:
         if not compressed:
             raise
         why = first_line(e) if str(e).strip() else "it ends early"  # a cut-off gzip: EOFError with no message
         raise UserError(f"{shown}: cannot read it as {COMPRESSIONS[kind_of(p)[1]]}: {why}") from None
+
+
+def _checked(frame: pd.DataFrame, p: Path, sep: str, header: list[str], shown: str, encoding: str) -> pd.DataFrame:
+    """The frame, refused where one column holds another delimiter or a row is short."""
     if frame.shape[1] == 1 and any(d in str(frame.columns[0]) for d in DELIMITERS if d != sep):
         raise UserError(
             f"{shown}: only one column, {quoted(frame.columns[0])}: the fields seem separated by another "
@@ -158,7 +183,7 @@ def _read_csv(p: Path, shown: str, options: Options) -> pd.DataFrame:
     _trim_heap()
     # A short row comes back with its last fields NaN; only then is it worth reading the file again to find it.
     if header and frame.iloc[:, -1].hasnans:
-        ragged = _ragged_row(p, len(header), sep, shown)
+        ragged = _ragged_row(p, len(header), sep, shown, encoding)
         if ragged is not None:
             raise UserError(f"{shown}: line {ragged[0]} has {ragged[1]} fields, the header has {len(header)}")
     return frame
@@ -206,11 +231,12 @@ def read_tables(data_cfg: Any, config_dir: Path | None) -> tuple[Table, dict, li
     return table, given, files
 
 
-READ_KEYS = ("sep", "decimal", "thousands")
+READ_KEYS = ("sep", "decimal", "thousands", "sheet")
 
 
 def read_options(data_cfg: Any) -> Options:
-    """data.sep, data.decimal and data.thousands (a config's, or a run's prep["read"]), as readers.py takes them."""
+    """data.sep, data.decimal, data.thousands and data.sheet (a config's, or a run's prep["read"]), as readers.py
+    takes them."""
     get = data_cfg.get if isinstance(data_cfg, dict) else lambda k: getattr(data_cfg, k)
     return Options(*(get(k) for k in READ_KEYS))
 
@@ -236,15 +262,15 @@ def _any_field_size(shown: str) -> Iterator[None]:
         csv.field_size_limit(old)
 
 
-def _header(p: Path, sep: str, shown: str = "") -> list[str]:
-    with open(p, newline="", encoding="utf-8") as f, _any_field_size(shown or str(p)):
+def _header(p: Path, sep: str, shown: str = "", encoding: str = "utf-8") -> list[str]:
+    with open(p, newline="", encoding=encoding) as f, _any_field_size(shown or str(p)):
         return next(csv.reader(f, delimiter=sep), [])
 
 
-def _ragged_row(p: Path, width: int, sep: str, shown: str = "") -> tuple[int, int] | None:
+def _ragged_row(p: Path, width: int, sep: str, shown: str = "", encoding: str = "utf-8") -> tuple[int, int] | None:
     """pandas fills short rows with NaN silently; find the first row whose field count differs: (the physical
     line it ends on, its fields)."""
-    with open(p, newline="", encoding="utf-8") as f, _any_field_size(shown or str(p)):
+    with open(p, newline="", encoding=encoding) as f, _any_field_size(shown or str(p)):
         reader = csv.reader(f, delimiter=sep)
         for row in reader:
             if row and len(row) != width:
