@@ -130,8 +130,13 @@ def test_numbers_with_thousands_commas_currency_percent_and_missing_marks_are_nu
             "wide": ["1\u00a0299", "12,5", "1\u00a0234\u00a0567,25", "980", "15\u00a0000"],  # French groups
         }
     )
+    eu["people"] = ["1.299", "12", "1.234.567", "980", "15.000"]  # pandas alone reads 1.299 and 15.000 as decimals
+    eu["ratio"] = ["0.125", "1.5", "2.25", "0.5", "3"]  # a point with no three digits after it: a decimal point
     eu.to_csv(tmp_path / "eu.csv", index=False, sep=";")
-    got = _read(tmp_path / "eu.csv").frame
+    table = _read(tmp_path / "eu.csv")
+    got = table.frame
+    assert got["people"].tolist() == [1299, 12, 1234567, 980, 15000] and got["ratio"].tolist()[0] == 0.125
+    assert "'people' read as numbers whose points group thousands" in " ".join(table.notes)
     assert got["price"].tolist() == price and got["small"].tolist() == [0.826, 0.5, 1.25, 0.001, 2.0]
     assert got["wide"].tolist() == [1299, 12.5, 1234567.25, 980, 15000]
 

@@ -147,8 +147,8 @@ def read_text(p: Path, sep: str, options: Options) -> pd.DataFrame:
         frame = pd.read_csv(
             p, sep=sep, decimal=decimal, thousands=thousands, index_col=False, encoding=options.encoding, dtype={}
         )
-    if options.decimal is None:
-        _numbers_in_text(frame, p.name, options.notes, sep)
+    if options.decimal is None and _numbers_in_text(frame, p.name, options.notes, sep) == "decimal":
+        _points_grouping_thousands(frame, p, sep, options)
     return frame
 
 
@@ -200,12 +200,13 @@ SIGNS = r"[$€£¥%\u00a0\u202f\u2009]"
 MARKS = ("?", "-", "--", ".", "n.a.", "N.A.", "na", "#N/A", "#VALUE!", "#DIV/0!")
 
 
-def _numbers_in_text(frame: pd.DataFrame, name: str, notes: list[str], sep: str) -> None:
+def _numbers_in_text(frame: pd.DataFrame, name: str, notes: list[str], sep: str) -> str | None:
     """Text columns whose every value is a number written with a decimal comma, or with commas grouping its
     thousands, or with a currency or percent sign, become numbers, in place, with a note; so do numbers among
     missing-value marks (?, -). Where every comma may group thousands as well (1,299), another column of the
     file decides (1.234,5 or 1,234.5), else a comma-separated file's comma groups thousands (a file whose
-    decimals are commas separates its fields otherwise), else the reader refuses."""
+    decimals are commas separates its fields otherwise), else the reader refuses. Returns what the file's commas
+    are, where it shows: decimal or thousands."""
     found: dict[str, list[str]] = {"decimal": [], "thousands": [], "signs": []}
     unsure, marked = [], {}
     for col in frame.columns:
@@ -246,6 +247,31 @@ def _numbers_in_text(frame: pd.DataFrame, name: str, notes: list[str], sep: str)
         if marks.any():
             marked[col] = sorted(values[marks].unique())
     _said(found, marked, name, notes)
+    return decided
+
+
+def _points_grouping_thousands(frame: pd.DataFrame, p: Path, sep: str, options: Options) -> None:
+    """In a file whose decimals are commas, a column of numbers with points (1.234, 12.345, 1.234.567; pandas
+    reads the first two as decimals) groups thousands with them where every point has three digits after it:
+    read again as text, made numbers so."""
+    maybe = [c for c in frame.columns if frame[c].dtype.kind == "f" or pd.api.types.is_string_dtype(frame[c].dtype)]
+    if not maybe:
+        return
+    raw = pd.read_csv(p, sep=sep, usecols=maybe, dtype=str, index_col=False, encoding=options.encoding)
+    grouped = []
+    for col in maybe:
+        values = raw[col].dropna().str.strip()
+        if (
+            values.str.contains(".", regex=False).any()
+            and values.str.fullmatch(r"[+-]?[1-9]\d{0,2}(\.\d{3})+|[+-]?\d+").all()
+        ):
+            frame[col] = pd.to_numeric(raw[col].str.strip().str.replace(".", "", regex=False)).astype("float64")
+            grouped.append(col)
+    if grouped:
+        options.notes.append(
+            f"{p.name}: {listed(grouped, most=8, quote=True)} read as numbers whose points group thousands (1.234 is "
+            f"1234, as in the file's numbers with decimal commas; data.decimal='.' reads them as decimals)"
+        )
 
 
 def _cleaned(s: pd.Series) -> pd.Series:
