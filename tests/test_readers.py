@@ -104,6 +104,7 @@ def test_numbers_with_thousands_commas_currency_percent_and_missing_marks_are_nu
         {
             "price": ["$1,299", "$12.50", "$1,234,567.25", "$980", "$15,000"],
             "share": ["12.5%", "3%", "100%", "0.5%", "45%"],
+            "profit": ["(1,299)", "$12.50", "($1,234,567.25)", "980", "(15,000)"],  # an accountant's negatives
             "count": ["1,299", "12", "1,234,567", "980", "15,000"],  # 1,299 alone: the file's commas decide
             "score": ["3.5", "?", "-", "7", "n.a."],
             "town": ["Bern", "Genf", "Basel", "Chur", "Biel"],
@@ -117,10 +118,11 @@ def test_numbers_with_thousands_commas_currency_percent_and_missing_marks_are_nu
     assert got["price"].tolist() == price and got["count"].tolist() == [1299, 12, 1234567, 980, 15000]
     assert got["share"].tolist() == [12.5, 3, 100, 0.5, 45] and got["town"].tolist() == text["town"].tolist()
     assert got["swiss"].tolist() == [1299, 12.5, 1234567.25, 980, 15000]
+    assert got["profit"].tolist() == [-1299, 12.5, -1234567.25, 980, -15000]
     assert got["height"].tolist() == text["height"].tolist()
     assert got["score"].tolist()[0] == 3.5 and got["score"].isna().tolist() == [False, True, True, False, True]
     said = " ".join(table.notes)
-    assert "'price', 'count', 'swiss' read as numbers whose commas group thousands" in said
+    assert "'price', 'profit', 'count', 'swiss' read as numbers whose commas group thousands" in said
     assert "'share' read as numbers without their currency or percent signs" in said
     assert "column 'score': '-', '?', 'n.a.' read as missing" in said
     eu = pd.DataFrame(

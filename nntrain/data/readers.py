@@ -275,7 +275,9 @@ def _points_grouping_thousands(frame: pd.DataFrame, p: Path, sep: str, options: 
 
 
 def _cleaned(s: pd.Series) -> pd.Series:
-    return s.astype("string").str.replace(SIGNS, "", regex=True).str.strip()
+    """Without signs and outer spaces; an accountant's negative in parentheses, (1,234.5), with a minus."""
+    text = s.astype("string").str.replace(SIGNS, "", regex=True).str.strip()
+    return text.str.replace(r"^\((.+)\)$", r"-\1", regex=True)
 
 
 def _comma_kind(values: pd.Series) -> str | None:
