@@ -9,6 +9,8 @@ import json
 import pandas as pd
 import pytest
 
+from nntrain.errors import UserError
+
 from .conftest import make_table, write_config
 
 
@@ -201,3 +203,55 @@ def test_predict_reads_a_semicolon_file_for_a_run_trained_on_a_comma_csv(workdir
         assert r.exit_code == 0, r.stderr
         out[name] = pd.read_csv(workdir / f"{name}.out.csv")["prediction"]
     assert out["new.csv"].tolist() == pytest.approx(out["same.csv"].tolist(), rel=1e-6)
+
+
+def test_a_title_comments_or_blank_lines_above_the_header_are_skipped_and_lines_still_counted(tmp_path):
+    df = make_table(n=30)
+    body = df.to_csv(index=False)
+    (tmp_path / "plain.csv").write_text(body)
+    want = _read(tmp_path / "plain.csv").frame
+    (tmp_path / "title.csv").write_text("Sales report 2024, shop 3\n\n" + body)
+    (tmp_path / "notes.csv").write_text("# exported by tool v1\n# units: EUR\n" + body)
+    df.to_csv(tmp_path / "semi.csv", index=False, sep=";", decimal=",")
+    (tmp_path / "semi_title.csv").write_text("Ventes 2024; magasin 3\n" + (tmp_path / "semi.csv").read_text())
+    for name, above, lines in (("title.csv", 2, "'Sales report 2024, shop 3'"), ("notes.csv", 2, "'# exported")):
+        table = _read(tmp_path / name)
+        pd.testing.assert_frame_equal(table.frame, want)
+        assert f"{name}: its first {above} line(s), above the header, skipped (a title or comments: {lines}" in (
+            " ".join(table.notes)
+        )
+    pd.testing.assert_frame_equal(_read(tmp_path / "semi_title.csv").frame, _read(tmp_path / "semi.csv").frame)
+    lines = make_table(n=400).to_csv(index=False).splitlines()
+    (tmp_path / "ragged.csv").write_text("Report\n" + "\n".join([*lines[:300], "1,2", *lines[300:]]) + "\n")
+    with pytest.raises(UserError, match=r"line 302 has 2 fields, the header has 4$"):  # the header: line 2
+        _read(tmp_path / "ragged.csv")
+    (tmp_path / "ragged.csv").write_text("Report\n" + "\n".join([*lines[:5], "1,2", *lines[5:]]) + "\n")
+    with pytest.raises(UserError, match=r"line 2 has 4 fields, the header has 1; is the first line a title above"):
+        _read(tmp_path / "ragged.csv")
+
+
+def test_a_sheet_with_a_title_above_its_header_reads_from_the_header(tmp_path):
+    pytest.importorskip("openpyxl")
+    df = make_table(n=40)
+    with pd.ExcelWriter(tmp_path / "report.xlsx") as w:
+        pd.DataFrame([["Sales report 2024"], ["all shops"]]).to_excel(w, index=False, header=False)
+        df.to_excel(w, index=False, startrow=3)
+    table = _read(tmp_path / "report.xlsx")
+    pd.testing.assert_frame_equal(table.frame, df, check_dtype=False)
+    assert "report.xlsx: its first 3 row(s), above the header, skipped" in " ".join(table.notes)
+    named = df.rename(columns={"a": "Unnamed: 0"}).astype({"c": str})  # one header cell left empty: no title
+    named.to_excel(tmp_path / "plain.xlsx", index=False)
+    assert _read(tmp_path / "plain.xlsx").frame.shape == df.shape
+
+
+def test_a_message_counts_lines_from_the_top_of_a_file_with_a_title(tmp_path):
+    from nntrain.config.schema import DataConfig
+    from nntrain.data.prepare import prepare
+
+    df = make_table(n=60)
+    df["a"] = df["a"].astype(str)
+    df.loc[7, "a"] = "see notes"
+    path = tmp_path / "title.csv"
+    path.write_text("Sales report 2024\n\n" + df.to_csv(index=False))  # the header on line 3: row 8 on line 11
+    with pytest.raises(UserError, match=r"column 'a': 'see notes' at row 8 \(line 11\) is not a number"):
+        prepare(_read(path), DataConfig(path=str(path), target="y"), 0)

@@ -1,10 +1,7 @@
 """The file formats a table comes in, read into a DataFrame: delimited text (its delimiter sniffed: comma,
-semicolon, tab or pipe; compressed too; tables.py checks its header and rows and tries the encodings Excel
-saves in), Excel (the sheet with most cells), JSON Lines, Parquet and Feather / Arrow IPC. Numbers written as
-spreadsheets export them become numbers, said in a note: with a decimal comma ("42,0"), commas grouping
-thousands ("1,234.5"), a currency or percent sign ("$12", "12.5%"), among marks of missing values ("?", "-");
-where a comma could as well group thousands as mark decimals ("1,299" throughout) and nothing in the file
-decides, the reader asks for data.decimal instead of guessing."""
+semicolon, tab or pipe; lines above its header skipped; compressed too; tables.py checks its header and rows
+and tries the encodings Excel saves in), Excel (the sheet with most cells, from its header), JSON Lines, Parquet
+and Feather / Arrow IPC. A text file's numbers written as spreadsheets export them are text_numbers.py's."""
 
 from __future__ import annotations
 
@@ -13,7 +10,6 @@ import csv
 import gzip
 import io
 import lzma
-import re
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -21,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from nntrain.data.text_numbers import numbers_in_text, points_grouping_thousands
 from nntrain.errors import UserError, listed, quoted
 
 COMPRESSIONS = {
@@ -50,6 +47,7 @@ class Options:
     sheet: str | None = None
     notes: list[str] = field(default_factory=list)  # what was found, for the run's header
     encoding: str = "utf-8"  # tables.py tries UTF-8, then what Excel saves (UTF-16, Windows-1252)
+    skip: int = 0  # lines above the header (a title, comments), found by delimiter()
 
 
 def kind_of(p: Path) -> tuple[str, str]:
@@ -116,7 +114,29 @@ def _read_excel(p: Path, kind: str, shown: str, options: Options) -> pd.DataFram
             f"{p.name}: read its sheet {quoted(name)}, the largest of {listed(list(book), quote=True)} (data.sheet "
             f"names another)"
         )
-    return book[name]
+    above = _rows_above_header(book[name])
+    if not above:
+        return book[name]
+    options.notes.append(f"{p.name}: its first {above} row(s), above the header, skipped (a title or notes)")
+    return _guarded(lambda: pd.read_excel(p, sheet_name=name, header=above, engine=engine), shown, "an Excel workbook")
+
+
+def _rows_above_header(sheet: pd.DataFrame) -> int:
+    """Rows above a sheet's header (a title, notes): where the first row read as the header leaves columns
+    unnamed, the first of the next MAX_PREAMBLE rows whose every cell is text, while the rows above it fill at
+    most half their cells; 0 otherwise."""
+    if not any(str(c).startswith("Unnamed: ") for c in sheet.columns):
+        return 0
+    half = sheet.shape[1] / 2
+    if sum(not str(c).startswith("Unnamed: ") for c in sheet.columns) > half:
+        return 0
+    for i, row in enumerate(sheet.head(MAX_PREAMBLE).itertuples(index=False)):
+        cells = [v for v in row if not pd.isna(v)]
+        if len(cells) == sheet.shape[1] and all(isinstance(v, str) for v in cells):
+            return i + 1
+        if len(cells) > half:
+            return 0
+    return 0
 
 
 def delimiter(p: Path, options: Options) -> str:
@@ -126,7 +146,15 @@ def delimiter(p: Path, options: Options) -> str:
         return options.sep
     kind, compression = kind_of(p)
     sample, whole = _sample(p, compression, options.encoding)
-    sep = sniff(sample, TEXT[kind], whole)
+    lines = _whole_lines(sample, whole)
+    options.skip, found = preamble(lines)
+    if options.skip:
+        above = [line.strip() for line in lines[: options.skip] if line.strip()]
+        options.notes.append(
+            f"{p.name}: its first {options.skip} line(s), above the header, skipped (a title or comments: "
+            f"{listed(above, most=2, quote=True)})"
+        )
+    sep = found or sniff("\n".join(lines), TEXT[kind])
     if sep != TEXT[kind]:
         options.notes.append(
             f"{p.name}: fields separated by {NAMES[sep]}s (found from its first lines; data.sep sets it)"
@@ -135,7 +163,8 @@ def delimiter(p: Path, options: Options) -> str:
 
 
 def read_text(p: Path, sep: str, options: Options) -> pd.DataFrame:
-    """A delimited text file with pandas, then its decimal-comma columns made numbers (unless data.decimal)."""
+    """A delimited text file with pandas, then its numbers written as spreadsheets do made numbers (unless
+    data.decimal: text_numbers.py)."""
     decimal, thousands = options.decimal or ".", options.thousands
     if options.decimal == "," and sep != "," and thousands is None:
         thousands = "."  # a decimal comma's file groups thousands with a point, if at all
@@ -145,29 +174,67 @@ def read_text(p: Path, sep: str, options: Options) -> pd.DataFrame:
         # copying them into one consolidated block at the end, which lowers the peak by a third (888 against
         # 1,226 MiB on a 1M x 50 table)
         frame = pd.read_csv(
-            p, sep=sep, decimal=decimal, thousands=thousands, index_col=False, encoding=options.encoding, dtype={}
+            p,
+            sep=sep,
+            decimal=decimal,
+            thousands=thousands,
+            index_col=False,
+            encoding=options.encoding,
+            dtype={},
+            skiprows=options.skip,
         )
-    if options.decimal is None and _numbers_in_text(frame, p.name, options.notes, sep) == "decimal":
-        _points_grouping_thousands(frame, p, sep, options)
+    if options.decimal is None and numbers_in_text(frame, p.name, options.notes, sep) == "decimal":
+        read = {"sep": sep, "index_col": False, "encoding": options.encoding, "skiprows": options.skip}
+        points_grouping_thousands(
+            frame, lambda columns: pd.read_csv(p, usecols=columns, dtype=str, **read), p.name, options.notes
+        )
     return frame
 
 
 def sniff(sample: str, expected: str, whole: bool = True) -> str:
     """The delimiter of a text sample: the one of DELIMITERS that splits every whole line of it into the same
     number of fields (more than one), the most fields winning; the suffix's own where none does or it ties."""
-    lines = sample.splitlines()
-    if whole is False:  # the file's start only: its last line may be cut off
-        lines = lines[:-1] or lines
-    lines = [line for line in lines if line.strip()][:200]
+    lines = [line for line in _whole_lines(sample, whole) if line.strip()][:200]
     best, most = expected, 1
     for d in sorted(DELIMITERS, key=lambda d: d != expected):
-        try:
-            counts = {len(row) for row in csv.reader(lines, delimiter=d)}
-        except csv.Error:
-            continue
-        if len(counts) == 1 and (n := counts.pop()) > most:
+        if (n := _fields(lines, d)) > most:
             best, most = d, n
     return best
+
+
+def _whole_lines(sample: str, whole: bool) -> list[str]:
+    lines = sample.splitlines()
+    return lines if whole else lines[:-1] or lines  # the file's start only: its last line may be cut off
+
+
+def _fields(lines: list[str], d: str) -> int:
+    """The number of fields `d` splits every one of `lines` into; 0 where they differ."""
+    try:
+        counts = {len(row) for row in csv.reader(lines, delimiter=d)}
+    except csv.Error:
+        return 0
+    return counts.pop() if len(counts) == 1 else 0
+
+
+MAX_PREAMBLE = 30  # lines above a header looked through
+
+
+def preamble(lines: list[str]) -> tuple[int, str | None]:
+    """(the lines above the header, a delimiter) where a title, comments or blank lines stand above it: the
+    fewest lines after which one delimiter splits every line into the same number of fields (more than one),
+    while it splits every line above into fewer; else (0, None)."""
+    body = [line for line in lines if line.strip()][:200]
+    if any(_fields(body, d) > 1 for d in DELIMITERS):
+        return 0, None
+    for k in range(1, min(MAX_PREAMBLE, len(lines) - 2) + 1):
+        rest, above = [x for x in lines[k:] if x.strip()][:200], [x for x in lines[:k] if x.strip()]
+        for d in DELIMITERS:
+            n = _fields(rest, d)
+            if n > 1 and all(len(row) < n for row in csv.reader(above, delimiter=d)):
+                while not lines[k].strip():  # blank lines between them and the header
+                    k += 1
+                return k, d
+    return 0, None
 
 
 def _sample(p: Path, compression: str, encoding: str = "utf-8") -> tuple[str, bool]:
@@ -185,140 +252,6 @@ def _sample(p: Path, compression: str, encoding: str = "utf-8") -> tuple[str, bo
             raw = f.read(SAMPLE_BYTES + 1)
     text = io.TextIOWrapper(io.BytesIO(raw[:SAMPLE_BYTES]), encoding=encoding, errors="replace", newline="").read()
     return text, len(raw) <= SAMPLE_BYTES
-
-
-# a number with a decimal comma, its thousands grouped by points, spaces or not: 42,0  -3,75  1.234,5  1 234,5
-DECIMAL_COMMA = re.compile(r"[+-]?(\d{1,3}([. ]\d{3})+|\d+)(,\d+)?([eE][+-]?\d+)?")
-# a number with a decimal point, its thousands grouped by commas (or apostrophes, as Swiss tables write them):
-# 1,234.5  -12,000  1'234.5  0.5
-THOUSANDS_COMMA = re.compile(r"[+-]?(\d{1,3}([,']\d{3})+|\d+)(\.\d+)?([eE][+-]?\d+)?")
-# a comma that may group thousands as well as mark decimals (1,299; never 0,299 nor 1,2999)
-EITHER = re.compile(r"[+-]?[1-9]\d{0,2},\d{3}")
-# Beside a number: currency signs and a percent sign (dropped: 12.5% is 12.5), and the spaces that group
-# thousands in French tables (non-breaking, thin); missing-value marks beyond pandas' own NA, NULL, ...
-SIGNS = r"[$€£¥%\u00a0\u202f\u2009]"
-MARKS = ("?", "-", "--", ".", "n.a.", "N.A.", "na", "#N/A", "#VALUE!", "#DIV/0!")
-
-
-def _numbers_in_text(frame: pd.DataFrame, name: str, notes: list[str], sep: str) -> str | None:
-    """Text columns whose every value is a number written with a decimal comma, or with commas grouping its
-    thousands, or with a currency or percent sign, become numbers, in place, with a note; so do numbers among
-    missing-value marks (?, -). Where every comma may group thousands as well (1,299), another column of the
-    file decides (1.234,5 or 1,234.5), else a comma-separated file's comma groups thousands (a file whose
-    decimals are commas separates its fields otherwise), else the reader refuses. Returns what the file's commas
-    are, where it shows: decimal or thousands."""
-    found: dict[str, list[str]] = {"decimal": [], "thousands": [], "signs": []}
-    unsure, marked = [], {}
-    for col in frame.columns:
-        s = frame[col]
-        if not (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)):
-            continue
-        head = _cleaned(s.dropna().head(100))  # a text column (names, levels) fails here already
-        head = head[~head.isin(MARKS)]
-        if head.empty or not (head.str.fullmatch(DECIMAL_COMMA) | head.str.fullmatch(THOUSANDS_COMMA)).all():
-            continue
-        values = _cleaned(s)
-        marks = values.isin(MARKS)
-        kind = _comma_kind(values[values.notna() & ~marks])
-        if kind is None:
-            continue
-        if kind == "either":
-            unsure.append(col)
-            continue
-        frame[col] = _as_number(values.mask(marks), kind)
-        if kind != "plain" or (values != s.astype("string").str.strip()).any():
-            found["signs" if kind == "plain" else kind].append(col)
-        if marks.any():
-            marked[col] = sorted(values[marks].unique())
-    decided = "decimal" if found["decimal"] and not found["thousands"] else "thousands" if found["thousands"] else None
-    decided = decided or ("thousands" if sep == "," else None)
-    if unsure and decided is None:
-        col = unsure[0]
-        value = frame[col][_cleaned(frame[col]).str.fullmatch(EITHER).fillna(False)].iloc[0]
-        raise UserError(
-            f"{name}: column {quoted(col)} holds numbers such as {quoted(value)} whose comma is a decimal mark or a "
-            f"thousands separator: set data.decimal=',' (decimal) or data.thousands=',' (thousands)"
-        )
-    for col in unsure:
-        values = _cleaned(frame[col])
-        marks = values.isin(MARKS)
-        frame[col] = _as_number(values.mask(marks), decided)
-        found[decided].append(col)
-        if marks.any():
-            marked[col] = sorted(values[marks].unique())
-    _said(found, marked, name, notes)
-    return decided
-
-
-def _points_grouping_thousands(frame: pd.DataFrame, p: Path, sep: str, options: Options) -> None:
-    """In a file whose decimals are commas, a column of numbers with points (1.234, 12.345, 1.234.567; pandas
-    reads the first two as decimals) groups thousands with them where every point has three digits after it:
-    read again as text, made numbers so."""
-    maybe = [c for c in frame.columns if frame[c].dtype.kind == "f" or pd.api.types.is_string_dtype(frame[c].dtype)]
-    if not maybe:
-        return
-    raw = pd.read_csv(p, sep=sep, usecols=maybe, dtype=str, index_col=False, encoding=options.encoding)
-    grouped = []
-    for col in maybe:
-        values = raw[col].dropna().str.strip()
-        if (
-            values.str.contains(".", regex=False).any()
-            and values.str.fullmatch(r"[+-]?[1-9]\d{0,2}(\.\d{3})+|[+-]?\d+").all()
-        ):
-            frame[col] = pd.to_numeric(raw[col].str.strip().str.replace(".", "", regex=False)).astype("float64")
-            grouped.append(col)
-    if grouped:
-        options.notes.append(
-            f"{p.name}: {listed(grouped, most=8, quote=True)} read as numbers whose points group thousands (1.234 is "
-            f"1234, as in the file's numbers with decimal commas; data.decimal='.' reads them as decimals)"
-        )
-
-
-def _cleaned(s: pd.Series) -> pd.Series:
-    """Without signs and outer spaces; an accountant's negative in parentheses, (1,234.5), with a minus."""
-    text = s.astype("string").str.replace(SIGNS, "", regex=True).str.strip()
-    return text.str.replace(r"^\((.+)\)$", r"-\1", regex=True)
-
-
-def _comma_kind(values: pd.Series) -> str | None:
-    """decimal (1.234,5), thousands (1,234.5), either (1,299 throughout), plain (12 once its signs are left
-    out), or None: not numbers."""
-    if values.empty:
-        return None
-    comma = values.str.contains(",", regex=False)
-    if values.str.fullmatch(DECIMAL_COMMA).all() and comma.any():
-        return "either" if values[comma].str.fullmatch(EITHER).all() else "decimal"
-    if values.str.fullmatch(THOUSANDS_COMMA).all():
-        return "thousands" if values.str.contains(r"\d[,']\d").any() else "plain"
-    return None
-
-
-def _as_number(values: pd.Series, kind: str) -> pd.Series:
-    if kind == "decimal":
-        values = values.str.replace(r"[. ]", "", regex=True).str.replace(",", ".", regex=False)
-    else:
-        values = values.str.replace(r"[,']", "", regex=True)
-    return pd.to_numeric(values).astype("float64")
-
-
-def _said(found: dict[str, list[str]], marked: dict[str, list[str]], name: str, notes: list[str]) -> None:
-    if found["decimal"]:
-        notes.append(
-            f"{name}: {listed(found['decimal'], most=8, quote=True)} read as numbers written with a decimal comma "
-            f"(data.decimal=',' says so; data.decimal='.' keeps them as text)"
-        )
-    if found["thousands"]:
-        notes.append(
-            f"{name}: {listed(found['thousands'], most=8, quote=True)} read as numbers whose commas group "
-            f"thousands (1,234.5; data.thousands=',' says so; data.decimal='.' keeps them as text)"
-        )
-    if found["signs"]:
-        notes.append(
-            f"{name}: {listed(found['signs'], most=8, quote=True)} read as numbers without their currency or "
-            f"percent signs (12.5% is 12.5; data.decimal='.' keeps them as text)"
-        )
-    for col, marks in marked.items():
-        notes.append(f"{name}: column {quoted(col)}: {listed(marks, quote=True)} read as missing")
 
 
 def parquet_parts(path: str, resolved: Path) -> list[str] | None:

@@ -46,7 +46,7 @@ class Table:
     frame: pd.DataFrame
     source: str  # resolved path, or sklearn:NAME
     sha256: str
-    is_csv: bool
+    is_csv: bool | int  # a text file: True, or its header's line number where lines above it were skipped
     notes: list[str] = field(default_factory=list)  # what reading it found (a delimiter, decimal commas)
 
 
@@ -88,6 +88,7 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path", opti
     shown = f"{key}={path}"
     is_csv = is_text(p)
     frame = _read_csv(p, shown, options) if is_csv else read_frame(p, shown, options)
+    is_csv = 1 + options.skip if is_csv else False  # a CSV's header line
     sha256 = digest.result()
     if frame.shape[0] == 0:
         raise UserError(f"{key}={path}: the table has a header but no data rows")
@@ -146,14 +147,14 @@ def _read_csv(p: Path, shown: str, options: Options) -> pd.DataFrame:
                 raise UserError(f"{shown}: not a text file ({e.reason} at byte {e.start})") from None
     if encoding != "utf-8":
         options.notes.append(f"{p.name}: read as {ENCODINGS[encoding]} text (not UTF-8)")
-    return _checked(frame, p, sep, header, shown, options.encoding)
+    return _checked(frame, p, sep, header, shown, options)
 
 
 def _read_delimited(p: Path, shown: str, options: Options) -> tuple[pd.DataFrame, str, list[str]]:
     compressed = bool(kind_of(p)[1])
     try:
         sep = delimiter(p, options)
-        header = [] if compressed else _header(p, sep, shown, options.encoding)
+        header = [] if compressed else _header(p, sep, shown, options)
         if len(header) > MAX_COLUMNS:
             raise UserError(f"{shown}: the header has {len(header):,} columns; nntrain reads at most {MAX_COLUMNS:,}")
         dupes = sorted(c for c, n in collections.Counter(header).items() if n > 1)
@@ -173,7 +174,7 @@ def _read_delimited(p: Path, shown: str, options: Options) -> tuple[pd.DataFrame
         raise UserError(f"{shown}: cannot read it as {COMPRESSIONS[kind_of(p)[1]]}: {why}") from None
 
 
-def _checked(frame: pd.DataFrame, p: Path, sep: str, header: list[str], shown: str, encoding: str) -> pd.DataFrame:
+def _checked(frame: pd.DataFrame, p: Path, sep: str, header: list[str], shown: str, options: Options) -> pd.DataFrame:
     """The frame, refused where one column holds another delimiter or a row is short."""
     if frame.shape[1] == 1 and any(d in str(frame.columns[0]) for d in DELIMITERS if d != sep):
         raise UserError(
@@ -182,10 +183,13 @@ def _checked(frame: pd.DataFrame, p: Path, sep: str, header: list[str], shown: s
         )
     _trim_heap()
     # A short row comes back with its last fields NaN; only then is it worth reading the file again to find it.
-    if header and frame.iloc[:, -1].hasnans:
-        ragged = _ragged_row(p, len(header), sep, shown, encoding)
+    # A header of one field takes only the first of longer rows' fields.
+    if header and (frame.iloc[:, -1].hasnans or len(header) == 1):
+        ragged = _ragged_row(p, len(header), sep, shown, options)
         if ragged is not None:
-            raise UserError(f"{shown}: line {ragged[0]} has {ragged[1]} fields, the header has {len(header)}")
+            line, fields = ragged
+            above = "; is the first line a title above the header?" if len(header) == 1 else ""
+            raise UserError(f"{shown}: line {line} has {fields} fields, the header has {len(header)}{above}")
     return frame
 
 
@@ -262,19 +266,23 @@ def _any_field_size(shown: str) -> Iterator[None]:
         csv.field_size_limit(old)
 
 
-def _header(p: Path, sep: str, shown: str = "", encoding: str = "utf-8") -> list[str]:
-    with open(p, newline="", encoding=encoding) as f, _any_field_size(shown or str(p)):
+def _header(p: Path, sep: str, shown: str, options: Options) -> list[str]:
+    with open(p, newline="", encoding=options.encoding) as f, _any_field_size(shown or str(p)):
+        for _ in range(options.skip):
+            f.readline()
         return next(csv.reader(f, delimiter=sep), [])
 
 
-def _ragged_row(p: Path, width: int, sep: str, shown: str = "", encoding: str = "utf-8") -> tuple[int, int] | None:
+def _ragged_row(p: Path, width: int, sep: str, shown: str, options: Options) -> tuple[int, int] | None:
     """pandas fills short rows with NaN silently; find the first row whose field count differs: (the physical
     line it ends on, its fields)."""
-    with open(p, newline="", encoding=encoding) as f, _any_field_size(shown or str(p)):
+    with open(p, newline="", encoding=options.encoding) as f, _any_field_size(shown or str(p)):
+        for _ in range(options.skip):
+            f.readline()
         reader = csv.reader(f, delimiter=sep)
         for row in reader:
             if row and len(row) != width:
-                return reader.line_num, len(row)
+                return reader.line_num + options.skip, len(row)
     return None
 
 
@@ -344,6 +352,7 @@ def hash_ahead(config: str | dict, overrides: list[str]) -> None:
         pass
 
 
-def where(table_is_csv: bool, i: int) -> str:
-    """Rows are counted from 1 after the header; a CSV's line number is one more."""
-    return f"row {i + 1} (line {i + 2})" if table_is_csv else f"row {i + 1}"
+def where(table_is_csv: bool | int, i: int) -> str:
+    """Rows are counted from 1 after the header; a CSV's line number is one more, or more by the lines above its
+    header (table_is_csv: True, or the header's line number)."""
+    return f"row {i + 1} (line {i + 1 + int(table_is_csv)})" if table_is_csv else f"row {i + 1}"

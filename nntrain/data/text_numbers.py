@@ -1,0 +1,144 @@
+"""Numbers written as spreadsheets export them, in a text file's columns that pandas left as text: with a
+decimal comma (42,0; 1.234,5), commas or apostrophes grouping thousands (1,234.5; 1'234.5), a currency or percent
+sign ($12, 12.5%), an accountant's parentheses for a negative ((1,234)), among marks of missing values (?, -).
+readers.py calls it on every delimited file it reads, unless data.decimal is given."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from nntrain.errors import UserError, listed, quoted
+
+# a number with a decimal comma, its thousands grouped by points, spaces or not: 42,0  -3,75  1.234,5  1 234,5
+DECIMAL_COMMA = re.compile(r"[+-]?(\d{1,3}([. ]\d{3})+|\d+)(,\d+)?([eE][+-]?\d+)?")
+# a number with a decimal point, its thousands grouped by commas (or apostrophes, as Swiss tables write them):
+# 1,234.5  -12,000  1'234.5  0.5
+THOUSANDS_COMMA = re.compile(r"[+-]?(\d{1,3}([,']\d{3})+|\d+)(\.\d+)?([eE][+-]?\d+)?")
+# a comma that may group thousands as well as mark decimals (1,299; never 0,299 nor 1,2999)
+EITHER = re.compile(r"[+-]?[1-9]\d{0,2},\d{3}")
+# Beside a number: currency signs and a percent sign (dropped: 12.5% is 12.5), and the spaces that group
+# thousands in French tables (non-breaking, thin); missing-value marks beyond pandas' own NA, NULL, ...
+SIGNS = r"[$€£¥%\u00a0\u202f\u2009]"
+MARKS = ("?", "-", "--", ".", "n.a.", "N.A.", "na", "#N/A", "#VALUE!", "#DIV/0!")
+
+
+def numbers_in_text(frame: pd.DataFrame, name: str, notes: list[str], sep: str) -> str | None:
+    """Text columns whose every value is a number written with a decimal comma, or with commas grouping its
+    thousands, or with a currency or percent sign, become numbers, in place, with a note; so do numbers among
+    missing-value marks (?, -). Where every comma may group thousands as well (1,299), another column of the
+    file decides (1.234,5 or 1,234.5), else a comma-separated file's comma groups thousands (a file whose
+    decimals are commas separates its fields otherwise), else the reader refuses. Returns what the file's commas
+    are, where it shows: decimal or thousands."""
+    found: dict[str, list[str]] = {"decimal": [], "thousands": [], "signs": []}
+    unsure, marked = [], {}
+    for col in frame.columns:
+        s = frame[col]
+        if not (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)):
+            continue
+        head = _cleaned(s.dropna().head(100))  # a text column (names, levels) fails here already
+        head = head[~head.isin(MARKS)]
+        if head.empty or not (head.str.fullmatch(DECIMAL_COMMA) | head.str.fullmatch(THOUSANDS_COMMA)).all():
+            continue
+        values = _cleaned(s)
+        marks = values.isin(MARKS)
+        kind = _comma_kind(values[values.notna() & ~marks])
+        if kind is None:
+            continue
+        if kind == "either":
+            unsure.append(col)
+            continue
+        frame[col] = _as_number(values.mask(marks), kind)
+        if kind != "plain" or (values != s.astype("string").str.strip()).any():
+            found["signs" if kind == "plain" else kind].append(col)
+        if marks.any():
+            marked[col] = sorted(values[marks].unique())
+    decided = "decimal" if found["decimal"] and not found["thousands"] else "thousands" if found["thousands"] else None
+    decided = decided or ("thousands" if sep == "," else None)
+    if unsure and decided is None:
+        col = unsure[0]
+        value = frame[col][_cleaned(frame[col]).str.fullmatch(EITHER).fillna(False)].iloc[0]
+        raise UserError(
+            f"{name}: column {quoted(col)} holds numbers such as {quoted(value)} whose comma is a decimal mark or a "
+            f"thousands separator: set data.decimal=',' (decimal) or data.thousands=',' (thousands)"
+        )
+    for col in unsure:
+        values = _cleaned(frame[col])
+        marks = values.isin(MARKS)
+        frame[col] = _as_number(values.mask(marks), decided)
+        found[decided].append(col)
+        if marks.any():
+            marked[col] = sorted(values[marks].unique())
+    _said(found, marked, name, notes)
+    return decided
+
+
+def points_grouping_thousands(frame: pd.DataFrame, as_text, name: str, notes: list[str]) -> None:
+    """In a file whose decimals are commas, a column of numbers with points (1.234, 12.345, 1.234.567; pandas
+    reads the first two as decimals) groups thousands with them where every point has three digits after it:
+    read again as text (`as_text(columns)`), made numbers so."""
+    maybe = [c for c in frame.columns if frame[c].dtype.kind == "f" or pd.api.types.is_string_dtype(frame[c].dtype)]
+    if not maybe:
+        return
+    raw, grouped = as_text(maybe), []
+    for col in maybe:
+        values = raw[col].dropna().str.strip()
+        if (
+            values.str.contains(".", regex=False).any()
+            and values.str.fullmatch(r"[+-]?[1-9]\d{0,2}(\.\d{3})+|[+-]?\d+").all()
+        ):
+            frame[col] = pd.to_numeric(raw[col].str.strip().str.replace(".", "", regex=False)).astype("float64")
+            grouped.append(col)
+    if grouped:
+        notes.append(
+            f"{name}: {listed(grouped, most=8, quote=True)} read as numbers whose points group thousands (1.234 is "
+            f"1234, as in the file's numbers with decimal commas; data.decimal='.' reads them as decimals)"
+        )
+
+
+def _cleaned(s: pd.Series) -> pd.Series:
+    """Without signs and outer spaces; an accountant's negative in parentheses, (1,234.5), with a minus."""
+    text = s.astype("string").str.replace(SIGNS, "", regex=True).str.strip()
+    return text.str.replace(r"^\((.+)\)$", r"-\1", regex=True)
+
+
+def _comma_kind(values: pd.Series) -> str | None:
+    """decimal (1.234,5), thousands (1,234.5), either (1,299 throughout), plain (12 once its signs are left
+    out), or None: not numbers."""
+    if values.empty:
+        return None
+    comma = values.str.contains(",", regex=False)
+    if values.str.fullmatch(DECIMAL_COMMA).all() and comma.any():
+        return "either" if values[comma].str.fullmatch(EITHER).all() else "decimal"
+    if values.str.fullmatch(THOUSANDS_COMMA).all():
+        return "thousands" if values.str.contains(r"\d[,']\d").any() else "plain"
+    return None
+
+
+def _as_number(values: pd.Series, kind: str) -> pd.Series:
+    if kind == "decimal":
+        values = values.str.replace(r"[. ]", "", regex=True).str.replace(",", ".", regex=False)
+    else:
+        values = values.str.replace(r"[,']", "", regex=True)
+    return pd.to_numeric(values).astype("float64")
+
+
+def _said(found: dict[str, list[str]], marked: dict[str, list[str]], name: str, notes: list[str]) -> None:
+    if found["decimal"]:
+        notes.append(
+            f"{name}: {listed(found['decimal'], most=8, quote=True)} read as numbers written with a decimal comma "
+            f"(data.decimal=',' says so; data.decimal='.' keeps them as text)"
+        )
+    if found["thousands"]:
+        notes.append(
+            f"{name}: {listed(found['thousands'], most=8, quote=True)} read as numbers whose commas group "
+            f"thousands (1,234.5; data.thousands=',' says so; data.decimal='.' keeps them as text)"
+        )
+    if found["signs"]:
+        notes.append(
+            f"{name}: {listed(found['signs'], most=8, quote=True)} read as numbers without their currency or "
+            f"percent signs (12.5% is 12.5; data.decimal='.' keeps them as text)"
+        )
+    for col, marks in marked.items():
+        notes.append(f"{name}: column {quoted(col)}: {listed(marks, quote=True)} read as missing")
