@@ -77,6 +77,11 @@ def is_date_column(s: pd.Series) -> bool:
     return date_order(s)[0] is not None
 
 
+def column_order(s: pd.Series, said: str | None) -> tuple[str | None, str]:
+    """data.date_order's word for the column (day_first, month_first) as an order, else date_order's."""
+    return (SAID[said], "") if said else date_order(s)
+
+
 def seconds(s: pd.Series, order: str = "iso") -> np.ndarray:
     """Seconds since 1970 (UTC; a value without a zone is read as UTC), NaN where missing or not a date written
     in the column's order."""

@@ -134,7 +134,7 @@ def _fit_dates(s: pd.Series, said: str | None, train: np.ndarray, prep: dict, no
     """A date column's order (data.date_order's, else the one its values show), origin (its earliest training
     value) and the parts that vary in training."""
     col = str(s.name)
-    order, open_because = (dates.SAID[said], "") if said else dates.date_order(s)
+    order, open_because = dates.column_order(s, said)
     order = order or "iso"  # named in data.dates, written some other way: each value as it reads best
     secs = dates.seconds(s, order)
     if np.isnan(secs[train]).all():

@@ -95,9 +95,9 @@ def _by_group(
 def _time_order(s: pd.Series, said: str | None) -> np.ndarray:
     """Each row's rank in time (a date column, in data.date_order's order or the one its values show, or
     numbers); a missing time is refused."""
-    from nntrain.data.dates import SAID, date_order, seconds
+    from nntrain.data.dates import column_order, seconds
 
-    order = SAID[said] if said else date_order(s)[0]
+    order = column_order(s, said)[0]
     values = seconds(s, order) if order else pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
     if np.isnan(values).any():
         i = int(np.flatnonzero(np.isnan(values))[0])
