@@ -165,7 +165,7 @@ def _read_delimited(p: Path, shown: str, options: Options) -> tuple[pd.DataFrame
         raise UserError(f"{shown}: the file has no header or data") from None
     except pd.errors.ParserError as e:
         raise UserError(f"{shown}: rows of unequal length: {e}".rstrip()) from None
-    except UnicodeDecodeError:
+    except UnicodeDecodeError:  # a ValueError too: _read_csv tries the next encoding
         raise
     except (OSError, EOFError, lzma.LZMAError, zlib.error, zipfile.BadZipFile, ValueError) as e:
         if not compressed:
