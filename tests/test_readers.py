@@ -255,3 +255,14 @@ def test_a_message_counts_lines_from_the_top_of_a_file_with_a_title(tmp_path):
     path.write_text("Sales report 2024\n\n" + df.to_csv(index=False))  # the header on line 3: row 8 on line 11
     with pytest.raises(UserError, match=r"column 'a': 'see notes' at row 8 \(line 11\) is not a number"):
         prepare(_read(path), DataConfig(path=str(path), target="y"), 0)
+
+
+def test_outer_spaces_in_a_text_file_s_column_names_are_dropped_and_said(tmp_path):
+    df = make_table(n=30).rename(columns={"a": " a ", "y": "y "})
+    df.to_csv(tmp_path / "spaced.csv", index=False)
+    table = _read(tmp_path / "spaced.csv")
+    assert list(table.frame.columns) == ["a", "b", "c", "y"]
+    assert "column names read without their outer spaces: ' a ', 'y '" in table.notes
+    df.rename(columns={"b": "a"}).to_csv(tmp_path / "twice.csv", index=False)
+    with pytest.raises(UserError, match=r"twice.csv: column names 'a' differ only by outer spaces; rename one"):
+        _read(tmp_path / "twice.csv")

@@ -26,6 +26,7 @@ import pandas as pd
 from nntrain.data.readers import (
     COMPRESSIONS,
     DELIMITERS,
+    EXCEL,
     NAMES,
     Options,
     delimiter,
@@ -97,7 +98,23 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path", opti
             f"{key}={path}: the table has {frame.shape[1]:,} columns; nntrain reads at most {MAX_COLUMNS:,}"
         )
     frame.columns = [str(c) for c in frame.columns]  # Parquet allows integer names; configs name columns in text
+    if is_csv or kind_of(p)[0] in EXCEL:
+        frame.columns = _stripped(frame.columns, shown, options.notes)
     return Table(frame, str(p.resolve()), sha256, is_csv, options.notes)
+
+
+def _stripped(columns: pd.Index, shown: str, notes: list[str]) -> list[str]:
+    """A text file's or a sheet's column names without outer spaces (a config, or the command line, cannot name
+    ' price '). A typed format's (Parquet: a streamed run reads its names as they are) are left as they are."""
+    names = [c.strip() for c in columns]
+    spaced = [c for c in columns if c != c.strip()]
+    if not spaced:
+        return names
+    twice = sorted(n for n, k in collections.Counter(names).items() if k > 1)
+    if twice:
+        raise UserError(f"{shown}: column names {listed(twice, quote=True)} differ only by outer spaces; rename one")
+    notes.append(f"column names read without their outer spaces: {listed(spaced, most=4, quote=True)}")
+    return names
 
 
 NESTED = {list: "a list", tuple: "a list", np.ndarray: "a list", dict: "a mapping (struct)", set: "a set"}
