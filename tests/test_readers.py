@@ -1,6 +1,7 @@
 """The tables users have: one table written as a comma CSV, a semicolon CSV with decimal commas, a TSV, a gzip
-CSV, Excel, JSON Lines, Feather and a comma CSV with quoted decimal commas trains to the same test metric; what
-the reader found is said; what it cannot decide is refused naming the key that decides it."""
+CSV, Excel, JSON Lines, Feather, a comma CSV with quoted decimal commas, one with dollar signs and thousands
+commas, one with a title and comments above its header, and a report workbook trains to the same test metric;
+what the reader found is said; what it cannot decide is refused naming the key that decides it."""
 
 from __future__ import annotations
 
@@ -31,7 +32,18 @@ WRITERS = {
     "quoted.csv": lambda df, p: df.map(lambda v: repr(v).replace(".", ",") if isinstance(v, float) else v).to_csv(
         p, index=False
     ),
+    "dollars.csv": lambda df, p: df.map(lambda v: f"${v:,}" if isinstance(v, float) else v).to_csv(p, index=False),
+    "titled.csv": lambda df, p: p.write_text("Sales report 2024\n# one row a sale\n\n" + df.to_csv(index=False)),
+    "report.xlsx": lambda df, p: _report(df, p),
 }
+
+
+def _report(df: pd.DataFrame, p) -> None:
+    """A workbook as reports come: a sheet of notes first, a title above the table's header."""
+    with pd.ExcelWriter(p) as w:
+        pd.DataFrame({"about": ["prices", "from the shop"]}).to_excel(w, sheet_name="notes", index=False)
+        pd.DataFrame([["Sales report 2024"]]).to_excel(w, sheet_name="table", index=False, header=False)
+        df.to_excel(w, sheet_name="table", index=False, startrow=2)
 
 
 def _test_r2(cli, workdir, path, *overrides):
