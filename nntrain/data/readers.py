@@ -183,11 +183,11 @@ def read_text(p: Path, sep: str, options: Options) -> pd.DataFrame:
             dtype={},
             skiprows=options.skip,
         )
+    parsed = [c for c in frame.columns if frame[c].dtype.kind == "f"]  # as pandas read them
     if options.decimal is None and numbers_in_text(frame, p.name, options.notes, sep) == "decimal":
         read = {"sep": sep, "index_col": False, "encoding": options.encoding, "skiprows": options.skip}
-        points_grouping_thousands(
-            frame, lambda columns: pd.read_csv(p, usecols=columns, dtype=str, **read), p.name, options.notes
-        )
+        as_text = lambda columns: pd.read_csv(p, usecols=columns, dtype=str, **read)  # noqa: E731
+        points_grouping_thousands(frame, parsed, as_text, p.name, options.notes)
     return frame
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
 from nntrain.errors import UserError, listed, quoted
@@ -74,27 +75,38 @@ def numbers_in_text(frame: pd.DataFrame, name: str, notes: list[str], sep: str) 
     return decided
 
 
-def points_grouping_thousands(frame: pd.DataFrame, as_text, name: str, notes: list[str]) -> None:
+GROUPED = r"[+-]?[1-9]\d{0,2}(\.\d{3})+|[+-]?\d+"  # 1.234, 1.234.567 or 12: points grouping thousands
+
+
+def points_grouping_thousands(frame: pd.DataFrame, parsed: list[str], as_text, name: str, notes: list[str]) -> None:
     """In a file whose decimals are commas, a column of numbers with points (1.234, 12.345, 1.234.567; pandas
-    reads the first two as decimals) groups thousands with them where every point has three digits after it:
-    read again as text (`as_text(columns)`), made numbers so."""
-    maybe = [c for c in frame.columns if frame[c].dtype.kind == "f" or pd.api.types.is_string_dtype(frame[c].dtype)]
-    if not maybe:
-        return
-    raw, grouped = as_text(maybe), []
-    for col in maybe:
-        values = raw[col].dropna().str.strip()
-        if (
-            values.str.contains(".", regex=False).any()
-            and values.str.fullmatch(r"[+-]?[1-9]\d{0,2}(\.\d{3})+|[+-]?\d+").all()
-        ):
-            frame[col] = pd.to_numeric(raw[col].str.strip().str.replace(".", "", regex=False)).astype("float64")
+    reads the first two as decimals) groups thousands with them where every point has three digits after it.
+    Columns still text are checked as they are; of `parsed` (those pandas read as decimals), only the ones whose
+    values could have been so written are read again as text (`as_text(columns)`)."""
+    text = {c: frame[c] for c in frame.columns if pd.api.types.is_string_dtype(frame[c].dtype)}
+    again = [c for c in parsed if _could_be_grouped(frame[c])]
+    if again:
+        text.update(as_text(again).items())
+    grouped = []
+    for col, raw in text.items():
+        raw = raw.astype("string").str.strip()
+        values = raw.dropna()
+        if values.str.contains(".", regex=False).any() and values.str.fullmatch(GROUPED).all():
+            frame[col] = pd.to_numeric(raw.str.replace(".", "", regex=False)).astype("float64")
             grouped.append(col)
     if grouped:
         notes.append(
             f"{name}: {listed(grouped, most=8, quote=True)} read as numbers whose points group thousands (1.234 is "
             f"1234, as in the file's numbers with decimal commas; data.decimal='.' reads them as decimals)"
         )
+
+
+def _could_be_grouped(v: pd.Series) -> bool:
+    """Whether decimals pandas read could be 1.234 and 12.345: each fraction at least 1 with three digits."""
+    v = v.dropna().to_numpy()
+    thousandths = v * 1000
+    fraction = v != np.round(v)
+    return bool(fraction.any() and (np.abs(v[fraction]) >= 1).all() and np.allclose(thousandths, np.round(thousandths)))
 
 
 def _cleaned(s: pd.Series) -> pd.Series:

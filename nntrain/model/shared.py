@@ -48,11 +48,9 @@ def scaled(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 def heads(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int) -> torch.Tensor:
     """Each member's own output layer on its rows: h [..., k * rows, hidden], `out`'s weight [..., k * outputs,
     hidden] and bias [..., k * outputs] -> [..., k, rows, outputs]."""
-    import torch
-
     lead, n = h.shape[:-2], bias.shape[-1] // k
     W = weight.view(*lead, k, n, -1).transpose(-1, -2)
-    return torch.matmul(h.view(*lead, k, h.shape[-2] // k, -1), W) + bias.view(*lead, k, 1, n)
+    return h.view(*lead, k, h.shape[-2] // k, -1) @ W + bias.view(*lead, k, 1, n)
 
 
 def is_shared(model: Any) -> bool:
