@@ -21,7 +21,7 @@ THOUSANDS_COMMA = re.compile(r"[+-]?(\d{1,3}([,']\d{3})+|\d+)(\.\d+)?([eE][+-]?\
 EITHER = re.compile(r"[+-]?[1-9]\d{0,2},\d{3}")
 # Beside a number: currency signs and a percent sign (dropped: 12.5% is 12.5), and the spaces that group
 # thousands in French tables (non-breaking, thin); missing-value marks beyond pandas' own NA, NULL, ...
-SIGNS = r"[$€£¥%\u00a0\u202f\u2009]"
+SIGNS = "$€£¥%\u00a0\u202f\u2009"
 MARKS = ("?", "-", "--", ".", "n.a.", "N.A.", "na", "#N/A", "#VALUE!", "#DIV/0!")
 
 
@@ -110,9 +110,16 @@ def _could_be_grouped(v: pd.Series) -> bool:
 
 
 def _cleaned(s: pd.Series) -> pd.Series:
-    """Without signs and outer spaces; an accountant's negative in parentheses, (1,234.5), with a minus."""
-    text = s.astype("string").str.replace(SIGNS, "", regex=True).str.strip()
-    return text.str.replace(r"^\((.+)\)$", r"-\1", regex=True)
+    """Without signs and outer spaces; an accountant's negative in parentheses, (1,234.5), with a minus. Literal
+    replacements, each only where the column holds it: a regex over every value took 0.24 s a 300k-row column."""
+    text = s.astype("string").str.strip()
+    signs = [c for c in SIGNS if text.str.contains(c, regex=False).any()]
+    for c in signs:
+        text = text.str.replace(c, "", regex=False)
+    text = text.str.strip() if signs else text
+    if text.str.startswith("(").any():
+        text = text.str.replace(r"^\((.+)\)$", r"-\1", regex=True)
+    return text
 
 
 def _comma_kind(values: pd.Series) -> str | None:
@@ -129,10 +136,11 @@ def _comma_kind(values: pd.Series) -> str | None:
 
 
 def _as_number(values: pd.Series, kind: str) -> pd.Series:
+    for c in ". " if kind == "decimal" else ",'":  # the marks that group thousands
+        if values.str.contains(c, regex=False).any():
+            values = values.str.replace(c, "", regex=False)
     if kind == "decimal":
-        values = values.str.replace(r"[. ]", "", regex=True).str.replace(",", ".", regex=False)
-    else:
-        values = values.str.replace(r"[,']", "", regex=True)
+        values = values.str.replace(",", ".", regex=False)
     return pd.to_numeric(values).astype("float64")
 
 
