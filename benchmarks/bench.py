@@ -1,7 +1,7 @@
 """Time nntrain's training loop against the ways people usually write one.
 
     python benchmarks/bench.py            # phone table + 1M-row table + whole commands (several minutes)
-    python benchmarks/bench.py --tiny     # everything small: about a minute on 2 cores (what the tests run)
+    python benchmarks/bench.py --tiny     # small sizes, two loops at a time: a check that each runs (the tests)
 
 Each loop can also run alone: python benchmarks/bench.py --loop NAME --setting phone|1m [--tiny] prints one
 JSON line (BENCH-RESULT {...}) with its per-epoch seconds.
@@ -564,6 +564,41 @@ def commands(table: Path, tmp: Path) -> None:
     )
 
 
+# Under --tiny, 1m runs only these: the other loops' code is the same as on phone, which --tiny already checks.
+TINY_1M = ("reference", "nntrain-fused")
+
+
+def skipped(loop: str, setting_name: str, args: argparse.Namespace) -> str | None:
+    """Why a loop is left out of a setting, or None."""
+    module = EXTRA.get(loop)
+    if module and importlib.util.find_spec(module) is None:
+        return 'not installed (pip install -e ".[bench]")'
+    if setting_name == "1m" and args.tiny and loop not in TINY_1M:
+        return "skipped (--tiny)"
+    if module and setting_name == "1m" and args.skip_frameworks_1m:
+        return "skipped (--skip-frameworks-1m)"
+    return None
+
+
+def run_loops(s: Setting, args: argparse.Namespace, data_path: str) -> list[dict]:
+    """Each loop's result in LOOPS' order, every loop in its own process. One at a time, so that none slows
+    another; under --tiny (a check that each runs, its figures meaning little) two at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(loop: str) -> dict:
+        why = skipped(loop, s.name, args)
+        if why:
+            return {"loop": loop, "skipped": why}
+        print(f"  running {loop} on {s.name} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        r = spawn(loop, s, args.tiny, data_path, timeout=args.timeout)
+        print(f"  {loop} on {s.name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        return r
+
+    with ThreadPoolExecutor(max_workers=2 if args.tiny else 1) as pool:
+        return list(pool.map(one, LOOPS))
+
+
 def parent(args: argparse.Namespace) -> int:
     table, table_note = phone_table()
     settings = [args.setting] if args.setting else ["phone", "1m"]
@@ -594,24 +629,8 @@ def parent(args: argparse.Namespace) -> int:
                     f"median of epochs {s.warmup + 1}-{s.epochs}"
                 )
             load_before = os.getloadavg()[0]
-            results = []
-            for loop in LOOPS:
-                module = EXTRA.get(loop)
-                if module and importlib.util.find_spec(module) is None:
-                    results.append({"loop": loop, "skipped": 'not installed (pip install -e ".[bench]")'})
-                    continue
-                if module and name == "1m" and (args.skip_frameworks_1m or args.tiny):
-                    # Their code is the same as on phone, which --tiny already checks; each would add ~10 s.
-                    why = "--tiny" if args.tiny else "--skip-frameworks-1m"
-                    results.append({"loop": loop, "skipped": f"skipped ({why})"})
-                    continue
-                print(f"  running {loop} on {name} ...", file=sys.stderr, flush=True)
-                t0 = time.perf_counter()
-                r = spawn(loop, s, args.tiny, data_path, timeout=args.timeout)
-                print(f"  {loop} on {name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-                if "error" in r:
-                    failed.append(f"{loop} on {name}")
-                results.append(r)
+            results = run_loops(s, args, data_path)
+            failed += [f"{r['loop']} on {name}" for r in results if "error" in r]
             print_table(s, results, header)
             # Other work on the machine slows the multi-threaded loops most (their threads wait on each
             # other): a load average near or above the core count means the figures above are disturbed.

@@ -122,7 +122,7 @@ def random_moment(rng: random.Random, run_dir: Path, proc: subprocess.Popen, ref
 def test_kill_9_at_a_random_moment_then_resume_equals_uninterrupted(workdir, long_reference, cli):
     rng = random.Random(0)
     equal = cut = 0
-    for trial in range(10):
+    for trial in range(6):
         name = f"kill{trial}"
         proc = launch(workdir, name)
         wait_for(workdir / "runs" / name / "last.pt", proc)
@@ -135,15 +135,15 @@ def test_kill_9_at_a_random_moment_then_resume_equals_uninterrupted(workdir, lon
         assert not [p for p in (workdir / "runs" / name).iterdir() if ".tmp" in p.name]
         assert_same_run(long_reference, workdir / "runs" / name)
         equal += 1
-    print(f"kill -9 then resume: {equal}/10 equal to the uninterrupted run ({cut} killed before the last epoch)")
-    assert equal == 10 and cut >= 5  # at least half the kills must land mid-run for the trial to mean much
+    print(f"kill -9 then resume: {equal}/6 equal to the uninterrupted run ({cut} killed before the last epoch)")
+    assert equal == 6 and cut >= 3  # at least half the kills must land mid-run for the trial to mean much
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_saves_last_and_resume_equals_uninterrupted(workdir, long_reference, cli, sig, code):
     rng = random.Random(int(sig))
-    trials = 10 if sig == signal.SIGINT else 3
+    trials = 6 if sig == signal.SIGINT else 3
     interrupted = 0
     for trial in range(trials):
         name = f"sig{int(sig)}-{trial}"

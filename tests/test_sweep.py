@@ -244,7 +244,7 @@ def test_a_killed_workers_trial_is_failed_and_run_again_so_every_grid_point_comp
         workdir,
         table_csv(n=300),
         {"model.hidden": [[8], [12], [4]], "heartbeat": 1, "pruner": "none"},
-        train={"epochs": 150, "batch_size": 8},
+        train={"epochs": 50, "batch_size": 8},  # long enough that the kill lands in trial 0
     )
     cmd = [*NNTRAIN, "sweep", str(cfg), "--grid", "--study", "k"]
     first = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
