@@ -390,7 +390,7 @@ def table_or_path(data: Data | None, key: str = "--data") -> Any:
         raise UserError(f"{key}: give a pandas DataFrame or a file path, not {type(data).__name__}")
     from nntrain.data.tables import Table
 
-    return Table(named(data), "DataFrame", "", False)
+    return Table(named(data), "DataFrame", "", 0)
 
 
 def _warn(notes: list[str]) -> None:

@@ -103,7 +103,7 @@ def test_parquet_and_sklearn_sources(tmp_path):
     df = make_table()
     df.to_parquet(tmp_path / "t.parquet")
     t = read_table(str(tmp_path / "t.parquet"))
-    assert t.frame.shape == df.shape and not t.is_csv
+    assert t.frame.shape == df.shape and not t.header_line
     iris = read_table("sklearn:iris")
     assert iris.frame.shape == (150, 5) and set(iris.frame["target"]) == {"setosa", "versicolor", "virginica"}
     with pytest.raises(UserError, match="did you mean 'sklearn:iris'|did you mean 'iris'"):

@@ -25,7 +25,7 @@ def py(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def numeric_column(s: pd.Series, is_csv: bool) -> np.ndarray:
+def numeric_column(s: pd.Series, header_line: int) -> np.ndarray:
     if pd.api.types.is_bool_dtype(s):
         return s.to_numpy(dtype=np.float64)
     if pd.api.types.is_numeric_dtype(s):
@@ -34,15 +34,15 @@ def numeric_column(s: pd.Series, is_csv: bool) -> np.ndarray:
     bad = as_num.isna() & s.notna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise UserError(f"column {quoted(s.name)}: {quoted(s.iloc[i])} at {where(is_csv, i)} is not a number")
+        raise UserError(f"column {quoted(s.name)}: {quoted(s.iloc[i])} at {where(header_line, i)} is not a number")
     return as_num.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def check_finite(v: np.ndarray, col: str, is_csv: bool) -> None:
+def check_finite(v: np.ndarray, col: str, header_line: int) -> None:
     bad = np.isinf(v)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise UserError(f"column '{col}': infinite value {v[i]} at {where(is_csv, i)}; fix or remove that row")
+        raise UserError(f"column '{col}': infinite value {v[i]} at {where(header_line, i)}; fix or remove that row")
 
 
 def source_names(prep: dict, col: str) -> list[str]:
@@ -58,24 +58,24 @@ def numeric_names(prep: dict) -> list[str]:
     return [name for col in prep["columns"] for name in source_names(prep, col)]
 
 
-def raw_sources(df: pd.DataFrame, prep: dict, is_csv: bool, report: Report) -> dict[str, np.ndarray]:
+def raw_sources(df: pd.DataFrame, prep: dict, header_line: int, report: Report) -> dict[str, np.ndarray]:
     """Every numeric source before imputation, by name: numeric columns, and each date column's kept parts."""
     out = {}
     for col in prep["columns"]:
         kind = prep["kinds"][col]
         if kind == "numeric":
-            out[col] = numeric_column(df[col], is_csv)
+            out[col] = numeric_column(df[col], header_line)
         elif kind == "date":
-            out.update(date_parts(df[col], prep, is_csv, report))
+            out.update(date_parts(df[col], prep, header_line, report))
     return out
 
 
-def date_parts(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> dict[str, np.ndarray]:
+def date_parts(s: pd.Series, prep: dict, header_line: int, report: Report) -> dict[str, np.ndarray]:
     col, fitted = str(s.name), prep["dates"][str(s.name)]
     secs = dates.seconds(s, fitted.get("order", "iso"))
     bad = dates.unreadable(s, secs)
     if bad.any():
-        report.unseen(s, bad, is_csv, "read as missing dates", what="not a date")
+        report.unseen(s, bad, header_line, "read as missing dates", what="not a date")
     parts = dates.parts(secs, fitted["origin"])
     out = {dates.part_name(col, p): parts[p] for p in fitted["parts"]}
     out[col] = secs  # its missing places feed the indicator column, where it has one
@@ -90,12 +90,13 @@ class Report:
     strict: bool = False
     notes: list[str] = dataclasses.field(default_factory=list)
 
-    def unseen(self, s: pd.Series, rows: np.ndarray, is_csv: bool, then: str, what: str = "never seen in training"):
+    def unseen(self, s: pd.Series, rows: np.ndarray, header_line: int, then: str, what: str = "never seen in training"):
         """`rows` of column `s` hold such values; `then` says what encoding did with them."""
         i = int(np.flatnonzero(rows)[0])
         example, col = MISSING if pd.isna(s.iloc[i]) else s.iloc[i], s.name
         if self.strict:
-            raise UserError(f"column {quoted(col)}: value {quoted(example)} at {where(is_csv, i)}: {what} (--strict)")
+            at = where(header_line, i)
+            raise UserError(f"column {quoted(col)}: value {quoted(example)} at {at}: {what} (--strict)")
         self.notes.append(
             f"column {quoted(col)}: {int(rows.sum()):,} row(s) with a value {what}, such as {quoted(example)}; {then}"
         )

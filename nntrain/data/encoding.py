@@ -50,7 +50,7 @@ def scale_target(prep: dict, v: np.ndarray) -> np.ndarray:
     return (t - prep["target_shift"]) / prep["target_scale"]
 
 
-def filled(v: np.ndarray, name: str, prep: dict, is_csv: bool) -> np.ndarray:
+def filled(v: np.ndarray, name: str, prep: dict, header_line: int) -> np.ndarray:
     """A numeric source (a column or a date part) with its fill value in missing places; without one, a missing
     value is an error, as is an infinite one."""
     if np.isfinite(v).all():  # one pass over the column, and no copy, for a column without a gap
@@ -62,10 +62,10 @@ def filled(v: np.ndarray, name: str, prep: dict, is_csv: bool) -> np.ndarray:
         i = int(np.flatnonzero(~np.isfinite(v))[0])
         if np.isnan(v[i]):
             raise UserError(
-                f"column '{name}': missing value at {where(is_csv, i)}; fill it, drop the column "
+                f"column '{name}': missing value at {where(header_line, i)}; fill it, drop the column "
                 f"(data.drop), or set data.impute: auto | mean | median | most_frequent"
             )
-        check_finite(v, name, is_csv)
+        check_finite(v, name, header_line)
     return v
 
 
@@ -86,7 +86,7 @@ def missing_code(prep: dict, col: str) -> int:
 def encode(
     df: pd.DataFrame,
     prep: dict,
-    is_csv: bool,
+    header_line: int,
     sources: dict[str, np.ndarray] | None = None,
     report: Report | None = None,
 ) -> np.ndarray:
@@ -98,7 +98,7 @@ def encode(
         raise UserError(f"input lacks column(s) {', '.join(map(repr, missing))} that the model was trained on")
     if sources is None:
         check_columns(df[prep["columns"]], "input")  # what prepare checked in training
-    raw = sources if sources is not None else raw_sources(df, prep, is_csv, report)
+    raw = sources if sources is not None else raw_sources(df, prep, header_line, report)
     X = np.empty((len(df), len(prep["encoded"])), dtype=np.float32)
     at, columns, j = [], [], 0
     knots = prep.get("quantiles")  # data.scale: quantile
@@ -107,12 +107,12 @@ def encode(
         if kind in ("numeric", "date"):
             for name in source_names(prep, col):
                 at.append(j)
-                v = filled(raw[name], name, prep, is_csv)
+                v = filled(raw[name], name, prep, header_line)
                 columns.append(v if knots is None else mapped(v, knots[name]))
                 j += 1
         elif kind == "categorical":
             width = len(prep["categories"][col])
-            codes = level_codes(df[col], prep, is_csv, report)
+            codes = level_codes(df[col], prep, header_line, report)
             block = X[:, j : j + width]
             block[:] = 0.0
             known = codes > 0
@@ -124,7 +124,7 @@ def encode(
         j += 1
     for col in prep["columns"]:
         if prep["kinds"][col] == "embedded":
-            X[:, j] = level_codes(df[col], prep, is_csv, report)
+            X[:, j] = level_codes(df[col], prep, header_line, report)
             j += 1
     return X
 
@@ -164,7 +164,7 @@ CLIP = 3.0  # data.scale robust: x / sqrt(1 + (x / CLIP)^2), RealMLP's smooth cl
 ROWS_PER_BLOCK = 8192
 
 
-def level_codes(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> np.ndarray:
+def level_codes(s: pd.Series, prep: dict, header_line: int, report: Report) -> np.ndarray:
     """1 + each row's level among the column's kept ones; 0 for a level not kept (rarer than
     data.min_level_count in training, or never seen: said in `report`). A missing value takes its fill level;
     without one it is an error."""
@@ -183,7 +183,7 @@ def level_codes(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> np.nd
         if col not in prep["impute"]:
             i = int(np.flatnonzero(~present)[0])
             raise UserError(
-                f"column '{col}': missing value at {where(is_csv, i)}; fill it, drop the column "
+                f"column '{col}': missing value at {where(header_line, i)}; fill it, drop the column "
                 f"(data.drop), or set data.impute: auto | most_frequent"
             )
         codes[~present] = missing_code(prep, col)
@@ -192,11 +192,12 @@ def level_codes(s: pd.Series, prep: dict, is_csv: bool, report: Report) -> np.nd
         one_hot = prep["kinds"][col] == "categorical"
         then = f"encoded as {'an all-zero one-hot' if one_hot else 'the unknown level'}"
         capped = col in prep.get("rare_count", {})  # only a few of its rare levels were kept: cannot tell
-        report.unseen(s, unseen, is_csv, then, "rare in training or never seen" if capped else "never seen in training")
+        what = "rare in training or never seen" if capped else "never seen in training"
+        report.unseen(s, unseen, header_line, then, what)
     return codes
 
 
-def encode_labels(y: pd.Series, classes: list, target: str, is_csv: bool) -> np.ndarray:
+def encode_labels(y: pd.Series, classes: list, target: str, header_line: int) -> np.ndarray:
     """Class indices, vectorized (a million labels through a Python loop take seconds). Numeric labels match
     by value, so 1, 1.0 and '1' are one class."""
     if all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in classes):
@@ -216,7 +217,7 @@ def encode_labels(y: pd.Series, classes: list, target: str, is_csv: bool) -> np.
     if (codes < 0).any():
         i = int(np.flatnonzero(codes < 0)[0])
         raise UserError(
-            f"column {quoted(target)} (the target): label {quoted(py(y.iloc[i]))} at {where(is_csv, i)} was never "
+            f"column {quoted(target)} (the target): label {quoted(py(y.iloc[i]))} at {where(header_line, i)} was never "
             f"seen in training; known labels: {listed(classes, most=20, limit=20)}"
         )
     return codes.astype(np.int64)
@@ -248,11 +249,11 @@ def encode_table(
     if absent.any() and not every_row:
         report.notes.append(f"{int(absent.sum()):,} row(s) without a target {quoted(target)} left out")
         frame, absent = frame.loc[~absent].reset_index(drop=True), absent[~absent]
-    X = encode(frame, prep, table.is_csv, report=report)
-    y = encode_target(frame[target], prep, table.is_csv, absent)
+    X = encode(frame, prep, table.header_line, report=report)
+    y = encode_target(frame[target], prep, table.header_line, absent)
     weights = None
     if prep.get("weight") in frame.columns:
-        weights = row_weights(frame, prep, table.is_csv)
+        weights = row_weights(frame, prep, table.header_line)
     elif prep.get("weight"):
         report.notes.append(f"no weight column {quoted(prep['weight'])} (data.weight): every row weighs the same")
     return Encoded(X, y, weights, loss_weights(prep, y, weights))
@@ -267,17 +268,17 @@ def loss_weights(prep: dict, y: np.ndarray, weights: np.ndarray | None) -> np.nd
     return by_class if weights is None else by_class * weights
 
 
-def row_weights(frame: pd.DataFrame, prep: dict, is_csv: bool) -> np.ndarray:
+def row_weights(frame: pd.DataFrame, prep: dict, header_line: int) -> np.ndarray:
     """The weight column: finite numbers, none negative, scaled so that the largest is 1."""
     col = prep["weight"]
     if col not in frame.columns:
         raise UserError(f"input lacks the weight column {quoted(col)} (data.weight)")
-    w = np.array(numeric_column(frame[col], is_csv))  # a copy: pandas hands out read-only views
+    w = np.array(numeric_column(frame[col], header_line))  # a copy: pandas hands out read-only views
     bad = ~np.isfinite(w) | (w < 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise UserError(
-            f"column {quoted(col)} (data.weight): {quoted(py(frame[col].iloc[i]))} at {where(is_csv, i)}; "
+            f"column {quoted(col)} (data.weight): {quoted(py(frame[col].iloc[i]))} at {where(header_line, i)}; "
             f"a weight is a number of at least 0"
         )
     return _scaled(w, col)
@@ -301,24 +302,24 @@ def _scaled(w: np.ndarray, col: str) -> np.ndarray:
     return w
 
 
-def encode_target(y: pd.Series, prep: dict, is_csv: bool, absent: np.ndarray | None = None) -> np.ndarray:
+def encode_target(y: pd.Series, prep: dict, header_line: int, absent: np.ndarray | None = None) -> np.ndarray:
     """Class indices, or the standardized value; 0 in `absent` rows (those without a target a run left out)."""
     target = prep["target"]
     if absent is not None and absent.any():
         out = np.zeros(len(y), dtype=np.float32 if prep["task"] == "regression" else np.int64)
-        out[~absent] = encode_target(y[~absent], prep, is_csv)
+        out[~absent] = encode_target(y[~absent], prep, header_line)
         return out
     if y.isna().any():
         i = int(np.flatnonzero(y.isna().to_numpy())[0])
-        raise UserError(f"column '{target}' (the target): missing value at {where(is_csv, i)}")
+        raise UserError(f"column '{target}' (the target): missing value at {where(header_line, i)}")
     if prep["task"] == "regression":
-        v = numeric_column(y, is_csv)
-        check_finite(v, target, is_csv)
+        v = numeric_column(y, header_line)
+        check_finite(v, target, header_line)
         if prep.get("target_transform") == "log" and not np.all(v > 0):
             i = int(np.flatnonzero(~(v > 0))[0])
             raise UserError(
-                f"column '{target}' (the target): {v[i]:g} at {where(is_csv, i)}; the model was trained on the log "
-                f"of the target (data.target_transform), which needs every value above 0"
+                f"column '{target}' (the target): {v[i]:g} at {where(header_line, i)}; the model was trained on the "
+                f"log of the target (data.target_transform), which needs every value above 0"
             )
         return scale_target(prep, v).astype(np.float32)
-    return encode_labels(y, prep["classes"], target, is_csv)
+    return encode_labels(y, prep["classes"], target, header_line)

@@ -34,7 +34,7 @@ EMBEDDING_MAX = 32  # the widest embedding: fastai's rule min(600, 1.6 * levels 
 
 
 def fit_features(
-    df: pd.DataFrame, features: list[str], data_cfg: Any, train: np.ndarray, is_csv: bool, prep: dict, notes: list
+    df: pd.DataFrame, features: list[str], data_cfg: Any, train: np.ndarray, header_line: int, prep: dict, notes: list
 ) -> dict[str, np.ndarray]:
     """Fill prep with each column's kind, levels, date parts, imputation and scaling (fitted on the training
     rows only); return the numeric sources as read, so encode does not read them again."""
@@ -43,7 +43,7 @@ def fit_features(
         features = [c for c in features if c not in empty]
         if empty:
             notes.append(f"column(s) {listed(empty, quote=True)} have no value in the training rows and are left out")
-    kinds = {c: _kind(df[c], data_cfg, is_csv, notes) for c in features}
+    kinds = {c: _kind(df[c], data_cfg, header_line, notes) for c in features}
     prep.update(columns=list(map(str, features)), kinds=kinds, categories={}, rare={}, embedding={}, impute={})
     prep.update(indicators=[], dates={}, scale_kind=data_cfg.scale)
     for col in (c for c in features if kinds[c] == "categorical"):
@@ -58,7 +58,7 @@ def fit_features(
         notes.append(f"data.impute: auto: missing strings are the level {level} in {listed(levels, quote=True)}")
     for col in (c for c in features if kinds[c] == "date"):
         _fit_dates(df[col], data_cfg.date_order.get(col), train, prep, notes)
-    sources = raw_sources(df, prep, is_csv, Report())
+    sources = raw_sources(df, prep, header_line, Report())
     _fit_imputation(sources, data_cfg.impute, train, prep, notes)
     names = numeric_names(prep)
     fitted = map_rows(lambda n: _scaling(_training_part(sources[n], n, prep, train), data_cfg.scale), names, len(df))
@@ -71,12 +71,12 @@ def fit_features(
     return sources
 
 
-def _kind(s: pd.Series, data_cfg: Any, is_csv: bool, notes: list) -> str:
+def _kind(s: pd.Series, data_cfg: Any, header_line: int, notes: list) -> str:
     if s.name in data_cfg.categorical:
         return "categorical"
     if s.name in data_cfg.dates or s.name in data_cfg.date_order or dates.is_date_column(s):
         return "date"
-    kind = column_kind(s, is_csv)
+    kind = column_kind(s, header_line)
     if kind == "mixed":
         notes.append(f"column {quoted(s.name)} holds a few distinct numbers and text: read as categories")
         return "categorical"
@@ -224,7 +224,7 @@ def _encoded_names(prep: dict) -> list[str]:
 
 
 def fit_target(
-    y_raw: pd.Series, rows: np.ndarray, prep: dict, train: np.ndarray, is_csv: bool, notes: list[str]
+    y_raw: pd.Series, rows: np.ndarray, prep: dict, train: np.ndarray, header_line: int, notes: list[str]
 ) -> np.ndarray:
     """Class indices, or the regression target (its log under target_transform) standardized on the training
     rows (0 in rows without a target); prep gets the baseline and the transform it chose."""
@@ -232,11 +232,11 @@ def fit_target(
     if prep["task"] != "regression":
         prep.pop("target_transform", None)
         y = np.zeros(len(y_raw), dtype=np.int64)
-        y[rows] = encode_labels(present, prep["classes"], target, is_csv)
+        y[rows] = encode_labels(present, prep["classes"], target, header_line)
         prep["baseline"] = int(np.bincount(y[train], minlength=len(prep["classes"])).argmax())
         return y
-    yv = numeric_column(y_raw, is_csv)
-    check_finite(yv, target, is_csv)
+    yv = numeric_column(y_raw, header_line)
+    check_finite(yv, target, header_line)
     prep["target_transform"] = _transform(prep, yv, rows, train, notes)
     t = np.log(np.where(yv > 0, yv, 1.0)) if prep["target_transform"] == "log" else yv
     prep["target_shift"], prep["target_scale"] = float(t[train].mean()), float(t[train].std() or 1.0)
@@ -274,12 +274,12 @@ def _skew(v: np.ndarray) -> float:
 
 
 def fit_weights(
-    df: pd.DataFrame, y: np.ndarray, data_cfg: Any, splits: tuple, is_csv: bool, prep: dict, notes: list
+    df: pd.DataFrame, y: np.ndarray, data_cfg: Any, splits: tuple, header_line: int, prep: dict, notes: list
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(loss weights, row weights) per row: the class weights times data.weight's column, and that column."""
     train, val, test = splits
     prep["weight"], prep["class_weight"] = data_cfg.weight, None
-    weights = row_weights(df, prep, is_csv) if data_cfg.weight else None
+    weights = row_weights(df, prep, header_line) if data_cfg.weight else None
     for part, idx in (("training", train), ("validation", val), ("test", test)):
         if weights is not None and len(idx) and not weights[idx].any():
             raise UserError(f"column {quoted(data_cfg.weight)} (data.weight): every {part} row has weight 0")
@@ -324,7 +324,7 @@ STRAY_WORDS = 5
 STRAY_SHARE = 0.1
 
 
-def column_kind(s: pd.Series, is_csv: bool) -> str:
+def column_kind(s: pd.Series, header_line: int) -> str:
     """numeric, categorical, or mixed: numbers and text, with few distinct values (read as categories).
     Decided on the distinct values, each counted once with its rows."""
     if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
@@ -339,7 +339,7 @@ def column_kind(s: pd.Series, is_csv: bool) -> str:
         # Measurements with a few words in between is a data error, never a category.
         i = int(np.flatnonzero(s.isin(counts.index[~numbers]).to_numpy())[0])
         raise UserError(
-            f"column {quoted(s.name)}: {quoted(s.iloc[i])} at {where(is_csv, i)} is not a number, "
+            f"column {quoted(s.name)}: {quoted(s.iloc[i])} at {where(header_line, i)} is not a number, "
             f"while {share:.0%} of the column is numeric; fix or remove that value"
         )
     return "mixed" if len(counts) and share >= 0.5 else "categorical"

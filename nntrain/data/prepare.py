@@ -83,9 +83,9 @@ class Prepared:
 def prepare(table: Table, data_cfg: Any, seed: int, given: dict | None = None) -> Prepared:
     """Choose target and task, split, fit the features' handling and the weights on the training rows.
     `given`: {"val": rows, "test": rows} of the table that came from data.val_path / data.test_path."""
-    df, is_csv = table.frame, table.is_csv
+    df, header_line = table.frame, table.header_line
     target, features, notes = _columns(df, data_cfg)
-    y_raw, rows = _target_values(df[target], is_csv, data_cfg.missing_target, notes)
+    y_raw, rows = _target_values(df[target], header_line, data_cfg.missing_target, notes)
     task, why = infer_task(y_raw.iloc[rows], data_cfg.task)
     classes = None if task == "regression" else sorted(_label(v) for v in y_raw.iloc[rows].unique())
     labels = pd.factorize(y_raw)[0] if classes else None
@@ -97,12 +97,12 @@ def prepare(table: Table, data_cfg: Any, seed: int, given: dict | None = None) -
     prep = {"target": str(target), "task": task, "classes": classes, "missing_target": data_cfg.missing_target}
     prep["target_transform"] = data_cfg.target_transform
     prep["split"] = how
-    sources = fit_features(df, features, data_cfg, train, is_csv, prep, notes)
-    y = fit_target(y_raw, rows, prep, train, is_csv, notes)
-    per_row, weights = fit_weights(df, y, data_cfg, (train, val, test), is_csv, prep, notes)
+    sources = fit_features(df, features, data_cfg, train, header_line, prep, notes)
+    y = fit_target(y_raw, rows, prep, train, header_line, notes)
+    per_row, weights = fit_weights(df, y, data_cfg, (train, val, test), header_line, prep, notes)
     _check_matrix_fits(prep, len(df))
     report = Report()
-    X = encode(df, prep, is_csv, sources, report)
+    X = encode(df, prep, header_line, sources, report)
     notes += [f"{note} (rows outside the training split)" for note in report.notes]
     return Prepared(X, y, train, val, test, prep, why, notes, per_row, weights)
 
@@ -163,13 +163,13 @@ def _check_roles(data_cfg: Any, target: str) -> None:
                 raise UserError(f"data.{key} and data.{other} both name column {quoted(col)}; a column has one role")
 
 
-def _target_values(y_raw: pd.Series, is_csv: bool, missing: str, notes: list[str]) -> tuple[pd.Series, np.ndarray]:
+def _target_values(y_raw: pd.Series, header_line: int, missing: str, notes: list[str]) -> tuple[pd.Series, np.ndarray]:
     """(the target's values, the rows that have one); rows without one are dropped with a note, or refused."""
     absent = y_raw.isna().to_numpy()
     if absent.any() and missing == "error":
         i = int(np.flatnonzero(absent)[0])
         raise UserError(
-            f"column '{y_raw.name}' (the target): missing value at {where(is_csv, i)}; drop or fill those rows, "
+            f"column '{y_raw.name}' (the target): missing value at {where(header_line, i)}; drop or fill those rows, "
             f"or set data.missing_target: drop"
         )
     if absent.all():
@@ -179,8 +179,8 @@ def _target_values(y_raw: pd.Series, is_csv: bool, missing: str, notes: list[str
             f"{int(absent.sum()):,} row(s) without a target {quoted(y_raw.name)} left out of every split "
             f"(data.missing_target: drop); split.json counts rows as in the file"
         )
-    if column_kind(y_raw.dropna(), is_csv) == "numeric" and not pd.api.types.is_numeric_dtype(y_raw):
-        y_raw = pd.Series(numeric_column(y_raw, is_csv), name=y_raw.name)  # numbers stored as text
+    if column_kind(y_raw.dropna(), header_line) == "numeric" and not pd.api.types.is_numeric_dtype(y_raw):
+        y_raw = pd.Series(numeric_column(y_raw, header_line), name=y_raw.name)  # numbers stored as text
     return y_raw, np.flatnonzero(~absent)
 
 

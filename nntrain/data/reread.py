@@ -58,9 +58,10 @@ def load_table(prep: dict, rows: list[int] | None = None) -> Table:
     tables = [read_training_file(prep["source"], prep["sha256"], read)]
     tables += [read_training_file(f["source"], f["sha256"], read) for f in prep.get("files", [])]
     frame = pd.concat([t.frame for t in tables], ignore_index=True) if len(tables) > 1 else tables[0].frame
+    line = tables[0].header_line if len(tables) == 1 else 0  # rows of several files have no one line number
     if rows is not None:
-        frame = frame.iloc[rows].reset_index(drop=True)
-    return Table(frame, prep["source"], prep["sha256"], all(t.is_csv for t in tables))
+        frame, line = frame.iloc[rows].reset_index(drop=True), 0
+    return Table(frame, prep["source"], prep["sha256"], line)
 
 
 def read_training_file(source: str, sha256: str, read: dict | None = None) -> Table:

@@ -201,7 +201,7 @@ def part_rows(frame: pd.DataFrame, split: HashSplit, fragment: Fragment, first: 
 
 
 def table_of(frame: pd.DataFrame, source: Source) -> Table:
-    return Table(frame, ",".join(source.files[:3]) + (" ..." if len(source.files) > 3 else ""), "", False)
+    return Table(frame, ",".join(source.files[:3]) + (" ..." if len(source.files) > 3 else ""), "", 0)
 
 
 def _encoded(frame: pd.DataFrame, source: Source, prep: dict):

@@ -47,7 +47,7 @@ class Table:
     frame: pd.DataFrame
     source: str  # resolved path, or sklearn:NAME
     sha256: str
-    is_csv: bool | int  # a text file: True, or its header's line number where lines above it were skipped
+    header_line: int  # a text file's header line (1, or more where lines above it were skipped); else 0
     notes: list[str] = field(default_factory=list)  # what reading it found (a delimiter, decimal commas)
 
 
@@ -78,7 +78,7 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path", opti
     if parts:  # a folder or glob of Parquet files, read whole (data.stream reads them a chunk at a time)
         frame = pd.concat([read_frame(Path(f), f"{key}={f}", Options()) for f in parts], ignore_index=True)
         frame.columns = [str(c) for c in frame.columns]
-        return Table(frame, str(p.resolve()) if p.is_dir() else path, parts_digest(parts), False, [])
+        return Table(frame, str(p.resolve()) if p.is_dir() else path, parts_digest(parts), 0, [])
     if not p.is_file():
         looked = (
             "" if base is None else f" (also looked under {', '.join(dict.fromkeys(map(str, (base, base.parent))))})"
@@ -87,9 +87,9 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path", opti
     digest = sha256_soon(p)  # already under way when fit started it before importing torch
     options = options or Options()
     shown = f"{key}={path}"
-    is_csv = is_text(p)
-    frame = _read_csv(p, shown, options) if is_csv else read_frame(p, shown, options)
-    is_csv = 1 + options.skip if is_csv else False  # a CSV's header line
+    text = is_text(p)
+    frame = _read_csv(p, shown, options) if text else read_frame(p, shown, options)
+    header_line = 1 + options.skip if text else 0  # a text file's header line; 0: rows have no line numbers
     sha256 = digest.result()
     if frame.shape[0] == 0:
         raise UserError(f"{key}={path}: the table has a header but no data rows")
@@ -98,9 +98,9 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path", opti
             f"{key}={path}: the table has {frame.shape[1]:,} columns; nntrain reads at most {MAX_COLUMNS:,}"
         )
     frame.columns = [str(c) for c in frame.columns]  # Parquet allows integer names; configs name columns in text
-    if is_csv or kind_of(p)[0] in EXCEL:
+    if header_line or kind_of(p)[0] in EXCEL:
         frame.columns = _stripped(frame.columns, shown, options.notes)
-    return Table(frame, str(p.resolve()), sha256, is_csv, options.notes)
+    return Table(frame, str(p.resolve()), sha256, header_line, options.notes)
 
 
 def _stripped(columns: pd.Index, shown: str, notes: list[str]) -> list[str]:
@@ -248,7 +248,7 @@ def read_tables(data_cfg: Any, config_dir: Path | None) -> tuple[Table, dict, li
         start += len(extra.frame)
     if given:
         frame = pd.concat(frames, ignore_index=True)
-        table = Table(frame, table.source, table.sha256, table.is_csv, table.notes)
+        table = Table(frame, table.source, table.sha256, table.header_line, table.notes)
     return table, given, files
 
 
@@ -316,7 +316,7 @@ def _read_sklearn(name: str, key: str = "data.path") -> Table:
     names = getattr(bunch, "target_names", None)
     if name in ("iris", "wine", "breast_cancer") and names is not None:
         frame["target"] = np.asarray(names)[frame["target"].to_numpy()]  # labels read as words in predictions
-    return Table(frame, f"sklearn:{name}", hashlib.sha256(f"sklearn:{name}".encode()).hexdigest(), False)
+    return Table(frame, f"sklearn:{name}", hashlib.sha256(f"sklearn:{name}".encode()).hexdigest(), 0)
 
 
 _DIGESTS: dict[tuple, Future] = {}
@@ -369,7 +369,7 @@ def hash_ahead(config: str | dict, overrides: list[str]) -> None:
         pass
 
 
-def where(table_is_csv: bool | int, i: int) -> str:
+def where(header_line: int, i: int) -> str:
     """Rows are counted from 1 after the header; a CSV's line number is one more, or more by the lines above its
-    header (table_is_csv: True, or the header's line number)."""
-    return f"row {i + 1} (line {i + 1 + int(table_is_csv)})" if table_is_csv else f"row {i + 1}"
+    header (header_line: the header's line number; 0 where rows have no line numbers)."""
+    return f"row {i + 1} (line {i + 1 + header_line})" if header_line else f"row {i + 1}"

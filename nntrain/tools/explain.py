@@ -37,7 +37,7 @@ def importance(
     worse = -1.0 if M.maximize(metric) else 1.0  # a change for the worse counts positive
 
     def score(frame: pd.DataFrame) -> float:
-        rows = Table(frame, table.source, table.sha256, table.is_csv)
+        rows = Table(frame, table.source, table.sha256, table.header_line)
         return (evaluate_run(run, rows) if bag is None else bag_report(*bag, rows))["metrics"][metric]
 
     base = score(table.frame)

@@ -153,7 +153,7 @@ def predict_frame(run: LoadedRun, data: str | Table, report: Report | None = Non
     """Raw rows in (a file, or a Table in memory); the prediction (original label values) and class
     probabilities out. `report` gathers what the encoding read as unknown."""
     table = read_input(data, "INPUT", run.prep)
-    X = encode(table.frame, run.prep, table.is_csv, report=report)
+    X = encode(table.frame, run.prep, table.header_line, report=report)
     return prediction_columns(run.prep, scores_of(run, X)).set_axis(table.frame.index)
 
 
