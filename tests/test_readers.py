@@ -157,6 +157,48 @@ def test_numbers_with_thousands_commas_currency_percent_and_missing_marks_are_nu
     assert got["wide"].tolist() == [1299, 12.5, 1234567.25, 980, 15000]
 
 
+def test_a_workbook_s_text_cells_read_as_a_text_file_s_would(tmp_path):
+    pytest.importorskip("openpyxl")
+    text = pd.DataFrame(
+        {
+            "price": ["$1,299", "$12.50", "$1,234,567.25", "$980", "$15,000"],
+            "share": ["12.5%", "3%", "100%", "0.5%", "45%"],
+            "score": ["3.5", "?", "-", "7", "n.a."],
+            "code": ["01", "02", "X", "04", "05"],
+        }
+    )
+    text.to_excel(tmp_path / "text.xlsx", index=False)  # every cell a text cell
+    text.to_csv(tmp_path / "text.csv", index=False)
+    book, csv = _read(tmp_path / "text.xlsx"), _read(tmp_path / "text.csv")
+    pd.testing.assert_frame_equal(book.frame, csv.frame)
+    assert book.frame["price"].tolist() == [1299.0, 12.5, 1234567.25, 980.0, 15000.0]
+    assert "'price' read as numbers whose commas group thousands" in " ".join(book.notes)
+    comma = pd.DataFrame({"size": ["118,94", "99,12", "101,5"], "n": ["1,299", "2,100", "3,333"]})
+    comma.to_excel(tmp_path / "comma.xlsx", index=False)
+    assert _read(tmp_path / "comma.xlsx").frame["n"].tolist() == [1.299, 2.1, 3.333]  # as size's commas decide
+    with pytest.raises(UserError, match="column 'n' holds numbers such as '1,299'"):
+        comma[["n"]].to_excel(tmp_path / "open.xlsx", index=False)
+        _read(tmp_path / "open.xlsx")
+    assert _read(tmp_path / "open.xlsx", thousands=",").frame["n"].tolist() == [1299, 2100, 3333]
+
+
+def test_a_total_row_below_the_table_is_dropped_and_said(tmp_path):
+    df = make_table(n=30, cat=True)
+    total = {"a": df["a"].sum(), "color": "Total"}
+    pd.concat([df, pd.DataFrame([total])]).to_csv(tmp_path / "sales.csv", index=False)
+    table = _read(tmp_path / "sales.csv")
+    pd.testing.assert_frame_equal(table.frame, df, check_dtype=False)
+    assert "sales.csv: its last row, 'Total' in column 'color', dropped (a total, not data)" in table.notes
+    numbers = df.astype({"a": object})
+    numbers.loc[len(df)] = {"a": "Grand total", "b": df["b"].sum()}  # the label in a column of numbers
+    numbers.to_csv(tmp_path / "numbers.csv", index=False)
+    got = _read(tmp_path / "numbers.csv").frame
+    assert len(got) == 30 and got["a"].dtype == float
+    df.loc[[3, 29], "color"] = "Total"  # a level that is no label: kept
+    df.to_csv(tmp_path / "level.csv", index=False)
+    assert len(_read(tmp_path / "level.csv").frame) == 30
+
+
 def test_a_file_excel_saved_as_windows_1252_or_utf_16_reads_as_utf_8_would(tmp_path):
     df = make_table(n=40, cat=True)
     df["town"] = ["Zürich", "Genève", "Bâle", "€-zone"] * 10
@@ -215,6 +257,34 @@ def test_predict_reads_a_semicolon_file_for_a_run_trained_on_a_comma_csv(workdir
         assert r.exit_code == 0, r.stderr
         out[name] = pd.read_csv(workdir / f"{name}.out.csv")["prediction"]
     assert out["new.csv"].tolist() == pytest.approx(out["same.csv"].tolist(), rel=1e-6)
+
+
+def test_predict_reads_new_rows_as_the_training_file_was_read(workdir, cli):
+    """A level 03 beside X in training stays 03 in a file of 03s alone (pandas would read 3); a comma that could be
+    either (1,299) is read as the training file's commas were; a TRUE / FALSE column takes a blank."""
+    df = make_table(n=150, task="regression")
+    df["code"] = [["01", "02", "03", "X"][i % 4] for i in range(150)]
+    df["y"] += df["code"].map({"01": 0.0, "02": 2.0, "03": 4.0, "X": -2.0})
+    df["amount"] = [f"{v:,.2f}" for v in df["a"].abs() * 3000 + 1000]  # 1,234.56: its commas group thousands
+    df["flag"] = df["b"] > 0
+    df.to_csv(workdir / "train.csv", index=False, quoting=1)
+    cfg = write_config(workdir / "c.yaml", workdir / "train.csv", data={"target": "y"}, train={"epochs": 2})
+    assert cli("fit", cfg).exit_code == 0
+    rows = df.drop(columns="y").iloc[[2, 6, 10]].reset_index(drop=True)  # code 03 in each
+    rows["amount"] = ["1,299", "2,100", "1,050"]
+    rows.to_csv(workdir / "all.csv", index=False, sep=";")
+    rows["flag"] = rows["flag"].astype(object)
+    rows.loc[1, "flag"] = None
+    rows.to_csv(workdir / "blank.csv", index=False, sep=";")
+    out = {}
+    for name in ("all.csv", "blank.csv"):
+        r = cli("predict", "runs/t", workdir / name, "-o", workdir / f"{name}.out")
+        assert r.exit_code == 0, r.stderr
+        assert "never seen" not in r.stderr + r.stdout
+        out[name] = pd.read_csv(workdir / f"{name}.out")["prediction"]
+    assert out["all.csv"][[0, 2]].tolist() == pytest.approx(out["blank.csv"][[0, 2]].tolist())
+    prep = __import__("torch").load(workdir / "runs/t/best.pt", weights_only=False)["prep"]
+    assert prep["read"] == {"commas": "thousands"} and prep["categories"]["code"] == ["01", "02", "03", "X"]
 
 
 def test_a_title_comments_or_blank_lines_above_the_header_are_skipped_and_lines_still_counted(tmp_path):

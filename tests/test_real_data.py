@@ -170,6 +170,8 @@ WRITTEN = {  # strftime format -> the order nntrain finds
     "%Y/%m/%d": "ymd",
     "%d %b %Y": "named",
     "%B %d, %Y": "named",
+    "%d/%m/%y": "dmy",
+    "%m/%d/%y %H:%M": "mdy",
 }
 
 
@@ -185,6 +187,15 @@ def test_dates_written_day_or_month_first_read_as_the_dates_they_are(tmp_path, f
     first = {"dmy": "day first", "mdy": "month first"}.get(WRITTEN[fmt])
     assert any(f"'when': dates written {first}" in n for n in d.notes) == bool(first)
     assert not any("warning" in n and "'when'" in n for n in d.notes)
+
+
+def test_a_two_digit_year_is_read_as_excel_reads_it():
+    from nntrain.data import dates
+
+    s = pd.Series(["05/06/99", "05/06/30", "31/12/29", "01/01/00"])
+    assert dates.date_order(s)[0] == "dmy"
+    got = pd.to_datetime(dates.seconds(s, "dmy"), unit="s").strftime("%Y-%m-%d").tolist()
+    assert got == ["1999-06-05", "1930-06-05", "2029-12-31", "2000-01-01"]
 
 
 def test_a_date_in_the_other_order_at_predict_is_not_a_date_and_said(tmp_path):

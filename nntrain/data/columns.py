@@ -30,6 +30,8 @@ def numeric_column(s: pd.Series, header_line: int) -> np.ndarray:
         return s.to_numpy(dtype=np.float64)
     if pd.api.types.is_numeric_dtype(s):
         return s.to_numpy(dtype=np.float64, na_value=np.nan)
+    if s.map(type).isin([bool, np.bool_]).any():  # TRUE / FALSE with a blank: pandas keeps Python bools
+        s = s.map(lambda v: float(v) if isinstance(v, (bool, np.bool_)) else v)
     as_num = pd.to_numeric(s.astype(str).str.strip(), errors="coerce")
     bad = as_num.isna() & s.notna()
     if bad.any():
@@ -137,3 +139,18 @@ def categories(s: pd.Series) -> pd.Series:
         out[integral] = v[integral].astype(np.int64).astype(str)
         return out
     return s.astype(str)
+
+
+def text_columns(prep: dict) -> tuple[str, ...]:
+    """The columns (the target too) whose training values were text, by their levels: a level that is no number,
+    or one a number would be named otherwise (03, 1.50). A new file is read with these kept as text, or pandas
+    would read its 03 as 3, a level never seen, where the training file had X beside it."""
+    levels = {c: prep["categories"][c] + list(prep.get("rare", {}).get(c, [])) for c in prep.get("categories", {})}
+    if prep["task"] != "regression":
+        levels[prep["target"]] = [str(c) for c in prep["classes"]]
+    return tuple(c for c, named in levels.items() if any(_is_text(v) for v in named if v not in (MISSING, "nan")))
+
+
+def _is_text(level: str) -> bool:
+    number = pd.to_numeric(pd.Series([level]), errors="coerce")
+    return bool(number.isna().iloc[0] or categories(number).iloc[0] != level)

@@ -11,11 +11,14 @@ import pandas as pd
 TIME = r"(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?: ?(?:Z|UTC|[+-]\d{2}:?\d{2}))?"
 # How a column writes its dates (its "order", kept in the checkpoint so that predict reads them as fit did):
 # iso: 2013-01-01, 2013-1-1, 2013-01-01 05:00, 2013-01-01T05:00:00.5Z, 2013-01-01 05:00:00+01:00
-# ymd: 2013/01/31, 2013.01.31; dmy: 31/01/2013, 31.01.2013, 31-01-2013; mdy: 01/31/2013 (each with a time or not)
+# ymd: 2013/01/31, 2013.01.31; dmy: 31/01/2013, 31.01.2013, 31-01-2013, 31/01/13; mdy: 01/31/2013, 1/31/13 (each
+# with a time or not)
 # named: 31 Jan 2013, 31-January-2013, Jan 31, 2013 (English month names)
 ISO_LIKE = r"\d{4}-\d{1,2}-\d{1,2}" + TIME
 YMD = r"(\d{4})([/.])(\d{1,2})\2(\d{1,2})(" + TIME + ")"
-DAY_MONTH = r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4})(" + TIME + ")"  # day and month in either order
+DAY_MONTH = r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})(" + TIME + ")"  # day and month in either order
+# A two-digit year (31/01/20) is read as Excel reads one: 00-29 are 2000-2029, 30-99 are 1930-1999.
+CENTURY_TURNS = 30
 MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
 NAMED = rf"(?:\d{{1,2}}[ -]{MONTH}[ -]\d{{4}}|{MONTH} \d{{1,2}},? \d{{4}})" + TIME
 WRITTEN = {"iso": "2013-01-31", "ymd": "2013/01/31", "dmy": "31/01/2013", "mdy": "01/31/2013", "named": "31 Jan 2013"}
@@ -104,7 +107,11 @@ def _year_first(text: pd.Series, order: str) -> pd.Series:
     """ymd, dmy and mdy text as ISO (2013-01-31 and its time); a value not written so becomes missing."""
     f = text.str.extract(f"^{YMD if order == 'ymd' else DAY_MONTH}$")
     year, month, day = {"ymd": (0, 2, 3), "dmy": (3, 2, 0), "mdy": (3, 0, 2)}[order]
-    return f[year] + "-" + f[month].str.zfill(2) + "-" + f[day].str.zfill(2) + f[4]
+    y = f[year]
+    two = (y.str.len() == 2).fillna(False)
+    if two.any():
+        y = y.mask(two, np.where(pd.to_numeric(y, errors="coerce") < CENTURY_TURNS, "20", "19") + y)
+    return y + "-" + f[month].str.zfill(2) + "-" + f[day].str.zfill(2) + f[4]
 
 
 def unreadable(s: pd.Series, secs: np.ndarray) -> np.ndarray:

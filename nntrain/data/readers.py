@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nntrain.data.text_numbers import numbers_in_text, points_grouping_thousands
+from nntrain.data.text_numbers import numbers_in_text, points_grouping_thousands, without_total
 from nntrain.errors import UserError, listed, quoted
 
 COMPRESSIONS = {
@@ -48,6 +48,10 @@ class Options:
     notes: list[str] = field(default_factory=list)  # what was found, for the run's header
     encoding: str = "utf-8"  # tables.py tries UTF-8, then what Excel saves (UTF-16, Windows-1252)
     skip: int = 0  # lines above the header (a title, comments), found by delimiter()
+    # what the file's commas are where its numbers show it (decimal, thousands); given, what they were in the
+    # training file, for a new file whose numbers leave it open (1,299)
+    commas: str | None = None
+    text: tuple[str, ...] = ()  # columns read as text as they are (a run's text columns: a level 03 stays 03)
 
 
 def kind_of(p: Path) -> tuple[str, str]:
@@ -79,7 +83,7 @@ def read_frame(p: Path, shown: str, options: Options) -> pd.DataFrame:
     if kind in FEATHER:
         return _guarded(lambda: pd.read_feather(p), shown, "Feather / Arrow IPC")
     if kind in EXCEL:
-        return _read_excel(p, kind, shown, options)
+        return _excel_numbers(_read_excel(p, kind, shown, options), p, options)
     raise UserError(
         f"{shown}: '{''.join(p.suffixes[-2:]) or p.name}' files are not read; nntrain reads CSV / TSV (compressed "
         f"too), Excel (.xlsx), JSON Lines (.jsonl), Parquet and Feather / Arrow (.feather, .arrow)"
@@ -119,6 +123,19 @@ def _read_excel(p: Path, kind: str, shown: str, options: Options) -> pd.DataFram
         return book[name]
     options.notes.append(f"{p.name}: its first {above} row(s), above the header, skipped (a title or notes)")
     return _guarded(lambda: pd.read_excel(p, sheet_name=name, header=above, engine=engine), shown, "an Excel workbook")
+
+
+def _excel_numbers(frame: pd.DataFrame, p: Path, options: Options) -> pd.DataFrame:
+    """A sheet's text cells that hold numbers as spreadsheets write them, made numbers as in a text file
+    (text_numbers.py); data.decimal='.' keeps them text, data.decimal=',' or data.thousands=',' says what a
+    comma that could be either is."""
+    frame = without_total(frame, p.name, options.notes)
+    if options.decimal == ".":
+        return frame
+    said = "decimal" if options.decimal == "," else "thousands" if options.thousands == "," else None
+    before = options.commas or said
+    options.commas = numbers_in_text(frame, p.name, options.notes, "", before, options.text) or before
+    return frame
 
 
 def _rows_above_header(sheet: pd.DataFrame) -> int:
@@ -180,11 +197,16 @@ def read_text(p: Path, sep: str, options: Options) -> pd.DataFrame:
             thousands=thousands,
             index_col=False,
             encoding=options.encoding,
-            dtype={},
+            dtype=dict.fromkeys(options.text, str),
             skiprows=options.skip,
         )
+    frame = without_total(frame, p.name, options.notes)
     parsed = [c for c in frame.columns if frame[c].dtype.kind == "f"]  # as pandas read them
-    if options.decimal is None and numbers_in_text(frame, p.name, options.notes, sep) == "decimal":
+    if options.decimal is not None:
+        return frame
+    shown = numbers_in_text(frame, p.name, options.notes, sep, options.commas, options.text)
+    options.commas = shown or options.commas
+    if shown == "decimal":
         read = {"sep": sep, "index_col": False, "encoding": options.encoding, "skiprows": options.skip}
         as_text = lambda columns: pd.read_csv(p, usecols=columns, dtype=str, **read)  # noqa: E731
         points_grouping_thousands(frame, parsed, as_text, p.name, options.notes)

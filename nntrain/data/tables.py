@@ -49,6 +49,7 @@ class Table:
     sha256: str
     header_line: int  # a text file's header line (1, or more where lines above it were skipped); else 0
     notes: list[str] = field(default_factory=list)  # what reading it found (a delimiter, decimal commas)
+    commas: str | None = None  # what its numbers show its commas are: decimal, thousands (readers.Options)
 
 
 def resolve_path(path: str, base: Path | None = None) -> Path:
@@ -100,7 +101,7 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path", opti
     frame.columns = [str(c) for c in frame.columns]  # Parquet allows integer names; configs name columns in text
     if header_line or kind_of(p)[0] in EXCEL:
         frame.columns = _stripped(frame.columns, shown, options.notes)
-    return Table(frame, str(p.resolve()), sha256, header_line, options.notes)
+    return Table(frame, str(p.resolve()), sha256, header_line, options.notes, options.commas)
 
 
 def _stripped(columns: pd.Index, shown: str, notes: list[str]) -> list[str]:
@@ -248,7 +249,7 @@ def read_tables(data_cfg: Any, config_dir: Path | None) -> tuple[Table, dict, li
         start += len(extra.frame)
     if given:
         frame = pd.concat(frames, ignore_index=True)
-        table = Table(frame, table.source, table.sha256, table.header_line, table.notes)
+        table = Table(frame, table.source, table.sha256, table.header_line, table.notes, table.commas)
     return table, given, files
 
 
@@ -256,10 +257,11 @@ READ_KEYS = ("sep", "decimal", "thousands", "sheet")
 
 
 def read_options(data_cfg: Any) -> Options:
-    """data.sep, data.decimal, data.thousands and data.sheet (a config's, or a run's prep["read"]), as readers.py
-    takes them."""
-    get = data_cfg.get if isinstance(data_cfg, dict) else lambda k: getattr(data_cfg, k)
-    return Options(*(get(k) for k in READ_KEYS))
+    """data.sep, data.decimal, data.thousands and data.sheet (a config's, or a run's prep["read"] with what its
+    file's commas were), as readers.py takes them."""
+    if isinstance(data_cfg, dict):
+        return Options(*(data_cfg.get(k) for k in READ_KEYS), commas=data_cfg.get("commas"))
+    return Options(*(getattr(data_cfg, k) for k in READ_KEYS))
 
 
 def _trim_heap() -> None:

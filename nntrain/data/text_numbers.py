@@ -25,18 +25,21 @@ SIGNS = "$€£¥%\u00a0\u202f\u2009"
 MARKS = ("?", "-", "--", ".", "n.a.", "N.A.", "na", "#N/A", "#VALUE!", "#DIV/0!")
 
 
-def numbers_in_text(frame: pd.DataFrame, name: str, notes: list[str], sep: str) -> str | None:
+def numbers_in_text(
+    frame: pd.DataFrame, name: str, notes: list[str], sep: str, before: str | None = None, keep: tuple = ()
+) -> str | None:
     """Text columns whose every value is a number written with a decimal comma, or with commas grouping its
     thousands, or with a currency or percent sign, become numbers, in place, with a note; so do numbers among
-    missing-value marks (?, -). Where every comma may group thousands as well (1,299), another column of the
-    file decides (1.234,5 or 1,234.5), else a comma-separated file's comma groups thousands (a file whose
-    decimals are commas separates its fields otherwise), else the reader refuses. Returns what the file's commas
-    are, where it shows: decimal or thousands."""
+    missing-value marks (?, -). Columns in `keep` stay text. Where every comma may group thousands as well
+    (1,299), another column of the file decides (1.234,5 or 1,234.5), else `before` (what the training file's
+    commas were), else a comma-separated file's comma groups thousands (a file whose decimals are commas
+    separates its fields otherwise), else the reader refuses. Returns what the file's commas are (decimal or
+    thousands) where its numbers show it or decide it, else None."""
     found: dict[str, list[str]] = {"decimal": [], "thousands": [], "signs": []}
     unsure, marked = [], {}
     for col in frame.columns:
         s = frame[col]
-        if not (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)):
+        if col in keep or not (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)):
             continue
         head = _cleaned(s.dropna().head(100))  # a text column (names, levels) fails here already
         head = head[~head.isin(MARKS)]
@@ -55,8 +58,8 @@ def numbers_in_text(frame: pd.DataFrame, name: str, notes: list[str], sep: str) 
             found["signs" if kind == "plain" else kind].append(col)
         if marks.any():
             marked[col] = sorted(values[marks].unique())
-    decided = "decimal" if found["decimal"] and not found["thousands"] else "thousands" if found["thousands"] else None
-    decided = decided or ("thousands" if sep == "," else None)
+    shown = "decimal" if found["decimal"] and not found["thousands"] else "thousands" if found["thousands"] else None
+    decided = shown or before or ("thousands" if sep == "," else None)
     if unsure and decided is None:
         col = unsure[0]
         value = frame[col][_cleaned(frame[col]).str.fullmatch(EITHER).fillna(False)].iloc[0]
@@ -72,7 +75,30 @@ def numbers_in_text(frame: pd.DataFrame, name: str, notes: list[str], sep: str) 
         if marks.any():
             marked[col] = sorted(values[marks].unique())
     _said(found, marked, name, notes)
-    return decided
+    return shown or (decided if unsure else None)
+
+
+# A spreadsheet's total below its rows, labelled in one of its cells
+TOTAL = re.compile(r"(grand |sub)?totals?:?|sum|summe|gesamt|total g[ée]n[ée]ral", re.IGNORECASE)
+
+
+def without_total(frame: pd.DataFrame, name: str, notes: list[str]) -> pd.DataFrame:
+    """The frame without its last row where a text cell of it labels it a total (Total, Grand total, Sum) and
+    no other row of that column holds the label, with a note: a total is no row of data. A column the label
+    alone kept text becomes numbers again."""
+    if len(frame) < 3:
+        return frame
+    for col in frame.columns:
+        label = frame[col].iloc[-1]
+        if isinstance(label, str) and TOTAL.fullmatch(label.strip()) and not (frame[col].iloc[:-1] == label).any():
+            notes.append(f"{name}: its last row, {quoted(label)} in column {quoted(col)}, dropped (a total, not data)")
+            frame = frame.iloc[:-1].copy()
+            rest = frame[col]
+            number = pd.to_numeric(rest, errors="coerce")
+            if number.notna().sum() == rest.notna().sum() and rest.notna().any():
+                frame[col] = number
+            return frame
+    return frame
 
 
 GROUPED = r"[+-]?[1-9]\d{0,2}(\.\d{3})+|[+-]?\d+"  # 1.234, 1.234.567 or 12: points grouping thousands

@@ -13,7 +13,7 @@ from torch import nn
 
 from nntrain import metrics as M
 from nntrain.config.schema import Config
-from nntrain.data.columns import Report
+from nntrain.data.columns import Report, text_columns
 from nntrain.data.encoding import encode, encode_table, unscale
 from nntrain.data.reread import seen_in_run, split_encoded
 from nntrain.data.tables import Table, read_options, read_table
@@ -145,8 +145,13 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_input(data: str | Table, key: str, prep: dict) -> Table:
-    """A file given to eval or predict, read as the run's own were (data.sep, data.decimal, data.thousands)."""
-    return data if isinstance(data, Table) else read_table(data, key=key, options=read_options(prep.get("read", {})))
+    """A file given to eval or predict, read as the run's own were (data.sep, data.decimal, data.thousands, what
+    its commas were), with the columns that held text in training kept text."""
+    if isinstance(data, Table):
+        return data
+    options = read_options(prep.get("read", {}))
+    options.text = text_columns(prep)
+    return read_table(data, key=key, options=options)
 
 
 def predict_frame(run: LoadedRun, data: str | Table, report: Report | None = None) -> pd.DataFrame:
