@@ -284,6 +284,32 @@ def test_missing_target_column_suggests_a_name(workdir, table_csv, cli):
     assert r.exit_code == 2 and "data.target=yy: no such column (did you mean 'y'?)" in r.stderr
 
 
+def test_an_empty_target_or_one_of_ids_or_dates_is_refused_by_name(workdir, cli):
+    df = make_table(n=60)
+    df["order"] = [f"A{i:04d}" for i in range(60)]
+    df["when"] = pd.date_range("2024-01-01", periods=60).strftime("%d/%m/%Y")
+    df.to_csv(workdir / "sales.csv", index=False)
+    r = cli("fit", workdir / "sales.csv", "--target", " ")
+    assert r.exit_code == 2 and "--target is empty: name the column to predict" in r.stderr
+    for col, what in (("order", "60 distinct values"), ("when", "60 distinct dates")):
+        r = cli("fit", workdir / "sales.csv", "--target", col)
+        assert r.exit_code == 2 and no_traceback(r)
+        assert f"column '{col}' (the target) holds {what} in 60 rows" in r.stderr
+        assert "An ID, a name or a date is no target" in r.stderr
+    assert not (workdir / "runs").exists()
+
+
+def test_a_txt_file_is_a_table_where_it_is_no_config(workdir):
+    from nntrain.cli.app import config_source
+
+    for text in ("size\tprice\n1\t2\n", "# exported\nsize,price\n1,2\n"):
+        Path("t.txt").write_text(text)
+        assert config_source("t.txt", [], None)[0] == {"name": "t", "data": {"path": "t.txt"}}
+    Path("t.txt").write_text("data:\n  path: x.csv\n")
+    assert config_source("t.txt", [], None)[0] == "t.txt"
+    assert config_source("t.txt", [], "price")[0] == {"name": "t", "data": {"path": "t.txt"}}
+
+
 def test_contradiction_found_from_the_data_before_training(workdir, table_csv, cli):
     cfg = write_config(workdir / "c.yaml", table_csv(), loss="bce")
     r = cli("fit", cfg)

@@ -137,7 +137,12 @@ PROCESS = {"exiting": False}
 
 
 def main() -> None:
+    import warnings
+
     PROCESS["exiting"] = True
+    # numpy's floating-point warnings (an inf or NaN met in a sum) name numpy's own files: the checks that
+    # follow name the column and row instead
+    warnings.filterwarnings("ignore", r"(invalid value|overflow|divide by zero) encountered", RuntimeWarning)
     from nntrain.engine.distributed import launched
 
     if not launched():
@@ -166,6 +171,8 @@ def config_source(
     from nntrain.errors import UserError
     from nntrain.runs.folders import is_run_folder
 
+    if target is not None and not target.strip():
+        raise UserError("--target is empty: name the column to predict")
     extra = list(overrides or []) + ([f"data.target={target}"] if target else [])
     if config is None:
         return ({}, extra) if target else (None, extra)
@@ -178,9 +185,31 @@ def config_source(
             f"{config} is a run folder: nntrain fit --resume {config} trains it on, "
             f"nntrain fit {Path(config) / 'config.yaml'} trains it again"
         )
-    if config.startswith("sklearn:") or is_table(Path(config)) or is_folder_table(config):
+    if (
+        config.startswith("sklearn:")
+        or is_table(Path(config))
+        or is_folder_table(config)
+        or is_text_table(config, target)
+    ):
         return {"name": table_stem(config), "data": {"path": config}}, extra
     return config, extra
+
+
+def is_text_table(path: str, target: str | None) -> bool:
+    """A .txt file that is a table, not a config: --target names one of its columns, or it is UTF-16 (Excel's
+    "Unicode text"), or its first line that is no comment is no `key:` of YAML."""
+    import re
+
+    p = Path(path)
+    if p.suffix.lower() != ".txt" or not p.is_file():
+        return False
+    with open(p, "rb") as f:
+        head = f.read(4096)
+    if target or head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return True
+    lines = [line for line in head.decode("utf-8", "replace").splitlines() if line.strip()]
+    first = next((line for line in lines if not line.lstrip().startswith("#")), "")
+    return bool(first) and not re.match(r"\s*[\w.-]+\s*:", first)
 
 
 def is_folder_table(path: str) -> bool:

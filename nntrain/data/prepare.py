@@ -16,6 +16,7 @@ import pandas as pd
 from nntrain.config.checks import task_problems
 from nntrain.config.schema import Config
 from nntrain.data.columns import Report, numeric_column, py
+from nntrain.data.dates import is_date_column
 from nntrain.data.encoding import encode
 from nntrain.data.fitting import column_kind, fit_features, fit_target, fit_weights
 from nntrain.data.splits import split
@@ -51,6 +52,13 @@ def infer_task(y: pd.Series, asked: str) -> tuple[str, str]:
                 f", or make it classes first (bins)"
             )
         return asked, "set in the config"
+    if not numeric and len(values) > MAX_AUTO_CLASSES and len(values) > len(y) / 2:
+        what = f"{len(values):,} distinct {'dates' if is_date_column(y) else 'values'}"
+        raise UserError(
+            f"column {quoted(y.name)} (the target) holds {what} in {len(y):,} rows, a class for every other row or "
+            f"more: no class has the rows to learn it from. An ID, a name or a date is no target; name the column to "
+            f"predict with --target (data.target)"
+        )
     if not numeric or (integral and len(values) <= MAX_AUTO_CLASSES):
         task = "binary" if len(values) == 2 else "multiclass"
         kind = "integer" if numeric else "distinct"
@@ -227,11 +235,14 @@ def prepared(cfg: Config, tables: tuple, rows: dict | None = None) -> Prepared:
 
 def stamped(data: Prepared, cfg: Config, tables: tuple) -> Prepared:
     """`data` with what reading its files found first among its notes, and its preprocessing naming the files
-    (source, sha256, the val / test files) and how they are read (data.sep, data.decimal, data.thousands)."""
+    (source, sha256, the val / test files) and how they are read (data.sep, data.decimal, data.thousands, and
+    what the file's commas were)."""
     table, _, files = tables
     data.notes[:0] = table.notes
     data.prep.update(source=table.source, sha256=table.sha256, files=files, notes=data.notes)
     read = {k: getattr(cfg.data, k) for k in READ_KEYS if getattr(cfg.data, k) is not None}
+    if table.commas:  # a new file whose commas could be either (1,299) reads them so
+        read["commas"] = table.commas
     if read:  # how the files are read again (eval, resume) and how predict reads new ones
         data.prep["read"] = read
     return data
