@@ -180,6 +180,11 @@ def test_a_workbook_s_text_cells_read_as_a_text_file_s_would(tmp_path):
         comma[["n"]].to_excel(tmp_path / "open.xlsx", index=False)
         _read(tmp_path / "open.xlsx")
     assert _read(tmp_path / "open.xlsx", thousands=",").frame["n"].tolist() == [1299, 2100, 3333]
+    pd.DataFrame([[1, 2, 3]] * 3, columns=["size", "size.1", "x"]).to_excel(tmp_path / "named.xlsx", index=False)
+    assert list(_read(tmp_path / "named.xlsx").frame.columns) == ["size", "size.1", "x"]  # so named: kept
+    pd.DataFrame([[1, 2, 3]] * 3, columns=["size", "size", "x"]).to_excel(tmp_path / "twice.xlsx", index=False)
+    with pytest.raises(UserError, match="duplicate column name"):
+        _read(tmp_path / "twice.xlsx")
 
 
 def test_a_total_row_below_the_table_is_dropped_and_said(tmp_path):

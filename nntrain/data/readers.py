@@ -6,10 +6,12 @@ and Feather / Arrow IPC. A text file's numbers written as spreadsheets export th
 from __future__ import annotations
 
 import bz2
+import collections
 import csv
 import gzip
 import io
 import lzma
+import re
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -108,21 +110,33 @@ def _read_excel(p: Path, kind: str, shown: str, options: Options) -> pd.DataFram
             f"sheet as CSV)"
         ) from None
     book = _guarded(lambda: pd.read_excel(p, sheet_name=None, engine=engine), shown, "an Excel workbook")
-    if options.sheet is not None:
-        if options.sheet not in book:
-            raise UserError(f"data.sheet={options.sheet}: no such sheet in {shown}; its sheets: {listed(list(book))}")
-        return book[options.sheet]
-    name = max(book, key=lambda k: book[k].size)  # a workbook's notes or legend beside its table
-    if len(book) > 1:
+    if options.sheet is not None and options.sheet not in book:
+        raise UserError(f"data.sheet={options.sheet}: no such sheet in {shown}; its sheets: {listed(list(book))}")
+    name = options.sheet or max(book, key=lambda k: book[k].size)  # a workbook's notes or legend beside its table
+    if len(book) > 1 and options.sheet is None:
         options.notes.append(
             f"{p.name}: read its sheet {quoted(name)}, the largest of {listed(list(book), quote=True)} (data.sheet "
             f"names another)"
         )
-    above = _rows_above_header(book[name])
-    if not above:
-        return book[name]
-    options.notes.append(f"{p.name}: its first {above} row(s), above the header, skipped (a title or notes)")
-    return _guarded(lambda: pd.read_excel(p, sheet_name=name, header=above, engine=engine), shown, "an Excel workbook")
+    frame, above = book[name], 0 if options.sheet is not None else _rows_above_header(book[name])
+    if above:
+        options.notes.append(f"{p.name}: its first {above} row(s), above the header, skipped (a title or notes)")
+        frame = _guarded(lambda: pd.read_excel(p, sheet_name=name, header=above, engine=engine), shown, "a workbook")
+    header = lambda: pd.read_excel(p, sheet_name=name, header=None, skiprows=above, nrows=1, engine=engine)  # noqa: E731
+    _no_duplicate_names(frame, header, shown)
+    return frame
+
+
+def _no_duplicate_names(frame: pd.DataFrame, header, shown: str) -> None:
+    """Refused, as a text file's are: two columns of one name, which pandas renames size and size.1 (the sheet's
+    header row, `header()`, is read again only where a name looks so renamed)."""
+    renamed = [re.fullmatch(r"(.+)\.\d+", str(c)) for c in frame.columns]
+    if not any(m and m.group(1) in frame.columns for m in renamed):
+        return
+    names = [str(v).strip() for v in header().iloc[0].tolist() if not pd.isna(v)]
+    dupes = sorted(c for c, n in collections.Counter(names).items() if n > 1)
+    if dupes:
+        raise UserError(f"{shown}: duplicate column name(s) {listed(dupes, most=10, quote=True)} in the header")
 
 
 def _excel_numbers(frame: pd.DataFrame, p: Path, options: Options) -> pd.DataFrame:
