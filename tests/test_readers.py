@@ -270,9 +270,11 @@ def test_predict_reads_new_rows_as_the_training_file_was_read(workdir, cli):
     df = make_table(n=150, task="regression")
     df["code"] = [["01", "02", "03", "X"][i % 4] for i in range(150)]
     df["y"] += df["code"].map({"01": 0.0, "02": 2.0, "03": 4.0, "X": -2.0})
-    df["amount"] = [f"{v:,.2f}" for v in df["a"].abs() * 3000 + 1000]  # 1,234.56: its commas group thousands
+    df["amount"] = [f"{v:,.2f}" for v in df["a"].abs() * 3000 + 1000]  # "1,234.56": its commas group thousands
     df["flag"] = df["b"] > 0
-    df.to_csv(workdir / "train.csv", index=False, quoting=1)
+    df["open"] = (df["c"] > 0).astype(object)
+    df.loc[0, "open"] = None  # TRUE / FALSE with a blank: levels True and False, which a new file reads so too
+    df.to_csv(workdir / "train.csv", index=False)
     cfg = write_config(workdir / "c.yaml", workdir / "train.csv", data={"target": "y"}, train={"epochs": 2})
     assert cli("fit", cfg).exit_code == 0
     rows = df.drop(columns="y").iloc[[2, 6, 10]].reset_index(drop=True)  # code 03 in each

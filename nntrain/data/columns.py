@@ -144,13 +144,15 @@ def categories(s: pd.Series) -> pd.Series:
 def text_columns(prep: dict) -> tuple[str, ...]:
     """The columns (the target too) whose training values were text, by their levels: a level that is no number,
     or one a number would be named otherwise (03, 1.50). A new file is read with these kept as text, or pandas
-    would read its 03 as 3, a level never seen, where the training file had X beside it."""
+    would read its 03 as 3, a level never seen, where the training file had X beside it. True and False are
+    no text: pandas reads TRUE / FALSE as them, in a new file as in the training file."""
     levels = {c: prep["categories"][c] + list(prep.get("rare", {}).get(c, [])) for c in prep.get("categories", {})}
     if prep["task"] != "regression":
         levels[prep["target"]] = [str(c) for c in prep["classes"]]
-    return tuple(c for c, named in levels.items() if any(_is_text(v) for v in named if v not in (MISSING, "nan")))
+    return tuple(c for c, named in levels.items() if _any_text(pd.Series(named, dtype=object)))
 
 
-def _is_text(level: str) -> bool:
-    number = pd.to_numeric(pd.Series([level]), errors="coerce")
-    return bool(number.isna().iloc[0] or categories(number).iloc[0] != level)
+def _any_text(levels: pd.Series) -> bool:
+    levels = levels[~levels.isin([MISSING, "nan", "True", "False"])]
+    number = pd.to_numeric(levels, errors="coerce")
+    return bool((number.isna() | (categories(number) != levels)).any())
