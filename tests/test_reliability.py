@@ -283,6 +283,10 @@ def test_resume_matrix_learning_rate_of_every_later_epoch(workdir, opt, sched):
 def test_resume_can_extend_epochs_and_refuses_architecture_changes(workdir, cli):
     cfg_path = config_for(workdir, train={"epochs": 3})
     assert cli("fit", cfg_path).exit_code == 0
+    written = (workdir / "runs/t/config.yaml").read_text()
+    r = cli("fit", "--resume", "runs/t", "train.epochs=2")  # nothing to train: the folder stays as it was
+    assert r.exit_code == 0 and "nothing to train" in r.stdout + r.stderr
+    assert (workdir / "runs/t/config.yaml").read_text() == written
     r = cli("fit", "--resume", "runs/t", "train.epochs=5", "--json")
     assert r.exit_code == 0, r.stderr
     assert [row["epoch"] for row in metrics_rows(workdir / "runs/t")] == ["1", "2", "3", "4", "5"]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from nntrain.config.ranges import range_problems
 from nntrain.errors import Problem, did_you_mean
 
 CLASSES = frozenset({"multiclass", "binary"})
@@ -265,9 +266,12 @@ def spec_problems(
             )
             for k in bad
         ]
+    ranges = range_problems(kind, name, kwargs, path)
+    if ranges:
+        return ranges
     try:
         _try_build(kind, factory(kind, name), kwargs, optimizer)
-    except (ValueError, TypeError, RuntimeError) as e:
+    except (ValueError, TypeError, RuntimeError, IndexError) as e:
         return [Problem(path, f"{name}({_fmt_kwargs(kwargs)}) is invalid: {e}")]
     return []
 

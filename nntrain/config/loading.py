@@ -211,6 +211,7 @@ def _merge(into: dict, over: dict, prefix: str = "") -> list[str]:
         else:
             into[k] = copy.deepcopy(v)
             given.append(f"{prefix}{k}=")
+            given += [f"{prefix}{k}.{kk}=" for kk in v] if isinstance(v, dict) else []  # written with it
     return given
 
 
@@ -244,11 +245,20 @@ RENAMABLE = {
 
 
 def _prune_after_rename(raw: dict, overrides: list[str]) -> list[str]:
-    """`optimizer.name=adam` on an SGD config: drop the file's arguments adam does not take (momentum), saying so."""
+    """`optimizer.name=adam` on an SGD config: drop the file's arguments adam does not take (momentum), saying so;
+    an argument written with the new name (optimizer={name: sgd, momentun: 0.9}) stays, to be checked."""
     from nntrain.config.components import arguments, canonical
 
-    notes = []
-    given = {item.partition("=")[0] for item in overrides}
+    notes, given = [], set()
+    for item in overrides:  # a key given, and the keys of a mapping given whole (optimizer={name: sgd, ...})
+        key, _, value = item.partition("=")
+        given.add(key)
+        if value.lstrip().startswith("{"):
+            try:
+                parsed = parse_yaml(value)
+            except yaml.YAMLError:
+                continue
+            given |= {f"{key}.{k}" for k in parsed} if isinstance(parsed, dict) else set()
     for path, kind in RENAMABLE.items():
         if f"{path}.name" not in given and path not in given:
             continue

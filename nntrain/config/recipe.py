@@ -19,6 +19,7 @@ from nntrain.config.schema import (
     Config,
     to_plain,
 )
+from nntrain.errors import UserError
 from nntrain.plaindata import flow
 
 # Sections that are one component (a name and its arguments): the recipe gives the whole of one the config
@@ -128,7 +129,12 @@ def fix_auto(cfg: Config, n_train: int) -> None:
         )
     if canonical("scheduler", cfg.scheduler["name"]) == "onecycle":
         cfg.scheduler.setdefault("max_lr", cfg.optimizer.get("lr", 0.001))
-        cfg.scheduler.setdefault("total_steps", cfg.train.epochs * math.ceil(n_train / batch))
+        steps = cfg.train.epochs * math.ceil(n_train / batch)
+        if cfg.scheduler.setdefault("total_steps", steps) < steps:  # torch fails at the step past them
+            raise UserError(
+                f"scheduler.total_steps={cfg.scheduler['total_steps']}: fewer than the run's {steps:,} steps "
+                f"({cfg.train.epochs} epochs of {math.ceil(n_train / batch):,} batches); leave it out to use the run's"
+            )
 
 
 def _fix_epochs(cfg: Config, n_train: int) -> None:

@@ -226,6 +226,13 @@ class TrainConfig(Strict):
             raise ValueError("must be from 0 to 20 members, or `auto`")
         return v
 
+    @field_validator("l1")
+    @classmethod
+    def _l1(cls, v: float) -> float:
+        if v > 1e30:  # the float32 weights' gradient overflows
+            raise ValueError("must be at most 1e30")
+        return v
+
     @field_validator("epochs")
     @classmethod
     def _epochs(cls, v: int | str) -> int | str:

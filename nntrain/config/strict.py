@@ -1,8 +1,12 @@
-"""The base of every config section: unknown keys, infinite and NaN numbers refused."""
+"""The base of every config section: unknown keys, infinite and NaN numbers, and a yes/no where a number or a
+name is expected refused."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import typing
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 MAX_SEED = 2**63 - 1  # what torch.manual_seed takes; numpy's generators take any non-negative int
 
@@ -10,3 +14,21 @@ MAX_SEED = 2**63 - 1  # what torch.manual_seed takes; numpy's generators take an
 class Strict(BaseModel):
     # allow_inf_nan: an infinite or NaN number is never a setting (l1: .inf would train on an infinite loss)
     model_config = ConfigDict(extra="forbid", validate_assignment=True, coerce_numbers_to_str=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_yes_no(cls, value: Any, info: ValidationInfo) -> Any:
+        """YAML reads true as a yes/no, which pydantic would take as 1 (train.epochs=true trained one epoch)."""
+        if (
+            isinstance(value, bool)
+            and info.field_name
+            and not _takes_bool(cls.model_fields[info.field_name].annotation)
+        ):
+            raise ValueError(f"{str(value).lower()} is a yes/no, not a number or a name")
+        return value
+
+
+def _takes_bool(annotation: Any) -> bool:
+    if annotation is bool or annotation is Any or annotation is True or annotation is False:  # Literal[True]
+        return True
+    return any(_takes_bool(a) for a in typing.get_args(annotation))

@@ -283,11 +283,8 @@ def _resumed(
     parts, threads, note = _setup(cfg, data, device, group, stacked)
     gen = _restored(parts, ckpt, device, path)
     follow_schedule(parts.scheduler, cfg)
-    if lock is not None:
-        truncate_metrics(run_dir / "metrics.csv", ckpt["epoch"])
-        rewrite_config(run_dir / "config.yaml", cfg)
     kept = {k: ckpt[k] for k in ("epoch", "step", "epoch_gen_state", "step_losses", "best_value", "best_epoch")}
-    return Run(
+    run = Run(
         cfg,
         run_dir,
         data,
@@ -304,6 +301,10 @@ def _resumed(
         checkpoint=path.stem,
         **kept,
     )
+    if lock is not None and not (run.ended and not run.step):  # nothing to train: the folder stays as it is
+        truncate_metrics(run_dir / "metrics.csv", ckpt["epoch"])
+        rewrite_config(run_dir / "config.yaml", cfg)
+    return run
 
 
 def _resumed_data(prep: dict, split: dict, run_dir: Path, group: Any = None) -> Prepared:
