@@ -299,6 +299,21 @@ def test_an_empty_target_or_one_of_ids_or_dates_is_refused_by_name(workdir, cli)
     assert not (workdir / "runs").exists()
 
 
+def test_messages_name_what_is_wrong_not_a_symptom(workdir, table_csv, cli):
+    cfg = write_config(workdir / "c.yaml", table_csv(), train={"epochs": 1})
+    r = cli("runs", cfg)
+    assert r.exit_code == 2 and "c.yaml is a file, not a runs folder" in r.stderr
+    r = cli("fit", cfg, "data.path=")
+    assert r.exit_code == 2 and "data.path='': String should have at least 1 character" in r.stderr
+    r = cli("fit", cfg, "scheduler.nmae=cosine")
+    assert r.exit_code == 2 and "got nmae (did you mean 'name'?)" in r.stderr
+    assert cli("fit", cfg).exit_code == 0
+    (workdir / "runs/t/split.json").unlink()
+    for command in (("eval", "runs/t"), ("fit", "--resume", "runs/t")):
+        r = cli(*command)
+        assert r.exit_code == 2 and "split.json: not there; the run's rows are listed in it" in r.stderr, command
+
+
 def test_a_txt_file_is_a_table_where_it_is_no_config(workdir):
     from nntrain.cli.app import config_source
 

@@ -252,7 +252,8 @@ def spec_problems(
         ]
     kwargs = {k: v for k, v in spec.items() if k != "name" and not (kind == "scheduler" and k == WARMUP)}
     if table[name].attr is None:
-        return [Problem(path, f"'{name}' takes no arguments, got {', '.join(kwargs)}")] if kwargs else []
+        hint = "".join(did_you_mean(str(k), ["name"]) for k in kwargs)  # scheduler.nmae=cosine
+        return [Problem(path, f"'{name}' takes no arguments, got {', '.join(kwargs)}{hint}")] if kwargs else []
     if not arguments_too:
         return []
     allowed = arguments(kind, name)

@@ -14,8 +14,9 @@ SEPARATORS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|", "\\t": "
 
 class DataConfig(Strict):
     path: str = Field(
+        min_length=1,
         description="a table file: CSV / TSV (compressed too), Excel, JSON Lines, Parquet, Feather; or "
-        "sklearn:iris|wine|breast_cancer|digits|diabetes"
+        "sklearn:iris|wine|breast_cancer|digits|diabetes",
     )
     sep: str | None = Field(
         None, description="a text file's delimiter: one character, or comma, semicolon, tab, pipe; default: found"

@@ -66,13 +66,16 @@ def load_table(prep: dict, rows: list[int] | None = None) -> Table:
 
 def read_training_file(source: str, sha256: str, read: dict | None = None) -> Table:
     changed = UserError(
-        f"{source} changed since the run was trained (sha256 differs), so its rows are not the same; evaluate on it "
-        f"with --data, or start a new run"
+        f"{source} changed since the run was trained (sha256 differs), so its rows are not the same: put the file "
+        f"back as it was to resume the run, or evaluate on the new file with eval --data"
     )
     if not source.startswith("sklearn:"):  # hashed before it is parsed: a checkpoint names the file it reads
         path = Path(source)
         if not path.is_file():
-            raise UserError(f"{source}: the file the run was trained on is not there any more; evaluate with --data")
+            raise UserError(
+                f"{source}: the file the run was trained on is not there any more: put it back to resume the run, or "
+                f"evaluate on another file with eval --data"
+            )
         if sha256_soon(path).result() != sha256:
             raise changed
     table = read_table(source, options=read_options(read or {}))

@@ -108,6 +108,8 @@ def load_run_checkpoint(run_dir: Path, name: str) -> tuple[dict, dict]:
     path = run_dir / f"{name}.pt"
     ckpt = load_checkpoint(path)
     split_path = run_dir / "split.json"
+    if not split_path.is_file() and ckpt.get("run_id"):
+        raise UserError(f"{split_path}: not there; the run's rows are listed in it: put it back")
     try:
         split = json.loads(split_path.read_text()) if split_path.is_file() else {}
         mine = split.get("run_id")

@@ -159,7 +159,10 @@ def resolve_run_dir(run_dir: str | None, runs_root: str = "runs") -> Path:
         if not path.is_dir():
             raise UserError(f"run folder not found: {path}")
         if (path / "cv.json").is_file():
-            raise UserError(f"{path}: a cross-validation folder: give one of its runs ({path}/fold1); cv.json has all")
+            raise UserError(
+                f"{path}: a cross-validation folder: give one of its runs ({path}/fold1), cv.json has all; "
+                f"nntrain cv --resume {path} finishes an interrupted one"
+            )
         if not (path / "config.yaml").is_file():
             raise UserError(f"{path}: not a run folder (no config.yaml)")
         return path

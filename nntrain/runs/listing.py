@@ -160,7 +160,7 @@ def list_runs(root: Path) -> list[dict]:
     """Rows for root/RUN and root/STUDY/TRIAL folders (sweeps), newest first."""
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"runs folder not found: {root}")
+        raise UserError(f"{root} is a file, not a runs folder" if root.exists() else f"runs folder not found: {root}")
     found: list[tuple[Path, str]] = []
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if (d / "config.yaml").is_file():
