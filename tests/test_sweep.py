@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import time
@@ -301,3 +302,34 @@ def test_a_running_trial_that_never_beat_does_not_hold_the_sweep(workdir, table_
     assert r.exit_code == 0, r.stderr
     states = sorted(t.state.name for t in load_study(url, "old").trials)
     assert states == ["COMPLETE", "COMPLETE", "RUNNING"]
+
+
+def test_a_sweep_stopped_by_ctrl_c_is_finished_by_the_same_command(workdir, table_csv):
+    """SIGINT mid-trial: the trials in progress (two stacked members and a group still waiting) are failed and
+    queued again; the printed command, the sweep itself, trains them and writes best.yaml."""
+    cfg = sweep_config(
+        workdir,
+        table_csv(n=300),
+        {"optimizer.lr": [0.01, 0.03], "model.hidden": [[8], [4]], "pruner": "none"},
+        train={"epochs": 40, "batch_size": 8},  # long enough that the signal lands in the first group
+    )
+    cmd = [*NNTRAIN, "sweep", str(cfg), "--grid", "--study", "c"]
+    first = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = workdir / "runs" / "c" / "trial-0000" / "metrics.csv"
+    deadline = time.monotonic() + 120
+    while not (metrics.is_file() and metrics.stat().st_size > 0):
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 130, err
+    assert f"Resume with: nntrain sweep {cfg} --study c --grid" in err and "fit --resume" not in err
+    url = f"sqlite:///{workdir / 'runs' / 'sweeps.db'}"
+    assert sorted(t.state.name for t in load_study(url, "c").trials) == ["FAIL"] * 4 + ["WAITING"] * 4
+    second = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    trials = load_study(url, "c").trials
+    done = sorted((t.params["optimizer.lr"], t.params["model.hidden"]) for t in trials if t.state.name == "COMPLETE")
+    assert done == [("0.01", "[4]"), ("0.01", "[8]"), ("0.03", "[4]"), ("0.03", "[8]")]  # every grid point once
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    assert (workdir / "runs" / "c" / "best.yaml").is_file() and "4 complete, 4 fail" in second.stdout

@@ -1,6 +1,7 @@
 """Where a sweep's study lives and how its workers share it: the storage URL (checked, its password masked),
 the claim lock under which a worker counts trials and starts one, and the heartbeat that tells a dead
-worker's trial (kill -9, a lost machine) from a live one, so that the trial is failed and run again.
+worker's trial (kill -9, a lost machine) from a live one, so that the trial is failed and run again; a trial
+that Ctrl-C stops is failed and queued again at once, so that the same sweep command run again trains it.
 
 Optuna hands out trials, but on SQLite two processes can pop the same one (its docs advise against SQLite
 for parallel work), and a worker cannot know how many trials the others started. So the step "are there
@@ -93,9 +94,6 @@ def _file_lock(path: str, log: Callable[[str], None]) -> Iterator[None]:
 def open_storage(url: str, heartbeat: int) -> Any:
     """An RDBStorage that records running trials' heartbeats and, when one goes stale, fails it and queues it
     again with the same parameters (Optuna's retry callback; at most 3 times a trial)."""
-    retry = (
-        getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
-    )
     argument = next(
         a
         for a in ("heartbeat_stale_trial_callback", "failed_trial_callback")
@@ -105,8 +103,29 @@ def open_storage(url: str, heartbeat: int) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: in Optuna since 2.8
         return optuna.storages.RDBStorage(
-            url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat, **{argument: retry(max_retry=3)}, **engine
+            url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat, **{argument: _retry(max_retry=3)}, **engine
         )
+
+
+def _retry(max_retry: int | None) -> Any:
+    """Optuna's callback that queues a failed trial again with its parameters (its grid point), noting the failed
+    one in the new trial's retry_history."""
+    retry = (
+        getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return retry(max_retry=max_retry)
+
+
+def fail_and_queue_again(study: Any, trials: list[Any]) -> None:
+    """Trials a signal stopped (or that never started): failed, and queued again with their parameters as a dead
+    worker's are, so the same sweep command run again trains them anew. No limit on these retries: a person
+    stopped them, not a fault. A trial another worker already failed as stale was queued again there."""
+    again = _retry(max_retry=None)
+    for trial in trials:
+        with contextlib.suppress(Exception):  # not when the database itself is what failed
+            again(study, study.tell(trial, state=optuna.trial.TrialState.FAIL))
 
 
 @contextlib.contextmanager

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shlex
+import signal
 import time
 import warnings
 from collections.abc import Callable
@@ -33,6 +35,7 @@ from nntrain.tools.studies import (
     ask,
     beating,
     claim_lock,
+    fail_and_queue_again,
     fail_stale_trials,
     masked,
     open_storage,
@@ -122,6 +125,9 @@ def sweep(
     parent = tracker.parent(name) if tracker else None
     track = (lambda run_dir: tracker.log_run(run_dir, parent=parent)) if tracker else None
     study, db = open_study(url, name, p, grid, log)
+    again = {"--trials": trials, "--storage": storage and masked(storage), "--study": study_name, "--grid": grid}
+    again |= {"--batch": batch if batch != AUTO_BATCH else None, "--mlflow": mlflow is True}
+    again |= {"--mlflow-uri": mlflow if isinstance(mlflow, str) else None}
     log(
         f"study {name} in {masked(url)}: {p.trials} trials in all, {p.direction} {p.monitor}; "
         f"{'grid' if grid else 'TPE'} sampler, {p.pruner['name']} pruner; up to {batch} trial(s) trained at once; "
@@ -134,11 +140,28 @@ def sweep(
         if tracker:
             tracker.end_parent(parent, result, root, p.monitor)
         return result
+    except Interrupted as e:  # this worker's unfinished trials are queued again: the same command trains them
+        e.args = (f"{signal.Signals(e.signum).name}; {_QUEUED} Resume with: {_command(path, overrides, again)}",)
+        raise e from None
     except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError) as e:
         raise UserError(
             f"--storage {masked(url)}: the study's database stopped answering ({first_line(e, 200)}); the trials it "
             f"recorded are kept: run the sweep again to go on"
         ) from None
+
+
+_QUEUED = "the sweep's trials in progress here are failed and queued again, to train anew."
+
+
+def _command(path: Path, overrides: list[str], options: dict[str, Any]) -> str:
+    """`nntrain sweep` as this one was asked (a storage password masked): run again, it finishes the study."""
+    argv = ["nntrain", "sweep", str(path), *overrides]
+    for option, value in options.items():
+        if value is True:
+            argv.append(option)
+        elif value is not None and value is not False:
+            argv += [option, str(value)]
+    return shlex.join(argv)
 
 
 def _work(
@@ -156,21 +179,25 @@ def _work(
     Up to `batch` trials are claimed at once and trained together where their shapes agree (stacked_runs.py)."""
     ran, told_waiting = 0, False
     while True:
+        if SIGNALS.signum is not None:  # a signal between trials or while waiting: none of this worker's runs
+            raise Interrupted(SIGNALS.signum)
+        trials: list[Any] = []
         with claim_lock(url, study.study_name, log):
             fail_stale_trials(study)  # a worker that stopped beating: its trial failed and queued again
             counted, running, waiting = tally(study.get_trials(deepcopy=False))
-            trials = []
-            while len(trials) < batch and (waiting or counted < p.trials):
-                trials.append(ask(study, db, p.heartbeat))
-                waiting, counted = (waiting - 1, counted) if waiting else (waiting, counted + 1)
+            try:
+                while len(trials) < batch and (waiting or counted < p.trials):
+                    trials.append(ask(study, db, p.heartbeat))
+                    waiting, counted = (waiting - 1, counted) if waiting else (waiting, counted + 1)
+            except BaseException:  # a signal before any trial trained here: those claimed go back to the queue
+                fail_and_queue_again(study, trials)
+                raise
         if not trials and not running:
             return ran
         if not trials:  # other workers' last trials: wait for them to end, or to go stale and come back
             if not told_waiting:
                 log(f"waiting for {running} running trial(s) of other workers to end")
                 told_waiting = True
-            if SIGNALS.signum is not None:  # a signal while waiting: nothing of this worker's to save
-                raise Interrupted(SIGNALS.signum)
             time.sleep(min(p.heartbeat, 5))
             continue
         with contextlib.ExitStack() as beats:
@@ -206,7 +233,10 @@ def _run_trials(
     hooks = [Pruner(trial, p.monitor, p.pruner["name"]) for trial in trials]
     try:
         results = fit_many(cfgs, config_dir, lambda m: None, should_stop=hooks, started=started)
-    except BaseException:  # a signal or a bad data value: the trials are marked failed, the sweep stops
+    except Interrupted:  # a signal: the trials are failed and queued again, for the same sweep command to train
+        fail_and_queue_again(study, trials)
+        raise
+    except BaseException:  # a bad data value: the trials are marked failed, the sweep stops
         for trial in trials:
             with contextlib.suppress(Exception):  # not when the database itself is what failed
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
