@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from nntrain.config.loading import load_config
+from nntrain.errors import UserError
 
 from .conftest import NNTRAIN, is_png, write_config
 
@@ -30,6 +31,17 @@ def sweep_config(workdir: Path, data: Path, sweep: dict, **sections) -> Path:
 
 def load_study(url: str, name: str):
     return optuna.load_study(study_name=name, storage=url)
+
+
+def test_a_component_s_arguments_are_tried_with_the_names_the_sweep_gives_it(workdir, table_csv):
+    from nntrain.tools.sweep_space import plan
+
+    space = {"optimizer.name": ["sgd"], "optimizer.momentum": [0.9, 0.5], "trials": 2}
+    cfg = load_config(sweep_config(workdir, table_csv(n=100), space, optimizer={"name": "adam", "lr": 0.01}), [])
+    assert sorted(d.key for d in plan(cfg).dims) == ["optimizer.momentum", "optimizer.name"]
+    cfg = load_config(sweep_config(workdir, table_csv(n=100), {**space, "optimizer.name": ["adamw"]}), [])
+    with pytest.raises(UserError, match="sweep.optimizer.momentum: '.*' has no argument 'momentum'"):
+        plan(cfg)
 
 
 def test_every_sweep_problem_is_reported_at_once(workdir, table_csv, cli):

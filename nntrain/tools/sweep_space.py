@@ -4,6 +4,7 @@ the grid sampler built from them."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import inspect
@@ -88,10 +89,12 @@ def plan(cfg: Config, trials: int | None = None, grid: bool = False) -> Plan:
     monitor = metrics.monitor_name(cfg.train.monitor)
     problems: list[str | Problem] = []
     dims = []
+    # a component's other arguments are tried with each name the sweep gives it too (momentum with sgd)
+    names = [f"{k}={flow(v)}" for k, s in section.items() if k.endswith(".name") and isinstance(s, list) for v in s]
     for key, spec in section.items():
         if key in SETTINGS:
             continue
-        dim, found = _dimension(key, spec, base)
+        dim, found = _dimension(key, spec, base, [] if key.endswith(".name") else names)
         problems += found
         if dim is not None:
             dims.append(dim)
@@ -136,7 +139,7 @@ def plan(cfg: Config, trials: int | None = None, grid: bool = False) -> Plan:
     return Plan(base, dims, n, direction, pruner, monitor, heartbeat, show_test)
 
 
-def _dimension(key: str, spec: Any, base: dict) -> tuple[Dimension | None, list[str]]:
+def _dimension(key: str, spec: Any, base: dict, names: list[str]) -> tuple[Dimension | None, list[str]]:
     where = f"sweep.{key}"
     if key in ("name", "runs_dir", "sweep"):
         return None, [f"{where}: {key} is set by the sweep itself and cannot be searched"]
@@ -169,7 +172,7 @@ def _dimension(key: str, spec: Any, base: dict) -> tuple[Dimension | None, list[
     problems: dict[str, Problem] = {}  # a problem of the key itself (an unknown key) is told once, not per value
     for value in tried:  # each value must make a valid config on its own, as a trial would build it
         try:
-            load_config(None, [f"{key}={value}"], raw=copied(base))
+            _valid_with_one(f"{key}={value}", base, names)
         except UserError as e:
             for p in e.problems:
                 inner = dataclasses.replace(p, from_command_line=False)
@@ -180,6 +183,15 @@ def _dimension(key: str, spec: Any, base: dict) -> tuple[Dimension | None, list[
                 )
                 problems.setdefault(str(inner), told)
     return dim, list(problems.values())
+
+
+def _valid_with_one(override: str, base: dict, names: list[str]) -> None:
+    """The override on the base config, or with one of the swept component names; the base's error if none."""
+    for name in names:
+        with contextlib.suppress(UserError):
+            load_config(None, [name, override], raw=copied(base))
+            return
+    load_config(None, [override], raw=copied(base))
 
 
 def copied(base: dict) -> dict:
