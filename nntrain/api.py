@@ -7,8 +7,9 @@ What the encoding reads as unknown (a level never seen in training) comes as a D
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +58,12 @@ def fit(
 
     _check_tensorboard(tensorboard)
     cfg, config_dir = configured(config, overrides, data, name)
+    data = _given_frame(data) if isinstance(data, pd.DataFrame) else data
     path = frame_file(data, Path(cfg.runs_dir)) if isinstance(data, pd.DataFrame) else None
     tracker = tracker_for(mlflow, cfg)  # before the frame and the run folder: a dead server leaves neither behind
     files, why = stream_files(cfg, config_dir) if path is None else (None, "")
     if files:  # a Parquet table streamed from disk (engine/streamed.py): one model
         return _trained(lambda: start_streamed(cfg, config_dir, files, why), tracker, log, progress, tensorboard)
-    auto_bag(cfg, config_dir, tensorboard or tracker is not None, data if isinstance(data, pd.DataFrame) else None)
-    if cfg.train.bag > 1:
-        return _bagged(cfg, config_dir, log, tensorboard or tracker is not None, data, path)
 
     def begin() -> Any:
         if path is None:
@@ -73,7 +72,42 @@ def fit(
             cfg.data.path = str(path)
             return start(cfg, config_dir)
 
-    return _trained(begin, tracker, log, progress, tensorboard)
+    with _the_dataframe(path):
+        auto_bag(cfg, config_dir, tensorboard or tracker is not None, data if path is not None else None)
+        if cfg.train.bag > 1:
+            return _bagged(cfg, config_dir, log, tensorboard or tracker is not None, data, path)
+        return _trained(begin, tracker, log, progress, tensorboard)
+
+
+def _given_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A DataFrame to train on: refused without rows; a column of mixed values (1, "x", 2.5) as text, as a CSV
+    file's is read (data/frames.mixed_as_text)."""
+    from nntrain.data.frames import mixed_as_text
+
+    if len(frame) == 0:
+        raise UserError("data: the DataFrame has no rows (columns but no data rows); give it rows to train on")
+    return mixed_as_text(frame)
+
+
+@contextlib.contextmanager
+def _the_dataframe(path: Path | None) -> Iterator[None]:
+    """A refusal that names the file a DataFrame is stored in (RUNS_DIR/.data/SHA.parquet, an internal one)
+    names "the DataFrame" instead."""
+    try:
+        yield
+    except UserError as e:
+        if path is None:
+            raise
+        names = (f"data.path={path}", f"data.path={path.resolve()}", str(path.resolve()), str(path))
+
+        def said(text: str | None) -> str | None:
+            for name in names:
+                text = text.replace(name, "the DataFrame") if text else text
+            return text
+
+        e.problems = [dataclasses.replace(p, message=said(p.message), value=said(p.value)) for p in e.problems]
+        e.args = (str(e),)
+        raise
 
 
 def _bagged(cfg: Config, config_dir: Path | None, log: Callable | None, extra: bool, data: Any, path: Any) -> Bag:

@@ -11,7 +11,6 @@ from typing import Any
 import pandas as pd
 
 from nntrain.config.schema import Config
-from nntrain.data.frames import named
 from nntrain.errors import UserError
 
 Data = str | Path | pd.DataFrame
@@ -383,14 +382,15 @@ def _coverage(prep: dict, test: Any, data: Data | None, level: float, held, scor
 
 
 def table_or_path(data: Data | None, key: str = "--data") -> Any:
-    """A file path as text, or a DataFrame as a Table (typed columns, as from Parquet); None stays None."""
+    """A file path as text, or a DataFrame as a Table (typed columns, as from Parquet; a column of mixed values
+    as text, as from a CSV file); None stays None. A DataFrame without rows is refused."""
     if data is None or isinstance(data, (str, Path)):
         return None if data is None else str(data)
     if not isinstance(data, pd.DataFrame):
         raise UserError(f"{key}: give a pandas DataFrame or a file path, not {type(data).__name__}")
-    from nntrain.data.tables import Table
+    from nntrain.data.frames import frame_table
 
-    return Table(named(data), "DataFrame", "", 0)
+    return frame_table(data, key)
 
 
 def _warn(notes: list[str]) -> None:

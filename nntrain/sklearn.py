@@ -79,6 +79,8 @@ class _NNEstimator(BaseEstimator):
             validate_data(self, X, reset=reset, skip_check_array=True)
             if len(X) == 0:
                 raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
+            if X.shape[1] == 0:
+                raise ValueError(f"X has no columns (shape={X.shape}): a minimum of 1 feature column is required.")
             return X.set_axis([str(c) for c in X.columns], axis=1).reset_index(drop=True)
         X = check_array(X, dtype=None, ensure_all_finite="allow-nan")
         if X.dtype.kind == "O":
@@ -90,6 +92,11 @@ class _NNEstimator(BaseEstimator):
         frame = self._frame(X, reset=True)
         if len(frame) < 2:
             raise ValueError(f"{len(frame)} sample(s): fit needs 2 or more, rows to train on and to validate on")
+        if len(y) != len(frame):
+            raise ValueError(
+                f"X has {len(frame)} rows but y has {len(y)} values: give one y per row of X (found input variables "
+                f"with inconsistent numbers of samples: [{len(frame)}, {len(y)}])"
+            )
         target = next(n for n in ("target", *(f"target_{k}" for k in range(frame.shape[1] + 1))) if n not in frame)
         frame[target] = y
         base = self.config if self.config is not None else {"data": {}}

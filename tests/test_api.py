@@ -6,6 +6,7 @@ import json
 import pickle
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -230,3 +231,47 @@ def test_the_errors_the_api_raises_are_nntrain_names_without_torch():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.split() == ["True", "False", "True"], r.stderr
+
+
+TINY = {"train.plots": False, "train.threads": 1}
+
+
+def test_a_column_of_mixed_python_values_trains_as_its_csv_file_does(workdir, cli):
+    """An object column of 1, "x", 2.5 and None (or a Timestamp, text, a number and a bool) was refused with
+    pyarrow's "cannot be stored as Parquet"; it is read as the CSV file of the frame reads: as text (categories)."""
+    df = make_table(120, task="binary")
+    df["m"] = pd.Series([1, "x", 2.5, None] * 30, dtype=object)
+    df["t"] = pd.Series([pd.Timestamp("2020-01-01"), "text", 3, True] * 30, dtype=object)
+    run = nntrain.fit(small(), TINY, data=df, log=None)
+    df.to_csv(workdir / "mixed.csv", index=False)
+    cfg = write_config(workdir / "c.yaml", "mixed.csv", data={"target": "y"}, train={"plots": False, "threads": 1})
+    assert cli("fit", cfg, "--quiet").exit_code == 0
+    from_csv = nntrain.load(workdir / "runs" / "t")
+    assert run._prep["kinds"] == from_csv._prep["kinds"] == {"a": "numeric", "b": "numeric", "c": "numeric",
+                                                             "m": "categorical", "t": "categorical"}  # fmt: skip
+    assert run._prep["categories"] == from_csv._prep["categories"]
+    assert run._prep["categories"]["m"] == ["(missing)", "1", "2.5", "x"]
+    (stored,) = (workdir / "runs" / ".data").glob("*.parquet")
+    assert pd.read_parquet(stored).dtypes["a"] == np.float64  # a clean column stays as it is
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", nntrain.DataWarning)  # the same mixed values, read as in training: known
+        out = run.predict(df.drop(columns="y").head(8))
+    assert list(out.columns) == ["prediction", "proba_no", "proba_yes"] and len(out) == 8
+
+
+def test_an_empty_frame_is_refused_by_predict_and_evaluate_as_an_empty_file_is(workdir):
+    df = make_table(120)
+    run = nntrain.fit(small(), TINY, data=df, log=None)
+    with pytest.raises(UserError, match="the DataFrame has no rows"):
+        run.predict(df.drop(columns="y").iloc[:0])
+    with pytest.raises(UserError, match="the DataFrame has no rows"):
+        run.evaluate(df.iloc[:0])
+
+
+def test_a_refused_frame_is_called_the_dataframe_never_by_the_file_it_is_stored_in(workdir):
+    with pytest.raises(UserError, match=r"^data: the DataFrame has no rows") as empty:
+        nntrain.fit(small(), TINY, data=make_table(60).iloc[:0], log=None)
+    with pytest.raises(UserError, match=r"^the DataFrame: no feature columns besides the target 'y'") as bare:
+        nntrain.fit(small(), TINY, data=make_table(60)[["y"]], log=None)
+    said = str(empty.value) + str(bare.value)
+    assert ".data" not in said and ".parquet" not in said and "data.path" not in said

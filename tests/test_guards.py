@@ -9,8 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pandas as pd
 import pytest
+
+from nntrain.errors import UserError
 
 from .conftest import NNTRAIN, make_table, write_config
 
@@ -205,6 +209,86 @@ def test_predictions_never_reach_a_spreadsheet_as_formulas(workdir, cli):
     assert header.startswith("prediction,") and "proba_=HYPERLINK" not in header.split(",")[1][:1]
     raw = cli("predict", "runs/t", workdir / "f.csv", "--raw")
     assert any(line.startswith(("=", '"=', "+", "@")) for line in raw.stdout.splitlines()[1:])
+
+
+FORMULA = '=HYPERLINK("http://x","y")'
+PREDICTED = pd.DataFrame({"prediction": [FORMULA, "no"], "proba_=1": [0.25, 0.5], "proba_no": [0.75, 0.5]})
+READ_BACK = {
+    ".tsv": lambda p: pd.read_csv(p, sep="\t"),
+    ".parquet": pd.read_parquet,
+    ".feather": pd.read_feather,
+    ".xlsx": pd.read_excel,
+    ".jsonl": lambda p: pd.read_json(p, lines=True),
+}
+
+
+@pytest.mark.parametrize("name", ["p.csv", "p.tsv", "p.parquet", "p.feather", "p.xlsx", "p.jsonl", "p.csv.gz", "p"])
+def test_predictions_are_written_in_the_format_their_file_suffix_names(workdir, name):
+    """predict -o: what pandas reads back by the suffix is the predictions, a chunk after another (a Parquet input
+    is predicted a chunk at a time); labels a spreadsheet would run are escaped in CSV, TSV and Excel only."""
+    from nntrain.runs.files import write_output
+    from nntrain.tools.prediction_files import prediction_writer
+
+    path, suffix = workdir / name, (workdir / name).suffixes[0] if "." in name else ""
+    write = prediction_writer(path)
+    write_output(path, lambda f: write(f, [PREDICTED, PREDICTED.iloc[:1]]), name)
+    back = READ_BACK.get(suffix, pd.read_csv)(path)
+    expected = pd.concat([PREDICTED, PREDICTED.iloc[:1]], ignore_index=True)
+    assert list(back.columns) == list(expected.columns)
+    assert back.filter(like="proba_").to_numpy() == pytest.approx(expected.filter(like="proba_").to_numpy())
+    escaped = suffix in ("", ".csv", ".tsv", ".xlsx")
+    assert list(back["prediction"]) == [("'" if escaped else "") + FORMULA, "no", ("'" if escaped else "") + FORMULA]
+    assert list(workdir.iterdir()) == [path]
+
+
+def test_an_output_format_nntrain_cannot_write_is_refused_by_name(workdir, monkeypatch):
+    from nntrain.tools.prediction_files import prediction_writer
+
+    for name in ("p.xls", "p.json", "p.parquet.gz", "p.ods"):
+        with pytest.raises(UserError, match=rf"-o {workdir / name}: nntrain does not write .* name a .csv, .tsv"):
+            prediction_writer(workdir / name)
+    monkeypatch.setitem(sys.modules, "openpyxl", None)  # the excel extra not installed
+    with pytest.raises(UserError, match=r"p.xlsx: writing .xlsx needs openpyxl: pip install 'nntrain\[excel\]'"):
+        prediction_writer(workdir / "p.xlsx")
+
+
+@pytest.mark.parametrize("name", ["p.csv", "p.parquet", "p.xlsx", "p.jsonl"])
+def test_a_prediction_file_is_never_left_half_written(workdir, name):
+    from nntrain.runs.files import write_output
+    from nntrain.tools.prediction_files import prediction_writer
+
+    def chunks():
+        yield PREDICTED
+        raise UserError("INPUT: column 'a': missing value at row 9")  # a later chunk refused
+
+    write = prediction_writer(workdir / name)
+    with pytest.raises(UserError, match="row 9"):
+        write_output(workdir / name, lambda f: write(f, chunks()), name)
+    assert list(workdir.iterdir()) == []
+
+
+def test_predict_writes_the_format_its_output_suffix_names(run, cli, workdir):
+    """predict -o p.parquet (or .xlsx) wrote CSV text under that name; pandas then could not read it."""
+    import io
+
+    import numpy as np
+
+    run_dir, data = run
+    printed = pd.read_csv(io.StringIO(cli("predict", run_dir, data).stdout))
+    for name in ("p.parquet", "p.xlsx", "p.jsonl", "p.tsv", "p.feather"):
+        assert cli("predict", run_dir, data, "-o", workdir / name).exit_code == 0
+        back = READ_BACK[Path(name).suffix](workdir / name)
+        assert list(back["prediction"]) == list(printed["prediction"]), name
+        assert np.allclose(back.filter(like="proba_"), printed.filter(like="proba_")), name
+    r = cli("predict", run_dir, data, "-o", workdir / "p.xls")
+    assert refused(r, "p.xls: nntrain does not write .xls files") and not (workdir / "p.xls").exists()
+
+
+def test_explain_on_a_file_names_that_file(run, cli, workdir):
+    run_dir, data = run
+    pd.read_csv(data).drop(columns="y").to_csv(workdir / "new.csv", index=False)
+    r = cli("explain", run_dir, "--data", workdir / "new.csv")
+    assert refused(r, "new.csv: no target column 'y'") and "DataFrame" not in r.stderr, r.stderr
 
 
 def test_runs_shows_a_resumed_runs_epochs_and_marks_an_edited_config(workdir, cli):

@@ -159,3 +159,25 @@ def test_a_bag_asked_of_an_estimator_predicts_the_members_mean_and_pickles(workd
     assert proba.shape == (200, len(clf.classes_)) and np.allclose(proba.sum(axis=1), 1)
     assert np.allclose(pickle.loads(pickle.dumps(clf)).predict_proba(X), proba)
     assert isinstance(NNClassifier(train__epochs=1).fit(X, y).run_, nntrain.Run)  # the recipe alone: one model
+
+
+TINY = {"train__epochs": 3, "train__plots": False, "train__threads": 1}
+
+
+def test_x_and_y_of_different_lengths_or_x_without_columns_are_value_errors_naming_them(workdir):
+    df = make_table(120, task="binary")
+    with pytest.raises(ValueError, match=r"X has 110 rows but y has 120 values"):
+        NNClassifier(**TINY).fit(df[["a", "b"]].iloc[:110], df["y"])
+    with pytest.raises(ValueError, match=r"X has 120 rows but y has 100 values"):
+        NNRegressor(**TINY).fit(df[["a", "b"]].to_numpy(), df["a"].to_numpy()[:100])
+    with pytest.raises(ValueError, match=r"X has no columns \(shape=\(120, 0\)\)") as bare:
+        NNClassifier(**TINY).fit(pd.DataFrame(index=range(120)), df["y"])
+    assert ".parquet" not in str(bare.value) and "data.path" not in str(bare.value)
+
+
+def test_a_column_of_mixed_python_values_is_read_as_text(workdir):
+    """pyarrow refused it ("cannot be stored as Parquet"); a CSV file of it reads as text, and so does X."""
+    df = make_table(120, task="binary")
+    X = df[["a", "b"]].assign(m=pd.Series([1, "x", 2.5, None] * 30, dtype=object))
+    clf = NNClassifier(**TINY).fit(X, df["y"])
+    assert clf.run_._prep["kinds"]["m"] == "categorical" and clf.predict_proba(X).shape == (120, 2)

@@ -148,7 +148,12 @@ def predict(
     input: str = typer.Argument(
         ..., help="a table file (CSV, Excel, Parquet, ...) of raw rows with the training columns"
     ),
-    output: Path | None = typer.Option(None, "-o", "--output", help="write the predictions here (CSV)"),
+    output: Path | None = typer.Option(
+        None,
+        "-o",
+        "--output",
+        help="write the predictions in the format its suffix names: .parquet, .xlsx, .jsonl, .tsv, .feather, else CSV",
+    ),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
     force: bool = typer.Option(False, "--force", help="replace an existing output file"),
     raw: bool = typer.Option(
@@ -167,10 +172,11 @@ def predict(
     from nntrain import api
     from nntrain.data.stream import parquet_files
     from nntrain.runs.files import output_file, write_output
-    from nntrain.tools.inference import spreadsheet_safe
+    from nntrain.tools.prediction_files import prediction_writer
 
     if output is not None:
         output_file(output, force, inputs=[input])
+    writer = prediction_writer(output, raw)  # the format -o's suffix names (stdout: CSV); refused before any work
     run = api.load(run_dir, checkpoint)
     files = parquet_files(input)  # Parquet (a file, folder or glob) is read and written a chunk at a time
     written = 0
@@ -178,9 +184,7 @@ def predict(
     def write(f: Any) -> None:
         nonlocal written
         frames = _chunked(run, files, input, strict, interval, sets) if files else None
-        for i, frame in enumerate(frames or [run.predict(input, strict, interval=interval, sets=sets)]):
-            (frame if raw else spreadsheet_safe(frame)).to_csv(f, index=False, header=i == 0)
-            written += len(frame)
+        written = writer(f, frames or [run.predict(input, strict, interval=interval, sets=sets)])
 
     with data_warnings():
         if output is None:

@@ -1,6 +1,7 @@
 """A DataFrame given through the Python API (nntrain.fit(config, data=frame)), stored once as Parquet under
 RUNS_DIR/.data, named by a hash of its contents, so that eval, resume and the run folder's config.yaml can
-read it again; removed on a refused fit only when this fit wrote it and no other fit or run uses it."""
+read it again; removed on a refused fit only when this fit wrote it and no other fit or run uses it. A frame given
+to predict, eval or explain becomes the Table a file reads to, its columns of mixed values as text."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nntrain.data.tables import check_columns
+from nntrain.data.tables import NESTED, Table, check_columns
 from nntrain.errors import UserError
 from nntrain.runs.files import write_output
 
@@ -100,3 +101,46 @@ def named(frame: pd.DataFrame) -> pd.DataFrame:
                 f"(its real and imaginary parts as two columns, say)"
             )
     return frame.set_axis(names, axis=1).reset_index(drop=True)
+
+
+def frame_table(frame: pd.DataFrame, key: str) -> Table:
+    """A DataFrame given to predict, eval or explain, as the Table a file reads to: columns named as text, a
+    column of mixed values as text (mixed_as_text); one without rows is refused, as a file without them is."""
+    if len(frame) == 0:
+        raise UserError(f"{key}: the DataFrame has no rows (columns but no data rows); give it one or more")
+    return Table(mixed_as_text(named(frame)), "DataFrame", "", 0)
+
+
+# What infer_dtype says of an object column Parquet holds as it is (and one that holds lists is check_columns')
+CLEAN = ("string", "empty", "boolean", "floating", "complex")
+
+
+def mixed_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with each object column of mixed Python values (1, "x", 2.5; a Timestamp beside text), or of values
+    Parquet cannot hold, as a CSV reader sees it: its values as text, missing ones missing. The tabular code then
+    decides, as for a file (a few numbers among text: categories). Other columns stay as they are."""
+    out = frame
+    for i in range(frame.shape[1]):
+        column = frame.iloc[:, i]
+        if column.dtype == object and _mixed(column):
+            out = frame.copy() if out is frame else out
+            out.isetitem(i, column.map(str, na_action="ignore").astype(object))
+    return out
+
+
+def _mixed(column: pd.Series) -> bool:
+    import pyarrow as pa
+
+    kind = pd.api.types.infer_dtype(column, skipna=True)
+    if kind in CLEAN:
+        return False
+    values = column.dropna()
+    if any(isinstance(v, tuple(NESTED)) for v in values):
+        return False  # lists, mappings: refused by name (data/tables.check_columns)
+    if kind.startswith("mixed"):  # mixed-integer-float (1, 2.5) is numbers, which Parquet holds
+        return kind != "mixed-integer-float"
+    try:
+        pa.array(values, from_pandas=True)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        return True
+    return False

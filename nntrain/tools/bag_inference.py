@@ -12,7 +12,7 @@ from nntrain import metrics as M
 from nntrain.data.tables import Table
 from nntrain.errors import UserError
 from nntrain.model.heads import truth
-from nntrain.tools.inference import LoadedRun, load_run, prediction_columns, read_input, scores_of
+from nntrain.tools.inference import LoadedRun, data_label, load_run, prediction_columns, read_input, scores_of
 from nntrain.tools.linear_path import fold_scores
 
 BAG_FILE = "bag.json"
@@ -58,7 +58,7 @@ def bag_report(
     prep, report = loaded[0].prep, Report(strict)
     if data is None and not plan["test"]:
         raise UserError(f"{root} has no test split (data.test_size=0): evaluate it on a file with --data")
-    label = "test split" if data is None else data if isinstance(data, str) else "a DataFrame"
+    label = "test split" if data is None else data_label(data)
     if data is None:
         e = load_encoded(prep, rows=plan["test"])
     else:

@@ -15,9 +15,9 @@ import pandas as pd
 
 from nntrain import metrics as M
 from nntrain.data.reread import load_table, split_table
-from nntrain.data.tables import Table, read_table
+from nntrain.data.tables import Table
 from nntrain.errors import UserError
-from nntrain.tools.inference import LoadedRun, evaluate_run
+from nntrain.tools.inference import LoadedRun, evaluate_run, read_input
 
 MAX_REPEATS = 100
 
@@ -60,8 +60,8 @@ def _rows(run: LoadedRun, data: str | Table | None, bag_test: tuple | None) -> t
     a Table in memory."""
     if isinstance(data, Table):
         return data, "a DataFrame"
-    if data is not None:
-        return read_table(data, key="--data"), data
+    if data is not None:  # read as eval reads it: the run's separator, decimal and text columns
+        return read_input(data, "--data", run.prep), data
     if bag_test is None:
         table, folder = split_table(run.prep, run.split, run.run_dir, "test"), run.run_dir
     else:

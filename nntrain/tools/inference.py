@@ -92,7 +92,7 @@ def evaluate_run(run: LoadedRun, data_file: str | Table | None = None, strict: b
             raise UserError(f"{run.run_dir} has no test split (data.test_size=0): evaluate it on a file with --data")
     else:
         table = read_input(data_file, "--data", prep)
-        label = data_file if isinstance(data_file, str) else "a DataFrame"
+        label = data_label(data_file)
         e = encode_table(table, prep, label, report)
         seen = seen_in_run(prep, table, run.split, run.run_dir)
         report.notes += [seen] if seen else []
@@ -118,6 +118,14 @@ def evaluate_run(run: LoadedRun, data_file: str | Table | None = None, strict: b
             "after": measures(after, e.y),
         }
     return out
+
+
+def data_label(data: str | Table) -> str:
+    """What messages call rows given to eval or explain: the file as given, a file's rows by its path (explain
+    reads the file, then evaluates its shuffled rows), or "a DataFrame"."""
+    if isinstance(data, str):
+        return data
+    return "a DataFrame" if data.source == "DataFrame" else data.source
 
 
 def _tensor(a: np.ndarray | None) -> torch.Tensor | None:

@@ -89,7 +89,6 @@ def plan(cfg: Config, trials: int | None = None, grid: bool = False) -> Plan:
     monitor = metrics.monitor_name(cfg.train.monitor)
     problems: list[str | Problem] = []
     dims = []
-    # a component's other arguments are tried with each name the sweep gives it too (momentum with sgd)
     names = [f"{k}={flow(v)}" for k, s in section.items() if k.endswith(".name") and isinstance(s, list) for v in s]
     for key, spec in section.items():
         if key in SETTINGS:
@@ -140,6 +139,8 @@ def plan(cfg: Config, trials: int | None = None, grid: bool = False) -> Plan:
 
 
 def _dimension(key: str, spec: Any, base: dict, names: list[str]) -> tuple[Dimension | None, list[str]]:
+    """One searched key, each of its values tried on the base config, or with one of the component names the
+    sweep gives (`names`: optimizer.momentum beside optimizer.name: [sgd])."""
     where = f"sweep.{key}"
     if key in ("name", "runs_dir", "sweep"):
         return None, [f"{where}: {key} is set by the sweep itself and cannot be searched"]

@@ -1,0 +1,110 @@
+"""Predictions written to a file in the format its suffix names (predict -o): CSV (also for no suffix or an unknown
+one), TSV, Parquet, Feather, Excel and JSON Lines, text and JSON Lines compressed too; a table format nntrain
+cannot write is refused before any work."""
+
+from __future__ import annotations
+
+import bz2
+import functools
+import gzip
+import lzma
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nntrain.data.readers import TEXT
+from nntrain.errors import UserError, first_line
+from nntrain.tools.inference import spreadsheet_safe
+
+# -o's suffix names the format predictions are written in: TEXT's delimited text (data/readers.py's suffixes; no
+# suffix, or another, is CSV), these, and text or JSON Lines compressed (.csv.gz)
+ARROW = {".parquet": "Parquet", ".pq": "Parquet", ".feather": "Feather", ".arrow": "Feather", ".ipc": "Feather"}
+JSONL = (".jsonl", ".ndjson")
+PACKED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+NOT_WRITTEN = (".xls", ".xlsm", ".xlsb", ".ods", ".json", ".zip", ".orc", ".avro", ".h5", ".hdf5", ".pkl", ".pickle")
+WRITTEN = ".csv, .tsv, .parquet, .feather, .xlsx or .jsonl file (.csv.gz, .jsonl.gz: compressed)"
+Writer = Callable[[Any, Iterable[pd.DataFrame]], int]
+
+
+def prediction_writer(path: Path | None, raw: bool = False) -> Writer:
+    """How predictions go to `path` (None: CSV to stdout), checked before any work: write(f, frames) writes
+    the frames (one, or a chunk at a time) to the open file f and gives the rows written. CSV, TSV and Excel
+    cells that a spreadsheet would run as formulas are escaped (spreadsheet_safe) unless `raw`."""
+    suffixes = [s.lower() for s in (path.suffixes[-2:] if path is not None else [])]
+    packed = suffixes.pop() if suffixes and suffixes[-1] in PACKED else ""
+    kind = suffixes[-1] if suffixes else ""
+    if kind in NOT_WRITTEN or (packed and (kind in ARROW or kind == ".xlsx")):
+        raise UserError(f"-o {path}: nntrain does not write {kind}{packed} files; name a {WRITTEN}")
+    if kind in ARROW:
+        return functools.partial(_write_arrow, path=path, kind=ARROW[kind])
+    if kind == ".xlsx":
+        try:
+            import openpyxl  # noqa: F401
+        except ImportError:
+            raise UserError(f"-o {path}: writing .xlsx needs openpyxl: pip install 'nntrain[excel]'") from None
+        return functools.partial(_write_excel, path=path, raw=raw)
+    if kind in JSONL:
+        write: Writer = _write_jsonl
+    else:
+        write = functools.partial(_write_text, sep=TEXT.get(kind, ","), raw=raw)
+    return functools.partial(_packed, write=write, packed=PACKED[packed]) if packed else write
+
+
+def _packed(f: Any, frames: Iterable[pd.DataFrame], write: Writer, packed: Callable) -> int:
+    with packed(f, "wb") as out:
+        return write(out, frames)
+
+
+def _write_text(f: Any, frames: Iterable[pd.DataFrame], sep: str, raw: bool) -> int:
+    written = 0
+    for i, frame in enumerate(frames):
+        (frame if raw else spreadsheet_safe(frame)).to_csv(f, sep=sep, index=False, header=i == 0)
+        written += len(frame)
+    return written
+
+
+def _write_jsonl(f: Any, frames: Iterable[pd.DataFrame]) -> int:
+    written = 0
+    for frame in frames:
+        f.write(frame.to_json(orient="records", lines=True, force_ascii=False).encode())
+        written += len(frame)
+    return written
+
+
+def _write_arrow(f: Any, frames: Iterable[pd.DataFrame], path: Path, kind: str) -> int:
+    """Parquet or Feather (Arrow IPC), a chunk at a time, in the first chunk's column types."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink, schema, written = None, None, 0
+    try:
+        for frame in frames:
+            table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+            if sink is None:
+                schema = table.schema
+                sink = pq.ParquetWriter(f, schema) if kind == "Parquet" else pa.ipc.new_file(f, schema)
+            sink.write_table(table)
+            written += len(frame)
+    except (pa.ArrowException, TypeError, ValueError) as e:  # labels of mixed types, say
+        raise UserError(f"-o {path}: cannot write it as {kind}: {first_line(e)}; name a .csv file") from None
+    finally:
+        if sink is not None:
+            sink.close()
+    return written
+
+
+def _write_excel(f: Any, frames: Iterable[pd.DataFrame], path: Path, raw: bool) -> int:
+    """One sheet, `predictions`; a sheet holds at most 1,048,576 rows (the header's among them)."""
+    written = 0
+    with pd.ExcelWriter(f, engine="openpyxl") as book:
+        for i, frame in enumerate(frames):
+            try:
+                (frame if raw else spreadsheet_safe(frame)).to_excel(
+                    book, sheet_name="predictions", startrow=written + (i > 0), header=i == 0, index=False
+                )
+            except ValueError as e:  # a sheet too large; a character openpyxl refuses
+                raise UserError(f"-o {path}: cannot write it as Excel: {first_line(e)}; name a .csv file") from None
+            written += len(frame)
+    return written
