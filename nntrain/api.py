@@ -17,7 +17,7 @@ import pandas as pd
 
 from nntrain.config.loading import load_config
 from nntrain.config.schema import Config
-from nntrain.data.frames import frame_file, stored
+from nntrain.data.frames import frame_file, given_frame, stored
 from nntrain.engine.stopping import Diverged, catching_signals
 from nntrain.errors import UserError
 from nntrain.plaindata import flow
@@ -58,7 +58,7 @@ def fit(
 
     _check_tensorboard(tensorboard)
     cfg, config_dir = configured(config, overrides, data, name)
-    data = _given_frame(data) if isinstance(data, pd.DataFrame) else data
+    data = given_frame(data, "data") if isinstance(data, pd.DataFrame) else data
     path = frame_file(data, Path(cfg.runs_dir)) if isinstance(data, pd.DataFrame) else None
     tracker = tracker_for(mlflow, cfg)  # before the frame and the run folder: a dead server leaves neither behind
     files, why = stream_files(cfg, config_dir) if path is None else (None, "")
@@ -77,16 +77,6 @@ def fit(
         if cfg.train.bag > 1:
             return _bagged(cfg, config_dir, log, tensorboard or tracker is not None, data, path)
         return _trained(begin, tracker, log, progress, tensorboard)
-
-
-def _given_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A DataFrame to train on: refused without rows; a column of mixed values (1, "x", 2.5) as text, as a CSV
-    file's is read (data/frames.mixed_as_text)."""
-    from nntrain.data.frames import mixed_as_text
-
-    if len(frame) == 0:
-        raise UserError("data: the DataFrame has no rows (columns but no data rows); give it rows to train on")
-    return mixed_as_text(frame)
 
 
 @contextlib.contextmanager

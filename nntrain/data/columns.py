@@ -30,10 +30,11 @@ def numeric_column(s: pd.Series, header_line: int) -> np.ndarray:
         return s.to_numpy(dtype=np.float64)
     if pd.api.types.is_numeric_dtype(s):
         return s.to_numpy(dtype=np.float64, na_value=np.nan)
-    if s.map(type).isin([bool, np.bool_]).any():  # TRUE / FALSE with a blank: pandas keeps Python bools
-        s = s.map(lambda v: float(v) if isinstance(v, (bool, np.bool_)) else v)
     as_num = pd.to_numeric(s.astype(str).str.strip(), errors="coerce")
     bad = as_num.isna() & s.notna()
+    if bad.any():  # TRUE / FALSE with a blank: pandas keeps Python bools, which are 1 and 0
+        flags = s.map(lambda v: float(v) if isinstance(v, (bool, np.bool_)) else np.nan)
+        as_num, bad = as_num.fillna(flags), bad & flags.isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise UserError(f"column {quoted(s.name)}: {quoted(s.iloc[i])} at {where(header_line, i)} is not a number")

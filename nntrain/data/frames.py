@@ -103,12 +103,17 @@ def named(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.set_axis(names, axis=1).reset_index(drop=True)
 
 
-def frame_table(frame: pd.DataFrame, key: str) -> Table:
-    """A DataFrame given to predict, eval or explain, as the Table a file reads to: columns named as text, a
-    column of mixed values as text (mixed_as_text); one without rows is refused, as a file without them is."""
+def given_frame(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+    """A DataFrame given to fit, predict, eval or explain as a file's rows read: columns named as text, a column
+    of mixed values as text (mixed_as_text); one without rows is refused, as a file without them is."""
     if len(frame) == 0:
         raise UserError(f"{key}: the DataFrame has no rows (columns but no data rows); give it one or more")
-    return Table(mixed_as_text(named(frame)), "DataFrame", "", 0)
+    return mixed_as_text(named(frame))
+
+
+def frame_table(frame: pd.DataFrame, key: str) -> Table:
+    """A DataFrame given to predict, eval or explain, as the Table a file reads to (given_frame)."""
+    return Table(given_frame(frame, key), "DataFrame", "", 0)
 
 
 # What infer_dtype says of an object column Parquet holds as it is (and one that holds lists is check_columns')
