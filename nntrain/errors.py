@@ -18,6 +18,19 @@ class Stop(Exception):
 
     exit_code = 1
     prefix = "Error"  # as click and typer begin theirs (a wrong option): one prefix for every error
+    status = "error"  # a --json command's record of the stop: summary.json's word where a run has one
+
+    def record(self) -> dict[str, Any]:
+        """What a --json command prints on stdout instead of its results: the status, the exit code, the
+        message, and where there are any, each problem's key and the run folder to resume."""
+        out: dict[str, Any] = {"status": self.status, "exit_code": self.exit_code, "message": str(self)}
+        problems = getattr(self, "problems", None)
+        if problems:
+            out["problems"] = [{"key": p.key, "message": p.message, "value": p.value, "line": p.line} for p in problems]
+        run_dir = getattr(self, "run_dir", None)
+        if run_dir is not None:
+            out["run_dir"] = str(run_dir)
+        return out
 
 
 @dataclass(frozen=True)

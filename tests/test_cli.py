@@ -26,6 +26,21 @@ def trained(workdir, table_csv, cli):
     return json.loads(result.stdout.strip().splitlines()[-1]), cfg, data
 
 
+def test_json_commands_print_why_they_stopped_on_stdout(workdir, table_csv, cli):
+    """A script that reads --json's stdout finds the stop's status, exit code, message and keys, not nothing."""
+    cfg = write_config(workdir / "c.yaml", table_csv(n=120, task="regression"))
+    r = cli("fit", cfg, "train.epochs=abc", "--json")
+    out = json.loads(r.stdout)
+    assert r.exit_code == out["exit_code"] == 2 and out["status"] == "error" and "train.epochs=abc" in r.stderr
+    assert [(p["key"], p["value"]) for p in out["problems"]] == [("train.epochs", "abc")]
+    r = cli("fit", cfg, "optimizer.name=sgd", "optimizer.lr=1e30", "--json")
+    out = json.loads(r.stdout)
+    assert r.exit_code == out["exit_code"] == 3 and out["status"] == "diverged" and "diverged" in out["message"]
+    r = cli("eval", "runs/none", "--json")
+    out = json.loads(r.stdout)
+    assert r.exit_code == 2 and out["status"] == "error" and "runs/none" in out["message"]
+
+
 def test_fit_prints_what_a_learner_needs(workdir, table_csv, cli):
     cfg = write_config(workdir / "c.yaml", table_csv(n=200))
     r = cli("fit", cfg, "train.epochs=4")

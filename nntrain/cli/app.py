@@ -34,8 +34,9 @@ def console(stderr: bool, width: int | None = None):
     return console
 
 
-def _guard(fn: Callable[[], None]) -> None:
-    """A user's mistake, a divergence or a signal: one message on stderr and its exit code; never a traceback."""
+def _guard(fn: Callable[[], None], as_json: bool = False) -> None:
+    """A user's mistake, a divergence or a signal: one message on stderr and its exit code; never a traceback.
+    With --json, stdout gets the stop's record too (a script that reads it finds why, not nothing)."""
     from nntrain.engine.distributed import rank
     from nntrain.errors import Stop
 
@@ -44,9 +45,13 @@ def _guard(fn: Callable[[], None]) -> None:
     except Stop as e:
         if rank() == 0:  # data-parallel: rank 0 speaks for the group
             console(True).print(f"{e.prefix}: {e}", markup=False)
+            if as_json:
+                print_json(e.record())
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:  # before training started: nothing to save
         console(True).print("interrupted", markup=False)
+        if as_json:
+            print_json({"status": "interrupted", "exit_code": 130, "message": "interrupted"})
         raise typer.Exit(130) from None
     except BrokenPipeError:  # stdout's reader went away (`nntrain runs | head -1`): a normal end, said nowhere
         _discard_stdout()
@@ -77,7 +82,7 @@ def guarded(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def run(*args, **kwargs) -> None:
-        _guard(lambda: command(*args, **kwargs))
+        _guard(lambda: command(*args, **kwargs), bool(kwargs.get("as_json")))
 
     return run
 
