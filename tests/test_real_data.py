@@ -189,6 +189,26 @@ def test_dates_written_day_or_month_first_read_as_the_dates_they_are(tmp_path, f
     assert not any("warning" in n and "'when'" in n for n in d.notes)
 
 
+def test_a_column_of_times_of_day_gives_the_hour_parts_and_no_date(tmp_path):
+    """13:45 and 1:45 PM are the hour 13.75 on any day; a date part would be the day the fit ran."""
+    from nntrain.data import dates
+
+    s = pd.Series(["13:45", "1:45 PM", "12:00 am", "00:00:30.5", None, "23:59"])
+    assert dates.date_order(s) == ("time", "")
+    assert np.allclose(dates.seconds(s, "time"), [49500, 49500, 0, 30.5, np.nan, 86340], equal_nan=True)
+    assert dates.date_order(pd.Series(["125:30", "1:30"]))[0] is None  # a duration: no time of day
+    df = make_table(n=200)
+    minutes = np.random.default_rng(0).integers(0, 24 * 60, 200)
+    df["at"] = [f"{m // 60}:{m % 60:02d}" for m in minutes]
+    d = prep_of(df, tmp_path)
+    assert d.prep["dates"]["at"]["order"] == "time"
+    assert d.prep["dates"]["at"]["parts"] == ["hour", "hour_sin", "hour_cos"]
+    assert any("'at' read as times of day: hour, hour_sin, hour_cos" in n for n in d.notes)
+    k = numeric_names(d.prep).index("at.hour")
+    hours = d.X[:, d.prep["encoded"].index("at.hour")] * d.prep["scale"][k] + d.prep["shift"][k]
+    assert np.allclose(hours, minutes / 60, atol=1e-3)
+
+
 def test_a_two_digit_year_is_read_as_excel_reads_it():
     from nntrain.data import dates
 

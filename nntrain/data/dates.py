@@ -1,6 +1,7 @@
 """Dates and times: which columns hold them, and their numeric parts (year, month, day of month, day of week,
-day of year, hour of day, days since the training split's earliest value, and the sine and cosine of month, day
-of week, day of year and hour over their cycles). A date is never one level per distinct value.
+day of year, hour of day (all a column of times of day has), days since the training split's earliest value,
+and the sine and cosine of month, day of week, day of year and hour over their cycles). A date is never one
+level per distinct value.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ DAY_MONTH = r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4}|\d{2})(" + TIME + ")"  # day and
 CENTURY_TURNS = 30
 MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
 NAMED = rf"(?:\d{{1,2}}[ -]{MONTH}[ -]\d{{4}}|{MONTH} \d{{1,2}},? \d{{4}})" + TIME
-WRITTEN = {"iso": "2013-01-31", "ymd": "2013/01/31", "dmy": "31/01/2013", "mdy": "01/31/2013", "named": "31 Jan 2013"}
+# time: a time of day alone (13:45, 13:45:10.5, 1:45 PM), a column beside a date column: its hour parts only
+CLOCK = r"(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d+)?))?(?: ?([AaPp])\.?[Mm]\.?)?"
+WRITTEN = {
+    "iso": "2013-01-31",
+    "ymd": "2013/01/31",
+    "dmy": "31/01/2013",
+    "mdy": "01/31/2013",
+    "named": "31 Jan 2013",
+    "time": "13:45",
+}
 # data.date_order's words for the two orders a table can leave open
 SAID = {"day_first": "dmy", "month_first": "mdy"}
 # The cycles' sine and cosine beside them: December next to January, Sunday next to Monday, 23:00 next to
@@ -53,6 +63,8 @@ def date_order(s: pd.Series) -> tuple[str | None, str]:
     for order, pattern in (("iso", ISO_LIKE), ("ymd", YMD), ("named", NAMED)):
         if text.str.fullmatch(pattern, case=False).all():
             return order, ""
+    if _clock_seconds(text).notna().all():
+        return "time", ""
     fields = text.str.extract(f"^{DAY_MONTH}$")
     if fields[0].isna().any():
         return None, ""
@@ -90,6 +102,8 @@ def seconds(s: pd.Series, order: str = "iso") -> np.ndarray:
     in the column's order."""
     if pd.api.types.is_datetime64_any_dtype(s):
         t = s if getattr(s.dt, "tz", None) is not None else s.dt.tz_localize("UTC")
+    elif order == "time":  # seconds into the day, on 1970-01-01: only the hour parts vary
+        return _clock_seconds(s.astype("string").str.strip()).to_numpy()
     else:
         text = s.astype("string").str.strip()
         text = _year_first(text, order) if order in ("ymd", "dmy", "mdy") else text
@@ -101,6 +115,20 @@ def seconds(s: pd.Series, order: str = "iso") -> np.ndarray:
     out = naive.astype(np.int64).astype(np.float64) / 1e9
     out[np.isnat(naive)] = np.nan
     return out
+
+
+def _clock_seconds(text: pd.Series) -> pd.Series:
+    """Seconds since midnight of each time of day (13:45, 1:45 PM), missing where a value is none: an hour
+    past 23 (a duration, 125:30) or 0 and past 12 with AM or PM, minutes or seconds past 59."""
+    f = text.str.extract(f"^{CLOCK}$")
+    h, m, sec = (pd.to_numeric(f[i], errors="coerce").to_numpy(np.float64, na_value=np.nan) for i in range(3))
+    sec = np.where(f[2].notna().to_numpy(bool), sec, 0.0)
+    half = f[3].str.lower().to_numpy(object, na_value=None)
+    am, pm = half == "a", half == "p"
+    with np.errstate(invalid="ignore"):
+        ok = (h <= 23) & (m <= 59) & (sec < 60) & (~(am | pm) | ((h >= 1) & (h <= 12)))
+    h = np.where(am | pm, h % 12 + 12 * pm, h)
+    return pd.Series(np.where(ok, h * 3600 + m * 60 + sec, np.nan), index=text.index)
 
 
 def _year_first(text: pd.Series, order: str) -> pd.Series:

@@ -147,9 +147,13 @@ def _fit_dates(s: pd.Series, said: str | None, train: np.ndarray, prep: dict, no
     parts = dates.parts(secs[train], origin)
     # constant parts left out (max > min: the std of a constant sine need not come out 0)
     kept = [p for p in dates.PARTS if np.nanmax(parts[p]) > np.nanmin(parts[p])]
+    if order == "time":  # days since the earliest time of day: the hour again
+        kept = [p for p in kept if p != "days"]
     prep["dates"][col] = {"origin": origin, "parts": kept or ["days"], "order": order}
+    shown = ", ".join(prep["dates"][col]["parts"])
     start = pd.Timestamp(origin, unit="s").isoformat()
-    notes.append(f"column {quoted(col)} read as dates: {', '.join(prep['dates'][col]['parts'])} (days since {start})")
+    said = f"times of day: {shown}" if order == "time" else f"dates: {shown} (days since {start})"
+    notes.append(f"column {quoted(col)} read as {said}")
     if order in ("dmy", "mdy"):
         notes.append(_order_note(col, order, open_because))
     bad = dates.unreadable(s, secs)
