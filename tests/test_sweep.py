@@ -3,6 +3,7 @@ or run twice (SQLite here; PostgreSQL when NNTRAIN_TEST_POSTGRES names a server)
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -275,6 +276,10 @@ def test_a_killed_workers_trial_is_failed_and_run_again_so_every_grid_point_comp
     assert done == ["[12]", "[4]", "[8]"]  # every grid point, the killed one included
     assert [t.state.name for t in trials if t.number == 0] == ["FAIL"]
     assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    killed = next(t for t in trials if t.number == 0)  # its retry went on from the dead worker's last save
+    retry = next(t for t in trials if t.state.name == "COMPLETE" and t.params == killed.params)
+    assert retry.user_attrs["run_dir"] == killed.user_attrs["run_dir"] == str(metrics.parent.resolve())
+    assert [int(row["epoch"]) for row in csv.DictReader(metrics.open())] == list(range(1, 51))
 
 
 def test_a_database_that_stops_answering_mid_sweep_is_a_clear_error(workdir, table_csv):
@@ -318,7 +323,8 @@ def test_a_running_trial_that_never_beat_does_not_hold_the_sweep(workdir, table_
 
 def test_a_sweep_stopped_by_ctrl_c_is_finished_by_the_same_command(workdir, table_csv):
     """SIGINT mid-trial: the trials in progress (two stacked members and a group still waiting) are failed and
-    queued again; the printed command, the sweep itself, trains them and writes best.yaml."""
+    queued again; the printed command, the sweep itself, goes on with each from its last save in its folder
+    and writes best.yaml."""
     cfg = sweep_config(
         workdir,
         table_csv(n=300),
@@ -345,3 +351,8 @@ def test_a_sweep_stopped_by_ctrl_c_is_finished_by_the_same_command(workdir, tabl
     assert done == [("0.01", "[4]"), ("0.01", "[8]"), ("0.03", "[4]"), ("0.03", "[8]")]  # every grid point once
     assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
     assert (workdir / "runs" / "c" / "best.yaml").is_file() and "4 complete, 4 fail" in second.stdout
+    folders = sorted((workdir / "runs" / "c").glob("trial-*"))  # each retry went on in its first try's folder
+    assert [d.name for d in folders] == ["trial-0000", "trial-0001", "trial-0002", "trial-0003"]
+    assert sorted(t.user_attrs["run_dir"] for t in trials if t.state.name == "COMPLETE") == [str(d) for d in folders]
+    for d in folders:  # one run of 40 epochs each, none begun again
+        assert [int(row["epoch"]) for row in csv.DictReader((d / "metrics.csv").open())] == list(range(1, 41))

@@ -75,14 +75,18 @@ def fit_many(
     started: Callable[[list[Run]], None] | None = None,
     data: list | None = None,
     tensorboard: bool = False,
+    earlier: list[Path | None] | None = None,
 ) -> list[dict | Diverged]:
     """Start a run per config (every folder made before any trains; none left if one cannot start), then
     train those that can go together on the stacked engine, as many at once as memory holds, and the others
     alone. Results in order. `started`: told the runs once all have their folders; `data`: each run's
-    prepared data (cross-validation folds), else each reads its own; tensorboard: event files in each run folder."""
+    prepared data (cross-validation folds), else each reads its own; tensorboard: event files in each run folder;
+    `earlier`: per config, the folder of a run of it that a stop cut short (a sweep's trial queued again), resumed
+    from its last save (one that had ended gives its summary, untrained) where it can be, else started anew."""
     data = data or [None] * len(cfgs)
-    openers = [lambda c=c, d=d: start(c, config_dir, stacked=True, data=d) for c, d in zip(cfgs, data)]
-    runs = _all_or_none(openers, remove=True)
+    earlier = earlier or [None] * len(cfgs)
+    openers = [lambda c=c, d=d, e=e: _resumed_or_started(e, c, config_dir, d) for c, d, e in zip(cfgs, data, earlier)]
+    runs = _all_or_none(openers, remove=True, keep={e for e in earlier if e is not None})
     if started is not None:
         started(runs)
     return train_groups(runs, log, quiet, should_stop, tensorboard)
@@ -119,9 +123,22 @@ def _common_checkpoints(folders: list[Path]) -> list[tuple[Path, str]]:
     return [(d, "last.prev" if e != common and p == common else "last") for d, (e, p) in zip(folders, points)]
 
 
-def _all_or_none(openers: list[Callable[[], Run]], remove: bool = False) -> list[Run]:
+def _resumed_or_started(folder: Path | None, cfg: Config, config_dir: Path | None, data) -> Run:
+    """The run in `folder` from its last save, else (no folder; one another process holds, or whose data
+    changed) a new run of cfg."""
+    from nntrain.engine.state import resume
+
+    if folder is not None:
+        try:
+            return resume(folder, stacked=True)
+        except UserError:
+            pass
+    return start(cfg, config_dir, stacked=True, data=data)
+
+
+def _all_or_none(openers: list[Callable[[], Run]], remove: bool = False, keep: set[Path] = frozenset()) -> list[Run]:
     """Each opener's run; if one fails, the runs opened before it let go of their folders (and, `remove`: new
-    folders, deleted) before the error goes on."""
+    folders, deleted; those in `keep`, resumed, stay) before the error goes on."""
     runs: list[Run] = []
     try:
         for opener in openers:
@@ -130,7 +147,7 @@ def _all_or_none(openers: list[Callable[[], Run]], remove: bool = False) -> list
         for run in runs:
             if run.lock is not None:
                 run.lock.release()
-            if remove:
+            if remove and run.run_dir not in keep:
                 shutil.rmtree(run.run_dir, ignore_errors=True)
         raise
     return runs

@@ -1,7 +1,7 @@
 """Where a sweep's study lives and how its workers share it: the storage URL (checked, its password masked),
 the claim lock under which a worker counts trials and starts one, and the heartbeat that tells a dead
 worker's trial (kill -9, a lost machine) from a live one, so that the trial is failed and run again; a trial
-that Ctrl-C stops is failed and queued again at once, so that the same sweep command run again trains it.
+that Ctrl-C stops is failed and queued again at once, so that the same sweep command run again goes on with it.
 
 Optuna hands out trials, but on SQLite two processes can pop the same one (its docs advise against SQLite
 for parallel work), and a worker cannot know how many trials the others started. So the step "are there
@@ -25,7 +25,7 @@ from typing import Any
 import optuna
 
 from nntrain.errors import UserError, first_line
-from nntrain.runs.folders import pid_lock
+from nntrain.runs.folders import PREVIOUS, pid_lock
 
 DEFAULT_HEARTBEAT = 30  # seconds between a running trial's heartbeats; stale after twice that
 
@@ -120,12 +120,28 @@ def _retry(max_retry: int | None) -> Any:
 
 def fail_and_queue_again(study: Any, trials: list[Any]) -> None:
     """Trials a signal stopped (or that never started): failed, and queued again with their parameters as a dead
-    worker's are, so the same sweep command run again trains them anew. No limit on these retries: a person
-    stopped them, not a fault. A trial another worker already failed as stale was queued again there."""
+    worker's are, so the same sweep command run again goes on with them (earlier_run). No limit on these
+    retries: a person stopped them, not a fault. A trial another worker already failed as stale was queued again
+    there."""
     again = _retry(max_retry=None)
     for trial in trials:
         with contextlib.suppress(Exception):  # not when the database itself is what failed
             again(study, study.tell(trial, state=optuna.trial.TrialState.FAIL))
+
+
+def earlier_run(study: Any, trial: Any) -> Path | None:
+    """The run folder of the attempt a queued-again trial repeats (a signal or a dead worker stopped it), where
+    one is here and holds a save to go on from; None for a new trial."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    tried = trials[trial.number].system_attrs.get("retry_history", [])
+    if not tried:
+        return None
+    before = trials.get(tried[-1])
+    stored = before.user_attrs.get("run_dir") if before is not None else None
+    folder = Path(stored) if stored else None
+    if folder is None or not folder.is_absolute():
+        return None
+    return folder.resolve() if (folder / "last.pt").is_file() or (folder / PREVIOUS).is_file() else None
 
 
 @contextlib.contextmanager

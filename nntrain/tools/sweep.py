@@ -35,6 +35,7 @@ from nntrain.tools.studies import (
     ask,
     beating,
     claim_lock,
+    earlier_run,
     fail_and_queue_again,
     fail_stale_trials,
     masked,
@@ -150,7 +151,7 @@ def sweep(
         ) from None
 
 
-_QUEUED = "the sweep's trials in progress here are failed and queued again, to train anew."
+_QUEUED = "the sweep's trials in progress here are failed and queued again, each to go on from its last save."
 
 
 def _command(path: Path, overrides: list[str], options: dict[str, Any]) -> str:
@@ -232,7 +233,8 @@ def _run_trials(
 
     hooks = [Pruner(trial, p.monitor, p.pruner["name"]) for trial in trials]
     try:
-        results = fit_many(cfgs, config_dir, lambda m: None, should_stop=hooks, started=started)
+        earlier = [earlier_run(study, trial) for trial in trials]
+        results = fit_many(cfgs, config_dir, lambda m: None, should_stop=hooks, started=started, earlier=earlier)
     except Interrupted:  # a signal: the trials are failed and queued again, for the same sweep command to train
         fail_and_queue_again(study, trials)
         raise
