@@ -14,14 +14,13 @@ from typing import Any
 
 import pandas as pd
 
-from nntrain.data.readers import TEXT
+from nntrain.data.readers import FEATHER, JSON_LINES, PARQUET, TEXT
 from nntrain.errors import UserError, first_line
 from nntrain.tools.inference import spreadsheet_safe
 
-# -o's suffix names the format predictions are written in: TEXT's delimited text (data/readers.py's suffixes; no
-# suffix, or another, is CSV), these, and text or JSON Lines compressed (.csv.gz)
-ARROW = {".parquet": "Parquet", ".pq": "Parquet", ".feather": "Feather", ".arrow": "Feather", ".ipc": "Feather"}
-JSONL = (".jsonl", ".ndjson")
+# -o's suffix names the format predictions are written in, by the suffixes data/readers.py reads: delimited
+# text (no suffix, or another, is CSV), Parquet, Feather, .xlsx, JSON Lines, and text or JSON Lines compressed
+ARROW = {**dict.fromkeys(PARQUET, "Parquet"), **dict.fromkeys(FEATHER, "Feather")}
 PACKED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 NOT_WRITTEN = (".xls", ".xlsm", ".xlsb", ".ods", ".json", ".zip", ".orc", ".avro", ".h5", ".hdf5", ".pkl", ".pickle")
 WRITTEN = ".csv, .tsv, .parquet, .feather, .xlsx or .jsonl file (.csv.gz, .jsonl.gz: compressed)"
@@ -45,7 +44,7 @@ def prediction_writer(path: Path | None, raw: bool = False) -> Writer:
         except ImportError:
             raise UserError(f"-o {path}: writing .xlsx needs openpyxl: pip install 'nntrain[excel]'") from None
         return functools.partial(_write_excel, path=path, raw=raw)
-    if kind in JSONL:
+    if kind in JSON_LINES:
         write: Writer = _write_jsonl
     else:
         write = functools.partial(_write_text, sep=TEXT.get(kind, ","), raw=raw)
