@@ -4,9 +4,9 @@ non-test row; eval, predict and export average the members."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -147,12 +147,24 @@ def test_a_bag_stopped_by_ctrl_c_resumes_to_the_same_out_of_fold_predictions(wor
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "nntrain fit --resume runs/cut" in err and not (workdir / "runs" / "cut" / "oof.csv").exists()
+    make_table(5).drop(columns="y").to_csv(workdir / "rows.csv", index=False)
+    for command in (["eval", "runs/cut"], ["predict", "runs/cut", "rows.csv"], ["export", "runs/cut"]):
+        r = subprocess.run([*NNTRAIN, *command], capture_output=True, text=True)  # not the half-trained members
+        assert r.returncode == 2 and "the bag has not finished" in r.stderr, (command, r.stderr)
+        assert "finish it with: nntrain fit --resume runs/cut" in r.stderr and "Traceback" not in r.stderr
+    listed = subprocess.run([*NNTRAIN, "runs", "--json"], capture_output=True, text=True)
+    rows = json.loads(listed.stdout)["runs"]
+    assert [(r["epochs"], r["status"]) for r in rows if r["path"] == "runs/cut"] == [
+        ("bag of 3, not finished", "stopped")
+    ]
     r = subprocess.run([*NNTRAIN, "fit", "--resume", "runs/cut", "--quiet"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     a = pd.read_csv(workdir / "runs" / "whole" / "oof.csv")
     b = pd.read_csv(workdir / "runs" / "cut" / "oof.csv")
     pd.testing.assert_frame_equal(a, b)
-    assert sys.executable
+    shutil.rmtree(workdir / "runs" / "cut" / "member2")  # a bag without one of its members is no bag
+    r = subprocess.run([*NNTRAIN, "eval", "runs/cut"], capture_output=True, text=True)
+    assert r.returncode == 2 and "runs/cut/member2: not found: the bag's member member2 is missing" in r.stderr
 
 
 def recipe_config(workdir, rows=200, task="multiclass", **sections):

@@ -39,6 +39,10 @@ def test_json_commands_print_why_they_stopped_on_stdout(workdir, table_csv, cli)
     r = cli("eval", "runs/none", "--json")
     out = json.loads(r.stdout)
     assert r.exit_code == 2 and out["status"] == "error" and "runs/none" in out["message"]
+    r = cli("eval", "runs/t")  # the diverged run: no best.pt, and why
+    assert r.exit_code == 2 and "runs/t/best.pt: checkpoint not found: the run diverged before it saved one" in r.stderr
+    r = cli("predict", cfg, cfg)
+    assert r.exit_code == 2 and f"{cfg} is a file, not a run folder" in r.stderr
 
 
 def test_fit_prints_what_a_learner_needs(workdir, table_csv, cli):

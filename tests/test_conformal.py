@@ -106,6 +106,7 @@ def test_a_runs_sets_hold_its_prediction_and_come_through_the_python_api(workdir
     ("args", "message"),
     [
         (["--interval", "1.5"], "--interval 1.5: give the coverage as a fraction between 0 and 1"),
+        (["--interval", "0.05"], "--interval 0.05: the share of rows to hold the truth, from 0.5 up (for 95%, write"),
         (["--sets", "0.9"], "--sets is for a classifier; a regression's runs give intervals: --interval LEVEL"),
         (
             ["--interval", "0.999"],

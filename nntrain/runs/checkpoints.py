@@ -31,10 +31,22 @@ def versions() -> dict[str, str]:
     }
 
 
+def _why_none(path: Path) -> str:
+    """Why a run folder lacks a checkpoint, where its summary.json says: it diverged before its first best epoch."""
+    try:
+        summary = json.loads((path.parent / "summary.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(summary, dict) or summary.get("status") != "diverged":
+        return ""
+    said = str(summary.get("stopped") or "training diverged").split(":")[0]
+    return f": the run diverged before it saved one ({said}; summary.json says what to try)"
+
+
 def load_checkpoint(path: Path) -> dict:
     """torch.load with weights_only=True; a corrupt or unsafe file is a UserError, never a traceback."""
     if not path.is_file():
-        raise UserError(f"{path}: checkpoint not found")
+        raise UserError(f"{path}: checkpoint not found{_why_none(path)}")
     import torch
 
     if path.stat().st_size == 0:

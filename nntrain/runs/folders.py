@@ -156,6 +156,8 @@ def resolve_run_dir(run_dir: str | None, runs_root: str = "runs") -> Path:
     """The given run folder, or the newest one under runs/."""
     if run_dir is not None:
         path = Path(run_dir)
+        if path.is_file():
+            raise UserError(f"{path} is a file, not a run folder: give the folder a fit made (runs/NAME)")
         if not path.is_dir():
             raise UserError(f"run folder not found: {path}")
         if (path / "cv.json").is_file():

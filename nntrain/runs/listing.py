@@ -104,7 +104,9 @@ def read_run(path: Path) -> dict:
         raise UserError(f"run folder {path}: summary.json is not an object")
     summary = summary or {}
     cfg, edited = _trained_config(cfg, summary)
-    status = SHOWN.get(_status(summary), "done") if summary else "stopped" if (path / "last.pt").is_file() else "empty"
+    unfinished = _unfinished_bag(path) if not summary else None
+    resumable = (path / "last.pt").is_file() or unfinished is not None
+    status = SHOWN.get(_status(summary), "done") if summary else "stopped" if resumable else "empty"
     run = summary.get("epochs_run")
     run = run if isinstance(run, int) else _metrics_rows(path / "metrics.csv")
     task = summary.get("task") or "-"
@@ -118,7 +120,9 @@ def read_run(path: Path) -> dict:
         "model": _model(cfg["model"]) if isinstance(cfg.get("model"), dict) else "-",
         "optimizer": _optimizer(cfg.get("optimizer")),
         "scheduler": None if scheduler in (None, "none") else str(scheduler),
-        "epochs": _bag_epochs(summary) if summary.get("bag") else f"{run}/{_get(cfg, 'train', 'epochs') or '-'}",
+        "epochs": _bag_epochs(summary)
+        if summary.get("bag")
+        else unfinished or f"{run}/{_get(cfg, 'train', 'epochs') or '-'}",
         "status": status,
         "monitor": summary.get("monitor") or _get(cfg, "train", "monitor"),
         "best_value": summary.get("best_value"),
@@ -129,6 +133,15 @@ def read_run(path: Path) -> dict:
         "config_edited": edited,
         "error": None,
     }
+
+
+def _unfinished_bag(path: Path) -> str | None:
+    """A bag's row before its summary.json: 'bag of 5, not finished' (fit --resume finishes it); None: no bag."""
+    try:
+        members = json.loads((path / "bag.json").read_text())["members"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return f"bag of {len(members)}, not finished"
 
 
 def _bag_epochs(summary: dict) -> str:

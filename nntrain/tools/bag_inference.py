@@ -36,12 +36,32 @@ def mean_metrics(prep: dict, y: np.ndarray, scores: np.ndarray, w: np.ndarray | 
 
 
 def load_members(root: Path, checkpoint: str = "best") -> tuple[dict, list[LoadedRun]]:
-    """(bag.json, the members that have a checkpoint): what eval, predict and export of a bag read."""
+    """(bag.json, the members that have a checkpoint): what eval, predict and export of a bag read. A bag a stop
+    cut short, or one missing a member, is refused: the mean of the members left is not the bag's prediction."""
     plan = json.loads((root / BAG_FILE).read_text())
-    loaded = [load_run(root / n, checkpoint) for n in plan["members"] if (root / n / f"{checkpoint}.pt").is_file()]
+    if not (root / "summary.json").is_file():
+        raise UserError(
+            f"{root}: the bag has not finished (a stop cut it short); finish it with: nntrain fit --resume {root}"
+        )
+    loaded = []
+    for name in plan["members"]:
+        path = root / name / f"{checkpoint}.pt"
+        if path.is_file():
+            loaded.append(load_run(root / name, checkpoint))
+        elif not (root / name).is_dir():
+            raise UserError(f"{root / name}: not found: the bag's member {name} is missing; train the bag again")
+        elif not _diverged(root / name):  # a member that diverged before its first best epoch has none
+            raise UserError(f"{path}: not found: the bag's member {name} is missing it; train the bag again")
     if not loaded:
-        raise UserError(f"{root}: no member of the bag has a {checkpoint}.pt (did every member diverge?)")
+        raise UserError(f"{root}: every member of the bag diverged; no member has a {checkpoint}.pt")
     return plan, loaded
+
+
+def _diverged(member: Path) -> bool:
+    try:
+        return json.loads((member / "summary.json").read_text()).get("status") == "diverged"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def bag_report(

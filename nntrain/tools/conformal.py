@@ -21,9 +21,19 @@ from nntrain.errors import UserError
 CHUNK = 2_000_000  # values (rows x calibration rows) ranked at a time: memory stays bounded on big files
 
 
+# Levels from here up: an interval for fewer than half the rows is narrower than most errors, CV+ bounds can
+# cross (lower above upper), and 0.05 is most often a 95% interval written as MAPIE's alpha.
+LOWEST_LEVEL = 0.5
+
+
 def checked_level(level: float, key: str) -> float:
     if not 0 < level < 1:
         raise UserError(f"{key} {level}: give the coverage as a fraction between 0 and 1 (0.9: nine in ten)")
+    if level < LOWEST_LEVEL:
+        raise UserError(
+            f"{key} {level}: the share of rows to hold the truth, from {LOWEST_LEVEL} up "
+            f"(for {1 - level:.0%}, write {key} {1 - level:g})"
+        )
     return float(level)
 
 
