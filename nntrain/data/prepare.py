@@ -19,6 +19,7 @@ from nntrain.data.columns import Report, numeric_column, py
 from nntrain.data.dates import is_date_column
 from nntrain.data.encoding import encode
 from nntrain.data.fitting import column_kind, fit_features, fit_target, fit_weights
+from nntrain.data.frames import mixed_as_text
 from nntrain.data.splits import split
 from nntrain.data.tables import READ_KEYS, Table, check_columns, read_tables, where
 from nntrain.errors import UserError, did_you_mean, listed, quoted
@@ -189,7 +190,25 @@ def _target_values(y_raw: pd.Series, header_line: int, missing: str, notes: list
         )
     if column_kind(y_raw.dropna(), header_line) == "numeric" and not pd.api.types.is_numeric_dtype(y_raw):
         y_raw = pd.Series(numeric_column(y_raw, header_line), name=y_raw.name)  # numbers stored as text
-    return y_raw, np.flatnonzero(~absent)
+    return _labels_as_text(y_raw, notes), np.flatnonzero(~absent)
+
+
+def _labels_as_text(y_raw: pd.Series, notes: list[str]) -> pd.Series:
+    """A target of values of several kinds (false beside "yes" in JSON Lines, a Parquet folder's bool file beside
+    its text ones) as text, as a CSV file holds it and as a feature column of them is read (mixed_as_text):
+    False is the label 'False', which new rows' False, or 'False', then is too (encoding.encode_labels)."""
+    frame = y_raw.to_frame()
+    text = mixed_as_text(frame)
+    if text is frame:  # one kind of value (or numbers, int beside float): as it is
+        return y_raw
+    values = y_raw.dropna().unique()
+    kinds = sorted({type(v).__name__ for v in values})
+    example = next((v for v in values if not isinstance(v, str)), values[0])
+    notes.append(
+        f"column {quoted(y_raw.name)} (the target) holds values of {len(kinds)} kinds ({', '.join(kinds)}): its "
+        f"labels read as text ({quoted(py(example))} is the label {quoted(str(example))})"
+    )
+    return text.iloc[:, 0]
 
 
 def _check_every_class_trains(y_raw: pd.Series, classes: list, train: np.ndarray) -> None:

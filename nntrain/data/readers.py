@@ -309,6 +309,13 @@ def parquet_parts(path: str, resolved: Path) -> list[str] | None:
     return None
 
 
+def same_columns(shown: str, first: str, columns: list[str], f: str, names: list[str]) -> None:
+    """Refuse a Parquet file `f` of a folder or glob whose columns are not those of its `first` file (in any
+    order): read together, the rows of one would lack a column, or a target, that the others hold."""
+    if set(names) != set(columns):
+        raise UserError(f"{shown}: {f} has other columns than {first}: {sorted(set(names) ^ set(columns))}")
+
+
 def parts_digest(files: list[str]) -> str:
     """Of the files' names, sizes and modification times: hashing every byte of a folder of tables is not an
     option."""

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nntrain.data.readers import PARQUET, parquet_parts, parts_digest
+from nntrain.data.readers import PARQUET, parquet_parts, parts_digest, same_columns
 from nntrain.data.tables import Table, resolve_path
 from nntrain.errors import UserError
 
@@ -73,10 +73,7 @@ def open_source(files: list[str], shown: str) -> Source:
         names = [meta.schema.column(k).name for k in range(meta.num_columns)]
         if columns is None:
             columns = names
-        elif set(names) != set(columns):
-            raise UserError(
-                f"data.path={shown}: {f} has other columns than {files[0]}: {sorted(set(names) ^ set(columns))}"
-            )
+        same_columns(f"data.path={shown}", files[0], columns, f, names)
         fragments += [Fragment(i, g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
     fragments = [f for f in fragments if f.rows]
     if not fragments:

@@ -36,6 +36,7 @@ from nntrain.data.readers import (
     parts_digest,
     read_frame,
     read_text,
+    same_columns,
 )
 from nntrain.errors import UserError, did_you_mean, first_line, listed, quoted
 
@@ -77,8 +78,7 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path", opti
     p = resolve_path(path, base)
     parts = parquet_parts(path, p)
     if parts:  # a folder or glob of Parquet files, read whole (data.stream reads them a chunk at a time)
-        frame = pd.concat([read_frame(Path(f), f"{key}={f}", Options()) for f in parts], ignore_index=True)
-        frame.columns = [str(c) for c in frame.columns]
+        frame = pd.concat(_read_parts(parts, key, path), ignore_index=True)
         return Table(frame, str(p.resolve()) if p.is_dir() else path, parts_digest(parts), 0, [])
     if not p.is_file():
         looked = (
@@ -102,6 +102,19 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path", opti
     if header_line or kind_of(p)[0] in EXCEL:
         frame.columns = _stripped(frame.columns, shown, options.notes)
     return Table(frame, str(p.resolve()), sha256, header_line, options.notes, options.commas)
+
+
+def _read_parts(parts: list[str], key: str, path: str) -> list[pd.DataFrame]:
+    """A folder's (or a glob's) Parquet files read whole, each holding the first's columns, as a streamed run
+    requires of them (in any order: pd.concat lines them up by name)."""
+    frames: list[pd.DataFrame] = []
+    for f in parts:
+        frame = read_frame(Path(f), f"{key}={f}", Options())
+        frame.columns = [str(c) for c in frame.columns]  # Parquet allows integer names
+        if frames:
+            same_columns(f"{key}={path}", parts[0], list(frames[0].columns), f, list(frame.columns))
+        frames.append(frame)
+    return frames
 
 
 def _stripped(columns: pd.Index, shown: str, notes: list[str]) -> list[str]:
