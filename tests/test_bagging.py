@@ -167,6 +167,32 @@ def test_a_bag_stopped_by_ctrl_c_resumes_to_the_same_out_of_fold_predictions(wor
     assert r.returncode == 2 and "runs/cut/member2: not found: the bag's member member2 is missing" in r.stderr
 
 
+@pytest.mark.slow
+def test_a_bag_stopped_while_its_members_are_made_leaves_no_folder_or_one_that_resumes(workdir):
+    """SIGINT as soon as bag.json is written, while the members' folders are being made (the signal lands there
+    on most tries): no bag folder and "nothing to resume", or, where it lands later, a bag that resumes. A folder
+    that says "Resume with" and cannot be resumed is the fault."""
+    cfg = bag_config(workdir, k=5, epochs=30)
+    for trial in range(3):
+        name = f"cut{trial}"
+        proc = subprocess.Popen(
+            [*NNTRAIN, "fit", str(cfg), "--quiet", "--name", name], stderr=subprocess.PIPE, text=True
+        )
+        plan = workdir / "runs" / name / "bag.json"
+        deadline = time.time() + 120
+        while time.time() < deadline and not plan.is_file() and proc.poll() is None:
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130 and "Traceback" not in err, err
+        if "nothing to resume" in err:
+            assert not (workdir / "runs" / name).exists(), err
+        else:
+            assert f"Resume with: nntrain fit --resume runs/{name}" in err
+            r = subprocess.run([*NNTRAIN, "fit", "--resume", f"runs/{name}", "--quiet"], capture_output=True, text=True)
+            assert r.returncode == 0 and (workdir / "runs" / name / "oof.csv").is_file(), r.stderr
+
+
 def recipe_config(workdir, rows=200, task="multiclass", **sections):
     make_table(n=rows, task=task, cat=True).to_csv(workdir / "t.csv", index=False)
     import yaml

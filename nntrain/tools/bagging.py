@@ -31,7 +31,7 @@ from nntrain.errors import UserError
 from nntrain.model.calibration import calibrated, fit_temperature
 from nntrain.model.heads import truth
 from nntrain.runs.files import write_json, write_run_file, write_text
-from nntrain.runs.folders import create_run_dir
+from nntrain.runs.folders import PREVIOUS, create_run_dir
 from nntrain.tools.bag_inference import BAG_FILE, bag_scores, mean_metrics
 from nntrain.tools.crossval import fold_rows
 from nntrain.tools.inference import labels_of, load_run, prediction_columns, scores_of
@@ -61,25 +61,35 @@ def fit_bag(cfg: Config, config_dir: Path | None, log: Callable[[str], None], qu
     folds = fold_rows(cfg, tables[0].frame, whole, k, f"train.bag={k}")
     cfgs, data = members(cfg, whole, folds)  # every member checked before the bag's folder is made
     root = create_run_dir(cfg.runs_dir, cfg.name)
-    for member in cfgs:
-        member.runs_dir = str(root)
-    plan = {"members": [c.name for c in cfgs], "folds": [f.tolist() for f in folds], "test": whole.test.tolist()}
-    write_json(root / BAG_FILE, plan)
-    rest = np.sort(np.concatenate(folds)).tolist()  # what every tool reads of a run's split: the bag trained on these
-    write_json(root / "split.json", {"train": rest, "val": [], "test": plan["test"], "bag": k})
-    write_text(root / "config.yaml", dump_yaml(cfg))
-    log(
-        f"bag: {k} members, each early-stopped on its own fold of the {sum(map(len, folds)):,} non-test rows "
-        f"(preprocessing fitted on them all); test split {len(whole.test):,} rows; {root}"
-    )
+    begun: list = []  # told by fit_many once every member has its folder
     try:
-        results = fit_many(cfgs, config_dir, log, quiet, data=data)
-    except Interrupted as e:  # each member saved its last.pt: the bag resumes as one
-        raise Interrupted(e.signum, root, e.epoch, e.step) from None
-    except UserError:  # refused before a member started (fit_many removed theirs): no bag left behind
-        shutil.rmtree(root, ignore_errors=True)
+        _write_plan(root, cfg, cfgs, folds, whole.test)
+        log(
+            f"bag: {k} members, each early-stopped on its own fold of the {sum(map(len, folds)):,} non-test rows "
+            f"(preprocessing fitted on them all); test split {len(whole.test):,} rows; {root}"
+        )
+        results = fit_many(cfgs, config_dir, log, quiet, data=data, started=begun.extend)
+    except BaseException as e:
+        if not begun:  # refused, or stopped, before every member started (fit_many removed theirs): no bag left
+            shutil.rmtree(root, ignore_errors=True)
+            if isinstance(e, Interrupted):  # "before a run folder was made; nothing to resume"
+                raise Interrupted(e.signum) from None
+            raise
+        if isinstance(e, Interrupted):  # each member saved its last.pt: the bag resumes as one
+            raise Interrupted(e.signum, root, e.epoch, e.step) from None
         raise
     return finish_bag(root, cfg, results, time.perf_counter() - t0, log, whole)
+
+
+def _write_plan(root: Path, cfg: Config, cfgs: list[Config], folds: list[np.ndarray], test: np.ndarray) -> None:
+    """The bag's config.yaml, bag.json (its members, folds and test rows) and split.json; members go under root."""
+    for member in cfgs:
+        member.runs_dir = str(root)
+    plan = {"members": [c.name for c in cfgs], "folds": [f.tolist() for f in folds], "test": test.tolist()}
+    write_text(root / "config.yaml", dump_yaml(cfg))  # first: a folder with bag.json has its config
+    write_json(root / BAG_FILE, plan)
+    rest = np.sort(np.concatenate(folds)).tolist()  # what every tool reads of a run's split: the bag trained on these
+    write_json(root / "split.json", {"train": rest, "val": [], "test": plan["test"], "bag": len(cfgs)})
 
 
 def resume_bag(root: Path, overrides: list[str], log: Callable[[str], None], quiet: bool = True) -> dict:
@@ -94,6 +104,12 @@ def resume_bag(root: Path, overrides: list[str], log: Callable[[str], None], qui
     folders = [root / n for n in plan["members"]]
     done = {f: _ended(f) for f in folders}
     pending = [f for f, r in done.items() if r is None]
+    unsaved = [f for f in pending if not any((f / name).is_file() for name in ("last.pt", PREVIOUS))]
+    if unsaved:  # killed while its members were being made: none trained yet, so nothing is lost
+        raise UserError(
+            f"{root}: the bag was stopped before its members began to train ({unsaved[0].name} has no save); "
+            f"train it again: nntrain fit {root / 'config.yaml'}"
+        )
     log(f"bag {root}: {len(pending)} of {len(folders)} members to resume")
     resumed = dict(zip(pending, resume_many(pending, overrides, log, quiet))) if pending else {}
     return finish_bag(root, cfg, [resumed.get(f) or done[f] for f in folders], time.perf_counter() - t0, log)
