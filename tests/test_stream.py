@@ -185,3 +185,26 @@ def test_a_folder_and_target_alone_stream_an_ensemble_with_weights_logged_to_mlf
         assert logged.data.metrics[f"test_{name}"] == pytest.approx(value)
     history = client.get_metric_history(logged.info.run_id, "train_loss")
     assert [m.value for m in history] == pytest.approx(list(pd.read_csv(run / "metrics.csv")["train_loss"]))
+
+
+def test_a_class_rarer_than_the_sample_is_a_class_the_streamed_run_knows(workdir, cli):
+    """6,000 rows, a preprocessing sample of 1,000: a class of two rows in the last file is drawn into the
+    sample by its first row, not met in training later as a label never seen."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = workdir / "rare"
+    folder.mkdir()
+    table = make_table(n=6000, task="multiclass", seed=1)
+    table["y"] = table["y"].astype(str)
+    table.loc[[5990, 5995], "y"] = "rare"
+    for k, part in enumerate(np.array_split(np.arange(6000), 3)):
+        pq.write_table(pa.Table.from_pandas(table.iloc[part], preserve_index=False), folder / f"p{k}.parquet")
+    cfg = write_config(
+        workdir / "s.yaml", str(folder), data={"target": "y", "stream": True, "sample_rows": 1000}, train={"epochs": 1}
+    )
+    r = cli("fit", cfg)
+    assert r.exit_code == 0, r.output
+    from nntrain.runs.checkpoints import load_checkpoint
+
+    assert "rare" in load_checkpoint(workdir / "runs" / "t" / "best.pt")["prep"]["classes"]

@@ -125,16 +125,40 @@ def survey(source: Source, split: HashSplit, target: str, rows: int, seed: int, 
     the rows of each part that have a target (fragments x 3: train, val, test), which fix an epoch's steps."""
     chance = min(1.0, rows / source.rows)
     taken, counts = [], np.zeros((len(source.fragments), 3), dtype=np.int64)
+    labels: set | None = set()  # the target's values in the sample so far; None: too many to be classes
     for i in share.mine(len(source.fragments)):
         fragment, rng = source.fragments[i], np.random.default_rng([seed, 7, i])
         for c, (first, frame) in enumerate(chunks(source, fragment)):
             u = uniform(row_keys(frame, split.id, fragment, first), split.seed)
             known = frame[target].notna().to_numpy() if target in frame.columns else np.ones(len(frame), bool)
             counts[i] += np.bincount(split.part_of(u)[known], minlength=3)
-            taken.append(((i, c), frame if chance >= 1 else frame.loc[rng.random(len(frame)) < chance]))
+            drawn = rng.random(len(frame)) < chance
+            labels = _every_label(frame, target, drawn, labels) if labels is not None and target in frame else None
+            taken.append(((i, c), frame if chance >= 1 else frame.loc[drawn]))
     if share.gather is not None:
         counts = sum(share.gather(counts))
     return pd.concat(share.joined(taken), ignore_index=True), counts
+
+
+# A target with more distinct values than this in the sample is a regression's (or has too many classes to learn
+# a rare one from a row): no rows are added for its values
+MOST_LABELS = 1_000
+
+
+def _every_label(frame: pd.DataFrame, target: str, drawn: np.ndarray, labels: set) -> set | None:
+    """Adds to the draw (in place) the chunk's first row of each target value the sample does not hold yet, so
+    that a class rarer than the sample's share is a class the run knows (a label missing from the sample would
+    stop the run as "never seen in training"); the values now in the sample, or None past MOST_LABELS."""
+    y = frame[target]
+    labels = labels | set(y[drawn].dropna().unique().tolist())
+    new = y.notna().to_numpy() & ~y.isin(labels).to_numpy()
+    if new.any():
+        firsts = y[new].drop_duplicates().index
+        if len(labels) + len(firsts) > MOST_LABELS:
+            return None
+        drawn[frame.index.get_indexer(firsts)] = True
+        labels |= set(y[firsts].tolist())
+    return labels if len(labels) <= MOST_LABELS else None
 
 
 def _mixed(x: np.ndarray) -> np.ndarray:
