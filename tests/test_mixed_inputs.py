@@ -108,3 +108,22 @@ def test_eval_and_explain_refuse_parquet_files_of_other_columns_and_accept_reord
         assert r.exit_code == 2, r.output
         assert f"--data=cols/: {OTHER}" in r.stderr and "Traceback" not in r.output
     assert cli("eval", "runs/ok", "--data", "ok/").exit_code == 0
+
+
+@pytest.mark.parametrize("stream", ["false", "true"])
+def test_a_folder_holding_a_table_beside_its_parquet_files_is_refused_by_name(workdir, cli, stream):
+    """Its rows would be left out without a word; Spark's _SUCCESS and checksums are no tables."""
+    folder = workdir / "parts"
+    folder.mkdir()
+    frame = clustered(("a", "b", "c"))
+    for k, part in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[part].to_parquet(folder / f"p{k}.parquet")
+    (folder / "_SUCCESS").touch()
+    (folder / ".p0.parquet.crc").write_bytes(b"\0")
+    frame.head(50).to_csv(folder / "p3.csv", index=False)
+    r = cli("fit", f"data.path={folder}/", "data.target=y", f"data.stream={stream}", "train.epochs=1")
+    assert r.exit_code == 2 and "the folder holds p3.csv beside its Parquet files" in r.output
+    assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())
+    (folder / "p3.csv").unlink()
+    r = cli("fit", f"data.path={folder}/", "data.target=y", f"data.stream={stream}", "train.epochs=1")
+    assert r.exit_code == 0, r.output

@@ -305,8 +305,24 @@ def parquet_parts(path: str, resolved: Path) -> list[str] | None:
         files = sorted(str(f) for f in resolved.rglob("*") if f.suffix in PARQUET and f.is_file())
         if not files:
             raise UserError(f"{path}: the folder holds no Parquet file (.parquet, .pq)")
+        _no_other_tables(path, resolved)
         return files
     return None
+
+
+def _no_other_tables(path: str, folder: Path) -> None:
+    """Refuse a folder of Parquet files that also holds a table of another format (part3.csv): its rows would
+    be left out without a word. Other files (Spark's _SUCCESS, .crc checksums, a README) are no tables."""
+    others = sorted(
+        str(f.relative_to(folder))
+        for f in folder.rglob("*")
+        if is_table(f) and f.suffix not in PARQUET and not f.name.startswith(("_", ".")) and f.is_file()
+    )
+    if others:
+        raise UserError(
+            f"{path}: the folder holds {listed(others, most=3)} beside its Parquet files; a folder's tables are read "
+            f"from its Parquet files only: convert it to Parquet, or move it out"
+        )
 
 
 def same_columns(shown: str, first: str, columns: list[str], f: str, names: list[str]) -> None:
