@@ -176,3 +176,13 @@ def test_a_cv_folder_gives_cv_plus_intervals_and_sets_from_each_folds_held_out_r
     assert (out["set_size"].to_numpy() == members.sum(axis=1)).all() and len(true) == 240
     r = cli("predict", folds.run_dir, "rows.csv", "--interval", "0.8")
     assert r.exit_code == 2 and "--interval is for a regression" in r.stderr
+
+
+def test_a_class_of_one_row_is_refused_with_a_fix_that_can_help(workdir, cli):
+    """Fewer folds cannot give a one-row class training rows in every fold: the message does not offer them."""
+    table = make_table(n=120)
+    table.loc[len(table)] = {**table.iloc[0].to_dict(), "y": "solo"}
+    table.to_csv(workdir / "t.csv", index=False)
+    r = cli("cv", write_config(workdir / "c.yaml", workdir / "t.csv"), "--folds", "2")
+    assert r.exit_code == 2 and "class 'solo' has 1 row(s) outside the test split" in r.output
+    assert "add rows of that class (or leave its rows out)" in r.output and "fewer folds" not in r.output

@@ -151,10 +151,11 @@ def _every_class_trains(base, rest: np.ndarray, vals: list[np.ndarray], key: str
         missing = [c for c in range(len(classes)) if c not in present]
         if missing:
             count = int((base.y[rest] == missing[0]).sum())
+            fix = f"use fewer folds ({key}), or add rows of that class" if count > 1 else "add rows of that class"
             raise UserError(
                 f"column {quoted(base.prep['target'])} (the target): class {quoted(classes[missing[0]])} has {count} "
                 f"row(s) outside the test split, all in fold {k}'s validation rows, so fold {k} has none to train "
-                f"on; use fewer folds ({key}), or add rows of that class"
+                f"on; {fix} (or leave its rows out)"
             )
 
 
