@@ -127,3 +127,16 @@ def test_a_folder_holding_a_table_beside_its_parquet_files_is_refused_by_name(wo
     (folder / "p3.csv").unlink()
     r = cli("fit", f"data.path={folder}/", "data.target=y", f"data.stream={stream}", "train.epochs=1")
     assert r.exit_code == 0, r.output
+
+
+def test_predict_on_a_folder_whose_files_differ_names_the_input_not_data_path(workdir, cli):
+    frame = clustered(("a", "b", "c"))
+    frame.to_csv(workdir / "t.csv", index=False)
+    assert cli("fit", "t.csv", "--target", "y", *SMALL).exit_code == 0
+    folder = workdir / "new"
+    folder.mkdir()
+    frame.drop(columns="y").head(20).to_parquet(folder / "p0.parquet")
+    frame.drop(columns="y").head(20).assign(extra=1.0).to_parquet(folder / "p1.parquet")
+    r = cli("predict", "runs/t", "new/")
+    assert r.exit_code == 2 and r.output.startswith("Error: new/: new/p1.parquet has other columns than new/p0.parquet")
+    assert "data.path" not in r.output

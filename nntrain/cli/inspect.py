@@ -198,7 +198,7 @@ def _chunked(run: Any, files: list[str], shown: str, strict: bool, interval: Any
     """Predictions of the Parquet files' rows, a chunk (data/stream.py's) at a time: memory stays flat."""
     from nntrain.data.stream import chunks, open_source
 
-    source = open_source(files, shown)
+    source = open_source(files, shown, key="")
     for fragment in source.fragments:
         for _, frame in chunks(source, fragment):
             yield run.predict(frame, strict, interval=interval, sets=sets)

@@ -60,24 +60,26 @@ def parquet_files(path: str, base: Path | None = None) -> list[str] | None:
     return [str(p)] if p.suffix in PARQUET and p.is_file() else None
 
 
-def open_source(files: list[str], shown: str) -> Source:
-    """The files' row groups from their footers, and the columns, which every file must share."""
+def open_source(files: list[str], shown: str, key: str = "data.path") -> Source:
+    """The files' row groups from their footers, and the columns, which every file must share. Messages name
+    `key`=`shown` (predict's input: key "")."""
     import pyarrow.parquet as pq
 
+    shown = f"{key}={shown}" if key else shown
     fragments, columns = [], None
     for i, f in enumerate(files):
         try:
             meta = pq.ParquetFile(f).metadata
         except (OSError, ValueError) as e:
-            raise UserError(f"data.path={shown}: {f} is not a readable Parquet file ({e})") from None
+            raise UserError(f"{shown}: {f} is not a readable Parquet file ({e})") from None
         names = [meta.schema.column(k).name for k in range(meta.num_columns)]
         if columns is None:
             columns = names
-        same_columns(f"data.path={shown}", files[0], columns, f, names)
+        same_columns(shown, files[0], columns, f, names)
         fragments += [Fragment(i, g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
     fragments = [f for f in fragments if f.rows]
     if not fragments:
-        raise UserError(f"data.path={shown}: the Parquet files hold no rows")
+        raise UserError(f"{shown}: the Parquet files hold no rows")
     return Source(list(files), fragments, list(columns or []))
 
 
