@@ -208,3 +208,13 @@ def test_a_class_rarer_than_the_sample_is_a_class_the_streamed_run_knows(workdir
     from nntrain.runs.checkpoints import load_checkpoint
 
     assert "rare" in load_checkpoint(workdir / "runs" / "t" / "best.pt")["prep"]["classes"]
+
+
+def test_a_resume_after_a_file_changed_names_the_file(workdir, cli):
+    write_folder(workdir / "t")
+    assert cli("fit", streamed_config(workdir, workdir / "t", epochs=1)).exit_code == 0
+    changed = workdir / "t" / "p1.parquet"
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    r = cli("fit", "--resume", "runs/t", "train.epochs=2")
+    assert r.exit_code == 2 and "its Parquet files changed since the run started" in r.output
+    assert f"({changed}: size or modification time)" in r.output

@@ -362,13 +362,22 @@ def stored_table(prep: dict, part: str) -> Table:
     return table_of(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=source.columns), source)
 
 
+def stamp(f: str) -> list[int]:
+    """A file's size and modification time (ns), as the run's digest reads them (readers.parts_digest)."""
+    st = Path(f).stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
 def resumed_data(prep: dict, share: Share = Share()):
     """A streamed run's evaluated rows again, for a resume; refused where its files changed since it started."""
     stream = prep["stream"]
     source = open_source(stream["files"], stream["path"])
     if source.sha256 != prep.get("sha256"):
+        changed = [f for f, was in zip(stream["files"], stream.get("stamps") or []) if stamp(f) != was]
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        which = f"{', '.join(changed[:3])}{more}: size or modification time" if changed else "names, sizes or times"
         raise UserError(
-            f"data.path={stream['path']}: its Parquet files changed since the run started (names, sizes or times); "
-            f"a resume would train on other rows: start a new run"
+            f"data.path={stream['path']}: its Parquet files changed since the run started ({which}); a resume "
+            f"would train on other rows: start a new run"
         )
     return evaluation_data(source, HashSplit(**stream["split"]), prep, "as when the run started", share=share)

@@ -13,7 +13,7 @@ from typing import Any
 from nntrain.config.recipe import fix_auto
 from nntrain.config.schema import Config
 from nntrain.data.prepare import prepare
-from nntrain.data.stream import Share, evaluation_data, hash_split, open_source, parquet_files, survey, table_of
+from nntrain.data.stream import Share, evaluation_data, hash_split, open_source, parquet_files, stamp, survey, table_of
 from nntrain.engine.stream_epoch import lanes_of
 from nntrain.errors import UserError
 from nntrain.resources import available_bytes, gib
@@ -84,6 +84,7 @@ def start_streamed(cfg: Config, config_dir: Path | None, files: list[str], why: 
         stream={
             "path": str(cfg.data.path),
             "files": source.files,
+            "stamps": [stamp(f) for f in source.files],  # which file changed, where a resume finds one has
             "split": split.plain(),
             "rows": sizes,
             "counts": counts.tolist(),
