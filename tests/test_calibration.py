@@ -150,3 +150,16 @@ def test_a_bags_members_carry_no_temperature_of_their_own(workdir, cli):
     assert cli("fit", path, "--quiet").exit_code == 0
     members = sorted((workdir / "runs" / "t").glob("member*/best.pt"))
     assert len(members) == 3 and all("temperature" not in load_checkpoint(p) for p in members)
+
+
+def test_the_brier_score_is_scikit_learns_for_two_classes_and_the_sum_over_classes_beyond():
+    from sklearn.metrics import brier_score_loss
+
+    from nntrain.model.calibration import brier
+
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet([1, 1], 200)
+    y = rng.integers(0, 2, 200)
+    assert brier(p, y) == pytest.approx(brier_score_loss(y, p[:, 1]))
+    p3, y3 = rng.dirichlet([1, 1, 1], 200), rng.integers(0, 3, 200)
+    assert brier(p3, y3) == pytest.approx(np.mean(np.sum((p3 - np.eye(3)[y3]) ** 2, axis=1)))

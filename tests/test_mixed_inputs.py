@@ -140,3 +140,17 @@ def test_predict_on_a_folder_whose_files_differ_names_the_input_not_data_path(wo
     r = cli("predict", "runs/t", "new/")
     assert r.exit_code == 2 and r.output.startswith("Error: new/: new/p1.parquet has other columns than new/p0.parquet")
     assert "data.path" not in r.output
+
+
+@pytest.mark.parametrize("rows", ["in order", "shuffled"])
+def test_a_saved_row_index_is_no_feature_in_order_or_shuffled(workdir, cli, rows):
+    """DataFrame.to_csv's index ('Unnamed: 0') and R's row names: a sample or shuffle of a sorted table keeps
+    row numbers that follow its sort, here the target itself."""
+    frame = clustered(("a", "b", "c")).sort_values("y", ignore_index=True)
+    if rows == "shuffled":
+        frame = frame.sample(frac=0.8, random_state=0)
+    frame.to_csv(workdir / "t.csv")  # index=True: a first column with an empty header
+    frame.rename_axis("rownames").to_csv(workdir / "r.csv")
+    for name, column in (("t.csv", "Unnamed: 0"), ("r.csv", "rownames")):
+        r = cli("fit", name, "--target", "y", *SMALL[:-1])
+        assert r.exit_code == 0 and f"column '{column}' holds the row numbers" in r.output, r.output

@@ -141,10 +141,10 @@ def _fix_epochs(cfg: Config, n_train: int) -> None:
     if cfg.train.epochs != "auto":
         return
     low, high = AUTO_EPOCHS
-    cfg.train.epochs = min(max(low, math.ceil(AUTO_EPOCH_ROWS / max(n_train, 1))), high)
+    wanted = math.ceil(AUTO_EPOCH_ROWS / max(n_train, 1))
+    cfg.train.epochs = min(max(low, wanted), high)
     if canonical("scheduler", cfg.scheduler["name"]) == "cosine":
         cfg.scheduler.setdefault("T_max", cfg.train.epochs - int(cfg.scheduler.get("warmup_epochs") or 0))
-    cfg._notes.append(
-        f"train.epochs auto: {cfg.train.epochs} for {n_train:,} training rows (about {AUTO_EPOCH_ROWS:,} rows in "
-        f"all, from {low} to {high} epochs)"
-    )
+    rule = f"about {AUTO_EPOCH_ROWS:,} rows in all, from {low} to {high} epochs"
+    why = rule if low <= wanted <= high else f"the {'most' if wanted > high else 'fewest'}: {rule}"
+    cfg._notes.append(f"train.epochs auto: {cfg.train.epochs} for {n_train:,} training rows ({why})")

@@ -281,10 +281,8 @@ def check_against(cfg: Config, data: Prepared) -> None:
 
 
 def _is_saved_index(s: pd.Series) -> bool:
-    """An 'Unnamed: 0' column of 0..n-1, what DataFrame.to_csv writes unless index=False, or R's row names
-    (1..n, as 'rownames' or an empty header)."""
+    """An 'Unnamed: 0' column, what DataFrame.to_csv writes unless index=False, or R's row names ('rownames' or
+    an empty header): distinct whole numbers, in order or not (a sample or a shuffle of a table keeps its row
+    numbers, which then follow whatever the table was sorted by: on diamonds, the price)."""
     named = str(s.name).startswith("Unnamed:") or str(s.name) == "rownames"
-    if not named or not pd.api.types.is_integer_dtype(s):
-        return False
-    v = s.to_numpy()
-    return np.array_equal(v, np.arange(len(s))) or np.array_equal(v, np.arange(1, len(s) + 1))
+    return named and pd.api.types.is_integer_dtype(s) and s.is_unique

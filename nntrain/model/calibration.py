@@ -49,7 +49,10 @@ def log_loss(proba: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> f
 
 
 def brier(proba: np.ndarray, y: np.ndarray) -> float:
-    """The mean over rows of the squared distance to the one-hot truth, summed over classes."""
+    """The mean over rows of the squared distance to the one-hot truth, summed over classes; for two classes
+    scikit-learn's brier_score_loss, the positive class's alone (half the sum)."""
+    if proba.shape[1] == 2:
+        return float(np.mean((proba[:, 1] - (y == 1)) ** 2))
     onehot = np.zeros_like(proba)
     onehot[np.arange(len(y)), y] = 1.0
     return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))

@@ -260,7 +260,9 @@ def finish_bag(
     write_run_file(root / OOF_FILE, oof.to_csv(index=False).encode())
     write_json(root / "summary.json", summary)
     name = M.headline(summary["task"])
+    base = summary.get("test_baseline", {}).get(name)
     shown = f"; test {name} {summary['test'][name]:.4f}" if "test" in summary else ""
+    shown += f", baseline {base:.4f}" if shown and base is not None else ""
     linear = f" (a linear model's share: {plan['linear']['weight']:.2f})" if "linear" in plan else ""
     log(f"bag of {len(loaded)}{linear}: out-of-fold {name} {summary['val'][name]:.4f}{shown} ({root / OOF_FILE})")
     if cfg.train.plots:
