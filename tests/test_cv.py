@@ -135,7 +135,7 @@ def test_a_refused_cv_leaves_no_folder_and_names_the_rare_class_and_folds(workdi
     r = cli("cv", config, "--folds", "2", *extra)
     assert r.exit_code == 2 and "Traceback" not in r.output
     if not extra:
-        assert "class 'rare'" in r.stderr and "--folds" in r.stderr and "data.val_size" not in r.stderr
+        assert "class 'rare'" in r.stderr and "add rows of that class" in r.stderr and "data.val_size" not in r.stderr
         assert "least populated" not in r.stderr
     assert not (workdir / "runs" / "t-cv").exists()
 
