@@ -339,6 +339,13 @@ def parts_digest(files: list[str]) -> str:
 
     h = hashlib.sha256()
     for f in files:
-        st = Path(f).stat()
-        h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        size, mtime = stamp(f)
+        h.update(f"{f}|{size}|{mtime}\n".encode())
     return h.hexdigest()
+
+
+def stamp(f: str) -> list[int]:
+    """A file's size and modification time (ns): what parts_digest reads of it, and what a streamed run keeps of
+    each file to name the one that changed."""
+    st = Path(f).stat()
+    return [st.st_size, st.st_mtime_ns]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nntrain.data.readers import PARQUET, parquet_parts, parts_digest, same_columns
+from nntrain.data.readers import PARQUET, parquet_parts, parts_digest, same_columns, stamp
 from nntrain.data.tables import Table, resolve_path
 from nntrain.errors import UserError
 
@@ -360,12 +360,6 @@ def stored_table(prep: dict, part: str) -> Table:
     source = open_source(stream["files"], stream["path"])
     frames = [rows for _, rows in evaluated_frames(source, HashSplit(**stream["split"]), part)]
     return table_of(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=source.columns), source)
-
-
-def stamp(f: str) -> list[int]:
-    """A file's size and modification time (ns), as the run's digest reads them (readers.parts_digest)."""
-    st = Path(f).stat()
-    return [st.st_size, st.st_mtime_ns]
 
 
 def resumed_data(prep: dict, share: Share = Share()):

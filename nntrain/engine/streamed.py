@@ -13,7 +13,8 @@ from typing import Any
 from nntrain.config.recipe import fix_auto
 from nntrain.config.schema import Config
 from nntrain.data.prepare import prepare
-from nntrain.data.stream import Share, evaluation_data, hash_split, open_source, parquet_files, stamp, survey, table_of
+from nntrain.data.readers import stamp
+from nntrain.data.stream import Share, evaluation_data, hash_split, open_source, parquet_files, survey, table_of
 from nntrain.engine.stream_epoch import lanes_of
 from nntrain.errors import UserError
 from nntrain.resources import available_bytes, gib

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nntrain.errors import UserError, first_line
-from nntrain.runs.files import atomic_save
+from nntrain.runs.files import atomic_save, read_summary
 from nntrain.runs.folders import PREVIOUS
 
 CHECKPOINT_FORMAT = 1
@@ -34,10 +34,10 @@ def versions() -> dict[str, str]:
 def _why_none(path: Path) -> str:
     """Why a run folder lacks a checkpoint, where its summary.json says: it diverged before its first best epoch."""
     try:
-        summary = json.loads((path.parent / "summary.json").read_text())
+        summary = read_summary(path.parent)
     except (OSError, ValueError):
         return ""
-    if not isinstance(summary, dict) or summary.get("status") != "diverged":
+    if summary.get("status") != "diverged":
         return ""
     said = str(summary.get("stopped") or "training diverged").split(":")[0]
     return f": the run diverged before it saved one ({said}; summary.json says what to try)"

@@ -113,6 +113,15 @@ def json_bytes(obj: Any) -> bytes:
     return (strict_json(obj, indent=2) + "\n").encode()
 
 
+def read_summary(run_dir: Path) -> dict:
+    """A run folder's summary.json ({} where it has none yet); ValueError where it is not JSON."""
+    import json
+
+    path = Path(run_dir) / "summary.json"
+    summary = json.loads(path.read_text()) if path.is_file() else {}
+    return summary if isinstance(summary, dict) else {}
+
+
 def write_json(path: Path, obj: Any) -> None:
     write_run_file(path, json_bytes(obj))
 

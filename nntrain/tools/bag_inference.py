@@ -58,9 +58,11 @@ def load_members(root: Path, checkpoint: str = "best") -> tuple[dict, list[Loade
 
 
 def _diverged(member: Path) -> bool:
+    from nntrain.runs.files import read_summary
+
     try:
-        return json.loads((member / "summary.json").read_text()).get("status") == "diverged"
-    except (OSError, ValueError, AttributeError):
+        return read_summary(member).get("status") == "diverged"
+    except (OSError, ValueError):
         return False
 
 

@@ -30,7 +30,7 @@ from nntrain.engine.stopping import Diverged, Interrupted
 from nntrain.errors import UserError
 from nntrain.model.calibration import calibrated, fit_temperature
 from nntrain.model.heads import truth
-from nntrain.runs.files import write_json, write_run_file, write_text
+from nntrain.runs.files import read_summary, write_json, write_run_file, write_text
 from nntrain.runs.folders import PREVIOUS, create_run_dir
 from nntrain.tools.bag_inference import BAG_FILE, bag_scores, mean_metrics
 from nntrain.tools.crossval import fold_rows
@@ -117,8 +117,7 @@ def resume_bag(root: Path, overrides: list[str], log: Callable[[str], None], qui
 
 def _ended(member: Path) -> dict | Diverged | None:
     """A member's result when it has ended (summary.json, not interrupted), else None."""
-    path = member / "summary.json"
-    summary = json.loads(path.read_text()) if path.is_file() else {}
+    summary = read_summary(member)
     if summary.get("status") in (None, "interrupted"):
         return None
     return Diverged(summary.get("stopped") or "diverged") if summary["status"] == "diverged" else summary

@@ -21,7 +21,7 @@ from nntrain.data.tables import read_tables
 from nntrain.engine.run_groups import fit_many, resume_many
 from nntrain.engine.stopping import Diverged, Interrupted
 from nntrain.errors import UserError, quoted
-from nntrain.runs.files import write_json
+from nntrain.runs.files import read_summary, write_json
 from nntrain.runs.folders import create_run_dir
 from nntrain.tools.folds import shuffled_folds, stratified_folds
 
@@ -88,8 +88,7 @@ def resume_cv(root: Path, log: Callable[[str], None], quiet: bool = True) -> dic
 
 def _ended(run_dir: Path) -> dict | Diverged | None:
     """A fold's summary when it has finished (or how it diverged); None when it has still to train."""
-    path = run_dir / "summary.json"
-    summary = json.loads(path.read_text()) if path.is_file() else {}
+    summary = read_summary(run_dir)
     if summary.get("status") == "diverged":
         e = Diverged(summary.get("stopped") or "diverged")
         e.run_dir = run_dir

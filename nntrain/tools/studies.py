@@ -120,7 +120,7 @@ def _retry(max_retry: int | None) -> Any:
 
 def fail_and_queue_again(study: Any, trials: list[Any]) -> None:
     """Trials a signal stopped (or that never started): failed, and queued again with their parameters as a dead
-    worker's are, so the same sweep command run again goes on with them (earlier_run). No limit on these
+    worker's are, so the same sweep command run again goes on with them (earlier_runs). No limit on these
     retries: a person stopped them, not a fault. A trial another worker already failed as stale was queued again
     there."""
     again = _retry(max_retry=None)
@@ -129,19 +129,21 @@ def fail_and_queue_again(study: Any, trials: list[Any]) -> None:
             again(study, study.tell(trial, state=optuna.trial.TrialState.FAIL))
 
 
-def earlier_run(study: Any, trial: Any) -> Path | None:
-    """The run folder of the attempt a queued-again trial repeats (a signal or a dead worker stopped it), where
-    one is here and holds a save to go on from; None for a new trial."""
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    tried = trials[trial.number].system_attrs.get("retry_history", [])
-    if not tried:
-        return None
-    before = trials.get(tried[-1])
-    stored = before.user_attrs.get("run_dir") if before is not None else None
-    folder = Path(stored) if stored else None
-    if folder is None or not folder.is_absolute():
-        return None
-    return folder.resolve() if (folder / "last.pt").is_file() or (folder / PREVIOUS).is_file() else None
+def earlier_runs(study: Any, trials: list[Any]) -> list[Path | None]:
+    """Per trial, the run folder of the attempt a queued-again trial repeats (a signal or a dead worker stopped
+    it), where one is here and holds a save to go on from; None for a new trial. The study read once."""
+    known = {t.number: t for t in study.get_trials(deepcopy=False)}
+
+    def folder(trial: Any) -> Path | None:
+        tried = known[trial.number].system_attrs.get("retry_history", [])
+        before = known.get(tried[-1]) if tried else None
+        stored = before.user_attrs.get("run_dir") if before is not None else None
+        path = Path(stored) if stored else None
+        if path is None or not path.is_absolute():
+            return None
+        return path.resolve() if (path / "last.pt").is_file() or (path / PREVIOUS).is_file() else None
+
+    return [folder(trial) for trial in trials]
 
 
 @contextlib.contextmanager

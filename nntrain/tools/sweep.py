@@ -35,7 +35,7 @@ from nntrain.tools.studies import (
     ask,
     beating,
     claim_lock,
-    earlier_run,
+    earlier_runs,
     fail_and_queue_again,
     fail_stale_trials,
     masked,
@@ -233,7 +233,7 @@ def _run_trials(
 
     hooks = [Pruner(trial, p.monitor, p.pruner["name"]) for trial in trials]
     try:
-        earlier = [earlier_run(study, trial) for trial in trials]
+        earlier = earlier_runs(study, trials)
         results = fit_many(cfgs, config_dir, lambda m: None, should_stop=hooks, started=started, earlier=earlier)
     except Interrupted:  # a signal: the trials are failed and queued again, for the same sweep command to train
         fail_and_queue_again(study, trials)
