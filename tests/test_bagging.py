@@ -65,6 +65,10 @@ def test_eval_predict_and_export_of_a_bag_average_its_members(workdir, cli):
     summary = json.loads((root / "summary.json").read_text())
     assert report["rows"] == len(json.loads((root / "bag.json").read_text())["test"])
     assert report["metrics"]["accuracy"] == pytest.approx(summary["test"]["accuracy"])
+    epochs = [json.loads((root / f"member{k}" / "summary.json").read_text())["best_epoch"] for k in (1, 2, 3)]
+    assert report["checkpoint_epoch"] == epochs
+    span = f"{min(epochs)}-{max(epochs)}" if min(epochs) != max(epochs) else str(epochs[0])
+    assert f"(best.pt of 3 members, epochs {span}) on test split" in cli("eval", root).output.splitlines()[0]
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
 

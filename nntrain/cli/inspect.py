@@ -19,6 +19,15 @@ from nntrain.cli.app import (
 )
 
 
+def _checkpoint(checkpoint: str, report: dict) -> str:
+    """'best.pt, epoch 12', or a bag's 'best.pt of 5 members, epochs 12-31'."""
+    epochs = report["checkpoint_epoch"]
+    if not isinstance(epochs, list):
+        return f"{checkpoint}.pt, epoch {epochs}"
+    span = f"{min(epochs)}-{max(epochs)}" if min(epochs) != max(epochs) else f"{epochs[0]}"
+    return f"{checkpoint}.pt of {len(epochs)} members, epochs {span}"
+
+
 @guarded
 def eval_(
     run_dir: Path | None = typer.Argument(None, help="run folder; default: the newest under runs/"),
@@ -44,8 +53,7 @@ def eval_(
         return
     out = console(False)
     out.print(
-        f"{report['run_dir']} ({checkpoint}.pt, epoch {report['checkpoint_epoch']}) on {report['data']}, "
-        f"{report['rows']} rows:",
+        f"{report['run_dir']} ({_checkpoint(checkpoint, report)}) on {report['data']}, {report['rows']} rows:",
         markup=False,
     )
     out.print(format_metrics(report["metrics"], report["baseline"]), markup=False)
