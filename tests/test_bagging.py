@@ -314,3 +314,12 @@ def test_a_rows_out_of_fold_prediction_mixes_only_models_that_left_it_out(workdi
         lin = linear_scores(plan["linear"], prep, e.X[rows], model=k)
         want = (1 - share) * own + share * lin
         assert np.allclose(oof.loc[oof["fold"] == k + 1, "prediction"].to_numpy(), want, rtol=1e-6)
+
+
+def test_the_closing_line_says_when_the_linear_model_alone_predicts():
+    from nntrain.tools.bagging import _share
+
+    assert _share(0.6) == " (a linear model's share: 0.60)"
+    assert _share(1.0) == (
+        " (a linear model's share: 1.00: the linear model alone, the networks did not lower its out-of-fold loss)"
+    )

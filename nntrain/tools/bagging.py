@@ -262,12 +262,18 @@ def finish_bag(
     base = summary.get("test_baseline", {}).get(name)
     shown = f"; test {name} {summary['test'][name]:.4f}" if "test" in summary else ""
     shown += f", baseline {base:.4f}" if shown and base is not None else ""
-    linear = f" (a linear model's share: {plan['linear']['weight']:.2f})" if "linear" in plan else ""
+    linear = _share(plan["linear"]["weight"]) if "linear" in plan else ""
     log(f"bag of {len(loaded)}{linear}: out-of-fold {name} {summary['val'][name]:.4f}{shown} ({root / OOF_FILE})")
     if cfg.train.plots:
         held_out = None if prep["task"] == "regression" else (raw, scores, y)
         _plots(root, loaded, None if test_scores is None else truth(prep, e.y[test]), test_scores, held_out, log)
     return summary
+
+
+def _share(weight: float) -> str:
+    """How much of the bag's prediction is its linear model's; at 1 the networks have none of it."""
+    alone = ": the linear model alone, the networks did not lower its out-of-fold loss" if weight >= 1 else ""
+    return f" (a linear model's share: {weight:.2f}{alone})"
 
 
 def _out_of_fold(cfg: Config, plan: dict, loaded: list, e, folds: list, done: list) -> tuple:
