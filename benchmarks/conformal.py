@@ -65,6 +65,34 @@ def hgb_ece(csv: Path, name: str, run_dir: Path, seed: int) -> float:
     return ece(model.predict_proba(test), np.array([index[v] for v in y["test"]]))
 
 
+NOISE = ("sd", "change_sd", "lower")
+
+
+def ece_noise(run_dir: Path, resamples: int = 300) -> dict:
+    """How much of a bag's ECE change is the test split's own noise: over bootstrap resamples of its test rows,
+    the spread (SD) of the ECE as trained and of the temperature's change to it, and the share of resamples
+    where the temperature lowers it. A lone run: {}."""
+    import numpy as np
+
+    from nntrain.data.reread import load_encoded
+    from nntrain.model.calibration import calibrated, ece
+    from nntrain.tools.bag_inference import bag_scores, load_members
+
+    if not (run_dir / "bag.json").is_file():
+        return {}
+    plan, loaded = load_members(run_dir)
+    e = load_encoded(loaded[0].prep, rows=plan["test"])
+    raw, _ = bag_scores({**plan, "temperature": None}, loaded, e.X)
+    after, rng = calibrated(raw, plan.get("temperature")), np.random.default_rng(0)
+    before, change = [], []
+    for _ in range(resamples):
+        i = rng.integers(0, len(e.y), len(e.y))
+        before.append(ece(raw[i], e.y[i]))
+        change.append(ece(after[i], e.y[i]) - before[-1])
+    change = np.array(change)
+    return {"sd": float(np.std(before)), "change_sd": float(np.std(change)), "lower": float(np.mean(change < 0))}
+
+
 def main(argv: list[str] | None = None) -> int:
     import nntrain
 
@@ -86,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         if "calibration" in report:
             c["ece"] = {k: report["calibration"][k]["ece"] for k in ("before", "after")}
             c["ece"]["hgb"] = hgb_ece(args.out / f"{name}.csv", name, run_dir, int(seed))
+            c["ece"].update(ece_noise(run_dir))
         got[name].append({**c, "bag": (run_dir / "bag.json").is_file()})
         print(f"# {run_dir.name}: {c}", file=sys.stderr)
     print(f"Level {args.level}; mean over seeds of each run's test rows\n")
@@ -110,10 +139,14 @@ def main(argv: list[str] | None = None) -> int:
     calibrated = {n: [r["ece"] for r in runs if "ece" in r] for n, runs in got.items()}
     calibrated = {n: v for n, v in calibrated.items() if v}
     if calibrated:
-        print("\n| table | ECE as trained | ECE calibrated | HGB's ECE |\n| --- | --- | --- | --- |")
+        print(
+            "\n| table | ECE as trained | ECE calibrated | HGB's ECE | bootstrap SD of the ECE | of the change "
+            "| resamples where it is lower |\n| --- | --- | --- | --- | --- | --- | --- |"
+        )
         for name, eces in calibrated.items():
             cells = [statistics.mean(e[k] for e in eces) for k in ("before", "after", "hgb")]
-            print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in cells) + " |")
+            noise = [f"{statistics.mean(e[k] for e in eces):.4f}" if "sd" in eces[0] else "-" for k in NOISE]
+            print(f"| {name} | " + " | ".join([f"{v:.4f}" for v in cells] + noise) + " |")
         lower = sum(
             statistics.mean(e["after"] for e in v) < statistics.mean(e["before"] for e in v)
             for v in calibrated.values()

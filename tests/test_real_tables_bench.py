@@ -69,6 +69,10 @@ def test_conformal_bench_reports_the_coverage_of_a_real_tables_run(tmp_path):
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[1] == "1" and cells[2] == "bag, LAC" and 0.5 <= float(cells[3]) <= 1 and 1 <= float(cells[4]) <= 2
     assert "classification: mean coverage" in proc.stdout
+    ece_row = [line for line in proc.stdout.splitlines() if line.startswith("| Pima.tr |")][1]
+    before, after, hgb, sd, change_sd, lower = (float(c) for c in ece_row.split("|")[2:-1])
+    assert 0 < before < 1 and 0 < after < 1 and 0 < hgb < 1  # the test split's ECE, and the noise of its 40 rows:
+    assert 0 < sd < 0.2 and 0 <= change_sd < 0.2 and 0 <= lower <= 1
 
 
 def test_column_alternatives_bench_trains_a_run_again_on_its_target_encoded_strings(tmp_path):
