@@ -216,6 +216,11 @@ def test_the_recipe_bags_a_small_table_and_writes_the_bags_plots(workdir, cli):
     assert not list(root.glob("member*/*.png"))  # a member's curves are its metrics.csv
     plan = json.loads((root / "bag.json").read_text())
     assert "linear" in plan  # the recipe's linear model beside the members
+    lr = json.loads((root / "member1" / "summary.json").read_text())["config"]["optimizer"]["lr"]
+    row = next(line for line in cli("runs").output.splitlines() if line.lstrip("│ ").startswith("t "))
+    assert f"adamw lr={lr:g}" in row and "bag of 5, best " in row  # the lr the members trained with, not "auto"
+    best = json.loads((root / "summary.json").read_text())["best_epoch"]
+    assert f"best {min(best)}-{max(best)} " in row if min(best) != max(best) else f"best {best[0]} " in row
 
 
 @pytest.mark.parametrize(

@@ -21,11 +21,12 @@ from nntrain.cli.app import (
 
 def _checkpoint(checkpoint: str, report: dict) -> str:
     """'best.pt, epoch 12', or a bag's 'best.pt of 5 members, epochs 12-31'."""
+    from nntrain.runs.listing import span
+
     epochs = report["checkpoint_epoch"]
     if not isinstance(epochs, list):
         return f"{checkpoint}.pt, epoch {epochs}"
-    span = f"{min(epochs)}-{max(epochs)}" if min(epochs) != max(epochs) else f"{epochs[0]}"
-    return f"{checkpoint}.pt of {len(epochs)} members, epochs {span}"
+    return f"{checkpoint}.pt of {len(epochs)} members, epochs {span(epochs)}"
 
 
 @guarded

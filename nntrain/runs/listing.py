@@ -118,7 +118,7 @@ def read_run(path: Path) -> dict:
         "path": path,
         "task": task,
         "model": _model(cfg["model"]) if isinstance(cfg.get("model"), dict) else "-",
-        "optimizer": _optimizer(cfg.get("optimizer")),
+        "optimizer": _optimizer(_bag_optimizer(path, summary) or cfg.get("optimizer")),
         "scheduler": None if scheduler in (None, "none") else str(scheduler),
         "epochs": _bag_epochs(summary)
         if summary.get("bag")
@@ -144,10 +144,28 @@ def _unfinished_bag(path: Path) -> str | None:
     return f"bag of {len(members)}, not finished"
 
 
+def _bag_optimizer(path: Path, summary: dict) -> dict | None:
+    """A bag's optimizer as its members trained it (the bag's config.yaml says lr: auto), from its first member's
+    summary.json; None for a run that is no bag, or whose member cannot be read."""
+    from nntrain.runs.files import read_summary
+
+    members = summary.get("members") if summary.get("bag") else None
+    try:
+        trained = read_summary(path / Path(str(members[0])).name).get("config") if members else None
+    except (OSError, ValueError):
+        return None
+    return trained.get("optimizer") if isinstance(trained, dict) else None
+
+
 def _bag_epochs(summary: dict) -> str:
     """A bag's row: its members and their best epochs ('bag of 5, best 12-31'), not one run's count."""
     best = [e for e in summary.get("best_epoch") or [] if isinstance(e, int)]
-    return f"bag of {summary['bag']}" + (f", best {min(best)}-{max(best)}" if best else "")
+    return f"bag of {summary['bag']}" + (f", best {span(best)}" if best else "")
+
+
+def span(epochs: list[int]) -> str:
+    """Members' epochs as a reader wants them: '12-31', or '12' where they agree."""
+    return f"{min(epochs)}-{max(epochs)}" if min(epochs) != max(epochs) else f"{epochs[0]}"
 
 
 def _trained_config(on_disk: dict, summary: dict) -> tuple[dict, bool]:
