@@ -17,7 +17,7 @@ from nntrain import metrics as M
 from nntrain.data.reread import load_table, split_table
 from nntrain.data.tables import Table
 from nntrain.errors import UserError
-from nntrain.tools.inference import LoadedRun, evaluate_run, read_input
+from nntrain.tools.inference import LoadedRun, data_label, evaluate_run, read_input
 
 MAX_REPEATS = 100
 
@@ -58,10 +58,8 @@ def importance(
 def _rows(run: LoadedRun, data: str | Table | None, bag_test: tuple | None) -> tuple[Table, str]:
     """The raw rows to shuffle: the run's test split (from split.json; a bag's: (folder, rows)), or a file, or
     a Table in memory."""
-    if isinstance(data, Table):
-        return data, "a DataFrame"
-    if data is not None:  # read as eval reads it: the run's separator, decimal and text columns
-        return read_input(data, "--data", run.prep), data
+    if data is not None:  # a file read as eval reads it: the run's separator, decimal and text columns
+        return data if isinstance(data, Table) else read_input(data, "--data", run.prep), data_label(data)
     if bag_test is None:
         table, folder = split_table(run.prep, run.split, run.run_dir, "test"), run.run_dir
     else:
