@@ -258,6 +258,25 @@ def test_the_recipe_trains_one_model_above_the_row_limit_and_for_a_rare_class(wo
     assert "note: train.bag auto: one model: the rarest class of 'y' has 6 row(s), too few for 5 folds" in lines
 
 
+def test_a_regression_target_whose_values_repeat_is_bagged_not_counted_as_classes(workdir):
+    """A rating (4.3, 4.5, ...): 30 distinct numbers, most of them on a few rows, is a quantity; no class of it
+    is too rare for the folds."""
+    import nntrain
+
+    frame = make_table(n=200, task="regression", seed=3)
+    frame["y"] = np.round(np.clip(3.5 + frame["y"] / frame["y"].std() * 0.8, 1.0, 5.0), 1)
+    assert frame["y"].nunique() >= 21 and frame["y"].value_counts().min() == 1
+    lines: list[str] = []
+    config = {"data": {"target": "y"}, "runs_dir": "runs", "train": {"epochs": 2, "threads": 1}}
+    assert isinstance(nntrain.fit(config, data=frame, log=lines.append), nntrain.Bag)
+    assert "note: train.bag auto: a bag of 5 members (up to 10,000 non-test rows)" in lines
+    counts = frame.assign(y=np.arange(200) % 12)  # 12 integer values: classes
+    counts.loc[:3, "y"] = 99
+    lines.clear()
+    assert isinstance(nntrain.fit(config, data=counts, log=lines.append), nntrain.Run)
+    assert "note: train.bag auto: one model: the rarest class of 'y' has 4 row(s), too few for 5 folds" in lines
+
+
 def test_the_linear_models_strength_is_the_one_with_the_least_out_of_fold_loss(workdir, cli):
     from sklearn.linear_model import Ridge
 

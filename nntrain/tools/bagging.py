@@ -24,7 +24,7 @@ import pandas as pd
 
 from nntrain import metrics as M
 from nntrain.config.schema import Config, dump_yaml
-from nntrain.data.prepare import Prepared, check_against, prepare, stamped
+from nntrain.data.prepare import Prepared, check_against, infer_task, prepare, stamped
 from nntrain.data.tables import read_options, read_table, read_tables
 from nntrain.engine.stopping import Diverged, Interrupted
 from nntrain.errors import UserError
@@ -148,13 +148,21 @@ def _too_big_or_small(cfg: Config, frame: pd.DataFrame) -> str | None:
     if rows < AUTO_MIN_ROWS:
         return f"{rows:,} non-test rows, too few for {AUTO_MEMBERS} folds (bags from {AUTO_MIN_ROWS})"
     target = frame.get(cfg.data.target) if cfg.data.target else None
-    if target is None or cfg.data.task == "regression":
+    if target is None or _regression(target, cfg.data.task):
         return None
     counts = target.value_counts()
     rarest = int(counts.min()) if len(counts) else 0
     if len(counts) <= AUTO_MAX_CLASSES and rarest < 2 * AUTO_MEMBERS:
         return f"the rarest class of {cfg.data.target!r} has {rarest} row(s), too few for {AUTO_MEMBERS} folds"
     return None
+
+
+def _regression(target: pd.Series, asked: str) -> bool:
+    """Whether the fit will read `target` as a quantity (its values are no classes, however often they repeat)."""
+    try:
+        return infer_task(target, asked)[0] == "regression"
+    except UserError:  # a target that cannot train: the fit says why
+        return False
 
 
 def _no_bag(cfg: Config, tracked: bool) -> str | None:
