@@ -209,6 +209,50 @@ def test_a_column_of_times_of_day_gives_the_hour_parts_and_no_date(tmp_path):
     assert np.allclose(hours, minutes / 60, atol=1e-3)
 
 
+def test_durations_are_read_as_seconds_not_as_levels(tmp_path):
+    """Call lengths past 23 minutes (45:30) are no time of day; as text levels each was one row's ID."""
+    from nntrain.data import durations
+    from nntrain.data.columns import raw_sources
+
+    s = pd.Series(["45:30", "1:02:03", "-0:30", " 125:30 ", None, "0:00:00.5"])
+    assert durations.is_duration_column(s) and not durations.is_duration_column(pd.Series(["1:75", "2:30"]))
+    assert np.allclose(durations.seconds(s, True), [2730, 3723, -30, 7530, np.nan, 0.5], equal_nan=True)
+    df = make_table(n=200, task="regression")
+    secs = np.random.default_rng(1).integers(30, 3 * 3600, 200)
+    df["call"] = [
+        f"{t // 3600}:{t // 60 % 60:02d}:{t % 60:02d}" if t >= 3600 else f"{t // 60}:{t % 60:02d}" for t in secs
+    ]
+    d = prep_of(df, tmp_path)
+    assert d.prep["kinds"]["call"] == "numeric" and d.prep["durations"] == ["call"]
+    assert any("'call' read as durations, in seconds (1:30 is 90 s" in n for n in d.notes)
+    assert np.array_equal(raw_sources(df, d.prep, True, Report())["call"], secs)
+    # at predict, durations that all fall under 24:00 are durations still, not times of day
+    rows = pd.DataFrame({"a": [0.0] * 2, "b": [0.0] * 2, "c": [0.0] * 2, "call": ["3:45", "12:10"]})
+    assert raw_sources(rows, d.prep, True, Report())["call"].tolist() == [225, 730]
+    with pytest.raises(UserError, match=r"column 'call': 'soon' at row 2 .* is not a duration \(h:mm:ss or m:ss\)"):
+        raw_sources(rows.assign(call=["3:45", "soon"]), d.prep, True, Report())
+    spans = df.assign(call=pd.to_timedelta(secs, unit="s"))  # Parquet's duration type
+    spans.to_parquet(tmp_path / "d.parquet")
+    p = prepare(read_table(str(tmp_path / "d.parquet")), DataConfig(path=str(tmp_path / "d.parquet"), target="y"), 0)
+    assert p.prep["durations"] == ["call"] and np.array_equal(raw_sources(spans, p.prep, True, Report())["call"], secs)
+    assert raw_sources(rows, p.prep, True, Report())["call"].tolist() == [225, 730]  # text to a Parquet-trained run
+
+
+def test_a_target_of_durations_is_a_quantity_in_seconds(tmp_path):
+    """Trip lengths as m:ss are no classes (each its own); eval reads its rows' targets as seconds too."""
+    from nntrain.data.encoding import encode_target, unscale
+
+    df = make_table(n=200, task="regression")
+    secs = np.round(900 + 60 * df["y"]).astype(int)
+    df["y"] = [f"{t // 60}:{t % 60:02d}" for t in secs]
+    d = prep_of(df, tmp_path)
+    assert d.task == "regression" and d.prep["target_durations"] is True
+    assert any("'y' (the target) read as durations: predictions in seconds" in n for n in d.notes)
+    assert np.allclose(unscale(d.prep, d.y.astype(np.float64)), secs, atol=1e-3)
+    again = encode_target(pd.Series(["15:00", "1:00:00"], name="y"), d.prep, True)
+    assert np.allclose(unscale(d.prep, again.astype(np.float64)), [900, 3600], atol=1e-2)
+
+
 def test_a_two_digit_year_is_read_as_excel_reads_it():
     from nntrain.data import dates
 

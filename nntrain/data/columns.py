@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nntrain.data import dates
+from nntrain.data import dates, durations
 from nntrain.data.tables import where
 from nntrain.errors import UserError, quoted
 
@@ -66,7 +66,9 @@ def raw_sources(df: pd.DataFrame, prep: dict, header_line: int, report: Report) 
     out = {}
     for col in prep["columns"]:
         kind = prep["kinds"][col]
-        if kind == "numeric":
+        if kind == "numeric" and col in prep.get("durations", ()):
+            out[col] = durations.seconds(df[col], header_line)
+        elif kind == "numeric":
             out[col] = numeric_column(df[col], header_line)
         elif kind == "date":
             out.update(date_parts(df[col], prep, header_line, report))

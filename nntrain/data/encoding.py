@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nntrain.data import durations
 from nntrain.data.columns import (
     Report,
     categories,
@@ -313,7 +314,7 @@ def encode_target(y: pd.Series, prep: dict, header_line: int, absent: np.ndarray
         i = int(np.flatnonzero(y.isna().to_numpy())[0])
         raise UserError(f"column '{target}' (the target): missing value at {where(header_line, i)}")
     if prep["task"] == "regression":
-        v = numeric_column(y, header_line)
+        v = durations.seconds(y, header_line) if prep.get("target_durations") else numeric_column(y, header_line)
         check_finite(v, target, header_line)
         if prep.get("target_transform") == "log" and not np.all(v > 0):
             i = int(np.flatnonzero(~(v > 0))[0])

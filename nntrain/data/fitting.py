@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nntrain.data import dates, quantiles
+from nntrain.data import dates, durations, quantiles
 from nntrain.data.columns import (
     MISSING,
     Report,
@@ -46,6 +46,9 @@ def fit_features(
     kinds = {c: _kind(df[c], data_cfg, header_line, notes) for c in features}
     prep.update(columns=list(map(str, features)), kinds=kinds, categories={}, rare={}, embedding={}, impute={})
     prep.update(indicators=[], dates={}, scale_kind=data_cfg.scale)
+    spans = [str(c) for c in features if kinds[c] == "numeric" and durations.is_duration_column(df[c])]
+    if spans:  # read as seconds (columns.raw_sources), in fit and predict alike
+        prep["durations"] = spans
     for col in (c for c in features if kinds[c] == "categorical"):
         if data_cfg.impute == "auto":
             prep["impute"][col] = MISSING
@@ -76,6 +79,9 @@ def _kind(s: pd.Series, data_cfg: Any, header_line: int, notes: list) -> str:
         return "categorical"
     if s.name in data_cfg.dates or s.name in data_cfg.date_order or dates.is_date_column(s):
         return "date"
+    if durations.is_duration_column(s):
+        notes.append(f"column {quoted(s.name)} read as durations, in seconds ({durations.EXAMPLE})")
+        return "numeric"
     kind = column_kind(s, header_line)
     if kind == "mixed":
         notes.append(f"column {quoted(s.name)} holds a few distinct numbers and text: read as categories")

@@ -15,8 +15,10 @@ import pandas as pd
 
 from nntrain.config.checks import task_problems
 from nntrain.config.schema import Config
+from nntrain.data import durations
 from nntrain.data.columns import Report, numeric_column, py
 from nntrain.data.dates import is_date_column
+from nntrain.data.durations import EXAMPLE
 from nntrain.data.encoding import encode
 from nntrain.data.fitting import column_kind, fit_features, fit_target, fit_weights
 from nntrain.data.frames import mixed_as_text
@@ -94,7 +96,11 @@ def prepare(table: Table, data_cfg: Any, seed: int, given: dict | None = None) -
     `given`: {"val": rows, "test": rows} of the table that came from data.val_path / data.test_path."""
     df, header_line = table.frame, table.header_line
     target, features, notes = _columns(df, data_cfg)
-    y_raw, rows = _target_values(df[target], header_line, data_cfg.missing_target, notes)
+    y_col, timed = df[target], durations.is_duration_column(df[target]) and not is_date_column(df[target])
+    if timed:
+        y_col = pd.Series(durations.seconds(y_col, header_line), name=target)
+        notes.append(f"column {quoted(target)} (the target) read as durations: predictions in seconds ({EXAMPLE})")
+    y_raw, rows = _target_values(y_col, header_line, data_cfg.missing_target, notes)
     task, why = infer_task(y_raw.iloc[rows], data_cfg.task)
     classes = None if task == "regression" else sorted(_label(v) for v in y_raw.iloc[rows].unique())
     labels = pd.factorize(y_raw)[0] if classes else None
@@ -105,6 +111,8 @@ def prepare(table: Table, data_cfg: Any, seed: int, given: dict | None = None) -
         _check_every_class_trains(y_raw, classes, train)
     prep = {"target": str(target), "task": task, "classes": classes, "missing_target": data_cfg.missing_target}
     prep["target_transform"] = data_cfg.target_transform
+    if timed:
+        prep["target_durations"] = True  # eval reads its values as seconds too
     prep["split"] = how
     sources = fit_features(df, features, data_cfg, train, header_line, prep, notes)
     y = fit_target(y_raw, rows, prep, train, header_line, notes)

@@ -11,6 +11,7 @@ import torch
 
 from nntrain.data.columns import numeric_names
 from nntrain.data.dates import WRITTEN, part_name
+from nntrain.data.durations import EXAMPLE
 from nntrain.runs.files import json_bytes, write_output
 from nntrain.tools.export_graph import (
     BATCH_DIM,
@@ -95,6 +96,9 @@ def write_sidecar(out: Path, fmt: str, loaded: Any, checkpoint: str) -> Path:
         ),
         "torch": torch.__version__,
     }
+    if prep.get("durations"):
+        doc["input"]["durations"] = prep["durations"]
+        doc["input"]["note"] += f"; the durations columns in seconds ({EXAMPLE})"
     doc.update(_text_and_dates(prep))
     if fmt == "onnx":
         doc["opset"] = ONNX_OPSET
