@@ -213,7 +213,8 @@ class LinearMix(nn.Module):
         undo = unranked(prep, linear["columns"])  # data.scale: quantile: numbers back from their ranks
         self.unrank = QuantileMap([[z, k] for _, (k, z), _, _ in undo]) if undo else None
         if undo:  # then scaled as data.scale: robust scales them
-            self.rescale = Standardize([s for *_, s, _ in undo], [s for *_, s in undo], [None] * len(undo), True)
+            clip = linear.get("clip", CLIP) is not None  # linear_path: ridge's clip is chosen out of fold
+            self.rescale = Standardize([s for *_, s, _ in undo], [s for *_, s in undo], [None] * len(undo), clip)
             self.register_buffer("at", torch.tensor([j for j, *_ in undo], dtype=torch.long))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
