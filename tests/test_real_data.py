@@ -253,6 +253,40 @@ def test_a_target_of_durations_is_a_quantity_in_seconds(tmp_path):
     assert np.allclose(unscale(d.prep, again.astype(np.float64)), [900, 3600], atol=1e-2)
 
 
+def panel(seed: int = 0, people: int = 80, years: int = 6) -> pd.DataFrame:
+    """People's yearly wages: each person's own level (an id, 1000 + 7 i, says who), plus age's smooth curve."""
+    rng = np.random.default_rng(seed)
+    person = np.repeat(np.arange(people), years)
+    age = rng.integers(20, 65, people * years)
+    own = rng.normal(0, 1, people)[person]
+    return pd.DataFrame(
+        {
+            "nr": 1000 + 7 * rng.permutation(people)[person],
+            "age": age,
+            "y": own + np.sin(age / 10) + rng.normal(0, 0.3, len(age)),
+        }
+    )
+
+
+def test_whole_numbers_that_name_things_are_read_as_levels(tmp_path):
+    """A person's nr in a panel says who, not how much: levels (an embedding); age, a curve, stays a number."""
+    from nntrain.data import nominal
+
+    df = panel()
+    d = prep_of(df, tmp_path)
+    assert d.prep["kinds"] == {"nr": "embedded", "age": "numeric"}  # 80 levels: more than one-hot takes
+    said = next(n for n in d.notes if n.startswith("column 'nr' read as levels: its numbers name things"))
+    assert "data.numeric: [nr] reads it as a number" in said
+    assert not any("'age' read as levels" in n for n in d.notes)
+    assert prep_of(df, tmp_path, numeric=["nr"]).prep["kinds"]["nr"] == "numeric"
+    with pytest.raises(UserError, match="data.categorical and data.numeric both name 'nr'"):
+        prep_of(df, tmp_path, numeric=["nr"], categorical=["nr"])
+    # a quantity whose curve is steep and fine-grained (price by disk size) is no name, nor are ids of one row each
+    size = np.random.default_rng(1).choice(np.arange(40, 1000, 7), 600)
+    assert not nominal.names_things(*nominal.explained(size.astype(float), np.log(size)[:, None] / 3))
+    assert not nominal.candidate(np.arange(300.0), 32) and not nominal.candidate(np.repeat(np.arange(30.0), 9), 32)
+
+
 def test_a_two_digit_year_is_read_as_excel_reads_it():
     from nntrain.data import dates
 

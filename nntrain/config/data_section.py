@@ -63,6 +63,11 @@ class DataConfig(Strict):
         default_factory=list,
         description="numeric columns to read as categories (codes such as zone: 1, 2, 3)",
     )
+    numeric: list[str] = Field(
+        default_factory=list,
+        description="whole-number columns to read as numbers where fit would read them as levels (found where "
+        "each value's own mean target says far more than a smooth curve of the values: ids of people, sites)",
+    )
     dates: list[str] = Field(
         default_factory=list,
         description="columns to read as dates (found without it where written 2013-01-31, 2013/01/31, 31/01/2013, "

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from nntrain.errors import quoted
+
 TIME = r"(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?: ?(?:Z|UTC|[+-]\d{2}:?\d{2}))?"
 # How a column writes its dates (its "order", kept in the checkpoint so that predict reads them as fit did):
 # iso: 2013-01-01, 2013-1-1, 2013-01-01 05:00, 2013-01-01T05:00:00.5Z, 2013-01-01 05:00:00+01:00
@@ -168,3 +170,15 @@ def parts(secs: np.ndarray, origin: float) -> dict[str, np.ndarray]:
 
 def part_name(col: str, part: str) -> str:
     return f"{col}.{part}"
+
+
+def order_note(col: str, order: str, open_because: str) -> str:
+    """fit's note on a column read day first or month first; a warning where its values left that open."""
+    first = f"{'day' if order == 'dmy' else 'month'} first ({WRITTEN[order]})"
+    if not open_because:
+        return f"column {quoted(col)}: dates written {first}"
+    other = "month_first" if order == "dmy" else "day_first"
+    return (
+        f"warning: column {quoted(col)}: dates read {first}, a guess: {open_because}; "
+        f"data.date_order: {{{col}: {other}}} reads them the other way"
+    )

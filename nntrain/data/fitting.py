@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nntrain.data import dates, durations, quantiles
+from nntrain.data import dates, durations, nominal, quantiles
 from nntrain.data.columns import (
     MISSING,
     Report,
@@ -34,16 +34,29 @@ EMBEDDING_MAX = 32  # the widest embedding: fastai's rule min(600, 1.6 * levels 
 
 
 def fit_features(
-    df: pd.DataFrame, features: list[str], data_cfg: Any, train: np.ndarray, header_line: int, prep: dict, notes: list
+    df: pd.DataFrame,
+    features: list[str],
+    data_cfg: Any,
+    train: np.ndarray,
+    header_line: int,
+    prep: dict,
+    notes: list,
+    target: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Fill prep with each column's kind, levels, date parts, imputation and scaling (fitted on the training
-    rows only); return the numeric sources as read, so encode does not read them again."""
+    rows only); return the numeric sources as read, so encode does not read them again. `target`: the training
+    rows' (nominal.target_matrix), for the test of whole numbers that name things."""
     if data_cfg.impute == "auto":
         empty = [c for c in features if df[c].hasnans and df[c].isna().to_numpy()[train].all()]
         features = [c for c in features if c not in empty]
         if empty:
             notes.append(f"column(s) {listed(empty, quote=True)} have no value in the training rows and are left out")
     kinds = {c: _kind(df[c], data_cfg, header_line, notes) for c in features}
+    for col in [c for c in features if kinds[c] == "numeric" and c not in data_cfg.numeric and target is not None]:
+        said = nominal.reads_as_levels(df[col], train, target, data_cfg.one_hot_max)
+        if said:
+            kinds[col] = "categorical"
+            notes.append(said)
     prep.update(columns=list(map(str, features)), kinds=kinds, categories={}, rare={}, embedding={}, impute={})
     prep.update(indicators=[], dates={}, scale_kind=data_cfg.scale)
     spans = [str(c) for c in features if kinds[c] == "numeric" and durations.is_duration_column(df[c])]
@@ -161,21 +174,10 @@ def _fit_dates(s: pd.Series, said: str | None, train: np.ndarray, prep: dict, no
     said = f"times of day: {shown}" if order == "time" else f"dates: {shown} (days since {start})"
     notes.append(f"column {quoted(col)} read as {said}")
     if order in ("dmy", "mdy"):
-        notes.append(_order_note(col, order, open_because))
+        notes.append(dates.order_note(col, order, open_because))
     bad = dates.unreadable(s, secs)
     if bad.any():
         notes.append(f"column {quoted(col)}: {int(bad.sum()):,} value(s) that are not dates read as missing")
-
-
-def _order_note(col: str, order: str, open_because: str) -> str:
-    first = f"{'day' if order == 'dmy' else 'month'} first ({dates.WRITTEN[order]})"
-    if not open_because:
-        return f"column {quoted(col)}: dates written {first}"
-    other = "month_first" if order == "dmy" else "day_first"
-    return (
-        f"warning: column {quoted(col)}: dates read {first}, a guess: {open_because}; "
-        f"data.date_order: {{{col}: {other}}} reads them the other way"
-    )
 
 
 def _fit_imputation(sources: dict[str, np.ndarray], how: str, train: np.ndarray, prep: dict, notes: list) -> None:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from nntrain.config.checks import task_problems
 from nntrain.config.schema import Config
-from nntrain.data import durations
+from nntrain.data import durations, nominal
 from nntrain.data.columns import Report, numeric_column, py
 from nntrain.data.dates import is_date_column
 from nntrain.data.durations import EXAMPLE
@@ -114,7 +114,8 @@ def prepare(table: Table, data_cfg: Any, seed: int, given: dict | None = None) -
     if timed:
         prep["target_durations"] = True  # eval reads its values as seconds too
     prep["split"] = how
-    sources = fit_features(df, features, data_cfg, train, header_line, prep, notes)
+    target_rows = nominal.target_matrix(y_raw.iloc[train], task)
+    sources = fit_features(df, features, data_cfg, train, header_line, prep, notes, target_rows)
     y = fit_target(y_raw, rows, prep, train, header_line, notes)
     per_row, weights = fit_weights(df, y, data_cfg, (train, val, test), header_line, prep, notes)
     _check_matrix_fits(prep, len(df))
@@ -143,7 +144,7 @@ def _columns(df: pd.DataFrame, data_cfg: Any) -> tuple[str, list[str], list[str]
         raise UserError(
             f"data.target={target}: no such column{did_you_mean(target, columns)}; columns are: {listed(columns)}"
         )
-    for key in ("drop", "categorical", "dates", "date_order", "weight", "split_column", "group", "time_column"):
+    for key in NAMING_KEYS:
         named = getattr(data_cfg, key)
         missing = [c for c in ([named] if isinstance(named, str) else named or []) if c not in df.columns]
         if missing:
@@ -165,14 +166,22 @@ def _columns(df: pd.DataFrame, data_cfg: Any) -> tuple[str, list[str], list[str]
     return target, features, notes
 
 
+# the data keys that name columns: each named column must be in the table, and none of them the target
+NAMING_KEYS = ("drop", "categorical", "numeric", "dates", "date_order", "weight", "split_column", "group")
+NAMING_KEYS += ("time_column",)
+
+
 def _check_roles(data_cfg: Any, target: str) -> None:
     """The target has no other role (a weight column equal to it leaks the label into the loss); weight,
     split_column, group and time_column name different columns."""
     said = "data.target" if data_cfg.target else "data.target's default, the last column"
-    for key in ("drop", "categorical", "dates", "date_order", "weight", "split_column", "group", "time_column"):
+    for key in NAMING_KEYS:
         named = getattr(data_cfg, key)
         if target in ([named] if isinstance(named, str) else named or []):
             raise UserError(f"data.{key}={target}: {quoted(target)} is the target ({said}); a column has one role")
+    both = [c for c in data_cfg.categorical if c in data_cfg.numeric]
+    if both:
+        raise UserError(f"data.categorical and data.numeric both name {quoted(both[0])}; a column has one reading")
     roles = [(k, getattr(data_cfg, k)) for k in ("weight", "split_column", "group", "time_column")]
     for i, (key, col) in enumerate(roles):
         for other, col2 in roles[i + 1 :]:
