@@ -1,7 +1,7 @@
 """Whole numbers that name things (a person's nr in a panel, a professor's id, a site code): read as levels,
 not as a quantity. Trees find them anyway (a split between two ids isolates them); a network reads a number as
 a smooth curve, and an id's curve is noise: on Males (545 people, 8 years each) wage R² 0.28 as a number, 0.47
-as levels, where gradient boosting has 0.33.
+as levels, where gradient boosting has 0.33 (seed 0).
 
 A column of whole numbers with more than data.one_hot_max distinct values, on two or more training rows each on
 average, is tested on its training rows, out of fold: the mean target of each value (shrunk toward the overall
