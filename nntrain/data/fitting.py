@@ -41,11 +41,11 @@ def fit_features(
     header_line: int,
     prep: dict,
     notes: list,
-    target: np.ndarray | None = None,
+    target: pd.Series | None = None,
 ) -> dict[str, np.ndarray]:
     """Fill prep with each column's kind, levels, date parts, imputation and scaling (fitted on the training
     rows only); return the numeric sources as read, so encode does not read them again. `target`: the training
-    rows' (nominal.target_matrix), for the test of whole numbers that name things."""
+    rows' target, for the test of whole numbers that name things (nominal.py)."""
     if data_cfg.impute == "auto":
         empty = [c for c in features if df[c].hasnans and df[c].isna().to_numpy()[train].all()]
         features = [c for c in features if c not in empty]
@@ -53,15 +53,16 @@ def fit_features(
             notes.append(f"column(s) {listed(empty, quote=True)} have no value in the training rows and are left out")
     kinds = {c: _kind(df[c], data_cfg, header_line, notes) for c in features}
     for col in [c for c in features if kinds[c] == "numeric" and c not in data_cfg.numeric and target is not None]:
-        said = nominal.reads_as_levels(df[col], train, target, data_cfg.one_hot_max)
+        said = nominal.reads_as_levels(df[col], train, target, prep["task"], data_cfg.one_hot_max)
         if said:
             kinds[col] = "categorical"
             notes.append(said)
+    spans = [c for c in features if kinds[c] == "duration"]
+    kinds.update(dict.fromkeys(spans, "numeric"))  # read as seconds (columns.raw_sources), in fit and predict alike
     prep.update(columns=list(map(str, features)), kinds=kinds, categories={}, rare={}, embedding={}, impute={})
     prep.update(indicators=[], dates={}, scale_kind=data_cfg.scale)
-    spans = [str(c) for c in features if kinds[c] == "numeric" and durations.is_duration_column(df[c])]
-    if spans:  # read as seconds (columns.raw_sources), in fit and predict alike
-        prep["durations"] = spans
+    if spans:
+        prep["durations"] = list(map(str, spans))
     for col in (c for c in features if kinds[c] == "categorical"):
         if data_cfg.impute == "auto":
             prep["impute"][col] = MISSING
@@ -94,7 +95,7 @@ def _kind(s: pd.Series, data_cfg: Any, header_line: int, notes: list) -> str:
         return "date"
     if durations.is_duration_column(s):
         notes.append(f"column {quoted(s.name)} read as durations, in seconds ({durations.EXAMPLE})")
-        return "numeric"
+        return "duration"
     kind = column_kind(s, header_line)
     if kind == "mixed":
         notes.append(f"column {quoted(s.name)} holds a few distinct numbers and text: read as categories")

@@ -61,9 +61,9 @@ def _loss(groups: np.ndarray, t: np.ndarray, folds: np.ndarray) -> float:
     return err / len(t) + 1e-12
 
 
-def reads_as_levels(s: pd.Series, train: np.ndarray, target: np.ndarray, one_hot_max: int) -> str | None:
+def reads_as_levels(s: pd.Series, train: np.ndarray, target: pd.Series, task: str, one_hot_max: int) -> str | None:
     """The note that says column `s` is read as levels, or None where it is a quantity (or no candidate).
-    `target`: the training rows' target, rows x outputs, in `train`'s order."""
+    `target`: the training rows' target values, in `train`'s order."""
     if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
         return None
     v = s.to_numpy(np.float64, na_value=np.nan)[train]
@@ -73,7 +73,7 @@ def reads_as_levels(s: pd.Series, train: np.ndarray, target: np.ndarray, one_hot
     rows = np.flatnonzero(present)
     if len(rows) > MAX_ROWS:
         rows = np.sort(np.random.default_rng(0).choice(rows, MAX_ROWS, replace=False))
-    own, curve = explained(v[rows], target[rows])
+    own, curve = explained(v[rows], target_matrix(target.iloc[rows], task))
     if not names_things(own, curve):
         return None
     return (
@@ -84,7 +84,7 @@ def reads_as_levels(s: pd.Series, train: np.ndarray, target: np.ndarray, one_hot
 
 
 def target_matrix(y: pd.Series, task: str) -> np.ndarray:
-    """The training rows' target as nominal's tests take it: standardized values, or one-hot classes."""
+    """The target as the test takes it, rows x outputs: standardized values, or one-hot classes."""
     if task == "regression":
         v = y.to_numpy(np.float64)
         return ((v - v.mean()) / (v.std() or 1.0))[:, None]

@@ -15,7 +15,7 @@ import pandas as pd
 
 from nntrain.config.checks import task_problems
 from nntrain.config.schema import Config
-from nntrain.data import durations, nominal
+from nntrain.data import durations
 from nntrain.data.columns import Report, numeric_column, py
 from nntrain.data.dates import is_date_column
 from nntrain.data.durations import EXAMPLE
@@ -114,8 +114,7 @@ def prepare(table: Table, data_cfg: Any, seed: int, given: dict | None = None) -
     if timed:
         prep["target_durations"] = True  # eval reads its values as seconds too
     prep["split"] = how
-    target_rows = nominal.target_matrix(y_raw.iloc[train], task)
-    sources = fit_features(df, features, data_cfg, train, header_line, prep, notes, target_rows)
+    sources = fit_features(df, features, data_cfg, train, header_line, prep, notes, y_raw.iloc[train])
     y = fit_target(y_raw, rows, prep, train, header_line, notes)
     per_row, weights = fit_weights(df, y, data_cfg, (train, val, test), header_line, prep, notes)
     _check_matrix_fits(prep, len(df))
@@ -167,8 +166,17 @@ def _columns(df: pd.DataFrame, data_cfg: Any) -> tuple[str, list[str], list[str]
 
 
 # the data keys that name columns: each named column must be in the table, and none of them the target
-NAMING_KEYS = ("drop", "categorical", "numeric", "dates", "date_order", "weight", "split_column", "group")
-NAMING_KEYS += ("time_column",)
+NAMING_KEYS = (
+    "drop",
+    "categorical",
+    "numeric",
+    "dates",
+    "date_order",
+    "weight",
+    "split_column",
+    "group",
+    "time_column",
+)
 
 
 def _check_roles(data_cfg: Any, target: str) -> None:
