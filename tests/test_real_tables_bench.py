@@ -20,7 +20,7 @@ def test_real_tables_bench_runs_on_pima(tmp_path):
     cells = pima_cells(proc)
     assert cells["exit fit/eval/predict"] == "0/0/0", proc.stdout + proc.stderr
     assert cells["metric"] == "accuracy", cells
-    assert cells["features"] == "6", cells  # 7 columns less the target, less npreg
+    assert cells["features"] == "6", cells  # 8 columns less the target and npreg
     assert 0.5 <= float(cells["nntrain"].split()[0]) <= 1, cells
     assert 0.5 <= float(cells["HGB"]) <= 1, cells
     assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["Pima.tr.csv"], list(tmp_path.iterdir())
