@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -102,7 +103,9 @@ def test_column_alternatives_bench_trains_a_run_again_on_its_target_encoded_stri
     encoded = pd.read_csv(tmp_path / "target" / "mpg-s0.csv")
     assert pd.api.types.is_float_dtype(encoded["model"]) and not pd.api.types.is_numeric_dtype(encoded["manufacturer"])
     again = json.loads((tmp_path / "target" / "runs" / "mpg-s0" / "summary.json").read_text())
-    assert float(cells[5]) == pytest.approx(again["test"]["r2"], abs=5e-5) and again["epochs_run"] == 3
+    assert float(cells[5]) == pytest.approx(again["test"]["r2"], abs=5e-5)
+    members = [json.loads((Path(m) / "summary.json").read_text()) for m in again.get("members", [])]
+    assert again.get("bag") == 5 and [m["epochs_run"] for m in members] == [3] * 5  # the recipe's bag, 3 epochs
 
 
 def test_column_alternatives_cyclic_puts_the_sine_and_cosine_of_date_parts_beside_the_dates():
