@@ -16,6 +16,7 @@ from nntrain.errors import UserError, quoted
 
 FIELDS = r"^([+-]?)(\d+):(\d{2})(?::(\d{2}(?:\.\d+)?))?$"
 EXAMPLE = "1:30 is 90 s, 1:02:03 is 3,723 s"
+LOOK = 100  # distinct values looked at before the whole column
 
 
 def is_duration_column(s: pd.Series) -> bool:
@@ -27,9 +28,11 @@ def is_duration_column(s: pd.Series) -> bool:
     values = pd.Series(s.dropna().unique())
     if values.empty:
         return False
-    if pd.api.types.infer_dtype(values, skipna=True) == "timedelta":
-        return True
-    return bool(_text_seconds(values.astype(str)).notna().all())
+    if pd.api.types.infer_dtype(values.head(LOOK), skipna=True) == "timedelta":
+        return pd.api.types.infer_dtype(values, skipna=True) == "timedelta"
+    text = values.astype(str)
+    # a column of names or levels fails on its first values: the rest (up to millions) is read only for durations
+    return bool(_text_seconds(text.head(LOOK)).notna().all() and _text_seconds(text).notna().all())
 
 
 def seconds(s: pd.Series, header_line: int) -> np.ndarray:
