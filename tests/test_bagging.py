@@ -228,13 +228,13 @@ def test_the_recipe_bags_a_small_table_and_writes_the_bags_plots(workdir, cli):
 @pytest.mark.parametrize(
     ("rows", "extra", "why"),
     [
-        (100, [], "one model: 80 non-test rows, too few for 5 folds (bags from 100)"),
+        (20, [], "one model: 16 non-test rows, too few for 5 folds (bags from 20)"),
         (300, ["model.ensemble=2"], "one model: model.ensemble=2 is an ensemble already (choose it or a bag)"),
         (300, ["data.val_path=v.csv"], "one model: data.val_path fixes the validation rows"),
     ],
 )
 def test_the_recipe_trains_one_model_where_a_bag_cannot_and_says_why(workdir, cli, rows, extra, why):
-    path = recipe_config(workdir, rows=rows)
+    path = recipe_config(workdir, rows=rows, task="regression" if rows < 100 else "multiclass")
     make_table(n=40, task="multiclass", cat=True, seed=5).to_csv(workdir / "v.csv", index=False)
     r = cli("fit", path, "train.threads=1", *extra)
     assert r.exit_code == 0, r.output
@@ -271,6 +271,9 @@ def test_a_regression_target_whose_values_repeat_is_bagged_not_counted_as_classe
     lines: list[str] = []
     config = {"data": {"target": "y"}, "runs_dir": "runs", "train": {"epochs": 2, "threads": 1}}
     assert isinstance(nntrain.fit(config, data=frame, log=lines.append), nntrain.Bag)
+    assert "note: train.bag auto: a bag of 5 members (up to 10,000 non-test rows)" in lines
+    lines.clear()  # 40 rows: 32 non-test, a fold of 6-7 rows each
+    assert isinstance(nntrain.fit({**config, "name": "small"}, data=frame[:40], log=lines.append), nntrain.Bag)
     assert "note: train.bag auto: a bag of 5 members (up to 10,000 non-test rows)" in lines
     counts = frame.assign(y=np.arange(200) % 12)  # 12 integer values: classes
     counts.loc[:3, "y"] = 99

@@ -163,7 +163,7 @@ class TrainConfig(Strict):
     bag: int | Literal["auto"] = Field(
         0,
         description="a cross-fitted bag of K members, each early-stopped on its own fold of the non-test rows; "
-        "0 or 1: one model; auto: 5 from 100 to 10,000 non-test rows, else one model",
+        "0 or 1: one model; auto: 5 from 20 to 10,000 non-test rows, else one model",
     )
     linear: bool = Field(
         False, description="with train.bag: a linear model beside the members, mixed in by its out-of-fold weight"
