@@ -254,10 +254,17 @@ def test_the_recipe_trains_one_model_above_the_row_limit_and_for_a_rare_class(wo
     assert isinstance(run, nntrain.Run)
     assert "note: train.bag auto: one model: 240 non-test rows (bags up to 200)" in lines
     monkeypatch.setattr(bagging, "AUTO_MAX_ROWS", 10_000)
-    rare = frame.assign(y=np.where(np.arange(300) < 6, "rare", frame["y"].astype(str)))
+    rare = frame.assign(y=np.where(np.arange(300) < 4, "rare", frame["y"].astype(str)))
     lines.clear()
     assert isinstance(nntrain.fit(config, data=rare, log=lines.append), nntrain.Run)
-    assert "note: train.bag auto: one model: the rarest class of 'y' has 6 row(s), too few for 5 folds" in lines
+    assert "note: train.bag auto: one model: the rarest class of 'y' has 4 row(s), too few for 5 folds" in lines
+    lines.clear()  # 5 rows: one a fold (stratified); the test split takes one, every member trains on the rest
+    rare = frame.assign(y=np.where(np.arange(300) < 5, "rare", frame["y"].astype(str)))
+    bag = nntrain.fit({**config, "name": "rare5"}, data=rare, log=lines.append)
+    assert isinstance(bag, nntrain.Bag)
+    assert "note: train.bag auto: a bag of 5 members (up to 10,000 non-test rows)" in lines
+    oof = pd.read_csv(bag.run_dir / "oof.csv", dtype={"target": str})
+    assert "rare" in bag.classes and oof.loc[oof["target"] == "rare", "fold"].nunique() == 4  # 4 folds, each trains it
 
 
 def test_a_regression_target_whose_values_repeat_is_bagged_not_counted_as_classes(workdir):
