@@ -37,6 +37,20 @@ def test_fit_with_keys_only_needs_no_config_file_and_names_the_run_after_the_tab
     assert "task: multiclass" in r.stderr
 
 
+def test_a_table_whose_file_name_is_no_folder_name_names_its_run_after_it_anyway(workdir, cli):
+    """Spaces, brackets, accents: the run folder is the file's name made plain; nothing plain left: runs/table."""
+    table = make_table(n=60, task="regression")
+    for file, run in [
+        ("Sales Data (final) v2.csv", "Sales_Data_final_v2"),
+        ("données_été.csv", "donnees_ete"),
+        ("数据.csv", "table"),
+    ]:
+        table.to_csv(workdir / file, index=False)
+        r = cli("fit", file, "--target", "y", *QUICK, "--json")
+        assert r.exit_code == 0, r.stderr
+        assert json.loads(r.stdout)["run_dir"] == f"runs/{run}"
+
+
 def test_without_a_target_the_header_says_which_column_is_predicted(workdir, cli):
     make_table(n=150).to_csv(workdir / "t.csv", index=False)
     r = cli("fit", "t.csv", *QUICK)

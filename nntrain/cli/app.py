@@ -225,10 +225,12 @@ def is_folder_table(path: str) -> bool:
 def table_stem(table: str) -> str:
     """The run's name for a table: house.csv.gz -> house, sklearn:iris -> iris, clicks/ and clicks/*.parquet ->
     clicks."""
+    from nntrain.config.schema import name_from
+
     if table.startswith("sklearn:"):
-        return table.removeprefix("sklearn:")
+        return name_from(table.removeprefix("sklearn:"), "table")
     p = Path(table)
-    return (p.parent if any(c in p.name for c in "*?[") else p).name.split(".")[0] or "table"
+    return name_from((p.parent if any(c in p.name for c in "*?[") else p).name.split(".")[0], "table")
 
 
 def loaded_config(config: str | dict) -> Path | dict:

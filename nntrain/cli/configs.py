@@ -105,10 +105,10 @@ def renamed(text: str, target: Path) -> str:
     in the shipped config's folder; the rest as shipped, comments included."""
     import re
 
-    from nntrain.config.schema import folder_name
+    from nntrain.config.schema import name_from
 
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", target.stem).lstrip("._-")
-    if not stem or not folder_name(stem):
+    stem = name_from(target.stem, "")
+    if not stem:
         return text
     found = re.search(r"(?m)^name:[ \t]*([^\s#]+).*$", text)
     if found is None:

@@ -16,7 +16,7 @@ from nntrain.config.checks import semantic_problems
 from nntrain.config.components import canonical, record
 from nntrain.config.locations import composed, format_errors, locate
 from nntrain.config.recipe import with_recipe
-from nntrain.config.schema import SPEC_DEFAULTS, Config
+from nntrain.config.schema import SPEC_DEFAULTS, Config, name_from
 from nntrain.errors import ConfigError, Problem, UserError
 from nntrain.plaindata import check_depth
 
@@ -231,7 +231,7 @@ def _read(path: Path) -> tuple[str, dict]:
         raw = {}
     if not isinstance(raw, dict):
         raise UserError(f"{path}: the top level must be a mapping of keys, got {type(raw).__name__}")
-    raw.setdefault("name", re.sub(r"[^A-Za-z0-9._-]", "_", path.stem).lstrip("._-") or "run")
+    raw.setdefault("name", name_from(path.stem))
     return text, raw
 
 

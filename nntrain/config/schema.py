@@ -300,6 +300,16 @@ def folder_name(text: str) -> bool:
     return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text) is not None
 
 
+def name_from(text: str, fallback: str = "run") -> str:
+    """A run name made from a file's name, under folder_name's rule: accents dropped (données -> donnees), any
+    other character not allowed a '_' (Sales Data (final) -> Sales_Data_final), else `fallback` (数据)."""
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    name = re.sub(r"_{2,}", "_", re.sub(r"[^A-Za-z0-9._-]", "_", plain)).strip("._-")
+    return name if name and folder_name(name) else fallback
+
+
 def _default(model: type[BaseModel], field: str) -> dict:
     return model.model_fields[field].default_factory()
 
