@@ -226,6 +226,14 @@ def test_params_checks_names_from_a_config_and_leaves_argument_values_to_fit(wor
     assert r.exit_code == 2 and "optimizer: sgd(lr=0.1, nesterov=True) is invalid: Nesterov momentum" in r.stderr
 
 
+def test_a_class_weight_per_class_is_checked_against_the_targets_classes_before_a_run_folder(workdir, cli):
+    cfg = write_config(workdir / "c.yaml", "t.csv", loss={"name": "cross_entropy", "weight": [1, 2]})
+    make_table(n=90, task="multiclass").to_csv(workdir / "t.csv", index=False)
+    r = cli("fit", cfg)
+    assert r.exit_code == 2 and "loss.weight=[1, 2]: 2 weights for the target's 3 classes: give one a class" in r.stderr
+    assert "Traceback" not in r.stderr and not (workdir / "runs").exists()
+
+
 def test_phone_params_match_the_reference_network(repo, cli):
     table = json.loads(cli("params", repo / "configs/phone.yaml", "--json").stdout)
     assert table["total"] == (20 * 64 + 64) + (64 * 128 + 128) + (128 * 4 + 4)

@@ -207,6 +207,16 @@ BASE = "data: {path: x.csv}\n"
             "train.monitor=val_accuracy: not measured for regression",
         ),
         (BASE + "model: {activation: {negative_slope: 0.1}}\n", "a mapping here needs a 'name' key"),
+        # arguments torch checks only when a loss or activation is first called: at the config, not the first step
+        (BASE + "loss: {name: huber, delta: -2}\n", "loss: huber(delta=-2) is invalid: huber_loss does not support"),
+        (BASE + "loss: {name: cross_entropy, label_smoothing: 2}\n", "label_smoothing must be between 0.0 and 1.0"),
+        (BASE + "loss: {name: bce, pos_weight: [-1]}\n", "loss.pos_weight=[-1]: bce's pos_weight must be above 0"),
+        (BASE + "loss: {name: nll, weight: [0, 0]}\n", "loss.weight=[0, 0]: nll's weight must be numbers 0 or more"),
+        (
+            BASE + "model: {activation: {name: leaky_relu, negative_slope: abc}}\n",
+            "model.activation: leaky_relu(negative_slope='abc') is invalid",
+        ),
+        (BASE + "model: {activation: {name: softplus, beta: 0}}\n", "model.activation.beta=0: softplus's beta must be"),
         (BASE + "seed: abc\n", "seed=abc: Input should be a valid integer"),
     ],
 )

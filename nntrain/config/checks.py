@@ -197,6 +197,7 @@ def _milestone_problems(cfg: Config) -> list[Problem]:
 def task_problems(cfg: Config, task: str, n_classes: int | None) -> list[Problem]:
     """Loss, output activation and monitor against the task (and the number of classes, once the data is read)."""
     problems = _loss_task_problems(cfg, task, n_classes) + _output_problems(cfg, task)
+    problems += _class_weight_problems(cfg, task, n_classes)
     monitor = metrics.monitor_name(cfg.train.monitor)
     allowed = metrics.monitors(task)
     if monitor not in allowed:
@@ -209,6 +210,20 @@ def task_problems(cfg: Config, task: str, n_classes: int | None) -> list[Problem
             )
         )
     return problems
+
+
+def _class_weight_problems(cfg: Config, task: str, n_classes: int | None) -> list[Problem]:
+    """loss.weight: one number a class (known once the data is read)."""
+    weight = cfg.loss.get("weight")
+    if not n_classes or task == "regression" or not isinstance(weight, list) or len(weight) == n_classes:
+        return []
+    return [
+        Problem(
+            "loss.weight",
+            f"{len(weight)} weights for the target's {n_classes} classes: give one a class",
+            value=str(weight),
+        )
+    ]
 
 
 def _either(choices: list[str]) -> str:

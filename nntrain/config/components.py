@@ -272,7 +272,7 @@ def spec_problems(
         return ranges
     try:
         _try_build(kind, factory(kind, name), kwargs, optimizer)
-    except (ValueError, TypeError, RuntimeError, IndexError) as e:
+    except (ValueError, TypeError, RuntimeError, IndexError, AssertionError) as e:  # hardtanh's min above max
         return [Problem(path, f"{name}({_fmt_kwargs(kwargs)}) is invalid: {e}")]
     return []
 
@@ -310,7 +310,24 @@ def _try_build(kind: str, fn: Any, kwargs: dict[str, Any], optimizer: dict | Non
         stand_in.param_groups, stand_in.defaults, stand_in.state = [{**group, "params": []}], dict(group), {}
         fn(stand_in, **kwargs)
     else:
-        fn(**tensor_arguments(kwargs))
+        _try_call(fn, fn(**tensor_arguments(kwargs)), kwargs)
+
+
+def _try_call(cls: Any, built: Any, kwargs: dict[str, Any]) -> None:
+    """A loss or activation called once on a few numbers: torch checks some arguments only then (huber's delta,
+    label_smoothing, pos_weight's length, an activation's slope given as text)."""
+    import torch
+
+    x = torch.linspace(-1.0, 1.0, 12).reshape(4, 3)
+    if issubclass(cls, (torch.nn.Softmax, torch.nn.LogSoftmax)):
+        return  # across the classes: dim 1, given when it is built for the model
+    if not issubclass(cls, torch.nn.modules.loss._Loss):
+        built(x)
+    elif issubclass(cls, (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss)):
+        k = len(kwargs["weight"]) if isinstance(kwargs.get("weight"), (list, tuple)) else 3
+        built(torch.linspace(-1.0, 1.0, 4 * k).reshape(4, k), torch.arange(4) % k)
+    else:  # bce's logits and 0/1 targets; a regression loss's predictions and targets
+        built(x[:, :1], (x[:, 1:2] > 0).float())
 
 
 def _stand_in(optimizer: dict | None) -> tuple[Any, dict[str, Any]]:

@@ -20,6 +20,12 @@ def _positive(v: Any) -> tuple[bool, str]:
     return all(isinstance(x, (int, float)) and x > 0 for x in values), "above 0"
 
 
+def _not_negative(v: Any) -> tuple[bool, str]:
+    values = v if isinstance(v, (list, tuple)) else [v]
+    ok = all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 0 for x in values)
+    return ok and any(x > 0 for x in values), "numbers 0 or more, one of them above 0"
+
+
 def _fraction(v: Any) -> tuple[bool, str]:
     return isinstance(v, (int, float)) and 0 <= v < 1, "from 0 up to, not including, 1"
 
@@ -44,6 +50,11 @@ RULES = {
     ("optimizer", "rmsprop"): {"momentum": _fraction},
     ("optimizer", "adam"): {"betas": _betas},
     ("optimizer", "adamw"): {"betas": _betas},
+    ("loss", "cross_entropy"): {"weight": _not_negative},
+    ("loss", "nll"): {"weight": _not_negative},
+    ("loss", "bce"): {"pos_weight": _positive},
+    ("activation", "softplus"): {"beta": _positive},  # beta 0 divides by 0: a run of NaN
+    ("output_activation", "softplus"): {"beta": _positive},
 }
 
 
