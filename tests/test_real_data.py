@@ -92,6 +92,10 @@ def test_rows_without_a_target_are_dropped_and_split_json_counts_the_files_rows(
     assert cli("eval", "runs/t").exit_code == 0
     r = cli("eval", "runs/t", "--data", data, "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["rows"] == len(df) - 4
+    df.assign(y=np.nan).to_csv(workdir / "none.csv", index=False)  # no row left to score
+    for command in ("eval", "explain"):
+        r = cli(command, "runs/t", "--data", "none.csv")
+        assert r.exit_code == 2 and "every row's target 'y' is missing: there is nothing to evaluate" in r.stderr
     r = cli("fit", "--resume", "runs/t", "train.epochs=2")
     assert r.exit_code == 0, r.stderr
 
@@ -733,3 +737,18 @@ def test_an_id_column_keeps_checkpoints_small_and_its_notes_say_rare_or_never_se
     assert r.exit_code == 0 and "with a value rare in training or never seen, such as" in r.stderr, r.output
     r = cli("predict", run, workdir / "rows.csv", "--strict")
     assert r.exit_code == 2 and ": rare in training or never seen (--strict)" in r.stderr
+
+
+def test_a_column_named_as_a_part_of_another_is_refused_not_mixed_with_it(workdir, cli):
+    """`when.month` beside a date column `when`: the table's column and the date's month would be one input."""
+    n = 60
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"when": pd.date_range("2020-01-01", periods=n, freq="7D").strftime("%Y-%m-%d")})
+    df["when.month"] = rng.normal(size=n)
+    df["y"] = df["when.month"] + rng.normal(size=n)
+    df.to_csv(workdir / "t.csv", index=False)
+    r = cli("fit", "t.csv", "--target", "y", "train.epochs=1", "train.bag=1")
+    assert r.exit_code == 2 and "column 'when.month': nntrain gives that name to a part of another column" in r.stderr
+    assert not (workdir / "runs").exists()
+    r = cli("fit", "t.csv", "--target", "y", "train.epochs=1", "train.bag=1", "data.drop=[when]")
+    assert r.exit_code == 0, r.stderr

@@ -48,6 +48,21 @@ def check_finite(v: np.ndarray, col: str, header_line: int) -> None:
         raise UserError(f"column '{col}': infinite value {v[i]} at {where(header_line, i)}; fix or remove that row")
 
 
+def distinct(names: list[str]) -> list[str]:
+    """The matrix's column names, refused where two are one: a table's column named as nntrain names a part of
+    another (`when.month` beside a date column `when`, `a.missing` beside a's missing-value indicator)."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise UserError(
+                f"column {quoted(name)}: nntrain gives that name to a part of another column (a date's part, a "
+                "missing-value indicator or a level), and the table has a column of that name too; rename it or "
+                "leave one out (data.drop)"
+            )
+        seen.add(name)
+    return names
+
+
 def source_names(prep: dict, col: str) -> list[str]:
     """A column's numeric sources: itself if numeric, its kept parts if a date, none otherwise."""
     kind = prep["kinds"][col]

@@ -248,6 +248,8 @@ def encode_table(
     frame = table.frame
     absent = frame[target].isna().to_numpy() if prep.get("missing_target") == "drop" else np.zeros(len(frame), bool)
     if absent.any() and not every_row:
+        if absent.all():
+            raise UserError(f"{shown}: every row's target {quoted(target)} is missing: there is nothing to evaluate")
         report.notes.append(f"{int(absent.sum()):,} row(s) without a target {quoted(target)} left out")
         frame, absent = frame.loc[~absent].reset_index(drop=True), absent[~absent]
     X = encode(frame, prep, table.header_line, report=report)

@@ -15,6 +15,7 @@ from nntrain.data.columns import (
     Report,
     categories,
     check_finite,
+    distinct,
     map_rows,
     numeric_column,
     numeric_names,
@@ -80,7 +81,7 @@ def fit_features(
     names = numeric_names(prep)
     fitted = map_rows(lambda n: _scaling(_training_part(sources[n], n, prep, train), data_cfg.scale), names, len(df))
     stats = [s for s, _ in fitted]
-    prep.update(shift=[a for a, _, _ in stats], scale=[b for _, b, _ in stats], encoded=_encoded_names(prep))
+    prep.update(shift=[a for a, _, _ in stats], scale=[b for _, b, _ in stats], encoded=distinct(_encoded_names(prep)))
     if data_cfg.scale == "quantile":
         prep["quantiles"] = {n: k for n, (_, k) in zip(names, fitted)}
     if data_cfg.impute == "auto":  # a column complete in training: the training mean, should a value be missing later
