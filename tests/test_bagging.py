@@ -77,7 +77,7 @@ def test_eval_predict_and_export_of_a_bag_average_its_members(workdir, cli):
     frame = pd.read_csv("t.csv")
     out = ort.InferenceSession(str(root / "model.onnx")).run(
         None,
-        {"features": frame[["a", "b", "c"]].to_numpy(np.float32), "strings": frame[["color"]].to_numpy(object)},
+        {"features": frame[["a", "b", "c"]].to_numpy(np.float64), "strings": frame[["color"]].to_numpy(object)},
     )[0]
     assert np.abs(out - bag[cols].to_numpy()).max() < 1e-5
 
@@ -134,7 +134,7 @@ def test_a_linear_model_beside_the_bag_takes_the_share_the_out_of_fold_predictio
     frame = pd.read_csv("t.csv")
     out = ort.InferenceSession(str(root / "model.onnx")).run(
         None,
-        {"features": frame[["a", "b", "c"]].to_numpy(np.float32), "strings": frame[["color"]].to_numpy(object)},
+        {"features": frame[["a", "b", "c"]].to_numpy(np.float64), "strings": frame[["color"]].to_numpy(object)},
     )[0]
     assert np.abs(out.reshape(-1) - bag["prediction"].to_numpy()).max() < 1e-3
 

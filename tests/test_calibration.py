@@ -81,7 +81,7 @@ def test_a_bags_temperature_reaches_eval_predict_oof_and_the_onnx_export(workdir
     assert cli("export", root).exit_code == 0
     frame = pd.read_csv("t.csv")
     got = ort.InferenceSession(str(root / "model.onnx")).run(
-        None, {"features": frame[["a", "b", "c"]].to_numpy(np.float32), "strings": frame[["color"]].to_numpy(object)}
+        None, {"features": frame[["a", "b", "c"]].to_numpy(np.float64), "strings": frame[["color"]].to_numpy(object)}
     )[0]
     assert np.abs(got - proba).max() < 1e-4
 
@@ -123,7 +123,7 @@ def test_a_lone_runs_temperature_is_fitted_on_its_validation_rows_and_reaches_pr
 
     assert cli("export", root).exit_code == 0
     got = ort.InferenceSession(str(root / "model.onnx")).run(
-        None, {"features": frame[["a", "b", "c"]].to_numpy(np.float32)}
+        None, {"features": frame[["a", "b", "c"]].to_numpy(np.float64)}
     )
     assert np.abs(got[0] - proba).max() < 1e-4
 

@@ -13,6 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from nntrain.cli import app
+from nntrain.data.columns import numeric_names
 from nntrain.data.quantiles import knots, mapped
 from nntrain.errors import UserError
 from nntrain.tools.export import export_run
@@ -90,11 +91,11 @@ def trained(tmp_path_factory):
 
 
 def raw_test_rows(run_dir: Path, data: Path) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(the test split's raw feature rows as float32, their row indices, prep)."""
+    """(the test split's raw feature rows as float64, their row indices, prep)."""
     prep = load_run(run_dir).prep
     test = np.asarray(json.loads((run_dir / "split.json").read_text())["test"])
     frame = pd.read_csv(data)
-    return frame[prep["columns"]].to_numpy(dtype=np.float32)[test], test, prep
+    return frame[prep["columns"]].to_numpy(dtype=np.float64)[test], test, prep
 
 
 def expected(run_dir: Path, data: Path, test: np.ndarray) -> pd.DataFrame:
@@ -126,7 +127,7 @@ def test_onnx_matches_predict_on_the_test_split(trained, name):
         assert prep["impute"] and np.isnan(X).any()  # NaN goes in raw; the model imputes it
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     (inp,), (outp,) = session.get_inputs(), session.get_outputs()
-    assert inp.name == "features" and inp.shape == ["rows", len(prep["columns"])] and inp.type == "tensor(float)"
+    assert inp.name == "features" and inp.shape == ["rows", len(prep["columns"])] and inp.type == "tensor(double)"
     assert outp.name == ("prediction" if prep["task"] == "regression" else "probabilities")
     assert outp.shape[0] == "rows"
     got = session.run(None, {"features": X})[0]
@@ -207,7 +208,7 @@ def test_a_duration_column_goes_in_as_seconds(tmp_path):
     out = export_run(run_dir, "torchscript", tmp_path / "m.pt")
     side = json.loads(sidecar_path(out).read_text())["input"]
     assert side["columns"] == ["a", "b", "c", "call"] and side["durations"] == ["call"]
-    x = np.column_stack([df[["a", "b", "c"]].to_numpy(), secs]).astype(np.float32)
+    x = np.column_stack([df[["a", "b", "c"]].to_numpy(), secs]).astype(np.float64)
     with torch.no_grad():
         got = torch.jit.load(str(out))(torch.from_numpy(x)).numpy()
     want = predict_frame(load_run(run_dir), str(tmp_path / "calls.csv"))["prediction"].to_numpy()
@@ -266,3 +267,60 @@ def test_the_graphs_quantile_map_is_numpys_interp_through_the_knots():
     gap = np.isnan(x)
     np.testing.assert_allclose(got[~gap], want[~gap], rtol=0, atol=1e-12)
     assert np.isnan(got[gap]).all() and (got[~gap[:, 2], 2] == 0).all()
+
+
+def large_magnitude_run(tmp_path: Path, scale: str) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
+    """F3: epoch-millisecond timestamps (1.7e12 + up to an hour: float32 holds them 131072 ms apart), a feature
+    and a regression target beyond float32's range. (run folder, the table, what predict writes for it)."""
+    rng = np.random.default_rng(6)
+    k = rng.uniform(0, 3.6e6, 300)
+    df = pd.DataFrame(
+        {"ts_ms": (1.7e12 + k).round(), "huge": 1e39 * (2 + rng.normal(size=300)), "a": rng.normal(size=300)}
+    )
+    df["y"] = 3e39 + 1e39 * np.sin(k / 3.6e6 * 6) + 1e38 * df["a"]
+    df.to_csv(tmp_path / "ts.csv", index=False)
+    cfg = write_config(
+        tmp_path / "ts.yaml",
+        tmp_path / "ts.csv",
+        runs_dir=str(tmp_path / "runs"),
+        data={"scale": scale},
+        train={"epochs": 30, "batch_size": 32},
+    )
+    result = CliRunner().invoke(app, ["fit", str(cfg), "--json", "--quiet", "data.target=y"])
+    assert result.exit_code == 0, result.output
+    run_dir = Path(json.loads(result.stdout.strip().splitlines()[-1])["run_dir"])
+    return run_dir, df, predict_frame(load_run(run_dir), str(tmp_path / "ts.csv"))
+
+
+@pytest.mark.parametrize("scale", ["standard", "quantile", "robust"])
+def test_onnx_matches_predict_on_millisecond_timestamps_and_values_beyond_float32(tmp_path, scale):
+    """The graph takes float64 and scales in float64, as predict does: no two timestamps merge, no NaN or inf
+    for values float32 cannot hold, and the prediction comes back in float64 in the target's units."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    run_dir, df, want = large_magnitude_run(tmp_path, scale)
+    out = export_run(run_dir, "onnx")
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (inp,), (outp,) = session.get_inputs(), session.get_outputs()
+    assert inp.type == outp.type == "tensor(double)"
+    side = json.loads(sidecar_path(out).read_text())
+    assert side["input"]["dtype"] == side["output"]["dtype"] == "float64"
+    got = session.run(None, {"features": df[side["input"]["columns"]].to_numpy(np.float64)})[0]
+    want = want["prediction"].to_numpy()
+    assert np.isfinite(got).all() and np.isfinite(want).all() and len(np.unique(got)) == len(np.unique(want))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=0)
+    assert np.abs(got - want).max() <= 1e-5 * want.std()  # within 1e-5 of the spread, not only of 3e39
+
+
+def test_a_column_the_float32_layers_cannot_take_is_refused_by_name(trained, tmp_path):
+    """A fill value that scales beyond float32 would make the graph answer inf or NaN: exit 2 naming the column,
+    and nothing written."""
+    from nntrain.tools.export import export_loaded
+
+    run_dir, _ = trained("regression_impute")
+    loaded = load_run(run_dir)
+    j = numeric_names(loaded.prep).index("b")
+    loaded.prep["impute"]["b"], loaded.prep["scale"][j] = 1e300, 1e-300
+    with pytest.raises(UserError, match=r"column\(s\) 'b': .*beyond float32's range") as e:
+        export_loaded(loaded, "onnx", tmp_path / "m.onnx", "best")
+    assert e.value.exit_code == 2 and not list(tmp_path.iterdir())

@@ -656,7 +656,7 @@ def test_onnx_export_takes_strings_and_matches_predict(workdir, cli):
     features = np.column_stack([parts[c] if c in parts else rows[c] for c in side["input"]["columns"]])
     strings = rows[side["strings"]["columns"]].fillna("").astype(str).to_numpy(dtype=object)
     session = ort.InferenceSession(str(workdir / "runs" / "t" / "model.onnx"))
-    got = session.run(None, {"features": features.astype(np.float32), "strings": strings})[0]
+    got = session.run(None, {"features": features.astype(np.float64), "strings": strings})[0]
     assert np.abs(got - want[[c for c in want.columns if c.startswith("proba_")]].to_numpy()).max() < 1e-5
 
 

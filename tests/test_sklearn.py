@@ -121,7 +121,7 @@ def test_a_run_fitted_without_run_dir_exports_from_memory_to_a_named_file(workdi
     out = clf.run_.export(output=workdir / "m.onnx")
     assert out == workdir / "m.onnx" and (workdir / "m.onnx.json").is_file()
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    (proba,) = session.run(None, {"features": X.to_numpy(np.float32)})
+    (proba,) = session.run(None, {"features": X.to_numpy(np.float64)})
     assert np.allclose(proba, clf.predict_proba(X), atol=1e-4)
 
 

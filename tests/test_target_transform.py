@@ -78,7 +78,7 @@ def test_a_bag_on_a_log_target_exports_the_same_predictions(workdir, cli):
     assert cli("export", root).exit_code == 0
     frame = pd.read_csv("t.csv")
     out = ort.InferenceSession(str(root / "model.onnx")).run(
-        None, {"features": frame[["a", "b", "c"]].to_numpy(np.float32)}
+        None, {"features": frame[["a", "b", "c"]].to_numpy(np.float64)}
     )
     got = out[0].reshape(-1)
     assert np.allclose(got, bag["prediction"].to_numpy(), rtol=1e-4)

@@ -5,10 +5,12 @@ The exported graph is `encode -> the trained layers -> head`:
     (x - shift) / scale, computed in float64 and rounded to float32; a 0/1 "was missing" column per indicator.
     Strings (ONNX only): each column's text -> its level code through an ai.onnx.ml LabelEncoder (a level
     not kept in training -> 0, the unknown level), then one-hot or the embedding's code;
-  - head: class probabilities through heads.to_proba (the very function `nntrain predict` uses), or the
-    regression output back in the target's units through encoding.unscale (in float64, then float32).
-Inputs: `features`, float32 [rows, len(numeric inputs)]: the raw values of the numeric columns and, for each
-date column, its parts (year, month, ... as the sidecar lists them, "days" counted from the sidecar's origin);
+  - head: class probabilities (float32) through heads.to_proba (the very function `nntrain predict` uses), or the
+    regression output back in the target's units through encoding.unscale, in float64 and given as float64.
+Inputs: `features`, float64 [rows, len(numeric inputs)]: the raw values of the numeric columns and, for each
+date column, its parts (year, month, ... as the sidecar lists them, "days" counted from the sidecar's origin)
+(float32 would merge values large beside their spread, such as millisecond timestamps, and overflow beyond
+3.4e38, where predict does neither);
 and, when the run has string columns, `strings`, string [rows, len(string columns)], "" for a missing value.
 Unknown levels are encoded as predict encodes them, without predict's warning.
 
@@ -102,6 +104,7 @@ def export_loaded(
     else:
         model = export_model(loaded.model, loaded.cfg, prep, loaded.ckpt.get("temperature"))
     sample = sample_rows(prep)
+    _check_scaled(model, sample, prep)
     if fmt == "onnx":
         data = _onnx_bytes(model, sample, prep, loaded.run_dir, checkpoint)
         _check_onnx(data, model, sample)
@@ -168,6 +171,21 @@ def _refuse_unexportable(prep: dict, fmt: str) -> None:
         )
 
 
+def _check_scaled(model: Exported, sample: Sample, prep: dict) -> None:
+    """Each numeric input's sample values, scaled in float64, must be numbers the float32 layers take: a scale
+    so small (or a fill so far out) that they overflow would make the graph answer NaN or inf. Refused by name."""
+    with torch.no_grad():
+        scaled = model.encode.standardize(sample.features)
+    bad = (~torch.isfinite(scaled)).any(dim=0)  # sample_rows puts NaN in imputed columns only: filled here
+    if bool(bad.any()):
+        names = [c for c, b in zip(numeric_names(prep), bad.tolist()) if b]
+        raise UserError(
+            f"export: column(s) {', '.join(map(repr, names))}: values near the training ones (or the fill value "
+            f"of a missing one) scale beyond float32's range ({np.finfo(np.float32).max:.3g}) with the run's shift "
+            f"and scale, and the graph would answer NaN or inf for them; nothing was written; use nntrain predict"
+        )
+
+
 def _is_number(v: Any) -> bool:
     try:
         return math.isfinite(float(v))
@@ -198,7 +216,7 @@ def sample_rows(prep: dict, n: int = 7) -> Sample:
     g = torch.Generator().manual_seed(0)
     shift = torch.tensor(prep["shift"], dtype=torch.float64)
     scale = torch.tensor(prep["scale"], dtype=torch.float64)
-    x = (shift + scale * torch.randn(n, len(shift), generator=g, dtype=torch.float64)).float()
+    x = shift + scale * torch.randn(n, len(shift), generator=g, dtype=torch.float64)  # float64, not rounded
     for j, col in enumerate(numeric_names(prep)):
         if col in prep["impute"]:
             x[j % n, j] = math.nan
@@ -321,12 +339,16 @@ def _check_onnx(data: bytes, model: Exported, sample: Sample) -> None:
         import onnxruntime as ort
     except ImportError:
         return
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     for n in (1, None):
-        feed = {INPUT_NAME: sample.features[:n].numpy()}
+        feed = {INPUT_NAME: sample.features[:n].numpy()}  # float64: the rows predict tells apart stay apart
         if sample.strings is not None:
             feed[STRINGS_NAME] = sample.strings[:n]
-        got = session.run(None, feed)[0]
+        try:
+            if n == 1:
+                session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+            got = session.run(None, feed)[0]
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types; said, not a traceback
+            raise ExportFailed(f"onnxruntime could not run the exported graph: {first_line(e, 300)}") from None
         _compare(got, model, sample.inputs(n), "onnxruntime")
 
 
@@ -347,11 +369,16 @@ def _compare(got: np.ndarray, model: nn.Module, inputs: tuple, what: str) -> Non
         want = model(*inputs).numpy()
     if got.shape != want.shape:
         raise ExportFailed(f"{what} gave shape {got.shape} for {len(inputs[0])} row(s), the model {want.shape}")
-    tol = CHECK_ATOL * np.maximum(1.0, np.abs(want))
-    if not np.all((np.abs(got - want) <= tol) | (np.isnan(got) & np.isnan(want))):
-        err = float(np.nanmax(np.abs(got - want)))
+    if got.dtype != want.dtype:
+        raise ExportFailed(f"{what} gave {got.dtype}, the model {want.dtype}; nothing was written")
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(got.astype(np.float64) - want)
+        ok = (diff <= CHECK_ATOL * np.maximum(1.0, np.abs(want))) | (got == want) | (np.isnan(got) & np.isnan(want))
+    if not ok.all():
+        row = int(np.flatnonzero(~ok.reshape(len(ok), -1).all(axis=1))[0])
         raise ExportFailed(
-            f"{what} disagrees with the model on sample rows (max difference {err:.3g}); nothing was written"
+            f"{what} disagrees with the model on sample rows: row {row} gave {got[row]}, the model {want[row]} "
+            f"(tolerance {CHECK_ATOL:g} relative); nothing was written"
         )
 
 

@@ -20,10 +20,12 @@ from nntrain.tools.linear_path import unranked
 
 
 class Standardize(nn.Module):
-    """Raw float32 feature rows -> the scaled matrix the first layer was trained on.
+    """Raw float64 feature rows -> the scaled float32 matrix the first layer was trained on.
 
     As encoding.encode: imputed columns get their fill value for NaN, then (x - shift) / scale in float64, rounded
-    once to float32. A NaN in a column that was not imputed stays NaN (nntrain predict refuses such a row)."""
+    once to float32. The raw values must reach it in float64: float32 would merge values large beside their
+    spread (1.7e12 ms timestamps lie 131072 apart in float32) and make inf of values beyond 3.4e38, where predict
+    tells them apart. A NaN in a column that was not imputed stays NaN (nntrain predict refuses such a row)."""
 
     def __init__(
         self,
@@ -156,20 +158,35 @@ class Probabilities(nn.Module):
 
 
 class Unscale(nn.Module):
-    """The standardized regression output -> the prediction in the target's units, one value per row."""
+    """The standardized regression output -> the prediction in the target's units, one float64 value per row (a
+    target beyond float32's range, or large beside its spread, keeps predict's value)."""
 
     def __init__(self, prep: dict):
         super().__init__()
-        self.prep = {k: prep.get(k) for k in ("target_shift", "target_scale", "target_transform")}
+        hold_units(self, prep)
 
     def forward(self, out: torch.Tensor) -> torch.Tensor:
-        return unscale(self.prep, out[:, 0].double()).float()
+        return in_units(self, out[:, 0].double())
+
+
+def hold_units(module: nn.Module, prep: dict) -> None:
+    """encoding.unscale's part of prep on `module`, its shift and scale as float64 buffers: as Python numbers the
+    ONNX exporter writes them as float32 constants (3e39 becomes inf)."""
+    for key in ("target_shift", "target_scale"):
+        module.register_buffer(key, torch.tensor(float(prep[key]), dtype=torch.float64))
+    module.target_transform = prep.get("target_transform")
+
+
+def in_units(module: nn.Module, y: torch.Tensor) -> torch.Tensor:
+    """encoding.unscale of float64 values with the units hold_units put on `module`."""
+    units = {"target_shift": module.target_shift, "target_scale": module.target_scale}
+    return unscale({**units, "target_transform": module.target_transform}, y)
 
 
 def export_model(model: nn.Module, cfg: Config, prep: dict, temperature: float | None = None) -> Exported:
     """encode -> a float32 eval-mode copy of the trained layers -> probabilities (calibrated by a lone run's
     temperature) or unscaled prediction. Call _refuse_unexportable(prep, fmt) first."""
-    net = copy.deepcopy(model)
+    net = copy.deepcopy(model).float()  # float32 layers; encode and unscale keep their float64 buffers
     for mlp in getattr(net, "members", [net]):  # model.ensemble: each member's layers
         for name, layer in list(mlp.named_children()):
             if isinstance(layer, nn.RReLU):
@@ -184,7 +201,7 @@ def export_model(model: nn.Module, cfg: Config, prep: dict, temperature: float |
         if temperature and temperature != 1.0:
             parts["calibrate"] = Tempered(temperature)
     net = nn.Sequential(parts)
-    return Exported(Encode(prep), net, bool(string_inputs(prep))).float().eval()
+    return Exported(Encode(prep), net, bool(string_inputs(prep))).eval()
 
 
 class Averaged(nn.Module):
@@ -209,7 +226,8 @@ class LinearMix(nn.Module):
         self.register_buffer("cols", torch.tensor(linear["columns"], dtype=torch.long))
         self.register_buffer("coef", torch.tensor([m["coef"] for m in linear["models"]], dtype=torch.float32))
         self.register_buffer("intercept", torch.tensor([m["intercept"] for m in linear["models"]], dtype=torch.float32))
-        self.target = {k: prep.get(k) for k in ("target_shift", "target_scale", "target_transform")}
+        if self.regression:
+            hold_units(self, prep)
         undo = unranked(prep, linear["columns"])  # data.scale: quantile: numbers back from their ranks
         self.unrank = QuantileMap([[z, k] for _, (k, z), _, _ in undo]) if undo else None
         if undo:  # then scaled as data.scale: robust scales them
@@ -222,7 +240,7 @@ class LinearMix(nn.Module):
         if self.unrank is not None:  # as linear_path.linear_inputs
             z = z.index_copy(1, self.at, self.rescale(self.unrank(z[:, self.at].double())))
         if self.regression:  # coef [M, d] -> [N, M]
-            lin = unscale(self.target, (z @ self.coef.T + self.intercept).double()).float().mean(dim=1)
+            lin = in_units(self, (z @ self.coef.T + self.intercept).double()).mean(dim=1)
         else:  # coef [M, C, d] -> logits [M, N, C]
             logits = torch.matmul(z[None], self.coef.transpose(1, 2)) + self.intercept[:, None, :]
             lin = torch.softmax(logits, dim=-1).mean(dim=0)
@@ -250,7 +268,7 @@ def export_bag(
         net = LinearMix(net, linear, prep)
     if temperature and temperature != 1.0 and prep["task"] != "regression":
         net = nn.Sequential(net, Tempered(temperature))
-    return Exported(Encode(prep), net, bool(string_inputs(prep))).float().eval()
+    return Exported(Encode(prep), net, bool(string_inputs(prep))).eval()
 
 
 def output_name(prep: dict) -> str:

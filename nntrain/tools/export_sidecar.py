@@ -75,15 +75,16 @@ def write_sidecar(out: Path, fmt: str, loaded: Any, checkpoint: str) -> Path:
         "task": prep["task"],
         "input": {
             "name": INPUT_NAME,
-            "dtype": "float32",
+            "dtype": "float64",
             "shape": [BATCH_DIM, len(numeric)],
             "columns": numeric,
             "imputed": {c: float(prep["impute"][c]) for c in numeric if c in prep["impute"]},
-            "note": "raw values, in this column order; standardization (and NaN -> the imputed value in the "
-            "imputed columns) happens inside the model",
+            "note": "raw values as float64 (float32 would merge values large beside their spread, such as "
+            "millisecond timestamps), in this column order; standardization (and NaN -> the imputed value in the "
+            "imputed columns) happens inside the model, in float64",
         },
         "output": (
-            {"name": output_name(prep), "dtype": "float32", "shape": [BATCH_DIM], "target": prep["target"]}
+            {"name": output_name(prep), "dtype": "float64", "shape": [BATCH_DIM], "target": prep["target"]}
             if regression
             else {
                 "name": output_name(prep),
