@@ -225,7 +225,7 @@ def test_a_workbook_reads_its_largest_sheet_or_the_one_data_sheet_names(workdir,
         df.to_excel(w, sheet_name="rows", index=False)
         df.head(60).to_excel(w, sheet_name="first half", index=False)
     table = _read(workdir / "book.xlsx")
-    assert len(table.frame) == 120 and "book.xlsx: read its sheet 'rows', the largest of 'notes', 'rows'" in (
+    assert len(table.frame) == 120 and "book.xlsx: read its sheet 'rows' (the one with the most cells); its other " in (
         " ".join(table.notes)
     )
     assert len(_read(workdir / "book.xlsx", sheet="first half").frame) == 60
@@ -355,3 +355,81 @@ def test_outer_spaces_in_a_text_file_s_column_names_are_dropped_and_said(tmp_pat
     df.rename(columns={"b": "a"}).to_csv(tmp_path / "twice.csv", index=False)
     with pytest.raises(UserError, match=r"twice.csv: column names 'a' differ only by outer spaces; rename one"):
         _read(tmp_path / "twice.csv")
+
+
+def _multi(path) -> None:
+    """The tester's workbook: a sheet of notes, the table, and a larger lookup sheet that the largest-sheet rule
+    reads."""
+    with pd.ExcelWriter(path) as w:
+        pd.DataFrame({"note": ["read me"]}).to_excel(w, sheet_name="About", index=False)
+        make_table(n=120, task="regression").to_excel(w, sheet_name="Data", index=False)
+        pd.DataFrame({"x": range(1000), "z": range(1000)}).to_excel(w, sheet_name="Lookup", index=False)
+
+
+def test_a_workbook_of_several_sheets_names_the_sheet_read_the_others_and_the_one_holding_the_target(workdir, cli):
+    pytest.importorskip("openpyxl")
+    _multi(workdir / "multi.xlsx")
+    r = cli("fit", workdir / "multi.xlsx", "--target", "y")
+    assert r.exit_code == 2 and r.stderr.strip() == (
+        "Error: data.target=y: no such column in sheet 'Lookup' (the sheet read); columns are: x, z; sheet 'Data' "
+        "holds 'y': set data.sheet=Data"
+    )
+    r = cli("fit", workdir / "multi.xlsx", "--target", "q")
+    assert r.exit_code == 2 and r.stderr.strip() == (
+        "Error: data.target=q: no such column in sheet 'Lookup' (the sheet read); columns are: x, z; nor do its "
+        "other sheets 'About', 'Data' hold it"
+    )
+    assert not (workdir / "runs").exists()
+    table = _read(workdir / "multi.xlsx")
+    assert table.notes[0] == (
+        "multi.xlsx: read its sheet 'Lookup' (the one with the most cells); its other sheets: 'About', 'Data' "
+        "(data.sheet=NAME reads another)"
+    )
+    cfg = write_config(workdir / "c.yaml", workdir / "multi.xlsx", data={"target": "y", "sheet": "Data"})
+    r = cli("fit", cfg, "train.epochs=1")
+    assert r.exit_code == 0, r.stderr
+    assert (
+        "note: multi.xlsx: read its sheet 'Data' (data.sheet); its other sheets: 'About', 'Lookup' (data.sheet=NAME "
+        "reads another)" in r.stdout
+    )
+
+
+def test_data_sheet_on_a_file_that_is_no_workbook_is_refused_naming_the_key(workdir, cli):
+    make_table(n=120).to_csv(workdir / "t.csv", index=False)
+    r = cli("fit", write_config(workdir / "c.yaml", workdir / "t.csv"), "data.sheet=Data")
+    said = (
+        f"  - data.sheet=Data: names a sheet of an Excel workbook (.xlsx, .xlsm, .xls), and data.path="
+        f"{workdir / 't.csv'} is not one; remove data.sheet (from the command line)"
+    )
+    assert r.exit_code == 2 and said in r.stderr.splitlines()
+    assert not (workdir / "runs").exists()
+
+
+def test_formulas_without_stored_results_and_an_empty_workbook_are_refused_saying_so(workdir, cli):
+    openpyxl = pytest.importorskip("openpyxl")
+    book = openpyxl.Workbook()
+    book.active.append(["a", "b", "y"])
+    for i in range(60):
+        book.active.append([i, i * 2, f"=A{i + 2}*3"])  # openpyxl stores the formula, no result
+    book.save(workdir / "formula.xlsx")
+    r = cli("fit", workdir / "formula.xlsx", "--target", "y")
+    assert r.exit_code == 2 and r.stderr.strip() == (
+        f"Error: data.path={workdir / 'formula.xlsx'}: column(s) 'y' of sheet 'Sheet' hold formulas with no stored "
+        "results, so every value reads as missing: the workbook was written by a program and never opened and saved "
+        "in Excel or LibreOffice, which compute and store them. Open it there and save it (or export the sheet as "
+        "CSV), or have the program write the values instead of formulas"
+    )
+    openpyxl.Workbook().save(workdir / "empty.xlsx")
+    r = cli("fit", workdir / "empty.xlsx", "--target", "y")
+    assert r.exit_code == 2 and r.stderr.strip() == (
+        f"Error: data.path={workdir / 'empty.xlsx'}: the workbook is empty: its only sheet, 'Sheet', holds no cells "
+        "(no header, no rows)"
+    )
+    book = openpyxl.Workbook()
+    book.create_sheet("rows").append(["a", "y"])  # a header, no rows
+    book.save(workdir / "header.xlsx")
+    with pytest.raises(UserError, match=r"sheet 'Sheet' is empty \(no header, no rows\); sheets with cells: 'rows'"):
+        _read(workdir / "header.xlsx")
+    with pytest.raises(UserError, match="the table has a header but no data rows"):
+        _read(workdir / "header.xlsx", sheet="rows")
+    assert not (workdir / "runs").exists()

@@ -77,6 +77,14 @@ def test_a_missing_value_at_predict_time_takes_the_fill_even_in_a_column_complet
     assert "column 'color': 1 row(s) with a value never seen in training, such as '(missing)'" in r.stderr
 
 
+def test_a_target_missing_in_every_row_is_said_so_where_a_bag_is_chosen_too(workdir, cli):
+    df = make_table(n=120)
+    df["y"] = np.nan
+    df.to_csv(workdir / "t.csv", index=False)
+    r = cli("fit", workdir / "t.csv", "--target", "y")  # train.bag auto looks at the target first
+    assert r.exit_code == 2 and r.stderr.strip() == "Error: column 'y' (the target): every value is missing"
+
+
 def test_rows_without_a_target_are_dropped_and_split_json_counts_the_files_rows(workdir, table_csv, cli):
     data = table_csv(task="regression")
     df = pd.read_csv(data)

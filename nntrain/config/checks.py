@@ -38,7 +38,7 @@ def semantic_problems(cfg: Config, arguments_too: bool = True) -> list[Problem]:
             )
         )
     problems += _member_problems(m, out_act)
-    problems += _training_problems(cfg)
+    problems += _training_problems(cfg) + _sheet_problems(cfg)
     if str(cfg.loss["name"]).lower() == "auto":
         if len(cfg.loss) > 1:
             problems.append(
@@ -151,6 +151,25 @@ def _training_problems(cfg: Config) -> list[Problem]:
             )
         )
     return problems
+
+
+WORKBOOKS = (".xlsx", ".xlsm", ".xls")  # data/readers.py's EXCEL: a sheet is theirs alone
+
+
+def _sheet_problems(cfg: Config) -> list[Problem]:
+    """data.sheet names a sheet of an Excel workbook: on any other data.path it would be ignored."""
+    path = str(cfg.data.path)
+    if cfg.data.sheet is None or path.lower().endswith(WORKBOOKS):
+        return []
+    return [
+        Problem(
+            "data.sheet",
+            f"names a sheet of an Excel workbook ({', '.join(WORKBOOKS)}), and data.path={path} is not one; remove "
+            f"data.sheet",
+            value=cfg.data.sheet,
+            leans_on=("data.path",),
+        )
+    ]
 
 
 def _warmup_problems(cfg: Config) -> list[Problem]:

@@ -24,6 +24,7 @@ from nntrain.data.fitting import column_kind, fit_features, fit_target, fit_weig
 from nntrain.data.frames import mixed_as_text
 from nntrain.data.splits import split
 from nntrain.data.tables import READ_KEYS, Table, check_columns, read_tables, where
+from nntrain.data.workbooks import sheet_hint
 from nntrain.errors import UserError, did_you_mean, listed, quoted
 from nntrain.resources import available_bytes, gib
 
@@ -34,6 +35,8 @@ MAX_AUTO_CLASSES = 20
 def infer_task(y: pd.Series, asked: str) -> tuple[str, str]:
     """(task, why). Non-numbers are classes; integer-valued numbers with few values are classes too."""
     values = y.dropna().unique()
+    if len(values) == 0:  # a bag's check of the target comes before prepare's own
+        raise UserError(f"column {quoted(y.name)} (the target): every value is missing")
     if len(values) < 2:
         raise UserError(
             f"column {quoted(y.name)} (the target): every row has the same value {quoted(py(values[0]))}; there is "
@@ -95,7 +98,7 @@ def prepare(table: Table, data_cfg: Any, seed: int, given: dict | None = None) -
     """Choose target and task, split, fit the features' handling and the weights on the training rows.
     `given`: {"val": rows, "test": rows} of the table that came from data.val_path / data.test_path."""
     df, header_line = table.frame, table.header_line
-    target, features, notes = _columns(df, data_cfg)
+    target, features, notes = _columns(table, data_cfg)
     y_col, timed = df[target], durations.is_duration_column(df[target]) and not is_date_column(df[target])
     if timed:
         y_col = pd.Series(durations.seconds(y_col, header_line), name=target)
@@ -130,18 +133,22 @@ def _label(v: Any) -> Any:
     return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
-def _columns(df: pd.DataFrame, data_cfg: Any) -> tuple[str, list[str], list[str]]:
-    """(target, feature columns, notes): the columns the config names, checked against the table."""
+def _columns(table: Table, data_cfg: Any) -> tuple[str, list[str], list[str]]:
+    """(target, feature columns, notes): the columns the config names, checked against the table (a target that
+    another sheet of its workbook holds is named so)."""
+    df = table.frame
+    columns = list(map(str, df.columns))
+    target = data_cfg.target or columns[-1]
+    if target not in df.columns:
+        where, elsewhere = sheet_hint(target, table.sheet, table.sheets)
+        raise UserError(
+            f"data.target={target}: no such column{where}{did_you_mean(target, columns)}; columns are: "
+            f"{listed(columns)}{elsewhere}"
+        )
     if len(df) < 3:
         raise UserError(
             f"data.path={data_cfg.path}: only {len(df)} row(s); the train, val and test splits need at "
             f"least one row each"
-        )
-    columns = list(map(str, df.columns))
-    target = data_cfg.target or columns[-1]
-    if target not in df.columns:
-        raise UserError(
-            f"data.target={target}: no such column{did_you_mean(target, columns)}; columns are: {listed(columns)}"
         )
     for key in NAMING_KEYS:
         named = getattr(data_cfg, key)

@@ -1,17 +1,15 @@
 """The file formats a table comes in, read into a DataFrame: delimited text (its delimiter sniffed: comma,
 semicolon, tab or pipe; lines above its header skipped; compressed too; tables.py checks its header and rows
-and tries the encodings Excel saves in), Excel (the sheet with most cells, from its header), JSON Lines, Parquet
-and Feather / Arrow IPC. A text file's numbers written as spreadsheets export them are text_numbers.py's."""
+and tries the encodings Excel saves in), JSON Lines, Parquet and Feather / Arrow IPC (Excel is workbooks.py's).
+A text file's numbers written as spreadsheets export them are text_numbers.py's."""
 
 from __future__ import annotations
 
 import bz2
-import collections
 import csv
 import gzip
 import io
 import lzma
-import re
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -20,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from nntrain.data.text_numbers import numbers_in_text, points_grouping_thousands, without_total
-from nntrain.errors import UserError, listed, quoted
+from nntrain.errors import UserError, listed
 
 COMPRESSIONS = {
     ".gz": "a gzip-compressed CSV",
@@ -54,6 +52,8 @@ class Options:
     # training file, for a new file whose numbers leave it open (1,299)
     commas: str | None = None
     text: tuple[str, ...] = ()  # columns read as text as they are (a run's text columns: a level 03 stays 03)
+    sheet_read: str | None = None  # a workbook's sheet that was read (workbooks.py)
+    sheets: dict[str, list[str]] = field(default_factory=dict)  # a workbook's every sheet: its column names
 
 
 def kind_of(p: Path) -> tuple[str, str]:
@@ -75,99 +75,28 @@ def is_table(p: Path) -> bool:
     return bool(kind or compression) and kind in (*TEXT, *JSON_LINES, *PARQUET, *FEATHER, *EXCEL) and kind != ".txt"
 
 
-def read_frame(p: Path, shown: str, options: Options) -> pd.DataFrame:
-    """A file other than delimited text as a DataFrame, by its suffix (tables.py reads text with read_text)."""
+def read_frame(p: Path, shown: str) -> pd.DataFrame:
+    """A JSON Lines, Parquet or Feather file as a DataFrame, by its suffix (tables.py reads text with read_text,
+    workbooks.py reads Excel)."""
     kind = kind_of(p)[0]
     if kind in JSON_LINES:
-        return _guarded(lambda: pd.read_json(p, lines=True, dtype=False), shown, "JSON Lines (one object a line)")
+        return guarded(lambda: pd.read_json(p, lines=True, dtype=False), shown, "JSON Lines (one object a line)")
     if kind in PARQUET:
-        return _guarded(lambda: pd.read_parquet(p), shown, "Parquet")
+        return guarded(lambda: pd.read_parquet(p), shown, "Parquet")
     if kind in FEATHER:
-        return _guarded(lambda: pd.read_feather(p), shown, "Feather / Arrow IPC")
-    if kind in EXCEL:
-        return _excel_numbers(_read_excel(p, kind, shown, options), p, options)
+        return guarded(lambda: pd.read_feather(p), shown, "Feather / Arrow IPC")
     raise UserError(
         f"{shown}: '{''.join(p.suffixes[-2:]) or p.name}' files are not read; nntrain reads CSV / TSV (compressed "
         f"too), Excel (.xlsx), JSON Lines (.jsonl), Parquet and Feather / Arrow (.feather, .arrow)"
     )
 
 
-def _guarded(read, shown: str, what: str) -> pd.DataFrame:
+def guarded(read, shown: str, what: str) -> pd.DataFrame:
     try:
         return read()
     except Exception as e:  # each library raises its own types for a damaged file
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"{shown}: cannot read it as {what}: {why}") from None
-
-
-def _read_excel(p: Path, kind: str, shown: str, options: Options) -> pd.DataFrame:
-    engine = "xlrd" if kind == ".xls" else "openpyxl"
-    try:
-        __import__(engine)
-    except ImportError:
-        raise UserError(
-            f"{shown}: reading {kind} files needs the {engine} package: pip install 'nntrain[excel]' (or save the "
-            f"sheet as CSV)"
-        ) from None
-    book = _guarded(lambda: pd.read_excel(p, sheet_name=None, engine=engine), shown, "an Excel workbook")
-    if options.sheet is not None and options.sheet not in book:
-        raise UserError(f"data.sheet={options.sheet}: no such sheet in {shown}; its sheets: {listed(list(book))}")
-    name = options.sheet or max(book, key=lambda k: book[k].size)  # a workbook's notes or legend beside its table
-    if len(book) > 1 and options.sheet is None:
-        options.notes.append(
-            f"{p.name}: read its sheet {quoted(name)}, the largest of {listed(list(book), quote=True)} (data.sheet "
-            f"names another)"
-        )
-    frame, above = book[name], 0 if options.sheet is not None else _rows_above_header(book[name])
-    if above:
-        options.notes.append(f"{p.name}: its first {above} row(s), above the header, skipped (a title or notes)")
-        frame = _guarded(lambda: pd.read_excel(p, sheet_name=name, header=above, engine=engine), shown, "a workbook")
-    header = lambda: pd.read_excel(p, sheet_name=name, header=None, skiprows=above, nrows=1, engine=engine)  # noqa: E731
-    _no_duplicate_names(frame, header, shown)
-    return frame
-
-
-def _no_duplicate_names(frame: pd.DataFrame, header, shown: str) -> None:
-    """Refused, as a text file's are: two columns of one name, which pandas renames size and size.1 (the sheet's
-    header row, `header()`, is read again only where a name looks so renamed)."""
-    renamed = [re.fullmatch(r"(.+)\.\d+", str(c)) for c in frame.columns]
-    if not any(m and m.group(1) in frame.columns for m in renamed):
-        return
-    names = [str(v).strip() for v in header().iloc[0].tolist() if not pd.isna(v)]
-    dupes = sorted(c for c, n in collections.Counter(names).items() if n > 1)
-    if dupes:
-        raise UserError(f"{shown}: duplicate column name(s) {listed(dupes, most=10, quote=True)} in the header")
-
-
-def _excel_numbers(frame: pd.DataFrame, p: Path, options: Options) -> pd.DataFrame:
-    """A sheet's text cells that hold numbers as spreadsheets write them, made numbers as in a text file
-    (text_numbers.py); data.decimal='.' keeps them text, data.decimal=',' or data.thousands=',' says what a
-    comma that could be either is."""
-    frame = without_total(frame, p.name, options.notes)
-    if options.decimal == ".":
-        return frame
-    said = "decimal" if options.decimal == "," else "thousands" if options.thousands == "," else None
-    before = options.commas or said
-    options.commas = numbers_in_text(frame, p.name, options.notes, "", before, options.text) or before
-    return frame
-
-
-def _rows_above_header(sheet: pd.DataFrame) -> int:
-    """Rows above a sheet's header (a title, notes): where the first row read as the header leaves columns
-    unnamed, the first of the next MAX_PREAMBLE rows whose every cell is text, while the rows above it fill at
-    most half their cells; 0 otherwise."""
-    if not any(str(c).startswith("Unnamed: ") for c in sheet.columns):
-        return 0
-    half = sheet.shape[1] / 2
-    if sum(not str(c).startswith("Unnamed: ") for c in sheet.columns) > half:
-        return 0
-    for i, row in enumerate(sheet.head(MAX_PREAMBLE).itertuples(index=False)):
-        cells = [v for v in row if not pd.isna(v)]
-        if len(cells) == sheet.shape[1] and all(isinstance(v, str) for v in cells):
-            return i + 1
-        if len(cells) > half:
-            return 0
-    return 0
 
 
 def delimiter(p: Path, options: Options) -> str:

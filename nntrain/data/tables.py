@@ -9,6 +9,7 @@ import collections
 import contextlib
 import csv
 import ctypes
+import dataclasses
 import hashlib
 import lzma
 import threading
@@ -38,6 +39,7 @@ from nntrain.data.readers import (
     read_text,
     same_columns,
 )
+from nntrain.data.workbooks import read_excel
 from nntrain.errors import UserError, did_you_mean, first_line, listed, quoted
 
 SKLEARN_DATASETS = ("iris", "wine", "breast_cancer", "digits", "diabetes")
@@ -51,6 +53,8 @@ class Table:
     header_line: int  # a text file's header line (1, or more where lines above it were skipped); else 0
     notes: list[str] = field(default_factory=list)  # what reading it found (a delimiter, decimal commas)
     commas: str | None = None  # what its numbers show its commas are: decimal, thousands (readers.Options)
+    sheet: str | None = None  # a workbook's sheet that was read
+    sheets: dict[str, list[str]] = field(default_factory=dict)  # a workbook's every sheet: its column names
 
 
 def resolve_path(path: str, base: Path | None = None) -> Path:
@@ -88,8 +92,11 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path", opti
     digest = sha256_soon(p)  # already under way when fit started it before importing torch
     options = options or Options()
     shown = f"{key}={path}"
-    text = is_text(p)
-    frame = _read_csv(p, shown, options) if text else read_frame(p, shown, options)
+    text, excel = is_text(p), kind_of(p)[0] in EXCEL
+    if text or excel:
+        frame = _read_csv(p, shown, options) if text else read_excel(p, kind_of(p)[0], shown, options)
+    else:
+        frame = read_frame(p, shown)
     header_line = 1 + options.skip if text else 0  # a text file's header line; 0: rows have no line numbers
     sha256 = digest.result()
     if frame.shape[0] == 0:
@@ -99,9 +106,10 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path", opti
             f"{key}={path}: the table has {frame.shape[1]:,} columns; nntrain reads at most {MAX_COLUMNS:,}"
         )
     frame.columns = [str(c) for c in frame.columns]  # Parquet allows integer names; configs name columns in text
-    if header_line or kind_of(p)[0] in EXCEL:
+    if header_line or excel:
         frame.columns = _stripped(frame.columns, shown, options.notes)
-    return Table(frame, str(p.resolve()), sha256, header_line, options.notes, options.commas)
+    found = (options.notes, options.commas, options.sheet_read, options.sheets)
+    return Table(frame, str(p.resolve()), sha256, header_line, *found)
 
 
 def _read_parts(parts: list[str], key: str, path: str) -> list[pd.DataFrame]:
@@ -109,7 +117,7 @@ def _read_parts(parts: list[str], key: str, path: str) -> list[pd.DataFrame]:
     requires of them (in any order: pd.concat lines them up by name)."""
     frames: list[pd.DataFrame] = []
     for f in parts:
-        frame = read_frame(Path(f), f"{key}={f}", Options())
+        frame = read_frame(Path(f), f"{key}={f}")
         frame.columns = [str(c) for c in frame.columns]  # Parquet allows integer names
         if frames:
             same_columns(f"{key}={path}", parts[0], list(frames[0].columns), f, list(frame.columns))
@@ -262,7 +270,7 @@ def read_tables(data_cfg: Any, config_dir: Path | None) -> tuple[Table, dict, li
         start += len(extra.frame)
     if given:
         frame = pd.concat(frames, ignore_index=True)
-        table = Table(frame, table.source, table.sha256, table.header_line, table.notes, table.commas)
+        table = dataclasses.replace(table, frame=frame)
     return table, given, files
 
 
