@@ -75,6 +75,25 @@ def test_a_missing_value_at_predict_time_takes_the_fill_even_in_a_column_complet
     assert r.exit_code == 0, r.stderr
     assert len(pd.read_csv(io.StringIO(r.stdout))) == 4
     assert "column 'color': 1 row(s) with a value never seen in training, such as '(missing)'" in r.stderr
+    assert "missing in every" not in r.stderr  # a gap in some rows is what the fill is for
+
+
+def test_a_column_missing_in_every_new_row_warns_naming_it_and_strict_refuses(workdir, table_csv, cli):
+    """The model's strongest column absent from a whole file is filled in every row: said, as an unseen level is."""
+    data = table_csv(task="regression")
+    fit(cli, config(workdir, data, train={"epochs": 1}))
+    df = pd.read_csv(data).head(6).drop(columns="y")
+    df["a"] = np.nan
+    df.to_csv(workdir / "in.csv", index=False)
+    r = cli("predict", "runs/t", workdir / "in.csv", "-o", workdir / "out.csv")
+    assert r.exit_code == 0 and len(pd.read_csv(workdir / "out.csv")) == 6
+    assert (
+        "warning: column(s) 'a': missing in every one of the 6 row(s), though they had values in training; each row "
+        "takes the training fill (data.impute), so the predictions rest on the other columns alone"
+    ) in r.stderr.splitlines()
+    r = cli("predict", "runs/t", workdir / "in.csv", "--strict")
+    assert r.exit_code == 2
+    assert r.stderr.strip() == "Error: column(s) 'a': missing in every one of the 6 row(s) (--strict)"
 
 
 def test_a_target_missing_in_every_row_is_said_so_where_a_bag_is_chosen_too(workdir, cli):

@@ -115,7 +115,10 @@ def print_json(obj: dict) -> None:
     print(strict_json(obj))
 
 
-STRICT_HELP = "a level never seen in training (or text in a date column) is an error, not an unknown level"
+STRICT_HELP = (
+    "a level never seen in training, text in a date column, or a column missing in every row is an error, not an "
+    "unknown level or a fill"
+)
 
 
 @contextlib.contextmanager

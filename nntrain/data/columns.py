@@ -15,7 +15,7 @@ import pandas as pd
 
 from nntrain.data import dates, durations
 from nntrain.data.tables import where
-from nntrain.errors import UserError, quoted
+from nntrain.errors import UserError, listed, quoted
 
 MISSING = "(missing)"  # the level a missing string becomes under data.impute: auto
 
@@ -104,8 +104,8 @@ def date_parts(s: pd.Series, prep: dict, header_line: int, report: Report) -> di
 
 @dataclasses.dataclass
 class Report:
-    """Values encoding reads as unknown (a level never seen in training, text in a date column): said in
-    notes, or an error under strict (--strict)."""
+    """Values encoding reads as unknown (a level never seen in training, text in a date column) and columns
+    missing in every new row: said in notes, or an error under strict (--strict)."""
 
     strict: bool = False
     notes: list[str] = dataclasses.field(default_factory=list)
@@ -119,6 +119,20 @@ class Report:
             raise UserError(f"column {quoted(col)}: value {quoted(example)} at {at}: {what} (--strict)")
         self.notes.append(
             f"column {quoted(col)}: {int(rows.sum()):,} row(s) with a value {what}, such as {quoted(example)}; {then}"
+        )
+
+    def absent(self, df: pd.DataFrame, columns: list[str]) -> None:
+        """Columns of new rows that are missing in every row, which each had values in training: every row takes
+        the column's fill (data.impute), so the predictions rest on the other columns alone."""
+        empty = [c for c in columns if len(df) and df[c].isna().all()]
+        if not empty:
+            return
+        which = f"column(s) {listed(empty, quote=True)}: missing in every one of the {len(df):,} row(s)"
+        if self.strict:
+            raise UserError(f"{which} (--strict)")
+        self.notes.append(
+            f"{which}, though they had values in training; each row takes the training fill (data.impute), so the "
+            f"predictions rest on the other columns alone"
         )
 
 

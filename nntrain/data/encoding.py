@@ -99,6 +99,7 @@ def encode(
         raise UserError(f"input lacks column(s) {', '.join(map(repr, missing))} that the model was trained on")
     if sources is None:
         check_columns(df[prep["columns"]], "input")  # what prepare checked in training
+        report.absent(df, prep["columns"])
     raw = sources if sources is not None else raw_sources(df, prep, header_line, report)
     X = np.empty((len(df), len(prep["encoded"])), dtype=np.float32)
     at, columns, j = [], [], 0
