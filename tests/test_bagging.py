@@ -69,6 +69,10 @@ def test_eval_predict_and_export_of_a_bag_average_its_members(workdir, cli):
     assert report["checkpoint_epoch"] == epochs
     span = f"{min(epochs)}-{max(epochs)}" if min(epochs) != max(epochs) else str(epochs[0])
     assert f"(best.pt of 3 members, epochs {span}) on test split" in cli("eval", root).output.splitlines()[0]
+    r = cli("eval", root, "--checkpoint", "worst")  # a name no checkpoint has, not a member gone missing
+    assert r.exit_code == 2 and "--checkpoint=worst: choose best or last" in r.output
+    r = cli("compare", root, root / "member1", "-o", "cmp.png")  # a bag's curves are its members'
+    assert r.exit_code == 0 and "bag of 3" in r.output and (workdir / "cmp.png").stat().st_size > 0
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
 

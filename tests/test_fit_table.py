@@ -139,3 +139,14 @@ def test_a_folder_or_glob_of_parquet_files_is_a_table_named_after_its_folder(wor
     r = cli("fit", "none", "--target", "y")
     assert r.exit_code == 2 and "none: the folder holds no Parquet file" in r.stderr
     assert not (workdir / "runs" / "none").exists()
+
+
+def test_a_table_or_target_named_twice_two_ways_is_refused_not_one_of_them_dropped(workdir, cli):
+    make_table(n=60, task="regression").to_csv(workdir / "a.csv", index=False)
+    make_table(n=60, task="regression").to_csv(workdir / "b.csv", index=False)
+    r = cli("fit", "a.csv", "--target", "y", "data.path=b.csv", *QUICK)
+    assert r.exit_code == 2 and "a.csv and data.path=b.csv: name the table once" in r.stderr
+    r = cli("fit", "a.csv", "--target", "y", "data.target=a", *QUICK)
+    assert r.exit_code == 2 and "--target y and data.target=a: name the column once" in r.stderr
+    assert not (workdir / "runs").exists()
+    assert cli("fit", "a.csv", "--target", "y", "data.target=y", *QUICK).exit_code == 0  # the same, said twice

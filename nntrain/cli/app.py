@@ -181,6 +181,7 @@ def config_source(
 
     if target is not None and not target.strip():
         raise UserError("--target is empty: name the column to predict")
+    _said_once(None, overrides or [], target)
     extra = list(overrides or []) + ([f"data.target={target}"] if target else [])
     if config is None:
         return ({}, extra) if target else (None, extra)
@@ -199,8 +200,21 @@ def config_source(
         or is_folder_table(config)
         or is_text_table(config, target)
     ):
+        _said_once(config, overrides or [], None)
         return {"name": table_stem(config), "data": {"path": config}}, extra
     return config, extra
+
+
+def _said_once(config: str | None, overrides: list[str], target: str | None) -> None:
+    """--target beside data.target=, or a TABLE beside data.path=: one of the two would be dropped unsaid
+    (`config`: a table, or None)."""
+    from nntrain.errors import UserError
+
+    given = {k: v for k, _, v in (o.partition("=") for o in overrides) if k in ("data.target", "data.path")}
+    if target and "data.target" in given and given["data.target"] != target:
+        raise UserError(f"--target {target} and data.target={given['data.target']}: name the column once")
+    if config and "data.path" in given:
+        raise UserError(f"{config} and data.path={given['data.path']}: name the table once")
 
 
 def is_text_table(path: str, target: str | None) -> bool:

@@ -269,6 +269,11 @@ def compare(
         names = [str(r["path"]) for r in rows]
     frames = {}
     for name, r in zip(names, rows):
+        members = sorted(r["path"].glob("member*/metrics.csv")) if (r["path"] / "bag.json").is_file() else []
+        for csv in members:  # a bag: each member's curves (on its own fold)
+            frames[f"{name}/{csv.parent.name}"] = pd.read_csv(csv)
+        if members:
+            continue
         if not (r["path"] / "metrics.csv").is_file() or not r["path"].joinpath("metrics.csv").stat().st_size:
             raise UserError(f"{r['path']}: no finished epoch yet (metrics.csv is missing or empty)")
         frames[name] = pd.read_csv(r["path"] / "metrics.csv")

@@ -12,7 +12,15 @@ from nntrain import metrics as M
 from nntrain.data.tables import Table
 from nntrain.errors import UserError
 from nntrain.model.heads import truth
-from nntrain.tools.inference import LoadedRun, data_label, load_run, prediction_columns, read_input, scores_of
+from nntrain.tools.inference import (
+    LoadedRun,
+    checked_checkpoint,
+    data_label,
+    load_run,
+    prediction_columns,
+    read_input,
+    scores_of,
+)
 from nntrain.tools.linear_path import fold_scores
 
 BAG_FILE = "bag.json"
@@ -38,6 +46,7 @@ def mean_metrics(prep: dict, y: np.ndarray, scores: np.ndarray, w: np.ndarray | 
 def load_members(root: Path, checkpoint: str = "best") -> tuple[dict, list[LoadedRun]]:
     """(bag.json, the members that have a checkpoint): what eval, predict and export of a bag read. A bag a stop
     cut short, or one missing a member, is refused: the mean of the members left is not the bag's prediction."""
+    checked_checkpoint(checkpoint)  # before a member is looked for: a bad name is no missing member
     plan = json.loads((root / BAG_FILE).read_text())
     if not (root / "summary.json").is_file():
         raise UserError(

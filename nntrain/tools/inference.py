@@ -36,9 +36,14 @@ class LoadedRun:
     split: dict  # split.json: the rows of each split, and the run id
 
 
-def load_run(run_dir: Path, checkpoint: str = "best") -> LoadedRun:
+def checked_checkpoint(checkpoint: str) -> str:
     if checkpoint not in ("best", "last"):
         raise UserError(f"--checkpoint={checkpoint}: choose best or last")
+    return checkpoint
+
+
+def load_run(run_dir: Path, checkpoint: str = "best") -> LoadedRun:
+    checked_checkpoint(checkpoint)
     ckpt, split = load_run_checkpoint(run_dir, checkpoint)
     inference_threads()
     return from_checkpoint(run_dir, ckpt, split, run_dir / f"{checkpoint}.pt")
