@@ -669,3 +669,14 @@ def test_sweep_without_optuna_says_how_to_install_it(workdir, table_csv):
     r = subprocess.run([sys.executable, "-c", code, str(cfg)], cwd=workdir, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "nntrain sweep needs Optuna" in r.stderr and 'pip install -e ".[sweep]"' in r.stderr
+
+
+def test_an_allocation_the_machine_cannot_hold_is_said_with_exit_2_not_a_traceback(capsys):
+    import typer
+
+    from nntrain.cli.app import _guard
+
+    with pytest.raises(typer.Exit) as stop:
+        _guard(lambda: np.empty(10**15, dtype=np.float32))  # 3.6 PiB: numpy refuses at once
+    assert stop.value.exit_code == 2
+    assert "Error: out of memory: Unable to allocate" in capsys.readouterr().err

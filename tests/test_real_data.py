@@ -445,6 +445,10 @@ def test_a_matrix_that_would_not_fit_is_refused_before_it_is_allocated(tmp_path,
         match=r"encoded table would take \d+ MiB .*than the 10 MiB available; widest one-hot column\(s\): 'code' \(2,",
     ):
         prep_of(df, tmp_path, one_hot_max=5000)
+    df["code"] = [f"c{i % 1000}" for i in range(3000)]  # 3000 x ~1000 x 4 = 12 MB: fits, but not fit's 4 copies
+    monkeypatch.setattr(P, "available_bytes", lambda: 30_000_000)
+    with pytest.raises(UserError, match=r"float32\) and fit about 4x that, more than the 29 MiB available"):
+        prep_of(df, tmp_path, one_hot_max=5000)
 
 
 def test_unseen_levels_warn_with_a_count_and_strict_refuses(workdir, table_csv, cli):

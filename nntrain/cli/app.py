@@ -53,6 +53,11 @@ def _guard(fn: Callable[[], None], as_json: bool = False) -> None:
         if as_json:
             print_json({"status": "interrupted", "exit_code": 130, "message": "interrupted"})
         raise typer.Exit(130) from None
+    except MemoryError as e:  # an allocation the checks before it let through: said, not a traceback
+        console(True).print(
+            f"Error: out of memory: {e}; lower data.one_hot_max or drop columns (data.drop)", markup=False
+        )
+        raise typer.Exit(2) from None
     except BrokenPipeError:  # stdout's reader went away (`nntrain runs | head -1`): a normal end, said nowhere
         _discard_stdout()
         raise typer.Exit(128 + signal.SIGPIPE) from None

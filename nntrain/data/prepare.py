@@ -254,16 +254,21 @@ def _check_every_class_trains(y_raw: pd.Series, classes: list, train: np.ndarray
         )
 
 
+# fit's peak, in float32 matrices of the encoded table: the matrix, its splits and tensors (4.1x anonymous
+# memory measured, docs/speed.md "Loading and memory")
+PEAK_MATRICES = 4
+
+
 def _check_matrix_fits(prep: dict, rows: int) -> None:
-    """Refuse, before it is allocated, a float32 matrix that would not fit in the memory available."""
+    """Refuse, before it is allocated, a float32 matrix whose fit would not fit in the memory available."""
     need, have = rows * len(prep["encoded"]) * 4, available_bytes()
-    if have is None or need <= 0.8 * have:
+    if have is None or PEAK_MATRICES * need <= have:
         return
     widths = {c: len(prep["categories"][c]) for c in prep["columns"] if prep["kinds"][c] == "categorical"}
     widest = sorted(widths, key=widths.get, reverse=True)[:5]
     raise UserError(
         f"data: the encoded table would take {gib(need)} ({rows:,} rows x {len(prep['encoded']):,} columns of "
-        f"float32), more than the {gib(have)} available; widest one-hot column(s): "
+        f"float32) and fit about {PEAK_MATRICES}x that, more than the {gib(have)} available; widest one-hot column(s): "
         f"{', '.join(f'{quoted(c)} ({widths[c]:,})' for c in widest) or 'none'}; lower data.one_hot_max, or drop "
         f"columns (data.drop)"
     )
