@@ -150,3 +150,12 @@ def test_a_table_or_target_named_twice_two_ways_is_refused_not_one_of_them_dropp
     assert r.exit_code == 2 and "--target y and data.target=a: name the column once" in r.stderr
     assert not (workdir / "runs").exists()
     assert cli("fit", "a.csv", "--target", "y", "data.target=y", *QUICK).exit_code == 0  # the same, said twice
+
+
+def test_params_on_a_table_and_a_name_too_long_for_a_folder_say_so(workdir, cli):
+    make_table(n=40).to_csv(workdir / "t.csv", index=False)
+    r = cli("params", "t.csv")
+    assert r.exit_code == 2 and "t.csv is a table: params counts a config's or a run folder's parameters" in r.stderr
+    r = cli("fit", "t.csv", "--target", "y", "--name", "n" * 201, *QUICK)
+    assert r.exit_code == 2 and "at most 200 of them (it names a folder)" in r.stderr
+    assert not (workdir / "runs").exists()

@@ -100,6 +100,10 @@ def params(
             raise UserError(f"overrides ({' '.join(overrides)}) apply to a config, not to a trained run folder")
         table = api.load(target).params()
     else:
+        from nntrain.data.readers import is_table
+
+        if is_table(target):
+            raise UserError(f"{target} is a table: params counts a config's or a run folder's parameters")
         # No torch from a config (its import alone takes 1-2 s): names are checked, the arguments of
         # components are left to fit, and the layers are counted from the config.
         from nntrain.config.loading import load_config

@@ -292,12 +292,15 @@ class Config(Strict):
         return v
 
 
-FOLDER_NAME_RULE = "use letters, digits, '.', '_' and '-', starting with a letter or digit (it names a folder)"
+FOLDER_NAME_RULE = (
+    "use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 200 of them (it names a folder)"
+)
 
 
 def folder_name(text: str) -> bool:
-    """A name that makes one folder inside runs_dir: no '/', no '..', not absolute, not hidden."""
-    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", text) is not None
+    """A name that makes one folder inside runs_dir: no '/', no '..', not absolute, not hidden, not longer than a
+    file system takes (255 bytes, less the -N of a name taken)."""
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}", text) is not None
 
 
 def name_from(text: str, fallback: str = "run") -> str:
@@ -306,7 +309,7 @@ def name_from(text: str, fallback: str = "run") -> str:
     import unicodedata
 
     plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    name = re.sub(r"_{2,}", "_", re.sub(r"[^A-Za-z0-9._-]", "_", plain)).strip("._-")
+    name = re.sub(r"_{2,}", "_", re.sub(r"[^A-Za-z0-9._-]", "_", plain)).strip("._-")[:200].rstrip("._-")
     return name if name and folder_name(name) else fallback
 
 

@@ -99,7 +99,7 @@ def _kind(s: pd.Series, data_cfg: Any, header_line: int, notes: list) -> str:
         return "duration"
     kind = column_kind(s, header_line)
     if kind == "mixed":
-        notes.append(f"column {quoted(s.name)} holds a few distinct numbers and text: read as categories")
+        notes.append(f"column {quoted(s.name)} holds numbers and text: read as categories")
         return "categorical"
     return kind
 
