@@ -56,12 +56,14 @@ def test_every_sweep_problem_is_reported_at_once(workdir, table_csv, cli):
             "model.dropout": {"low": 0.0, "high": 0.5, "log": True},
             "direction": "maximize",
             "pruner": {"name": "median", "n_warmup": 3},
+            "data.target": ["y", "a"],
         },
     )
     r = cli("sweep", str(cfg))
     assert r.exit_code == 2 and "Traceback" not in r.stderr
     err = r.stderr
-    assert "6 problem(s) in the sweep section" in err
+    assert "7 problem(s) in the sweep section" in err
+    assert "sweep.data.target: trials on different targets cannot be ranked against each other" in err
     assert "sweep.optimizer.lrr: 'adam' has no argument 'lrr' (did you mean 'lr'?)" in err
     assert "sweep.optimizer.name=adamm: unknown optimizer (did you mean 'adam'?)" in err
     assert "sweep.optimizer.lr: low (0.1) must be below high (0.01)" in err

@@ -138,12 +138,21 @@ def plan(cfg: Config, trials: int | None = None, grid: bool = False) -> Plan:
     return Plan(base, dims, n, direction, pruner, monitor, heartbeat, show_test)
 
 
+UNCOMPARED = {
+    "data.target": "different targets",
+    "data.path": "different tables",
+    "data.task": "different tasks",
+}
+
+
 def _dimension(key: str, spec: Any, base: dict, names: list[str]) -> tuple[Dimension | None, list[str]]:
     """One searched key, each of its values tried on the base config, or with one of the component names the
     sweep gives (`names`: optimizer.momentum beside optimizer.name: [sgd])."""
     where = f"sweep.{key}"
     if key in ("name", "runs_dir", "sweep"):
         return None, [f"{where}: {key} is set by the sweep itself and cannot be searched"]
+    if key in UNCOMPARED:  # another target or table: trials whose scores measure different things
+        return None, [f"{where}: trials on {UNCOMPARED[key]} cannot be ranked against each other; sweep each apart"]
     if isinstance(spec, list):
         if not spec:
             return None, [f"{where}: the list of values is empty"]
