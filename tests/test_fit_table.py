@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from .conftest import make_table
@@ -159,3 +160,25 @@ def test_params_on_a_table_and_a_name_too_long_for_a_folder_say_so(workdir, cli)
     r = cli("fit", "t.csv", "--target", "y", "--name", "n" * 201, *QUICK)
     assert r.exit_code == 2 and "at most 200 of them (it names a folder)" in r.stderr
     assert not (workdir / "runs").exists()
+
+
+def test_a_pipe_or_device_given_as_table_or_config_is_refused_at_once_not_read_forever(workdir):
+    import os
+    import subprocess
+
+    from .conftest import NNTRAIN
+
+    os.mkfifo(workdir / "feed.csv")  # nothing ever writes to it: a read would wait forever
+    for given, said in [
+        ("feed.csv", "data.path=feed.csv: not a regular file"),
+        ("/dev/zero", "/dev/zero: not a regular"),
+    ]:
+        r = subprocess.run(
+            [*NNTRAIN, "fit", given, "--target", "y"], cwd=workdir, capture_output=True, text=True, timeout=120
+        )
+        assert r.returncode == 2 and said in r.stderr, r.stderr
+    from nntrain.errors import UserError
+    from nntrain.runs.folders import create_run_dir
+
+    with pytest.raises(UserError, match="runs_dir=/dev/null: a file, not a folder"):
+        create_run_dir("/dev/null", "t")

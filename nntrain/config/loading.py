@@ -216,6 +216,8 @@ def _merge(into: dict, over: dict, prefix: str = "") -> list[str]:
 
 
 def _read(path: Path) -> tuple[str, dict]:
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path}: not a regular file; give a YAML config (or a table file with --target COLUMN)")
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     if path.stat().st_size > MAX_BYTES:

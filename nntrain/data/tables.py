@@ -84,6 +84,8 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path", opti
     if parts:  # a folder or glob of Parquet files, read whole (data.stream reads them a chunk at a time)
         frame = pd.concat(_read_parts(parts, key, path), ignore_index=True)
         return Table(frame, str(p.resolve()) if p.is_dir() else path, parts_digest(parts), 0, [])
+    if p.exists() and not p.is_file() and not p.is_dir():  # /dev/zero, a pipe, a link to either
+        raise UserError(f"{key}={path}: not a regular file (a device, pipe or socket); give a table file")
     if not p.is_file():
         looked = (
             "" if base is None else f" (also looked under {', '.join(dict.fromkeys(map(str, (base, base.parent))))})"
@@ -381,7 +383,7 @@ def hash_ahead(config: str | dict, overrides: list[str]) -> None:
             path, base = given[-1] if given else config["data"]["path"], Path.cwd()
         else:
             config = Path(config)
-            if not given and config.stat().st_size > MAX_BYTES:
+            if not given and (not config.is_file() or config.stat().st_size > MAX_BYTES):
                 return  # not a config: the real check refuses it without reading it
             path = given[-1] if given else parse_yaml(config.read_text(encoding="utf-8"))["data"]["path"]
             base = config.parent

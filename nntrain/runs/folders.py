@@ -23,8 +23,9 @@ def create_run_dir(root: str | Path, name: str) -> Path:
     root = Path(root)
     try:
         root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"runs_dir={root}: cannot create it: {e.strerror}") from None
+    except OSError as e:  # a file of that name (runs_dir=/dev/null), or a file among its parents
+        said = "a file, not a folder" if isinstance(e, FileExistsError) else f"cannot create it: {e.strerror}"
+        raise UserError(f"runs_dir={root}: {said}") from None
     if not os.access(root, os.W_OK):
         raise UserError(f"runs_dir={root}: not writable")
     for k in range(1, 100_000):
