@@ -218,3 +218,16 @@ def test_a_resume_after_a_file_changed_names_the_file(workdir, cli):
     r = cli("fit", "--resume", "runs/t", "train.epochs=2")
     assert r.exit_code == 2 and "its Parquet files changed since the run started" in r.output
     assert f"({changed}: size or modification time)" in r.output
+
+
+def test_a_file_of_rows_without_a_target_streams_as_it_reads_whole_those_rows_left_out(workdir, cli):
+    """One unlabeled file (or a row group with no target): each streamed chunk without one is empty, not an
+    error; the same folder read whole leaves those rows out too."""
+    import pyarrow.parquet as pq
+
+    table = write_folder(workdir / "t", n=900, files=3, group=100)
+    part = pq.read_table(workdir / "t" / "p1.parquet").to_pandas().assign(y=None)
+    part.to_parquet(workdir / "t" / "p1.parquet", index=False, row_group_size=100)
+    r = cli("fit", streamed_config(workdir, workdir / "t", epochs=1))
+    assert r.exit_code == 0, r.output
+    assert len(table) == 900 and "every row's target" not in r.output

@@ -237,11 +237,12 @@ class Encoded:
 
 
 def encode_table(
-    table: Table, prep: dict, shown: str, report: Report | None = None, every_row: bool = False
+    table: Table, prep: dict, shown: str, report: Report | None = None, every_row: bool = False, part: bool = False
 ) -> Encoded:
     """A table with the training columns and target, through the stored preprocessing. Rows without a target
-    are left out (said in `report`) when the run dropped such rows in training; `every_row` keeps them, with
-    target 0, so that row numbers stay the file's (a resume's split.json)."""
+    are left out (said in `report`) when the run dropped such rows in training, and a table none of whose rows
+    has one is refused unless it is a `part` of one (a streamed chunk); `every_row` keeps them, with target 0,
+    so that row numbers stay the file's (a resume's split.json)."""
     report = report or Report()
     target = prep["target"]
     if target not in table.frame.columns:
@@ -249,7 +250,7 @@ def encode_table(
     frame = table.frame
     absent = frame[target].isna().to_numpy() if prep.get("missing_target") == "drop" else np.zeros(len(frame), bool)
     if absent.any() and not every_row:
-        if absent.all():
+        if absent.all() and not part:
             raise UserError(f"{shown}: every row's target {quoted(target)} is missing: there is nothing to evaluate")
         report.notes.append(f"{int(absent.sum()):,} row(s) without a target {quoted(target)} left out")
         frame, absent = frame.loc[~absent].reset_index(drop=True), absent[~absent]

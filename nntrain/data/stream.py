@@ -231,7 +231,7 @@ def _encoded(frame: pd.DataFrame, source: Source, prep: dict):
     from nntrain.data.columns import Report
     from nntrain.data.encoding import encode_table
 
-    return encode_table(table_of(frame, source), prep, "data.path", Report())
+    return encode_table(table_of(frame, source), prep, "data.path", Report(), part=True)
 
 
 def evaluated_frames(source: Source, split: HashSplit, part: str, share: Share = Share()) -> Iterator[tuple]:
