@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from nntrain.config.schema import Config
+from nntrain.data.frames import indexed_like, table_or_path
 from nntrain.errors import UserError
 
 Data = str | Path | pd.DataFrame
@@ -122,7 +123,7 @@ class Run(_Evaluated):
         from nntrain.tools.inference import predict_frame
 
         report = Report(strict)
-        frame = predict_frame(self._loaded, table_or_path(data, "INPUT"), report)
+        frame = indexed_like(predict_frame(self._loaded, table_or_path(data, "INPUT"), report), data)
         _warn(report.notes)
         if interval is None and sets is None:
             return frame
@@ -263,6 +264,13 @@ class Bag(_Evaluated):
     def classes(self) -> list | None:
         return self._members[0].prep.get("classes")
 
+    @property
+    def config(self) -> Config:
+        """The bag's config.yaml, as fit wrote it (each member's own is in its folder)."""
+        from nntrain.config.loading import load_config
+
+        return load_config(self.run_dir / "config.yaml")
+
     def __getstate__(self) -> dict:
         """Pickled as a Run is: each member's weights, rebuilt on load."""
         return {**vars(self), "_members": [(m.run_dir, m.ckpt, m.split) for m in self._members]}
@@ -317,6 +325,7 @@ class Bag(_Evaluated):
         wanted = interval is not None and self.task == "regression"
         got = bag_predict(self.plan, self._members, table_or_path(data, "INPUT"), report, members=wanted)
         frame, members = got if wanted else (got, None)
+        frame = indexed_like(frame, data)
         _warn(report.notes)
         if interval is None and sets is None:
             return frame
@@ -379,18 +388,6 @@ def _coverage(prep: dict, test: Any, data: Data | None, level: float, held, scor
         return coverage_report(prep, e.y, mean, held(), level, members)
     except UserError as err:  # too few held-out rows for the level, or none
         return {"level": level, "note": str(err)}
-
-
-def table_or_path(data: Data | None, key: str = "--data") -> Any:
-    """A file path as text, or a DataFrame as a Table (typed columns, as from Parquet; a column of mixed values
-    as text, as from a CSV file); None stays None. A DataFrame without rows is refused."""
-    if data is None or isinstance(data, (str, Path)):
-        return None if data is None else str(data)
-    if not isinstance(data, pd.DataFrame):
-        raise UserError(f"{key}: give a pandas DataFrame or a file path, not {type(data).__name__}")
-    from nntrain.data.frames import frame_table
-
-    return frame_table(data, key)
 
 
 def _warn(notes: list[str]) -> None:

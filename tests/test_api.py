@@ -275,3 +275,14 @@ def test_a_refused_frame_is_called_the_dataframe_never_by_the_file_it_is_stored_
         nntrain.fit(small(), TINY, data=make_table(60)[["y"]], log=None)
     said = str(empty.value) + str(bare.value)
     assert ".data" not in said and ".parquet" not in said and "data.path" not in said
+
+
+def test_predictions_on_a_filtered_frame_keep_its_index_so_they_line_up_when_assigned(workdir):
+    df = make_table(150, task="regression")
+    for config in (small(), {**small(), "name": "bagged", "train": {**SMALL["train"], "bag": 3}}):
+        run = nntrain.fit(config, data=df, log=None)
+        new = df[df["a"] > 0].drop(columns="y")  # index 1, 4, 5, ...: not 0..n-1
+        new["p"] = run.predict(new)["prediction"]  # the pandas idiom: aligned on the index
+        whole = run.predict(df.drop(columns="y"))["prediction"]
+        assert not new["p"].isna().any() and np.allclose(new["p"], whole.loc[new.index], atol=1e-5)
+        assert run.config.data.target == "y" and run.config.train.epochs == 3  # a Bag's too (its config.yaml)

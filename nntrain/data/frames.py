@@ -149,3 +149,18 @@ def _mixed(column: pd.Series) -> bool:
     except (pa.ArrowException, OverflowError, TypeError, ValueError):
         return True
     return False
+
+
+def indexed_like(frame: pd.DataFrame, data: object) -> pd.DataFrame:
+    """Predictions on a DataFrame carry its index (`new["p"] = run.predict(new)["prediction"]` lines up)."""
+    return frame.set_axis(data.index) if isinstance(data, pd.DataFrame) and len(data) == len(frame) else frame
+
+
+def table_or_path(data: object, key: str = "--data") -> object:
+    """A file path as text, or a DataFrame as a Table (typed columns, as from Parquet; a column of mixed values
+    as text, as from a CSV file); None stays None. A DataFrame without rows is refused."""
+    if data is None or isinstance(data, (str, Path)):
+        return None if data is None else str(data)
+    if not isinstance(data, pd.DataFrame):
+        raise UserError(f"{key}: give a pandas DataFrame or a file path, not {type(data).__name__}")
+    return frame_table(data, key)
