@@ -10,6 +10,7 @@ import numpy as np
 
 from nntrain import metrics as M
 from nntrain.config.schema import to_plain
+from nntrain.data.prepare import Prepared
 from nntrain.engine.loop_state import Halt, Loop
 from nntrain.engine.progress import format_metrics
 from nntrain.engine.state import Run
@@ -18,6 +19,11 @@ from nntrain.model.calibration import MIN_ROWS, calibrated, fit_temperature, log
 from nntrain.model.heads import Rows, evaluate_with_scores, truth
 from nntrain.runs.checkpoints import load_checkpoint, versions
 from nntrain.runs.files import atomic_save, write_json
+
+
+def _train_rows(data: Prepared) -> int:
+    """The training rows: in memory, or (a streamed run, which holds none) the split's count of them."""
+    return data.prep["stream"]["rows"]["train"] if "stream" in data.prep else len(data.train)
 
 
 def summary_of(run: Run, status: str, stopped: str | None, seconds: float) -> dict:
@@ -33,7 +39,7 @@ def summary_of(run: Run, status: str, stopped: str | None, seconds: float) -> di
         "stopped": stopped,
         "train_seconds": round(seconds, 3),
         "task": data.task,
-        "rows": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
+        "rows": {"train": _train_rows(data), "val": len(data.val), "test": len(data.test)},
         "data": {
             "source": data.prep["source"],
             "sha256": data.prep["sha256"],
