@@ -13,6 +13,7 @@ from typing import Any
 
 from nntrain import metrics
 from nntrain.config.components import LOSSES, OUTPUT_ACTIVATIONS, canonical, names, record, spec_problems
+from nntrain.config.data_section import EXCEL
 from nntrain.config.schema import Config, loss_name
 from nntrain.errors import Problem, did_you_mean
 
@@ -153,18 +154,15 @@ def _training_problems(cfg: Config) -> list[Problem]:
     return problems
 
 
-WORKBOOKS = (".xlsx", ".xlsm", ".xls")  # data/readers.py's EXCEL: a sheet is theirs alone
-
-
 def _sheet_problems(cfg: Config) -> list[Problem]:
     """data.sheet names a sheet of an Excel workbook: on any other data.path it would be ignored."""
     path = str(cfg.data.path)
-    if cfg.data.sheet is None or path.lower().endswith(WORKBOOKS):
+    if cfg.data.sheet is None or path.lower().endswith(EXCEL):
         return []
     return [
         Problem(
             "data.sheet",
-            f"names a sheet of an Excel workbook ({', '.join(WORKBOOKS)}), and data.path={path} is not one; remove "
+            f"names a sheet of an Excel workbook ({', '.join(EXCEL)}), and data.path={path} is not one; remove "
             f"data.sheet",
             value=cfg.data.sheet,
             leans_on=("data.path",),

@@ -9,6 +9,8 @@ from pydantic import Field, field_validator, model_validator
 
 from nntrain.config.strict import MAX_SEED, Strict
 
+EXCEL = (".xlsx", ".xlsm", ".xls")  # the workbooks data.sheet applies to (data/readers.py reads them)
+
 SEPARATORS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|", "\\t": "\t"}
 
 

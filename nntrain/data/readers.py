@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from nntrain.config.data_section import EXCEL
 from nntrain.data.text_numbers import numbers_in_text, points_grouping_thousands, without_total
 from nntrain.errors import UserError, listed
 
@@ -28,7 +29,6 @@ COMPRESSIONS = {
 }
 TEXT = {"": ",", ".csv": ",", ".txt": ",", ".tsv": "\t", ".tab": "\t", ".psv": "|"}  # suffix: the expected delimiter
 DELIMITERS = (",", ";", "\t", "|")
-EXCEL = (".xlsx", ".xlsm", ".xls")
 JSON_LINES = (".jsonl", ".ndjson")
 PARQUET = (".parquet", ".pq")
 FEATHER = (".feather", ".arrow", ".ipc")

@@ -339,17 +339,18 @@ def _check_onnx(data: bytes, model: Exported, sample: Sample) -> None:
         import onnxruntime as ort
     except ImportError:
         return
+    feeds = {}
     for n in (1, None):
-        feed = {INPUT_NAME: sample.features[:n].numpy()}  # float64: the rows predict tells apart stay apart
+        feeds[n] = {INPUT_NAME: sample.features[:n].numpy()}  # float64: the rows predict tells apart stay apart
         if sample.strings is not None:
-            feed[STRINGS_NAME] = sample.strings[:n]
-        try:
-            if n == 1:
-                session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-            got = session.run(None, feed)[0]
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types; said, not a traceback
-            raise ExportFailed(f"onnxruntime could not run the exported graph: {first_line(e, 300)}") from None
-        _compare(got, model, sample.inputs(n), "onnxruntime")
+            feeds[n][STRINGS_NAME] = sample.strings[:n]
+    try:
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        got = {n: session.run(None, feed)[0] for n, feed in feeds.items()}
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types; said, not a traceback
+        raise ExportFailed(f"onnxruntime could not run the exported graph: {first_line(e, 300)}") from None
+    for n, out in got.items():
+        _compare(out, model, sample.inputs(n), "onnxruntime")
 
 
 def _write_torchscript(out: Path, model: Exported, sample: Sample, prep: dict) -> None:
