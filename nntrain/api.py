@@ -209,6 +209,7 @@ def fit_seeds(
     config: str | Path | dict | Config,
     seeds: list[int],
     overrides: list[str] | dict[str, Any] | None = None,
+    data: Data | None = None,
     *,
     name: str | None = None,
     log: Callable[[str], None] | None = print,
@@ -217,16 +218,20 @@ def fit_seeds(
     tensorboard: bool = False,
 ) -> list[Run | Diverged]:
     """A run per seed (NAME-seedS), trained together on the stacked engine where they can: what `fit --seeds`
-    does. A seed that diverged is its Diverged error in the list (the CLI then exits 3)."""
+    does; `data` as fit's. A seed that diverged is its Diverged error in the list (the CLI then exits 3)."""
     from nntrain.engine.run_groups import fit_many
 
     _check_tensorboard(tensorboard)
     extra = _override_list(overrides)
-    base = configured(config, extra, name=name)[0].name
-    made = [configured(config, [*extra, f"seed={s}"], name=f"{base}-seed{s}") for s in seeds]
+    base = configured(config, extra, data, name=name)[0].name
+    made = [configured(config, [*extra, f"seed={s}"], data, name=f"{base}-seed{s}") for s in seeds]
     cfgs, config_dir = [c for c, _ in made], made[0][1]
+    frame = given_frame(data, "data") if isinstance(data, pd.DataFrame) else None
+    path = frame_file(frame, Path(cfgs[0].runs_dir)) if frame is not None else None
     tracker = tracker_for(mlflow, cfgs[0])
-    with catching_signals():
+    with _the_dataframe(path), catching_signals(), stored(frame, path) if path else contextlib.nullcontext():
+        for cfg in cfgs if path else []:
+            cfg.data.path = str(path)
         results = fit_many(cfgs, config_dir, log or (lambda m: None), quiet, tensorboard=tensorboard)
     return [_ended(r, tracker) for r in results]
 

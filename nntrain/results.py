@@ -189,6 +189,7 @@ class Folds:
         # a fold's folder is found in the cv folder, wherever that was made or moved, from whatever working folder
         folders = [self.run_dir / Path(f["run_dir"]).name for f in self.summary["folds"] if "diverged" not in f]
         self.runs = [Run(d, checkpoint) for d in folders]
+        self.task = self.runs[0].task if self.runs else self.summary.get("task")
 
     def predict(
         self, data: Data, strict: bool = False, interval: float | None = None, sets: float | None = None

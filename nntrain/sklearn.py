@@ -28,6 +28,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d, validate_data
 
 from nntrain import api
+from nntrain.config.schema import Config
+from nntrain.config.strict import unknown_key
 from nntrain.engine.stopping import Interrupted
 from nntrain.errors import Stop
 
@@ -60,6 +62,8 @@ class _NNEstimator(BaseEstimator):
                 setattr(self, key, value)
             elif key.startswith("_") or key.endswith("_"):
                 raise ValueError(f"{key}: not a parameter of {type(self).__name__} (a config key, or one of {FIXED})")
+            elif (why := unknown_key(Config, key.replace("__", "."))) is not None:
+                raise ValueError(f"Invalid parameter {key!r} for estimator {type(self).__name__}: {why}")
             else:
                 self._overrides[key] = value
         return self
@@ -135,6 +139,9 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
 
     def fit(self, X: Any, y: Any) -> NNClassifier:
         y = column_or_1d(_given(self, y), warn=True)
+        if (missing := pd.isna(y)).any():  # np.unique would fail on None among text with a TypeError
+            raise ValueError(f"y is missing at {missing.sum()} row(s) (first: row {np.flatnonzero(missing)[0]}): "
+                             "give every row of X a label, or leave those rows out")  # fmt: skip
         check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) == 1:
@@ -178,6 +185,12 @@ class NNRegressor(RegressorMixin, _NNEstimator):
     def predict_interval(self, X: Any, level: float = 0.9) -> np.ndarray:
         """(lower, upper) per row (rows x 2): an interval holding the truth with probability `level` (split
         conformal on the validation rows; CV+ on a bag's out-of-fold rows)."""
+        from nntrain.tools.conformal import checked_level
+
+        try:
+            checked_level(level, "level")
+        except Stop as e:
+            raise ValueError(str(e)) from None
         return self._predicted(X, interval=level)[["lower", "upper"]].to_numpy(dtype=np.float64)
 
 

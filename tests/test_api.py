@@ -286,3 +286,20 @@ def test_predictions_on_a_filtered_frame_keep_its_index_so_they_line_up_when_ass
         whole = run.predict(df.drop(columns="y"))["prediction"]
         assert not new["p"].isna().any() and np.allclose(new["p"], whole.loc[new.index], atol=1e-5)
         assert run.config.data.target == "y" and run.config.train.epochs == 3  # a Bag's too (its config.yaml)
+
+
+def test_a_bool_column_takes_true_and_false_as_text_at_predict_as_a_csv_gives_them(workdir):
+    df = make_table(150).assign(flag=lambda d: d["a"] > 0)
+    run = nntrain.fit(small(), data=df, log=None)
+    new = df.drop(columns="y").head(20)
+    as_text = new.assign(flag=new["flag"].map({True: "True", False: "false"}))
+    pd.testing.assert_frame_equal(run.predict(as_text), run.predict(new))
+
+
+def test_fit_seeds_takes_a_dataframe_as_fit_does(workdir):
+    df = make_table(120, cat=True)
+    runs = nntrain.fit_seeds(small(), [0, 1], data=df, log=None)
+    assert [r.run_dir.name for r in runs] == ["api-seed0", "api-seed1"]
+    assert [r.summary["rows"]["test"] for r in runs] == [24, 24] and runs[0].summary["test"] != runs[1].summary["test"]
+    assert len(list((workdir / "runs" / ".data").glob("*.parquet"))) == 1  # stored once, named by both runs
+    assert runs[1].predict(df.head(5)).shape == (5, 4)

@@ -96,6 +96,19 @@ def test_a_column_missing_in_every_new_row_warns_naming_it_and_strict_refuses(wo
     assert r.stderr.strip() == "Error: column(s) 'a': missing in every one of the 6 row(s) (--strict)"
 
 
+def test_a_text_column_missing_in_every_new_row_is_said_once(workdir, cli):
+    df = make_table(n=120, cat=True)
+    df.to_csv(workdir / "t.csv", index=False)
+    fit(cli, config(workdir, workdir / "t.csv", train={"epochs": 1}))
+    df.head(4).drop(columns=["y", "color"]).assign(color="").to_csv(workdir / "in.csv", index=False)
+    r = cli("predict", "runs/t", workdir / "in.csv")
+    assert r.exit_code == 0 and len(r.stdout.splitlines()) == 5
+    assert [line for line in r.stderr.splitlines() if "warning" in line] == [
+        "warning: column(s) 'color': missing in every one of the 4 row(s), though they had values in training; each "
+        "row takes the training fill (data.impute), so the predictions rest on the other columns alone"
+    ]
+
+
 def test_a_target_missing_in_every_row_is_said_so_where_a_bag_is_chosen_too(workdir, cli):
     df = make_table(n=120)
     df["y"] = np.nan

@@ -11,6 +11,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from nntrain.errors import UserError
 from nntrain.sklearn import NNClassifier, NNRegressor
 
 from .conftest import make_table
@@ -181,3 +182,30 @@ def test_a_column_of_mixed_python_values_is_read_as_text(workdir):
     X = df[["a", "b"]].assign(m=pd.Series([1, "x", 2.5, None] * 30, dtype=object))
     clf = NNClassifier(**TINY).fit(X, df["y"])
     assert clf.run_._prep["kinds"]["m"] == "categorical" and clf.predict_proba(X).shape == (120, 2)
+
+
+def test_set_params_refuses_a_key_the_config_has_not_as_scikit_learn_does():
+    clf = NNClassifier()
+    with pytest.raises(ValueError, match=r"Invalid parameter 'model__hiddne' .*model\.hiddne is no config key"):
+        clf.set_params(model__hiddne=[8])
+    with pytest.raises(ValueError, match=r"train\.epochs is a value, not a section"):
+        clf.set_params(train__epochs__x=1)
+    assert "model__hiddne" not in clf.get_params()
+    assert clf.set_params(model__activation__negative_slope=0.1).get_params()["model__activation__negative_slope"]
+
+
+def test_labels_with_a_missing_one_are_a_value_error_naming_the_row(workdir):
+    df = make_table(60, task="binary")
+    y = df["y"].astype(object)
+    y.iloc[7] = None
+    with pytest.raises(ValueError, match=r"y is missing at 1 row\(s\) \(first: row 7\)"):
+        NNClassifier(**TINY).fit(df[["a", "b"]], y)
+
+
+def test_an_interval_level_out_of_range_names_the_argument_not_a_flag(workdir):
+    df = make_table(120)
+    reg = NNRegressor(**TINY).fit(df[["a", "b"]], df["a"] * 2)
+    with pytest.raises(ValueError, match=r"^level 1.5: give the coverage as a fraction between 0 and 1"):
+        reg.predict_interval(df[["a", "b"]], 1.5)
+    with pytest.raises(UserError, match=r"^sets is for a classifier; a regression's runs give intervals: interval="):
+        reg.run_.predict(df[["a", "b"]], sets=0.9)

@@ -184,20 +184,26 @@ def predict(
 
     from nntrain import api
     from nntrain.data.stream import parquet_files
+    from nntrain.errors import UserError
     from nntrain.runs.files import output_file, write_output
+    from nntrain.tools.conformal import asked
     from nntrain.tools.prediction_files import prediction_writer
 
     if output is not None:
         output_file(output, force, inputs=[input])
     writer = prediction_writer(output, raw)  # the format -o's suffix names (stdout: CSV); refused before any work
     run = api.load(run_dir, checkpoint)
+    asked(run.task, interval, sets, cli=True)
     files = parquet_files(input)  # Parquet (a file, folder or glob) is read and written a chunk at a time
     written = 0
 
     def write(f: Any) -> None:
         nonlocal written
         frames = _chunked(run, files, input, strict, interval, sets) if files else None
-        written = writer(f, frames or [run.predict(input, strict, interval=interval, sets=sets)])
+        try:
+            written = writer(f, frames or [run.predict(input, strict, interval=interval, sets=sets)])
+        except UserError as e:  # the API names its arguments (interval 0.999: ...); here they were flags
+            raise UserError(f"--{e}") if str(e).startswith(("interval ", "sets ")) else e from None
 
     with data_warnings():
         if output is None:

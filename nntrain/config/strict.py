@@ -32,3 +32,20 @@ def _takes_bool(annotation: Any) -> bool:
     if annotation is bool or annotation is Any or annotation is True or annotation is False:  # Literal[True]
         return True
     return any(_takes_bool(a) for a in typing.get_args(annotation))
+
+
+def unknown_key(model: type[BaseModel], dotted: str) -> str | None:
+    """Why `dotted` (optimizer.lr) names no key of `model`'s sections, else None. Keys below a section that is
+    no Strict model (a component's arguments, a dict) are checked when the config is read, not here."""
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        if part not in model.model_fields:
+            where = ".".join(parts[:i]) or "the top level"
+            return f"{'.'.join(parts[: i + 1])} is no config key; allowed in {where}: {', '.join(model.model_fields)}"
+        kinds = typing.get_args(model.model_fields[part].annotation) or (model.model_fields[part].annotation,)
+        sections = [k for k in kinds if isinstance(k, type) and issubclass(k, Strict)]
+        if not sections:
+            plain = all(k in (int, float, str, bool, type(None)) or not isinstance(k, type) for k in kinds)
+            return f"{'.'.join(parts[: i + 1])} is a value, not a section" if plain and i < len(parts) - 1 else None
+        model = sections[0]
+    return None

@@ -17,6 +17,7 @@ from nntrain.data import dates, durations
 from nntrain.data.tables import where
 from nntrain.errors import UserError, listed, quoted
 
+FLAGS = {"True": 1.0, "TRUE": 1.0, "true": 1.0, "False": 0.0, "FALSE": 0.0, "false": 0.0}  # read_csv's spellings
 MISSING = "(missing)"  # the level a missing string becomes under data.impute: auto
 
 
@@ -32,13 +33,19 @@ def numeric_column(s: pd.Series, header_line: int) -> np.ndarray:
         return s.to_numpy(dtype=np.float64, na_value=np.nan)
     as_num = pd.to_numeric(s.astype(str).str.strip(), errors="coerce")
     bad = as_num.isna() & s.notna()
-    if bad.any():  # TRUE / FALSE with a blank: pandas keeps Python bools, which are 1 and 0
-        flags = s.map(lambda v: float(v) if isinstance(v, (bool, np.bool_)) else np.nan)
+    if bad.any():  # TRUE / FALSE with a blank (pandas keeps Python bools) or as text: 1 and 0, as read_csv reads them
+        flags = s.map(_flag)
         as_num, bad = as_num.fillna(flags), bad & flags.isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise UserError(f"column {quoted(s.name)}: {quoted(s.iloc[i])} at {where(header_line, i)} is not a number")
     return as_num.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _flag(v: Any) -> float:
+    if isinstance(v, (bool, np.bool_)):
+        return float(v)
+    return FLAGS.get(v.strip(), np.nan) if isinstance(v, str) else np.nan
 
 
 def check_finite(v: np.ndarray, col: str, header_line: int) -> None:
@@ -109,9 +116,12 @@ class Report:
 
     strict: bool = False
     notes: list[str] = dataclasses.field(default_factory=list)
+    empty: set = dataclasses.field(default_factory=set)  # columns absent() said are missing in every row
 
     def unseen(self, s: pd.Series, rows: np.ndarray, header_line: int, then: str, what: str = "never seen in training"):
         """`rows` of column `s` hold such values; `then` says what encoding did with them."""
+        if s.name in self.empty:  # said once already: every row is missing, which the fill stands for
+            return
         i = int(np.flatnonzero(rows)[0])
         example, col = MISSING if pd.isna(s.iloc[i]) else s.iloc[i], s.name
         if self.strict:
@@ -127,6 +137,7 @@ class Report:
         empty = [c for c in columns if len(df) and df[c].isna().all()]
         if not empty:
             return
+        self.empty.update(empty)
         which = f"column(s) {listed(empty, quote=True)}: missing in every one of the {len(df):,} row(s)"
         if self.strict:
             raise UserError(f"{which} (--strict)")

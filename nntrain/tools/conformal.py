@@ -49,7 +49,7 @@ def rank(n: int, level: float, key: str) -> int:
 
 
 def cv_plus(
-    member_preds: list[np.ndarray], residuals: list[np.ndarray], level: float, key: str = "--interval"
+    member_preds: list[np.ndarray], residuals: list[np.ndarray], level: float, key: str = "interval"
 ) -> tuple[np.ndarray, np.ndarray]:
     """(lower, upper) for each row of the members' predictions (member k's: member_preds[k], N rows), from
     fold k's absolute out-of-fold residuals (residuals[k]). Both bounds are the m-th value from an end
@@ -74,7 +74,7 @@ def cv_plus(
 
 
 def split_interval(
-    prediction: np.ndarray, residuals: np.ndarray, level: float, key: str = "--interval"
+    prediction: np.ndarray, residuals: np.ndarray, level: float, key: str = "interval"
 ) -> tuple[np.ndarray, np.ndarray]:
     """(lower, upper): prediction -/+ the conformal quantile of held-out absolute residuals."""
     k = rank(len(residuals), level, key)
@@ -82,7 +82,7 @@ def split_interval(
     return prediction - q, prediction + q
 
 
-def lac_sets(proba: np.ndarray, true_proba: np.ndarray, level: float, key: str = "--sets") -> np.ndarray:
+def lac_sets(proba: np.ndarray, true_proba: np.ndarray, level: float, key: str = "sets") -> np.ndarray:
     """Which classes are in each row's set (N x classes, bool), from the held-out rows' probability of their
     true class: LAC, as MAPIE gives it. A set may be empty: no class of that row is as probable as the true
     class was on `level` of the held-out rows (the row is unlike them); keeping its top class there would make
@@ -137,7 +137,7 @@ def run_held_out(run) -> dict:
     return {"true_proba": scores[np.arange(len(e.y)), e.y]}
 
 
-def bounds(prediction: np.ndarray, held: dict, level: float, members=None, key: str = "--interval") -> tuple:
+def bounds(prediction: np.ndarray, held: dict, level: float, members=None, key: str = "interval") -> tuple:
     """(lower, upper): CV+ where a bag's members are given ((fold k, member k's predictions) each), else split
     conformal around `prediction`."""
     if members is None:
@@ -145,22 +145,29 @@ def bounds(prediction: np.ndarray, held: dict, level: float, members=None, key: 
     return cv_plus([p for _, p in members], [held["residuals"][k] for k, _ in members], level, key)
 
 
+def asked(task: str, interval: float | None, sets: float | None, cli: bool = False) -> None:
+    """Refuses an interval for a classifier, sets for a regression, or a level outside (0.5, 1), in the
+    words the caller was given them in: predict's flags, or the Python API's arguments."""
+    i, s, level = ("--interval", "--sets", " LEVEL") if cli else ("interval", "sets", "=LEVEL")
+    if interval is not None and task not in ("regression", None):  # None: a cv folder whose folds all diverged
+        raise UserError(f"{i} is for a regression; a classifier's runs give prediction sets: {s}{level}")
+    if sets is not None and task == "regression":
+        raise UserError(f"{s} is for a classifier; a regression's runs give intervals: {i}{level}")
+    for key, asked_level in ((i, interval), (s, sets)):
+        if asked_level is not None:
+            checked_level(asked_level, key)
+
+
 def with_bounds(frame, prep: dict, held: dict, interval: float | None, sets: float | None, members=None):
-    """`frame` (predict's) with `lower`, `upper` (regression, --interval) or `set`, `set_size` (--sets).
-    members: a bag's per-member predictions (CV+, member k's matching fold k); None: split conformal."""
-    if interval is not None and prep["task"] == "regression":
-        level = checked_level(interval, "--interval")
-        lower, upper = bounds(frame["prediction"].to_numpy(), held, level, members)
+    """`frame` (predict's) with `lower`, `upper` (a regression's interval) or `set`, `set_size` (a classifier's
+    sets). members: a bag's per-member predictions (CV+, member k's matching fold k); None: split conformal."""
+    asked(prep["task"], interval, sets)
+    if interval is not None:
+        lower, upper = bounds(frame["prediction"].to_numpy(), held, float(interval), members)
         frame = frame.assign(lower=lower, upper=upper)
-    elif interval is not None:
-        raise UserError("--interval is for a regression; a classifier's runs give prediction sets: --sets LEVEL")
-    if sets is not None and prep["task"] != "regression":
+    if sets is not None:
         proba = frame[[f"proba_{c}" for c in prep["classes"]]].to_numpy()
-        frame = frame.assign(
-            **set_columns(lac_sets(proba, held["true_proba"], checked_level(sets, "--sets")), prep["classes"])
-        )
-    elif sets is not None:
-        raise UserError("--sets is for a classifier; a regression's runs give intervals: --interval LEVEL")
+        frame = frame.assign(**set_columns(lac_sets(proba, held["true_proba"], float(sets)), prep["classes"]))
     return frame
 
 
