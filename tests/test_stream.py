@@ -232,3 +232,25 @@ def test_a_file_of_rows_without_a_target_streams_as_it_reads_whole_those_rows_le
     r = cli("fit", streamed_config(workdir, workdir / "t", epochs=1))
     assert r.exit_code == 0, r.output
     assert len(table) == 900 and "every row's target" not in r.output
+
+
+def folder_state(run):
+    """Each file of a run folder: its bytes' size and modification time (what a refused command must leave)."""
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+def test_eval_and_explain_of_a_streamed_run_refuse_a_changed_or_removed_file_by_name(workdir, cli):
+    """As an in-memory run's eval refuses a changed table: the stored hash split would score other rows."""
+    write_folder(workdir / "t")
+    assert cli("fit", streamed_config(workdir, workdir / "t", epochs=1)).exit_code == 0
+    assert cli("eval", "runs/t").exit_code == 0
+    changed = workdir / "t" / "p1.parquet"
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    for command in ("eval", "explain"):
+        r = cli(command, "runs/t")
+        assert r.exit_code == 2, r.output
+        assert f"data.path={workdir / 't'}: its Parquet files changed since the run was trained" in r.stderr
+        assert f"({changed}: size or modification time)" in r.stderr and "Traceback" not in r.output
+    changed.unlink()
+    r = cli("eval", "runs/t")
+    assert r.exit_code == 2 and f"(removed: {changed})" in r.stderr and "Traceback" not in r.output

@@ -22,17 +22,17 @@ def load_encoded(prep: dict, rows: list[int] | None = None, report: Report | Non
 def split_encoded(prep: dict, split: dict, run_dir: Path, part: str, report: Report | None = None) -> Encoded | None:
     """A run's rows of one split ("val" or "test") through its preprocessing: those split.json lists, read again
     from its table, or a streamed run's by its hash rule (data/stream.py); None where the split is empty."""
-    from nntrain.data.stream import stored_rows
+    from nntrain.data.stream_reread import stored_rows
 
     if "stream" in prep:
-        return stored_rows(prep, part) if prep["stream"]["split"][part] > 0 else None
+        return stored_rows(prep, part, report) if prep["stream"]["split"][part] > 0 else None
     rows = _listed(split, run_dir, part)
     return load_encoded(prep, rows=rows, report=report) if rows else None
 
 
 def split_table(prep: dict, split: dict, run_dir: Path, part: str) -> Table | None:
     """split_encoded's rows as raw rows (what explain shuffles)."""
-    from nntrain.data.stream import stored_table
+    from nntrain.data.stream_reread import stored_table
 
     if "stream" in prep:
         return stored_table(prep, part) if prep["stream"]["split"][part] > 0 else None

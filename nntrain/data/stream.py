@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nntrain.data.readers import PARQUET, parquet_parts, parts_digest, same_columns, stamp
+from nntrain.data.readers import PARQUET, parquet_parts, parts_digest, same_columns
 from nntrain.data.tables import Table, resolve_path
 from nntrain.errors import UserError
 
@@ -343,35 +343,3 @@ def evaluation_data(
     test = np.arange(n_val, len(y), dtype=np.int64)
     empty = np.empty(0, dtype=np.int64)
     return Prepared(X, y, empty, np.arange(n_val, dtype=np.int64), test, prep, reason, notes or [], lw, w)
-
-
-def stored_rows(prep: dict, part: str):
-    """A streamed run's evaluated rows of one part ("val" or "test"), read again from its files (encoding.Encoded)."""
-    from nntrain.data.encoding import Encoded
-
-    stream = prep["stream"]
-    source = open_source(stream["files"], stream["path"])
-    return Encoded(*evaluated_rows(source, prep, HashSplit(**stream["split"]), part))
-
-
-def stored_table(prep: dict, part: str) -> Table:
-    """A streamed run's evaluated rows of one part as raw rows (what explain shuffles)."""
-    stream = prep["stream"]
-    source = open_source(stream["files"], stream["path"])
-    frames = [rows for _, rows in evaluated_frames(source, HashSplit(**stream["split"]), part)]
-    return table_of(pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=source.columns), source)
-
-
-def resumed_data(prep: dict, share: Share = Share()):
-    """A streamed run's evaluated rows again, for a resume; refused where its files changed since it started."""
-    stream = prep["stream"]
-    source = open_source(stream["files"], stream["path"])
-    if source.sha256 != prep.get("sha256"):
-        changed = [f for f, was in zip(stream["files"], stream.get("stamps") or []) if stamp(f) != was]
-        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
-        which = f"{', '.join(changed[:3])}{more}: size or modification time" if changed else "names, sizes or times"
-        raise UserError(
-            f"data.path={stream['path']}: its Parquet files changed since the run started ({which}); a resume "
-            f"would train on other rows: start a new run"
-        )
-    return evaluation_data(source, HashSplit(**stream["split"]), prep, "as when the run started", share=share)

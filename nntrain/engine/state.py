@@ -20,7 +20,8 @@ from nntrain.config.schema import Config, dump_yaml, to_plain
 from nntrain.data.cache import cached_data
 from nntrain.data.prepare import Prepared, load_data
 from nntrain.data.reread import load_encoded
-from nntrain.data.stream import Share, resumed_data
+from nntrain.data.stream import Share
+from nntrain.data.stream_reread import resumed_data
 from nntrain.engine.device import auto_threads, select_device
 from nntrain.engine.diagnostics import Diagnostics
 from nntrain.engine.fused import plan
