@@ -254,3 +254,26 @@ def test_eval_and_explain_of_a_streamed_run_refuse_a_changed_or_removed_file_by_
     changed.unlink()
     r = cli("eval", "runs/t")
     assert r.exit_code == 2 and f"(removed: {changed})" in r.stderr and "Traceback" not in r.output
+
+
+def test_a_file_added_to_a_streamed_folder_stops_a_resume_and_is_noted_by_eval(workdir, cli, monkeypatch):
+    """The run reads the files it started with; a resume would leave the new one out without a word. data.path
+    is relative: eval and a resume list it, and read the run's files, from another working directory."""
+    write_folder(workdir / "t")
+    assert cli("fit", streamed_config(workdir, "t", epochs=1)).exit_code == 0
+    scored = json.loads(cli("eval", "runs/t", "--json").output)
+    added = workdir / "t" / "p3.parquet"
+    added.write_bytes((workdir / "t" / "p0.parquet").read_bytes())
+    before = folder_state(workdir / "runs" / "t")
+    (workdir / "elsewhere").mkdir()
+    monkeypatch.chdir(workdir / "elsewhere")
+    r = cli("fit", "--resume", "../runs/t", "train.epochs=2")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert f"data.path=t: its Parquet files changed since the run started (added: {added}); a resume reads" in r.stderr
+    assert folder_state(workdir / "runs" / "t") == before  # nothing written
+    r = cli("eval", "../runs/t", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["rows"] == scored["rows"]  # the rows the run was split on, as before
+    assert f"1 Parquet file added since the run was trained ({added})" in r.stderr
+    added.unlink()
+    assert cli("fit", "--resume", "../runs/t", "train.epochs=2").exit_code == 0

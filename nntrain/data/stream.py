@@ -7,6 +7,7 @@ at once.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,14 @@ def parquet_files(path: str, base: Path | None = None) -> list[str] | None:
     if parts:
         return parts
     return [str(p)] if p.suffix in PARQUET and p.is_file() else None
+
+
+def located(path: str, base: Path | None = None) -> str:
+    """data.path as the absolute folder, glob or file parquet_files lists: kept in a streamed run, so that eval and
+    a resume list it again, from any working directory, to find a file added since the run started."""
+    if any(c in path for c in "*?["):
+        return os.path.abspath(os.path.expanduser(path))
+    return os.path.abspath(resolve_path(path, base))
 
 
 def open_source(files: list[str], shown: str, key: str = "data.path") -> Source:

@@ -14,7 +14,16 @@ from nntrain.config.recipe import fix_auto
 from nntrain.config.schema import Config
 from nntrain.data.prepare import prepare
 from nntrain.data.readers import stamp
-from nntrain.data.stream import Share, evaluation_data, hash_split, open_source, parquet_files, survey, table_of
+from nntrain.data.stream import (
+    Share,
+    evaluation_data,
+    hash_split,
+    located,
+    open_source,
+    parquet_files,
+    survey,
+    table_of,
+)
 from nntrain.engine.stream_epoch import lanes_of
 from nntrain.errors import UserError
 from nntrain.resources import available_bytes, gib
@@ -66,6 +75,7 @@ def start_streamed(cfg: Config, config_dir: Path | None, files: list[str], why: 
 
     bag = check_streamable(cfg)
     source = open_source(files, cfg.data.path)
+    source.files = [os.path.abspath(f) for f in source.files]  # eval and a resume read them from any folder
     d = cfg.data
     split = hash_split(
         source.rows, d.split_seed if d.split_seed is not None else cfg.seed, d.test_size, d.val_size, d.eval_rows, d.id
@@ -85,6 +95,7 @@ def start_streamed(cfg: Config, config_dir: Path | None, files: list[str], why: 
         stream={
             "path": str(cfg.data.path),
             "files": source.files,
+            "where": located(cfg.data.path, config_dir),  # listed again to find a file added since
             "stamps": [stamp(f) for f in source.files],  # which file changed, where a resume finds one has
             "split": split.plain(),
             "rows": sizes,
