@@ -16,7 +16,7 @@ import pytest
 from nntrain import metrics as M
 from nntrain.model.calibration import calibrated
 
-from .conftest import NNTRAIN, make_table, write_config
+from .conftest import NNTRAIN, make_table, metrics_rows, write_config
 
 
 def bag_config(workdir, task="multiclass", k=4, **train):
@@ -175,6 +175,54 @@ def test_a_bag_stopped_by_ctrl_c_resumes_to_the_same_out_of_fold_predictions(wor
     shutil.rmtree(workdir / "runs" / "cut" / "member2")  # a bag without one of its members is no bag
     r = subprocess.run([*NNTRAIN, "eval", "runs/cut"], capture_output=True, text=True)
     assert r.returncode == 2 and "runs/cut/member2: not found: the bag's member member2 is missing" in r.stderr
+
+
+def test_a_finished_bag_resumed_with_more_epochs_trains_on_as_its_members_would_alone(workdir, cli):
+    """fit --resume BAG train.epochs=N: the members that ran their epochs train on (together), the one that
+    early-stopped is left as a lone early-stopped run is, and the bag is finished again from the members' new
+    best epochs; the bag's config.yaml, like a lone run's, says the new count."""
+    cfg = bag_config(workdir, k=3, epochs=7, patience=2)
+    assert cli("fit", cfg, "optimizer.lr=0.1", "train.threads=1", "train.plots=false", "--quiet").exit_code == 0
+    root = workdir / "runs" / "t"
+
+    def member(k: int) -> dict:
+        return json.loads((root / f"member{k}" / "summary.json").read_text())
+
+    assert [(member(k)["status"], member(k)["epochs_run"]) for k in (1, 2, 3)] == [
+        ("completed", 7),
+        ("completed", 7),
+        ("early_stop", 6),
+    ]
+    stopped = {n: (root / "member3" / n).read_bytes() for n in ("summary.json", "metrics.csv", "config.yaml")}
+    oof = (root / "oof.csv").read_text()
+    r = cli("fit", "--resume", "runs/t", "train.epochs=9", "--quiet")
+    assert r.exit_code == 0, r.output
+    assert "bag runs/t: 2 of 3 members to resume (train.epochs=9)" in r.output
+    assert "member3: ended at epoch 6 (early_stop: early stop: val_loss has not improved for 2 epochs)" in r.output
+    for k in (1, 2):
+        assert member(k)["epochs_run"] > 7 and len(metrics_rows(root / f"member{k}")) == member(k)["epochs_run"]
+        assert "epochs: 9" in (root / f"member{k}" / "config.yaml").read_text()
+    assert {n: (root / "member3" / n).read_bytes() for n in stopped} == stopped
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["best_epoch"] == [member(k)["best_epoch"] for k in (1, 2, 3)] and max(summary["best_epoch"]) > 7
+    again = pd.read_csv(root / "oof.csv")
+    proba = again[[c for c in again.columns if c.startswith("proba_")]].to_numpy()
+    assert (root / "oof.csv").read_text() != oof
+    assert summary["val"]["accuracy"] == pytest.approx(M.classification(again["target"].to_numpy(), proba)["accuracy"])
+    assert "epochs: 9" in (root / "config.yaml").read_text()
+
+
+def test_a_bag_resume_refuses_what_a_lone_one_refuses_and_a_plain_one_trains_nothing(workdir, cli):
+    assert cli("fit", bag_config(workdir, k=3, epochs=2), "train.threads=1", "train.plots=false").exit_code == 0
+    root = workdir / "runs" / "t"
+    files = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    for given, named in (("model.hidden=[16]", "model.hidden: [8] -> [16]"), ("train.bag=4", "train.bag=4")):
+        r = cli("fit", "--resume", "runs/t", given, "train.epochs=4")
+        assert r.exit_code == 2 and named in r.output and "Traceback" not in r.output, r.output
+        assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == files  # nothing written
+    r = cli("fit", "--resume", "runs/t", "--quiet")
+    assert r.exit_code == 0 and "bag runs/t: 0 of 3 members to resume" in r.output, r.output
+    assert [len(metrics_rows(root / f"member{k}")) for k in (1, 2, 3)] == [2, 2, 2]
 
 
 @pytest.mark.slow

@@ -50,15 +50,9 @@ def rewrite_config(path: Path, cfg: Config) -> None:
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-def resumed_config(ckpt: dict, overrides: list[str]) -> Config:
-    """The checkpoint's config with the overrides a resume may apply; any other change is refused."""
-    stored = ckpt["config"]
-    try:
-        cfg = load_config(None, list(overrides), raw=json.loads(json.dumps(stored)))  # a deep copy to override
-    except ConfigError as e:
-        e.source = "last.pt's stored config and the overrides"
-        raise
-    may_change = RESUMABLE + _lengthened_schedule(ckpt, cfg, overrides)
+def check_unchanged(stored: dict, cfg: Config, may_change: tuple[str, ...] = RESUMABLE) -> None:
+    """Refused, each key named with its old and new value: a change to what was trained (a key outside
+    `may_change`, train.* and device unless told otherwise) between the stored config and cfg."""
     was, now = flatten(stored), flatten(to_plain(cfg))
     changed = [
         f"{k}: {was.get(k)!r} -> {now.get(k)!r}"
@@ -71,6 +65,17 @@ def resumed_config(ckpt: dict, overrides: list[str]) -> Config:
             header="these keys cannot change on resume (the checkpoint was trained with the "
             "old values); start a new run instead:",
         )
+
+
+def resumed_config(ckpt: dict, overrides: list[str]) -> Config:
+    """The checkpoint's config with the overrides a resume may apply; any other change is refused."""
+    stored = ckpt["config"]
+    try:
+        cfg = load_config(None, list(overrides), raw=json.loads(json.dumps(stored)))  # a deep copy to override
+    except ConfigError as e:
+        e.source = "last.pt's stored config and the overrides"
+        raise
+    check_unchanged(stored, cfg, RESUMABLE + _lengthened_schedule(ckpt, cfg, overrides))
     onecycle = canonical("scheduler", cfg.scheduler["name"]) == "onecycle"
     if onecycle and cfg.train.epochs != stored["train"]["epochs"]:
         raise UserError(

@@ -6,7 +6,7 @@ each group is cut to what memory holds, and a run no other can join trains on th
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -93,10 +93,18 @@ def fit_many(
 
 
 def resume_many(
-    run_dirs: list[Path], overrides: list[str], log: Callable[[str], None], quiet: bool, tensorboard: bool = False
+    run_dirs: list[Path],
+    overrides: list[str],
+    log: Callable[[str], None],
+    quiet: bool,
+    tensorboard: bool = False,
+    ended: Iterable[Path] = (),
+    started: Callable[[list[Run]], None] | None = None,
 ) -> list:
     """Runs that trained together, resumed together: from the same epoch and step they go on exactly as they
-    would have (those at different points train in separate groups)."""
+    would have (those at different points train in separate groups). `ended`: those of run_dirs that had ended
+    (a finished bag's members, lengthened), each from its own last.pt rather than drawn back to the point the
+    others hold; `started`: told the runs once every one is opened, before any trains."""
     from nntrain.engine.state import resume
     from nntrain.runs.folders import resolve_run_dir
 
@@ -104,8 +112,13 @@ def resume_many(
     twice = sorted({str(d) for d in folders if folders.count(d) > 1})
     if twice:
         raise UserError(f"--resume {', '.join(twice)}: each run folder once")
-    chosen = _common_checkpoints(folders)
-    runs = _all_or_none([lambda d=d, c=c: resume(d, overrides, stacked=True, checkpoint=c) for d, c in chosen])
+    apart = {resolve_run_dir(str(d)).resolve() for d in ended}
+    chosen = dict(_common_checkpoints([d for d in folders if d not in apart]))
+    runs = _all_or_none(
+        [lambda d=d: resume(d, overrides, stacked=True, checkpoint=chosen.get(d, "last")) for d in folders]
+    )
+    if started is not None:
+        started(runs)
     return train_groups(runs, log, quiet, tensorboard=tensorboard)
 
 

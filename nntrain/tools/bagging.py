@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from nntrain import metrics as M
-from nntrain.config.schema import Config, dump_yaml
+from nntrain.config.schema import Config, dump_yaml, to_plain
 from nntrain.data.prepare import Prepared, check_against, infer_task, prepare, stamped
 from nntrain.data.tables import read_options, read_table, read_tables
 from nntrain.engine.stopping import Diverged, Interrupted
@@ -38,6 +38,7 @@ from nntrain.tools.inference import labels_of, load_run, prediction_columns, sco
 from nntrain.tools.linear_path import blend_weight, fit_linear, linear_scores
 
 OOF_FILE = "oof.csv"
+BAG_KEYS = ("train.bag", "train.linear", "train.plots")  # the bag's own (folds, linear model, plots), not a member's
 
 
 # train.bag auto: this many members from AUTO_MIN_ROWS to AUTO_MAX_ROWS non-test rows, each class (of a target
@@ -97,14 +98,17 @@ def _write_plan(root: Path, cfg: Config, cfgs: list[Config], folds: list[np.ndar
 
 
 def resume_bag(root: Path, overrides: list[str], log: Callable[[str], None], quiet: bool = True) -> dict:
-    """The members a stop cut short, resumed together from their last.pt; then the bag finished as fit_bag
-    finishes it (oof.csv, summary.json)."""
-    from nntrain.config.loading import load_config
+    """The members a stop cut short, resumed together from their last.pt; given overrides (train.epochs=N), the
+    members that ended too, each going on as a lone run does with them (one that ran its epochs trains on, an
+    early-stopped one stays as it is); then the bag finished as fit_bag finishes it (oof.csv, summary.json), its
+    config.yaml rewritten with the overrides once a member trained, as a lone run's is."""
+    from nntrain.engine.finish import UNCHANGED, ended_already
+    from nntrain.engine.resumed import rewrite_config
     from nntrain.engine.run_groups import resume_many
 
     t0 = time.perf_counter()
     plan = json.loads((root / BAG_FILE).read_text())
-    cfg = load_config(root / "config.yaml")
+    cfg, given = _resumed_bag_config(root, overrides)
     folders = [root / n for n in plan["members"]]
     done = {f: _ended(f) for f in folders}
     pending = [f for f, r in done.items() if r is None]
@@ -114,9 +118,53 @@ def resume_bag(root: Path, overrides: list[str], log: Callable[[str], None], qui
             f"{root}: the bag was stopped before its members began to train ({unsaved[0].name} has no save); "
             f"train it again: nntrain fit {root / 'config.yaml'}"
         )
-    log(f"bag {root}: {len(pending)} of {len(folders)} members to resume")
-    resumed = dict(zip(pending, resume_many(pending, overrides, log, quiet))) if pending else {}
+    ended = [f for f, r in done.items() if isinstance(r, dict)] if overrides else []  # a diverged one stays
+    going = [f for f in folders if f in pending or f in ended]
+    each = [o for o in overrides if o.split("=", 1)[0].strip() not in BAG_KEYS]
+    _check_members(going, each)  # every member takes the overrides before any folder is written
+    said = f" ({' '.join(overrides)})" if overrides else ""
+
+    def started(runs: list) -> None:
+        trains = sum(ended_already(r) is None for r in runs)  # an early-stopped member says why it does not
+        log(f"bag {root}: {trains} of {len(folders)} members to resume{said}")
+        if trains:  # before any trains, as a lone run's config.yaml takes the overrides it goes on with
+            rewrite_config(root / "config.yaml", given)
+
+    if not going:
+        started([])
+    resumed = dict(zip(going, resume_many(going, each, log, quiet, ended=ended, started=started))) if going else {}
+    cfg = given if any(not (isinstance(r, dict) and r.get(UNCHANGED)) for r in resumed.values()) else cfg
     return finish_bag(root, cfg, [resumed.get(f) or done[f] for f in folders], time.perf_counter() - t0, log)
+
+
+def _resumed_bag_config(root: Path, overrides: list[str]) -> tuple[Config, Config]:
+    """The bag's config as stored, and with the overrides: those a lone run's resume refuses (a key outside
+    train.* and device) refused as it refuses them, and a new train.bag (the folds are the bag's)."""
+    from nntrain.config.loading import load_config
+    from nntrain.engine.resumed import check_unchanged
+
+    cfg = load_config(root / "config.yaml")
+    if not overrides:
+        return cfg, cfg
+    given = load_config(root / "config.yaml", list(overrides))
+    check_unchanged(to_plain(cfg), given)
+    if given.train.bag != cfg.train.bag:
+        raise UserError(
+            f"train.bag={given.train.bag}: the bag's rows were cut into {cfg.train.bag} folds, one a member "
+            f"(bag.json); a resume keeps them: start a new bag for another count"
+        )
+    return cfg, given
+
+
+def _check_members(folders: list[Path], overrides: list[str]) -> None:
+    """Each member's resume of its last save with the overrides, checked (as the resume will) before any trains:
+    one refused (a cosine's scheduler.T_max below the epochs it ran) leaves every folder as it was."""
+    from nntrain.engine.resumed import resumed_config
+    from nntrain.runs.checkpoints import load_checkpoint
+
+    for folder in folders if overrides else ():
+        saved = folder / "last.pt" if (folder / "last.pt").is_file() else folder / PREVIOUS
+        resumed_config(load_checkpoint(saved), overrides)
 
 
 def _ended(member: Path) -> dict | Diverged | None:
