@@ -192,6 +192,23 @@ def test_iso_dates_become_parts_never_one_hot(tmp_path):
         assert d.X[9, d.prep["encoded"].index("when.missing")] == 1.0
 
 
+def test_zoned_dates_give_the_parts_of_their_own_wall_clock_and_match_the_same_values_without_zone(tmp_path):
+    """Paris midnight on January 1st is hour 0 of day 1 (it was 23:00 on December 31st, read in UTC), written
+    with its offset or as a zoned datetime; the same wall-clock values without a zone encode the same."""
+    df = make_table(n=200)
+    local = pd.date_range("2020-01-01", periods=200, freq="19h", tz="Europe/Paris")
+    text = df.assign(when=local.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    df.assign(when=local).to_parquet(tmp_path / "zoned.parquet")  # a datetime column with its zone
+    zoned = DataConfig(path=str(tmp_path / "zoned.parquet"), target="y")
+    for d in (prep_of(text, tmp_path), prepare(read_table(zoned.path), zoned, 0)):
+        X = encode(df.assign(when=local.tz_localize(None)), d.prep, 1)
+        np.testing.assert_array_equal(X, d.X)
+        hour = numeric_names(d.prep).index("when.hour")
+        j = d.prep["encoded"].index("when.hour")
+        hours = d.X[:, j] * d.prep["scale"][hour] + d.prep["shift"][hour]
+        np.testing.assert_allclose(hours, local.hour + local.minute / 60, atol=1e-4)
+
+
 def test_data_dates_reads_a_column_detection_would_not(tmp_path):
     df = make_table(n=100)
     df["day"] = pd.date_range("2021-03-01", periods=100, freq="D").strftime("%A %d %B %Y")  # Monday 01 March 2021

@@ -99,7 +99,7 @@ def raw_sources(df: pd.DataFrame, prep: dict, header_line: int, report: Report) 
 
 def date_parts(s: pd.Series, prep: dict, header_line: int, report: Report) -> dict[str, np.ndarray]:
     col, fitted = str(s.name), prep["dates"][str(s.name)]
-    secs = dates.seconds(s, fitted.get("order", "iso"))
+    secs = dates.seconds(s, fitted.get("order", "iso"), local=fitted.get("clock") == "local")  # older runs: UTC
     bad = dates.unreadable(s, secs)
     if bad.any():
         report.unseen(s, bad, header_line, "read as missing dates", what="not a date")

@@ -99,24 +99,38 @@ def column_order(s: pd.Series, said: str | None) -> tuple[str | None, str]:
     return (SAID[said], "") if said else date_order(s)
 
 
-def seconds(s: pd.Series, order: str = "iso") -> np.ndarray:
-    """Seconds since 1970 (UTC; a value without a zone is read as UTC), NaN where missing or not a date written
-    in the column's order."""
+def seconds(s: pd.Series, order: str = "iso", local: bool = False) -> np.ndarray:
+    """Seconds since 1970, NaN where missing or not a date written in the column's order. A value without a
+    zone is read as UTC; one with a zone as that instant (UTC), or, `local`, as its own zone's wall clock
+    (2020-01-01T00:00+01:00 is midnight of January 1st, as the same value written without its zone is)."""
     if pd.api.types.is_datetime64_any_dtype(s):
-        t = s if getattr(s.dt, "tz", None) is not None else s.dt.tz_localize("UTC")
-    elif order == "time":  # seconds into the day, on 1970-01-01: only the hour parts vary
+        zoned = getattr(s.dt, "tz", None) is not None
+        t = s.dt.tz_localize(None) if zoned and local else s if zoned else s.dt.tz_localize("UTC")
+        return _epoch(t.dt.tz_localize("UTC") if t.dt.tz is None else t)
+    if order == "time":  # seconds into the day, on 1970-01-01: only the hour parts vary
         return _clock_seconds(s.astype("string").str.strip()).to_numpy()
-    else:
-        text = s.astype("string").str.strip()
-        text = _year_first(text, order) if order in ("ymd", "dmy", "mdy") else text
-        text = text.str.replace(r" ?UTC$", "Z", regex=True)
-        t = pd.to_datetime(text, format="mixed" if order == "named" else "ISO8601", utc=True, errors="coerce")
-        if t.isna().sum() > s.isna().sum():  # a date ISO8601 cannot read (2013-1-1): any format, value by value
-            t = t.fillna(pd.to_datetime(text.where(t.isna()), format="mixed", utc=True, errors="coerce"))
+    text = s.astype("string").str.strip()
+    text = _year_first(text, order) if order in ("ymd", "dmy", "mdy") else text
+    text = text.str.replace(r" ?UTC$", "Z", regex=True)
+    t = pd.to_datetime(text, format="mixed" if order == "named" else "ISO8601", utc=True, errors="coerce")
+    if t.isna().sum() > s.isna().sum():  # a date ISO8601 cannot read (2013-1-1): any format, value by value
+        t = t.fillna(pd.to_datetime(text.where(t.isna()), format="mixed", utc=True, errors="coerce"))
+    return _epoch(t) + (_offsets(text) if local else 0.0)
+
+
+def _epoch(t: pd.Series) -> np.ndarray:
     naive = t.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
     out = naive.astype(np.int64).astype(np.float64) / 1e9
     out[np.isnat(naive)] = np.nan
     return out
+
+
+def _offsets(text: pd.Series) -> np.ndarray:
+    """Each value's zone offset in seconds (+01:00: 3600), 0 where it has none or is Z: written after a time."""
+    f = text.str.extract(r"\d:\d{2}(?::\d{2}(?:\.\d+)?)? ?([+-])(\d{2}):?(\d{2})$")
+    sign = np.where(f[0].to_numpy(object, na_value="+") == "-", -1.0, 1.0)
+    h, m = (pd.to_numeric(f[i], errors="coerce").fillna(0).to_numpy(np.float64) for i in (1, 2))
+    return sign * (h * 3600 + m * 60)
 
 
 def _clock_seconds(text: pd.Series) -> pd.Series:

@@ -157,7 +157,7 @@ def _fit_dates(s: pd.Series, said: str | None, train: np.ndarray, prep: dict, no
     col = str(s.name)
     order, open_because = dates.column_order(s, said)
     order = order or "iso"  # named in data.dates, written some other way: each value as it reads best
-    secs = dates.seconds(s, order)
+    secs = dates.seconds(s, order, local=True)  # parts of the wall clock: a day's hours as the table writes them
     if np.isnan(secs[train]).all():
         example = s.dropna().iloc[0] if s.notna().any() else None
         raise UserError(
@@ -170,7 +170,7 @@ def _fit_dates(s: pd.Series, said: str | None, train: np.ndarray, prep: dict, no
     kept = [p for p in dates.PARTS if np.nanmax(parts[p]) > np.nanmin(parts[p])]
     if order == "time":  # days since the earliest time of day: the hour again
         kept = [p for p in kept if p != "days"]
-    prep["dates"][col] = {"origin": origin, "parts": kept or ["days"], "order": order}
+    prep["dates"][col] = {"origin": origin, "parts": kept or ["days"], "order": order, "clock": "local"}
     shown = ", ".join(prep["dates"][col]["parts"])
     start = pd.Timestamp(origin, unit="s").isoformat()
     said = f"times of day: {shown}" if order == "time" else f"dates: {shown} (days since {start})"

@@ -23,6 +23,11 @@ from nntrain.tools.export_graph import (
     string_inputs,
 )
 
+CLOCKS = {
+    "utc": "in UTC",
+    "local": "of the wall clock a value is written in (2020-01-01T00:00+01:00: midnight of January 1st)",
+}
+
 
 def sidecar_path(out: Path) -> Path:
     """model.onnx -> model.onnx.json: an ONNX and a TorchScript export in one folder keep their own."""
@@ -50,7 +55,7 @@ def _text_and_dates(prep: dict) -> dict:
                 "written": WRITTEN[d.get("order", "iso")],
                 "note": "year, month, day (1-31), weekday (Monday 0), yearday (1-366), hour (minutes as a fraction), "
                 "days since origin; P_sin and P_cos: sin and cos of 2 pi P / its period (month 12, weekday 7, "
-                "yearday 365.25, hour 24); in UTC; NaN for a missing date",
+                f"yearday 365.25, hour 24); {CLOCKS[d.get('clock', 'utc')]}; NaN for a missing date",
             }
             for col, d in prep["dates"].items()
         }
