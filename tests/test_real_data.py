@@ -357,6 +357,25 @@ def test_a_two_digit_year_is_read_as_excel_reads_it():
     assert got == ["1999-06-05", "1930-06-05", "2029-12-31", "2000-01-01"]
 
 
+def test_dates_written_several_ways_in_one_column_are_read_as_the_dates_they_are(tmp_path):
+    """ISO, day-first and month names mixed (was: text, one level per date, "looks like an ID"); the day-first
+    values say the order (a field above 12), and the others read as they are, at fit and at predict."""
+    from nntrain.data import dates
+
+    df = make_table(n=200)
+    stamps = pd.date_range("2020-01-01", periods=200, freq="D")
+    ways = ("%Y-%m-%d", "%d/%m/%Y", "%b %d, %Y")
+    df["when"] = [t.strftime(ways[i % 3]) for i, t in enumerate(stamps)]
+    d = prep_of(df, tmp_path)
+    assert d.prep["kinds"]["when"] == "date" and d.prep["dates"]["when"]["order"] == "dmy"
+    said = "column 'when': dates written 3 ways (2020-01-01, Jan 03, 2020, 02/01/2020), each read as the date it is"
+    assert said in d.notes
+    got = pd.to_datetime(dates.seconds(df["when"], "dmy"), unit="s")
+    assert (got == stamps).all()
+    iso = df.head(6).assign(when=stamps[:6].strftime("%Y-%m-%d"))  # new rows written one way only
+    np.testing.assert_array_equal(encode(iso, d.prep, 1), d.X[:6])
+
+
 def test_a_date_in_the_other_order_at_predict_is_not_a_date_and_said(tmp_path):
     df = make_table(n=200)
     stamps = pd.date_range("2020-01-01", periods=200, freq="D")

@@ -68,9 +68,18 @@ def date_order(s: pd.Series) -> tuple[str | None, str]:
     if _clock_seconds(text).notna().all():
         return "time", ""
     fields = text.str.extract(f"^{DAY_MONTH}$")
-    if fields[0].isna().any():
-        return None, ""
+    if fields[0].isna().any():  # dates written in several ways (2020-01-05, 05/01/2020) or none
+        if not (fields[0].notna() | _other_way(text)).all():
+            return None, ""
+        fields = fields[fields[0].notna()]
+        if fields.empty:
+            return "iso", ""  # ISO, 2013/01/31 and month names: each read as it reads best
     return _day_or_month_first(fields[0].astype(int), fields[2].astype(int), fields[1].iloc[0])
+
+
+def _other_way(text: pd.Series) -> pd.Series:
+    """The values written a way that says which field is the day (2013-01-31, 2013/01/31, 31 Jan 2013)."""
+    return text.str.fullmatch(f"{ISO_LIKE}|{YMD}|{NAMED}", case=False)
 
 
 def _day_or_month_first(first: pd.Series, second: pd.Series, sep: str) -> tuple[str | None, str]:
@@ -88,6 +97,23 @@ def _day_or_month_first(first: pd.Series, second: pd.Series, sep: str) -> tuple[
     if second.nunique() == 1 < first.nunique():
         return "mdy", "every value's second field is the same"
     return ("dmy" if sep == "." else "mdy"), "no value has a field above 12"
+
+
+def several_ways(s: pd.Series) -> list[str]:
+    """An example of each way a date column's values are written, where they are written more than one way
+    (2020-01-05, 05/01/2020, Jan 5, 2020); else []."""
+    text = pd.Series(s.dropna().unique()).astype(str).str.strip()
+    text = text.sample(SAMPLE, random_state=0) if len(text) > SAMPLE else text
+    ways = [text[text.str.fullmatch(p, case=False)] for p in (ISO_LIKE, YMD, NAMED, DAY_MONTH)]
+    seen = [w.iloc[0] for w in ways if len(w)]
+    return seen if len(seen) > 1 else []
+
+
+def fit_notes(s: pd.Series, order: str, open_because: str) -> list[str]:
+    """fit's notes on how a date column is written: several ways, day or month first."""
+    col, ways = str(s.name), several_ways(s) if order != "time" else []
+    out = [f"column {quoted(col)}: dates written {len(ways)} ways ({', '.join(ways)}), each read as the date it is"]
+    return (out if ways else []) + ([order_note(col, order, open_because)] if order in ("dmy", "mdy") else [])
 
 
 def is_date_column(s: pd.Series) -> bool:
@@ -148,14 +174,15 @@ def _clock_seconds(text: pd.Series) -> pd.Series:
 
 
 def _year_first(text: pd.Series, order: str) -> pd.Series:
-    """ymd, dmy and mdy text as ISO (2013-01-31 and its time); a value not written so becomes missing."""
+    """ymd, dmy and mdy text as ISO (2013-01-31 and its time); a value written another way that says which field
+    is the day stays as it is (2013-01-31, 31 Jan 2013); any other becomes missing (01/31/2013 in a dmy column)."""
     f = text.str.extract(f"^{YMD if order == 'ymd' else DAY_MONTH}$")
     year, month, day = {"ymd": (0, 2, 3), "dmy": (3, 2, 0), "mdy": (3, 0, 2)}[order]
     y = f[year]
     two = (y.str.len() == 2).fillna(False)
     if two.any():
         y = y.mask(two, np.where(pd.to_numeric(y, errors="coerce") < CENTURY_TURNS, "20", "19") + y)
-    return y + "-" + f[month].str.zfill(2) + "-" + f[day].str.zfill(2) + f[4]
+    return (y + "-" + f[month].str.zfill(2) + "-" + f[day].str.zfill(2) + f[4]).fillna(text.where(_other_way(text)))
 
 
 def unreadable(s: pd.Series, secs: np.ndarray) -> np.ndarray:

@@ -175,8 +175,7 @@ def _fit_dates(s: pd.Series, said: str | None, train: np.ndarray, prep: dict, no
     start = pd.Timestamp(origin, unit="s").isoformat()
     said = f"times of day: {shown}" if order == "time" else f"dates: {shown} (days since {start})"
     notes.append(f"column {quoted(col)} read as {said}")
-    if order in ("dmy", "mdy"):
-        notes.append(dates.order_note(col, order, open_because))
+    notes.extend(dates.fit_notes(s, order, open_because))
     bad = dates.unreadable(s, secs)
     if bad.any():
         notes.append(f"column {quoted(col)}: {int(bad.sum()):,} value(s) that are not dates read as missing")
