@@ -277,3 +277,87 @@ def test_a_file_added_to_a_streamed_folder_stops_a_resume_and_is_noted_by_eval(w
     assert f"1 Parquet file added since the run was trained ({added})" in r.stderr
     added.unlink()
     assert cli("fit", "--resume", "../runs/t", "train.epochs=2").exit_code == 0
+
+
+def in_memory(workdir, path, **train):
+    """A config reading the folder or glob `path` of write_folder's files into memory (data.stream=false)."""
+    return write_config(
+        workdir / "f.yaml",
+        path,
+        data={"target": "y", "drop": ["key"], "stream": False},
+        train={"epochs": 1, "plots": False, "threads": 1, **train},
+    )
+
+
+@pytest.mark.parametrize("path, bag", [("t/", 0), ("t/*.parquet", 3)], ids=["folder", "glob-bag"])
+def test_a_parquet_folder_or_glob_read_into_memory_is_read_again_from_elsewhere(workdir, cli, monkeypatch, path, bag):
+    """eval, explain and a resume of an in-memory run (one model, or a bag) read a folder's or a glob's files
+    again, from another working directory too (data.path relative), as a single file's run is read again; they
+    said the file the run was trained on is not there any more."""
+    write_folder(workdir / "t", n=300, files=3, group=100)
+    r = cli("fit", in_memory(workdir, path, bag=bag), "--json", "-q")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    (workdir / "elsewhere").mkdir()
+    monkeypatch.chdir(workdir / "elsewhere")
+    r = cli("eval", "../runs/t", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["metrics"] == pytest.approx(summary["test"])
+    r = cli("explain", "../runs/t", "--repeats", "1", "--json")
+    assert r.exit_code == 0, r.output
+    assert cli("predict", "../runs/t", "../t/p0.parquet", "-o", "p.csv").exit_code == 0
+    r = cli("fit", "--resume", "../runs/t", "train.epochs=2", "-q")
+    assert r.exit_code == 0, r.output
+    assert len(metrics_rows(workdir / "runs" / "t" / ("member1" if bag else ""))) == 2
+
+
+def test_an_in_memory_parquet_folder_changed_removed_or_added_to_is_refused_by_name(workdir, cli):
+    """As a single file's run refuses its changed file (and a streamed run its changed files): the rows split.json
+    lists would be other rows. A resume refused writes nothing."""
+    write_folder(workdir / "t", n=300, files=3, group=100)
+    assert cli("fit", in_memory(workdir, "t/"), "-q").exit_code == 0
+    run, folder = workdir / "runs" / "t", workdir / "t"
+    before = folder_state(run)
+    shown = f"data.path={folder}: its Parquet files changed since the run was trained"
+    commands = (("eval", "runs/t"), ("explain", "runs/t"), ("fit", "--resume", "runs/t", "train.epochs=2"))
+    added = folder / "p3.parquet"
+    added.write_bytes((folder / "p0.parquet").read_bytes())
+    for command in commands:
+        r = cli(*command)
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        assert f"{shown} (added: {added})" in r.stderr
+    added.unlink()
+    assert cli("eval", "runs/t").exit_code == 0
+    changed = folder / "p1.parquet"
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    for command in commands:
+        r = cli(*command)
+        assert r.exit_code == 2 and f"{shown} ({changed}: size or modification time)" in r.stderr, r.output
+    changed.unlink()
+    r = cli("eval", "runs/t")
+    assert r.exit_code == 2 and f"{shown} (removed: {changed})" in r.stderr
+    assert folder_state(run) == before  # nothing written by the resumes refused
+
+
+def test_an_in_memory_parquet_folder_run_from_before_its_files_were_kept_is_read_again(workdir, cli):
+    """A run whose checkpoints hold only the digest of the folder's files (names as listed, sizes, times): read
+    again from the working directory of its fit; a changed file is refused, though not by name."""
+    import torch
+
+    from nntrain.data.readers import parts_digest
+    from nntrain.runs.files import atomic_save
+
+    write_folder(workdir / "t", n=300, files=3, group=100)
+    assert cli("fit", in_memory(workdir, "t"), "-q").exit_code == 0
+    run = workdir / "runs" / "t"
+    for name in ("best.pt", "last.pt"):
+        ckpt = torch.load(run / name, weights_only=True)
+        ckpt["prep"].pop("parts", None)
+        ckpt["prep"]["sha256"] = parts_digest([f"t/p{k}.parquet" for k in range(3)])
+        atomic_save(ckpt, run / name)
+    assert cli("eval", "runs/t").exit_code == 0
+    changed = workdir / "t" / "p1.parquet"
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    r = cli("eval", "runs/t")
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert f"data.path={workdir / 't'}: its Parquet files changed since the run was trained (names, sizes" in r.stderr

@@ -291,11 +291,13 @@ def prepared(cfg: Config, tables: tuple, rows: dict | None = None) -> Prepared:
 
 def stamped(data: Prepared, cfg: Config, tables: tuple) -> Prepared:
     """`data` with what reading its files found first among its notes, and its preprocessing naming the files
-    (source, sha256, the val / test files) and how they are read (data.sep, data.decimal, data.thousands, and
-    what the file's commas were)."""
+    (source, sha256, a folder's or glob's Parquet files, the val / test files) and how they are read (data.sep,
+    data.decimal, data.thousands, and what the file's commas were)."""
     table, _, files = tables
     data.notes[:0] = table.notes
     data.prep.update(source=table.source, sha256=table.sha256, files=files, notes=data.notes)
+    if table.parts:  # a folder's or glob's Parquet files, each by its absolute path and stamp (data/reread.py)
+        data.prep["parts"] = table.parts
     read = {k: getattr(cfg.data, k) for k in READ_KEYS if getattr(cfg.data, k) is not None}
     if table.commas:  # a new file whose commas could be either (1,299) reads them so
         read["commas"] = table.commas

@@ -1,7 +1,8 @@
 """The file formats a table comes in, read into a DataFrame: delimited text (its delimiter sniffed: comma,
 semicolon, tab or pipe; lines above its header skipped; compressed too; tables.py checks its header and rows
-and tries the encodings Excel saves in), JSON Lines, Parquet and Feather / Arrow IPC (Excel is workbooks.py's).
-A text file's numbers written as spreadsheets export them are text_numbers.py's."""
+and tries the encodings Excel saves in), JSON Lines, Parquet and Feather / Arrow IPC (Excel is workbooks.py's);
+a folder's or glob's Parquet files listed, read whole and kept by path and stamp. A text file's numbers written as
+spreadsheets export them are text_numbers.py's."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import csv
 import gzip
 import io
 import lzma
+import os
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -259,6 +261,29 @@ def same_columns(shown: str, first: str, columns: list[str], f: str, names: list
     order): read together, the rows of one would lack a column, or a target, that the others hold."""
     if set(names) != set(columns):
         raise UserError(f"{shown}: {f} has other columns than {first}: {sorted(set(names) ^ set(columns))}")
+
+
+def read_parts(parts: list[str], key: str, path: str) -> pd.DataFrame:
+    """A folder's (or a glob's) Parquet files read whole, each holding the first's columns, as a streamed run
+    requires of them (in any order: pd.concat lines them up by name)."""
+    frames: list[pd.DataFrame] = []
+    for f in parts:
+        frame = read_frame(Path(f), f"{key}={f}")
+        frame.columns = [str(c) for c in frame.columns]  # Parquet allows integer names
+        if frames:
+            same_columns(f"{key}={path}", parts[0], list(frames[0].columns), f, list(frame.columns))
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def kept_parts(path: str, resolved: Path, parts: list[str]) -> dict:
+    """What an in-memory run keeps of the files a folder or glob names, as a streamed run keeps its own: data.path
+    as an absolute folder or glob ("where", listed again to find a file added since), each file's absolute path
+    and its stamp (to read them again from any working directory, and name the one that changed)."""
+    glob = any(c in path for c in "*?[")
+    where = os.path.abspath(os.path.expanduser(path) if glob else resolved)
+    files = [os.path.abspath(f) for f in parts]
+    return {"where": where, "files": files, "stamps": [stamp(f) for f in files]}
 
 
 def parts_digest(files: list[str]) -> str:

@@ -1,14 +1,17 @@
-"""A run's own training table read again (eval, resume, explain): the same file, checked by its sha256, with
-the run's own val / test files after it, through the stored preprocessing."""
+"""A run's own training table read again (eval, resume, explain): the same file, checked by its sha256 (a
+folder's or glob's Parquet files: the same files, each by its size and modification time), with the run's own
+val / test files after it, through the stored preprocessing."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
 
 from nntrain.data.columns import Report
 from nntrain.data.encoding import Encoded, encode_table
+from nntrain.data.readers import kept_parts, parquet_parts, parts_digest, read_parts
 from nntrain.data.tables import Table, read_options, read_table, sha256_soon
 from nntrain.errors import UserError
 
@@ -55,8 +58,11 @@ def _listed(split: dict, run_dir: Path, part: str) -> list[int]:
 def load_table(prep: dict, rows: list[int] | None = None) -> Table:
     """The training table's raw rows again (with the run's own val / test files after it), or only `rows`."""
     read = prep.get("read", {})
-    tables = [read_training_file(prep["source"], prep["sha256"], read)]
-    tables += [read_training_file(f["source"], f["sha256"], read) for f in prep.get("files", [])]
+    tables = [read_training_file(prep["source"], prep["sha256"], read, prep.get("parts"))]
+    tables += [
+        read_training_file(f["source"], f["sha256"], read, f.get("parts"), f"data.{f.get('part')}_path")
+        for f in prep.get("files", [])
+    ]
     frame = pd.concat([t.frame for t in tables], ignore_index=True) if len(tables) > 1 else tables[0].frame
     line = tables[0].header_line if len(tables) == 1 else 0  # rows of several files have no one line number
     if rows is not None:
@@ -64,7 +70,14 @@ def load_table(prep: dict, rows: list[int] | None = None) -> Table:
     return Table(frame, prep["source"], prep["sha256"], line)
 
 
-def read_training_file(source: str, sha256: str, read: dict | None = None) -> Table:
+def read_training_file(
+    source: str, sha256: str, read: dict | None = None, parts: dict | None = None, key: str = "data.path"
+) -> Table:
+    """The file a run was trained on, refused where it changed or went away; a folder's or glob's Parquet files
+    (`parts`, readers.kept_parts; None for a run from before they were kept) read again as _parts_again reads them.
+    `key` names the config key of a folder in messages."""
+    if parts is not None or _names_parts(source):
+        return _parts_again(source, sha256, parts, key)
     changed = UserError(
         f"{source} changed since the run was trained (sha256 differs), so its rows are not the same: put the file "
         f"back as it was to resume the run, or evaluate on the new file with eval --data"
@@ -82,6 +95,48 @@ def read_training_file(source: str, sha256: str, read: dict | None = None) -> Ta
     if table.sha256 != sha256:
         raise changed
     return table
+
+
+def _names_parts(source: str) -> bool:
+    """Whether a run's stored source is a folder or a glob of Parquet files, not one file."""
+    if source.startswith("sklearn:") or Path(source).is_file():
+        return False
+    return Path(source).is_dir() or any(c in source for c in "*?[")
+
+
+def _parts_again(source: str, sha256: str, parts: dict | None, key: str) -> Table:
+    """A folder's or glob's Parquet files read again: those the run read, by their absolute paths (from any
+    working directory), refused by name where one changed, went away or was added since (its rows are not the ones
+    split.json lists), as a streamed run's are (data/stream_reread.py)."""
+    from nntrain.data.stream_reread import described, differences
+
+    parts = parts or _parts_then(source, sha256, key)
+    diff = differences(parts)
+    if any(diff.values()):
+        raise _parts_changed(key, source, described(diff))
+    return Table(read_parts(parts["files"], key, source), source, sha256, 0)
+
+
+def _parts_then(source: str, sha256: str, key: str) -> dict:
+    """For a run from before each file was kept: the files data.path names now, checked against its digest (of
+    their names as it listed them then: absolute, or relative to the working directory of its fit)."""
+    try:
+        files = parquet_parts(source, Path(source).expanduser()) or []
+    except UserError:  # none left
+        files = []
+    named = [os.path.abspath(f) for f in files]
+    if sha256 not in (parts_digest(named), parts_digest([os.path.relpath(f) for f in named])):
+        raise _parts_changed(
+            key, source, "names, sizes or modification times; or it was trained from another working directory"
+        )
+    return kept_parts(source, Path(source).expanduser(), files)
+
+
+def _parts_changed(key: str, source: str, what: str) -> UserError:
+    return UserError(
+        f"{key}={source}: its Parquet files changed since the run was trained ({what}), so its rows are not the "
+        f"same: put the files back as they were to resume the run, or evaluate on the new files with eval --data"
+    )
 
 
 def seen_in_training(prep: dict, table: Table, trained: list[int] | None, test: list[int] | None = None) -> str | None:

@@ -55,7 +55,7 @@ def _named(files: list[str]) -> str:
     return ", ".join(files[:3]) + more
 
 
-def _described(diff: dict[str, list[str]]) -> str:
+def described(diff: dict[str, list[str]]) -> str:
     """The differences for a message: `FILE: size or modification time; removed: FILE`."""
     said = [f"{_named(diff['changed'])}: size or modification time"] if diff["changed"] else []
     said += [f"removed: {_named(diff['removed'])}"] if diff["removed"] else []
@@ -69,7 +69,7 @@ def checked_source(prep: dict, part: str | None = None, report: Report | None = 
     stream = prep["stream"]
     diff = differences(stream)
     if diff["changed"] or diff["removed"] or (diff["added"] and part is None):
-        raise _refused(stream["path"], _described(diff), part, only_added=not (diff["changed"] or diff["removed"]))
+        raise _refused(stream["path"], described(diff), part, only_added=not (diff["changed"] or diff["removed"]))
     if diff["added"] and report is not None:
         n = len(diff["added"])
         report.notes.append(

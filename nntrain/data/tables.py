@@ -32,12 +32,13 @@ from nntrain.data.readers import (
     Options,
     delimiter,
     is_text,
+    kept_parts,
     kind_of,
     parquet_parts,
     parts_digest,
     read_frame,
+    read_parts,
     read_text,
-    same_columns,
 )
 from nntrain.data.workbooks import read_excel
 from nntrain.errors import UserError, did_you_mean, first_line, listed, quoted
@@ -55,6 +56,7 @@ class Table:
     commas: str | None = None  # what its numbers show its commas are: decimal, thousands (readers.Options)
     sheet: str | None = None  # a workbook's sheet that was read
     sheets: dict[str, list[str]] = field(default_factory=dict)  # a workbook's every sheet: its column names
+    parts: dict | None = None  # a folder's or glob's Parquet files: readers.kept_parts
 
 
 def resolve_path(path: str, base: Path | None = None) -> Path:
@@ -82,8 +84,9 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path", opti
     p = resolve_path(path, base)
     parts = parquet_parts(path, p)
     if parts:  # a folder or glob of Parquet files, read whole (data.stream reads them a chunk at a time)
-        frame = pd.concat(_read_parts(parts, key, path), ignore_index=True)
-        return Table(frame, str(p.resolve()) if p.is_dir() else path, parts_digest(parts), 0, [])
+        kept = kept_parts(path, p, parts)  # stamped before they are read: one rewritten meanwhile then differs
+        frame = read_parts(parts, key, path)
+        return Table(frame, str(p.resolve()) if p.is_dir() else path, parts_digest(kept["files"]), 0, [], parts=kept)
     if p.exists() and not p.is_file() and not p.is_dir():  # /dev/zero, a pipe, a link to either
         raise UserError(f"{key}={path}: not a regular file (a device, pipe or socket); give a table file")
     if not p.is_file():
@@ -112,19 +115,6 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path", opti
         frame.columns = _stripped(frame.columns, shown, options.notes)
     found = (options.notes, options.commas, options.sheet_read, options.sheets)
     return Table(frame, str(p.resolve()), sha256, header_line, *found)
-
-
-def _read_parts(parts: list[str], key: str, path: str) -> list[pd.DataFrame]:
-    """A folder's (or a glob's) Parquet files read whole, each holding the first's columns, as a streamed run
-    requires of them (in any order: pd.concat lines them up by name)."""
-    frames: list[pd.DataFrame] = []
-    for f in parts:
-        frame = read_frame(Path(f), f"{key}={f}")
-        frame.columns = [str(c) for c in frame.columns]  # Parquet allows integer names
-        if frames:
-            same_columns(f"{key}={path}", parts[0], list(frames[0].columns), f, list(frame.columns))
-        frames.append(frame)
-    return frames
 
 
 def _stripped(columns: pd.Index, shown: str, notes: list[str]) -> list[str]:
@@ -269,6 +259,8 @@ def read_tables(data_cfg: Any, config_dir: Path | None) -> tuple[Table, dict, li
         frames.append(extra.frame[table.frame.columns])
         given[part] = np.arange(start, start + len(extra.frame))
         files.append({"part": part, "source": extra.source, "sha256": extra.sha256, "rows": len(extra.frame)})
+        if extra.parts:  # a folder or glob: its files, to read them again (data/reread.py)
+            files[-1]["parts"] = extra.parts
         start += len(extra.frame)
     if given:
         frame = pd.concat(frames, ignore_index=True)
