@@ -225,6 +225,23 @@ def test_a_bag_resume_refuses_what_a_lone_one_refuses_and_a_plain_one_trains_not
     assert [len(metrics_rows(root / f"member{k}")) for k in (1, 2, 3)] == [2, 2, 2]
 
 
+def test_a_lone_runs_resume_refuses_to_make_it_a_bag_or_give_it_a_linear_model(workdir, cli):
+    """A lone run trained one model: a resume's train.bag=3, or a new train.linear (a bag's linear model), was
+    written into its config.yaml, exit 0, and trained nothing of it. train.bag=1 is one model still."""
+    make_table(n=160).to_csv(workdir / "t.csv", index=False)
+    cfg = write_config(workdir / "c.yaml", "t.csv", train={"epochs": 2, "plots": False, "threads": 1})
+    assert cli("fit", cfg, "--quiet").exit_code == 0
+    root = workdir / "runs" / "t"
+    files = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    for given in ("train.bag=3", "train.bag=auto", "train.linear=true"):
+        r = cli("fit", "--resume", "runs/t", given, "train.epochs=3")
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        assert f"{given}: the run trained one model" in r.stderr and "start a new run with train.bag=" in r.stderr
+        assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == files  # nothing written
+    r = cli("fit", "--resume", "runs/t", "train.bag=1", "train.epochs=3", "--quiet")
+    assert r.exit_code == 0 and len(metrics_rows(root)) == 3, r.output
+
+
 @pytest.mark.slow
 def test_a_bag_stopped_while_its_members_are_made_leaves_no_folder_or_one_that_resumes(workdir):
     """SIGINT as soon as bag.json is written, while the members' folders are being made (the signal lands there

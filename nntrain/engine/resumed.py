@@ -1,5 +1,6 @@
 """What a resume may change: the stored config with the overrides applied, anything outside train.* and device
-refused key by key, a lengthened schedule followed (cosine's T_max derived again), config.yaml rewritten."""
+refused key by key (and train.bag, train.linear: a lone run stays one model), a lengthened schedule followed
+(cosine's T_max derived again), config.yaml rewritten."""
 
 from __future__ import annotations
 
@@ -67,6 +68,24 @@ def check_unchanged(stored: dict, cfg: Config, may_change: tuple[str, ...] = RES
         )
 
 
+def _one_model_still(stored: dict, cfg: Config) -> None:
+    """A lone run (or a bag's member, alone) trained one model, and its resume goes on with it: refused, a
+    train.bag that would make it a bag, and a new train.linear (a bag's linear model); either was written into
+    its config.yaml and trained nothing."""
+    was = stored.get("train", {})
+    bag, linear = cfg.train.bag, cfg.train.linear
+    if bag != was.get("bag", 0) and bag not in (0, 1):
+        raise UserError(
+            f"train.bag={bag}: the run trained one model, and a resume goes on with it, not as a bag; to train a "
+            f"bag, start a new run with train.bag={bag}"
+        )
+    if linear != was.get("linear", False):
+        raise UserError(
+            f"train.linear={str(linear).lower()}: the run trained one model, and train.linear is a bag's (a linear "
+            f"model beside its members); to train a bag, start a new run with train.bag=N"
+        )
+
+
 def resumed_config(ckpt: dict, overrides: list[str]) -> Config:
     """The checkpoint's config with the overrides a resume may apply; any other change is refused."""
     stored = ckpt["config"]
@@ -76,6 +95,7 @@ def resumed_config(ckpt: dict, overrides: list[str]) -> Config:
         e.source = "last.pt's stored config and the overrides"
         raise
     check_unchanged(stored, cfg, RESUMABLE + _lengthened_schedule(ckpt, cfg, overrides))
+    _one_model_still(stored, cfg)
     onecycle = canonical("scheduler", cfg.scheduler["name"]) == "onecycle"
     if onecycle and cfg.train.epochs != stored["train"]["epochs"]:
         raise UserError(
