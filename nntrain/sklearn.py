@@ -138,7 +138,7 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
     """An nntrain classifier: labels of any type (text, numbers, booleans); predict_proba in classes_ order."""
 
     def fit(self, X: Any, y: Any) -> NNClassifier:
-        y = column_or_1d(_given(self, y), warn=True)
+        y = column_or_1d(_nullable_as_numpy(_given(self, y)), warn=True)
         if (missing := pd.isna(y)).any():  # np.unique would fail on None among text with a TypeError
             raise ValueError(f"y is missing at {missing.sum()} row(s) (first: row {np.flatnonzero(missing)[0]}): "
                              "give every row of X a label, or leave those rows out")  # fmt: skip
@@ -197,6 +197,16 @@ class NNRegressor(RegressorMixin, _NNEstimator):
 def _given(estimator: Any, y: Any) -> Any:
     if y is None:
         raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None")
+    return y
+
+
+def _nullable_as_numpy(y: Any) -> Any:
+    """A pandas nullable Int64 / boolean y without missing values as its numpy ints / bools: scikit-learn reads
+    them as floats (classes_ 0.0 and 1.0, predictions 1.0 for True)."""
+    dtype = getattr(y, "dtype", None)
+    numpy_dtype = getattr(dtype, "numpy_dtype", None)
+    if isinstance(y, (pd.Series, pd.api.extensions.ExtensionArray)) and numpy_dtype is not None and not y.isna().any():
+        return y.to_numpy(dtype=numpy_dtype)
     return y
 
 

@@ -596,6 +596,10 @@ def test_configs_lists_and_copies_without_overwriting(repo, cli, workdir):
     assert r.exit_code == 2 and "exists" in r.stderr
     r = cli("configs", "copy", "irs", workdir)
     assert r.exit_code == 2 and "did you mean 'iris'?" in r.stderr
+    r = cli("configs", "show", "phone")  # a shipped name, as copy takes it
+    assert r.exit_code == 0 and r.stdout.splitlines()[1:3] == ["name: phone", "seed: 42"]
+    r = cli("configs", "show", "phon")
+    assert r.exit_code == 2 and "no shipped config 'phon' (did you mean 'phone'?)" in r.stderr
 
 
 def test_a_non_editable_install_lists_and_copies_every_shipped_config(repo, tmp_path):

@@ -209,3 +209,12 @@ def test_an_interval_level_out_of_range_names_the_argument_not_a_flag(workdir):
         reg.predict_interval(df[["a", "b"]], 1.5)
     with pytest.raises(UserError, match=r"^sets is for a classifier; a regression's runs give intervals: interval="):
         reg.run_.predict(df[["a", "b"]], sets=0.9)
+
+
+@pytest.mark.parametrize(("dtype", "classes"), [("Int64", [0, 1]), ("boolean", [False, True])])
+def test_a_nullable_y_gives_its_own_classes_not_floats(workdir, dtype, classes):
+    df = make_table(80, task="binary")
+    y = pd.Series((df["a"] > 0).astype(int), dtype=dtype)
+    clf = NNClassifier(**TINY).fit(df[["a", "b"]], y)
+    assert clf.classes_.tolist() == classes and clf.classes_.dtype.kind in "ib"
+    assert set(clf.predict(df[["a", "b"]]).tolist()) <= set(classes) and clf.predict(df[["a", "b"]]).dtype.kind in "ib"

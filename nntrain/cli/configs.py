@@ -63,12 +63,20 @@ def first_sentence(text: str) -> str:
 
 @configs_app.command("show")
 @guarded
-def configs_show(config: Path = typer.Argument(..., help="a config file (its base: chain is merged)")) -> None:
+def configs_show(
+    config: Path = typer.Argument(..., help="a config file (its base: chain is merged), or a shipped one's name"),
+) -> None:
     """The config as its base: chain merges it, key by key, as fit reads it (before overrides and defaults)."""
     import yaml
 
     from nntrain.config.loading import read_with_bases
+    from nntrain.errors import UserError, did_you_mean
 
+    shipped, name = _shipped(), config.name.removesuffix(".yaml")
+    if not config.exists() and config.parent == Path(".") and name in shipped:
+        config = shipped[name]  # `configs show phone`, as `configs copy phone`
+    elif not config.exists() and config.parent == Path(".") and not config.suffix:
+        raise UserError(f"no file {config}, and no shipped config '{name}'{did_you_mean(name, shipped)}")
     chain, merged, notes = read_with_bases(config)
     print(f"# {' <- '.join(str(p) for p, _ in reversed(chain))}")
     for note in notes:
