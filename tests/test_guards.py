@@ -241,6 +241,41 @@ def test_predictions_are_written_in_the_format_their_file_suffix_names(workdir, 
     assert list(workdir.iterdir()) == [path]
 
 
+@pytest.mark.parametrize("name", ["p.jsonl", "p.jsonl.gz"])
+def test_json_lines_predictions_keep_every_digit(workdir, cli, name):
+    """predict -o p.jsonl wrote numbers with 10 decimals (DataFrame.to_json's default): a target in small units
+    came back as -0.0000000003 or -0.0. Every float is written as it is; missing ones are null."""
+    import gzip
+
+    import nntrain
+
+    data = workdir / "t.csv"
+    df = make_table(n=120, task="regression")
+    df.assign(y=df["y"] * 1e-9).to_csv(data, index=False)
+    assert (
+        cli("fit", write_config(workdir / "c.yaml", data, train={"plots": False, "threads": 1}), "--quiet").exit_code
+        == 0
+    )
+    expected = nntrain.load("runs/t").predict(str(data), interval=0.9)
+    assert cli("predict", "runs/t", data, "--interval", "0.9", "-o", workdir / name).exit_code == 0
+    text = (gzip.open if name.endswith(".gz") else open)(workdir / name, "rt").read()
+    back = pd.DataFrame([json.loads(line) for line in text.splitlines()])
+    assert list(back.columns) == list(expected.columns)
+    assert (back.to_numpy() == expected.to_numpy()).all()  # exactly, not approximately
+    from nntrain.runs.files import write_output
+    from nntrain.tools.prediction_files import prediction_writer
+
+    odd = pd.DataFrame({"prediction": [0.1 + 0.2, float("nan"), -2.8342182649528344e-10], "n": [1, 2, 3]})
+    write = prediction_writer(workdir / "odd.jsonl")
+    write_output(workdir / "odd.jsonl", lambda f: write(f, [odd]), "odd")
+    lines = (workdir / "odd.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"prediction": 0.30000000000000004, "n": 1},
+        {"prediction": None, "n": 2},
+        {"prediction": -2.8342182649528344e-10, "n": 3},
+    ]
+
+
 def test_an_output_format_nntrain_cannot_write_is_refused_by_name(workdir, monkeypatch):
     from nntrain.tools.prediction_files import prediction_writer
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import bz2
 import functools
 import gzip
+import json
 import lzma
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -65,11 +67,28 @@ def _write_text(f: Any, frames: Iterable[pd.DataFrame], sep: str, raw: bool) -> 
 
 
 def _write_jsonl(f: Any, frames: Iterable[pd.DataFrame]) -> int:
+    """One JSON object a row. Floats are written in full (their shortest exact form; DataFrame.to_json keeps
+    10 decimals at most), missing or infinite ones as null; other columns as to_json writes them."""
     written = 0
     for frame in frames:
-        f.write(frame.to_json(orient="records", lines=True, force_ascii=False).encode())
+        floats = {
+            c: frame[c].to_numpy(dtype=float, na_value=math.nan)
+            for c in frame.columns
+            if pd.api.types.is_float_dtype(frame[c])
+        }
+        others = frame.drop(columns=list(floats)).to_json(orient="records", lines=True, force_ascii=False)
+        rows = [json.loads(line) for line in others.splitlines()] if others.strip() else [{}] * len(frame)
+        lines = []
+        for i, row in enumerate(rows):
+            record = {c: _number(floats[c][i]) if c in floats else row[c] for c in frame.columns}
+            lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n")
+        f.write("".join(lines).encode())
         written += len(frame)
     return written
+
+
+def _number(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
 
 
 def _write_arrow(f: Any, frames: Iterable[pd.DataFrame], path: Path, kind: str) -> int:
