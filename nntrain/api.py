@@ -126,7 +126,9 @@ def resume(
     MLflow (`mlflow`, or the run's train.mlflow) as a new MLflow run once it ends."""
     from nntrain.engine.state import resume as resumed
     from nntrain.tools.bagging import is_bag, resume_bag
+    from nntrain.tools.crossval import refuse_a_part
 
+    refuse_a_part(Path(run_dir))
     if is_bag(Path(run_dir)):
         with catching_signals():
             resume_bag(Path(run_dir), _override_list(overrides), log or (lambda m: None))
@@ -247,7 +249,10 @@ def resume_together(
 ) -> list[Run | Diverged]:
     """Runs that were trained together (fit_seeds, a sweep's batch), resumed together from their last.pt."""
     from nntrain.engine.run_groups import resume_many
+    from nntrain.tools.crossval import refuse_a_part
 
+    for run_dir in run_dirs:
+        refuse_a_part(Path(run_dir))
     _check_tensorboard(tensorboard)
     tracker = tracker_for(mlflow, None)  # given: asked before anything trains
     extra, log = _override_list(overrides), log or (lambda m: None)

@@ -225,6 +225,19 @@ def test_a_bag_resume_refuses_what_a_lone_one_refuses_and_a_plain_one_trains_not
     assert [len(metrics_rows(root / f"member{k}")) for k in (1, 2, 3)] == [2, 2, 2]
 
 
+def test_a_member_resumed_alone_is_refused_and_points_to_the_bags_resume(workdir, cli):
+    """fit --resume BAG/member1 trained that member alone: the bag's summary.json, oof.csv (its blend weight and
+    intervals) and `runs` went stale while eval used the new weights. A member resumes with its bag."""
+    assert cli("fit", bag_config(workdir, k=2, epochs=2), "train.threads=1", "train.plots=false").exit_code == 0
+    root = workdir / "runs" / "t"
+    files = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    for given in (["runs/t/member1"], ["runs/t/member1", "--resume", "runs/t/member2"]):
+        r = cli("fit", "--resume", *given, "train.epochs=4")
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        assert "runs/t/member1: a member of the bag runs/t" in r.stderr and "nntrain fit --resume runs/t" in r.stderr
+        assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == files  # nothing written
+
+
 def test_a_lone_runs_resume_refuses_to_make_it_a_bag_or_give_it_a_linear_model(workdir, cli):
     """A lone run trained one model: a resume's train.bag=3, or a new train.linear (a bag's linear model), was
     written into its config.yaml, exit 0, and trained nothing of it. train.bag=1 is one model still."""

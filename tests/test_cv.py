@@ -112,6 +112,18 @@ def test_an_interrupted_cv_is_finished_by_cv_resume_as_if_never_stopped(workdir,
     assert r.exit_code == 2 and "nothing to resume" in r.stderr
 
 
+def test_a_fold_resumed_alone_is_refused_as_cv_json_would_go_stale(workdir, table_csv, cli):
+    config = write_config(workdir / "c.yaml", table_csv(n=90), train={"epochs": 2, "plots": False, "threads": 1})
+    assert cli("cv", config, "--folds", "2").exit_code == 0
+    root = workdir / "runs" / "t-cv"
+    files = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    r = cli("fit", "--resume", "runs/t-cv/fold1", "train.epochs=4")
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "runs/t-cv/fold1: a fold of the cross-validation runs/t-cv" in r.stderr
+    assert "nntrain cv --resume runs/t-cv" in r.stderr
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == files  # nothing written
+
+
 def test_predict_on_a_cv_whose_every_fold_diverged_says_no_fold_has_a_model(workdir, table_csv, cli):
     config = write_config(workdir / "c.yaml", table_csv(n=120, task="regression"))
     r = cli("cv", config, "optimizer.name=sgd", "optimizer.lr=1e30", "--folds", "2")

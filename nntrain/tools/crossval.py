@@ -86,6 +86,32 @@ def resume_cv(root: Path, log: Callable[[str], None], quiet: bool = True) -> dic
     return _written(root, plan["monitor"], [ended[d] or resumed[d] for d in dirs])
 
 
+def refuse_a_part(run_dir: Path) -> None:
+    """A bag's member or a cross-validation's fold (its parent's bag.json or cv.json) resumed alone: refused, as it
+    would leave the bag's summary.json and oof.csv, or cv.json, behind its new weights."""
+    from nntrain.tools.bag_inference import BAG_FILE
+
+    run_dir = Path(run_dir)
+    root = run_dir.parent
+    if (root / BAG_FILE).is_file() and run_dir.name in json.loads((root / BAG_FILE).read_text()).get("members", []):
+        raise UserError(
+            f"{run_dir}: a member of the bag {root} (bag.json); resumed alone it would leave the bag's summary.json "
+            f"and oof.csv behind its weights. Resume the bag, whose members go on together and which is finished "
+            f"again: nntrain fit --resume {root} (with train.epochs=N to train longer)"
+        )
+    if (root / CV_FILE).is_file():
+        running = json.loads((root / CV_FILE).read_text()).get("status") == "running"
+        how = (
+            f"finish it, its folds together: nntrain cv --resume {root}"
+            if running
+            else f"it has finished (nntrain cv --resume {root} finishes an interrupted one); to train its folds "
+            f"longer, run the cross-validation again: nntrain cv CONFIG train.epochs=N"
+        )
+        raise UserError(
+            f"{run_dir}: a fold of the cross-validation {root} (cv.json), which it would leave stale; {how}"
+        )
+
+
 def _ended(run_dir: Path) -> dict | Diverged | None:
     """A fold's summary when it has finished (or how it diverged); None when it has still to train."""
     summary = read_summary(run_dir)
