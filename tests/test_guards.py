@@ -326,6 +326,19 @@ def test_explain_on_a_file_names_that_file(run, cli, workdir):
     assert refused(r, "new.csv: no target column 'y'") and "DataFrame" not in r.stderr, r.stderr
 
 
+def test_explain_refuses_one_row_and_a_changed_file_points_to_its_own_data_option(run, cli, workdir):
+    """explain --data one.csv printed every importance as 0.0000 (one row shuffled is itself), exit 0; and on a
+    run whose file changed it said "evaluate on the new file with eval --data"."""
+    run_dir, data = run
+    pd.read_csv(data).head(1).to_csv(workdir / "one.csv", index=False)
+    r = cli("explain", run_dir, "--data", workdir / "one.csv")
+    assert refused(r, "one.csv: 1 row(s); shuffling a column moves its values between rows, give 2 or more")
+    assert not (Path(run_dir) / "importance.csv").exists()
+    pd.read_csv(data).head(30).to_csv(data, index=False)
+    r = cli("explain", run_dir)
+    assert refused(r, "changed since the run was trained") and "eval and explain score" in r.stderr, r.stderr
+
+
 def test_runs_shows_a_resumed_runs_epochs_and_marks_an_edited_config(workdir, cli):
     from nntrain.runs.listing import list_runs
 

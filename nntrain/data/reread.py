@@ -80,14 +80,14 @@ def read_training_file(
         return _parts_again(source, sha256, parts, key)
     changed = UserError(
         f"{source} changed since the run was trained (sha256 differs), so its rows are not the same: put the file "
-        f"back as it was to resume the run, or evaluate on the new file with eval --data"
+        f"back as it was; eval and explain score a new file's rows with --data FILE"
     )
     if not source.startswith("sklearn:"):  # hashed before it is parsed: a checkpoint names the file it reads
         path = Path(source)
         if not path.is_file():
             raise UserError(
-                f"{source}: the file the run was trained on is not there any more: put it back to resume the run, or "
-                f"evaluate on another file with eval --data"
+                f"{source}: the file the run was trained on is not there any more: put it back; eval and explain score "
+                f"another file's rows with --data FILE"
             )
         if sha256_soon(path).result() != sha256:
             raise changed
@@ -135,7 +135,7 @@ def _parts_then(source: str, sha256: str, key: str) -> dict:
 def _parts_changed(key: str, source: str, what: str) -> UserError:
     return UserError(
         f"{key}={source}: its Parquet files changed since the run was trained ({what}), so its rows are not the "
-        f"same: put the files back as they were to resume the run, or evaluate on the new files with eval --data"
+        f"same: put the files back as they were; eval and explain score new files' rows with --data FILE"
     )
 
 

@@ -75,7 +75,7 @@ def checked_source(prep: dict, part: str | None = None, report: Report | None = 
         report.notes.append(
             f"data.path={stream['path']}: {n} Parquet file{'s' if n > 1 else ''} added since the run was trained "
             f"({_named(diff['added'])}): its {PART_NAMES[part]} rows are those of the files it was trained on; "
-            f"eval --data FILE scores a file's rows"
+            f"eval and explain score a file's rows with --data FILE"
         )
     source = open_source(stream["files"], stream["path"])
     if source.sha256 != prep.get("sha256"):  # a run from before each file's stamp was kept
@@ -94,7 +94,7 @@ def _refused(path: str, what: str, part: str | None, only_added: bool = False) -
         return UserError(f"{shown} started ({what}); a resume would train on other rows: start a new run")
     return UserError(
         f"{shown} was trained ({what}), so its {PART_NAMES[part]} rows are not the same: put the files back as "
-        f"they were, or evaluate on the new files with eval --data"
+        f"they were; eval and explain score new files' rows with --data FILE"
     )
 
 

@@ -33,6 +33,10 @@ def importance(
     if not 1 <= repeats <= MAX_REPEATS:
         raise UserError(f"--repeats {repeats}: give 1 to {MAX_REPEATS}")
     table, label = _rows(run, data, None if bag is None else (bag[0], bag[1]["test"]))
+    if len(table.frame) < 2:  # one row shuffled is the same row: every importance would be 0
+        raise UserError(
+            f"{label}: {len(table.frame)} row(s); shuffling a column moves its values between rows, give 2 or more"
+        )
     metric = M.monitor_name(run.cfg.train.monitor).removeprefix("val_")
     worse = -1.0 if M.maximize(metric) else 1.0  # a change for the worse counts positive
 
