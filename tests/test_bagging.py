@@ -220,6 +220,12 @@ def test_a_bag_resume_refuses_what_a_lone_one_refuses_and_a_plain_one_trains_not
         r = cli("fit", "--resume", "runs/t", given, "train.epochs=4")
         assert r.exit_code == 2 and named in r.output and "Traceback" not in r.output, r.output
         assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == files  # nothing written
+    r = cli("fit", "--resume", "runs/t", "train.epochs=1")  # was: each member 'nothing to train', exit 0
+    assert r.exit_code == 2 and "train.epochs=1: the run runs/t/member1 has already trained 2 epochs" in r.stderr, (
+        r.output
+    )
+    assert "runs/t/member1" in r.stderr and "Traceback" not in r.output
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == files
     r = cli("fit", "--resume", "runs/t", "--quiet")
     assert r.exit_code == 0 and "bag runs/t: 0 of 3 members to resume" in r.output, r.output
     assert [len(metrics_rows(root / f"member{k}")) for k in (1, 2, 3)] == [2, 2, 2]

@@ -284,7 +284,7 @@ def test_resume_can_extend_epochs_and_refuses_architecture_changes(workdir, cli)
     cfg_path = config_for(workdir, train={"epochs": 3})
     assert cli("fit", cfg_path).exit_code == 0
     written = (workdir / "runs/t/config.yaml").read_text()
-    r = cli("fit", "--resume", "runs/t", "train.epochs=2")  # nothing to train: the folder stays as it was
+    r = cli("fit", "--resume", "runs/t")  # nothing to train: the folder stays as it was
     assert r.exit_code == 0 and "nothing to train" in r.stdout + r.stderr
     assert (workdir / "runs/t/config.yaml").read_text() == written
     r = cli("fit", "--resume", "runs/t", "train.epochs=5", "--json")
@@ -295,6 +295,31 @@ def test_resume_can_extend_epochs_and_refuses_architecture_changes(workdir, cli)
     assert "model.hidden: [32, 16] -> [8]" in r.stderr and "optimizer.name: 'sgd' -> 'adam'" in r.stderr
     r = cli("fit", cfg_path, "--resume", "runs/t")
     assert r.exit_code == 2 and "not both" in r.stderr
+
+
+def test_resume_refuses_fewer_epochs_than_the_run_has_trained(workdir, cli):
+    """fit --resume RUN train.epochs=N below the epochs the run trained: an interrupted run was marked completed
+    at once, its config.yaml saying N epochs of a model that trained more (a finished one said 'nothing to
+    train'). Refused, naming what it trained and what to do; nothing written."""
+    cfg_path = config_for(workdir, train={"epochs": 6, "threads": 1, "plots": False})
+
+    def stop_after_epoch_3(msg: str) -> None:
+        if msg.startswith("epoch   3/"):
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(Interrupted), catching_signals():
+        fit(load_config(cfg_path, ["name=cut"]), log=stop_after_epoch_3)
+    assert cli("fit", cfg_path, "name=full", "train.epochs=3", "--quiet").exit_code == 0
+    for name, trained in (("cut", 3), ("full", 3)):
+        root = workdir / "runs" / name
+        files = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+        r = cli("fit", "--resume", f"runs/{name}", "train.epochs=2")
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        assert f"train.epochs=2: the run runs/{name} has already trained {trained} epochs" in r.stderr, r.stderr
+        assert "train.epochs above 3 to train on" in r.stderr
+        assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == files  # nothing written
+    assert cli("fit", "--resume", "runs/cut", "train.epochs=4", "--quiet").exit_code == 0
+    assert len(metrics_rows(workdir / "runs/cut")) == 4
 
 
 def test_resume_drops_metric_rows_past_the_checkpoint(workdir):

@@ -270,6 +270,9 @@ def test_resuming_finished_members_together_trains_no_more_and_one_folder_twice_
     assert r.exit_code == 0, r.output
     assert [len(metrics_rows(workdir / f"runs/f{i}")) for i in (0, 1)] == [4, 4]
     assert load_checkpoint(workdir / "runs/f0/last.pt")["epoch"] == 4
+    fewer = cli("fit", "--resume", workdir / "runs/f0", "--resume", workdir / "runs/f1", "train.epochs=3")
+    assert fewer.exit_code == 2 and "runs/f0 has already trained 4 epochs" in fewer.stderr
+    assert "epochs: 4" in (workdir / "runs/f0/config.yaml").read_text()
     twice = cli("fit", "--resume", workdir / "runs/f0", "--resume", workdir / "runs/f0")
     assert twice.exit_code == 2 and "each run folder once" in twice.output
 

@@ -86,14 +86,29 @@ def _one_model_still(stored: dict, cfg: Config) -> None:
         )
 
 
-def resumed_config(ckpt: dict, overrides: list[str]) -> Config:
-    """The checkpoint's config with the overrides a resume may apply; any other change is refused."""
+def _not_shortened(ckpt: dict, cfg: Config, run_dir: Path | None) -> None:
+    """A train.epochs below the epochs the checkpoint has trained (a part of one counts): refused; the run
+    would end at once as 'completed', its config.yaml saying fewer epochs than its model trained."""
+    done, part = ckpt["epoch"], bool(ckpt["step"])
+    if isinstance(cfg.train.epochs, int) and cfg.train.epochs < done + part:
+        run = f"the run {run_dir}" if run_dir else "the run"
+        trained = f"{done} epochs" + (f" and part of epoch {done + 1}" if part else "")
+        raise UserError(
+            f"train.epochs={cfg.train.epochs}: {run} has already trained {trained}; give train.epochs above "
+            f"{done} to train on, or use the run as it is (eval, predict) without a resume"
+        )
+
+
+def resumed_config(ckpt: dict, overrides: list[str], run_dir: Path | None = None) -> Config:
+    """The checkpoint's config with the overrides a resume may apply; any other change is refused. `run_dir`:
+    the run's folder, named where it is one of several (a bag's member)."""
     stored = ckpt["config"]
     try:
         cfg = load_config(None, list(overrides), raw=json.loads(json.dumps(stored)))  # a deep copy to override
     except ConfigError as e:
         e.source = "last.pt's stored config and the overrides"
         raise
+    _not_shortened(ckpt, cfg, run_dir)  # before a cosine's T_max is derived from it: the key the user gave
     check_unchanged(stored, cfg, RESUMABLE + _lengthened_schedule(ckpt, cfg, overrides))
     _one_model_still(stored, cfg)
     onecycle = canonical("scheduler", cfg.scheduler["name"]) == "onecycle"

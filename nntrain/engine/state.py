@@ -276,7 +276,7 @@ def _resumed(
     missing = [k for k in RESUME_KEYS if k not in ckpt]
     if missing:
         raise UserError(f"{path}: cannot resume from it: it lacks {', '.join(missing)}; use --checkpoint best to eval")
-    cfg = resumed_config(ckpt, overrides)
+    cfg = resumed_config(ckpt, overrides, run_dir)
     check_weights(cfg.model, ckpt, path)
     group = _group(cfg)
     device = group.device if group else select_device(cfg.device)

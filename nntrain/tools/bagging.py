@@ -164,7 +164,7 @@ def _check_members(folders: list[Path], overrides: list[str]) -> None:
 
     for folder in folders if overrides else ():
         saved = folder / "last.pt" if (folder / "last.pt").is_file() else folder / PREVIOUS
-        resumed_config(load_checkpoint(saved), overrides)
+        resumed_config(load_checkpoint(saved), overrides, folder)
 
 
 def _ended(member: Path) -> dict | Diverged | None:
