@@ -185,6 +185,35 @@ def test_a_study_continued_from_another_working_folder_finishes(workdir, table_c
     assert Path(load_study(url, "s").trials[1].user_attrs["run_dir"]).is_absolute()
 
 
+def test_a_study_continued_with_another_search_space_is_refused_naming_the_key(workdir, table_csv, cli):
+    """A sweep continued on its study after the sweep section changed: an Optuna traceback ('CategoricalDistribution
+    does not support dynamic value space'), or trials of two spaces mixed in one study. Refused, naming each
+    key with its old and new space and what to do; the study is left as it was."""
+    data = table_csv(n=100)
+    space = {"optimizer.name": ["sgd", "adam"], "model.dropout": {"low": 0.0, "high": 0.3}, "pruner": "none"}
+    assert cli("sweep", sweep_config(workdir, data, space), "--trials", "1", "--study", "s").exit_code == 0
+    changed = (
+        ({"optimizer.name": ["sgd", "adamw"]}, "sweep.optimizer.name: [sgd, adam] -> [sgd, adamw]"),
+        (
+            {"model.dropout": {"low": 0.0, "high": 0.5}},
+            "sweep.model.dropout: {low: 0.0, high: 0.3} -> {low: 0.0, high: 0.5}",
+        ),
+        ({"model.dropout": [0.1, 0.2]}, "sweep.model.dropout: {low: 0.0, high: 0.3} -> [0.1, 0.2]"),
+        ({"optimizer.lr": [0.1, 0.01]}, "sweep.optimizer.lr: not searched in the study -> [0.1, 0.01]"),
+    )
+    for given, named in changed:
+        r = cli("sweep", sweep_config(workdir, data, {**space, **given}), "--trials", "2", "--study", "s")
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        assert named in r.stderr and "study s in sqlite:///" in r.stderr and "--study" in r.stderr, r.stderr
+    gone = {k: v for k, v in space.items() if k != "model.dropout"}
+    r = cli("sweep", sweep_config(workdir, data, gone), "--trials", "2", "--study", "s")
+    assert r.exit_code == 2 and "sweep.model.dropout: {low: 0.0, high: 0.3} -> not searched" in r.stderr, r.output
+    assert len(load_study(f"sqlite:///{workdir / 'runs' / 'sweeps.db'}", "s").trials) == 1
+    r = cli("sweep", sweep_config(workdir, data, space), "--trials", "2", "--study", "s")  # the old space goes on
+    assert r.exit_code == 0, r.output
+    assert len(load_study(f"sqlite:///{workdir / 'runs' / 'sweeps.db'}", "s").trials) == 2
+
+
 def test_fit_ignores_the_sweep_section(workdir, table_csv, cli):
     cfg = sweep_config(workdir, table_csv(n=100), {"optimizer.lr": [0.1, 0.01]})
     r = cli("fit", str(cfg))

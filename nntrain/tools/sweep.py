@@ -29,7 +29,6 @@ from nntrain.engine.run_groups import fit_many
 from nntrain.engine.state import configure
 from nntrain.engine.stopping import SIGNALS, Diverged, Interrupted, catching_signals
 from nntrain.errors import UserError, first_line
-from nntrain.plaindata import flow
 from nntrain.runs.tracking import tracker_for
 from nntrain.tools.studies import (
     ask,
@@ -43,7 +42,7 @@ from nntrain.tools.studies import (
     storage_url,
     tally,
 )
-from nntrain.tools.sweep_space import Dimension, Plan, copied, grid_sampler, make_pruner, plan
+from nntrain.tools.sweep_space import Plan, check_space, copied, grid_sampler, make_pruner, plan, suggest
 
 AUTO_BATCH = 16  # trials claimed at once by default; stacked_runs.py splits a group that memory cannot hold
 
@@ -73,6 +72,7 @@ def open_study(url: str, name: str, p: Plan, grid: bool, log: Callable[[str], No
             direction=p.direction,
             load_if_exists=True,
         )
+        check_space(study, p.dims, f"study {name} in {masked(url)}")  # before a trial is drawn from it
     if study.direction.name.lower() != p.direction:
         raise UserError(
             f"study {name} in {masked(url)} was made to {study.direction.name.lower()}; this config asks to "
@@ -218,7 +218,7 @@ def _run_trials(
 ) -> int:
     """The trials, each in its own run folder, told to the study: completed, pruned or failed (and each handed
     to `track`, MLflow's). How many trained."""
-    params = [{d.key: _suggest(trial, d) for d in p.dims} for trial in trials]
+    params = [{d.key: suggest(trial, d) for d in p.dims} for trial in trials]
     cfgs = []
     for trial, chosen in zip(trials, params):
         raw = copied(p.base)
@@ -280,14 +280,6 @@ def _tell(study: Any, trial: Any, log: Callable[[str], None], **result: Any) -> 
             f"trial {trial.number}: another worker failed it as stale meanwhile and queued it again; its run "
             f"folder keeps this result"
         )
-
-
-def _suggest(trial: Any, d: Dimension) -> str:
-    if d.choices is not None:
-        return trial.suggest_categorical(d.key, d.choices)
-    if d.is_int:
-        return flow(trial.suggest_int(d.key, d.low, d.high, step=d.step or 1, log=d.log))
-    return flow(trial.suggest_float(d.key, float(d.low), float(d.high), step=d.step, log=d.log))
 
 
 def _short(value: str) -> str:

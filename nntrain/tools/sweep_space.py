@@ -1,6 +1,6 @@
 """What a sweep searches: the `sweep:` section of a config read into dimensions (a key, its values or range),
-the study's settings (trials, direction, pruner, heartbeat), every problem reported at once; the pruner and
-the grid sampler built from them."""
+the study's settings (trials, direction, pruner, heartbeat), every problem reported at once; a trial's draw
+from each dimension, and a continued study's space checked against them; the pruner and the grid sampler."""
 
 from __future__ import annotations
 
@@ -136,6 +136,61 @@ def plan(cfg: Config, trials: int | None = None, grid: bool = False) -> Plan:
     if problems:
         raise UserError(problems, header=f"{len(problems)} problem(s) in the sweep section:")
     return Plan(base, dims, n, direction, pruner, monitor, heartbeat, show_test)
+
+
+def distribution(d: Dimension) -> Any:
+    """The Optuna distribution a dimension's values are drawn from: what a study records of each searched key."""
+    if d.choices is not None:
+        return optuna.distributions.CategoricalDistribution(d.choices)
+    if d.is_int:
+        return optuna.distributions.IntDistribution(d.low, d.high, step=d.step or 1, log=d.log)
+    return optuna.distributions.FloatDistribution(float(d.low), float(d.high), step=d.step, log=d.log)
+
+
+def suggest(trial: Any, d: Dimension) -> str:
+    """A trial's value of the dimension, drawn from distribution(d): the space check_space compares."""
+    dist = distribution(d)
+    if d.choices is not None:
+        return trial.suggest_categorical(d.key, dist.choices)
+    draw = trial.suggest_int if d.is_int else trial.suggest_float
+    return flow(draw(d.key, dist.low, dist.high, step=dist.step, log=dist.log))
+
+
+def check_space(study: Any, dims: list[Dimension], where: str) -> None:
+    """A study continued with the space its trials were drawn from, else refused key by key (old -> new): a
+    changed list of values made Optuna fail mid-sweep, and a changed range mixed two searches in one study."""
+    old: dict[str, Any] = {}
+    for trial in study.get_trials(deepcopy=False):  # in order: a key's latest space wins
+        old |= trial.distributions
+    if not old:
+        return
+    new = {d.key: distribution(d) for d in dims}
+    changed = [
+        f"sweep.{k}: {_described(old.get(k), 'not searched in the study')} -> {_described(new.get(k), 'not searched')}"
+        for k in dict.fromkeys([*old, *new])
+        if old.get(k) != new.get(k)
+    ]
+    if changed:
+        raise UserError(
+            [
+                *changed,
+                "to search the new space, give another --study (or --storage); to go on with this study, "
+                "give the sweep section its space as it was",
+            ],
+            header=f"{where} searched another space than this sweep section gives:",
+        )
+
+
+def _described(dist: Any, none: str) -> str:
+    """A study's space for a key as the sweep section writes it: [a, b] or {low: .., high: ..}; `none` if None."""
+    if dist is None:
+        return none
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return f"[{', '.join(map(str, dist.choices))}]"
+    shown = {"low": dist.low, "high": dist.high, "log": dist.log or None, "step": dist.step}
+    if isinstance(dist, optuna.distributions.IntDistribution) and dist.step == 1:
+        shown["step"] = None
+    return "{" + ", ".join(f"{k}: {flow(v)}" for k, v in shown.items() if v is not None) + "}"
 
 
 UNCOMPARED = {
