@@ -186,6 +186,8 @@ def cv(
     train.mlflow): each fold logged as an MLflow run, nested under one run of the cross-validation."""
     from nntrain.tools.crossval import cross_validate, resume_cv
 
+    _checked("folds", folds, (int,), "a whole number of folds")
+    _checked("resume", resume, (str, Path, type(None)), "a cv folder's path, or None")
     log = log or (lambda m: None)
     if resume is not None:
         if config is not None or overrides:
@@ -298,6 +300,12 @@ def sweep(
         from nntrain.tools.sweep import sweep as run_sweep
     except ImportError as e:
         raise UserError(f'nntrain sweep needs Optuna ({e}): pip install -e ".[sweep]"') from None
+    _checked("config", config, (str, Path), "a YAML path with a sweep: section")
+    _checked("trials", trials, (int, type(None)), "a whole number of at least 1, or None (sweep.trials)", low=1)
+    _checked("storage", storage, (str, type(None)), "a database URL (sqlite:///FILE, postgresql://...) or None")
+    _checked("study", study, (str, type(None)), "a name, or None (the config's name)")
+    _checked("grid", grid, (bool,), "True or False")
+    _checked("batch", batch, (int, type(None)), "a whole number of at least 1, or None (16)", low=1)
     extra, log = _override_list(overrides), log or (lambda m: None)
     return run_sweep(Path(config), extra, trials, storage, study, grid, log, batch or AUTO_BATCH, mlflow)
 
@@ -359,9 +367,17 @@ def configured(
         cfg, config_dir = load_config(None, extra, raw=raw, name=name), None
     else:
         raise UserError(f"config: give a YAML path, a dict or a Config, not {type(config).__name__}")
-    if data is not None and not isinstance(data, (str, Path, pd.DataFrame)):
-        raise UserError(f"data: give a pandas DataFrame or a file path, not {type(data).__name__}")
+    _checked("data", data, (str, Path, pd.DataFrame, type(None)), "a pandas DataFrame or a file path")
     return cfg, config_dir
+
+
+def _checked(name: str, value: Any, kinds: tuple[type, ...], want: str, low: int | None = None) -> None:
+    """An argument of one of `kinds` (True is no number here), and not below `low`, else refused naming it: what
+    the CLI's option types check, and a wrong type would fail deep inside, as a TypeError."""
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise UserError(f"{name}: give {want}, not {type(value).__name__}")
+    if low is not None and value is not None and value < low:
+        raise UserError(f"{name}: give {want}, not {value}")
 
 
 def _override_list(overrides: list[str] | dict[str, Any] | None) -> list[str]:

@@ -182,10 +182,11 @@ class Folds:
     the folds' models (class probabilities, or values)."""
 
     def __init__(self, folder: str | Path, checkpoint: str = "best"):
-        from nntrain.tools.crossval import read_cv
+        from nntrain.tools.crossval import cv_config, read_cv
 
         self.run_dir = Path(folder)
         self.summary = read_cv(self.run_dir)
+        self.config: Config = cv_config(self.run_dir, self.summary)  # as Run.config: what the folds trained with
         # a fold's folder is found in the cv folder, wherever that was made or moved, from whatever working folder
         folders = [self.run_dir / Path(f["run_dir"]).name for f in self.summary["folds"] if "diverged" not in f]
         self.runs = [Run(d, checkpoint) for d in folders]

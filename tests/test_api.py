@@ -140,6 +140,40 @@ def test_bad_arguments_name_what_to_give(workdir):
         nntrain.fit(small(), data=pd.DataFrame([[1, 2, 3]], columns=["a", "a", "y"]), log=None)
 
 
+def test_sweep_and_cv_name_the_argument_of_a_wrong_type(workdir, table_csv):
+    """nntrain.sweep and nntrain.cv given an argument of the wrong type raised TypeError or AttributeError from
+    deep inside ('<=' not supported between 'int' and 'str'; 'int' object has no attribute 'startswith'), or ran
+    nothing (batch=-1). Each is refused as fit refuses its own, naming the argument; nothing is written."""
+    path = write_config(workdir / "c.yaml", table_csv(n=120), train={"epochs": 1})
+    refused = {
+        "folds: give a whole number of folds, not str": lambda: nntrain.cv(path, folds="5", log=None),
+        "folds: give a whole number of folds, not NoneType": lambda: nntrain.cv(path, folds=None, log=None),
+        "folds: give a whole number of folds, not bool": lambda: nntrain.cv(path, folds=True, log=None),
+        "resume: give a cv folder's path": lambda: nntrain.cv(None, resume=5, log=None),
+        "overrides: give a list": lambda: nntrain.cv(path, "train.epochs=2", log=None),
+        "config: give a YAML path with a sweep: section, not dict": lambda: nntrain.sweep({"a": 1}, log=None),
+        "overrides: give a list ": lambda: nntrain.sweep(path, "train.epochs=2", log=None),
+        "trials: give a whole number of at least 1": lambda: nntrain.sweep(path, trials="3", log=None),
+        "trials: give a whole number of at least 1, or None (sweep.trials), not 0": lambda: nntrain.sweep(
+            path, trials=0, log=None
+        ),
+        "storage: give a database URL": lambda: nntrain.sweep(path, storage=5, log=None),
+        "study: give a name": lambda: nntrain.sweep(path, study=5, log=None),
+        "batch: give a whole number of at least 1, or None (16), not str": lambda: nntrain.sweep(
+            path, batch="2", log=None
+        ),
+        "batch: give a whole number of at least 1, or None (16), not -1": lambda: nntrain.sweep(
+            path, batch=-1, log=None
+        ),
+        "grid: give True or False, not str": lambda: nntrain.sweep(path, grid="no", log=None),
+    }
+    for said, call in refused.items():
+        with pytest.raises(UserError) as e:
+            call()
+        assert str(e.value).startswith(said.strip()), (said, str(e.value))
+    assert not (workdir / "runs").exists()
+
+
 def test_seeds_sweeps_and_exports_are_functions_too(workdir, table_csv):
     path = write_config(workdir / "c.yaml", table_csv(n=120))
     runs = nntrain.fit_seeds(path, [0, 1], {"train.epochs": 2}, log=None)

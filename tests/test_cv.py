@@ -40,6 +40,20 @@ def test_folds_cover_the_non_test_rows_once_and_report_mean_and_spread(workdir, 
     assert "3-fold cross-validation" in r.stdout and "mean" in r.stdout and "std" in r.stdout
 
 
+def test_a_cv_folders_config_is_the_one_its_folds_trained_with(workdir, table_csv):
+    """Folds.config (as Run.config for a run) was an AttributeError: the config the folds trained with, named and
+    placed as the cross-validation was given it (a fold's own is fold1 under the cv folder)."""
+    config = write_config(workdir / "c.yaml", table_csv(n=120), train={"epochs": 2}, model={"hidden": [6]})
+    for root in ("t-cv", "t-cv-2"):
+        folds = nntrain.cv(config, ["optimizer.lr=0.02"], folds=2, log=None)
+        assert folds.run_dir.name == root
+        for cfg in (folds.config, nntrain.load(folds.run_dir).config):
+            assert (cfg.name, cfg.runs_dir, cfg.train.epochs, cfg.optimizer["lr"]) == ("t", "runs", 2, 0.02)
+            assert cfg.model.hidden == [6] and cfg.sweep is None
+            fold = folds.runs[1].config
+            assert cfg.model_dump(exclude={"name", "runs_dir"}) == fold.model_dump(exclude={"name", "runs_dir"})
+
+
 def test_predict_on_the_cv_folder_averages_the_folds(workdir, table_csv, cli):
     config = write_config(workdir / "c.yaml", table_csv(n=150))
     folds = nntrain.cv(config, folds=2, log=None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from nntrain import metrics as M
+from nntrain.config.loading import load_config
 from nntrain.config.schema import Config
 from nntrain.data.prepare import prepared
 from nntrain.data.tables import read_tables
@@ -230,3 +232,11 @@ def read_cv(folder: Path, finished: bool = True) -> dict:
             f"with: nntrain cv --resume {folder}"
         )
     return report
+
+
+def cv_config(folder: Path, report: dict) -> Config:
+    """The config the folds trained with (the first fold's: they differ in their rows only), named and placed as
+    the cross-validation was given it: NAME (of NAME-cv, or NAME-cv-2 beside another) under the cv folder's."""
+    cfg = load_config(folder / Path(report["folds"][0]["run_dir"]).name / "config.yaml")
+    cfg.name, cfg.runs_dir = re.sub(r"-cv(-\d+)?$", "", folder.name), str(folder.parent)
+    return cfg
