@@ -259,6 +259,19 @@ def test_a_storage_url_that_does_not_parse_is_a_clear_error(workdir, table_csv, 
     assert "pw@" not in r.stderr
 
 
+def test_a_sqlite_storage_in_a_folder_not_there_yet_is_made_as_runs_dir_is(workdir, table_csv, cli):
+    """--storage sqlite:///FOLDER/s.db with FOLDER not there: a FileNotFoundError traceback from the claim lock.
+    The folder is made, as fit makes runs_dir; one that cannot be (a file in the way) is named, exit 2."""
+    cfg = sweep_config(workdir, table_csv(n=100), {"optimizer.lr": [0.1], "pruner": "none"})
+    r = cli("sweep", str(cfg), "--trials", "1", "--storage", f"sqlite:///{workdir}/no/such/s.db")
+    assert r.exit_code == 0, r.output
+    assert len(load_study(f"sqlite:///{workdir}/no/such/s.db", "t").trials) == 1
+    (workdir / "afile").write_text("")
+    r = cli("sweep", str(cfg), "--trials", "1", "--storage", "sqlite:///afile/s.db")
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "--storage sqlite:///afile/s.db: cannot make its folder afile" in r.stderr, r.stderr
+
+
 def test_a_sweep_waiting_on_the_claim_lock_says_who_holds_it(workdir, table_csv):
     import fcntl
 

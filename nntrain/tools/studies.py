@@ -31,9 +31,16 @@ DEFAULT_HEARTBEAT = 30  # seconds between a running trial's heartbeats; stale af
 
 
 def storage_url(url: str | None, default: str) -> str:
-    """The study's database: --storage as given (sqlite:///FILE or postgresql://...), checked; else `default`."""
+    """The study's database: --storage as given (sqlite:///FILE, its folder made, or postgresql://...), checked;
+    else `default`."""
     if url is None:
         return default
+    if url.startswith("sqlite:///"):  # its folder made, as fit makes runs_dir: the claim lock's file goes there
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"--storage {url}: cannot make its folder {folder}: {e.strerror}") from None
     if not url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg2://", "postgresql+psycopg://")):
         raise UserError(f"--storage {masked(url)}: use sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
     from sqlalchemy.engine import make_url
