@@ -231,6 +231,24 @@ def test_a_bag_resume_refuses_what_a_lone_one_refuses_and_a_plain_one_trains_not
     assert [len(metrics_rows(root / f"member{k}")) for k in (1, 2, 3)] == [2, 2, 2]
 
 
+def test_a_bag_missing_a_members_checkpoint_or_its_bag_json_is_named_by_eval_and_predict(workdir, cli):
+    """A bag without bag.json was read as a lone run: 'runs/t/best.pt: checkpoint not found'. Each missing file is
+    named with the bag, exit 2."""
+    assert cli("fit", bag_config(workdir, k=2, epochs=2), "train.threads=1", "train.plots=false").exit_code == 0
+    make_table(5, cat=True).drop(columns="y").to_csv(workdir / "rows.csv", index=False)
+    root = workdir / "runs" / "t"
+    for gone, said in (
+        ("member2/best.pt", "runs/t/member2/best.pt: not found: the bag's member member2 is missing it"),
+        ("bag.json", "runs/t is a bag of 2 members whose bag.json is missing; train the bag again"),
+    ):
+        kept = (root / gone).read_bytes()
+        (root / gone).unlink()
+        for command in (["eval", "runs/t"], ["predict", "runs/t", "rows.csv"]):
+            r = cli(*command)
+            assert r.exit_code == 2 and said in r.stderr and "Traceback" not in r.output, (command, r.output)
+        (root / gone).write_bytes(kept)
+
+
 def test_a_member_resumed_alone_is_refused_and_points_to_the_bags_resume(workdir, cli):
     """fit --resume BAG/member1 trained that member alone: the bag's summary.json, oof.csv (its blend weight and
     intervals) and `runs` went stale while eval used the new weights. A member resumes with its bag."""

@@ -32,7 +32,14 @@ def versions() -> dict[str, str]:
 
 
 def _why_none(path: Path) -> str:
-    """Why a run folder lacks a checkpoint, where its summary.json says: it diverged before its first best epoch."""
+    """Why a run folder lacks a checkpoint, where its files say: a bag's folder (its split.json says so) that lost
+    the bag.json that makes it one, or a run that diverged before its first best epoch (summary.json)."""
+    try:
+        bag = json.loads((path.parent / "split.json").read_text()).get("bag")
+    except (OSError, ValueError, AttributeError):
+        bag = None
+    if bag:
+        return f": {path.parent} is a bag of {bag} members whose bag.json is missing; train the bag again"
     try:
         summary = read_summary(path.parent)
     except (OSError, ValueError):
