@@ -322,6 +322,33 @@ def test_resume_refuses_fewer_epochs_than_the_run_has_trained(workdir, cli):
     assert len(metrics_rows(workdir / "runs/cut")) == 4
 
 
+def test_eval_and_predict_of_a_run_that_has_not_finished_warn_which_weights_they_use(workdir, cli):
+    """eval and predict of an interrupted run (or one killed, or still training: no summary.json) used its best
+    epoch so far without a word. A warning names the run, why, the epoch of the weights and the resume."""
+    cfg_path = config_for(workdir, train={"epochs": 5, "threads": 1, "plots": False})
+
+    def stop_after_epoch_2(msg: str) -> None:
+        if msg.startswith("epoch   2/"):
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(Interrupted), catching_signals():
+        fit(load_config(cfg_path, ["name=cut"]), log=stop_after_epoch_2)
+    make_table(n=5, seed=2).drop(columns="y").to_csv(workdir / "rows.csv", index=False)
+    epoch = load_checkpoint(workdir / "runs/cut/best.pt")["epoch"]
+    for why in ("interrupted", "no summary.json: still training, or killed"):
+        for command in (["eval", "runs/cut"], ["predict", "runs/cut", "rows.csv"]):
+            r = cli(*command)
+            assert r.exit_code == 0, r.output
+            assert (
+                f"warning: runs/cut: the run has not finished ({why}); its weights are those it saved at epoch {epoch}"
+                in r.stderr
+            ), r.stderr
+            assert "not a finished run's; resume it to finish it" in r.stderr
+        (workdir / "runs/cut/summary.json").unlink(missing_ok=True)
+    assert cli("fit", "--resume", "runs/cut", "--quiet").exit_code == 0
+    assert "warning" not in cli("eval", "runs/cut").stderr
+
+
 def test_resume_drops_metric_rows_past_the_checkpoint(workdir):
     cfg_path = config_for(workdir, train={"epochs": 4})
     fit(load_config(cfg_path), log=QUIET)

@@ -24,6 +24,7 @@ from nntrain.model.embeddings import embeds_of, numerics_of
 from nntrain.model.heads import Rows, evaluate_with_scores, forward_all, make_criterion, to_proba, truth
 from nntrain.model.mlp import build_mlp, check_weights, load_weights
 from nntrain.runs.checkpoints import load_run_checkpoint
+from nntrain.runs.files import read_summary
 
 
 @dataclass
@@ -91,6 +92,7 @@ def evaluate_run(run: LoadedRun, data_file: str | Table | None = None, strict: b
     """Metrics on the run's own test split (same rows, from split.json), or on another file (or a Table in
     memory); `notes` says what the encoding read as unknown (under `strict`, that is an error)."""
     prep, report = run.prep, Report(strict)
+    report.notes += unfinished(run)
     if data_file is None:
         e, label = split_encoded(prep, run.split, run.run_dir, "test", report), "test split"  # those rows only
         if e is None:
@@ -123,6 +125,25 @@ def evaluate_run(run: LoadedRun, data_file: str | Table | None = None, strict: b
             "after": measures(after, e.y),
         }
     return out
+
+
+def unfinished(run: LoadedRun) -> list[str]:
+    """A note where the run's training has not ended (interrupted, killed, still going): a bag refuses a member
+    that has not; a lone run's weights saved so far are used, and said to be. None for a folder gone (an
+    estimator's temporary one: its model had finished) or a run that ended (completed, early-stopped, ...)."""
+    if not run.run_dir.is_dir():
+        return []
+    try:
+        status = read_summary(run.run_dir).get("status")
+    except (OSError, ValueError):  # a summary.json not JSON: not this note's to say
+        return []
+    if status not in (None, "interrupted", "running"):
+        return []
+    why = "interrupted" if status == "interrupted" else "no summary.json: still training, or killed"
+    return [
+        f"{run.run_dir}: the run has not finished ({why}); its weights are those it saved at epoch "
+        f"{run.ckpt['epoch']}, not a finished run's; resume it to finish it"
+    ]
 
 
 def data_label(data: str | Table) -> str:
@@ -171,6 +192,8 @@ def predict_frame(run: LoadedRun, data: str | Table, report: Report | None = Non
     """Raw rows in (a file, or a Table in memory); the prediction (original label values) and class
     probabilities out. `report` gathers what the encoding read as unknown."""
     table = read_input(data, "INPUT", run.prep)
+    if report is not None:
+        report.notes += unfinished(run)
     X = encode(table.frame, run.prep, table.header_line, report=report)
     return prediction_columns(run.prep, scores_of(run, X)).set_axis(table.frame.index)
 
