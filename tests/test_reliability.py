@@ -334,6 +334,10 @@ def test_eval_and_predict_of_a_run_that_has_not_finished_warn_which_weights_they
     with pytest.raises(Interrupted), catching_signals():
         fit(load_config(cfg_path, ["name=cut"]), log=stop_after_epoch_2)
     make_table(n=5, seed=2).drop(columns="y").to_csv(workdir / "rows.csv", index=False)
+    (workdir / "parts").mkdir()
+    for i in (0, 1):  # predicted a file (a chunk) at a time: the warning is said once, not once a chunk
+        make_table(n=5, seed=i).drop(columns="y").to_parquet(workdir / "parts" / f"{i}.parquet")
+    assert cli("predict", "runs/cut", "parts").stderr.count("the run has not finished") == 1
     epoch = load_checkpoint(workdir / "runs/cut/best.pt")["epoch"]
     for why in ("interrupted", "no summary.json: still training, or killed"):
         for command in (["eval", "runs/cut"], ["predict", "runs/cut", "rows.csv"]):

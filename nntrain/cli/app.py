@@ -128,7 +128,8 @@ STRICT_HELP = (
 
 @contextlib.contextmanager
 def data_warnings():
-    """The API's DataWarnings (what the encoding read as unknown) as `warning:` lines on stderr."""
+    """The API's DataWarnings (what the encoding read as unknown) as `warning:` lines on stderr, each once (a
+    Parquet input predicted a chunk at a time gives its chunks' same warning once)."""
     import warnings
 
     from nntrain.api import DataWarning
@@ -136,11 +137,13 @@ def data_warnings():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
         yield
+    said = set()
     for w in caught:
-        if issubclass(w.category, DataWarning):
-            console(True).print(f"warning: {w.message}", markup=False)
-        else:
+        if not issubclass(w.category, DataWarning):
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        elif str(w.message) not in said:
+            said.add(str(w.message))
+            console(True).print(f"warning: {w.message}", markup=False)
 
 
 # Set by main(): the command owns the process and exits after it. Then a signal that arrives once training
