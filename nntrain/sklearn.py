@@ -57,12 +57,14 @@ class _NNEstimator(BaseEstimator):
         return {**{k: getattr(self, k) for k in FIXED}, **self._overrides}
 
     def set_params(self, **params: Any) -> _NNEstimator:
+        """Sets parameters; refuses a key that is neither a config key nor one __init__ was given (get_params'
+        keys, as scikit-learn's own estimators do; __init__ checks nothing, fit checks every key)."""
         for key, value in params.items():
             if key in FIXED:
                 setattr(self, key, value)
             elif key.startswith("_") or key.endswith("_"):
                 raise ValueError(f"{key}: not a parameter of {type(self).__name__} (a config key, or one of {FIXED})")
-            elif (why := unknown_key(Config, key.replace("__", "."))) is not None:
+            elif key not in self._overrides and (why := unknown_key(Config, key.replace("__", "."))) is not None:
                 raise ValueError(f"Invalid parameter {key!r} for estimator {type(self).__name__}: {why}")
             else:
                 self._overrides[key] = value
