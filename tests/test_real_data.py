@@ -250,6 +250,29 @@ def test_dates_written_day_or_month_first_read_as_the_dates_they_are(tmp_path, f
     assert not any("warning" in n and "'when'" in n for n in d.notes)
 
 
+def test_dates_beyond_2262_or_before_1677_are_the_dates_they_are(tmp_path):
+    """9999-12-31 ("no end") is a date far ahead, not one in 1816 with a time of day (nanoseconds wrapped by
+    584 years); 1500-1699 dates likewise: in fit, at predict and in the export sidecar's origin."""
+    from nntrain.tools.export_sidecar import _text_and_dates
+
+    df = make_table(n=300)
+    start = pd.date_range("2015-01-01", periods=300, freq="5D")
+    df["end"] = np.where(np.arange(300) % 3 == 0, "9999-12-31", start.strftime("%Y-%m-%d"))
+    old = pd.date_range("1500-01-01", periods=300, freq="250D", unit="s")
+    df["old"] = old.strftime("%d/%m/%Y")
+    d = prep_of(df, tmp_path)
+    begun = start[d.train[d.train % 3 != 0]].min()
+    for col, first in (("end", begun), ("old", old[d.train].min())):
+        assert d.prep["kinds"][col] == "date" and "hour" not in d.prep["dates"][col]["parts"]
+        assert _text_and_dates(d.prep)["dates"][col]["origin"] == first.isoformat()
+    far = (pd.Timestamp("9999-12-31") - begun) / pd.Timedelta(days=1)
+    assert days_of(d, "end")[0] == pytest.approx(far, rel=1e-6)
+    assert np.allclose(days_of(d, "old"), (old - old[d.train].min()) / pd.Timedelta(days=1), atol=1e-2)
+    new = df.head(3).assign(end=["2262-01-15", "2300-01-15", "9999-12-31"])
+    k = d.prep["encoded"].index("end.year")
+    assert np.all(np.diff(encode(new, d.prep, 1)[:, k]) > 0)  # later years encode higher
+
+
 def test_a_column_of_times_of_day_gives_the_hour_parts_and_no_date(tmp_path):
     """13:45 and 1:45 PM are the hour 13.75 on any day; a date part would be the day the fit ran."""
     from nntrain.data import dates

@@ -145,10 +145,19 @@ def seconds(s: pd.Series, order: str = "iso", local: bool = False) -> np.ndarray
 
 
 def _epoch(t: pd.Series) -> np.ndarray:
-    naive = t.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
-    out = naive.astype(np.int64).astype(np.float64) / 1e9
-    out[np.isnat(naive)] = np.nan
-    return out
+    # in the values' own unit: through nanoseconds, a date past 2262 or before 1677 wraps by 584 years
+    naive = t.dt.tz_convert(None).to_numpy()
+    return ((naive - np.datetime64(0, "s")) / np.timedelta64(1, "s")).astype(np.float64)
+
+
+def timestamps(secs: np.ndarray) -> pd.DatetimeIndex:
+    """Seconds since 1970 as datetimes to the microsecond: years 1 to 9999 (nanoseconds span 1677-2262 only)."""
+    return pd.DatetimeIndex(np.round(np.asarray(secs, np.float64) * 1e6).astype(np.int64).astype("datetime64[us]"))
+
+
+def shown(secs: float) -> str:
+    """A moment in seconds since 1970 as ISO text (the origin in fit's notes and the export sidecar)."""
+    return timestamps(np.array([secs]))[0].isoformat()
 
 
 def _offsets(text: pd.Series) -> np.ndarray:
@@ -193,7 +202,7 @@ def unreadable(s: pd.Series, secs: np.ndarray) -> np.ndarray:
 def parts(secs: np.ndarray, origin: float) -> dict[str, np.ndarray]:
     """Each part of each value as float64 (NaN where the date is missing)."""
     ok = ~np.isnan(secs)
-    t = pd.to_datetime(np.where(ok, secs, 0.0), unit="s")
+    t = timestamps(np.where(ok, secs, 0.0))
     out = {
         "year": t.year.to_numpy(dtype=np.float64),
         "month": t.month.to_numpy(dtype=np.float64),

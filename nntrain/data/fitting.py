@@ -172,7 +172,7 @@ def _fit_dates(s: pd.Series, said: str | None, train: np.ndarray, prep: dict, no
         kept = [p for p in kept if p != "days"]
     prep["dates"][col] = {"origin": origin, "parts": kept or ["days"], "order": order, "clock": "local"}
     shown = ", ".join(prep["dates"][col]["parts"])
-    start = pd.Timestamp(origin, unit="s").isoformat()
+    start = dates.shown(origin)
     said = f"times of day: {shown}" if order == "time" else f"dates: {shown} (days since {start})"
     notes.append(f"column {quoted(col)} read as {said}")
     notes.extend(dates.fit_notes(s, order, open_because))

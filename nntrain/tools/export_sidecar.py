@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 
 from nntrain.data.columns import numeric_names
-from nntrain.data.dates import WRITTEN, part_name
+from nntrain.data.dates import WRITTEN, part_name, shown
 from nntrain.data.durations import EXAMPLE
 from nntrain.runs.files import json_bytes, write_output
 from nntrain.tools.export_graph import (
@@ -51,7 +50,7 @@ def _text_and_dates(prep: dict) -> dict:
         doc["dates"] = {
             col: {
                 "parts": [part_name(col, p) for p in d["parts"]],
-                "origin": pd.Timestamp(d["origin"], unit="s").isoformat(),
+                "origin": shown(d["origin"]),
                 "written": WRITTEN[d.get("order", "iso")],
                 "note": "year, month, day (1-31), weekday (Monday 0), yearday (1-366), hour (minutes as a fraction), "
                 "days since origin; P_sin and P_cos: sin and cos of 2 pi P / its period (month 12, weekday 7, "
