@@ -294,6 +294,39 @@ def test_predict_reads_new_rows_as_the_training_file_was_read(workdir, cli):
     assert prep["read"] == {"commas": "thousands"} and prep["categories"]["code"] == ["01", "02", "03", "X"]
 
 
+def test_labels_and_codes_written_with_leading_zeros_stay_as_written_in_fit_and_predict(workdir, cli):
+    """Product codes 01, 1 and 10 are three classes (pandas reads 01 as 1: two); a zip code 02134 keeps its zero,
+    a category; 0, 0.5 and -0.3 stay numbers; a file with a total row below, every field quoted, reads so too."""
+    df = make_table(n=150)
+    df["y"] = df["y"].map({0: "01", 1: "1", 2: "10"})
+    df["zip"] = ["02134", "10001", "00501"] * 50
+    df["share"] = ["0", "0.5", "-0.3"] * 50
+    df.to_csv(workdir / "train.csv", index=False)
+    cfg = write_config(workdir / "c.yaml", workdir / "train.csv", data={"target": "y"}, train={"epochs": 1})
+    r = cli("fit", cfg)
+    said = r.stdout + r.stderr
+    assert r.exit_code == 0, said
+    assert "column 'zip': numbers written with leading zeros (such as '02134') kept as text, as written" in said
+    assert "column 'y' (the target): numbers written with leading zeros (such as '01') kept as text" in said
+    assert "3 distinct values in 'y'" in said
+    prep = __import__("torch").load(workdir / "runs/t/best.pt", weights_only=False)["prep"]
+    assert prep["classes"] == ["01", "1", "10"] and prep["categories"]["zip"] == ["00501", "02134", "10001"]
+    assert prep["kinds"]["share"] == "numeric"
+    df.drop(columns="y").head(6).to_csv(workdir / "new.csv", index=False)
+    r = cli("predict", "runs/t", workdir / "new.csv", "-o", workdir / "out.jsonl")
+    assert r.exit_code == 0, r.stderr
+    assert "never seen" not in r.stderr
+    out = pd.read_json(workdir / "out.jsonl", lines=True, dtype=False)
+    assert list(out.columns[1:]) == ["proba_01", "proba_1", "proba_10"]
+    assert set(out["prediction"]) <= {"01", "1", "10"} and len(out) == 6
+    total = pd.concat([df.head(6).assign(name="Smith, J"), pd.DataFrame([{"zip": "Total", "a": df["a"][:6].sum()}])])
+    total.to_csv(workdir / "total.csv", index=False, quoting=1)  # every field quoted, a comma inside some
+    frame = _read(workdir / "total.csv").frame
+    assert frame["zip"].tolist()[:3] == ["02134", "10001", "00501"] and len(frame) == 6
+    assert frame["y"].tolist()[:3] == df["y"].head(3).tolist()
+    assert frame["share"].dtype == float and frame["a"].dtype == float
+
+
 def test_a_title_comments_or_blank_lines_above_the_header_are_skipped_and_lines_still_counted(tmp_path):
     df = make_table(n=30)
     body = df.to_csv(index=False)

@@ -25,6 +25,7 @@ from nntrain.data.columns import (
 )
 from nntrain.data.encoding import encode_labels, loss_weights, row_weights
 from nntrain.data.tables import where
+from nntrain.data.text_numbers import zero_led, zeros_kept
 from nntrain.errors import UserError, listed, quoted
 
 # A string column with at least this share of distinct values among its training rows reads as an ID.
@@ -98,10 +99,13 @@ def _kind(s: pd.Series, data_cfg: Any, header_line: int, notes: list) -> str:
         notes.append(f"column {quoted(s.name)} read as durations, in seconds ({durations.EXAMPLE})")
         return "duration"
     kind = column_kind(s, header_line)
+    if kind == "codes" and s.name not in data_cfg.numeric:
+        notes.append(zeros_kept(s, f"read as categories (data.numeric: [{s.name}] reads numbers)"))
+        return "categorical"
     if kind == "mixed":
         notes.append(f"column {quoted(s.name)} holds numbers and text: read as categories")
         return "categorical"
-    return kind
+    return "numeric" if kind == "codes" else kind
 
 
 # The rare levels are kept only to tell "rare in training" from "never seen" in eval's and predict's notes: up to
@@ -338,14 +342,15 @@ STRAY_SHARE = 0.1
 
 
 def column_kind(s: pd.Series, header_line: int) -> str:
-    """numeric, categorical, or mixed: numbers and text, with few distinct values (read as categories).
-    Decided on the distinct values, each counted once with its rows."""
+    """numeric, categorical, codes: numbers as text, one written with a leading zero (02134, 01; read as
+    categories), or mixed: numbers and text, with few distinct values (read as categories). Decided on the
+    distinct values, each counted once with its rows."""
     if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
         return "numeric"
     counts = s.value_counts()
     numbers = pd.to_numeric(pd.Series(counts.index.astype(str)).str.strip(), errors="coerce").notna().to_numpy()
-    if len(counts) and numbers.all():
-        return "numeric"  # numbers stored as text (a Parquet string column, say)
+    if len(counts) and numbers.all():  # numbers stored as text (a Parquet string column, say)
+        return "codes" if zero_led(pd.Series(counts.index)).any() else "numeric"
     share = counts.to_numpy()[numbers].sum() / max(counts.sum(), 1)
     stray = (~numbers).sum() <= STRAY_WORDS and share >= 1 - STRAY_SHARE
     if len(counts) and len(counts) > MIXED_LEVELS and stray:

@@ -24,6 +24,7 @@ from nntrain.data.fitting import column_kind, fit_features, fit_target, fit_weig
 from nntrain.data.frames import mixed_as_text
 from nntrain.data.splits import split
 from nntrain.data.tables import READ_KEYS, Table, check_columns, read_tables, where
+from nntrain.data.text_numbers import zeros_kept
 from nntrain.data.workbooks import sheet_hint
 from nntrain.errors import UserError, did_you_mean, listed, quoted
 from nntrain.resources import available_bytes, gib
@@ -103,7 +104,7 @@ def prepare(table: Table, data_cfg: Any, seed: int, given: dict | None = None) -
     if timed:
         y_col = pd.Series(durations.seconds(y_col, header_line), name=target)
         notes.append(f"column {quoted(target)} (the target) read as durations: predictions in seconds ({EXAMPLE})")
-    y_raw, rows = _target_values(y_col, header_line, data_cfg.missing_target, notes)
+    y_raw, rows = _target_values(y_col, header_line, data_cfg, notes)
     task, why = infer_task(y_raw.iloc[rows], data_cfg.task)
     classes = None if task == "regression" else sorted(_label(v) for v in y_raw.iloc[rows].unique())
     labels = pd.factorize(y_raw)[0] if classes else None
@@ -204,10 +205,11 @@ def _check_roles(data_cfg: Any, target: str) -> None:
                 raise UserError(f"data.{key} and data.{other} both name column {quoted(col)}; a column has one role")
 
 
-def _target_values(y_raw: pd.Series, header_line: int, missing: str, notes: list[str]) -> tuple[pd.Series, np.ndarray]:
-    """(the target's values, the rows that have one); rows without one are dropped with a note, or refused."""
+def _target_values(y_raw: pd.Series, header_line: int, data_cfg: Any, notes: list[str]) -> tuple[pd.Series, np.ndarray]:
+    """(the target's values, the rows that have one); rows without one are dropped with a note, or refused. Labels
+    written with leading zeros (01 beside 1) stay text, each a class, unless data.task is regression."""
     absent = y_raw.isna().to_numpy()
-    if absent.any() and missing == "error":
+    if absent.any() and data_cfg.missing_target == "error":
         i = int(np.flatnonzero(absent)[0])
         raise UserError(
             f"column '{y_raw.name}' (the target): missing value at {where(header_line, i)}; drop or fill those rows, "
@@ -220,7 +222,10 @@ def _target_values(y_raw: pd.Series, header_line: int, missing: str, notes: list
             f"{int(absent.sum()):,} row(s) without a target {quoted(y_raw.name)} left out of every split "
             f"(data.missing_target: drop); split.json counts rows as in the file"
         )
-    if column_kind(y_raw.dropna(), header_line) == "numeric" and not pd.api.types.is_numeric_dtype(y_raw):
+    kind = column_kind(y_raw.dropna(), header_line)
+    if kind == "codes" and data_cfg.task != "regression":
+        notes.append(zeros_kept(y_raw, "each a class", " (the target)"))
+    elif kind in ("numeric", "codes") and not pd.api.types.is_numeric_dtype(y_raw):
         y_raw = pd.Series(numeric_column(y_raw, header_line), name=y_raw.name)  # numbers stored as text
     return _labels_as_text(y_raw, notes), np.flatnonzero(~absent)
 

@@ -7,6 +7,7 @@ spreadsheets export them are text_numbers.py's."""
 from __future__ import annotations
 
 import bz2
+import contextlib
 import csv
 import gzip
 import io
@@ -14,13 +15,16 @@ import lzma
 import os
 import warnings
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
+import numpy as np
 import pandas as pd
 
 from nntrain.config.data_section import EXCEL
-from nntrain.data.text_numbers import numbers_in_text, points_grouping_thousands, without_total
+from nntrain.data.text_numbers import numbers_in_text, points_grouping_thousands, without_total, zero_led
 from nntrain.errors import UserError, listed
 
 COMPRESSIONS = {
@@ -35,6 +39,7 @@ JSON_LINES = (".jsonl", ".ndjson")
 PARQUET = (".parquet", ".pq")
 FEATHER = (".feather", ".arrow", ".ipc")
 SAMPLE_BYTES = 1 << 16  # the start of a text file the delimiter is sniffed from
+SCAN_BYTES = 1 << 22  # the bytes of a file scanned at a time for numbers written with leading zeros
 NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
@@ -146,6 +151,7 @@ def read_text(p: Path, sep: str, options: Options) -> pd.DataFrame:
             skiprows=options.skip,
         )
     frame = without_total(frame, p.name, options.notes)
+    codes_as_text(p, sep, options, frame)
     parsed = [c for c in frame.columns if frame[c].dtype.kind == "f"]  # as pandas read them
     if options.decimal is not None:
         return frame
@@ -156,6 +162,78 @@ def read_text(p: Path, sep: str, options: Options) -> pd.DataFrame:
         as_text = lambda columns: pd.read_csv(p, usecols=columns, dtype=str, **read)  # noqa: E731
         points_grouping_thousands(frame, parsed, as_text, p.name, options.notes)
     return frame
+
+
+def codes_as_text(p: Path, sep: str, options: Options, frame: pd.DataFrame) -> None:
+    """The columns pandas read as numbers though a value of theirs is written with a leading zero (02134, 01),
+    read again as text, as written (fitting.column_kind reads them as categories, and says so): a zip code keeps
+    its zero, the labels 01 and 1 stay two classes. The file is scanned for such a field first: a table without
+    one is read once."""
+    numeric = [i for i, c in enumerate(frame.columns) if frame[c].dtype.kind in "iuf" and c not in options.text]
+    found = [frame.columns[i] for i in sorted(_zero_led_fields(p, sep, options, set(numeric)))] if numeric else []
+    if not found:
+        return
+    read = {"sep": sep, "index_col": False, "encoding": options.encoding, "skiprows": options.skip}
+    raw = pd.read_csv(p, usecols=found, dtype=str, **read)
+    for col in found:
+        if zero_led(raw[col]).any():
+            frame[col] = raw[col]  # by row label: a total row without_total dropped stays dropped
+
+
+def _zero_led_fields(p: Path, sep: str, options: Options, wanted: set[int]) -> set[int]:
+    """Of the `wanted` fields (by place in the line), those where a line of the file holds a number written with
+    a leading zero, found with numpy: a regex over every byte took twice as long as pandas reading the file. A
+    field is placed by the delimiters before it (one inside quotes misplaces it: codes_as_text reads again)."""
+    if not sep.isascii():  # no one byte to find: each column read again
+        return wanted
+    found: set[int] = set()
+    for chunk in _line_chunks(p, options):
+        found |= _zero_led_places(chunk, ord(sep))
+        if wanted <= found:
+            break
+    return found & wanted
+
+
+def _zero_led_places(chunk: bytes, sep: int) -> set[int]:
+    """The places in their lines of the fields of whole lines that hold 0, a digit, digits or a point and no
+    other byte ("0123", 00501, 01.5; never 0, 0.5 nor 05/01/2020). A delimiter after an odd number of quotes in
+    its line stands inside a quoted field ("Smith, J"): no delimiter."""
+    a = np.frombuffer(b"\n" + chunk + b"\n", np.uint8)
+    digit = (a - 48) < 10  # uint8 wraps below "0"
+    ends = (a == sep) | (a == 10)
+    quote = a == 34
+    at = np.flatnonzero(ends[:-3] & ((a[1:-2] == 48) & digit[2:-1] | quote[1:-2] & (a[2:-1] == 48) & digit[3:]))
+    if not len(at):
+        return set()
+    other = np.flatnonzero(~(digit | quote | (a == 46)))  # the field's end is the first byte after it of these
+    at = at[(ends | (a == 13))[other[np.searchsorted(other, at, side="right")]]]
+    lines, seps, quotes = np.flatnonzero(a == 10), np.flatnonzero(a == sep), np.flatnonzero(quote)
+    if len(quotes):
+        seps, at = (x[(_quotes_before(x, lines, quotes) % 2) == 0] for x in (seps, at))
+    start = lines[np.searchsorted(lines, at, side="right") - 1]
+    return set((np.searchsorted(seps, at, side="right") - np.searchsorted(seps, start)).tolist())
+
+
+def _quotes_before(at: np.ndarray, lines: np.ndarray, quotes: np.ndarray) -> np.ndarray:
+    """How many quotes stand in each position's line before it."""
+    start = lines[np.searchsorted(lines, at, side="right") - 1]
+    return np.searchsorted(quotes, at) - np.searchsorted(quotes, start)
+
+
+def _line_chunks(p: Path, options: Options) -> Iterator[bytes]:
+    """The file's lines below its header in chunks of whole lines, as bytes that write the delimiters, digits and
+    line ends as ASCII does (UTF-16 written so again)."""
+    utf16 = options.encoding == "utf-16"
+    with _opened(p, kind_of(p)[1]) as raw:
+        f = io.TextIOWrapper(raw, encoding=options.encoding, errors="replace", newline="") if utf16 else raw
+        for _ in range(options.skip + 1):  # the lines above the header, and the header
+            f.readline()
+        rest = b""
+        while chunk := f.read(SCAN_BYTES):
+            cut = (rest + (chunk.encode() if utf16 else chunk)).rpartition(b"\n")
+            rest = cut[2]
+            yield cut[0] + cut[1]
+        yield rest
 
 
 def sniff(sample: str, expected: str, whole: bool = True) -> str:
@@ -206,19 +284,23 @@ def preamble(lines: list[str]) -> tuple[int, str | None]:
 
 def _sample(p: Path, compression: str, encoding: str = "utf-8") -> tuple[str, bool]:
     """The start of the file as text (decompressed), and whether that is the whole file."""
-    if compression == ".zip":
-        with zipfile.ZipFile(p) as z:
-            names = z.namelist()
-            if not names:
-                return "", True
-            with z.open(names[0]) as f:
-                raw = f.read(SAMPLE_BYTES + 1)
-    else:
-        opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(compression, open)
-        with opener(p, "rb") as f:
-            raw = f.read(SAMPLE_BYTES + 1)
+    with _opened(p, compression) as f:
+        raw = f.read(SAMPLE_BYTES + 1)
     text = io.TextIOWrapper(io.BytesIO(raw[:SAMPLE_BYTES]), encoding=encoding, errors="replace", newline="").read()
     return text, len(raw) <= SAMPLE_BYTES
+
+
+@contextlib.contextmanager
+def _opened(p: Path, compression: str) -> Iterator[IO[bytes]]:
+    """The file's bytes, decompressed (a zip's first file, as pandas reads it)."""
+    if compression != ".zip":
+        with {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(compression, open)(p, "rb") as f:
+            yield f
+        return
+    with zipfile.ZipFile(p) as z:
+        names = z.namelist()
+        with z.open(names[0]) if names else io.BytesIO(b"") as f:
+            yield f
 
 
 def parquet_parts(path: str, resolved: Path) -> list[str] | None:

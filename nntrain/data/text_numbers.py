@@ -23,6 +23,23 @@ EITHER = re.compile(r"[+-]?[1-9]\d{0,2},\d{3}")
 # thousands in French tables (non-breaking, thin); missing-value marks beyond pandas' own NA, NULL, ...
 SIGNS = "$€£¥%\u00a0\u202f\u2009"
 MARKS = ("?", "-", "--", ".", "n.a.", "N.A.", "na", "#N/A", "#VALUE!", "#DIV/0!")
+# A number written with a leading zero (02134, 007, 01) is a code or a label: as a number it loses its zeros, and
+# the labels 01 and 1 become one class. 0 itself and 0.5 are numbers.
+ZERO_LED = r"\s*0\d"
+
+
+def zero_led(values: pd.Series) -> pd.Series:
+    """Whether each value, as text, is written with a leading zero before another digit."""
+    return values.astype("string").str.match(ZERO_LED).fillna(False).astype(bool)
+
+
+def zeros_kept(s: pd.Series, then: str, role: str = "") -> str:
+    """fit's note on a column of numbers written with leading zeros, kept as text, and `then` read so."""
+    first = str(s[zero_led(s).to_numpy()].iloc[0]).strip()
+    return (
+        f"column {quoted(s.name)}{role}: numbers written with leading zeros (such as {quoted(first)}) kept as text, "
+        f"as written: {then}"
+    )
 
 
 def numbers_in_text(
@@ -30,7 +47,8 @@ def numbers_in_text(
 ) -> str | None:
     """Text columns whose every value is a number written with a decimal comma, or with commas grouping its
     thousands, or with a currency or percent sign, become numbers, in place, with a note; so do numbers among
-    missing-value marks (?, -). Columns in `keep` stay text. Where every comma may group thousands as well
+    missing-value marks (?, -). Columns in `keep` stay text, and so do those with a value written with a leading
+    zero (02134). Where every comma may group thousands as well
     (1,299), another column of the file decides (1.234,5 or 1,234.5), else `before` (what the training file's
     commas were), else a comma-separated file's comma groups thousands (a file whose decimals are commas
     separates its fields otherwise), else the reader refuses. Returns what the file's commas are (decimal or
@@ -48,7 +66,7 @@ def numbers_in_text(
         values = _cleaned(s)
         marks = values.isin(MARKS)
         kind = _comma_kind(values[values.notna() & ~marks])
-        if kind is None:
+        if kind is None or zero_led(values).any():  # codes (02134): kept text, as written
             continue
         if kind == "either":
             unsure.append(col)
@@ -95,7 +113,7 @@ def without_total(frame: pd.DataFrame, name: str, notes: list[str]) -> pd.DataFr
             frame = frame.iloc[:-1].copy()
             rest = frame[col]
             number = pd.to_numeric(rest, errors="coerce")
-            if number.notna().sum() == rest.notna().sum() and rest.notna().any():
+            if number.notna().sum() == rest.notna().sum() and rest.notna().any() and not zero_led(rest).any():
                 frame[col] = number
             return frame
     return frame
