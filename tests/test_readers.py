@@ -204,6 +204,33 @@ def test_a_total_row_below_the_table_is_dropped_and_said(tmp_path):
     assert len(_read(tmp_path / "level.csv").frame) == 30
 
 
+def test_predict_keeps_a_last_row_that_looks_like_a_total_and_says_so(workdir, cli):
+    """Fit drops a Total row below its table; predict's rows are the user's: each gets its prediction, in order,
+    one that looks like a total with a warning naming it (was: dropped, the output a row short)."""
+    import nntrain
+
+    df = make_table(n=120, cat=True)
+    df.to_csv(workdir / "train.csv", index=False)
+    cfg = write_config(workdir / "c.yaml", workdir / "train.csv", data={"target": "y"}, train={"epochs": 1})
+    assert cli("fit", cfg).exit_code == 0
+    rows = df.drop(columns="y").head(5).astype({"a": object})
+    rows.loc[4, "color"] = "Total"  # a shop named so, or a total: either way the user's row
+    rows.to_csv(workdir / "text.csv", index=False)
+    rows.loc[4, ["color", "a"]] = ["red", "Sum"]  # the label in a column of numbers: there a missing value
+    rows.to_csv(workdir / "numbers.csv", index=False)
+    run = nntrain.load("runs/t")
+    for name, col, label in (("text.csv", "color", "Total"), ("numbers.csv", "a", "Sum")):
+        r = cli("predict", "runs/t", workdir / name, "-o", workdir / f"{name}.out.csv")
+        assert r.exit_code == 0, r.stderr
+        assert len(pd.read_csv(workdir / f"{name}.out.csv")) == 5
+        assert f"its last row (row 5), '{label}' in column '{col}', looks like a total" in r.stderr
+        with pytest.warns(UserWarning, match="looks like a total"):
+            assert len(run.predict(str(workdir / name))) == 5
+    ok = cli("predict", "runs/t", workdir / "numbers.csv").stdout.splitlines()[1:5]
+    rows.head(4).to_csv(workdir / "head.csv", index=False)
+    assert ok == cli("predict", "runs/t", workdir / "head.csv").stdout.splitlines()[1:]  # the rows still aligned
+
+
 def test_a_file_excel_saved_as_windows_1252_or_utf_16_reads_as_utf_8_would(tmp_path):
     df = make_table(n=40, cat=True)
     df["town"] = ["Zürich", "Genève", "Bâle", "€-zone"] * 10

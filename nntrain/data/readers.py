@@ -61,6 +61,9 @@ class Options:
     text: tuple[str, ...] = ()  # columns read as text as they are (a run's text columns: a level 03 stays 03)
     sheet_read: str | None = None  # a workbook's sheet that was read (workbooks.py)
     sheets: dict[str, list[str]] = field(default_factory=dict)  # a workbook's every sheet: its column names
+    # predict's warnings, where each row is to predict: a last row that looks like a total is kept, and said there
+    # (None: dropped, as fit does, with a note)
+    every_row: list[str] | None = None
 
 
 def kind_of(p: Path) -> tuple[str, str]:
@@ -150,7 +153,7 @@ def read_text(p: Path, sep: str, options: Options) -> pd.DataFrame:
             dtype=dict.fromkeys(options.text, str),
             skiprows=options.skip,
         )
-    frame = without_total(frame, p.name, options.notes)
+    frame = without_total(frame, p.name, options.notes, options.every_row)
     codes_as_text(p, sep, options, frame)
     parsed = [c for c in frame.columns if frame[c].dtype.kind == "f"]  # as pandas read them
     if options.decimal is not None:

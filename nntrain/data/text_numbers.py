@@ -100,21 +100,28 @@ def numbers_in_text(
 TOTAL = re.compile(r"(grand |sub)?totals?:?|sum|summe|gesamt|total g[ée]n[ée]ral", re.IGNORECASE)
 
 
-def without_total(frame: pd.DataFrame, name: str, notes: list[str]) -> pd.DataFrame:
+def without_total(frame: pd.DataFrame, name: str, notes: list[str], said: list[str] | None = None) -> pd.DataFrame:
     """The frame without its last row where a text cell of it labels it a total (Total, Grand total, Sum) and
     no other row of that column holds the label, with a note: a total is no row of data. A column the label
-    alone kept text becomes numbers again."""
+    alone kept text becomes numbers again. At predict (`said`: its warnings) the rows are the user's, each to
+    predict: the row is kept, with a warning, its label a missing value in a column of numbers."""
     if len(frame) < 3:
         return frame
     for col in frame.columns:
         label = frame[col].iloc[-1]
         if isinstance(label, str) and TOTAL.fullmatch(label.strip()) and not (frame[col].iloc[:-1] == label).any():
-            notes.append(f"{name}: its last row, {quoted(label)} in column {quoted(col)}, dropped (a total, not data)")
-            frame = frame.iloc[:-1].copy()
-            rest = frame[col]
+            cell = f"{quoted(label)} in column {quoted(col)}"
+            if said is None:
+                notes.append(f"{name}: its last row, {cell}, dropped (a total, not data)")
+                frame = frame.iloc[:-1].copy()
+            else:
+                said.append(
+                    f"{name}: its last row (row {len(frame):,}), {cell}, looks like a total; predicted all the same"
+                )
+            rest = frame[col].iloc[: len(frame) - (said is not None)]
             number = pd.to_numeric(rest, errors="coerce")
             if number.notna().sum() == rest.notna().sum() and rest.notna().any() and not zero_led(rest).any():
-                frame[col] = number
+                frame[col] = pd.to_numeric(frame[col], errors="coerce")
             return frame
     return frame
 

@@ -131,7 +131,7 @@ def _excel_numbers(frame: pd.DataFrame, p: Path, options: Options) -> pd.DataFra
     """A sheet's text cells that hold numbers as spreadsheets write them, made numbers as in a text file
     (text_numbers.py); data.decimal='.' keeps them text, data.decimal=',' or data.thousands=',' says what a
     comma that could be either is."""
-    frame = without_total(frame, p.name, options.notes)
+    frame = without_total(frame, p.name, options.notes, options.every_row)
     if options.decimal == ".":
         return frame
     said = "decimal" if options.decimal == "," else "thousands" if options.thousands == "," else None

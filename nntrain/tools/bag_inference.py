@@ -123,7 +123,7 @@ def bag_predict(plan: dict, loaded: list[LoadedRun], data: str | Table, report=N
     from nntrain.data.encoding import encode
 
     prep = loaded[0].prep
-    table = read_input(data, "INPUT", prep)
+    table = read_input(data, "INPUT", prep, report.notes if report else [])
     X = encode(table.frame, prep, table.header_line, report=report)
     mean, own = bag_scores(plan, loaded, X, members)
     frame = prediction_columns(prep, mean).set_axis(table.frame.index)

@@ -178,20 +178,21 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
-def read_input(data: str | Table, key: str, prep: dict) -> Table:
+def read_input(data: str | Table, key: str, prep: dict, said: list[str] | None = None) -> Table:
     """A file given to eval or predict, read as the run's own were (data.sep, data.decimal, data.thousands, what
-    its commas were), with the columns that held text in training kept text."""
+    its commas were), with the columns that held text in training kept text. `said`: predict's warnings, where
+    every row is predicted, a last one that looks like a total too."""
     if isinstance(data, Table):
         return data
     options = read_options(prep.get("read", {}))
-    options.text = text_columns(prep)
+    options.text, options.every_row = text_columns(prep), said
     return read_table(data, key=key, options=options)
 
 
 def predict_frame(run: LoadedRun, data: str | Table, report: Report | None = None) -> pd.DataFrame:
     """Raw rows in (a file, or a Table in memory); the prediction (original label values) and class
     probabilities out. `report` gathers what the encoding read as unknown."""
-    table = read_input(data, "INPUT", run.prep)
+    table = read_input(data, "INPUT", run.prep, report.notes if report else [])
     if report is not None:
         report.notes += unfinished(run)
     X = encode(table.frame, run.prep, table.header_line, report=report)
