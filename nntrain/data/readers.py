@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-import numpy as np
 import pandas as pd
 
 from nntrain.config.data_section import EXCEL
@@ -39,7 +38,7 @@ JSON_LINES = (".jsonl", ".ndjson")
 PARQUET = (".parquet", ".pq")
 FEATHER = (".feather", ".arrow", ".ipc")
 SAMPLE_BYTES = 1 << 16  # the start of a text file the delimiter is sniffed from
-SCAN_BYTES = 1 << 22  # the bytes of a file scanned at a time for numbers written with leading zeros
+SCAN_BYTES = 1 << 20  # the start of a text file looked at for numbers written with leading zeros
 NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
@@ -168,75 +167,33 @@ def read_text(p: Path, sep: str, options: Options) -> pd.DataFrame:
 
 
 def codes_as_text(p: Path, sep: str, options: Options, frame: pd.DataFrame) -> None:
-    """The columns pandas read as numbers though a value of theirs is written with a leading zero (02134, 01),
-    read again as text, as written (fitting.column_kind reads them as categories, and says so): a zip code keeps
-    its zero, the labels 01 and 1 stay two classes. The file is scanned for such a field first: a table without
-    one is read once."""
-    numeric = [i for i, c in enumerate(frame.columns) if frame[c].dtype.kind in "iuf" and c not in options.text]
-    found = [frame.columns[i] for i in sorted(_zero_led_fields(p, sep, options, set(numeric)))] if numeric else []
+    """The columns pandas read as numbers though a value of theirs in the file's first SCAN_BYTES is written with
+    a leading zero (02134, 01), read again as text, as written (fitting.column_kind reads them as categories, and
+    says so): a zip code keeps its zero, the labels 01 and 1 stay two classes. Only the file's start is looked at:
+    scanning all of it cost 40-80% of pandas' read of a file without such a value."""
+    numeric = [c for c in frame.columns if frame[c].dtype.kind in "iuf" and c not in options.text]
+    first = _first_rows(p, sep, options) if numeric else pd.DataFrame()
+    found = [c for c in numeric if c in first and zero_led(first[c]).any()]
     if not found:
         return
     read = {"sep": sep, "index_col": False, "encoding": options.encoding, "skiprows": options.skip}
     raw = pd.read_csv(p, usecols=found, dtype=str, **read)
     for col in found:
-        if zero_led(raw[col]).any():
-            frame[col] = raw[col]  # by row label: a total row without_total dropped stays dropped
+        frame[col] = raw[col]  # by row label: a total row without_total dropped stays dropped
 
 
-def _zero_led_fields(p: Path, sep: str, options: Options, wanted: set[int]) -> set[int]:
-    """Of the `wanted` fields (by place in the line), those where a line of the file holds a number written with
-    a leading zero, found with numpy: a regex over every byte took twice as long as pandas reading the file. A
-    field is placed by the delimiters before it (one inside quotes misplaces it: codes_as_text reads again)."""
-    if not sep.isascii():  # no one byte to find: each column read again
-        return wanted
-    found: set[int] = set()
-    for chunk in _line_chunks(p, options):
-        found |= _zero_led_places(chunk, ord(sep))
-        if wanted <= found:
-            break
-    return found & wanted
-
-
-def _zero_led_places(chunk: bytes, sep: int) -> set[int]:
-    """The places in their lines of the fields of whole lines that hold 0, a digit, digits or a point and no
-    other byte ("0123", 00501, 01.5; never 0, 0.5 nor 05/01/2020). A delimiter after an odd number of quotes in
-    its line stands inside a quoted field ("Smith, J"): no delimiter."""
-    a = np.frombuffer(b"\n" + chunk + b"\n", np.uint8)
-    digit = (a - 48) < 10  # uint8 wraps below "0"
-    ends = (a == sep) | (a == 10)
-    quote = a == 34
-    at = np.flatnonzero(ends[:-3] & ((a[1:-2] == 48) & digit[2:-1] | quote[1:-2] & (a[2:-1] == 48) & digit[3:]))
-    if not len(at):
-        return set()
-    other = np.flatnonzero(~(digit | quote | (a == 46)))  # the field's end is the first byte after it of these
-    at = at[(ends | (a == 13))[other[np.searchsorted(other, at, side="right")]]]
-    lines, seps, quotes = np.flatnonzero(a == 10), np.flatnonzero(a == sep), np.flatnonzero(quote)
-    if len(quotes):
-        seps, at = (x[(_quotes_before(x, lines, quotes) % 2) == 0] for x in (seps, at))
-    start = lines[np.searchsorted(lines, at, side="right") - 1]
-    return set((np.searchsorted(seps, at, side="right") - np.searchsorted(seps, start)).tolist())
-
-
-def _quotes_before(at: np.ndarray, lines: np.ndarray, quotes: np.ndarray) -> np.ndarray:
-    """How many quotes stand in each position's line before it."""
-    start = lines[np.searchsorted(lines, at, side="right") - 1]
-    return np.searchsorted(quotes, at) - np.searchsorted(quotes, start)
-
-
-def _line_chunks(p: Path, options: Options) -> Iterator[bytes]:
-    """The file's lines below its header in chunks of whole lines, as bytes that write the delimiters, digits and
-    line ends as ASCII does (UTF-16 written so again)."""
-    utf16 = options.encoding == "utf-16"
-    with _opened(p, kind_of(p)[1]) as raw:
-        f = io.TextIOWrapper(raw, encoding=options.encoding, errors="replace", newline="") if utf16 else raw
-        for _ in range(options.skip + 1):  # the lines above the header, and the header
-            f.readline()
-        rest = b""
-        while chunk := f.read(SCAN_BYTES):
-            cut = (rest + (chunk.encode() if utf16 else chunk)).rpartition(b"\n")
-            rest = cut[2]
-            yield cut[0] + cut[1]
-        yield rest
+def _first_rows(p: Path, sep: str, options: Options) -> pd.DataFrame:
+    """The whole lines in the file's first SCAN_BYTES (decompressed) as text, read as read_text reads the file."""
+    with _opened(p, kind_of(p)[1]) as f:
+        raw = f.read(SCAN_BYTES + 1)
+    text = raw[:SCAN_BYTES].decode(options.encoding, errors="replace")
+    text = text[: text.rfind("\n") + 1] if len(raw) > SCAN_BYTES else text
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(io.StringIO(text), sep=sep, index_col=False, dtype=str, skiprows=options.skip)
+        except (ValueError, pd.errors.ParserError):  # cut inside a quoted field, or no row: none found there
+            return pd.DataFrame()
 
 
 def sniff(sample: str, expected: str, whole: bool = True) -> str:
