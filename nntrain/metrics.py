@@ -146,15 +146,39 @@ def regression(
     err = y_pred - y_true
     mse = float(np.average(err**2, weights=w))
     var = float(np.average((y_true - np.average(y_true, weights=w)) ** 2, weights=w))
+    # A constant target's variance comes out as rounding error (1e-30), not 0: r2 would be -1e30
+    defined = var > 0 and not constant(y_true, w)
     out = {
         "mse": mse,
         "rmse": mse**0.5,
         "mae": float(np.average(np.abs(err), weights=w)),
-        "r2": 1 - mse / var if var > 0 else float("nan"),
+        "r2": 1 - mse / var if defined else float("nan"),
     }
     if loss is not None:
         out["loss"] = float(loss)
     return out
+
+
+def shown(v: float | None) -> str:
+    """A metric as a table prints it; one undefined there (r2 of a constant target, NaN) as n/a."""
+    return "n/a" if v is None or not math.isfinite(v) else f"{v:.4f}"
+
+
+def constant(y_true: np.ndarray, w: np.ndarray | None = None) -> bool:
+    """Whether the target takes one value over the rows that count (weight above 0): r2 is undefined there."""
+    y = np.asarray(y_true) if w is None else np.asarray(y_true)[np.asarray(w) > 0]
+    return len(y) > 0 and bool(np.all(y == y[0]))
+
+
+def r2_notes(task: str, y_true: np.ndarray, w: np.ndarray | None, where: str) -> list[str]:
+    """The line saying why r2 is missing for these rows (`where`: "the test split", a file), or none."""
+    if task != "regression" or not constant(y_true, w):
+        return []
+    value = np.asarray(y_true)[0] if w is None else np.asarray(y_true)[np.asarray(w) > 0][0]
+    return [
+        f"the target is constant over the {len(y_true):,} rows of {where} (every one {value:g}): r2 is undefined "
+        "there, shown as n/a (null in JSON)"
+    ]
 
 
 def baseline(task: str, y_true: np.ndarray, prep: dict, w: np.ndarray | None = None) -> dict[str, float]:

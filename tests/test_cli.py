@@ -138,6 +138,55 @@ def test_eval_on_another_file_and_human_output(trained, cli, workdir):
     assert "50 rows" in r.stdout and "accuracy" in r.stdout and "baseline" in r.stdout
 
 
+def test_r2_of_a_constant_target_is_missing_with_a_note_in_fit_eval_cv_and_bag(workdir, cli):
+    """r2 over rows whose target is one value is undefined: null in the JSON, n/a in the tables, a note naming
+    the rows; rmse and mae stay (was: r2 -1.7e30 from a variance of rounding error, and no word)."""
+    make_table(120, task="regression").to_csv(workdir / "t.csv", index=False)
+    const = make_table(20, task="regression", seed=3).assign(y=10.1)
+    const.to_csv(workdir / "const.csv", index=False)
+    data = {"path": "t.csv", "test_path": "const.csv"}
+    cfg = write_config(workdir / "c.yaml", "t.csv", data=data, train={"epochs": 3, "plots": False, "threads": 1})
+    r = cli("fit", cfg)
+    assert r.exit_code == 0, r.output
+    assert "r2                n/a   (baseline n/a)" in r.stdout
+    assert "note: the target is constant over the 20 rows of the test split (every one 10.1): r2 is undefined" in (
+        r.stdout
+    )
+    summary = json.loads((workdir / "runs" / "t" / "summary.json").read_text())
+    assert summary["test"]["r2"] is None and summary["test_baseline"]["r2"] is None
+    assert summary["test"]["rmse"] > 0 and summary["test"]["mae"] > 0
+    r = cli("eval", "runs/t", "--json")
+    report = json.loads(r.stdout)
+    assert report["metrics"]["r2"] is None and report["metrics"]["rmse"] == pytest.approx(summary["test"]["rmse"])
+    assert report["notes"] == [
+        "the target is constant over the 20 rows of the test split (every one 10.1): r2 is undefined there, shown "
+        "as n/a (null in JSON)"
+    ]
+    make_table(30, task="regression", seed=4).assign(y=-2.5).to_csv(workdir / "other.csv", index=False)
+    r = cli("eval", "runs/t", "--data", "other.csv")
+    assert r.exit_code == 0 and "r2                n/a" in r.stdout and "rmse" in r.stdout
+    assert "warning: the target is constant over the 30 rows of other.csv (every one -2.5)" in r.stderr
+    r = cli("cv", cfg, "--folds", "2")
+    assert r.exit_code == 0 and "n/a" in r.stdout and "e+" not in r.stdout
+    cv = json.loads((workdir / "runs" / "t-cv" / "cv.json").read_text())
+    assert cv["summary"]["test"]["r2"] == {"mean": None, "std": None} and cv["summary"]["val"]["r2"]["mean"] > 0
+    r = cli("fit", cfg, "train.bag=2", "name=b")
+    assert r.exit_code == 0 and "test r2 n/a, baseline n/a" in r.stdout and "note: the target is constant" in r.stdout
+    bag = json.loads((workdir / "runs" / "b" / "summary.json").read_text())
+    assert bag["test"]["r2"] is None and bag["val"]["r2"] > 0
+
+
+def test_a_cv_mean_leaves_out_the_folds_where_a_metric_is_undefined():
+    from nntrain.tools.crossval import _spread
+
+    assert _spread(np.array([0.5, np.nan, 0.7])) == {
+        "mean": pytest.approx(0.6),
+        "std": pytest.approx(0.1414, abs=1e-4),
+        "folds": 2,
+    }
+    assert _spread(np.array([0.5, 0.7]))["mean"] == pytest.approx(0.6) and "folds" not in _spread(np.array([0.5]))
+
+
 def test_eval_refuses_a_changed_data_file(trained, cli):
     summary, _, data = trained
     data.write_text(data.read_text() + "0,0,0,yes\n")

@@ -116,7 +116,9 @@ def cv(
 
 
 def _cell(v: float | None) -> str:
-    return "-" if v is None else f"{v:.4f}"
+    from nntrain.metrics import shown
+
+    return shown(v)
 
 
 @common.guarded

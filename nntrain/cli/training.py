@@ -186,11 +186,12 @@ def _seeds(seeds: str, config: str | None, resume: list[Path] | None, nproc: int
 
 def _print_results(labels: list[str], results: list, log: Callable[[str], None]) -> None:
     """A line per run trained together: its folder and test metrics, or how it diverged."""
+    from nntrain import metrics as M
     from nntrain.engine.stopping import Diverged
 
     for label, r in zip(labels, results):
         if isinstance(r, Diverged):
             log(f"{label}{r.run_dir}: diverged: {r}")
         else:
-            shown = " ".join(f"{k}={v:.4f}" for k, v in r["test"].items() if isinstance(v, float))
+            shown = " ".join(f"{k}={M.shown(v)}" for k, v in r["test"].items() if isinstance(v, float))
             log(f"{label}{r['run_dir']}: best epoch {r['best_epoch']}; test {shown}")

@@ -108,6 +108,8 @@ def finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:
     else:
         loop.log(f"{best}; test metrics of best.pt:")
         loop.log(format_metrics(summary["test"], summary["test_baseline"]))
+        for note in M.r2_notes(data.task, y_test, rows.weights, "the test split"):
+            loop.log(f"note: {note}")
     if held or none_why:
         loop.log(calibration_line(held[3]) if held else none_why)
     if run.cfg.train.plots:

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from nntrain import metrics as M
+
 
 class Lines:
     """One line per epoch; with quiet, none (the run's header, warnings and result still print)."""
@@ -85,5 +87,6 @@ class Bar(Lines):
 def format_metrics(values: dict[str, float], base: dict[str, float]) -> str:
     """One metric a line, with the trivial baseline beside it where there is one."""
     return "\n".join(
-        f"  {k:<17} {v:.4f}" + (f"   (baseline {base[k]:.4f})" if k in base else "") for k, v in values.items()
+        f"  {k:<17} {M.shown(v)}" + (f"   (baseline {M.shown(base[k])})" if k in base else "")
+        for k, v in values.items()
     )

@@ -220,7 +220,8 @@ def _regression_plots(run_dir: Path, y: np.ndarray, pred: np.ndarray, shown: str
         return []
     size, alpha = (12, 0.6) if y.size <= 2000 else (4, 0.3)
     r2 = M.regression(y, pred)["r2"]
-    fig, ax = _single(f"predicted vs true (R² = {r2:.4g})", "true", "predicted")
+    said = f"R² = {r2:.4g}" if np.isfinite(r2) else "R² undefined: the target is constant"
+    fig, ax = _single(f"predicted vs true ({said})", "true", "predicted")
     ax.scatter(y, pred, s=size, alpha=alpha)
     lo, hi = min(y.min(), pred.min()), max(y.max(), pred.max())
     ax.plot([lo, hi], [lo, hi], linestyle="--", color="gray", label="y = x")

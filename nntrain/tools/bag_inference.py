@@ -99,6 +99,7 @@ def bag_report(
         report.notes += [seen] if seen else []
     raw, _ = bag_scores({**plan, "temperature": None}, loaded, e.X)
     scores = raw if prep["task"] == "regression" else calibrated(raw, plan.get("temperature"))
+    report.notes += M.r2_notes(prep["task"], truth(prep, e.y), e.weights, f"the {label}" if data is None else label)
     out = {
         "run_dir": str(root),
         "checkpoint_epoch": [run.ckpt["epoch"] for run in loaded],

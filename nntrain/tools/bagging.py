@@ -296,6 +296,7 @@ def finish_bag(
     oof = pd.DataFrame({"row": rows[order], "fold": fold[order], "target": labels_of(prep, truth(prep, y[order]))})
     oof = pd.concat([oof, prediction_columns(prep, scores[order])], axis=1)
     summary = {"val": mean_metrics(prep, y, scores, w), "task": prep["task"]}
+    notes = M.r2_notes(prep["task"], truth(prep, y), w, "the out-of-fold rows")
     summary.update(
         status="completed" if len(loaded) == len(results) else "diverged",
         bag=len(results),
@@ -316,18 +317,27 @@ def finish_bag(
         w_test = None if e.weights is None else e.weights[test]
         summary["test"] = mean_metrics(prep, e.y[test], test_scores, w_test)
         summary["test_baseline"] = M.baseline(prep["task"], truth(prep, e.y[test]), prep, w_test)
+        notes += M.r2_notes(prep["task"], truth(prep, e.y[test]), w_test, "the test split")
     write_run_file(root / OOF_FILE, oof.to_csv(index=False).encode())
     write_json(root / "summary.json", summary)
-    name = M.headline(summary["task"])
-    base = summary.get("test_baseline", {}).get(name)
-    shown = f"; test {name} {summary['test'][name]:.4f}" if "test" in summary else ""
-    shown += f", baseline {base:.4f}" if shown and base is not None else ""
-    linear = _share(plan["linear"]["weight"]) if "linear" in plan else ""
-    log(f"bag of {len(loaded)}{linear}: out-of-fold {name} {summary['val'][name]:.4f}{shown} ({root / OOF_FILE})")
+    _said(summary, plan, len(loaded), root / OOF_FILE, log, notes)
     if cfg.train.plots:
         held_out = None if prep["task"] == "regression" else (raw, scores, y)
         _plots(root, loaded, None if test_scores is None else truth(prep, e.y[test]), test_scores, held_out, log)
     return summary
+
+
+def _said(summary: dict, plan: dict, n: int, oof: Path, log: Callable[[str], None], notes: list[str]) -> None:
+    """The bag's line: its out-of-fold and test headline metric; then why one is missing (r2 of a constant
+    target)."""
+    name = M.headline(summary["task"])
+    base = summary.get("test_baseline", {}).get(name)
+    shown = f"; test {name} {M.shown(summary['test'][name])}" if "test" in summary else ""
+    shown += f", baseline {M.shown(base)}" if shown and base is not None else ""
+    linear = _share(plan["linear"]["weight"]) if "linear" in plan else ""
+    log(f"bag of {n}{linear}: out-of-fold {name} {M.shown(summary['val'][name])}{shown} ({oof})")
+    for note in notes:
+        log(f"note: {note}")
 
 
 def _share(weight: float) -> str:

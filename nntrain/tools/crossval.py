@@ -204,7 +204,7 @@ def _report(monitor: str, results: list, root: Path) -> dict:
     summary = {}
     for part in ("val", "test"):
         names = done[0][part].keys() if done else []
-        values = {n: np.array([r[part][n] for r in done]) for n in names}
+        values = {n: np.array([r[part][n] for r in done], dtype=float) for n in names}
         summary[part] = {n: _spread(v) for n, v in values.items()}
     task = results and next((r["task"] for r in results if isinstance(r, dict)), None)
     return {
@@ -217,7 +217,13 @@ def _report(monitor: str, results: list, root: Path) -> dict:
 
 
 def _spread(v: np.ndarray) -> dict:
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
+    """Mean and std over the folds where the metric is defined (r2 is not where a fold's target is constant);
+    "folds" counts those when some are not; none: missing (null)."""
+    kept = v[np.isfinite(v)]
+    if not len(kept):
+        return {"mean": float("nan"), "std": float("nan")}
+    out = {"mean": float(kept.mean()), "std": float(kept.std(ddof=1)) if len(kept) > 1 else 0.0}
+    return out if len(kept) == len(v) else {**out, "folds": len(kept)}
 
 
 def read_cv(folder: Path, finished: bool = True) -> dict:

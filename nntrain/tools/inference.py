@@ -106,6 +106,9 @@ def evaluate_run(run: LoadedRun, data_file: str | Table | None = None, strict: b
     rows = Rows(torch.as_tensor(e.X), torch.as_tensor(e.y), _tensor(e.loss_weights), e.weights)
     criterion = make_criterion(run.cfg, prep["task"], e.loss_weights is not None)
     metrics, raw = evaluate_with_scores(run.model, rows, run.cfg, prep, criterion)
+    report.notes += M.r2_notes(
+        prep["task"], truth(prep, e.y), e.weights, f"the {label}" if data_file is None else label
+    )
     out = {
         "run_dir": str(run.run_dir),
         "checkpoint_epoch": run.ckpt["epoch"],
