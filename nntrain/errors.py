@@ -142,6 +142,18 @@ def first_line(e: BaseException, limit: int | None = None) -> str:
     return (text.splitlines()[0] if text else type(e).__name__)[:limit]
 
 
+def interrupt_in(e: BaseException) -> BaseException | None:
+    """The Ctrl-C (KeyboardInterrupt, or a Stop a signal handler raised) inside an error a library made of it:
+    torch's exporter wraps one that lands in its imports in its own error. None when there is none."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, (KeyboardInterrupt, Stop)):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean X?)' for the closest choice, or '' when none is close."""
     choices = list(choices)

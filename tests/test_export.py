@@ -324,3 +324,45 @@ def test_a_column_the_float32_layers_cannot_take_is_refused_by_name(trained, tmp
     with pytest.raises(UserError, match=r"column\(s\) 'b': .*beyond float32's range") as e:
         export_loaded(loaded, "onnx", tmp_path / "m.onnx", "best")
     assert e.value.exit_code == 2 and not list(tmp_path.iterdir())
+
+
+# `nntrain export` in its own process, with a real SIGINT raised at one point: the first import of module
+# sys.argv[1] (an "import" audit event), or the opening of a file whose name holds it (an "open" event).
+SIGINT_AT = """
+import signal, sys
+event, where = sys.argv.pop(1), sys.argv.pop(1)
+def hook(name, args):
+    if name == event and args and where in str(args[0]) and not hook.done:
+        hook.done = True
+        signal.raise_signal(signal.SIGINT)
+hook.done = False
+sys.addaudithook(hook)
+sys.argv[0] = "nntrain"
+from nntrain.cli.app import main
+main()
+"""
+
+
+def _export_interrupted(run_dir: Path, out: Path, event: str, where: str):
+    import subprocess
+
+    args = [sys.executable, "-c", SIGINT_AT, event, where, "export", str(run_dir), "-o", str(out), "--force"]
+    return subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=out.parent)
+
+
+def test_a_ctrl_c_inside_the_onnx_exporter_exits_130_and_leaves_the_old_files(trained, tmp_path):
+    """torch's exporter wraps a KeyboardInterrupt that lands in one of its lazy imports in its own error (was:
+    "torch.onnx.export failed", exit 1); a Ctrl-C while the files are written comes too late to stop anything:
+    the model and its sidecar are both the new ones (was: the new model beside the old sidecar)."""
+    run_dir, _ = trained("regression")
+    out = tmp_path / "out.onnx"
+    out.write_text("old model")
+    sidecar_path(out).write_text("old sidecar")
+    r = _export_interrupted(run_dir, out, "import", "torch._dynamo.compiled_autograd")
+    assert (r.returncode, r.stderr) == (130, "interrupted\n")
+    assert out.read_text() == "old model" and sidecar_path(out).read_text() == "old sidecar"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.onnx", "out.onnx.json"]  # no temp file left
+    r = _export_interrupted(run_dir, out, "open", "out.onnx.json.tmp-")
+    assert r.returncode == 0 and r.stderr.startswith("wrote ")
+    assert json.loads(sidecar_path(out).read_text())["file"] == "out.onnx" and out.read_bytes()[:2] != b"ol"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.onnx", "out.onnx.json"]

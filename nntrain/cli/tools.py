@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import typer
@@ -199,6 +200,9 @@ def export(
     from nntrain.tools.export_sidecar import sidecar_path
 
     path = api.export(run_dir, fmt, output, checkpoint, force)
+    if common.PROCESS["exiting"]:  # the files are written: a Ctrl-C from here on has nothing to stop (as fit's)
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
     err = common.console(True)
     err.print(f"wrote {path} and {sidecar_path(path).name} (the input columns in order, the outputs)", markup=False)
     if fmt.strip().lower() == "torchscript":

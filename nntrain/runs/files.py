@@ -7,7 +7,8 @@ import os
 import shutil
 import signal
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -46,9 +47,9 @@ def atomic_save(obj: Any, path: Path) -> None:
     Ctrl-C cannot cut it; a kill -9 leaves at most a .tmp- file that the next start removes."""
     import torch
 
-    blocked = _block_signals()
     try:
-        write_atomic(path, lambda f: torch.save(obj, f), durable=True)
+        with signals_held():
+            write_atomic(path, lambda f: torch.save(obj, f), durable=True)
     except (OSError, RuntimeError) as e:
         reason = getattr(e, "strerror", None) or first_line(e)
         if isinstance(e, RuntimeError) and _free_bytes(path.parent) < 2**20:
@@ -56,19 +57,26 @@ def atomic_save(obj: Any, path: Path) -> None:
         kept = [p.name for p in (path.parent / "best.pt", path.parent / "last.pt") if p.is_file()]
         said = f"the earlier checkpoints in {path.parent} are intact ({', '.join(kept)})" if kept else "none was saved"
         raise UserError(f"cannot write {path}: {reason}; {said}") from None
-    finally:
-        if blocked:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
-def _block_signals() -> bool:
-    if threading.current_thread() is not threading.main_thread():
-        return False
+@contextmanager
+def signals_held(dropped: bool = False) -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is done, then arrive; `dropped`: those that came meanwhile are
+    dropped instead, as what they would stop is finished (an export's files are written)."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread gets them
+        yield
+        return
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    return True
+    try:
+        yield
+        if dropped:
+            for s in signal.sigpending() & STOP_SIGNALS:
+                signal.sigwait({s})  # taken off the pending set, never delivered
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def _free_bytes(folder: Path) -> int:

@@ -22,6 +22,7 @@ kept for deployers on LibTorch, but ONNX is the format to prefer.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -37,8 +38,8 @@ import torch
 from torch import nn
 
 from nntrain.data.columns import numeric_names
-from nntrain.errors import Stop, UserError, did_you_mean, first_line
-from nntrain.runs.files import output_file, write_output
+from nntrain.errors import Stop, UserError, did_you_mean, first_line, interrupt_in
+from nntrain.runs.files import output_file, signals_held, write_output
 from nntrain.runs.folders import resolve_run_dir
 from nntrain.tools.export_graph import (
     BATCH_DIM,
@@ -108,10 +109,13 @@ def export_loaded(
     if fmt == "onnx":
         data = _onnx_bytes(model, sample, prep, loaded.run_dir, checkpoint)
         _check_onnx(data, model, sample)
-        write_output(out, lambda f: f.write(data), f"-o {out}", durable=True)
     else:
-        _write_torchscript(out, model, sample, prep)
-    write_sidecar(out, fmt, loaded, checkpoint)
+        data = _torchscript_bytes(model, sample)
+    # The model file and its sidecar are written together: a Ctrl-C before this point leaves the old pair
+    # untouched, one during it comes too late to stop anything and is dropped.
+    with signals_held(dropped=True):
+        write_output(out, lambda f: f.write(data), f"-o {out}", durable=True)
+        write_sidecar(out, fmt, loaded, checkpoint)
     return out
 
 
@@ -277,7 +281,7 @@ def _onnx_bytes(model: Exported, sample: Sample, prep: dict, run_dir: Path, chec
                 dynamic_shapes=tuple({0: rows} for _ in names),
             )
     except Exception as e:  # noqa: BLE001 - the exporter raises its own types from several layers
-        raise ExportFailed(f"torch.onnx.export failed on {run_dir}: {first_line(e, 300)}") from None
+        raise interrupt_in(e) or ExportFailed(f"torch.onnx.export failed on {run_dir}: {first_line(e, 300)}") from None
     proto = program.model_proto
     if model.strings:
         proto = onnx.compose.merge_models(_string_front(prep, proto), proto, io_map=[(CODES_NAME, CODES_NAME)])
@@ -348,21 +352,25 @@ def _check_onnx(data: bytes, model: Exported, sample: Sample) -> None:
         session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
         got = {n: session.run(None, feed)[0] for n, feed in feeds.items()}
     except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types; said, not a traceback
-        raise ExportFailed(f"onnxruntime could not run the exported graph: {first_line(e, 300)}") from None
+        raise interrupt_in(e) or ExportFailed(
+            f"onnxruntime could not run the exported graph: {first_line(e, 300)}"
+        ) from None
     for n, out in got.items():
         _compare(out, model, sample.inputs(n), "onnxruntime")
 
 
-def _write_torchscript(out: Path, model: Exported, sample: Sample, prep: dict) -> None:
+def _torchscript_bytes(model: Exported, sample: Sample) -> bytes:
     try:
         with _quiet_torch(), torch.no_grad():
             traced = torch.jit.trace(model, sample.inputs(), check_trace=False)
     except Exception as e:  # noqa: BLE001 - as above: any failure of torch's tracer is reported, not a traceback
-        raise ExportFailed(f"torch.jit.trace failed: {first_line(e, 300)}") from None
+        raise interrupt_in(e) or ExportFailed(f"torch.jit.trace failed: {first_line(e, 300)}") from None
     with torch.no_grad():
         _compare(traced(*sample.inputs(1)).numpy(), model, sample.inputs(1), "the traced module")
+    buffer = io.BytesIO()
     with _quiet_torch():
-        write_output(out, lambda f: torch.jit.save(traced, f), f"-o {out}", durable=True)
+        torch.jit.save(traced, buffer)
+    return buffer.getvalue()
 
 
 def _compare(got: np.ndarray, model: nn.Module, inputs: tuple, what: str) -> None:
