@@ -15,6 +15,7 @@ from nntrain.data.frames import indexed_like, table_or_path
 from nntrain.errors import UserError
 
 Data = str | Path | pd.DataFrame
+Level = float | None  # a probability asked (eval's level, predict's interval and sets), or none
 
 
 class DataWarning(UserWarning):
@@ -25,13 +26,17 @@ class _Evaluated:
     """What a Run and a Bag share: eval's report (with the coverage of predict's intervals or sets) and evaluate;
     each gives its _prep, _metrics_report, _test_encoded and _scores (the mean, and a bag's members for CV+)."""
 
-    def report(self, data: Data | None = None, strict: bool = False, level: float | None = 0.9) -> dict:
-        """What `nntrain eval --json` prints: metrics, their baselines, rows, and where they come from; with
-        `level`, "conformal": the coverage and width (or set size) of predict's intervals (or sets) there."""
-        report = self._metrics_report(table_or_path(data), strict)
+    def report(
+        self, data: Data | None = None, strict: bool = False, level: Level = 0.9, sheet: str | None = None
+    ) -> dict:
+        """What `nntrain eval --json` prints: metrics, baselines, rows and where they come from (`sheet`: as
+        predict's); with `level`, "conformal": the coverage and width (or set size) of predict's intervals there."""
+        from nntrain.tools.inference import rows_of
+
+        report = self._metrics_report(rows := rows_of(data, "--data", self._prep, sheet), strict)
         _warn(report["notes"])
         if level is not None:
-            report["conformal"] = _coverage(self._prep, self._test_encoded, data, level, self.held_out, self._scores)
+            report["conformal"] = _coverage(self._prep, self._test_encoded, rows, level, self.held_out, self._scores)
         return report
 
     def evaluate(self, data: Data | None = None, strict: bool = False) -> dict:
@@ -112,18 +117,20 @@ class Run(_Evaluated):
         return scores_of(self._loaded, X), None
 
     def predict(
-        self, data: Data, strict: bool = False, interval: float | None = None, sets: float | None = None
+        self, data: Data, strict: bool = False, interval: Level = None, sets: Level = None, sheet: str | None = None
     ) -> pd.DataFrame:
-        """Raw rows in (a DataFrame or a file with the training columns): `prediction`, and `proba_<class>`
-        columns for a classifier; labels as they were in the training data. interval=0.9 adds `lower` and
-        `upper` (a regression), sets=0.9 `set` and `set_size` (a classifier): split conformal on the
-        validation rows, holding the truth with that probability."""
+        """Raw rows in (a DataFrame or a file with the training columns; `sheet`: a workbook's sheet to read, default
+        the one named as the run's or its only one): `prediction`, and `proba_<class>` for a classifier; labels as
+        in the training data. interval=0.9 adds `lower` and `upper` (a regression), sets=0.9 `set` and `set_size`
+        (a classifier): split conformal on the validation rows, holding the truth with that probability."""
         from nntrain.data.columns import Report
         from nntrain.tools.conformal import with_bounds
-        from nntrain.tools.inference import predict_frame
+        from nntrain.tools.inference import predict_frame, rows_of
 
         report = Report(strict)
-        frame = indexed_like(predict_frame(self._loaded, table_or_path(data, "INPUT"), report), data)
+        frame = indexed_like(
+            predict_frame(self._loaded, rows_of(data, "INPUT", self._prep, sheet, report.notes), report), data
+        )
         _warn(report.notes)
         if interval is None and sets is None:
             return frame
@@ -193,7 +200,7 @@ class Folds:
         self.task = self.runs[0].task if self.runs else self.summary.get("task")
 
     def predict(
-        self, data: Data, strict: bool = False, interval: float | None = None, sets: float | None = None
+        self, data: Data, strict: bool = False, interval: Level = None, sets: Level = None, sheet: str | None = None
     ) -> pd.DataFrame:
         """The folds' models averaged; interval=0.9 adds `lower` and `upper` (CV+: fold k's prediction with the
         residuals of the rows fold k held out), sets=0.9 `set` and `set_size` (LAC on every fold's held-out rows)."""
@@ -206,7 +213,7 @@ class Folds:
                 f"{self.run_dir}: every fold diverged (cv.json says how), so no fold has a model to predict with; "
                 f"run the cross-validation again with a lower optimizer.lr"
             )
-        frames = [run.predict(data, strict) for run in self.runs]
+        frames = [run.predict(data, strict, sheet=sheet) for run in self.runs]
         mean = sum(f.drop(columns="prediction") for f in frames) / len(frames) if frames[0].shape[1] > 1 else None
         if mean is None:  # regression: the folds' values averaged
             frame = frames[0].assign(prediction=sum(f["prediction"] for f in frames) / len(frames))
@@ -316,16 +323,19 @@ class Bag(_Evaluated):
         return bag_scores(self.plan, self._members, X, self.task == "regression")
 
     def predict(
-        self, data: Data, strict: bool = False, interval: float | None = None, sets: float | None = None
+        self, data: Data, strict: bool = False, interval: Level = None, sets: Level = None, sheet: str | None = None
     ) -> pd.DataFrame:
         """As Run.predict, the members' mean; interval: CV+ from the out-of-fold rows, sets: LAC from them."""
         from nntrain.data.columns import Report
         from nntrain.tools.bag_inference import bag_predict
         from nntrain.tools.conformal import with_bounds
+        from nntrain.tools.inference import rows_of
 
         report = Report(strict)
         wanted = interval is not None and self.task == "regression"
-        got = bag_predict(self.plan, self._members, table_or_path(data, "INPUT"), report, members=wanted)
+        got = bag_predict(
+            self.plan, self._members, rows_of(data, "INPUT", self._prep, sheet, report.notes), report, members=wanted
+        )
         frame, members = got if wanted else (got, None)
         frame = indexed_like(frame, data)
         _warn(report.notes)
@@ -371,17 +381,15 @@ class Bag(_Evaluated):
         return f"Bag({str(self.run_dir)!r}, {len(self._members)} members)"
 
 
-def _coverage(prep: dict, test: Any, data: Data | None, level: float, held, scorer) -> dict:
-    """eval's "conformal": the coverage of predict's intervals or sets at `level` on the test rows (test(), their
-    encoding) or on `data`, calibrated on held() (a run's validation rows, a bag's out-of-fold rows); a note
-    where it cannot be."""
+def _coverage(prep: dict, test: Any, rows: Any, level: float, held, scorer) -> dict:
+    """eval's "conformal": the coverage of predict's intervals or sets at `level` on the test rows (test()) or on
+    `rows`, calibrated on held() (a run's validation rows, a bag's out-of-fold rows); a note where it cannot be."""
     from nntrain.data.columns import Report
     from nntrain.data.encoding import encode_table
     from nntrain.tools.conformal import checked_level, coverage_report
     from nntrain.tools.inference import read_input
 
     checked_level(level, "--level")
-    rows = table_or_path(data)
     e = test() if rows is None else encode_table(read_input(rows, "--data", prep), prep, "--data", Report())
     if e is None:
         return {"level": level, "note": "no test split (data.test_size=0)"}

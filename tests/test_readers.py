@@ -454,6 +454,47 @@ def test_a_workbook_of_several_sheets_names_the_sheet_read_the_others_and_the_on
     )
 
 
+def test_predict_and_eval_read_the_sheet_named_as_the_runs_or_the_one_given_and_refuse_to_guess(workdir, cli):
+    """A new workbook's sheet of the name the run read (its largest there), else --sheet, else its only sheet; one
+    of several is refused naming them (was: its largest sheet read, here its notes: 'missing columns')."""
+    pytest.importorskip("openpyxl")
+    df = make_table(n=120)
+    with pd.ExcelWriter(workdir / "train.xlsx") as w:
+        pd.DataFrame({"about": ["prices of 2024"]}).to_excel(w, sheet_name="notes", index=False)
+        df.to_excel(w, sheet_name="data", index=False)
+    cfg = write_config(workdir / "c.yaml", workdir / "train.xlsx", train={"epochs": 1, "plots": False})
+    assert cli("fit", cfg).exit_code == 0
+    notes = pd.DataFrame({f"note{i}": [f"line {j}" for j in range(40)] for i in range(4)})  # more cells than rows
+    rows = df.head(5)
+    rows.to_csv(workdir / "rows.csv", index=False)
+    for book, name in (("new.xlsx", "data"), ("other.xlsx", "rows")):
+        with pd.ExcelWriter(workdir / book) as w:
+            notes.to_excel(w, sheet_name="notes", index=False)
+            rows.to_excel(w, sheet_name=name, index=False)
+    rows.to_excel(workdir / "one.xlsx", sheet_name="Sheet1", index=False)
+    want = cli("predict", "runs/t", "rows.csv").stdout
+    for args in (["new.xlsx"], ["other.xlsx", "--sheet", "rows"], ["one.xlsx"]):
+        r = cli("predict", "runs/t", *args)
+        assert r.exit_code == 0 and r.stdout == want, (args, r.stderr)
+    r = cli("predict", "runs/t", "other.xlsx")
+    assert r.exit_code == 2 and r.stderr.strip() == (
+        "Error: INPUT=other.xlsx: the workbook has 2 sheets, 'notes', 'rows', and none is named 'data' as the run's "
+        "was; name the sheet to read with --sheet=NAME"
+    )
+    r = cli("predict", "runs/t", "other.xlsx", "--sheet", "Rows")
+    assert (
+        r.exit_code == 2 and "--sheet=Rows: no such sheet in INPUT=other.xlsx; its sheets: 'notes', 'rows'" in r.stderr
+    )
+    r = cli("eval", "runs/t", "--data", "other.xlsx")
+    assert r.exit_code == 2 and "Error: --data=other.xlsx: the workbook has 2 sheets" in r.stderr
+    r = cli("eval", "runs/t", "--data", "other.xlsx", "--sheet", "rows", "--json")
+    report = json.loads(r.stdout)
+    assert (report["data"], report["rows"]) == ("other.xlsx", 5)
+    assert report["metrics"] == json.loads(cli("eval", "runs/t", "--data", "rows.csv", "--json").stdout)["metrics"]
+    r = cli("predict", "runs/t", "rows.csv", "--sheet", "rows")
+    assert r.exit_code == 2 and "--sheet rows: INPUT=rows.csv is not an Excel workbook" in r.stderr
+
+
 def test_data_sheet_on_a_file_that_is_no_workbook_is_refused_naming_the_key(workdir, cli):
     make_table(n=120).to_csv(workdir / "t.csv", index=False)
     r = cli("fit", write_config(workdir / "c.yaml", workdir / "t.csv"), "data.sheet=Data")

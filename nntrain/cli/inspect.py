@@ -29,6 +29,12 @@ def _checkpoint(checkpoint: str, report: dict) -> str:
     return f"{checkpoint}.pt of {len(epochs)} members, epochs {span(epochs)}"
 
 
+SHEET_HELP = (
+    "the sheet of an Excel workbook to read; default: the sheet named as the one the run was trained on, or the "
+    "workbook's only sheet"
+)
+
+
 @guarded
 def eval_(
     run_dir: Path | None = typer.Argument(None, help="run folder; default: the newest under runs/"),
@@ -39,16 +45,20 @@ def eval_(
     as_json: bool = typer.Option(False, "--json"),
     strict: bool = typer.Option(False, "--strict", help=STRICT_HELP),
     level: float = typer.Option(0.9, "--level", help="the coverage asked of the intervals or sets it reports"),
+    sheet: str | None = typer.Option(None, "--sheet", help=SHEET_HELP),
 ) -> None:
     """Metrics of a trained run on its own test split or on another file."""
 
     from nntrain import api
     from nntrain.engine.progress import format_metrics
+    from nntrain.errors import UserError
     from nntrain.runs.folders import resolve_run_dir
 
+    if sheet is not None and data is None:
+        raise UserError(f"--sheet {sheet}: names a sheet of the workbook --data gives; the test split needs none")
     run = api.load(resolve_run_dir(str(run_dir) if run_dir else None), checkpoint)
     with data_warnings():
-        report = run.report(data, strict, level)
+        report = run.report(data, strict, level, sheet)
     if as_json:
         print_json(report)
         return
@@ -179,6 +189,7 @@ def predict(
     sets: float | None = typer.Option(
         None, "--sets", help="classification: add set and set_size, the classes holding the truth with this probability"
     ),
+    sheet: str | None = typer.Option(None, "--sheet", help=SHEET_HELP),
 ) -> None:
     """Predict from raw rows: the stored preprocessing is applied; labels come back as in the training data."""
 
@@ -187,8 +198,10 @@ def predict(
     from nntrain.errors import UserError
     from nntrain.runs.files import output_file, write_output
     from nntrain.tools.conformal import asked
+    from nntrain.tools.inference import check_sheet
     from nntrain.tools.prediction_files import prediction_writer
 
+    check_sheet(sheet, input, "INPUT")
     if output is not None:
         output_file(output, force, inputs=[input])
     writer = prediction_writer(output, raw)  # the format -o's suffix names (stdout: CSV); refused before any work
@@ -201,7 +214,7 @@ def predict(
         nonlocal written
         frames = _chunked(run, files, input, strict, interval, sets) if files else None
         try:
-            written = writer(f, frames or [run.predict(input, strict, interval=interval, sets=sets)])
+            written = writer(f, frames or [run.predict(input, strict, interval=interval, sets=sets, sheet=sheet)])
         except UserError as e:  # the API names its arguments (interval 0.999: ...); here they were flags
             raise UserError(f"--{e}") if str(e).startswith(("interval ", "sets ")) else e from None
 

@@ -308,6 +308,8 @@ def stamped(data: Prepared, cfg: Config, tables: tuple) -> Prepared:
         read["commas"] = table.commas
     if read:  # how the files are read again (eval, resume) and how predict reads new ones
         data.prep["read"] = read
+    if table.sheet is not None:  # the sheet read: predict and eval read the sheet of its name in a new workbook
+        data.prep["sheet"] = table.sheet
     return data
 
 

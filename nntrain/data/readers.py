@@ -58,6 +58,11 @@ class Options:
     # training file, for a new file whose numbers leave it open (1,299)
     commas: str | None = None
     text: tuple[str, ...] = ()  # columns read as text as they are (a run's text columns: a level 03 stays 03)
+    sheet_key: str = "data.sheet"  # what names `sheet` in messages (predict's and eval's --sheet)
+    # predict and eval: the sheet their run was trained on, read where a new workbook has it; none, a workbook of
+    # several sheets is refused rather than read at its largest (fit's choice)
+    run_sheet: str | None = None
+    largest: bool = True
     sheet_read: str | None = None  # a workbook's sheet that was read (workbooks.py)
     sheets: dict[str, list[str]] = field(default_factory=dict)  # a workbook's every sheet: its column names
     # predict's warnings, where each row is to predict: a last row that looks like a total is kept, and said there

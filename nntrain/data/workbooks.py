@@ -33,17 +33,14 @@ def _read_sheet(p: Path, kind: str, shown: str, options: Options) -> pd.DataFram
             f"sheet as CSV)"
         ) from None
     book = guarded(lambda: pd.read_excel(p, sheet_name=None, engine=engine), shown, "an Excel workbook")
-    if options.sheet is not None and options.sheet not in book:
-        raise UserError(f"data.sheet={options.sheet}: no such sheet in {shown}; its sheets: {listed(list(book))}")
-    name = options.sheet or max(book, key=lambda k: book[k].size)  # a workbook's notes or legend beside its table
-    _not_empty(book, name, shown)
+    name, why = _sheet_to_read(book, options, shown)
+    _not_empty(book, name, shown, options.sheet_key)
     options.sheet_read, options.sheets = name, {n: _names(sheet) for n, sheet in book.items()}
     others = [n for n in book if n != name]
     if others:
-        why = "data.sheet" if options.sheet is not None else "the one with the most cells"
         options.notes.append(
             f"{p.name}: read its sheet {quoted(name)} ({why}); its other sheets: {listed(others, quote=True)} "
-            f"(data.sheet=NAME reads another)"
+            f"({options.sheet_key}=NAME reads another)"
         )
     frame, above = book[name], 0 if options.sheet is not None else _rows_above_header(book[name])
     if above:
@@ -56,7 +53,30 @@ def _read_sheet(p: Path, kind: str, shown: str, options: Options) -> pd.DataFram
     return frame
 
 
-def _not_empty(book: dict[str, pd.DataFrame], name: str, shown: str) -> None:
+def _sheet_to_read(book: dict[str, pd.DataFrame], options: Options, shown: str) -> tuple[str, str]:
+    """(the sheet to read, why): the one named; else (predict, eval) the one of the run's sheet's name; else the
+    only one; else the one with the most cells (a workbook's notes or legend beside its table), where fit reads
+    it; predict and eval refuse to guess, naming the sheets."""
+    if options.sheet is not None:
+        if options.sheet not in book:
+            raise UserError(
+                f"{options.sheet_key}={options.sheet}: no such sheet in {shown}; its sheets: "
+                f"{listed(list(book), quote=True)}"
+            )
+        return options.sheet, options.sheet_key
+    if options.run_sheet in book:
+        return options.run_sheet, "the name of the sheet the run was trained on"
+    if len(book) == 1 or options.largest:
+        return max(book, key=lambda k: book[k].size), "the one with the most cells"
+    run = options.run_sheet
+    trained = f"none is named {quoted(run)} as the run's was" if run else "the run was not trained on a workbook"
+    raise UserError(
+        f"{shown}: the workbook has {len(book)} sheets, {listed(list(book), quote=True)}, and {trained}; name the "
+        f"sheet to read with {options.sheet_key}=NAME"
+    )
+
+
+def _not_empty(book: dict[str, pd.DataFrame], name: str, shown: str, key: str = "data.sheet") -> None:
     """Refuse a sheet with no cells at all (pandas reads it as a table of no columns)."""
     if book[name].shape[1]:
         return
@@ -66,7 +86,7 @@ def _not_empty(book: dict[str, pd.DataFrame], name: str, shown: str) -> None:
     others = [n for n, sheet in book.items() if sheet.shape[1]]
     raise UserError(
         f"{shown}: sheet {quoted(name)} is empty (no header, no rows); sheets with cells: {listed(others, quote=True)} "
-        f"(data.sheet=NAME reads one)"
+        f"({key}=NAME reads one)"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,9 +13,12 @@ from pydantic import ValidationError
 from torch import nn
 
 from nntrain import metrics as M
+from nntrain.config.data_section import EXCEL
 from nntrain.config.schema import Config
 from nntrain.data.columns import Report, text_columns
 from nntrain.data.encoding import encode, encode_table, unscale
+from nntrain.data.frames import table_or_path
+from nntrain.data.readers import kind_of
 from nntrain.data.reread import seen_in_run, split_encoded
 from nntrain.data.tables import Table, read_options, read_table
 from nntrain.engine.device import inference_threads
@@ -181,15 +185,38 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
-def read_input(data: str | Table, key: str, prep: dict, said: list[str] | None = None) -> Table:
+def read_input(
+    data: str | Table, key: str, prep: dict, said: list[str] | None = None, sheet: str | None = None
+) -> Table:
     """A file given to eval or predict, read as the run's own were (data.sep, data.decimal, data.thousands, what
     its commas were), with the columns that held text in training kept text. `said`: predict's warnings, where
-    every row is predicted, a last one that looks like a total too."""
+    every row is predicted, a last one that looks like a total too. A workbook's sheet: `sheet` (--sheet), else
+    the one named as the run's sheet, else its only one; one of several is not guessed."""
     if isinstance(data, Table):
         return data
     options = read_options(prep.get("read", {}))
     options.text, options.every_row = text_columns(prep), said
+    check_sheet(sheet, data, key)
+    options.run_sheet = prep.get("sheet") or options.sheet  # a run from before prep["sheet"]: its data.sheet
+    options.sheet, options.sheet_key, options.largest = sheet, "--sheet", False
     return read_table(data, key=key, options=options)
+
+
+def check_sheet(sheet: str | None, data: str, key: str) -> None:
+    """--sheet names a sheet of a workbook: on any other file it would be ignored."""
+    if sheet is not None and kind_of(Path(data))[0] not in EXCEL:
+        raise UserError(f"--sheet {sheet}: {key}={data} is not an Excel workbook ({', '.join(EXCEL)}); drop --sheet")
+
+
+def rows_of(data: object, key: str, prep: dict, sheet: str | None, said: list[str] | None = None) -> str | Table | None:
+    """What the API's data= gives (table_or_path's path or Table); with a workbook's `sheet` named, the file read
+    here, as a Table that messages name as given (`said`: as read_input's, for predict)."""
+    rows = table_or_path(data, key)
+    if sheet is None:
+        return rows
+    if not isinstance(rows, str):
+        raise UserError(f"sheet={sheet}: names a sheet of a workbook file; give the file, or drop sheet")
+    return dataclasses.replace(read_input(rows, key, prep, said, sheet), source=rows)
 
 
 def predict_frame(run: LoadedRun, data: str | Table, report: Report | None = None) -> pd.DataFrame:
