@@ -160,8 +160,11 @@ def regression(
 
 
 def shown(v: float | None) -> str:
-    """A metric as a table prints it; one undefined there (r2 of a constant target, NaN) as n/a."""
-    return "n/a" if v is None or not math.isfinite(v) else f"{v:.4f}"
+    """A metric as a table prints it: 4 decimals, or 4 significant digits below 0.001 (an rmse of 3e-10 in a
+    target of small units is not 0.0000); one undefined there (r2 of a constant target, NaN) as n/a."""
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    return f"{v:.4f}" if v == 0 or abs(v) >= 1e-3 else f"{v:.4g}"
 
 
 def constant(y_true: np.ndarray, w: np.ndarray | None = None) -> bool:

@@ -167,13 +167,37 @@ def test_r2_of_a_constant_target_is_missing_with_a_note_in_fit_eval_cv_and_bag(w
     assert r.exit_code == 0 and "r2                n/a" in r.stdout and "rmse" in r.stdout
     assert "warning: the target is constant over the 30 rows of other.csv (every one -2.5)" in r.stderr
     r = cli("cv", cfg, "--folds", "2")
-    assert r.exit_code == 0 and "n/a" in r.stdout and "e+" not in r.stdout
+    mean = next(line for line in r.stdout.splitlines() if line.startswith("│ mean"))
+    assert r.exit_code == 0 and mean.split("│")[5].strip() == "-" and "e+" not in r.stdout  # test r2: missing
     cv = json.loads((workdir / "runs" / "t-cv" / "cv.json").read_text())
     assert cv["summary"]["test"]["r2"] == {"mean": None, "std": None} and cv["summary"]["val"]["r2"]["mean"] > 0
     r = cli("fit", cfg, "train.bag=2", "name=b")
     assert r.exit_code == 0 and "test r2 n/a, baseline n/a" in r.stdout and "note: the target is constant" in r.stdout
     bag = json.loads((workdir / "runs" / "b" / "summary.json").read_text())
     assert bag["test"]["r2"] is None and bag["val"]["r2"] > 0
+
+
+def test_metrics_of_a_target_in_small_units_print_in_significant_digits(workdir, cli):
+    """rmse 3e-10 is not 0.0000 (was: every error metric of fit, eval and the epoch lines printed 0.0000)."""
+    from nntrain.metrics import shown
+
+    assert [shown(v) for v in (3.14159e-10, -2.5e-4, 0.0, 0.01234, 12.5, float("nan"))] == [
+        "3.142e-10",
+        "-0.00025",
+        "0.0000",
+        "0.0123",
+        "12.5000",
+        "n/a",
+    ]
+    make_table(120, task="regression").assign(y=lambda d: d["y"] * 1e-9).to_csv(workdir / "t.csv", index=False)
+    cfg = write_config(workdir / "c.yaml", "t.csv", train={"epochs": 2, "plots": False, "threads": 1})
+    r = cli("fit", cfg)
+    assert r.exit_code == 0, r.output
+    summary = json.loads((workdir / "runs" / "t" / "summary.json").read_text())
+    rmse = summary["test"]["rmse"]
+    assert 0 < rmse < 1e-7 and f"  rmse              {rmse:.4g}   (baseline " in r.stdout and "0.0000" not in r.stdout
+    r = cli("eval", "runs/t")
+    assert f"  rmse              {rmse:.4g}   (baseline " in r.stdout and "0.0000" not in r.stdout
 
 
 def test_a_cv_mean_leaves_out_the_folds_where_a_metric_is_undefined():

@@ -119,7 +119,7 @@ def cv(
 def _cell(v: float | None) -> str:
     from nntrain.metrics import shown
 
-    return shown(v)
+    return "-" if v is None else shown(v)
 
 
 @common.guarded

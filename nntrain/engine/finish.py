@@ -102,7 +102,7 @@ def finish(run: Run, loop: Loop, seconds: float, halt: Halt | None) -> dict:
         summary["calibration"] = held[3]
     write_json(run.run_dir / "summary.json", summary)
     loop.progress.end()
-    best = f"best epoch {run.best_epoch} ({summary['monitor']}={run.best_value:.4f})"
+    best = f"best epoch {run.best_epoch} ({summary['monitor']}={M.shown(run.best_value)})"
     if y_test is None:
         loop.log(f"{best}; no test split (data.test_size=0)")
     else:

@@ -186,7 +186,7 @@ def end_of_epoch(run: Run, loop: Loop, train_loss: float, lr: float, t0: float) 
         loop.metrics_log.append(row)
     if improved:
         loop.saver.best_changed()
-    shown = " ".join(f"{k}={v:.4f}" for k, v in val.items())
+    shown = " ".join(f"{k}={M.shown(v)}" for k, v in val.items())
     loop.progress.epoch(
         epoch,
         f"epoch {epoch:>3}/{cfg.train.epochs}  train_loss={train_loss:.4f}"

@@ -21,7 +21,7 @@ from nntrain.engine.stacked_runs import train_together
 from nntrain.engine.state import Run, rebuild_alone, start
 from nntrain.engine.stopping import Diverged, Interrupted
 from nntrain.errors import UserError
-from nntrain.metrics import headline
+from nntrain.metrics import headline, shown
 from nntrain.model.embeddings import numerics_of
 from nntrain.model.memory import training_bytes
 from nntrain.resources import available_bytes
@@ -231,6 +231,8 @@ def seeds_line(seeds: list[int], results: list[dict | Diverged]) -> str:
     if name not in done[0]["test"]:
         return f"seeds {','.join(map(str, seeds))}: {len(done)} runs finished; no test split (data.test_size=0)"
     values = np.array([r["test"][name] for r in done])
-    spread = f" ± {values.std(ddof=1):.4f} (mean ± standard deviation)" if len(values) > 1 else ""
+    spread = f" ± {shown(values.std(ddof=1))} (mean ± standard deviation)" if len(values) > 1 else ""
     failed = f"; {len(results) - len(done)} diverged" if len(done) < len(results) else ""
-    return f"seeds {','.join(map(str, seeds))}: test {name} {values.mean():.4f}{spread} over {len(done)} runs{failed}"
+    return (
+        f"seeds {','.join(map(str, seeds))}: test {name} {shown(values.mean())}{spread} over {len(done)} runs{failed}"
+    )

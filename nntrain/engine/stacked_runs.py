@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nntrain import metrics as M
 from nntrain.config.schema import loss_name
 from nntrain.engine import loop_state as ls
 from nntrain.engine.device import stacked_threads
@@ -158,7 +159,7 @@ def _done(engine: Engine, m: Member, k: int, halt: ls.Halt | None, t_start: floa
 
 def _epoch_line(members: list[Member]) -> str:
     monitor = members[0].loop.monitor
-    shown = " ".join(f"{m.run.best_value:.4f}" if m.run.best_value is not None else "-" for m in members)
+    shown = " ".join(M.shown(m.run.best_value) if m.run.best_value is not None else "-" for m in members)
     active = sum(not m.done for m in members)
     epoch = max(m.run.epoch for m in members)
     return f"epoch {epoch:>3}: {active}/{len(members)} members training; best {monitor} of each: {shown}"

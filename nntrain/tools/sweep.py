@@ -265,7 +265,7 @@ def _told(study: Any, trial: Any, p: Plan, chosen: dict, summary: Any, log: Call
         _tell(study, trial, log, values=summary["best_value"])
         test = f"test {_headline(summary)}; " if p.show_test else ""
         log(
-            f"trial {trial.number}: {shown} -> {p.monitor}={summary['best_value']:.4f} "
+            f"trial {trial.number}: {shown} -> {p.monitor}={metrics.shown(summary['best_value'])} "
             f"({test}{summary['train_seconds']:.1f} s)"
         )
 
@@ -292,7 +292,7 @@ def _short(value: str) -> str:
 
 def _headline(summary: dict) -> str:
     key = metrics.headline(summary["task"])
-    return f"{key}={summary['test'][key]:.4f}" if key in summary["test"] else "no test split"
+    return f"{key}={metrics.shown(summary['test'][key])}" if key in summary["test"] else "no test split"
 
 
 # ---------------------------------------------------------------- results
