@@ -241,6 +241,28 @@ def test_predictions_are_written_in_the_format_their_file_suffix_names(workdir, 
     assert list(workdir.iterdir()) == [path]
 
 
+def test_a_gzip_prediction_file_names_its_target_not_the_temporary_file_in_its_header(workdir):
+    """gzip keeps a file name in its header, which `gunzip -N` restores (was: p.csv.gz.tmp-PID, the name of the
+    temporary file written and renamed; now p.csv). The temporary file is gone after a write and after a failure."""
+    from nntrain.errors import UserError
+    from nntrain.runs.files import write_output
+    from nntrain.tools.prediction_files import prediction_writer
+
+    path = workdir / "p.csv.gz"
+    write = prediction_writer(path)
+    write_output(path, lambda f: write(f, [PREDICTED]), "p.csv.gz")
+    head = path.read_bytes()
+    assert head[3] & 0x08 and head[10:16] == b"p.csv\x00"  # FNAME set, the name ends at its NUL
+    with pytest.raises(UserError):
+
+        def broken():
+            yield PREDICTED
+            raise UserError("stopped half way")
+
+        write_output(workdir / "q.csv.gz", lambda f: write(f, broken()), "q.csv.gz")
+    assert sorted(p.name for p in workdir.iterdir()) == ["p.csv.gz"]
+
+
 @pytest.mark.parametrize("name", ["p.jsonl", "p.jsonl.gz"])
 def test_json_lines_predictions_keep_every_digit(workdir, cli, name):
     """predict -o p.jsonl wrote numbers with 10 decimals (DataFrame.to_json's default): a target in small units

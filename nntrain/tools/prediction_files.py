@@ -50,11 +50,13 @@ def prediction_writer(path: Path | None, raw: bool = False) -> Writer:
         write: Writer = _write_jsonl
     else:
         write = functools.partial(_write_text, sep=TEXT.get(kind, ","), raw=raw)
-    return functools.partial(_packed, write=write, packed=PACKED[packed]) if packed else write
+    return functools.partial(_packed, write=write, packed=PACKED[packed], name=path.name) if packed else write
 
 
-def _packed(f: Any, frames: Iterable[pd.DataFrame], write: Writer, packed: Callable) -> int:
-    with packed(f, "wb") as out:
+def _packed(f: Any, frames: Iterable[pd.DataFrame], write: Writer, packed: Callable, name: str) -> int:
+    # gzip stores a file name in its header (what `gunzip -N` restores): the target's, not the temporary file's
+    # that is written and then renamed to it
+    with gzip.GzipFile(name, "wb", fileobj=f) if packed is gzip.open else packed(f, "wb") as out:
         return write(out, frames)
 
 
