@@ -31,12 +31,15 @@ class _Evaluated:
     ) -> dict:
         """What `nntrain eval --json` prints: metrics, baselines, rows and where they come from (`sheet`: as
         predict's); with `level`, "conformal": the coverage and width (or set size) of predict's intervals there."""
+        from nntrain.tools.conformal import eval_coverage
         from nntrain.tools.inference import rows_of
 
         report = self._metrics_report(rows := rows_of(data, "--data", self._prep, sheet), strict)
         _warn(report["notes"])
         if level is not None:
-            report["conformal"] = _coverage(self._prep, self._test_encoded, rows, level, self.held_out, self._scores)
+            report["conformal"] = eval_coverage(
+                self._prep, self._test_encoded, rows, level, self.held_out, self._scores
+            )
         return report
 
     def evaluate(self, data: Data | None = None, strict: bool = False) -> dict:
@@ -379,25 +382,6 @@ class Bag(_Evaluated):
 
     def __repr__(self) -> str:
         return f"Bag({str(self.run_dir)!r}, {len(self._members)} members)"
-
-
-def _coverage(prep: dict, test: Any, rows: Any, level: float, held, scorer) -> dict:
-    """eval's "conformal": the coverage of predict's intervals or sets at `level` on the test rows (test()) or on
-    `rows`, calibrated on held() (a run's validation rows, a bag's out-of-fold rows); a note where it cannot be."""
-    from nntrain.data.columns import Report
-    from nntrain.data.encoding import encode_table
-    from nntrain.tools.conformal import checked_level, coverage_report
-    from nntrain.tools.inference import read_input
-
-    checked_level(level, "--level")
-    e = test() if rows is None else encode_table(read_input(rows, "--data", prep), prep, "--data", Report())
-    if e is None:
-        return {"level": level, "note": "no test split (data.test_size=0)"}
-    mean, members = scorer(e.X)
-    try:
-        return coverage_report(prep, e.y, mean, held(), level, members)
-    except UserError as err:  # too few held-out rows for the level, or none
-        return {"level": level, "note": str(err)}
 
 
 def _warn(notes: list[str]) -> None:

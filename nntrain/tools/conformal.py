@@ -13,6 +13,7 @@ classes whose probability is at least 1 - q, q that rank of the held-out rows' 1
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -180,3 +181,21 @@ def coverage_report(prep: dict, y: np.ndarray, mean: np.ndarray, held: dict, lev
         lower, upper = bounds(mean, held, level, members, "--level")
         return {"level": level, **coverage("regression", truth(prep, y), lower, upper)}
     return {"level": level, **coverage(prep["task"], y, lac_sets(mean, held["true_proba"], level, "--level"))}
+
+
+def eval_coverage(prep: dict, test: Any, rows: Any, level: float, held, scorer) -> dict:
+    """eval's "conformal": the coverage of predict's intervals or sets at `level` on the test rows (test()) or on
+    `rows`, calibrated on held() (a run's validation rows, a bag's out-of-fold rows); a note where it cannot be."""
+    from nntrain.data.columns import Report
+    from nntrain.data.encoding import encode_table
+    from nntrain.tools.inference import read_input
+
+    checked_level(level, "--level")
+    e = test() if rows is None else encode_table(read_input(rows, "--data", prep), prep, "--data", Report())
+    if e is None:
+        return {"level": level, "note": "no test split (data.test_size=0)"}
+    mean, members = scorer(e.X)
+    try:
+        return coverage_report(prep, e.y, mean, held(), level, members)
+    except UserError as err:  # too few held-out rows for the level, or none
+        return {"level": level, "note": str(err)}
