@@ -328,6 +328,7 @@ def test_labels_and_codes_written_with_leading_zeros_stay_as_written_in_fit_and_
     df["y"] = df["y"].map({0: "01", 1: "1", 2: "10"})
     df["zip"] = ["02134", "10001", "00501"] * 50
     df["share"] = ["0", "0.5", "-0.3"] * 50
+    df["amount"] = ["000123.45", "000007.50", "000010.00"] * 50  # a zero-padded amount is a number
     df.to_csv(workdir / "train.csv", index=False)
     cfg = write_config(workdir / "c.yaml", workdir / "train.csv", data={"target": "y"}, train={"epochs": 1})
     r = cli("fit", cfg)
@@ -338,7 +339,7 @@ def test_labels_and_codes_written_with_leading_zeros_stay_as_written_in_fit_and_
     assert "3 distinct values in 'y'" in said
     prep = __import__("torch").load(workdir / "runs/t/best.pt", weights_only=False)["prep"]
     assert prep["classes"] == ["01", "1", "10"] and prep["categories"]["zip"] == ["00501", "02134", "10001"]
-    assert prep["kinds"]["share"] == "numeric"
+    assert prep["kinds"]["share"] == prep["kinds"]["amount"] == "numeric"
     df.drop(columns="y").head(6).to_csv(workdir / "new.csv", index=False)
     r = cli("predict", "runs/t", workdir / "new.csv", "-o", workdir / "out.jsonl")
     assert r.exit_code == 0, r.stderr

@@ -23,13 +23,13 @@ EITHER = re.compile(r"[+-]?[1-9]\d{0,2},\d{3}")
 # thousands in French tables (non-breaking, thin); missing-value marks beyond pandas' own NA, NULL, ...
 SIGNS = "$€£¥%\u00a0\u202f\u2009"
 MARKS = ("?", "-", "--", ".", "n.a.", "N.A.", "na", "#N/A", "#VALUE!", "#DIV/0!")
-# A number written with a leading zero (02134, 007, 01) is a code or a label: as a number it loses its zeros, and
-# the labels 01 and 1 become one class. 0 itself and 0.5 are numbers.
-ZERO_LED = r"\s*0\d"
+# A whole number written with a leading zero (02134, 007, 01) is a code or a label: as a number it loses its
+# zeros, and the labels 01 and 1 become one class. 0 itself, 0.5 and a zero-padded amount (000123.45) are numbers.
+ZERO_LED = r"\s*0\d+\s*$"
 
 
 def zero_led(values: pd.Series) -> pd.Series:
-    """Whether each value, as text, is written with a leading zero before another digit."""
+    """Whether each value, as text, is a whole number written with a leading zero before another digit."""
     return values.astype("string").str.match(ZERO_LED).fillna(False).astype(bool)
 
 
