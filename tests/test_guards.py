@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from nntrain.errors import UserError
+from nntrain.runs.checkpoints import load_checkpoint
 
 from .conftest import NNTRAIN, make_table, write_config
 
@@ -133,7 +134,8 @@ def test_one_process_writes_a_run_folder_and_a_killed_one_leaves_no_lock(workdir
         busy.wait()
     mine = run_dir / f"last.pt.tmp-{os.getpid()}"  # a live PID (this test's): never removed
     mine.write_bytes(b"x")
-    third = nntrain(workdir, "fit", "--resume", run_dir, "train.epochs=1")
+    done = load_checkpoint(run_dir / "last.pt")["epoch"]  # one epoch more: a resume that trains and ends
+    third = nntrain(workdir, "fit", "--resume", run_dir, f"train.epochs={done + 1}")
     assert third.returncode == 0, third.stderr  # the kernel dropped the killed process's lock
     assert not live.exists() and mine.exists()
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
