@@ -223,9 +223,10 @@ def fit_seeds(
 ) -> list[Run | Diverged]:
     """A run per seed (NAME-seedS), trained together on the stacked engine where they can: what `fit --seeds`
     does; `data` as fit's. A seed that diverged is its Diverged error in the list (the CLI then exits 3)."""
-    from nntrain.engine.run_groups import fit_many
+    from nntrain.engine.run_groups import distinct_seeds, fit_many
 
     _check_tensorboard(tensorboard)
+    seeds = distinct_seeds(seeds)
     extra = _override_list(overrides)
     base = configured(config, extra, data, name=name)[0].name
     made = [configured(config, [*extra, f"seed={s}"], data, name=f"{base}-seed{s}") for s in seeds]

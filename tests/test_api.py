@@ -337,3 +337,15 @@ def test_fit_seeds_takes_a_dataframe_as_fit_does(workdir):
     assert [r.summary["rows"]["test"] for r in runs] == [24, 24] and runs[0].summary["test"] != runs[1].summary["test"]
     assert len(list((workdir / "runs" / ".data").glob("*.parquet"))) == 1  # stored once, named by both runs
     assert runs[1].predict(df.head(5)).shape == (5, 4)
+
+
+def test_fit_seeds_names_seeds_that_are_no_list_of_distinct_whole_numbers(workdir):
+    """nntrain.fit_seeds(config, []) raised IndexError, fit_seeds(config, 3) TypeError ('int' object is not
+    iterable), and [0, 0] trained seed 0 twice (api-seed0-2, api-seed0-3), which `fit --seeds 0,0` refuses.
+    Each is refused naming `seeds`, before a frame is stored or a run folder made."""
+    df = make_table(60)
+    for seeds, said in (([], "[]"), (3, "int"), ([0, 0], "[0, 0]"), ([0, "1"], "[0, '1']"), ([True], "[True]")):
+        with pytest.raises(UserError, match=r"^seeds: give a list of distinct whole numbers") as e:
+            nntrain.fit_seeds(small(), seeds, data=df, log=None)
+        assert said in str(e.value)
+    assert not (workdir / "runs").exists()

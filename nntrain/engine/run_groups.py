@@ -5,6 +5,7 @@ each group is cut to what memory holds, and a run no other can join trains on th
 
 from __future__ import annotations
 
+import numbers
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -220,6 +221,17 @@ def _alone(
     except Diverged as e:
         e.run_dir = run.run_dir
         return e
+
+
+def distinct_seeds(seeds: object) -> list[int]:
+    """The seeds as `fit --seeds` takes them: one or more, whole and distinct (a seed twice trains one run twice)."""
+    plain = isinstance(seeds, (list, tuple, range)) and all(
+        isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in seeds
+    )
+    if not plain or not seeds or len(set(seeds)) != len(seeds):
+        shown = repr(list(seeds)) if isinstance(seeds, (list, tuple, range)) else type(seeds).__name__
+        raise UserError(f"seeds: give a list of distinct whole numbers, e.g. [0, 1, 2], not {shown}")
+    return [int(s) for s in seeds]
 
 
 def seeds_line(seeds: list[int], results: list[dict | Diverged]) -> str:
