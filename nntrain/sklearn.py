@@ -80,19 +80,25 @@ class _NNEstimator(BaseEstimator):
         return tags
 
     def _frame(self, X: Any, reset: bool) -> pd.DataFrame:
-        """X as the DataFrame nntrain reads: a DataFrame's own columns, or x0, x1, ... for an array."""
+        """X as the DataFrame nntrain reads: a DataFrame's own columns, or x0, x1, ... for an array. At predict
+        the columns go by position, named as at fit: an array after a frame (or a frame after an array) is
+        predicted as scikit-learn's estimators predict it, once validate_data has warned that the names differ."""
         if isinstance(X, pd.DataFrame):
             validate_data(self, X, reset=reset, skip_check_array=True)
             if len(X) == 0:
                 raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required.")
             if X.shape[1] == 0:
                 raise ValueError(f"X has no columns (shape={X.shape}): a minimum of 1 feature column is required.")
-            return X.set_axis([str(c) for c in X.columns], axis=1).reset_index(drop=True)
-        X = check_array(X, dtype=None, ensure_all_finite="allow-nan")
-        if X.dtype.kind == "O":
-            _only_plain_values(X)
-        validate_data(self, X, reset=reset, skip_check_array=True)
-        return pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+            names, frame = [str(c) for c in X.columns], X.reset_index(drop=True)
+        else:
+            X = check_array(X, dtype=None, ensure_all_finite="allow-nan")
+            if X.dtype.kind == "O":
+                _only_plain_values(X)
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            names, frame = [f"x{i}" for i in range(X.shape[1])], pd.DataFrame(X).infer_objects()
+        if reset:
+            self._columns = names
+        return frame.set_axis(names if reset else getattr(self, "_columns", names), axis=1)
 
     def _fit(self, X: Any, y: np.ndarray, task: str) -> _NNEstimator:
         frame = self._frame(X, reset=True)

@@ -218,3 +218,19 @@ def test_a_nullable_y_gives_its_own_classes_not_floats(workdir, dtype, classes):
     clf = NNClassifier(**TINY).fit(df[["a", "b"]], y)
     assert clf.classes_.tolist() == classes and clf.classes_.dtype.kind in "ib"
     assert set(clf.predict(df[["a", "b"]]).tolist()) <= set(classes) and clf.predict(df[["a", "b"]]).dtype.kind in "ib"
+
+
+def test_an_array_after_a_frame_and_a_frame_after_an_array_predict_by_position_as_scikit_learn_does(workdir):
+    """Fitted on an array, predict(a DataFrame) said "input lacks column(s) 'x0', 'x1'", names the user never
+    gave; fitted on a DataFrame, predict(its array) said the columns were missing. scikit-learn's estimators
+    warn that the feature names differ and predict by position: so do these, with the same predictions."""
+    df = make_table(120, task="binary", cat=True)
+    X = df[["a", "b", "color"]]
+    on_frame = NNClassifier(**TINY).fit(X, df["y"])
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        by_position = on_frame.predict_proba(X.to_numpy())
+    np.testing.assert_allclose(by_position, on_frame.predict_proba(X), rtol=0, atol=1e-12)
+    on_array = NNRegressor(**TINY).fit(X[["a", "b"]].to_numpy(), df["a"].to_numpy())
+    with pytest.warns(UserWarning, match="X has feature names, but NNRegressor was fitted without"):
+        named = on_array.predict(X[["a", "b"]])
+    np.testing.assert_allclose(named, on_array.predict(X[["a", "b"]].to_numpy()), rtol=0, atol=1e-12)
