@@ -349,3 +349,21 @@ def test_fit_seeds_names_seeds_that_are_no_list_of_distinct_whole_numbers(workdi
             nntrain.fit_seeds(small(), seeds, data=df, log=None)
         assert said in str(e.value)
     assert not (workdir / "runs").exists()
+
+
+def test_a_run_whose_stored_dataframe_was_removed_says_so_and_how_to_score_other_rows(workdir, cli):
+    """A run fitted on a DataFrame whose RUNS_DIR/.data file was removed (to free space) said "...parquet: the
+    file the run was trained on is not there any more: put it back", a file the user never wrote and cannot put
+    back. evaluate, explain, resume and `nntrain eval` now name the DataFrame and say what to do instead."""
+    df = make_table(120)
+    run = nntrain.fit(small(), {"train.epochs": 1}, data=df, log=None)
+    for stored in (workdir / "runs" / ".data").glob("*.parquet"):
+        stored.unlink()
+    said = r"^the DataFrame the run was trained on \(stored as .*\.parquet\) is not there any more: "
+    for call in (run.evaluate, run.explain, lambda: nntrain.resume(run.run_dir, {"train.epochs": 2}, log=None)):
+        with pytest.raises(UserError, match=said) as e:
+            call()
+        assert "put it back" not in str(e.value) and "data=" in str(e.value)
+    r = cli("eval", str(run.run_dir))
+    assert r.exit_code == 2 and "the DataFrame the run was trained on" in r.output and "--data FILE" in r.output
+    assert run.evaluate(df.head(40))["accuracy"] >= 0  # other rows still score

@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ import pandas as pd
 from nntrain.data.tables import NESTED, Table, check_columns
 from nntrain.errors import UserError
 from nntrain.runs.files import write_output
+
+STORED = re.compile(r"[0-9a-f]{32}\.parquet")  # the name frame_file gives a stored DataFrame
 
 
 def frame_file(frame: pd.DataFrame, runs_dir: Path) -> Path:
@@ -30,7 +33,13 @@ def frame_file(frame: pd.DataFrame, runs_dir: Path) -> Path:
     except TypeError as e:
         raise UserError(f"data: a column holds values that are not numbers, text or dates ({e})") from None
     head = json.dumps([list(frame.columns), [str(t) for t in frame.dtypes]]).encode()
-    return runs_dir / ".data" / f"{hashlib.sha256(head + hashed).hexdigest()[:32]}.parquet"
+    return runs_dir / ".data" / f"{hashlib.sha256(head + hashed).hexdigest()[:32]}.parquet"  # as STORED matches
+
+
+def is_stored_frame(source: str) -> bool:
+    """Whether a run's data file is a DataFrame that fit stored (RUNS_DIR/.data/SHA.parquet), not the user's file."""
+    path = Path(source)
+    return path.parent.name == ".data" and STORED.fullmatch(path.name) is not None
 
 
 @contextlib.contextmanager

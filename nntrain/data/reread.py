@@ -11,6 +11,7 @@ import pandas as pd
 
 from nntrain.data.columns import Report
 from nntrain.data.encoding import Encoded, encode_table
+from nntrain.data.frames import is_stored_frame
 from nntrain.data.readers import kept_parts, parquet_parts, parts_digest, read_parts
 from nntrain.data.tables import Table, read_options, read_table, sha256_soon
 from nntrain.errors import UserError
@@ -78,23 +79,38 @@ def read_training_file(
     `key` names the config key of a folder in messages."""
     if parts is not None or _names_parts(source):
         return _parts_again(source, sha256, parts, key)
-    changed = UserError(
-        f"{source} changed since the run was trained (sha256 differs), so its rows are not the same: put the file "
-        f"back as it was; eval and explain score a new file's rows with --data FILE"
-    )
+    changed = _not_the_same(source, gone=False)
     if not source.startswith("sklearn:"):  # hashed before it is parsed: a checkpoint names the file it reads
         path = Path(source)
         if not path.is_file():
-            raise UserError(
-                f"{source}: the file the run was trained on is not there any more: put it back; eval and explain score "
-                f"another file's rows with --data FILE"
-            )
+            raise _not_the_same(source, gone=True)
         if sha256_soon(path).result() != sha256:
             raise changed
     table = read_table(source, options=read_options(read or {}))
     if table.sha256 != sha256:
         raise changed
     return table
+
+
+def _not_the_same(source: str, gone: bool) -> UserError:
+    """The training file gone (or changed); a DataFrame that fit stored (RUNS_DIR/.data) is named as the DataFrame:
+    the user never wrote that file and cannot put it back, but can fit again or score other rows."""
+    what = "is not there any more" if gone else "changed since the run was trained (sha256 differs)"
+    if is_stored_frame(source):
+        return UserError(
+            f"the DataFrame the run was trained on (stored as {source}) {what}: fit the DataFrame again to train "
+            f"on it; evaluate, report and explain score other rows given as data= (a DataFrame or a file; eval "
+            f"--data FILE)"
+        )
+    if gone:
+        return UserError(
+            f"{source}: the file the run was trained on {what}: put it back; eval and explain score another file's "
+            f"rows with --data FILE"
+        )
+    return UserError(
+        f"{source} {what}, so its rows are not the same: put the file back as it was; eval and explain score a new "
+        f"file's rows with --data FILE"
+    )
 
 
 def _names_parts(source: str) -> bool:
