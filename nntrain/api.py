@@ -18,6 +18,7 @@ import pandas as pd
 from nntrain.config.loading import load_config
 from nntrain.config.schema import Config
 from nntrain.data.frames import frame_file, given_frame, stored
+from nntrain.data.table_source import table_config
 from nntrain.engine.stopping import Diverged, catching_signals
 from nntrain.errors import UserError
 from nntrain.plaindata import flow
@@ -356,6 +357,7 @@ def configured(
     from nntrain.engine.state import configure
 
     extra = _override_list(overrides)
+    config = table_config(config, data, extra)  # a table file, as the commands take it
     if isinstance(data, (str, Path)):
         extra.append(f"data.path={_as_yaml(str(data))}")
     elif data is not None:

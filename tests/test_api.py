@@ -367,3 +367,18 @@ def test_a_run_whose_stored_dataframe_was_removed_says_so_and_how_to_score_other
     r = cli("eval", str(run.run_dir))
     assert r.exit_code == 2 and "the DataFrame the run was trained on" in r.output and "--data FILE" in r.output
     assert run.evaluate(df.head(40))["accuracy"] >= 0  # other rows still score
+
+
+def test_a_table_file_as_config_trains_the_recipe_on_it_as_the_cli_does(workdir, table_csv, cli):
+    """`nntrain fit t.csv --target y` trains the recipe on the table; nntrain.fit("t.csv", {"data.target": "y"})
+    said "t.csv: the top level must be a mapping of keys, got str" (the CSV read as YAML). fit, cv and fit_seeds
+    now take a table file as the commands do, the run named after it; a table and data= both is refused."""
+    path = table_csv(n=120)
+    fast = {"data.target": "y", "train.epochs": 1, "train.bag": 1, "train.plots": False}
+    run = nntrain.fit(str(path), fast, log=None)
+    assert run.run_dir.name == path.name.split(".")[0] and run.config.data.path == str(path)
+    assert run.summary["test"] == nntrain.fit({"data": {"path": str(path)}}, fast, log=None).summary["test"]
+    assert nntrain.cv(path, fast, folds=2, log=None).run_dir.name == f"{run.run_dir.name}-cv"
+    assert len(nntrain.fit_seeds(path, [0, 1], fast, log=None)) == 2
+    with pytest.raises(UserError, match="name the table once"):
+        nntrain.fit(path, fast, data=make_table(), log=None)

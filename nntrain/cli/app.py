@@ -183,7 +183,7 @@ def config_source(
     """What a command's CONFIG names (fit, cv, lr-find): a YAML config file; a table file (the recipe trains on
     it, the run named after the file); or, where it is KEY=VALUE and no such file, the first override of a
     config with no file."""
-    from nntrain.data.readers import is_table
+    from nntrain.data.table_source import names_a_table, table_stem
     from nntrain.errors import UserError
     from nntrain.runs.folders import is_run_folder
 
@@ -202,12 +202,7 @@ def config_source(
             f"{config} is a run folder: nntrain fit --resume {config} trains it on, "
             f"nntrain fit {Path(config) / 'config.yaml'} trains it again"
         )
-    if (
-        config.startswith("sklearn:")
-        or is_table(Path(config))
-        or is_folder_table(config)
-        or is_text_table(config, target)
-    ):
+    if names_a_table(config, target):
         _said_once(config, overrides or [], None)
         return {"name": table_stem(config), "data": {"path": config}}, extra
     return config, extra
@@ -223,39 +218,6 @@ def _said_once(config: str | None, overrides: list[str], target: str | None) -> 
         raise UserError(f"--target {target} and data.target={given['data.target']}: name the column once")
     if config and "data.path" in given:
         raise UserError(f"{config} and data.path={given['data.path']}: name the table once")
-
-
-def is_text_table(path: str, target: str | None) -> bool:
-    """A .txt file that is a table, not a config: --target names one of its columns, or it is UTF-16 (Excel's
-    "Unicode text"), or its first line that is no comment is no `key:` of YAML."""
-    import re
-
-    p = Path(path)
-    if p.suffix.lower() != ".txt" or not p.is_file():
-        return False
-    with open(p, "rb") as f:
-        head = f.read(4096)
-    if target or head[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return True
-    lines = [line for line in head.decode("utf-8", "replace").splitlines() if line.strip()]
-    first = next((line for line in lines if not line.lstrip().startswith("#")), "")
-    return bool(first) and not re.match(r"\s*[\w.-]+\s*:", first)
-
-
-def is_folder_table(path: str) -> bool:
-    """A folder or a glob of Parquet files (read whole or streamed, data.stream); the data says which."""
-    return Path(path).is_dir() or any(c in path for c in "*?[")
-
-
-def table_stem(table: str) -> str:
-    """The run's name for a table: house.csv.gz -> house, sklearn:iris -> iris, clicks/ and clicks/*.parquet ->
-    clicks."""
-    from nntrain.config.schema import name_from
-
-    if table.startswith("sklearn:"):
-        return name_from(table.removeprefix("sklearn:"), "table")
-    p = Path(table)
-    return name_from((p.parent if any(c in p.name for c in "*?[") else p).name.split(".")[0], "table")
 
 
 def loaded_config(config: str | dict) -> Path | dict:

@@ -1,0 +1,63 @@
+"""Whether a command's CONFIG (or the Python API's config) names a table, not a YAML config, and the config of
+the recipe on it: `nntrain fit house.csv` and nntrain.fit("house.csv") train the same run, named house."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from nntrain.config.schema import name_from
+from nntrain.data.readers import is_table
+from nntrain.errors import UserError
+
+
+def names_a_table(source: str, target: str | bool | None = None) -> bool:
+    """Whether a command's CONFIG (or the API's config) names a table to train the recipe on, not a YAML config:
+    sklearn:NAME, a table file by its suffix, a folder or glob of Parquet files, or a .txt table."""
+    return (
+        source.startswith("sklearn:")
+        or is_table(Path(source))
+        or is_folder_table(source)
+        or is_text_table(source, target)
+    )
+
+
+def table_config(config: Any, data: Any, overrides: list[str]) -> Any:
+    """The API's config read as the commands read CONFIG: a table (names_a_table) is the recipe on it, the run
+    named after it; anything else as it is."""
+    target = any(o.startswith("data.target=") for o in overrides)
+    if not isinstance(config, (str, Path)) or not names_a_table(str(config), target):
+        return config
+    if data is not None:
+        raise UserError(f"{config} and data=: name the table once")
+    return {"name": table_stem(str(config)), "data": {"path": str(config)}}
+
+
+def is_text_table(path: str, target: str | None) -> bool:
+    """A .txt file that is a table, not a config: --target names one of its columns, or it is UTF-16 (Excel's
+    "Unicode text"), or its first line that is no comment is no `key:` of YAML."""
+    p = Path(path)
+    if p.suffix.lower() != ".txt" or not p.is_file():
+        return False
+    with open(p, "rb") as f:
+        head = f.read(4096)
+    if target or head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return True
+    lines = [line for line in head.decode("utf-8", "replace").splitlines() if line.strip()]
+    first = next((line for line in lines if not line.lstrip().startswith("#")), "")
+    return bool(first) and not re.match(r"\s*[\w.-]+\s*:", first)
+
+
+def is_folder_table(path: str) -> bool:
+    """A folder or a glob of Parquet files (read whole or streamed, data.stream); the data says which."""
+    return Path(path).is_dir() or any(c in path for c in "*?[")
+
+
+def table_stem(table: str) -> str:
+    """The run's name for a table: house.csv.gz -> house, sklearn:iris -> iris, clicks/ and clicks/*.parquet ->
+    clicks."""
+    if table.startswith("sklearn:"):
+        return name_from(table.removeprefix("sklearn:"), "table")
+    p = Path(table)
+    return name_from((p.parent if any(c in p.name for c in "*?[") else p).name.split(".")[0], "table")
