@@ -212,3 +212,16 @@ def test_a_class_of_one_row_is_refused_with_a_fix_that_can_help(workdir, cli):
     r = cli("cv", write_config(workdir / "c.yaml", workdir / "t.csv"), "--folds", "2")
     assert r.exit_code == 2 and "class 'solo' has 1 row(s) outside the test split" in r.output
     assert "add rows of that class (or leave its rows out)" in r.output and "fewer folds" not in r.output
+
+
+def test_cv_given_a_config_and_resume_says_to_give_one_not_both(workdir, table_csv, cli):
+    """`nntrain cv c.yaml --resume runs/t-cv` said "give a CONFIG, or --resume ...", as if neither was given;
+    nntrain.cv says "not both" and so does the command now; neither still asks for one."""
+    cfg = write_config(workdir / "c.yaml", table_csv(n=60), train={"epochs": 1})
+    r = cli("cv", str(cfg), "--resume", "runs/t-cv")
+    assert r.exit_code == 2 and "give either CONFIG or --resume runs/t-cv" in r.stderr and "not both" in r.stderr
+    r = cli("cv", "--resume", "runs/t-cv", "--target", "y")
+    assert r.exit_code == 2 and "not both" in r.stderr
+    r = cli("cv")
+    assert r.exit_code == 2 and "give a CONFIG, or --resume RUNS/NAME-cv" in r.stderr
+    assert not (workdir / "runs").exists()

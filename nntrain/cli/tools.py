@@ -82,7 +82,7 @@ def cv(
     from nntrain import api
     from nntrain.errors import UserError
 
-    if (config is None and not target) == (resume is None):
+    if config is None and not target and resume is None:  # both given: api.cv says "not both"
         raise UserError("give a CONFIG, or --resume RUNS/NAME-cv to finish an interrupted cross-validation")
     config, extra = common.config_source(config, overrides, target)
     out = common.console(stderr=as_json, width=common.TABLE_WIDTH)
