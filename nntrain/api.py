@@ -23,6 +23,7 @@ from nntrain.engine.stopping import Diverged, catching_signals
 from nntrain.errors import UserError
 from nntrain.plaindata import flow
 from nntrain.results import Bag, Data, DataWarning, Folds, Run  # noqa: F401 (DataWarning: nntrain.DataWarning)
+from nntrain.runs.folders import folder_of, folders_of
 from nntrain.runs.tracking import stored_mlflow, tracker_for
 
 
@@ -31,9 +32,9 @@ def load(run_dir: str | Path, checkpoint: str = "best") -> Run | Folds:
     (one with cv.json) gives its Folds, a bag's folder (train.bag, with bag.json) its Bag."""
     from nntrain.tools.bagging import is_bag
 
-    if (Path(run_dir) / "cv.json").is_file():
+    if ((run_dir := folder_of(run_dir)) / "cv.json").is_file():
         return Folds(run_dir, checkpoint)
-    if is_bag(Path(run_dir)):
+    if is_bag(run_dir):
         return Bag(run_dir, checkpoint)
     return Run(run_dir, checkpoint)
 
@@ -129,8 +130,8 @@ def resume(
     from nntrain.tools.bagging import is_bag, resume_bag
     from nntrain.tools.crossval import refuse_a_part
 
-    refuse_a_part(Path(run_dir))
-    if is_bag(Path(run_dir)):
+    refuse_a_part(run_dir := folder_of(run_dir))
+    if is_bag(run_dir):
         with catching_signals():
             resume_bag(Path(run_dir), _override_list(overrides), log or (lambda m: None))
         return Bag(run_dir)
@@ -151,7 +152,7 @@ def export(
     input columns, the outputs); nothing is written unless it matches the checkpoint on sample rows."""
     from nntrain.tools.export import export_run
 
-    return export_run(Path(run_dir), fmt, None if output is None else Path(output), checkpoint, force)
+    return export_run(folder_of(run_dir), fmt, None if output is None else Path(output), checkpoint, force)
 
 
 def lr_find(
@@ -255,13 +256,13 @@ def resume_together(
     from nntrain.engine.run_groups import resume_many
     from nntrain.tools.crossval import refuse_a_part
 
-    for run_dir in run_dirs:
-        refuse_a_part(Path(run_dir))
+    for run_dir in (run_dirs := folders_of(run_dirs)):
+        refuse_a_part(run_dir)
     _check_tensorboard(tensorboard)
     tracker = tracker_for(mlflow, None)  # given: asked before anything trains
     extra, log = _override_list(overrides), log or (lambda m: None)
     with catching_signals():
-        results = resume_many([Path(d) for d in run_dirs], extra, log, quiet, tensorboard)
+        results = resume_many(run_dirs, extra, log, quiet, tensorboard)
     if tracker is not None or mlflow is False:
         return [_ended(r, tracker) for r in results]
     trackers: dict[str, Any] = {}  # each run's own train.mlflow says

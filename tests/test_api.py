@@ -382,3 +382,32 @@ def test_a_table_file_as_config_trains_the_recipe_on_it_as_the_cli_does(workdir,
     assert len(nntrain.fit_seeds(path, [0, 1], fast, log=None)) == 2
     with pytest.raises(UserError, match="name the table once"):
         nntrain.fit(path, fast, data=make_table(), log=None)
+
+
+def test_load_resume_and_export_take_the_run_fit_returned_and_name_a_wrong_argument(workdir):
+    """nntrain.resume(run, ...) with the Run that fit returned raised "TypeError: expected str, bytes or os.PathLike
+    object, not Run" (so did load, export and resume(None)), and resume_together("runs/x") read the string letter
+    by letter ("run folder not found: r"). A Run (Bag, Folds) stands for its folder; anything else is refused
+    naming the argument."""
+    run = nntrain.fit(small(), {"train.epochs": 1}, data=make_table(120), log=None)
+    assert nntrain.load(run).run_dir == run.run_dir
+    assert nntrain.export(run).is_file()
+    assert nntrain.resume(run, {"train.epochs": 2}, log=None).summary["best_epoch"] in (1, 2)
+    assert [r.run_dir.resolve() for r in nntrain.resume_together([run], log=None)] == [run.run_dir.resolve()]
+    refused = {
+        "run_dir: give a run folder's path (or the Run that fit returned), not NoneType": lambda: nntrain.resume(
+            None, log=None
+        ),
+        "run_dir: give a run folder's path (or the Run that fit returned), not int": lambda: nntrain.load(3),
+        "run_dir: give a run folder's path (or the Run that fit returned), not list": lambda: nntrain.export([run]),
+        "run_dirs: give a list of run folders (or Runs), not str": lambda: nntrain.resume_together(
+            str(run.run_dir), log=None
+        ),
+        "run_dirs: give a run folder's path (or the Run that fit returned), not int": lambda: nntrain.resume_together(
+            [run, 5], log=None
+        ),
+    }
+    for said, call in refused.items():
+        with pytest.raises(UserError) as e:
+            call()
+        assert str(e.value) == said

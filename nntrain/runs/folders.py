@@ -201,5 +201,21 @@ RUN_FILES = frozenset(
 RESUMABLE = ("train.", "device")
 
 
+def folder_of(value: object, name: str = "run_dir") -> Path:
+    """A run folder given to the Python API: a path, or what fit, load or cv returned (a Run, Bag or Folds stands
+    for its run_dir); anything else refused naming the argument (it failed deep inside, as a TypeError)."""
+    value = getattr(value, "run_dir", value)
+    if not isinstance(value, (str, Path)):
+        raise UserError(f"{name}: give a run folder's path (or the Run that fit returned), not {type(value).__name__}")
+    return Path(value)
+
+
+def folders_of(values: object) -> list[Path]:
+    """resume_together's run_dirs, each as folder_of takes it; a string is no list (read letter by letter)."""
+    if not isinstance(values, (list, tuple)):
+        raise UserError(f"run_dirs: give a list of run folders (or Runs), not {type(values).__name__}")
+    return [folder_of(v, "run_dirs") for v in values]
+
+
 def is_run_folder(path: Path) -> bool:
     return (path / "config.yaml").is_file() and any((path / f).is_file() for f in ("last.pt", "best.pt"))
