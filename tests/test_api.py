@@ -411,3 +411,32 @@ def test_load_resume_and_export_take_the_run_fit_returned_and_name_a_wrong_argum
         with pytest.raises(UserError) as e:
             call()
         assert str(e.value) == said
+
+
+def test_a_level_or_repeats_of_the_wrong_type_is_refused_naming_it(workdir):
+    """run.predict(rows, interval="0.9") and run.explain(rows, repeats="3") raised TypeError ("'<' not supported
+    between instances of 'int' and 'str'") from deep inside; the estimators' predict_interval(X, level="0.9")
+    too. Each is refused naming the argument, as a level out of range already is."""
+    from nntrain.sklearn import NNRegressor
+
+    df = make_table(120, task="regression")
+    run = nntrain.fit(small(), {"train.epochs": 1}, data=df, log=None)
+    refused = {
+        "interval: give the coverage as a number between 0 and 1 (0.9: nine in ten), not str": lambda: run.predict(
+            df.head(3), interval="0.9"
+        ),
+        "--level: give the coverage as a number between 0 and 1 (0.9: nine in ten), not bool": lambda: run.report(
+            level=True
+        ),
+        "--repeats: give a whole number from 1 to 100, not str": lambda: run.explain(df, repeats="3"),
+        "--repeats: give a whole number from 1 to 100, not float": lambda: run.explain(df, repeats=2.5),
+        "seed: give a whole number, not str": lambda: run.explain(df, seed="x"),
+    }
+    for said, call in refused.items():
+        with pytest.raises(UserError) as e:
+            call()
+        assert str(e.value) == said
+    est = NNRegressor(train__epochs=1, train__threads=1, train__plots=False).fit(df[["a", "b"]], df["y"])
+    with pytest.raises(ValueError, match=r"^level: give the coverage as a number between 0 and 1"):
+        est.predict_interval(df[["a", "b"]], level="0.9")
+    assert run.predict(df.head(3), interval=0.9).shape == (3, 3)

@@ -13,6 +13,7 @@ classes whose probability is at least 1 - q, q that rank of the held-out rows' 1
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,10 @@ LOWEST_LEVEL = 0.5
 
 
 def checked_level(level: float, key: str) -> float:
+    if isinstance(level, bool) or not isinstance(level, numbers.Real):  # "0.9" from Python: no comparison
+        raise UserError(
+            f"{key}: give the coverage as a number between 0 and 1 (0.9: nine in ten), not {type(level).__name__}"
+        )
     if not 0 < level < 1:
         raise UserError(f"{key} {level}: give the coverage as a fraction between 0 and 1 (0.9: nine in ten)")
     if level < LOWEST_LEVEL:

@@ -8,6 +8,7 @@ the standard deviation, is the column's importance (Breiman 2001; scikit-learn's
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,10 @@ def importance(
     member: the members' mean is what is scored, on the bag's test split."""
     from nntrain.tools.bag_inference import bag_report
 
+    for key, value in (("--repeats", repeats), ("seed", seed)):  # from Python: "3" would fail below as TypeError
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            range_ = f" from 1 to {MAX_REPEATS}" if key == "--repeats" else ""
+            raise UserError(f"{key}: give a whole number{range_}, not {type(value).__name__}")
     if not 1 <= repeats <= MAX_REPEATS:
         raise UserError(f"--repeats {repeats}: give 1 to {MAX_REPEATS}")
     table, label = _rows(run, data, None if bag is None else (bag[0], bag[1]["test"]))
