@@ -58,7 +58,7 @@ def fit(
     from nntrain.engine.streamed import start_streamed, stream_files
     from nntrain.tools.bagging import auto_bag
 
-    _check_tensorboard(tensorboard)
+    log = _outputs(tensorboard, log)
     cfg, config_dir = configured(config, overrides, data, name)
     data = given_frame(data, "data") if isinstance(data, pd.DataFrame) else data
     path = frame_file(data, Path(cfg.runs_dir)) if isinstance(data, pd.DataFrame) else None
@@ -109,9 +109,8 @@ def _bagged(cfg: Config, config_dir: Path | None, log: Callable | None, extra: b
     if extra:
         raise UserError(f"train.bag={cfg.train.bag}: TensorBoard and MLflow logging of a bag are not there yet")
     with catching_signals(), stored(data, path) if path is not None else contextlib.nullcontext():
-        if path is not None:
-            cfg.data.path = str(path)
-        summary = fit_bag(cfg, config_dir, log or (lambda m: None))
+        cfg.data.path = str(path) if path is not None else cfg.data.path
+        summary = fit_bag(cfg, config_dir, log)
     return Bag(summary["run_dir"])
 
 
@@ -130,13 +129,13 @@ def resume(
     from nntrain.tools.bagging import is_bag, resume_bag
     from nntrain.tools.crossval import refuse_a_part
 
+    log = _outputs(tensorboard, log)
     refuse_a_part(run_dir := folder_of(run_dir))
     if is_bag(run_dir):
         with catching_signals():
-            resume_bag(Path(run_dir), _override_list(overrides), log or (lambda m: None))
+            resume_bag(Path(run_dir), _override_list(overrides), log)
         return Bag(run_dir)
 
-    _check_tensorboard(tensorboard)
     extra = _override_list(overrides)
     return _trained(lambda: resumed(Path(run_dir), extra), None, log, progress, tensorboard, mlflow)
 
@@ -170,7 +169,7 @@ def lr_find(
 
     cfg, config_dir = configured(config, overrides)
     with catching_signals():
-        return range_test(cfg, config_dir, steps, start, end, log or (lambda m: None))
+        return range_test(cfg, config_dir, steps, start, end, _outputs(False, log))
 
 
 def cv(
@@ -190,14 +189,13 @@ def cv(
 
     _checked("folds", folds, (int,), "a whole number of folds")
     _checked("resume", resume, (str, Path, type(None)), "a cv folder's path, or None")
-    log = log or (lambda m: None)
+    log = _outputs(False, log)
     if resume is not None:
         if config is not None or overrides:
             raise UserError(f"give either CONFIG or --resume {resume} (a cv folder goes on as it was), not both")
         with catching_signals():
             report = resume_cv(Path(resume), log, quiet)
-        first = Path(resume) / Path(report["folds"][0]["run_dir"]).name
-        tracker = tracker_for(mlflow, None, stored_mlflow(first))
+        tracker = tracker_for(mlflow, None, stored_mlflow(Path(resume) / Path(report["folds"][0]["run_dir"]).name))
     else:
         cfg, config_dir = configured(config, overrides)
         tracker = tracker_for(mlflow, cfg)  # before the cv folder: a server that does not answer leaves none
@@ -227,7 +225,7 @@ def fit_seeds(
     does; `data` as fit's. A seed that diverged is its Diverged error in the list (the CLI then exits 3)."""
     from nntrain.engine.run_groups import distinct_seeds, fit_many
 
-    _check_tensorboard(tensorboard)
+    log = _outputs(tensorboard, log)
     seeds = distinct_seeds(seeds)
     extra = _override_list(overrides)
     base = configured(config, extra, data, name=name)[0].name
@@ -239,7 +237,7 @@ def fit_seeds(
     with _the_dataframe(path), catching_signals(), stored(frame, path) if path else contextlib.nullcontext():
         for cfg in cfgs if path else []:
             cfg.data.path = str(path)
-        results = fit_many(cfgs, config_dir, log or (lambda m: None), quiet, tensorboard=tensorboard)
+        results = fit_many(cfgs, config_dir, log, quiet, tensorboard=tensorboard)
     return [_ended(r, tracker) for r in results]
 
 
@@ -258,9 +256,9 @@ def resume_together(
 
     for run_dir in (run_dirs := folders_of(run_dirs)):
         refuse_a_part(run_dir)
-    _check_tensorboard(tensorboard)
+    log = _outputs(tensorboard, log)
     tracker = tracker_for(mlflow, None)  # given: asked before anything trains
-    extra, log = _override_list(overrides), log or (lambda m: None)
+    extra = _override_list(overrides)
     with catching_signals():
         results = resume_many(run_dirs, extra, log, quiet, tensorboard)
     if tracker is not None or mlflow is False:
@@ -309,7 +307,7 @@ def sweep(
     _checked("study", study, (str, type(None)), "a name, or None (the config's name)")
     _checked("grid", grid, (bool,), "True or False")
     _checked("batch", batch, (int, type(None)), "a whole number of at least 1, or None (16)", low=1)
-    extra, log = _override_list(overrides), log or (lambda m: None)
+    extra, log = _override_list(overrides), _outputs(False, log)
     return run_sweep(Path(config), extra, trials, storage, study, grid, log, batch or AUTO_BATCH, mlflow)
 
 
@@ -320,7 +318,6 @@ def _trained(begin: Callable, tracker: Any, log, progress, tensorboard: bool, ml
     from nntrain.engine.loop import train
     from nntrain.engine.progress import Lines
 
-    log = log or (lambda m: None)
     with catching_signals():
         state = begin()
         tracker = tracker or tracker_for(mlflow, state.cfg)
@@ -339,12 +336,16 @@ def _trained(begin: Callable, tracker: Any, log, progress, tensorboard: bool, ml
     return Run(state.run_dir)
 
 
-def _check_tensorboard(tensorboard: bool) -> None:
-    """--tensorboard without the package is refused before any run folder is made."""
+def _outputs(tensorboard: bool, log: Any) -> Callable[[str], None]:
+    """Where the lines go (`log`; None: nowhere); a log that is no function, or --tensorboard without the package,
+    is refused before any run folder is made (a log "x" failed at the first line, leaving a half-written run)."""
+    if log is not None and not callable(log):
+        raise UserError(f"log: give a function of one line (print), or None, not {type(log).__name__}")
     if tensorboard:
         from nntrain.engine.loop_state import tensorboard_writer
 
         tensorboard_writer()
+    return log or (lambda m: None)
 
 
 def configured(
@@ -385,13 +386,11 @@ def _checked(name: str, value: Any, kinds: tuple[type, ...], want: str, low: int
 
 
 def _override_list(overrides: list[str] | dict[str, Any] | None) -> list[str]:
-    if overrides is None:
-        return []
     if isinstance(overrides, dict):
         return [f"{k}={_as_yaml(v)}" for k, v in overrides.items()]
-    if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides):
+    if isinstance(overrides, str) or not all(isinstance(o, str) for o in overrides or []):
         raise UserError('overrides: give a list of "KEY=VALUE" strings or a dict of KEY: value')
-    return list(overrides)
+    return list(overrides or [])
 
 
 def _as_yaml(value: Any) -> str:

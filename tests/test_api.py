@@ -440,3 +440,29 @@ def test_a_level_or_repeats_of_the_wrong_type_is_refused_naming_it(workdir):
     with pytest.raises(ValueError, match=r"^level: give the coverage as a number between 0 and 1"):
         est.predict_interval(df[["a", "b"]], level="0.9")
     assert run.predict(df.head(3), interval=0.9).shape == (3, 3)
+
+
+def test_a_log_that_is_no_function_is_refused_before_a_run_folder_is_made(workdir, table_csv):
+    """nntrain.fit(config, log="x") made the run folder, trained, then failed at the first line with "TypeError:
+    'str' object is not callable", leaving config.yaml, split.json and last.pt without a summary. fit, resume,
+    fit_seeds, resume_together, cv and lr_find refuse it naming log, before anything is written."""
+    path = write_config(workdir / "c.yaml", table_csv(n=120), train={"epochs": 1})
+    said = r"^log: give a function of one line \(print\), or None, not str$"
+    calls = [
+        lambda: nntrain.fit(small(), data=make_table(120), log="x"),
+        lambda: nntrain.fit_seeds(path, [0, 1], log="x"),
+        lambda: nntrain.cv(path, folds=2, log="x"),
+        lambda: nntrain.lr_find(path, log="x"),
+    ]
+    for call in calls:
+        with pytest.raises(UserError, match=said):
+            call()
+    assert not (workdir / "runs").exists()
+    run = nntrain.fit(path, log=None)
+    for call in (
+        lambda: nntrain.resume(run, {"train.epochs": 2}, log="x"),
+        lambda: nntrain.resume_together([run], log="x"),
+    ):
+        with pytest.raises(UserError, match=said):
+            call()
+    assert nntrain.load(run).metrics["epoch"].max() == 1
