@@ -66,3 +66,16 @@ def test_a_range_too_steep_says_to_lower_end_or_raise_steps_not_start(workdir, t
     r = cli("lr-find", config, "--end", "1e300", "--steps", "20")
     assert r.exit_code == 2 and "lower --end (now 1e+300) or raise --steps (now 20)" in r.stderr, r.output
     assert "lower --start" not in r.stderr
+
+
+def test_lr_find_through_the_api_names_an_argument_of_the_wrong_type(workdir, table_csv):
+    """nntrain.lr_find(config, steps="100") raised "TypeError: '<=' not supported between instances of 'int' and
+    'str'" (start="1e-7": "must be real number, not str"); each is refused naming the option, nothing written."""
+    import nntrain
+    from nntrain.errors import UserError
+
+    cfg = write_config(workdir / "c.yaml", table_csv(n=120))
+    for kw, said in (({"steps": "100"}, "--steps"), ({"steps": 50.5}, "--steps"), ({"start": "1e-7"}, "--start")):
+        with pytest.raises(UserError, match=f"^lr-find: {said}: give a"):
+            nntrain.lr_find(cfg, log=None, **kw)
+    assert not (workdir / "runs").exists()

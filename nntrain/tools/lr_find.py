@@ -9,6 +9,7 @@ the L1 penalty and gradient clipping are left out. Nothing is saved but lr_find.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,7 +42,11 @@ def lr_find(
     log: Callable[[str], None] = print,
 ) -> dict:
     """{"suggested", "lowest", "rows": DataFrame (step, lr, loss, smoothed), "files"}: see the module."""
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):  # from Python: "100" fails below
+        raise UserError(f"lr-find: --steps: give a whole number of steps, 10 to 10000, not {type(steps).__name__}")
     for option, rate in (("--start", start), ("--end", end)):
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+            raise UserError(f"lr-find: {option}: give a learning rate as a number, not {type(rate).__name__}")
         if not math.isfinite(rate):
             raise UserError(
                 f"lr-find: {option} {rate}: give a finite rate, e.g. {option} {1e-7 if option == '--start' else 10:g}"
