@@ -466,3 +466,22 @@ def test_a_log_that_is_no_function_is_refused_before_a_run_folder_is_made(workdi
         with pytest.raises(UserError, match=said):
             call()
     assert nntrain.load(run).metrics["epoch"].max() == 1
+
+
+def test_rows_of_the_wrong_kind_name_the_argument_data_as_fit_does(workdir):
+    """run.predict(a Series) said "INPUT: give a pandas DataFrame ...", run.evaluate(an empty frame) "--data: the
+    DataFrame has no rows": the command line's names, for what only Python can pass; fit says "data: ...". Each
+    now names the argument, data."""
+    df = make_table(120)
+    run = nntrain.fit(small(), TINY, data=df, log=None)
+    calls = {
+        "data: give a pandas DataFrame or a file path, not Series": lambda: run.predict(df.iloc[0]),
+        "data: give a pandas DataFrame or a file path, not int": lambda: run.explain(5),
+        "data: the DataFrame has no rows": lambda: run.predict(df.iloc[:0]),
+        "data: the DataFrame has no rows ": lambda: run.evaluate(df.iloc[:0]),
+        "data: the DataFrame has no rows  ": lambda: run.report(df.iloc[:0]),
+    }
+    for said, call in calls.items():
+        with pytest.raises(UserError) as e:
+            call()
+        assert str(e.value).startswith(said.strip()), str(e.value)

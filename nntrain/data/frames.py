@@ -165,11 +165,12 @@ def indexed_like(frame: pd.DataFrame, data: object) -> pd.DataFrame:
     return frame.set_axis(data.index) if isinstance(data, pd.DataFrame) and len(data) == len(frame) else frame
 
 
-def table_or_path(data: object, key: str = "--data") -> object:
+def table_or_path(data: object) -> object:
     """A file path as text, or a DataFrame as a Table (typed columns, as from Parquet; a column of mixed values
-    as text, as from a CSV file); None stays None. A DataFrame without rows is refused."""
+    as text, as from a CSV file); None stays None. A DataFrame without rows is refused. Only Python passes anything
+    but a path: a refusal names the API's argument, data (as fit's do), not the command line's INPUT or --data."""
     if data is None or isinstance(data, (str, Path)):
         return None if data is None else str(data)
     if not isinstance(data, pd.DataFrame):
-        raise UserError(f"{key}: give a pandas DataFrame or a file path, not {type(data).__name__}")
-    return frame_table(data, key)
+        raise UserError(f"data: give a pandas DataFrame or a file path, not {type(data).__name__}")
+    return frame_table(data, "data")

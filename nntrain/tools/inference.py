@@ -211,7 +211,7 @@ def check_sheet(sheet: str | None, data: str, key: str) -> None:
 def rows_of(data: object, key: str, prep: dict, sheet: str | None, said: list[str] | None = None) -> str | Table | None:
     """What the API's data= gives (table_or_path's path or Table); with a workbook's `sheet` named, the file read
     here, as a Table that messages name as given (`said`: as read_input's, for predict)."""
-    rows = table_or_path(data, key)
+    rows = table_or_path(data)
     if sheet is None:
         return rows
     if not isinstance(rows, str):
