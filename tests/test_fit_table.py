@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -182,3 +183,20 @@ def test_a_pipe_or_device_given_as_table_or_config_is_refused_at_once_not_read_f
 
     with pytest.raises(UserError, match="runs_dir=/dev/null: a file, not a folder"):
         create_run_dir("/dev/null", "t")
+
+
+def test_labels_and_levels_with_outer_spaces_are_the_same_class_and_level(workdir, cli):
+    df = make_table(n=120, task="binary", cat=True)
+    odd = df.index % 2 == 1  # a hand-typed sheet: every other cell with a space after it ("yes " beside "yes")
+    df.loc[odd, "y"] += " "
+    df.loc[odd, "color"] = " " + df.loc[odd, "color"]
+    df.to_csv(workdir / "t.csv", index=False)
+    r = cli("fit", "t.csv", "--target", "y", *QUICK, "train.plots=false", "train.threads=1")
+    assert r.exit_code == 0, r.stderr
+    assert "task: binary (2 distinct values in 'y'" in r.output
+    assert "6 input columns from 4 of the table's" in r.output  # a, b, c and color's 3 levels, not 6 levels
+    p = cli("predict", "runs/t", "t.csv", "-o", "p.csv")
+    assert p.exit_code == 0, p.stderr
+    out = pd.read_csv(workdir / "p.csv")
+    assert list(out.columns) == ["prediction", "proba_no", "proba_yes"] and len(out) == 120
+    assert set(out["prediction"]) <= {"yes", "no"}

@@ -181,7 +181,16 @@ def categories(s: pd.Series) -> pd.Series:
         out = v.astype(str).astype(object)
         out[integral] = v[integral].astype(np.int64).astype(str)
         return out
-    return s.astype(str)
+    return s.astype(str).str.strip()  # "red " typed beside "red" in a sheet is one level
+
+
+def without_outer_spaces(s: pd.Series) -> pd.Series:
+    """A column's text values without outer spaces ("yes " beside "yes" is one class), a blank one missing; its
+    other values (numbers, dates) as they are."""
+    if not (s.dtype == object or pd.api.types.is_string_dtype(s)):
+        return s
+    text = s.str.strip()  # NaN where a value is no text
+    return text.where(text.notna(), s).replace("", np.nan)
 
 
 def text_columns(prep: dict) -> tuple[str, ...]:

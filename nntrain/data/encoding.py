@@ -215,7 +215,7 @@ def encode_labels(y: pd.Series, classes: list, target: str, header_line: int) ->
         codes = np.where(ref[pos] == values, pos, -1)
     else:
         lookup = {str(c): i for i, c in enumerate(classes)}
-        codes = y.astype(str).map(lookup).fillna(-1).to_numpy(dtype=np.int64)
+        codes = y.astype(str).str.strip().map(lookup).fillna(-1).to_numpy(dtype=np.int64)  # as fit read them
     if (codes < 0).any():
         i = int(np.flatnonzero(codes < 0)[0])
         raise UserError(

@@ -16,7 +16,7 @@ import pandas as pd
 from nntrain.config.checks import task_problems
 from nntrain.config.schema import Config
 from nntrain.data import durations
-from nntrain.data.columns import Report, numeric_column, py
+from nntrain.data.columns import Report, numeric_column, py, without_outer_spaces
 from nntrain.data.dates import is_date_column
 from nntrain.data.durations import EXAMPLE
 from nntrain.data.encoding import encode
@@ -208,6 +208,7 @@ def _check_roles(data_cfg: Any, target: str) -> None:
 def _target_values(y_raw: pd.Series, header_line: int, data_cfg: Any, notes: list[str]) -> tuple[pd.Series, np.ndarray]:
     """(the target's values, the rows that have one); rows without one are dropped with a note, or refused. Labels
     written with leading zeros (01 beside 1) stay text, each a class, unless data.task is regression."""
+    y_raw = without_outer_spaces(y_raw)
     absent = y_raw.isna().to_numpy()
     if absent.any() and data_cfg.missing_target == "error":
         i = int(np.flatnonzero(absent)[0])
