@@ -157,6 +157,19 @@ def test_numbers_with_thousands_commas_currency_percent_and_missing_marks_are_nu
     assert got["wide"].tolist() == [1299, 12.5, 1234567.25, 980, 15000]
 
 
+def test_a_blank_cell_or_a_dash_among_numbers_is_missing_not_the_column_turned_to_categories(tmp_path):
+    # a cell of a space (a fixed-width export, a cell cleared in a sheet) or a typographic dash among numbers
+    text = "x,y,z\n1.5,a,3\n , b,4\n2.5,c, \n\u2014,d,6\n3.5,e,\u2013\n"
+    (tmp_path / "blank.csv").write_text(text, encoding="utf-8")
+    table = _read(tmp_path / "blank.csv")
+    got = table.frame
+    assert got["x"].dtype == float and got["x"].isna().tolist() == [False, True, False, True, False]
+    assert got["z"].dtype == float and got["z"].tolist()[:2] == [3, 4] and got["z"].isna().sum() == 2
+    assert got["y"].tolist() == ["a", " b", "c", "d", "e"]  # text as it is: fit reads its levels without spaces
+    said = " ".join(table.notes)
+    assert "column 'x': cells of spaces, '\u2014' read as missing" in said
+
+
 def test_a_workbook_s_text_cells_read_as_a_text_file_s_would(tmp_path):
     pytest.importorskip("openpyxl")
     text = pd.DataFrame(

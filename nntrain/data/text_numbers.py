@@ -22,7 +22,9 @@ EITHER = re.compile(r"[+-]?[1-9]\d{0,2},\d{3}")
 # Beside a number: currency signs and a percent sign (dropped: 12.5% is 12.5), and the spaces that group
 # thousands in French tables (non-breaking, thin); missing-value marks beyond pandas' own NA, NULL, ...
 SIGNS = "$€£¥%\u00a0\u202f\u2009"
-MARKS = ("?", "-", "--", ".", "n.a.", "N.A.", "na", "#N/A", "#VALUE!", "#DIV/0!")
+# A cell of spaces is one too ("" once stripped; pandas reads only an empty one as missing), and so are a report's
+# dashes (en, em): else one such cell turns a column of numbers into categories.
+MARKS = ("?", "-", "--", ".", "n.a.", "N.A.", "na", "#N/A", "#VALUE!", "#DIV/0!", "", "\u2013", "\u2014")
 # A whole number written with a leading zero (02134, 007, 01) is a code or a label: as a number it loses its
 # zeros, and the labels 01 and 1 become one class. 0 itself, 0.5 and a zero-padded amount (000123.45) are numbers.
 ZERO_LED = r"\s*0\d+\s*$"
@@ -212,4 +214,5 @@ def _said(found: dict[str, list[str]], marked: dict[str, list[str]], name: str, 
             f"percent signs (12.5% is 12.5; data.decimal='.' keeps them as text)"
         )
     for col, marks in marked.items():
-        notes.append(f"{name}: column {quoted(col)}: {listed(marks, quote=True)} read as missing")
+        shown = ", ".join(quoted(m) if m else "cells of spaces" for m in marks)
+        notes.append(f"{name}: column {quoted(col)}: {shown} read as missing")
