@@ -200,3 +200,19 @@ def test_labels_and_levels_with_outer_spaces_are_the_same_class_and_level(workdi
     out = pd.read_csv(workdir / "p.csv")
     assert list(out.columns) == ["prediction", "proba_no", "proba_yes"] and len(out) == 120
     assert set(out["prediction"]) <= {"yes", "no"}
+
+
+def test_predict_on_a_file_lacking_a_column_names_the_file_and_the_column_it_holds_instead(workdir, cli):
+    df = make_table(n=120, task="binary", cat=True)
+    df.to_csv(workdir / "t.csv", index=False)
+    assert cli("fit", "t.csv", "--target", "y", *QUICK, "train.plots=false", "train.threads=1").exit_code == 0
+    df.drop(columns="y").rename(columns={"color": "Color"}).to_csv(workdir / "new.csv", index=False)
+    r = cli("predict", "runs/t", "new.csv", "-o", "p.csv")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "new.csv: lacks column(s) 'color' that the model was trained on (did you mean 'Color'?)" in r.output
+    assert not (workdir / "p.csv").exists()
+    r = cli("eval", "runs/t", "--data", "new.csv")
+    assert r.exit_code == 2 and "new.csv: no target column 'y'" in r.output
+    df.rename(columns={"a": "A"}).to_csv(workdir / "labelled.csv", index=False)
+    r = cli("eval", "runs/t", "--data", "labelled.csv")
+    assert r.exit_code == 2 and "labelled.csv: lacks column(s) 'a' that the model was trained on" in r.output

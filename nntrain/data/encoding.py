@@ -31,7 +31,7 @@ from nntrain.data.columns import (
 )
 from nntrain.data.quantiles import mapped
 from nntrain.data.tables import Table, check_columns, where
-from nntrain.errors import UserError, listed, quoted
+from nntrain.errors import UserError, did_you_mean, listed, quoted
 
 LOG_MAX = 700.0  # the log of a value a float64 holds: exp beyond it is infinite
 
@@ -90,13 +90,19 @@ def encode(
     header_line: int,
     sources: dict[str, np.ndarray] | None = None,
     report: Report | None = None,
+    shown: str = "input",
 ) -> np.ndarray:
     """Raw rows -> the float32 matrix the model takes, with the stored preprocessing. `sources`: the numeric
-    sources already read (by prepare). Written straight into float32, never as a float64 copy of the table."""
+    sources already read (by prepare). Written straight into float32, never as a float64 copy of the table.
+    `shown`: the rows' file (or a DataFrame) as messages name it."""
     report = report or Report()
     missing = [c for c in prep["columns"] if c not in df.columns]
     if missing:
-        raise UserError(f"input lacks column(s) {', '.join(map(repr, missing))} that the model was trained on")
+        others = [str(c) for c in df.columns if c not in prep["columns"]]  # 'Color' for 'color', 'price ' for 'price'
+        raise UserError(
+            f"{shown}: lacks column(s) {listed(missing, most=8, quote=True)} that the model was trained on"
+            f"{did_you_mean(missing[0], others)}"
+        )
     if sources is None:
         check_columns(df[prep["columns"]], "input")  # what prepare checked in training
         report.absent(df, prep["columns"])
@@ -254,7 +260,7 @@ def encode_table(
             raise UserError(f"{shown}: every row's target {quoted(target)} is missing: there is nothing to evaluate")
         report.notes.append(f"{int(absent.sum()):,} row(s) without a target {quoted(target)} left out")
         frame, absent = frame.loc[~absent].reset_index(drop=True), absent[~absent]
-    X = encode(frame, prep, table.header_line, report=report)
+    X = encode(frame, prep, table.header_line, report=report, shown=shown)
     y = encode_target(frame[target], prep, table.header_line, absent)
     weights = None
     if prep.get("weight") in frame.columns:

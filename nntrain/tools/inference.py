@@ -225,7 +225,7 @@ def predict_frame(run: LoadedRun, data: str | Table, report: Report | None = Non
     table = read_input(data, "INPUT", run.prep, report.notes if report else [])
     if report is not None:
         report.notes += unfinished(run)
-    X = encode(table.frame, run.prep, table.header_line, report=report)
+    X = encode(table.frame, run.prep, table.header_line, report=report, shown=data_label(data))
     return prediction_columns(run.prep, scores_of(run, X)).set_axis(table.frame.index)
 
 
