@@ -200,6 +200,11 @@ def test_labels_and_levels_with_outer_spaces_are_the_same_class_and_level(workdi
     out = pd.read_csv(workdir / "p.csv")
     assert list(out.columns) == ["prediction", "proba_no", "proba_yes"] and len(out) == 120
     assert set(out["prediction"]) <= {"yes", "no"}
+    df.loc[:3, "y"] = "  "  # a target cell of spaces: no label, as fit reads it
+    df.to_csv(workdir / "blank.csv", index=False)
+    e = cli("eval", "runs/t", "--data", "blank.csv")
+    assert e.exit_code == 0, e.output
+    assert "4 row(s) without a target 'y' left out" in e.output
 
 
 def test_predict_on_a_file_lacking_a_column_names_the_file_and_the_column_it_holds_instead(workdir, cli):

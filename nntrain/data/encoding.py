@@ -28,6 +28,7 @@ from nntrain.data.columns import (
     raw_sources,
     row_parts,
     source_names,
+    without_outer_spaces,
 )
 from nntrain.data.quantiles import mapped
 from nntrain.data.tables import Table, check_columns, where
@@ -253,15 +254,15 @@ def encode_table(
     target = prep["target"]
     if target not in table.frame.columns:
         raise UserError(f"{shown}: no target column '{target}' to evaluate against")
-    frame = table.frame
-    absent = frame[target].isna().to_numpy() if prep.get("missing_target") == "drop" else np.zeros(len(frame), bool)
+    frame, y = table.frame, without_outer_spaces(table.frame[target])  # as fit read it: "  " has no label
+    absent = y.isna().to_numpy() if prep.get("missing_target") == "drop" else np.zeros(len(frame), bool)
     if absent.any() and not every_row:
         if absent.all() and not part:
             raise UserError(f"{shown}: every row's target {quoted(target)} is missing: there is nothing to evaluate")
         report.notes.append(f"{int(absent.sum()):,} row(s) without a target {quoted(target)} left out")
-        frame, absent = frame.loc[~absent].reset_index(drop=True), absent[~absent]
+        frame, y, absent = frame.loc[~absent].reset_index(drop=True), y[~absent].reset_index(drop=True), absent[~absent]
     X = encode(frame, prep, table.header_line, report=report, shown=shown)
-    y = encode_target(frame[target], prep, table.header_line, absent)
+    y = encode_target(y, prep, table.header_line, absent)
     weights = None
     if prep.get("weight") in frame.columns:
         weights = row_weights(frame, prep, table.header_line)
