@@ -42,9 +42,9 @@ def _text_and_dates(prep: dict) -> dict:
             "dtype": "string",
             "shape": [BATCH_DIM, len(strings)],
             "columns": strings,
-            "note": 'text as the table holds it (numbers as text: "3", not "3.0"), "" for a missing value; a '
-            "level never seen in training is encoded as unknown (all-zero one-hot, or the embedding's unknown "
-            "row), as nntrain predict does",
+            "note": 'text as the table holds it (numbers as text: "3", not "3.0") without outer spaces, which '
+            'nntrain predict strips; "" for a missing value; a level never seen in training is encoded as '
+            "unknown (all-zero one-hot, or the embedding's unknown row), as nntrain predict does",
         }
     if prep.get("dates"):
         doc["dates"] = {
