@@ -221,3 +221,22 @@ def test_predict_on_a_file_lacking_a_column_names_the_file_and_the_column_it_hol
     df.rename(columns={"a": "A"}).to_csv(workdir / "labelled.csv", index=False)
     r = cli("eval", "runs/t", "--data", "labelled.csv")
     assert r.exit_code == 2 and "labelled.csv: lacks column(s) 'a' that the model was trained on" in r.output
+
+
+def test_a_missing_value_mark_in_a_text_target_is_no_class_but_a_class_of_signs_is_kept(workdir, cli):
+    df = make_table(n=120, task="binary", cat=True)
+    df.loc[::10, "y"] = "?"  # a UCI table's unknown label
+    df.to_csv(workdir / "t.csv", index=False)
+    r = cli("fit", "t.csv", "--target", "y", *QUICK, "train.plots=false", "train.threads=1")
+    assert r.exit_code == 0, r.output
+    assert "task: binary (2 distinct values in 'y'" in r.output
+    assert "column 'y' (the target): '?' read as missing" in r.output
+    assert "12 row(s) without a target 'y' left out of every split" in r.output
+    e = cli("eval", "runs/t", "--data", "t.csv")
+    assert e.exit_code == 0 and "12 row(s) without a target 'y' left out" in e.output
+    df["y"] = df["y"].map({"yes": "+", "no": "-", "?": "-"})  # a promoter table's classes: signs, not marks
+    df.to_csv(workdir / "signs.csv", index=False)
+    r = cli("fit", "signs.csv", "--target", "y", *QUICK, "train.plots=false", "train.threads=1")
+    assert (
+        r.exit_code == 0 and "task: binary (2 distinct values in 'y'" in r.output and "read as missing" not in r.output
+    )

@@ -32,6 +32,7 @@ from nntrain.data.columns import (
 )
 from nntrain.data.quantiles import mapped
 from nntrain.data.tables import Table, check_columns, where
+from nntrain.data.text_numbers import marks_among_labels
 from nntrain.errors import UserError, did_you_mean, listed, quoted
 
 LOG_MAX = 700.0  # the log of a value a float64 holds: exp beyond it is infinite
@@ -255,6 +256,8 @@ def encode_table(
     if target not in table.frame.columns:
         raise UserError(f"{shown}: no target column '{target}' to evaluate against")
     frame, y = table.frame, without_outer_spaces(table.frame[target])  # as fit read it: "  " has no label
+    if prep.get("classes"):
+        y = y.mask(marks_among_labels(y, prep["classes"]))  # "?" beside yes and no, fit's missing target
     absent = y.isna().to_numpy() if prep.get("missing_target") == "drop" else np.zeros(len(frame), bool)
     if absent.any() and not every_row:
         if absent.all() and not part:

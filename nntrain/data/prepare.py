@@ -24,7 +24,7 @@ from nntrain.data.fitting import column_kind, fit_features, fit_target, fit_weig
 from nntrain.data.frames import mixed_as_text
 from nntrain.data.splits import split
 from nntrain.data.tables import READ_KEYS, Table, check_columns, read_tables, where
-from nntrain.data.text_numbers import zeros_kept
+from nntrain.data.text_numbers import marks_among_labels, zeros_kept
 from nntrain.data.workbooks import sheet_hint
 from nntrain.errors import UserError, did_you_mean, listed, quoted
 from nntrain.resources import available_bytes, gib
@@ -209,6 +209,11 @@ def _target_values(y_raw: pd.Series, header_line: int, data_cfg: Any, notes: lis
     """(the target's values, the rows that have one); rows without one are dropped with a note, or refused. Labels
     written with leading zeros (01 beside 1) stay text, each a class, unless data.task is regression."""
     y_raw = without_outer_spaces(y_raw)
+    marked = marks_among_labels(y_raw)  # a UCI table's "?" beside yes and no: no class to learn
+    if marked.any():
+        marks = listed(sorted(y_raw[marked].unique()), quote=True)
+        notes.append(f"column {quoted(y_raw.name)} (the target): {marks} read as missing (a mark, not a class)")
+        y_raw = y_raw.mask(marked)
     absent = y_raw.isna().to_numpy()
     if absent.any() and data_cfg.missing_target == "error":
         i = int(np.flatnonzero(absent)[0])

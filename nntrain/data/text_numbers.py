@@ -30,6 +30,19 @@ MARKS = ("?", "-", "--", ".", "n.a.", "N.A.", "na", "#N/A", "#VALUE!", "#DIV/0!"
 ZERO_LED = r"\s*0\d+\s*$"
 
 
+def marks_among_labels(y: pd.Series, classes: list | None = None) -> pd.Series:
+    """Where a text target holds a missing-value mark (?, -, #N/A) that is no class: fit's, among labels with a
+    letter or digit (yes, no, ?; a target of signs alone, + and -, keeps them as classes); eval's, a mark that is
+    none of the run's `classes`."""
+    if not (y.dtype == object or pd.api.types.is_string_dtype(y.dtype)):
+        return pd.Series(False, index=y.index)
+    marked = y.isin(MARKS)
+    if classes is not None:
+        return marked & ~y.isin([str(c) for c in classes])
+    labels = pd.Series(y[~marked].dropna().unique()).astype(str)
+    return marked & bool(labels.str.contains(r"[^\W_]", regex=True).any())
+
+
 def zero_led(values: pd.Series) -> pd.Series:
     """Whether each value, as text, is a whole number written with a leading zero before another digit."""
     return values.astype("string").str.match(ZERO_LED).fillna(False).astype(bool)
