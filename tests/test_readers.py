@@ -407,6 +407,17 @@ def test_a_sheet_with_a_title_above_its_header_reads_from_the_header(tmp_path):
     assert _read(tmp_path / "plain.xlsx").frame.shape == df.shape
 
 
+def test_a_sheet_whose_table_starts_below_blank_rows_and_right_of_an_empty_column_reads_from_its_header(tmp_path):
+    pytest.importorskip("openpyxl")
+    df = make_table(n=40)
+    with pd.ExcelWriter(tmp_path / "margin.xlsx") as w:  # a table typed from cell B3: a margin left and above
+        df.to_excel(w, index=False, startrow=2, startcol=1)
+    table = _read(tmp_path / "margin.xlsx")
+    assert "margin.xlsx: its first 2 row(s), above the header, skipped" in " ".join(table.notes)
+    assert list(table.frame.columns)[1:] == ["a", "b", "c", "y"] and len(table.frame) == 40
+    pd.testing.assert_frame_equal(table.frame.iloc[:, 1:], df, check_dtype=False)
+
+
 def test_a_message_counts_lines_from_the_top_of_a_file_with_a_title(tmp_path):
     from nntrain.config.schema import DataConfig
     from nntrain.data.prepare import prepare

@@ -163,15 +163,17 @@ def _excel_numbers(frame: pd.DataFrame, p: Path, options: Options) -> pd.DataFra
 def _rows_above_header(sheet: pd.DataFrame) -> int:
     """Rows above a sheet's header (a title, notes): where the first row read as the header leaves columns
     unnamed, the first of the next MAX_PREAMBLE rows whose every cell is text, while the rows above it fill at
-    most half their cells; 0 otherwise."""
+    most half their cells; 0 otherwise. A column empty throughout (a margin left of a table typed from B3) is
+    no cell of it."""
     if not any(str(c).startswith("Unnamed: ") for c in sheet.columns):
         return 0
-    half = sheet.shape[1] / 2
+    width = int(sheet.notna().any().sum())
+    half = width / 2
     if sum(not str(c).startswith("Unnamed: ") for c in sheet.columns) > half:
         return 0
     for i, row in enumerate(sheet.head(MAX_PREAMBLE).itertuples(index=False)):
         cells = [v for v in row if not pd.isna(v)]
-        if len(cells) == sheet.shape[1] and all(isinstance(v, str) for v in cells):
+        if len(cells) == width and all(isinstance(v, str) for v in cells):
             return i + 1
         if len(cells) > half:
             return 0
