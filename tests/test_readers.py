@@ -393,6 +393,26 @@ def test_a_title_comments_or_blank_lines_above_the_header_are_skipped_and_lines_
         _read(tmp_path / "ragged.csv")
 
 
+def test_a_title_a_spreadsheet_padded_with_delimiters_above_the_header_is_skipped(tmp_path):
+    df = make_table(n=30)
+    body = df.to_csv(index=False)
+    (tmp_path / "plain.csv").write_text(body)
+    want = _read(tmp_path / "plain.csv").frame
+    # Excel's "Save as CSV" gives every line the table's fields: the title, a blank row, a margin column
+    (tmp_path / "padded.csv").write_text("Sales report,,,\n,,,\n" + body)
+    table = _read(tmp_path / "padded.csv")
+    pd.testing.assert_frame_equal(table.frame, want)
+    assert "padded.csv: its first 2 line(s), above the header, skipped (a title or comments: 'Sales report')" in (
+        " ".join(table.notes)
+    )
+    margin = "".join("," + line + "\n" for line in body.splitlines())
+    (tmp_path / "margin.csv").write_text("Sales report,,,,\n" + margin)
+    got = _read(tmp_path / "margin.csv").frame
+    pd.testing.assert_frame_equal(got.iloc[:, 1:], want)
+    (tmp_path / "empty_cell.csv").write_text(body.replace("a,b,c,y", "a,,c,y", 1))  # a header with a blank: no title
+    assert _read(tmp_path / "empty_cell.csv").frame.shape == want.shape
+
+
 def test_a_sheet_with_a_title_above_its_header_reads_from_the_header(tmp_path):
     pytest.importorskip("openpyxl")
     df = make_table(n=40)

@@ -123,7 +123,8 @@ def delimiter(p: Path, options: Options) -> str:
     lines = _whole_lines(sample, whole)
     options.skip, found = preamble(lines)
     if options.skip:
-        above = [line.strip() for line in lines[: options.skip] if line.strip()]
+        padding = "".join(DELIMITERS) + " "  # a title a spreadsheet padded: 'Sales report', not 'Sales report,,,'
+        above = [t for line in lines[: options.skip] if (t := line.strip(padding + "\r\n"))]
         options.notes.append(
             f"{p.name}: its first {options.skip} line(s), above the header, skipped (a title or comments: "
             f"{listed(above, most=2, quote=True)})"
@@ -234,8 +235,10 @@ def preamble(lines: list[str]) -> tuple[int, str | None]:
     fewest lines after which one delimiter splits every line into the same number of fields (more than one),
     while it splits every line above into fewer; else (0, None)."""
     body = [line for line in lines if line.strip()][:200]
-    if any(_fields(body, d) > 1 for d in DELIMITERS):
-        return 0, None
+    padded = [d for d in DELIMITERS if _fields(body, d) > 1]
+    if padded:
+        k = _padded_title(lines, padded[0])
+        return (k, padded[0]) if k else (0, None)
     for k in range(1, min(MAX_PREAMBLE, len(lines) - 2) + 1):
         rest, above = [x for x in lines[k:] if x.strip()][:200], [x for x in lines[:k] if x.strip()]
         for d in DELIMITERS:
@@ -245,6 +248,20 @@ def preamble(lines: list[str]) -> tuple[int, str | None]:
                     k += 1
                 return k, d
     return 0, None
+
+
+def _padded_title(lines: list[str], d: str) -> int:
+    """The lines above the header of a file whose every line has the same fields, as a spreadsheet saved as CSV
+    pads a title ("Sales report,,,"): where the first lines fill at most half as many cells as the fullest line
+    (a margin column left empty counts in neither), the first line that fills as many as it; else 0."""
+    filled = [sum(1 for c in row if c.strip()) for row in csv.reader(lines[: MAX_PREAMBLE + 1], delimiter=d)]
+    width = max(filled, default=0)
+    for k, cells in enumerate(filled):
+        if cells == width:
+            return k
+        if cells > width / 2:
+            return 0
+    return 0
 
 
 def _sample(p: Path, compression: str, encoding: str = "utf-8") -> tuple[str, bool]:
