@@ -207,6 +207,17 @@ def test_labels_and_levels_with_outer_spaces_are_the_same_class_and_level(workdi
     assert "4 row(s) without a target 'y' left out" in e.output
 
 
+def test_a_run_from_before_levels_were_stripped_still_finds_them():
+    """A run trained when 'red ' and 'yes ' were kept as typed holds them so; its new rows are read stripped."""
+    from nntrain.data.columns import Report
+    from nntrain.data.encoding import encode_labels, level_codes
+
+    prep = {"categories": {"c": ["blue", "red "]}, "kinds": {"c": "categorical"}, "impute": {}}
+    report = Report()
+    assert level_codes(pd.Series(["red", "blue", " red ", "green"], name="c"), prep, 1, report).tolist() == [2, 1, 2, 0]
+    assert encode_labels(pd.Series(["yes", "no "]), ["no", "yes "], "y", 1).tolist() == [1, 0]
+
+
 def test_predict_on_a_file_lacking_a_column_names_the_file_and_the_column_it_holds_instead(workdir, cli):
     df = make_table(n=120, task="binary", cat=True)
     df.to_csv(workdir / "t.csv", index=False)

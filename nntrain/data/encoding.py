@@ -181,7 +181,7 @@ def level_codes(s: pd.Series, prep: dict, header_line: int, report: Report) -> n
     col = str(s.name)
     idx, uniques = pd.factorize(s)  # each distinct value named once; -1 for a missing one
     names = categories(pd.Series(uniques, dtype=object if len(uniques) == 0 else None))
-    by_unique = pd.Index(prep["categories"][col], dtype=object).get_indexer(names.astype(object)) + 1  # 0: not kept
+    by_unique = names.map(stripped_lookup(prep["categories"][col], start=1)).fillna(0).to_numpy(np.int64)  # 0: none
     new = by_unique == 0
     if col in prep.get("rare", {}):
         new &= ~names.isin(prep["rare"][col]).to_numpy()
@@ -207,6 +207,15 @@ def level_codes(s: pd.Series, prep: dict, header_line: int, report: Report) -> n
     return codes
 
 
+def stripped_lookup(levels: list, start: int = 0) -> dict[str, int]:
+    """Each stored level's place (from `start`) by its text without outer spaces, as new values are read: a run
+    trained before levels were stripped ('red ' kept) still finds 'red'; the first of two that strip alike wins."""
+    lookup: dict[str, int] = {}
+    for i, level in enumerate(levels):
+        lookup.setdefault(str(level).strip(), i + start)
+    return lookup
+
+
 def encode_labels(y: pd.Series, classes: list, target: str, header_line: int) -> np.ndarray:
     """Class indices, vectorized (a million labels through a Python loop take seconds). Numeric labels match
     by value, so 1, 1.0 and '1' are one class."""
@@ -222,7 +231,7 @@ def encode_labels(y: pd.Series, classes: list, target: str, header_line: int) ->
         pos = np.clip(np.searchsorted(ref, values), 0, len(ref) - 1)
         codes = np.where(ref[pos] == values, pos, -1)
     else:
-        lookup = {str(c): i for i, c in enumerate(classes)}
+        lookup = stripped_lookup(classes)
         codes = y.astype(str).str.strip().map(lookup).fillna(-1).to_numpy(dtype=np.int64)  # as fit read them
     if (codes < 0).any():
         i = int(np.flatnonzero(codes < 0)[0])
