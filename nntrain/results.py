@@ -228,6 +228,12 @@ class Folds:
         members = [(k, f["prediction"].to_numpy()) for k, f in enumerate(frames, start=1)] if mean is None else None
         return with_bounds(frame, self.runs[0]._prep, self.held_out(), interval, sets, members)
 
+    def in_float64(self) -> Folds:
+        """Predict in float64 from here on (Run.in_float64), every fold."""
+        for run in self.runs:
+            run.in_float64()
+        return self
+
     def held_out(self) -> dict:
         """What the folder's intervals and sets are calibrated on: each fold's held-out rows through its model (its
         validation rows), residuals per fold, or every such row's probability of its true class."""

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import nntrain
 
@@ -63,6 +64,9 @@ def test_predict_on_the_cv_folder_averages_the_folds(workdir, table_csv, cli):
     assert np.allclose(averaged.filter(like="proba_"), (each[0] + each[1]) / 2)
     labels = np.array(folds.runs[0].classes)[averaged.filter(like="proba_").to_numpy().argmax(axis=1)]
     assert list(averaged["prediction"]) == list(labels)
+    wide = folds.in_float64().predict(rows)  # as Run.in_float64 and Bag.in_float64 (was an AttributeError)
+    assert all(next(run._loaded.model.parameters()).dtype == torch.float64 for run in folds.runs)
+    assert np.allclose(wide.filter(like="proba_"), averaged.filter(like="proba_"), atol=1e-5)
     rows.to_csv(workdir / "rows.csv", index=False)
     r = cli("predict", folds.run_dir, "rows.csv")
     assert r.exit_code == 0 and np.allclose(
