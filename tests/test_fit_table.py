@@ -251,3 +251,17 @@ def test_a_missing_value_mark_in_a_text_target_is_no_class_but_a_class_of_signs_
     assert (
         r.exit_code == 0 and "task: binary (2 distinct values in 'y'" in r.output and "read as missing" not in r.output
     )
+
+
+def test_a_column_named_as_an_id_of_distinct_whole_numbers_is_warned_about(workdir, cli):
+    """A CustomerID of row numbers was used as an input without a word; a column of distinct numbers not named
+    so (paid) is an input as any."""
+    df = make_table(n=120).sample(frac=1, random_state=0)
+    df.insert(0, "CustomerID", range(1000, 1120))
+    df["paid"] = range(120)
+    df.to_csv(workdir / "t.csv", index=False)
+    r = cli("fit", "t.csv", "--target", "y", *QUICK, "train.plots=false", "train.threads=1")
+    assert r.exit_code == 0, r.stderr
+    said = r.stdout + r.stderr
+    assert "column 'CustomerID' is named as an ID and holds a different whole number in every row" in said
+    assert "data.drop: [CustomerID]" in said and "'paid' is named" not in said

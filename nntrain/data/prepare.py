@@ -6,6 +6,7 @@ choice is said in a note.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,12 @@ def _columns(table: Table, data_cfg: Any) -> tuple[str, list[str], list[str]]:
         notes.append(
             f"column '{col}' holds the row numbers (an index saved with the table) and is not used as a feature"
         )
+    notes += [
+        f"warning: column {quoted(c)} is named as an ID and holds a different whole number in every row: it can "
+        f"carry nothing to new rows (unless its numbers follow time): leave it out with data.drop: [{c}]"
+        for c in features
+        if _is_named_id(df[c])
+    ]
     if not features:
         raise UserError(f"data.path={data_cfg.path}: no feature columns besides the target {quoted(target)}")
     roles = [c for c in (data_cfg.weight, data_cfg.split_column, data_cfg.group) if c]
@@ -330,6 +337,14 @@ def check_against(cfg: Config, data: Prepared) -> None:
     for part, idx in (("training", data.train), ("validation", data.val), ("test", data.test)):
         if len(idx) == 0 and not (part == "test" and no_test):
             raise UserError(f"data: the {part} split is empty ({len(data.X)} rows); use more rows or other split sizes")
+
+
+ID_NAME = re.compile(r"(?i:id)|.*(?i:[_\s.-]id)|.*[a-z0-9](ID|Id)")  # id, user_id, CustomerID; not paid, valid
+
+
+def _is_named_id(s: pd.Series) -> bool:
+    """A column named as an ID (id, user_id, CustomerID) holding a distinct whole number in each of 20 or more rows."""
+    return bool(ID_NAME.fullmatch(str(s.name))) and pd.api.types.is_integer_dtype(s) and len(s) >= 20 and s.is_unique
 
 
 def _is_saved_index(s: pd.Series) -> bool:
