@@ -167,9 +167,14 @@ def shown(v: float | None) -> str:
     return f"{v:.4f}" if v == 0 or abs(v) >= 1e-3 else f"{v:.4g}"
 
 
+def _counted(y_true: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """The target over the rows that count (weight above 0)."""
+    return np.asarray(y_true) if w is None else np.asarray(y_true)[np.asarray(w) > 0]
+
+
 def constant(y_true: np.ndarray, w: np.ndarray | None = None) -> bool:
-    """Whether the target takes one value over the rows that count (weight above 0): r2 is undefined there."""
-    y = np.asarray(y_true) if w is None else np.asarray(y_true)[np.asarray(w) > 0]
+    """Whether the target takes one value over the rows that count: r2 is undefined there."""
+    y = _counted(y_true, w)
     return len(y) > 0 and bool(np.all(y == y[0]))
 
 
@@ -177,7 +182,7 @@ def r2_notes(task: str, y_true: np.ndarray, w: np.ndarray | None, where: str) ->
     """The line saying why r2 is missing for these rows (`where`: "the test split", a file), or none."""
     if task != "regression" or not constant(y_true, w):
         return []
-    value = np.asarray(y_true)[0] if w is None else np.asarray(y_true)[np.asarray(w) > 0][0]
+    value = _counted(y_true, w)[0]
     return [
         f"the target is constant over the {len(y_true):,} rows of {where} (every one {value:g}): r2 is undefined "
         "there, shown as n/a (null in JSON)"

@@ -6,6 +6,7 @@ what the reader found is said; what it cannot decide is refused naming the key t
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -368,11 +369,16 @@ def test_labels_and_codes_written_with_leading_zeros_stay_as_written_in_fit_and_
     assert frame["share"].dtype == float and frame["a"].dtype == float
 
 
-def test_a_title_comments_or_blank_lines_above_the_header_are_skipped_and_lines_still_counted(tmp_path):
+def _plain(tmp_path: Path) -> tuple[pd.DataFrame, str, pd.DataFrame]:
+    """A small table, its CSV text, and that text as read: what a file with lines above its header must give."""
     df = make_table(n=30)
     body = df.to_csv(index=False)
     (tmp_path / "plain.csv").write_text(body)
-    want = _read(tmp_path / "plain.csv").frame
+    return df, body, _read(tmp_path / "plain.csv").frame
+
+
+def test_a_title_comments_or_blank_lines_above_the_header_are_skipped_and_lines_still_counted(tmp_path):
+    df, body, want = _plain(tmp_path)
     (tmp_path / "title.csv").write_text("Sales report 2024, shop 3\n\n" + body)
     (tmp_path / "notes.csv").write_text("# exported by tool v1\n# units: EUR\n" + body)
     df.to_csv(tmp_path / "semi.csv", index=False, sep=";", decimal=",")
@@ -394,10 +400,7 @@ def test_a_title_comments_or_blank_lines_above_the_header_are_skipped_and_lines_
 
 
 def test_a_title_a_spreadsheet_padded_with_delimiters_above_the_header_is_skipped(tmp_path):
-    df = make_table(n=30)
-    body = df.to_csv(index=False)
-    (tmp_path / "plain.csv").write_text(body)
-    want = _read(tmp_path / "plain.csv").frame
+    df, body, want = _plain(tmp_path)
     # Excel's "Save as CSV" gives every line the table's fields: the title, a blank row, a margin column
     (tmp_path / "padded.csv").write_text("Sales report,,,\n,,,\n" + body)
     table = _read(tmp_path / "padded.csv")

@@ -297,18 +297,23 @@ def test_resume_can_extend_epochs_and_refuses_architecture_changes(workdir, cli)
     assert r.exit_code == 2 and "not both" in r.stderr
 
 
+def cut_after_epoch(cfg_path: Path, epoch: int) -> None:
+    """The run `cut` of the config, stopped by a real SIGINT once its epoch `epoch` has ended."""
+
+    def stop(msg: str) -> None:
+        if msg.startswith(f"epoch {epoch:>3}/"):
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(Interrupted), catching_signals():
+        fit(load_config(cfg_path, ["name=cut"]), log=stop)
+
+
 def test_resume_refuses_fewer_epochs_than_the_run_has_trained(workdir, cli):
     """fit --resume RUN train.epochs=N below the epochs the run trained: an interrupted run was marked completed
     at once, its config.yaml saying N epochs of a model that trained more (a finished one said 'nothing to
     train'). Refused, naming what it trained and what to do; nothing written."""
     cfg_path = config_for(workdir, train={"epochs": 6, "threads": 1, "plots": False})
-
-    def stop_after_epoch_3(msg: str) -> None:
-        if msg.startswith("epoch   3/"):
-            signal.raise_signal(signal.SIGINT)
-
-    with pytest.raises(Interrupted), catching_signals():
-        fit(load_config(cfg_path, ["name=cut"]), log=stop_after_epoch_3)
+    cut_after_epoch(cfg_path, 3)
     assert cli("fit", cfg_path, "name=full", "train.epochs=3", "--quiet").exit_code == 0
     for name, trained in (("cut", 3), ("full", 3)):
         root = workdir / "runs" / name
@@ -326,13 +331,7 @@ def test_eval_and_predict_of_a_run_that_has_not_finished_warn_which_weights_they
     """eval and predict of an interrupted run (or one killed, or still training: no summary.json) used its best
     epoch so far without a word. A warning names the run, why, the epoch of the weights and the resume."""
     cfg_path = config_for(workdir, train={"epochs": 5, "threads": 1, "plots": False})
-
-    def stop_after_epoch_2(msg: str) -> None:
-        if msg.startswith("epoch   2/"):
-            signal.raise_signal(signal.SIGINT)
-
-    with pytest.raises(Interrupted), catching_signals():
-        fit(load_config(cfg_path, ["name=cut"]), log=stop_after_epoch_2)
+    cut_after_epoch(cfg_path, 2)
     make_table(n=5, seed=2).drop(columns="y").to_csv(workdir / "rows.csv", index=False)
     (workdir / "parts").mkdir()
     for i in (0, 1):  # predicted a file (a chunk) at a time: the warning is said once, not once a chunk
