@@ -7,9 +7,8 @@ What the encoding reads as unknown (a level never seen in training) comes as a D
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pandas as pd
 
 from nntrain.config.loading import load_config
 from nntrain.config.schema import Config
-from nntrain.data.frames import frame_file, given_frame, stored
+from nntrain.data.frame_runs import frame_and_file, stored_for, the_dataframe
 from nntrain.data.table_source import table_config
 from nntrain.engine.stopping import Diverged, catching_signals
 from nntrain.errors import UserError
@@ -60,56 +59,30 @@ def fit(
 
     log = _outputs(tensorboard, log)
     cfg, config_dir = configured(config, overrides, data, name)
-    data = given_frame(data, "data") if isinstance(data, pd.DataFrame) else data
-    path = frame_file(data, Path(cfg.runs_dir)) if isinstance(data, pd.DataFrame) else None
+    frame, path = frame_and_file(data, cfg.runs_dir)
     tracker = tracker_for(mlflow, cfg)  # before the frame and the run folder: a dead server leaves neither behind
     files, why = stream_files(cfg, config_dir) if path is None else (None, "")
     if files:  # a Parquet table streamed from disk (engine/streamed.py): one model
         return _trained(lambda: start_streamed(cfg, config_dir, files, why), tracker, log, progress, tensorboard)
 
     def begin() -> Any:
-        if path is None:
-            return start(cfg, config_dir)
-        with stored(data, path):
-            cfg.data.path = str(path)
+        with stored_for(frame, path, [cfg]):
             return start(cfg, config_dir)
 
-    with _the_dataframe(path):
-        auto_bag(cfg, config_dir, tensorboard or tracker is not None, data if path is not None else None)
+    with the_dataframe(path):
+        auto_bag(cfg, config_dir, tensorboard or tracker is not None, frame)
         if cfg.train.bag > 1:
-            return _bagged(cfg, config_dir, log, tensorboard or tracker is not None, data, path)
+            return _bagged(cfg, config_dir, log, tensorboard or tracker is not None, frame, path)
         return _trained(begin, tracker, log, progress, tensorboard)
 
 
-@contextlib.contextmanager
-def _the_dataframe(path: Path | None) -> Iterator[None]:
-    """A refusal that names the file a DataFrame is stored in (RUNS_DIR/.data/SHA.parquet, an internal one)
-    names "the DataFrame" instead."""
-    try:
-        yield
-    except UserError as e:
-        if path is None:
-            raise
-        names = (f"data.path={path}", f"data.path={path.resolve()}", str(path.resolve()), str(path))
-
-        def said(text: str | None) -> str | None:
-            for name in names:
-                text = text.replace(name, "the DataFrame") if text else text
-            return text
-
-        e.problems = [dataclasses.replace(p, message=said(p.message), value=said(p.value)) for p in e.problems]
-        e.args = (str(e),)
-        raise
-
-
-def _bagged(cfg: Config, config_dir: Path | None, log: Callable | None, extra: bool, data: Any, path: Any) -> Bag:
+def _bagged(cfg: Config, config_dir: Path | None, log: Callable | None, extra: bool, frame: Any, path: Any) -> Bag:
     """fit of a config with train.bag >= 2 (tools/bagging.py); a DataFrame stored as fit stores it."""
     from nntrain.tools.bagging import fit_bag
 
     if extra:
         raise UserError(f"train.bag={cfg.train.bag}: TensorBoard and MLflow logging of a bag are not there yet")
-    with catching_signals(), stored(data, path) if path is not None else contextlib.nullcontext():
-        cfg.data.path = str(path) if path is not None else cfg.data.path
+    with catching_signals(), stored_for(frame, path, [cfg]):
         summary = fit_bag(cfg, config_dir, log)
     return Bag(summary["run_dir"])
 
@@ -231,12 +204,9 @@ def fit_seeds(
     base = configured(config, extra, data, name=name)[0].name
     made = [configured(config, [*extra, f"seed={s}"], data, name=f"{base}-seed{s}") for s in seeds]
     cfgs, config_dir = [c for c, _ in made], made[0][1]
-    frame = given_frame(data, "data") if isinstance(data, pd.DataFrame) else None
-    path = frame_file(frame, Path(cfgs[0].runs_dir)) if frame is not None else None
+    frame, path = frame_and_file(data, cfgs[0].runs_dir)
     tracker = tracker_for(mlflow, cfgs[0])
-    with _the_dataframe(path), catching_signals(), stored(frame, path) if path else contextlib.nullcontext():
-        for cfg in cfgs if path else []:
-            cfg.data.path = str(path)
+    with the_dataframe(path), catching_signals(), stored_for(frame, path, cfgs):
         results = fit_many(cfgs, config_dir, log, quiet, tensorboard=tensorboard)
     return [_ended(r, tracker) for r in results]
 
