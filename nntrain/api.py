@@ -148,6 +148,7 @@ def lr_find(
 def cv(
     config: str | Path | dict | Config | None,
     overrides: list[str] | dict[str, Any] | None = None,
+    data: Data | None = None,
     *,
     folds: int = 5,
     log: Callable[[str], None] | None = print,
@@ -155,24 +156,26 @@ def cv(
     resume: str | Path | None = None,
     mlflow: str | bool | None = None,
 ) -> Folds:
-    """k-fold cross-validation, as `nntrain cv`: a run per fold under RUNS_DIR/NAME-cv/, and cv.json. resume: a
-    cv folder whose cross-validation was interrupted, finished (config None). mlflow (or the config's
-    train.mlflow): each fold logged as an MLflow run, nested under one run of the cross-validation."""
+    """k-fold cross-validation, as `nntrain cv`: a run per fold under RUNS_DIR/NAME-cv/, and cv.json; `data` as
+    fit's. resume: a cv folder whose cross-validation was interrupted, finished (config None). mlflow (or the
+    config's train.mlflow): each fold logged as an MLflow run, nested under one run of the cross-validation."""
     from nntrain.tools.crossval import cross_validate, resume_cv
 
     _checked("folds", folds, (int,), "a whole number of folds")
     _checked("resume", resume, (str, Path, type(None)), "a cv folder's path, or None")
     log = _outputs(False, log)
     if resume is not None:
-        if config is not None or overrides:
-            raise UserError(f"give either CONFIG or --resume {resume} (a cv folder goes on as it was), not both")
+        if config is not None or overrides or data is not None:
+            said = "CONFIG" if data is None else "data="
+            raise UserError(f"give either {said} or --resume {resume} (a cv folder goes on as it was), not both")
         with catching_signals():
             report = resume_cv(Path(resume), log, quiet)
         tracker = tracker_for(mlflow, None, stored_mlflow(Path(resume) / Path(report["folds"][0]["run_dir"]).name))
     else:
-        cfg, config_dir = configured(config, overrides)
+        cfg, config_dir = configured(config, overrides, data)
+        frame, path = frame_and_file(data, cfg.runs_dir)
         tracker = tracker_for(mlflow, cfg)  # before the cv folder: a server that does not answer leaves none
-        with catching_signals():
+        with the_dataframe(path), catching_signals(), stored_for(frame, path, [cfg]):
             report = cross_validate(cfg, config_dir, folds, log, quiet)
     if tracker is not None:
         root = Path(report["root"])
@@ -256,6 +259,7 @@ def _ended(result: dict | Diverged, tracker: Any) -> Run | Diverged:
 def sweep(
     config: str | Path,
     overrides: list[str] | dict[str, Any] | None = None,
+    data: Data | None = None,
     *,
     trials: int | None = None,
     storage: str | None = None,
@@ -265,7 +269,8 @@ def sweep(
     log: Callable[[str], None] | None = print,
     mlflow: str | bool | None = None,
 ) -> dict:
-    """An Optuna study over the config's sweep: section, as `nntrain sweep`; the dict `sweep --json` prints."""
+    """An Optuna study over the config's sweep: section, as `nntrain sweep`; the dict `sweep --json` prints.
+    `data` as fit's: every trial trains on it."""
     try:
         from nntrain.tools.sweep import AUTO_BATCH
         from nntrain.tools.sweep import sweep as run_sweep
@@ -277,8 +282,14 @@ def sweep(
     _checked("study", study, (str, type(None)), "a name, or None (the config's name)")
     _checked("grid", grid, (bool,), "True or False")
     _checked("batch", batch, (int, type(None)), "a whole number of at least 1, or None (16)", low=1)
+    _checked("data", data, (str, Path, pd.DataFrame, type(None)), "a pandas DataFrame or a file path")
     extra, log = _override_list(overrides), _outputs(False, log)
-    return run_sweep(Path(config), extra, trials, storage, study, grid, log, batch or AUTO_BATCH, mlflow)
+    runs_dir = configured(config, extra, data)[0].runs_dir if isinstance(data, pd.DataFrame) else ""
+    frame, path = frame_and_file(data, runs_dir)
+    if data is not None:  # each trial's config is the study's base config: data.path goes in as an override
+        extra.append(f"data.path={_as_yaml(str(data if path is None else path))}")
+    with the_dataframe(path), stored_for(frame, path, []):
+        return run_sweep(Path(config), extra, trials, storage, study, grid, log, batch or AUTO_BATCH, mlflow)
 
 
 def _trained(begin: Callable, tracker: Any, log, progress, tensorboard: bool, mlflow: Any = None) -> Run:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -229,3 +230,50 @@ def test_cv_given_a_config_and_resume_says_to_give_one_not_both(workdir, table_c
     r = cli("cv")
     assert r.exit_code == 2 and "give a CONFIG, or --resume RUNS/NAME-cv" in r.stderr
     assert not (workdir / "runs").exists()
+
+
+def test_cv_takes_a_dataframe_as_fit_does_and_scores_it_as_its_csv_file(workdir):
+    """nntrain.cv(config, data=frame) was a TypeError (no argument data), though fit and fit_seeds take one. It
+    cross-validates the frame as the same table written to CSV: the same folds, epochs and metrics; the frame is
+    stored once under runs/.data, named by every fold; a frame refused is refused as fit refuses it."""
+    df = make_table(90, cat=True).round(3)  # CSV text that reads back as the same numbers
+    df.to_csv(workdir / "t.csv", index=False)
+    config = write_config(workdir / "c.yaml", "t.csv", train={"epochs": 2, "plots": False, "threads": 1})
+    on_csv = nntrain.cv(config, ["name=csv"], folds=2, log=None)
+    on_frame = nntrain.cv(config, ["name=frame", "data.path=elsewhere.csv"], data=df, folds=2, log=None)
+    assert on_frame.run_dir.name == "frame-cv" and len(on_frame.summary["folds"]) == 2
+    folds = [[(f["best_epoch"], f["val"], f["test"]) for f in r.summary["folds"]] for r in (on_csv, on_frame)]
+    assert folds[0] == folds[1] and on_csv.summary["summary"] == on_frame.summary["summary"]
+    (stored,) = (workdir / "runs" / ".data").glob("*.parquet")
+    assert {Path(r.config.data.path).name for r in on_frame.runs} == {stored.name}
+    for data, said in ((df.iloc[:0], "data: the DataFrame has no rows"), (5, "data: give a pandas DataFrame")):
+        with pytest.raises(nntrain.UserError, match=f"^{said}"):
+            nntrain.cv(config, ["name=refused"], data=data, folds=2, log=None)
+    with pytest.raises(nntrain.UserError, match="^the DataFrame: no feature columns besides the target 'y'") as e:
+        nntrain.cv(config, ["name=refused"], data=df[["y"]], folds=2, log=None)
+    assert ".parquet" not in str(e.value)
+    with pytest.raises(nntrain.UserError, match="not both"):
+        nntrain.cv(None, data=df, resume=on_frame.run_dir, log=None)
+    assert sorted(p.name for p in (workdir / "runs").iterdir()) == [".data", "csv-cv", "frame-cv"]
+    assert len(list((workdir / "runs" / ".data").iterdir())) == 1
+
+
+def test_an_interrupted_cv_of_a_dataframe_keeps_it_for_cv_resume(workdir):
+    """The stored frame of a cross-validation stopped by a signal stays (its folds name it, a folder down), so
+    that the command the message names finishes it."""
+    import signal
+
+    from nntrain.engine.stopping import Interrupted
+
+    df = make_table(90)
+    config = write_config(workdir / "c.yaml", "t.csv", train={"epochs": 4, "plots": False, "threads": 1})
+
+    def stop_at_epoch_2(msg: str) -> None:
+        if msg.startswith("epoch   2"):
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(Interrupted, match="Resume with: nntrain cv --resume runs/t-cv"):
+        nntrain.cv(config, data=df, folds=2, log=stop_at_epoch_2, quiet=False)
+    assert len(list((workdir / "runs" / ".data").glob("*.parquet"))) == 1
+    done = nntrain.cv(None, resume=workdir / "runs" / "t-cv", log=None)
+    assert [f["best_epoch"] > 0 for f in done.summary["folds"]] == [True, True]

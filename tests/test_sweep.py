@@ -19,7 +19,7 @@ import yaml
 from nntrain.config.loading import load_config
 from nntrain.errors import UserError
 
-from .conftest import NNTRAIN, is_png, write_config
+from .conftest import NNTRAIN, is_png, make_table, write_config
 
 optuna = pytest.importorskip("optuna")
 
@@ -400,3 +400,32 @@ def test_a_sweep_stopped_by_ctrl_c_is_finished_by_the_same_command(workdir, tabl
     assert sorted(t.user_attrs["run_dir"] for t in trials if t.state.name == "COMPLETE") == [str(d) for d in folders]
     for d in folders:  # one run of 40 epochs each, none begun again
         assert [int(row["epoch"]) for row in csv.DictReader((d / "metrics.csv").open())] == list(range(1, 41))
+
+
+def test_a_sweep_takes_a_dataframe_as_fit_does_and_its_trials_score_as_on_its_csv_file(workdir):
+    """nntrain.sweep(config, data=frame) was a TypeError (no argument data), though fit and fit_seeds take one.
+    Its trials train on the frame as on the same table written to CSV: the same values and best trial; the frame
+    is stored once under runs/.data and every trial's config.yaml, and best.yaml, name it."""
+    import nntrain
+
+    df = make_table(90, cat=True).round(3)  # CSV text that reads back as the same numbers
+    df.to_csv(workdir / "t.csv", index=False)
+    space = {"optimizer.lr": [0.01, 0.03], "pruner": "none"}
+    cfg = sweep_config(workdir, "t.csv", space, train={"epochs": 2, "batch_size": 16, "plots": False, "threads": 1})
+    on_csv = nntrain.sweep(cfg, grid=True, study="csv", log=None)
+    on_frame = nntrain.sweep(cfg, ["data.path=elsewhere.csv"], grid=True, study="frame", data=df, log=None)
+    assert on_frame["trials"] == {"complete": 2}
+    for key in ("best_trial", "best_value", "best_params"):
+        assert on_csv[key] == on_frame[key], key
+    tables = [(Path(r["root"]) / "trials.csv").read_text().splitlines() for r in (on_csv, on_frame)]
+    values = [[t["value"] for t in csv.DictReader(lines)] for lines in tables]
+    assert values[0] == values[1] and len(values[0]) == 2
+    (stored,) = (workdir / "runs" / ".data").glob("*.parquet")
+    named = [load_config(p).data.path for p in (workdir / "runs" / "frame").glob("*/config.yaml")]
+    named.append(load_config(workdir / "runs" / "frame" / "best.yaml").data.path)
+    assert len(named) == 3 and {Path(n).name for n in named} == {stored.name}
+    with pytest.raises(UserError, match="^data: the DataFrame has no rows"):
+        nntrain.sweep(cfg, grid=True, study="empty", data=df.iloc[:0], log=None)
+    with pytest.raises(UserError, match="^data: give a pandas DataFrame or a file path, not int"):
+        nntrain.sweep(cfg, grid=True, study="int", data=5, log=None)
+    assert not (workdir / "runs" / "empty").exists() and len(list((workdir / "runs" / ".data").iterdir())) == 1

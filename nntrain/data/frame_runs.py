@@ -1,4 +1,4 @@
-"""A DataFrame given to the API's fit or fit_seeds as data=: read as a file's rows, stored once under
+"""A DataFrame given to the API's fit, fit_seeds, cv or sweep as data=: read as a file's rows, stored once under
 RUNS_DIR/.data (data/frames.py), named as data.path by the configs that train on it, and a refusal that names
 that internal file said of "the DataFrame" instead."""
 

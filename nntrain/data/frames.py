@@ -75,8 +75,10 @@ def _alone(fd: int) -> bool:
 
 
 def _named_by_a_run(path: Path) -> bool:
+    """A run folder's config.yaml names the file: a run's, or a folder down, a cv fold's or a sweep trial's."""
     runs = path.parent.parent
-    return any(path.name in c.read_text(errors="replace") for c in runs.glob("*/config.yaml") if c.is_file())
+    configs = [*runs.glob("*/config.yaml"), *runs.glob("*/*/config.yaml")]
+    return any(path.name in c.read_text(errors="replace") for c in configs if c.is_file())
 
 
 def store(frame: pd.DataFrame, path: Path) -> bool:
