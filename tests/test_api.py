@@ -485,3 +485,27 @@ def test_rows_of_the_wrong_kind_name_the_argument_data_as_fit_does(workdir):
         with pytest.raises(UserError) as e:
             call()
         assert str(e.value).startswith(said.strip()), str(e.value)
+
+
+def test_a_run_fitted_on_a_dataframe_fits_again_from_its_config_yaml_in_another_folder(tmp_path, monkeypatch, cli):
+    """config.yaml of a run fitted on a DataFrame named the stored frame as runs/.data/SHA.parquet, relative to
+    the folder of that fit, so `nntrain fit RUN/config.yaml` from any other folder failed: file not found. It
+    names the stored file absolutely (as the run's summary and checkpoints do): the same rows train again."""
+    df = make_table(120, cat=True)
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir(), elsewhere.mkdir()
+    monkeypatch.chdir(project)
+    nntrain.fit(small(), TINY, data=df, log=None)
+    nntrain.fit({**small(), "name": "bag"}, {**TINY, "train.bag": 2}, data=df, log=None)
+    monkeypatch.chdir(elsewhere)
+    r = cli("fit", project / "runs" / "api" / "config.yaml", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["run_dir"] == "runs/api"  # runs_dir: runs, as it was given, here
+    run, again = nntrain.load(project / "runs" / "api"), nntrain.load(elsewhere / "runs" / "api")
+    assert again.summary["data"]["source"] == run.summary["data"]["source"]
+    assert again.summary["rows"] == run.summary["rows"] and again.summary["test"] == run.summary["test"]
+    split = [json.loads((x.run_dir / "split.json").read_text()) for x in (run, again)]
+    assert [split[1][k] for k in ("train", "val", "test")] == [split[0][k] for k in ("train", "val", "test")]
+    bag_again = nntrain.fit(project / "runs" / "bag" / "config.yaml", log=None)
+    assert bag_again.run_dir.resolve() == elsewhere / "runs" / "bag"
+    assert bag_again.summary["test"] == nntrain.load(project / "runs" / "bag").summary["test"]

@@ -25,7 +25,9 @@ STORED = re.compile(r"[0-9a-f]{32}\.parquet")  # the name frame_file gives a sto
 
 
 def frame_file(frame: pd.DataFrame, runs_dir: Path) -> Path:
-    """Where a DataFrame is stored: RUNS_DIR/.data/SHA.parquet, named by its content (stored once)."""
+    """Where a DataFrame is stored: RUNS_DIR/.data/SHA.parquet, named by its content (stored once); absolute, as
+    the config.yaml of a run trained on it names it, so that `nntrain fit RUN/config.yaml` reads it from any
+    folder (a run's summary and checkpoints name its table absolutely too)."""
     frame = named(frame)
     check_columns(frame, "data")
     try:
@@ -33,7 +35,8 @@ def frame_file(frame: pd.DataFrame, runs_dir: Path) -> Path:
     except TypeError as e:
         raise UserError(f"data: a column holds values that are not numbers, text or dates ({e})") from None
     head = json.dumps([list(frame.columns), [str(t) for t in frame.dtypes]]).encode()
-    return runs_dir / ".data" / f"{hashlib.sha256(head + hashed).hexdigest()[:32]}.parquet"  # as STORED matches
+    name = f"{hashlib.sha256(head + hashed).hexdigest()[:32]}.parquet"  # as STORED matches
+    return runs_dir.resolve() / ".data" / name
 
 
 def is_stored_frame(source: str) -> bool:
