@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 import nntrain
 from nntrain.errors import ConfigError, UserError
@@ -509,3 +510,28 @@ def test_a_run_fitted_on_a_dataframe_fits_again_from_its_config_yaml_in_another_
     bag_again = nntrain.fit(project / "runs" / "bag" / "config.yaml", log=None)
     assert bag_again.run_dir.resolve() == elsewhere / "runs" / "bag"
     assert bag_again.summary["test"] == nntrain.load(project / "runs" / "bag").summary["test"]
+
+
+def test_a_run_whose_config_names_its_tables_relatively_fits_again_from_another_folder(tmp_path, monkeypatch, cli):
+    """configs/x.yaml names data/t.csv (found a folder up from the config) and a validation file beside it: the
+    run's and the bag's config.yaml named them as written, so `nntrain fit RUN/config.yaml` from another folder
+    said "file not found". They keep the paths where the tables were found: the same rows train again."""
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    for folder in (project / "configs", project / "data", elsewhere):
+        folder.mkdir(parents=True)
+    df = make_table(150, cat=True)
+    df.iloc[:120].to_csv(project / "data" / "t.csv", index=False)
+    df.iloc[120:].to_csv(project / "data" / "v.csv", index=False)
+    cfg = {**small(), "data": {"path": "data/t.csv", "val_path": "data/v.csv", "target": "y"}}
+    (project / "configs" / "x.yaml").write_text(yaml.safe_dump(cfg))
+    monkeypatch.chdir(project)
+    nntrain.fit("configs/x.yaml", TINY, log=None)
+    nntrain.fit("configs/x.yaml", {**TINY, "name": "bag", "train.bag": 2, "data.val_path": None}, log=None)
+    monkeypatch.chdir(elsewhere)
+    for name in ("api", "bag"):
+        r = cli("fit", project / "runs" / name / "config.yaml", "--json")
+        assert r.exit_code == 0, r.output
+        run, again = nntrain.load(project / "runs" / name), nntrain.load(elsewhere / "runs" / name)
+        assert again.summary["test"] == run.summary["test"] and again.summary["best_value"] == run.summary["best_value"]
+    written = yaml.safe_load((project / "runs" / "api" / "config.yaml").read_text())["data"]
+    assert (written["path"], written["val_path"]) == (str(project / "data" / "t.csv"), str(project / "data" / "v.csv"))

@@ -25,7 +25,11 @@ def test_fit_a_table_with_target_trains_the_recipe_and_prints_how_to_train_it_ag
     saved = workdir / "runs/house/config.yaml"
     assert f"train it again: nntrain fit {saved.relative_to(workdir)}" in r.stderr
     cfg = yaml.safe_load(saved.read_text())
-    assert cfg["data"]["path"] == "house.csv" and cfg["data"]["target"] == "a" and cfg["train"]["epochs"] == 2
+    assert (
+        cfg["data"]["path"] == str((workdir / "house.csv").resolve())
+        and cfg["data"]["target"] == "a"
+        and cfg["train"]["epochs"] == 2
+    )
     again = cli("fit", "runs/house/config.yaml", "name=again", "--json")
     assert again.exit_code == 0, again.stderr
     assert json.loads(again.stdout)["test"] == out["test"]  # the same run, from the config it wrote

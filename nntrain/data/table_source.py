@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from nntrain.config.schema import name_from
+from nntrain.config.schema import Config, dump_yaml, name_from
 from nntrain.data.readers import is_table
+from nntrain.data.tables import resolve_path
 from nntrain.errors import UserError
 
 
@@ -61,3 +62,15 @@ def table_stem(table: str) -> str:
         return name_from(table.removeprefix("sklearn:"), "table")
     p = Path(table)
     return name_from((p.parent if any(c in p.name for c in "*?[") else p).name.split(".")[0], "table")
+
+
+def recorded(cfg: Config, config_dir: Path | None) -> str:
+    """The config.yaml a run (or a bag) keeps: its tables named by absolute path where a relative one was found
+    (beside the config or a folder up), so `nntrain fit RUN/config.yaml` trains on them from any folder."""
+    kept = cfg.model_copy(deep=True)
+    for key in ("path", "val_path", "test_path"):
+        given = getattr(kept.data, key)
+        found = resolve_path(given, config_dir) if given and not given.startswith("sklearn:") else None
+        if found is not None and found.exists():
+            setattr(kept.data, key, str(found.resolve()))
+    return dump_yaml(kept)

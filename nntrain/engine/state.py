@@ -16,12 +16,13 @@ import torch
 
 from nntrain.config.loading import load_config
 from nntrain.config.recipe import fix_auto
-from nntrain.config.schema import Config, dump_yaml, to_plain
+from nntrain.config.schema import Config, to_plain
 from nntrain.data.cache import cached_data
 from nntrain.data.prepare import Prepared, load_data
 from nntrain.data.reread import load_encoded
 from nntrain.data.stream import Share
 from nntrain.data.stream_reread import resumed_data
+from nntrain.data.table_source import recorded
 from nntrain.engine.device import auto_threads, select_device
 from nntrain.engine.diagnostics import Diagnostics
 from nntrain.engine.fused import plan
@@ -213,7 +214,7 @@ def start(cfg: Config, config_dir: Path | None = None, stacked: bool = False, da
         gen = torch.Generator().manual_seed(cfg.seed)
         run = Run(cfg, run_dir, data, parts, device, threads, note, gen, group=group, lock=lock, run_id=run_id)
         if writes:
-            write_text(run_dir / "config.yaml", dump_yaml(cfg))
+            write_text(run_dir / "config.yaml", recorded(cfg, config_dir))
             split = {k: getattr(data, k).tolist() for k in ("train", "val", "test")}
             how = {"how": data.prep.get("split"), "files": data.prep.get("files", [])}
             write_json(run_dir / "split.json", {"run_id": run_id, **how, **split})

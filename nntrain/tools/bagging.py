@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from nntrain import metrics as M
-from nntrain.config.schema import Config, dump_yaml, to_plain
+from nntrain.config.schema import Config, to_plain
 from nntrain.data.prepare import Prepared, check_against, infer_task, prepare, stamped
+from nntrain.data.table_source import recorded
 from nntrain.data.tables import read_options, read_table, read_tables
 from nntrain.engine.stopping import Diverged, Interrupted
 from nntrain.errors import UserError
@@ -68,7 +69,7 @@ def fit_bag(cfg: Config, config_dir: Path | None, log: Callable[[str], None], qu
     root = create_run_dir(cfg.runs_dir, cfg.name)
     begun: list = []  # told by fit_many once every member has its folder
     try:
-        _write_plan(root, cfg, cfgs, folds, whole.test)
+        _write_plan(root, cfg, config_dir, cfgs, folds, whole.test)
         log(
             f"bag: {k} members, each early-stopped on its own fold of the {sum(map(len, folds)):,} non-test rows "
             f"(preprocessing fitted on them all); test split {len(whole.test):,} rows; {root}"
@@ -86,12 +87,14 @@ def fit_bag(cfg: Config, config_dir: Path | None, log: Callable[[str], None], qu
     return finish_bag(root, cfg, results, time.perf_counter() - t0, log, whole)
 
 
-def _write_plan(root: Path, cfg: Config, cfgs: list[Config], folds: list[np.ndarray], test: np.ndarray) -> None:
+def _write_plan(
+    root: Path, cfg: Config, config_dir: Path | None, cfgs: list[Config], folds: list[np.ndarray], test: np.ndarray
+) -> None:
     """The bag's config.yaml, bag.json (its members, folds and test rows) and split.json; members go under root."""
     for member in cfgs:
         member.runs_dir = str(root)
     plan = {"members": [c.name for c in cfgs], "folds": [f.tolist() for f in folds], "test": test.tolist()}
-    write_text(root / "config.yaml", dump_yaml(cfg))  # first: a folder with bag.json has its config
+    write_text(root / "config.yaml", recorded(cfg, config_dir))  # first: a folder with bag.json has its config
     write_json(root / BAG_FILE, plan)
     rest = np.sort(np.concatenate(folds)).tolist()  # what every tool reads of a run's split: the bag trained on these
     write_json(root / "split.json", {"train": rest, "val": [], "test": plan["test"], "bag": len(cfgs)})
