@@ -6,6 +6,9 @@ level per distinct value.
 
 from __future__ import annotations
 
+import contextlib
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -141,13 +144,29 @@ def seconds(s: pd.Series, order: str = "iso", local: bool = False) -> np.ndarray
     t = pd.to_datetime(text, format="mixed" if order == "named" else "ISO8601", utc=True, errors="coerce")
     if t.isna().sum() > s.isna().sum():  # a date ISO8601 cannot read (2013-1-1): any format, value by value
         t = t.fillna(pd.to_datetime(text.where(t.isna()), format="mixed", utc=True, errors="coerce"))
-    return _epoch(t) + (_offsets(text) if local else 0.0)
+    return _far(text, _epoch(t)) + (_offsets(text) if local else 0.0)
 
 
 def _epoch(t: pd.Series) -> np.ndarray:
     # in the values' own unit: through nanoseconds, a date past 2262 or before 1677 wraps by 584 years
     naive = t.dt.tz_convert(None).to_numpy()
     return ((naive - np.datetime64(0, "s")) / np.timedelta64(1, "s")).astype(np.float64)
+
+
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?Z?")
+
+
+def _far(text: pd.Series, secs: np.ndarray) -> np.ndarray:
+    """pandas before 3 reads an ISO date outside 1677-2262 as missing (its datetimes were nanoseconds); numpy's
+    datetime64 reads it (9999-12-31 as "no end", 1500s dates) where pandas 3 reads it itself."""
+    gone = np.flatnonzero(np.isnan(secs) & text.notna().to_numpy(bool))
+    for i in gone if len(gone) else []:
+        value = str(text.iloc[i])
+        if ISO_DAY.fullmatch(value):
+            with contextlib.suppress(ValueError):
+                at = np.datetime64(value.removesuffix("Z").replace(" ", "T"), "us")
+                secs[i] = (at - np.datetime64(0, "us")) / np.timedelta64(1, "s")
+    return secs
 
 
 def timestamps(secs: np.ndarray) -> pd.DatetimeIndex:
