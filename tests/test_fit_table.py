@@ -269,3 +269,35 @@ def test_a_column_named_as_an_id_of_distinct_whole_numbers_is_warned_about(workd
     said = r.stdout + r.stderr
     assert "column 'CustomerID' is named as an ID and holds a different whole number in every row" in said
     assert "data.drop: [CustomerID]" in said and "'paid' is named" not in said
+
+
+def test_labels_that_differ_only_in_case_are_one_class_and_eval_reads_them_so(workdir, cli):
+    df = make_table(n=120, task="binary")
+    typed = {"yes": ["yes", "yes", "Yes", "YES"], "no": ["no", "no", "No"]}  # a hand-typed sheet's spellings
+    df["y"] = [typed[v][i % len(typed[v])] for i, v in enumerate(df["y"])]
+    df.to_csv(workdir / "t.csv", index=False)
+    r = cli("fit", "t.csv", "--target", "y", *QUICK, "train.plots=false", "train.threads=1")
+    assert r.exit_code == 0, r.stderr
+    assert "task: binary (2 distinct values in 'y'" in r.output
+    assert (
+        "labels that differ only in case read as one class each: 'no' (also 'No'), 'yes' (also 'YES', 'Yes')"
+        in r.output
+    )
+    p = cli("predict", "runs/t", "t.csv", "-o", "p.csv")
+    assert p.exit_code == 0, p.stderr
+    assert list(pd.read_csv(workdir / "p.csv").columns) == ["prediction", "proba_no", "proba_yes"]
+    df["y"] = df["y"].str.upper()  # another file spelled otherwise still holds the run's labels
+    df.to_csv(workdir / "upper.csv", index=False)
+    e = cli("eval", "runs/t", "--data", "upper.csv")
+    assert e.exit_code == 0, e.stderr
+    assert "on upper.csv, 120 rows" in e.output
+
+
+def test_one_letter_labels_that_differ_in_case_stay_classes_with_a_warning(workdir, cli):
+    df = make_table(n=120, task="binary")
+    df["y"] = df["y"].map({"yes": "K", "no": "k"})  # a chess piece's side: the case is the label
+    df.to_csv(workdir / "t.csv", index=False)
+    r = cli("fit", "t.csv", "--target", "y", *QUICK, "train.plots=false", "train.threads=1")
+    assert r.exit_code == 0, r.stderr
+    assert "task: binary (2 distinct values in 'y'" in r.output
+    assert "warning: column 'y' (the target): labels 'K' and 'k' differ only in case" in r.output

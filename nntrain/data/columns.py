@@ -193,6 +193,35 @@ def without_outer_spaces(s: pd.Series) -> pd.Series:
     return text.where(text.notna(), s).replace("", np.nan)
 
 
+def labels_by_case(y: pd.Series, notes: list[str]) -> pd.Series:
+    """A text target's labels that differ only in case ('yes', 'Yes', 'YES' in a hand-typed sheet) as one class,
+    spelled as most of its rows are, with a note; one-letter ones stay apart (K and k, a chess piece's side, where
+    the case is the label), with a warning."""
+    if not (y.dtype == object or pd.api.types.is_string_dtype(y)):
+        return y
+    counts = y.value_counts()
+    counts = counts[[isinstance(v, str) for v in counts.index]]  # each label once, not each row
+    if counts.empty:
+        return y
+    merged, said, named = {}, [], f"column {quoted(y.name)} (the target)"
+    for _, group in counts.groupby(counts.index.str.casefold(), sort=True):
+        spellings = sorted(group.index, key=lambda v: (-group[v], v))  # the most common first
+        if len(spellings) < 2:
+            continue
+        if len(spellings[0]) == 1:
+            notes.append(
+                f"warning: {named}: labels {' and '.join(map(quoted, spellings))} differ only in case; kept as "
+                f"{len(spellings)} classes (one letter: its case may be the label)"
+            )
+            continue
+        merged.update(dict.fromkeys(spellings[1:], spellings[0]))
+        said.append(f"{quoted(spellings[0])} (also {listed(spellings[1:], quote=True)})")
+    if not merged:
+        return y
+    notes.append(f"{named}: labels that differ only in case read as one class each: {', '.join(said)}")
+    return y.replace(merged)
+
+
 def text_columns(prep: dict) -> tuple[str, ...]:
     """The columns (the target too) whose training values were text, by their levels: a level that is no number,
     or one a number would be named otherwise (03, 1.50). A new file is read with these kept as text, or pandas

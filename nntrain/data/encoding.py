@@ -216,6 +216,14 @@ def stripped_lookup(levels: list, start: int = 0) -> dict[str, int]:
     return lookup
 
 
+def _by_case(classes: list) -> dict[str, int]:
+    """Each class's place by its text in lower case, for labels spelled otherwise ('YES' for fit's 'yes', which
+    read a target's spellings of one label as one class: columns.labels_by_case); none for a text two classes share
+    (K and k, kept apart)."""
+    folded = pd.Series([str(c).strip().casefold() for c in classes])
+    return {t: i for i, t in enumerate(folded) if not folded.duplicated(keep=False)[i]}
+
+
 def encode_labels(y: pd.Series, classes: list, target: str, header_line: int) -> np.ndarray:
     """Class indices, vectorized (a million labels through a Python loop take seconds). Numeric labels match
     by value, so 1, 1.0 and '1' are one class."""
@@ -231,8 +239,9 @@ def encode_labels(y: pd.Series, classes: list, target: str, header_line: int) ->
         pos = np.clip(np.searchsorted(ref, values), 0, len(ref) - 1)
         codes = np.where(ref[pos] == values, pos, -1)
     else:
-        lookup = stripped_lookup(classes)
-        codes = y.astype(str).str.strip().map(lookup).fillna(-1).to_numpy(dtype=np.int64)  # as fit read them
+        text = y.astype(str).str.strip()  # as fit read them
+        codes = text.map(stripped_lookup(classes)).fillna(text.str.casefold().map(_by_case(classes)))
+        codes = codes.fillna(-1).to_numpy(dtype=np.int64)
     if (codes < 0).any():
         i = int(np.flatnonzero(codes < 0)[0])
         raise UserError(

@@ -17,7 +17,7 @@ import pandas as pd
 from nntrain.config.checks import task_problems
 from nntrain.config.schema import Config
 from nntrain.data import durations
-from nntrain.data.columns import Report, numeric_column, py, without_outer_spaces
+from nntrain.data.columns import Report, labels_by_case, numeric_column, py, without_outer_spaces
 from nntrain.data.dates import is_date_column
 from nntrain.data.durations import EXAMPLE
 from nntrain.data.encoding import encode
@@ -221,6 +221,7 @@ def _target_values(y_raw: pd.Series, header_line: int, data_cfg: Any, notes: lis
         marks = listed(sorted(y_raw[marked].unique()), quote=True)
         notes.append(f"column {quoted(y_raw.name)} (the target): {marks} read as missing (a mark, not a class)")
         y_raw = y_raw.mask(marked)
+    y_raw = labels_by_case(y_raw, notes)
     absent = y_raw.isna().to_numpy()
     if absent.any() and data_cfg.missing_target == "error":
         i = int(np.flatnonzero(absent)[0])
