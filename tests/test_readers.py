@@ -410,10 +410,21 @@ def test_a_title_a_spreadsheet_padded_with_delimiters_above_the_header_is_skippe
     )
     margin = "".join("," + line + "\n" for line in body.splitlines())
     (tmp_path / "margin.csv").write_text("Sales report,,,,\n" + margin)
-    got = _read(tmp_path / "margin.csv").frame
-    pd.testing.assert_frame_equal(got.iloc[:, 1:], want)
+    pd.testing.assert_frame_equal(_read(tmp_path / "margin.csv").frame, want)  # the empty margin left out
     (tmp_path / "empty_cell.csv").write_text(body.replace("a,b,c,y", "a,,c,y", 1))  # a header with a blank: no title
     assert _read(tmp_path / "empty_cell.csv").frame.shape == want.shape
+
+
+def test_empty_columns_with_no_name_a_spreadsheet_saved_are_left_out_and_named_ones_of_values_kept(tmp_path):
+    df, body, want = _plain(tmp_path)
+    # Excel's CSV of a sheet whose formatting reached two columns right of the table: every line ends ";;"
+    (tmp_path / "trailing.csv").write_text("".join(line + ",,\n" for line in body.splitlines()))
+    table = _read(tmp_path / "trailing.csv")
+    pd.testing.assert_frame_equal(table.frame, want)
+    assert "trailing.csv: its 2 column(s) with no name and no value (columns 5, 6) left out" in " ".join(table.notes)
+    header, *rows = body.splitlines()
+    (tmp_path / "held.csv").write_text("\n".join([header + ",,", *(f"{r},{i}," for i, r in enumerate(rows))]))
+    assert list(_read(tmp_path / "held.csv").frame.columns) == [*want.columns, "Unnamed: 4"]  # it holds values
 
 
 def test_a_sheet_with_a_title_above_its_header_reads_from_the_header(tmp_path):

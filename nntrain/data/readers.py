@@ -13,6 +13,7 @@ import gzip
 import io
 import lzma
 import os
+import re
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -158,7 +159,9 @@ def read_text(p: Path, sep: str, options: Options) -> pd.DataFrame:
             dtype=dict.fromkeys(options.text, str),
             skiprows=options.skip,
         )
-    frame = without_total(frame, p.name, options.notes, options.every_row)
+    frame = without_total(
+        _without_empty_unnamed(frame, p.name, options.notes), p.name, options.notes, options.every_row
+    )
     codes_as_text(p, sep, options, frame)
     parsed = [c for c in frame.columns if frame[c].dtype.kind == "f"]  # as pandas read them
     if options.decimal is not None:
@@ -170,6 +173,20 @@ def read_text(p: Path, sep: str, options: Options) -> pd.DataFrame:
         as_text = lambda columns: pd.read_csv(p, usecols=columns, dtype=str, **read)  # noqa: E731
         points_grouping_thousands(frame, parsed, as_text, p.name, options.notes)
     return frame
+
+
+def _without_empty_unnamed(frame: pd.DataFrame, name: str, notes: list[str]) -> pd.DataFrame:
+    """The frame without the columns whose header cell is empty (pandas names them 'Unnamed: 5') and that hold no
+    value: the empty columns a spreadsheet saves as CSV right of its table where formatting reached (every line
+    ending ';;'), said in a note. One of values stays a column."""
+    empty = [i for i, c in enumerate(frame.columns) if re.fullmatch(r"Unnamed: \d+", str(c)) and frame[c].isna().all()]
+    if not empty:
+        return frame
+    notes.append(
+        f"{name}: its {len(empty)} column(s) with no name and no value (columns {listed([i + 1 for i in empty])}) "
+        f"left out"
+    )
+    return frame.drop(columns=frame.columns[empty])
 
 
 def codes_as_text(p: Path, sep: str, options: Options, frame: pd.DataFrame) -> None:

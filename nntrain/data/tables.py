@@ -188,7 +188,7 @@ def _read_delimited(p: Path, shown: str, options: Options) -> tuple[pd.DataFrame
         header = [] if compressed else _header(p, sep, shown, options)
         if len(header) > MAX_COLUMNS:
             raise UserError(f"{shown}: the header has {len(header):,} columns; nntrain reads at most {MAX_COLUMNS:,}")
-        dupes = sorted(c for c, n in collections.Counter(header).items() if n > 1)
+        dupes = sorted(c for c, n in collections.Counter(header).items() if n > 1 and c)  # '': read_text's
         if dupes:
             raise UserError(f"{shown}: duplicate column name(s) {listed(dupes, most=10, quote=True)} in the header")
         return read_text(p, sep, options), sep, header
