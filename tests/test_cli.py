@@ -414,6 +414,20 @@ def test_messages_name_what_is_wrong_not_a_symptom(workdir, table_csv, cli):
         assert r.exit_code == 2 and "split.json: not there; the run's rows are listed in it" in r.stderr, command
 
 
+def test_a_file_of_no_table_format_given_as_a_table_is_refused_naming_the_formats_not_read_as_yaml(workdir, cli):
+    make_table(n=30).to_csv(workdir / "housing.data", index=False)  # UCI's suffix
+    (workdir / "sheet.ods").write_bytes(b"PK\x03\x04" + bytes(range(256)))  # LibreOffice's
+    for name in ("housing.data", "sheet.ods"):
+        r = cli("fit", name, "--target", "y")
+        assert r.exit_code == 2 and no_traceback(r)
+        suffix = name.partition(".")[2]
+        assert f"data.path={name}: '.{suffix}' files are not read; nntrain reads CSV / TSV" in r.stderr
+    r = cli("fit", "sheet.ods")  # no --target: a config? neither
+    assert r.exit_code == 2 and no_traceback(r)
+    assert "sheet.ods: not a YAML config (not UTF-8 text), nor a table by its suffix ('.ods')" in r.stderr
+    assert cli("fit", "housing.data").exit_code == 2  # a config whose top level is no mapping, as before
+
+
 def test_a_txt_file_is_a_table_where_it_is_no_config(workdir):
     from nntrain.cli.app import config_source
 

@@ -226,7 +226,12 @@ def _read(path: Path) -> tuple[str, dict]:
         text = path.read_text(encoding="utf-8")
         raw = parse_yaml(text)
     except UnicodeDecodeError:
-        raise UserError(f"{path}: not a UTF-8 text file") from None
+        if path.suffix.lower() in (".yaml", ".yml", ".json", ""):
+            raise UserError(f"{path}: not a UTF-8 text file") from None
+        raise UserError(  # sheet.ods: a table of a format the reader takes by no suffix
+            f"{path}: not a YAML config (not UTF-8 text), nor a table by its suffix ({path.suffix!r}): save the table "
+            f"as CSV or Excel (.xlsx) and give it with --target COLUMN"
+        ) from None
     except yaml.YAMLError as e:
         raise UserError(f"{path}: not valid YAML: {yaml_problem(e)}") from None
     if raw is None:

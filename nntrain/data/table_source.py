@@ -12,6 +12,8 @@ from nntrain.data.readers import is_table
 from nntrain.data.tables import resolve_path
 from nntrain.errors import UserError
 
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json", "")  # no suffix: a config, as before
+
 
 def names_a_table(source: str, target: str | bool | None = None) -> bool:
     """Whether a command's CONFIG (or the API's config) names a table to train the recipe on, not a YAML config:
@@ -21,7 +23,14 @@ def names_a_table(source: str, target: str | bool | None = None) -> bool:
         or is_table(Path(source))
         or is_folder_table(source)
         or is_text_table(source, target)
+        or given_target(source, target)
     )
+
+
+def given_target(path: str, target: str | bool | None) -> bool:
+    """A file with --target beside it that is no YAML config by its suffix (housing.data, sheet.ods): a table, which
+    the reader reads, or refuses naming the formats it reads (not a YAML parse error about a table's bytes)."""
+    return bool(target) and Path(path).suffix.lower() not in CONFIG_SUFFIXES and Path(path).is_file()
 
 
 def table_config(config: Any, data: Any, overrides: list[str]) -> Any:
