@@ -258,6 +258,22 @@ def test_a_file_excel_saved_as_windows_1252_or_utf_16_reads_as_utf_8_would(tmp_p
         assert f"{name}: read as {said} text (not UTF-8)" in table.notes
 
 
+def test_a_workbook_or_parquet_file_named_as_csv_is_said_to_be_one_not_read_as_ragged_text(workdir, cli):
+    pytest.importorskip("openpyxl")
+    df = make_table(n=40)
+    df.to_excel(workdir / "sales.csv", index=False)  # "Save as" kept the old name
+    df.to_parquet(workdir / "rows.txt")
+    for name, what in (("sales.csv", "a zip file (an Excel .xlsx workbook?)"), ("rows.txt", "a Parquet file")):
+        r = cli("fit", name, "--target", "y")
+        assert r.exit_code == 2, r.stderr
+        assert f"data.path={name}: {what}, not delimited text: give it the suffix of its format" in r.stderr
+    df.drop(columns="y").to_excel(workdir / "new.csv", index=False)
+    make_table(n=40).to_csv(workdir / "t.csv", index=False)
+    assert cli("fit", "t.csv", "--target", "y", "train.epochs=1", "train.bag=1").exit_code == 0
+    p = cli("predict", "runs/t", "new.csv")
+    assert p.exit_code == 2 and "new.csv: a zip file (an Excel .xlsx workbook?), not delimited text" in p.stderr
+
+
 def test_a_workbook_reads_its_largest_sheet_or_the_one_data_sheet_names(workdir, cli):
     pytest.importorskip("openpyxl")
     df = make_table(n=120)

@@ -41,6 +41,12 @@ FEATHER = (".feather", ".arrow", ".ipc")
 SAMPLE_BYTES = 1 << 16  # the start of a text file the delimiter is sniffed from
 SCAN_BYTES = 1 << 20  # the start of a text file looked at for numbers written with leading zeros
 NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+# the first bytes of files a suffix may misname as delimited text
+BINARY = {
+    b"PK\x03\x04": "a zip file (an Excel .xlsx workbook?)",
+    b"\xd0\xcf\x11\xe0": "an old Excel .xls workbook",
+    b"PAR1": "a Parquet file",
+}
 
 
 @dataclass

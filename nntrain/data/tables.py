@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from nntrain.data.readers import (
+    BINARY,
     COMPRESSIONS,
     DELIMITERS,
     EXCEL,
@@ -165,7 +166,10 @@ def _read_csv(p: Path, shown: str, options: Options) -> pd.DataFrame:
     if p.stat().st_size == 0:
         raise UserError(f"{shown}: the file is empty")
     with open(p, "rb") as f:
-        utf16 = f.read(2) in (b"\xff\xfe", b"\xfe\xff") and not kind_of(p)[1]
+        head = f.read(4)
+    utf16 = head[:2] in (b"\xff\xfe", b"\xfe\xff") and not kind_of(p)[1]
+    if head in BINARY and not kind_of(p)[1]:  # a workbook saved under its old name: not ragged text
+        raise UserError(f"{shown}: {BINARY[head]}, not delimited text: give it the suffix of its format")
     said, tries = len(options.notes), ["utf-16"] if utf16 else ["utf-8", "cp1252", "latin-1"]
     for encoding in tries:
         del options.notes[said:]  # what a failed try found
