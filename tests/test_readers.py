@@ -158,6 +158,26 @@ def test_numbers_with_thousands_commas_currency_percent_and_missing_marks_are_nu
     assert got["wide"].tolist() == [1299, 12.5, 1234567.25, 980, 15000]
 
 
+def test_amounts_with_a_currency_code_and_a_typographic_minus_are_numbers_and_codes_of_letters_text(tmp_path):
+    text = pd.DataFrame(
+        {
+            "usd": ["1,299 USD", "12.50 USD", "1,234,567.25 USD", "980 USD", "15,000 USD"],
+            "chf": ["CHF 1'299", "CHF 12.50", "CHF 1'234'567.25", "CHF 980", "CHF 15'000"],
+            "change": ["\u22121.5", "2.5", "\u22123", "0", "+4"],  # U+2212, as typeset tables and web pages write it
+            "part": ["ABC 12", "ABC 7", "XYZ 3", "ABC 980", "XYZ 15"],  # letters that are no currency: a code
+        }
+    )
+    text.to_csv(tmp_path / "codes.csv", index=False)
+    table = _read(tmp_path / "codes.csv")
+    got = table.frame
+    assert got["usd"].tolist() == [1299, 12.5, 1234567.25, 980, 15000]
+    assert got["chf"].tolist() == [1299, 12.5, 1234567.25, 980, 15000]
+    assert got["change"].tolist() == [-1.5, 2.5, -3, 0, 4] and got["part"].tolist() == text["part"].tolist()
+    eu = pd.DataFrame({"eur": ["EUR 1.299,00", "EUR 12,50", "EUR 980,10", "EUR 15.000,00", "EUR 7,50"], "n": range(5)})
+    eu.to_csv(tmp_path / "eu.csv", index=False, sep=";")
+    assert _read(tmp_path / "eu.csv").frame["eur"].tolist() == [1299, 12.5, 980.1, 15000, 7.5]
+
+
 def test_a_blank_cell_or_a_dash_among_numbers_is_missing_not_the_column_turned_to_categories(tmp_path):
     # a cell of a space (a fixed-width export, a cell cleared in a sheet) or a typographic dash among numbers
     text = "x,y,z\n1.5,a,3\n , b,4\n2.5,c, \n\u2014,d,6\n3.5,e,\u2013\n"

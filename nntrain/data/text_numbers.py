@@ -21,7 +21,11 @@ THOUSANDS_COMMA = re.compile(r"[+-]?(\d{1,3}([,']\d{3})+|\d+)(\.\d+)?([eE][+-]?\
 EITHER = re.compile(r"[+-]?[1-9]\d{0,2},\d{3}")
 # Beside a number: currency signs and a percent sign (dropped: 12.5% is 12.5), and the spaces that group
 # thousands in French tables (non-breaking, thin); missing-value marks beyond pandas' own NA, NULL, ...
-SIGNS = "$€£¥%\u00a0\u202f\u2009"
+SIGNS = "$€£¥₹%\u00a0\u202f\u2009"
+# The ISO codes of the currencies tables most often hold, before or after an amount (CHF 1'299, 1,299.00 USD);
+# letters that name no currency (ABC 12) leave a column text
+_CODES = "USD|EUR|GBP|CHF|JPY|CNY|CAD|AUD|NZD|SEK|NOK|DKK|PLN|CZK|HUF|INR|BRL|MXN|ZAR|HKD|SGD|KRW|TRY|RUB"
+CURRENCY_CODE = re.compile(rf"^(?:{_CODES})\s*|\s*(?:{_CODES})$")
 # A cell of spaces is one too ("" once stripped; pandas reads only an empty one as missing), and so are a report's
 # dashes (en, em): else one such cell turns a column of numbers into categories.
 MARKS = ("?", "-", "--", ".", "n.a.", "N.A.", "na", "#N/A", "#VALUE!", "#DIV/0!", "", "\u2013", "\u2014")
@@ -176,13 +180,18 @@ def _could_be_grouped(v: pd.Series) -> bool:
 
 
 def _cleaned(s: pd.Series) -> pd.Series:
-    """Without signs and outer spaces; an accountant's negative in parentheses, (1,234.5), with a minus. Literal
-    replacements, each only where the column holds it: a regex over every value took 0.24 s a 300k-row column."""
+    """Without signs, currency codes and outer spaces, a typeset minus made '-'; an accountant's negative in
+    parentheses, (1,234.5), with a minus. Literal replacements, each only where the column holds it: a regex over
+    every value took 0.24 s a 300k-row column."""
     text = s.astype("string").str.strip()
     signs = [c for c in SIGNS if text.str.contains(c, regex=False).any()]
     for c in signs:
         text = text.str.replace(c, "", regex=False)
     text = text.str.strip() if signs else text
+    if any(CURRENCY_CODE.search(v) for v in text.dropna().head(100)):  # its first values say so: no regex over all
+        text = text.str.replace(CURRENCY_CODE, "", regex=True)
+    if text.str.contains("\u2212", regex=False).any():  # a typeset minus sign (U+2212)
+        text = text.str.replace("\u2212", "-", regex=False)
     if text.str.startswith("(").any():
         text = text.str.replace(r"^\((.+)\)$", r"-\1", regex=True)
     return text
