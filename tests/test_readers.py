@@ -238,6 +238,20 @@ def test_a_total_row_below_the_table_is_dropped_and_said(tmp_path):
     assert len(_read(tmp_path / "level.csv").frame) == 30
 
 
+def test_a_header_repeated_below_as_files_joined_one_after_another_write_it_is_refused_naming_its_line(tmp_path):
+    df = make_table(n=40)
+    df["town"] = ["Bern", "Chur"] * 20
+    df = df.rename(columns={"c": "2019"})  # a year as a column's name: its column stays numbers
+    joined = df.iloc[:20].to_csv(index=False) + df.iloc[20:30].to_csv(index=False) + df.iloc[30:].to_csv(index=False)
+    (tmp_path / "joined.csv").write_text("# sales\n" + joined)
+    with pytest.raises(UserError) as e:
+        _read(tmp_path / "joined.csv")
+    assert str(e.value) == (
+        "data.path=" + str(tmp_path / "joined.csv") + ": rows 21, 32 (lines 23, 34) repeat the header (files joined "
+        "one after another?): remove those lines"
+    )
+
+
 def test_predict_keeps_a_last_row_that_looks_like_a_total_and_says_so(workdir, cli):
     """Fit drops a Total row below its table; predict's rows are the user's: each gets its prediction, in order,
     one that looks like a total with a warning naming it (was: dropped, the output a row short)."""

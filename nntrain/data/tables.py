@@ -41,6 +41,7 @@ from nntrain.data.readers import (
     read_parts,
     read_text,
 )
+from nntrain.data.text_numbers import no_repeated_header
 from nntrain.data.workbooks import read_excel
 from nntrain.errors import UserError, did_you_mean, first_line, listed, quoted
 
@@ -216,6 +217,7 @@ def _checked(frame: pd.DataFrame, p: Path, sep: str, header: list[str], shown: s
             f"{shown}: only one column, {quoted(frame.columns[0])}: the fields seem separated by another "
             f"delimiter than {NAMES.get(sep, repr(sep))}s; set data.sep"
         )
+    no_repeated_header(frame, shown, 1 + options.skip)
     _trim_heap()
     # A short row comes back with its last fields NaN; only then is it worth reading the file again to find it.
     # A header of one field takes only the first of longer rows' fields.

@@ -145,6 +145,26 @@ def without_total(frame: pd.DataFrame, name: str, notes: list[str], said: list[s
     return frame
 
 
+def no_repeated_header(frame: pd.DataFrame, shown: str, header_line: int) -> None:
+    """Refuse rows that repeat the header, as files joined one after another (cat jan.csv feb.csv) hold: they
+    would make every column of numbers text (categories, a class named after the target). Only where every column
+    not named by a number is text, as such a row makes them; the first column narrows the rows to compare."""
+    named = [c for c in frame.columns if pd.isna(pd.to_numeric(str(c), errors="coerce"))]
+    if not named or any(not (frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])) for c in named):
+        return
+    rows = frame.index[(frame[named[0]] == named[0]).fillna(False).to_numpy()]  # names as the header holds them
+    for c in named[1:]:
+        rows = rows[(frame.loc[rows, c] == c).fillna(False).to_numpy()]
+    if len(rows):
+        at = [frame.index.get_loc(r) for r in rows]
+        one = len(at) == 1
+        raise UserError(
+            f"{shown}: row{'' if one else 's'} {listed([i + 1 for i in at], most=5)} (line{'' if one else 's'} "
+            f"{listed([i + 1 + header_line for i in at], most=5)}) repeat{'s' if one else ''} the header (files "
+            f"joined one after another?): remove {'that line' if one else 'those lines'}"
+        )
+
+
 GROUPED = r"[+-]?[1-9]\d{0,2}(\.\d{3})+|[+-]?\d+"  # 1.234, 1.234.567 or 12: points grouping thousands
 
 
