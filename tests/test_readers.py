@@ -515,6 +515,21 @@ def test_a_message_counts_lines_from_the_top_of_a_file_with_a_title(tmp_path):
         prepare(_read(path), DataConfig(path=str(path), target="y"), 0)
 
 
+def test_a_message_gives_no_line_that_a_quoted_cell_across_lines_would_make_wrong(tmp_path):
+    from nntrain.config.schema import DataConfig
+    from nntrain.data.prepare import prepare
+
+    df = make_table(n=60)
+    df["note"] = ["line one\nline two" if i % 10 == 0 else "ok" for i in range(60)]  # a comment typed with Enter
+    df["a"] = df["a"].astype(str)
+    df.loc[40, "a"] = "see notes"
+    path = tmp_path / "notes.csv"
+    df.to_csv(path, index=False)  # row 41 on line 46: five cells above it take two lines each
+    with pytest.raises(UserError) as e:
+        prepare(_read(path), DataConfig(path=str(path), target="y"), 0)
+    assert "column 'a': 'see notes' at row 41 is not a number" in str(e.value)
+
+
 def test_outer_spaces_in_a_text_file_s_column_names_are_dropped_and_said(tmp_path):
     df = make_table(n=30).rename(columns={"a": " a ", "y": "y "})
     df.to_csv(tmp_path / "spaced.csv", index=False)

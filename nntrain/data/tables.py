@@ -41,7 +41,7 @@ from nntrain.data.readers import (
     read_parts,
     read_text,
 )
-from nntrain.data.text_numbers import no_repeated_header
+from nntrain.data.text_numbers import no_repeated_header, spans_lines
 from nntrain.data.workbooks import read_excel
 from nntrain.errors import UserError, did_you_mean, first_line, listed, quoted
 
@@ -104,7 +104,7 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path", opti
         frame = _read_csv(p, shown, options) if text else read_excel(p, kind_of(p)[0], shown, options)
     else:
         frame = read_frame(p, shown)
-    header_line = 1 + options.skip if text else 0  # a text file's header line; 0: rows have no line numbers
+    header_line = 1 + options.skip if text and not spans_lines(frame) else 0  # 0: rows have no line numbers
     sha256 = digest.result()
     if frame.shape[0] == 0:
         raise UserError(f"{key}={path}: the table has a header but no data rows")

@@ -1,10 +1,12 @@
 """Numbers written as spreadsheets export them, in a text file's columns that pandas left as text: with a
 decimal comma (42,0; 1.234,5), commas or apostrophes grouping thousands (1,234.5; 1'234.5), a currency or percent
 sign ($12, 12.5%), an accountant's parentheses for a negative ((1,234)), among marks of missing values (?, -).
-readers.py calls it on every delimited file it reads, unless data.decimal is given."""
+readers.py calls it on every delimited file it reads, unless data.decimal is given. Also what else such an export
+holds: a total row, a header repeated below (files joined), a quoted cell across lines."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 import numpy as np
@@ -143,6 +145,16 @@ def without_total(frame: pd.DataFrame, name: str, notes: list[str], said: list[s
                 frame[col] = pd.to_numeric(frame[col], errors="coerce")
             return frame
     return frame
+
+
+def spans_lines(frame: pd.DataFrame) -> bool:
+    """Whether a quoted cell holds a line break (a comment typed with Enter): the rows below it then start on
+    later lines than their number says, so messages give rows alone."""
+    for c in frame.columns:
+        with contextlib.suppress(AttributeError):  # TRUE / FALSE with a blank: Python bools, no text
+            if frame[c].dtype in (object, "str") and frame[c].str.contains("\n", regex=False).any():
+                return True
+    return False
 
 
 def no_repeated_header(frame: pd.DataFrame, shown: str, header_line: int) -> None:
