@@ -491,6 +491,21 @@ def test_a_sheet_with_a_title_above_its_header_reads_from_the_header(tmp_path):
     assert _read(tmp_path / "plain.xlsx").frame.shape == df.shape
 
 
+def test_a_message_on_a_sheet_names_the_row_as_the_spreadsheet_numbers_it(tmp_path):
+    pytest.importorskip("openpyxl")
+    from nntrain.config.schema import DataConfig
+    from nntrain.data.prepare import prepare
+
+    df = make_table(n=60)
+    df["a"] = df["a"].astype(object)
+    df.loc[40, "a"] = "see notes"
+    with pd.ExcelWriter(tmp_path / "report.xlsx") as w:
+        pd.DataFrame([["Sales report 2024"], ["all shops"]]).to_excel(w, index=False, header=False)
+        df.to_excel(w, index=False, startrow=3)  # the header on sheet row 4: row 41 on sheet row 45
+    with pytest.raises(UserError, match=r"column 'a': 'see notes' at row 41 \(sheet row 45\) is not a number"):
+        prepare(_read(tmp_path / "report.xlsx"), DataConfig(path="report.xlsx", target="y"), 0)
+
+
 def test_a_sheet_whose_table_starts_below_blank_rows_and_right_of_an_empty_column_reads_from_its_header(tmp_path):
     pytest.importorskip("openpyxl")
     df = make_table(n=40)

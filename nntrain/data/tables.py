@@ -53,7 +53,7 @@ class Table:
     frame: pd.DataFrame
     source: str  # resolved path, or sklearn:NAME
     sha256: str
-    header_line: int  # a text file's header line (1, or more where lines above it were skipped); else 0
+    header_line: int  # a text file's header line (1, or more where lines above it were skipped); -a sheet's; else 0
     notes: list[str] = field(default_factory=list)  # what reading it found (a delimiter, decimal commas)
     commas: str | None = None  # what its numbers show its commas are: decimal, thousands (readers.Options)
     sheet: str | None = None  # a workbook's sheet that was read
@@ -104,7 +104,7 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path", opti
         frame = _read_csv(p, shown, options) if text else read_excel(p, kind_of(p)[0], shown, options)
     else:
         frame = read_frame(p, shown)
-    header_line = 1 + options.skip if text and not spans_lines(frame) else 0  # 0: rows have no line numbers
+    header_line = (1 + options.skip) * (1 if text and not spans_lines(frame) else -1 if excel else 0)  # where()
     sha256 = digest.result()
     if frame.shape[0] == 0:
         raise UserError(f"{key}={path}: the table has a header but no data rows")
@@ -394,5 +394,7 @@ def hash_ahead(config: str | dict, overrides: list[str]) -> None:
 
 def where(header_line: int, i: int) -> str:
     """Rows are counted from 1 after the header; a CSV's line number is one more, or more by the lines above its
-    header (header_line: the header's line number; 0 where rows have no line numbers)."""
+    header (header_line: the header's line number; a sheet's header row, negated; 0: rows have no line numbers)."""
+    if header_line < 0:  # a sheet's rows as the spreadsheet numbers them
+        return f"row {i + 1} (sheet row {i + 1 - header_line})"
     return f"row {i + 1} (line {i + 1 + header_line})" if header_line else f"row {i + 1}"

@@ -43,6 +43,7 @@ def _read_sheet(p: Path, kind: str, shown: str, options: Options) -> pd.DataFram
             f"({options.sheet_key}=NAME reads another)"
         )
     frame, above = book[name], 0 if options.sheet is not None else _rows_above_header(book[name])
+    options.skip = above  # rows above the header: messages count sheet rows from the top
     if above:
         options.notes.append(f"{p.name}: its first {above} row(s), above the header, skipped (a title or notes)")
         frame = guarded(lambda: pd.read_excel(p, sheet_name=name, header=above, engine=engine), shown, "a workbook")
