@@ -449,6 +449,23 @@ def test_a_title_comments_or_blank_lines_above_the_header_are_skipped_and_lines_
         _read(tmp_path / "ragged.csv")
 
 
+def test_a_header_one_name_short_as_r_writes_row_names_is_refused_saying_so_not_read_from_the_first_row(tmp_path):
+    df = make_table(n=30)
+    names = [f"car {i}" for i in range(30)]  # R's write.table(sep=","): row names first, unnamed in the header
+    text = ",".join(f'"{c}"' for c in df.columns) + "\n"
+    text += "".join(f'"{n}",' + ",".join(map(str, row)) + "\n" for n, row in zip(names, df.itertuples(index=False)))
+    (tmp_path / "r.csv").write_text(text)
+    with pytest.raises(UserError) as e:
+        _read(tmp_path / "r.csv")
+    assert str(e.value) == (
+        "r.csv: its header has 4 names and its rows 5 fields: the first column (row "
+        "names, as R's write.table writes them) has no name; write the table with write.csv (or row.names = FALSE), "
+        "or put a name and a comma before the header's first"
+    )
+    (tmp_path / "title.csv").write_text("Sales, 2024, shop 3\n" + df.to_csv(index=False))  # 3 fields above 4: a title
+    assert list(_read(tmp_path / "title.csv").frame.columns) == list(df.columns)
+
+
 def test_a_title_a_spreadsheet_padded_with_delimiters_above_the_header_is_skipped(tmp_path):
     df, body, want = _plain(tmp_path)
     # Excel's "Save as CSV" gives every line the table's fields: the title, a blank row, a margin column

@@ -13,7 +13,6 @@ import gzip
 import io
 import lzma
 import os
-import re
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -24,7 +23,13 @@ from typing import IO
 import pandas as pd
 
 from nntrain.config.data_section import EXCEL
-from nntrain.data.text_numbers import numbers_in_text, points_grouping_thousands, without_total, zero_led
+from nntrain.data.text_numbers import (
+    numbers_in_text,
+    points_grouping_thousands,
+    without_empty_unnamed,
+    without_total,
+    zero_led,
+)
 from nntrain.errors import UserError, listed
 
 COMPRESSIONS = {
@@ -129,6 +134,13 @@ def delimiter(p: Path, options: Options) -> str:
     sample, whole = _sample(p, compression, options.encoding)
     lines = _whole_lines(sample, whole)
     options.skip, found = preamble(lines)
+    if options.skip == 1 and found and _unnamed_first(lines[:2], found):
+        n = len(next(csv.reader(lines[1:2], delimiter=found)))
+        raise UserError(
+            f"{p.name}: its header has {n - 1} names and its rows {n} fields: the first column (row names, as R's "
+            f"write.table writes them) has no name; write the table with write.csv (or row.names = FALSE), or put a "
+            f"name and a {NAMES[found]} before the header's first"
+        )
     if options.skip:
         padding = "".join(DELIMITERS) + " "  # a title a spreadsheet padded: 'Sales report', not 'Sales report,,,'
         above = [t for line in lines[: options.skip] if (t := line.strip(padding + "\r\n"))]
@@ -165,9 +177,7 @@ def read_text(p: Path, sep: str, options: Options) -> pd.DataFrame:
             dtype=dict.fromkeys(options.text, str),
             skiprows=options.skip,
         )
-    frame = without_total(
-        _without_empty_unnamed(frame, p.name, options.notes), p.name, options.notes, options.every_row
-    )
+    frame = without_total(without_empty_unnamed(frame, p.name, options.notes), p.name, options.notes, options.every_row)
     codes_as_text(p, sep, options, frame)
     parsed = [c for c in frame.columns if frame[c].dtype.kind == "f"]  # as pandas read them
     if options.decimal is not None:
@@ -179,20 +189,6 @@ def read_text(p: Path, sep: str, options: Options) -> pd.DataFrame:
         as_text = lambda columns: pd.read_csv(p, usecols=columns, dtype=str, **read)  # noqa: E731
         points_grouping_thousands(frame, parsed, as_text, p.name, options.notes)
     return frame
-
-
-def _without_empty_unnamed(frame: pd.DataFrame, name: str, notes: list[str]) -> pd.DataFrame:
-    """The frame without the columns whose header cell is empty (pandas names them 'Unnamed: 5') and that hold no
-    value: the empty columns a spreadsheet saves as CSV right of its table where formatting reached (every line
-    ending ';;'), said in a note. One of values stays a column."""
-    empty = [i for i, c in enumerate(frame.columns) if re.fullmatch(r"Unnamed: \d+", str(c)) and frame[c].isna().all()]
-    if not empty:
-        return frame
-    notes.append(
-        f"{name}: its {len(empty)} column(s) with no name and no value (columns {listed([i + 1 for i in empty])}) "
-        f"left out"
-    )
-    return frame.drop(columns=frame.columns[empty])
 
 
 def codes_as_text(p: Path, sep: str, options: Options, frame: pd.DataFrame) -> None:
@@ -271,6 +267,13 @@ def preamble(lines: list[str]) -> tuple[int, str | None]:
                     k += 1
                 return k, d
     return 0, None
+
+
+def _unnamed_first(lines: list[str], d: str) -> bool:
+    """A header one name short of the row below it, which holds a number: R's row names, not a title above it."""
+    rows = list(csv.reader(lines, delimiter=d))
+    numbers = pd.to_numeric(pd.Series(rows[-1][1:]), errors="coerce").notna()
+    return len(rows) == 2 and len(rows[0]) == len(rows[1]) - 1 >= 2 and bool(numbers.any())
 
 
 def _padded_title(lines: list[str], d: str) -> int:

@@ -2,7 +2,8 @@
 decimal comma (42,0; 1.234,5), commas or apostrophes grouping thousands (1,234.5; 1'234.5), a currency or percent
 sign ($12, 12.5%), an accountant's parentheses for a negative ((1,234)), among marks of missing values (?, -).
 readers.py calls it on every delimited file it reads, unless data.decimal is given. Also what else such an export
-holds: a total row, a header repeated below (files joined), a quoted cell across lines."""
+holds: a total row, empty columns with no name, a header repeated below (files joined), a quoted cell across
+lines."""
 
 from __future__ import annotations
 
@@ -145,6 +146,20 @@ def without_total(frame: pd.DataFrame, name: str, notes: list[str], said: list[s
                 frame[col] = pd.to_numeric(frame[col], errors="coerce")
             return frame
     return frame
+
+
+def without_empty_unnamed(frame: pd.DataFrame, name: str, notes: list[str]) -> pd.DataFrame:
+    """The frame without the columns whose header cell is empty (pandas names them 'Unnamed: 5') and that hold no
+    value: the empty columns a spreadsheet saves as CSV right of its table where formatting reached (every line
+    ending ';;'), said in a note. One of values stays a column."""
+    empty = [i for i, c in enumerate(frame.columns) if re.fullmatch(r"Unnamed: \d+", str(c)) and frame[c].isna().all()]
+    if not empty:
+        return frame
+    notes.append(
+        f"{name}: its {len(empty)} column(s) with no name and no value (columns {listed([i + 1 for i in empty])}) "
+        f"left out"
+    )
+    return frame.drop(columns=frame.columns[empty])
 
 
 def spans_lines(frame: pd.DataFrame) -> bool:
