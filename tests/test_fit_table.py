@@ -301,3 +301,19 @@ def test_one_letter_labels_that_differ_in_case_stay_classes_with_a_warning(workd
     assert r.exit_code == 0, r.stderr
     assert "task: binary (2 distinct values in 'y'" in r.output
     assert "warning: column 'y' (the target): labels 'K' and 'k' differ only in case" in r.output
+
+
+def test_levels_that_differ_only_in_case_are_one_level_in_fit_and_predict(workdir, cli):
+    df = make_table(n=120, task="binary", cat=True)
+    typed = {"red": ["red", "red", "Red"], "green": ["green", "GREEN"], "blue": ["blue"]}  # a hand-typed sheet's
+    df["color"] = [typed[v][i % len(typed[v])] for i, v in enumerate(df["color"])]
+    df.to_csv(workdir / "t.csv", index=False)
+    r = cli("fit", "t.csv", "--target", "y", *QUICK, "train.plots=false", "train.threads=1")
+    assert r.exit_code == 0, r.stderr
+    assert "6 input columns from 4 of the table's" in r.output  # a, b, c and color's 3 levels, not 5
+    assert "column 'color': levels that differ only in case read as one each: 'green' (also 'GREEN')" in r.output
+    df["color"] = df["color"].str.upper()
+    df.drop(columns="y").to_csv(workdir / "new.csv", index=False)
+    p = cli("predict", "runs/t", "new.csv", "-o", "p.csv")
+    assert p.exit_code == 0, p.stderr
+    assert "never seen" not in p.output and len(pd.read_csv(workdir / "p.csv")) == 120

@@ -193,33 +193,55 @@ def without_outer_spaces(s: pd.Series) -> pd.Series:
     return text.where(text.notna(), s).replace("", np.nan)
 
 
-def labels_by_case(y: pd.Series, notes: list[str]) -> pd.Series:
-    """A text target's labels that differ only in case ('yes', 'Yes', 'YES' in a hand-typed sheet) as one class,
-    spelled as most of its rows are, with a note; one-letter ones stay apart (K and k, a chess piece's side, where
-    the case is the label), with a warning."""
-    if not (y.dtype == object or pd.api.types.is_string_dtype(y)):
-        return y
-    counts = y.value_counts()
-    counts = counts[[isinstance(v, str) for v in counts.index]]  # each label once, not each row
+def case_spellings(counts: pd.Series) -> tuple[dict[str, str], list[list[str]]]:
+    """Of text levels' row counts, those that differ only in case ('yes', 'Yes', 'YES' in a hand-typed sheet):
+    (each other spelling: the most common one, where they have two letters or more; the one-letter groups, K and k,
+    which stay apart: a chess piece's side, where the case is the value)."""
+    counts = counts[[isinstance(v, str) for v in counts.index]]  # each level once, not each row
+    merged, kept = {}, []
     if counts.empty:
-        return y
-    merged, said, named = {}, [], f"column {quoted(y.name)} (the target)"
+        return merged, kept
     for _, group in counts.groupby(counts.index.str.casefold(), sort=True):
         spellings = sorted(group.index, key=lambda v: (-group[v], v))  # the most common first
-        if len(spellings) < 2:
-            continue
-        if len(spellings[0]) == 1:
-            notes.append(
-                f"warning: {named}: labels {' and '.join(map(quoted, spellings))} differ only in case; kept as "
-                f"{len(spellings)} classes (one letter: its case may be the label)"
-            )
-            continue
-        merged.update(dict.fromkeys(spellings[1:], spellings[0]))
-        said.append(f"{quoted(spellings[0])} (also {listed(spellings[1:], quote=True)})")
+        if len(spellings) > 1 and len(spellings[0]) == 1:
+            kept.append(spellings)
+        elif len(spellings) > 1:
+            merged.update(dict.fromkeys(spellings[1:], spellings[0]))
+    return merged, kept
+
+
+def said_by_case(merged: dict[str, str]) -> str:
+    """'yes' (also 'Yes', 'YES'), ... for a note."""
+    groups = {one: [v for v, to in merged.items() if to == one] for one in dict.fromkeys(merged.values())}
+    return ", ".join(f"{quoted(one)} (also {listed(others, quote=True)})" for one, others in sorted(groups.items()))
+
+
+def labels_by_case(y: pd.Series, notes: list[str]) -> pd.Series:
+    """A text target's labels that differ only in case as one class (case_spellings), with a note; one-letter ones
+    apart, with a warning."""
+    if not (y.dtype == object or pd.api.types.is_string_dtype(y)):
+        return y
+    merged, kept = case_spellings(y.value_counts())
+    named = f"column {quoted(y.name)} (the target)"
+    for spellings in kept:
+        notes.append(
+            f"warning: {named}: labels {' and '.join(map(quoted, spellings))} differ only in case; kept as "
+            f"{len(spellings)} classes (one letter: its case may be the label)"
+        )
     if not merged:
         return y
-    notes.append(f"{named}: labels that differ only in case read as one class each: {', '.join(said)}")
+    notes.append(f"{named}: labels that differ only in case read as one class each: {said_by_case(merged)}")
     return y.replace(merged)
+
+
+def levels_by_case(counts: pd.Series, col: str, notes: list[str]) -> pd.Series:
+    """A column's training levels' row counts with the levels that differ only in case as one (case_spellings),
+    with a note; encoding reads each spelling as that level."""
+    merged, _ = case_spellings(counts)
+    if not merged:
+        return counts
+    notes.append(f"column {quoted(col)}: levels that differ only in case read as one each: {said_by_case(merged)}")
+    return counts.rename(index=merged).groupby(level=0).sum()
 
 
 def text_columns(prep: dict) -> tuple[str, ...]:

@@ -181,7 +181,9 @@ def level_codes(s: pd.Series, prep: dict, header_line: int, report: Report) -> n
     col = str(s.name)
     idx, uniques = pd.factorize(s)  # each distinct value named once; -1 for a missing one
     names = categories(pd.Series(uniques, dtype=object if len(uniques) == 0 else None))
-    by_unique = names.map(stripped_lookup(prep["categories"][col], start=1)).fillna(0).to_numpy(np.int64)  # 0: none
+    found = names.map(stripped_lookup(prep["categories"][col], start=1))
+    by_unique = found.fillna(names.str.casefold().map(by_case(prep["categories"][col], 1))).fillna(0)  # 0: none
+    by_unique = by_unique.to_numpy(np.int64)
     new = by_unique == 0
     if col in prep.get("rare", {}):
         new &= ~names.isin(prep["rare"][col]).to_numpy()
@@ -216,12 +218,12 @@ def stripped_lookup(levels: list, start: int = 0) -> dict[str, int]:
     return lookup
 
 
-def _by_case(classes: list) -> dict[str, int]:
-    """Each class's place by its text in lower case, for labels spelled otherwise ('YES' for fit's 'yes', which
-    read a target's spellings of one label as one class: columns.labels_by_case); none for a text two classes share
-    (K and k, kept apart)."""
-    folded = pd.Series([str(c).strip().casefold() for c in classes])
-    return {t: i for i, t in enumerate(folded) if not folded.duplicated(keep=False)[i]}
+def by_case(levels: list, start: int = 0) -> dict[str, int]:
+    """Each level's (or class's) place (from `start`) by its text in lower case, for values spelled otherwise ('YES'
+    for fit's 'yes', which read the spellings of one level as one: columns.case_spellings); none for a text two
+    levels share (K and k, kept apart)."""
+    folded = pd.Series([str(c).strip().casefold() for c in levels], dtype=object)
+    return {t: i + start for i, t in enumerate(folded) if not folded.duplicated(keep=False)[i]}
 
 
 def encode_labels(y: pd.Series, classes: list, target: str, header_line: int) -> np.ndarray:
@@ -240,7 +242,7 @@ def encode_labels(y: pd.Series, classes: list, target: str, header_line: int) ->
         codes = np.where(ref[pos] == values, pos, -1)
     else:
         text = y.astype(str).str.strip()  # as fit read them
-        codes = text.map(stripped_lookup(classes)).fillna(text.str.casefold().map(_by_case(classes)))
+        codes = text.map(stripped_lookup(classes)).fillna(text.str.casefold().map(by_case(classes)))
         codes = codes.fillna(-1).to_numpy(dtype=np.int64)
     if (codes < 0).any():
         i = int(np.flatnonzero(codes < 0)[0])

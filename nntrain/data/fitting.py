@@ -16,6 +16,7 @@ from nntrain.data.columns import (
     categories,
     check_finite,
     distinct,
+    levels_by_case,
     map_rows,
     numeric_column,
     numeric_names,
@@ -30,7 +31,6 @@ from nntrain.errors import UserError, listed, quoted
 
 # A string column with at least this share of distinct values among its training rows reads as an ID.
 ID_LIKE = 0.9
-
 
 EMBEDDING_MAX = 32  # the widest embedding: fastai's rule min(600, 1.6 * levels ** 0.56), capped for a small MLP
 
@@ -120,7 +120,7 @@ def _fit_levels(s: pd.Series, data_cfg: Any, train: np.ndarray, prep: dict, note
     col, part = str(s.name), s.iloc[train]
     counts = part.value_counts()
     counts.index = categories(pd.Series(counts.index)).to_numpy()
-    counts = counts.groupby(level=0).sum()  # 3 and 3.0 are one level
+    counts = levels_by_case(counts.groupby(level=0).sum(), col, notes)  # 3 and 3.0 are one level; Red and red too
     fill = prep["impute"].get(col)
     if fill is not None and part.isna().any():
         name = categories(pd.Series([fill])).iloc[0]

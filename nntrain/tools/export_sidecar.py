@@ -43,7 +43,8 @@ def _text_and_dates(prep: dict) -> dict:
             "shape": [BATCH_DIM, len(strings)],
             "columns": strings,
             "note": 'text as the table holds it (numbers as text: "3", not "3.0") without outer spaces, which '
-            'nntrain predict strips; "" for a missing value; a level never seen in training is encoded as '
+            "nntrain predict strips, and in the case most training rows wrote it (predict reads RED as red); "
+            '"" for a missing value; a level never seen in training is encoded as '
             "unknown (all-zero one-hot, or the embedding's unknown row), as nntrain predict does",
         }
     if prep.get("dates"):
