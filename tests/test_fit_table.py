@@ -317,3 +317,13 @@ def test_levels_that_differ_only_in_case_are_one_level_in_fit_and_predict(workdi
     p = cli("predict", "runs/t", "new.csv", "-o", "p.csv")
     assert p.exit_code == 0, p.stderr
     assert "never seen" not in p.output and len(pd.read_csv(workdir / "p.csv")) == 120
+
+
+def test_a_target_whose_header_cell_breaks_its_line_is_named_with_a_space(workdir, cli):
+    df = make_table(n=120, task="regression").rename(columns={"y": "Price\n(EUR)"})  # Alt+Enter in a sheet's cell
+    df.to_csv(workdir / "t.csv", index=False)
+    r = cli("fit", "t.csv", "--target", "Price (EUR)", *QUICK, "train.plots=false", "train.threads=1")
+    assert r.exit_code == 0, r.stderr
+    assert "task: regression" in r.output
+    e = cli("eval", "runs/t", "--data", "t.csv")
+    assert e.exit_code == 0, e.stderr

@@ -140,7 +140,7 @@ def _columns(table: Table, data_cfg: Any) -> tuple[str, list[str], list[str]]:
     another sheet of its workbook holds is named so)."""
     df = table.frame
     columns = list(map(str, df.columns))
-    target = data_cfg.target or columns[-1]
+    target = spelled(data_cfg.target, columns) if data_cfg.target else columns[-1]
     if target not in df.columns:
         where, elsewhere = sheet_hint(target, table.sheet, table.sheets)
         raise UserError(
@@ -178,6 +178,13 @@ def _columns(table: Table, data_cfg: Any) -> tuple[str, list[str], list[str]]:
     roles = [c for c in (data_cfg.weight, data_cfg.split_column, data_cfg.group) if c]
     check_columns(df[[*features, target, *roles]], f"data.path={data_cfg.path}")  # a Parquet list column
     return target, features, notes
+
+
+def spelled(name: str, columns: list[str]) -> str:
+    """The column `name` means: itself, else the one column whose name reads the same with its line breaks and runs
+    of spaces as one space (a sheet's header cell typed with Alt+Enter, 'Price\n(EUR)', given as 'Price (EUR)')."""
+    same = [c for c in columns if " ".join(c.split()) == " ".join(name.split())]
+    return same[0] if name not in columns and len(same) == 1 else name
 
 
 # the data keys that name columns: each named column must be in the table, and none of them the target

@@ -24,7 +24,7 @@ import pandas as pd
 
 from nntrain import metrics as M
 from nntrain.config.schema import Config, to_plain
-from nntrain.data.prepare import Prepared, check_against, infer_task, prepare, stamped
+from nntrain.data.prepare import Prepared, check_against, infer_task, prepare, spelled, stamped
 from nntrain.data.table_source import recorded
 from nntrain.data.tables import read_options, read_table, read_tables
 from nntrain.engine.stopping import Diverged, Interrupted
@@ -202,7 +202,7 @@ def _too_big_or_small(cfg: Config, frame: pd.DataFrame) -> str | None:
         return f"{rows:,} non-test rows (bags up to {AUTO_MAX_ROWS:,})"
     if rows < AUTO_MIN_ROWS:
         return f"{rows:,} non-test rows, too few for {AUTO_MEMBERS} folds (bags from {AUTO_MIN_ROWS})"
-    target = frame.get(cfg.data.target) if cfg.data.target else None
+    target = frame.get(spelled(cfg.data.target, list(frame.columns))) if cfg.data.target else None
     if target is None or _regression(target, cfg.data.task):
         return None
     counts = target.value_counts()
