@@ -466,6 +466,17 @@ def test_a_header_one_name_short_as_r_writes_row_names_is_refused_saying_so_not_
     assert list(_read(tmp_path / "title.csv").frame.columns) == list(df.columns)
 
 
+def test_a_file_separated_by_spaces_is_said_to_be_not_read_as_one_column_named_by_the_whole_header(tmp_path):
+    df = make_table(n=30)
+    df.to_csv(tmp_path / "spaced.txt", index=False, sep=" ")  # R's write.table, a whitespace-aligned export
+    with pytest.raises(
+        UserError, match=r"only one column, 'a b c y': the fields seem separated by spaces; set data.sep=' '"
+    ):
+        _read(tmp_path / "spaced.txt")
+    pd.DataFrame({"sale price": [1.5, 2.5]}).to_csv(tmp_path / "one.csv", index=False)  # one column named so
+    assert list(_read(tmp_path / "one.csv").frame.columns) == ["sale price"]
+
+
 def test_a_title_a_spreadsheet_padded_with_delimiters_above_the_header_is_skipped(tmp_path):
     df, body, want = _plain(tmp_path)
     # Excel's "Save as CSV" gives every line the table's fields: the title, a blank row, a margin column

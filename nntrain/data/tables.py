@@ -212,11 +212,12 @@ def _read_delimited(p: Path, shown: str, options: Options) -> tuple[pd.DataFrame
 
 def _checked(frame: pd.DataFrame, p: Path, sep: str, header: list[str], shown: str, options: Options) -> pd.DataFrame:
     """The frame, refused where one column holds another delimiter or a row is short."""
-    if frame.shape[1] == 1 and any(d in str(frame.columns[0]) for d in DELIMITERS if d != sep):
-        raise UserError(
-            f"{shown}: only one column, {quoted(frame.columns[0])}: the fields seem separated by another "
-            f"delimiter than {NAMES.get(sep, repr(sep))}s; set data.sep"
-        )
+    name, fields = str(frame.columns[0]), {len(str(v).split()) for v in frame.iloc[:5, 0]}  # as many in 5 rows
+    spaced = fields == {len(name.split())} and len(name.split()) > 2 and sep != " "  # R's write.table, aligned
+    if frame.shape[1] == 1 and (spaced or any(d in name for d in DELIMITERS if d != sep)):
+        other = f"another delimiter than {NAMES.get(sep, repr(sep))}s; set data.sep"
+        how = "spaces; set data.sep=' ' where one space parts them" if spaced else other
+        raise UserError(f"{shown}: only one column, {quoted(name)}: the fields seem separated by {how}")
     no_repeated_header(frame, shown, 1 + options.skip)
     _trim_heap()
     # A short row comes back with its last fields NaN; only then is it worth reading the file again to find it.
@@ -286,9 +287,8 @@ def read_options(data_cfg: Any) -> Options:
 
 
 def _trim_heap() -> None:
-    """Hand freed heap memory back to the system (glibc's malloc_trim; elsewhere nothing). pandas' parallel
-    parse frees its per-chunk buffers into malloc's arenas, which kept them resident: 320 MiB beside a 1M x 50
-    table, while the float32 matrix is made next to it."""
+    """Hand freed heap memory back to the system (glibc's malloc_trim): pandas' parse frees its chunk buffers into
+    malloc's arenas, which kept them resident (320 MiB beside a 1M x 50 table, as the float32 matrix is made)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).malloc_trim(0)
 
