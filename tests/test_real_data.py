@@ -506,6 +506,13 @@ def test_an_id_column_is_named_in_a_warning(tmp_path):
     assert any("'order_id' looks like an ID" in n and "data.drop: [order_id]" in n for n in d.notes)
 
 
+def test_an_id_column_of_a_small_table_one_hot_encoded_is_named_in_a_warning_too(tmp_path):
+    df = make_table(n=30)
+    df["car"] = [f"model {i}" for i in range(30)]  # mtcars' names: 24 training levels, one-hot (at most 32)
+    d = prep_of(df, tmp_path)
+    assert any("'car' looks like an ID" in n and "data.drop: [car]" in n for n in d.notes)
+
+
 def test_a_matrix_that_would_not_fit_is_refused_before_it_is_allocated(tmp_path, monkeypatch):
     import nntrain.data.prepare as P
 

@@ -125,6 +125,12 @@ def _fit_levels(s: pd.Series, data_cfg: Any, train: np.ndarray, prep: dict, note
     if fill is not None and part.isna().any():
         name = categories(pd.Series([fill])).iloc[0]
         counts[name] = counts.get(name, 0) + int(part.isna().sum())
+    present = int(part.notna().sum())  # one-hot (a small table's names) or embedded alike
+    if present >= 20 and part.nunique() >= ID_LIKE * present:
+        notes.append(
+            f"warning: column {quoted(col)} looks like an ID ({part.nunique():,} distinct values in {present:,} "
+            f"training rows); it can carry nothing to new rows: leave it out with data.drop: [{col}]"
+        )
     if len(counts) <= data_cfg.one_hot_max:
         prep["categories"][col] = sorted(counts.index)
         return
@@ -147,12 +153,6 @@ def _fit_levels(s: pd.Series, data_cfg: Any, train: np.ndarray, prep: dict, note
         f"column {quoted(col)}: {len(counts):,} levels in training, more than data.one_hot_max "
         f"({data_cfg.one_hot_max}): learned through an embedding of size {dim}{pooled}"
     )
-    present = int(part.notna().sum())
-    if present >= 20 and part.nunique() >= ID_LIKE * present:
-        notes.append(
-            f"warning: column {quoted(col)} looks like an ID ({part.nunique():,} distinct values in {present:,} "
-            f"training rows); it can carry nothing to new rows: leave it out with data.drop: [{col}]"
-        )
 
 
 def _fit_dates(s: pd.Series, said: str | None, train: np.ndarray, prep: dict, notes: list) -> None:
