@@ -459,6 +459,9 @@ def test_a_few_numbers_and_text_or_codes_are_categories_many_numbers_and_a_stray
     df.loc[7, "incomes"] = "see notes"  # n.a., ? or -: missing values (test_readers)
     with pytest.raises(UserError, match=r"column 'incomes': 'see notes' at row 8 \(line 9\) is not a number"):
         prep_of(df, tmp_path)
+    df = pd.concat([df, make_table(n=400).assign(incomes=lambda t: t["a"].astype(str))], ignore_index=True)
+    with pytest.raises(UserError, match=r"while 99% of the column is numeric"):  # 599 of 600: not 100%
+        prep_of(df, tmp_path)
 
 
 def test_a_column_named_in_data_dates_without_dates_is_refused_by_name(tmp_path):

@@ -358,7 +358,7 @@ def column_kind(s: pd.Series, header_line: int) -> str:
         i = int(np.flatnonzero(s.isin(counts.index[~numbers]).to_numpy())[0])
         raise UserError(
             f"column {quoted(s.name)}: {quoted(s.iloc[i])} at {where(header_line, i)} is not a number, "
-            f"while {share:.0%} of the column is numeric; fix or remove that value"
+            f"while {np.floor(share * 100):.0f}% of the column is numeric; fix or remove that value"  # 99.8: not 100
         )
     return "mixed" if len(counts) and share >= 0.5 else "categorical"
 
