@@ -257,6 +257,21 @@ def test_a_missing_value_mark_in_a_text_target_is_no_class_but_a_class_of_signs_
     )
 
 
+def test_a_regression_run_evaluates_a_table_whose_text_target_holds_marks_as_its_fit_read_it(workdir, cli):
+    """A Parquet target of numbers stored as text with '?' and 'n.a.' among them: fit leaves those rows out, and
+    eval --data of the same file did not (was: "column 'y': '?' at row 1 is not a number", exit 2)."""
+    df = make_table(n=120, task="regression")
+    df["y"] = df["y"].round(3).astype(str)
+    df.loc[::10, "y"], df.loc[5::20, "y"] = "?", "n.a."
+    df.to_parquet(workdir / "t.parquet", index=False)
+    r = cli("fit", "t.parquet", "--target", "y", *QUICK, "train.plots=false", "train.threads=1")
+    assert r.exit_code == 0, r.output
+    assert "18 row(s) without a target 'y' left out of every split" in r.output
+    e = cli("eval", "runs/t", "--data", "t.parquet")
+    assert e.exit_code == 0, e.output
+    assert "18 row(s) without a target 'y' left out" in e.output
+
+
 def test_a_column_named_as_an_id_of_distinct_whole_numbers_is_warned_about(workdir, cli):
     """A CustomerID of row numbers was used as an input without a word; a column of distinct numbers not named
     so (paid) is an input as any."""

@@ -276,8 +276,8 @@ def encode_table(
     if target not in table.frame.columns:
         raise UserError(f"{shown}: no target column '{target}' to evaluate against")
     frame, y = table.frame, without_outer_spaces(table.frame[target])  # as fit read it: "  " has no label
-    if prep.get("classes"):
-        y = y.mask(marks_among_labels(y, prep["classes"]))  # "?" beside yes and no, fit's missing target
+    # fit's missing targets: "?" beside yes and no (a mark no class is named), any mark among a regression's numbers
+    y = y.mask(marks_among_labels(y, prep.get("classes") or []))
     absent = y.isna().to_numpy() if prep.get("missing_target") == "drop" else np.zeros(len(frame), bool)
     if absent.any() and not every_row:
         if absent.all() and not part:
