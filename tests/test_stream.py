@@ -234,6 +234,28 @@ def test_a_file_of_rows_without_a_target_streams_as_it_reads_whole_those_rows_le
     assert len(table) == 900 and "every row's target" not in r.output
 
 
+def test_a_streamed_run_counts_only_the_rows_whose_target_encoding_keeps(workdir, cli):
+    """'?' beside yes and no and blank or space-only cells are no target: the split's counts, the rows line,
+    summary.json and the epoch's steps leave them out as the encoded chunks do (was: counted in: 815 rows of 618
+    labelled)."""
+    import pyarrow.parquet as pq
+
+    write_folder(workdir / "t", n=900, files=3, group=100)
+    for k in range(3):
+        f = workdir / "t" / f"p{k}.parquet"
+        part = pq.read_table(f).to_pandas()
+        part.loc[part.index[::5], "y"], part.loc[part.index[1::7], "y"] = "?", "  "
+        part.to_parquet(f, index=False, row_group_size=100 + 50 * k)
+    labelled = sum((~pq.read_table(f).to_pandas()["y"].isin(["?", "  "])).sum() for f in (workdir / "t").iterdir())
+    r = cli("fit", streamed_config(workdir, workdir / "t", epochs=1))
+    assert r.exit_code == 0, r.output
+    summary = json.loads((workdir / "runs" / "t" / "summary.json").read_text())
+    assert sum(summary["rows"].values()) == labelled  # eval_rows holds every val and test row
+    note = r.output.split("split by a hash of each row's file and row number: ")[1].split(";")[0]
+    assert sum(int(n.split()[1].replace(",", "")) for n in note.split(", ")) == labelled
+    assert f"rows: train {summary['rows']['train']}, val" in r.output
+
+
 def folder_state(run):
     """Each file of a run folder: its bytes' size and modification time (what a refused command must leave)."""
     return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(run.rglob("*")) if p.is_file()}

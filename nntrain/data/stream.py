@@ -16,8 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nntrain.data.columns import without_outer_spaces
 from nntrain.data.readers import PARQUET, parquet_parts, parts_digest, same_columns
 from nntrain.data.tables import Table, resolve_path
+from nntrain.data.text_numbers import MARKS
 from nntrain.errors import UserError
 
 CHUNK_ROWS = 32_768  # rows read at a time from a row group (a forward of 64k rows can take 0.5 GB)
@@ -133,22 +135,48 @@ def survey(source: Source, split: HashSplit, target: str, rows: int, seed: int, 
     """One pass over this process's row groups, a chunk at a time: about `rows` rows of the table drawn at
     random (each with the same chance, seeded per row group, so the draw is the same however the row groups are
     shared out; every row where the table has no more), what the preprocessing is fitted on; and per row group,
-    the rows of each part that have a target (fragments x 3: train, val, test), which fix an epoch's steps."""
+    the rows of each part that have a target (fragments x 3: train, val, test), which fix an epoch's steps, with
+    those whose target is a missing-value mark (fragments x 3 x MARKS), which labelled() takes out where the
+    fitted preprocessing reads a mark as no target."""
     chance = min(1.0, rows / source.rows)
-    taken, counts = [], np.zeros((len(source.fragments), 3), dtype=np.int64)
+    taken, counts = [], np.zeros((len(source.fragments), 3, 1 + len(MARKS)), dtype=np.int64)
     labels: set | None = set()  # the target's values in the sample so far; None: too many to be classes
     for i in share.mine(len(source.fragments)):
         fragment, rng = source.fragments[i], np.random.default_rng([seed, 7, i])
         for c, (first, frame) in enumerate(chunks(source, fragment)):
-            u = uniform(row_keys(frame, split.id, fragment, first), split.seed)
-            known = frame[target].notna().to_numpy() if target in frame.columns else np.ones(len(frame), bool)
-            counts[i] += np.bincount(split.part_of(u)[known], minlength=3)
+            parts = split.part_of(uniform(row_keys(frame, split.id, fragment, first), split.seed))
+            counts[i] += _target_counts(frame, target, parts)
             drawn = rng.random(len(frame)) < chance
             labels = _every_label(frame, target, drawn, labels) if labels is not None and target in frame else None
             taken.append(((i, c), frame if chance >= 1 else frame.loc[drawn]))
     if share.gather is not None:
         counts = sum(share.gather(counts))
     return pd.concat(share.joined(taken), ignore_index=True), counts
+
+
+def _target_counts(frame: pd.DataFrame, target: str, parts: np.ndarray) -> np.ndarray:
+    """A chunk's rows per part (3 x (1 + MARKS)): those with a target (blank or space-only cells have none, as
+    encoding reads them), then those of each missing-value mark."""
+    out = np.zeros((3, 1 + len(MARKS)), dtype=np.int64)
+    if target not in frame.columns:
+        out[:, 0] = np.bincount(parts, minlength=3)
+        return out
+    y = without_outer_spaces(frame[target])
+    out[:, 0] = np.bincount(parts[y.notna().to_numpy()], minlength=3)
+    if y.dtype == object or pd.api.types.is_string_dtype(y.dtype):
+        for k, mark in enumerate(MARKS, start=1):
+            out[:, k] = np.bincount(parts[(y == mark).to_numpy()], minlength=3)
+    return out
+
+
+def labelled(counts: np.ndarray, prep: dict) -> np.ndarray:
+    """survey's counts (fragments x 3 x (1 + MARKS)) as the rows of each part that encoding keeps (fragments x 3):
+    a mark none of the run's classes is (every mark, in a regression) is no target, as encode_table reads it."""
+    if prep.get("missing_target") != "drop":
+        return counts[:, :, 0]
+    classes = [str(c) for c in prep.get("classes") or []]
+    dropped = [k for k, mark in enumerate(MARKS, start=1) if mark not in classes]
+    return counts[:, :, 0] - counts[:, :, dropped].sum(axis=2)
 
 
 # A target with more distinct values than this in the sample is a regression's (or has too many classes to learn

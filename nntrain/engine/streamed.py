@@ -18,6 +18,7 @@ from nntrain.data.stream import (
     Share,
     evaluation_data,
     hash_split,
+    labelled,
     located,
     open_source,
     parquet_files,
@@ -86,6 +87,7 @@ def start_streamed(cfg: Config, config_dir: Path | None, files: list[str], why: 
     share = shared(cfg)
     frame, counts = survey(source, split, target, d.sample_rows, cfg.seed, share)
     sampled = prepare(table_of(frame, source), d, cfg.seed)
+    counts = labelled(counts, sampled.prep)
     sizes = dict(zip(("train", "val", "test"), (int(n) for n in counts.sum(axis=0))))
     key = f"data.id={d.id}" if d.id else "file and row number"
     sampled.prep.update(
