@@ -53,6 +53,20 @@ def test_on_another_file_and_the_arguments_it_refuses(workdir, cli):
     assert r.exit_code == 2 and "no test split (data.test_size=0): explain it on a file with --data" in r.stderr
 
 
+def test_rows_without_a_target_are_not_counted_or_shuffled_among_the_scored_ones(workdir, cli):
+    """explain --data of a file with 20 unlabelled rows ('?' and blank) scores, counts and shuffles the 80 eval
+    scores (was: "100 rows", the shuffles drawing values from rows no score reads)."""
+    signal_table(200).to_csv(workdir / "s.csv", index=False)
+    other = signal_table(100, seed=1)
+    other.loc[::10, "y"], other.loc[5::10, "y"] = "?", ""
+    other.to_csv(workdir / "other.csv", index=False)
+    assert cli("fit", write_config(workdir / "c.yaml", workdir / "s.csv")).exit_code == 0
+    scored = json.loads(cli("eval", "runs/t", "--data", "other.csv", "--json").stdout)["rows"]
+    r = cli("explain", "runs/t", "--data", "other.csv", "--json", "--repeats", "1")
+    assert r.exit_code == 0, r.output
+    assert scored == 80 and json.loads(r.stdout)["rows"] == 80
+
+
 def test_column_names_reach_importance_csv_as_text_not_formulas(workdir, cli):
     import nntrain
 

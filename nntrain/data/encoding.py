@@ -264,6 +264,22 @@ class Encoded:
     loss_weights: np.ndarray | None
 
 
+def target_values(frame: pd.DataFrame, prep: dict) -> pd.Series:
+    """The target column as fit read it, missing where a row has none: "  " has no label, nor "?" beside yes and
+    no (a mark no class is named), nor any mark among a regression's numbers."""
+    y = without_outer_spaces(frame[prep["target"]])
+    return y.mask(marks_among_labels(y, prep.get("classes") or []))
+
+
+def labelled_rows(frame: pd.DataFrame, prep: dict) -> pd.DataFrame:
+    """The rows encode_table scores: those with a target where the run left out rows without one (all rows where
+    none has one, or the column is absent: encode_table says so)."""
+    if prep.get("missing_target") != "drop" or prep["target"] not in frame.columns:
+        return frame
+    known = target_values(frame, prep).notna().to_numpy()
+    return frame.loc[known].reset_index(drop=True) if known.any() else frame
+
+
 def encode_table(
     table: Table, prep: dict, shown: str, report: Report | None = None, every_row: bool = False, part: bool = False
 ) -> Encoded:
@@ -275,9 +291,7 @@ def encode_table(
     target = prep["target"]
     if target not in table.frame.columns:
         raise UserError(f"{shown}: no target column '{target}' to evaluate against")
-    frame, y = table.frame, without_outer_spaces(table.frame[target])  # as fit read it: "  " has no label
-    # fit's missing targets: "?" beside yes and no (a mark no class is named), any mark among a regression's numbers
-    y = y.mask(marks_among_labels(y, prep.get("classes") or []))
+    frame, y = table.frame, target_values(table.frame, prep)
     absent = y.isna().to_numpy() if prep.get("missing_target") == "drop" else np.zeros(len(frame), bool)
     if absent.any() and not every_row:
         if absent.all() and not part:

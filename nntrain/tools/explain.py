@@ -9,12 +9,14 @@ the standard deviation, is the column's importance (Breiman 2001; scikit-learn's
 from __future__ import annotations
 
 import numbers
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from nntrain import metrics as M
+from nntrain.data.encoding import labelled_rows
 from nntrain.data.reread import load_table, split_table
 from nntrain.data.tables import Table
 from nntrain.errors import UserError
@@ -38,6 +40,7 @@ def importance(
     if not 1 <= repeats <= MAX_REPEATS:
         raise UserError(f"--repeats {repeats}: give 1 to {MAX_REPEATS}")
     table, label = _rows(run, data, None if bag is None else (bag[0], bag[1]["test"]))
+    table = replace(table, frame=labelled_rows(table.frame, run.prep))  # shuffled among the rows scored
     if len(table.frame) < 2:  # one row shuffled is the same row: every importance would be 0
         raise UserError(
             f"{label}: {len(table.frame)} row(s); shuffling a column moves its values between rows, give 2 or more"
