@@ -137,6 +137,9 @@ def test_two_ranks_sharing_the_lanes_train_as_one_process_does(workdir):
         (["train.bag=5"], "train.bag=5: a streamed run trains one model"),
         (["data.stream_lanes=3"], "train.batch_size=32: each of the 3 lanes"),
         (["data.id=nope"], "data.id=nope: no such column"),
+        # checked against the task the sample shows, as an in-memory run's (was: KeyError 'r2', a run folder left)
+        (["train.monitor=val_r2"], "train.monitor=val_r2: not measured for binary"),
+        (["loss={name: cross_entropy, weight: [1, 2, 3]}"], "loss.weight"),
     ],
 )
 def test_what_a_streamed_run_cannot_do_is_refused_by_name(workdir, cli, setting, message):

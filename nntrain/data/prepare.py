@@ -334,13 +334,19 @@ def stamped(data: Prepared, cfg: Config, tables: tuple) -> Prepared:
     return data
 
 
-def check_against(cfg: Config, data: Prepared) -> None:
-    """The config against what the data is (bce on four classes), and the three splits not empty: for data
-    prepared now or read from the cache."""
+def check_task(cfg: Config, data: Prepared) -> None:
+    """The loss, output, class weights and monitor against the task and classes the data shows (a streamed run's
+    sample's too)."""
     problems = task_problems(cfg, data.task, None if data.task == "regression" else len(data.prep["classes"]))
     if problems:
         facts = f" [data: {data.task}, {data.task_reason}]"
         raise UserError([dataclasses.replace(p, message=p.message + facts) for p in problems])
+
+
+def check_against(cfg: Config, data: Prepared) -> None:
+    """The config against what the data is (bce on four classes), and the three splits not empty: for data
+    prepared now or read from the cache."""
+    check_task(cfg, data)
     no_test = cfg.data.test_size == 0 and not (cfg.data.test_path or cfg.data.split_column)
     for part, idx in (("training", data.train), ("validation", data.val), ("test", data.test)):
         if len(idx) == 0 and not (part == "test" and no_test):

@@ -12,7 +12,7 @@ from typing import Any
 
 from nntrain.config.recipe import fix_auto
 from nntrain.config.schema import Config
-from nntrain.data.prepare import prepare
+from nntrain.data.prepare import check_task, prepare
 from nntrain.data.readers import stamp
 from nntrain.data.stream import (
     Share,
@@ -87,6 +87,7 @@ def start_streamed(cfg: Config, config_dir: Path | None, files: list[str], why: 
     share = shared(cfg)
     frame, counts = survey(source, split, target, d.sample_rows, cfg.seed, share)
     sampled = prepare(table_of(frame, source), d, cfg.seed)
+    check_task(cfg, sampled)  # before a run folder exists, as an in-memory run's
     counts = labelled(counts, sampled.prep)
     sizes = dict(zip(("train", "val", "test"), (int(n) for n in counts.sum(axis=0))))
     key = f"data.id={d.id}" if d.id else "file and row number"
