@@ -51,6 +51,9 @@ def test_a_parquet_folder_streams_and_eval_and_predict_agree_with_fit(workdir, c
     assert "stream" in split and "test" not in split  # the rule, not the rows
     summary = json.loads((run / "summary.json").read_text())
     assert f"rows: train {summary['rows']['train']}, " in r.output and 1800 < summary["rows"]["train"] < 2400
+    # how it was split and the notes fit printed (was: "at random, stratified by class", no notes)
+    assert summary["data"]["split"] == "by a hash of each row's file and row number"
+    assert any(n.startswith("streamed: 3,000 rows in 3 Parquet file(s)") for n in summary["data"]["notes"])
     report = json.loads(cli("eval", run, "--json").output)
     assert report["metrics"] == pytest.approx(summary["test"]) and 450 < report["rows"] < 750  # about 20%
     assert report["metrics"]["accuracy"] > 0.85  # it learned

@@ -95,6 +95,8 @@ def start_streamed(cfg: Config, config_dir: Path | None, files: list[str], why: 
         source=str(cfg.data.path),
         sha256=source.sha256,
         files=[],
+        split=f"by a hash of each row's {key}",
+        notes=sampled.notes,  # summary.json's: the sample's, with those below put first
         stream={
             "path": str(cfg.data.path),
             "files": source.files,
