@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -84,6 +85,9 @@ def test_eval_predict_and_export_of_a_bag_average_its_members(workdir, cli):
         {"features": frame[["a", "b", "c"]].to_numpy(np.float64), "strings": frame[["color"]].to_numpy(object)},
     )[0]
     assert np.abs(out - bag[cols].to_numpy()).max() < 1e-5
+    # the sidecar names what the graph is: the bag and its members' epochs, as eval does (was: member1's)
+    side = json.loads((root / "model.onnx.json").read_text())
+    assert Path(side["run_dir"]).resolve() == root.resolve() and side["epoch"] == epochs
 
 
 def test_a_regression_bag_averages_values_in_the_target_units(workdir, cli):

@@ -104,10 +104,12 @@ def export_loaded(
         model = export_bag([m.model for m in bag[2]], loaded.cfg, prep, bag[1].get("linear"), bag[1].get("temperature"))
     else:
         model = export_model(loaded.model, loaded.cfg, prep, loaded.ckpt.get("temperature"))
+    # what the file says it came from: a bag's folder and its members' epochs (as eval says), else the run's
+    origin = (bag[0], [m.ckpt.get("epoch") for m in bag[2]]) if bag else (loaded.run_dir, loaded.ckpt.get("epoch"))
     sample = sample_rows(prep)
     _check_scaled(model, sample, prep)
     if fmt == "onnx":
-        data = _onnx_bytes(model, sample, prep, loaded.run_dir, checkpoint)
+        data = _onnx_bytes(model, sample, prep, origin[0], checkpoint)
         _check_onnx(data, model, sample)
     else:
         data = _torchscript_bytes(model, sample)
@@ -115,7 +117,7 @@ def export_loaded(
     # untouched, one during it comes too late to stop anything and is dropped.
     with signals_held(dropped=True):
         write_output(out, lambda f: f.write(data), f"-o {out}", durable=True)
-        write_sidecar(out, fmt, loaded, checkpoint)
+        write_sidecar(out, fmt, prep, origin, checkpoint)
     return out
 
 

@@ -67,16 +67,16 @@ def output_labels(prep: dict) -> list:
     return [prep["target"]] if prep["task"] == "regression" else list(prep["classes"])
 
 
-def write_sidecar(out: Path, fmt: str, loaded: Any, checkpoint: str) -> Path:
-    prep = loaded.prep
+def write_sidecar(out: Path, fmt: str, prep: dict, origin: tuple[Path, Any], checkpoint: str) -> Path:
+    """origin: (the run or bag folder, its checkpoint's epoch or its members' epochs)."""
     numeric = numeric_names(prep)
     regression = prep["task"] == "regression"
     doc = {
         "format": fmt,
         "file": out.name,
-        "run_dir": str(loaded.run_dir),
+        "run_dir": str(origin[0]),
         "checkpoint": checkpoint,
-        "epoch": loaded.ckpt.get("epoch"),
+        "epoch": origin[1],
         "task": prep["task"],
         "input": {
             "name": INPUT_NAME,
