@@ -109,6 +109,27 @@ def test_grid_runs_every_combination_once_and_writes_results(workdir, table_csv,
     assert shown.exit_code == 0 and sum("(test accuracy=" in line for line in shown.stdout.splitlines()) == 4
 
 
+def test_a_diverged_trial_fails_and_the_sweep_goes_on_but_one_none_of_whose_trials_completed_exits_3(
+    workdir, table_csv, cli
+):
+    """A trial at lr 1e30 fails and the others run (exit 0, best.yaml); when every trial diverged there is no
+    best.yaml to train, and the exit code and a line say so, as cv's every fold diverged does (was: exit 0, no
+    word; a script's next `nntrain fit runs/S/best.yaml` found no file)."""
+    data = table_csv(n=100)
+    cfg = sweep_config(workdir, data, {"optimizer.lr": [0.01, 1e30], "pruner": "none"}, optimizer={"name": "sgd"})
+    r = cli("sweep", str(cfg), "--grid", "--study", "some")
+    assert r.exit_code == 0, r.stderr
+    assert "failed: training diverged" in r.stdout and (workdir / "runs" / "some" / "best.yaml").is_file()
+    cfg = sweep_config(workdir, data, {"optimizer.lr": [1e30, 1e31], "pruner": "none"}, optimizer={"name": "sgd"})
+    r = cli("sweep", str(cfg), "--grid", "--study", "none")
+    assert r.exit_code == 3 and "no trial of study none completed (2 failed): no best.yaml" in r.stderr
+    assert (workdir / "runs" / "none" / "trials.csv").is_file() and not (
+        workdir / "runs" / "none" / "best.yaml"
+    ).exists()
+    r = cli("sweep", str(cfg), "--grid", "--study", "none", "--json")  # continued: the study as it is, said again
+    assert r.exit_code == 3 and json.loads(r.stdout)["trials"] == {"fail": 2}
+
+
 def test_a_pruned_trial_leaves_a_marked_run_folder(workdir, table_csv, cli):
     cfg = sweep_config(
         workdir,

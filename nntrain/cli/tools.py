@@ -42,8 +42,16 @@ def sweep(
                        batch=batch, log=log, mlflow=track)  # fmt: skip
     if as_json:
         common.print_json(result)
-        return
-    _print_sweep(result, out)
+    else:
+        _print_sweep(result, out)
+    counts = result["trials"]
+    if counts.get("fail") and not counts.get("complete"):  # as cv's every fold diverged: nothing to train on
+        common.console(True).print(
+            f"no trial of study {result['study']} completed ({counts['fail']} failed): no best.yaml; each trial's "
+            "summary.json says why (a divergence: search a lower optimizer.lr range, or set train.grad_clip)",
+            markup=False,
+        )
+        raise typer.Exit(3)
 
 
 def _print_sweep(result: dict, out) -> None:
