@@ -262,6 +262,23 @@ def test_a_streamed_run_counts_only_the_rows_whose_target_encoding_keeps(workdir
     assert f"rows: train {summary['rows']['train']}, val" in r.output
 
 
+def test_a_bad_value_met_by_the_reader_process_is_a_plain_error_not_its_traceback(workdir, cli):
+    """A number column holding 'abc' in a row the preprocessing sample did not draw: the reader process meets
+    it mid-epoch; its message comes out as the training process's own would (was: "Caught UserError in
+    DataLoader worker process 0. Original Traceback ...")."""
+    import pyarrow.parquet as pq
+
+    write_folder(workdir / "t", n=3000, files=3, group=500)
+    f = workdir / "t" / "p2.parquet"
+    part = pq.read_table(f).to_pandas()
+    part["a"] = part["a"].astype(str)
+    part.loc[part.index[-1], "a"] = "abc"
+    part.to_parquet(f, index=False, row_group_size=500)
+    r = cli("fit", streamed_config(workdir, workdir / "t", epochs=1), "data.sample_rows=1000", "data.stream_workers=1")
+    assert r.exit_code == 2 and "Traceback" not in r.output and "DataLoader" not in r.output
+    assert "column 'a': 'abc' at row" in r.stderr and "is not a number" in r.stderr
+
+
 def folder_state(run):
     """Each file of a run folder: its bytes' size and modification time (what a refused command must leave)."""
     return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(run.rglob("*")) if p.is_file()}

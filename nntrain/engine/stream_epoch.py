@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -120,6 +121,15 @@ def stream_workers(cfg: Any) -> int:
 PARCEL = 16  # batches a worker sends at a time
 
 
+@dataclass(frozen=True)
+class _Failed:
+    """A UserError the reader process met (a bad value in a row the sample did not draw), for the training
+    process to raise as its own."""
+
+    problems: list
+    header: str | None
+
+
 class _Batches(torch.utils.data.IterableDataset):
     """An epoch's batches (data/stream.train_batches' arguments): read in this process, or in one DataLoader
     worker that reads and encodes them while the steps run. The batches are the same either way, and the
@@ -132,10 +142,13 @@ class _Batches(torch.utils.data.IterableDataset):
         """In a worker: PARCEL batches joined into one parcel, as each array crosses to the training process
         through a shared-memory file of its own (one a batch made the worker slower than none)."""
         batches = train_batches(*self.args)
-        while parcel := list(itertools.islice(batches, PARCEL)):
-            w = None if parcel[0][2] is None else np.concatenate([b[2] for b in parcel])
-            sizes = np.cumsum([len(b[1]) for b in parcel])[:-1]
-            yield np.concatenate([b[0] for b in parcel]), np.concatenate([b[1] for b in parcel]), w, sizes
+        try:
+            while parcel := list(itertools.islice(batches, PARCEL)):
+                w = None if parcel[0][2] is None else np.concatenate([b[2] for b in parcel])
+                sizes = np.cumsum([len(b[1]) for b in parcel])[:-1]
+                yield np.concatenate([b[0] for b in parcel]), np.concatenate([b[1] for b in parcel]), w, sizes
+        except UserError as e:  # sent as data: raised in the worker, torch would wrap it in its traceback
+            yield _Failed(e.problems, e.header)
 
     def read(self, workers: int) -> Any:
         return self._received(workers) if workers else train_batches(*self.args)
@@ -144,7 +157,10 @@ class _Batches(torch.utils.data.IterableDataset):
         loader = torch.utils.data.DataLoader(
             self, batch_size=None, num_workers=workers, prefetch_factor=2, generator=torch.Generator()
         )
-        for X, y, w, sizes in loader:
+        for parcel in loader:
+            if isinstance(parcel, _Failed):
+                raise UserError(parcel.problems, parcel.header)
+            X, y, w, sizes = parcel
             cuts = sizes.tolist()
             ws = [None] * (len(cuts) + 1) if w is None else w.tensor_split(cuts)
             yield from zip(X.tensor_split(cuts), y.tensor_split(cuts), ws)
