@@ -279,6 +279,25 @@ def test_a_bad_value_met_by_the_reader_process_is_a_plain_error_not_its_tracebac
     assert "column 'a': 'abc' at row" in r.stderr and "is not a number" in r.stderr
 
 
+@pytest.mark.parametrize("sample", [1000, 10_000])
+def test_missing_target_error_names_the_file_and_row_of_a_streamed_row_without_one(workdir, cli, sample):
+    """data.missing_target: error, one blank target in the last file: refused before a run folder exists,
+    naming the file and its row, whether the sample drew the row or not (was: its row in the sample, or a
+    chunk's "missing value at row 73" mid-epoch with a run folder left)."""
+    import pyarrow.parquet as pq
+
+    write_folder(workdir / "t", n=6000, files=3, group=500)
+    f = workdir / "t" / "p2.parquet"
+    part = pq.read_table(f).to_pandas()
+    part.loc[part.index[700], "y"] = " "
+    part.to_parquet(f, index=False, row_group_size=500)
+    r = cli("fit", streamed_config(workdir, workdir / "t", epochs=1), f"data.sample_rows={sample}",
+            "data.missing_target=error")  # fmt: skip
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert f"column 'y' (the target): missing value at {f}, row 701; drop or fill" in r.stderr
+    assert not (workdir / "runs" / "t").exists()
+
+
 def folder_state(run):
     """Each file of a run folder: its bytes' size and modification time (what a refused command must leave)."""
     return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(run.rglob("*")) if p.is_file()}

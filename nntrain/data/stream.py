@@ -137,36 +137,50 @@ def survey(source: Source, split: HashSplit, target: str, rows: int, seed: int, 
     shared out; every row where the table has no more), what the preprocessing is fitted on; and per row group,
     the rows of each part that have a target (fragments x 3: train, val, test), which fix an epoch's steps, with
     those whose target is a missing-value mark (fragments x 3 x MARKS), which labelled() takes out where the
-    fitted preprocessing reads a mark as no target."""
+    fitted preprocessing reads a mark as no target; and where the first rows without one are (gaps below)."""
     chance = min(1.0, rows / source.rows)
-    taken, counts = [], np.zeros((len(source.fragments), 3, 1 + len(MARKS)), dtype=np.int64)
+    taken, gaps, counts = [], [], np.zeros((len(source.fragments), 3, 1 + len(MARKS)), dtype=np.int64)
     labels: set | None = set()  # the target's values in the sample so far; None: too many to be classes
     for i in share.mine(len(source.fragments)):
         fragment, rng = source.fragments[i], np.random.default_rng([seed, 7, i])
         for c, (first, frame) in enumerate(chunks(source, fragment)):
             parts = split.part_of(uniform(row_keys(frame, split.id, fragment, first), split.seed))
-            counts[i] += _target_counts(frame, target, parts)
+            counted, gap = _targets(frame, target, parts, source.files[fragment.file], first)
+            counts[i] += counted
+            gaps.append(((i, c), gap))
             drawn = rng.random(len(frame)) < chance
             labels = _every_label(frame, target, drawn, labels) if labels is not None and target in frame else None
             taken.append(((i, c), frame if chance >= 1 else frame.loc[drawn]))
     if share.gather is not None:
         counts = sum(share.gather(counts))
-    return pd.concat(share.joined(taken), ignore_index=True), counts
+    gaps = [gap for chunk in share.joined(gaps) for gap in chunk]
+    return pd.concat(share.joined(taken), ignore_index=True), counts, gaps
 
 
-def _target_counts(frame: pd.DataFrame, target: str, parts: np.ndarray) -> np.ndarray:
+def _targets(frame: pd.DataFrame, target: str, parts: np.ndarray, file: str, first: int) -> tuple[np.ndarray, list]:
     """A chunk's rows per part (3 x (1 + MARKS)): those with a target (blank or space-only cells have none, as
-    encoding reads them), then those of each missing-value mark."""
+    encoding reads them), then those of each missing-value mark; and (file, row number in it from 1, value) of
+    its first row without one and of its first of each mark: what data.missing_target: error names (first_gap)."""
     out = np.zeros((3, 1 + len(MARKS)), dtype=np.int64)
     if target not in frame.columns:
         out[:, 0] = np.bincount(parts, minlength=3)
-        return out
+        return out, []
     y = without_outer_spaces(frame[target])
     out[:, 0] = np.bincount(parts[y.notna().to_numpy()], minlength=3)
+    found = [(np.nan, y.isna().to_numpy())]
     if y.dtype == object or pd.api.types.is_string_dtype(y.dtype):
-        for k, mark in enumerate(MARKS, start=1):
-            out[:, k] = np.bincount(parts[(y == mark).to_numpy()], minlength=3)
-    return out
+        found += [(mark, (y == mark).to_numpy()) for mark in MARKS]
+        for k, (_, rows) in enumerate(found[1:], start=1):
+            out[:, k] = np.bincount(parts[rows], minlength=3)
+    return out, [(file, first + int(np.argmax(rows)) + 1, value) for value, rows in found if rows.any()]
+
+
+def first_gap(gaps: list, prep: dict) -> str | None:
+    """Where the first row without a target is (a blank cell, or a mark the run has no class of), for
+    data.missing_target: error to name before a run starts; None where every row has one."""
+    classes = [str(c) for c in prep.get("classes") or []]
+    missing = [(f, row) for f, row, value in gaps if not isinstance(value, str) or value not in classes]
+    return f"{missing[0][0]}, row {missing[0][1]:,}" if missing else None
 
 
 def labelled(counts: np.ndarray, prep: dict) -> np.ndarray:

@@ -17,6 +17,7 @@ from nntrain.data.readers import stamp
 from nntrain.data.stream import (
     Share,
     evaluation_data,
+    first_gap,
     hash_split,
     labelled,
     located,
@@ -85,10 +86,8 @@ def start_streamed(cfg: Config, config_dir: Path | None, files: list[str], why: 
     if d.id and d.id not in source.columns:
         raise UserError(f"data.id={d.id}: no such column in the Parquet files")
     share = shared(cfg)
-    frame, counts = survey(source, split, target, d.sample_rows, cfg.seed, share)
-    sampled = prepare(table_of(frame, source), d, cfg.seed)
-    check_task(cfg, sampled)  # before a run folder exists, as an in-memory run's
-    counts = labelled(counts, sampled.prep)
+    frame, counts, gaps = survey(source, split, target, d.sample_rows, cfg.seed, share)
+    sampled, counts = _fitted_on_sample(cfg, source, frame, counts, gaps)
     sizes = dict(zip(("train", "val", "test"), (int(n) for n in counts.sum(axis=0))))
     key = f"data.id={d.id}" if d.id else "file and row number"
     sampled.prep.update(
@@ -123,6 +122,23 @@ def start_streamed(cfg: Config, config_dir: Path | None, files: list[str], why: 
         plain = {"run_id": run.run_id, "stream": split.plain(), "files": source.files}
         write_json(run.run_dir / "split.json", plain)
     return run
+
+
+def _fitted_on_sample(cfg: Config, source: Any, frame: Any, counts: Any, gaps: list) -> tuple[Any, Any]:
+    """The preprocessing fitted on the survey's sample and checked against the config, before a run folder
+    exists; the counts of the rows encoding keeps. Under data.missing_target: error a row without a target is
+    named by its file and row (the survey's gaps), not by its place in the sample."""
+    d = cfg.data
+    sampled = prepare(table_of(frame, source), d.model_copy(update={"missing_target": "drop"}), cfg.seed)
+    sampled.prep["missing_target"] = d.missing_target
+    check_task(cfg, sampled)  # as an in-memory run's
+    gap = first_gap(gaps, sampled.prep) if d.missing_target == "error" else None
+    if gap:
+        raise UserError(
+            f"column {sampled.prep['target']!r} (the target): missing value at {gap}; drop or fill those rows, or "
+            f"set data.missing_target: drop"
+        )
+    return sampled, labelled(counts, sampled.prep)
 
 
 def shared(cfg: Config) -> Share:
