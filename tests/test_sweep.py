@@ -130,6 +130,20 @@ def test_a_diverged_trial_fails_and_the_sweep_goes_on_but_one_none_of_whose_tria
     assert r.exit_code == 3 and json.loads(r.stdout)["trials"] == {"fail": 2}
 
 
+def test_a_sweep_stopped_by_a_bad_data_value_runs_its_trials_once_the_value_is_fixed(workdir, table_csv, cli):
+    """data.target=nope stops the sweep (exit 2); its claimed trials are queued again, so the grid study,
+    continued with the target fixed, trains every point (was: they were failed, the grid counted them as done:
+    the continued sweep trained nothing and said no trial completed)."""
+    cfg = sweep_config(workdir, table_csv(n=100), {"optimizer.lr": [0.01, 0.03]})
+    r = cli("sweep", str(cfg), "data.target=nope", "--grid", "--study", "b")
+    assert r.exit_code == 2 and "data.target=nope: no such column" in r.stderr
+    r = cli("sweep", str(cfg), "--grid", "--study", "b")
+    assert r.exit_code == 0, r.output
+    trials = load_study(f"sqlite:///{workdir / 'runs' / 'sweeps.db'}", "b").trials
+    done = sorted(t.params["optimizer.lr"] for t in trials if t.state.name == "COMPLETE")
+    assert done == ["0.01", "0.03"] and (workdir / "runs" / "b" / "best.yaml").is_file()
+
+
 def test_a_pruned_trial_leaves_a_marked_run_folder(workdir, table_csv, cli):
     cfg = sweep_config(
         workdir,

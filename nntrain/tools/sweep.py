@@ -235,10 +235,10 @@ def _run_trials(
     try:
         earlier = earlier_runs(study, trials)
         results = fit_many(cfgs, config_dir, lambda m: None, should_stop=hooks, started=started, earlier=earlier)
-    except Interrupted:  # a signal: the trials are failed and queued again, for the same sweep command to train
-        fail_and_queue_again(study, trials)
+    except (Interrupted, UserError):  # a signal, or a bad data value: the trials are failed and queued again,
+        fail_and_queue_again(study, trials)  # for the same sweep command (its data fixed) to train; it stops
         raise
-    except BaseException:  # a bad data value: the trials are marked failed, the sweep stops
+    except BaseException:  # a fault of nntrain's or the database's: the trials are marked failed, the sweep stops
         for trial in trials:
             with contextlib.suppress(Exception):  # not when the database itself is what failed
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
