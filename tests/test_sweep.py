@@ -464,3 +464,32 @@ def test_a_sweep_takes_a_dataframe_as_fit_does_and_its_trials_score_as_on_its_cs
     with pytest.raises(UserError, match="^data: give a pandas DataFrame or a file path, not int"):
         nntrain.sweep(cfg, grid=True, study="int", data=5, log=None)
     assert not (workdir / "runs" / "empty").exists() and len(list((workdir / "runs" / ".data").iterdir())) == 1
+
+
+def test_a_trial_that_diverged_before_ctrl_c_is_told_failed_not_trained_again(workdir, table_csv):
+    """SIGINT while a stacked batch trains: its member that had diverged already is queued again with the
+    others; the continued sweep tells it failed from its folder, as it does a trial that had completed (was:
+    resumed from its last save and trained until it diverged again)."""
+    cfg = sweep_config(
+        workdir,
+        table_csv(n=300),
+        {"optimizer.lr": [0.01, 1e30], "pruner": "none"},
+        optimizer={"name": "sgd"},
+        train={"epochs": 40, "batch_size": 8},
+    )
+    cmd = [*NNTRAIN, "sweep", str(cfg), "--grid", "--study", "d"]
+    first = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    root, deadline = workdir / "runs" / "d", time.monotonic() + 120
+    while not any(m.stat().st_size > 0 for m in root.glob("trial-*/metrics.csv")):
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.05)
+    os.kill(first.pid, signal.SIGINT)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 130, err
+    diverged = [s for s in root.glob("trial-*/summary.json") if json.loads(s.read_text())["status"] == "diverged"]
+    assert len(diverged) == 1
+    before = diverged[0].read_bytes()
+    second = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert diverged[0].read_bytes() == before  # not trained again
+    assert "failed: training diverged" in second.stdout and "1 complete" in second.stdout

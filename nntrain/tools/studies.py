@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import inspect
+import json
 import os
 import re
 import threading
@@ -151,6 +152,34 @@ def earlier_runs(study: Any, trials: list[Any]) -> list[Path | None]:
         return path.resolve() if (path / "last.pt").is_file() or (path / PREVIOUS).is_file() else None
 
     return [folder(trial) for trial in trials]
+
+
+def _diverged_in(folder: Path | None) -> str | None:
+    """Why an earlier attempt's run diverged (its summary.json's words), where it had; else None."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text()) if folder else None
+    except (OSError, ValueError):
+        return None
+    diverged = isinstance(summary, dict) and summary.get("status") == "diverged"
+    return str(summary.get("stopped") or "diverged") if diverged else None
+
+
+def not_diverged_before(study: Any, trials: list[Any], log: Callable) -> tuple[list[Any], list[Path | None]]:
+    """(the trials to train, the folder each goes on in: earlier_runs'): a queued-again trial whose earlier
+    attempt had diverged before the stop is told failed, as it ended, not trained from its last save to diverge
+    again (a trial another worker failed as stale meanwhile stays as that worker left it)."""
+    keep, folders = [], []
+    for trial, folder in zip(trials, earlier_runs(study, trials)):
+        why = _diverged_in(folder)
+        if why is None:
+            keep.append(trial)
+            folders.append(folder)
+            continue
+        trial.set_user_attr("run_dir", str(folder))
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        log(f"trial {trial.number}: failed: {why} (before the stop; not trained again)")
+    return keep, folders
 
 
 @contextlib.contextmanager

@@ -34,10 +34,10 @@ from nntrain.tools.studies import (
     ask,
     beating,
     claim_lock,
-    earlier_runs,
     fail_and_queue_again,
     fail_stale_trials,
     masked,
+    not_diverged_before,
     open_storage,
     storage_url,
     tally,
@@ -218,6 +218,9 @@ def _run_trials(
 ) -> int:
     """The trials, each in its own run folder, told to the study: completed, pruned or failed (and each handed
     to `track`, MLflow's). How many trained."""
+    trials, earlier = not_diverged_before(study, trials, log)
+    if not trials:
+        return 0
     params = [{d.key: suggest(trial, d) for d in p.dims} for trial in trials]
     cfgs = []
     for trial, chosen in zip(trials, params):
@@ -233,7 +236,6 @@ def _run_trials(
 
     hooks = [Pruner(trial, p.monitor, p.pruner["name"]) for trial in trials]
     try:
-        earlier = earlier_runs(study, trials)
         results = fit_many(cfgs, config_dir, lambda m: None, should_stop=hooks, started=started, earlier=earlier)
     except (Interrupted, UserError):  # a signal, or a bad data value: the trials are failed and queued again,
         fail_and_queue_again(study, trials)  # for the same sweep command (its data fixed) to train; it stops
