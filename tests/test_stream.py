@@ -298,6 +298,26 @@ def test_missing_target_error_names_the_file_and_row_of_a_streamed_row_without_o
     assert not (workdir / "runs" / "t").exists()
 
 
+def test_predict_of_a_parquet_folder_counts_unseen_values_over_every_chunk(workdir, cli, monkeypatch):
+    """Two files, each with 5 rows of a color never seen in training (each file a chunk): the warning counts 10
+    rows, as eval --data of the folder does (was: each chunk's '5 row(s)' said once, the same words)."""
+    import nntrain.data.stream as stream
+
+    write_folder(workdir / "t", n=600, files=2, group=100)
+    assert cli("fit", streamed_config(workdir, workdir / "t", epochs=1)).exit_code == 0
+    new = workdir / "new"
+    new.mkdir()
+    for k in range(2):
+        part = pd.read_parquet(workdir / "t" / f"p{k}.parquet")
+        part.loc[part.index[:5], "color"] = "purple"
+        part.to_parquet(new / f"p{k}.parquet", index=False)
+    monkeypatch.setattr(stream, "CHUNK_ROWS", 100)  # several chunks a file, too
+    r = cli("predict", "runs/t", str(new), "-o", "p.csv")
+    assert r.exit_code == 0, r.output
+    assert "column 'color': 10 row(s) with a value never seen in training, such as 'purple'" in r.stderr
+    assert r.stderr.count("never seen in training") == 1
+
+
 def folder_state(run):
     """Each file of a run folder: its bytes' size and modification time (what a refused command must leave)."""
     return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(run.rglob("*")) if p.is_file()}

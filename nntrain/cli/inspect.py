@@ -227,13 +227,27 @@ def predict(
 
 
 def _chunked(run: Any, files: list[str], shown: str, strict: bool, interval: Any, sets: Any) -> Iterator[Any]:
-    """Predictions of the Parquet files' rows, a chunk (data/stream.py's) at a time: memory stays flat."""
+    """Predictions of the Parquet files' rows, a chunk (data/stream.py's) at a time: memory stays flat. What the
+    chunks' encoding read as unknown is said once at the end, as of one input: a value's rows added up."""
+    import warnings
+
+    from nntrain.api import DataWarning
+    from nntrain.data.columns import summed_notes
     from nntrain.data.stream import chunks, open_source
 
-    source = open_source(files, shown, key="")
+    source, said = open_source(files, shown, key=""), []
     for fragment in source.fragments:
         for _, frame in chunks(source, fragment):
-            yield run.predict(frame, strict, interval=interval, sets=sets)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", DataWarning)
+                predicted = run.predict(frame, strict, interval=interval, sets=sets)
+            for w in caught:  # a cv's folds each say the chunk's notes: once a chunk
+                if not issubclass(w.category, DataWarning):
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            said += dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, DataWarning))
+            yield predicted
+    for note in summed_notes(said):
+        warnings.warn(note, DataWarning, stacklevel=2)
 
 
 @guarded

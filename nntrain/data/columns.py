@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -109,6 +110,30 @@ def date_parts(s: pd.Series, prep: dict, header_line: int, report: Report) -> di
     return out
 
 
+UNSEEN_ROWS = "row(s) with a value"
+# Report.unseen's note, read back: (column, rows, what, example, then); `then` (what encoding did) has no ";"
+UNSEEN_NOTE = re.compile(rf"column (.+?): ([\d,]+) {re.escape(UNSEEN_ROWS)} (.+?), such as (.*); ([^;]*)")
+
+
+def summed_notes(notes: list[str]) -> list[str]:
+    """Notes of the chunks of one input (predict of a Parquet folder, a chunk at a time) as one input's: the
+    unseen-value notes of one column and kind with their rows added up (the first chunk's example), each other
+    note once."""
+    out: list[str] = []
+    seen: dict[tuple, int] = {}
+    for note in notes:
+        m = UNSEEN_NOTE.fullmatch(note)
+        key = (m[1], m[3], m[5]) if m else (note,)
+        if key not in seen:
+            seen[key] = len(out)
+            out.append(note)
+        elif m:
+            first = UNSEEN_NOTE.fullmatch(out[seen[key]])
+            rows = int(first[2].replace(",", "")) + int(m[2].replace(",", ""))
+            out[seen[key]] = f"column {m[1]}: {rows:,} {UNSEEN_ROWS} {m[3]}, such as {first[4]}; {m[5]}"
+    return out
+
+
 @dataclasses.dataclass
 class Report:
     """Values encoding reads as unknown (a level never seen in training, text in a date column) and columns
@@ -128,7 +153,7 @@ class Report:
             at = where(header_line, i)
             raise UserError(f"column {quoted(col)}: value {quoted(example)} at {at}: {what} (--strict)")
         self.notes.append(
-            f"column {quoted(col)}: {int(rows.sum()):,} row(s) with a value {what}, such as {quoted(example)}; {then}"
+            f"column {quoted(col)}: {int(rows.sum()):,} {UNSEEN_ROWS} {what}, such as {quoted(example)}; {then}"
         )
 
     def absent(self, df: pd.DataFrame, columns: list[str]) -> None:
