@@ -318,6 +318,24 @@ def test_predict_of_a_parquet_folder_counts_unseen_values_over_every_chunk(workd
     assert r.stderr.count("never seen in training") == 1
 
 
+def test_predict_of_a_parquet_folder_says_a_column_is_missing_in_every_row_only_when_it_is(workdir, cli):
+    """Column 'a' empty in one file of two: not "missing in every one of the 300 row(s)" (was: said of the one
+    chunk); empty in both: said once, of all 600 rows."""
+    write_folder(workdir / "t", n=600, files=2, group=100)
+    assert cli("fit", streamed_config(workdir, workdir / "t", epochs=1)).exit_code == 0
+    new = workdir / "new"
+    new.mkdir()
+    for k in range(2):
+        pd.read_parquet(workdir / "t" / f"p{k}.parquet").assign(a=np.nan if k == 0 else 1.0).to_parquet(
+            new / f"p{k}.parquet", index=False
+        )
+    r = cli("predict", "runs/t", str(new), "-o", "some.csv")
+    assert r.exit_code == 0 and "missing in every one" not in r.stderr, r.output
+    (new / "p1.parquet").write_bytes((new / "p0.parquet").read_bytes())
+    r = cli("predict", "runs/t", str(new), "-o", "all.csv")
+    assert r.exit_code == 0 and r.stderr.count("column(s) 'a': missing in every one of the 600 row(s)") == 1
+
+
 def folder_state(run):
     """Each file of a run folder: its bytes' size and modification time (what a refused command must leave)."""
     return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(run.rglob("*")) if p.is_file()}

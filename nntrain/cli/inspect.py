@@ -241,10 +241,10 @@ def _chunked(run: Any, files: list[str], shown: str, strict: bool, interval: Any
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", DataWarning)
                 predicted = run.predict(frame, strict, interval=interval, sets=sets)
-            for w in caught:  # a cv's folds each say the chunk's notes: once a chunk
+            for w in caught:  # a DataWarning is said at the end (a cv's folds each say it: once a chunk)
                 if not issubclass(w.category, DataWarning):
                     warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-            said += dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, DataWarning))
+            said.append([str(w.message) for w in caught if issubclass(w.category, DataWarning)])
             yield predicted
     for note in summed_notes(said):
         warnings.warn(note, DataWarning, stacklevel=2)

@@ -111,27 +111,33 @@ def date_parts(s: pd.Series, prep: dict, header_line: int, report: Report) -> di
 
 
 UNSEEN_ROWS = "row(s) with a value"
-# Report.unseen's note, read back: (column, rows, what, example, then); `then` (what encoding did) has no ";"
-UNSEEN_NOTE = re.compile(rf"column (.+?): ([\d,]+) {re.escape(UNSEEN_ROWS)} (.+?), such as (.*); ([^;]*)")
+EVERY_ROW = "missing in every one of the"
+# Report's notes read back: what they are about, their rows, the rest; `then` (what encoding did) has no ";"
+UNSEEN_NOTE = re.compile(rf"(column .+?: )([\d,]+)( {re.escape(UNSEEN_ROWS)} .+?)(, such as .*)(; [^;]*)")
+ABSENT_NOTE = re.compile(rf"(column\(s\) .+: {EVERY_ROW} )([\d,]+)( row\(s\), though .*)")
 
 
-def summed_notes(notes: list[str]) -> list[str]:
-    """Notes of the chunks of one input (predict of a Parquet folder, a chunk at a time) as one input's: the
-    unseen-value notes of one column and kind with their rows added up (the first chunk's example), each other
-    note once."""
-    out: list[str] = []
-    seen: dict[tuple, int] = {}
-    for note in notes:
-        m = UNSEEN_NOTE.fullmatch(note)
-        key = (m[1], m[3], m[5]) if m else (note,)
-        if key not in seen:
-            seen[key] = len(out)
-            out.append(note)
-        elif m:
-            first = UNSEEN_NOTE.fullmatch(out[seen[key]])
-            rows = int(first[2].replace(",", "")) + int(m[2].replace(",", ""))
-            out[seen[key]] = f"column {m[1]}: {rows:,} {UNSEEN_ROWS} {m[3]}, such as {first[4]}; {m[5]}"
-    return out
+def _counted(note: str) -> tuple[tuple, int, Callable[[int], str]]:
+    """(what the note is about, the rows it counts, the note with another count) of one of Report's notes."""
+    if m := UNSEEN_NOTE.fullmatch(note):
+        return ("unseen", m[1], m[3], m[5]), int(m[2].replace(",", "")), lambda n: f"{m[1]}{n:,}{m[3]}{m[4]}{m[5]}"
+    if m := ABSENT_NOTE.fullmatch(note):
+        return ("absent", m[1], m[3]), int(m[2].replace(",", "")), lambda n: f"{m[1]}{n:,}{m[3]}"
+    return ("note", note), 0, lambda n: note
+
+
+def summed_notes(chunks: list[list[str]]) -> list[str]:
+    """Each chunk's notes (predict of a Parquet folder, a chunk at a time) as one input's: an unseen value's
+    rows added up (the first chunk's example), a column missing in every row said only where it was in every
+    chunk, each other note once."""
+    made: dict[tuple, Callable[[int], str]] = {}
+    rows: dict[tuple, int] = {}
+    times: dict[tuple, int] = {}
+    for note in (n for notes in chunks for n in dict.fromkeys(notes)):
+        key, n, make = _counted(note)
+        made.setdefault(key, make)
+        rows[key], times[key] = rows.get(key, 0) + n, times.get(key, 0) + 1
+    return [make(rows[k]) for k, make in made.items() if k[0] != "absent" or times[k] == len(chunks)]
 
 
 @dataclasses.dataclass
@@ -163,7 +169,7 @@ class Report:
         if not empty:
             return
         self.empty.update(empty)
-        which = f"column(s) {listed(empty, quote=True)}: missing in every one of the {len(df):,} row(s)"
+        which = f"column(s) {listed(empty, quote=True)}: {EVERY_ROW} {len(df):,} row(s)"
         if self.strict:
             raise UserError(f"{which} (--strict)")
         self.notes.append(
