@@ -159,6 +159,10 @@ def test_streaming_a_csv_or_cross_validating_a_stream_is_refused_and_a_small_fol
     assert r.exit_code == 2 and "data.stream=true streams Parquet" in r.stderr
     r = cli("cv", streamed_config(workdir, workdir / "t"), "--folds", "2")
     assert r.exit_code == 2 and "only `nntrain fit` of one model streams" in r.stderr
+    # a sweep refuses it before its study or folder exists (was: after both, its trials failed)
+    r = cli("sweep", streamed_config(workdir, workdir / "t"), "sweep={optimizer.lr: [0.01, 0.1]}", "--grid")
+    assert r.exit_code == 2 and "only `nntrain fit` of one model streams" in r.stderr
+    assert not (workdir / "runs" / "sweeps.db").exists() and not (workdir / "runs" / "t").exists()
     cfg = write_config(workdir / "f.yaml", str(workdir / "t"), data={"target": "y", "drop": ["key"]})
     r = cli("fit", cfg, "--name", "whole")
     assert r.exit_code == 0 and "streamed" not in r.output and "rows: train 2160, val 240, test 600" in r.output

@@ -231,14 +231,20 @@ def _checked(frame: pd.DataFrame, p: Path, sep: str, header: list[str], shown: s
     return frame
 
 
-def read_tables(data_cfg: Any, config_dir: Path | None) -> tuple[Table, dict, list[dict]]:
-    """data.path, with the rows of data.val_path and data.test_path after its own: (the table, the rows each
-    given file holds, the files as the checkpoint records them)."""
-    if getattr(data_cfg, "stream", None) is True:  # fit of one model streams (engine/streamed.py); not this
+def refuse_streaming(data_cfg: Any) -> None:
+    """data.stream=true where the table is read into memory: fit of one model streams (engine/streamed.py); a
+    sweep asks before its study exists."""
+    if getattr(data_cfg, "stream", None) is True:
         raise UserError(
             "data.stream=true: only `nntrain fit` of one model streams its table; cross-validation, sweeps, --seeds, "
             "bags and lr-find read it into memory: set data.stream=false (or auto)"
         )
+
+
+def read_tables(data_cfg: Any, config_dir: Path | None) -> tuple[Table, dict, list[dict]]:
+    """data.path, with the rows of data.val_path and data.test_path after its own: (the table, the rows each
+    given file holds, the files as the checkpoint records them)."""
+    refuse_streaming(data_cfg)
     table = read_table(data_cfg.path, config_dir, options=read_options(data_cfg))
     frames, given, files, start = [table.frame], {}, [], len(table.frame)
     seen = [("data.path", table.source, table.sha256)]

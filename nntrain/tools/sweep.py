@@ -24,6 +24,7 @@ import yaml
 from nntrain import metrics
 from nntrain.config.loading import load_config
 from nntrain.config.schema import FOLDER_NAME_RULE, dump_yaml, folder_name
+from nntrain.data.tables import refuse_streaming
 from nntrain.engine.loop_state import Halt
 from nntrain.engine.run_groups import fit_many
 from nntrain.engine.state import configure
@@ -117,6 +118,7 @@ def sweep(
     if study_name is not None and not folder_name(study_name):  # it names the folder of the trials
         raise UserError(f"--study {study_name}: {FOLDER_NAME_RULE} under runs_dir")
     cfg = configure(path, overrides)
+    refuse_streaming(cfg.data)  # before a study or folder exists
     p = plan(cfg, trials, grid)
     name = study_name or cfg.name
     url = storage_url(storage, f"sqlite:///{(Path(cfg.runs_dir) / 'sweeps.db').resolve()}")
