@@ -280,7 +280,7 @@ def test_a_bad_value_met_by_the_reader_process_is_a_plain_error_not_its_tracebac
     part.to_parquet(f, index=False, row_group_size=500)
     r = cli("fit", streamed_config(workdir, workdir / "t", epochs=1), "data.sample_rows=1000", "data.stream_workers=1")
     assert r.exit_code == 2 and "Traceback" not in r.output and "DataLoader" not in r.output
-    assert "column 'a': 'abc' at row" in r.stderr and "is not a number" in r.stderr
+    assert "column 'a': 'abc' at " in r.stderr and "is not a number" in r.stderr
 
 
 @pytest.mark.parametrize("sample", [1000, 10_000])
@@ -338,6 +338,24 @@ def test_predict_of_a_parquet_folder_says_a_column_is_missing_in_every_row_only_
     (new / "p1.parquet").write_bytes((new / "p0.parquet").read_bytes())
     r = cli("predict", "runs/t", str(new), "-o", "all.csv")
     assert r.exit_code == 0 and r.stderr.count("column(s) 'a': missing in every one of the 600 row(s)") == 1
+
+
+@pytest.mark.parametrize("last", [True, False])
+def test_a_bad_value_in_a_streamed_chunk_is_named_by_its_file_and_row(workdir, cli, last):
+    """'abc' in a number column, in the last row of p2.parquet (or its 300th), where the sample did not draw it:
+    the error names the file and the row there, wherever the row's split is (was: its place among one chunk's
+    rows of one split, "at row 412", no file)."""
+    import pyarrow.parquet as pq
+
+    write_folder(workdir / "t", n=3000, files=3, group=500)
+    f = workdir / "t" / "p2.parquet"
+    part = pq.read_table(f).to_pandas()
+    part["a"] = part["a"].astype(str)
+    part.loc[part.index[-1 if last else 299], "a"] = "abc"
+    part.to_parquet(f, index=False, row_group_size=500)
+    r = cli("fit", streamed_config(workdir, workdir / "t", epochs=1), "data.sample_rows=1000", "data.stream_workers=0")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert f"column 'a': 'abc' at {f}, row {1000 if last else 300:,} is not a number" in r.stderr
 
 
 def folder_state(run):

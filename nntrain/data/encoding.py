@@ -12,6 +12,7 @@ loads with weights_only=True: nothing is unpickled at eval or predict time.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 import numpy as np
@@ -262,6 +263,22 @@ class Encoded:
     y: np.ndarray
     weights: np.ndarray | None
     loss_weights: np.ndarray | None
+
+
+ROW = re.compile(r"\brow (\d+)\b")  # where() writes a row of a table without line numbers (Parquet) so
+
+
+def in_chunk(error: UserError, whole: Table, prep: dict, file: str, first: int) -> UserError:
+    """A UserError met encoding some rows of a chunk of a Parquet file (from its row `first` + 1), told of the
+    file and the row there: the whole chunk encoded again, its rows in place, meets the first bad one."""
+    try:
+        encode_table(whole, prep, "data.path", Report(), every_row=True)
+    except UserError as whole:
+        text = str(whole)
+        m = ROW.search(text)
+        if m:
+            return UserError(f"{text[: m.start()]}{file}, row {first + int(m[1]):,}{text[m.end() :]}")
+    return error
 
 
 def target_values(frame: pd.DataFrame, prep: dict) -> pd.Series:

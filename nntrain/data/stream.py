@@ -7,6 +7,7 @@ at once.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -135,9 +136,8 @@ def survey(source: Source, split: HashSplit, target: str, rows: int, seed: int, 
     """One pass over this process's row groups, a chunk at a time: about `rows` rows of the table drawn at
     random (each with the same chance, seeded per row group, so the draw is the same however the row groups are
     shared out; every row where the table has no more), what the preprocessing is fitted on; and per row group,
-    the rows of each part that have a target (fragments x 3: train, val, test), which fix an epoch's steps, with
-    those whose target is a missing-value mark (fragments x 3 x MARKS), which labelled() takes out where the
-    fitted preprocessing reads a mark as no target; and where the first rows without one are (gaps below)."""
+    the rows of each part with a target, and of each missing-value mark (fragments x 3 x (1 + MARKS): labelled()
+    makes them the rows that fix an epoch's steps); and the first rows without a target (_targets' gaps)."""
     chance = min(1.0, rows / source.rows)
     taken, gaps, counts = [], [], np.zeros((len(source.fragments), 3, 1 + len(MARKS)), dtype=np.int64)
     labels: set | None = set()  # the target's values in the sample so far; None: too many to be classes
@@ -158,9 +158,8 @@ def survey(source: Source, split: HashSplit, target: str, rows: int, seed: int, 
 
 
 def _targets(frame: pd.DataFrame, target: str, parts: np.ndarray, file: str, first: int) -> tuple[np.ndarray, list]:
-    """A chunk's rows per part (3 x (1 + MARKS)): those with a target (blank or space-only cells have none, as
-    encoding reads them), then those of each missing-value mark; and (file, row number in it from 1, value) of
-    its first row without one and of its first of each mark: what data.missing_target: error names (first_gap)."""
+    """A chunk's rows per part (3 x (1 + MARKS)) with a target (a blank cell has none) and of each mark; and
+    (file, row from 1, value) of its first without one and first of each mark, for first_gap to name."""
     out = np.zeros((3, 1 + len(MARKS)), dtype=np.int64)
     if target not in frame.columns:
         out[:, 0] = np.bincount(parts, minlength=3)
@@ -176,8 +175,7 @@ def _targets(frame: pd.DataFrame, target: str, parts: np.ndarray, file: str, fir
 
 
 def first_gap(gaps: list, prep: dict) -> str | None:
-    """Where the first row without a target is (a blank cell, or a mark the run has no class of), for
-    data.missing_target: error to name before a run starts; None where every row has one."""
+    """data.missing_target: error's file and row of a blank target or a mark none of the classes is; else None."""
     classes = [str(c) for c in prep.get("classes") or []]
     missing = [(f, row) for f, row, value in gaps if not isinstance(value, str) or value not in classes]
     return f"{missing[0][0]}, row {missing[0][1]:,}" if missing else None
@@ -278,11 +276,17 @@ def table_of(frame: pd.DataFrame, source: Source) -> Table:
     return Table(frame, ",".join(source.files[:3]) + (" ..." if len(source.files) > 3 else ""), "", 0)
 
 
-def _encoded(frame: pd.DataFrame, source: Source, prep: dict):
+def _encoded(frame: pd.DataFrame, source: Source, prep: dict, at: tuple[int, int]):
+    """Some rows of chunk at = (row group, chunk) encoded; a bad value is named by its file and row there."""
     from nntrain.data.columns import Report
-    from nntrain.data.encoding import encode_table
+    from nntrain.data.encoding import encode_table, in_chunk
 
-    return encode_table(table_of(frame, source), prep, "data.path", Report(), part=True)
+    try:
+        return encode_table(table_of(frame, source), prep, "data.path", Report(), part=True)
+    except UserError as e:
+        fragment = source.fragments[at[0]]
+        first, whole = next(itertools.islice(chunks(source, fragment), at[1], None))  # read again: a rare path
+        raise in_chunk(e, table_of(whole, source), prep, source.files[fragment.file], first) from None
 
 
 def evaluated_frames(source: Source, split: HashSplit, part: str, share: Share = Share()) -> Iterator[tuple]:
@@ -299,7 +303,7 @@ def evaluated_frames(source: Source, split: HashSplit, part: str, share: Share =
 def evaluated_rows(source: Source, prep: dict, split: HashSplit, part: str, share: Share = Share()):
     """The evaluated share of one part, encoded, every rank's joined in the files' order: (X, y, weights,
     loss_weights), bounded by the split's eval share."""
-    mine = [(key, _encoded(rows, source, prep)) for key, rows in evaluated_frames(source, split, part, share)]
+    mine = [(key, _encoded(rows, source, prep, key)) for key, rows in evaluated_frames(source, split, part, share)]
     got = share.joined([(key, (e.X, e.y, e.weights, e.loss_weights)) for key, e in mine])
     if not got:
         raise UserError(f"data.path: the streamed {part} split is empty; use more rows or a larger data.{part}_size")
@@ -351,11 +355,11 @@ def _lane(
     have = 0
     for i in lane_fragments(len(source.fragments), split.seed, epoch, lane, lanes):
         fragment = source.fragments[i]
-        for first, frame in chunks(source, fragment):
+        for c, (first, frame) in enumerate(chunks(source, fragment)):
             rows = part_rows(frame, split, fragment, first, "train", evaluate=False)
             if not len(rows):
                 continue
-            e = _encoded(rows, source, prep)
+            e = _encoded(rows, source, prep, (i, c))
             held.append((e.X, e.y, e.loss_weights))
             have += len(e.y)
             if have >= buffer_rows:
