@@ -401,7 +401,7 @@ def test_checkpoints_do_not_carry_the_sweep_section(workdir, cli):
 
 def test_a_big_file_given_as_the_config_is_refused_before_it_is_read(tmp_path, cli, workdir, monkeypatch):
     """A file that is no config and whose suffix names no table (a table trains: test_fit_table.py)."""
-    import nntrain.data.tables as tables
+    import nntrain.data.table_source as table_source
 
     big = tmp_path / "big.dat"
     big.write_text("a,b,c\n" + "0.1,0.2,0.3\n" * 450_000)  # over 4 MiB
@@ -412,7 +412,7 @@ def test_a_big_file_given_as_the_config_is_refused_before_it_is_read(tmp_path, c
         return read_text(self, *a, **kw)
 
     monkeypatch.setattr(Path, "read_text", recorded)
-    tables.hash_ahead(big, [])  # what fit runs first, before importing torch
+    table_source.hash_ahead(big, [])  # what fit runs first, before importing torch
     assert big not in read, "the config was read before its size was checked"
     r = cli("fit", big)
     assert r.exit_code == 2 and "bytes is not a config" in r.stderr and not (workdir / "runs").exists()

@@ -148,7 +148,8 @@ def test_the_recorded_sha256_is_the_files_and_follows_a_rewrite(tmp_path):
     import hashlib
     import os
 
-    from nntrain.data.tables import hash_ahead, sha256_soon
+    from nntrain.data.digests import sha256_soon
+    from nntrain.data.table_source import hash_ahead
 
     path = tmp_path / "t.csv"
     make_table(n=40).to_csv(path, index=False)

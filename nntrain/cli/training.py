@@ -117,7 +117,7 @@ def _before_fit(ctx: typer.Context, config: str | None, overrides: list[str] | N
         if not launched():
             raise typer.Exit(launch(nproc, argv_again(ctx, leave_out="nproc")))
     if config is not None and resume is None:
-        from nntrain.data.tables import hash_ahead
+        from nntrain.data.table_source import hash_ahead
 
         hash_ahead(config, list(overrides or []))
 

@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from nntrain.config.schema import Config
+from nntrain.data.digests import sha256_soon
 from nntrain.data.prepare import Prepared, check_against, load_data
-from nntrain.data.tables import resolve_path, sha256_soon
+from nntrain.data.tables import resolve_path
 from nntrain.errors import UserError
 
 ARRAYS = ("X", "y", "train", "val", "test", "loss_weights", "weights")

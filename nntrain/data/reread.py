@@ -10,10 +10,11 @@ from pathlib import Path
 import pandas as pd
 
 from nntrain.data.columns import Report
+from nntrain.data.digests import sha256_soon
 from nntrain.data.encoding import Encoded, encode_table
 from nntrain.data.frames import is_stored_frame
 from nntrain.data.readers import kept_parts, parquet_parts, parts_digest, read_parts
-from nntrain.data.tables import Table, read_options, read_table, sha256_soon
+from nntrain.data.tables import Table, read_options, read_table
 from nntrain.errors import UserError
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nntrain.config.schema import Config, dump_yaml, name_from
+from nntrain.data.digests import sha256_soon
 from nntrain.data.readers import is_table
 from nntrain.data.tables import resolve_path
 from nntrain.errors import UserError
@@ -83,3 +84,26 @@ def recorded(cfg: Config, config_dir: Path | None) -> str:
         if found is not None and found.exists():
             setattr(kept.data, key, str(found.resolve()))
     return dump_yaml(kept)
+
+
+def hash_ahead(config: str | dict, overrides: list[str]) -> None:
+    """Start hashing the data file a config names (or the table fit was given) before the config is even
+    checked: `fit` calls this before importing torch, which takes one core for 1-2 s. Anything odd is left
+    alone for the real check to report."""
+    from nntrain.config.loading import MAX_BYTES, parse_yaml
+
+    try:
+        given = [o.split("=", 1)[1] for o in overrides if o.startswith("data.path=")]
+        if isinstance(config, dict):
+            path, base = given[-1] if given else config["data"]["path"], Path.cwd()
+        else:
+            config = Path(config)
+            if not given and (not config.is_file() or config.stat().st_size > MAX_BYTES):
+                return  # not a config: the real check refuses it without reading it
+            path = given[-1] if given else parse_yaml(config.read_text(encoding="utf-8"))["data"]["path"]
+            base = config.parent
+        p = resolve_path(str(path), base)
+        if not str(path).startswith("sklearn:") and p.is_file():
+            sha256_soon(p)
+    except Exception:
+        pass

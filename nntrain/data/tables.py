@@ -12,11 +12,9 @@ import ctypes
 import dataclasses
 import hashlib
 import lzma
-import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nntrain.data.digests import sha256_soon
 from nntrain.data.readers import (
     BINARY,
     COMPRESSIONS,
@@ -346,56 +345,6 @@ def _read_sklearn(name: str, key: str = "data.path") -> Table:
     if name in ("iris", "wine", "breast_cancer") and names is not None:
         frame["target"] = np.asarray(names)[frame["target"].to_numpy()]  # labels read as words in predictions
     return Table(frame, f"sklearn:{name}", hashlib.sha256(f"sklearn:{name}".encode()).hexdigest(), 0)
-
-
-_DIGESTS: dict[tuple, Future] = {}
-
-
-def sha256_soon(p: Path) -> Future:
-    """The file's sha256 (kept in a run to notice a changed file), computed on a daemon thread: hashlib
-    releases the GIL, so it runs beside whatever the caller does next (pandas' parse, or the torch import
-    when `fit` starts it early through hash_ahead). Kept per path, size and mtime, so sweep trials and eval
-    hash a file once per process."""
-    st = p.stat()
-    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        future = _DIGESTS[key] = Future()
-
-        def work() -> None:
-            try:
-                h = hashlib.sha256()
-                with open(p, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        h.update(block)
-                future.set_result(h.hexdigest())
-            except BaseException as e:  # handed to whoever waits for the result
-                future.set_exception(e)
-
-        threading.Thread(target=work, daemon=True).start()
-    return _DIGESTS[key]
-
-
-def hash_ahead(config: str | dict, overrides: list[str]) -> None:
-    """Start hashing the data file a config names (or the table fit was given) before the config is even
-    checked: `fit` calls this before importing torch, which takes one core for 1-2 s. Anything odd is left
-    alone for the real check to report."""
-    from nntrain.config.loading import MAX_BYTES, parse_yaml
-
-    try:
-        given = [o.split("=", 1)[1] for o in overrides if o.startswith("data.path=")]
-        if isinstance(config, dict):
-            path, base = given[-1] if given else config["data"]["path"], Path.cwd()
-        else:
-            config = Path(config)
-            if not given and (not config.is_file() or config.stat().st_size > MAX_BYTES):
-                return  # not a config: the real check refuses it without reading it
-            path = given[-1] if given else parse_yaml(config.read_text(encoding="utf-8"))["data"]["path"]
-            base = config.parent
-        p = resolve_path(str(path), base)
-        if not str(path).startswith("sklearn:") and p.is_file():
-            sha256_soon(p)
-    except Exception:
-        pass
 
 
 def where(header_line: int, i: int) -> str:
