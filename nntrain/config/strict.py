@@ -45,7 +45,22 @@ def unknown_key(model: type[BaseModel], dotted: str) -> str | None:
         kinds = typing.get_args(model.model_fields[part].annotation) or (model.model_fields[part].annotation,)
         sections = [k for k in kinds if isinstance(k, type) and issubclass(k, Strict)]
         if not sections:
-            plain = all(k in (int, float, str, bool, type(None)) or not isinstance(k, type) for k in kinds)
+            if typing.get_origin(model.model_fields[part].annotation) is dict:  # a component's arguments
+                return None
+            plain = all(_a_value(k) for k in kinds)
             return f"{'.'.join(parts[: i + 1])} is a value, not a section" if plain and i < len(parts) - 1 else None
         model = sections[0]
     return None
+
+
+def _a_value(kind: Any) -> bool:
+    """Whether a key typed `kind` holds a value (a number, text, a list, one of some words), not keys below it;
+    by what the type is, not by isinstance(kind, type), which Python 3.10 answers otherwise for typing.Any and
+    list[int]."""
+    if kind is typing.Any or kind is dict or typing.get_origin(kind) is dict:
+        return False
+    return (
+        typing.get_origin(kind) in (list, tuple, typing.Literal, typing.Annotated)
+        or not isinstance(kind, type)
+        or (kind in (int, float, str, bool, type(None)))
+    )
