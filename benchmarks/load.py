@@ -69,7 +69,7 @@ def cache_timing(path: Path, repeats: int, runs: Path) -> tuple[float, list[floa
     file itself): a second `fit` of the file, as far as its data goes. fit starts the sha256 before it imports
     torch (1-2 s), so by the time it reads the data the digest is there: the first hit figure is fit's."""
     from nntrain.config.loading import load_config
-    from nntrain.data import tables
+    from nntrain.data import digests
     from nntrain.data.cache import cached_data
 
     cfg = load_config(None, raw={"data": {"path": str(path)}, "runs_dir": str(runs)})
@@ -82,7 +82,7 @@ def cache_timing(path: Path, repeats: int, runs: Path) -> tuple[float, list[floa
     for times, fresh in ((hashing, True), (ready, False)):
         for _ in range(repeats):
             if fresh:
-                tables._DIGESTS.clear()
+                digests._DIGESTS.clear()
             t0 = time.perf_counter()
             data, _ = cached_data(cfg, None)
             float(data.X[:, 0].sum())  # the matrix read once, not only mapped
@@ -93,7 +93,7 @@ def cache_timing(path: Path, repeats: int, runs: Path) -> tuple[float, list[floa
 
 def timing(path: Path, repeats: int) -> tuple[list[float], list[float], float]:
     """(read_csv seconds, load_data seconds, sha256 seconds), in this process, fit's order of imports."""
-    from nntrain.data.tables import sha256_soon
+    from nntrain.data.digests import sha256_soon
 
     t0 = time.perf_counter()
     sha256_soon(path).result()  # what fit starts before importing torch; cached for the loads below

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from nntrain.config.loading import load_config
-from nntrain.data import tables
+from nntrain.data import digests
 from nntrain.data.cache import cache_dir, cached_data
 
 from .conftest import make_table, write_config
@@ -58,7 +58,7 @@ def test_a_changed_file_is_a_miss_even_with_the_same_size_and_time(workdir, cli,
     text = data.read_text()
     data.write_text(text.replace("red", "rex"))  # same size
     os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))  # same modification time: the sha256 tells
-    tables._DIGESTS.clear()  # as in a new process: a digest is kept per path, size and time within one
+    digests._DIGESTS.clear()  # as in a new process: a digest is kept per path, size and time within one
     _, r = fit(cli, cfg)
     assert "data from the cache" not in r.stderr
     loaded, _ = cached_data(load_config(cfg), cfg.parent)
