@@ -305,7 +305,8 @@ def _trained(begin: Callable, tracker: Any, log, progress, tensorboard: bool, ml
         try:
             summary = train(state, log=log, progress=progress or Lines(log, quiet=True), tensorboard=tensorboard)
         except BaseException:
-            if tracker is not None and state.writes:  # what the folder holds: its status says how it ended
+            # what the folder holds: its status says how it ended (none where the stop removed it: nothing trained)
+            if tracker is not None and state.writes and state.run_dir.is_dir():
                 with contextlib.suppress(Exception):
                     tracker.log_run(state.run_dir)
             raise

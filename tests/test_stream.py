@@ -281,6 +281,8 @@ def test_a_bad_value_met_by_the_reader_process_is_a_plain_error_not_its_tracebac
     r = cli("fit", streamed_config(workdir, workdir / "t", epochs=1), "data.sample_rows=1000", "data.stream_workers=1")
     assert r.exit_code == 2 and "Traceback" not in r.output and "DataLoader" not in r.output
     assert "column 'a': 'abc' at " in r.stderr and "is not a number" in r.stderr
+    assert "no epoch had finished: the run folder runs/t was removed" in r.stderr
+    assert not (workdir / "runs" / "t").exists()  # nothing left (was: a "stopped" run folder)
 
 
 @pytest.mark.parametrize("sample", [1000, 10_000])
@@ -356,6 +358,44 @@ def test_a_bad_value_in_a_streamed_chunk_is_named_by_its_file_and_row(workdir, c
     r = cli("fit", streamed_config(workdir, workdir / "t", epochs=1), "data.sample_rows=1000", "data.stream_workers=0")
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert f"column 'a': 'abc' at {f}, row {1000 if last else 300:,} is not a number" in r.stderr
+    assert not (workdir / "runs" / "t").exists()  # met before or in the first epoch: no run folder left
+
+
+def test_a_bad_value_met_after_an_epoch_leaves_a_failed_run_that_a_resume_refuses(workdir, cli, monkeypatch):
+    """'abc' written into p2.parquet's last row (a training row) once the first epoch has ended: the second
+    epoch meets it. The run folder keeps its checkpoints of epoch 1 and says it failed on that value: `runs`
+    lists it as failed, and `fit --resume` refuses it saying why (was: no summary.json, listed as "1/3
+    stopped" as if a resume could help, though the file must change and a changed file is refused)."""
+    import pyarrow.parquet as pq
+
+    import nntrain.engine.loop as loop
+
+    write_folder(workdir / "t", n=3000, files=3, group=500)
+    f, ended = workdir / "t" / "p2.parquet", loop.end_of_epoch
+
+    def then_spoiled(run, *args):
+        part = pq.read_table(f).to_pandas()
+        part["a"] = part["a"].astype(str)
+        part.loc[part.index[-1], "a"] = "abc"
+        part.to_parquet(f, index=False, row_group_size=500)
+        return ended(run, *args)
+
+    monkeypatch.setattr(loop, "end_of_epoch", then_spoiled)
+    r = cli("fit", streamed_config(workdir, workdir / "t"), "data.sample_rows=1000", "data.stream_workers=0")
+    monkeypatch.setattr(loop, "end_of_epoch", ended)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert f"column 'a': 'abc' at {f}, row 1,000 is not a number" in r.stderr
+    assert "runs/t keeps best.pt (epoch 1), its status failed: it cannot be resumed" in r.stderr
+    run = workdir / "runs" / "t"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["epochs_run"] == 1 and "'abc'" in summary["stopped"]
+    assert (run / "best.pt").is_file() and (run / "last.pt").is_file() and len(metrics_rows(run)) == 1
+    (row,) = json.loads(cli("runs", "--json").stdout)["runs"]
+    assert row["status"] == "failed" and row["epochs"] == "1/3"
+    r = cli("fit", "--resume", str(run))
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert f"{run}: cannot be resumed: it failed at epoch 2 on a data error (column 'a': 'abc' at {f}" in r.stderr
+    assert json.loads((run / "summary.json").read_text()) == summary  # the refusal leaves it as it was
 
 
 def folder_state(run):

@@ -6,6 +6,7 @@ run by steps.make_step; the loop never asks which it runs.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from nntrain.engine.loop_state import (
 )
 from nntrain.engine.progress import Lines
 from nntrain.engine.state import Run, start
-from nntrain.engine.stopping import SIGNALS, Diverged, Interrupted, catching_signals
+from nntrain.engine.stopping import SIGNALS, DataFailed, Diverged, Interrupted, catching_signals
 from nntrain.errors import UserError
 from nntrain.model.heads import evaluate
 from nntrain.runs.checkpoints import Saver, load_checkpoint
@@ -57,7 +58,7 @@ def train(
     if not run.writes:  # a data-parallel rank other than 0: silent, and it writes nothing
         log, progress, tensorboard = (lambda m: None), Lines(lambda m: None, quiet=True), False
     progress = progress or Lines(log)
-    tb = None
+    tb = loop = None
     t_start = time.perf_counter()
     try:
         ended = ended_already(run)
@@ -69,13 +70,11 @@ def train(
                 else {"run_dir": str(run.run_dir), "rank": run.group.rank}
             )
         tb = run_tensorboard(run) if tensorboard else None
-        return _train(run, prepare_loop(run, log, progress, tb, should_stop), t_start)
-    except (Diverged, Interrupted) as e:
-        if run.writes:  # the run folder says how it ended; there are no test metrics to give
-            with contextlib.suppress(UserError):  # a full disk: the stop's own message is the one to give
-                write_json(
-                    run.run_dir / "summary.json", summary_of(run, e.status, str(e), time.perf_counter() - t_start)
-                )
+        loop = prepare_loop(run, log, progress, tb, should_stop)
+        return _train(run, loop, t_start)
+    except (Diverged, Interrupted, DataFailed) as e:
+        if run.writes:
+            _ended_by(run, e, loop, time.perf_counter() - t_start)
         raise
     finally:
         progress.end()
@@ -85,6 +84,28 @@ def train(
             run.group.close()
         if run.lock is not None:
             run.lock.release()
+
+
+def _ended_by(run: Run, e: Diverged | Interrupted | DataFailed, loop: Loop | None, seconds: float) -> None:
+    """summary.json says how the run ended (there are no test metrics to give). A bad value met before any
+    epoch finished leaves no run folder: nothing was trained, and no resume can read past the value; met
+    later, best.pt is written, as a divergence leaves it, for eval and predict."""
+    failed = isinstance(e, DataFailed)
+    if failed and not run.epoch:
+        shutil.rmtree(run.run_dir, ignore_errors=True)
+        e.then = f"no epoch had finished: the run folder {run.run_dir} was removed"
+        return
+    with contextlib.suppress(UserError):  # a full disk: the stop's own message is the one to give
+        if failed and loop is not None:
+            loop.saver.save_best()
+        status = e.kept if failed else e.status
+        write_json(run.run_dir / "summary.json", summary_of(run, status, str(e), seconds))
+    if failed:
+        e.status = e.kept  # --json's record says what summary.json says
+        e.then = (
+            f"{run.run_dir} keeps best.pt (epoch {run.best_epoch}), its status failed: it cannot be resumed (a "
+            "resume refuses a changed file); correct the value and fit again"
+        )
 
 
 def _train(run: Run, loop: Loop, t_start: float) -> dict:

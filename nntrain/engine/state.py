@@ -34,7 +34,7 @@ from nntrain.model.embeddings import embeds_of, fit_edges, numerics_of
 from nntrain.model.memory import check_fits
 from nntrain.model.mlp import check_weights, load_weights, n_outputs
 from nntrain.runs.checkpoints import CHECKPOINT_FORMAT, load_run_checkpoint, split_rows, versions
-from nntrain.runs.files import atomic_save, write_json, write_text
+from nntrain.runs.files import atomic_save, read_summary, write_json, write_text
 from nntrain.runs.folders import PREVIOUS, RunLock, clean_leftovers, create_run_dir, resolve_run_dir
 from nntrain.runs.metrics_log import truncate_metrics
 
@@ -264,11 +264,27 @@ def resume(run_dir: Path, overrides: list[str] = (), stacked: bool = False, chec
         return _resumed(run_dir, overrides, lock, stacked, checkpoint)
 
 
+def _refuse_failed(run_dir: Path) -> None:
+    """A run that failed on a bad value (a streamed run's, met after an epoch had finished): a resume would meet
+    it again, and the file that must change to mend it is refused once changed."""
+    try:
+        summary = read_summary(run_dir)
+    except (OSError, ValueError):
+        return  # an unreadable summary.json is no reason to refuse: the checkpoint is what a resume reads
+    if summary.get("status") == "failed":
+        epoch, why = summary.get("epochs_run"), " ".join(str(summary.get("stopped") or "").split())[:300]
+        at = f" at epoch {epoch + 1}" if isinstance(epoch, int) else ""
+        raise UserError(
+            f"{run_dir}: cannot be resumed: it failed{at} on a data error ({why}); correct the value and fit again"
+        )
+
+
 def _resumed(
     run_dir: Path, overrides: list[str], lock: RunLock | None, stacked: bool = False, checkpoint: str = "last"
 ) -> Run:
     if lock is not None:
         clean_leftovers(run_dir)
+    _refuse_failed(run_dir)
     SIGNALS.armed = True
     if not (run_dir / "last.pt").is_file() and (run_dir / PREVIOUS).is_file():  # killed between the two renames
         checkpoint = PREVIOUS.removesuffix(".pt")

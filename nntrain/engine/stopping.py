@@ -1,5 +1,5 @@
-"""How a training run stops early: a signal (Ctrl-C, SIGTERM) or a divergence. Each is a Stop: the CLI
-prints its message and exits with its code."""
+"""How a training run stops early: a signal (Ctrl-C, SIGTERM), a divergence, or a bad value a streamed run meets
+mid-fit. Each is a Stop: the CLI prints its message and exits with its code."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from nntrain.errors import Stop
+from nntrain.errors import Stop, UserError
 
 
 class Diverged(Stop):
@@ -17,6 +17,18 @@ class Diverged(Stop):
 
     exit_code = 3
     status = "diverged"  # summary.json's status (folders.STATUSES)
+
+
+class DataFailed(UserError):
+    """A bad value a streamed run met mid-fit (one the sample did not draw): the CLI exits 2, as for any bad
+    data. A resume cannot get past it: the file must change, and a changed file is refused."""
+
+    # summary.json's status (folders.STATUSES), and then --json's, where the folder is kept (an epoch had finished)
+    kept = "failed"
+    then = ""  # what became of the run folder (loop.train), on a line of its own
+
+    def __str__(self) -> str:
+        return super().__str__() + (f"\n{self.then}" if self.then else "")
 
 
 class RanksDiverged(Stop):

@@ -20,7 +20,7 @@ import torch
 from nntrain.data.stream import HashSplit, Source, epoch_steps, open_source, train_batches
 from nntrain.engine.state import Run
 from nntrain.engine.steps import make_step
-from nntrain.engine.stopping import SIGNALS, Diverged, Interrupted
+from nntrain.engine.stopping import SIGNALS, DataFailed, Diverged, Interrupted
 from nntrain.errors import UserError
 
 
@@ -151,7 +151,12 @@ class _Batches(torch.utils.data.IterableDataset):
             yield _Failed(e.problems, e.header)
 
     def read(self, workers: int) -> Any:
-        return self._received(workers) if workers else train_batches(*self.args)
+        """The batches; a bad value among them (one the sample did not draw) a DataFailed, which ends the run
+        for good (loop.train): no resume can read past it."""
+        try:
+            yield from self._received(workers) if workers else train_batches(*self.args)
+        except UserError as e:
+            raise DataFailed(e.problems, e.header) from None
 
     def _received(self, workers: int) -> Any:
         loader = torch.utils.data.DataLoader(

@@ -14,8 +14,9 @@ from nntrain.errors import UserError
 PREVIOUS = "last.prev.pt"  # a stacked member's last.pt before its newest save (checkpoints.Saver)
 LOCK_FILE = ".lock"  # held (flock) by the one process that writes a run folder
 # How a run ended, summary.json's "status": all its epochs; early stopping; a sweep's pruner; a non-finite loss
-# or weight; a signal (resumable with fit --resume).
-STATUSES = ("completed", "early_stop", "pruned", "diverged", "interrupted")
+# or weight; a signal (resumable with fit --resume); a bad value a streamed run met after an epoch had finished
+# (not resumable: its file must change).
+STATUSES = ("completed", "early_stop", "pruned", "diverged", "interrupted", "failed")
 
 
 def create_run_dir(root: str | Path, name: str) -> Path:

@@ -25,6 +25,7 @@ SHOWN = {
     "pruned": "pruned",
     "diverged": "diverged",
     "interrupted": "interrupted",
+    "failed": "failed",
 }
 
 IGNORED_KEYS = ("name", "runs_dir")  # differ between every pair of runs, so they tell nothing
