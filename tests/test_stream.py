@@ -342,6 +342,33 @@ def test_predict_of_a_parquet_folder_says_a_column_is_missing_in_every_row_only_
     assert r.exit_code == 0 and r.stderr.count("column(s) 'a': missing in every one of the 600 row(s)") == 1
 
 
+def test_predict_strict_of_a_parquet_folder_refuses_a_column_missing_in_every_row_only_when_it_is(workdir, cli):
+    """--strict judges the whole input, as the warning does: column 'a' empty in one file of two predicts (was:
+    refused, "missing in every one of the 300 row(s) (--strict)", though the other file held its values); empty
+    in both, it is refused of all 600 rows, exit 2, no file written. A value never seen in training is still
+    refused at once."""
+    write_folder(workdir / "t", n=600, files=2, group=100)
+    assert cli("fit", streamed_config(workdir, workdir / "t", epochs=1)).exit_code == 0
+    new = workdir / "new"
+    new.mkdir()
+    for k in range(2):
+        pd.read_parquet(workdir / "t" / f"p{k}.parquet").assign(a=np.nan if k == 0 else 1.0).to_parquet(
+            new / f"p{k}.parquet", index=False
+        )
+    r = cli("predict", "runs/t", str(new), "-o", "some.csv", "--strict")
+    assert r.exit_code == 0 and "missing in every one" not in r.stderr, r.output
+    assert len(pd.read_csv("some.csv")) == 600
+    (new / "p1.parquet").write_bytes((new / "p0.parquet").read_bytes())
+    r = cli("predict", "runs/t", str(new), "-o", "all.csv", "--strict")
+    assert r.exit_code == 2 and "Traceback" not in r.output and not os.path.exists("all.csv")
+    assert "column(s) 'a': missing in every one of the 600 row(s) (--strict)" in r.stderr
+    part = pd.read_parquet(workdir / "t" / "p1.parquet")
+    part.loc[part.index[5], "color"] = "purple"
+    part.to_parquet(new / "p1.parquet", index=False)
+    r = cli("predict", "runs/t", str(new), "-o", "unseen.csv", "--strict")
+    assert r.exit_code == 2 and "value 'purple' at " in r.stderr and "never seen in training (--strict)" in r.stderr
+
+
 @pytest.mark.parametrize("last", [True, False])
 def test_a_bad_value_in_a_streamed_chunk_is_named_by_its_file_and_row(workdir, cli, last):
     """'abc' in a number column, in the last row of p2.parquet (or its 300th), where the sample did not draw it:

@@ -228,11 +228,12 @@ def predict(
 
 def _chunked(run: Any, files: list[str], shown: str, strict: bool, interval: Any, sets: Any) -> Iterator[Any]:
     """Predictions of the Parquet files' rows, a chunk (data/stream.py's) at a time: memory stays flat. What the
-    chunks' encoding read as unknown is said once at the end, as of one input: a value's rows added up."""
+    chunks' encoding read as unknown is said once at the end, as of one input: a value's rows added up. Under
+    --strict a column missing in every row is refused there too, where it is so in every chunk."""
     import warnings
 
     from nntrain.api import DataWarning
-    from nntrain.data.columns import summed_notes
+    from nntrain.data.columns import CHUNK_STRICT, refuse_absent, summed_notes
     from nntrain.data.stream import chunks, open_source
 
     source, said = open_source(files, shown, key=""), []
@@ -240,13 +241,16 @@ def _chunked(run: Any, files: list[str], shown: str, strict: bool, interval: Any
         for _, frame in chunks(source, fragment):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", DataWarning)
-                predicted = run.predict(frame, strict, interval=interval, sets=sets)
+                predicted = run.predict(frame, strict and CHUNK_STRICT, interval=interval, sets=sets)
             for w in caught:  # a DataWarning is said at the end (a cv's folds each say it: once a chunk)
                 if not issubclass(w.category, DataWarning):
                     warnings.showwarning(w.message, w.category, w.filename, w.lineno)
             said.append([str(w.message) for w in caught if issubclass(w.category, DataWarning)])
             yield predicted
-    for note in summed_notes(said):
+    notes = summed_notes(said)
+    if strict:
+        refuse_absent(notes)
+    for note in notes:
         warnings.warn(note, DataWarning, stacklevel=2)
 
 

@@ -140,12 +140,26 @@ def summed_notes(chunks: list[list[str]]) -> list[str]:
     return [make(rows[k]) for k, make in made.items() if k[0] != "absent" or times[k] == len(chunks)]
 
 
+def refuse_absent(notes: list[str]) -> None:
+    """--strict on an input read a chunk at a time (CHUNK_STRICT): summed_notes' note of a column missing in every
+    row of every chunk refused, as one input's Report refuses it."""
+    for note in notes:
+        if m := ABSENT_NOTE.fullmatch(note):
+            raise UserError(f"{m[1]}{m[2]} row(s) (--strict)")
+
+
+# Report's strict for one chunk of an input read a chunk at a time (predict of a Parquet folder): a value encoding
+# reads as unknown is refused at once, a column missing in every row of the chunk is a note, refused at the end
+# only where every chunk said it (refuse_absent): the other chunks may hold its values.
+CHUNK_STRICT = "chunk"
+
+
 @dataclasses.dataclass
 class Report:
     """Values encoding reads as unknown (a level never seen in training, text in a date column) and columns
     missing in every new row: said in notes, or an error under strict (--strict)."""
 
-    strict: bool = False
+    strict: bool | str = False  # or CHUNK_STRICT
     notes: list[str] = dataclasses.field(default_factory=list)
     empty: set = dataclasses.field(default_factory=set)  # columns absent() said are missing in every row
 
@@ -170,7 +184,7 @@ class Report:
             return
         self.empty.update(empty)
         which = f"column(s) {listed(empty, quote=True)}: {EVERY_ROW} {len(df):,} row(s)"
-        if self.strict:
+        if self.strict and self.strict != CHUNK_STRICT:
             raise UserError(f"{which} (--strict)")
         self.notes.append(
             f"{which}, though they had values in training; each row takes the training fill (data.impute), so the "
