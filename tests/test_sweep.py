@@ -83,10 +83,11 @@ def test_grid_runs_every_combination_once_and_writes_results(workdir, table_csv,
     cfg = sweep_config(
         workdir, table_csv(n=150), {"optimizer.name": ["sgd", "adam"], "model.hidden": [[8], [8, 8]], "pruner": "none"}
     )
-    r = cli("sweep", str(cfg), "--grid", "--study", "g", "--json")
+    r = cli("sweep", str(cfg), "--grid", "--study", "g", "--trials", "6", "--json")
     assert r.exit_code == 0, r.stderr
     result = json.loads(r.stdout)
-    assert result["trials"] == {"complete": 4}
+    assert result["trials"] == {"complete": 4}  # the grid's 4 points, said so (was: '4 trials in all' alone)
+    assert "4 trials in all (the grid's every point; --trials 6 asked for more)" in r.stderr
     study = load_study(f"sqlite:///{workdir / 'runs' / 'sweeps.db'}", "g")
     combos = sorted((t.params["optimizer.name"], t.params["model.hidden"]) for t in study.trials)
     assert combos == [("adam", "[8, 8]"), ("adam", "[8]"), ("sgd", "[8, 8]"), ("sgd", "[8]")]

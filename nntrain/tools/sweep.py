@@ -132,7 +132,8 @@ def sweep(
     again |= {"--batch": batch if batch != AUTO_BATCH else None, "--mlflow": mlflow is True}
     again |= {"--mlflow-uri": mlflow if isinstance(mlflow, str) else None}
     log(
-        f"study {name} in {masked(url)}: {p.trials} trials in all, {p.direction} {p.monitor}; "
+        f"study {name} in {masked(url)}: {p.trials} trials in all{_capped(trials, p.trials, grid)}, {p.direction} "
+        f"{p.monitor}; "
         f"{'grid' if grid else 'TPE'} sampler, {p.pruner['name']} pruner; up to {batch} trial(s) trained at once; "
         f"run folders under {root}/"
     )
@@ -207,6 +208,11 @@ def _work(
             for trial in trials:
                 beats.enter_context(beating(db, trial, p.heartbeat))
             ran += _run_trials(study, trials, p, root, config_dir, log, track)
+
+
+def _capped(asked: int | None, planned: int, grid: bool) -> str:
+    """Where --grid runs fewer trials than --trials asked: the grid's every point, said so."""
+    return f" (the grid's every point; --trials {asked} asked for more)" if grid and asked and asked > planned else ""
 
 
 def _run_trials(
