@@ -238,6 +238,22 @@ def test_a_total_row_below_the_table_is_dropped_and_said(tmp_path):
     assert len(_read(tmp_path / "level.csv").frame) == 30
 
 
+def test_a_total_and_a_mean_below_the_table_are_both_dropped_and_said(tmp_path):
+    """A German export ends with a 'Summe' row and a 'Mittelwert' row below it: both are dropped (was: the mean
+    row refused, "'Mittelwert' at row 32 is not a number", and the total kept)."""
+    df = make_table(n=30)
+    df["region"] = ["Nord", "Süd", "Ost"] * 10
+    rows = [{**df.sum(numeric_only=True), "region": "Summe"}, {**df.mean(numeric_only=True), "region": "Mittelwert"}]
+    pd.concat([df, pd.DataFrame(rows)]).to_csv(tmp_path / "umsatz.csv", index=False, sep=";", decimal=",")
+    table = _read(tmp_path / "umsatz.csv")
+    pd.testing.assert_frame_equal(table.frame, df, check_dtype=False)
+    assert "umsatz.csv: its last row, 'Mittelwert' in column 'region', dropped (a mean, not data)" in table.notes
+    assert "umsatz.csv: its last row, 'Summe' in column 'region', dropped (a total, not data)" in table.notes
+    df.loc[[4, 29], "region"] = "Average"  # a level that is no label: kept
+    df.to_csv(tmp_path / "level.csv", index=False)
+    assert len(_read(tmp_path / "level.csv").frame) == 30
+
+
 def test_a_header_repeated_below_as_files_joined_one_after_another_write_it_is_refused_naming_its_line(tmp_path):
     df = make_table(n=40)
     df["town"] = ["Bern", "Chur"] * 20

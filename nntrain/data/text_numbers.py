@@ -118,34 +118,45 @@ def numbers_in_text(
     return shown or (decided if unsure else None)
 
 
-# A spreadsheet's total below its rows, labelled in one of its cells
-TOTAL = re.compile(r"(grand |sub)?totals?:?|sum|summe|gesamt|total g[ée]n[ée]ral", re.IGNORECASE)
+# A spreadsheet's total (or mean) below its rows, labelled in one of its cells
+MEAN = re.compile(r"mean|average|avg\.?|mittelwert|durchschnitt|moyenne", re.IGNORECASE)
+TOTAL = re.compile(rf"(grand |sub)?totals?:?|sum|summe|gesamt|total g[ée]n[ée]ral|{MEAN.pattern}", re.IGNORECASE)
 
 
 def without_total(frame: pd.DataFrame, name: str, notes: list[str], said: list[str] | None = None) -> pd.DataFrame:
-    """The frame without its last row where a text cell of it labels it a total (Total, Grand total, Sum) and
-    no other row of that column holds the label, with a note: a total is no row of data. A column the label
-    alone kept text becomes numbers again. At predict (`said`: its warnings) the rows are the user's, each to
-    predict: the row is kept, with a warning, its label a missing value in a column of numbers."""
+    """The frame without its last rows where a text cell of each labels it a total or a mean (Total, Sum, Average;
+    up to 3: a total above a mean) and no other row of that column holds the label, with a note: such a row is no
+    row of data. A column the label alone kept text becomes numbers again. At predict (`said`: its warnings) the
+    rows are the user's, each to predict: the last row is kept, with a warning, its label a missing value in a
+    column of numbers."""
+    for _ in range(1 if said is not None else 3):
+        frame, found = _one_total(frame, name, notes, said)
+        if not found:
+            break
+    return frame
+
+
+def _one_total(frame: pd.DataFrame, name: str, notes: list[str], said: list[str] | None) -> tuple[pd.DataFrame, bool]:
     if len(frame) < 3:
-        return frame
+        return frame, False
     for col in frame.columns:
         label = frame[col].iloc[-1]
         if isinstance(label, str) and TOTAL.fullmatch(label.strip()) and not (frame[col].iloc[:-1] == label).any():
             cell = f"{quoted(label)} in column {quoted(col)}"
+            kind = "a mean" if MEAN.fullmatch(label.strip()) else "a total"
             if said is None:
-                notes.append(f"{name}: its last row, {cell}, dropped (a total, not data)")
+                notes.append(f"{name}: its last row, {cell}, dropped ({kind}, not data)")
                 frame = frame.iloc[:-1].copy()
             else:
                 said.append(
-                    f"{name}: its last row (row {len(frame):,}), {cell}, looks like a total; predicted all the same"
+                    f"{name}: its last row (row {len(frame):,}), {cell}, looks like {kind}; predicted all the same"
                 )
             rest = frame[col].iloc[: len(frame) - (said is not None)]
             number = pd.to_numeric(rest, errors="coerce")
             if number.notna().sum() == rest.notna().sum() and rest.notna().any() and not zero_led(rest).any():
                 frame[col] = pd.to_numeric(frame[col], errors="coerce")
-            return frame
-    return frame
+            return frame, True
+    return frame, False
 
 
 def without_empty_unnamed(frame: pd.DataFrame, name: str, notes: list[str]) -> pd.DataFrame:
