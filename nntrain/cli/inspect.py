@@ -234,14 +234,19 @@ def _chunked(run: Any, files: list[str], shown: str, strict: bool, interval: Any
 
     from nntrain.api import DataWarning
     from nntrain.data.columns import CHUNK_STRICT, refuse_absent, summed_notes
+    from nntrain.data.encoding import in_file
     from nntrain.data.stream import chunks, open_source
+    from nntrain.errors import UserError
 
     source, said = open_source(files, shown, key=""), []
     for fragment in source.fragments:
-        for _, frame in chunks(source, fragment):
+        for first, frame in chunks(source, fragment):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", DataWarning)
-                predicted = run.predict(frame, strict and CHUNK_STRICT, interval=interval, sets=sets)
+                try:
+                    predicted = run.predict(frame, strict and CHUNK_STRICT, interval=interval, sets=sets)
+                except UserError as e:  # "at row 6" of the chunk: the file's row
+                    raise in_file(e, source.files[fragment.file], first) from None
             for w in caught:  # a DataWarning is said at the end (a cv's folds each say it: once a chunk)
                 if not issubclass(w.category, DataWarning):
                     warnings.showwarning(w.message, w.category, w.filename, w.lineno)

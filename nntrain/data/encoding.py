@@ -273,12 +273,17 @@ def in_chunk(error: UserError, whole: Table, prep: dict, file: str, first: int) 
     file and the row there: the whole chunk encoded again, its rows in place, meets the first bad one."""
     try:
         encode_table(whole, prep, "data.path", Report(), every_row=True)
-    except UserError as whole:
-        text = str(whole)
-        m = ROW.search(text)
-        if m:
-            return UserError(f"{text[: m.start()]}{file}, row {first + int(m[1]):,}{text[m.end() :]}")
+    except UserError as again:
+        return in_file(again, file, first)
     return error
+
+
+def in_file(error: UserError, file: str, first: int) -> UserError:
+    """A UserError met on a chunk of a Parquet file (from its row `first` + 1) whose message names a row of the
+    chunk ("row 6"), told of the file and the row there ("p2.parquet, row 306"); else the error as it is."""
+    text = str(error)
+    m = ROW.search(text)
+    return UserError(f"{text[: m.start()]}{file}, row {first + int(m[1]):,}{text[m.end() :]}") if m else error
 
 
 def target_values(frame: pd.DataFrame, prep: dict) -> pd.Series:
