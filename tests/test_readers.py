@@ -254,6 +254,23 @@ def test_a_total_and_a_mean_below_the_table_are_both_dropped_and_said(tmp_path):
     assert len(_read(tmp_path / "level.csv").frame) == 30
 
 
+def test_a_header_repeated_inside_a_sheet_as_two_tables_pasted_is_refused_naming_its_sheet_row(tmp_path):
+    """Two months' tables pasted one under the other in a sheet, headers and all: refused naming the row as the
+    spreadsheet numbers it (was: every column of numbers read as text, a class named after the target)."""
+    pytest.importorskip("openpyxl")
+    df = make_table(n=30)
+    with pd.ExcelWriter(tmp_path / "months.xlsx") as w:
+        pd.DataFrame([["Sales 2024"]]).to_excel(w, index=False, header=False)
+        df.iloc[:20].to_excel(w, index=False, startrow=2)
+        df.iloc[20:].to_excel(w, index=False, startrow=23)
+    with pytest.raises(UserError) as e:
+        _read(tmp_path / "months.xlsx")
+    assert str(e.value) == (
+        "data.path=" + str(tmp_path / "months.xlsx") + ": row 21 (sheet row 24) repeats the header (tables pasted "
+        "one after another?): remove that row"
+    )
+
+
 def test_a_header_repeated_below_as_files_joined_one_after_another_write_it_is_refused_naming_its_line(tmp_path):
     df = make_table(n=40)
     df["town"] = ["Bern", "Chur"] * 20

@@ -104,6 +104,8 @@ def read_table(path: str, base: Path | None = None, key: str = "data.path", opti
     else:
         frame = read_frame(p, shown)
     header_line = (1 + options.skip) * (1 if text and not spans_lines(frame) else -1 if excel else 0)  # where()
+    if excel:  # a text file's is refused as it is read (_checked)
+        no_repeated_header(frame, shown, header_line)
     sha256 = digest.result()
     if frame.shape[0] == 0:
         raise UserError(f"{key}={path}: the table has a header but no data rows")

@@ -195,11 +195,13 @@ def no_repeated_header(frame: pd.DataFrame, shown: str, header_line: int) -> Non
         rows = rows[(frame.loc[rows, c] == c).fillna(False).to_numpy()]
     if len(rows):
         at = [frame.index.get_loc(r) for r in rows]
-        one = len(at) == 1
+        s = "" if len(at) == 1 else "s"
+        line = "sheet row" if header_line < 0 else "line"  # where()'s: a sheet's header row negated
         raise UserError(
-            f"{shown}: row{'' if one else 's'} {listed([i + 1 for i in at], most=5)} (line{'' if one else 's'} "
-            f"{listed([i + 1 + header_line for i in at], most=5)}) repeat{'s' if one else ''} the header (files "
-            f"joined one after another?): remove {'that line' if one else 'those lines'}"
+            f"{shown}: row{s} {listed([i + 1 for i in at], most=5)} ({line}{s} "
+            f"{listed([i + 1 + abs(header_line) for i in at], most=5)}) repeat{'s' if not s else ''} the header "
+            f"({'tables pasted' if header_line < 0 else 'files joined'} one after another?): remove "
+            f"{'that' if not s else 'those'} {line.split()[-1]}{s}"
         )
 
 
