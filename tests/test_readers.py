@@ -176,6 +176,13 @@ def test_amounts_with_a_currency_code_and_a_typographic_minus_are_numbers_and_co
     eu = pd.DataFrame({"eur": ["EUR 1.299,00", "EUR 12,50", "EUR 980,10", "EUR 15.000,00", "EUR 7,50"], "n": range(5)})
     eu.to_csv(tmp_path / "eu.csv", index=False, sep=";")
     assert _read(tmp_path / "eu.csv").frame["eur"].tolist() == [1299, 12.5, 980.1, 15000, 7.5]
+    # SAP's trailing minus and India's grouping in lakhs (was: both columns text, each value its own level)
+    sap = pd.DataFrame({"betrag": ["1.234,50-", "12,00", "980,10-", "15.000,00", "7,50"], "n": range(5)})
+    sap.to_csv(tmp_path / "sap.csv", index=False, sep=";")
+    assert _read(tmp_path / "sap.csv").frame["betrag"].tolist() == [-1234.5, 12, -980.1, 15000, 7.5]
+    inr = pd.DataFrame({"price": ["₹1,23,456", "₹12,34,567.50", "₹980", "₹15,000", "₹1,00,00,000"], "n": range(5)})
+    inr.to_csv(tmp_path / "inr.csv", index=False)
+    assert _read(tmp_path / "inr.csv").frame["price"].tolist() == [123456, 1234567.5, 980, 15000, 10000000]
 
 
 def test_a_blank_cell_or_a_dash_among_numbers_is_missing_not_the_column_turned_to_categories(tmp_path):
