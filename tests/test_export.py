@@ -195,11 +195,14 @@ def test_string_columns_are_refused_by_name_in_torchscript_and_taken_by_onnx(tmp
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
-def test_a_duration_column_goes_in_as_seconds(tmp_path):
-    """The sidecar names the columns the graph takes in seconds; fed them, it answers as predict does on m:ss."""
+def test_a_duration_column_goes_in_as_seconds_and_a_true_false_one_as_1_or_0(tmp_path):
+    """The sidecar names the columns the graph takes in seconds, and those it takes as 1 or 0; fed them, it
+    answers as predict does on m:ss and on yes / N / TRUE."""
     df = make_table(n=120, task="regression")
     secs = np.random.default_rng(2).integers(60, 7200, 120)
     df["call"] = [f"{t // 60}:{t % 60:02d}" for t in secs]  # 119:59 at most: no time of day
+    flag = (df["a"] > 0).to_numpy()
+    df["open"] = [("yes", "TRUE")[i % 2] if v else ("N", "false")[i % 2] for i, v in enumerate(flag)]
     df.to_csv(tmp_path / "calls.csv", index=False)
     cfg = write_config(tmp_path / "c.yaml", tmp_path / "calls.csv", runs_dir=str(tmp_path / "runs"))
     result = CliRunner().invoke(app, ["fit", str(cfg), "--json", "--quiet", "data.target=y"])
@@ -207,8 +210,9 @@ def test_a_duration_column_goes_in_as_seconds(tmp_path):
     run_dir = Path(json.loads(result.stdout.strip().splitlines()[-1])["run_dir"])
     out = export_run(run_dir, "torchscript", tmp_path / "m.pt")
     side = json.loads(sidecar_path(out).read_text())["input"]
-    assert side["columns"] == ["a", "b", "c", "call"] and side["durations"] == ["call"]
-    x = np.column_stack([df[["a", "b", "c"]].to_numpy(), secs]).astype(np.float64)
+    assert side["columns"] == ["a", "b", "c", "call", "open"] and side["durations"] == ["call"]
+    assert side["flags"] == ["open"]
+    x = np.column_stack([df[["a", "b", "c"]].to_numpy(), secs, flag]).astype(np.float64)
     with torch.no_grad():
         got = torch.jit.load(str(out))(torch.from_numpy(x)).numpy()
     want = predict_frame(load_run(run_dir), str(tmp_path / "calls.csv"))["prediction"].to_numpy()

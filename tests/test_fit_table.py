@@ -342,3 +342,32 @@ def test_a_target_whose_header_cell_breaks_its_line_is_named_with_a_space(workdi
     assert "task: regression" in r.output
     e = cli("eval", "runs/t", "--data", "t.csv")
     assert e.exit_code == 0, e.stderr
+
+
+def test_a_column_of_mixed_true_false_spellings_is_one_column_in_fit_and_predict(workdir, cli):
+    df = make_table(n=120, task="binary")  # its target: yes / no, labels that stay the run's classes
+    truth = df["a"] > df["a"].median()
+    spelled = {True: ["yes", "Y", "TRUE", "True", "t", "1"], False: ["no", "N", "FALSE", "False", "f", "0"]}
+    df["flag"] = [spelled[v][i % 6] for i, v in enumerate(truth)]  # a hand-typed sheet's spellings
+    df.to_csv(workdir / "t.csv", index=False)
+    r = cli("fit", "t.csv", "--target", "y", *QUICK, "train.plots=false", "train.threads=1")
+    assert r.exit_code == 0, r.stderr
+    assert "4 input columns from 4 of the table's" in r.output  # a, b, c and flag's 1/0, not 12 levels
+    said = "column 'flag' read as true/false, one 1/0 column (true: '1', 'TRUE', 'True', 'Y', 't', 'yes'; false: "
+    assert said in r.output
+    new = df.drop(columns="y")
+    new.to_csv(workdir / "same.csv", index=False)
+    new["flag"] = [spelled[v][(i + 3) % 6].lower() for i, v in enumerate(truth)]  # each row spelled otherwise
+    new.to_csv(workdir / "other.csv", index=False)
+    for name in ("same", "other"):
+        p = cli("predict", "runs/t", f"{name}.csv", "-o", f"{name}_p.csv")
+        assert p.exit_code == 0, p.stderr
+        assert "never seen" not in p.output
+    same, other = pd.read_csv(workdir / "same_p.csv"), pd.read_csv(workdir / "other_p.csv")
+    assert list(same.columns) == ["prediction", "proba_no", "proba_yes"]
+    pd.testing.assert_frame_equal(same, other)
+    new.loc[5, "flag"] = "maybe"
+    new.to_csv(workdir / "bad.csv", index=False)
+    b = cli("predict", "runs/t", "bad.csv")
+    assert b.exit_code == 2 and "column 'flag': 'maybe' at row 6" in b.output and "is not true or false" in b.output
+

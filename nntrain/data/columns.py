@@ -18,7 +18,11 @@ from nntrain.data import dates, durations
 from nntrain.data.tables import where
 from nntrain.errors import UserError, listed, quoted
 
-FLAGS = {"True": 1.0, "TRUE": 1.0, "true": 1.0, "False": 0.0, "FALSE": 0.0, "false": 0.0}  # read_csv's spellings
+# Spellings of true and false (case aside): a column holding nothing else is one 1/0 column (is_flag_column), not a
+# level per spelling; any numeric column reads read_csv's TRUE / FALSE (FLAGS) as 1 and 0.
+TRUTHS = {"true": 1.0, "t": 1.0, "yes": 1.0, "y": 1.0, "1": 1.0, "false": 0.0, "f": 0.0, "no": 0.0, "n": 0.0, "0": 0.0}
+FLAGS = {k: TRUTHS[k] for k in ("true", "false")}
+SPELLED = "yes/no, y/n, true/false, t/f, 1/0"
 MISSING = "(missing)"  # the level a missing string becomes under data.impute: auto
 
 
@@ -35,7 +39,7 @@ def numeric_column(s: pd.Series, header_line: int) -> np.ndarray:
     as_num = pd.to_numeric(s.astype(str).str.strip(), errors="coerce")
     bad = as_num.isna() & s.notna()
     if bad.any():  # TRUE / FALSE with a blank (pandas keeps Python bools) or as text: 1 and 0, as read_csv reads them
-        flags = s.map(_flag)
+        flags = truth_values(s, FLAGS)
         as_num, bad = as_num.fillna(flags), bad & flags.isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
@@ -43,10 +47,53 @@ def numeric_column(s: pd.Series, header_line: int) -> np.ndarray:
     return as_num.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _flag(v: Any) -> float:
-    if isinstance(v, (bool, np.bool_)):
+def truth_values(s: pd.Series, spellings: dict[str, float] = TRUTHS) -> pd.Series:
+    """Each value as 1.0 (true: a bool, 1, or a spelling of it), 0.0 (false) or NaN (missing, or none of them);
+    each distinct value looked at once."""
+    idx, uniques = pd.factorize(s)
+    read = np.array([_truth(v, spellings) for v in uniques] + [np.nan], dtype=np.float64)  # [-1]: missing
+    return pd.Series(read[idx], index=s.index, name=s.name)
+
+
+def _truth(v: Any, spellings: dict[str, float]) -> float:
+    if isinstance(v, (bool, np.bool_)) or (isinstance(v, (int, float, np.number)) and v in (0, 1)):
         return float(v)
-    return FLAGS.get(v.strip(), np.nan) if isinstance(v, str) else np.nan
+    return spellings.get(v.strip().casefold(), np.nan) if isinstance(v, str) else np.nan
+
+
+def is_flag_column(s: pd.Series) -> bool:
+    """True and false alone, however spelled (yes, Y, TRUE, t and 1 beside them; case aside), and both: one 1/0
+    column, not a level per spelling. A column of numbers is none: 0 and 1 are a number's already."""
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        return False
+    read = truth_values(s)
+    return bool(read.notna().sum() == s.notna().sum() and read.nunique() == 2)
+
+
+def flag_column(s: pd.Series, header_line: int) -> np.ndarray:
+    """A true/false column (is_flag_column in training) as 1 and 0, however each row spells it (predict's Y where
+    training wrote yes); a missing value NaN, any other value an error naming its row."""
+    read = truth_values(s)
+    bad = (read.isna() & s.notna()).to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        at = where(header_line, i)
+        raise UserError(f"column {quoted(s.name)}: {quoted(s.iloc[i])} at {at} is not true or false ({SPELLED})")
+    return read.to_numpy(dtype=np.float64)
+
+
+def flag_note(s: pd.Series) -> list[str]:
+    """fit's note on a column read as true/false, with the spellings it holds; none for a bool column (pandas')."""
+    if pd.api.types.is_bool_dtype(s):
+        return []
+    read = truth_values(s)
+    said = {
+        side: listed(sorted({str(v).strip() for v in pd.unique(s[read == side])}), quote=True) for side in (1.0, 0.0)
+    }
+    return [
+        f"column {quoted(s.name)} read as true/false, one 1/0 column (true: {said[1.0]}; false: {said[0.0]}); "
+        f"data.categorical: [{s.name}] keeps each spelling a level"
+    ]
 
 
 def check_finite(v: np.ndarray, col: str, header_line: int) -> None:
@@ -91,6 +138,8 @@ def raw_sources(df: pd.DataFrame, prep: dict, header_line: int, report: Report) 
         kind = prep["kinds"][col]
         if kind == "numeric" and col in prep.get("durations", ()):
             out[col] = durations.seconds(df[col], header_line)
+        elif kind == "numeric" and col in prep.get("flags", ()):
+            out[col] = flag_column(df[col], header_line)
         elif kind == "numeric":
             out[col] = numeric_column(df[col], header_line)
         elif kind == "date":

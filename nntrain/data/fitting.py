@@ -16,6 +16,8 @@ from nntrain.data.columns import (
     categories,
     check_finite,
     distinct,
+    flag_note,
+    is_flag_column,
     levels_by_case,
     map_rows,
     numeric_column,
@@ -59,12 +61,12 @@ def fit_features(
         if said:
             kinds[col] = "categorical"
             notes.append(said)
-    spans = [c for c in features if kinds[c] == "duration"]
-    kinds.update(dict.fromkeys(spans, "numeric"))  # read as seconds (columns.raw_sources), in fit and predict alike
     prep.update(columns=list(map(str, features)), kinds=kinds, categories={}, rare={}, embedding={}, impute={})
     prep.update(indicators=[], dates={}, scale_kind=data_cfg.scale)
-    if spans:
-        prep["durations"] = list(map(str, spans))
+    for kind, key in (("duration", "durations"), ("flag", "flags")):  # numbers: seconds, 1/0 (columns.raw_sources)
+        read = [c for c in features if kinds[c] == kind]
+        kinds.update(dict.fromkeys(read, "numeric"))  # read so in fit and predict alike
+        prep.update({key: list(map(str, read))} if read else {})
     for col in (c for c in features if kinds[c] == "categorical"):
         if data_cfg.impute == "auto":
             prep["impute"][col] = MISSING
@@ -99,6 +101,9 @@ def _kind(s: pd.Series, data_cfg: Any, header_line: int, notes: list) -> str:
         notes.append(f"column {quoted(s.name)} read as durations, in seconds ({durations.EXAMPLE})")
         return "duration"
     kind = column_kind(s, header_line)
+    if (kind != "numeric" or pd.api.types.is_bool_dtype(s)) and is_flag_column(s):
+        notes.extend(flag_note(s))
+        return "flag"
     if kind == "codes" and s.name not in data_cfg.numeric:
         notes.append(zeros_kept(s, f"read as categories (data.numeric: [{s.name}] reads numbers)"))
         return "categorical"
@@ -333,11 +338,7 @@ def _class_weights(given: Any, y_train: np.ndarray, classes: list) -> list[float
 # MIXED_LEVELS distinct values and its text is a stray word or two among measurements (at most STRAY_WORDS
 # distinct ones, in at most STRAY_SHARE of the rows): that is a data error.
 MIXED_LEVELS = 32
-
-
 STRAY_WORDS = 5
-
-
 STRAY_SHARE = 0.1
 
 

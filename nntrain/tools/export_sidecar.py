@@ -105,6 +105,9 @@ def write_sidecar(out: Path, fmt: str, prep: dict, origin: tuple[Path, Any], che
     if prep.get("durations"):
         doc["input"]["durations"] = prep["durations"]
         doc["input"]["note"] += f"; the durations columns in seconds ({EXAMPLE})"
+    if prep.get("flags"):  # a column of yes / no, Y / N, TRUE / FALSE: one number
+        doc["input"]["flags"] = prep["flags"]
+        doc["input"]["note"] += "; the flags columns 1 for true (yes, Y, TRUE), 0 for false"
     doc.update(_text_and_dates(prep))
     if fmt == "onnx":
         doc["opset"] = ONNX_OPSET
