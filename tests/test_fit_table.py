@@ -371,3 +371,19 @@ def test_a_column_of_mixed_true_false_spellings_is_one_column_in_fit_and_predict
     b = cli("predict", "runs/t", "bad.csv")
     assert b.exit_code == 2 and "column 'flag': 'maybe' at row 6" in b.output and "is not true or false" in b.output
 
+
+@pytest.mark.parametrize("task", ["regression", "binary"])
+def test_a_table_whose_every_input_is_constant_or_left_out_is_warned_about(workdir, cli, task):
+    df = make_table(n=60, task=task)[["y"]]
+    df["x"], df["z"], df["empty"] = 1, "a", None  # one value each, and a column of none (left out)
+    df.to_csv(workdir / "t.csv", index=False)
+    r = cli("fit", "t.csv", "--target", "y", *QUICK, "train.plots=false", "train.threads=1")
+    assert r.exit_code == 0, r.stderr
+    learns = "mean" if task == "regression" else "classes' shares (its prior)"
+    said = "training rows ('x', 'z' the same in every one): the model can learn only the target's "
+    assert "warning: no input column varies over the 43 " in r.output and f"{said}{learns}, whatever" in r.output
+    df.loc[::3, "x"] = 2  # rows that differ: something to learn from
+    df.to_csv(workdir / "t.csv", index=False)
+    again = cli("fit", "t.csv", "--target", "y", *QUICK, "train.plots=false", "train.threads=1", "name=again")
+    assert again.exit_code == 0, again.stderr
+    assert "no input column varies" not in again.output

@@ -126,7 +126,22 @@ def prepare(table: Table, data_cfg: Any, seed: int, given: dict | None = None) -
     report = Report()
     X = encode(df, prep, header_line, sources, report)
     notes += [f"{note} (rows outside the training split)" for note in report.notes]
+    notes += _none_varies(X, train, prep)
     return Prepared(X, y, train, val, test, prep, why, notes, per_row, weights)
+
+
+def _none_varies(X: np.ndarray, train: np.ndarray, prep: dict) -> list[str]:
+    """A warning where no input column varies over the training rows (each the same in every row, the others left
+    out): the model then learns nothing but the target's mean, or its classes' shares, and says it only by its
+    metrics. The first varying column ends the look: one column's pass on a usual table."""
+    if not len(train) or any(np.any(X[train, j] != X[train[0], j]) for j in range(X.shape[1])):
+        return []
+    learns = "mean" if prep["task"] == "regression" else "classes' shares (its prior)"
+    how = f"{listed(prep['columns'], quote=True)} the same in every one" if prep["columns"] else "each one left out"
+    return [
+        f"warning: no input column varies over the {len(train):,} training rows ({how}): the model can learn only "
+        f"the target's {learns}, whatever the row"
+    ]
 
 
 def _label(v: Any) -> Any:
