@@ -231,6 +231,20 @@ def test_predict_gives_original_labels_and_probabilities(trained, cli, workdir):
     assert (out["prediction"] == np.where(out["proba_yes"] > 0.5, "yes", "no")).all()
 
 
+def test_a_bad_value_at_predict_and_eval_is_named_by_its_file_column_and_row(trained, cli, workdir):
+    summary, _, data = trained
+    rows = pd.read_csv(data).head(5)
+    rows["a"] = rows["a"].astype(object)
+    rows.loc[2, "a"] = "abc"
+    rows.to_csv(workdir / "bad.csv", index=False)
+    said = f"{workdir / 'bad.csv'}: column 'a': 'abc' at row 3 (line 4) is not a number"
+    r = cli("predict", summary["run_dir"], workdir / "bad.csv", "-o", workdir / "out.csv")
+    assert r.exit_code == 2 and said in r.stderr and "Traceback" not in r.output
+    assert not (workdir / "out.csv").exists()
+    e = cli("eval", summary["run_dir"], "--data", workdir / "bad.csv")
+    assert e.exit_code == 2 and said in e.stderr
+
+
 def test_predict_regression_in_target_units(workdir, table_csv, cli):
     data = table_csv(task="regression", n=300)
     cfg = write_config(workdir / "c.yaml", data, train={"epochs": 40}, loss="mse")

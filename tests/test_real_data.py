@@ -93,7 +93,10 @@ def test_a_column_missing_in_every_new_row_warns_naming_it_and_strict_refuses(wo
     ) in r.stderr.splitlines()
     r = cli("predict", "runs/t", workdir / "in.csv", "--strict")
     assert r.exit_code == 2
-    assert r.stderr.strip() == "Error: column(s) 'a': missing in every one of the 6 row(s) (--strict)"
+    assert (
+        r.stderr.strip()
+        == f"Error: {workdir / 'in.csv'}: column(s) 'a': missing in every one of the 6 row(s) (--strict)"
+    )
 
 
 def test_a_text_column_missing_in_every_new_row_is_said_once(workdir, cli):

@@ -93,12 +93,20 @@ def encode(
     header_line: int,
     sources: dict[str, np.ndarray] | None = None,
     report: Report | None = None,
-    shown: str = "input",
+    shown: str | None = None,
 ) -> np.ndarray:
     """Raw rows -> the float32 matrix the model takes, with the stored preprocessing. `sources`: the numeric
     sources already read (by prepare). Written straight into float32, never as a float64 copy of the table.
-    `shown`: the rows' file (or a DataFrame) as messages name it."""
-    report = report or Report()
+    `shown`: the rows' file (or a DataFrame) as messages name it, first: a bad value's column and row are of it."""
+    try:
+        return _matrix(df, prep, header_line, sources, report or Report(), shown or "input")
+    except UserError as e:  # fit's own rows (no `shown`) are named by fit; a message naming the file already kept
+        raise e if not shown or str(e).startswith(f"{shown}: ") else UserError(f"{shown}: {e}") from None
+
+
+def _matrix(
+    df: pd.DataFrame, prep: dict, header_line: int, sources: dict | None, report: Report, shown: str
+) -> np.ndarray:
     missing = [c for c in prep["columns"] if c not in df.columns]
     if missing:
         others = [str(c) for c in df.columns if c not in prep["columns"]]  # 'Color' for 'color', 'price ' for 'price'

@@ -125,7 +125,7 @@ def bag_predict(plan: dict, loaded: list[LoadedRun], data: str | Table, report=N
 
     prep = loaded[0].prep
     table = read_input(data, "INPUT", prep, report.notes if report else [])
-    X = encode(table.frame, prep, table.header_line, report=report)
+    X = encode(table.frame, prep, table.header_line, report=report, shown=data_label(data))
     mean, own = bag_scores(plan, loaded, X, members)
     frame = prediction_columns(prep, mean).set_axis(table.frame.index)
     return (frame, own) if members else frame
