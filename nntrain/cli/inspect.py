@@ -233,8 +233,8 @@ def _chunked(run: Any, files: list[str], shown: str, strict: bool, interval: Any
     import warnings
 
     from nntrain.api import DataWarning
+    from nntrain.data.chunk_rows import in_file
     from nntrain.data.columns import CHUNK_STRICT, refuse_absent, summed_notes
-    from nntrain.data.encoding import in_file
     from nntrain.data.stream import chunks, open_source
     from nntrain.errors import UserError
 

@@ -12,7 +12,6 @@ loads with weights_only=True: nothing is unpickled at eval or predict time.
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
 
 import numpy as np
@@ -273,27 +272,6 @@ class Encoded:
     loss_weights: np.ndarray | None
 
 
-ROW = re.compile(r"\brow (\d+)\b")  # where() writes a row of a table without line numbers (Parquet) so
-
-
-def in_chunk(error: UserError, whole: Table, prep: dict, file: str, first: int) -> UserError:
-    """A UserError met encoding some rows of a chunk of a Parquet file (from its row `first` + 1), told of the
-    file and the row there: the whole chunk encoded again, its rows in place, meets the first bad one."""
-    try:
-        encode_table(whole, prep, "data.path", Report(), every_row=True)
-    except UserError as again:
-        return in_file(again, file, first)
-    return error
-
-
-def in_file(error: UserError, file: str, first: int) -> UserError:
-    """A UserError met on a chunk of a Parquet file (from its row `first` + 1) whose message names a row of the
-    chunk ("row 6"), told of the file and the row there ("p2.parquet, row 306"); else the error as it is."""
-    text = str(error)
-    m = ROW.search(text)
-    return UserError(f"{text[: m.start()]}{file}, row {first + int(m[1]):,}{text[m.end() :]}") if m else error
-
-
 def target_values(frame: pd.DataFrame, prep: dict) -> pd.Series:
     """The target column as fit read it, missing where a row has none: "  " has no label, nor "?" beside yes and
     no (a mark no class is named), nor any mark among a regression's numbers."""
@@ -328,7 +306,7 @@ def encode_table(
             raise UserError(f"{shown}: every row's target {quoted(target)} is missing: there is nothing to evaluate")
         report.notes.append(f"{int(absent.sum()):,} row(s) without a target {quoted(target)} left out")
         frame, y, absent = frame.loc[~absent].reset_index(drop=True), y[~absent].reset_index(drop=True), absent[~absent]
-    X = encode(frame, prep, table.header_line, report=report, shown=shown)
+    X = encode(frame, prep, table.header_line, report=report, shown=None if part else shown)  # in_chunk names it
     y = encode_target(y, prep, table.header_line, absent)
     weights = None
     if prep.get("weight") in frame.columns:

@@ -278,15 +278,14 @@ def table_of(frame: pd.DataFrame, source: Source) -> Table:
 
 def _encoded(frame: pd.DataFrame, source: Source, prep: dict, at: tuple[int, int]):
     """Some rows of chunk at = (row group, chunk) encoded; a bad value is named by its file and row there."""
-    from nntrain.data.columns import Report
-    from nntrain.data.encoding import encode_table, in_chunk
+    from nntrain.data.chunk_rows import encoded_chunk
 
-    try:
-        return encode_table(table_of(frame, source), prep, "data.path", Report(), part=True)
-    except UserError as e:
+    def whole() -> tuple[int, Table, str]:  # the chunk read again: a rare path
         fragment = source.fragments[at[0]]
-        first, whole = next(itertools.islice(chunks(source, fragment), at[1], None))  # read again: a rare path
-        raise in_chunk(e, table_of(whole, source), prep, source.files[fragment.file], first) from None
+        first, rows = next(itertools.islice(chunks(source, fragment), at[1], None))
+        return first, table_of(rows, source), source.files[fragment.file]
+
+    return encoded_chunk(table_of(frame, source), prep, whole)
 
 
 def evaluated_frames(source: Source, split: HashSplit, part: str, share: Share = Share()) -> Iterator[tuple]:
