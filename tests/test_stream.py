@@ -367,7 +367,7 @@ def test_predict_strict_of_a_parquet_folder_refuses_a_column_missing_in_every_ro
     part.to_parquet(new / "p1.parquet", index=False, row_group_size=100)
     r = cli("predict", "runs/t", str(new), "-o", "unseen.csv", "--strict")
     assert r.exit_code == 2 and "never seen in training (--strict)" in r.stderr
-    assert "value 'purple' at p1.parquet, row 256:" in r.stderr.replace(f"{new}{os.sep}", "")  # was: 'at row 56'
+    assert "Error: column 'color': value 'purple' at p1.parquet, row 256:" in r.stderr.replace(f"{new}{os.sep}", "")
 
 
 @pytest.mark.parametrize("last", [True, False])
