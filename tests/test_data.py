@@ -260,4 +260,4 @@ def test_a_parquet_list_or_struct_column_is_refused_naming_it_by_fit_predict_and
     make_table(60).assign(tags=lambda d: d.a).to_parquet(workdir / "flat.parquet", index=False)
     assert cli("fit", config, f"data.path={workdir / 'flat.parquet'}", "--name", "flat", "--quiet").exit_code == 0
     r = cli("predict", "runs/flat", workdir / "t.parquet")
-    assert r.exit_code == 2 and "input: column 'tags': row 1 holds a list" in r.stderr, r.output
+    assert r.exit_code == 2 and f"column 'tags': {workdir / 't.parquet'}, row 1 holds a list" in r.stderr, r.output
