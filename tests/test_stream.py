@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -324,9 +325,8 @@ def test_predict_of_a_parquet_folder_counts_unseen_values_over_every_chunk(workd
     assert r.stderr.count("never seen in training") == 1
 
 
-def test_predict_of_a_parquet_folder_says_a_column_is_missing_in_every_row_only_when_it_is(workdir, cli):
-    """Column 'a' empty in one file of two: not "missing in every one of the 300 row(s)" (was: said of the one
-    chunk); empty in both: said once, of all 600 rows."""
+def _fitted_with_a_empty_in_one_file(workdir, cli) -> Path:
+    """A streamed run fitted on two Parquet files; new/ holds them again, column 'a' empty in the first."""
     write_folder(workdir / "t", n=600, files=2, group=100)
     assert cli("fit", streamed_config(workdir, workdir / "t", epochs=1)).exit_code == 0
     new = workdir / "new"
@@ -335,6 +335,13 @@ def test_predict_of_a_parquet_folder_says_a_column_is_missing_in_every_row_only_
         pd.read_parquet(workdir / "t" / f"p{k}.parquet").assign(a=np.nan if k == 0 else 1.0).to_parquet(
             new / f"p{k}.parquet", index=False
         )
+    return new
+
+
+def test_predict_of_a_parquet_folder_says_a_column_is_missing_in_every_row_only_when_it_is(workdir, cli):
+    """Column 'a' empty in one file of two: not "missing in every one of the 300 row(s)" (was: said of the one
+    chunk); empty in both: said once, of all 600 rows."""
+    new = _fitted_with_a_empty_in_one_file(workdir, cli)
     r = cli("predict", "runs/t", str(new), "-o", "some.csv")
     assert r.exit_code == 0 and "missing in every one" not in r.stderr, r.output
     (new / "p1.parquet").write_bytes((new / "p0.parquet").read_bytes())
@@ -347,14 +354,7 @@ def test_predict_strict_of_a_parquet_folder_refuses_a_column_missing_in_every_ro
     refused, "missing in every one of the 300 row(s) (--strict)", though the other file held its values); empty
     in both, it is refused of all 600 rows, exit 2, no file written. A value never seen in training is still
     refused at once."""
-    write_folder(workdir / "t", n=600, files=2, group=100)
-    assert cli("fit", streamed_config(workdir, workdir / "t", epochs=1)).exit_code == 0
-    new = workdir / "new"
-    new.mkdir()
-    for k in range(2):
-        pd.read_parquet(workdir / "t" / f"p{k}.parquet").assign(a=np.nan if k == 0 else 1.0).to_parquet(
-            new / f"p{k}.parquet", index=False
-        )
+    new = _fitted_with_a_empty_in_one_file(workdir, cli)
     r = cli("predict", "runs/t", str(new), "-o", "some.csv", "--strict")
     assert r.exit_code == 0 and "missing in every one" not in r.stderr, r.output
     assert len(pd.read_csv("some.csv")) == 600
