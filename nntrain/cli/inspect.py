@@ -246,8 +246,8 @@ def _chunked(run: Any, files: list[str], shown: str, strict: bool, interval: Any
                 try:
                     predicted = run.predict(frame, strict and CHUNK_STRICT, interval=interval, sets=sets)
                 except UserError as e:  # "at row 6" of the chunk, given as a DataFrame: the file's row
-                    said = UserError(str(e).removeprefix("a DataFrame: "))
-                    raise in_file(said, source.files[fragment.file], first) from None
+                    plain = UserError(str(e).removeprefix("a DataFrame: "))
+                    raise in_file(plain, source.files[fragment.file], first) from None
             for w in caught:  # a DataWarning is said at the end (a cv's folds each say it: once a chunk)
                 if not issubclass(w.category, DataWarning):
                     warnings.showwarning(w.message, w.category, w.filename, w.lineno)

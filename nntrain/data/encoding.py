@@ -190,8 +190,7 @@ def level_codes(s: pd.Series, prep: dict, header_line: int, report: Report) -> n
     idx, uniques = pd.factorize(s)  # each distinct value named once; -1 for a missing one
     names = categories(pd.Series(uniques, dtype=object if len(uniques) == 0 else None))
     found = names.map(stripped_lookup(prep["categories"][col], start=1))
-    by_unique = found.fillna(names.str.casefold().map(by_case(prep["categories"][col], 1))).fillna(0)  # 0: none
-    by_unique = by_unique.to_numpy(np.int64)
+    by_unique = _or_by_case(found, names, prep["categories"][col], 1).fillna(0).to_numpy(np.int64)  # 0: none
     new = by_unique == 0
     if col in prep.get("rare", {}):
         new &= ~names.isin(prep["rare"][col]).to_numpy()
@@ -231,7 +230,18 @@ def by_case(levels: list, start: int = 0) -> dict[str, int]:
     for fit's 'yes', which read the spellings of one level as one: columns.case_spellings); none for a text two
     levels share (K and k, kept apart)."""
     folded = pd.Series([str(c).strip().casefold() for c in levels], dtype=object)
-    return {t: i + start for i, t in enumerate(folded) if not folded.duplicated(keep=False)[i]}
+    shared = folded.duplicated(keep=False).to_numpy()
+    return {t: i + start for i, t in enumerate(folded) if not shared[i]}
+
+
+def _or_by_case(found: pd.Series, text: pd.Series, levels: list, start: int = 0) -> pd.Series:
+    """`found`, its misses looked up by their text in lower case (by_case): only the misses, a rare few."""
+    miss = found.isna().to_numpy()
+    if not miss.any():
+        return found
+    values = found.to_numpy(np.float64, na_value=np.nan, copy=True)  # by position: an index may repeat a label
+    values[miss] = text[miss].str.casefold().map(by_case(levels, start)).to_numpy(np.float64, na_value=np.nan)
+    return pd.Series(values, index=found.index)
 
 
 def encode_labels(y: pd.Series, classes: list, target: str, header_line: int) -> np.ndarray:
@@ -250,8 +260,7 @@ def encode_labels(y: pd.Series, classes: list, target: str, header_line: int) ->
         codes = np.where(ref[pos] == values, pos, -1)
     else:
         text = y.astype(str).str.strip()  # as fit read them
-        codes = text.map(stripped_lookup(classes)).fillna(text.str.casefold().map(by_case(classes)))
-        codes = codes.fillna(-1).to_numpy(dtype=np.int64)
+        codes = _or_by_case(text.map(stripped_lookup(classes)), text, classes).fillna(-1).to_numpy(dtype=np.int64)
     if (codes < 0).any():
         i = int(np.flatnonzero(codes < 0)[0])
         raise UserError(
