@@ -168,7 +168,8 @@ BASE = "data: {path: x.csv}\n"
             "log_softmax always runs across the classes",
         ),
         (BASE + "scheduler: {name: multistep, milestones: 3}\n", "multistep's milestones must be epochs 1 or more"),
-        (BASE + "loss: {name: auto, delta: 2}\n", "loss: 'auto' takes no arguments (delta)"),
+        (BASE + "loss: {name: auto, delta: 2}\n", "loss: 'auto' takes no arguments but label_smoothing (got delta)"),
+        (BASE + "loss: {name: auto, label_smoothing: 1.5}\n", "label_smoothing must be between 0.0 and 1.0"),
         (
             "data: {path: x.csv, task: binary}\nloss: bce\nmodel: {output_activation: softmax}\n",
             "softmax over one value is constant",

@@ -35,6 +35,7 @@ def test_a_config_naming_only_its_data_gets_every_value_of_the_recipe(tmp_path):
         assert plain["train"][key] == value, key
     assert {k: plain["optimizer"][k] for k in TABULAR["optimizer"]} == TABULAR["optimizer"]
     assert plain["scheduler"]["name"] == TABULAR["scheduler"]["name"]
+    assert plain["loss"] == TABULAR["loss"] == {"name": "auto", "label_smoothing": 0.1}
 
 
 def test_a_config_naming_a_model_trains_what_it_names_with_the_course_defaults(tmp_path):
@@ -85,11 +86,33 @@ def test_fit_header_lists_the_recipe_and_config_yaml_keeps_it(workdir, cli):
     line = next(ln for ln in result.output.splitlines() if ln.startswith("recipe: tabular"))
     assert "data.scale=quantile" in line and "optimizer={" in line and "train.epochs=2" in line
     assert "train.bag=5" in line and "note: train.bag auto: a bag of 5 members" in result.output
+    assert "loss cross_entropy (label_smoothing 0.1);" in result.output
     saved = yaml.safe_load((workdir / "runs" / "r" / "config.yaml").read_text())
     assert saved["recipe"] == "tabular" and saved["model"]["numeric_embedding"]["name"] == "periodic"
     again = load_config(workdir / "runs" / "r" / "config.yaml")  # the resolved file trains the same thing again
     assert to_plain(again) == {**saved} and saved["train"]["bag"] == 5
     assert len(metrics_rows(workdir / "runs" / "r" / "member1")) == 2
+
+
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_the_recipes_label_smoothing_reaches_a_class_targets_loss_alone(task, tmp_path):
+    """`loss: {name: auto, label_smoothing: 0.1}`: cross entropy against 0.9 on the class and 0.1 / k spread over
+    all k, for a class target; a regression target's mse takes no argument and is plain mse."""
+    import torch
+
+    from nntrain.model.heads import make_criterion
+
+    cfg = load_config(data_only(tmp_path))
+    criterion = make_criterion(cfg, task)
+    out = torch.tensor([[2.0, -1.0, 0.5], [0.0, 1.0, -2.0]])
+    if task == "regression":
+        y = torch.tensor([0.5, -1.0])
+        assert float(criterion(out[:, :1], y)) == pytest.approx(float(((out[:, 0] - y) ** 2).mean()))
+        return
+    y = torch.tensor([0, 2])
+    logp = torch.log_softmax(out, dim=1)
+    target = torch.full((2, 3), 0.1 / 3) + 0.9 * torch.nn.functional.one_hot(y, 3)
+    assert float(criterion(out, y)) == pytest.approx(float(-(target * logp).sum(1).mean()))
 
 
 def test_robust_scaling_centres_on_the_median_and_clips_far_values_smoothly(workdir):

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 from nntrain import metrics
 from nntrain.config.components import LOSSES, OUTPUT_ACTIVATIONS, canonical, names, record, spec_problems
 from nntrain.config.data_section import EXCEL
-from nntrain.config.schema import Config, loss_name
+from nntrain.config.schema import AUTO_LOSS_ARGS, Config, loss_name
 from nntrain.errors import Problem, did_you_mean
 
 
@@ -40,17 +41,7 @@ def semantic_problems(cfg: Config, arguments_too: bool = True) -> list[Problem]:
         )
     problems += _member_problems(m, out_act)
     problems += _training_problems(cfg) + _sheet_problems(cfg)
-    if str(cfg.loss["name"]).lower() == "auto":
-        if len(cfg.loss) > 1:
-            problems.append(
-                Problem(
-                    "loss",
-                    f"'auto' takes no arguments ({', '.join(k for k in cfg.loss if k != 'name')}); "
-                    f"name the loss, e.g. {{name: huber, delta: 2.0}}",
-                )
-            )
-    else:
-        problems += spec("loss", cfg.loss, "loss")
+    problems += _loss_spec_problems(cfg.loss, spec)
     lr = cfg.optimizer.get("lr", 1.0)
     lr_problem = None if lr == "auto" else _lr_problem(lr)  # auto: fit sets it from the batch size
     if lr_problem is not None or lr == "auto":  # torch's own check of it names no key: the rest are checked alone
@@ -241,6 +232,21 @@ def _class_weight_problems(cfg: Config, task: str, n_classes: int | None) -> lis
             value=str(weight),
         )
     ]
+
+
+def _loss_spec_problems(loss: dict, spec: Callable) -> list[Problem]:
+    """The loss's name and arguments; `auto` takes label_smoothing alone, checked as cross_entropy's."""
+    if str(loss["name"]).lower() != "auto":
+        return spec("loss", loss, "loss")
+    extra = [k for k in loss if k not in ("name", *AUTO_LOSS_ARGS)]
+    if extra:
+        message = (
+            f"'auto' takes no arguments but {', '.join(AUTO_LOSS_ARGS)} (got {', '.join(extra)}); "
+            f"name the loss, e.g. {{name: huber, delta: 2.0}}"
+        )
+        return [Problem("loss", message)]
+    given = {k: v for k, v in loss.items() if k != "name"}
+    return spec("loss", {"name": "cross_entropy", **given}, "loss") if given else []
 
 
 def _either(choices: list[str]) -> str:

@@ -34,6 +34,7 @@ TABULAR: dict[str, Any] = {
         "dropout": 0.1,
         "numeric_embedding": {"name": "periodic", "frequencies": 16, "size": 8, "sigma": 0.1},
     },
+    "loss": {"name": "auto", "label_smoothing": 0.1},
     "optimizer": {"name": "adamw", "lr": "auto", "weight_decay": 0.02, "betas": [0.9, 0.95]},
     "scheduler": {"name": "anneal", "patience": 8, "from_best": True, "start": 0.1},
     "train": {"epochs": "auto", "batch_size": "auto", "bag": "auto", "linear": True},

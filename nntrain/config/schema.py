@@ -337,6 +337,18 @@ def loss_name(cfg: Config, task: str) -> str:
     return canonical("loss", name) or name
 
 
+# The one argument `loss: auto` takes: it reaches cross_entropy (a class target) and is left out for mse.
+AUTO_LOSS_ARGS = ("label_smoothing",)
+
+
+def loss_args(cfg: Config, task: str) -> dict[str, Any]:
+    """The loss's arguments as it is built for this task: those given, less `auto`'s label_smoothing where
+    `auto` resolves to mse (a regression target)."""
+    args = {k: v for k, v in cfg.loss.items() if k != "name"}
+    auto = str(cfg.loss["name"]).lower() == "auto"
+    return {} if auto and loss_name(cfg, task) != "cross_entropy" else args
+
+
 def output_activation(cfg: Config) -> Any:
     """The output activation's record (components.Activation) of a checked config."""
     return record("output_activation", cfg.model.output_activation["name"])

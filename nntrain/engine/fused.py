@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from nntrain.config import components
-from nntrain.config.schema import Config, loss_name
+from nntrain.config.schema import Config, loss_args, loss_name
 
 # What the written-out step implements, from the component records.
 ACTIVATIONS = {name for name, r in components.ACTIVATIONS.items() if r.fused}
@@ -51,8 +51,9 @@ def plan(cfg: Config, task: str, embedded: bool = False) -> tuple[bool, str]:
         return False, f"output activation {m.output_activation['name']}"
     if loss not in LOSSES:
         return False, f"loss {loss}"
-    if len(cfg.loss) > 1:
-        return False, f"loss arguments {', '.join(k for k in cfg.loss if k != 'name')}"
+    args = loss_args(cfg, task)
+    if args:
+        return False, f"loss arguments {', '.join(args)}"
     return True, "plain MLP"
 
 

@@ -13,7 +13,7 @@ import torch
 from nntrain import metrics as M
 from nntrain.config.components import record
 from nntrain.config.recipe import described
-from nntrain.config.schema import Config, loss_name
+from nntrain.config.schema import Config, loss_args, loss_name
 from nntrain.engine.diagnostics import Diagnostics
 from nntrain.engine.progress import Lines
 from nntrain.engine.state import Run
@@ -138,7 +138,7 @@ def header(run: Run, loop: Loop) -> list[str]:
         *(note if note.startswith("warning: ") else f"note: {note}" for note in [*cfg._notes, *data.notes]),
         f"run folder: {run.run_dir}{resumed}",
         *([recipe] if recipe else []),
-        f"task: {data.task} ({data.task_reason}); loss {loss_name(cfg, data.task)}; device {run.device}{threads}",
+        f"task: {data.task} ({data.task_reason}); loss {_loss(cfg, data.task)}; device {run.device}{threads}",
         f"rows: train {train}, val {len(data.val)}, test {len(data.test)}; {_columns(data)}",
         f"{train} samples / batch {loop.batch} -> {loop.steps} iterations per epoch; {run.path_note}",
         f"model: {' -> '.join(map(str, sizes))}{_shared(k)}, {table['total']:,} parameters "
@@ -195,3 +195,9 @@ def _interrupt_check(group: Any) -> Callable[[int], bool]:
     if group is None:
         return lambda s: SIGNALS.signum is not None
     return lambda s: s % CHECK_EVERY == 0 and group.any(SIGNALS.signum is not None)
+
+
+def _loss(cfg: Config, task: str) -> str:
+    """The loss as built: `cross_entropy (label_smoothing 0.1)`."""
+    args = ", ".join(f"{k} {v}" for k, v in loss_args(cfg, task).items())
+    return f"{loss_name(cfg, task)} ({args})" if args else loss_name(cfg, task)

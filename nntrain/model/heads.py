@@ -13,7 +13,7 @@ from torch import nn
 
 from nntrain import metrics as M
 from nntrain.config.components import LOSSES, build
-from nntrain.config.schema import Config, loss_name, output_activation
+from nntrain.config.schema import Config, loss_args, loss_name, output_activation
 from nntrain.data.encoding import unscale
 from nntrain.model.memory import EVAL_ROWS
 
@@ -22,7 +22,7 @@ def make_criterion(cfg: Config, task: str, weighted: bool = False) -> Callable[.
     """loss(outputs, targets, row_weights=None) with the targets as stored: class indices or the standardized
     value. With row weights (built `weighted`), the weighted mean sum(w * loss) / sum(w)."""
     name = loss_name(cfg, task)
-    args = {k: v for k, v in cfg.loss.items() if k != "name"}
+    args = loss_args(cfg, task)
     fn = build("loss", {"name": name, **args})
     per_row = build("loss", {"name": name, **args, "reduction": "none"}) if weighted else None
     one = LOSSES[name].one_output
