@@ -257,7 +257,10 @@ class Config(Strict):
     runs_dir: str = Field("runs", description="where run folders are made")
     data: DataConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
-    loss: Spec = Field(default_factory=lambda: {"name": "auto"}, description="auto: cross_entropy / mse by task")
+    loss: Spec = Field(
+        default_factory=lambda: {"name": "auto"},
+        description="auto: cross_entropy / mse by task ({name: auto, label_smoothing: 0.1}: for classes only)",
+    )
     optimizer: Spec = Field(default_factory=lambda: {"name": "adam", "lr": 0.001})
     scheduler: Spec = Field(default_factory=lambda: {"name": "none"})
     train: TrainConfig = Field(default_factory=TrainConfig)

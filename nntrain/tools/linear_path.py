@@ -13,6 +13,7 @@ import numpy as np
 
 from nntrain.data.columns import numeric_names
 from nntrain.data.encoding import CLIP, unscale
+from nntrain.model.calibration import calibrated, fit_temperature, log_loss
 from nntrain.tools.linear_fit import Logistic, logistic, ridge
 
 WEIGHTS = np.linspace(0.0, 1.0, 21)  # the linear model's share, tried on the out-of-fold predictions
@@ -135,7 +136,10 @@ def out_of_fold(linear: dict, prep: dict, x: np.ndarray, folds: list[np.ndarray]
 
 
 def blend_weight(prep: dict, y: np.ndarray, net: np.ndarray, lin: np.ndarray, w: np.ndarray | None) -> float:
-    """The linear model's share with the least out-of-fold loss (log loss; squared error in the target's units)."""
+    """The linear model's share with the least out-of-fold loss: squared error in the target's units, or the log
+    loss of the mixture as predict gives it, calibrated by its own temperature (a mixture is judged by its
+    calibrated probabilities: networks trained on smoothed labels are underconfident before their temperature,
+    and would lose their share to the linear model for it)."""
     losses = [_loss(prep, y, (1 - share) * net + share * lin, w) for share in WEIGHTS]
     return float(WEIGHTS[int(np.argmin(losses))])
 
@@ -143,4 +147,4 @@ def blend_weight(prep: dict, y: np.ndarray, net: np.ndarray, lin: np.ndarray, w:
 def _loss(prep: dict, y: np.ndarray, scores: np.ndarray, w: np.ndarray | None) -> float:
     if prep["task"] == "regression":
         return float(np.average((unscale(prep, y.astype(np.float64)) - scores) ** 2, weights=w))
-    return float(np.average(-np.log(np.clip(scores[np.arange(len(y)), y], 1e-12, 1)), weights=w))
+    return log_loss(calibrated(scores, fit_temperature(scores, y, w)), y, w)
