@@ -99,7 +99,8 @@ def resume(
     """Continue a stopped run from its last.pt; overrides may lengthen it (train.epochs=...). It is logged to
     MLflow (`mlflow`, or the run's train.mlflow) as a new MLflow run once it ends."""
     from nntrain.engine.state import resume as resumed
-    from nntrain.tools.bagging import is_bag, resume_bag
+    from nntrain.tools.bag_resume import resume_bag
+    from nntrain.tools.bagging import is_bag
     from nntrain.tools.crossval import refuse_a_part
 
     log = _outputs(tensorboard, log)

@@ -469,3 +469,30 @@ def test_the_closing_line_says_when_the_linear_model_alone_predicts():
     assert _share(1.0) == (
         " (a linear model's share: 1.00: the linear model alone, the networks did not lower its out-of-fold loss)"
     )
+
+
+@pytest.mark.parametrize(
+    "written",
+    ['{"members": ["member1", "member2"], "fol', "[1, 2]", '{"members": "member1", "folds": [], "test": []}'],
+)
+def test_a_bag_json_cut_short_or_edited_is_named_by_resume_eval_predict_and_export(workdir, cli, written):
+    """A bag.json cut short (a disk full, a copy stopped) or edited was read with json.loads: a JSONDecodeError's
+    or TypeError's traceback from fit --resume, eval, predict and export. Each names the file, exit 2."""
+    assert cli("fit", bag_config(workdir, k=2, epochs=2), "train.threads=1", "train.plots=false").exit_code == 0
+    make_table(5, cat=True).drop(columns="y").to_csv(workdir / "rows.csv", index=False)
+    (workdir / "runs" / "t" / "bag.json").write_text(written)
+    commands = (
+        ["fit", "--resume", "runs/t"],
+        ["eval", "runs/t"],
+        ["predict", "runs/t", "rows.csv"],
+        ["export", "runs/t"],
+    )
+    for command in commands:
+        r = cli(*command)
+        assert r.exit_code == 2, (command, r.output)
+        assert "runs/t/bag.json: not a bag's plan" in r.stderr and "train the bag again" in r.stderr, (
+            command,
+            r.output,
+        )
+    r = cli("fit", "--resume", "runs/t/member1", "train.epochs=3")  # a member alone: the plan is read there too
+    assert r.exit_code == 2 and "runs/t/bag.json: not a bag's plan" in r.stderr, r.output

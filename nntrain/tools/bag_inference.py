@@ -43,11 +43,42 @@ def mean_metrics(prep: dict, y: np.ndarray, scores: np.ndarray, w: np.ndarray | 
     return M.classification(y, scores, float(np.average(-np.log(p), weights=w)), w)
 
 
+def read_plan(root: Path) -> dict:
+    """A bag's bag.json: its members, their folds and the test rows. Every reader comes here, so a file cut short
+    (a full disk, a copy stopped) or edited is a UserError naming it, not a traceback."""
+    path = Path(root) / BAG_FILE
+    try:
+        plan = json.loads(path.read_text())
+        why = _plan_problem(plan)
+    except OSError as e:
+        why = e.strerror or str(e)
+    except ValueError as e:  # not JSON, or not UTF-8
+        why = f"not JSON: {e}"
+    if why:
+        raise UserError(
+            f"{path}: not a bag's plan ({why}); the bag's members and folds are unknown without it: "
+            f"train the bag again: nntrain fit {Path(root) / 'config.yaml'}"
+        )
+    return plan
+
+
+def _plan_problem(plan) -> str | None:
+    """What a bag.json's content lacks (the keys every reader takes), or None."""
+    if not isinstance(plan, dict):
+        return "not a JSON object"
+    for key in ("members", "folds", "test"):
+        if not isinstance(plan.get(key), list):
+            return f"no list {key!r}"
+    if not all(isinstance(m, str) for m in plan["members"]) or len(plan["folds"]) != len(plan["members"]):
+        return "its members and folds do not match"
+    return None
+
+
 def load_members(root: Path, checkpoint: str = "best") -> tuple[dict, list[LoadedRun]]:
     """(bag.json, the members that have a checkpoint): what eval, predict and export of a bag read. A bag a stop
     cut short, or one missing a member, is refused: the mean of the members left is not the bag's prediction."""
     checked_checkpoint(checkpoint)  # before a member is looked for: a bad name is no missing member
-    plan = json.loads((root / BAG_FILE).read_text())
+    plan = read_plan(root)
     if not (root / "summary.json").is_file():
         raise UserError(
             f"{root}: the bag has not finished (a stop cut it short); finish it with: nntrain fit --resume {root}"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -23,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from nntrain import metrics as M
-from nntrain.config.schema import Config, to_plain
+from nntrain.config.schema import Config
 from nntrain.data.prepare import Prepared, check_against, infer_task, prepare, spelled, stamped
 from nntrain.data.table_source import recorded
 from nntrain.data.tables import read_options, read_table, read_tables
@@ -31,9 +30,9 @@ from nntrain.engine.stopping import Diverged, Interrupted
 from nntrain.errors import UserError
 from nntrain.model.calibration import calibrated, fit_temperature
 from nntrain.model.heads import truth
-from nntrain.runs.files import read_summary, write_json, write_run_file, write_text
-from nntrain.runs.folders import PREVIOUS, create_run_dir
-from nntrain.tools.bag_inference import BAG_FILE, bag_scores, mean_metrics
+from nntrain.runs.files import write_json, write_run_file, write_text
+from nntrain.runs.folders import create_run_dir
+from nntrain.tools.bag_inference import BAG_FILE, bag_scores, mean_metrics, read_plan
 from nntrain.tools.crossval import fold_rows
 from nntrain.tools.inference import labels_of, load_run, prediction_columns, scores_of
 from nntrain.tools.linear_path import blend_weight, fit_linear, linear_scores
@@ -98,84 +97,6 @@ def _write_plan(
     write_json(root / BAG_FILE, plan)
     rest = np.sort(np.concatenate(folds)).tolist()  # what every tool reads of a run's split: the bag trained on these
     write_json(root / "split.json", {"train": rest, "val": [], "test": plan["test"], "bag": len(cfgs)})
-
-
-def resume_bag(root: Path, overrides: list[str], log: Callable[[str], None], quiet: bool = True) -> dict:
-    """The members a stop cut short, resumed together from their last.pt; given overrides (train.epochs=N), the
-    members that ended too, each going on as a lone run does with them (one that ran its epochs trains on, an
-    early-stopped one stays as it is); then the bag finished as fit_bag finishes it (oof.csv, summary.json), its
-    config.yaml rewritten with the overrides once a member trained, as a lone run's is."""
-    from nntrain.engine.finish import UNCHANGED, ended_already
-    from nntrain.engine.resumed import rewrite_config
-    from nntrain.engine.run_groups import resume_many
-
-    t0 = time.perf_counter()
-    plan = json.loads((root / BAG_FILE).read_text())
-    cfg, given = _resumed_bag_config(root, overrides)
-    folders = [root / n for n in plan["members"]]
-    done = {f: _ended(f) for f in folders}
-    pending = [f for f, r in done.items() if r is None]
-    unsaved = [f for f in pending if not any((f / name).is_file() for name in ("last.pt", PREVIOUS))]
-    if unsaved:  # killed while its members were being made: none trained yet, so nothing is lost
-        raise UserError(
-            f"{root}: the bag was stopped before its members began to train ({unsaved[0].name} has no save); "
-            f"train it again: nntrain fit {root / 'config.yaml'}"
-        )
-    ended = [f for f, r in done.items() if isinstance(r, dict)] if overrides else []  # a diverged one stays
-    going = [f for f in folders if f in pending or f in ended]
-    each = [o for o in overrides if o.split("=", 1)[0].strip() not in BAG_KEYS]
-    _check_members(going, each)  # every member takes the overrides before any folder is written
-    said = f" ({' '.join(overrides)})" if overrides else ""
-
-    def started(runs: list) -> None:
-        trains = sum(ended_already(r) is None for r in runs)  # an early-stopped member says why it does not
-        log(f"bag {root}: {trains} of {len(folders)} members to resume{said}")
-        if trains:  # before any trains, as a lone run's config.yaml takes the overrides it goes on with
-            rewrite_config(root / "config.yaml", given)
-
-    if not going:
-        started([])
-    resumed = dict(zip(going, resume_many(going, each, log, quiet, ended=ended, started=started))) if going else {}
-    cfg = given if any(not (isinstance(r, dict) and r.get(UNCHANGED)) for r in resumed.values()) else cfg
-    return finish_bag(root, cfg, [resumed.get(f) or done[f] for f in folders], time.perf_counter() - t0, log)
-
-
-def _resumed_bag_config(root: Path, overrides: list[str]) -> tuple[Config, Config]:
-    """The bag's config as stored, and with the overrides: those a lone run's resume refuses (a key outside
-    train.* and device) refused as it refuses them, and a new train.bag (the folds are the bag's)."""
-    from nntrain.config.loading import load_config
-    from nntrain.engine.resumed import check_unchanged
-
-    cfg = load_config(root / "config.yaml")
-    if not overrides:
-        return cfg, cfg
-    given = load_config(root / "config.yaml", list(overrides))
-    check_unchanged(to_plain(cfg), given)
-    if given.train.bag != cfg.train.bag:
-        raise UserError(
-            f"train.bag={given.train.bag}: the bag's rows were cut into {cfg.train.bag} folds, one a member "
-            f"(bag.json); a resume keeps them: start a new bag for another count"
-        )
-    return cfg, given
-
-
-def _check_members(folders: list[Path], overrides: list[str]) -> None:
-    """Each member's resume of its last save with the overrides, checked (as the resume will) before any trains:
-    one refused (a cosine's scheduler.T_max below the epochs it ran) leaves every folder as it was."""
-    from nntrain.engine.resumed import resumed_config
-    from nntrain.runs.checkpoints import load_checkpoint
-
-    for folder in folders if overrides else ():
-        saved = folder / "last.pt" if (folder / "last.pt").is_file() else folder / PREVIOUS
-        resumed_config(load_checkpoint(saved), overrides, folder)
-
-
-def _ended(member: Path) -> dict | Diverged | None:
-    """A member's result when it has ended (summary.json, not interrupted), else None."""
-    summary = read_summary(member)
-    if summary.get("status") in (None, "interrupted"):
-        return None
-    return Diverged(summary.get("stopped") or "diverged") if summary["status"] == "diverged" else summary
 
 
 def auto_bag(cfg: Config, config_dir: Path | None, tracked: bool, frame: pd.DataFrame | None = None) -> None:
@@ -282,7 +203,7 @@ def finish_bag(
     (a fit), else the table is read and encoded again (a resume)."""
     from nntrain.data.reread import load_encoded
 
-    plan = json.loads((root / BAG_FILE).read_text())
+    plan = read_plan(root)
     done = [k for k, r in enumerate(results) if not isinstance(r, Diverged)]
     if not done:
         raise UserError(f"{root}: every member of the bag diverged; see each member's message above")

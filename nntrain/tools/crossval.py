@@ -91,11 +91,11 @@ def resume_cv(root: Path, log: Callable[[str], None], quiet: bool = True) -> dic
 def refuse_a_part(run_dir: Path) -> None:
     """A bag's member or a cross-validation's fold (its parent's bag.json or cv.json) resumed alone: refused, as it
     would leave the bag's summary.json and oof.csv, or cv.json, behind its new weights."""
-    from nntrain.tools.bag_inference import BAG_FILE
+    from nntrain.tools.bag_inference import BAG_FILE, read_plan
 
     run_dir = Path(run_dir)
     root = run_dir.parent
-    if (root / BAG_FILE).is_file() and run_dir.name in json.loads((root / BAG_FILE).read_text()).get("members", []):
+    if (root / BAG_FILE).is_file() and run_dir.name in read_plan(root)["members"]:
         raise UserError(
             f"{run_dir}: a member of the bag {root} (bag.json); resumed alone it would leave the bag's summary.json "
             f"and oof.csv behind its weights. Resume the bag, whose members go on together and which is finished "

@@ -1,0 +1,95 @@
+"""fit --resume of a bag (tools/bagging.py trains it): the members a stop cut short go on together from their
+last.pt, those that ended go on where overrides lengthen them (as lone runs would), and the bag is finished again
+(oof.csv, summary.json); a stop meanwhile is resumed as the bag, never a member alone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from nntrain.config.schema import Config, to_plain
+from nntrain.engine.stopping import Diverged
+from nntrain.errors import UserError
+from nntrain.runs.files import read_summary
+from nntrain.runs.folders import PREVIOUS
+from nntrain.tools.bag_inference import read_plan
+from nntrain.tools.bagging import BAG_KEYS, finish_bag
+
+
+def resume_bag(root: Path, overrides: list[str], log: Callable[[str], None], quiet: bool = True) -> dict:
+    """The members a stop cut short, resumed together from their last.pt; given overrides (train.epochs=N), the
+    members that ended too, each going on as a lone run does with them (one that ran its epochs trains on, an
+    early-stopped one stays as it is); then the bag finished as fit_bag finishes it (oof.csv, summary.json), its
+    config.yaml rewritten with the overrides once a member trained, as a lone run's is."""
+    from nntrain.engine.finish import UNCHANGED, ended_already
+    from nntrain.engine.resumed import rewrite_config
+    from nntrain.engine.run_groups import resume_many
+
+    t0 = time.perf_counter()
+    plan = read_plan(root)
+    cfg, given = _resumed_bag_config(root, overrides)
+    folders = [root / n for n in plan["members"]]
+    done = {f: _ended(f) for f in folders}
+    pending = [f for f, r in done.items() if r is None]
+    unsaved = [f for f in pending if not any((f / name).is_file() for name in ("last.pt", PREVIOUS))]
+    if unsaved:  # killed while its members were being made: none trained yet, so nothing is lost
+        raise UserError(
+            f"{root}: the bag was stopped before its members began to train ({unsaved[0].name} has no save); "
+            f"train it again: nntrain fit {root / 'config.yaml'}"
+        )
+    ended = [f for f, r in done.items() if isinstance(r, dict)] if overrides else []  # a diverged one stays
+    going = [f for f in folders if f in pending or f in ended]
+    each = [o for o in overrides if o.split("=", 1)[0].strip() not in BAG_KEYS]
+    _check_members(going, each)  # every member takes the overrides before any folder is written
+    said = f" ({' '.join(overrides)})" if overrides else ""
+
+    def started(runs: list) -> None:
+        trains = sum(ended_already(r) is None for r in runs)  # an early-stopped member says why it does not
+        log(f"bag {root}: {trains} of {len(folders)} members to resume{said}")
+        if trains:  # before any trains, as a lone run's config.yaml takes the overrides it goes on with
+            rewrite_config(root / "config.yaml", given)
+
+    if not going:
+        started([])
+    resumed = dict(zip(going, resume_many(going, each, log, quiet, ended=ended, started=started))) if going else {}
+    cfg = given if any(not (isinstance(r, dict) and r.get(UNCHANGED)) for r in resumed.values()) else cfg
+    return finish_bag(root, cfg, [resumed.get(f) or done[f] for f in folders], time.perf_counter() - t0, log)
+
+
+def _resumed_bag_config(root: Path, overrides: list[str]) -> tuple[Config, Config]:
+    """The bag's config as stored, and with the overrides: those a lone run's resume refuses (a key outside
+    train.* and device) refused as it refuses them, and a new train.bag (the folds are the bag's)."""
+    from nntrain.config.loading import load_config
+    from nntrain.engine.resumed import check_unchanged
+
+    cfg = load_config(root / "config.yaml")
+    if not overrides:
+        return cfg, cfg
+    given = load_config(root / "config.yaml", list(overrides))
+    check_unchanged(to_plain(cfg), given)
+    if given.train.bag != cfg.train.bag:
+        raise UserError(
+            f"train.bag={given.train.bag}: the bag's rows were cut into {cfg.train.bag} folds, one a member "
+            f"(bag.json); a resume keeps them: start a new bag for another count"
+        )
+    return cfg, given
+
+
+def _check_members(folders: list[Path], overrides: list[str]) -> None:
+    """Each member's resume of its last save with the overrides, checked (as the resume will) before any trains:
+    one refused (a cosine's scheduler.T_max below the epochs it ran) leaves every folder as it was."""
+    from nntrain.engine.resumed import resumed_config
+    from nntrain.runs.checkpoints import load_checkpoint
+
+    for folder in folders if overrides else ():
+        saved = folder / "last.pt" if (folder / "last.pt").is_file() else folder / PREVIOUS
+        resumed_config(load_checkpoint(saved), overrides, folder)
+
+
+def _ended(member: Path) -> dict | Diverged | None:
+    """A member's result when it has ended (summary.json, not interrupted), else None."""
+    summary = read_summary(member)
+    if summary.get("status") in (None, "interrupted"):
+        return None
+    return Diverged(summary.get("stopped") or "diverged") if summary["status"] == "diverged" else summary
