@@ -496,3 +496,13 @@ def test_a_bag_json_cut_short_or_edited_is_named_by_resume_eval_predict_and_expo
         )
     r = cli("fit", "--resume", "runs/t/member1", "train.epochs=3")  # a member alone: the plan is read there too
     assert r.exit_code == 2 and "runs/t/bag.json: not a bag's plan" in r.stderr, r.output
+
+
+def test_a_bag_whose_member_folder_is_gone_is_named_by_resume(workdir, cli):
+    """fit --resume of a bag whose member2 folder was deleted said the bag 'was stopped before its members began
+    to train (member2 has no save)': the member is missing, and the message names it."""
+    assert cli("fit", bag_config(workdir, k=2, epochs=2), "train.threads=1", "train.plots=false").exit_code == 0
+    shutil.rmtree(workdir / "runs" / "t" / "member2")
+    r = cli("fit", "--resume", "runs/t")
+    assert r.exit_code == 2 and "runs/t/member2: not found: the bag's member member2 is missing" in r.stderr, r.output
+    assert "before its members began to train" not in r.stderr

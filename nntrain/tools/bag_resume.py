@@ -31,15 +31,9 @@ def resume_bag(root: Path, overrides: list[str], log: Callable[[str], None], qui
     cfg, given = _resumed_bag_config(root, overrides)
     folders = [root / n for n in plan["members"]]
     done = {f: _ended(f) for f in folders}
-    pending = [f for f, r in done.items() if r is None]
-    unsaved = [f for f in pending if not any((f / name).is_file() for name in ("last.pt", PREVIOUS))]
-    if unsaved:  # killed while its members were being made: none trained yet, so nothing is lost
-        raise UserError(
-            f"{root}: the bag was stopped before its members began to train ({unsaved[0].name} has no save); "
-            f"train it again: nntrain fit {root / 'config.yaml'}"
-        )
+    _check_saved(root, folders, [f for f, r in done.items() if r is None])
     ended = [f for f, r in done.items() if isinstance(r, dict)] if overrides else []  # a diverged one stays
-    going = [f for f in folders if f in pending or f in ended]
+    going = [f for f in folders if done[f] is None or f in ended]
     each = [o for o in overrides if o.split("=", 1)[0].strip() not in BAG_KEYS]
     _check_members(going, each)  # every member takes the overrides before any folder is written
     said = f" ({' '.join(overrides)})" if overrides else ""
@@ -55,6 +49,23 @@ def resume_bag(root: Path, overrides: list[str], log: Callable[[str], None], qui
     resumed = dict(zip(going, resume_many(going, each, log, quiet, ended=ended, started=started))) if going else {}
     cfg = given if any(not (isinstance(r, dict) and r.get(UNCHANGED)) for r in resumed.values()) else cfg
     return finish_bag(root, cfg, [resumed.get(f) or done[f] for f in folders], time.perf_counter() - t0, log)
+
+
+def _check_saved(root: Path, folders: list[Path], pending: list[Path]) -> None:
+    """Every member still to train has a save to go on from. None has one when the bag was killed while its
+    members were made (nothing is lost: train it again); where others have, the member's folder or save is gone."""
+    unsaved = [f for f in pending if not _has(f, ("last.pt", PREVIOUS))]
+    if unsaved and not any(_has(f, ("last.pt", PREVIOUS, "best.pt")) for f in folders):
+        raise UserError(
+            f"{root}: the bag was stopped before its members began to train ({unsaved[0].name} has no save); "
+            f"train it again: nntrain fit {root / 'config.yaml'}"
+        )
+    if unsaved:
+        what = "is missing" if not unsaved[0].is_dir() else "has lost its checkpoints (last.pt)"
+        raise UserError(
+            f"{unsaved[0]}: not found: the bag's member {unsaved[0].name} {what}; the bag cannot be finished: "
+            f"train the bag again: nntrain fit {root / 'config.yaml'}"
+        )
 
 
 def _resumed_bag_config(root: Path, overrides: list[str]) -> tuple[Config, Config]:
@@ -74,6 +85,10 @@ def _resumed_bag_config(root: Path, overrides: list[str]) -> tuple[Config, Confi
             f"(bag.json); a resume keeps them: start a new bag for another count"
         )
     return cfg, given
+
+
+def _has(folder: Path, names: tuple[str, ...]) -> bool:
+    return any((folder / name).is_file() for name in names)
 
 
 def _check_members(folders: list[Path], overrides: list[str]) -> None:
