@@ -506,3 +506,32 @@ def test_a_bag_whose_member_folder_is_gone_is_named_by_resume(workdir, cli):
     r = cli("fit", "--resume", "runs/t")
     assert r.exit_code == 2 and "runs/t/member2: not found: the bag's member member2 is missing" in r.stderr, r.output
     assert "before its members began to train" not in r.stderr
+
+
+@pytest.mark.slow
+def test_a_bag_lengthened_and_stopped_says_it_has_not_finished_and_its_resume_finishes_it(workdir):
+    """fit --resume BAG train.epochs=N stopped by a signal: its message said 'Resume with: nntrain fit --resume
+    BAG/member1 --resume BAG/member2' (a member resumed alone is refused), and the bag's old summary.json, oof.csv
+    and linear share stood beside its members' new weights, so eval and predict gave a mixture no bag trained
+    and `runs` called it completed. Now the bag has not finished until its resume finishes it."""
+    cfg = bag_config(workdir, k=2, epochs=2, threads=1, plots=False)
+    assert subprocess.run([*NNTRAIN, "fit", str(cfg), "--quiet"], capture_output=True).returncode == 0
+    root = workdir / "runs" / "t"
+    resume = [*NNTRAIN, "fit", "--resume", "runs/t", "train.epochs=400", "train.patience=400", "--quiet"]
+    proc = subprocess.Popen(resume, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(metrics_rows(root / "member1")) < 5:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Resume with: nntrain fit --resume runs/t" in err and "member1" not in err, err
+    make_table(5, cat=True).drop(columns="y").to_csv(workdir / "rows.csv", index=False)
+    for command in (["eval", "runs/t"], ["predict", "runs/t", "rows.csv"]):
+        r = subprocess.run([*NNTRAIN, *command], capture_output=True, text=True)
+        assert r.returncode == 2 and "the bag has not finished" in r.stderr, (command, r.stderr)
+    r = subprocess.run([*NNTRAIN, "fit", "--resume", "runs/t", "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((root / "summary.json").read_text())
+    members = [json.loads((root / f"member{k}" / "summary.json").read_text()) for k in (1, 2)]
+    assert summary["best_epoch"] == [m["best_epoch"] for m in members] and (root / "oof.csv").is_file()
+    assert all(m["epochs_run"] == 400 for m in members)

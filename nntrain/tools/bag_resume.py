@@ -9,12 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nntrain.config.schema import Config, to_plain
-from nntrain.engine.stopping import Diverged
+from nntrain.engine.stopping import Diverged, Interrupted
 from nntrain.errors import UserError
 from nntrain.runs.files import read_summary
 from nntrain.runs.folders import PREVIOUS
 from nntrain.tools.bag_inference import read_plan
-from nntrain.tools.bagging import BAG_KEYS, finish_bag
+from nntrain.tools.bagging import BAG_KEYS, OOF_FILE, finish_bag
 
 
 def resume_bag(root: Path, overrides: list[str], log: Callable[[str], None], quiet: bool = True) -> dict:
@@ -43,12 +43,22 @@ def resume_bag(root: Path, overrides: list[str], log: Callable[[str], None], qui
         log(f"bag {root}: {trains} of {len(folders)} members to resume{said}")
         if trains:  # before any trains, as a lone run's config.yaml takes the overrides it goes on with
             rewrite_config(root / "config.yaml", given)
+            for name in ("summary.json", OOF_FILE):  # they describe the members as they were: until the bag is
+                (root / name).unlink(missing_ok=True)  # finished again, it has not finished (eval refuses it)
 
     if not going:
         started([])
-    resumed = dict(zip(going, resume_many(going, each, log, quiet, ended=ended, started=started))) if going else {}
+    try:
+        resumed = dict(zip(going, resume_many(going, each, log, quiet, ended=ended, started=started))) if going else {}
+    except Interrupted as e:
+        raise _bags_stop(e, root) from None
     cfg = given if any(not (isinstance(r, dict) and r.get(UNCHANGED)) for r in resumed.values()) else cfg
     return finish_bag(root, cfg, [resumed.get(f) or done[f] for f in folders], time.perf_counter() - t0, log)
+
+
+def _bags_stop(e: Interrupted, root: Path) -> Interrupted:
+    """A stop while the bag's members train: resumed as one bag (a member resumed alone is refused)."""
+    return Interrupted(e.signum, root, e.epoch, e.step) if e.run_dir is not None else Interrupted(e.signum)
 
 
 def _check_saved(root: Path, folders: list[Path], pending: list[Path]) -> None:
