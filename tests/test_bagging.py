@@ -535,3 +535,22 @@ def test_a_bag_lengthened_and_stopped_says_it_has_not_finished_and_its_resume_fi
     members = [json.loads((root / f"member{k}" / "summary.json").read_text()) for k in (1, 2)]
     assert summary["best_epoch"] == [m["best_epoch"] for m in members] and (root / "oof.csv").is_file()
     assert all(m["epochs_run"] == 400 for m in members)
+
+
+def test_a_finished_bag_resumed_with_another_train_linear_is_finished_with_it(workdir, cli):
+    """fit --resume BAG train.linear=false (no member to train) exited 0 and kept the linear model: bag.json,
+    summary.json and config.yaml as before, the override silently dropped (with train.epochs=N it took effect).
+    The bag's own keys take effect when it is finished again, and its config.yaml says them."""
+    cfg = bag_config(workdir, k=2, epochs=2, threads=1, plots=False, linear=True)
+    assert cli("fit", cfg, "--quiet").exit_code == 0
+    root = workdir / "runs" / "t"
+    assert "linear" in json.loads((root / "bag.json").read_text())
+    for linear in (False, True):
+        r = cli("fit", "--resume", "runs/t", f"train.linear={str(linear).lower()}", "--quiet")
+        assert r.exit_code == 0, r.output
+        assert ("linear" in json.loads((root / "bag.json").read_text())) is linear
+        assert ("linear_weight" in json.loads((root / "summary.json").read_text())) is linear
+        assert f"linear: {str(linear).lower()}" in (root / "config.yaml").read_text()
+    assert cli("fit", "--resume", "runs/t", "train.linear=false", "--quiet").exit_code == 0
+    assert cli("fit", "--resume", "runs/t", "--quiet").exit_code == 0  # a plain resume keeps what was asked last
+    assert "linear" not in json.loads((root / "bag.json").read_text())

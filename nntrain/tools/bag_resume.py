@@ -52,7 +52,11 @@ def resume_bag(root: Path, overrides: list[str], log: Callable[[str], None], qui
         resumed = dict(zip(going, resume_many(going, each, log, quiet, ended=ended, started=started))) if going else {}
     except Interrupted as e:
         raise _bags_stop(e, root) from None
-    cfg = given if any(not (isinstance(r, dict) and r.get(UNCHANGED)) for r in resumed.values()) else cfg
+    if any(not (isinstance(r, dict) and r.get(UNCHANGED)) for r in resumed.values()):
+        cfg = given
+    elif _own_keys(cfg) != _own_keys(given):  # no member trained: the bag's own keys are its finish's, kept
+        rewrite_config(root / "config.yaml", given)  # for a later resume, which finishes it again
+        cfg = given
     return finish_bag(root, cfg, [resumed.get(f) or done[f] for f in folders], time.perf_counter() - t0, log)
 
 
@@ -76,6 +80,11 @@ def _check_saved(root: Path, folders: list[Path], pending: list[Path]) -> None:
             f"{unsaved[0]}: not found: the bag's member {unsaved[0].name} {what}; the bag cannot be finished: "
             f"train the bag again: nntrain fit {root / 'config.yaml'}"
         )
+
+
+def _own_keys(cfg: Config) -> tuple:
+    """The values of the bag's own keys (BAG_KEYS: its folds, linear model and plots), not its members'."""
+    return tuple(getattr(cfg.train, key.removeprefix("train.")) for key in BAG_KEYS)
 
 
 def _resumed_bag_config(root: Path, overrides: list[str]) -> tuple[Config, Config]:
