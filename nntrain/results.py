@@ -261,7 +261,7 @@ class Bag(_Evaluated):
     predictions and metrics of the members averaged (class probabilities, or values)."""
 
     def __init__(self, folder: str | Path, checkpoint: str = "best"):
-        from nntrain.tools.bag_inference import load_members
+        from nntrain.tools.bag_inference import load_members, read_oof
 
         self.run_dir = Path(folder)
         self.checkpoint = checkpoint
@@ -271,8 +271,7 @@ class Bag(_Evaluated):
         frames = [pd.read_csv(m.run_dir / "metrics.csv").assign(member=k) for k, m in enumerate(self._members, 1)]
         self.metrics: pd.DataFrame = pd.concat(frames, ignore_index=True)  # every member's metrics.csv, `member` k
         oof = self.run_dir / "oof.csv"
-        # kept: intervals and sets calibrate on it (labels as written: "NA" is a class, not a missing value)
-        self._oof = pd.read_csv(oof, dtype={"target": object}, keep_default_na=False) if oof.is_file() else None
+        self._oof = read_oof(oof, self._members[0].prep) if oof.is_file() else None  # intervals and sets use it
 
     @property
     def task(self) -> str:

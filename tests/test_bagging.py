@@ -554,3 +554,23 @@ def test_a_finished_bag_resumed_with_another_train_linear_is_finished_with_it(wo
     assert cli("fit", "--resume", "runs/t", "train.linear=false", "--quiet").exit_code == 0
     assert cli("fit", "--resume", "runs/t", "--quiet").exit_code == 0  # a plain resume keeps what was asked last
     assert "linear" not in json.loads((root / "bag.json").read_text())
+
+
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_a_bags_oof_in_python_holds_its_targets_as_its_predictions_are_held(workdir, cli, task):
+    """Bag.oof read every target as text: with classes 0, 1, 2 (predictions the numbers 0, 1, 2) `target ==
+    prediction` was never true (accuracy 0 against summary.json's), and a regression's `target - prediction`
+    raised TypeError. Targets and predictions are now labels of one kind, or numbers."""
+    import nntrain
+
+    cfg = bag_config(workdir, task=task, k=2, epochs=2, threads=1, plots=False)
+    assert cli("fit", cfg, "--quiet").exit_code == 0
+    bag = nntrain.load("runs/t")
+    oof, val = bag.oof, bag.summary["val"]
+    assert oof.equals(bag.oof)
+    if task == "regression":
+        assert oof["target"].dtype == float
+        assert ((oof["target"] - oof["prediction"]) ** 2).mean() == pytest.approx(val["mse"], rel=1e-5)
+    else:
+        assert (oof["target"] == oof["prediction"]).mean() == pytest.approx(val["accuracy"])
+        assert set(oof["target"]) <= set(bag.classes) and set(oof["prediction"]) <= set(bag.classes)

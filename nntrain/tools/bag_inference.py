@@ -74,6 +74,20 @@ def _plan_problem(plan) -> str | None:
     return None
 
 
+def read_oof(path: Path, prep: dict):
+    """oof.csv with its target and prediction as predict gives a prediction: numbers for a regression, else the
+    run's class labels (read as text first: a class written NA is a class, not a missing value)."""
+    import pandas as pd
+
+    if prep["task"] == "regression":
+        return pd.read_csv(path)
+    oof = pd.read_csv(path, dtype={"target": object, "prediction": object}, keep_default_na=False)
+    labels = {str(c): c for c in prep["classes"]}
+    for column in ("target", "prediction"):
+        oof[column] = pd.Series([labels.get(v, v) for v in oof[column]], index=oof.index, dtype=object)
+    return oof
+
+
 def load_members(root: Path, checkpoint: str = "best") -> tuple[dict, list[LoadedRun]]:
     """(bag.json, the members that have a checkpoint): what eval, predict and export of a bag read. A bag a stop
     cut short, or one missing a member, is refused: the mean of the members left is not the bag's prediction."""
