@@ -226,10 +226,16 @@ def resume_together(
 ) -> list[Run | Diverged]:
     """Runs that were trained together (fit_seeds, a sweep's batch), resumed together from their last.pt."""
     from nntrain.engine.run_groups import resume_many
+    from nntrain.tools.bagging import is_bag
     from nntrain.tools.crossval import refuse_a_part
 
     for run_dir in (run_dirs := folders_of(run_dirs)):
         refuse_a_part(run_dir)
+        if is_bag(run_dir):  # its members go on together, then the bag is finished: not a run among others
+            raise UserError(
+                f"--resume {run_dir}: a bag resumes alone, not with other runs: nntrain fit --resume {run_dir} "
+                f"(nntrain.resume in Python)"
+            )
     log = _outputs(tensorboard, log)
     tracker = tracker_for(mlflow, None)  # given: asked before anything trains
     extra = _override_list(overrides)

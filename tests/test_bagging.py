@@ -574,3 +574,19 @@ def test_a_bags_oof_in_python_holds_its_targets_as_its_predictions_are_held(work
     else:
         assert (oof["target"] == oof["prediction"]).mean() == pytest.approx(val["accuracy"])
         assert set(oof["target"]) <= set(bag.classes) and set(oof["prediction"]) <= set(bag.classes)
+
+
+def test_a_bag_among_several_resumes_is_refused_by_name(workdir, cli):
+    """fit --resume BAG --resume OTHER: two bags raised ValueError (min() of an empty sequence) as a traceback,
+    and a bag beside a lone run said 'BAG/last.pt: checkpoint not found: BAG is a bag of 2 members whose
+    bag.json is missing' (it is there). A bag resumes alone, and the message says how."""
+    cfg = bag_config(workdir, k=2, epochs=2, threads=1, plots=False)
+    for name in ("b1", "b2"):
+        assert cli("fit", cfg, "--name", name, "--quiet").exit_code == 0
+    assert cli("fit", cfg, "--name", "lone", "train.bag=1", "--quiet").exit_code == 0
+    files = {p: p.read_bytes() for p in (workdir / "runs").rglob("*") if p.is_file()}
+    for other in ("runs/b2", "runs/lone"):
+        r = cli("fit", "--resume", "runs/b1", "--resume", other, "train.epochs=3")
+        assert r.exit_code == 2, r.output
+        assert "--resume runs/b1: a bag resumes alone" in r.stderr and "nntrain fit --resume runs/b1" in r.stderr
+    assert {p: p.read_bytes() for p in (workdir / "runs").rglob("*") if p.is_file()} == files
