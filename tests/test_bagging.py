@@ -590,3 +590,14 @@ def test_a_bag_among_several_resumes_is_refused_by_name(workdir, cli):
         assert r.exit_code == 2, r.output
         assert "--resume runs/b1: a bag resumes alone" in r.stderr and "nntrain fit --resume runs/b1" in r.stderr
     assert {p: p.read_bytes() for p in (workdir / "runs").rglob("*") if p.is_file()} == files
+
+
+def test_a_bag_resumed_with_nproc_is_refused_before_any_process_starts(workdir, cli):
+    """fit --resume BAG --nproc 2 started two processes that each resumed the whole bag: both refinished a
+    finished one (its lines twice), and for a stopped one rank 1 died with a traceback while rank 0 trained a
+    member (exit 1). A bag trains in one process, as fit --nproc with train.bag says."""
+    assert cli("fit", bag_config(workdir, k=2, epochs=2, threads=1, plots=False), "--quiet").exit_code == 0
+    files = {p: p.read_bytes() for p in (workdir / "runs").rglob("*") if p.is_file()}
+    r = cli("fit", "--resume", "runs/t", "--nproc", "2", "train.epochs=3")
+    assert r.exit_code == 2 and "--nproc 2: runs/t is a bag" in r.stderr and "nntrain fit --resume runs/t" in r.stderr
+    assert {p: p.read_bytes() for p in (workdir / "runs").rglob("*") if p.is_file()} == files

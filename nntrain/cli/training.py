@@ -113,8 +113,16 @@ def _before_fit(ctx: typer.Context, config: str | None, overrides: list[str] | N
     its own thread while torch imports."""
     if nproc != 1:
         from nntrain.engine.distributed import launch, launched
+        from nntrain.errors import UserError
+        from nntrain.tools.bagging import is_bag
 
         if not launched():
+            for run_dir in resume or []:  # refused before the processes start, each of which would resume it
+                if is_bag(Path(run_dir)):
+                    raise UserError(
+                        f"--nproc {nproc}: {run_dir} is a bag, whose members train stacked in one process; "
+                        f"resume it without --nproc: nntrain fit --resume {run_dir}"
+                    )
             raise typer.Exit(launch(nproc, argv_again(ctx, leave_out="nproc")))
     if config is not None and resume is None:
         from nntrain.data.table_source import hash_ahead
