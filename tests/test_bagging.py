@@ -601,3 +601,22 @@ def test_a_bag_resumed_with_nproc_is_refused_before_any_process_starts(workdir, 
     r = cli("fit", "--resume", "runs/t", "--nproc", "2", "train.epochs=3")
     assert r.exit_code == 2 and "--nproc 2: runs/t is a bag" in r.stderr and "nntrain fit --resume runs/t" in r.stderr
     assert {p: p.read_bytes() for p in (workdir / "runs").rglob("*") if p.is_file()} == files
+
+
+def test_a_bags_folder_is_a_run_folder_to_predicts_output_and_to_fit(workdir, cli):
+    """A bag's folder (no best.pt of its own) was not a run folder to the guards: predict -o BAG/oof.csv --force
+    wrote over the out-of-fold predictions (eval then died with KeyError 'target'), and fit BAG said 'the folder
+    holds no Parquet file'."""
+    assert cli("fit", bag_config(workdir, k=2, epochs=2, threads=1, plots=False), "--quiet").exit_code == 0
+    root = workdir / "runs" / "t"
+    make_table(5, cat=True).drop(columns="y").to_csv(workdir / "rows.csv", index=False)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    for name in ("oof.csv", "calibration.png", "curves.png"):
+        command = (
+            ("compare", "runs/t", "runs/t/member1") if name.endswith(".png") else ("predict", "runs/t", "rows.csv")
+        )
+        r = cli(*command, "-o", root / name, "--force")
+        assert r.exit_code == 2 and f"{name} belongs to the run folder" in r.stderr, (name, r.output)
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    r = cli("fit", "runs/t")
+    assert r.exit_code == 2 and "runs/t is a run folder: nntrain fit --resume runs/t trains it on" in r.stderr, r.output

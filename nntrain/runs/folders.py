@@ -196,6 +196,9 @@ RUN_FILES = frozenset(
         "pr.png",
         "pred_vs_true.png",
         "residuals.png",
+        "calibration.png",
+        "bag.json",
+        "oof.csv",
     }
 )
 # Keys a resume may change; anything else would train a different model than the checkpoint holds.
@@ -219,4 +222,5 @@ def folders_of(values: object) -> list[Path]:
 
 
 def is_run_folder(path: Path) -> bool:
-    return (path / "config.yaml").is_file() and any((path / f).is_file() for f in ("last.pt", "best.pt"))
+    """A fit's folder: a run's (its checkpoints) or a bag's (bag.json; its members' folders hold theirs)."""
+    return (path / "config.yaml").is_file() and any((path / f).is_file() for f in ("last.pt", "best.pt", "bag.json"))
