@@ -620,3 +620,13 @@ def test_a_bags_folder_is_a_run_folder_to_predicts_output_and_to_fit(workdir, cl
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
     r = cli("fit", "runs/t")
     assert r.exit_code == 2 and "runs/t is a run folder: nntrain fit --resume runs/t trains it on" in r.stderr, r.output
+
+
+def test_a_members_summary_cut_short_is_named_by_the_bags_resume(workdir, cli):
+    """fit --resume BAG with a member's summary.json cut short (a full disk, a copy stopped) raised a
+    JSONDecodeError's traceback; the file is named, exit 2."""
+    assert cli("fit", bag_config(workdir, k=2, epochs=2, threads=1, plots=False), "--quiet").exit_code == 0
+    summary = workdir / "runs" / "t" / "member2" / "summary.json"
+    summary.write_text(summary.read_text()[:40])
+    r = cli("fit", "--resume", "runs/t")
+    assert r.exit_code == 2 and "runs/t/member2/summary.json: not JSON" in r.stderr, r.output

@@ -123,7 +123,13 @@ def _check_members(folders: list[Path], overrides: list[str]) -> None:
 
 def _ended(member: Path) -> dict | Diverged | None:
     """A member's result when it has ended (summary.json, not interrupted), else None."""
-    summary = read_summary(member)
+    try:
+        summary = read_summary(member)
+    except ValueError as e:  # cut short or edited: whether and how the member ended is unknown
+        raise UserError(
+            f"{member / 'summary.json'}: not JSON ({e}); the bag's member cannot be resumed from it: "
+            f"train the bag again: nntrain fit {member.parent / 'config.yaml'}"
+        ) from None
     if summary.get("status") in (None, "interrupted"):
         return None
     return Diverged(summary.get("stopped") or "diverged") if summary["status"] == "diverged" else summary
