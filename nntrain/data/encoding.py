@@ -379,13 +379,19 @@ def encode_target(y: pd.Series, prep: dict, header_line: int, absent: np.ndarray
         i = int(np.flatnonzero(y.isna().to_numpy())[0])
         raise UserError(f"column '{target}' (the target): missing value at {where(header_line, i)}")
     if prep["task"] == "regression":
-        v = durations.seconds(y, header_line) if prep.get("target_durations") else numeric_column(y, header_line)
-        check_finite(v, target, header_line)
-        if prep.get("target_transform") == "log" and not np.all(v > 0):
-            i = int(np.flatnonzero(~(v > 0))[0])
-            raise UserError(
-                f"column '{target}' (the target): {v[i]:g} at {where(header_line, i)}; the model was trained on the "
-                f"log of the target (data.target_transform), which needs every value above 0"
-            )
-        return scale_target(prep, v).astype(np.float32)
+        return scale_target(prep, target_numbers(y, prep, header_line)).astype(np.float32)
     return encode_labels(y, prep["classes"], target, header_line)
+
+
+def target_numbers(y: pd.Series, prep: dict, header_line: int) -> np.ndarray:
+    """A regression's target values in its own units, float64 (encode_target scales them to float32)."""
+    target = prep["target"]
+    v = durations.seconds(y, header_line) if prep.get("target_durations") else numeric_column(y, header_line)
+    check_finite(v, target, header_line)
+    if prep.get("target_transform") == "log" and not np.all(v > 0):
+        i = int(np.flatnonzero(~(v > 0))[0])
+        raise UserError(
+            f"column '{target}' (the target): {v[i]:g} at {where(header_line, i)}; the model was trained on the "
+            f"log of the target (data.target_transform), which needs every value above 0"
+        )
+    return v

@@ -25,7 +25,7 @@ from nntrain import metrics as M
 from nntrain.config.schema import Config
 from nntrain.data.prepare import Prepared, check_against, infer_task, prepare, spelled, stamped
 from nntrain.data.table_source import recorded
-from nntrain.data.tables import read_options, read_table, read_tables
+from nntrain.data.tables import Table, read_options, read_table, read_tables
 from nntrain.engine.stopping import Diverged, Interrupted
 from nntrain.errors import UserError
 from nntrain.model.calibration import calibrated, fit_temperature
@@ -83,7 +83,7 @@ def fit_bag(cfg: Config, config_dir: Path | None, log: Callable[[str], None], qu
         if isinstance(e, Interrupted):  # each member saved its last.pt: the bag resumes as one
             raise Interrupted(e.signum, root, e.epoch, e.step) from None
         raise
-    return finish_bag(root, cfg, results, time.perf_counter() - t0, log, whole)
+    return finish_bag(root, cfg, results, time.perf_counter() - t0, log, (whole, tables[0]))
 
 
 def _write_plan(
@@ -196,12 +196,13 @@ def members(cfg: Config, whole: Prepared, folds: list[np.ndarray]) -> tuple[list
 
 
 def finish_bag(
-    root: Path, cfg: Config, results: list, seconds: float, log: Callable[[str], None], whole: Prepared | None = None
+    root: Path, cfg: Config, results: list, seconds: float, log: Callable[[str], None], whole: tuple | None = None
 ) -> dict:
     """The out-of-fold predictions (oof.csv) and their metrics, the test metrics, the linear model beside the
-    members (train.linear) with its weight, summary.json. `whole`: the bag's matrix when it is still in memory
-    (a fit), else the table is read and encoded again (a resume)."""
-    from nntrain.data.reread import load_encoded
+    members (train.linear) with its weight, summary.json. `whole`: (the bag's Prepared matrix, the Table it
+    encodes) while they are in memory (a fit), else the table is read and encoded again (a resume)."""
+    from nntrain.data.encoding import encode_table
+    from nntrain.data.reread import load_table
 
     plan = read_plan(root)
     done = [k for k, r in enumerate(results) if not isinstance(r, Diverged)]
@@ -209,7 +210,8 @@ def finish_bag(
         raise UserError(f"{root}: every member of the bag diverged; see each member's message above")
     loaded = [load_run(root / plan["members"][k]) for k in done]
     prep = loaded[0].prep
-    e = whole if whole is not None else load_encoded(prep)  # every row, through the shared preprocessing
+    table = whole[1] if whole is not None else load_table(prep)
+    e = whole[0] if whole is not None else encode_table(table, prep, prep["source"], every_row=True)
     folds = [np.asarray(f, dtype=np.int64) for f in plan["folds"]]
     rows = np.concatenate([folds[k] for k in done])
     y, w = e.y[rows], None if e.weights is None else e.weights[rows]
@@ -217,7 +219,9 @@ def finish_bag(
     write_json(root / BAG_FILE, plan)
     fold = np.concatenate([np.full(len(folds[k]), k + 1) for k in done])
     order = np.argsort(rows)
-    oof = pd.DataFrame({"row": rows[order], "fold": fold[order], "target": labels_of(prep, truth(prep, y[order]))})
+    oof = pd.DataFrame(
+        {"row": rows[order], "fold": fold[order], "target": _targets(prep, table, rows[order], y[order])}
+    )
     oof = pd.concat([oof, prediction_columns(prep, scores[order])], axis=1)
     summary = {"val": mean_metrics(prep, y, scores, w), "task": prep["task"]}
     notes = M.r2_notes(prep["task"], truth(prep, y), w, "the out-of-fold rows")
@@ -249,6 +253,16 @@ def finish_bag(
         held_out = None if prep["task"] == "regression" else (raw, scores, y)
         _plots(root, loaded, None if test_scores is None else truth(prep, e.y[test]), test_scores, held_out, log)
     return summary
+
+
+def _targets(prep: dict, table: Table, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """oof.csv's targets: the classes' labels, or a regression's values as the table holds them (y, float32 and
+    standardized, comes back off in the 8th digit: 1234567.89 as 1234567.8899...)."""
+    from nntrain.data.encoding import target_numbers, target_values
+
+    if prep["task"] != "regression":
+        return labels_of(prep, truth(prep, y))
+    return target_numbers(target_values(table.frame.iloc[rows], prep), prep, table.header_line)
 
 
 def _said(summary: dict, plan: dict, n: int, oof: Path, log: Callable[[str], None], notes: list[str]) -> None:
