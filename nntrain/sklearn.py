@@ -219,10 +219,10 @@ def _nullable_as_numpy(y: Any) -> Any:
 
 
 def _only_plain_values(X: np.ndarray) -> None:
-    """An object array holds numbers, text, booleans or missing values; anything else is refused as
-    scikit-learn refuses it."""
+    """An object array holds numbers, text, booleans or missing values (None, NaN, and pandas' NA, which a frame's
+    nullable columns hold in its array); anything else is refused as scikit-learn refuses it."""
     for value in X.ravel():
-        if not (value is None or isinstance(value, (str, bytes, int, float, bool, np.generic))):
+        if not (value is None or value is pd.NA or isinstance(value, (str, bytes, int, float, bool, np.generic))):
             raise TypeError(f"argument must be a string or a real number, not '{type(value).__name__}'")
 
 

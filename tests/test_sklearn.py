@@ -234,3 +234,20 @@ def test_an_array_after_a_frame_and_a_frame_after_an_array_predict_by_position_a
     with pytest.warns(UserWarning, match="X has feature names, but NNRegressor was fitted without"):
         named = on_array.predict(X[["a", "b"]])
     np.testing.assert_allclose(named, on_array.predict(X[["a", "b"]].to_numpy()), rtol=0, atol=1e-12)
+
+
+def test_an_object_array_of_a_frame_with_nullable_columns_reads_pd_na_as_missing(workdir):
+    """A frame with Int64 / string columns given as its array (X.to_numpy()) holds pd.NA where a value is missing:
+    it was refused ("argument must be a string or a real number, not 'NAType'"), while None and NaN were read as
+    missing and the frame itself trained."""
+    df = make_table(120, task="binary")
+    X = df[["a"]].assign(n=pd.Series(np.arange(120) % 5, dtype="Int64"), t=pd.Series(["u", "v"] * 60, dtype="string"))
+    X.loc[3, "n"], X.loc[4, "t"] = pd.NA, pd.NA
+    array = X.to_numpy()
+    assert array.dtype == object and array[3, 1] is pd.NA
+    clf = NNClassifier(**TINY).fit(array, df["y"])
+    assert clf.run_._prep["kinds"] == {"x0": "numeric", "x1": "numeric", "x2": "categorical"}
+    proba = clf.predict_proba(array)
+    assert proba.shape == (120, 2) and np.isfinite(proba).all()
+    with pytest.raises(TypeError, match="not 'dict'"):  # what is no value at all is still refused
+        clf.predict(np.array([[0.5, 1, {}]], dtype=object))
