@@ -256,6 +256,22 @@ def test_compare_table(tmp_path):
     assert "runs_dir" not in text and "optimizer.lr" not in text
 
 
+def test_values_that_differ_are_never_shown_alike_in_compare_and_runs(tmp_path):
+    """Shown to 4 significant digits, a test loss of 0.071421 and one of 0.071424 both read 0.07142 (and best
+    val_loss 0.08621817 and 0.0862184 both 0.08622): two runs looked tied that were not. Values that differ get
+    the digits that tell them apart; equal ones, and ones 4 digits already tell apart, keep 4."""
+    a = json.loads(json.dumps(summary(accuracy=0.9, loss=0.071421)))
+    b = {**summary(accuracy=0.8, loss=0.071424), "best_value": 0.0862184}
+    rows = [read_run(make_run(tmp_path, "one", summary=a)), read_run(make_run(tmp_path, "two", summary=b))]
+    text = render(compare_table({"one": rows[0], "two": rows[1]}))
+    for cell in ("0.071421", "0.071424", "val_loss=0.0862182", "val_loss=0.0862184", "0.9", "0.8"):
+        assert cell in text, cell
+    assert "0.90" not in text and "0.07142 " not in text
+    listed = render(runs_table(rows))
+    assert "val_loss=0.0862182" in listed and "val_loss=0.0862184" in listed
+    assert "accuracy=0.9 " in listed and "accuracy=0.8 " in listed
+
+
 def test_import_pulls_in_neither_torch_nor_pandas():
     code = "import nntrain.runs.listing, sys; assert 'torch' not in sys.modules and 'pandas' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

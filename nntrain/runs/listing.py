@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -230,12 +231,26 @@ def list_runs(root: Path) -> list[dict]:
     return sorted(rows, key=lambda r: (-r["started"].timestamp(), r["name"]))
 
 
-def _fmt(v: Any) -> str:
-    return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+def _fmt(v: Any, digits: int = 4) -> str:
+    return "-" if v is None else f"{v:.{digits}g}" if isinstance(v, float) else str(v)
 
 
-def _best(r: dict) -> str:
-    return f"{r.get('monitor')}={_fmt(r['best_value'])}" if r.get("best_value") is not None else "-"
+def _apart(values: list[Any]) -> list[str]:
+    """The values of one row or column, with the digits (4, or up to 12) that keep different values different:
+    at 4 a loss of 0.071421 and one of 0.071424 both read 0.07142, two runs that look tied and are not."""
+    for digits in range(4, 13):
+        texts = [_fmt(v, digits) for v in values]
+        shown = {}
+        if all(shown.setdefault(t, v) == v for t, v in zip(texts, values) if isinstance(v, float) and math.isfinite(v)):
+            return texts
+    return texts
+
+
+def _best(r: dict, shown: str | None = None) -> str:
+    """'val_loss=0.08622'; `shown`: the value as _apart gave it."""
+    if r.get("best_value") is None:
+        return "-"
+    return f"{r.get('monitor')}={shown or _fmt(r['best_value'])}"
 
 
 def _epochs(r: dict) -> str:
@@ -251,15 +266,17 @@ def runs_table(rows: list[dict]) -> Table:
     from rich.text import Text
 
     table = Table("name", "task", "model", "optimizer", "epochs", "best", "test", "started")
-    for r in rows:
-        test = f"{r['test_metric'][0]}={_fmt(r['test_metric'][1])}" if r["test_metric"] else "-"
+    bests = _apart([r.get("best_value") for r in rows])
+    tests = _apart([r["test_metric"][1] if r["test_metric"] else None for r in rows])
+    for r, best, shown in zip(rows, bests, tests):
+        test = f"{r['test_metric'][0]}={shown}" if r["test_metric"] else "-"
         cells = [
             r["name"] + (" (config.yaml edited)" if r.get("config_edited") else ""),
             r["task"],
             r["model"],
             r["optimizer"],
             _epochs(r),
-            _best(r),
+            _best(r, best),
             test,
             f"{r['started']:%Y-%m-%d %H:%M}",
         ]
@@ -288,12 +305,13 @@ def compare_table(runs: dict[str, dict]) -> Table:
     table = Table("", *runs)
     rows = list(runs.values())
     for key, vals in config_differences({n: r.get("config") or {} for n, r in runs.items()}).items():
-        table.add_row(Text(key), *(Text(_fmt(v)) for v in vals))
-    table.add_row(Text("best"), *(Text(_best(r)) for r in rows))
+        table.add_row(Text(key), *(Text(v) for v in _apart(vals)))
+    bests = _apart([r.get("best_value") for r in rows])
+    table.add_row(Text("best"), *(Text(_best(r, b)) for r, b in zip(rows, bests)))
     table.add_row(Text("epochs"), *(Text(_epochs(r)) for r in rows))
     tests = [r.get("test") or {} for r in rows]
     with_test = [t for t in tests if t]
     shared = [k for k in (with_test[0] if with_test else {}) if all(k in t for t in with_test)]
     for k in shared:
-        table.add_row(Text(f"test {k}"), *(Text(_fmt(t.get(k))) for t in tests))
+        table.add_row(Text(f"test {k}"), *(Text(v) for v in _apart([t.get(k) for t in tests])))
     return table
