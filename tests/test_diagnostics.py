@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from nntrain.config.loading import load_config
 from nntrain.engine.diagnostics import Diagnostics
@@ -217,6 +218,24 @@ def test_runs_and_compare_on_fresh_runs(workdir, table_csv, cli):
     assert table["optimizer.name"] == ["sgd", "adam"]
     assert table["optimizer.momentum"] == ["0.9", "-"]
     assert "test accuracy" in table and "name" not in table
+
+
+def test_runs_does_not_call_a_run_of_a_table_named_relatively_edited(workdir, table_csv, cli):
+    """config.yaml names the tables by absolute path and summary.json as given: `runs` read the difference as an
+    edit and listed every run of `nntrain fit t.csv` (and of data.test_path=te.csv) as '(config.yaml edited)'."""
+    table_csv("t.csv", n=120)
+    table_csv("te.csv", n=40, seed=1)
+    tiny = ("--target", "y", "train.epochs=1", "train.bag=1", "train.plots=false", "train.threads=1", "-q")
+    assert cli("fit", "t.csv", *tiny).exit_code == 0
+    assert cli("fit", "t.csv", "data.test_path=te.csv", "--name", "given", *tiny).exit_code == 0
+    assert yaml.safe_load((workdir / "runs/t/config.yaml").read_text())["data"]["path"] == str(workdir / "t.csv")
+    listing = cli("runs")
+    assert listing.exit_code == 0 and " t " in listing.stdout and " given " in listing.stdout
+    assert "edited" not in listing.stdout
+    for run in ("t", "given"):  # an edit of the table is still one
+        edited = (workdir / f"runs/{run}/config.yaml").read_text().replace(str(workdir / "t.csv"), "other.csv")
+        (workdir / f"runs/{run}/config.yaml").write_text(edited)
+    assert cli("runs").stdout.count("(config.yaml edited)") == 2
 
 
 @pytest.mark.parametrize(

@@ -181,7 +181,20 @@ def _trained_config(on_disk: dict, summary: dict) -> tuple[dict, bool]:
     def model_keys(cfg: dict) -> dict:
         return {k: v for k, v in flatten(cfg).items() if not k.startswith((*RESUMABLE, "sweep"))}
 
+    if isinstance(trained.get("data"), dict):  # config.yaml names the tables as found, summary.json as given
+        found = {k: v for k, v in _found_tables(summary).items() if _get(on_disk, "data", k) == v}
+        trained = {**trained, "data": {**trained["data"], **found}}
     return trained, model_keys(on_disk) != model_keys(trained)
+
+
+def _found_tables(summary: dict) -> dict[str, str]:
+    """The absolute paths the run read its tables from (summary.json's data: source, files), by data key."""
+    data = summary.get("data") if isinstance(summary.get("data"), dict) else {}
+    found = {"path": data.get("source")}
+    for f in data.get("files") or []:
+        if isinstance(f, dict):
+            found[f"{f.get('part')}_path"] = f.get("source")
+    return {k: v for k, v in found.items() if isinstance(v, str)}
 
 
 def _status(summary: dict) -> str:
