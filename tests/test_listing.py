@@ -272,6 +272,18 @@ def test_values_that_differ_are_never_shown_alike_in_compare_and_runs(tmp_path):
     assert "accuracy=0.9 " in listed and "accuracy=0.8 " in listed
 
 
+def test_a_narrow_terminal_wraps_the_tables_and_cuts_no_value(tmp_path):
+    """Under COLUMNS=60 rich cut each cell to fit ('val_…', 'acc…', '2026…'): the best and test values were gone.
+    Cells now wrap: every character is still there."""
+    rows = [read_run(make_run(tmp_path, "a-long-run-name", summary=summary(accuracy=0.9666666, loss=0.0714)))]
+    rows.append(read_run(make_run(tmp_path, "other", summary=summary(accuracy=0.5, loss=1.25))))
+    for table in (runs_table(rows), compare_table({"a-long-run-name": rows[0], "other": rows[1]})):
+        console = Console(record=True, width=60)
+        console.print(table)
+        text = console.export_text()
+        assert "…" not in text and max(len(line) for line in text.splitlines()) <= 60
+
+
 def test_import_pulls_in_neither_torch_nor_pandas():
     code = "import nntrain.runs.listing, sys; assert 'torch' not in sys.modules and 'pandas' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

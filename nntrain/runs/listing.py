@@ -278,7 +278,7 @@ def runs_table(rows: list[dict]) -> Table:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table("name", "task", "model", "optimizer", "epochs", "best", "test", "started")
+    table = _wrapping(Table("name", "task", "model", "optimizer", "epochs", "best", "test", "started"))
     bests = _apart([r.get("best_value") for r in rows])
     tests = _apart([r["test_metric"][1] if r["test_metric"] else None for r in rows])
     for r, best, shown in zip(rows, bests, tests):
@@ -294,6 +294,13 @@ def runs_table(rows: list[dict]) -> Table:
             f"{r['started']:%Y-%m-%d %H:%M}",
         ]
         table.add_row(*(Text(c) for c in cells))
+    return table
+
+
+def _wrapping(table: Table) -> Table:
+    """Cells that wrap in a narrow terminal: rich's default cut them ('val_…' under COLUMNS=60), values and all."""
+    for column in table.columns:
+        column.overflow = "fold"
     return table
 
 
@@ -315,7 +322,7 @@ def compare_table(runs: dict[str, dict]) -> Table:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table("", *runs)
+    table = _wrapping(Table("", *runs))
     rows = list(runs.values())
     for key, vals in config_differences({n: r.get("config") or {} for n, r in runs.items()}).items():
         table.add_row(Text(key), *(Text(v) for v in _apart(vals)))
