@@ -269,6 +269,16 @@ def test_params_from_config_and_run(repo, trained, cli):
     assert r.exit_code == 0 and "total" in r.stdout and "trainable" in r.stdout
 
 
+def test_params_in_a_narrow_terminal_wraps_and_cuts_no_shape(workdir, table_csv, cli, monkeypatch):
+    """Under COLUMNS=60 the table's cells were cut ('256x…', 'NumEm…'): the shapes could not be read."""
+    cfg = write_config(workdir / "c.yaml", table_csv(), model={"hidden": [256, 256], "numeric_embedding": "periodic"})
+    monkeypatch.setenv("COLUMNS", "60")
+    r = cli("params", cfg)
+    assert r.exit_code == 0, r.stderr
+    table = [line for line in r.stdout.splitlines() if line[:1] in "┏┃┡│└"]
+    assert "…" not in r.stdout and max(len(line) for line in table) <= 60 and len(table) > 6
+
+
 def test_params_counts_batch_norm_buffers_apart(workdir, table_csv, cli):
     cfg = write_config(workdir / "c.yaml", table_csv(), model={"hidden": [8], "batch_norm": True})
     table = json.loads(cli("params", cfg, "--json").stdout)

@@ -143,7 +143,8 @@ def _print_params(table: dict) -> None:
 
     t = Table(title="parameters")
     for col in ("layer", "type", "shape", "weights", "biases", "total", "buffers"):
-        t.add_column(col, justify="left" if col in ("layer", "type", "shape") else "right")
+        # cells wrap in a narrow terminal: rich's default cut them ('256x…'), the shapes unreadable
+        t.add_column(col, justify="left" if col in ("layer", "type", "shape") else "right", overflow="fold")
     for r in table["layers"]:
         t.add_row(
             r["layer"],
