@@ -167,6 +167,20 @@ def shown(v: float | None) -> str:
     return f"{v:.4f}" if v == 0 or abs(v) >= 1e-3 else f"{v:.4g}"
 
 
+def no_better(values: dict[str, float | None], base: dict[str, float | None]) -> str | None:
+    """The warning where the headline metric (accuracy, r2) is no better than the trivial baseline's: a model that
+    predicts the majority class of an imbalanced table scores a high accuracy that only its baseline shows up."""
+    name = next((n for n in dict.fromkeys(HEADLINE.values()) if n in values and n in base), None)
+    v, b = (values[name], base[name]) if name else (None, None)
+    if v is None or b is None or not (math.isfinite(v) and math.isfinite(b)) or v > b:
+        return None
+    constant = "mean" if name == "r2" else "most common class"
+    return (
+        f"warning: {name} {shown(v)} is no better than the baseline's {shown(b)} (always the training split's "
+        f"{constant}): the model has learned nothing a constant prediction lacks"
+    )
+
+
 def _counted(y_true: np.ndarray, w: np.ndarray | None) -> np.ndarray:
     """The target over the rows that count (weight above 0)."""
     return np.asarray(y_true) if w is None else np.asarray(y_true)[np.asarray(w) > 0]

@@ -177,6 +177,29 @@ def test_r2_of_a_constant_target_is_missing_with_a_note_in_fit_eval_cv_and_bag(w
     assert bag["test"]["r2"] is None and bag["val"]["r2"] > 0
 
 
+def test_a_model_no_better_than_the_baseline_is_said_so_in_fit_eval_and_bag(workdir, cli):
+    """A table of 5% 'fraud' whose features say nothing: every row predicted 'ok', test accuracy 0.95 beside a
+    baseline of 0.95, and nothing said; an output that reads as a success. Fit, eval and a bag's line now say it."""
+    from nntrain.metrics import no_better
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    table.assign(y=np.where(np.arange(200) % 20 == 0, "fraud", "ok")).to_csv(workdir / "t.csv", index=False)
+    tiny = ("--target", "y", "train.epochs=2", "train.plots=false", "train.threads=1")
+    said = "warning: accuracy 0.9500 is no better than the baseline's 0.9500 (always the training split's"
+    r = cli("fit", "t.csv", "train.bag=1", *tiny)
+    assert r.exit_code == 0, r.output
+    assert said in r.stdout
+    assert said in cli("eval", "runs/t").stdout
+    r = cli("fit", "t.csv", "train.bag=2", "name=b", *tiny)
+    assert r.exit_code == 0 and said in r.stdout
+    assert no_better({"accuracy": 0.96}, {"accuracy": 0.95}) is None and no_better({"loss": 1.0}, {}) is None
+    assert no_better({"r2": -0.01, "mse": 2.0}, {"r2": -0.002, "mse": 1.9}) == (
+        "warning: r2 -0.0100 is no better than the baseline's -0.0020 (always the training split's mean): "
+        "the model has learned nothing a constant prediction lacks"
+    )
+
+
 def test_metrics_of_a_target_in_small_units_print_in_significant_digits(workdir, cli):
     """rmse 3e-10 is not 0.0000 (was: every error metric of fit, eval and the epoch lines printed 0.0000)."""
     from nntrain.metrics import shown

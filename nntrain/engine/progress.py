@@ -85,8 +85,10 @@ class Bar(Lines):
 
 
 def format_metrics(values: dict[str, float], base: dict[str, float]) -> str:
-    """One metric a line, with the trivial baseline beside it where there is one."""
-    return "\n".join(
+    """One metric a line, with the trivial baseline beside it where there is one; then a warning where the model
+    does no better than that baseline."""
+    lines = [
         f"  {k:<17} {M.shown(v)}" + (f"   (baseline {M.shown(base[k])})" if k in base else "")
         for k, v in values.items()
-    )
+    ]
+    return "\n".join(lines + [w for w in [M.no_better(values, base)] if w])

@@ -274,6 +274,8 @@ def _said(summary: dict, plan: dict, n: int, oof: Path, log: Callable[[str], Non
     shown += f", baseline {M.shown(base)}" if shown and base is not None else ""
     linear = _share(plan["linear"]["weight"]) if "linear" in plan else ""
     log(f"bag of {n}{linear}: out-of-fold {name} {M.shown(summary['val'][name])}{shown} ({oof})")
+    if "test" in summary and (worse := M.no_better(summary["test"], summary.get("test_baseline", {}))):
+        log(worse)
     for note in notes:
         log(f"note: {note}")
 
