@@ -150,8 +150,14 @@ class NNClassifier(ClassifierMixin, _NNEstimator):
         if (missing := pd.isna(y)).any():  # np.unique would fail on None among text with a TypeError
             raise ValueError(f"y is missing at {missing.sum()} row(s) (first: row {np.flatnonzero(missing)[0]}): "
                              "give every row of X a label, or leave those rows out")  # fmt: skip
+        try:  # before scikit-learn's check, which calls mixed labels "unknown" or lets np.unique's TypeError out
+            classes, codes = np.unique(y, return_inverse=True)
+        except TypeError:
+            kinds = " and ".join(sorted({type(v).__name__ for v in y}))
+            raise ValueError(f"y mixes labels of types {kinds}, which cannot be ordered: give labels of one type "
+                             "(y.astype(str) makes them all text)") from None  # fmt: skip
         check_classification_targets(y)
-        self.classes_, codes = np.unique(y, return_inverse=True)
+        self.classes_ = classes
         if len(self.classes_) == 1:
             raise ValueError(f"y has one class ({self.classes_[0]!r}): a classifier needs two or more")
         task = "binary" if len(self.classes_) == 2 else "multiclass"

@@ -251,3 +251,14 @@ def test_an_object_array_of_a_frame_with_nullable_columns_reads_pd_na_as_missing
     assert proba.shape == (120, 2) and np.isfinite(proba).all()
     with pytest.raises(TypeError, match="not 'dict'"):  # what is no value at all is still refused
         clf.predict(np.array([[0.5, 1, {}]], dtype=object))
+
+
+def test_labels_of_mixed_types_are_a_value_error_naming_the_types(workdir):
+    """y of 1s and 'a's: np.unique raised TypeError "'<' not supported between instances of 'int' and 'str'";
+    scikit-learn's own classifiers raise a ValueError for such labels, and so does this one, naming the types."""
+    df = make_table(60, task="binary")
+    y = np.array([1 if v == "yes" else "a" for v in df["y"]], dtype=object)
+    for first in ("a", 1):  # a str first reached np.unique; an int first, scikit-learn's "Unknown label type"
+        y[0] = first
+        with pytest.raises(ValueError, match=r"^y mixes labels of types int and str, which cannot be ordered: "):
+            NNClassifier(**TINY).fit(df[["a", "b"]], y)
