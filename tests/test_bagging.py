@@ -647,3 +647,13 @@ def test_a_regression_bags_oof_targets_are_the_tables_values(workdir, cli):
     (workdir / "runs" / "t" / "summary.json").unlink()
     assert cli("fit", "--resume", "runs/t", "--quiet").exit_code == 0
     assert (workdir / "runs" / "t" / "oof.csv").read_bytes() == written
+
+
+def test_a_bags_rows_line_gives_each_members_validation_size(workdir, cli):
+    """128 non-test rows in 5 folds of 25-26: the rows line gave the first member's alone ('val 26'), wrong for
+    the members that validate on 25; it now spans them all."""
+    r = cli("fit", bag_config(workdir, k=5, epochs=1), "train.plots=false", "train.threads=1", "train.linear=false")
+    assert r.exit_code == 0, r.output
+    sizes = [len(json.loads((workdir / f"runs/t/member{k}/split.json").read_text())["val"]) for k in range(1, 6)]
+    assert min(sizes) < max(sizes)
+    assert f"rows: train 102, val {min(sizes)}-{max(sizes)}, test 32;" in r.stdout

@@ -124,7 +124,9 @@ def prepare_loop(
     return streamed(run, loop) if "stream" in data.prep else loop
 
 
-def header(run: Run, loop: Loop) -> list[str]:
+def header(run: Run, loop: Loop, together: list[Run] | None = None) -> list[str]:
+    """What a fit prints before its first epoch; `together`: the runs trained with `run` (a bag's members, whose
+    folds differ in size by a row), whose row counts the rows line spans."""
     cfg, data, model = run.cfg, run.data, run.parts.model
     table = param_table(model)
     resumed = f" (resumed after epoch {run.epoch}, step {run.step})" if run.epoch or run.step else ""
@@ -139,11 +141,18 @@ def header(run: Run, loop: Loop) -> list[str]:
         f"run folder: {run.run_dir}{resumed}",
         *([recipe] if recipe else []),
         f"task: {data.task} ({data.task_reason}); loss {_loss(cfg, data.task)}; device {run.device}{threads}",
-        f"rows: train {train}, val {len(data.val)}, test {len(data.test)}; {_columns(data)}",
+        f"rows: train {train}, {_sizes(together or [run])}; {_columns(data)}",
         f"{train} samples / batch {loop.batch} -> {loop.steps} iterations per epoch; {run.path_note}",
         f"model: {' -> '.join(map(str, sizes))}{_shared(k)}, {table['total']:,} parameters "
         f"({table['trainable']:,} trainable)" + _inputs(model, sizes[0]),
     ]
+
+
+def _sizes(runs: list[Run]) -> str:
+    """'val 25-26, test 32': each split's size over `runs`, a span where they differ."""
+    from nntrain.runs.listing import span
+
+    return ", ".join(f"{part} {span([len(getattr(r.data, part)) for r in runs])}" for part in ("val", "test"))
 
 
 def _shared(k: int) -> str:

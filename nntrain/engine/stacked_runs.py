@@ -66,7 +66,7 @@ def train_together(
             ls.start_diagnostics(m.run, m.loop)
             m.loop.saver.clock, m.loop.saver.last = (lambda: engine.now), engine.now  # saved together, resumed together
             m.loop.saver.keep_previous = True
-        for line in ls.header(runs[0], members[0].loop):
+        for line in ls.header(runs[0], members[0].loop, runs):
             if not line.startswith("run folder:") and "iterations per epoch" not in line:
                 log(line)
         log(engine.describe())
