@@ -22,7 +22,7 @@ from nntrain.engine.stacked_runs import train_together
 from nntrain.engine.state import Run, rebuild_alone, start
 from nntrain.engine.stopping import Diverged, Interrupted
 from nntrain.errors import UserError
-from nntrain.metrics import headline, shown
+from nntrain.metrics import headline, no_better, shown
 from nntrain.model.embeddings import numerics_of
 from nntrain.model.memory import training_bytes
 from nntrain.resources import available_bytes
@@ -235,7 +235,8 @@ def distinct_seeds(seeds: object) -> list[int]:
 
 
 def seeds_line(seeds: list[int], results: list[dict | Diverged]) -> str:
-    """The test metric's mean and spread over the seeds that finished: what --seeds is for."""
+    """The test metric's mean and spread over the seeds that finished (what --seeds is for) beside the baseline's
+    mean; a second line where the runs do no better than it."""
     done = [r for r in results if isinstance(r, dict)]
     if not done:
         return f"seeds {','.join(map(str, seeds))}: none finished"
@@ -245,6 +246,10 @@ def seeds_line(seeds: list[int], results: list[dict | Diverged]) -> str:
     values = np.array([r["test"][name] for r in done])
     spread = f" ± {shown(values.std(ddof=1))} (mean ± standard deviation)" if len(values) > 1 else ""
     failed = f"; {len(results) - len(done)} diverged" if len(done) < len(results) else ""
-    return (
-        f"seeds {','.join(map(str, seeds))}: test {name} {shown(values.mean())}{spread} over {len(done)} runs{failed}"
-    )
+    line = f"seeds {','.join(map(str, seeds))}: test {name} {shown(values.mean())}{spread} over {len(done)} runs"
+    bases = [(r.get("test_baseline") or {}).get(name) for r in done]
+    if any(b is None for b in bases):
+        return line + failed
+    base = float(np.mean(bases))  # each seed's split has its own baseline
+    worse = no_better({name: float(values.mean())}, {name: base})
+    return f"{line}, baseline {shown(base)}{failed}" + (f"\n{worse}" if worse else "")
