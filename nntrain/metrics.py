@@ -4,6 +4,7 @@ arrays, and the trivial baseline every report shows beside them."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,7 +165,15 @@ def shown(v: float | None) -> str:
     target of small units is not 0.0000); one undefined there (r2 of a constant target, NaN) as n/a."""
     if v is None or not math.isfinite(v):
         return "n/a"
-    return f"{v:.4f}" if v == 0 or abs(v) >= 1e-3 else f"{v:.4g}"
+    return short_of_one(v, lambda d: f"{v:.{d}f}") if v == 0 or abs(v) >= 1e-3 else f"{v:.4g}"
+
+
+def short_of_one(v: float, text: Callable[[int], str], digits: int = 4) -> str:
+    """text(digits), with the digits more that keep a value short of 1 from reading as exactly 1: an accuracy of
+    0.99997 (one error in 30,000 rows) is no perfect 1.0000."""
+    while v != 1 and float(text(digits)) == 1 and digits < 12:
+        digits += 1
+    return text(digits)
 
 
 def no_better(values: dict[str, float | None], base: dict[str, float | None]) -> str | None:

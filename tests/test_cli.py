@@ -200,6 +200,22 @@ def test_a_model_no_better_than_the_baseline_is_said_so_in_fit_eval_and_bag(work
     )
 
 
+def test_a_score_short_of_perfect_never_reads_as_a_perfect_one():
+    """An accuracy or roc_auc of 0.99997 (one error in 30,000 test rows) printed 1.0000 in fit and eval, and 1 in
+    runs and compare: a perfect score it is not. Such a value gets the digits that show it short of 1."""
+    from nntrain.metrics import shown
+    from nntrain.runs.listing import _apart
+
+    assert [shown(v) for v in (0.99997, 0.9999999, 1.0, 0.98765, 0.99994)] == [
+        "0.99997",
+        "0.9999999",
+        "1.0000",
+        "0.9877",
+        "0.9999",
+    ]
+    assert _apart([0.99997, 1.0, 0.5]) == ["0.99997", "1", "0.5"]
+
+
 def test_metrics_of_a_target_in_small_units_print_in_significant_digits(workdir, cli):
     """rmse 3e-10 is not 0.0000 (was: every error metric of fit, eval and the epoch lines printed 0.0000)."""
     from nntrain.metrics import shown

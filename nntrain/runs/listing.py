@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from nntrain.errors import UserError, first_line
-from nntrain.metrics import headline
+from nntrain.metrics import headline, short_of_one
 from nntrain.plaindata import check_depth, flatten
 from nntrain.runs.folders import RESUMABLE
 
@@ -245,7 +245,9 @@ def list_runs(root: Path) -> list[dict]:
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
-    return "-" if v is None else f"{v:.{digits}g}" if isinstance(v, float) else str(v)
+    if isinstance(v, float) and math.isfinite(v):
+        return short_of_one(v, lambda d: f"{v:.{d}g}", digits)
+    return "-" if v is None else str(v)
 
 
 def _apart(values: list[Any]) -> list[str]:
