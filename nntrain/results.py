@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from nntrain import metrics as M
 from nntrain.config.schema import Config
 from nntrain.data.frames import indexed_like, table_or_path
 from nntrain.errors import UserError
@@ -182,7 +183,7 @@ class Run(_Evaluated):
 
     def __repr__(self) -> str:
         test = self.summary.get("test") or {}
-        shown = " ".join(f"{k}={v:.4f}" for k, v in test.items() if isinstance(v, float))
+        shown = " ".join(f"{k}={M.shown(v)}" for k, v in test.items() if isinstance(v, float))  # as fit prints them
         status = self.summary.get("status", "unfinished")
         return f"Run({str(self.run_dir)!r}, {self.task}, {status}, test {shown or '-'})"
 

@@ -331,6 +331,18 @@ def test_a_bool_column_takes_true_and_false_as_text_at_predict_as_a_csv_gives_th
     pd.testing.assert_frame_equal(run.predict(as_text), run.predict(new))
 
 
+def test_a_runs_repr_shows_its_metrics_as_fit_prints_them(workdir):
+    """A target in small units: repr(run) in a notebook gave 'mse=0.0000 rmse=0.0000 mae=0.0000' where fit and
+    eval print 8.649e-10 (the test metrics in 4 decimals, not metrics.shown)."""
+    from nntrain.metrics import shown
+
+    frame = make_table(120, task="regression").assign(y=lambda d: d["y"] * 1e-9)
+    run = nntrain.fit({"data": {"target": "y"}, "train": {"epochs": 2, "threads": 1, "plots": False, "bag": 1}},
+                      data=frame, log=None)  # fmt: skip
+    text = repr(run)
+    assert "0.0000" not in text and f"rmse={shown(run.summary['test']['rmse'])}" in text
+
+
 def test_fit_seeds_takes_a_dataframe_as_fit_does(workdir):
     df = make_table(120, cat=True)
     runs = nntrain.fit_seeds(small(), [0, 1], data=df, log=None)
