@@ -56,6 +56,23 @@ def test_the_temperature_undoes_over_confidence_as_scikit_learns_does():
     assert ece(ours, y[2000:]) < ece(sharp.predict_proba(X[2000:]), y[2000:])
 
 
+def test_log_losses_of_a_near_perfect_model_print_apart_in_fit_and_eval():
+    """A near-perfect model's log losses before and after its temperature (0.00031 -> 0.00028) printed
+    '0.0003 -> 0.0003' in fit's line and eval's: a change that read as none. They print as the metrics do."""
+    from nntrain.cli.inspect import calibration_shown
+    from nntrain.engine.finish import calibration_line
+
+    said = {"temperature": 0.9, "rows": 500, "val_log_loss": [0.00031, 0.00028], "test_log_loss": [0.0412, 0.0398]}
+    assert "log loss val 0.00031 -> 0.00028, test 0.0412 -> 0.0398;" in calibration_line(said)
+    report = {"temperature": 0.9, "fitted_on": "the validation rows", "before": {}, "after": {}}
+    for k, (a, b) in {"log_loss": (0.00031, 0.00028), "brier": (0.0001, 0.00009), "ece": (0.02, 0.01)}.items():
+        report["before"][k], report["after"][k] = a, b
+    assert calibration_shown(report) == (
+        "calibration (temperature 0.9, fitted on the validation rows): log_loss 0.00031 -> 0.00028, "
+        "brier 0.0001 -> 9e-05, ece 0.0200 -> 0.0100"
+    )
+
+
 def test_a_temperature_that_does_not_help_is_one():
     rng = np.random.default_rng(1)
     p = rng.dirichlet(np.ones(3), size=500)

@@ -69,12 +69,17 @@ def eval_(
     )
     out.print(format_metrics(report["metrics"], report["baseline"]), markup=False)
     if report.get("calibration"):
-        c = report["calibration"]
-        before, after = c["before"], c["after"]
-        shown = ", ".join(f"{k} {before[k]:.4f} -> {after[k]:.4f}" for k in ("log_loss", "brier", "ece"))
-        out.print(f"calibration (temperature {c['temperature']:g}, fitted on {c['fitted_on']}): {shown}", markup=False)
+        out.print(calibration_shown(report["calibration"]), markup=False)
     if report.get("conformal"):
         out.print(conformal_line(report["conformal"], "members" in report), markup=False)
+
+
+def calibration_shown(c: dict) -> str:
+    """eval's calibration line: the test rows' scores before and after the temperature, as the metrics print."""
+    from nntrain.metrics import shown
+
+    pairs = ", ".join(f"{k} {shown(c['before'][k])} -> {shown(c['after'][k])}" for k in ("log_loss", "brier", "ece"))
+    return f"calibration (temperature {c['temperature']:g}, fitted on {c['fitted_on']}): {pairs}"
 
 
 def conformal_line(c: dict, bag: bool) -> str:

@@ -167,7 +167,7 @@ def tempered(said: dict, raw: np.ndarray, y: np.ndarray, w: np.ndarray | None) -
 
 def calibration_line(said: dict) -> str:
     losses = {k.removesuffix("_log_loss"): v for k, v in said.items() if k.endswith("_log_loss")}
-    shown = [f"{k} {a:.4f} -> {b:.4f}" for k, (a, b) in losses.items()]
+    shown = [f"{k} {M.shown(a)} -> {M.shown(b)}" for k, (a, b) in losses.items()]  # 0.00031, not 0.0003
     return (
         f"calibration: temperature {said['temperature']:g}, fitted on the {said['rows']:,} validation rows; log loss "
         f"{', '.join(shown)}; the test metrics above, predict, eval and export apply it"
