@@ -132,6 +132,8 @@ class _NNEstimator(BaseEstimator):
         finally:
             if temp is not None:
                 shutil.rmtree(temp, ignore_errors=True)
+        if temp is not None and self.verbose:  # the output named the folder: it must not send the user looking for it
+            print(f"{self.run_.run_dir}: removed, it was a temporary one; fit with run_dir=... to keep a resumable run")
         return self
 
     def _predicted(self, X: Any, **bounds: float) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -262,3 +263,19 @@ def test_labels_of_mixed_types_are_a_value_error_naming_the_types(workdir):
         y[0] = first
         with pytest.raises(ValueError, match=r"^y mixes labels of types int and str, which cannot be ordered: "):
             NNClassifier(**TINY).fit(df[["a", "b"]], y)
+
+
+def test_verbose_says_the_run_folder_it_printed_is_removed_unless_run_dir_keeps_it(workdir, capsys):
+    """verbose=True printed 'run folder: /tmp/nntrain-.../NNClassifier' and nothing more of it: that folder is gone
+    once fit returns. The output now ends by saying so; with run_dir the folder printed is kept."""
+    df = make_table(60, task="binary")
+    NNClassifier(**TINY, verbose=True).fit(df[["a", "b"]], df["y"])
+    out = capsys.readouterr().out
+    shown = next(line for line in out.splitlines() if line.startswith("run folder: ")).removeprefix("run folder: ")
+    assert not Path(shown).exists()
+    assert out.rstrip().endswith(
+        f"{shown}: removed, it was a temporary one; fit with run_dir=... to keep a resumable run"
+    )
+    NNClassifier(**TINY, verbose=True, run_dir=str(workdir / "kept")).fit(df[["a", "b"]], df["y"])
+    out = capsys.readouterr().out
+    assert "removed" not in out and (workdir / "kept" / "NNClassifier" / "config.yaml").is_file()
