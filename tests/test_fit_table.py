@@ -100,6 +100,21 @@ def test_eval_on_a_file_of_training_rows_says_the_score_flatters(workdir, cli):
     assert r.exit_code == 0 and "120 of its 150 rows are rows the run trained on" in r.stderr + r.stdout
 
 
+def test_the_flatters_warning_counts_the_rows_eval_scores(workdir, cli):
+    """A file of the training rows with 10 targets blanked: eval scored 140 rows ('on again.csv, 140 rows') and
+    warned that 'N of its 150 rows' were trained on, counting rows it left out (those without a target)."""
+    df = make_table(n=150, task="regression")
+    df.to_csv(workdir / "t.csv", index=False)
+    assert cli("fit", "t.csv", "--target", "y", *QUICK, "train.plots=false", "train.threads=1").exit_code == 0
+    train = json.loads((workdir / "runs/t/split.json").read_text())["train"]
+    blank = [i for i in range(150) if i not in train][:10]  # rows it never trained on: the count stays the same
+    df.assign(y=df["y"].where(~df.index.isin(blank))).to_csv(workdir / "again.csv", index=False)
+    r = cli("eval", "runs/t", "--data", "again.csv")
+    assert r.exit_code == 0, r.output
+    assert "on again.csv, 140 rows:" in r.stdout
+    assert f"{len(train)} of its 140 rows are rows the run trained on" in r.stderr
+
+
 def test_cv_and_lr_find_take_a_table_and_its_target_too(workdir, cli):
     make_table(n=150).to_csv(workdir / "t.csv", index=False)
     r = cli("cv", "t.csv", "--target", "y", "--folds", "2", "train.epochs=2", "--json")

@@ -171,7 +171,10 @@ def seen_in_training(prep: dict, table: Table, trained: list[int] | None, test: 
     if not cols or not len(rows):
         return None
     ours = pd.util.hash_pandas_object(own.iloc[rows][cols], index=False).to_numpy()
-    theirs = pd.util.hash_pandas_object(table.frame[cols], index=False).to_numpy()
+    frame = table.frame
+    if prep["target"] in frame.columns:  # the rows scored: those without a target are left out of every count
+        frame = frame[frame[prep["target"]].notna()]
+    theirs = pd.util.hash_pandas_object(frame[cols], index=False).to_numpy()
     n = int(np.isin(theirs, ours).sum())
     if not n:
         return None
