@@ -657,3 +657,28 @@ def test_a_bags_rows_line_gives_each_members_validation_size(workdir, cli):
     sizes = [len(json.loads((workdir / f"runs/t/member{k}/split.json").read_text())["val"]) for k in range(1, 6)]
     assert min(sizes) < max(sizes)
     assert f"rows: train 102, val {min(sizes)}-{max(sizes)}, test 32;" in r.stdout
+
+
+def test_the_linear_share_is_chosen_on_the_mixture_as_predict_gives_it_after_its_temperature():
+    """Networks trained on smoothed labels are right more often and underconfident until their temperature; the
+    share was chosen on the mixture's log loss before the temperature, which gave the linear model more of it
+    (phone: the linear model alone). The share chosen now gives the least out-of-fold log loss after it."""
+    from nntrain.model.calibration import calibrated, fit_temperature, log_loss
+    from nntrain.tools.linear_path import blend_weight
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+
+    def proba(p_right: float, right_share: float) -> np.ndarray:
+        p = np.where(rng.random(len(y)) < right_share, p_right, 1 - p_right)
+        return np.stack([np.where(y == 0, p, 1 - p), np.where(y == 1, p, 1 - p)], axis=1)
+
+    net, lin = proba(0.75, 0.98), proba(0.95, 0.88)
+
+    def served(share: float) -> float:  # the out-of-fold log loss of what predict gives at this share
+        mix = (1 - share) * net + share * lin
+        return log_loss(calibrated(mix, fit_temperature(mix, y)), y)
+
+    share = blend_weight({"task": "binary"}, y, net, lin, None)
+    assert share == pytest.approx(0.4)
+    assert served(share) < served(0.65) - 0.02  # 0.65: the share the raw mixtures' log loss chose
