@@ -682,3 +682,26 @@ def test_the_linear_share_is_chosen_on_the_mixture_as_predict_gives_it_after_its
     share = blend_weight({"task": "binary"}, y, net, lin, None)
     assert share == pytest.approx(0.4)
     assert served(share) < served(0.65) - 0.02  # 0.65: the share the raw mixtures' log loss chose
+
+
+@pytest.mark.slow
+def test_a_bag_killed_while_lengthened_goes_on_to_its_new_epochs_on_a_plain_resume(workdir):
+    """kill -9 during fit --resume BAG train.epochs=N left each member's summary.json of the fit before it
+    ('completed' after 4 epochs) beside a last.pt some epochs on and a config.yaml asking N: the plain resume said
+    '0 of 2 members to resume' and finished the bag where the kill left it. The members go on to N, as a lone run
+    killed while lengthened does."""
+    cfg = bag_config(workdir, k=2, epochs=4, threads=1, plots=False, patience=1000)
+    assert subprocess.run([*NNTRAIN, "fit", str(cfg), "--quiet"], capture_output=True).returncode == 0
+    root = workdir / "runs" / "t"
+    proc = subprocess.Popen([*NNTRAIN, "fit", "--resume", "runs/t", "train.epochs=300", "--quiet"])
+    deadline = time.time() + 120
+    while time.time() < deadline and len(metrics_rows(root / "member1")) < 30:
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait(timeout=60)
+    assert len(metrics_rows(root / "member1")) < 300
+    r = subprocess.run([*NNTRAIN, "fit", "--resume", "runs/t", "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0 and "2 of 2 members to resume" in r.stderr + r.stdout, r.stderr
+    members = [json.loads((root / f"member{k}" / "summary.json").read_text()) for k in (1, 2)]
+    assert [m["epochs_run"] for m in members] == [300, 300]
+    assert json.loads((root / "summary.json").read_text())["status"] == "completed"

@@ -31,6 +31,7 @@ def resume_bag(root: Path, overrides: list[str], log: Callable[[str], None], qui
     cfg, given = _resumed_bag_config(root, overrides)
     folders = [root / n for n in plan["members"]]
     done = {f: _ended(f) for f in folders}
+    overrides = list(overrides) or _lengthening_cut_short(cfg, done)
     _check_saved(root, folders, [f for f, r in done.items() if r is None])
     ended = [f for f, r in done.items() if isinstance(r, dict)] if overrides else []  # a diverged one stays
     going = [f for f in folders if done[f] is None or f in ended]
@@ -58,6 +59,17 @@ def resume_bag(root: Path, overrides: list[str], log: Callable[[str], None], qui
         rewrite_config(root / "config.yaml", given)  # for a later resume, which finishes it again
         cfg = given
     return finish_bag(root, cfg, [resumed.get(f) or done[f] for f in folders], time.perf_counter() - t0, log)
+
+
+def _lengthening_cut_short(cfg: Config, done: dict) -> list[str]:
+    """A plain resume's overrides where a lengthening (fit --resume BAG train.epochs=N, which rewrites the bag's
+    config.yaml before any member trains) was stopped, a kill -9 before a member's save reached N: its members'
+    summaries still say they ran all of fewer epochs. They go on to N, as the lengthening would have."""
+    if not isinstance(cfg.train.epochs, int):  # written as a number when the bag was made; never auto here
+        return []
+    short = [r for r in done.values() if isinstance(r, dict) and r.get("status") == "completed"]
+    short = [r for r in short if isinstance(r.get("epochs_run"), int) and r["epochs_run"] < cfg.train.epochs]
+    return [f"train.epochs={cfg.train.epochs}"] if short else []
 
 
 def _bags_stop(e: Interrupted, root: Path) -> Interrupted:
