@@ -180,3 +180,14 @@ def test_asking_for_cuda_without_it_is_a_user_error_in_a_group_too(monkeypatch):
     monkeypatch.setenv("RANK", "1")
     with pytest.raises(UserError, match="device=cuda: CUDA is not available on this machine"):
         Group("cuda")
+
+
+def test_a_bad_config_under_nproc_is_its_message_and_exit_2_without_torchruns_traceback(workdir, table_csv):
+    """A config the ranks refuse (here data.target naming no column) printed its message, then torchrun's own
+    traceback of ChildFailedError and its 'nntrain FAILED' report, exit 1: the message, exit 2, nothing else."""
+    cfg = write_config(workdir / "c.yaml", table_csv(n=100), data={"target": "no_such_column"})
+    r = run([*NNTRAIN, "fit", str(cfg), "--nproc", "2"], workdir)
+    assert r.returncode == 2, r.stderr
+    assert "no_such_column" in r.stderr
+    assert "Traceback" not in r.stderr and "ChildFailedError" not in r.stderr and "FAILED" not in r.stderr
+    assert not (workdir / "runs" / "t").exists()

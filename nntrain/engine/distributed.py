@@ -136,7 +136,7 @@ def launch(nproc: int, argv: list[str]) -> int:
     cmd = [
         sys.executable,
         "-m",
-        "torch.distributed.run",
+        "nntrain.engine.distributed",  # torchrun's engine, its failure report left out: _torchrun below
         "--standalone",
         f"--nproc_per_node={nproc}",
         "-m",
@@ -149,3 +149,27 @@ def launch(nproc: int, argv: list[str]) -> int:
         return proc.wait()
     except KeyboardInterrupt:  # torchrun forwards the signal to the workers, which save and exit
         return proc.wait()
+
+
+def _torchrun() -> None:
+    """torch.distributed.run's main, without the ChildFailedError traceback and 'FAILED' report it ends with when
+    a worker fails: a worker refusing a config or table has printed its message (exit 2), which is then the
+    launcher's exit status too; any other failure is said in one line naming the rank and its exit code."""
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main
+
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # its error lines repeat the report
+    try:
+        main()
+    except ChildFailedError as e:
+        worker, failure = e.get_first_failure()
+        code = failure.exitcode if failure.exitcode > 0 else 128 - failure.exitcode  # -9: killed by SIGKILL, 137
+        if code != 2:
+            print(f"nntrain --nproc: rank {worker} exited with status {failure.exitcode}", file=sys.stderr)
+        sys.exit(code)
+
+
+if __name__ == "__main__":
+    _torchrun()
