@@ -334,6 +334,7 @@ def test_a_column_the_float32_layers_cannot_take_is_refused_by_name(trained, tmp
 # sys.argv[1] (an "import" audit event), or the opening of a file whose name holds it (an "open" event).
 SIGINT_AT = """
 import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # the suite run as a background job ignores SIGINT
 event, where = sys.argv.pop(1), sys.argv.pop(1)
 def hook(name, args):
     if name == event and args and where in str(args[0]) and not hook.done:
