@@ -297,6 +297,26 @@ def test_resume_can_extend_epochs_and_refuses_architecture_changes(workdir, cli)
     assert r.exit_code == 2 and "not both" in r.stderr
 
 
+def test_a_run_killed_while_lengthened_before_its_first_save_goes_on_to_its_new_epochs(workdir, cli):
+    """fit --resume RUN train.epochs=N rewrites config.yaml before it trains; a kill -9 before its first save left
+    last.pt saying the run had ended: a plain resume said 'nothing to train' while config.yaml asked N."""
+    cfg_path = config_for(workdir, train={"epochs": 2, "batch_size": 1})  # 1,080 steps: about a second an epoch
+    assert cli("fit", cfg_path).exit_code == 0
+    run = workdir / "runs/t"
+    proc = subprocess.Popen([*NNTRAIN, "fit", "--resume", "runs/t", "train.epochs=4"], cwd=workdir)
+    end = time.monotonic() + 60
+    while "epochs: 4" not in (run / "config.yaml").read_text() and time.monotonic() < end and proc.poll() is None:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert load_checkpoint(run / "last.pt")["epoch"] == 2  # killed before its first save
+    r = cli("fit", "--resume", "runs/t")
+    assert r.exit_code == 0, r.stderr
+    assert "config.yaml asks train.epochs=4" in r.stdout + r.stderr
+    assert [row["epoch"] for row in metrics_rows(run)] == ["1", "2", "3", "4"]
+    assert json.loads((run / "summary.json").read_text())["epochs_run"] == 4
+
+
 def cut_after_epoch(cfg_path: Path, epoch: int) -> None:
     """The run `cut` of the config, stopped by a real SIGINT once its epoch `epoch` has ended."""
 

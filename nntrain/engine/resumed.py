@@ -8,6 +8,8 @@ import json
 import os
 from pathlib import Path
 
+import yaml
+
 from nntrain.config.components import WARMUP, canonical
 from nntrain.config.loading import load_config
 from nntrain.config.schema import Config, dump_yaml, to_plain
@@ -99,6 +101,20 @@ def _not_shortened(ckpt: dict, cfg: Config, run_dir: Path | None) -> None:
         )
 
 
+def _asked_before(run_dir: Path, stored: dict) -> list[str]:
+    """A plain resume's overrides where a resume that changed train.* keys (fit --resume RUN train.epochs=N, which
+    rewrites config.yaml before it trains) was killed before its first save: config.yaml says what it was asked,
+    last.pt the run as it was. The run goes on as asked, as it would have had the kill come after a save."""
+    try:
+        written = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return []
+    if not isinstance(written, dict):
+        return []
+    was, now = flatten(stored), flatten(written)
+    return [f"{k}={json.dumps(v)}" for k, v in now.items() if k.startswith(RESUMABLE) and k in was and v != was[k]]
+
+
 def resumed_config(ckpt: dict, overrides: list[str], run_dir: Path | None = None) -> Config:
     """The checkpoint's config with the overrides a resume may apply; any other change is refused. `run_dir`:
     the run's folder, named where it is one of several (a bag's member)."""
@@ -130,3 +146,17 @@ def resumed_config(ckpt: dict, overrides: list[str], run_dir: Path | None = None
             f"without changing it (a change at an epoch boundary is fine)"
         )
     return cfg
+
+
+def config_going_on(ckpt: dict, overrides: list[str], run_dir: Path) -> Config:
+    """resumed_config; a plain resume takes what a resume killed before its first save had asked (config.yaml
+    says it), unless that no longer applies (then the run goes on as saved)."""
+    asked = [] if overrides else _asked_before(run_dir, ckpt["config"])
+    if asked:
+        try:
+            cfg = resumed_config(ckpt, asked, run_dir)
+        except (ConfigError, UserError):
+            return resumed_config(ckpt, [], run_dir)
+        cfg._notes.append(f"config.yaml asks {' '.join(asked)} (a resume stopped before its first save): going on")
+        return cfg
+    return resumed_config(ckpt, overrides, run_dir)

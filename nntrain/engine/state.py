@@ -27,7 +27,7 @@ from nntrain.engine.device import auto_threads, select_device
 from nntrain.engine.diagnostics import Diagnostics
 from nntrain.engine.fused import plan
 from nntrain.engine.parts import Parts, build_parts, follow_schedule
-from nntrain.engine.resumed import resumed_config, rewrite_config
+from nntrain.engine.resumed import config_going_on, rewrite_config
 from nntrain.engine.stopping import SIGNALS
 from nntrain.errors import ConfigError, UserError, in_one_line
 from nntrain.model.embeddings import embeds_of, fit_edges, numerics_of
@@ -293,7 +293,7 @@ def _resumed(
     missing = [k for k in RESUME_KEYS if k not in ckpt]
     if missing:
         raise UserError(f"{path}: cannot resume from it: it lacks {', '.join(missing)}; use --checkpoint best to eval")
-    cfg = resumed_config(ckpt, overrides, run_dir)
+    cfg = config_going_on(ckpt, overrides, run_dir)
     check_weights(cfg.model, ckpt, path)
     group = _group(cfg)
     device = group.device if group else select_device(cfg.device)
