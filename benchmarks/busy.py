@@ -57,12 +57,13 @@ def wall(cmd: list[str], cwd: Path) -> float:
     return time.perf_counter() - t0
 
 
-def fit_case(work: Path, rows: int) -> list[tuple[str, float, float]]:
+def fit_case(work: Path, rows: int, forced: bool = True) -> list[tuple[str, float, float]]:
     csv = write_table(work, rows)
     cfg = work / "flights.yaml"
     cfg.write_text(f"data:\n  path: {csv}\n  target: arr_delay\ntrain:\n  plots: false\n")
     out = []
-    for label, extra in (("default fit, default threads", []), ("default fit, train.threads=2", ["train.threads=2"])):
+    variants = [("default fit, default threads", []), ("default fit, train.threads=2", ["train.threads=2"])]
+    for label, extra in variants[: 2 if forced else 1]:
         times = {}
         for on in (False, True):
             with busy(on):
@@ -125,7 +126,7 @@ def sweep_case(work: Path) -> list[tuple[str, float, float]]:
 def cases_once(work: Path, args: argparse.Namespace) -> list[tuple[str, float, float]]:
     rows = []
     if "fit" in args.cases:
-        rows += fit_case(work, args.rows)
+        rows += fit_case(work, args.rows, forced=not args.default_only)
     if "bag" in args.cases:
         rows.append(bag_case(work, args.bag_rows))
     if "stacked" in args.cases:
@@ -143,6 +144,7 @@ def main() -> None:
     ap.add_argument("--bag-rows", type=int, default=5000)
     cases = ["fit", "bag", "stacked", "sweep"]
     ap.add_argument("--cases", nargs="+", default=cases, choices=cases)
+    ap.add_argument("--default-only", action="store_true", help="fit: leave out the train.threads=2 runs")
     ap.add_argument("--repeat", type=int, default=1, help="measure every case this many times; medians shown")
     args = ap.parse_args()
     measured: dict[str, list[tuple[float, float]]] = {}
