@@ -23,6 +23,7 @@ from typing import IO
 import pandas as pd
 
 from nntrain.config.data_section import EXCEL
+from nntrain.data.delimiters import DELIMITERS, NAMES, preamble, sniff, unnamed_first, whole_lines
 from nntrain.data.text_numbers import (
     numbers_in_text,
     points_grouping_thousands,
@@ -39,13 +40,11 @@ COMPRESSIONS = {
     ".zip": "a zip holding one CSV",
 }
 TEXT = {"": ",", ".csv": ",", ".txt": ",", ".tsv": "\t", ".tab": "\t", ".psv": "|"}  # suffix: the expected delimiter
-DELIMITERS = (",", ";", "\t", "|")
 JSON_LINES = (".jsonl", ".ndjson")
 PARQUET = (".parquet", ".pq")
 FEATHER = (".feather", ".arrow", ".ipc")
 SAMPLE_BYTES = 1 << 16  # the start of a text file the delimiter is sniffed from
 SCAN_BYTES = 1 << 20  # the start of a text file looked at for numbers written with leading zeros
-NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 # the first bytes of files a suffix may misname as delimited text
 BINARY = {
     b"PK\x03\x04": "a zip file (an Excel .xlsx workbook?)",
@@ -132,9 +131,9 @@ def delimiter(p: Path, options: Options) -> str:
         return options.sep
     kind, compression = kind_of(p)
     sample, whole = _sample(p, compression, options.encoding)
-    lines = _whole_lines(sample, whole)
+    lines = whole_lines(sample, whole)
     options.skip, found = preamble(lines)
-    if options.skip == 1 and found and _unnamed_first(lines[:2], found):
+    if options.skip == 1 and found and unnamed_first(lines[:2], found):
         n = len(next(csv.reader(lines[1:2], delimiter=found)))
         raise UserError(
             f"{p.name}: its header has {n - 1} names and its rows {n} fields: the first column (row names, as R's "
@@ -219,75 +218,6 @@ def _first_rows(p: Path, sep: str, options: Options) -> pd.DataFrame:
             return pd.read_csv(io.StringIO(text), sep=sep, index_col=False, dtype=str, skiprows=options.skip)
         except (ValueError, pd.errors.ParserError):  # cut inside a quoted field, or no row: none found there
             return pd.DataFrame()
-
-
-def sniff(sample: str, expected: str, whole: bool = True) -> str:
-    """The delimiter of a text sample: the one of DELIMITERS that splits every whole line of it into the same
-    number of fields (more than one), the most fields winning; the suffix's own where none does or it ties."""
-    lines = [line for line in _whole_lines(sample, whole) if line.strip()][:200]
-    best, most = expected, 1
-    for d in sorted(DELIMITERS, key=lambda d: d != expected):
-        if (n := _fields(lines, d)) > most:
-            best, most = d, n
-    return best
-
-
-def _whole_lines(sample: str, whole: bool) -> list[str]:
-    lines = sample.splitlines()
-    return lines if whole else lines[:-1] or lines  # the file's start only: its last line may be cut off
-
-
-def _fields(lines: list[str], d: str) -> int:
-    """The number of fields `d` splits every one of `lines` into; 0 where they differ."""
-    try:
-        counts = {len(row) for row in csv.reader(lines, delimiter=d)}
-    except csv.Error:
-        return 0
-    return counts.pop() if len(counts) == 1 else 0
-
-
-MAX_PREAMBLE = 30  # lines above a header looked through
-
-
-def preamble(lines: list[str]) -> tuple[int, str | None]:
-    """(the lines above the header, a delimiter) where a title, comments or blank lines stand above it: the
-    fewest lines after which one delimiter splits every line into the same number of fields (more than one),
-    while it splits every line above into fewer; else (0, None)."""
-    body = [line for line in lines if line.strip()][:200]
-    padded = [d for d in DELIMITERS if _fields(body, d) > 1]
-    if padded:
-        k = _padded_title(lines, padded[0])
-        return (k, padded[0]) if k else (0, None)
-    for k in range(1, min(MAX_PREAMBLE, len(lines) - 2) + 1):
-        rest, above = [x for x in lines[k:] if x.strip()][:200], [x for x in lines[:k] if x.strip()]
-        for d in DELIMITERS:
-            n = _fields(rest, d)
-            if n > 1 and all(len(row) < n for row in csv.reader(above, delimiter=d)):
-                while not lines[k].strip():  # blank lines between them and the header
-                    k += 1
-                return k, d
-    return 0, None
-
-
-def _unnamed_first(lines: list[str], d: str) -> bool:
-    """A header one name short of the row below it, which holds a number: R's row names, not a title above it."""
-    rows = list(csv.reader(lines, delimiter=d))
-    numbers = pd.to_numeric(pd.Series(rows[-1][1:]), errors="coerce").notna()
-    return len(rows) == 2 and len(rows[0]) == len(rows[1]) - 1 >= 2 and bool(numbers.any())
-
-
-def _padded_title(lines: list[str], d: str) -> int:
-    """The lines above the header of a file whose every line has the same fields, as a spreadsheet saved as CSV
-    pads a title ("Sales report,,,"): where the first lines fill at most half as many cells as the fullest line
-    (a margin column left empty counts in neither), the first line that fills as many as it; else 0."""
-    filled = [sum(1 for c in row if c.strip()) for row in csv.reader(lines[: MAX_PREAMBLE + 1], delimiter=d)]
-    width = max(filled, default=0)
-    for k, cells in enumerate(filled):
-        if cells == width:
-            return k
-        if cells > width / 2:
-            return 0
-    return 0
 
 
 def _sample(p: Path, compression: str, encoding: str = "utf-8") -> tuple[str, bool]:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from nntrain.data.readers import MAX_PREAMBLE, Options, guarded
+from nntrain.data.delimiters import MAX_PREAMBLE
+from nntrain.data.readers import Options, guarded
 from nntrain.data.text_numbers import numbers_in_text, without_total
 from nntrain.errors import UserError, listed, quoted
 
