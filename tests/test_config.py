@@ -404,7 +404,7 @@ def test_a_big_file_given_as_the_config_is_refused_before_it_is_read(tmp_path, c
     """A file that is no config and whose suffix names no table (a table trains: test_fit_table.py)."""
     import nntrain.data.table_source as table_source
 
-    big = tmp_path / "big.dat"
+    big = tmp_path / "big.out"
     big.write_text("a,b,c\n" + "0.1,0.2,0.3\n" * 450_000)  # over 4 MiB
     read_text, read = Path.read_text, []
 

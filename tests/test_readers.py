@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from nntrain.config.data_section import SEPARATORS
 from nntrain.errors import UserError
 
 from .conftest import make_table, write_config
@@ -499,20 +500,32 @@ def test_a_header_one_name_short_as_r_writes_row_names_is_refused_saying_so_not_
         _read(tmp_path / "r.csv")
     assert str(e.value) == (
         "r.csv: its header has 4 names and its rows 5 fields: the first column (row "
-        "names, as R's write.table writes them) has no name; write the table with write.csv (or row.names = FALSE), "
-        "or put a name and a comma before the header's first"
+        "names, as R's write.table and pandas' to_string write them) has no name; write the table without them "
+        "(write.csv, or row.names = FALSE; index=False), or put a name and a comma before the header's first"
     )
     (tmp_path / "title.csv").write_text("Sales, 2024, shop 3\n" + df.to_csv(index=False))  # 3 fields above 4: a title
     assert list(_read(tmp_path / "title.csv").frame.columns) == list(df.columns)
 
 
-def test_a_file_separated_by_spaces_is_said_to_be_not_read_as_one_column_named_by_the_whole_header(tmp_path):
-    df = make_table(n=30)
-    df.to_csv(tmp_path / "spaced.txt", index=False, sep=" ")  # R's write.table, a whitespace-aligned export
-    with pytest.raises(
-        UserError, match=r"only one column, 'a b c y': the fields seem separated by spaces; set data.sep=' '"
-    ):
-        _read(tmp_path / "spaced.txt")
+def test_a_table_whose_columns_are_aligned_with_spaces_is_read_column_by_column(tmp_path):
+    """R's write.table (one space, quoted text), pandas' to_string and fixed-width exports (runs of spaces, values
+    right-aligned) and .dat files: the fields are found parted by spaces (was: refused as one column, or a '.dat'
+    suffix refused), a value holding a space when quoted."""
+    df = make_table(n=30, cat=True).round(4)
+    df["color"] = df["color"].replace("red", "dark red")
+    df.to_csv(tmp_path / "r.txt", index=False, sep=" ")  # write.table(row.names = FALSE): "dark red" quoted
+    (tmp_path / "aligned.dat").write_text(df.assign(color='"' + df.color + '"').to_string(index=False) + "\n")
+    for name in ("r.txt", "aligned.dat"):
+        table = _read(tmp_path / name)
+        pd.testing.assert_frame_equal(table.frame, df, check_dtype=False)
+        assert f"{name}: fields separated by spaces" in " ".join(table.notes)
+    assert _read(tmp_path / "r.txt", sep=SEPARATORS["spaces"]).frame.shape == df.shape  # data.sep: spaces
+    (tmp_path / "unquoted.txt").write_text(df.to_string(index=False) + "\n")  # dark red: one field more
+    with pytest.raises(UserError, match=r"separated by spaces, but not as many on every line \(quote a value"):
+        _read(tmp_path / "unquoted.txt")
+    (tmp_path / "index.txt").write_text(df.drop(columns="color").to_string() + "\n")  # its row numbers unnamed
+    with pytest.raises(UserError, match=r"its header has 4 names and its rows 5 fields: the first column \(row"):
+        _read(tmp_path / "index.txt")
     pd.DataFrame({"sale price": [1.5, 2.5]}).to_csv(tmp_path / "one.csv", index=False)  # one column named so
     assert list(_read(tmp_path / "one.csv").frame.columns) == ["sale price"]
 

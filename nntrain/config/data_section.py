@@ -11,7 +11,8 @@ from nntrain.config.strict import MAX_SEED, Strict
 
 EXCEL = (".xlsx", ".xlsm", ".xls")  # the workbooks data.sheet applies to (data/readers.py reads them)
 
-SEPARATORS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|", "\\t": "\t"}
+SPACES = r"\s+"  # fields parted by runs of spaces or tabs, columns aligned (pandas' whitespace delimiter)
+SEPARATORS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|", "\\t": "\t", "spaces": SPACES}
 
 
 class DataConfig(Strict):
@@ -21,7 +22,9 @@ class DataConfig(Strict):
         "sklearn:iris|wine|breast_cancer|digits|diabetes",
     )
     sep: str | None = Field(
-        None, description="a text file's delimiter: one character, or comma, semicolon, tab, pipe; default: found"
+        None,
+        description="a text file's delimiter: one character, or comma, semicolon, tab, pipe, spaces (runs of spaces "
+        "or tabs, columns aligned); default: found",
     )
     decimal: Literal[".", ","] | None = Field(
         None, description="a text file's decimal mark; default: '.', and ',' for columns whose every number has one"
@@ -131,7 +134,7 @@ class DataConfig(Strict):
     @classmethod
     def _sep(cls, v: Any) -> Any:
         v = SEPARATORS.get(v, v) if isinstance(v, str) else v
-        if isinstance(v, str) and (len(v) != 1 or v in '"\r\n'):
+        if isinstance(v, str) and v != SPACES and (len(v) != 1 or v in '"\r\n'):
             raise ValueError(f"give one character or {', '.join(SEPARATORS)}")
         return v
 

@@ -4,21 +4,37 @@ line into the same number of fields), and the lines above its header (a title, c
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Iterator
 
 import pandas as pd
 
+from nntrain.config.data_section import SPACES
+
 DELIMITERS = (",", ";", "\t", "|")
-NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe", SPACES: "space"}
+
+
+def reader(lines: Iterable[str], sep: str) -> Iterator[list[str]]:
+    """The fields of each line as pandas splits them: by `sep`, or (SPACES) by runs of spaces and tabs, leading
+    and trailing ones ignored; quotes keep a field's spaces ("New York")."""
+    if sep != SPACES:
+        return csv.reader(lines, delimiter=sep)
+    return csv.reader((line.replace("\t", " ").strip() for line in lines), delimiter=" ", skipinitialspace=True)
 
 
 def sniff(sample: str, expected: str, whole: bool = True) -> str:
     """The delimiter of a text sample: the one of DELIMITERS that splits every whole line of it into the same
-    number of fields (more than one), the most fields winning; the suffix's own where none does or it ties."""
+    number of fields (more than one), the most fields winning; the suffix's own where it ties. Where none does,
+    runs of spaces (SPACES: columns aligned, as R's write.table and pandas' to_string write them) where they split
+    every line alike, or all but the header into one field more (its row names: delimiter() says so); else the
+    suffix's own."""
     lines = [line for line in whole_lines(sample, whole) if line.strip()][:200]
     best, most = expected, 1
     for d in sorted(DELIMITERS, key=lambda d: d != expected):
         if (n := _fields(lines, d)) > most:
             best, most = d, n
+    if most == 1 and (_fields(lines, SPACES) > 1 or unnamed_first(lines[:2], SPACES, lines[1:])):
+        return SPACES
     return best
 
 
@@ -30,7 +46,7 @@ def whole_lines(sample: str, whole: bool) -> list[str]:
 def _fields(lines: list[str], d: str) -> int:
     """The number of fields `d` splits every one of `lines` into; 0 where they differ."""
     try:
-        counts = {len(row) for row in csv.reader(lines, delimiter=d)}
+        counts = {len(row) for row in reader(lines, d)}
     except csv.Error:
         return 0
     return counts.pop() if len(counts) == 1 else 0
@@ -59,11 +75,15 @@ def preamble(lines: list[str]) -> tuple[int, str | None]:
     return 0, None
 
 
-def unnamed_first(lines: list[str], d: str) -> bool:
-    """A header one name short of the row below it, which holds a number: R's row names, not a title above it."""
-    rows = list(csv.reader(lines, delimiter=d))
+def unnamed_first(lines: list[str], d: str, body: list[str] = ()) -> bool:
+    """A header one name short of the row below it (and of every line of `body`), which holds a number: R's row
+    names, not a title above it."""
+    rows = list(reader(lines, d))
+    if len(rows) != 2:
+        return False
     numbers = pd.to_numeric(pd.Series(rows[-1][1:]), errors="coerce").notna()
-    return len(rows) == 2 and len(rows[0]) == len(rows[1]) - 1 >= 2 and bool(numbers.any())
+    short = len(rows) == 2 and len(rows[0]) == len(rows[1]) - 1 >= 2 and bool(numbers.any())
+    return short and (not body or _fields(body, d) == len(rows[1]))
 
 
 def _padded_title(lines: list[str], d: str) -> int:

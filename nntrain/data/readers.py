@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import bz2
 import contextlib
-import csv
 import gzip
 import io
 import lzma
@@ -22,8 +21,8 @@ from typing import IO
 
 import pandas as pd
 
-from nntrain.config.data_section import EXCEL
-from nntrain.data.delimiters import DELIMITERS, NAMES, preamble, sniff, unnamed_first, whole_lines
+from nntrain.config.data_section import EXCEL, SPACES
+from nntrain.data.delimiters import DELIMITERS, NAMES, preamble, reader, sniff, unnamed_first, whole_lines
 from nntrain.data.text_numbers import (
     numbers_in_text,
     points_grouping_thousands,
@@ -39,7 +38,15 @@ COMPRESSIONS = {
     ".xz": "an xz-compressed CSV",
     ".zip": "a zip holding one CSV",
 }
-TEXT = {"": ",", ".csv": ",", ".txt": ",", ".tsv": "\t", ".tab": "\t", ".psv": "|"}  # suffix: the expected delimiter
+TEXT = {
+    "": ",",
+    ".csv": ",",
+    ".txt": ",",
+    ".dat": ",",
+    ".tsv": "\t",
+    ".tab": "\t",
+    ".psv": "|",
+}  # suffix: the expected delimiter
 JSON_LINES = (".jsonl", ".ndjson")
 PARQUET = (".parquet", ".pq")
 FEATHER = (".feather", ".arrow", ".ipc")
@@ -134,12 +141,7 @@ def delimiter(p: Path, options: Options) -> str:
     lines = whole_lines(sample, whole)
     options.skip, found = preamble(lines)
     if options.skip == 1 and found and unnamed_first(lines[:2], found):
-        n = len(next(csv.reader(lines[1:2], delimiter=found)))
-        raise UserError(
-            f"{p.name}: its header has {n - 1} names and its rows {n} fields: the first column (row names, as R's "
-            f"write.table writes them) has no name; write the table with write.csv (or row.names = FALSE), or put a "
-            f"name and a {NAMES[found]} before the header's first"
-        )
+        _row_names(p, lines[1:2], found)
     if options.skip:
         padding = "".join(DELIMITERS) + " "  # a title a spreadsheet padded: 'Sales report', not 'Sales report,,,'
         above = [t for line in lines[: options.skip] if (t := line.strip(padding + "\r\n"))]
@@ -148,11 +150,23 @@ def delimiter(p: Path, options: Options) -> str:
             f"{listed(above, most=2, quote=True)})"
         )
     sep = found or sniff("\n".join(lines), TEXT[kind])
+    filled = [line for line in lines if line.strip()]
+    if sep == SPACES and unnamed_first(filled[:2], SPACES):
+        _row_names(p, filled[1:2], SPACES)
     if sep != TEXT[kind]:
         options.notes.append(
             f"{p.name}: fields separated by {NAMES[sep]}s (found from its first lines; data.sep sets it)"
         )
     return sep
+
+
+def _row_names(p: Path, row: list[str], sep: str) -> None:
+    n = len(next(reader(row, sep)))
+    raise UserError(
+        f"{p.name}: its header has {n - 1} names and its rows {n} fields: the first column (row names, as R's "
+        f"write.table and pandas' to_string write them) has no name; write the table without them (write.csv, or "
+        f"row.names = FALSE; index=False), or put a name and a {NAMES[sep]} before the header's first"
+    )
 
 
 def read_text(p: Path, sep: str, options: Options) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nntrain.data.delimiters import SPACES, reader
 from nntrain.data.digests import sha256_soon
 from nntrain.data.readers import (
     BINARY,
@@ -214,10 +215,10 @@ def _read_delimited(p: Path, shown: str, options: Options) -> tuple[pd.DataFrame
 def _checked(frame: pd.DataFrame, p: Path, sep: str, header: list[str], shown: str, options: Options) -> pd.DataFrame:
     """The frame, refused where one column holds another delimiter or a row is short."""
     name, fields = str(frame.columns[0]), {len(str(v).split()) for v in frame.iloc[:5, 0]}  # as many in 5 rows
-    spaced = fields == {len(name.split())} and len(name.split()) > 2 and sep != " "  # R's write.table, aligned
+    spaced = len(fields) > 1 and len(name.split()) > 2 and sep not in (" ", SPACES)  # aligned, a row's count apart
     if frame.shape[1] == 1 and (spaced or any(d in name for d in DELIMITERS if d != sep)):
         other = f"another delimiter than {NAMES.get(sep, repr(sep))}s; set data.sep"
-        how = "spaces; set data.sep=' ' where one space parts them" if spaced else other
+        how = 'spaces, but not as many on every line (quote a value that holds one: "New York")' if spaced else other
         raise UserError(f"{shown}: only one column, {quoted(name)}: the fields seem separated by {how}")
     no_repeated_header(frame, shown, 1 + options.skip)
     _trim_heap()
@@ -317,7 +318,7 @@ def _header(p: Path, sep: str, shown: str, options: Options) -> list[str]:
     with open(p, newline="", encoding=options.encoding) as f, _any_field_size(shown or str(p)):
         for _ in range(options.skip):
             f.readline()
-        return next(csv.reader(f, delimiter=sep), [])
+        return next(reader(f, sep), [])
 
 
 def _ragged_row(p: Path, width: int, sep: str, shown: str, options: Options) -> tuple[int, int] | None:
@@ -326,10 +327,10 @@ def _ragged_row(p: Path, width: int, sep: str, shown: str, options: Options) -> 
     with open(p, newline="", encoding=options.encoding) as f, _any_field_size(shown or str(p)):
         for _ in range(options.skip):
             f.readline()
-        reader = csv.reader(f, delimiter=sep)
-        for row in reader:
+        rows = reader(f, sep)
+        for row in rows:
             if row and len(row) != width:
-                return reader.line_num + options.skip, len(row)
+                return rows.line_num + options.skip, len(row)
     return None
 
 
