@@ -712,3 +712,37 @@ def test_a_disk_filling_at_any_point_gives_a_true_message_and_whole_files(workdi
                 load_checkpoint(files["best.pt"])
     finally:
         subprocess.run(["umount", str(mnt)])
+
+
+def test_a_run_moved_with_its_project_folder_evaluates_and_resumes_from_the_file_found_below_it(workdir, cli):
+    """Checkpoints name the training file by absolute path: a project folder renamed (or copied to another machine)
+    with its data and runs left eval and resume saying the file 'is not there any more'. The file at the same place
+    below the moved folder, with the same sha256, is read; one that differs is not."""
+    (workdir / "proj" / "data").mkdir(parents=True)
+    make_table(n=200, seed=1).to_csv(workdir / "proj" / "data" / "t.csv", index=False)
+    for name, bag in (("lone", 1), ("bag", 3)):
+        cfg = write_config(
+            workdir / "proj" / f"{name}.yaml",
+            workdir / "proj" / "data" / "t.csv",
+            name=name,
+            data={"target": "y"},
+            train={"bag": bag, "epochs": 2},
+            runs_dir=str(workdir / "proj" / "runs"),
+        )
+        assert cli("fit", cfg, "--quiet").exit_code == 0
+
+    def scores(root: str) -> list[dict]:
+        said = [cli("eval", f"{root}/runs/{name}", "--json") for name in ("lone", "bag")]
+        assert [r.exit_code for r in said] == [0, 0], said[0].stderr + said[1].stderr
+        return [json.loads(r.stdout.strip().splitlines()[-1])["metrics"] for r in said]
+
+    before = scores("proj")
+    (workdir / "proj").rename(workdir / "moved")
+    assert scores("moved") == before
+    r = cli("fit", "--resume", "moved/runs/lone", "train.epochs=3", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    assert [row["epoch"] for row in metrics_rows(workdir / "moved/runs/lone")] == ["1", "2", "3"]
+    table = workdir / "moved" / "data" / "t.csv"
+    table.write_text(table.read_text() + table.read_text().splitlines()[1] + "\n")  # a row more: not the same file
+    r = cli("eval", "moved/runs/bag")
+    assert r.exit_code == 2 and f"{workdir}/proj/data/t.csv: the file the run was trained on is not there" in r.stderr

@@ -18,6 +18,7 @@ from nntrain.config.loading import load_config
 from nntrain.config.recipe import fix_auto
 from nntrain.config.schema import Config, to_plain
 from nntrain.data.cache import cached_data
+from nntrain.data.moved import found_again
 from nntrain.data.prepare import Prepared, load_data
 from nntrain.data.reread import load_encoded
 from nntrain.data.stream import Share
@@ -290,6 +291,7 @@ def _resumed(
         checkpoint = PREVIOUS.removesuffix(".pt")
     path = run_dir / f"{checkpoint}.pt"
     ckpt, split = load_run_checkpoint(run_dir, checkpoint)
+    ckpt = found_again(ckpt, run_dir)
     missing = [k for k in RESUME_KEYS if k not in ckpt]
     if missing:
         raise UserError(f"{path}: cannot resume from it: it lacks {', '.join(missing)}; use --checkpoint best to eval")

@@ -18,6 +18,7 @@ from nntrain.config.schema import Config
 from nntrain.data.columns import Report, text_columns
 from nntrain.data.encoding import encode, encode_table, unscale
 from nntrain.data.frames import table_or_path
+from nntrain.data.moved import found_again
 from nntrain.data.readers import kind_of
 from nntrain.data.reread import seen_in_run, split_encoded
 from nntrain.data.tables import Table, read_options, read_table
@@ -51,7 +52,7 @@ def load_run(run_dir: Path, checkpoint: str = "best") -> LoadedRun:
     checked_checkpoint(checkpoint)
     ckpt, split = load_run_checkpoint(run_dir, checkpoint)
     inference_threads()
-    return from_checkpoint(run_dir, ckpt, split, run_dir / f"{checkpoint}.pt")
+    return from_checkpoint(run_dir, found_again(ckpt, run_dir), split, run_dir / f"{checkpoint}.pt")
 
 
 # What predicting and evaluating read of a checkpoint (not the optimizer's state nor the RNGs)
