@@ -82,7 +82,7 @@ def unnamed_first(lines: list[str], d: str, body: list[str] = ()) -> bool:
     if len(rows) != 2:
         return False
     numbers = pd.to_numeric(pd.Series(rows[-1][1:]), errors="coerce").notna()
-    short = len(rows) == 2 and len(rows[0]) == len(rows[1]) - 1 >= 2 and bool(numbers.any())
+    short = len(rows[0]) == len(rows[1]) - 1 >= 2 and bool(numbers.any())
     return short and (not body or _fields(body, d) == len(rows[1]))
 
 

@@ -38,15 +38,8 @@ COMPRESSIONS = {
     ".xz": "an xz-compressed CSV",
     ".zip": "a zip holding one CSV",
 }
-TEXT = {
-    "": ",",
-    ".csv": ",",
-    ".txt": ",",
-    ".dat": ",",
-    ".tsv": "\t",
-    ".tab": "\t",
-    ".psv": "|",
-}  # suffix: the expected delimiter
+# suffix: the delimiter expected (a .dat file's columns are often aligned with spaces, which sniff finds)
+TEXT = {"": ",", ".csv": ",", ".txt": ",", ".dat": ",", ".tsv": "\t", ".tab": "\t", ".psv": "|"}
 JSON_LINES = (".jsonl", ".ndjson")
 PARQUET = (".parquet", ".pq")
 FEATHER = (".feather", ".arrow", ".ipc")
