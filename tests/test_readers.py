@@ -754,3 +754,19 @@ def test_formulas_without_stored_results_and_an_empty_workbook_are_refused_sayin
     with pytest.raises(UserError, match="the table has a header but no data rows"):
         _read(workdir / "header.xlsx", sheet="rows")
     assert not (workdir / "runs").exists()
+
+
+def test_counts_written_short_with_k_m_or_b_are_read_as_numbers_saying_so(tmp_path):
+    """1.2k, 450K, 3M, $2.5B as web pages and exports write counts and amounts (were text: one level per value);
+    5m (minutes, metres) and codes such as 2B among other letters stay text, as does all of it under data.decimal."""
+    (tmp_path / "s.csv").write_text(
+        "views,price,run,flat,y\n1.2k,$3.5M,5m,2B,1\n450,$900K,12m,3A,0\n3M,?,7m,2B,1\n,$1.25B,9m,1C,0\n"
+    )
+    table = _read(tmp_path / "s.csv")
+    assert table.frame["views"].tolist()[:3] == [1200.0, 450.0, 3_000_000.0] and pd.isna(table.frame["views"][3])
+    assert pd.isna(table.frame["price"][2]) and table.frame["price"][[0, 1, 3]].tolist() == [3.5e6, 9e5, 1.25e9]
+    assert table.frame["run"].tolist() == ["5m", "12m", "7m", "9m"] and table.frame["flat"][1] == "3A"
+    assert "s.csv: 'views', 'price' read as numbers with their k, M or B suffixes (1.2k is 1200" in " ".join(
+        table.notes
+    )
+    assert _read(tmp_path / "s.csv", decimal=".").frame["views"].tolist()[:3] == ["1.2k", "450", "3M"]

@@ -35,6 +35,9 @@ MARKS = ("?", "-", "--", ".", "n.a.", "N.A.", "na", "#N/A", "#VALUE!", "#DIV/0!"
 # A whole number written with a leading zero (02134, 007, 01) is a code or a label: as a number it loses its
 # zeros, and the labels 01 and 1 become one class. 0 itself, 0.5 and a zero-padded amount (000123.45) are numbers.
 ZERO_LED = r"\s*0\d+\s*$"
+# counts written short, as web pages and exports show them: 1.2k, 450K, 3M, 2.5B (M and B capital: 5m is minutes)
+SUFFIXED = re.compile(r"[+-]?(\d+(\.\d+)?|\.\d+) ?[kKMB]?")
+SCALES = {"k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9}
 
 
 def marks_among_labels(y: pd.Series, classes: list | None = None) -> pd.Series:
@@ -75,7 +78,7 @@ def numbers_in_text(
     commas were), else a comma-separated file's comma groups thousands (a file whose decimals are commas
     separates its fields otherwise), else the reader refuses. Returns what the file's commas are (decimal or
     thousands) where its numbers show it or decide it, else None."""
-    found: dict[str, list[str]] = {"decimal": [], "thousands": [], "signs": []}
+    found: dict[str, list[str]] = {"decimal": [], "thousands": [], "signs": [], "suffixes": []}
     unsure, marked = [], {}
     for col in frame.columns:
         s = frame[col]
@@ -84,6 +87,8 @@ def numbers_in_text(
         head = _cleaned(s.dropna().head(100))  # a text column (names, levels) fails here already
         head = head[~head.isin(MARKS)]
         if head.empty or not (head.str.fullmatch(DECIMAL_COMMA) | head.str.fullmatch(THOUSANDS_COMMA)).all():
+            if not head.empty and head.str.fullmatch(SUFFIXED).all():
+                _suffixed(frame, col, found, marked)
             continue
         values = _cleaned(s)
         marks = values.isin(MARKS)
@@ -259,6 +264,25 @@ def _cleaned(s: pd.Series) -> pd.Series:
     return text
 
 
+def _suffixed(frame: pd.DataFrame, col: str, found: dict, marked: dict) -> None:
+    """The column as numbers where each of its values is a number, with k, K, M or B after it or none, and one at
+    least has one (1.2k is 1200); else it stays as it is."""
+    values = _cleaned(frame[col])
+    marks = values.isin(MARKS)
+    text = values[values.notna() & ~marks]
+    if not text.str.fullmatch(SUFFIXED).all() or zero_led(text).any():
+        return
+    last = text.str[-1]
+    if not last.isin(list(SCALES)).any():
+        return
+    scale = last.map(SCALES).fillna(1.0).astype("float64")
+    number = pd.to_numeric(text.str.rstrip("kKMB ")).astype("float64") * scale
+    frame[col] = number.reindex(frame.index)  # missing and marked cells: NaN
+    found["suffixes"].append(col)
+    if marks.any():
+        marked[col] = sorted(values[marks].unique())
+
+
 def _comma_kind(values: pd.Series) -> str | None:
     """decimal (1.234,5), thousands (1,234.5), either (1,299 throughout), plain (12 once its signs are left
     out), or None: not numbers."""
@@ -296,6 +320,11 @@ def _said(found: dict[str, list[str]], marked: dict[str, list[str]], name: str, 
         notes.append(
             f"{name}: {listed(found['signs'], most=8, quote=True)} read as numbers without their currency or "
             f"percent signs (12.5% is 12.5; data.decimal='.' keeps them as text)"
+        )
+    if found["suffixes"]:
+        notes.append(
+            f"{name}: {listed(found['suffixes'], most=8, quote=True)} read as numbers with their k, M or B suffixes "
+            f"(1.2k is 1200, 3M is 3000000; data.decimal='.' keeps them as text)"
         )
     for col, marks in marked.items():
         shown = ", ".join(quoted(m) if m else "cells of spaces" for m in marks)
