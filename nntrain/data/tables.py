@@ -215,7 +215,7 @@ def _read_delimited(p: Path, shown: str, options: Options) -> tuple[pd.DataFrame
 def _checked(frame: pd.DataFrame, p: Path, sep: str, header: list[str], shown: str, options: Options) -> pd.DataFrame:
     """The frame, refused where one column holds another delimiter or a row is short."""
     name, fields = str(frame.columns[0]), {len(str(v).split()) for v in frame.iloc[:5, 0]}  # as many in 5 rows
-    spaced = len(fields) > 1 and len(name.split()) > 2 and sep not in (" ", SPACES)  # aligned, a row's count apart
+    spaced = len(name.split()) > 2 and min(fields, default=0) > 1 and sep not in (" ", SPACES)  # sniff found no count
     if frame.shape[1] == 1 and (spaced or any(d in name for d in DELIMITERS if d != sep)):
         other = f"another delimiter than {NAMES.get(sep, repr(sep))}s; set data.sep"
         how = 'spaces, but not as many on every line (quote a value that holds one: "New York")' if spaced else other
