@@ -770,3 +770,21 @@ def test_counts_written_short_with_k_m_or_b_are_read_as_numbers_saying_so(tmp_pa
         table.notes
     )
     assert _read(tmp_path / "s.csv", decimal=".").frame["views"].tolist()[:3] == ["1.2k", "450", "3M"]
+
+
+def test_a_run_trained_on_an_aligned_file_with_short_counts_predicts_from_one_written_alike(workdir, cli):
+    """predict reads a new file as the run read its own: runs of spaces as the delimiter, 1.2k as 1200."""
+    df = make_table(n=120, task="regression", cat=True).round(3)
+    df["views"] = [f"{v / 10:.1f}k" if v % 3 else f"{v}" for v in range(100, 220)]
+    quoted_color = df.assign(color='"' + df.color + '"')
+    (workdir / "t.dat").write_text(quoted_color.to_string(index=False) + "\n")
+    (workdir / "new.dat").write_text(quoted_color.drop(columns="y").head(7).to_string(index=False) + "\n")
+    r = cli("fit", "t.dat", "--target", "y", "train.bag=1", "train.epochs=2", "--quiet")
+    assert r.exit_code == 0 and "t.dat: fields separated by spaces" in r.stdout + r.stderr, r.stderr
+    plain = df.drop(columns="y").head(7).assign(views=[v * 100 if v % 3 else v for v in range(100, 107)])
+    plain.to_csv(workdir / "plain.csv", index=False)  # the same rows, 10.1k written 10100
+    for name, out in (("new.dat", "p.csv"), ("plain.csv", "q.csv")):
+        r = cli("predict", "runs/t", name, "-o", out)
+        assert r.exit_code == 0, r.stderr
+    pd.testing.assert_frame_equal(pd.read_csv(workdir / "p.csv"), pd.read_csv(workdir / "q.csv"))
+    assert len(pd.read_csv(workdir / "p.csv")) == 7
