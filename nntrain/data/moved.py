@@ -18,8 +18,11 @@ def found_again(ckpt: dict, run_dir: Path) -> dict:
     prep = ckpt.get("prep")
     if not isinstance(prep, dict) or "source" not in prep:
         return ckpt
+    source = _moved(prep["source"], prep["sha256"], run_dir)
     files = [{**f, "source": _moved(f["source"], f["sha256"], run_dir)} for f in prep.get("files", [])]
-    return {**ckpt, "prep": {**prep, "source": _moved(prep["source"], prep["sha256"], run_dir), "files": files}}
+    if source == prep["source"] and files == prep.get("files", []):
+        return ckpt  # nothing moved (every load of a run that stayed where it was)
+    return {**ckpt, "prep": {**prep, "source": source, "files": files}}
 
 
 def _moved(source: str, sha256: str, run_dir: Path) -> str:

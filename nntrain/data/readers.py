@@ -143,9 +143,8 @@ def delimiter(p: Path, options: Options) -> str:
             f"{listed(above, most=2, quote=True)})"
         )
     sep = found or sniff("\n".join(lines), TEXT[kind])
-    filled = [line for line in lines if line.strip()]
-    if sep == SPACES and unnamed_first(filled[:2], SPACES):
-        _row_names(p, filled[1:2], SPACES)
+    if sep == SPACES and unnamed_first(filled := [line for line in lines if line.strip()][:2], SPACES):
+        _row_names(p, filled[1:], SPACES)
     if sep != TEXT[kind]:
         options.notes.append(
             f"{p.name}: fields separated by {NAMES[sep]}s (found from its first lines; data.sep sets it)"
