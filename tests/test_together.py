@@ -96,7 +96,8 @@ def test_a_members_checkpoint_holds_its_own_weights_only(small, workdir):
     fit_many(cfgs_for(small, [["seed=0"]] * 4, ["a", "b", "c", "d"]), log=QUIET)
     fit(load_config(small, ["seed=0"], name="lone"), log=QUIET)
     lone = (workdir / "runs/lone/best.pt").stat().st_size
-    assert (workdir / "runs/a/best.pt").stat().st_size < lone * 1.1
+    masks = len(torch.Generator().get_state().numpy().tobytes())  # a member's own dropout-mask generator
+    assert (workdir / "runs/a/best.pt").stat().st_size < lone * 1.1 + masks
 
 
 @pytest.mark.filterwarnings("ignore:Seems like")

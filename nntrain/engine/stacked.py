@@ -20,6 +20,8 @@ from torch import nn
 from nntrain.engine.fused import Layer, act, act_backward, activation, loss_and_grad
 from nntrain.model.shared import is_shared, members_loss
 
+ROW_ALIGN = 16  # floats: 64 bytes (float64 rows: 128)
+
 
 class Stack:
     """The members' parameters as rows of `flat`, their gradients as rows of `grad`, their buffers stacked."""
@@ -33,7 +35,10 @@ class Stack:
         self.n_weights = sum(named[0][n].numel() for n in self.names if n in linear)
         self.shapes = [named[0][n].shape for n in self.names]
         self.sizes = [named[0][n].numel() for n in self.names]
-        self.flat = torch.stack([torch.cat([p[n].detach().reshape(-1) for n in self.names]) for p in named])
+        # each member's row padded to whole 64-byte lines: every member's parameters then sit alike in memory,
+        # and kernels whose path depends on an address (torch.bmm into a view) give each the same numbers
+        self.pad = -sum(self.sizes) % ROW_ALIGN
+        self.flat = torch.stack([self.row([p[n].detach() for n in self.names]) for p in named])
         self.grad = torch.zeros_like(self.flat)
         self.params, self.grads = self.split(self.flat), self.split(self.grad)
         for k, p in enumerate(named):
@@ -45,9 +50,13 @@ class Stack:
             for n, t in b.items():
                 t.data = self.buffers[n][k]
 
+    def row(self, tensors: list[torch.Tensor]) -> torch.Tensor:
+        """One member's tensors (one per parameter, in `names` order) as its padded row."""
+        return torch.cat([*(t.reshape(-1) for t in tensors), tensors[0].new_zeros(self.pad)])
+
     def split(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
         """[K, P] -> {parameter name: [K, *its shape]}, each a view of `rows`."""
-        cut = rows.split(self.sizes, dim=1)
+        cut = rows.split([*self.sizes, self.pad], dim=1)
         return {n: c.view(self.k, *s) for n, c, s in zip(self.names, cut, self.shapes)}
 
     def l1(self, rates: torch.Tensor | float) -> None:
@@ -77,13 +86,24 @@ def per_member(values: list[float], like: torch.Tensor) -> torch.Tensor | float 
     return torch.tensor(values, dtype=like.dtype, device=like.device)[:, None, None]
 
 
-def dropout_mask(shape: torch.Size, p: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
+def dropout_mask(
+    shape: torch.Size, p: torch.Tensor | float, like: torch.Tensor, gens: list[torch.Generator] | None = None
+) -> torch.Tensor:
     """0 or 1/keep per element, kept with probability 1 - p (p rounded to 1/32768). Four 15-bit draws from
     each random int64: the member dimension makes masks K times as many as one model's, and torch's uniform_
-    draws about 4x slower per element."""
-    n = math.prod(shape)
-    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=like.device).random_()
-    draws = words.view(torch.int16)[:n].view(shape).bitwise_and_(0x7FFF)  # uniform on 0 .. 32767
+    draws about 4x slower per element. gens: one generator per member ([K, ...] shapes), each member's masks
+    from its own (then they are the same in any group, split or not), else all from torch's global stream."""
+    if gens is None:
+        n = math.prod(shape)
+        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=like.device).random_()
+        draws = words.view(torch.int16)[:n].view(shape)
+    else:
+        n = math.prod(shape[1:])
+        words = torch.empty(len(gens), (n + 3) // 4, dtype=torch.int64, device=like.device)
+        for row, gen in zip(words, gens):
+            row.random_(generator=gen)
+        draws = words.view(torch.int16)[:, :n].reshape(shape)
+    draws = draws.bitwise_and_(0x7FFF)  # uniform on 0 .. 32767
     if isinstance(p, float):
         cut = min(round(p * 32768), 32767)
         return draws.ge_(cut).to(like.dtype).mul_(32768 / (32768 - cut))
@@ -114,6 +134,7 @@ class FusedStack:
         self.drop = [per_member([m.hidden[i].dropout for m in stack.models], stack.flat) for i in range(len(names) - 1)]
         rates = per_member(l1, stack.flat)
         self.l1 = rates if rates is None or isinstance(rates, float) else rates[:, 0]
+        self.gens: list[torch.Generator] | None = None  # each member's mask generator (dropout_mask)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -129,7 +150,7 @@ class FusedStack:
         for layer, W, b, p in zip(self.layers, self.W, self.b, self.drop):
             h = _batched(h, k)
             a = act(torch.baddbmm(b[:, None], h, W.transpose(1, 2)), layer)
-            mask = None if p is None else dropout_mask(a.shape, p, a)
+            mask = None if p is None else dropout_mask(a.shape, p, a, self.gens)
             saved.append((h, a, mask))
             h = a if mask is None else a * mask
         h = _batched(h, k)

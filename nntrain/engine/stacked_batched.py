@@ -47,6 +47,7 @@ class BatchedStack(AutogradStack):
         hidden = self.template.hidden
         self.shared = is_shared(self.template)
         self.drop = [per_member([m.hidden[i].dropout for m in stack.models], stack.flat) for i in range(len(hidden))]
+        self.gens: list[torch.Generator] | None = None  # each member's mask generator (dropout_mask)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,7 +77,7 @@ class BatchedStack(AutogradStack):
         for layer, rate in zip(model.hidden, self.drop):
             h = layer.act(torch.baddbmm(p[f"{layer.name}.bias"][:, None], h, p[f"{layer.name}.weight"].transpose(1, 2)))
             if train and rate is not None:
-                h = h * dropout_mask(h.shape, rate, h)
+                h = h * dropout_mask(h.shape, rate, h, self.gens)
         if not self.shared:
             return torch.baddbmm(p["out.bias"][:, None], h, p["out.weight"].transpose(1, 2))
         return heads(h, p["out.weight"], p["out.bias"], model.n_shared)  # [K, members, rows, outputs]

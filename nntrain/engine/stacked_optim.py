@@ -93,7 +93,7 @@ class Each:
             state = [st.get(p, {}).get(key) for p in ps]
             if any(t is None for t in state):
                 return None
-            rows.append(torch.cat([t.reshape(-1) for t in state]).to(self.stack.flat))
+            rows.append(self.stack.row(state).to(self.stack.flat))
         return torch.stack(rows)
 
 

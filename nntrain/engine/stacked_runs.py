@@ -42,6 +42,16 @@ class Member:
     result: dict | Diverged | None = None  # the summary, or how it diverged
 
 
+@dataclass
+class Group:
+    """Runs opened on one engine, ready to train (open_group), and what train_group reports them as."""
+
+    engine: Engine
+    members: list[Member]
+    t_start: float
+    label: str = ""  # "part 1 of 2: " where a group trains in parts (stacked_parts.py)
+
+
 def train_together(
     runs: list[Run],
     log: Callable[[str], None] = print,
@@ -52,12 +62,26 @@ def train_together(
     """Train `runs` (of one key()) together; each one's summary, or the Diverged that ended it, in order.
     quiet: no line per epoch (the header and the engine's line still print); tensorboard: each member writes
     event files under its RUN/tensorboard, as a lone fit does."""
+    return train_group(open_group(runs, log, should_stop, tensorboard), log, quiet)
+
+
+def open_group(
+    runs: list[Run],
+    log: Callable[[str], None],
+    should_stop: list[ls.ShouldStop | None] | None = None,
+    tensorboard: bool = False,
+    threads: int | None = None,
+    header: list[Run] | bool = True,
+) -> Group:
+    """The runs' engine and loops, the header printed (`header`: the runs it describes, True: these, False:
+    none) and the engine's line; members resumed at their end finished. On an error their folders are let go."""
+    own_masks(runs)
     silent = Lines(lambda m: None, quiet=True)
     stops = should_stop or [None] * len(runs)
     t_start = time.perf_counter()
     members: list[Member] = []
     try:
-        engine = Engine(runs)
+        engine = Engine(runs, threads)
         for r, s in zip(runs, stops):
             tb = ls.run_tensorboard(r) if tensorboard else None
             members.append(Member(r, ls.prepare_loop(r, silent.log, silent, tb, s, step=_unused)))
@@ -66,41 +90,63 @@ def train_together(
             ls.start_diagnostics(m.run, m.loop)
             m.loop.saver.clock, m.loop.saver.last = (lambda: engine.now), engine.now  # saved together, resumed together
             m.loop.saver.keep_previous = True
-        for line in ls.header(runs[0], members[0].loop, runs):
-            if not line.startswith("run folder:") and "iterations per epoch" not in line:
-                log(line)
+        if header:
+            for line in ls.header(runs[0], members[0].loop, runs if header is True else header):
+                if not line.startswith("run folder:") and "iterations per epoch" not in line:
+                    log(line)
         log(engine.describe())
         for k, m in enumerate(members):  # resumed at its end already (a lone resume then only finishes too)
-            run = m.run
-            ended = ended_already(run)
+            ended = ended_already(m.run)
             if ended is not None:  # its run folder stays as it is
-                m.done, m.result = True, {**ended, "run_dir": str(run.run_dir), UNCHANGED: True}
+                m.done, m.result = True, {**ended, "run_dir": str(m.run.run_dir), UNCHANGED: True}
                 engine.opt.stop(k)
-                log(nothing_to_train(run.run_dir, ended))
-            elif run.ended:
+                log(nothing_to_train(m.run.run_dir, ended))
+            elif m.run.ended:
                 _done(engine, m, k, None, t_start)
+        return Group(engine, members, t_start)
+    except BaseException:
+        let_go(runs, members)
+        raise
+
+
+def train_group(group: Group, log: Callable[[str], None], quiet: bool = True) -> list[dict | Diverged]:
+    """Train an opened group to its end: each member's summary, or the Diverged that ended it, in order."""
+    engine, members = group.engine, group.members
+    try:
         while not all(m.done for m in members):
             going = [m for m in members if not m.done]
             if len(going) < engine.k:  # the stopped members' rows leave the stack: no step computes them again
                 engine = engine.of([m.run for m in going])
-            _epoch(engine, going, t_start)
+            _epoch(engine, going, group.t_start)
             if not quiet:
-                log(_epoch_line(members))
+                log(group.label + _epoch_line(members))
         return [m.result for m in members]
     except Interrupted as e:
+        seconds = time.perf_counter() - group.t_start
         for m in members:
             if not m.done:
-                write_json(
-                    m.run.run_dir / "summary.json", summary_of(m.run, e.status, str(e), time.perf_counter() - t_start)
-                )
+                write_json(m.run.run_dir / "summary.json", summary_of(m.run, e.status, str(e), seconds))
         raise
     finally:
-        for m in members:
-            if m.loop.tb is not None:
-                m.loop.tb.close()
-        for r in runs:
-            if r.lock is not None:
-                r.lock.release()
+        let_go([m.run for m in members], members)
+
+
+def let_go(runs: list[Run], members: list[Member]) -> None:
+    """The members' tensorboard writers closed and the runs' folders unlocked (resumable as they are)."""
+    for m in members:
+        if m.loop.tb is not None:
+            m.loop.tb.close()
+    for r in runs:
+        if r.lock is not None:
+            r.lock.release()
+
+
+def own_masks(runs: list[Run]) -> None:
+    """Each CPU member without a mask generator gets one, seeded from torch's global stream in the runs' order
+    (in this thread, before any part starts: the seeds do not depend on how the group is split)."""
+    for run in runs:
+        if run.masks is None and run.device.type == "cpu":
+            run.masks = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
 
 
 def _unused(idx: torch.Tensor) -> torch.Tensor:
@@ -178,6 +224,8 @@ class Engine:
         loss = loss_name(first.cfg, first.data.task)
         l1 = [r.cfg.train.l1 for r in runs]
         self.step_fn = stacked_step(self.stack, self.fused, l1, loss, first.parts.criterion)
+        if hasattr(self.step_fn, "gens") and all(r.masks is not None for r in runs):
+            self.step_fn.gens = [r.masks for r in runs]  # each member's masks from its own generator
         self.opt = stacked_optimizer(self.stack, [r.parts.optimizer for r in runs], [r.cfg.optimizer for r in runs])
         self.clip = clip_limits([r.cfg.train.grad_clip for r in runs], self.stack.flat)
         self.val_x: torch.Tensor | None = None  # the members' validation rows, gathered at the first epoch's end
@@ -207,7 +255,7 @@ class Engine:
         return engine
 
     def describe(self) -> str:
-        n = self.stack.flat.shape[1]
+        n = sum(self.stack.sizes)
         mib = self.stack.flat.numel() * self.stack.flat.element_size() * 4 / 2**20  # weights, gradients, 2 states
         path = self.step_fn.path
         data = "the same data" if self.shared_x else "each its own data"

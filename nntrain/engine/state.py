@@ -66,6 +66,7 @@ class Run:
     run_id: str | None = None  # in every checkpoint and in split.json: another run's checkpoint is refused
     checkpoint: str = "last"  # the checkpoint it started from: rebuild_alone restores that one
     best_weights: dict | None = None  # the anneal's from_best: the model's state at the best epoch (loop.py)
+    masks: torch.Generator | None = None  # a stacked member's own dropout masks (stacked_runs.py), on the CPU
 
     @property
     def writes(self) -> bool:
@@ -113,6 +114,7 @@ class Run:
             "rng": {
                 "torch": torch.get_rng_state(),
                 "shuffle": self.gen.get_state(),
+                "masks": None if self.masks is None else self.masks.get_state(),
                 "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
             },
         }
@@ -319,6 +321,7 @@ def _resumed(
         lock=lock,
         run_id=ckpt.get("run_id"),
         checkpoint=path.stem,
+        masks=_masks(ckpt),
         **kept,
     )
     if lock is not None and not (run.ended and not run.step):  # nothing to train: the folder stays as it is
@@ -349,6 +352,16 @@ RESUME_KEYS = (
     "epoch_gen_state",
     "step_losses",
 )
+
+
+def _masks(ckpt: dict) -> torch.Generator | None:
+    """A stacked member's mask generator as its checkpoint left it (None: it has not trained stacked)."""
+    state = ckpt["rng"].get("masks")
+    if state is None:
+        return None
+    gen = torch.Generator()
+    gen.set_state(state)
+    return gen
 
 
 def _restored(parts: Parts, ckpt: dict, device: torch.device, path: Path) -> torch.Generator:
