@@ -18,7 +18,7 @@ from nntrain.engine.fused import written_out
 from nntrain.engine.loop import train
 from nntrain.engine.loop_state import ShouldStop, pace
 from nntrain.engine.progress import Lines
-from nntrain.engine.stacked_parts import train_parts
+from nntrain.engine.stacked_runs import train_together
 from nntrain.engine.state import Run, rebuild_alone, start
 from nntrain.engine.stopping import Diverged, Interrupted
 from nntrain.errors import UserError
@@ -185,7 +185,7 @@ def train_groups(
             if len(group) == 1:
                 results[id(group[0])] = _alone(group[0], log, quiet, hooks[0], tensorboard)
             else:
-                results.update(zip(map(id, group), train_parts(group, log, hooks, quiet, tensorboard)))
+                results.update(zip(map(id, group), train_together(group, log, hooks, quiet, tensorboard)))
         except BaseException as e:
             waiting = [r for later in parts[i + 1 :] for r in later]
             for r in waiting:  # they never trained: their folders are let go as they are (resumable)

@@ -49,7 +49,6 @@ class Group:
     engine: Engine
     members: list[Member]
     t_start: float
-    label: str = ""  # "part 1 of 2: " where a group trains in parts (stacked_parts.py)
 
 
 def train_together(
@@ -70,18 +69,16 @@ def open_group(
     log: Callable[[str], None],
     should_stop: list[ls.ShouldStop | None] | None = None,
     tensorboard: bool = False,
-    threads: int | None = None,
-    header: list[Run] | bool = True,
 ) -> Group:
-    """The runs' engine and loops, the header printed (`header`: the runs it describes, True: these, False:
-    none) and the engine's line; members resumed at their end finished. On an error their folders are let go."""
+    """The runs' engine and loops, the header printed and the engine's line; members resumed at their end
+    finished. On an error their folders are let go."""
     own_masks(runs)
     silent = Lines(lambda m: None, quiet=True)
     stops = should_stop or [None] * len(runs)
     t_start = time.perf_counter()
     members: list[Member] = []
     try:
-        engine = Engine(runs, threads)
+        engine = Engine(runs)
         for r, s in zip(runs, stops):
             r.threads = engine.threads  # what the header says: the engine's, not a lone fit's
             tb = ls.run_tensorboard(r) if tensorboard else None
@@ -91,10 +88,9 @@ def open_group(
             ls.start_diagnostics(m.run, m.loop)
             m.loop.saver.clock, m.loop.saver.last = (lambda: engine.now), engine.now  # saved together, resumed together
             m.loop.saver.keep_previous = True
-        if header:
-            for line in ls.header(runs[0], members[0].loop, runs if header is True else header):
-                if not line.startswith("run folder:") and "iterations per epoch" not in line:
-                    log(line)
+        for line in ls.header(runs[0], members[0].loop, runs):
+            if not line.startswith("run folder:") and "iterations per epoch" not in line:
+                log(line)
         log(engine.describe())
         for k, m in enumerate(members):  # resumed at its end already (a lone resume then only finishes too)
             ended = ended_already(m.run)
@@ -120,7 +116,7 @@ def train_group(group: Group, log: Callable[[str], None], quiet: bool = True) ->
                 engine = engine.of([m.run for m in going])
             _epoch(engine, going, group.t_start)
             if not quiet:
-                log(group.label + _epoch_line(members))
+                log(_epoch_line(members))
         return [m.result for m in members]
     except Interrupted as e:
         seconds = time.perf_counter() - group.t_start
@@ -144,7 +140,7 @@ def let_go(runs: list[Run], members: list[Member]) -> None:
 
 def own_masks(runs: list[Run]) -> None:
     """Each CPU member without a mask generator gets one, seeded from torch's global stream in the runs' order
-    (in this thread, before any part starts: the seeds do not depend on how the group is split)."""
+    (a member's numbers then do not depend on the other members of its group)."""
     for run in runs:
         if run.masks is None and run.device.type == "cpu":
             run.masks = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
