@@ -92,7 +92,7 @@ def dropout_mask(
     """0 or 1/keep per element, kept with probability 1 - p (p rounded to 1/32768). Four 15-bit draws from
     each random int64: the member dimension makes masks K times as many as one model's, and torch's uniform_
     draws about 4x slower per element. gens: one generator per member ([K, ...] shapes), each member's masks
-    from its own (then they are the same in any group, split or not), else all from torch's global stream."""
+    from its own (then they do not depend on its group), else all from torch's global stream."""
     if gens is None:
         n = math.prod(shape)
         words = torch.empty((n + 3) // 4, dtype=torch.int64, device=like.device).random_()

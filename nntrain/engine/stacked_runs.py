@@ -42,15 +42,6 @@ class Member:
     result: dict | Diverged | None = None  # the summary, or how it diverged
 
 
-@dataclass
-class Group:
-    """Runs opened on one engine, ready to train (open_group), and what train_group reports them as."""
-
-    engine: Engine
-    members: list[Member]
-    t_start: float
-
-
 def train_together(
     runs: list[Run],
     log: Callable[[str], None] = print,
@@ -61,18 +52,6 @@ def train_together(
     """Train `runs` (of one key()) together; each one's summary, or the Diverged that ended it, in order.
     quiet: no line per epoch (the header and the engine's line still print); tensorboard: each member writes
     event files under its RUN/tensorboard, as a lone fit does."""
-    return train_group(open_group(runs, log, should_stop, tensorboard), log, quiet)
-
-
-def open_group(
-    runs: list[Run],
-    log: Callable[[str], None],
-    should_stop: list[ls.ShouldStop | None] | None = None,
-    tensorboard: bool = False,
-) -> Group:
-    """The runs' engine and loops, the header printed and the engine's line; members resumed at their end
-    finished. On an error their folders are let go."""
-    own_masks(runs)
     silent = Lines(lambda m: None, quiet=True)
     stops = should_stop or [None] * len(runs)
     t_start = time.perf_counter()
@@ -80,7 +59,6 @@ def open_group(
     try:
         engine = Engine(runs)
         for r, s in zip(runs, stops):
-            r.threads = engine.threads  # what the header says: the engine's, not a lone fit's
             tb = ls.run_tensorboard(r) if tensorboard else None
             members.append(Member(r, ls.prepare_loop(r, silent.log, silent, tb, s, step=_unused)))
         engine.now = time.monotonic()
@@ -93,49 +71,36 @@ def open_group(
                 log(line)
         log(engine.describe())
         for k, m in enumerate(members):  # resumed at its end already (a lone resume then only finishes too)
-            ended = ended_already(m.run)
+            run = m.run
+            ended = ended_already(run)
             if ended is not None:  # its run folder stays as it is
-                m.done, m.result = True, {**ended, "run_dir": str(m.run.run_dir), UNCHANGED: True}
+                m.done, m.result = True, {**ended, "run_dir": str(run.run_dir), UNCHANGED: True}
                 engine.opt.stop(k)
-                log(nothing_to_train(m.run.run_dir, ended))
-            elif m.run.ended:
+                log(nothing_to_train(run.run_dir, ended))
+            elif run.ended:
                 _done(engine, m, k, None, t_start)
-        return Group(engine, members, t_start)
-    except BaseException:
-        let_go(runs, members)
-        raise
-
-
-def train_group(group: Group, log: Callable[[str], None], quiet: bool = True) -> list[dict | Diverged]:
-    """Train an opened group to its end: each member's summary, or the Diverged that ended it, in order."""
-    engine, members = group.engine, group.members
-    try:
         while not all(m.done for m in members):
             going = [m for m in members if not m.done]
             if len(going) < engine.k:  # the stopped members' rows leave the stack: no step computes them again
                 engine = engine.of([m.run for m in going])
-            _epoch(engine, going, group.t_start)
+            _epoch(engine, going, t_start)
             if not quiet:
                 log(_epoch_line(members))
         return [m.result for m in members]
     except Interrupted as e:
-        seconds = time.perf_counter() - group.t_start
         for m in members:
             if not m.done:
-                write_json(m.run.run_dir / "summary.json", summary_of(m.run, e.status, str(e), seconds))
+                write_json(
+                    m.run.run_dir / "summary.json", summary_of(m.run, e.status, str(e), time.perf_counter() - t_start)
+                )
         raise
     finally:
-        let_go([m.run for m in members], members)
-
-
-def let_go(runs: list[Run], members: list[Member]) -> None:
-    """The members' tensorboard writers closed and the runs' folders unlocked (resumable as they are)."""
-    for m in members:
-        if m.loop.tb is not None:
-            m.loop.tb.close()
-    for r in runs:
-        if r.lock is not None:
-            r.lock.release()
+        for m in members:
+            if m.loop.tb is not None:
+                m.loop.tb.close()
+        for r in runs:
+            if r.lock is not None:
+                r.lock.release()
 
 
 def own_masks(runs: list[Run]) -> None:
@@ -221,6 +186,7 @@ class Engine:
         loss = loss_name(first.cfg, first.data.task)
         l1 = [r.cfg.train.l1 for r in runs]
         self.step_fn = stacked_step(self.stack, self.fused, l1, loss, first.parts.criterion)
+        own_masks(runs)
         if hasattr(self.step_fn, "gens") and all(r.masks is not None for r in runs):
             self.step_fn.gens = [r.masks for r in runs]  # each member's masks from its own generator
         self.opt = stacked_optimizer(self.stack, [r.parts.optimizer for r in runs], [r.cfg.optimizer for r in runs])
@@ -241,6 +207,8 @@ class Engine:
         threads = threads or first.cfg.train.threads or stacked_threads(n, n * first.batch_size)
         torch.set_num_threads(threads)
         self.threads = threads
+        for r in runs:
+            r.threads = threads  # what the header says: the engine's, not a lone fit's
         self.now = 0.0  # the time the members' savers read: one per epoch end, so they agree on when to save
 
     def of(self, runs: list[Run]) -> Engine:
