@@ -175,7 +175,10 @@ class TrainConfig(Strict):
         None,
         gt=0,
         le=4096,
-        description="CPU threads; default: 1 for small models, else the cores no other process keeps busy",
+        description=(
+            "CPU threads; default: 1 for small models, else the cores no other process keeps busy (a large "
+            "stacked group, such as a bag, trains in two parts side by side, a thread each)"
+        ),
     )
     checkpoint_every: float = Field(
         1.0,

@@ -18,7 +18,7 @@ from nntrain.engine.fused import written_out
 from nntrain.engine.loop import train
 from nntrain.engine.loop_state import ShouldStop, pace
 from nntrain.engine.progress import Lines
-from nntrain.engine.stacked_runs import train_together
+from nntrain.engine.stacked_parts import train_parts
 from nntrain.engine.state import Run, rebuild_alone, start
 from nntrain.engine.stopping import Diverged, Interrupted
 from nntrain.errors import UserError
@@ -175,17 +175,18 @@ def train_groups(
     tensorboard: bool = False,
 ) -> list[dict | Diverged]:
     """The runs in groups of one key(), each group on the stacked engine (as many at once as memory holds),
-    a run no other can join on the lone engine. Results in the runs' order."""
+    a run no other can join on the lone engine (one that trained stacked, resumed alone, on the stacked engine: its
+    numbers as they would have been). Results in the runs' order."""
     stops = dict(zip(map(id, runs), should_stop or [None] * len(runs)))
     results: dict[int, dict | Diverged] = {}
     parts = [part for g in groups(runs) for part in _fitting(g)]
     for i, group in enumerate(parts):
         hooks = [stops[id(r)] for r in group]
         try:
-            if len(group) == 1:
+            if len(group) == 1 and group[0].masks is None:  # a member that trained stacked goes on stacked
                 results[id(group[0])] = _alone(group[0], log, quiet, hooks[0], tensorboard)
             else:
-                results.update(zip(map(id, group), train_together(group, log, hooks, quiet, tensorboard)))
+                results.update(zip(map(id, group), train_parts(group, log, hooks, quiet, tensorboard)))
         except BaseException as e:
             waiting = [r for later in parts[i + 1 :] for r in later]
             for r in waiting:  # they never trained: their folders are let go as they are (resumable)

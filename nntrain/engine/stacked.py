@@ -111,6 +111,28 @@ def dropout_mask(
     return draws.ge_(cut.to(torch.int16)).to(like.dtype).mul_(32768 / (32768 - cut))
 
 
+def baddbmm(bias: torch.Tensor, h: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """torch.baddbmm over the members, each member's numbers the same however many its engine holds: for one
+    member torch takes other kernels (a matrix-vector product where a layer has one output: 3e-8 apart), so one
+    member is computed as two (forward and backward) and the first kept. A member's numbers then do not depend
+    on its group, which a resume or the stopped members leaving may change."""
+    if h.shape[0] != 1:
+        return torch.baddbmm(bias, h, W)
+    return torch.baddbmm(*(_two(t) for t in (bias, h, W)))[:1]
+
+
+def bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """torch.bmm as baddbmm above (one member computed as two), into `out` where given."""
+    if a.shape[0] != 1:
+        return torch.bmm(a, b, out=out)
+    one = torch.bmm(_two(a), _two(b))[:1]
+    return one if out is None else out.copy_(one)
+
+
+def _two(t: torch.Tensor) -> torch.Tensor:
+    return t.expand(2, *t.shape[1:])
+
+
 def _batched(h: torch.Tensor, k: int) -> torch.Tensor:
     """[B, n] (one batch for all members) -> a [K, B, n] view; [K, B, n] as it is."""
     return h if h.dim() == 3 else h.expand(k, *h.shape)
@@ -141,33 +163,33 @@ class FusedStack:
         """The members' outputs [K, rows, outputs] as in eval mode (no dropout)."""
         h = x
         for layer, W, b in zip(self.layers, self.W, self.b):
-            h = act(torch.baddbmm(b[:, None], _batched(h, self.stack.k), W.transpose(1, 2)), layer)
-        return torch.baddbmm(self.b[-1][:, None], _batched(h, self.stack.k), self.W[-1].transpose(1, 2))
+            h = act(baddbmm(b[:, None], _batched(h, self.stack.k), W.transpose(1, 2)), layer)
+        return baddbmm(self.b[-1][:, None], _batched(h, self.stack.k), self.W[-1].transpose(1, 2))
 
     @torch.no_grad()  # no graph: the backward below is the one that runs
     def loss_and_grads(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None = None) -> torch.Tensor:
         k, saved, h = self.stack.k, [], x
         for layer, W, b, p in zip(self.layers, self.W, self.b, self.drop):
             h = _batched(h, k)
-            a = act(torch.baddbmm(b[:, None], h, W.transpose(1, 2)), layer)
+            a = act(baddbmm(b[:, None], h, W.transpose(1, 2)), layer)
             mask = None if p is None else dropout_mask(a.shape, p, a, self.gens)
             saved.append((h, a, mask))
             h = a if mask is None else a * mask
         h = _batched(h, k)
-        z = torch.baddbmm(self.b[-1][:, None], h, self.W[-1].transpose(1, 2))
+        z = baddbmm(self.b[-1][:, None], h, self.W[-1].transpose(1, 2))
         loss, dz = loss_and_grad(self.loss, z, y, w)
-        torch.bmm(dz.transpose(1, 2), h, out=self.dW[-1])
+        bmm(dz.transpose(1, 2), h, out=self.dW[-1])
         torch.sum(dz, 1, out=self.db[-1])
-        dh = torch.bmm(dz, self.W[-1])
+        dh = bmm(dz, self.W[-1])
         for i in range(len(self.layers) - 1, -1, -1):
             h_in, a, mask = saved[i]
             if mask is not None:
                 dh.mul_(mask)
             dpre = act_backward(dh, a, self.layers[i])
-            torch.bmm(dpre.transpose(1, 2), h_in, out=self.dW[i])
+            bmm(dpre.transpose(1, 2), h_in, out=self.dW[i])
             torch.sum(dpre, 1, out=self.db[i])
             if i:
-                dh = torch.bmm(dpre, self.W[i])
+                dh = bmm(dpre, self.W[i])
         if self.l1 is not None:
             self.stack.l1(self.l1)
         return loss

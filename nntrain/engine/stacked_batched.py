@@ -14,7 +14,16 @@ import math
 import torch
 from torch import nn
 
-from nntrain.engine.stacked import AutogradStack, FusedStack, Stack, _batched, dropout_mask, penalized, per_member
+from nntrain.engine.stacked import (
+    AutogradStack,
+    FusedStack,
+    Stack,
+    _batched,
+    baddbmm,
+    dropout_mask,
+    penalized,
+    per_member,
+)
 from nntrain.model.shared import heads, is_shared, members_loss, members_mean, scaled
 
 
@@ -75,11 +84,11 @@ class BatchedStack(AutogradStack):
         if self.shared:  # each shared member's scaling of the rows, [K, members * rows, inputs]
             h = scaled(h, p["adapter.weight"])
         for layer, rate in zip(model.hidden, self.drop):
-            h = layer.act(torch.baddbmm(p[f"{layer.name}.bias"][:, None], h, p[f"{layer.name}.weight"].transpose(1, 2)))
+            h = layer.act(baddbmm(p[f"{layer.name}.bias"][:, None], h, p[f"{layer.name}.weight"].transpose(1, 2)))
             if train and rate is not None:
                 h = h * dropout_mask(h.shape, rate, h, self.gens)
         if not self.shared:
-            return torch.baddbmm(p["out.bias"][:, None], h, p["out.weight"].transpose(1, 2))
+            return baddbmm(p["out.bias"][:, None], h, p["out.weight"].transpose(1, 2))
         return heads(h, p["out.weight"], p["out.bias"], model.n_shared)  # [K, members, rows, outputs]
 
 

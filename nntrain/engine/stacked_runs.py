@@ -42,6 +42,16 @@ class Member:
     result: dict | Diverged | None = None  # the summary, or how it diverged
 
 
+@dataclass
+class Group:
+    """Runs opened on one engine, ready to train (open_group), and what train_group reports them as."""
+
+    engine: Engine
+    members: list[Member]
+    t_start: float
+    label: str = ""  # "part 1 of 2: " where a group trains in parts (stacked_parts.py)
+
+
 def train_together(
     runs: list[Run],
     log: Callable[[str], None] = print,
@@ -52,12 +62,25 @@ def train_together(
     """Train `runs` (of one key()) together; each one's summary, or the Diverged that ended it, in order.
     quiet: no line per epoch (the header and the engine's line still print); tensorboard: each member writes
     event files under its RUN/tensorboard, as a lone fit does."""
+    return train_group(open_group(runs, log, should_stop, tensorboard), log, quiet)
+
+
+def open_group(
+    runs: list[Run],
+    log: Callable[[str], None],
+    should_stop: list[ls.ShouldStop | None] | None = None,
+    tensorboard: bool = False,
+    threads: int | None = None,
+    header: list[Run] | bool = True,
+) -> Group:
+    """The runs' engine and loops, the header printed (`header`: the runs it describes, True: these, False:
+    none) and the engine's line; members resumed at their end finished. On an error their folders are let go."""
     silent = Lines(lambda m: None, quiet=True)
     stops = should_stop or [None] * len(runs)
     t_start = time.perf_counter()
     members: list[Member] = []
     try:
-        engine = Engine(runs)
+        engine = Engine(runs, threads)
         for r, s in zip(runs, stops):
             tb = ls.run_tensorboard(r) if tensorboard else None
             members.append(Member(r, ls.prepare_loop(r, silent.log, silent, tb, s, step=_unused)))
@@ -66,46 +89,60 @@ def train_together(
             ls.start_diagnostics(m.run, m.loop)
             m.loop.saver.clock, m.loop.saver.last = (lambda: engine.now), engine.now  # saved together, resumed together
             m.loop.saver.keep_previous = True
-        for line in ls.header(runs[0], members[0].loop, runs):
-            if not line.startswith("run folder:") and "iterations per epoch" not in line:
-                log(line)
+        if header:
+            for line in ls.header(runs[0], members[0].loop, runs if header is True else header):
+                if not line.startswith("run folder:") and "iterations per epoch" not in line:
+                    log(line)
         log(engine.describe())
         for k, m in enumerate(members):  # resumed at its end already (a lone resume then only finishes too)
-            run = m.run
-            ended = ended_already(run)
+            ended = ended_already(m.run)
             if ended is not None:  # its run folder stays as it is
-                m.done, m.result = True, {**ended, "run_dir": str(run.run_dir), UNCHANGED: True}
+                m.done, m.result = True, {**ended, "run_dir": str(m.run.run_dir), UNCHANGED: True}
                 engine.opt.stop(k)
-                log(nothing_to_train(run.run_dir, ended))
-            elif run.ended:
+                log(nothing_to_train(m.run.run_dir, ended))
+            elif m.run.ended:
                 _done(engine, m, k, None, t_start)
+        return Group(engine, members, t_start)
+    except BaseException:
+        let_go(runs, members)
+        raise
+
+
+def train_group(group: Group, log: Callable[[str], None], quiet: bool = True) -> list[dict | Diverged]:
+    """Train an opened group to its end: each member's summary, or the Diverged that ended it, in order."""
+    engine, members = group.engine, group.members
+    try:
         while not all(m.done for m in members):
             going = [m for m in members if not m.done]
             if len(going) < engine.k:  # the stopped members' rows leave the stack: no step computes them again
                 engine = engine.of([m.run for m in going])
-            _epoch(engine, going, t_start)
+            _epoch(engine, going, group.t_start)
             if not quiet:
-                log(_epoch_line(members))
+                log(group.label + _epoch_line(members))
         return [m.result for m in members]
     except Interrupted as e:
+        seconds = time.perf_counter() - group.t_start
         for m in members:
             if not m.done:
-                write_json(
-                    m.run.run_dir / "summary.json", summary_of(m.run, e.status, str(e), time.perf_counter() - t_start)
-                )
+                write_json(m.run.run_dir / "summary.json", summary_of(m.run, e.status, str(e), seconds))
         raise
     finally:
-        for m in members:
-            if m.loop.tb is not None:
-                m.loop.tb.close()
-        for r in runs:
-            if r.lock is not None:
-                r.lock.release()
+        let_go([m.run for m in members], members)
+
+
+def let_go(runs: list[Run], members: list[Member]) -> None:
+    """The members' tensorboard writers closed and the runs' folders unlocked (resumable as they are)."""
+    for m in members:
+        if m.loop.tb is not None:
+            m.loop.tb.close()
+    for r in runs:
+        if r.lock is not None:
+            r.lock.release()
 
 
 def own_masks(runs: list[Run]) -> None:
     """Each CPU member without a mask generator gets one, seeded from torch's global stream in the runs' order
-    (a member's numbers then do not depend on the other members of its group)."""
+    (in this thread, before any part starts: the seeds do not depend on how the group is split)."""
     for run in runs:
         if run.masks is None and run.device.type == "cpu":
             run.masks = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
@@ -128,9 +165,7 @@ def _epoch(engine: Engine, members: list[Member], t_start: float) -> None:
         torch.set_num_threads(engine.threads)
 
 
-def _ends(
-    engine: Engine, members: list[Member], losses: list, lrs: list, outs: torch.Tensor | None, times: tuple
-) -> None:
+def _ends(engine: Engine, members: list[Member], losses: list, lrs: list, outs: list | None, times: tuple) -> None:
     """Each member's end of epoch as loop.py's (`outs`: its validation outputs, worked out for all at once); a
     signal here is raised once every member still training has saved."""
     t0, t_start = times
@@ -275,18 +310,19 @@ class Engine:
         self._check(members, loop.steps - loop.steps % ls.CHECK_EVERY, loop.steps)
         return (losses * loop.sizes).sum(1) / loop.rows
 
-    def val_outputs(self, members: list[Member]) -> torch.Tensor | None:
-        """Every member's outputs on its validation rows, [K, rows, outputs], in one stacked forward (chunks of
-        rows); None when the members validate on different numbers of rows (each then runs its own)."""
+    def val_outputs(self, members: list[Member]) -> list[torch.Tensor] | None:
+        """Every member's outputs on its validation rows, in one stacked forward (folds of different lengths
+        padded to the longest; chunks of rows, none of one row, whose kernel differs): the same numbers in any
+        group, so a resume that regroups the members goes on exactly. None without validation rows."""
         rows = [len(m.loop.val.X) for m in members]
-        if len(set(rows)) != 1 or not rows[0]:
+        if not max(rows):
             return None
         if self.val_x is None:  # the rows never change: gathered once
             same = self.shared_x and all(np.array_equal(m.run.data.val, members[0].run.data.val) for m in members)
-            self.val_x = members[0].loop.val.X if same else torch.stack([m.loop.val.X for m in members])
-        chunk = max(1, EVAL_ROWS // self.k)
-        parts = [self.step_fn.forward(self.val_x[..., i : i + chunk, :]) for i in range(0, rows[0], chunk)]
-        return torch.cat(parts, dim=1)
+            self.val_x = members[0].loop.val.X if same else _padded([m.loop.val.X for m in members])
+        cuts = np.array_split(np.arange(max(rows)), -(-max(rows) // max(2, EVAL_ROWS // self.k)))
+        out = torch.cat([self.step_fn.forward(self.val_x[..., c[0] : c[-1] + 1, :]) for c in cuts], dim=1)
+        return [o[:n] for o, n in zip(out, rows)]
 
     def _interrupted(self, members: list[Member], s: int) -> None:
         """A signal between steps: each member still training saves last.pt where it stands, resumable alone."""
@@ -308,6 +344,14 @@ class Engine:
                 m.done, m.result = True, e
                 self.opt.stop(k)
                 write_json(m.run.run_dir / "summary.json", summary_of(m.run, e.status, str(e), 0.0))
+
+
+def _padded(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """[K, longest, ...]: each member's rows, then zeros."""
+    out = tensors[0].new_zeros(len(tensors), max(len(t) for t in tensors), *tensors[0].shape[1:])
+    for o, t in zip(out, tensors):
+        o[: len(t)] = t
+    return out
 
 
 def _stacked(arrays: list[np.ndarray], device: torch.device, always: bool = False) -> tuple[torch.Tensor, bool]:
