@@ -12,7 +12,7 @@ what a user on a laptop with a browser, a CI runner or a notebook beside other w
             --bag-seeds seed (0 1 2), the seconds summed.
 2. stacked  `fit --seeds 0..15` of configs/phone.yaml for 4 epochs: the median epoch of the 16 members
             trained together (metrics.csv's seconds), default threads; then both with train.threads=1.
-3. sweep    the 16-trial grid of benchmarks/stacked.py (optimizer.lr x seed, 20 epochs) batched (the default)
+3. sweep    the 16-trial grid of benchmarks/stacked.py (optimizer.lr x seed, --sweep-epochs) batched (the default)
             and with --batch 1: the batched sweep must stay well under one trial at a time, busy too.
 """
 
@@ -117,16 +117,16 @@ def stacked_case(work: Path, threads: int | None = None) -> tuple[str, float, fl
     )
 
 
-def sweep_case(work: Path) -> list[tuple[str, float, float]]:
-    """benchmarks/stacked.py's 16-trial grid at 20 epochs: batched and --batch 1, idle and busy."""
+def sweep_case(work: Path, epochs: int) -> list[tuple[str, float, float]]:
+    """benchmarks/stacked.py's 16-trial grid at `epochs` epochs: batched and --batch 1, idle and busy."""
     times = {}
     for on in (False, True):
         with busy(on):
             folder = work / f"sweep{on}"
             shutil.rmtree(folder, ignore_errors=True)  # a repeat would find the last pass's trials done
-            times[on] = bench_sweep(folder, epochs=20, lrs=4, seeds=4)
+            times[on] = bench_sweep(folder, epochs=epochs, lrs=4, seeds=4)
     return [
-        (f"sweep of 16, {label}", times[False][b], times[True][b])
+        (f"sweep of 16, {epochs} epochs, {label}", times[False][b], times[True][b])
         for b, label in (("auto", "batched"), ("1", "--batch 1"))
     ]
 
@@ -140,7 +140,7 @@ def cases_once(work: Path, args: argparse.Namespace) -> list[tuple[str, float, f
     if "stacked" in args.cases:
         rows += [stacked_case(work), stacked_case(work, threads=1)]
     if "sweep" in args.cases:
-        rows += sweep_case(work)
+        rows += sweep_case(work, args.sweep_epochs)
     for run in (work / "runs").glob("*"):  # the next repeat names its runs again
         shutil.rmtree(run)
     return rows
@@ -153,6 +153,7 @@ def main() -> None:
     ap.add_argument("--bag-seeds", type=int, nargs="+", default=[0, 1, 2], help="bag: one fit per seed, summed")
     cases = ["fit", "bag", "stacked", "sweep"]
     ap.add_argument("--cases", nargs="+", default=cases, choices=cases)
+    ap.add_argument("--sweep-epochs", type=int, default=20, help="sweep: each trial's epochs (phone.yaml's: 200)")
     ap.add_argument("--default-only", action="store_true", help="fit: leave out the train.threads=2 runs")
     ap.add_argument("--repeat", type=int, default=1, help="measure every case this many times; medians shown")
     args = ap.parse_args()

@@ -183,7 +183,7 @@ def train_groups(
     for i, group in enumerate(parts):
         hooks = [stops[id(r)] for r in group]
         try:
-            if len(group) == 1 and group[0].masks is None:  # a member that trained stacked goes on stacked
+            if len(group) == 1 and (group[0].masks is None or key(group[0]) is None):  # stacked goes on stacked
                 results[id(group[0])] = _alone(group[0], log, quiet, hooks[0], tensorboard)
             else:
                 results.update(zip(map(id, group), train_parts(group, log, hooks, quiet, tensorboard)))
