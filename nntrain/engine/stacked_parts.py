@@ -3,8 +3,9 @@ OpenMP threads waits at every op for the slower thread, so it gains little from 
 1.24x) and nothing beside a busy process, where it must fall back to one thread. Two engines on one OpenMP
 thread each wait on nothing (torch releases the GIL inside its ops): on 2 cores a bag of 5 took 0.93x the time
 of one engine on two threads idle, and 0.86x of one engine on one thread beside a busy process, which then
-gets 4/3 of a core instead of 1. Each member draws its dropout masks from its own generator (Run.masks), so
-its numbers are the same in either part, alone or split, and its run resumes exactly in any group.
+gets 4/3 of a core instead of 1. A member's numbers are the same in any group (its own dropout masks,
+Run.masks; stacked.baddbmm computes a lone member as two; the validation outputs always one stacked forward),
+so its run resumes exactly however a resume regroups the parts, which stood at different steps.
 """
 
 from __future__ import annotations
