@@ -67,6 +67,13 @@ def test_a_group_in_two_parts_gives_each_member_the_numbers_one_engine_gives_it(
             assert same_weights(workdir / f"runs/p{i}/{which}", workdir / f"runs/one{i}/{which}"), (i, which)
 
 
+def test_members_of_one_seed_draw_their_own_dropout_masks(cfg, workdir):
+    runs(cfg, "m", [["seed=0"]] * 2)  # a bag's members share their seed and, here, their rows
+    assert not same_weights(workdir / "runs/m0/last.pt", workdir / "runs/m1/last.pt")
+    runs(cfg, "n", [["seed=0", "model.dropout=0"]] * 2)  # without dropout nothing else differs
+    assert same_weights(workdir / "runs/n0/last.pt", workdir / "runs/n1/last.pt")
+
+
 def test_only_a_group_whose_step_is_large_enough_splits(cfg, two_cores):
     """Below SPLIT_WORK multiply-adds a step the parts' Python between ops (one GIL) costs more than they gain."""
     small, large = [], []

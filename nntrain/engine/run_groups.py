@@ -175,15 +175,14 @@ def train_groups(
     tensorboard: bool = False,
 ) -> list[dict | Diverged]:
     """The runs in groups of one key(), each group on the stacked engine (as many at once as memory holds),
-    a run no other can join on the lone engine (one that trained stacked, resumed alone, on the stacked engine: its
-    numbers as they would have been). Results in the runs' order."""
+    a run no other can join on the lone engine (_lone). Results in the runs' order."""
     stops = dict(zip(map(id, runs), should_stop or [None] * len(runs)))
     results: dict[int, dict | Diverged] = {}
     parts = [part for g in groups(runs) for part in _fitting(g)]
     for i, group in enumerate(parts):
         hooks = [stops[id(r)] for r in group]
         try:
-            if len(group) == 1 and (group[0].masks is None or key(group[0]) is None):  # stacked goes on stacked
+            if _lone(group):
                 results[id(group[0])] = _alone(group[0], log, quiet, hooks[0], tensorboard)
             else:
                 results.update(zip(map(id, group), train_parts(group, log, hooks, quiet, tensorboard)))
@@ -196,6 +195,12 @@ def train_groups(
                 raise e.also([r.run_dir for r in waiting]) from None
             raise
     return [results[id(r)] for r in runs]
+
+
+def _lone(group: list[Run]) -> bool:
+    """A group of one trains on the lone engine, unless its run trained stacked (its checkpoint holds a mask
+    generator) and may go on so: resumed alone, it then ends on the numbers it would have had."""
+    return len(group) == 1 and (group[0].masks is None or key(group[0]) is None)
 
 
 def _fitting(group: list[Run]) -> list[list[Run]]:

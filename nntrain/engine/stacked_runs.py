@@ -320,8 +320,8 @@ class Engine:
         if self.val_x is None:  # the rows never change: gathered once
             same = self.shared_x and all(np.array_equal(m.run.data.val, members[0].run.data.val) for m in members)
             self.val_x = members[0].loop.val.X if same else _padded([m.loop.val.X for m in members])
-        cuts = np.array_split(np.arange(max(rows)), -(-max(rows) // max(2, EVAL_ROWS // self.k)))
-        out = torch.cat([self.step_fn.forward(self.val_x[..., c[0] : c[-1] + 1, :]) for c in cuts], dim=1)
+        chunks = self.val_x.tensor_split(-(-max(rows) // max(2, EVAL_ROWS // self.k)), dim=-2)  # even sizes
+        out = torch.cat([self.step_fn.forward(x) for x in chunks], dim=1)
         return [o[:n] for o, n in zip(out, rows)]
 
     def _interrupted(self, members: list[Member], s: int) -> None:
